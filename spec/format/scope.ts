@@ -1,0 +1,36 @@
+// What part of the architecture the engines model. A state outside it is refused rather than run
+// with made-up semantics (legacy mode, 5-level paging, PCID, CET, FRED, virtualisation, ...).
+import type { ArchState } from "./state.ts";
+
+const CR0_PE = 1n << 0n;
+const CR0_PG = 1n << 31n;
+const CR4_PAE = 1n << 5n;
+const EFER_LME = 1n << 8n;
+const EFER_LMA = 1n << 10n;
+
+/**
+ * CR4 bits a state may have set: TSD(2), PSE(4, ignored under 4-level paging), PAE(5), MCE(6),
+ * PGE(7, no TLB is modelled), PCE(8), OSFXSR(9), OSXMMEXCPT(10), UMIP(11), FSGSBASE(16),
+ * OSXSAVE(18), SMEP(20), SMAP(21). The rest (VME, PVI, DE, LA57, VMXE, SMXE, PCIDE, PKE, CET, ...)
+ * would change semantics the model does not implement.
+ */
+export const CR4_MODELLED =
+  (1n << 2n) | (1n << 4n) | (1n << 5n) | (1n << 6n) | (1n << 7n) | (1n << 8n) | (1n << 9n) |
+  (1n << 10n) | (1n << 11n) | (1n << 16n) | (1n << 18n) | (1n << 20n) | (1n << 21n);
+
+/** EFER bits the model knows: SCE(0), LME(8), LMA(10), NXE(11). */
+export const EFER_MODELLED = (1n << 0n) | (1n << 8n) | (1n << 10n) | (1n << 11n);
+
+/** null when the state is inside the model, else a short reason naming the field. */
+export function modelScopeViolation(s: ArchState): string | null {
+  if ((s.cr0 & CR0_PE) === 0n || (s.cr0 & CR0_PG) === 0n) return "cr0: paging and protection must be on (IA-32e mode only)";
+  if ((s.cr4 & CR4_PAE) === 0n) return "cr4: PAE must be set (IA-32e mode only)";
+  if ((s.efer & EFER_LME) === 0n || (s.efer & EFER_LMA) === 0n) return "efer: LME and LMA must be set (IA-32e mode only)";
+  const cr4Extra = s.cr4 & ~CR4_MODELLED;
+  if (cr4Extra !== 0n) return `cr4: bits 0x${cr4Extra.toString(16)} are outside the model (VME, PVI, DE, LA57, VMXE, SMXE, PCIDE, PKE, CET, FRED, ...)`;
+  const eferExtra = s.efer & ~EFER_MODELLED;
+  if (eferExtra !== 0n) return `efer: bits 0x${eferExtra.toString(16)} are outside the model`;
+  if (s.cs.l === 1 && s.cs.db === 1) return "sregs.cs: L = 1 with D = 1 is not a valid IA-32e code segment";
+  if ((s.rflags & (1n << 17n)) !== 0n) return "rflags: VM (virtual-8086 mode) is outside the model";
+  return null;
+}

@@ -1,0 +1,231 @@
+// The architectural state both engines load and report, independent of how either stores it.
+// spec/ keeps it immutable with persistent memory; impl/ copies it into typed arrays.
+import { GPR_NAMES, type StateParsed, type StateJsonIn } from "./schema.ts";
+import { bytesToHex, hex, hexToBytes } from "./hex.ts";
+
+/** A segment register: the visible selector and the hidden (cached descriptor) part. */
+export interface Segment {
+  readonly selector: number;
+  readonly base: bigint;
+  readonly limit: number;
+  /** 4-bit descriptor type. */
+  readonly type: number;
+  /** Descriptor-type bit: 1 = code/data, 0 = system. */
+  readonly s: number;
+  readonly dpl: number;
+  readonly present: number;
+  /** D/B bit. */
+  readonly db: number;
+  /** 64-bit code bit. */
+  readonly l: number;
+  readonly g: number;
+  readonly avl: number;
+  /** "Segment unusable" flag of the hidden part (e.g. after loading a null selector). */
+  readonly unusable: number;
+}
+
+export interface TableRegister {
+  readonly base: bigint;
+  readonly limit: number;
+}
+
+export type InterruptShadow = "none" | "sti" | "movss";
+
+/** Run-time state between instruction boundaries (the format's `initial.cpu` block). */
+export interface CpuRunState {
+  /** Vector of a pending external interrupt (one at a time; the latest wins), or null. */
+  readonly pendingIrq: number | null;
+  /** A latched NMI waiting to be delivered. */
+  readonly pendingNmi: boolean;
+  /** NMI blocking: set by NMI delivery, cleared by the next IRET. */
+  readonly nmiBlocked: boolean;
+  /** Interrupt shadow after STI (0→1) or MOV SS / POP SS, for the next boundary only. */
+  readonly shadow: InterruptShadow;
+  /** Executed HLT and waiting for an event. */
+  readonly halted: boolean;
+  /** Shut down on a triple fault: nothing wakes it. */
+  readonly shutdown: boolean;
+  /** A single-step #DB trap is due at this boundary (the previous instruction ran with TF = 1). */
+  readonly pendingDebugTrap: boolean;
+}
+
+export const SEGMENT_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldtr"] as const;
+export type SegmentName = (typeof SEGMENT_NAMES)[number];
+export const PAGE_SIZE = 4096;
+
+/**
+ * The whole machine. `gpr` is indexed by the SDM register number (0 RAX, 1 RCX, 2 RDX, 3 RBX,
+ * 4 RSP, 5 RBP, 6 RSI, 7 RDI, 8–15 R8–R15). `memory` maps a physical page number (address >> 12)
+ * to its 4 KiB contents; absent pages read as zero.
+ */
+export interface ArchState {
+  readonly gpr: readonly bigint[];
+  readonly rip: bigint;
+  readonly rflags: bigint;
+  readonly cs: Segment;
+  readonly ds: Segment;
+  readonly es: Segment;
+  readonly fs: Segment;
+  readonly gs: Segment;
+  readonly ss: Segment;
+  readonly tr: Segment;
+  readonly ldtr: Segment;
+  readonly gdtr: TableRegister;
+  readonly idtr: TableRegister;
+  readonly cr0: bigint;
+  readonly cr2: bigint;
+  readonly cr3: bigint;
+  readonly cr4: bigint;
+  readonly cr8: bigint;
+  readonly efer: bigint;
+  readonly star: bigint;
+  readonly lstar: bigint;
+  readonly cstar: bigint;
+  /** IA32_FMASK (the format calls it SFMASK). */
+  readonly fmask: bigint;
+  readonly kernelGsBase: bigint;
+  readonly memory: ReadonlyMap<number, Uint8Array>;
+  readonly cpu: CpuRunState;
+}
+
+export const DEFAULT_CPU: CpuRunState = {
+  pendingIrq: null,
+  pendingNmi: false,
+  nmiBlocked: false,
+  shadow: "none",
+  halted: false,
+  shutdown: false,
+  pendingDebugTrap: false,
+};
+
+function segmentFromJson(j: StateParsed["sregs"]["cs"]): Segment {
+  return {
+    selector: Number(j.selector), base: j.base, limit: Number(j.limit), type: j.type, s: j.s,
+    dpl: j.dpl, present: j.present, db: j.db, l: j.l, g: j.g, avl: j.avl, unusable: j.unusable,
+  };
+}
+
+export function segmentToJson(s: Segment) {
+  return {
+    selector: hex(s.selector), base: hex(s.base), limit: hex(s.limit), type: s.type,
+    present: s.present, dpl: s.dpl, db: s.db, s: s.s, l: s.l, g: s.g, avl: s.avl,
+    unusable: s.unusable,
+  };
+}
+
+/** Applies `memory` regions in order onto zeroed 4 KiB pages. */
+export function pagesFromRegions(regions: readonly { gpa: bigint; bytes: string }[]): Map<number, Uint8Array> {
+  const pages = new Map<number, Uint8Array>();
+  for (const region of regions) {
+    const bytes = hexToBytes(region.bytes);
+    for (let i = 0; i < bytes.length; i++) {
+      const address = region.gpa + BigInt(i);
+      const pageNumber = Number(address >> 12n);
+      let page = pages.get(pageNumber);
+      if (page === undefined) pages.set(pageNumber, (page = new Uint8Array(PAGE_SIZE)));
+      page[Number(address & 0xfffn)] = bytes[i]!;
+    }
+  }
+  return pages;
+}
+
+/** Non-zero pages as regions, contiguous pages merged, in address order. */
+export function regionsFromPages(pages: ReadonlyMap<number, Uint8Array>): { gpa: string; bytes: string }[] {
+  const numbers = [...pages.keys()].filter((n) => pages.get(n)!.some((b) => b !== 0)).sort((a, b) => a - b);
+  const out: { gpa: string; bytes: string }[] = [];
+  let start = -1;
+  let run: Uint8Array[] = [];
+  const flush = () => {
+    if (run.length === 0) return;
+    const joined = new Uint8Array(run.length * PAGE_SIZE);
+    run.forEach((p, i) => joined.set(p, i * PAGE_SIZE));
+    out.push({ gpa: hex(BigInt(start) * 4096n), bytes: bytesToHex(joined) });
+    run = [];
+  };
+  for (const n of numbers) {
+    if (run.length > 0 && n !== start + run.length) flush();
+    if (run.length === 0) start = n;
+    run.push(pages.get(n)!);
+  }
+  flush();
+  return out;
+}
+
+/** From a validated `initial` block to an ArchState. */
+export function stateFromJson(j: StateParsed): ArchState {
+  const gpr = GPR_NAMES.map((name) => j.regs[name]);
+  const cpu = j.cpu;
+  return {
+    gpr,
+    rip: j.regs.rip,
+    rflags: j.regs.rflags,
+    cs: segmentFromJson(j.sregs.cs),
+    ds: segmentFromJson(j.sregs.ds),
+    es: segmentFromJson(j.sregs.es),
+    fs: segmentFromJson(j.sregs.fs),
+    gs: segmentFromJson(j.sregs.gs),
+    ss: segmentFromJson(j.sregs.ss),
+    tr: segmentFromJson(j.sregs.tr),
+    ldtr: segmentFromJson(j.sregs.ldt),
+    gdtr: { base: j.sregs.gdt.base, limit: Number(j.sregs.gdt.limit) },
+    idtr: { base: j.sregs.idt.base, limit: Number(j.sregs.idt.limit) },
+    cr0: j.sregs.cr0,
+    cr2: j.sregs.cr2,
+    cr3: j.sregs.cr3,
+    cr4: j.sregs.cr4,
+    cr8: j.sregs.cr8,
+    efer: j.sregs.efer,
+    star: j.msrs.STAR,
+    lstar: j.msrs.LSTAR,
+    cstar: j.msrs.CSTAR,
+    fmask: j.msrs.SFMASK,
+    kernelGsBase: j.msrs.KERNEL_GS_BASE,
+    memory: pagesFromRegions(j.memory),
+    cpu:
+      cpu === undefined
+        ? DEFAULT_CPU
+        : {
+            pendingIrq: cpu.pending_irq,
+            pendingNmi: cpu.pending_nmi,
+            nmiBlocked: cpu.nmi_blocked,
+            shadow: cpu.shadow,
+            halted: cpu.halted,
+            shutdown: cpu.shutdown,
+            pendingDebugTrap: cpu.pending_debug_trap,
+          },
+  };
+}
+
+/** To the JSON `initial` shape (with the `cpu` block, so a mid-run state reloads exactly). */
+export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<StateJsonIn["cpu"]> } {
+  const regs = Object.fromEntries(GPR_NAMES.map((name, i) => [name, hex(s.gpr[i]!)])) as Record<
+    (typeof GPR_NAMES)[number],
+    string
+  >;
+  return {
+    regs: { ...regs, rip: hex(s.rip), rflags: hex(s.rflags) },
+    sregs: {
+      cs: segmentToJson(s.cs), ds: segmentToJson(s.ds), es: segmentToJson(s.es),
+      fs: segmentToJson(s.fs), gs: segmentToJson(s.gs), ss: segmentToJson(s.ss),
+      tr: segmentToJson(s.tr), ldt: segmentToJson(s.ldtr),
+      gdt: { base: hex(s.gdtr.base), limit: hex(s.gdtr.limit) },
+      idt: { base: hex(s.idtr.base), limit: hex(s.idtr.limit) },
+      cr0: hex(s.cr0), cr2: hex(s.cr2), cr3: hex(s.cr3), cr4: hex(s.cr4), cr8: hex(s.cr8),
+      efer: hex(s.efer),
+    },
+    msrs: {
+      STAR: hex(s.star), LSTAR: hex(s.lstar), CSTAR: hex(s.cstar), SFMASK: hex(s.fmask),
+      KERNEL_GS_BASE: hex(s.kernelGsBase), FS_BASE: hex(s.fs.base), GS_BASE: hex(s.gs.base),
+    },
+    memory: regionsFromPages(s.memory),
+    cpu: {
+      pending_irq: s.cpu.pendingIrq,
+      pending_nmi: s.cpu.pendingNmi,
+      nmi_blocked: s.cpu.nmiBlocked,
+      shadow: s.cpu.shadow,
+      halted: s.cpu.halted,
+      shutdown: s.cpu.shutdown,
+      pending_debug_trap: s.cpu.pendingDebugTrap,
+    },
+  };
+}

@@ -1,0 +1,13 @@
+// ringspec/spec: the executable reference model. Importing this module registers every
+// instruction family's semantics and rules.
+import "./families.ts";
+
+export { step, run, canWake, type StepOptions, type RunOptions } from "./step/step.ts";
+export type { StepEvent, StepResult, RunResult, StopReason } from "./step/events.ts";
+export { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
+export { PhysicalMemory } from "./machine/physical-memory.ts";
+export { INTEL, AMD, profileByName, type Profile } from "./profile.ts";
+export { fault, isFault, describeFault, type Fault } from "./fault.ts";
+export { allRules, ruleById, type Rule, type RuleId } from "./rules/registry.ts";
+export { decode } from "./decode/decode.ts";
+export type { Instruction, Operand, Mnemonic } from "./decode/instruction.ts";

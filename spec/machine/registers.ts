@@ -1,0 +1,71 @@
+// Register numbers, RFLAGS bits and control-register bits, by their SDM names.
+
+export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7;
+export const R8 = 8, R9 = 9, R10 = 10, R11 = 11, R12 = 12, R13 = 13, R14 = 14, R15 = 15;
+
+/** RFLAGS bits (SDM Vol. 1 §3.4.3). */
+export const RFLAGS = {
+  CF: 1n << 0n,
+  FIXED1: 1n << 1n,
+  PF: 1n << 2n,
+  AF: 1n << 4n,
+  ZF: 1n << 6n,
+  SF: 1n << 7n,
+  TF: 1n << 8n,
+  IF: 1n << 9n,
+  DF: 1n << 10n,
+  OF: 1n << 11n,
+  IOPL: 3n << 12n,
+  NT: 1n << 14n,
+  RF: 1n << 16n,
+  VM: 1n << 17n,
+  AC: 1n << 18n,
+  VIF: 1n << 19n,
+  VIP: 1n << 20n,
+  ID: 1n << 21n,
+} as const;
+
+/** Bits software can ever set in RFLAGS; the rest are reserved (bit 1 reads as 1). */
+export const RFLAGS_DEFINED = 0x3f7fd5n;
+
+export const CR0 = { PE: 1n << 0n, MP: 1n << 1n, EM: 1n << 2n, TS: 1n << 3n, ET: 1n << 4n, NE: 1n << 5n, WP: 1n << 16n, AM: 1n << 18n, NW: 1n << 29n, CD: 1n << 30n, PG: 1n << 31n } as const;
+export const CR4 = { TSD: 1n << 2n, PSE: 1n << 4n, PAE: 1n << 5n, PGE: 1n << 7n, UMIP: 1n << 11n, LA57: 1n << 12n, FSGSBASE: 1n << 16n, PCIDE: 1n << 17n, SMEP: 1n << 20n, SMAP: 1n << 21n } as const;
+export const EFER = { SCE: 1n << 0n, LME: 1n << 8n, LMA: 1n << 10n, NXE: 1n << 11n } as const;
+
+export const MSR = {
+  EFER: 0xc000_0080,
+  STAR: 0xc000_0081,
+  LSTAR: 0xc000_0082,
+  CSTAR: 0xc000_0083,
+  FMASK: 0xc000_0084,
+  FS_BASE: 0xc000_0100,
+  GS_BASE: 0xc000_0101,
+  KERNEL_GS_BASE: 0xc000_0102,
+} as const;
+
+export const MASK64 = (1n << 64n) - 1n;
+
+/** GLOBAL-01: CPL is CS.RPL. */
+export function cpl(m: { readonly cs: { readonly selector: number } }): number {
+  return m.cs.selector & 3;
+}
+
+/** GLOBAL-02: 64-bit mode = EFER.LMA and CS.L (the model only runs in IA-32e mode). */
+export function in64BitMode(m: { readonly efer: bigint; readonly cs: { readonly l: number } }): boolean {
+  return (m.efer & EFER.LMA) !== 0n && m.cs.l === 1;
+}
+
+export function iopl(m: { readonly rflags: bigint }): number {
+  return Number((m.rflags >> 12n) & 3n);
+}
+
+/** CANON-01: with 4-level paging, bits 63:47 all equal. */
+export function canonical(address: bigint): boolean {
+  const top = address >> 47n;
+  return top === 0n || top === 0x1ffffn;
+}
+
+/** Sign-extends the low `bits` bits of `value` to 64 bits (as an unsigned 64-bit bigint). */
+export function signExtend(value: bigint, bits: number): bigint {
+  return BigInt.asUintN(64, BigInt.asIntN(bits, value));
+}

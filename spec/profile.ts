@@ -1,0 +1,44 @@
+// Vendor profiles as data. Every place where Intel and AMD differ in IA-32e mode reads one field
+// here; no code asks "is this AMD?".
+import type { ProfileName } from "./format/profile.ts";
+
+export interface Profile {
+  readonly name: ProfileName;
+  /** SYSCALL-01 / SYSCALL-V1: SYSCALL in compatibility mode: #UD (Intel) or enter via CSTAR (AMD). */
+  readonly syscallInCompatibilityMode: "ud" | "cstar";
+  /** SYSRET-01 / SYSRET-V3: SYSRET in compatibility mode: #UD (Intel) or the legacy path (AMD). */
+  readonly sysretInCompatibilityMode: "ud" | "legacy";
+  /** SYSRET-03 / SYSRET-V1: non-canonical RCX: #GP(0) in ring 0 before any change (Intel), or loaded
+   *  and the fetch faults at CPL 3 (AMD). */
+  readonly sysretNonCanonicalRcx: "gp-in-ring0" | "fault-at-target";
+  /** SYSRET-07 / SYSRET-V2: SS hidden part rewritten to flat DPL 3 (Intel) or left as it was (AMD). */
+  readonly sysretSsAttributes: "reinitialise" | "keep";
+  /** SEG-03: loading a NULL selector into FS/GS clears the base (Intel) or keeps it (AMD). */
+  readonly nullSelectorClearsBase: boolean;
+  /** SHADOW-04: whether an STI shadow also holds back NMI (implementation-specific). */
+  readonly stiShadowBlocksNmi: boolean;
+}
+
+export const INTEL: Profile = {
+  name: "intel",
+  syscallInCompatibilityMode: "ud",
+  sysretInCompatibilityMode: "ud",
+  sysretNonCanonicalRcx: "gp-in-ring0",
+  sysretSsAttributes: "reinitialise",
+  nullSelectorClearsBase: true,
+  stiShadowBlocksNmi: false,
+};
+
+export const AMD: Profile = {
+  name: "amd",
+  syscallInCompatibilityMode: "cstar",
+  sysretInCompatibilityMode: "legacy",
+  sysretNonCanonicalRcx: "fault-at-target",
+  sysretSsAttributes: "keep",
+  nullSelectorClearsBase: false,
+  stiShadowBlocksNmi: false,
+};
+
+export function profileByName(name: ProfileName): Profile {
+  return name === "amd" ? AMD : INTEL;
+}

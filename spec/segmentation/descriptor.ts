@@ -1,0 +1,91 @@
+// Segment descriptors in the GDT/LDT (SDM Vol. 3A §3.4.5, §7.2.3 for the 16-byte system form).
+// Every read here is an implicit supervisor access (PF-03, SMAP-02).
+import type { Fault } from "../fault.ts";
+import type { Segment } from "../format/state.ts";
+import type { Transaction } from "../step/transaction.ts";
+
+export interface Descriptor {
+  /** Linear address of the descriptor (for busy/accessed-bit writes). */
+  readonly address: bigint;
+  /** The low 8 bytes as stored. */
+  readonly low: bigint;
+  /** The next 8 bytes for system descriptors (16 bytes in IA-32e mode), else 0n. */
+  readonly high: bigint;
+  readonly base: bigint;
+  /** Limit in bytes (scaled by G). */
+  readonly limit: number;
+  readonly type: number;
+  readonly s: number;
+  readonly dpl: number;
+  readonly present: number;
+  readonly avl: number;
+  readonly l: number;
+  readonly db: number;
+  readonly g: number;
+}
+
+export const isNullSelector = (selector: number): boolean => (selector & 0xfffc) === 0;
+export const selectorIndex = (selector: number): number => selector >> 3;
+export const selectorTi = (selector: number): number => (selector >> 2) & 1;
+export const selectorRpl = (selector: number): number => selector & 3;
+
+/** S = 1 and type bit 3: a code segment. */
+export const isCode = (d: { s: number; type: number }): boolean => d.s === 1 && (d.type & 8) !== 0;
+/** Code with type bit 2 (C). */
+export const isConformingCode = (d: { s: number; type: number }): boolean => isCode(d) && (d.type & 4) !== 0;
+/** S = 1, not code, W bit. */
+export const isWritableData = (d: { s: number; type: number }): boolean => d.s === 1 && (d.type & 8) === 0 && (d.type & 2) !== 0;
+/** Data, or code with R bit. */
+export const isReadable = (d: { s: number; type: number }): boolean => d.s === 1 && ((d.type & 8) === 0 || (d.type & 2) !== 0);
+
+/**
+ * Whether `bytes` bytes of the descriptor for `selector` lie inside the GDT (TI = 0) or LDT (TI = 1)
+ * limit, and the descriptor's linear address. Callers raise their own fault (error codes differ).
+ */
+export function descriptorLocation(t: Transaction, selector: number, bytes = 8): { address: bigint; inside: boolean } {
+  const table = selectorTi(selector) === 1 ? { base: t.m.ldtr.base, limit: t.m.ldtr.limit, usable: t.m.ldtr.unusable === 0 && !isNullSelector(t.m.ldtr.selector) } : { base: t.m.gdtr.base, limit: t.m.gdtr.limit, usable: true };
+  const offset = selectorIndex(selector) * 8;
+  return { address: table.base + BigInt(offset), inside: table.usable && offset + bytes - 1 <= table.limit };
+}
+
+/** Reads and decodes a descriptor (16 bytes when `system16`). Reading may #PF (implicit access). */
+export function readDescriptor(t: Transaction, address: bigint, system16 = false): Descriptor | Fault {
+  const low = t.readLinear(address, 8, "implicit");
+  if (typeof low !== "bigint") return low;
+  let high = 0n;
+  if (system16) {
+    const h = t.readLinear(address + 8n, 8, "implicit");
+    if (typeof h !== "bigint") return h;
+    high = h;
+  }
+  const rawLimit = Number((low & 0xffffn) | (((low >> 48n) & 0xfn) << 16n));
+  const g = Number((low >> 55n) & 1n);
+  return {
+    address,
+    low,
+    high,
+    base: ((low >> 16n) & 0xff_ffffn) | (((low >> 56n) & 0xffn) << 24n) | (system16 ? (high & 0xffff_ffffn) << 32n : 0n),
+    limit: g === 1 ? rawLimit * 4096 + 4095 : rawLimit,
+    type: Number((low >> 40n) & 0xfn),
+    s: Number((low >> 44n) & 1n),
+    dpl: Number((low >> 45n) & 3n),
+    present: Number((low >> 47n) & 1n),
+    avl: Number((low >> 52n) & 1n),
+    l: Number((low >> 53n) & 1n),
+    db: Number((low >> 54n) & 1n),
+    g,
+  };
+}
+
+/** The hidden part loaded from a descriptor, with the given visible selector. */
+export function segmentFromDescriptor(selector: number, d: Descriptor): Segment {
+  return {
+    selector, base: d.base, limit: d.limit, type: d.type, s: d.s, dpl: d.dpl, present: d.present,
+    db: d.db, l: d.l, g: d.g, avl: d.avl, unusable: 0,
+  };
+}
+
+/** A NULL selector loaded into a data segment register: the hidden part is marked unusable. */
+export function nullSegment(selector: number, base = 0n): Segment {
+  return { selector, base, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 };
+}

@@ -1,0 +1,43 @@
+// The contract between the step loop and the per-instruction semantics.
+import type { Fault } from "../fault.ts";
+import type { Instruction, Mnemonic } from "../decode/instruction.ts";
+import type { Transaction } from "./transaction.ts";
+
+/** An event an instruction hands to the delivery mechanism (INT n, INT3, INT1, INTO). */
+export interface SoftwareInterrupt {
+  readonly kind: "software-interrupt";
+  readonly vector: number;
+  /** INT n / INT3 / INTO are software interrupts (gate DPL checked, EXT = 0); INT1 (ICEBP) is
+   *  delivered like a hardware exception (no DPL check, EXT = 1) — SWINT-04. */
+  readonly source: "int" | "int3" | "into" | "int1";
+}
+
+/** Port I/O performed by IN/OUT: reported as the step's event. */
+export interface PortIo {
+  readonly kind: "io";
+  readonly direction: "in" | "out";
+  readonly port: number;
+  readonly size: 1 | 2 | 4;
+  readonly value: bigint;
+}
+
+/** HLT completed: the CPU is now halted. */
+export interface Halt {
+  readonly kind: "halt";
+}
+
+/**
+ * What an executor returns. `undefined`: the instruction completed; RIP was already set to the
+ * next instruction before the executor ran, so only branches write RIP. A Fault aborts the step.
+ */
+export type ExecOutcome = undefined | Fault | SoftwareInterrupt | PortIo | Halt;
+
+/** Per-step environment an executor may consult. */
+export interface ExecEnv {
+  /** Value returned by IN for a port (default: all ones, a floating bus). */
+  readonly portIn: (port: number, size: 1 | 2 | 4) => bigint;
+}
+
+export type Executor = (t: Transaction, insn: Instruction, env: ExecEnv) => ExecOutcome;
+
+export type ExecutorTable = Partial<Record<Mnemonic, Executor>>;

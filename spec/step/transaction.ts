@@ -1,0 +1,230 @@
+// One step's working state. Executors read the machine through it and record their updates on
+// it; nothing reaches the caller's Machine. If the step faults, only the accessed/dirty bits set by
+// successful page walks survive (hardware does not undo them); everything else is dropped.
+import { fault, type Fault } from "../fault.ts";
+import type { Machine } from "../machine/machine.ts";
+import type { PhysicalMemory } from "../machine/physical-memory.ts";
+import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
+import { translate } from "../paging/translate.ts";
+import type { Profile } from "../profile.ts";
+import type { RuleId } from "../rules/registry.ts";
+import type { MemOperand, Operand, OperandSize } from "../decode/instruction.ts";
+import { canonical, cpl, in64BitMode, MASK64 } from "../machine/registers.ts";
+
+export class Transaction {
+  /** The machine as updated so far in this step. */
+  m: Machine;
+  /** The step's starting memory plus A/D-bit updates only: what survives a fault. */
+  private accessedOnly: PhysicalMemory;
+
+  constructor(
+    start: Machine,
+    readonly profile: Profile,
+    /** When not null, every rule hit is recorded here (coverage reports). */
+    readonly coverage: Set<RuleId> | null,
+  ) {
+    this.m = start;
+    this.accessedOnly = start.memory;
+  }
+
+  // ---- rules -------------------------------------------------------------------------------
+
+  /** Records that `rule` was exercised. */
+  hit(rule: RuleId): void {
+    this.coverage?.add(rule);
+  }
+
+  /** Applies an update tagged with its rule. */
+  update(rule: RuleId, patch: Partial<Machine>): void {
+    this.hit(rule);
+    this.m = { ...this.m, ...patch };
+  }
+
+  /** A failed check: records the rule and returns the fault as data. */
+  fault(rule: RuleId, vector: number, errorCode?: number, address?: bigint): Fault {
+    this.hit(rule);
+    return fault(rule, vector, errorCode, address);
+  }
+
+  /** The machine to keep when the step faults: start state plus A/D bits. */
+  machineAfterFault(start: Machine): Machine {
+    return { ...start, memory: this.accessedOnly };
+  }
+
+  // ---- registers ---------------------------------------------------------------------------
+
+  gpr(reg: number): bigint {
+    return this.m.gpr[reg]!;
+  }
+
+  setGpr(reg: number, value: bigint): void {
+    const gpr = [...this.m.gpr];
+    gpr[reg] = value & MASK64;
+    this.m = { ...this.m, gpr };
+  }
+
+  /** Register read at an operand size (AH/CH/DH/BH with `high8`). */
+  readReg(reg: number, size: OperandSize, high8 = false): bigint {
+    if (high8) return (this.gpr(reg - 4) >> 8n) & 0xffn;
+    return this.gpr(reg) & sizeMask(size);
+  }
+
+  /** Register write at an operand size: 32-bit writes zero-extend, 8/16-bit writes merge. */
+  writeReg(reg: number, size: OperandSize, value: bigint, high8 = false): void {
+    if (high8) {
+      const full = this.gpr(reg - 4);
+      this.setGpr(reg - 4, (full & ~0xff00n) | ((value & 0xffn) << 8n));
+    } else if (size === 8 || size === 4) {
+      this.setGpr(reg, value & sizeMask(size));
+    } else {
+      const mask = sizeMask(size);
+      this.setGpr(reg, (this.gpr(reg) & ~mask) | (value & mask));
+    }
+  }
+
+  cpl(): number {
+    return cpl(this.m);
+  }
+
+  /** The mode of an explicit data access at the current CPL. */
+  dataMode(): AccessMode {
+    return this.cpl() === 3 ? "user" : "supervisor";
+  }
+
+  // ---- physical and linear memory ----------------------------------------------------------
+
+  private translateOrFault(linear: bigint, access: Access): bigint | Fault {
+    const t = translate(this.m, this.m.memory, linear, access);
+    if ("kind" in t) return t;
+    // A/D bits: keep them in both the working memory and the fault-surviving copy.
+    if (t.memory !== this.m.memory) {
+      this.m = { ...this.m, memory: t.memory };
+      const ad = translate(this.m, this.accessedOnly, linear, access);
+      if (!("kind" in ad)) this.accessedOnly = ad.memory;
+    }
+    return t.physical;
+  }
+
+  /** Physical addresses of each byte's page piece; every page is translated before any access. */
+  private translateRange(linear: bigint, size: number, access: Access, stack: boolean): { physical: bigint; length: number }[] | Fault {
+    // CANON table: a non-canonical address faults #GP(0), or #SS(0) for stack references,
+    // before paging is consulted (PF-05). Checked on the first and last byte.
+    const last = (linear + BigInt(size - 1)) & MASK64;
+    if (!canonical(linear) || !canonical(last)) return this.fault(stack ? "CANON-SS" : "CANON-GP", stack ? 12 : 13, 0);
+    const pieces: { physical: bigint; length: number }[] = [];
+    let address = linear;
+    let remaining = size;
+    while (remaining > 0) {
+      const inPage = Math.min(remaining, 4096 - Number(address & 0xfffn));
+      const physical = this.translateOrFault(address, access);
+      if (typeof physical !== "bigint") return physical;
+      pieces.push({ physical, length: inPage });
+      address = (address + BigInt(inPage)) & MASK64;
+      remaining -= inPage;
+    }
+    return pieces;
+  }
+
+  readPhysical(address: bigint, size: number): bigint {
+    return this.m.memory.read(address, size);
+  }
+
+  writePhysical(address: bigint, size: number, value: bigint): void {
+    this.m = { ...this.m, memory: this.m.memory.write(address, size, value) };
+  }
+
+  /** Little-endian read of `size` bytes at a linear address. */
+  readLinear(linear: bigint, size: number, mode: AccessMode, opts: { kind?: AccessKind; stack?: boolean } = {}): bigint | Fault {
+    const pieces = this.translateRange(linear, size, { kind: opts.kind ?? "read", mode }, opts.stack ?? false);
+    if (!Array.isArray(pieces)) return pieces;
+    let value = 0n;
+    let shift = 0n;
+    for (const piece of pieces) {
+      value |= this.m.memory.read(piece.physical, piece.length) << shift;
+      shift += BigInt(8 * piece.length);
+    }
+    return value;
+  }
+
+  /** Little-endian write; all pages are translated (and may fault) before any byte is written. */
+  writeLinear(linear: bigint, size: number, value: bigint, mode: AccessMode, opts: { stack?: boolean } = {}): undefined | Fault {
+    const pieces = this.translateRange(linear, size, { kind: "write", mode }, opts.stack ?? false);
+    if (!Array.isArray(pieces)) return pieces;
+    let rest = value;
+    for (const piece of pieces) {
+      this.writePhysical(piece.physical, piece.length, rest);
+      rest >>= BigInt(8 * piece.length);
+    }
+    return undefined;
+  }
+
+  // ---- operands ----------------------------------------------------------------------------
+
+  /** Effective address (offset within the segment), SDM Vol. 1 §3.7.5; RIP-relative uses next RIP. */
+  effectiveAddress(op: MemOperand, nextRip: bigint): bigint {
+    let ea = op.ripRelative ? nextRip : 0n;
+    if (op.base !== null) ea += this.gpr(op.base);
+    if (op.index !== null) ea += this.gpr(op.index) * BigInt(op.scale);
+    ea += op.disp;
+    return op.addressSize === 4 ? ea & 0xffff_ffffn : ea & MASK64;
+  }
+
+  /** GLOBAL-03: in 64-bit mode only FS and GS contribute a base; the others count as 0. */
+  linearAddress(op: MemOperand, nextRip: bigint): bigint {
+    const ea = this.effectiveAddress(op, nextRip);
+    const segment = this.m[op.segment];
+    const useBase = !in64BitMode(this.m) || op.segment === "fs" || op.segment === "gs";
+    return useBase ? (segment.base + ea) & MASK64 : ea;
+  }
+
+  /** Reads a register, memory or immediate operand at its own size. */
+  read(op: Operand, nextRip: bigint, kind: AccessKind = "read"): bigint | Fault {
+    switch (op.kind) {
+      case "reg":
+        return this.readReg(op.reg, op.size, op.high8);
+      case "imm":
+        return op.value;
+      case "mem":
+        return this.readLinear(this.linearAddress(op, nextRip), op.size, this.dataMode(), { kind, stack: op.stackSegment });
+      default:
+        throw new Error(`read: operand kind ${op.kind} is not a value operand`);
+    }
+  }
+
+  /** Writes a register or memory operand at its own size. */
+  write(op: Operand, value: bigint, nextRip: bigint): undefined | Fault {
+    switch (op.kind) {
+      case "reg":
+        this.writeReg(op.reg, op.size, value, op.high8);
+        return undefined;
+      case "mem":
+        return this.writeLinear(this.linearAddress(op, nextRip), op.size, value & sizeMask(op.size as OperandSize), this.dataMode(), { stack: op.stackSegment });
+      default:
+        throw new Error(`write: operand kind ${op.kind} is not writable`);
+    }
+  }
+
+  // ---- stack -------------------------------------------------------------------------------
+
+  /** PUSH of `size` bytes at the current privilege (stack reference: #SS on non-canonical). */
+  push(value: bigint, size: OperandSize = 8): undefined | Fault {
+    const rsp = (this.gpr(4) - BigInt(size)) & MASK64;
+    const f = this.writeLinear(rsp, size, value & sizeMask(size), this.dataMode(), { stack: true });
+    if (f !== undefined) return f;
+    this.setGpr(4, rsp);
+    return undefined;
+  }
+
+  /** POP of `size` bytes; RSP moves only if the read succeeds. */
+  pop(size: OperandSize = 8): bigint | Fault {
+    const rsp = this.gpr(4);
+    const value = this.readLinear(rsp, size, this.dataMode(), { stack: true });
+    if (typeof value !== "bigint") return value;
+    this.setGpr(4, (rsp + BigInt(size)) & MASK64);
+    return value;
+  }
+}
+
+export function sizeMask(size: number): bigint {
+  return size >= 8 ? MASK64 : (1n << BigInt(8 * size)) - 1n;
+}
