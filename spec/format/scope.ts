@@ -34,3 +34,7 @@ export function modelScopeViolation(s: ArchState): string | null {
   if ((s.rflags & (1n << 17n)) !== 0n) return "rflags: VM (virtual-8086 mode) is outside the model";
   return null;
 }
+
+/** Physical-address width of the modelled CPU. Paging-entry bits 51:MAXPHYADDR are reserved
+ *  (vector README: bit 51 must be reserved), and MOV CR3 with bits above it set is #GP(0). */
+export const MAXPHYADDR = 46;

@@ -3,6 +3,7 @@
 // successful page walks survive (hardware does not undo them); everything else is dropped.
 import { fault, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
+import type { InterruptShadow } from "../format/state.ts";
 import type { PhysicalMemory } from "../machine/physical-memory.ts";
 import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
 import { translate } from "../paging/translate.ts";
@@ -16,6 +17,9 @@ export class Transaction {
   m: Machine;
   /** The step's starting memory plus A/D-bit updates only: what survives a fault. */
   private accessedOnly: PhysicalMemory;
+  /** The interrupt shadow in force when this step began (the step clears it in `m`); a MOV SS
+   *  right after a MOV SS must not re-arm it (SHADOW-07). */
+  readonly startShadow: InterruptShadow;
 
   constructor(
     start: Machine,
@@ -25,6 +29,7 @@ export class Transaction {
   ) {
     this.m = start;
     this.accessedOnly = start.memory;
+    this.startShadow = start.cpu.shadow;
   }
 
   // ---- rules -------------------------------------------------------------------------------
