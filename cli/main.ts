@@ -1,5 +1,68 @@
-// PLACEHOLDER: the CLI family replaces this file.
-export async function main(argv: string[]): Promise<number> {
-  console.error(`ringspec: not implemented yet (${argv.join(" ")})`);
-  return 2;
+// The `ringspec` command line. Every error is one line on stderr and an exit status; a stack trace
+// never reaches the user.
+import { UsageError } from "./args.ts";
+import { InputError, oneLine } from "./input.ts";
+import { processIo, type Io } from "./io.ts";
+import { runCommand } from "./run.ts";
+import { vectorsCommand } from "./vectors.ts";
+import { benchCommand } from "./bench.ts";
+import { schemaCommand } from "./schema.ts";
+
+export const MAIN_HELP = `Usage: ringspec COMMAND [options]
+
+Commands:
+  run FILE              run a state or vector file; print the final state and the stop reason
+  vectors check PATH... run test vectors and compare them with their expected results
+  schema                print the JSON Schema of the vector and state file formats
+  bench                 run the benchmarks (bench/index.ts)
+
+Options shared by run and vectors check:
+  --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
+  --max-steps N         step limit (default: a vector's limits.max_steps, else 1,000,000)
+  --timeout SECONDS     wall-clock limit per run (default 60)
+  --engine spec         the engine (default spec, the reference model)
+
+\`ringspec COMMAND --help\` describes each command. Exit status: 0 success, 1 a run or vector
+failed, 2 bad arguments or unusable input, 3 an internal error.`;
+
+/** Runs the CLI; returns the exit status. Writes through `io` (the process streams by default). */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  if (io === processIo) {
+    // `ringspec run x | head` closes the pipe early: stop writing quietly instead of crashing.
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+    });
+  }
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+        io.err(`ringspec: expected a command (see ringspec --help)`);
+        return 2;
+      case "--help":
+      case "-h":
+      case "help":
+        io.out(MAIN_HELP + "\n");
+        return 0;
+      case "run":
+        return runCommand(rest, io);
+      case "vectors":
+        return vectorsCommand(rest, io);
+      case "schema":
+        return schemaCommand(rest, io);
+      case "bench":
+        return await benchCommand(rest, io);
+      default:
+        io.err(`ringspec: unknown command ${JSON.stringify(command)} (see ringspec --help)`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof InputError) {
+      io.err(`ringspec: ${oneLine(e.message)}`);
+      return 2;
+    }
+    const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    io.err(`ringspec: internal error: ${oneLine(message)}`);
+    return 3;
+  }
 }

@@ -13,6 +13,10 @@ export interface Profile {
   readonly sysretNonCanonicalRcx: "gp-in-ring0" | "fault-at-target";
   /** SYSRET-07 / SYSRET-V2: SS hidden part rewritten to flat DPL 3 (Intel) or left as it was (AMD). */
   readonly sysretSsAttributes: "reinitialise" | "keep";
+  /** MSR-07: WRMSR of a non-canonical CSTAR: stored (Intel: CSTAR is not in the SDM's WRMSR
+   *  canonical list and Intel never uses it) or #GP(0) (AMD APM Vol. 2 §6.1.1: an RIP written to
+   *  LSTAR or CSTAR must be canonical — recalled, not re-read; Bochs checks it too). */
+  readonly cstarCanonicalOnWrite: boolean;
   /** SEG-03: loading a NULL selector into FS/GS clears the base (Intel) or keeps it (AMD). */
   readonly nullSelectorClearsBase: boolean;
   /** SHADOW-04: whether an STI shadow also holds back NMI (implementation-specific). */
@@ -25,6 +29,7 @@ export const INTEL: Profile = {
   sysretInCompatibilityMode: "ud",
   sysretNonCanonicalRcx: "gp-in-ring0",
   sysretSsAttributes: "reinitialise",
+  cstarCanonicalOnWrite: false,
   nullSelectorClearsBase: true,
   stiShadowBlocksNmi: false,
 };
@@ -35,6 +40,7 @@ export const AMD: Profile = {
   sysretInCompatibilityMode: "legacy",
   sysretNonCanonicalRcx: "fault-at-target",
   sysretSsAttributes: "keep",
+  cstarCanonicalOnWrite: true,
   nullSelectorClearsBase: false,
   stiShadowBlocksNmi: false,
 };

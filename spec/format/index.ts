@@ -6,3 +6,4 @@ export * from "./state.ts";
 export * from "./load.ts";
 export * from "./profile.ts";
 export * from "./scope.ts";
+export * from "./engine.ts";

@@ -90,14 +90,18 @@ export const InjectJson = z.strictObject({ irq: Vector.optional(), nmi: z.boolea
 
 export const ExitKind = z.enum(["hlt", "shutdown", "limit"]);
 
+/** A segment in `expected`: every field optional, and no default (an absent `unusable` must stay
+ *  absent, or it would be compared as 0). */
+const ExpectedSegmentJson = SegmentJson.extend({ unusable: Bit }).partial();
+
 /** `expected`: any subset of the initial shape; absent fields are not compared. */
 export const ExpectedJson = z.strictObject({
   exit: ExitKind,
   regs: RegsJson.partial().optional(),
   sregs: SregsJson.extend({
-    cs: SegmentJson.partial(), ds: SegmentJson.partial(), es: SegmentJson.partial(),
-    fs: SegmentJson.partial(), gs: SegmentJson.partial(), ss: SegmentJson.partial(),
-    tr: SegmentJson.partial(), ldt: SegmentJson.partial(),
+    cs: ExpectedSegmentJson, ds: ExpectedSegmentJson, es: ExpectedSegmentJson,
+    fs: ExpectedSegmentJson, gs: ExpectedSegmentJson, ss: ExpectedSegmentJson,
+    tr: ExpectedSegmentJson, ldt: ExpectedSegmentJson,
     gdt: TableRegisterJson.partial(), idt: TableRegisterJson.partial(),
   })
     .partial()

@@ -26,11 +26,18 @@ export interface Halt {
   readonly kind: "halt";
 }
 
+/** The instruction is valid here but its effect lies outside the modelled state (e.g. RDTSC: no TSC
+ *  is modelled): the step stops with an `unsupported` event and the machine unchanged. */
+export interface UnsupportedOutcome {
+  readonly kind: "unsupported";
+  readonly reason: string;
+}
+
 /**
  * What an executor returns. `undefined`: the instruction completed; RIP was already set to the
  * next instruction before the executor ran, so only branches write RIP. A Fault aborts the step.
  */
-export type ExecOutcome = undefined | Fault | SoftwareInterrupt | PortIo | Halt;
+export type ExecOutcome = undefined | Fault | SoftwareInterrupt | PortIo | Halt | UnsupportedOutcome;
 
 /** Per-step environment an executor may consult. */
 export interface ExecEnv {

@@ -1,11 +1,12 @@
 // One step's working state. Executors read the machine through it and record their updates on
 // it; nothing reaches the caller's Machine. If the step faults, only the accessed/dirty bits set by
 // successful page walks survive (hardware does not undo them); everything else is dropped.
-import { fault, type Fault } from "../fault.ts";
+import { AC, fault, GP, SS, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import type { InterruptShadow } from "../format/state.ts";
 import type { PhysicalMemory } from "../machine/physical-memory.ts";
 import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
+import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { translate } from "../paging/translate.ts";
 import type { Profile } from "../profile.ts";
 import type { RuleId } from "../rules/registry.ts";
@@ -98,29 +99,53 @@ export class Transaction {
 
   // ---- physical and linear memory ----------------------------------------------------------
 
+  /** One page's translation; A/D bits go to both the working memory and the fault-surviving copy. */
   private translateOrFault(linear: bigint, access: Access): bigint | Fault {
     const t = translate(this.m, this.m.memory, linear, access);
-    if ("kind" in t) return t;
-    // A/D bits: keep them in both the working memory and the fault-surviving copy.
+    if ("kind" in t) {
+      this.hit(t.rule);
+      this.hit("PF-01");
+      this.hit("PF-02");
+      return t;
+    }
+    this.hit("PF-ACCESSED");
+    if (access.kind === "write") this.hit("PF-DIRTY");
     if (t.memory !== this.m.memory) {
       this.m = { ...this.m, memory: t.memory };
+      // Same walk on the copy: it sets the same bits there (it cannot fault unless this step has
+      // rewritten the page tables, and then the copy keeps what it has).
       const ad = translate(this.m, this.accessedOnly, linear, access);
       if (!("kind" in ad)) this.accessedOnly = ad.memory;
     }
     return t.physical;
   }
 
-  /** Physical addresses of each byte's page piece; every page is translated before any access. */
-  private translateRange(linear: bigint, size: number, access: Access, stack: boolean): { physical: bigint; length: number }[] | Fault {
-    // CANON table: a non-canonical address faults #GP(0), or #SS(0) for stack references,
-    // before paging is consulted (PF-05). Checked on the first and last byte.
+  /**
+   * The checks every linear access makes before paging, in this order: canonical first and last
+   * byte (CANON table; PF-05: never a #PF), then #AC at CPL 3 (SMAP-06).
+   */
+  private checkLinear(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): Fault | undefined {
     const last = (linear + BigInt(size - 1)) & MASK64;
-    if (!canonical(linear) || !canonical(last)) return this.fault(stack ? "CANON-SS" : "CANON-GP", stack ? 12 : 13, 0);
+    if (!canonical(linear) || !canonical(last)) {
+      this.hit("PF-05");
+      if (access.kind === "execute") return this.fault("CANON-FETCH", GP, 0);
+      return stack ? this.fault("CANON-SS", SS, 0) : this.fault("CANON-GP", GP, 0);
+    }
+    if (alignmentCheckFails(this.m, linear, alignment, access)) return this.fault("SMAP-06", AC, 0);
+    return undefined;
+  }
+
+  /** Physical addresses of each byte's page piece; every page is translated before any access. */
+  private translateRange(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): { physical: bigint; length: number }[] | Fault {
+    const f = this.checkLinear(linear, size, access, stack, alignment);
+    if (f !== undefined) return f;
     const pieces: { physical: bigint; length: number }[] = [];
     let address = linear;
     let remaining = size;
     while (remaining > 0) {
       const inPage = Math.min(remaining, 4096 - Number(address & 0xfffn));
+      // PF-01: a fault in a later page reports that page's first byte (`address`), the first
+      // byte of the access that faulted.
       const physical = this.translateOrFault(address, access);
       if (typeof physical !== "bigint") return physical;
       pieces.push({ physical, length: inPage });
@@ -138,9 +163,21 @@ export class Transaction {
     this.m = { ...this.m, memory: this.m.memory.write(address, size, value) };
   }
 
-  /** Little-endian read of `size` bytes at a linear address. */
-  readLinear(linear: bigint, size: number, mode: AccessMode, opts: { kind?: AccessKind; stack?: boolean } = {}): bigint | Fault {
-    const pieces = this.translateRange(linear, size, { kind: opts.kind ?? "read", mode }, opts.stack ?? false);
+  /**
+   * Little-endian read of `size` bytes at a linear address. `alignment` (default: the size for 2, 4
+   * and 8 bytes, else none) is what #AC checks at CPL 3 (SDM Table 6-7).
+   */
+  readLinear(linear: bigint, size: number, mode: AccessMode, opts: { kind?: AccessKind; stack?: boolean; alignment?: number } = {}): bigint | Fault {
+    const access: Access = { kind: opts.kind ?? "read", mode };
+    const alignment = opts.alignment ?? naturalAlignment(size);
+    // Common case first: the access lies in one page (every instruction-byte fetch does).
+    if ((linear & 0xfffn) + BigInt(size) <= 0x1000n) {
+      const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
+      if (f !== undefined) return f;
+      const physical = this.translateOrFault(linear, access);
+      return typeof physical === "bigint" ? this.m.memory.read(physical, size) : physical;
+    }
+    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
     if (!Array.isArray(pieces)) return pieces;
     let value = 0n;
     let shift = 0n;
@@ -152,8 +189,9 @@ export class Transaction {
   }
 
   /** Little-endian write; all pages are translated (and may fault) before any byte is written. */
-  writeLinear(linear: bigint, size: number, value: bigint, mode: AccessMode, opts: { stack?: boolean } = {}): undefined | Fault {
-    const pieces = this.translateRange(linear, size, { kind: "write", mode }, opts.stack ?? false);
+  writeLinear(linear: bigint, size: number, value: bigint, mode: AccessMode, opts: { stack?: boolean; alignment?: number } = {}): undefined | Fault {
+    const access: Access = { kind: "write", mode };
+    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, opts.alignment ?? naturalAlignment(size));
     if (!Array.isArray(pieces)) return pieces;
     let rest = value;
     for (const piece of pieces) {

@@ -1,0 +1,122 @@
+// Command-line parsing: `--name value`, `--name=value`, boolean flags, `--` ends the options.
+// Every problem is a UsageError with one line naming the argument; main turns it into exit 2.
+import { PROFILE_NAMES, type ProfileName } from "../spec/format/profile.ts";
+import { ENGINE_NAMES } from "../conformance/vector-check.ts";
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export interface OptionSpec {
+  readonly name: string;
+  /** true: `--name VALUE`; false: a flag. */
+  readonly value: boolean;
+}
+
+export interface ParsedArgs {
+  readonly positionals: readonly string[];
+  readonly values: ReadonlyMap<string, string>;
+  readonly flags: ReadonlySet<string>;
+}
+
+export const HELP_OPTION: OptionSpec = { name: "help", value: false };
+
+export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[], command: string): ParsedArgs {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const positionals: string[] = [];
+  const values = new Map<string, string>();
+  const flags = new Set<string>();
+  let onlyPositionals = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (onlyPositionals || !arg.startsWith("-") || arg === "-") {
+      positionals.push(arg);
+      continue;
+    }
+    if (arg === "--") {
+      onlyPositionals = true;
+      continue;
+    }
+    if (arg === "-h") {
+      flags.add("help");
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.startsWith("--") ? arg.slice(2, eq === -1 ? undefined : eq) : "";
+    const spec = byName.get(name);
+    if (spec === undefined) throw new UsageError(`${command}: unknown option ${JSON.stringify(eq === -1 ? arg : arg.slice(0, eq))} (see ${command} --help)`);
+    if (values.has(name) || flags.has(name)) throw new UsageError(`${command}: --${name} given more than once`);
+    if (!spec.value) {
+      if (eq !== -1) throw new UsageError(`${command}: --${name} takes no value`);
+      flags.add(name);
+      continue;
+    }
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new UsageError(`${command}: --${name} needs a value`);
+      value = next;
+      i++;
+    }
+    values.set(name, value);
+  }
+  return { positionals, values, flags };
+}
+
+export function parseProfile(text: string): ProfileName {
+  const found = PROFILE_NAMES.find((p) => p === text);
+  if (found === undefined) throw new UsageError(`--profile: expected ${PROFILE_NAMES.join(" or ")}, got ${JSON.stringify(text)}`);
+  return found;
+}
+
+export const DEFAULT_MAX_STEPS = 1_000_000;
+export const DEFAULT_TIMEOUT_SECONDS = 60;
+
+export function parseMaxSteps(text: string): number {
+  const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--max-steps: expected a whole number of steps (0 or more), got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** Seconds (decimals allowed) → milliseconds. */
+export function parseTimeout(text: string): number {
+  const seconds = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : NaN;
+  if (!(seconds > 0) || seconds > 86_400 * 365) throw new UsageError(`--timeout: expected a number of seconds above 0, got ${JSON.stringify(text)}`);
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
+export function parseEngine(text: string): string {
+  if (!ENGINE_NAMES.includes(text)) throw new UsageError(`--engine: expected ${ENGINE_NAMES.join(" or ")}, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+/** The options every running command shares. */
+export const RUN_OPTIONS: readonly OptionSpec[] = [
+  HELP_OPTION,
+  { name: "profile", value: true },
+  { name: "max-steps", value: true },
+  { name: "timeout", value: true },
+  { name: "engine", value: true },
+];
+
+export interface RunSettings {
+  /** Given with --profile; else the file's profile, else intel. */
+  readonly profile: ProfileName | undefined;
+  /** Given with --max-steps; else the vector's limits.max_steps, else DEFAULT_MAX_STEPS. */
+  readonly maxSteps: number | undefined;
+  readonly timeoutMs: number;
+  readonly engine: string;
+}
+
+export function runSettings(args: ParsedArgs): RunSettings {
+  const profile = args.values.get("profile");
+  const maxSteps = args.values.get("max-steps");
+  const timeout = args.values.get("timeout");
+  return {
+    profile: profile === undefined ? undefined : parseProfile(profile),
+    maxSteps: maxSteps === undefined ? undefined : parseMaxSteps(maxSteps),
+    timeoutMs: timeout === undefined ? DEFAULT_TIMEOUT_SECONDS * 1000 : parseTimeout(timeout),
+    engine: parseEngine(args.values.get("engine") ?? "spec"),
+  };
+}

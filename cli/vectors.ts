@@ -1,0 +1,122 @@
+// `ringspec vectors check PATH...`: run vectors and compare them with their `expected` sections.
+import { parseArgs, runSettings, RUN_OPTIONS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
+import { expandPaths, loadDocument, InputError, oneLine } from "./input.ts";
+import { BufferedOut, type Io } from "./io.ts";
+import { describeInstructionAt, pageReader } from "./disassemble.ts";
+import { checkVector, ENGINES, type VectorResult } from "../conformance/vector-check.ts";
+
+export const VECTORS_HELP = `Usage: ringspec vectors check PATH... [options]
+
+Runs each ringspec-vector/1 file from its initial state and compares every field present in its
+expected section (exit, registers, segment registers, control registers, MSRs, memory bytes). A
+PATH may be a directory: all *.json files in it (not recursive), in name order.
+
+Output (stdout): for each failed vector a "FAIL name (file)" line followed by indented lines, one
+per difference ("FIELD: expected X, got Y") or the reason the engine stopped early (unsupported,
+fault, timeout: these always fail), then the instruction at the stop; last, the line
+"N passed, M failed". Unusable files (bad JSON, a bad field, a state outside the model, not a
+vector) get one line each on stderr naming the file and the JSON path of the bad field, and are
+counted in neither N nor M.
+
+Options:
+  --json                print one JSON object instead:
+                        {"passed": N, "failed": M, "unusable": [{"file", "error"}],
+                         "results": [{"name", "file", "passed", "profile", "exit", "expected_exit",
+                                      "steps", "detail", "stop", "mismatches": [{"field", "expected", "got"}]}]}
+  --profile intel|amd   vendor behaviour for every vector (default: each vector's profile, else intel)
+  --max-steps N         step limit for every vector (default: each vector's limits.max_steps)
+  --timeout SECONDS     wall-clock limit per vector (default ${DEFAULT_TIMEOUT_SECONDS})
+  --engine spec         the engine to check (default spec, the reference model)
+  -h, --help            this help
+
+Exit status: 2 if any input was unusable (or the arguments were bad), else 1 if any vector failed,
+else 0.`;
+
+/** Differences shown per vector before "… N more". */
+const MAX_SHOWN = 40;
+
+interface CheckedVector {
+  readonly file: string;
+  readonly result: VectorResult;
+  readonly stop: string;
+}
+
+export function vectorsCommand(argv: readonly string[], io: Io): number {
+  const sub = argv[0];
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    if (sub === undefined) throw new UsageError(`vectors: expected a subcommand: check (see vectors --help)`);
+    io.out(VECTORS_HELP + "\n");
+    return 0;
+  }
+  if (sub !== "check") throw new UsageError(`vectors: unknown subcommand ${JSON.stringify(sub)} (expected check)`);
+  const args = parseArgs(argv.slice(1), [...RUN_OPTIONS, { name: "json", value: false }], "vectors check");
+  if (args.flags.has("help")) {
+    io.out(VECTORS_HELP + "\n");
+    return 0;
+  }
+  const settings = runSettings(args);
+  if (args.positionals.length === 0) throw new UsageError(`vectors check: expected at least one PATH (see vectors --help)`);
+  const json = args.flags.has("json");
+  const engine = ENGINES[settings.engine]!;
+
+  const out = new BufferedOut(io);
+  const unusableFiles: { file: string; error: string }[] = [];
+  const checked: CheckedVector[] = [];
+  for (const { file, error } of expandPaths(args.positionals)) {
+    let doc;
+    try {
+      if (error !== undefined) throw new InputError(error);
+      doc = loadDocument(file);
+      if (doc.kind !== "vector") throw new InputError(`${file}: format: this is a ringspec-state/1 file, not a vector`);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      io.err(e.message);
+      unusableFiles.push({ file, error: e.message });
+      continue;
+    }
+    const result = checkVector(doc, engine, {
+      timeoutMs: settings.timeoutMs,
+      ...(settings.profile === undefined ? {} : { profile: settings.profile }),
+      ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
+    });
+    const stop = describeInstructionAt(result.state, pageReader(result.state.memory));
+    checked.push({ file, result, stop });
+    if (!json && !result.passed) for (const line of failureLines(file, result, stop)) out.line(line);
+  }
+
+  const passed = checked.filter((c) => c.result.passed).length;
+  const failed = checked.length - passed;
+  if (json) {
+    out.line(
+      JSON.stringify({
+        passed,
+        failed,
+        unusable: unusableFiles,
+        results: checked.map(({ file, result: r, stop }) => ({
+          name: r.name,
+          file,
+          passed: r.passed,
+          profile: r.profile,
+          exit: r.exit,
+          expected_exit: r.expectedExit,
+          steps: r.steps ?? null,
+          detail: r.detail ?? null,
+          stop,
+          mismatches: r.mismatches,
+        })),
+      }),
+    );
+  } else out.line(`${passed} passed, ${failed} failed`);
+  out.flush();
+  return unusableFiles.length > 0 ? 2 : failed > 0 ? 1 : 0;
+}
+
+function failureLines(file: string, r: VectorResult, stop: string): string[] {
+  const lines = [`FAIL ${r.name} (${file})`];
+  const steps = r.steps === undefined ? "" : ` after ${r.steps} step${r.steps === 1 ? "" : "s"}`;
+  if (r.detail !== undefined) lines.push(`  stopped: ${r.exit}${steps}: ${oneLine(r.detail)} (expected exit ${r.expectedExit})`);
+  for (const m of r.mismatches.slice(0, MAX_SHOWN)) lines.push(`  ${m.field}: expected ${m.expected}, got ${m.got}`);
+  if (r.mismatches.length > MAX_SHOWN) lines.push(`  … ${r.mismatches.length - MAX_SHOWN} more differences (use --json for all)`);
+  lines.push(`  at the stop${r.detail === undefined ? steps : ""}: ${stop}`);
+  return lines;
+}

@@ -1,0 +1,151 @@
+// The two-byte opcode map, 0F xx (SDM Vol. 2D Table A-3), restricted to the modelled subset.
+// Mandatory prefixes (66/F2/F3) select other instructions only where noted; elsewhere in this subset
+// they are ignored, as on hardware.
+import type { Mnemonic, OperandSize, SregName } from "./instruction.ts";
+import { isStop, type DecodeContext, type Result } from "./context.ts";
+import { memoryOperand, readModRM, regOperand, rmOperand } from "./modrm.ts";
+import { branch, modrmForm } from "./one-byte.ts";
+
+/** Control registers that exist (digest MOVCR-02); the others are #UD. */
+const VALID_CR: ReadonlySet<number> = new Set([0, 2, 3, 4, 8]);
+/** 0F BA /4–/7. */
+const BIT_TEST: readonly Mnemonic[] = ["bt", "bts", "btr", "btc"];
+
+export function decodeTwoByte(ctx: DecodeContext): Result {
+  const op = ctx.r.u8();
+  if (isStop(op)) return op;
+  if (op >= 0x80 && op <= 0x8f) return branch(ctx, "jcc", ctx.branchOperandSize() === 2 ? 2 : 4, op & 0xf);
+  const size = ctx.operandSize();
+  switch (op) {
+    case 0x00: return group6(ctx);
+    case 0x01: return group7(ctx);
+    case 0x05: return ctx.decoded("syscall", size, []);
+    case 0x06: return ctx.decoded("clts", size, []);
+    // SYSRET and SYSEXIT: REX.W selects the return to 64-bit mode (rexW, operand size 8).
+    case 0x07: return ctx.decoded("sysret", ctx.rexW ? 8 : 4, []);
+    case 0x08: return ctx.decoded("invd", size, []);
+    // F3 0F 09 is WBNOINVD.
+    case 0x09: return ctx.p.rep === "rep" ? ctx.unsupported("WBNOINVD") : ctx.decoded("wbinvd", size, []);
+    // UD2 decodes; its executor raises #UD (so traces show the instruction).
+    case 0x0b: return ctx.decoded("ud2", size, []);
+    case 0x1f: return reservedNop(ctx);
+    case 0x20: case 0x22: return movCr(ctx, op === 0x22);
+    case 0x30: return ctx.decoded("wrmsr", size, []);
+    case 0x31: return ctx.decoded("rdtsc", size, []);
+    case 0x32: return ctx.decoded("rdmsr", size, []);
+    case 0x35: return ctx.decoded("sysexit", ctx.rexW ? 8 : 4, []);
+    case 0xa0: return stackSreg(ctx, "push_sreg", "fs");
+    case 0xa1: return stackSreg(ctx, "pop_sreg", "fs");
+    case 0xa8: return stackSreg(ctx, "push_sreg", "gs");
+    case 0xa9: return stackSreg(ctx, "pop_sreg", "gs");
+    case 0xa3: return modrmForm(ctx, "bt", size, "rm,reg");
+    case 0xab: return modrmForm(ctx, "bts", size, "rm,reg");
+    case 0xb3: return modrmForm(ctx, "btr", size, "rm,reg");
+    case 0xbb: return modrmForm(ctx, "btc", size, "rm,reg");
+    case 0xaf: return modrmForm(ctx, "imul", size, "reg,rm");
+    case 0xb6: return extend(ctx, "movzx", 1);
+    case 0xb7: return extend(ctx, "movzx", 2);
+    case 0xba: return group8(ctx);
+    case 0xbe: return extend(ctx, "movsx", 1);
+    case 0xbf: return extend(ctx, "movsx", 2);
+    default: return ctx.unsupported(`opcode 0f ${op.toString(16).padStart(2, "0")}`);
+  }
+}
+
+/** 0F 00: /3 LTR r/m16 (digest DT-02); /6 /7 reserved (unprefixed); SLDT STR LLDT VERR VERW not modelled. */
+function group6(ctx: DecodeContext): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  if (m.reg !== 3 && m.reg < 6) return ctx.unsupported("SLDT/STR/LLDT/VERR/VERW");
+  // F2 0F 00 /6 is LKGS (FRED); prefixed /6 /7 are left to newer instructions.
+  if (m.reg >= 6 && (ctx.p.operandSizeOverride || ctx.p.rep !== null)) return ctx.unsupported("prefixed 0F 00 /6–/7");
+  const src = rmOperand(ctx, m, 2);
+  if (isStop(src)) return src;
+  return m.reg === 3 ? ctx.decoded("ltr", 2, [src]) : ctx.ud("DECODE-RESERVED");
+}
+
+/** 0F 01: memory forms SGDT SIDT LGDT LIDT INVLPG; register forms (ModRM C0–FF) are separate
+ *  instructions, of which CLAC STAC SWAPGS are modelled and D2, D3 are reserved. */
+function group7(ctx: DecodeContext): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  if (m.mod !== 3) {
+    switch (m.reg) {
+      case 0: case 1: case 2: case 3: {
+        // Digest DT-01: 2-byte limit then an 8-byte base in 64-bit mode (4-byte base elsewhere).
+        const table = memoryOperand(ctx, m, ctx.mode64 ? 10 : 6);
+        if (isStop(table)) return table;
+        const mnemonic = (["sgdt", "sidt", "lgdt", "lidt"] as const)[m.reg] ?? "sgdt";
+        return ctx.decoded(mnemonic, ctx.mode64 ? 8 : ctx.operandSize(), [table]);
+      }
+      case 7: {
+        const page = memoryOperand(ctx, m, 0);
+        if (isStop(page)) return page;
+        return ctx.decoded("invlpg", ctx.operandSize(), [page]);
+      }
+      default: return ctx.unsupported("SMSW/LMSW/RSTORSSP");
+    }
+  }
+  // With 66/F2/F3 several of these bytes are other (newer) instructions: not guessed.
+  if (ctx.p.operandSizeOverride || ctx.p.rep !== null) return ctx.unsupported("prefixed 0F 01 register form");
+  switch (0xc0 | (m.reg << 3) | m.rm) {
+    case 0xca: return ctx.decoded("clac", ctx.operandSize(), []);
+    case 0xcb: return ctx.decoded("stac", ctx.operandSize(), []);
+    case 0xf8: return ctx.mode64 ? ctx.decoded("swapgs", ctx.operandSize(), []) : ctx.ud("DECODE-MODE");
+    case 0xd2: case 0xd3: return ctx.ud("DECODE-RESERVED");
+    default: return ctx.unsupported("0F 01 register-form instruction");
+  }
+}
+
+/** 0F 1F /0: the multi-byte NOP. Its r/m operand is never accessed. /1–/7 are reserved NOPs. */
+function reservedNop(ctx: DecodeContext): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  if (m.reg !== 0) return ctx.unsupported("reserved NOP 0F 1F /1–/7");
+  const size = ctx.operandSize();
+  const operand = rmOperand(ctx, m, size);
+  if (isStop(operand)) return operand;
+  return ctx.decoded("nop", size, [operand]);
+}
+
+/** 0F 20 / 0F 22 (digest MOVCR-02): ModRM.mod is ignored — always the register form, no SIB or
+ *  displacement; the GPR is 64-bit in 64-bit mode whatever 66/REX.W say. */
+function movCr(ctx: DecodeContext, toCr: boolean): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  const cr = m.reg | ctx.rexR;
+  if (!VALID_CR.has(cr)) return ctx.ud("DECODE-CR");
+  const size: OperandSize = ctx.mode64 ? 8 : 4;
+  const gpr = ctx.gpr(m.rm | ctx.rexB, size);
+  const crOperand = { kind: "cr", cr } as const;
+  return toCr ? ctx.decoded("mov_to_cr", size, [crOperand, gpr]) : ctx.decoded("mov_from_cr", size, [gpr, crOperand]);
+}
+
+/** 0F A0/A1/A8/A9: PUSH/POP FS/GS at the stack operand size. */
+function stackSreg(ctx: DecodeContext, mnemonic: "push_sreg" | "pop_sreg", sreg: SregName): Result {
+  return ctx.decoded(mnemonic, ctx.stackOperandSize(), [{ kind: "sreg", sreg }]);
+}
+
+/** MOVZX/MOVSX Gv, Eb/Ew. */
+function extend(ctx: DecodeContext, mnemonic: "movzx" | "movsx", from: 1 | 2): Result {
+  const size = ctx.operandSize();
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  const src = rmOperand(ctx, m, from);
+  if (isStop(src)) return src;
+  return ctx.decoded(mnemonic, size, [regOperand(ctx, m, size), src]);
+}
+
+/** 0F BA /4–/7: BT BTS BTR BTC Ev, Ib; /0–/3 are reserved. */
+function group8(ctx: DecodeContext): Result {
+  const size = ctx.operandSize();
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  const dst = rmOperand(ctx, m, size);
+  if (isStop(dst)) return dst;
+  const imm = ctx.unsignedImm(1);
+  if (isStop(imm)) return imm;
+  const mnemonic = BIT_TEST[m.reg - 4];
+  if (mnemonic === undefined) return ctx.ud("DECODE-RESERVED");
+  return ctx.decoded(mnemonic, size, [dst, imm]);
+}

@@ -1,0 +1,77 @@
+// Near JMP, Jcc, CALL, RET — SDM Vol. 2A/2B instruction pages; digest §21 (CANON). A target that is
+// not canonical faults #GP(0) at the branch itself (RIP unchanged). A 16-bit operand size
+// truncates the target to 16 bits (32-bit in compatibility mode).
+import type { Fault } from "../fault.ts";
+import type { Instruction } from "../decode/instruction.ts";
+import type { Executor, ExecutorTable } from "../step/executor.ts";
+import type { Transaction } from "../step/transaction.ts";
+import { canonical, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
+import { sizeMask } from "../step/transaction.ts";
+import { flag } from "./flags.ts";
+import { operand } from "./operands.ts";
+
+/** The branch target at the operand size, or #GP(0) if it is not canonical (BRANCH-01). */
+function target(t: Transaction, insn: Instruction, raw: bigint): bigint | Fault {
+  const rip = raw & sizeMask(insn.operandSize);
+  if (insn.operandSize !== 8) t.hit("BRANCH-02");
+  if (!canonical(rip)) return t.fault("BRANCH-01", 13, 0);
+  return rip;
+}
+
+/** rel → next RIP + displacement; r/m → the operand's value. */
+function destination(t: Transaction, insn: Instruction): bigint | Fault {
+  const op = operand(insn, 0);
+  if (op.kind === "rel") return (t.m.rip + op.disp) & MASK64;
+  return t.read(op, t.m.rip);
+}
+
+function jumpTo(t: Transaction, insn: Instruction): Fault | undefined {
+  const raw = destination(t, insn);
+  if (typeof raw !== "bigint") return raw;
+  const rip = target(t, insn, raw);
+  if (typeof rip !== "bigint") return rip;
+  t.update("BRANCH-03", { rip });
+  return undefined;
+}
+
+/** Jcc condition codes (SDM Vol. 1 Appendix B, "tttn"): even codes test, odd codes negate. */
+export function conditionHolds(condition: number, rflags: bigint): boolean {
+  const cf = flag(rflags, RFLAGS.CF), zf = flag(rflags, RFLAGS.ZF), sf = flag(rflags, RFLAGS.SF);
+  const of = flag(rflags, RFLAGS.OF), pf = flag(rflags, RFLAGS.PF);
+  const base = [of, cf, zf, cf || zf, sf, pf, sf !== of, zf || sf !== of][condition >> 1];
+  if (base === undefined) throw new Error(`jcc: condition ${condition} out of range`);
+  return (condition & 1) === 0 ? base : !base;
+}
+
+const jmp: Executor = (t, insn) => jumpTo(t, insn);
+
+const jcc: Executor = (t, insn) => {
+  t.hit("JCC-01");
+  return conditionHolds(insn.condition, t.m.rflags) ? jumpTo(t, insn) : undefined;
+};
+
+/** CALL: the target is checked before anything is pushed; then the next RIP is pushed. */
+const call: Executor = (t, insn) => {
+  const raw = destination(t, insn);
+  if (typeof raw !== "bigint") return raw;
+  const rip = target(t, insn, raw);
+  if (typeof rip !== "bigint") return rip;
+  const f = t.push(t.m.rip, insn.operandSize);
+  if (f !== undefined) return f;
+  t.update("CALL-01", { rip });
+  return undefined;
+};
+
+/** RET [imm16]: pop the return address, check it, then release imm16 more bytes of stack. */
+const ret: Executor = (t, insn) => {
+  const raw = t.pop(insn.operandSize);
+  if (typeof raw !== "bigint") return raw;
+  const rip = target(t, insn, raw);
+  if (typeof rip !== "bigint") return rip;
+  const release = insn.operands[0];
+  if (release !== undefined && release.kind === "imm") t.setGpr(RSP, t.gpr(RSP) + release.value);
+  t.update("RET-01", { rip });
+  return undefined;
+};
+
+export const controlFlowExecutors: ExecutorTable = { jmp, jcc, call, ret };

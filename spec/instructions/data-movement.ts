@@ -1,0 +1,87 @@
+// MOV (all general forms, incl. moffs and imm64), MOVZX, MOVSX, MOVSXD, LEA, XCHG, CBW/CWDE/CDQE,
+// CWD/CDQ/CQO — SDM Vol. 2A/2B instruction pages. None of them affects a flag.
+import type { Instruction } from "../decode/instruction.ts";
+import type { Executor, ExecutorTable } from "../step/executor.ts";
+import { RAX, RDX } from "../machine/registers.ts";
+import { sizeMask } from "../step/transaction.ts";
+import { operand, readDestination, sizeOf } from "./operands.ts";
+
+/** MOV: dest ← src. Immediates arrive already extended (C7 sign-extends imm32; B8+r REX.W imm64). */
+const mov: Executor = (t, insn) => {
+  const next = t.m.rip;
+  const value = t.read(operand(insn, 1), next);
+  if (typeof value !== "bigint") return value;
+  t.hit("MOV-01");
+  return t.write(operand(insn, 0), value, next);
+};
+
+/** MOVZX / MOVSX / MOVSXD: the source, zero- or sign-extended from its own size to the destination's. */
+function extend(signed: boolean): Executor {
+  return (t, insn: Instruction) => {
+    const next = t.m.rip;
+    const dst = operand(insn, 0);
+    const src = operand(insn, 1);
+    const value = t.read(src, next);
+    if (typeof value !== "bigint") return value;
+    const from = 8 * sizeOf(src, insn);
+    const extended = signed ? BigInt.asUintN(64, BigInt.asIntN(from, value)) : value;
+    t.hit("MOV-02");
+    return t.write(dst, extended & sizeMask(sizeOf(dst, insn)), next);
+  };
+}
+
+/** LEA: the effective address alone, truncated to the operand size; no memory is accessed. */
+const lea: Executor = (t, insn) => {
+  const dst = operand(insn, 0);
+  const src = operand(insn, 1);
+  if (src.kind !== "mem") throw new Error("lea: source must be a memory operand");
+  t.hit("MOV-03");
+  return t.write(dst, t.effectiveAddress(src, t.m.rip) & sizeMask(sizeOf(dst, insn)), t.m.rip);
+};
+
+/** XCHG: swaps the operands. With memory it is implicitly locked; the model has one CPU, so the
+ *  lock changes nothing here, but the memory operand is translated as a write from the start. */
+const xchg: Executor = (t, insn) => {
+  const next = t.m.rip;
+  const a = operand(insn, 0);
+  const b = operand(insn, 1);
+  const va = readDestination(t, a, next);
+  if (typeof va !== "bigint") return va;
+  const vb = readDestination(t, b, next);
+  if (typeof vb !== "bigint") return vb;
+  // Memory first: if it faults, no register has changed (and nothing survives anyway).
+  const [first, second, v1, v2] = a.kind === "mem" ? [a, b, vb, va] : [b, a, va, vb];
+  const f = t.write(first, v1, next);
+  if (f !== undefined) return f;
+  t.hit("MOV-04");
+  return t.write(second, v2, next);
+};
+
+/** CBW / CWDE / CDQE: rAX ← sign-extension of its lower half, by operand size. */
+const cbw: Executor = (t, insn) => {
+  const size = insn.operandSize;
+  const half = 4 * size;
+  t.hit("MOV-05");
+  t.writeReg(RAX, size, BigInt.asUintN(64, BigInt.asIntN(half, t.readReg(RAX, size))));
+  return undefined;
+};
+
+/** CWD / CDQ / CQO: rDX ← all copies of rAX's sign bit, by operand size. */
+const cwd: Executor = (t, insn) => {
+  const size = insn.operandSize;
+  const negative = BigInt.asIntN(8 * size, t.readReg(RAX, size)) < 0n;
+  t.hit("MOV-05");
+  t.writeReg(RDX, size, negative ? sizeMask(size) : 0n);
+  return undefined;
+};
+
+export const dataMovementExecutors: ExecutorTable = {
+  mov,
+  movzx: extend(false),
+  movsx: extend(true),
+  movsxd: extend(true),
+  lea,
+  xchg,
+  cbw,
+  cwd,
+};

@@ -1,0 +1,109 @@
+// What happens at an instruction boundary, before the next instruction: which pending event is
+// taken (SDM Vol. 3A §6.9, Table 6-2), what the interrupt shadows hold back (§6.8.3, STI), how a
+// halted CPU wakes (HLT), and which single-step trap an instruction leaves behind (§18.3.1.4).
+import type { Instruction } from "../decode/instruction.ts";
+import type { Machine } from "../machine/machine.ts";
+import { RFLAGS } from "../machine/registers.ts";
+import type { Profile } from "../profile.ts";
+import { defineRules } from "../rules/registry.ts";
+import { externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, type InterruptEvent } from "./exception-classes.ts";
+
+export type BoundaryEvent =
+  | { readonly kind: "single-step"; readonly event: InterruptEvent }
+  | { readonly kind: "nmi"; readonly event: InterruptEvent }
+  | { readonly kind: "external"; readonly event: InterruptEvent };
+
+/**
+ * PRIO-01: the highest-priority event deliverable at this boundary, or null (run the instruction):
+ * a single-step trap from the previous instruction > NMI > a maskable interrupt.
+ * - SHADOW-05: a MOV SS / POP SS shadow holds back all three.
+ * - SHADOW-01 / SHADOW-04: an STI shadow holds back maskable interrupts, and NMI when the profile
+ *   says so.
+ * - NMI-02: a blocked NMI stays pending.
+ * - Maskable interrupts need IF = 1, no shadow, and to pass CR8 (aboveTaskPriority).
+ * PRIO-02: what is not taken stays pending.
+ */
+export function pendingBoundaryEvent(m: Machine, profile: Profile): BoundaryEvent | null {
+  const cpu = m.cpu;
+  const movss = cpu.shadow === "movss";
+  if (cpu.pendingDebugTrap && !movss) return { kind: "single-step", event: SINGLE_STEP_EVENT };
+  const nmiHeld = movss || (cpu.shadow === "sti" && profile.stiShadowBlocksNmi);
+  if (cpu.pendingNmi && !cpu.nmiBlocked && !nmiHeld) return { kind: "nmi", event: NMI_EVENT };
+  if (cpu.pendingIrq !== null && cpu.shadow === "none" && (m.rflags & RFLAGS.IF) !== 0n && aboveTaskPriority(cpu.pendingIrq, m.cr8))
+    return { kind: "external", event: externalEvent(cpu.pendingIrq) };
+  return null;
+}
+
+/**
+ * CR8 (TPR): a maskable interrupt is taken when its priority class (vector >> 4) is above CR8[3:0];
+ * CR8 = 0 holds back nothing (SDM Vol. 3A §11.8.6.1 / AMD APM Vol. 2 §16.6.4: "0 enables all",
+ * which vector irq-vector14-no-errcode relies on for the class-0 vector 14).
+ */
+export function aboveTaskPriority(vector: number, cr8: bigint): boolean {
+  const tpr = Number(cr8 & 0xfn);
+  return tpr === 0 || vector >> 4 > tpr;
+}
+
+/**
+ * HLT-03 / NMI-04: whether a halted CPU leaves the HALT state — an NMI that is not blocked, or a
+ * maskable interrupt that would be taken (IF = 1, above the TPR). A single-step trap left by the HLT
+ * itself does not wake it; it is taken first once something does (HLT-06, PRIO-01).
+ */
+export function canWake(m: Machine, profile: Profile): boolean {
+  const cpu = m.cpu;
+  if (cpu.shutdown) return false;
+  const awake: Machine = { ...m, cpu: { ...cpu, pendingDebugTrap: false } };
+  return pendingBoundaryEvent(awake, profile) !== null;
+}
+
+/** Instructions that load SS and so open the MOV SS shadow (SHADOW-05). */
+export function loadsSs(insn: Instruction): boolean {
+  if (insn.mnemonic !== "mov_to_sreg" && insn.mnemonic !== "pop_sreg") return false;
+  const dest = insn.operands[0];
+  return dest !== undefined && dest.kind === "sreg" && dest.sreg === "ss";
+}
+
+/**
+ * TF-01: whether a completed instruction leaves a single-step trap pending for the next boundary.
+ * `tfBefore`/`tfAfter`: TF when the instruction started / after it completed.
+ * - SYSCALL and SYSRET: decided by TF after the instruction (SYSCALL-10, SYSRET-09): with TF in
+ *   FMASK none follows SYSCALL; a SYSRET loading TF = 1 traps at once, at CPL 3, before the first
+ *   user instruction (saved RIP = the user RIP).
+ * - Everything else: TF at the start (so POPF or IRET setting TF trap only after the following
+ *   instruction, FLAGS-03 / IRETQ-17; POPF clearing TF still traps after itself).
+ * - MOV SS / POP SS: the trap is left pending but the MOV SS shadow holds it over the next
+ *   instruction (SHADOW-05), after which it merges with that instruction's own trap.
+ * INT n / INT3 / INT1 / INTO never get here: their delivery clears TF (SWINT-06).
+ */
+export function leavesSingleStepTrap(insn: Instruction, tfBefore: boolean, tfAfter: boolean): boolean {
+  if (insn.mnemonic === "syscall" || insn.mnemonic === "sysret") return tfAfter;
+  return tfBefore;
+}
+
+defineRules([
+  { id: "PRIO-01", description: "At a boundary: single-step trap of the previous instruction > NMI > maskable interrupt > the next instruction", source: "SDM Vol. 3A §6.9, Table 6-2" },
+  { id: "PRIO-02", description: "Events not taken stay pending; each boundary delivers at most one event (one step)", source: "SDM Vol. 3A §6.9" },
+  { id: "PRIO-03", description: "A single-step trap and a pending interrupt: #DB first, the interrupt at a later boundary", source: "SDM Vol. 3A §6.9" },
+  { id: "PRIO-04", description: "An interrupt taken while halted saves the RIP after HLT", source: "SDM Vol. 2A HLT; Vol. 3A §6.5" },
+  { id: "SHADOW-01", description: "STI setting IF 0→1 holds back maskable interrupts for one boundary", source: "SDM Vol. 2A STI" },
+  { id: "SHADOW-02", description: "A shadow lasts for exactly one boundary: cleared when the next instruction starts or any event is delivered", source: "SDM Vol. 2A STI; Vol. 3A §6.8.3" },
+  { id: "SHADOW-03", description: "sti; hlt wakes on an interrupt; sti; cli opens no window", source: "SDM Vol. 2A STI" },
+  { id: "SHADOW-04", description: "Whether an STI shadow also holds back NMI is implementation-specific (Profile.stiShadowBlocksNmi)", source: "SDM Vol. 2A STI" },
+  { id: "SHADOW-05", description: "MOV SS / POP SS hold back interrupts, NMI and single-step traps until after the next instruction", source: "SDM Vol. 3A §6.8.3" },
+  { id: "SHADOW-06", description: "A trap held by MOV SS survives the next instruction's transfer (INT n, SYSCALL, a fault) and is taken at the handler", source: "SDM Vol. 3A §6.8.3; CVE-2018-8897" },
+  { id: "SHADOW-07", description: "A MOV SS in a MOV SS shadow does not open a new shadow", source: "SDM Vol. 3A §6.8.3" },
+  { id: "SHADOW-08", description: "IRET and SYSRET open no shadow", source: "SDM Vol. 2A IRET, SYSRET" },
+  { id: "SHADOW-09", description: "Faults of the shadowed instruction itself are not held back", source: "SDM Vol. 3A §6.8.3" },
+  { id: "TF-01", description: "A completed instruction that started with TF = 1 leaves a single-step trap (SYSCALL/SYSRET: TF after; not INT n)", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "TF-02", description: "The single-step #DB is a trap: saved RIP = the next instruction (DR6 not modelled)", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "HLT-03", description: "A halted CPU wakes on an unblocked NMI or a maskable interrupt it would take; saved RIP after HLT", source: "SDM Vol. 2A HLT" },
+  { id: "HLT-04", description: "Halted with IF = 0 and no NMI: nothing wakes it (the run stops \"hlt\")", source: "SDM Vol. 2A HLT" },
+  { id: "HLT-05", description: "sti; hlt: the shadow covers HLT, the interrupt wakes it after", source: "SDM Vol. 2A STI" },
+  { id: "HLT-06", description: "A single-step trap after HLT is taken when the CPU wakes, before the waking event", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "PRIO-TPR", description: "A maskable interrupt waits while its priority class (vector >> 4) is not above CR8[3:0]; CR8 = 0 holds back none", source: "SDM Vol. 3A §11.8.6; AMD APM Vol. 2 §16.6.4" },
+  { id: "NMI-01", description: "NMI: vector 2, not masked by IF, EXT = 1, no error code, no DPL check", source: "SDM Vol. 3A §6.7" },
+  { id: "NMI-02", description: "NMI delivery blocks further NMIs; one more stays latched", source: "SDM Vol. 3A §6.7.1" },
+  { id: "NMI-03", description: "The next IRET (even one that faults) ends NMI blocking", source: "SDM Vol. 3A §6.7.1" },
+  { id: "NMI-04", description: "An NMI wakes HLT even with IF = 0", source: "SDM Vol. 2A HLT" },
+  { id: "NMI-05", description: "NMI blocking persists across SYSCALL and SYSRET", source: "SDM Vol. 3A §6.7.1" },
+]);

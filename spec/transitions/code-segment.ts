@@ -1,0 +1,17 @@
+// Checks shared by the far transfers that load CS from a descriptor (far RET, far JMP).
+import { GP, type Fault } from "../fault.ts";
+import { canonical } from "../machine/registers.ts";
+import type { RuleId } from "../rules/registry.ts";
+import type { Descriptor } from "../segmentation/descriptor.ts";
+import type { Transaction } from "../step/transaction.ts";
+
+/** GLOBAL-02: L = 1 with D = 1 is not a valid code segment in IA-32e mode. */
+export function invalidLongCode(d: Descriptor): boolean {
+  return d.l === 1 && d.db === 1;
+}
+
+/** The target RIP: canonical for a 64-bit target (L = 1), else within the CS limit; #GP(0). */
+export function checkTargetRip(t: Transaction, d: Descriptor, rip: bigint, rule: RuleId): Fault | undefined {
+  const ok = d.l === 1 ? canonical(rip) : rip <= BigInt(d.limit);
+  return ok ? undefined : t.fault(rule, GP, 0);
+}

@@ -1,0 +1,187 @@
+// Event delivery through the IDT in IA-32e mode — SDM Vol. 3A §6.14 "Exception and Interrupt
+// Handling in 64-bit Mode", §6.12.1; Vol. 2A "INT n/INTO/INT3/INT1" pseudo-code, IA-32e branch
+// (INTRA-PRIVILEGE-LEVEL-INTERRUPT / INTER-PRIVILEGE-LEVEL-INTERRUPT). One attempt: the checks in
+// the SDM's order, each returning its fault as data, then the commit. Nesting (#DF, triple fault)
+// is double-fault.ts.
+import { GP, NP, SS, TS, type Fault } from "../fault.ts";
+import type { Segment } from "../format/state.ts";
+import { canonical, cpl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
+import { defineRules } from "../rules/registry.ts";
+import {
+  descriptorLocation, isCode, isConformingCode, isNullSelector, nullSegment, readDescriptor, segmentFromDescriptor,
+} from "../segmentation/descriptor.ts";
+import type { Machine } from "../machine/machine.ts";
+import type { Profile } from "../profile.ts";
+import { runAlone } from "../step/alone.ts";
+import type { Transaction } from "../step/transaction.ts";
+import { deliverWithNesting } from "./double-fault.ts";
+import { extBit, idtErrorCode, pushesErrorCode, pushesRfSet, selectorErrorCode, type InterruptEvent } from "./exception-classes.ts";
+
+/** The 16-byte IA-32e IDT gate (SDM Vol. 3A §6.14.1, Figure 6-8). */
+export interface IdtGate {
+  readonly offset: bigint;
+  readonly selector: number;
+  readonly ist: number;
+  readonly type: number;
+  readonly s: number;
+  readonly dpl: number;
+  readonly present: number;
+}
+
+export function parseGate(low: bigint, high: bigint): IdtGate {
+  return {
+    offset: (low & 0xffffn) | (((low >> 48n) & 0xffffn) << 16n) | ((high & 0xffff_ffffn) << 32n),
+    selector: Number((low >> 16n) & 0xffffn),
+    ist: Number((low >> 32n) & 7n),
+    type: Number((low >> 40n) & 0xfn),
+    s: Number((low >> 44n) & 1n),
+    dpl: Number((low >> 45n) & 3n),
+    present: Number((low >> 47n) & 1n),
+  };
+}
+
+export const INTERRUPT_GATE = 0xe;
+export const TRAP_GATE = 0xf;
+
+/** TSS offsets (DT-03): RSPn at 04h + 8n, ISTn at 24h + 8(n − 1). */
+export const tssRspOffset = (n: number): number => 4 + 8 * n;
+export const tssIstOffset = (n: number): number => 0x24 + 8 * (n - 1);
+
+/**
+ * Delivers `event` on the transaction's machine, whose RIP is the RIP to save (EXC-03) and whose
+ * RFLAGS are the ones to save (RF per RF-03). Returns the fault a check raised — nothing is
+ * committed then (GLOBAL-05; A/D bits aside) — or undefined with the handler entered.
+ */
+export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | undefined {
+  const m = t.m;
+  const v = event.vector;
+  const ext = extBit(event); // EXC-05
+  const oldCpl = cpl(m);
+
+  // ---- the IDT gate -------------------------------------------------------------------------
+  if (v * 16 + 15 > m.idtr.limit) return t.fault("DELIVER-01", GP, idtErrorCode(v, ext));
+  const gateAddress = (m.idtr.base + BigInt(v * 16)) & MASK64;
+  if (!canonical(gateAddress) || !canonical((gateAddress + 15n) & MASK64)) return t.fault("DELIVER-02", GP, idtErrorCode(v, ext));
+  const low = t.readLinear(gateAddress, 8, "implicit");
+  if (typeof low !== "bigint") return low;
+  const high = t.readLinear(gateAddress + 8n, 8, "implicit");
+  if (typeof high !== "bigint") return high;
+  t.hit("DELIVER-02");
+  const gate = parseGate(low, high);
+  if (gate.s !== 0 || (gate.type !== INTERRUPT_GATE && gate.type !== TRAP_GATE)) return t.fault("DELIVER-03", GP, idtErrorCode(v, ext));
+  if (event.source === "software" && gate.dpl < oldCpl) return t.fault("DELIVER-04", GP, idtErrorCode(v, 0));
+  if (gate.present === 0) return t.fault("DELIVER-05", NP, idtErrorCode(v, ext));
+
+  // ---- the target code segment --------------------------------------------------------------
+  if (isNullSelector(gate.selector)) return t.fault("DELIVER-06", GP, ext);
+  const location = descriptorLocation(t, gate.selector);
+  if (!location.inside || !canonical(location.address) || !canonical((location.address + 7n) & MASK64))
+    return t.fault("DELIVER-07", GP, selectorErrorCode(gate.selector, ext));
+  const code = readDescriptor(t, location.address);
+  if ("kind" in code) return code;
+  if (!isCode(code) || code.dpl > oldCpl) return t.fault("DELIVER-08", GP, selectorErrorCode(gate.selector, ext));
+  if (code.present === 0) return t.fault("DELIVER-09", NP, selectorErrorCode(gate.selector, ext));
+  // DELIVER-10 [ambiguous in the digest]: the SDM INT n page lists "doesn't have the L-bit set, or has
+  // both the L-bit and D-bit set" under #GP(selector); QEMU and Bochs agree. Chosen: #GP(sel | EXT).
+  if (code.l !== 1 || code.db !== 0) return t.fault("DELIVER-10", GP, selectorErrorCode(gate.selector, ext));
+
+  // DELIVER-11: a non-conforming segment with DPL < CPL raises the privilege; conforming keeps CPL.
+  const newCpl = isConformingCode(code) ? oldCpl : code.dpl;
+  const interPrivilege = newCpl < oldCpl;
+  t.hit("DELIVER-11");
+
+  // ---- the new stack ------------------------------------------------------------------------
+  let newRsp = m.gpr[RSP]!;
+  const tssOffset = gate.ist !== 0 ? tssIstOffset(gate.ist) : interPrivilege ? tssRspOffset(newCpl) : null;
+  if (tssOffset !== null) {
+    if (tssOffset + 7 > m.tr.limit) return t.fault("DELIVER-12", TS, selectorErrorCode(m.tr.selector, ext));
+    const fromTss = t.readLinear((m.tr.base + BigInt(tssOffset)) & MASK64, 8, "implicit");
+    if (typeof fromTss !== "bigint") return fromTss;
+    newRsp = fromTss;
+    t.hit("DELIVER-12");
+  }
+  if (!canonical(newRsp)) return t.fault("DELIVER-13", SS, ext);
+  if (!canonical(gate.offset)) return t.fault("DELIVER-14", GP, ext);
+  const aligned = newRsp & ~0xfn;
+  t.hit("DELIVER-15");
+
+  // DELIVER-16: SS, RSP, RFLAGS, CS, RIP (, error code), 8 bytes each, from the top down, with the
+  // privilege of the new CPL (SMAP-03: "supervisor" honours RFLAGS.AC as an explicit access would).
+  const rflagsImage = pushesRfSet(event) ? m.rflags | RFLAGS.RF : m.rflags;
+  t.hit("RF-03");
+  const frame = [BigInt(m.ss.selector), m.gpr[RSP]!, rflagsImage, BigInt(m.cs.selector), m.rip];
+  if (pushesErrorCode(event)) {
+    frame.push(BigInt(event.errorCode ?? 0));
+    t.hit("EXC-02");
+  }
+  // Like the legacy "room on the new stack" check, the whole frame is checked before any push.
+  const slots = frame.map((_, i) => (aligned - 8n * BigInt(i + 1)) & MASK64);
+  if (!slots.every(canonical)) return t.fault("DELIVER-16", SS, ext);
+  const bottom = slots[slots.length - 1]!;
+  const mode = newCpl === 3 ? "user" : "supervisor";
+  for (let i = 0; i < frame.length; i++) {
+    const f = t.writeLinear(slots[i]!, 8, frame[i]!, mode, { stack: true });
+    if (f !== undefined) return f;
+  }
+  t.hit("DELIVER-16");
+
+  // ---- commit (no fault past this line) -----------------------------------------------------
+  if (interPrivilege) t.update("DELIVER-17", { ss: nullSegment(newCpl) });
+  else t.hit("DELIVER-17");
+  const gpr = [...t.m.gpr];
+  gpr[RSP] = bottom;
+  t.update("DELIVER-18", { gpr });
+  const cs: Segment = segmentFromDescriptor((gate.selector & 0xfffc) | newCpl, code);
+  t.update("DELIVER-19", { cs, rip: gate.offset });
+  const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
+  t.update("DELIVER-20", { rflags: t.m.rflags & ~cleared });
+  t.hit("RF-04");
+  const nmi = event.source === "nmi";
+  t.update("DELIVER-21", {
+    cpu: { ...t.m.cpu, halted: false, shadow: "none", nmiBlocked: t.m.cpu.nmiBlocked || nmi },
+  });
+  if (nmi) t.hit("NMI-02");
+  t.hit("DELIVER-22");
+  return undefined;
+}
+
+/**
+ * Callable alone: delivers `event` on `state` (RIP = the RIP to save, EXC-03). With `nesting:
+ * "architectural"` (default) a fault raised on the way is handled as the processor does (serial
+ * delivery, #DF, or a shut-down machine with cpu.shutdown) and a Machine always comes back; with
+ * `nesting: "none"` the first such fault is returned as data.
+ */
+export function deliver(
+  state: Machine,
+  event: InterruptEvent,
+  profile: Profile,
+  options: { readonly nesting?: "architectural" | "none" } = {},
+): Machine | Fault {
+  if (options.nesting === "none") return runAlone(state, profile, (t) => deliverOnce(t, event));
+  return deliverWithNesting(state, state, event, profile, null).state;
+}
+
+defineRules([
+  { id: "DELIVER-01", description: "IDT limit: 16·v + 15 > IDTR.limit → #GP(v·8 + 2 + EXT)", source: "SDM Vol. 3A §6.14.1; Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-02", description: "The 16-byte gate is read with implicit supervisor accesses; a gate in non-canonical space → #GP(v·8 + 2 + EXT)", source: "SDM Vol. 2A INT n, 64-Bit Mode Exceptions" },
+  { id: "DELIVER-03", description: "Only 64-bit interrupt (1110b) and trap (1111b) gates are valid in the IDT → else #GP(v·8 + 2 + EXT)", source: "SDM Vol. 3A §6.14.1; Vol. 2A INT n" },
+  { id: "DELIVER-04", description: "INT n / INT3 / INTO only: gate DPL < CPL → #GP(v·8 + 2)", source: "SDM Vol. 3A §6.12.1.1; Vol. 2A INT n" },
+  { id: "DELIVER-05", description: "Gate not present → #NP(v·8 + 2 + EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-06", description: "Gate selector NULL → #GP(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-07", description: "Gate selector outside the GDT/LDT limit (or the descriptor in non-canonical space) → #GP(sel | EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-08", description: "Target not a code segment, or its DPL > CPL → #GP(sel | EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-09", description: "Target code segment not present → #NP(sel | EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-10", description: "Target not 64-bit code (L = 0, or L = 1 with D = 1) → #GP(sel | EXT) (model choice; SDM INT n lists it under #GP(selector))", source: "SDM Vol. 2A INT n, 64-Bit Mode Exceptions; Vol. 3A §6.14.1" },
+  { id: "DELIVER-11", description: "Non-conforming code with DPL < CPL: inter-privilege, new CPL = DPL; otherwise new CPL = CPL", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-12", description: "New RSP from TSS ISTn (any privilege) or RSPn (privilege change); field beyond TR.limit → #TS(TR.sel | EXT)", source: "SDM Vol. 3A §6.14.4, §6.14.5, §8.7" },
+  { id: "DELIVER-13", description: "New RSP non-canonical → #SS(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-14", description: "Gate target offset non-canonical → #GP(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-15", description: "RSP aligned down to 16 before the frame is pushed, in every case", source: "SDM Vol. 3A §6.14.2" },
+  { id: "DELIVER-16", description: "Push SS, RSP, RFLAGS, CS, RIP (+ error code) as 8-byte values at the new CPL; non-canonical frame → #SS(EXT)", source: "SDM Vol. 3A §6.14.2, Figure 6-9" },
+  { id: "DELIVER-17", description: "Privilege change: SS ← NULL selector with RPL = new CPL; same privilege (IST or not): SS unchanged", source: "SDM Vol. 3A §6.14.2, §6.14.4" },
+  { id: "DELIVER-18", description: "RSP ← aligned new RSP − frame size", source: "SDM Vol. 3A §6.14.2" },
+  { id: "DELIVER-19", description: "CS ← gate selector with RPL = new CPL, cache from the descriptor; RIP ← gate offset", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-20", description: "TF, NT, RF, VM cleared; IF cleared for interrupt gates only; AC, DF, IOPL untouched", source: "SDM Vol. 3A §6.12.1.3; Vol. 2A INT n" },
+  { id: "DELIVER-21", description: "Delivery ends HLT, ends any interrupt shadow, and (NMI) sets NMI blocking", source: "SDM Vol. 3A §6.7.1, §6.8.3" },
+  { id: "DELIVER-22", description: "GS and the GS bases are not touched by delivery", source: "SDM Vol. 2B SWAPGS" },
+]);

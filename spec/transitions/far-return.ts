@@ -1,0 +1,116 @@
+// Far RET (CB, CA iw; REX.W CB = LRETQ) in IA-32e mode — SDM Vol. 2B "RET" pseudo-code, the
+// IA-32E-MODE-RETURN-SAME/OUTER-PRIVILEGE-LEVEL branches. Call gates never return here.
+import { GP, NP, SS, type Fault } from "../fault.ts";
+import type { Instruction, OperandSize } from "../decode/instruction.ts";
+import type { Machine } from "../machine/machine.ts";
+import { MASK64, RSP } from "../machine/registers.ts";
+import type { Profile } from "../profile.ts";
+import { defineRules } from "../rules/registry.ts";
+import {
+  descriptorLocation, isCode, isConformingCode, isNullSelector, isWritableData, nullSegment,
+  readDescriptor, segmentFromDescriptor, selectorRpl,
+} from "../segmentation/descriptor.ts";
+import type { Executor } from "../step/executor.ts";
+import { sizeMask, type Transaction } from "../step/transaction.ts";
+import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
+import { runInstructionAlone } from "./instruction-alone.ts";
+import { nullInaccessibleDataSegments, setAccessed } from "./segment-load.ts";
+
+defineRules([
+  { id: "RETF-01", description: "far RET reads the return RIP and CS (operand-size slots) from the stack before any check; stack faults: #SS(0) non-canonical, #PF", source: "SDM Vol. 2B RET" },
+  { id: "RETF-02", description: "far RET: NULL return CS selector: #GP(0)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-03", description: "far RET: return CS beyond the descriptor-table limit: #GP(sel)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-04", description: "far RET: return CS not a code segment, or L = 1 with D = 1: #GP(sel)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-05", description: "far RET: return CS.RPL < CPL: #GP(sel)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-06", description: "far RET: conforming with DPL > RPL, or non-conforming with DPL != RPL: #GP(sel)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-07", description: "far RET: return CS not present: #NP(sel)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-08", description: "far RET to the same privilege: RIP canonical (64-bit target) or within the CS limit, else #GP(0); CS, RIP loaded; RSP += 2 slots + imm16", source: "SDM Vol. 2B RET" },
+  { id: "RETF-09", description: "far RET to an outer privilege: SS:RSP read after imm16 bytes; NULL SS only for a 64-bit target with SS.RPL != 3, else #GP(0); beyond the limit, SS.RPL != CS.RPL, not writable data or DPL != CS.RPL: #GP(sel); not present: #SS(sel)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-10", description: "far RET to an outer privilege: RIP checked as RETF-08; CPL <- CS.RPL; CS, RIP, SS loaded; RSP <- popped RSP + imm16", source: "SDM Vol. 2B RET" },
+  { id: "RETF-11", description: "far RET to an outer privilege: DS/ES/FS/GS with data or non-conforming code DPL < new CPL become NULL (base kept)", source: "SDM Vol. 2B RET" },
+]);
+
+/** Far RET with `size`-byte slots, releasing `release` bytes (the imm16) on each stack. */
+export function execFarReturn(t: Transaction, size: OperandSize, release: bigint): Fault | undefined {
+  const cpl = t.cpl();
+  const rsp = t.gpr(RSP);
+  const mode = t.dataMode();
+  const readSlot = (at: bigint) => t.readLinear(at & MASK64, size, mode, { stack: true });
+  // ---- RETF-01: return address, read without moving RSP ----
+  const ripRaw = readSlot(rsp);
+  if (typeof ripRaw !== "bigint") return ripRaw;
+  const csRaw = readSlot(rsp + BigInt(size));
+  if (typeof csRaw !== "bigint") return csRaw;
+  t.hit("RETF-01");
+  const rip = ripRaw & sizeMask(size);
+  const csSelector = Number(csRaw & 0xffffn);
+  const csCode = csSelector & 0xfffc;
+  const rpl = selectorRpl(csSelector);
+  // ---- return CS checks ----
+  if (isNullSelector(csSelector)) return t.fault("RETF-02", GP, 0);
+  const where = descriptorLocation(t, csSelector);
+  if (!where.inside) return t.fault("RETF-03", GP, csCode);
+  const cs = readDescriptor(t, where.address);
+  if ("kind" in cs) return cs;
+  if (!isCode(cs) || invalidLongCode(cs)) return t.fault("RETF-04", GP, csCode);
+  if (rpl < cpl) return t.fault("RETF-05", GP, csCode);
+  if (isConformingCode(cs) ? cs.dpl > rpl : cs.dpl !== rpl) return t.fault("RETF-06", GP, csCode);
+  if (cs.present === 0) return t.fault("RETF-07", NP, csCode);
+  const afterReturn = (rsp + 2n * BigInt(size) + release) & MASK64;
+
+  if (rpl === cpl) {
+    // ---- same privilege ----
+    const f = checkTargetRip(t, cs, rip, "RETF-08");
+    if (f !== undefined) return f;
+    const csLoaded = setAccessed(t, cs);
+    if ("kind" in csLoaded) return csLoaded;
+    t.setGpr(RSP, afterReturn);
+    t.update("RETF-08", { cs: segmentFromDescriptor(csSelector, csLoaded), rip });
+    return undefined;
+  }
+
+  // ---- outer privilege: the caller's SS:RSP follow the released parameters ----
+  const rspRaw = readSlot(afterReturn);
+  if (typeof rspRaw !== "bigint") return rspRaw;
+  const ssRaw = readSlot(afterReturn + BigInt(size));
+  if (typeof ssRaw !== "bigint") return ssRaw;
+  const ssSelector = Number(ssRaw & 0xffffn);
+  const ssCode = ssSelector & 0xfffc;
+  let ss;
+  if (isNullSelector(ssSelector)) {
+    if (cs.l === 0 || selectorRpl(ssSelector) === 3 || selectorRpl(ssSelector) !== rpl) return t.fault("RETF-09", GP, 0);
+    ss = nullSegment(ssSelector);
+  } else {
+    const ssWhere = descriptorLocation(t, ssSelector);
+    if (!ssWhere.inside) return t.fault("RETF-09", GP, ssCode);
+    const d = readDescriptor(t, ssWhere.address);
+    if ("kind" in d) return d;
+    if (selectorRpl(ssSelector) !== rpl || !isWritableData(d) || d.dpl !== rpl) return t.fault("RETF-09", GP, ssCode);
+    if (d.present === 0) return t.fault("RETF-09", SS, ssCode);
+    const ssLoaded = setAccessed(t, d);
+    if ("kind" in ssLoaded) return ssLoaded;
+    ss = segmentFromDescriptor(ssSelector, ssLoaded);
+  }
+  const f = checkTargetRip(t, cs, rip, "RETF-10");
+  if (f !== undefined) return f;
+  const csLoaded = setAccessed(t, cs);
+  if ("kind" in csLoaded) return csLoaded;
+  // ---- commit ----
+  t.setGpr(RSP, ((rspRaw & sizeMask(size)) + release) & MASK64);
+  t.update("RETF-10", { cs: segmentFromDescriptor(csSelector, csLoaded), rip, ss });
+  nullInaccessibleDataSegments(t, rpl, "RETF-11");
+  t.hit("RETF-11");
+  return undefined;
+}
+
+function releaseOperand(insn: Instruction): bigint {
+  const op = insn.operands[0];
+  return op?.kind === "imm" ? op.value & 0xffffn : 0n;
+}
+
+export const farReturnExecutor: Executor = (t, insn) => execFarReturn(t, insn.operandSize, releaseOperand(insn));
+
+/** Far RET alone (`size` 8 = LRETQ); `release` is the imm16. The new machine or the fault. */
+export function farReturn(state: Machine, size: OperandSize, release: number, profile: Profile): Machine | Fault {
+  return runInstructionAlone(state, profile, 1, (t) => execFarReturn(t, size, BigInt(release & 0xffff)));
+}

@@ -1,0 +1,52 @@
+// Running one instruction's semantics by itself (outside the step loop), for the exported
+// `syscall(state, profile)`-style functions: the same preparation the step loop makes, then the
+// same code the executor runs.
+import type { Fault } from "../fault.ts";
+import type { Machine } from "../machine/machine.ts";
+import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
+import type { Profile } from "../profile.ts";
+import type { RuleId } from "../rules/registry.ts";
+import { runAlone } from "../step/alone.ts";
+import type { UnsupportedOutcome } from "../step/executor.ts";
+import type { Transaction } from "../step/transaction.ts";
+
+/**
+ * `state` is the machine at the instruction (RIP = its address). As the step loop does before an
+ * executor runs, RIP moves past the instruction's `length` bytes, RF is cleared (RF-01) and the
+ * shadow of the previous instruction ends (SHADOW-02; `t.startShadow` still tells what it was).
+ */
+export function runInstructionAlone(
+  state: Machine,
+  profile: Profile,
+  length: number,
+  body: (t: Transaction) => Fault | undefined,
+  coverage: Set<RuleId> | null = null,
+): Machine | Fault {
+  return runAlone(
+    state,
+    profile,
+    (t) => {
+      const width = in64BitMode(state) ? MASK64 : 0xffff_ffffn;
+      t.update("RF-01", { rip: (state.rip + BigInt(length)) & width, rflags: t.m.rflags & ~RFLAGS.RF, cpu: { ...t.m.cpu, shadow: "none" } });
+      return body(t);
+    },
+    coverage,
+  );
+}
+
+/** As runInstructionAlone, for semantics that may also stop as `unsupported` (state unchanged). */
+export function runInstructionAloneOrUnsupported(
+  state: Machine,
+  profile: Profile,
+  length: number,
+  body: (t: Transaction) => Fault | UnsupportedOutcome | undefined,
+): Machine | Fault | UnsupportedOutcome {
+  let outside: UnsupportedOutcome | undefined;
+  const result = runInstructionAlone(state, profile, length, (t) => {
+    const outcome = body(t);
+    if (outcome?.kind !== "unsupported") return outcome;
+    outside = outcome;
+    return undefined;
+  });
+  return outside ?? result;
+}

@@ -1,0 +1,194 @@
+// IRET / IRETD / IRETQ in IA-32e mode — SDM Vol. 2A "IRET/IRETD/IRETQ" pseudo-code, IA-32e-MODE,
+// RETURN-TO-SAME-PRIVILEGE-LEVEL and RETURN-TO-OUTER-PRIVILEGE-LEVEL; Vol. 3A §6.14.3. Every pop is
+// tentative (RSP moves only at the commit); every check comes before the first update.
+import { GP, NP, SS, type Fault } from "../fault.ts";
+import type { OperandSize } from "../decode/instruction.ts";
+import type { Segment } from "../format/state.ts";
+import type { Machine } from "../machine/machine.ts";
+import { canonical, cpl, in64BitMode, iopl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
+import type { Profile } from "../profile.ts";
+import { defineRules } from "../rules/registry.ts";
+import {
+  descriptorLocation, isCode, isConformingCode, isNullSelector, isWritableData, nullSegment, readDescriptor,
+  segmentFromDescriptor, selectorRpl, type Descriptor,
+} from "../segmentation/descriptor.ts";
+import { runAlone } from "../step/alone.ts";
+import type { Transaction } from "../step/transaction.ts";
+
+export type IretSize = 2 | 4 | 8;
+
+/** IRETQ-13: flags IRET always loads from the image (CF PF AF ZF SF TF DF OF NT). */
+const ALWAYS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.TF | RFLAGS.DF | RFLAGS.OF | RFLAGS.NT;
+/** …and with a 32- or 64-bit operand size (RF AC ID). */
+const WIDE = RFLAGS.RF | RFLAGS.AC | RFLAGS.ID;
+
+/**
+ * IRETQ-13: the new RFLAGS from the popped image, with permissions judged by the *old* CPL and IOPL.
+ * VM is never loaded in IA-32e mode; reserved bits keep their fixed values (bit 1 = 1).
+ */
+export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCpl: number, oldIopl: number): bigint {
+  let writable = ALWAYS;
+  if (size >= 4) writable |= WIDE;
+  if (oldCpl <= oldIopl) writable |= RFLAGS.IF;
+  if (oldCpl === 0) {
+    writable |= RFLAGS.IOPL;
+    if (size >= 4) writable |= RFLAGS.VIF | RFLAGS.VIP;
+  }
+  return ((current & ~writable) | (image & writable)) | RFLAGS.FIXED1;
+}
+
+/** The linear address of stack slot `offset` bytes above RSP (compatibility mode: SS.base + ESP or SP). */
+function stackSlot(m: Machine, offset: number): bigint {
+  const rsp = m.gpr[RSP]!;
+  if (in64BitMode(m)) return (rsp + BigInt(offset)) & MASK64;
+  const mask = m.ss.db === 1 ? 0xffff_ffffn : 0xffffn;
+  return (m.ss.base + ((rsp + BigInt(offset)) & mask)) & 0xffff_ffffn;
+}
+
+/** The descriptor of a non-NULL selector, or `outside` when it lies beyond the GDT/LDT limit. */
+function descriptorOf(t: Transaction, selector: number): Descriptor | Fault | "outside" {
+  const location = descriptorLocation(t, selector);
+  if (!location.inside) return "outside";
+  return readDescriptor(t, location.address);
+}
+
+/**
+ * The IRET executor body on a transaction whose machine is the one IRET starts on (the caller has
+ * already unblocked NMIs, IRETQ-00, on the state a fault would leave).
+ */
+export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
+  const m = t.m;
+  const oldCpl = cpl(m);
+  const began64 = in64BitMode(m);
+  const mode = t.dataMode();
+  const slot = (n: number) => stackSlot(m, n * size);
+  const mask = size === 8 ? MASK64 : size === 4 ? 0xffff_ffffn : 0xffffn;
+
+  if ((m.rflags & RFLAGS.NT) !== 0n) return t.fault("IRETQ-01", GP, 0);
+
+  // IRETQ-02: RIP, CS, RFLAGS, read without moving RSP.
+  const tempRip = t.readLinear(slot(0), size, mode, { stack: true });
+  if (typeof tempRip !== "bigint") return tempRip;
+  const csWord = t.readLinear(slot(1), size, mode, { stack: true });
+  if (typeof csWord !== "bigint") return csWord;
+  const tempRflags = t.readLinear(slot(2), size, mode, { stack: true });
+  if (typeof tempRflags !== "bigint") return tempRflags;
+  t.hit("IRETQ-02");
+  const csSel = Number(csWord & 0xffffn);
+
+  // ---- return code segment --------------------------------------------------------------
+  if (isNullSelector(csSel)) return t.fault("IRETQ-03", GP, 0);
+  const code = descriptorOf(t, csSel);
+  if (code === "outside") return t.fault("IRETQ-04", GP, csSel & 0xfffc);
+  if ("kind" in code) return code;
+  if (!isCode(code)) return t.fault("IRETQ-05", GP, csSel & 0xfffc);
+  const rpl = selectorRpl(csSel);
+  if (rpl < oldCpl) return t.fault("IRETQ-06", GP, csSel & 0xfffc);
+  if (code.l === 1 && code.db === 1) return t.fault("IRETQ-07", GP, csSel & 0xfffc);
+  if (isConformingCode(code) ? code.dpl > rpl : code.dpl !== rpl) return t.fault("IRETQ-08", GP, csSel & 0xfffc);
+  if (code.present === 0) return t.fault("IRETQ-09", NP, csSel & 0xfffc);
+  const target64 = code.l === 1;
+  const outer = rpl > oldCpl;
+
+  // ---- SS:RSP (IRETQ-10: popped on a privilege change, and always when IRET began in 64-bit mode)
+  let newSs: Segment | null = null;
+  let tempRsp = 0n;
+  if (outer || began64) {
+    const rspWord = t.readLinear(slot(3), size, mode, { stack: true });
+    if (typeof rspWord !== "bigint") return rspWord;
+    const ssWord = t.readLinear(slot(4), size, mode, { stack: true });
+    if (typeof ssWord !== "bigint") return ssWord;
+    t.hit("IRETQ-10");
+    tempRsp = rspWord & mask;
+    const ssSel = Number(ssWord & 0xffffn);
+    if (isNullSelector(ssSel)) {
+      // IRETQ-11: a NULL SS only for a 64-bit target below ring 3 with SS.RPL = CS.RPL.
+      if (!target64 || rpl === 3 || selectorRpl(ssSel) !== rpl) return t.fault("IRETQ-11", GP, 0);
+      newSs = nullSegment(ssSel);
+    } else {
+      const stack = descriptorOf(t, ssSel);
+      if (stack === "outside") return t.fault("IRETQ-11", GP, ssSel & 0xfffc);
+      if ("kind" in stack) return stack;
+      if (selectorRpl(ssSel) !== rpl || !isWritableData(stack) || stack.dpl !== rpl) return t.fault("IRETQ-11", GP, ssSel & 0xfffc);
+      if (stack.present === 0) return t.fault("IRETQ-11", SS, ssSel & 0xfffc);
+      newSs = segmentFromDescriptor(ssSel, stack);
+    }
+  }
+
+  // IRETQ-12: the return RIP, checked at the old CPL before anything commits.
+  const newRip = tempRip & mask;
+  if (target64 ? !canonical(newRip) : newRip > BigInt(code.limit)) return t.fault("IRETQ-12", GP, 0);
+
+  // ---- commit (no fault past this line) -------------------------------------------------
+  t.update("IRETQ-13", { rflags: iretRflags(m.rflags, tempRflags, size, oldCpl, iopl(m)) });
+  t.update("IRETQ-14", { cs: segmentFromDescriptor(csSel, code), rip: newRip });
+  const gpr = [...t.m.gpr];
+  if (newSs !== null) {
+    gpr[RSP] = tempRsp;
+    t.update("IRETQ-15", { ss: newSs, gpr });
+  } else {
+    // Compatibility mode, same privilege: RSP moves past the three slots (stack width per SS.B).
+    const width = m.ss.db === 1 ? 0xffff_ffffn : 0xffffn;
+    const rsp = m.gpr[RSP]!;
+    gpr[RSP] = (rsp & ~width) | ((rsp + BigInt(3 * size)) & width);
+    t.update("IRETQ-15", { gpr });
+  }
+  if (outer) invalidateDataSegments(t, rpl);
+  t.hit("IRETQ-17");
+  return undefined;
+}
+
+/**
+ * IRETQ-16: on a return to an outer level, DS/ES/FS/GS holding data or non-conforming code with
+ * DPL < new CPL get a NULL selector (the hidden base is kept, so FS/GS bases survive). Registers
+ * that already hold a NULL selector are left alone.
+ */
+function invalidateDataSegments(t: Transaction, newCpl: number): void {
+  const patch: { -readonly [K in "es" | "fs" | "gs" | "ds"]?: Segment } = {};
+  for (const name of ["es", "fs", "gs", "ds"] as const) {
+    const seg = t.m[name];
+    if (isNullSelector(seg.selector)) continue;
+    const dataOrNonConforming = seg.s === 1 && ((seg.type & 8) === 0 || (seg.type & 4) === 0);
+    if (dataOrNonConforming && seg.dpl < newCpl) patch[name] = nullSegment(0, seg.base);
+  }
+  t.update("IRETQ-16", patch);
+}
+
+/**
+ * Callable alone: IRET with operand size `size` on `state`. Returns the machine after the return, or
+ * the fault IRET raised (as data). IRETQ-00 — NMIs unblocked even when IRET faults — is applied to
+ * the returned machine here; with a fault the caller applies it to the state it delivers on.
+ */
+export function iret(state: Machine, size: IretSize, profile: Profile): Machine | Fault {
+  return runAlone(unblockNmi(state), profile, (t) => iretOn(t, size));
+}
+
+/** IRETQ-00 / NMI-03: executing IRET ends NMI blocking, first and unconditionally. */
+export function unblockNmi(m: Machine): Machine {
+  return m.cpu.nmiBlocked ? { ...m, cpu: { ...m.cpu, nmiBlocked: false } } : m;
+}
+
+export function iretSize(operandSize: OperandSize): IretSize {
+  return operandSize === 8 ? 8 : operandSize === 2 ? 2 : 4;
+}
+
+defineRules([
+  { id: "IRETQ-00", description: "IRET unblocks NMIs before anything else, even when it then faults", source: "SDM Vol. 3A §6.7.1" },
+  { id: "IRETQ-01", description: "RFLAGS.NT = 1 in IA-32e mode → #GP(0)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
+  { id: "IRETQ-02", description: "RIP, CS, RFLAGS read from the stack at the operand size without moving RSP; stack faults #SS(0)/#PF", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-03", description: "Return CS NULL → #GP(0)", source: "SDM Vol. 2A IRET, Protected Mode Exceptions" },
+  { id: "IRETQ-04", description: "Return CS outside the descriptor table → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-05", description: "Return CS not a code segment → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-06", description: "Return CS.RPL < CPL → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-07", description: "Return CS with L = 1 and D = 1 → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
+  { id: "IRETQ-08", description: "Conforming CS with DPL > RPL, or non-conforming with DPL ≠ RPL → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-09", description: "Return CS not present → #NP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-10", description: "SS:RSP popped on a return to an outer level and always when IRET began in 64-bit mode (any operand size)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
+  { id: "IRETQ-11", description: "Popped SS: NULL only for a 64-bit target at RPL < 3 with SS.RPL = CS.RPL (else #GP(0)); otherwise limit, RPL, type, DPL → #GP(SS), not present → #SS(SS)", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
+  { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target) or beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-13", description: "RFLAGS from the image: IF only if old CPL ≤ old IOPL, IOPL only at old CPL 0, VIF/VIP at CPL 0 with OS ≥ 32, RF/AC/ID with OS ≥ 32, VM never", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked); compatibility-mode same-level IRET only moves RSP past the frame", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-16", description: "Return to an outer level: non-NULL DS/ES/FS/GS with data or non-conforming DPL < new CPL → NULL selector, base kept", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
+  { id: "IRETQ-17", description: "No interrupt shadow after IRET; a TF set by IRET traps after the next instruction", source: "SDM Vol. 3A §18.3.1.4" },
+]);

@@ -1,0 +1,132 @@
+// RDMSR (0F 32) and WRMSR (0F 30) for the MSRs in the modelled state — SDM Vol. 2B "RDMSR",
+// "WRMSR"; Vol. 4 for the MSR layouts. Rule IDs from the digest §16.
+import { GP, type Fault } from "../fault.ts";
+import type { Machine } from "../machine/machine.ts";
+import { canonical, CR0, EFER, MSR, RAX, RCX, RDX } from "../machine/registers.ts";
+import type { Profile } from "../profile.ts";
+import { defineRules } from "../rules/registry.ts";
+import type { Executor, UnsupportedOutcome } from "../step/executor.ts";
+import type { Transaction } from "../step/transaction.ts";
+import { runInstructionAloneOrUnsupported } from "./instruction-alone.ts";
+
+defineRules([
+  { id: "MSR-01", description: "RDMSR / WRMSR at CPL != 0: #GP(0)", source: "SDM Vol. 2B RDMSR, WRMSR" },
+  { id: "MSR-02", description: "ECX names an MSR this CPU does not implement: #GP(0)", source: "SDM Vol. 2B RDMSR, WRMSR" },
+  { id: "MSR-03", description: "RDMSR: EDX:EAX <- MSR[ECX]; bits 63:32 of RAX and RDX cleared", source: "SDM Vol. 2B RDMSR" },
+  { id: "MSR-04", description: "WRMSR: MSR[ECX] <- EDX:EAX (bits 63:32 of RAX and RDX ignored)", source: "SDM Vol. 2B WRMSR" },
+  { id: "MSR-05", description: "WRMSR of a non-canonical (48-bit) value to FS_BASE, GS_BASE, KERNEL_GS_BASE or LSTAR: #GP(0)", source: "SDM Vol. 2B WRMSR" },
+  { id: "MSR-06", description: "WRMSR EFER: bits other than SCE, LME, LMA, NXE set: #GP(0); LME changed while CR0.PG = 1: #GP(0); LMA is read-only (written value ignored)", source: "SDM Vol. 2B WRMSR; Vol. 3A §2.2.1" },
+  { id: "MSR-07", description: "WRMSR STAR takes any value; FMASK bits 63:32 set: #GP(0); CSTAR non-canonical: #GP(0) or stored, per profile", source: "SDM Vol. 3A §5.8.8 Figure 5-14; AMD APM Vol. 2 §6.1.1" },
+  { id: "MSR-08", description: "WRMSR FS_BASE / GS_BASE changes the live segment base at once; KERNEL_GS_BASE only matters to the next SWAPGS", source: "SDM Vol. 3A §3.4.4.1" },
+  { id: "MSR-10", description: "an architectural MSR outside the modelled state (TSC, APIC_BASE, SYSENTER_*, PAT): the step stops as unsupported", source: "SDM Vol. 4 Table 2-2" },
+]);
+
+/** MSRs every x86-64 CPU implements but the model does not hold: not "unknown" (no #GP). */
+const UNMODELLED_MSRS: ReadonlyMap<number, string> = new Map([
+  [0x10, "IA32_TIME_STAMP_COUNTER"],
+  [0x1b, "IA32_APIC_BASE"],
+  [0x174, "IA32_SYSENTER_CS"],
+  [0x175, "IA32_SYSENTER_ESP"],
+  [0x176, "IA32_SYSENTER_EIP"],
+  [0x277, "IA32_PAT"],
+]);
+
+const EFER_WRITABLE = EFER.SCE | EFER.LME | EFER.NXE;
+
+/** The value of a modelled MSR, or undefined for any other index. */
+function readMsr(m: Machine, index: number): bigint | undefined {
+  switch (index) {
+    case MSR.EFER: return m.efer;
+    case MSR.STAR: return m.star;
+    case MSR.LSTAR: return m.lstar;
+    case MSR.CSTAR: return m.cstar;
+    case MSR.FMASK: return m.fmask;
+    case MSR.FS_BASE: return m.fs.base;
+    case MSR.GS_BASE: return m.gs.base;
+    case MSR.KERNEL_GS_BASE: return m.kernelGsBase;
+    default: return undefined;
+  }
+}
+
+function unmodelled(index: number): UnsupportedOutcome | undefined {
+  const name = UNMODELLED_MSRS.get(index);
+  return name === undefined ? undefined : { kind: "unsupported", reason: `MSR ${name} (0x${index.toString(16)}) is not part of the modelled state` };
+}
+
+export function execRdmsr(t: Transaction): Fault | UnsupportedOutcome | undefined {
+  if (t.cpl() !== 0) return t.fault("MSR-01", GP, 0);
+  const index = Number(t.gpr(RCX) & 0xffff_ffffn);
+  const value = readMsr(t.m, index);
+  if (value === undefined) {
+    const outside = unmodelled(index);
+    if (outside === undefined) return t.fault("MSR-02", GP, 0);
+    t.hit("MSR-10");
+    return outside;
+  }
+  t.setGpr(RAX, value & 0xffff_ffffn);
+  t.setGpr(RDX, value >> 32n);
+  t.hit("MSR-03");
+  return undefined;
+}
+
+export function execWrmsr(t: Transaction): Fault | UnsupportedOutcome | undefined {
+  const m = t.m;
+  if (t.cpl() !== 0) return t.fault("MSR-01", GP, 0);
+  const index = Number(t.gpr(RCX) & 0xffff_ffffn);
+  const value = ((t.gpr(RDX) & 0xffff_ffffn) << 32n) | (t.gpr(RAX) & 0xffff_ffffn);
+  t.hit("MSR-04");
+  switch (index) {
+    case MSR.EFER: {
+      if ((value & ~(EFER_WRITABLE | EFER.LMA)) !== 0n) return t.fault("MSR-06", GP, 0);
+      if ((m.cr0 & CR0.PG) !== 0n && (value & EFER.LME) !== (m.efer & EFER.LME)) return t.fault("MSR-06", GP, 0);
+      t.update("MSR-06", { efer: (value & EFER_WRITABLE) | (m.efer & EFER.LMA) });
+      return undefined;
+    }
+    case MSR.STAR:
+      t.update("MSR-07", { star: value });
+      return undefined;
+    case MSR.LSTAR:
+      if (!canonical(value)) return t.fault("MSR-05", GP, 0);
+      t.update("MSR-04", { lstar: value });
+      return undefined;
+    case MSR.CSTAR:
+      if (t.profile.cstarCanonicalOnWrite && !canonical(value)) return t.fault("MSR-07", GP, 0);
+      t.update("MSR-07", { cstar: value });
+      return undefined;
+    case MSR.FMASK:
+      if (value >> 32n !== 0n) return t.fault("MSR-07", GP, 0);
+      t.update("MSR-07", { fmask: value });
+      return undefined;
+    case MSR.FS_BASE:
+      if (!canonical(value)) return t.fault("MSR-05", GP, 0);
+      t.update("MSR-08", { fs: { ...m.fs, base: value } });
+      return undefined;
+    case MSR.GS_BASE:
+      if (!canonical(value)) return t.fault("MSR-05", GP, 0);
+      t.update("MSR-08", { gs: { ...m.gs, base: value } });
+      return undefined;
+    case MSR.KERNEL_GS_BASE:
+      if (!canonical(value)) return t.fault("MSR-05", GP, 0);
+      t.update("MSR-08", { kernelGsBase: value });
+      return undefined;
+    default: {
+      const outside = unmodelled(index);
+      if (outside === undefined) return t.fault("MSR-02", GP, 0);
+      t.hit("MSR-10");
+      return outside;
+    }
+  }
+}
+
+export const rdmsrExecutor: Executor = (t) => execRdmsr(t);
+export const wrmsrExecutor: Executor = (t) => execWrmsr(t);
+
+/** RDMSR alone (2 bytes): the new machine, the fault, or `unsupported` (MSR-10). */
+export function rdmsr(state: Machine, profile: Profile): Machine | Fault | UnsupportedOutcome {
+  return runInstructionAloneOrUnsupported(state, profile, 2, execRdmsr);
+}
+
+/** WRMSR alone (2 bytes): the new machine, the fault, or `unsupported` (MSR-10). */
+export function wrmsr(state: Machine, profile: Profile): Machine | Fault | UnsupportedOutcome {
+  return runInstructionAloneOrUnsupported(state, profile, 2, execWrmsr);
+}

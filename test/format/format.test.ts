@@ -1,0 +1,187 @@
+// The file formats: every project vector loads, states round-trip through JSON exactly, bad files
+// get one-line messages naming the JSON path, and the committed JSON Schema is up to date.
+import { readFileSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { FormatError, parseDocument } from "../../spec/format/load.ts";
+import { stateToJson, type ArchState } from "../../spec/format/state.ts";
+import { bytesToHex } from "../../spec/format/hex.ts";
+import { jsonSchemaText } from "../../spec/format/json-schema.ts";
+
+const VECTORS = fileURLToPath(new URL("../../conformance/vectors/", import.meta.url));
+const vectorFiles = readdirSync(VECTORS).filter((n) => n.endsWith(".json")).sort();
+const SYSCALL_BASIC = readFileSync(VECTORS + "syscall-basic.json", "utf8");
+
+/** Memory as sorted [page, hex] pairs without all-zero pages (they read as zero either way and
+ *  are not written out); hex strings keep the deep comparison fast. */
+function normalised(s: ArchState) {
+  const pages = [...s.memory].filter(([, page]) => page.some((b) => b !== 0)).sort(([a], [b]) => a - b);
+  return { ...s, memory: pages.map(([n, page]) => [n, bytesToHex(page)]) };
+}
+
+function stateFile(s: ArchState, profile?: string): string {
+  return JSON.stringify({ format: "ringspec-state/1", ...(profile === undefined ? {} : { profile }), ...stateToJson(s) });
+}
+
+/** The syscall-basic vector with `edit` applied to its parsed JSON. */
+function editedVector(edit: (v: Record<string, any>) => void): string {
+  const v = JSON.parse(SYSCALL_BASIC) as Record<string, any>;
+  edit(v);
+  return JSON.stringify(v);
+}
+
+function errorOf(text: string): string {
+  try {
+    parseDocument(text);
+  } catch (e) {
+    expect(e).toBeInstanceOf(FormatError);
+    const message = (e as Error).message;
+    expect(message).not.toContain("\n");
+    return message;
+  }
+  throw new Error("expected a FormatError");
+}
+
+describe("project vectors", () => {
+  it("there are vectors to load", () => {
+    expect(vectorFiles.length).toBeGreaterThanOrEqual(70);
+  });
+
+  it.each(vectorFiles)("%s loads, is named after its file and round-trips through a state file", (name) => {
+    const doc = parseDocument(readFileSync(VECTORS + name, "utf8"));
+    expect(doc.kind).toBe("vector");
+    if (doc.kind !== "vector") return;
+    expect(doc.vector.name + ".json").toBe(name);
+    expect(doc.vector.limits.max_steps).toBeGreaterThan(0);
+    const again = parseDocument(stateFile(doc.state, doc.profile));
+    expect(again.kind).toBe("state");
+    expect(again.profile).toBe(doc.profile);
+    expect(normalised(again.state)).toEqual(normalised(doc.state));
+  });
+});
+
+describe("state round trip", () => {
+  const base = parseDocument(SYSCALL_BASIC).state;
+
+  it("keeps every field of the cpu block", () => {
+    const state: ArchState = {
+      ...base,
+      cpu: { pendingIrq: 0x31, pendingNmi: true, nmiBlocked: true, shadow: "movss", halted: true, shutdown: false, pendingDebugTrap: true },
+    };
+    const json = stateToJson(state);
+    expect(json.cpu).toEqual({
+      pending_irq: 0x31, pending_nmi: true, nmi_blocked: true, shadow: "movss", halted: true, shutdown: false, pending_debug_trap: true,
+    });
+    const again = parseDocument(stateFile(state));
+    expect(normalised(again.state)).toEqual(normalised(state));
+    expect(again.profile).toBeUndefined();
+  });
+
+  it("keeps 64-bit values, hidden segment parts and memory at high physical addresses", () => {
+    const page = new Uint8Array(4096);
+    page[0] = 0xab;
+    page[4095] = 0xcd;
+    const state: ArchState = {
+      ...base,
+      gpr: base.gpr.map((_, i) => (i === 0 ? 0xffff_ffff_ffff_ffffn : BigInt(i) << 40n)),
+      rflags: 0x246n,
+      fs: { ...base.fs, base: 0xffff_8880_0000_1000n, unusable: 1 },
+      kernelGsBase: 0xffff_ffff_8000_0000n,
+      memory: new Map([...base.memory, [0x3_ffff_ffff, page]]),
+    };
+    const json = stateToJson(state);
+    expect(json.regs.rax).toBe("0xffffffffffffffff");
+    expect(json.msrs.FS_BASE).toBe("0xffff888000001000");
+    const again = parseDocument(stateFile(state, "amd"));
+    expect(again.profile).toBe("amd");
+    expect(normalised(again.state)).toEqual(normalised(state));
+  });
+
+  it("a state file without a cpu block gets the defaults", () => {
+    const json = { format: "ringspec-state/1", ...stateToJson(base) } as Record<string, unknown>;
+    delete json.cpu;
+    expect(parseDocument(JSON.stringify(json)).state.cpu).toEqual(base.cpu);
+  });
+
+  it("inject makes the events pending from the start", () => {
+    const doc = parseDocument(editedVector((v) => (v.inject = { irq: 32, nmi: true })));
+    expect(doc.state.cpu.pendingIrq).toBe(32);
+    expect(doc.state.cpu.pendingNmi).toBe(true);
+  });
+});
+
+describe("malformed files: one line naming the JSON path", () => {
+  it("wrong hex", () => {
+    expect(errorOf(editedVector((v) => (v.initial.regs.rax = "0xZZ")))).toBe('initial.regs.rax: expected "0x" followed by 1 to 16 hex digits');
+    expect(errorOf(editedVector((v) => (v.initial.regs.rbx = "12")))).toMatch(/^initial\.regs\.rbx: /);
+    expect(errorOf(editedVector((v) => (v.initial.memory[2].gpa = "0x" + "1".repeat(17))))).toMatch(/^initial\.memory\[2\]\.gpa: /);
+    expect(errorOf(editedVector((v) => (v.initial.memory[0].bytes = "abc")))).toBe("initial.memory[0].bytes: expected an even number of hex digits");
+  });
+
+  it("a value wider than its field", () => {
+    expect(errorOf(editedVector((v) => (v.initial.sregs.cs.selector = "0x10000")))).toBe("initial.sregs.cs.selector: value does not fit in 16 bits");
+    expect(errorOf(editedVector((v) => (v.expected.sregs.gdt.limit = "0x10000")))).toBe("expected.sregs.gdt.limit: value does not fit in 16 bits");
+  });
+
+  it("missing field", () => {
+    expect(errorOf(editedVector((v) => delete v.initial.regs.rip))).toMatch(/^initial\.regs\.rip: /);
+    expect(errorOf(editedVector((v) => delete v.limits))).toMatch(/^limits: /);
+    expect(errorOf(editedVector((v) => delete v.initial.sregs.ss.dpl))).toMatch(/^initial\.sregs\.ss\.dpl: /);
+  });
+
+  it("unknown field", () => {
+    expect(errorOf(editedVector((v) => (v.initial.regs.rzz = "0x0")))).toBe("initial.regs.rzz: unknown field");
+    expect(errorOf(editedVector((v) => (v.expected.sregs.cs.color = 1)))).toBe("expected.sregs.cs.color: unknown field");
+  });
+
+  it("wrong type or range", () => {
+    expect(errorOf(editedVector((v) => (v.initial.sregs.cs.dpl = 4)))).toMatch(/^initial\.sregs\.cs\.dpl: /);
+    expect(errorOf(editedVector((v) => (v.expected.exit = "halt")))).toMatch(/^expected\.exit: /);
+    expect(errorOf(editedVector((v) => (v.profile = "arm")))).toMatch(/^profile: /);
+  });
+
+  it("FS_BASE and GS_BASE must equal the segment bases", () => {
+    expect(errorOf(editedVector((v) => (v.initial.msrs.FS_BASE = "0x1000")))).toBe("initial.msrs.FS_BASE: differs from initial.sregs.fs.base");
+    expect(errorOf(editedVector((v) => (v.initial.sregs.gs.base = "0x2000")))).toBe("initial.msrs.GS_BASE: differs from initial.sregs.gs.base");
+  });
+
+  it("states outside the model are refused", () => {
+    expect(errorOf(editedVector((v) => (v.initial.sregs.efer = "0x1")))).toMatch(/^initial: not covered by the model: efer: LME and LMA must be set/);
+    expect(errorOf(editedVector((v) => (v.initial.sregs.cr0 = "0x11")))).toMatch(/^initial: not covered by the model: cr0: /);
+    expect(errorOf(editedVector((v) => (v.initial.sregs.cr4 = "0x1620")))).toMatch(/^initial: not covered by the model: cr4: bits 0x1000 are outside the model/);
+    const base = parseDocument(SYSCALL_BASIC).state;
+    expect(errorOf(stateFile({ ...base, rflags: 0x20002n }))).toMatch(/^\$: not covered by the model: rflags: VM/);
+  });
+
+  it("not JSON, or not a ringspec document", () => {
+    expect(errorOf("{")).toMatch(/^not valid JSON \(/);
+    expect(errorOf('{"format": "ringspec-vector/2"}')).toBe('format: expected "ringspec-vector/1" or "ringspec-state/1"');
+    expect(errorOf("[]")).toBe('format: expected "ringspec-vector/1" or "ringspec-state/1"');
+  });
+});
+
+describe("JSON Schema", () => {
+  const committed = readFileSync(fileURLToPath(new URL("../../spec/format/schema.json", import.meta.url)), "utf8");
+
+  it("the committed spec/format/schema.json equals the generated one (regenerate: node cli/bin.js schema > spec/format/schema.json)", () => {
+    expect(committed).toBe(jsonSchemaText());
+  });
+
+  it("describes both formats, with hex strings for 64-bit values and every $ref defined", () => {
+    const schema = JSON.parse(committed) as { $schema: string; anyOf: unknown[]; $defs: Record<string, Record<string, unknown>> };
+    expect(schema.$schema).toBe("https://json-schema.org/draft/2020-12/schema");
+    expect(schema.anyOf).toEqual([{ $ref: "#/$defs/vector" }, { $ref: "#/$defs/stateFile" }]);
+    const hex64 = schema.$defs.hex64!;
+    expect(hex64.type).toBe("string");
+    expect(new RegExp(hex64.pattern as string).test("0xffffffffffffffff")).toBe(true);
+    expect(new RegExp(hex64.pattern as string).test("0x1ffffffffffffffff")).toBe(false);
+    const hex16 = new RegExp(schema.$defs.hex16!.pattern as string);
+    expect(hex16.test("0x002b") && !hex16.test("0x10000")).toBe(true);
+    // Fields with defaults are optional on input.
+    const segment = schema.$defs.segment as { required: string[] };
+    expect(segment.required).not.toContain("unusable");
+    const refs = [...committed.matchAll(/"\$ref": "#\/\$defs\/([A-Za-z0-9]+)"/g)].map((m) => m[1]!);
+    expect(refs.length).toBeGreaterThan(10);
+    for (const ref of refs) expect(schema.$defs[ref], ref).toBeDefined();
+  });
+});

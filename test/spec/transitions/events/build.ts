@@ -1,0 +1,88 @@
+// Builders for the event-delivery tests: IDT gates, GDT descriptors, TSS fields and code bytes on the
+// shared vector layout (test/helpers/fixture.ts).
+import "../../../../spec/index.ts";
+import { isFault, type Fault } from "../../../../spec/fault.ts";
+import type { Machine } from "../../../../spec/machine/machine.ts";
+import { INTEL } from "../../../../spec/profile.ts";
+import { step, type StepOptions } from "../../../../spec/step/step.ts";
+import type { StepResult } from "../../../../spec/step/events.ts";
+
+export const IDT = 0x9000n;
+export const GDT = 0x8000n;
+export const TSS = 0xa000n;
+export const HANDLER = (v: number): bigint => 0xb000n + 16n * BigInt(v);
+
+export interface GateSpec {
+  readonly offset?: bigint;
+  readonly selector?: number;
+  readonly ist?: number;
+  /** 0xe interrupt gate, 0xf trap gate. */
+  readonly type?: number;
+  readonly dpl?: number;
+  readonly present?: number;
+  readonly s?: number;
+}
+
+/** Writes the 16-byte IA-32e gate for `vector` (defaults: the layout's interrupt gate, DPL 0). */
+export function withGate(m: Machine, vector: number, g: GateSpec = {}): Machine {
+  const offset = g.offset ?? HANDLER(vector);
+  const attributes = BigInt(g.type ?? 0xe) | (BigInt(g.s ?? 0) << 4n) | (BigInt(g.dpl ?? 0) << 5n) | (BigInt(g.present ?? 1) << 7n);
+  const low =
+    (offset & 0xffffn) | (BigInt(g.selector ?? 0x08) << 16n) | (BigInt(g.ist ?? 0) << 32n) | (attributes << 40n) | (((offset >> 16n) & 0xffffn) << 48n);
+  const high = (offset >> 32n) & 0xffff_ffffn;
+  const at = IDT + 16n * BigInt(vector);
+  return { ...m, memory: m.memory.write(at, 8, low).write(at + 8n, 8, high) };
+}
+
+/** A code/data descriptor's low 8 bytes: flat, limit 0xfffff with G = 1. */
+export function descriptor(d: { type: number; s?: number; dpl: number; present?: number; l?: number; db?: number }): bigint {
+  return (
+    0xffffn | (BigInt(d.type) << 40n) | (BigInt(d.s ?? 1) << 44n) | (BigInt(d.dpl) << 45n) | (BigInt(d.present ?? 1) << 47n) |
+    (0xfn << 48n) | (BigInt(d.l ?? 0) << 53n) | (BigInt(d.db ?? 0) << 54n) | (1n << 55n)
+  );
+}
+
+export function withDescriptor(m: Machine, selector: number, low: bigint): Machine {
+  return { ...m, memory: m.memory.write(GDT + BigInt(selector & 0xfff8), 8, low) };
+}
+
+export function withTss(m: Machine, offset: number, value: bigint): Machine {
+  return { ...m, memory: m.memory.write(TSS + BigInt(offset), 8, value) };
+}
+
+export function withStack(m: Machine, address: bigint, qwords: readonly bigint[]): Machine {
+  let memory = m.memory;
+  qwords.forEach((q, i) => (memory = memory.write(address + 8n * BigInt(i), 8, q)));
+  return { ...m, memory };
+}
+
+/** The five-qword frame (+ error code) at `rsp`, lowest address first. */
+export function frameAt(m: Machine, rsp: bigint, words: number): bigint[] {
+  return Array.from({ length: words }, (_, i) => m.memory.read(rsp + 8n * BigInt(i), 8));
+}
+
+export function asMachine(x: Machine | Fault): Machine {
+  if (isFault(x)) throw new Error(`unexpected fault ${x.rule} vector ${x.vector} ec ${x.errorCode}`);
+  return x;
+}
+
+export function asFault(x: Machine | Fault): Fault {
+  if (!isFault(x)) throw new Error("expected a fault");
+  return x;
+}
+
+export function stepOnce(m: Machine, options: StepOptions = {}): StepResult {
+  return step(m, { profile: INTEL, ...options });
+}
+
+/** Steps `n` times (each must not stop the machine). */
+export function steps(m: Machine, n: number, options: StepOptions = {}): { state: Machine; results: StepResult[] } {
+  const results: StepResult[] = [];
+  let s = m;
+  for (let i = 0; i < n; i++) {
+    const r = stepOnce(s, options);
+    results.push(r);
+    s = r.state;
+  }
+  return { state: s, results };
+}
