@@ -7,7 +7,8 @@ import { allRules } from "../spec/index.ts";
 import { NOT_MODELLED } from "../spec/rules/not-modelled.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const RULE_ID = /\b[A-Z][A-Z0-9]*-(?:V?[0-9]+)\b/g;
+/** SYSRET-03, SYSCALL-V1, and finer IDs such as PF-RSVD-PS1G or CANON-GP. */
+const RULE_ID = /\b[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+\b/g;
 
 /** Rule IDs defined at the start of a line (or bullet) in digest sections 2 to 22. */
 export function digestRuleIds(digest: string): string[] {

@@ -106,8 +106,10 @@ export interface Mismatch {
 }
 
 const SEGMENT_FIELDS = ["selector", "base", "limit", "type", "present", "dpl", "db", "s", "l", "g", "avl", "unusable"] as const;
-/** Data segment registers: with a null selector only the selector is compared (vector README, "Fields"). */
-const DATA_SEGMENTS: ReadonlySet<string> = new Set(["ds", "es", "fs", "gs"]);
+/** Data segment registers: with a null selector only the selector is compared (vector README,
+ *  "Fields"). SS is one too: the NULL SS that inter-privilege delivery loads (DELIVER-17) has an
+ *  implementation-specific hidden part, and 64-bit mode does not use it. */
+const DATA_SEGMENTS: ReadonlySet<string> = new Set(["ss", "ds", "es", "fs", "gs"]);
 const FORMAT_SEGMENTS: readonly (readonly [string, SegmentName])[] = [
   ["cs", "cs"], ["ds", "ds"], ["es", "es"], ["fs", "fs"], ["gs", "gs"], ["ss", "ss"], ["tr", "tr"], ["ldt", "ldtr"],
 ];

@@ -36,7 +36,7 @@ export function decode(fetch: FetchByte, mode64: boolean): Instruction | Unsuppo
     kind: "instruction",
     mnemonic: d.mnemonic,
     length: r.bytes.length,
-    bytes: Uint8Array.from(r.bytes),
+    bytes: new Uint8Array(r.bytes),
     operandSize: d.operandSize,
     // 67 in compatibility mode (16-bit addressing) never gets here with a memory operand.
     addressSize: ctx.addressSize === 8 ? 8 : 4,

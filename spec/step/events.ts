@@ -7,7 +7,10 @@ export type StepEvent =
   /** An instruction completed. */
   | { readonly kind: "retired"; readonly rip: bigint; readonly instruction: Instruction }
   /** An event went through the IDT: an instruction's fault or INT n (with the instruction at
-   *  `rip`), or an event taken at a boundary (single-step trap, NMI, external interrupt). */
+   *  `rip`), or an event taken at a boundary (single-step trap, NMI, external interrupt). `vector`
+   *  and `errorCode` are those of the handler entered: after a nested fault the serial second
+   *  exception or #DF. `source`: "software" for INT n / INT3 / INTO / INT1, "exception" for every
+   *  processor exception (faults, the single-step trap, #DF). */
   | {
       readonly kind: "delivered";
       readonly rip: bigint;

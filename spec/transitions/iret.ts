@@ -28,7 +28,7 @@ const WIDE = RFLAGS.RF | RFLAGS.AC | RFLAGS.ID;
  */
 export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCpl: number, oldIopl: number): bigint {
   let writable = ALWAYS;
-  if (size >= 4) writable |= WIDE;
+  if (size >= 4) writable |= WIDE; // RF-02
   if (oldCpl <= oldIopl) writable |= RFLAGS.IF;
   if (oldCpl === 0) {
     writable |= RFLAGS.IOPL;
@@ -121,6 +121,7 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
 
   // ---- commit (no fault past this line) -------------------------------------------------
   t.update("IRETQ-13", { rflags: iretRflags(m.rflags, tempRflags, size, oldCpl, iopl(m)) });
+  if (size >= 4) t.hit("RF-02");
   t.update("IRETQ-14", { cs: segmentFromDescriptor(csSel, code), rip: newRip });
   const gpr = [...t.m.gpr];
   if (newSs !== null) {
@@ -187,6 +188,7 @@ defineRules([
   { id: "IRETQ-11", description: "Popped SS: NULL only for a 64-bit target at RPL < 3 with SS.RPL = CS.RPL (else #GP(0)); otherwise limit, RPL, type, DPL → #GP(SS), not present → #SS(SS)", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
   { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target) or beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "IRETQ-13", description: "RFLAGS from the image: IF only if old CPL ≤ old IOPL, IOPL only at old CPL 0, VIF/VIP at CPL 0 with OS ≥ 32, RF/AC/ID with OS ≥ 32, VM never", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "RF-02", description: "IRET with a 32/64-bit operand size is the instruction that loads RF from memory (16-bit IRET does not)", source: "SDM Vol. 3A §18.3.1.1; Vol. 2A IRET" },
   { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits)", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked); compatibility-mode same-level IRET only moves RSP past the frame", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "IRETQ-16", description: "Return to an outer level: non-NULL DS/ES/FS/GS with data or non-conforming DPL < new CPL → NULL selector, base kept", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },

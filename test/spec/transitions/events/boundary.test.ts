@@ -258,6 +258,19 @@ describe("NMI-01..03: NMI delivery and blocking", () => {
   });
 });
 
+describe("RF-01 / RF-02: RF across instructions", () => {
+  it("RF-01: a completed instruction clears RF", () => {
+    expect(stepOnce(k([NOP], 2n | RFLAGS.RF)).state.rflags).toBe(2n);
+  });
+  it("RF-02: IRETQ loads RF from the image (it survives the IRET itself); the next instruction clears it", () => {
+    const m0 = withRegs(k([0x48, 0xcf]), { rsp: 0x1f000n });
+    const framed = { ...m0, memory: m0.memory.write(0x1f000n, 8, 0x10100n).write(0x1f008n, 8, 8n).write(0x1f010n, 8, 0x10002n).write(0x1f018n, 8, 0x1f800n).write(0x1f020n, 8, 0x10n).writeBytes(0x10100n, Uint8Array.of(NOP)) };
+    const a = stepOnce(framed);
+    expect(a.state.rflags).toBe(0x10002n);
+    expect(stepOnce(a.state).state.rflags).toBe(2n);
+  });
+});
+
 describe("step and run", () => {
   it("delivery `stop`: a fault ends the step with the machine at the faulting instruction", () => {
     const m0 = k([0x0f, 0x0b]);

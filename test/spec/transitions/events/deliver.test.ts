@@ -93,7 +93,7 @@ describe("DELIVER-06..10: the target code segment", () => {
     expect(fails(withGate(kernelMachine(), 6, { selector: 0x60 }), UD)).toMatchObject({ vector: 13, errorCode: 0x61, rule: "DELIVER-07" });
     expect(fails(withGate(kernelMachine(), 0x40, { selector: 0x63 }), INT(0x40))).toMatchObject({ errorCode: 0x60 });
   });
-  it("DELIVER-07: an LDT selector with no usable LDT gives #GP(sel | EXT), TI kept", () => {
+  it("DELIVER-07 / EXC-04: an LDT selector with no usable LDT gives #GP(sel | EXT), TI kept", () => {
     const m = { ...kernelMachine(), ldtr: { ...kernelMachine().ldtr, selector: 0, unusable: 1 } };
     expect(fails(withGate(m, 6, { selector: 0x0c }), UD)).toMatchObject({ vector: 13, errorCode: 0x0d });
   });

@@ -13,7 +13,7 @@ import { asMachine, frameAt, HANDLER, stepOnce, withGate, withTss } from "./buil
 
 const ex = (v: number, ec?: number) => exceptionEvent(fault("TEST", v, ec));
 
-describe("DF-01: double-fault classes", () => {
+describe("EXC-01 / DF-01: double-fault classes", () => {
   it("#DE, #TS, #NP, #SS, #GP are contributory; #PF page-fault class; the rest benign", () => {
     for (const v of [0, 10, 11, 12, 13]) expect(doubleFaultClass(ex(v))).toBe("contributory");
     expect(doubleFaultClass(ex(14))).toBe("page-fault");

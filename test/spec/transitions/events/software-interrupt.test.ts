@@ -47,11 +47,11 @@ describe("SWINT-04: INT1 (ICEBP)", () => {
     expect(r.event).toMatchObject({ kind: "delivered", vector: 1, errorCode: undefined });
     expect(frameAt(r.state, r.state.gpr[RSP]!, 3)).toEqual([0x200001n, 0x2bn, 0x202n]);
   });
-  it("a nested fault while delivering INT1 has EXT = 1: #NP(0x0b)", () => {
+  it("EXC-05: a nested fault while delivering INT1 has EXT = 1: #NP(0x0b)", () => {
     const r = stepOnce(withCode(withGate(userMachine(), 1, { present: 0 }), [0xf1]));
     expect(r.event).toMatchObject({ vector: 11, errorCode: 0x0b });
   });
-  it("while INT n's nested faults have EXT = 0: #NP(0x0a)", () => {
+  it("EXC-05: while INT n's nested faults have EXT = 0: #NP(0x0a)", () => {
     const r = stepOnce(withCode(withGate(kernelMachine(), 1, { present: 0 }), [0xcd, 0x01]));
     expect(r.event).toMatchObject({ vector: 11, errorCode: 0x0a });
   });
