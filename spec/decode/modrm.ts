@@ -84,8 +84,8 @@ function memory(
   scale: MemOperand["scale"], disp: bigint, ripRelative: boolean,
 ): MemOperand {
   // SDM Vol. 1 §3.7.4 Table 3-5: SS is the default for a base of (E/R)SP or (E/R)BP — register
-  // numbers 4 and 5 exactly; R12 and R13 (the same low bits with REX.B) default to DS, as on
-  // hardware and in QEMU/Bochs. An FS/GS override (any override outside 64-bit mode) replaces it.
+  // numbers 4 and 5 exactly. R12 and R13 share those low bits but are not "SP/BP" and default to
+  // DS (QEMU and iced-x86 agree). An FS/GS override (any override outside 64-bit mode) replaces it.
   const segment: SregName = ctx.p.segment ?? (base === 4 || base === 5 ? "ss" : "ds");
   return {
     kind: "mem", size, segment, stackSegment: segment === "ss", base, index, scale, disp, ripRelative,

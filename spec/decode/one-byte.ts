@@ -6,9 +6,9 @@ import { isStop, type DecodeContext, type Result } from "./context.ts";
 import { memoryOperand, moffsOperand, readModRM, regOperand, rmOperand } from "./modrm.ts";
 
 /** Opcode rows 00–3F and groups 80–83 /n: the eight ALU operations, in encoding order. */
-export const ALU_OPERATIONS: readonly Mnemonic[] = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
+const ALU_OPERATIONS: readonly Mnemonic[] = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
 /** Group 2 (C0 C1 D0–D3) /n; /6 is SAL, the same operation as SHL. */
-export const SHIFT_OPERATIONS: readonly Mnemonic[] = ["rol", "ror", "rcl", "rcr", "shl", "shr", "shl", "sar"];
+const SHIFT_OPERATIONS: readonly Mnemonic[] = ["rol", "ror", "rcl", "rcr", "shl", "shr", "shl", "sar"];
 /** Group 3 (F6 F7) /n; /1 is an undocumented alias of TEST /0 that Intel and AMD CPUs execute. */
 const GROUP3_OPERATIONS: readonly Mnemonic[] = ["test", "test", "not", "neg", "mul", "imul", "div", "idiv"];
 
