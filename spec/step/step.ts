@@ -137,7 +137,12 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
   // TF-01: the single-step trap this instruction leaves for the next boundary.
   const tfAfter = (t.m.rflags & RFLAGS.TF) !== 0n;
   const ownTrap = leavesSingleStepTrap(insn, tfBefore, tfAfter);
-  if (ownTrap) t.hit(insn.mnemonic === "syscall" || insn.mnemonic === "sysret" ? "TF-01" : loadsSs(insn) ? "SHADOW-05" : "TF-01");
+  // SYSCALL-10 / SYSRET-09: for these two the TF *after* the instruction decides (FMASK may have
+  // cleared it; R11 may have set it, and then the trap comes at CPL 3 before the first user
+  // instruction).
+  if (insn.mnemonic === "syscall") t.hit("SYSCALL-10");
+  if (insn.mnemonic === "sysret") t.hit("SYSRET-09");
+  if (ownTrap) t.hit(loadsSs(insn) ? "SHADOW-05" : "TF-01");
   const trap = heldTrap || ownTrap;
   const cpuAfter = t.m.cpu;
   const after: Machine = cpuAfter.pendingDebugTrap === trap ? t.m : { ...t.m, cpu: { ...cpuAfter, pendingDebugTrap: trap } };

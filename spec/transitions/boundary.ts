@@ -94,6 +94,8 @@ defineRules([
   { id: "SHADOW-07", description: "A MOV SS in a MOV SS shadow does not open a new shadow", source: "SDM Vol. 3A §6.8.3" },
   { id: "SHADOW-08", description: "IRET and SYSRET open no shadow", source: "SDM Vol. 2A IRET, SYSRET" },
   { id: "SHADOW-09", description: "Faults of the shadowed instruction itself are not held back", source: "SDM Vol. 3A §6.8.3" },
+  { id: "SYSCALL-10", description: "A single-step trap follows SYSCALL only if TF is 1 after it (after the FMASK mask)", source: "SDM Vol. 2B SYSCALL; Vol. 3A §18.3.1.4" },
+  { id: "SYSRET-09", description: "A single-step trap follows SYSRET if the TF loaded from R11 is 1: taken at CPL 3 before the first user instruction", source: "SDM Vol. 2B SYSRET; Linux do_syscall_64 note; kvm-unit-tests msr.c" },
   { id: "TF-01", description: "A completed instruction that started with TF = 1 leaves a single-step trap (SYSCALL/SYSRET: TF after; not INT n)", source: "SDM Vol. 3A §18.3.1.4" },
   { id: "TF-02", description: "The single-step #DB is a trap: saved RIP = the next instruction (DR6 not modelled)", source: "SDM Vol. 3A §18.3.1.4" },
   { id: "HLT-03", description: "A halted CPU wakes on an unblocked NMI or a maskable interrupt it would take; saved RIP after HLT", source: "SDM Vol. 2A HLT" },
