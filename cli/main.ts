@@ -7,12 +7,14 @@ import { runCommand } from "./run.ts";
 import { vectorsCommand } from "./vectors.ts";
 import { benchCommand } from "./bench.ts";
 import { schemaCommand } from "./schema.ts";
+import { rulesCommand } from "./rules.ts";
 
 export const MAIN_HELP = `Usage: ringspec COMMAND [options]
 
 Commands:
   run FILE              run a state or vector file; print the final state and the stop reason
   vectors check PATH... run test vectors and compare them with their expected results
+  rules                 rule registry and rule coverage (see rules --help)
   schema                print the JSON Schema of the vector and state file formats
   bench                 run the benchmarks (bench/index.ts)
 
@@ -48,6 +50,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         return runCommand(rest, io);
       case "vectors":
         return vectorsCommand(rest, io);
+      case "rules":
+        return rulesCommand(rest, io);
       case "schema":
         return schemaCommand(rest, io);
       case "bench":

@@ -11,3 +11,5 @@ export { fault, isFault, describeFault, type Fault } from "./fault.ts";
 export { allRules, ruleById, type Rule, type RuleId } from "./rules/registry.ts";
 export { decode } from "./decode/decode.ts";
 export type { Instruction, Operand, Mnemonic } from "./decode/instruction.ts";
+export * from "./transitions/index.ts";
+export { SpecEngine } from "./engine.ts";

@@ -11,5 +11,7 @@ export const NOT_MODELLED: Readonly<Record<string, string>> = {
   "SWAPGS-04": "a note on how kernels use SWAPGS (no memory operand, not serializing): nothing to check",
   "SWAPGS-05": "an OS convention (when an entry path swaps GS); hardware never swaps GS on delivery or IRET",
   "SWAPGS-06": "an OS convention (SWAPGS as the last GS-relative action of an exit path)",
+  // Event delivery (spec/transitions/deliver.ts):
+  "SMAP-05": "an OS convention (CLAC on every entry, AC in FMASK); the machine side is DELIVER-20 (delivery keeps AC) and FLAGS-02 (POPF sets AC)",
   "IRETQ-18": "IRET is serializing: no architectural effect in a model without caches, TLB or speculation",
 };

@@ -15,6 +15,7 @@ import type { Profile } from "../profile.ts";
 import { runAlone } from "../step/alone.ts";
 import type { Transaction } from "../step/transaction.ts";
 import { deliverWithNesting } from "./double-fault.ts";
+import { setAccessed } from "./segment-load.ts";
 import { extBit, idtErrorCode, pushesErrorCode, pushesRfSet, selectorErrorCode, type InterruptEvent } from "./exception-classes.ts";
 
 /** The 16-byte IA-32e IDT gate (SDM Vol. 3A §6.14.1, Figure 6-8). */
@@ -94,9 +95,13 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   let newRsp = m.gpr[RSP]!;
   const tssOffset = gate.ist !== 0 ? tssIstOffset(gate.ist) : interPrivilege ? tssRspOffset(newCpl) : null;
   if (tssOffset !== null) {
+    // DT-03: the field's offset in the 64-bit TSS. DT-04: located through TR's cached base and
+    // limit (not the GDT), read from memory as it is now.
+    t.hit("DT-03");
     if (tssOffset + 7 > m.tr.limit) return t.fault("DELIVER-12", TS, selectorErrorCode(m.tr.selector, ext));
     const fromTss = t.readLinear((m.tr.base + BigInt(tssOffset)) & MASK64, 8, "implicit");
     if (typeof fromTss !== "bigint") return fromTss;
+    t.hit("DT-04");
     newRsp = fromTss;
     t.hit("DELIVER-12");
   }
@@ -106,7 +111,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   t.hit("DELIVER-15");
 
   // DELIVER-16: SS, RSP, RFLAGS, CS, RIP (, error code), 8 bytes each, from the top down, with the
-  // privilege of the new CPL (SMAP-03: "supervisor" honours RFLAGS.AC as an explicit access would).
+  // privilege of the new CPL.
   const rflagsImage = pushesRfSet(event) ? m.rflags | RFLAGS.RF : m.rflags;
   t.hit("RF-03");
   const frame = [BigInt(m.ss.selector), m.gpr[RSP]!, rflagsImage, BigInt(m.cs.selector), m.rip];
@@ -118,12 +123,20 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   const slots = frame.map((_, i) => (aligned - 8n * BigInt(i + 1)) & MASK64);
   if (!slots.every(canonical)) return t.fault("DELIVER-16", SS, ext);
   const bottom = slots[slots.length - 1]!;
+  // SMAP-03: the pushes are explicit accesses at the new CPL, not implicit ones: below CPL 3 they
+  // are "supervisor" accesses, which SMAP lets reach a user page only while RFLAGS.AC = 1.
   const mode = newCpl === 3 ? "user" : "supervisor";
+  t.hit("SMAP-03");
   for (let i = 0; i < frame.length; i++) {
     const f = t.writeLinear(slots[i]!, 8, frame[i]!, mode, { stack: true });
     if (f !== undefined) return f;
   }
   t.hit("DELIVER-16");
+
+  // SEG-06: loading CS sets the accessed bit of its descriptor (an implicit write that can fault:
+  // a fault of the delivery).
+  const accessed = setAccessed(t, code);
+  if ("kind" in accessed) return accessed;
 
   // ---- commit (no fault past this line) -----------------------------------------------------
   if (interPrivilege) t.update("DELIVER-17", { ss: nullSegment(newCpl) });
@@ -131,7 +144,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   const gpr = [...t.m.gpr];
   gpr[RSP] = bottom;
   t.update("DELIVER-18", { gpr });
-  const cs: Segment = segmentFromDescriptor((gate.selector & 0xfffc) | newCpl, code);
+  const cs: Segment = segmentFromDescriptor((gate.selector & 0xfffc) | newCpl, accessed);
   t.update("DELIVER-19", { cs, rip: gate.offset });
   const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
   t.update("DELIVER-20", { rflags: t.m.rflags & ~cleared });
@@ -183,5 +196,8 @@ defineRules([
   { id: "DELIVER-19", description: "CS ← gate selector with RPL = new CPL, cache from the descriptor; RIP ← gate offset", source: "SDM Vol. 2A INT n pseudo-code" },
   { id: "DELIVER-20", description: "TF, NT, RF, VM cleared; IF cleared for interrupt gates only; AC, DF, IOPL untouched", source: "SDM Vol. 3A §6.12.1.3; Vol. 2A INT n" },
   { id: "DELIVER-21", description: "Delivery ends HLT, ends any interrupt shadow, and (NMI) sets NMI blocking", source: "SDM Vol. 3A §6.7.1, §6.8.3" },
+  { id: "DT-03", description: "64-bit TSS layout: RSPn at 04h + 8n (n = 0..2), ISTn at 24h + 8(n − 1) (n = 1..7), 8-byte fields at 4-mod-8 offsets", source: "SDM Vol. 3A §8.7, Figure 8-11" },
+  { id: "DT-04", description: "Delivery reads the TSS through TR's cached base and limit; the TSS memory is read as it is now (rewriting RSP0 takes effect without reloading TR)", source: "SDM Vol. 3A §8.2.4, §6.14.5" },
+  { id: "SMAP-03", description: "Delivery frame pushes (and IRET pops) are explicit accesses at the new (current) CPL — below 3 supervisor, so SMAP honours RFLAGS.AC — not implicit ones [unverified]", source: "SDM Vol. 3A §4.6.1; digest SMAP-03" },
   { id: "DELIVER-22", description: "GS and the GS bases are not touched by delivery", source: "SDM Vol. 2B SWAPGS" },
 ]);

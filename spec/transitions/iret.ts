@@ -14,6 +14,7 @@ import {
 } from "../segmentation/descriptor.ts";
 import { runAlone } from "../step/alone.ts";
 import type { Transaction } from "../step/transaction.ts";
+import { setAccessed } from "./segment-load.ts";
 
 export type IretSize = 2 | 4 | 8;
 
@@ -60,7 +61,9 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   const m = t.m;
   const oldCpl = cpl(m);
   const began64 = in64BitMode(m);
+  // SMAP-03: the pops are explicit accesses at the current CPL (SMAP honours RFLAGS.AC at CPL < 3).
   const mode = t.dataMode();
+  t.hit("SMAP-03");
   const slot = (n: number) => stackSlot(m, n * size);
   const mask = size === 8 ? MASK64 : size === 4 ? 0xffff_ffffn : 0xffffn;
 
@@ -91,7 +94,8 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   const outer = rpl > oldCpl;
 
   // ---- SS:RSP (IRETQ-10: popped on a privilege change, and always when IRET began in 64-bit mode)
-  let newSs: Segment | null = null;
+  /** The SS to load: its selector and descriptor (null for a NULL selector). */
+  let newSs: { readonly selector: number; readonly descriptor: Descriptor | null } | null = null;
   let tempRsp = 0n;
   if (outer || began64) {
     const rspWord = t.readLinear(slot(3), size, mode, { stack: true });
@@ -104,14 +108,14 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
     if (isNullSelector(ssSel)) {
       // IRETQ-11: a NULL SS only for a 64-bit target below ring 3 with SS.RPL = CS.RPL.
       if (!target64 || rpl === 3 || selectorRpl(ssSel) !== rpl) return t.fault("IRETQ-11", GP, 0);
-      newSs = nullSegment(ssSel);
+      newSs = { selector: ssSel, descriptor: null };
     } else {
       const stack = descriptorOf(t, ssSel);
       if (stack === "outside") return t.fault("IRETQ-11", GP, ssSel & 0xfffc);
       if ("kind" in stack) return stack;
       if (selectorRpl(ssSel) !== rpl || !isWritableData(stack) || stack.dpl !== rpl) return t.fault("IRETQ-11", GP, ssSel & 0xfffc);
       if (stack.present === 0) return t.fault("IRETQ-11", SS, ssSel & 0xfffc);
-      newSs = segmentFromDescriptor(ssSel, stack);
+      newSs = { selector: ssSel, descriptor: stack };
     }
   }
 
@@ -119,14 +123,26 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   const newRip = tempRip & mask;
   if (target64 ? !canonical(newRip) : newRip > BigInt(code.limit)) return t.fault("IRETQ-12", GP, 0);
 
+  // SEG-06: loading CS (and SS from a descriptor) sets the descriptors' accessed bits — implicit
+  // writes that can still fault (a fault of the IRET).
+  const csLoaded = setAccessed(t, code);
+  if ("kind" in csLoaded) return csLoaded;
+  let ssLoaded: Segment | null = null;
+  if (newSs !== null && newSs.descriptor === null) ssLoaded = nullSegment(newSs.selector);
+  else if (newSs !== null && newSs.descriptor !== null) {
+    const stack = setAccessed(t, newSs.descriptor);
+    if ("kind" in stack) return stack;
+    ssLoaded = segmentFromDescriptor(newSs.selector, stack);
+  }
+
   // ---- commit (no fault past this line) -------------------------------------------------
   t.update("IRETQ-13", { rflags: iretRflags(m.rflags, tempRflags, size, oldCpl, iopl(m)) });
   if (size >= 4) t.hit("RF-02");
-  t.update("IRETQ-14", { cs: segmentFromDescriptor(csSel, code), rip: newRip });
+  t.update("IRETQ-14", { cs: segmentFromDescriptor(csSel, csLoaded), rip: newRip });
   const gpr = [...t.m.gpr];
-  if (newSs !== null) {
+  if (ssLoaded !== null) {
     gpr[RSP] = tempRsp;
-    t.update("IRETQ-15", { ss: newSs, gpr });
+    t.update("IRETQ-15", { ss: ssLoaded, gpr });
   } else {
     // Compatibility mode, same privilege: RSP moves past the three slots (stack width per SS.B).
     const width = m.ss.db === 1 ? 0xffff_ffffn : 0xffffn;

@@ -20,6 +20,7 @@ defineRules([
   { id: "SYSCALL-07", description: "SS <- STAR[47:32] + 8 (RPL bits not masked) with a fixed flat DPL-0 cache", source: "SDM Vol. 2B SYSCALL" },
   { id: "SYSCALL-08", description: "RIP <- LSTAR", source: "SDM Vol. 2B SYSCALL" },
   { id: "SYSCALL-09", description: "RSP, FS, GS and KERNEL_GS_BASE are left unchanged; nothing is pushed", source: "SDM Vol. 2B SYSCALL" },
+  { id: "SYSCALL-11", description: "The FMASK mask is part of SYSCALL: with IF in FMASK no maskable interrupt is taken before the first handler instruction (without it, one may be taken at that boundary, user RSP still loaded)", source: "SDM Vol. 2B SYSCALL; Vol. 3A §6.8.1" },
   { id: "SYSCALL-V1", description: "amd: SYSCALL in compatibility mode enters 64-bit mode as in 64-bit mode but RIP <- CSTAR", source: "AMD APM Vol. 3 SYSCALL" },
   { id: "SYSCALL-V2", description: "SS selector STAR[47:32] + 8 unmasked under both profiles (AMD pseudo-code agrees with Intel)", source: "AMD APM Vol. 3 SYSCALL" },
 ]);
@@ -50,6 +51,9 @@ export function execSyscall(t: Transaction): Fault | undefined {
   t.hit("SYSCALL-04");
   const fmask = m.fmask & 0xffff_ffffn;
   t.update("SYSCALL-05", { rflags: ((m.rflags & ~fmask) & ~RFLAGS.RF) | RFLAGS.FIXED1 });
+  // SYSCALL-11: the masked IF is in force when SYSCALL completes, so the boundary before the first
+  // handler instruction already sees it (no window with IF = 1 on the user stack).
+  t.hit("SYSCALL-11");
   t.update("SYSCALL-06", { cs: syscallCs(m.star) });
   t.update("SYSCALL-07", { ss: syscallSs(m.star) });
   t.hit("SYSCALL-V2"); // the same unmasked SS selector under both profiles

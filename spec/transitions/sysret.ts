@@ -19,6 +19,7 @@ defineRules([
   { id: "SYSRET-06", description: "CS <- (STAR[63:48] + 16) OR 3 (SYSRETQ, L = 1) or STAR[63:48] OR 3 (32-bit, D = 1), fixed flat DPL-3 cache; CPL <- 3", source: "SDM Vol. 2B SYSRET" },
   { id: "SYSRET-07", description: "intel: SS <- (STAR[63:48] + 8) OR 3 with a fixed flat DPL-3 cache (whatever SS held)", source: "SDM Vol. 2B SYSRET" },
   { id: "SYSRET-08", description: "RSP, FS and GS are left unchanged", source: "SDM Vol. 2B SYSRET" },
+  { id: "SYSRET-10", description: "SYSRET opens no interrupt shadow: with R11.IF = 1 a pending interrupt is taken at the first user boundary, at CPL 3", source: "SDM Vol. 2B SYSRET; Vol. 3A §6.8.3" },
   { id: "SYSRET-V1", description: "amd: a non-canonical RCX is loaded; the fetch at CPL 3 faults", source: "AMD APM Vol. 3 SYSRET" },
   { id: "SYSRET-V2", description: "amd: only the SS selector changes; its hidden part keeps base, limit and attributes", source: "AMD APM Vol. 3 SYSRET" },
   { id: "SYSRET-V3", description: "amd: SYSRET in compatibility mode: CS <- STAR[63:48] OR 3 (32-bit), SS selector as SYSRET-07, IF <- 1 (R11 not used), RIP <- ECX", source: "AMD APM Vol. 3 SYSRET" },
@@ -75,6 +76,8 @@ export function execSysret(t: Transaction, form: SysretForm): Fault | undefined 
   t.update("SYSRET-06", { cs: sysretCs(m.star, form) });
   loadSysretSs(t);
   t.hit("SYSRET-08");
+  // SYSRET-10: no shadow is opened (the step cleared the one in force, SHADOW-02).
+  t.hit("SYSRET-10");
   return undefined;
 }
 
@@ -88,6 +91,7 @@ function legacySysret(t: Transaction): undefined {
   });
   loadSysretSs(t);
   t.hit("SYSRET-08");
+  t.hit("SYSRET-10");
   return undefined;
 }
 

@@ -46,6 +46,14 @@ export function withDescriptor(m: Machine, selector: number, low: bigint): Machi
   return { ...m, memory: m.memory.write(GDT + BigInt(selector & 0xfff8), 8, low) };
 }
 
+/** The GDT copied to 0x600000 and mapped there read-only (PD entry 3: a 2 MiB supervisor page;
+ *  the fixture has CR0.WP = 1), so a write to it — an accessed bit — faults. */
+export function withReadOnlyGdt(m: Machine): Machine {
+  const gdt = m.memory.readBytes(m.gdtr.base, m.gdtr.limit + 1);
+  const memory = m.memory.writeBytes(0x600000n, gdt).write(0x3018n, 8, 0x600081n);
+  return { ...m, memory, gdtr: { ...m.gdtr, base: 0x600000n } };
+}
+
 export function withTss(m: Machine, offset: number, value: bigint): Machine {
   return { ...m, memory: m.memory.write(TSS + BigInt(offset), 8, value) };
 }

@@ -1,15 +1,16 @@
-// DELIVER-01..22, EXC-02/04/05, RF-03/04, NMI-01/02, PF-01: `deliver` called alone.
+// DELIVER-01..22, EXC-02/04/05, RF-03/04, NMI-01/02, PF-01, DT-03/04, SMAP-03, SEG-06: `deliver`
+// called alone, and in the step loop where the rule needs instructions around it.
 import { describe, expect, it } from "vitest";
 import { fault, type Fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
-import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
+import { CR4, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
 import { INTEL } from "../../../../spec/profile.ts";
 import { deliver } from "../../../../spec/transitions/deliver.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, softwareEvent, type InterruptEvent,
 } from "../../../../spec/transitions/exception-classes.ts";
-import { kernelMachine, userMachine, withRegs, KERNEL_CS, USER_SS } from "../../../helpers/fixture.ts";
-import { asFault, asMachine, descriptor, frameAt, HANDLER, withDescriptor, withGate, withTss } from "./build.ts";
+import { kernelMachine, userMachine, withBytes, withCode, withRegs, KERNEL_CS, USER_SS } from "../../../helpers/fixture.ts";
+import { asFault, asMachine, descriptor, frameAt, HANDLER, stepOnce, steps, withDescriptor, withGate, withReadOnlyGdt, withTss } from "./build.ts";
 
 const GP0 = exceptionEvent(fault("TEST", 13, 0));
 const UD = exceptionEvent(fault("TEST", 6));
@@ -268,5 +269,98 @@ describe("PF-01: CR2", () => {
     const m = asMachine(deliver(kernelMachine(), exceptionEvent(fault("TEST", 14, 2, 0xdead_b000n)), INTEL));
     expect(m.cr2).toBe(0xdead_b000n);
     expect(m.rip).toBe(HANDLER(14));
+  });
+});
+
+describe("DT-03: 64-bit TSS layout", () => {
+  it("DT-03: RSP0, RSP1 and RSP2 at 04h, 0Ch and 14h (new CPL n reads RSPn)", () => {
+    for (const [n, offset] of [[0, 0x04], [1, 0x0c], [2, 0x14]] as const) {
+      let m = withTss(withTss(withTss(userMachine(), 0x04, 0x1c000n), 0x0c, 0x1d000n), 0x14, 0x1e000n);
+      // A DPL-n 64-bit code segment in the spare slot 0x40 for the gate to lead to.
+      m = withGate(withDescriptor(m, 0x40, descriptor({ type: 0xb, dpl: n, l: 1 })), 6, { selector: 0x40 });
+      const entered = enters(m, UD);
+      expect(entered.cs.selector, `RSP${n}`).toBe(0x40 | n);
+      expect(entered.ss.selector, `RSP${n}`).toBe(n);
+      expect(entered.gpr[RSP], `RSP${n} at ${offset}`).toBe(m.memory.read(0xa000n + BigInt(offset), 8) - 40n);
+    }
+  });
+  it("DT-03: IST1..IST7 at 24h, 2Ch, 34h, 3Ch, 44h, 4Ch, 54h — 8-byte fields at 4-mod-8 offsets", () => {
+    const offsets = [0x24, 0x2c, 0x34, 0x3c, 0x44, 0x4c, 0x54];
+    let m = kernelMachine();
+    offsets.forEach((offset, i) => (m = withTss(m, offset, 0x30000n + 0x100n * BigInt(i + 1))));
+    for (let n = 1; n <= 7; n++) expect(enters(withGate(m, 6, { ist: n }), UD).gpr[RSP], `IST${n}`).toBe(0x30000n + 0x100n * BigInt(n) - 40n);
+  });
+});
+
+describe("DT-04: the TSS through TR's cache, read as it is now", () => {
+  it("DT-04: the cached TR base is used, not the TSS descriptor in the GDT", () => {
+    const moved = withTss({ ...userMachine(), tr: { ...userMachine().tr, base: 0xa100n } }, 0x104, 0x1c000n);
+    expect(moved.memory.read(0x8030n, 8)).toBe(kernelMachine().memory.read(0x8030n, 8)); // GDT still says 0xa000
+    expect(enters(moved, UD).gpr[RSP]).toBe(0x1c000n - 40n);
+  });
+  it("DT-04: RSP0 rewritten by a MOV takes effect at the next delivery without reloading TR", () => {
+    // mov [0xa004], rax; sysretq — then ud2 at the user RIP.
+    const kernel = withRegs(withCode(kernelMachine(), [0x48, 0x89, 0x04, 0x25, 0x04, 0xa0, 0x00, 0x00, 0x48, 0x0f, 0x07]), {
+      rax: 0x1c000n, rcx: 0x200000n, r11: 0x2n, rsp: 0x210000n,
+    });
+    const m0 = withBytes(kernel, 0x200000n, [0x0f, 0x0b]);
+    const { results, state } = steps(m0, 3);
+    expect(results[2]!.event).toMatchObject({ kind: "delivered", vector: 6 });
+    expect(state.gpr[RSP]).toBe(0x1c000n - 40n);
+    expect(frameAt(state, state.gpr[RSP]!, 5)).toEqual([0x200000n, 0x2bn, 0x2n | RFLAGS.RF, 0x210000n, 0x23n]);
+  });
+});
+
+describe("SMAP-03: frame pushes are explicit accesses at the new CPL", () => {
+  // INT 0x80 from CPL 3 through a DPL-3 gate, RSP0 on a user page (the user stack's 2 MiB page),
+  // CR4.SMAP = 1; #DF on IST1 (a kernel page).
+  const smap = (rflags: bigint): Machine => {
+    const m = withTss(withGate(withGate(userMachine(), 0x80, { dpl: 3 }), 8, { ist: 1 }), 4, 0x20f000n);
+    return withCode({ ...m, cr4: m.cr4 | CR4.SMAP, rflags }, [0xcd, 0x80]);
+  };
+  it("SMAP-03: with AC = 0 the pushes to a user page fault (#PF W = 1, U/S = 0), the #PF delivery faults again, #DF follows", () => {
+    const r = stepOnce(smap(0x202n));
+    expect(r.event).toMatchObject({ kind: "delivered", vector: 8, errorCode: 0 });
+    expect(r.state.cr2).toBe(0x20eff8n);
+    expect(r.state.gpr[RSP]).toBe(0x21000n - 48n);
+    // Saved RIP = the INT instruction (the #PF of its delivery counts as its fault).
+    expect(frameAt(r.state, r.state.gpr[RSP]!, 6).slice(0, 3)).toEqual([0n, 0x200000n, 0x2bn]);
+    expect(fails(smap(0x202n), INT(0x80))).toMatchObject({ vector: 14, errorCode: 3, address: 0x20eff8n });
+  });
+  it("SMAP-03: with AC = 1 (set by user code, kept by delivery) the frame lands on the user page", () => {
+    const r = stepOnce(smap(0x202n | RFLAGS.AC));
+    expect(r.event).toMatchObject({ kind: "delivered", vector: 0x80 });
+    expect(r.state.rip).toBe(HANDLER(0x80));
+    expect(r.state.gpr[RSP]).toBe(0x20f000n - 40n);
+    expect(frameAt(r.state, r.state.gpr[RSP]!, 5)).toEqual([0x200002n, 0x2bn, 0x202n | RFLAGS.AC, 0x210000n, 0x23n]);
+  });
+  it("SMAP-03 / SMAP-02: the TSS read is implicit — on a user page it faults even with AC = 1", () => {
+    const m = smap(0x202n | RFLAGS.AC);
+    const userTss = withBytes({ ...m, tr: { ...m.tr, base: 0x220000n } }, 0x220004n, [0x00, 0xf0, 0x20]);
+    expect(fails(userTss, INT(0x80))).toMatchObject({ vector: 14, errorCode: 1, address: 0x220004n });
+  });
+});
+
+describe("SEG-06: delivery sets the accessed bit of the CS descriptor it loads", () => {
+  it("SEG-06: a CS descriptor with A = 0 gets A = 1 in the GDT and in the CS cache", () => {
+    const m = withGate(withDescriptor(kernelMachine(), 0x50, descriptor({ type: 0xa, dpl: 0, l: 1 })), 6, { selector: 0x50 });
+    const entered = enters(m, UD);
+    expect(entered.cs.type).toBe(0xb);
+    expect((entered.memory.read(0x8050n, 8) >> 40n) & 0xffn).toBe(0x9bn);
+  });
+  it("SEG-06: an accessed descriptor is not written (a read-only GDT is fine)", () => {
+    const m = withReadOnlyGdt(kernelMachine());
+    expect(enters(m, UD).cs).toEqual(KERNEL_CS);
+  });
+  it("SEG-06: the write is an implicit supervisor write: a read-only GDT page faults the delivery (#PF W = 1), nothing committed", () => {
+    const m = withReadOnlyGdt(withGate(withDescriptor(userMachine(), 0x50, descriptor({ type: 0xa, dpl: 0, l: 1 })), 6, { selector: 0x50 }));
+    expect(fails(m, UD)).toMatchObject({ vector: 14, errorCode: 3, address: 0x600055n });
+  });
+  it("SEG-06: a delivery that faults after reading the descriptor leaves A clear", () => {
+    // RSP0 unmapped: the #UD and #PF deliveries fault on their pushes; #DF runs on IST1.
+    const m = withGate(withTss(withGate(withDescriptor(userMachine(), 0x50, descriptor({ type: 0xa, dpl: 0, l: 1 })), 6, { selector: 0x50 }), 4, 0x700000n), 8, { ist: 1 });
+    const r = stepOnce(withCode(m, [0x0f, 0x0b]));
+    expect(r.event).toMatchObject({ kind: "delivered", vector: 8 });
+    expect((r.state.memory.read(0x8050n, 8) >> 40n) & 0xffn).toBe(0x9an);
   });
 });

@@ -1,0 +1,72 @@
+// `ringspec rules`: the rule registry and rule coverage (digest §2–§22 rules implemented, named by a
+// test, or declared out of scope), and optionally which rules a set of vectors exercises.
+import { parseArgs } from "./args.ts";
+import { expandPaths, loadDocument } from "./input.ts";
+import type { Io } from "./io.ts";
+import { ruleCoverage } from "../conformance/rule-coverage.ts";
+import { allRules, machineFromState, profileByName, run } from "../spec/index.ts";
+import { NOT_MODELLED } from "../spec/rules/not-modelled.ts";
+
+export const RULES_HELP = `Usage: ringspec rules [--list] [--hit PATH...] [--json]
+
+Prints rule coverage: how many rule IDs of the reference digest (docs/reference, sections 2-22)
+the spec implements and a test names, which are declared out of scope (with the reason), and
+which are missing.
+
+Options:
+  --list        every registered rule: ID, description, SDM source
+  --hit PATH    run these vectors (files or directories) on the spec with rule recording on,
+                and report which registered rules they exercised (repeatable)
+  --json        print one JSON object instead
+  -h, --help    this help`;
+
+export function rulesCommand(argv: readonly string[], io: Io): number {
+  const args = parseArgs(argv, [{ name: "list", value: false }, { name: "json", value: false }, { name: "hit", value: true }], "rules");
+  if (args.flags.has("help")) {
+    io.out(RULES_HELP + "\n");
+    return 0;
+  }
+  const hitPaths = [...(args.values.get("hit") === undefined ? [] : [args.values.get("hit")!]), ...args.positionals];
+  const coverage = ruleCoverage();
+  const rules = allRules();
+  let hit: Set<string> | undefined;
+  if (hitPaths.length > 0) {
+    hit = new Set();
+    for (const entry of expandPaths(hitPaths)) {
+      if (entry.error !== undefined) {
+        io.err(entry.error);
+        return 2;
+      }
+      const doc = loadDocument(entry.file);
+      const maxSteps = doc.kind === "vector" ? doc.vector.limits.max_steps : 1_000_000;
+      run(machineFromState(doc.state), { maxSteps, profile: profileByName(doc.profile ?? "intel"), coverage: hit, timeoutMs: 60_000 });
+    }
+  }
+  if (args.flags.has("json")) {
+    io.out(
+      JSON.stringify({
+        digest: coverage.digest.length,
+        implemented_and_tested: coverage.tested.length,
+        not_modelled: Object.fromEntries(coverage.notModelled.map((id) => [id, NOT_MODELLED[id]])),
+        missing: coverage.missing,
+        registered: rules.length,
+        registered_untested: coverage.untested,
+        ...(hit === undefined ? {} : { hit_by_vectors: [...hit].filter((id) => rules.some((r) => r.id === id)).sort() }),
+        ...(args.flags.has("list") ? { rules } : {}),
+      }) + "\n",
+    );
+    return coverage.missing.length === 0 ? 0 : 1;
+  }
+  if (args.flags.has("list")) for (const r of rules) io.out(`${r.id}\t${r.description}\t${r.source}\n`);
+  io.out(`digest rules (sections 2-22): ${coverage.digest.length}\n`);
+  io.out(`  implemented and named by a test: ${coverage.tested.length}\n`);
+  io.out(`  declared out of scope: ${coverage.notModelled.length}\n`);
+  for (const id of coverage.notModelled) io.out(`    ${id}: ${NOT_MODELLED[id]}\n`);
+  io.out(`  missing: ${coverage.missing.length}${coverage.missing.length > 0 ? ` (${coverage.missing.join(" ")})` : ""}\n`);
+  io.out(`registered rules (digest and finer): ${rules.length}, named by no test: ${coverage.untested.length}\n`);
+  if (hit !== undefined) {
+    const exercised = rules.filter((r) => hit!.has(r.id)).length;
+    io.out(`exercised by the given vectors: ${exercised} of ${rules.length} registered rules\n`);
+  }
+  return coverage.missing.length === 0 ? 0 : 1;
+}
