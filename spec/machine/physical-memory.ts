@@ -1,5 +1,6 @@
 // Physical memory as persistent 4 KiB pages: a write copies one page and the small index above it,
-// so every Machine can keep its own memory without copying the rest (structural sharing).
+// so every Machine can keep its own memory without copying the rest (structural sharing). A step
+// writes through a MemoryDraft, which copies each page it writes at most once.
 import { PAGE_SIZE } from "../format/state.ts";
 
 /** Pages are grouped in chunks of 64 (256 KiB) under one small map. */
@@ -7,8 +8,17 @@ const CHUNK_PAGES = 64;
 type Chunk = readonly (Uint8Array | undefined)[];
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
-export class PhysicalMemory {
-  private constructor(private readonly chunks: ReadonlyMap<number, Chunk>) {}
+const chunkKey = (pageNumber: number): number => Math.floor(pageNumber / CHUNK_PAGES);
+
+/** What a page-table walk needs from memory: the bytes of a page. */
+export interface PageSource {
+  /** The page's bytes (never write into them); unbacked pages read as zero. */
+  page(pageNumber: number): Uint8Array;
+}
+
+export class PhysicalMemory implements PageSource {
+  /** Built only by `empty`, `fromPages` and MemoryDraft.snapshot; the chunks are never changed. */
+  constructor(private readonly chunks: ReadonlyMap<number, Chunk>) {}
 
   static empty(): PhysicalMemory {
     return new PhysicalMemory(new Map());
@@ -18,7 +28,7 @@ export class PhysicalMemory {
   static fromPages(pages: ReadonlyMap<number, Uint8Array>): PhysicalMemory {
     const chunks = new Map<number, (Uint8Array | undefined)[]>();
     for (const [pageNumber, bytes] of pages) {
-      const key = Math.floor(pageNumber / CHUNK_PAGES);
+      const key = chunkKey(pageNumber);
       let chunk = chunks.get(key);
       if (chunk === undefined) chunks.set(key, (chunk = new Array<Uint8Array | undefined>(CHUNK_PAGES).fill(undefined)));
       chunk[pageNumber % CHUNK_PAGES] = bytes.slice();
@@ -28,7 +38,7 @@ export class PhysicalMemory {
 
   /** The page's bytes (shared: never write into them); unbacked pages read as zero. */
   page(pageNumber: number): Uint8Array {
-    return this.chunks.get(Math.floor(pageNumber / CHUNK_PAGES))?.[pageNumber % CHUNK_PAGES] ?? ZERO_PAGE;
+    return this.chunks.get(chunkKey(pageNumber))?.[pageNumber % CHUNK_PAGES] ?? ZERO_PAGE;
   }
 
   readByte(address: bigint): number {
@@ -37,9 +47,7 @@ export class PhysicalMemory {
 
   /** Little-endian read of `size` bytes (may cross pages). */
   read(address: bigint, size: number): bigint {
-    let value = 0n;
-    for (let i = size - 1; i >= 0; i--) value = (value << 8n) | BigInt(this.readByte(address + BigInt(i)));
-    return value;
+    return readLittleEndian(this, address, size);
   }
 
   readBytes(address: bigint, length: number): Uint8Array {
@@ -51,30 +59,21 @@ export class PhysicalMemory {
   /** A new memory with `bytes` stored at `address`; this one is unchanged. */
   writeBytes(address: bigint, bytes: Uint8Array): PhysicalMemory {
     if (bytes.length === 0) return this;
-    const chunks = new Map(this.chunks);
-    const copied = new Map<number, Uint8Array>();
-    for (let i = 0; i < bytes.length; i++) {
-      const a = address + BigInt(i);
-      const pageNumber = Number(a >> 12n);
-      let page = copied.get(pageNumber);
-      if (page === undefined) {
-        const key = Math.floor(pageNumber / CHUNK_PAGES);
-        const chunk = [...(chunks.get(key) ?? new Array<Uint8Array | undefined>(CHUNK_PAGES).fill(undefined))];
-        page = (chunk[pageNumber % CHUNK_PAGES] ?? ZERO_PAGE).slice();
-        chunk[pageNumber % CHUNK_PAGES] = page;
-        chunks.set(key, chunk);
-        copied.set(pageNumber, page);
-      }
-      page[Number(a & 0xfffn)] = bytes[i]!;
-    }
-    return new PhysicalMemory(chunks);
+    const draft = this.draft();
+    draft.writeBytes(address, bytes);
+    return draft.snapshot();
   }
 
   /** Little-endian write of the low `size` bytes of `value`. */
   write(address: bigint, size: number, value: bigint): PhysicalMemory {
-    const bytes = new Uint8Array(size);
-    for (let i = 0; i < size; i++) bytes[i] = Number((value >> BigInt(8 * i)) & 0xffn);
-    return this.writeBytes(address, bytes);
+    const draft = this.draft();
+    draft.write(address, size, value);
+    return draft.snapshot();
+  }
+
+  /** A writable successor of this memory (this one stays unchanged). */
+  draft(): MemoryDraft {
+    return new MemoryDraft(this, this.chunks);
   }
 
   /** Every backed page (page number → bytes), for export. */
@@ -86,4 +85,142 @@ export class PhysicalMemory {
       });
     return out;
   }
+}
+
+/**
+ * Memory being written by one step. The first write to a page copies it (and the index above it);
+ * further writes to that page go into the copy in place, so a step that pushes a five-qword frame
+ * copies its stack page once, not five times.
+ *
+ * Why writing in place is safe: a copy made here is reachable from nothing but this draft until
+ * `snapshot()` puts it in a PhysicalMemory. `snapshot()` therefore gives up ownership of every copy
+ * (the next write copies again), so no PhysicalMemory ever changes after it is handed out.
+ */
+export class MemoryDraft implements PageSource {
+  /** The index, shared with `published` until the first write after a snapshot. */
+  private chunks: ReadonlyMap<number, Chunk>;
+  /** Copies this draft made and nobody else can see: the index, its chunks and pages. */
+  private ownedIndex = false;
+  private ownedChunks: Set<Chunk> | null = null;
+  private ownedPages: Set<Uint8Array> | null = null;
+
+  constructor(
+    /** The last memory handed out (the one this draft started from until the first write). */
+    private published: PhysicalMemory,
+    chunks: ReadonlyMap<number, Chunk>,
+  ) {
+    this.chunks = chunks;
+  }
+
+  page(pageNumber: number): Uint8Array {
+    return this.chunks.get(chunkKey(pageNumber))?.[pageNumber % CHUNK_PAGES] ?? ZERO_PAGE;
+  }
+
+  read(address: bigint, size: number): bigint {
+    return readLittleEndian(this, address, size);
+  }
+
+  /** Little-endian write of the low `size` bytes of `value`. */
+  write(address: bigint, size: number, value: bigint): void {
+    const offset = Number(address & 0xfffn);
+    if (offset + size <= PAGE_SIZE && size <= 8) {
+      // Within one page (the common case): one page lookup, bytes split off in plain numbers.
+      const page = this.writablePage(Number(address >> 12n));
+      let low = Number(value & 0xffff_ffffn);
+      let high = size > 4 ? Number((value >> 32n) & 0xffff_ffffn) : 0;
+      for (let i = 0; i < size; i++) {
+        page[offset + i] = (i < 4 ? low : high) & 0xff;
+        if (i < 4) low = Math.floor(low / 256);
+        else high = Math.floor(high / 256);
+      }
+      return;
+    }
+    let rest = value;
+    for (let i = 0; i < size; i++) {
+      const a = address + BigInt(i);
+      this.writablePage(Number(a >> 12n))[Number(a & 0xfffn)] = Number(rest & 0xffn);
+      rest >>= 8n;
+    }
+  }
+
+  writeBytes(address: bigint, bytes: Uint8Array): void {
+    for (let i = 0; i < bytes.length; i++) {
+      const a = address + BigInt(i);
+      this.writablePage(Number(a >> 12n))[Number(a & 0xfffn)] = bytes[i]!;
+    }
+  }
+
+  /** Whether `page` is a copy this draft may still write in place (every other page is fixed). */
+  mayChange(page: Uint8Array): boolean {
+    return this.ownedPages?.has(page) ?? false;
+  }
+
+  /** The memory as written so far. The draft keeps working on top of it. */
+  snapshot(): PhysicalMemory {
+    if (this.ownedIndex) {
+      this.published = new PhysicalMemory(this.chunks);
+      this.ownedIndex = false;
+      this.ownedChunks = null;
+      this.ownedPages = null;
+    }
+    return this.published;
+  }
+
+  /** The page, copied into this draft's ownership first unless it already is. */
+  private writablePage(pageNumber: number): Uint8Array {
+    const key = chunkKey(pageNumber);
+    const slot = pageNumber % CHUNK_PAGES;
+    let chunk = this.chunks.get(key);
+    const page = chunk?.[slot];
+    if (page !== undefined && this.ownedPages?.has(page)) return page;
+    if (!this.ownedIndex) {
+      this.chunks = new Map(this.chunks);
+      this.ownedIndex = true;
+    }
+    const ownedChunks = (this.ownedChunks ??= new Set());
+    if (chunk === undefined || !ownedChunks.has(chunk)) {
+      chunk = chunk === undefined ? new Array<Uint8Array | undefined>(CHUNK_PAGES).fill(undefined) : chunk.slice();
+      ownedChunks.add(chunk);
+      (this.chunks as Map<number, Chunk>).set(key, chunk);
+    }
+    const copy = newPage();
+    copy.set(page ?? ZERO_PAGE);
+    (chunk as (Uint8Array | undefined)[])[slot] = copy;
+    (this.ownedPages ??= new Set()).add(copy);
+    return copy;
+  }
+}
+
+/**
+ * A fresh 4 KiB page. Pages are cut from 64 KiB buffers: allocating a separate ArrayBuffer for
+ * every page copy costs more than the copy itself. (A buffer lives as long as any of its pages, so
+ * the buffer stays small.)
+ */
+const SLAB_PAGES = 16;
+let slab = new ArrayBuffer(0);
+let slabUsed = SLAB_PAGES;
+function newPage(): Uint8Array {
+  if (slabUsed === SLAB_PAGES) {
+    slab = new ArrayBuffer(SLAB_PAGES * PAGE_SIZE);
+    slabUsed = 0;
+  }
+  return new Uint8Array(slab, PAGE_SIZE * slabUsed++, PAGE_SIZE);
+}
+
+function readLittleEndian(memory: PageSource, address: bigint, size: number): bigint {
+  // Within one page (the common case): assembled in plain numbers, 32 bits at a time.
+  const offset = Number(address & 0xfffn);
+  if (offset + size <= PAGE_SIZE && size <= 8) {
+    const page = memory.page(Number(address >> 12n));
+    let low = 0, high = 0;
+    for (let i = Math.min(size, 4) - 1; i >= 0; i--) low = low * 256 + page[offset + i]!;
+    for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;
+    return size > 4 ? (BigInt(high) << 32n) | BigInt(low) : BigInt(low);
+  }
+  let value = 0n;
+  for (let i = size - 1; i >= 0; i--) {
+    const a = address + BigInt(i);
+    value = (value << 8n) | BigInt(memory.page(Number(a >> 12n))[Number(a & 0xfffn)]!);
+  }
+  return value;
 }

@@ -1,7 +1,7 @@
 // Paging-structure entries under 4-level paging: bit names, the address field, and which bits are
 // reserved (SDM Vol. 3A §4.5.4 and its entry-format tables).
 import { MAXPHYADDR } from "../format/scope.ts";
-import type { PhysicalMemory } from "../machine/physical-memory.ts";
+import type { PageSource } from "../machine/physical-memory.ts";
 import type { RuleId } from "../rules/registry.ts";
 
 /** Entry flags by their SDM names. */
@@ -61,7 +61,7 @@ export function reservedBitRule(name: EntryName, entry: bigint, nxe: boolean): R
  * the page's bytes directly keeps the walk to two number→BigInt conversions per entry (it runs on
  * every memory access).
  */
-export function readEntry(memory: PhysicalMemory, address: bigint): bigint {
+export function readEntry(memory: PageSource, address: bigint): bigint {
   const page = memory.page(Number(address >> 12n));
   const o = Number(address & 0xff8n);
   const low = (page[o]! | (page[o + 1]! << 8) | (page[o + 2]! << 16)) + page[o + 3]! * 0x100_0000;

@@ -4,7 +4,7 @@
 // The caller has already checked that `linear` is canonical (PF-05); bits 63:48 are not used.
 import type { Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
-import type { PhysicalMemory } from "../machine/physical-memory.ts";
+import type { PageSource, PhysicalMemory } from "../machine/physical-memory.ts";
 import { EFER } from "../machine/registers.ts";
 import type { Access } from "./access.ts";
 import * as entryModule from "./entry.ts";
@@ -22,12 +22,37 @@ export interface Translation {
   readonly memory: PhysicalMemory;
 }
 
+/** A successful walk: where the access goes, the entries it read, and the A/D bits it sets. */
+export interface Walk {
+  readonly physical: bigint;
+  /** Physical addresses of the entries used, PML4E first. */
+  readonly entryAddresses: readonly bigint[];
+  /** Entries whose A/D bits change: their physical address and new value (usually none). */
+  readonly accessedDirty: readonly { readonly address: bigint; readonly entry: bigint }[];
+}
+
+const NO_UPDATES: Walk["accessedDirty"] = [];
+
 export function translate(
   m: Pick<Machine, "cr0" | "cr3" | "cr4" | "efer" | "rflags">,
   memory: PhysicalMemory,
   linear: bigint,
   access: Access,
 ): Translation | Fault {
+  const w = walk(m, memory, linear, access);
+  if ("kind" in w) return w;
+  let updated = memory;
+  for (const { address, entry } of w.accessedDirty) updated = updated.write(address, 8, entry);
+  return { physical: w.physical, memory: updated };
+}
+
+/** The walk itself: `memory` is only read; the A/D bits to set come back in the result. */
+export function walk(
+  m: Pick<Machine, "cr0" | "cr3" | "cr4" | "efer" | "rflags">,
+  memory: PageSource,
+  linear: bigint,
+  access: Access,
+): Walk | Fault {
   const nxe = (m.efer & NXE) !== 0n;
   // §4.5.2 (use of CR3): bits MAXPHYADDR−1:12 locate the PML4 (PCIDE = 0; bits 4:3 are PWT/PCD).
   let table = m.cr3 & ADDRESS;
@@ -63,13 +88,15 @@ export function translate(
   if (denied !== null) return pageFault(denied, "protection", linear, access, m);
 
   // §4.8 (docs/model-choices.md): A in every entry used, D in the leaf for a write; an entry is
-  // rewritten only when a bit changes, so a walk that changes nothing returns `memory` itself.
-  let updated = memory;
+  // rewritten only when a bit changes.
+  let accessedDirty = NO_UPDATES;
   const leaf = entries.length - 1;
   for (let i = 0; i <= leaf; i++) {
     const entry = entries[i]!;
     const wanted = entry | A | (i === leaf && access.kind === "write" ? D : 0n);
-    if (wanted !== entry) updated = updated.write(addresses[i]!, 8, wanted);
+    if (wanted === entry) continue;
+    if (accessedDirty === NO_UPDATES) accessedDirty = [];
+    (accessedDirty as { address: bigint; entry: bigint }[]).push({ address: addresses[i]!, entry: wanted });
   }
-  return { physical, memory: updated };
+  return { physical, entryAddresses: addresses, accessedDirty };
 }

@@ -3,9 +3,11 @@
 // escalates to) in the same step. `run` repeats it. The boundary rules (priority, shadows, HLT,
 // single-step) are spec/transitions/boundary.ts; delivery is spec/transitions/deliver.ts.
 import { decode } from "../decode/decode.ts";
+import { rememberedInstruction, rememberInstruction } from "../decode/memo.ts";
 import type { Instruction } from "../decode/instruction.ts";
+import type { AccessMode } from "../paging/access.ts";
 import { isFault, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
+import { patchMachine, type Machine } from "../machine/machine.ts";
 import { canonical, cpl, in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
 import { INTEL, type Profile } from "../profile.ts";
 import { defineRules, type RuleId } from "../rules/registry.ts";
@@ -40,16 +42,56 @@ function fetchAddress(m: Machine, offset: number): bigint {
   return in64BitMode(m) ? (m.rip + BigInt(offset)) & MASK64 : (m.cs.base + ((m.rip + BigInt(offset)) & 0xffff_ffffn)) & 0xffff_ffffn;
 }
 
+/**
+ * The bytes of the instruction at RIP, fetched for the decoder one at a time. Each page they come
+ * from is checked and translated once, when its first byte is needed: the bytes after it up to the
+ * end of the page are at consecutive linear addresses, canonical exactly when it is (the canonical
+ * boundary is a page boundary), and walk the same entries (nothing is written between the fetches
+ * of one instruction, and the first walk already set their A bits).
+ */
+class InstructionBytes {
+  private readonly mode: AccessMode;
+  /** Bytes first..end−1 are in physical page `page`, byte i at offset `i + shift`. */
+  private first = 0;
+  private end = 0;
+  page = 0;
+  shift = 0;
+
+  constructor(private readonly t: Transaction, private readonly m: Machine) {
+    this.mode = cpl(m) === 3 ? "user" : "supervisor";
+  }
+
+  byte(i: number): number | Fault {
+    if (i < this.first || i >= this.end) {
+      const address = fetchAddress(this.m, i);
+      if (!canonical(address)) return this.t.fault("CANON-FETCH", 13, 0);
+      const physical = this.t.translateFetch(address, this.mode);
+      if (typeof physical !== "bigint") return physical;
+      const offset = Number(address & 0xfffn);
+      this.first = i;
+      this.end = i + 4096 - offset;
+      this.page = Number(physical >> 12n);
+      this.shift = offset - i;
+    }
+    return this.t.physicalByte(this.page, i + this.shift);
+  }
+}
+
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
 export function fetchAndDecode(t: Transaction) {
   const m = t.m;
-  const mode = cpl(m) === 3 ? "user" : "supervisor";
-  return decode((i: number) => {
-    const address = fetchAddress(m, i);
-    if (!canonical(address)) return t.fault("CANON-FETCH", 13, 0);
-    const byte = t.readLinear(address, 1, mode, { kind: "execute" });
-    return typeof byte === "bigint" ? Number(byte) : byte;
-  }, in64BitMode(m));
+  const mode64 = in64BitMode(m);
+  const bytes = new InstructionBytes(t, m);
+  // The first byte's fetch (its checks and walk) always happens; the bytes from there may have
+  // been decoded before (spec/decode/memo.ts).
+  const byte0 = bytes.byte(0);
+  if (typeof byte0 !== "number") return byte0;
+  const fixed = t.fixedPage(bytes.page);
+  const known = fixed === undefined ? undefined : rememberedInstruction(fixed, bytes.shift, mode64);
+  if (known !== undefined) return known;
+  const decoded = decode((i) => bytes.byte(i), mode64);
+  if (fixed !== undefined && decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
+  return decoded;
 }
 
 interface Context {
@@ -73,24 +115,23 @@ export function step(state: Machine, options: StepOptions = {}): StepResult {
 
 /** One boundary event: consumed from the pending state, then delivered (RIP = next instruction). */
 function takeBoundaryEvent(state: Machine, pending: BoundaryEvent, ctx: Context): StepResult {
-  const hit = (rule: RuleId) => ctx.coverage?.add(rule);
-  hit("PRIO-01");
-  if (state.cpu.halted) hit(pending.kind === "single-step" ? "HLT-06" : "HLT-03");
+  ctx.coverage?.add("PRIO-01");
+  if (state.cpu.halted) ctx.coverage?.add(pending.kind === "single-step" ? "HLT-06" : "HLT-03");
   const cpu = state.cpu;
   let on: Machine;
   switch (pending.kind) {
     case "single-step":
-      hit("TF-02");
-      on = { ...state, cpu: { ...cpu, pendingDebugTrap: false } };
+      ctx.coverage?.add("TF-02");
+      on = patchMachine(state, { cpu: { ...cpu, pendingDebugTrap: false } });
       break;
     case "nmi":
       // NMI-02: blocking starts with the delivery, even if the delivery itself faults.
-      hit("NMI-01");
-      on = { ...state, cpu: { ...cpu, pendingNmi: false, nmiBlocked: true } };
+      ctx.coverage?.add("NMI-01");
+      on = patchMachine(state, { cpu: { ...cpu, pendingNmi: false, nmiBlocked: true } });
       break;
     case "external":
       // PRIO-02 / vector README: an external interrupt is delivered once.
-      on = { ...state, cpu: { ...cpu, pendingIrq: null } };
+      on = patchMachine(state, { cpu: { ...cpu, pendingIrq: null } });
       break;
   }
   const outcome = deliverWithNesting(on, on, pending.event, ctx.profile, ctx.coverage);
@@ -145,11 +186,11 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
   if (ownTrap) t.hit(loadsSs(insn) ? "SHADOW-05" : "TF-01");
   const trap = heldTrap || ownTrap;
   const cpuAfter = t.m.cpu;
-  const after: Machine = cpuAfter.pendingDebugTrap === trap ? t.m : { ...t.m, cpu: { ...cpuAfter, pendingDebugTrap: trap } };
+  const after: Machine = cpuAfter.pendingDebugTrap === trap ? t.m : patchMachine(t.m, { cpu: { ...cpuAfter, pendingDebugTrap: trap } });
   if (outcome === undefined) return { state: after, event: { kind: "retired", rip, instruction: insn } };
   switch (outcome.kind) {
     case "halt":
-      return { state: { ...after, cpu: { ...after.cpu, halted: true } }, event: { kind: "halted", rip } };
+      return { state: patchMachine(after, { cpu: { ...after.cpu, halted: true } }), event: { kind: "halted", rip } };
     case "io":
       return { state: after, event: { kind: "io", rip, direction: outcome.direction, port: outcome.port, size: outcome.size, value: outcome.value, instruction: insn } };
   }
@@ -163,7 +204,7 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
 function softwareInterrupt(start: Machine, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): StepResult {
   t.hit("SWINT-06");
   const event = softwareEvent(si.vector, si.source === "int1" ? "int1" : "software");
-  const after: Machine = { ...t.m, cpu: { ...t.m.cpu, pendingDebugTrap: heldTrap } };
+  const after: Machine = patchMachine(t.m, { cpu: { ...t.m.cpu, pendingDebugTrap: heldTrap } });
   const atInstruction = t.machineAfterFault(start);
   const outcome = deliverWithNesting(after, atInstruction, event, ctx.profile, ctx.coverage);
   const first = outcome.nested[0];

@@ -2,20 +2,33 @@
 // it; nothing reaches the caller's Machine. If the step faults, only the accessed/dirty bits set by
 // successful page walks survive (hardware does not undo them); everything else is dropped.
 import { AC, fault, GP, SS, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
+import { patchMachine, type Machine } from "../machine/machine.ts";
 import type { InterruptShadow } from "../format/state.ts";
-import type { PhysicalMemory } from "../machine/physical-memory.ts";
+import type { MemoryDraft, PhysicalMemory } from "../machine/physical-memory.ts";
 import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { translate } from "../paging/translate.ts";
+import { walkRemembered } from "../paging/walk-memo.ts";
 import type { Profile } from "../profile.ts";
 import type { RuleId } from "../rules/registry.ts";
 import type { MemOperand, Operand, OperandSize } from "../decode/instruction.ts";
 import { canonical, cpl, in64BitMode, MASK64 } from "../machine/registers.ts";
 
 export class Transaction {
-  /** The machine as updated so far in this step. */
-  m: Machine;
+  /**
+   * The machine as updated so far, except `gpr` and `memory`: the step keeps working copies of those
+   * (`registers`, `memory`) and writes them in place, so a register write or a memory write does not
+   * copy the whole Machine (nor a memory write the whole page more than once). `m` puts the working
+   * copies into the machine it hands out; after that they count as shared and are copied again
+   * before the next write, so a Machine handed out never changes.
+   */
+  private current: Machine;
+  private registers: bigint[];
+  /** Whether `registers` may be referenced by a Machine handed out (copy before writing). */
+  private registersShared = true;
+  private memory: MemoryDraft;
+  /** Whether `registers` or `memory` changed since `m` last built the machine. */
+  private stale = false;
   /** The step's starting memory plus A/D-bit updates only: what survives a fault. */
   private accessedOnly: PhysicalMemory;
   /** The interrupt shadow in force when this step began (the step clears it in `m`); a MOV SS
@@ -28,9 +41,30 @@ export class Transaction {
     /** When not null, every rule hit is recorded here (coverage reports). */
     readonly coverage: Set<RuleId> | null,
   ) {
-    this.m = start;
+    this.current = start;
+    this.registers = start.gpr as bigint[];
+    this.memory = start.memory.draft();
     this.accessedOnly = start.memory;
     this.startShadow = start.cpu.shadow;
+  }
+
+  /** The machine as updated so far in this step. */
+  get m(): Machine {
+    if (this.stale) {
+      this.current = patchMachine(this.current, { gpr: this.registers, memory: this.memory.snapshot() });
+      this.registersShared = true;
+      this.stale = false;
+    }
+    return this.current;
+  }
+
+  /** Replaces the machine outright (transitions called alone). */
+  set m(machine: Machine) {
+    this.current = machine;
+    this.registers = machine.gpr as bigint[];
+    this.registersShared = true;
+    this.memory = machine.memory.draft();
+    this.stale = false;
   }
 
   // ---- rules -------------------------------------------------------------------------------
@@ -43,7 +77,12 @@ export class Transaction {
   /** Applies an update tagged with its rule. */
   update(rule: RuleId, patch: Partial<Machine>): void {
     this.hit(rule);
-    this.m = { ...this.m, ...patch };
+    this.current = patchMachine(this.current, patch);
+    if (patch.gpr !== undefined) {
+      this.registers = patch.gpr as bigint[];
+      this.registersShared = true;
+    }
+    if (patch.memory !== undefined) this.memory = patch.memory.draft();
   }
 
   /** A failed check: records the rule and returns the fault as data. */
@@ -54,19 +93,22 @@ export class Transaction {
 
   /** The machine to keep when the step faults: start state plus A/D bits. */
   machineAfterFault(start: Machine): Machine {
-    return { ...start, memory: this.accessedOnly };
+    return patchMachine(start, { memory: this.accessedOnly });
   }
 
   // ---- registers ---------------------------------------------------------------------------
 
   gpr(reg: number): bigint {
-    return this.m.gpr[reg]!;
+    return this.registers[reg]!;
   }
 
   setGpr(reg: number, value: bigint): void {
-    const gpr = [...this.m.gpr];
-    gpr[reg] = value & MASK64;
-    this.m = { ...this.m, gpr };
+    if (this.registersShared) {
+      this.registers = [...this.registers];
+      this.registersShared = false;
+    }
+    this.registers[reg] = value & MASK64;
+    this.stale = true;
   }
 
   /** Register read at an operand size (AH/CH/DH/BH with `high8`). */
@@ -89,7 +131,7 @@ export class Transaction {
   }
 
   cpl(): number {
-    return cpl(this.m);
+    return cpl(this.current);
   }
 
   /** The mode of an explicit data access at the current CPL. */
@@ -101,23 +143,24 @@ export class Transaction {
 
   /** One page's translation; A/D bits go to both the working memory and the fault-surviving copy. */
   private translateOrFault(linear: bigint, access: Access): bigint | Fault {
-    const t = translate(this.m, this.m.memory, linear, access);
-    if ("kind" in t) {
-      this.hit(t.rule);
+    const w = walkRemembered(this.current, this.memory, linear, access);
+    if ("kind" in w) {
+      this.hit(w.rule);
       this.hit("PF-01");
       this.hit("PF-02");
-      return t;
+      return w;
     }
     this.hit("PF-ACCESSED");
     if (access.kind === "write") this.hit("PF-DIRTY");
-    if (t.memory !== this.m.memory) {
-      this.m = { ...this.m, memory: t.memory };
+    if (w.accessedDirty.length > 0) {
+      for (const { address, entry } of w.accessedDirty) this.memory.write(address, 8, entry);
+      this.stale = true;
       // Same walk on the copy: it sets the same bits there (it cannot fault unless this step has
       // rewritten the page tables, and then the copy keeps what it has).
-      const ad = translate(this.m, this.accessedOnly, linear, access);
+      const ad = translate(this.current, this.accessedOnly, linear, access);
       if (!("kind" in ad)) this.accessedOnly = ad.memory;
     }
-    return t.physical;
+    return w.physical;
   }
 
   /**
@@ -131,7 +174,7 @@ export class Transaction {
       if (access.kind === "execute") return this.fault("CANON-FETCH", GP, 0);
       return stack ? this.fault("CANON-SS", SS, 0) : this.fault("CANON-GP", GP, 0);
     }
-    if (alignmentCheckFails(this.m, linear, alignment, access)) return this.fault("SMAP-06", AC, 0);
+    if (alignmentCheckFails(this.current, linear, alignment, access)) return this.fault("SMAP-06", AC, 0);
     return undefined;
   }
 
@@ -155,12 +198,31 @@ export class Transaction {
     return pieces;
   }
 
+  /** The translation for an instruction fetch at a canonical linear address (the caller checks
+   *  CANON-FETCH): the physical address, or the #PF. */
+  translateFetch(linear: bigint, mode: AccessMode): bigint | Fault {
+    return this.translateOrFault(linear, { kind: "execute", mode });
+  }
+
+  /** Physical page `pageNumber` if its bytes can no longer change (it is not a copy this step may
+   *  still write in place), else undefined. */
+  fixedPage(pageNumber: number): Uint8Array | undefined {
+    const page = this.memory.page(pageNumber);
+    return this.memory.mayChange(page) ? undefined : page;
+  }
+
+  /** The byte at `offset` in physical page `pageNumber`. */
+  physicalByte(pageNumber: number, offset: number): number {
+    return this.memory.page(pageNumber)[offset]!;
+  }
+
   readPhysical(address: bigint, size: number): bigint {
-    return this.m.memory.read(address, size);
+    return this.memory.read(address, size);
   }
 
   writePhysical(address: bigint, size: number, value: bigint): void {
-    this.m = { ...this.m, memory: this.m.memory.write(address, size, value) };
+    this.memory.write(address, size, value);
+    this.stale = true;
   }
 
   /**
@@ -170,19 +232,19 @@ export class Transaction {
   readLinear(linear: bigint, size: number, mode: AccessMode, opts: { kind?: AccessKind; stack?: boolean; alignment?: number } = {}): bigint | Fault {
     const access: Access = { kind: opts.kind ?? "read", mode };
     const alignment = opts.alignment ?? naturalAlignment(size);
-    // Common case first: the access lies in one page (every instruction-byte fetch does).
-    if ((linear & 0xfffn) + BigInt(size) <= 0x1000n) {
+    // Common case first: the access lies in one page.
+    if (withinPage(linear, size)) {
       const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
       if (f !== undefined) return f;
       const physical = this.translateOrFault(linear, access);
-      return typeof physical === "bigint" ? this.m.memory.read(physical, size) : physical;
+      return typeof physical === "bigint" ? this.memory.read(physical, size) : physical;
     }
     const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
     if (!Array.isArray(pieces)) return pieces;
     let value = 0n;
     let shift = 0n;
     for (const piece of pieces) {
-      value |= this.m.memory.read(piece.physical, piece.length) << shift;
+      value |= this.memory.read(piece.physical, piece.length) << shift;
       shift += BigInt(8 * piece.length);
     }
     return value;
@@ -191,7 +253,16 @@ export class Transaction {
   /** Little-endian write; all pages are translated (and may fault) before any byte is written. */
   writeLinear(linear: bigint, size: number, value: bigint, mode: AccessMode, opts: { stack?: boolean; alignment?: number } = {}): undefined | Fault {
     const access: Access = { kind: "write", mode };
-    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, opts.alignment ?? naturalAlignment(size));
+    const alignment = opts.alignment ?? naturalAlignment(size);
+    if (withinPage(linear, size)) {
+      const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
+      if (f !== undefined) return f;
+      const physical = this.translateOrFault(linear, access);
+      if (typeof physical !== "bigint") return physical;
+      this.writePhysical(physical, size, value);
+      return undefined;
+    }
+    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
     if (!Array.isArray(pieces)) return pieces;
     let rest = value;
     for (const piece of pieces) {
@@ -215,8 +286,8 @@ export class Transaction {
   /** GLOBAL-03: in 64-bit mode only FS and GS contribute a base; the others count as 0. */
   linearAddress(op: MemOperand, nextRip: bigint): bigint {
     const ea = this.effectiveAddress(op, nextRip);
-    const segment = this.m[op.segment];
-    const useBase = !in64BitMode(this.m) || op.segment === "fs" || op.segment === "gs";
+    const segment = this.current[op.segment];
+    const useBase = !in64BitMode(this.current) || op.segment === "fs" || op.segment === "gs";
     return useBase ? (segment.base + ea) & MASK64 : ea;
   }
 
@@ -266,6 +337,11 @@ export class Transaction {
     this.setGpr(4, (rsp + BigInt(size)) & MASK64);
     return value;
   }
+}
+
+/** Whether `size` bytes at `linear` lie in one 4 KiB page. */
+function withinPage(linear: bigint, size: number): boolean {
+  return Number(linear & 0xfffn) + size <= 0x1000;
 }
 
 export function sizeMask(size: number): bigint {

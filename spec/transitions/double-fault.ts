@@ -1,7 +1,7 @@
 // Faults raised while delivering an event: serial delivery, #DF, triple fault (shutdown) —
 // SDM Vol. 3A §6.15 "Interrupt 8—Double Fault Exception (#DF)", Table 6-4 and Table 6-5.
 import { DF, PF, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
+import { patchMachine, type Machine } from "../machine/machine.ts";
 import type { Profile } from "../profile.ts";
 import { defineRules, type RuleId } from "../rules/registry.ts";
 import { Transaction } from "../step/transaction.ts";
@@ -43,7 +43,6 @@ export function deliverWithNesting(
   profile: Profile,
   coverage: Set<RuleId> | null,
 ): DeliveryOutcome {
-  const hit = (rule: RuleId) => coverage?.add(rule);
   const nested: Fault[] = [];
   let on = state;
   let base = faultState;
@@ -51,29 +50,29 @@ export function deliverWithNesting(
   for (let attempt = 0; attempt < 8; attempt++) {
     // PF-01: CR2 is written before #PF delivery begins (and stays written if delivery fails).
     if (current.vector === PF && current.source === "exception" && current.address !== undefined) {
-      on = { ...on, cr2: current.address };
-      base = { ...base, cr2: current.address };
-      hit("PF-01");
+      on = patchMachine(on, { cr2: current.address });
+      base = patchMachine(base, { cr2: current.address });
+      coverage?.add("PF-01");
     }
     const t = new Transaction(on, profile, coverage);
     const f = deliverOnce(t, current);
     if (f === undefined) return { state: t.m, delivered: current, nested };
     nested.push(f);
-    hit("DF-02");
+    coverage?.add("DF-02");
     // Only A/D bits survive the failed attempt (GLOBAL-05); the next event is delivered on the
     // machine of the interrupted instruction.
-    base = { ...base, memory: t.machineAfterFault(on).memory };
+    base = patchMachine(base, { memory: t.machineAfterFault(on).memory });
     if (f.vector === PF && f.address !== undefined) {
-      base = { ...base, cr2: f.address };
-      hit("DF-06");
+      base = patchMachine(base, { cr2: f.address });
+      coverage?.add("DF-06");
     }
     if (current.vector === DF && current.source === "exception") {
-      hit("DF-05");
+      coverage?.add("DF-05");
       return { state: { ...base, cpu: { ...base.cpu, shutdown: true, halted: false } }, delivered: null, nested };
     }
     const next = afterNestedFault(current, f);
-    hit(next === DOUBLE_FAULT_EVENT ? "DF-04" : "DF-07");
-    hit("DF-03");
+    coverage?.add(next === DOUBLE_FAULT_EVENT ? "DF-04" : "DF-07");
+    coverage?.add("DF-03");
     current = next;
     on = base;
   }

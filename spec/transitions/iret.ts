@@ -38,8 +38,10 @@ export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCp
   return ((current & ~writable) | (image & writable)) | RFLAGS.FIXED1;
 }
 
-/** The linear address of stack slot `offset` bytes above RSP (compatibility mode: SS.base + ESP or SP). */
-function stackSlot(m: Machine, offset: number): bigint {
+/** The linear address of stack slot `n` of `size` bytes above RSP (compatibility mode: SS.base +
+ *  ESP or SP). */
+function stackSlot(m: Machine, n: number, size: IretSize): bigint {
+  const offset = n * size;
   const rsp = m.gpr[RSP]!;
   if (in64BitMode(m)) return (rsp + BigInt(offset)) & MASK64;
   const mask = m.ss.db === 1 ? 0xffff_ffffn : 0xffffn;
@@ -64,17 +66,16 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   // SMAP-03: the pops are explicit accesses at the current CPL (SMAP honours RFLAGS.AC at CPL < 3).
   const mode = t.dataMode();
   t.hit("SMAP-03");
-  const slot = (n: number) => stackSlot(m, n * size);
   const mask = size === 8 ? MASK64 : size === 4 ? 0xffff_ffffn : 0xffffn;
 
   if ((m.rflags & RFLAGS.NT) !== 0n) return t.fault("IRETQ-01", GP, 0);
 
   // IRETQ-02: RIP, CS, RFLAGS, read without moving RSP.
-  const tempRip = t.readLinear(slot(0), size, mode, { stack: true });
+  const tempRip = t.readLinear(stackSlot(m, 0, size), size, mode, { stack: true });
   if (typeof tempRip !== "bigint") return tempRip;
-  const csWord = t.readLinear(slot(1), size, mode, { stack: true });
+  const csWord = t.readLinear(stackSlot(m, 1, size), size, mode, { stack: true });
   if (typeof csWord !== "bigint") return csWord;
-  const tempRflags = t.readLinear(slot(2), size, mode, { stack: true });
+  const tempRflags = t.readLinear(stackSlot(m, 2, size), size, mode, { stack: true });
   if (typeof tempRflags !== "bigint") return tempRflags;
   t.hit("IRETQ-02");
   const csSel = Number(csWord & 0xffffn);
@@ -98,9 +99,9 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   let newSs: { readonly selector: number; readonly descriptor: Descriptor | null } | null = null;
   let tempRsp = 0n;
   if (outer || began64) {
-    const rspWord = t.readLinear(slot(3), size, mode, { stack: true });
+    const rspWord = t.readLinear(stackSlot(m, 3, size), size, mode, { stack: true });
     if (typeof rspWord !== "bigint") return rspWord;
-    const ssWord = t.readLinear(slot(4), size, mode, { stack: true });
+    const ssWord = t.readLinear(stackSlot(m, 4, size), size, mode, { stack: true });
     if (typeof ssWord !== "bigint") return ssWord;
     t.hit("IRETQ-10");
     tempRsp = rspWord & mask;

@@ -391,7 +391,7 @@ describe("instruction families", () => {
     expectDecodes("48 99", "cwd", 8, []);
   });
 
-  it("LEA: no memory access (size 0); the register form is #UD", () => {
+  it("DECODE-MEMORY-ONLY: LEA: no memory access (size 0); the register form is #UD", () => {
     expectDecodes("48 8D 04 8D 00 00 00 00", "lea", 8, [reg(RAX, 8), mem(0, { index: RCX, scale: 4 })]);
     expectDecodes("8D 05 00 01 00 00", "lea", 4, [reg(RAX, 4), mem(0, { ripRelative: true, disp: 0x100n })]);
     expectUd("8D C0", "DECODE-MEMORY-ONLY");
@@ -421,7 +421,7 @@ describe("instruction families", () => {
     expectUnsupported("8F C8"); // 8F /1: XOP on AMD
   });
 
-  it("MOV to/from segment registers: memory forms are 16-bit; Sreg 6–7 and MOV to CS are #UD", () => {
+  it("DECODE-SREG: MOV to/from segment registers: memory forms are 16-bit; Sreg 6–7 and MOV to CS are #UD", () => {
     expectDecodes("8C 18", "mov_from_sreg", 2, [mem(2, { base: RAX }), { kind: "sreg", sreg: "ds" }]);
     expectDecodes("48 8C E0", "mov_from_sreg", 8, [reg(RAX, 8), { kind: "sreg", sreg: "fs" }]);
     expectDecodes("66 8C E8", "mov_from_sreg", 2, [reg(RAX, 2), { kind: "sreg", sreg: "gs" }]);
@@ -438,7 +438,7 @@ describe("instruction families", () => {
     expectUd("8C 38", "DECODE-SREG");
   });
 
-  it("MOV CR: mod ignored (no SIB/disp), always 64-bit, CR1 CR5–7 CR9–15 are #UD", () => {
+  it("DECODE-CR: MOV CR: mod ignored (no SIB/disp), always 64-bit, CR1 CR5–7 CR9–15 are #UD", () => {
     expectDecodes("0F 20 00", "mov_from_cr", 8, [reg(RAX, 8), { kind: "cr", cr: 0 }]);
     expectDecodes("0F 20 44", "mov_from_cr", 8, [reg(RSP, 8), { kind: "cr", cr: 0 }]);
     expectDecodes("66 0F 22 DF", "mov_to_cr", 8, [{ kind: "cr", cr: 3 }, reg(RDI, 8)]);
@@ -452,7 +452,7 @@ describe("instruction families", () => {
     expectDecodes("0F 22 D8", "mov_to_cr", 4, [{ kind: "cr", cr: 3 }, reg(RAX, 4)], false);
   });
 
-  it("JMP far through memory: m16:32, m16:64 with REX.W, m16:16 with 66; register forms #UD", () => {
+  it("DECODE-MEMORY-ONLY: JMP far through memory: m16:32, m16:64 with REX.W, m16:16 with 66; register forms #UD", () => {
     expectDecodes("FF 28", "jmp_far", 4, [mem(6, { base: RAX })]);
     expectDecodes("48 FF 28", "jmp_far", 8, [mem(10, { base: RAX })]);
     expectDecodes("66 FF 28", "jmp_far", 2, [mem(4, { base: RAX })]);
@@ -532,7 +532,7 @@ describe("instruction families", () => {
 // ---- #UD, unsupported, length, fetch faults ------------------------------------------------------
 
 describe("invalid encodings", () => {
-  it("opcodes invalid in 64-bit mode raise #UD; in compatibility mode they are valid (unsupported or INTO)", () => {
+  it("DECODE-INVALID-64: opcodes invalid in 64-bit mode raise #UD; in compatibility mode they are valid (unsupported or INTO)", () => {
     for (const op of ["06", "07", "0E", "16", "17", "1E", "1F", "27", "2F", "37", "3F", "60", "61", "9A", "CE", "D4", "D5", "D6", "EA"]) {
       expectUd(op, "DECODE-INVALID-64");
       if (op !== "CE") expectUnsupported(op, false);
@@ -547,11 +547,11 @@ describe("invalid encodings", () => {
     expectUnsupported("C4 00", false); // LES
   });
 
-  it("SWAPGS is #UD outside 64-bit mode", () => {
+  it("DECODE-MODE: SWAPGS is #UD outside 64-bit mode", () => {
     expectUd("0F 01 F8", "DECODE-MODE", false);
   });
 
-  it("reserved group extensions: FE /2–/7 and FF /7 (after the whole ModRM/SIB/disp is fetched)", () => {
+  it("DECODE-RESERVED: reserved group extensions: FE /2–/7 and FF /7 (after the whole ModRM/SIB/disp is fetched)", () => {
     for (const n of [2, 3, 4, 5, 6, 7]) expectUd(`FE ${(0xc0 | (n << 3)).toString(16)}`, "DECODE-RESERVED");
     expectUd("FF F8", "DECODE-RESERVED");
     const { result, maxRead } = run("FE 90 00 10 00 00");
@@ -559,7 +559,7 @@ describe("invalid encodings", () => {
     expect(maxRead).toBe(5);
   });
 
-  it("LOCK: allowed on lockable instructions with a memory destination, #UD otherwise", () => {
+  it("DECODE-LOCK: allowed on lockable instructions with a memory destination, #UD otherwise", () => {
     expect(insn("F0 01 00")).toMatchObject({ mnemonic: "add", lock: true });
     expect(insn("F0 48 0F BA 28 01")).toMatchObject({ mnemonic: "bts", lock: true });
     expect(insn("F0 87 00")).toMatchObject({ mnemonic: "xchg", lock: true });
@@ -579,7 +579,7 @@ describe("invalid encodings", () => {
 });
 
 describe("instruction length and fetching", () => {
-  it("15 bytes decode; a 16th byte is #GP(0) and is never fetched", () => {
+  it("DECODE-LENGTH: 15 bytes decode; a 16th byte is #GP(0) and is never fetched", () => {
     const fifteen = `${"66 ".repeat(14)}90`;
     expect(insn(fifteen).length).toBe(15);
     const { result, maxRead } = run(`${"66 ".repeat(15)}90`);
@@ -587,7 +587,7 @@ describe("instruction length and fetching", () => {
     expect(maxRead).toBe(14);
   });
 
-  it("the limit counts displacement and immediate bytes too", () => {
+  it("DECODE-LENGTH: the limit counts displacement and immediate bytes too", () => {
     // 6 prefixes + REX.W + B8 + imm64 = 16 bytes.
     const { result } = run(`${"2E ".repeat(6)}48 B8 01 02 03 04 05 06 07 08`);
     expect(result).toMatchObject({ vector: 13, errorCode: 0, rule: "DECODE-LENGTH" });

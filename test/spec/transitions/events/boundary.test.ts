@@ -130,7 +130,7 @@ describe("SHADOW-05..07, SHADOW-09: the MOV SS shadow", () => {
 describe("SHADOW-08 / NMI-05: SYSRET", () => {
   const sysret = (r11: bigint, patch: Partial<Cpu> = {}) =>
     withRegs(k([0x48, 0x0f, 0x07], 2n, patch), { rcx: 0x200000n, r11, rsp: 0x210000n });
-  it("SYSRET opens no shadow: an interrupt pending with R11.IF = 1 is taken at the first user boundary, at CPL 3", () => {
+  it("SYSRET-10: SYSRET opens no shadow: an interrupt pending with R11.IF = 1 is taken at the first user boundary, at CPL 3", () => {
     const a = stepOnce(sysret(0x202n, { pendingIrq: 0x20 }));
     expect(a.state.cpu.shadow).toBe("none");
     const b = stepOnce(a.state);
@@ -139,6 +139,36 @@ describe("SHADOW-08 / NMI-05: SYSRET", () => {
   });
   it("NMI blocking survives SYSRET", () => {
     expect(stepOnce(sysret(0x202n, { nmiBlocked: true })).state.cpu.nmiBlocked).toBe(true);
+  });
+});
+
+describe("SYSCALL-11: FMASK.IF is applied as part of SYSCALL", () => {
+  // User code `syscall`; the LSTAR handler starts with a NOP. The interrupt is raised while SYSCALL
+  // executes (pending at the boundary after it).
+  const syscallThen = (fmask: bigint) => {
+    const m0 = { ...withCode(userMachine(), [0x0f, 0x05]), fmask };
+    const a = stepOnce({ ...m0, memory: m0.memory.writeBytes(m0.lstar, Uint8Array.of(NOP)) });
+    expect(a.event.kind).toBe("retired");
+    return stepOnce(cpu(a.state, { pendingIrq: 0x20 }));
+  };
+  it("SYSCALL-11: with IF in FMASK the interrupt is not taken before the first handler instruction", () => {
+    const b = syscallThen(RFLAGS.IF);
+    expect(b.event.kind).toBe("retired");
+    expect(b.state.cpu.pendingIrq).toBe(0x20);
+  });
+  it("SYSCALL-11: without IF in FMASK it is taken there, at CPL 0 on the user stack (no stack switch)", () => {
+    const b = syscallThen(0n);
+    expect(b.event).toMatchObject({ kind: "delivered", vector: 0x20 });
+    expect(b.state.gpr[RSP]).toBe(0x210000n - 40n);
+    expect(savedRip(b.state)).toBe(userMachine().lstar);
+    expect(b.state.memory.read(b.state.gpr[RSP]! + 24n, 8)).toBe(0x210000n);
+  });
+  it("SYSCALL-11: an STI shadow over SYSCALL lets nothing in either (the mask is in force at the next boundary)", () => {
+    const m0 = { ...k([STI, 0x0f, 0x05], 2n, { pendingIrq: 0x20 }), fmask: RFLAGS.IF };
+    const { results, state } = steps({ ...m0, memory: m0.memory.writeBytes(m0.lstar, Uint8Array.of(NOP)) }, 3);
+    expect(results.map((r) => r.event.kind)).toEqual(["retired", "retired", "retired"]);
+    expect(state.rip).toBe(m0.lstar + 1n);
+    expect(state.cpu.pendingIrq).toBe(0x20);
   });
 });
 

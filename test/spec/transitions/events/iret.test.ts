@@ -1,4 +1,4 @@
-// IRETQ-00..17: `iret` called alone, and IRET in the step loop.
+// IRETQ-00..17, SEG-06 (accessed bits): `iret` called alone, and IRET in the step loop.
 import { describe, expect, it } from "vitest";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
@@ -6,7 +6,7 @@ import { INTEL } from "../../../../spec/profile.ts";
 import { iret, iretRflags, type IretSize } from "../../../../spec/transitions/iret.ts";
 import { nullSegment } from "../../../../spec/segmentation/descriptor.ts";
 import { kernelMachine, userMachine, withCode, withRegs, KERNEL_CS, KERNEL_SS, USER_CS32, USER_CS64, USER_SS } from "../../../helpers/fixture.ts";
-import { asFault, asMachine, descriptor, HANDLER, stepOnce, withDescriptor, withStack } from "./build.ts";
+import { asFault, asMachine, descriptor, HANDLER, stepOnce, withDescriptor, withReadOnlyGdt, withStack } from "./build.ts";
 
 const FRAME = 0x1f000n;
 
@@ -189,6 +189,37 @@ describe("IRETQ-14 / IRETQ-16: segments on the way out", () => {
     expect(run({ ...framed([0x10100n, 0x08n, 2n, 0x1f800n, 0x10n]), ds: dpl0 }).ds).toEqual(dpl0);
   });
   it("CS keeps the popped selector", () => expect(run(framed([0x10100n, 0x08n, 2n, 0x1f800n, 0x10n])).cs).toEqual(KERNEL_CS));
+});
+
+describe("SEG-06: IRET sets the accessed bits of the descriptors it loads", () => {
+  // Spare slots: 0x50 a user CS64 and 0x48 user data, both with A = 0.
+  const unaccessed = (m: Machine): Machine =>
+    withDescriptor(withDescriptor(m, 0x50, descriptor({ type: 0xa, dpl: 3, l: 1 })), 0x48, descriptor({ type: 0x2, dpl: 3, db: 1 }));
+  const accessedByte = (m: Machine, selector: number): bigint => (m.memory.read(m.gdtr.base + BigInt(selector) + 5n, 1));
+  it("SEG-06: CS and SS descriptors with A = 0 get A = 1 in the GDT and in the caches", () => {
+    const m = run(unaccessed(toUser({ cs: 0x53n, ss: 0x4bn })));
+    expect(m.cs).toMatchObject({ selector: 0x53, type: 0xb });
+    expect(m.ss).toMatchObject({ selector: 0x4b, type: 0x3 });
+    expect(accessedByte(m, 0x50)).toBe(0xfbn);
+    expect(accessedByte(m, 0x48)).toBe(0xf3n);
+  });
+  it("SEG-06: accessed descriptors are not written (a read-only GDT is fine); a NULL SS loads none", () => {
+    expect(run(withReadOnlyGdt(toUser())).cs).toEqual(USER_CS64);
+    expect(run(withReadOnlyGdt(framed([0x10100n, 0x08n, 2n, 0x1f800n, 0n]))).ss.selector).toBe(0);
+  });
+  it("SEG-06: the writes are implicit supervisor writes: on a read-only GDT they fault the IRET (#PF W = 1), CS first", () => {
+    const both = withReadOnlyGdt(unaccessed(toUser({ cs: 0x53n, ss: 0x4bn })));
+    expect(fails(both)).toMatchObject({ vector: 14, errorCode: 3, address: 0x600055n });
+    const ssOnly = withReadOnlyGdt(unaccessed(toUser({ ss: 0x4bn })));
+    expect(fails(ssOnly)).toMatchObject({ vector: 14, errorCode: 3, address: 0x60004dn });
+  });
+  it("SEG-06: they come after every IRET check (IRETQ-12 wins) and the step drops them when the IRET faults", () => {
+    const m = unaccessed(toUser({ cs: 0x53n, ss: 0x4bn, rip: 0x0000_8000_0000_0000n }));
+    expect(fails(withReadOnlyGdt(m))).toMatchObject({ vector: 13, errorCode: 0, rule: "IRETQ-12" });
+    const r = stepOnce(withCode(m, [0x48, 0xcf]), { delivery: "stop" });
+    expect(r.event).toMatchObject({ kind: "fault", fault: { vector: 13 } });
+    expect(accessedByte(r.state, 0x50)).toBe(0xfan);
+  });
 });
 
 describe("IRETQ-17: IRET and single-step", () => {

@@ -1,0 +1,61 @@
+// A memo of successful page walks, so the step loop does not redo the same walk for every access.
+// It is exact — never a TLB: a walk (translate.ts) is a pure function of CR3, CR0, CR4, EFER,
+// RFLAGS.AC, the access and the bytes of the table pages it reads, and a remembered result is
+// used only while all of these are unchanged. Table pages are compared by identity: a page in a
+// PhysicalMemory is never written (a write makes a new page object), so the same object means the
+// same bytes. Only walks that set no A/D bit and read no page the step's MemoryDraft may still
+// change in place are remembered.
+import type { Fault } from "../fault.ts";
+import type { Machine } from "../machine/machine.ts";
+import type { MemoryDraft } from "../machine/physical-memory.ts";
+import { RFLAGS } from "../machine/registers.ts";
+import type { Access } from "./access.ts";
+import { walk, type Walk } from "./translate.ts";
+
+type WalkState = Pick<Machine, "cr0" | "cr3" | "cr4" | "efer" | "rflags">;
+
+interface Remembered {
+  readonly cr0: bigint;
+  readonly cr3: bigint;
+  readonly cr4: bigint;
+  readonly efer: bigint;
+  readonly ac: bigint;
+  readonly entryAddresses: readonly bigint[];
+  /** The table pages read (page number and the page object). */
+  readonly tableNumbers: readonly number[];
+  readonly tables: readonly Uint8Array[];
+  /** The 4 KiB physical frame of the linear page. */
+  readonly frame: bigint;
+}
+
+const LIMIT = 4096;
+const NONE: Walk["accessedDirty"] = [];
+/** One map per access kind and mode, keyed by linear page number. */
+const memo: Record<Access["kind"], Record<Access["mode"], Map<number, Remembered>>> = {
+  read: { user: new Map(), supervisor: new Map(), implicit: new Map() },
+  write: { user: new Map(), supervisor: new Map(), implicit: new Map() },
+  execute: { user: new Map(), supervisor: new Map(), implicit: new Map() },
+};
+
+/** `walk`, answered from the memo when the same walk was made on the same tables before. */
+export function walkRemembered(m: WalkState, memory: MemoryDraft, linear: bigint, access: Access): Walk | Fault {
+  const byPage = memo[access.kind][access.mode];
+  const pageNumber = Number(linear >> 12n);
+  const ac = m.rflags & RFLAGS.AC;
+  const r = byPage.get(pageNumber);
+  if (r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === ac && sameTables(r, memory))
+    return { physical: r.frame | (linear & 0xfffn), entryAddresses: r.entryAddresses, accessedDirty: NONE };
+  const w = walk(m, memory, linear, access);
+  if ("kind" in w || w.accessedDirty.length > 0) return w;
+  const tableNumbers = w.entryAddresses.map((a) => Number(a >> 12n));
+  const tables = tableNumbers.map((n) => memory.page(n));
+  if (tables.some((t) => memory.mayChange(t))) return w;
+  if (byPage.size >= LIMIT) byPage.clear();
+  byPage.set(pageNumber, { cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses: w.entryAddresses, tableNumbers, tables, frame: w.physical & ~0xfffn });
+  return w;
+}
+
+function sameTables(r: Remembered, memory: MemoryDraft): boolean {
+  for (let i = 0; i < r.tables.length; i++) if (memory.page(r.tableNumbers[i]!) !== r.tables[i]) return false;
+  return true;
+}
