@@ -1,0 +1,323 @@
+// Event delivery through the IDT in IA-32e mode (reference digest §5 DELIVER, §7 EXC, §8 DF):
+// every check first, then the frame writes and the register commit. A fault detected while
+// delivering becomes the next event (or #DF by the class table, or shutdown during #DF).
+import type { Machine } from "./machine.ts";
+import { getFlags, materialize } from "./flags.ts";
+import {
+  AC, BASE_HI, BASE_LO, C_SW, C_SWA, C_UW, CS, DF_VEC, EV_FAULT, EV_NMI, EV_SOFT, GP, IF, LIMIT, NP, NT, RF,
+  RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SS, SS_VEC, TF, TR, TS, VEC_MEMLIMIT, VM, ATTR, A_UNUSABLE,
+} from "./consts.ts";
+import { C_SR } from "./consts.ts";
+
+/** Results of deliver(). */
+export const DELIVERED = 0, SHUTDOWN = 1, MEMLIMIT = 2;
+
+const BENIGN = 0, CONTRIBUTORY = 1, PAGE_FAULT = 2;
+
+/** DF-01 classes; interrupts and software interrupts are benign first events. */
+function classOf(vector: number, source: number): number {
+  if (source !== EV_FAULT) return BENIGN;
+  if (vector === 0 || (vector >= 10 && vector <= 13)) return CONTRIBUTORY;
+  if (vector === 14) return PAGE_FAULT;
+  return BENIGN;
+}
+
+/** EXC-02: vectors that push an error code when raised as that exception. */
+export function hasErrorCode(vector: number): boolean {
+  return vector === 8 || (vector >= 10 && vector <= 14) || vector === 17 || vector === 21;
+}
+
+/** Int32 fields per vector in Machine.gateCache. */
+export const GATE_STRIDE = 16;
+
+/** Pool offsets of the frame slots being pushed (at most 6). */
+const frameOff = new Int32Array(6);
+
+/**
+ * Delivers an event. `source` is EV_*; `err` is the error code or -1; (retLo, retHi) is the RIP to
+ * push; (restartLo, restartHi) the RIP pushed for an exception raised while delivering (the
+ * instruction that started it, or the boundary RIP). Sets m.lastVec/lastErr/lastSource to the
+ * event finally delivered.
+ */
+export function deliver(m: Machine, vector: number, source: number, err: number, retLo: number, retHi: number,
+  restartLo: number, restartHi: number): number {
+  let isDF = false;
+  for (;;) {
+    m.fVec = -1;
+    if (tryDeliver(m, vector, source, err, retLo, retHi)) {
+      m.lastVec = vector;
+      m.lastErr = err;
+      m.lastSource = source;
+      return DELIVERED;
+    }
+    if (m.fVec === VEC_MEMLIMIT) return MEMLIMIT;
+    if (isDF) {
+      // DF-05: any exception while delivering #DF is a triple fault.
+      m.shutdown = true;
+      m.halted = false;
+      return SHUTDOWN;
+    }
+    const second = m.fVec;
+    const secondErr = m.fErr;
+    const c1 = classOf(vector, source);
+    const c2 = classOf(second, EV_FAULT);
+    if ((c1 === CONTRIBUTORY && c2 === CONTRIBUTORY) || (c1 === PAGE_FAULT && c2 !== BENIGN)) {
+      vector = DF_VEC;
+      err = 0;
+      isDF = true;
+    } else {
+      vector = second;
+      err = hasErrorCode(second) ? secondErr : -1;
+    }
+    source = EV_FAULT;
+    retLo = restartLo;
+    retHi = restartHi;
+  }
+}
+
+/** One delivery attempt (DELIVER-01..21). On failure m.fVec/m.fErr hold the new exception and
+ *  nothing but A/D bits has changed. */
+function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: number, retHi: number): boolean {
+  const ext = source === EV_SOFT ? 0 : 1;
+  const cpl = m.cpl;
+  const r = m.r;
+  // The gate cache (machine.ts "System-table cache"): DELIVER-01..14 as last evaluated for this
+  // vector at this CPL and event class, while no table, TLB or descriptor-register change happened.
+  const gc = m.gateCache;
+  const ge = v * GATE_STRIDE;
+  const key = cpl | (source === EV_SOFT ? 4 : 0);
+  let sel: number, dlo: number, dhi: number, daLo = 0, daHi = 0, gType: number, newCpl: number;
+  let tgtLo: number, tgtHi: number, rspLo: number, rspHi: number;
+  if (gc[ge] === m.sysGen && gc[ge + 1] === key && !m.uncached) {
+    tgtLo = gc[ge + 2]!;
+    tgtHi = gc[ge + 3]!;
+    sel = gc[ge + 4]!;
+    dlo = gc[ge + 5]!;
+    dhi = gc[ge + 6]!;
+    gType = gc[ge + 7]!;
+    newCpl = gc[ge + 8]!;
+    if (gc[ge + 9] === 1) {
+      rspLo = gc[ge + 10]!;
+      rspHi = gc[ge + 11]!;
+    } else {
+      rspLo = r[2 * RSP]!;
+      rspHi = r[2 * RSP + 1]!;
+      if (rspHi >> 15 !== rspHi >> 31) {
+        m.raise(SS_VEC, ext);
+        return false;
+      }
+    }
+  } else {
+    const idtEc = (v << 3) | 2 | ext;
+    // DELIVER-01
+    if (v * 16 + 15 > m.idtrLimit) {
+      m.raise(GP, idtEc);
+      return false;
+    }
+    // DELIVER-02: the 16-byte gate (implicit supervisor reads).
+    const gLo = (m.idtrLo + v * 16) | 0;
+    const gHi = (gLo >>> 0) < (m.idtrLo >>> 0) ? (m.idtrHi + 1) | 0 : m.idtrHi;
+    const gEndHi = (gLo >>> 0) + 15 > 0xffffffff ? (gHi + 1) | 0 : gHi;
+    if (gHi >> 15 !== gHi >> 31 || gEndHi >> 15 !== gEndHi >> 31) {
+      m.raise(GP, idtEc);
+      return false;
+    }
+    const g0 = m.readSystem(gLo, gHi, 8);
+    if (m.fVec >= 0) return false;
+    const g1 = m.vh;
+    const g8Lo = (gLo + 8) | 0;
+    const g2 = m.readSystem(g8Lo, (g8Lo >>> 0) < (gLo >>> 0) ? (gHi + 1) | 0 : gHi, 8);
+    if (m.fVec >= 0) return false;
+    // DELIVER-03
+    gType = (g1 >>> 8) & 15;
+    if (((g1 >>> 12) & 1) !== 0 || (gType !== 14 && gType !== 15)) {
+      m.raise(GP, idtEc);
+      return false;
+    }
+    // DELIVER-04: software interrupts only.
+    if (source === EV_SOFT && ((g1 >>> 13) & 3) < cpl) {
+      m.raise(GP, (v << 3) | 2);
+      return false;
+    }
+    // DELIVER-05
+    if (((g1 >>> 15) & 1) === 0) {
+      m.raise(NP, idtEc);
+      return false;
+    }
+    // DELIVER-06..10: the target code segment.
+    sel = g0 >>> 16;
+    const selEc = (sel & 0xfffc) | ext;
+    if ((sel & 0xfffc) === 0) {
+      m.raise(GP, ext);
+      return false;
+    }
+    if (!m.fetchDescriptor(sel, ext)) return false;
+    dlo = m.descLo;
+    dhi = m.descHi;
+    daLo = m.descAddrLo;
+    daHi = m.descAddrHi;
+    const dType = (dhi >>> 8) & 15;
+    const dDpl = (dhi >>> 13) & 3;
+    if (((dhi >>> 12) & 1) === 0 || (dType & 8) === 0 || dDpl > cpl) {
+      m.raise(GP, selEc);
+      return false;
+    }
+    if (((dhi >>> 15) & 1) === 0) {
+      m.raise(NP, selEc);
+      return false;
+    }
+    if (((dhi >>> 21) & 1) === 0 || ((dhi >>> 22) & 1) !== 0) {
+      m.raise(GP, selEc);
+      return false;
+    }
+    // DELIVER-11
+    const conforming = (dType & 4) !== 0;
+    newCpl = !conforming && dDpl < cpl ? dDpl : cpl;
+    // DELIVER-12: the new RSP.
+    const ist = g1 & 7;
+    const fromTss = ist !== 0 || newCpl !== cpl;
+    let tLo = 0, tHi = 0;
+    if (fromTss) {
+      const off = ist !== 0 ? 36 + 8 * (ist - 1) : 4 + 8 * newCpl;
+      const tb = TR * SEG_STRIDE;
+      if (off + 7 > m.sg[tb + LIMIT]! >>> 0 || (m.sg[tb + ATTR]! & A_UNUSABLE) !== 0) {
+        m.raise(TS, (m.sg[tb + SEL]! & 0xfffc) | ext);
+        return false;
+      }
+      tLo = (m.sg[tb + BASE_LO]! + off) | 0;
+      tHi = (tLo >>> 0) < (m.sg[tb + BASE_LO]! >>> 0) ? (m.sg[tb + BASE_HI]! + 1) | 0 : m.sg[tb + BASE_HI]!;
+      rspLo = m.readSystem(tLo, tHi, 8);
+      if (m.fVec >= 0) return false;
+      rspHi = m.vh;
+    } else {
+      rspLo = r[2 * RSP]!;
+      rspHi = r[2 * RSP + 1]!;
+    }
+    // DELIVER-13, 14
+    if (rspHi >> 15 !== rspHi >> 31) {
+      m.raise(SS_VEC, ext);
+      return false;
+    }
+    tgtLo = (g1 & 0xffff0000) | (g0 & 0xffff);
+    tgtHi = g2;
+    if (tgtHi >> 15 !== tgtHi >> 31) {
+      m.raise(GP, ext);
+      return false;
+    }
+    // Fill the cache when every table entry lies in one allocated frame and the code
+    // descriptor needs no accessed-bit write.
+    if ((dhi & 0x100) !== 0 && (gLo & 0xfff) <= 0xff0 && (!fromTss || (tLo & 0xfff) <= 0xff8) &&
+      m.cachedDescriptor(sel)) {
+      const gBase = m.page(gLo, gHi, C_SR);
+      const tBase = fromTss ? m.page(tLo, tHi, C_SR) : 1;
+      if (gBase > 0 && tBase > 0) {
+        m.markSys(gBase >> 12);
+        if (fromTss) m.markSys(tBase >> 12);
+        gc[ge] = m.sysGen;
+        gc[ge + 1] = key;
+        gc[ge + 2] = tgtLo;
+        gc[ge + 3] = tgtHi;
+        gc[ge + 4] = sel;
+        gc[ge + 5] = dlo;
+        gc[ge + 6] = dhi;
+        gc[ge + 7] = gType;
+        gc[ge + 8] = newCpl;
+        gc[ge + 9] = fromTss ? 1 : 0;
+        gc[ge + 10] = rspLo;
+        gc[ge + 11] = rspHi;
+      }
+    }
+  }
+  // DELIVER-15, 16: translate every frame slot (first push first) before writing any.
+  const alignedLo = rspLo & ~15;
+  const withErr = err >= 0;
+  const slots = withErr ? 6 : 5;
+  const cls = newCpl === 3 ? C_UW : (m.flags & AC) !== 0 ? C_SWA : C_SW;
+  // Every slot address canonical first (#SS(EXT)), then the slots translated from the top (the
+  // first push first). Slots are 8-byte aligned, so each lies in one page: translate a page once.
+  for (let k = 0; k < slots; k++) {
+    const aLo = (alignedLo - 8 * (k + 1)) | 0;
+    const aHi = (aLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
+    if (aHi >> 15 !== aHi >> 31) {
+      m.raise(SS_VEC, ext);
+      return false;
+    }
+  }
+  let pageLo = 1, pageHi = 0, pageBase = 0;
+  for (let k = 0; k < slots; k++) {
+    const aLo = (alignedLo - 8 * (k + 1)) | 0;
+    const aHi = (aLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
+    if ((aLo & ~0xfff) !== pageLo || aHi !== pageHi) {
+      pageBase = m.page(aLo, aHi, cls);
+      if (pageBase < 0) return false;
+      pageLo = aLo & ~0xfff;
+      pageHi = aHi;
+    }
+    frameOff[k] = pageBase + (aLo & 0xfff);
+  }
+  // The accessed bit of the code descriptor (implicit supervisor write) must be writable too.
+  if ((dhi & 0x100) === 0) {
+    const aLo = (daLo + 5) | 0;
+    const aHi = (aLo >>> 0) < (daLo >>> 0) ? (daHi + 1) | 0 : daHi;
+    if (!m.prepWrite(aLo, aHi, 1, C_SW)) return false;
+  }
+
+  // ---- commit (DELIVER-16..21) ----
+  const flagsNow = getFlags(m);
+  const pushedFlags = source === EV_FAULT ? flagsNow | RF : flagsNow;
+  const sg = m.sg;
+  const mem = m.mem32;
+  let o = frameOff[0]! >> 2;
+  mem[o] = sg[SS * SEG_STRIDE + SEL]!;
+  mem[o + 1] = 0;
+  o = frameOff[1]! >> 2;
+  mem[o] = r[2 * RSP]!;
+  mem[o + 1] = r[2 * RSP + 1]!;
+  o = frameOff[2]! >> 2;
+  mem[o] = pushedFlags & ~VM;
+  mem[o + 1] = 0;
+  o = frameOff[3]! >> 2;
+  mem[o] = sg[CS * SEG_STRIDE + SEL]!;
+  mem[o + 1] = 0;
+  o = frameOff[4]! >> 2;
+  mem[o] = retLo;
+  mem[o + 1] = retHi;
+  if (withErr) {
+    o = frameOff[5]! >> 2;
+    mem[o] = err;
+    mem[o + 1] = 0;
+  }
+  m.noteWrite(frameOff[0]! >> 12);
+  m.noteWrite(frameOff[slots - 1]! >> 12);
+  if ((dhi & 0x100) === 0) m.commitWrite(((dhi >>> 8) & 0xff) | 1, 0);
+  const gt = gType;
+  if (newCpl !== cpl) nullSegment(m, SS, newCpl);
+  const newRspLo = (alignedLo - 8 * slots) | 0;
+  r[2 * RSP] = newRspLo;
+  r[2 * RSP + 1] = (newRspLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
+  m.loadDescriptor(CS, (sel & 0xfffc) | newCpl, dlo, dhi | 0x100, 0);
+  r[RIP_LO] = tgtLo;
+  r[RIP_HI] = tgtHi;
+  materialize(m);
+  let f = m.flags & ~(TF | NT | RF | VM);
+  if (gt === 14) f &= ~IF;
+  m.flags = f;
+  if (source === EV_NMI) m.nmiBlocked = true;
+  // A single-step trap held by a MOV SS shadow survives (docs/model-choices.md "Single-step").
+  m.halted = false;
+  m.shadow = 0;
+  m.updateMode();
+  return true;
+}
+
+/**
+ * A segment register holding a NULL selector after a hardware load (DELIVER-17 SS, IRET's NULL SS,
+ * IRETQ-16): selector as given, limit 0, attributes 0, unusable; the base is kept (64-bit FS/GS
+ * bases survive; the caller clears it where a rule says so).
+ */
+export function nullSegment(m: Machine, s: number, selector: number): void {
+  const b = s * SEG_STRIDE;
+  m.sg[b + SEL] = selector;
+  m.sg[b + LIMIT] = 0;
+  m.sg[b + ATTR] = A_UNUSABLE;
+}

@@ -1,0 +1,882 @@
+// System instructions: privilege transitions (SYSCALL, SYSRET, IRET, far RET/JMP), segment loads,
+// control registers, MSRs, descriptor tables, I/O, flags with privilege rules. Written from the SDM
+// instruction pages and the reference digest rules named in the comments. Every check precedes
+// every state change (GLOBAL-05).
+import type { Machine } from "./machine.ts";
+import type { Insn } from "./insn.ts";
+import {
+  AC, AC_VEC, BASE_HI, BASE_LO, C_SW, CR0_CD, CR0_DEFINED, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP,
+  CR4_PAE, CR4_TSD, CR4_UMIP, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GP, GS, ID, IF,
+  IOPL, LIMIT, NP, NT, RAX, RCX, RDX, R11, RF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SHADOW_MOVSS,
+  SHADOW_STI, SS, SS_VEC, ST_END, ST_FAULT, ST_HALT, ST_IO, ST_OK, ST_SWINT, ST_UNSUP, TF, TR, UD,
+  VIF, VIP, VM, CF, PF, AF, ZF, SF, DF, OF, EV_SOFT, EV_ICEBP, BP, OF_VEC, DB_VEC, ATTR, A_TYPE, A_S, A_UNUSABLE,
+  attrDpl,
+} from "./consts.ts";
+import { CR4_MODELLED } from "../spec/format/scope.ts";
+
+const CR4_MODELLED_LO = Number(CR4_MODELLED);
+import { getFlags, materialize, setFlags } from "./flags.ts";
+import {
+  adjustStack, eaHi, eaLo, effectiveAddress, getReg, jumpTo, peek, push, readRM, readStackSlots, setReg,
+  setStackPointer, spHi, spLo, stackOffset, stackSlots, writeRM,
+} from "./exec.ts";
+import { nullSegment } from "./deliver.ts";
+
+function gp(m: Machine, code: number): number {
+  m.raise(GP, code);
+  return ST_FAULT;
+}
+
+function ud(m: Machine): number {
+  m.raise(UD, -1);
+  return ST_FAULT;
+}
+
+function canonical(hi: number): boolean {
+  return hi >> 15 === hi >> 31;
+}
+
+function iopl(m: Machine): number {
+  return (m.flags >> 12) & 3;
+}
+
+// ============================================================================================
+// Software interrupts (SWINT)
+// ============================================================================================
+
+export function execInt(m: Machine, vector: number, source: number): number {
+  m.fVec = vector;
+  m.fErr = -1;
+  m.swSource = source;
+  return ST_SWINT;
+}
+
+export function execIntN(m: Machine, i: Insn): number {
+  return execInt(m, i.immLo & 0xff, EV_SOFT);
+}
+
+export function execInt3(m: Machine): number {
+  return execInt(m, BP, EV_SOFT);
+}
+
+/** SWINT-04: INT1 is delivered like a hardware exception (no DPL check, EXT = 1), trap-like. */
+export function execInt1(m: Machine): number {
+  return execInt(m, DB_VEC, EV_ICEBP);
+}
+
+/** SWINT-05: compatibility mode only (64-bit mode decodes CE as #UD). */
+export function execInto(m: Machine): number {
+  const of = (getFlags(m) & OF) !== 0;
+  if (!of) return ST_OK;
+  return execInt(m, OF_VEC, EV_SOFT);
+}
+
+// ============================================================================================
+// Flags: CLI, STI, PUSHF, POPF (§14)
+// ============================================================================================
+
+export function execCli(m: Machine): number {
+  if (m.cpl > iopl(m)) return gp(m, 0);
+  m.flags &= ~IF;
+  return ST_END;
+}
+
+export function execSti(m: Machine): number {
+  if (m.cpl > iopl(m)) return gp(m, 0);
+  // SHADOW-01: a shadow only when IF goes from 0 to 1.
+  if ((m.flags & IF) === 0) m.nextShadow = SHADOW_STI;
+  m.flags |= IF;
+  return ST_END;
+}
+
+export function execPushf(m: Machine, i: Insn): number {
+  const v = getFlags(m) & ~(RF | VM);
+  return push(m, i.osz, i.osz === 2 ? v & 0xffff : v, 0) ? ST_OK : ST_FAULT;
+}
+
+/** FLAGS-02. */
+export function execPopf(m: Machine, i: Insn): number {
+  const size = i.osz;
+  const v = peek(m, 0, size);
+  if (m.fVec >= 0) return ST_FAULT;
+  adjustStack(m, size);
+  const old = getFlags(m);
+  let mask = CF | PF | AF | ZF | SF | TF | DF | OF | NT | AC | ID;
+  if (m.cpl === 0) mask |= IOPL;
+  if (m.cpl <= iopl(m)) mask |= IF;
+  if (size === 2) mask &= 0xffff;
+  let f = (old & ~mask) | (v & mask);
+  f &= ~(RF | VM);
+  setFlags(m, f);
+  m.updateMode();
+  return ST_END;
+}
+
+// ============================================================================================
+// HLT, CLTS, caches, INVLPG, STAC/CLAC, RDTSC, SYSEXIT
+// ============================================================================================
+
+export function execHlt(m: Machine): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  return ST_HALT;
+}
+
+export function execClts(m: Machine): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  m.cr0 &= ~CR0_TS;
+  return ST_OK;
+}
+
+export function execCacheOp(m: Machine): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  return ST_OK;
+}
+
+export function execInvlpg(m: Machine, i: Insn): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  // No fault for any address; the architecture has no observable TLB, ours is flushed.
+  m.flushTlb();
+  return ST_END;
+}
+
+export function execStacClac(m: Machine, set: boolean): number {
+  if (m.cpl !== 0) return ud(m);
+  if (set) m.flags |= AC;
+  else m.flags &= ~AC;
+  m.updateMode();
+  return ST_END;
+}
+
+export function execRdtsc(m: Machine): number {
+  if ((m.cr4 & CR4_TSD) !== 0 && m.cpl !== 0) return gp(m, 0);
+  m.unsupReason = "RDTSC: the time-stamp counter is not modelled";
+  return ST_UNSUP;
+}
+
+export function execSysexit(m: Machine): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  m.unsupReason = "SYSEXIT at CPL 0 is not modelled (no SYSENTER MSRs)";
+  return ST_UNSUP;
+}
+
+// ============================================================================================
+// SYSCALL / SYSRET / SWAPGS (§2, §3, §4)
+// ============================================================================================
+
+const STAR_LO = 0, STAR_HI = 1, LSTAR_LO = 2, LSTAR_HI = 3, CSTAR_LO = 4, CSTAR_HI = 5, FMASK_LO = 6,
+  FMASK_HI = 7, KGS_LO = 8, KGS_HI = 9;
+
+export function execSyscall(m: Machine): number {
+  const compat = !m.mode64;
+  // SYSCALL-01 (Intel) / SYSCALL-V1 (AMD: compatibility mode goes through CSTAR).
+  if (compat && !m.profile.compatSyscall) return ud(m);
+  if ((m.efer & EFER_SCE) === 0) return ud(m);
+  const r = m.r;
+  const msr = m.msr;
+  // SYSCALL-03, 04 (RF was cleared when the instruction started).
+  r[2 * RCX] = r[RIP_LO]!;
+  r[2 * RCX + 1] = r[RIP_HI]!;
+  const fl = getFlags(m);
+  r[2 * R11] = fl;
+  r[2 * R11 + 1] = 0;
+  // SYSCALL-05
+  setFlags(m, (fl & ~msr[FMASK_LO]! & ~RF) | 2);
+  // SYSCALL-06, 07
+  const csSel = (msr[STAR_HI]! >>> 0) & 0xffff;
+  m.setFlatSegment(CS, csSel & 0xfffc, 11, 0, 1, 0);
+  m.setFlatSegment(SS, (csSel + 8) & 0xffff, 3, 0, 0, 1);
+  // SYSCALL-08
+  if (compat) m.setRip(msr[CSTAR_LO]!, msr[CSTAR_HI]!);
+  else m.setRip(msr[LSTAR_LO]!, msr[LSTAR_HI]!);
+  m.updateMode();
+  return ST_END;
+}
+
+export function execSysret(m: Machine, i: Insn): number {
+  const compat = !m.mode64;
+  // SYSRET-01 / SYSRET-V3
+  if (compat && !m.profile.compatSysret) return ud(m);
+  if ((m.efer & EFER_SCE) === 0) return ud(m);
+  // SYSRET-02
+  if (m.cpl !== 0) return gp(m, 0);
+  const r = m.r;
+  const msr = m.msr;
+  const base = (msr[STAR_HI]! >>> 16) & 0xffff;
+  const to64 = i.rexW && !compat;
+  // SYSRET-03
+  if (to64 && !canonical(r[2 * RCX + 1]!) && m.profile.sysretNonCanonicalInRing0) return gp(m, 0);
+  // ---- no fault past this line ----
+  if (compat) {
+    // SYSRET-V3 legacy path: EIP ← ECX, IF ← 1, other flags unchanged; 32-bit flat code.
+    m.setRip(r[2 * RCX]!, 0);
+    materialize(m);
+    m.flags |= IF;
+  } else {
+    // SYSRET-04, 05
+    if (to64) m.setRip(r[2 * RCX]!, r[2 * RCX + 1]!);
+    else m.setRip(r[2 * RCX]!, 0);
+    setFlags(m, (r[2 * R11]! & 0x3c7fd7) | 2);
+  }
+  // SYSRET-06, 07
+  if (to64) m.setFlatSegment(CS, ((base + 16) | 3) & 0xffff, 11, 3, 1, 0);
+  else m.setFlatSegment(CS, (base | 3) & 0xffff, 11, 3, 0, 1);
+  const ssSel = ((base + 8) | 3) & 0xffff;
+  if (m.profile.sysretKeepsSsAttributes) m.sg[SS * SEG_STRIDE + SEL] = ssSel;
+  else m.setFlatSegment(SS, ssSel, 3, 3, 0, 1);
+  m.updateMode();
+  return ST_END;
+}
+
+export function execSwapgs(m: Machine): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  const b = GS * SEG_STRIDE;
+  const lo = m.sg[b + BASE_LO]!, hi = m.sg[b + BASE_HI]!;
+  m.sg[b + BASE_LO] = m.msr[KGS_LO]!;
+  m.sg[b + BASE_HI] = m.msr[KGS_HI]!;
+  m.msr[KGS_LO] = lo;
+  m.msr[KGS_HI] = hi;
+  return ST_OK;
+}
+
+// ============================================================================================
+// RDMSR / WRMSR (§16)
+// ============================================================================================
+
+/** MSRs that exist but whose state the model does not hold (docs/model-choices.md "MSRs"):
+ *  TSC, APIC_BASE, SYSENTER_CS/ESP/EIP, PAT. */
+function msrNotModelled(index: number): boolean {
+  return index === 0x10 || index === 0x1b || (index >= 0x174 && index <= 0x176) || index === 0x277;
+}
+
+const MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
+  MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_KGS_BASE = 0xc0000102;
+
+export function execRdmsr(m: Machine): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  const index = m.r[2 * RCX]! >>> 0;
+  if (msrNotModelled(index)) {
+    m.unsupReason = `RDMSR ${index.toString(16)}: MSR not modelled`;
+    return ST_UNSUP;
+  }
+  let lo: number, hi: number;
+  const msr = m.msr;
+  switch (index) {
+    case MSR_EFER: lo = m.efer; hi = 0; break;
+    case MSR_STAR: lo = msr[STAR_LO]!; hi = msr[STAR_HI]!; break;
+    case MSR_LSTAR: lo = msr[LSTAR_LO]!; hi = msr[LSTAR_HI]!; break;
+    case MSR_CSTAR: lo = msr[CSTAR_LO]!; hi = msr[CSTAR_HI]!; break;
+    case MSR_FMASK: lo = msr[FMASK_LO]!; hi = msr[FMASK_HI]!; break;
+    case MSR_FS_BASE: lo = m.sg[FS * SEG_STRIDE + BASE_LO]!; hi = m.sg[FS * SEG_STRIDE + BASE_HI]!; break;
+    case MSR_GS_BASE: lo = m.sg[GS * SEG_STRIDE + BASE_LO]!; hi = m.sg[GS * SEG_STRIDE + BASE_HI]!; break;
+    case MSR_KGS_BASE: lo = msr[KGS_LO]!; hi = msr[KGS_HI]!; break;
+    default:
+      return gp(m, 0);
+  }
+  setReg(m, RAX, 4, lo, 0);
+  setReg(m, RDX, 4, hi, 0);
+  return ST_OK;
+}
+
+export function execWrmsr(m: Machine): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  const index = m.r[2 * RCX]! >>> 0;
+  if (msrNotModelled(index)) {
+    m.unsupReason = `WRMSR ${index.toString(16)}: MSR not modelled`;
+    return ST_UNSUP;
+  }
+  const lo = m.r[2 * RAX]!;
+  const hi = m.r[2 * RDX]!;
+  const msr = m.msr;
+  switch (index) {
+    case MSR_EFER: {
+      // MSR-06: reserved bits, LME change with paging on; LMA is read-only.
+      if (hi !== 0 || (lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)) !== 0) return gp(m, 0);
+      if (((lo ^ m.efer) & EFER_LME) !== 0) return gp(m, 0);
+      const next = (lo & ~EFER_LMA) | (m.efer & EFER_LMA);
+      if (((next ^ m.efer) & EFER_NXE) !== 0) m.flushTlb();
+      m.efer = next;
+      m.updateMode();
+      return ST_END;
+    }
+    case MSR_STAR: msr[STAR_LO] = lo; msr[STAR_HI] = hi; return ST_OK;
+    case MSR_CSTAR:
+      if (m.profile.cstarCanonicalOnWrite && !canonical(hi)) return gp(m, 0);
+      msr[CSTAR_LO] = lo;
+      msr[CSTAR_HI] = hi;
+      return ST_OK;
+    case MSR_FMASK:
+      // MSR-07: bits 63:32 reserved.
+      if (hi !== 0) return gp(m, 0);
+      msr[FMASK_LO] = lo;
+      msr[FMASK_HI] = 0;
+      return ST_OK;
+    case MSR_LSTAR: case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KGS_BASE:
+      // MSR-05: canonical (48-bit: the modelled CPU has no LA57).
+      if (!canonical(hi)) return gp(m, 0);
+      if (index === MSR_LSTAR) {
+        msr[LSTAR_LO] = lo;
+        msr[LSTAR_HI] = hi;
+      } else if (index === MSR_KGS_BASE) {
+        msr[KGS_LO] = lo;
+        msr[KGS_HI] = hi;
+      } else {
+        const b = (index === MSR_FS_BASE ? FS : GS) * SEG_STRIDE;
+        m.sg[b + BASE_LO] = lo;
+        m.sg[b + BASE_HI] = hi;
+      }
+      return ST_OK;
+    default:
+      return gp(m, 0);
+  }
+}
+
+// ============================================================================================
+// MOV to/from control registers (§17)
+// ============================================================================================
+
+export function execMovFromCr(m: Machine, i: Insn): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  let lo: number, hi: number;
+  switch (i.reg) {
+    case 0: lo = m.cr0; hi = 0; break;
+    case 2: lo = m.cr2Lo; hi = m.cr2Hi; break;
+    case 3: lo = m.cr3Lo; hi = m.cr3Hi; break;
+    case 4: lo = m.cr4; hi = 0; break;
+    default: lo = m.cr8; hi = 0;
+  }
+  setReg(m, i.rm, i.osz, lo, hi);
+  return ST_OK;
+}
+
+export function execMovToCr(m: Machine, i: Insn): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  const lo = getReg(m, i.rm, i.osz);
+  const hi = i.osz === 8 ? m.vh : 0;
+  switch (i.reg) {
+    case 0: {
+      // MOVCR-03
+      if (hi !== 0) return gp(m, 0);
+      if ((lo & CR0_PG) !== 0 && (lo & CR0_PE) === 0) return gp(m, 0);
+      if ((lo & CR0_NW) !== 0 && (lo & CR0_CD) === 0) return gp(m, 0);
+      if ((lo & CR0_PG) === 0) {
+        if (m.mode64) return gp(m, 0);
+        m.unsupReason = "MOV CR0 clearing PG leaves IA-32e mode (outside the model)";
+        return ST_UNSUP;
+      }
+      const next = (lo & CR0_DEFINED) | CR0_ET;
+      if (((next ^ m.cr0) & CR0_WP) !== 0) m.flushTlb();
+      m.cr0 = next;
+      m.updateMode();
+      return ST_END;
+    }
+    case 2:
+      m.cr2Lo = lo;
+      m.cr2Hi = hi;
+      return ST_OK;
+    case 3:
+      // MOVCR-04: bits at or above MAXPHYADDR (46).
+      if ((hi & ~0x3fff) !== 0) return gp(m, 0);
+      m.cr3Lo = lo;
+      m.cr3Hi = hi;
+      m.flushTlb();
+      return ST_END;
+    case 4: {
+      // MOVCR-05: bits the modelled CPU lacks are reserved; PAE cannot be cleared in IA-32e mode.
+      if (hi !== 0 || (lo & ~CR4_MODELLED_LO) !== 0) return gp(m, 0);
+      if ((lo & CR4_PAE) === 0) return gp(m, 0);
+      m.cr4 = lo;
+      m.flushTlb();
+      m.updateMode();
+      return ST_END;
+    }
+    default:
+      // MOVCR-06
+      if (hi !== 0 || (lo & ~15) !== 0) return gp(m, 0);
+      m.cr8 = lo;
+      return ST_END;
+  }
+}
+
+// ============================================================================================
+// Descriptor tables: LGDT, LIDT, SGDT, SIDT, LTR (§18)
+// ============================================================================================
+
+export function execLoadTable(m: Machine, i: Insn, idt: boolean): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  effectiveAddress(m, i);
+  const aLo = eaLo, aHi = eaHi;
+  const limit = m.readSeg(i.seg, aLo, aHi, 2, m.rcls);
+  if (m.fVec >= 0) return ST_FAULT;
+  let bLo = (aLo + 2) | 0;
+  let bHi = (bLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
+  if (i.asz === 4) bHi = 0;
+  let baseLo: number, baseHi: number;
+  if (m.mode64) {
+    baseLo = m.readSeg(i.seg, bLo, bHi, 8, m.rcls);
+    baseHi = m.vh;
+  } else {
+    baseLo = m.readSeg(i.seg, bLo, bHi, 4, m.rcls);
+    if (i.osz === 2) baseLo &= 0xffffff;
+    baseHi = 0;
+  }
+  if (m.fVec >= 0) return ST_FAULT;
+  m.sysGen = (m.sysGen + 1) | 0;
+  if (idt) {
+    m.idtrLo = baseLo;
+    m.idtrHi = baseHi;
+    m.idtrLimit = limit;
+  } else {
+    m.gdtrLo = baseLo;
+    m.gdtrHi = baseHi;
+    m.gdtrLimit = limit;
+  }
+  return ST_END;
+}
+
+export function execStoreTable(m: Machine, i: Insn, idt: boolean): number {
+  if (m.cpl !== 0 && (m.cr4 & CR4_UMIP) !== 0) return gp(m, 0);
+  effectiveAddress(m, i);
+  const size = m.mode64 ? 10 : 6;
+  if (!m.linear(i.seg, eaLo, eaHi, size, true)) return ST_FAULT;
+  const lLo = m.laLo, lHi = m.laHi;
+  if (!m.prepWrite(lLo, lHi, size, m.wcls)) return ST_FAULT;
+  const limit = idt ? m.idtrLimit : m.gdtrLimit;
+  const bLo = idt ? m.idtrLo : m.gdtrLo;
+  const bHi = idt ? m.idtrHi : m.gdtrHi;
+  m.write(lLo, lHi, 2, limit, 0, m.wcls);
+  const nLo = (lLo + 2) | 0;
+  const nHi = (nLo >>> 0) < (lLo >>> 0) ? (lHi + 1) | 0 : lHi;
+  m.write(nLo, nHi, m.mode64 ? 8 : 4, bLo, bHi, m.wcls);
+  return ST_OK;
+}
+
+export function execLtr(m: Machine, i: Insn): number {
+  if (m.cpl !== 0) return gp(m, 0);
+  const sel = readRM(m, i, 2) & 0xffff;
+  if (m.fVec >= 0) return ST_FAULT;
+  if ((sel & 0xfffc) === 0) return gp(m, 0);
+  const ec = sel & 0xfffc;
+  if ((sel & 4) !== 0) return gp(m, ec);
+  const index = sel & 0xfff8;
+  if (index + 15 > m.gdtrLimit) return gp(m, ec);
+  if (!m.fetchDescriptor(sel, 0)) return ST_FAULT;
+  const dlo = m.descLo, dhi = m.descHi;
+  const aLo = m.descAddrLo, aHi = m.descAddrHi;
+  const uLo = (aLo + 8) | 0;
+  const uHi = (uLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
+  const baseHi = m.readSystem(uLo, uHi, 8);
+  if (m.fVec >= 0) return ST_FAULT;
+  const upper = m.vh;
+  // DT-02: an available 64-bit TSS, upper type bits zero, present.
+  if (((dhi >>> 12) & 1) !== 0 || ((dhi >>> 8) & 15) !== 9) return gp(m, ec);
+  if (((upper >>> 8) & 0x1f) !== 0) return gp(m, ec);
+  if (((dhi >>> 15) & 1) === 0) {
+    m.raise(NP, ec);
+    return ST_FAULT;
+  }
+  // Set the busy bit (locked implicit write).
+  const bLo = (aLo + 5) | 0;
+  const bHi = (bLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
+  if (!m.write(bLo, bHi, 1, ((dhi >>> 8) & 0xff) | 2, 0, C_SW)) return ST_FAULT;
+  m.loadDescriptor(TR, sel, dlo, dhi | 0x200, baseHi);
+  m.sysGen = (m.sysGen + 1) | 0;
+  return ST_END;
+}
+
+// ============================================================================================
+// Segment loads (§22)
+// ============================================================================================
+
+/** Loads a data segment register or SS from a selector (SEG-01, SEG-02, SEG-03). */
+export function loadSegment(m: Machine, s: number, sel: number): boolean {
+  const cpl = m.cpl;
+  const rpl = sel & 3;
+  const ec = sel & 0xfffc;
+  if (ec === 0) {
+    if (s === SS && (!m.mode64 || cpl === 3 || rpl !== cpl)) {
+      m.raise(GP, 0);
+      return false;
+    }
+    // Hidden part of a NULL load: limit 0, attributes 0, unusable; base 0 (FS/GS base kept
+    // under amd: SEG-03).
+    const b = s * SEG_STRIDE;
+    const keep = (s === FS || s === GS) && m.profile.nullSegmentKeepsBase;
+    m.sg[b + SEL] = sel;
+    m.sg[b + LIMIT] = 0;
+    m.sg[b + ATTR] = A_UNUSABLE;
+    if (!keep) {
+      m.sg[b + BASE_LO] = 0;
+      m.sg[b + BASE_HI] = 0;
+    }
+    return true;
+  }
+  if (s === SS && rpl !== cpl) {
+    m.raise(GP, ec);
+    return false;
+  }
+  if (!m.fetchDescriptor(sel, 0)) return false;
+  const dlo = m.descLo, dhi = m.descHi;
+  const aLo = m.descAddrLo, aHi = m.descAddrHi;
+  const sBit = (dhi >>> 12) & 1;
+  const type = (dhi >>> 8) & 15;
+  const dpl = (dhi >>> 13) & 3;
+  const code = (type & 8) !== 0;
+  if (s === SS) {
+    if (sBit === 0 || code || (type & 2) === 0 || dpl !== cpl) {
+      m.raise(GP, ec);
+      return false;
+    }
+    if (((dhi >>> 15) & 1) === 0) {
+      m.raise(SS_VEC, ec);
+      return false;
+    }
+  } else {
+    if (sBit === 0 || (code && (type & 2) === 0)) {
+      m.raise(GP, ec);
+      return false;
+    }
+    if ((!code || (type & 4) === 0) && dpl < Math.max(cpl, rpl)) {
+      m.raise(GP, ec);
+      return false;
+    }
+    if (((dhi >>> 15) & 1) === 0) {
+      m.raise(NP, ec);
+      return false;
+    }
+  }
+  if (!m.setAccessed(aLo, aHi, dhi)) return false;
+  m.loadDescriptor(s, sel, dlo, dhi | 0x100, 0);
+  return true;
+}
+
+export function execMovToSreg(m: Machine, i: Insn): number {
+  const sel = readRM(m, i, 2) & 0xffff;
+  if (m.fVec >= 0) return ST_FAULT;
+  if (!loadSegment(m, i.reg, sel)) return ST_FAULT;
+  // SHADOW-05/07: a MOV SS inside a MOV SS shadow does not start another.
+  if (i.reg === SS && m.shadow !== SHADOW_MOVSS) m.nextShadow = SHADOW_MOVSS;
+  return ST_END;
+}
+
+export function execMovFromSreg(m: Machine, i: Insn): number {
+  const sel = m.sel(i.reg);
+  if (i.mod === 3) {
+    setReg(m, i.rm, i.osz, sel, 0);
+    return ST_OK;
+  }
+  return writeRM(m, i, 2, sel, 0) ? ST_OK : ST_FAULT;
+}
+
+export function execPushSreg(m: Machine, i: Insn): number {
+  return push(m, i.osz, m.sel(i.reg), 0) ? ST_OK : ST_FAULT;
+}
+
+export function execPopSreg(m: Machine, i: Insn): number {
+  const sel = peek(m, 0, i.osz) & 0xffff;
+  if (m.fVec >= 0) return ST_FAULT;
+  if (!loadSegment(m, i.reg, sel)) return ST_FAULT;
+  adjustStack(m, i.osz);
+  if (i.reg === SS && m.shadow !== SHADOW_MOVSS) m.nextShadow = SHADOW_MOVSS;
+  return ST_END;
+}
+
+// ============================================================================================
+// Far transfers: IRET (§9), far RET, JMP far
+// ============================================================================================
+
+/** Checks of a return CS (IRETQ-03..09, far RET): on success the descriptor is in m.desc*. */
+function checkReturnCs(m: Machine, cs: number): boolean {
+  const ec = cs & 0xfffc;
+  if (ec === 0) {
+    m.raise(GP, 0);
+    return false;
+  }
+  if (!m.fetchDescriptor(cs, 0)) return false;
+  const dhi = m.descHi;
+  const type = (dhi >>> 8) & 15;
+  const dpl = (dhi >>> 13) & 3;
+  const rpl = cs & 3;
+  if (((dhi >>> 12) & 1) === 0 || (type & 8) === 0) return gpFalse(m, ec);
+  if (rpl < m.cpl) return gpFalse(m, ec);
+  if (((dhi >>> 21) & 1) === 1 && ((dhi >>> 22) & 1) === 1) return gpFalse(m, ec);
+  if ((type & 4) !== 0 ? dpl > rpl : dpl !== rpl) return gpFalse(m, ec);
+  if (((dhi >>> 15) & 1) === 0) {
+    m.raise(NP, ec);
+    return false;
+  }
+  return true;
+}
+
+function gpFalse(m: Machine, code: number): boolean {
+  m.raise(GP, code);
+  return false;
+}
+
+/** SS checks of IRETQ-11 (also far RET to an outer level). Descriptor left in m.desc*. */
+function checkReturnSs(m: Machine, ss: number, csRpl: number, target64: boolean): boolean {
+  const ec = ss & 0xfffc;
+  if (ec === 0) {
+    if (target64 && csRpl !== 3 && (ss & 3) === csRpl) return true;
+    return gpFalse(m, 0);
+  }
+  if (!m.fetchDescriptor(ss, 0)) return false;
+  const dhi = m.descHi;
+  const type = (dhi >>> 8) & 15;
+  if ((ss & 3) !== csRpl) return gpFalse(m, ec);
+  if (((dhi >>> 12) & 1) === 0 || (type & 8) !== 0 || (type & 2) === 0) return gpFalse(m, ec);
+  if (((dhi >>> 13) & 3) !== csRpl) return gpFalse(m, ec);
+  if (((dhi >>> 15) & 1) === 0) {
+    m.raise(SS_VEC, ec);
+    return false;
+  }
+  return true;
+}
+
+/** IRETQ-16: on a return to an outer level, data segments the new CPL may not use become NULL. */
+const DATA_SEGMENTS = [ES, DS, FS, GS] as const;
+
+function nullInaccessibleSegments(m: Machine, newCpl: number): void {
+  for (const s of DATA_SEGMENTS) {
+    const b = s * SEG_STRIDE;
+    if ((m.sg[b + SEL]! & 0xfffc) === 0) continue;
+    const a = m.sg[b + ATTR]!;
+    const type = a & A_TYPE;
+    const dataOrNonConforming = (type & 8) === 0 || (type & 4) === 0;
+    if (dataOrNonConforming && attrDpl(a) < newCpl) nullSegment(m, s, 0);
+  }
+}
+
+/** Target RIP check of a far return/jump (IRETQ-12): 64-bit target canonical, compatibility
+ *  target within the new CS limit (descriptor in dlo/dhi). */
+function farTargetOk(m: Machine, lo: number, hi: number, dlo: number, dhi: number): boolean {
+  if (((dhi >>> 21) & 1) === 1) return canonical(hi);
+  const g = (dhi >>> 23) & 1;
+  const raw = (dlo & 0xffff) | (dhi & 0x000f0000);
+  const limit = g === 1 ? ((raw << 12) | 0xfff) >>> 0 : raw;
+  return lo >>> 0 <= limit;
+}
+
+export function execIret(m: Machine, i: Insn): number {
+  // IRETQ-00: NMI blocking ends first, whatever happens next.
+  m.nmiBlocked = false;
+  if ((m.flags & NT) !== 0) return gp(m, 0);
+  const os = i.osz;
+  const cpl = m.cpl;
+  const began64 = m.mode64;
+  const mask = os === 8 ? -1 : os === 4 ? -1 : 0xffff;
+  // IRETQ-02 (and in 64-bit mode IRETQ-10's SS:RSP, read up front when on the same page).
+  if (!readStackSlots(m, began64 ? 5 : 3, os)) return ST_FAULT;
+  const ripLo = stackSlots[0]! & mask;
+  const ripHi = os === 8 ? stackSlots[1]! : 0;
+  const cs = stackSlots[2]! & 0xffff;
+  const fl = stackSlots[4]! & mask;
+  let rspLo0 = began64 ? stackSlots[6]! & mask : 0;
+  let rspHi0 = began64 && os === 8 ? stackSlots[7]! : 0;
+  let ss0 = began64 ? stackSlots[8]! & 0xffff : 0;
+  if (!checkReturnCs(m, cs)) return ST_FAULT;
+  const cdlo = m.descLo, cdhi = m.descHi, caLo = m.descAddrLo, caHi = m.descAddrHi;
+  const rpl = cs & 3;
+  const target64 = ((cdhi >>> 21) & 1) === 1;
+  const readSs = rpl > cpl || began64;
+  let rspLo = 0, rspHi = 0, ss = 0;
+  let sdlo = 0, sdhi = 0, saLo = 0, saHi = 0;
+  if (readSs) {
+    if (!began64) {
+      rspLo0 = peek(m, 3 * os, os) & mask;
+      if (m.fVec >= 0) return ST_FAULT;
+      rspHi0 = 0;
+      ss0 = peek(m, 4 * os, os) & 0xffff;
+      if (m.fVec >= 0) return ST_FAULT;
+    }
+    rspLo = rspLo0;
+    rspHi = rspHi0;
+    ss = ss0;
+    if (!checkReturnSs(m, ss, rpl, target64)) return ST_FAULT;
+    sdlo = m.descLo;
+    sdhi = m.descHi;
+    saLo = m.descAddrLo;
+    saHi = m.descAddrHi;
+  }
+  if (!farTargetOk(m, ripLo, ripHi, cdlo, cdhi)) return gp(m, 0);
+  // Accessed bits (implicit writes, CS before SS): both translated before either is written.
+  const ca = m.prepAccessed(caLo, caHi, cdhi);
+  if (ca === -1) return ST_FAULT;
+  const sa = readSs && (ss & 0xfffc) !== 0 ? m.prepAccessed(saLo, saHi, sdhi) : -2;
+  if (sa === -1) return ST_FAULT;
+  m.commitAccessed(ca);
+  m.commitAccessed(sa);
+
+  // ---- commit (IRETQ-13..16) ----
+  const old = getFlags(m);
+  let fmask = CF | PF | AF | ZF | SF | TF | DF | OF | NT;
+  if (os >= 4) fmask |= RF | AC | ID;
+  if (cpl <= ((old >> 12) & 3)) fmask |= IF;
+  if (cpl === 0) {
+    fmask |= IOPL;
+    if (os >= 4) fmask |= VIF | VIP;
+  }
+  setFlags(m, ((old & ~fmask) | (fl & fmask)) & ~VM);
+  m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
+  m.setRip(ripLo, target64 ? ripHi : 0);
+  if (readSs) {
+    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss);
+    else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
+    m.r[2 * RSP] = rspLo;
+    m.r[2 * RSP + 1] = rspHi;
+  } else adjustStack(m, 3 * os);
+  if (rpl > cpl) nullInaccessibleSegments(m, rpl);
+  m.updateMode();
+  return ST_END;
+}
+
+export function execRetf(m: Machine, i: Insn): number {
+  const os = m.mode64 ? (i.rexW ? 8 : i.osz === 2 ? 2 : 4) : i.osz;
+  const cpl = m.cpl;
+  const mask = os === 2 ? 0xffff : -1;
+  const ripLo = peek(m, 0, os) & mask;
+  if (m.fVec >= 0) return ST_FAULT;
+  const ripHi = os === 8 ? m.vh : 0;
+  const cs = peek(m, os, os) & 0xffff;
+  if (m.fVec >= 0) return ST_FAULT;
+  if (!checkReturnCs(m, cs)) return ST_FAULT;
+  const cdlo = m.descLo, cdhi = m.descHi, caLo = m.descAddrLo, caHi = m.descAddrHi;
+  const rpl = cs & 3;
+  const target64 = ((cdhi >>> 21) & 1) === 1;
+  const release = i.immLo;
+  const outer = rpl > cpl;
+  let rspLo = 0, rspHi = 0, ss = 0, sdlo = 0, sdhi = 0, saLo = 0, saHi = 0;
+  if (outer) {
+    rspLo = peek(m, 2 * os + release, os) & mask;
+    if (m.fVec >= 0) return ST_FAULT;
+    rspHi = os === 8 ? m.vh : 0;
+    ss = peek(m, 3 * os + release, os) & 0xffff;
+    if (m.fVec >= 0) return ST_FAULT;
+    if (!checkReturnSs(m, ss, rpl, target64)) return ST_FAULT;
+    sdlo = m.descLo;
+    sdhi = m.descHi;
+    saLo = m.descAddrLo;
+    saHi = m.descAddrHi;
+  }
+  if (!farTargetOk(m, ripLo, ripHi, cdlo, cdhi)) return gp(m, 0);
+  const ca = m.prepAccessed(caLo, caHi, cdhi);
+  if (ca === -1) return ST_FAULT;
+  const sa = outer && (ss & 0xfffc) !== 0 ? m.prepAccessed(saLo, saHi, sdhi) : -2;
+  if (sa === -1) return ST_FAULT;
+  m.commitAccessed(ca);
+  m.commitAccessed(sa);
+  // ---- commit ----
+  m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
+  m.setRip(ripLo, target64 ? ripHi : 0);
+  if (outer) {
+    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss);
+    else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
+    m.r[2 * RSP] = rspLo;
+    m.r[2 * RSP + 1] = rspHi;
+    m.updateMode();
+    adjustStack(m, release);
+    nullInaccessibleSegments(m, rpl);
+  } else {
+    adjustStack(m, 2 * os + release);
+  }
+  m.updateMode();
+  return ST_END;
+}
+
+/** JMP far m16:16/32/64 (FF /5) to a code segment at the same privilege. */
+export function execJmpFar(m: Machine, i: Insn): number {
+  const os = i.osz;
+  effectiveAddress(m, i);
+  const aLo = eaLo, aHi = eaHi;
+  const offLo = m.readSeg(i.seg, aLo, aHi, os, m.rcls) & (os === 2 ? 0xffff : -1);
+  if (m.fVec >= 0) return ST_FAULT;
+  const offHi = os === 8 ? m.vh : 0;
+  let sLo = (aLo + os) | 0;
+  let sHi = (sLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
+  if (i.asz === 4) sHi = 0;
+  else if (i.asz === 2) {
+    sLo &= 0xffff;
+    sHi = 0;
+  }
+  const sel = m.readSeg(i.seg, sLo, sHi, 2, m.rcls) & 0xffff;
+  if (m.fVec >= 0) return ST_FAULT;
+  const ec = sel & 0xfffc;
+  if (ec === 0) return gp(m, 0);
+  if (!m.fetchDescriptor(sel, 0)) return ST_FAULT;
+  const dlo = m.descLo, dhi = m.descHi;
+  const type = (dhi >>> 8) & 15;
+  const dpl = (dhi >>> 13) & 3;
+  const cpl = m.cpl;
+  if (((dhi >>> 12) & 1) === 0) {
+    if (type === 12) {
+      m.unsupReason = "JMP far through a call gate is not modelled";
+      return ST_UNSUP;
+    }
+    return gp(m, ec);
+  }
+  if ((type & 8) === 0) return gp(m, ec);
+  if ((type & 4) !== 0 ? dpl > cpl : (sel & 3) > cpl || dpl !== cpl) return gp(m, ec);
+  if (((dhi >>> 15) & 1) === 0) {
+    m.raise(NP, ec);
+    return ST_FAULT;
+  }
+  if (((dhi >>> 21) & 1) === 1 && ((dhi >>> 22) & 1) === 1) return gp(m, ec);
+  if (!farTargetOk(m, offLo, offHi, dlo, dhi)) return gp(m, 0);
+  if (!m.setAccessed(m.descAddrLo, m.descAddrHi, dhi)) return ST_FAULT;
+  m.loadDescriptor(CS, (sel & 0xfffc) | cpl, dlo, dhi | 0x100, 0);
+  m.setRip(offLo, ((dhi >>> 21) & 1) === 1 ? offHi : 0);
+  m.updateMode();
+  return ST_END;
+}
+
+// ============================================================================================
+// IN / OUT (IOPL and the TSS I/O permission bitmap)
+// ============================================================================================
+
+/** SDM Vol. 1 §19.5: with CPL > IOPL every bit of the port range must be 0 in the bitmap. */
+function ioAllowed(m: Machine, port: number, size: number): boolean {
+  if (m.cpl <= iopl(m)) return true;
+  const tb = TR * SEG_STRIDE;
+  const ta = m.sg[tb + ATTR]!;
+  const type = ta & A_TYPE;
+  const limit = m.sg[tb + LIMIT]! >>> 0;
+  if ((ta & (A_UNUSABLE | A_S)) !== 0 || (type !== 9 && type !== 11) || limit < 0x67) return false;
+  const bLo = m.sg[tb + BASE_LO]!, bHi = m.sg[tb + BASE_HI]!;
+  const at = (lo: number) => {
+    const a = (bLo + lo) | 0;
+    return [a, (a >>> 0) < (bLo >>> 0) ? (bHi + 1) | 0 : bHi] as const;
+  };
+  const [mLo, mHi] = at(0x66);
+  const mapBase = m.readSystem(mLo, mHi, 2);
+  if (m.fVec >= 0) return false;
+  const off = mapBase + (port >>> 3);
+  if (off + 1 > limit) return false;
+  const [wLo, wHi] = at(off);
+  const bits = m.readSystem(wLo, wHi, 2);
+  if (m.fVec >= 0) return false;
+  const want = ((1 << size) - 1) << (port & 7);
+  return (bits & want) === 0;
+}
+
+export function execInOut(m: Machine, i: Insn, out: boolean): number {
+  const port = i.imm2 === 1 ? m.r[2 * RDX]! & 0xffff : i.immLo & 0xff;
+  const size = i.osz;
+  if (!ioAllowed(m, port, size)) {
+    if (m.fVec < 0) m.raise(GP, 0);
+    return ST_FAULT;
+  }
+  m.ioDir = out ? 1 : 0;
+  m.ioPort = port;
+  m.ioSize = size;
+  if (out) {
+    const v = m.r[2 * RAX]!;
+    m.ioValue = size === 1 ? v & 0xff : size === 2 ? v & 0xffff : v >>> 0;
+  } else {
+    // Nothing answers on the bus: all ones (docs/model-choices.md "IN").
+    const v = size === 1 ? 0xff : size === 2 ? 0xffff : -1;
+    setReg(m, RAX, size, v, 0);
+    m.ioValue = v >>> 0;
+  }
+  return ST_IO;
+}
+
+export { ST_UNSUP, LIMIT, stackOffset, spLo, spHi, setStackPointer, jumpTo, DS, IF, AC_VEC };

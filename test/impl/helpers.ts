@@ -1,0 +1,99 @@
+// Shared helpers for the impl/ tests: machines on the shared layout, running a program on
+// several engine configurations, and comparing whole architectural states.
+import type { ArchState } from "../../spec/format/state.ts";
+import { stateToJson } from "../../spec/format/state.ts";
+import { ImplEngine, type ImplEngineOptions } from "../../impl/engine.ts";
+import type { EngineStop } from "../../spec/format/engine.ts";
+import { Memory, baseMemory, layoutState } from "../../bench/layout.ts";
+
+export { Memory, baseMemory, layoutState };
+
+/** The engine configurations every cache test compares: the reference (no caches at all),
+ *  interpretation with caches, and compiled blocks. */
+export const CONFIGS: { readonly name: string; readonly opts: ImplEngineOptions }[] = [
+  { name: "uncached", opts: { uncached: true } },
+  { name: "interpreted", opts: { compile: false } },
+  { name: "compiled", opts: {} },
+];
+
+/** A canonical JSON text of a state (memory as non-zero regions), for equality checks. */
+export function stateText(s: ArchState): string {
+  return JSON.stringify(stateToJson(s));
+}
+
+export interface Outcome {
+  readonly stop: EngineStop;
+  readonly state: ArchState;
+  readonly text: string;
+}
+
+export function runOn(state: ArchState, steps: number, opts: ImplEngineOptions, profile: "intel" | "amd" = "intel"): Outcome {
+  const e = new ImplEngine(opts);
+  e.load(state, profile);
+  const stop = e.run(steps);
+  const s = e.state();
+  return { stop, state: s, text: stateText(s) };
+}
+
+/** Runs with step() until `steps` steps or a stop (the run() stop rules); returns the state. */
+export function stepOn(state: ArchState, steps: number, opts: ImplEngineOptions = {}, profile: "intel" | "amd" = "intel"): Outcome {
+  const e = new ImplEngine(opts);
+  e.load(state, profile);
+  let n = 0;
+  let reason: EngineStop["reason"] = "limit";
+  for (;;) {
+    const m = e.machine;
+    if (m.shutdown) {
+      reason = "shutdown";
+      break;
+    }
+    if (n >= steps) {
+      // run() checks hlt before the limit.
+      if (m.halted && e.step().kind === "halted" && e.machine.halted) reason = "hlt";
+      break;
+    }
+    const wasHalted = m.halted;
+    const ev = e.step();
+    if (ev.kind === "unsupported" || ev.kind === "memory-limit") {
+      reason = ev.kind;
+      break;
+    }
+    if (ev.kind === "halted" && wasHalted && e.machine.halted) {
+      reason = "hlt";
+      break;
+    }
+    n++;
+  }
+  const s = e.state();
+  return { stop: { reason, steps: n }, state: s, text: stateText(s) };
+}
+
+/** 64-bit little-endian bytes. */
+export function u64(v: bigint): number[] {
+  const out: number[] = [];
+  for (let i = 0n; i < 8n; i++) out.push(Number((v >> (8n * i)) & 0xffn));
+  return out;
+}
+
+/** A kernel-mode state with `code` at 0x10000 and extra memory writes applied. */
+export function kernelState(code: readonly number[] | Uint8Array, setup?: (mem: Memory) => void): ArchState {
+  const mem = baseMemory();
+  mem.write(0x10000n, code);
+  setup?.(mem);
+  return layoutState(mem);
+}
+
+export function userState(code: readonly number[] | Uint8Array, setup?: (mem: Memory) => void): ArchState {
+  const mem = baseMemory();
+  mem.write(0x200000n, code);
+  setup?.(mem);
+  return layoutState(mem, { user: true });
+}
+
+export function withRegs(s: ArchState, regs: Record<number, bigint>, extra: Partial<ArchState> = {}): ArchState {
+  const gpr = [...s.gpr];
+  for (const [k, v] of Object.entries(regs)) gpr[Number(k)] = v;
+  return { ...s, ...extra, gpr };
+}
+
+export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7;
