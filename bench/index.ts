@@ -1,8 +1,10 @@
-// Benchmarks of impl/ (npm run bench → node cli/bin.js bench → runBenchmarks). Speed is measured
+// Benchmarks of impl/ and spec/ on the same loops (npm run bench → node cli/bin.js bench → main). Speed is measured
 // here, never asserted in tests. Each figure is the median of several timed runs after a warm-up.
 // Time is this process's CPU time (process.cpuUsage), not wall-clock time, so that other work on a
 // shared machine does not distort the figures; the guest runs on one thread.
 import { ImplEngine } from "../impl/engine.ts";
+import { SpecEngine } from "../spec/engine.ts";
+import type { Engine } from "../spec/format/engine.ts";
 import { PROGRAMS, type BenchProgram } from "./programs.ts";
 
 export interface BenchOptions {
@@ -32,18 +34,19 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function measure(p: BenchProgram, runs: number, seconds: number): Measured {
-  const engine = new ImplEngine();
+/** Steps per CPU second of `engine` on `p` (median of `runs` timed runs after a warm-up). */
+function measure(p: BenchProgram, create: () => Engine, runs: number, seconds: number): Measured {
+  const engine = create();
   engine.load(p.state, "intel");
   // Warm up (compiles the hot blocks, lets V8 optimise) and size the timed runs.
-  let steps = 100_000;
+  let steps = 1_000;
   for (;;) {
     const t0 = cpuSeconds();
     const stop = engine.run(steps);
     const dt = cpuSeconds() - t0;
     if (stop.reason !== "limit") throw new Error(`${p.name}: stopped with ${stop.reason} after ${stop.steps} steps`);
     if (dt > seconds / 4 || steps > 1e9) {
-      steps = Math.max(10_000, Math.round((steps / dt) * seconds));
+      steps = Math.max(1_000, Math.round((steps / dt) * seconds));
       break;
     }
     steps *= 4;
@@ -54,8 +57,7 @@ function measure(p: BenchProgram, runs: number, seconds: number): Measured {
     const stop = engine.run(steps);
     const dt = cpuSeconds() - t0;
     if (stop.reason !== "limit") throw new Error(`${p.name}: stopped with ${stop.reason}`);
-    const rate = stop.steps / dt / p.stepsPerRound;
-    samples.push(p.unit === "MIPS" ? rate / 1e6 : rate);
+    samples.push(stop.steps / dt);
   }
   return { name: p.name, unit: p.unit, value: median(samples), samples };
 }
@@ -80,27 +82,68 @@ function hostReference(seconds: number): number {
   return iterations / (cpuSeconds() - t0) / 1e6 + (a[0]! & 0) + (x & 0);
 }
 
+/** "950.0 MIPS" or "2.50 M round trips/s" for a rate in steps per second. */
+function show(p: BenchProgram, stepsPerSecond: number): string {
+  const perRound = stepsPerSecond / p.stepsPerRound;
+  return p.unit === "MIPS" ? `${(perRound / 1e6).toFixed(1)} MIPS` : `${(perRound / 1e6).toFixed(3)} M ${p.unit}`;
+}
+
+/**
+ * Every benchmark loop on impl/ and on spec/, through the Engine interface. Figures (JSON keys):
+ * `impl.NAME` and `spec.NAME` in the loop's unit (MIPS, or round trips per second),
+ * `spec.NAME.instructions_per_s`, `ratio.NAME` (impl/spec), and `host-reference`.
+ */
 export async function runBenchmarks(opts: BenchOptions): Promise<Record<string, number>> {
   const runs = opts.runs ?? 7;
   const seconds = opts.seconds ?? 0.25;
   const out: Record<string, number> = {};
-  const lines: string[] = [];
+  const lines: string[] = [`${"loop".padEnd(12)} ${"impl".padStart(26)} ${"spec".padStart(26)} ${"impl/spec".padStart(10)}   spec instructions/s`];
   const reference = median([hostReference(0.1), hostReference(0.1), hostReference(0.1)]);
   for (const make of PROGRAMS) {
     const p = make();
-    const m = measure(p, runs, seconds);
-    out[p.name] = m.value;
-    const shown = m.unit === "MIPS" ? `${m.value.toFixed(1)} MIPS` : `${(m.value / 1e6).toFixed(2)} M ${m.unit}`;
-    lines.push(`${p.name.padEnd(12)} ${shown.padStart(24)}   (median of ${runs}, ${p.stepsPerRound} steps per round)`);
+    const impl = measure(p, () => new ImplEngine(), runs, seconds);
+    const spec = measure(p, () => new SpecEngine(), Math.min(runs, 5), seconds);
+    const unitRate = (m: Measured) => (p.unit === "MIPS" ? m.value / p.stepsPerRound / 1e6 : m.value / p.stepsPerRound);
+    out[`impl.${p.name}`] = unitRate(impl);
+    out[`spec.${p.name}`] = unitRate(spec);
+    out[`spec.${p.name}.instructions_per_s`] = spec.value;
+    out[`ratio.${p.name}`] = impl.value / spec.value;
+    lines.push(
+      `${p.name.padEnd(12)} ${show(p, impl.value).padStart(26)} ${show(p, spec.value).padStart(26)} ${`${(impl.value / spec.value).toFixed(0)}x`.padStart(10)}   ${(spec.value / 1e6).toFixed(3)} M`,
+    );
   }
   out["host-reference"] = reference;
-  lines.push(`${"host-ref".padEnd(12)} ${`${reference.toFixed(0)} M loop iterations/s`.padStart(24)}   (plain JS, for comparing machines)`);
+  lines.push(`(medians of ${runs} timed runs on impl, ${Math.min(runs, 5)} on spec, in process CPU time; steps per round trip: ${PROGRAMS.map((m) => { const p = m(); return `${p.name} ${p.stepsPerRound}`; }).join(", ")})`);
+  lines.push(`host reference: ${reference.toFixed(0)} M plain-JS loop iterations/s (for comparing machines)`);
   if (opts.json) console.log(JSON.stringify(out));
   else for (const l of lines) console.log(l);
   return out;
 }
 
-// `npx tsx bench/index.ts [--json]`
-if (import.meta.url === `file://${process.argv[1]}`) {
-  await runBenchmarks({ json: process.argv.includes("--json") });
+/** `ringspec bench [--json] [--runs N] [--seconds S]` (cli/bench.ts calls this). */
+export async function main(argv: readonly string[]): Promise<number> {
+  const value = (name: string): number | undefined => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const n = Number(argv[i + 1]);
+    if (!(n > 0)) throw new Error(`${name}: expected a positive number, got ${JSON.stringify(argv[i + 1] ?? "")}`);
+    return n;
+  };
+  const known = new Set(["--json", "--runs", "--seconds"]);
+  const unknown = argv.find((a, i) => a.startsWith("-") && !known.has(a) && !(i > 0 && (argv[i - 1] === "--runs" || argv[i - 1] === "--seconds")));
+  if (unknown !== undefined) {
+    console.error(`ringspec: bench: unknown option ${JSON.stringify(unknown)} (expected --json, --runs N, --seconds S)`);
+    return 2;
+  }
+  let runs: number | undefined;
+  let seconds: number | undefined;
+  try {
+    runs = value("--runs");
+    seconds = value("--seconds");
+  } catch (e) {
+    console.error(`ringspec: bench: ${(e as Error).message}`);
+    return 2;
+  }
+  await runBenchmarks({ json: argv.includes("--json"), ...(runs === undefined ? {} : { runs: Math.round(runs) }), ...(seconds === undefined ? {} : { seconds }) });
+  return 0;
 }

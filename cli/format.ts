@@ -3,6 +3,7 @@ import { GPR_NAMES } from "../spec/format/schema.ts";
 import { bytesToHex, hex } from "../spec/format/hex.ts";
 import { stateToJson, type ArchState, type Segment } from "../spec/format/state.ts";
 import type { ProfileName } from "../spec/format/profile.ts";
+import type { EngineEvent } from "../spec/format/engine.ts";
 import { describeFault, type StepEvent } from "../spec/index.ts";
 import type { EngineExit } from "../conformance/vector-check.ts";
 
@@ -110,7 +111,7 @@ export function diffStates(a: ArchState, b: ArchState, sequentialRip?: bigint): 
 const SOURCE_NAMES = { exception: "exception", software: "software interrupt", external: "external interrupt", nmi: "NMI" } as const;
 
 /** A short name for what a step did. */
-export function describeEvent(event: StepEvent): string {
+export function describeEvent(event: StepEvent | EngineEvent): string {
   switch (event.kind) {
     case "retired":
       return "retired";
@@ -128,6 +129,8 @@ export function describeEvent(event: StepEvent): string {
       return `unsupported: ${event.reason}`;
     case "fault":
       return `fault ${describeFault(event.fault)} (not delivered)`;
+    case "memory-limit":
+      return `memory limit: ${event.reason}`;
   }
 }
 

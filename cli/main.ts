@@ -22,7 +22,7 @@ Options shared by run and vectors check:
   --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
   --max-steps N         step limit (default: a vector's limits.max_steps, else 1,000,000)
   --timeout SECONDS     wall-clock limit per run (default 60)
-  --engine spec         the engine (default spec, the reference model)
+  --engine spec|impl    the engine (default spec, the reference model; impl: the optimized emulator)
 
 \`ringspec COMMAND --help\` describes each command. Exit status: 0 success, 1 a run or vector
 failed, 2 bad arguments or unusable input, 3 an internal error.`;

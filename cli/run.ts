@@ -5,7 +5,9 @@ import { loadDocument, InputError, oneLine } from "./input.ts";
 import { BufferedOut, type Io } from "./io.ts";
 import { diffStates, describeEvent, stateDocument, stopLine } from "./format.ts";
 import { bitnessOf, bytesAtRip, describeInstructionAt, disassemble, pageReader, ripLinear } from "./disassemble.ts";
-import { ENGINES, specEngine, type EngineResult, type VectorEngine } from "../conformance/vector-check.ts";
+import { ENGINES, ENGINE_FACTORIES, specEngine, type EngineResult, type VectorEngine } from "../conformance/vector-check.ts";
+import type { Engine, EngineEvent } from "../spec/format/engine.ts";
+import type { ArchState } from "../spec/format/state.ts";
 import { stateFromMachine, type Machine, type StepResult } from "../spec/index.ts";
 
 export const RUN_HELP = `Usage: ringspec run FILE [options]
@@ -22,7 +24,8 @@ Options:
   --max-steps N         step limit (default: a vector's limits.max_steps, else ${DEFAULT_MAX_STEPS.toLocaleString("en-US")};
                         given explicitly, it overrides the vector's limit)
   --timeout SECONDS     wall-clock limit for the run (default ${DEFAULT_TIMEOUT_SECONDS})
-  --engine spec         the engine to run (default spec, the reference model)
+  --engine spec|impl    the engine to run (default spec, the reference model; impl: the
+                        optimized emulator)
   --trace               print every step on stdout instead of the final state: step number,
                         address, disassembly (AT&T syntax), what the step did, and the registers,
                         flags, segment fields, CPU state and memory bytes it changed (new values)
@@ -43,7 +46,6 @@ export function runCommand(argv: readonly string[], io: Io): number {
   const file = args.positionals[0]!;
   const trace = args.flags.has("trace");
   const outFile = args.values.get("out");
-  if (trace && settings.engine !== "spec") throw new UsageError(`run: --trace needs --engine spec`);
 
   const doc = loadDocument(file);
   const profile = settings.profile ?? doc.profile ?? "intel";
@@ -53,7 +55,10 @@ export function runCommand(argv: readonly string[], io: Io): number {
   let engine: VectorEngine = ENGINES[settings.engine]!;
   if (trace) {
     let n = 0;
-    engine = specEngine((before, result) => buffered.line(traceLine(++n, before, result)));
+    engine =
+      settings.engine === "spec"
+        ? specEngine((before, result) => buffered.line(traceLine(++n, before, result)))
+        : tracedEngine(ENGINE_FACTORIES[settings.engine]!, (before, event, after) => buffered.line(engineTraceLine(++n, before, event, after)));
   }
   let result: EngineResult;
   try {
@@ -73,6 +78,54 @@ export function runCommand(argv: readonly string[], io: Io): number {
   const at = describeInstructionAt(result.state, pageReader(result.state.memory));
   io.err(stopLine(result.exit, result.steps, at, result.detail));
   return result.exit === "hlt" || result.exit === "shutdown" || result.exit === "limit" ? 0 : 1;
+}
+
+/**
+ * Any Engine, traced: one step at a time through the Engine interface, each step's changes found
+ * by comparing the states before and after it (so a trace of impl/ reads like one of spec/).
+ */
+function tracedEngine(create: () => Engine, onStep: (before: ArchState, event: EngineEvent, after: ArchState) => void): VectorEngine {
+  return (state, profile, maxSteps, timeoutMs) => {
+    const engine = create();
+    engine.load(state, profile);
+    const deadline = Date.now() + timeoutMs;
+    for (let steps = 0; ; steps++) {
+      // run(0) reports hlt or shutdown when the machine cannot step again, without stepping.
+      const idle = engine.run(0);
+      if (idle.reason !== "limit") return { state: engine.state(), exit: idle.reason, steps };
+      if (steps >= maxSteps) return { state: engine.state(), exit: "limit", steps };
+      if (Date.now() > deadline) return { state: engine.state(), exit: "timeout", steps, detail: `no stop within ${timeoutMs / 1000} s` };
+      const before = engine.state();
+      const event = engine.step();
+      const after = engine.state();
+      onStep(before, event, after);
+      if (event.kind === "unsupported" || event.kind === "memory-limit")
+        return { state: after, exit: event.kind, steps, detail: event.reason };
+    }
+  };
+}
+
+/** The trace line of an Engine step (same layout as traceLine). */
+export function engineTraceLine(n: number, before: ArchState, event: EngineEvent, after: ArchState): string {
+  const linear = ripLinear(before);
+  let text: string;
+  let sequential: bigint | undefined;
+  // Events taken at a boundary: NMI, external interrupts, and the single-step trap that was due.
+  const boundary =
+    event.kind === "delivered" &&
+    (event.source === "nmi" || event.source === "external" || (event.vector === 1 && before.cpu.pendingDebugTrap));
+  if (boundary) text = "(event at instruction boundary)";
+  else if (before.cpu.halted || before.cpu.shutdown) text = "(halted)";
+  else {
+    const read = pageReader(before.memory);
+    const bytes = bytesAtRip(before, read);
+    const bitness = bitnessOf(before);
+    const d = bytes.length === 0 ? { text: "(not mapped)", length: 0 } : disassemble(bytes, bitness, linear);
+    text = d.text;
+    if (d.length > 0) sequential = (before.rip + BigInt(d.length)) & (bitness === 64 ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn);
+  }
+  const changes = diffStates(before, after, sequential);
+  return `${n}  0x${linear.toString(16)}  ${text}  [${describeEvent(event)}]${changes.length === 0 ? "" : "  " + changes.join(" ")}`;
 }
 
 /** `5  0x10004  syscall  [retired]  rcx=0x10006 r11=0x202 rip=0x11000 cs.selector=0x8 ...` */

@@ -26,7 +26,8 @@ Options:
   --profile intel|amd   vendor behaviour for every vector (default: each vector's profile, else intel)
   --max-steps N         step limit for every vector (default: each vector's limits.max_steps)
   --timeout SECONDS     wall-clock limit per vector (default ${DEFAULT_TIMEOUT_SECONDS})
-  --engine spec         the engine to check (default spec, the reference model)
+  --engine spec|impl    the engine to check (default spec, the reference model; impl: the
+                        optimized emulator)
   -h, --help            this help
 
 Exit status: 2 if any input was unusable (or the arguments were bad), else 1 if any vector failed,

@@ -6,6 +6,8 @@ import type { ExpectedParsed } from "../spec/format/schema.ts";
 import type { LoadedVector } from "../spec/format/load.ts";
 import type { ArchState, Segment, SegmentName } from "../spec/format/state.ts";
 import type { ProfileName } from "../spec/format/profile.ts";
+import { ImplEngine } from "../impl/engine.ts";
+import { SpecEngine } from "../spec/engine.ts";
 import type { Engine } from "../spec/format/engine.ts";
 import { GPR_NAMES } from "../spec/format/schema.ts";
 import { bytesToHex, hex, hexToBytes } from "../spec/format/hex.ts";
@@ -94,8 +96,12 @@ export function fromEngine(create: () => Engine): VectorEngine {
   };
 }
 
-/** Engines selectable with `--engine` (impl/ plugs in here: `impl: fromEngine(() => new ...)`). */
-export const ENGINES: Readonly<Record<string, VectorEngine>> = { spec: specEngine() };
+/** Engine implementations reachable through the Engine interface, by `--engine` name. */
+export const ENGINE_FACTORIES: Readonly<Record<string, () => Engine>> = { spec: () => new SpecEngine(), impl: () => new ImplEngine() };
+
+/** Engines selectable with `--engine`: the reference model (run directly, so traces see its
+ *  StepEvents) and the optimized emulator. */
+export const ENGINES: Readonly<Record<string, VectorEngine>> = { spec: specEngine(), impl: fromEngine(ENGINE_FACTORIES.impl!) };
 export const ENGINE_NAMES: readonly string[] = Object.keys(ENGINES);
 
 export interface Mismatch {

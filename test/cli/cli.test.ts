@@ -310,3 +310,28 @@ describe("trace lines", () => {
     expect(delivered).toBe("2  0x200000  (event at instruction boundary)  [delivered vector 2 (NMI)]");
   });
 });
+
+describe("--engine impl (in-process)", () => {
+  it("vectors check passes every project vector on the optimized emulator", async () => {
+    const r = await runMain(["vectors", "check", VECTORS, "--engine", "impl"]);
+    expect(r.stderr).toBe("");
+    expect(lines(r.stdout).at(-1)).toBe("70 passed, 0 failed");
+    expect(r.code).toBe(0);
+  });
+
+  it("run --trace prints the same trace on both engines (through the Engine interface for impl)", async () => {
+    for (const vector of ["syscall-sysret-roundtrip", "single-step-ring3", "pf-user-write-notpresent", "nmi-ring3"]) {
+      const file = join(VECTORS, `${vector}.json`);
+      const spec = await runMain(["run", file, "--trace", "--max-steps", "12"]);
+      const impl = await runMain(["run", file, "--trace", "--max-steps", "12", "--engine", "impl"]);
+      expect(impl.stdout, vector).toBe(spec.stdout);
+      expect(impl.stderr, vector).toBe(spec.stderr);
+      expect(lines(spec.stdout).length).toBeGreaterThan(1);
+    }
+  });
+
+  it("an unknown engine is a one-line usage error", async () => {
+    const r = await runMain(["vectors", "check", VECTORS, "--engine", "qemu"]);
+    expectOneLineError(r, "--engine", "spec or impl");
+  });
+});
