@@ -291,7 +291,7 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
   m.noteWrite(frameOff[slots - 1]! >> 12);
   if ((dhi & 0x100) === 0) m.commitWrite(((dhi >>> 8) & 0xff) | 1, 0);
   const gt = gType;
-  if (newCpl !== cpl) nullSegment(m, SS, newCpl);
+  if (newCpl !== cpl) nullSegment(m, SS, newCpl, false);
   const newRspLo = (alignedLo - 8 * slots) | 0;
   r[2 * RSP] = newRspLo;
   r[2 * RSP + 1] = (newRspLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
@@ -312,12 +312,17 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
 
 /**
  * A segment register holding a NULL selector after a hardware load (DELIVER-17 SS, IRET's NULL SS,
- * IRETQ-16): selector as given, limit 0, attributes 0, unusable; the base is kept (64-bit FS/GS
- * bases survive; the caller clears it where a rule says so).
+ * IRETQ-16): selector as given, limit 0, attributes 0, unusable. The base is cleared for a NULL
+ * SS (delivery, IRET, far RET: as Bochs and QEMU load it) and kept when IRETQ-16 nulls a data
+ * segment register on a return to an outer level (64-bit FS/GS bases survive).
  */
-export function nullSegment(m: Machine, s: number, selector: number): void {
+export function nullSegment(m: Machine, s: number, selector: number, keepBase: boolean): void {
   const b = s * SEG_STRIDE;
   m.sg[b + SEL] = selector;
+  if (!keepBase) {
+    m.sg[b + BASE_LO] = 0;
+    m.sg[b + BASE_HI] = 0;
+  }
   m.sg[b + LIMIT] = 0;
   m.sg[b + ATTR] = A_UNUSABLE;
 }

@@ -642,7 +642,7 @@ function nullInaccessibleSegments(m: Machine, newCpl: number): void {
     const a = m.sg[b + ATTR]!;
     const type = a & A_TYPE;
     const dataOrNonConforming = (type & 8) === 0 || (type & 4) === 0;
-    if (dataOrNonConforming && attrDpl(a) < newCpl) nullSegment(m, s, 0);
+    if (dataOrNonConforming && attrDpl(a) < newCpl) nullSegment(m, s, 0, true);
   }
 }
 
@@ -719,7 +719,7 @@ export function execIret(m: Machine, i: Insn): number {
   m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
   if (readSs) {
-    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss);
+    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss, false);
     else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
     m.r[2 * RSP] = rspLo;
     m.r[2 * RSP + 1] = rspHi;
@@ -768,7 +768,7 @@ export function execRetf(m: Machine, i: Insn): number {
   m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
   if (outer) {
-    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss);
+    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss, false);
     else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
     m.r[2 * RSP] = rspLo;
     m.r[2 * RSP + 1] = rspHi;

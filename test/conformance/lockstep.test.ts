@@ -26,6 +26,9 @@ interface Case {
   readonly specs: readonly InstructionSpec[];
   readonly regs: readonly bigint[];
   readonly rflags: bigint;
+  /** Hidden bases of the data segment registers and KERNEL_GS_BASE: 64-bit mode ignores most of
+   *  them, but both engines must carry them exactly (e.g. through a NULL SS load). */
+  readonly bases: readonly bigint[];
 }
 
 const caseArb = fc.record({
@@ -34,6 +37,7 @@ const caseArb = fc.record({
   specs: fc.array(spec, { minLength: 1, maxLength: 24 }),
   regs: fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 16, maxLength: 16 }),
   rflags: fc.constantFrom(0x2n, 0x202n, 0x246n, 0x3202n, 0x40a93n),
+  bases: fc.array(fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: (1n << 47n) - 1n }), fc.bigInt({ min: 0xffff_8000_0000_0000n, max: (1n << 64n) - 1n })), { minLength: 6, maxLength: 6 }),
 });
 
 /** The program placed at RIP, a data page it addresses, RSP kept on a mapped stack. */
@@ -43,6 +47,12 @@ function initial(c: Case): Machine {
   const code = encodeProgram(c.specs, { rip: base.rip, data, kernel: c.kernel });
   let m = withBytes(base, base.rip, code);
   m = { ...m, gpr: c.regs.map((v, i) => (i === 4 ? m.gpr[4]! : v)), rflags: c.kernel ? c.rflags : c.rflags & ~0x3000n };
+  const [ds, es, ss, fs, gs, kernelGs] = c.bases as [bigint, bigint, bigint, bigint, bigint, bigint];
+  m = {
+    ...m,
+    ds: { ...m.ds, base: ds }, es: { ...m.es, base: es }, ss: { ...m.ss, base: ss },
+    fs: { ...m.fs, base: fs }, gs: { ...m.gs, base: gs }, kernelGsBase: kernelGs,
+  };
   // A recognisable data page for the memory operands.
   return withBytes(m, data, Array.from({ length: 256 }, (_, i) => (i * 37 + 11) & 0xff));
 }
@@ -73,5 +83,18 @@ describe("lockstep: spec and impl agree after every step", () => {
   it("covers every template at least once over the default run", () => {
     // Guard against a generator that silently stops producing some instruction forms.
     expect(templateCount(true)).toBeGreaterThan(150);
+  });
+});
+
+describe("lockstep regressions", () => {
+  it("DELIVER-17: the NULL SS loaded by an inter-privilege delivery has base 0 on both engines (impl kept the old base)", () => {
+    // User code `ud2` with a non-zero SS base: #UD from CPL 3 switches to RSP0 and loads NULL SS.
+    let m = withBytes(userMachine(), 0x200000n, [0x0f, 0x0b]);
+    m = { ...m, ss: { ...m.ss, base: 0xffff_8000_0000_0000n } };
+    for (const engine of [new SpecEngine(), new ImplEngine()]) {
+      engine.load(stateFromMachine(m), "intel");
+      expect(engine.step()).toMatchObject({ kind: "delivered", vector: 6 });
+      expect(engine.state().ss).toMatchObject({ selector: 0, base: 0n, unusable: 1 });
+    }
   });
 });
