@@ -81,5 +81,5 @@ export const EV_TRAP = 1;
 export const EV_SOFT = 2;
 export const EV_EXTERNAL = 3;
 export const EV_NMI = 4;
-/** INT1 (ICEBP): delivered as EV_TRAP (EXT = 1, no DPL check), reported as a software event. */
+/** INT1 (ICEBP): delivered as EV_TRAP (EXT = 1, no DPL check), reported as an exception (SWINT-04). */
 export const EV_ICEBP = 5;

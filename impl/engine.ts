@@ -697,7 +697,7 @@ export class ImplEngine implements Engine {
   }
 }
 
-const SOURCE_NAMES: DeliverySource[] = ["exception", "exception", "software", "external", "nmi", "software"];
+const SOURCE_NAMES: DeliverySource[] = ["exception", "exception", "software", "external", "nmi", "exception"];
 
 function hasErr(v: number): boolean {
   return v === 8 || (v >= 10 && v <= 14) || v === 17 || v === 21;

@@ -225,7 +225,8 @@ function faulted(start: Machine, t: Transaction, f: Fault, insn: Instruction | u
 const STEP_SOURCE: Record<EventSource, "exception" | "software" | "external" | "nmi"> = {
   exception: "exception",
   software: "software",
-  int1: "software",
+  // SWINT-04: INT1 is delivered like a hardware exception (EXT = 1, no DPL check).
+  int1: "exception",
   external: "external",
   nmi: "nmi",
 };

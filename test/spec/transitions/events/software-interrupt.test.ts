@@ -44,7 +44,8 @@ describe("SWINT-03: INT3", () => {
 describe("SWINT-04: INT1 (ICEBP)", () => {
   it("F1 at CPL 3 through a DPL-0 gate: delivered as vector 1, no DPL check, saved RIP after F1", () => {
     const r = stepOnce(withCode(userMachine(), [0xf1]));
-    expect(r.event).toMatchObject({ kind: "delivered", vector: 1, errorCode: undefined });
+    // Reported as an exception (EXT = 1), not as a software interrupt.
+    expect(r.event).toMatchObject({ kind: "delivered", vector: 1, errorCode: undefined, source: "exception" });
     expect(frameAt(r.state, r.state.gpr[RSP]!, 3)).toEqual([0x200001n, 0x2bn, 0x202n]);
   });
   it("EXC-05: a nested fault while delivering INT1 has EXT = 1: #NP(0x0b)", () => {
