@@ -8,8 +8,10 @@
 //     branches test the operands directly (ZF of `dec` is `pr_l === 0`);
 //   * a block whose last instruction jumps back to its first loops inside the function while the
 //     step budget allows a whole further iteration.
-// Instructions it does not translate are executed by calling the interpreter handler; block-ending
-// system instructions are left to the engine (exit status ST_STOP with Machine.bins set).
+// Instructions it does not translate are executed by calling the interpreter handler; a block-ending
+// SYSCALL/SYSRET/IRET/... runs its handler at the block's end (terminalCall), INT n / INT3 are
+// delivered by the block (softInt), other block-ending instructions that raise events are left to
+// the engine (exit status ST_STOP with Machine.bins set).
 //
 // Untrusted guests: the generated source contains only numbers produced by the decoder
 // (register numbers, sizes, immediates, displacements, RIPs) and fixed templates — never guest
@@ -22,9 +24,14 @@ import type { Insn } from "./insn.ts";
 import { HANDLERS, endsBlock } from "./handlers.ts";
 import { LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, PARITY, carry, condition } from "./flags.ts";
 import { FS, GS, SEG_STRIDE, BASE_LO, BASE_HI, SS } from "./consts.ts";
+import { deliverSoft } from "./deliver.ts";
 
 /** Executions of a block before it is compiled. */
 export const COMPILE_AFTER = 2;
+/** After any Machine call (the only place the pool, the TLB or Machine.blockEnd change while a
+ *  block runs): the pool arrays again, an empty block page cache (Gen.lastPage), and `be`, the
+ *  local copy of blockEnd the generated code tests. */
+const RELOAD = "M = m.mem32; M8 = m.mem8; lpt = -1; lpc = 0; be = m.blockEnd;";
 /** Exit status: stopped before Machine.bins, which the engine executes next. */
 export const ST_STOP = 7;
 
@@ -45,10 +52,11 @@ export function compileBlock(b: Block): BlockFn | null {
   const gen = new Gen(b);
   const src = gen.source();
   try {
-    const factory = new Function("H", "I", "P", "C", "CF", src) as (
+    const factory = new Function("H", "I", "P", "C", "CF", "DS", src) as (
       h: typeof HANDLERS, insns: readonly Insn[], parity: Uint8Array, cond: typeof condition, cf: typeof carry,
+      ds: typeof deliverSoft,
     ) => BlockFn;
-    return factory(HANDLERS, b.insns, PARITY, condition, carry);
+    return factory(HANDLERS, b.insns, PARITY, condition, carry, deliverSoft);
   } catch {
     return null;
   }
@@ -199,26 +207,37 @@ class Gen {
   private load(seg: number, size: number, lo: string, hi: string, k: number): string {
     const align = size - 1;
     let fast: string;
-    if (size === 8) fast = "const o = (T[te + 3] + (ll & 4095)) >> 2; vl = M[o]; vh = M[o + 1];";
-    else if (size === 4) fast = "vl = M[(T[te + 3] + (ll & 4095)) >> 2]; vh = 0;";
-    else if (size === 2) fast = "const o = T[te + 3] + (ll & 4095); vl = M8[o] | (M8[o + 1] << 8); vh = 0;";
-    else fast = "vl = M8[T[te + 3] + (ll & 4095)]; vh = 0;";
-    return `let vl = 0, vh = 0; { ${this.linear(seg, lo, hi)} const tg = ll >>> 12, te = (tg & 1023) << 2;` +
-      ` if (T[te] === tg && T[te + 1] === lh && (T[te + 2] & m.rfast) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
-      ` else { vl = m.ld(${seg}, ${lo}, ${hi}, ${size}); if (m.fVec >= 0) ${this.fault(k)} vh = ${size === 8 ? "m.vh" : "0"}; M = m.mem32; M8 = m.mem8; } }`;
+    if (size === 8) fast = "const o = (lpo + (ll & 4095)) >> 2; vl = M[o]; vh = M[o + 1];";
+    else if (size === 4) fast = "vl = M[(lpo + (ll & 4095)) >> 2]; vh = 0;";
+    else if (size === 2) fast = "const o = lpo + (ll & 4095); vl = M8[o] | (M8[o + 1] << 8); vh = 0;";
+    else fast = "vl = M8[lpo + (ll & 4095)]; vh = 0;";
+    return `let vl = 0, vh = 0; { ${this.linear(seg, lo, hi)} ${this.lastPage()}` +
+      ` if ((lpc & m.rfast) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+      ` else { vl = m.ld(${seg}, ${lo}, ${hi}, ${size}); if (m.fVec >= 0) ${this.fault(k)} vh = ${size === 8 ? "m.vh" : "0"}; ${RELOAD} } }`;
   }
 
-  /** A data write (see load); the caller checks m.blockEnd after the instruction. */
+  /**
+   * The block's one-entry page cache (locals lpt/lph: linear page, lpc: classes, lpo: pool offset):
+   * a copy of the TLB entry for the page of `ll`/`lh` (lpc = 0 when the TLB has none). The TLB
+   * changes only inside Machine calls (slow paths, interpreter handlers), after which RELOAD
+   * empties the copy; within a block, between such calls, the copy equals the entry.
+   */
+  private lastPage(): string {
+    return "const tg = ll >>> 12; if (tg !== lpt || lh !== lph) { const te = (tg & 1023) << 2;" +
+      " if (T[te] === tg && T[te + 1] === lh) { lpt = tg; lph = lh; lpc = T[te + 2]; lpo = T[te + 3]; } else { lpt = -1; lpc = 0; } }";
+  }
+
+  /** A data write (see load); the caller checks `be` (blockEnd) after the instruction. */
   private store(seg: number, size: number, lo: string, hi: string, vlo: string, vhi: string, k: number): string {
     const align = size - 1;
     let fast: string;
-    if (size === 8) fast = `const o = (T[te + 3] + (ll & 4095)) >> 2; M[o] = ${vlo}; M[o + 1] = ${vhi};`;
-    else if (size === 4) fast = `M[(T[te + 3] + (ll & 4095)) >> 2] = ${vlo};`;
-    else if (size === 2) fast = `const o = T[te + 3] + (ll & 4095); M8[o] = ${vlo}; M8[o + 1] = (${vlo}) >> 8;`;
-    else fast = `M8[T[te + 3] + (ll & 4095)] = ${vlo};`;
-    return `{ ${this.linear(seg, lo, hi)} const tg = ll >>> 12, te = (tg & 1023) << 2;` +
-      ` if (T[te] === tg && T[te + 1] === lh && (T[te + 2] & m.wfast) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
-      ` else { if (m.st(${seg}, ${lo}, ${hi}, ${size}, ${vlo}, ${vhi}) === 1) ${this.fault(k)} M = m.mem32; M8 = m.mem8; } }`;
+    if (size === 8) fast = `const o = (lpo + (ll & 4095)) >> 2; M[o] = ${vlo}; M[o + 1] = ${vhi};`;
+    else if (size === 4) fast = `M[(lpo + (ll & 4095)) >> 2] = ${vlo};`;
+    else if (size === 2) fast = `const o = lpo + (ll & 4095); M8[o] = ${vlo}; M8[o + 1] = (${vlo}) >> 8;`;
+    else fast = `M8[lpo + (ll & 4095)] = ${vlo};`;
+    return `{ ${this.linear(seg, lo, hi)} ${this.lastPage()}` +
+      ` if ((lpc & m.wfast) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+      ` else { if (m.st(${seg}, ${lo}, ${hi}, ${size}, ${vlo}, ${vhi}) === 1) ${this.fault(k)} ${RELOAD} } }`;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -228,7 +247,7 @@ class Gen {
   /** Expression for the current CF (0/1). */
   private cfExpr(): string {
     const f = this.flag;
-    if (f === null) return "CF(m)";
+    if (f === null) return "(m.lop === 0 ? m.flags & 1 : CF(m))";
     switch (f.op) {
       case LAZY_LOGIC:
         return "0";
@@ -350,7 +369,7 @@ class Gen {
     const o = this.out;
     const mem = i.mod !== 3 && i.mod !== -1;
     // Evaluated after the instruction's flag update (exits store the flags as they then stand).
-    const endCheck = () => (mem ? `if (m.blockEnd) ${this.exitAfter(k, lit(i.nextLo), lit(i.nextHi), 2)}` : "");
+    const endCheck = () => (mem ? `if (be) ${this.exitAfter(k, lit(i.nextLo), lit(i.nextHi), 2)}` : "");
     switch (i.op) {
       case I.OP_NOP:
         return true;
@@ -415,7 +434,7 @@ class Gen {
         }
         const pre = `${this.ea(i)} const vl = m.rmw(${i.seg}, el, eh, ${size}); if (m.fVec >= 0) ${this.fault(k)} const vh = ${size === 8 ? "m.vh" : "0"};`;
         const s = this.alu(sub, size, ["vl", "vh"], ["sl", "sh"]);
-        o.push(`{ const sl = ${src[0]}, sh = ${src[1]}; ${pre} ${s} m.commit(pr_l, ${size === 8 ? "pr_h" : "0"}); M = m.mem32; M8 = m.mem8; ${endCheck()} }`);
+        o.push(`{ const sl = ${src[0]}, sh = ${src[1]}; ${pre} ${s} m.commit(pr_l, ${size === 8 ? "pr_h" : "0"}); ${RELOAD} ${endCheck()} }`);
         return true;
       }
       case I.OP_TEST_RM_R: case I.OP_TEST_RM_I: {
@@ -432,7 +451,7 @@ class Gen {
           const [lo, hi] = this.readReg(i.rm, size);
           pre = `const vl = ${lo}, vh = ${hi};`;
         }
-        const put = (lo: string, hi: string) => (mem ? `m.commit(${lo}, ${hi}); M = m.mem32; M8 = m.mem8; ${endCheck()}` : this.writeReg(i.rm, size, lo, hi));
+        const put = (lo: string, hi: string) => (mem ? `m.commit(${lo}, ${hi}); ${RELOAD} ${endCheck()}` : this.writeReg(i.rm, size, lo, hi));
         if (i.op === I.OP_NOT) {
           const mk = size === 8 || size === 4 ? "" : size === 2 ? " & 65535" : " & 255";
           o.push(`{ ${pre} ${put(`(~vl${mk})`, size === 8 ? "~vh" : "0")} }`);
@@ -465,7 +484,7 @@ class Gen {
         this.written.add(4);
         o.push(`{ const vl = ${lo}, vh = ${hi}; const nl = (${sl} - 8) | 0, nh = (${sh} - ((${sl} >>> 0) < 8 ? 1 : 0)) | 0;` +
           ` ${this.store(SS, 8, "nl", "nh", "vl", "vh", k)} ${sl} = nl; ${sh} = nh;` +
-          ` if (m.blockEnd) ${this.exitAfter(k, lit(i.nextLo), lit(i.nextHi), 2)} }`);
+          ` if (be) ${this.exitAfter(k, lit(i.nextLo), lit(i.nextHi), 2)} }`);
         return true;
       }
       case I.OP_POP_R: {
@@ -474,7 +493,7 @@ class Gen {
         this.written.add(4);
         o.push(`{ ${this.load(SS, 8, sl, sh, k)}` +
           ` const nl = (${sl} + 8) | 0; ${sh} = (${sh} + ((nl >>> 0) < (${sl} >>> 0) ? 1 : 0)) | 0; ${sl} = nl;` +
-          ` ${this.writeReg(i.reg, 8, "vl", "vh")} if (m.blockEnd) ${this.exitAfter(k, lit(i.nextLo), lit(i.nextHi), 2)} }`);
+          ` ${this.writeReg(i.reg, 8, "vl", "vh")} if (be) ${this.exitAfter(k, lit(i.nextLo), lit(i.nextHi), 2)} }`);
         return true;
       }
       case I.OP_SWAPGS: {
@@ -576,6 +595,22 @@ class Gen {
       ` m.shadow = m.nextShadow; ${trap} if (s === 3) m.halted = true; m.bstat = 2; return n + ${k + 1};`);
   }
 
+  /**
+   * The last instruction is INT n or INT3: delivered here (deliver.ts deliverSoft: one attempt,
+   * same checks and frame as the engine's path; the step retires with the delivery). When the
+   * attempt raises an exception the machine is as it was (but A/D bits): the instruction is left
+   * to the engine (ST_STOP), which repeats the attempt and delivers what it raises.
+   */
+  private softInt(k: number): void {
+    const i = this.b.insns[k]!;
+    const vector = i.op === I.OP_INT3 ? 3 : i.immLo & 0xff;
+    const pre = `@WB@ ${this.flagStore()}`;
+    this.flag = null;
+    this.out.push(`${pre} r[32] = ${lit(i.ripLo)}; r[33] = ${lit(i.ripHi)};` +
+      ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { m.bstat = 2; return n + ${k + 1}; }` +
+      ` m.bins = I[${k}]; m.bstat = ${ST_STOP}; return n + ${k};`);
+  }
+
   /** Calls the interpreter handler for instruction k (registers and flags through the Machine). */
   private fallback(k: number): void {
     const i = this.b.insns[k]!;
@@ -583,7 +618,7 @@ class Gen {
     this.flag = null;
     this.out.push(`${pre} r[32] = ${lit(i.nextLo)}; r[33] = ${lit(i.nextHi)};` +
       ` if (H[${i.op}](m, I[${k}]) === 1) { r[32] = ${lit(i.ripLo)}; r[33] = ${lit(i.ripHi)}; m.bstat = 1; return n + ${k}; }` +
-      ` @RL@ M = m.mem32; M8 = m.mem8; if (m.blockEnd) { m.bstat = 2; return n + ${k + 1}; }`);
+      ` @RL@ ${RELOAD} if (be) { m.bstat = 2; return n + ${k + 1}; }`);
     // The handler may read or write any register.
     for (let r = 0; r < 16; r++) {
       if (this.touchesReg(i, r)) {
@@ -631,6 +666,7 @@ class Gen {
       const i = insns[k]!;
       if (k === N - 1 && endsBlock(i.op)) {
         if (NATIVE_ENDERS.has(i.op)) this.emitBranch(k);
+        else if (i.op === I.OP_INT || i.op === I.OP_INT3) this.softInt(k);
         else if (ENGINE_ENDERS.has(i.op)) this.out.push(this.stopBefore(k));
         else this.terminalCall(k);
         break;
@@ -655,6 +691,7 @@ class Gen {
 return function block(m, budget) {
 const r = m.r, T = m.tlb;
 let M = m.mem32, M8 = m.mem8;
+let lpt = -1, lph = 0, lpc = 0, lpo = 0, be = false;
 let pa_l = 0, pa_h = 0, pb_l = 0, pb_h = 0, pr_l = 0, pr_h = 0, pc = 0;
 ${load}
 let n = 0;

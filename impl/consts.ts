@@ -1,5 +1,12 @@
 // Numbering shared by every impl/ module: register slots, segment fields, RFLAGS bits, access
 // classes, step statuses. Plain numeric constants so the block compiler can inline them.
+//
+// Using these constants: the hot modules (machine, deliver, system, flags, exec, engine) import
+// this module (and insn.ts) as a namespace and copy the names they use into module-local consts
+// (`const { CS, SEL } = constsModule;`). V8 folds a module-local const into optimized code, but
+// loads an imported binding from its module cell, with a hole check, at every use — which made up
+// a large share of a privilege transition's cost. This file and insn.ts import nothing, so their
+// values exist before any importer is evaluated (no cycle can leave a copy undefined).
 
 // ---- general registers: Machine.r holds lo/hi int32 halves, r[2n] = low, r[2n+1] = high ----
 export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7;

@@ -2,12 +2,14 @@
 // every check first, then the frame writes and the register commit. A fault detected while
 // delivering becomes the next event (or #DF by the class table, or shutdown during #DF).
 import type { Machine } from "./machine.ts";
-import { getFlags, materialize } from "./flags.ts";
-import {
+import { getFlags, setFlags } from "./flags.ts";
+import * as constsModule from "./consts.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
   AC, BASE_HI, BASE_LO, C_SW, C_SWA, C_UW, CS, DF_VEC, EV_FAULT, EV_NMI, EV_SOFT, GP, IF, LIMIT, NP, NT, RF,
-  RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SS, SS_VEC, TF, TR, TS, VEC_MEMLIMIT, VM, ATTR, A_UNUSABLE,
-} from "./consts.ts";
-import { C_SR } from "./consts.ts";
+  RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SS, SS_VEC, TF, TR, TS, VEC_MEMLIMIT, VM, ATTR, A_UNUSABLE, C_SR,
+} = constsModule;
 
 /** Results of deliver(). */
 export const DELIVERED = 0, SHUTDOWN = 1, MEMLIMIT = 2;
@@ -73,6 +75,21 @@ export function deliver(m: Machine, vector: number, source: number, err: number,
     retLo = restartLo;
     retHi = restartHi;
   }
+}
+
+/**
+ * INT n / INT3 delivered from compiled code (compile.ts): one attempt of deliver() for a software
+ * interrupt. True when delivered; false when the attempt raised an exception (machine unchanged
+ * but A/D bits, m.fVec set): the caller leaves the instruction to the engine, whose deliver() makes
+ * the same attempt again (finding the same state) and handles the nested exception.
+ */
+export function deliverSoft(m: Machine, vector: number, retLo: number, retHi: number): boolean {
+  m.fVec = -1;
+  if (!tryDeliver(m, vector, EV_SOFT, -1, retLo, retHi)) return false;
+  m.lastVec = vector;
+  m.lastErr = -1;
+  m.lastSource = EV_SOFT;
+  return true;
 }
 
 /** One delivery attempt (DELIVER-01..21). On failure m.fVec/m.fErr hold the new exception and
@@ -233,8 +250,76 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
   const withErr = err >= 0;
   const slots = withErr ? 6 : 5;
   const cls = newCpl === 3 ? C_UW : (m.flags & AC) !== 0 ? C_SWA : C_SW;
-  // Every slot address canonical first (#SS(EXT)), then the slots translated from the top (the
-  // first push first). Slots are 8-byte aligned, so each lies in one page: translate a page once.
+  /** Pool offset of the first slot when the frame lies in one page (else frameOff holds them). */
+  let top = -1;
+  const topLo = (alignedLo - 8) | 0;
+  const topHi = (topLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
+  if ((topLo & 0xfff) >= 8 * (slots - 1) && topHi >> 15 === topHi >> 31) {
+    // The whole frame lies in the (canonical) page of its first slot: one translation, the same
+    // one translateFrame would make first.
+    const base = m.page(topLo, topHi, cls);
+    if (base < 0) return false;
+    top = base + (topLo & 0xfff);
+  } else if (!translateFrame(m, alignedLo, rspHi, slots, cls, ext)) return false;
+  // The accessed bit of the code descriptor (implicit supervisor write) must be writable too.
+  if ((dhi & 0x100) === 0) {
+    const aLo = (daLo + 5) | 0;
+    const aHi = (aLo >>> 0) < (daLo >>> 0) ? (daHi + 1) | 0 : daHi;
+    if (!m.prepWrite(aLo, aHi, 1, C_SW)) return false;
+  }
+
+  // ---- commit (DELIVER-16..21) ----
+  const flagsNow = getFlags(m);
+  const pushedFlags = source === EV_FAULT ? flagsNow | RF : flagsNow;
+  const sg = m.sg;
+  const mem = m.mem32;
+  if (top >= 0) {
+    // One page: slot k at top - 8k (8-byte aligned).
+    const w = top >> 2;
+    mem[w] = sg[SS * SEG_STRIDE + SEL]!;
+    mem[w + 1] = 0;
+    mem[w - 2] = r[2 * RSP]!;
+    mem[w - 1] = r[2 * RSP + 1]!;
+    mem[w - 4] = pushedFlags & ~VM;
+    mem[w - 3] = 0;
+    mem[w - 6] = sg[CS * SEG_STRIDE + SEL]!;
+    mem[w - 5] = 0;
+    mem[w - 8] = retLo;
+    mem[w - 7] = retHi;
+    if (withErr) {
+      mem[w - 10] = err;
+      mem[w - 9] = 0;
+    }
+    m.noteWrite(top >> 12);
+  } else {
+    pushFrame(m, pushedFlags, retLo, retHi, err, slots);
+  }
+  if ((dhi & 0x100) === 0) m.commitWrite(((dhi >>> 8) & 0xff) | 1, 0);
+  const gt = gType;
+  if (newCpl !== cpl) nullSegment(m, SS, newCpl, false);
+  const newRspLo = (alignedLo - 8 * slots) | 0;
+  r[2 * RSP] = newRspLo;
+  r[2 * RSP + 1] = (newRspLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
+  m.loadDescriptor(CS, (sel & 0xfffc) | newCpl, dlo, dhi | 0x100, 0);
+  r[RIP_LO] = tgtLo;
+  r[RIP_HI] = tgtHi;
+  // The flags as read above (lazy arithmetic flags now materialized).
+  let f = flagsNow & ~(TF | NT | RF | VM);
+  if (gt === 14) f &= ~IF;
+  setFlags(m, f);
+  if (source === EV_NMI) m.nmiBlocked = true;
+  // A single-step trap held by a MOV SS shadow survives (docs/model-choices.md "Single-step").
+  m.halted = false;
+  m.shadow = 0;
+  m.updateMode();
+  return true;
+}
+
+/** DELIVER-15/16 for a frame that may cross a page or leave the canonical range: every slot
+ *  address canonical first (#SS(EXT)), then the slots translated from the top (the first push
+ *  first); slots are 8-byte aligned, so each lies in one page: a page is translated once. Fills
+ *  frameOff; false with the fault raised. */
+function translateFrame(m: Machine, alignedLo: number, rspHi: number, slots: number, cls: number, ext: number): boolean {
   for (let k = 0; k < slots; k++) {
     const aLo = (alignedLo - 8 * (k + 1)) | 0;
     const aHi = (aLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
@@ -255,18 +340,15 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
     }
     frameOff[k] = pageBase + (aLo & 0xfff);
   }
-  // The accessed bit of the code descriptor (implicit supervisor write) must be writable too.
-  if ((dhi & 0x100) === 0) {
-    const aLo = (daLo + 5) | 0;
-    const aHi = (aLo >>> 0) < (daLo >>> 0) ? (daHi + 1) | 0 : daHi;
-    if (!m.prepWrite(aLo, aHi, 1, C_SW)) return false;
-  }
+  return true;
+}
 
-  // ---- commit (DELIVER-16..21) ----
-  const flagsNow = getFlags(m);
-  const pushedFlags = source === EV_FAULT ? flagsNow | RF : flagsNow;
+/** The frame writes of DELIVER-16 at the translated slots in frameOff (translateFrame). */
+function pushFrame(m: Machine, pushedFlags: number, retLo: number, retHi: number, err: number, slots: number): void {
   const sg = m.sg;
+  const r = m.r;
   const mem = m.mem32;
+  const withErr = err >= 0;
   let o = frameOff[0]! >> 2;
   mem[o] = sg[SS * SEG_STRIDE + SEL]!;
   mem[o + 1] = 0;
@@ -289,25 +371,6 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
   }
   m.noteWrite(frameOff[0]! >> 12);
   m.noteWrite(frameOff[slots - 1]! >> 12);
-  if ((dhi & 0x100) === 0) m.commitWrite(((dhi >>> 8) & 0xff) | 1, 0);
-  const gt = gType;
-  if (newCpl !== cpl) nullSegment(m, SS, newCpl, false);
-  const newRspLo = (alignedLo - 8 * slots) | 0;
-  r[2 * RSP] = newRspLo;
-  r[2 * RSP + 1] = (newRspLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
-  m.loadDescriptor(CS, (sel & 0xfffc) | newCpl, dlo, dhi | 0x100, 0);
-  r[RIP_LO] = tgtLo;
-  r[RIP_HI] = tgtHi;
-  materialize(m);
-  let f = m.flags & ~(TF | NT | RF | VM);
-  if (gt === 14) f &= ~IF;
-  m.flags = f;
-  if (source === EV_NMI) m.nmiBlocked = true;
-  // A single-step trap held by a MOV SS shadow survives (docs/model-choices.md "Single-step").
-  m.halted = false;
-  m.shadow = 0;
-  m.updateMode();
-  return true;
 }
 
 /**

@@ -16,20 +16,27 @@ import type {
 } from "../spec/format/engine.ts";
 import { modelScopeViolation, MAXPHYADDR } from "../spec/format/scope.ts";
 import { Machine, PAGE_BYTES, F_TOUCHED } from "./machine.ts";
-import {
-  BASE_HI, BASE_LO, CS, DB_VEC, EV_EXTERNAL, EV_FAULT, EV_NMI, EV_SOFT, EV_TRAP, GP, IF,
-  LIMIT, NMI_VEC, RF, RIP_HI, RIP_LO, SEG_STRIDE, SEL, SHADOW_MOVSS, SHADOW_NONE, SHADOW_STI,
-  ST_END, ST_FAULT, ST_HALT, ST_IO, ST_OK, ST_SWINT, ST_UNSUP, TF, VEC_MEMLIMIT, ES, SS, DS, FS, GS,
-  TR, LDTR, ATTR, A_TYPE, A_DPL_SHIFT, A_DB, attrDpl,
-} from "./consts.ts";
+import * as constsModule from "./consts.ts";
 import { getFlags } from "./flags.ts";
 import { decode, MAX_INSN } from "./decode.ts";
-import { Insn, MODE_32, MODE_64, OP_SYSCALL, OP_SYSRET } from "./insn.ts";
+import type { Insn } from "./insn.ts";
+import * as insnModule from "./insn.ts";
 import { HANDLERS } from "./handlers.ts";
 import { Block, blockAt } from "./blocks.ts";
 import { compileBlock, COMPILE_AFTER } from "./compile.ts";
 import { deliver, DELIVERED, MEMLIMIT, SHUTDOWN } from "./deliver.ts";
 import { profileOf } from "./profile.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
+  BASE_HI, BASE_LO, CS, DB_VEC, EV_EXTERNAL, EV_FAULT, EV_NMI, EV_SOFT, EV_TRAP, GP, IF, LIMIT, NMI_VEC, RF,
+  RIP_HI, RIP_LO, SEG_STRIDE, SEL, SHADOW_MOVSS, SHADOW_NONE, SHADOW_STI, ST_END, ST_FAULT, ST_HALT, ST_IO,
+  ST_OK, ST_SWINT, ST_UNSUP, TF, VEC_MEMLIMIT, ES, SS, DS, FS, GS, TR, LDTR, ATTR, A_TYPE, A_DPL_SHIFT, A_DB,
+  attrDpl,
+} = constsModule;
+const {
+  MODE_32, MODE_64, OP_SYSCALL, OP_SYSRET,
+} = insnModule;
 
 export interface ImplEngineOptions {
   /** Cap on guest physical memory in bytes (rounded to 4 KiB pages); default 256 MiB. */
@@ -628,7 +635,7 @@ export class ImplEngine implements Engine {
   private runBlock(b: Block, budget: number): number {
     const m = this.m;
     this.blockOutcome = R_RETIRED;
-    if (this.compileBlocks && b.fn === null && !b.noCompile && ++b.runs >= COMPILE_AFTER) {
+    if (b.fn === null && this.compileBlocks && !b.noCompile && ++b.runs >= COMPILE_AFTER) {
       b.fn = compileBlock(b);
       if (b.fn === null) b.noCompile = true;
     }

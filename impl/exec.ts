@@ -5,17 +5,21 @@
 // translated once with write intent (so #PF reports W = 1 and no A bit is set if it faults).
 import type { Machine } from "./machine.ts";
 import type { Insn } from "./insn.ts";
-import {
-  ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, ALU_XOR, BASE_RIP, REG_AH,
-} from "./insn.ts";
-import {
-  CF, CS, ATTR, A_DB, DE, DF, GP, LIMIT, OF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SS, ST_FAULT, ST_OK, ARITH, SS_VEC, RAX, RDX,
-  PF, ZF, SF, AF,
-} from "./consts.ts";
+import * as insnModule from "./insn.ts";
+import * as constsModule from "./consts.ts";
 import {
   LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB, PARITY, arithFlags, carry, condition,
   materialize, setLazy,
 } from "./flags.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
+  ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, ALU_XOR, BASE_RIP, REG_AH,
+} = insnModule;
+const {
+  CF, CS, ATTR, A_DB, DE, DF, GP, LIMIT, OF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SS, ST_FAULT, ST_OK, ARITH,
+  SS_VEC, RAX, RDX, PF, ZF, SF, AF,
+} = constsModule;
 
 // ============================================================================================
 // Registers

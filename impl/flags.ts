@@ -8,7 +8,12 @@
 // count of 1 (SHL: MSB(result) XOR CF; SHR: bit (n−1) XOR bit (n−2) of the result; SAR: 0), AF = 0;
 // rotates by more than 1: OF as for a count of 1.
 import type { Machine } from "./machine.ts";
-import { AF, ARITH, CF, OF, PF, SF, ZF } from "./consts.ts";
+import * as constsModule from "./consts.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
+  AF, ARITH, CF, OF, PF, SF, ZF,
+} = constsModule;
 
 export const LAZY_NONE = 0, LAZY_ADD = 1, LAZY_ADC = 2, LAZY_SUB = 3, LAZY_SBB = 4, LAZY_LOGIC = 5,
   LAZY_INC = 6, LAZY_DEC = 7;

@@ -3,7 +3,7 @@
 //
 // 64-bit values are pairs of int32 halves (lo, hi); nothing here allocates per access.
 //
-// ---- The two caches that live in this file and what keeps them invisible ----
+// ---- The caches that live in this file and what keeps them invisible ----
 // TLB (tlb[]): linear page → pool offset plus the set of access classes
 //   (consts.ts C_*) that may use the entry without a walk. An entry is filled only by a walk that
 //   succeeded and set every A bit it used; write classes are granted only when the leaf D bit is
@@ -19,14 +19,20 @@
 //   bumped by every TLB flush (so translations and the "A bits already set" invariant hold as for
 //   the TLB), by LGDT/LIDT/LTR, and by any write to a frame a cached entry was read from (slot
 //   flag F_SYS; such frames get no TLB write classes, so every write reaches noteWrite).
-import {
-  AC, C_FETCH, C_SR, C_SRA, C_SW, C_SWA, C_SX, C_UR, C_USER, C_UW, C_UX, C_WRITE, CR0_WP, CR4_SMAP, CR4_SMEP,
-  CS, EFER_LMA, EFER_NXE, GP, LIMIT, PF_VEC, SEG_STRIDE, SEL, SS, SS_VEC,
-  BASE_LO, BASE_HI, FS, GS, VEC_MEMLIMIT, LDTR, RIP_LO, RIP_HI, CR0_AM, AC_VEC, ATTR, A_TYPE, A_DB, A_L, A_S, A_P, A_G,
-  A_DPL_SHIFT, A_UNUSABLE,
-} from "./consts.ts";
+// Not-present cache (npCache, see notPresent()): linear pages whose walk ended at a not-present
+//   entry; page() raises the #PF again without walking. Valid while tlbGen is unchanged (any TLB
+//   flush); the frames such a walk read become F_PT, so writes to them flush.
+import * as constsModule from "./consts.ts";
 import { INTEL, type VendorProfile } from "./profile.ts";
 import type { Insn } from "./insn.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
+  AC, C_FETCH, C_SR, C_SRA, C_SW, C_SWA, C_SX, C_UR, C_USER, C_UW, C_UX, C_WRITE, CR0_WP, CR4_SMAP, CR4_SMEP,
+  CS, EFER_LMA, EFER_NXE, GP, LIMIT, PF_VEC, SEG_STRIDE, SEL, SS, SS_VEC, BASE_LO, BASE_HI, FS, GS,
+  VEC_MEMLIMIT, LDTR, RIP_LO, RIP_HI, CR0_AM, AC_VEC, ATTR, A_TYPE, A_DB, A_L, A_S, A_P, A_G, A_DPL_SHIFT,
+  A_UNUSABLE,
+} = constsModule;
 
 export const PAGE_SHIFT = 12;
 export const PAGE_BYTES = 4096;
@@ -40,6 +46,9 @@ const JOURNAL = 64;
 const DESC_ENTRIES = 256;
 
 export const TLB_ENTRIES = 1024;
+/** Entries of the not-present cache (direct-mapped on linear page bits). */
+const NP_ENTRIES = 64;
+const NP_MASK = NP_ENTRIES - 1;
 const TLB_MASK = TLB_ENTRIES - 1;
 const TWO32 = 4294967296;
 
@@ -171,6 +180,9 @@ export class Machine {
   readonly tlb = new Int32Array(TLB_ENTRIES * 4).fill(-1);
   /** Incremented by every TLB flush. */
   tlbGen = 0;
+  /** Not-present cache (see page()/notPresent()): entry e at npCache[3e]: linear page bits 31:12,
+   *  address bits 63:32, the tlbGen it was recorded in. */
+  readonly npCache = new Int32Array(NP_ENTRIES * 3).fill(-1);
   /** Generation of the system-table cache (see the file comment). */
   sysGen = 0;
   /** Descriptor cache entry e at descCache[8e]: selector & 0xfffc, sysGen, descriptor low and
@@ -178,6 +190,8 @@ export class Machine {
   readonly descCache = new Int32Array(DESC_ENTRIES * 8).fill(-1);
   /** Gate cache (deliver.ts, GATE_STRIDE fields per vector). */
   readonly gateCache = new Int32Array(256 * 16).fill(-1);
+  /** IRET return cache (system.ts, 8 entries of IRET_STRIDE fields). */
+  readonly iretCache = new Int32Array(8 * 10).fill(-1);
 
   /** See MachineOptions.uncached. */
   readonly uncached: boolean;
@@ -205,22 +219,29 @@ export class Machine {
   /** Recomputes CPL, 64-bit mode and the current access classes (after CS, AC, CR0/CR4 changes). */
   updateMode(): void {
     const sg = this.sg;
-    this.cpl = sg[CS * SEG_STRIDE + SEL]! & 3;
+    const cpl = sg[CS * SEG_STRIDE + SEL]! & 3;
+    this.cpl = cpl;
     this.mode64 = (this.efer & EFER_LMA) !== 0 && (sg[CS * SEG_STRIDE + ATTR]! & A_L) !== 0;
-    this.acCheck = this.cpl === 3 && (this.cr0 & CR0_AM) !== 0 && (this.flags & AC) !== 0;
-    if (this.cpl === 3) {
+    const ac = (this.flags & AC) !== 0;
+    if (cpl === 3) {
+      const check = ac && (this.cr0 & CR0_AM) !== 0;
+      this.acCheck = check;
       this.rcls = C_UR;
       this.wcls = C_UW;
       this.xcls = C_UX;
+      this.rfast = check ? 0 : C_UR;
+      this.wfast = check ? 0 : C_UW;
     } else {
-      const ac = (this.flags & AC) !== 0;
-      this.rcls = ac ? C_SRA : C_SR;
-      this.wcls = ac ? C_SWA : C_SW;
+      const rc = ac ? C_SRA : C_SR, wc = ac ? C_SWA : C_SW;
+      this.acCheck = false;
+      this.rcls = rc;
+      this.wcls = wc;
       this.xcls = C_SX;
+      this.rfast = rc;
+      this.wfast = wc;
     }
-    this.rfast = this.acCheck ? 0 : this.rcls;
-    this.wfast = this.acCheck ? 0 : this.wcls;
   }
+
 
   setRip(lo: number, hi: number): void {
     this.r[RIP_LO] = lo;
@@ -397,7 +418,46 @@ export class Machine {
     const t = this.tlb;
     const e = (tag & TLB_MASK) << 2;
     if (t[e] === tag && t[e + 1] === hi && (t[e + 2]! & cls) !== 0 && !this.uncached) return t[e + 3]!;
+    const n = (tag & NP_MASK) * 3;
+    const np = this.npCache;
+    if (np[n] === tag && np[n + 1] === hi && np[n + 2] === this.tlbGen && !this.uncached) {
+      return this.pageFault(lo, hi, this.faultBits(cls));
+    }
     return this.walk(lo, hi, cls);
+  }
+
+  /** The #PF error-code bits an access class contributes (W/R, U/S, I/D). */
+  private faultBits(cls: number): number {
+    const fetch = (cls & C_FETCH) !== 0;
+    return ((cls & C_WRITE) !== 0 ? 2 : 0) | ((cls & C_USER) !== 0 ? 4 : 0) |
+      (fetch && ((this.efer & EFER_NXE) !== 0 || (this.cr4 & CR4_SMEP) !== 0) ? 16 : 0);
+  }
+
+  /**
+   * A walk ended at a not-present entry of `level`: raises the #PF and records the page in the
+   * not-present cache. The frames the walk read entries from become F_PT (writes to them flush the
+   * TLB, which ends the record: it is valid while tlbGen is unchanged); unallocated frames need no
+   * mark (allocating one flushes the TLB).
+   */
+  private notPresent(lo: number, hi: number, code: number, level: number): number {
+    if (!this.uncached) {
+      let newPt = false;
+      for (let k = 0; k <= level; k++) {
+        const slot = this.slotOf(Math.floor(this.walkAddr[k]! / PAGE_BYTES));
+        const f = this.slotFlags[slot]!;
+        if (slot !== 0 && (f & F_PT) === 0) {
+          this.slotFlags[slot] = f | F_PT;
+          newPt = true;
+        }
+      }
+      if (newPt) this.flushTlb();
+      const tag = lo >>> PAGE_SHIFT;
+      const n = (tag & NP_MASK) * 3;
+      this.npCache[n] = tag;
+      this.npCache[n + 1] = hi;
+      this.npCache[n + 2] = this.tlbGen;
+    }
+    return this.pageFault(lo, hi, code);
   }
 
   /** The 4-level walk (SDM Vol. 3A §4.5), setting A/D bits only when it succeeds. */
@@ -431,7 +491,7 @@ export class Machine {
       const ehi = this.vh;
       ea[level] = pa;
       ev[level] = elo;
-      if ((elo & 1) === 0) return this.pageFault(lo, hi, code);
+      if ((elo & 1) === 0) return this.notPresent(lo, hi, code, level);
       // Reserved bits: 51:MAXPHYADDR(46), XD without NXE, PS in a PML4E, the low address bits of a
       // large-page leaf.
       let rsvd = (ehi & 0x000fc000) !== 0 || (!nxe && ehi < 0);
@@ -924,16 +984,6 @@ export class Machine {
     sg[b + ATTR] = (dhi >>> 8) & 0xf0ff;
   }
 
-  /** Fills a segment's hidden part with fixed values (SYSCALL/SYSRET). */
-  setFlatSegment(s: number, selector: number, type: number, dpl: number, l: number, db: number): void {
-    const b = s * SEG_STRIDE;
-    const sg = this.sg;
-    sg[b + SEL] = selector;
-    sg[b + BASE_LO] = 0;
-    sg[b + BASE_HI] = 0;
-    sg[b + LIMIT] = -1;
-    sg[b + ATTR] = type | A_S | (dpl << A_DPL_SHIFT) | A_P | (l << 13) | (db << 14) | A_G;
-  }
 
   /** Reads the descriptor a selector names into descLo/descHi (and descAddr*); false with #GP(sel)
    *  (or the fault of the implicit read) when it cannot. `ext` is OR'ed into the error code. */

@@ -4,14 +4,7 @@
 // every state change (GLOBAL-05).
 import type { Machine } from "./machine.ts";
 import type { Insn } from "./insn.ts";
-import {
-  AC, AC_VEC, BASE_HI, BASE_LO, C_SW, CR0_CD, CR0_DEFINED, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP,
-  CR4_PAE, CR4_TSD, CR4_UMIP, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GP, GS, ID, IF,
-  IOPL, LIMIT, NP, NT, RAX, RCX, RDX, R11, RF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SHADOW_MOVSS,
-  SHADOW_STI, SS, SS_VEC, ST_END, ST_FAULT, ST_HALT, ST_IO, ST_OK, ST_SWINT, ST_UNSUP, TF, TR, UD,
-  VIF, VIP, VM, CF, PF, AF, ZF, SF, DF, OF, EV_SOFT, EV_ICEBP, BP, OF_VEC, DB_VEC, ATTR, A_TYPE, A_S, A_UNUSABLE,
-  attrDpl,
-} from "./consts.ts";
+import * as constsModule from "./consts.ts";
 import { CR4_MODELLED } from "../spec/format/scope.ts";
 
 const CR4_MODELLED_LO = Number(CR4_MODELLED);
@@ -21,6 +14,15 @@ import {
   setStackPointer, spHi, spLo, stackOffset, stackSlots, writeRM,
 } from "./exec.ts";
 import { nullSegment } from "./deliver.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
+  AC, AC_VEC, BASE_HI, BASE_LO, C_SW, CR0_CD, CR0_DEFINED, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP,
+  CR4_PAE, CR4_TSD, CR4_UMIP, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GP, GS, ID, IF, IOPL,
+  LIMIT, NP, NT, RAX, RCX, RDX, R11, RF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SHADOW_MOVSS, SHADOW_STI, SS,
+  SS_VEC, ST_END, ST_FAULT, ST_HALT, ST_IO, ST_OK, ST_SWINT, ST_UNSUP, TF, TR, UD, VIF, VIP, VM, CF, PF, AF,
+  ZF, SF, DF, OF, EV_SOFT, EV_ICEBP, BP, OF_VEC, DB_VEC, ATTR, A_TYPE, A_S, A_UNUSABLE, attrDpl,
+} = constsModule;
 
 function gp(m: Machine, code: number): number {
   m.raise(GP, code);
@@ -166,6 +168,23 @@ export function execSysexit(m: Machine): number {
 const STAR_LO = 0, STAR_HI = 1, LSTAR_LO = 2, LSTAR_HI = 3, CSTAR_LO = 4, CSTAR_HI = 5, FMASK_LO = 6,
   FMASK_HI = 7, KGS_LO = 8, KGS_HI = 9;
 
+/** Hidden parts SYSCALL/SYSRET load (base 0, limit 0xFFFFFFFF, S 1, P 1, G 1): the ATTR words. */
+const FLAT_CODE64_DPL0 = flatAttr(11, 0, 1, 0), FLAT_DATA_DPL0 = flatAttr(3, 0, 0, 1),
+  FLAT_CODE64_DPL3 = flatAttr(11, 3, 1, 0), FLAT_CODE32_DPL3 = flatAttr(11, 3, 0, 1), FLAT_DATA_DPL3 = flatAttr(3, 3, 0, 1);
+
+function flatAttr(type: number, dpl: number, l: number, db: number): number {
+  return type | A_S | (dpl << 5) | (1 << 7) | (l << 13) | (db << 14) | (1 << 15);
+}
+
+/** Loads a flat segment (fields at sg[b..]) as Machine.setFlatSegment does, with a precomputed ATTR. */
+function flat(sg: Int32Array, b: number, selector: number, attr: number): void {
+  sg[b + SEL] = selector;
+  sg[b + BASE_LO] = 0;
+  sg[b + BASE_HI] = 0;
+  sg[b + LIMIT] = -1;
+  sg[b + ATTR] = attr;
+}
+
 export function execSyscall(m: Machine): number {
   const compat = !m.mode64;
   // SYSCALL-01 (Intel) / SYSCALL-V1 (AMD: compatibility mode goes through CSTAR).
@@ -183,8 +202,9 @@ export function execSyscall(m: Machine): number {
   setFlags(m, (fl & ~msr[FMASK_LO]! & ~RF) | 2);
   // SYSCALL-06, 07
   const csSel = (msr[STAR_HI]! >>> 0) & 0xffff;
-  m.setFlatSegment(CS, csSel & 0xfffc, 11, 0, 1, 0);
-  m.setFlatSegment(SS, (csSel + 8) & 0xffff, 3, 0, 0, 1);
+  const sg = m.sg;
+  flat(sg, CS * SEG_STRIDE, csSel & 0xfffc, FLAT_CODE64_DPL0);
+  flat(sg, SS * SEG_STRIDE, (csSel + 8) & 0xffff, FLAT_DATA_DPL0);
   // SYSCALL-08
   if (compat) m.setRip(msr[CSTAR_LO]!, msr[CSTAR_HI]!);
   else m.setRip(msr[LSTAR_LO]!, msr[LSTAR_HI]!);
@@ -218,11 +238,12 @@ export function execSysret(m: Machine, i: Insn): number {
     setFlags(m, (r[2 * R11]! & 0x3c7fd7) | 2);
   }
   // SYSRET-06, 07
-  if (to64) m.setFlatSegment(CS, ((base + 16) | 3) & 0xffff, 11, 3, 1, 0);
-  else m.setFlatSegment(CS, (base | 3) & 0xffff, 11, 3, 0, 1);
+  const sg = m.sg;
+  if (to64) flat(sg, CS * SEG_STRIDE, ((base + 16) | 3) & 0xffff, FLAT_CODE64_DPL3);
+  else flat(sg, CS * SEG_STRIDE, (base | 3) & 0xffff, FLAT_CODE32_DPL3);
   const ssSel = ((base + 8) | 3) & 0xffff;
-  if (m.profile.sysretKeepsSsAttributes) m.sg[SS * SEG_STRIDE + SEL] = ssSel;
-  else m.setFlatSegment(SS, ssSel, 3, 3, 0, 1);
+  if (m.profile.sysretKeepsSsAttributes) sg[SS * SEG_STRIDE + SEL] = ssSel;
+  else flat(sg, SS * SEG_STRIDE, ssSel, FLAT_DATA_DPL3);
   m.updateMode();
   return ST_END;
 }
@@ -656,11 +677,89 @@ function farTargetOk(m: Machine, lo: number, hi: number, dlo: number, dhi: numbe
   return lo >>> 0 <= limit;
 }
 
+// ---- The IRET return cache ----------------------------------------------------------------------
+// What IRETQ-03..11 and the accessed-bit step concluded for one (CS, SS, CPL) in 64-bit mode: both
+// checks pass, the target is 64-bit code, neither accessed bit needs writing — and the hidden
+// parts CS and SS then get. Filled only from descriptors held by the descriptor cache (so from
+// F_SYS frames) and valid while `sysGen` is unchanged: invalidated like the descriptor cache, by
+// any TLB flush, LGDT/LIDT/LTR, or a write to a frame a cached descriptor was read from. The
+// return RIP's canonical check (IRETQ-12) and everything that depends on the live state (flags,
+// RSP, data segments) is evaluated on every IRET. Machine.iretCache, IRET_STRIDE fields per entry
+// (direct-mapped on CS bits 5:3): sysGen, CS, SS, CPL, then base low / limit / attributes of CS
+// and of SS (base high halves are 0).
+export const IRET_STRIDE = 10;
+const IRET_ENTRIES_MASK = 7;
+
+/** IRETQ from 64-bit mode through the IRET return cache: ST_END when done, -1 when the general
+ *  path must run (nothing changed). Same reads and results as the general path. */
+function iretCached(m: Machine): number {
+  const r = m.r;
+  const lo = r[2 * RSP]!, hi = r[2 * RSP + 1]!;
+  // IRETQ-02/10: five 8-byte slots in one page, read through a TLB entry granting the read.
+  if ((lo & 0xfff) > 4096 - 40 || m.acCheck || m.uncached) return -1;
+  const t = m.tlb;
+  const e = ((lo >>> 12) & 1023) << 2;
+  if (t[e] !== lo >>> 12 || t[e + 1] !== hi || (t[e + 2]! & m.rcls) === 0) return -1;
+  const o = t[e + 3]! + (lo & 0xfff);
+  if ((o & 3) !== 0) return -1;
+  const mem = m.mem32;
+  const w = o >> 2;
+  const cs = mem[w + 2]! & 0xffff;
+  const ss = mem[w + 8]! & 0xffff;
+  const cpl = m.cpl;
+  const c = m.iretCache;
+  const ce = ((cs >> 3) & IRET_ENTRIES_MASK) * IRET_STRIDE;
+  if (c[ce] !== m.sysGen || c[ce + 1] !== cs || c[ce + 2] !== ss || c[ce + 3] !== cpl) return -1;
+  const ripLo = mem[w]!, ripHi = mem[w + 1]!;
+  // IRETQ-12: a 64-bit target must be canonical (the general path raises the #GP).
+  if (ripHi >> 15 !== ripHi >> 31) return -1;
+  // ---- commit (IRETQ-13..16), as the general path ----
+  iretFlags(m, cpl, 8, mem[w + 4]!);
+  const sg = m.sg;
+  let b = CS * SEG_STRIDE;
+  sg[b + SEL] = cs;
+  sg[b + BASE_LO] = c[ce + 4]!;
+  sg[b + BASE_HI] = 0;
+  sg[b + LIMIT] = c[ce + 5]!;
+  sg[b + ATTR] = c[ce + 6]!;
+  r[RIP_LO] = ripLo;
+  r[RIP_HI] = ripHi;
+  b = SS * SEG_STRIDE;
+  sg[b + SEL] = ss;
+  sg[b + BASE_LO] = c[ce + 7]!;
+  sg[b + BASE_HI] = 0;
+  sg[b + LIMIT] = c[ce + 8]!;
+  sg[b + ATTR] = c[ce + 9]!;
+  r[2 * RSP] = mem[w + 6]!;
+  r[2 * RSP + 1] = mem[w + 7]!;
+  if ((cs & 3) > cpl) nullInaccessibleSegments(m, cs & 3);
+  m.updateMode();
+  return ST_END;
+}
+
+/** IRETQ-13: RFLAGS from the popped value `fl` under the privilege rules (operand size `os`). */
+function iretFlags(m: Machine, cpl: number, os: number, fl: number): void {
+  // Every arithmetic flag is replaced (fmask holds them all): the lazy record need not be read.
+  const old = m.flags;
+  let fmask = CF | PF | AF | ZF | SF | TF | DF | OF | NT;
+  if (os >= 4) fmask |= RF | AC | ID;
+  if (cpl <= ((old >> 12) & 3)) fmask |= IF;
+  if (cpl === 0) {
+    fmask |= IOPL;
+    if (os >= 4) fmask |= VIF | VIP;
+  }
+  setFlags(m, ((old & ~fmask) | (fl & fmask)) & ~VM);
+}
+
 export function execIret(m: Machine, i: Insn): number {
   // IRETQ-00: NMI blocking ends first, whatever happens next.
   m.nmiBlocked = false;
   if ((m.flags & NT) !== 0) return gp(m, 0);
   const os = i.osz;
+  if (os === 8 && m.mode64) {
+    const st = iretCached(m);
+    if (st >= 0) return st;
+  }
   const cpl = m.cpl;
   const began64 = m.mode64;
   const mask = os === 8 ? -1 : os === 4 ? -1 : 0xffff;
@@ -707,15 +806,7 @@ export function execIret(m: Machine, i: Insn): number {
   m.commitAccessed(sa);
 
   // ---- commit (IRETQ-13..16) ----
-  const old = getFlags(m);
-  let fmask = CF | PF | AF | ZF | SF | TF | DF | OF | NT;
-  if (os >= 4) fmask |= RF | AC | ID;
-  if (cpl <= ((old >> 12) & 3)) fmask |= IF;
-  if (cpl === 0) {
-    fmask |= IOPL;
-    if (os >= 4) fmask |= VIF | VIP;
-  }
-  setFlags(m, ((old & ~fmask) | (fl & fmask)) & ~VM);
+  iretFlags(m, cpl, os, fl);
   m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
   if (readSs) {
@@ -726,6 +817,24 @@ export function execIret(m: Machine, i: Insn): number {
   } else adjustStack(m, 3 * os);
   if (rpl > cpl) nullInaccessibleSegments(m, rpl);
   m.updateMode();
+  // Fill the IRET return cache (see above) when nothing was written and both descriptors are
+  // held by the descriptor cache at the current generation.
+  if (os === 8 && began64 && target64 && ca === -2 && sa === -2 && !m.uncached && m.cachedDescriptor(cs) &&
+    ((ss & 0xfffc) === 0 || m.cachedDescriptor(ss))) {
+    const c = m.iretCache;
+    const ce = ((cs >> 3) & IRET_ENTRIES_MASK) * IRET_STRIDE;
+    const sg = m.sg;
+    c[ce] = m.sysGen;
+    c[ce + 1] = cs;
+    c[ce + 2] = ss;
+    c[ce + 3] = cpl;
+    c[ce + 4] = sg[CS * SEG_STRIDE + BASE_LO]!;
+    c[ce + 5] = sg[CS * SEG_STRIDE + LIMIT]!;
+    c[ce + 6] = sg[CS * SEG_STRIDE + ATTR]!;
+    c[ce + 7] = sg[SS * SEG_STRIDE + BASE_LO]!;
+    c[ce + 8] = sg[SS * SEG_STRIDE + LIMIT]!;
+    c[ce + 9] = sg[SS * SEG_STRIDE + ATTR]!;
+  }
   return ST_END;
 }
 

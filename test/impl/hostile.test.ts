@@ -107,7 +107,7 @@ describe("hostile guests", () => {
       "use", "strict", "return", "function", "block", "const", "let", "for", "if", "else", "continue", "true",
       "false", "m", "budget", "r", "T", "M", "M8", "n", "pa_l", "pa_h", "pb_l", "pb_h", "pr_l", "pr_h", "pc", "el",
       "eh", "xl", "t", "vl", "vh", "sl", "sh", "c0", "nl", "nh", "tl", "th", "ll", "lh", "tg", "te", "o", "s", "al",
-      "ah", "bl", "bh", "a", "c", "sg", "ms", "H", "I", "P", "C", "CF",
+      "ah", "bl", "bh", "a", "c", "sg", "ms", "H", "I", "P", "C", "CF", "DS", "lpt", "lph", "lpc", "lpo", "be",
       "ld", "st", "rmw", "commit", "fVec", "blockEnd", "bstat", "bins", "raise", "mem32", "mem8", "tlb", "rfast",
       "wfast", "lop", "lsz", "lrl", "lrh", "lal", "lah", "lbl", "lbh", "lc", "cpl", "msr", "halted", "shadow",
       "nextShadow", "flags", "pendingDebugTrap",
