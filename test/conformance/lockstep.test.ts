@@ -80,9 +80,16 @@ describe("lockstep: spec and impl agree after every step", () => {
     }
   });
 
-  it("covers every template at least once over the default run", () => {
-    // Guard against a generator that silently stops producing some instruction forms.
-    expect(templateCount(true)).toBeGreaterThan(150);
+  it("every generator template encodes to an instruction both engines model (none is `unsupported`)", () => {
+    // A template that drifted outside the modelled subset would end every program using it at its
+    // first instruction, silently shrinking what lockstep compares.
+    for (let template = 0; template < templateCount(true); template++) {
+      const m = initial({ kernel: true, profile: "intel", specs: [{ template, a: 1, b: 2, imm: 3 }], regs: kernelMachine().gpr, rflags: 2n, bases: [0n, 0n, 0n, 0n, 0n, 0n] });
+      for (const engine of [new SpecEngine(), new ImplEngine()]) {
+        engine.load(stateFromMachine(m), "intel");
+        expect(engine.step().kind, `template ${template}`).not.toBe("unsupported");
+      }
+    }
   });
 });
 
