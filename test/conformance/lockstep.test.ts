@@ -78,7 +78,7 @@ describe("lockstep: spec and impl agree after every step", () => {
       const message = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
       expect.fail(`${message}\nreplay: RINGSPEC_SEED=${out.seed} RINGSPEC_PATH=${out.counterexamplePath} npx vitest run test/conformance/lockstep.test.ts`);
     }
-  });
+  }, Math.max(60_000, RUNS * 100)); // long runs (RINGSPEC_LOCKSTEP_RUNS) get time in proportion
 
   it("every generator template encodes to an instruction both engines model (none is `unsupported`)", () => {
     // A template that drifted outside the modelled subset would end every program using it at its
