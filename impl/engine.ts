@@ -484,8 +484,18 @@ export class ImplEngine implements Engine {
       this.unsupReason = `guest physical memory would exceed ${this.maxPages} pages`;
       return R_MEMLIMIT;
     }
+    return this.fetchFaultOutcome(lo, hi);
+  }
+
+  /** Delivers a fetch fault at (lo, hi). RF is cleared for the delivery (the pushed image sets it
+   *  anyway, RF-03); a triple fault leaves the machine at the instruction, RF as it was. */
+  private fetchFaultOutcome(lo: number, hi: number): number {
+    const m = this.m;
+    const oldFlags = m.flags;
     m.flags &= ~RF;
-    return this.faultOutcome(lo, hi, m.flags);
+    const r = this.faultOutcome(lo, hi, oldFlags);
+    if (r === R_SHUTDOWN) m.flags = oldFlags;
+    return r;
   }
 
   // =============================================================================================
@@ -575,8 +585,7 @@ export class ImplEngine implements Engine {
             this.unsupReason = `guest physical memory would exceed ${this.maxPages} pages`;
             return this.memStop(steps);
           }
-          m.flags &= ~RF;
-          r = this.faultOutcome(m.r[RIP_LO]!, m.r[RIP_HI]!, m.flags);
+          r = this.fetchFaultOutcome(m.r[RIP_LO]!, m.r[RIP_HI]!);
         }
         if (r === R_UNSUP) return this.unsupStop(steps);
         if (r === R_MEMLIMIT) return this.memStop(steps);

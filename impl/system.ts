@@ -674,7 +674,8 @@ function farTargetOk(m: Machine, lo: number, hi: number, dlo: number, dhi: numbe
   const g = (dhi >>> 23) & 1;
   const raw = (dlo & 0xffff) | (dhi & 0x000f0000);
   const limit = g === 1 ? ((raw << 12) | 0xfff) >>> 0 : raw;
-  return lo >>> 0 <= limit;
+  // The whole popped/loaded value is compared: a 64-bit RIP with bits 63:32 set is beyond any limit.
+  return hi === 0 && lo >>> 0 <= limit;
 }
 
 // ---- The IRET return cache ----------------------------------------------------------------------
@@ -763,15 +764,18 @@ export function execIret(m: Machine, i: Insn): number {
   const cpl = m.cpl;
   const began64 = m.mode64;
   const mask = os === 8 ? -1 : os === 4 ? -1 : 0xffff;
-  // IRETQ-02 (and in 64-bit mode IRETQ-10's SS:RSP, read up front when on the same page).
-  if (!readStackSlots(m, began64 ? 5 : 3, os)) return ST_FAULT;
+  // IRETQ-02. IRETQ-10's SS:RSP are read after the CS checks (a fault on their slots must not win
+  // over a #GP/#NP for CS); when all five slots lie in one page they cannot fault separately, so
+  // they are read up front.
+  const upFront = began64 && (m.r[2 * RSP]! & 0xfff) + 5 * os <= 4096;
+  if (!readStackSlots(m, upFront ? 5 : 3, os)) return ST_FAULT;
   const ripLo = stackSlots[0]! & mask;
   const ripHi = os === 8 ? stackSlots[1]! : 0;
   const cs = stackSlots[2]! & 0xffff;
   const fl = stackSlots[4]! & mask;
-  let rspLo0 = began64 ? stackSlots[6]! & mask : 0;
-  let rspHi0 = began64 && os === 8 ? stackSlots[7]! : 0;
-  let ss0 = began64 ? stackSlots[8]! & 0xffff : 0;
+  let rspLo0 = upFront ? stackSlots[6]! & mask : 0;
+  let rspHi0 = upFront && os === 8 ? stackSlots[7]! : 0;
+  let ss0 = upFront ? stackSlots[8]! & 0xffff : 0;
   if (!checkReturnCs(m, cs)) return ST_FAULT;
   const cdlo = m.descLo, cdhi = m.descHi, caLo = m.descAddrLo, caHi = m.descAddrHi;
   const rpl = cs & 3;
@@ -780,10 +784,10 @@ export function execIret(m: Machine, i: Insn): number {
   let rspLo = 0, rspHi = 0, ss = 0;
   let sdlo = 0, sdhi = 0, saLo = 0, saHi = 0;
   if (readSs) {
-    if (!began64) {
+    if (!upFront) {
       rspLo0 = peek(m, 3 * os, os) & mask;
       if (m.fVec >= 0) return ST_FAULT;
-      rspHi0 = 0;
+      rspHi0 = os === 8 ? m.vh : 0;
       ss0 = peek(m, 4 * os, os) & 0xffff;
       if (m.fVec >= 0) return ST_FAULT;
     }

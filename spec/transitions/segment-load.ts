@@ -159,14 +159,15 @@ export function execPopSreg(t: Transaction, insn: Instruction): Fault | undefine
 /**
  * On a return to an outer privilege level (far RET, IRET): DS, ES, FS and GS holding a non-NULL
  * selector for data or non-conforming code with DPL < the new CPL become NULL (selector 0, hidden
- * part marked unusable, the base and other hidden fields kept). NULL selectors are left alone.
+ * part limit 0, attributes 0, unusable; the base kept: docs/model-choices.md "NULL segment hidden
+ * parts"). NULL selectors are left alone.
  */
 export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rule: RuleId): void {
   for (const sreg of ["es", "ds", "fs", "gs"] as const) {
     const seg = t.m[sreg];
     if (isNullSelector(seg.selector)) continue;
     const dataOrNonConforming = seg.s === 1 && (seg.type & 0xc) !== 0xc;
-    if (dataOrNonConforming && seg.dpl < newCpl) t.update(rule, segmentPatch(sreg, { ...seg, selector: 0, unusable: 1 }));
+    if (dataOrNonConforming && seg.dpl < newCpl) t.update(rule, segmentPatch(sreg, nullSegment(0, seg.base)));
   }
 }
 

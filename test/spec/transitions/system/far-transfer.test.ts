@@ -97,6 +97,12 @@ describe("far RET to an outer privilege", () => {
     expect(m.fs).toEqual(m0.fs);
     expect(m.gs).toMatchObject({ selector: 0, unusable: 1, base: 0x9000n });
   });
+  it("RETF-11: a nulled data segment gets the NULL hidden part of IRETQ-16 (limit 0, attributes 0, base kept)", () => {
+    // Lockstep found spec kept the old limit and attributes here while its IRET (and impl) cleared them.
+    const m0 = { ...kernel([0x200000n, 0x2bn, 0x210000n, 0x23n]), ds: { ...KERNEL_SS, base: 0x1234n } };
+    const m = retired(stepBytes(m0, LRETQ));
+    expect(m.ds).toEqual({ selector: 0, base: 0x1234n, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 });
+  });
 });
 
 describe("far JMP through memory", () => {

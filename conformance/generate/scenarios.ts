@@ -1,0 +1,592 @@
+// Scenario families for lockstep testing of the *transitions* (IRET, event delivery, SYSCALL/SYSRET,
+// segment loads and far returns, paging, MSRs/CRs) with unusual inputs. A scenario is plain data
+// (fast-check shrinks it field by field); `buildScenario` applies it to the vectors' shared layout
+// (conformance/vectors/README.md, "Layout shared by these tests"): GDT at 0x8000, IDT at 0x9000
+// with `hlt` handlers at 0xb000 + 16·v, TSS at 0xa000, kernel code 0x10000, user code 0x200000.
+// Instructions are encoded with iced-x86 (never hand-assembled).
+import fc from "fast-check";
+import { iced } from "./iced.ts";
+import type { ProfileName } from "../../spec/format/profile.ts";
+import type { ArchState, CpuRunState, Segment } from "../../spec/format/state.ts";
+
+const { Code: C, Register: R } = iced;
+
+// ------------------------------------------------------------------------------------------------
+// The data
+// ------------------------------------------------------------------------------------------------
+
+/** One instruction: an opcode name from `OPS` and its parameters. */
+export interface Insn {
+  readonly op: string;
+  readonly imm?: number;
+}
+
+export interface Poke {
+  readonly address: bigint;
+  readonly size: 1 | 2 | 4 | 8;
+  readonly value: bigint;
+}
+
+export type SegName = "ds" | "es" | "fs" | "gs" | "ss";
+
+export interface Scenario {
+  readonly family: string;
+  readonly profile: ProfileName;
+  /** Start at CPL 0 (kernel code 0x10000, RSP 0x20000) or CPL 3 (user code 0x200000). */
+  readonly ring: 0 | 3;
+  /** Start in compatibility mode (CS = kernel CS32 0x40 or user CS32 0x1b). */
+  readonly compat: boolean;
+  readonly rflags: bigint;
+  readonly rsp: bigint;
+  /** General registers by SDM number (RSP excluded: `rsp`). */
+  readonly regs: readonly (readonly [number, bigint])[];
+  /** Code at the start RIP (encoded for the starting mode), then HLT. */
+  readonly code: readonly Insn[];
+  /** Memory stores applied after the layout (physical = linear in low memory). */
+  readonly pokes: readonly Poke[];
+  /** Segment registers loaded (hidden part built from a GDT selector and its descriptor fields). */
+  readonly segments: readonly (readonly [SegName, Segment])[];
+  readonly set: {
+    readonly cr0?: bigint;
+    readonly cr4?: bigint;
+    readonly cr8?: bigint;
+    readonly efer?: bigint;
+    readonly star?: bigint;
+    readonly lstar?: bigint;
+    readonly cstar?: bigint;
+    readonly fmask?: bigint;
+    readonly kernelGsBase?: bigint;
+    readonly trLimit?: number;
+    readonly idtrLimit?: number;
+  };
+  readonly cpu: Partial<Pick<CpuRunState, "pendingIrq" | "pendingNmi" | "nmiBlocked" | "shadow">>;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Encoding
+// ------------------------------------------------------------------------------------------------
+
+type Build = (insn: Insn, bits: 32 | 64) => InstanceType<typeof iced.Instruction>;
+const ax = (bits: 32 | 64) => (bits === 64 ? R.RAX : R.EAX);
+const bx = (bits: 32 | 64) => (bits === 64 ? R.RBX : R.EBX);
+const at = (base: number) => new iced.MemoryOperand(base, R.None, 1, 0n, 0, false, R.None);
+const bare = (code: number): Build => () => iced.Instruction.create(code);
+const by = (c64: number, c32: number): Build => (_, bits) => iced.Instruction.create(bits === 64 ? c64 : c32);
+
+/** The opcodes scenarios use. Register conventions: RAX = selector / value, RBX = address,
+ *  RCX/RDX as RDMSR/WRMSR expect. */
+export const OPS: Readonly<Record<string, Build>> = {
+  iretq: bare(C.Iretq),
+  iretd: bare(C.Iretd),
+  iretw: bare(C.Iretw),
+  lretq: bare(C.Retfq),
+  lretd: bare(C.Retfd),
+  lretw: bare(C.Retfw),
+  lretqImm: (i) => iced.Instruction.createU32(C.Retfq_imm16, (i.imm ?? 0) & 0xffff),
+  syscall: bare(C.Syscall),
+  sysretq: bare(C.Sysretq),
+  sysretd: bare(C.Sysretd),
+  swapgs: bare(C.Swapgs),
+  int: (i) => iced.Instruction.createU32(C.Int_imm8, (i.imm ?? 0) & 0xff),
+  int3: bare(C.Int3),
+  int1: bare(C.Int1),
+  ud2: bare(C.Ud2),
+  hlt: bare(C.Hlt),
+  nop: bare(C.Nopd),
+  cli: bare(C.Cli),
+  sti: bare(C.Sti),
+  pushf: by(C.Pushfq, C.Pushfd),
+  popf: by(C.Popfq, C.Popfd),
+  rdmsr: bare(C.Rdmsr),
+  wrmsr: bare(C.Wrmsr),
+  movToCr: (i, bits) => iced.Instruction.createRegReg(bits === 64 ? C.Mov_cr_r64 : C.Mov_cr_r32, [R.CR0, R.CR2, R.CR3, R.CR4, R.CR8][(i.imm ?? 0) % 5]!, ax(bits)),
+  movFromCr: (i, bits) => iced.Instruction.createRegReg(bits === 64 ? C.Mov_r64_cr : C.Mov_r32_cr, ax(bits), [R.CR0, R.CR2, R.CR3, R.CR4, R.CR8][(i.imm ?? 0) % 5]!),
+  movSreg: (i) => iced.Instruction.createRegReg(C.Mov_Sreg_r32m16, [R.ES, R.SS, R.DS, R.FS, R.GS][(i.imm ?? 0) % 5]!, R.EAX),
+  popFs: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Popq_FS : C.Popd_FS, R.FS),
+  popGs: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Popq_GS : C.Popd_GS, R.GS),
+  pushRax: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Push_r64 : C.Push_r32, ax(bits)),
+  popRcx: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Pop_r64 : C.Pop_r32, bits === 64 ? R.RCX : R.ECX),
+  load: (_, bits) => iced.Instruction.createRegMem(bits === 64 ? C.Mov_r64_rm64 : C.Mov_r32_rm32, ax(bits), at(bx(bits))),
+  store: (_, bits) => iced.Instruction.createMemReg(bits === 64 ? C.Mov_rm64_r64 : C.Mov_rm32_r32, at(bx(bits)), ax(bits)),
+  inc: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Inc_rm64 : C.Inc_rm32, at(bx(bits))),
+  callRbx: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Call_rm64 : C.Call_rm32, bx(bits)),
+  jmpRbx: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Jmp_rm64 : C.Jmp_rm32, bx(bits)),
+  stac: bare(C.Stac),
+  clac: bare(C.Clac),
+};
+
+/** Encodes `code` then HLT. An instruction iced cannot encode for 32-bit code (IRETQ, SWAPGS,
+ *  SYSRETQ, ...) is placed as its 64-bit bytes: compatibility mode then decodes what those bytes
+ *  mean there (a REX byte is INC/DEC, SWAPGS is #UD), which is exactly the corner to test. */
+export function encode(code: readonly Insn[], rip: bigint, bits: 32 | 64): Uint8Array {
+  const out: number[] = [];
+  for (const insn of [...code, { op: "hlt" }]) {
+    let bytes: Uint8Array | undefined;
+    for (const b of bits === 64 ? [64 as const] : [32 as const, 64 as const]) {
+      const encoder = new iced.Encoder(b);
+      const i = OPS[insn.op]!(insn, b);
+      try {
+        encoder.encode(i, rip + BigInt(out.length));
+        bytes = encoder.takeBuffer();
+        break;
+      } catch (e) {
+        if (b === 64) throw e;
+      } finally {
+        i.free();
+        encoder.free();
+      }
+    }
+    out.push(...bytes!);
+  }
+  return Uint8Array.from(out);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Descriptors
+// ------------------------------------------------------------------------------------------------
+
+export interface DescriptorFields {
+  readonly type: number;
+  readonly s: number;
+  readonly dpl: number;
+  readonly p: number;
+  readonly avl: number;
+  readonly l: number;
+  readonly db: number;
+  readonly g: number;
+  /** Limit bits 19:0. */
+  readonly limit: number;
+  /** Base bits 31:0. */
+  readonly base: number;
+}
+
+/** The 8-byte segment descriptor. */
+export function descriptor(d: DescriptorFields): bigint {
+  const limit = BigInt(d.limit & 0xfffff);
+  const base = BigInt(d.base >>> 0);
+  const access = BigInt((d.type & 15) | ((d.s & 1) << 4) | ((d.dpl & 3) << 5) | ((d.p & 1) << 7));
+  const flags = BigInt((d.avl & 1) | ((d.l & 1) << 1) | ((d.db & 1) << 2) | ((d.g & 1) << 3));
+  return (limit & 0xffffn) | ((base & 0xffffffn) << 16n) | (access << 40n) | ((limit >> 16n) << 48n) | (flags << 52n) | ((base >> 24n) << 56n);
+}
+
+/** The hidden part a segment load of `selector` with descriptor `d` produces. */
+export function segmentFrom(selector: number, d: DescriptorFields): Segment {
+  const limit = d.g ? ((d.limit & 0xfffff) * 4096 + 4095) >>> 0 : d.limit & 0xfffff;
+  return { selector, base: BigInt(d.base >>> 0), limit, type: d.type, s: d.s, dpl: d.dpl, present: d.p, db: d.db, l: d.l, g: d.g, avl: d.avl, unusable: 0 };
+}
+
+const FLAT = { avl: 0, g: 1, limit: 0xfffff, base: 0 } as const;
+/** The layout's GDT, by index (6–7 is the TSS). */
+export const GDT: Readonly<Record<number, DescriptorFields>> = {
+  1: { ...FLAT, type: 11, s: 1, dpl: 0, p: 1, l: 1, db: 0 },
+  2: { ...FLAT, type: 3, s: 1, dpl: 0, p: 1, l: 0, db: 1 },
+  3: { ...FLAT, type: 11, s: 1, dpl: 3, p: 1, l: 0, db: 1 },
+  4: { ...FLAT, type: 3, s: 1, dpl: 3, p: 1, l: 0, db: 1 },
+  5: { ...FLAT, type: 11, s: 1, dpl: 3, p: 1, l: 1, db: 0 },
+  8: { ...FLAT, type: 11, s: 1, dpl: 0, p: 1, l: 0, db: 1 },
+  9: { ...FLAT, type: 3, s: 1, dpl: 3, p: 1, l: 0, db: 1 },
+  10: { ...FLAT, type: 3, s: 1, dpl: 0, p: 1, l: 0, db: 1 },
+  11: { ...FLAT, type: 15, s: 1, dpl: 3, p: 1, l: 1, db: 0 },
+};
+
+const GDT_BASE = 0x8000n;
+const IDT_BASE = 0x9000n;
+const TSS_BASE = 0xa000n;
+const handler = (v: number): bigint => 0xb000n + 16n * BigInt(v);
+
+export function gateBytes(g: GateFields): readonly Poke[] {
+  const offset = BigInt.asUintN(64, g.offset);
+  const low =
+    (offset & 0xffffn) | (BigInt(g.selector & 0xffff) << 16n) | (BigInt(g.istByte & 0xff) << 32n) |
+    (BigInt((g.type & 15) | ((g.s & 1) << 4) | ((g.dpl & 3) << 5) | ((g.p & 1) << 7)) << 40n) | (((offset >> 16n) & 0xffffn) << 48n);
+  const high = ((offset >> 32n) & 0xffffffffn) | (BigInt(g.reserved >>> 0) << 32n);
+  const address = IDT_BASE + 16n * BigInt(g.vector);
+  return [{ address, size: 8, value: low }, { address: address + 8n, size: 8, value: high }];
+}
+
+export interface GateFields {
+  readonly vector: number;
+  readonly type: number;
+  readonly s: number;
+  readonly dpl: number;
+  readonly p: number;
+  /** Byte 4: IST in bits 2:0, bits 7:3 reserved. */
+  readonly istByte: number;
+  readonly selector: number;
+  readonly offset: bigint;
+  readonly reserved: number;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Building the machine
+// ------------------------------------------------------------------------------------------------
+
+function poke(pages: Map<number, Uint8Array>, address: bigint, bytes: Uint8Array | readonly number[]): void {
+  for (let i = 0; i < bytes.length; i++) {
+    const a = address + BigInt(i);
+    const n = Number(a >> 12n);
+    let page = pages.get(n);
+    if (page === undefined) pages.set(n, (page = new Uint8Array(4096)));
+    page[Number(a & 0xfffn)] = bytes[i]!;
+  }
+}
+
+function le(value: bigint, size: number): number[] {
+  return Array.from({ length: size }, (_, i) => Number((BigInt.asUintN(64, value) >> BigInt(8 * i)) & 0xffn));
+}
+
+/** `base` is the kernel machine of test/helpers/fixture.ts (CPL 0, RIP 0x10000, RSP 0x20000). */
+export function buildScenario(s: Scenario, base: ArchState): ArchState {
+  const pages = new Map<number, Uint8Array>();
+  for (const [n, p] of base.memory) pages.set(n, p.slice());
+  const rip = s.ring === 0 ? 0x10000n : 0x200000n;
+  const csIndex = s.ring === 0 ? (s.compat ? 8 : 1) : s.compat ? 3 : 5;
+  const cs = segmentFrom((csIndex << 3) | s.ring, GDT[csIndex]!);
+  const ss = s.ring === 0 ? segmentFrom(0x10, GDT[2]!) : segmentFrom(0x23, GDT[4]!);
+  // Landing pads: a HLT at user code and one spare kernel HLT; entry points for LSTAR/CSTAR.
+  poke(pages, 0x200000n, [0xf4, 0xeb, 0xfd]);
+  poke(pages, 0x10800n, [0xf4, 0xeb, 0xfd]);
+  poke(pages, 0x12000n, [0xf4, 0xeb, 0xfd]);
+  for (const p of s.pokes) poke(pages, p.address, le(p.value, p.size));
+  poke(pages, rip, encode(s.code, rip, s.compat ? 32 : 64));
+  let gpr = base.gpr.map((v) => v);
+  for (const [n, v] of s.regs) if (n !== 4) gpr[n] = BigInt.asUintN(64, v);
+  gpr[4] = s.rsp;
+  const state: ArchState = {
+    ...base,
+    gpr,
+    rip,
+    rflags: s.rflags,
+    cs,
+    ss,
+    memory: pages,
+    cr0: s.set.cr0 ?? base.cr0,
+    cr4: s.set.cr4 ?? base.cr4,
+    cr8: s.set.cr8 ?? base.cr8,
+    efer: s.set.efer ?? base.efer,
+    star: s.set.star ?? base.star,
+    lstar: s.set.lstar ?? base.lstar,
+    cstar: s.set.cstar ?? base.cstar,
+    fmask: s.set.fmask ?? base.fmask,
+    kernelGsBase: s.set.kernelGsBase ?? base.kernelGsBase,
+    tr: s.set.trLimit === undefined ? base.tr : { ...base.tr, limit: s.set.trLimit },
+    idtr: s.set.idtrLimit === undefined ? base.idtr : { ...base.idtr, limit: s.set.idtrLimit },
+    cpu: { ...base.cpu, ...s.cpu },
+  };
+  const segs: Partial<Record<SegName, Segment>> = {};
+  for (const [name, seg] of s.segments) segs[name] = seg;
+  return { ...state, ...segs };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Arbitraries
+// ------------------------------------------------------------------------------------------------
+
+const bit = (n: number, on: boolean): bigint => (on ? 1n << BigInt(n) : 0n);
+/** `arb` in about `percent`% of the cases, else null (the layout's value is kept). */
+const sometimes = <T>(arb: fc.Arbitrary<T>, percent: number): fc.Arbitrary<T | null> =>
+  fc.oneof({ weight: 100 - percent, arbitrary: fc.constant(null) }, { weight: percent, arbitrary: arb });
+const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+const profile = fc.constantFrom<ProfileName>("intel", "amd");
+
+/** A selector: mostly the layout's entries, some out of the GDT limit (0x5f), RPL and TI random. */
+export const selectorArb = fc
+  .record({
+    index: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(1, 2, 3, 4, 5, 8, 9, 10, 11) }, { weight: 2, arbitrary: fc.constantFrom(0, 6, 7, 12, 0x1f, 0x1ff) }),
+    ti: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }),
+    rpl: fc.nat(3),
+  })
+  .map((x) => (x.index << 3) | (x.ti << 2) | x.rpl);
+
+/** An RFLAGS image with any of the interesting bits (for IRET frames, POPF, R11). */
+export const flagsImageArb = fc
+  .record({
+    arith: fc.nat(0xff),
+    tf: fc.boolean(), intf: fc.boolean(), df: fc.boolean(), iopl: fc.nat(3), nt: fc.boolean(), rf: fc.boolean(),
+    vm: fc.boolean(), ac: fc.boolean(), vif: fc.boolean(), vip: fc.boolean(), id: fc.boolean(),
+    reserved: fc.oneof({ weight: 8, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: fc.constantFrom(1n << 3n, 1n << 15n, 1n << 22n, 1n << 40n, 0x2n) }),
+  })
+  .map((f) =>
+    BigInt(f.arith & 0xd5) | 2n | bit(8, f.tf) | bit(9, f.intf) | bit(10, f.df) | (BigInt(f.iopl) << 12n) | bit(14, f.nt) | bit(16, f.rf) |
+    bit(17, f.vm) | bit(18, f.ac) | bit(19, f.vif) | bit(20, f.vip) | bit(21, f.id) | f.reserved);
+
+/** The starting RFLAGS: mostly plain, sometimes IOPL/AC/TF/NT/RF set (never VM: out of scope). */
+export const startFlagsArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(0x2n, 0x202n, 0x246n) },
+  { weight: 2, arbitrary: flagsImageArb.map((f) => BigInt.asUintN(22, f) & ~(1n << 17n) & ~0x8028n) },
+);
+
+/** Linear addresses: mapped kernel/user, unmapped, non-canonical, random. */
+export const addressArb = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(0x200000n, 0x10800n, 0xb030n, 0x11000n, 0x12000n) },
+  { weight: 2, arbitrary: fc.constantFrom(0x7fff_ffff_fff0n, 0x8000_0000_0000n, 0xffff_8000_0000_0000n, 0xffff_7fff_ffff_f000n, 0x1_0000_0000n, 0x800000n, 0xffff_ffff_ffff_fff0n, 0x0000_7fff_ffff_ffffn) },
+  { weight: 1, arbitrary: u64 },
+);
+
+/** Stack pointers: the layout's stacks (aligned or not), unmapped, user pages, non-canonical. */
+export const stackArb = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(0x20000n, 0x1ff00n, 0x1fff8n, 0x1fff3n, 0x210000n, 0x20fff0n) },
+  { weight: 2, arbitrary: fc.constantFrom(0x600010n, 0x5ffff8n, 0x8000_0000_0000n, 0xffff_8000_0000_0000n, 0x1000n, 0x7fff_ffff_fff8n, 0n, 0x24n) },
+  { weight: 1, arbitrary: u64 },
+);
+
+const descriptorArb: fc.Arbitrary<DescriptorFields> = fc.record({
+  type: fc.nat(15), s: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(0) }),
+  dpl: fc.nat(3), p: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(0) }),
+  avl: fc.nat(1), l: fc.nat(1), db: fc.nat(1), g: fc.nat(1),
+  limit: fc.constantFrom(0xfffff, 0xfffff, 0x0, 0x10, 0xffff), base: fc.constantFrom(0, 0, 0x1000, 0x80000000),
+});
+
+/** One GDT descriptor overwritten (indices 1..11; 6/7 are the TSS halves). */
+const gdtPatchArb = fc.record({ index: fc.integer({ min: 1, max: 11 }), d: descriptorArb });
+const gdtPokes = (patches: readonly { index: number; d: DescriptorFields }[]): Poke[] =>
+  patches.map((p) => ({ address: GDT_BASE + 8n * BigInt(p.index), size: 8, value: descriptor(p.d) }));
+
+/** DS/ES/FS/GS loaded from one of the layout's descriptors (or NULL) before the transition. */
+const dataSegsArb = fc.array(
+  fc.record({ reg: fc.constantFrom<SegName>("ds", "es", "fs", "gs"), index: fc.constantFrom(0, 1, 2, 3, 4, 5, 8, 9, 10, 11), rpl: fc.nat(3), base: fc.constantFrom(0n, 0x7000_0000n, 0xffff_8000_1234_0000n) }),
+  { maxLength: 4 },
+);
+function dataSegments(list: readonly { reg: SegName; index: number; rpl: number; base: bigint }[]): [SegName, Segment][] {
+  return list.map((x) => {
+    const d = GDT[x.index];
+    const seg: Segment = d === undefined
+      ? { selector: x.rpl, base: x.base, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 }
+      : { ...segmentFrom((x.index << 3) | x.rpl, d), base: x.reg === "fs" || x.reg === "gs" ? x.base : 0n };
+    return [x.reg, seg];
+  });
+}
+
+const stackPokes = (rsp: bigint, slots: readonly bigint[], size: 2 | 4 | 8): Poke[] =>
+  rsp < 0x600000n - BigInt(slots.length * size) ? slots.map((value, i) => ({ address: rsp + BigInt(i * size), size, value: BigInt.asUintN(size * 8, value) })) : [];
+
+const ringArb = (kernelWeight: number) => fc.oneof({ weight: kernelWeight, arbitrary: fc.constant<0 | 3>(0) }, { weight: 1, arbitrary: fc.constant<0 | 3>(3) });
+const compatArb = fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
+const defaultRsp = (ring: 0 | 3) => (ring === 0 ? 0x1ff00n : 0x20ff00n);
+
+// Family 1: IRET frames -----------------------------------------------------------------------------
+
+export const iretScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(5), compat: compatArb,
+    op: fc.constantFrom("iretq", "iretq", "iretd", "iretw"),
+    rip: addressArb, cs: selectorArb, flags: flagsImageArb, rsp: stackArb, ss: selectorArb,
+    rflags: startFlagsArb, at: fc.oneof({ weight: 5, arbitrary: fc.constant<bigint | null>(null) }, { weight: 1, arbitrary: stackArb }),
+    gdt: fc.array(gdtPatchArb, { maxLength: 2 }), segs: dataSegsArb, nmiBlocked: fc.boolean(),
+  })
+  .map((x) => {
+    const rsp = x.at ?? defaultRsp(x.ring);
+    const size = x.op === "iretq" ? 8 : x.op === "iretd" ? 4 : 2;
+    return {
+      family: "iret", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp, regs: [],
+      code: [{ op: x.op }],
+      pokes: [...stackPokes(rsp, [x.rip, BigInt(x.cs), x.flags, x.rsp, BigInt(x.ss)], size), ...gdtPokes(x.compat ? [] : x.gdt)],
+      segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: { nmiBlocked: x.nmiBlocked },
+    };
+  });
+
+// Family 2: delivery ------------------------------------------------------------------------------
+
+const TRIGGERS = ["int", "int3", "int1", "ud2", "pf", "irq", "nmi", "gp"] as const;
+type Trigger = (typeof TRIGGERS)[number];
+
+const gateArb = fc.record({
+  type: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(14, 15) }, { weight: 1, arbitrary: fc.nat(15) }),
+  s: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }),
+  dpl: fc.nat(3),
+  p: fc.oneof({ weight: 6, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(0) }),
+  istByte: fc.oneof({ weight: 6, arbitrary: fc.nat(7) }, { weight: 1, arbitrary: fc.nat(255) }),
+  selector: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0x08, 0x08, 0x58) }, { weight: 2, arbitrary: selectorArb }),
+  offset: fc.oneof({ weight: 4, arbitrary: fc.constant<bigint | null>(null) }, { weight: 2, arbitrary: addressArb }),
+  reserved: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer() }),
+});
+
+function triggerVector(t: Trigger, n: number): number {
+  switch (t) {
+    case "int": case "irq": return n;
+    case "int3": return 3;
+    case "int1": return 1;
+    case "ud2": return 6;
+    case "pf": return 14;
+    case "nmi": return 2;
+    case "gp": return 13;
+  }
+}
+
+export const deliveryScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(2), compat: compatArb,
+    trigger: fc.constantFrom(...TRIGGERS), n: fc.constantFrom(3, 8, 13, 14, 32, 0x80, 0xff, 1, 2, 6, 17, 0x31),
+    gate: sometimes(gateArb, 70),
+    other: sometimes(fc.record({ vector: fc.constantFrom(8, 8, 13, 14, 12, 10, 11), gate: gateArb }), 25),
+    rsp0: sometimes(stackArb, 30), istn: fc.nat({ max: 7 }), ist: sometimes(stackArb, 30),
+    trLimit: sometimes(fc.constantFrom(0x67, 0x0b, 0x23, 0x24, 0x2b, 0x5b, 0x5c, 0x0), 15),
+    idtrLimit: sometimes(fc.constantFrom(0xfff, 0x5f, 0x8f, 0x8e, 0x0, 0xe7, 0x1f, 0x800, 0x807), 15),
+    rsp: sometimes(stackArb, 30), rflags: startFlagsArb, cr8: fc.constantFrom(0n, 0n, 2n, 15n),
+    gdt: fc.array(gdtPatchArb, { maxLength: 1 }), nmiBlocked: fc.boolean(), shadow: fc.constantFrom<"none" | "sti" | "movss">("none", "none", "sti", "movss"),
+  })
+  .map((x) => {
+    const vector = triggerVector(x.trigger, x.n);
+    const pokes: Poke[] = [];
+    if (x.gate !== null) pokes.push(...gateBytes({ ...x.gate, vector, offset: x.gate.offset ?? handler(vector) }));
+    if (x.other !== null) pokes.push(...gateBytes({ ...x.other.gate, vector: x.other.vector, offset: x.other.gate.offset ?? handler(x.other.vector) }));
+    if (x.rsp0 !== null) pokes.push({ address: TSS_BASE + 4n, size: 8, value: x.rsp0 });
+    if (x.ist !== null && x.istn > 0) pokes.push({ address: TSS_BASE + 0x24n + 8n * BigInt(x.istn - 1), size: 8, value: x.ist });
+    pokes.push(...gdtPokes(x.gdt));
+    const code: Insn[] =
+      x.trigger === "int" ? [{ op: "int", imm: x.n }] : x.trigger === "int3" ? [{ op: "int3" }] : x.trigger === "int1" ? [{ op: "int1" }] :
+      x.trigger === "ud2" ? [{ op: "ud2" }] : x.trigger === "pf" ? [{ op: "load" }] : x.trigger === "gp" ? [{ op: "wrmsr" }] : [{ op: "nop" }, { op: "nop" }];
+    return {
+      family: "delivery", profile: x.profile, ring: x.ring, compat: x.compat,
+      rflags: x.trigger === "irq" ? x.rflags | 0x200n : x.rflags,
+      rsp: x.rsp ?? defaultRsp(x.ring),
+      regs: [[3, 0x800000n], [1, 0xdeadn]],
+      code, pokes, segments: [],
+      set: { cr8: x.cr8, ...(x.trLimit === null ? {} : { trLimit: x.trLimit }), ...(x.idtrLimit === null ? {} : { idtrLimit: x.idtrLimit }) },
+      cpu: { nmiBlocked: x.nmiBlocked, shadow: x.shadow, pendingIrq: x.trigger === "irq" ? x.n : null, pendingNmi: x.trigger === "nmi" },
+    };
+  });
+
+// Family 3: SYSCALL / SYSRET ----------------------------------------------------------------------
+
+export const syscallScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(1), compat: compatArb,
+    ops: fc.array(fc.constantFrom("syscall", "syscall", "sysretq", "sysretq", "sysretd", "swapgs", "pushf"), { minLength: 1, maxLength: 3 }),
+    sysretBase: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0x18, 0x1b, 0x13) }, { weight: 1, arbitrary: fc.nat(0xffff) }),
+    syscallCs: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0x08, 0x0b, 0x0a) }, { weight: 1, arbitrary: fc.nat(0xffff) }),
+    starLow: fc.constantFrom(0, 0x12345678),
+    lstar: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0x11000n, 0x200000n) }, { weight: 1, arbitrary: addressArb }),
+    cstar: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0x12000n) }, { weight: 1, arbitrary: addressArb }),
+    fmask: fc.oneof({ weight: 2, arbitrary: fc.constantFrom(0x200n, 0x47700n, 0x0n, 0x3ffffn) }, { weight: 1, arbitrary: fc.nat(0xffffffff).map(BigInt) }),
+    sce: fc.oneof({ weight: 6, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    nxe: fc.boolean(),
+    rcx: addressArb, r11: flagsImageArb, rflags: startFlagsArb,
+    ss: fc.constantFrom("normal", "normal", "null", "nullRpl"), nmiBlocked: fc.boolean(),
+    irq: sometimes(fc.constantFrom(32, 0x80, 0xff), 20),
+  })
+  .map((x) => {
+    const star = (BigInt(x.sysretBase) << 48n) | (BigInt(x.syscallCs) << 32n) | BigInt(x.starLow);
+    const segments: [SegName, Segment][] = x.ss === "normal" ? [] : [["ss", { selector: x.ss === "null" ? 0 : 3, base: 0n, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 }]];
+    return {
+      family: "syscall", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp: defaultRsp(x.ring),
+      regs: [[1, x.rcx], [11, x.r11]], code: x.ops.map((op) => ({ op })), pokes: [],
+      // Not in compatibility mode: there a NULL SS makes every stack access fault on segmentation,
+      // which spec/ does not model yet (see COMPAT_SEGMENTATION below).
+      segments: x.ring === 0 && !x.compat ? segments : [],
+      set: { star, lstar: x.lstar, cstar: x.cstar, fmask: x.fmask, efer: 0x500n | (x.sce ? 1n : 0n) | (x.nxe ? 0x800n : 0n) },
+      cpu: { nmiBlocked: x.nmiBlocked, pendingIrq: x.irq },
+    };
+  });
+
+// Family 4: segment loads and far returns ---------------------------------------------------------
+
+export const segmentScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(2), compat: compatArb,
+    op: fc.constantFrom("movSreg", "movSreg", "popFs", "popGs", "lretq", "lretq", "lretd", "lretw", "lretqImm"),
+    sreg: fc.nat(4), selector: selectorArb, imm: fc.constantFrom(0, 8, 0x10, 0xfff8),
+    rip: addressArb, cs: selectorArb, rsp: stackArb, ss: selectorArb,
+    gdt: fc.array(gdtPatchArb, { maxLength: 2 }), segs: dataSegsArb, rflags: startFlagsArb, follow: fc.boolean(),
+  })
+  .map((x) => {
+    const rsp = defaultRsp(x.ring);
+    const lret = x.op.startsWith("lret");
+    const size = x.op === "lretd" ? 4 : x.op === "lretw" ? 2 : 8;
+    const slots = lret ? [x.rip, BigInt(x.cs), ...(x.op === "lretqImm" ? [] : []), x.rsp, BigInt(x.ss)] : [BigInt(x.selector)];
+    // lret imm16 reads SS:RSP after the immediate: place them there too.
+    const pokes = [...stackPokes(rsp, slots, size), ...gdtPokes(x.compat ? [] : x.gdt)];
+    if (x.op === "lretqImm") pokes.push(...stackPokes(rsp + 16n + BigInt(x.imm), [x.rsp, BigInt(x.ss)], 8));
+    const code: Insn[] = [{ op: x.op, imm: x.op === "movSreg" ? x.sreg : x.imm }, ...(x.follow ? [{ op: "pushRax" }, { op: "popRcx" }] : [])];
+    return {
+      family: "segment", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp,
+      regs: [[0, BigInt(x.selector)]], code, pokes, segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: {},
+    };
+  });
+
+// Family 5: paging --------------------------------------------------------------------------------
+
+/** Page-table entry flags: P RW US PWT PCD A D PS G, XD, a reserved bit, ignored bits. */
+const pteFlagsArb = fc
+  .record({
+    p: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    rw: fc.boolean(), us: fc.boolean(), a: fc.boolean(), d: fc.boolean(), pat: fc.boolean(), g: fc.boolean(), xd: fc.boolean(),
+    rsvd: fc.oneof({ weight: 5, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: fc.constantFrom(1n << 51n, 1n << 46n, 1n << 13n, 1n << 52n, 1n << 62n, 1n << 9n) }),
+  })
+  .map((f) => bit(0, f.p) | bit(1, f.rw) | bit(2, f.us) | bit(5, f.a) | bit(6, f.d) | bit(7, f.pat) | bit(8, f.g) | bit(63, f.xd) | f.rsvd);
+
+const PT_LOW = 0x5000n; // maps 0–2 MiB in 4 KiB pages (supervisor)
+const PT_USER = 0x6000n; // maps 2–4 MiB in 4 KiB pages (user)
+
+export const pagingScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(1),
+    ops: fc.array(fc.constantFrom("load", "store", "inc", "pushRax", "popRcx", "callRbx", "jmpRbx", "int", "ud2", "stac", "clac", "pushf"), { minLength: 1, maxLength: 3 }),
+    target: fc.constantFrom(0x30000n, 0x220000n, 0x221000n, 0x20f000n, 0x1f000n),
+    offset: fc.constantFrom(0n, 8n, 0xff8n, 0xffcn, 0xfffn, 1n, 3n),
+    dataFlags: pteFlagsArb, stackFlags: pteFlagsArb, kstackFlags: sometimes(pteFlagsArb, 20),
+    pdeUser: sometimes(fc.constantFrom(0x7n, 0x5n, 0x3n, 0x8000_0000_0000_0007n, 0x27n, 0x87n), 25),
+    stack: fc.constantFrom("stack", "data"),
+    wp: fc.boolean(), am: fc.boolean(), smep: fc.boolean(), smap: fc.boolean(), ac: fc.boolean(), nxe: fc.boolean(),
+  })
+  .map((x) => {
+    const pokes: Poke[] = [];
+    // Split the first two 2 MiB pages into 4 KiB tables, identity-mapped.
+    for (let i = 0n; i < 512n; i++) {
+      pokes.push({ address: PT_LOW + 8n * i, size: 8, value: (i << 12n) | 0x3n });
+      pokes.push({ address: PT_USER + 8n * i, size: 8, value: (0x200000n + (i << 12n)) | 0x7n });
+    }
+    pokes.push({ address: 0x3000n, size: 8, value: PT_LOW | 0x3n });
+    pokes.push({ address: 0x3008n, size: 8, value: PT_USER | (x.pdeUser ?? 0x7n) });
+    const pteAddress = (page: bigint) => (page < 0x200000n ? PT_LOW + 8n * (page >> 12n) : PT_USER + 8n * ((page - 0x200000n) >> 12n));
+    const mapped = (page: bigint, flags: bigint) => ({ address: pteAddress(page), size: 8 as const, value: page | flags });
+    const userStack = 0x20f000n;
+    pokes.push(mapped(x.target, x.dataFlags));
+    if (x.target !== userStack) pokes.push(mapped(x.ring === 0 ? 0x1f000n : userStack, x.stackFlags));
+    if (x.kstackFlags !== null) pokes.push(mapped(0x1f000n, x.kstackFlags));
+    // Code in the data page for fetches: `nop; ret`.
+    pokes.push({ address: x.target + x.offset, size: 2, value: 0xc390n });
+    const rsp = x.stack === "data" ? x.target + 0x800n : x.ring === 0 ? 0x1ff00n : 0x20ff00n;
+    return {
+      family: "paging", profile: x.profile, ring: x.ring, compat: false,
+      rflags: 0x202n | bit(18, x.ac), rsp,
+      regs: [[3, x.target + x.offset], [0, 0x1122334455667788n]], code: x.ops.map((op) => ({ op, imm: 0x80 })), pokes,
+      segments: [],
+      set: {
+        cr0: 0x80010033n & ~(x.wp ? 0n : 0x10000n) | (x.am ? 0x40000n : 0n),
+        cr4: 0x620n | (x.smep ? 1n << 20n : 0n) | (x.smap ? 1n << 21n : 0n),
+        efer: 0x501n | (x.nxe ? 0x800n : 0n),
+      },
+      cpu: {},
+    };
+  });
+
+// Family 6: MSRs and control registers --------------------------------------------------------------
+
+const MSRS = [0xc0000080, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000100, 0xc0000101, 0xc0000102, 0x10, 0x1b, 0x174, 0x175, 0x176, 0x277, 0xc0000085, 0x0, 0xc0000103];
+const valueArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(0n, 0xd01n, 0x501n, 0x901n, 0xd00n, 0x1d01n, 0x8000_0000_0000n, 0x7fff_ffff_ffffn, 0xffff_8000_0000_0000n, 0xffff_ffff_ffff_ffffn, 0x1_0000_0000n, 0x80050033n, 0x80010033n, 0x80000033n, 0xe0050033n, 0x620n, 0x300620n, 0x100620n, 0x600n, 0x1000n, 0x1001n, 0x4000_0000_1000n, 0xfn, 0x10n, 0x60000011n, 0x80000001n) },
+  { weight: 1, arbitrary: u64 },
+);
+
+export const msrCrScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(6), compat: compatArb,
+    ops: fc.array(fc.record({ op: fc.constantFrom("rdmsr", "wrmsr", "wrmsr", "movToCr", "movToCr", "movFromCr", "syscall", "swapgs"), cr: fc.nat(4) }), { minLength: 1, maxLength: 3 }),
+    msr: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...MSRS) }, { weight: 1, arbitrary: fc.nat(0xffffffff) }),
+    value: valueArb,
+  })
+  .map((x) => ({
+    family: "msrcr", profile: x.profile, ring: x.ring, compat: x.compat, rflags: 0x2n, rsp: defaultRsp(x.ring),
+    regs: [[0, x.value], [1, BigInt(x.msr)], [2, x.value >> 32n]] as const,
+    code: x.ops.map((o) => ({ op: o.op, imm: o.cr })), pokes: [], segments: [], set: {}, cpu: {},
+  }));
+
+export const FAMILIES: Readonly<Record<string, fc.Arbitrary<Scenario>>> = {
+  iret: iretScenario,
+  delivery: deliveryScenario,
+  syscall: syscallScenario,
+  segment: segmentScenario,
+  paging: pagingScenario,
+  msrcr: msrCrScenario,
+};
