@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../spec/format/state.ts";
 import { Code, Instruction as I, Program, Reg, abs, mem } from "../../bench/asm.ts";
 import { gate } from "../../bench/layout.ts";
-import { CONFIGS, RAX, RBX, RCX, baseMemory, layoutState, runOn, type Outcome } from "./helpers.ts";
+import { RAX, RBX, RCX, baseMemory, layoutState, runAll, read64 } from "./helpers.ts";
 import type { Memory } from "../../bench/layout.ts";
 
 function asm(rip: bigint, build: (p: Program) => void): Uint8Array {
@@ -13,25 +13,7 @@ function asm(rip: bigint, build: (p: Program) => void): Uint8Array {
   return p.encode();
 }
 
-/** Runs on every configuration, checks they agree, returns the outcome. */
-function runAll(state: ArchState, steps: number): Outcome {
-  const outs = CONFIGS.map((c) => runOn(state, steps, c.opts));
-  for (const o of outs.slice(1)) {
-    expect(o.stop).toEqual(outs[0]!.stop);
-    expect(o.text).toBe(outs[0]!.text);
-  }
-  return outs[0]!;
-}
 
-function read64(s: ArchState, address: bigint): bigint {
-  let v = 0n;
-  for (let i = 7n; i >= 0n; i--) {
-    const a = address + i;
-    const page = s.memory.get(Number(a >> 12n));
-    v = (v << 8n) | BigInt(page === undefined ? 0 : page[Number(a & 0xfffn)]!);
-  }
-  return v;
-}
 
 function kernel(code: Uint8Array, setup?: (m: Memory) => void, regs: Record<number, bigint> = {}): ArchState {
   const m = baseMemory();

@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 // Shared helpers for the impl/ tests: machines on the shared layout, running a program on
 // several engine configurations, and comparing whole architectural states.
 import type { ArchState } from "../../spec/format/state.ts";
@@ -97,3 +98,24 @@ export function withRegs(s: ArchState, regs: Record<number, bigint>, extra: Part
 }
 
 export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7;
+
+/** Runs on every configuration, checks they agree, returns the outcome. */
+export function runAll(state: ArchState, steps: number): Outcome {
+  const outs = CONFIGS.map((c) => runOn(state, steps, c.opts));
+  for (const o of outs.slice(1)) {
+    expect(o.stop).toEqual(outs[0]!.stop);
+    expect(o.text).toBe(outs[0]!.text);
+  }
+  return outs[0]!;
+}
+
+/** The little-endian qword at a physical address of a state (absent pages read as zero). */
+export function read64(s: ArchState, address: bigint): bigint {
+  let v = 0n;
+  for (let i = 7n; i >= 0n; i--) {
+    const a = address + i;
+    const page = s.memory.get(Number(a >> 12n));
+    v = (v << 8n) | BigInt(page === undefined ? 0 : page[Number(a & 0xfffn)]!);
+  }
+  return v;
+}

@@ -7,26 +7,9 @@ import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../spec/format/state.ts";
 import { Code, Instruction as I, Program, Reg, abs, mem } from "../../bench/asm.ts";
 import { gate, type Memory } from "../../bench/layout.ts";
-import { CONFIGS, RBX, RCX, baseMemory, layoutState, runOn, type Outcome } from "./helpers.ts";
+import { RBX, RCX, baseMemory, layoutState, runAll, read64 } from "./helpers.ts";
 
-function runAll(state: ArchState, steps: number): Outcome {
-  const outs = CONFIGS.map((c) => runOn(state, steps, c.opts));
-  for (const o of outs.slice(1)) {
-    expect(o.stop).toEqual(outs[0]!.stop);
-    expect(o.text).toBe(outs[0]!.text);
-  }
-  return outs[0]!;
-}
 
-function read64(s: ArchState, address: bigint): bigint {
-  let v = 0n;
-  for (let i = 7n; i >= 0n; i--) {
-    const a = address + i;
-    const page = s.memory.get(Number(a >> 12n));
-    v = (v << 8n) | BigInt(page === undefined ? 0 : page[Number(a & 0xfffn)]!);
-  }
-  return v;
-}
 
 type Insn = ReturnType<typeof I.create>;
 
