@@ -22,11 +22,23 @@ export interface LockstepResult {
 
 const ENDS: ReadonlySet<EngineEvent["kind"]> = new Set(["shutdown", "unsupported", "memory-limit"]);
 
-export function lockstep(a: Engine, b: Engine, state: ArchState, profile: ProfileName, maxSteps: number): LockstepResult {
+/**
+ * `stopAt`, when given, ends the run (without a divergence) at a boundary whose state it accepts:
+ * for states outside what both engines model alike (a known gap), not to hide a divergence.
+ */
+export function lockstep(
+  a: Engine,
+  b: Engine,
+  state: ArchState,
+  profile: ProfileName,
+  maxSteps: number,
+  stopAt?: (state: ArchState) => boolean,
+): LockstepResult {
   a.load(state, profile);
   b.load(state, profile);
   let last: EngineEvent | undefined;
   for (let step = 1; step <= maxSteps; step++) {
+    if (stopAt?.(a.state()) === true) return { steps: step - 1, divergence: null, last };
     const eventA = a.step();
     const eventB = b.step();
     const textA = describeEvent(eventA);

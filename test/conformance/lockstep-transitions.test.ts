@@ -11,9 +11,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { FAMILIES, buildScenario, type Scenario } from "../../conformance/generate/scenarios.ts";
-import { compareStates, describeEvent, unionRanges } from "../../conformance/compare-state.ts";
-import type { Engine, EngineEvent } from "../../spec/format/engine.ts";
-import type { ProfileName } from "../../spec/format/profile.ts";
+import { lockstep } from "../../conformance/lockstep.ts";
 import type { Segment } from "../../spec/format/state.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
@@ -46,30 +44,10 @@ export function compatSegmentationGap(st: ArchState): boolean {
   return compat && !(flat(st.cs, false) && flat(st.ds, true) && flat(st.es, true) && flat(st.ss, true));
 }
 
-interface Divergence { readonly step: number; readonly eventA: string; readonly eventB: string; readonly differences: readonly { field: string; a: string; b: string }[] }
-
-/** conformance/lockstep.ts's loop, stopping early at `compatSegmentationGap` states. */
-function lockstepTransitions(a: Engine, b: Engine, state: ArchState, profile: ProfileName, maxSteps: number): Divergence | null {
-  a.load(state, profile);
-  b.load(state, profile);
-  for (let step = 1; step <= maxSteps; step++) {
-    if (compatSegmentationGap(a.state())) return null;
-    const eventA: EngineEvent = a.step();
-    const eventB: EngineEvent = b.step();
-    const textA = describeEvent(eventA);
-    const textB = describeEvent(eventB);
-    const differences = compareStates(a.state(), b.state(), unionRanges(a.touched(), b.touched()));
-    if (textA !== textB || differences.length > 0) return { step, eventA: textA, eventB: textB, differences };
-    if (eventA.kind === "shutdown" || eventA.kind === "unsupported" || eventA.kind === "memory-limit") return null;
-    if (eventA.kind === "halted" && !a.state().cpu.pendingNmi && a.state().cpu.pendingIrq === null) return null;
-  }
-  return null;
-}
-
 /** Runs one scenario in lockstep; throws a replayable description on a divergence. */
 export function checkScenario(s: Scenario, label = "scenario"): void {
   const state = buildScenario(s, base);
-  const d = lockstepTransitions(new SpecEngine(), new ImplEngine(), state, s.profile, STEPS);
+  const d = lockstep(new SpecEngine(), new ImplEngine(), state, s.profile, STEPS, compatSegmentationGap).divergence;
   if (d === null) return;
   const file = join(tmpdir(), `ringspec-lockstep-${label}-${SEED}.json`);
   writeFileSync(file, JSON.stringify({ format: "ringspec-state/1", profile: s.profile, ...stateToJson(state) }, null, 1));
