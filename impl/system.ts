@@ -801,24 +801,18 @@ export function execIret(m: Machine, i: Insn): number {
     saHi = m.descAddrHi;
   }
   if (!farTargetOk(m, ripLo, ripHi, cdlo, cdhi)) return gp(m, 0);
-  // Accessed bits (implicit writes, CS before SS): both translated before either is written.
   const ca = m.prepAccessed(caLo, caHi, cdhi);
   if (ca === -1) return ST_FAULT;
   const sa = readSs && (ss & 0xfffc) !== 0 ? m.prepAccessed(saLo, saHi, sdhi) : -2;
   if (sa === -1) return ST_FAULT;
-  m.commitAccessed(ca);
-  m.commitAccessed(sa);
+  commitAccessedPair(m, ca, sa);
 
   // ---- commit (IRETQ-13..16) ----
   iretFlags(m, cpl, os, fl);
   m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
-  if (readSs) {
-    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss, false);
-    else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
-    m.r[2 * RSP] = rspLo;
-    m.r[2 * RSP + 1] = rspHi;
-  } else adjustStack(m, 3 * os);
+  if (readSs) loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
+  else adjustStack(m, 3 * os);
   if (rpl > cpl) nullInaccessibleSegments(m, rpl);
   m.updateMode();
   // Fill the IRET return cache (see above) when nothing was written and both descriptors are
@@ -840,6 +834,23 @@ export function execIret(m: Machine, i: Insn): number {
     c[ce + 9] = sg[SS * SEG_STRIDE + ATTR]!;
   }
   return ST_END;
+}
+
+/**
+ * The accessed bits of a far return (IRET, RETF): implicit writes, CS before SS, both already
+ * translated by prepAccessed, so neither is written unless both can be.
+ */
+function commitAccessedPair(m: Machine, cs: number, ss: number): void {
+  m.commitAccessed(cs);
+  m.commitAccessed(ss);
+}
+
+/** SS:RSP of a far return (IRET, RETF to an outer level): a NULL SS gets base 0 and is unusable. */
+function loadReturnStack(m: Machine, ss: number, sdlo: number, sdhi: number, rspLo: number, rspHi: number): void {
+  if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss, false);
+  else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
+  m.r[2 * RSP] = rspLo;
+  m.r[2 * RSP + 1] = rspHi;
 }
 
 export function execRetf(m: Machine, i: Insn): number {
@@ -875,16 +886,12 @@ export function execRetf(m: Machine, i: Insn): number {
   if (ca === -1) return ST_FAULT;
   const sa = outer && (ss & 0xfffc) !== 0 ? m.prepAccessed(saLo, saHi, sdhi) : -2;
   if (sa === -1) return ST_FAULT;
-  m.commitAccessed(ca);
-  m.commitAccessed(sa);
+  commitAccessedPair(m, ca, sa);
   // ---- commit ----
   m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
   if (outer) {
-    if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss, false);
-    else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
-    m.r[2 * RSP] = rspLo;
-    m.r[2 * RSP + 1] = rspHi;
+    loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
     m.updateMode();
     adjustStack(m, release);
     nullInaccessibleSegments(m, rpl);
