@@ -4,7 +4,7 @@
 // shared machine does not distort the figures; the guest runs on one thread.
 import { ImplEngine } from "../impl/engine.ts";
 import { SpecEngine } from "../spec/engine.ts";
-import type { Engine } from "../spec/format/engine.ts";
+import type { Engine } from "../contract/engine.ts";
 import { PROGRAMS, type BenchProgram } from "./programs.ts";
 
 export interface BenchOptions {

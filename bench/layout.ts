@@ -6,8 +6,8 @@
 //   0x28 user CS64, 0x30 TSS); IDT 0x9000 (every gate: 64-bit interrupt gate, DPL 0, handler
 //   `hlt; jmp .-1` at 0xb000 + 16·v); TSS 0xa000 (RSP0 0x20000, ISTn 0x21000 + 0x1000·(n−1));
 //   kernel code 0x10000, LSTAR 0x11000; user code 0x200000, user stack top 0x210000.
-import type { ArchState, Segment } from "../spec/format/state.ts";
-import { DEFAULT_CPU } from "../spec/format/state.ts";
+import type { ArchState, Segment } from "../contract/state.ts";
+import { DEFAULT_CPU } from "../contract/state.ts";
 
 export const KERNEL_CS: Segment = { selector: 0x08, base: 0n, limit: 0xffffffff, type: 11, s: 1, dpl: 0, present: 1, db: 0, l: 1, g: 1, avl: 0, unusable: 0 };
 export const KERNEL_SS: Segment = { selector: 0x10, base: 0n, limit: 0xffffffff, type: 3, s: 1, dpl: 0, present: 1, db: 1, l: 0, g: 1, avl: 0, unusable: 0 };

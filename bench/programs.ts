@@ -1,5 +1,5 @@
 // The benchmark guests, assembled with iced-x86 onto the shared layout (bench/layout.ts).
-import type { ArchState } from "../spec/format/state.ts";
+import type { ArchState } from "../contract/state.ts";
 import { Code, Instruction, Program, Reg, abs, mem } from "./asm.ts";
 import { LSTAR, Memory, USER_CODE, baseMemory, gate, layoutState } from "./layout.ts";
 

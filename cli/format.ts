@@ -1,9 +1,9 @@
 // Output formatting: saved-state documents, state diffs for traces, step events, stop lines.
-import { GPR_NAMES } from "../spec/format/schema.ts";
-import { bytesToHex, hex } from "../spec/format/hex.ts";
-import { stateToJson, type ArchState, type Segment } from "../spec/format/state.ts";
-import type { ProfileName } from "../spec/format/profile.ts";
-import type { EngineEvent } from "../spec/format/engine.ts";
+import { GPR_NAMES } from "../contract/schema.ts";
+import { bytesToHex, hex } from "../contract/hex.ts";
+import { stateToJson, type ArchState, type Segment } from "../contract/state.ts";
+import type { ProfileName } from "../contract/profile.ts";
+import type { EngineEvent } from "../contract/engine.ts";
 import { describeFault, type StepEvent } from "../spec/index.ts";
 import type { EngineExit } from "../conformance/vector-check.ts";
 

@@ -1,8 +1,8 @@
 // Reading state and vector files: every problem becomes one InputError line naming the file and,
-// for a bad document, the JSON path of the bad field (spec/format/load.ts).
+// for a bad document, the JSON path of the bad field (contract/load.ts).
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { FormatError, parseDocument, type LoadedFile } from "../spec/format/load.ts";
+import { FormatError, parseDocument, type LoadedFile } from "../contract/load.ts";
 
 export class InputError extends Error {
   override name = "InputError";

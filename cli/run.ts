@@ -6,8 +6,8 @@ import { BufferedOut, type Io } from "./io.ts";
 import { diffStates, describeEvent, stateDocument, stopLine } from "./format.ts";
 import { bitnessOf, bytesAtRip, describeInstructionAt, disassemble, pageReader, ripLinear } from "./disassemble.ts";
 import { ENGINES, ENGINE_FACTORIES, specEngine, type EngineResult, type VectorEngine } from "../conformance/vector-check.ts";
-import type { Engine, EngineEvent } from "../spec/format/engine.ts";
-import type { ArchState } from "../spec/format/state.ts";
+import type { Engine, EngineEvent } from "../contract/engine.ts";
+import type { ArchState } from "../contract/state.ts";
 import { stateFromMachine, type Machine, type StepResult } from "../spec/index.ts";
 
 export const RUN_HELP = `Usage: ringspec run FILE [options]

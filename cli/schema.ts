@@ -1,13 +1,13 @@
-// `ringspec schema`: the JSON Schema of the file formats (spec/format/json-schema.ts).
+// `ringspec schema`: the JSON Schema of the file formats (contract/json-schema.ts).
 import { parseArgs, HELP_OPTION, UsageError } from "./args.ts";
 import type { Io } from "./io.ts";
-import { jsonSchemaText } from "../spec/format/json-schema.ts";
+import { jsonSchemaText } from "../contract/json-schema.ts";
 
 export const SCHEMA_HELP = `Usage: ringspec schema
 
 Prints the JSON Schema (draft 2020-12) of ringspec-vector/1 and ringspec-state/1 files, generated
-from the zod schemas in spec/format/schema.ts. The committed copy is spec/format/schema.json:
-  node cli/bin.js schema > spec/format/schema.json
+from the zod schemas in contract/schema.ts. The committed copy is contract/schema.json:
+  node cli/bin.js schema > contract/schema.json
 The schema cannot say that msrs.FS_BASE/GS_BASE must equal sregs.fs.base/gs.base, nor that a state
 must be inside the model (IA-32e mode, modelled CR4/EFER bits); ringspec checks those on loading.`;
 

@@ -1,8 +1,8 @@
 // Field-by-field comparison of two architectural states (any two engines), for lockstep runs.
-import { GPR_NAMES } from "../spec/format/schema.ts";
-import { hex } from "../spec/format/hex.ts";
-import { SEGMENT_NAMES, type ArchState, type Segment } from "../spec/format/state.ts";
-import type { EngineEvent, PhysicalRange } from "../spec/format/engine.ts";
+import { GPR_NAMES } from "../contract/schema.ts";
+import { hex } from "../contract/hex.ts";
+import { SEGMENT_NAMES, type ArchState, type Segment } from "../contract/state.ts";
+import type { EngineEvent, PhysicalRange } from "../contract/engine.ts";
 
 export interface FieldDifference {
   readonly field: string;

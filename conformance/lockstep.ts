@@ -1,8 +1,8 @@
 // Runs two engines side by side from the same state and compares the event and the full state
 // after every step; returns the first divergence.
-import type { Engine, EngineEvent } from "../spec/format/engine.ts";
-import type { ProfileName } from "../spec/format/profile.ts";
-import type { ArchState } from "../spec/format/state.ts";
+import type { Engine, EngineEvent } from "../contract/engine.ts";
+import type { ProfileName } from "../contract/profile.ts";
+import type { ArchState } from "../contract/state.ts";
 import { compareStates, describeEvent, unionRanges, type FieldDifference } from "./compare-state.ts";
 
 export interface Divergence {

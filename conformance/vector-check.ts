@@ -2,15 +2,15 @@
 // vector's `initial` state through an engine and compare every field present in `expected`.
 // An engine is one function (`VectorEngine`); the spec adapter is `specEngine`. A second engine
 // (impl/) plugs in with one adapter of the same shape, added to `ENGINES`.
-import type { ExpectedParsed } from "../spec/format/schema.ts";
-import type { LoadedVector } from "../spec/format/load.ts";
-import type { ArchState, Segment, SegmentName } from "../spec/format/state.ts";
-import type { ProfileName } from "../spec/format/profile.ts";
+import type { ExpectedParsed } from "../contract/schema.ts";
+import type { LoadedVector } from "../contract/load.ts";
+import type { ArchState, Segment, SegmentName } from "../contract/state.ts";
+import type { ProfileName } from "../contract/profile.ts";
 import { ImplEngine } from "../impl/engine.ts";
 import { SpecEngine } from "../spec/engine.ts";
-import type { Engine } from "../spec/format/engine.ts";
-import { GPR_NAMES } from "../spec/format/schema.ts";
-import { bytesToHex, hex, hexToBytes } from "../spec/format/hex.ts";
+import type { Engine } from "../contract/engine.ts";
+import { GPR_NAMES } from "../contract/schema.ts";
+import { bytesToHex, hex, hexToBytes } from "../contract/hex.ts";
 import { run, machineFromState, stateFromMachine, profileByName, describeFault } from "../spec/index.ts";
 import type { Machine, StepResult, StepEvent } from "../spec/index.ts";
 
@@ -71,7 +71,7 @@ export function specEngine(onStep?: (before: Machine, result: StepResult) => voi
 const ENGINE_CHUNK = 1 << 16;
 
 /**
- * Any `Engine` (spec/format/engine.ts) as a VectorEngine: loads the state, runs in chunks of
+ * Any `Engine` (contract/engine.ts) as a VectorEngine: loads the state, runs in chunks of
  * ENGINE_CHUNK steps so that the timeout is checked between them, and reads the final state.
  * A new engine comes from `create` for every run.
  */

@@ -9,12 +9,12 @@
 //      run it compiled (compile.ts) or interpreted, never past the step budget; deliver the fault
 //      or software interrupt it stopped on (the same step as the instruction).
 // step() runs the same machinery for exactly one step and describes it as an EngineEvent.
-import type { ArchState, Segment, CpuRunState, InterruptShadow } from "../spec/format/state.ts";
-import type { ProfileName } from "../spec/format/profile.ts";
+import type { ArchState, Segment, CpuRunState, InterruptShadow } from "../contract/state.ts";
+import type { ProfileName } from "../contract/profile.ts";
 import type {
   Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, DeliverySource,
-} from "../spec/format/engine.ts";
-import { modelScopeViolation, MAXPHYADDR } from "../spec/format/scope.ts";
+} from "../contract/engine.ts";
+import { modelScopeViolation, MAXPHYADDR } from "../contract/scope.ts";
 import { Machine, PAGE_BYTES, F_TOUCHED } from "./machine.ts";
 import * as constsModule from "./consts.ts";
 import { getFlags } from "./flags.ts";
@@ -25,7 +25,7 @@ import { HANDLERS } from "./handlers.ts";
 import { Block, blockAt } from "./blocks.ts";
 import { compileBlock, COMPILE_AFTER } from "./compile.ts";
 import { deliver, DELIVERED, MEMLIMIT, SHUTDOWN } from "./deliver.ts";
-import { profileOf } from "./profile.ts";
+import { profileByName } from "../contract/profile.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
@@ -105,7 +105,7 @@ export class ImplEngine implements Engine {
     if (state.gpr.length !== 16) throw new RangeError("gpr: expected 16 registers");
     if ((state.rflags >> 32n) !== 0n) throw new RangeError("rflags: bits 63:32 are reserved");
     const m = new Machine({ maxPages: this.maxPages, uncached: this.uncached });
-    m.profile = profileOf(profile);
+    m.profile = profileByName(profile);
     this.profileName = profile;
     for (let n = 0; n < 16; n++) {
       const v = state.gpr[n]! & MASK64;
@@ -277,7 +277,9 @@ export class ImplEngine implements Engine {
     const inhibitAll = m.shadow === SHADOW_MOVSS;
     const irqOk = m.pendingIrq >= 0 && (m.flags & IF) !== 0 && m.shadow === SHADOW_NONE &&
       !(m.cr8 !== 0 && m.pendingIrq >> 4 <= m.cr8);
-    const nmiOk = m.pendingNmi && !m.nmiBlocked && !inhibitAll;
+    // SHADOW-04: whether an STI shadow holds back NMI is the profile's choice.
+    const nmiHeld = inhibitAll || (m.shadow === SHADOW_STI && m.profile.stiShadowBlocksNmi);
+    const nmiOk = m.pendingNmi && !m.nmiBlocked && !nmiHeld;
     if (m.halted && !irqOk && !nmiOk) return EV_HALT_STOP;
     if (m.pendingDebugTrap && !inhibitAll) return EV_DBTRAP;
     if (nmiOk) return EV_DO_NMI;

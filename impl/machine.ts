@@ -23,7 +23,7 @@
 //   entry; page() raises the #PF again without walking. Valid while tlbGen is unchanged (any TLB
 //   flush); the frames such a walk read become F_PT, so writes to them flush.
 import * as constsModule from "./consts.ts";
-import { INTEL, type VendorProfile } from "./profile.ts";
+import { INTEL, type Profile } from "../contract/profile.ts";
 import type { Insn } from "./insn.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
@@ -150,7 +150,7 @@ export class Machine {
   bins: Insn | null = null;
   /** Why the current instruction is unsupported (ST_UNSUP). */
   unsupReason = "";
-  profile: VendorProfile = INTEL;
+  profile: Profile = INTEL;
   /** High half of the last 8-byte read. */
   vh = 0;
   /** Linear address produced by `linear()`. */

@@ -5,7 +5,7 @@
 import type { Machine } from "./machine.ts";
 import type { Insn } from "./insn.ts";
 import * as constsModule from "./consts.ts";
-import { CR4_MODELLED } from "../spec/format/scope.ts";
+import { CR4_MODELLED } from "../contract/scope.ts";
 
 const CR4_MODELLED_LO = Number(CR4_MODELLED);
 import { getFlags, materialize, setFlags } from "./flags.ts";
@@ -188,7 +188,7 @@ function flat(sg: Int32Array, b: number, selector: number, attr: number): void {
 export function execSyscall(m: Machine): number {
   const compat = !m.mode64;
   // SYSCALL-01 (Intel) / SYSCALL-V1 (AMD: compatibility mode goes through CSTAR).
-  if (compat && !m.profile.compatSyscall) return ud(m);
+  if (compat && m.profile.syscallInCompatibilityMode === "ud") return ud(m);
   if ((m.efer & EFER_SCE) === 0) return ud(m);
   const r = m.r;
   const msr = m.msr;
@@ -215,7 +215,7 @@ export function execSyscall(m: Machine): number {
 export function execSysret(m: Machine, i: Insn): number {
   const compat = !m.mode64;
   // SYSRET-01 / SYSRET-V3
-  if (compat && !m.profile.compatSysret) return ud(m);
+  if (compat && m.profile.sysretInCompatibilityMode === "ud") return ud(m);
   if ((m.efer & EFER_SCE) === 0) return ud(m);
   // SYSRET-02
   if (m.cpl !== 0) return gp(m, 0);
@@ -224,7 +224,7 @@ export function execSysret(m: Machine, i: Insn): number {
   const base = (msr[STAR_HI]! >>> 16) & 0xffff;
   const to64 = i.rexW && !compat;
   // SYSRET-03
-  if (to64 && !canonical(r[2 * RCX + 1]!) && m.profile.sysretNonCanonicalInRing0) return gp(m, 0);
+  if (to64 && !canonical(r[2 * RCX + 1]!) && m.profile.sysretNonCanonicalRcx === "gp-in-ring0") return gp(m, 0);
   // ---- no fault past this line ----
   if (compat) {
     // SYSRET-V3 legacy path: EIP ← ECX, IF ← 1, other flags unchanged; 32-bit flat code.
@@ -242,7 +242,7 @@ export function execSysret(m: Machine, i: Insn): number {
   if (to64) flat(sg, CS * SEG_STRIDE, ((base + 16) | 3) & 0xffff, FLAT_CODE64_DPL3);
   else flat(sg, CS * SEG_STRIDE, (base | 3) & 0xffff, FLAT_CODE32_DPL3);
   const ssSel = ((base + 8) | 3) & 0xffff;
-  if (m.profile.sysretKeepsSsAttributes) sg[SS * SEG_STRIDE + SEL] = ssSel;
+  if (m.profile.sysretSsAttributes === "keep") sg[SS * SEG_STRIDE + SEL] = ssSel;
   else flat(sg, SS * SEG_STRIDE, ssSel, FLAT_DATA_DPL3);
   m.updateMode();
   return ST_END;
@@ -521,7 +521,7 @@ export function loadSegment(m: Machine, s: number, sel: number): boolean {
     // Hidden part of a NULL load: limit 0, attributes 0, unusable; base 0 (FS/GS base kept
     // under amd: SEG-03).
     const b = s * SEG_STRIDE;
-    const keep = (s === FS || s === GS) && m.profile.nullSegmentKeepsBase;
+    const keep = (s === FS || s === GS) && !m.profile.nullSelectorClearsBase;
     m.sg[b + SEL] = sel;
     m.sg[b + LIMIT] = 0;
     m.sg[b + ATTR] = A_UNUSABLE;

@@ -1,11 +1,11 @@
-// The spec behind the Engine interface (spec/format/engine.ts): a thin adapter so conformance,
+// The spec behind the Engine interface (contract/engine.ts): a thin adapter so conformance,
 // the CLI and lockstep tests drive spec/ and impl/ the same way.
-import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "./format/engine.ts";
-import type { ProfileName } from "./format/profile.ts";
-import type { ArchState } from "./format/state.ts";
+import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../contract/engine.ts";
+import type { ProfileName } from "../contract/profile.ts";
+import type { ArchState } from "../contract/state.ts";
 import "./families.ts";
 import { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
-import { INTEL, profileByName, type Profile } from "./profile.ts";
+import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { StepEvent } from "./step/events.ts";
 import { run, step } from "./step/step.ts";
 

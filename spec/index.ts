@@ -6,7 +6,7 @@ export { step, run, canWake, type StepOptions, type RunOptions } from "./step/st
 export type { StepEvent, StepResult, RunResult, StopReason } from "./step/events.ts";
 export { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
 export { PhysicalMemory } from "./machine/physical-memory.ts";
-export { INTEL, AMD, profileByName, type Profile } from "./profile.ts";
+export { INTEL, AMD, profileByName, type Profile } from "../contract/profile.ts";
 export { fault, isFault, describeFault, type Fault } from "./fault.ts";
 export { allRules, ruleById, type Rule, type RuleId } from "./rules/registry.ts";
 export { decode } from "./decode/decode.ts";

@@ -6,8 +6,8 @@
 // Instructions are encoded with iced-x86 (never hand-assembled).
 import fc from "fast-check";
 import { iced } from "./iced.ts";
-import type { ProfileName } from "../../spec/format/profile.ts";
-import type { ArchState, CpuRunState, Segment } from "../../spec/format/state.ts";
+import type { ProfileName } from "../../contract/profile.ts";
+import type { ArchState, CpuRunState, Segment } from "../../contract/state.ts";
 
 const { Code: C, Register: R } = iced;
 

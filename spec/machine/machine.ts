@@ -1,6 +1,6 @@
 // The spec's machine: the format's ArchState with persistent physical memory. Immutable: every
 // transition returns a new Machine and leaves its input untouched.
-import type { ArchState } from "../format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { PhysicalMemory } from "./physical-memory.ts";
 
 export interface Machine extends Omit<ArchState, "memory"> {

@@ -1,7 +1,7 @@
 // Physical memory as persistent 4 KiB pages: a write copies one page and the small index above it,
 // so every Machine can keep its own memory without copying the rest (structural sharing). A step
 // writes through a MemoryDraft, which copies each page it writes at most once.
-import { PAGE_SIZE } from "../format/state.ts";
+import { PAGE_SIZE } from "../../contract/state.ts";
 
 /** Pages are grouped in chunks of 64 (256 KiB) under one small map. */
 const CHUNK_PAGES = 64;

@@ -1,6 +1,6 @@
 // Paging-structure entries under 4-level paging: bit names, the address field, and which bits are
 // reserved (SDM Vol. 3A §4.5.4 and its entry-format tables).
-import { MAXPHYADDR } from "../format/scope.ts";
+import { MAXPHYADDR } from "../../contract/scope.ts";
 import type { PageSource } from "../machine/physical-memory.ts";
 import type { RuleId } from "../rules/registry.ts";
 

@@ -1,7 +1,7 @@
 // Segment descriptors in the GDT/LDT (SDM Vol. 3A §3.4.5, §7.2.3 for the 16-byte system form).
 // Every read here is an implicit supervisor access (PF-03, SMAP-02).
 import type { Fault } from "../fault.ts";
-import type { Segment } from "../format/state.ts";
+import type { Segment } from "../../contract/state.ts";
 import type { Transaction } from "../step/transaction.ts";
 
 export interface Descriptor {

@@ -2,7 +2,7 @@
 // `sysret(state, "64", INTEL)` and get the new state or the fault as data.
 import { isFault, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/registry.ts";
 import { Transaction } from "./transaction.ts";
 

@@ -9,7 +9,7 @@ import type { AccessMode } from "../paging/access.ts";
 import { isFault, type Fault } from "../fault.ts";
 import { patchMachine, type Machine } from "../machine/machine.ts";
 import { canonical, cpl, in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
-import { INTEL, type Profile } from "../profile.ts";
+import { INTEL, type Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/registry.ts";
 import {
   canWake as canWakeAt, leavesSingleStepTrap, loadsSs, pendingBoundaryEvent, type BoundaryEvent,

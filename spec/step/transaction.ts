@@ -3,13 +3,13 @@
 // successful page walks survive (hardware does not undo them); everything else is dropped.
 import { AC, fault, GP, SS, type Fault } from "../fault.ts";
 import { patchMachine, type Machine } from "../machine/machine.ts";
-import type { InterruptShadow } from "../format/state.ts";
+import type { InterruptShadow } from "../../contract/state.ts";
 import type { MemoryDraft, PhysicalMemory } from "../machine/physical-memory.ts";
 import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { translate } from "../paging/translate.ts";
 import { walkRemembered } from "../paging/walk-memo.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/registry.ts";
 import type { MemOperand, Operand, OperandSize } from "../decode/instruction.ts";
 import { canonical, cpl, in64BitMode, MASK64 } from "../machine/registers.ts";

@@ -4,7 +4,7 @@
 import type { Instruction } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
 import { RFLAGS } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import { externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, type InterruptEvent } from "./exception-classes.ts";
 

@@ -2,10 +2,10 @@
 // to/from Control Registers", "CLTS"; Vol. 3A §2.5. Rule IDs from the digest §17.
 import { GP, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand } from "../decode/instruction.ts";
-import { CR4_MODELLED, MAXPHYADDR } from "../format/scope.ts";
+import { CR4_MODELLED, MAXPHYADDR } from "../../contract/scope.ts";
 import type { Machine } from "../machine/machine.ts";
 import { CR0, CR4, EFER, in64BitMode, MASK64 } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import type { Executor, UnsupportedOutcome } from "../step/executor.ts";
 import type { Transaction } from "../step/transaction.ts";

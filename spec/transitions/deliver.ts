@@ -4,14 +4,14 @@
 // the SDM's order, each returning its fault as data, then the commit. Nesting (#DF, triple fault)
 // is double-fault.ts.
 import { GP, NP, SS, TS, type Fault } from "../fault.ts";
-import type { Segment } from "../format/state.ts";
+import type { Segment } from "../../contract/state.ts";
 import { canonical, cpl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
 import { defineRules } from "../rules/registry.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, nullSegment, readDescriptor, segmentFromDescriptor,
 } from "../segmentation/descriptor.ts";
 import type { Machine } from "../machine/machine.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { runAlone } from "../step/alone.ts";
 import type { Transaction } from "../step/transaction.ts";
 import { deliverWithNesting } from "./double-fault.ts";

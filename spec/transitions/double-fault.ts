@@ -2,7 +2,7 @@
 // SDM Vol. 3A §6.15 "Interrupt 8—Double Fault Exception (#DF)", Table 6-4 and Table 6-5.
 import { DF, PF, type Fault } from "../fault.ts";
 import { patchMachine, type Machine } from "../machine/machine.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/registry.ts";
 import { Transaction } from "../step/transaction.ts";
 import { deliverOnce } from "./deliver.ts";

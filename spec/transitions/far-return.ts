@@ -4,7 +4,7 @@ import { GP, NP, SS, type Fault } from "../fault.ts";
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
 import { MASK64, RSP } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, isWritableData, nullSegment,

@@ -1,7 +1,7 @@
 // HLT (F4) — SDM Vol. 2A "HLT". Waking up (HLT-03..06) belongs to the step loop.
 import { GP, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import type { Executor, Halt } from "../step/executor.ts";
 import type { Transaction } from "../step/transaction.ts";

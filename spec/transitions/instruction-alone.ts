@@ -4,7 +4,7 @@
 import type { Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/registry.ts";
 import { runAlone } from "../step/alone.ts";
 import type { UnsupportedOutcome } from "../step/executor.ts";

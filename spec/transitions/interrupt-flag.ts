@@ -1,9 +1,9 @@
 // CLI (FA) and STI (FB) in IA-32e mode — SDM Vol. 2A "CLI", Vol. 2B "STI". CR4.PVI is outside
-// the model (spec/format/scope.ts), so the VIF paths of CLI-02/STI-02 never apply.
+// the model (contract/scope.ts), so the VIF paths of CLI-02/STI-02 never apply.
 import { GP, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { iopl, RFLAGS } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import type { Executor } from "../step/executor.ts";
 import type { Transaction } from "../step/transaction.ts";

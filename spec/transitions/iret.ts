@@ -3,10 +3,10 @@
 // tentative (RSP moves only at the commit); every check comes before the first update.
 import { GP, NP, SS, type Fault } from "../fault.ts";
 import type { OperandSize } from "../decode/instruction.ts";
-import type { Segment } from "../format/state.ts";
+import type { Segment } from "../../contract/state.ts";
 import type { Machine } from "../machine/machine.ts";
 import { canonical, cpl, in64BitMode, iopl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, isWritableData, nullSegment, readDescriptor,

@@ -3,7 +3,7 @@
 import { GP, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { canonical, CR0, EFER, MSR, RAX, RCX, RDX } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import type { Executor, UnsupportedOutcome } from "../step/executor.ts";
 import type { Transaction } from "../step/transaction.ts";

@@ -3,10 +3,10 @@
 // Rule IDs from the digest §22; SHADOW-05/07 are registered with the boundary rules (boundary.ts).
 import { GP, NP, SS, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand, SregName } from "../decode/instruction.ts";
-import type { Segment } from "../format/state.ts";
+import type { Segment } from "../../contract/state.ts";
 import type { Machine } from "../machine/machine.ts";
 import { in64BitMode } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/registry.ts";
 import {
   descriptorLocation, isNullSelector, isReadable, isWritableData, nullSegment, readDescriptor,

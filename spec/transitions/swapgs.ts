@@ -2,7 +2,7 @@
 import { GP, UD, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { in64BitMode } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import type { Executor } from "../step/executor.ts";
 import type { Transaction } from "../step/transaction.ts";

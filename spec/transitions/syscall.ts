@@ -1,10 +1,10 @@
 // SYSCALL (0F 05) — SDM Vol. 2B "SYSCALL"; AMD APM Vol. 3 "SYSCALL" for the compatibility-mode
 // path (SYSCALL-V1). Rule IDs from the reference digest §2.
 import { UD, type Fault } from "../fault.ts";
-import type { Segment } from "../format/state.ts";
+import type { Segment } from "../../contract/state.ts";
 import type { Machine } from "../machine/machine.ts";
 import { EFER, in64BitMode, R11, RCX, RFLAGS } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import type { Executor } from "../step/executor.ts";
 import type { Transaction } from "../step/transaction.ts";

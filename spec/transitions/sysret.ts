@@ -1,10 +1,10 @@
 // SYSRET (0F 07 to compatibility mode, REX.W 0F 07 = SYSRETQ to 64-bit mode) — SDM Vol. 2B
 // "SYSRET"; AMD APM Vol. 3 "SYSRET" for the vendor differences. Rule IDs from the digest §3.
 import { GP, UD, type Fault } from "../fault.ts";
-import type { Segment } from "../format/state.ts";
+import type { Segment } from "../../contract/state.ts";
 import type { Machine } from "../machine/machine.ts";
 import { canonical, EFER, in64BitMode, R11, RCX, RFLAGS } from "../machine/registers.ts";
-import type { Profile } from "../profile.ts";
+import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/registry.ts";
 import type { Executor } from "../step/executor.ts";
 import type { Transaction } from "../step/transaction.ts";

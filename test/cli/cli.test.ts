@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
 import { traceLine } from "../../cli/run.ts";
-import { parseDocument } from "../../spec/format/load.ts";
-import { stateToJson } from "../../spec/format/state.ts";
+import { parseDocument } from "../../contract/load.ts";
+import { stateToJson } from "../../contract/state.ts";
 import { machineFromState } from "../../spec/index.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -277,7 +277,7 @@ describe("arguments", () => {
   it("schema prints the committed JSON Schema", async () => {
     const r = await runMain(["schema"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(readFileSync(join(ROOT, "spec/format/schema.json"), "utf8"));
+    expect(r.stdout).toBe(readFileSync(join(ROOT, "contract/schema.json"), "utf8"));
   });
 });
 

@@ -3,9 +3,9 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseDocument, parseVector, type LoadedVector } from "../../spec/format/load.ts";
-import type { ArchState } from "../../spec/format/state.ts";
-import type { Engine, EngineEvent, EngineStop, PhysicalRange } from "../../spec/format/engine.ts";
+import { parseDocument, parseVector, type LoadedVector } from "../../contract/load.ts";
+import type { ArchState } from "../../contract/state.ts";
+import type { Engine, EngineEvent, EngineStop, PhysicalRange } from "../../contract/engine.ts";
 import { checkVector, compareExpected, fromEngine, specEngine, type EngineResult, type VectorEngine } from "../../conformance/vector-check.ts";
 
 const SYSCALL_BASIC = JSON.parse(
@@ -158,7 +158,7 @@ describe("specEngine", () => {
   });
 });
 
-describe("fromEngine: any Engine (spec/format/engine.ts) as a VectorEngine", () => {
+describe("fromEngine: any Engine (contract/engine.ts) as a VectorEngine", () => {
   /** Counts steps; halts after `haltAfter` steps (never when undefined), or reports unsupported bytes. */
   class CountingEngine implements Engine {
     steps = 0;

@@ -12,11 +12,11 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { FAMILIES, buildScenario, type Scenario } from "../../conformance/generate/scenarios.ts";
 import { lockstep } from "../../conformance/lockstep.ts";
-import type { Segment } from "../../spec/format/state.ts";
+import type { Segment } from "../../contract/state.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { stateFromMachine } from "../../spec/machine/machine.ts";
-import { stateToJson, type ArchState } from "../../spec/format/state.ts";
+import { stateToJson, type ArchState } from "../../contract/state.ts";
 import { kernelMachine } from "../helpers/fixture.ts";
 
 const RUNS = Number(process.env.RINGSPEC_LOCKSTEP_RUNS ?? 60);

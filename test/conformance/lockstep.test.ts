@@ -11,8 +11,8 @@ import { lockstep } from "../../conformance/lockstep.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { stateFromMachine, type Machine } from "../../spec/machine/machine.ts";
-import type { ProfileName } from "../../spec/format/profile.ts";
-import { stateToJson } from "../../spec/format/state.ts";
+import type { ProfileName } from "../../contract/profile.ts";
+import { stateToJson } from "../../contract/state.ts";
 import { kernelMachine, userMachine, withBytes } from "../helpers/fixture.ts";
 
 const RUNS = Number(process.env.RINGSPEC_LOCKSTEP_RUNS ?? 150);

@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseDocument, type LoadedVector } from "../../spec/format/load.ts";
+import { parseDocument, type LoadedVector } from "../../contract/load.ts";
 import { checkVector, ENGINES } from "../../conformance/vector-check.ts";
 
 const DIR = fileURLToPath(new URL("../../conformance/vectors/", import.meta.url));

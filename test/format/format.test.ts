@@ -3,10 +3,10 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { FormatError, parseDocument } from "../../spec/format/load.ts";
-import { stateToJson, type ArchState } from "../../spec/format/state.ts";
-import { bytesToHex } from "../../spec/format/hex.ts";
-import { jsonSchemaText } from "../../spec/format/json-schema.ts";
+import { FormatError, parseDocument } from "../../contract/load.ts";
+import { stateToJson, type ArchState } from "../../contract/state.ts";
+import { bytesToHex } from "../../contract/hex.ts";
+import { jsonSchemaText } from "../../contract/json-schema.ts";
 
 const VECTORS = fileURLToPath(new URL("../../conformance/vectors/", import.meta.url));
 const vectorFiles = readdirSync(VECTORS).filter((n) => n.endsWith(".json")).sort();
@@ -161,9 +161,9 @@ describe("malformed files: one line naming the JSON path", () => {
 });
 
 describe("JSON Schema", () => {
-  const committed = readFileSync(fileURLToPath(new URL("../../spec/format/schema.json", import.meta.url)), "utf8");
+  const committed = readFileSync(fileURLToPath(new URL("../../contract/schema.json", import.meta.url)), "utf8");
 
-  it("the committed spec/format/schema.json equals the generated one (regenerate: node cli/bin.js schema > spec/format/schema.json)", () => {
+  it("the committed contract/schema.json equals the generated one (regenerate: node cli/bin.js schema > contract/schema.json)", () => {
     expect(committed).toBe(jsonSchemaText());
   });
 

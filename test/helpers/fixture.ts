@@ -4,10 +4,10 @@
 // LSTAR 0x11000, user code 0x200000, user stack top 0x210000.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseDocument } from "../../spec/format/load.ts";
+import { parseDocument } from "../../contract/load.ts";
 import { machineFromState, type Machine } from "../../spec/machine/machine.ts";
-import { GPR_NAMES, type GprName } from "../../spec/format/schema.ts";
-import type { Segment } from "../../spec/format/state.ts";
+import { GPR_NAMES, type GprName } from "../../contract/schema.ts";
+import type { Segment } from "../../contract/state.ts";
 
 const VECTORS = fileURLToPath(new URL("../../conformance/vectors/", import.meta.url));
 

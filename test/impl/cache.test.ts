@@ -1,7 +1,7 @@
 // Directed cache-invisibility tests: each scenario asserts the architectural outcome (what an
 // uncached machine does) and that every engine configuration produces exactly the same state.
 import { describe, expect, it } from "vitest";
-import type { ArchState } from "../../spec/format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { Code, Instruction as I, Program, Reg, abs, mem } from "../../bench/asm.ts";
 import { gate } from "../../bench/layout.ts";
 import { RAX, RBX, RCX, baseMemory, layoutState, runAll, read64 } from "./helpers.ts";

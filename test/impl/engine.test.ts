@@ -1,7 +1,7 @@
 // The Engine interface as ImplEngine implements it: step events, raise(), touched(), state()
 // round trips, input validation, both vendor profiles.
 import { describe, expect, it } from "vitest";
-import type { ArchState } from "../../spec/format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { baseMemory, layoutState, stepOn, runOn, stateText, u64, RAX, RBX, RCX } from "./helpers.ts";
 

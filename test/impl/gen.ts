@@ -3,7 +3,7 @@
 // 6–8 MiB, R13 → 0x600000, R14 → kernel data 0x30000, R15 → 0x30ff8 near a page end), plus writes
 // that reach page tables, code, the IDT and the GDT, CR3/CR4 switches and INVLPG.
 import fc from "fast-check";
-import type { ArchState } from "../../spec/format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { baseMemory, gate, layoutState } from "../../bench/layout.ts";
 import { u64 } from "./helpers.ts";
 

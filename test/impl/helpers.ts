@@ -1,10 +1,10 @@
 import { expect } from "vitest";
 // Shared helpers for the impl/ tests: machines on the shared layout, running a program on
 // several engine configurations, and comparing whole architectural states.
-import type { ArchState } from "../../spec/format/state.ts";
-import { stateToJson } from "../../spec/format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
+import { stateToJson } from "../../contract/state.ts";
 import { ImplEngine, type ImplEngineOptions } from "../../impl/engine.ts";
-import type { EngineStop } from "../../spec/format/engine.ts";
+import type { EngineStop } from "../../contract/engine.ts";
 import { Memory, baseMemory, layoutState } from "../../bench/layout.ts";
 
 export { Memory, baseMemory, layoutState };

@@ -3,7 +3,7 @@
 // across configurations, and never put anything but decoder-produced numbers into generated code.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { ArchState } from "../../spec/format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { blockSource } from "../../impl/compile.ts";
 import type { Block } from "../../impl/blocks.ts";

@@ -1,7 +1,7 @@
 // Directed tests of the rules the vectors do not pin down, named after the reference digest's rule
 // IDs or docs/model-choices.md rows; each runs on every engine configuration.
 import { describe, expect, it } from "vitest";
-import type { ArchState } from "../../spec/format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { gate } from "../../bench/layout.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { CONFIGS, RAX, RBX, RCX, RDX, baseMemory, layoutState, runOn, u64, type Outcome } from "./helpers.ts";

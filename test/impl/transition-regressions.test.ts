@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { ImplEngine } from "../../impl/engine.ts";
 import { SpecEngine } from "../../spec/engine.ts";
-import type { Engine, EngineEvent } from "../../spec/format/engine.ts";
+import type { Engine, EngineEvent } from "../../contract/engine.ts";
 import { stateFromMachine, type Machine } from "../../spec/machine/machine.ts";
 import { kernelMachine, withBytes, withRegs } from "../helpers/fixture.ts";
 

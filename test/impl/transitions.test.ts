@@ -4,7 +4,7 @@
 // enough for its blocks to be compiled and the caches filled before the guest edits the table;
 // every engine configuration must end in the same state as the uncached reference.
 import { describe, expect, it } from "vitest";
-import type { ArchState } from "../../spec/format/state.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { Code, Instruction as I, Program, Reg, abs, mem } from "../../bench/asm.ts";
 import { gate, type Memory } from "../../bench/layout.ts";
 import { RBX, RCX, baseMemory, layoutState, runAll, read64 } from "./helpers.ts";

@@ -1,9 +1,9 @@
 // Runs a conformance vector on ImplEngine and lists the fields that differ from `expected`.
 import { readFileSync } from "node:fs";
-import { parseDocument } from "../../spec/format/load.ts";
-import { stateToJson } from "../../spec/format/state.ts";
-import { hexToBytes } from "../../spec/format/hex.ts";
-import type { VectorParsed } from "../../spec/format/schema.ts";
+import { parseDocument } from "../../contract/load.ts";
+import { stateToJson } from "../../contract/state.ts";
+import { hexToBytes } from "../../contract/hex.ts";
+import type { VectorParsed } from "../../contract/schema.ts";
 import { ImplEngine, type ImplEngineOptions } from "../../impl/engine.ts";
 
 const NULL_SELECTOR_ONLY = new Set(["ds", "es", "fs", "gs", "ss"]);

@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { parseDocument } from "../../spec/format/load.ts";
+import { parseDocument } from "../../contract/load.ts";
 import { runVectorFile } from "./vector-runner.ts";
 import { CONFIGS, runOn, stepOn } from "./helpers.ts";
 

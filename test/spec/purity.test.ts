@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { step } from "../../spec/index.ts";
 import type { Machine } from "../../spec/machine/machine.ts";
-import { AMD, INTEL } from "../../spec/profile.ts";
+import { AMD, INTEL } from "../../contract/profile.ts";
 import { kernelMachine, userMachine, vectorMachine, vectorPath, withCode } from "../helpers/fixture.ts";
 
 /** Every field but memory as JSON, plus an FNV-1a hash of every backed page (cheap enough to

@@ -7,7 +7,7 @@ import "../../spec/index.ts";
 import type { Machine } from "../../spec/machine/machine.ts";
 import { PhysicalMemory } from "../../spec/machine/physical-memory.ts";
 import { CR4, RAX, RBX, RCX, RFLAGS, RSP } from "../../spec/machine/registers.ts";
-import { INTEL } from "../../spec/profile.ts";
+import { INTEL } from "../../contract/profile.ts";
 import { step } from "../../spec/step/step.ts";
 import { Transaction } from "../../spec/step/transaction.ts";
 import { kernelMachine, withBytes, withCode, withRegs } from "../helpers/fixture.ts";

@@ -5,7 +5,7 @@ import type { Instruction, Mnemonic, Operand, OperandSize, SregName } from "../.
 import { isFault, type Fault } from "../../../spec/fault.ts";
 import type { Machine } from "../../../spec/machine/machine.ts";
 import { RFLAGS } from "../../../spec/machine/registers.ts";
-import { INTEL } from "../../../spec/profile.ts";
+import { INTEL } from "../../../contract/profile.ts";
 import type { RuleId } from "../../../spec/rules/registry.ts";
 import { executorFor } from "../../../spec/step/execute.ts";
 import type { ExecOutcome } from "../../../spec/step/executor.ts";

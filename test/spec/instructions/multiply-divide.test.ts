@@ -1,7 +1,7 @@
 // MUL-01/02, DIV-01..03.
 import { describe, expect, it } from "vitest";
 import { RAX, RBX, RDX, RFLAGS } from "../../../spec/machine/registers.ts";
-import type { GprName } from "../../../spec/format/schema.ts";
+import type { GprName } from "../../../contract/schema.ts";
 import { kernelMachine, withRegs } from "../../helpers/fixture.ts";
 import { exec, imm, insn, reg, run, STATUS } from "./build.ts";
 import type { OperandSize } from "../../../spec/decode/instruction.ts";

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { canWake, run } from "../../../../spec/step/step.ts";
 import { kernelMachine, userMachine, withCode, withRegs } from "../../../helpers/fixture.ts";
 import { HANDLER, stepOnce, steps, withGate } from "./build.ts";

@@ -3,7 +3,7 @@
 import "../../../../spec/index.ts";
 import { isFault, type Fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { step, type StepOptions } from "../../../../spec/step/step.ts";
 import type { StepResult } from "../../../../spec/step/events.ts";
 

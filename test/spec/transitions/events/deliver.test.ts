@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { fault, type Fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { CR4, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { deliver } from "../../../../spec/transitions/deliver.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, softwareEvent, type InterruptEvent,

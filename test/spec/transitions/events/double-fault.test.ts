@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { fault } from "../../../../spec/fault.ts";
 import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { deliver } from "../../../../spec/transitions/deliver.ts";
 import { afterNestedFault, deliverWithNesting } from "../../../../spec/transitions/double-fault.ts";
 import {

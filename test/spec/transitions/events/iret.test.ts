@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { iret, iretRflags, type IretSize } from "../../../../spec/transitions/iret.ts";
 import { nullSegment } from "../../../../spec/segmentation/descriptor.ts";
 import { kernelMachine, userMachine, withCode, withRegs, KERNEL_CS, KERNEL_SS, USER_CS32, USER_CS64, USER_SS } from "../../../helpers/fixture.ts";

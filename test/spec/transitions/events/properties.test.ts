@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { RFLAGS, RFLAGS_DEFINED, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { deliver } from "../../../../spec/transitions/deliver.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, pushesErrorCode, softwareEvent, type InterruptEvent,

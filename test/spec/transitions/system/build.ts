@@ -4,7 +4,7 @@ import { expect } from "vitest";
 import "../../../../spec/index.ts";
 import type { Fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
-import { INTEL, type Profile } from "../../../../spec/profile.ts";
+import { INTEL, type Profile } from "../../../../contract/profile.ts";
 import type { RuleId } from "../../../../spec/rules/registry.ts";
 import type { StepResult } from "../../../../spec/step/events.ts";
 import { step } from "../../../../spec/step/step.ts";

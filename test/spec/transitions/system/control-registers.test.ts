@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { GP, UD } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { CR0, CR4, RAX } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { clts, movToCr } from "../../../../spec/transitions/control-registers.ts";
 import { kernelMachine, userMachine, withRegs } from "../../../helpers/fixture.ts";
 import { expectFault, retired, stepBytes } from "./build.ts";

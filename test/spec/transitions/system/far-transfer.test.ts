@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { GP, NP, SS } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { farReturn } from "../../../../spec/transitions/far-return.ts";
 import { KERNEL_SS, kernelMachine, USER_CS64, USER_SS, userMachine, vectorMachine, withRegs } from "../../../helpers/fixture.ts";
 import { descriptor, expectFault, retired, SPARE, stepBytes, withGdtEntry } from "./build.ts";

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { GP, UD } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { CR4, RFLAGS } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { hlt } from "../../../../spec/transitions/halt.ts";
 import { cli, sti } from "../../../../spec/transitions/interrupt-flag.ts";
 import { clac, stac } from "../../../../spec/transitions/smap-flags.ts";

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { GP } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { EFER, MSR, RAX, RDX } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL, type Profile } from "../../../../spec/profile.ts";
+import { AMD, INTEL, type Profile } from "../../../../contract/profile.ts";
 import { rdmsr, wrmsr } from "../../../../spec/transitions/msr.ts";
 import { kernelMachine, userMachine, vectorMachine, withRegs } from "../../../helpers/fixture.ts";
 import { expectFault, retired, stepBytes } from "./build.ts";

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { GP, NP, SS, UD } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { RAX, RSP } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL } from "../../../../spec/profile.ts";
+import { AMD, INTEL } from "../../../../contract/profile.ts";
 import { movToSreg } from "../../../../spec/transitions/segment-load.ts";
 import { kernelMachine, userMachine, withBytes, withRegs } from "../../../helpers/fixture.ts";
 import { descriptor, expectFault, retired, SPARE, stepBytes, withGdtEntry } from "./build.ts";

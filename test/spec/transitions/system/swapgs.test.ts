@@ -1,7 +1,7 @@
 // SWAPGS (digest §4): SWAPGS-01..03.
 import { describe, expect, it } from "vitest";
 import { GP, UD } from "../../../../spec/fault.ts";
-import { INTEL } from "../../../../spec/profile.ts";
+import { INTEL } from "../../../../contract/profile.ts";
 import { swapgs } from "../../../../spec/transitions/swapgs.ts";
 import { kernelMachine, userMachine, vectorMachine } from "../../../helpers/fixture.ts";
 import { expectFault, retired, stepBytes } from "./build.ts";

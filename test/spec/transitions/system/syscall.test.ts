@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { UD } from "../../../../spec/fault.ts";
 import { EFER, R11, RCX, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL } from "../../../../spec/profile.ts";
+import { AMD, INTEL } from "../../../../contract/profile.ts";
 import { syscall } from "../../../../spec/transitions/syscall.ts";
 import { USER_CS32, userMachine, vectorMachine, withRegs } from "../../../helpers/fixture.ts";
 import { expectFault, retired, stepBytes } from "./build.ts";

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { GP, UD } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { EFER, R11, RCX, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL } from "../../../../spec/profile.ts";
+import { AMD, INTEL } from "../../../../contract/profile.ts";
 import { syscall } from "../../../../spec/transitions/syscall.ts";
 import { sysret } from "../../../../spec/transitions/sysret.ts";
 import { kernelMachine, userMachine, vectorMachine, withBytes, withRegs } from "../../../helpers/fixture.ts";

@@ -1,6 +1,9 @@
-// Vendor profiles as data. Every place where Intel and AMD differ in IA-32e mode reads one field
-// here; no code asks "is this AMD?".
-import type { ProfileName } from "./format/profile.ts";
+// Vendor profiles as data: the one table both engines read. Every place where Intel and AMD differ
+// in IA-32e mode reads one field here; no code asks "is this AMD?". Rule IDs are the digest's.
+
+/** Vendor behaviour the engines model: `intel` (the default, what the vectors assume) or `amd`. */
+export type ProfileName = "intel" | "amd";
+export const PROFILE_NAMES: readonly ProfileName[] = ["intel", "amd"];
 
 export interface Profile {
   readonly name: ProfileName;
@@ -45,6 +48,8 @@ export const AMD: Profile = {
   stiShadowBlocksNmi: false,
 };
 
+export const PROFILES: Readonly<Record<ProfileName, Profile>> = { intel: INTEL, amd: AMD };
+
 export function profileByName(name: ProfileName): Profile {
-  return name === "amd" ? AMD : INTEL;
+  return PROFILES[name];
 }

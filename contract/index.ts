@@ -1,5 +1,5 @@
-// spec/format: the state types, JSON schemas and conversions. The only part of spec/ that other
-// engines (impl/, adapters) may import.
+// contract/: what the engines share — state types, JSON schemas and conversion, the vendor profiles,
+// the Engine interface. spec/ and impl/ import only this folder of each other's world.
 export * from "./hex.ts";
 export * from "./schema.ts";
 export * from "./state.ts";

@@ -1,0 +1,81 @@
+// Each part of the project says what it may import; this test enforces it. The point of the two
+// engines is that they are independent: spec/ and impl/ share only contract/.
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Per top-level folder: the folders it may import from, and the npm packages (node: builtins are
+ *  named as "node:"). A folder not listed here may import anything. */
+const ALLOWED: Readonly<Record<string, { readonly parts: readonly string[]; readonly packages: readonly string[] }>> = {
+  // The contract between engines: types, schemas, JSON conversion, the Engine interface.
+  contract: { parts: ["contract"], packages: ["zod"] },
+  // The reference model: pure functions over the contract's state.
+  spec: { parts: ["spec", "contract"], packages: ["ts-pattern"] },
+  // The optimized emulator, written independently of spec/.
+  impl: { parts: ["impl", "contract"], packages: [] },
+};
+
+function files(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...files(p));
+    else if (/\.(ts|js|mjs|cjs)$/.test(name)) out.push(p);
+  }
+  return out;
+}
+
+/** Module specifiers of static imports, re-exports, dynamic imports and requires. */
+export function specifiers(text: string): string[] {
+  const out: string[] = [];
+  const patterns = [
+    /\bimport\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?["']([^"']+)["']/g,
+    /\bexport\s+(?:type\s+)?[^'";]*?\s+from\s+["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+    /\brequire\s*\(\s*["']([^"']+)["']\s*\)/g,
+  ];
+  for (const re of patterns) for (const m of text.matchAll(re)) out.push(m[1]!);
+  return out;
+}
+
+/** The package an import names ("zod", "@scope/x", "node:" for any builtin). */
+function packageOf(specifier: string): string {
+  if (specifier.startsWith("node:")) return "node:";
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!;
+}
+
+function violations(part: string): string[] {
+  const rule = ALLOWED[part]!;
+  const bad: string[] = [];
+  for (const f of files(join(ROOT, part))) {
+    for (const spec of specifiers(readFileSync(f, "utf8"))) {
+      const from = relative(ROOT, f);
+      if (spec.startsWith(".")) {
+        const target = relative(ROOT, resolve(dirname(f), spec)).split("\\").join("/");
+        const top = target.split("/")[0]!;
+        if (!rule.parts.includes(top)) bad.push(`${from} → ${spec}`);
+      } else if (!rule.packages.includes(packageOf(spec))) bad.push(`${from} → ${spec} (package)`);
+    }
+  }
+  return bad;
+}
+
+describe("import boundaries between the parts", () => {
+  for (const part of Object.keys(ALLOWED)) {
+    it(`${part}/ imports only ${[...ALLOWED[part]!.parts, ...ALLOWED[part]!.packages].join(", ")}`, () => {
+      expect(files(join(ROOT, part)).length).toBeGreaterThan(3);
+      expect(violations(part)).toEqual([]);
+    });
+  }
+
+  it("the checker recognises every import form", () => {
+    const text = `import { step } from "../spec/step/step.ts";\nexport { x } from "../spec/machine/machine.ts";\nconst m = await import("./y.ts");\nimport type { Z } from "zod";`;
+    expect(specifiers(text)).toEqual(["../spec/step/step.ts", "zod", "../spec/machine/machine.ts", "./y.ts"]);
+    expect(packageOf("node:fs")).toBe("node:");
+    expect(packageOf("@types/node/x")).toBe("@types/node");
+  });
+});
