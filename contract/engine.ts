@@ -84,3 +84,43 @@ export interface Engine {
   /** Physical ranges written since `load`, in address order, merged where adjacent. */
   touched(): readonly PhysicalRange[];
 }
+
+// ------------------------------------------------------------------------------------------------
+// The asynchronous boundary. An engine in another process (an emulator behind the JSON-lines
+// protocol, QEMU, Bochs, a GDB stub) cannot answer synchronously; every consumer that may drive
+// such an engine (conformance campaigns, `vectors check`, bench --against) speaks AsyncEngine.
+// In-process engines satisfy it cheaply through `asAsync` (contract/async.ts).
+
+/** What an engine can set, read and do. Fields it cannot observe are reported as not compared,
+ *  never as passes. */
+export interface EngineCapabilities {
+  /** A name for reports: "spec", "impl", "qemu 7.2.0 tcg", ... */
+  readonly name: string;
+  readonly profiles: readonly ProfileName[];
+  /** `step()` is exactly one architectural step (else only whole runs can be compared). */
+  readonly singleStep: boolean;
+  /** `raise()` can make an IRQ or NMI pending. */
+  readonly raise: boolean;
+  /** `touched()` reports the physical ranges written. */
+  readonly touched: boolean;
+  /** State fields, as the state comparison names them (`sregs.cs.base`, `msrs.CSTAR`,
+   *  `cpu.pending_irq`; a trailing `*` matches a prefix), that the engine cannot set or read. */
+  readonly unobservable: readonly string[];
+}
+
+/** The Engine interface across an asynchronous boundary, with batching: `steps(n)` and `run(n)`
+ *  do many steps in one exchange so that per-step round trips do not dominate. */
+export interface AsyncEngine {
+  readonly capabilities: EngineCapabilities;
+  load(state: ArchState, profile: ProfileName): Promise<void>;
+  step(): Promise<EngineEvent>;
+  /** Up to `n` steps; stops early after an event that ends a run (shutdown, unsupported,
+   *  memory-limit, or halted with nothing to wake the CPU). Returns every step's event. */
+  steps(n: number): Promise<readonly EngineEvent[]>;
+  run(maxSteps: number): Promise<EngineStop>;
+  state(): Promise<ArchState>;
+  raise(event: RaiseRequest): Promise<void>;
+  touched(): Promise<readonly PhysicalRange[]>;
+  /** Releases the engine (ends a child process). Idempotent. */
+  close(): Promise<void>;
+}
