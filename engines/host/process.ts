@@ -1,6 +1,7 @@
 // Child processes of the emulator engines: spawned, tracked, and always ended — on close, on a
 // watchdog, and when this process exits or is interrupted, so that no emulator outlives a run.
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
 import { EngineError } from "./errors.ts";
 
 const live = new Set<ChildProcess>();
@@ -48,6 +49,7 @@ export class Child {
     private readonly process: ChildProcess,
     /** Keep at most this many bytes of stdout (a guest can print without end). */
     private readonly stdoutLimit: number,
+    interactive: boolean,
   ) {
     this.exited = new Promise((resolve) => {
       process.once("exit", (code, signal) => {
@@ -60,19 +62,42 @@ export class Child {
       this.stderrTail.push(chunk.toString("utf8"));
       if (this.stderrTail.length > 20) this.stderrTail.shift();
     });
-    process.stdout?.on("data", (chunk: Buffer) => {
-      if (this.stdoutBytes >= this.stdoutLimit) return;
-      this.stdoutChunks.push(chunk);
-      this.stdoutBytes += chunk.length;
-    });
+    if (!interactive) {
+      process.stdout?.on("data", (chunk: Buffer) => {
+        if (this.stdoutBytes >= this.stdoutLimit) return;
+        this.stdoutChunks.push(chunk);
+        this.stdoutBytes += chunk.length;
+      });
+    }
+  }
+
+  /** The stdout of an interactive child. */
+  get stdoutStream(): Readable {
+    const { stdout } = this.process;
+    if (stdout === null) throw new EngineError("usage", `${this.program}: no stdout pipe`);
+    return stdout;
+  }
+
+  /** stdout and stdin of an interactive child started with a stdin pipe. */
+  streams(): { readonly input: Readable; readonly output: Writable } {
+    const { stdout, stdin } = this.process;
+    if (stdout === null || stdin === null) throw new EngineError("usage", `${this.program}: not started interactive`);
+    return { input: stdout, output: stdin };
   }
 
   /** Starts `program`; a missing program is an EngineError("start"). */
-  static async start(program: string, args: readonly string[], options: { cwd?: string; stdoutLimit?: number } = {}): Promise<Child> {
+  static async start(
+    program: string,
+    args: readonly string[],
+    options: { cwd?: string; stdoutLimit?: number; interactive?: boolean; stdin?: number } = {},
+  ): Promise<Child> {
     installHooks();
-    const proc = spawn(program, [...args], { cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] });
+    // interactive: the caller reads stdout itself (see `streams`); `stdin`: an open file
+    // descriptor for the child's stdin (a FIFO, for programs that misbehave on a socket).
+    const stdin = options.stdin ?? (options.interactive === true ? "pipe" : "ignore");
+    const proc = spawn(program, [...args], { cwd: options.cwd, stdio: [stdin, "pipe", "pipe"] });
     live.add(proc);
-    const child = new Child(program, proc, options.stdoutLimit ?? 1 << 20);
+    const child = new Child(program, proc, options.stdoutLimit ?? 1 << 20, options.interactive === true);
     await new Promise<void>((resolve, reject) => {
       proc.once("spawn", () => resolve());
       proc.once("error", (e: NodeJS.ErrnoException) => {

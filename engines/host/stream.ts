@@ -1,26 +1,58 @@
-// A socket as a buffer that protocol readers take from: they wait (with a deadline) until the
-// bytes they need have arrived. Used by the QMP and GDB remote-protocol clients.
+// A byte stream (a socket, or a child's stdout with its stdin) as a buffer that protocol readers
+// take from: they wait (with a deadline) until the bytes they need have arrived. Used by the QMP
+// and GDB remote-protocol clients and the Bochs debugger driver.
 import { connect, type Socket } from "node:net";
+import type { Readable, Writable } from "node:stream";
 import { EngineError } from "./errors.ts";
+
+/** Buffered input beyond this is a runaway peer (a guest printing without end, a broken stub). */
+const MAX_BUFFERED = 64 << 20;
 
 export class ByteStream {
   private buffer: Buffer = Buffer.alloc(0);
   private waiter: (() => void) | undefined;
   private closedReason: string | undefined;
+  private readonly input: Readable;
+  private readonly output: Writable;
+  private readonly destroy: () => void;
 
   constructor(
-    private readonly socket: Socket,
+    channel: Socket | { readonly input: Readable; readonly output: Writable },
     readonly what: string,
   ) {
-    socket.on("data", (chunk: Buffer) => {
+    if ("input" in channel) {
+      this.input = channel.input;
+      this.output = channel.output;
+      this.destroy = () => {
+        channel.output.destroy();
+        channel.input.destroy();
+      };
+      channel.output.on("error", (e) => {
+        this.closedReason ??= e.message;
+        this.wake();
+      });
+    } else {
+      this.input = channel;
+      this.output = channel;
+      this.destroy = () => channel.destroy();
+    }
+    this.input.on("data", (chunk: Buffer) => {
       this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+      if (this.buffer.length > MAX_BUFFERED) {
+        this.closedReason = `more than ${MAX_BUFFERED >> 20} MiB of unread output`;
+        this.destroy();
+      }
       this.wake();
     });
-    socket.on("close", () => {
+    this.input.on("close", () => {
       this.closedReason ??= "connection closed";
       this.wake();
     });
-    socket.on("error", (e) => {
+    this.input.on("end", () => {
+      this.closedReason ??= "connection closed";
+      this.wake();
+    });
+    this.input.on("error", (e) => {
       this.closedReason = e.message;
       this.wake();
     });
@@ -67,12 +99,12 @@ export class ByteStream {
 
   write(data: string | Uint8Array): void {
     if (this.closedReason !== undefined) throw new EngineError("crash", `${this.what}: ${this.closedReason}`);
-    this.socket.write(data);
+    this.output.write(data);
   }
 
   close(): void {
     this.closedReason ??= "closed";
-    this.socket.destroy();
+    this.destroy();
   }
 }
 

@@ -27,12 +27,13 @@ import { WorkDir, fastTempBase } from "../host/workdir.ts";
 import { RspClient, SIGNAL, type StopReply } from "../gdb/rsp.ts";
 import { loadTargetDescription, registerValue, type TargetDescription } from "../gdb/target-description.ts";
 import { QmpClient, MigrationInfo, StatusInfo } from "./qmp.ts";
-import { buildFirmware } from "./firmware.ts";
+import { buildFirmware, pageRuns } from "../firmware/smm-image.ts";
 import { qemuCannotInstall, ramSizeFor } from "./representable.ts";
 import { parseIntLog, summarizeStep } from "./int-log.ts";
 import { parseMigrationStream } from "./migration.ts";
 import { cpuStateFromStream } from "./cpu-state.ts";
 import { classifyInstruction, type InstructionClass } from "./instruction.ts";
+import { compareInstalled } from "../host/verify.ts";
 
 export interface QemuEngineOptions {
   /** The QEMU program (default `qemu-system-x86_64` on PATH). */
@@ -138,6 +139,7 @@ export class QemuEngine implements AsyncEngine {
         pendingIrq: state.cpu.pendingIrq,
         pendingNmi: state.cpu.pendingNmi,
         nmiBlocked: state.cpu.nmiBlocked,
+        memory: "loaded",
       });
       writeFileSync(dir.file("firmware.bin"), firmware.image);
       const ramSize = ramSizeFor(state);
@@ -186,6 +188,10 @@ export class QemuEngine implements AsyncEngine {
         throw new EngineError("start", `qemu: after RSM, RIP is 0x${session.regs.rip.toString(16)}, not the case's 0x${state.rip.toString(16)}`);
       }
       session.logOffset = fileSize(session.logFile);
+      // Check what RSM installed against what was asked.
+      const { cpu } = await this.readCpu(session);
+      const difference = compareInstalled(state, { ...cpu.registers, cpu: cpu.cpu }, QEMU_UNOBSERVABLE);
+      if (difference !== null) throw new EngineError("unsupported-state", `qemu installed ${difference}`);
       this.session = session;
     } catch (e) {
       gdb?.drop();
@@ -508,24 +514,13 @@ export interface MemoryChunk {
 
 /** The state's non-zero pages as contiguous chunks, one file each (for `-device loader`). */
 export function writeMemoryChunks(state: ArchState, fileFor: (index: number) => string): MemoryChunk[] {
-  const numbers = [...state.memory.keys()].filter((n) => state.memory.get(n)!.some((b) => b !== 0)).sort((a, b) => a - b);
-  const chunks: MemoryChunk[] = [];
-  let run: number[] = [];
-  const flush = () => {
-    if (run.length === 0) return;
-    const data = new Uint8Array(run.length * PAGE_SIZE);
-    run.forEach((n, i) => data.set(state.memory.get(n)!, i * PAGE_SIZE));
-    const file = fileFor(chunks.length);
+  return pageRuns(state).map((run, index) => {
+    const data = new Uint8Array(run.pages.length * PAGE_SIZE);
+    run.pages.forEach((page, i) => data.set(page, i * PAGE_SIZE));
+    const file = fileFor(index);
     writeFileSync(file, data);
-    chunks.push({ file, address: run[0]! * PAGE_SIZE });
-    run = [];
-  };
-  for (const n of numbers) {
-    if (run.length > 0 && n !== run[run.length - 1]! + 1) flush();
-    run.push(n);
-  }
-  flush();
-  return chunks;
+    return { file, address: run.start * PAGE_SIZE };
+  });
 }
 
 export interface QemuArguments {

@@ -1,14 +1,17 @@
-// The 64 KiB `-bios` image that takes QEMU from the reset vector to a case's exact initial state,
+// The boot image that takes QEMU or Bochs from the reset vector to a case's exact initial state,
 // with no BIOS: 16-bit → flat 32-bit protected mode → SMBASE relocation → MSRs, TPR and a pending
 // IRQ → 64-bit mode (for a 64-bit CR2) → optionally an NMI taken so that NMIs stay blocked → SMI
 // to self → RSM from the 64-bit save area the image carries, which installs every register and
 // hidden segment part verbatim (../../../shared/reference/emulator-harnesses.md has the facts).
 //
-// QEMU maps the image at 0xF0000 and 0xFFFF0000, read-only. With SMBASE = 0xE8000 the SMM entry
-// point (SMBASE + 0x8000) is image offset 0 and the save area (SMBASE + 0xFE00) image offset
-// 0x7E00; the CPU's own writes there on SMM entry land in ROM and are discarded.
+// The image's last 64 KiB (the "block") is mapped read-only at 0xF0000 and below 4 GiB (QEMU's
+// `-bios`, Bochs's `romimage`). With SMBASE = 0xE8000 the SMM entry point (SMBASE + 0x8000) is
+// block offset 0 and the save area (SMBASE + 0xFE00) block offset 0x7E00; the CPU's own writes
+// there on SMM entry land in ROM and are discarded. The case's memory is either put in by the
+// emulator (QEMU's `-device loader`) or carried in front of the block and copied by the 32-bit
+// code (Bochs, which has no loader): then the image is larger than 64 KiB and ends at 4 GiB.
 import type { ArchState } from "../../contract/state.ts";
-import { abs, at, Block, Code, Fields, Image, r, Reg, type EncodedBlock } from "../firmware/asm.ts";
+import { abs, at, Block, Code, Fields, Image, r, Reg, type EncodedBlock } from "./asm.ts";
 import { encodeSaveArea, SAVE_AREA_SIZE } from "./save-area.ts";
 
 export const IMAGE_SIZE = 0x10000;
@@ -33,9 +36,11 @@ const APIC_ICR_LOW = APIC + 0x300;
 const APIC_LVT_TIMER = APIC + 0x320;
 const APIC_TIMER_INITIAL = APIC + 0x380;
 const APIC_TIMER_DIVIDE = APIC + 0x3e0;
-/** ICR: destination shorthand "self", level assert, delivery mode SMI or NMI. */
-const ICR_SELF_SMI = (1 << 18) | (1 << 14) | (2 << 8);
-const ICR_SELF_NMI = (1 << 18) | (1 << 14) | (4 << 8);
+/** ICR: no shorthand, physical destination APIC ID 0 (ICR high stays 0 from reset: the boot
+ *  CPU's ID), level assert, delivery mode SMI or NMI. (The "self" shorthand is architecturally
+ *  for fixed interrupts only; Bochs ignores SMI/NMI sent that way.) */
+const ICR_SELF_SMI = (1 << 14) | (2 << 8);
+const ICR_SELF_NMI = (1 << 14) | (4 << 8);
 
 const MSR_EFER = 0xc0000080;
 const MSRS = { STAR: 0xc0000081, LSTAR: 0xc0000082, CSTAR: 0xc0000083, FMASK: 0xc0000084, KERNEL_GS_BASE: 0xc0000102 } as const;
@@ -65,12 +70,23 @@ export interface FirmwareOptions {
   readonly pendingNmi: boolean;
   /** NMIs blocked at the start of the case (an NMI was delivered and no IRET followed). */
   readonly nmiBlocked: boolean;
+  /** "loaded": the emulator loads the case's memory; "rom": the image carries it. */
+  readonly memory: "loaded" | "rom";
 }
+
+/** Largest image the "rom" form produces (the case's non-zero pages must fit in front of the block). */
+export const MAX_IMAGE_SIZE = 4 << 20;
 
 export interface Firmware {
   readonly image: Uint8Array;
+  /** Physical address of the image's first byte (it ends at 4 GiB). */
+  readonly imageBase: bigint;
   /** Linear (= physical, SMM has no paging) address of the RSM that enters the case. */
   readonly rsmAddress: bigint;
+  /** Linear address of the 64-bit loop that waits for the final SMI (it is pending there). */
+  readonly smiWaitAddress: bigint;
+  /** Instructions the final SMM handler executes, its RSM included. */
+  readonly smmInstructions: number;
   /** Every code block, for tests and diagnostics (origin = address the code runs at). */
   readonly blocks: Readonly<Record<"smm" | "boot16" | "code32" | "code64" | "relocation", { bitness: 16 | 32 | 64; offset: number; block: EncodedBlock }>>;
 }
@@ -97,6 +113,21 @@ function descriptor(base: number, limit: number, access: number, flags: number):
 
 /** Builds the image for one case. The caller checks that `state` is representable (see load.ts). */
 export function buildFirmware(state: ArchState, options: FirmwareOptions): Firmware {
+  // The case's pages carried in front of the block ("rom"), in runs of contiguous pages.
+  const runs = options.memory === "rom" ? pageRuns(state) : [];
+  const payloadPages = runs.reduce((n, run) => n + run.pages.length, 0);
+  const payloadSize = Math.ceil((payloadPages * 4096) / IMAGE_SIZE) * IMAGE_SIZE;
+  const totalSize = payloadSize + IMAGE_SIZE;
+  if (totalSize > MAX_IMAGE_SIZE) throw new Error(`the case's memory (${payloadPages} non-zero pages) does not fit in a ${MAX_IMAGE_SIZE >> 20} MiB image`);
+  const imageBase = 2 ** 32 - totalSize;
+  const full = new Uint8Array(totalSize).fill(0xff);
+  let payloadAt = 0;
+  const copies: { from: number; to: number; length: number }[] = [];
+  for (const run of runs) {
+    run.pages.forEach((page, i) => full.set(page, payloadAt + i * 4096));
+    copies.push({ from: imageBase + payloadAt, to: run.start * 4096, length: run.pages.length * 4096 });
+    payloadAt += run.pages.length * 4096;
+  }
   const image = new Image(IMAGE_SIZE, 0xff);
 
   // --- SMM entry (runs at CS.base = SMBASE, IP = 0x8000, 16-bit, 4 GiB segment limits) -------
@@ -108,13 +139,14 @@ export function buildFirmware(state: ArchState, options: FirmwareOptions): Firmw
   const rsm = smm.here("rsm");
   smm.i(Code.Rsm);
   const smmEncoded = smm.encode();
+  const smmInstructions = options.pendingNmi ? 2 : 1;
   image.place(SMM_HANDLER, smmEncoded.bytes, "SMM handler");
   const rsmAddress = BigInt(SMBASE) + smmEncoded.labels.get(rsm)!;
 
   // --- relocation SMI handler, copied to 0x38000 (CS.base = 0x30000, IP = 0x8000) ---------------
   const relocation = new Block(16, 0x8000n);
-  relocation.i(Code.Mov_rm32_imm32, abs(0xfe00 + 0x100, 16, Reg.CS), SMBASE);
-  relocation.i(Code.Mov_rm8_imm8, abs(RELOCATION_DONE - RESET_SMBASE, 16, Reg.CS), 1);
+  relocation.i(Code.Mov_rm32_imm32, abs(RESET_SAVE_AREA + 0x100, 32), SMBASE);
+  relocation.i(Code.Mov_rm8_imm8, abs(RELOCATION_DONE, 32), 1);
   relocation.i(Code.Rsm);
   const relocationEncoded = relocation.encode();
   image.place(RELOCATION_CODE, relocationEncoded.bytes, "relocation handler");
@@ -138,6 +170,8 @@ export function buildFirmware(state: ArchState, options: FirmwareOptions): Firmw
   const c32 = new Block(32, BigInt(IMAGE_LOW + CODE32));
   c32.i(Code.Mov_r32_imm32, r(Reg.EAX), GDT_DATA);
   for (const sreg of [Reg.DS, Reg.ES, Reg.SS]) c32.i(Code.Mov_Sreg_r32m16, r(sreg), r(Reg.EAX));
+  // The case's memory, when the image carries it.
+  for (const c of copies) copy32(c32, c.from, c.to, c.length);
   // SMBASE relocation: the handler into RAM, SMI to self, wait until it ran.
   copy32(c32, IMAGE_LOW + RELOCATION_CODE, RELOCATION_HANDLER, HANDLER_AREA_SIZE);
   c32.i(Code.Mov_rm32_imm32, abs(APIC_ICR_LOW), ICR_SELF_SMI);
@@ -197,6 +231,7 @@ export function buildFirmware(state: ArchState, options: FirmwareOptions): Firmw
   c64.bind(smi);
   c64.i(Code.Mov_rm32_imm32, at(Reg.RBX), ICR_SELF_SMI);
   const spinSmi = c64.here("wait-smi");
+  const smiWait = spinSmi;
   c64.i(Code.Jmp_rel8_64, spinSmi);
   const c64Encoded = c64.encode();
   image.place(CODE64, c64Encoded.bytes, "64-bit code");
@@ -232,10 +267,14 @@ export function buildFirmware(state: ArchState, options: FirmwareOptions): Firmw
   image.place(PAGE_TABLES, tables, "page tables");
 
   image.place(SAVE_AREA_OFFSET, encodeSaveArea(state, SMBASE), "SMM state-save area");
+  full.set(image.bytes, payloadSize);
 
   return {
-    image: image.bytes,
+    image: full,
+    imageBase: BigInt(imageBase),
     rsmAddress,
+    smiWaitAddress: c64Encoded.labels.get(smiWait)!,
+    smmInstructions,
     blocks: {
       smm: { bitness: 16, offset: SMM_HANDLER, block: smmEncoded },
       relocation: { bitness: 16, offset: RELOCATION_CODE, block: relocationEncoded },
@@ -266,6 +305,18 @@ function wrmsr32(b: Block, msr: number, value: bigint): void {
   b.i(Code.Mov_r32_imm32, r(Reg.EAX), Number(value & 0xffffffffn));
   b.i(Code.Mov_r32_imm32, r(Reg.EDX), Number((value >> 32n) & 0xffffffffn));
   b.i(Code.Wrmsr);
+}
+
+/** The state's non-zero pages in runs of consecutive page numbers. */
+export function pageRuns(state: ArchState): { start: number; pages: Uint8Array[] }[] {
+  const numbers = [...state.memory.keys()].filter((n) => state.memory.get(n)!.some((b) => b !== 0)).sort((a, b) => a - b);
+  const runs: { start: number; pages: Uint8Array[] }[] = [];
+  for (const n of numbers) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.start + last.pages.length === n) last.pages.push(state.memory.get(n)!);
+    else runs.push({ start: n, pages: [state.memory.get(n)!] });
+  }
+  return runs;
 }
 
 function nearJump16(from: number, to: number): Uint8Array {

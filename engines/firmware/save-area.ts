@@ -1,7 +1,7 @@
 // The 64-bit SMM state-save area QEMU's RSM reads (the AMD64 layout QEMU uses), as offsets from the
 // save-area base (SMBASE + 0xFE00). Facts from ../../../shared/reference/emulator-harnesses.md.
 import type { ArchState, Segment, TableRegister } from "../../contract/state.ts";
-import { FieldReader, Fields } from "../firmware/asm.ts";
+import { FieldReader, Fields } from "./asm.ts";
 
 export const SAVE_AREA_SIZE = 0x200;
 
@@ -35,15 +35,18 @@ export function gprOffset(n: number): number {
   return 0x1f8 - 8 * n;
 }
 
-/** The attribute word: type[3:0] | S<<4 | DPL<<5 | P<<7 | AVL<<12 | L<<13 | D/B<<14 | G<<15.
- *  QEMU keeps no "unusable" flag: an unusable segment is stored as not present. */
+/** The attribute word: type[3:0] | S<<4 | DPL<<5 | P<<7 | valid<<8 | AVL<<12 | L<<13 | D/B<<14 |
+ *  G<<15. Bochs takes bit 8 as its "valid" (usable) flag; QEMU ignores bits 8–11 and keeps no
+ *  "unusable" flag, so an unusable segment is also stored as not present. */
 export function attributesOf(s: Segment): number {
-  const present = s.present === 1 && s.unusable === 0 ? 1 : 0;
-  return (s.type & 15) | (s.s << 4) | (s.dpl << 5) | (present << 7) | (s.avl << 12) | (s.l << 13) | (s.db << 14) | (s.g << 15);
+  const usable = s.unusable === 0 ? 1 : 0;
+  const present = s.present === 1 && usable === 1 ? 1 : 0;
+  return (s.type & 15) | (s.s << 4) | (s.dpl << 5) | (present << 7) | (usable << 8) | (s.avl << 12) | (s.l << 13) | (s.db << 14) | (s.g << 15);
 }
 
 export function segmentFromAttributes(selector: number, attributes: number, limit: number, base: bigint): Segment {
   const present = (attributes >> 7) & 1;
+  const usable = (attributes >> 8) & 1;
   return {
     selector,
     base,
@@ -56,7 +59,7 @@ export function segmentFromAttributes(selector: number, attributes: number, limi
     l: (attributes >> 13) & 1,
     db: (attributes >> 14) & 1,
     g: (attributes >> 15) & 1,
-    unusable: present === 1 ? 0 : 1,
+    unusable: usable === 1 ? 0 : 1,
   };
 }
 
