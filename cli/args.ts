@@ -1,7 +1,7 @@
 // Command-line parsing: `--name value`, `--name=value`, boolean flags, `--` ends the options.
 // Every problem is a UsageError with one line naming the argument; main turns it into exit 2.
 import { PROFILE_NAMES, type ProfileName } from "../contract/profile.ts";
-import { ENGINE_NAMES } from "../conformance/vector-check.ts";
+import { ENGINE_NAMES } from "../engines/registry.ts";
 
 export class UsageError extends Error {
   override name = "UsageError";

@@ -47,9 +47,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         io.out(MAIN_HELP + "\n");
         return 0;
       case "run":
-        return runCommand(rest, io);
+        return await runCommand(rest, io);
       case "vectors":
-        return vectorsCommand(rest, io);
+        return await vectorsCommand(rest, io);
       case "rules":
         return rulesCommand(rest, io);
       case "schema":

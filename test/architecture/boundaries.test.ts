@@ -16,6 +16,10 @@ const ALLOWED: Readonly<Record<string, { readonly parts: readonly string[]; read
   spec: { parts: ["spec", "contract"], packages: ["ts-pattern"] },
   // The optimized emulator, written independently of spec/.
   impl: { parts: ["impl", "contract"], packages: [] },
+  // The engine registry, the one runner loop, adapters for engines in other processes.
+  engines: { parts: ["engines", "contract", "spec", "impl", "guest", "trace"], packages: ["node:"] },
+  // Traces as data and their renderers; zod defines the JSON-lines record (an external format).
+  trace: { parts: ["trace", "contract"], packages: ["iced-x86", "zod"] },
 };
 
 function files(dir: string): string[] {
@@ -67,7 +71,7 @@ function violations(part: string): string[] {
 describe("import boundaries between the parts", () => {
   for (const part of Object.keys(ALLOWED)) {
     it(`${part}/ imports only ${[...ALLOWED[part]!.parts, ...ALLOWED[part]!.packages].join(", ")}`, () => {
-      expect(files(join(ROOT, part)).length).toBeGreaterThan(3);
+      expect(files(join(ROOT, part)).length).toBeGreaterThanOrEqual(2);
       expect(violations(part)).toEqual([]);
     });
   }
