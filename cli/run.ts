@@ -1,6 +1,6 @@
 // `ringspec run FILE`: run a state or vector file and report the final state and the stop reason.
 import { writeFileSync } from "node:fs";
-import { parseArgs, runSettings, RUN_OPTIONS, DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
+import { parseArgs, runSettings, engineHelp, RUN_OPTIONS, DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
 import { loadDocument, InputError, oneLine } from "./input.ts";
 import { BufferedOut, type Io } from "./io.ts";
 import { stateDocument, stopLine } from "./format.ts";
@@ -27,8 +27,7 @@ Options:
   --max-steps N         step limit (default: a vector's limits.max_steps, else ${DEFAULT_MAX_STEPS.toLocaleString("en-US")};
                         given explicitly, it overrides the vector's limit)
   --timeout SECONDS     wall-clock limit for the run (default ${DEFAULT_TIMEOUT_SECONDS})
-  --engine spec|impl    the engine to run (default spec, the reference model; impl: the
-                        optimized emulator)
+${engineHelp()}
   --trace               print every step on stdout instead of the final state: step number,
                         address, disassembly (AT&T syntax), what the step did, and the registers,
                         flags, segment fields, CPU state and memory bytes it changed (new values)

@@ -1,5 +1,5 @@
 // `ringspec vectors check PATH...`: run vectors and compare them with their `expected` sections.
-import { parseArgs, runSettings, RUN_OPTIONS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
+import { parseArgs, runSettings, engineHelp, RUN_OPTIONS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
 import { expandPaths, loadDocument, InputError, oneLine } from "./input.ts";
 import { BufferedOut, type Io } from "./io.ts";
 import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
@@ -32,8 +32,7 @@ Options:
   --profile intel|amd   vendor behaviour for every vector (default: each vector's profile, else intel)
   --max-steps N         step limit for every vector (default: each vector's limits.max_steps)
   --timeout SECONDS     wall-clock limit per vector (default ${DEFAULT_TIMEOUT_SECONDS})
-  --engine spec|impl    the engine to check (default spec, the reference model; impl: the
-                        optimized emulator)
+${engineHelp()}
   -h, --help            this help
 
 Exit status: 2 if any input was unusable (or the arguments were bad), else 1 if any vector failed,

@@ -248,6 +248,18 @@ describe("ringspec run", () => {
   });
 });
 
+describe("ringspec rules", () => {
+  it("--hit runs the vectors on the spec and lists the rules they exercised", async () => {
+    const r = await runMain(["rules", "--hit", SYSCALL_BASIC_FILE, "--json"]);
+    expect(r.stderr).toBe("");
+    const report = JSON.parse(r.stdout) as { hit_by_vectors: string[]; registered: number };
+    expect(report.hit_by_vectors).toEqual(expect.arrayContaining(["SYSCALL-03", "SYSCALL-07", "RF-01"]));
+    expect(report.hit_by_vectors).not.toContain("SYSRET-04");
+    const both = JSON.parse((await runMain(["rules", "--hit", SYSCALL_BASIC_FILE, join(VECTORS, "sysret-noncanonical-rcx.json"), "--json"])).stdout) as { hit_by_vectors: string[] };
+    expect(both.hit_by_vectors).toEqual(expect.arrayContaining(["SYSCALL-03", "SYSRET-03"]));
+  });
+});
+
 describe("arguments", () => {
   it("bad values and unknown options: one line, exit 2, no stack trace (spawned)", async () => {
     expectOneLineError(await spawnCli(["run", SYSCALL_BASIC_FILE, "--max-steps", "abc"]), "--max-steps", '"abc"');
