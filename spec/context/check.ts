@@ -62,8 +62,7 @@ function counted(m: ContextModel, ...invariants: Invariant[]): ContextModel {
 // ---- Instructions, from the bytes events carry (when the engine reports them).
 
 function instructionBytes(event: EngineEvent): Uint8Array | undefined {
-  const instruction = (event as { readonly instruction?: { readonly bytes: Uint8Array } }).instruction;
-  return instruction?.bytes;
+  return event.instruction?.bytes;
 }
 
 type Boundary = "syscall" | "sysret" | "iret" | "retf" | "swapgs" | "other";

@@ -136,8 +136,7 @@ describe("CTX-03 (c): user mode has the user's GS and IF = 1", () => {
   it("CTX-03-GS: parity is found from the instruction bytes when events carry them", () => {
     const steps = syscallRoundTrip(userState()).map((s) => {
       const k = boundaryInstructionOf(s);
-      const withBytes: unknown = { ...s.event, instruction: { bytes: k, length: k?.length } };
-      return k === undefined ? s : { ...s, event: withBytes as EngineEvent };
+      return k === undefined ? s : { ...s, event: { ...s.event, instruction: { bytes: k, length: k.length } } };
     });
     expect(check(steps).violations).toEqual([]);
   });
@@ -236,7 +235,7 @@ describe("CTX-06 (f): no user-accessible mapping of kernel memory", () => {
 describe("what the checker needs from a runner", () => {
   it("needs the state after deliveries, after boundary instructions, during a SYSCALL entry, and always when events carry no bytes", () => {
     const model = initialContextModel(CONFIG, userState());
-    const retired = (bytes?: number[]): EngineEvent => ({ kind: "retired", rip: 0n, ...(bytes === undefined ? {} : { instruction: { bytes: Uint8Array.from(bytes), length: bytes.length } }) }) as EngineEvent;
+    const retired = (bytes?: number[]): EngineEvent => ({ kind: "retired", rip: 0n, ...(bytes === undefined ? {} : { instruction: { bytes: Uint8Array.from(bytes), length: bytes.length } }) });
     expect(needsState(model, retired())).toBe(true);
     expect(needsState(model, retired([0x48, 0x89, 0xe7]))).toBe(false); // mov %rsp,%rdi
     expect(needsState(model, retired([0x0f, 0x05]))).toBe(true);
