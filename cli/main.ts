@@ -1,6 +1,6 @@
 // The `ringspec` command line. Every error is one line on stderr and an exit status; a stack trace
 // never reaches the user.
-import { UsageError } from "./args.ts";
+import { UsageError, engineHelp } from "./args.ts";
 import { InputError, oneLine } from "./input.ts";
 import { processIo, type Io } from "./io.ts";
 import { runCommand } from "./run.ts";
@@ -22,7 +22,7 @@ Options shared by run and vectors check:
   --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
   --max-steps N         step limit (default: a vector's limits.max_steps, else 1,000,000)
   --timeout SECONDS     wall-clock limit per run (default 60)
-  --engine spec|impl    the engine (default spec, the reference model; impl: the optimized emulator)
+${engineHelp()}
 
 \`ringspec COMMAND --help\` describes each command. Exit status: 0 success, 1 a run or vector
 failed, 2 bad arguments or unusable input, 3 an internal error.`;
@@ -47,9 +47,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         io.out(MAIN_HELP + "\n");
         return 0;
       case "run":
-        return runCommand(rest, io);
+        return await runCommand(rest, io);
       case "vectors":
-        return vectorsCommand(rest, io);
+        return await vectorsCommand(rest, io);
       case "rules":
         return rulesCommand(rest, io);
       case "schema":

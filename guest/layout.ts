@@ -175,7 +175,7 @@ export function defineLayout(options: LayoutOptions = {}): GuestLayout {
   const percpuBase = options.percpu === null ? null : options.percpu?.base ?? 0x30000n;
   return {
     gdt,
-    idt: { base: options.idt?.base ?? 0x9000n, limit: 16 * vectors - 1, gates, stubs },
+    idt: { base: options.idt?.base ?? 0x9000n, limit: vectors === 0 ? 0 : 16 * vectors - 1, gates, stubs },
     tss: {
       base: options.tss?.base ?? 0xa000n,
       limit: options.tss?.limit ?? 0x67,

@@ -190,7 +190,7 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
   if (outcome === undefined) return { state: after, event: { kind: "retired", rip, instruction: insn } };
   switch (outcome.kind) {
     case "halt":
-      return { state: patchMachine(after, { cpu: { ...after.cpu, halted: true } }), event: { kind: "halted", rip } };
+      return { state: patchMachine(after, { cpu: { ...after.cpu, halted: true } }), event: { kind: "halted", rip, instruction: insn } };
     case "io":
       return { state: after, event: { kind: "io", rip, direction: outcome.direction, port: outcome.port, size: outcome.size, value: outcome.value, instruction: insn } };
   }
@@ -233,7 +233,7 @@ const STEP_SOURCE: Record<EventSource, "exception" | "software" | "external" | "
 
 function deliveredResult(outcome: DeliveryOutcome, rip: bigint, insn: Instruction | undefined): StepResult {
   const delivered = outcome.delivered;
-  if (delivered === null) return { state: outcome.state, event: { kind: "shutdown", rip } };
+  if (delivered === null) return { state: outcome.state, event: insn === undefined ? { kind: "shutdown", rip } : { kind: "shutdown", rip, instruction: insn } };
   const event: StepEvent = {
     kind: "delivered",
     rip,

@@ -44,7 +44,7 @@ export function compatSegmentationGap(st: ArchState): boolean {
 /** Runs one scenario in lockstep; throws a replayable description on a divergence. */
 export function checkScenario(s: Scenario, label = "scenario"): void {
   const state = buildScenario(s);
-  const d = lockstep(new SpecEngine(), new ImplEngine(), state, s.profile, STEPS, compatSegmentationGap).divergence;
+  const d = lockstep(new SpecEngine(), new ImplEngine(), state, s.profile, STEPS, { stopAt: compatSegmentationGap }).divergence;
   if (d === null) return;
   const file = join(tmpdir(), `ringspec-lockstep-${label}-${SEED}.json`);
   writeFileSync(file, JSON.stringify({ format: "ringspec-state/1", profile: s.profile, ...stateToJson(state) }, null, 1));
