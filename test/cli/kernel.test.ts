@@ -26,11 +26,11 @@ function file(name: string, text: string): string {
 
 describe("ringspec kernel: bad input is one line and exit 2", () => {
   it.each([
-    [["kernel"], "ringspec: kernel: expected IMAGE (see kernel --help)"],
     [["kernel", "a", "b"], "ringspec: kernel: expected one IMAGE, got 2"],
     [["kernel", "/nonexistent/k.elf"], "ringspec: /nonexistent/k.elf: no such file"],
     [["kernel", C_KERNEL, "--engine", "qemu"], 'ringspec: --engine: expected spec or impl, got "qemu"'],
-    [["kernel", C_KERNEL, "--json"], "ringspec: kernel: --json belongs to kernel check"],
+    [["kernel", C_KERNEL, "--json"], "ringspec: kernel: --json needs --trace (or belongs to kernel check)"],
+    [["kernel", C_KERNEL, "--rubric", "r.json"], "ringspec: kernel: --rubric belongs to kernel check"],
     [["kernel", "check"], "ringspec: kernel check: expected one IMAGE, got 0 (see kernel --help)"],
     [["kernel", "check", C_KERNEL, "--lockstep"], "ringspec: kernel check: --lockstep belongs to kernel (a check runs one engine)"],
   ])("%j", async (args, line) => {
@@ -86,5 +86,45 @@ describe("ringspec kernel check on a kernel that cannot run yet", () => {
 
   it("without --gradescope a failed check exits 1", async () => {
     expect((await run(["kernel", "check", C_KERNEL, "--json"])).code).toBe(1);
+  });
+});
+
+describe("ringspec kernel on the built-in demo kernel", () => {
+  it("--trace FROM:TO prints those steps with symbols instead of the console", async () => {
+    const r = await run(["kernel", "demo", "--trace", "463:466", "--max-steps", "466"]);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^463  0x40000e  syscall  \[retired\]  rcx=0x400010 /);
+    expect(lines[1]).toMatch(/^464  0x10080 <syscall_entry>  swapgs  \[retired\]  gs\.base=0x30000 KERNEL_GS_BASE=0x0$/);
+    expect(lines[3]).toMatch(/^466  0x1008c <syscall_entry\+0xc>  mov %gs:8,%rsp  \[retired\]  rsp=0x41000$/);
+    expect(r.stderr[0]).toMatch(/^stop: limit after 466 steps/);
+    const json = await run(["kernel", "demo", "--trace", "463:463", "--json", "--max-steps", "463"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ step: 463, rip: "0x40000e", instruction: { disassembly: "syscall" } });
+  });
+
+  it.each([
+    [["kernel", "demo", "--trace", "5"], 'ringspec: --trace: expected FROM:TO, steps from 1 with FROM <= TO, got "5"'],
+    [["kernel", "demo", "--json"], "ringspec: kernel: --json needs --trace (or belongs to kernel check)"],
+    [["kernel", "demo:nope"], 'ringspec: demo:nope: unknown demo variant "nope" (variants: missing-swapgs, yield-clobbers-r12, stale-rsp0, if-clear, user-kernel-mapping, sysret-noncanonical)'],
+  ])("%j", async (args, line) => {
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toEqual([line]);
+  });
+
+  it("without IMAGE it boots the demo kernel; a built-in kernel takes no loader description", async () => {
+    const r = await run(["kernel", "--max-steps", "1000"]);
+    expect(r.stdout).toBe("ringspec demo kernel: 5 processes, timer every 600 instructions\n");
+    expect(r.stderr[0]).toMatch(/^stop: limit after 1000 steps/);
+    expect(r.code).toBe(1);
+    const loader = file("plain-loader.json", JSON.stringify({ format: "ringspec-loader/1" }));
+    expect((await run(["kernel", "demo", "--loader", loader])).stderr).toEqual(["ringspec: --loader: the built-in demo needs no loader description"]);
+  });
+
+  it("kernel check demo:VARIANT names the broken invariant and exits 1; with --gradescope it writes results.json and exits 0", async () => {
+    const r = await run(["kernel", "check", "demo:if-clear", "--max-steps", "3000"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/FAIL \(c\) user mode runs with the user's GS.base \(SWAPGS parity\) and IF = 1: [0-9]+ violations?; the first:\n {5}CTX-03-IF at step [0-9]+: task 1 \(cr3 0x60000\) returned to user mode with interrupts disabled \(IF = 0\)/);
+    expect(r.stdout).toContain("reproduce: npx ringspec kernel check demo:if-clear --max-steps 3000 --engine spec");
   });
 });
