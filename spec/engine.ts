@@ -3,7 +3,6 @@
 import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
-import "./families.ts";
 import { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { StepEvent } from "./step/events.ts";
