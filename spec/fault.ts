@@ -6,7 +6,8 @@
 //   if (isFault(low)) return low;                                                          // pass on
 //
 // `t.fault` (spec/transaction/transaction.ts) records the rule; code without a transaction (the
-// decoder, the page walk) builds the value with `fault` below.
+// decoder, the page walk) builds the value with `fault` below. (The memory path passes a walk's
+// fault on with `"kind" in w`, for speed: see Transaction.translateOrFault.)
 import type { RuleId } from "./rules/rule.ts";
 
 export const DE = 0, DB = 1, NMI = 2, BP = 3, OF = 4, BR = 5, UD = 6, NM = 7, DF = 8;

@@ -2,7 +2,7 @@
 // checks (§4.5.4), access rights (§4.6), the #PF it raises (§4.7) and the accessed/dirty bits it
 // sets (§4.8). Pure: the same inputs always give the same result, and `memory` is never changed.
 // The caller has already checked that `linear` is canonical (PF-05); bits 63:48 are not used.
-import { isFault, type Fault } from "../fault.ts";
+import type { Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import type { PageSource, PhysicalMemory } from "../machine/physical-memory.ts";
 import { EFER } from "../machine/registers.ts";
@@ -40,7 +40,7 @@ export function translate(
   access: Access,
 ): Translation | Fault {
   const w = walk(m, memory, linear, access);
-  if (isFault(w)) return w;
+  if ("kind" in w) return w; // a fault (see Transaction.translateOrFault)
   let updated = memory;
   for (const { address, entry } of w.accessedDirty) updated = updated.write(address, 8, entry);
   return { physical: w.physical, memory: updated };
