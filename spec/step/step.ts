@@ -128,7 +128,7 @@ function completed(state: Machine, t: Transaction, insn: Instruction, tfBefore: 
   if (io !== undefined)
     return { state: after, event: { kind: "io", rip, direction: io.direction, port: io.port, size: io.size, value: io.value, instruction: insn } };
   // HLT-02: HLT completed into the HALT state.
-  if (after.cpu.halted) return { state: after, event: { kind: "halted", rip } };
+  if (after.cpu.halted) return { state: after, event: { kind: "halted", rip, instruction: insn } };
   return { state: after, event: { kind: "retired", rip, instruction: insn } };
 }
 
@@ -169,7 +169,7 @@ const STEP_SOURCE: Record<EventSource, "exception" | "software" | "external" | "
 
 function deliveredResult(outcome: DeliveryOutcome, rip: bigint, insn: Instruction | undefined): StepResult {
   const delivered = outcome.delivered;
-  if (delivered === null) return { state: outcome.state, event: { kind: "shutdown", rip } };
+  if (delivered === null) return { state: outcome.state, event: insn === undefined ? { kind: "shutdown", rip } : { kind: "shutdown", rip, instruction: insn } };
   const event: StepEvent = {
     kind: "delivered",
     rip,
