@@ -1,12 +1,14 @@
 // Synthetic machines for the context-switch checker's tests: a tiny kernel layout and the
 // boundary transitions applied as plain state changes (the checker only looks at states and
 // events, so it can be tested without running an engine).
-//   PML4 (task A 0x1000, task B 0x5000) → PDPT 0x2000 → PD 0x3000: 0–2 MiB supervisor (kernel),
-//   2–4 MiB user (code at 0x200100, stacks up to 0x3ff000). IDT 0x10000 (handler of vector v at
-//   0x11000 + 16·v), TSS 0x12000 (RSP0 0x20000, IST1 0x30000), GDT 0x13000, per-CPU 0x14000,
-//   LSTAR 0x15000.
+//   Task A: PML4 0x1000 → PDPT 0x2000 → PD 0x3000; task B: 0x5000 → 0x6000 → 0x7000; both map
+//   0–2 MiB supervisor (kernel) and 2–4 MiB user (code at 0x200100, stacks up to 0x3ff000) with
+//   2 MiB pages. IDT 0x10000 (handler of vector v at 0x11000 + 16·v; 0x80 DPL 3, #DF on IST1),
+//   TSS 0x12000 (RSP0 0x20000, IST1 0x30000), GDT 0x13000 (0x08 kernel CS, 0x10 kernel SS, 0x18 user
+//   SS, 0x20 user CS, 0x28 TSS), per-CPU 0x14000, LSTAR 0x15000. Built with the guest kit.
 import type { ArchState, Segment } from "../../../contract/state.ts";
-import { DEFAULT_CPU } from "../../../contract/state.ts";
+import { GPR_NAMES } from "../../../contract/schema.ts";
+import { FLAT_DESCRIPTORS, buildGuest, defineLayout, identity, type GuestLayout } from "../../../guest/index.ts";
 import type { EngineEvent } from "../../../contract/engine.ts";
 
 export const TASK_A_CR3 = 0x1000n;
@@ -29,15 +31,6 @@ export const KERNEL_SS = seg(0x10, 0, false);
 export const USER_SS = seg(0x1b, 3, false);
 export const USER_CS = seg(0x23, 3, true);
 
-class Pages {
-  readonly pages = new Map<number, Uint8Array>();
-  write64(address: bigint, value: bigint): void {
-    const n = Number(address >> 12n);
-    let page = this.pages.get(n);
-    if (page === undefined) this.pages.set(n, (page = new Uint8Array(4096)));
-    new DataView(page.buffer).setBigUint64(Number(address & 0xfffn), value, true);
-  }
-}
 
 /** Copy-on-write write of one qword into a state's memory. */
 export function poke(s: ArchState, address: bigint, value: bigint): ArchState {
@@ -49,39 +42,36 @@ export function poke(s: ArchState, address: bigint, value: bigint): ArchState {
   return { ...s, memory };
 }
 
-export function gateWords(target: bigint, ist = 0, dpl = 0): [bigint, bigint] {
-  const attrs = BigInt(0x80 | (dpl << 5) | 14);
-  return [(target & 0xffffn) | (0x08n << 16n) | (BigInt(ist) << 32n) | (attrs << 40n) | (((target >> 16n) & 0xffffn) << 48n), target >> 32n];
-}
+export const handler = (vector: number): bigint => 0x11000n + 16n * BigInt(vector);
 
-export const handler = (vector: number) => 0x11000n + 16n * BigInt(vector);
+/** The tiny kernel layout above, as a guest kit layout (guest/layout.ts). */
+export const LAYOUT: GuestLayout = defineLayout({
+  gdt: {
+    base: 0x13000n,
+    entries: [
+      { name: "kernelCode", selector: 0x08, descriptor: FLAT_DESCRIPTORS.code64(0) },
+      { name: "kernelData", selector: 0x10, descriptor: FLAT_DESCRIPTORS.data(0) },
+      { name: "userData", selector: 0x18, descriptor: FLAT_DESCRIPTORS.data(3) },
+      { name: "userCode", selector: 0x20, descriptor: FLAT_DESCRIPTORS.code64(3) },
+    ],
+    tssSelector: 0x28,
+  },
+  idt: { base: IDT, stubs: null, handler, userVectors: [0x80], ist: { 8: 1 } },
+  tss: { base: TSS, rsp: [RSP0_A, 0n, 0n], ist: [IST1] },
+  paging: { tables: [TASK_A_CR3, 0x2000n, 0x3000n], mappings: [identity(0n, 0x200000n, "2M", false), identity(0x200000n, 0x200000n, "2M", true)] },
+  addressSpaces: [{ tables: [TASK_B_CR3, 0x6000n, 0x7000n], mappings: [identity(0n, 0x200000n, "2M", false), identity(0x200000n, 0x200000n, "2M", true)] }],
+  stacks: { kernel: RSP0_A, user: USER_RSP, ist: [IST1] },
+  code: { user: USER_RIP },
+  percpu: { base: PERCPU, fields: [] },
+  haltPads: [],
+  msrs: { lstar: LSTAR, cstar: 0n, fmask: 0x47700n },
+  control: { cr0: 0x80010033n, cr4: 0x20n },
+});
 
 /** Task A in user mode, about to run at USER_RIP, with recognisable register values. */
 export function userState(): ArchState {
-  const mem = new Pages();
-  for (const pml4 of [TASK_A_CR3, TASK_B_CR3]) mem.write64(pml4, 0x2000n | 7n);
-  mem.write64(0x2000n, 0x3000n | 7n);
-  mem.write64(0x3000n, 0x0n | 0x83n); // 0–2 MiB: supervisor
-  mem.write64(0x3008n, 0x200000n | 0x87n); // 2–4 MiB: user
-  for (let v = 0; v < 256; v++) {
-    const [lo, hi] = gateWords(handler(v), v === 8 ? 1 : 0, v === 0x80 ? 3 : 0);
-    mem.write64(IDT + 16n * BigInt(v), lo);
-    mem.write64(IDT + 16n * BigInt(v) + 8n, hi);
-  }
-  mem.write64(TSS + 4n, RSP0_A);
-  mem.write64(TSS + 0x24n, IST1);
-  const gpr = Array.from({ length: 16 }, (_, i) => 0x1000n * BigInt(i + 1) + 0x11n);
-  gpr[4] = USER_RSP;
-  return {
-    gpr, rip: USER_RIP, rflags: 0x202n,
-    cs: USER_CS, ss: USER_SS, ds: seg(0, 0, false), es: seg(0, 0, false), fs: seg(0, 0, false), gs: seg(0, 0, false),
-    tr: { selector: 0x28, base: TSS, limit: 0x67, type: 11, s: 0, dpl: 0, present: 1, db: 0, l: 0, g: 0, avl: 0, unusable: 0 },
-    ldtr: { selector: 0, base: 0n, limit: 0, type: 2, s: 0, dpl: 0, present: 1, db: 0, l: 0, g: 0, avl: 0, unusable: 1 },
-    gdtr: { base: 0x13000n, limit: 0x37 }, idtr: { base: IDT, limit: 0xfff },
-    cr0: 0x80010033n, cr2: 0n, cr3: TASK_A_CR3, cr4: 0x20n, cr8: 0n, efer: 0xd01n,
-    star: 0x0010000800000000n, lstar: LSTAR, cstar: 0n, fmask: 0x47700n, kernelGsBase: PERCPU,
-    memory: mem.pages, cpu: DEFAULT_CPU,
-  };
+  const regs = Object.fromEntries(GPR_NAMES.map((name, i) => [name, 0x1000n * BigInt(i + 1) + 0x11n]));
+  return buildGuest(LAYOUT, { start: { ring: 3, regs, rsp: USER_RSP } }).state;
 }
 
 export const withGpr = (s: ArchState, index: number, value: bigint): ArchState => {
