@@ -1,4 +1,4 @@
-// ImplEngine: the optimized emulator behind the Engine interface (spec/format/engine.ts).
+// ImplEngine: the optimized emulator behind the Engine interface (contract/engine.ts).
 //
 // The hot loop (run) reads top to bottom:
 //   1. shutdown? stop.
@@ -472,12 +472,16 @@ export class ImplEngine implements Engine {
     return this.deliverOutcome(deliver(m, v, EV_FAULT, err, lo, hi, lo, hi));
   }
 
+  /** The instruction the last instructionStep fetched (null: the fetch faulted). */
+  private stepInsn: Insn | null = null;
+
   /** One instruction step (fetch + execute), uncompiled. */
   private instructionStep(): number {
     const m = this.m;
     const b = this.fetch();
-    if (b !== null) return this.execute(b.insns[0]!);
-    if (this.loose !== null) return this.execute(this.loose);
+    const insn = b !== null ? b.insns[0]! : this.loose;
+    this.stepInsn = insn;
+    if (insn !== null) return this.execute(insn);
     // Fetch fault (#PF / #GP(0)) at RIP.
     const lo = m.r[RIP_LO]!, hi = m.r[RIP_HI]!;
     this.stepRipLo = lo;
@@ -510,8 +514,11 @@ export class ImplEngine implements Engine {
     if (m.shutdown) return { kind: "shutdown", rip: rip() };
     const ev = this.boundaryEvent();
     if (ev === EV_HALT_STOP) return { kind: "halted", rip: rip() };
-    const r = ev !== EV_NONE ? this.deliverBoundary(ev) : this.instructionStep();
-    return this.describe(r);
+    if (ev !== EV_NONE) return this.describe(this.deliverBoundary(ev));
+    const event = this.describe(this.instructionStep());
+    // The instruction's bytes, for traces (contract: StepInstruction).
+    const i = this.stepInsn;
+    return { ...event, instruction: i === null ? { bytes: new Uint8Array(0), length: 0 } : { bytes: i.bytes.slice(), length: i.len } };
   }
 
   private describe(r: number): EngineEvent {
