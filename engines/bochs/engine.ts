@@ -178,6 +178,8 @@ export class BochsEngine implements AsyncEngine {
         if (cpu.inSmm) throw new EngineError("start", "bochs: still in SMM at the case's first instruction");
         const difference = compareInstalled(state, cpu.registers);
         if (difference !== null) throw new EngineError("unsupported-state", `bochs installed ${difference}`);
+        // The memory is the loaded state's (the boot image copied it); keep the read.
+        session.cached = { ...cpu.registers, memory: state.memory };
       }
       return session;
     } catch (e) {

@@ -31,8 +31,8 @@ import { buildFirmware, pageRuns } from "../firmware/smm-image.ts";
 import { qemuCannotInstall, ramSizeFor } from "./representable.ts";
 import { parseIntLog, summarizeStep } from "./int-log.ts";
 import { parseMigrationStream } from "./migration.ts";
-import { cpuStateFromStream } from "./cpu-state.ts";
-import { classifyInstruction, type InstructionClass } from "./instruction.ts";
+import { cpuStateFromStream, type QemuCpuState } from "./cpu-state.ts";
+import { classifyInstruction, type InstructionClass } from "../host/instruction.ts";
 import { compareInstalled } from "../host/verify.ts";
 
 export interface QemuEngineOptions {
@@ -88,6 +88,8 @@ interface Session {
   migrations: number;
   /** The state read since the last step (QEMU refuses a second migration in a row). */
   cached: ArchState | undefined;
+  /** The CPU read from the migration stream since the last step. */
+  cpuRead: QemuCpuState | undefined;
 }
 
 export class QemuEngine implements AsyncEngine {
@@ -181,16 +183,17 @@ export class QemuEngine implements AsyncEngine {
       const session: Session = {
         dir, child, qmp, gdb, target, ramFile: dir.file("ram"), ramSize, logFile: dir.file("int.log"),
         initial: state, logOffset: 0, regs: { gpr: [], rip: 0n, rflags: 0n, cs: 0, efer: 0n },
-        halted: false, shutdown: false, cs64: state.cs.l === 1, csSelector: state.cs.selector, migrations: 0, cached: undefined,
+        halted: false, shutdown: false, cs64: state.cs.l === 1, csSelector: state.cs.selector, migrations: 0, cached: undefined, cpuRead: undefined,
       };
       session.regs = await this.readRegisters(session);
       if (session.regs.rip !== state.rip) {
         throw new EngineError("start", `qemu: after RSM, RIP is 0x${session.regs.rip.toString(16)}, not the case's 0x${state.rip.toString(16)}`);
       }
       session.logOffset = fileSize(session.logFile);
-      // Check what RSM installed against what was asked.
-      const { cpu } = await this.readCpu(session);
-      const difference = compareInstalled(state, { ...cpu.registers, cpu: cpu.cpu }, QEMU_UNOBSERVABLE);
+      // Check what RSM installed against what was asked (the state read is kept: QEMU cannot
+      // migrate twice without running in between).
+      const installed = await this.state(session);
+      const difference = compareInstalled(state, installed, QEMU_UNOBSERVABLE);
       if (difference !== null) throw new EngineError("unsupported-state", `qemu installed ${difference}`);
       this.session = session;
     } catch (e) {
@@ -204,7 +207,22 @@ export class QemuEngine implements AsyncEngine {
 
   private current(): Session {
     if (this.session === null) throw new EngineError("usage", "qemu engine: load() a state first");
+    if (this.released) throw new EngineError("usage", "qemu engine: its gdbstub was handed to another client");
     return this.session;
+  }
+
+  private released = false;
+
+  /**
+   * Hands the loaded QEMU's gdbstub to another client (the generic GDB bridge, gdb itself): the
+   * engine disconnects, leaving the CPU stopped at the case's first instruction, and returns the
+   * stub's unix socket. The engine can then only be closed.
+   */
+  async releaseGdbStub(): Promise<{ readonly socket: string; readonly runState: () => Promise<string> }> {
+    const s = this.current();
+    s.gdb.drop();
+    this.released = true;
+    return { socket: s.dir.file("gdb.sock"), runState: () => this.status(s) };
   }
 
   private async readRegisters(s: Session): Promise<Registers> {
@@ -266,6 +284,7 @@ export class QemuEngine implements AsyncEngine {
     const s = this.current();
     const rip = s.regs.rip;
     s.cached = undefined;
+    s.cpuRead = undefined;
     if (s.shutdown) return { kind: "shutdown", rip };
     if (s.halted) return { kind: "halted", rip };
     const bytes = (await s.gdb.readMemory(rip, 15)) ?? Buffer.alloc(0);
@@ -345,7 +364,7 @@ export class QemuEngine implements AsyncEngine {
 
   /** Whether CS is a 64-bit code segment now (read from the migration stream's segment cache). */
   private async csIs64(s: Session): Promise<boolean> {
-    const { cpu } = await this.readCpu(s);
+    const cpu = await this.cpuNow(s);
     return cpu.registers.cs.l === 1 && (cpu.registers.efer & (1n << 10n)) !== 0n;
   }
 
@@ -371,6 +390,12 @@ export class QemuEngine implements AsyncEngine {
       await this.step();
       steps++;
     }
+  }
+
+  /** The CPU as of now (one migration per step at most). */
+  private async cpuNow(s: Session): Promise<QemuCpuState> {
+    if (s.cpuRead === undefined) s.cpuRead = (await this.readCpu(s)).cpu;
+    return s.cpuRead;
   }
 
   /** Runs a migration into a unix socket the engine listens on, and parses what arrives. */
@@ -408,10 +433,10 @@ export class QemuEngine implements AsyncEngine {
     return { stream, bytes, cpu: cpuStateFromStream(stream, s.shutdown) };
   }
 
-  async state(): Promise<ArchState> {
-    const s = this.current();
+  async state(session?: Session): Promise<ArchState> {
+    const s = session ?? this.current();
     if (s.cached !== undefined) return s.cached;
-    const { cpu } = await this.readCpu(s);
+    const cpu = await this.cpuNow(s);
     const memory = readPages(s.ramFile, s.ramSize);
     // Registers come from the stream: the gdbstub truncates GPRs to 32 bits (and R8–R15 to 0)
     // outside 64-bit code.
@@ -458,6 +483,7 @@ export class QemuEngine implements AsyncEngine {
   async close(): Promise<void> {
     const s = this.session;
     this.session = null;
+    this.released = false;
     if (s === null) return;
     s.gdb.drop();
     s.qmp.close();
