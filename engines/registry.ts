@@ -8,10 +8,13 @@ import type { AsyncEngine, Engine, EngineCapabilities } from "../contract/engine
 import { PROFILE_NAMES } from "../contract/profile.ts";
 import { ImplEngine } from "../impl/engine.ts";
 import { SpecEngine } from "../spec/engine.ts";
+import { EMULATOR_ENGINES, type EmulatorOptions } from "./emulators.ts";
 
 export interface EngineOptions {
   /** Ask for each step's rule IDs (only engines whose capabilities say `rules` give them). */
   readonly rules?: boolean;
+  /** Where the emulator engines find their emulator (`--qemu`, `--qemu-cpu`, `--bochs`, `--gdb`). */
+  readonly emulator?: EmulatorOptions;
 }
 
 export interface EngineEntry {
@@ -41,6 +44,7 @@ const FULL_VIEW = { profiles: PROFILE_NAMES, singleStep: true, raise: true, touc
 export const ENGINES: readonly EngineEntry[] = [
   inProcess("the reference model (spec/): readable, every rule tagged", { name: "spec", ...FULL_VIEW, rules: true }, (o) => new SpecEngine({ rules: o.rules === true })),
   inProcess("the optimized emulator (impl/)", { name: "impl", ...FULL_VIEW }, () => new ImplEngine()),
+  ...EMULATOR_ENGINES,
 ];
 
 export const ENGINE_NAMES: readonly string[] = ENGINES.map((e) => e.name);

@@ -100,7 +100,8 @@ export class GdbEngine implements AsyncEngine {
 
   private async connect(): Promise<Connection> {
     if (this.connection !== null) return this.connection;
-    const client = await RspClient.connect(this.options.target, { timeoutMs: this.options.connectTimeoutMs });
+    // The stub is the user's, already running: no retrying a refused connection.
+    const client = await RspClient.connect(this.options.target, { timeoutMs: this.options.connectTimeoutMs, stillStarting: () => false });
     try {
       const target = await loadTargetDescription((annex) => client.readFeatureFile(annex));
       if (target === null) throw new EngineError("protocol", "gdb stub: no target description (qXfer:features:read)");
