@@ -1,7 +1,7 @@
 // Command-line parsing: `--name value`, `--name=value`, boolean flags, `--` ends the options.
 // Every problem is a UsageError with one line naming the argument; main turns it into exit 2.
 import { PROFILE_NAMES, type ProfileName } from "../contract/profile.ts";
-import { ENGINE_NAMES, ENGINES } from "../engines/registry.ts";
+import { ALL_ENGINE_NAMES as ENGINE_NAMES, ALL_ENGINES as ENGINES } from "../engines/registry.ts";
 import { parseGdbTarget } from "../engines/gdb/engine.ts";
 import type { EmulatorOptions } from "../engines/emulators.ts";
 

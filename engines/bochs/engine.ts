@@ -154,16 +154,16 @@ export class BochsEngine implements AsyncEngine {
       const started = child;
       const debuggerClient = new BochsDebugger(new ByteStream({ input: child.stdoutStream, output: fifo.writer }, "bochs"), this.options.stepTimeoutMs);
       // The command file's output ends at the first prompt.
-      const bootOutput = await Promise.race([
-        debuggerClient.ready(this.options.startTimeoutMs),
-        started.exited.then(() => {
-          throw new EngineError("start", `bochs ${started.describeExit()}`);
-        }),
-      ]).catch((e: unknown) => {
-        if (e instanceof EngineError && e.kind !== "start" && started.exitStatus !== undefined) throw new EngineError("start", `bochs ${started.describeExit()}`);
+      let bootOutput: string;
+      try {
+        bootOutput = await debuggerClient.ready(this.options.startTimeoutMs);
+      } catch (e) {
+        // Output ended or never came: if Bochs exited, say how (its status and stderr).
+        const exited = await Promise.race([started.exited, new Promise((r) => setTimeout(r, 300, undefined))]);
+        if (exited !== undefined) throw new EngineError("start", `bochs ${started.describeExit()}`);
         if (e instanceof EngineError && e.kind === "timeout") throw new EngineError("start", `bochs: the boot image did not reach the case within ${this.options.startTimeoutMs} ms`);
         throw e;
-      });
+      }
       if (!bootOutput.includes("Breakpoint 1,")) throw new EngineError("start", `bochs: the boot image never reached its final SMI (${lastLine(bootOutput)})`);
       const reports = bootOutput.split("Next at t=");
       const next = parseNext("Next at t=" + reports[reports.length - 1]!);

@@ -2,11 +2,9 @@
 // at fixed origins, with labels. Instructions are built with iced-x86's Instruction.create* and
 // encoded with its BlockEncoder (which resolves branch targets); label addresses are recovered by
 // decoding the result back, instruction for instruction (a block holds code only, never data).
-import { createRequire } from "node:module";
+import { iced } from "../../guest/iced.ts";
 
-const require = createRequire(import.meta.url);
-/** iced-x86 is synchronous CommonJS wasm. */
-export const iced = require("iced-x86") as typeof import("iced-x86");
+export { iced };
 
 type Instruction = InstanceType<typeof iced.Instruction>;
 type MemoryOperand = InstanceType<typeof iced.MemoryOperand>;

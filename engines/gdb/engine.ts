@@ -156,7 +156,10 @@ export class GdbEngine implements AsyncEngine {
     ];
     for (const [name, value] of writes) {
       const reg = c.byName.get(name);
-      if (reg !== undefined && current.get(name) !== BigInt.asUintN(reg.bits, value)) await c.client.writeRegister(reg.number, registerBytes(reg, value));
+      if (reg === undefined || current.get(name) === BigInt.asUintN(reg.bits, value)) continue;
+      await c.client.writeRegister(reg.number, registerBytes(reg, value)).catch((e: unknown) => {
+        throw new EngineError("unsupported-state", `gdb stub: cannot set ${name} to 0x${value.toString(16)} (${e instanceof Error ? e.message : String(e)})`);
+      });
     }
     // Check what the stub holds now against the state, for every register it exposes.
     const now = await this.registers(c);

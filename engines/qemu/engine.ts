@@ -90,6 +90,8 @@ interface Session {
   cached: ArchState | undefined;
   /** The CPU read from the migration stream since the last step. */
   cpuRead: QemuCpuState | undefined;
+  /** The last migration stream read (kept for diagnostics and for recording test samples). */
+  lastStream: Buffer | undefined;
 }
 
 export class QemuEngine implements AsyncEngine {
@@ -183,7 +185,7 @@ export class QemuEngine implements AsyncEngine {
       const session: Session = {
         dir, child, qmp, gdb, target, ramFile: dir.file("ram"), ramSize, logFile: dir.file("int.log"),
         initial: state, logOffset: 0, regs: { gpr: [], rip: 0n, rflags: 0n, cs: 0, efer: 0n },
-        halted: false, shutdown: false, cs64: state.cs.l === 1, csSelector: state.cs.selector, migrations: 0, cached: undefined, cpuRead: undefined,
+        halted: false, shutdown: false, cs64: state.cs.l === 1, csSelector: state.cs.selector, migrations: 0, cached: undefined, cpuRead: undefined, lastStream: undefined,
       };
       session.regs = await this.readRegisters(session);
       if (session.regs.rip !== state.rip) {
@@ -429,6 +431,7 @@ export class QemuEngine implements AsyncEngine {
       server.close();
     }
     const bytes = Buffer.concat(chunks);
+    s.lastStream = bytes;
     const stream = parseMigrationStream(bytes);
     return { stream, bytes, cpu: cpuStateFromStream(stream, s.shutdown) };
   }
