@@ -217,7 +217,8 @@ export class TraceModelBuilder {
     const id = this.transitions.length;
     const detailed = id < this.maxDetailed;
     if (!detailed) this.omittedDetails++;
-    const input: StepInput = { record, before, after, symbol: this.symbol, describe: (rule) => this.options.catalogue(rule)?.description ?? rule };
+    const ordered = record.rules === undefined ? record : { ...record, rules: placeImplied(record.rules, this.options.catalogue) };
+    const input: StepInput = { record: ordered, before, after, symbol: this.symbol, describe: (rule) => this.options.catalogue(rule)?.description ?? rule };
     const reports = this.options.engineReportsRules;
     const naming = { layout: this.options.frameLayout ?? null, symbol: this.symbol };
     let sequence: SequencePart[] = [];
@@ -274,6 +275,33 @@ export class TraceModelBuilder {
       sequence, frames,
     };
   }
+}
+
+/**
+ * The engine records a rule that has no check or update of its own (`recordedWith`) once the step
+ * is over; the sequence shows it right after the first of the rules it is recorded with.
+ */
+export function placeImplied(rules: readonly string[], catalogue: (rule: string) => RuleInfo | undefined): string[] {
+  const implied = new Map<string, readonly string[]>();
+  for (const r of new Set(rules)) {
+    const w = catalogue(r)?.recordedWith;
+    if (w !== undefined) implied.set(r, typeof w === "string" ? [w] : w);
+  }
+  if (implied.size === 0) return [...rules];
+  const out: string[] = [];
+  const placed = new Set<string>();
+  for (const r of rules) {
+    if (implied.has(r)) continue;
+    out.push(r);
+    for (const [rule, anchors] of implied)
+      if (!placed.has(rule) && anchors.includes(r)) {
+        out.push(rule);
+        placed.add(rule);
+      }
+  }
+  // Implied rules whose anchors were not recorded keep their place at the end.
+  for (const rule of implied.keys()) if (!placed.has(rule)) out.push(rule);
+  return out;
 }
 
 function operandBytes(mnemonic: string): number {

@@ -93,15 +93,30 @@ function linesFor<F>(
   }
 
   const index = new Map(template.map((item, i) => [item.rule, i] as const));
-  const done = new Set<number>();
   // The failing check is the last report of its rule in the part.
   const failedAt = failed === null ? -1 : reported.lastIndexOf(failed.rule);
-  let cursor = 0;
+  const reportedItems = new Set<number>();
+  reported.forEach((rule, r) => {
+    const t = index.get(rule);
+    if (t !== undefined && r !== failedAt) reportedItems.add(t);
+  });
+  // A silent check (recorded only when it fails) that passed is shown just before the next item
+  // the engine did report: where the SDM's order puts it.
+  const anchorOf = template.map((_, i) => {
+    for (let j = i + 1; j < template.length; j++) if (reportedItems.has(j)) return j;
+    return template.length;
+  });
+  const done = new Set<number>();
+  const silentBefore = (t: number, upTo: (i: number) => boolean) => {
+    for (let i = 0; i < template.length; i++)
+      if (template[i]!.silent === true && !done.has(i) && upTo(i) && applies(template[i]!)) emit(template[i]!, "passed"), done.add(i);
+    void t;
+  };
   for (let r = 0; r < reported.length; r++) {
     const rule = reported[r]!;
     const t = index.get(rule);
     if (r === failedAt) {
-      if (t !== undefined) for (let i = cursor; i < t; i++) if (template[i]!.silent === true && applies(template[i]!)) emit(template[i]!, "passed");
+      if (t !== undefined) silentBefore(t, (i) => i < t);
       emitFailed(rule, t === undefined ? undefined : template[t]);
       return { lines, also: alsoList(also) };
     }
@@ -111,18 +126,14 @@ function linesFor<F>(
       continue;
     }
     if (done.has(t)) continue;
-    // Checks the spec records only when they fail, and which lie before this rule, passed.
-    for (let i = cursor; i < t; i++) if (template[i]!.silent === true && !done.has(i) && applies(template[i]!)) emit(template[i]!, "passed"), done.add(i);
+    silentBefore(t, (i) => anchorOf[i] === t);
     emit(template[t]!, "reported");
     done.add(t);
-    cursor = Math.max(cursor, t + 1);
   }
-  if (failed !== null) {
-    // The failing rule was not reported (a decoder's fault): it ends the part.
-    emitFailed(failed.rule, template.find((i) => i.rule === failed.rule));
-  } else {
-    for (let i = cursor; i < template.length; i++) if (template[i]!.silent === true && !done.has(i) && applies(template[i]!)) emit(template[i]!, "passed");
-  }
+  // The failing rule was not reported (a decoder's fault): it ends the part. Otherwise the silent
+  // checks after the last reported item passed too.
+  if (failed !== null) emitFailed(failed.rule, template.find((i) => i.rule === failed.rule));
+  else silentBefore(template.length, (i) => anchorOf[i] === template.length && i > Math.max(-1, ...reportedItems));
   return { lines, also: alsoList(also) };
 }
 

@@ -150,15 +150,12 @@ export const DELIVERY: readonly TemplateItem<DeliveryFacts>[] = [
   },
   {
     rule: "DELIVER-16", phase: "push",
-    text: (f) => f.slots.filter((s) => s.name !== "error code").map((s) => `push ${s.name} ${slotValue(s.name, s.value, f.symbol)} at ${hex(s.address)}`),
+    text: (f) => f.slots.map((s) => `push ${s.name} ${slotValue(s.name, s.value, f.symbol)} at ${hex(s.address)}`),
     why: () => `a frame slot is not canonical: #SS`,
   },
   {
     rule: "EXC-02", phase: "push", applies: (f) => f.errorCode !== null,
-    text: (f) => {
-      const s = f.slots.find((x) => x.name === "error code");
-      return `push error code ${hex(f.errorCode!)}${s === undefined ? "" : ` at ${hex(s.address)}`}${errorCodeMeaning(f.vector, f.errorCode!)}`;
-    },
+    text: (f) => `${vectorName(f.vector)} pushes an error code: ${hex(f.errorCode!)}${errorCodeMeaning(f.vector, f.errorCode!)}`,
   },
   {
     rule: "SEG-06", phase: "update",
@@ -196,7 +193,6 @@ export const DELIVERY: readonly TemplateItem<DeliveryFacts>[] = [
     rule: "DELIVER-21", phase: "update",
     text: (f) => `${f.on.cpu.halted ? "HLT ended; " : ""}any interrupt shadow ended${f.source === "nmi" ? "; NMIs blocked until the next IRET" : ""}`,
   },
-  { rule: "NMI-02", phase: "update", applies: (f) => f.source === "nmi", text: () => `NMI blocking set: a further NMI stays latched until IRET` },
   {
     rule: "DELIVER-22", phase: "note",
     text: (f) => `GS untouched: GS.base ${hex(f.on.gs.base)}, KERNEL_GS_BASE ${hex(f.on.kernelGsBase)}${f.interPrivilege ? " (the handler's SWAPGS reaches per-CPU data)" : ""}`,
@@ -306,7 +302,7 @@ export const SYSRET: readonly TemplateItem<InstructionFacts>[] = [
     rule: "SYSRET-05", phase: "update",
     text: (f) => `RFLAGS ← (R11 ${hex(r11(f.before))} & 0x3c7fd7) | 2 = ${hex(f.after.rflags)}${flagText(f.before.rflags, f.after.rflags)}`,
   },
-  { rule: "SYSRET-V4", phase: "note", applies: () => false, text: () => `amd: the same RFLAGS value` },
+  { rule: "SYSRET-V4", phase: "note", applies: () => false, text: () => `the amd profile computes the same RFLAGS` },
   {
     rule: "SYSRET-06", phase: "update",
     text: (f) => `CS ← ${f.after.cs.l === 1 ? "(STAR[63:48] + 16) | 3" : "STAR[63:48] | 3"} = ${hex(f.after.cs.selector)} (flat ${f.after.cs.l === 1 ? "64-bit" : "32-bit"} code, DPL 3): CPL 3`,
@@ -459,7 +455,8 @@ export const EVENT: readonly TemplateItem<EventFacts>[] = [
   { rule: "HLT-03", phase: "note", text: () => `it wakes the halted CPU (saved RIP after the HLT)` },
   { rule: "HLT-06", phase: "note", text: () => `the single-step trap of the HLT is taken as the CPU wakes` },
   { rule: "TF-02", phase: "note", text: () => `the single-step #DB is a trap: the saved RIP is the next instruction` },
-  { rule: "NMI-01", phase: "note", text: () => `NMI: vector 2, not masked by IF, no DPL check, no error code; blocking starts now` },
+  { rule: "NMI-01", phase: "note", text: () => `NMI: vector 2, not masked by IF, no DPL check, no error code` },
+  { rule: "NMI-02", phase: "update", text: () => `NMIs blocked from now on (even if this delivery faults): a further NMI stays latched until IRET` },
   { rule: "PRIO-TPR", phase: "check", text: () => `its priority class is above CR8` },
   { rule: "SWINT-01", phase: "note", text: (f) => `${f.instruction ?? "INT n"}: vector ${hex(f.vector)}, EXT = 0, the gate's DPL is checked, no error code; saved RIP = the next instruction` },
   { rule: "SWINT-03", phase: "note", text: () => `INT3: vector 3 with the INT n rules` },

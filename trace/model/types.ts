@@ -152,6 +152,9 @@ export interface RoundTripGroup {
 export interface RuleInfo {
   readonly description: string;
   readonly source: string;
+  /** A rule with no check or update of its own is recorded with these (spec/rules/rule.ts): the
+   *  sequence shows it right after them. */
+  readonly recordedWith?: string | readonly string[];
 }
 
 /** A step as the page lists it: the trace record, and the symbol of its address. */
