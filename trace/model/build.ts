@@ -37,6 +37,9 @@ export interface TraceModelOptions {
   readonly maxRecords?: number;
   /** Transitions with their sequence and frame at most (default 10,000). */
   readonly maxDetailed?: number;
+  /** false: transitions are handed to `onTransition` and not kept (a streaming text trace). */
+  readonly retainTransitions?: boolean;
+  readonly onTransition?: (t: Transition, record: TraceRecord) => void;
 }
 
 export interface StopInfo {
@@ -61,6 +64,8 @@ export class TraceModelBuilder {
   private readonly steps: ModelStep[] = [];
   private omittedSteps = 0;
   private omittedDetails = 0;
+  /** Transitions seen (kept or not). */
+  private count = 0;
   private readonly transitions: Transition[] = [];
   /** Boundary contexts as runs; `gs` is settled at the end (by parity). */
   private readonly runs: ({ -readonly [K in keyof Omit<TimelineSegment, "gs">]: TimelineSegment[K] } & { parity: number })[] = [];
@@ -93,7 +98,11 @@ export class TraceModelBuilder {
     const mnemonic = record.instruction === null ? "" : mnemonicOf(record.instruction.disassembly);
     if (mnemonic === "swapgs" && record.event.kind === "retired") this.parity ^= 1;
     const transition = this.transitionOf(view, record, mnemonic);
-    if (transition !== null) this.transitions.push(transition);
+    if (transition !== null) {
+      this.count++;
+      if (this.options.retainTransitions !== false) this.transitions.push(transition);
+      this.options.onTransition?.(transition, record);
+    }
     this.boundary(view.step, this.context(view.after, record.changes.map((c) => c.field)));
     return record;
   }
@@ -214,7 +223,7 @@ export class TraceModelBuilder {
       kind = mnemonic.startsWith("ljmp") ? "far-jump" : "far-call";
     else return null;
 
-    const id = this.transitions.length;
+    const id = this.count;
     const detailed = id < this.maxDetailed;
     if (!detailed) this.omittedDetails++;
     const ordered = record.rules === undefined ? record : { ...record, rules: placeImplied(record.rules, this.options.catalogue) };
