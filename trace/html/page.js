@@ -195,7 +195,11 @@
     // -- transitions list + detail
     const listBox = h("div", { class: "list", "data-testid": "transition-list" });
     const detail = h("section", { class: "panel", "data-testid": "detail" }, h("p", { class: "empty", text: "Click a transition on the timeline or in the list." }));
-    const listPanel = h("section", { class: "panel" }, h("h2", { text: "Transitions" }), listBox);
+    const minorBox = h("input", { type: "checkbox", "data-testid": "minor-toggle" });
+    const listPanel = h("section", { class: "panel" },
+      h("div", { class: "toolbar" }, h("h2", { text: "Transitions", style: "margin:0" }), h("span", { class: "spacer" }),
+        transitions.some((t) => t.minor) ? h("label", null, minorBox, "SWAPGS") : null),
+      listBox);
     main.append(h("div", { class: "split" }, listPanel, detail));
 
     // -- steps
@@ -391,7 +395,7 @@
         g.append(s("line", { class: "main", x1: x, x2: x, y1: ya, y2: yb, stroke: color }));
         g.append(s("circle", { cx: x, cy: y2, r: 3.2, fill: color }));
         g.append(s("line", { class: "hit", x1: x, x2: x, y1: ya - 14, y2: yb }));
-        if (x - lastLabelX > 46) {
+        if (x - lastLabelX > 46 && !groupsShown.some((g) => x > px(toU(g.from + 1)) - 60 && x < px(toU(g.to)) + 4)) {
           alt = x - lastLabelX > 110 ? 0 : 1 - alt;
           g.append(s("text", { x: x + 3, y: alt ? 28 : 16, fill: color, text: t.label }));
           lastLabelX = x;
@@ -549,14 +553,28 @@
       if (g) state.expanded.add(g.first);
       draw();
       list.redraw();
-      list.scrollTo(id);
+      const at = listed.findIndex((x) => x.id === id);
+      if (at !== -1) list.scrollTo(at);
       renderDetail(t);
       selectStep(t.step, false);
     }
 
     // ---- the transition list ------------------------------------------------------------------
-    const list = virtualList(listBox, transitions.length, 30, (i) => {
-      const t = transitions[i];
+    let listed = transitions.filter((t) => !t.minor);
+    let list = null;
+    function buildList() {
+      listBox.replaceChildren();
+      list = virtualList(listBox, listed.length, 30, listRow);
+      listBox.style.height = Math.min(560, Math.max(120, listed.length * 30 + 4)) + "px";
+      list.draw();
+    }
+    minorBox.addEventListener("change", () => {
+      listed = transitions.filter((t) => minorBox.checked || !t.minor);
+      buildList();
+      if (state.selected !== null) list.scrollTo(Math.max(0, listed.findIndex((t) => t.id === state.selected)));
+    });
+    function listRow(i) {
+      const t = listed[i];
       const row = h("div", { class: "row" + (state.selected === t.id ? " selected" : ""), "data-testid": "transition-row", "data-id": t.id, tabindex: 0, role: "button" },
         h("span", { class: "n", text: "#" + t.step }),
         h("span", null, h("span", { class: "kind", style: "background:" + (KIND_COLOR[t.kind] || "#333"), text: t.label }),
@@ -568,9 +586,9 @@
       row.addEventListener("click", () => select(t.id, true));
       row.addEventListener("keydown", (e) => { if (e.key === "Enter") select(t.id, true); });
       return row;
-    });
+    }
     listBox.style.position = "relative";
-    listBox.style.height = Math.min(560, Math.max(120, transitions.length * 30 + 4)) + "px";
+    buildList();
 
     // ---- the detail of a transition -------------------------------------------------------------
     function endpointText(e) {
@@ -692,7 +710,6 @@
       resizeTimer = setTimeout(draw, 60);
     });
     draw();
-    list.draw();
     stepList.draw();
     const first = transitions.find((t) => !t.minor);
     if (first) select(first.id, false);

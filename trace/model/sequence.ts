@@ -226,7 +226,7 @@ export function deliverySequence(input: StepInput, engineReportsRules: boolean):
     first = {
       vector: f?.vector ?? finalVector ?? 0,
       source: "exception",
-      errorCode: f?.error_code ?? (event.kind === "delivered" ? event.error_code : null),
+      errorCode: f !== undefined ? f.error_code : event.kind === "delivered" ? event.error_code : null,
       savedRip: before.rip,
     };
   }
