@@ -8,6 +8,7 @@ import { vectorsCommand } from "./vectors.ts";
 import { benchCommand } from "./bench.ts";
 import { schemaCommand } from "./schema.ts";
 import { rulesCommand } from "./rules.ts";
+import { kernelCommand } from "./kernel.ts";
 
 export const MAIN_HELP = `Usage: ringspec COMMAND [options]
 
@@ -17,6 +18,8 @@ Commands:
   rules                 rule registry and rule coverage (see rules --help)
   schema                print the JSON Schema of the vector and state file formats
   bench                 run the benchmarks (bench/index.ts)
+  kernel IMAGE          boot a kernel and stream its console; kernel check IMAGE: check its
+                        context switches and grade it (see kernel --help)
 
 Options shared by run and vectors check:
   --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
@@ -56,6 +59,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         return schemaCommand(rest, io);
       case "bench":
         return await benchCommand(rest, io);
+      case "kernel":
+        return kernelCommand(rest, io);
       default:
         io.err(`ringspec: unknown command ${JSON.stringify(command)} (see ringspec --help)`);
         return 2;

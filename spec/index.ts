@@ -13,3 +13,5 @@ export { decode } from "./decode/decode.ts";
 export type { Instruction, Operand, Mnemonic } from "./decode/instruction.ts";
 export * from "./transitions/index.ts";
 export { SpecEngine } from "./engine.ts";
+// The context-switch rules (CTX-01 ... CTX-06), checked from outside on any running kernel.
+export * as context from "./context/index.ts";

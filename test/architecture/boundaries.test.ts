@@ -16,6 +16,8 @@ const ALLOWED: Readonly<Record<string, { readonly parts: readonly string[]; read
   spec: { parts: ["spec", "contract"], packages: ["ts-pattern"] },
   // The optimized emulator, written independently of spec/.
   impl: { parts: ["impl", "contract"], packages: [] },
+  // The guest kit: the assembler over iced-x86 and the guest layout, used by everything that builds guests.
+  guest: { parts: ["guest", "contract"], packages: ["iced-x86"] },
   // The engine registry, the one runner loop, adapters for engines in other processes.
   engines: { parts: ["engines", "contract", "spec", "impl", "guest", "trace"], packages: ["node:"] },
   // Traces as data and their renderers; zod defines the JSON-lines record (an external format).
@@ -83,6 +85,15 @@ describe("import boundaries between the parts", () => {
       expect(violations(part)).toEqual([]);
     });
   }
+
+  it("no test imports from bench/ (tests build guests with guest/)", () => {
+    const bad = files(join(ROOT, "test")).flatMap((f) =>
+      specifiers(readFileSync(f, "utf8"))
+        .filter((s) => s.startsWith(".") && relative(ROOT, resolve(dirname(f), s)).split("\\").join("/").startsWith("bench/"))
+        .map((s) => `${relative(ROOT, f)} → ${s}`),
+    );
+    expect(bad).toEqual([]);
+  });
 
   it("the checker recognises every import form", () => {
     const text = `import { step } from "../spec/step/step.ts";\nexport { x } from "../spec/machine/machine.ts";\nconst m = await import("./y.ts");\nimport type { Z } from "zod";`;
