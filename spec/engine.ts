@@ -5,11 +5,10 @@
 import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepInstruction } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
-import "./families.ts";
 import { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { Instruction } from "./decode/instruction.ts";
-import type { RuleId } from "./rules/registry.ts";
+import type { RuleId } from "./rules/rule.ts";
 import type { StepEvent } from "./step/events.ts";
 import { run, step } from "./step/step.ts";
 import { pendingBoundaryEvent } from "./transitions/boundary.ts";

@@ -8,7 +8,7 @@ import {
   INVARIANTS, initialContextModel, needsState, observe,
   type ContextConfig, type ContextModel, type Invariant, type Violation,
 } from "../../spec/context/index.ts";
-import type { LoadedKernel } from "../loader/index.ts";
+import type { KernelTarget } from "../target.ts";
 import { runKernel, type KernelRunResult, type StepObserver } from "../run.ts";
 import type { KernelEngineName } from "../engines.ts";
 import { instructionAt } from "./disassemble.ts";
@@ -48,23 +48,7 @@ export interface CheckOptions {
   readonly timeoutMs: number;
   readonly consoleLimit: number;
   readonly command: string;
-  readonly image: string;
   readonly onConsole?: (bytes: Uint8Array) => void;
-}
-
-/** What the checker is told about a loaded kernel (its loader description's `context` block). */
-export function contextConfig(loaded: LoadedKernel): ContextConfig {
-  const c = loaded.description.context;
-  const symbol = c?.task_symbol;
-  return {
-    ...(symbol !== undefined ? { taskSymbol: { name: symbol, address: loaded.symbols.get(symbol)! } } : {}),
-    kernelStacks: c?.kernel_stacks ?? "per-task",
-    kernelStackSize: c?.kernel_stack_size ?? 0x1000n,
-    kernelMemory: [
-      ...loaded.placed.filter((p) => p.what.startsWith("program header") || p.what.startsWith("image")).map((p) => ({ start: p.start, end: p.end, what: `the kernel image (${p.what})` })),
-      ...(c?.kernel_memory ?? []).map((r, i) => ({ start: r.start, end: r.end, what: `kernel memory (context.kernel_memory[${i}])` })),
-    ],
-  };
 }
 
 /** Watches a run with the context checker. */
@@ -104,14 +88,14 @@ export class ContextObserver implements StepObserver {
   }
 }
 
-export function checkKernel(loaded: LoadedKernel, options: CheckOptions): CheckReport {
-  const observer = new ContextObserver(contextConfig(loaded), loaded.state);
-  const run = runKernel(loaded.state, {
-    engine: options.engine, profile: loaded.profile, maxSteps: options.maxSteps, timeoutMs: options.timeoutMs,
+export function checkKernel(target: KernelTarget, options: CheckOptions): CheckReport {
+  const observer = new ContextObserver(target.context, target.state);
+  const run = runKernel(target.state, {
+    engine: options.engine, profile: target.profile, maxSteps: options.maxSteps, timeoutMs: options.timeoutMs,
     consoleLimit: options.consoleLimit, observer, ...(options.onConsole !== undefined ? { onConsole: options.onConsole } : {}),
   });
   return {
-    image: options.image, engine: options.engine, run, consoleText: new TextDecoder().decode(run.console),
+    image: target.name, engine: options.engine, run, consoleText: new TextDecoder().decode(run.console),
     invariants: observer.results(), command: options.command,
   };
 }
@@ -144,7 +128,7 @@ export function textReport(report: CheckReport): string {
 
 export function violationLines(v: RecordedViolation): string[] {
   return [
-    `${v.rule} at step ${v.step}, ${v.task}: ${v.message}`,
+    `${v.rule} at step ${v.step}: ${v.message}`,
     `at ${hex(v.rip)}: ${v.instruction}`,
     ...(Object.keys(v.fields).length > 0 ? [Object.entries(v.fields).map(([k, x]) => `${k} = ${x}`).join(", ")] : []),
   ];

@@ -244,7 +244,7 @@ function leave(model: ContextModel, { step, event }: Observation, after: ArchSta
       const more = differences.length > MAX_DIFFERENCES_SHOWN ? ` and ${differences.length - MAX_DIFFERENCES_SHOWN} more` : "";
       out.push(violation("CTX-01", step, rip, label,
         `${label} resumed in user mode with ${shown}${more}; it entered the kernel at step ${saved.step} (${entryText(saved)}) and must get back every register its entry does not define`,
-        Object.fromEntries(differences.map((d) => [d.field, `${d.now} (expected ${d.expected})`]))));
+        Object.fromEntries(differences.map((d) => [d.field, `${d.now} (${d.expected})`]))));
     }
     const suspended = new Map(m.suspended);
     suspended.delete(id);

@@ -1,6 +1,6 @@
 // The abstract model of tasks the context-switch checker keeps: who is running, which tasks are
 // suspended inside the kernel and with what user context, and what each task's kernel stack is.
-import type { RuleId } from "../rules/registry.ts";
+import type { RuleId } from "../rules/rule.ts";
 import type { Invariant } from "./rules.ts";
 
 /** How many times each invariant was checked (a report's "not exercised" when 0). */

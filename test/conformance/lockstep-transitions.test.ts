@@ -32,7 +32,7 @@ const flat = (x: Segment, data: boolean): boolean =>
 /**
  * Compatibility-mode segmentation (limit, type and unusable checks, SS.B stack width) is
  * implemented by impl/ but not yet by spec/, which treats compatibility-mode segments as flat
- * (spec/step/transaction.ts: no limit/type/unusable check, RSP arithmetic at 64 bits). impl/ follows
+ * (spec/transaction/transaction.ts: no limit/type/unusable check, RSP arithmetic at 64 bits). impl/ follows
  * the SDM there; until spec/ models it, runs stop (as agreed) at a boundary in compatibility mode
  * where CS, DS, ES or SS is not a flat, usable 4 GiB segment of the right type.
  */

@@ -1,7 +1,8 @@
-// One step's working state. Executors read the machine through it and record their updates on
+// One step's working record. Semantics read the machine through it and record their updates on
 // it; nothing reaches the caller's Machine. If the step faults, only the accessed/dirty bits set by
-// successful page walks survive (hardware does not undo them); everything else is dropped.
-import { AC, fault, GP, SS, type Fault } from "../fault.ts";
+// successful page walks survive (hardware does not undo them), and the few updates the SDM says a
+// fault does not undo (`updateKeptOnFault`); everything else is dropped.
+import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
 import { patchMachine, type Machine } from "../machine/machine.ts";
 import type { InterruptShadow } from "../../contract/state.ts";
 import type { MemoryDraft, PhysicalMemory } from "../machine/physical-memory.ts";
@@ -10,9 +11,9 @@ import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { translate } from "../paging/translate.ts";
 import { walkRemembered } from "../paging/walk-memo.ts";
 import type { Profile } from "../../contract/profile.ts";
-import type { RuleId } from "../rules/registry.ts";
+import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize } from "../decode/instruction.ts";
-import { canonical, cpl, in64BitMode, MASK64 } from "../machine/registers.ts";
+import { canonical, cpl, in64BitMode, MASK64, sizeMask } from "../machine/registers.ts";
 
 export class Transaction {
   /**
@@ -31,6 +32,10 @@ export class Transaction {
   private stale = false;
   /** The step's starting memory plus A/D-bit updates only: what survives a fault. */
   private accessedOnly: PhysicalMemory;
+  /** Updates a fault does not undo (`updateKeptOnFault`), in order; null for none (the usual case). */
+  private keptOnFault: ((m: Machine) => Partial<Machine>)[] | null = null;
+  /** The single-step trap the instruction decided to leave (`setSingleStepTrap`), if it did. */
+  singleStepTrap: boolean | undefined = undefined;
   /** The interrupt shadow in force when this step began (the step clears it in `m`); a MOV SS
    *  right after a MOV SS must not re-arm it (SHADOW-07). */
   readonly startShadow: InterruptShadow;
@@ -67,9 +72,9 @@ export class Transaction {
     this.stale = false;
   }
 
-  // ---- rules -------------------------------------------------------------------------------
+  // ---- rules: every check that fails and every update is tagged with its rule ---------------
 
-  /** Records that `rule` was exercised. */
+  /** Records that `rule` was exercised (a check passed, a value was read or computed by it). */
   hit(rule: RuleId): void {
     this.coverage?.add(rule);
   }
@@ -85,15 +90,51 @@ export class Transaction {
     if (patch.memory !== undefined) this.memory = patch.memory.draft();
   }
 
+  /** Writes one general register (all 64 bits), tagged with its rule. */
+  writeGpr(rule: RuleId, reg: number, value: bigint): void {
+    this.hit(rule);
+    this.setGpr(reg, value);
+  }
+
+  /**
+   * An update that a fault later in the step does not undo (IRET's NMI unblocking, IRETQ-00; CR2
+   * before #PF delivery, PF-01). `patch` is applied to the machine as it stands now and, if the step
+   * faults, to the machine the fault is delivered on (`machineAfterFault`).
+   */
+  updateKeptOnFault(rule: RuleId, patch: (m: Machine) => Partial<Machine>): void {
+    this.update(rule, patch(this.current));
+    (this.keptOnFault ??= []).push(patch);
+  }
+
+  /**
+   * TF-01 says a completed instruction leaves a single-step trap exactly when TF was 1 as it began;
+   * an instruction whose own rule decides otherwise (SYSCALL-10, SYSRET-09) says so here. The step
+   * reads `singleStepTrap` once the instruction has completed.
+   */
+  setSingleStepTrap(rule: RuleId, trap: boolean): void {
+    this.hit(rule);
+    this.singleStepTrap = trap;
+  }
+
+  /** An instruction whose effect lies outside the modelled state: records the rule and returns the
+   *  outcome that stops the step as `unsupported` (spec/transaction/semantics.ts). */
+  unsupported(rule: RuleId, reason: string): { readonly kind: "unsupported"; readonly reason: string } {
+    this.hit(rule);
+    return { kind: "unsupported", reason };
+  }
+
   /** A failed check: records the rule and returns the fault as data. */
   fault(rule: RuleId, vector: number, errorCode?: number, address?: bigint): Fault {
     this.hit(rule);
     return fault(rule, vector, errorCode, address);
   }
 
-  /** The machine to keep when the step faults: start state plus A/D bits. */
+  /** The machine to keep when the step faults: `start` with the A/D bits the step's successful
+   *  walks set and the updates kept on a fault. */
   machineAfterFault(start: Machine): Machine {
-    return patchMachine(start, { memory: this.accessedOnly });
+    let m = patchMachine(start, { memory: this.accessedOnly });
+    if (this.keptOnFault !== null) for (const patch of this.keptOnFault) m = patchMachine(m, patch(m));
+    return m;
   }
 
   // ---- registers ---------------------------------------------------------------------------
@@ -141,7 +182,12 @@ export class Transaction {
 
   // ---- physical and linear memory ----------------------------------------------------------
 
-  /** One page's translation; A/D bits go to both the working memory and the fault-surviving copy. */
+  /**
+   * One page's translation; A/D bits go to both the working memory and the fault-surviving copy.
+   * The walk's result is told from a fault with `"kind" in w` rather than `isFault`: this runs on
+   * every memory access, and isFault's one property load, shared by all its callers, has seen
+   * every kind of object and is slow (about 2 % of the benchmark loops). The walk code does the same.
+   */
   private translateOrFault(linear: bigint, access: Access): bigint | Fault {
     const w = walkRemembered(this.current, this.memory, linear, access);
     if ("kind" in w) {
@@ -181,7 +227,7 @@ export class Transaction {
   /** Physical addresses of each byte's page piece; every page is translated before any access. */
   private translateRange(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): { physical: bigint; length: number }[] | Fault {
     const f = this.checkLinear(linear, size, access, stack, alignment);
-    if (f !== undefined) return f;
+    if (isFault(f)) return f;
     const pieces: { physical: bigint; length: number }[] = [];
     let address = linear;
     let remaining = size;
@@ -190,7 +236,7 @@ export class Transaction {
       // PF-01: a fault in a later page reports that page's first byte (`address`), the first
       // byte of the access that faulted.
       const physical = this.translateOrFault(address, access);
-      if (typeof physical !== "bigint") return physical;
+      if (isFault(physical)) return physical;
       pieces.push({ physical, length: inPage });
       address = (address + BigInt(inPage)) & MASK64;
       remaining -= inPage;
@@ -235,12 +281,12 @@ export class Transaction {
     // Common case first: the access lies in one page.
     if (withinPage(linear, size)) {
       const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
-      if (f !== undefined) return f;
+      if (isFault(f)) return f;
       const physical = this.translateOrFault(linear, access);
-      return typeof physical === "bigint" ? this.memory.read(physical, size) : physical;
+      return isFault(physical) ? physical : this.memory.read(physical, size);
     }
     const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
-    if (!Array.isArray(pieces)) return pieces;
+    if (isFault(pieces)) return pieces;
     let value = 0n;
     let shift = 0n;
     for (const piece of pieces) {
@@ -256,14 +302,14 @@ export class Transaction {
     const alignment = opts.alignment ?? naturalAlignment(size);
     if (withinPage(linear, size)) {
       const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
-      if (f !== undefined) return f;
+      if (isFault(f)) return f;
       const physical = this.translateOrFault(linear, access);
-      if (typeof physical !== "bigint") return physical;
+      if (isFault(physical)) return physical;
       this.writePhysical(physical, size, value);
       return undefined;
     }
     const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
-    if (!Array.isArray(pieces)) return pieces;
+    if (isFault(pieces)) return pieces;
     let rest = value;
     for (const piece of pieces) {
       this.writePhysical(piece.physical, piece.length, rest);
@@ -305,14 +351,19 @@ export class Transaction {
     }
   }
 
-  /** Writes a register or memory operand at its own size. */
-  write(op: Operand, value: bigint, nextRip: bigint): undefined | Fault {
+  /** Writes a register or memory operand at its own size; `rule`, when given, tags the write (it is
+   *  recorded once the write is done). */
+  write(op: Operand, value: bigint, nextRip: bigint, rule?: RuleId): undefined | Fault {
     switch (op.kind) {
       case "reg":
         this.writeReg(op.reg, op.size, value, op.high8);
+        if (rule !== undefined) this.hit(rule);
         return undefined;
-      case "mem":
-        return this.writeLinear(this.linearAddress(op, nextRip), op.size, value & sizeMask(op.size as OperandSize), this.dataMode(), { stack: op.stackSegment });
+      case "mem": {
+        const f = this.writeLinear(this.linearAddress(op, nextRip), op.size, value & sizeMask(op.size as OperandSize), this.dataMode(), { stack: op.stackSegment });
+        if (f === undefined && rule !== undefined) this.hit(rule);
+        return f;
+      }
       default:
         throw new Error(`write: operand kind ${op.kind} is not writable`);
     }
@@ -320,12 +371,14 @@ export class Transaction {
 
   // ---- stack -------------------------------------------------------------------------------
 
-  /** PUSH of `size` bytes at the current privilege (stack reference: #SS on non-canonical). */
-  push(value: bigint, size: OperandSize = 8): undefined | Fault {
+  /** PUSH of `size` bytes at the current privilege (stack reference: #SS on non-canonical);
+   *  `rule`, when given, tags the push (recorded once it is done). */
+  push(value: bigint, size: OperandSize = 8, rule?: RuleId): undefined | Fault {
     const rsp = (this.gpr(4) - BigInt(size)) & MASK64;
     const f = this.writeLinear(rsp, size, value & sizeMask(size), this.dataMode(), { stack: true });
-    if (f !== undefined) return f;
+    if (isFault(f)) return f;
     this.setGpr(4, rsp);
+    if (rule !== undefined) this.hit(rule);
     return undefined;
   }
 
@@ -333,7 +386,7 @@ export class Transaction {
   pop(size: OperandSize = 8): bigint | Fault {
     const rsp = this.gpr(4);
     const value = this.readLinear(rsp, size, this.dataMode(), { stack: true });
-    if (typeof value !== "bigint") return value;
+    if (isFault(value)) return value;
     this.setGpr(4, (rsp + BigInt(size)) & MASK64);
     return value;
   }
@@ -342,8 +395,4 @@ export class Transaction {
 /** Whether `size` bytes at `linear` lie in one 4 KiB page. */
 function withinPage(linear: bigint, size: number): boolean {
   return Number(linear & 0xfffn) + size <= 0x1000;
-}
-
-export function sizeMask(size: number): bigint {
-  return size >= 8 ? MASK64 : (1n << BigInt(8 * size)) - 1n;
 }

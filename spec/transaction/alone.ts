@@ -1,19 +1,30 @@
-// Running one instruction's semantics by itself (outside the step loop), for the exported
-// `syscall(state, profile)`-style functions: the same preparation the step loop makes, then the
-// same code the executor runs.
-import type { Fault } from "../fault.ts";
+// Running one transition by itself, outside the step loop, so other projects can call e.g.
+// `sysret(state, "64", INTEL)` and get the new state or the fault as data.
+import { isFault, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import type { RuleId } from "../rules/registry.ts";
-import { runAlone } from "../step/alone.ts";
-import type { UnsupportedOutcome } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
+import type { RuleId } from "../rules/rule.ts";
+import type { UnsupportedOutcome } from "./semantics.ts";
+import { Transaction } from "./transaction.ts";
+
+/** Runs `body` on a transaction over `state`; returns the new machine, or the fault it raised. */
+export function runAlone(
+  state: Machine,
+  profile: Profile,
+  body: (t: Transaction) => Fault | undefined | void,
+  coverage: Set<RuleId> | null = null,
+): Machine | Fault {
+  const t = new Transaction(state, profile, coverage);
+  const result = body(t);
+  return isFault(result) ? result : t.m;
+}
 
 /**
- * `state` is the machine at the instruction (RIP = its address). As the step loop does before an
- * executor runs, RIP moves past the instruction's `length` bytes, RF is cleared (RF-01) and the
- * shadow of the previous instruction ends (SHADOW-02; `t.startShadow` still tells what it was).
+ * One instruction's semantics alone. `state` is the machine at the instruction (RIP = its address).
+ * As the step loop does before the semantics run, RIP moves past the instruction's `length` bytes,
+ * RF is cleared (RF-01) and the shadow of the previous instruction ends (SHADOW-02;
+ * `t.startShadow` still tells what it was).
  */
 export function runInstructionAlone(
   state: Machine,

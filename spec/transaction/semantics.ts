@@ -1,6 +1,7 @@
-// The contract between the step loop and the per-instruction semantics.
+// The contract between the step loop and an instruction's semantics: what a semantics function is
+// given and what it returns. spec/semantics-table.ts maps every mnemonic to one.
 import type { Fault } from "../fault.ts";
-import type { Instruction, Mnemonic } from "../decode/instruction.ts";
+import type { Instruction } from "../decode/instruction.ts";
 import type { Transaction } from "./transaction.ts";
 
 /** An event an instruction hands to the delivery mechanism (INT n, INT3, INT1, INTO). */
@@ -21,11 +22,6 @@ export interface PortIo {
   readonly value: bigint;
 }
 
-/** HLT completed: the CPU is now halted. */
-export interface Halt {
-  readonly kind: "halt";
-}
-
 /** The instruction is valid here but its effect lies outside the modelled state (e.g. RDTSC: no TSC
  *  is modelled): the step stops with an `unsupported` event and the machine unchanged. */
 export interface UnsupportedOutcome {
@@ -34,17 +30,18 @@ export interface UnsupportedOutcome {
 }
 
 /**
- * What an executor returns. `undefined`: the instruction completed; RIP was already set to the
- * next instruction before the executor ran, so only branches write RIP. A Fault aborts the step.
+ * What a semantics function returns. `undefined`: the instruction completed; RIP was already set to
+ * the next instruction before it ran, so only branches write RIP. A Fault aborts the step (the
+ * transaction's updates are dropped). The others complete the instruction and tell the step what
+ * else happens.
  */
-export type ExecOutcome = undefined | Fault | SoftwareInterrupt | PortIo | Halt | UnsupportedOutcome;
+export type Outcome = undefined | Fault | SoftwareInterrupt | PortIo | UnsupportedOutcome;
 
-/** Per-step environment an executor may consult. */
-export interface ExecEnv {
+/** Per-step environment a semantics function may consult. */
+export interface Environment {
   /** Value returned by IN for a port (default: all ones, a floating bus). */
   readonly portIn: (port: number, size: 1 | 2 | 4) => bigint;
 }
 
-export type Executor = (t: Transaction, insn: Instruction, env: ExecEnv) => ExecOutcome;
-
-export type ExecutorTable = Partial<Record<Mnemonic, Executor>>;
+/** One instruction's semantics: checks, then updates on the step's transaction. */
+export type Semantics = (t: Transaction, insn: Instruction, env: Environment) => Outcome;
