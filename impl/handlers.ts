@@ -19,7 +19,7 @@ import { GP, ST_FAULT, ST_OK, ST_UNSUP, UD } from "./consts.ts";
 export type Handler = (m: Machine, i: Insn) => number;
 
 const unsupported: Handler = (m, i) => {
-  m.unsupReason = i.reason;
+  m.unsupportedReason = i.reason;
   return ST_UNSUP;
 };
 
