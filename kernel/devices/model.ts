@@ -1,0 +1,98 @@
+// The devices of docs/devices.md as pure functions: the console (0xE9), the exit port (0xF4) and
+// the deterministic timer (0xE0 period, 0xE4 vector, 0xEC EOI). Engines will implement the same
+// page independently; this model is what kernel/ drives them with until they do.
+
+export const PORT = {
+  timerPeriod: 0xe0,
+  timerVector: 0xe4,
+  debugcon: 0xe9,
+  timerEoi: 0xec,
+  debugExit: 0xf4,
+} as const;
+
+export interface TimerState {
+  /** Retired instructions from the EOI (or the PERIOD write) to the tick; 0 = off. */
+  readonly period: number;
+  readonly vector: number;
+  /** Retired instructions still to go; 1..period while counting. */
+  readonly countdown: number;
+  /** A tick was raised and the kernel has not written TIMER_EOI yet. */
+  readonly waitingEoi: boolean;
+}
+
+export interface DeviceState {
+  readonly timer: TimerState;
+  /** The value written to DEBUG_EXIT, once the machine has stopped; null before. */
+  readonly exitValue: number | null;
+}
+
+export const RESET_TIMER: TimerState = { period: 0, vector: 0x20, countdown: 0, waitingEoi: false };
+export const RESET_DEVICES: DeviceState = { timer: RESET_TIMER, exitValue: null };
+
+export function isCounting(timer: TimerState): boolean {
+  return timer.period !== 0 && !timer.waitingEoi;
+}
+
+/** The tick: the vector becomes pending (the caller sets cpu.pending_irq), the timer waits. */
+export function tick(timer: TimerState): TimerState {
+  return { ...timer, countdown: 0, waitingEoi: true };
+}
+
+/** Step 1 of a counted step: count one completed instruction. `ticked`: the vector must become
+ *  pending at the next boundary. */
+export function countInstruction(timer: TimerState): { readonly timer: TimerState; readonly ticked: boolean } {
+  if (!isCounting(timer)) return { timer, ticked: false };
+  const countdown = timer.countdown - 1;
+  if (countdown <= 0) return { timer: tick(timer), ticked: true };
+  return { timer: { ...timer, countdown }, ticked: false };
+}
+
+const MASK32 = 0xffff_ffff;
+
+/** Step 2: an OUT that completed. Returns the new devices and the console byte it wrote, if any. */
+export function deviceWrite(devices: DeviceState, port: number, value: bigint): { readonly devices: DeviceState; readonly consoleByte?: number } {
+  const v = Number(value & 0xffff_ffffn) >>> 0;
+  const timer = devices.timer;
+  switch (port) {
+    case PORT.debugcon:
+      return { devices, consoleByte: v & 0xff };
+    case PORT.debugExit:
+      return { devices: { ...devices, exitValue: v } };
+    case PORT.timerPeriod:
+      return { devices: { ...devices, timer: { ...timer, period: v & MASK32, countdown: v & MASK32 } } };
+    case PORT.timerVector:
+      return { devices: { ...devices, timer: { ...timer, vector: v & 0xff } } };
+    case PORT.timerEoi:
+      return { devices: { ...devices, timer: { ...timer, waitingEoi: false, countdown: timer.period } } };
+    default:
+      return { devices };
+  }
+}
+
+/** What an IN from `port` reads (zero-extended, truncated to `size` bytes); undefined: nothing
+ *  answers (the engine's all ones). */
+export function deviceRead(devices: DeviceState, port: number, size: 1 | 2 | 4): bigint | undefined {
+  const mask = (1n << BigInt(8 * size)) - 1n;
+  switch (port) {
+    case PORT.debugcon:
+      return 0xe9n & mask;
+    case PORT.timerPeriod:
+      return BigInt(devices.timer.period) & mask;
+    case PORT.timerVector:
+      return BigInt(devices.timer.vector) & mask;
+    default:
+      return undefined;
+  }
+}
+
+/** Whether a halted CPU's tick could be taken (docs/devices.md, "A halted CPU"). */
+export function tickCouldBeTaken(timer: TimerState, rflags: bigint, cr8: bigint): boolean {
+  if ((rflags & 0x200n) === 0n) return false;
+  const tpr = Number(cr8 & 0xfn);
+  return tpr === 0 || timer.vector >> 4 > tpr;
+}
+
+/** Ports that belong to a device (an access to any other port is the engine's business). */
+export function isDevicePort(port: number): boolean {
+  return port === PORT.debugcon || port === PORT.debugExit || port === PORT.timerPeriod || port === PORT.timerVector || port === PORT.timerEoi;
+}
