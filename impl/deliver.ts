@@ -86,7 +86,7 @@ export function deliver(m: Machine, vector: number, source: number, err: number,
 }
 
 /**
- * INT n / INT3 delivered from compiled code (compile.ts): one attempt of deliver() for a software
+ * INT n / INT3 delivered from compiled code (compile/block-end.ts): one attempt of deliver() for a software
  * interrupt. True when delivered; false when the attempt raised an exception (machine unchanged
  * but A/D bits, m.faultVector set): the caller leaves the instruction to the engine, whose deliver() makes
  * the same attempt again (finding the same state) and handles the nested exception.

@@ -1,6 +1,7 @@
-// Lazy arithmetic flags. Flag-setting instructions record the operation, its operand size and
-// operands/result in Machine.lop/lsz/l*; CF PF AF ZF SF OF are computed only when read. When
-// `lop` is LAZY_NONE the arithmetic bits of Machine.flags are authoritative.
+// Lazy arithmetic flags. Flag-setting instructions record the operation, its operand size, its
+// DEST and SRC operands and its result in Machine.lazyOp/lazySize/lazyDest*/lazySrc*/lazyResult*
+// (and lazyCarry); CF PF AF ZF SF OF are computed only when read. When `lazyOp` is LAZY_NONE the
+// arithmetic bits of Machine.flags are authoritative.
 //
 // Undefined-flag choices (SDM leaves them open; both engines must agree — listed for
 // docs/model-choices.md): logic ops AF = 0; MUL/IMUL SF ZF PF from the low half of the result,

@@ -186,7 +186,7 @@ function flatAttr(type: number, dpl: number, l: number, db: number): number {
   return type | A_S | (dpl << 5) | (1 << 7) | (l << 13) | (db << 14) | (1 << 15);
 }
 
-/** Loads a flat segment (fields at sg[b..]) as Machine.setFlatSegment does, with a precomputed ATTR. */
+/** Loads a flat segment (fields at segments[b..]: base 0, limit 4 GiB) with a precomputed ATTR. */
 function flat(sg: Int32Array, b: number, selector: number, attr: number): void {
   sg[b + SEL] = selector;
   sg[b + BASE_LO] = 0;
@@ -615,7 +615,7 @@ export function execPopSreg(m: Machine, i: Insn): number {
 // Far transfers: IRET (§9), far RET, JMP far
 // ============================================================================================
 
-/** Checks of a return CS (IRETQ-03..09, far RET): on success the descriptor is in m.desc*. */
+/** Checks of a return CS (IRETQ-03..09, far RET): on success the descriptor is in m.descriptor*. */
 function checkReturnCs(m: Machine, cs: number): boolean {
   const ec = cs & 0xfffc;
   if (ec === 0) {
@@ -643,7 +643,7 @@ function gpFalse(m: Machine, code: number): boolean {
   return false;
 }
 
-/** SS checks of IRETQ-11 (also far RET to an outer level). Descriptor left in m.desc*. */
+/** SS checks of IRETQ-11 (also far RET to an outer level). Descriptor left in m.descriptor*. */
 function checkReturnSs(m: Machine, ss: number, csRpl: number, target64: boolean): boolean {
   const ec = ss & 0xfffc;
   if (ec === 0) {
@@ -776,7 +776,7 @@ export function execIret(m: Machine, i: Insn): number {
 
 /**
  * The accessed bits of a far return (IRET, RETF): implicit writes, CS before SS, both already
- * translated by prepAccessed, so neither is written unless both can be.
+ * translated by prepareAccessedBit, so neither is written unless both can be.
  */
 function commitAccessedPair(m: Machine, cs: number, ss: number): void {
   commitAccessedBit(m, cs);
