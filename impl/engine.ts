@@ -20,11 +20,10 @@ import type {
 import { Machine } from "./machine.ts";
 import * as constsModule from "./consts.ts";
 import type { Block } from "./blocks/block-cache.ts";
-import {
-  StepContext, R_DELIVERED, R_HALTED, R_IO, R_MEMLIMIT, R_RETIRED, R_SHUTDOWN, R_UNSUP, memoryLimitReason,
-} from "./engine/context.ts";
+import { StepContext, memoryLimitReason } from "./engine/context.ts";
+import * as outcomesModule from "./engine/outcomes.ts";
 import { big, loadState, machineState, touchedRanges } from "./engine/state.ts";
-import { BOUNDARY_HALTED, BOUNDARY_NONE, boundaryEvent, deliverBoundary } from "./engine/boundary.ts";
+import { boundaryEvent, deliverBoundary } from "./engine/boundary.ts";
 import { fetch } from "./engine/fetch.ts";
 import { deliverFetchFault, executeInstruction, instructionStep } from "./engine/execute.ts";
 import { runBlock } from "./engine/run-block.ts";
@@ -32,6 +31,9 @@ import { chainedSuccessor, linkSuccessor } from "./engine/chain.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { PAGE_BYTES, RIP_HI, RIP_LO, SHADOW_NONE, TF, VEC_MEMLIMIT } = constsModule;
+const {
+  BOUNDARY_HALTED, BOUNDARY_NONE, R_DELIVERED, R_HALTED, R_IO, R_MEMLIMIT, R_RETIRED, R_SHUTDOWN, R_UNSUP,
+} = outcomesModule;
 
 export interface ImplEngineOptions {
   /** Cap on guest physical memory in bytes (rounded to 4 KiB pages); default 256 MiB. */

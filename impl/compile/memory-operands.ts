@@ -72,7 +72,7 @@ function linear(seg: number, lo: string, hi: string): string {
 }
 
 /** Makes the block page cache hold the TLB entry of the page of ll/lh (pageClasses = 0 when the TLB
- *  has none): the same probe as memory/tlb.ts tlbLookup. */
+ *  has none): the probe memory/tlb.ts describes. */
 function probePage(): string {
   return `const tg = ll >>> ${PAGE_SHIFT}; if (tg !== pageTag || lh !== pageTagHi) { const te = (tg & ${TLB_INDEX_MASK}) << ${TLB_STRIDE_SHIFT};` +
     ` if (${at("te", TLB_TAG)} === tg && ${at("te", TLB_TAG_HI)} === lh) { pageTag = tg; pageTagHi = lh; pageClasses = ${at("te", TLB_CLASSES)}; pageBase = ${at("te", TLB_POOL_OFFSET)}; } else { pageTag = -1; pageClasses = 0; } }`;

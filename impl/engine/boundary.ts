@@ -7,18 +7,19 @@
 import * as constsModule from "../consts.ts";
 import type { Machine } from "../machine.ts";
 import { deliver, DELIVERED, SHUTDOWN } from "../deliver.ts";
-import { type StepContext, R_DELIVERED, R_MEMLIMIT, R_SHUTDOWN } from "./context.ts";
+import type { StepContext } from "./context.ts";
+import * as outcomesModule from "./outcomes.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
   DB_VEC, EV_EXTERNAL, EV_NMI, EV_TRAP, IF, NMI_VEC, RIP_HI, RIP_LO, SHADOW_MOVSS, SHADOW_NONE, SHADOW_STI,
 } = constsModule;
+const {
+  BOUNDARY_DEBUG_TRAP, BOUNDARY_HALTED, BOUNDARY_IRQ, BOUNDARY_NMI, BOUNDARY_NONE, R_DELIVERED, R_MEMLIMIT, R_SHUTDOWN,
+} = outcomesModule;
 
-/** Boundary decisions: nothing to deliver; halted with nothing deliverable (stop); deliver the
- *  single-step trap, the NMI, the IRQ. */
-export const BOUNDARY_NONE = 0, BOUNDARY_HALTED = 1, BOUNDARY_DEBUG_TRAP = 2, BOUNDARY_NMI = 3, BOUNDARY_IRQ = 4;
-
-/** What the boundary allows now (PRIO-01, SHADOW-04/05, NMI-02, HLT-03/06, CR8 TPR). */
+/** What the boundary allows now (outcomes.ts BOUNDARY_*: PRIO-01, SHADOW-04/05, NMI-02, HLT-03/06,
+ *  CR8 TPR). */
 export function boundaryEvent(m: Machine): number {
   const inhibitAll = m.shadow === SHADOW_MOVSS;
   const irqOk = m.pendingIrq >= 0 && (m.flags & IF) !== 0 && m.shadow === SHADOW_NONE &&

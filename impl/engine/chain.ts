@@ -11,10 +11,11 @@ import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
 import * as insnModule from "../insn.ts";
 import type { Block } from "../blocks/block-cache.ts";
-import { tlbLookup } from "../memory/tlb.ts";
+import * as tlbModule from "../memory/tlb.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
-const { RIP_HI, RIP_LO } = constsModule;
+const { RIP_HI, RIP_LO, PAGE_SHIFT } = constsModule;
+const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 const { MODE_64 } = insnModule;
 
 /** The block `prev` last handed over to, if fetching at RIP now would find it; otherwise null. */
@@ -23,7 +24,13 @@ export function chainedSuccessor(m: Machine, prev: Block): Block | null {
   if (b === null || !b.valid || b.mode !== MODE_64) return null;
   const lo = m.regs[RIP_LO]!, hi = m.regs[RIP_HI]!;
   if (lo !== b.ripLo || hi !== b.ripHi || !m.mode64) return null;
-  if (tlbLookup(m, lo, hi, m.fetchClass) !== b.poolOffset) return null;
+  // The TLB probe (memory/tlb.ts), inline: the entry for RIP's page grants a fetch and names the
+  // successor's frame.
+  const t = m.tlb;
+  const tag = lo >>> PAGE_SHIFT;
+  const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
+  if (t[e + TLB_TAG] !== tag || t[e + TLB_TAG_HI] !== hi || (t[e + TLB_CLASSES]! & m.fetchClass) === 0 ||
+    t[e + TLB_POOL_OFFSET] !== b.poolOffset) return null;
   return b;
 }
 

@@ -4,9 +4,10 @@
 import type { Machine } from "../machine.ts";
 import type { Insn } from "../insn.ts";
 import { MAX_INSN } from "../decode.ts";
+import * as outcomesModule from "./outcomes.ts";
 
-// Outcomes of one step (the engine turns them into EngineEvent kinds and EngineStop reasons).
-export const R_RETIRED = 0, R_DELIVERED = 1, R_HALTED = 2, R_IO = 3, R_SHUTDOWN = 4, R_UNSUP = 5, R_MEMLIMIT = 6;
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const { R_RETIRED } = outcomesModule;
 
 const EMPTY = new Uint8Array(0);
 

@@ -13,9 +13,8 @@ import type { Insn } from "../insn.ts";
 import { HANDLERS } from "../handlers.ts";
 import { deliver, hasErrorCode } from "../deliver.ts";
 import { rollbackAdJournal } from "../memory/ad-journal.ts";
-import {
-  type StepContext, R_HALTED, R_IO, R_MEMLIMIT, R_RETIRED, R_SHUTDOWN, R_UNSUP, memoryLimitReason,
-} from "./context.ts";
+import { type StepContext, memoryLimitReason } from "./context.ts";
+import * as outcomesModule from "./outcomes.ts";
 import { deliveryOutcome } from "./boundary.ts";
 import { fetch } from "./fetch.ts";
 
@@ -24,6 +23,7 @@ const {
   EV_FAULT, RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_HALT, ST_IO, ST_OK, ST_SWINT, ST_UNSUP, TF, VEC_MEMLIMIT,
 } = constsModule;
 const { OP_SYSCALL, OP_SYSRET } = insnModule;
+const { R_HALTED, R_IO, R_MEMLIMIT, R_RETIRED, R_SHUTDOWN, R_UNSUP } = outcomesModule;
 
 /** Executes one decoded instruction with the bookkeeping above. Returns an R_* outcome. */
 export function executeInstruction(ctx: StepContext, i: Insn): number {

@@ -10,11 +10,13 @@ import * as constsModule from "../consts.ts";
 import type { Block } from "../blocks/block-cache.ts";
 import { compileBlock, COMPILE_AFTER } from "../compile/compile.ts";
 import { resetAdJournal } from "../memory/ad-journal.ts";
-import { type StepContext, R_MEMLIMIT, R_RETIRED, R_UNSUP } from "./context.ts";
+import type { StepContext } from "./context.ts";
+import * as outcomesModule from "./outcomes.ts";
 import { deliverFault, executeInstruction } from "./execute.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_FAULT, ST_OK, TF } = constsModule;
+const { R_MEMLIMIT, R_RETIRED, R_UNSUP } = outcomesModule;
 
 /**
  * Runs a block for at most `budget` steps (≥ 1). Returns the steps taken: instructions retired,

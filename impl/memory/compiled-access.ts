@@ -10,12 +10,13 @@
 // Not a cache (the TLB and the block page cache say what invalidates them).
 import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
-import { tlbLookup } from "./tlb.ts";
+import * as tlbModule from "./tlb.ts";
 import { prepareWrite, readPrepared, commitWrite } from "./linear.ts";
 import { readSegmented, toLinear, writeSegmented } from "./segmented.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
-const { BASE_HI, BASE_LO, FS, SEG_STRIDE, PAGE_BYTES, PAGE_OFFSET_MASK } = constsModule;
+const { BASE_HI, BASE_LO, FS, SEG_STRIDE, PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT } = constsModule;
+const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
 /** Results of compiledStore / compiledRmwCommit. */
 export const STORE_DONE = 0, STORE_FAULT = 1, STORE_END_BLOCK = 2;
@@ -29,9 +30,12 @@ export function compiledLoad(m: Machine, s: number, lo: number, hi: number, size
     h = (hi + m.segments[b + BASE_HI]! + ((l >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
   }
   const off = l & PAGE_OFFSET_MASK;
-  const base = tlbLookup(m, l, h, m.readFastClass);
-  if (base >= 0 && off <= PAGE_BYTES - size) {
-    const o = base + off;
+  // The TLB probe (memory/tlb.ts), inline.
+  const tag = l >>> PAGE_SHIFT;
+  const t = m.tlb;
+  const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
+  if (t[e + TLB_TAG] === tag && t[e + TLB_TAG_HI] === h && (t[e + TLB_CLASSES]! & m.readFastClass) !== 0 && off <= PAGE_BYTES - size) {
+    const o = t[e + TLB_POOL_OFFSET]! + off;
     if (size === 8) {
       if ((o & 3) === 0) {
         m.valueHi = m.pool32[(o >> 2) + 1]!;
@@ -57,9 +61,12 @@ export function compiledStore(m: Machine, s: number, lo: number, hi: number, siz
     h = (hi + m.segments[b + BASE_HI]! + ((l >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
   }
   const off = l & PAGE_OFFSET_MASK;
-  const base = tlbLookup(m, l, h, m.writeFastClass);
-  if (base >= 0 && off <= PAGE_BYTES - size) {
-    const o = base + off;
+  // The TLB probe (memory/tlb.ts), inline.
+  const tag = l >>> PAGE_SHIFT;
+  const t = m.tlb;
+  const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
+  if (t[e + TLB_TAG] === tag && t[e + TLB_TAG_HI] === h && (t[e + TLB_CLASSES]! & m.writeFastClass) !== 0 && off <= PAGE_BYTES - size) {
+    const o = t[e + TLB_POOL_OFFSET]! + off;
     if (size === 8) {
       if ((o & 3) === 0) {
         m.pool32[o >> 2] = vlo;

@@ -12,11 +12,12 @@
 import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
 import { translate } from "./translate.ts";
-import { tlbLookup } from "./tlb.ts";
+import * as tlbModule from "./tlb.ts";
 import { noteWrite } from "./pool.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { PAGE_BYTES, PAGE_SHIFT, PAGE_OFFSET_MASK } = constsModule;
+const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
 /** Reads `size` (1, 2, 4, 8) bytes at a linear address with access class `cls`. */
 export function readLinear(m: Machine, lo: number, hi: number, size: number, cls: number): number {
@@ -147,11 +148,14 @@ export function commitWrite(m: Machine, vlo: number, vhi: number): void {
 export function writeLinear(m: Machine, lo: number, hi: number, size: number, vlo: number, vhi: number,
   cls: number): boolean {
   const off = lo & PAGE_OFFSET_MASK;
-  if (off + size <= PAGE_BYTES && !m.uncached) {
-    // Fast path: a TLB entry granting the write class (never a guarded or zero frame).
-    const base = tlbLookup(m, lo, hi, cls);
-    if (base >= 0) {
-      const o = base + off;
+  if (off + size <= PAGE_BYTES) {
+    // Fast path: a TLB entry granting the write class (never a guarded or zero frame), probed
+    // inline (memory/tlb.ts).
+    const tag = lo >>> PAGE_SHIFT;
+    const t = m.tlb;
+    const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
+    if (t[e + TLB_TAG] === tag && t[e + TLB_TAG_HI] === hi && (t[e + TLB_CLASSES]! & cls) !== 0 && !m.uncached) {
+      const o = t[e + TLB_POOL_OFFSET]! + off;
       switch (size) {
         case 1:
           m.pool8[o] = vlo;

@@ -15,8 +15,13 @@
 // a new tlbGeneration (the not-present cache) and a new system-table generation (the system-table
 // caches assume the translations and the A bits the TLB stood for).
 //
-// Readers: translate() and the access paths use tlbLookup(); the block compiler inlines the same
-// probe into generated code from the constants below (compile/memory-operands.ts).
+// The probe — entry e = ((lo >>> PAGE_SHIFT) & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT is a hit for
+// access class `cls` when tlb[e + TLB_TAG] === lo >>> PAGE_SHIFT, tlb[e + TLB_TAG_HI] === hi and
+// (tlb[e + TLB_CLASSES] & cls) !== 0; the page is at pool offset tlb[e + TLB_POOL_OFFSET] — is
+// written out inline, from these constants, where it runs hot: memory/translate.ts translate,
+// memory/linear.ts writeLinear, memory/compiled-access.ts, tables/iret-cache.ts,
+// engine/chain.ts, and the generated code (compile/memory-operands.ts). (As a function it cost
+// the syscall loop about 6% in instructions: V8 did not inline it into the run loop.)
 import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
 
@@ -40,17 +45,6 @@ export function newTlb(): Int32Array {
 /** Index in Machine.tlb of the entry for the page of linear address bits 31:0 `lo`. */
 export function tlbEntry(lo: number): number {
   return ((lo >>> PAGE_SHIFT) & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
-}
-
-/** Pool byte offset of the page of linear address (lo, hi) when its entry grants one of
- *  `classes`; -1 otherwise. (Pool offsets are >= 0.) */
-export function tlbLookup(m: Machine, lo: number, hi: number, classes: number): number {
-  const tag = lo >>> PAGE_SHIFT;
-  const t = m.tlb;
-  const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
-  return t[e + TLB_TAG] === tag && t[e + TLB_TAG_HI] === hi && (t[e + TLB_CLASSES]! & classes) !== 0
-    ? t[e + TLB_POOL_OFFSET]!
-    : -1;
 }
 
 /** Records a translation (memory/translate.ts, after a successful walk). */

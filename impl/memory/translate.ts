@@ -8,7 +8,8 @@
 // Not a cache itself: the two caches it consults say what invalidates them.
 import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
-import { tlbFill, tlbLookup, flushTlb } from "./tlb.ts";
+import * as tlbModule from "./tlb.ts";
+import { tlbFill, flushTlb } from "./tlb.ts";
 import { knownNotPresent, recordNotPresent } from "./not-present.ts";
 import { recordAdWrite } from "./ad-journal.ts";
 import { allocateFrame, readPhysical64, slotOf } from "./pool.ts";
@@ -20,6 +21,7 @@ const {
   EFER_NXE, PF_VEC, VEC_MEMLIMIT, PAGE_BYTES, PAGE_SHIFT, PAGE_OFFSET_MASK, F_PT, F_CODE, F_SYS, F_TOUCHED,
   F_GUARDED,
 } = constsModule;
+const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
 const TWO32 = 4294967296;
 
@@ -34,11 +36,14 @@ const PTE_P = 1, PTE_RW = 2, PTE_US = 4, PTE_A = 0x20, PTE_D = 0x40, PTE_PS = 0x
  * A TLB hit is used only when it grants `cls`; otherwise the page tables are walked.
  */
 export function translate(m: Machine, lo: number, hi: number, cls: number): number {
-  if (!m.uncached) {
-    const base = tlbLookup(m, lo, hi, cls);
-    if (base >= 0) return base;
-    if (knownNotPresent(m, lo, hi)) return pageFault(m, lo, hi, faultBits(m, cls));
+  // The TLB probe (memory/tlb.ts), inline.
+  const tag = lo >>> PAGE_SHIFT;
+  const t = m.tlb;
+  const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
+  if (t[e + TLB_TAG] === tag && t[e + TLB_TAG_HI] === hi && (t[e + TLB_CLASSES]! & cls) !== 0 && !m.uncached) {
+    return t[e + TLB_POOL_OFFSET]!;
   }
+  if (!m.uncached && knownNotPresent(m, lo, hi)) return pageFault(m, lo, hi, faultBits(m, cls));
   return walk(m, lo, hi, cls);
 }
 

@@ -14,14 +14,15 @@
 // return RIP's canonical check (IRETQ-12), RFLAGS, RSP and the data-segment nulling.
 import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
-import { tlbLookup } from "../memory/tlb.ts";
+import * as tlbModule from "../memory/tlb.ts";
 import { iretFlags, nullInaccessibleSegments } from "../system.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
   ATTR, BASE_HI, BASE_LO, CS, LIMIT, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SS, ST_END, PAGE_BYTES,
-  PAGE_OFFSET_MASK,
+  PAGE_OFFSET_MASK, PAGE_SHIFT,
 } = constsModule;
+const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
 const IRET_ENTRIES = 8;
 const IRET_STRIDE = 10;
@@ -44,9 +45,12 @@ export function iretThroughCache(m: Machine): number {
   const lo = r[2 * RSP]!, hi = r[2 * RSP + 1]!;
   // IRETQ-02/10: five 8-byte slots in one page, read through a TLB entry granting the read.
   if ((lo & PAGE_OFFSET_MASK) > PAGE_BYTES - 40 || m.alignmentCheck || m.uncached) return -1;
-  const base = tlbLookup(m, lo, hi, m.readClass);
-  if (base < 0) return -1;
-  const o = base + (lo & PAGE_OFFSET_MASK);
+  // The TLB probe (memory/tlb.ts), inline.
+  const t = m.tlb;
+  const tag = lo >>> PAGE_SHIFT;
+  const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
+  if (t[e + TLB_TAG] !== tag || t[e + TLB_TAG_HI] !== hi || (t[e + TLB_CLASSES]! & m.readClass) === 0) return -1;
+  const o = t[e + TLB_POOL_OFFSET]! + (lo & PAGE_OFFSET_MASK);
   if ((o & 3) !== 0) return -1;
   const mem = m.pool32;
   const w = o >> 2;
