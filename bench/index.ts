@@ -2,9 +2,9 @@
 // here, never asserted in tests. Each figure is the median of several timed runs after a warm-up.
 // Time is this process's CPU time (process.cpuUsage), not wall-clock time, so that other work on a
 // shared machine does not distort the figures; the guest runs on one thread.
-import { ImplEngine } from "../impl/engine.ts";
-import { SpecEngine } from "../spec/engine.ts";
 import type { Engine } from "../contract/engine.ts";
+import { createEngine } from "../engines/registry.ts";
+import { runEngine } from "../engines/runner.ts";
 import { PROGRAMS, type BenchProgram } from "./programs.ts";
 
 export interface BenchOptions {
@@ -34,15 +34,23 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/** A timed run's limit: far beyond any run's length (CPU time is what is measured). */
+const BENCH_TIMEOUT_MS = 3_600_000;
+
+/** Runs through the runner (engines/runner.ts), as every other consumer does: without onStep it
+ *  calls the engine's run(n) once per chunk of steps, so it adds no per-step cost. */
+function run(engine: Engine, steps: number) {
+  return runEngine(engine, { maxSteps: steps, timeoutMs: BENCH_TIMEOUT_MS }).stop;
+}
+
 /** Steps per CPU second of `engine` on `p` (median of `runs` timed runs after a warm-up). */
-function measure(p: BenchProgram, create: () => Engine, runs: number, seconds: number): Measured {
-  const engine = create();
+function measure(p: BenchProgram, engine: Engine, runs: number, seconds: number): Measured {
   engine.load(p.state, "intel");
   // Warm up (compiles the hot blocks, lets V8 optimise) and size the timed runs.
   let steps = 1_000;
   for (;;) {
     const t0 = cpuSeconds();
-    const stop = engine.run(steps);
+    const stop = run(engine, steps);
     const dt = cpuSeconds() - t0;
     if (stop.reason !== "limit") throw new Error(`${p.name}: stopped with ${stop.reason} after ${stop.steps} steps`);
     if (dt > seconds / 4 || steps > 1e9) {
@@ -54,7 +62,7 @@ function measure(p: BenchProgram, create: () => Engine, runs: number, seconds: n
   const samples: number[] = [];
   for (let k = 0; k < runs; k++) {
     const t0 = cpuSeconds();
-    const stop = engine.run(steps);
+    const stop = run(engine, steps);
     const dt = cpuSeconds() - t0;
     if (stop.reason !== "limit") throw new Error(`${p.name}: stopped with ${stop.reason}`);
     samples.push(stop.steps / dt);
@@ -101,8 +109,8 @@ export async function runBenchmarks(opts: BenchOptions): Promise<Record<string, 
   const reference = median([hostReference(0.1), hostReference(0.1), hostReference(0.1)]);
   for (const make of PROGRAMS) {
     const p = make();
-    const impl = measure(p, () => new ImplEngine(), runs, seconds);
-    const spec = measure(p, () => new SpecEngine(), Math.min(runs, 5), seconds);
+    const impl = measure(p, createEngine("impl"), runs, seconds);
+    const spec = measure(p, createEngine("spec"), Math.min(runs, 5), seconds);
     const unitRate = (m: Measured) => (p.unit === "MIPS" ? m.value / p.stepsPerRound / 1e6 : m.value / p.stepsPerRound);
     out[`impl.${p.name}`] = unitRate(impl);
     out[`spec.${p.name}`] = unitRate(spec);

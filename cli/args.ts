@@ -1,7 +1,7 @@
 // Command-line parsing: `--name value`, `--name=value`, boolean flags, `--` ends the options.
 // Every problem is a UsageError with one line naming the argument; main turns it into exit 2.
 import { PROFILE_NAMES, type ProfileName } from "../contract/profile.ts";
-import { ENGINE_NAMES } from "../conformance/vector-check.ts";
+import { ENGINE_NAMES, ENGINES } from "../engines/registry.ts";
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -84,6 +84,14 @@ export function parseTimeout(text: string): number {
   const seconds = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : NaN;
   if (!(seconds > 0) || seconds > 86_400 * 365) throw new UsageError(`--timeout: expected a number of seconds above 0, got ${JSON.stringify(text)}`);
   return Math.max(1, Math.round(seconds * 1000));
+}
+
+/** The --engine lines of the help texts, from the engine registry. */
+export function engineHelp(): string {
+  const option = `  --engine ${ENGINE_NAMES.join("|")}`;
+  const lines = [`${option.padEnd(24)}the engine (default spec):`];
+  for (const e of ENGINES) lines.push(`${" ".repeat(24)}${e.name}: ${e.description}`);
+  return lines.join("\n");
 }
 
 export function parseEngine(text: string): string {

@@ -1,6 +1,6 @@
 // The `ringspec` command line. Every error is one line on stderr and an exit status; a stack trace
 // never reaches the user.
-import { UsageError } from "./args.ts";
+import { UsageError, engineHelp } from "./args.ts";
 import { InputError, oneLine } from "./input.ts";
 import { processIo, type Io } from "./io.ts";
 import { runCommand } from "./run.ts";
@@ -8,6 +8,7 @@ import { vectorsCommand } from "./vectors.ts";
 import { benchCommand } from "./bench.ts";
 import { schemaCommand } from "./schema.ts";
 import { rulesCommand } from "./rules.ts";
+import { kernelCommand } from "./kernel.ts";
 
 export const MAIN_HELP = `Usage: ringspec COMMAND [options]
 
@@ -17,12 +18,14 @@ Commands:
   rules                 rule registry and rule coverage (see rules --help)
   schema                print the JSON Schema of the vector and state file formats
   bench                 run the benchmarks (bench/index.ts)
+  kernel IMAGE          boot a kernel and stream its console; kernel check IMAGE: check its
+                        context switches and grade it (see kernel --help)
 
 Options shared by run and vectors check:
   --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
   --max-steps N         step limit (default: a vector's limits.max_steps, else 1,000,000)
   --timeout SECONDS     wall-clock limit per run (default 60)
-  --engine spec|impl    the engine (default spec, the reference model; impl: the optimized emulator)
+${engineHelp()}
 
 \`ringspec COMMAND --help\` describes each command. Exit status: 0 success, 1 a run or vector
 failed, 2 bad arguments or unusable input, 3 an internal error.`;
@@ -47,15 +50,17 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         io.out(MAIN_HELP + "\n");
         return 0;
       case "run":
-        return runCommand(rest, io);
+        return await runCommand(rest, io);
       case "vectors":
-        return vectorsCommand(rest, io);
+        return await vectorsCommand(rest, io);
       case "rules":
         return rulesCommand(rest, io);
       case "schema":
         return schemaCommand(rest, io);
       case "bench":
         return await benchCommand(rest, io);
+      case "kernel":
+        return kernelCommand(rest, io);
       default:
         io.err(`ringspec: unknown command ${JSON.stringify(command)} (see ringspec --help)`);
         return 2;

@@ -3,8 +3,8 @@
 import { parseArgs } from "./args.ts";
 import { expandPaths, loadDocument } from "./input.ts";
 import type { Io } from "./io.ts";
-import { ruleCoverage } from "../conformance/rule-coverage.ts";
-import { allRules, machineFromState, profileByName, run } from "../spec/index.ts";
+import { ruleCoverage, rulesHitBy, type CoverageRun } from "../conformance/rule-coverage.ts";
+import { allRules } from "../spec/index.ts";
 import { NOT_MODELLED } from "../spec/rules/not-modelled.ts";
 
 export const RULES_HELP = `Usage: ringspec rules [--list] [--hit PATH...] [--json]
@@ -31,16 +31,16 @@ export function rulesCommand(argv: readonly string[], io: Io): number {
   const rules = allRules();
   let hit: Set<string> | undefined;
   if (hitPaths.length > 0) {
-    hit = new Set();
+    const runs: CoverageRun[] = [];
     for (const entry of expandPaths(hitPaths)) {
       if (entry.error !== undefined) {
         io.err(entry.error);
         return 2;
       }
       const doc = loadDocument(entry.file);
-      const maxSteps = doc.kind === "vector" ? doc.vector.limits.max_steps : 1_000_000;
-      run(machineFromState(doc.state), { maxSteps, profile: profileByName(doc.profile ?? "intel"), coverage: hit, timeoutMs: 60_000 });
+      runs.push({ state: doc.state, profile: doc.profile ?? "intel", maxSteps: doc.kind === "vector" ? doc.vector.limits.max_steps : 1_000_000 });
     }
+    hit = rulesHitBy(runs);
   }
   if (args.flags.has("json")) {
     io.out(

@@ -1,15 +1,24 @@
-// `ringspec schema`: the JSON Schema of the file formats (contract/json-schema.ts).
+// `ringspec schema [files|trace]`: the JSON Schema of the file formats (contract/json-schema.ts) or
+// of a trace line (trace/json.ts).
 import { parseArgs, HELP_OPTION, UsageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { jsonSchemaText } from "../contract/json-schema.ts";
+import { traceJsonSchemaText } from "../trace/json.ts";
 
-export const SCHEMA_HELP = `Usage: ringspec schema
+export const SCHEMA_HELP = `Usage: ringspec schema [files|trace]
 
-Prints the JSON Schema (draft 2020-12) of ringspec-vector/1 and ringspec-state/1 files, generated
-from the zod schemas in contract/schema.ts. The committed copy is contract/schema.json:
-  node cli/bin.js schema > contract/schema.json
-The schema cannot say that msrs.FS_BASE/GS_BASE must equal sregs.fs.base/gs.base, nor that a state
-must be inside the model (IA-32e mode, modelled CR4/EFER bits); ringspec checks those on loading.`;
+Prints a JSON Schema (draft 2020-12), generated from the zod schemas that validate the format:
+  files (default)  ringspec-vector/1 and ringspec-state/1 files (contract/schema.ts); the
+                   committed copy is contract/schema.json:
+                     node cli/bin.js schema > contract/schema.json
+                   The schema cannot say that msrs.FS_BASE/GS_BASE must equal sregs.fs.base/gs.base,
+                   nor that a state must be inside the model (IA-32e mode, modelled CR4/EFER bits);
+                   ringspec checks those on loading.
+  trace            one line of \`ringspec run FILE --trace --json\` (trace/json.ts); the committed
+                   copy is trace/trace-record.schema.json:
+                     node cli/bin.js schema trace > trace/trace-record.schema.json`;
+
+const SCHEMAS: Readonly<Record<string, () => string>> = { files: jsonSchemaText, trace: traceJsonSchemaText };
 
 export function schemaCommand(argv: readonly string[], io: Io): number {
   const args = parseArgs(argv, [HELP_OPTION], "schema");
@@ -17,7 +26,10 @@ export function schemaCommand(argv: readonly string[], io: Io): number {
     io.out(SCHEMA_HELP + "\n");
     return 0;
   }
-  if (args.positionals.length > 0) throw new UsageError(`schema: takes no arguments (got ${JSON.stringify(args.positionals[0])})`);
-  io.out(jsonSchemaText());
+  if (args.positionals.length > 1) throw new UsageError(`schema: expected at most one of files, trace (got ${args.positionals.length} arguments)`);
+  const which = args.positionals[0] ?? "files";
+  const schema = SCHEMAS[which];
+  if (schema === undefined) throw new UsageError(`schema: expected files or trace, got ${JSON.stringify(which)}`);
+  io.out(schema());
   return 0;
 }

@@ -1,9 +1,10 @@
 // `ringspec vectors check PATH...`: run vectors and compare them with their `expected` sections.
-import { parseArgs, runSettings, RUN_OPTIONS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
+import { parseArgs, runSettings, engineHelp, RUN_OPTIONS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
 import { expandPaths, loadDocument, InputError, oneLine } from "./input.ts";
 import { BufferedOut, type Io } from "./io.ts";
-import { describeInstructionAt, pageReader } from "./disassemble.ts";
-import { checkVector, ENGINES, type VectorResult } from "../conformance/vector-check.ts";
+import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
+import { checkVector, type VectorResult } from "../conformance/vector-check.ts";
+import { engineEntry } from "../engines/registry.ts";
 
 export const VECTORS_HELP = `Usage: ringspec vectors check PATH... [options]
 
@@ -12,22 +13,26 @@ expected section (exit, registers, segment registers, control registers, MSRs, m
 PATH may be a directory: all *.json files in it (not recursive), in name order.
 
 Output (stdout): for each failed vector a "FAIL name (file)" line followed by indented lines, one
-per difference ("FIELD: expected X, got Y") or the reason the engine stopped early (unsupported,
-fault, timeout: these always fail), then the instruction at the stop; last, the line
-"N passed, M failed". Unusable files (bad JSON, a bad field, a state outside the model, not a
-vector) get one line each on stderr naming the file and the JSON path of the bad field, and are
-counted in neither N nor M.
+per difference ("FIELD: expected X, got Y", fields named as in the vector format: regs.rax,
+sregs.cs.dpl, msrs.FS_BASE, memory@0x1ffd8) or the reason the engine stopped early (unsupported,
+memory-limit, timeout, error: these always fail), then the instruction at the stop; last, the line
+"N passed, M failed". A vector with expected fields the engine cannot observe gets a line naming
+them ("not compared"), and the last line then adds "(K passed with fields not compared)".
+Unusable files (bad JSON, a bad field, a state outside the model, not a vector) get one line each
+on stderr naming the file and the JSON path of the bad field, and are counted in neither N nor M.
 
 Options:
   --json                print one JSON object instead:
                         {"passed": N, "failed": M, "unusable": [{"file", "error"}],
                          "results": [{"name", "file", "passed", "profile", "exit", "expected_exit",
-                                      "steps", "detail", "stop", "mismatches": [{"field", "expected", "got"}]}]}
+                                      "steps", "detail", "stop", "mismatches": [{"field", "expected", "got"}],
+                                      "not_compared": [FIELD...]}]}
+                        (expected and got are valued as the vector format writes them: hex
+                        strings, attribute numbers, hex bytes for memory)
   --profile intel|amd   vendor behaviour for every vector (default: each vector's profile, else intel)
   --max-steps N         step limit for every vector (default: each vector's limits.max_steps)
   --timeout SECONDS     wall-clock limit per vector (default ${DEFAULT_TIMEOUT_SECONDS})
-  --engine spec|impl    the engine to check (default spec, the reference model; impl: the
-                        optimized emulator)
+${engineHelp()}
   -h, --help            this help
 
 Exit status: 2 if any input was unusable (or the arguments were bad), else 1 if any vector failed,
@@ -42,7 +47,7 @@ interface CheckedVector {
   readonly stop: string;
 }
 
-export function vectorsCommand(argv: readonly string[], io: Io): number {
+export async function vectorsCommand(argv: readonly string[], io: Io): Promise<number> {
   const sub = argv[0];
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
     if (sub === undefined) throw new UsageError(`vectors: expected a subcommand: check (see vectors --help)`);
@@ -58,35 +63,47 @@ export function vectorsCommand(argv: readonly string[], io: Io): number {
   const settings = runSettings(args);
   if (args.positionals.length === 0) throw new UsageError(`vectors check: expected at least one PATH (see vectors --help)`);
   const json = args.flags.has("json");
-  const engine = ENGINES[settings.engine]!;
+  const entry = engineEntry(settings.engine)!;
+  let engine = await entry.open();
 
   const out = new BufferedOut(io);
   const unusableFiles: { file: string; error: string }[] = [];
   const checked: CheckedVector[] = [];
-  for (const { file, error } of expandPaths(args.positionals)) {
-    let doc;
-    try {
-      if (error !== undefined) throw new InputError(error);
-      doc = loadDocument(file);
-      if (doc.kind !== "vector") throw new InputError(`${file}: format: this is a ringspec-state/1 file, not a vector`);
-    } catch (e) {
-      if (!(e instanceof InputError)) throw e;
-      io.err(e.message);
-      unusableFiles.push({ file, error: e.message });
-      continue;
+  try {
+    for (const { file, error } of expandPaths(args.positionals)) {
+      let doc;
+      try {
+        if (error !== undefined) throw new InputError(error);
+        doc = loadDocument(file);
+        if (doc.kind !== "vector") throw new InputError(`${file}: format: this is a ringspec-state/1 file, not a vector`);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        io.err(e.message);
+        unusableFiles.push({ file, error: e.message });
+        continue;
+      }
+      const result = await checkVector(doc, engine, {
+        timeoutMs: settings.timeoutMs,
+        ...(settings.profile === undefined ? {} : { profile: settings.profile }),
+        ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
+      });
+      if (result.exit === "timeout" || result.exit === "error") {
+        // It may still be busy, or broken: the next vector gets a fresh engine.
+        await engine.close();
+        engine = await entry.open();
+      }
+      const stop = describeInstructionAt(result.state, pageReader(result.state.memory));
+      checked.push({ file, result, stop });
+      if (!json && !result.passed) for (const line of failureLines(file, result, stop)) out.line(line);
+      else if (!json && result.notCompared.length > 0) out.line(`PARTIAL ${result.name} (${file}): passed, but not compared: ${result.notCompared.join(" ")}`);
     }
-    const result = checkVector(doc, engine, {
-      timeoutMs: settings.timeoutMs,
-      ...(settings.profile === undefined ? {} : { profile: settings.profile }),
-      ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
-    });
-    const stop = describeInstructionAt(result.state, pageReader(result.state.memory));
-    checked.push({ file, result, stop });
-    if (!json && !result.passed) for (const line of failureLines(file, result, stop)) out.line(line);
+  } finally {
+    await engine.close();
   }
 
   const passed = checked.filter((c) => c.result.passed).length;
   const failed = checked.length - passed;
+  const partial = checked.filter((c) => c.result.passed && c.result.notCompared.length > 0).length;
   if (json) {
     out.line(
       JSON.stringify({
@@ -104,10 +121,11 @@ export function vectorsCommand(argv: readonly string[], io: Io): number {
           detail: r.detail ?? null,
           stop,
           mismatches: r.mismatches,
+          not_compared: r.notCompared,
         })),
       }),
     );
-  } else out.line(`${passed} passed, ${failed} failed`);
+  } else out.line(`${passed} passed, ${failed} failed${partial === 0 ? "" : ` (${partial} passed with fields not compared)`}`);
   out.flush();
   return unusableFiles.length > 0 ? 2 : failed > 0 ? 1 : 0;
 }
@@ -116,7 +134,8 @@ function failureLines(file: string, r: VectorResult, stop: string): string[] {
   const lines = [`FAIL ${r.name} (${file})`];
   const steps = r.steps === undefined ? "" : ` after ${r.steps} step${r.steps === 1 ? "" : "s"}`;
   if (r.detail !== undefined) lines.push(`  stopped: ${r.exit}${steps}: ${oneLine(r.detail)} (expected exit ${r.expectedExit})`);
-  for (const m of r.mismatches.slice(0, MAX_SHOWN)) lines.push(`  ${m.field}: expected ${m.expected}, got ${m.got}`);
+  for (const m of r.mismatches.slice(0, MAX_SHOWN)) lines.push(`  ${m.field}: expected ${String(m.expected)}, got ${String(m.got)}`);
+  if (r.notCompared.length > 0) lines.push(`  not compared (the engine cannot observe them): ${r.notCompared.join(" ")}`);
   if (r.mismatches.length > MAX_SHOWN) lines.push(`  … ${r.mismatches.length - MAX_SHOWN} more differences (use --json for all)`);
   lines.push(`  at the stop${r.detail === undefined ? steps : ""}: ${stop}`);
   return lines;

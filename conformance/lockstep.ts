@@ -1,54 +1,83 @@
-// Runs two engines side by side from the same state and compares the event and the full state
-// after every step; returns the first divergence.
-import type { Engine, EngineEvent } from "../contract/engine.ts";
+// Two engines side by side from the same state: engine A runs through the runner
+// (engines/runner.ts), and after each of its steps engine B takes the same step; the events and
+// the full states (exact rule, memory either engine wrote) are compared with the one comparison
+// (contract/compare.ts). Returns the first divergence.
+import type { Engine, EngineEvent, EngineStop } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
-import { compareStates, describeEvent, unionRanges, type FieldDifference } from "./compare-state.ts";
+import { compareEvents, compareStates, unionRanges, type ComparisonRule, type FieldDifference } from "../contract/compare.ts";
+import { hex } from "../contract/hex.ts";
+import { runEngine } from "../engines/runner.ts";
+import { describeEvent } from "../trace/text.ts";
+import { traceEvent } from "../trace/record.ts";
 
 export interface Divergence {
   /** 1-based step at which the engines first disagreed. */
   readonly step: number;
   readonly eventA: string;
   readonly eventB: string;
+  /** Event fields (`event.vector`, ...) first, then state fields; `a` is engine A's value. */
   readonly differences: readonly FieldDifference[];
 }
 
 export interface LockstepResult {
+  /** Steps both engines took in agreement (up to the divergence, which is counted). */
   readonly steps: number;
   readonly divergence: Divergence | null;
   /** The last event (both engines agreed on it when there is no divergence). */
   readonly last: EngineEvent | undefined;
+  /** How engine A's run ended (`stopped`: a divergence or `stopAt`). */
+  readonly stop: EngineStop;
 }
 
-const ENDS: ReadonlySet<EngineEvent["kind"]> = new Set(["shutdown", "unsupported", "memory-limit"]);
+export interface LockstepOptions {
+  /** Ends the run (without a divergence) at a boundary whose state it accepts: for states outside
+   *  what both engines model alike (a known gap), not to hide a divergence. */
+  readonly stopAt?: (state: ArchState) => boolean;
+  /** Default `exact` (two engines of this project share the model choices); `architectural` for
+   *  an outside engine. */
+  readonly rule?: ComparisonRule;
+  /** Default 60 s. */
+  readonly timeoutMs?: number;
+}
 
-/**
- * `stopAt`, when given, ends the run (without a divergence) at a boundary whose state it accepts:
- * for states outside what both engines model alike (a known gap), not to hide a divergence.
- */
-export function lockstep(
-  a: Engine,
-  b: Engine,
-  state: ArchState,
-  profile: ProfileName,
-  maxSteps: number,
-  stopAt?: (state: ArchState) => boolean,
-): LockstepResult {
+/** One line for an event, with its address. */
+export function eventLine(e: EngineEvent): string {
+  return `${describeEvent(traceEvent(e))} at ${hex(e.rip)}`;
+}
+
+/** A and B from `state` for at most `maxSteps` steps of A. */
+export function lockstep(a: Engine, b: Engine, state: ArchState, profile: ProfileName, maxSteps: number, options: LockstepOptions = {}): LockstepResult {
+  const rule = options.rule ?? "exact";
   a.load(state, profile);
   b.load(state, profile);
+  if (options.stopAt?.(state) === true) return { steps: 0, divergence: null, last: undefined, stop: { reason: "stopped", steps: 0 } };
+  let divergence: Divergence | null = null;
   let last: EngineEvent | undefined;
-  for (let step = 1; step <= maxSteps; step++) {
-    if (stopAt?.(a.state()) === true) return { steps: step - 1, divergence: null, last };
-    const eventA = a.step();
-    const eventB = b.step();
-    const textA = describeEvent(eventA);
-    const textB = describeEvent(eventB);
-    const differences = compareStates(a.state(), b.state(), unionRanges(a.touched(), b.touched()));
-    if (textA !== textB || differences.length > 0) return { steps: step, divergence: { step, eventA: textA, eventB: textB, differences }, last: eventA };
-    last = eventA;
-    // A halted CPU with nothing to wake it does not step again; shutdown and unsupported end the run.
-    if (ENDS.has(eventA.kind)) break;
-    if (eventA.kind === "halted" && !a.state().cpu.pendingNmi && a.state().cpu.pendingIrq === null) break;
+  const compare = (step: number, eventA: EngineEvent, eventB: EngineEvent, stateA: ArchState): boolean => {
+    const differences = [
+      ...compareEvents(eventA, eventB),
+      ...compareStates(stateA, b.state(), { rule, memory: unionRanges(a.touched(), b.touched()) }).differences,
+    ];
+    if (differences.length === 0) return true;
+    divergence = { step, eventA: eventLine(eventA), eventB: eventLine(eventB), differences };
+    return false;
+  };
+  const run = runEngine(a, {
+    maxSteps,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    onStep: ({ step, event, after }) => {
+      if (!compare(step, event, b.step(), after)) return "stop";
+      last = event;
+      if (options.stopAt?.(after) === true) return "stop";
+    },
+  });
+  // A ended idle (halted with nothing to wake it, or shut down): B must be idle too. Asking both
+  // for one more step steps neither if so; a B that can still step shows as a divergence.
+  if (divergence === null && (run.stop.reason === "hlt" || run.stop.reason === "shutdown")) {
+    const idleA = a.step();
+    compare(run.stop.steps + 1, idleA, b.step(), a.state());
   }
-  return { steps: maxSteps, divergence: null, last };
+  const steps = divergence === null ? run.stop.steps : (divergence as Divergence).step;
+  return { steps, divergence, last, stop: run.stop };
 }

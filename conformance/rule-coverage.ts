@@ -3,8 +3,11 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { allRules } from "../spec/index.ts";
+import { allRules, SpecEngine } from "../spec/index.ts";
 import { NOT_MODELLED } from "../spec/rules/not-modelled.ts";
+import type { ArchState } from "../contract/state.ts";
+import type { ProfileName } from "../contract/profile.ts";
+import { runEngine } from "../engines/runner.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** SYSRET-03, SYSCALL-V1, and finer IDs such as PF-RSVD-PS1G or CANON-GP. */
@@ -68,4 +71,21 @@ export function ruleCoverage(): RuleCoverage {
     missing: digest.filter((id) => !(id in NOT_MODELLED) && !(registered.has(id) && tested.has(id))),
     untested: [...registered].filter((id) => !tested.has(id)).sort(),
   };
+}
+
+export interface CoverageRun {
+  readonly state: ArchState;
+  readonly profile: ProfileName;
+  readonly maxSteps: number;
+}
+
+/** Rule IDs the spec exercises running these states (each to its stop, 60 s at most). */
+export function rulesHitBy(runs: readonly CoverageRun[]): Set<string> {
+  const hit = new Set<string>();
+  const engine = new SpecEngine({ coverage: hit });
+  for (const r of runs) {
+    engine.load(r.state, r.profile);
+    runEngine(engine, { maxSteps: r.maxSteps, timeoutMs: 60_000 });
+  }
+  return hit;
 }

@@ -1,5 +1,6 @@
-// The Engine interface: what every executable machine offers to the conformance runner, the CLI
-// and lockstep tests (spec/ through a thin adapter, impl/ directly). Types only.
+// The Engine interface: what every executable machine offers to the runner (engines/runner.ts),
+// the CLI, lockstep and the conformance tools (spec/ through SpecEngine, impl/ through ImplEngine,
+// emulators in other processes through AsyncEngine). Types only.
 //
 // Steps are those of the vector README ("Running a vector" 3): executing one instruction (which
 // either completes or faults — delivering the fault, and any #DF it escalates to, belongs to the
@@ -12,10 +13,32 @@ import type { ProfileName } from "./profile.ts";
 export type DeliverySource = "exception" | "software" | "external" | "nmi";
 
 /**
+ * The instruction a step executed or attempted, as the engine fetched it. Present on every event
+ * of an instruction step (whatever its outcome); absent on an event taken at a boundary and on an
+ * idle CPU's event. Traces disassemble `bytes`; nothing else needs to read guest memory for them.
+ */
+export interface StepInstruction {
+  /** The encoding: exactly `length` bytes when it decoded. Fewer when it did not: none when the
+   *  fetch of its first byte faulted; for `unsupported`, the bytes that name the encoding. */
+  readonly bytes: Uint8Array;
+  /** Encoded length in bytes (1–15); 0 when the fetch faulted before the length was known. */
+  readonly length: number;
+}
+
+/** What every event may carry besides its kind's own fields. */
+export interface StepDetails {
+  /** Set for an instruction step; absent for a boundary event and an idle CPU (see above). */
+  readonly instruction?: StepInstruction;
+  /** Rule IDs the step exercised, in the order first hit, when the engine reports them (spec/
+   *  does when asked: `new SpecEngine({ rules: true })`). Absent: not reported (not "none"). */
+  readonly rules?: readonly string[];
+}
+
+/**
  * What one step did. `rip` is the address of the instruction the step executed, or, for an event
  * taken at a boundary and for a halted CPU, the RIP at that boundary.
  */
-export type EngineEvent =
+export type EngineEvent = StepDetails & (
   /** An instruction completed. */
   | { readonly kind: "retired"; readonly rip: bigint }
   /** An event went through the IDT: an instruction's fault or INT n/INT3/INT1/INTO (`rip` = that
@@ -45,20 +68,46 @@ export type EngineEvent =
   | { readonly kind: "unsupported"; readonly rip: bigint; readonly bytes: Uint8Array; readonly reason: string }
   /** An engine resource cap (not architecture): guest physical memory would exceed the engine's
    *  page budget. The machine is unchanged but for A/D bits; the run cannot go on. */
-  | { readonly kind: "memory-limit"; readonly rip: bigint; readonly reason: string };
+  | { readonly kind: "memory-limit"; readonly rip: bigint; readonly reason: string }
+);
 
 export type EngineEventKind = EngineEvent["kind"];
 
-/** Why `run` returned. `hlt` and `shutdown` are checked at every boundary before the step limit,
- *  so a run whose last allowed step executes HLT with nothing to wake it stops with `hlt`. */
-export type EngineStopReason = "hlt" | "shutdown" | "limit" | "unsupported" | "memory-limit";
+/**
+ * Why a run stopped: the one stop type of the project (engines' `run`, the runner, vector checks,
+ * the CLI). The first three are the vector exits (the run finished); `unsupported` and
+ * `memory-limit` mean the engine could not go on; `timeout` (the wall-clock limit) and `stopped`
+ * (the caller's `onStep` ended the run) come from the runner, never from an engine.
+ * `hlt` and `shutdown` are checked at every boundary before the step limit, so a run whose last
+ * allowed step executes HLT with nothing to wake it stops with `hlt`.
+ */
+export type StopReason = "hlt" | "shutdown" | "limit" | "unsupported" | "memory-limit" | "timeout" | "stopped";
+
+/** The reasons an engine's own `run` gives. */
+export type EngineStopReason = Exclude<StopReason, "timeout" | "stopped">;
+
+/** The stops that finish a run (a vector's `expected.exit` is one of them). */
+export const FINISHED_STOPS: readonly StopReason[] = ["hlt", "shutdown", "limit"];
 
 export interface EngineStop {
-  readonly reason: EngineStopReason;
+  readonly reason: StopReason;
   /** Steps run (the unsupported or memory-limit attempt is not a step). */
   readonly steps: number;
   /** For "unsupported" and "memory-limit": the event that stopped the run. */
   readonly event?: Extract<EngineEvent, { kind: "unsupported" | "memory-limit" }>;
+  /** One line on why the run could not finish (unsupported, memory-limit, timeout); the runner
+   *  fills it in. */
+  readonly detail?: string;
+}
+
+/** One step as the runner hands it to its `onStep` hook (engines/runner.ts): traces and lockstep
+ *  are built from these. `step` is 1-based; an unsupported or memory-limit attempt is shown too
+ *  (numbered as the step it would have been, `after` the unchanged machine) but is no step. */
+export interface StepView {
+  readonly step: number;
+  readonly before: ArchState;
+  readonly event: EngineEvent;
+  readonly after: ArchState;
 }
 
 /** An external interrupt (one pending vector, the latest wins) or an NMI (latched). */
@@ -75,7 +124,9 @@ export interface Engine {
   load(state: ArchState, profile: ProfileName): void;
   /** One step; see EngineEvent. Never throws because of guest behaviour. */
   step(): EngineEvent;
-  /** Steps until a stop; never more than `maxSteps` steps. */
+  /** Steps until a stop; never more than `maxSteps` steps. The reason is an EngineStopReason;
+   *  `run(0)` steps nothing and tells whether the machine can step at all (`hlt`, `shutdown`) or
+   *  not (`limit`). */
   run(maxSteps: number): EngineStop;
   /** The full architectural state, including the run-time `cpu` block. */
   state(): ArchState;
@@ -89,7 +140,8 @@ export interface Engine {
 // The asynchronous boundary. An engine in another process (an emulator behind the JSON-lines
 // protocol, QEMU, Bochs, a GDB stub) cannot answer synchronously; every consumer that may drive
 // such an engine (conformance campaigns, `vectors check`, bench --against) speaks AsyncEngine.
-// In-process engines satisfy it cheaply through `asAsync` (contract/async.ts).
+// In-process engines satisfy it cheaply through `asAsync` (contract/async.ts). The runner
+// (engines/runner.ts) drives both forms with one loop.
 
 /** What an engine can set, read and do. Fields it cannot observe are reported as not compared,
  *  never as passes. */
@@ -104,8 +156,11 @@ export interface EngineCapabilities {
   /** `touched()` reports the physical ranges written. */
   readonly touched: boolean;
   /** State fields, as the state comparison names them (`sregs.cs.base`, `msrs.CSTAR`,
-   *  `cpu.pending_irq`; a trailing `*` matches a prefix), that the engine cannot set or read. */
+   *  `cpu.pending_irq`, `memory@0x1000`; a trailing `*` matches a prefix), that the engine cannot
+   *  set or read. contract/compare.ts reports them as not compared. */
   readonly unobservable: readonly string[];
+  /** Events carry the rule IDs each step exercised (StepDetails.rules). Absent: false. */
+  readonly rules?: boolean;
 }
 
 /** The Engine interface across an asynchronous boundary, with batching: `steps(n)` and `run(n)`
@@ -115,7 +170,8 @@ export interface AsyncEngine {
   load(state: ArchState, profile: ProfileName): Promise<void>;
   step(): Promise<EngineEvent>;
   /** Up to `n` steps; stops early after an event that ends a run (shutdown, unsupported,
-   *  memory-limit, or halted with nothing to wake the CPU). Returns every step's event. */
+   *  memory-limit, or halted with nothing to wake the CPU). Returns every step's event; as with
+   *  `step()`, an idle CPU's event (halted or shut down already) may come last and is no step. */
   steps(n: number): Promise<readonly EngineEvent[]>;
   run(maxSteps: number): Promise<EngineStop>;
   state(): Promise<ArchState>;

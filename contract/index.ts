@@ -7,3 +7,5 @@ export * from "./load.ts";
 export * from "./profile.ts";
 export * from "./scope.ts";
 export * from "./engine.ts";
+export * from "./compare.ts";
+export * from "./async.ts";

@@ -101,8 +101,11 @@ export class ImplEngine implements Engine {
     if (m.shutdown) return { kind: "shutdown", rip: rip() };
     const ev = boundaryEvent(m);
     if (ev === BOUNDARY_HALTED) return { kind: "halted", rip: rip() };
-    const r = ev !== BOUNDARY_NONE ? deliverBoundary(ctx, ev) : instructionStep(ctx);
-    return this.describe(r);
+    if (ev !== BOUNDARY_NONE) return this.describe(deliverBoundary(ctx, ev));
+    const event = this.describe(instructionStep(ctx));
+    // The instruction's bytes, for traces (contract: StepInstruction).
+    const i = ctx.stepInsn;
+    return { ...event, instruction: i === null ? { bytes: new Uint8Array(0), length: 0 } : { bytes: i.bytes.slice(), length: i.len } };
   }
 
   private describe(r: number): EngineEvent {

@@ -2,11 +2,12 @@
 // stops it. Each run has a step limit, a wall-clock timeout and a console cap (untrusted kernels).
 // The devices come from kernel/devices (docs/devices.md) around the engine. With `lockstep`,
 // spec and impl run side by side and must agree at every step.
-import type { EngineEvent } from "../contract/engine.ts";
+import type { EngineEvent, StepView } from "../contract/engine.ts";
 import type { ArchState } from "../contract/state.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import { hex } from "../contract/hex.ts";
 import { ExternalDevices } from "./devices/external.ts";
+import { boundaryInstruction } from "../spec/context/index.ts";
 import { compareStates, createEngine, describeEvent, unionRanges, type FieldDifference, type KernelEngineName } from "./engines.ts";
 
 export type KernelStopReason =
@@ -39,6 +40,12 @@ export interface KernelRunOptions {
   readonly observer?: StepObserver;
   /** Run spec and impl side by side (`engine` is then the one whose state is reported). */
   readonly lockstep?: boolean;
+  /** Lockstep: compare whole states every N steps (1, the default: every step), and always at
+   *  deliveries, I/O, boundary instructions and the end; events are compared at every step. */
+  readonly lockstepEvery?: number;
+  /** Hands every step in [from, to] (1-based, inclusive) with its states before and after to
+   *  `onStep` (the trace records of trace/ are built from these). */
+  readonly trace?: { readonly from: number; readonly to: number; readonly onStep: (view: StepView) => void };
 }
 
 export interface KernelDivergence {
@@ -63,8 +70,10 @@ export interface KernelRunResult {
   /** One line on why the run could not finish. */
   readonly detail?: string;
   readonly elapsedMs: number;
-  /** Lockstep: how many steps were compared, and the first disagreement. */
+  /** Lockstep: the steps whose events were compared, the steps whose whole states were, and the
+   *  first disagreement. */
   readonly compared?: number;
+  readonly comparedStates?: number;
   readonly divergence?: KernelDivergence;
 }
 
@@ -87,11 +96,13 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
   let instructions = 0;
   let mayIdle = initial.cpu.halted || initial.cpu.shutdown;
   let lastCpl = initial.cs.selector & 3;
+  let comparedStates = 0;
+  const every = Math.max(1, options.lockstepEvery ?? 1);
   const finish = (stop: KernelStopReason, extra: Partial<KernelRunResult> = {}): KernelRunResult => {
     const state = main.state();
     const result: KernelRunResult = {
       stop, steps, instructions, console: concat(chunks), state, elapsedMs: Date.now() - started,
-      ...(other !== undefined ? { compared: steps } : {}),
+      ...(other !== undefined ? { compared: steps, comparedStates: comparedStates + 1 } : {}),
       ...(main.devices.exitValue !== null ? { exitValue: main.devices.exitValue } : {}),
       ...extra,
     };
@@ -114,6 +125,8 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
     if (steps >= options.maxSteps) return finish("limit");
     if ((steps & 1023) === 0 && Date.now() > deadline) return finish("timeout", { detail: `no stop within ${options.timeoutMs / 1000} s` });
 
+    const traced = options.trace !== undefined && steps + 1 >= options.trace.from && steps + 1 <= options.trace.to;
+    const before = traced ? main.state() : undefined;
     const event = main.step();
     if (event.kind === "unsupported")
       return finish("unsupported", { event, detail: `${event.reason}${/\bbytes\b/.test(event.reason) ? "" : ` (bytes ${bytesHex(event.bytes)})`} at ${hex(event.rip)}` });
@@ -125,16 +138,22 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
     let after: ArchState | undefined;
     if (other !== undefined) {
       const otherEvent = other.step();
-      after = main.state();
       const mine = describeEvent(event);
       const theirs = describeEvent(otherEvent);
-      // Registers, segments and CPU state every step; memory (all of it either engine wrote) at
-      // every change of privilege level and every delivery, where a kernel's bugs surface.
-      const otherState = other.state();
-      const cpl = after.cs.selector & 3;
-      const full = event.kind === "delivered" || cpl !== lastCpl;
-      lastCpl = cpl;
-      const differences = compareStates(after, otherState, full ? unionRanges(main.touched(), other.touched()) : []);
+      const bytes = event.instruction?.bytes;
+      const checkpoint = steps % every === 0 || event.kind === "delivered" || event.kind === "io" || bytes === undefined || boundaryInstruction(bytes) !== "other";
+      let differences: FieldDifference[] = [];
+      if (checkpoint) {
+        after = main.state();
+        const otherState = other.state();
+        // Memory (all of it either engine wrote) at deliveries and privilege changes, where a
+        // kernel's bugs surface; registers, segments and CPU state at every checkpoint.
+        const cpl = after.cs.selector & 3;
+        const full = event.kind === "delivered" || cpl !== lastCpl;
+        lastCpl = cpl;
+        differences = compareStates(after, otherState, full ? unionRanges(main.touched(), other.touched()) : []);
+        comparedStates++;
+      }
       if (mine !== theirs || differences.length > 0) {
         const [spec, impl] = options.engine === "spec" ? [mine, theirs] : [theirs, mine];
         return finish("diverged", { divergence: { step: steps, rip: event.rip, spec, impl, differences }, detail: `spec and impl disagree at step ${steps}` });
@@ -154,6 +173,11 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
         }
         if (bytes.length > room) return finish("console-limit", { detail: `the kernel wrote more than ${options.consoleLimit} console bytes` });
       }
+    }
+
+    if (before !== undefined) {
+      after ??= main.state();
+      options.trace!.onStep({ step: steps, before, event, after });
     }
 
     const observer = options.observer;

@@ -1,27 +1,54 @@
-// The spec behind the Engine interface (contract/engine.ts): a thin adapter so conformance,
-// the CLI and lockstep tests drive spec/ and impl/ the same way.
-import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../contract/engine.ts";
+// The spec behind the Engine interface (contract/engine.ts), so that the runner, the CLI, lockstep
+// and benchmarks drive spec/ and impl/ the same way. Its events carry what a trace needs (the
+// instruction's bytes, and on request the rule IDs each step exercised): nothing drives the
+// model around this class.
+import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepInstruction } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
-import "./families.ts";
 import { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
+import type { Instruction } from "./decode/instruction.ts";
+import type { RuleId } from "./rules/rule.ts";
 import type { StepEvent } from "./step/events.ts";
 import { run, step } from "./step/step.ts";
+import { pendingBoundaryEvent } from "./transitions/boundary.ts";
 
-function engineEvent(e: StepEvent): EngineEvent {
+export interface SpecEngineOptions {
+  /** Each step's event lists the rule IDs the step exercised (`rules`). */
+  readonly rules?: boolean;
+  /** Every rule ID exercised by the engine's steps and runs is added here. */
+  readonly coverage?: Set<RuleId>;
+}
+
+const NOT_FETCHED: StepInstruction = { bytes: new Uint8Array(0), length: 0 };
+
+function fetched(insn: Instruction | undefined): StepInstruction {
+  return insn === undefined ? NOT_FETCHED : { bytes: insn.bytes, length: insn.length };
+}
+
+/**
+ * The step's event in the contract's terms. `instructionStep`: the step executed (or tried to
+ * fetch) an instruction, rather than taking a boundary event or idling; an instruction the
+ * model could not fetch or decode (fetch fault, #UD or #GP from the decoder) has no bytes.
+ */
+function engineEvent(e: StepEvent, instructionStep: boolean): EngineEvent {
   switch (e.kind) {
     case "retired":
-      return { kind: "retired", rip: e.rip };
-    case "delivered":
-      return { kind: "delivered", rip: e.rip, vector: e.vector, errorCode: e.errorCode, source: e.source };
+      return { kind: "retired", rip: e.rip, instruction: fetched(e.instruction) };
+    case "delivered": {
+      const event = { kind: "delivered", rip: e.rip, vector: e.vector, errorCode: e.errorCode, source: e.source } as const;
+      return instructionStep ? { ...event, instruction: fetched(e.instruction) } : event;
+    }
     case "halted":
     case "shutdown":
-      return { kind: e.kind, rip: e.rip };
+      return instructionStep ? { kind: e.kind, rip: e.rip, instruction: fetched(e.instruction) } : { kind: e.kind, rip: e.rip };
     case "io":
-      return { kind: "io", rip: e.rip, direction: e.direction, port: e.port, size: e.size, value: e.value };
+      return {
+        kind: "io", rip: e.rip, direction: e.direction, port: e.port, size: e.size, value: e.value,
+        instruction: fetched(e.instruction),
+      };
     case "unsupported":
-      return { kind: "unsupported", rip: e.rip, bytes: e.bytes, reason: e.reason };
+      return { kind: "unsupported", rip: e.rip, bytes: e.bytes, reason: e.reason, instruction: { bytes: e.bytes, length: e.bytes.length } };
     case "fault":
       // Only with delivery "stop", which the engine never asks for.
       throw new Error("spec engine: undelivered fault");
@@ -32,6 +59,8 @@ export class SpecEngine implements Engine {
   private machine: Machine | null = null;
   private loaded: Machine | null = null;
   private profile: Profile = INTEL;
+
+  constructor(private readonly options: SpecEngineOptions = {}) {}
 
   load(state: ArchState, profile: ProfileName): void {
     this.machine = this.loaded = machineFromState(state);
@@ -44,17 +73,25 @@ export class SpecEngine implements Engine {
   }
 
   step(): EngineEvent {
-    const result = step(this.current(), { profile: this.profile });
+    const before = this.current();
+    const stepRules = this.options.rules === true ? new Set<RuleId>() : undefined;
+    const coverage = stepRules ?? this.options.coverage;
+    const result = step(before, { profile: this.profile, ...(coverage === undefined ? {} : { coverage }) });
     this.machine = result.state;
-    return engineEvent(result.event);
+    if (stepRules !== undefined) for (const id of stepRules) this.options.coverage?.add(id);
+    // The step order of spec/step/step.ts: shutdown, a boundary event, an idle HLT, an instruction.
+    const instructionStep = !before.cpu.shutdown && pendingBoundaryEvent(before, this.profile) === null && !before.cpu.halted;
+    const event = engineEvent(result.event, instructionStep);
+    return stepRules === undefined ? event : { ...event, rules: [...stepRules] };
   }
 
   run(maxSteps: number): EngineStop {
-    const result = run(this.current(), { profile: this.profile, maxSteps });
+    const coverage = this.options.coverage;
+    const result = run(this.current(), { profile: this.profile, maxSteps, ...(coverage === undefined ? {} : { coverage }) });
     this.machine = result.state;
     const last = result.last;
     if (result.reason === "unsupported" && last?.kind === "unsupported")
-      return { reason: "unsupported", steps: result.steps, event: { kind: "unsupported", rip: last.rip, bytes: last.bytes, reason: last.reason } };
+      return { reason: "unsupported", steps: result.steps, event: engineEvent(last, true) as Extract<EngineEvent, { kind: "unsupported" }> };
     if (result.reason === "hlt" || result.reason === "shutdown" || result.reason === "limit") return { reason: result.reason, steps: result.steps };
     throw new Error(`spec engine: unexpected stop ${result.reason}`);
   }

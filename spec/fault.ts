@@ -1,6 +1,14 @@
 // A fault is a value, never a thrown exception: a check that fails returns one, and the step that
-// receives it delivers it (or stops with it when delivery is off).
-import type { RuleId } from "./rules/registry.ts";
+// receives it delivers it (or stops with it when delivery is off). One idiom throughout spec/:
+//
+//   if (v * 16 + 15 > m.idtr.limit) return t.fault("DELIVER-01", GP, idtErrorCode(v, ext));  // raise
+//   const low = t.readLinear(gateAddress, 8, "implicit");
+//   if (isFault(low)) return low;                                                          // pass on
+//
+// `t.fault` (spec/transaction/transaction.ts) records the rule; code without a transaction (the
+// decoder, the page walk) builds the value with `fault` below. (The memory path passes a walk's
+// fault on with `"kind" in w`, for speed: see Transaction.translateOrFault.)
+import type { RuleId } from "./rules/rule.ts";
 
 export const DE = 0, DB = 1, NMI = 2, BP = 3, OF = 4, BR = 5, UD = 6, NM = 7, DF = 8;
 export const TS = 10, NP = 11, SS = 12, GP = 13, PF = 14, MF = 16, AC = 17, MC = 18;
@@ -34,6 +42,8 @@ export function fault(rule: RuleId, vector: number, errorCode?: number, address?
   };
 }
 
+/** Whether a result is a fault (every other result a semantics function passes on is a bigint, a
+ *  number, undefined, or an object without `kind: "fault"`). */
 export function isFault(x: unknown): x is Fault {
   return typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "fault";
 }

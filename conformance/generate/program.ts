@@ -1,7 +1,7 @@
 // Random programs for lockstep testing, as plain data (so fast-check can shrink them) and encoded
-// with iced-x86 (never hand-assembled). Each instruction comes from a template over the modelled
-// subset; registers, immediates and data addresses are parameters.
-import { iced } from "./iced.ts";
+// with the guest kit's assembler over iced-x86 (never hand-assembled). Each instruction comes from
+// a template over the modelled subset; registers, immediates and data addresses are parameters.
+import { Program, ahead, iced } from "../../guest/index.ts";
 
 type Code = number;
 type Register = number;
@@ -112,30 +112,15 @@ export function templateCount(kernel: boolean): number {
 /** Encodes the program at `layout.rip`, ending with HLT. Branch specs jump 0–7 bytes forward. */
 export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout): Uint8Array {
   const templates = layout.kernel ? [...GENERAL, ...SYSTEM] : GENERAL;
-  const encoder = new iced.Encoder(64);
-  const chunks: Uint8Array[] = [];
-  let rip = layout.rip;
-  try {
-    for (const spec of [...specs, { template: -1, a: 0, b: 0, imm: 0 }]) {
-      const build = spec.template < 0 ? bare(C.Hlt) : templates[spec.template % templates.length]!;
-      const insn = build(spec, layout);
-      try {
-        if (insn.isJccShortOrNear) insn.nearBranch64 = rip + 2n + BigInt(spec.imm & 7);
-        const length = encoder.encode(insn, rip);
-        chunks.push(encoder.takeBuffer());
-        rip += BigInt(length);
-      } finally {
-        insn.free();
-      }
-    }
-  } finally {
-    encoder.free();
+  const p = new Program(layout.rip);
+  for (const spec of specs) {
+    const insn = templates[spec.template % templates.length]!(spec, layout);
+    if (insn.isJccShortOrNear) {
+      const code = insn.code;
+      insn.free();
+      p.emit(code, ahead(spec.imm & 7));
+    } else p.add(insn);
   }
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  p.emit(C.Hlt);
+  return p.encode();
 }

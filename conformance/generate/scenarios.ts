@@ -1,11 +1,15 @@
 // Scenario families for lockstep testing of the *transitions* (IRET, event delivery, SYSCALL/SYSRET,
 // segment loads and far returns, paging, MSRs/CRs) with unusual inputs. A scenario is plain data
-// (fast-check shrinks it field by field); `buildScenario` applies it to the vectors' shared layout
-// (conformance/vectors/README.md, "Layout shared by these tests"): GDT at 0x8000, IDT at 0x9000
-// with `hlt` handlers at 0xb000 + 16·v, TSS at 0xa000, kernel code 0x10000, user code 0x200000.
-// Instructions are encoded with iced-x86 (never hand-assembled).
+// (fast-check shrinks it field by field); `buildScenario` applies it to the guest kit's shared
+// layout (guest/layout.ts): GDT at 0x8000, IDT at 0x9000 with `hlt` handlers at 0xb000 + 16·v, TSS
+// at 0xa000, kernel code 0x10000, user code 0x200000. The arbitraries name some of its addresses
+// as constants (so a seed keeps giving the same cases). Instructions are encoded with iced-x86
+// (never hand-assembled).
 import fc from "fast-check";
-import { iced } from "./iced.ts";
+import {
+  DEFAULT_LAYOUT, HALT_LOOP, TSS_OFFSETS, buildGuest, cr3Of, encodeDescriptor, encodeGate, encodeOne, iced, layoutMemory, segmentFrom, translate,
+  type DescriptorFields, type GateFields as GateDescriptor, type GuestLayout, type GuestMemory,
+} from "../../guest/index.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState, CpuRunState, Segment } from "../../contract/state.ts";
 
@@ -123,17 +127,14 @@ export function encode(code: readonly Insn[], rip: bigint, bits: 32 | 64): Uint8
   for (const insn of [...code, { op: "hlt" }]) {
     let bytes: Uint8Array | undefined;
     for (const b of bits === 64 ? [64 as const] : [32 as const, 64 as const]) {
-      const encoder = new iced.Encoder(b);
       const i = OPS[insn.op]!(insn, b);
       try {
-        encoder.encode(i, rip + BigInt(out.length));
-        bytes = encoder.takeBuffer();
+        bytes = encodeOne(i, rip + BigInt(out.length), b);
         break;
       } catch (e) {
         if (b === 64) throw e;
       } finally {
         i.free();
-        encoder.free();
       }
     }
     out.push(...bytes!);
@@ -145,61 +146,23 @@ export function encode(code: readonly Insn[], rip: bigint, bits: 32 | 64): Uint8
 // Descriptors
 // ------------------------------------------------------------------------------------------------
 
-export interface DescriptorFields {
-  readonly type: number;
-  readonly s: number;
-  readonly dpl: number;
-  readonly p: number;
-  readonly avl: number;
-  readonly l: number;
-  readonly db: number;
-  readonly g: number;
-  /** Limit bits 19:0. */
-  readonly limit: number;
-  /** Base bits 31:0. */
-  readonly base: number;
-}
+export type { DescriptorFields };
 
 /** The 8-byte segment descriptor. */
-export function descriptor(d: DescriptorFields): bigint {
-  const limit = BigInt(d.limit & 0xfffff);
-  const base = BigInt(d.base >>> 0);
-  const access = BigInt((d.type & 15) | ((d.s & 1) << 4) | ((d.dpl & 3) << 5) | ((d.p & 1) << 7));
-  const flags = BigInt((d.avl & 1) | ((d.l & 1) << 1) | ((d.db & 1) << 2) | ((d.g & 1) << 3));
-  return (limit & 0xffffn) | ((base & 0xffffffn) << 16n) | (access << 40n) | ((limit >> 16n) << 48n) | (flags << 52n) | ((base >> 24n) << 56n);
-}
+export const descriptor = encodeDescriptor;
+export { segmentFrom };
 
-/** The hidden part a segment load of `selector` with descriptor `d` produces. */
-export function segmentFrom(selector: number, d: DescriptorFields): Segment {
-  const limit = d.g ? ((d.limit & 0xfffff) * 4096 + 4095) >>> 0 : d.limit & 0xfffff;
-  return { selector, base: BigInt(d.base >>> 0), limit, type: d.type, s: d.s, dpl: d.dpl, present: d.p, db: d.db, l: d.l, g: d.g, avl: d.avl, unusable: 0 };
-}
-
-const FLAT = { avl: 0, g: 1, limit: 0xfffff, base: 0 } as const;
 /** The layout's GDT, by index (6–7 is the TSS). */
-export const GDT: Readonly<Record<number, DescriptorFields>> = {
-  1: { ...FLAT, type: 11, s: 1, dpl: 0, p: 1, l: 1, db: 0 },
-  2: { ...FLAT, type: 3, s: 1, dpl: 0, p: 1, l: 0, db: 1 },
-  3: { ...FLAT, type: 11, s: 1, dpl: 3, p: 1, l: 0, db: 1 },
-  4: { ...FLAT, type: 3, s: 1, dpl: 3, p: 1, l: 0, db: 1 },
-  5: { ...FLAT, type: 11, s: 1, dpl: 3, p: 1, l: 1, db: 0 },
-  8: { ...FLAT, type: 11, s: 1, dpl: 0, p: 1, l: 0, db: 1 },
-  9: { ...FLAT, type: 3, s: 1, dpl: 3, p: 1, l: 0, db: 1 },
-  10: { ...FLAT, type: 3, s: 1, dpl: 0, p: 1, l: 0, db: 1 },
-  11: { ...FLAT, type: 15, s: 1, dpl: 3, p: 1, l: 1, db: 0 },
-};
+export const GDT: Readonly<Record<number, DescriptorFields>> = Object.fromEntries(DEFAULT_LAYOUT.gdt.entries.map((e) => [e.selector >> 3, e.descriptor]));
 
-const GDT_BASE = 0x8000n;
-const IDT_BASE = 0x9000n;
-const TSS_BASE = 0xa000n;
-const handler = (v: number): bigint => 0xb000n + 16n * BigInt(v);
+const GDT_BASE = DEFAULT_LAYOUT.gdt.base;
+const IDT_BASE = DEFAULT_LAYOUT.idt.base;
+const TSS_BASE = DEFAULT_LAYOUT.tss.base;
+const handler = (v: number): bigint => DEFAULT_LAYOUT.idt.gates[v]!.offset;
 
 export function gateBytes(g: GateFields): readonly Poke[] {
-  const offset = BigInt.asUintN(64, g.offset);
-  const low =
-    (offset & 0xffffn) | (BigInt(g.selector & 0xffff) << 16n) | (BigInt(g.istByte & 0xff) << 32n) |
-    (BigInt((g.type & 15) | ((g.s & 1) << 4) | ((g.dpl & 3) << 5) | ((g.p & 1) << 7)) << 40n) | (((offset >> 16n) & 0xffffn) << 48n);
-  const high = ((offset >> 32n) & 0xffffffffn) | (BigInt(g.reserved >>> 0) << 32n);
+  const gate: GateDescriptor = { offset: g.offset, selector: g.selector, ist: g.istByte, type: g.type, s: g.s, dpl: g.dpl, p: g.p, reserved: g.reserved };
+  const [low, high] = encodeGate(gate);
   const address = IDT_BASE + 16n * BigInt(g.vector);
   return [{ address, size: 8, value: low }, { address: address + 8n, size: 8, value: high }];
 }
@@ -221,45 +184,22 @@ export interface GateFields {
 // Building the machine
 // ------------------------------------------------------------------------------------------------
 
-function poke(pages: Map<number, Uint8Array>, address: bigint, bytes: Uint8Array | readonly number[]): void {
-  for (let i = 0; i < bytes.length; i++) {
-    const a = address + BigInt(i);
-    const n = Number(a >> 12n);
-    let page = pages.get(n);
-    if (page === undefined) pages.set(n, (page = new Uint8Array(4096)));
-    page[Number(a & 0xfffn)] = bytes[i]!;
-  }
-}
-
-function le(value: bigint, size: number): number[] {
-  return Array.from({ length: size }, (_, i) => Number((BigInt.asUintN(64, value) >> BigInt(8 * i)) & 0xffn));
-}
-
-/** `base` is the kernel machine of test/helpers/fixture.ts (CPL 0, RIP 0x10000, RSP 0x20000). */
-export function buildScenario(s: Scenario, base: ArchState): ArchState {
-  const pages = new Map<number, Uint8Array>();
-  for (const [n, p] of base.memory) pages.set(n, p.slice());
-  const rip = s.ring === 0 ? 0x10000n : 0x200000n;
-  const csIndex = s.ring === 0 ? (s.compat ? 8 : 1) : s.compat ? 3 : 5;
-  const cs = segmentFrom((csIndex << 3) | s.ring, GDT[csIndex]!);
-  const ss = s.ring === 0 ? segmentFrom(0x10, GDT[2]!) : segmentFrom(0x23, GDT[4]!);
-  // Landing pads: a HLT at user code and one spare kernel HLT; entry points for LSTAR/CSTAR.
-  poke(pages, 0x200000n, [0xf4, 0xeb, 0xfd]);
-  poke(pages, 0x10800n, [0xf4, 0xeb, 0xfd]);
-  poke(pages, 0x12000n, [0xf4, 0xeb, 0xfd]);
-  for (const p of s.pokes) poke(pages, p.address, le(p.value, p.size));
-  poke(pages, rip, encode(s.code, rip, s.compat ? 32 : 64));
-  let gpr = base.gpr.map((v) => v);
+/** The machine a scenario describes: the layout's start state for its ring and mode, with the
+ *  scenario's registers, memory stores, segments, MSRs and run-time state applied. */
+export function buildScenario(s: Scenario, layout: GuestLayout = DEFAULT_LAYOUT): ArchState {
+  const guest = buildGuest(layout, { start: { ring: s.ring, compat: s.compat, rflags: s.rflags, rsp: s.rsp } });
+  const base = guest.state;
+  const memory: GuestMemory = guest.memory;
+  // Landing pads: a HLT at user code and one spare kernel HLT.
+  memory.write(layout.code.user, HALT_LOOP);
+  memory.write(layout.code.kernel + 0x800n, HALT_LOOP);
+  for (const p of s.pokes) memory.writeValue(p.address, p.size, p.value);
+  memory.write(base.rip, encode(s.code, base.rip, s.compat ? 32 : 64));
+  const gpr = [...base.gpr];
   for (const [n, v] of s.regs) if (n !== 4) gpr[n] = BigInt.asUintN(64, v);
-  gpr[4] = s.rsp;
   const state: ArchState = {
     ...base,
     gpr,
-    rip,
-    rflags: s.rflags,
-    cs,
-    ss,
-    memory: pages,
     cr0: s.set.cr0 ?? base.cr0,
     cr4: s.set.cr4 ?? base.cr4,
     cr8: s.set.cr8 ?? base.cr8,
@@ -430,8 +370,8 @@ export const deliveryScenario: fc.Arbitrary<Scenario> = fc
     const pokes: Poke[] = [];
     if (x.gate !== null) pokes.push(...gateBytes({ ...x.gate, vector, offset: x.gate.offset ?? handler(vector) }));
     if (x.other !== null) pokes.push(...gateBytes({ ...x.other.gate, vector: x.other.vector, offset: x.other.gate.offset ?? handler(x.other.vector) }));
-    if (x.rsp0 !== null) pokes.push({ address: TSS_BASE + 4n, size: 8, value: x.rsp0 });
-    if (x.ist !== null && x.istn > 0) pokes.push({ address: TSS_BASE + 0x24n + 8n * BigInt(x.istn - 1), size: 8, value: x.ist });
+    if (x.rsp0 !== null) pokes.push({ address: TSS_BASE + BigInt(TSS_OFFSETS.rsp(0)), size: 8, value: x.rsp0 });
+    if (x.ist !== null && x.istn > 0) pokes.push({ address: TSS_BASE + BigInt(TSS_OFFSETS.ist(x.istn)), size: 8, value: x.ist });
     pokes.push(...gdtPokes(x.gdt));
     const code: Insn[] =
       x.trigger === "int" ? [{ op: "int", imm: x.n }] : x.trigger === "int3" ? [{ op: "int3" }] : x.trigger === "int1" ? [{ op: "int1" }] :
@@ -515,8 +455,15 @@ const pteFlagsArb = fc
   })
   .map((f) => bit(0, f.p) | bit(1, f.rw) | bit(2, f.us) | bit(5, f.a) | bit(6, f.d) | bit(7, f.pat) | bit(8, f.g) | bit(63, f.xd) | f.rsvd);
 
+// Two spare frames of the layout's page-table pool (0x1000–0x7000; the layout uses 0x1000–0x4000).
 const PT_LOW = 0x5000n; // maps 0–2 MiB in 4 KiB pages (supervisor)
 const PT_USER = 0x6000n; // maps 2–4 MiB in 4 KiB pages (user)
+/** The layout's page-directory entries for 0–2 MiB and 2–4 MiB (2 MiB pages). */
+const [PDE_LOW, PDE_USER] = ((): bigint[] => {
+  const memory = layoutMemory(DEFAULT_LAYOUT);
+  const pde = (linear: bigint) => translate((a) => memory.read64(a), cr3Of(DEFAULT_LAYOUT.paging), linear).entries[2]!.address;
+  return [pde(0n), pde(0x200000n)];
+})();
 
 export const pagingScenario: fc.Arbitrary<Scenario> = fc
   .record({
@@ -536,8 +483,8 @@ export const pagingScenario: fc.Arbitrary<Scenario> = fc
       pokes.push({ address: PT_LOW + 8n * i, size: 8, value: (i << 12n) | 0x3n });
       pokes.push({ address: PT_USER + 8n * i, size: 8, value: (0x200000n + (i << 12n)) | 0x7n });
     }
-    pokes.push({ address: 0x3000n, size: 8, value: PT_LOW | 0x3n });
-    pokes.push({ address: 0x3008n, size: 8, value: PT_USER | (x.pdeUser ?? 0x7n) });
+    pokes.push({ address: PDE_LOW!, size: 8, value: PT_LOW | 0x3n });
+    pokes.push({ address: PDE_USER!, size: 8, value: PT_USER | (x.pdeUser ?? 0x7n) });
     const pteAddress = (page: bigint) => (page < 0x200000n ? PT_LOW + 8n * (page >> 12n) : PT_USER + 8n * ((page - 0x200000n) >> 12n));
     const mapped = (page: bigint, flags: bigint) => ({ address: pteAddress(page), size: 8 as const, value: page | flags });
     const userStack = 0x20f000n;

@@ -29,6 +29,9 @@ export class StepContext {
   unsupportedBytes: Uint8Array = EMPTY;
   /** Why the step stopped the run (R_UNSUP, R_MEMLIMIT). */
   reason = "";
+  /** The instruction the last instructionStep fetched (null: the fetch faulted), for step()'s
+   *  event. */
+  stepInsn: Insn | null = null;
 
   // ---- the step in progress ----
   /** fetch's result when it returned no block: the instruction to run uncached (it crosses a page

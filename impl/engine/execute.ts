@@ -115,8 +115,9 @@ export function deliverFetchFault(ctx: StepContext, lo: number, hi: number): num
 export function instructionStep(ctx: StepContext): number {
   const m = ctx.m;
   const b = fetch(ctx);
-  if (b !== null) return executeInstruction(ctx, b.insns[0]!);
-  if (ctx.loose !== null) return executeInstruction(ctx, ctx.loose);
+  const insn = b !== null ? b.insns[0]! : ctx.loose;
+  ctx.stepInsn = insn;
+  if (insn !== null) return executeInstruction(ctx, insn);
   // Fetch fault (#PF / #GP(0)) at RIP.
   const lo = m.regs[RIP_LO]!, hi = m.regs[RIP_HI]!;
   ctx.ripLo = lo;

@@ -12,6 +12,7 @@ import type { ArchState, Segment } from "../../contract/state.ts";
 import { DEFAULT_CPU } from "../../contract/state.ts";
 import { GPR_NAMES } from "../../contract/schema.ts";
 import type { LoaderDescription } from "./description.ts";
+import { GuestMemory } from "../../guest/memory.ts";
 
 export const BOOT_CS: Segment = { selector: 0x08, base: 0n, limit: 0xffffffff, type: 11, s: 1, dpl: 0, present: 1, db: 0, l: 1, g: 1, avl: 0, unusable: 0 };
 export const BOOT_DS: Segment = { selector: 0x10, base: 0n, limit: 0xffffffff, type: 3, s: 1, dpl: 0, present: 1, db: 1, l: 0, g: 1, avl: 0, unusable: 0 };
@@ -27,30 +28,8 @@ export const EFER_BOOT = 0x500n; // LMA LME
 /** Offsets inside the boot area. */
 export const BOOT_LAYOUT = { gdt: 0x0000n, pml4: 0x1000n, pdpt: 0x2000n, pd: 0x3000n, stackTop: 0x8000n } as const;
 
-/** Guest physical memory being filled: page number → 4 KiB. */
-export class GuestMemory {
-  readonly pages = new Map<number, Uint8Array>();
-  page(n: number): Uint8Array {
-    let p = this.pages.get(n);
-    if (p === undefined) this.pages.set(n, (p = new Uint8Array(4096)));
-    return p;
-  }
-  write(address: bigint, bytes: Uint8Array): void {
-    let i = 0;
-    while (i < bytes.length) {
-      const a = address + BigInt(i);
-      const offset = Number(a & 0xfffn);
-      const n = Math.min(4096 - offset, bytes.length - i);
-      this.page(Number(a >> 12n)).set(bytes.subarray(i, i + n), offset);
-      i += n;
-    }
-  }
-  write64(address: bigint, value: bigint): void {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, value, true);
-    this.write(address, b);
-  }
-}
+/** Guest physical memory being filled: the guest kit's (page number → 4 KiB). */
+export { GuestMemory };
 
 /** Writes the boot GDT and page tables into `memory`; returns the boot state. */
 export function bootState(memory: GuestMemory, description: LoaderDescription, entry: bigint): ArchState {

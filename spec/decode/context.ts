@@ -1,7 +1,7 @@
 // What every opcode handler needs: the byte reader, the mode, the prefixes, and the size rules
 // (SDM Vol. 1 §3.6, Vol. 2A §2.2.1.2 "operand size in 64-bit mode").
-import { fault, UD, type Fault } from "../fault.ts";
-import type { RuleId } from "../rules/registry.ts";
+import { fault, isFault, UD, type Fault } from "../fault.ts";
+import type { RuleId } from "../rules/rule.ts";
 import type { Mnemonic, Operand, OperandSize, Unsupported } from "./instruction.ts";
 import type { Prefixes } from "./prefixes.ts";
 import type { ByteReader } from "./reader.ts";
@@ -77,21 +77,21 @@ export class DecodeContext {
   /** Reads an immediate of `bytes` bytes, sign-extends it and masks it to `size` bytes. */
   signedImm(bytes: 1 | 2 | 4 | 8, size: OperandSize): Operand | Fault {
     const raw = this.r.uint(bytes);
-    if (typeof raw !== "bigint") return raw;
+    if (isFault(raw)) return raw;
     return { kind: "imm", value: BigInt.asUintN(8 * size, BigInt.asIntN(8 * bytes, raw)), size };
   }
 
   /** Reads an unsigned immediate of `bytes` bytes (shift counts, INT n, RET iw). */
   unsignedImm(bytes: 1 | 2): Operand | Fault {
     const raw = this.r.uint(bytes);
-    if (typeof raw !== "bigint") return raw;
+    if (isFault(raw)) return raw;
     return { kind: "imm", value: raw, size: bytes };
   }
 
   /** Reads a relative branch displacement of `bytes` bytes. */
   rel(bytes: 1 | 2 | 4): Operand | Fault {
     const raw = this.r.uint(bytes);
-    if (typeof raw !== "bigint") return raw;
+    if (isFault(raw)) return raw;
     return { kind: "rel", disp: BigInt.asIntN(8 * bytes, raw) };
   }
 

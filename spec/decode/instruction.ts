@@ -1,5 +1,5 @@
-// What the decoder produces and the executors consume. Decoding is part of the semantics: the
-// operand size, the address size and every operand are fixed here, so executors never look at bytes.
+// What the decoder produces and the semantics (spec/semantics-table.ts) consume. Decoding is part of the semantics: the
+// operand size, the address size and every operand are fixed here, so the semantics never look at bytes.
 
 /** Segment registers in SDM Sreg encoding order (ES=0, CS=1, SS=2, DS=3, FS=4, GS=5). */
 export const SREG_NAMES = ["es", "cs", "ss", "ds", "fs", "gs"] as const;

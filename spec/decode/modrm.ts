@@ -1,6 +1,6 @@
 // ModRM, SIB and displacement: the r/m operand (SDM Vol. 2A §2.1.5, Tables 2-2 and 2-3; 64-bit
 // forms §2.2.1.1–§2.2.1.6). 16-bit addressing (67 in compatibility mode) is not modelled.
-import type { Fault } from "../fault.ts";
+import { isFault, type Fault } from "../fault.ts";
 import type { MemOperand, Operand, OperandSize, SregName } from "./instruction.ts";
 import type { DecodeContext, Stop } from "./context.ts";
 
@@ -13,7 +13,7 @@ export interface ModRM {
 
 export function readModRM(ctx: DecodeContext): ModRM | Fault {
   const b = ctx.r.u8();
-  if (typeof b !== "number") return b;
+  if (isFault(b)) return b;
   return { mod: b >> 6, reg: (b >> 3) & 7, rm: b & 7 };
 }
 
@@ -38,7 +38,7 @@ export function memoryOperand(ctx: DecodeContext, m: ModRM, size: number): MemOp
   let dispBytes: 0 | 1 | 4 = m.mod === 1 ? 1 : m.mod === 2 ? 4 : 0;
   if (m.rm === 4) {
     const sib = ctx.r.u8();
-    if (typeof sib !== "number") return sib;
+    if (isFault(sib)) return sib;
     const sibIndex = ((sib >> 3) & 7) | ctx.rexX;
     // Index 100b means "no index" — but with REX.X it is R12, a real index.
     if (sibIndex !== 4) {
@@ -64,7 +64,7 @@ export function memoryOperand(ctx: DecodeContext, m: ModRM, size: number): MemOp
   let disp = 0n;
   if (dispBytes !== 0) {
     const raw = ctx.r.uint(dispBytes);
-    if (typeof raw !== "bigint") return raw;
+    if (isFault(raw)) return raw;
     disp = BigInt.asIntN(8 * dispBytes, raw);
   }
   return memory(ctx, size, base, index, scale, disp, ripRelative);
@@ -74,7 +74,7 @@ export function memoryOperand(ctx: DecodeContext, m: ModRM, size: number): MemOp
 export function moffsOperand(ctx: DecodeContext, size: number): MemOperand | Stop {
   if (ctx.addressSize === 2) return ctx.unsupported("16-bit addressing");
   const raw = ctx.r.uint(ctx.addressSize);
-  if (typeof raw !== "bigint") return raw;
+  if (isFault(raw)) return raw;
   // Stored as a signed displacement like any other; effective address = disp mod 2^(8·addressSize).
   return memory(ctx, size, null, null, 1, BigInt.asIntN(8 * ctx.addressSize, raw), false);
 }

@@ -1,6 +1,6 @@
 // Legacy prefixes and REX (SDM Vol. 2A §2.1.1, §2.2.1). Prefixes may come in any order and repeat;
 // the scan stops at the first byte that is not a prefix, which is the (first) opcode byte.
-import type { Fault } from "../fault.ts";
+import { isFault, type Fault } from "../fault.ts";
 import type { SregName } from "./instruction.ts";
 import type { ByteReader } from "./reader.ts";
 
@@ -31,7 +31,7 @@ export function scanPrefixes(r: ByteReader, mode64: boolean): { prefixes: Prefix
   let rex = 0;
   for (;;) {
     const b = r.u8();
-    if (typeof b !== "number") return b;
+    if (isFault(b)) return b;
     if (mode64 && (b & 0xf0) === 0x40) {
       // A later REX replaces an earlier one; a legacy prefix after it cancels it (below).
       rex = b;

@@ -1,6 +1,6 @@
 // Instruction bytes, fetched one at a time and only when the decoder needs them, so a fetch fault
 // (#PF, #GP on a non-canonical RIP) is raised exactly for bytes that belong to the instruction.
-import { fault, GP, type Fault } from "../fault.ts";
+import { fault, GP, isFault, type Fault } from "../fault.ts";
 
 /** Fetches instruction byte `i` (0-based from RIP), or the fault that fetching it raises. */
 export type FetchByte = (i: number) => number | Fault;
@@ -19,7 +19,7 @@ export class ByteReader {
     const i = this.bytes.length;
     if (i >= MAX_INSTRUCTION_LENGTH) return fault("DECODE-LENGTH", GP, 0);
     const b = this.fetch(i);
-    if (typeof b !== "number") return b;
+    if (isFault(b)) return b;
     this.bytes.push(b);
     return b;
   }
@@ -28,10 +28,10 @@ export class ByteReader {
   uint(n: 1 | 2 | 4 | 8): bigint | Fault {
     // Assembled 32 bits at a time in plain numbers: one BigInt conversion per half, not per byte.
     const low = this.uint32(n === 8 ? 4 : n);
-    if (typeof low !== "number") return low;
+    if (isFault(low)) return low;
     if (n !== 8) return BigInt(low);
     const high = this.uint32(4);
-    if (typeof high !== "number") return high;
+    if (isFault(high)) return high;
     return (BigInt(high) << 32n) | BigInt(low);
   }
 
@@ -39,7 +39,7 @@ export class ByteReader {
     let value = 0;
     for (let k = 0, scale = 1; k < n; k++, scale *= 256) {
       const b = this.u8();
-      if (typeof b !== "number") return b;
+      if (isFault(b)) return b;
       value += b * scale;
     }
     return value;

@@ -26,7 +26,7 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
     case 0x08: return ctx.decoded("invd", size, []);
     // F3 0F 09 is WBNOINVD.
     case 0x09: return ctx.p.rep === "rep" ? ctx.unsupported("WBNOINVD") : ctx.decoded("wbinvd", size, []);
-    // UD2 decodes; its executor raises #UD (so traces show the instruction).
+    // UD2 decodes; its semantics raise #UD (so traces show the instruction).
     case 0x0b: return ctx.decoded("ud2", size, []);
     case 0x1f: return reservedNop(ctx);
     case 0x20: case 0x22: return movCr(ctx, op === 0x22);

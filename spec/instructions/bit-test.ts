@@ -1,12 +1,13 @@
 // BT, BTS, BTR, BTC — SDM Vol. 2A "BT—Bit Test" and siblings. CF ← the selected bit; BTS/BTR/BTC
 // then set/clear/complement it. ZF is unaffected; OF, SF, AF, PF are undefined and left unchanged.
 import type { Instruction } from "../decode/instruction.ts";
-import type { Executor, ExecutorTable } from "../step/executor.ts";
+import { isFault } from "../fault.ts";
+import type { Semantics } from "../transaction/semantics.ts";
 import { operand, readDestination, setStatus, sizeOf } from "./operands.ts";
 
 type BitOp = "bt" | "bts" | "btr" | "btc";
 
-function executor(op: BitOp): Executor {
+function semantics(op: BitOp): Semantics {
   return (t, insn: Instruction) => {
     const next = t.m.rip;
     const base = operand(insn, 0);
@@ -14,7 +15,7 @@ function executor(op: BitOp): Executor {
     const width = BigInt(8 * size);
     const offsetOp = operand(insn, 1);
     const rawOffset = t.read(offsetOp, next);
-    if (typeof rawOffset !== "bigint") return rawOffset;
+    if (isFault(rawOffset)) return rawOffset;
     // A register bit offset into memory is a signed bit-string index: the operand-sized unit it
     // falls in may lie before or after the addressed one. An immediate offset, or a register base,
     // takes the offset modulo the operand width.
@@ -27,22 +28,20 @@ function executor(op: BitOp): Executor {
       target = { ...base, disp: base.disp + unit * BigInt(size) };
     }
     const value = op === "bt" ? t.read(target, next) : readDestination(t, target, next);
-    if (typeof value !== "bigint") return value;
+    if (isFault(value)) return value;
     const cf = ((value >> bit) & 1n) === 1n;
     if (op !== "bt") {
       const m = 1n << bit;
       const updated = op === "bts" ? value | m : op === "btr" ? value & ~m : value ^ m;
       const f = t.write(target, updated, next);
-      if (f !== undefined) return f;
+      if (isFault(f)) return f;
     }
     setStatus(t, "BT-01", { cf });
     return undefined;
   };
 }
 
-export const bitTestExecutors: ExecutorTable = {
-  bt: executor("bt"),
-  bts: executor("bts"),
-  btr: executor("btr"),
-  btc: executor("btc"),
-};
+export const bt = semantics("bt");
+export const bts = semantics("bts");
+export const btr = semantics("btr");
+export const btc = semantics("btc");

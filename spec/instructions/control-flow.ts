@@ -1,12 +1,11 @@
 // Near JMP, Jcc, CALL, RET — SDM Vol. 2A/2B instruction pages; digest §21 (CANON). A target that is
 // not canonical faults #GP(0) at the branch itself (RIP unchanged). A 16-bit operand size
 // truncates the target to 16 bits (32-bit in compatibility mode).
-import type { Fault } from "../fault.ts";
+import { isFault, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
-import type { Executor, ExecutorTable } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { canonical, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
-import { sizeMask } from "../step/transaction.ts";
+import type { Semantics } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
+import { canonical, MASK64, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
 import { flag } from "./flags.ts";
 import { operand } from "./operands.ts";
 
@@ -27,9 +26,9 @@ function destination(t: Transaction, insn: Instruction): bigint | Fault {
 
 function jumpTo(t: Transaction, insn: Instruction): Fault | undefined {
   const raw = destination(t, insn);
-  if (typeof raw !== "bigint") return raw;
+  if (isFault(raw)) return raw;
   const rip = target(t, insn, raw);
-  if (typeof rip !== "bigint") return rip;
+  if (isFault(rip)) return rip;
   t.update("BRANCH-03", { rip });
   return undefined;
 }
@@ -43,35 +42,34 @@ export function conditionHolds(condition: number, rflags: bigint): boolean {
   return (condition & 1) === 0 ? base : !base;
 }
 
-const jmp: Executor = (t, insn) => jumpTo(t, insn);
+export const jmp: Semantics = (t, insn) => jumpTo(t, insn);
 
-const jcc: Executor = (t, insn) => {
+export const jcc: Semantics = (t, insn) => {
   t.hit("JCC-01");
   return conditionHolds(insn.condition, t.m.rflags) ? jumpTo(t, insn) : undefined;
 };
 
 /** CALL: the target is checked before anything is pushed; then the next RIP is pushed. */
-const call: Executor = (t, insn) => {
+export const call: Semantics = (t, insn) => {
   const raw = destination(t, insn);
-  if (typeof raw !== "bigint") return raw;
+  if (isFault(raw)) return raw;
   const rip = target(t, insn, raw);
-  if (typeof rip !== "bigint") return rip;
+  if (isFault(rip)) return rip;
   const f = t.push(t.m.rip, insn.operandSize);
-  if (f !== undefined) return f;
+  if (isFault(f)) return f;
   t.update("CALL-01", { rip });
   return undefined;
 };
 
 /** RET [imm16]: pop the return address, check it, then release imm16 more bytes of stack. */
-const ret: Executor = (t, insn) => {
+export const ret: Semantics = (t, insn) => {
   const raw = t.pop(insn.operandSize);
-  if (typeof raw !== "bigint") return raw;
+  if (isFault(raw)) return raw;
   const rip = target(t, insn, raw);
-  if (typeof rip !== "bigint") return rip;
+  if (isFault(rip)) return rip;
   const release = insn.operands[0];
   if (release !== undefined && release.kind === "imm") t.setGpr(RSP, t.gpr(RSP) + release.value);
   t.update("RET-01", { rip });
   return undefined;
 };
 
-export const controlFlowExecutors: ExecutorTable = { jmp, jcc, call, ret };

@@ -1,64 +1,60 @@
 // MOV (all general forms, incl. moffs and imm64), MOVZX, MOVSX, MOVSXD, LEA, XCHG, CBW/CWDE/CDQE,
 // CWD/CDQ/CQO — SDM Vol. 2A/2B instruction pages. None of them affects a flag.
 import type { Instruction } from "../decode/instruction.ts";
-import type { Executor, ExecutorTable } from "../step/executor.ts";
-import { RAX, RDX } from "../machine/registers.ts";
-import { sizeMask } from "../step/transaction.ts";
+import { isFault } from "../fault.ts";
+import type { Semantics } from "../transaction/semantics.ts";
+import { RAX, RDX, sizeMask } from "../machine/registers.ts";
 import { operand, readDestination, sizeOf } from "./operands.ts";
 
 /** MOV: dest ← src. Immediates arrive already extended (C7 sign-extends imm32; B8+r REX.W imm64). */
-const mov: Executor = (t, insn) => {
+export const mov: Semantics = (t, insn) => {
   const next = t.m.rip;
   const value = t.read(operand(insn, 1), next);
-  if (typeof value !== "bigint") return value;
-  t.hit("MOV-01");
-  return t.write(operand(insn, 0), value, next);
+  if (isFault(value)) return value;
+  return t.write(operand(insn, 0), value, next, "MOV-01");
 };
 
 /** MOVZX / MOVSX / MOVSXD: the source, zero- or sign-extended from its own size to the destination's. */
-function extend(signed: boolean): Executor {
+function extend(signed: boolean): Semantics {
   return (t, insn: Instruction) => {
     const next = t.m.rip;
     const dst = operand(insn, 0);
     const src = operand(insn, 1);
     const value = t.read(src, next);
-    if (typeof value !== "bigint") return value;
+    if (isFault(value)) return value;
     const from = 8 * sizeOf(src, insn);
     const extended = signed ? BigInt.asUintN(64, BigInt.asIntN(from, value)) : value;
-    t.hit("MOV-02");
-    return t.write(dst, extended & sizeMask(sizeOf(dst, insn)), next);
+    return t.write(dst, extended & sizeMask(sizeOf(dst, insn)), next, "MOV-02");
   };
 }
 
 /** LEA: the effective address alone, truncated to the operand size; no memory is accessed. */
-const lea: Executor = (t, insn) => {
+export const lea: Semantics = (t, insn) => {
   const dst = operand(insn, 0);
   const src = operand(insn, 1);
   if (src.kind !== "mem") throw new Error("lea: source must be a memory operand");
-  t.hit("MOV-03");
-  return t.write(dst, t.effectiveAddress(src, t.m.rip) & sizeMask(sizeOf(dst, insn)), t.m.rip);
+  return t.write(dst, t.effectiveAddress(src, t.m.rip) & sizeMask(sizeOf(dst, insn)), t.m.rip, "MOV-03");
 };
 
 /** XCHG: swaps the operands. With memory it is implicitly locked; the model has one CPU, so the
  *  lock changes nothing here, but the memory operand is translated as a write from the start. */
-const xchg: Executor = (t, insn) => {
+export const xchg: Semantics = (t, insn) => {
   const next = t.m.rip;
   const a = operand(insn, 0);
   const b = operand(insn, 1);
   const va = readDestination(t, a, next);
-  if (typeof va !== "bigint") return va;
+  if (isFault(va)) return va;
   const vb = readDestination(t, b, next);
-  if (typeof vb !== "bigint") return vb;
+  if (isFault(vb)) return vb;
   // Memory first: if it faults, no register has changed (and nothing survives anyway).
   const [first, second, v1, v2] = a.kind === "mem" ? [a, b, vb, va] : [b, a, va, vb];
   const f = t.write(first, v1, next);
-  if (f !== undefined) return f;
-  t.hit("MOV-04");
-  return t.write(second, v2, next);
+  if (isFault(f)) return f;
+  return t.write(second, v2, next, "MOV-04");
 };
 
 /** CBW / CWDE / CDQE: rAX ← sign-extension of its lower half, by operand size. */
-const cbw: Executor = (t, insn) => {
+export const cbw: Semantics = (t, insn) => {
   const size = insn.operandSize;
   const half = 4 * size;
   t.hit("MOV-05");
@@ -67,7 +63,7 @@ const cbw: Executor = (t, insn) => {
 };
 
 /** CWD / CDQ / CQO: rDX ← all copies of rAX's sign bit, by operand size. */
-const cwd: Executor = (t, insn) => {
+export const cwd: Semantics = (t, insn) => {
   const size = insn.operandSize;
   const negative = BigInt.asIntN(8 * size, t.readReg(RAX, size)) < 0n;
   t.hit("MOV-05");
@@ -75,13 +71,6 @@ const cwd: Executor = (t, insn) => {
   return undefined;
 };
 
-export const dataMovementExecutors: ExecutorTable = {
-  mov,
-  movzx: extend(false),
-  movsx: extend(true),
-  movsxd: extend(true),
-  lea,
-  xchg,
-  cbw,
-  cwd,
-};
+export const movzx = extend(false);
+export const movsx = extend(true);
+export const movsxd = extend(true);

@@ -1,9 +1,9 @@
 // CLD, STD, CLC, STC, CMC — SDM Vol. 2A instruction pages: each writes one flag, no privilege check.
 // (CLI/STI are I/O-sensitive and belong to the privileged-transition family.)
-import type { Executor, ExecutorTable } from "../step/executor.ts";
+import type { Semantics } from "../transaction/semantics.ts";
 import { RFLAGS } from "../machine/registers.ts";
 
-function writeFlag(bit: bigint, value: (old: boolean) => boolean): Executor {
+function writeFlag(bit: bigint, value: (old: boolean) => boolean): Semantics {
   return (t) => {
     const set = value((t.m.rflags & bit) !== 0n);
     t.update("FLAGCTL-01", { rflags: set ? t.m.rflags | bit : t.m.rflags & ~bit });
@@ -11,10 +11,8 @@ function writeFlag(bit: bigint, value: (old: boolean) => boolean): Executor {
   };
 }
 
-export const flagControlExecutors: ExecutorTable = {
-  cld: writeFlag(RFLAGS.DF, () => false),
-  std: writeFlag(RFLAGS.DF, () => true),
-  clc: writeFlag(RFLAGS.CF, () => false),
-  stc: writeFlag(RFLAGS.CF, () => true),
-  cmc: writeFlag(RFLAGS.CF, (old) => !old),
-};
+export const cld = writeFlag(RFLAGS.DF, () => false);
+export const std = writeFlag(RFLAGS.DF, () => true);
+export const clc = writeFlag(RFLAGS.CF, () => false);
+export const stc = writeFlag(RFLAGS.CF, () => true);
+export const cmc = writeFlag(RFLAGS.CF, (old) => !old);

@@ -1,8 +1,7 @@
 // Arithmetic status flags (SDM Vol. 1 §3.4.3.1 and Appendix A "EFLAGS Cross-Reference"): how CF, PF,
 // AF, ZF, SF and OF follow from an operation's operands and result, at each operand size.
 import type { OperandSize } from "../decode/instruction.ts";
-import { RFLAGS } from "../machine/registers.ts";
-import { sizeMask } from "../step/transaction.ts";
+import { RFLAGS, sizeMask } from "../machine/registers.ts";
 
 /** The six status flags as booleans; a field left out is not written (the instruction does not
  *  affect it, or the model leaves an undefined flag unchanged — see undefined-flags.ts). */

@@ -2,10 +2,10 @@
 // One-operand forms use AL/AX:… implicitly: 8-bit results go to AX (AL quotient, AH remainder for
 // DIV); wider ones to rDX:rAX.
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
-import type { Executor, ExecutorTable } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { sizeMask } from "../step/transaction.ts";
-import { RAX, RDX } from "../machine/registers.ts";
+import { isFault } from "../fault.ts";
+import type { Semantics } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
+import { RAX, RDX, sizeMask } from "../machine/registers.ts";
 import { bits, parity, msb, type StatusFlags } from "./flags.ts";
 import { operand, setStatus, sizeOf } from "./operands.ts";
 
@@ -26,10 +26,10 @@ function writeDouble(t: Transaction, size: OperandSize, high: bigint, low: bigin
 }
 
 /** MUL r/m: unsigned rAX × src; CF = OF = upper half ≠ 0. */
-const mul: Executor = (t, insn) => {
+export const mul: Semantics = (t, insn) => {
   const src = operand(insn, 0);
   const b = t.read(src, t.m.rip);
-  if (typeof b !== "bigint") return b;
+  if (isFault(b)) return b;
   const size = sizeOf(src, insn);
   const product = t.readReg(RAX, size) * b;
   const low = product & sizeMask(size);
@@ -43,12 +43,12 @@ const signed = (v: bigint, size: OperandSize) => BigInt.asIntN(8 * size, v);
 
 /** IMUL: signed product; CF = OF = the product does not fit the destination (sign-extended low half
  *  differs from the full product). */
-const imul: Executor = (t, insn: Instruction) => {
+export const imul: Semantics = (t, insn: Instruction) => {
   const next = t.m.rip;
   if (insn.operands.length === 1) {
     const src = operand(insn, 0);
     const b = t.read(src, next);
-    if (typeof b !== "bigint") return b;
+    if (isFault(b)) return b;
     const size = sizeOf(src, insn);
     const product = signed(t.readReg(RAX, size), size) * signed(b, size);
     const low = product & sizeMask(size);
@@ -62,13 +62,13 @@ const imul: Executor = (t, insn: Instruction) => {
   const size = sizeOf(dst, insn);
   const three = insn.operands.length === 3;
   const a = t.read(three ? operand(insn, 1) : dst, next);
-  if (typeof a !== "bigint") return a;
+  if (isFault(a)) return a;
   const b = t.read(operand(insn, three ? 2 : 1), next);
-  if (typeof b !== "bigint") return b;
+  if (isFault(b)) return b;
   const product = signed(a, size) * signed(b, size);
   const low = product & sizeMask(size);
   const f = t.write(dst, low, next);
-  if (f !== undefined) return f;
+  if (isFault(f)) return f;
   setStatus(t, "MUL-02", multiplyFlags(low, size, signed(low, size) !== product));
   return undefined;
 };
@@ -77,11 +77,11 @@ const imul: Executor = (t, insn: Instruction) => {
  *  the destination → #DE (DIV-02), including IDIV of the most negative dividend by −1. Quotients
  *  truncate toward zero and the remainder takes the dividend's sign, as BigInt division does.
  *  All six status flags are undefined and left unchanged (undefined-flags.ts). */
-function divide(isSigned: boolean): Executor {
+function divide(isSigned: boolean): Semantics {
   return (t, insn) => {
     const src = operand(insn, 0);
     const raw = t.read(src, t.m.rip);
-    if (typeof raw !== "bigint") return raw;
+    if (isFault(raw)) return raw;
     const size = sizeOf(src, insn);
     const n = bits(size);
     const wide = size === 1 ? t.readReg(RAX, 2) : (t.readReg(RDX, size) << n) | t.readReg(RAX, size);
@@ -100,10 +100,6 @@ function divide(isSigned: boolean): Executor {
   };
 }
 
-export const multiplyDivideExecutors: ExecutorTable = {
-  mul,
-  imul,
-  div: divide(false),
-  idiv: divide(true),
-};
+export const div = divide(false);
+export const idiv = divide(true);
 

@@ -1,9 +1,9 @@
-// Small helpers every general-instruction executor uses: operand lookup, read-modify-write
+// Small helpers the general instructions' semantics use: operand lookup, read-modify-write
 // destinations, and the RFLAGS update.
 import type { Fault } from "../fault.ts";
 import type { Instruction, Operand, OperandSize } from "../decode/instruction.ts";
-import type { RuleId } from "../rules/registry.ts";
-import type { Transaction } from "../step/transaction.ts";
+import type { RuleId } from "../rules/rule.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 import { withStatus, type StatusFlags } from "./flags.ts";
 
 /** Operand `i` as the decoder laid it out (Intel order); a missing one is a decoder bug. */

@@ -1,12 +1,10 @@
 // IN, OUT (imm8 and DX forms) — SDM Vol. 2A "IN", Vol. 2B "OUT", Vol. 1 §19.5 (I/O privilege level
 // and I/O permission bit map).
-import type { Fault } from "../fault.ts";
-import { GP } from "../fault.ts";
+import { GP, isFault, type Fault } from "../fault.ts";
 import type { Instruction, Operand } from "../decode/instruction.ts";
-import type { Executor, ExecutorTable } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { iopl, MASK64, RAX, RDX } from "../machine/registers.ts";
-import { sizeMask } from "../step/transaction.ts";
+import type { Semantics } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
+import { iopl, MASK64, RAX, RDX, sizeMask } from "../machine/registers.ts";
 import { operand } from "./operands.ts";
 
 /** TSS offset of the 16-bit I/O map base (digest DT-03). */
@@ -27,11 +25,11 @@ export function ioPermitted(t: Transaction, port: number, size: 1 | 2 | 4): Faul
   const tr = t.m.tr;
   if (tr.unusable === 1 || tr.limit < IO_MAP_BASE_OFFSET + 1) return t.fault("IO-03", GP, 0);
   const mapBase = t.readLinear((tr.base + BigInt(IO_MAP_BASE_OFFSET)) & MASK64, 2, "implicit");
-  if (typeof mapBase !== "bigint") return mapBase;
+  if (isFault(mapBase)) return mapBase;
   const offset = Number(mapBase) + (port >> 3);
   if (offset + 1 > tr.limit) return t.fault("IO-03", GP, 0);
   const word = t.readLinear((tr.base + BigInt(offset)) & MASK64, 2, "implicit");
-  if (typeof word !== "bigint") return word;
+  if (isFault(word)) return word;
   const wanted = ((1n << BigInt(size)) - 1n) << BigInt(port & 7);
   if ((word & wanted) !== 0n) return t.fault("IO-02", GP, 0);
   t.hit("IO-04");
@@ -51,11 +49,11 @@ function dataSize(insn: Instruction, op: Operand): 1 | 2 | 4 {
 }
 
 /** IN: AL/AX/EAX ← env.portIn(port, size) (EAX zero-extends into RAX). */
-const inExecutor: Executor = (t, insn, env) => {
+export const execIn: Semantics = (t, insn, env) => {
   const size = dataSize(insn, operand(insn, 0));
   const port = portOf(t, operand(insn, 1));
   const denied = ioPermitted(t, port, size);
-  if (denied !== undefined) return denied;
+  if (isFault(denied)) return denied;
   const value = env.portIn(port, size) & sizeMask(size);
   t.writeReg(RAX, size, value);
   t.hit("IO-05");
@@ -63,13 +61,12 @@ const inExecutor: Executor = (t, insn, env) => {
 };
 
 /** OUT: the port receives AL/AX/EAX. */
-const outExecutor: Executor = (t, insn) => {
+export const execOut: Semantics = (t, insn) => {
   const port = portOf(t, operand(insn, 0));
   const size = dataSize(insn, operand(insn, 1));
   const denied = ioPermitted(t, port, size);
-  if (denied !== undefined) return denied;
+  if (isFault(denied)) return denied;
   t.hit("IO-05");
   return { kind: "io", direction: "out", port, size, value: t.readReg(RAX, size) };
 };
 
-export const portIoExecutors: ExecutorTable = { in: inExecutor, out: outExecutor };

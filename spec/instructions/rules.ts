@@ -1,7 +1,7 @@
 // Rules of the general instruction subset (digest §26; FLAGS-01..03 from §14).
-import { defineRules } from "../rules/registry.ts";
+import { defineRules } from "../rules/rule.ts";
 
-defineRules([
+export const INSTRUCTION_RULES = defineRules([
   { id: "ALU-01", description: "ADD/ADC: dest ← dest + src (+ CF); CF, OF, SF, ZF, AF, PF from the sum", source: "SDM Vol. 2A ADD, ADC" },
   { id: "ALU-02", description: "SUB/SBB: dest ← dest − src (− CF); CF = borrow, OF, SF, ZF, AF, PF", source: "SDM Vol. 2B SUB, SBB" },
   { id: "ALU-03", description: "CMP: flags of dest − src; nothing written", source: "SDM Vol. 2A CMP" },

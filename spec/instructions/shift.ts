@@ -3,9 +3,9 @@
 // OF is defined only for a count of 1: for other counts the model evaluates a count-1 formula on
 // the final values (undefined-flags.ts); AF is undefined for shifts and cleared.
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
-import type { Executor, ExecutorTable } from "../step/executor.ts";
-import { RFLAGS } from "../machine/registers.ts";
-import { sizeMask } from "../step/transaction.ts";
+import { isFault } from "../fault.ts";
+import type { Semantics } from "../transaction/semantics.ts";
+import { RFLAGS, sizeMask } from "../machine/registers.ts";
 import { bits, flag, msb, resultFlags, type StatusFlags } from "./flags.ts";
 import { operand, readDestination, setStatus, sizeOf } from "./operands.ts";
 
@@ -76,38 +76,35 @@ export function shift(mnemonic: ShiftMnemonic, dest: bigint, count: bigint, cf: 
   }
 }
 
-function executor(mnemonic: ShiftMnemonic): Executor {
+function semantics(mnemonic: ShiftMnemonic): Semantics {
   return (t, insn: Instruction) => {
     const next = t.m.rip;
     const dst = operand(insn, 0);
     const a = readDestination(t, dst, next);
-    if (typeof a !== "bigint") return a;
+    if (isFault(a)) return a;
     // D0/D1 (by 1) have no count operand; C0/C1 an imm8; D2/D3 CL.
     const countOp = insn.operands[1];
     const rawCount = countOp === undefined ? 1n : t.read(countOp, next);
-    if (typeof rawCount !== "bigint") return rawCount;
+    if (isFault(rawCount)) return rawCount;
     const size = sizeOf(dst, insn);
     const count = maskedCount(rawCount, size);
     if (count === 0n) {
       // SHIFT-02: no flag changes; the destination is still written (a 32-bit register
       // destination is zero-extended, as every 32-bit operation is).
-      t.hit("SHIFT-02");
-      return t.write(dst, a, next);
+      return t.write(dst, a, next, "SHIFT-02");
     }
     const { result, flags } = shift(mnemonic, a, count, flag(t.m.rflags, RFLAGS.CF), size);
     const f = t.write(dst, result, next);
-    if (f !== undefined) return f;
+    if (isFault(f)) return f;
     setStatus(t, mnemonic.startsWith("r") ? "SHIFT-03" : "SHIFT-01", flags);
     return undefined;
   };
 }
 
-export const shiftExecutors: ExecutorTable = {
-  rol: executor("rol"),
-  ror: executor("ror"),
-  rcl: executor("rcl"),
-  rcr: executor("rcr"),
-  shl: executor("shl"),
-  shr: executor("shr"),
-  sar: executor("sar"),
-};
+export const rol = semantics("rol");
+export const ror = semantics("ror");
+export const rcl = semantics("rcl");
+export const rcr = semantics("rcr");
+export const shl = semantics("shl");
+export const shr = semantics("shr");
+export const sar = semantics("sar");

@@ -1,34 +1,29 @@
 // PUSH, POP (register, immediate, r/m), PUSHF/PUSHFQ, POPF/POPFQ — SDM Vol. 2B instruction pages and
 // digest §14 (FLAGS-01..03). Stack accesses go through Transaction.push/pop (#SS on non-canonical).
 // Sizes: 64-bit by default in 64-bit mode, 16-bit with 66 (the decoder fixes insn.operandSize).
-import type { Executor, ExecutorTable } from "../step/executor.ts";
-import { iopl, RFLAGS, RFLAGS_DEFINED } from "../machine/registers.ts";
-import { sizeMask } from "../step/transaction.ts";
+import { isFault } from "../fault.ts";
+import type { Semantics } from "../transaction/semantics.ts";
+import { iopl, RFLAGS, RFLAGS_DEFINED, sizeMask } from "../machine/registers.ts";
 import { operand } from "./operands.ts";
 
 /** PUSH: the value is read before RSP moves, so PUSH RSP pushes the old RSP and PUSH [RSP+d]
  *  addresses with the old RSP (SDM PUSH). */
-const push: Executor = (t, insn) => {
+export const push: Semantics = (t, insn) => {
   const value = t.read(operand(insn, 0), t.m.rip);
-  if (typeof value !== "bigint") return value;
-  t.hit("STACK-01");
-  return t.push(value, insn.operandSize);
+  if (isFault(value)) return value;
+  return t.push(value, insn.operandSize, "STACK-01");
 };
 
 /** POP: RSP is incremented before the destination is written, so POP [RSP+d] addresses with the
  *  new RSP, and POP RSP leaves the popped value in RSP (SDM POP). */
-const pop: Executor = (t, insn) => {
+export const pop: Semantics = (t, insn) => {
   const value = t.pop(insn.operandSize);
-  if (typeof value !== "bigint") return value;
-  t.hit("STACK-02");
-  return t.write(operand(insn, 0), value, t.m.rip);
+  if (isFault(value)) return value;
+  return t.write(operand(insn, 0), value, t.m.rip, "STACK-02");
 };
 
 /** FLAGS-01: the pushed image has RF and VM as 0; no IOPL check outside virtual-8086 mode. */
-const pushf: Executor = (t, insn) => {
-  t.hit("FLAGS-01");
-  return t.push(t.m.rflags & ~(RFLAGS.RF | RFLAGS.VM), insn.operandSize);
-};
+export const pushf: Semantics = (t, insn) => t.push(t.m.rflags & ~(RFLAGS.RF | RFLAGS.VM), insn.operandSize, "FLAGS-01");
 
 /** The RFLAGS bits POPF may load at the current privilege (FLAGS-02): never RF (cleared), VM,
  *  VIF or VIP; IOPL only at CPL 0; IF only when CPL ≤ IOPL — otherwise silently kept. */
@@ -40,9 +35,9 @@ export function popfWritable(cpl: number, currentIopl: number, operandSize: numb
   return writable & sizeMask(operandSize);
 }
 
-const popf: Executor = (t, insn) => {
+export const popf: Semantics = (t, insn) => {
   const image = t.pop(insn.operandSize);
-  if (typeof image !== "bigint") return image;
+  if (isFault(image)) return image;
   const writable = popfWritable(t.cpl(), iopl(t.m), insn.operandSize);
   // Reserved bits are fixed (bit 1 reads 1, the others 0); RF was already cleared by the step.
   const rflags = (((t.m.rflags & ~writable) | (image & writable)) & RFLAGS_DEFINED) | RFLAGS.FIXED1;
@@ -53,10 +48,4 @@ const popf: Executor = (t, insn) => {
   return undefined;
 };
 
-export const stackExecutors: ExecutorTable = {
-  push,
-  pop,
-  pushf,
-  popf,
-};
 

@@ -45,6 +45,11 @@ export const MSR = {
 
 export const MASK64 = (1n << 64n) - 1n;
 
+/** The bits of a `size`-byte value (8 and more: all 64). */
+export function sizeMask(size: number): bigint {
+  return size >= 8 ? MASK64 : (1n << BigInt(8 * size)) - 1n;
+}
+
 /** GLOBAL-01: CPL is CS.RPL. */
 export function cpl(m: { readonly cs: { readonly selector: number } }): number {
   return m.cs.selector & 3;

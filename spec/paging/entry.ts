@@ -2,7 +2,7 @@
 // reserved (SDM Vol. 3A §4.5.4 and its entry-format tables).
 import { MAXPHYADDR } from "../../contract/scope.ts";
 import type { PageSource } from "../machine/physical-memory.ts";
-import type { RuleId } from "../rules/registry.ts";
+import type { RuleId } from "../rules/rule.ts";
 
 /** Entry flags by their SDM names. */
 export const P = 1n << 0n;

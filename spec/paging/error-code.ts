@@ -3,7 +3,7 @@
 import { fault, PF, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { CR4, EFER } from "../machine/registers.ts";
-import type { RuleId } from "../rules/registry.ts";
+import type { RuleId } from "../rules/rule.ts";
 import type { Access } from "./access.ts";
 
 /** Error-code bits by their SDM names (PK, SS, HLAT and SGX are outside the model: always 0). */

@@ -3,7 +3,7 @@
 // "user-mode address") and execution (XD = 0 at every level).
 import type { Machine } from "../machine/machine.ts";
 import { CR0, CR4, EFER, RFLAGS } from "../machine/registers.ts";
-import type { RuleId } from "../rules/registry.ts";
+import type { RuleId } from "../rules/rule.ts";
 import type { Access } from "./access.ts";
 
 // Local copies: imported bindings are getter calls under the tsx/vitest transforms (hot path).

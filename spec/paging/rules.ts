@@ -1,11 +1,11 @@
 // Rules of linear memory access: canonical checks, 4-level paging, #PF, SMEP/SMAP and #AC.
 // Digest IDs (§19–21) plus finer IDs, one per check, carried by the faults they raise.
-import { defineRules } from "../rules/registry.ts";
+import { defineRules } from "../rules/rule.ts";
 
 const PAGING = "SDM Vol. 3A §4.5.4";
 const RIGHTS = "SDM Vol. 3A §4.6.1";
 
-defineRules([
+export const PAGING_RULES = defineRules([
   // §21 CANON
   { id: "CANON-01", description: "A linear address is canonical when bits 63:47 are all equal (4-level paging)", source: "SDM Vol. 1 §3.3.7.1" },
   { id: "CANON-GP", description: "A data access with a non-canonical byte (first or last) raises #GP(0) before paging", source: "SDM Vol. 3A §6.15 #GP; digest §21" },

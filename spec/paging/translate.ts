@@ -40,7 +40,7 @@ export function translate(
   access: Access,
 ): Translation | Fault {
   const w = walk(m, memory, linear, access);
-  if ("kind" in w) return w;
+  if ("kind" in w) return w; // a fault (see Transaction.translateOrFault)
   let updated = memory;
   for (const { address, entry } of w.accessedDirty) updated = updated.write(address, 8, entry);
   return { physical: w.physical, memory: updated };

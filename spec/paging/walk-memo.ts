@@ -46,7 +46,7 @@ export function walkRemembered(m: WalkState, memory: MemoryDraft, linear: bigint
   if (r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === ac && sameTables(r, memory))
     return { physical: r.frame | (linear & 0xfffn), entryAddresses: r.entryAddresses, accessedDirty: NONE };
   const w = walk(m, memory, linear, access);
-  if ("kind" in w || w.accessedDirty.length > 0) return w;
+  if ("kind" in w || w.accessedDirty.length > 0) return w; // a fault (see Transaction.translateOrFault)
   const tableNumbers = w.entryAddresses.map((a) => Number(a >> 12n));
   const tables = tableNumbers.map((n) => memory.page(n));
   if (tables.some((t) => memory.mayChange(t))) return w;

@@ -4,7 +4,7 @@
 
 export const NOT_MODELLED: Readonly<Record<string, string>> = {
   // Filled in as the families land.
-  // System-instruction family (spec/transitions/system-table.ts):
+  // System instructions (spec/transitions/):
   "CLI-01": "real-address mode: outside the model (IA-32e mode only)",
   "STI-01": "real-address mode: outside the model (IA-32e mode only)",
   "MSR-09": "WRMSR is serializing: no architectural effect in a model without caches, TLB or speculation",

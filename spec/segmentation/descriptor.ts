@@ -1,8 +1,8 @@
 // Segment descriptors in the GDT/LDT (SDM Vol. 3A §3.4.5, §7.2.3 for the 16-byte system form).
 // Every read here is an implicit supervisor access (PF-03, SMAP-02).
-import type { Fault } from "../fault.ts";
+import { isFault, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
-import type { Transaction } from "../step/transaction.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
 export interface Descriptor {
   /** Linear address of the descriptor (for busy/accessed-bit writes). */
@@ -51,11 +51,11 @@ export function descriptorLocation(t: Transaction, selector: number, bytes = 8):
 /** Reads and decodes a descriptor (16 bytes when `system16`). Reading may #PF (implicit access). */
 export function readDescriptor(t: Transaction, address: bigint, system16 = false): Descriptor | Fault {
   const low = t.readLinear(address, 8, "implicit");
-  if (typeof low !== "bigint") return low;
+  if (isFault(low)) return low;
   let high = 0n;
   if (system16) {
     const h = t.readLinear(address + 8n, 8, "implicit");
-    if (typeof h !== "bigint") return h;
+    if (isFault(h)) return h;
     high = h;
   }
   const rawLimit = Number((low & 0xffffn) | (((low >> 48n) & 0xfn) << 16n));

@@ -2,6 +2,7 @@
 import type { Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
+import type { StopReason as ContractStopReason } from "../../contract/engine.ts";
 
 export type StepEvent =
   /** An instruction completed. */
@@ -19,10 +20,11 @@ export type StepEvent =
       readonly source: "exception" | "software" | "external" | "nmi";
       readonly instruction: Instruction | undefined;
     }
-  /** HLT executed, or the CPU is halted and nothing can wake it. */
-  | { readonly kind: "halted"; readonly rip: bigint }
-  /** Triple fault: the CPU entered the shutdown state. */
-  | { readonly kind: "shutdown"; readonly rip: bigint }
+  /** HLT executed (`instruction`: the HLT), or the CPU is halted and nothing can wake it. */
+  | { readonly kind: "halted"; readonly rip: bigint; readonly instruction?: Instruction }
+  /** Triple fault: the CPU entered the shutdown state (`instruction`: the one whose fault or
+   *  INT n escalated, if it was an instruction's). */
+  | { readonly kind: "shutdown"; readonly rip: bigint; readonly instruction?: Instruction }
   /** IN/OUT completed. */
   | {
       readonly kind: "io";
@@ -44,7 +46,9 @@ export interface StepResult {
   readonly event: StepEvent;
 }
 
-export type StopReason = "hlt" | "shutdown" | "limit" | "unsupported" | "fault" | "timeout";
+/** The project's stop reasons (contract/engine.ts) that `run` can give, and `fault`: a fault not
+ *  delivered, with `delivery: "stop"` (unit tests only). */
+export type StopReason = Extract<ContractStopReason, "hlt" | "shutdown" | "limit" | "unsupported" | "timeout"> | "fault";
 
 export interface RunResult {
   readonly state: Machine;

@@ -1,12 +1,45 @@
 // What happens at an instruction boundary, before the next instruction: which pending event is
-// taken (SDM Vol. 3A §6.9, Table 6-2), what the interrupt shadows hold back (§6.8.3, STI), how a
-// halted CPU wakes (HLT), and which single-step trap an instruction leaves behind (§18.3.1.4).
+// taken (SDM Vol. 3A §6.9, Table 6-2) and how, what the interrupt shadows hold back (§6.8.3, STI),
+// how a halted CPU wakes (HLT), and the rules of RF and TF across instructions (§18.3.1).
+import { match } from "ts-pattern";
 import type { Instruction } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
 import { RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
+import { defineRules, type RuleId } from "../rules/rule.ts";
+import { Transaction } from "../transaction/transaction.ts";
+import { deliverWithNesting, type DeliveryOutcome } from "./double-fault.ts";
 import { externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, type InterruptEvent } from "./exception-classes.ts";
+
+export const BOUNDARY_RULES = defineRules([
+  { id: "PRIO-01", description: "At a boundary: single-step trap of the previous instruction > NMI > maskable interrupt > the next instruction", source: "SDM Vol. 3A §6.9, Table 6-2" },
+  { id: "PRIO-02", description: "Events not taken stay pending; each boundary delivers at most one event (one step)", source: "SDM Vol. 3A §6.9" },
+  { id: "PRIO-03", description: "A single-step trap and a pending interrupt: #DB first, the interrupt at a later boundary", source: "SDM Vol. 3A §6.9" },
+  { id: "PRIO-04", description: "An interrupt taken while halted saves the RIP after HLT", source: "SDM Vol. 2A HLT; Vol. 3A §6.5" },
+  { id: "SHADOW-01", description: "STI setting IF 0→1 holds back maskable interrupts for one boundary", source: "SDM Vol. 2A STI" },
+  { id: "SHADOW-02", description: "A shadow lasts for exactly one boundary: cleared when the next instruction starts or any event is delivered", source: "SDM Vol. 2A STI; Vol. 3A §6.8.3" },
+  { id: "SHADOW-03", description: "sti; hlt wakes on an interrupt; sti; cli opens no window", source: "SDM Vol. 2A STI" },
+  { id: "SHADOW-04", description: "Whether an STI shadow also holds back NMI is implementation-specific (Profile.stiShadowBlocksNmi)", source: "SDM Vol. 2A STI" },
+  { id: "SHADOW-05", description: "MOV SS / POP SS hold back interrupts, NMI and single-step traps until after the next instruction", source: "SDM Vol. 3A §6.8.3" },
+  { id: "SHADOW-06", description: "A trap held by MOV SS survives the next instruction's transfer (INT n, SYSCALL, a fault) and is taken at the handler", source: "SDM Vol. 3A §6.8.3; CVE-2018-8897" },
+  { id: "SHADOW-07", description: "A MOV SS in a MOV SS shadow does not open a new shadow", source: "SDM Vol. 3A §6.8.3" },
+  { id: "SHADOW-08", description: "IRET and SYSRET open no shadow", source: "SDM Vol. 2A IRET, SYSRET" },
+  { id: "SHADOW-09", description: "Faults of the shadowed instruction itself are not held back", source: "SDM Vol. 3A §6.8.3" },
+  { id: "RF-01", description: "RF is cleared when an instruction completes (IRET may load it again)", source: "SDM Vol. 3A §18.3.1.1" },
+  { id: "TF-01", description: "A completed instruction that started with TF = 1 leaves a single-step trap (SYSCALL/SYSRET: TF after; not INT n)", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "TF-02", description: "The single-step #DB is a trap: saved RIP = the next instruction (DR6 not modelled)", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "HLT-03", description: "A halted CPU wakes on an unblocked NMI or a maskable interrupt it would take; saved RIP after HLT", source: "SDM Vol. 2A HLT" },
+  { id: "HLT-04", description: "Halted with IF = 0 and no NMI: nothing wakes it (the run stops \"hlt\")", source: "SDM Vol. 2A HLT" },
+  { id: "HLT-05", description: "sti; hlt: the shadow covers HLT, the interrupt wakes it after", source: "SDM Vol. 2A STI" },
+  { id: "HLT-06", description: "A single-step trap after HLT is taken when the CPU wakes, before the waking event", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "PRIO-TPR", description: "A maskable interrupt waits while its priority class (vector >> 4) is not above CR8[3:0]; CR8 = 0 holds back none", source: "SDM Vol. 3A §11.8.6; AMD APM Vol. 2 §16.6.4" },
+  { id: "NMI-01", description: "NMI: vector 2, not masked by IF, EXT = 1, no error code, no DPL check", source: "SDM Vol. 3A §6.7" },
+  { id: "NMI-02", description: "NMI delivery blocks further NMIs; one more stays latched", source: "SDM Vol. 3A §6.7.1" },
+  { id: "NMI-03", description: "The next IRET (even one that faults) ends NMI blocking", source: "SDM Vol. 3A §6.7.1" },
+  { id: "NMI-04", description: "An NMI wakes HLT even with IF = 0", source: "SDM Vol. 2A HLT" },
+  { id: "NMI-05", description: "NMI blocking persists across SYSCALL and SYSRET", source: "SDM Vol. 3A §6.7.1" },
+]);
+
 
 export type BoundaryEvent =
   | { readonly kind: "single-step"; readonly event: InterruptEvent }
@@ -64,48 +97,23 @@ export function loadsSs(insn: Instruction): boolean {
 }
 
 /**
- * TF-01: whether a completed instruction leaves a single-step trap pending for the next boundary.
- * `tfBefore`/`tfAfter`: TF when the instruction started / after it completed.
- * - SYSCALL and SYSRET: decided by TF after the instruction (SYSCALL-10, SYSRET-09): with TF in
- *   FMASK none follows SYSCALL; a SYSRET loading TF = 1 traps at once, at CPL 3, before the first
- *   user instruction (saved RIP = the user RIP).
- * - Everything else: TF at the start (so POPF or IRET setting TF trap only after the following
- *   instruction, FLAGS-03 / IRETQ-17; POPF clearing TF still traps after itself).
- * - MOV SS / POP SS: the trap is left pending but the MOV SS shadow holds it over the next
- *   instruction (SHADOW-05), after which it merges with that instruction's own trap.
- * INT n / INT3 / INT1 / INTO never get here: their delivery clears TF (SWINT-06).
+ * PRIO-01: takes `pending` at this boundary: consumed from the pending state, then delivered
+ * (RIP = the next instruction, or the one after HLT: PRIO-04).
  */
-export function leavesSingleStepTrap(insn: Instruction, tfBefore: boolean, tfAfter: boolean): boolean {
-  if (insn.mnemonic === "syscall" || insn.mnemonic === "sysret") return tfAfter;
-  return tfBefore;
+export function takeBoundaryEvent(m: Machine, pending: BoundaryEvent, profile: Profile, coverage: Set<RuleId> | null): DeliveryOutcome {
+  const t = new Transaction(m, profile, coverage);
+  t.hit("PRIO-01");
+  if (m.cpu.halted) t.hit(pending.kind === "single-step" ? "HLT-06" : "HLT-03");
+  const cpu = m.cpu;
+  match(pending)
+    .with({ kind: "single-step" }, () => t.update("TF-02", { cpu: { ...cpu, pendingDebugTrap: false } }))
+    // NMI-01 / NMI-02: blocking starts with the delivery, even if the delivery itself faults.
+    .with({ kind: "nmi" }, () => {
+      t.hit("NMI-01");
+      t.update("NMI-02", { cpu: { ...cpu, pendingNmi: false, nmiBlocked: true } });
+    })
+    // PRIO-02 / vector README: an external interrupt is delivered once.
+    .with({ kind: "external" }, () => t.update("PRIO-02", { cpu: { ...cpu, pendingIrq: null } }))
+    .exhaustive();
+  return deliverWithNesting(t.m, t.m, pending.event, profile, coverage);
 }
-
-defineRules([
-  { id: "PRIO-01", description: "At a boundary: single-step trap of the previous instruction > NMI > maskable interrupt > the next instruction", source: "SDM Vol. 3A §6.9, Table 6-2" },
-  { id: "PRIO-02", description: "Events not taken stay pending; each boundary delivers at most one event (one step)", source: "SDM Vol. 3A §6.9" },
-  { id: "PRIO-03", description: "A single-step trap and a pending interrupt: #DB first, the interrupt at a later boundary", source: "SDM Vol. 3A §6.9" },
-  { id: "PRIO-04", description: "An interrupt taken while halted saves the RIP after HLT", source: "SDM Vol. 2A HLT; Vol. 3A §6.5" },
-  { id: "SHADOW-01", description: "STI setting IF 0→1 holds back maskable interrupts for one boundary", source: "SDM Vol. 2A STI" },
-  { id: "SHADOW-02", description: "A shadow lasts for exactly one boundary: cleared when the next instruction starts or any event is delivered", source: "SDM Vol. 2A STI; Vol. 3A §6.8.3" },
-  { id: "SHADOW-03", description: "sti; hlt wakes on an interrupt; sti; cli opens no window", source: "SDM Vol. 2A STI" },
-  { id: "SHADOW-04", description: "Whether an STI shadow also holds back NMI is implementation-specific (Profile.stiShadowBlocksNmi)", source: "SDM Vol. 2A STI" },
-  { id: "SHADOW-05", description: "MOV SS / POP SS hold back interrupts, NMI and single-step traps until after the next instruction", source: "SDM Vol. 3A §6.8.3" },
-  { id: "SHADOW-06", description: "A trap held by MOV SS survives the next instruction's transfer (INT n, SYSCALL, a fault) and is taken at the handler", source: "SDM Vol. 3A §6.8.3; CVE-2018-8897" },
-  { id: "SHADOW-07", description: "A MOV SS in a MOV SS shadow does not open a new shadow", source: "SDM Vol. 3A §6.8.3" },
-  { id: "SHADOW-08", description: "IRET and SYSRET open no shadow", source: "SDM Vol. 2A IRET, SYSRET" },
-  { id: "SHADOW-09", description: "Faults of the shadowed instruction itself are not held back", source: "SDM Vol. 3A §6.8.3" },
-  { id: "SYSCALL-10", description: "A single-step trap follows SYSCALL only if TF is 1 after it (after the FMASK mask)", source: "SDM Vol. 2B SYSCALL; Vol. 3A §18.3.1.4" },
-  { id: "SYSRET-09", description: "A single-step trap follows SYSRET if the TF loaded from R11 is 1: taken at CPL 3 before the first user instruction", source: "SDM Vol. 2B SYSRET; Linux do_syscall_64 note; kvm-unit-tests msr.c" },
-  { id: "TF-01", description: "A completed instruction that started with TF = 1 leaves a single-step trap (SYSCALL/SYSRET: TF after; not INT n)", source: "SDM Vol. 3A §18.3.1.4" },
-  { id: "TF-02", description: "The single-step #DB is a trap: saved RIP = the next instruction (DR6 not modelled)", source: "SDM Vol. 3A §18.3.1.4" },
-  { id: "HLT-03", description: "A halted CPU wakes on an unblocked NMI or a maskable interrupt it would take; saved RIP after HLT", source: "SDM Vol. 2A HLT" },
-  { id: "HLT-04", description: "Halted with IF = 0 and no NMI: nothing wakes it (the run stops \"hlt\")", source: "SDM Vol. 2A HLT" },
-  { id: "HLT-05", description: "sti; hlt: the shadow covers HLT, the interrupt wakes it after", source: "SDM Vol. 2A STI" },
-  { id: "HLT-06", description: "A single-step trap after HLT is taken when the CPU wakes, before the waking event", source: "SDM Vol. 3A §18.3.1.4" },
-  { id: "PRIO-TPR", description: "A maskable interrupt waits while its priority class (vector >> 4) is not above CR8[3:0]; CR8 = 0 holds back none", source: "SDM Vol. 3A §11.8.6; AMD APM Vol. 2 §16.6.4" },
-  { id: "NMI-01", description: "NMI: vector 2, not masked by IF, EXT = 1, no error code, no DPL check", source: "SDM Vol. 3A §6.7" },
-  { id: "NMI-02", description: "NMI delivery blocks further NMIs; one more stays latched", source: "SDM Vol. 3A §6.7.1" },
-  { id: "NMI-03", description: "The next IRET (even one that faults) ends NMI blocking", source: "SDM Vol. 3A §6.7.1" },
-  { id: "NMI-04", description: "An NMI wakes HLT even with IF = 0", source: "SDM Vol. 2A HLT" },
-  { id: "NMI-05", description: "NMI blocking persists across SYSCALL and SYSRET", source: "SDM Vol. 3A §6.7.1" },
-]);

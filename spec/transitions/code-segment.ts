@@ -1,9 +1,9 @@
 // Checks shared by the far transfers that load CS from a descriptor (far RET, far JMP).
 import { GP, type Fault } from "../fault.ts";
 import { canonical } from "../machine/registers.ts";
-import type { RuleId } from "../rules/registry.ts";
+import type { RuleId } from "../rules/rule.ts";
 import type { Descriptor } from "../segmentation/descriptor.ts";
-import type { Transaction } from "../step/transaction.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
 /** GLOBAL-02: L = 1 with D = 1 is not a valid code segment in IA-32e mode. */
 export function invalidLongCode(d: Descriptor): boolean {

@@ -1,17 +1,18 @@
 // MOV to/from CR0, CR2, CR3, CR4, CR8 (0F 20 /r, 0F 22 /r) and CLTS (0F 06) — SDM Vol. 2B "MOV—Move
 // to/from Control Registers", "CLTS"; Vol. 3A §2.5. Rule IDs from the digest §17.
-import { GP, UD, type Fault } from "../fault.ts";
+import { match } from "ts-pattern";
+import { GP, isFault, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand } from "../decode/instruction.ts";
 import { CR4_MODELLED, MAXPHYADDR } from "../../contract/scope.ts";
 import type { Machine } from "../machine/machine.ts";
 import { CR0, CR4, EFER, in64BitMode, MASK64 } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { Executor, UnsupportedOutcome } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { runInstructionAlone, runInstructionAloneOrUnsupported } from "./instruction-alone.ts";
+import { defineRules } from "../rules/rule.ts";
+import { runInstructionAlone, runInstructionAloneOrUnsupported } from "../transaction/alone.ts";
+import type { UnsupportedOutcome } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-defineRules([
+export const CONTROL_REGISTER_RULES = defineRules([
   { id: "MOVCR-01", description: "MOV to or from a control register at CPL != 0: #GP(0)", source: "SDM Vol. 2B MOV—Move to/from Control Registers" },
   { id: "MOVCR-02", description: "CR1, CR5-CR7, CR9-CR15: #UD", source: "SDM Vol. 2B MOV—Move to/from Control Registers" },
   { id: "MOVCR-03", description: "write CR0: bits 63:32 set, PG without PE, NW without CD, or clearing PG in 64-bit mode: #GP(0); reserved bits 31:0 ignored (read as 0), ET reads as 1", source: "SDM Vol. 2B MOV CR; Vol. 3A §2.5" },
@@ -19,7 +20,7 @@ defineRules([
   { id: "MOVCR-05", description: "write CR4: a bit outside the modelled set (reserved for this CPU) or clearing PAE while EFER.LMA = 1: #GP(0)", source: "SDM Vol. 2B MOV CR; Vol. 3A §2.5" },
   { id: "MOVCR-06", description: "write CR8: bits 63:4 set: #GP(0)", source: "SDM Vol. 2B MOV CR" },
   { id: "MOVCR-07", description: "CR2 is read and written as a full 64-bit value", source: "SDM Vol. 3A §2.5" },
-  { id: "MOVCR-08", description: "MOV CR leaves the arithmetic flags unchanged (architecturally undefined)", source: "SDM Vol. 2B MOV CR" },
+  { id: "MOVCR-08", description: "MOV CR leaves the arithmetic flags unchanged (architecturally undefined)", source: "SDM Vol. 2B MOV CR", recordedWith: ["MOVCR-03", "MOVCR-04", "MOVCR-05", "MOVCR-06", "MOVCR-07", "MOVCR-09"] },
   { id: "MOVCR-09", description: "MOV from CR0/CR2/CR3/CR4/CR8 copies the register to the destination (32 bits outside 64-bit mode)", source: "SDM Vol. 2B MOV CR" },
   { id: "MOVCR-10", description: "clearing CR0.PG in compatibility mode would leave IA-32e mode: outside the model, the step stops as unsupported", source: "SDM Vol. 3A §10.8.5" },
   { id: "CLTS-01", description: "CLTS at CPL != 0: #GP(0)", source: "SDM Vol. 2A CLTS" },
@@ -37,49 +38,60 @@ function isControlRegister(cr: number): cr is ControlRegister {
 }
 
 function readCr(m: Machine, cr: ControlRegister): bigint {
-  switch (cr) {
-    case 0: return m.cr0;
-    case 2: return m.cr2;
-    case 3: return m.cr3;
-    case 4: return m.cr4;
-    case 8: return m.cr8;
-  }
+  return match(cr)
+    .with(0, () => m.cr0)
+    .with(2, () => m.cr2)
+    .with(3, () => m.cr3)
+    .with(4, () => m.cr4)
+    .with(8, () => m.cr8)
+    .exhaustive();
 }
 
-/** The checks and the update of MOV to CRn (CPL already checked). */
+/** MOV to CRn once CPL is checked: the register's own checks, then its update. */
 export function writeCr(t: Transaction, cr: ControlRegister, value: bigint): Fault | UnsupportedOutcome | undefined {
-  const m = t.m;
-  t.hit("MOVCR-08");
-  switch (cr) {
-    case 0: {
-      if (value >> 32n !== 0n) return t.fault("MOVCR-03", GP, 0);
-      if ((value & CR0.PG) !== 0n && (value & CR0.PE) === 0n) return t.fault("MOVCR-03", GP, 0);
-      if ((value & CR0.NW) !== 0n && (value & CR0.CD) === 0n) return t.fault("MOVCR-03", GP, 0);
-      if ((value & CR0.PG) === 0n) {
-        if (in64BitMode(m)) return t.fault("MOVCR-03", GP, 0);
-        t.hit("MOVCR-10");
-        return { kind: "unsupported", reason: "MOV CR0 clearing PG in compatibility mode leaves IA-32e mode (outside the model)" };
-      }
-      t.update("MOVCR-03", { cr0: (value & CR0_DEFINED) | CR0.ET });
-      return undefined;
-    }
-    case 2:
-      t.update("MOVCR-07", { cr2: value });
-      return undefined;
-    case 3:
-      if ((value & CR3_RESERVED) !== 0n) return t.fault("MOVCR-04", GP, 0);
-      t.update("MOVCR-04", { cr3: value });
-      return undefined;
-    case 4:
-      if ((value & ~CR4_MODELLED) !== 0n) return t.fault("MOVCR-05", GP, 0);
-      if ((value & CR4.PAE) === 0n && (m.efer & EFER.LMA) !== 0n) return t.fault("MOVCR-05", GP, 0);
-      t.update("MOVCR-05", { cr4: value });
-      return undefined;
-    case 8:
-      if ((value & ~0xfn) !== 0n) return t.fault("MOVCR-06", GP, 0);
-      t.update("MOVCR-06", { cr8: value });
-      return undefined;
+  return match(cr)
+    .with(0, () => writeCr0(t, value))
+    .with(2, () => writeCr2(t, value))
+    .with(3, () => writeCr3(t, value))
+    .with(4, () => writeCr4(t, value))
+    .with(8, () => writeCr8(t, value))
+    .exhaustive();
+}
+
+function writeCr0(t: Transaction, value: bigint): Fault | UnsupportedOutcome | undefined {
+  if (value >> 32n !== 0n) return t.fault("MOVCR-03", GP, 0);
+  if ((value & CR0.PG) !== 0n && (value & CR0.PE) === 0n) return t.fault("MOVCR-03", GP, 0);
+  if ((value & CR0.NW) !== 0n && (value & CR0.CD) === 0n) return t.fault("MOVCR-03", GP, 0);
+  if ((value & CR0.PG) === 0n) {
+    if (in64BitMode(t.m)) return t.fault("MOVCR-03", GP, 0);
+    return t.unsupported("MOVCR-10", "MOV CR0 clearing PG in compatibility mode leaves IA-32e mode (outside the model)");
   }
+  t.update("MOVCR-03", { cr0: (value & CR0_DEFINED) | CR0.ET });
+  return undefined;
+}
+
+function writeCr2(t: Transaction, value: bigint): undefined {
+  t.update("MOVCR-07", { cr2: value });
+  return undefined;
+}
+
+function writeCr3(t: Transaction, value: bigint): Fault | undefined {
+  if ((value & CR3_RESERVED) !== 0n) return t.fault("MOVCR-04", GP, 0);
+  t.update("MOVCR-04", { cr3: value });
+  return undefined;
+}
+
+function writeCr4(t: Transaction, value: bigint): Fault | undefined {
+  if ((value & ~CR4_MODELLED) !== 0n) return t.fault("MOVCR-05", GP, 0);
+  if ((value & CR4.PAE) === 0n && (t.m.efer & EFER.LMA) !== 0n) return t.fault("MOVCR-05", GP, 0);
+  t.update("MOVCR-05", { cr4: value });
+  return undefined;
+}
+
+function writeCr8(t: Transaction, value: bigint): Fault | undefined {
+  if ((value & ~0xfn) !== 0n) return t.fault("MOVCR-06", GP, 0);
+  t.update("MOVCR-06", { cr8: value });
+  return undefined;
 }
 
 function crOperand(insn: Instruction): { cr: number; other: Operand } {
@@ -94,7 +106,7 @@ export function execMovToCr(t: Transaction, insn: Instruction): Fault | Unsuppor
   if (!isControlRegister(cr)) return t.fault("MOVCR-02", UD);
   if (t.cpl() !== 0) return t.fault("MOVCR-01", GP, 0);
   const value = t.read(other, t.m.rip);
-  if (typeof value !== "bigint") return value;
+  if (isFault(value)) return value;
   return writeCr(t, cr, value);
 }
 
@@ -102,9 +114,7 @@ export function execMovFromCr(t: Transaction, insn: Instruction): Fault | undefi
   const { cr, other } = crOperand(insn);
   if (!isControlRegister(cr)) return t.fault("MOVCR-02", UD);
   if (t.cpl() !== 0) return t.fault("MOVCR-01", GP, 0);
-  t.hit("MOVCR-08");
-  t.hit(cr === 2 ? "MOVCR-07" : "MOVCR-09");
-  return t.write(other, readCr(t.m, cr), t.m.rip);
+  return t.write(other, readCr(t.m, cr), t.m.rip, cr === 2 ? "MOVCR-07" : "MOVCR-09");
 }
 
 export function execClts(t: Transaction): Fault | undefined {
@@ -112,10 +122,6 @@ export function execClts(t: Transaction): Fault | undefined {
   t.update("CLTS-02", { cr0: t.m.cr0 & ~CR0.TS });
   return undefined;
 }
-
-export const movToCrExecutor: Executor = (t, insn) => execMovToCr(t, insn);
-export const movFromCrExecutor: Executor = (t, insn) => execMovFromCr(t, insn);
-export const cltsExecutor: Executor = (t) => execClts(t);
 
 /** MOV CRn, value alone (`length` bytes: 3, or 4 with a REX prefix); CPL checked as the instruction does. */
 export function movToCr(state: Machine, cr: ControlRegister, value: bigint, profile: Profile, length = 3): Machine | Fault | UnsupportedOutcome {

@@ -2,21 +2,45 @@
 // Handling in 64-bit Mode", §6.12.1; Vol. 2A "INT n/INTO/INT3/INT1" pseudo-code, IA-32e branch
 // (INTRA-PRIVILEGE-LEVEL-INTERRUPT / INTER-PRIVILEGE-LEVEL-INTERRUPT). One attempt: the checks in
 // the SDM's order, each returning its fault as data, then the commit. Nesting (#DF, triple fault)
-// is double-fault.ts.
-import { GP, NP, SS, TS, type Fault } from "../fault.ts";
+// is double-fault.ts, which also exports `deliver`, delivery callable alone.
+import { GP, isFault, NP, PF, SS, TS, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
 import { canonical, cpl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
-import { defineRules } from "../rules/registry.ts";
+import { defineRules } from "../rules/rule.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, nullSegment, readDescriptor, segmentFromDescriptor,
 } from "../segmentation/descriptor.ts";
-import type { Machine } from "../machine/machine.ts";
-import type { Profile } from "../../contract/profile.ts";
-import { runAlone } from "../step/alone.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { deliverWithNesting } from "./double-fault.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 import { setAccessed } from "./segment-load.ts";
 import { extBit, idtErrorCode, pushesErrorCode, pushesRfSet, selectorErrorCode, type InterruptEvent } from "./exception-classes.ts";
+
+export const DELIVER_RULES = defineRules([
+  { id: "DELIVER-01", description: "IDT limit: 16·v + 15 > IDTR.limit → #GP(v·8 + 2 + EXT)", source: "SDM Vol. 3A §6.14.1; Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-02", description: "The 16-byte gate is read with implicit supervisor accesses; a gate in non-canonical space → #GP(v·8 + 2 + EXT)", source: "SDM Vol. 2A INT n, 64-Bit Mode Exceptions" },
+  { id: "DELIVER-03", description: "Only 64-bit interrupt (1110b) and trap (1111b) gates are valid in the IDT → else #GP(v·8 + 2 + EXT)", source: "SDM Vol. 3A §6.14.1; Vol. 2A INT n" },
+  { id: "DELIVER-04", description: "INT n / INT3 / INTO only: gate DPL < CPL → #GP(v·8 + 2)", source: "SDM Vol. 3A §6.12.1.1; Vol. 2A INT n" },
+  { id: "DELIVER-05", description: "Gate not present → #NP(v·8 + 2 + EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-06", description: "Gate selector NULL → #GP(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-07", description: "Gate selector outside the GDT/LDT limit (or the descriptor in non-canonical space) → #GP(sel | EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-08", description: "Target not a code segment, or its DPL > CPL → #GP(sel | EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-09", description: "Target code segment not present → #NP(sel | EXT)", source: "SDM Vol. 2A INT n" },
+  { id: "DELIVER-10", description: "Target not 64-bit code (L = 0, or L = 1 with D = 1) → #GP(sel | EXT) (model choice; SDM INT n lists it under #GP(selector))", source: "SDM Vol. 2A INT n, 64-Bit Mode Exceptions; Vol. 3A §6.14.1" },
+  { id: "DELIVER-11", description: "Non-conforming code with DPL < CPL: inter-privilege, new CPL = DPL; otherwise new CPL = CPL", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-12", description: "New RSP from TSS ISTn (any privilege) or RSPn (privilege change); field beyond TR.limit → #TS(TR.sel | EXT)", source: "SDM Vol. 3A §6.14.4, §6.14.5, §8.7" },
+  { id: "DELIVER-13", description: "New RSP non-canonical → #SS(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-14", description: "Gate target offset non-canonical → #GP(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-15", description: "RSP aligned down to 16 before the frame is pushed, in every case", source: "SDM Vol. 3A §6.14.2" },
+  { id: "DELIVER-16", description: "Push SS, RSP, RFLAGS, CS, RIP (+ error code) as 8-byte values at the new CPL; non-canonical frame → #SS(EXT)", source: "SDM Vol. 3A §6.14.2, Figure 6-9" },
+  { id: "DELIVER-17", description: "Privilege change: SS ← NULL selector with RPL = new CPL; same privilege (IST or not): SS unchanged", source: "SDM Vol. 3A §6.14.2, §6.14.4" },
+  { id: "DELIVER-18", description: "RSP ← aligned new RSP − frame size", source: "SDM Vol. 3A §6.14.2" },
+  { id: "DELIVER-19", description: "CS ← gate selector with RPL = new CPL, cache from the descriptor; RIP ← gate offset", source: "SDM Vol. 2A INT n pseudo-code" },
+  { id: "DELIVER-20", description: "TF, NT, RF, VM cleared; IF cleared for interrupt gates only; AC, DF, IOPL untouched", source: "SDM Vol. 3A §6.12.1.3; Vol. 2A INT n" },
+  { id: "DELIVER-21", description: "Delivery ends HLT, ends any interrupt shadow, and (NMI) sets NMI blocking", source: "SDM Vol. 3A §6.7.1, §6.8.3" },
+  { id: "DT-03", description: "64-bit TSS layout: RSPn at 04h + 8n (n = 0..2), ISTn at 24h + 8(n − 1) (n = 1..7), 8-byte fields at 4-mod-8 offsets", source: "SDM Vol. 3A §8.7, Figure 8-11" },
+  { id: "DT-04", description: "Delivery reads the TSS through TR's cached base and limit; the TSS memory is read as it is now (rewriting RSP0 takes effect without reloading TR)", source: "SDM Vol. 3A §8.2.4, §6.14.5" },
+  { id: "SMAP-03", description: "Delivery frame pushes (and IRET pops) are explicit accesses at the new (current) CPL — below 3 supervisor, so SMAP honours RFLAGS.AC — not implicit ones [unverified]", source: "SDM Vol. 3A §4.6.1; digest SMAP-03" },
+  { id: "DELIVER-22", description: "GS and the GS bases are not touched by delivery", source: "SDM Vol. 2B SWAPGS", recordedWith: "DELIVER-19" },
+]);
 
 /** The 16-byte IA-32e IDT gate (SDM Vol. 3A §6.14.1, Figure 6-8). */
 export interface IdtGate {
@@ -54,6 +78,9 @@ export const tssIstOffset = (n: number): number => 0x24 + 8 * (n - 1);
  * committed then (GLOBAL-05; A/D bits aside) — or undefined with the handler entered.
  */
 export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | undefined {
+  // PF-01: a #PF writes CR2 before its delivery begins, and a fault of the delivery keeps it.
+  const address = event.address;
+  if (event.vector === PF && event.source === "exception" && address !== undefined) t.updateKeptOnFault("PF-01", () => ({ cr2: address }));
   const m = t.m;
   const v = event.vector;
   const ext = extBit(event); // EXC-05
@@ -64,9 +91,9 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   const gateAddress = (m.idtr.base + BigInt(v * 16)) & MASK64;
   if (!canonical(gateAddress) || !canonical((gateAddress + 15n) & MASK64)) return t.fault("DELIVER-02", GP, idtErrorCode(v, ext));
   const low = t.readLinear(gateAddress, 8, "implicit");
-  if (typeof low !== "bigint") return low;
+  if (isFault(low)) return low;
   const high = t.readLinear(gateAddress + 8n, 8, "implicit");
-  if (typeof high !== "bigint") return high;
+  if (isFault(high)) return high;
   t.hit("DELIVER-02");
   const gate = parseGate(low, high);
   if (gate.s !== 0 || (gate.type !== INTERRUPT_GATE && gate.type !== TRAP_GATE)) return t.fault("DELIVER-03", GP, idtErrorCode(v, ext));
@@ -79,7 +106,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   if (!location.inside || !canonical(location.address) || !canonical((location.address + 7n) & MASK64))
     return t.fault("DELIVER-07", GP, selectorErrorCode(gate.selector, ext));
   const code = readDescriptor(t, location.address);
-  if ("kind" in code) return code;
+  if (isFault(code)) return code;
   if (!isCode(code) || code.dpl > oldCpl) return t.fault("DELIVER-08", GP, selectorErrorCode(gate.selector, ext));
   if (code.present === 0) return t.fault("DELIVER-09", NP, selectorErrorCode(gate.selector, ext));
   // DELIVER-10 [ambiguous in the digest]: the SDM INT n page lists "doesn't have the L-bit set, or has
@@ -100,7 +127,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
     t.hit("DT-03");
     if (tssOffset + 7 > m.tr.limit) return t.fault("DELIVER-12", TS, selectorErrorCode(m.tr.selector, ext));
     const fromTss = t.readLinear((m.tr.base + BigInt(tssOffset)) & MASK64, 8, "implicit");
-    if (typeof fromTss !== "bigint") return fromTss;
+    if (isFault(fromTss)) return fromTss;
     t.hit("DT-04");
     newRsp = fromTss;
     t.hit("DELIVER-12");
@@ -129,75 +156,22 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   t.hit("SMAP-03");
   for (let i = 0; i < frame.length; i++) {
     const f = t.writeLinear(slots[i]!, 8, frame[i]!, mode, { stack: true });
-    if (f !== undefined) return f;
+    if (isFault(f)) return f;
   }
   t.hit("DELIVER-16");
 
   // SEG-06: loading CS sets the accessed bit of its descriptor (an implicit write that can fault:
   // a fault of the delivery).
   const accessed = setAccessed(t, code);
-  if ("kind" in accessed) return accessed;
+  if (isFault(accessed)) return accessed;
 
   // ---- commit (no fault past this line) -----------------------------------------------------
-  if (interPrivilege) t.update("DELIVER-17", { ss: nullSegment(newCpl) });
-  else t.hit("DELIVER-17");
-  const gpr = [...t.m.gpr];
-  gpr[RSP] = bottom;
-  t.update("DELIVER-18", { gpr });
+  t.update("DELIVER-17", { ss: interPrivilege ? nullSegment(newCpl) : m.ss });
+  t.writeGpr("DELIVER-18", RSP, bottom);
   const cs: Segment = segmentFromDescriptor((gate.selector & 0xfffc) | newCpl, accessed);
   t.update("DELIVER-19", { cs, rip: gate.offset });
   const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
-  t.update("DELIVER-20", { rflags: t.m.rflags & ~cleared });
-  t.hit("RF-04");
-  const nmi = event.source === "nmi";
-  t.update("DELIVER-21", {
-    cpu: { ...t.m.cpu, halted: false, shadow: "none", nmiBlocked: t.m.cpu.nmiBlocked || nmi },
-  });
-  if (nmi) t.hit("NMI-02");
-  t.hit("DELIVER-22");
+  t.update("DELIVER-20", { rflags: m.rflags & ~cleared });
+  t.update("DELIVER-21", { cpu: { ...t.m.cpu, halted: false, shadow: "none", nmiBlocked: t.m.cpu.nmiBlocked || event.source === "nmi" } });
   return undefined;
 }
-
-/**
- * Callable alone: delivers `event` on `state` (RIP = the RIP to save, EXC-03). With `nesting:
- * "architectural"` (default) a fault raised on the way is handled as the processor does (serial
- * delivery, #DF, or a shut-down machine with cpu.shutdown) and a Machine always comes back; with
- * `nesting: "none"` the first such fault is returned as data.
- */
-export function deliver(
-  state: Machine,
-  event: InterruptEvent,
-  profile: Profile,
-  options: { readonly nesting?: "architectural" | "none" } = {},
-): Machine | Fault {
-  if (options.nesting === "none") return runAlone(state, profile, (t) => deliverOnce(t, event));
-  return deliverWithNesting(state, state, event, profile, null).state;
-}
-
-defineRules([
-  { id: "DELIVER-01", description: "IDT limit: 16·v + 15 > IDTR.limit → #GP(v·8 + 2 + EXT)", source: "SDM Vol. 3A §6.14.1; Vol. 2A INT n pseudo-code" },
-  { id: "DELIVER-02", description: "The 16-byte gate is read with implicit supervisor accesses; a gate in non-canonical space → #GP(v·8 + 2 + EXT)", source: "SDM Vol. 2A INT n, 64-Bit Mode Exceptions" },
-  { id: "DELIVER-03", description: "Only 64-bit interrupt (1110b) and trap (1111b) gates are valid in the IDT → else #GP(v·8 + 2 + EXT)", source: "SDM Vol. 3A §6.14.1; Vol. 2A INT n" },
-  { id: "DELIVER-04", description: "INT n / INT3 / INTO only: gate DPL < CPL → #GP(v·8 + 2)", source: "SDM Vol. 3A §6.12.1.1; Vol. 2A INT n" },
-  { id: "DELIVER-05", description: "Gate not present → #NP(v·8 + 2 + EXT)", source: "SDM Vol. 2A INT n" },
-  { id: "DELIVER-06", description: "Gate selector NULL → #GP(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
-  { id: "DELIVER-07", description: "Gate selector outside the GDT/LDT limit (or the descriptor in non-canonical space) → #GP(sel | EXT)", source: "SDM Vol. 2A INT n" },
-  { id: "DELIVER-08", description: "Target not a code segment, or its DPL > CPL → #GP(sel | EXT)", source: "SDM Vol. 2A INT n" },
-  { id: "DELIVER-09", description: "Target code segment not present → #NP(sel | EXT)", source: "SDM Vol. 2A INT n" },
-  { id: "DELIVER-10", description: "Target not 64-bit code (L = 0, or L = 1 with D = 1) → #GP(sel | EXT) (model choice; SDM INT n lists it under #GP(selector))", source: "SDM Vol. 2A INT n, 64-Bit Mode Exceptions; Vol. 3A §6.14.1" },
-  { id: "DELIVER-11", description: "Non-conforming code with DPL < CPL: inter-privilege, new CPL = DPL; otherwise new CPL = CPL", source: "SDM Vol. 2A INT n pseudo-code" },
-  { id: "DELIVER-12", description: "New RSP from TSS ISTn (any privilege) or RSPn (privilege change); field beyond TR.limit → #TS(TR.sel | EXT)", source: "SDM Vol. 3A §6.14.4, §6.14.5, §8.7" },
-  { id: "DELIVER-13", description: "New RSP non-canonical → #SS(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
-  { id: "DELIVER-14", description: "Gate target offset non-canonical → #GP(EXT)", source: "SDM Vol. 2A INT n pseudo-code" },
-  { id: "DELIVER-15", description: "RSP aligned down to 16 before the frame is pushed, in every case", source: "SDM Vol. 3A §6.14.2" },
-  { id: "DELIVER-16", description: "Push SS, RSP, RFLAGS, CS, RIP (+ error code) as 8-byte values at the new CPL; non-canonical frame → #SS(EXT)", source: "SDM Vol. 3A §6.14.2, Figure 6-9" },
-  { id: "DELIVER-17", description: "Privilege change: SS ← NULL selector with RPL = new CPL; same privilege (IST or not): SS unchanged", source: "SDM Vol. 3A §6.14.2, §6.14.4" },
-  { id: "DELIVER-18", description: "RSP ← aligned new RSP − frame size", source: "SDM Vol. 3A §6.14.2" },
-  { id: "DELIVER-19", description: "CS ← gate selector with RPL = new CPL, cache from the descriptor; RIP ← gate offset", source: "SDM Vol. 2A INT n pseudo-code" },
-  { id: "DELIVER-20", description: "TF, NT, RF, VM cleared; IF cleared for interrupt gates only; AC, DF, IOPL untouched", source: "SDM Vol. 3A §6.12.1.3; Vol. 2A INT n" },
-  { id: "DELIVER-21", description: "Delivery ends HLT, ends any interrupt shadow, and (NMI) sets NMI blocking", source: "SDM Vol. 3A §6.7.1, §6.8.3" },
-  { id: "DT-03", description: "64-bit TSS layout: RSPn at 04h + 8n (n = 0..2), ISTn at 24h + 8(n − 1) (n = 1..7), 8-byte fields at 4-mod-8 offsets", source: "SDM Vol. 3A §8.7, Figure 8-11" },
-  { id: "DT-04", description: "Delivery reads the TSS through TR's cached base and limit; the TSS memory is read as it is now (rewriting RSP0 takes effect without reloading TR)", source: "SDM Vol. 3A §8.2.4, §6.14.5" },
-  { id: "SMAP-03", description: "Delivery frame pushes (and IRET pops) are explicit accesses at the new (current) CPL — below 3 supervisor, so SMAP honours RFLAGS.AC — not implicit ones [unverified]", source: "SDM Vol. 3A §4.6.1; digest SMAP-03" },
-  { id: "DELIVER-22", description: "GS and the GS bases are not touched by delivery", source: "SDM Vol. 2B SWAPGS" },
-]);

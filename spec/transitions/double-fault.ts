@@ -1,12 +1,25 @@
 // Faults raised while delivering an event: serial delivery, #DF, triple fault (shutdown) —
-// SDM Vol. 3A §6.15 "Interrupt 8—Double Fault Exception (#DF)", Table 6-4 and Table 6-5.
-import { DF, PF, type Fault } from "../fault.ts";
+// SDM Vol. 3A §6.15 "Interrupt 8—Double Fault Exception (#DF)", Table 6-4 and Table 6-5. One attempt
+// at delivery is deliver.ts; this file chains attempts, and `deliver` runs the chain alone.
+import { match, P } from "ts-pattern";
+import { DF, isFault, PF, type Fault } from "../fault.ts";
 import { patchMachine, type Machine } from "../machine/machine.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules, type RuleId } from "../rules/registry.ts";
-import { Transaction } from "../step/transaction.ts";
+import { defineRules, type RuleId } from "../rules/rule.ts";
+import { runAlone } from "../transaction/alone.ts";
+import { Transaction } from "../transaction/transaction.ts";
 import { deliverOnce } from "./deliver.ts";
 import { DOUBLE_FAULT_EVENT, doubleFaultClass, exceptionEvent, type InterruptEvent } from "./exception-classes.ts";
+
+export const DOUBLE_FAULT_RULES = defineRules([
+  { id: "DF-01", description: "Double-fault classes: benign, contributory (#DE, #TS, #NP, #SS, #GP), page fault (#PF, #VE)", source: "SDM Vol. 3A §6.15, Table 6-4" },
+  { id: "DF-02", description: "A second exception is one raised while delivering the first (IDT, GDT, TSS reads, stack checks, frame pushes)", source: "SDM Vol. 3A §6.15 Interrupt 8" },
+  { id: "DF-03", description: "Contributory then contributory, page fault then contributory or page fault → #DF; else the second is delivered serially", source: "SDM Vol. 3A Table 6-5" },
+  { id: "DF-04", description: "#DF: vector 8, abort class, error code 0, through IDT entry 8", source: "SDM Vol. 3A §6.15 Interrupt 8" },
+  { id: "DF-05", description: "Any fault while delivering #DF → triple fault: the processor shuts down", source: "SDM Vol. 3A §6.15 Interrupt 8" },
+  { id: "DF-06", description: "CR2 is written for every #PF detected, including one that escalates to #DF or shutdown", source: "SDM Vol. 3A §6.15 Interrupt 14" },
+  { id: "DF-07", description: "Benign first events (incl. INT n, NMI, external interrupts) and benign/page-fault seconds after contributory are delivered serially", source: "SDM Vol. 3A Table 6-5" },
+]);
 
 export interface DeliveryOutcome {
   /** The handler's entry state, or the shut-down machine. */
@@ -19,15 +32,24 @@ export interface DeliveryOutcome {
 }
 
 /**
- * DF-03: what to deliver when delivering `first` raised `second`: #DF for contributory after
- * contributory and for contributory or page fault after a page fault; otherwise the second
- * exception, serially (the first is dropped).
+ * DF-03 (SDM Table 6-5): what to deliver when delivering `first` raised `second` — #DF, or the
+ * second exception, serially (the first is dropped).
+ *
+ *   first \ second   benign   contributory   page fault
+ *   benign           serial   serial         serial
+ *   contributory     serial   #DF            serial
+ *   page fault       serial   #DF            #DF
  */
 export function afterNestedFault(first: InterruptEvent, second: Fault): InterruptEvent {
-  const a = doubleFaultClass(first);
-  const b = doubleFaultClass(exceptionEvent(second));
-  if ((a === "contributory" && b === "contributory") || (a === "page-fault" && b !== "benign")) return DOUBLE_FAULT_EVENT;
-  return exceptionEvent(second);
+  const serial = exceptionEvent(second);
+  return match([doubleFaultClass(first), doubleFaultClass(serial)] as const)
+    .returnType<InterruptEvent>()
+    .with(["benign", P._], () => serial)
+    .with(["contributory", "benign"], ["contributory", "page-fault"], () => serial)
+    .with(["contributory", "contributory"], () => DOUBLE_FAULT_EVENT)
+    .with(["page-fault", "benign"], () => serial)
+    .with(["page-fault", "contributory"], ["page-fault", "page-fault"], () => DOUBLE_FAULT_EVENT)
+    .exhaustive();
 }
 
 /**
@@ -48,31 +70,24 @@ export function deliverWithNesting(
   let base = faultState;
   let current = event;
   for (let attempt = 0; attempt < 8; attempt++) {
-    // PF-01: CR2 is written before #PF delivery begins (and stays written if delivery fails).
-    if (current.vector === PF && current.source === "exception" && current.address !== undefined) {
-      on = patchMachine(on, { cr2: current.address });
-      base = patchMachine(base, { cr2: current.address });
-      coverage?.add("PF-01");
-    }
     const t = new Transaction(on, profile, coverage);
     const f = deliverOnce(t, current);
-    if (f === undefined) return { state: t.m, delivered: current, nested };
+    if (!isFault(f)) return { state: t.m, delivered: current, nested };
+    // DF-02: a fault raised while delivering `current` is a second exception.
+    t.hit("DF-02");
     nested.push(f);
-    coverage?.add("DF-02");
-    // Only A/D bits survive the failed attempt (GLOBAL-05); the next event is delivered on the
-    // machine of the interrupted instruction.
-    base = patchMachine(base, { memory: t.machineAfterFault(on).memory });
-    if (f.vector === PF && f.address !== undefined) {
-      base = patchMachine(base, { cr2: f.address });
-      coverage?.add("DF-06");
-    }
+    const address = f.address;
+    if (f.vector === PF && address !== undefined) t.updateKeptOnFault("DF-06", () => ({ cr2: address }));
+    // Only A/D bits and CR2 survive the failed attempt (GLOBAL-05); the next event is delivered on
+    // the machine of the interrupted instruction.
+    base = t.machineAfterFault(base);
     if (current.vector === DF && current.source === "exception") {
-      coverage?.add("DF-05");
-      return { state: { ...base, cpu: { ...base.cpu, shutdown: true, halted: false } }, delivered: null, nested };
+      t.hit("DF-05");
+      return { state: patchMachine(base, { cpu: { ...base.cpu, shutdown: true, halted: false } }), delivered: null, nested };
     }
     const next = afterNestedFault(current, f);
-    coverage?.add(next === DOUBLE_FAULT_EVENT ? "DF-04" : "DF-07");
-    coverage?.add("DF-03");
+    t.hit("DF-03");
+    t.hit(next === DOUBLE_FAULT_EVENT ? "DF-04" : "DF-07");
     current = next;
     on = base;
   }
@@ -80,12 +95,18 @@ export function deliverWithNesting(
   throw new Error("deliverWithNesting: nesting did not terminate");
 }
 
-defineRules([
-  { id: "DF-01", description: "Double-fault classes: benign, contributory (#DE, #TS, #NP, #SS, #GP), page fault (#PF, #VE)", source: "SDM Vol. 3A §6.15, Table 6-4" },
-  { id: "DF-02", description: "A second exception is one raised while delivering the first (IDT, GDT, TSS reads, stack checks, frame pushes)", source: "SDM Vol. 3A §6.15 Interrupt 8" },
-  { id: "DF-03", description: "Contributory then contributory, page fault then contributory or page fault → #DF; else the second is delivered serially", source: "SDM Vol. 3A Table 6-5" },
-  { id: "DF-04", description: "#DF: vector 8, abort class, error code 0, through IDT entry 8", source: "SDM Vol. 3A §6.15 Interrupt 8" },
-  { id: "DF-05", description: "Any fault while delivering #DF → triple fault: the processor shuts down", source: "SDM Vol. 3A §6.15 Interrupt 8" },
-  { id: "DF-06", description: "CR2 is written for every #PF detected, including one that escalates to #DF or shutdown", source: "SDM Vol. 3A §6.15 Interrupt 14" },
-  { id: "DF-07", description: "Benign first events (incl. INT n, NMI, external interrupts) and benign/page-fault seconds after contributory are delivered serially", source: "SDM Vol. 3A Table 6-5" },
-]);
+/**
+ * Delivery callable alone: delivers `event` on `state` (RIP = the RIP to save, EXC-03). With
+ * `nesting: "architectural"` (default) a fault raised on the way is handled as the processor does
+ * (serial delivery, #DF, or a shut-down machine with cpu.shutdown) and a Machine always comes back;
+ * with `nesting: "none"` the first such fault is returned as data.
+ */
+export function deliver(
+  state: Machine,
+  event: InterruptEvent,
+  profile: Profile,
+  options: { readonly nesting?: "architectural" | "none" } = {},
+): Machine | Fault {
+  if (options.nesting === "none") return runAlone(state, profile, (t) => deliverOnce(t, event));
+  return deliverWithNesting(state, state, event, profile, null).state;
+}

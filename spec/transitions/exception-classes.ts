@@ -1,7 +1,18 @@
 // The events the IDT delivers, their classes and their error codes (SDM Vol. 3A §6.3–6.5, §6.13,
 // §6.15 "Exception and Interrupt Reference"; digest §7 EXC, §8 DF-01, §13 RF-03).
-import { DB, DF, HAS_ERROR_CODE, PF, type Fault } from "../fault.ts";
-import { defineRules } from "../rules/registry.ts";
+import { match, P } from "ts-pattern";
+import { DB, DE, DF, GP, HAS_ERROR_CODE, NP, PF, SS, TS, type Fault } from "../fault.ts";
+import { defineRules } from "../rules/rule.ts";
+
+export const EXCEPTION_CLASS_RULES = defineRules([
+  { id: "EXC-01", description: "Exception vectors are fault, trap or abort class; benign, contributory or page-fault class for #DF", source: "SDM Vol. 3A §6.15, Table 6-1, Table 6-4" },
+  { id: "EXC-02", description: "Only exceptions 8, 10–14, 17, 21 push an error code (zero-extended to 8 bytes); INT n and interrupts never do", source: "SDM Vol. 3A §6.13, §6.14.4" },
+  { id: "EXC-03", description: "Saved RIP: faults the faulting instruction; traps and INT n the next; interrupts the next instruction not executed (after HLT)", source: "SDM Vol. 3A §6.5" },
+  { id: "EXC-04", description: "Selector error code: EXT bit 0, IDT bit 1, TI bit 2, index bits 15:3", source: "SDM Vol. 3A §6.13, Figure 6-7" },
+  { id: "EXC-05", description: "EXT = 1 in error codes raised while delivering an event other than INT n / INT3 / INTO", source: "SDM Vol. 3A §6.13" },
+  { id: "RF-03", description: "Pushed RFLAGS image: RF = 1 for fault-class exceptions (and #DF); the current RF for traps, INT n and interrupts", source: "SDM Vol. 3A §6.8.3 note, §18.3.1.1" },
+  { id: "RF-04", description: "Event delivery clears RF in RFLAGS", source: "SDM Vol. 3A §6.12.1", recordedWith: "DELIVER-20" },
+]);
 
 /**
  * Where an event comes from. It decides EXT (EXC-05), the gate DPL check (DELIVER-04) and whether an
@@ -77,21 +88,15 @@ export function pushesRfSet(event: InterruptEvent): boolean {
 
 export type DoubleFaultClass = "benign" | "contributory" | "page-fault";
 
-/** DF-01 (EXC-01 table): the class of an event for the double-fault rules. Only exceptions can be
+/** #VE, the other page-fault-class exception (never raised by the model). */
+const VE = 20;
+
+/** DF-01 (SDM Table 6-4): the class of an event for the double-fault rules. Only exceptions can be
  *  contributory or page-fault class; INT n, INT1, NMI and external interrupts are benign (DF-03). */
 export function doubleFaultClass(event: InterruptEvent): DoubleFaultClass {
-  if (event.source !== "exception") return "benign";
-  if (event.vector === 0 || (event.vector >= 10 && event.vector <= 13)) return "contributory";
-  if (event.vector === PF || event.vector === 20) return "page-fault";
-  return "benign";
+  return match(event)
+    .returnType<DoubleFaultClass>()
+    .with({ source: "exception", vector: P.union(DE, TS, NP, SS, GP) }, () => "contributory")
+    .with({ source: "exception", vector: P.union(PF, VE) }, () => "page-fault")
+    .otherwise(() => "benign");
 }
-
-defineRules([
-  { id: "EXC-01", description: "Exception vectors are fault, trap or abort class; benign, contributory or page-fault class for #DF", source: "SDM Vol. 3A §6.15, Table 6-1, Table 6-4" },
-  { id: "EXC-02", description: "Only exceptions 8, 10–14, 17, 21 push an error code (zero-extended to 8 bytes); INT n and interrupts never do", source: "SDM Vol. 3A §6.13, §6.14.4" },
-  { id: "EXC-03", description: "Saved RIP: faults the faulting instruction; traps and INT n the next; interrupts the next instruction not executed (after HLT)", source: "SDM Vol. 3A §6.5" },
-  { id: "EXC-04", description: "Selector error code: EXT bit 0, IDT bit 1, TI bit 2, index bits 15:3", source: "SDM Vol. 3A §6.13, Figure 6-7" },
-  { id: "EXC-05", description: "EXT = 1 in error codes raised while delivering an event other than INT n / INT3 / INTO", source: "SDM Vol. 3A §6.13" },
-  { id: "RF-03", description: "Pushed RFLAGS image: RF = 1 for fault-class exceptions (and #DF); the current RF for traps, INT n and interrupts", source: "SDM Vol. 3A §6.8.3 note, §18.3.1.1" },
-  { id: "RF-04", description: "Event delivery clears RF in RFLAGS", source: "SDM Vol. 3A §6.12.1" },
-]);

@@ -2,19 +2,20 @@
 // the CONFORMING- and NONCONFORMING-CODE-SEGMENT branches. A far JMP through a call gate changes
 // no privilege but is not modelled (the step stops as unsupported); task gates and TSSs are #GP
 // in IA-32e mode.
-import { GP, NP, type Fault } from "../fault.ts";
+import { GP, isFault, NP, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
-import { defineRules } from "../rules/registry.ts";
+import { sizeMask } from "../machine/registers.ts";
+import { defineRules } from "../rules/rule.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, readDescriptor,
   segmentFromDescriptor, selectorRpl,
 } from "../segmentation/descriptor.ts";
-import type { Executor, UnsupportedOutcome } from "../step/executor.ts";
-import { sizeMask, type Transaction } from "../step/transaction.ts";
+import type { UnsupportedOutcome } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
 import { setAccessed } from "./segment-load.ts";
 
-defineRules([
+export const FAR_JUMP_RULES = defineRules([
   { id: "JMPF-01", description: "far JMP reads offset (operand size) then selector (2 bytes) from memory", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-02", description: "far JMP: NULL selector: #GP(0)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-03", description: "far JMP: selector beyond the descriptor-table limit: #GP(sel)", source: "SDM Vol. 2A JMP" },
@@ -28,13 +29,13 @@ defineRules([
 
 const CALL_GATE_64 = 12;
 
-export function execFarJump(t: Transaction, insn: Instruction): Fault | UnsupportedOutcome | undefined {
+export function execJmpFar(t: Transaction, insn: Instruction): Fault | UnsupportedOutcome | undefined {
   const op = insn.operands[0];
   if (op?.kind !== "mem") throw new Error("jmp_far: decoder gave no memory operand");
   const cpl = t.cpl();
   const size = insn.operandSize;
   const raw = t.readLinear(t.linearAddress(op, t.m.rip), size + 2, t.dataMode(), { stack: op.stackSegment });
-  if (typeof raw !== "bigint") return raw;
+  if (isFault(raw)) return raw;
   t.hit("JMPF-01");
   const offset = raw & sizeMask(size);
   const selector = Number((raw >> BigInt(8 * size)) & 0xffffn);
@@ -43,21 +44,17 @@ export function execFarJump(t: Transaction, insn: Instruction): Fault | Unsuppor
   const where = descriptorLocation(t, selector);
   if (!where.inside) return t.fault("JMPF-03", GP, code);
   const d = readDescriptor(t, where.address);
-  if ("kind" in d) return d;
-  if (d.s === 0 && d.type === CALL_GATE_64) {
-    t.hit("JMPF-04");
-    return { kind: "unsupported", reason: "far JMP through a call gate is not modelled" };
-  }
+  if (isFault(d)) return d;
+  if (d.s === 0 && d.type === CALL_GATE_64) return t.unsupported("JMPF-04", "far JMP through a call gate is not modelled");
   if (!isCode(d)) return t.fault("JMPF-04", GP, code);
   if (invalidLongCode(d)) return t.fault("JMPF-05", GP, code);
   if (isConformingCode(d) ? d.dpl > cpl : selectorRpl(selector) > cpl || d.dpl !== cpl) return t.fault("JMPF-06", GP, code);
   if (d.present === 0) return t.fault("JMPF-07", NP, code);
   const f = checkTargetRip(t, d, offset, "JMPF-08");
-  if (f !== undefined) return f;
+  if (isFault(f)) return f;
   const loaded = setAccessed(t, d);
-  if ("kind" in loaded) return loaded;
+  if (isFault(loaded)) return loaded;
   t.update("JMPF-09", { cs: segmentFromDescriptor((selector & 0xfffc) | cpl, loaded), rip: offset });
   return undefined;
 }
 
-export const farJumpExecutor: Executor = (t, insn) => execFarJump(t, insn);

@@ -1,22 +1,21 @@
 // Far RET (CB, CA iw; REX.W CB = LRETQ) in IA-32e mode — SDM Vol. 2B "RET" pseudo-code, the
 // IA-32E-MODE-RETURN-SAME/OUTER-PRIVILEGE-LEVEL branches. Call gates never return here.
-import { GP, NP, SS, type Fault } from "../fault.ts";
+import { GP, isFault, NP, SS, type Fault } from "../fault.ts";
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
-import { MASK64, RSP } from "../machine/registers.ts";
+import { MASK64, RSP, sizeMask } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
+import { defineRules } from "../rules/rule.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, isWritableData, nullSegment,
   readDescriptor, segmentFromDescriptor, selectorRpl,
 } from "../segmentation/descriptor.ts";
-import type { Executor } from "../step/executor.ts";
-import { sizeMask, type Transaction } from "../step/transaction.ts";
+import { runInstructionAlone } from "../transaction/alone.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
-import { runInstructionAlone } from "./instruction-alone.ts";
 import { nullInaccessibleDataSegments, setAccessed } from "./segment-load.ts";
 
-defineRules([
+export const FAR_RETURN_RULES = defineRules([
   { id: "RETF-01", description: "far RET reads the return RIP and CS (operand-size slots) from the stack before any check; stack faults: #SS(0) non-canonical, #PF", source: "SDM Vol. 2B RET" },
   { id: "RETF-02", description: "far RET: NULL return CS selector: #GP(0)", source: "SDM Vol. 2B RET" },
   { id: "RETF-03", description: "far RET: return CS beyond the descriptor-table limit: #GP(sel)", source: "SDM Vol. 2B RET" },
@@ -31,16 +30,16 @@ defineRules([
 ]);
 
 /** Far RET with `size`-byte slots, releasing `release` bytes (the imm16) on each stack. */
-export function execFarReturn(t: Transaction, size: OperandSize, release: bigint): Fault | undefined {
+export function farReturnOn(t: Transaction, size: OperandSize, release: bigint): Fault | undefined {
   const cpl = t.cpl();
   const rsp = t.gpr(RSP);
   const mode = t.dataMode();
   const readSlot = (at: bigint) => t.readLinear(at & MASK64, size, mode, { stack: true });
   // ---- RETF-01: return address, read without moving RSP ----
   const ripRaw = readSlot(rsp);
-  if (typeof ripRaw !== "bigint") return ripRaw;
+  if (isFault(ripRaw)) return ripRaw;
   const csRaw = readSlot(rsp + BigInt(size));
-  if (typeof csRaw !== "bigint") return csRaw;
+  if (isFault(csRaw)) return csRaw;
   t.hit("RETF-01");
   const rip = ripRaw & sizeMask(size);
   const csSelector = Number(csRaw & 0xffffn);
@@ -51,7 +50,7 @@ export function execFarReturn(t: Transaction, size: OperandSize, release: bigint
   const where = descriptorLocation(t, csSelector);
   if (!where.inside) return t.fault("RETF-03", GP, csCode);
   const cs = readDescriptor(t, where.address);
-  if ("kind" in cs) return cs;
+  if (isFault(cs)) return cs;
   if (!isCode(cs) || invalidLongCode(cs)) return t.fault("RETF-04", GP, csCode);
   if (rpl < cpl) return t.fault("RETF-05", GP, csCode);
   if (isConformingCode(cs) ? cs.dpl > rpl : cs.dpl !== rpl) return t.fault("RETF-06", GP, csCode);
@@ -61,19 +60,19 @@ export function execFarReturn(t: Transaction, size: OperandSize, release: bigint
   if (rpl === cpl) {
     // ---- same privilege ----
     const f = checkTargetRip(t, cs, rip, "RETF-08");
-    if (f !== undefined) return f;
+    if (isFault(f)) return f;
     const csLoaded = setAccessed(t, cs);
-    if ("kind" in csLoaded) return csLoaded;
-    t.setGpr(RSP, afterReturn);
+    if (isFault(csLoaded)) return csLoaded;
+    t.writeGpr("RETF-08", RSP, afterReturn);
     t.update("RETF-08", { cs: segmentFromDescriptor(csSelector, csLoaded), rip });
     return undefined;
   }
 
   // ---- outer privilege: the caller's SS:RSP follow the released parameters ----
   const rspRaw = readSlot(afterReturn);
-  if (typeof rspRaw !== "bigint") return rspRaw;
+  if (isFault(rspRaw)) return rspRaw;
   const ssRaw = readSlot(afterReturn + BigInt(size));
-  if (typeof ssRaw !== "bigint") return ssRaw;
+  if (isFault(ssRaw)) return ssRaw;
   const ssSelector = Number(ssRaw & 0xffffn);
   const ssCode = ssSelector & 0xfffc;
   let ss;
@@ -84,22 +83,21 @@ export function execFarReturn(t: Transaction, size: OperandSize, release: bigint
     const ssWhere = descriptorLocation(t, ssSelector);
     if (!ssWhere.inside) return t.fault("RETF-09", GP, ssCode);
     const d = readDescriptor(t, ssWhere.address);
-    if ("kind" in d) return d;
+    if (isFault(d)) return d;
     if (selectorRpl(ssSelector) !== rpl || !isWritableData(d) || d.dpl !== rpl) return t.fault("RETF-09", GP, ssCode);
     if (d.present === 0) return t.fault("RETF-09", SS, ssCode);
     const ssLoaded = setAccessed(t, d);
-    if ("kind" in ssLoaded) return ssLoaded;
+    if (isFault(ssLoaded)) return ssLoaded;
     ss = segmentFromDescriptor(ssSelector, ssLoaded);
   }
   const f = checkTargetRip(t, cs, rip, "RETF-10");
-  if (f !== undefined) return f;
+  if (isFault(f)) return f;
   const csLoaded = setAccessed(t, cs);
-  if ("kind" in csLoaded) return csLoaded;
+  if (isFault(csLoaded)) return csLoaded;
   // ---- commit ----
-  t.setGpr(RSP, ((rspRaw & sizeMask(size)) + release) & MASK64);
+  t.writeGpr("RETF-10", RSP, ((rspRaw & sizeMask(size)) + release) & MASK64);
   t.update("RETF-10", { cs: segmentFromDescriptor(csSelector, csLoaded), rip, ss });
   nullInaccessibleDataSegments(t, rpl, "RETF-11");
-  t.hit("RETF-11");
   return undefined;
 }
 
@@ -108,9 +106,12 @@ function releaseOperand(insn: Instruction): bigint {
   return op?.kind === "imm" ? op.value & 0xffffn : 0n;
 }
 
-export const farReturnExecutor: Executor = (t, insn) => execFarReturn(t, insn.operandSize, releaseOperand(insn));
+/** Far RET in the instruction table: slots of the operand size, the imm16 (CA iw) released. */
+export function execRetf(t: Transaction, insn: Instruction): Fault | undefined {
+  return farReturnOn(t, insn.operandSize, releaseOperand(insn));
+}
 
 /** Far RET alone (`size` 8 = LRETQ); `release` is the imm16. The new machine or the fault. */
 export function farReturn(state: Machine, size: OperandSize, release: number, profile: Profile): Machine | Fault {
-  return runInstructionAlone(state, profile, 1, (t) => execFarReturn(t, size, BigInt(release & 0xffff)));
+  return runInstructionAlone(state, profile, 1, (t) => farReturnOn(t, size, BigInt(release & 0xffff)));
 }

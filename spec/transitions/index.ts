@@ -3,7 +3,7 @@
 export { syscall } from "./syscall.ts";
 export { sysret, type SysretForm } from "./sysret.ts";
 export { swapgs } from "./swapgs.ts";
-export { deliver } from "./deliver.ts";
+export { deliver } from "./double-fault.ts";
 export { iret } from "./iret.ts";
 export { cli, sti } from "./interrupt-flag.ts";
 export { hlt } from "./halt.ts";

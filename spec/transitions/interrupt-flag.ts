@@ -4,13 +4,12 @@ import { GP, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { iopl, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { Executor } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { runInstructionAlone } from "./instruction-alone.ts";
+import { defineRules } from "../rules/rule.ts";
+import { runInstructionAlone } from "../transaction/alone.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-// SHADOW-01 (the STI shadow) is registered by the boundary rules (boundary.ts); STI arms it here.
-defineRules([
+// SHADOW-01 (the STI shadow) is listed with the boundary rules (boundary.ts); STI arms it here.
+export const INTERRUPT_FLAG_RULES = defineRules([
   { id: "CLI-02", description: "CLI: CPL <= IOPL clears IF, else #GP(0) (no PVI in the model)", source: "SDM Vol. 2A CLI" },
   { id: "STI-02", description: "STI: CPL <= IOPL sets IF, else #GP(0) (no PVI in the model)", source: "SDM Vol. 2B STI" },
   { id: "STI-03", description: "with IOPL = 0, CLI and STI at CPL 3 raise #GP(0)", source: "SDM Vol. 2A CLI, Vol. 2B STI" },
@@ -35,9 +34,6 @@ export function execSti(t: Transaction): Fault | undefined {
   if ((m.rflags & RFLAGS.IF) === 0n) t.update("SHADOW-01", { cpu: { ...t.m.cpu, shadow: "sti" } });
   return undefined;
 }
-
-export const cliExecutor: Executor = (t) => execCli(t);
-export const stiExecutor: Executor = (t) => execSti(t);
 
 /** CLI alone: `state` at the instruction (1 byte); the new machine or the fault. */
 export function cli(state: Machine, profile: Profile): Machine | Fault {

@@ -1,20 +1,42 @@
 // IRET / IRETD / IRETQ in IA-32e mode — SDM Vol. 2A "IRET/IRETD/IRETQ" pseudo-code, IA-32e-MODE,
 // RETURN-TO-SAME-PRIVILEGE-LEVEL and RETURN-TO-OUTER-PRIVILEGE-LEVEL; Vol. 3A §6.14.3. Every pop is
 // tentative (RSP moves only at the commit); every check comes before the first update.
-import { GP, NP, SS, type Fault } from "../fault.ts";
-import type { OperandSize } from "../decode/instruction.ts";
+import { GP, isFault, NP, SS, type Fault } from "../fault.ts";
+import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Segment } from "../../contract/state.ts";
 import type { Machine } from "../machine/machine.ts";
 import { canonical, cpl, in64BitMode, iopl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
+import { defineRules } from "../rules/rule.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, isWritableData, nullSegment, readDescriptor,
   segmentFromDescriptor, selectorRpl, type Descriptor,
 } from "../segmentation/descriptor.ts";
-import { runAlone } from "../step/alone.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { setAccessed } from "./segment-load.ts";
+import { runAlone } from "../transaction/alone.ts";
+import type { Transaction } from "../transaction/transaction.ts";
+import { nullInaccessibleDataSegments, setAccessed } from "./segment-load.ts";
+
+export const IRET_RULES = defineRules([
+  { id: "IRETQ-00", description: "IRET unblocks NMIs before anything else, even when it then faults", source: "SDM Vol. 3A §6.7.1" },
+  { id: "IRETQ-01", description: "RFLAGS.NT = 1 in IA-32e mode → #GP(0)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
+  { id: "IRETQ-02", description: "RIP, CS, RFLAGS read from the stack at the operand size without moving RSP; stack faults #SS(0)/#PF", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-03", description: "Return CS NULL → #GP(0)", source: "SDM Vol. 2A IRET, Protected Mode Exceptions" },
+  { id: "IRETQ-04", description: "Return CS outside the descriptor table → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-05", description: "Return CS not a code segment → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-06", description: "Return CS.RPL < CPL → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-07", description: "Return CS with L = 1 and D = 1 → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
+  { id: "IRETQ-08", description: "Conforming CS with DPL > RPL, or non-conforming with DPL ≠ RPL → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-09", description: "Return CS not present → #NP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-10", description: "SS:RSP popped on a return to an outer level and always when IRET began in 64-bit mode (any operand size)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
+  { id: "IRETQ-11", description: "Popped SS: NULL only for a 64-bit target at RPL < 3 with SS.RPL = CS.RPL (else #GP(0)); otherwise limit, RPL, type, DPL → #GP(SS), not present → #SS(SS)", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
+  { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target) or beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-13", description: "RFLAGS from the image: IF only if old CPL ≤ old IOPL, IOPL only at old CPL 0, VIF/VIP at CPL 0 with OS ≥ 32, RF/AC/ID with OS ≥ 32, VM never", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "RF-02", description: "IRET with a 32/64-bit operand size is the instruction that loads RF from memory (16-bit IRET does not)", source: "SDM Vol. 3A §18.3.1.1; Vol. 2A IRET" },
+  { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits)", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked); compatibility-mode same-level IRET only moves RSP past the frame", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-16", description: "Return to an outer level: non-NULL DS/ES/FS/GS with data or non-conforming DPL < new CPL → NULL selector, base kept", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
+  { id: "IRETQ-17", description: "No interrupt shadow after IRET; a TF set by IRET traps after the next instruction", source: "SDM Vol. 3A §18.3.1.4", recordedWith: "IRETQ-14" },
+]);
 
 export type IretSize = 2 | 4 | 8;
 
@@ -48,18 +70,10 @@ function stackSlot(m: Machine, n: number, size: IretSize): bigint {
   return (m.ss.base + ((rsp + BigInt(offset)) & mask)) & 0xffff_ffffn;
 }
 
-/** The descriptor of a non-NULL selector, or `outside` when it lies beyond the GDT/LDT limit. */
-function descriptorOf(t: Transaction, selector: number): Descriptor | Fault | "outside" {
-  const location = descriptorLocation(t, selector);
-  if (!location.inside) return "outside";
-  return readDescriptor(t, location.address);
-}
-
-/**
- * The IRET executor body on a transaction whose machine is the one IRET starts on (the caller has
- * already unblocked NMIs, IRETQ-00, on the state a fault would leave).
- */
+/** IRET with operand size `size` on a transaction whose machine is the one IRET starts on. */
 export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
+  // IRETQ-00 / NMI-03: IRET ends NMI blocking first, and a fault of the IRET does not undo it.
+  if (t.m.cpu.nmiBlocked) t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: { ...m.cpu, nmiBlocked: false } }));
   const m = t.m;
   const oldCpl = cpl(m);
   const began64 = in64BitMode(m);
@@ -72,19 +86,20 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
 
   // IRETQ-02: RIP, CS, RFLAGS, read without moving RSP.
   const tempRip = t.readLinear(stackSlot(m, 0, size), size, mode, { stack: true });
-  if (typeof tempRip !== "bigint") return tempRip;
+  if (isFault(tempRip)) return tempRip;
   const csWord = t.readLinear(stackSlot(m, 1, size), size, mode, { stack: true });
-  if (typeof csWord !== "bigint") return csWord;
+  if (isFault(csWord)) return csWord;
   const tempRflags = t.readLinear(stackSlot(m, 2, size), size, mode, { stack: true });
-  if (typeof tempRflags !== "bigint") return tempRflags;
+  if (isFault(tempRflags)) return tempRflags;
   t.hit("IRETQ-02");
   const csSel = Number(csWord & 0xffffn);
 
   // ---- return code segment --------------------------------------------------------------
   if (isNullSelector(csSel)) return t.fault("IRETQ-03", GP, 0);
-  const code = descriptorOf(t, csSel);
-  if (code === "outside") return t.fault("IRETQ-04", GP, csSel & 0xfffc);
-  if ("kind" in code) return code;
+  const codeAt = descriptorLocation(t, csSel);
+  if (!codeAt.inside) return t.fault("IRETQ-04", GP, csSel & 0xfffc);
+  const code = readDescriptor(t, codeAt.address);
+  if (isFault(code)) return code;
   if (!isCode(code)) return t.fault("IRETQ-05", GP, csSel & 0xfffc);
   const rpl = selectorRpl(csSel);
   if (rpl < oldCpl) return t.fault("IRETQ-06", GP, csSel & 0xfffc);
@@ -100,9 +115,9 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   let tempRsp = 0n;
   if (outer || began64) {
     const rspWord = t.readLinear(stackSlot(m, 3, size), size, mode, { stack: true });
-    if (typeof rspWord !== "bigint") return rspWord;
+    if (isFault(rspWord)) return rspWord;
     const ssWord = t.readLinear(stackSlot(m, 4, size), size, mode, { stack: true });
-    if (typeof ssWord !== "bigint") return ssWord;
+    if (isFault(ssWord)) return ssWord;
     t.hit("IRETQ-10");
     tempRsp = rspWord & mask;
     const ssSel = Number(ssWord & 0xffffn);
@@ -111,9 +126,10 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
       if (!target64 || rpl === 3 || selectorRpl(ssSel) !== rpl) return t.fault("IRETQ-11", GP, 0);
       newSs = { selector: ssSel, descriptor: null };
     } else {
-      const stack = descriptorOf(t, ssSel);
-      if (stack === "outside") return t.fault("IRETQ-11", GP, ssSel & 0xfffc);
-      if ("kind" in stack) return stack;
+      const stackAt = descriptorLocation(t, ssSel);
+      if (!stackAt.inside) return t.fault("IRETQ-11", GP, ssSel & 0xfffc);
+      const stack = readDescriptor(t, stackAt.address);
+      if (isFault(stack)) return stack;
       if (selectorRpl(ssSel) !== rpl || !isWritableData(stack) || stack.dpl !== rpl) return t.fault("IRETQ-11", GP, ssSel & 0xfffc);
       if (stack.present === 0) return t.fault("IRETQ-11", SS, ssSel & 0xfffc);
       newSs = { selector: ssSel, descriptor: stack };
@@ -127,87 +143,50 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   // SEG-06: loading CS (and SS from a descriptor) sets the descriptors' accessed bits — implicit
   // writes that can still fault (a fault of the IRET).
   const csLoaded = setAccessed(t, code);
-  if ("kind" in csLoaded) return csLoaded;
+  if (isFault(csLoaded)) return csLoaded;
   let ssLoaded: Segment | null = null;
   if (newSs !== null && newSs.descriptor === null) ssLoaded = nullSegment(newSs.selector);
   else if (newSs !== null && newSs.descriptor !== null) {
     const stack = setAccessed(t, newSs.descriptor);
-    if ("kind" in stack) return stack;
+    if (isFault(stack)) return stack;
     ssLoaded = segmentFromDescriptor(newSs.selector, stack);
   }
 
-  // ---- commit (no fault past this line) -------------------------------------------------
-  t.update("IRETQ-13", { rflags: iretRflags(m.rflags, tempRflags, size, oldCpl, iopl(m)) });
+  // IRETQ-13: the new RFLAGS, judged by the old CPL and IOPL; RF-02: with a 32/64-bit operand size
+  // IRET loads RF from the image.
+  const rflags = iretRflags(m.rflags, tempRflags, size, oldCpl, iopl(m));
   if (size >= 4) t.hit("RF-02");
+
+  // ---- commit (no fault past this line) -------------------------------------------------
+  t.update("IRETQ-13", { rflags });
   t.update("IRETQ-14", { cs: segmentFromDescriptor(csSel, csLoaded), rip: newRip });
-  const gpr = [...t.m.gpr];
   if (ssLoaded !== null) {
-    gpr[RSP] = tempRsp;
-    t.update("IRETQ-15", { ss: ssLoaded, gpr });
+    t.writeGpr("IRETQ-15", RSP, tempRsp);
+    t.update("IRETQ-15", { ss: ssLoaded });
   } else {
     // Compatibility mode, same privilege: RSP moves past the three slots (stack width per SS.B).
     const width = m.ss.db === 1 ? 0xffff_ffffn : 0xffffn;
     const rsp = m.gpr[RSP]!;
-    gpr[RSP] = (rsp & ~width) | ((rsp + BigInt(3 * size)) & width);
-    t.update("IRETQ-15", { gpr });
+    t.writeGpr("IRETQ-15", RSP, (rsp & ~width) | ((rsp + BigInt(3 * size)) & width));
   }
-  if (outer) invalidateDataSegments(t, rpl);
-  t.hit("IRETQ-17");
+  if (outer) nullInaccessibleDataSegments(t, rpl, "IRETQ-16");
   return undefined;
 }
 
 /**
- * IRETQ-16: on a return to an outer level, DS/ES/FS/GS holding data or non-conforming code with
- * DPL < new CPL get a NULL selector (the hidden base is kept, so FS/GS bases survive). Registers
- * that already hold a NULL selector are left alone.
- */
-function invalidateDataSegments(t: Transaction, newCpl: number): void {
-  const patch: { -readonly [K in "es" | "fs" | "gs" | "ds"]?: Segment } = {};
-  for (const name of ["es", "fs", "gs", "ds"] as const) {
-    const seg = t.m[name];
-    if (isNullSelector(seg.selector)) continue;
-    const dataOrNonConforming = seg.s === 1 && ((seg.type & 8) === 0 || (seg.type & 4) === 0);
-    if (dataOrNonConforming && seg.dpl < newCpl) patch[name] = nullSegment(0, seg.base);
-  }
-  t.update("IRETQ-16", patch);
-}
-
-/**
  * Callable alone: IRET with operand size `size` on `state`. Returns the machine after the return, or
- * the fault IRET raised (as data). IRETQ-00 — NMIs unblocked even when IRET faults — is applied to
- * the returned machine here; with a fault the caller applies it to the state it delivers on.
+ * the fault IRET raised (as data); IRETQ-00 (NMIs unblocked even when IRET faults) is then the
+ * caller's to apply to the state it delivers on.
  */
 export function iret(state: Machine, size: IretSize, profile: Profile): Machine | Fault {
-  return runAlone(unblockNmi(state), profile, (t) => iretOn(t, size));
+  return runAlone(state, profile, (t) => iretOn(t, size));
 }
 
-/** IRETQ-00 / NMI-03: executing IRET ends NMI blocking, first and unconditionally. */
-export function unblockNmi(m: Machine): Machine {
-  return m.cpu.nmiBlocked ? { ...m, cpu: { ...m.cpu, nmiBlocked: false } } : m;
+/** IRET in the instruction table: the operand size is the size of each popped slot. */
+export function execIret(t: Transaction, insn: Instruction): Fault | undefined {
+  return iretOn(t, iretSize(insn.operandSize));
 }
 
-export function iretSize(operandSize: OperandSize): IretSize {
+function iretSize(operandSize: OperandSize): IretSize {
   return operandSize === 8 ? 8 : operandSize === 2 ? 2 : 4;
 }
-
-defineRules([
-  { id: "IRETQ-00", description: "IRET unblocks NMIs before anything else, even when it then faults", source: "SDM Vol. 3A §6.7.1" },
-  { id: "IRETQ-01", description: "RFLAGS.NT = 1 in IA-32e mode → #GP(0)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
-  { id: "IRETQ-02", description: "RIP, CS, RFLAGS read from the stack at the operand size without moving RSP; stack faults #SS(0)/#PF", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-03", description: "Return CS NULL → #GP(0)", source: "SDM Vol. 2A IRET, Protected Mode Exceptions" },
-  { id: "IRETQ-04", description: "Return CS outside the descriptor table → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-05", description: "Return CS not a code segment → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-06", description: "Return CS.RPL < CPL → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-07", description: "Return CS with L = 1 and D = 1 → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
-  { id: "IRETQ-08", description: "Conforming CS with DPL > RPL, or non-conforming with DPL ≠ RPL → #GP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-09", description: "Return CS not present → #NP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-10", description: "SS:RSP popped on a return to an outer level and always when IRET began in 64-bit mode (any operand size)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
-  { id: "IRETQ-11", description: "Popped SS: NULL only for a 64-bit target at RPL < 3 with SS.RPL = CS.RPL (else #GP(0)); otherwise limit, RPL, type, DPL → #GP(SS), not present → #SS(SS)", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
-  { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target) or beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-13", description: "RFLAGS from the image: IF only if old CPL ≤ old IOPL, IOPL only at old CPL 0, VIF/VIP at CPL 0 with OS ≥ 32, RF/AC/ID with OS ≥ 32, VM never", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "RF-02", description: "IRET with a 32/64-bit operand size is the instruction that loads RF from memory (16-bit IRET does not)", source: "SDM Vol. 3A §18.3.1.1; Vol. 2A IRET" },
-  { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked); compatibility-mode same-level IRET only moves RSP past the frame", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-16", description: "Return to an outer level: non-NULL DS/ES/FS/GS with data or non-conforming DPL < new CPL → NULL selector, base kept", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
-  { id: "IRETQ-17", description: "No interrupt shadow after IRET; a TF set by IRET traps after the next instruction", source: "SDM Vol. 3A §18.3.1.4" },
-]);

@@ -4,12 +4,12 @@ import { GP, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { canonical, CR0, EFER, MSR, RAX, RCX, RDX } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { Executor, UnsupportedOutcome } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { runInstructionAloneOrUnsupported } from "./instruction-alone.ts";
+import { defineRules } from "../rules/rule.ts";
+import { runInstructionAloneOrUnsupported } from "../transaction/alone.ts";
+import type { UnsupportedOutcome } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-defineRules([
+export const MSR_RULES = defineRules([
   { id: "MSR-01", description: "RDMSR / WRMSR at CPL != 0: #GP(0)", source: "SDM Vol. 2B RDMSR, WRMSR" },
   { id: "MSR-02", description: "ECX names an MSR this CPU does not implement: #GP(0)", source: "SDM Vol. 2B RDMSR, WRMSR" },
   { id: "MSR-03", description: "RDMSR: EDX:EAX <- MSR[ECX]; bits 63:32 of RAX and RDX cleared", source: "SDM Vol. 2B RDMSR" },
@@ -48,24 +48,20 @@ function readMsr(m: Machine, index: number): bigint | undefined {
   }
 }
 
-function unmodelled(index: number): UnsupportedOutcome | undefined {
+/** MSR-02 / MSR-10: an index that is not a modelled MSR. */
+function notModelled(t: Transaction, index: number): Fault | UnsupportedOutcome {
   const name = UNMODELLED_MSRS.get(index);
-  return name === undefined ? undefined : { kind: "unsupported", reason: `MSR ${name} (0x${index.toString(16)}) is not part of the modelled state` };
+  if (name === undefined) return t.fault("MSR-02", GP, 0);
+  return t.unsupported("MSR-10", `MSR ${name} (0x${index.toString(16)}) is not part of the modelled state`);
 }
 
 export function execRdmsr(t: Transaction): Fault | UnsupportedOutcome | undefined {
   if (t.cpl() !== 0) return t.fault("MSR-01", GP, 0);
   const index = Number(t.gpr(RCX) & 0xffff_ffffn);
   const value = readMsr(t.m, index);
-  if (value === undefined) {
-    const outside = unmodelled(index);
-    if (outside === undefined) return t.fault("MSR-02", GP, 0);
-    t.hit("MSR-10");
-    return outside;
-  }
-  t.setGpr(RAX, value & 0xffff_ffffn);
-  t.setGpr(RDX, value >> 32n);
-  t.hit("MSR-03");
+  if (value === undefined) return notModelled(t, index);
+  t.writeGpr("MSR-03", RAX, value & 0xffff_ffffn);
+  t.writeGpr("MSR-03", RDX, value >> 32n);
   return undefined;
 }
 
@@ -109,17 +105,10 @@ export function execWrmsr(t: Transaction): Fault | UnsupportedOutcome | undefine
       if (!canonical(value)) return t.fault("MSR-05", GP, 0);
       t.update("MSR-08", { kernelGsBase: value });
       return undefined;
-    default: {
-      const outside = unmodelled(index);
-      if (outside === undefined) return t.fault("MSR-02", GP, 0);
-      t.hit("MSR-10");
-      return outside;
-    }
+    default:
+      return notModelled(t, index);
   }
 }
-
-export const rdmsrExecutor: Executor = (t) => execRdmsr(t);
-export const wrmsrExecutor: Executor = (t) => execWrmsr(t);
 
 /** RDMSR alone (2 bytes): the new machine, the fault, or `unsupported` (MSR-10). */
 export function rdmsr(state: Machine, profile: Profile): Machine | Fault | UnsupportedOutcome {

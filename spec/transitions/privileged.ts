@@ -4,11 +4,11 @@
 // stops with an `unsupported` outcome instead of inventing a value.
 import { GP, type Fault } from "../fault.ts";
 import { CR4 } from "../machine/registers.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { Executor, UnsupportedOutcome } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
+import { defineRules } from "../rules/rule.ts";
+import type { UnsupportedOutcome } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-defineRules([
+export const PRIVILEGED_RULES = defineRules([
   { id: "CACHE-01", description: "WBINVD / INVD at CPL != 0: #GP(0)", source: "SDM Vol. 2B WBINVD, Vol. 2A INVD" },
   { id: "CACHE-02", description: "WBINVD / INVD at CPL 0: no architectural effect in the model (no caches)", source: "SDM Vol. 2B WBINVD, Vol. 2A INVD" },
   { id: "INVLPG-01", description: "INVLPG at CPL != 0: #GP(0)", source: "SDM Vol. 2A INVLPG" },
@@ -19,12 +19,14 @@ defineRules([
   { id: "SYSEXIT-02", description: "SYSEXIT at CPL 0: the SYSENTER MSRs are not modelled, the step stops as unsupported", source: "SDM Vol. 2B SYSEXIT" },
 ]);
 
+/** WBINVD and INVD: the privilege check; nothing to update. */
 export function execCache(t: Transaction): Fault | undefined {
   if (t.cpl() !== 0) return t.fault("CACHE-01", GP, 0);
   t.hit("CACHE-02");
   return undefined;
 }
 
+/** INVLPG: the privilege check; nothing to update (the operand is not even accessed). */
 export function execInvlpg(t: Transaction): Fault | undefined {
   if (t.cpl() !== 0) return t.fault("INVLPG-01", GP, 0);
   t.hit("INVLPG-02");
@@ -33,18 +35,10 @@ export function execInvlpg(t: Transaction): Fault | undefined {
 
 export function execRdtsc(t: Transaction): Fault | UnsupportedOutcome {
   if ((t.m.cr4 & CR4.TSD) !== 0n && t.cpl() !== 0) return t.fault("RDTSC-01", GP, 0);
-  t.hit("RDTSC-02");
-  return { kind: "unsupported", reason: "RDTSC: the time-stamp counter is not part of the modelled state" };
+  return t.unsupported("RDTSC-02", "RDTSC: the time-stamp counter is not part of the modelled state");
 }
 
 export function execSysexit(t: Transaction): Fault | UnsupportedOutcome {
   if (t.cpl() !== 0) return t.fault("SYSEXIT-01", GP, 0);
-  t.hit("SYSEXIT-02");
-  return { kind: "unsupported", reason: "SYSEXIT: the IA32_SYSENTER_* MSRs are not part of the modelled state" };
+  return t.unsupported("SYSEXIT-02", "SYSEXIT: the IA32_SYSENTER_* MSRs are not part of the modelled state");
 }
-
-export const wbinvdExecutor: Executor = (t) => execCache(t);
-export const invdExecutor: Executor = (t) => execCache(t);
-export const invlpgExecutor: Executor = (t) => execInvlpg(t);
-export const rdtscExecutor: Executor = (t) => execRdtsc(t);
-export const sysexitExecutor: Executor = (t) => execSysexit(t);

@@ -1,22 +1,21 @@
 // Segment-register loads and stores: MOV Sreg,r/m (8E), MOV r/m,Sreg (8C), PUSH/POP Sreg — SDM Vol. 2A
 // "MOV" (segment-register pseudo-code), Vol. 2B "POP", "PUSH"; Vol. 3A §3.4.5.1 (accessed bit).
-// Rule IDs from the digest §22; SHADOW-05/07 are registered with the boundary rules (boundary.ts).
-import { GP, NP, SS, UD, type Fault } from "../fault.ts";
+// Rule IDs from the digest §22; SHADOW-05/07 are listed with the boundary rules (boundary.ts).
+import { GP, isFault, NP, SS, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand, SregName } from "../decode/instruction.ts";
 import type { Segment } from "../../contract/state.ts";
 import type { Machine } from "../machine/machine.ts";
 import { in64BitMode } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules, type RuleId } from "../rules/registry.ts";
+import { defineRules, type RuleId } from "../rules/rule.ts";
 import {
   descriptorLocation, isNullSelector, isReadable, isWritableData, nullSegment, readDescriptor,
   segmentFromDescriptor, selectorRpl, type Descriptor,
 } from "../segmentation/descriptor.ts";
-import type { Executor } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { runInstructionAlone } from "./instruction-alone.ts";
+import { runInstructionAlone } from "../transaction/alone.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-defineRules([
+export const SEGMENT_LOAD_RULES = defineRules([
   { id: "SEG-01", description: "load SS: NULL only in 64-bit mode at CPL < 3 with RPL = CPL, else #GP(0); RPL != CPL, beyond the table limit, not writable data or DPL != CPL: #GP(sel); not present: #SS(sel)", source: "SDM Vol. 2A MOV (segment registers); Vol. 2B POP" },
   { id: "SEG-02", description: "load DS/ES/FS/GS: NULL always allowed (hidden part unusable); beyond the table limit, not data or readable code, or data/non-conforming code with DPL < max(CPL, RPL): #GP(sel); not present: #NP(sel)", source: "SDM Vol. 2A MOV (segment registers)" },
   { id: "SEG-03", description: "FS/GS: a non-NULL selector loads the 32-bit descriptor base (zero-extended), overwriting a WRMSR/SWAPGS base; a NULL selector clears the base (intel) or keeps it (amd), per profile", source: "SDM Vol. 3A §3.4.4.1; Linux X86_BUG_NULL_SEG" },
@@ -46,7 +45,7 @@ export function setAccessed(t: Transaction, d: Descriptor): Descriptor | Fault {
   if ((d.type & 1) !== 0) return d;
   const byte5 = Number((d.low >> 40n) & 0xffn) | 1;
   const f = t.writeLinear(d.address + 5n, 1, BigInt(byte5), "implicit");
-  if (f !== undefined) return f;
+  if (isFault(f)) return f;
   t.hit("SEG-06");
   return { ...d, type: d.type | 1, low: d.low | (1n << 40n) };
 }
@@ -64,11 +63,11 @@ function loadSs(t: Transaction, selector: number): Fault | undefined {
   const where = descriptorLocation(t, selector);
   if (!where.inside) return t.fault("SEG-01", GP, code);
   const d = readDescriptor(t, where.address);
-  if ("kind" in d) return d;
+  if (isFault(d)) return d;
   if (!isWritableData(d) || d.dpl !== cpl) return t.fault("SEG-01", GP, code);
   if (d.present === 0) return t.fault("SEG-01", SS, code);
   const accessed = setAccessed(t, d);
-  if ("kind" in accessed) return accessed;
+  if (isFault(accessed)) return accessed;
   t.update("SEG-01", { ss: segmentFromDescriptor(selector, accessed) });
   return undefined;
 }
@@ -86,13 +85,13 @@ function loadDataSegment(t: Transaction, sreg: "ds" | "es" | "fs" | "gs", select
   const where = descriptorLocation(t, selector);
   if (!where.inside) return t.fault("SEG-02", GP, code);
   const d = readDescriptor(t, where.address);
-  if ("kind" in d) return d;
+  if (isFault(d)) return d;
   if (!isReadable(d)) return t.fault("SEG-02", GP, code);
   const conformingCode = (d.type & 0xc) === 0xc;
   if (!conformingCode && (selectorRpl(selector) > d.dpl || t.cpl() > d.dpl)) return t.fault("SEG-02", GP, code);
   if (d.present === 0) return t.fault("SEG-02", NP, code);
   const accessed = setAccessed(t, d);
-  if ("kind" in accessed) return accessed;
+  if (isFault(accessed)) return accessed;
   if (fsOrGs) t.hit("SEG-03");
   t.update("SEG-02", segmentPatch(sreg, segmentFromDescriptor(selector, accessed)));
   return undefined;
@@ -112,7 +111,7 @@ function armMovSsShadow(t: Transaction): void {
 function loadAndShadow(t: Transaction, sreg: SregName, selector: number): Fault | undefined {
   if (sreg === "cs") return t.fault("SEG-08", UD);
   const f = loadSegment(t, sreg, selector);
-  if (f !== undefined) return f;
+  if (isFault(f)) return f;
   if (sreg === "ss") armMovSsShadow(t);
   return undefined;
 }
@@ -128,7 +127,7 @@ export function execMovToSreg(t: Transaction, insn: Instruction): Fault | undefi
   if (src === undefined) throw new Error("mov_to_sreg: decoder gave no source operand");
   if (sreg === "cs") return t.fault("SEG-08", UD);
   const value = t.read(src.kind === "mem" ? { ...src, size: 2 } : src, t.m.rip);
-  if (typeof value !== "bigint") return value;
+  if (isFault(value)) return value;
   return loadAndShadow(t, sreg, Number(value & 0xffffn));
 }
 
@@ -136,22 +135,20 @@ export function execMovFromSreg(t: Transaction, insn: Instruction): Fault | unde
   const dst = insn.operands[0];
   const sreg = sregOperand(insn.operands[1], insn);
   if (dst === undefined) throw new Error("mov_from_sreg: decoder gave no destination operand");
-  t.hit("SEG-07");
   const selector = BigInt(t.m[sreg].selector);
-  return t.write(dst.kind === "mem" ? { ...dst, size: 2 } : dst, selector, t.m.rip);
+  return t.write(dst.kind === "mem" ? { ...dst, size: 2 } : dst, selector, t.m.rip, "SEG-07");
 }
 
 export function execPushSreg(t: Transaction, insn: Instruction): Fault | undefined {
   const sreg = sregOperand(insn.operands[0], insn);
-  t.hit("SEG-04");
-  return t.push(BigInt(t.m[sreg].selector), insn.operandSize);
+  return t.push(BigInt(t.m[sreg].selector), insn.operandSize, "SEG-04");
 }
 
 export function execPopSreg(t: Transaction, insn: Instruction): Fault | undefined {
   const sreg = sregOperand(insn.operands[0], insn);
   if (sreg === "cs") return t.fault("SEG-08", UD);
   const value = t.pop(insn.operandSize);
-  if (typeof value !== "bigint") return value;
+  if (isFault(value)) return value;
   t.hit("SEG-04");
   return loadAndShadow(t, sreg, Number(value & 0xffffn));
 }
@@ -163,18 +160,15 @@ export function execPopSreg(t: Transaction, insn: Instruction): Fault | undefine
  * parts"). NULL selectors are left alone.
  */
 export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rule: RuleId): void {
+  const patch: { -readonly [K in "es" | "ds" | "fs" | "gs"]?: Segment } = {};
   for (const sreg of ["es", "ds", "fs", "gs"] as const) {
     const seg = t.m[sreg];
     if (isNullSelector(seg.selector)) continue;
     const dataOrNonConforming = seg.s === 1 && (seg.type & 0xc) !== 0xc;
-    if (dataOrNonConforming && seg.dpl < newCpl) t.update(rule, segmentPatch(sreg, nullSegment(0, seg.base)));
+    if (dataOrNonConforming && seg.dpl < newCpl) patch[sreg] = nullSegment(0, seg.base);
   }
+  t.update(rule, patch);
 }
-
-export const movToSregExecutor: Executor = (t, insn) => execMovToSreg(t, insn);
-export const movFromSregExecutor: Executor = (t, insn) => execMovFromSreg(t, insn);
-export const pushSregExecutor: Executor = (t, insn) => execPushSreg(t, insn);
-export const popSregExecutor: Executor = (t, insn) => execPopSreg(t, insn);
 
 /** MOV Sreg, r16 alone (2 bytes): the checks, the load and the MOV-SS shadow. */
 export function movToSreg(state: Machine, sreg: SregName, selector: number, profile: Profile): Machine | Fault {

@@ -4,12 +4,11 @@ import { UD, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { Executor } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { runInstructionAlone } from "./instruction-alone.ts";
+import { defineRules } from "../rules/rule.ts";
+import { runInstructionAlone } from "../transaction/alone.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-defineRules([
+export const SMAP_FLAG_RULES = defineRules([
   { id: "SMAP-04", description: "STAC sets RFLAGS.AC, CLAC clears it; both #UD at CPL > 0", source: "SDM Vol. 2B STAC, Vol. 2A CLAC" },
 ]);
 
@@ -24,9 +23,6 @@ export function execClac(t: Transaction): Fault | undefined {
   t.update("SMAP-04", { rflags: t.m.rflags & ~RFLAGS.AC });
   return undefined;
 }
-
-export const stacExecutor: Executor = (t) => execStac(t);
-export const clacExecutor: Executor = (t) => execClac(t);
 
 /** STAC alone: `state` at the instruction (3 bytes). */
 export function stac(state: Machine, profile: Profile): Machine | Fault {

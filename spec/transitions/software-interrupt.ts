@@ -2,49 +2,14 @@
 // The instruction only names the event; the step loop delivers it (deliver.ts) on the machine after
 // the instruction (RIP = next instruction, EXC-03), and a fault raised by that delivery counts as a
 // fault of the INT instruction itself (saved RIP = the INT).
-import { UD } from "../fault.ts";
+import { UD, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
 import { in64BitMode, RFLAGS } from "../machine/registers.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { ExecOutcome, Executor } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
+import { defineRules } from "../rules/rule.ts";
+import type { SoftwareInterrupt } from "../transaction/semantics.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-/** SWINT-01: INT imm8 — vector = imm8, a software interrupt. */
-export function intN(t: Transaction, insn: Instruction): ExecOutcome {
-  const op = insn.operands[0];
-  const vector = op !== undefined && op.kind === "imm" ? Number(op.value & 0xffn) : 0;
-  t.hit("SWINT-01");
-  return { kind: "software-interrupt", vector, source: "int" };
-}
-
-/** SWINT-03: INT3 (CC) — vector 3, same rules as INT n. */
-export function int3(t: Transaction): ExecOutcome {
-  t.hit("SWINT-03");
-  return { kind: "software-interrupt", vector: 3, source: "int3" };
-}
-
-/** SWINT-04: INT1 (F1) — vector 1 delivered like a hardware exception (no DPL check, EXT = 1). */
-export function int1(t: Transaction): ExecOutcome {
-  t.hit("SWINT-04");
-  return { kind: "software-interrupt", vector: 1, source: "int1" };
-}
-
-/** SWINT-05: INTO (CE) — #UD in 64-bit mode; in compatibility mode vector 4 if OF = 1, else nothing. */
-export function into(t: Transaction): ExecOutcome {
-  if (in64BitMode(t.m)) return t.fault("SWINT-05", UD);
-  t.hit("SWINT-05");
-  if ((t.m.rflags & RFLAGS.OF) === 0n) return undefined;
-  return { kind: "software-interrupt", vector: 4, source: "into" };
-}
-
-export const softwareInterruptExecutors: Record<"int" | "int3" | "int1" | "into", Executor> = {
-  int: intN,
-  int3,
-  int1,
-  into,
-};
-
-defineRules([
+export const SOFTWARE_INTERRUPT_RULES = defineRules([
   { id: "SWINT-01", description: "INT imm8: vector imm8, EXT = 0, gate DPL checked, no error code even for 8/10–14/17, saved RIP = next instruction", source: "SDM Vol. 2A INT n" },
   { id: "SWINT-02", description: "INT n at CPL 3 to a DPL-0 gate → #GP(n·8 + 2), the handler for n is not entered", source: "SDM Vol. 2A INT n; Vol. 3A §6.12.1.1" },
   { id: "SWINT-03", description: "INT3 (CC) and CD 03: vector 3 with INT n rules, saved RIP after the instruction", source: "SDM Vol. 2A INT3" },
@@ -52,3 +17,32 @@ defineRules([
   { id: "SWINT-05", description: "INTO: #UD in 64-bit mode; in compatibility mode vector 4 as INT n when OF = 1", source: "SDM Vol. 2A INTO" },
   { id: "SWINT-06", description: "Delivery clears TF: no single-step trap for the INT instruction itself", source: "SDM Vol. 3A §18.3.1.4; Vol. 2A INT n" },
 ]);
+
+/** SWINT-01: INT imm8 — vector = imm8, a software interrupt. */
+export function execInt(t: Transaction, insn: Instruction): SoftwareInterrupt {
+  const op = insn.operands[0];
+  const vector = op !== undefined && op.kind === "imm" ? Number(op.value & 0xffn) : 0;
+  t.hit("SWINT-01");
+  return { kind: "software-interrupt", vector, source: "int" };
+}
+
+/** SWINT-03: INT3 (CC) — vector 3, same rules as INT n. */
+export function execInt3(t: Transaction): SoftwareInterrupt {
+  t.hit("SWINT-03");
+  return { kind: "software-interrupt", vector: 3, source: "int3" };
+}
+
+/** SWINT-04: INT1 (F1) — vector 1 delivered like a hardware exception (no DPL check, EXT = 1). */
+export function execInt1(t: Transaction): SoftwareInterrupt {
+  t.hit("SWINT-04");
+  return { kind: "software-interrupt", vector: 1, source: "int1" };
+}
+
+/** SWINT-05: INTO (CE) — #UD in 64-bit mode; in compatibility mode vector 4 if OF = 1, else nothing. */
+export function execInto(t: Transaction): Fault | SoftwareInterrupt | undefined {
+  if (in64BitMode(t.m)) return t.fault("SWINT-05", UD);
+  t.hit("SWINT-05");
+  if ((t.m.rflags & RFLAGS.OF) === 0n) return undefined;
+  return { kind: "software-interrupt", vector: 4, source: "into" };
+}
+

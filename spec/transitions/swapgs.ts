@@ -3,12 +3,11 @@ import { GP, UD, type Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import { in64BitMode } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { Executor } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { runInstructionAlone } from "./instruction-alone.ts";
+import { defineRules } from "../rules/rule.ts";
+import { runInstructionAlone } from "../transaction/alone.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-defineRules([
+export const SWAPGS_RULES = defineRules([
   { id: "SWAPGS-01", description: "SWAPGS outside 64-bit mode: #UD", source: "SDM Vol. 2B SWAPGS" },
   { id: "SWAPGS-02", description: "SWAPGS at CPL != 0: #GP(0)", source: "SDM Vol. 2B SWAPGS" },
   { id: "SWAPGS-03", description: "exchange GS.base and KERNEL_GS_BASE; the GS selector and attributes are unchanged; no canonical check", source: "SDM Vol. 2B SWAPGS" },
@@ -21,8 +20,6 @@ export function execSwapgs(t: Transaction): Fault | undefined {
   t.update("SWAPGS-03", { gs: { ...m.gs, base: m.kernelGsBase }, kernelGsBase: m.gs.base });
   return undefined;
 }
-
-export const swapgsExecutor: Executor = (t) => execSwapgs(t);
 
 /** SWAPGS alone: `state` at the instruction (3 bytes); the new machine or the fault. */
 export function swapgs(state: Machine, profile: Profile): Machine | Fault {

@@ -5,12 +5,11 @@ import type { Segment } from "../../contract/state.ts";
 import type { Machine } from "../machine/machine.ts";
 import { EFER, in64BitMode, R11, RCX, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
-import { defineRules } from "../rules/registry.ts";
-import type { Executor } from "../step/executor.ts";
-import type { Transaction } from "../step/transaction.ts";
-import { runInstructionAlone } from "./instruction-alone.ts";
+import { defineRules } from "../rules/rule.ts";
+import { runInstructionAlone } from "../transaction/alone.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
-defineRules([
+export const SYSCALL_RULES = defineRules([
   { id: "SYSCALL-01", description: "SYSCALL outside 64-bit mode: #UD (intel) or enter through CSTAR (amd), per profile", source: "SDM Vol. 2B SYSCALL; AMD APM Vol. 3 SYSCALL" },
   { id: "SYSCALL-02", description: "SYSCALL with EFER.SCE = 0: #UD", source: "SDM Vol. 2B SYSCALL" },
   { id: "SYSCALL-03", description: "RCX <- RIP of the next instruction", source: "SDM Vol. 2B SYSCALL" },
@@ -19,10 +18,13 @@ defineRules([
   { id: "SYSCALL-06", description: "CS <- STAR[47:32] AND FFFCh with a fixed flat 64-bit DPL-0 cache; CPL <- 0 (GDT not read)", source: "SDM Vol. 2B SYSCALL" },
   { id: "SYSCALL-07", description: "SS <- STAR[47:32] + 8 (RPL bits not masked) with a fixed flat DPL-0 cache", source: "SDM Vol. 2B SYSCALL" },
   { id: "SYSCALL-08", description: "RIP <- LSTAR", source: "SDM Vol. 2B SYSCALL" },
-  { id: "SYSCALL-09", description: "RSP, FS, GS and KERNEL_GS_BASE are left unchanged; nothing is pushed", source: "SDM Vol. 2B SYSCALL" },
-  { id: "SYSCALL-11", description: "The FMASK mask is part of SYSCALL: with IF in FMASK no maskable interrupt is taken before the first handler instruction (without it, one may be taken at that boundary, user RSP still loaded)", source: "SDM Vol. 2B SYSCALL; Vol. 3A §6.8.1" },
+  { id: "SYSCALL-09", description: "RSP, FS, GS and KERNEL_GS_BASE are left unchanged; nothing is pushed", source: "SDM Vol. 2B SYSCALL", recordedWith: "SYSCALL-06" },
+  { id: "SYSCALL-10", description: "A single-step trap follows SYSCALL only if TF is 1 after it (after the FMASK mask)", source: "SDM Vol. 2B SYSCALL; Vol. 3A §18.3.1.4" },
+  // The masked IF is in force when SYSCALL completes, so the boundary before the first handler
+  // instruction already sees it (no window with IF = 1 on the user stack).
+  { id: "SYSCALL-11", description: "The FMASK mask is part of SYSCALL: with IF in FMASK no maskable interrupt is taken before the first handler instruction (without it, one may be taken at that boundary, user RSP still loaded)", source: "SDM Vol. 2B SYSCALL; Vol. 3A §6.8.1", recordedWith: "SYSCALL-05" },
   { id: "SYSCALL-V1", description: "amd: SYSCALL in compatibility mode enters 64-bit mode as in 64-bit mode but RIP <- CSTAR", source: "AMD APM Vol. 3 SYSCALL" },
-  { id: "SYSCALL-V2", description: "SS selector STAR[47:32] + 8 unmasked under both profiles (AMD pseudo-code agrees with Intel)", source: "AMD APM Vol. 3 SYSCALL" },
+  { id: "SYSCALL-V2", description: "SS selector STAR[47:32] + 8 unmasked under both profiles (AMD pseudo-code agrees with Intel)", source: "AMD APM Vol. 3 SYSCALL", recordedWith: "SYSCALL-07" },
 ]);
 
 /** SYSCALL-06: the CS cache SYSCALL forces (base 0, 4 GiB, execute/read accessed, DPL 0, L = 1). */
@@ -45,28 +47,17 @@ export function execSyscall(t: Transaction): Fault | undefined {
   if (compatibility && t.profile.syscallInCompatibilityMode === "ud") return t.fault("SYSCALL-01", UD);
   if ((m.efer & EFER.SCE) === 0n) return t.fault("SYSCALL-02", UD);
   // ---- updates (none can fault: no memory, no descriptor) ----
-  t.setGpr(RCX, m.rip);
-  t.hit("SYSCALL-03");
-  t.setGpr(R11, m.rflags);
-  t.hit("SYSCALL-04");
-  const fmask = m.fmask & 0xffff_ffffn;
-  t.update("SYSCALL-05", { rflags: ((m.rflags & ~fmask) & ~RFLAGS.RF) | RFLAGS.FIXED1 });
-  // SYSCALL-11: the masked IF is in force when SYSCALL completes, so the boundary before the first
-  // handler instruction already sees it (no window with IF = 1 on the user stack).
-  t.hit("SYSCALL-11");
+  t.writeGpr("SYSCALL-03", RCX, m.rip);
+  t.writeGpr("SYSCALL-04", R11, m.rflags);
+  const rflags = (m.rflags & ~(m.fmask & 0xffff_ffffn) & ~RFLAGS.RF) | RFLAGS.FIXED1;
+  t.update("SYSCALL-05", { rflags });
   t.update("SYSCALL-06", { cs: syscallCs(m.star) });
   t.update("SYSCALL-07", { ss: syscallSs(m.star) });
-  t.hit("SYSCALL-V2"); // the same unmasked SS selector under both profiles
-  if (compatibility) {
-    t.update("SYSCALL-V1", { rip: m.cstar });
-  } else {
-    t.update("SYSCALL-08", { rip: m.lstar });
-  }
-  t.hit("SYSCALL-09");
+  if (compatibility) t.update("SYSCALL-V1", { rip: m.cstar });
+  else t.update("SYSCALL-08", { rip: m.lstar });
+  t.setSingleStepTrap("SYSCALL-10", (rflags & RFLAGS.TF) !== 0n);
   return undefined;
 }
-
-export const syscallExecutor: Executor = (t) => execSyscall(t);
 
 /** SYSCALL alone: `state` at the SYSCALL (RIP = its address, 2 bytes long); the new machine or the fault. */
 export function syscall(state: Machine, profile: Profile): Machine | Fault {

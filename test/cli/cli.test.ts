@@ -7,10 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
-import { traceLine } from "../../cli/run.ts";
 import { parseDocument } from "../../contract/load.ts";
 import { stateToJson } from "../../contract/state.ts";
-import { machineFromState } from "../../spec/index.ts";
+import { TraceRecordJson } from "../../trace/json.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "cli/bin.js");
@@ -193,6 +192,23 @@ describe("ringspec run", () => {
     expect(r.stderr).toMatch(/^stop: /);
   });
 
+  it("--trace --json: one trace record per line, valid against the trace schema (spawned)", async () => {
+    const r = await spawnCli(["run", join(VECTORS, "syscall-sysret-roundtrip.json"), "--trace", "--json", "--max-steps", "4", "--engine", "impl"]);
+    expect(r.code).toBe(0);
+    const records = lines(r.stdout).map((l) => TraceRecordJson.parse(JSON.parse(l)));
+    expect(records.map((x) => x.step)).toEqual([1, 2, 3, 4]);
+    expect(records[0]).toMatchObject({ rip: "0x200000", instruction: { disassembly: "syscall", bytes: "0f05", length: 2 }, event: { kind: "retired" } });
+    expect(records[0]!.changes).toContainEqual({ field: "sregs.cs.selector", before: "0x2b", after: "0x8" });
+    expect(lines(r.stderr)).toEqual(["stop: limit after 4 steps; at 0x200005: jmp 0x200005"]);
+  });
+
+  it("--trace --json on spec: records carry the rule IDs of each step", async () => {
+    const r = await runMain(["run", join(VECTORS, "syscall-sysret-roundtrip.json"), "--trace", "--json", "--max-steps", "2"]);
+    const records = lines(r.stdout).map((l) => TraceRecordJson.parse(JSON.parse(l)));
+    expect(records[0]!.rules).toEqual(expect.arrayContaining(["SYSCALL-07"]));
+    expect(records[1]!.rules).toEqual(expect.arrayContaining(["SYSRET-09"]));
+  });
+
   it("--timeout stops a run that does not end (spawned)", async () => {
     // Halted with IF = 1 and IRQ 32 pending, whose handler is `jmp .`: the run never stops by itself.
     const initial = SYSCALL_BASIC.initial;
@@ -232,6 +248,18 @@ describe("ringspec run", () => {
   });
 });
 
+describe("ringspec rules", () => {
+  it("--hit runs the vectors on the spec and lists the rules they exercised", async () => {
+    const r = await runMain(["rules", "--hit", SYSCALL_BASIC_FILE, "--json"]);
+    expect(r.stderr).toBe("");
+    const report = JSON.parse(r.stdout) as { hit_by_vectors: string[]; registered: number };
+    expect(report.hit_by_vectors).toEqual(expect.arrayContaining(["SYSCALL-03", "SYSCALL-07", "RF-01"]));
+    expect(report.hit_by_vectors).not.toContain("SYSRET-04");
+    const both = JSON.parse((await runMain(["rules", "--hit", SYSCALL_BASIC_FILE, join(VECTORS, "sysret-noncanonical-rcx.json"), "--json"])).stdout) as { hit_by_vectors: string[] };
+    expect(both.hit_by_vectors).toEqual(expect.arrayContaining(["SYSCALL-03", "SYSRET-03"]));
+  });
+});
+
 describe("arguments", () => {
   it("bad values and unknown options: one line, exit 2, no stack trace (spawned)", async () => {
     expectOneLineError(await spawnCli(["run", SYSCALL_BASIC_FILE, "--max-steps", "abc"]), "--max-steps", '"abc"');
@@ -244,7 +272,7 @@ describe("arguments", () => {
     [["run", SYSCALL_BASIC_FILE, "--timeout", "0"], "--timeout"],
     [["run", SYSCALL_BASIC_FILE, "--timeout", "soon"], "--timeout"],
     [["run", SYSCALL_BASIC_FILE, "--timeout"], "--timeout needs a value"],
-    [["run", SYSCALL_BASIC_FILE, "--engine", "qemu"], "--engine"],
+    [["run", SYSCALL_BASIC_FILE, "--engine", "nosuch"], "--engine"],
     [["run", SYSCALL_BASIC_FILE, "--frobnicate"], "unknown option"],
     [["run", SYSCALL_BASIC_FILE, "--trace=yes"], "--trace takes no value"],
     [["run", SYSCALL_BASIC_FILE, "--profile", "amd", "--profile", "intel"], "more than once"],
@@ -256,7 +284,9 @@ describe("arguments", () => {
     [["vectors", "list"], "unknown subcommand"],
     [["vectors", "check"], "at least one PATH"],
     [["vectors", "check", VECTORS, "--json=1"], "--json takes no value"],
-    [["schema", "extra"], "takes no arguments"],
+    [["schema", "extra"], "expected files or trace"],
+    [["schema", "trace", "files"], "at most one"],
+    [["run", SYSCALL_BASIC_FILE, "--json"], "--json goes with --trace"],
     [["frob"], 'unknown command "frob"'],
     [[], "expected a command"],
   ])("%j → %s", async (args, message) => {
@@ -274,40 +304,14 @@ describe("arguments", () => {
     expect((await runMain(["vectors", "--help"])).stdout).toContain("N passed, M failed");
   });
 
-  it("schema prints the committed JSON Schema", async () => {
+  it("schema prints the committed JSON Schema; schema trace the trace record's", async () => {
     const r = await runMain(["schema"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(readFileSync(join(ROOT, "contract/schema.json"), "utf8"));
-  });
-});
-
-describe("trace lines", () => {
-  const before = machineFromState(parseDocument(JSON.stringify(SYSCALL_BASIC)).state);
-
-  it("show the disassembly at RIP, the event and every changed register, flag, segment field and memory byte", () => {
-    const after = {
-      ...before,
-      gpr: before.gpr.map((v, i) => (i === 1 ? 0x200002n : i === 11 ? 0x10e83n : v)),
-      rip: 0x11000n,
-      rflags: 0x10683n,
-      cs: { ...before.cs, selector: 0x8, dpl: 0 },
-      memory: before.memory.write(0x1fff8n, 2, 0xbeefn),
-      cpu: { ...before.cpu, shadow: "sti" as const },
-    };
-    const line = traceLine(3, before, { state: after, event: { kind: "halted", rip: before.rip } });
-    expect(line).toBe(
-      "3  0x200000  syscall  [halted]  rcx=0x200002 r11=0x10e83 rip=0x11000 rflags=0x10683 (-OF) cs.selector=0x8 cs.dpl=0 cpu.shadow=sti mem[0x1fff8]=efbe000000000000",
-    );
-  });
-
-  it("leave out RIP when it moves to the next instruction, and mark boundary events", () => {
-    const next = { ...before, rip: before.rip + 2n };
-    expect(traceLine(1, before, { state: next, event: { kind: "halted", rip: before.rip } })).toBe("1  0x200000  syscall  [halted]");
-    const delivered = traceLine(2, before, {
-      state: before,
-      event: { kind: "delivered", rip: before.rip, vector: 2, errorCode: undefined, source: "nmi", instruction: undefined },
-    });
-    expect(delivered).toBe("2  0x200000  (event at instruction boundary)  [delivered vector 2 (NMI)]");
+    expect((await runMain(["schema", "files"])).stdout).toBe(r.stdout);
+    const t = await runMain(["schema", "trace"]);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toBe(readFileSync(join(ROOT, "trace/trace-record.schema.json"), "utf8"));
   });
 });
 
@@ -331,7 +335,7 @@ describe("--engine impl (in-process)", () => {
   });
 
   it("an unknown engine is a one-line usage error", async () => {
-    const r = await runMain(["vectors", "check", VECTORS, "--engine", "qemu"]);
+    const r = await runMain(["vectors", "check", VECTORS, "--engine", "nosuch"]);
     expectOneLineError(r, "--engine", "spec or impl");
   });
 });

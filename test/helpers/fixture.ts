@@ -1,13 +1,13 @@
-// Test machines built on the vectors' shared layout (conformance/vectors/README.md, "Layout shared
-// by these tests"): identity-mapped 0–6 MiB in 2 MiB pages (2–4 MiB user), GDT at 0x8000, IDT at
-// 0x9000 with every handler `hlt` at 0xb000 + 16·v, TSS at 0xa000, kernel code 0x10000,
-// LSTAR 0x11000, user code 0x200000, user stack top 0x210000.
+// The one fixture builder of the tests: machines on the guest kit's shared layout (guest/layout.ts,
+// the layout of conformance/vectors/README.md "Layout shared by these tests"), as contract
+// ArchStates (for any engine) and as spec/ Machines; and the project's vectors by name.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "../../contract/load.ts";
 import { machineFromState, type Machine } from "../../spec/machine/machine.ts";
 import { GPR_NAMES, type GprName } from "../../contract/schema.ts";
-import type { Segment } from "../../contract/state.ts";
+import type { ArchState, Segment } from "../../contract/state.ts";
+import { DEFAULT_LAYOUT, buildGuest, segmentOf, type GuestLayout, type StartOptions } from "../../guest/index.ts";
 
 const VECTORS = fileURLToPath(new URL("../../conformance/vectors/", import.meta.url));
 
@@ -21,34 +21,39 @@ export function vectorMachine(name: string): Machine {
   return machineFromState(doc.state);
 }
 
-let base: Machine | undefined;
+/** A state on `layout` (default: the shared layout) starting as `start` says. */
+export function guestState(start: StartOptions = {}, layout: GuestLayout = DEFAULT_LAYOUT): ArchState {
+  return buildGuest(layout, { start }).state;
+}
 
-/** CPL 0, 64-bit mode, RIP 0x10000, RSP 0x20000, RFLAGS 0x2, STAR/LSTAR/CSTAR as the vectors set
- *  them, EFER = SCE|LME|LMA|NXE, TSS RSP0 0x20000 and IST n at 0x21000 + 0x1000·(n−1). */
+/** CPL 0, 64-bit mode, RIP 0x10000, RSP 0x20000, RFLAGS 0x2 on the shared layout. */
+export function kernelState(): ArchState {
+  return guestState({ ring: 0 });
+}
+
+/** CPL 3, 64-bit mode, RIP 0x200000, RSP 0x210000, RFLAGS 0x202 on the shared layout. */
+export function userState(): ArchState {
+  return guestState({ ring: 3 });
+}
+
+let kernel: Machine | undefined;
+let user: Machine | undefined;
+
+/** kernelState() as a spec/ Machine. */
 export function kernelMachine(): Machine {
-  if (base === undefined) {
-    const m = vectorMachine("syscall-from-ring0");
-    base = { ...m, rip: 0x10000n, gpr: m.gpr.map(() => 0n), rflags: 2n };
-    base = { ...base, gpr: withGpr(base.gpr, { rsp: 0x20000n }) };
-    // RSP0 and IST1..7 in the TSS at 0xa000 (DT-03 offsets).
-    let memory = base.memory.write(0xa004n, 8, 0x20000n);
-    for (let n = 1; n <= 7; n++) memory = memory.write(0xa024n + 8n * BigInt(n - 1), 8, 0x21000n + 0x1000n * BigInt(n - 1));
-    base = { ...base, memory };
-  }
-  return base;
+  return (kernel ??= machineFromState(kernelState()));
 }
 
-export const KERNEL_CS: Segment = { selector: 0x08, base: 0n, limit: 0xffffffff, type: 11, s: 1, dpl: 0, present: 1, db: 0, l: 1, g: 1, avl: 0, unusable: 0 };
-export const KERNEL_SS: Segment = { selector: 0x10, base: 0n, limit: 0xffffffff, type: 3, s: 1, dpl: 0, present: 1, db: 1, l: 0, g: 1, avl: 0, unusable: 0 };
-export const USER_CS64: Segment = { selector: 0x2b, base: 0n, limit: 0xffffffff, type: 11, s: 1, dpl: 3, present: 1, db: 0, l: 1, g: 1, avl: 0, unusable: 0 };
-export const USER_CS32: Segment = { selector: 0x1b, base: 0n, limit: 0xffffffff, type: 11, s: 1, dpl: 3, present: 1, db: 1, l: 0, g: 1, avl: 0, unusable: 0 };
-export const USER_SS: Segment = { selector: 0x23, base: 0n, limit: 0xffffffff, type: 3, s: 1, dpl: 3, present: 1, db: 1, l: 0, g: 1, avl: 0, unusable: 0 };
-
-/** The kernel machine switched to CPL 3 at RIP 0x200000 with RSP 0x210000 (user pages). */
+/** userState() as a spec/ Machine. */
 export function userMachine(): Machine {
-  const m = kernelMachine();
-  return { ...m, cs: USER_CS64, ss: USER_SS, rip: 0x200000n, rflags: 0x202n, gpr: withGpr(m.gpr, { rsp: 0x210000n }) };
+  return (user ??= machineFromState(userState()));
 }
+
+export const KERNEL_CS: Segment = segmentOf(DEFAULT_LAYOUT, "kernelCode");
+export const KERNEL_SS: Segment = segmentOf(DEFAULT_LAYOUT, "kernelData");
+export const USER_CS64: Segment = segmentOf(DEFAULT_LAYOUT, "userCode", 3);
+export const USER_CS32: Segment = segmentOf(DEFAULT_LAYOUT, "userCode32", 3);
+export const USER_SS: Segment = segmentOf(DEFAULT_LAYOUT, "userData", 3);
 
 export function withGpr(gpr: readonly bigint[], values: Partial<Record<GprName, bigint>>): bigint[] {
   return gpr.map((v, i) => values[GPR_NAMES[i]!] ?? v);

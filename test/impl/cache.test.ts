@@ -2,10 +2,10 @@
 // uncached machine does) and that every engine configuration produces exactly the same state.
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
-import { Code, Instruction as I, Program, Reg, abs, mem } from "../../bench/asm.ts";
-import { gate } from "../../bench/layout.ts";
+import { Code, Instruction as I, Program, Reg, icedAbs as abs, icedMem as mem } from "../../guest/index.ts";
+import { gate } from "../../guest/index.ts";
 import { RAX, RBX, RCX, baseMemory, layoutState, runAll, read64 } from "./helpers.ts";
-import type { Memory } from "../../bench/layout.ts";
+import type { Memory } from "./helpers.ts";
 
 function asm(rip: bigint, build: (p: Program) => void): Uint8Array {
   const p = new Program(rip);

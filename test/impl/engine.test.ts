@@ -21,15 +21,17 @@ describe("ImplEngine as an Engine", () => {
     expect(e.state().cpu).toEqual(s.cpu);
   });
 
-  it("step() reports retired, delivered (with vector and error code), halted and io events", () => {
+  it("step() reports retired, delivered (with vector and error code), halted and io events, with the instruction's bytes", () => {
     // inc rbx; out 0x80, al; in al, 0x60; ud2 (→ #UD handler hlt)
     const e = new ImplEngine();
     e.load(kernel([0x48, 0xff, 0xc3, 0xe6, 0x80, 0xe4, 0x60, 0x0f, 0x0b]), "intel");
-    expect(e.step()).toEqual({ kind: "retired", rip: 0x10000n });
-    expect(e.step()).toEqual({ kind: "io", rip: 0x10003n, direction: "out", port: 0x80, size: 1, value: 0n });
-    expect(e.step()).toEqual({ kind: "io", rip: 0x10005n, direction: "in", port: 0x60, size: 1, value: 0xffn });
-    expect(e.step()).toEqual({ kind: "delivered", rip: 0x10007n, vector: 6, errorCode: undefined, source: "exception" });
-    expect(e.step()).toEqual({ kind: "halted", rip: 0xb060n });
+    const insn = (...bytes: number[]) => ({ bytes: Uint8Array.from(bytes), length: bytes.length });
+    expect(e.step()).toEqual({ kind: "retired", rip: 0x10000n, instruction: insn(0x48, 0xff, 0xc3) });
+    expect(e.step()).toEqual({ kind: "io", rip: 0x10003n, direction: "out", port: 0x80, size: 1, value: 0n, instruction: insn(0xe6, 0x80) });
+    expect(e.step()).toEqual({ kind: "io", rip: 0x10005n, direction: "in", port: 0x60, size: 1, value: 0xffn, instruction: insn(0xe4, 0x60) });
+    expect(e.step()).toEqual({ kind: "delivered", rip: 0x10007n, vector: 6, errorCode: undefined, source: "exception", instruction: insn(0x0f, 0x0b) });
+    expect(e.step()).toEqual({ kind: "halted", rip: 0xb060n, instruction: insn(0xf4) });
+    // Halted with nothing to wake it: no step, no instruction.
     expect(e.step()).toEqual({ kind: "halted", rip: 0xb061n });
     expect(e.run(100)).toEqual({ reason: "hlt", steps: 0 });
   });

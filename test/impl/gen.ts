@@ -4,8 +4,8 @@
 // that reach page tables, code, the IDT and the GDT, CR3/CR4 switches and INVLPG.
 import fc from "fast-check";
 import type { ArchState } from "../../contract/state.ts";
-import { baseMemory, gate, layoutState } from "../../bench/layout.ts";
-import { u64 } from "./helpers.ts";
+import { gate } from "../../guest/index.ts";
+import { baseMemory, layoutState, u64 } from "./helpers.ts";
 
 /** Registers random instructions may write (not RSP, RBP, R12–R15). */
 const DST = [0, 1, 2, 3, 6, 7, 8, 9, 10, 11];

@@ -5,9 +5,20 @@ import type { ArchState } from "../../contract/state.ts";
 import { stateToJson } from "../../contract/state.ts";
 import { ImplEngine, type ImplEngineOptions } from "../../impl/engine.ts";
 import type { EngineStop } from "../../contract/engine.ts";
-import { Memory, baseMemory, layoutState } from "../../bench/layout.ts";
+import { DEFAULT_LAYOUT, GuestMemory, layoutMemory, layoutState as guestState } from "../../guest/index.ts";
 
-export { Memory, baseMemory, layoutState };
+export type Memory = GuestMemory;
+
+/** Memory holding the guest kit's shared layout (guest/layout.ts). */
+export function baseMemory(): Memory {
+  return layoutMemory(DEFAULT_LAYOUT);
+}
+
+/** The state for a memory image from baseMemory(): CPL 0 at 0x10000 (RSP 0x20000) or, with
+ *  `user`, CPL 3 at 0x200000 (RSP 0x210000, IF = 1). */
+export function layoutState(mem: Memory, opts: { readonly user?: boolean } = {}): ArchState {
+  return guestState(DEFAULT_LAYOUT, mem, { ring: opts.user === true ? 3 : 0 });
+}
 
 /** The engine configurations every cache test compares: the reference (no caches at all),
  *  interpretation with caches, and compiled blocks. */

@@ -2,10 +2,10 @@
 // IDs or docs/model-choices.md rows; each runs on every engine configuration.
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
-import { gate } from "../../bench/layout.ts";
+import { gate } from "../../guest/index.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { CONFIGS, RAX, RBX, RCX, RDX, baseMemory, layoutState, runOn, u64, type Outcome } from "./helpers.ts";
-import type { Memory } from "../../bench/layout.ts";
+import type { Memory } from "./helpers.ts";
 
 function runAll(state: ArchState, steps: number, profile: "intel" | "amd" = "intel"): Outcome {
   const outs = CONFIGS.map((c) => runOn(state, steps, c.opts, profile));

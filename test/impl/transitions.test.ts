@@ -5,8 +5,8 @@
 // every engine configuration must end in the same state as the uncached reference.
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
-import { Code, Instruction as I, Program, Reg, abs, mem } from "../../bench/asm.ts";
-import { gate, type Memory } from "../../bench/layout.ts";
+import { Code, Instruction as I, Program, Reg, gate, icedAbs as abs, icedMem as mem } from "../../guest/index.ts";
+import type { Memory } from "./helpers.ts";
 import { RBX, RCX, baseMemory, layoutState, runAll, read64 } from "./helpers.ts";
 
 
@@ -19,9 +19,9 @@ function handler(m: Memory, rip: bigint, at: number, edit: Insn[], pre: Insn[] =
   for (const x of pre) p.add(x);
   p.add(I.createReg(Code.Inc_rm64, Reg.RBX));
   p.add(I.createRegI32(Code.Cmp_rm64_imm8, Reg.RBX, at));
-  const skip = rip + 16n * BigInt(pre.length + 3 + edit.length);
-  p.add(I.createBranch(Code.Jne_rel8_64, skip));
+  const jne = p.add(I.createBranch(Code.Jne_rel8_64, 0n));
   for (const x of edit) p.add(x);
+  jne.nearBranch64 = p.here(); // skip
   for (const x of post) p.add(x);
   p.add(I.create(Code.Iretq));
   m.write(rip, p.encode());

@@ -5,8 +5,7 @@ import { describe, expect, it } from "vitest";
 import { decode } from "../../spec/decode/decode.ts";
 import type { Instruction, MemOperand, Operand, OperandSize } from "../../spec/decode/instruction.ts";
 import { fault, type Fault } from "../../spec/fault.ts";
-import { ruleById } from "../../spec/rules/registry.ts";
-import "../../spec/decode/rules.ts";
+import { ruleById } from "../../spec/rule-catalogue.ts";
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -495,7 +494,7 @@ describe("instruction families", () => {
     expectDecodes("0F 31", "rdtsc", 4, []);
     expect(insn("0F 35")).toMatchObject({ mnemonic: "sysexit", rexW: false, operandSize: 4 });
     expect(insn("48 0F 35")).toMatchObject({ mnemonic: "sysexit", rexW: true, operandSize: 8 });
-    // UD2 decodes; its executor raises #UD.
+    // UD2 decodes; its semantics raise #UD.
     expectDecodes("0F 0B", "ud2", 4, []);
     expectUnsupported("F3 0F 09"); // WBNOINVD
   });

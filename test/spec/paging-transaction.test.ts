@@ -6,7 +6,7 @@ import { isFault, type Fault } from "../../spec/fault.ts";
 import type { Machine } from "../../spec/machine/machine.ts";
 import { canonical, CR0, RFLAGS, RSP } from "../../spec/machine/registers.ts";
 import { INTEL } from "../../contract/profile.ts";
-import { Transaction } from "../../spec/step/transaction.ts";
+import { Transaction } from "../../spec/transaction/transaction.ts";
 import { kernelMachine, vectorMachine, withRegs } from "../helpers/fixture.ts";
 import { A, ALL, D, ENTRY, entryAt, FRAME, kernelWith, LINEAR, P, PT, RW, US, userWith, writeEntry } from "./paging-tables.ts";
 

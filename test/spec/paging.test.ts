@@ -7,7 +7,7 @@ import type { Machine } from "../../spec/machine/machine.ts";
 import { CR0, CR4, EFER, RFLAGS } from "../../spec/machine/registers.ts";
 import type { Access, AccessKind, AccessMode } from "../../spec/paging/access.ts";
 import { translate, type Translation } from "../../spec/paging/translate.ts";
-import { ruleById } from "../../spec/rules/registry.ts";
+import { ruleById } from "../../spec/rule-catalogue.ts";
 import { vectorMachine } from "../helpers/fixture.ts";
 import {
   A, ALL, D, ENTRY, entryAt, FRAME, FRAME_1G, FRAME_2M, kernelWith, LEVEL_NAMES, LINEAR, P, PS, RW, US, userWith, writeEntry, XD,

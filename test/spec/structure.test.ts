@@ -9,7 +9,7 @@ import { PhysicalMemory } from "../../spec/machine/physical-memory.ts";
 import { CR4, RAX, RBX, RCX, RFLAGS, RSP } from "../../spec/machine/registers.ts";
 import { INTEL } from "../../contract/profile.ts";
 import { step } from "../../spec/step/step.ts";
-import { Transaction } from "../../spec/step/transaction.ts";
+import { Transaction } from "../../spec/transaction/transaction.ts";
 import { kernelMachine, withBytes, withCode, withRegs } from "../helpers/fixture.ts";
 
 const run = (m: Machine, n: number): Machine => {
@@ -83,6 +83,28 @@ describe("Transaction working copies", () => {
     expect(t.m.memory.read(0x30000n, 8)).toBe(0x2222n);
     expect(t.m.rip).toBe(0x10005n);
     expect(kernelMachine().gpr[RAX]).toBe(0n);
+  });
+});
+
+describe("Transaction: what a fault keeps", () => {
+  it("IRETQ-00: an update kept on a fault survives into the machine the fault is delivered on; the others do not", () => {
+    const start = { ...kernelMachine(), cpu: { ...kernelMachine().cpu, nmiBlocked: true, shadow: "movss" as const } };
+    const t = new Transaction(start, INTEL, null);
+    t.update("SHADOW-02", { cpu: { ...t.m.cpu, shadow: "none" } });
+    t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: { ...m.cpu, nmiBlocked: false } }));
+    t.setGpr(RAX, 7n);
+    expect(t.m.cpu).toMatchObject({ nmiBlocked: false, shadow: "none" });
+    const kept = t.machineAfterFault(start);
+    // The kept update is applied to the machine at the instruction: its shadow is the one it had.
+    expect(kept.cpu).toEqual({ ...start.cpu, nmiBlocked: false });
+    expect(kept.gpr[RAX]).toBe(start.gpr[RAX]);
+  });
+  it("without kept updates the machine after a fault is the start with its A/D bits", () => {
+    const start = kernelMachine();
+    const t = new Transaction(start, INTEL, null);
+    t.update("RF-01", { rip: start.rip + 2n });
+    const after = t.machineAfterFault(start);
+    expect({ ...after, memory: null }).toEqual({ ...start, memory: null });
   });
 });
 

@@ -1,4 +1,4 @@
-// ALU-01..06: the arithmetic executors' results and all six status flags against an independent
+// ALU-01..06: the arithmetic semantics' results and all six status flags against an independent
 // formula written on mathematical integers (signed ranges, nibble sums), every operand size.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";

@@ -1,15 +1,15 @@
-// Test helper: builds decoded Instructions by hand and runs one executor on a Transaction the way
-// the step loop does (RIP already at the next instruction, RF cleared).
-import "../../../spec/instructions/table.ts";
+// Test helper: builds decoded Instructions by hand and runs one instruction's semantics (from the
+// table, spec/semantics-table.ts) on a Transaction the way the step loop does (RIP already at the
+// next instruction, RF cleared).
 import type { Instruction, Mnemonic, Operand, OperandSize, SregName } from "../../../spec/decode/instruction.ts";
 import { isFault, type Fault } from "../../../spec/fault.ts";
 import type { Machine } from "../../../spec/machine/machine.ts";
 import { RFLAGS } from "../../../spec/machine/registers.ts";
 import { INTEL } from "../../../contract/profile.ts";
-import type { RuleId } from "../../../spec/rules/registry.ts";
-import { executorFor } from "../../../spec/step/execute.ts";
-import type { ExecOutcome } from "../../../spec/step/executor.ts";
-import { Transaction } from "../../../spec/step/transaction.ts";
+import type { RuleId } from "../../../spec/rules/rule.ts";
+import { SEMANTICS } from "../../../spec/semantics-table.ts";
+import type { Outcome } from "../../../spec/transaction/semantics.ts";
+import { Transaction } from "../../../spec/transaction/transaction.ts";
 
 export function reg(r: number, size: OperandSize = 8, high8 = false): Operand {
   return { kind: "reg", reg: r, size, high8 };
@@ -84,7 +84,7 @@ export interface Executed {
   /** The machine after the instruction, or as left by the fault (start state plus A/D bits). */
   readonly m: Machine;
   readonly fault: Fault | undefined;
-  readonly outcome: Exclude<ExecOutcome, Fault>;
+  readonly outcome: Exclude<Outcome, Fault>;
   readonly coverage: Set<RuleId>;
 }
 
@@ -92,9 +92,7 @@ export function exec(m: Machine, i: Instruction, portIn?: (port: number, size: 1
   const coverage = new Set<RuleId>();
   const t = new Transaction(m, INTEL, coverage);
   t.update("RF-01", { rip: m.rip + BigInt(i.length), rflags: m.rflags & ~RFLAGS.RF });
-  const executor = executorFor(i.mnemonic);
-  if (executor === undefined) throw new Error(`no executor for ${i.mnemonic}`);
-  const outcome = executor(t, i, { portIn: portIn ?? ((_p, size) => (1n << BigInt(8 * size)) - 1n) });
+  const outcome = SEMANTICS[i.mnemonic](t, i, { portIn: portIn ?? ((_p, size) => (1n << BigInt(8 * size)) - 1n) });
   if (isFault(outcome)) return { m: t.machineAfterFault(m), fault: outcome, outcome: undefined, coverage };
   return { m: t.m, fault: undefined, outcome, coverage };
 }

@@ -1,4 +1,4 @@
-// The general subset through step() on real instruction bytes (decoder + executors + step loop).
+// The general subset through step() on real instruction bytes (decoder + semantics + step loop).
 import { describe, expect, it } from "vitest";
 import { step, run } from "../../../spec/index.ts";
 import type { Machine } from "../../../spec/machine/machine.ts";

@@ -1,5 +1,5 @@
 // The undefined-flags table: its masks agree with the SDM's "Flags Affected" and with what the
-// executors actually vary.
+// semantics actually vary.
 import { describe, expect, it } from "vitest";
 import { RFLAGS } from "../../../spec/machine/registers.ts";
 import { UNDEFINED_FLAGS, undefinedFlags } from "../../../spec/instructions/undefined-flags.ts";

@@ -1,16 +1,18 @@
 // Builders for the event-delivery tests: IDT gates, GDT descriptors, TSS fields and code bytes on the
-// shared vector layout (test/helpers/fixture.ts).
+// guest kit's shared layout (guest/layout.ts, test/helpers/fixture.ts).
 import "../../../../spec/index.ts";
+import { DEFAULT_LAYOUT, FLAT_DESCRIPTORS, encodeDescriptor, encodeGate, interruptGate, translate } from "../../../../guest/index.ts";
 import { isFault, type Fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { INTEL } from "../../../../contract/profile.ts";
 import { step, type StepOptions } from "../../../../spec/step/step.ts";
 import type { StepResult } from "../../../../spec/step/events.ts";
 
-export const IDT = 0x9000n;
-export const GDT = 0x8000n;
-export const TSS = 0xa000n;
-export const HANDLER = (v: number): bigint => 0xb000n + 16n * BigInt(v);
+export const IDT = DEFAULT_LAYOUT.idt.base;
+export const GDT = DEFAULT_LAYOUT.gdt.base;
+export const TSS = DEFAULT_LAYOUT.tss.base;
+/** The layout's handler stub for vector v. */
+export const HANDLER = (v: number): bigint => DEFAULT_LAYOUT.idt.gates[v]!.offset;
 
 export interface GateSpec {
   readonly offset?: bigint;
@@ -25,32 +27,27 @@ export interface GateSpec {
 
 /** Writes the 16-byte IA-32e gate for `vector` (defaults: the layout's interrupt gate, DPL 0). */
 export function withGate(m: Machine, vector: number, g: GateSpec = {}): Machine {
-  const offset = g.offset ?? HANDLER(vector);
-  const attributes = BigInt(g.type ?? 0xe) | (BigInt(g.s ?? 0) << 4n) | (BigInt(g.dpl ?? 0) << 5n) | (BigInt(g.present ?? 1) << 7n);
-  const low =
-    (offset & 0xffffn) | (BigInt(g.selector ?? 0x08) << 16n) | (BigInt(g.ist ?? 0) << 32n) | (attributes << 40n) | (((offset >> 16n) & 0xffffn) << 48n);
-  const high = (offset >> 32n) & 0xffff_ffffn;
+  const base = interruptGate(g.offset ?? HANDLER(vector), g.selector ?? 0x08);
+  const [low, high] = encodeGate({ ...base, type: g.type ?? base.type, s: g.s ?? base.s, dpl: g.dpl ?? base.dpl, p: g.present ?? base.p, ist: g.ist ?? base.ist });
   const at = IDT + 16n * BigInt(vector);
   return { ...m, memory: m.memory.write(at, 8, low).write(at + 8n, 8, high) };
 }
 
 /** A code/data descriptor's low 8 bytes: flat, limit 0xfffff with G = 1. */
 export function descriptor(d: { type: number; s?: number; dpl: number; present?: number; l?: number; db?: number }): bigint {
-  return (
-    0xffffn | (BigInt(d.type) << 40n) | (BigInt(d.s ?? 1) << 44n) | (BigInt(d.dpl) << 45n) | (BigInt(d.present ?? 1) << 47n) |
-    (0xfn << 48n) | (BigInt(d.l ?? 0) << 53n) | (BigInt(d.db ?? 0) << 54n) | (1n << 55n)
-  );
+  return encodeDescriptor({ ...FLAT_DESCRIPTORS.data(d.dpl), type: d.type, s: d.s ?? 1, p: d.present ?? 1, l: d.l ?? 0, db: d.db ?? 0 });
 }
 
 export function withDescriptor(m: Machine, selector: number, low: bigint): Machine {
   return { ...m, memory: m.memory.write(GDT + BigInt(selector & 0xfff8), 8, low) };
 }
 
-/** The GDT copied to 0x600000 and mapped there read-only (PD entry 3: a 2 MiB supervisor page;
- *  the fixture has CR0.WP = 1), so a write to it — an accessed bit — faults. */
+/** The GDT copied to 0x600000 and mapped there read-only (its page-directory entry made a 2 MiB
+ *  supervisor page; the fixture has CR0.WP = 1), so a write to it — an accessed bit — faults. */
 export function withReadOnlyGdt(m: Machine): Machine {
   const gdt = m.memory.readBytes(m.gdtr.base, m.gdtr.limit + 1);
-  const memory = m.memory.writeBytes(0x600000n, gdt).write(0x3018n, 8, 0x600081n);
+  const pde = translate((a) => m.memory.read(a, 8), m.cr3, 0x600000n).entries[2]!.address;
+  const memory = m.memory.writeBytes(0x600000n, gdt).write(pde, 8, 0x600081n);
   return { ...m, memory, gdtr: { ...m.gdtr, base: 0x600000n } };
 }
 

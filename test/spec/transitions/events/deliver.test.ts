@@ -5,7 +5,7 @@ import { fault, type Fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { CR4, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
 import { INTEL } from "../../../../contract/profile.ts";
-import { deliver } from "../../../../spec/transitions/deliver.ts";
+import { deliver } from "../../../../spec/transitions/double-fault.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, softwareEvent, type InterruptEvent,
 } from "../../../../spec/transitions/exception-classes.ts";
@@ -265,10 +265,22 @@ describe("RF-03: RF in the pushed image", () => {
 });
 
 describe("PF-01: CR2", () => {
+  const pageFault = exceptionEvent(fault("TEST", 14, 2, 0xdead_b000n));
   it("delivering a #PF writes its address to CR2", () => {
-    const m = asMachine(deliver(kernelMachine(), exceptionEvent(fault("TEST", 14, 2, 0xdead_b000n)), INTEL));
+    const m = asMachine(deliver(kernelMachine(), pageFault, INTEL));
     expect(m.cr2).toBe(0xdead_b000n);
     expect(m.rip).toBe(HANDLER(14));
+  });
+  it("PF-01: one delivery attempt alone (nesting \"none\") writes CR2 too: the write belongs to #PF delivery itself", () => {
+    expect(enters(kernelMachine(), pageFault).cr2).toBe(0xdead_b000n);
+  });
+  it("PF-01: the CR2 write stays when the #PF delivery faults (gate 14 not present: #NP, then #DF)", () => {
+    const m = asMachine(deliver(withGate(kernelMachine(), 14, { present: 0 }), pageFault, INTEL));
+    expect(m.rip).toBe(HANDLER(8));
+    expect(m.cr2).toBe(0xdead_b000n);
+  });
+  it("PF-01: an INT 14 is no #PF and leaves CR2 alone", () => {
+    expect(enters(kernelMachine(), INT(14)).cr2).toBe(kernelMachine().cr2);
   });
 });
 

@@ -3,8 +3,7 @@ import { describe, expect, it } from "vitest";
 import { fault } from "../../../../spec/fault.ts";
 import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
 import { INTEL } from "../../../../contract/profile.ts";
-import { deliver } from "../../../../spec/transitions/deliver.ts";
-import { afterNestedFault, deliverWithNesting } from "../../../../spec/transitions/double-fault.ts";
+import { afterNestedFault, deliver, deliverWithNesting } from "../../../../spec/transitions/double-fault.ts";
 import {
   doubleFaultClass, exceptionEvent, externalEvent, NMI_EVENT, softwareEvent,
 } from "../../../../spec/transitions/exception-classes.ts";

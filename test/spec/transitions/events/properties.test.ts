@@ -5,7 +5,7 @@ import { fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { RFLAGS, RFLAGS_DEFINED, RSP } from "../../../../spec/machine/registers.ts";
 import { INTEL } from "../../../../contract/profile.ts";
-import { deliver } from "../../../../spec/transitions/deliver.ts";
+import { deliver } from "../../../../spec/transitions/double-fault.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, pushesErrorCode, softwareEvent, type InterruptEvent,
 } from "../../../../spec/transitions/exception-classes.ts";

@@ -1,14 +1,15 @@
 // Test helpers for the system-instruction family: run real instruction bytes through one step of
-// the spec (decoder, step loop, executor) with fault delivery off, and build GDT descriptors.
+// the spec (decoder, step loop, semantics) with fault delivery off, and build GDT descriptors.
 import { expect } from "vitest";
 import "../../../../spec/index.ts";
 import type { Fault } from "../../../../spec/fault.ts";
 import type { Machine } from "../../../../spec/machine/machine.ts";
 import { INTEL, type Profile } from "../../../../contract/profile.ts";
-import type { RuleId } from "../../../../spec/rules/registry.ts";
+import type { RuleId } from "../../../../spec/rules/rule.ts";
 import type { StepResult } from "../../../../spec/step/events.ts";
 import { step } from "../../../../spec/step/step.ts";
 import { withCode } from "../../../helpers/fixture.ts";
+import { DEFAULT_LAYOUT, encodeDescriptor } from "../../../../guest/index.ts";
 
 /** One step of `bytes` placed at RIP (low memory is identity-mapped), faults not delivered. */
 export function stepBytes(m: Machine, bytes: readonly number[], profile: Profile = INTEL, coverage?: Set<RuleId>): StepResult {
@@ -53,11 +54,10 @@ export interface DescriptorSpec {
 
 /** The low 8 bytes of a segment descriptor (SDM Vol. 3A Figure 3-8). */
 export function descriptor(d: DescriptorSpec): bigint {
-  const base = d.base ?? 0n;
-  const limit = BigInt(d.limit ?? 0xfffff);
-  return (limit & 0xffffn) | ((base & 0xff_ffffn) << 16n) | (BigInt(d.type) << 40n) | (BigInt(d.s ?? 1) << 44n) |
-    (BigInt(d.dpl ?? 0) << 45n) | (BigInt(d.present ?? 1) << 47n) | (((limit >> 16n) & 0xfn) << 48n) |
-    (BigInt(d.l ?? 0) << 53n) | (BigInt(d.db ?? 0) << 54n) | (BigInt(d.g ?? 1) << 55n) | (((base >> 24n) & 0xffn) << 56n);
+  return encodeDescriptor({
+    base: Number((d.base ?? 0n) & 0xffff_ffffn), limit: d.limit ?? 0xfffff, type: d.type, s: d.s ?? 1, dpl: d.dpl ?? 0,
+    p: d.present ?? 1, avl: 0, l: d.l ?? 0, db: d.db ?? 0, g: d.g ?? 1,
+  });
 }
 
 /** Writes a GDT entry (8 bytes, or 16 with `high`) and extends the GDT limit to cover it. */
@@ -69,5 +69,5 @@ export function withGdtEntry(m: Machine, selector: number, low: bigint, high?: b
   return { ...m, memory, gdtr: { ...m.gdtr, limit: Math.max(m.gdtr.limit, end) } };
 }
 
-/** Spare GDT slots past the shared layout (which ends at 0x58). */
-export const SPARE = 0x60;
+/** Spare GDT slots past the shared layout (whose last entry is at 0x58). */
+export const SPARE = DEFAULT_LAYOUT.gdt.limit + 1;

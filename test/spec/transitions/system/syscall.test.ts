@@ -106,3 +106,19 @@ describe("SYSCALL alone", () => {
     expect(m.cpu.pendingDebugTrap).toBe(false);
   });
 });
+
+describe("SYSCALL coverage", () => {
+  it("SYSCALL-09, SYSCALL-11, SYSCALL-V2: rules without code of their own are recorded with the updates that realise them", () => {
+    const coverage = new Set<string>();
+    retired(stepBytes(user(), SYSCALL, INTEL, coverage));
+    expect([...coverage].filter((r) => r.startsWith("SYSCALL-")).sort()).toEqual([
+      "SYSCALL-03", "SYSCALL-04", "SYSCALL-05", "SYSCALL-06", "SYSCALL-07", "SYSCALL-08", "SYSCALL-09", "SYSCALL-10", "SYSCALL-11", "SYSCALL-V2",
+    ]);
+  });
+  it("SYSCALL-09: a SYSCALL that faults records its check and none of the updates' rules", () => {
+    const coverage = new Set<string>();
+    const m = { ...user(), efer: user().efer & ~EFER.SCE };
+    stepBytes(m, SYSCALL, INTEL, coverage);
+    expect([...coverage].filter((r) => r.startsWith("SYSCALL-"))).toEqual(["SYSCALL-02"]);
+  });
+});

@@ -1,0 +1,58 @@
+// An in-process Engine as an AsyncEngine: every call answers at once, and `steps(n)`/`run(n)` are
+// one call each, so the asynchronous boundary costs an in-process engine a promise per exchange,
+// not per step.
+import type { ArchState } from "./state.ts";
+import type { ProfileName } from "./profile.ts";
+import type { AsyncEngine, Engine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "./engine.ts";
+
+/** Events after which `steps(n)` stops: the run cannot go on. */
+const ENDS: ReadonlySet<EngineEvent["kind"]> = new Set(["shutdown", "unsupported", "memory-limit"]);
+
+class InProcess implements AsyncEngine {
+  private closed = false;
+  constructor(private readonly engine: Engine, readonly capabilities: EngineCapabilities) {}
+
+  private open(): Engine {
+    if (this.closed) throw new Error(`${this.capabilities.name}: engine closed`);
+    return this.engine;
+  }
+
+  async load(state: ArchState, profile: ProfileName): Promise<void> {
+    this.open().load(state, profile);
+  }
+  async step(): Promise<EngineEvent> {
+    return this.open().step();
+  }
+  async steps(n: number): Promise<readonly EngineEvent[]> {
+    const engine = this.open();
+    const events: EngineEvent[] = [];
+    for (let i = 0; i < n; i++) {
+      const event = engine.step();
+      events.push(event);
+      if (ENDS.has(event.kind)) break;
+      // run(0) steps nothing: `hlt` when the CPU is halted with nothing to wake it.
+      if (engine.run(0).reason !== "limit") break;
+    }
+    return events;
+  }
+  async run(maxSteps: number): Promise<EngineStop> {
+    return this.open().run(maxSteps);
+  }
+  async state(): Promise<ArchState> {
+    return this.open().state();
+  }
+  async raise(event: RaiseRequest): Promise<void> {
+    this.open().raise(event);
+  }
+  async touched(): Promise<readonly PhysicalRange[]> {
+    return this.open().touched();
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+/** `engine` behind the AsyncEngine interface, described by `capabilities`. */
+export function asAsync(engine: Engine, capabilities: EngineCapabilities): AsyncEngine {
+  return new InProcess(engine, capabilities);
+}

@@ -1,0 +1,89 @@
+// THE table from instruction to semantics: every mnemonic the decoder can produce
+// (spec/decode/instruction.ts, `Mnemonic`) names the function that executes it. The type makes a
+// missing or misspelt entry a compile error; the step loop looks the instruction up here and nowhere
+// else (spec/step/step.ts). Each function is checks, then updates, on the step's transaction
+// (spec/transaction/). A new instruction is a decoder case, a line here, and its file.
+import type { Mnemonic } from "./decode/instruction.ts";
+import type { Semantics } from "./transaction/semantics.ts";
+// The general instructions (instructions/): one function per mnemonic, named after it.
+import { adc, add, and, cmp, dec, inc, neg, not, or, sbb, sub, test, xor } from "./instructions/alu.ts";
+import { bt, btc, btr, bts } from "./instructions/bit-test.ts";
+import { call, jcc, jmp, ret } from "./instructions/control-flow.ts";
+import { cbw, cwd, lea, mov, movsx, movsxd, movzx, xchg } from "./instructions/data-movement.ts";
+import { clc, cld, cmc, stc, std } from "./instructions/flag-control.ts";
+import { nop, pause, ud2 } from "./instructions/misc.ts";
+import { div, idiv, imul, mul } from "./instructions/multiply-divide.ts";
+import { execIn, execOut } from "./instructions/port-io.ts";
+import { rcl, rcr, rol, ror, sar, shl, shr } from "./instructions/shift.ts";
+import { pop, popf, push, pushf } from "./instructions/stack.ts";
+// The privilege transitions and system instructions (transitions/): one file per SDM page or family.
+import { execClts, execMovFromCr, execMovToCr } from "./transitions/control-registers.ts";
+import { execLgdt, execLidt, execLtr, execSgdt, execSidt } from "./transitions/descriptor-tables.ts";
+import { execJmpFar } from "./transitions/far-jump.ts";
+import { execRetf } from "./transitions/far-return.ts";
+import { execHlt } from "./transitions/halt.ts";
+import { execCli, execSti } from "./transitions/interrupt-flag.ts";
+import { execIret } from "./transitions/iret.ts";
+import { execRdmsr, execWrmsr } from "./transitions/msr.ts";
+import { execCache, execInvlpg, execRdtsc, execSysexit } from "./transitions/privileged.ts";
+import { execMovFromSreg, execMovToSreg, execPopSreg, execPushSreg } from "./transitions/segment-load.ts";
+import { execClac, execStac } from "./transitions/smap-flags.ts";
+import { execInt, execInt1, execInt3, execInto } from "./transitions/software-interrupt.ts";
+import { execSwapgs } from "./transitions/swapgs.ts";
+import { execSyscall } from "./transitions/syscall.ts";
+import { execSysret } from "./transitions/sysret.ts";
+
+export const SEMANTICS: { readonly [M in Mnemonic]: Semantics } = {
+  // ---- data movement: instructions/data-movement.ts, stack.ts ----
+  mov, movzx, movsx, movsxd, lea, xchg, cbw, cwd,
+  push, pop, pushf, popf,
+  // ---- arithmetic and logic: alu.ts, shift.ts, multiply-divide.ts, bit-test.ts ----
+  add, adc, sub, sbb, and, or, xor, cmp, test, inc, dec, neg, not,
+  rol, ror, rcl, rcr, shl, shr, sar,
+  mul, imul, div, idiv,
+  bt, bts, btr, btc,
+  // ---- near control flow: control-flow.ts ----
+  jmp, jcc, call, ret,
+  // ---- flags, port I/O, the rest: flag-control.ts, port-io.ts, misc.ts ----
+  cld, std, clc, stc, cmc,
+  in: execIn,
+  out: execOut,
+  nop, pause, ud2,
+
+  // ---- privilege transitions: transitions/ ----
+  syscall: execSyscall, //        syscall.ts
+  sysret: execSysret, //          sysret.ts
+  sysexit: execSysexit, //        privileged.ts (faults only; the SYSENTER MSRs are not modelled)
+  swapgs: execSwapgs, //          swapgs.ts
+  iret: execIret, //              iret.ts
+  int: execInt, //                software-interrupt.ts; delivery is deliver.ts, via the step
+  int3: execInt3,
+  int1: execInt1,
+  into: execInto,
+  retf: execRetf, //              far-return.ts
+  jmp_far: execJmpFar, //         far-jump.ts
+  // ---- system state: transitions/ ----
+  cli: execCli, //                interrupt-flag.ts
+  sti: execSti,
+  hlt: execHlt, //                halt.ts
+  rdmsr: execRdmsr, //            msr.ts
+  wrmsr: execWrmsr,
+  rdtsc: execRdtsc, //            privileged.ts
+  mov_from_cr: execMovFromCr, //  control-registers.ts
+  mov_to_cr: execMovToCr,
+  clts: execClts,
+  lgdt: execLgdt, //              descriptor-tables.ts
+  lidt: execLidt,
+  sgdt: execSgdt,
+  sidt: execSidt,
+  ltr: execLtr,
+  mov_to_sreg: execMovToSreg, //  segment-load.ts
+  mov_from_sreg: execMovFromSreg,
+  push_sreg: execPushSreg,
+  pop_sreg: execPopSreg,
+  stac: execStac, //              smap-flags.ts
+  clac: execClac,
+  wbinvd: execCache, //           privileged.ts: no caches, TLB or TSC are modelled
+  invd: execCache,
+  invlpg: execInvlpg,
+};

@@ -1,0 +1,398 @@
+// One step's working record. Semantics read the machine through it and record their updates on
+// it; nothing reaches the caller's Machine. If the step faults, only the accessed/dirty bits set by
+// successful page walks survive (hardware does not undo them), and the few updates the SDM says a
+// fault does not undo (`updateKeptOnFault`); everything else is dropped.
+import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
+import { patchMachine, type Machine } from "../machine/machine.ts";
+import type { InterruptShadow } from "../../contract/state.ts";
+import type { MemoryDraft, PhysicalMemory } from "../machine/physical-memory.ts";
+import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
+import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
+import { translate } from "../paging/translate.ts";
+import { walkRemembered } from "../paging/walk-memo.ts";
+import type { Profile } from "../../contract/profile.ts";
+import type { RuleId } from "../rules/rule.ts";
+import type { MemOperand, Operand, OperandSize } from "../decode/instruction.ts";
+import { canonical, cpl, in64BitMode, MASK64, sizeMask } from "../machine/registers.ts";
+
+export class Transaction {
+  /**
+   * The machine as updated so far, except `gpr` and `memory`: the step keeps working copies of those
+   * (`registers`, `memory`) and writes them in place, so a register write or a memory write does not
+   * copy the whole Machine (nor a memory write the whole page more than once). `m` puts the working
+   * copies into the machine it hands out; after that they count as shared and are copied again
+   * before the next write, so a Machine handed out never changes.
+   */
+  private current: Machine;
+  private registers: bigint[];
+  /** Whether `registers` may be referenced by a Machine handed out (copy before writing). */
+  private registersShared = true;
+  private memory: MemoryDraft;
+  /** Whether `registers` or `memory` changed since `m` last built the machine. */
+  private stale = false;
+  /** The step's starting memory plus A/D-bit updates only: what survives a fault. */
+  private accessedOnly: PhysicalMemory;
+  /** Updates a fault does not undo (`updateKeptOnFault`), in order; null for none (the usual case). */
+  private keptOnFault: ((m: Machine) => Partial<Machine>)[] | null = null;
+  /** The single-step trap the instruction decided to leave (`setSingleStepTrap`), if it did. */
+  singleStepTrap: boolean | undefined = undefined;
+  /** The interrupt shadow in force when this step began (the step clears it in `m`); a MOV SS
+   *  right after a MOV SS must not re-arm it (SHADOW-07). */
+  readonly startShadow: InterruptShadow;
+
+  constructor(
+    start: Machine,
+    readonly profile: Profile,
+    /** When not null, every rule hit is recorded here (coverage reports). */
+    readonly coverage: Set<RuleId> | null,
+  ) {
+    this.current = start;
+    this.registers = start.gpr as bigint[];
+    this.memory = start.memory.draft();
+    this.accessedOnly = start.memory;
+    this.startShadow = start.cpu.shadow;
+  }
+
+  /** The machine as updated so far in this step. */
+  get m(): Machine {
+    if (this.stale) {
+      this.current = patchMachine(this.current, { gpr: this.registers, memory: this.memory.snapshot() });
+      this.registersShared = true;
+      this.stale = false;
+    }
+    return this.current;
+  }
+
+  /** Replaces the machine outright (transitions called alone). */
+  set m(machine: Machine) {
+    this.current = machine;
+    this.registers = machine.gpr as bigint[];
+    this.registersShared = true;
+    this.memory = machine.memory.draft();
+    this.stale = false;
+  }
+
+  // ---- rules: every check that fails and every update is tagged with its rule ---------------
+
+  /** Records that `rule` was exercised (a check passed, a value was read or computed by it). */
+  hit(rule: RuleId): void {
+    this.coverage?.add(rule);
+  }
+
+  /** Applies an update tagged with its rule. */
+  update(rule: RuleId, patch: Partial<Machine>): void {
+    this.hit(rule);
+    this.current = patchMachine(this.current, patch);
+    if (patch.gpr !== undefined) {
+      this.registers = patch.gpr as bigint[];
+      this.registersShared = true;
+    }
+    if (patch.memory !== undefined) this.memory = patch.memory.draft();
+  }
+
+  /** Writes one general register (all 64 bits), tagged with its rule. */
+  writeGpr(rule: RuleId, reg: number, value: bigint): void {
+    this.hit(rule);
+    this.setGpr(reg, value);
+  }
+
+  /**
+   * An update that a fault later in the step does not undo (IRET's NMI unblocking, IRETQ-00; CR2
+   * before #PF delivery, PF-01). `patch` is applied to the machine as it stands now and, if the step
+   * faults, to the machine the fault is delivered on (`machineAfterFault`).
+   */
+  updateKeptOnFault(rule: RuleId, patch: (m: Machine) => Partial<Machine>): void {
+    this.update(rule, patch(this.current));
+    (this.keptOnFault ??= []).push(patch);
+  }
+
+  /**
+   * TF-01 says a completed instruction leaves a single-step trap exactly when TF was 1 as it began;
+   * an instruction whose own rule decides otherwise (SYSCALL-10, SYSRET-09) says so here. The step
+   * reads `singleStepTrap` once the instruction has completed.
+   */
+  setSingleStepTrap(rule: RuleId, trap: boolean): void {
+    this.hit(rule);
+    this.singleStepTrap = trap;
+  }
+
+  /** An instruction whose effect lies outside the modelled state: records the rule and returns the
+   *  outcome that stops the step as `unsupported` (spec/transaction/semantics.ts). */
+  unsupported(rule: RuleId, reason: string): { readonly kind: "unsupported"; readonly reason: string } {
+    this.hit(rule);
+    return { kind: "unsupported", reason };
+  }
+
+  /** A failed check: records the rule and returns the fault as data. */
+  fault(rule: RuleId, vector: number, errorCode?: number, address?: bigint): Fault {
+    this.hit(rule);
+    return fault(rule, vector, errorCode, address);
+  }
+
+  /** The machine to keep when the step faults: `start` with the A/D bits the step's successful
+   *  walks set and the updates kept on a fault. */
+  machineAfterFault(start: Machine): Machine {
+    let m = patchMachine(start, { memory: this.accessedOnly });
+    if (this.keptOnFault !== null) for (const patch of this.keptOnFault) m = patchMachine(m, patch(m));
+    return m;
+  }
+
+  // ---- registers ---------------------------------------------------------------------------
+
+  gpr(reg: number): bigint {
+    return this.registers[reg]!;
+  }
+
+  setGpr(reg: number, value: bigint): void {
+    if (this.registersShared) {
+      this.registers = [...this.registers];
+      this.registersShared = false;
+    }
+    this.registers[reg] = value & MASK64;
+    this.stale = true;
+  }
+
+  /** Register read at an operand size (AH/CH/DH/BH with `high8`). */
+  readReg(reg: number, size: OperandSize, high8 = false): bigint {
+    if (high8) return (this.gpr(reg - 4) >> 8n) & 0xffn;
+    return this.gpr(reg) & sizeMask(size);
+  }
+
+  /** Register write at an operand size: 32-bit writes zero-extend, 8/16-bit writes merge. */
+  writeReg(reg: number, size: OperandSize, value: bigint, high8 = false): void {
+    if (high8) {
+      const full = this.gpr(reg - 4);
+      this.setGpr(reg - 4, (full & ~0xff00n) | ((value & 0xffn) << 8n));
+    } else if (size === 8 || size === 4) {
+      this.setGpr(reg, value & sizeMask(size));
+    } else {
+      const mask = sizeMask(size);
+      this.setGpr(reg, (this.gpr(reg) & ~mask) | (value & mask));
+    }
+  }
+
+  cpl(): number {
+    return cpl(this.current);
+  }
+
+  /** The mode of an explicit data access at the current CPL. */
+  dataMode(): AccessMode {
+    return this.cpl() === 3 ? "user" : "supervisor";
+  }
+
+  // ---- physical and linear memory ----------------------------------------------------------
+
+  /**
+   * One page's translation; A/D bits go to both the working memory and the fault-surviving copy.
+   * The walk's result is told from a fault with `"kind" in w` rather than `isFault`: this runs on
+   * every memory access, and isFault's one property load, shared by all its callers, has seen
+   * every kind of object and is slow (about 2 % of the benchmark loops). The walk code does the same.
+   */
+  private translateOrFault(linear: bigint, access: Access): bigint | Fault {
+    const w = walkRemembered(this.current, this.memory, linear, access);
+    if ("kind" in w) {
+      this.hit(w.rule);
+      this.hit("PF-01");
+      this.hit("PF-02");
+      return w;
+    }
+    this.hit("PF-ACCESSED");
+    if (access.kind === "write") this.hit("PF-DIRTY");
+    if (w.accessedDirty.length > 0) {
+      for (const { address, entry } of w.accessedDirty) this.memory.write(address, 8, entry);
+      this.stale = true;
+      // Same walk on the copy: it sets the same bits there (it cannot fault unless this step has
+      // rewritten the page tables, and then the copy keeps what it has).
+      const ad = translate(this.current, this.accessedOnly, linear, access);
+      if (!("kind" in ad)) this.accessedOnly = ad.memory;
+    }
+    return w.physical;
+  }
+
+  /**
+   * The checks every linear access makes before paging, in this order: canonical first and last
+   * byte (CANON table; PF-05: never a #PF), then #AC at CPL 3 (SMAP-06).
+   */
+  private checkLinear(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): Fault | undefined {
+    const last = (linear + BigInt(size - 1)) & MASK64;
+    if (!canonical(linear) || !canonical(last)) {
+      this.hit("PF-05");
+      if (access.kind === "execute") return this.fault("CANON-FETCH", GP, 0);
+      return stack ? this.fault("CANON-SS", SS, 0) : this.fault("CANON-GP", GP, 0);
+    }
+    if (alignmentCheckFails(this.current, linear, alignment, access)) return this.fault("SMAP-06", AC, 0);
+    return undefined;
+  }
+
+  /** Physical addresses of each byte's page piece; every page is translated before any access. */
+  private translateRange(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): { physical: bigint; length: number }[] | Fault {
+    const f = this.checkLinear(linear, size, access, stack, alignment);
+    if (isFault(f)) return f;
+    const pieces: { physical: bigint; length: number }[] = [];
+    let address = linear;
+    let remaining = size;
+    while (remaining > 0) {
+      const inPage = Math.min(remaining, 4096 - Number(address & 0xfffn));
+      // PF-01: a fault in a later page reports that page's first byte (`address`), the first
+      // byte of the access that faulted.
+      const physical = this.translateOrFault(address, access);
+      if (isFault(physical)) return physical;
+      pieces.push({ physical, length: inPage });
+      address = (address + BigInt(inPage)) & MASK64;
+      remaining -= inPage;
+    }
+    return pieces;
+  }
+
+  /** The translation for an instruction fetch at a canonical linear address (the caller checks
+   *  CANON-FETCH): the physical address, or the #PF. */
+  translateFetch(linear: bigint, mode: AccessMode): bigint | Fault {
+    return this.translateOrFault(linear, { kind: "execute", mode });
+  }
+
+  /** Physical page `pageNumber` if its bytes can no longer change (it is not a copy this step may
+   *  still write in place), else undefined. */
+  fixedPage(pageNumber: number): Uint8Array | undefined {
+    const page = this.memory.page(pageNumber);
+    return this.memory.mayChange(page) ? undefined : page;
+  }
+
+  /** The byte at `offset` in physical page `pageNumber`. */
+  physicalByte(pageNumber: number, offset: number): number {
+    return this.memory.page(pageNumber)[offset]!;
+  }
+
+  readPhysical(address: bigint, size: number): bigint {
+    return this.memory.read(address, size);
+  }
+
+  writePhysical(address: bigint, size: number, value: bigint): void {
+    this.memory.write(address, size, value);
+    this.stale = true;
+  }
+
+  /**
+   * Little-endian read of `size` bytes at a linear address. `alignment` (default: the size for 2, 4
+   * and 8 bytes, else none) is what #AC checks at CPL 3 (SDM Table 6-7).
+   */
+  readLinear(linear: bigint, size: number, mode: AccessMode, opts: { kind?: AccessKind; stack?: boolean; alignment?: number } = {}): bigint | Fault {
+    const access: Access = { kind: opts.kind ?? "read", mode };
+    const alignment = opts.alignment ?? naturalAlignment(size);
+    // Common case first: the access lies in one page.
+    if (withinPage(linear, size)) {
+      const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
+      if (isFault(f)) return f;
+      const physical = this.translateOrFault(linear, access);
+      return isFault(physical) ? physical : this.memory.read(physical, size);
+    }
+    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
+    if (isFault(pieces)) return pieces;
+    let value = 0n;
+    let shift = 0n;
+    for (const piece of pieces) {
+      value |= this.memory.read(piece.physical, piece.length) << shift;
+      shift += BigInt(8 * piece.length);
+    }
+    return value;
+  }
+
+  /** Little-endian write; all pages are translated (and may fault) before any byte is written. */
+  writeLinear(linear: bigint, size: number, value: bigint, mode: AccessMode, opts: { stack?: boolean; alignment?: number } = {}): undefined | Fault {
+    const access: Access = { kind: "write", mode };
+    const alignment = opts.alignment ?? naturalAlignment(size);
+    if (withinPage(linear, size)) {
+      const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
+      if (isFault(f)) return f;
+      const physical = this.translateOrFault(linear, access);
+      if (isFault(physical)) return physical;
+      this.writePhysical(physical, size, value);
+      return undefined;
+    }
+    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
+    if (isFault(pieces)) return pieces;
+    let rest = value;
+    for (const piece of pieces) {
+      this.writePhysical(piece.physical, piece.length, rest);
+      rest >>= BigInt(8 * piece.length);
+    }
+    return undefined;
+  }
+
+  // ---- operands ----------------------------------------------------------------------------
+
+  /** Effective address (offset within the segment), SDM Vol. 1 §3.7.5; RIP-relative uses next RIP. */
+  effectiveAddress(op: MemOperand, nextRip: bigint): bigint {
+    let ea = op.ripRelative ? nextRip : 0n;
+    if (op.base !== null) ea += this.gpr(op.base);
+    if (op.index !== null) ea += this.gpr(op.index) * BigInt(op.scale);
+    ea += op.disp;
+    return op.addressSize === 4 ? ea & 0xffff_ffffn : ea & MASK64;
+  }
+
+  /** GLOBAL-03: in 64-bit mode only FS and GS contribute a base; the others count as 0. */
+  linearAddress(op: MemOperand, nextRip: bigint): bigint {
+    const ea = this.effectiveAddress(op, nextRip);
+    const segment = this.current[op.segment];
+    const useBase = !in64BitMode(this.current) || op.segment === "fs" || op.segment === "gs";
+    return useBase ? (segment.base + ea) & MASK64 : ea;
+  }
+
+  /** Reads a register, memory or immediate operand at its own size. */
+  read(op: Operand, nextRip: bigint, kind: AccessKind = "read"): bigint | Fault {
+    switch (op.kind) {
+      case "reg":
+        return this.readReg(op.reg, op.size, op.high8);
+      case "imm":
+        return op.value;
+      case "mem":
+        return this.readLinear(this.linearAddress(op, nextRip), op.size, this.dataMode(), { kind, stack: op.stackSegment });
+      default:
+        throw new Error(`read: operand kind ${op.kind} is not a value operand`);
+    }
+  }
+
+  /** Writes a register or memory operand at its own size; `rule`, when given, tags the write (it is
+   *  recorded once the write is done). */
+  write(op: Operand, value: bigint, nextRip: bigint, rule?: RuleId): undefined | Fault {
+    switch (op.kind) {
+      case "reg":
+        this.writeReg(op.reg, op.size, value, op.high8);
+        if (rule !== undefined) this.hit(rule);
+        return undefined;
+      case "mem": {
+        const f = this.writeLinear(this.linearAddress(op, nextRip), op.size, value & sizeMask(op.size as OperandSize), this.dataMode(), { stack: op.stackSegment });
+        if (f === undefined && rule !== undefined) this.hit(rule);
+        return f;
+      }
+      default:
+        throw new Error(`write: operand kind ${op.kind} is not writable`);
+    }
+  }
+
+  // ---- stack -------------------------------------------------------------------------------
+
+  /** PUSH of `size` bytes at the current privilege (stack reference: #SS on non-canonical);
+   *  `rule`, when given, tags the push (recorded once it is done). */
+  push(value: bigint, size: OperandSize = 8, rule?: RuleId): undefined | Fault {
+    const rsp = (this.gpr(4) - BigInt(size)) & MASK64;
+    const f = this.writeLinear(rsp, size, value & sizeMask(size), this.dataMode(), { stack: true });
+    if (isFault(f)) return f;
+    this.setGpr(4, rsp);
+    if (rule !== undefined) this.hit(rule);
+    return undefined;
+  }
+
+  /** POP of `size` bytes; RSP moves only if the read succeeds. */
+  pop(size: OperandSize = 8): bigint | Fault {
+    const rsp = this.gpr(4);
+    const value = this.readLinear(rsp, size, this.dataMode(), { stack: true });
+    if (isFault(value)) return value;
+    this.setGpr(4, (rsp + BigInt(size)) & MASK64);
+    return value;
+  }
+}
+
+/** Whether `size` bytes at `linear` lie in one 4 KiB page. */
+function withinPage(linear: bigint, size: number): boolean {
+  return Number(linear & 0xfffn) + size <= 0x1000;
+}

@@ -1,0 +1,194 @@
+// The one run loop (engines/runner.ts), sync and async, driven by small fake engines so that every
+// stop is exercised whatever the model implements, then by the real engines.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { parseDocument } from "../../contract/load.ts";
+import type { ArchState } from "../../contract/state.ts";
+import type { AsyncEngine, Engine, EngineEvent, EngineStop, PhysicalRange, StepView } from "../../contract/engine.ts";
+import { asAsync } from "../../contract/async.ts";
+import { runAsyncEngine, runEngine } from "../../engines/runner.ts";
+import { createEngine, ENGINE_NAMES, engineEntry, ENGINES } from "../../engines/registry.ts";
+
+const VECTOR = (name: string) => fileURLToPath(new URL(`../../conformance/vectors/${name}.json`, import.meta.url));
+const state: ArchState = parseDocument(readFileSync(VECTOR("syscall-basic"), "utf8")).state;
+
+/** Counts steps in RAX; halts after `haltAfter` steps, or reports unsupported bytes or a memory
+ *  limit after so many. Records the run(n) calls. */
+class CountingEngine implements Engine {
+  steps = 0;
+  runs: number[] = [];
+  private loaded: ArchState = state;
+  constructor(private readonly behaviour: { haltAfter?: number; unsupportedAfter?: number; memoryLimitAfter?: number } = {}) {}
+  load(s: ArchState): void {
+    this.loaded = s;
+  }
+  step(): EngineEvent {
+    const { haltAfter, unsupportedAfter, memoryLimitAfter } = this.behaviour;
+    if (haltAfter !== undefined && this.steps >= haltAfter) return { kind: "halted", rip: 0n };
+    if (unsupportedAfter !== undefined && this.steps >= unsupportedAfter)
+      return { kind: "unsupported", rip: 5n, bytes: Uint8Array.of(0x0f, 0x0b), reason: "no semantics" };
+    if (memoryLimitAfter !== undefined && this.steps >= memoryLimitAfter) return { kind: "memory-limit", rip: 5n, reason: "page budget exceeded" };
+    this.steps++;
+    return { kind: haltAfter !== undefined && this.steps === haltAfter ? "halted" : "retired", rip: 0n };
+  }
+  run(maxSteps: number): EngineStop {
+    this.runs.push(maxSteps);
+    const { haltAfter, unsupportedAfter, memoryLimitAfter } = this.behaviour;
+    for (let n = 0; ; n++) {
+      if (haltAfter !== undefined && this.steps >= haltAfter) return { reason: "hlt", steps: n };
+      if (unsupportedAfter !== undefined && this.steps >= unsupportedAfter)
+        return { reason: "unsupported", steps: n, event: { kind: "unsupported", rip: 5n, bytes: Uint8Array.of(0x0f, 0x0b), reason: "no semantics" } };
+      if (memoryLimitAfter !== undefined && this.steps >= memoryLimitAfter)
+        return { reason: "memory-limit", steps: n, event: { kind: "memory-limit", rip: 5n, reason: "page budget exceeded" } };
+      if (n >= maxSteps) return { reason: "limit", steps: n };
+      this.steps++;
+    }
+  }
+  state(): ArchState {
+    const halted = this.behaviour.haltAfter !== undefined && this.steps >= this.behaviour.haltAfter;
+    return { ...this.loaded, gpr: this.loaded.gpr.map((v, i) => (i === 0 ? BigInt(this.steps) : v)), cpu: { ...this.loaded.cpu, halted } };
+  }
+  raise(): void {}
+  touched(): readonly PhysicalRange[] {
+    return [];
+  }
+}
+
+const LIMITS = { maxSteps: 1_000_000, timeoutMs: 60_000 };
+
+describe("runEngine without onStep: whole chunks through run(n)", () => {
+  it("runs to the step limit in run(n) calls whose size grows, never past the limit", () => {
+    const e = new CountingEngine();
+    const r = runEngine(e, { maxSteps: 150_000, timeoutMs: 60_000 });
+    expect(r.stop).toEqual({ reason: "limit", steps: 150_000 });
+    expect(r.state.gpr[0]).toBe(150_000n);
+    expect(e.runs[0]).toBe(1024);
+    expect(e.runs.reduce((x, y) => x + y, 0)).toBe(150_000);
+    for (let i = 1; i < e.runs.length - 1; i++) expect(e.runs[i]).toBeGreaterThanOrEqual(e.runs[i - 1]!);
+  });
+
+  it("hlt, and 0 steps: a limit with nothing run", () => {
+    expect(runEngine(new CountingEngine({ haltAfter: 70_000 }), LIMITS).stop).toEqual({ reason: "hlt", steps: 70_000 });
+    const e = new CountingEngine();
+    expect(runEngine(e, { maxSteps: 0, timeoutMs: 1000 }).stop).toEqual({ reason: "limit", steps: 0 });
+    expect(e.runs).toEqual([0]);
+  });
+
+  it("stops at the timeout between chunks", () => {
+    const started = Date.now();
+    const r = runEngine(new CountingEngine(), { maxSteps: Number.MAX_SAFE_INTEGER, timeoutMs: 50 });
+    expect(r.stop.reason).toBe("timeout");
+    expect(r.stop.detail).toBe("no stop within 0.05 s");
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("unsupported and memory-limit stops carry their reason as one line", () => {
+    expect(runEngine(new CountingEngine({ unsupportedAfter: 3 }), LIMITS).stop).toMatchObject({ reason: "unsupported", steps: 3, detail: "no semantics (bytes 0f0b)" });
+    expect(runEngine(new CountingEngine({ memoryLimitAfter: 1 }), LIMITS).stop).toMatchObject({ reason: "memory-limit", steps: 1, detail: "page budget exceeded" });
+  });
+
+  it("bad limits are a caller's mistake", () => {
+    expect(() => runEngine(new CountingEngine(), { maxSteps: -1, timeoutMs: 1 })).toThrow(/maxSteps/);
+    expect(() => runEngine(new CountingEngine(), { maxSteps: 1, timeoutMs: 0 })).toThrow(/timeoutMs/);
+  });
+});
+
+describe("runEngine with onStep: one step at a time", () => {
+  it("hands every step over with the state before and after, numbered from 1", () => {
+    const seen: StepView[] = [];
+    const r = runEngine(new CountingEngine(), { maxSteps: 3, timeoutMs: 1000, onStep: (v) => void seen.push(v) });
+    expect(r.stop).toEqual({ reason: "limit", steps: 3 });
+    expect(seen.map((v) => [v.step, v.before.gpr[0], v.after.gpr[0], v.event.kind])).toEqual([[1, 0n, 1n, "retired"], [2, 1n, 2n, "retired"], [3, 2n, 3n, "retired"]]);
+    // The state after one step is the state before the next (read once).
+    expect(seen[1]!.before).toBe(seen[0]!.after);
+  });
+
+  it("an HLT step with nothing to wake the CPU ends the run at hlt, even at the step limit", () => {
+    const seen: string[] = [];
+    const r = runEngine(new CountingEngine({ haltAfter: 2 }), { maxSteps: 2, timeoutMs: 1000, onStep: (v) => void seen.push(v.event.kind) });
+    expect(r.stop).toEqual({ reason: "hlt", steps: 2 });
+    expect(seen).toEqual(["retired", "halted"]);
+  });
+
+  it("the unsupported attempt is shown but not counted", () => {
+    const seen: number[] = [];
+    const r = runEngine(new CountingEngine({ unsupportedAfter: 2 }), { ...LIMITS, onStep: (v) => void seen.push(v.step) });
+    expect(r.stop).toMatchObject({ reason: "unsupported", steps: 2, detail: "no semantics (bytes 0f0b)" });
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  it("onStep returning stop ends the run with reason stopped", () => {
+    const r = runEngine(new CountingEngine(), { ...LIMITS, onStep: (v) => (v.step === 5 ? "stop" : undefined) });
+    expect(r.stop).toEqual({ reason: "stopped", steps: 5 });
+  });
+
+  it("a CPU already in shutdown stops at once", () => {
+    const spec = createEngine("spec");
+    spec.load({ ...state, cpu: { ...state.cpu, shutdown: true } }, "intel");
+    expect(runEngine(spec, { ...LIMITS, onStep: () => undefined }).stop).toEqual({ reason: "shutdown", steps: 0 });
+    spec.load({ ...state, cpu: { ...state.cpu, shutdown: true } }, "intel");
+    expect(runEngine(spec, LIMITS).stop).toEqual({ reason: "shutdown", steps: 0 });
+  });
+});
+
+describe("runAsyncEngine", () => {
+  it("gives the same stops as the sync form over asAsync", async () => {
+    const caps = { name: "counting", profiles: ["intel"] as const, singleStep: true, raise: false, touched: false, unobservable: [] };
+    for (const make of [() => new CountingEngine(), () => new CountingEngine({ haltAfter: 7 }), () => new CountingEngine({ unsupportedAfter: 4 })]) {
+      for (const onStep of [undefined, () => undefined]) {
+        const sync = runEngine(make(), { maxSteps: 100, timeoutMs: 1000, ...(onStep ? { onStep } : {}) });
+        const async = await runAsyncEngine(asAsync(make(), caps), { maxSteps: 100, timeoutMs: 1000, ...(onStep ? { onStep } : {}) });
+        expect(async.stop).toEqual(sync.stop);
+        expect(async.state.gpr[0]).toBe(sync.state.gpr[0]);
+      }
+    }
+  });
+
+  it("an engine that stops answering ends the run at the timeout with the last state it gave", async () => {
+    const inner = new CountingEngine();
+    const hung: AsyncEngine = {
+      ...asAsync(inner, { name: "hung", profiles: ["intel"], singleStep: true, raise: false, touched: false, unobservable: [] }),
+      capabilities: { name: "hung", profiles: ["intel"], singleStep: true, raise: false, touched: false, unobservable: [] },
+      state: async () => inner.state(),
+      step: () => (inner.steps >= 3 ? new Promise<EngineEvent>(() => {}) : Promise.resolve(inner.step())),
+    };
+    const started = Date.now();
+    const r = await runAsyncEngine(hung, { maxSteps: 100, timeoutMs: 100, onStep: () => undefined });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(r.stop).toEqual({ reason: "timeout", steps: 3, detail: "hung did not answer within 0.1 s" });
+    expect(r.state.gpr[0]).toBe(3n);
+  });
+});
+
+describe("the engine registry", () => {
+  it("names spec and impl, both in-process, with full observation", () => {
+    expect(ENGINE_NAMES).toEqual(["spec", "impl"]);
+    for (const entry of ENGINES) {
+      expect(entry.capabilities.name).toBe(entry.name);
+      expect(entry.capabilities.unobservable).toEqual([]);
+      expect(entry.create).toBeDefined();
+    }
+    expect(engineEntry("nosuch")).toBeUndefined();
+    expect(() => createEngine("nosuch")).toThrow(/no in-process engine/);
+  });
+
+  it("spec and impl run a vector to the same stop and state, sync and async", async () => {
+    const doc = parseDocument(readFileSync(VECTOR("int-interrupt-gate-if-cleared"), "utf8"));
+    const results = [];
+    for (const name of ENGINE_NAMES) {
+      const engine = createEngine(name);
+      engine.load(doc.state, doc.profile ?? "intel");
+      results.push(runEngine(engine, LIMITS));
+      const opened = await engineEntry(name)!.open();
+      await opened.load(doc.state, doc.profile ?? "intel");
+      results.push(await runAsyncEngine(opened, LIMITS));
+      await opened.close();
+    }
+    for (const r of results.slice(1)) {
+      expect(r.stop).toEqual(results[0]!.stop);
+      expect(r.state.rip).toBe(results[0]!.state.rip);
+    }
+    expect(results[0]!.stop.reason).toBe("hlt");
+  });
+});
