@@ -1,10 +1,10 @@
 // SWAPGS (digest §4): SWAPGS-01..03.
 import { describe, expect, it } from "vitest";
-import { GP, UD } from "../../../../spec/fault.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { swapgs } from "../../../../spec/transitions/swapgs.ts";
-import { kernelMachine, userMachine, vectorMachine } from "../../../helpers/fixture.ts";
-import { expectFault, retired, stepBytes } from "./build.ts";
+import { GP, UD } from "../../../spec/fault.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { swapgs } from "../../../spec/transitions/swapgs.ts";
+import { kernelMachine, userMachine, vectorMachine } from "../../helpers/fixture.ts";
+import { expectFault, retired, stepBytes } from "./build-system.ts";
 
 const SWAPGS = [0x0f, 0x01, 0xf8];
 const kernel = () => ({ ...kernelMachine(), gs: { ...kernelMachine().gs, selector: 0x23, base: 0x1111_000n }, kernelGsBase: 0xffff_8880_0000_2222n });

@@ -2,10 +2,10 @@
 // family; the example encodings of digest §26; every #UD the decoder raises; the 15-byte limit;
 // fetch faults; compatibility mode.
 import { describe, expect, it } from "vitest";
-import { decode } from "../../spec/decode/decode.ts";
-import type { Instruction, MemOperand, Operand, OperandSize } from "../../spec/decode/instruction.ts";
-import { fault, type Fault } from "../../spec/fault.ts";
-import { ruleById } from "../../spec/rule-catalogue.ts";
+import { decode } from "../../../spec/decode/decode.ts";
+import type { Instruction, MemOperand, Operand, OperandSize } from "../../../spec/decode/instruction.ts";
+import { fault, type Fault } from "../../../spec/fault.ts";
+import { ruleById } from "../../../spec/rule-catalogue.ts";
 
 // ---- helpers ------------------------------------------------------------------------------------
 

@@ -1,12 +1,12 @@
 // IRETQ-00..17, SEG-06 (accessed bits): `iret` called alone, and IRET in the step loop.
 import { describe, expect, it } from "vitest";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { iret, iretRflags, type IretSize } from "../../../../spec/transitions/iret.ts";
-import { nullSegment } from "../../../../spec/segmentation/descriptor.ts";
-import { kernelMachine, userMachine, withCode, withRegs, KERNEL_CS, KERNEL_SS, USER_CS32, USER_CS64, USER_SS } from "../../../helpers/fixture.ts";
-import { asFault, asMachine, descriptor, HANDLER, stepOnce, withDescriptor, withReadOnlyGdt, withStack } from "./build.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { iret, iretRflags, type IretSize } from "../../../spec/transitions/iret.ts";
+import { nullSegment } from "../../../spec/segmentation/descriptor.ts";
+import { kernelMachine, userMachine, withCode, withRegs, KERNEL_CS, KERNEL_SS, USER_CS32, USER_CS64, USER_SS } from "../../helpers/fixture.ts";
+import { asFault, asMachine, descriptor, HANDLER, stepOnce, withDescriptor, withReadOnlyGdt, withStack } from "./build-delivery.ts";
 
 const FRAME = 0x1f000n;
 

@@ -8,9 +8,9 @@ import { createRequire } from "node:module";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type * as Iced from "iced-x86";
-import { decode } from "../../spec/decode/decode.ts";
-import type { Instruction, Operand } from "../../spec/decode/instruction.ts";
-import { describeFault } from "../../spec/fault.ts";
+import { decode } from "../../../spec/decode/decode.ts";
+import type { Instruction, Operand } from "../../../spec/decode/instruction.ts";
+import { describeFault } from "../../../spec/fault.ts";
 
 const iced = createRequire(import.meta.url)("iced-x86") as typeof Iced;
 const RUNS = Number(process.env.RINGSPEC_FUZZ_RUNS ?? 3000);

@@ -1,15 +1,15 @@
 // Test helpers for the system-instruction family: run real instruction bytes through one step of
 // the spec (decoder, step loop, semantics) with fault delivery off, and build GDT descriptors.
 import { expect } from "vitest";
-import "../../../../spec/index.ts";
-import type { Fault } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { INTEL, type Profile } from "../../../../contract/profile.ts";
-import type { RuleId } from "../../../../spec/rules/rule.ts";
-import type { StepResult } from "../../../../spec/step/events.ts";
-import { step } from "../../../../spec/step/step.ts";
-import { withCode } from "../../../helpers/fixture.ts";
-import { DEFAULT_LAYOUT, encodeDescriptor } from "../../../../guest/index.ts";
+import "../../../spec/index.ts";
+import type { Fault } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { INTEL, type Profile } from "../../../contract/profile.ts";
+import type { RuleId } from "../../../spec/rules/rule.ts";
+import type { StepResult } from "../../../spec/step/events.ts";
+import { step } from "../../../spec/step/step.ts";
+import { withCode } from "../../helpers/fixture.ts";
+import { DEFAULT_LAYOUT, encodeDescriptor } from "../../../guest/index.ts";
 
 /** One step of `bytes` placed at RIP (low memory is identity-mapped), faults not delivered. */
 export function stepBytes(m: Machine, bytes: readonly number[], profile: Profile = INTEL, coverage?: Set<RuleId>): StepResult {

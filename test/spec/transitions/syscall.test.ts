@@ -1,11 +1,11 @@
 // SYSCALL (digest §2): SYSCALL-01..09, SYSCALL-V1/V2, and the vectors of that area.
 import { describe, expect, it } from "vitest";
-import { UD } from "../../../../spec/fault.ts";
-import { EFER, R11, RCX, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL } from "../../../../contract/profile.ts";
-import { syscall } from "../../../../spec/transitions/syscall.ts";
-import { USER_CS32, userMachine, vectorMachine, withRegs } from "../../../helpers/fixture.ts";
-import { expectFault, retired, stepBytes } from "./build.ts";
+import { UD } from "../../../spec/fault.ts";
+import { EFER, R11, RCX, RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { AMD, INTEL } from "../../../contract/profile.ts";
+import { syscall } from "../../../spec/transitions/syscall.ts";
+import { USER_CS32, userMachine, vectorMachine, withRegs } from "../../helpers/fixture.ts";
+import { expectFault, retired, stepBytes } from "./build-system.ts";
 
 const SYSCALL = [0x0f, 0x05];
 const user = () => ({ ...userMachine(), fmask: 0x47700n });

@@ -1,11 +1,11 @@
 // PRIO-01..04, SHADOW-01..09, TF-01/02, HLT-03..06, NMI-01..05 and the `step` / `run` contract.
 import { describe, expect, it } from "vitest";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { canWake, run } from "../../../../spec/step/step.ts";
-import { kernelMachine, userMachine, withCode, withRegs } from "../../../helpers/fixture.ts";
-import { HANDLER, stepOnce, steps, withGate } from "./build.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { canWake, run } from "../../../spec/step/step.ts";
+import { kernelMachine, userMachine, withCode, withRegs } from "../../helpers/fixture.ts";
+import { HANDLER, stepOnce, steps, withGate } from "./build-delivery.ts";
 
 type Cpu = Machine["cpu"];
 const cpu = (m: Machine, patch: Partial<Cpu>): Machine => ({ ...m, cpu: { ...m.cpu, ...patch } });

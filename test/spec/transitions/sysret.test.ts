@@ -1,15 +1,15 @@
 // SYSRET (digest §3): SYSRET-01..08, SYSRET-V1..V5, and the SYSCALL/SYSRETQ round trip property.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GP, UD } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { EFER, R11, RCX, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL } from "../../../../contract/profile.ts";
-import { syscall } from "../../../../spec/transitions/syscall.ts";
-import { sysret } from "../../../../spec/transitions/sysret.ts";
-import { kernelMachine, userMachine, vectorMachine, withBytes, withRegs } from "../../../helpers/fixture.ts";
-import { expectFault, faultOf, retired, stepBytes } from "./build.ts";
-import { step } from "../../../../spec/step/step.ts";
+import { GP, UD } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { EFER, R11, RCX, RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { AMD, INTEL } from "../../../contract/profile.ts";
+import { syscall } from "../../../spec/transitions/syscall.ts";
+import { sysret } from "../../../spec/transitions/sysret.ts";
+import { kernelMachine, userMachine, vectorMachine, withBytes, withRegs } from "../../helpers/fixture.ts";
+import { expectFault, faultOf, retired, stepBytes } from "./build-system.ts";
+import { step } from "../../../spec/step/step.ts";
 
 const SYSRETQ = [0x48, 0x0f, 0x07];
 const SYSRET32 = [0x0f, 0x07];

@@ -1,10 +1,10 @@
 // LGDT / LIDT / SGDT / SIDT / LTR (digest §18): DT-01, DT-02, DT-05, DT-06.
 import { describe, expect, it } from "vitest";
-import { GP, NP } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { CR4 } from "../../../../spec/machine/registers.ts";
-import { kernelMachine, userMachine, withBytes, withRegs } from "../../../helpers/fixture.ts";
-import { descriptor, expectFault, retired, SPARE, stepBytes, withGdtEntry } from "./build.ts";
+import { GP, NP } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { CR4 } from "../../../spec/machine/registers.ts";
+import { kernelMachine, userMachine, withBytes, withRegs } from "../../helpers/fixture.ts";
+import { descriptor, expectFault, retired, SPARE, stepBytes, withGdtEntry } from "./build-system.ts";
 
 const LGDT_RAX = [0x0f, 0x01, 0x10];
 const LIDT_RAX = [0x0f, 0x01, 0x18];

@@ -1,12 +1,12 @@
 // Builders for the event-delivery tests: IDT gates, GDT descriptors, TSS fields and code bytes on the
 // guest kit's shared layout (guest/layout.ts, test/helpers/fixture.ts).
-import "../../../../spec/index.ts";
-import { DEFAULT_LAYOUT, FLAT_DESCRIPTORS, encodeDescriptor, encodeGate, interruptGate, translate } from "../../../../guest/index.ts";
-import { isFault, type Fault } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { step, type StepOptions } from "../../../../spec/step/step.ts";
-import type { StepResult } from "../../../../spec/step/events.ts";
+import "../../../spec/index.ts";
+import { DEFAULT_LAYOUT, FLAT_DESCRIPTORS, encodeDescriptor, encodeGate, interruptGate, translate } from "../../../guest/index.ts";
+import { isFault, type Fault } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { step, type StepOptions } from "../../../spec/step/step.ts";
+import type { StepResult } from "../../../spec/step/events.ts";
 
 export const IDT = DEFAULT_LAYOUT.idt.base;
 export const GDT = DEFAULT_LAYOUT.gdt.base;

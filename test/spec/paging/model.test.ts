@@ -2,13 +2,13 @@
 // random flags, large pages, reserved bits, control bits and accesses (fixed seed).
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import type { Machine } from "../../spec/machine/machine.ts";
-import { PhysicalMemory } from "../../spec/machine/physical-memory.ts";
-import { CR0, CR4, EFER, RFLAGS } from "../../spec/machine/registers.ts";
-import type { AccessKind, AccessMode } from "../../spec/paging/access.ts";
-import { translate } from "../../spec/paging/translate.ts";
-import { kernelMachine } from "../helpers/fixture.ts";
-import { le64 } from "./paging-tables.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { PhysicalMemory } from "../../../spec/machine/physical-memory.ts";
+import { CR0, CR4, EFER, RFLAGS } from "../../../spec/machine/registers.ts";
+import type { AccessKind, AccessMode } from "../../../spec/paging/access.ts";
+import { translate } from "../../../spec/paging/translate.ts";
+import { kernelMachine } from "../../helpers/fixture.ts";
+import { le64 } from "./tables.ts";
 
 interface EntrySpec {
   readonly p: boolean;

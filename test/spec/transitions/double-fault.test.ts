@@ -1,14 +1,14 @@
 // DF-01..07: faults raised while delivering an event.
 import { describe, expect, it } from "vitest";
-import { fault } from "../../../../spec/fault.ts";
-import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { afterNestedFault, deliver, deliverWithNesting } from "../../../../spec/transitions/double-fault.ts";
+import { fault } from "../../../spec/fault.ts";
+import { RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { afterNestedFault, deliver, deliverWithNesting } from "../../../spec/transitions/double-fault.ts";
 import {
   doubleFaultClass, exceptionEvent, externalEvent, NMI_EVENT, softwareEvent,
-} from "../../../../spec/transitions/exception-classes.ts";
-import { kernelMachine, userMachine, withCode } from "../../../helpers/fixture.ts";
-import { asMachine, frameAt, HANDLER, stepOnce, withGate, withTss } from "./build.ts";
+} from "../../../spec/transitions/exception-classes.ts";
+import { kernelMachine, userMachine, withCode } from "../../helpers/fixture.ts";
+import { asMachine, frameAt, HANDLER, stepOnce, withGate, withTss } from "./build-delivery.ts";
 
 const ex = (v: number, ec?: number) => exceptionEvent(fault("TEST", v, ec));
 

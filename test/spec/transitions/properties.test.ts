@@ -1,19 +1,19 @@
 // Properties of delivery, IRET and the step loop (fast-check, fixed seeds).
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fault } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { RFLAGS, RFLAGS_DEFINED, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { deliver } from "../../../../spec/transitions/double-fault.ts";
+import { fault } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { RFLAGS, RFLAGS_DEFINED, RSP } from "../../../spec/machine/registers.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { deliver } from "../../../spec/transitions/double-fault.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, pushesErrorCode, softwareEvent, type InterruptEvent,
-} from "../../../../spec/transitions/exception-classes.ts";
-import { iret } from "../../../../spec/transitions/iret.ts";
-import { step } from "../../../../spec/step/step.ts";
-import { HAS_ERROR_CODE } from "../../../../spec/fault.ts";
-import { kernelMachine, userMachine, withCode, KERNEL_SS, USER_SS } from "../../../helpers/fixture.ts";
-import { asMachine, withGate, withTss } from "./build.ts";
+} from "../../../spec/transitions/exception-classes.ts";
+import { iret } from "../../../spec/transitions/iret.ts";
+import { step } from "../../../spec/step/step.ts";
+import { HAS_ERROR_CODE } from "../../../spec/fault.ts";
+import { kernelMachine, userMachine, withCode, KERNEL_SS, USER_SS } from "../../helpers/fixture.ts";
+import { asMachine, withGate, withTss } from "./build-delivery.ts";
 
 const RUNS = 60;
 

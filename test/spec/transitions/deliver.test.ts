@@ -1,16 +1,16 @@
 // DELIVER-01..22, EXC-02/04/05, RF-03/04, NMI-01/02, PF-01, DT-03/04, SMAP-03, SEG-06: `deliver`
 // called alone, and in the step loop where the rule needs instructions around it.
 import { describe, expect, it } from "vitest";
-import { fault, type Fault } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { CR4, RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { deliver } from "../../../../spec/transitions/double-fault.ts";
+import { fault, type Fault } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { CR4, RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { deliver } from "../../../spec/transitions/double-fault.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, softwareEvent, type InterruptEvent,
-} from "../../../../spec/transitions/exception-classes.ts";
-import { kernelMachine, userMachine, withBytes, withCode, withRegs, KERNEL_CS, USER_SS } from "../../../helpers/fixture.ts";
-import { asFault, asMachine, descriptor, frameAt, HANDLER, stepOnce, steps, withDescriptor, withGate, withReadOnlyGdt, withTss } from "./build.ts";
+} from "../../../spec/transitions/exception-classes.ts";
+import { kernelMachine, userMachine, withBytes, withCode, withRegs, KERNEL_CS, USER_SS } from "../../helpers/fixture.ts";
+import { asFault, asMachine, descriptor, frameAt, HANDLER, stepOnce, steps, withDescriptor, withGate, withReadOnlyGdt, withTss } from "./build-delivery.ts";
 
 const GP0 = exceptionEvent(fault("TEST", 13, 0));
 const UD = exceptionEvent(fault("TEST", 6));

@@ -1,12 +1,12 @@
 // Segment-register loads and stores (digest §22): SEG-01..08, SHADOW-07 and the accessed bit.
 import { describe, expect, it } from "vitest";
-import { GP, NP, SS, UD } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { RAX, RSP } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL } from "../../../../contract/profile.ts";
-import { movToSreg } from "../../../../spec/transitions/segment-load.ts";
-import { kernelMachine, userMachine, withBytes, withRegs } from "../../../helpers/fixture.ts";
-import { descriptor, expectFault, retired, SPARE, stepBytes, withGdtEntry } from "./build.ts";
+import { GP, NP, SS, UD } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { RAX, RSP } from "../../../spec/machine/registers.ts";
+import { AMD, INTEL } from "../../../contract/profile.ts";
+import { movToSreg } from "../../../spec/transitions/segment-load.ts";
+import { kernelMachine, userMachine, withBytes, withRegs } from "../../helpers/fixture.ts";
+import { descriptor, expectFault, retired, SPARE, stepBytes, withGdtEntry } from "./build-system.ts";
 
 const MOV = { ss: [0x8e, 0xd0], ds: [0x8e, 0xd8], es: [0x8e, 0xc0], fs: [0x8e, 0xe0], gs: [0x8e, 0xe8] };
 const kernel = (ax: number): Machine => withRegs(kernelMachine(), { rax: BigInt(ax) });

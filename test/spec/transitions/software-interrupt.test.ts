@@ -1,8 +1,8 @@
 // SWINT-01..06, EXC-03: INT n / INT3 / INT1 / INTO through the step loop.
 import { describe, expect, it } from "vitest";
-import { RFLAGS, RSP } from "../../../../spec/machine/registers.ts";
-import { kernelMachine, userMachine, withCode, USER_CS32 } from "../../../helpers/fixture.ts";
-import { frameAt, HANDLER, stepOnce, withDescriptor, descriptor, withGate } from "./build.ts";
+import { RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { kernelMachine, userMachine, withCode, USER_CS32 } from "../../helpers/fixture.ts";
+import { frameAt, HANDLER, stepOnce, withDescriptor, descriptor, withGate } from "./build-delivery.ts";
 
 describe("SWINT-01: INT imm8", () => {
   it("INT 0x80 at CPL 0: vector 0x80, saved RIP = next instruction, no error code", () => {

@@ -1,14 +1,14 @@
 // Linear memory access through the step's Transaction: canonical checks (CANON table, PF-05), #AC
 // (SMAP-06), page-crossing accesses (PF-01) and which A/D bits survive a faulting step.
 import { describe, expect, it } from "vitest";
-import "../../spec/index.ts";
-import { isFault, type Fault } from "../../spec/fault.ts";
-import type { Machine } from "../../spec/machine/machine.ts";
-import { canonical, CR0, RFLAGS, RSP } from "../../spec/machine/registers.ts";
-import { INTEL } from "../../contract/profile.ts";
-import { Transaction } from "../../spec/transaction/transaction.ts";
-import { kernelMachine, vectorMachine, withRegs } from "../helpers/fixture.ts";
-import { A, ALL, D, ENTRY, entryAt, FRAME, kernelWith, LINEAR, P, PT, RW, US, userWith, writeEntry } from "./paging-tables.ts";
+import "../../../spec/index.ts";
+import { isFault, type Fault } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { canonical, CR0, RFLAGS, RSP } from "../../../spec/machine/registers.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { Transaction } from "../../../spec/transaction/transaction.ts";
+import { kernelMachine, vectorMachine, withRegs } from "../../helpers/fixture.ts";
+import { A, ALL, D, ENTRY, entryAt, FRAME, kernelWith, LINEAR, P, PT, RW, US, userWith, writeEntry } from "../paging/tables.ts";
 
 const PAGE = LINEAR & ~0xfffn;
 const NEXT_PAGE = PAGE + 0x1000n;

@@ -1,17 +1,17 @@
 // 4-level paging (SDM Vol. 3A §4.5–4.8): translate() called directly on machines whose tables map
-// LINEAR (test/spec/paging-tables.ts).
+// LINEAR (test/spec/paging/tables.ts).
 import { describe, expect, it } from "vitest";
-import "../../spec/index.ts";
-import type { Fault } from "../../spec/fault.ts";
-import type { Machine } from "../../spec/machine/machine.ts";
-import { CR0, CR4, EFER, RFLAGS } from "../../spec/machine/registers.ts";
-import type { Access, AccessKind, AccessMode } from "../../spec/paging/access.ts";
-import { translate, type Translation } from "../../spec/paging/translate.ts";
-import { ruleById } from "../../spec/rule-catalogue.ts";
-import { vectorMachine } from "../helpers/fixture.ts";
+import "../../../spec/index.ts";
+import type { Fault } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { CR0, CR4, EFER, RFLAGS } from "../../../spec/machine/registers.ts";
+import type { Access, AccessKind, AccessMode } from "../../../spec/paging/access.ts";
+import { translate, type Translation } from "../../../spec/paging/translate.ts";
+import { ruleById } from "../../../spec/rule-catalogue.ts";
+import { vectorMachine } from "../../helpers/fixture.ts";
 import {
   A, ALL, D, ENTRY, entryAt, FRAME, FRAME_1G, FRAME_2M, kernelWith, LEVEL_NAMES, LINEAR, P, PS, RW, US, userWith, writeEntry, XD,
-} from "./paging-tables.ts";
+} from "./tables.ts";
 
 const access = (kind: AccessKind, mode: AccessMode): Access => ({ kind, mode });
 const READ_S = access("read", "supervisor");
@@ -404,7 +404,7 @@ describe("accessed and dirty bits (SDM Vol. 3A §4.8, docs/model-choices.md)", (
   ])("PF-ACCESSED: a walk that faults (%s) sets no A or D bit anywhere", (_name, m, a) => {
     pf(m, a);
     // translate returns no memory on a fault; the caller keeps its own (checked via Transaction in
-    // paging-transaction.test.ts). Here: the input memory is untouched.
+    // transaction/linear-access.test.ts). Here: the input memory is untouched.
     for (const level of LEVEL_NAMES) expect(entryAt(m.memory, ENTRY[level]) & (A | D)).toBe(0n);
   });
 

@@ -1,12 +1,12 @@
 // MOV to/from CR0, CR2, CR3, CR4, CR8 (digest §17) and CLTS.
 import { describe, expect, it } from "vitest";
-import { GP, UD } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { CR0, CR4, RAX } from "../../../../spec/machine/registers.ts";
-import { INTEL } from "../../../../contract/profile.ts";
-import { clts, movToCr } from "../../../../spec/transitions/control-registers.ts";
-import { kernelMachine, userMachine, withRegs } from "../../../helpers/fixture.ts";
-import { expectFault, retired, stepBytes } from "./build.ts";
+import { GP, UD } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { CR0, CR4, RAX } from "../../../spec/machine/registers.ts";
+import { INTEL } from "../../../contract/profile.ts";
+import { clts, movToCr } from "../../../spec/transitions/control-registers.ts";
+import { kernelMachine, userMachine, withRegs } from "../../helpers/fixture.ts";
+import { expectFault, retired, stepBytes } from "./build-system.ts";
 
 const TO_CR0 = [0x0f, 0x22, 0xc0];
 const TO_CR2 = [0x0f, 0x22, 0xd0];

@@ -1,8 +1,8 @@
 // Page tables for the paging tests: one walk for LINEAR through tables at 0x50000–0x53fff (outside
 // the fixture's own tables), each entry's flags chosen by the test.
-import type { Machine } from "../../spec/machine/machine.ts";
-import type { PhysicalMemory } from "../../spec/machine/physical-memory.ts";
-import { kernelMachine, userMachine } from "../helpers/fixture.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import type { PhysicalMemory } from "../../../spec/machine/physical-memory.ts";
+import { kernelMachine, userMachine } from "../../helpers/fixture.ts";
 
 export const PML4 = 0x50000n, PDPT = 0x51000n, PD = 0x52000n, PT = 0x53000n;
 /** The 4 KiB frame LINEAR maps to; 2 MiB and 1 GiB frames below are aligned to their size. */

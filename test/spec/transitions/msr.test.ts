@@ -1,12 +1,12 @@
 // RDMSR / WRMSR (digest §16): MSR-01..08 and MSR-10.
 import { describe, expect, it } from "vitest";
-import { GP } from "../../../../spec/fault.ts";
-import type { Machine } from "../../../../spec/machine/machine.ts";
-import { EFER, MSR, RAX, RDX } from "../../../../spec/machine/registers.ts";
-import { AMD, INTEL, type Profile } from "../../../../contract/profile.ts";
-import { rdmsr, wrmsr } from "../../../../spec/transitions/msr.ts";
-import { kernelMachine, userMachine, vectorMachine, withRegs } from "../../../helpers/fixture.ts";
-import { expectFault, retired, stepBytes } from "./build.ts";
+import { GP } from "../../../spec/fault.ts";
+import type { Machine } from "../../../spec/machine/machine.ts";
+import { EFER, MSR, RAX, RDX } from "../../../spec/machine/registers.ts";
+import { AMD, INTEL, type Profile } from "../../../contract/profile.ts";
+import { rdmsr, wrmsr } from "../../../spec/transitions/msr.ts";
+import { kernelMachine, userMachine, vectorMachine, withRegs } from "../../helpers/fixture.ts";
+import { expectFault, retired, stepBytes } from "./build-system.ts";
 
 const RDMSR = [0x0f, 0x32];
 const WRMSR = [0x0f, 0x30];
