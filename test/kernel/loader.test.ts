@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { LoaderError, loadKernel, parseElf, parseLoaderDescription, BOOT_LAYOUT, DEFAULT_MEMORY } from "../../kernel/loader/index.ts";
+import { LoaderError, loadKernel, parseElf, parseLoaderDescription, parseLoaderDescriptionText, BOOT_LAYOUT, DEFAULT_MEMORY } from "../../kernel/loader/index.ts";
 import { modelScopeViolation } from "../../contract/scope.ts";
 
 const KERNEL = new Uint8Array(readFileSync(new URL("../../kernel/c/build/kernel.elf", import.meta.url)));
@@ -67,6 +67,14 @@ describe("loading the C kernel (ELF64)", () => {
     expect(loaded.state.gpr[7]).toBe(0x1234n);
     expect(loaded.state.gpr[6]).toBe(5n);
     expect(loaded.symbols.get("current")).toBe(0x10a000n);
+  });
+});
+
+describe("the C kernel's loader description (kernel/c/loader.json)", () => {
+  it("is valid and loads the C kernel", () => {
+    const d = parseLoaderDescriptionText(readFileSync(new URL("../../kernel/c/loader.json", import.meta.url), "utf8"));
+    expect(d.limits?.max_steps).toBe(5_000_000);
+    expect(loadKernel(KERNEL, d).entry).toBe(0x100000n);
   });
 });
 
