@@ -10,7 +10,7 @@
 // no address changes (usually one or two). Every pass decodes its output with iced-x86's decoder to
 // find where each instruction landed, which also checks that the bytes mean what was written.
 import {
-  BlockEncoder, Decoder, Encoder, Instruction, MemoryOperand, Register, iced,
+  BlockEncoder, Decoder, Encoder, Instruction, MemoryOperand, Register, RegisterExt, iced,
   type CodeValue, type IcedInstruction, type IcedMemoryOperand, type RegisterValue,
 } from "./iced.ts";
 
@@ -55,10 +55,13 @@ export type Operand = number | bigint | Label | Mem | SymbolRef | Ahead;
 
 const NONE = Register.None;
 
+// iced-x86's encoder takes the displacement size of the address size the base register implies:
+// 8 with a 64-bit base (RAX…R15, RIP), 4 with a 32-bit one (EAX…R15D, EIP); 1 for a disp8.
 function displacementSize(base: RegisterValue, disp: bigint): 0 | 1 | 4 | 8 {
   if (base === NONE) return 8;
   if (disp === 0n) return 0;
-  return disp >= -128n && disp <= 127n ? 1 : 4;
+  if (disp >= -128n && disp <= 127n) return 1;
+  return RegisterExt.isGPR32(base) || base === Register.EIP ? 4 : 8;
 }
 
 /** [base + disp] with an optional segment override, index and scale. */
@@ -429,7 +432,9 @@ interface Piece {
   readonly mnemonic: number;
 }
 
-const MAX_PASSES = 12;
+const MAX_PASSES = 24;
+/** The pass from which alignment padding only grows (see `pass`). */
+const GROW_ONLY_PASS = 4;
 
 /** Sections with one namespace of labels, encoded together. Single use: `assemble()` frees the
  *  instructions handed over with `add`/`insn`. */
@@ -481,7 +486,7 @@ export class Assembler {
     );
     let previous: Placement[][] | undefined;
     for (let pass = 0; pass < MAX_PASSES; pass++) {
-      const result = this.pass(where, hereTargets, previous);
+      const result = this.pass(where, hereTargets, previous, pass);
       if (!result.usedAddresses || (previous !== undefined && samePlacements(previous, result.placements))) {
         const symbols = new Map<Label, bigint>();
         for (const [name, w] of where) symbols.set(name, result.placements[w.section]![w.item]!.address);
@@ -493,7 +498,7 @@ export class Assembler {
   }
 
   /** One encoding of every section, with address-dependent values taken from `previous`. */
-  private pass(where: ReadonlyMap<Label, { section: number; item: number }>, hereTargets: ReadonlyMap<IcedInstruction, number>, previous: Placement[][] | undefined) {
+  private pass(where: ReadonlyMap<Label, { section: number; item: number }>, hereTargets: ReadonlyMap<IcedInstruction, number>, previous: Placement[][] | undefined, pass: number) {
     let usedAddresses = false;
     const sections: AssembledSection[] = [];
     const placements: Placement[][] = [];
@@ -516,7 +521,14 @@ export class Assembler {
         if (it.kind !== "align") return 0;
         usedAddresses = used = true;
         const a = BigInt(it.alignment);
-        return Number((a - (estimate[n]! % a)) % a);
+        const needed = Number((a - (estimate[n]! % a)) % a);
+        // Padding and branch sizes depend on each other and can oscillate (a branch shrinks, an
+        // alignment grows, the branch grows again). From GROW_ONLY_PASS on, a padding never
+        // shrinks (it keeps the alignment by adding whole multiples), so sizes only grow and the
+        // passes converge.
+        const before = previous?.[si]?.[n]?.length;
+        if (pass < GROW_ONLY_PASS || before === undefined || needed >= before) return needed;
+        return needed + Math.ceil((before - needed) / it.alignment) * it.alignment;
       });
       const size = (n: number): number => {
         const it = items[n]!;

@@ -4,7 +4,7 @@
 import iced from "iced-x86";
 
 export { iced };
-export const { Code, Register, Instruction, MemoryOperand, Encoder, BlockEncoder, Decoder } = iced;
+export const { Code, Register, RegisterExt, Instruction, MemoryOperand, Encoder, BlockEncoder, Decoder } = iced;
 /** Short name for `Register` in code-heavy files. */
 export const Reg = iced.Register;
 

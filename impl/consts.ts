@@ -8,15 +8,15 @@
 // a large share of a privilege transition's cost. This file and insn.ts import nothing, so their
 // values exist before any importer is evaluated (no cycle can leave a copy undefined).
 
-// ---- general registers: Machine.r holds lo/hi int32 halves, r[2n] = low, r[2n+1] = high ----
+// ---- general registers: Machine.regs holds lo/hi int32 halves, regs[2n] = low, regs[2n+1] = high ----
 export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7;
 export const R11 = 11;
-/** r[RIP_LO], r[RIP_HI]: the instruction pointer. */
+/** regs[RIP_LO], regs[RIP_HI]: the instruction pointer. */
 export const RIP_LO = 32, RIP_HI = 33;
 
 // ---- segment registers (SDM Sreg order, then TR and LDTR) ----
 export const ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5, TR = 6, LDTR = 7;
-/** Fields of one segment register in Machine.sg (stride SEG_STRIDE): selector, base halves,
+/** Fields of one segment register in Machine.segments (stride SEG_STRIDE): selector, base halves,
  *  byte-granular limit, and the hidden attributes packed as one word (ATTR, the VMX
  *  access-rights layout: A_* below). */
 export const SEL = 0, BASE_LO = 1, BASE_HI = 2, LIMIT = 3, ATTR = 4;
@@ -43,6 +43,11 @@ export const CR4_TSD = 1 << 2, CR4_PAE = 1 << 5, CR4_PGE = 1 << 7, CR4_UMIP = 1 
   CR4_SMAP = 1 << 21;
 export const EFER_SCE = 1, EFER_LME = 1 << 8, EFER_LMA = 1 << 10, EFER_NXE = 1 << 11;
 
+// ---- Machine.msr: the modelled MSRs as lo/hi int32 pairs ----
+export const STAR_LO = 0, STAR_HI = 1, LSTAR_LO = 2, LSTAR_HI = 3, CSTAR_LO = 4, CSTAR_HI = 5, FMASK_LO = 6,
+  FMASK_HI = 7, KERNEL_GS_BASE_LO = 8, KERNEL_GS_BASE_HI = 9;
+export const MSR_SLOTS = 10;
+
 // ---- exception vectors ----
 export const DE = 0, DB_VEC = 1, NMI_VEC = 2, BP = 3, OF_VEC = 4, UD = 6, DF_VEC = 8, TS = 10, NP = 11,
   SS_VEC = 12, GP = 13, PF_VEC = 14, AC_VEC = 17;
@@ -60,13 +65,25 @@ export const C_WRITE = C_UW | C_SW | C_SWA;
 export const C_USER = C_UR | C_UW | C_UX;
 export const C_FETCH = C_UX | C_SX;
 
+// ---- physical pages and the memory pool's slot flags (memory/pool.ts says what each flag does) ----
+export const PAGE_SHIFT = 12;
+export const PAGE_BYTES = 1 << PAGE_SHIFT;
+/** The offset-in-page bits of an address. */
+export const PAGE_OFFSET_MASK = PAGE_BYTES - 1;
+/** Slot flags: the frame holds page-table entries a walk has used (F_PT), decoded code (F_CODE),
+ *  was written (F_TOUCHED), holds a system-table entry a cache was filled from (F_SYS). */
+export const F_PT = 1, F_CODE = 2, F_TOUCHED = 4, F_SYS = 8;
+/** Slot flags whose frames never get TLB write classes, so every write reaches noteWrite. */
+export const F_GUARDED = F_PT | F_CODE | F_SYS;
+
 // ---- interrupt shadow ----
 export const SHADOW_NONE = 0, SHADOW_STI = 1, SHADOW_MOVSS = 2;
 
 // ---- statuses returned by instruction handlers and blocks ----
 /** Completed; continue with the next instruction. */
 export const ST_OK = 0;
-/** Faulted: Machine.fVec / fErr describe the exception; RIP is the faulting instruction. */
+/** Faulted: Machine.faultVector / faultErrorCode describe the exception; RIP is the faulting
+ *  instruction. */
 export const ST_FAULT = 1;
 /** Completed, but caches or modes the current block relies on may have changed: leave the block. */
 export const ST_END = 2;
@@ -74,7 +91,8 @@ export const ST_END = 2;
 export const ST_HALT = 3;
 /** Outside the modelled subset: nothing changed. */
 export const ST_UNSUP = 4;
-/** INT n / INT3 / INT1 / INTO raised an event: Machine.fVec and Machine.swKind describe it. */
+/** INT n / INT3 / INT1 / INTO raised an event: Machine.faultVector and Machine.softIntSource
+ *  describe it. */
 export const ST_SWINT = 5;
 /** IN/OUT completed (Machine.io* describe it). */
 export const ST_IO = 6;

@@ -88,12 +88,12 @@ export function decode(buf: Uint8Array, start: number, avail: number, mode: numb
     if (mode === MODE_64) {
       const lo = (i.nextLo + rel) | 0;
       const carry = (lo >>> 0) < (i.nextLo >>> 0) ? 1 : 0;
-      i.tgtLo = lo;
-      i.tgtHi = (i.nextHi + (rel >> 31) + carry) | 0;
+      i.targetLo = lo;
+      i.targetHi = (i.nextHi + (rel >> 31) + carry) | 0;
     } else {
       const t = (i.nextLo + rel) | 0;
-      i.tgtLo = i.osz === 2 ? t & 0xffff : t;
-      i.tgtHi = 0;
+      i.targetLo = i.operandSize === 2 ? t & 0xffff : t;
+      i.targetHi = 0;
     }
   }
   return i;
@@ -137,8 +137,8 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
   const asz = m64 ? (adsz ? 4 : 8) : mode === MODE_16 ? (adsz ? 4 : 2) : adsz ? 2 : 4;
   /** Near branches and stack operations: 64 bits in 64-bit mode (16 with 66h for push/pop). */
   const stackSz = m64 ? (opsz16 ? 2 : 8) : osz;
-  i.osz = osz;
-  i.asz = asz;
+  i.operandSize = osz;
+  i.addressSize = asz;
 
   let needs16 = false;
   const byteReg = (n: number): number => (!hasRex && n >= 4 && n < 8 ? REG_AH + n - 4 : n);
@@ -218,7 +218,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
     i.sub = op >> 3;
     switch (op & 7) {
       case 0: // r/m8, r8
-        i.osz = 1;
+        i.operandSize = 1;
         modrm(1);
         i.reg = byteReg(i.reg);
         i.op = OP_ALU_RM_R;
@@ -228,7 +228,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
         i.op = OP_ALU_RM_R;
         break;
       case 2:
-        i.osz = 1;
+        i.operandSize = 1;
         modrm(1);
         i.reg = byteReg(i.reg);
         i.op = OP_ALU_R_RM;
@@ -238,7 +238,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
         i.op = OP_ALU_R_RM;
         break;
       case 4:
-        i.osz = 1;
+        i.operandSize = 1;
         i.mod = 3;
         i.rm = 0;
         imm(1);
@@ -276,12 +276,12 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
     case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
       i.op = OP_PUSH_R;
       i.reg = (op & 7) | rexB;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       break;
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
       i.op = OP_POP_R;
       i.reg = (op & 7) | rexB;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       break;
     case 0x60: case 0x61: case 0x9a: case 0xd6: case 0xea:
       if (m64) i.op = OP_UD;
@@ -294,17 +294,17 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       }
       modrm(osz);
       i.op = OP_MOVSX;
-      i.ssz = osz === 2 ? 2 : 4;
+      i.sourceSize = osz === 2 ? 2 : 4;
       break;
     case 0x68:
       imm(stackSz === 2 ? 2 : 4);
       i.op = OP_PUSH_I;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       break;
     case 0x6a:
       imm(1);
       i.op = OP_PUSH_I;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       break;
     case 0x69:
       modrm(osz);
@@ -321,7 +321,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       imm(1);
       i.op = OP_JCC;
       i.sub = op & 15;
-      i.osz = stackSz === 2 && !m64 ? 2 : stackSz;
+      i.operandSize = stackSz === 2 && !m64 ? 2 : stackSz;
       break;
     case 0x80: case 0x81: case 0x82: case 0x83: {
       // 82 is an alias of 80 outside 64-bit mode; invalid in 64-bit mode.
@@ -330,7 +330,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
         break;
       }
       const size = op === 0x80 || op === 0x82 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       modrm(size);
       i.sub = i.reg & 7;
       imm(op === 0x81 ? (size === 2 ? 2 : 4) : 1);
@@ -339,7 +339,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
     }
     case 0x84: case 0x85: {
       const size = op === 0x84 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       modrm(size);
       i.reg = regOf(i.reg, size);
       i.op = OP_TEST_RM_R;
@@ -347,7 +347,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
     }
     case 0x86: case 0x87: {
       const size = op === 0x86 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       modrm(size);
       i.reg = regOf(i.reg, size);
       i.op = OP_XCHG;
@@ -355,7 +355,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
     }
     case 0x88: case 0x89: case 0x8a: case 0x8b: {
       const size = (op & 1) === 0 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       modrm(size);
       i.reg = regOf(i.reg, size);
       i.op = op < 0x8a ? OP_MOV_RM_R : OP_MOV_R_RM;
@@ -374,10 +374,10 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       modrm(2);
       i.reg &= 7;
       i.op = i.reg === CS || i.reg > 5 ? OP_UD : OP_MOV_TO_SREG;
-      i.osz = 2;
+      i.operandSize = 2;
       break;
     case 0x8f:
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       modrm(stackSz);
       if ((i.reg & 7) !== 0) unsup(i, "8F with a reg field other than 0 (XOP) is not modelled");
       else i.op = OP_POP_RM;
@@ -405,15 +405,15 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       break;
     case 0x9c:
       i.op = OP_PUSHF;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       break;
     case 0x9d:
       i.op = OP_POPF;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       break;
     case 0xa0: case 0xa1: case 0xa2: case 0xa3: {
       const size = (op & 1) === 0 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       i.mod = 0;
       i.base = -1;
       i.index = -1;
@@ -433,7 +433,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       break;
     }
     case 0xa8:
-      i.osz = 1;
+      i.operandSize = 1;
       i.mod = 3;
       i.rm = 0;
       imm(1);
@@ -446,7 +446,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       i.op = OP_TEST_RM_I;
       break;
     case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
-      i.osz = 1;
+      i.operandSize = 1;
       i.reg = byteReg((op & 7) | rexB);
       imm(1);
       i.op = OP_MOV_R_I;
@@ -461,28 +461,28 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       break;
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
       const size = (op & 1) === 0 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       modrm(size);
       i.sub = i.reg & 7;
       if (op <= 0xc1) {
         i.immLo = r.u8();
-        i.imm2 = 0;
-      } else i.imm2 = op <= 0xd1 ? 1 : 2;
+        i.operandForm = 0;
+      } else i.operandForm = op <= 0xd1 ? 1 : 2;
       i.op = OP_SHIFT;
       break;
     }
     case 0xc2:
       i.immLo = r.u16();
       i.op = OP_RET;
-      i.osz = m64 ? 8 : osz;
+      i.operandSize = m64 ? 8 : osz;
       break;
     case 0xc3:
       i.op = OP_RET;
-      i.osz = m64 ? 8 : osz;
+      i.operandSize = m64 ? 8 : osz;
       break;
     case 0xc6: case 0xc7: {
       const size = op === 0xc6 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       modrm(size);
       const ext = i.reg & 7;
       if (ext === 7 && i.mod === 3 && (i.rm & 7) === 0) {
@@ -523,29 +523,29 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       break;
     case 0xe4: case 0xe5: case 0xe6: case 0xe7:
       i.immLo = r.u8();
-      i.osz = (op & 1) === 0 ? 1 : osz === 2 ? 2 : 4;
-      i.imm2 = 0;
+      i.operandSize = (op & 1) === 0 ? 1 : osz === 2 ? 2 : 4;
+      i.operandForm = 0;
       i.op = op < 0xe6 ? OP_IN : OP_OUT;
       break;
     case 0xec: case 0xed: case 0xee: case 0xef:
-      i.osz = (op & 1) === 0 ? 1 : osz === 2 ? 2 : 4;
-      i.imm2 = 1;
+      i.operandSize = (op & 1) === 0 ? 1 : osz === 2 ? 2 : 4;
+      i.operandForm = 1;
       i.op = op < 0xee ? OP_IN : OP_OUT;
       break;
     case 0xe8:
       imm(m64 || osz === 4 ? 4 : 2);
       i.op = OP_CALL;
-      i.osz = m64 ? 8 : osz;
+      i.operandSize = m64 ? 8 : osz;
       break;
     case 0xe9:
       imm(m64 || osz === 4 ? 4 : 2);
       i.op = OP_JMP;
-      i.osz = m64 ? 8 : osz;
+      i.operandSize = m64 ? 8 : osz;
       break;
     case 0xeb:
       imm(1);
       i.op = OP_JMP;
-      i.osz = m64 ? 8 : osz;
+      i.operandSize = m64 ? 8 : osz;
       break;
     case 0xf1:
       i.op = OP_INT1;
@@ -558,7 +558,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       break;
     case 0xf6: case 0xf7: {
       const size = op === 0xf6 ? 1 : osz;
-      i.osz = size;
+      i.operandSize = size;
       modrm(size);
       const ext = i.reg & 7;
       i.sub = ext;
@@ -606,7 +606,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       i.op = OP_STD;
       break;
     case 0xfe:
-      i.osz = 1;
+      i.operandSize = 1;
       modrm(1);
       if ((i.reg & 7) === 0) i.op = OP_INC;
       else if ((i.reg & 7) === 1) i.op = OP_DEC;
@@ -617,11 +617,11 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       const ext = b2 === undefined || r.p >= r.avail ? -1 : (b2 >> 3) & 7;
       if (ext === 2 || ext === 4) {
         const size = m64 ? 8 : osz;
-        i.osz = size;
+        i.operandSize = size;
         modrm(size);
         i.op = ext === 2 ? OP_CALL_RM : OP_JMP_RM;
       } else if (ext === 6) {
-        i.osz = stackSz;
+        i.operandSize = stackSz;
         modrm(stackSz);
         i.op = OP_PUSH_RM;
       } else {
@@ -662,7 +662,7 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
     imm(m64 || osz === 4 ? 4 : 2);
     i.op = OP_JCC;
     i.sub = op & 15;
-    i.osz = m64 ? 8 : osz;
+    i.operandSize = m64 ? 8 : osz;
     return;
   }
   switch (op) {
@@ -671,7 +671,7 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
       if (i.rep !== 0 && (i.reg & 7) >= 6) unsup(i, "LKGS and prefixed 0F 00 /6–/7 are not modelled");
       else if ((i.reg & 7) === 3) {
         i.op = OP_LTR;
-        i.osz = 2;
+        i.operandSize = 2;
       } else if ((i.reg & 7) >= 6) i.op = OP_UD;
       else unsup(i, "SLDT/STR/LLDT/VERR/VERW are not modelled");
       return;
@@ -727,7 +727,7 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
       i.mod = 3;
       i.reg = ((mb >> 3) & 7) | rexR;
       i.rm = (mb & 7) | rexB;
-      i.osz = m64 ? 8 : 4;
+      i.operandSize = m64 ? 8 : 4;
       const cr = i.reg;
       if (cr !== 0 && cr !== 2 && cr !== 3 && cr !== 4 && cr !== 8) i.op = OP_UD;
       else i.op = op === 0x20 ? OP_MOV_FROM_CR : OP_MOV_TO_CR;
@@ -748,18 +748,18 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
     case 0xa0: case 0xa8:
       i.op = OP_PUSH_SREG;
       i.reg = op === 0xa0 ? FS : GS;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       return;
     case 0xa1: case 0xa9:
       i.op = OP_POP_SREG;
       i.reg = op === 0xa1 ? FS : GS;
-      i.osz = stackSz;
+      i.operandSize = stackSz;
       return;
     case 0xa3: case 0xab: case 0xb3: case 0xbb:
       modrm(osz);
       i.op = OP_BT;
       i.sub = op === 0xa3 ? 0 : op === 0xab ? 1 : op === 0xb3 ? 2 : 3;
-      i.imm2 = 0;
+      i.operandForm = 0;
       return;
     case 0xba:
       modrm(osz);
@@ -769,7 +769,7 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
         return;
       }
       i.sub = (i.reg & 7) - 4;
-      i.imm2 = 1;
+      i.operandForm = 1;
       i.op = OP_BT;
       return;
     case 0xaf:
@@ -780,7 +780,7 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
       const ssz = (op & 1) === 0 ? 1 : 2;
       modrm(ssz);
       // The destination register is never a high-byte register.
-      i.ssz = ssz;
+      i.sourceSize = ssz;
       i.op = op <= 0xb7 ? OP_MOVZX : OP_MOVSX;
       return;
     }

@@ -4,12 +4,23 @@
 import type { Machine } from "./machine.ts";
 import { getFlags, setFlags } from "./flags.ts";
 import * as constsModule from "./consts.ts";
+import { commitWrite, prepareWrite } from "./memory/linear.ts";
+import { translate } from "./memory/translate.ts";
+import { noteWrite } from "./memory/pool.ts";
+import { markSystemTableFrame, readSystemTable } from "./tables/system-tables.ts";
+import { descriptorCached } from "./tables/descriptor-cache.ts";
+import * as gateCacheModule from "./tables/gate-cache.ts";
+import { gateKey, lookupGate, storeGate } from "./tables/gate-cache.ts";
+import { loadHiddenPart, readDescriptor } from "./tables/descriptors.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
   AC, BASE_HI, BASE_LO, C_SW, C_SWA, C_UW, CS, DF_VEC, EV_FAULT, EV_NMI, EV_SOFT, GP, IF, LIMIT, NP, NT, RF,
   RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SS, SS_VEC, TF, TR, TS, VEC_MEMLIMIT, VM, ATTR, A_UNUSABLE, C_SR,
 } = constsModule;
+const {
+  G_CS, G_CS_HI, G_CS_LO, G_NEW_CPL, G_RSP_HI, G_RSP_LO, G_STACK_FROM_TSS, G_TARGET_HI, G_TARGET_LO, G_TYPE,
+} = gateCacheModule;
 
 /** Results of deliver(). */
 export const DELIVERED = 0, SHUTDOWN = 1, MEMLIMIT = 2;
@@ -29,38 +40,35 @@ export function hasErrorCode(vector: number): boolean {
   return vector === 8 || (vector >= 10 && vector <= 14) || vector === 17 || vector === 21;
 }
 
-/** Int32 fields per vector in Machine.gateCache. */
-export const GATE_STRIDE = 16;
-
 /** Pool offsets of the frame slots being pushed (at most 6). */
 const frameOff = new Int32Array(6);
 
 /**
  * Delivers an event. `source` is EV_*; `err` is the error code or -1; (retLo, retHi) is the RIP to
  * push; (restartLo, restartHi) the RIP pushed for an exception raised while delivering (the
- * instruction that started it, or the boundary RIP). Sets m.lastVec/lastErr/lastSource to the
+ * instruction that started it, or the boundary RIP). Sets m.deliveredVector/lastErr/lastSource to the
  * event finally delivered.
  */
 export function deliver(m: Machine, vector: number, source: number, err: number, retLo: number, retHi: number,
   restartLo: number, restartHi: number): number {
   let isDF = false;
   for (;;) {
-    m.fVec = -1;
+    m.faultVector = -1;
     if (tryDeliver(m, vector, source, err, retLo, retHi)) {
-      m.lastVec = vector;
-      m.lastErr = err;
-      m.lastSource = source;
+      m.deliveredVector = vector;
+      m.deliveredErrorCode = err;
+      m.deliveredSource = source;
       return DELIVERED;
     }
-    if (m.fVec === VEC_MEMLIMIT) return MEMLIMIT;
+    if (m.faultVector === VEC_MEMLIMIT) return MEMLIMIT;
     if (isDF) {
       // DF-05: any exception while delivering #DF is a triple fault.
       m.shutdown = true;
       m.halted = false;
       return SHUTDOWN;
     }
-    const second = m.fVec;
-    const secondErr = m.fErr;
+    const second = m.faultVector;
+    const secondErr = m.faultErrorCode;
     const c1 = classOf(vector, source);
     const c2 = classOf(second, EV_FAULT);
     if ((c1 === CONTRIBUTORY && c2 === CONTRIBUTORY) || (c1 === PAGE_FAULT && c2 !== BENIGN)) {
@@ -78,44 +86,44 @@ export function deliver(m: Machine, vector: number, source: number, err: number,
 }
 
 /**
- * INT n / INT3 delivered from compiled code (compile.ts): one attempt of deliver() for a software
+ * INT n / INT3 delivered from compiled code (compile/block-end.ts): one attempt of deliver() for a software
  * interrupt. True when delivered; false when the attempt raised an exception (machine unchanged
- * but A/D bits, m.fVec set): the caller leaves the instruction to the engine, whose deliver() makes
+ * but A/D bits, m.faultVector set): the caller leaves the instruction to the engine, whose deliver() makes
  * the same attempt again (finding the same state) and handles the nested exception.
  */
 export function deliverSoft(m: Machine, vector: number, retLo: number, retHi: number): boolean {
-  m.fVec = -1;
+  m.faultVector = -1;
   if (!tryDeliver(m, vector, EV_SOFT, -1, retLo, retHi)) return false;
-  m.lastVec = vector;
-  m.lastErr = -1;
-  m.lastSource = EV_SOFT;
+  m.deliveredVector = vector;
+  m.deliveredErrorCode = -1;
+  m.deliveredSource = EV_SOFT;
   return true;
 }
 
-/** One delivery attempt (DELIVER-01..21). On failure m.fVec/m.fErr hold the new exception and
+/** One delivery attempt (DELIVER-01..21). On failure m.faultVector/m.faultErrorCode hold the new exception and
  *  nothing but A/D bits has changed. */
 function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: number, retHi: number): boolean {
   const ext = source === EV_SOFT ? 0 : 1;
   const cpl = m.cpl;
-  const r = m.r;
-  // The gate cache (machine.ts "System-table cache"): DELIVER-01..14 as last evaluated for this
-  // vector at this CPL and event class, while no table, TLB or descriptor-register change happened.
-  const gc = m.gateCache;
-  const ge = v * GATE_STRIDE;
-  const key = cpl | (source === EV_SOFT ? 4 : 0);
+  const r = m.regs;
+  // The gate cache (tables/gate-cache.ts): DELIVER-01..14 as last evaluated for this vector at
+  // this CPL and event class, while no table, TLB or descriptor-register change happened.
+  const key = gateKey(cpl, source === EV_SOFT);
+  const ge = lookupGate(m, v, key);
   let sel: number, dlo: number, dhi: number, daLo = 0, daHi = 0, gType: number, newCpl: number;
   let tgtLo: number, tgtHi: number, rspLo: number, rspHi: number;
-  if (gc[ge] === m.sysGen && gc[ge + 1] === key && !m.uncached) {
-    tgtLo = gc[ge + 2]!;
-    tgtHi = gc[ge + 3]!;
-    sel = gc[ge + 4]!;
-    dlo = gc[ge + 5]!;
-    dhi = gc[ge + 6]!;
-    gType = gc[ge + 7]!;
-    newCpl = gc[ge + 8]!;
-    if (gc[ge + 9] === 1) {
-      rspLo = gc[ge + 10]!;
-      rspHi = gc[ge + 11]!;
+  if (ge >= 0) {
+    const gc = m.gateCache;
+    tgtLo = gc[ge + G_TARGET_LO]!;
+    tgtHi = gc[ge + G_TARGET_HI]!;
+    sel = gc[ge + G_CS]!;
+    dlo = gc[ge + G_CS_LO]!;
+    dhi = gc[ge + G_CS_HI]!;
+    gType = gc[ge + G_TYPE]!;
+    newCpl = gc[ge + G_NEW_CPL]!;
+    if (gc[ge + G_STACK_FROM_TSS] === 1) {
+      rspLo = gc[ge + G_RSP_LO]!;
+      rspHi = gc[ge + G_RSP_HI]!;
     } else {
       rspLo = r[2 * RSP]!;
       rspHi = r[2 * RSP + 1]!;
@@ -139,12 +147,12 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
       m.raise(GP, idtEc);
       return false;
     }
-    const g0 = m.readSystem(gLo, gHi, 8);
-    if (m.fVec >= 0) return false;
-    const g1 = m.vh;
+    const g0 = readSystemTable(m, gLo, gHi, 8);
+    if (m.faultVector >= 0) return false;
+    const g1 = m.valueHi;
     const g8Lo = (gLo + 8) | 0;
-    const g2 = m.readSystem(g8Lo, (g8Lo >>> 0) < (gLo >>> 0) ? (gHi + 1) | 0 : gHi, 8);
-    if (m.fVec >= 0) return false;
+    const g2 = readSystemTable(m, g8Lo, (g8Lo >>> 0) < (gLo >>> 0) ? (gHi + 1) | 0 : gHi, 8);
+    if (m.faultVector >= 0) return false;
     // DELIVER-03
     gType = (g1 >>> 8) & 15;
     if (((g1 >>> 12) & 1) !== 0 || (gType !== 14 && gType !== 15)) {
@@ -168,11 +176,11 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
       m.raise(GP, ext);
       return false;
     }
-    if (!m.fetchDescriptor(sel, ext)) return false;
-    dlo = m.descLo;
-    dhi = m.descHi;
-    daLo = m.descAddrLo;
-    daHi = m.descAddrHi;
+    if (!readDescriptor(m, sel, ext)) return false;
+    dlo = m.descriptorLo;
+    dhi = m.descriptorHi;
+    daLo = m.descriptorAddrLo;
+    daHi = m.descriptorAddrHi;
     const dType = (dhi >>> 8) & 15;
     const dDpl = (dhi >>> 13) & 3;
     if (((dhi >>> 12) & 1) === 0 || (dType & 8) === 0 || dDpl > cpl) {
@@ -197,15 +205,15 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
     if (fromTss) {
       const off = ist !== 0 ? 36 + 8 * (ist - 1) : 4 + 8 * newCpl;
       const tb = TR * SEG_STRIDE;
-      if (off + 7 > m.sg[tb + LIMIT]! >>> 0 || (m.sg[tb + ATTR]! & A_UNUSABLE) !== 0) {
-        m.raise(TS, (m.sg[tb + SEL]! & 0xfffc) | ext);
+      if (off + 7 > m.segments[tb + LIMIT]! >>> 0 || (m.segments[tb + ATTR]! & A_UNUSABLE) !== 0) {
+        m.raise(TS, (m.segments[tb + SEL]! & 0xfffc) | ext);
         return false;
       }
-      tLo = (m.sg[tb + BASE_LO]! + off) | 0;
-      tHi = (tLo >>> 0) < (m.sg[tb + BASE_LO]! >>> 0) ? (m.sg[tb + BASE_HI]! + 1) | 0 : m.sg[tb + BASE_HI]!;
-      rspLo = m.readSystem(tLo, tHi, 8);
-      if (m.fVec >= 0) return false;
-      rspHi = m.vh;
+      tLo = (m.segments[tb + BASE_LO]! + off) | 0;
+      tHi = (tLo >>> 0) < (m.segments[tb + BASE_LO]! >>> 0) ? (m.segments[tb + BASE_HI]! + 1) | 0 : m.segments[tb + BASE_HI]!;
+      rspLo = readSystemTable(m, tLo, tHi, 8);
+      if (m.faultVector >= 0) return false;
+      rspHi = m.valueHi;
     } else {
       rspLo = r[2 * RSP]!;
       rspHi = r[2 * RSP + 1]!;
@@ -224,24 +232,13 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
     // Fill the cache when every table entry lies in one allocated frame and the code
     // descriptor needs no accessed-bit write.
     if ((dhi & 0x100) !== 0 && (gLo & 0xfff) <= 0xff0 && (!fromTss || (tLo & 0xfff) <= 0xff8) &&
-      m.cachedDescriptor(sel)) {
-      const gBase = m.page(gLo, gHi, C_SR);
-      const tBase = fromTss ? m.page(tLo, tHi, C_SR) : 1;
+      descriptorCached(m, sel)) {
+      const gBase = translate(m, gLo, gHi, C_SR);
+      const tBase = fromTss ? translate(m, tLo, tHi, C_SR) : 1;
       if (gBase > 0 && tBase > 0) {
-        m.markSys(gBase >> 12);
-        if (fromTss) m.markSys(tBase >> 12);
-        gc[ge] = m.sysGen;
-        gc[ge + 1] = key;
-        gc[ge + 2] = tgtLo;
-        gc[ge + 3] = tgtHi;
-        gc[ge + 4] = sel;
-        gc[ge + 5] = dlo;
-        gc[ge + 6] = dhi;
-        gc[ge + 7] = gType;
-        gc[ge + 8] = newCpl;
-        gc[ge + 9] = fromTss ? 1 : 0;
-        gc[ge + 10] = rspLo;
-        gc[ge + 11] = rspHi;
+        markSystemTableFrame(m, gBase >> 12);
+        if (fromTss) markSystemTableFrame(m, tBase >> 12);
+        storeGate(m, v, key, tgtLo, tgtHi, sel, dlo, dhi, gType, newCpl, fromTss, rspLo, rspHi);
       }
     }
   }
@@ -257,7 +254,7 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
   if ((topLo & 0xfff) >= 8 * (slots - 1) && topHi >> 15 === topHi >> 31) {
     // The whole frame lies in the (canonical) page of its first slot: one translation, the same
     // one translateFrame would make first.
-    const base = m.page(topLo, topHi, cls);
+    const base = translate(m, topLo, topHi, cls);
     if (base < 0) return false;
     top = base + (topLo & 0xfff);
   } else if (!translateFrame(m, alignedLo, rspHi, slots, cls, ext)) return false;
@@ -265,14 +262,14 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
   if ((dhi & 0x100) === 0) {
     const aLo = (daLo + 5) | 0;
     const aHi = (aLo >>> 0) < (daLo >>> 0) ? (daHi + 1) | 0 : daHi;
-    if (!m.prepWrite(aLo, aHi, 1, C_SW)) return false;
+    if (!prepareWrite(m, aLo, aHi, 1, C_SW)) return false;
   }
 
   // ---- commit (DELIVER-16..21) ----
   const flagsNow = getFlags(m);
   const pushedFlags = source === EV_FAULT ? flagsNow | RF : flagsNow;
-  const sg = m.sg;
-  const mem = m.mem32;
+  const sg = m.segments;
+  const mem = m.pool32;
   if (top >= 0) {
     // One page: slot k at top - 8k (8-byte aligned).
     const w = top >> 2;
@@ -290,17 +287,17 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
       mem[w - 10] = err;
       mem[w - 9] = 0;
     }
-    m.noteWrite(top >> 12);
+    noteWrite(m, top >> 12);
   } else {
     pushFrame(m, pushedFlags, retLo, retHi, err, slots);
   }
-  if ((dhi & 0x100) === 0) m.commitWrite(((dhi >>> 8) & 0xff) | 1, 0);
+  if ((dhi & 0x100) === 0) commitWrite(m, ((dhi >>> 8) & 0xff) | 1, 0);
   const gt = gType;
   if (newCpl !== cpl) nullSegment(m, SS, newCpl, false);
   const newRspLo = (alignedLo - 8 * slots) | 0;
   r[2 * RSP] = newRspLo;
   r[2 * RSP + 1] = (newRspLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
-  m.loadDescriptor(CS, (sel & 0xfffc) | newCpl, dlo, dhi | 0x100, 0);
+  loadHiddenPart(m, CS, (sel & 0xfffc) | newCpl, dlo, dhi | 0x100, 0);
   r[RIP_LO] = tgtLo;
   r[RIP_HI] = tgtHi;
   // The flags as read above (lazy arithmetic flags now materialized).
@@ -333,7 +330,7 @@ function translateFrame(m: Machine, alignedLo: number, rspHi: number, slots: num
     const aLo = (alignedLo - 8 * (k + 1)) | 0;
     const aHi = (aLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
     if ((aLo & ~0xfff) !== pageLo || aHi !== pageHi) {
-      pageBase = m.page(aLo, aHi, cls);
+      pageBase = translate(m, aLo, aHi, cls);
       if (pageBase < 0) return false;
       pageLo = aLo & ~0xfff;
       pageHi = aHi;
@@ -345,9 +342,9 @@ function translateFrame(m: Machine, alignedLo: number, rspHi: number, slots: num
 
 /** The frame writes of DELIVER-16 at the translated slots in frameOff (translateFrame). */
 function pushFrame(m: Machine, pushedFlags: number, retLo: number, retHi: number, err: number, slots: number): void {
-  const sg = m.sg;
-  const r = m.r;
-  const mem = m.mem32;
+  const sg = m.segments;
+  const r = m.regs;
+  const mem = m.pool32;
   const withErr = err >= 0;
   let o = frameOff[0]! >> 2;
   mem[o] = sg[SS * SEG_STRIDE + SEL]!;
@@ -369,8 +366,8 @@ function pushFrame(m: Machine, pushedFlags: number, retLo: number, retHi: number
     mem[o] = err;
     mem[o + 1] = 0;
   }
-  m.noteWrite(frameOff[0]! >> 12);
-  m.noteWrite(frameOff[slots - 1]! >> 12);
+  noteWrite(m, frameOff[0]! >> 12);
+  noteWrite(m, frameOff[slots - 1]! >> 12);
 }
 
 /**
@@ -381,11 +378,11 @@ function pushFrame(m: Machine, pushedFlags: number, retLo: number, retHi: number
  */
 export function nullSegment(m: Machine, s: number, selector: number, keepBase: boolean): void {
   const b = s * SEG_STRIDE;
-  m.sg[b + SEL] = selector;
+  m.segments[b + SEL] = selector;
   if (!keepBase) {
-    m.sg[b + BASE_LO] = 0;
-    m.sg[b + BASE_HI] = 0;
+    m.segments[b + BASE_LO] = 0;
+    m.segments[b + BASE_HI] = 0;
   }
-  m.sg[b + LIMIT] = 0;
-  m.sg[b + ATTR] = A_UNUSABLE;
+  m.segments[b + LIMIT] = 0;
+  m.segments[b + ATTR] = A_UNUSABLE;
 }

@@ -7,6 +7,9 @@ import type { Machine } from "./machine.ts";
 import type { Insn } from "./insn.ts";
 import * as insnModule from "./insn.ts";
 import * as constsModule from "./consts.ts";
+import { readSegmented, toLinear, writeSegmented } from "./memory/segmented.ts";
+import { commitWrite, prepareWrite, readPrepared } from "./memory/linear.ts";
+import { translate } from "./memory/translate.ts";
 import {
   LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB, PARITY, arithFlags, carry, condition,
   materialize, setLazy,
@@ -25,12 +28,12 @@ const {
 // Registers
 // ============================================================================================
 
-/** Reads register n at `size` bytes; for size 8 the high half is left in m.vh. */
+/** Reads register n at `size` bytes; for size 8 the high half is left in m.valueHi. */
 export function getReg(m: Machine, n: number, size: number): number {
-  const r = m.r;
+  const r = m.regs;
   switch (size) {
     case 8:
-      m.vh = r[2 * n + 1]!;
+      m.valueHi = r[2 * n + 1]!;
       return r[2 * n]!;
     case 4:
       return r[2 * n]!;
@@ -43,7 +46,7 @@ export function getReg(m: Machine, n: number, size: number): number {
 
 /** Writes register n at `size` bytes (32-bit writes zero the high half; 8/16-bit writes merge). */
 export function setReg(m: Machine, n: number, size: number, lo: number, hi: number): void {
-  const r = m.r;
+  const r = m.regs;
   switch (size) {
     case 8:
       r[2 * n] = lo;
@@ -79,7 +82,7 @@ export let eaLo = 0;
 export let eaHi = 0;
 
 export function effectiveAddress(m: Machine, i: Insn): void {
-  const r = m.r;
+  const r = m.regs;
   let lo = i.dispLo;
   let hi = i.dispHi;
   const base = i.base;
@@ -104,15 +107,15 @@ export function effectiveAddress(m: Machine, i: Insn): void {
       xhi = (xhi << sc) | (xlo >>> (32 - sc));
       xlo = xlo << sc;
     }
-    if (i.asz === 2) {
+    if (i.addressSize === 2) {
       // 16-bit addressing has no scale; index is SI/DI.
     }
     const s = (lo + xlo) | 0;
     hi = (hi + xhi + ((s >>> 0) < (lo >>> 0) ? 1 : 0)) | 0;
     lo = s;
   }
-  if (i.asz === 4) hi = 0;
-  else if (i.asz === 2) {
+  if (i.addressSize === 4) hi = 0;
+  else if (i.addressSize === 2) {
     lo &= 0xffff;
     hi = 0;
   }
@@ -124,11 +127,11 @@ export function effectiveAddress(m: Machine, i: Insn): void {
 // Operand access
 // ============================================================================================
 
-/** Reads the r/m operand (register or memory). High half in m.vh for size 8. */
+/** Reads the r/m operand (register or memory). High half in m.valueHi for size 8. */
 export function readRM(m: Machine, i: Insn, size: number): number {
   if (i.mod === 3) return getReg(m, i.rm, size);
   effectiveAddress(m, i);
-  return m.readSeg(i.seg, eaLo, eaHi, size, m.rcls);
+  return readSegmented(m, i.seg, eaLo, eaHi, size, m.readClass);
 }
 
 /** Writes the r/m operand (plain write; not for read-modify-write). */
@@ -138,15 +141,15 @@ export function writeRM(m: Machine, i: Insn, size: number, lo: number, hi: numbe
     return true;
   }
   effectiveAddress(m, i);
-  return m.writeSeg(i.seg, eaLo, eaHi, size, lo, hi, m.wcls);
+  return writeSegmented(m, i.seg, eaLo, eaHi, size, lo, hi, m.writeClass);
 }
 
 /** Prepares a read-modify-write of the memory operand (write intent) and returns its value. */
 function rmwRead(m: Machine, i: Insn, size: number): number {
   effectiveAddress(m, i);
-  if (!m.linear(i.seg, eaLo, eaHi, size, true)) return 0;
-  if (!m.prepWrite(m.laLo, m.laHi, size, m.wcls)) return 0;
-  return m.readPrepared();
+  if (!toLinear(m, i.seg, eaLo, eaHi, size, true)) return 0;
+  if (!prepareWrite(m, m.linearLo, m.linearHi, size, m.writeClass)) return 0;
+  return readPrepared(m);
 }
 
 // ============================================================================================
@@ -155,7 +158,7 @@ function rmwRead(m: Machine, i: Insn, size: number): number {
 
 /** Stack-pointer width: 8 in 64-bit mode, else 4 or 2 by SS.B. */
 function stackWidth(m: Machine): number {
-  return m.mode64 ? 8 : (m.sg[SS * SEG_STRIDE + ATTR]! & A_DB) !== 0 ? 4 : 2;
+  return m.mode64 ? 8 : (m.segments[SS * SEG_STRIDE + ATTR]! & A_DB) !== 0 ? 4 : 2;
 }
 
 export let spLo = 0;
@@ -163,11 +166,11 @@ export let spHi = 0;
 
 /** RSP + delta at the stack width into spLo/spHi. */
 export function stackOffset(m: Machine, delta: number): void {
-  const lo0 = m.r[2 * RSP]!;
+  const lo0 = m.regs[2 * RSP]!;
   const w = stackWidth(m);
   const lo = (lo0 + delta) | 0;
   if (w === 8) {
-    const hi0 = m.r[2 * RSP + 1]!;
+    const hi0 = m.regs[2 * RSP + 1]!;
     const carry = delta >= 0 ? ((lo >>> 0) < (lo0 >>> 0) ? 1 : 0) : ((lo >>> 0) > (lo0 >>> 0) ? -1 : 0);
     spLo = lo;
     spHi = (hi0 + carry) | 0;
@@ -181,27 +184,27 @@ export function stackOffset(m: Machine, delta: number): void {
 export function setStackPointer(m: Machine, lo: number, hi: number): void {
   const w = stackWidth(m);
   if (w === 8) {
-    m.r[2 * RSP] = lo;
-    m.r[2 * RSP + 1] = hi;
+    m.regs[2 * RSP] = lo;
+    m.regs[2 * RSP + 1] = hi;
   } else if (w === 4) {
-    m.r[2 * RSP] = lo;
-    m.r[2 * RSP + 1] = 0;
-  } else m.r[2 * RSP] = (m.r[2 * RSP]! & ~0xffff) | (lo & 0xffff);
+    m.regs[2 * RSP] = lo;
+    m.regs[2 * RSP + 1] = 0;
+  } else m.regs[2 * RSP] = (m.regs[2 * RSP]! & ~0xffff) | (lo & 0xffff);
 }
 
 /** Pushes `size` bytes; false on a fault (nothing changed). */
 export function push(m: Machine, size: number, lo: number, hi: number): boolean {
   stackOffset(m, -size);
   const nlo = spLo, nhi = spHi;
-  if (!m.writeSeg(SS, nlo, nhi, size, lo, hi, m.wcls)) return false;
+  if (!writeSegmented(m, SS, nlo, nhi, size, lo, hi, m.writeClass)) return false;
   setStackPointer(m, nlo, nhi);
   return true;
 }
 
-/** Reads `size` bytes at RSP + offset (no RSP change); high half in m.vh. */
+/** Reads `size` bytes at RSP + offset (no RSP change); high half in m.valueHi. */
 export function peek(m: Machine, offset: number, size: number): number {
   stackOffset(m, offset);
-  return m.readSeg(SS, spLo, spHi, size, m.rcls);
+  return readSegmented(m, SS, spLo, spHi, size, m.readClass);
 }
 
 /** Slots read by readStackSlots: slot k at stackSlots[2k] (low) and [2k + 1] (high). */
@@ -209,23 +212,23 @@ export const stackSlots = new Int32Array(16);
 
 /**
  * Reads `count` slots of `size` bytes at RSP (slot k at RSP + k·size) into stackSlots, stopping
- * at the first fault (m.fVec). Same accesses and fault order as `count` peeks; when the whole
+ * at the first fault (m.faultVector). Same accesses and fault order as `count` peeks; when the whole
  * range is in one page (64-bit mode, no #AC checks) the page is translated once.
  */
 export function readStackSlots(m: Machine, count: number, size: number): boolean {
-  const lo = m.r[2 * RSP]!, hi = m.r[2 * RSP + 1]!;
+  const lo = m.regs[2 * RSP]!, hi = m.regs[2 * RSP + 1]!;
   const bytes = count * size;
-  if (m.mode64 && !m.acCheck && (lo & 0xfff) + bytes <= 4096 && hi >> 15 === hi >> 31) {
-    const base = m.page(lo, hi, m.rcls);
+  if (m.mode64 && !m.alignmentCheck && (lo & 0xfff) + bytes <= 4096 && hi >> 15 === hi >> 31) {
+    const base = translate(m, lo, hi, m.readClass);
     if (base < 0) return false;
     const o = base + (lo & 0xfff);
     for (let k = 0; k < count; k++) {
       const a = o + k * size;
       if (size === 8) {
-        stackSlots[2 * k] = m.dv.getInt32(a, true);
-        stackSlots[2 * k + 1] = m.dv.getInt32(a + 4, true);
+        stackSlots[2 * k] = m.poolView.getInt32(a, true);
+        stackSlots[2 * k + 1] = m.poolView.getInt32(a + 4, true);
       } else {
-        stackSlots[2 * k] = size === 4 ? m.dv.getInt32(a, true) : m.dv.getUint16(a, true);
+        stackSlots[2 * k] = size === 4 ? m.poolView.getInt32(a, true) : m.poolView.getUint16(a, true);
         stackSlots[2 * k + 1] = 0;
       }
     }
@@ -233,8 +236,8 @@ export function readStackSlots(m: Machine, count: number, size: number): boolean
   }
   for (let k = 0; k < count; k++) {
     stackSlots[2 * k] = peek(m, k * size, size);
-    if (m.fVec >= 0) return false;
-    stackSlots[2 * k + 1] = size === 8 ? m.vh : 0;
+    if (m.faultVector >= 0) return false;
+    stackSlots[2 * k + 1] = size === 8 ? m.valueHi : 0;
   }
   return true;
 }
@@ -257,12 +260,12 @@ export function jumpTo(m: Machine, lo: number, hi: number): boolean {
       m.raise(GP, 0);
       return false;
     }
-  } else if (lo >>> 0 > m.sg[CS * SEG_STRIDE + LIMIT]! >>> 0) {
+  } else if (lo >>> 0 > m.segments[CS * SEG_STRIDE + LIMIT]! >>> 0) {
     m.raise(GP, 0);
     return false;
   }
-  m.r[RIP_LO] = lo;
-  m.r[RIP_HI] = hi;
+  m.regs[RIP_LO] = lo;
+  m.regs[RIP_HI] = hi;
   return true;
 }
 
@@ -292,14 +295,14 @@ function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: 
         const c = carry(m);
         r = (al + bl + c) & mask;
         setLazy(m, LAZY_ADC, size, r, 0, al, 0, bl, 0);
-        m.lc = c;
+        m.lazyCarry = c;
         break;
       }
       case ALU_SBB: {
         const c = carry(m);
         r = (al - bl - c) & mask;
         setLazy(m, LAZY_SBB, size, r, 0, al, 0, bl, 0);
-        m.lc = c;
+        m.lazyCarry = c;
         break;
       }
       case ALU_SUB: case ALU_CMP:
@@ -334,7 +337,7 @@ function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: 
       const cy = c !== 0 ? ((rl >>> 0) <= (al >>> 0) ? 1 : 0) : ((rl >>> 0) < (al >>> 0) ? 1 : 0);
       rh = (ah + bh + cy) | 0;
       setLazy(m, LAZY_ADC, 8, rl, rh, al, ah, bl, bh);
-      m.lc = c;
+      m.lazyCarry = c;
       break;
     }
     case ALU_SBB: {
@@ -343,7 +346,7 @@ function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: 
       const bw = c !== 0 ? ((al >>> 0) <= (bl >>> 0) ? 1 : 0) : ((al >>> 0) < (bl >>> 0) ? 1 : 0);
       rh = (ah - bh - bw) | 0;
       setLazy(m, LAZY_SBB, 8, rl, rh, al, ah, bl, bh);
-      m.lc = c;
+      m.lazyCarry = c;
       break;
     }
     case ALU_SUB: case ALU_CMP:
@@ -372,30 +375,30 @@ function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: 
 
 /** Two-operand ALU with destination r/m and source (lo, hi). */
 function aluToRM(m: Machine, i: Insn, bl: number, bh: number): number {
-  const size = i.osz;
+  const size = i.operandSize;
   if (i.mod === 3) {
     const al = getReg(m, i.rm, size);
-    const ah = m.vh;
+    const ah = m.valueHi;
     const r = alu(m, i.sub, size, al, ah, bl, bh);
     if (i.sub !== ALU_CMP) setReg(m, i.rm, size, r, resHi);
     return ST_OK;
   }
   if (i.sub === ALU_CMP) {
     const al = readRM(m, i, size);
-    if (m.fVec >= 0) return ST_FAULT;
-    alu(m, ALU_CMP, size, al, m.vh, bl, bh);
+    if (m.faultVector >= 0) return ST_FAULT;
+    alu(m, ALU_CMP, size, al, m.valueHi, bl, bh);
     return ST_OK;
   }
   const al = rmwRead(m, i, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  const r = alu(m, i.sub, size, al, m.vh, bl, bh);
-  m.commitWrite(r, resHi);
+  if (m.faultVector >= 0) return ST_FAULT;
+  const r = alu(m, i.sub, size, al, m.valueHi, bl, bh);
+  commitWrite(m, r, resHi);
   return ST_OK;
 }
 
 export function execAluRmR(m: Machine, i: Insn): number {
-  const bl = getReg(m, i.reg, i.osz);
-  return aluToRM(m, i, bl, m.vh);
+  const bl = getReg(m, i.reg, i.operandSize);
+  return aluToRM(m, i, bl, m.valueHi);
 }
 
 export function execAluRmI(m: Machine, i: Insn): number {
@@ -403,12 +406,12 @@ export function execAluRmI(m: Machine, i: Insn): number {
 }
 
 export function execAluRRm(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const bl = readRM(m, i, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  const bh = m.vh;
+  if (m.faultVector >= 0) return ST_FAULT;
+  const bh = m.valueHi;
   const al = getReg(m, i.reg, size);
-  const r = alu(m, i.sub, size, al, m.vh, bl, bh);
+  const r = alu(m, i.sub, size, al, m.valueHi, bl, bh);
   if (i.sub !== ALU_CMP) setReg(m, i.reg, size, r, resHi);
   return ST_OK;
 }
@@ -419,32 +422,32 @@ function testFlags(m: Machine, size: number, al: number, ah: number, bl: number,
 }
 
 export function execTestRmR(m: Machine, i: Insn): number {
-  const a = readRM(m, i, i.osz);
-  if (m.fVec >= 0) return ST_FAULT;
-  const ah = m.vh;
-  const b = getReg(m, i.reg, i.osz);
-  testFlags(m, i.osz, a, ah, b, m.vh);
+  const a = readRM(m, i, i.operandSize);
+  if (m.faultVector >= 0) return ST_FAULT;
+  const ah = m.valueHi;
+  const b = getReg(m, i.reg, i.operandSize);
+  testFlags(m, i.operandSize, a, ah, b, m.valueHi);
   return ST_OK;
 }
 
 export function execTestRmI(m: Machine, i: Insn): number {
-  const a = readRM(m, i, i.osz);
-  if (m.fVec >= 0) return ST_FAULT;
-  testFlags(m, i.osz, a, m.vh, i.immLo, i.immHi);
+  const a = readRM(m, i, i.operandSize);
+  if (m.faultVector >= 0) return ST_FAULT;
+  testFlags(m, i.operandSize, a, m.valueHi, i.immLo, i.immHi);
   return ST_OK;
 }
 
 export function execIncDec(m: Machine, i: Insn, dec: boolean): number {
-  const size = i.osz;
+  const size = i.operandSize;
   let al: number, ah: number;
   const mem = i.mod !== 3;
   if (mem) {
     al = rmwRead(m, i, size);
-    if (m.fVec >= 0) return ST_FAULT;
-    ah = m.vh;
+    if (m.faultVector >= 0) return ST_FAULT;
+    ah = m.valueHi;
   } else {
     al = getReg(m, i.rm, size);
-    ah = m.vh;
+    ah = m.valueHi;
   }
   const c = carry(m);
   let rl: number, rh: number;
@@ -464,23 +467,23 @@ export function execIncDec(m: Machine, i: Insn, dec: boolean): number {
     rh = 0;
     setLazy(m, dec ? LAZY_DEC : LAZY_INC, size, rl, 0, al, 0, 1, 0);
   }
-  m.lc = c;
-  if (mem) m.commitWrite(rl, rh);
+  m.lazyCarry = c;
+  if (mem) commitWrite(m, rl, rh);
   else setReg(m, i.rm, size, rl, rh);
   return ST_OK;
 }
 
 export function execNegNot(m: Machine, i: Insn, neg: boolean): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const mem = i.mod !== 3;
   let al: number, ah: number;
   if (mem) {
     al = rmwRead(m, i, size);
-    if (m.fVec >= 0) return ST_FAULT;
-    ah = m.vh;
+    if (m.faultVector >= 0) return ST_FAULT;
+    ah = m.valueHi;
   } else {
     al = getReg(m, i.rm, size);
-    ah = m.vh;
+    ah = m.valueHi;
   }
   let rl: number, rh: number;
   if (neg) {
@@ -493,7 +496,7 @@ export function execNegNot(m: Machine, i: Insn, neg: boolean): number {
     rl = ~al & maskOf(size);
     rh = 0;
   }
-  if (mem) m.commitWrite(rl, rh);
+  if (mem) commitWrite(m, rl, rh);
   else setReg(m, i.rm, size, rl, rh);
   return ST_OK;
 }
@@ -503,73 +506,73 @@ export function execNegNot(m: Machine, i: Insn, neg: boolean): number {
 // ============================================================================================
 
 export function execMovRmR(m: Machine, i: Insn): number {
-  const lo = getReg(m, i.reg, i.osz);
-  if (!writeRM(m, i, i.osz, lo, m.vh)) return ST_FAULT;
+  const lo = getReg(m, i.reg, i.operandSize);
+  if (!writeRM(m, i, i.operandSize, lo, m.valueHi)) return ST_FAULT;
   return ST_OK;
 }
 
 export function execMovRRm(m: Machine, i: Insn): number {
-  const lo = readRM(m, i, i.osz);
-  if (m.fVec >= 0) return ST_FAULT;
-  setReg(m, i.reg, i.osz, lo, m.vh);
+  const lo = readRM(m, i, i.operandSize);
+  if (m.faultVector >= 0) return ST_FAULT;
+  setReg(m, i.reg, i.operandSize, lo, m.valueHi);
   return ST_OK;
 }
 
 export function execMovRmI(m: Machine, i: Insn): number {
-  if (!writeRM(m, i, i.osz, i.immLo, i.immHi)) return ST_FAULT;
+  if (!writeRM(m, i, i.operandSize, i.immLo, i.immHi)) return ST_FAULT;
   return ST_OK;
 }
 
 export function execMovRI(m: Machine, i: Insn): number {
-  setReg(m, i.reg, i.osz, i.immLo, i.immHi);
+  setReg(m, i.reg, i.operandSize, i.immLo, i.immHi);
   return ST_OK;
 }
 
 export function execMovzxsx(m: Machine, i: Insn, signed: boolean): number {
-  let v = readRM(m, i, i.ssz);
-  if (m.fVec >= 0) return ST_FAULT;
-  if (signed) v = i.ssz === 1 ? (v << 24) >> 24 : i.ssz === 2 ? (v << 16) >> 16 : v;
-  setReg(m, i.reg, i.osz, v, v >> 31);
+  let v = readRM(m, i, i.sourceSize);
+  if (m.faultVector >= 0) return ST_FAULT;
+  if (signed) v = i.sourceSize === 1 ? (v << 24) >> 24 : i.sourceSize === 2 ? (v << 16) >> 16 : v;
+  setReg(m, i.reg, i.operandSize, v, v >> 31);
   return ST_OK;
 }
 
 export function execLea(m: Machine, i: Insn): number {
   effectiveAddress(m, i);
-  setReg(m, i.reg, i.osz, eaLo, eaHi);
+  setReg(m, i.reg, i.operandSize, eaLo, eaHi);
   return ST_OK;
 }
 
 export function execXchg(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const bl = getReg(m, i.reg, size);
-  const bh = m.vh;
+  const bh = m.valueHi;
   if (i.mod === 3) {
     const al = getReg(m, i.rm, size);
-    const ah = m.vh;
+    const ah = m.valueHi;
     setReg(m, i.rm, size, bl, bh);
     setReg(m, i.reg, size, al, ah);
     return ST_OK;
   }
   const al = rmwRead(m, i, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  const ah = m.vh;
-  m.commitWrite(bl, bh);
+  if (m.faultVector >= 0) return ST_FAULT;
+  const ah = m.valueHi;
+  commitWrite(m, bl, bh);
   setReg(m, i.reg, size, al, ah);
   return ST_OK;
 }
 
 export function execCbw(m: Machine, i: Insn): number {
-  const a = m.r[2 * RAX]!;
-  if (i.osz === 2) setReg(m, RAX, 2, (a << 24) >> 24, 0);
-  else if (i.osz === 4) setReg(m, RAX, 4, (a << 16) >> 16, 0);
+  const a = m.regs[2 * RAX]!;
+  if (i.operandSize === 2) setReg(m, RAX, 2, (a << 24) >> 24, 0);
+  else if (i.operandSize === 4) setReg(m, RAX, 4, (a << 16) >> 16, 0);
   else setReg(m, RAX, 8, a, a >> 31);
   return ST_OK;
 }
 
 export function execCwd(m: Machine, i: Insn): number {
-  const r = m.r;
-  if (i.osz === 2) setReg(m, RDX, 2, (r[2 * RAX]! << 16) >> 31, 0);
-  else if (i.osz === 4) setReg(m, RDX, 4, r[2 * RAX]! >> 31, 0);
+  const r = m.regs;
+  if (i.operandSize === 2) setReg(m, RDX, 2, (r[2 * RAX]! << 16) >> 31, 0);
+  else if (i.operandSize === 4) setReg(m, RDX, 4, r[2 * RAX]! >> 31, 0);
   else {
     const s = r[2 * RAX + 1]! >> 31;
     setReg(m, RDX, 8, s, s);
@@ -582,47 +585,47 @@ export function execCwd(m: Machine, i: Insn): number {
 // ============================================================================================
 
 export function execPushR(m: Machine, i: Insn): number {
-  const lo = getReg(m, i.reg, i.osz);
-  return push(m, i.osz, lo, m.vh) ? ST_OK : ST_FAULT;
+  const lo = getReg(m, i.reg, i.operandSize);
+  return push(m, i.operandSize, lo, m.valueHi) ? ST_OK : ST_FAULT;
 }
 
 export function execPushI(m: Machine, i: Insn): number {
-  return push(m, i.osz, i.immLo, i.immHi) ? ST_OK : ST_FAULT;
+  return push(m, i.operandSize, i.immLo, i.immHi) ? ST_OK : ST_FAULT;
 }
 
 export function execPushRm(m: Machine, i: Insn): number {
-  const lo = readRM(m, i, i.osz);
-  if (m.fVec >= 0) return ST_FAULT;
-  return push(m, i.osz, lo, m.vh) ? ST_OK : ST_FAULT;
+  const lo = readRM(m, i, i.operandSize);
+  if (m.faultVector >= 0) return ST_FAULT;
+  return push(m, i.operandSize, lo, m.valueHi) ? ST_OK : ST_FAULT;
 }
 
 export function execPopR(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const lo = peek(m, 0, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  const hi = m.vh;
+  if (m.faultVector >= 0) return ST_FAULT;
+  const hi = m.valueHi;
   adjustStack(m, size);
   setReg(m, i.reg, size, lo, hi);
   return ST_OK;
 }
 
 export function execPopRm(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const lo = peek(m, 0, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  const hi = m.vh;
+  if (m.faultVector >= 0) return ST_FAULT;
+  const hi = m.valueHi;
   if (i.mod === 3) {
     adjustStack(m, size);
     setReg(m, i.rm, size, lo, hi);
     return ST_OK;
   }
   // The address is computed with RSP already incremented (SDM "POP").
-  const oldLo = m.r[2 * RSP]!, oldHi = m.r[2 * RSP + 1]!;
+  const oldLo = m.regs[2 * RSP]!, oldHi = m.regs[2 * RSP + 1]!;
   adjustStack(m, size);
   effectiveAddress(m, i);
-  if (!m.writeSeg(i.seg, eaLo, eaHi, size, lo, hi, m.wcls)) {
-    m.r[2 * RSP] = oldLo;
-    m.r[2 * RSP + 1] = oldHi;
+  if (!writeSegmented(m, i.seg, eaLo, eaHi, size, lo, hi, m.writeClass)) {
+    m.regs[2 * RSP] = oldLo;
+    m.regs[2 * RSP + 1] = oldHi;
     return ST_FAULT;
   }
   return ST_OK;
@@ -679,19 +682,19 @@ function bit64(lo: number, hi: number, n: number): number {
 }
 
 export function execShift(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const bits = size * 8;
-  let count = i.imm2 === 0 ? i.immLo : i.imm2 === 1 ? 1 : m.r[2 * 1]! & 0xff;
+  let count = i.operandForm === 0 ? i.immLo : i.operandForm === 1 ? 1 : m.regs[2 * 1]! & 0xff;
   count &= size === 8 ? 63 : 31;
   const mem = i.mod !== 3;
   let al: number, ah: number;
   if (mem) {
     al = rmwRead(m, i, size);
-    if (m.fVec >= 0) return ST_FAULT;
-    ah = m.vh;
+    if (m.faultVector >= 0) return ST_FAULT;
+    ah = m.valueHi;
   } else {
     al = getReg(m, i.rm, size);
-    ah = m.vh;
+    ah = m.valueHi;
   }
   if (size !== 8) {
     al &= maskOf(size);
@@ -701,7 +704,7 @@ export function execShift(m: Machine, i: Insn): number {
   if (count === 0) {
     // No flags change, but the destination is still written (a 32-bit register is
     // zero-extended; memory is written back): docs/model-choices.md "Undefined flags".
-    if (mem) m.commitWrite(al, ah);
+    if (mem) commitWrite(m, al, ah);
     else setReg(m, i.rm, size, al, ah);
     return ST_OK;
   }
@@ -807,10 +810,10 @@ export function execShift(m: Machine, i: Insn): number {
   }
   if (cf) f |= CF;
   if (of) f |= OF;
-  if (mem) m.commitWrite(rl, rh);
+  if (mem) commitWrite(m, rl, rh);
   else setReg(m, i.rm, size, rl, rh);
   m.flags = (m.flags & ~ARITH) | f;
-  m.lop = 0;
+  m.lazyOp = 0;
   return ST_OK;
 }
 
@@ -866,12 +869,12 @@ function mulFlags(m: Machine, overflow: boolean, lowL: number, lowH: number, siz
 
 /** MUL / IMUL with one operand: rDX:rAX ← rAX × r/m. */
 export function execMul1(m: Machine, i: Insn, signed: boolean): number {
-  const size = i.osz;
+  const size = i.operandSize;
   let bl = readRM(m, i, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  let bh = m.vh;
+  if (m.faultVector >= 0) return ST_FAULT;
+  let bh = m.valueHi;
   let al = getReg(m, RAX, size);
-  let ah = m.vh;
+  let ah = m.valueHi;
   if (size === 8) {
     umul64(al, ah, bl, bh);
     let p2 = prod[2]!, p3 = prod[3]!;
@@ -925,17 +928,17 @@ export function execMul1(m: Machine, i: Insn, signed: boolean): number {
 
 /** IMUL r, r/m and IMUL r, r/m, imm: truncated signed product. */
 export function execImul(m: Machine, i: Insn, three: boolean): number {
-  const size = i.osz;
+  const size = i.operandSize;
   let bl = readRM(m, i, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  let bh = m.vh;
+  if (m.faultVector >= 0) return ST_FAULT;
+  let bh = m.valueHi;
   let al: number, ah: number;
   if (three) {
     al = i.immLo;
     ah = i.immHi;
   } else {
     al = getReg(m, i.reg, size);
-    ah = m.vh;
+    ah = m.valueHi;
   }
   if (size !== 8) {
     const bits = size * 8;
@@ -977,13 +980,13 @@ export function execImul(m: Machine, i: Insn, three: boolean): number {
 
 /** DIV / IDIV: #DE on a zero divisor or a quotient that does not fit. Flags unchanged. */
 export function execDiv(m: Machine, i: Insn, signed: boolean): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const bl = readRM(m, i, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  const bh = m.vh;
+  if (m.faultVector >= 0) return ST_FAULT;
+  const bh = m.valueHi;
   const bits = BigInt(size * 8);
   const mask = (1n << bits) - 1n;
-  const r = m.r;
+  const r = m.regs;
   const u64 = (lo: number, hi: number) => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
   let divisor = size === 8 ? u64(bl, bh) : BigInt((bl & maskOf(size)) >>> 0);
   let dividend: bigint;
@@ -1031,15 +1034,15 @@ export function execDiv(m: Machine, i: Insn, signed: boolean): number {
 // ============================================================================================
 
 export function execBt(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const bits = size * 8;
   const op = i.sub; // 0 BT, 1 BTS, 2 BTR, 3 BTC
   let bitIndex: number;
   let offLo = 0, offHi = 0; // byte displacement of the addressed operand (register bit offset on memory)
-  if (i.imm2 === 1) bitIndex = i.immLo & (bits - 1);
+  if (i.operandForm === 1) bitIndex = i.immLo & (bits - 1);
   else {
     const vlo = getReg(m, i.reg, size);
-    const vhi = m.vh;
+    const vhi = m.valueHi;
     if (i.mod === 3) bitIndex = vlo & (bits - 1);
     else {
       // Signed bit offset: operand address += (offset >> log2(bits)) * size.
@@ -1066,24 +1069,24 @@ export function execBt(m: Machine, i: Insn): number {
     effectiveAddress(m, i);
     let lo = (eaLo + offLo) | 0;
     let hi = (eaHi + offHi + ((lo >>> 0) < (eaLo >>> 0) ? 1 : 0)) | 0;
-    if (i.asz === 4) hi = 0;
-    else if (i.asz === 2) {
+    if (i.addressSize === 4) hi = 0;
+    else if (i.addressSize === 2) {
       lo &= 0xffff;
       hi = 0;
     }
     if (op === 0) {
-      al = m.readSeg(i.seg, lo, hi, size, m.rcls);
-      if (m.fVec >= 0) return ST_FAULT;
-      ah = m.vh;
+      al = readSegmented(m, i.seg, lo, hi, size, m.readClass);
+      if (m.faultVector >= 0) return ST_FAULT;
+      ah = m.valueHi;
     } else {
-      if (!m.linear(i.seg, lo, hi, size, true)) return ST_FAULT;
-      if (!m.prepWrite(m.laLo, m.laHi, size, m.wcls)) return ST_FAULT;
-      al = m.readPrepared();
-      ah = m.vh;
+      if (!toLinear(m, i.seg, lo, hi, size, true)) return ST_FAULT;
+      if (!prepareWrite(m, m.linearLo, m.linearHi, size, m.writeClass)) return ST_FAULT;
+      al = readPrepared(m);
+      ah = m.valueHi;
     }
   } else {
     al = getReg(m, i.rm, size);
-    ah = m.vh;
+    ah = m.valueHi;
   }
   const b = bit64(al, ah, bitIndex);
   materialize(m);
@@ -1102,7 +1105,7 @@ export function execBt(m: Machine, i: Insn): number {
     rl ^= maskLo;
     rh ^= maskHi;
   }
-  if (mem) m.commitWrite(rl, rh);
+  if (mem) commitWrite(m, rl, rh);
   else setReg(m, i.rm, size, rl, rh);
   return ST_OK;
 }
@@ -1112,24 +1115,24 @@ export function execBt(m: Machine, i: Insn): number {
 // ============================================================================================
 
 export function execJmp(m: Machine, i: Insn): number {
-  return jumpTo(m, i.tgtLo, i.tgtHi) ? ST_OK : ST_FAULT;
+  return jumpTo(m, i.targetLo, i.targetHi) ? ST_OK : ST_FAULT;
 }
 
 export function execJcc(m: Machine, i: Insn): number {
   if (!condition(m, i.sub)) return ST_OK;
-  return jumpTo(m, i.tgtLo, i.tgtHi) ? ST_OK : ST_FAULT;
+  return jumpTo(m, i.targetLo, i.targetHi) ? ST_OK : ST_FAULT;
 }
 
 /** Target checks first, then the push (SDM "CALL": #GP before any stack write). */
 function callTo(m: Machine, i: Insn, lo: number, hi: number): number {
-  const size = i.osz;
-  const oldLo = m.r[RIP_LO]!, oldHi = m.r[RIP_HI]!;
+  const size = i.operandSize;
+  const oldLo = m.regs[RIP_LO]!, oldHi = m.regs[RIP_HI]!;
   if (!jumpTo(m, lo, hi)) return ST_FAULT;
   stackOffset(m, -size);
   const nlo = spLo, nhi = spHi;
-  if (!m.writeSeg(SS, nlo, nhi, size, i.nextLo, i.nextHi, m.wcls)) {
-    m.r[RIP_LO] = oldLo;
-    m.r[RIP_HI] = oldHi;
+  if (!writeSegmented(m, SS, nlo, nhi, size, i.nextLo, i.nextHi, m.writeClass)) {
+    m.regs[RIP_LO] = oldLo;
+    m.regs[RIP_HI] = oldHi;
     return ST_FAULT;
   }
   setStackPointer(m, nlo, nhi);
@@ -1137,30 +1140,30 @@ function callTo(m: Machine, i: Insn, lo: number, hi: number): number {
 }
 
 export function execCall(m: Machine, i: Insn): number {
-  return callTo(m, i, i.tgtLo, i.tgtHi);
+  return callTo(m, i, i.targetLo, i.targetHi);
 }
 
 export function execCallRm(m: Machine, i: Insn): number {
-  let lo = readRM(m, i, i.osz);
-  if (m.fVec >= 0) return ST_FAULT;
-  let hi = i.osz === 8 ? m.vh : 0;
-  if (i.osz === 2) lo &= 0xffff;
+  let lo = readRM(m, i, i.operandSize);
+  if (m.faultVector >= 0) return ST_FAULT;
+  let hi = i.operandSize === 8 ? m.valueHi : 0;
+  if (i.operandSize === 2) lo &= 0xffff;
   return callTo(m, i, lo, hi);
 }
 
 export function execJmpRm(m: Machine, i: Insn): number {
-  let lo = readRM(m, i, i.osz);
-  if (m.fVec >= 0) return ST_FAULT;
-  const hi = i.osz === 8 ? m.vh : 0;
-  if (i.osz === 2) lo &= 0xffff;
+  let lo = readRM(m, i, i.operandSize);
+  if (m.faultVector >= 0) return ST_FAULT;
+  const hi = i.operandSize === 8 ? m.valueHi : 0;
+  if (i.operandSize === 2) lo &= 0xffff;
   return jumpTo(m, lo, hi) ? ST_OK : ST_FAULT;
 }
 
 export function execRet(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   let lo = peek(m, 0, size);
-  if (m.fVec >= 0) return ST_FAULT;
-  const hi = size === 8 ? m.vh : 0;
+  if (m.faultVector >= 0) return ST_FAULT;
+  const hi = size === 8 ? m.valueHi : 0;
   if (size === 2) lo &= 0xffff;
   if (!jumpTo(m, lo, hi)) return ST_FAULT;
   adjustStack(m, size + i.immLo);

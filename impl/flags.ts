@@ -1,6 +1,7 @@
-// Lazy arithmetic flags. Flag-setting instructions record the operation, its operand size and
-// operands/result in Machine.lop/lsz/l*; CF PF AF ZF SF OF are computed only when read. When
-// `lop` is LAZY_NONE the arithmetic bits of Machine.flags are authoritative.
+// Lazy arithmetic flags. Flag-setting instructions record the operation, its operand size, its
+// DEST and SRC operands and its result in Machine.lazyOp/lazySize/lazyDest*/lazySrc*/lazyResult*
+// (and lazyCarry); CF PF AF ZF SF OF are computed only when read. When `lazyOp` is LAZY_NONE the
+// arithmetic bits of Machine.flags are authoritative.
 //
 // Undefined-flag choices (SDM leaves them open; both engines must agree — listed for
 // docs/model-choices.md): logic ops AF = 0; MUL/IMUL SF ZF PF from the low half of the result,
@@ -37,16 +38,16 @@ function ult64(ah: number, al: number, bh: number, bl: number): boolean {
 
 /** The six arithmetic flag bits as they stand. */
 export function arithFlags(m: Machine): number {
-  const op = m.lop;
+  const op = m.lazyOp;
   if (op === LAZY_NONE) return m.flags & ARITH;
-  const sz = m.lsz;
-  const rl = m.lrl, al = m.lal, bl = m.lbl;
+  const sz = m.lazySize;
+  const rl = m.lazyResultLo, al = m.lazyDestLo, bl = m.lazySrcLo;
   let out = PARITY[rl & 0xff]!;
   let cf = false;
   let of = false;
   let af = ((al ^ bl ^ rl) & 0x10) !== 0;
   if (sz === 8) {
-    const rh = m.lrh, ah = m.lah, bh = m.lbh;
+    const rh = m.lazyResultHi, ah = m.lazyDestHi, bh = m.lazySrcHi;
     if ((rl | rh) === 0) out |= ZF;
     if (rh < 0) out |= SF;
     switch (op) {
@@ -55,7 +56,7 @@ export function arithFlags(m: Machine): number {
         of = ((ah ^ rh) & (bh ^ rh)) < 0;
         break;
       case LAZY_ADC:
-        cf = m.lc !== 0 ? !ult64(ah, al, rh, rl) : ult64(rh, rl, ah, al);
+        cf = m.lazyCarry !== 0 ? !ult64(ah, al, rh, rl) : ult64(rh, rl, ah, al);
         of = ((ah ^ rh) & (bh ^ rh)) < 0;
         break;
       case LAZY_SUB:
@@ -63,18 +64,18 @@ export function arithFlags(m: Machine): number {
         of = ((ah ^ bh) & (ah ^ rh)) < 0;
         break;
       case LAZY_SBB:
-        cf = m.lc !== 0 ? !ult64(bh, bl, ah, al) : ult64(ah, al, bh, bl);
+        cf = m.lazyCarry !== 0 ? !ult64(bh, bl, ah, al) : ult64(ah, al, bh, bl);
         of = ((ah ^ bh) & (ah ^ rh)) < 0;
         break;
       case LAZY_LOGIC:
         af = false;
         break;
       case LAZY_INC:
-        cf = m.lc !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((ah ^ rh) & (bh ^ rh)) < 0;
         break;
       case LAZY_DEC:
-        cf = m.lc !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((ah ^ bh) & (ah ^ rh)) < 0;
         break;
     }
@@ -90,7 +91,7 @@ export function arithFlags(m: Machine): number {
         of = ((a ^ r) & (b ^ r)) < 0;
         break;
       case LAZY_ADC:
-        cf = m.lc !== 0 ? r <= a : r < a;
+        cf = m.lazyCarry !== 0 ? r <= a : r < a;
         of = ((a ^ r) & (b ^ r)) < 0;
         break;
       case LAZY_SUB:
@@ -98,18 +99,18 @@ export function arithFlags(m: Machine): number {
         of = ((a ^ b) & (a ^ r)) < 0;
         break;
       case LAZY_SBB:
-        cf = m.lc !== 0 ? a <= b : a < b;
+        cf = m.lazyCarry !== 0 ? a <= b : a < b;
         of = ((a ^ b) & (a ^ r)) < 0;
         break;
       case LAZY_LOGIC:
         af = false;
         break;
       case LAZY_INC:
-        cf = m.lc !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((a ^ r) & (b ^ r)) < 0;
         break;
       case LAZY_DEC:
-        cf = m.lc !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((a ^ b) & (a ^ r)) < 0;
         break;
     }
@@ -127,16 +128,16 @@ export function getFlags(m: Machine): number {
 
 /** Writes the arithmetic flags into Machine.flags and drops the lazy record. */
 export function materialize(m: Machine): void {
-  if (m.lop !== LAZY_NONE) {
+  if (m.lazyOp !== LAZY_NONE) {
     m.flags = (m.flags & ~ARITH) | arithFlags(m);
-    m.lop = LAZY_NONE;
+    m.lazyOp = LAZY_NONE;
   }
 }
 
 /** Replaces RFLAGS (callers have already applied privilege rules); bit 1 forced. */
 export function setFlags(m: Machine, value: number): void {
   m.flags = value | 2;
-  m.lop = LAZY_NONE;
+  m.lazyOp = LAZY_NONE;
 }
 
 /** Current CF as 0/1. */
@@ -180,12 +181,12 @@ export function condition(m: Machine, cc: number): boolean {
 /** Records a flag-setting operation (size in bytes; values masked to the size for sizes < 8). */
 export function setLazy(m: Machine, op: number, sz: number, rl: number, rh: number, al: number, ah: number,
   bl: number, bh: number): void {
-  m.lop = op;
-  m.lsz = sz;
-  m.lrl = rl;
-  m.lrh = rh;
-  m.lal = al;
-  m.lah = ah;
-  m.lbl = bl;
-  m.lbh = bh;
+  m.lazyOp = op;
+  m.lazySize = sz;
+  m.lazyResultLo = rl;
+  m.lazyResultHi = rh;
+  m.lazyDestLo = al;
+  m.lazyDestHi = ah;
+  m.lazySrcLo = bl;
+  m.lazySrcHi = bh;
 }

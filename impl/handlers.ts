@@ -19,7 +19,7 @@ import { GP, ST_FAULT, ST_OK, ST_UNSUP, UD } from "./consts.ts";
 export type Handler = (m: Machine, i: Insn) => number;
 
 const unsupported: Handler = (m, i) => {
-  m.unsupReason = i.reason;
+  m.unsupportedReason = i.reason;
   return ST_UNSUP;
 };
 
@@ -119,22 +119,3 @@ set(I.OP_INVD, execCacheOp);
 set(I.OP_INVLPG, execInvlpg);
 set(I.OP_RDTSC, execRdtsc);
 set(I.OP_SYSEXIT, execSysexit);
-
-/** Operations after which a block must end: they change privilege, mode, RFLAGS.TF/IF/AC,
- *  interrupt shadows, caches (TLB, CR3/CR4) or halt. A block may contain them only last. */
-export function endsBlock(op: number): boolean {
-  switch (op) {
-    case I.OP_UNSUP: case I.OP_UD: case I.OP_GP0:
-    case I.OP_JMP: case I.OP_JCC: case I.OP_CALL: case I.OP_CALL_RM: case I.OP_JMP_RM: case I.OP_RET:
-    case I.OP_RETF: case I.OP_JMPF: case I.OP_POPF: case I.OP_CLI: case I.OP_STI: case I.OP_HLT:
-    case I.OP_IN: case I.OP_OUT: case I.OP_INT: case I.OP_INT3: case I.OP_INT1: case I.OP_INTO:
-    case I.OP_IRET: case I.OP_SYSCALL: case I.OP_SYSRET: case I.OP_RDMSR: case I.OP_WRMSR:
-    case I.OP_MOV_FROM_CR: case I.OP_MOV_TO_CR: case I.OP_LGDT: case I.OP_LIDT: case I.OP_SGDT:
-    case I.OP_SIDT: case I.OP_LTR: case I.OP_MOV_TO_SREG: case I.OP_POP_SREG: case I.OP_STAC:
-    case I.OP_CLAC: case I.OP_CLTS: case I.OP_WBINVD: case I.OP_INVD: case I.OP_INVLPG: case I.OP_RDTSC:
-    case I.OP_SYSEXIT:
-      return true;
-    default:
-      return false;
-  }
-}

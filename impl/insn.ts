@@ -38,9 +38,9 @@ export class Insn {
   /** Encoded length in bytes. */
   len = 0;
   /** Operand size in bytes (1, 2, 4, 8). */
-  osz = 4;
+  operandSize = 4;
   /** Address size in bytes (2, 4, 8). */
-  asz = 8;
+  addressSize = 8;
   /** ModRM.mod (3 = register operand in `rm`); -1 when the instruction has no ModRM. */
   mod = -1;
   /** ModRM.reg with REX.R (a register number, an opcode extension, a CR or a Sreg). */
@@ -57,12 +57,13 @@ export class Insn {
   seg = 3;
   immLo = 0;
   immHi = 0;
-  /** Secondary immediate / form selector (see the op's executor). */
-  imm2 = 0;
+  /** Which operand form an op with several takes: OP_SHIFT count 0 = imm8, 1 = one, 2 = CL;
+   *  OP_BT 1 = bit index in imm8; OP_IN/OP_OUT 1 = port in DX (else imm8). */
+  operandForm = 0;
   /** Sub-operation (ALU op, shift op, BT op) or condition code. */
   sub = 0;
   /** Source operand size for MOVZX/MOVSX/MOVSXD. */
-  ssz = 0;
+  sourceSize = 0;
   lock = false;
   /** 0, 0xF2 or 0xF3. */
   rep = 0;
@@ -74,8 +75,8 @@ export class Insn {
   ripHi = 0;
   nextLo = 0;
   nextHi = 0;
-  tgtLo = 0;
-  tgtHi = 0;
+  targetLo = 0;
+  targetHi = 0;
   /** The instruction bytes (kept for unsupported encodings and diagnostics). */
   bytes: Uint8Array = EMPTY;
   /** Why the encoding is unsupported (OP_UNSUP only). */

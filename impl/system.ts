@@ -5,6 +5,15 @@
 import type { Machine } from "./machine.ts";
 import type { Insn } from "./insn.ts";
 import * as constsModule from "./consts.ts";
+import { readSegmented, toLinear } from "./memory/segmented.ts";
+import { prepareWrite, writeLinear } from "./memory/linear.ts";
+import { flushTlb } from "./memory/tlb.ts";
+import { invalidateSystemTables, readSystemTable } from "./tables/system-tables.ts";
+import { descriptorCached } from "./tables/descriptor-cache.ts";
+import {
+  ACCESSED_ALREADY_SET, commitAccessedBit, loadHiddenPart, prepareAccessedBit, readDescriptor, setAccessedBit,
+} from "./tables/descriptors.ts";
+import { iretThroughCache, storeIretReturn } from "./tables/iret-cache.ts";
 import { CR4_MODELLED } from "../contract/scope.ts";
 
 const CR4_MODELLED_LO = Number(CR4_MODELLED);
@@ -47,9 +56,9 @@ function iopl(m: Machine): number {
 // ============================================================================================
 
 export function execInt(m: Machine, vector: number, source: number): number {
-  m.fVec = vector;
-  m.fErr = -1;
-  m.swSource = source;
+  m.faultVector = vector;
+  m.faultErrorCode = -1;
+  m.softIntSource = source;
   return ST_SWINT;
 }
 
@@ -93,14 +102,14 @@ export function execSti(m: Machine): number {
 
 export function execPushf(m: Machine, i: Insn): number {
   const v = getFlags(m) & ~(RF | VM);
-  return push(m, i.osz, i.osz === 2 ? v & 0xffff : v, 0) ? ST_OK : ST_FAULT;
+  return push(m, i.operandSize, i.operandSize === 2 ? v & 0xffff : v, 0) ? ST_OK : ST_FAULT;
 }
 
 /** FLAGS-02. */
 export function execPopf(m: Machine, i: Insn): number {
-  const size = i.osz;
+  const size = i.operandSize;
   const v = peek(m, 0, size);
-  if (m.fVec >= 0) return ST_FAULT;
+  if (m.faultVector >= 0) return ST_FAULT;
   adjustStack(m, size);
   const old = getFlags(m);
   let mask = CF | PF | AF | ZF | SF | TF | DF | OF | NT | AC | ID;
@@ -137,7 +146,7 @@ export function execCacheOp(m: Machine): number {
 export function execInvlpg(m: Machine, i: Insn): number {
   if (m.cpl !== 0) return gp(m, 0);
   // No fault for any address; the architecture has no observable TLB, ours is flushed.
-  m.flushTlb();
+  flushTlb(m);
   return ST_END;
 }
 
@@ -151,13 +160,13 @@ export function execStacClac(m: Machine, set: boolean): number {
 
 export function execRdtsc(m: Machine): number {
   if ((m.cr4 & CR4_TSD) !== 0 && m.cpl !== 0) return gp(m, 0);
-  m.unsupReason = "RDTSC: the time-stamp counter is not modelled";
+  m.unsupportedReason = "RDTSC: the time-stamp counter is not modelled";
   return ST_UNSUP;
 }
 
 export function execSysexit(m: Machine): number {
   if (m.cpl !== 0) return gp(m, 0);
-  m.unsupReason = "SYSEXIT at CPL 0 is not modelled (no SYSENTER MSRs)";
+  m.unsupportedReason = "SYSEXIT at CPL 0 is not modelled (no SYSENTER MSRs)";
   return ST_UNSUP;
 }
 
@@ -165,8 +174,9 @@ export function execSysexit(m: Machine): number {
 // SYSCALL / SYSRET / SWAPGS (§2, §3, §4)
 // ============================================================================================
 
-const STAR_LO = 0, STAR_HI = 1, LSTAR_LO = 2, LSTAR_HI = 3, CSTAR_LO = 4, CSTAR_HI = 5, FMASK_LO = 6,
-  FMASK_HI = 7, KGS_LO = 8, KGS_HI = 9;
+const {
+  STAR_LO, STAR_HI, LSTAR_LO, LSTAR_HI, CSTAR_LO, CSTAR_HI, FMASK_LO, FMASK_HI, KERNEL_GS_BASE_LO, KERNEL_GS_BASE_HI,
+} = constsModule;
 
 /** Hidden parts SYSCALL/SYSRET load (base 0, limit 0xFFFFFFFF, S 1, P 1, G 1): the ATTR words. */
 const FLAT_CODE64_DPL0 = flatAttr(11, 0, 1, 0), FLAT_DATA_DPL0 = flatAttr(3, 0, 0, 1),
@@ -176,7 +186,7 @@ function flatAttr(type: number, dpl: number, l: number, db: number): number {
   return type | A_S | (dpl << 5) | (1 << 7) | (l << 13) | (db << 14) | (1 << 15);
 }
 
-/** Loads a flat segment (fields at sg[b..]) as Machine.setFlatSegment does, with a precomputed ATTR. */
+/** Loads a flat segment (fields at segments[b..]: base 0, limit 4 GiB) with a precomputed ATTR. */
 function flat(sg: Int32Array, b: number, selector: number, attr: number): void {
   sg[b + SEL] = selector;
   sg[b + BASE_LO] = 0;
@@ -190,7 +200,7 @@ export function execSyscall(m: Machine): number {
   // SYSCALL-01 (Intel) / SYSCALL-V1 (AMD: compatibility mode goes through CSTAR).
   if (compat && m.profile.syscallInCompatibilityMode === "ud") return ud(m);
   if ((m.efer & EFER_SCE) === 0) return ud(m);
-  const r = m.r;
+  const r = m.regs;
   const msr = m.msr;
   // SYSCALL-03, 04 (RF was cleared when the instruction started).
   r[2 * RCX] = r[RIP_LO]!;
@@ -202,7 +212,7 @@ export function execSyscall(m: Machine): number {
   setFlags(m, (fl & ~msr[FMASK_LO]! & ~RF) | 2);
   // SYSCALL-06, 07
   const csSel = (msr[STAR_HI]! >>> 0) & 0xffff;
-  const sg = m.sg;
+  const sg = m.segments;
   flat(sg, CS * SEG_STRIDE, csSel & 0xfffc, FLAT_CODE64_DPL0);
   flat(sg, SS * SEG_STRIDE, (csSel + 8) & 0xffff, FLAT_DATA_DPL0);
   // SYSCALL-08
@@ -219,7 +229,7 @@ export function execSysret(m: Machine, i: Insn): number {
   if ((m.efer & EFER_SCE) === 0) return ud(m);
   // SYSRET-02
   if (m.cpl !== 0) return gp(m, 0);
-  const r = m.r;
+  const r = m.regs;
   const msr = m.msr;
   const base = (msr[STAR_HI]! >>> 16) & 0xffff;
   const to64 = i.rexW && !compat;
@@ -238,7 +248,7 @@ export function execSysret(m: Machine, i: Insn): number {
     setFlags(m, (r[2 * R11]! & 0x3c7fd7) | 2);
   }
   // SYSRET-06, 07
-  const sg = m.sg;
+  const sg = m.segments;
   if (to64) flat(sg, CS * SEG_STRIDE, ((base + 16) | 3) & 0xffff, FLAT_CODE64_DPL3);
   else flat(sg, CS * SEG_STRIDE, (base | 3) & 0xffff, FLAT_CODE32_DPL3);
   const ssSel = ((base + 8) | 3) & 0xffff;
@@ -251,11 +261,11 @@ export function execSysret(m: Machine, i: Insn): number {
 export function execSwapgs(m: Machine): number {
   if (m.cpl !== 0) return gp(m, 0);
   const b = GS * SEG_STRIDE;
-  const lo = m.sg[b + BASE_LO]!, hi = m.sg[b + BASE_HI]!;
-  m.sg[b + BASE_LO] = m.msr[KGS_LO]!;
-  m.sg[b + BASE_HI] = m.msr[KGS_HI]!;
-  m.msr[KGS_LO] = lo;
-  m.msr[KGS_HI] = hi;
+  const lo = m.segments[b + BASE_LO]!, hi = m.segments[b + BASE_HI]!;
+  m.segments[b + BASE_LO] = m.msr[KERNEL_GS_BASE_LO]!;
+  m.segments[b + BASE_HI] = m.msr[KERNEL_GS_BASE_HI]!;
+  m.msr[KERNEL_GS_BASE_LO] = lo;
+  m.msr[KERNEL_GS_BASE_HI] = hi;
   return ST_OK;
 }
 
@@ -274,9 +284,9 @@ const MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_
 
 export function execRdmsr(m: Machine): number {
   if (m.cpl !== 0) return gp(m, 0);
-  const index = m.r[2 * RCX]! >>> 0;
+  const index = m.regs[2 * RCX]! >>> 0;
   if (msrNotModelled(index)) {
-    m.unsupReason = `RDMSR ${index.toString(16)}: MSR not modelled`;
+    m.unsupportedReason = `RDMSR ${index.toString(16)}: MSR not modelled`;
     return ST_UNSUP;
   }
   let lo: number, hi: number;
@@ -287,9 +297,9 @@ export function execRdmsr(m: Machine): number {
     case MSR_LSTAR: lo = msr[LSTAR_LO]!; hi = msr[LSTAR_HI]!; break;
     case MSR_CSTAR: lo = msr[CSTAR_LO]!; hi = msr[CSTAR_HI]!; break;
     case MSR_FMASK: lo = msr[FMASK_LO]!; hi = msr[FMASK_HI]!; break;
-    case MSR_FS_BASE: lo = m.sg[FS * SEG_STRIDE + BASE_LO]!; hi = m.sg[FS * SEG_STRIDE + BASE_HI]!; break;
-    case MSR_GS_BASE: lo = m.sg[GS * SEG_STRIDE + BASE_LO]!; hi = m.sg[GS * SEG_STRIDE + BASE_HI]!; break;
-    case MSR_KGS_BASE: lo = msr[KGS_LO]!; hi = msr[KGS_HI]!; break;
+    case MSR_FS_BASE: lo = m.segments[FS * SEG_STRIDE + BASE_LO]!; hi = m.segments[FS * SEG_STRIDE + BASE_HI]!; break;
+    case MSR_GS_BASE: lo = m.segments[GS * SEG_STRIDE + BASE_LO]!; hi = m.segments[GS * SEG_STRIDE + BASE_HI]!; break;
+    case MSR_KGS_BASE: lo = msr[KERNEL_GS_BASE_LO]!; hi = msr[KERNEL_GS_BASE_HI]!; break;
     default:
       return gp(m, 0);
   }
@@ -300,13 +310,13 @@ export function execRdmsr(m: Machine): number {
 
 export function execWrmsr(m: Machine): number {
   if (m.cpl !== 0) return gp(m, 0);
-  const index = m.r[2 * RCX]! >>> 0;
+  const index = m.regs[2 * RCX]! >>> 0;
   if (msrNotModelled(index)) {
-    m.unsupReason = `WRMSR ${index.toString(16)}: MSR not modelled`;
+    m.unsupportedReason = `WRMSR ${index.toString(16)}: MSR not modelled`;
     return ST_UNSUP;
   }
-  const lo = m.r[2 * RAX]!;
-  const hi = m.r[2 * RDX]!;
+  const lo = m.regs[2 * RAX]!;
+  const hi = m.regs[2 * RDX]!;
   const msr = m.msr;
   switch (index) {
     case MSR_EFER: {
@@ -314,7 +324,7 @@ export function execWrmsr(m: Machine): number {
       if (hi !== 0 || (lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)) !== 0) return gp(m, 0);
       if (((lo ^ m.efer) & EFER_LME) !== 0) return gp(m, 0);
       const next = (lo & ~EFER_LMA) | (m.efer & EFER_LMA);
-      if (((next ^ m.efer) & EFER_NXE) !== 0) m.flushTlb();
+      if (((next ^ m.efer) & EFER_NXE) !== 0) flushTlb(m);
       m.efer = next;
       m.updateMode();
       return ST_END;
@@ -338,12 +348,12 @@ export function execWrmsr(m: Machine): number {
         msr[LSTAR_LO] = lo;
         msr[LSTAR_HI] = hi;
       } else if (index === MSR_KGS_BASE) {
-        msr[KGS_LO] = lo;
-        msr[KGS_HI] = hi;
+        msr[KERNEL_GS_BASE_LO] = lo;
+        msr[KERNEL_GS_BASE_HI] = hi;
       } else {
         const b = (index === MSR_FS_BASE ? FS : GS) * SEG_STRIDE;
-        m.sg[b + BASE_LO] = lo;
-        m.sg[b + BASE_HI] = hi;
+        m.segments[b + BASE_LO] = lo;
+        m.segments[b + BASE_HI] = hi;
       }
       return ST_OK;
     default:
@@ -365,14 +375,14 @@ export function execMovFromCr(m: Machine, i: Insn): number {
     case 4: lo = m.cr4; hi = 0; break;
     default: lo = m.cr8; hi = 0;
   }
-  setReg(m, i.rm, i.osz, lo, hi);
+  setReg(m, i.rm, i.operandSize, lo, hi);
   return ST_OK;
 }
 
 export function execMovToCr(m: Machine, i: Insn): number {
   if (m.cpl !== 0) return gp(m, 0);
-  const lo = getReg(m, i.rm, i.osz);
-  const hi = i.osz === 8 ? m.vh : 0;
+  const lo = getReg(m, i.rm, i.operandSize);
+  const hi = i.operandSize === 8 ? m.valueHi : 0;
   switch (i.reg) {
     case 0: {
       // MOVCR-03
@@ -381,11 +391,11 @@ export function execMovToCr(m: Machine, i: Insn): number {
       if ((lo & CR0_NW) !== 0 && (lo & CR0_CD) === 0) return gp(m, 0);
       if ((lo & CR0_PG) === 0) {
         if (m.mode64) return gp(m, 0);
-        m.unsupReason = "MOV CR0 clearing PG leaves IA-32e mode (outside the model)";
+        m.unsupportedReason = "MOV CR0 clearing PG leaves IA-32e mode (outside the model)";
         return ST_UNSUP;
       }
       const next = (lo & CR0_DEFINED) | CR0_ET;
-      if (((next ^ m.cr0) & CR0_WP) !== 0) m.flushTlb();
+      if (((next ^ m.cr0) & CR0_WP) !== 0) flushTlb(m);
       m.cr0 = next;
       m.updateMode();
       return ST_END;
@@ -399,14 +409,14 @@ export function execMovToCr(m: Machine, i: Insn): number {
       if ((hi & ~0x3fff) !== 0) return gp(m, 0);
       m.cr3Lo = lo;
       m.cr3Hi = hi;
-      m.flushTlb();
+      flushTlb(m);
       return ST_END;
     case 4: {
       // MOVCR-05: bits the modelled CPU lacks are reserved; PAE cannot be cleared in IA-32e mode.
       if (hi !== 0 || (lo & ~CR4_MODELLED_LO) !== 0) return gp(m, 0);
       if ((lo & CR4_PAE) === 0) return gp(m, 0);
       m.cr4 = lo;
-      m.flushTlb();
+      flushTlb(m);
       m.updateMode();
       return ST_END;
     }
@@ -426,22 +436,22 @@ export function execLoadTable(m: Machine, i: Insn, idt: boolean): number {
   if (m.cpl !== 0) return gp(m, 0);
   effectiveAddress(m, i);
   const aLo = eaLo, aHi = eaHi;
-  const limit = m.readSeg(i.seg, aLo, aHi, 2, m.rcls);
-  if (m.fVec >= 0) return ST_FAULT;
+  const limit = readSegmented(m, i.seg, aLo, aHi, 2, m.readClass);
+  if (m.faultVector >= 0) return ST_FAULT;
   let bLo = (aLo + 2) | 0;
   let bHi = (bLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
-  if (i.asz === 4) bHi = 0;
+  if (i.addressSize === 4) bHi = 0;
   let baseLo: number, baseHi: number;
   if (m.mode64) {
-    baseLo = m.readSeg(i.seg, bLo, bHi, 8, m.rcls);
-    baseHi = m.vh;
+    baseLo = readSegmented(m, i.seg, bLo, bHi, 8, m.readClass);
+    baseHi = m.valueHi;
   } else {
-    baseLo = m.readSeg(i.seg, bLo, bHi, 4, m.rcls);
-    if (i.osz === 2) baseLo &= 0xffffff;
+    baseLo = readSegmented(m, i.seg, bLo, bHi, 4, m.readClass);
+    if (i.operandSize === 2) baseLo &= 0xffffff;
     baseHi = 0;
   }
-  if (m.fVec >= 0) return ST_FAULT;
-  m.sysGen = (m.sysGen + 1) | 0;
+  if (m.faultVector >= 0) return ST_FAULT;
+  invalidateSystemTables(m);
   if (idt) {
     m.idtrLo = baseLo;
     m.idtrHi = baseHi;
@@ -458,36 +468,36 @@ export function execStoreTable(m: Machine, i: Insn, idt: boolean): number {
   if (m.cpl !== 0 && (m.cr4 & CR4_UMIP) !== 0) return gp(m, 0);
   effectiveAddress(m, i);
   const size = m.mode64 ? 10 : 6;
-  if (!m.linear(i.seg, eaLo, eaHi, size, true)) return ST_FAULT;
-  const lLo = m.laLo, lHi = m.laHi;
-  if (!m.prepWrite(lLo, lHi, size, m.wcls)) return ST_FAULT;
+  if (!toLinear(m, i.seg, eaLo, eaHi, size, true)) return ST_FAULT;
+  const lLo = m.linearLo, lHi = m.linearHi;
+  if (!prepareWrite(m, lLo, lHi, size, m.writeClass)) return ST_FAULT;
   const limit = idt ? m.idtrLimit : m.gdtrLimit;
   const bLo = idt ? m.idtrLo : m.gdtrLo;
   const bHi = idt ? m.idtrHi : m.gdtrHi;
-  m.write(lLo, lHi, 2, limit, 0, m.wcls);
+  writeLinear(m, lLo, lHi, 2, limit, 0, m.writeClass);
   const nLo = (lLo + 2) | 0;
   const nHi = (nLo >>> 0) < (lLo >>> 0) ? (lHi + 1) | 0 : lHi;
-  m.write(nLo, nHi, m.mode64 ? 8 : 4, bLo, bHi, m.wcls);
+  writeLinear(m, nLo, nHi, m.mode64 ? 8 : 4, bLo, bHi, m.writeClass);
   return ST_OK;
 }
 
 export function execLtr(m: Machine, i: Insn): number {
   if (m.cpl !== 0) return gp(m, 0);
   const sel = readRM(m, i, 2) & 0xffff;
-  if (m.fVec >= 0) return ST_FAULT;
+  if (m.faultVector >= 0) return ST_FAULT;
   if ((sel & 0xfffc) === 0) return gp(m, 0);
   const ec = sel & 0xfffc;
   if ((sel & 4) !== 0) return gp(m, ec);
   const index = sel & 0xfff8;
   if (index + 15 > m.gdtrLimit) return gp(m, ec);
-  if (!m.fetchDescriptor(sel, 0)) return ST_FAULT;
-  const dlo = m.descLo, dhi = m.descHi;
-  const aLo = m.descAddrLo, aHi = m.descAddrHi;
+  if (!readDescriptor(m, sel, 0)) return ST_FAULT;
+  const dlo = m.descriptorLo, dhi = m.descriptorHi;
+  const aLo = m.descriptorAddrLo, aHi = m.descriptorAddrHi;
   const uLo = (aLo + 8) | 0;
   const uHi = (uLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
-  const baseHi = m.readSystem(uLo, uHi, 8);
-  if (m.fVec >= 0) return ST_FAULT;
-  const upper = m.vh;
+  const baseHi = readSystemTable(m, uLo, uHi, 8);
+  if (m.faultVector >= 0) return ST_FAULT;
+  const upper = m.valueHi;
   // DT-02: an available 64-bit TSS, upper type bits zero, present.
   if (((dhi >>> 12) & 1) !== 0 || ((dhi >>> 8) & 15) !== 9) return gp(m, ec);
   if (((upper >>> 8) & 0x1f) !== 0) return gp(m, ec);
@@ -498,9 +508,9 @@ export function execLtr(m: Machine, i: Insn): number {
   // Set the busy bit (locked implicit write).
   const bLo = (aLo + 5) | 0;
   const bHi = (bLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
-  if (!m.write(bLo, bHi, 1, ((dhi >>> 8) & 0xff) | 2, 0, C_SW)) return ST_FAULT;
-  m.loadDescriptor(TR, sel, dlo, dhi | 0x200, baseHi);
-  m.sysGen = (m.sysGen + 1) | 0;
+  if (!writeLinear(m, bLo, bHi, 1, ((dhi >>> 8) & 0xff) | 2, 0, C_SW)) return ST_FAULT;
+  loadHiddenPart(m, TR, sel, dlo, dhi | 0x200, baseHi);
+  invalidateSystemTables(m);
   return ST_END;
 }
 
@@ -522,12 +532,12 @@ export function loadSegment(m: Machine, s: number, sel: number): boolean {
     // under amd: SEG-03).
     const b = s * SEG_STRIDE;
     const keep = (s === FS || s === GS) && !m.profile.nullSelectorClearsBase;
-    m.sg[b + SEL] = sel;
-    m.sg[b + LIMIT] = 0;
-    m.sg[b + ATTR] = A_UNUSABLE;
+    m.segments[b + SEL] = sel;
+    m.segments[b + LIMIT] = 0;
+    m.segments[b + ATTR] = A_UNUSABLE;
     if (!keep) {
-      m.sg[b + BASE_LO] = 0;
-      m.sg[b + BASE_HI] = 0;
+      m.segments[b + BASE_LO] = 0;
+      m.segments[b + BASE_HI] = 0;
     }
     return true;
   }
@@ -535,9 +545,9 @@ export function loadSegment(m: Machine, s: number, sel: number): boolean {
     m.raise(GP, ec);
     return false;
   }
-  if (!m.fetchDescriptor(sel, 0)) return false;
-  const dlo = m.descLo, dhi = m.descHi;
-  const aLo = m.descAddrLo, aHi = m.descAddrHi;
+  if (!readDescriptor(m, sel, 0)) return false;
+  const dlo = m.descriptorLo, dhi = m.descriptorHi;
+  const aLo = m.descriptorAddrLo, aHi = m.descriptorAddrHi;
   const sBit = (dhi >>> 12) & 1;
   const type = (dhi >>> 8) & 15;
   const dpl = (dhi >>> 13) & 3;
@@ -565,14 +575,14 @@ export function loadSegment(m: Machine, s: number, sel: number): boolean {
       return false;
     }
   }
-  if (!m.setAccessed(aLo, aHi, dhi)) return false;
-  m.loadDescriptor(s, sel, dlo, dhi | 0x100, 0);
+  if (!setAccessedBit(m, aLo, aHi, dhi)) return false;
+  loadHiddenPart(m, s, sel, dlo, dhi | 0x100, 0);
   return true;
 }
 
 export function execMovToSreg(m: Machine, i: Insn): number {
   const sel = readRM(m, i, 2) & 0xffff;
-  if (m.fVec >= 0) return ST_FAULT;
+  if (m.faultVector >= 0) return ST_FAULT;
   if (!loadSegment(m, i.reg, sel)) return ST_FAULT;
   // SHADOW-05/07: a MOV SS inside a MOV SS shadow does not start another.
   if (i.reg === SS && m.shadow !== SHADOW_MOVSS) m.nextShadow = SHADOW_MOVSS;
@@ -580,23 +590,23 @@ export function execMovToSreg(m: Machine, i: Insn): number {
 }
 
 export function execMovFromSreg(m: Machine, i: Insn): number {
-  const sel = m.sel(i.reg);
+  const sel = m.selector(i.reg);
   if (i.mod === 3) {
-    setReg(m, i.rm, i.osz, sel, 0);
+    setReg(m, i.rm, i.operandSize, sel, 0);
     return ST_OK;
   }
   return writeRM(m, i, 2, sel, 0) ? ST_OK : ST_FAULT;
 }
 
 export function execPushSreg(m: Machine, i: Insn): number {
-  return push(m, i.osz, m.sel(i.reg), 0) ? ST_OK : ST_FAULT;
+  return push(m, i.operandSize, m.selector(i.reg), 0) ? ST_OK : ST_FAULT;
 }
 
 export function execPopSreg(m: Machine, i: Insn): number {
-  const sel = peek(m, 0, i.osz) & 0xffff;
-  if (m.fVec >= 0) return ST_FAULT;
+  const sel = peek(m, 0, i.operandSize) & 0xffff;
+  if (m.faultVector >= 0) return ST_FAULT;
   if (!loadSegment(m, i.reg, sel)) return ST_FAULT;
-  adjustStack(m, i.osz);
+  adjustStack(m, i.operandSize);
   if (i.reg === SS && m.shadow !== SHADOW_MOVSS) m.nextShadow = SHADOW_MOVSS;
   return ST_END;
 }
@@ -605,15 +615,15 @@ export function execPopSreg(m: Machine, i: Insn): number {
 // Far transfers: IRET (§9), far RET, JMP far
 // ============================================================================================
 
-/** Checks of a return CS (IRETQ-03..09, far RET): on success the descriptor is in m.desc*. */
+/** Checks of a return CS (IRETQ-03..09, far RET): on success the descriptor is in m.descriptor*. */
 function checkReturnCs(m: Machine, cs: number): boolean {
   const ec = cs & 0xfffc;
   if (ec === 0) {
     m.raise(GP, 0);
     return false;
   }
-  if (!m.fetchDescriptor(cs, 0)) return false;
-  const dhi = m.descHi;
+  if (!readDescriptor(m, cs, 0)) return false;
+  const dhi = m.descriptorHi;
   const type = (dhi >>> 8) & 15;
   const dpl = (dhi >>> 13) & 3;
   const rpl = cs & 3;
@@ -633,15 +643,15 @@ function gpFalse(m: Machine, code: number): boolean {
   return false;
 }
 
-/** SS checks of IRETQ-11 (also far RET to an outer level). Descriptor left in m.desc*. */
+/** SS checks of IRETQ-11 (also far RET to an outer level). Descriptor left in m.descriptor*. */
 function checkReturnSs(m: Machine, ss: number, csRpl: number, target64: boolean): boolean {
   const ec = ss & 0xfffc;
   if (ec === 0) {
     if (target64 && csRpl !== 3 && (ss & 3) === csRpl) return true;
     return gpFalse(m, 0);
   }
-  if (!m.fetchDescriptor(ss, 0)) return false;
-  const dhi = m.descHi;
+  if (!readDescriptor(m, ss, 0)) return false;
+  const dhi = m.descriptorHi;
   const type = (dhi >>> 8) & 15;
   if ((ss & 3) !== csRpl) return gpFalse(m, ec);
   if (((dhi >>> 12) & 1) === 0 || (type & 8) !== 0 || (type & 2) === 0) return gpFalse(m, ec);
@@ -656,11 +666,11 @@ function checkReturnSs(m: Machine, ss: number, csRpl: number, target64: boolean)
 /** IRETQ-16: on a return to an outer level, data segments the new CPL may not use become NULL. */
 const DATA_SEGMENTS = [ES, DS, FS, GS] as const;
 
-function nullInaccessibleSegments(m: Machine, newCpl: number): void {
+export function nullInaccessibleSegments(m: Machine, newCpl: number): void {
   for (const s of DATA_SEGMENTS) {
     const b = s * SEG_STRIDE;
-    if ((m.sg[b + SEL]! & 0xfffc) === 0) continue;
-    const a = m.sg[b + ATTR]!;
+    if ((m.segments[b + SEL]! & 0xfffc) === 0) continue;
+    const a = m.segments[b + ATTR]!;
     const type = a & A_TYPE;
     const dataOrNonConforming = (type & 8) === 0 || (type & 4) === 0;
     if (dataOrNonConforming && attrDpl(a) < newCpl) nullSegment(m, s, 0, true);
@@ -678,68 +688,8 @@ function farTargetOk(m: Machine, lo: number, hi: number, dlo: number, dhi: numbe
   return hi === 0 && lo >>> 0 <= limit;
 }
 
-// ---- The IRET return cache ----------------------------------------------------------------------
-// What IRETQ-03..11 and the accessed-bit step concluded for one (CS, SS, CPL) in 64-bit mode: both
-// checks pass, the target is 64-bit code, neither accessed bit needs writing — and the hidden
-// parts CS and SS then get. Filled only from descriptors held by the descriptor cache (so from
-// F_SYS frames) and valid while `sysGen` is unchanged: invalidated like the descriptor cache, by
-// any TLB flush, LGDT/LIDT/LTR, or a write to a frame a cached descriptor was read from. The
-// return RIP's canonical check (IRETQ-12) and everything that depends on the live state (flags,
-// RSP, data segments) is evaluated on every IRET. Machine.iretCache, IRET_STRIDE fields per entry
-// (direct-mapped on CS bits 5:3): sysGen, CS, SS, CPL, then base low / limit / attributes of CS
-// and of SS (base high halves are 0).
-export const IRET_STRIDE = 10;
-const IRET_ENTRIES_MASK = 7;
-
-/** IRETQ from 64-bit mode through the IRET return cache: ST_END when done, -1 when the general
- *  path must run (nothing changed). Same reads and results as the general path. */
-function iretCached(m: Machine): number {
-  const r = m.r;
-  const lo = r[2 * RSP]!, hi = r[2 * RSP + 1]!;
-  // IRETQ-02/10: five 8-byte slots in one page, read through a TLB entry granting the read.
-  if ((lo & 0xfff) > 4096 - 40 || m.acCheck || m.uncached) return -1;
-  const t = m.tlb;
-  const e = ((lo >>> 12) & 1023) << 2;
-  if (t[e] !== lo >>> 12 || t[e + 1] !== hi || (t[e + 2]! & m.rcls) === 0) return -1;
-  const o = t[e + 3]! + (lo & 0xfff);
-  if ((o & 3) !== 0) return -1;
-  const mem = m.mem32;
-  const w = o >> 2;
-  const cs = mem[w + 2]! & 0xffff;
-  const ss = mem[w + 8]! & 0xffff;
-  const cpl = m.cpl;
-  const c = m.iretCache;
-  const ce = ((cs >> 3) & IRET_ENTRIES_MASK) * IRET_STRIDE;
-  if (c[ce] !== m.sysGen || c[ce + 1] !== cs || c[ce + 2] !== ss || c[ce + 3] !== cpl) return -1;
-  const ripLo = mem[w]!, ripHi = mem[w + 1]!;
-  // IRETQ-12: a 64-bit target must be canonical (the general path raises the #GP).
-  if (ripHi >> 15 !== ripHi >> 31) return -1;
-  // ---- commit (IRETQ-13..16), as the general path ----
-  iretFlags(m, cpl, 8, mem[w + 4]!);
-  const sg = m.sg;
-  let b = CS * SEG_STRIDE;
-  sg[b + SEL] = cs;
-  sg[b + BASE_LO] = c[ce + 4]!;
-  sg[b + BASE_HI] = 0;
-  sg[b + LIMIT] = c[ce + 5]!;
-  sg[b + ATTR] = c[ce + 6]!;
-  r[RIP_LO] = ripLo;
-  r[RIP_HI] = ripHi;
-  b = SS * SEG_STRIDE;
-  sg[b + SEL] = ss;
-  sg[b + BASE_LO] = c[ce + 7]!;
-  sg[b + BASE_HI] = 0;
-  sg[b + LIMIT] = c[ce + 8]!;
-  sg[b + ATTR] = c[ce + 9]!;
-  r[2 * RSP] = mem[w + 6]!;
-  r[2 * RSP + 1] = mem[w + 7]!;
-  if ((cs & 3) > cpl) nullInaccessibleSegments(m, cs & 3);
-  m.updateMode();
-  return ST_END;
-}
-
 /** IRETQ-13: RFLAGS from the popped value `fl` under the privilege rules (operand size `os`). */
-function iretFlags(m: Machine, cpl: number, os: number, fl: number): void {
+export function iretFlags(m: Machine, cpl: number, os: number, fl: number): void {
   // Every arithmetic flag is replaced (fmask holds them all): the lazy record need not be read.
   const old = m.flags;
   let fmask = CF | PF | AF | ZF | SF | TF | DF | OF | NT;
@@ -756,9 +706,9 @@ export function execIret(m: Machine, i: Insn): number {
   // IRETQ-00: NMI blocking ends first, whatever happens next.
   m.nmiBlocked = false;
   if ((m.flags & NT) !== 0) return gp(m, 0);
-  const os = i.osz;
+  const os = i.operandSize;
   if (os === 8 && m.mode64) {
-    const st = iretCached(m);
+    const st = iretThroughCache(m);
     if (st >= 0) return st;
   }
   const cpl = m.cpl;
@@ -767,7 +717,7 @@ export function execIret(m: Machine, i: Insn): number {
   // IRETQ-02. IRETQ-10's SS:RSP are read after the CS checks (a fault on their slots must not win
   // over a #GP/#NP for CS); when all five slots lie in one page they cannot fault separately, so
   // they are read up front.
-  const upFront = began64 && (m.r[2 * RSP]! & 0xfff) + 5 * os <= 4096;
+  const upFront = began64 && (m.regs[2 * RSP]! & 0xfff) + 5 * os <= 4096;
   if (!readStackSlots(m, upFront ? 5 : 3, os)) return ST_FAULT;
   const ripLo = stackSlots[0]! & mask;
   const ripHi = os === 8 ? stackSlots[1]! : 0;
@@ -777,7 +727,7 @@ export function execIret(m: Machine, i: Insn): number {
   let rspHi0 = upFront && os === 8 ? stackSlots[7]! : 0;
   let ss0 = upFront ? stackSlots[8]! & 0xffff : 0;
   if (!checkReturnCs(m, cs)) return ST_FAULT;
-  const cdlo = m.descLo, cdhi = m.descHi, caLo = m.descAddrLo, caHi = m.descAddrHi;
+  const cdlo = m.descriptorLo, cdhi = m.descriptorHi, caLo = m.descriptorAddrLo, caHi = m.descriptorAddrHi;
   const rpl = cs & 3;
   const target64 = ((cdhi >>> 21) & 1) === 1;
   const readSs = rpl > cpl || began64;
@@ -786,84 +736,72 @@ export function execIret(m: Machine, i: Insn): number {
   if (readSs) {
     if (!upFront) {
       rspLo0 = peek(m, 3 * os, os) & mask;
-      if (m.fVec >= 0) return ST_FAULT;
-      rspHi0 = os === 8 ? m.vh : 0;
+      if (m.faultVector >= 0) return ST_FAULT;
+      rspHi0 = os === 8 ? m.valueHi : 0;
       ss0 = peek(m, 4 * os, os) & 0xffff;
-      if (m.fVec >= 0) return ST_FAULT;
+      if (m.faultVector >= 0) return ST_FAULT;
     }
     rspLo = rspLo0;
     rspHi = rspHi0;
     ss = ss0;
     if (!checkReturnSs(m, ss, rpl, target64)) return ST_FAULT;
-    sdlo = m.descLo;
-    sdhi = m.descHi;
-    saLo = m.descAddrLo;
-    saHi = m.descAddrHi;
+    sdlo = m.descriptorLo;
+    sdhi = m.descriptorHi;
+    saLo = m.descriptorAddrLo;
+    saHi = m.descriptorAddrHi;
   }
   if (!farTargetOk(m, ripLo, ripHi, cdlo, cdhi)) return gp(m, 0);
-  const ca = m.prepAccessed(caLo, caHi, cdhi);
+  const ca = prepareAccessedBit(m, caLo, caHi, cdhi);
   if (ca === -1) return ST_FAULT;
-  const sa = readSs && (ss & 0xfffc) !== 0 ? m.prepAccessed(saLo, saHi, sdhi) : -2;
+  const sa = readSs && (ss & 0xfffc) !== 0 ? prepareAccessedBit(m, saLo, saHi, sdhi) : ACCESSED_ALREADY_SET;
   if (sa === -1) return ST_FAULT;
   commitAccessedPair(m, ca, sa);
 
   // ---- commit (IRETQ-13..16) ----
   iretFlags(m, cpl, os, fl);
-  m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
+  loadHiddenPart(m, CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
   if (readSs) loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
   else adjustStack(m, 3 * os);
   if (rpl > cpl) nullInaccessibleSegments(m, rpl);
   m.updateMode();
-  // Fill the IRET return cache (see above) when nothing was written and both descriptors are
-  // held by the descriptor cache at the current generation.
-  if (os === 8 && began64 && target64 && ca === -2 && sa === -2 && !m.uncached && m.cachedDescriptor(cs) &&
-    ((ss & 0xfffc) === 0 || m.cachedDescriptor(ss))) {
-    const c = m.iretCache;
-    const ce = ((cs >> 3) & IRET_ENTRIES_MASK) * IRET_STRIDE;
-    const sg = m.sg;
-    c[ce] = m.sysGen;
-    c[ce + 1] = cs;
-    c[ce + 2] = ss;
-    c[ce + 3] = cpl;
-    c[ce + 4] = sg[CS * SEG_STRIDE + BASE_LO]!;
-    c[ce + 5] = sg[CS * SEG_STRIDE + LIMIT]!;
-    c[ce + 6] = sg[CS * SEG_STRIDE + ATTR]!;
-    c[ce + 7] = sg[SS * SEG_STRIDE + BASE_LO]!;
-    c[ce + 8] = sg[SS * SEG_STRIDE + LIMIT]!;
-    c[ce + 9] = sg[SS * SEG_STRIDE + ATTR]!;
+  // Fill the IRET return cache (tables/iret-cache.ts) when nothing was written and both
+  // descriptors are held by the descriptor cache in the current generation.
+  if (os === 8 && began64 && target64 && ca === ACCESSED_ALREADY_SET && sa === ACCESSED_ALREADY_SET && !m.uncached &&
+    descriptorCached(m, cs) && ((ss & 0xfffc) === 0 || descriptorCached(m, ss))) {
+    storeIretReturn(m, cs, ss, cpl);
   }
   return ST_END;
 }
 
 /**
  * The accessed bits of a far return (IRET, RETF): implicit writes, CS before SS, both already
- * translated by prepAccessed, so neither is written unless both can be.
+ * translated by prepareAccessedBit, so neither is written unless both can be.
  */
 function commitAccessedPair(m: Machine, cs: number, ss: number): void {
-  m.commitAccessed(cs);
-  m.commitAccessed(ss);
+  commitAccessedBit(m, cs);
+  commitAccessedBit(m, ss);
 }
 
 /** SS:RSP of a far return (IRET, RETF to an outer level): a NULL SS gets base 0 and is unusable. */
 function loadReturnStack(m: Machine, ss: number, sdlo: number, sdhi: number, rspLo: number, rspHi: number): void {
   if ((ss & 0xfffc) === 0) nullSegment(m, SS, ss, false);
-  else m.loadDescriptor(SS, ss, sdlo, sdhi | 0x100, 0);
-  m.r[2 * RSP] = rspLo;
-  m.r[2 * RSP + 1] = rspHi;
+  else loadHiddenPart(m, SS, ss, sdlo, sdhi | 0x100, 0);
+  m.regs[2 * RSP] = rspLo;
+  m.regs[2 * RSP + 1] = rspHi;
 }
 
 export function execRetf(m: Machine, i: Insn): number {
-  const os = m.mode64 ? (i.rexW ? 8 : i.osz === 2 ? 2 : 4) : i.osz;
+  const os = m.mode64 ? (i.rexW ? 8 : i.operandSize === 2 ? 2 : 4) : i.operandSize;
   const cpl = m.cpl;
   const mask = os === 2 ? 0xffff : -1;
   const ripLo = peek(m, 0, os) & mask;
-  if (m.fVec >= 0) return ST_FAULT;
-  const ripHi = os === 8 ? m.vh : 0;
+  if (m.faultVector >= 0) return ST_FAULT;
+  const ripHi = os === 8 ? m.valueHi : 0;
   const cs = peek(m, os, os) & 0xffff;
-  if (m.fVec >= 0) return ST_FAULT;
+  if (m.faultVector >= 0) return ST_FAULT;
   if (!checkReturnCs(m, cs)) return ST_FAULT;
-  const cdlo = m.descLo, cdhi = m.descHi, caLo = m.descAddrLo, caHi = m.descAddrHi;
+  const cdlo = m.descriptorLo, cdhi = m.descriptorHi, caLo = m.descriptorAddrLo, caHi = m.descriptorAddrHi;
   const rpl = cs & 3;
   const target64 = ((cdhi >>> 21) & 1) === 1;
   const release = i.immLo;
@@ -871,24 +809,24 @@ export function execRetf(m: Machine, i: Insn): number {
   let rspLo = 0, rspHi = 0, ss = 0, sdlo = 0, sdhi = 0, saLo = 0, saHi = 0;
   if (outer) {
     rspLo = peek(m, 2 * os + release, os) & mask;
-    if (m.fVec >= 0) return ST_FAULT;
-    rspHi = os === 8 ? m.vh : 0;
+    if (m.faultVector >= 0) return ST_FAULT;
+    rspHi = os === 8 ? m.valueHi : 0;
     ss = peek(m, 3 * os + release, os) & 0xffff;
-    if (m.fVec >= 0) return ST_FAULT;
+    if (m.faultVector >= 0) return ST_FAULT;
     if (!checkReturnSs(m, ss, rpl, target64)) return ST_FAULT;
-    sdlo = m.descLo;
-    sdhi = m.descHi;
-    saLo = m.descAddrLo;
-    saHi = m.descAddrHi;
+    sdlo = m.descriptorLo;
+    sdhi = m.descriptorHi;
+    saLo = m.descriptorAddrLo;
+    saHi = m.descriptorAddrHi;
   }
   if (!farTargetOk(m, ripLo, ripHi, cdlo, cdhi)) return gp(m, 0);
-  const ca = m.prepAccessed(caLo, caHi, cdhi);
+  const ca = prepareAccessedBit(m, caLo, caHi, cdhi);
   if (ca === -1) return ST_FAULT;
-  const sa = outer && (ss & 0xfffc) !== 0 ? m.prepAccessed(saLo, saHi, sdhi) : -2;
+  const sa = outer && (ss & 0xfffc) !== 0 ? prepareAccessedBit(m, saLo, saHi, sdhi) : ACCESSED_ALREADY_SET;
   if (sa === -1) return ST_FAULT;
   commitAccessedPair(m, ca, sa);
   // ---- commit ----
-  m.loadDescriptor(CS, cs, cdlo, cdhi | 0x100, 0);
+  loadHiddenPart(m, CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
   if (outer) {
     loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
@@ -904,31 +842,31 @@ export function execRetf(m: Machine, i: Insn): number {
 
 /** JMP far m16:16/32/64 (FF /5) to a code segment at the same privilege. */
 export function execJmpFar(m: Machine, i: Insn): number {
-  const os = i.osz;
+  const os = i.operandSize;
   effectiveAddress(m, i);
   const aLo = eaLo, aHi = eaHi;
-  const offLo = m.readSeg(i.seg, aLo, aHi, os, m.rcls) & (os === 2 ? 0xffff : -1);
-  if (m.fVec >= 0) return ST_FAULT;
-  const offHi = os === 8 ? m.vh : 0;
+  const offLo = readSegmented(m, i.seg, aLo, aHi, os, m.readClass) & (os === 2 ? 0xffff : -1);
+  if (m.faultVector >= 0) return ST_FAULT;
+  const offHi = os === 8 ? m.valueHi : 0;
   let sLo = (aLo + os) | 0;
   let sHi = (sLo >>> 0) < (aLo >>> 0) ? (aHi + 1) | 0 : aHi;
-  if (i.asz === 4) sHi = 0;
-  else if (i.asz === 2) {
+  if (i.addressSize === 4) sHi = 0;
+  else if (i.addressSize === 2) {
     sLo &= 0xffff;
     sHi = 0;
   }
-  const sel = m.readSeg(i.seg, sLo, sHi, 2, m.rcls) & 0xffff;
-  if (m.fVec >= 0) return ST_FAULT;
+  const sel = readSegmented(m, i.seg, sLo, sHi, 2, m.readClass) & 0xffff;
+  if (m.faultVector >= 0) return ST_FAULT;
   const ec = sel & 0xfffc;
   if (ec === 0) return gp(m, 0);
-  if (!m.fetchDescriptor(sel, 0)) return ST_FAULT;
-  const dlo = m.descLo, dhi = m.descHi;
+  if (!readDescriptor(m, sel, 0)) return ST_FAULT;
+  const dlo = m.descriptorLo, dhi = m.descriptorHi;
   const type = (dhi >>> 8) & 15;
   const dpl = (dhi >>> 13) & 3;
   const cpl = m.cpl;
   if (((dhi >>> 12) & 1) === 0) {
     if (type === 12) {
-      m.unsupReason = "JMP far through a call gate is not modelled";
+      m.unsupportedReason = "JMP far through a call gate is not modelled";
       return ST_UNSUP;
     }
     return gp(m, ec);
@@ -941,8 +879,8 @@ export function execJmpFar(m: Machine, i: Insn): number {
   }
   if (((dhi >>> 21) & 1) === 1 && ((dhi >>> 22) & 1) === 1) return gp(m, ec);
   if (!farTargetOk(m, offLo, offHi, dlo, dhi)) return gp(m, 0);
-  if (!m.setAccessed(m.descAddrLo, m.descAddrHi, dhi)) return ST_FAULT;
-  m.loadDescriptor(CS, (sel & 0xfffc) | cpl, dlo, dhi | 0x100, 0);
+  if (!setAccessedBit(m, m.descriptorAddrLo, m.descriptorAddrHi, dhi)) return ST_FAULT;
+  loadHiddenPart(m, CS, (sel & 0xfffc) | cpl, dlo, dhi | 0x100, 0);
   m.setRip(offLo, ((dhi >>> 21) & 1) === 1 ? offHi : 0);
   m.updateMode();
   return ST_END;
@@ -956,39 +894,39 @@ export function execJmpFar(m: Machine, i: Insn): number {
 function ioAllowed(m: Machine, port: number, size: number): boolean {
   if (m.cpl <= iopl(m)) return true;
   const tb = TR * SEG_STRIDE;
-  const ta = m.sg[tb + ATTR]!;
+  const ta = m.segments[tb + ATTR]!;
   const type = ta & A_TYPE;
-  const limit = m.sg[tb + LIMIT]! >>> 0;
+  const limit = m.segments[tb + LIMIT]! >>> 0;
   if ((ta & (A_UNUSABLE | A_S)) !== 0 || (type !== 9 && type !== 11) || limit < 0x67) return false;
-  const bLo = m.sg[tb + BASE_LO]!, bHi = m.sg[tb + BASE_HI]!;
+  const bLo = m.segments[tb + BASE_LO]!, bHi = m.segments[tb + BASE_HI]!;
   const at = (lo: number) => {
     const a = (bLo + lo) | 0;
     return [a, (a >>> 0) < (bLo >>> 0) ? (bHi + 1) | 0 : bHi] as const;
   };
   const [mLo, mHi] = at(0x66);
-  const mapBase = m.readSystem(mLo, mHi, 2);
-  if (m.fVec >= 0) return false;
+  const mapBase = readSystemTable(m, mLo, mHi, 2);
+  if (m.faultVector >= 0) return false;
   const off = mapBase + (port >>> 3);
   if (off + 1 > limit) return false;
   const [wLo, wHi] = at(off);
-  const bits = m.readSystem(wLo, wHi, 2);
-  if (m.fVec >= 0) return false;
+  const bits = readSystemTable(m, wLo, wHi, 2);
+  if (m.faultVector >= 0) return false;
   const want = ((1 << size) - 1) << (port & 7);
   return (bits & want) === 0;
 }
 
 export function execInOut(m: Machine, i: Insn, out: boolean): number {
-  const port = i.imm2 === 1 ? m.r[2 * RDX]! & 0xffff : i.immLo & 0xff;
-  const size = i.osz;
+  const port = i.operandForm === 1 ? m.regs[2 * RDX]! & 0xffff : i.immLo & 0xff;
+  const size = i.operandSize;
   if (!ioAllowed(m, port, size)) {
-    if (m.fVec < 0) m.raise(GP, 0);
+    if (m.faultVector < 0) m.raise(GP, 0);
     return ST_FAULT;
   }
-  m.ioDir = out ? 1 : 0;
+  m.ioDirection = out ? 1 : 0;
   m.ioPort = port;
   m.ioSize = size;
   if (out) {
-    const v = m.r[2 * RAX]!;
+    const v = m.regs[2 * RAX]!;
     m.ioValue = size === 1 ? v & 0xff : size === 2 ? v & 0xffff : v >>> 0;
   } else {
     // Nothing answers on the bus: all ones (docs/model-choices.md "IN").

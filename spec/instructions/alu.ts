@@ -6,13 +6,14 @@ import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 import { RFLAGS, sizeMask } from "../machine/registers.ts";
 import { isFault, type Fault } from "../fault.ts";
+import type { RuleId } from "../rules/rule.ts";
 import { addWithCarry, flag, logicFlags, subWithBorrow, type ArithResult } from "./flags.ts";
 import { operand, readDestination, setStatus, sizeOf } from "./operands.ts";
 
 type Binary = (a: bigint, b: bigint, cf: boolean, insn: Instruction) => ArithResult;
 
 /** dest ← dest op src, with all six status flags; `writeBack` false for CMP and TEST. */
-function binary(rule: string, compute: Binary, writeBack: boolean): Semantics {
+function binary(rule: RuleId, compute: Binary, writeBack: boolean): Semantics {
   return (t: Transaction, insn: Instruction): Fault | undefined => {
     const next = t.m.rip;
     const dst = operand(insn, 0);
@@ -39,7 +40,7 @@ const logic = (op: (a: bigint, b: bigint) => bigint): Binary => (a, b, _cf, insn
 };
 
 /** INC/DEC: as ADD/SUB of 1 but CF is not affected (SDM INC, DEC "Flags Affected"). */
-function incDec(rule: string, decrement: boolean): Semantics {
+function incDec(rule: RuleId, decrement: boolean): Semantics {
   return (t, insn) => {
     const next = t.m.rip;
     const dst = operand(insn, 0);

@@ -63,15 +63,6 @@ export class Transaction {
     return this.current;
   }
 
-  /** Replaces the machine outright (transitions called alone). */
-  set m(machine: Machine) {
-    this.current = machine;
-    this.registers = machine.gpr as bigint[];
-    this.registersShared = true;
-    this.memory = machine.memory.draft();
-    this.stale = false;
-  }
-
   // ---- rules: every check that fails and every update is tagged with its rule ---------------
 
   /** Records that `rule` was exercised (a check passed, a value was read or computed by it). */

@@ -237,3 +237,58 @@ describe("assembler: labels and the symbol map", () => {
     expect(() => a.assemble()).toThrow(/assembles once/);
   });
 });
+
+describe("assembler convergence", () => {
+  // Found by the kernel: many align() items between branches whose sizes depend on the padding
+  // made the passes oscillate ("addresses still changing") and the image could not be built.
+  it("many alignments between short/long branches converge, and every label lands aligned and on its branch", () => {
+    const item = fc.oneof(
+      fc.record({ kind: fc.constant("align" as const), alignment: fc.constantFrom(2, 4, 8, 16, 32, 64) }),
+      fc.record({ kind: fc.constant("jump" as const), to: fc.nat() }),
+      fc.record({ kind: fc.constant("data" as const), size: fc.integer({ min: 1, max: 140 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(item, { minLength: 1, maxLength: 60 }), (items) => {
+        const labels = items.length;
+        const image = assemble(0x40_0000n, (s) => {
+          items.forEach((it, n) => {
+            if (it.kind === "align") s.align(it.alignment, 0x90);
+            s.label(`l${n}`);
+            if (it.kind === "jump") s.emit(Code.Jmp_rel32_64, `l${it.to % labels}`);
+            else if (it.kind === "data") s.space(it.size, 0xcc);
+            else s.emit(Code.Nopd);
+          });
+        });
+        items.forEach((it, n) => {
+          const at = image.symbol(`l${n}`);
+          if (it.kind === "align") expect(at % BigInt(it.alignment), `l${n}`).toBe(0n);
+        });
+        const section = image.sections[0]!;
+        const decoded = decode(section.bytes, section.origin);
+        const jumps = decoded.filter((d) => d.text.startsWith("jmp"));
+        const wanted = items.flatMap((it) => (it.kind === "jump" ? [image.symbol(`l${it.to % labels}`)] : []));
+        // Filler bytes (0x90/0xcc) decode as nop/int3, never as jmp, so the jumps are exactly ours.
+        expect(jumps.map((d) => d.target)).toEqual(wanted);
+      }),
+      { seed: 20261206, numRuns: 300 },
+    );
+  });
+});
+
+describe("memory operand displacements", () => {
+  // Found by the kernel: mem(base, disp) with a displacement beyond disp8 was handed to iced-x86
+  // with the 32-bit address size's displacement size, which its 64-bit encoder refuses.
+  it("mem() encodes disp8 and disp32 with 64-bit and 32-bit base registers", () => {
+    const cases = [
+      [R.RBX, 0x10n, "mov rax,[rbx+10h]"],
+      [R.RBX, 0x1000n, "mov rax,[rbx+1000h]"],
+      [R.RBX, -0x1000n, "mov rax,[rbx-1000h]"],
+      [R.R12, 0x7fff_ffffn, "mov rax,[r12+7FFFFFFFh]"],
+      [R.EBX, 0x1000n, "mov rax,[ebx+1000h]"],
+    ] as const;
+    for (const [base, disp, text] of cases) {
+      const image = assemble(0x1000n, (s) => s.emit(Code.Mov_r64_rm64, R.RAX, mem(base, disp)));
+      expect(decode(image.sections[0]!.bytes, 0x1000n).map((d) => d.text)).toEqual([text]);
+    }
+  });
+});

@@ -5,8 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
 import { ImplEngine } from "../../impl/engine.ts";
-import { blockSource } from "../../impl/compile.ts";
-import type { Block } from "../../impl/blocks.ts";
+import { blockSource } from "../../impl/compile/compile.ts";
 import { CONFIGS, baseMemory, layoutState, runOn, u64 } from "./helpers.ts";
 import { programArb, programState } from "./gen.ts";
 
@@ -107,10 +106,11 @@ describe("hostile guests", () => {
       "use", "strict", "return", "function", "block", "const", "let", "for", "if", "else", "continue", "true",
       "false", "m", "budget", "r", "T", "M", "M8", "n", "pa_l", "pa_h", "pb_l", "pb_h", "pr_l", "pr_h", "pc", "el",
       "eh", "xl", "t", "vl", "vh", "sl", "sh", "c0", "nl", "nh", "tl", "th", "ll", "lh", "tg", "te", "o", "s", "al",
-      "ah", "bl", "bh", "a", "c", "sg", "ms", "H", "I", "P", "C", "CF", "DS", "lpt", "lph", "lpc", "lpo", "be",
-      "ld", "st", "rmw", "commit", "fVec", "blockEnd", "bstat", "bins", "raise", "mem32", "mem8", "tlb", "rfast",
-      "wfast", "lop", "lsz", "lrl", "lrh", "lal", "lah", "lbl", "lbh", "lc", "cpl", "msr", "halted", "shadow",
-      "nextShadow", "flags", "pendingDebugTrap",
+      "ah", "bl", "bh", "a", "c", "sg", "ms", "H", "I", "P", "C", "CF", "DS", "LD", "ST", "RMW", "COMMIT",
+      "pageTag", "pageTagHi", "pageClasses", "pageBase", "blockEnd", "faultVector", "valueHi", "blockExit",
+      "blockStopInsn", "raise", "regs", "segments", "pool32", "pool8", "tlb", "readFastClass", "writeFastClass",
+      "lazyOp", "lazySize", "lazyResultLo", "lazyResultHi", "lazyDestLo", "lazyDestHi", "lazySrcLo", "lazySrcHi",
+      "lazyCarry", "cpl", "msr", "halted", "shadow", "nextShadow", "flags", "pendingDebugTrap",
     ]);
     for (let k = 0; k < 16; k++) allowed.add(`r${k}l`).add(`r${k}h`);
     let checked = 0;
@@ -120,10 +120,10 @@ describe("hostile guests", () => {
         const e = new ImplEngine({ maxMemoryBytes: 16 << 20 });
         e.load(programState([...body, Array.from(junk)], Math.max(loops, 3)), "intel");
         e.run(1500);
-        for (const map of e.machine.blocks) {
+        for (const map of e.machine.blocksBySlot) {
           if (map === undefined) continue;
           for (const b of map.values()) {
-            const src = blockSource(b as Block);
+            const src = blockSource(b);
             const body = src.replace('"use strict";', "");
             if (/["'`\\]/.test(body)) bad.push("quote or backslash in generated source");
             for (const id of body.match(/[A-Za-z_$][\w$]*/g) ?? []) if (!allowed.has(id)) bad.push(id);

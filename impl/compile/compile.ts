@@ -1,0 +1,110 @@
+// The block compiler: turns a hot decoded block (64-bit mode) into a JavaScript function.
+//
+// What the generated code does that the interpreter does not:
+//   * guest registers live in JS locals for the whole block (loaded at entry, written back at
+//     every exit and around interpreter calls: writer.ts);
+//   * flags stay in locals: each flag-setting instruction assigns the lazy record's operands to
+//     locals and only exits store them into the Machine; conditional branches test the operands
+//     directly (flags.ts);
+//   * memory operands go through the block page cache, a copy of one TLB entry (memory-operands.ts);
+//   * a block whose last instruction jumps back to its first loops inside the function while the
+//     step budget allows a whole further iteration (block-end.ts).
+// Instructions it does not translate (instructions.ts) run their interpreter handler; a
+// block-ending SYSCALL/SYSRET/IRET/... runs its handler at the block's end, INT n / INT3 are
+// delivered by the block, other block-ending instructions that raise events are left to the
+// engine (exit status ST_STOP with Machine.blockStopInsn set): block-end.ts.
+//
+// Untrusted guests: the generated source contains only numbers produced by the decoder
+// (register numbers, sizes, immediates, displacements, RIPs) and fixed templates — never guest
+// bytes or strings.
+//
+// Invalidation: a compiled function is the cache entry of its Block (blocks/block-cache.ts) and
+// dies with it; the block page cache inside it is emptied after every Machine call.
+import type { Block, BlockFn } from "../blocks/block-cache.ts";
+import { endsBlock } from "../blocks/block-cache.ts";
+import * as I from "../insn.ts";
+import type { Insn } from "../insn.ts";
+import { HANDLERS } from "../handlers.ts";
+import { PARITY, carry, condition } from "../flags.ts";
+import { deliverSoft } from "../deliver.ts";
+import { compiledLoad, compiledRmwCommit, compiledRmwRead, compiledStore } from "../memory/compiled-access.ts";
+import { BlockWriter, exitAfter, lit, stopBefore } from "./writer.ts";
+import { emitInstruction } from "./instructions.ts";
+import { emitBranch, fallback, softInt, terminalCall } from "./block-end.ts";
+
+export { ST_STOP } from "./writer.ts";
+
+/** Executions of a block before it is compiled. */
+export const COMPILE_AFTER = 2;
+
+/** Block enders translated natively (near branches). */
+const NATIVE_ENDERS = new Set([I.OP_JMP, I.OP_JCC, I.OP_CALL, I.OP_RET, I.OP_JMP_RM, I.OP_CALL_RM]);
+/** Block enders that raise events or stop the run: the engine executes them (ST_STOP). */
+const ENGINE_ENDERS = new Set([I.OP_INT, I.OP_INT3, I.OP_INT1, I.OP_INTO, I.OP_UD, I.OP_GP0, I.OP_UNSUP]);
+
+/** What the generated code may call, as the factory's parameters (in this order). */
+const FACTORY_PARAMS = ["H", "I", "P", "C", "CF", "DS", "LD", "ST", "RMW", "COMMIT"] as const;
+type Factory = (
+  handlers: typeof HANDLERS, insns: readonly Insn[], parity: Uint8Array, cond: typeof condition, cf: typeof carry,
+  deliverSoftInt: typeof deliverSoft, load: typeof compiledLoad, store: typeof compiledStore,
+  rmwRead: typeof compiledRmwRead, rmwCommit: typeof compiledRmwCommit,
+) => BlockFn;
+
+/** Compiles a block, or returns null when it is not worth it / not supported (then interpreted). */
+export function compileBlock(b: Block): BlockFn | null {
+  const first = b.insns[0]!;
+  if (first.mode !== I.MODE_64) return null;
+  if (endsBlock(first.op) && !NATIVE_ENDERS.has(first.op)) return null;
+  const src = blockSource(b);
+  try {
+    const factory = new Function(...FACTORY_PARAMS, src) as Factory;
+    return factory(HANDLERS, b.insns, PARITY, condition, carry, deliverSoft, compiledLoad, compiledStore,
+      compiledRmwRead, compiledRmwCommit);
+  } catch {
+    return null;
+  }
+}
+
+/** The JavaScript source compileBlock builds (also for diagnostics and tests). */
+export function blockSource(b: Block): string {
+  const w = new BlockWriter(b);
+  const insns = b.insns;
+  const N = w.n;
+  for (let k = 0; k < N; k++) {
+    const i = insns[k]!;
+    if (k === N - 1 && endsBlock(i.op)) {
+      if (NATIVE_ENDERS.has(i.op)) emitBranch(w, k);
+      else if (i.op === I.OP_INT || i.op === I.OP_INT3) softInt(w, k);
+      else if (ENGINE_ENDERS.has(i.op)) w.out.push(stopBefore(w, k));
+      else terminalCall(w, k);
+      break;
+    }
+    if (i.op === I.OP_JMP) {
+      // A jump the block followed (blocks/block-cache.ts): the next instruction is its target.
+      continue;
+    }
+    if (!emitInstruction(w, k)) fallback(w, k);
+    if (k === N - 1) {
+      // Block cut at the page end or MAX_BLOCK.
+      w.out.push(exitAfter(w, k, lit(i.nextLo), lit(i.nextHi)));
+    }
+  }
+  const used = [...w.used].sort((a, b) => a - b);
+  const written = [...w.written].sort((a, b) => a - b);
+  const load = used.map((n) => `let r${n}l = r[${2 * n}], r${n}h = r[${2 * n + 1}];`).join(" ");
+  const reload = used.map((n) => `r${n}l = r[${2 * n}]; r${n}h = r[${2 * n + 1}];`).join(" ");
+  const writeBack = written.map((n) => `r[${2 * n}] = r${n}l; r[${2 * n + 1}] = r${n}h;`).join(" ");
+  const body = w.out.join("\n").split("@WB@").join(writeBack).split("@RL@").join(reload);
+  return `"use strict";
+return function block(m, budget) {
+const r = m.regs, T = m.tlb;
+let M = m.pool32, M8 = m.pool8;
+let pageTag = -1, pageTagHi = 0, pageClasses = 0, pageBase = 0, blockEnd = false;
+let pa_l = 0, pa_h = 0, pb_l = 0, pb_h = 0, pr_l = 0, pr_h = 0, pc = 0;
+${load}
+let n = 0;
+for (;;) {
+${body}
+}
+};`;
+}

@@ -1,0 +1,147 @@
+// Flags in generated code: a flag-setting instruction assigns its operands and result to the
+// producer locals (pa_* DEST, pb_* SRC, pr_* result, pc carry) instead of the Machine's lazy record
+// (impl/flags.ts); conditions and CF are computed from those locals directly (ZF of `dec` is
+// `pr_l === 0`), and only exits store them into the Machine (writer.ts flagStore). When the
+// producer is unknown (after an interpreter call, at block entry) they are read from the Machine.
+import * as I from "../insn.ts";
+import { LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_NONE, LAZY_SUB } from "../flags.ts";
+import { type BlockWriter, flagStore } from "./writer.ts";
+
+/** Expression for the current CF (0/1). */
+export function cfExpr(w: BlockWriter): string {
+  const f = w.flag;
+  if (f === null) return `(m.lazyOp === ${LAZY_NONE} ? m.flags & 1 : CF(m))`;
+  switch (f.op) {
+    case LAZY_LOGIC:
+      return "0";
+    case LAZY_INC: case LAZY_DEC:
+      return "pc";
+    case LAZY_ADD:
+      if (f.size === 8) return "(((pr_h >>> 0) < (pa_h >>> 0) || (pr_h === pa_h && (pr_l >>> 0) < (pa_l >>> 0))) ? 1 : 0)";
+      return f.size === 4 ? "((pr_l >>> 0) < (pa_l >>> 0) ? 1 : 0)" : "(pr_l < pa_l ? 1 : 0)";
+    default:
+      if (f.size === 8) return "(((pa_h >>> 0) < (pb_h >>> 0) || (pa_h === pb_h && (pa_l >>> 0) < (pb_l >>> 0))) ? 1 : 0)";
+      return f.size === 4 ? "((pa_l >>> 0) < (pb_l >>> 0) ? 1 : 0)" : "(pa_l < pb_l ? 1 : 0)";
+  }
+}
+
+/** Boolean expression for condition code `cc` (tttn), or null when it must be read from the Machine. */
+function condExpr(w: BlockWriter, cc: number): string | null {
+  const f = w.flag;
+  if (f === null) return null;
+  const sz = f.size;
+  const z = sz === 8 ? "((pr_l | pr_h) === 0)" : "(pr_l === 0)";
+  const s = sz === 8 ? "(pr_h < 0)" : sz === 4 ? "(pr_l < 0)" : sz === 2 ? "((pr_l & 32768) !== 0)" : "((pr_l & 128) !== 0)";
+  const p = "(P[pr_l & 255] !== 0)";
+  let e: string | null = null;
+  const base = cc >> 1;
+  if (f.op === LAZY_LOGIC) {
+    e = ["false", "false", z, z, s, p, s, `(${z} || ${s})`][base]!;
+  } else if (f.op === LAZY_SUB) {
+    const sh = 32 - 8 * sz;
+    const ult = sz === 8 ? "((pa_h >>> 0) < (pb_h >>> 0) || (pa_h === pb_h && (pa_l >>> 0) < (pb_l >>> 0)))"
+      : sz === 4 ? "((pa_l >>> 0) < (pb_l >>> 0))" : "(pa_l < pb_l)";
+    const slt = sz === 8 ? "(pa_h < pb_h || (pa_h === pb_h && (pa_l >>> 0) < (pb_l >>> 0)))"
+      : sz === 4 ? "(pa_l < pb_l)" : `(((pa_l << ${sh}) >> ${sh}) < ((pb_l << ${sh}) >> ${sh}))`;
+    const eq = sz === 8 ? "(pa_l === pb_l && pa_h === pb_h)" : "(pa_l === pb_l)";
+    const of = sz === 8 ? "(((pa_h ^ pb_h) & (pa_h ^ pr_h)) < 0)" : sz === 4 ? "(((pa_l ^ pb_l) & (pa_l ^ pr_l)) < 0)"
+      : `((((pa_l ^ pb_l) & (pa_l ^ pr_l)) << ${sh}) < 0)`;
+    e = [of, ult, eq, `(${ult} || ${eq})`, s, p, slt, `(${slt} || ${eq})`][base]!;
+  } else if (f.op === LAZY_ADD) {
+    if (base === 1) e = `(${cfExpr(w)} !== 0)`;
+    else if (base === 2) e = z;
+    else if (base === 3) e = `(${cfExpr(w)} !== 0 || ${z})`;
+    else if (base === 4) e = s;
+    else if (base === 5) e = p;
+  } else {
+    if (base === 1) e = "(pc !== 0)";
+    else if (base === 2) e = z;
+    else if (base === 3) e = `(pc !== 0 || ${z})`;
+    else if (base === 4) e = s;
+    else if (base === 5) e = p;
+  }
+  if (e === null) return null;
+  return (cc & 1) !== 0 ? `!${e}` : e;
+}
+
+/** A branch condition: [statements before it, boolean expression] — from the producer locals when
+ *  possible, else from the Machine's flags (the producer is stored first). */
+export function cond(w: BlockWriter, cc: number): [string, string] {
+  const e = condExpr(w, cc);
+  if (e !== null) return ["", e];
+  const pre = flagStore(w);
+  w.flag = null;
+  return [pre, `C(m, ${cc})`];
+}
+
+/** Statements computing ALU operation `sub` (ADD..CMP) at `size` on DEST `a` and SRC `bv` into the
+ *  producer locals; the result is in pr_l/pr_h. */
+export function alu(w: BlockWriter, sub: number, size: number, a: [string, string], bv: [string, string]): string {
+  const mask = size === 4 ? "| 0" : size === 2 ? "& 65535" : size === 1 ? "& 255" : "| 0";
+  let s: string;
+  if (size === 8) {
+    s = `pa_l = ${a[0]}; pa_h = ${a[1]}; pb_l = ${bv[0]}; pb_h = ${bv[1]};`;
+    switch (sub) {
+      case I.ALU_ADD:
+        s += " pr_l = (pa_l + pb_l) | 0; pr_h = (pa_h + pb_h + ((pr_l >>> 0) < (pa_l >>> 0) ? 1 : 0)) | 0;";
+        break;
+      case I.ALU_SUB: case I.ALU_CMP:
+        s += " pr_l = (pa_l - pb_l) | 0; pr_h = (pa_h - pb_h - ((pa_l >>> 0) < (pb_l >>> 0) ? 1 : 0)) | 0;";
+        break;
+      case I.ALU_AND:
+        s += " pr_l = pa_l & pb_l; pr_h = pa_h & pb_h;";
+        break;
+      case I.ALU_OR:
+        s += " pr_l = pa_l | pb_l; pr_h = pa_h | pb_h;";
+        break;
+      default:
+        s += " pr_l = pa_l ^ pb_l; pr_h = pa_h ^ pb_h;";
+    }
+  } else {
+    const m = size === 4 ? "" : size === 2 ? " & 65535" : " & 255";
+    s = `pa_l = ${a[0]}${m}; pb_l = ${bv[0]}${m};`;
+    switch (sub) {
+      case I.ALU_ADD:
+        s += ` pr_l = (pa_l + pb_l) ${mask};`;
+        break;
+      case I.ALU_SUB: case I.ALU_CMP:
+        s += ` pr_l = (pa_l - pb_l) ${mask};`;
+        break;
+      case I.ALU_AND:
+        s += " pr_l = pa_l & pb_l;";
+        break;
+      case I.ALU_OR:
+        s += " pr_l = pa_l | pb_l;";
+        break;
+      default:
+        s += " pr_l = pa_l ^ pb_l;";
+    }
+  }
+  const op = sub === I.ALU_ADD ? LAZY_ADD : sub === I.ALU_SUB || sub === I.ALU_CMP ? LAZY_SUB : LAZY_LOGIC;
+  w.flag = { op, size };
+  return s;
+}
+
+/** True when the flags at the top of a loop iteration can be observed before the first
+ *  instruction that rewrites all of them (then the back edge must store them). */
+export function flagsLiveAtHead(w: BlockWriter): boolean {
+  for (const i of w.b.insns) {
+    const mem = i.mod !== 3 && i.mod !== -1;
+    switch (i.op) {
+      case I.OP_ALU_RM_R: case I.OP_ALU_RM_I: case I.OP_ALU_R_RM:
+        if (i.sub === I.ALU_ADC || i.sub === I.ALU_SBB || mem) return true;
+        return false;
+      case I.OP_TEST_RM_R: case I.OP_TEST_RM_I: case I.OP_NEG:
+        return mem;
+      case I.OP_MOV_R_I: case I.OP_LEA: case I.OP_NOP:
+        continue;
+      case I.OP_MOV_R_RM: case I.OP_MOV_RM_R: case I.OP_MOV_RM_I: case I.OP_MOVZX: case I.OP_MOVSX: case I.OP_XCHG:
+      case I.OP_NOT:
+        if (mem) return true;
+        continue;
+      default:
+        return true;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,139 @@
+// The state of one block's translation (BlockWriter) and the pieces of generated code every
+// instruction needs: guest registers as JS locals, and the block's exits.
+//
+// Generated-code names (fixed; the source holds only these and decoder-produced numbers):
+//   m, budget        the Machine and the step budget (the block function's parameters)
+//   r                m.regs; rNl / rNh the locals holding register N's halves
+//   n                instructions retired by earlier loop iterations
+//   pa_l pa_h, pb_l pb_h, pr_l pr_h, pc
+//                    the last flag-setting operation's DEST, SRC, result and carry (compile/flags.ts)
+//   M, M8, T         m.pool32, m.pool8, m.tlb; pageTag pageTagHi pageClasses pageBase: the block page
+//                    cache (compile/memory-operands.ts); blockEnd: the local copy of m.blockEnd
+//   H, I, P, C, CF, DS, LD, ST, RMW, COMMIT: the factory's parameters (compile/compile.ts)
+//   @WB@ / @RL@      placeholders for writing back / reloading the register locals, filled in once
+//                    the block's registers are known
+import type { Block } from "../blocks/block-cache.ts";
+import * as I from "../insn.ts";
+import * as constsModule from "../consts.ts";
+import { LAZY_LOGIC } from "../flags.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const { GP, RIP_HI, RIP_LO, ST_FAULT, ST_OK } = constsModule;
+
+/** Exit status: stopped before Machine.blockStopInsn, which the engine executes next. */
+export const ST_STOP = 7;
+
+/** The operation whose flags the producer locals (pa_*, pb_*, pr_*, pc) describe. */
+export interface FlagProducer {
+  /** flags.ts LAZY_* */
+  readonly op: number;
+  readonly size: number;
+}
+
+/** Literal of an int32. */
+export function lit(v: number): string {
+  return String(v | 0);
+}
+
+export class BlockWriter {
+  /** Registers the block reads or writes (loaded into locals at entry). */
+  readonly used = new Set<number>();
+  /** Registers the block writes (written back at every exit). */
+  readonly written = new Set<number>();
+  /** Whose flags the producer locals hold; null when the flags are in the Machine. */
+  flag: FlagProducer | null = null;
+  /** Generated statements, in order. */
+  readonly out: string[] = [];
+  /** Instructions in the block. */
+  readonly n: number;
+  /** The block's last instruction jumps back to its first: the body may loop in place. */
+  readonly loop: boolean;
+
+  constructor(readonly b: Block) {
+    const insns = b.insns;
+    this.n = insns.length;
+    const last = insns[this.n - 1]!;
+    this.loop = (last.op === I.OP_JMP || last.op === I.OP_JCC) && last.targetLo === b.ripLo && last.targetHi === b.ripHi;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// registers
+// ---------------------------------------------------------------------------------------------
+
+/** The local holding register n's low half. */
+export function regLo(w: BlockWriter, n: number): string {
+  w.used.add(n);
+  return `r${n}l`;
+}
+
+/** The local holding register n's high half. */
+export function regHi(w: BlockWriter, n: number): string {
+  w.used.add(n);
+  return `r${n}h`;
+}
+
+/** [lo, hi] expressions of register n at `size` (values of sizes 1/2 are masked). */
+export function readReg(w: BlockWriter, n: number, size: number): [string, string] {
+  if (size === 8) return [regLo(w, n), regHi(w, n)];
+  if (size === 4) return [regLo(w, n), "0"];
+  if (size === 2) return [`(${regLo(w, n)} & 65535)`, "0"];
+  if (n >= I.REG_AH) return [`((${regLo(w, n - I.REG_AH)} >> 8) & 255)`, "0"];
+  return [`(${regLo(w, n)} & 255)`, "0"];
+}
+
+/** Statements writing (lo, hi) to register n at `size` (32-bit writes zero the high half; 8/16-bit
+ *  writes merge). */
+export function writeReg(w: BlockWriter, n: number, size: number, lo: string, hi: string): string {
+  const base = n >= I.REG_AH && size === 1 ? n - I.REG_AH : n;
+  w.written.add(base);
+  const l = regLo(w, base), h = regHi(w, base);
+  if (size === 8) return `${l} = ${lo}; ${h} = ${hi};`;
+  if (size === 4) return `${l} = ${lo}; ${h} = 0;`;
+  if (size === 2) return `${l} = (${l} & -65536) | ((${lo}) & 65535);`;
+  if (n >= I.REG_AH) return `${l} = (${l} & -65281) | (((${lo}) & 255) << 8);`;
+  return `${l} = (${l} & -256) | ((${lo}) & 255);`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// exits: registers written back, flags stored, RIP and Machine.blockExit set, steps returned
+// ---------------------------------------------------------------------------------------------
+
+/** Stores the current flag producer into the Machine (the lazy record); afterwards flags live there. */
+export function flagStore(w: BlockWriter): string {
+  const f = w.flag;
+  if (f === null) return "";
+  const wide = f.size === 8;
+  if (f.op === LAZY_LOGIC) {
+    return `m.lazyOp = ${f.op}; m.lazySize = ${f.size}; m.lazyResultLo = pr_l; m.lazyResultHi = ${wide ? "pr_h" : "0"}; m.lazyDestLo = 0; m.lazyDestHi = 0; m.lazySrcLo = 0; m.lazySrcHi = 0;`;
+  }
+  return `m.lazyOp = ${f.op}; m.lazySize = ${f.size}; m.lazyResultLo = pr_l; m.lazyResultHi = ${wide ? "pr_h" : "0"}; m.lazyDestLo = pa_l; ` +
+    `m.lazyDestHi = ${wide ? "pa_h" : "0"}; m.lazySrcLo = pb_l; m.lazySrcHi = ${wide ? "pb_h" : "0"}; m.lazyCarry = pc;`;
+}
+
+/** Exit before instruction k with status `st` (RIP = instruction k). */
+export function exitAt(w: BlockWriter, k: number, st: number, extra = ""): string {
+  const i = w.b.insns[k]!;
+  return `{ @WB@ ${flagStore(w)} ${extra} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockExit = ${st}; return n + ${k}; }`;
+}
+
+/** Exit on the fault a Machine call raised in instruction k. */
+export function faultExit(w: BlockWriter, k: number): string {
+  return exitAt(w, k, ST_FAULT);
+}
+
+/** Exit raising #GP(0) at instruction k. */
+export function gpFaultExit(w: BlockWriter, k: number): string {
+  return exitAt(w, k, ST_FAULT, `m.raise(${GP}, 0);`);
+}
+
+/** Exit after instruction k completed, continuing at (lo, hi) (expressions). */
+export function exitAfter(w: BlockWriter, k: number, lo: string, hi: string, st = ST_OK): string {
+  return `{ @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lo}; r[${RIP_HI}] = ${hi}; m.blockExit = ${st}; return n + ${k + 1}; }`;
+}
+
+/** Exit leaving instruction k to the engine (ST_STOP). */
+export function stopBefore(w: BlockWriter, k: number): string {
+  const i = w.b.insns[k]!;
+  return `{ @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k}; }`;
+}

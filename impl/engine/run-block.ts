@@ -1,0 +1,95 @@
+// Running one cached block: compile it once it is hot (compile/, after COMPILE_AFTER runs), then
+// run it compiled when the step budget covers the whole block, else interpreted instruction by
+// instruction with the full bookkeeping (engine/execute.ts). A compiled block that stops on a
+// fault, HLT, I/O, an event-raising or unsupported instruction (Machine.blockExit) leaves it to
+// finishCompiled: the fault is delivered, the instruction it stopped before (blockStopInsn) runs
+// interpreted. Blocks run only while TF = 0 and no interrupt shadow is active (the run loop's
+// condition), so a block needs no per-instruction trap or shadow bookkeeping inside.
+// Not a cache (the block cache and the compiled functions are: blocks/, compile/).
+import * as constsModule from "../consts.ts";
+import type { Block } from "../blocks/block-cache.ts";
+import { compileBlock, COMPILE_AFTER } from "../compile/compile.ts";
+import { resetAdJournal } from "../memory/ad-journal.ts";
+import type { StepContext } from "./context.ts";
+import * as outcomesModule from "./outcomes.ts";
+import { deliverFault, executeInstruction } from "./execute.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const { RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_FAULT, ST_OK, TF } = constsModule;
+const { R_MEMLIMIT, R_RETIRED, R_UNSUP } = outcomesModule;
+
+/**
+ * Runs a block for at most `budget` steps (≥ 1). Returns the steps taken: instructions retired,
+ * plus one if the block ended in a fault or software interrupt that was delivered. The outcome
+ * is left in ctx.blockOutcome (R_RETIRED unless it stopped the run: R_UNSUP, R_MEMLIMIT).
+ */
+export function runBlock(ctx: StepContext, b: Block, budget: number): number {
+  const m = ctx.m;
+  ctx.blockOutcome = R_RETIRED;
+  if (b.compiled === null && ctx.compileBlocks && !b.compileDeclined && ++b.runs >= COMPILE_AFTER) {
+    b.compiled = compileBlock(b);
+    if (b.compiled === null) b.compileDeclined = true;
+  }
+  const insns = b.insns;
+  if (b.compiled !== null && budget >= insns.length) {
+    // Compiled: RF is cleared by the first instruction; the body keeps the rest exact.
+    const entryRf = m.flags & RF;
+    m.flags &= ~RF;
+    m.blockEnd = false;
+    m.faultVector = -1;
+    const n = b.compiled(m, budget);
+    const st = m.blockExit;
+    if (st === ST_OK || st === ST_END) return n;
+    const extra = finishCompiled(ctx, st);
+    // Nothing ran (the first instruction stopped the run): RF is as it was.
+    if (n === 0 && (extra === 0 || m.shutdown)) m.flags |= entryRf;
+    return n + extra;
+  }
+  // Interpreted.
+  let n = 0;
+  m.blockEnd = false;
+  for (let k = 0; k < insns.length && n < budget; k++) {
+    const i = insns[k]!;
+    if (k > 0) resetAdJournal(m);
+    const r = executeInstruction(ctx, i);
+    if (r === R_UNSUP || r === R_MEMLIMIT) {
+      ctx.blockOutcome = r;
+      return n;
+    }
+    n++;
+    if (r !== R_RETIRED || m.blockEnd) return n;
+    // A block's later instructions assume RIP flowed to them.
+    const nx = insns[k + 1];
+    if (nx !== undefined && (m.regs[RIP_LO] !== nx.ripLo || m.regs[RIP_HI] !== nx.ripHi)) return n;
+    if ((m.flags & TF) !== 0 || m.shadow !== SHADOW_NONE) return n;
+  }
+  return n;
+}
+
+/** A compiled block stopped on a fault, software interrupt, HLT, I/O or unsupported instruction
+ *  (status `st`; RIP at that instruction's start). Returns the extra step. */
+function finishCompiled(ctx: StepContext, st: number): number {
+  const m = ctx.m;
+  const lo = m.regs[RIP_LO]!, hi = m.regs[RIP_HI]!;
+  ctx.ripLo = lo;
+  ctx.ripHi = hi;
+  if (st === ST_FAULT) {
+    const r = deliverFault(ctx, lo, hi, m.flags);
+    if (r === R_MEMLIMIT) {
+      ctx.blockOutcome = r;
+      return 0;
+    }
+    return 1;
+  }
+  // ST_STOP: the instruction the block left to the interpreter (exact bookkeeping).
+  const i = m.blockStopInsn;
+  m.blockStopInsn = null;
+  if (i === null) return 0;
+  resetAdJournal(m);
+  const r = executeInstruction(ctx, i);
+  if (r === R_UNSUP || r === R_MEMLIMIT) {
+    ctx.blockOutcome = r;
+    return 0;
+  }
+  return 1;
+}
