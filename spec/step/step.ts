@@ -13,7 +13,8 @@ import type { RuleId } from "../rules/rule.ts";
 import { SEMANTICS } from "../semantics-table.ts";
 import { canWake as canWakeAt, loadsSs, pendingBoundaryEvent, takeBoundaryEvent } from "../transitions/boundary.ts";
 import { deliverWithNesting, type DeliveryOutcome } from "../transitions/double-fault.ts";
-import { exceptionEvent, pushesErrorCode, softwareEvent, type EventSource } from "../transitions/exception-classes.ts";
+import { exceptionEvent, pushesErrorCode, type EventSource } from "../transitions/exception-classes.ts";
+import { deliverSoftwareInterrupt } from "../transitions/software-interrupt.ts";
 import type { Environment, PortIo, SoftwareInterrupt } from "../transaction/semantics.ts";
 import { Transaction } from "../transaction/transaction.ts";
 import type { RunResult, StepEvent, StepResult } from "./events.ts";
@@ -116,7 +117,7 @@ function unreachable(x: never): never {
  * So POPF or IRET setting TF trap only after the following instruction (FLAGS-03, IRETQ-17), and POPF
  * clearing it still traps after itself. MOV SS / POP SS leave the trap pending, but their shadow
  * holds it over the next instruction (SHADOW-05), where it merges with that one's own. INT n, INT3,
- * INT1 and INTO never get here: their delivery clears TF (SWINT-06).
+ * INT1 and INTO never get here: their delivery clears TF (SWINT-06, software-interrupt.ts).
  */
 function completed(state: Machine, t: Transaction, insn: Instruction, tfBefore: boolean, heldTrap: boolean, io: PortIo | undefined): StepResult {
   const ownTrap = t.singleStepTrap ?? tfBefore;
@@ -132,17 +133,11 @@ function completed(state: Machine, t: Transaction, insn: Instruction, tfBefore: 
   return { state: after, event: { kind: "retired", rip, instruction: insn } };
 }
 
-/**
- * INT n / INT3 / INT1 / INTO: delivered on the machine after the instruction (saved RIP = next,
- * EXC-03); a fault on the way is a fault of the INT instruction (saved RIP = the INT, RF = 1).
- * SWINT-06: the INT leaves no single-step trap of its own (delivery clears TF).
- */
+/** INT n / INT3 / INT1 / INTO: their event is delivered in the same step (software-interrupt.ts);
+ *  with delivery "stop", a fault raised on the way ends the step at the INT instead. */
 function softwareInterrupt(start: Machine, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): StepResult {
-  t.hit("SWINT-06");
-  const event = softwareEvent(si.vector, si.source === "int1" ? "int1" : "software");
-  const after: Machine = patchMachine(t.m, { cpu: { ...t.m.cpu, pendingDebugTrap: heldTrap } });
   const atInstruction = t.machineAfterFault(start);
-  const outcome = deliverWithNesting(after, atInstruction, event, ctx.profile, ctx.coverage);
+  const outcome = deliverSoftwareInterrupt(t, atInstruction, si, heldTrap);
   const first = outcome.nested[0];
   if (ctx.delivery === "stop" && first !== undefined)
     return { state: atInstruction, event: { kind: "fault", rip: start.rip, fault: first, instruction: insn } };

@@ -1,13 +1,16 @@
 // INT n, INT3, INT1 (ICEBP), INTO — SDM Vol. 2A "INT n/INTO/INT3/INT1—Call to Interrupt Procedure".
-// The instruction only names the event; the step loop delivers it (deliver.ts) on the machine after
-// the instruction (RIP = next instruction, EXC-03), and a fault raised by that delivery counts as a
-// fault of the INT instruction itself (saved RIP = the INT).
+// The instruction names the event; the step then delivers it (`deliverSoftwareInterrupt`, through
+// deliver.ts) on the machine after the instruction (RIP = next instruction, EXC-03), and a fault
+// raised by that delivery counts as a fault of the INT instruction itself (saved RIP = the INT).
 import { UD, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
+import type { Machine } from "../machine/machine.ts";
 import { in64BitMode, RFLAGS } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import type { SoftwareInterrupt } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
+import { deliverWithNesting, type DeliveryOutcome } from "./double-fault.ts";
+import { softwareEvent } from "./exception-classes.ts";
 
 export const SOFTWARE_INTERRUPT_RULES = defineRules([
   { id: "SWINT-01", description: "INT imm8: vector imm8, EXT = 0, gate DPL checked, no error code even for 8/10–14/17, saved RIP = next instruction", source: "SDM Vol. 2A INT n" },
@@ -46,3 +49,15 @@ export function execInto(t: Transaction): Fault | SoftwareInterrupt | undefined 
   return { kind: "software-interrupt", vector: 4, source: "into" };
 }
 
+/**
+ * The event of a completed INT n / INT3 / INT1 / INTO, delivered on the machine after the
+ * instruction; a fault raised on the way is delivered on `atInstruction`, as a fault of the INT.
+ */
+export function deliverSoftwareInterrupt(t: Transaction, atInstruction: Machine, si: SoftwareInterrupt, heldTrap: boolean): DeliveryOutcome {
+  // SWINT-06: delivery clears TF, so the INT leaves no single-step trap of its own; one held by a
+  // MOV SS shadow stays pending and is taken at the handler (SHADOW-06).
+  t.update("SWINT-06", { cpu: { ...t.m.cpu, pendingDebugTrap: heldTrap } });
+  // SWINT-04: INT1 is delivered like a hardware exception (EXT = 1, no DPL check).
+  const event = softwareEvent(si.vector, si.source === "int1" ? "int1" : "software");
+  return deliverWithNesting(t.m, atInstruction, event, t.profile, t.coverage);
+}
