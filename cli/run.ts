@@ -71,7 +71,7 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
 
   const buffered = new BufferedOut(io);
   const render = json ? traceJsonLine : traceLine;
-  const engine = await engineEntry(settings.engine)!.open({ rules: trace });
+  const engine = await engineEntry(settings.engine)!.open({ rules: trace, emulator: settings.emulator });
   let result: RunResult;
   try {
     await engine.load(doc.state, profile);
