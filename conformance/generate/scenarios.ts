@@ -313,14 +313,21 @@ export const iretScenario: fc.Arbitrary<Scenario> = fc
     rip: addressArb, cs: selectorArb, flags: flagsImageArb, rsp: stackArb, ss: selectorArb,
     rflags: startFlagsArb, at: fc.oneof({ weight: 5, arbitrary: fc.constant<bigint | null>(null) }, { weight: 1, arbitrary: stackArb }),
     gdt: fc.array(gdtPatchArb, { maxLength: 2 }), segs: dataSegsArb, nmiBlocked: fc.boolean(),
+    // A frame IRET accepts (to the same level or to user mode), in a good share of the cases:
+    // random selectors alone almost always fault before the return completes.
+    valid: sometimes(fc.record({ user: fc.boolean(), nullSs: fc.boolean() }), 40),
   })
   .map((x) => {
     const rsp = x.at ?? defaultRsp(x.ring);
     const size = x.op === "iretq" ? 8 : x.op === "iretd" ? 4 : 2;
+    const toUser = x.valid !== null && (x.valid.user || x.ring === 3);
+    const cs = x.valid === null ? x.cs : toUser ? 0x2b : 0x08;
+    const ss = x.valid === null ? x.ss : toUser ? 0x23 : x.valid.nullSs ? 0 : 0x10;
+    const rip = x.valid === null ? x.rip : toUser ? 0x200000n : 0x10800n;
     return {
       family: "iret", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp, regs: [],
       code: [{ op: x.op }],
-      pokes: [...stackPokes(rsp, [x.rip, BigInt(x.cs), x.flags, x.rsp, BigInt(x.ss)], size), ...gdtPokes(x.compat ? [] : x.gdt)],
+      pokes: [...stackPokes(rsp, [rip, BigInt(cs), x.flags, x.rsp, BigInt(ss)], size), ...gdtPokes(x.compat ? [] : x.gdt)],
       segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: { nmiBlocked: x.nmiBlocked },
     };
   });
