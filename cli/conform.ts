@@ -20,6 +20,7 @@ import { traceLine } from "../trace/text.ts";
 import type { TraceRecord } from "../trace/record.ts";
 import type { CaseOutcome } from "../conformance/campaign/run.ts";
 import type { ProfileName } from "../contract/profile.ts";
+import type { AsyncEngine } from "../contract/engine.ts";
 
 export const CONFORM_HELP = `Usage: ringspec conform [options]
        ringspec conform merge FILE... [--json] [--report FILE] [--junit FILE]
@@ -416,6 +417,8 @@ export async function conformCommand(argv: readonly string[], io: Io): Promise<n
   // Both engines must start: an engine that cannot is unusable input (exit 2), not a failed case.
   const names = { a: plan.a.name, b: plan.b.name };
   const notCompared: string[] = [];
+  // Engines in other processes stay open for the campaign (starting one may take seconds).
+  const opened: { a?: AsyncEngine; b?: AsyncEngine } = {};
   for (const side of ["a", "b"] as const) {
     try {
       const engine = await engineSource(plan[side]).open();
@@ -430,8 +433,10 @@ export async function conformCommand(argv: readonly string[], io: Io): Promise<n
         await engine.close();
         throw new UsageError(`--profile both: ${engine.capabilities.name} models only ${profiles.join(", ")} (give --profile ${profiles[0]})`);
       }
-      await engine.close();
+      if (inProcess(plan[side])) await engine.close();
+      else opened[side] = engine;
     } catch (e) {
+      await opened.a?.close();
       if (e instanceof UsageError) throw e;
       io.err(`ringspec: conform: the ${side === "a" ? "reference engine" : "engine under test"} (${plan[side].name}) could not be started: ${oneLine(e instanceof Error ? e.message : String(e))}`);
       return 2;
@@ -455,7 +460,7 @@ export async function conformCommand(argv: readonly string[], io: Io): Promise<n
   const bar = progress(io, plan.only?.length ?? (plan.runs === undefined ? undefined : Math.ceil((plan.runs - (plan.shard.index - 1)) / plan.shard.count)), plan.timeMs);
   let run;
   try {
-    run = await runCampaign(plan, { onProgress: (p) => bar.update(p), stopped });
+    run = await runCampaign(plan, { onProgress: (p) => bar.update(p), stopped, engines: opened });
   } finally {
     bar.stop();
     if (io === processIo) process.off("SIGINT", onInterrupt);

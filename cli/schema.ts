@@ -4,8 +4,9 @@ import { parseArgs, HELP_OPTION, UsageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { jsonSchemaText } from "../contract/json-schema.ts";
 import { traceJsonSchemaText } from "../trace/json.ts";
+import { protocolJsonSchemaText } from "../engines/process/protocol.ts";
 
-export const SCHEMA_HELP = `Usage: ringspec schema [files|trace]
+export const SCHEMA_HELP = `Usage: ringspec schema [files|trace|protocol] (or --protocol)
 
 Prints a JSON Schema (draft 2020-12), generated from the zod schemas that validate the format:
   files (default)  ringspec-vector/1 and ringspec-state/1 files (contract/schema.ts); the
@@ -16,20 +17,23 @@ Prints a JSON Schema (draft 2020-12), generated from the zod schemas that valida
                    ringspec checks those on loading.
   trace            one line of \`ringspec run FILE --trace --json\` (trace/json.ts); the committed
                    copy is trace/trace-record.schema.json:
-                     node cli/bin.js schema trace > trace/trace-record.schema.json`;
+                     node cli/bin.js schema trace > trace/trace-record.schema.json
+  protocol         the JSON-lines engine protocol (engines/process/protocol.ts, docs/protocol.md):
+                   requests and answers; the committed copy is engines/process/protocol.schema.json:
+                     node cli/bin.js schema --protocol > engines/process/protocol.schema.json`;
 
-const SCHEMAS: Readonly<Record<string, () => string>> = { files: jsonSchemaText, trace: traceJsonSchemaText };
+const SCHEMAS: Readonly<Record<string, () => string>> = { files: jsonSchemaText, trace: traceJsonSchemaText, protocol: protocolJsonSchemaText };
 
 export function schemaCommand(argv: readonly string[], io: Io): number {
-  const args = parseArgs(argv, [HELP_OPTION], "schema");
+  const args = parseArgs(argv, [HELP_OPTION, { name: "protocol", value: false }], "schema");
   if (args.flags.has("help")) {
     io.out(SCHEMA_HELP + "\n");
     return 0;
   }
-  if (args.positionals.length > 1) throw new UsageError(`schema: expected at most one of files, trace (got ${args.positionals.length} arguments)`);
-  const which = args.positionals[0] ?? "files";
+  if (args.positionals.length > 1 || (args.flags.has("protocol") && args.positionals.length > 0)) throw new UsageError(`schema: expected at most one of files, trace, protocol`);
+  const which = args.flags.has("protocol") ? "protocol" : (args.positionals[0] ?? "files");
   const schema = SCHEMAS[which];
-  if (schema === undefined) throw new UsageError(`schema: expected files or trace, got ${JSON.stringify(which)}`);
+  if (schema === undefined) throw new UsageError(`schema: expected files, trace or protocol, got ${JSON.stringify(which)}`);
   io.out(schema());
   return 0;
 }

@@ -79,7 +79,7 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
   const workers = parseWorkers(args.values.get("workers"));
   if (workers > 1 && settings.engine === "gdb") throw new UsageError("--workers: the gdb engine drives one stub, one case at a time");
   const entry = engineEntry(settings.engine)!;
-  const openEngine = () => entry.open({ emulator: settings.emulator });
+  const openEngine = () => entry.open({ emulator: settings.emulator, ...(settings.command === undefined ? {} : { command: settings.command }) });
 
   const out = new BufferedOut(io);
   const unusableFiles: { file: string; error: string }[] = [];

@@ -17,7 +17,7 @@ import type { ArchState } from "../../contract/state.ts";
 import type { EngineEvent, StepFault } from "../../contract/engine.ts";
 import type { FieldDifference } from "../../contract/compare.ts";
 import { SpecEngine } from "../../spec/engine.ts";
-import { ruleById } from "../../spec/index.ts";
+import { allRules, ruleById } from "../../spec/index.ts";
 import { TSS_OFFSETS } from "../../guest/index.ts";
 import { translate } from "../../guest/paging.ts";
 
@@ -176,6 +176,48 @@ function score(description: string, groups: readonly RegExp[]): number {
   return s;
 }
 
+const EXCEPTION_NAMES: Readonly<Record<number, string>> = {
+  0: "#DE", 1: "#DB", 3: "#BP", 4: "#OF", 5: "#BR", 6: "#UD", 7: "#NM", 8: "#DF", 10: "#TS", 11: "#NP", 12: "#SS", 13: "#GP", 14: "#PF", 16: "#MF", 17: "#AC", 18: "#MC", 19: "#XM",
+};
+
+/** The rule that raises exception `vector`: one of the step's rules that names it, else the only
+ *  rule of the spec that does. */
+function raiserOf(vector: number, rules: readonly string[]): string | undefined {
+  const name = EXCEPTION_NAMES[vector];
+  if (name === undefined) return undefined;
+  const names = (id: string) => (ruleById(id)?.description ?? "").includes(name);
+  const inStep = rules.filter(names);
+  if (inStep.length === 1) return inStep[0];
+  const all = allRules().filter((r) => r.description.includes(name));
+  return all.length === 1 ? all[0]!.id : undefined;
+}
+
+/** The rule of `rules` whose description names the differing fields best (on a tie the later
+ *  one, or with `later` false the earlier one). */
+function bestByFields(rules: readonly string[], fields: ReadonlySet<string>, later = true): string | undefined {
+  const groups = fieldGroups(fields);
+  let best: string | undefined;
+  let bestScore = 0;
+  for (const rule of rules) {
+    const s = score(ruleById(rule)?.description ?? "", groups);
+    if (s > 0 && (later ? s >= bestScore : s > bestScore)) {
+      best = rule;
+      bestScore = s;
+    }
+  }
+  return best;
+}
+
+function describeKind(e: EngineEvent | undefined): string {
+  if (e === undefined) return "no step";
+  const what = e.kind === "delivered" ? `delivers vector ${e.vector}` : e.kind === "retired" ? "retires an instruction" : e.kind === "halted" ? "halts" : e.kind;
+  return `${what}${e.instruction === undefined ? (e.kind === "delivered" ? " at the boundary" : "") : ""}`;
+}
+
+function describeKinds(a: EngineEvent | undefined, b: EngineEvent | undefined): string {
+  return `engine A ${describeKind(a)}, engine B ${describeKind(b)}`;
+}
+
 // ------------------------------------------------------------------------------------------------
 
 function dedupe(rules: readonly string[]): string[] {
@@ -211,6 +253,31 @@ export function attribute(
   const c: Context = { ...divergence, fields, rules };
   const done = (rule: string, why: string): Attribution => ({ rule, why, rules, faults });
 
+  // 0. The engines disagree on what the step is (an instruction or an event at the boundary, an
+  //    idle HLT or a delivery): the rules that decided it come before any delivery or memory
+  //    access in the spec's order; the one that names the differing fields best.
+  const kindDiffers = fields.has("event.kind") || fields.has("event.instruction");
+  if (kindDiffers) {
+    const prefix: string[] = [];
+    for (const rule of rules) {
+      if (/^(DELIVER|PF|DF|EXC|CANON|SMAP|RF)-/.test(rule)) break;
+      prefix.push(rule);
+    }
+    // The earliest decision that names the fields best (they are taken in order).
+    const chosen = bestByFields(prefix, fields, false);
+    if (chosen !== undefined) return done(chosen, `${ruleById(chosen)?.description ?? chosen} (${describeKinds(divergence.eventA, divergence.eventB)})`);
+  }
+
+  // 1a. Engine B raised an exception engine A's step did not raise at all: the check that raises
+  //     it (in the step's rules, or the only rule of the spec that raises it) is where B parted.
+  if (divergence.eventB?.kind === "delivered" && divergence.eventB.source === "exception" && fields.has("event.vector")) {
+    const vectorB = divergence.eventB.vector;
+    if (!faults.some((f) => f.vector === vectorB) && !(divergence.eventA?.kind === "delivered" && divergence.eventA.vector === vectorB)) {
+      const rule = raiserOf(vectorB, rules);
+      if (rule !== undefined) return done(rule, `${ruleById(rule)?.description ?? rule} (engine B raises vector ${vectorB}, the spec ${divergence.eventA?.kind === "delivered" ? `vector ${divergence.eventA.vector}` : (divergence.eventA?.kind ?? "nothing")})`);
+    }
+  }
+
   // 1. A fault engine B did not take the same way.
   const eventFields = [...fields].some((f) => f === "event.kind" || f === "event.vector" || f === "event.source" || f === "run.stop");
   const fault = eventFields ? faultRule(faults, divergence.eventB) : undefined;
@@ -229,16 +296,7 @@ export function attribute(
   }
 
   // 3. The rule whose description names the differing fields.
-  const groups = fieldGroups(fields);
-  let best: string | undefined;
-  let bestScore = 0;
-  for (const rule of rules) {
-    const s = score(ruleById(rule)?.description ?? "", groups);
-    if (s > 0 && s >= bestScore) {
-      best = rule;
-      bestScore = s;
-    }
-  }
+  const best = bestByFields(rules, fields);
   if (best !== undefined) return done(best, ruleById(best)?.description ?? best);
 
   // 4. Nothing fits.

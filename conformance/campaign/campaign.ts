@@ -12,6 +12,7 @@ import { Worker } from "node:worker_threads";
 import { recordImpliedRules } from "../../spec/rule-catalogue.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ComparisonRule } from "../../contract/compare.ts";
+import type { AsyncEngine } from "../../contract/engine.ts";
 import { engineSource, type EngineChoice } from "./engines.ts";
 import { familyByName, type Family } from "./families.ts";
 import { shardCase } from "./cases.ts";
@@ -70,6 +71,8 @@ export interface CampaignRun {
 
 export interface CampaignControl {
   readonly onProgress?: (p: CampaignProgress) => void;
+  /** Engines already open (e.g. by a start-up check), used by this thread instead of new ones. */
+  readonly engines?: { readonly a?: AsyncEngine; readonly b?: AsyncEngine };
   /** Set to stop the campaign: cases in flight finish, no new one starts, nothing is shrunk. */
   readonly stopped?: { value: boolean };
 }
@@ -107,8 +110,11 @@ export function nextIndex(plan: CampaignPlan, n: number, deadline: number | unde
 }
 
 /** Holders for the two engines of one thread; spec records into `coverage`. */
-export function holders(plan: CampaignPlan, coverage: Set<string>): { a: EngineHolder; b: EngineHolder } {
-  return { a: new EngineHolder(engineSource(plan.a, coverage)), b: new EngineHolder(engineSource(plan.b, plan.a.name === "spec" ? undefined : coverage)) };
+export function holders(plan: CampaignPlan, coverage: Set<string>, open: CampaignControl["engines"] = {}): { a: EngineHolder; b: EngineHolder } {
+  return {
+    a: new EngineHolder(engineSource(plan.a, coverage), open.a),
+    b: new EngineHolder(engineSource(plan.b, plan.a.name === "spec" ? undefined : coverage), open.b),
+  };
 }
 
 const usesSpec = (plan: CampaignPlan) => plan.a.name === "spec" || plan.b.name === "spec";
@@ -135,10 +141,12 @@ export async function caseLoop(
   deadline: number | undefined,
   shared: Int32Array,
   emit: (outcome: CaseOutcome) => void,
+  /** This thread's engines and coverage (kept open for the caller); default: its own. */
+  given?: { readonly a: EngineHolder; readonly b: EngineHolder; readonly coverage: Set<string> },
 ): Promise<{ coverage: Set<string>; restarts: { a: number; b: number }; names: { a: string; b: string } }> {
-  const coverage = new Set<string>();
+  const coverage = given?.coverage ?? new Set<string>();
   const settings = caseSettings(plan);
-  const { a, b } = holders(plan, coverage);
+  const { a, b } = given ?? holders(plan, coverage);
   try {
     for (;;) {
       if (Atomics.load(shared, 1) !== 0) break;
@@ -149,8 +157,10 @@ export async function caseLoop(
     const names = { a: (await a.get().catch(() => undefined))?.capabilities.name ?? a.source.name, b: (await b.get().catch(() => undefined))?.capabilities.name ?? b.source.name };
     return { coverage, restarts: { a: a.restarts, b: b.restarts }, names };
   } finally {
-    await a.close();
-    await b.close();
+    if (given === undefined) {
+      await a.close();
+      await b.close();
+    }
   }
 }
 
@@ -198,12 +208,11 @@ export async function runCampaign(plan: CampaignPlan, control: CampaignControl =
   const coverage = new Set<string>();
   const restarts = { a: 0, b: 0 };
   let names = { a: plan.a.name, b: plan.b.name };
+  // This thread's engines: the cases (one thread) and the shrinking (always).
+  const main = { ...holders(plan, coverage, control.engines), coverage };
   try {
     if (plan.workers <= 1) {
-      const r = await caseLoop(plan, deadline, counters, record);
-      r.coverage.forEach((x) => coverage.add(x));
-      restarts.a += r.restarts.a;
-      restarts.b += r.restarts.b;
+      const r = await caseLoop(plan, deadline, counters, record, main);
       names = r.names;
     } else {
       const results = await Promise.all(Array.from({ length: plan.workers }, () => runWorker({ plan, deadline, shared }, record)));
@@ -214,6 +223,10 @@ export async function runCampaign(plan: CampaignPlan, control: CampaignControl =
         names = r.names;
       }
     }
+  } catch (e) {
+    await main.a.close();
+    await main.b.close();
+    throw e;
   } finally {
     if (watch !== undefined) clearInterval(watch);
   }
@@ -231,22 +244,18 @@ export async function runCampaign(plan: CampaignPlan, control: CampaignControl =
       if (n < plan.shrinkPerRule) chosen.push(i);
       perRule.set(o.rule!, n + 1);
     });
-    if (chosen.length > 0) {
-      const settings = caseSettings(plan);
-      const { a, b } = holders(plan, new Set());
-      try {
-        let done = 0;
-        for (const i of chosen) {
-          if (stopped?.value === true) break;
-          outcomes[i] = await failureDetail(a, b, settings, outcomes[i]!, true);
-          control.onProgress?.({ done: ++done, total: chosen.length, failed, steps, phase: "shrinking" });
-        }
-      } finally {
-        await a.close();
-        await b.close();
-      }
+    const settings = caseSettings(plan);
+    let done = 0;
+    for (const i of chosen) {
+      if (stopped?.value === true) break;
+      outcomes[i] = await failureDetail(main.a, main.b, settings, outcomes[i]!, true);
+      control.onProgress?.({ done: ++done, total: chosen.length, failed, steps, phase: "shrinking" });
     }
   }
+  restarts.a += main.a.restarts;
+  restarts.b += main.b.restarts;
+  await main.a.close();
+  await main.b.close();
   if (usesSpec(plan)) recordImpliedRules(coverage);
   return {
     outcomes,

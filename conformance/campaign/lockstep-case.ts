@@ -162,6 +162,9 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
       return { kind: "agree", steps, stop: idle ?? "limit" };
     }
     const eventA = await on("a", p.a.step());
+    // Engine A is the reference: where it does not model the instruction, the case ends there
+    // (what engine B does with it is outside what the reference can judge).
+    if (eventA.kind === "unsupported") return { kind: "agree", steps, stop: "unsupported" };
     const eventB = await on("b", p.b.step());
     const stateA = await on("a", p.a.state());
     const stateB = await on("b", p.b.state());
@@ -170,7 +173,7 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
     const differences = [...compareEvents(eventA, eventB), ...(await p.compare(stateA, stateB))];
     if (differences.length > 0)
       return { kind: "diverge", steps, divergence: { step: steps, before, eventA, eventB, stateA, stateB, differences, history: [...p.history], located } };
-    if (eventA.kind === "unsupported" || eventA.kind === "memory-limit") return { kind: "agree", steps: steps - 1, stop: eventA.kind };
+    if (eventA.kind === "memory-limit") return { kind: "agree", steps: steps - 1, stop: eventA.kind };
     before = stateA;
   }
 }
@@ -184,6 +187,11 @@ async function checkpoints(p: Pair, start: ArchState, profile: ProfileName): Pro
     const n = Math.min(p.settings.every, p.c.maxSteps - steps);
     if (n <= 0) return { kind: "agree", steps, stop: "limit" };
     const eventsA = await on("a", p.a.steps(n));
+    if (eventsA.some((e) => e.kind === "unsupported")) {
+      // The reference stops inside this window: step through it (stepByStep ends at that step).
+      await p.load(checkpoint, profile);
+      return stepByStep(p, checkpoint, steps + 1, n, "window");
+    }
     const eventsB = await on("b", p.b.steps(n));
     const stateA = await on("a", p.a.state());
     const stateB = await on("b", p.b.state());
@@ -210,12 +218,19 @@ async function checkpoints(p: Pair, start: ArchState, profile: ProfileName): Pro
 
 /** Whole runs compared; a difference is located by bisection over the step limit. */
 async function wholeRuns(p: Pair, start: ArchState, profile: ProfileName): Promise<CaseVerdict> {
-  const stopA = await on("a", p.a.run(p.c.maxSteps));
-  const stopB = await on("b", p.b.run(p.c.maxSteps));
+  let stopA = await on("a", p.a.run(p.c.maxSteps));
+  if (stopA.reason === "unsupported") {
+    // The reference stops at an instruction it does not model: compare the runs up to it.
+    await p.load(start, profile);
+    stopA = await on("a", p.a.run(stopA.steps));
+    if (stopA.reason === "limit") stopA = { reason: "unsupported", steps: stopA.steps };
+  }
+  const stopB = await on("b", p.b.run(stopA.reason === "unsupported" ? stopA.steps : p.c.maxSteps));
   const stateA = await on("a", p.a.state());
   const stateB = await on("b", p.b.state());
   // Step counts are not compared: an engine that cannot single-step may count steps its own way.
-  const differences: FieldDifference[] = stopA.reason === stopB.reason ? [] : [{ field: "run.stop", a: stopA.reason, b: stopB.reason }];
+  const sameStop = stopA.reason === stopB.reason || (stopA.reason === "unsupported" && stopB.reason === "limit");
+  const differences: FieldDifference[] = sameStop ? [] : [{ field: "run.stop", a: stopA.reason, b: stopB.reason }];
   differences.push(...(await p.compare(stateA, stateB)));
   if (differences.length === 0) return { kind: "agree", steps: stopA.steps, stop: stopA.reason };
   // The first k at which k-step runs differ (runs of the same length agree below it).

@@ -119,7 +119,7 @@ function counts(outcomes: readonly Pick<CaseOutcome, "status" | "signature" | "s
     errors,
     expected_deviations: n("expected"),
     skipped: n("skipped"),
-    distinct_signatures: new Set(outcomes.filter((o) => o.status === "fail" || o.status === "expected").map((o) => o.signature)).size,
+    distinct_signatures: new Set(outcomes.filter((o) => o.status === "fail").map((o) => o.signature)).size,
   };
 }
 

@@ -25,9 +25,9 @@ export interface EngineSource {
 
 /** One engine, opened on first use and replaced after a failure. */
 export class EngineHolder {
-  private engine: AsyncEngine | undefined;
   restarts = 0;
-  constructor(readonly source: EngineSource) {}
+  /** `engine`: one already open (the CLI's start-up check hands it over). */
+  constructor(readonly source: EngineSource, private engine?: AsyncEngine) {}
 
   async get(): Promise<AsyncEngine> {
     return (this.engine ??= await this.source.open());

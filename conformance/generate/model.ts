@@ -285,6 +285,13 @@ const modelArb: fc.Arbitrary<ModelCase> = fc.record({
 
 /** The commands that run (their `check` passes), in order. */
 let kernelImage: AssembledImage | undefined;
+let layoutWithEntry: GuestLayout | undefined;
+
+/** The layout with LSTAR at the kernel's entry: one object, so the guest kit's cached layout
+ *  memory is reused from case to case. */
+function caseLayout(kernel: AssembledImage): GuestLayout {
+  return (layoutWithEntry ??= { ...LAYOUT, msrs: { ...LAYOUT.msrs, lstar: kernel.symbols.get("syscall_entry")! } });
+}
 
 /** The kernel is the same for every case: assembled once. */
 function kernelCode(): AssembledImage {
@@ -320,8 +327,7 @@ export function buildModel(c: ModelCase, profile?: ProfileName): BuiltCase {
   const { real, asm } = compile(c.commands);
   const image = asm.assemble();
   const kernel = kernelCode();
-  const layout: GuestLayout = { ...LAYOUT, msrs: { ...LAYOUT.msrs, lstar: kernel.symbols.get("syscall_entry")! } };
-  const guest = buildGuest(layout, { code: [kernel, image], start: { ring: 3 } });
+  const guest = buildGuest(caseLayout(kernel), { code: [kernel, image], start: { ring: 3 } });
   const raises: ScheduledRaise[] = real.raises.map((r) => ({ rip: image.symbols.get(r.label)!, event: r.event }));
   return { state: guest.state, profile: profile ?? c.profile, maxSteps: 600, raises };
 }

@@ -184,6 +184,19 @@ export interface GateFields {
 // Building the machine
 // ------------------------------------------------------------------------------------------------
 
+/** A store into guest memory: in place within a page (the paging family stores 1,000 entries). */
+function poke(memory: GuestMemory, p: Poke): void {
+  const offset = Number(p.address & 0xfffn);
+  if (offset + p.size > 4096) return memory.writeValue(p.address, p.size, p.value);
+  const page = memory.page(Number(p.address >> 12n));
+  const view = new DataView(page.buffer, page.byteOffset, 4096);
+  const v = BigInt.asUintN(p.size * 8, p.value);
+  if (p.size === 8) view.setBigUint64(offset, v, true);
+  else if (p.size === 4) view.setUint32(offset, Number(v), true);
+  else if (p.size === 2) view.setUint16(offset, Number(v), true);
+  else view.setUint8(offset, Number(v));
+}
+
 /** The machine a scenario describes: the layout's start state for its ring and mode, with the
  *  scenario's registers, memory stores, segments, MSRs and run-time state applied. */
 export function buildScenario(s: Scenario, layout: GuestLayout = DEFAULT_LAYOUT): ArchState {
@@ -193,7 +206,7 @@ export function buildScenario(s: Scenario, layout: GuestLayout = DEFAULT_LAYOUT)
   // Landing pads: a HLT at user code and one spare kernel HLT.
   memory.write(layout.code.user, HALT_LOOP);
   memory.write(layout.code.kernel + 0x800n, HALT_LOOP);
-  for (const p of s.pokes) memory.writeValue(p.address, p.size, p.value);
+  for (const p of s.pokes) poke(memory, p);
   memory.write(base.rip, encode(s.code, base.rip, s.compat ? 32 : 64));
   const gpr = [...base.gpr];
   for (const [n, v] of s.regs) if (n !== 4) gpr[n] = BigInt.asUintN(64, v);
