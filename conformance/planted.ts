@@ -11,7 +11,10 @@ import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } fro
 import type { ProfileName } from "../contract/profile.ts";
 import { PAGE_SIZE, type ArchState } from "../contract/state.ts";
 import { unionRanges } from "../contract/compare.ts";
-import { translate, TSS_OFFSETS, decodeGate } from "../guest/index.ts";
+// The guest kit's paging and descriptor modules only (not its assembler): `ringspec serve
+// --plant` starts quickly.
+import { translate } from "../guest/paging.ts";
+import { TSS_OFFSETS, decodeGate } from "../guest/descriptors.ts";
 
 export interface PlantedBug {
   readonly name: string;

@@ -148,7 +148,13 @@ export async function caseLoop(
   const settings = caseSettings(plan);
   const { a, b } = given ?? holders(plan, coverage);
   try {
+    let yielded = Date.now();
     for (;;) {
+      // In-process engines answer in microtasks: let timers and signals (Ctrl-C) run now and then.
+      if (Date.now() - yielded > 25) {
+        await new Promise((resolve) => setImmediate(resolve));
+        yielded = Date.now();
+      }
       if (Atomics.load(shared, 1) !== 0) break;
       const index = nextIndex(plan, Atomics.add(shared, 0, 1), deadline);
       if (index === undefined) break;
@@ -200,6 +206,7 @@ export async function runCampaign(plan: CampaignPlan, control: CampaignControl =
     if (stopped.value) Atomics.store(counters, 1, 1);
   }, 50);
   const record = (o: CaseOutcome) => {
+    if (stopped?.value === true) Atomics.store(counters, 1, 1);
     outcomes.push(o);
     steps += o.steps;
     if (o.status === "fail" || o.status === "error") failed++;

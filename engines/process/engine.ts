@@ -8,6 +8,7 @@
 // engine with an EngineError saying why (`timeout`, `protocol`, `crash`). After that every call
 // fails at once: the caller reports the case and opens a new engine.
 import { spawn, type ChildProcess } from "node:child_process";
+import { constants } from "node:os";
 import type { z } from "zod";
 import type { AsyncEngine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
@@ -85,7 +86,7 @@ export class ProcessEngine implements AsyncEngine {
       child.once("exit", (code, signal) => {
         this.exited = true;
         live.delete(child);
-        const how = signal !== null ? `was killed by ${signal}` : `exited with status ${code}`;
+        const how = signal !== null ? `was killed by ${signal}` : killedThroughShell(code) ?? `exited with status ${code}`;
         const half = this.buffer.length > 0 ? " in the middle of an answer" : "";
         this.fail(new EngineError("crash", `the engine ${how}${half}${this.stderrText()}`));
         resolve();
@@ -271,6 +272,13 @@ export class ProcessEngine implements AsyncEngine {
     // Whatever the group still holds (a grandchild that ignored the end of its input).
     killGroup(this.child);
   }
+}
+
+/** `sh -c` reports a command killed by signal N as status 128 + N. */
+function killedThroughShell(code: number | null): string | undefined {
+  if (code === null || code <= 128 || code >= 128 + 65) return undefined;
+  const name = Object.entries(constants.signals).find(([, n]) => n === code - 128)?.[0];
+  return name === undefined ? undefined : `was killed by ${name}`;
 }
 
 /** Page numbers the ranges cover (an engine may report byte ranges or whole pages). */
