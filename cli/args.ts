@@ -1,7 +1,9 @@
 // Command-line parsing: `--name value`, `--name=value`, boolean flags, `--` ends the options.
 // Every problem is a UsageError with one line naming the argument; main turns it into exit 2.
 import { PROFILE_NAMES, type ProfileName } from "../contract/profile.ts";
-import { ENGINE_NAMES, ENGINES } from "../engines/registry.ts";
+import { ALL_ENGINE_NAMES as ENGINE_NAMES, ALL_ENGINES as ENGINES } from "../engines/registry.ts";
+import { parseGdbTarget } from "../engines/gdb/engine.ts";
+import type { EmulatorOptions } from "../engines/emulators.ts";
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -91,6 +93,12 @@ export function engineHelp(): string {
   const option = `  --engine ${ENGINE_NAMES.join("|")}`;
   const lines = [`${option.padEnd(24)}the engine (default spec):`];
   for (const e of ENGINES) lines.push(`${" ".repeat(24)}${e.name}: ${e.description}`);
+  lines.push(
+    `  --qemu PATH           the QEMU program for --engine qemu (default qemu-system-x86_64)`,
+    `  --qemu-cpu MODEL      QEMU's -cpu (default max, vendor from the profile)`,
+    `  --bochs PATH          the Bochs program for --engine bochs (default bochs)`,
+    `  --gdb HOST:PORT       the GDB stub for --engine gdb (or a unix socket path)`,
+  );
   return lines.join("\n");
 }
 
@@ -106,6 +114,11 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "max-steps", value: true },
   { name: "timeout", value: true },
   { name: "engine", value: true },
+  // Where the emulator engines find their emulator.
+  { name: "qemu", value: true },
+  { name: "qemu-cpu", value: true },
+  { name: "bochs", value: true },
+  { name: "gdb", value: true },
 ];
 
 export interface RunSettings {
@@ -115,16 +128,39 @@ export interface RunSettings {
   readonly maxSteps: number | undefined;
   readonly timeoutMs: number;
   readonly engine: string;
+  /** --qemu, --qemu-cpu, --bochs, --gdb (for the emulator engines). */
+  readonly emulator: EmulatorOptions;
+}
+
+/** The emulator options, each only with the engine that uses it. */
+function emulatorOptions(args: ParsedArgs, engine: string): EmulatorOptions {
+  const uses: Readonly<Record<string, string>> = { qemu: "qemu", "qemu-cpu": "qemu", bochs: "bochs", gdb: "gdb" };
+  const out: Record<string, string> = {};
+  for (const [option, owner] of Object.entries(uses)) {
+    const value = args.values.get(option);
+    if (value === undefined) continue;
+    if (engine !== owner) throw new UsageError(`--${option} goes with --engine ${owner}`);
+    if (value === "") throw new UsageError(`--${option}: expected a value`);
+    out[option === "qemu-cpu" ? "qemuCpu" : option] = value;
+  }
+  if (engine === "gdb" && out.gdb === undefined) throw new UsageError("--engine gdb needs --gdb HOST:PORT");
+  if (out.gdb !== undefined) {
+    const target = parseGdbTarget(out.gdb);
+    if (typeof target === "string") throw new UsageError(`--gdb: ${target}`);
+  }
+  return out;
 }
 
 export function runSettings(args: ParsedArgs): RunSettings {
   const profile = args.values.get("profile");
   const maxSteps = args.values.get("max-steps");
   const timeout = args.values.get("timeout");
+  const engine = parseEngine(args.values.get("engine") ?? "spec");
   return {
     profile: profile === undefined ? undefined : parseProfile(profile),
     maxSteps: maxSteps === undefined ? undefined : parseMaxSteps(maxSteps),
     timeoutMs: timeout === undefined ? DEFAULT_TIMEOUT_SECONDS * 1000 : parseTimeout(timeout),
-    engine: parseEngine(args.values.get("engine") ?? "spec"),
+    engine,
+    emulator: emulatorOptions(args, engine),
   };
 }

@@ -110,7 +110,7 @@ interface Prepared {
 }
 
 /** A file path, unless it names a built-in kernel and no such file exists. */
-function targetOf(image: string, description: LoaderDescription, loaderFile: string | undefined): KernelTarget {
+export function targetOf(image: string, description: LoaderDescription, loaderFile: string | undefined): KernelTarget {
   if (!existsSync(image)) {
     let builtIn: KernelTarget | undefined;
     try {
@@ -127,9 +127,14 @@ function targetOf(image: string, description: LoaderDescription, loaderFile: str
   return loadedTarget(image, withFile(image, () => loadKernel(bytes, description)));
 }
 
+/** The loader description of --loader FILE, or the default (an ELF image). */
+export function loaderDescription(loaderFile: string | undefined): LoaderDescription {
+  return loaderFile === undefined ? DEFAULT_DESCRIPTION : withFile(loaderFile, () => parseLoaderDescriptionText(readText(loaderFile)));
+}
+
 function prepare(image: string, values: ReadonlyMap<string, string>): Prepared {
   const loaderFile = values.get("loader");
-  const description: LoaderDescription = loaderFile === undefined ? DEFAULT_DESCRIPTION : withFile(loaderFile, () => parseLoaderDescriptionText(readText(loaderFile)));
+  const description = loaderDescription(loaderFile);
   let target = targetOf(image, description, loaderFile);
   const profile = values.get("profile");
   if (profile !== undefined) target = { ...target, profile: parseProfile(profile) };

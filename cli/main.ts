@@ -9,11 +9,13 @@ import { benchCommand } from "./bench.ts";
 import { schemaCommand } from "./schema.ts";
 import { rulesCommand } from "./rules.ts";
 import { kernelCommand } from "./kernel.ts";
+import { traceCommand } from "./trace.ts";
 
 export const MAIN_HELP = `Usage: ringspec COMMAND [options]
 
 Commands:
   run FILE              run a state or vector file; print the final state and the stop reason
+  trace FILE            draw every user/kernel transition of a run as one HTML page (or JSON)
   vectors check PATH... run test vectors and compare them with their expected results
   rules                 rule registry and rule coverage (see rules --help)
   schema                print the JSON Schema of the vector and state file formats
@@ -59,6 +61,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         return schemaCommand(rest, io);
       case "bench":
         return await benchCommand(rest, io);
+      case "trace":
+        return await traceCommand(rest, io);
       case "kernel":
         return kernelCommand(rest, io);
       default:

@@ -4,11 +4,15 @@ import { parseArgs, runSettings, engineHelp, RUN_OPTIONS, DEFAULT_MAX_STEPS, DEF
 import { loadDocument, InputError, oneLine } from "./input.ts";
 import { BufferedOut, type Io } from "./io.ts";
 import { stateDocument, stopLine } from "./format.ts";
-import { FINISHED_STOPS } from "../contract/engine.ts";
+import { FINISHED_STOPS, type StepView } from "../contract/engine.ts";
+import type { ArchState } from "../contract/state.ts";
 import { engineEntry } from "../engines/registry.ts";
 import { runAsyncEngine, type RunResult } from "../engines/runner.ts";
 import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
 import { tracer } from "../trace/record.ts";
+import { TraceModelBuilder } from "../trace/model/build.ts";
+import { explainTransition } from "../trace/explain.ts";
+import { ruleCatalogue } from "./trace.ts";
 import { traceLine } from "../trace/text.ts";
 import { traceJsonLine } from "../trace/json.ts";
 
@@ -34,6 +38,11 @@ ${engineHelp()}
   --json                with --trace: one JSON trace record per line instead (fields named as
                         in the vector format, values before and after; \`ringspec schema trace\`
                         prints its JSON Schema)
+  --explain             with --trace: after each user/kernel transition (SYSCALL, SYSRET, an
+                        interrupt or exception, IRET, far RET, SWAPGS), its mode-transfer
+                        sequence (each line with its rule ID; for a fault, the check that failed)
+                        and its stack frame drawn as memory cells (ringspec trace --html draws the
+                        same as a page)
   --out FILE            write the final state document to FILE instead of stdout
   -h, --help            this help
 
@@ -41,7 +50,7 @@ Exit status: 0 the run stopped at hlt, shutdown or limit; 1 unsupported, memory-
 2 bad arguments or an unusable file (one line on stderr naming the file and the bad field).`;
 
 export async function runCommand(argv: readonly string[], io: Io): Promise<number> {
-  const args = parseArgs(argv, [...RUN_OPTIONS, { name: "trace", value: false }, { name: "json", value: false }, { name: "out", value: true }], "run");
+  const args = parseArgs(argv, [...RUN_OPTIONS, { name: "trace", value: false }, { name: "json", value: false }, { name: "explain", value: false }, { name: "out", value: true }], "run");
   if (args.flags.has("help")) {
     io.out(RUN_HELP + "\n");
     return 0;
@@ -52,6 +61,8 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   const trace = args.flags.has("trace");
   const json = args.flags.has("json");
   if (json && !trace) throw new UsageError(`run: --json goes with --trace (the final state is JSON already)`);
+  const explain = args.flags.has("explain");
+  if (explain && (!trace || json)) throw new UsageError(`run: --explain goes with --trace, without --json (the model as JSON: ringspec trace FILE --json)`);
   const outFile = args.values.get("out");
 
   const doc = loadDocument(file);
@@ -60,14 +71,14 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
 
   const buffered = new BufferedOut(io);
   const render = json ? traceJsonLine : traceLine;
-  const engine = await engineEntry(settings.engine)!.open({ rules: trace });
+  const engine = await engineEntry(settings.engine)!.open({ rules: trace, emulator: settings.emulator });
   let result: RunResult;
   try {
     await engine.load(doc.state, profile);
     result = await runAsyncEngine(engine, {
       maxSteps,
       timeoutMs: settings.timeoutMs,
-      ...(trace ? { onStep: tracer((record) => buffered.line(render(record))) } : {}),
+      ...(trace ? { onStep: explain ? explainer(doc.state, file, settings.engine, profile, buffered) : tracer((record) => buffered.line(render(record))) } : {}),
     });
   } finally {
     buffered.flush();
@@ -86,4 +97,24 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   const at = describeInstructionAt(state, pageReader(state.memory));
   io.err(stopLine(stop.reason, stop.steps, at, stop.detail));
   return FINISHED_STOPS.includes(stop.reason) ? 0 : 1;
+}
+
+/** Trace lines, each transition followed by its sequence and frame as text. */
+function explainer(initial: ArchState, file: string, engine: string, profile: string, out: BufferedOut): (view: StepView) => void {
+  let explained = false;
+  const builder = new TraceModelBuilder(initial, {
+    file, engine, profile, command: "", catalogue: ruleCatalogue,
+    engineReportsRules: engineEntry(engine)?.capabilities.rules === true,
+    maxRecords: 0, retainTransitions: false,
+    onTransition: (t, record) => {
+      out.line(traceLine(record));
+      out.line(explainTransition(t));
+      explained = true;
+    },
+  });
+  return (view) => {
+    explained = false;
+    const record = builder.add(view);
+    if (!explained) out.line(traceLine(record));
+  };
 }

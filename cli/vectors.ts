@@ -4,6 +4,7 @@ import { expandPaths, loadDocument, InputError, oneLine } from "./input.ts";
 import { BufferedOut, type Io } from "./io.ts";
 import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
 import { checkVector, type VectorResult } from "../conformance/vector-check.ts";
+import type { LoadedVector } from "../contract/load.ts";
 import { engineEntry } from "../engines/registry.ts";
 
 export const VECTORS_HELP = `Usage: ringspec vectors check PATH... [options]
@@ -32,11 +33,23 @@ Options:
   --profile intel|amd   vendor behaviour for every vector (default: each vector's profile, else intel)
   --max-steps N         step limit for every vector (default: each vector's limits.max_steps)
   --timeout SECONDS     wall-clock limit per vector (default ${DEFAULT_TIMEOUT_SECONDS})
+  --workers N           check N vectors at once, each on its own engine (default 1; worth it
+                        with the emulator engines, whose runs wait on other processes)
 ${engineHelp()}
   -h, --help            this help
 
 Exit status: 2 if any input was unusable (or the arguments were bad), else 1 if any vector failed,
 else 0.`;
+
+/** Most --workers accepted (each may be an emulator process). */
+const MAX_WORKERS = 64;
+
+function parseWorkers(text: string | undefined): number {
+  if (text === undefined) return 1;
+  const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_WORKERS) throw new UsageError(`--workers: expected a whole number from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`);
+  return n;
+}
 
 /** Differences shown per vector before "… N more". */
 const MAX_SHOWN = 40;
@@ -55,7 +68,7 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
     return 0;
   }
   if (sub !== "check") throw new UsageError(`vectors: unknown subcommand ${JSON.stringify(sub)} (expected check)`);
-  const args = parseArgs(argv.slice(1), [...RUN_OPTIONS, { name: "json", value: false }], "vectors check");
+  const args = parseArgs(argv.slice(1), [...RUN_OPTIONS, { name: "json", value: false }, { name: "workers", value: true }], "vectors check");
   if (args.flags.has("help")) {
     io.out(VECTORS_HELP + "\n");
     return 0;
@@ -63,43 +76,65 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
   const settings = runSettings(args);
   if (args.positionals.length === 0) throw new UsageError(`vectors check: expected at least one PATH (see vectors --help)`);
   const json = args.flags.has("json");
+  const workers = parseWorkers(args.values.get("workers"));
+  if (workers > 1 && settings.engine === "gdb") throw new UsageError("--workers: the gdb engine drives one stub, one case at a time");
   const entry = engineEntry(settings.engine)!;
-  let engine = await entry.open();
+  const openEngine = () => entry.open({ emulator: settings.emulator });
 
   const out = new BufferedOut(io);
   const unusableFiles: { file: string; error: string }[] = [];
-  const checked: CheckedVector[] = [];
-  try {
-    for (const { file, error } of expandPaths(args.positionals)) {
-      let doc;
-      try {
-        if (error !== undefined) throw new InputError(error);
-        doc = loadDocument(file);
-        if (doc.kind !== "vector") throw new InputError(`${file}: format: this is a ringspec-state/1 file, not a vector`);
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        io.err(e.message);
-        unusableFiles.push({ file, error: e.message });
-        continue;
-      }
-      const result = await checkVector(doc, engine, {
-        timeoutMs: settings.timeoutMs,
-        ...(settings.profile === undefined ? {} : { profile: settings.profile }),
-        ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
-      });
-      if (result.exit === "timeout" || result.exit === "error") {
-        // It may still be busy, or broken: the next vector gets a fresh engine.
-        await engine.close();
-        engine = await entry.open();
-      }
-      const stop = describeInstructionAt(result.state, pageReader(result.state.memory));
-      checked.push({ file, result, stop });
+  const vectors: { file: string; doc: LoadedVector }[] = [];
+  for (const { file, error } of expandPaths(args.positionals)) {
+    try {
+      if (error !== undefined) throw new InputError(error);
+      const doc = loadDocument(file);
+      if (doc.kind !== "vector") throw new InputError(`${file}: format: this is a ringspec-state/1 file, not a vector`);
+      vectors.push({ file, doc });
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      io.err(e.message);
+      unusableFiles.push({ file, error: e.message });
+    }
+  }
+
+  // Workers take vectors in order; results are printed in input order as they complete.
+  const results: (CheckedVector | undefined)[] = vectors.map(() => undefined);
+  let nextToCheck = 0;
+  let nextToPrint = 0;
+  const print = () => {
+    for (; nextToPrint < results.length && results[nextToPrint] !== undefined; nextToPrint++) {
+      const { file, result, stop } = results[nextToPrint]!;
       if (!json && !result.passed) for (const line of failureLines(file, result, stop)) out.line(line);
       else if (!json && result.notCompared.length > 0) out.line(`PARTIAL ${result.name} (${file}): passed, but not compared: ${result.notCompared.join(" ")}`);
     }
-  } finally {
-    await engine.close();
-  }
+  };
+  const worker = async () => {
+    let engine = await openEngine();
+    try {
+      for (;;) {
+        const index = nextToCheck++;
+        const item = vectors[index];
+        if (item === undefined) return;
+        const result = await checkVector(item.doc, engine, {
+          timeoutMs: settings.timeoutMs,
+          ...(settings.profile === undefined ? {} : { profile: settings.profile }),
+          ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
+        });
+        if (result.exit === "timeout" || result.exit === "error") {
+          // It may still be busy, or broken: the next vector gets a fresh engine.
+          await engine.close();
+          engine = await openEngine();
+        }
+        const stop = describeInstructionAt(result.state, pageReader(result.state.memory));
+        results[index] = { file: item.file, result, stop };
+        print();
+      }
+    } finally {
+      await engine.close();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(workers, Math.max(1, vectors.length)) }, worker));
+  const checked = results.filter((r): r is CheckedVector => r !== undefined);
 
   const passed = checked.filter((c) => c.result.passed).length;
   const failed = checked.length - passed;

@@ -138,6 +138,12 @@ function value(raw: Raw, hexNumber: boolean | undefined): FieldValue {
   return raw;
 }
 
+/** Every field of a state (memory aside) as the comparison names and values them: what a report
+ *  shows beside a difference (the divergence page lists both states whole). */
+export function stateFields(s: ArchState): { readonly field: string; readonly value: FieldValue }[] {
+  return FIELDS.map((spec) => ({ field: spec.field, value: value(spec.read(s), spec.hexNumber) }));
+}
+
 /** Whether `field` matches one of `patterns` (exact, or a prefix before a trailing `*`). */
 export function fieldMatches(field: string, patterns: readonly string[]): boolean {
   for (const p of patterns) {

@@ -29,9 +29,22 @@ export interface StepInstruction {
 export interface StepDetails {
   /** Set for an instruction step; absent for a boundary event and an idle CPU (see above). */
   readonly instruction?: StepInstruction;
-  /** Rule IDs the step exercised, in the order first hit, when the engine reports them (spec/
-   *  does when asked: `new SpecEngine({ rules: true })`). Absent: not reported (not "none"). */
+  /** Rule IDs the step exercised, in the order exercised (a rule exercised again is listed again),
+   *  when the engine reports them (spec/ does when asked: `new SpecEngine({ rules: true })`).
+   *  Absent: not reported (not "none"). Traces read the order: the mode-transfer sequence. */
   readonly rules?: readonly string[];
+  /** With `rules`: the checks that failed during the step, in order: the instruction's own fault
+   *  (`during: "instruction"`), then one per delivery attempt that faulted (the fault that led to
+   *  #DF, a serial delivery, or the shutdown). Empty or absent: nothing failed. */
+  readonly faults?: readonly StepFault[];
+}
+
+/** A check that failed during a step: its rule and the fault it raised. */
+export interface StepFault {
+  readonly rule: string;
+  readonly vector: number;
+  readonly errorCode: number | undefined;
+  readonly during: "instruction" | "delivery";
 }
 
 /**

@@ -1,5 +1,6 @@
 // contract/: what the engines share — state types, JSON schemas and conversion, the vendor profiles,
-// the Engine interface. spec/ and impl/ import only this folder of each other's world.
+// the Engine and AsyncEngine interfaces with their events and stops, and the one state comparison.
+// spec/ and impl/ import only this folder of each other's world.
 export * from "./hex.ts";
 export * from "./schema.ts";
 export * from "./state.ts";

@@ -8,10 +8,13 @@ import type { AsyncEngine, Engine, EngineCapabilities } from "../contract/engine
 import { PROFILE_NAMES } from "../contract/profile.ts";
 import { ImplEngine } from "../impl/engine.ts";
 import { SpecEngine } from "../spec/engine.ts";
+import { EMULATOR_ENGINES, type EmulatorOptions } from "./emulators.ts";
 
 export interface EngineOptions {
   /** Ask for each step's rule IDs (only engines whose capabilities say `rules` give them). */
   readonly rules?: boolean;
+  /** Where the emulator engines find their emulator (`--qemu`, `--qemu-cpu`, `--bochs`, `--gdb`). */
+  readonly emulator?: EmulatorOptions;
 }
 
 export interface EngineEntry {
@@ -38,6 +41,7 @@ function inProcess(description: string, capabilities: EngineCapabilities, create
 
 const FULL_VIEW = { profiles: PROFILE_NAMES, singleStep: true, raise: true, touched: true, unobservable: [] } as const;
 
+/** The in-process engines (both forms). */
 export const ENGINES: readonly EngineEntry[] = [
   inProcess("the reference model (spec/): readable, every rule tagged", { name: "spec", ...FULL_VIEW, rules: true }, (o) => new SpecEngine({ rules: o.rules === true })),
   inProcess("the optimized emulator (impl/)", { name: "impl", ...FULL_VIEW }, () => new ImplEngine()),
@@ -45,9 +49,14 @@ export const ENGINES: readonly EngineEntry[] = [
 
 export const ENGINE_NAMES: readonly string[] = ENGINES.map((e) => e.name);
 
-/** The engine called `name`, or undefined. */
+/** Every engine `--engine` can name: the in-process ones, then the emulators in other processes
+ *  (engines/emulators.ts: QEMU, Bochs, a GDB stub), which come only as AsyncEngines. */
+export const ALL_ENGINES: readonly EngineEntry[] = [...ENGINES, ...EMULATOR_ENGINES];
+export const ALL_ENGINE_NAMES: readonly string[] = ALL_ENGINES.map((e) => e.name);
+
+/** The engine called `name` (in-process or not), or undefined. */
 export function engineEntry(name: string): EngineEntry | undefined {
-  return ENGINES.find((e) => e.name === name);
+  return ALL_ENGINES.find((e) => e.name === name);
 }
 
 /** The in-process engine called `name`; throws when there is none (a caller's mistake). */

@@ -2,14 +2,15 @@
 // and benchmarks drive spec/ and impl/ the same way. Its events carry what a trace needs (the
 // instruction's bytes, and on request the rule IDs each step exercised): nothing drives the
 // model around this class.
-import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepInstruction } from "../contract/engine.ts";
+import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepFault, StepInstruction } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
 import { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { Instruction } from "./decode/instruction.ts";
 import type { RuleId } from "./rules/rule.ts";
-import type { StepEvent } from "./step/events.ts";
+import type { Fault } from "./fault.ts";
+import type { RaisedFaults, StepEvent } from "./step/events.ts";
 import { run, step } from "./step/step.ts";
 import { pendingBoundaryEvent } from "./transitions/boundary.ts";
 
@@ -55,6 +56,24 @@ function engineEvent(e: StepEvent, instructionStep: boolean): EngineEvent {
   }
 }
 
+/** A step's rules for its trace: a Set (the model records rules with `add`) that also keeps every
+ *  addition in order, repeats included, so that a trace can lay out the mode-transfer sequence
+ *  (a #DF's second delivery repeats the first one's rules). */
+class RuleLog extends Set<RuleId> {
+  readonly order: RuleId[] = [];
+
+  override add(rule: RuleId): this {
+    this.order.push(rule);
+    return super.add(rule);
+  }
+}
+
+function stepFaults(raised: RaisedFaults | undefined): StepFault[] {
+  if (raised === undefined) return [];
+  const one = (f: Fault, during: StepFault["during"]): StepFault => ({ rule: f.rule, vector: f.vector, errorCode: f.errorCode, during });
+  return [...(raised.instruction === undefined ? [] : [one(raised.instruction, "instruction")]), ...raised.delivery.map((f) => one(f, "delivery"))];
+}
+
 export class SpecEngine implements Engine {
   private machine: Machine | null = null;
   private loaded: Machine | null = null;
@@ -74,7 +93,7 @@ export class SpecEngine implements Engine {
 
   step(): EngineEvent {
     const before = this.current();
-    const stepRules = this.options.rules === true ? new Set<RuleId>() : undefined;
+    const stepRules = this.options.rules === true ? new RuleLog() : undefined;
     const coverage = stepRules ?? this.options.coverage;
     const result = step(before, { profile: this.profile, ...(coverage === undefined ? {} : { coverage }) });
     this.machine = result.state;
@@ -82,7 +101,9 @@ export class SpecEngine implements Engine {
     // The step order of spec/step/step.ts: shutdown, a boundary event, an idle HLT, an instruction.
     const instructionStep = !before.cpu.shutdown && pendingBoundaryEvent(before, this.profile) === null && !before.cpu.halted;
     const event = engineEvent(result.event, instructionStep);
-    return stepRules === undefined ? event : { ...event, rules: [...stepRules] };
+    if (stepRules === undefined) return event;
+    const faults = result.event.kind === "delivered" || result.event.kind === "shutdown" ? stepFaults(result.event.faults) : [];
+    return { ...event, rules: stepRules.order, ...(faults.length === 0 ? {} : { faults }) };
   }
 
   run(maxSteps: number): EngineStop {

@@ -47,11 +47,26 @@ export const TraceRecordJson = z.strictObject({
   event: TraceEventJson,
   changes: z.array(TraceChangeJson),
   rules: z.array(z.string()).optional(),
+  faults: z
+    .array(
+      z.strictObject({
+        rule: z.string(),
+        vector: z.number().int().min(0).max(255),
+        error_code: z.number().int().min(0).nullable(),
+        during: z.enum(["instruction", "delivery"]),
+      }),
+    )
+    .optional(),
 });
 
 // The schema and the record type describe the same thing: each must be assignable to the other.
 type Parsed = z.output<typeof TraceRecordJson>;
-const toParsed = (r: TraceRecord): Parsed => ({ ...r, changes: [...r.changes], rules: r.rules === undefined ? undefined : [...r.rules] });
+const toParsed = (r: TraceRecord): Parsed => ({
+  ...r,
+  changes: [...r.changes],
+  rules: r.rules === undefined ? undefined : [...r.rules],
+  faults: r.faults === undefined ? undefined : [...r.faults],
+});
 const fromParsed = (p: Parsed): TraceRecord => p;
 void toParsed;
 void fromParsed;

@@ -54,8 +54,20 @@ export interface TraceRecord {
   readonly event: TraceEvent;
   /** Every field the step changed, in the comparison's field order, memory last. */
   readonly changes: readonly TraceChange[];
-  /** Rule IDs the step exercised, when the engine reports them (spec/ does). */
+  /** Rule IDs the step exercised, in the order exercised (repeats kept), when the engine reports
+   *  them (spec/ does). */
   readonly rules?: readonly string[];
+  /** With `rules`, when a check failed during the step: the failed checks in order (the
+   *  instruction's own fault, then each delivery attempt that faulted). */
+  readonly faults?: readonly TraceFault[];
+}
+
+/** A check that failed during a step (contract StepFault, in the format's spelling). */
+export interface TraceFault {
+  readonly rule: string;
+  readonly vector: number;
+  readonly error_code: number | null;
+  readonly during: "instruction" | "delivery";
 }
 
 export function traceEvent(e: EngineEvent): TraceEvent {
@@ -98,6 +110,7 @@ export function traceRecord(view: StepView): TraceRecord {
     (d): TraceChange => ({ field: d.field, before: d.a, after: d.b }),
   );
   const rules = view.event.rules;
+  const faults = view.event.faults;
   return {
     step: view.step,
     rip: hex(view.event.rip),
@@ -106,6 +119,9 @@ export function traceRecord(view: StepView): TraceRecord {
     event: traceEvent(view.event),
     changes,
     ...(rules === undefined ? {} : { rules: [...rules] }),
+    ...(faults === undefined || faults.length === 0
+      ? {}
+      : { faults: faults.map((f): TraceFault => ({ rule: f.rule, vector: f.vector, error_code: f.errorCode ?? null, during: f.during })) }),
   };
 }
 

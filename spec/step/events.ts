@@ -19,12 +19,13 @@ export type StepEvent =
       readonly errorCode: number | undefined;
       readonly source: "exception" | "software" | "external" | "nmi";
       readonly instruction: Instruction | undefined;
+      readonly faults?: RaisedFaults;
     }
   /** HLT executed (`instruction`: the HLT), or the CPU is halted and nothing can wake it. */
   | { readonly kind: "halted"; readonly rip: bigint; readonly instruction?: Instruction }
   /** Triple fault: the CPU entered the shutdown state (`instruction`: the one whose fault or
    *  INT n escalated, if it was an instruction's). */
-  | { readonly kind: "shutdown"; readonly rip: bigint; readonly instruction?: Instruction }
+  | { readonly kind: "shutdown"; readonly rip: bigint; readonly instruction?: Instruction; readonly faults?: RaisedFaults }
   /** IN/OUT completed. */
   | {
       readonly kind: "io";
@@ -40,6 +41,13 @@ export type StepEvent =
   /** A fault that was not delivered (delivery turned off): the machine is at the faulting
    *  instruction, unchanged but for A/D bits. */
   | { readonly kind: "fault"; readonly rip: bigint; readonly fault: Fault; readonly instruction: Instruction | undefined };
+
+/** The faults raised on the way to the handler (or the shutdown), for traces: the instruction's
+ *  own, then each delivery attempt's that faulted (DeliveryOutcome.nested). */
+export interface RaisedFaults {
+  readonly instruction: Fault | undefined;
+  readonly delivery: readonly Fault[];
+}
 
 export interface StepResult {
   readonly state: Machine;

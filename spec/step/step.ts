@@ -152,7 +152,7 @@ function faulted(start: Machine, t: Transaction, f: Fault, insn: Instruction | u
   const atInstruction = t.machineAfterFault(start);
   if (ctx.delivery === "stop") return { state: atInstruction, event: { kind: "fault", rip: start.rip, fault: f, instruction: insn } };
   const outcome = deliverWithNesting(atInstruction, atInstruction, exceptionEvent(f), ctx.profile, ctx.coverage);
-  return deliveredResult(outcome, start.rip, insn);
+  return deliveredResult(outcome, start.rip, insn, f);
 }
 
 const STEP_SOURCE: Record<EventSource, "exception" | "software" | "external" | "nmi"> = {
@@ -164,9 +164,10 @@ const STEP_SOURCE: Record<EventSource, "exception" | "software" | "external" | "
   nmi: "nmi",
 };
 
-function deliveredResult(outcome: DeliveryOutcome, rip: bigint, insn: Instruction | undefined): StepResult {
+function deliveredResult(outcome: DeliveryOutcome, rip: bigint, insn: Instruction | undefined, instructionFault?: Fault): StepResult {
   const delivered = outcome.delivered;
-  if (delivered === null) return { state: outcome.state, event: insn === undefined ? { kind: "shutdown", rip } : { kind: "shutdown", rip, instruction: insn } };
+  const faults = instructionFault === undefined && outcome.nested.length === 0 ? {} : { faults: { instruction: instructionFault, delivery: outcome.nested } };
+  if (delivered === null) return { state: outcome.state, event: insn === undefined ? { kind: "shutdown", rip, ...faults } : { kind: "shutdown", rip, instruction: insn, ...faults } };
   const event: StepEvent = {
     kind: "delivered",
     rip,
@@ -174,6 +175,7 @@ function deliveredResult(outcome: DeliveryOutcome, rip: bigint, insn: Instructio
     errorCode: pushesErrorCode(delivered) ? (delivered.errorCode ?? 0) : undefined,
     source: STEP_SOURCE[delivered.source],
     instruction: insn,
+    ...faults,
   };
   return { state: outcome.state, event };
 }

@@ -19,9 +19,11 @@ const ALLOWED: Readonly<Record<string, { readonly parts: readonly string[]; read
   // The guest kit: the assembler over iced-x86 and the guest layout, used by everything that builds guests.
   guest: { parts: ["guest", "contract"], packages: ["iced-x86"] },
   // The engine registry, the one runner loop, adapters for engines in other processes.
-  engines: { parts: ["engines", "contract", "spec", "impl", "guest", "trace"], packages: ["node:"] },
-  // Traces as data and their renderers; zod defines the JSON-lines record (an external format).
-  trace: { parts: ["trace", "contract"], packages: ["iced-x86", "zod"] },
+  // zod validates what the emulators send (QMP, the migration stream's description, debugger output).
+  engines: { parts: ["engines", "contract", "spec", "impl", "guest", "trace"], packages: ["node:", "zod"] },
+  // Traces as data and their renderers; zod defines the JSON-lines record and the divergence
+  // document (external formats); node:fs reads the HTML page's assets (trace/html).
+  trace: { parts: ["trace", "contract"], packages: ["iced-x86", "zod", "node:"] },
   // The teaching kernels, loader, devices and grader. Of spec/ only the context-switch checker
   // (spec/context/).
   kernel: {

@@ -1,0 +1,152 @@
+// Child processes of the emulator engines: spawned, tracked, and always ended — on close, on a
+// watchdog, and when this process exits or is interrupted, so that no emulator outlives a run.
+import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import { EngineError } from "./errors.ts";
+
+const live = new Set<ChildProcess>();
+let hooksInstalled = false;
+
+function killAllNow(): void {
+  for (const child of live) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+}
+
+function installHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on("exit", killAllNow);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    // Only when nobody else handles the signal: end the children, then die of the same signal.
+    process.once(signal, () => {
+      killAllNow();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** A running emulator process. */
+export class Child {
+  readonly exited: Promise<ExitStatus>;
+  private status: ExitStatus | undefined;
+  private readonly stderrTail: string[] = [];
+  private readonly stdoutChunks: Buffer[] = [];
+  private stdoutBytes = 0;
+
+  private constructor(
+    readonly program: string,
+    private readonly process: ChildProcess,
+    /** Keep at most this many bytes of stdout (a guest can print without end). */
+    private readonly stdoutLimit: number,
+    interactive: boolean,
+  ) {
+    this.exited = new Promise((resolve) => {
+      process.once("exit", (code, signal) => {
+        live.delete(process);
+        this.status = { code, signal };
+        resolve(this.status);
+      });
+    });
+    process.stderr?.on("data", (chunk: Buffer) => {
+      this.stderrTail.push(chunk.toString("utf8"));
+      if (this.stderrTail.length > 20) this.stderrTail.shift();
+    });
+    if (!interactive) {
+      process.stdout?.on("data", (chunk: Buffer) => {
+        if (this.stdoutBytes >= this.stdoutLimit) return;
+        this.stdoutChunks.push(chunk);
+        this.stdoutBytes += chunk.length;
+      });
+    }
+  }
+
+  /** The stdout of an interactive child. */
+  get stdoutStream(): Readable {
+    const { stdout } = this.process;
+    if (stdout === null) throw new EngineError("usage", `${this.program}: no stdout pipe`);
+    return stdout;
+  }
+
+  /** stdout and stdin of an interactive child started with a stdin pipe. */
+  streams(): { readonly input: Readable; readonly output: Writable } {
+    const { stdout, stdin } = this.process;
+    if (stdout === null || stdin === null) throw new EngineError("usage", `${this.program}: not started interactive`);
+    return { input: stdout, output: stdin };
+  }
+
+  /** Starts `program`; a missing program is an EngineError("start"). */
+  static async start(
+    program: string,
+    args: readonly string[],
+    options: { cwd?: string; stdoutLimit?: number; interactive?: boolean; stdin?: number } = {},
+  ): Promise<Child> {
+    installHooks();
+    // interactive: the caller reads stdout itself (see `streams`); `stdin`: an open file
+    // descriptor for the child's stdin (a FIFO, for programs that misbehave on a socket).
+    const stdin = options.stdin ?? (options.interactive === true ? "pipe" : "ignore");
+    const proc = spawn(program, [...args], { cwd: options.cwd, stdio: [stdin, "pipe", "pipe"] });
+    live.add(proc);
+    const child = new Child(program, proc, options.stdoutLimit ?? 1 << 20, options.interactive === true);
+    await new Promise<void>((resolve, reject) => {
+      proc.once("spawn", () => resolve());
+      proc.once("error", (e: NodeJS.ErrnoException) => {
+        live.delete(proc);
+        reject(new EngineError("start", e.code === "ENOENT" ? `${program}: not found (install it, or name it with its option)` : `${program}: ${e.message}`));
+      });
+    });
+    return child;
+  }
+
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
+  get exitStatus(): ExitStatus | undefined {
+    return this.status;
+  }
+
+  /** The last lines the program wrote to stderr, on one line. */
+  stderr(): string {
+    return this.stderrTail.join("").trim().split("\n").slice(-3).join(" | ");
+  }
+
+  /** Everything written to stdout so far (up to the limit). */
+  stdout(): string {
+    return Buffer.concat(this.stdoutChunks).toString("utf8");
+  }
+
+  /** How it ended, for messages: "exited with status 1: <stderr>". */
+  describeExit(): string {
+    const s = this.status;
+    if (s === undefined) return "still running";
+    const how = s.signal !== null ? `was killed by ${s.signal}` : `exited with status ${s.code}`;
+    const err = this.stderr();
+    return err === "" ? how : `${how}: ${err}`;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.status === undefined) this.process.kill(signal);
+  }
+
+  /** Ends the process (SIGKILL) and waits for it. Idempotent. */
+  async kill(): Promise<void> {
+    if (this.status === undefined) this.process.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+/** Number of emulator processes alive (tests check that none is left behind). */
+export function liveChildren(): number {
+  return live.size;
+}

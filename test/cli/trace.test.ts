@@ -1,0 +1,132 @@
+// `ringspec trace` and `ringspec run --trace --explain`: arguments, inputs, outputs, exit status.
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { main } from "../../cli/main.ts";
+import { TRACE_MODEL_FORMAT, type TraceModel } from "../../trace/model/types.ts";
+import { DIVERGENCE_FORMAT } from "../../trace/model/divergence.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const VECTORS = join(ROOT, "conformance/vectors");
+const TMP = mkdtempSync(join(tmpdir(), "ringspec-trace-cli-"));
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const code = await main(args, { out: (t) => void (stdout += t), err: (l) => void (stderr += l + "\n") });
+  return { code, stdout, stderr };
+}
+
+function embeddedModel(file: string): { kind: string; model: TraceModel } {
+  const page = readFileSync(file, "utf8");
+  const m = /<script type="application\/json" id="ringspec-data">([\s\S]*?)<\/script>/.exec(page);
+  return JSON.parse(m![1]!) as { kind: string; model: TraceModel };
+}
+
+describe("ringspec trace", () => {
+  it("--html writes one page with the model; --json prints the same model", async () => {
+    const out = join(TMP, "roundtrip.html");
+    const file = join(VECTORS, "syscall-sysret-roundtrip.json");
+    const r = await run(["trace", file, "--max-steps", "4", "--html", out]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`wrote ${out}: 2 transitions over 4 steps`);
+    const data = embeddedModel(out);
+    expect(data.kind).toBe("trace");
+    expect(data.model.transitions.map((t) => t.label)).toEqual(["SYSCALL", "SYSRETQ"]);
+    expect(data.model.source.command).toBe(`npx ringspec trace ${file} --max-steps 4 --html ${out}`);
+    const j = await run(["trace", file, "--max-steps", "4", "--json"]);
+    expect(j.code).toBe(0);
+    const model = JSON.parse(j.stdout) as TraceModel;
+    expect(model.format).toBe(TRACE_MODEL_FORMAT);
+    expect(model.transitions).toEqual(data.model.transitions);
+  });
+
+  it("--engine impl draws the same transitions and frames", async () => {
+    const file = join(VECTORS, "pf-user-read-notpresent.json");
+    const spec = JSON.parse((await run(["trace", file, "--json"])).stdout) as TraceModel;
+    const impl = JSON.parse((await run(["trace", file, "--json", "--engine", "impl"])).stdout) as TraceModel;
+    expect(impl.source).toMatchObject({ engine: "impl", rules: false });
+    expect(impl.transitions.map((t) => t.frames)).toEqual(spec.transitions.map((t) => t.frames));
+    expect(impl.segments).toEqual(spec.segments);
+  });
+
+  it("a kernel: the built-in demo, with its symbols and regstate frames", async () => {
+    const r = await run(["trace", "demo", "--engine", "impl", "--max-steps", "1500", "--json"]);
+    expect(r.code).toBe(0);
+    const model = JSON.parse(r.stdout) as TraceModel;
+    expect(model.frameLayout).toBe("regstate");
+    expect(model.transitions.some((t) => t.kind === "syscall" && t.to.at !== undefined)).toBe(true);
+    expect(model.transitions.some((t) => t.frames.some((f) => f.cells.some((c) => c.field === "regstate.rip")))).toBe(true);
+  });
+
+  it("--lockstep: spec and impl agree on a vector, and the page is the trace", async () => {
+    const out = join(TMP, "lockstep.html");
+    const r = await run(["trace", join(VECTORS, "nmi-ist3.json"), "--lockstep", "--html", out]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("lockstep: spec and impl agreed at every step");
+    expect(embeddedModel(out).kind).toBe("trace");
+  });
+
+  it("a divergence document becomes a divergence page", async () => {
+    const state = JSON.parse(readFileSync(join(VECTORS, "syscall-basic.json"), "utf8")).initial;
+    const { memory: _m, ...noMemory } = state;
+    const doc = {
+      format: DIVERGENCE_FORMAT, engines: { a: "spec", b: "qemu" }, step: 1, events: { a: "retired at 0x200000", b: "retired at 0x200000" },
+      states: { a: noMemory, b: { ...noMemory, regs: { ...noMemory.regs, rcx: "0x1234" } } },
+      differences: [{ field: "regs.rcx", a: noMemory.regs.rcx, b: "0x1234" }], replay: "npx ringspec run x.json --trace",
+    };
+    const file = join(TMP, "divergence.json");
+    writeFileSync(file, JSON.stringify(doc));
+    const out = join(TMP, "divergence.html");
+    const r = await run(["trace", file, "--html", out]);
+    expect(r.code).toBe(0);
+    const data = embeddedModel(out) as unknown as { kind: string; model: { rows: { field: string; differs: boolean }[] } };
+    expect(data.kind).toBe("divergence");
+    expect(data.model.rows.filter((x) => x.differs).map((x) => x.field)).toEqual(["regs.rcx"]);
+    writeFileSync(file, JSON.stringify({ ...doc, step: "one" }));
+    const bad = await run(["trace", file, "--json"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(`ringspec: ${file}: step: Invalid input: expected number, received string\n`);
+  });
+
+  it("bad arguments and inputs: one line, exit 2", async () => {
+    const file = join(VECTORS, "syscall-basic.json");
+    expect(await run(["trace", file])).toMatchObject({ code: 2, stderr: "ringspec: trace: expected --html OUT or --json (see trace --help)\n" });
+    expect(await run(["trace"])).toMatchObject({ code: 2 });
+    expect(await run(["trace", join(TMP, "missing.json"), "--json"])).toMatchObject({ code: 2 });
+    expect(await run(["trace", file, "--json", "--frame", "nosuch"])).toMatchObject({ code: 2, stderr: expect.stringContaining("nosuch: no such file") });
+    const layout = join(TMP, "layout.json");
+    writeFileSync(layout, JSON.stringify({ name: "regs", fields: ["a", "b<script>"], rip: "a" }));
+    expect(await run(["trace", file, "--json", "--frame", layout])).toMatchObject({ code: 2, stderr: expect.stringContaining("fields: expected 1 to 64 field names") });
+    expect(await run(["trace", "demo", "--lockstep", "--json"])).toMatchObject({ code: 2 });
+    expect(await run(["trace", file, "--html", join(TMP, "no/such/dir/x.html")])).toMatchObject({ code: 2, stderr: expect.stringMatching(/^ringspec: --html .*no\/such\/dir\/x\.html: /) });
+  });
+
+  it("--help", async () => {
+    const r = await run(["trace", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage: ringspec trace FILE (--html OUT | --json)");
+  });
+});
+
+describe("ringspec run --trace --explain", () => {
+  it("prints each transition's sequence and frame after its trace line", async () => {
+    const r = await run(["run", join(VECTORS, "pf-user-read-notpresent.json"), "--trace", "--explain"]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toMatch(/^1  0x200000  mov 0x401000,%rax  \[delivered vector 14 \(exception\) error code 0x4\]/);
+    expect(lines[1]).toBe("    #PF(0x4) from CPL 3 at 0x200000: mov 0x401000,%rax");
+    expect(r.stdout).toContain("      ✗ PF-NP       A not-present entry (P = 0) at any level ends the walk: #PF with P = 0 — raises #PF(0x4)");
+    expect(r.stdout).toContain("      • DELIVER-12  new RSP ← TSS.RSP0 = 0x20000");
+    expect(r.stdout).toContain("    frame: 6 slots pushed on TSS.RSP0");
+    expect(lines.some((l) => /^2  0xb0e0  hlt  \[halted\]/.test(l))).toBe(true);
+  });
+
+  it("--explain needs --trace and no --json", async () => {
+    const file = join(VECTORS, "syscall-basic.json");
+    expect(await run(["run", file, "--explain"])).toMatchObject({ code: 2 });
+    expect(await run(["run", file, "--trace", "--json", "--explain"])).toMatchObject({ code: 2 });
+  });
+});

@@ -1,0 +1,81 @@
+// Emulator engines when the emulator misbehaves, without needing QEMU or Bochs: a missing
+// program, one that exits at once, one that hangs. Each is a one-line EngineError for that case,
+// the child is gone afterwards and the engine can be used again.
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { parseDocument } from "../../../contract/load.ts";
+import { Child, liveChildren } from "../../../engines/host/process.ts";
+import { EngineError } from "../../../engines/host/errors.ts";
+import { QemuEngine } from "../../../engines/qemu/engine.ts";
+import { BochsEngine } from "../../../engines/bochs/engine.ts";
+import { fastTempBase } from "../../../engines/host/workdir.ts";
+import { checkVector } from "../../../conformance/vector-check.ts";
+import { vectorPath } from "../../helpers/fixture.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "ringspec-lifecycle-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function script(name: string, body: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+const loaded = parseDocument(readFileSync(vectorPath("sysret64-basic"), "utf8"));
+if (loaded.kind !== "vector") throw new Error("vector");
+
+/** Work directories the engines leave in the temp base. */
+function leftovers(prefix: string): string[] {
+  return readdirSync(fastTempBase()).filter((n) => n.startsWith(`ringspec-${prefix}-`));
+}
+
+describe("emulator processes", () => {
+  it("a missing program is a start error naming it", async () => {
+    await expect(Child.start("/nonexistent/qemu", [])).rejects.toThrow(/\/nonexistent\/qemu: not found/);
+  });
+
+  for (const [name, make] of [
+    ["qemu", (program: string) => new QemuEngine({ program, startTimeoutMs: 800 })],
+    ["bochs", (program: string) => new BochsEngine({ program, startTimeoutMs: 800 })],
+  ] as const) {
+    it(`${name}: an emulator that exits at once is a start error with its status and stderr`, async () => {
+      const before = leftovers(name).length;
+      const engine = make(script(`${name}-exits`, "echo 'no such machine' >&2; exit 3"));
+      const error = await engine.load(loaded.state, "intel").then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(EngineError);
+      expect((error as EngineError).kind).toBe("start");
+      expect((error as EngineError).message).toMatch(/exited with status 3: no such machine|could not connect|did not reach/);
+      expect(liveChildren()).toBe(0);
+      expect(leftovers(name).length).toBe(before);
+      await engine.close();
+    });
+
+    it(`${name}: an emulator that hangs is stopped by the watchdog, and the check goes on`, async () => {
+      const before = leftovers(name).length;
+      const engine = make(script(`${name}-hangs`, "exec sleep 30"));
+      const started = Date.now();
+      const result = await checkVector(loaded, engine, { timeoutMs: 5000 });
+      expect(Date.now() - started).toBeLessThan(4000);
+      expect(result.passed).toBe(false);
+      expect(result.exit).toBe("error");
+      expect(result.detail).toMatch(/within 800 ms/);
+      expect(liveChildren()).toBe(0);
+      expect(leftovers(name).length).toBe(before);
+      // The same engine takes the next case (and fails it the same way, not worse).
+      const again = await checkVector(loaded, engine, { timeoutMs: 5000 });
+      expect(again.exit).toBe("error");
+      await engine.close();
+      expect(liveChildren()).toBe(0);
+    });
+  }
+
+  it("using an engine before load is a usage error, not a crash", async () => {
+    const engine = new QemuEngine();
+    await expect(engine.step()).rejects.toThrow(/load\(\) a state first/);
+    await expect(new BochsEngine().state()).rejects.toThrow(/load\(\) a state first/);
+  });
+});
