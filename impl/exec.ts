@@ -17,7 +17,7 @@ import {
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
-  ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, ALU_XOR, BASE_RIP, REG_AH,
+  ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, BASE_RIP, REG_AH,
 } = insnModule;
 const {
   CF, CS, ATTR, A_DB, DE, DF, GP, LIMIT, OF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SS, ST_FAULT, ST_OK, ARITH,

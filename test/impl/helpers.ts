@@ -5,7 +5,9 @@ import type { ArchState } from "../../contract/state.ts";
 import { stateToJson } from "../../contract/state.ts";
 import { ImplEngine, type ImplEngineOptions } from "../../impl/engine.ts";
 import type { EngineStop } from "../../contract/engine.ts";
-import { DEFAULT_LAYOUT, GuestMemory, layoutMemory, layoutState as guestState } from "../../guest/index.ts";
+import {
+  Code, DEFAULT_LAYOUT, GuestMemory, Instruction as I, Program, Reg, gate, layoutMemory, layoutState as guestState,
+} from "../../guest/index.ts";
 
 export type Memory = GuestMemory;
 
@@ -87,32 +89,70 @@ export function u64(v: bigint): number[] {
   return out;
 }
 
-/** A kernel-mode state with `code` at 0x10000 and extra memory writes applied. */
-export function kernelState(code: readonly number[] | Uint8Array, setup?: (mem: Memory) => void): ArchState {
+/** A kernel-mode state (CPL 0 at 0x10000): `code` there, `setup` applied to memory, then the
+ *  registers in `regs` and the fields in `patch` replaced. */
+export function kernel(code: readonly number[] | Uint8Array, setup?: (mem: Memory) => void,
+  regs: Record<number, bigint> = {}, patch: Partial<ArchState> = {}): ArchState {
   const mem = baseMemory();
   mem.write(0x10000n, code);
   setup?.(mem);
-  return layoutState(mem);
-}
-
-export function userState(code: readonly number[] | Uint8Array, setup?: (mem: Memory) => void): ArchState {
-  const mem = baseMemory();
-  mem.write(0x200000n, code);
-  setup?.(mem);
-  return layoutState(mem, { user: true });
-}
-
-export function withRegs(s: ArchState, regs: Record<number, bigint>, extra: Partial<ArchState> = {}): ArchState {
+  const s = layoutState(mem);
   const gpr = [...s.gpr];
   for (const [k, v] of Object.entries(regs)) gpr[Number(k)] = v;
-  return { ...s, ...extra, gpr };
+  return { ...s, ...patch, gpr };
+}
+
+/** Code assembled at `rip` by `build` (guest kit). */
+export function asm(rip: bigint, build: (p: Program) => void): Uint8Array {
+  const p = new Program(rip);
+  build(p);
+  return p.encode();
+}
+
+export const HLT = (p: Program): void => {
+  p.add(I.create(Code.Hlt));
+};
+
+type Insn = ReturnType<typeof I.create>;
+
+/** Kernel handler at `rip`: `pre`; inc rbx; cmp rbx, at; jne skip; `edit`; skip: `post`; iretq —
+ *  it edits a table once, at its `at`-th run, so that a hot loop has filled the caches first. */
+export function handler(m: Memory, rip: bigint, at: number, edit: Insn[], pre: Insn[] = [], post: Insn[] = []): void {
+  const p = new Program(rip);
+  for (const x of pre) p.add(x);
+  p.add(I.createReg(Code.Inc_rm64, Reg.RBX));
+  p.add(I.createRegI32(Code.Cmp_rm64_imm8, Reg.RBX, at));
+  const jne = p.add(I.createBranch(Code.Jne_rel8_64, 0n));
+  for (const x of edit) p.add(x);
+  jne.nearBranch64 = p.here(); // skip
+  for (const x of post) p.add(x);
+  p.add(I.create(Code.Iretq));
+  m.write(rip, p.encode());
+}
+
+/** User loop at 0x200000: int 0x40; inc r12; jmp loop (gate 0x40: DPL 3, handler 0x13200). */
+export function intLoop(m: Memory): void {
+  const [lo, hi] = gate(0x13200n, { dpl: 3 });
+  m.write64(0x9400n, lo);
+  m.write64(0x9408n, hi);
+  const u = new Program(0x200000n);
+  const loop = u.here();
+  u.add(I.createU32(Code.Int_imm8, 0x40));
+  u.add(I.createReg(Code.Inc_rm64, Reg.R12));
+  u.add(I.createBranch(Code.Jmp_rel8_64, loop));
+  m.write(0x200000n, u.encode());
+}
+
+/** A byte of the shared layout's GDT (page 8). */
+export function gdtByte(offset: number): number {
+  return baseMemory().page(8)[offset]!;
 }
 
 export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7;
 
 /** Runs on every configuration, checks they agree, returns the outcome. */
-export function runAll(state: ArchState, steps: number): Outcome {
-  const outs = CONFIGS.map((c) => runOn(state, steps, c.opts));
+export function runAll(state: ArchState, steps: number, profile: "intel" | "amd" = "intel"): Outcome {
+  const outs = CONFIGS.map((c) => runOn(state, steps, c.opts, profile));
   for (const o of outs.slice(1)) {
     expect(o.stop).toEqual(outs[0]!.stop);
     expect(o.text).toBe(outs[0]!.text);

@@ -1,0 +1,45 @@
+// The block compiler (impl/compile/) on untrusted guests: the generated source holds only
+// decoder-produced numbers and a fixed set of names — never guest bytes or strings.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ImplEngine } from "../../../impl/engine.ts";
+import { blockSource } from "../../../impl/compile/compile.ts";
+import { programArb, programState } from "../gen.ts";
+
+describe("generated code", () => {
+  it("generated code contains only decoder-produced numbers and fixed names", () => {
+    const allowed = new Set([
+      "use", "strict", "return", "function", "block", "const", "let", "for", "if", "else", "continue", "true",
+      "false", "m", "budget", "r", "T", "M", "M8", "n", "pa_l", "pa_h", "pb_l", "pb_h", "pr_l", "pr_h", "pc", "el",
+      "eh", "xl", "t", "vl", "vh", "sl", "sh", "c0", "nl", "nh", "tl", "th", "ll", "lh", "tg", "te", "o", "s", "al",
+      "ah", "bl", "bh", "a", "c", "sg", "ms", "H", "I", "P", "C", "CF", "DS", "LD", "ST", "RMW", "COMMIT",
+      "pageTag", "pageTagHi", "pageClasses", "pageBase", "blockEnd", "faultVector", "valueHi", "blockExit",
+      "blockStopInsn", "raise", "regs", "segments", "pool32", "pool8", "tlb", "readFastClass", "writeFastClass",
+      "lazyOp", "lazySize", "lazyResultLo", "lazyResultHi", "lazyDestLo", "lazyDestHi", "lazySrcLo", "lazySrcHi",
+      "lazyCarry", "cpl", "msr", "halted", "shadow", "nextShadow", "flags", "pendingDebugTrap",
+    ]);
+    for (let k = 0; k < 16; k++) allowed.add(`r${k}l`).add(`r${k}h`);
+    let checked = 0;
+    const bad: string[] = [];
+    fc.assert(
+      fc.property(programArb, fc.uint8Array({ minLength: 1, maxLength: 64 }), ({ body, loops }, junk) => {
+        const e = new ImplEngine({ maxMemoryBytes: 16 << 20 });
+        e.load(programState([...body, Array.from(junk)], Math.max(loops, 3)), "intel");
+        e.run(1500);
+        for (const map of e.machine.blocksBySlot) {
+          if (map === undefined) continue;
+          for (const b of map.values()) {
+            const src = blockSource(b);
+            const body = src.replace('"use strict";', "");
+            if (/["'`\\]/.test(body)) bad.push("quote or backslash in generated source");
+            for (const id of body.match(/[A-Za-z_$][\w$]*/g) ?? []) if (!allowed.has(id)) bad.push(id);
+            checked++;
+          }
+        }
+      }),
+      { seed: 4242, numRuns: 12 },
+    );
+    expect(bad).toEqual([]);
+    expect(checked).toBeGreaterThan(50);
+  });
+});

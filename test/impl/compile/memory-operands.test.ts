@@ -1,0 +1,47 @@
+// The block page cache of compiled code (impl/compile/memory-operands.ts) is invisible: stores to a
+// page-table page inside a hot compiled loop remap the page the same loop reads.
+import { describe, expect, it } from "vitest";
+import { Code, Instruction as I, Program, Reg, icedAbs as abs, icedMem as mem } from "../../../guest/index.ts";
+import { RBX, RCX, baseMemory, layoutState, runAll } from "../helpers.ts";
+
+describe("compiled blocks: the one-entry page cache", () => {
+  it("stores to a page-table page inside a hot loop remap the page the loop reads", () => {
+    // PD entry 4 (8–10 MiB) → page table at frame 0x5000 (identity-mapped at linear 0x5000).
+    // loop: mov [0x5000], rcx (PTE of 0x800000); mov rax, [rbx]; add rdx, rax; xor rcx, rdi;
+    //       mov rbx, r9; mov r9, r10; ... mov r12, r13; dec rsi; jnz loop; hlt
+    // RBX reaches 0x800000 (from R13) in the sixth iteration: that walk makes frame 0x5000 a page
+    // table, so every later store to it must take the guarded path (TLB flush; the block page
+    // cache emptied) and the next load see the frame the new PTE names.
+    const m = baseMemory();
+    m.write64(0x3020n, 0x5003n);
+    m.write64(0x5ff8n, 0n); // frame 0x5000 allocated
+    m.write64(0x50000n, 1n);
+    m.write64(0x51000n, 100n);
+    const p = new Program(0x10000n);
+    const loop = p.here();
+    p.add(I.createMemReg(Code.Mov_rm64_r64, abs(0x5000n), Reg.RCX));
+    p.add(I.createRegMem(Code.Mov_r64_rm64, Reg.RAX, mem(Reg.RBX)));
+    p.add(I.createRegReg(Code.Add_rm64_r64, Reg.RDX, Reg.RAX));
+    p.add(I.createRegReg(Code.Xor_rm64_r64, Reg.RCX, Reg.RDI));
+    p.add(I.createRegReg(Code.Mov_rm64_r64, Reg.RBX, Reg.R9));
+    p.add(I.createRegReg(Code.Mov_rm64_r64, Reg.R9, Reg.R10));
+    p.add(I.createRegReg(Code.Mov_rm64_r64, Reg.R10, Reg.R11));
+    p.add(I.createRegReg(Code.Mov_rm64_r64, Reg.R11, Reg.R12));
+    p.add(I.createRegReg(Code.Mov_rm64_r64, Reg.R12, Reg.R13));
+    p.add(I.createReg(Code.Dec_rm64, Reg.RSI));
+    p.add(I.createBranch(Code.Jne_rel8_64, loop));
+    p.add(I.create(Code.Hlt));
+    m.write(0x10000n, p.encode());
+    const s = layoutState(m);
+    const gpr = [...s.gpr];
+    gpr[RBX] = 0x20000n;
+    gpr[RCX] = 0x50003n;
+    gpr[7] = 0x50003n ^ 0x51003n; // RDI
+    gpr[6] = 10n; // RSI
+    for (const r of [9, 10, 11, 12]) gpr[r] = 0x20000n;
+    gpr[13] = 0x800000n;
+    const out = runAll({ ...s, gpr }, 500);
+    expect(out.stop.reason).toBe("hlt");
+    expect(out.state.gpr[2]).toBe(302n); // RDX: iterations 6–10 read 100, 1, 100, 1, 100
+  });
+});

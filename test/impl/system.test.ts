@@ -1,0 +1,84 @@
+// System instructions and transitions (impl/system.ts): IRET's NMI unblocking, the I/O permission
+// bitmap, MSRs outside the model, and the far-return divergences the transition lockstep search
+// (test/conformance/lockstep-transitions.test.ts) found in impl/ (spec/ gives the same answers).
+import { describe, expect, it } from "vitest";
+import type { ArchState } from "../../contract/state.ts";
+import { baseMemory, kernel, layoutState, read64, runAll, type Memory } from "./helpers.ts";
+import { firstStep, withQwords } from "./lockstep.ts";
+import { kernelMachine, withBytes, withRegs } from "../helpers/fixture.ts";
+
+/** A kernel-mode state: `code` at 0x10000, memory `setup`, state fields `patch`, registers `regs`. */
+function k(code: number[], setup?: (m: Memory) => void, patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}): ArchState {
+  return kernel(code, setup, regs, patch);
+}
+
+describe("system instructions", () => {
+  it("IRETQ-00: an IRET that faults still unblocks NMI", () => {
+    // iretq with NT = 1 → #GP(0); NMI blocked before, unblocked after.
+    const s = k([0x48, 0xcf], undefined, { rflags: 0x4002n, cpu: { ...layoutState(baseMemory()).cpu, nmiBlocked: true } });
+    const out = runAll(s, 3);
+    expect(out.state.rip).toBe(0xb0d1n);
+    expect(out.state.cpu.nmiBlocked).toBe(false);
+  });
+
+  it("I/O bitmap: OUT allowed by a clear bit, #GP(0) for a set bit (two-byte read)", () => {
+    // TSS limit 0x1000, map base 0x68: port 0x80 clear, port 0x81 set.
+    const setup = (m: Memory) => {
+      m.write(0xa066n, [0x68, 0x00]);
+      m.write(0xa068n + 0x10n, [0x02]);
+      m.write(0x200000n, [0xe6, 0x80, 0xe6, 0x81, 0xeb, 0xfe]);
+    };
+    const m = baseMemory();
+    setup(m);
+    const s = layoutState(m, { user: true });
+    const out = runAll({ ...s, tr: { ...s.tr, limit: 0x1000 } }, 10);
+    expect(out.state.rip).toBe(0xb0d1n);
+    expect(read64(out.state, 0x20000n - 48n)).toBe(0n);
+    expect(read64(out.state, 0x20000n - 40n)).toBe(0x200002n);
+  });
+
+  it("MSRs the model does not hold stop the run as unsupported; unknown ones are #GP(0)", () => {
+    const tsc = runAll(k([0xb9, 0x10, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
+    expect(tsc.stop.reason).toBe("unsupported");
+    expect(tsc.state.rip).toBe(0x10005n);
+    const unknown = runAll(k([0xb9, 0x11, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
+    expect(unknown.state.rip).toBe(0xb0d1n);
+  });
+});
+
+
+describe("far returns: lockstep regressions", () => {
+  it("IRETQ-03/IRETQ-10: a NULL return CS gives #GP(0) before the SS:RSP slots are read (they lie on an unmapped page)", () => {
+    // IRETW at RSP 0x5ffff8: RIP, CS, FLAGS at 0x5ffff8..0x5ffffd, RSP and SS from 0x5ffffe into the
+    // unmapped page at 0x600000. CS = 0 must fault first; impl read all five slots up front (#PF).
+    const m = withRegs(withBytes(kernelMachine(), 0x10000n, [0x66, 0xcf]), { rsp: 0x5ffff8n });
+    for (const { event, engine } of firstStep(m)) {
+      expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
+      expect(engine.state().cr2).toBe(0n);
+    }
+  });
+
+  it("IRETQ-10: with a valid CS, the SS:RSP slots on an unmapped page still fault (#PF on the SS slot)", () => {
+    const at = 0x5ffff0n; // RIP, CS in the mapped page; RFLAGS at 0x600000
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: at }), at, [0x10800n, 0x08n]);
+    for (const { event, engine } of firstStep(m)) {
+      expect(event).toMatchObject({ kind: "delivered", vector: 14 });
+      expect(engine.state().cr2).toBe(0x600000n);
+    }
+  });
+
+  it("RETF-08: LRETQ to a compatibility-mode CS with a return RIP above 4 GiB is beyond the CS limit: #GP(0)", () => {
+    // impl compared only RIP[31:0] with the limit and loaded 0xfffffff0.
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1ff00n }), 0x1ff00n, [0x7fff_ffff_fff0n, 0x40n]);
+    for (const { event, engine } of firstStep(m)) {
+      expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
+      expect(engine.state().cs.selector).toBe(0x08);
+    }
+  });
+
+  it("IRETQ-12: IRETQ to a compatibility-mode CS with a return RIP above 4 GiB: #GP(0)", () => {
+    const frame = [0x1_0000_0800n, 0x40n, 0x2n, 0x1ff00n, 0x10n];
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: 0x1fe00n }), 0x1fe00n, frame);
+    for (const { event } of firstStep(m)) expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
+  });
+});
