@@ -31,19 +31,25 @@ export interface Comparison {
 }
 
 /**
- * Which hidden fields count.
+ * Which hidden fields count: the project's hidden-field rules, all of them here.
  * - `exact`: every field, hidden parts included. For two engines of this project, which share the
  *   model choices (docs/model-choices.md): lockstep between spec/ and impl/, and traces.
- * - `architectural`: what the architecture defines. The hidden part of a data segment register
- *   (DS, ES, FS, GS, SS) holding a null selector is not compared (only its selector is):
- *   implementations differ there and 64-bit mode does not use it (vector README, "Fields"; SS
- *   too: the NULL SS that inter-privilege delivery loads has an implementation-specific hidden
- *   part, docs/discrepancies.md). FS and GS bases still count, as `msrs.FS_BASE`/`msrs.GS_BASE`.
- *   "Holding a null selector" is decided on the reference side (`a`: the expected section, or the
- *   reference engine); a vector whose expected segment omits the selector has its hidden fields
- *   compared. What a vector's `expected` compares, and lockstep against an outside engine.
+ * - `loaded`: what an engine must hold after `load()`: every field as given, except the
+ *   attributes (base, limit, type, s, dpl, present, db, l, g, avl) of a hidden part marked
+ *   unusable: they have no meaning, and emulators keep none (QEMU). The emulator engines check
+ *   each installed state with it.
+ * - `architectural`: what the architecture defines. As `loaded`, and the hidden part of a data
+ *   segment register (DS, ES, FS, GS, SS) holding a null selector is not compared at all (only its
+ *   selector is): implementations differ there and 64-bit mode does not use it (vector README,
+ *   "Fields"; SS too: the NULL SS that inter-privilege delivery loads has an
+ *   implementation-specific hidden part, docs/discrepancies.md). FS and GS bases still count, as
+ *   `msrs.FS_BASE`/`msrs.GS_BASE`. What a vector's `expected` compares, and lockstep against an
+ *   outside engine.
+ * "Holding a null selector" and "marked unusable" are decided on the reference side (`a`: the
+ * expected section, the reference engine, the state asked for); a vector whose expected segment
+ * omits the selector has its hidden fields compared.
  */
-export type ComparisonRule = "exact" | "architectural";
+export type ComparisonRule = "exact" | "loaded" | "architectural";
 
 export interface StateComparisonOptions {
   readonly rule: ComparisonRule;
@@ -74,14 +80,22 @@ interface FieldSpec {
   readonly expected?: (e: ExpectedParsed) => bigint | number | undefined;
   /** Numbers written in hex (selectors, limits). */
   readonly hexNumber?: boolean;
-  /** For the hidden fields of a data segment register: which one (the null-selector rule). */
-  readonly hiddenOf?: DataSegment;
+  /** A segment register's field: which register, and which part (the hidden-field rules). */
+  readonly segment?: SegmentField;
   /** `msrs.FS_BASE`/`msrs.GS_BASE`: the same value as `sregs.fs.base`/`sregs.gs.base`. Between two
-   *  states it is compared only where the null-selector rule left the segment base out. */
+   *  states it is compared only where the hidden-field rules left the segment base out. */
   readonly aliasOf?: "fs" | "gs";
 }
 
-type DataSegment = "ds" | "es" | "fs" | "gs" | "ss";
+interface SegmentField {
+  readonly name: SegmentName;
+  /** The format's name (`ldt` for LDTR). */
+  readonly json: string;
+  /** The visible selector, the unusable flag, or an attribute of the hidden part. */
+  readonly part: "selector" | "unusable" | "attribute";
+  /** DS, ES, FS, GS or SS. */
+  readonly data: boolean;
+}
 
 /** Segment registers as the format names them, with the state's names. */
 const SEGMENTS: readonly (readonly [string, SegmentName])[] = [
@@ -89,7 +103,7 @@ const SEGMENTS: readonly (readonly [string, SegmentName])[] = [
 ];
 /** Segment fields in the format's order; the first is the visible part. */
 const SEGMENT_FIELDS = ["selector", "base", "limit", "type", "present", "dpl", "db", "s", "l", "g", "avl", "unusable"] as const;
-const DATA_SEGMENTS: ReadonlySet<string> = new Set<DataSegment>(["ds", "es", "fs", "gs", "ss"]);
+const DATA_SEGMENTS: ReadonlySet<SegmentName> = new Set<SegmentName>(["ds", "es", "fs", "gs", "ss"]);
 const CONTROL = ["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const;
 const MSRS = [
   ["STAR", "star"], ["LSTAR", "lstar"], ["CSTAR", "cstar"], ["SFMASK", "fmask"], ["KERNEL_GS_BASE", "kernelGsBase"],
@@ -99,6 +113,10 @@ const CPU_FIELDS = [
   ["halted", "halted"], ["shutdown", "shutdown"], ["pending_debug_trap", "pendingDebugTrap"],
 ] as const;
 
+function expectedSegment(e: ExpectedParsed, json: string): Partial<Record<string, bigint | number>> | undefined {
+  return e.sregs?.[json as keyof NonNullable<ExpectedParsed["sregs"]>] as Partial<Record<string, bigint | number>> | undefined;
+}
+
 function buildFields(): FieldSpec[] {
   const fields: FieldSpec[] = [];
   GPR_NAMES.forEach((name, i) => fields.push({ field: `regs.${name}`, read: (s) => s.gpr[i]!, expected: (e) => e.regs?.[name] }));
@@ -106,13 +124,13 @@ function buildFields(): FieldSpec[] {
   fields.push({ field: "regs.rflags", read: (s) => s.rflags, expected: (e) => e.regs?.rflags });
   for (const [json, name] of SEGMENTS)
     for (const f of SEGMENT_FIELDS) {
-      const hidden = f !== "selector" && DATA_SEGMENTS.has(name);
+      const part = f === "selector" || f === "unusable" ? f : "attribute";
       fields.push({
         field: `sregs.${json}.${f}`,
         read: (s) => (s[name] as Segment)[f],
-        expected: (e) => (e.sregs?.[json as keyof NonNullable<ExpectedParsed["sregs"]>] as Partial<Record<string, bigint | number>> | undefined)?.[f],
+        expected: (e) => expectedSegment(e, json)?.[f],
         hexNumber: f === "selector" || f === "limit",
-        ...(hidden ? { hiddenOf: name as DataSegment } : {}),
+        segment: { name, json, part, data: DATA_SEGMENTS.has(name) },
       });
     }
   for (const [json, name] of [["gdt", "gdtr"], ["idt", "idtr"]] as const) {
@@ -152,10 +170,27 @@ export function fieldMatches(field: string, patterns: readonly string[]): boolea
   return false;
 }
 
-/** The null-selector rule (see ComparisonRule), in one place: whether the hidden part of a data
- *  segment register is left out, given the reference side's selector (undefined: not known). */
-function hiddenPartSkipped(rule: ComparisonRule, referenceSelector: bigint | number | undefined): boolean {
-  return rule === "architectural" && referenceSelector !== undefined && (BigInt(referenceSelector) & ~3n) === 0n;
+/** What the reference side says of a segment register, for the hidden-field rules. */
+interface SegmentReference {
+  readonly selector: bigint | number | undefined;
+  readonly unusable: bigint | number | undefined;
+}
+
+/** The hidden-field rules (see ComparisonRule), in one place: whether a segment register's field
+ *  is left out, given what the reference side holds (undefined: not known). */
+function segmentFieldSkipped(rule: ComparisonRule, field: SegmentField, reference: SegmentReference): boolean {
+  if (rule === "exact" || field.part === "selector") return false;
+  if (field.part === "attribute" && reference.unusable !== undefined && Number(reference.unusable) === 1) return true;
+  return rule === "architectural" && field.data && reference.selector !== undefined && (BigInt(reference.selector) & ~3n) === 0n;
+}
+
+const BASE_FIELD: Readonly<Record<"fs" | "gs", SegmentField>> = {
+  fs: { name: "fs", json: "fs", part: "attribute", data: true },
+  gs: { name: "gs", json: "gs", part: "attribute", data: true },
+};
+
+function stateReference(s: ArchState, name: SegmentName): SegmentReference {
+  return { selector: s[name].selector, unusable: s[name].unusable };
 }
 
 const MEMORY = "memory";
@@ -170,9 +205,9 @@ export function compareStates(a: ArchState, b: ArchState, options: StateComparis
   const differences: FieldDifference[] = [];
   const notCompared: string[] = [];
   for (const spec of FIELDS) {
-    if (spec.hiddenOf !== undefined && hiddenPartSkipped(options.rule, a[spec.hiddenOf].selector)) continue;
-    // The FS/GS base once: as a segment field, or as its MSR where the segment's hidden part is out.
-    if (spec.aliasOf !== undefined && !hiddenPartSkipped(options.rule, a[spec.aliasOf].selector)) continue;
+    if (spec.segment !== undefined && segmentFieldSkipped(options.rule, spec.segment, stateReference(a, spec.segment.name))) continue;
+    // The FS/GS base once: as a segment field, or as its MSR where the rules left the base out.
+    if (spec.aliasOf !== undefined && !segmentFieldSkipped(options.rule, BASE_FIELD[spec.aliasOf], stateReference(a, spec.aliasOf))) continue;
     if (unobservable.length > 0 && fieldMatches(spec.field, unobservable)) {
       notCompared.push(spec.field);
       continue;
@@ -271,7 +306,10 @@ export function compareExpected(expected: ExpectedParsed, state: ArchState, opti
   for (const spec of FIELDS) {
     const want = spec.expected?.(expected);
     if (want === undefined) continue;
-    if (spec.hiddenOf !== undefined && hiddenPartSkipped("architectural", expected.sregs?.[spec.hiddenOf]?.selector)) continue;
+    if (spec.segment !== undefined) {
+      const segment = expectedSegment(expected, spec.segment.json);
+      if (segmentFieldSkipped("architectural", spec.segment, { selector: segment?.selector, unusable: segment?.unusable })) continue;
+    }
     if (unobservable.length > 0 && fieldMatches(spec.field, unobservable)) {
       notCompared.push(spec.field);
       continue;

@@ -147,9 +147,26 @@ describe("compareStates: two engines, or before and after a step", () => {
     ]);
     expect(compareStates(a, b, { rule: "architectural", memory: "all" }).differences).toEqual([{ field: "msrs.FS_BASE", a: "0x10", b: "0x20" }]);
     // Not null: the hidden part counts under both rules (and the base is not repeated as an MSR).
-    const c = { ...b, ss: { ...b.ss, selector: 0x10 } };
+    const c = { ...b, ss: { ...b.ss, selector: 0x10, unusable: 0 } };
     const d = { ...c, ss: { ...c.ss, dpl: 0 } };
     expect(compareStates(c, d, { rule: "architectural", memory: "all" }).differences).toEqual([{ field: "sregs.ss.dpl", a: 3, b: 0 }]);
+  });
+
+  it("loaded and architectural leave out the attributes of a hidden part marked unusable (emulators keep none), not its selector or flag", () => {
+    const a = { ...state, ldtr: { ...state.ldtr, selector: 0, unusable: 1, type: 2, limit: 0xffff } };
+    const b = { ...a, ldtr: { ...a.ldtr, type: 0, limit: 0 } };
+    expect(compareStates(a, b, { rule: "exact", memory: [] }).differences.map((d) => d.field)).toEqual(["sregs.ldt.limit", "sregs.ldt.type"]);
+    expect(compareStates(a, b, { rule: "loaded", memory: [] }).differences).toEqual([]);
+    expect(compareStates(a, b, { rule: "architectural", memory: [] }).differences).toEqual([]);
+    expect(compareStates(a, { ...b, ldtr: { ...b.ldtr, unusable: 0 } }, { rule: "loaded", memory: [] }).differences).toEqual([{ field: "sregs.ldt.unusable", a: 1, b: 0 }]);
+    // loaded keeps a usable NULL data segment's hidden part (load it as given: vector README).
+    const usableNull = { ...state, ds: { ...state.ds, selector: 0, unusable: 0, dpl: 3 } };
+    const changed = { ...usableNull, ds: { ...usableNull.ds, dpl: 0 } };
+    expect(compareStates(usableNull, changed, { rule: "loaded", memory: [] }).differences).toEqual([{ field: "sregs.ds.dpl", a: 3, b: 0 }]);
+    expect(compareStates(usableNull, changed, { rule: "architectural", memory: [] }).differences).toEqual([]);
+    // An unusable FS keeps its base compared, as FS_BASE.
+    const fs = { ...state, fs: { ...state.fs, selector: 0x18, unusable: 1, base: 1n } };
+    expect(compareStates(fs, { ...fs, fs: { ...fs.fs, base: 2n } }, { rule: "loaded", memory: [] }).differences).toEqual([{ field: "msrs.FS_BASE", a: "0x1", b: "0x2" }]);
   });
 
   it("memory: runs of differing bytes within the ranges given, or in every page; words for traces", () => {
