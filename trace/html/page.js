@@ -361,10 +361,8 @@
         for (const g of m.groups) {
           if (state.expanded.has(g.first) || g.to < t0 || g.from > t1) continue;
           const x0 = px(toU(g.from + 1)), x1 = px(toU(g.to));
-          const block = s("rect", { class: "group-block", x: x0, y: 3, width: Math.max(3, x1 - x0), height: lanesBottom - 3, "data-testid": "group", "data-count": g.count });
-          block.addEventListener("click", (e) => { e.stopPropagation(); state.expanded.add(g.first); state.view = [toU(g.from), toU(g.to + 1)]; draw(); });
-          plot.append(block);
-          if (x1 - x0 > 60) plot.append(s("text", { class: "group-label", x: Math.max(x0, LEFT) + 4, y: 16, text: g.label }));
+          plot.append(s("rect", { class: "group-block", x: x0, y: 3, width: Math.max(3, x1 - x0), height: lanesBottom - 3, "data-testid": "group", "data-count": g.count, "data-first": g.first }));
+          plot.append(s("text", { class: "group-label", x: Math.max(x0, LEFT) + 2, y: 16, text: g.label }));
           groupsShown.push(g);
         }
       }
@@ -381,7 +379,6 @@
           if (many) continue;
           const g = s("g", { class: "marker minor", "data-testid": "marker", "data-id": t.id, "data-kind": t.kind });
           g.append(s("line", { class: "main", x1: x, x2: x, y1: yGs - 2, y2: yGs + STRIP, stroke: color }));
-          g.append(s("line", { class: "hit", x1: x, x2: x, y1: yGs - 2, y2: yGs + STRIP }));
           plot.append(g);
           continue;
         }
@@ -394,8 +391,11 @@
         const g = s("g", { class: "marker" + (state.selected === t.id ? " selected" : ""), "data-testid": "marker", "data-id": t.id, "data-kind": t.kind });
         g.append(s("line", { class: "main", x1: x, x2: x, y1: ya, y2: yb, stroke: color }));
         g.append(s("circle", { cx: x, cy: y2, r: 3.2, fill: color }));
-        g.append(s("line", { class: "hit", x1: x, x2: x, y1: ya - 14, y2: yb }));
-        if (x - lastLabelX > 46 && !groupsShown.some((g) => x > px(toU(g.from + 1)) - 60 && x < px(toU(g.to)) + 4)) {
+        const nearGroup = groupsShown.some((g) => {
+          const gx = Math.max(px(toU(g.from + 1)), LEFT);
+          return x > gx - 60 && x < Math.max(px(toU(g.to)), gx + 7 * g.label.length) + 4;
+        });
+        if (x - lastLabelX > 46 && !nearGroup) {
           alt = x - lastLabelX > 110 ? 0 : 1 - alt;
           g.append(s("text", { x: x + 3, y: alt ? 28 : 16, fill: color, text: t.label }));
           lastLabelX = x;
@@ -497,9 +497,19 @@
       const wasDrag = drag && drag.moved;
       drag = null;
       if (wasDrag) return;
-      // A click: the nearest transition marker (or a group block, handled on the block).
-      const target = e.target.closest ? e.target.closest("[data-testid=marker]") : null;
-      if (target) return select(Number(target.getAttribute("data-id")), true);
+      // A click (the pointer is captured by the SVG, so look at what lies under it): a group
+      // block expands and zooms to its round trips; otherwise the nearest transition within 8 px.
+      const under = document.elementFromPoint(e.clientX, e.clientY);
+      const block = under && under.closest ? under.closest("[data-testid=group]") : null;
+      if (block) {
+        const g = m.groups.find((x) => x.first === Number(block.getAttribute("data-first")));
+        if (g) {
+          state.expanded.add(g.first);
+          state.view = [toU(g.from), toU(g.to + 1)];
+          draw();
+        }
+        return;
+      }
       const u = uAtX(e.clientX);
       const [v0, v1] = state.view || [0, totalU];
       const tolerance = ((v1 - v0) / Math.max(1, wrap.clientWidth)) * 8;
@@ -549,7 +559,7 @@
           state.view = [n0, n0 + w];
         }
       }
-      const g = hiddenByGroup(t);
+      const g = reveal ? hiddenByGroup(t) : null;
       if (g) state.expanded.add(g.first);
       draw();
       list.redraw();
