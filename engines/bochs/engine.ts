@@ -235,6 +235,8 @@ export class BochsEngine implements AsyncEngine {
     }
     if (s.halted) return { kind: "halted", rip };
     const isHlt = /^hlt\b/.test(s.next.text);
+    const bytes = s.next.bytes ?? new Uint8Array(0);
+    const instruction = { bytes: Uint8Array.from(bytes), length: bytes.length };
     const output = await this.debuggerStep(s, this.options.stepTimeoutMs);
     if (output === null) throw new EngineError("timeout", `bochs: a step at 0x${rip.toString(16)} did not finish within ${this.options.stepTimeoutMs} ms`);
     s.steps++;
@@ -243,7 +245,7 @@ export class BochsEngine implements AsyncEngine {
     if (summary.panics.length > 0) throw new EngineError("crash", `bochs panicked: ${summary.panics[0]}`);
     if (summary.tripleFault) {
       s.shutdown = { log, atStep: s.steps };
-      return { kind: "shutdown", rip };
+      return { kind: "shutdown", rip, instruction };
     }
     const next = parseNext(output);
     if ("unavailable" in next) {
@@ -253,12 +255,16 @@ export class BochsEngine implements AsyncEngine {
       if (m === null) throw new EngineError("protocol", "bochs: no rip in the register dump");
       s.next = { ticks: next.ticks, selector: 0, rip: BigInt("0x" + m[1]! + m[2]!), bytes: undefined, text: "" };
     } else s.next = next;
+    const d = summary.delivered;
+    // An IRQ or NMI is delivered at the boundary (Bochs runs the handler's first instruction in
+    // the same step); anything else was the instruction's own doing.
+    const atBoundary = d !== undefined && (d.source === "external" || d.source === "nmi");
     const event: EngineEvent =
-      summary.delivered !== undefined
-        ? { kind: "delivered", rip, vector: summary.delivered.vector, errorCode: summary.delivered.errorCode, source: summary.delivered.source }
+      d !== undefined
+        ? { kind: "delivered", rip, vector: d.vector, errorCode: d.errorCode, source: d.source, ...(atBoundary ? {} : { instruction }) }
         : isHlt
-          ? { kind: "halted", rip }
-          : { kind: "retired", rip };
+          ? { kind: "halted", rip, instruction }
+          : { kind: "retired", rip, instruction };
     if (summary.haltedWithIf0) {
       s.halted = true;
       return event;
