@@ -7,7 +7,7 @@ import { parseArgs, parseMaxSteps, runSettings, engineHelp, RUN_OPTIONS, DEFAULT
 import { InputError, loadDocument, oneLine, readText } from "./input.ts";
 import type { Io } from "./io.ts";
 import { loaderDescription, targetOf } from "./kernel.ts";
-import { FINISHED_STOPS, type StepView } from "../contract/engine.ts";
+import { FINISHED_STOPS, type Engine, type StepView } from "../contract/engine.ts";
 import { stateToJson, type ArchState } from "../contract/state.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import { createEngine, engineEntry } from "../engines/registry.ts";
@@ -272,16 +272,23 @@ const LAST_STEPS = 8;
  * spec against impl from `state`; the first divergence as a ringspec-divergence/1 document (null
  * when they agree). The last steps come from a second, traced run of spec to the divergence.
  */
-export function lockstepDivergence(file: string, state: ArchState, profile: ProfileName, maxSteps: number, timeoutMs: number, command: string): DivergenceDocumentIn | null {
-  const a = createEngine("spec", { rules: true });
-  const b = createEngine("impl");
+export function lockstepDivergence(
+  file: string, state: ArchState, profile: ProfileName, maxSteps: number, timeoutMs: number, command: string,
+  engines: { readonly a: () => Engine; readonly b: () => Engine; readonly names?: { readonly a: string; readonly b: string } } = {
+    a: () => createEngine("spec", { rules: true }),
+    b: () => createEngine("impl"),
+  },
+): DivergenceDocumentIn | null {
+  const a = engines.a();
+  const b = engines.b();
+  const names = engines.names ?? { a: "spec", b: "impl" };
   const result = lockstep(a, b, state, profile, maxSteps, { timeoutMs });
   const d = result.divergence;
   if (d === null) return null;
   const stateA = a.state();
   const stateB = b.state();
   // The same steps again, traced (the engines are deterministic).
-  const replay = createEngine("spec", { rules: true });
+  const replay = engines.a();
   replay.load(state, profile);
   const records: TraceRecord[] = [];
   runEngine(replay, {
@@ -299,13 +306,13 @@ export function lockstepDivergence(file: string, state: ArchState, profile: Prof
   return {
     format: DIVERGENCE_FORMAT,
     source: "lockstep",
-    engines: { a: "spec", b: "impl" },
+    engines: names,
     step: d.step,
     events: { a: d.eventA, b: d.eventB },
     states: { a: withoutMemory(stateA), b: withoutMemory(stateB) },
     differences: d.differences.map((x) => ({ field: x.field, a: x.a, b: x.b })),
     last_steps: records as DivergenceDocumentIn["last_steps"],
-    replay: `npx ringspec run ${shellQuote(file)} --trace --max-steps ${d.step} --profile ${profile} --engine spec   # and --engine impl; page: ${command}`,
+    replay: `npx ringspec run ${shellQuote(file)} --trace --max-steps ${d.step} --profile ${profile} --engine ${names.a}   # and --engine ${names.b}; page: ${command}`,
     ...(last?.step === d.step && last.rules !== undefined ? { rules: [...last.rules] } : {}),
   };
 }

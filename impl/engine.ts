@@ -183,7 +183,7 @@ export class ImplEngine implements Engine {
         }
         prev = null;
         let r: number;
-        if (ctx.loose !== null) r = executeInstruction(ctx, ctx.loose);
+        if (ctx.crossingInsn !== null) r = executeInstruction(ctx, ctx.crossingInsn);
         else {
           // fetch fault
           if (m.faultVector === VEC_MEMLIMIT) {

@@ -452,14 +452,25 @@
     }
 
     // ---- interaction --------------------------------------------------------------------------
-    function zoom(factor, atU) {
+    // Wheel and drag come faster than a long run draws: one draw per frame.
+    let drawPending = false;
+    function requestDraw() {
+      if (drawPending) return;
+      drawPending = true;
+      requestAnimationFrame(() => {
+        drawPending = false;
+        draw();
+      });
+    }
+    function zoom(factor, atU, deferred) {
       const [v0, v1] = state.view || [0, totalU];
       const c = atU === undefined ? (v0 + v1) / 2 : atU;
       let w = Math.max(4, Math.min(totalU, (v1 - v0) * factor));
       let n0 = c - ((c - v0) / (v1 - v0)) * w;
       n0 = Math.max(0, Math.min(totalU - w, n0));
       state.view = w >= totalU ? null : [n0, n0 + w];
-      draw();
+      if (deferred) requestDraw();
+      else draw();
     }
     function uAtX(clientX) {
       const r = svg.getBoundingClientRect();
@@ -470,7 +481,7 @@
     }
     svg.addEventListener("wheel", (e) => {
       e.preventDefault();
-      zoom(Math.pow(1.2, e.deltaY / 100), uAtX(e.clientX));
+      zoom(Math.pow(1.2, e.deltaY / 100), uAtX(e.clientX), true);
     }, { passive: false });
     let drag = null;
     svg.addEventListener("pointerdown", (e) => {
@@ -490,7 +501,7 @@
       const w = v1 - v0;
       const n0 = Math.max(0, Math.min(totalU - w, v0 + du));
       state.view = [n0, n0 + w];
-      draw();
+      requestDraw();
     });
     svg.addEventListener("pointerup", (e) => {
       svg.classList.remove("dragging");
