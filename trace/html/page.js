@@ -178,11 +178,11 @@
       h("span", { class: "spacer" }), summary));
     groupBox.addEventListener("change", () => { state.grouped = groupBox.checked; draw(); });
     compressBox.addEventListener("change", () => {
-      const center = state.view ? toT((state.view[0] + state.view[1]) / 2) : null;
+      // The drawn axis changes: the view keeps the same steps.
+      const view = state.view ? [toT(state.view[0]), toT(state.view[1])] : null;
       state.compressed = compressBox.checked;
       buildScale();
-      state.view = null;
-      if (center !== null) draw();
+      state.view = view ? [toU(view[0]), toU(view[1])] : null;
       draw();
     });
     const overview = s("svg", { class: "overview", height: 26, "aria-label": "the whole run" });
@@ -686,6 +686,7 @@
     // ---- steps ----------------------------------------------------------------------------------
     const steps = m.steps;
     const transitionSteps = new Set(transitions.map((t) => t.step));
+    const transitionAtStep = new Map(transitions.map((t) => [t.step, t.id]));
     const stepIndex = new Map(steps.map((st, i) => [st.step, i]));
     function eventText(ev) {
       if (ev.kind === "delivered") return "delivered " + ev.vector + (ev.error_code === null ? "" : " (" + ev.error_code + ")") + " " + ev.source;
@@ -700,7 +701,12 @@
         h("span", { class: "c", text: st.linear + (st.at ? " <" + st.at + ">" : "") }),
         h("span", { class: "c", text: st.instruction ? st.instruction.disassembly : "(event at boundary)" }),
         h("span", { class: "c ev", text: eventText(st.event) + (st.changes.length ? " · " + st.changes.map((c) => c.field.replace(/^(regs|sregs|msrs)\./, "")).join(" ") : "") }));
-      row.addEventListener("click", () => selectStep(st.step, false));
+      row.addEventListener("click", () => {
+        // A transition's step selects the transition too (its sequence and frame).
+        const t = transitionAtStep.get(st.step);
+        if (t !== undefined) select(t, false);
+        else selectStep(st.step, false);
+      });
       return row;
     });
     function selectStep(n, reveal) {
