@@ -418,13 +418,17 @@
       // axis
       const axis = s("g", { class: "axis" });
       svg.append(axis);
-      const ticks = 8;
+      axis.append(s("text", { x: 6, y: yAxis + 13, text: "step" }));
+      const ticks = Math.max(2, Math.min(8, Math.floor(plotW / 90)));
+      let lastTick = null;
       for (let k = 0; k <= ticks; k++) {
-        const u = v0 + ((v1 - v0) * k) / ticks;
-        const t = toT(u);
-        const x = px(u);
+        // Ticks at whole steps (boundaries), each step once.
+        const t = Math.round(toT(v0 + ((v1 - v0) * k) / ticks));
+        if (t === lastTick || t > T - 1) continue;
+        lastTick = t;
+        const x = px(toU(t));
         axis.append(s("line", { x1: x, x2: x, y1: yAxis - 3, y2: yAxis + 2 }));
-        axis.append(s("text", { x: Math.min(x, W - 40), y: yAxis + 13, "text-anchor": k === 0 ? "start" : "middle", text: k === 0 ? "step " + Math.round(t) : String(Math.round(t)) }));
+        axis.append(s("text", { x: Math.min(Math.max(x, LEFT + 4), W - 30), y: yAxis + 13, "text-anchor": "middle", text: String(t) }));
       }
       summary.textContent = "steps " + t0 + "–" + Math.min(t1, T - 1) + " · " + visible.filter((t) => !t.minor).length + " transitions in view" + (groupsShown.length ? " · " + groupsShown.length + " groups" : "");
       drawOverview(W, plotW, v0, v1);
