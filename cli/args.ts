@@ -91,7 +91,8 @@ export function parseTimeout(text: string): number {
 /** The --engine lines of the help texts, from the engine registry. */
 export function engineHelp(): string {
   const option = `  --engine ${ENGINE_NAMES.join("|")}`;
-  const lines = [`${option.padEnd(24)}the engine (default spec):`];
+  const title = "the engine (default spec):";
+  const lines = option.length < 23 ? [`${option.padEnd(24)}${title}`] : [option, `${" ".repeat(24)}${title}`];
   for (const e of ENGINES) lines.push(`${" ".repeat(24)}${e.name}: ${e.description}`);
   lines.push(
     `  --qemu PATH           the QEMU program for --engine qemu (default qemu-system-x86_64)`,

@@ -25,6 +25,7 @@ on stderr naming the file and the JSON path of the bad field, and are counted in
 Options:
   --json                print one JSON object instead:
                         {"passed": N, "failed": M, "unusable": [{"file", "error"}],
+                         "seconds": S, "cases_per_second": R,
                          "results": [{"name", "file", "passed", "profile", "exit", "expected_exit",
                                       "steps", "detail", "stop", "mismatches": [{"field", "expected", "got"}],
                                       "not_compared": [FIELD...]}]}
@@ -133,7 +134,9 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
       await engine.close();
     }
   };
+  const started = performance.now();
   await Promise.all(Array.from({ length: Math.min(workers, Math.max(1, vectors.length)) }, worker));
+  const seconds = (performance.now() - started) / 1000;
   const checked = results.filter((r): r is CheckedVector => r !== undefined);
 
   const passed = checked.filter((c) => c.result.passed).length;
@@ -145,6 +148,9 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
         passed,
         failed,
         unusable: unusableFiles,
+        // Wall-clock time of the checks and their rate (the emulator engines' figure).
+        seconds: Number(seconds.toFixed(3)),
+        cases_per_second: seconds > 0 ? Number((checked.length / seconds).toFixed(2)) : null,
         results: checked.map(({ file, result: r, stop }) => ({
           name: r.name,
           file,

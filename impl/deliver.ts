@@ -17,6 +17,7 @@ import { loadHiddenPart, readDescriptor } from "./tables/descriptors.ts";
 const {
   AC, BASE_HI, BASE_LO, C_SW, C_SWA, C_UW, CS, DF_VEC, EV_FAULT, EV_NMI, EV_SOFT, GP, IF, LIMIT, NP, NT, RF,
   RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SS, SS_VEC, TF, TR, TS, VEC_MEMLIMIT, VM, ATTR, A_UNUSABLE, C_SR,
+  PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT,
 } = constsModule;
 const {
   G_CS, G_CS_HI, G_CS_LO, G_NEW_CPL, G_RSP_HI, G_RSP_LO, G_STACK_FROM_TSS, G_TARGET_HI, G_TARGET_LO, G_TYPE,
@@ -231,13 +232,14 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
     }
     // Fill the cache when every table entry lies in one allocated frame and the code
     // descriptor needs no accessed-bit write.
-    if ((dhi & 0x100) !== 0 && (gLo & 0xfff) <= 0xff0 && (!fromTss || (tLo & 0xfff) <= 0xff8) &&
+    if ((dhi & 0x100) !== 0 && (gLo & PAGE_OFFSET_MASK) <= PAGE_BYTES - 16 &&
+      (!fromTss || (tLo & PAGE_OFFSET_MASK) <= PAGE_BYTES - 8) &&
       descriptorCached(m, sel)) {
       const gBase = translate(m, gLo, gHi, C_SR);
       const tBase = fromTss ? translate(m, tLo, tHi, C_SR) : 1;
       if (gBase > 0 && tBase > 0) {
-        markSystemTableFrame(m, gBase >> 12);
-        if (fromTss) markSystemTableFrame(m, tBase >> 12);
+        markSystemTableFrame(m, gBase >> PAGE_SHIFT);
+        if (fromTss) markSystemTableFrame(m, tBase >> PAGE_SHIFT);
         storeGate(m, v, key, tgtLo, tgtHi, sel, dlo, dhi, gType, newCpl, fromTss, rspLo, rspHi);
       }
     }
@@ -251,12 +253,12 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
   let top = -1;
   const topLo = (alignedLo - 8) | 0;
   const topHi = (topLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
-  if ((topLo & 0xfff) >= 8 * (slots - 1) && topHi >> 15 === topHi >> 31) {
+  if ((topLo & PAGE_OFFSET_MASK) >= 8 * (slots - 1) && topHi >> 15 === topHi >> 31) {
     // The whole frame lies in the (canonical) page of its first slot: one translation, the same
     // one translateFrame would make first.
     const base = translate(m, topLo, topHi, cls);
     if (base < 0) return false;
-    top = base + (topLo & 0xfff);
+    top = base + (topLo & PAGE_OFFSET_MASK);
   } else if (!translateFrame(m, alignedLo, rspHi, slots, cls, ext)) return false;
   // The accessed bit of the code descriptor (implicit supervisor write) must be writable too.
   if ((dhi & 0x100) === 0) {
@@ -287,7 +289,7 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
       mem[w - 10] = err;
       mem[w - 9] = 0;
     }
-    noteWrite(m, top >> 12);
+    noteWrite(m, top >> PAGE_SHIFT);
   } else {
     pushFrame(m, pushedFlags, retLo, retHi, err, slots);
   }
@@ -329,13 +331,13 @@ function translateFrame(m: Machine, alignedLo: number, rspHi: number, slots: num
   for (let k = 0; k < slots; k++) {
     const aLo = (alignedLo - 8 * (k + 1)) | 0;
     const aHi = (aLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
-    if ((aLo & ~0xfff) !== pageLo || aHi !== pageHi) {
+    if ((aLo & ~PAGE_OFFSET_MASK) !== pageLo || aHi !== pageHi) {
       pageBase = translate(m, aLo, aHi, cls);
       if (pageBase < 0) return false;
-      pageLo = aLo & ~0xfff;
+      pageLo = aLo & ~PAGE_OFFSET_MASK;
       pageHi = aHi;
     }
-    frameOff[k] = pageBase + (aLo & 0xfff);
+    frameOff[k] = pageBase + (aLo & PAGE_OFFSET_MASK);
   }
   return true;
 }
@@ -366,8 +368,8 @@ function pushFrame(m: Machine, pushedFlags: number, retLo: number, retHi: number
     mem[o] = err;
     mem[o + 1] = 0;
   }
-  noteWrite(m, frameOff[0]! >> 12);
-  noteWrite(m, frameOff[slots - 1]! >> 12);
+  noteWrite(m, frameOff[0]! >> PAGE_SHIFT);
+  noteWrite(m, frameOff[slots - 1]! >> PAGE_SHIFT);
 }
 
 /**

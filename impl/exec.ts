@@ -21,7 +21,7 @@ const {
 } = insnModule;
 const {
   CF, CS, ATTR, A_DB, DE, DF, GP, LIMIT, OF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SS, ST_FAULT, ST_OK, ARITH,
-  SS_VEC, RAX, RDX, PF, ZF, SF, AF,
+  SS_VEC, RAX, RDX, PF, ZF, SF, AF, PAGE_BYTES, PAGE_OFFSET_MASK,
 } = constsModule;
 
 // ============================================================================================
@@ -218,10 +218,10 @@ export const stackSlots = new Int32Array(16);
 export function readStackSlots(m: Machine, count: number, size: number): boolean {
   const lo = m.regs[2 * RSP]!, hi = m.regs[2 * RSP + 1]!;
   const bytes = count * size;
-  if (m.mode64 && !m.alignmentCheck && (lo & 0xfff) + bytes <= 4096 && hi >> 15 === hi >> 31) {
+  if (m.mode64 && !m.alignmentCheck && (lo & PAGE_OFFSET_MASK) + bytes <= PAGE_BYTES && hi >> 15 === hi >> 31) {
     const base = translate(m, lo, hi, m.readClass);
     if (base < 0) return false;
-    const o = base + (lo & 0xfff);
+    const o = base + (lo & PAGE_OFFSET_MASK);
     for (let k = 0; k < count; k++) {
       const a = o + k * size;
       if (size === 8) {
@@ -274,10 +274,10 @@ export function jumpTo(m: Machine, lo: number, hi: number): boolean {
 // ============================================================================================
 
 /** High half of the last alu() result. */
-let resHi = 0;
+let aluResultHi = 0;
 
 /** Computes a two-operand ALU operation (ADD..CMP) at `size` and records the flags. Operands for
- *  sizes below 8 are masked; the result is masked. Returns the low half (high in resHi). */
+ *  sizes below 8 are masked; the result is masked. Returns the low half (high in aluResultHi). */
 function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: number, bh: number): number {
   if (size !== 8) {
     const mask = maskOf(size);
@@ -321,7 +321,7 @@ function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: 
         r = (al ^ bl) & mask;
         setLazy(m, LAZY_LOGIC, size, r, 0, 0, 0, 0, 0);
     }
-    resHi = 0;
+    aluResultHi = 0;
     return r;
   }
   let rl: number, rh: number;
@@ -369,7 +369,7 @@ function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: 
       rh = ah ^ bh;
       setLazy(m, LAZY_LOGIC, 8, rl, rh, 0, 0, 0, 0);
   }
-  resHi = rh;
+  aluResultHi = rh;
   return rl;
 }
 
@@ -380,7 +380,7 @@ function aluToRM(m: Machine, i: Insn, bl: number, bh: number): number {
     const al = getReg(m, i.rm, size);
     const ah = m.valueHi;
     const r = alu(m, i.sub, size, al, ah, bl, bh);
-    if (i.sub !== ALU_CMP) setReg(m, i.rm, size, r, resHi);
+    if (i.sub !== ALU_CMP) setReg(m, i.rm, size, r, aluResultHi);
     return ST_OK;
   }
   if (i.sub === ALU_CMP) {
@@ -392,7 +392,7 @@ function aluToRM(m: Machine, i: Insn, bl: number, bh: number): number {
   const al = rmwRead(m, i, size);
   if (m.faultVector >= 0) return ST_FAULT;
   const r = alu(m, i.sub, size, al, m.valueHi, bl, bh);
-  commitWrite(m, r, resHi);
+  commitWrite(m, r, aluResultHi);
   return ST_OK;
 }
 
@@ -412,7 +412,7 @@ export function execAluRRm(m: Machine, i: Insn): number {
   const bh = m.valueHi;
   const al = getReg(m, i.reg, size);
   const r = alu(m, i.sub, size, al, m.valueHi, bl, bh);
-  if (i.sub !== ALU_CMP) setReg(m, i.reg, size, r, resHi);
+  if (i.sub !== ALU_CMP) setReg(m, i.reg, size, r, aluResultHi);
   return ST_OK;
 }
 
@@ -488,7 +488,7 @@ export function execNegNot(m: Machine, i: Insn, neg: boolean): number {
   let rl: number, rh: number;
   if (neg) {
     rl = alu(m, ALU_SUB, size, 0, 0, al, ah);
-    rh = resHi;
+    rh = aluResultHi;
   } else if (size === 8) {
     rl = ~al;
     rh = ~ah;
@@ -635,44 +635,45 @@ export function execPopRm(m: Machine, i: Insn): number {
 // Shifts and rotates
 // ============================================================================================
 
-let shHi = 0;
+/** High half of the last shl64/shr64/sar64 result (they return the low half). */
+let shiftResultHi = 0;
 
 function shl64(lo: number, hi: number, n: number): number {
   if (n === 0) {
-    shHi = hi;
+    shiftResultHi = hi;
     return lo;
   }
   if (n < 32) {
-    shHi = (hi << n) | (lo >>> (32 - n));
+    shiftResultHi = (hi << n) | (lo >>> (32 - n));
     return lo << n;
   }
-  shHi = n === 32 ? lo : lo << (n - 32);
+  shiftResultHi = n === 32 ? lo : lo << (n - 32);
   return 0;
 }
 
 function shr64(lo: number, hi: number, n: number): number {
   if (n === 0) {
-    shHi = hi;
+    shiftResultHi = hi;
     return lo;
   }
   if (n < 32) {
-    shHi = hi >>> n;
+    shiftResultHi = hi >>> n;
     return (lo >>> n) | (hi << (32 - n));
   }
-  shHi = 0;
+  shiftResultHi = 0;
   return n === 32 ? hi : hi >>> (n - 32);
 }
 
 function sar64(lo: number, hi: number, n: number): number {
   if (n === 0) {
-    shHi = hi;
+    shiftResultHi = hi;
     return lo;
   }
   if (n < 32) {
-    shHi = hi >> n;
+    shiftResultHi = hi >> n;
     return (lo >>> n) | (hi << (32 - n));
   }
-  shHi = hi >> 31;
+  shiftResultHi = hi >> 31;
   return n === 32 ? hi : hi >> (n - 32);
 }
 
@@ -728,11 +729,11 @@ export function execShift(m: Machine, i: Insn): number {
           cf = op === 0 ? bit64(al, ah, 0) : bit64(al, ah, msb);
         } else if (op === 0) {
           rl = rolN(al, ah, n, bits);
-          rh = shHi;
+          rh = shiftResultHi;
           cf = bit64(rl, rh, 0);
         } else {
           rl = rolN(al, ah, bits - n, bits);
-          rh = shHi;
+          rh = shiftResultHi;
           cf = bit64(rl, rh, msb);
         }
         of = op === 0 ? bit64(rl, rh, msb) ^ cf : bit64(rl, rh, msb) ^ bit64(rl, rh, msb - 1);
@@ -742,12 +743,12 @@ export function execShift(m: Machine, i: Insn): number {
           if (op === 2) {
             const out = bit64(rl, rh, msb);
             rl = shl64(rl, rh, 1) | cf;
-            rh = shHi;
+            rh = shiftResultHi;
             cf = out;
           } else {
             const out = rl & 1;
             rl = shr64(rl, rh, 1);
-            rh = shHi;
+            rh = shiftResultHi;
             if (cf) {
               if (msb >= 32) rh |= 1 << (msb - 32);
               else rl |= 1 << msb;
@@ -766,7 +767,7 @@ export function execShift(m: Machine, i: Insn): number {
     case 4: case 6: // SHL/SAL
       cf = count <= bits ? bit64(al, ah, bits - count) : 0;
       rl = shl64(al, ah, count);
-      rh = shHi;
+      rh = shiftResultHi;
       if (size !== 8) {
         rl &= maskOf(size);
         rh = 0;
@@ -776,7 +777,7 @@ export function execShift(m: Machine, i: Insn): number {
     case 5: // SHR
       cf = bit64(al, ah, count - 1);
       rl = shr64(al, ah, count);
-      rh = shHi;
+      rh = shiftResultHi;
       of = bit64(rl, rh, msb) ^ bit64(rl, rh, msb - 1);
       break;
     default: {
@@ -789,7 +790,7 @@ export function execShift(m: Machine, i: Insn): number {
       }
       cf = bit64(sl, sh, Math.min(count - 1, 63));
       rl = sar64(sl, sh, count);
-      rh = shHi;
+      rh = shiftResultHi;
       if (size !== 8) {
         rl &= maskOf(size);
         rh = 0;
@@ -821,15 +822,15 @@ export function execShift(m: Machine, i: Insn): number {
 function rolN(lo: number, hi: number, n: number, bits: number): number {
   if (bits === 64) {
     const al = shl64(lo, hi, n);
-    const ah = shHi;
+    const ah = shiftResultHi;
     const bl = shr64(lo, hi, 64 - n);
-    const bh = shHi;
-    shHi = ah | bh;
+    const bh = shiftResultHi;
+    shiftResultHi = ah | bh;
     return al | bl;
   }
   const mask = bits === 32 ? -1 : (1 << bits) - 1;
   const v = lo & mask;
-  shHi = 0;
+  shiftResultHi = 0;
   return ((v << n) | (v >>> (bits - n))) & mask;
 }
 
@@ -837,9 +838,9 @@ function rolN(lo: number, hi: number, n: number, bits: number): number {
 // Multiply and divide
 // ============================================================================================
 
-const prod = new Int32Array(4);
+const product = new Int32Array(4);
 
-/** Unsigned 64×64 → 128 into prod[0..3] (little-endian 32-bit words). */
+/** Unsigned 64×64 → 128 into product[0..3] (little-endian 32-bit words). */
 function umul64(al: number, ah: number, bl: number, bh: number): void {
   const a = [al & 0xffff, al >>> 16, ah & 0xffff, ah >>> 16];
   const b = [bl & 0xffff, bl >>> 16, bh & 0xffff, bh >>> 16];
@@ -853,7 +854,7 @@ function umul64(al: number, ah: number, bl: number, bh: number): void {
     }
     out[x + 4] = c;
   }
-  for (let k = 0; k < 4; k++) prod[k] = out[2 * k]! | (out[2 * k + 1]! << 16);
+  for (let k = 0; k < 4; k++) product[k] = out[2 * k]! | (out[2 * k + 1]! << 16);
 }
 
 function mulFlags(m: Machine, overflow: boolean, lowL: number, lowH: number, size: number): void {
@@ -877,7 +878,7 @@ export function execMul1(m: Machine, i: Insn, signed: boolean): number {
   let ah = m.valueHi;
   if (size === 8) {
     umul64(al, ah, bl, bh);
-    let p2 = prod[2]!, p3 = prod[3]!;
+    let p2 = product[2]!, p3 = product[3]!;
     if (signed) {
       // Signed high half = unsigned high − (a<0 ? b : 0) − (b<0 ? a : 0).
       if (ah < 0) {
@@ -891,7 +892,7 @@ export function execMul1(m: Machine, i: Insn, signed: boolean): number {
         p2 = s;
       }
     }
-    const lo0 = prod[0]!, lo1 = prod[1]!;
+    const lo0 = product[0]!, lo1 = product[1]!;
     const overflow = signed ? !(p2 === lo1 >> 31 && p3 === lo1 >> 31) : (p2 | p3) !== 0;
     setReg(m, RAX, 8, lo0, lo1);
     setReg(m, RDX, 8, p2, p3);
@@ -906,7 +907,7 @@ export function execMul1(m: Machine, i: Insn, signed: boolean): number {
   ah = signed ? al >> 31 : 0;
   bh = signed ? bl >> 31 : 0;
   umul64(al, ah, bl, bh);
-  const plo = prod[0]!, phi = prod[1]!;
+  const plo = product[0]!, phi = product[1]!;
   if (size === 1) {
     const v = plo & 0xffff;
     setReg(m, RAX, 2, v, 0);
@@ -948,10 +949,10 @@ export function execImul(m: Machine, i: Insn, three: boolean): number {
     bh = bl >> 31;
   }
   umul64(al, ah, bl, bh);
-  let lo = prod[0]!, hi = prod[1]!;
+  let lo = product[0]!, hi = product[1]!;
   let overflow: boolean;
   if (size === 8) {
-    let p2 = prod[2]!, p3 = prod[3]!;
+    let p2 = product[2]!, p3 = product[3]!;
     if (ah < 0) {
       const s = (p2 - bl) | 0;
       p3 = (p3 - bh - ((p2 >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;

@@ -30,7 +30,8 @@ const {
   CR4_PAE, CR4_TSD, CR4_UMIP, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, ES, FS, GP, GS, ID, IF, IOPL,
   LIMIT, NP, NT, RAX, RCX, RDX, R11, RF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SHADOW_MOVSS, SHADOW_STI, SS,
   SS_VEC, ST_END, ST_FAULT, ST_HALT, ST_IO, ST_OK, ST_SWINT, ST_UNSUP, TF, TR, UD, VIF, VIP, VM, CF, PF, AF,
-  ZF, SF, DF, OF, EV_SOFT, EV_ICEBP, BP, OF_VEC, DB_VEC, ATTR, A_TYPE, A_S, A_UNUSABLE, attrDpl,
+  ZF, SF, DF, OF, EV_SOFT, EV_ICEBP, BP, OF_VEC, DB_VEC, ATTR, A_TYPE, A_S, A_UNUSABLE, attrDpl, PAGE_BYTES,
+  PAGE_OFFSET_MASK,
 } = constsModule;
 
 function gp(m: Machine, code: number): number {
@@ -717,7 +718,7 @@ export function execIret(m: Machine, i: Insn): number {
   // IRETQ-02. IRETQ-10's SS:RSP are read after the CS checks (a fault on their slots must not win
   // over a #GP/#NP for CS); when all five slots lie in one page they cannot fault separately, so
   // they are read up front.
-  const upFront = began64 && (m.regs[2 * RSP]! & 0xfff) + 5 * os <= 4096;
+  const upFront = began64 && (m.regs[2 * RSP]! & PAGE_OFFSET_MASK) + 5 * os <= PAGE_BYTES;
   if (!readStackSlots(m, upFront ? 5 : 3, os)) return ST_FAULT;
   const ripLo = stackSlots[0]! & mask;
   const ripHi = os === 8 ? stackSlots[1]! : 0;

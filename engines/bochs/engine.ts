@@ -235,6 +235,8 @@ export class BochsEngine implements AsyncEngine {
     }
     if (s.halted) return { kind: "halted", rip };
     const isHlt = /^hlt\b/.test(s.next.text);
+    const bytes = s.next.bytes ?? new Uint8Array(0);
+    const instruction = { bytes: Uint8Array.from(bytes), length: bytes.length };
     const output = await this.debuggerStep(s, this.options.stepTimeoutMs);
     if (output === null) throw new EngineError("timeout", `bochs: a step at 0x${rip.toString(16)} did not finish within ${this.options.stepTimeoutMs} ms`);
     s.steps++;
@@ -243,7 +245,7 @@ export class BochsEngine implements AsyncEngine {
     if (summary.panics.length > 0) throw new EngineError("crash", `bochs panicked: ${summary.panics[0]}`);
     if (summary.tripleFault) {
       s.shutdown = { log, atStep: s.steps };
-      return { kind: "shutdown", rip };
+      return { kind: "shutdown", rip, instruction };
     }
     const next = parseNext(output);
     if ("unavailable" in next) {
@@ -253,12 +255,16 @@ export class BochsEngine implements AsyncEngine {
       if (m === null) throw new EngineError("protocol", "bochs: no rip in the register dump");
       s.next = { ticks: next.ticks, selector: 0, rip: BigInt("0x" + m[1]! + m[2]!), bytes: undefined, text: "" };
     } else s.next = next;
+    const d = summary.delivered;
+    // An IRQ or NMI is delivered at the boundary (Bochs runs the handler's first instruction in
+    // the same step); anything else was the instruction's own doing.
+    const atBoundary = d !== undefined && (d.source === "external" || d.source === "nmi");
     const event: EngineEvent =
-      summary.delivered !== undefined
-        ? { kind: "delivered", rip, vector: summary.delivered.vector, errorCode: summary.delivered.errorCode, source: summary.delivered.source }
+      d !== undefined
+        ? { kind: "delivered", rip, vector: d.vector, errorCode: d.errorCode, source: d.source, ...(atBoundary ? {} : { instruction }) }
         : isHlt
-          ? { kind: "halted", rip }
-          : { kind: "retired", rip };
+          ? { kind: "halted", rip, instruction }
+          : { kind: "retired", rip, instruction };
     if (summary.haltedWithIf0) {
       s.halted = true;
       return event;
@@ -267,8 +273,13 @@ export class BochsEngine implements AsyncEngine {
       // HLT with IF = 1 (or an event handler's first instruction was a HLT): halted unless an
       // event wakes the CPU; probe with one more step.
       const activity = await s.debuggerClient.command('show "cpu0.activity_state"');
-      if (/activity_state = 0x0*1\b/.test(activity)) {
-        const probe = await this.debuggerStep(s, this.options.haltWaitMs);
+      if (isHalted(activity)) {
+        let probe = await this.debuggerStep(s, this.options.haltWaitMs);
+        // Interrupted: halted, unless the probe did wake the CPU just then (a loaded machine).
+        if (probe === null && !isHalted(await s.debuggerClient.command('show "cpu0.activity_state"'))) {
+          const next = await s.debuggerClient.command("r");
+          probe = `Next at t=0\n(0) [0x0] 0000:${/rip: ([0-9a-f]{8})_([0-9a-f]{8})/.exec(next)?.slice(1).join("") ?? "0"} (unk. ctxt): ? ; \n`;
+        }
         if (probe === null) s.halted = true;
         else {
           s.steps++;
@@ -463,6 +474,10 @@ export class BochsEngine implements AsyncEngine {
     await s.child.kill();
     s.dir.remove();
   }
+}
+
+function isHalted(activityDump: string): boolean {
+  return /activity_state = 0x0*1\b/.test(activityDump);
 }
 
 function fileSize(path: string): number {

@@ -18,7 +18,7 @@ import { PAGE_SIZE, type ArchState, type Segment } from "../../contract/state.ts
 import { EngineError } from "../host/errors.ts";
 import { RspClient, SIGNAL, type RspTarget } from "./rsp.ts";
 import { loadTargetDescription, registerBytes, registerValue, type RegisterDescription, type TargetDescription } from "./target-description.ts";
-import { classifyInstruction } from "../host/instruction.ts";
+import { classifyInstruction, stepInstruction } from "../host/instruction.ts";
 
 export interface GdbEngineOptions {
   readonly target: RspTarget;
@@ -74,6 +74,8 @@ export class GdbEngine implements AsyncEngine {
   private connection: Connection | null = null;
   private loaded: ArchState | null = null;
   private halted = false;
+  /** Physical pages state() reads (see there). */
+  private readonly watched = new Set<number>();
   private readonly options: Required<Omit<GdbEngineOptions, "target">> & { target: RspTarget };
 
   constructor(options: GdbEngineOptions) {
@@ -134,6 +136,7 @@ export class GdbEngine implements AsyncEngine {
     void profile;
     const c = await this.connect();
     this.halted = false;
+    this.watched.clear();
     // Memory first (page tables may change what the registers mean to the stub). Only what
     // differs is written: a target booted into the state is left untouched.
     if (c.physicalMemory) {
@@ -191,6 +194,7 @@ export class GdbEngine implements AsyncEngine {
     if (this.halted) return { kind: "halted", rip };
     const bytes = (await c.client.readMemory(rip, 15).catch(() => null)) ?? Buffer.alloc(0);
     const insn = classifyInstruction(bytes, 64, rip);
+    const instruction = stepInstruction(bytes, 64, rip);
     const wait = insn.kind === "hlt" ? this.options.haltWaitMs : this.options.stepTimeoutMs;
     let stop;
     try {
@@ -201,13 +205,13 @@ export class GdbEngine implements AsyncEngine {
       await c.client.waitStop(this.options.stepTimeoutMs);
       if (insn.kind === "hlt") {
         this.halted = true;
-        return { kind: "halted", rip };
+        return { kind: "halted", rip, instruction };
       }
       throw new EngineError("timeout", `gdb stub: a step at 0x${rip.toString(16)} did not finish within ${wait} ms`);
     }
     if (stop.kind !== "signal") throw new EngineError("crash", `gdb stub: the target ${stop.kind === "exited" ? `exited (${stop.code})` : `was terminated (signal ${stop.signal})`}`);
     if (stop.signal !== SIGNAL.TRAP) throw new EngineError("protocol", `gdb stub: a step stopped with signal ${stop.signal}`);
-    return insn.kind === "hlt" ? { kind: "halted", rip } : { kind: "retired", rip };
+    return insn.kind === "hlt" ? { kind: "halted", rip, instruction } : { kind: "retired", rip, instruction };
   }
 
   async steps(n: number): Promise<readonly EngineEvent[]> {
@@ -242,9 +246,15 @@ export class GdbEngine implements AsyncEngine {
     });
     let memory: Map<number, Uint8Array> = new Map(state.memory);
     if (c.physicalMemory) {
-      // The pages of the loaded state (the bridge does not know which others the target uses).
+      // A stub does not say what was written: the bridge reads the loaded state's pages, the
+      // pages it saw in use before, and the stack pages around RSP (where transitions push their
+      // frames), where RSP's linear address is identity-mapped. A page it does not read counts
+      // as zero: a difference, never a pass.
+      const rsp = reg("rsp", state.gpr[4]!);
+      const stack = [rsp - 8n, rsp, rsp + BigInt(PAGE_SIZE) - 1n].filter((a) => a >= 0n && a < 1n << 52n).map((a) => Number(a >> 12n));
+      for (const page of [...state.memory.keys(), ...stack]) this.watched.add(page);
       memory = new Map();
-      for (const page of state.memory.keys()) {
+      for (const page of this.watched) {
         const bytes = await c.client.readMemory(BigInt(page) * BigInt(PAGE_SIZE), PAGE_SIZE);
         if (bytes !== null && bytes.some((b) => b !== 0)) memory.set(page, Uint8Array.from(bytes));
       }

@@ -11,6 +11,22 @@ export type InstructionClass =
 
 const { Mnemonic, OpKind, Register } = iced;
 
+/** The instruction an event names (contract StepInstruction): its bytes as decoded, or what was
+ *  read when it did not decode (none when nothing could be read at RIP). */
+export function stepInstruction(bytes: Uint8Array, bitness: 16 | 32 | 64, rip: bigint): { readonly bytes: Uint8Array; readonly length: number } {
+  if (bytes.length === 0) return { bytes: new Uint8Array(0), length: 0 };
+  const decoder = new iced.Decoder(bitness, bytes, iced.DecoderOptions.None);
+  decoder.ip = rip;
+  const insn = decoder.decode();
+  try {
+    if (insn.isInvalid) return { bytes: Uint8Array.from(bytes), length: 0 };
+    return { bytes: Uint8Array.from(bytes.subarray(0, insn.length)), length: insn.length };
+  } finally {
+    insn.free();
+    decoder.free();
+  }
+}
+
 export function classifyInstruction(bytes: Uint8Array, bitness: 16 | 32 | 64, rip: bigint): InstructionClass {
   if (bytes.length === 0) return { kind: "other" };
   const decoder = new iced.Decoder(bitness, bytes, iced.DecoderOptions.None);

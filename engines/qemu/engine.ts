@@ -18,7 +18,7 @@
 // Run lengths are therefore comparable with the architectural count but not equal to it.
 import { openSync, readSync, closeSync, writeFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
-import type { AsyncEngine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../../contract/engine.ts";
+import type { AsyncEngine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepInstruction } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import { PAGE_SIZE, type ArchState } from "../../contract/state.ts";
 import { Child } from "../host/process.ts";
@@ -32,7 +32,7 @@ import { qemuCannotInstall, ramSizeFor } from "./representable.ts";
 import { parseIntLog, summarizeStep } from "./int-log.ts";
 import { parseMigrationStream } from "./migration.ts";
 import { cpuStateFromStream, type QemuCpuState } from "./cpu-state.ts";
-import { classifyInstruction, type InstructionClass } from "../host/instruction.ts";
+import { classifyInstruction, stepInstruction, type InstructionClass } from "../host/instruction.ts";
 import { compareInstalled } from "../host/verify.ts";
 
 export interface QemuEngineOptions {
@@ -291,6 +291,7 @@ export class QemuEngine implements AsyncEngine {
     if (s.halted) return { kind: "halted", rip };
     const bytes = (await s.gdb.readMemory(rip, 15)) ?? Buffer.alloc(0);
     const insn = classifyInstruction(bytes, s.cs64 ? 64 : 32, rip);
+    const instruction = stepInstruction(bytes, s.cs64 ? 64 : 32, rip);
     const raxBefore = s.regs.gpr[0]!;
 
     let reply: StopReply | null;
@@ -307,7 +308,7 @@ export class QemuEngine implements AsyncEngine {
           s.regs = await this.readRegisters(s);
           this.newLogText(s);
           s.halted = true;
-          return { kind: "halted", rip };
+          return { kind: "halted", rip, instruction };
         }
       }
     } else {
@@ -329,13 +330,21 @@ export class QemuEngine implements AsyncEngine {
           log += this.newLogText(s);
           s.regs = await this.readRegisters(s);
         }
-        return this.finishStep(s, rip, reply, insn, raxBefore, log);
+        return this.finishStep(s, rip, reply, insn, instruction, raxBefore, log);
       }
     }
-    return this.finishStep(s, rip, reply, insn, raxBefore, this.newLogText(s));
+    return this.finishStep(s, rip, reply, insn, instruction, raxBefore, this.newLogText(s));
   }
 
-  private async finishStep(s: Session, rip: bigint, reply: StopReply | null, insn: InstructionClass, raxBefore: bigint, log: string): Promise<EngineEvent> {
+  private async finishStep(
+    s: Session,
+    rip: bigint,
+    reply: StopReply | null,
+    insn: InstructionClass,
+    instruction: StepInstruction,
+    raxBefore: bigint,
+    log: string,
+  ): Promise<EngineEvent> {
     const summary = summarizeStep(parseIntLog(log));
     if (reply !== null && reply.kind !== "signal") throw new EngineError("crash", `qemu: ${describeStop(reply)}`);
     if (reply === null || summary.tripleFault || (reply.signal !== SIGNAL.TRAP && (await this.status(s)) === "shutdown")) {
@@ -344,7 +353,7 @@ export class QemuEngine implements AsyncEngine {
       if (status !== "shutdown" && !summary.tripleFault) throw new EngineError("protocol", `qemu: a step stopped with ${describeStop(reply)} in run state ${status}`);
       s.shutdown = true;
       s.regs = await this.readRegisters(s);
-      return { kind: "shutdown", rip };
+      return { kind: "shutdown", rip, instruction };
     }
     s.regs = await this.readRegisters(s);
     if (s.regs.cs !== s.csSelector) {
@@ -353,15 +362,17 @@ export class QemuEngine implements AsyncEngine {
     }
     if (summary.delivered !== undefined) {
       const d = summary.delivered;
-      return { kind: "delivered", rip, vector: d.vector, errorCode: d.errorCode, source: d.source };
+      // An IRQ or NMI taken at the boundary executed no instruction.
+      const atBoundary = d.source === "external" || d.source === "nmi";
+      return { kind: "delivered", rip, vector: d.vector, errorCode: d.errorCode, source: d.source, ...(atBoundary ? {} : { instruction }) };
     }
     if (insn.kind === "io") {
       const mask = (1n << BigInt(8 * insn.size)) - 1n;
       const value = insn.direction === "in" ? s.regs.gpr[0]! & mask : raxBefore & mask;
       const port = insn.port ?? Number(s.regs.gpr[2]! & 0xffffn);
-      return { kind: "io", rip, direction: insn.direction, port, size: insn.size, value };
+      return { kind: "io", rip, direction: insn.direction, port, size: insn.size, value, instruction };
     }
-    return { kind: "retired", rip };
+    return { kind: "retired", rip, instruction };
   }
 
   /** Whether CS is a 64-bit code segment now (read from the migration stream's segment cache). */

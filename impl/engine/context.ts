@@ -34,9 +34,9 @@ export class StepContext {
   stepInsn: Insn | null = null;
 
   // ---- the step in progress ----
-  /** fetch's result when it returned no block: the instruction to run uncached (it crosses a page
-   *  end or the CS limit), or null after a fetch fault. */
-  loose: Insn | null = null;
+  /** fetch's result when it returned no block: the instruction to run uncached because it crosses
+   *  a page end or the CS limit, or null after a fetch fault. */
+  crossingInsn: Insn | null = null;
   /** Outcome of the last runBlock (R_RETIRED unless it stopped on something else). */
   blockOutcome = R_RETIRED;
   /** Bytes of an instruction fetched across a page end. */

@@ -115,7 +115,7 @@ export function deliverFetchFault(ctx: StepContext, lo: number, hi: number): num
 export function instructionStep(ctx: StepContext): number {
   const m = ctx.m;
   const b = fetch(ctx);
-  const insn = b !== null ? b.insns[0]! : ctx.loose;
+  const insn = b !== null ? b.insns[0]! : ctx.crossingInsn;
   ctx.stepInsn = insn;
   if (insn !== null) return executeInstruction(ctx, insn);
   // Fetch fault (#PF / #GP(0)) at RIP.

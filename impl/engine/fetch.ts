@@ -17,14 +17,14 @@ const { MODE_32, MODE_64 } = insnModule;
 
 /**
  * What to execute at RIP: a cached block (returned), or null with either a fault raised
- * (m.faultVector >= 0) or the single instruction in ctx.loose. Starts the step's A/D journal (the
+ * (m.faultVector >= 0) or the single instruction in ctx.crossingInsn. Starts the step's A/D journal (the
  * walks of this fetch belong to the first instruction, undone if it is unsupported).
  */
 export function fetch(ctx: StepContext): Block | null {
   const m = ctx.m;
   const ripLo = m.regs[RIP_LO]!, ripHi = m.regs[RIP_HI]!;
   m.faultVector = -1;
-  ctx.loose = null;
+  ctx.crossingInsn = null;
   resetAdJournal(m);
   let mode: number;
   let linLo: number, linHi: number;
@@ -81,6 +81,6 @@ export function fetch(ctx: StepContext): Block | null {
     m.raise(GP, 0);
     return null;
   }
-  ctx.loose = insn;
+  ctx.crossingInsn = insn;
   return null;
 }

@@ -71,7 +71,7 @@ function walk(m: Machine, lo: number, hi: number, cls: number): number {
   const idx0 = (hi >>> 7) & 0x1ff;
   const idx1 = ((hi & 0x7f) << 2) | (lo >>> 30);
   const idx2 = (lo >>> 21) & 0x1ff;
-  const idx3 = (lo >>> 12) & 0x1ff;
+  const idx3 = (lo >>> PAGE_SHIFT) & 0x1ff;
   let allUser = true;
   let allWrite = true;
   let nx = false;

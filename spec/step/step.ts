@@ -34,6 +34,8 @@ export interface StepOptions {
 }
 
 const DEFAULT_PORT_IN = (_port: number, size: 1 | 2 | 4): bigint => (1n << BigInt(8 * size)) - 1n;
+/** The environment of a step without its own `portIn` (allocated once, not per step). */
+const DEFAULT_ENV: Environment = { portIn: DEFAULT_PORT_IN };
 
 interface Context {
   readonly profile: Profile;
@@ -47,7 +49,7 @@ export function step(state: Machine, options: StepOptions = {}): StepResult {
     profile: options.profile ?? INTEL,
     coverage: options.coverage ?? null,
     delivery: options.delivery ?? "idt",
-    env: { portIn: options.portIn ?? DEFAULT_PORT_IN },
+    env: options.portIn === undefined ? DEFAULT_ENV : { portIn: options.portIn },
   };
   const result = boundaryOrInstruction(state, ctx);
   if (ctx.coverage !== null) recordImpliedRules(ctx.coverage);

@@ -102,7 +102,8 @@ describe("ringspec vectors check (spawned)", () => {
     expect(r.code).toBe(2);
     expect(lines(r.stderr)).toHaveLength(1);
     const report = JSON.parse(r.stdout) as Record<string, any>;
-    expect(Object.keys(report)).toEqual(["passed", "failed", "unusable", "results"]);
+    expect(Object.keys(report)).toEqual(["passed", "failed", "unusable", "seconds", "cases_per_second", "results"]);
+    expect(report.seconds).toBeGreaterThan(0);
     expect(report).toMatchObject({ passed: 0, failed: 1, unusable: [{ file: badFile }] });
     expect(report.unusable[0].error).toContain("initial.regs.rax");
     expect(report.results).toHaveLength(1);

@@ -5,8 +5,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
+import { lockstepDivergence, ruleCatalogue } from "../../cli/trace.ts";
+import type { Engine } from "../../contract/engine.ts";
+import { parseDocument } from "../../contract/load.ts";
+import { createEngine } from "../../engines/registry.ts";
 import { TRACE_MODEL_FORMAT, type TraceModel } from "../../trace/model/types.ts";
-import { DIVERGENCE_FORMAT } from "../../trace/model/divergence.ts";
+import { DIVERGENCE_FORMAT, divergenceModel, parseDivergence } from "../../trace/model/divergence.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const VECTORS = join(ROOT, "conformance/vectors");
@@ -69,6 +73,39 @@ describe("ringspec trace", () => {
     expect(embeddedModel(out).kind).toBe("trace");
   });
 
+  it("a lockstep failure becomes a divergence document: the step, both states, the last steps, the replay command", () => {
+    // impl with a planted bug: RCX one off after SYSCALL (the return address).
+    const broken = (): Engine => {
+      const inner = createEngine("impl");
+      let steps = 0;
+      return {
+        load: (s, p) => { steps = 0; inner.load(s, p); },
+        step: () => { steps++; return inner.step(); },
+        run: (n) => inner.run(n),
+        raise: (e) => inner.raise(e),
+        touched: () => inner.touched(),
+        state: () => {
+          const s = inner.state();
+          return steps >= 1 ? { ...s, gpr: s.gpr.map((v, i) => (i === 1 ? v + 1n : v)) } : s;
+        },
+      };
+    };
+    const file = join(VECTORS, "syscall-sysret-roundtrip.json");
+    const doc = lockstepDivergence(file, parseDocument(readFileSync(file, "utf8")).state, "intel", 10, 10_000, "npx ringspec trace x --lockstep", {
+      a: () => createEngine("spec", { rules: true }), b: broken, names: { a: "spec", b: "impl-broken" },
+    })!;
+    expect(doc).not.toBeNull();
+    expect(doc.step).toBe(1);
+    expect(doc.engines).toEqual({ a: "spec", b: "impl-broken" });
+    expect(doc.differences).toEqual([{ field: "regs.rcx", a: "0x200002", b: "0x200003" }]);
+    expect(doc.last_steps!.map((r) => r.step)).toEqual([1]);
+    expect(doc.rules).toContain("SYSCALL-03");
+    expect(doc.replay).toBe(`npx ringspec run ${file} --trace --max-steps 1 --profile intel --engine spec   # and --engine impl-broken; page: npx ringspec trace x --lockstep`);
+    const model = divergenceModel(parseDivergence(doc), ruleCatalogue);
+    expect(model.rows.filter((r) => r.differs).map((r) => r.field)).toEqual(["regs.rcx"]);
+    expect(model.events.a).toBe("retired at 0x200000");
+  });
+
   it("a divergence document becomes a divergence page", async () => {
     const state = JSON.parse(readFileSync(join(VECTORS, "syscall-basic.json"), "utf8")).initial;
     const { memory: _m, ...noMemory } = state;
@@ -102,6 +139,22 @@ describe("ringspec trace", () => {
     expect(await run(["trace", file, "--json", "--frame", layout])).toMatchObject({ code: 2, stderr: expect.stringContaining("fields: expected 1 to 64 field names") });
     expect(await run(["trace", "demo", "--lockstep", "--json"])).toMatchObject({ code: 2 });
     expect(await run(["trace", file, "--html", join(TMP, "no/such/dir/x.html")])).toMatchObject({ code: 2, stderr: expect.stringMatching(/^ringspec: --html .*no\/such\/dir\/x\.html: /) });
+  });
+
+  it("--symbols names addresses, from nm output or JSON; a bad line is named", async () => {
+    const file = join(VECTORS, "syscall-sysret-roundtrip.json");
+    const nm = join(TMP, "syms.nm");
+    writeFileSync(nm, "0000000000230000 T entry_SYSCALL_64\n                 U printk\n0000000000200000 t user_loop\n");
+    const model = JSON.parse((await run(["trace", file, "--max-steps", "2", "--json", "--symbols", nm])).stdout) as TraceModel;
+    expect(model.transitions.map((t) => [t.from.at, t.to.at])).toEqual([["user_loop", "entry_SYSCALL_64"], ["entry_SYSCALL_64", "user_loop+0x2"]]);
+    const json = join(TMP, "syms.json");
+    writeFileSync(json, JSON.stringify({ entry_SYSCALL_64: "0x230000" }));
+    const m2 = JSON.parse((await run(["trace", file, "--max-steps", "1", "--json", "--symbols", json])).stdout) as TraceModel;
+    expect(m2.transitions[0]!.to.at).toBe("entry_SYSCALL_64");
+    writeFileSync(nm, "0000000000230000 T entry_SYSCALL_64\nnot an nm line at all\n");
+    expect(await run(["trace", file, "--json", "--symbols", nm])).toMatchObject({ code: 2, stderr: `ringspec: ${nm}: line 2: expected "ADDRESS TYPE NAME" (nm output)\n` });
+    writeFileSync(json, JSON.stringify({ "bad name<": "0x1" }));
+    expect(await run(["trace", file, "--json", "--symbols", json])).toMatchObject({ code: 2, stderr: expect.stringContaining("is not a symbol name") });
   });
 
   it("--help", async () => {

@@ -214,6 +214,16 @@ describe("trace model: a failed IRETQ", () => {
   });
 });
 
+describe("trace model: compatibility mode", () => {
+  it("IRETL to a 32-bit user code segment: the timeline's lane is compatibility mode", () => {
+    const m = modelOf(vectorState("iretd-to-ring3-compat"), { steps: 3 });
+    expect(m.transitions.map((t) => [t.label, t.to.cpl, t.to.mode])).toEqual([["IRETL", 3, "compat32"]]);
+    expect(m.segments[m.segments.length - 1]).toMatchObject({ cpl: 3, mode: "compat32" });
+    // 32-bit IRET slots are 4 bytes: the cells are drawn as 8-byte words, and the note says so.
+    expect(m.transitions[0]!.frames[0]!.notes).toEqual(["32-bit operand size: the slots are 4 bytes wide (cells show 8-byte words)"]);
+  });
+});
+
 describe("trace model: long runs", () => {
   it("groups repeated round trips and counts every transition", () => {
     const g = syscallLoop();

@@ -178,11 +178,11 @@
       h("span", { class: "spacer" }), summary));
     groupBox.addEventListener("change", () => { state.grouped = groupBox.checked; draw(); });
     compressBox.addEventListener("change", () => {
-      const center = state.view ? toT((state.view[0] + state.view[1]) / 2) : null;
+      // The drawn axis changes: the view keeps the same steps.
+      const view = state.view ? [toT(state.view[0]), toT(state.view[1])] : null;
       state.compressed = compressBox.checked;
       buildScale();
-      state.view = null;
-      if (center !== null) draw();
+      state.view = view ? [toU(view[0]), toU(view[1])] : null;
       draw();
     });
     const overview = s("svg", { class: "overview", height: 26, "aria-label": "the whole run" });
@@ -361,10 +361,8 @@
         for (const g of m.groups) {
           if (state.expanded.has(g.first) || g.to < t0 || g.from > t1) continue;
           const x0 = px(toU(g.from + 1)), x1 = px(toU(g.to));
-          const block = s("rect", { class: "group-block", x: x0, y: 3, width: Math.max(3, x1 - x0), height: lanesBottom - 3, "data-testid": "group", "data-count": g.count });
-          block.addEventListener("click", (e) => { e.stopPropagation(); state.expanded.add(g.first); state.view = [toU(g.from), toU(g.to + 1)]; draw(); });
-          plot.append(block);
-          if (x1 - x0 > 60) plot.append(s("text", { class: "group-label", x: Math.max(x0, LEFT) + 4, y: 16, text: g.label }));
+          plot.append(s("rect", { class: "group-block", x: x0, y: 3, width: Math.max(3, x1 - x0), height: lanesBottom - 3, "data-testid": "group", "data-count": g.count, "data-first": g.first }));
+          plot.append(s("text", { class: "group-label", x: Math.max(x0, LEFT) + 2, y: 16, text: g.label }));
           groupsShown.push(g);
         }
       }
@@ -381,7 +379,6 @@
           if (many) continue;
           const g = s("g", { class: "marker minor", "data-testid": "marker", "data-id": t.id, "data-kind": t.kind });
           g.append(s("line", { class: "main", x1: x, x2: x, y1: yGs - 2, y2: yGs + STRIP, stroke: color }));
-          g.append(s("line", { class: "hit", x1: x, x2: x, y1: yGs - 2, y2: yGs + STRIP }));
           plot.append(g);
           continue;
         }
@@ -394,8 +391,11 @@
         const g = s("g", { class: "marker" + (state.selected === t.id ? " selected" : ""), "data-testid": "marker", "data-id": t.id, "data-kind": t.kind });
         g.append(s("line", { class: "main", x1: x, x2: x, y1: ya, y2: yb, stroke: color }));
         g.append(s("circle", { cx: x, cy: y2, r: 3.2, fill: color }));
-        g.append(s("line", { class: "hit", x1: x, x2: x, y1: ya - 14, y2: yb }));
-        if (x - lastLabelX > 46 && !groupsShown.some((g) => x > px(toU(g.from + 1)) - 60 && x < px(toU(g.to)) + 4)) {
+        const nearGroup = groupsShown.some((g) => {
+          const gx = Math.max(px(toU(g.from + 1)), LEFT);
+          return x > gx - 60 && x < Math.max(px(toU(g.to)), gx + 7 * g.label.length) + 4;
+        });
+        if (x - lastLabelX > 46 && !nearGroup) {
           alt = x - lastLabelX > 110 ? 0 : 1 - alt;
           g.append(s("text", { x: x + 3, y: alt ? 28 : 16, fill: color, text: t.label }));
           lastLabelX = x;
@@ -418,13 +418,17 @@
       // axis
       const axis = s("g", { class: "axis" });
       svg.append(axis);
-      const ticks = 8;
+      axis.append(s("text", { x: 6, y: yAxis + 13, text: "step" }));
+      const ticks = Math.max(2, Math.min(8, Math.floor(plotW / 90)));
+      let lastTick = null;
       for (let k = 0; k <= ticks; k++) {
-        const u = v0 + ((v1 - v0) * k) / ticks;
-        const t = toT(u);
-        const x = px(u);
+        // Ticks at whole steps (boundaries), each step once.
+        const t = Math.round(toT(v0 + ((v1 - v0) * k) / ticks));
+        if (t === lastTick || t > T - 1) continue;
+        lastTick = t;
+        const x = px(toU(t));
         axis.append(s("line", { x1: x, x2: x, y1: yAxis - 3, y2: yAxis + 2 }));
-        axis.append(s("text", { x: Math.min(x, W - 40), y: yAxis + 13, "text-anchor": k === 0 ? "start" : "middle", text: k === 0 ? "step " + Math.round(t) : String(Math.round(t)) }));
+        axis.append(s("text", { x: Math.min(Math.max(x, LEFT + 4), W - 30), y: yAxis + 13, "text-anchor": "middle", text: String(t) }));
       }
       summary.textContent = "steps " + t0 + "–" + Math.min(t1, T - 1) + " · " + visible.filter((t) => !t.minor).length + " transitions in view" + (groupsShown.length ? " · " + groupsShown.length + " groups" : "");
       drawOverview(W, plotW, v0, v1);
@@ -452,14 +456,25 @@
     }
 
     // ---- interaction --------------------------------------------------------------------------
-    function zoom(factor, atU) {
+    // Wheel and drag come faster than a long run draws: one draw per frame.
+    let drawPending = false;
+    function requestDraw() {
+      if (drawPending) return;
+      drawPending = true;
+      requestAnimationFrame(() => {
+        drawPending = false;
+        draw();
+      });
+    }
+    function zoom(factor, atU, deferred) {
       const [v0, v1] = state.view || [0, totalU];
       const c = atU === undefined ? (v0 + v1) / 2 : atU;
       let w = Math.max(4, Math.min(totalU, (v1 - v0) * factor));
       let n0 = c - ((c - v0) / (v1 - v0)) * w;
       n0 = Math.max(0, Math.min(totalU - w, n0));
       state.view = w >= totalU ? null : [n0, n0 + w];
-      draw();
+      if (deferred) requestDraw();
+      else draw();
     }
     function uAtX(clientX) {
       const r = svg.getBoundingClientRect();
@@ -470,7 +485,7 @@
     }
     svg.addEventListener("wheel", (e) => {
       e.preventDefault();
-      zoom(Math.pow(1.2, e.deltaY / 100), uAtX(e.clientX));
+      zoom(Math.pow(1.2, e.deltaY / 100), uAtX(e.clientX), true);
     }, { passive: false });
     let drag = null;
     svg.addEventListener("pointerdown", (e) => {
@@ -490,16 +505,26 @@
       const w = v1 - v0;
       const n0 = Math.max(0, Math.min(totalU - w, v0 + du));
       state.view = [n0, n0 + w];
-      draw();
+      requestDraw();
     });
     svg.addEventListener("pointerup", (e) => {
       svg.classList.remove("dragging");
       const wasDrag = drag && drag.moved;
       drag = null;
       if (wasDrag) return;
-      // A click: the nearest transition marker (or a group block, handled on the block).
-      const target = e.target.closest ? e.target.closest("[data-testid=marker]") : null;
-      if (target) return select(Number(target.getAttribute("data-id")), true);
+      // A click (the pointer is captured by the SVG, so look at what lies under it): a group
+      // block expands and zooms to its round trips; otherwise the nearest transition within 8 px.
+      const under = document.elementFromPoint(e.clientX, e.clientY);
+      const block = under && under.closest ? under.closest("[data-testid=group]") : null;
+      if (block) {
+        const g = m.groups.find((x) => x.first === Number(block.getAttribute("data-first")));
+        if (g) {
+          state.expanded.add(g.first);
+          state.view = [toU(g.from), toU(g.to + 1)];
+          draw();
+        }
+        return;
+      }
       const u = uAtX(e.clientX);
       const [v0, v1] = state.view || [0, totalU];
       const tolerance = ((v1 - v0) / Math.max(1, wrap.clientWidth)) * 8;
@@ -549,7 +574,7 @@
           state.view = [n0, n0 + w];
         }
       }
-      const g = hiddenByGroup(t);
+      const g = reveal ? hiddenByGroup(t) : null;
       if (g) state.expanded.add(g.first);
       draw();
       list.redraw();
@@ -665,6 +690,7 @@
     // ---- steps ----------------------------------------------------------------------------------
     const steps = m.steps;
     const transitionSteps = new Set(transitions.map((t) => t.step));
+    const transitionAtStep = new Map(transitions.map((t) => [t.step, t.id]));
     const stepIndex = new Map(steps.map((st, i) => [st.step, i]));
     function eventText(ev) {
       if (ev.kind === "delivered") return "delivered " + ev.vector + (ev.error_code === null ? "" : " (" + ev.error_code + ")") + " " + ev.source;
@@ -679,7 +705,12 @@
         h("span", { class: "c", text: st.linear + (st.at ? " <" + st.at + ">" : "") }),
         h("span", { class: "c", text: st.instruction ? st.instruction.disassembly : "(event at boundary)" }),
         h("span", { class: "c ev", text: eventText(st.event) + (st.changes.length ? " · " + st.changes.map((c) => c.field.replace(/^(regs|sregs|msrs)\./, "")).join(" ") : "") }));
-      row.addEventListener("click", () => selectStep(st.step, false));
+      row.addEventListener("click", () => {
+        // A transition's step selects the transition too (its sequence and frame).
+        const t = transitionAtStep.get(st.step);
+        if (t !== undefined) select(t, false);
+        else selectStep(st.step, false);
+      });
       return row;
     });
     function selectStep(n, reveal) {

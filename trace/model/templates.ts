@@ -452,6 +452,7 @@ type DeliverySource = DeliveryFacts["source"];
 
 export const EVENT: readonly TemplateItem<EventFacts>[] = [
   { rule: "PRIO-01", phase: "check", text: (f) => `${f.source === "nmi" ? "an NMI" : f.source === "external" ? `external interrupt ${hex(f.vector)}` : "a single-step trap"} pending at this boundary comes before the next instruction` },
+  { rule: "PRIO-02", phase: "note", text: (f) => (f.source === "external" ? `the interrupt is taken once: it is no longer pending` : `events not taken stay pending`) },
   { rule: "HLT-03", phase: "note", text: () => `it wakes the halted CPU (saved RIP after the HLT)` },
   { rule: "HLT-06", phase: "note", text: () => `the single-step trap of the HLT is taken as the CPU wakes` },
   { rule: "TF-02", phase: "note", text: () => `the single-step #DB is a trap: the saved RIP is the next instruction` },

@@ -192,7 +192,7 @@ describe("the bridge against a stub", () => {
       await engine.load(state, "intel");
       expect(engine.capabilities.name).toContain("i386:x86-64");
       expect(engine.capabilities.unobservable).toContain("memory*");
-      expect(await engine.step()).toEqual({ kind: "retired", rip: state.rip });
+      expect(await engine.step()).toEqual({ kind: "retired", rip: state.rip, instruction: { bytes: Uint8Array.of(0x90), length: 1 } });
       expect((await engine.state()).rip).toBe(state.rip + 1n);
       expect(await engine.run(10)).toEqual({ reason: "hlt", steps: 2 });
       expect((await engine.state()).cpu.halted).toBe(true);
