@@ -16,6 +16,7 @@ import { buildReport, divergenceDocument, reportMarkdown } from "../conformance/
 import { junitXml } from "../conformance/campaign/junit.ts";
 import { caseFileName, caseVector } from "../conformance/campaign/saved-cases.ts";
 import { parseExpectations, unknownRule, type Expectation } from "../conformance/campaign/expectations.ts";
+import { gapByName } from "../conformance/campaign/gaps.ts";
 import { traceLine } from "../trace/text.ts";
 import type { TraceRecord } from "../trace/record.ts";
 import type { CaseOutcome } from "../conformance/campaign/run.ts";
@@ -224,7 +225,8 @@ function parse(argv: readonly string[]): Parsed | "help" {
     every,
     rule: inProcess(a) && inProcess(b) ? "exact" : "architectural",
     caseTimeoutMs: args.values.has("timeout") ? seconds("timeout", args.values.get("timeout")!) : 30_000,
-    expected: [...new Set(expectations.map((e) => e.rule))],
+    expected: [...new Set(expectations.filter((e) => gapByName(e.rule) === undefined).map((e) => e.rule))],
+    gaps: [...new Set(expectations.filter((e) => gapByName(e.rule) !== undefined).map((e) => e.rule))],
     shrinkPerRule: !shrink ? 0 : caseIndex !== undefined ? 1 : wholeNumber("shrink-per-rule", args.values.get("shrink-per-rule") ?? "3", 0, 1_000_000),
     shrinkRuns: 400,
     shrinkMs: 60_000,
@@ -307,8 +309,10 @@ function table(rows: readonly (readonly string[])[]): string[] {
 function failureBlock(result: CampaignResult, o: CampaignResult["outcomes"][number], saved: ReadonlyMap<number, string>): string[] {
   const { a, b } = result.engines;
   if (o.status === "error")
-    return [`ERROR case ${o.index} (${o.family}): ${o.side === "a" ? a : b}: ${o.error_kind}: ${oneLine(o.reason ?? "")} (engine restarted)`, `  replay: ${o.replay ?? ""}`];
-  const head = `${o.status === "expected" ? "EXPECTED" : "FAIL"} case ${o.index} (${o.family}): ${o.rule} — ${o.why ?? ""}`;
+    return o.error_kind === "generator"
+      ? [`ERROR case ${o.index} (${o.family}): ${oneLine(o.reason ?? "")}`, `  replay: ${o.replay ?? ""}`]
+      : [`ERROR case ${o.index} (${o.family}): ${o.side === "a" ? a : b}: ${o.error_kind}: ${oneLine(o.reason ?? "")} (engine restarted)`, `  replay: ${o.replay ?? ""}`];
+  const head = `${o.status === "expected" ? `EXPECTED${o.gap === undefined ? "" : ` (${o.gap})`}` : "FAIL"} case ${o.index} (${o.family}): ${o.rule} — ${o.why ?? ""}`;
   const d = o.detail as
     | {
         step: number; event_a: string; event_b: string; instruction: { bytes: string; disassembly: string } | null;
@@ -345,7 +349,7 @@ function summaryLines(result: CampaignResult): string[] {
   lines.push(`  divergences      ${r.divergences} (${r.distinct_signatures} distinct signatures)${rules.size === 0 ? "" : ` under ${[...rules].map(([k, n]) => `${k} (${n})`).join(", ")}`}`);
   if (r.expected_deviations > 0) {
     const seen = new Map<string, number>();
-    for (const o of r.outcomes) if (o.status === "expected") seen.set(o.rule!, (seen.get(o.rule!) ?? 0) + 1);
+    for (const o of r.outcomes) if (o.status === "expected") seen.set(o.gap ?? o.rule!, (seen.get(o.gap ?? o.rule!) ?? 0) + 1);
     lines.push(`  expected         ${[...seen].map(([k, n]) => `${k} (${n})`).join(", ")}`);
   }
   if (r.coverage !== null) {
@@ -447,7 +451,8 @@ export async function conformCommand(argv: readonly string[], io: Io): Promise<n
   if (!parsed.json) {
     const what = plan.only !== undefined ? `case ${plan.only.join(",")}` : plan.runs !== undefined ? `${plan.runs} cases` : `${(plan.timeMs ?? 0) / 1000} s`;
     out.line(`ringspec conform: ${names.a} vs ${names.b} (${plan.rule} comparison), seed ${plan.seed}, ${what}${plan.shard.count > 1 ? `, shard ${plan.shard.index}/${plan.shard.count}` : ""}, ${plan.workers} worker${plan.workers === 1 ? "" : "s"}`);
-    out.line(`  families: ${plan.families.join(", ")}; profile ${plan.profile ?? "both"}${plan.expected.length > 0 ? `; expected deviations: ${plan.expected.join(", ")}` : ""}`);
+    const expected = [...plan.expected, ...(plan.gaps ?? [])];
+    out.line(`  families: ${plan.families.join(", ")}; profile ${plan.profile ?? "both"}${expected.length > 0 ? `; expected deviations: ${expected.join(", ")}` : ""}`);
     out.flush();
   }
   const stopped = { value: false };

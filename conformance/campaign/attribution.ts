@@ -185,7 +185,8 @@ const EXCEPTION_NAMES: Readonly<Record<number, string>> = {
 function raiserOf(vector: number, rules: readonly string[]): string | undefined {
   const name = EXCEPTION_NAMES[vector];
   if (name === undefined) return undefined;
-  const names = (id: string) => (ruleById(id)?.description ?? "").includes(name);
+  // Delivery rules name the faults of the delivery itself, not of the instruction.
+  const names = (id: string) => !/^(DELIVER|DF|EXC)-/.test(id) && (ruleById(id)?.description ?? "").includes(name);
   const inStep = rules.filter(names);
   if (inStep.length === 1) return inStep[0];
   const all = allRules().filter((r) => r.description.includes(name));

@@ -16,6 +16,7 @@ import type { AsyncEngine } from "../../contract/engine.ts";
 import { engineSource, type EngineChoice } from "./engines.ts";
 import { familyByName, type Family } from "./families.ts";
 import { shardCase } from "./cases.ts";
+import { gapByName } from "./gaps.ts";
 import { EngineHolder, failureDetail, runCase, type CaseOutcome, type CaseSettings } from "./run.ts";
 
 export interface Shard {
@@ -40,6 +41,8 @@ export interface CampaignPlan {
   readonly rule: ComparisonRule;
   readonly caseTimeoutMs: number;
   readonly expected: readonly string[];
+  /** Known gaps expected (conformance/campaign/gaps.ts), by name. */
+  readonly gaps?: readonly string[];
   /** Failures shrunk per rule (the first ones by case index); 0: none. */
   readonly shrinkPerRule: number;
   readonly shrinkRuns: number;
@@ -91,6 +94,11 @@ export function caseSettings(plan: CampaignPlan): CaseSettings {
     rule: plan.rule,
     timeoutMs: plan.caseTimeoutMs,
     expected: new Set(plan.expected),
+    gaps: (plan.gaps ?? []).map((name) => {
+      const g = gapByName(name);
+      if (g === undefined) throw new Error(`no known gap called ${JSON.stringify(name)}`);
+      return g;
+    }),
     shrinkRuns: plan.shrinkRuns,
     shrinkMs: plan.shrinkMs,
   };

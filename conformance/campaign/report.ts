@@ -4,6 +4,7 @@
 // people, JSON beside it for programs, and for each group's example a `ringspec-divergence/1`
 // document that `ringspec trace FILE --html OUT` draws (trace/model/divergence.ts).
 import { ruleById } from "../../spec/index.ts";
+import { gapByName } from "./gaps.ts";
 import { DIVERGENCE_FORMAT, type DivergenceDocumentIn } from "../../trace/model/divergence.ts";
 import type { CampaignResult } from "./result.ts";
 
@@ -53,18 +54,21 @@ export function buildReport(result: CampaignResult): Report {
   const groups = new Map<string, Outcome[]>();
   for (const o of result.outcomes) {
     if (o.status !== "fail" && o.status !== "expected") continue;
-    const list = groups.get(o.rule!) ?? [];
+    // Divergences a known gap explains are grouped under the gap.
+    const key = o.status === "expected" && o.gap !== undefined ? o.gap : o.rule!;
+    const list = groups.get(key) ?? [];
     list.push(o);
-    groups.set(o.rule!, list);
+    groups.set(key, list);
   }
   const expectedRules = new Set(result.campaign.expected.map((e) => e.rule));
   const reportGroups: ReportGroup[] = [...groups.entries()]
     .map(([rule, list]) => {
       const info = ruleById(rule);
+      const gap = gapByName(rule);
       return {
         rule,
-        description: info?.description ?? "no rule of the spec: the engines part ways where the spec reports none",
-        source: info?.source ?? null,
+        description: gap?.description ?? info?.description ?? "no rule of the spec: the engines part ways where the spec reports none",
+        source: gap !== undefined ? "known gap (conformance/campaign/gaps.ts)" : (info?.source ?? null),
         expected: expectedRules.has(rule),
         count: list.length,
         families: [...new Set(list.map((o) => o.family))].sort(),
@@ -87,7 +91,11 @@ export function buildReport(result: CampaignResult): Report {
     divergences: result.divergences,
     groups: reportGroups,
     errors: [...errors.values()].map((list) => ({ side: list[0]!.side!, kind: list[0]!.error_kind ?? "error", count: list.length, example: list[0]! })),
-    expected: result.campaign.expected.map((e) => ({ rule: e.rule, reason: e.reason, seen: groups.get(e.rule)?.length ?? 0 })),
+    expected: result.campaign.expected.map((e) => ({
+      rule: e.rule,
+      reason: e.reason,
+      seen: result.outcomes.filter((o) => o.status === "expected" && (o.gap ?? o.rule) === e.rule).length,
+    })),
     not_compared: result.not_compared,
     coverage: result.coverage,
     interrupted: result.interrupted,

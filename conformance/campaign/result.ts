@@ -24,6 +24,7 @@ const Outcome = z.object({
   size: z.number().int().min(0),
   unit: z.string().max(40),
   replay: z.string().max(10_000).optional(),
+  gap: z.string().max(100).optional(),
   // Checked loosely: a merge only carries it over.
   detail: z.record(z.string(), z.unknown()).optional(),
 });
@@ -140,7 +141,7 @@ export function campaignResult(plan: CampaignPlan, run: CampaignRun, meta: Resul
       workers: plan.workers,
       every: plan.every,
       comparison: plan.rule,
-      expected: plan.expected.map((rule) => ({ rule, reason: meta.expectedReasons.get(rule) ?? "" })),
+      expected: [...plan.expected, ...(plan.gaps ?? [])].map((rule) => ({ rule, reason: meta.expectedReasons.get(rule) ?? "" })),
     },
     cases: run.outcomes.length,
     ...counts(run.outcomes, run.outcomes.filter((o) => o.status === "pass").length),

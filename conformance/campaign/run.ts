@@ -16,6 +16,7 @@ import { attribute, UNATTRIBUTED } from "./attribution.ts";
 import { caseId, caseValue, type CaseId } from "./cases.ts";
 import type { BuiltCase, Family } from "./families.ts";
 import { lockstepCase, type CaseDivergence, type CaseVerdict } from "./lockstep-case.ts";
+import type { Gap } from "./gaps.ts";
 
 /** Opens a fresh engine (a child process, for an engine in another process). */
 export interface EngineSource {
@@ -58,6 +59,8 @@ export interface CaseSettings {
   readonly timeoutMs: number;
   /** Rules whose divergences are expected (known deviations): reported, not failures. */
   readonly expected: ReadonlySet<string>;
+  /** Known gaps (gaps.ts) whose divergences are expected. */
+  readonly gaps: readonly Gap[];
   /** Most lockstep runs one shrink may take, and its wall-clock budget. */
   readonly shrinkRuns: number;
   readonly shrinkMs: number;
@@ -83,7 +86,9 @@ export interface CaseOutcome {
   readonly reason?: string;
   readonly size: number;
   readonly unit: string;
-  /** Rules the reference spec exercised (filled in when the campaign measures coverage). */
+  /** For an expected divergence: the known gap that explains it (else its rule is expected). */
+  readonly gap?: string;
+  /** The details of a failure (only for the ones shrunk). */
   readonly detail?: FailureDetail;
 }
 
@@ -156,6 +161,8 @@ async function verdictOf(a: EngineHolder, b: EngineHolder, built: BuiltCase, set
 
 interface Judged {
   readonly verdict: CaseVerdict;
+  /** A known gap the campaign expects that explains the divergence. */
+  readonly gap?: string;
   readonly rule?: string;
   readonly why?: string;
   readonly rules?: readonly string[];
@@ -166,7 +173,8 @@ async function judge(a: EngineHolder, b: EngineHolder, built: BuiltCase, setting
   const verdict = await verdictOf(a, b, built, settings);
   if (verdict.kind !== "diverge") return { verdict };
   const at = attribute(verdict.divergence, profileOf(settings, built));
-  return { verdict, rule: at.rule, why: at.why, rules: at.rules, signature: signatureOf(at.rule, verdict.divergence.differences) };
+  const gap = settings.gaps.find((g) => g.applies(verdict.divergence))?.name;
+  return { verdict, rule: at.rule, why: at.why, rules: at.rules, signature: signatureOf(at.rule, verdict.divergence.differences), ...(gap === undefined ? {} : { gap }) };
 }
 
 /** Runs case `index` of the campaign (no shrinking). */
@@ -193,7 +201,8 @@ export async function runCase(a: EngineHolder, b: EngineHolder, settings: CaseSe
     case "diverge":
       return {
         ...base,
-        status: settings.expected.has(j.rule!) ? "expected" : "fail",
+        status: settings.expected.has(j.rule!) || j.gap !== undefined ? "expected" : "fail",
+        ...(j.gap === undefined ? {} : { gap: j.gap }),
         steps: v.steps,
         rule: j.rule!,
         why: j.why!,

@@ -117,6 +117,23 @@ export const OPS: Readonly<Record<string, Build>> = {
   jmpRbx: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Jmp_rm64 : C.Jmp_rm32, bx(bits)),
   stac: bare(C.Stac),
   clac: bare(C.Clac),
+  // System instructions (privileged, or outside what the model can run: those end the case).
+  rdtsc: bare(C.Rdtsc),
+  sysexit: by(C.Sysexitq, C.Sysexitd),
+  wbinvd: bare(C.Wbinvd),
+  invd: bare(C.Invd),
+  clts: bare(C.Clts),
+  invlpg: () => iced.Instruction.createMem(C.Invlpg_m, at(R.RBX)),
+  lgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lgdt_m1664 : C.Lgdt_m1632, at(bx(bits))),
+  lidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lidt_m1664 : C.Lidt_m1632, at(bx(bits))),
+  sgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sgdt_m1664 : C.Sgdt_m1632, at(bx(bits))),
+  sidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sidt_m1664 : C.Sidt_m1632, at(bx(bits))),
+  ltr: () => iced.Instruction.createReg(C.Ltr_r32m16, R.EAX),
+  /** MOV to CR1/CR9 (reserved: #UD). */
+  movToBadCr: (i) => iced.Instruction.createRegReg(C.Mov_cr_r64, (i.imm ?? 0) % 2 === 0 ? R.CR1 : R.CR9, R.RAX),
+  /** Far JMP through memory at [RBX] (m16:64 in 64-bit code, m16:32 in compatibility mode). */
+  jmpFar: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Jmp_m1664 : C.Jmp_m1632, at(bx(bits))),
+  into: bare(C.Into),
 };
 
 /** Encodes `code` then HLT. An instruction iced cannot encode for 32-bit code (IRETQ, SWAPGS,
@@ -125,6 +142,11 @@ export const OPS: Readonly<Record<string, Build>> = {
 export function encode(code: readonly Insn[], rip: bigint, bits: 32 | 64): Uint8Array {
   const out: number[] = [];
   for (const insn of [...code, { op: "hlt" }]) {
+    // INTO (CE) is invalid in 64-bit mode and iced will not encode it there: its byte, for the #UD.
+    if (insn.op === "into" && bits === 64) {
+      out.push(0xce);
+      continue;
+    }
     let bytes: Uint8Array | undefined;
     for (const b of bits === 64 ? [64 as const] : [32 as const, 64 as const]) {
       const i = OPS[insn.op]!(insn, b);
@@ -439,12 +461,15 @@ export const syscallScenario: fc.Arbitrary<Scenario> = fc
     };
   });
 
-// Family 4: segment loads and far returns ---------------------------------------------------------
+// Family 4: segment loads, far returns and far jumps -----------------------------------------------
+
+/** Where far JMP finds its pointer (kernel data; the user data page for CPL 3 would do as well). */
+const FAR_POINTER = 0x220100n;
 
 export const segmentScenario: fc.Arbitrary<Scenario> = fc
   .record({
     profile, ring: ringArb(2), compat: compatArb,
-    op: fc.constantFrom("movSreg", "movSreg", "popFs", "popGs", "lretq", "lretq", "lretd", "lretw", "lretqImm"),
+    op: fc.constantFrom("movSreg", "movSreg", "popFs", "popGs", "lretq", "lretq", "lretd", "lretw", "lretqImm", "jmpFar", "jmpFar"),
     sreg: fc.nat(4), selector: selectorArb, imm: fc.constantFrom(0, 8, 0x10, 0xfff8),
     rip: addressArb, cs: selectorArb, rsp: stackArb, ss: selectorArb,
     gdt: fc.array(gdtPatchArb, { maxLength: 2 }), segs: dataSegsArb, rflags: startFlagsArb, follow: fc.boolean(),
@@ -457,10 +482,15 @@ export const segmentScenario: fc.Arbitrary<Scenario> = fc
     // lret imm16 reads SS:RSP after the immediate: place them there too.
     const pokes = [...stackPokes(rsp, slots, size), ...gdtPokes(x.compat ? [] : x.gdt)];
     if (x.op === "lretqImm") pokes.push(...stackPokes(rsp + 16n + BigInt(x.imm), [x.rsp, BigInt(x.ss)], 8));
+    // far JMP [RBX]: the offset (8 bytes in 64-bit code, 4 in compatibility mode), then the selector.
+    if (x.op === "jmpFar") {
+      const width = x.compat ? 4 : 8;
+      pokes.push({ address: FAR_POINTER, size: width, value: BigInt.asUintN(width * 8, x.rip) }, { address: FAR_POINTER + BigInt(width), size: 2, value: BigInt(x.cs) });
+    }
     const code: Insn[] = [{ op: x.op, imm: x.op === "movSreg" ? x.sreg : x.imm }, ...(x.follow ? [{ op: "pushRax" }, { op: "popRcx" }] : [])];
     return {
       family: "segment", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp,
-      regs: [[0, BigInt(x.selector)]], code, pokes, segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: {},
+      regs: [[0, BigInt(x.selector)], [3, FAR_POINTER]], code, pokes, segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: {},
     };
   });
 
@@ -539,13 +569,20 @@ const valueArb = fc.oneof(
 export const msrCrScenario: fc.Arbitrary<Scenario> = fc
   .record({
     profile, ring: ringArb(6), compat: compatArb,
-    ops: fc.array(fc.record({ op: fc.constantFrom("rdmsr", "wrmsr", "wrmsr", "movToCr", "movToCr", "movFromCr", "syscall", "swapgs"), cr: fc.nat(4) }), { minLength: 1, maxLength: 3 }),
+    ops: fc.array(fc.record({
+      op: fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom("rdmsr", "wrmsr", "wrmsr", "movToCr", "movToCr", "movFromCr", "syscall", "swapgs") },
+        { weight: 2, arbitrary: fc.constantFrom("rdtsc", "sysexit", "wbinvd", "invd", "clts", "invlpg", "lgdt", "lidt", "sgdt", "sidt", "ltr", "movToBadCr", "into", "stac", "clac") },
+      ),
+      cr: fc.nat(4),
+    }), { minLength: 1, maxLength: 3 }),
     msr: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...MSRS) }, { weight: 1, arbitrary: fc.nat(0xffffffff) }),
     value: valueArb,
   })
   .map((x) => ({
     family: "msrcr", profile: x.profile, ring: x.ring, compat: x.compat, rflags: 0x2n, rsp: defaultRsp(x.ring),
-    regs: [[0, x.value], [1, BigInt(x.msr)], [2, x.value >> 32n]] as const,
+    // RBX: the memory operand of LGDT/LIDT/SGDT/SIDT/INVLPG/far JMP (the user data page).
+    regs: [[0, x.value], [1, BigInt(x.msr)], [2, x.value >> 32n], [3, 0x220040n]] as const,
     code: x.ops.map((o) => ({ op: o.op, imm: o.cr })), pokes: [], segments: [], set: {}, cpu: {},
   }));
 
