@@ -46,6 +46,8 @@ Options:
   --frame NAME|FILE     name the cells around a delivery frame with a kernel's register frame:
                         regstate (the project's kernels; the default for kernels), pt_regs
                         (Linux), none, or a JSON file {"name", "fields": [...], "rip"}
+  --symbols FILE        name addresses with a symbol map: \`nm\` output ("ADDRESS TYPE NAME" lines)
+                        or a JSON object {"name": "0xADDRESS"} (kernels: added to the image's)
   --title TEXT          the page's heading (default: FILE)
   --max-records N       steps listed on the page at most (default 100000; the timeline and the
                         transitions always cover the whole run)
@@ -68,6 +70,7 @@ const OPTIONS = [
   { name: "loader", value: true },
   { name: "frame", value: true },
   { name: "title", value: true },
+  { name: "symbols", value: true },
   { name: "max-records", value: true },
 ];
 
@@ -102,6 +105,44 @@ const FrameLayoutJson = {
     return { name, fields, rip: v.rip };
   },
 };
+
+/** Symbols at most in a --symbols file, and the longest name. */
+const MAX_SYMBOLS = 1_000_000;
+const SYMBOL_NAME = /^[A-Za-z_.$][A-Za-z0-9_.$@]{0,255}$/;
+
+/** A symbol map: `nm` output, or a JSON object of names to hex addresses. */
+export function parseSymbols(path: string, text: string): Map<string, bigint> {
+  const symbols = new Map<string, bigint>();
+  const add = (name: string, address: string, where: string) => {
+    if (!SYMBOL_NAME.test(name)) throw new InputError(`${path}: ${where}: ${JSON.stringify(name.slice(0, 40))} is not a symbol name`);
+    if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(address)) throw new InputError(`${path}: ${where}: ${JSON.stringify(address.slice(0, 40))} is not a 64-bit hex address`);
+    if (symbols.size >= MAX_SYMBOLS) throw new InputError(`${path}: more than ${MAX_SYMBOLS} symbols`);
+    symbols.set(name, BigInt(address.startsWith("0x") ? address : "0x" + address));
+  };
+  if (text.trimStart().startsWith("{")) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new InputError(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError(`${path}: expected an object of symbol names to "0x" addresses`);
+    for (const [name, address] of Object.entries(value)) {
+      if (typeof address !== "string") throw new InputError(`${path}: ${name}: expected a "0x" address string`);
+      add(name, address, name);
+    }
+    return symbols;
+  }
+  text.split("\n").forEach((line, i) => {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length === 1 && fields[0] === "") return;
+    // nm: "ADDRESS TYPE NAME"; undefined symbols ("U NAME") have no address.
+    if (fields.length === 2 && /^[Uvw]$/.test(fields[0]!)) return;
+    if (fields.length !== 3) throw new InputError(`${path}: line ${i + 1}: expected "ADDRESS TYPE NAME" (nm output)`);
+    add(fields[2]!, fields[0]!, `line ${i + 1}`);
+  });
+  return symbols;
+}
 
 function frameLayout(text: string | undefined, kernel: boolean): FrameLayout | undefined {
   if (text === undefined) return kernel ? BUILT_IN_LAYOUTS.regstate : undefined;
@@ -157,6 +198,8 @@ export async function traceCommand(argv: readonly string[], io: Io): Promise<num
   const loaderFile = args.values.get("loader");
   const input = classify(file, loaderFile);
   const title = args.values.get("title");
+  const symbolsFile = args.values.get("symbols");
+  const symbols = symbolsFile === undefined ? undefined : parseSymbols(symbolsFile, readText(symbolsFile));
   if (args.flags.has("lockstep") && input.kind !== "document") throw new UsageError("trace: --lockstep takes a state or vector file (kernels: ringspec kernel --lockstep)");
 
   const write = (data: PageData, jsonValue: unknown): void => {
@@ -185,7 +228,7 @@ export async function traceCommand(argv: readonly string[], io: Io): Promise<num
   }
 
   // The command that makes this page again.
-  const passed = ["engine", "profile", "max-steps", "timeout", "loader", "frame", "title", "max-records"].flatMap((o) => (args.values.has(o) ? [`--${o}`, args.values.get(o)!] : []));
+  const passed = ["engine", "profile", "max-steps", "timeout", "loader", "symbols", "frame", "title", "max-records"].flatMap((o) => (args.values.has(o) ? [`--${o}`, args.values.get(o)!] : []));
   const command = ["npx", "ringspec", "trace", file, ...passed, ...(args.flags.has("lockstep") ? ["--lockstep"] : []), ...(html !== undefined ? ["--html", html] : ["--json"])].map(shellQuote).join(" ");
 
   if (input.kind === "kernel") {
@@ -200,7 +243,8 @@ export async function traceCommand(argv: readonly string[], io: Io): Promise<num
     const builder = new TraceModelBuilder(target.state, {
       title: title ?? target.name, file, engine: settings.engine, profile, command,
       engineReportsRules: engineEntry(settings.engine)?.capabilities.rules === true,
-      catalogue: ruleCatalogue, symbols: target.symbols,
+      catalogue: ruleCatalogue, symbols: new Map([...target.symbols, ...(symbols ?? [])]),
+      stackWindow: target.context.kernelStackSize,
       ...(layout === undefined ? {} : { frameLayout: layout }),
       ...(maxRecords === undefined ? {} : { maxRecords }),
     });
@@ -241,6 +285,7 @@ export async function traceCommand(argv: readonly string[], io: Io): Promise<num
     title: title ?? file, file, engine: settings.engine, profile, command,
     engineReportsRules: entry.capabilities.rules === true,
     catalogue: ruleCatalogue,
+    ...(symbols === undefined ? {} : { symbols }),
     ...(layout === undefined ? {} : { frameLayout: layout }),
     ...(maxRecords === undefined ? {} : { maxRecords }),
   });

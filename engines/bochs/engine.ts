@@ -48,8 +48,12 @@ export interface BochsEngineOptions {
 }
 
 /** Fields the Bochs engine can neither set nor read. */
-/** Not installed by the firmware image nor read back yet (engines/host/verify.ts). */
-export const BOCHS_UNOBSERVABLE: readonly string[] = [...UNINSTALLED_REGISTERS];
+export const BOCHS_UNOBSERVABLE: readonly string[] = [
+  // ringspec's devices (docs/devices.md) are not Bochs's: the state reports the reset devices.
+  "devices.*",
+  // Not installed by the firmware image nor read back yet (engines/host/verify.ts).
+  ...UNINSTALLED_REGISTERS,
+];
 
 const NOT_RAM = { start: 0xa0000n, end: 0x100000n };
 const RESET_VECTOR = 0xfffffff0n;
@@ -274,8 +278,13 @@ export class BochsEngine implements AsyncEngine {
       // HLT with IF = 1 (or an event handler's first instruction was a HLT): halted unless an
       // event wakes the CPU; probe with one more step.
       const activity = await s.debuggerClient.command('show "cpu0.activity_state"');
-      if (/activity_state = 0x0*1\b/.test(activity)) {
-        const probe = await this.debuggerStep(s, this.options.haltWaitMs);
+      if (isHalted(activity)) {
+        let probe = await this.debuggerStep(s, this.options.haltWaitMs);
+        // Interrupted: halted, unless the probe did wake the CPU just then (a loaded machine).
+        if (probe === null && !isHalted(await s.debuggerClient.command('show "cpu0.activity_state"'))) {
+          const next = await s.debuggerClient.command("r");
+          probe = `Next at t=0\n(0) [0x0] 0000:${/rip: ([0-9a-f]{8})_([0-9a-f]{8})/.exec(next)?.slice(1).join("") ?? "0"} (unk. ctxt): ? ; \n`;
+        }
         if (probe === null) s.halted = true;
         else {
           s.steps++;
@@ -470,6 +479,10 @@ export class BochsEngine implements AsyncEngine {
     await s.child.kill();
     s.dir.remove();
   }
+}
+
+function isHalted(activityDump: string): boolean {
+  return /activity_state = 0x0*1\b/.test(activityDump);
 }
 
 function fileSize(path: string): number {

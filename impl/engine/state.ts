@@ -113,6 +113,7 @@ export function loadState(state: ArchState, profile: ProfileName, maxPages: numb
   m.halted = cpu.halted;
   m.shutdown = cpu.shutdown;
   m.pendingDebugTrap = cpu.pendingDebugTrap;
+  m.devices = state.devices;
   m.updateMode();
   return m;
 }
@@ -192,6 +193,7 @@ export function machineState(m: Machine): ArchState {
     ...Object.fromEntries(DEBUG_FIELDS.map(([field, slot]) => [field, big(m.debug[slot]!, m.debug[slot + 1]!)])) as Record<(typeof DEBUG_FIELDS)[number][0], bigint>,
     memory,
     cpu,
+    devices: m.devices,
   };
 }
 

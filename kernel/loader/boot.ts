@@ -9,7 +9,7 @@
 //   - RSP = boot_area + 0x8000 (a 16 KiB stack), RIP = the entry point, RDI = memory size.
 // The kernel then installs its own GDT, IDT, TSS and page tables.
 import type { ArchState, Segment } from "../../contract/state.ts";
-import { DEFAULT_CPU, POWER_UP_REGISTERS } from "../../contract/state.ts";
+import { DEFAULT_CPU, POWER_UP_REGISTERS, RESET_DEVICES } from "../../contract/state.ts";
 import { GPR_NAMES } from "../../contract/schema.ts";
 import type { LoaderDescription } from "./description.ts";
 import { GuestMemory } from "../../guest/memory.ts";
@@ -55,6 +55,7 @@ export function bootState(memory: GuestMemory, description: LoaderDescription, e
     ...POWER_UP_REGISTERS,
     memory: memory.pages,
     cpu: DEFAULT_CPU,
+    devices: RESET_DEVICES,
   };
   const regs = description.entry?.regs;
   if (regs !== undefined) {

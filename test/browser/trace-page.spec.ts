@@ -126,6 +126,10 @@ describe("the trace page in Chromium", () => {
     await expect(cell.getAttribute("data-after")).resolves.toBe("0000_0000_0000_0004");
     await expect(cell.locator("td.mark").innerText()).resolves.toBe("← RSP after");
     await expect(page.locator("[data-testid=frame-cell][data-name=RIP]").getAttribute("data-after")).resolves.toBe("0000_0000_0020_0000");
+    // The step list: the transition's step shows every field it changed.
+    await page.locator("[data-testid=step-row][data-step='1']").click();
+    const changed = await page.locator("[data-testid=step-changes] [data-testid=change] td.f").allInnerTexts();
+    expect(changed).toEqual(expect.arrayContaining(["regs.rsp", "regs.rip", "sregs.cs.selector", "sregs.cr2", "memory@0x1ffd0"]));
     expect(problems).toEqual([]);
     await page.close();
   });
@@ -156,6 +160,9 @@ describe("the trace page in Chromium", () => {
     await page.mouse.wheel(0, -600);
     await expect.poll(async () => Number(await svg.getAttribute("data-visible-transitions"))).toBeLessThan(before);
     await page.locator("[data-testid=fit]").click();
+    await expect(svg.getAttribute("data-visible-transitions")).resolves.toBe(String(before));
+    // Compressing long runs redraws the same transitions on another axis.
+    await page.locator("[data-testid=compress-toggle]").check();
     await expect(svg.getAttribute("data-visible-transitions")).resolves.toBe(String(before));
     // The syscall's kernel entry is named from the symbol map.
     await expect(page.locator("[data-testid=detail-title]").innerText()).resolves.toContain("SYSCALL from CPL 3 to CPL 0");

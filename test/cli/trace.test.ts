@@ -141,6 +141,22 @@ describe("ringspec trace", () => {
     expect(await run(["trace", file, "--html", join(TMP, "no/such/dir/x.html")])).toMatchObject({ code: 2, stderr: expect.stringMatching(/^ringspec: --html .*no\/such\/dir\/x\.html: /) });
   });
 
+  it("--symbols names addresses, from nm output or JSON; a bad line is named", async () => {
+    const file = join(VECTORS, "syscall-sysret-roundtrip.json");
+    const nm = join(TMP, "syms.nm");
+    writeFileSync(nm, "0000000000230000 T entry_SYSCALL_64\n                 U printk\n0000000000200000 t user_loop\n");
+    const model = JSON.parse((await run(["trace", file, "--max-steps", "2", "--json", "--symbols", nm])).stdout) as TraceModel;
+    expect(model.transitions.map((t) => [t.from.at, t.to.at])).toEqual([["user_loop", "entry_SYSCALL_64"], ["entry_SYSCALL_64", "user_loop+0x2"]]);
+    const json = join(TMP, "syms.json");
+    writeFileSync(json, JSON.stringify({ entry_SYSCALL_64: "0x230000" }));
+    const m2 = JSON.parse((await run(["trace", file, "--max-steps", "1", "--json", "--symbols", json])).stdout) as TraceModel;
+    expect(m2.transitions[0]!.to.at).toBe("entry_SYSCALL_64");
+    writeFileSync(nm, "0000000000230000 T entry_SYSCALL_64\nnot an nm line at all\n");
+    expect(await run(["trace", file, "--json", "--symbols", nm])).toMatchObject({ code: 2, stderr: `ringspec: ${nm}: line 2: expected "ADDRESS TYPE NAME" (nm output)\n` });
+    writeFileSync(json, JSON.stringify({ "bad name<": "0x1" }));
+    expect(await run(["trace", file, "--json", "--symbols", json])).toMatchObject({ code: 2, stderr: expect.stringContaining("is not a symbol name") });
+  });
+
   it("--help", async () => {
     const r = await run(["trace", "--help"]);
     expect(r.code).toBe(0);

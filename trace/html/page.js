@@ -178,11 +178,11 @@
       h("span", { class: "spacer" }), summary));
     groupBox.addEventListener("change", () => { state.grouped = groupBox.checked; draw(); });
     compressBox.addEventListener("change", () => {
-      const center = state.view ? toT((state.view[0] + state.view[1]) / 2) : null;
+      // The drawn axis changes: the view keeps the same steps.
+      const view = state.view ? [toT(state.view[0]), toT(state.view[1])] : null;
       state.compressed = compressBox.checked;
       buildScale();
-      state.view = null;
-      if (center !== null) draw();
+      state.view = view ? [toU(view[0]), toU(view[1])] : null;
       draw();
     });
     const overview = s("svg", { class: "overview", height: 26, "aria-label": "the whole run" });
@@ -418,13 +418,17 @@
       // axis
       const axis = s("g", { class: "axis" });
       svg.append(axis);
-      const ticks = 8;
+      axis.append(s("text", { x: 6, y: yAxis + 13, text: "step" }));
+      const ticks = Math.max(2, Math.min(8, Math.floor(plotW / 90)));
+      let lastTick = null;
       for (let k = 0; k <= ticks; k++) {
-        const u = v0 + ((v1 - v0) * k) / ticks;
-        const t = toT(u);
-        const x = px(u);
+        // Ticks at whole steps (boundaries), each step once.
+        const t = Math.round(toT(v0 + ((v1 - v0) * k) / ticks));
+        if (t === lastTick || t > T - 1) continue;
+        lastTick = t;
+        const x = px(toU(t));
         axis.append(s("line", { x1: x, x2: x, y1: yAxis - 3, y2: yAxis + 2 }));
-        axis.append(s("text", { x: Math.min(x, W - 40), y: yAxis + 13, "text-anchor": k === 0 ? "start" : "middle", text: k === 0 ? "step " + Math.round(t) : String(Math.round(t)) }));
+        axis.append(s("text", { x: Math.min(Math.max(x, LEFT + 4), W - 30), y: yAxis + 13, "text-anchor": "middle", text: String(t) }));
       }
       summary.textContent = "steps " + t0 + "–" + Math.min(t1, T - 1) + " · " + visible.filter((t) => !t.minor).length + " transitions in view" + (groupsShown.length ? " · " + groupsShown.length + " groups" : "");
       drawOverview(W, plotW, v0, v1);
@@ -686,6 +690,7 @@
     // ---- steps ----------------------------------------------------------------------------------
     const steps = m.steps;
     const transitionSteps = new Set(transitions.map((t) => t.step));
+    const transitionAtStep = new Map(transitions.map((t) => [t.step, t.id]));
     const stepIndex = new Map(steps.map((st, i) => [st.step, i]));
     function eventText(ev) {
       if (ev.kind === "delivered") return "delivered " + ev.vector + (ev.error_code === null ? "" : " (" + ev.error_code + ")") + " " + ev.source;
@@ -700,7 +705,12 @@
         h("span", { class: "c", text: st.linear + (st.at ? " <" + st.at + ">" : "") }),
         h("span", { class: "c", text: st.instruction ? st.instruction.disassembly : "(event at boundary)" }),
         h("span", { class: "c ev", text: eventText(st.event) + (st.changes.length ? " · " + st.changes.map((c) => c.field.replace(/^(regs|sregs|msrs)\./, "")).join(" ") : "") }));
-      row.addEventListener("click", () => selectStep(st.step, false));
+      row.addEventListener("click", () => {
+        // A transition's step selects the transition too (its sequence and frame).
+        const t = transitionAtStep.get(st.step);
+        if (t !== undefined) select(t, false);
+        else selectStep(st.step, false);
+      });
       return row;
     });
     function selectStep(n, reveal) {
