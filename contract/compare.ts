@@ -77,7 +77,7 @@ interface FieldSpec {
   readonly field: string;
   readonly read: (s: ArchState) => Raw;
   /** The parsed `expected` value at this path, if the format's expected section can hold it. */
-  readonly expected?: (e: ExpectedParsed) => bigint | number | undefined;
+  readonly expected?: (e: ExpectedParsed) => Raw | undefined;
   /** Numbers written in hex (selectors, limits). */
   readonly hexNumber?: boolean;
   /** A segment register's field: which register, and which part (the hidden-field rules). */
@@ -104,14 +104,30 @@ const SEGMENTS: readonly (readonly [string, SegmentName])[] = [
 /** Segment fields in the format's order; the first is the visible part. */
 const SEGMENT_FIELDS = ["selector", "base", "limit", "type", "present", "dpl", "db", "s", "l", "g", "avl", "unusable"] as const;
 const DATA_SEGMENTS: ReadonlySet<SegmentName> = new Set<SegmentName>(["ds", "es", "fs", "gs", "ss"]);
-const CONTROL = ["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const;
+const CONTROL = ["cr0", "cr2", "cr3", "cr4", "cr8", "efer", "dr0", "dr1", "dr2", "dr3", "dr6", "dr7"] as const;
 const MSRS = [
   ["STAR", "star"], ["LSTAR", "lstar"], ["CSTAR", "cstar"], ["SFMASK", "fmask"], ["KERNEL_GS_BASE", "kernelGsBase"],
+] as const;
+/** The MSRs a state may leave out (their power-up values then), after FS_BASE and GS_BASE. */
+const OPTIONAL_MSRS = [
+  ["SYSENTER_CS", "sysenterCs"], ["SYSENTER_ESP", "sysenterEsp"], ["SYSENTER_EIP", "sysenterEip"], ["APIC_BASE", "apicBase"],
 ] as const;
 const CPU_FIELDS = [
   ["pending_irq", "pendingIrq"], ["pending_nmi", "pendingNmi"], ["nmi_blocked", "nmiBlocked"], ["shadow", "shadow"],
   ["halted", "halted"], ["shutdown", "shutdown"], ["pending_debug_trap", "pendingDebugTrap"],
 ] as const;
+
+const TIMER_FIELDS = [["period", "period"], ["vector", "vector"], ["countdown", "countdown"], ["waiting_eoi", "waitingEoi"]] as const;
+
+function timerExpected(e: ExpectedParsed, json: (typeof TIMER_FIELDS)[number][0]): Raw | undefined {
+  return e.devices?.timer?.[json];
+}
+
+/** `devices.exit_value` may be expected as null ("not exited"): undefined only when absent. */
+function exitValueExpected(e: ExpectedParsed): Raw | undefined {
+  const d = e.devices;
+  return d === undefined || !("exit_value" in d) ? undefined : (d.exit_value ?? null);
+}
 
 function expectedSegment(e: ExpectedParsed, json: string): Partial<Record<string, bigint | number>> | undefined {
   return e.sregs?.[json as keyof NonNullable<ExpectedParsed["sregs"]>] as Partial<Record<string, bigint | number>> | undefined;
@@ -141,7 +157,11 @@ function buildFields(): FieldSpec[] {
   for (const [json, name] of MSRS) fields.push({ field: `msrs.${json}`, read: (s) => s[name], expected: (e) => e.msrs?.[json] });
   fields.push({ field: "msrs.FS_BASE", read: (s) => s.fs.base, expected: (e) => e.msrs?.FS_BASE, aliasOf: "fs" });
   fields.push({ field: "msrs.GS_BASE", read: (s) => s.gs.base, expected: (e) => e.msrs?.GS_BASE, aliasOf: "gs" });
+  for (const [json, name] of OPTIONAL_MSRS) fields.push({ field: `msrs.${json}`, read: (s) => s[name], expected: (e) => e.msrs?.[json] });
   for (const [json, name] of CPU_FIELDS) fields.push({ field: `cpu.${json}`, read: (s) => s.cpu[name] });
+  for (const [json, name] of TIMER_FIELDS)
+    fields.push({ field: `devices.timer.${json}`, read: (s) => s.devices.timer[name], expected: (e) => timerExpected(e, json) });
+  fields.push({ field: "devices.exit_value", read: (s) => s.devices.exitValue, expected: (e) => exitValueExpected(e) });
   return fields;
 }
 
@@ -385,6 +405,9 @@ export function eventFields(e: EngineEvent): Record<string, FieldValue> {
       break;
     case "unsupported":
       out["event.bytes"] = bytesToHex(e.bytes);
+      break;
+    case "exited":
+      out["event.value"] = hex(e.value);
       break;
     default:
       break;

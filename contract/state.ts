@@ -1,6 +1,6 @@
 // The architectural state both engines load and report, independent of how either stores it.
 // spec/ keeps it immutable with persistent memory; impl/ copies it into typed arrays.
-import { GPR_NAMES, type StateParsed, type StateJsonIn } from "./schema.ts";
+import { DEBUG_REGISTER_RESET, GPR_NAMES, MSR_POWER_UP, type StateParsed, type StateJsonIn } from "./schema.ts";
 import { bytesToHex, hex, hexToBytes } from "./hex.ts";
 
 /** A segment register: the visible selector and the hidden (cached descriptor) part. */
@@ -49,6 +49,36 @@ export interface CpuRunState {
   readonly pendingDebugTrap: boolean;
 }
 
+/**
+ * The deterministic timer of docs/devices.md (ports 0xE0 PERIOD, 0xE4 VECTOR, 0xEC EOI): it makes
+ * `vector` pending every `period` completed instructions, then waits for an EOI.
+ */
+export interface TimerState {
+  /** Completed instructions from the EOI (or the PERIOD write) to the tick; 0 = off. 32 bits. */
+  readonly period: number;
+  /** The vector a tick makes pending (8 bits; reset 0x20). */
+  readonly vector: number;
+  /** Completed instructions still to go; 1..period while the timer is counting, else 0. */
+  readonly countdown: number;
+  /** A tick was raised and the kernel has not written TIMER_EOI yet. */
+  readonly waitingEoi: boolean;
+}
+
+/** The machine's devices (docs/devices.md). The console (0xE9) is output, not state. */
+export interface DeviceState {
+  readonly timer: TimerState;
+  /** The value written to DEBUG_EXIT (0xF4): once set the machine has stopped; null before. */
+  readonly exitValue: number | null;
+}
+
+export const RESET_TIMER: TimerState = { period: 0, vector: 0x20, countdown: 0, waitingEoi: false };
+export const RESET_DEVICES: DeviceState = { timer: RESET_TIMER, exitValue: null };
+
+/** The timer counts completed instructions when it has a period and no tick waits for its EOI. */
+export function timerCounting(timer: TimerState): boolean {
+  return timer.period !== 0 && !timer.waitingEoi;
+}
+
 export const SEGMENT_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldtr"] as const;
 export type SegmentName = (typeof SEGMENT_NAMES)[number];
 export const PAGE_SIZE = 4096;
@@ -84,9 +114,35 @@ export interface ArchState {
   /** IA32_FMASK (the format calls it SFMASK). */
   readonly fmask: bigint;
   readonly kernelGsBase: bigint;
+  /** IA32_SYSENTER_CS (bits 31:0), IA32_SYSENTER_ESP, IA32_SYSENTER_EIP (MSRs 174H–176H). */
+  readonly sysenterCs: bigint;
+  readonly sysenterEsp: bigint;
+  readonly sysenterEip: bigint;
+  /** IA32_APIC_BASE (MSR 1BH), as RDMSR reads it; the model has no local APIC to reprogram. */
+  readonly apicBase: bigint;
+  /** Debug registers DR0–DR3 (breakpoint addresses), DR6 (status) and DR7 (control); DR4 and
+   *  DR5 are DR6 and DR7 under another name (CR4.DE = 0) or #UD (CR4.DE = 1). */
+  readonly dr0: bigint;
+  readonly dr1: bigint;
+  readonly dr2: bigint;
+  readonly dr3: bigint;
+  readonly dr6: bigint;
+  readonly dr7: bigint;
   readonly memory: ReadonlyMap<number, Uint8Array>;
   readonly cpu: CpuRunState;
+  /** The devices' state (docs/devices.md): part of the machine, so a saved state reloads exactly. */
+  readonly devices: DeviceState;
 }
+
+/** The registers a state file may leave out, at their power-up / reset values (contract/schema.ts
+ *  MSR_POWER_UP and DEBUG_REGISTER_RESET): for code that builds an ArchState by hand. */
+export const POWER_UP_REGISTERS: Pick<ArchState, "sysenterCs" | "sysenterEsp" | "sysenterEip" | "apicBase" | "dr0" | "dr1" | "dr2" | "dr3" | "dr6" | "dr7"> = {
+  sysenterCs: MSR_POWER_UP.SYSENTER_CS,
+  sysenterEsp: MSR_POWER_UP.SYSENTER_ESP,
+  sysenterEip: MSR_POWER_UP.SYSENTER_EIP,
+  apicBase: MSR_POWER_UP.APIC_BASE,
+  ...DEBUG_REGISTER_RESET,
+};
 
 export const DEFAULT_CPU: CpuRunState = {
   pendingIrq: null,
@@ -186,6 +242,16 @@ export function stateFromJson(j: StateParsed): ArchState {
     cstar: j.msrs.CSTAR,
     fmask: j.msrs.SFMASK,
     kernelGsBase: j.msrs.KERNEL_GS_BASE,
+    sysenterCs: j.msrs.SYSENTER_CS,
+    sysenterEsp: j.msrs.SYSENTER_ESP,
+    sysenterEip: j.msrs.SYSENTER_EIP,
+    apicBase: j.msrs.APIC_BASE,
+    dr0: j.sregs.dr0,
+    dr1: j.sregs.dr1,
+    dr2: j.sregs.dr2,
+    dr3: j.sregs.dr3,
+    dr6: j.sregs.dr6,
+    dr7: j.sregs.dr7,
     memory: pagesFromRegions(j.memory),
     cpu:
       cpu === undefined
@@ -199,11 +265,25 @@ export function stateFromJson(j: StateParsed): ArchState {
             shutdown: cpu.shutdown,
             pendingDebugTrap: cpu.pending_debug_trap,
           },
+    devices: devicesFromJson(j.devices),
   };
 }
 
-/** To the JSON `initial` shape (with the `cpu` block, so a mid-run state reloads exactly). */
-export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<StateJsonIn["cpu"]> } {
+function devicesFromJson(d: StateParsed["devices"]): DeviceState {
+  if (d === undefined) return RESET_DEVICES;
+  const t = d.timer;
+  return { timer: { period: t.period, vector: t.vector, countdown: t.countdown, waitingEoi: t.waiting_eoi }, exitValue: d.exit_value };
+}
+
+/** The `devices` block as a state file writes it. */
+export function devicesToJson(d: DeviceState) {
+  const t = d.timer;
+  return { timer: { period: t.period, vector: t.vector, countdown: t.countdown, waiting_eoi: t.waitingEoi }, exit_value: d.exitValue };
+}
+
+/** To the JSON `initial` shape (with the `cpu` and `devices` blocks, so a mid-run state reloads
+ *  exactly). */
+export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<StateJsonIn["cpu"]>; devices: NonNullable<StateJsonIn["devices"]> } {
   const regs = Object.fromEntries(GPR_NAMES.map((name, i) => [name, hex(s.gpr[i]!)])) as Record<
     (typeof GPR_NAMES)[number],
     string
@@ -218,10 +298,13 @@ export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<Stat
       idt: { base: hex(s.idtr.base), limit: hex(s.idtr.limit) },
       cr0: hex(s.cr0), cr2: hex(s.cr2), cr3: hex(s.cr3), cr4: hex(s.cr4), cr8: hex(s.cr8),
       efer: hex(s.efer),
+      dr0: hex(s.dr0), dr1: hex(s.dr1), dr2: hex(s.dr2), dr3: hex(s.dr3), dr6: hex(s.dr6), dr7: hex(s.dr7),
     },
     msrs: {
       STAR: hex(s.star), LSTAR: hex(s.lstar), CSTAR: hex(s.cstar), SFMASK: hex(s.fmask),
       KERNEL_GS_BASE: hex(s.kernelGsBase), FS_BASE: hex(s.fs.base), GS_BASE: hex(s.gs.base),
+      SYSENTER_CS: hex(s.sysenterCs), SYSENTER_ESP: hex(s.sysenterEsp), SYSENTER_EIP: hex(s.sysenterEip),
+      APIC_BASE: hex(s.apicBase),
     },
     memory: regionsFromPages(s.memory),
     cpu: {
@@ -233,5 +316,6 @@ export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<Stat
       shutdown: s.cpu.shutdown,
       pending_debug_trap: s.cpu.pendingDebugTrap,
     },
+    devices: devicesToJson(s.devices),
   };
 }

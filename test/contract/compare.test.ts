@@ -32,7 +32,8 @@ describe("field names", () => {
     expect(STATE_FIELD_NAMES).toContain("sregs.efer");
     expect(STATE_FIELD_NAMES).toContain("msrs.FS_BASE");
     expect(STATE_FIELD_NAMES).toContain("msrs.SFMASK");
-    expect(STATE_FIELD_NAMES.at(-1)).toBe("cpu.pending_debug_trap");
+    expect(STATE_FIELD_NAMES).toContain("cpu.pending_debug_trap");
+    expect(STATE_FIELD_NAMES.slice(-5)).toEqual(["devices.timer.period", "devices.timer.vector", "devices.timer.countdown", "devices.timer.waiting_eoi", "devices.exit_value"]);
     expect(new Set(STATE_FIELD_NAMES).size).toBe(STATE_FIELD_NAMES.length);
   });
 
@@ -64,6 +65,17 @@ describe("compareExpected: a vector's expected section", () => {
     expect(differences({ sregs: { ldt: { selector: "0x0", dpl: 0 } } }, { ...s, ldtr: { ...s.ldtr, selector: 0, dpl: 3 } })).toEqual([
       { field: "sregs.ldt.dpl", a: 0, b: 3 },
     ]);
+  });
+
+  it("devices: the expected subset only; an expected null exit value is compared", () => {
+    const s: ArchState = { ...state, devices: { timer: { period: 9, vector: 0x20, countdown: 4, waitingEoi: false }, exitValue: 3 } };
+    expect(differences({ devices: { timer: { countdown: 4 } } }, s)).toEqual([]);
+    expect(differences({ devices: { timer: { countdown: 5, waiting_eoi: true } } }, s)).toEqual([
+      { field: "devices.timer.countdown", a: 5, b: 4 },
+      { field: "devices.timer.waiting_eoi", a: true, b: false },
+    ]);
+    expect(differences({ devices: { exit_value: null } }, s)).toEqual([{ field: "devices.exit_value", a: null, b: 3 }]);
+    expect(differences({ devices: {} }, s)).toEqual([]);
   });
 
   it("the rule is decided by the expected selector: a null selector got where a non-null one was expected hides nothing", () => {
@@ -98,6 +110,16 @@ describe("compareExpected: a vector's expected section", () => {
       { field: "sregs.idt.limit", a: "0xff", b: "0xfff" },
       { field: "sregs.efer", a: "0x501", b: "0xd01" },
     ]);
+  });
+
+  it("the SYSENTER MSRs, APIC_BASE and the debug registers are compared when expected", () => {
+    expect(STATE_FIELD_NAMES).toEqual(expect.arrayContaining(["msrs.SYSENTER_CS", "msrs.SYSENTER_ESP", "msrs.SYSENTER_EIP", "msrs.APIC_BASE", "sregs.dr0", "sregs.dr6", "sregs.dr7"]));
+    const got: ArchState = { ...state, sysenterCs: 0x10n, dr6: 0xffff4ff0n };
+    expect(differences({ msrs: { SYSENTER_CS: "0x8", APIC_BASE: "0xfee00900" }, sregs: { dr6: "0xffff0ff0", dr7: "0x400" } }, got)).toEqual([
+      { field: "sregs.dr6", a: "0xffff0ff0", b: "0xffff4ff0" },
+      { field: "msrs.SYSENTER_CS", a: "0x8", b: "0x10" },
+    ]);
+    expect(compareStates(state, { ...state, sysenterEip: 1n, dr0: 2n }, { rule: "exact", memory: [] }).differences.map((d) => d.field)).toEqual(["sregs.dr0", "msrs.SYSENTER_EIP"]);
   });
 
   it("a partial segment gets no defaults: an absent `unusable` is not compared", () => {
@@ -204,6 +226,11 @@ describe("compareEvents", () => {
       { field: "event.instruction", a: true, b: false },
     ]);
     expect(compareEvents(retired, { kind: "halted", rip: 0x10n }).map((d) => d.field)).toEqual(["event.kind", "event.instruction"]);
+  });
+  it("an exited machine: the exit value counts", () => {
+    const exited: EngineEvent = { kind: "exited", rip: 0x10n, value: 0 };
+    expect(compareEvents(exited, { ...exited })).toEqual([]);
+    expect(compareEvents(exited, { ...exited, value: 1 })).toEqual([{ field: "event.value", a: "0x0", b: "0x1" }]);
   });
 });
 
