@@ -72,7 +72,7 @@ function errorKind(e: unknown): string {
   return typeof kind === "string" ? kind : "threw";
 }
 
-const ENDS = new Set<EngineEvent["kind"]>(["shutdown", "unsupported", "memory-limit"]);
+const ENDS = new Set<EngineEvent["kind"]>(["shutdown", "unsupported", "memory-limit", "exited"]);
 
 class Pair {
   readonly memoryFromTouched: boolean;

@@ -59,15 +59,19 @@ export const EventJson = z.discriminatedUnion("kind", [
   }),
   z.strictObject({ kind: z.literal("unsupported"), ...eventCommon, bytes: HexBytes, reason: z.string().max(1000) }),
   z.strictObject({ kind: z.literal("memory-limit"), ...eventCommon, reason: z.string().max(1000) }),
+  /** The machine stopped at a write to the exit port (docs/devices.md); `value` the exit value. */
+  z.strictObject({ kind: z.literal("exited"), ...eventCommon, value: z.number().int().min(0).max(0xffffffff) }),
 ]);
 
 /** Why a run stopped (EngineStop; `timeout` and `stopped` come from ringspec's runner, never from
  *  an engine). */
 export const StopJson = z.strictObject({
-  reason: z.enum(["hlt", "shutdown", "limit", "unsupported", "memory-limit"]),
+  reason: z.enum(["hlt", "shutdown", "limit", "exit", "unsupported", "memory-limit"]),
   steps: Count,
   /** For `unsupported` and `memory-limit`: the event that stopped the run. */
   event: EventJson.optional(),
+  /** For `exit`: the value written to the exit port. */
+  exit_value: z.number().int().min(0).max(0xffffffff).optional(),
 });
 
 /** Physical bytes [start, end). */
@@ -160,6 +164,8 @@ export function eventToJson(e: EngineEvent): EventJsonOut {
       return { kind: "unsupported", ...common, bytes: bytesToHex(e.bytes), reason: e.reason };
     case "memory-limit":
       return { kind: "memory-limit", ...common, reason: e.reason };
+    case "exited":
+      return { kind: "exited", ...common, value: e.value };
   }
 }
 
@@ -182,17 +188,25 @@ export function eventFromJson(j: EventJsonOut): EngineEvent {
       return { kind: "unsupported", rip, bytes: hexToBytes(j.bytes), reason: j.reason, ...extra };
     case "memory-limit":
       return { kind: "memory-limit", rip, reason: j.reason, ...extra };
+    case "exited":
+      return { kind: "exited", rip, value: j.value, ...extra };
   }
 }
 
 export function stopToJson(s: EngineStop): z.output<typeof StopJson> {
   if (s.reason === "timeout" || s.reason === "stopped") throw new Error(`an engine's run never stops with ${s.reason}`);
-  return { reason: s.reason, steps: s.steps, ...(s.event === undefined ? {} : { event: eventToJson(s.event) }) };
+  return {
+    reason: s.reason,
+    steps: s.steps,
+    ...(s.event === undefined ? {} : { event: eventToJson(s.event) }),
+    ...(s.exitValue === undefined ? {} : { exit_value: s.exitValue }),
+  };
 }
 
 export function stopFromJson(j: z.output<typeof StopJson>): EngineStop {
   const event = j.event === undefined ? undefined : eventFromJson(j.event);
   if ((j.reason === "unsupported" || j.reason === "memory-limit") && event?.kind === j.reason) return { reason: j.reason, steps: j.steps, event };
+  if (j.reason === "exit") return { reason: "exit", steps: j.steps, ...(j.exit_value === undefined ? {} : { exitValue: j.exit_value }) };
   return { reason: j.reason, steps: j.steps };
 }
 

@@ -54,7 +54,7 @@ function answer(engine: Engine, capabilities: EngineCapabilities, request: Reque
       for (let i = 0; i < request.params.n; i++) {
         const event = engine.step();
         events.push(eventToJson(event));
-        if (event.kind === "shutdown" || event.kind === "unsupported" || event.kind === "memory-limit") break;
+        if (event.kind === "shutdown" || event.kind === "unsupported" || event.kind === "memory-limit" || event.kind === "exited") break;
         if (engine.run(0).reason !== "limit") break;
       }
       return { events };
