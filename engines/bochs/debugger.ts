@@ -35,9 +35,20 @@ export class BochsDebugger {
     return first.trim() === line.trim() ? out.slice(nl + 1) : out;
   }
 
-  /** Output until the next prompt, after the caller interrupted a running command. */
+  /**
+   * Output until the prompt, after the caller interrupted a running command. The command may have
+   * finished just before the interrupt arrived (then Bochs prompts twice): a marker command
+   * brings the exchange back in step, whatever came before its answer is returned.
+   */
   async afterInterrupt(timeoutMs: number): Promise<string> {
-    return this.stream.take(takeUntilPrompt, timeoutMs, "the prompt after an interrupt");
+    const marker = `show "cpu0.icount"`;
+    let text = await this.stream.take(takeUntilPrompt, timeoutMs, "the prompt after an interrupt");
+    this.stream.write(marker + "\n");
+    for (;;) {
+      const out = await this.stream.take(takeUntilPrompt, timeoutMs, "the prompt after an interrupt");
+      if (out.includes("show param name: <cpu0.icount>")) return text;
+      text += out;
+    }
   }
 
   close(): void {

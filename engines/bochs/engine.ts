@@ -273,8 +273,13 @@ export class BochsEngine implements AsyncEngine {
       // HLT with IF = 1 (or an event handler's first instruction was a HLT): halted unless an
       // event wakes the CPU; probe with one more step.
       const activity = await s.debuggerClient.command('show "cpu0.activity_state"');
-      if (/activity_state = 0x0*1\b/.test(activity)) {
-        const probe = await this.debuggerStep(s, this.options.haltWaitMs);
+      if (isHalted(activity)) {
+        let probe = await this.debuggerStep(s, this.options.haltWaitMs);
+        // Interrupted: halted, unless the probe did wake the CPU just then (a loaded machine).
+        if (probe === null && !isHalted(await s.debuggerClient.command('show "cpu0.activity_state"'))) {
+          const next = await s.debuggerClient.command("r");
+          probe = `Next at t=0\n(0) [0x0] 0000:${/rip: ([0-9a-f]{8})_([0-9a-f]{8})/.exec(next)?.slice(1).join("") ?? "0"} (unk. ctxt): ? ; \n`;
+        }
         if (probe === null) s.halted = true;
         else {
           s.steps++;
@@ -469,6 +474,10 @@ export class BochsEngine implements AsyncEngine {
     await s.child.kill();
     s.dir.remove();
   }
+}
+
+function isHalted(activityDump: string): boolean {
+  return /activity_state = 0x0*1\b/.test(activityDump);
 }
 
 function fileSize(path: string): number {

@@ -155,8 +155,10 @@ export class RspClient {
     const what = `a reply to ${payload.slice(0, 24)}`;
     for (;;) {
       const reply = await this.nextPacket(timeoutMs, what);
-      // Console output can come before the reply.
+      // Console output can come before the reply, and so can a stale stop reply (a step that
+      // finished just as it was interrupted); no command here answers with one.
       if (reply.startsWith("O") && reply !== "OK" && /^O([0-9a-fA-F]{2})+$/.test(reply)) continue;
+      if (/^[TS][0-9a-fA-F]{2}/.test(reply) && !/^[0-9a-fA-F]*$/.test(reply)) continue;
       return reply;
     }
   }
