@@ -150,9 +150,9 @@ export class ImplEngine implements Engine {
     /** The block that ran last (its successor link is tried before a full fetch). */
     let prev: Block | null = null;
     for (;;) {
-      // 1.
+      // 1. Shutdown.
       if (m.shutdown) return { reason: "shutdown", steps };
-      // 2.
+      // 2. An event deliverable at this boundary (engine/boundary.ts), or HLT with none.
       if (m.pendingDebugTrap || m.pendingNmi || m.pendingIrq >= 0 || m.halted) {
         const ev = boundaryEvent(m);
         if (ev === BOUNDARY_HALTED) return { reason: "hlt", steps };
@@ -164,9 +164,10 @@ export class ImplEngine implements Engine {
           continue;
         }
       }
-      // 3.
+      // 3. The step budget.
       if (steps >= limit) return { reason: "limit", steps };
-      // 4. Blocks run only where no per-instruction event bookkeeping is needed.
+      // 4. A block: chained or fetched (blocks run only where no per-instruction event bookkeeping
+      //    is needed); else the one instruction crossing a page end, or the fetch fault.
       if ((m.flags & TF) === 0 && m.shadow === SHADOW_NONE) {
         let b: Block | null = prev === null ? null : chainedSuccessor(m, prev);
         if (b === null) {
@@ -197,7 +198,7 @@ export class ImplEngine implements Engine {
         steps++;
         continue;
       }
-      // 5.
+      // 5. TF = 1 or a shadow active: one instruction with its bookkeeping (engine/execute.ts).
       prev = null;
       const r = instructionStep(ctx);
       if (r === R_UNSUP) return this.unsupportedStop(steps);
