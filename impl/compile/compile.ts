@@ -39,8 +39,11 @@ export const COMPILE_AFTER = 2;
 
 /** Block enders translated natively (near branches). */
 const NATIVE_ENDERS = new Set([I.OP_JMP, I.OP_JCC, I.OP_CALL, I.OP_RET, I.OP_JMP_RM, I.OP_CALL_RM]);
-/** Block enders that raise events or stop the run: the engine executes them (ST_STOP). */
-const ENGINE_ENDERS = new Set([I.OP_INT, I.OP_INT3, I.OP_INT1, I.OP_INTO, I.OP_UD, I.OP_GP0, I.OP_UNSUP]);
+/** Block enders that raise events or stop the run, string instructions (which may run several
+ *  iterations, each a step) and port I/O (the devices act after the step is counted): the engine
+ *  executes them (ST_STOP). */
+const ENGINE_ENDERS = new Set([I.OP_INT, I.OP_INT3, I.OP_INT1, I.OP_INTO, I.OP_UD, I.OP_GP0, I.OP_UNSUP,
+  I.OP_MOVS, I.OP_STOS, I.OP_LODS, I.OP_CMPS, I.OP_SCAS, I.OP_IN, I.OP_OUT]);
 
 /** What the generated code may call, as the factory's parameters (in this order). */
 const FACTORY_PARAMS = ["H", "I", "P", "C", "CF", "DS", "LD", "ST", "RMW", "COMMIT"] as const;
