@@ -72,9 +72,9 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
       if (options.stopAt?.(after) === true) return "stop";
     },
   });
-  // A ended idle (halted with nothing to wake it, or shut down): B must be idle too. Asking both
+  // A ended idle (halted with nothing to wake it, shut down, or exited): B must be idle too. Asking both
   // for one more step steps neither if so; a B that can still step shows as a divergence.
-  if (divergence === null && (run.stop.reason === "hlt" || run.stop.reason === "shutdown")) {
+  if (divergence === null && (run.stop.reason === "hlt" || run.stop.reason === "shutdown" || run.stop.reason === "exit")) {
     const idleA = a.step();
     compare(run.stop.steps + 1, idleA, b.step(), a.state());
   }

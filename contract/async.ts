@@ -6,7 +6,7 @@ import type { ProfileName } from "./profile.ts";
 import type { AsyncEngine, Engine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "./engine.ts";
 
 /** Events after which `steps(n)` stops: the run cannot go on. */
-const ENDS: ReadonlySet<EngineEvent["kind"]> = new Set(["shutdown", "unsupported", "memory-limit"]);
+const ENDS: ReadonlySet<EngineEvent["kind"]> = new Set(["shutdown", "unsupported", "memory-limit", "exited"]);
 
 class InProcess implements AsyncEngine {
   private closed = false;
@@ -30,7 +30,8 @@ class InProcess implements AsyncEngine {
       const event = engine.step();
       events.push(event);
       if (ENDS.has(event.kind)) break;
-      // run(0) steps nothing: `hlt` when the CPU is halted with nothing to wake it.
+      // run(0) steps nothing: `hlt` when the CPU is halted with nothing to wake it, `exit` once
+      // the kernel has written the exit port.
       if (engine.run(0).reason !== "limit") break;
     }
     return events;
@@ -46,6 +47,9 @@ class InProcess implements AsyncEngine {
   }
   async touched(): Promise<readonly PhysicalRange[]> {
     return this.open().touched();
+  }
+  async takeConsole(): Promise<Uint8Array> {
+    return this.open().takeConsole?.() ?? new Uint8Array(0);
   }
   async close(): Promise<void> {
     this.closed = true;

@@ -77,7 +77,7 @@ interface FieldSpec {
   readonly field: string;
   readonly read: (s: ArchState) => Raw;
   /** The parsed `expected` value at this path, if the format's expected section can hold it. */
-  readonly expected?: (e: ExpectedParsed) => bigint | number | undefined;
+  readonly expected?: (e: ExpectedParsed) => Raw | undefined;
   /** Numbers written in hex (selectors, limits). */
   readonly hexNumber?: boolean;
   /** A segment register's field: which register, and which part (the hidden-field rules). */
@@ -113,6 +113,18 @@ const CPU_FIELDS = [
   ["halted", "halted"], ["shutdown", "shutdown"], ["pending_debug_trap", "pendingDebugTrap"],
 ] as const;
 
+const TIMER_FIELDS = [["period", "period"], ["vector", "vector"], ["countdown", "countdown"], ["waiting_eoi", "waitingEoi"]] as const;
+
+function timerExpected(e: ExpectedParsed, json: (typeof TIMER_FIELDS)[number][0]): Raw | undefined {
+  return e.devices?.timer?.[json];
+}
+
+/** `devices.exit_value` may be expected as null ("not exited"): undefined only when absent. */
+function exitValueExpected(e: ExpectedParsed): Raw | undefined {
+  const d = e.devices;
+  return d === undefined || !("exit_value" in d) ? undefined : (d.exit_value ?? null);
+}
+
 function expectedSegment(e: ExpectedParsed, json: string): Partial<Record<string, bigint | number>> | undefined {
   return e.sregs?.[json as keyof NonNullable<ExpectedParsed["sregs"]>] as Partial<Record<string, bigint | number>> | undefined;
 }
@@ -142,6 +154,9 @@ function buildFields(): FieldSpec[] {
   fields.push({ field: "msrs.FS_BASE", read: (s) => s.fs.base, expected: (e) => e.msrs?.FS_BASE, aliasOf: "fs" });
   fields.push({ field: "msrs.GS_BASE", read: (s) => s.gs.base, expected: (e) => e.msrs?.GS_BASE, aliasOf: "gs" });
   for (const [json, name] of CPU_FIELDS) fields.push({ field: `cpu.${json}`, read: (s) => s.cpu[name] });
+  for (const [json, name] of TIMER_FIELDS)
+    fields.push({ field: `devices.timer.${json}`, read: (s) => s.devices.timer[name], expected: (e) => timerExpected(e, json) });
+  fields.push({ field: "devices.exit_value", read: (s) => s.devices.exitValue, expected: (e) => exitValueExpected(e) });
   return fields;
 }
 
@@ -370,6 +385,9 @@ export function eventFields(e: EngineEvent): Record<string, FieldValue> {
       break;
     case "unsupported":
       out["event.bytes"] = bytesToHex(e.bytes);
+      break;
+    case "exited":
+      out["event.value"] = hex(e.value);
       break;
     default:
       break;

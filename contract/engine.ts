@@ -82,25 +82,29 @@ export type EngineEvent = StepDetails & (
   /** An engine resource cap (not architecture): guest physical memory would exceed the engine's
    *  page budget. The machine is unchanged but for A/D bits; the run cannot go on. */
   | { readonly kind: "memory-limit"; readonly rip: bigint; readonly reason: string }
+  /** The machine has stopped at a write to the exit port (docs/devices.md): no step. `value` is
+   *  the exit value (`devices.exit_value`); `rip` is after the OUT that wrote it. */
+  | { readonly kind: "exited"; readonly rip: bigint; readonly value: number }
 );
 
 export type EngineEventKind = EngineEvent["kind"];
 
 /**
  * Why a run stopped: the one stop type of the project (engines' `run`, the runner, vector checks,
- * the CLI). The first three are the vector exits (the run finished); `unsupported` and
+ * the CLI). The first three are the vector exits (the run finished); `exit` is the kernel's write
+ * to the exit port (docs/devices.md; the value is `EngineStop.exitValue`); `unsupported` and
  * `memory-limit` mean the engine could not go on; `timeout` (the wall-clock limit) and `stopped`
  * (the caller's `onStep` ended the run) come from the runner, never from an engine.
- * `hlt` and `shutdown` are checked at every boundary before the step limit, so a run whose last
- * allowed step executes HLT with nothing to wake it stops with `hlt`.
+ * `exit`, `hlt` and `shutdown` are checked at every boundary before the step limit, so a run whose
+ * last allowed step executes HLT with nothing to wake it stops with `hlt`.
  */
-export type StopReason = "hlt" | "shutdown" | "limit" | "unsupported" | "memory-limit" | "timeout" | "stopped";
+export type StopReason = "hlt" | "shutdown" | "limit" | "exit" | "unsupported" | "memory-limit" | "timeout" | "stopped";
 
 /** The reasons an engine's own `run` gives. */
 export type EngineStopReason = Exclude<StopReason, "timeout" | "stopped">;
 
-/** The stops that finish a run (a vector's `expected.exit` is one of them). */
-export const FINISHED_STOPS: readonly StopReason[] = ["hlt", "shutdown", "limit"];
+/** The stops that finish a run (a vector's `expected.exit` is one of the first three). */
+export const FINISHED_STOPS: readonly StopReason[] = ["hlt", "shutdown", "limit", "exit"];
 
 export interface EngineStop {
   readonly reason: StopReason;
@@ -108,6 +112,8 @@ export interface EngineStop {
   readonly steps: number;
   /** For "unsupported" and "memory-limit": the event that stopped the run. */
   readonly event?: Extract<EngineEvent, { kind: "unsupported" | "memory-limit" }>;
+  /** For "exit": the value the kernel wrote to the exit port (docs/devices.md). */
+  readonly exitValue?: number;
   /** One line on why the run could not finish (unsupported, memory-limit, timeout); the runner
    *  fills it in. */
   readonly detail?: string;
@@ -138,8 +144,8 @@ export interface Engine {
   /** One step; see EngineEvent. Never throws because of guest behaviour. */
   step(): EngineEvent;
   /** Steps until a stop; never more than `maxSteps` steps. The reason is an EngineStopReason;
-   *  `run(0)` steps nothing and tells whether the machine can step at all (`hlt`, `shutdown`) or
-   *  not (`limit`). */
+   *  `run(0)` steps nothing and tells whether the machine can step at all (`hlt`, `shutdown`,
+   *  `exit`) or not (`limit`). */
   run(maxSteps: number): EngineStop;
   /** The full architectural state, including the run-time `cpu` block. */
   state(): ArchState;
@@ -147,6 +153,10 @@ export interface Engine {
   raise(event: RaiseRequest): void;
   /** Physical ranges written since `load`, in address order, merged where adjacent. */
   touched(): readonly PhysicalRange[];
+  /** The bytes written to the debug console (port 0xE9, docs/devices.md) since `load` or the last
+   *  call, in order, and forgets them. At most one byte a step, so a `run(n)` buffers at most n.
+   *  Present exactly on engines that implement the devices (capabilities.devices). */
+  takeConsole?(): Uint8Array;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -174,6 +184,10 @@ export interface EngineCapabilities {
   readonly unobservable: readonly string[];
   /** Events carry the rule IDs each step exercised (StepDetails.rules). Absent: false. */
   readonly rules?: boolean;
+  /** The engine implements the devices of docs/devices.md itself (console, exit port, timer, the
+   *  state's `devices` block, `takeConsole`). Absent: false — the `devices` block it reports is
+   *  the one it was loaded with, and kernel/devices drives the devices from outside. */
+  readonly devices?: boolean;
 }
 
 /** The Engine interface across an asynchronous boundary, with batching: `steps(n)` and `run(n)`
@@ -190,6 +204,8 @@ export interface AsyncEngine {
   state(): Promise<ArchState>;
   raise(event: RaiseRequest): Promise<void>;
   touched(): Promise<readonly PhysicalRange[]>;
+  /** As Engine.takeConsole; absent on an engine without devices. */
+  takeConsole?(): Promise<Uint8Array>;
   /** Releases the engine (ends a child process). Idempotent. */
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@ export * from "./schema.ts";
 export * from "./state.ts";
 export * from "./load.ts";
 export * from "./profile.ts";
+export * from "./cpuid.ts";
 export * from "./scope.ts";
 export * from "./engine.ts";
 export * from "./compare.ts";

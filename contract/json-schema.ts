@@ -5,8 +5,8 @@
 // checks that the two agree. Regenerate with: node cli/bin.js schema > spec/format/schema.json
 import { z } from "zod";
 import {
-  CpuJson, ExpectedJson, Hex64, InjectJson, MemoryRegionJson, MsrsJson, ProvenanceJson, RegsJson,
-  SegmentJson, SregsJson, StateFileJson, StateJson, TableRegisterJson, VectorJson,
+  CpuJson, DevicesJson, ExpectedJson, Hex64, InjectJson, MemoryRegionJson, MsrsJson, ProvenanceJson, RegsJson,
+  SegmentJson, SregsJson, StateFileJson, StateJson, TableRegisterJson, TimerJson, VectorJson,
 } from "./schema.ts";
 
 interface Meta {
@@ -35,6 +35,8 @@ function registry() {
   r.add(MsrsJson, { id: "msrs", description: "FS_BASE and GS_BASE must equal sregs.fs.base and sregs.gs.base" });
   r.add(MemoryRegionJson, { id: "memoryRegion", description: "Bytes at a physical address, as two hex digits a byte" });
   r.add(CpuJson, { id: "cpu", description: "Run-time CPU state between instruction boundaries" });
+  r.add(TimerJson, { id: "timer", description: "The deterministic timer of docs/devices.md" });
+  r.add(DevicesJson, { id: "devices", description: "The devices of docs/devices.md (absent: the reset state); timer.countdown is 1..period while the timer counts" });
   r.add(StateJson, { id: "state", description: "A machine state (a vector's initial section)" });
   r.add(InjectJson, { id: "inject" });
   r.add(ExpectedJson, { id: "expected", description: "Any subset of the state; absent fields are not compared" });

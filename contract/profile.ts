@@ -1,6 +1,8 @@
 // Vendor profiles as data: the one table both engines read. Every place where Intel and AMD differ
 // in IA-32e mode reads one field here; no code asks "is this AMD?". Rule IDs are the digest's.
 
+import { AMD_CPUID, INTEL_CPUID, type CpuidTable } from "./cpuid.ts";
+
 /** Vendor behaviour the engines model: `intel` (the default, what the vectors assume) or `amd`. */
 export type ProfileName = "intel" | "amd";
 export const PROFILE_NAMES: readonly ProfileName[] = ["intel", "amd"];
@@ -24,6 +26,8 @@ export interface Profile {
   readonly nullSelectorClearsBase: boolean;
   /** SHADOW-04: whether an STI shadow also holds back NMI (implementation-specific). */
   readonly stiShadowBlocksNmi: boolean;
+  /** CPUID: the leaves the modelled CPU reports under this vendor (contract/cpuid.ts). */
+  readonly cpuid: CpuidTable;
 }
 
 export const INTEL: Profile = {
@@ -35,6 +39,7 @@ export const INTEL: Profile = {
   cstarCanonicalOnWrite: false,
   nullSelectorClearsBase: true,
   stiShadowBlocksNmi: false,
+  cpuid: INTEL_CPUID,
 };
 
 export const AMD: Profile = {
@@ -46,6 +51,7 @@ export const AMD: Profile = {
   cstarCanonicalOnWrite: true,
   nullSelectorClearsBase: false,
   stiShadowBlocksNmi: false,
+  cpuid: AMD_CPUID,
 };
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = { intel: INTEL, amd: AMD };

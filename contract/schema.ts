@@ -76,12 +76,36 @@ export const CpuJson = z.strictObject({
   pending_debug_trap: z.boolean().default(false),
 });
 
+const Uint32 = z.number().int().min(0).max(0xffff_ffff);
+
+/** The deterministic timer (docs/devices.md, "The timer"). */
+export const TimerJson = z.strictObject({
+  period: Uint32.default(0),
+  vector: Vector.default(0x20),
+  countdown: Uint32.default(0),
+  waiting_eoi: z.boolean().default(false),
+});
+
+/** The devices of docs/devices.md (a ringspec extension): absent means the reset state. While the
+ *  timer is counting (period ≠ 0, not waiting for its EOI) its countdown is 1..period. */
+export const DevicesJson = z
+  .strictObject({
+    timer: TimerJson.default({ period: 0, vector: 0x20, countdown: 0, waiting_eoi: false }),
+    exit_value: Uint32.nullable().default(null),
+  })
+  .superRefine((d, ctx) => {
+    const t = d.timer;
+    if (t.period !== 0 && !t.waiting_eoi && (t.countdown < 1 || t.countdown > t.period))
+      ctx.addIssue({ code: "custom", path: ["timer", "countdown"], message: "must be 1..period while the timer is counting" });
+  });
+
 export const StateJson = z.strictObject({
   regs: RegsJson,
   sregs: SregsJson,
   msrs: MsrsJson,
   memory: z.array(MemoryRegionJson),
   cpu: CpuJson.optional(),
+  devices: DevicesJson.optional(),
 });
 
 export const ProfileNameSchema = z.enum(["intel", "amd"]);
@@ -108,6 +132,13 @@ export const ExpectedJson = z.strictObject({
     .optional(),
   msrs: MsrsJson.partial().optional(),
   memory: z.array(MemoryRegionJson).optional(),
+  /** Any subset of the devices (no defaults: an absent field is not compared). */
+  devices: z
+    .strictObject({
+      timer: z.strictObject({ period: Uint32, vector: Vector, countdown: Uint32, waiting_eoi: z.boolean() }).partial().optional(),
+      exit_value: Uint32.nullable().optional(),
+    })
+    .optional(),
 });
 
 export const ProvenanceJson = z.object({

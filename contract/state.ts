@@ -49,6 +49,36 @@ export interface CpuRunState {
   readonly pendingDebugTrap: boolean;
 }
 
+/**
+ * The deterministic timer of docs/devices.md (ports 0xE0 PERIOD, 0xE4 VECTOR, 0xEC EOI): it makes
+ * `vector` pending every `period` completed instructions, then waits for an EOI.
+ */
+export interface TimerState {
+  /** Completed instructions from the EOI (or the PERIOD write) to the tick; 0 = off. 32 bits. */
+  readonly period: number;
+  /** The vector a tick makes pending (8 bits; reset 0x20). */
+  readonly vector: number;
+  /** Completed instructions still to go; 1..period while the timer is counting, else 0. */
+  readonly countdown: number;
+  /** A tick was raised and the kernel has not written TIMER_EOI yet. */
+  readonly waitingEoi: boolean;
+}
+
+/** The machine's devices (docs/devices.md). The console (0xE9) is output, not state. */
+export interface DeviceState {
+  readonly timer: TimerState;
+  /** The value written to DEBUG_EXIT (0xF4): once set the machine has stopped; null before. */
+  readonly exitValue: number | null;
+}
+
+export const RESET_TIMER: TimerState = { period: 0, vector: 0x20, countdown: 0, waitingEoi: false };
+export const RESET_DEVICES: DeviceState = { timer: RESET_TIMER, exitValue: null };
+
+/** The timer counts completed instructions when it has a period and no tick waits for its EOI. */
+export function timerCounting(timer: TimerState): boolean {
+  return timer.period !== 0 && !timer.waitingEoi;
+}
+
 export const SEGMENT_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldtr"] as const;
 export type SegmentName = (typeof SEGMENT_NAMES)[number];
 export const PAGE_SIZE = 4096;
@@ -86,6 +116,8 @@ export interface ArchState {
   readonly kernelGsBase: bigint;
   readonly memory: ReadonlyMap<number, Uint8Array>;
   readonly cpu: CpuRunState;
+  /** The devices' state (docs/devices.md): part of the machine, so a saved state reloads exactly. */
+  readonly devices: DeviceState;
 }
 
 export const DEFAULT_CPU: CpuRunState = {
@@ -193,11 +225,25 @@ export function stateFromJson(j: StateParsed): ArchState {
             shutdown: cpu.shutdown,
             pendingDebugTrap: cpu.pending_debug_trap,
           },
+    devices: devicesFromJson(j.devices),
   };
 }
 
-/** To the JSON `initial` shape (with the `cpu` block, so a mid-run state reloads exactly). */
-export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<StateJsonIn["cpu"]> } {
+function devicesFromJson(d: StateParsed["devices"]): DeviceState {
+  if (d === undefined) return RESET_DEVICES;
+  const t = d.timer;
+  return { timer: { period: t.period, vector: t.vector, countdown: t.countdown, waitingEoi: t.waiting_eoi }, exitValue: d.exit_value };
+}
+
+/** The `devices` block as a state file writes it. */
+export function devicesToJson(d: DeviceState) {
+  const t = d.timer;
+  return { timer: { period: t.period, vector: t.vector, countdown: t.countdown, waiting_eoi: t.waitingEoi }, exit_value: d.exitValue };
+}
+
+/** To the JSON `initial` shape (with the `cpu` and `devices` blocks, so a mid-run state reloads
+ *  exactly). */
+export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<StateJsonIn["cpu"]>; devices: NonNullable<StateJsonIn["devices"]> } {
   const regs = Object.fromEntries(GPR_NAMES.map((name, i) => [name, hex(s.gpr[i]!)])) as Record<
     (typeof GPR_NAMES)[number],
     string
@@ -227,5 +273,6 @@ export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<Stat
       shutdown: s.cpu.shutdown,
       pending_debug_trap: s.cpu.pendingDebugTrap,
     },
+    devices: devicesToJson(s.devices),
   };
 }

@@ -1,6 +1,7 @@
 // The one run loop of the project: `ringspec run` (with or without a trace), `vectors check`,
-// lockstep and the benchmarks all run an engine through it. It stops at the first of: the
-// machine halted with nothing to wake it or shut down, a step the engine cannot take
+// lockstep, the kernels and the benchmarks all run an engine through it. It stops at the first of:
+// the kernel wrote the exit port (docs/devices.md), the machine halted with nothing to wake it or
+// shut down, a step the engine cannot take
 // (unsupported, memory-limit), the step limit, the wall-clock timeout, or `onStep` asking to stop.
 //
 // The loop is written once, as a generator that asks for engine calls (`EngineCall`), and driven
@@ -82,6 +83,8 @@ export function stopDetail(stop: EngineStop, timeoutMs: number): string | undefi
       return stop.event?.reason ?? "memory limit";
     case "timeout":
       return `no stop within ${timeoutMs / 1000} s`;
+    case "exit":
+      return stop.exitValue === undefined ? undefined : `exit value ${stop.exitValue}`;
     default:
       return undefined;
   }
@@ -125,8 +128,10 @@ function* loop(options: RunLimits & { readonly traced: boolean }, deadline: numb
   }
   let before = (progress.state = yield* stateCall());
   for (;;) {
-    // hlt and shutdown come before the limit (EngineStop). run(0) steps nothing; it is asked only
-    // of a halted CPU, the one case the state alone cannot settle (can something wake it?).
+    // exit, hlt and shutdown come before the limit (EngineStop). run(0) steps nothing; it is asked
+    // only of a halted CPU, the one case the state alone cannot settle (can something wake it?).
+    const exitValue = before.devices.exitValue;
+    if (exitValue !== null) return { stop: { reason: "exit", steps, exitValue }, state: before };
     if (before.cpu.shutdown) return { stop: { reason: "shutdown", steps }, state: before };
     if (before.cpu.halted) {
       const idle = yield* runCall(0);

@@ -1,5 +1,5 @@
 // From a layout (layout.ts) and code to a machine state both engines load (contract ArchState).
-import { DEFAULT_CPU, type ArchState, type Segment } from "../contract/state.ts";
+import { DEFAULT_CPU, RESET_DEVICES, type ArchState, type Segment } from "../contract/state.ts";
 import { GPR_NAMES, type GprName } from "../contract/schema.ts";
 import { Code } from "./iced.ts";
 import { AssembledImage, assemble } from "./asm.ts";
@@ -142,6 +142,7 @@ export function layoutState(layout: GuestLayout, memory: GuestMemory, start: Sta
     ss: user ? segmentOf(layout, "userData", 3) : segmentOf(layout, "kernelData", 0),
     ds: NULL_DATA, es: NULL_DATA, fs: NULL_DATA,
     gs: { ...NULL_DATA, base: start.gsBase ?? (user ? 0n : percpu) },
+    devices: RESET_DEVICES,
     tr: { selector: layout.gdt.tssSelector, base: tss.base, limit: tss.limit, type: 11, s: 0, dpl: 0, present: 1, db: 0, l: 0, g: 0, avl: 0, unusable: 0 },
     ldtr: NULL_LDTR,
     gdtr: { base: layout.gdt.base, limit: layout.gdt.limit },

@@ -27,6 +27,7 @@ export const TraceEventJson = z.discriminatedUnion("kind", [
   }),
   z.strictObject({ kind: z.literal("unsupported"), bytes: HexBytes, reason: z.string() }),
   z.strictObject({ kind: z.literal("memory-limit"), reason: z.string() }),
+  z.strictObject({ kind: z.literal("exited"), value: z.number().int().min(0).max(0xffff_ffff) }),
 ]);
 
 export const TraceInstructionJson = z.strictObject({

@@ -15,7 +15,8 @@ export type TraceEvent =
   | { readonly kind: "shutdown" }
   | { readonly kind: "io"; readonly direction: "in" | "out"; readonly port: number; readonly size: 1 | 2 | 4; readonly value: string }
   | { readonly kind: "unsupported"; readonly bytes: string; readonly reason: string }
-  | { readonly kind: "memory-limit"; readonly reason: string };
+  | { readonly kind: "memory-limit"; readonly reason: string }
+  | { readonly kind: "exited"; readonly value: number };
 
 /** The instruction of an instruction step. */
 export interface TraceInstruction {
@@ -84,6 +85,8 @@ export function traceEvent(e: EngineEvent): TraceEvent {
       return { kind: "unsupported", bytes: bytesToHex(e.bytes), reason: e.reason };
     case "memory-limit":
       return { kind: "memory-limit", reason: e.reason };
+    case "exited":
+      return { kind: "exited", value: e.value };
   }
 }
 

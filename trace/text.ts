@@ -24,6 +24,8 @@ export function describeEvent(event: TraceEvent): string {
       return `unsupported: ${event.reason}`;
     case "memory-limit":
       return `memory limit: ${event.reason}`;
+    case "exited":
+      return `exited with value ${event.value}`;
   }
 }
 
@@ -70,12 +72,19 @@ function sequentialRip(record: TraceRecord): string | undefined {
 /** The text of what ran: the disassembly, or what the step was instead. */
 function instructionText(record: TraceRecord): string {
   if (record.instruction !== null) return record.instruction.disassembly;
-  return record.event.kind === "halted" || record.event.kind === "shutdown" ? `(${record.event.kind})` : "(event at instruction boundary)";
+  const kind = record.event.kind;
+  return kind === "halted" || kind === "shutdown" || kind === "exited" ? `(${kind})` : "(event at instruction boundary)";
+}
+
+/** The timer's countdown moving down by one: what every counted instruction does (docs/devices.md),
+ *  so a line shows it only when it does something else (a reload, a tick). */
+function countedDown(c: TraceChange): boolean {
+  return c.field === "devices.timer.countdown" && typeof c.before === "number" && c.after === c.before - 1 && c.after !== 0;
 }
 
 /** One trace line. */
 export function traceLine(record: TraceRecord): string {
   const sequential = sequentialRip(record);
-  const changes = record.changes.filter((c) => !(c.field === "regs.rip" && c.after === sequential)).map(changeText);
+  const changes = record.changes.filter((c) => !(c.field === "regs.rip" && c.after === sequential) && !countedDown(c)).map(changeText);
   return `${record.step}  ${record.linear}  ${instructionText(record)}  [${describeEvent(record.event)}]${changes.length === 0 ? "" : "  " + changes.join(" ")}`;
 }

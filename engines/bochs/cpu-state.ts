@@ -1,7 +1,7 @@
 // The architectural state from Bochs's parameter tree (`show "cpu0.X"` for each group the engine
 // needs) and its `r` register dump.
 import { z } from "zod";
-import type { ArchState, CpuRunState, InterruptShadow, Segment, SegmentName } from "../../contract/state.ts";
+import { RESET_DEVICES, type ArchState, type CpuRunState, type InterruptShadow, type Segment, type SegmentName } from "../../contract/state.ts";
 import { EngineError } from "../host/errors.ts";
 import { ParamInt, ParamSegment, ParamTable, parseParamDump, readParam, type ParamNode } from "./param-tree.ts";
 
@@ -135,6 +135,7 @@ export function cpuFromDumps(registersText: string, shows: readonly string[]): B
       fmask: msr.fmask,
       kernelGsBase: msr.kernelgsbase,
       cpu,
+      devices: RESET_DEVICES,
     },
     inSmm: get("cpu0.in_smm", ParamInt) !== 0n,
   };

@@ -1,7 +1,7 @@
 // The architectural state from QEMU's migration stream: the `cpu` section (registers, segment
 // caches, descriptor tables, control registers, EFER and the SYSCALL MSRs), `cpu_common` (halted,
 // pending interrupt requests) and `apic` (task priority, pending vectors in IRR).
-import type { ArchState, CpuRunState, InterruptShadow, Segment } from "../../contract/state.ts";
+import { RESET_DEVICES, type ArchState, type CpuRunState, type InterruptShadow, type Segment } from "../../contract/state.ts";
 import { EngineError } from "../host/errors.ts";
 import { decodeSection, integerField, type FieldValue, type MigrationStream } from "./migration.ts";
 
@@ -102,6 +102,7 @@ export function cpuStateFromStream(stream: MigrationStream, shutdown: boolean): 
       cstar: c("env.cstar"),
       fmask: c("env.fmask"),
       kernelGsBase: c("env.kernelgsbase"),
+      devices: RESET_DEVICES,
     },
     cpu: {
       pendingIrq: highestSetVector(irr),

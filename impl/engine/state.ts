@@ -102,6 +102,7 @@ export function loadState(state: ArchState, profile: ProfileName, maxPages: numb
   m.halted = cpu.halted;
   m.shutdown = cpu.shutdown;
   m.pendingDebugTrap = cpu.pendingDebugTrap;
+  m.devices = state.devices;
   m.updateMode();
   return m;
 }
@@ -176,6 +177,7 @@ export function machineState(m: Machine): ArchState {
     kernelGsBase: msr(KERNEL_GS_BASE_LO),
     memory,
     cpu,
+    devices: m.devices,
   };
 }
 

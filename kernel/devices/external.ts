@@ -1,9 +1,10 @@
 // The devices of docs/devices.md driven from outside an engine, for engines that do not implement
-// them yet (today: spec and impl). ExternalDevices wraps any Engine and is itself an Engine: it
+// them (capabilities.devices false). ExternalDevices wraps any Engine and is itself an Engine: it
 // watches every step's event, counts completed instructions, makes a tick pending with
-// `raise({ irq })`, applies OUT writes to device ports, and performs the halted-CPU jump to the
-// next tick. What it cannot do without the engine: answer an IN from a device register (the
-// engine reads all ones) and put the device state into saved states.
+// `raise({ irq })`, applies OUT writes to device ports, performs the halted-CPU jump to the next
+// tick, and reports its device state in state() (so its states compare with an engine's own).
+// What it cannot do without the engine: answer an IN from a device register (the engine reads
+// all ones).
 import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
@@ -15,7 +16,6 @@ export class ExternalDevices implements Engine {
   /** The CPU executed HLT and no delivery has woken it since. */
   private halted = false;
   private shutdown = false;
-  private lastRip = 0n;
 
   constructor(readonly inner: Engine) {}
 
@@ -37,17 +37,14 @@ export class ExternalDevices implements Engine {
 
   load(state: ArchState, profile: ProfileName): void {
     this.inner.load(state, profile);
-    this.current = RESET_DEVICES;
+    this.current = state.devices;
     this.console = [];
     this.halted = state.cpu.halted;
     this.shutdown = state.cpu.shutdown;
-    this.lastRip = state.rip;
   }
 
   step(): EngineEvent {
-    // Interim: an exited machine reports the no-step `halted` event (docs/devices.md proposes
-    // `exited`; the contract has no such event yet).
-    if (this.exited) return { kind: "halted", rip: this.lastRip };
+    if (this.current.exitValue !== null) return { kind: "exited", rip: this.inner.state().rip, value: this.current.exitValue };
     const wasHalted = this.halted;
     let event = this.inner.step();
     if (event.kind === "halted" && wasHalted) {
@@ -70,7 +67,6 @@ export class ExternalDevices implements Engine {
     if (event.kind === "halted") this.halted = true;
     else if (event.kind === "delivered") this.halted = false;
     if (event.kind === "shutdown") this.shutdown = true;
-    this.lastRip = event.rip;
     return event;
   }
 
@@ -86,8 +82,8 @@ export class ExternalDevices implements Engine {
   }
 
   /** Why the machine cannot step, or undefined when it can. */
-  private idle(): "hlt" | "shutdown" | undefined {
-    if (this.exited) return "hlt";
+  private idle(): "exit" | "hlt" | "shutdown" | undefined {
+    if (this.exited) return "exit";
     if (!this.halted && !this.shutdown) return undefined;
     const stop = this.inner.run(0);
     if (stop.reason === "shutdown") return "shutdown";
@@ -102,6 +98,7 @@ export class ExternalDevices implements Engine {
     let steps = 0;
     for (;;) {
       const idle = this.idle();
+      if (idle === "exit") return { reason: "exit", steps, exitValue: this.current.exitValue! };
       if (idle !== undefined) return { reason: idle, steps };
       if (steps >= maxSteps) return { reason: "limit", steps };
       const event = this.step();
@@ -111,7 +108,7 @@ export class ExternalDevices implements Engine {
   }
 
   state(): ArchState {
-    return this.inner.state();
+    return { ...this.inner.state(), devices: this.current };
   }
 
   raise(event: RaiseRequest): void {

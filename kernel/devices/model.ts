@@ -2,6 +2,11 @@
 // the deterministic timer (0xE0 period, 0xE4 vector, 0xEC EOI). Engines will implement the same
 // page independently; this model is what kernel/ drives them with until they do.
 
+import { timerCounting, type DeviceState, type TimerState } from "../../contract/state.ts";
+
+// The device state is the contract's (ArchState.devices).
+export { RESET_DEVICES, RESET_TIMER, type DeviceState, type TimerState } from "../../contract/state.ts";
+
 export const PORT = {
   timerPeriod: 0xe0,
   timerVector: 0xe4,
@@ -10,27 +15,8 @@ export const PORT = {
   debugExit: 0xf4,
 } as const;
 
-export interface TimerState {
-  /** Retired instructions from the EOI (or the PERIOD write) to the tick; 0 = off. */
-  readonly period: number;
-  readonly vector: number;
-  /** Retired instructions still to go; 1..period while counting. */
-  readonly countdown: number;
-  /** A tick was raised and the kernel has not written TIMER_EOI yet. */
-  readonly waitingEoi: boolean;
-}
-
-export interface DeviceState {
-  readonly timer: TimerState;
-  /** The value written to DEBUG_EXIT, once the machine has stopped; null before. */
-  readonly exitValue: number | null;
-}
-
-export const RESET_TIMER: TimerState = { period: 0, vector: 0x20, countdown: 0, waitingEoi: false };
-export const RESET_DEVICES: DeviceState = { timer: RESET_TIMER, exitValue: null };
-
 export function isCounting(timer: TimerState): boolean {
-  return timer.period !== 0 && !timer.waitingEoi;
+  return timerCounting(timer);
 }
 
 /** The tick: the vector becomes pending (the caller sets cpu.pending_irq), the timer waits. */

@@ -9,7 +9,7 @@
 //   - RSP = boot_area + 0x8000 (a 16 KiB stack), RIP = the entry point, RDI = memory size.
 // The kernel then installs its own GDT, IDT, TSS and page tables.
 import type { ArchState, Segment } from "../../contract/state.ts";
-import { DEFAULT_CPU } from "../../contract/state.ts";
+import { DEFAULT_CPU, RESET_DEVICES } from "../../contract/state.ts";
 import { GPR_NAMES } from "../../contract/schema.ts";
 import type { LoaderDescription } from "./description.ts";
 import { GuestMemory } from "../../guest/memory.ts";
@@ -54,6 +54,7 @@ export function bootState(memory: GuestMemory, description: LoaderDescription, e
     star: 0n, lstar: 0n, cstar: 0n, fmask: 0n, kernelGsBase: 0n,
     memory: memory.pages,
     cpu: DEFAULT_CPU,
+    devices: RESET_DEVICES,
   };
   const regs = description.entry?.regs;
   if (regs !== undefined) {

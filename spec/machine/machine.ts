@@ -16,7 +16,7 @@ export function stateFromMachine(m: Machine): ArchState {
 }
 
 /**
- * `{ ...m, ...patch }`, written out field by field: V8 copies a spread of this 26-field object on a
+ * `{ ...m, ...patch }`, written out field by field: V8 copies a spread of this 27-field object on a
  * generic path (about 1 µs here) but a literal naming every field in a few tens of ns, and the step
  * builds new Machines several times per instruction. The return type makes the compiler reject
  * this function if ArchState gains a field it does not copy.
@@ -49,5 +49,6 @@ export function patchMachine(m: Machine, patch: Partial<Machine>): Machine {
     kernelGsBase: patch.kernelGsBase ?? m.kernelGsBase,
     memory: patch.memory ?? m.memory,
     cpu: patch.cpu ?? m.cpu,
+    devices: patch.devices ?? m.devices,
   };
 }

@@ -32,7 +32,8 @@ describe("field names", () => {
     expect(STATE_FIELD_NAMES).toContain("sregs.efer");
     expect(STATE_FIELD_NAMES).toContain("msrs.FS_BASE");
     expect(STATE_FIELD_NAMES).toContain("msrs.SFMASK");
-    expect(STATE_FIELD_NAMES.at(-1)).toBe("cpu.pending_debug_trap");
+    expect(STATE_FIELD_NAMES).toContain("cpu.pending_debug_trap");
+    expect(STATE_FIELD_NAMES.slice(-5)).toEqual(["devices.timer.period", "devices.timer.vector", "devices.timer.countdown", "devices.timer.waiting_eoi", "devices.exit_value"]);
     expect(new Set(STATE_FIELD_NAMES).size).toBe(STATE_FIELD_NAMES.length);
   });
 
@@ -64,6 +65,17 @@ describe("compareExpected: a vector's expected section", () => {
     expect(differences({ sregs: { ldt: { selector: "0x0", dpl: 0 } } }, { ...s, ldtr: { ...s.ldtr, selector: 0, dpl: 3 } })).toEqual([
       { field: "sregs.ldt.dpl", a: 0, b: 3 },
     ]);
+  });
+
+  it("devices: the expected subset only; an expected null exit value is compared", () => {
+    const s: ArchState = { ...state, devices: { timer: { period: 9, vector: 0x20, countdown: 4, waitingEoi: false }, exitValue: 3 } };
+    expect(differences({ devices: { timer: { countdown: 4 } } }, s)).toEqual([]);
+    expect(differences({ devices: { timer: { countdown: 5, waiting_eoi: true } } }, s)).toEqual([
+      { field: "devices.timer.countdown", a: 5, b: 4 },
+      { field: "devices.timer.waiting_eoi", a: true, b: false },
+    ]);
+    expect(differences({ devices: { exit_value: null } }, s)).toEqual([{ field: "devices.exit_value", a: null, b: 3 }]);
+    expect(differences({ devices: {} }, s)).toEqual([]);
   });
 
   it("the rule is decided by the expected selector: a null selector got where a non-null one was expected hides nothing", () => {
@@ -204,6 +216,11 @@ describe("compareEvents", () => {
       { field: "event.instruction", a: true, b: false },
     ]);
     expect(compareEvents(retired, { kind: "halted", rip: 0x10n }).map((d) => d.field)).toEqual(["event.kind", "event.instruction"]);
+  });
+  it("an exited machine: the exit value counts", () => {
+    const exited: EngineEvent = { kind: "exited", rip: 0x10n, value: 0 };
+    expect(compareEvents(exited, { ...exited })).toEqual([]);
+    expect(compareEvents(exited, { ...exited, value: 1 })).toEqual([{ field: "event.value", a: "0x0", b: "0x1" }]);
   });
 });
 

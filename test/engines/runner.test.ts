@@ -14,17 +14,19 @@ const VECTOR = (name: string) => fileURLToPath(new URL(`../../conformance/vector
 const state: ArchState = parseDocument(readFileSync(VECTOR("syscall-basic"), "utf8")).state;
 
 /** Counts steps in RAX; halts after `haltAfter` steps, or reports unsupported bytes or a memory
- *  limit after so many. Records the run(n) calls. */
+ *  limit after so many, or exits (docs/devices.md) with value 7 after `exitAfter`. Records the
+ *  run(n) calls. */
 class CountingEngine implements Engine {
   steps = 0;
   runs: number[] = [];
   private loaded: ArchState = state;
-  constructor(private readonly behaviour: { haltAfter?: number; unsupportedAfter?: number; memoryLimitAfter?: number } = {}) {}
+  constructor(private readonly behaviour: { haltAfter?: number; unsupportedAfter?: number; memoryLimitAfter?: number; exitAfter?: number } = {}) {}
   load(s: ArchState): void {
     this.loaded = s;
   }
   step(): EngineEvent {
-    const { haltAfter, unsupportedAfter, memoryLimitAfter } = this.behaviour;
+    const { haltAfter, unsupportedAfter, memoryLimitAfter, exitAfter } = this.behaviour;
+    if (exitAfter !== undefined && this.steps >= exitAfter) return { kind: "exited", rip: 0n, value: 7 };
     if (haltAfter !== undefined && this.steps >= haltAfter) return { kind: "halted", rip: 0n };
     if (unsupportedAfter !== undefined && this.steps >= unsupportedAfter)
       return { kind: "unsupported", rip: 5n, bytes: Uint8Array.of(0x0f, 0x0b), reason: "no semantics" };
@@ -34,8 +36,9 @@ class CountingEngine implements Engine {
   }
   run(maxSteps: number): EngineStop {
     this.runs.push(maxSteps);
-    const { haltAfter, unsupportedAfter, memoryLimitAfter } = this.behaviour;
+    const { haltAfter, unsupportedAfter, memoryLimitAfter, exitAfter } = this.behaviour;
     for (let n = 0; ; n++) {
+      if (exitAfter !== undefined && this.steps >= exitAfter) return { reason: "exit", steps: n, exitValue: 7 };
       if (haltAfter !== undefined && this.steps >= haltAfter) return { reason: "hlt", steps: n };
       if (unsupportedAfter !== undefined && this.steps >= unsupportedAfter)
         return { reason: "unsupported", steps: n, event: { kind: "unsupported", rip: 5n, bytes: Uint8Array.of(0x0f, 0x0b), reason: "no semantics" } };
@@ -47,7 +50,11 @@ class CountingEngine implements Engine {
   }
   state(): ArchState {
     const halted = this.behaviour.haltAfter !== undefined && this.steps >= this.behaviour.haltAfter;
-    return { ...this.loaded, gpr: this.loaded.gpr.map((v, i) => (i === 0 ? BigInt(this.steps) : v)), cpu: { ...this.loaded.cpu, halted } };
+    const exited = this.behaviour.exitAfter !== undefined && this.steps >= this.behaviour.exitAfter;
+    return {
+      ...this.loaded, gpr: this.loaded.gpr.map((v, i) => (i === 0 ? BigInt(this.steps) : v)), cpu: { ...this.loaded.cpu, halted },
+      devices: { ...this.loaded.devices, exitValue: exited ? 7 : null },
+    };
   }
   raise(): void {}
   touched(): readonly PhysicalRange[] {
@@ -56,6 +63,26 @@ class CountingEngine implements Engine {
 }
 
 const LIMITS = { maxSteps: 1_000_000, timeoutMs: 60_000 };
+
+describe("the exit port (docs/devices.md): a run ends with `exit` and the value", () => {
+  it("without onStep: the engine's run(n) stop, with its value in the detail", () => {
+    const r = runEngine(new CountingEngine({ exitAfter: 5000 }), LIMITS);
+    expect(r.stop).toEqual({ reason: "exit", steps: 5000, exitValue: 7, detail: "exit value 7" });
+    expect(r.state.devices.exitValue).toBe(7);
+  });
+  it("with onStep: the exited state stops the loop before the limit, and no exited event reaches the hook", () => {
+    const kinds: string[] = [];
+    const r = runEngine(new CountingEngine({ exitAfter: 3 }), { maxSteps: 3, timeoutMs: 60_000, onStep: (v) => void kinds.push(v.event.kind) });
+    expect(r.stop).toEqual({ reason: "exit", steps: 3, exitValue: 7 });
+    expect(kinds).toEqual(["retired", "retired", "retired"]);
+  });
+  it("an exited state from the start: no step", async () => {
+    const exited = new CountingEngine({ exitAfter: 0 });
+    expect(runEngine(exited, { ...LIMITS, onStep: () => undefined }).stop).toEqual({ reason: "exit", steps: 0, exitValue: 7 });
+    const r = await runAsyncEngine(asAsync(new CountingEngine({ exitAfter: 0 }), { name: "counting", profiles: ["intel"], singleStep: true, raise: false, touched: false, unobservable: [] }), LIMITS);
+    expect(r.stop).toEqual({ reason: "exit", steps: 0, exitValue: 7, detail: "exit value 7" });
+  });
+});
 
 describe("runEngine without onStep: whole chunks through run(n)", () => {
   it("runs to the step limit in run(n) calls whose size grows, never past the limit", () => {

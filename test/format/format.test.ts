@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { FormatError, parseDocument } from "../../contract/load.ts";
-import { stateToJson, type ArchState } from "../../contract/state.ts";
+import { RESET_DEVICES, stateToJson, type ArchState } from "../../contract/state.ts";
 import { bytesToHex } from "../../contract/hex.ts";
 import { jsonSchemaText } from "../../contract/json-schema.ts";
 
@@ -103,6 +103,20 @@ describe("state round trip", () => {
     expect(parseDocument(JSON.stringify(json)).state.cpu).toEqual(base.cpu);
   });
 
+  it("keeps every field of the devices block (docs/devices.md); absent, it is the reset state", () => {
+    const state: ArchState = { ...base, devices: { timer: { period: 4000, vector: 0x31, countdown: 1234, waitingEoi: false }, exitValue: null } };
+    const json = stateToJson(state);
+    expect(json.devices).toEqual({ timer: { period: 4000, vector: 0x31, countdown: 1234, waiting_eoi: false }, exit_value: null });
+    expect(parseDocument(stateFile(state)).state.devices).toEqual(state.devices);
+    const exited: ArchState = { ...base, devices: { timer: { period: 7, vector: 0x20, countdown: 0, waitingEoi: true }, exitValue: 0xffff_ffff } };
+    expect(parseDocument(stateFile(exited)).state.devices).toEqual(exited.devices);
+    const without = { format: "ringspec-state/1", ...stateToJson(base) } as Record<string, unknown>;
+    delete without.devices;
+    expect(parseDocument(JSON.stringify(without)).state.devices).toEqual(RESET_DEVICES);
+    const partial = { ...without, devices: { timer: { period: 10, countdown: 3 } } };
+    expect(parseDocument(JSON.stringify(partial)).state.devices).toEqual({ timer: { period: 10, vector: 0x20, countdown: 3, waitingEoi: false }, exitValue: null });
+  });
+
   it("inject makes the events pending from the start", () => {
     const doc = parseDocument(editedVector((v) => (v.inject = { irq: 32, nmi: true })));
     expect(doc.state.cpu.pendingIrq).toBe(32);
@@ -111,6 +125,16 @@ describe("state round trip", () => {
 });
 
 describe("malformed files: one line naming the JSON path", () => {
+  it("a devices block that breaks the timer's invariant or a field's range", () => {
+    const withDevices = (devices: unknown) => JSON.stringify({ format: "ringspec-state/1", ...stateToJson(parseDocument(SYSCALL_BASIC).state), devices });
+    expect(errorOf(withDevices({ timer: { period: 5, countdown: 0 } }))).toBe("devices.timer.countdown: must be 1..period while the timer is counting");
+    expect(errorOf(withDevices({ timer: { period: 5, countdown: 6 } }))).toBe("devices.timer.countdown: must be 1..period while the timer is counting");
+    expect(parseDocument(withDevices({ timer: { period: 5, countdown: 0, waiting_eoi: true } })).state.devices.timer.waitingEoi).toBe(true);
+    expect(errorOf(withDevices({ timer: { vector: 256 } }))).toMatch(/^devices\.timer\.vector: /);
+    expect(errorOf(withDevices({ exit_value: -1 }))).toMatch(/^devices\.exit_value: /);
+    expect(errorOf(withDevices({ timer: {}, console: "x" }))).toBe("devices.console: unknown field");
+  });
+
   it("wrong hex", () => {
     expect(errorOf(editedVector((v) => (v.initial.regs.rax = "0xZZ")))).toBe('initial.regs.rax: expected "0x" followed by 1 to 16 hex digits');
     expect(errorOf(editedVector((v) => (v.initial.regs.rbx = "12")))).toMatch(/^initial\.regs\.rbx: /);

@@ -136,8 +136,10 @@ describe.each(KERNEL_ENGINE_NAMES)("the devices around %s", (engine) => {
     e.load(guest(image), "intel");
     const kinds: string[] = [];
     for (let i = 0; i < 12; i++) kinds.push(e.step().kind);
-    // lidt mov out mov out sti hlt | tick delivered | out(EOI) mov out(exit) | exited
-    expect(kinds).toEqual(["retired", "retired", "io", "retired", "io", "retired", "halted", "delivered", "io", "retired", "io", "halted"]);
+    // lidt mov out mov out sti hlt | tick delivered | out(EOI) mov out(exit) | exited (no step)
+    expect(kinds).toEqual(["retired", "retired", "io", "retired", "io", "retired", "halted", "delivered", "io", "retired", "io", "exited"]);
+    expect(e.run(10)).toEqual({ reason: "exit", steps: 0, exitValue: 5 });
+    expect(e.state().devices.exitValue).toBe(5);
     expect(e.devices.exitValue).toBe(5);
     // EOI reloads 100; the mov and the exit OUT count (the OUT is counted before its write).
     expect(e.devices.timer).toEqual({ period: 100, vector: 0x20, countdown: 98, waitingEoi: false });

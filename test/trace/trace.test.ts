@@ -111,6 +111,16 @@ describe("text lines", () => {
     expect(traceLine(traceRecord({ step: 2, before, event: nmi, after: before }))).toBe("2  0x200000  (event at instruction boundary)  [delivered vector 2 (NMI)]");
   });
 
+  it("leave out the timer counting down by one (docs/devices.md), but show a reload or a tick", () => {
+    const timer = (countdown: number, waitingEoi = false) => ({ ...before, devices: { ...before.devices, timer: { period: 10, vector: 0x20, countdown, waitingEoi } } });
+    const step = (a: ArchState, b: ArchState) => traceLine(traceRecord({ step: 1, before: a, event: SYSCALL, after: { ...b, rip: a.rip + 2n } }));
+    expect(step(timer(5), timer(4))).toBe("1  0x200000  syscall  [retired]");
+    expect(step(timer(1), timer(0, true))).toBe("1  0x200000  syscall  [retired]  devices.timer.countdown=0 devices.timer.waiting_eoi=true");
+    expect(step(timer(4), timer(10))).toBe("1  0x200000  syscall  [retired]  devices.timer.countdown=10");
+    const exited: EngineEvent = { kind: "exited", rip: before.rip, value: 3 };
+    expect(traceLine(traceRecord({ step: 2, before, event: exited, after: before }))).toBe("2  0x200000  (exited)  [exited with value 3]");
+  });
+
   it("name error codes, I/O and stops", () => {
     const line = (event: EngineEvent) => traceLine(traceRecord({ step: 1, before, event, after: before } satisfies StepView));
     expect(line({ kind: "delivered", rip: before.rip, vector: 14, errorCode: 6, source: "exception", instruction: SYSCALL.instruction! })).toBe(
