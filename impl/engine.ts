@@ -202,10 +202,10 @@ export class ImplEngine implements Engine {
         }
         prev = null;
         let r: number;
-        if (ctx.crossingInsn !== null) {
-          r = executeInstruction(ctx, ctx.crossingInsn, budget);
-          steps += m.repExtra;
-        } else {
+        // An instruction crossing a page end is never cached, so its frames are not F_CODE and a
+        // string iteration writing over it would not be noticed: one iteration per call.
+        if (ctx.crossingInsn !== null) r = executeInstruction(ctx, ctx.crossingInsn);
+        else {
           // fetch fault
           if (m.faultVector === VEC_MEMLIMIT) {
             ctx.reason = memoryLimitReason(ctx);

@@ -19,6 +19,7 @@ import { execCmovcc, execJrcxz, execLoop, execSetcc } from "./conditional.ts";
 import { execCmpxchg, execCmpxchgWide, execXadd } from "./atomic.ts";
 import { execBitScan, execBswap } from "./bit-scan.ts";
 import { execString } from "./strings.ts";
+import { execCpuid } from "./cpuid.ts";
 
 export type Handler = (m: Machine, i: Insn) => number;
 
@@ -139,3 +140,4 @@ set(I.OP_JRCXZ, execJrcxz);
 set(I.OP_BSF, (m, i) => execBitScan(m, i, false));
 set(I.OP_BSR, (m, i) => execBitScan(m, i, true));
 set(I.OP_BSWAP, execBswap);
+set(I.OP_CPUID, execCpuid);

@@ -17,7 +17,6 @@
 //   blocks/block-cache.ts   decoded blocks; compile/ the block compiler
 import * as constsModule from "./consts.ts";
 import { INTEL, type Profile } from "../contract/profile.ts";
-import { RESET_DEVICES, type DeviceState } from "../contract/state.ts";
 import type { Insn } from "./insn.ts";
 import type { Block } from "./blocks/block-cache.ts";
 import { newTlb } from "./memory/tlb.ts";
@@ -89,9 +88,6 @@ export class Machine {
   halted = false;
   shutdown = false;
   pendingDebugTrap = false;
-  /** The contract's `devices` block (docs/devices.md), carried from load() to state() unchanged:
-   *  impl does not run the devices yet (its capabilities say `devices: false`). */
-  devices: DeviceState = RESET_DEVICES;
   profile: Profile = INTEL;
   // The devices (docs/devices.md; impl/devices.ts): the timer's registers, whether it is counting
   // (period ≠ 0 and no tick waiting for its EOI: the one test the run loop makes), the exit value

@@ -1,5 +1,6 @@
 // The devices of docs/devices.md driven from outside an engine, for engines that do not implement
-// them (capabilities.devices false). ExternalDevices wraps any Engine and is itself an Engine: it
+// them (capabilities.devices false); around an engine that does (it has `takeConsole`), a thin
+// pass-through with the same surface (`devices`, `exited`, `takeConsole`). ExternalDevices wraps any Engine and is itself an Engine: it
 // watches every step's event, counts completed instructions, makes a tick pending with
 // `raise({ irq })`, applies OUT writes to device ports, performs the halted-CPU jump to the next
 // tick, and reports its device state in state() (so its states compare with an engine's own).
@@ -8,7 +9,7 @@
 import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
-import { RESET_DEVICES, countInstruction, deviceWrite, isCounting, tick, tickCouldBeTaken, type DeviceState } from "./model.ts";
+import { PORT, RESET_DEVICES, countInstruction, deviceWrite, isCounting, tick, tickCouldBeTaken, type DeviceState } from "./model.ts";
 
 export class ExternalDevices implements Engine {
   private current: DeviceState = RESET_DEVICES;
@@ -16,20 +17,28 @@ export class ExternalDevices implements Engine {
   /** The CPU executed HLT and no delivery has woken it since. */
   private halted = false;
   private shutdown = false;
+  /** The inner engine implements the devices itself (it has `takeConsole`, the contract's mark of
+   *  capabilities.devices): then this class only passes through, and tracks the exit from the
+   *  events so that `exited` costs no state() call. */
+  private readonly native: boolean;
+  private nativeExitValue: number | null = null;
 
-  constructor(readonly inner: Engine) {}
+  constructor(readonly inner: Engine) {
+    this.native = inner.takeConsole !== undefined;
+  }
 
   get devices(): DeviceState {
-    return this.current;
+    return this.native ? this.inner.state().devices : this.current;
   }
 
   /** The machine stopped at a write to the exit port. */
   get exited(): boolean {
-    return this.current.exitValue !== null;
+    return (this.native ? this.nativeExitValue : this.current.exitValue) !== null;
   }
 
   /** Bytes written to the console since the last call. */
   takeConsole(): Uint8Array {
+    if (this.native) return this.inner.takeConsole!();
     const bytes = Uint8Array.from(this.console);
     this.console = [];
     return bytes;
@@ -38,12 +47,20 @@ export class ExternalDevices implements Engine {
   load(state: ArchState, profile: ProfileName): void {
     this.inner.load(state, profile);
     this.current = state.devices;
+    this.nativeExitValue = state.devices.exitValue;
     this.console = [];
     this.halted = state.cpu.halted;
     this.shutdown = state.cpu.shutdown;
   }
 
   step(): EngineEvent {
+    if (this.native) {
+      const event = this.inner.step();
+      if (event.kind === "exited") this.nativeExitValue = event.value;
+      else if (event.kind === "io" && event.direction === "out" && event.port === PORT.debugExit)
+        this.nativeExitValue = Number(BigInt.asUintN(32, event.value));
+      return event;
+    }
     if (this.current.exitValue !== null) return { kind: "exited", rip: this.inner.state().rip, value: this.current.exitValue };
     const wasHalted = this.halted;
     let event = this.inner.step();
@@ -95,6 +112,11 @@ export class ExternalDevices implements Engine {
   }
 
   run(maxSteps: number): EngineStop {
+    if (this.native) {
+      const stop = this.inner.run(maxSteps);
+      if (stop.reason === "exit") this.nativeExitValue = stop.exitValue ?? null;
+      return stop;
+    }
     let steps = 0;
     for (;;) {
       const idle = this.idle();
@@ -108,7 +130,7 @@ export class ExternalDevices implements Engine {
   }
 
   state(): ArchState {
-    return { ...this.inner.state(), devices: this.current };
+    return this.native ? this.inner.state() : { ...this.inner.state(), devices: this.current };
   }
 
   raise(event: RaiseRequest): void {
