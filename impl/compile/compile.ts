@@ -53,6 +53,17 @@ type Factory = (
   rmwRead: typeof compiledRmwRead, rmwCommit: typeof compiledRmwCommit,
 ) => BlockFn;
 
+/**
+ * Factories by their source text, shared by every Machine of the process: the source is a pure
+ * function of the block's decoded instructions, and a factory's code depends on nothing else (the
+ * instructions themselves are its argument), so an entry can never be stale. Reusing the factory
+ * reuses V8's parsed and optimized code when the same guest code is compiled again (another
+ * load() of the same kernel, the same user program mapped in several frames). Bounded: emptied
+ * when full.
+ */
+const factories = new Map<string, Factory>();
+const MAX_FACTORIES = 4096;
+
 /** Compiles a block, or returns null when it is not worth it / not supported (then interpreted). */
 export function compileBlock(b: Block): BlockFn | null {
   const first = b.insns[0]!;
@@ -60,7 +71,12 @@ export function compileBlock(b: Block): BlockFn | null {
   if (endsBlock(first.op) && !NATIVE_ENDERS.has(first.op)) return null;
   const src = blockSource(b);
   try {
-    const factory = new Function(...FACTORY_PARAMS, src) as Factory;
+    let factory = process.env.NOFACT ? undefined : factories.get(src);
+    if (factory === undefined) {
+      factory = new Function(...FACTORY_PARAMS, src) as Factory;
+      if (factories.size >= MAX_FACTORIES) factories.clear();
+      factories.set(src, factory);
+    }
     return factory(HANDLERS, b.insns, PARITY, condition, carry, deliverSoft, compiledLoad, compiledStore,
       compiledRmwRead, compiledRmwCommit);
   } catch {

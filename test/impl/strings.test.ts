@@ -199,6 +199,22 @@ describe("string instructions keep every cache invisible", () => {
     expect(out.state.gpr[RSI]).toBe(0x601008n);
   });
 
+  it("batched REP MOVS / STOS (whole runs in a page) equal one-by-one iterations: overlaps, both directions, page ends", () => {
+    // The data pages are written first (so the TLB grants writes), then each string runs across a
+    // page end, overlapping its source by less than, exactly and more than one element.
+    const cases: { op: number[]; size: number; dist: number; df: boolean }[] = [];
+    for (const [op, size] of [[[0xa4], 1], [[0x66, 0xa5], 2], [[0xa5], 4], [[0x48, 0xa5], 8], [[0xaa], 1], [[0x48, 0xab], 8]] as const)
+      for (const dist of [1, 3, 8, 64, -5]) for (const df of [false, true]) cases.push({ op: [...op], size, dist, df });
+    for (const c of cases) {
+      const src = DATA + 0xf00n, dst = src + BigInt(c.dist);
+      const warm = [0x48, 0xc7, 0x07, 0, 0, 0, 0, 0x48, 0xc7, 0x47, 0x40, 0, 0, 0, 0]; // mov qword [rdi], 0; [rdi+0x40]
+      const state = kernel([...warm, ...(c.df ? [0xfd] : [0xfc]), 0xf3, ...c.op, 0xf4],
+        (m) => m.write(DATA + 0xe00n, Array.from({ length: 0x400 }, (_, k) => (k * 13 + 1) & 0xff)),
+        { [RCX]: BigInt(Math.floor(0x180 / c.size)), [RSI]: src, [RDI]: dst, [RAX]: 0x1122_3344_5566_7788n });
+      check(state, 2000);
+    }
+  });
+
   it("random REP string programs agree on every configuration and with step()", () => {
     // A little generator: strings of every kind and size over a data page, with random counts,
     // directions and prefixes, between ALU instructions that set flags.
