@@ -11,9 +11,8 @@
 import { readFileSync } from "node:fs";
 import type { Engine, EngineEvent } from "../contract/engine.ts";
 import type { ArchState } from "../contract/state.ts";
-import { createEngine } from "../engines/registry.ts";
 import { runEngine } from "../engines/runner.ts";
-import { ExternalDevices } from "../kernel/devices/external.ts";
+import { createEngine } from "../kernel/engines.ts";
 import { buildDemoKernel } from "../kernel/demo/index.ts";
 import { loadKernel, parseLoaderDescriptionText } from "../kernel/loader/index.ts";
 
@@ -39,9 +38,9 @@ export interface KernelCounts {
   readonly contextSwitches: number;
 }
 
-/** Around an engine without devices of its own, the outside model (kernel/devices). */
-function kernelEngine(name: string): Engine {
-  return new ExternalDevices(createEngine(name));
+/** The engine with its devices (its own, or kernel/devices' model around it). */
+function kernelEngine(name: "spec" | "impl"): Engine {
+  return createEngine(name);
 }
 
 const MAX_STEPS = 20_000_000;
@@ -59,7 +58,7 @@ function isSyscall(e: EngineEvent): boolean {
 }
 
 /** The counting run: step by step to the exit. Returns the counts, or why the kernel cannot run. */
-export function countKernel(k: KernelBench, engineName: string): KernelCounts | string {
+export function countKernel(k: KernelBench, engineName: "spec" | "impl"): KernelCounts | string {
   const engine = kernelEngine(engineName);
   engine.load(k.state, "intel");
   let steps = 0, instructions = 0, syscalls = 0, contextSwitches = 0;
@@ -92,7 +91,7 @@ function cpuSeconds(): number {
 
 /** CPU seconds of whole runs to the exit (each on a fresh load), through the runner; or why the
  *  engine did not run the kernel as the counting run did. */
-export function timeKernel(k: KernelBench, engineName: string, counts: KernelCounts, runs: number): number[] | string {
+export function timeKernel(k: KernelBench, engineName: "spec" | "impl", counts: KernelCounts, runs: number): number[] | string {
   const engine = kernelEngine(engineName);
   const samples: number[] = [];
   for (let r = 0; r < runs; r++) {

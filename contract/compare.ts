@@ -104,9 +104,13 @@ const SEGMENTS: readonly (readonly [string, SegmentName])[] = [
 /** Segment fields in the format's order; the first is the visible part. */
 const SEGMENT_FIELDS = ["selector", "base", "limit", "type", "present", "dpl", "db", "s", "l", "g", "avl", "unusable"] as const;
 const DATA_SEGMENTS: ReadonlySet<SegmentName> = new Set<SegmentName>(["ds", "es", "fs", "gs", "ss"]);
-const CONTROL = ["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const;
+const CONTROL = ["cr0", "cr2", "cr3", "cr4", "cr8", "efer", "dr0", "dr1", "dr2", "dr3", "dr6", "dr7"] as const;
 const MSRS = [
   ["STAR", "star"], ["LSTAR", "lstar"], ["CSTAR", "cstar"], ["SFMASK", "fmask"], ["KERNEL_GS_BASE", "kernelGsBase"],
+] as const;
+/** The MSRs a state may leave out (their power-up values then), after FS_BASE and GS_BASE. */
+const OPTIONAL_MSRS = [
+  ["SYSENTER_CS", "sysenterCs"], ["SYSENTER_ESP", "sysenterEsp"], ["SYSENTER_EIP", "sysenterEip"], ["APIC_BASE", "apicBase"],
 ] as const;
 const CPU_FIELDS = [
   ["pending_irq", "pendingIrq"], ["pending_nmi", "pendingNmi"], ["nmi_blocked", "nmiBlocked"], ["shadow", "shadow"],
@@ -153,6 +157,7 @@ function buildFields(): FieldSpec[] {
   for (const [json, name] of MSRS) fields.push({ field: `msrs.${json}`, read: (s) => s[name], expected: (e) => e.msrs?.[json] });
   fields.push({ field: "msrs.FS_BASE", read: (s) => s.fs.base, expected: (e) => e.msrs?.FS_BASE, aliasOf: "fs" });
   fields.push({ field: "msrs.GS_BASE", read: (s) => s.gs.base, expected: (e) => e.msrs?.GS_BASE, aliasOf: "gs" });
+  for (const [json, name] of OPTIONAL_MSRS) fields.push({ field: `msrs.${json}`, read: (s) => s[name], expected: (e) => e.msrs?.[json] });
   for (const [json, name] of CPU_FIELDS) fields.push({ field: `cpu.${json}`, read: (s) => s.cpu[name] });
   for (const [json, name] of TIMER_FIELDS)
     fields.push({ field: `devices.timer.${json}`, read: (s) => s.devices.timer[name], expected: (e) => timerExpected(e, json) });

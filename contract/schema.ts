@@ -14,11 +14,13 @@ const hexWithin = (bits: number) =>
   Hex64.refine((v) => v < 1n << BigInt(bits), { message: `value does not fit in ${bits} bits` });
 
 const Bit = z.number().int().min(0).max(1);
+/** 32-bit value (segment limits, IA32_SYSENTER_CS): one instance, so the JSON Schema names it once. */
+const Hex32 = hexWithin(32);
 
 export const SegmentJson = z.strictObject({
   selector: hexWithin(16),
   base: Hex64,
-  limit: hexWithin(32),
+  limit: Hex32,
   type: z.number().int().min(0).max(15),
   present: Bit,
   dpl: z.number().int().min(0).max(3),
@@ -45,16 +47,47 @@ export const RegsJson = z.strictObject({
   rflags: Hex64,
 });
 
-export const SregsJson = z.strictObject({
+/** The debug registers a state may carry (ringspec extension; DR4/DR5 are aliases of DR6/DR7,
+ *  not registers of their own). Absent: their reset values (SDM Vol. 3A §10.1.1, Table 10-1). */
+export const DEBUG_REGISTER_RESET = { dr0: 0n, dr1: 0n, dr2: 0n, dr3: 0n, dr6: 0xffff0ff0n, dr7: 0x400n } as const;
+
+const SREGS_SHAPE = {
   cs: SegmentJson, ds: SegmentJson, es: SegmentJson, fs: SegmentJson, gs: SegmentJson, ss: SegmentJson,
   tr: SegmentJson, ldt: SegmentJson,
   gdt: TableRegisterJson, idt: TableRegisterJson,
   cr0: Hex64, cr2: Hex64, cr3: Hex64, cr4: Hex64, cr8: Hex64, efer: Hex64,
+  dr0: Hex64, dr1: Hex64, dr2: Hex64, dr3: Hex64, dr6: Hex64, dr7: Hex64,
+};
+
+/** A hex field that may be left out: absent means `value` (what the loader then holds). */
+const hexDefault = (schema: typeof Hex64, value: bigint) => schema.prefault(`0x${value.toString(16)}`);
+
+export const SregsJson = z.strictObject({
+  ...SREGS_SHAPE,
+  dr0: hexDefault(Hex64, DEBUG_REGISTER_RESET.dr0), dr1: hexDefault(Hex64, DEBUG_REGISTER_RESET.dr1),
+  dr2: hexDefault(Hex64, DEBUG_REGISTER_RESET.dr2), dr3: hexDefault(Hex64, DEBUG_REGISTER_RESET.dr3),
+  dr6: hexDefault(Hex64, DEBUG_REGISTER_RESET.dr6), dr7: hexDefault(Hex64, DEBUG_REGISTER_RESET.dr7),
 });
 
-export const MsrsJson = z.strictObject({
+/** Power-up values of the MSRs a state may leave out (vector README, "Running a vector" 1):
+ *  IA32_SYSENTER_CS/ESP/EIP 0, IA32_APIC_BASE 0xFEE00900 (bootstrap processor, xAPIC enabled,
+ *  base 0xFEE00000; SDM Vol. 3A "Local APIC Status and Location"). */
+export const MSR_POWER_UP = { SYSENTER_CS: 0n, SYSENTER_ESP: 0n, SYSENTER_EIP: 0n, APIC_BASE: 0xfee00900n } as const;
+
+const MSRS_SHAPE = {
   STAR: Hex64, LSTAR: Hex64, CSTAR: Hex64, SFMASK: Hex64, KERNEL_GS_BASE: Hex64,
   FS_BASE: Hex64, GS_BASE: Hex64,
+  /** Bits 63:32 are not part of IA32_SYSENTER_CS (SDM Vol. 4 Table 2-2: bits 15:0 the selector,
+   *  31:16 not used). */
+  SYSENTER_CS: Hex32, SYSENTER_ESP: Hex64, SYSENTER_EIP: Hex64, APIC_BASE: Hex64,
+};
+
+export const MsrsJson = z.strictObject({
+  ...MSRS_SHAPE,
+  SYSENTER_CS: hexDefault(MSRS_SHAPE.SYSENTER_CS, MSR_POWER_UP.SYSENTER_CS),
+  SYSENTER_ESP: hexDefault(Hex64, MSR_POWER_UP.SYSENTER_ESP),
+  SYSENTER_EIP: hexDefault(Hex64, MSR_POWER_UP.SYSENTER_EIP),
+  APIC_BASE: hexDefault(Hex64, MSR_POWER_UP.APIC_BASE),
 });
 
 export const MemoryRegionJson = z.strictObject({
@@ -122,7 +155,7 @@ const ExpectedSegmentJson = SegmentJson.extend({ unusable: Bit }).partial();
 export const ExpectedJson = z.strictObject({
   exit: ExitKind,
   regs: RegsJson.partial().optional(),
-  sregs: SregsJson.extend({
+  sregs: z.strictObject(SREGS_SHAPE).extend({
     cs: ExpectedSegmentJson, ds: ExpectedSegmentJson, es: ExpectedSegmentJson,
     fs: ExpectedSegmentJson, gs: ExpectedSegmentJson, ss: ExpectedSegmentJson,
     tr: ExpectedSegmentJson, ldt: ExpectedSegmentJson,
@@ -130,7 +163,8 @@ export const ExpectedJson = z.strictObject({
   })
     .partial()
     .optional(),
-  msrs: MsrsJson.partial().optional(),
+  // The shapes without defaults: a field absent from `expected` stays absent (not compared).
+  msrs: z.strictObject(MSRS_SHAPE).partial().optional(),
   memory: z.array(MemoryRegionJson).optional(),
   /** Any subset of the devices (no defaults: an absent field is not compared). */
   devices: z

@@ -9,14 +9,19 @@ const EFER_LME = 1n << 8n;
 const EFER_LMA = 1n << 10n;
 
 /**
- * CR4 bits a state may have set: TSD(2), PSE(4, ignored under 4-level paging), PAE(5), MCE(6),
- * PGE(7, no TLB is modelled), PCE(8), OSFXSR(9), OSXMMEXCPT(10), UMIP(11), FSGSBASE(16),
- * OSXSAVE(18), SMEP(20), SMAP(21). The rest (VME, PVI, DE, LA57, VMXE, SMXE, PCIDE, PKE, CET, ...)
- * would change semantics the model does not implement.
+ * CR4 bits a state may have set (and MOV CR4 may set): TSD(2), DE(3), PSE(4, ignored under 4-level
+ * paging), PAE(5), MCE(6), PGE(7, no TLB is modelled), PCE(8), OSFXSR(9), OSXMMEXCPT(10), UMIP(11),
+ * FSGSBASE(16), PCIDE(17), OSXSAVE(18), SMEP(20), SMAP(21). The rest (VME, PVI, LA57, VMXE, SMXE,
+ * PKE, CET, UINTR, FRED, ...) would change semantics the model does not implement.
  */
 export const CR4_MODELLED =
-  (1n << 2n) | (1n << 4n) | (1n << 5n) | (1n << 6n) | (1n << 7n) | (1n << 8n) | (1n << 9n) |
-  (1n << 10n) | (1n << 11n) | (1n << 16n) | (1n << 18n) | (1n << 20n) | (1n << 21n);
+  (1n << 2n) | (1n << 3n) | (1n << 4n) | (1n << 5n) | (1n << 6n) | (1n << 7n) | (1n << 8n) | (1n << 9n) |
+  (1n << 10n) | (1n << 11n) | (1n << 16n) | (1n << 17n) | (1n << 18n) | (1n << 20n) | (1n << 21n);
+
+/** DR7 bits that arm a breakpoint (L0–L3, G0–G3) or general detection (GD, bit 13): debug
+ *  exceptions on a match are not modelled, so a state may not have them set (MOV DR7 setting them
+ *  stops as unsupported: docs/model-choices.md, row "MOV DR"). */
+export const DR7_ARMING = 0xffn | (1n << 13n);
 
 /** EFER bits the model knows: SCE(0), LME(8), LMA(10), NXE(11). */
 export const EFER_MODELLED = (1n << 0n) | (1n << 8n) | (1n << 10n) | (1n << 11n);
@@ -27,9 +32,12 @@ export function modelScopeViolation(s: ArchState): string | null {
   if ((s.cr4 & CR4_PAE) === 0n) return "cr4: PAE must be set (IA-32e mode only)";
   if ((s.efer & EFER_LME) === 0n || (s.efer & EFER_LMA) === 0n) return "efer: LME and LMA must be set (IA-32e mode only)";
   const cr4Extra = s.cr4 & ~CR4_MODELLED;
-  if (cr4Extra !== 0n) return `cr4: bits 0x${cr4Extra.toString(16)} are outside the model (VME, PVI, DE, LA57, VMXE, SMXE, PCIDE, PKE, CET, FRED, ...)`;
+  if (cr4Extra !== 0n) return `cr4: bits 0x${cr4Extra.toString(16)} are outside the model (VME, PVI, LA57, VMXE, SMXE, PKE, CET, UINTR, FRED, ...)`;
   const eferExtra = s.efer & ~EFER_MODELLED;
   if (eferExtra !== 0n) return `efer: bits 0x${eferExtra.toString(16)} are outside the model`;
+  if (s.dr6 >> 32n !== 0n) return "dr6: bits 63:32 are reserved (MOV to DR6 would raise #GP)";
+  if (s.dr7 >> 32n !== 0n) return "dr7: bits 63:32 are reserved (MOV to DR7 would raise #GP)";
+  if ((s.dr7 & DR7_ARMING) !== 0n) return "dr7: enabled breakpoints (L0–L3, G0–G3) and general detection (GD) are outside the model";
   if (s.cs.l === 1 && s.cs.db === 1) return "sregs.cs: L = 1 with D = 1 is not a valid IA-32e code segment";
   if ((s.rflags & (1n << 17n)) !== 0n) return "rflags: VM (virtual-8086 mode) is outside the model";
   return null;

@@ -1,6 +1,6 @@
 // The architectural state both engines load and report, independent of how either stores it.
 // spec/ keeps it immutable with persistent memory; impl/ copies it into typed arrays.
-import { GPR_NAMES, type StateParsed, type StateJsonIn } from "./schema.ts";
+import { DEBUG_REGISTER_RESET, GPR_NAMES, MSR_POWER_UP, type StateParsed, type StateJsonIn } from "./schema.ts";
 import { bytesToHex, hex, hexToBytes } from "./hex.ts";
 
 /** A segment register: the visible selector and the hidden (cached descriptor) part. */
@@ -114,11 +114,35 @@ export interface ArchState {
   /** IA32_FMASK (the format calls it SFMASK). */
   readonly fmask: bigint;
   readonly kernelGsBase: bigint;
+  /** IA32_SYSENTER_CS (bits 31:0), IA32_SYSENTER_ESP, IA32_SYSENTER_EIP (MSRs 174H–176H). */
+  readonly sysenterCs: bigint;
+  readonly sysenterEsp: bigint;
+  readonly sysenterEip: bigint;
+  /** IA32_APIC_BASE (MSR 1BH), as RDMSR reads it; the model has no local APIC to reprogram. */
+  readonly apicBase: bigint;
+  /** Debug registers DR0–DR3 (breakpoint addresses), DR6 (status) and DR7 (control); DR4 and
+   *  DR5 are DR6 and DR7 under another name (CR4.DE = 0) or #UD (CR4.DE = 1). */
+  readonly dr0: bigint;
+  readonly dr1: bigint;
+  readonly dr2: bigint;
+  readonly dr3: bigint;
+  readonly dr6: bigint;
+  readonly dr7: bigint;
   readonly memory: ReadonlyMap<number, Uint8Array>;
   readonly cpu: CpuRunState;
   /** The devices' state (docs/devices.md): part of the machine, so a saved state reloads exactly. */
   readonly devices: DeviceState;
 }
+
+/** The registers a state file may leave out, at their power-up / reset values (contract/schema.ts
+ *  MSR_POWER_UP and DEBUG_REGISTER_RESET): for code that builds an ArchState by hand. */
+export const POWER_UP_REGISTERS: Pick<ArchState, "sysenterCs" | "sysenterEsp" | "sysenterEip" | "apicBase" | "dr0" | "dr1" | "dr2" | "dr3" | "dr6" | "dr7"> = {
+  sysenterCs: MSR_POWER_UP.SYSENTER_CS,
+  sysenterEsp: MSR_POWER_UP.SYSENTER_ESP,
+  sysenterEip: MSR_POWER_UP.SYSENTER_EIP,
+  apicBase: MSR_POWER_UP.APIC_BASE,
+  ...DEBUG_REGISTER_RESET,
+};
 
 export const DEFAULT_CPU: CpuRunState = {
   pendingIrq: null,
@@ -212,6 +236,16 @@ export function stateFromJson(j: StateParsed): ArchState {
     cstar: j.msrs.CSTAR,
     fmask: j.msrs.SFMASK,
     kernelGsBase: j.msrs.KERNEL_GS_BASE,
+    sysenterCs: j.msrs.SYSENTER_CS,
+    sysenterEsp: j.msrs.SYSENTER_ESP,
+    sysenterEip: j.msrs.SYSENTER_EIP,
+    apicBase: j.msrs.APIC_BASE,
+    dr0: j.sregs.dr0,
+    dr1: j.sregs.dr1,
+    dr2: j.sregs.dr2,
+    dr3: j.sregs.dr3,
+    dr6: j.sregs.dr6,
+    dr7: j.sregs.dr7,
     memory: pagesFromRegions(j.memory),
     cpu:
       cpu === undefined
@@ -258,10 +292,13 @@ export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<Stat
       idt: { base: hex(s.idtr.base), limit: hex(s.idtr.limit) },
       cr0: hex(s.cr0), cr2: hex(s.cr2), cr3: hex(s.cr3), cr4: hex(s.cr4), cr8: hex(s.cr8),
       efer: hex(s.efer),
+      dr0: hex(s.dr0), dr1: hex(s.dr1), dr2: hex(s.dr2), dr3: hex(s.dr3), dr6: hex(s.dr6), dr7: hex(s.dr7),
     },
     msrs: {
       STAR: hex(s.star), LSTAR: hex(s.lstar), CSTAR: hex(s.cstar), SFMASK: hex(s.fmask),
       KERNEL_GS_BASE: hex(s.kernelGsBase), FS_BASE: hex(s.fs.base), GS_BASE: hex(s.gs.base),
+      SYSENTER_CS: hex(s.sysenterCs), SYSENTER_ESP: hex(s.sysenterEsp), SYSENTER_EIP: hex(s.sysenterEip),
+      APIC_BASE: hex(s.apicBase),
     },
     memory: regionsFromPages(s.memory),
     cpu: {

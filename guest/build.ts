@@ -1,5 +1,5 @@
 // From a layout (layout.ts) and code to a machine state both engines load (contract ArchState).
-import { DEFAULT_CPU, RESET_DEVICES, type ArchState, type Segment } from "../contract/state.ts";
+import { DEFAULT_CPU, POWER_UP_REGISTERS, RESET_DEVICES, type ArchState, type Segment } from "../contract/state.ts";
 import { GPR_NAMES, type GprName } from "../contract/schema.ts";
 import { Code } from "./iced.ts";
 import { AssembledImage, assemble } from "./asm.ts";
@@ -158,6 +158,7 @@ export function layoutState(layout: GuestLayout, memory: GuestMemory, start: Sta
     cstar: layout.msrs.cstar,
     fmask: layout.msrs.fmask,
     kernelGsBase: start.kernelGsBase ?? (user ? percpu : 0n),
+    ...POWER_UP_REGISTERS,
     memory: memory.pages,
     cpu: DEFAULT_CPU,
   };

@@ -45,8 +45,13 @@ export const EFER_SCE = 1, EFER_LME = 1 << 8, EFER_LMA = 1 << 10, EFER_NXE = 1 <
 
 // ---- Machine.msr: the modelled MSRs as lo/hi int32 pairs ----
 export const STAR_LO = 0, STAR_HI = 1, LSTAR_LO = 2, LSTAR_HI = 3, CSTAR_LO = 4, CSTAR_HI = 5, FMASK_LO = 6,
-  FMASK_HI = 7, KERNEL_GS_BASE_LO = 8, KERNEL_GS_BASE_HI = 9;
-export const MSR_SLOTS = 10;
+  FMASK_HI = 7, KERNEL_GS_BASE_LO = 8, KERNEL_GS_BASE_HI = 9, SYSENTER_CS_LO = 10, SYSENTER_ESP_LO = 12,
+  SYSENTER_EIP_LO = 14, APIC_BASE_LO = 16;
+export const MSR_SLOTS = 18;
+
+// ---- Machine.debug: DR0–DR3, DR6, DR7 as lo/hi int32 pairs ----
+export const DR0_LO = 0, DR1_LO = 2, DR2_LO = 4, DR3_LO = 6, DR6_LO = 8, DR7_LO = 10;
+export const DEBUG_SLOTS = 12;
 
 // ---- exception vectors ----
 export const DE = 0, DB_VEC = 1, NMI_VEC = 2, BP = 3, OF_VEC = 4, UD = 6, DF_VEC = 8, TS = 10, NP = 11,

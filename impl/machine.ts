@@ -29,7 +29,7 @@ import { newIretCache } from "./tables/iret-cache.ts";
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
   AC, C_SR, C_SRA, C_SW, C_SWA, C_SX, C_UR, C_UW, C_UX, CR0_AM, CS, EFER_LMA, SEG_STRIDE, SEL, RIP_LO, RIP_HI,
-  ATTR, A_L, PAGE_BYTES, MSR_SLOTS,
+  ATTR, A_L, PAGE_BYTES, MSR_SLOTS, DEBUG_SLOTS,
 } = constsModule;
 
 /** Pool slots allocated up front (the pool doubles as frames are allocated). */
@@ -79,6 +79,8 @@ export class Machine {
   efer = 0;
   /** STAR, LSTAR, CSTAR, FMASK, KERNEL_GS_BASE as lo/hi pairs (consts.ts STAR_LO..). */
   readonly msr = new Int32Array(MSR_SLOTS);
+  /** DR0–DR3, DR6, DR7 as lo/hi pairs (consts.ts DR0_LO..). */
+  readonly debug = new Int32Array(DEBUG_SLOTS);
   // Run-time CPU state (the contract's `cpu` block).
   pendingIrq = -1;
   pendingNmi = false;

@@ -1,7 +1,7 @@
 // The architectural state from Bochs's parameter tree (`show "cpu0.X"` for each group the engine
 // needs) and its `r` register dump.
 import { z } from "zod";
-import { RESET_DEVICES, type ArchState, type CpuRunState, type InterruptShadow, type Segment, type SegmentName } from "../../contract/state.ts";
+import { POWER_UP_REGISTERS, RESET_DEVICES, type ArchState, type CpuRunState, type InterruptShadow, type Segment, type SegmentName } from "../../contract/state.ts";
 import { EngineError } from "../host/errors.ts";
 import { ParamInt, ParamSegment, ParamTable, parseParamDump, readParam, type ParamNode } from "./param-tree.ts";
 
@@ -134,6 +134,8 @@ export function cpuFromDumps(registersText: string, shows: readonly string[]): B
       cstar: msr.cstar,
       fmask: msr.fmask,
       kernelGsBase: msr.kernelgsbase,
+      // Not read from Bochs yet: power-up values, listed as unobservable (BOCHS_UNOBSERVABLE).
+      ...POWER_UP_REGISTERS,
       cpu,
       devices: RESET_DEVICES,
     },

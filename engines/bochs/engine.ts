@@ -34,7 +34,7 @@ import { BochsDebugger, parseNext, type NextInstruction } from "./debugger.ts";
 import { parseBochsLog, parseShutdownDump, summarizeBochsStep } from "./log.ts";
 import { cpuFromDumps, STATE_PARAMS, type BochsCpu } from "./cpu-state.ts";
 import { parseXpGiant, ramRuns, walkPageTables } from "./memory.ts";
-import { compareInstalled } from "../host/verify.ts";
+import { compareInstalled, UNINSTALLED_REGISTERS } from "../host/verify.ts";
 
 export interface BochsEngineOptions {
   /** The Bochs program (default `bochs` on PATH, Debian's wrapper around bochs-bin). */
@@ -51,6 +51,8 @@ export interface BochsEngineOptions {
 export const BOCHS_UNOBSERVABLE: readonly string[] = [
   // ringspec's devices (docs/devices.md) are not Bochs's: the state reports the reset devices.
   "devices.*",
+  // Not installed by the firmware image nor read back yet (engines/host/verify.ts).
+  ...UNINSTALLED_REGISTERS,
 ];
 
 const NOT_RAM = { start: 0xa0000n, end: 0x100000n };

@@ -57,6 +57,7 @@ export function gdbUnobservable(registers: ReadonlySet<string>, physicalMemory: 
   if (!registers.has("k_gs_base")) out.push("msrs.KERNEL_GS_BASE");
   for (const g of [...GPRS, "rip"]) if (!registers.has(g)) out.push(`regs.${g}`);
   if (!registers.has("eflags")) out.push("regs.rflags");
+  out.push("msrs.SYSENTER_CS", "msrs.SYSENTER_ESP", "msrs.SYSENTER_EIP", "msrs.APIC_BASE", "sregs.dr*");
   out.push("cpu.*", "devices.*");
   if (!physicalMemory) out.push("memory*");
   return out;

@@ -5,6 +5,7 @@ import type { Readable, Writable } from "node:stream";
 import { EngineError } from "./errors.ts";
 
 const live = new Set<ChildProcess>();
+const cleanups = new Set<() => void>();
 let hooksInstalled = false;
 
 function killAllNow(): void {
@@ -16,6 +17,22 @@ function killAllNow(): void {
     }
   }
   live.clear();
+  for (const cleanup of cleanups) {
+    try {
+      cleanup();
+    } catch {
+      // best effort on the way out
+    }
+  }
+  cleanups.clear();
+}
+
+/** Runs `cleanup` if this process exits or is interrupted before `release()` is called (scratch
+ *  directories of running cases). */
+export function onExitCleanup(cleanup: () => void): { readonly release: () => void } {
+  installHooks();
+  cleanups.add(cleanup);
+  return { release: () => cleanups.delete(cleanup) };
 }
 
 function installHooks(): void {

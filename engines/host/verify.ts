@@ -13,3 +13,12 @@ export function compareInstalled(asked: ArchState, installed: Omit<ArchState, "m
   const first = differences[0];
   return first === undefined ? null : `${first.field} = ${String(first.b)} (asked ${String(first.a)})`;
 }
+
+/** Fields the firmware images do not install and the emulator engines do not read back yet (the
+ *  SYSENTER MSRs, IA32_APIC_BASE and the debug registers, added to the state for issue 9): the
+ *  engines report them at their power-up values and list them as unobservable, so a comparison
+ *  says "not compared" for them. */
+export const UNINSTALLED_REGISTERS: readonly string[] = [
+  "msrs.SYSENTER_CS", "msrs.SYSENTER_ESP", "msrs.SYSENTER_EIP", "msrs.APIC_BASE",
+  "sregs.dr0", "sregs.dr1", "sregs.dr2", "sregs.dr3", "sregs.dr6", "sregs.dr7",
+];

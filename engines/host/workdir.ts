@@ -2,12 +2,17 @@
 import { mkdtempSync, rmSync, existsSync, openSync, closeSync, createWriteStream } from "node:fs";
 import { spawnSync } from "node:child_process";
 import type { Writable } from "node:stream";
+import { onExitCleanup } from "./process.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export class WorkDir {
   private removed = false;
-  private constructor(readonly path: string) {}
+  private readonly guard: { readonly release: () => void };
+  private constructor(readonly path: string) {
+    // Removed on close, or when ringspec exits or is interrupted first.
+    this.guard = onExitCleanup(() => rmSync(path, { recursive: true, force: true }));
+  }
 
   /** A fresh directory under the system temp dir (or `base`). Socket paths stay short. */
   static create(prefix: string, base: string = tmpdir()): WorkDir {
@@ -21,6 +26,7 @@ export class WorkDir {
   remove(): void {
     if (this.removed) return;
     this.removed = true;
+    this.guard.release();
     rmSync(this.path, { recursive: true, force: true });
   }
 }

@@ -33,7 +33,7 @@ import { parseIntLog, summarizeStep } from "./int-log.ts";
 import { parseMigrationStream } from "./migration.ts";
 import { cpuStateFromStream, type QemuCpuState } from "./cpu-state.ts";
 import { classifyInstruction, stepInstruction, type InstructionClass } from "../host/instruction.ts";
-import { compareInstalled } from "../host/verify.ts";
+import { compareInstalled, UNINSTALLED_REGISTERS } from "../host/verify.ts";
 
 export interface QemuEngineOptions {
   /** The QEMU program (default `qemu-system-x86_64` on PATH). */
@@ -56,6 +56,8 @@ export const QEMU_UNOBSERVABLE: readonly string[] = [
   "cpu.shadow",
   // QEMU raises a TF trap at the end of the instruction: no pending trap exists at a boundary.
   "cpu.pending_debug_trap",
+  // Neither installed by the firmware image nor read back yet (contract/state.ts POWER_UP_REGISTERS).
+  ...UNINSTALLED_REGISTERS,
   // ringspec's devices (docs/devices.md) are not QEMU's: the state reports the reset devices.
   "devices.*",
 ];

@@ -16,7 +16,8 @@ import { allocateFrame } from "../memory/pool.ts";
 const {
   ATTR, A_DPL_SHIFT, A_TYPE, BASE_HI, BASE_LO, CS, DS, ES, FS, GS, LDTR, LIMIT, RIP_HI, RIP_LO, SEG_STRIDE, SEL,
   SHADOW_MOVSS, SHADOW_NONE, SHADOW_STI, SS, TR, PAGE_BYTES, F_TOUCHED, STAR_LO, LSTAR_LO, CSTAR_LO, FMASK_LO,
-  KERNEL_GS_BASE_LO, attrDpl,
+  KERNEL_GS_BASE_LO, SYSENTER_CS_LO, SYSENTER_ESP_LO, SYSENTER_EIP_LO, APIC_BASE_LO, DR0_LO, DR1_LO, DR2_LO,
+  DR3_LO, DR6_LO, DR7_LO, attrDpl,
 } = constsModule;
 
 const MASK64 = (1n << 64n) - 1n;
@@ -35,6 +36,12 @@ export function big(lo: number, hi: number): bigint {
 /** Machine.msr slot of each MSR the contract's state names. */
 const MSR_FIELDS = [
   ["star", STAR_LO], ["lstar", LSTAR_LO], ["cstar", CSTAR_LO], ["fmask", FMASK_LO], ["kernelGsBase", KERNEL_GS_BASE_LO],
+  ["sysenterCs", SYSENTER_CS_LO], ["sysenterEsp", SYSENTER_ESP_LO], ["sysenterEip", SYSENTER_EIP_LO], ["apicBase", APIC_BASE_LO],
+] as const;
+
+/** Machine.debug slot of each debug register. */
+const DEBUG_FIELDS = [
+  ["dr0", DR0_LO], ["dr1", DR1_LO], ["dr2", DR2_LO], ["dr3", DR3_LO], ["dr6", DR6_LO], ["dr7", DR7_LO],
 ] as const;
 
 /** A fresh Machine holding `state`; RangeError naming the field when the state is outside the model
@@ -82,6 +89,10 @@ export function loadState(state: ArchState, profile: ProfileName, maxPages: numb
   for (const [field, slot] of MSR_FIELDS) {
     m.msr[slot] = lo32(state[field]);
     m.msr[slot + 1] = hi32(state[field]);
+  }
+  for (const [field, slot] of DEBUG_FIELDS) {
+    m.debug[slot] = lo32(state[field]);
+    m.debug[slot + 1] = hi32(state[field]);
   }
   for (const [page, bytes] of state.memory) {
     if (!Number.isInteger(page) || page < 0 || page >= 2 ** (MAXPHYADDR - 12)) {
@@ -182,6 +193,11 @@ export function machineState(m: Machine): ArchState {
     cstar: msr(CSTAR_LO),
     fmask: msr(FMASK_LO),
     kernelGsBase: msr(KERNEL_GS_BASE_LO),
+    sysenterCs: msr(SYSENTER_CS_LO),
+    sysenterEsp: msr(SYSENTER_ESP_LO),
+    sysenterEip: msr(SYSENTER_EIP_LO),
+    apicBase: msr(APIC_BASE_LO),
+    ...Object.fromEntries(DEBUG_FIELDS.map(([field, slot]) => [field, big(m.debug[slot]!, m.debug[slot + 1]!)])) as Record<(typeof DEBUG_FIELDS)[number][0], bigint>,
     memory,
     cpu,
     devices: {

@@ -1,6 +1,5 @@
 // The devices of docs/devices.md driven from outside an engine, for engines that do not implement
-// them (capabilities.devices false); around an engine that does (it has `takeConsole`), a thin
-// pass-through with the same surface (`devices`, `exited`, `takeConsole`). ExternalDevices wraps any Engine and is itself an Engine: it
+// them (capabilities.devices false). ExternalDevices wraps any Engine and is itself an Engine: it
 // watches every step's event, counts completed instructions, makes a tick pending with
 // `raise({ irq })`, applies OUT writes to device ports, performs the halted-CPU jump to the next
 // tick, and reports its device state in state() (so its states compare with an engine's own).
@@ -9,7 +8,7 @@
 import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
-import { PORT, RESET_DEVICES, countInstruction, deviceWrite, isCounting, tick, tickCouldBeTaken, type DeviceState } from "./model.ts";
+import { RESET_DEVICES, countInstruction, deviceWrite, isCounting, tick, tickCouldBeTaken, type DeviceState } from "./model.ts";
 
 export class ExternalDevices implements Engine {
   private current: DeviceState = RESET_DEVICES;
@@ -17,28 +16,20 @@ export class ExternalDevices implements Engine {
   /** The CPU executed HLT and no delivery has woken it since. */
   private halted = false;
   private shutdown = false;
-  /** The inner engine implements the devices itself (it has `takeConsole`, the contract's mark of
-   *  capabilities.devices): then this class only passes through, and tracks the exit from the
-   *  events so that `exited` costs no state() call. */
-  private readonly native: boolean;
-  private nativeExitValue: number | null = null;
 
-  constructor(readonly inner: Engine) {
-    this.native = inner.takeConsole !== undefined;
-  }
+  constructor(readonly inner: Engine) {}
 
   get devices(): DeviceState {
-    return this.native ? this.inner.state().devices : this.current;
+    return this.current;
   }
 
   /** The machine stopped at a write to the exit port. */
   get exited(): boolean {
-    return (this.native ? this.nativeExitValue : this.current.exitValue) !== null;
+    return this.current.exitValue !== null;
   }
 
   /** Bytes written to the console since the last call. */
   takeConsole(): Uint8Array {
-    if (this.native) return this.inner.takeConsole!();
     const bytes = Uint8Array.from(this.console);
     this.console = [];
     return bytes;
@@ -47,20 +38,12 @@ export class ExternalDevices implements Engine {
   load(state: ArchState, profile: ProfileName): void {
     this.inner.load(state, profile);
     this.current = state.devices;
-    this.nativeExitValue = state.devices.exitValue;
     this.console = [];
     this.halted = state.cpu.halted;
     this.shutdown = state.cpu.shutdown;
   }
 
   step(): EngineEvent {
-    if (this.native) {
-      const event = this.inner.step();
-      if (event.kind === "exited") this.nativeExitValue = event.value;
-      else if (event.kind === "io" && event.direction === "out" && event.port === PORT.debugExit)
-        this.nativeExitValue = Number(BigInt.asUintN(32, event.value));
-      return event;
-    }
     if (this.current.exitValue !== null) return { kind: "exited", rip: this.inner.state().rip, value: this.current.exitValue };
     const wasHalted = this.halted;
     let event = this.inner.step();
@@ -92,7 +75,7 @@ export class ExternalDevices implements Engine {
     const timer = this.current.timer;
     if (!isCounting(timer)) return false;
     const s = this.inner.state();
-    if (!tickCouldBeTaken(timer, s.rflags, s.cr8)) return false;
+    if (s.cpu.shadow !== "none" || !tickCouldBeTaken(timer, s.rflags, s.cr8)) return false;
     this.current = { ...this.current, timer: tick(timer) };
     this.inner.raise({ irq: timer.vector });
     return true;
@@ -108,15 +91,10 @@ export class ExternalDevices implements Engine {
     const timer = this.current.timer;
     if (!isCounting(timer)) return "hlt";
     const s = this.inner.state();
-    return tickCouldBeTaken(timer, s.rflags, s.cr8) ? undefined : "hlt";
+    return s.cpu.shadow === "none" && tickCouldBeTaken(timer, s.rflags, s.cr8) ? undefined : "hlt";
   }
 
   run(maxSteps: number): EngineStop {
-    if (this.native) {
-      const stop = this.inner.run(maxSteps);
-      if (stop.reason === "exit") this.nativeExitValue = stop.exitValue ?? null;
-      return stop;
-    }
     let steps = 0;
     for (;;) {
       const idle = this.idle();
@@ -130,7 +108,7 @@ export class ExternalDevices implements Engine {
   }
 
   state(): ArchState {
-    return this.native ? this.inner.state() : { ...this.inner.state(), devices: this.current };
+    return { ...this.inner.state(), devices: this.current };
   }
 
   raise(event: RaiseRequest): void {

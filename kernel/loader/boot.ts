@@ -9,7 +9,7 @@
 //   - RSP = boot_area + 0x8000 (a 16 KiB stack), RIP = the entry point, RDI = memory size.
 // The kernel then installs its own GDT, IDT, TSS and page tables.
 import type { ArchState, Segment } from "../../contract/state.ts";
-import { DEFAULT_CPU, RESET_DEVICES } from "../../contract/state.ts";
+import { DEFAULT_CPU, POWER_UP_REGISTERS, RESET_DEVICES } from "../../contract/state.ts";
 import { GPR_NAMES } from "../../contract/schema.ts";
 import type { LoaderDescription } from "./description.ts";
 import { GuestMemory } from "../../guest/memory.ts";
@@ -52,6 +52,7 @@ export function bootState(memory: GuestMemory, description: LoaderDescription, e
     idtr: { base: 0n, limit: 0 },
     cr0: CR0_BOOT, cr2: 0n, cr3: area + BOOT_LAYOUT.pml4, cr4: CR4_BOOT, cr8: 0n, efer: EFER_BOOT,
     star: 0n, lstar: 0n, cstar: 0n, fmask: 0n, kernelGsBase: 0n,
+    ...POWER_UP_REGISTERS,
     memory: memory.pages,
     cpu: DEFAULT_CPU,
     devices: RESET_DEVICES,

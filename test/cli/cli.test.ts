@@ -162,7 +162,7 @@ describe("ringspec vectors check (in-process)", () => {
   it("a state outside the model is unusable", async () => {
     const r = await runMain(["vectors", "check", outOfScopeFile]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`${outOfScopeFile}: $: not covered by the model: cr4: bits 0x1000 are outside the model (VME, PVI, DE, LA57, VMXE, SMXE, PCIDE, PKE, CET, FRED, ...)\n`);
+    expect(r.stderr).toBe(`${outOfScopeFile}: $: not covered by the model: cr4: bits 0x1000 are outside the model (VME, PVI, LA57, VMXE, SMXE, PKE, CET, UINTR, FRED, ...)\n`);
   });
 });
 
@@ -285,7 +285,7 @@ describe("arguments", () => {
     [["vectors", "list"], "unknown subcommand"],
     [["vectors", "check"], "at least one PATH"],
     [["vectors", "check", VECTORS, "--json=1"], "--json takes no value"],
-    [["schema", "extra"], "expected files or trace"],
+    [["schema", "extra"], "expected files, trace or divergence"],
     [["schema", "trace", "files"], "at most one"],
     [["run", SYSCALL_BASIC_FILE, "--json"], "--json goes with --trace"],
     [["frob"], 'unknown command "frob"'],

@@ -112,6 +112,16 @@ describe("compareExpected: a vector's expected section", () => {
     ]);
   });
 
+  it("the SYSENTER MSRs, APIC_BASE and the debug registers are compared when expected", () => {
+    expect(STATE_FIELD_NAMES).toEqual(expect.arrayContaining(["msrs.SYSENTER_CS", "msrs.SYSENTER_ESP", "msrs.SYSENTER_EIP", "msrs.APIC_BASE", "sregs.dr0", "sregs.dr6", "sregs.dr7"]));
+    const got: ArchState = { ...state, sysenterCs: 0x10n, dr6: 0xffff4ff0n };
+    expect(differences({ msrs: { SYSENTER_CS: "0x8", APIC_BASE: "0xfee00900" }, sregs: { dr6: "0xffff0ff0", dr7: "0x400" } }, got)).toEqual([
+      { field: "sregs.dr6", a: "0xffff0ff0", b: "0xffff4ff0" },
+      { field: "msrs.SYSENTER_CS", a: "0x8", b: "0x10" },
+    ]);
+    expect(compareStates(state, { ...state, sysenterEip: 1n, dr0: 2n }, { rule: "exact", memory: [] }).differences.map((d) => d.field)).toEqual(["sregs.dr0", "msrs.SYSENTER_EIP"]);
+  });
+
   it("a partial segment gets no defaults: an absent `unusable` is not compared", () => {
     const e = expected({ sregs: { ss: { selector: "0x0" } } });
     expect(e.sregs?.ss).toEqual({ selector: 0n });

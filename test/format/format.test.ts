@@ -103,6 +103,30 @@ describe("state round trip", () => {
     expect(parseDocument(JSON.stringify(json)).state.cpu).toEqual(base.cpu);
   });
 
+  it("SYSENTER_CS/ESP/EIP and APIC_BASE in msrs, DR0–DR7 in sregs: power-up values when absent, kept when given", () => {
+    const plain = parseDocument(SYSCALL_BASIC).state;
+    expect([plain.sysenterCs, plain.sysenterEsp, plain.sysenterEip, plain.apicBase]).toEqual([0n, 0n, 0n, 0xfee00900n]);
+    expect([plain.dr0, plain.dr1, plain.dr2, plain.dr3, plain.dr6, plain.dr7]).toEqual([0n, 0n, 0n, 0n, 0xffff0ff0n, 0x400n]);
+    const doc = parseDocument(editedVector((v) => {
+      Object.assign(v.initial.msrs, { SYSENTER_CS: "0x10", SYSENTER_ESP: "0xffff800000001000", SYSENTER_EIP: "0x11000", APIC_BASE: "0xfee00800" });
+      Object.assign(v.initial.sregs, { dr0: "0x401000", dr3: "0xffff800000000000", dr6: "0xffff4ff0", dr7: "0x700" });
+    }));
+    const s = doc.state;
+    expect([s.sysenterCs, s.sysenterEsp, s.sysenterEip, s.apicBase]).toEqual([0x10n, 0xffff_8000_0000_1000n, 0x11000n, 0xfee00800n]);
+    expect([s.dr0, s.dr3, s.dr6, s.dr7]).toEqual([0x401000n, 0xffff_8000_0000_0000n, 0xffff4ff0n, 0x700n]);
+    const json = stateToJson(s);
+    expect(json.msrs).toMatchObject({ SYSENTER_CS: "0x10", SYSENTER_ESP: "0xffff800000001000", SYSENTER_EIP: "0x11000", APIC_BASE: "0xfee00800" });
+    expect(json.sregs).toMatchObject({ dr0: "0x401000", dr6: "0xffff4ff0", dr7: "0x700" });
+    expect(normalised(parseDocument(stateFile(s)).state)).toEqual(normalised(s));
+  });
+
+  it("an expected section without the new registers does not compare them", () => {
+    const doc = parseDocument(SYSCALL_BASIC);
+    if (doc.kind !== "vector") throw new Error("a vector");
+    expect(doc.vector.expected.msrs?.SYSENTER_CS).toBeUndefined();
+    expect(doc.vector.expected.sregs?.dr6).toBeUndefined();
+  });
+
   it("keeps every field of the devices block (docs/devices.md); absent, it is the reset state", () => {
     const state: ArchState = { ...base, devices: { timer: { period: 4000, vector: 0x31, countdown: 1234, waitingEoi: false }, exitValue: null } };
     const json = stateToJson(state);
@@ -145,6 +169,7 @@ describe("malformed files: one line naming the JSON path", () => {
   it("a value wider than its field", () => {
     expect(errorOf(editedVector((v) => (v.initial.sregs.cs.selector = "0x10000")))).toBe("initial.sregs.cs.selector: value does not fit in 16 bits");
     expect(errorOf(editedVector((v) => (v.expected.sregs.gdt.limit = "0x10000")))).toBe("expected.sregs.gdt.limit: value does not fit in 16 bits");
+    expect(errorOf(editedVector((v) => (v.initial.msrs.SYSENTER_CS = "0x100000000")))).toBe("initial.msrs.SYSENTER_CS: value does not fit in 32 bits");
   });
 
   it("missing field", () => {
@@ -175,6 +200,15 @@ describe("malformed files: one line naming the JSON path", () => {
     expect(errorOf(editedVector((v) => (v.initial.sregs.cr4 = "0x1620")))).toMatch(/^initial: not covered by the model: cr4: bits 0x1000 are outside the model/);
     const base = parseDocument(SYSCALL_BASIC).state;
     expect(errorOf(stateFile({ ...base, rflags: 0x20002n }))).toMatch(/^\$: not covered by the model: rflags: VM/);
+    expect(errorOf(stateFile({ ...base, dr7: 0x401n }))).toMatch(/^\$: not covered by the model: dr7: enabled breakpoints/);
+    expect(errorOf(stateFile({ ...base, dr7: 0x2400n }))).toMatch(/^\$: not covered by the model: dr7: enabled breakpoints .* general detection/);
+    expect(errorOf(stateFile({ ...base, dr6: 1n << 32n }))).toMatch(/^\$: not covered by the model: dr6: bits 63:32/);
+  });
+
+  it("CR4.DE and CR4.PCIDE are inside the model", () => {
+    const base = parseDocument(SYSCALL_BASIC).state;
+    const state = { ...base, cr4: base.cr4 | (1n << 3n) | (1n << 17n) };
+    expect(parseDocument(stateFile(state)).state.cr4).toBe(state.cr4);
   });
 
   it("not JSON, or not a ringspec document", () => {

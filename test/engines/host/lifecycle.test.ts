@@ -1,7 +1,9 @@
 // Emulator engines when the emulator misbehaves, without needing QEMU or Bochs: a missing
 // program, one that exits at once, one that hangs. Each is a one-line EngineError for that case,
 // the child is gone afterwards and the engine can be used again.
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -27,6 +29,16 @@ function script(name: string, body: string): string {
 
 const loaded = parseDocument(readFileSync(vectorPath("sysret64-basic"), "utf8"));
 if (loaded.kind !== "vector") throw new Error("vector");
+
+/** The process exists and is not a zombie (a killed child whose reaper has not run yet). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
 
 /** Work directories the engines leave in the temp base. */
 function leftovers(prefix: string): string[] {
@@ -72,6 +84,23 @@ describe("emulator processes", () => {
       expect(liveChildren()).toBe(0);
     });
   }
+
+  it("ringspec interrupted mid-case leaves no emulator process and no scratch directory", async () => {
+    const pidFile = join(scratch, "emulator.pid");
+    const program = script("qemu-records-pid", `echo $$ > ${pidFile}\nexec sleep 30`);
+    const before = leftovers("qemu").length;
+    const cli = spawn(process.execPath, [fileURLToPath(new URL("../../../cli/bin.js", import.meta.url)), "vectors", "check", vectorPath("sysret64-basic"), "--engine", "qemu", "--qemu", program, "--timeout", "60"], { stdio: "ignore" });
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    expect(alive(pid)).toBe(true);
+    const exited = new Promise((r) => cli.once("exit", r));
+    cli.kill("SIGINT");
+    await exited;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(alive(pid)).toBe(false);
+    expect(leftovers("qemu").length).toBe(before);
+  });
 
   it("using an engine before load is a usage error, not a crash", async () => {
     const engine = new QemuEngine();

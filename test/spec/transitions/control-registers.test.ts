@@ -63,12 +63,12 @@ describe("MOV to CR2, CR3, CR4, CR8", () => {
     gpOn(TO_CR3, 0x1000n | (1n << 63n), "MOVCR-04");
     expect(retired(stepBytes(kernel(0x3fff_ffff_f000n | 0x1fn), TO_CR3)).cr3).toBe(0x3fff_ffff_f01fn);
   });
-  it("MOVCR-05: CR4 bits outside the model (VME, PVI, DE, LA57, PCIDE, bit 32) or clearing PAE raise #GP(0)", () => {
-    for (const bit of [0n, 1n, 3n, 12n, 17n, 32n]) gpOn(TO_CR4, 0x620n | (1n << bit), "MOVCR-05");
+  it("MOVCR-05: CR4 bits outside the model (VME, PVI, LA57, VMXE, PKE, bit 32) or clearing PAE raise #GP(0)", () => {
+    for (const bit of [0n, 1n, 12n, 13n, 22n, 32n]) gpOn(TO_CR4, 0x620n | (1n << bit), "MOVCR-05");
     gpOn(TO_CR4, 0x620n & ~CR4.PAE, "MOVCR-05");
   });
-  it("MOVCR-05: modelled CR4 bits (SMEP, SMAP, UMIP, FSGSBASE, PGE, TSD) may be set", () => {
-    const value = 0x620n | CR4.SMEP | CR4.SMAP | CR4.UMIP | CR4.FSGSBASE | CR4.PGE | CR4.TSD;
+  it("MOVCR-05: modelled CR4 bits (SMEP, SMAP, UMIP, FSGSBASE, PGE, TSD, DE) may be set", () => {
+    const value = 0x620n | CR4.SMEP | CR4.SMAP | CR4.UMIP | CR4.FSGSBASE | CR4.PGE | CR4.TSD | (1n << 3n);
     expect(retired(stepBytes(kernel(value), TO_CR4)).cr4).toBe(value);
   });
   it("MOVCR-06: CR8 takes bits 3:0; any higher bit raises #GP(0)", () => {
