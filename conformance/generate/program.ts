@@ -1,7 +1,7 @@
 // Random programs for lockstep testing, as plain data (so fast-check can shrink them) and encoded
 // with the guest kit's assembler over iced-x86 (never hand-assembled). Each instruction comes from
 // a template over the modelled subset; registers, immediates and data addresses are parameters.
-import { Program, ahead, iced } from "../../guest/index.ts";
+import { Program, ahead, iced, type Section } from "../../guest/index.ts";
 
 type Code = number;
 type Register = number;
@@ -185,23 +185,34 @@ export function isKernelSubsetTemplate(index: number): boolean {
   return index >= GENERAL.length && index < GENERAL.length + KERNEL_SUBSET.length;
 }
 
-/** Encodes the program at `layout.rip`, ending with HLT. Branch specs jump 0–7 bytes forward.
- *  `templates`: the template indexes to draw from (a spec's `template` picks one modulo their
- *  number), default all. */
-export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout, templates?: readonly number[]): Uint8Array {
+/** The template indexes used when none are given: all but issue 11's kernel subset, which a caller
+ *  asks for by index once every engine it compares models them (test/conformance/lockstep.test.ts). */
+export function defaultTemplates(kernel: boolean): number[] {
+  return templatesFor(kernel).map((_, i) => i).filter((i) => !isKernelSubsetTemplate(i));
+}
+
+/** Appends the instructions of `specs` to `section` (placed at `layout.rip` or wherever the
+ *  section is). Branch specs jump 0–7 bytes forward. `templates`: the template indexes to draw
+ *  from (a spec's `template` picks one modulo their number); default `defaultTemplates`. */
+export function emitInstructions(section: Section, specs: readonly InstructionSpec[], layout: ProgramLayout, templates?: readonly number[]): void {
   const all = templatesFor(layout.kernel);
-  const usable = templates ?? all.map((_, i) => i);
-  const p = new Program(layout.rip);
+  const usable = templates ?? defaultTemplates(layout.kernel);
   for (const spec of specs) {
     const built = all[usable[spec.template % usable.length]!]!(spec, layout);
     for (const insn of Array.isArray(built) ? built : [built as IcedInstruction]) {
       if (insn.isJccShortOrNear || insn.isLoop || insn.isLoopcc || insn.isJcxShort) {
         const code = insn.code;
         insn.free();
-        p.emit(code, ahead(spec.imm & 7));
-      } else p.add(insn);
+        section.emit(code, ahead(spec.imm & 7));
+      } else section.add(insn);
     }
   }
+}
+
+/** Encodes the program at `layout.rip`, ending with HLT (see emitInstructions). */
+export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout, templates?: readonly number[]): Uint8Array {
+  const p = new Program(layout.rip);
+  emitInstructions(p, specs, layout, templates);
   p.emit(C.Hlt);
   return p.encode();
 }
