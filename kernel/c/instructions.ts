@@ -8,7 +8,9 @@ import { fileURLToPath } from "node:url";
 import { inventory, readListings, supportSummary, type FormRow } from "./inventory.ts";
 import { KERNEL_ENGINE_NAMES, type KernelEngineName } from "../engines.ts";
 import { loadKernel } from "../loader/index.ts";
-import { runKernel, type KernelRunResult } from "../run.ts";
+import type { KernelRunResult } from "../run.ts";
+import { checkKernel, type CheckReport } from "../grade/check.ts";
+import { loadedTarget } from "../target.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const BUILD_DIR = join(HERE, "build");
@@ -22,16 +24,22 @@ function cell(text: string): string {
   return text.replace(/\|/g, "\\|");
 }
 
-/** The built kernel's whole run on `engine` (step limit 2,000,000), once per process. */
-const runs = new Map<KernelEngineName, KernelRunResult>();
-export function cKernelRun(engine: KernelEngineName): KernelRunResult {
-  let r = runs.get(engine);
+/** The built kernel's whole run on `engine` (step limit 2,000,000) with the context-switch checker
+ *  watching, once per process. */
+const checks = new Map<KernelEngineName, CheckReport>();
+export function cKernelCheck(engine: KernelEngineName): CheckReport {
+  let r = checks.get(engine);
   if (r === undefined) {
-    const image = readFileSync(join(BUILD_DIR, "kernel.elf"));
-    r = runKernel(loadKernel(image).state, { engine, profile: "intel", maxSteps: 2_000_000, timeoutMs: 120_000, consoleLimit: 65536 });
-    runs.set(engine, r);
+    const image = new Uint8Array(readFileSync(join(BUILD_DIR, "kernel.elf")));
+    const target = loadedTarget("kernel/c/build/kernel.elf", loadKernel(image));
+    r = checkKernel(target, { engine, maxSteps: 2_000_000, timeoutMs: 120_000, consoleLimit: 65536, command: `npx ringspec kernel check kernel/c/build/kernel.elf --engine ${engine}` });
+    checks.set(engine, r);
   }
   return r;
+}
+
+export function cKernelRun(engine: KernelEngineName): KernelRunResult {
+  return cKernelCheck(engine).run;
 }
 
 export function instructionsMarkdown(): string {

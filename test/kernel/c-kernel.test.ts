@@ -2,7 +2,7 @@
 // far it runs on the engines today.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { cKernelRun, INSTRUCTIONS_FILE, instructionsMarkdown } from "../../kernel/c/instructions.ts";
+import { cKernelCheck, cKernelRun, INSTRUCTIONS_FILE, instructionsMarkdown } from "../../kernel/c/instructions.ts";
 import { formOf, parseObjdump } from "../../kernel/c/inventory.ts";
 import { loadKernel } from "../../kernel/loader/index.ts";
 import { runKernel } from "../../kernel/run.ts";
@@ -25,8 +25,13 @@ describe("the C kernel", () => {
     }
   });
 
-  it("runs to completion on spec: every process's lines on the console, exit 0", () => {
-    const r = cKernelRun("spec");
+  it("runs to completion on spec: every process's lines on the console, exit 0, every context-switch invariant holding", () => {
+    const report = cKernelCheck("spec");
+    for (const i of report.invariants) {
+      expect({ invariant: i.invariant, violations: i.violations.map((v) => v.message) }).toEqual({ invariant: i.invariant, violations: [] });
+      expect(i.checks).toBeGreaterThan(100);
+    }
+    const r = report.run;
     expect(r.stop).toBe("exit");
     expect(r.exitValue).toBe(0);
     const lines = new TextDecoder().decode(r.console).split("\n");
