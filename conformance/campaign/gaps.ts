@@ -29,7 +29,7 @@ export const GAPS: readonly Gap[] = [
   {
     name: "b-unmodelled",
     description:
-      "engine B stops `unsupported` at an instruction engine A models (issue 11's kernel subset: spec/ models it, impl/ not yet): a divergence at a step where B's event is `unsupported` and A's is not",
+      "engine B stops `unsupported` at an instruction engine A models (e.g. an external engine that implements less than spec/): a divergence at a step where B's event is `unsupported` and A's is not",
     applies: (c) => c.eventB?.kind === "unsupported" && c.eventA !== undefined && c.eventA.kind !== "unsupported",
   },
 ];
