@@ -26,6 +26,9 @@ export interface Profile {
   readonly nullSelectorClearsBase: boolean;
   /** SHADOW-04: whether an STI shadow also holds back NMI (implementation-specific). */
   readonly stiShadowBlocksNmi: boolean;
+  /** SYSENTER-01 / SYSEXIT-00: SYSENTER and SYSEXIT in IA-32e mode (64-bit and compatibility mode):
+   *  valid (Intel, SDM SYSENTER/SYSEXIT) or #UD (AMD APM: #UD "in long mode"). */
+  readonly sysenterInLongMode: "valid" | "ud";
   /** CPUID: the leaves the modelled CPU reports under this vendor (contract/cpuid.ts). */
   readonly cpuid: CpuidTable;
 }
@@ -39,6 +42,7 @@ export const INTEL: Profile = {
   cstarCanonicalOnWrite: false,
   nullSelectorClearsBase: true,
   stiShadowBlocksNmi: false,
+  sysenterInLongMode: "valid",
   cpuid: INTEL_CPUID,
 };
 
@@ -51,6 +55,7 @@ export const AMD: Profile = {
   cstarCanonicalOnWrite: true,
   nullSelectorClearsBase: false,
   stiShadowBlocksNmi: false,
+  sysenterInLongMode: "ud",
   cpuid: AMD_CPUID,
 };
 

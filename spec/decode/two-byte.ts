@@ -5,6 +5,7 @@ import type { Mnemonic, OperandSize, SregName } from "./instruction.ts";
 import { isStop, type DecodeContext, type Result } from "./context.ts";
 import { memoryOperand, readModRM, regOperand, rmOperand } from "./modrm.ts";
 import { branch, modrmForm } from "./one-byte.ts";
+import { getsec, group15, group6, group7, group9, movDr, threeByte38, vmreadVmwrite } from "./system-groups.ts";
 
 /** Control registers that exist (digest MOVCR-02); the others are #UD. */
 const VALID_CR: ReadonlySet<number> = new Set([0, 2, 3, 4, 8]);
@@ -25,15 +26,21 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
     case 0x07: return ctx.decoded("sysret", ctx.rexW ? 8 : 4, []);
     case 0x08: return ctx.decoded("invd", size, []);
     // F3 0F 09 is WBNOINVD.
-    case 0x09: return ctx.p.rep === "rep" ? ctx.unsupported("WBNOINVD") : ctx.decoded("wbinvd", size, []);
+    case 0x09: return ctx.decoded(ctx.p.rep === "rep" ? "wbnoinvd" : "wbinvd", size, []);
     // UD2 decodes; its semantics raise #UD (so traces show the instruction).
     case 0x0b: return ctx.decoded("ud2", size, []);
     case 0x1f: return reservedNop(ctx);
     case 0x20: case 0x22: return movCr(ctx, op === 0x22);
+    case 0x21: case 0x23: return movDr(ctx, op === 0x23);
     case 0x30: return ctx.decoded("wrmsr", size, []);
     case 0x31: return ctx.decoded("rdtsc", size, []);
     case 0x32: return ctx.decoded("rdmsr", size, []);
+    case 0x33: return ctx.decoded("rdpmc", size, []);
+    case 0x34: return ctx.decoded("sysenter", size, []);
     case 0x35: return ctx.decoded("sysexit", ctx.rexW ? 8 : 4, []);
+    case 0x37: return getsec(ctx);
+    case 0x38: return threeByte38(ctx);
+    case 0x78: case 0x79: return vmreadVmwrite(ctx);
     case 0xa0: return stackSreg(ctx, "push_sreg", "fs");
     case 0xa1: return stackSreg(ctx, "pop_sreg", "fs");
     case 0xa8: return stackSreg(ctx, "push_sreg", "gs");
@@ -45,55 +52,12 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
     case 0xaf: return modrmForm(ctx, "imul", size, "reg,rm");
     case 0xb6: return extend(ctx, "movzx", 1);
     case 0xb7: return extend(ctx, "movzx", 2);
+    case 0xae: return group15(ctx);
     case 0xba: return group8(ctx);
+    case 0xc7: return group9(ctx);
     case 0xbe: return extend(ctx, "movsx", 1);
     case 0xbf: return extend(ctx, "movsx", 2);
     default: return ctx.unsupported(`opcode 0f ${op.toString(16).padStart(2, "0")}`);
-  }
-}
-
-/** 0F 00: /3 LTR r/m16 (digest DT-02); /6 /7 reserved (unprefixed); SLDT STR LLDT VERR VERW not modelled. */
-function group6(ctx: DecodeContext): Result {
-  const m = readModRM(ctx);
-  if (isStop(m)) return m;
-  if (m.reg !== 3 && m.reg < 6) return ctx.unsupported("SLDT/STR/LLDT/VERR/VERW");
-  // F2 0F 00 /6 is LKGS (FRED); prefixed /6 /7 are left to newer instructions.
-  if (m.reg >= 6 && (ctx.p.operandSizeOverride || ctx.p.rep !== null)) return ctx.unsupported("prefixed 0F 00 /6–/7");
-  const src = rmOperand(ctx, m, 2);
-  if (isStop(src)) return src;
-  return m.reg === 3 ? ctx.decoded("ltr", 2, [src]) : ctx.ud("DECODE-RESERVED");
-}
-
-/** 0F 01: memory forms SGDT SIDT LGDT LIDT INVLPG; register forms (ModRM C0–FF) are separate
- *  instructions, of which CLAC STAC SWAPGS are modelled and D2, D3 are reserved. */
-function group7(ctx: DecodeContext): Result {
-  const m = readModRM(ctx);
-  if (isStop(m)) return m;
-  if (m.mod !== 3) {
-    switch (m.reg) {
-      case 0: case 1: case 2: case 3: {
-        // Digest DT-01: 2-byte limit then an 8-byte base in 64-bit mode (4-byte base elsewhere).
-        const table = memoryOperand(ctx, m, ctx.mode64 ? 10 : 6);
-        if (isStop(table)) return table;
-        const mnemonic = (["sgdt", "sidt", "lgdt", "lidt"] as const)[m.reg] ?? "sgdt";
-        return ctx.decoded(mnemonic, ctx.mode64 ? 8 : ctx.operandSize(), [table]);
-      }
-      case 7: {
-        const page = memoryOperand(ctx, m, 0);
-        if (isStop(page)) return page;
-        return ctx.decoded("invlpg", ctx.operandSize(), [page]);
-      }
-      default: return ctx.unsupported("SMSW/LMSW/RSTORSSP");
-    }
-  }
-  // With 66/F2/F3 several of these bytes are other (newer) instructions: not guessed.
-  if (ctx.p.operandSizeOverride || ctx.p.rep !== null) return ctx.unsupported("prefixed 0F 01 register form");
-  switch (0xc0 | (m.reg << 3) | m.rm) {
-    case 0xca: return ctx.decoded("clac", ctx.operandSize(), []);
-    case 0xcb: return ctx.decoded("stac", ctx.operandSize(), []);
-    case 0xf8: return ctx.mode64 ? ctx.decoded("swapgs", ctx.operandSize(), []) : ctx.ud("DECODE-MODE");
-    case 0xd2: case 0xd3: return ctx.ud("DECODE-RESERVED");
-    default: return ctx.unsupported("0F 01 register-form instruction");
   }
 }
 

@@ -12,7 +12,7 @@ import {
 } from "../segmentation/descriptor.ts";
 import type { UnsupportedOutcome } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
+import { checkTargetRip, invalidLongCode, targetRip } from "./code-segment.ts";
 import { setAccessed } from "./segment-load.ts";
 
 export const FAR_JUMP_RULES = defineRules([
@@ -34,10 +34,11 @@ export function execJmpFar(t: Transaction, insn: Instruction): Fault | Unsupport
   if (op?.kind !== "mem") throw new Error("jmp_far: decoder gave no memory operand");
   const cpl = t.cpl();
   const size = insn.operandSize;
-  const raw = t.readLinear(t.linearAddress(op, t.m.rip), size + 2, t.dataMode(), { stack: op.stackSegment });
+  const linear = t.memoryLinear(op, t.m.rip, "read", size + 2);
+  if (isFault(linear)) return linear;
+  const raw = t.readLinear(linear, size + 2, t.dataMode(), { stack: op.stackSegment });
   if (isFault(raw)) return raw;
   t.hit("JMPF-01");
-  const offset = raw & sizeMask(size);
   const selector = Number((raw >> BigInt(8 * size)) & 0xffffn);
   const code = selector & 0xfffc;
   if (isNullSelector(selector)) return t.fault("JMPF-02", GP, 0);
@@ -50,6 +51,8 @@ export function execJmpFar(t: Transaction, insn: Instruction): Fault | Unsupport
   if (invalidLongCode(d)) return t.fault("JMPF-05", GP, code);
   if (isConformingCode(d) ? d.dpl > cpl : selectorRpl(selector) > cpl || d.dpl !== cpl) return t.fault("JMPF-06", GP, code);
   if (d.present === 0) return t.fault("JMPF-07", NP, code);
+  // A compatibility-mode target: EIP (offset bits 31:0) is checked and loaded.
+  const offset = targetRip(d, raw & sizeMask(size));
   const f = checkTargetRip(t, d, offset, "JMPF-08");
   if (isFault(f)) return f;
   const loaded = setAccessed(t, d);

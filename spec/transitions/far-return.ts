@@ -12,7 +12,7 @@ import {
 } from "../segmentation/descriptor.ts";
 import { runInstructionAlone } from "../transaction/alone.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
+import { checkTargetRip, invalidLongCode, targetRip } from "./code-segment.ts";
 import { nullInaccessibleDataSegments, setAccessed } from "./segment-load.ts";
 
 export const FAR_RETURN_RULES = defineRules([
@@ -32,16 +32,16 @@ export const FAR_RETURN_RULES = defineRules([
 /** Far RET with `size`-byte slots, releasing `release` bytes (the imm16) on each stack. */
 export function farReturnOn(t: Transaction, size: OperandSize, release: bigint): Fault | undefined {
   const cpl = t.cpl();
-  const rsp = t.gpr(RSP);
-  const mode = t.dataMode();
-  const readSlot = (at: bigint) => t.readLinear(at & MASK64, size, mode, { stack: true });
+  // Slots are read at offsets above the stack pointer without moving it (compatibility mode:
+  // through SS, with its checks).
+  const readSlot = (offset: bigint) => t.readStack(offset, size);
   // ---- RETF-01: return address, read without moving RSP ----
-  const ripRaw = readSlot(rsp);
+  const ripRaw = readSlot(0n);
   if (isFault(ripRaw)) return ripRaw;
-  const csRaw = readSlot(rsp + BigInt(size));
+  const csRaw = readSlot(BigInt(size));
   if (isFault(csRaw)) return csRaw;
   t.hit("RETF-01");
-  const rip = ripRaw & sizeMask(size);
+  const popped = ripRaw & sizeMask(size);
   const csSelector = Number(csRaw & 0xffffn);
   const csCode = csSelector & 0xfffc;
   const rpl = selectorRpl(csSelector);
@@ -55,7 +55,9 @@ export function farReturnOn(t: Transaction, size: OperandSize, release: bigint):
   if (rpl < cpl) return t.fault("RETF-05", GP, csCode);
   if (isConformingCode(cs) ? cs.dpl > rpl : cs.dpl !== rpl) return t.fault("RETF-06", GP, csCode);
   if (cs.present === 0) return t.fault("RETF-07", NP, csCode);
-  const afterReturn = (rsp + 2n * BigInt(size) + release) & MASK64;
+  // A compatibility-mode target: EIP is what is checked and loaded (code-segment.ts).
+  const rip = targetRip(cs, popped);
+  const released = 2n * BigInt(size) + release;
 
   if (rpl === cpl) {
     // ---- same privilege ----
@@ -63,15 +65,16 @@ export function farReturnOn(t: Transaction, size: OperandSize, release: bigint):
     if (isFault(f)) return f;
     const csLoaded = setAccessed(t, cs);
     if (isFault(csLoaded)) return csLoaded;
-    t.writeGpr("RETF-08", RSP, afterReturn);
+    // The stack pointer moves at the width of the stack RET read its slots from.
+    t.moveStackPointer("RETF-08", released);
     t.update("RETF-08", { cs: segmentFromDescriptor(csSelector, csLoaded), rip });
     return undefined;
   }
 
   // ---- outer privilege: the caller's SS:RSP follow the released parameters ----
-  const rspRaw = readSlot(afterReturn);
+  const rspRaw = readSlot(released);
   if (isFault(rspRaw)) return rspRaw;
-  const ssRaw = readSlot(afterReturn + BigInt(size));
+  const ssRaw = readSlot(released + BigInt(size));
   if (isFault(ssRaw)) return ssRaw;
   const ssSelector = Number(ssRaw & 0xffffn);
   const ssCode = ssSelector & 0xfffc;
@@ -95,9 +98,13 @@ export function farReturnOn(t: Transaction, size: OperandSize, release: bigint):
   const csLoaded = setAccessed(t, cs);
   if (isFault(csLoaded)) return csLoaded;
   // ---- commit ----
-  t.writeGpr("RETF-10", RSP, ((rspRaw & sizeMask(size)) + release) & MASK64);
   t.update("RETF-10", { cs: segmentFromDescriptor(csSelector, csLoaded), rip, ss });
-  nullInaccessibleDataSegments(t, rpl, "RETF-11");
+  // The caller's stack pointer, then the parameters released on it. A compatibility-mode target:
+  // the popped value's bits 31:0, the release at the new SS.B width (docs/model-choices.md,
+  // "Transfers into compatibility mode"; RET pseudo-code "ESP := tempESP").
+  t.writeGpr("RETF-10", RSP, cs.l === 1 ? rspRaw & sizeMask(size) : rspRaw & sizeMask(size) & 0xffff_ffffn);
+  t.moveStackPointer("RETF-10", release);
+  nullInaccessibleDataSegments(t, rpl, "RETF-11", "leave-null-selectors");
   return undefined;
 }
 

@@ -89,13 +89,22 @@ describe("far RET to an outer privilege", () => {
     expect({ cpl: m.cs.selector & 3, ss: m.ss.selector, unusable: m.ss.unusable }).toEqual({ cpl: 1, ss: 1, unusable: 1 });
     fails(ring1(2n), LRETQ, GP, 0, "RETF-09");
   });
-  it("RETF-11: data segments with DPL < the new CPL become NULL (base kept); NULL and DPL-3 ones stay", () => {
-    const m0 = { ...kernel([0x200000n, 0x2bn, 0x210000n, 0x23n]), ds: KERNEL_SS, es: { ...USER_SS, selector: 0x23 }, fs: { ...kernelMachine().fs, selector: 0, base: 0x7000n }, gs: { ...KERNEL_SS, selector: 0x50, base: 0x9000n } };
+  it("RETF-11: data segments whose hidden part has DPL < the new CPL become NULL (base kept); DPL-3 ones stay", () => {
+    const m0 = { ...kernel([0x200000n, 0x2bn, 0x210000n, 0x23n]), ds: KERNEL_SS, es: { ...USER_SS, selector: 0x23 }, gs: { ...KERNEL_SS, selector: 0x50, base: 0x9000n } };
     const m = retired(stepBytes(m0, LRETQ));
     expect(m.ds).toMatchObject({ selector: 0, unusable: 1 });
     expect(m.es).toEqual(m0.es);
-    expect(m.fs).toEqual(m0.fs);
     expect(m.gs).toMatchObject({ selector: 0, unusable: 1, base: 0x9000n });
+  });
+  it("RETF-11: the hidden part decides, whatever the selector: a NULL selector over a usable DPL-0 data cache is nulled; a NULL one over a DPL-3 cache, or an unusable one, is left as it is (the RET page has no NULL clause)", () => {
+    const flatDpl0 = { ...kernelMachine().fs, selector: 0, base: 0x7000n };
+    const nullRpl3Dpl3 = { ...USER_SS, selector: 3 };
+    const unusable = { selector: 2, base: 0x1234n, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 };
+    const m0 = { ...kernel([0x200000n, 0x2bn, 0x210000n, 0x23n]), fs: flatDpl0, es: nullRpl3Dpl3, ds: unusable };
+    const m = retired(stepBytes(m0, LRETQ));
+    expect(m.fs).toEqual({ selector: 0, base: 0x7000n, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 });
+    expect(m.es).toEqual(nullRpl3Dpl3);
+    expect(m.ds).toEqual(unusable);
   });
   it("RETF-11: a nulled data segment gets the NULL hidden part of IRETQ-16 (limit 0, attributes 0, base kept)", () => {
     // Lockstep found spec kept the old limit and attributes here while its IRET (and impl) cleared them.
