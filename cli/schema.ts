@@ -1,11 +1,13 @@
-// `ringspec schema [files|trace]`: the JSON Schema of the file formats (contract/json-schema.ts) or
-// of a trace line (trace/json.ts).
+// `ringspec schema [files|trace|divergence]`: the JSON Schema of the file formats
+// (contract/json-schema.ts), of a trace line (trace/json.ts), or of a divergence document
+// (trace/model/divergence.ts).
 import { parseArgs, HELP_OPTION, UsageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { jsonSchemaText } from "../contract/json-schema.ts";
 import { traceJsonSchemaText } from "../trace/json.ts";
+import { divergenceJsonSchemaText } from "../trace/model/divergence.ts";
 
-export const SCHEMA_HELP = `Usage: ringspec schema [files|trace]
+export const SCHEMA_HELP = `Usage: ringspec schema [files|trace|divergence]
 
 Prints a JSON Schema (draft 2020-12), generated from the zod schemas that validate the format:
   files (default)  ringspec-vector/1 and ringspec-state/1 files (contract/schema.ts); the
@@ -16,9 +18,13 @@ Prints a JSON Schema (draft 2020-12), generated from the zod schemas that valida
                    ringspec checks those on loading.
   trace            one line of \`ringspec run FILE --trace --json\` (trace/json.ts); the committed
                    copy is trace/trace-record.schema.json:
-                     node cli/bin.js schema trace > trace/trace-record.schema.json`;
+                     node cli/bin.js schema trace > trace/trace-record.schema.json
+  divergence       a ringspec-divergence/1 document, what \`ringspec trace DOC --html OUT\` draws
+                   (trace/model/divergence.ts); the committed copy is
+                   trace/divergence.schema.json:
+                     node cli/bin.js schema divergence > trace/divergence.schema.json`;
 
-const SCHEMAS: Readonly<Record<string, () => string>> = { files: jsonSchemaText, trace: traceJsonSchemaText };
+const SCHEMAS: Readonly<Record<string, () => string>> = { files: jsonSchemaText, trace: traceJsonSchemaText, divergence: divergenceJsonSchemaText };
 
 export function schemaCommand(argv: readonly string[], io: Io): number {
   const args = parseArgs(argv, [HELP_OPTION], "schema");
@@ -26,10 +32,10 @@ export function schemaCommand(argv: readonly string[], io: Io): number {
     io.out(SCHEMA_HELP + "\n");
     return 0;
   }
-  if (args.positionals.length > 1) throw new UsageError(`schema: expected at most one of files, trace (got ${args.positionals.length} arguments)`);
+  if (args.positionals.length > 1) throw new UsageError(`schema: expected at most one of files, trace, divergence (got ${args.positionals.length} arguments)`);
   const which = args.positionals[0] ?? "files";
   const schema = SCHEMAS[which];
-  if (schema === undefined) throw new UsageError(`schema: expected files or trace, got ${JSON.stringify(which)}`);
+  if (schema === undefined) throw new UsageError(`schema: expected files, trace or divergence, got ${JSON.stringify(which)}`);
   io.out(schema());
   return 0;
 }

@@ -17,7 +17,7 @@ import { loadHiddenPart, readDescriptor } from "./tables/descriptors.ts";
 const {
   AC, BASE_HI, BASE_LO, C_SW, C_SWA, C_UW, CS, DF_VEC, EV_FAULT, EV_NMI, EV_SOFT, GP, IF, LIMIT, NP, NT, RF,
   RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SS, SS_VEC, TF, TR, TS, VEC_MEMLIMIT, VM, ATTR, A_UNUSABLE, C_SR,
-  PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT,
+  PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT, F_PT,
 } = constsModule;
 const {
   G_CS, G_CS_HI, G_CS_LO, G_NEW_CPL, G_RSP_HI, G_RSP_LO, G_STACK_FROM_TSS, G_TARGET_HI, G_TARGET_LO, G_TYPE,
@@ -260,19 +260,31 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
     if (base < 0) return false;
     top = base + (topLo & PAGE_OFFSET_MASK);
   } else if (!translateFrame(m, alignedLo, rspHi, slots, cls, ext)) return false;
+  const flagsNow = getFlags(m);
+  const pushedFlags = source === EV_FAULT ? flagsNow | RF : flagsNow;
+  // A frame slot in a frame that holds paging entries: a push may change the translation of the
+  // slots below it (every access walks: docs/model-choices.md "TLB"), so push in order, walking
+  // each slot after the pushes above it (pushInOrder). Otherwise no push can change another
+  // slot's walk (every frame those walks read is F_PT), and the translations just made stand.
+  const inOrder = (m.slotFlags[(top >= 0 ? top : frameOff[0]!) >> PAGE_SHIFT]! & F_PT) !== 0 ||
+    (top < 0 && (m.slotFlags[frameOff[slots - 1]! >> PAGE_SHIFT]! & F_PT) !== 0);
+  if (inOrder && !pushInOrder(m, alignedLo, rspHi, slots, cls, pushedFlags, retLo, retHi, err)) return false;
   // The accessed bit of the code descriptor (implicit supervisor write) must be writable too.
   if ((dhi & 0x100) === 0) {
     const aLo = (daLo + 5) | 0;
     const aHi = (aLo >>> 0) < (daLo >>> 0) ? (daHi + 1) | 0 : daHi;
-    if (!prepareWrite(m, aLo, aHi, 1, C_SW)) return false;
+    if (!prepareWrite(m, aLo, aHi, 1, C_SW)) {
+      if (inOrder) undoPushes(m, slots);
+      return false;
+    }
   }
 
   // ---- commit (DELIVER-16..21) ----
-  const flagsNow = getFlags(m);
-  const pushedFlags = source === EV_FAULT ? flagsNow | RF : flagsNow;
   const sg = m.segments;
   const mem = m.pool32;
-  if (top >= 0) {
+  if (inOrder) {
+    // Pushed already.
+  } else if (top >= 0) {
     // One page: slot k at top - 8k (8-byte aligned).
     const w = top >> 2;
     mem[w] = sg[SS * SEG_STRIDE + SEL]!;
@@ -340,6 +352,64 @@ function translateFrame(m: Machine, alignedLo: number, rspHi: number, slots: num
     frameOff[k] = pageBase + (aLo & PAGE_OFFSET_MASK);
   }
   return true;
+}
+
+/** What the in-order pushes overwrote (slot k: pool offset, then the two dwords), for undoPushes. */
+const pushedOff = new Int32Array(6);
+const pushedOld = new Int32Array(12);
+let pushedCount = 0;
+
+/**
+ * DELIVER-16 for a frame whose pushes may change the translation of later slots: each slot, from
+ * the top, is translated (walked with the memory as the pushes above it left it) and then written.
+ * On a fault the slots already written get their old bytes back (A/D bits the walks set stay) and
+ * false is returned with the fault raised. Slots are canonical (checked by the caller's
+ * translations).
+ */
+function pushInOrder(m: Machine, alignedLo: number, rspHi: number, slots: number, cls: number, pushedFlags: number,
+  retLo: number, retHi: number, err: number): boolean {
+  const r = m.regs;
+  const sg = m.segments;
+  pushedCount = 0;
+  for (let k = 0; k < slots; k++) {
+    const aLo = (alignedLo - 8 * (k + 1)) | 0;
+    const aHi = (aLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
+    const base = translate(m, aLo, aHi, cls);
+    if (base < 0) {
+      undoPushes(m, k);
+      return false;
+    }
+    let lo: number, hi = 0;
+    switch (k) {
+      case 0: lo = sg[SS * SEG_STRIDE + SEL]!; break;
+      case 1: lo = r[2 * RSP]!; hi = r[2 * RSP + 1]!; break;
+      case 2: lo = pushedFlags & ~VM; break;
+      case 3: lo = sg[CS * SEG_STRIDE + SEL]!; break;
+      case 4: lo = retLo; hi = retHi; break;
+      default: lo = err;
+    }
+    const o = base + (aLo & PAGE_OFFSET_MASK);
+    const mem = m.pool32;
+    pushedOff[k] = o;
+    pushedOld[2 * k] = mem[o >> 2]!;
+    pushedOld[2 * k + 1] = mem[(o >> 2) + 1]!;
+    pushedCount = k + 1;
+    mem[o >> 2] = lo;
+    mem[(o >> 2) + 1] = hi;
+    noteWrite(m, o >> PAGE_SHIFT);
+  }
+  return true;
+}
+
+/** Puts back what the first `count` in-order pushes overwrote, last first. */
+function undoPushes(m: Machine, count: number): void {
+  for (let k = Math.min(count, pushedCount) - 1; k >= 0; k--) {
+    const o = pushedOff[k]!;
+    m.pool32[o >> 2] = pushedOld[2 * k]!;
+    m.pool32[(o >> 2) + 1] = pushedOld[2 * k + 1]!;
+    noteWrite(m, o >> PAGE_SHIFT);
+  }
+  pushedCount = 0;
 }
 
 /** The frame writes of DELIVER-16 at the translated slots in frameOff (translateFrame). */

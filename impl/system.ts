@@ -6,7 +6,7 @@ import type { Machine } from "./machine.ts";
 import type { Insn } from "./insn.ts";
 import * as constsModule from "./consts.ts";
 import { readSegmented, toLinear } from "./memory/segmented.ts";
-import { prepareWrite, writeLinear } from "./memory/linear.ts";
+import { finishPrepared, prepareWrite, storePrepared, writeLinear } from "./memory/linear.ts";
 import { flushTlb } from "./memory/tlb.ts";
 import { invalidateSystemTables, readSystemTable } from "./tables/system-tables.ts";
 import { descriptorCached } from "./tables/descriptor-cache.ts";
@@ -475,10 +475,11 @@ export function execStoreTable(m: Machine, i: Insn, idt: boolean): number {
   const limit = idt ? m.idtrLimit : m.gdtrLimit;
   const bLo = idt ? m.idtrLo : m.gdtrLo;
   const bHi = idt ? m.idtrHi : m.gdtrHi;
-  writeLinear(m, lLo, lHi, 2, limit, 0, m.writeClass);
-  const nLo = (lLo + 2) | 0;
-  const nHi = (nLo >>> 0) < (lLo >>> 0) ? (lHi + 1) | 0 : lHi;
-  writeLinear(m, nLo, nHi, m.mode64 ? 8 : 4, bLo, bHi, m.writeClass);
+  // One access: both parts go through the translations just made (issue 8, divergence A: the
+  // limit written first may rewrite the paging entry that translates the base's bytes).
+  storePrepared(m, 0, 2, limit, 0);
+  storePrepared(m, 2, size - 2, bLo, bHi);
+  finishPrepared(m);
   return ST_OK;
 }
 
@@ -777,7 +778,9 @@ export function execIret(m: Machine, i: Insn): number {
 
 /**
  * The accessed bits of a far return (IRET, RETF): implicit writes, CS before SS, both already
- * translated by prepareAccessedBit, so neither is written unless both can be.
+ * translated by prepareAccessedBit, so neither is written unless both can be. (The CS write cannot
+ * change the SS byte's translation: a present descriptor read as a paging entry has reserved bit
+ * 47 set, so no walk that succeeded went through it.)
  */
 function commitAccessedPair(m: Machine, cs: number, ss: number): void {
   commitAccessedBit(m, cs);

@@ -22,7 +22,20 @@ export interface ProgramLayout {
   readonly data: bigint;
   /** Whether the program runs at CPL 0 (system templates are included). */
   readonly kernel: boolean;
+  /** Whether IN/OUT may address the device registers of docs/devices.md (0xE0 0xE4 0xE9 0xEC
+   *  0xF4): only when both engines compared implement the devices (EngineCapabilities.devices).
+   *  Otherwise those ports are moved to 0x80 (nothing answers there on any engine). */
+  readonly devices?: boolean;
 }
+
+/** The device registers' ports (docs/devices.md). */
+const DEVICE_PORTS: ReadonlySet<number> = new Set([0xe0, 0xe4, 0xe9, 0xec, 0xf4]);
+
+/** An imm8 port for IN/OUT from the spec's immediate. */
+const port = (s: InstructionSpec, l: ProgramLayout): number => {
+  const p = s.imm & 0xff;
+  return DEVICE_PORTS.has(p) && l.devices !== true ? 0x80 : p;
+};
 
 const GPR64 = [R.RAX, R.RCX, R.RDX, R.RBX, R.RBP, R.RSI, R.RDI, R.R8, R.R9, R.R10, R.R11, R.R12, R.R13, R.R14, R.R15];
 const GPR32 = [R.EAX, R.ECX, R.EDX, R.EBX, R.EBP, R.ESI, R.EDI, R.R8D, R.R9D, R.R10D, R.R11D, R.R12D, R.R13D, R.R14D, R.R15D];
@@ -92,8 +105,8 @@ const GENERAL: readonly Build[] = [
   (s, l) => iced.Instruction.createBranch(code(`${["Jo", "Jb", "Je", "Jbe", "Js", "Jp", "Jl", "Jle", "Jne", "Jae"][s.a % 10]}_rel8_64`), 0n),
   (s) => iced.Instruction.createU32(C.Int_imm8, 0x80 + (s.imm & 1)),
   bare(C.Int3), bare(C.Ud2),
-  (s) => iced.Instruction.createRegU32(C.In_AL_imm8, R.AL, s.imm & 0xff),
-  (s) => iced.Instruction.createU32Reg(C.Out_imm8_AL, s.imm & 0xff, R.AL),
+  (s, l) => iced.Instruction.createRegU32(C.In_AL_imm8, R.AL, port(s, l)),
+  (s, l) => iced.Instruction.createU32Reg(C.Out_imm8_AL, port(s, l), R.AL),
   bare(C.Cli), bare(C.Sti), bare(C.Swapgs), bare(C.Syscall), bare(C.Hlt),
 ];
 

@@ -144,6 +144,28 @@ export function commitWrite(m: Machine, vlo: number, vhi: number): void {
   noteWrite(m, b1 >> PAGE_SHIFT);
 }
 
+/**
+ * Stores `size` (1–8) bytes at byte `at` of a prepared write wider than 8 bytes (SGDT/SIDT's 6- or
+ * 10-byte operand), through the translations prepareWrite made: the whole operand is one access,
+ * translated once, so a part written first cannot change where a later part goes (no TLB is
+ * observable, but neither is a re-walk in the middle of one access). finishPrepared() reacts to
+ * the stores once they are all made.
+ */
+export function storePrepared(m: Machine, at: number, size: number, vlo: number, vhi: number): void {
+  const off = m.preparedOffset + at;
+  const b0 = m.preparedPage0, b1 = m.preparedPage1;
+  for (let k = 0; k < size; k++) {
+    const o = off + k < PAGE_BYTES ? b0 + off + k : b1 + off + k - PAGE_BYTES;
+    m.pool8[o] = k < 4 ? vlo >> (8 * k) : vhi >> (8 * (k - 4));
+  }
+}
+
+/** The reactions (noteWrite) to the stores of a prepared write made with storePrepared. */
+export function finishPrepared(m: Machine): void {
+  noteWrite(m, m.preparedPage0 >> PAGE_SHIFT);
+  if (m.preparedPage1 >= 0) noteWrite(m, m.preparedPage1 >> PAGE_SHIFT);
+}
+
 /** Writes `size` bytes at a linear address; false on a fault (nothing written). */
 export function writeLinear(m: Machine, lo: number, hi: number, size: number, vlo: number, vhi: number,
   cls: number): boolean {

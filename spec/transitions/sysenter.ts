@@ -13,13 +13,13 @@ import { runInstructionAlone } from "../transaction/alone.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 
 export const SYSENTER_RULES = defineRules([
-  { id: "SYSENTER-01", description: "SYSENTER in IA-32e mode: valid in 64-bit and compatibility mode at any CPL (intel); #UD (amd, Profile.sysenterInLongMode)", source: "SDM Vol. 2B SYSENTER; AMD APM Vol. 3 SYSENTER" },
+  { id: "SYSENTER-01", description: "SYSENTER in IA-32e mode: valid in 64-bit and compatibility mode at any CPL (intel); #UD (amd, Profile.sysenterInIa32eMode)", source: "SDM Vol. 2B SYSENTER; AMD APM Vol. 3 SYSENTER" },
   { id: "SYSENTER-02", description: "SYSENTER with IA32_SYSENTER_CS[15:2] = 0: #GP(0)", source: "SDM Vol. 2B SYSENTER" },
   { id: "SYSENTER-03", description: "SYSENTER clears RFLAGS.VM and IF (RF as every instruction; TF is kept, so a single-step trap follows at the entry point)", source: "SDM Vol. 2B SYSENTER" },
   { id: "SYSENTER-04", description: "SYSENTER in IA-32e mode: RSP <- IA32_SYSENTER_ESP, RIP <- IA32_SYSENTER_EIP (64 bits)", source: "SDM Vol. 2B SYSENTER" },
   { id: "SYSENTER-05", description: "SYSENTER: CS.selector <- SYSENTER_CS[15:0] AND FFFCH, cache fixed: base 0, limit 4 GiB (G = 1), type 11, S 1, DPL 0, P 1, L 1, D 0; CPL <- 0", source: "SDM Vol. 2B SYSENTER" },
   { id: "SYSENTER-06", description: "SYSENTER: SS.selector <- CS.selector + 8, cache fixed: base 0, limit 4 GiB, type 3, S 1, DPL 0, P 1, B 1, G 1", source: "SDM Vol. 2B SYSENTER" },
-  { id: "SYSEXIT-00", description: "SYSEXIT in IA-32e mode: #UD under amd (Profile.sysenterInLongMode), before any other check", source: "AMD APM Vol. 3 SYSEXIT" },
+  { id: "SYSEXIT-00", description: "SYSEXIT in IA-32e mode: #UD under amd (Profile.sysenterInIa32eMode), before any other check", source: "AMD APM Vol. 3 SYSEXIT" },
   { id: "SYSEXIT-01", description: "SYSEXIT at CPL != 0: #GP(0)", source: "SDM Vol. 2B SYSEXIT" },
   { id: "SYSEXIT-02", description: "SYSEXIT with IA32_SYSENTER_CS[15:2] = 0: #GP(0)", source: "SDM Vol. 2B SYSEXIT" },
   { id: "SYSEXIT-03", description: "SYSEXIT with a 64-bit operand size and RCX or RDX not canonical: #GP(0)", source: "SDM Vol. 2B SYSEXIT, 64-Bit Mode Exceptions" },
@@ -41,7 +41,7 @@ function sysenterCsNull(m: Machine): boolean {
 export function execSysenter(t: Transaction): Fault | undefined {
   const m = t.m;
   // ---- checks ----
-  if (t.profile.sysenterInLongMode === "ud") return t.fault("SYSENTER-01", UD);
+  if (t.profile.sysenterInIa32eMode === "ud") return t.fault("SYSENTER-01", UD);
   t.hit("SYSENTER-01");
   if (sysenterCsNull(m)) return t.fault("SYSENTER-02", GP, 0);
   // ---- updates (none can fault: no memory, no descriptor) ----
@@ -58,7 +58,7 @@ export function execSysenter(t: Transaction): Fault | undefined {
 export function sysexitOn(t: Transaction, size: 4 | 8): Fault | undefined {
   const m = t.m;
   // ---- checks, in the SDM's order ----
-  if (t.profile.sysenterInLongMode === "ud") return t.fault("SYSEXIT-00", UD);
+  if (t.profile.sysenterInIa32eMode === "ud") return t.fault("SYSEXIT-00", UD);
   if (sysenterCsNull(m)) return t.fault("SYSEXIT-02", GP, 0);
   if (t.cpl() !== 0) return t.fault("SYSEXIT-01", GP, 0);
   const to64 = size === 8;

@@ -19,6 +19,7 @@ const state: ArchState = parseDocument(readFileSync(VECTOR("syscall-basic"), "ut
 class CountingEngine implements Engine {
   steps = 0;
   runs: number[] = [];
+  stateCalls = 0;
   private loaded: ArchState = state;
   constructor(private readonly behaviour: { haltAfter?: number; unsupportedAfter?: number; memoryLimitAfter?: number; exitAfter?: number } = {}) {}
   load(s: ArchState): void {
@@ -40,6 +41,8 @@ class CountingEngine implements Engine {
     for (let n = 0; ; n++) {
       if (exitAfter !== undefined && this.steps >= exitAfter) return { reason: "exit", steps: n, exitValue: 7 };
       if (haltAfter !== undefined && this.steps >= haltAfter) return { reason: "hlt", steps: n };
+      // run(0) steps nothing: an unsupported instruction or the memory cap shows only on a step.
+      if (maxSteps === 0) return { reason: "limit", steps: 0 };
       if (unsupportedAfter !== undefined && this.steps >= unsupportedAfter)
         return { reason: "unsupported", steps: n, event: { kind: "unsupported", rip: 5n, bytes: Uint8Array.of(0x0f, 0x0b), reason: "no semantics" } };
       if (memoryLimitAfter !== undefined && this.steps >= memoryLimitAfter)
@@ -49,6 +52,7 @@ class CountingEngine implements Engine {
     }
   }
   state(): ArchState {
+    this.stateCalls++;
     const halted = this.behaviour.haltAfter !== undefined && this.steps >= this.behaviour.haltAfter;
     const exited = this.behaviour.exitAfter !== undefined && this.steps >= this.behaviour.exitAfter;
     return {
@@ -81,6 +85,37 @@ describe("the exit port (docs/devices.md): a run ends with `exit` and the value"
     expect(runEngine(exited, { ...LIMITS, onStep: () => undefined }).stop).toEqual({ reason: "exit", steps: 0, exitValue: 7 });
     const r = await runAsyncEngine(asAsync(new CountingEngine({ exitAfter: 0 }), { name: "counting", profiles: ["intel"], singleStep: true, raise: false, touched: false, unobservable: [] }), LIMITS);
     expect(r.stop).toEqual({ reason: "exit", steps: 0, exitValue: 7, detail: "exit value 7" });
+  });
+});
+
+describe("runEngine with onEvent: one step at a time, events only", () => {
+  it("hands every event over without asking for a state per step; exit, hlt and limit stop it as run(n) does", () => {
+    const e = new CountingEngine({ exitAfter: 1000 });
+    const seen: number[] = [];
+    const r = runEngine(e, { ...LIMITS, onEvent: (step, event) => void seen.push(step, event.kind === "retired" ? 1 : 0) });
+    expect(r.stop).toEqual({ reason: "exit", steps: 1000, exitValue: 7, detail: "exit value 7" });
+    expect(seen.length).toBe(2000);
+    expect(seen.slice(0, 4)).toEqual([1, 1, 2, 1]);
+    expect(e.stateCalls).toBe(1); // the final state only
+    expect(runEngine(new CountingEngine({ haltAfter: 10 }), { ...LIMITS, onEvent: () => undefined }).stop).toEqual({ reason: "hlt", steps: 10 });
+    expect(runEngine(new CountingEngine(), { maxSteps: 5, timeoutMs: 60_000, onEvent: () => undefined }).stop).toEqual({ reason: "limit", steps: 5 });
+  });
+
+  it("\"stop\" ends the run after that step; an unsupported attempt is handed over and ends the run", () => {
+    expect(runEngine(new CountingEngine(), { ...LIMITS, onEvent: (step) => (step === 3 ? "stop" : undefined) }).stop).toEqual({ reason: "stopped", steps: 3 });
+    const kinds: string[] = [];
+    const r = runEngine(new CountingEngine({ unsupportedAfter: 2 }), { ...LIMITS, onEvent: (_s, event) => void kinds.push(event.kind) });
+    expect(r.stop).toMatchObject({ reason: "unsupported", steps: 2, detail: "no semantics (bytes 0f0b)" });
+    expect(kinds).toEqual(["retired", "retired", "unsupported"]);
+    expect(() => runEngine(new CountingEngine(), { ...LIMITS, onEvent: () => undefined, onStep: () => undefined })).toThrow(/onStep and onEvent/);
+  });
+
+  it("runAsyncEngine drives onEvent the same way", async () => {
+    const caps = { name: "counting", profiles: ["intel"] as const, singleStep: true, raise: false, touched: false, unobservable: [] };
+    let n = 0;
+    const r = await runAsyncEngine(asAsync(new CountingEngine({ haltAfter: 7 }), caps), { ...LIMITS, onEvent: async () => void n++ });
+    expect(r.stop).toEqual({ reason: "hlt", steps: 7 });
+    expect(n).toBe(7);
   });
 });
 

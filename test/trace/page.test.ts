@@ -2,7 +2,9 @@
 // reaches it only as escaped JSON data; and the divergence document's validation and model.
 import { describe, expect, it } from "vitest";
 import { escapeHtml, renderPage, scriptJson } from "../../trace/html/render.ts";
-import { DIVERGENCE_FORMAT, DivergenceError, divergenceModel, parseDivergence } from "../../trace/model/divergence.ts";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { DIVERGENCE_FORMAT, DivergenceError, divergenceJsonSchemaText, divergenceModel, parseDivergence } from "../../trace/model/divergence.ts";
 import { stateToJson } from "../../contract/state.ts";
 import { ruleCatalogue } from "../../cli/trace.ts";
 import { modelOf, vectorState } from "./helpers.ts";
@@ -95,6 +97,13 @@ describe("trace/model/divergence: the ringspec-divergence/1 document", () => {
     const bad = divergenceDoc();
     (bad.states.a.regs as Record<string, string>).rax = "zz";
     expect(() => parseDivergence(bad)).toThrow(/^states\.a\.regs\.rax: /);
+  });
+
+  it("the committed trace/divergence.schema.json equals the generated one (regenerate: node cli/bin.js schema divergence > trace/divergence.schema.json)", () => {
+    const committed = readFileSync(fileURLToPath(new URL("../../trace/divergence.schema.json", import.meta.url)), "utf8");
+    expect(committed).toBe(divergenceJsonSchemaText());
+    const schema = JSON.parse(committed) as { required: string[] };
+    expect(schema.required).toEqual(["format", "engines", "step", "events", "states", "differences", "replay"]);
   });
 
   it("renders as a divergence page with the replay command as data", () => {

@@ -148,3 +148,10 @@ function dedupeRuns(rules: readonly string[]): string[] {
   for (const r of rules) if (out[out.length - 1] !== r) out.push(r);
   return out;
 }
+
+/** The JSON Schema (draft 2020-12) of a ringspec-divergence/1 document (`ringspec schema divergence`). */
+export function divergenceJsonSchemaText(): string {
+  // The input side: what a producer writes (defaults not yet applied).
+  const schema = z.toJSONSchema(DivergenceJson, { target: "draft-2020-12", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  return JSON.stringify({ ...schema, title: "ringspec divergence", description: "A divergence between two engines, drawn by `ringspec trace DOC --html OUT` (trace/model/divergence.ts)" }, null, 2) + "\n";
+}
