@@ -23,8 +23,8 @@ export const FAR_JUMP_RULES = defineRules([
   { id: "JMPF-05", description: "far JMP: code segment with L = 1 and D = 1: #GP(sel)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-06", description: "far JMP: conforming with DPL > CPL, or non-conforming with RPL > CPL or DPL != CPL: #GP(sel)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-07", description: "far JMP: code segment not present: #NP(sel)", source: "SDM Vol. 2A JMP" },
-  { id: "JMPF-08", description: "far JMP: target RIP not canonical (64-bit target) or beyond the CS limit (compatibility target): #GP(0)", source: "SDM Vol. 2A JMP" },
-  { id: "JMPF-09", description: "far JMP: CS <- selector with RPL <- CPL, hidden part from the descriptor; RIP <- offset; CPL unchanged", source: "SDM Vol. 2A JMP" },
+  { id: "JMPF-08", description: "far JMP: target RIP not canonical (64-bit target), or its EIP (bits 31:0) beyond the CS limit (compatibility target): #GP(0)", source: "SDM Vol. 2A JMP" },
+  { id: "JMPF-09", description: "far JMP: CS <- selector with RPL <- CPL, hidden part from the descriptor; RIP <- offset (a compatibility-mode target: EIP, zero-extended); CPL unchanged", source: "SDM Vol. 2A JMP" },
 ]);
 
 const CALL_GATE_64 = 12;

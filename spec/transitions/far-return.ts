@@ -23,10 +23,10 @@ export const FAR_RETURN_RULES = defineRules([
   { id: "RETF-05", description: "far RET: return CS.RPL < CPL: #GP(sel)", source: "SDM Vol. 2B RET" },
   { id: "RETF-06", description: "far RET: conforming with DPL > RPL, or non-conforming with DPL != RPL: #GP(sel)", source: "SDM Vol. 2B RET" },
   { id: "RETF-07", description: "far RET: return CS not present: #NP(sel)", source: "SDM Vol. 2B RET" },
-  { id: "RETF-08", description: "far RET to the same privilege: RIP canonical (64-bit target) or within the CS limit, else #GP(0); CS, RIP loaded; RSP += 2 slots + imm16", source: "SDM Vol. 2B RET" },
+  { id: "RETF-08", description: "far RET to the same privilege: RIP canonical (64-bit target) or EIP within the CS limit (compatibility target: RIP <- EIP), else #GP(0); CS, RIP loaded; RSP += 2 slots + imm16 at the stack width", source: "SDM Vol. 2B RET" },
   { id: "RETF-09", description: "far RET to an outer privilege: SS:RSP read after imm16 bytes; NULL SS only for a 64-bit target with SS.RPL != 3, else #GP(0); beyond the limit, SS.RPL != CS.RPL, not writable data or DPL != CS.RPL: #GP(sel); not present: #SS(sel)", source: "SDM Vol. 2B RET" },
-  { id: "RETF-10", description: "far RET to an outer privilege: RIP checked as RETF-08; CPL <- CS.RPL; CS, RIP, SS loaded; RSP <- popped RSP + imm16", source: "SDM Vol. 2B RET" },
-  { id: "RETF-11", description: "far RET to an outer privilege: DS/ES/FS/GS with data or non-conforming code DPL < new CPL become NULL (base kept)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-10", description: "far RET to an outer privilege: RIP checked as RETF-08; CPL <- CS.RPL; CS, RIP, SS loaded; RSP <- popped RSP + imm16 (a compatibility-mode target: popped bits 31:0, imm16 at the new SS.B width)", source: "SDM Vol. 2B RET (\"ESP := tempESP\"); SDM Vol. 1 §3.4.1.1" },
+  { id: "RETF-11", description: "far RET to an outer privilege: DS/ES/FS/GS whose hidden part is data or non-conforming code with DPL < new CPL become NULL (base kept); NULL selectors are left alone", source: "SDM Vol. 2B RET, IA-32e outer return (\"DPL in hidden part of segment register\")" },
 ]);
 
 /** Far RET with `size`-byte slots, releasing `release` bytes (the imm16) on each stack. */

@@ -29,12 +29,12 @@ export const IRET_RULES = defineRules([
   { id: "IRETQ-09", description: "Return CS not present → #NP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "IRETQ-10", description: "SS:RSP popped on a return to an outer level and always when IRET began in 64-bit mode (any operand size)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
   { id: "IRETQ-11", description: "Popped SS: NULL only for a 64-bit target at RPL < 3 with SS.RPL = CS.RPL (else #GP(0)); otherwise limit, RPL, type, DPL → #GP(SS), not present → #SS(SS)", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
-  { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target) or beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target), or its EIP (bits 31:0) beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code (\"IF EIP is not within CS limit\")" },
   { id: "IRETQ-13", description: "RFLAGS from the image: IF only if old CPL ≤ old IOPL, IOPL only at old CPL 0, VIF/VIP at CPL 0 with OS ≥ 32, RF/AC/ID with OS ≥ 32, VM never", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "RF-02", description: "IRET with a 32/64-bit operand size is the instruction that loads RF from memory (16-bit IRET does not)", source: "SDM Vol. 3A §18.3.1.1; Vol. 2A IRET" },
-  { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked); compatibility-mode same-level IRET only moves RSP past the frame", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-16", description: "Return to an outer level: non-NULL DS/ES/FS/GS with data or non-conforming DPL < new CPL → NULL selector, base kept", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
+  { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits; a compatibility-mode target: EIP, zero-extended)", source: "SDM Vol. 2A IRET pseudo-code; docs/model-choices.md \"Transfers into compatibility mode\"" },
+  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked; a compatibility-mode target: bits 31:0); compatibility-mode same-level IRET only moves the stack pointer past the frame (SS.B width)", source: "SDM Vol. 2A IRET pseudo-code; SDM Vol. 1 §3.4.1.1" },
+  { id: "IRETQ-16", description: "Return to an outer level: DS/ES/FS/GS whose hidden part is data or non-conforming code with DPL < new CPL → NULL selector, unusable, base kept; a NULL selector with RPL != 0 → selector 0", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL (descriptor cache; SegmentSelector == NULL clause)" },
   { id: "IRETQ-17", description: "No interrupt shadow after IRET; a TF set by IRET traps after the next instruction", source: "SDM Vol. 3A §18.3.1.4", recordedWith: "IRETQ-14" },
 ]);
 
