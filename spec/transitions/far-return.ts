@@ -3,7 +3,7 @@
 import { GP, isFault, NP, SS, type Fault } from "../fault.ts";
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
-import { MASK64, RSP, sizeMask } from "../machine/registers.ts";
+import { RSP, sizeMask } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
