@@ -232,7 +232,6 @@ export async function traceCommand(argv: readonly string[], io: Io): Promise<num
   const command = ["npx", "ringspec", "trace", file, ...passed, ...(args.flags.has("lockstep") ? ["--lockstep"] : []), ...(html !== undefined ? ["--html", html] : ["--json"])].map(shellQuote).join(" ");
 
   if (input.kind === "kernel") {
-    if (engineEntry(settings.engine)?.create === undefined) throw new UsageError(`trace: a kernel runs with the devices around an in-process engine (spec or impl), not ${settings.engine}`);
     const description = loaderDescription(loaderFile);
     const target = targetOf(file, description, loaderFile);
     const profile = settings.profile ?? target.profile;

@@ -58,6 +58,14 @@ const MAX_CHUNK = 1 << 26;
 const CHUNK_FAST_MS = 10;
 const CHUNK_SLOW_MS = 50;
 
+/** The size of the next `run(n)` call after one of `chunk` steps took `tookMs`: the timeout is
+ *  checked between calls, so a call should take a few milliseconds whatever the engine's speed. */
+export function nextChunk(chunk: number, tookMs: number): number {
+  if (tookMs < CHUNK_FAST_MS && chunk < MAX_CHUNK) return chunk * 2;
+  if (tookMs > CHUNK_SLOW_MS && chunk > 1) return Math.max(1, chunk >> 1);
+  return chunk;
+}
+
 /** The engine calls the loop makes; the drivers answer them. */
 type EngineCall =
   | { readonly call: "run"; readonly steps: number }
@@ -149,9 +157,7 @@ function* loop(options: RunLimits & { readonly hook: "none" | "step" | "event" }
       if (steps >= maxSteps || stop.steps === 0) return { stop: { reason: "limit", steps }, state: yield* stateCall() };
       const now = Date.now();
       if (now > deadline) return { stop: withDetail({ reason: "timeout", steps }, timeoutMs), state: yield* stateCall() };
-      const took = now - started;
-      if (took < CHUNK_FAST_MS && chunk < MAX_CHUNK) chunk *= 2;
-      else if (took > CHUNK_SLOW_MS && chunk > 1) chunk = Math.max(1, chunk >> 1);
+      chunk = nextChunk(chunk, now - started);
     }
   }
   let before = (progress.state = yield* stateCall());

@@ -1,7 +1,7 @@
 // Random programs for lockstep testing, as plain data (so fast-check can shrink them) and encoded
 // with the guest kit's assembler over iced-x86 (never hand-assembled). Each instruction comes from
 // a template over the modelled subset; registers, immediates and data addresses are parameters.
-import { Program, ahead, iced } from "../../guest/index.ts";
+import { Program, ahead, iced, type Section } from "../../guest/index.ts";
 
 type Code = number;
 type Register = number;
@@ -122,18 +122,24 @@ export function templateCount(kernel: boolean): number {
   return GENERAL.length + (kernel ? SYSTEM.length : 0);
 }
 
-/** Encodes the program at `layout.rip`, ending with HLT. Branch specs jump 0–7 bytes forward. */
-export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout): Uint8Array {
+/** Appends the instructions of `specs` to `section` (placed at `layout.rip` or wherever the
+ *  section is). Branch specs jump 0–7 bytes forward. */
+export function emitInstructions(section: Section, specs: readonly InstructionSpec[], layout: ProgramLayout): void {
   const templates = layout.kernel ? [...GENERAL, ...SYSTEM] : GENERAL;
-  const p = new Program(layout.rip);
   for (const spec of specs) {
     const insn = templates[spec.template % templates.length]!(spec, layout);
     if (insn.isJccShortOrNear) {
       const code = insn.code;
       insn.free();
-      p.emit(code, ahead(spec.imm & 7));
-    } else p.add(insn);
+      section.emit(code, ahead(spec.imm & 7));
+    } else section.add(insn);
   }
+}
+
+/** Encodes the program at `layout.rip`, ending with HLT. Branch specs jump 0–7 bytes forward. */
+export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout): Uint8Array {
+  const p = new Program(layout.rip);
+  emitInstructions(p, specs, layout);
   p.emit(C.Hlt);
   return p.encode();
 }
