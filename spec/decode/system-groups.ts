@@ -139,9 +139,10 @@ export function movDr(ctx: DecodeContext, toDr: boolean): Result {
  * Every other 0F AE form (fences, FXSAVE, LDMXCSR, CLFLUSH, ...) is not modelled here.
  */
 export function group15(ctx: DecodeContext): Result {
-  if (ctx.p.rep !== "rep") return ctx.unsupported("opcode 0f ae");
+  // The ModRM byte is part of the bytes an `unsupported` step names (docs/model-choices.md).
   const m = readModRM(ctx);
   if (isStop(m)) return m;
+  if (ctx.p.rep !== "rep") return ctx.unsupported("0F AE form without F3 (fences, FXSAVE, LDMXCSR, CLFLUSH, ...)");
   if (m.mod !== 3) return ctx.unsupported("F3 0F AE memory form");
   // PTWRITE (/4) takes no 66; /7 is no instruction.
   if (m.reg >= 4) return ctx.ud(m.reg === 7 || (m.reg === 4 && ctx.p.operandSizeOverride) ? "DECODE-RESERVED" : "DECODE-FEATURE");
