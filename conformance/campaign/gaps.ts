@@ -21,7 +21,14 @@ export interface Gap {
 
 // compat-segmentation (spec/ without segmentation in compatibility mode) is gone: spec/ models it
 // since issue 9, and the two engines agree there.
-export const GAPS: readonly Gap[] = [];
+export const GAPS: readonly Gap[] = [
+  {
+    name: "b-unmodelled",
+    description:
+      "engine B stops `unsupported` at an instruction engine A models (e.g. an external engine that implements less than spec/): a divergence at a step where B's event is `unsupported` and A's is not",
+    applies: (c) => c.eventB?.kind === "unsupported" && c.eventA !== undefined && c.eventA.kind !== "unsupported",
+  },
+];
 
 export function gapByName(name: string): Gap | undefined {
   return GAPS.find((g) => g.name === name);

@@ -134,22 +134,27 @@ export function movDr(ctx: DecodeContext, toDr: boolean): Result {
 }
 
 /**
- * 0F AE with F3 and ModRM.mod = 11: /0 RDFSBASE, /1 RDGSBASE, /2 WRFSBASE, /3 WRGSBASE (64-bit mode
- * only; REX.W → 64-bit operand), /4–/7 absent features (PTWRITE, INCSSP, UMONITOR) or reserved.
- * Every other 0F AE form (fences, FXSAVE, LDMXCSR, CLFLUSH, ...) is not modelled here.
+ * 0F AE: with F3 and ModRM.mod = 11, /0 RDFSBASE, /1 RDGSBASE, /2 WRFSBASE, /3 WRGSBASE (64-bit
+ * mode only; REX.W → 64-bit operand), /4–/7 absent features (PTWRITE, INCSSP, UMONITOR) or
+ * reserved. Without a prefix, the register forms /5 /6 /7 are LFENCE, MFENCE, SFENCE (any rm).
+ * The memory forms (FXSAVE, LDMXCSR, XSAVE, CLFLUSH, ...) and the other prefixed register forms
+ * are not modelled here.
  */
 export function group15(ctx: DecodeContext): Result {
   // The ModRM byte is part of the bytes an `unsupported` step names (docs/model-choices.md).
   const m = readModRM(ctx);
   if (isStop(m)) return m;
-  if (ctx.p.rep !== "rep") return ctx.unsupported("0F AE form without F3 (fences, FXSAVE, LDMXCSR, CLFLUSH, ...)");
-  if (m.mod !== 3) return ctx.unsupported("F3 0F AE memory form");
-  // PTWRITE (/4) takes no 66; /7 is no instruction.
-  if (m.reg >= 4) return ctx.ud(m.reg === 7 || (m.reg === 4 && ctx.p.operandSizeOverride) ? "DECODE-RESERVED" : "DECODE-FEATURE");
-  if (!ctx.mode64) return ctx.ud("DECODE-MODE");
-  const size: OperandSize = ctx.rexW ? 8 : 4;
-  const mnemonic = (["rdfsbase", "rdgsbase", "wrfsbase", "wrgsbase"] as const)[m.reg] ?? "rdfsbase";
-  return ctx.decoded(mnemonic, size, [ctx.gpr(m.rm | ctx.rexB, size)]);
+  if (ctx.p.rep === "rep" && m.mod === 3) {
+    // PTWRITE (/4) takes no 66; /7 is no instruction.
+    if (m.reg >= 4) return ctx.ud(m.reg === 7 || (m.reg === 4 && ctx.p.operandSizeOverride) ? "DECODE-RESERVED" : "DECODE-FEATURE");
+    if (!ctx.mode64) return ctx.ud("DECODE-MODE");
+    const size: OperandSize = ctx.rexW ? 8 : 4;
+    const mnemonic = (["rdfsbase", "rdgsbase", "wrfsbase", "wrgsbase"] as const)[m.reg] ?? "rdfsbase";
+    return ctx.decoded(mnemonic, size, [ctx.gpr(m.rm | ctx.rexB, size)]);
+  }
+  const prefixed = ctx.p.operandSizeOverride || ctx.p.rep !== null;
+  if (m.mod === 3 && !prefixed && m.reg >= 5) return ctx.decoded((["lfence", "mfence", "sfence"] as const)[m.reg - 5] ?? "mfence", ctx.operandSize(), []);
+  return ctx.unsupported(m.mod === 3 ? "0F AE register form" : "0F AE memory form (FXSAVE, LDMXCSR, XSAVE, CLFLUSH, ...)");
 }
 
 /**
@@ -174,13 +179,21 @@ export function threeByte38(ctx: DecodeContext): Result {
 }
 
 /**
- * 0F C7 memory forms of absent features: /3 XRSTORS, /5 XSAVES (no prefix), /6 VMPTRLD (no
- * prefix), VMCLEAR (66), VMXON (F3), /7 VMPTRST (no prefix) — #UD. Every other 0F C7 form
- * (CMPXCHG8B/16B, XSAVEC, RDRAND, RDSEED, RDPID, ...) is not modelled here.
+ * 0F C7: /1 with a memory operand is CMPXCHG8B (CMPXCHG16B with REX.W); its register form is #UD.
+ * Memory forms of absent features: /3 XRSTORS, /5 XSAVES (no prefix), /6 VMPTRLD (no prefix),
+ * VMCLEAR (66), VMXON (F3), /7 VMPTRST (no prefix) — #UD. Every other 0F C7 form (XSAVEC, RDRAND,
+ * RDSEED, RDPID, ...) is not modelled here.
  */
 export function group9(ctx: DecodeContext): Result {
   const m = readModRM(ctx);
   if (isStop(m)) return m;
+  if (m.reg === 1) {
+    if (m.mod === 3) return ctx.ud("DECODE-MEMORY-ONLY");
+    const size: OperandSize = ctx.rexW ? 8 : 4;
+    const target = memoryOperand(ctx, m, 2 * size);
+    if (isStop(target)) return target;
+    return ctx.decoded(ctx.rexW ? "cmpxchg16b" : "cmpxchg8b", size, [target]);
+  }
   const cls = prefixClass(ctx);
   const absent = m.mod !== 3 && (((m.reg === 3 || m.reg === 5 || m.reg === 7) && cls === "np") || (m.reg === 6 && cls !== "f2"));
   if (!absent) return ctx.unsupported("0F C7 form");
