@@ -6,6 +6,7 @@ import type { ArchState } from "../../contract/state.ts";
 import { baseMemory, kernel, layoutState, read64, runAll, type Memory } from "./helpers.ts";
 import { firstStep, withQwords } from "./lockstep.ts";
 import { kernelMachine, withBytes, withRegs } from "../helpers/fixture.ts";
+import { stateFromMachine } from "../../spec/machine/machine.ts";
 
 /** A kernel-mode state: `code` at 0x10000, memory `setup`, state fields `patch`, registers `regs`. */
 function k(code: number[], setup?: (m: Memory) => void, patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}): ArchState {
@@ -37,15 +38,20 @@ describe("system instructions", () => {
     expect(read64(out.state, 0x20000n - 40n)).toBe(0x200002n);
   });
 
-  it("MSRs the model does not hold stop the run as unsupported; unknown ones are #GP(0)", () => {
-    const tsc = runAll(k([0xb9, 0x10, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
-    expect(tsc.stop.reason).toBe("unsupported");
-    expect(tsc.state.rip).toBe(0x10005n);
+  it("MSRs: PAT stops as unsupported; the TSC reads 0; APIC_BASE reads its power-up value; unknown ones are #GP(0)", () => {
+    const pat = runAll(k([0xb9, 0x77, 0x02, 0, 0, 0x0f, 0x32, 0xf4]), 5);
+    expect(pat.stop.reason).toBe("unsupported");
+    expect(pat.state.rip).toBe(0x10005n);
+    const tsc = runAll(k([0xb9, 0x10, 0, 0, 0, 0x0f, 0x32, 0xf4], undefined, {}, { 0: -1n & 0xffff_ffff_ffff_ffffn, 2: 5n }), 5);
+    expect(tsc.state.gpr[0]).toBe(0n);
+    expect(tsc.state.gpr[2]).toBe(0n);
+    const apic = runAll(k([0xb9, 0x1b, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
+    expect(apic.state.gpr[0]).toBe(0xfee00900n);
+    expect(apic.state.gpr[2]).toBe(0n);
     const unknown = runAll(k([0xb9, 0x11, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
     expect(unknown.state.rip).toBe(0xb0d1n);
   });
 });
-
 
 describe("far returns: lockstep regressions", () => {
   it("IRETQ-03/IRETQ-10: a NULL return CS gives #GP(0) before the SS:RSP slots are read (they lie on an unmapped page)", () => {
@@ -67,18 +73,23 @@ describe("far returns: lockstep regressions", () => {
     }
   });
 
-  it("RETF-08: LRETQ to a compatibility-mode CS with a return RIP above 4 GiB is beyond the CS limit: #GP(0)", () => {
-    // impl compared only RIP[31:0] with the limit and loaded 0xfffffff0.
+  it("RETF-08: LRETQ to a compatibility-mode CS checks EIP (bits 31:0), not the whole popped RIP, against the limit", () => {
+    // docs/model-choices.md "Transfers into compatibility mode": 0x7fff_ffff_fff0 → EIP 0xfffffff0,
+    // within the 4 GiB limit of kernel CS32 (0x40): RIP = 0xfffffff0 (then a fetch fault).
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1ff00n }), 0x1ff00n, [0x7fff_ffff_fff0n, 0x40n]);
-    for (const { event, engine } of firstStep(m)) {
-      expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
-      expect(engine.state().cs.selector).toBe(0x08);
-    }
+    const state = stateFromMachine(m);
+    const out = runAll(state, 1);
+    expect(out.state.cs.selector).toBe(0x40);
+    expect(out.state.rip).toBe(0xfffffff0n);
+    expect(out.state.gpr[4]).toBe(0x1ff10n);
   });
 
-  it("IRETQ-12: IRETQ to a compatibility-mode CS with a return RIP above 4 GiB: #GP(0)", () => {
-    const frame = [0x1_0000_0800n, 0x40n, 0x2n, 0x1ff00n, 0x10n];
+  it("IRETQ-12: IRETQ to a compatibility-mode CS checks EIP and loads it zero-extended (and RSP's bits 31:0)", () => {
+    const frame = [0x1_0000_0800n, 0x40n, 0x2n, 0x1_0001_ff00n, 0x10n];
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: 0x1fe00n }), 0x1fe00n, frame);
-    for (const { event } of firstStep(m)) expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
+    const out = runAll(stateFromMachine(m), 1);
+    expect(out.state.cs.selector).toBe(0x40);
+    expect(out.state.rip).toBe(0x800n);
+    expect(out.state.gpr[4]).toBe(0x1ff00n);
   });
 });
