@@ -66,7 +66,7 @@ function check(bytes: number[], mode64: boolean, tally: Tally, noUnsupported: bo
   const buf = Uint8Array.from(bytes);
   const mine = decode(buf, 0, buf.length, mode64 ? I.MODE_64 : I.MODE_32, 0x1000, 0);
   const label = `${mode64 ? 64 : 32}-bit ${bytes.map((b) => b.toString(16).padStart(2, "0")).join(" ")}`;
-  const fail = (why: string) => tally.errors.push(`${label}: ${why}`);
+  const fail = (why: string): void => { tally.errors.push(`${label}: ${why}`); };
   if (mine === null) return fail("decoder asked for more bytes");
   const i = mine;
   const decoder = new iced.Decoder(mode64 ? 64 : 32, buf, iced.DecoderOptions.None);
