@@ -742,9 +742,15 @@ export function nullInaccessibleSegments(m: Machine, newCpl: number, iret: boole
   for (const s of DATA_SEGMENTS) {
     const b = s * SEG_STRIDE;
     const a = sg[b + ATTR]!;
-    const type = a & A_TYPE;
-    if ((a & A_S) !== 0 && ((type & 8) === 0 || (type & 4) === 0) && attrDpl(a) < newCpl) nullSegment(m, s, 0, true);
-    else if (iret && (sg[b + SEL]! & 0xfffc) === 0) sg[b + SEL] = 0;
+    if ((a & A_S) !== 0) {
+      const type = a & A_TYPE;
+      if (((type & 8) === 0 || (type & 4) === 0) && attrDpl(a) < newCpl) {
+        nullSegment(m, s, 0, true);
+        continue;
+      }
+    }
+    const sel = sg[b + SEL]!;
+    if (iret && sel !== 0 && (sel & 0xfffc) === 0) sg[b + SEL] = 0;
   }
 }
 

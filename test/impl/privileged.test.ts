@@ -1,11 +1,17 @@
 // Issue 9 on impl/: the privileged and UMIP-guarded instructions, SYSENTER/SYSEXIT, MOV DR, the
-// TSC/PMC/XCR0 reads, FSGSBASE, PCID/INVPCID and the MSRs they use, each checked in every impl/
-// configuration (uncached, interpreted, compiled) against the SDM answer docs/model-choices.md
-// gives. The CPL 3 fault of every privileged form is the shared table's test
-// (test/conformance/privileged-cpl3*.test.ts, both engines).
+// TSC/PMC/XCR0 reads, FSGSBASE, PCID/INVPCID and the MSRs they use. Each case runs on spec/ and on
+// impl/ (lockstep, then every impl/ configuration: uncached, interpreted, compiled — they must all
+// agree) and checks the SDM answer docs/model-choices.md gives.
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
-import { baseMemory, kernel, layoutState, read64, runAll, type Memory } from "./helpers.ts";
+import { baseMemory, kernel, layoutState, read64, type Memory } from "./helpers.ts";
+import { expectAgreesWithSpec } from "./against-spec.ts";
+
+/** `steps` steps on spec/ and every impl/ configuration, all agreeing: the final state and stop. */
+function runAll(s: ArchState, steps: number, profile: "intel" | "amd" = "intel"): { state: ArchState; stop: { reason: string } } {
+  const out = expectAgreesWithSpec(s, steps, profile);
+  return { state: out.state, stop: { reason: out.reason } };
+}
 
 /** A kernel-mode state: `code` at 0x10000 then HLT, memory `setup`, state fields `patch`, registers `regs`. */
 function k(code: number[], patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}, setup?: (m: Memory) => void): ArchState {
@@ -29,7 +35,7 @@ const CR4 = 0x620n; // the layout's CR4 (PAE, OSFXSR, OSXMMEXCPT)
 const UMIP = 1n << 11n, DE = 1n << 3n, FSGSBASE = 1n << 16n, PCIDE = 1n << 17n, OSXSAVE = 1n << 18n, TSD = 1n << 2n,
   PCE = 1n << 8n;
 
-/** Runs `steps` and returns the final state (every configuration agreeing). */
+/** Runs `steps` and returns the final state (spec and every impl configuration agreeing). */
 const run = (s: ArchState, steps = 2) => runAll(s, steps).state;
 /** The error code pushed for a fault taken from CPL 0 (RSP0 frame at 0x20000 - 48). */
 const errorCode = (s: ArchState) => read64(s, 0x20000n - 48n);
@@ -69,6 +75,9 @@ describe("LLDT, LMSW, VERR, VERW", () => {
   it("LLDT loads the 16-byte descriptor (RPL kept); a NULL selector makes LDTR unusable", () => {
     const out = run(k([0x0f, 0x00, 0xd0], { gdtr }, { 0: 0x63n }, (m) => ldtDescriptor(m)));
     expect(out.ldtr).toMatchObject({ selector: 0x63, base: 0xffff_8000_0004_0000n, limit: 0x17, type: 2, s: 0, present: 1, unusable: 0 });
+    // AVL, L and D/B set in the descriptor: AVL is loaded, L and D/B are not (row "LLDT").
+    const flags = run(k([0x0f, 0x00, 0xd0], { gdtr }, { 0: 0x60n }, (m) => { ldtDescriptor(m); m.write(0x8066n, [0x70]); }));
+    expect(flags.ldtr).toMatchObject({ avl: 1, l: 0, db: 0, g: 0 });
     const nul = run(k([0x0f, 0x00, 0xd0], { gdtr }, { 0: 0x3n }));
     expect(nul.ldtr).toMatchObject({ selector: 3, base: 0n, limit: 0, type: 0, present: 0, unusable: 1 });
   });

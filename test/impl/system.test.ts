@@ -7,6 +7,7 @@ import { baseMemory, kernel, layoutState, read64, runAll, type Memory } from "./
 import { firstStep, withQwords } from "./lockstep.ts";
 import { kernelMachine, withBytes, withRegs } from "../helpers/fixture.ts";
 import { stateFromMachine } from "../../spec/machine/machine.ts";
+import { expectAgreesWithSpec } from "./against-spec.ts";
 
 /** A kernel-mode state: `code` at 0x10000, memory `setup`, state fields `patch`, registers `regs`. */
 function k(code: number[], setup?: (m: Memory) => void, patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}): ArchState {
@@ -77,19 +78,49 @@ describe("far returns: lockstep regressions", () => {
     // docs/model-choices.md "Transfers into compatibility mode": 0x7fff_ffff_fff0 → EIP 0xfffffff0,
     // within the 4 GiB limit of kernel CS32 (0x40): RIP = 0xfffffff0 (then a fetch fault).
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1ff00n }), 0x1ff00n, [0x7fff_ffff_fff0n, 0x40n]);
-    const state = stateFromMachine(m);
-    const out = runAll(state, 1);
-    expect(out.state.cs.selector).toBe(0x40);
-    expect(out.state.rip).toBe(0xfffffff0n);
-    expect(out.state.gpr[4]).toBe(0x1ff10n);
+    const { state } = expectAgreesWithSpec(stateFromMachine(m), 1);
+    expect(state.cs.selector).toBe(0x40);
+    expect(state.rip).toBe(0xfffffff0n);
+    expect(state.gpr[4]).toBe(0x1ff10n);
   });
 
   it("IRETQ-12: IRETQ to a compatibility-mode CS checks EIP and loads it zero-extended (and RSP's bits 31:0)", () => {
     const frame = [0x1_0000_0800n, 0x40n, 0x2n, 0x1_0001_ff00n, 0x10n];
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: 0x1fe00n }), 0x1fe00n, frame);
-    const out = runAll(stateFromMachine(m), 1);
-    expect(out.state.cs.selector).toBe(0x40);
-    expect(out.state.rip).toBe(0x800n);
-    expect(out.state.gpr[4]).toBe(0x1ff00n);
+    const { state } = expectAgreesWithSpec(stateFromMachine(m), 1);
+    expect(state.cs.selector).toBe(0x40);
+    expect(state.rip).toBe(0x800n);
+    expect(state.gpr[4]).toBe(0x1ff00n);
+  });
+
+  it("issue 8, divergence B: LRETQ to 32-bit ring 3 with a popped RSP of 0x100000000 loads ESP: RSP = 0", () => {
+    // RIP, CS = user CS32 (0x1b), RSP = 2^32, SS = user data (0x23).
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1fe00n }), 0x1fe00n,
+      [0x200000n, 0x1bn, 0x1_0000_0000n, 0x23n]);
+    const { state } = expectAgreesWithSpec(stateFromMachine(m), 1);
+    expect(state.cs.selector).toBe(0x1b);
+    expect(state.gpr[4]).toBe(0n);
+  });
+
+  it("far RET to an outer level nulls DS/ES/FS/GS by their hidden part (DPL < new CPL), whatever the selector", () => {
+    // DS holds NULL selector 3 over a DPL 0 data hidden part: nulled (selector 0, unusable, base
+    // kept); ES a NULL selector with RPL 3 and an unusable hidden part: left alone by far RET.
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1fe00n }), 0x1fe00n,
+      [0x200000n, 0x2bn, 0x210000n, 0x23n]);
+    const s = stateFromMachine(m);
+    const dpl0 = { ...s.ss, selector: 3, base: 0x1234n };
+    const es = { ...s.es, selector: 3 };
+    const { state } = expectAgreesWithSpec({ ...s, ds: dpl0, es }, 1);
+    expect(state.ds).toMatchObject({ selector: 0, unusable: 1, base: 0x1234n });
+    expect(state.es.selector).toBe(3);
+  });
+
+  it("IRETQ to an outer level also turns a NULL selector with RPL ≠ 0 into 0 (hidden part kept)", () => {
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: 0x1fe00n }), 0x1fe00n,
+      [0x200000n, 0x2bn, 0x202n, 0x210000n, 0x23n]);
+    const s = stateFromMachine(m);
+    const es = { ...s.es, selector: 3, base: 0x5678n };
+    const { state } = expectAgreesWithSpec({ ...s, es }, 1);
+    expect(state.es).toMatchObject({ selector: 0, base: 0x5678n, unusable: es.unusable });
   });
 });
