@@ -174,12 +174,18 @@ export function pagesFromRegions(regions: readonly { gpa: bigint; bytes: string 
   const pages = new Map<number, Uint8Array>();
   for (const region of regions) {
     const bytes = hexToBytes(region.bytes);
-    for (let i = 0; i < bytes.length; i++) {
-      const address = region.gpa + BigInt(i);
+    // Page by page (whole guest memories come through here: engine-protocol states).
+    let address = region.gpa;
+    let done = 0;
+    while (done < bytes.length) {
       const pageNumber = Number(address >> 12n);
+      const offset = Number(address & 0xfffn);
+      const count = Math.min(PAGE_SIZE - offset, bytes.length - done);
       let page = pages.get(pageNumber);
       if (page === undefined) pages.set(pageNumber, (page = new Uint8Array(PAGE_SIZE)));
-      page[Number(address & 0xfffn)] = bytes[i]!;
+      page.set(bytes.subarray(done, done + count), offset);
+      done += count;
+      address += BigInt(count);
     }
   }
   return pages;

@@ -137,6 +137,10 @@ export function endsBlock(op: number): boolean {
     case I.OP_CLAC: case I.OP_CLTS: case I.OP_WBINVD: case I.OP_INVD: case I.OP_INVLPG: case I.OP_RDTSC:
     case I.OP_SYSEXIT: case I.OP_SYSENTER: case I.OP_LLDT: case I.OP_LMSW: case I.OP_MOV_TO_DR: case I.OP_MOV_FROM_DR:
     case I.OP_RDTSCP: case I.OP_XSETBV:
+    case I.OP_SYSEXIT:
+    // LOOP/JrCXZ branch; a string instruction may repeat (one iteration per step: RIP stays).
+    case I.OP_LOOP: case I.OP_JRCXZ:
+    case I.OP_MOVS: case I.OP_STOS: case I.OP_LODS: case I.OP_CMPS: case I.OP_SCAS:
       return true;
     default:
       return false;
