@@ -52,6 +52,7 @@ function expectedMnemonics(i: I.Insn): string[] {
     case I.OP_RDPMC: return ["Rdpmc"];
     case I.OP_SYSENTER: return ["Sysenter"];
     case I.OP_SYSEXIT: return [i.rexW ? "Sysexitq" : "Sysexit"];
+    case I.OP_CMPXCHG_WIDE: return [i.rexW ? "Cmpxchg16b" : "Cmpxchg8b"];
     default: return [`op ${i.op}`];
   }
 }
