@@ -155,7 +155,8 @@ function verifiable(m: Machine, sel: number, write: boolean): boolean {
   let baseLo: number, baseHi: number, limit: number;
   if ((sel & 4) !== 0) {
     const b = LDTR * SEG_STRIDE;
-    if ((m.segments[b + ATTR]! & A_UNUSABLE) !== 0) return false;
+    // No LDT: LDTR unusable or holding a NULL selector (as for every TI = 1 reference).
+    if ((m.segments[b + ATTR]! & A_UNUSABLE) !== 0 || (m.segments[b + SEL]! & 0xfffc) === 0) return false;
     baseLo = m.segments[b + BASE_LO]!;
     baseHi = m.segments[b + BASE_HI]!;
     limit = m.segments[b + LIMIT]! >>> 0;

@@ -122,6 +122,18 @@ describe("LLDT, LMSW, VERR, VERW", () => {
     expect(zf(0x0n, false)).toBe(0n);
     expect(zf(0xf8n, false)).toBe(0n); // beyond the GDT limit
   });
+
+  it("VERR with TI = 1: the LDT must exist — a usable LDTR holding a NULL selector clears ZF (row \"VERR, VERW\")", () => {
+    // An LDT that is a copy of the GDT's place: selector 0x24 (index 4, TI = 1) names user data.
+    const zf = (ldtrSelector: number) => {
+      const s = u([0x0f, 0x00, 0xe0, 0x9c], {}, { 0: 0x24n });
+      const ldtr = { ...s.ldtr, selector: ldtrSelector, base: s.gdtr.base, limit: s.gdtr.limit, type: 2, s: 0, dpl: 0, present: 1, unusable: 0 };
+      const out = run({ ...s, ldtr }, 3);
+      return (read64(out, 0x210000n - 8n) >> 6n) & 1n;
+    };
+    expect(zf(0x60)).toBe(1n);
+    expect(zf(0)).toBe(0n);
+  });
 });
 
 describe("MOV DR", () => {
