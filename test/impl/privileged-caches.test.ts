@@ -4,7 +4,8 @@
 // new paging entries; LLDT changes what an LDT selector names; WRGSBASE takes effect for the next
 // GS access of a compiled block; SYSENTER/SYSEXIT round trips through the blocks' ends).
 import { describe, expect, it } from "vitest";
-import { baseMemory, kernel, layoutState, runAll } from "./helpers.ts";
+import { baseMemory, kernel, layoutState } from "./helpers.ts";
+import { runAllWithSpec as runAll } from "./against-spec.ts";
 
 const PCIDE = 1n << 17n, FSGSBASE = 1n << 16n;
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
 import { baseMemory, kernel, layoutState, read64, runAll, type Memory } from "./helpers.ts";
 import { firstStep, withQwords } from "./lockstep.ts";
+import { runAllWithSpec } from "./against-spec.ts";
 import { kernelMachine, withBytes, withRegs } from "../helpers/fixture.ts";
 import { stateFromMachine } from "../../spec/machine/machine.ts";
 
@@ -83,7 +84,7 @@ describe("far returns: lockstep regressions", () => {
     // docs/model-choices.md "Transfers into compatibility mode": 0x7fff_ffff_fff0 → EIP 0xfffffff0,
     // within the 4 GiB limit of kernel CS32 (0x40): RIP = 0xfffffff0 (then a fetch fault).
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1ff00n }), 0x1ff00n, [0x7fff_ffff_fff0n, 0x40n]);
-    const { state } = runAll(stateFromMachine(m), 1); // against spec/: lockstep, once spec/ has issue 9
+    const { state } = runAllWithSpec(stateFromMachine(m), 1);
     expect(state.cs.selector).toBe(0x40);
     expect(state.rip).toBe(0xfffffff0n);
     expect(state.gpr[4]).toBe(0x1ff10n);
@@ -92,7 +93,7 @@ describe("far returns: lockstep regressions", () => {
   it("IRETQ-12: IRETQ to a compatibility-mode CS checks EIP and loads it zero-extended (and RSP's bits 31:0)", () => {
     const frame = [0x1_0000_0800n, 0x40n, 0x2n, 0x1_0001_ff00n, 0x10n];
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: 0x1fe00n }), 0x1fe00n, frame);
-    const { state } = runAll(stateFromMachine(m), 1); // against spec/: lockstep, once spec/ has issue 9
+    const { state } = runAllWithSpec(stateFromMachine(m), 1);
     expect(state.cs.selector).toBe(0x40);
     expect(state.rip).toBe(0x800n);
     expect(state.gpr[4]).toBe(0x1ff00n);
@@ -102,7 +103,7 @@ describe("far returns: lockstep regressions", () => {
     // RIP, CS = user CS32 (0x1b), RSP = 2^32, SS = user data (0x23).
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1fe00n }), 0x1fe00n,
       [0x200000n, 0x1bn, 0x1_0000_0000n, 0x23n]);
-    const { state } = runAll(stateFromMachine(m), 1); // against spec/: lockstep, once spec/ has issue 9
+    const { state } = runAllWithSpec(stateFromMachine(m), 1);
     expect(state.cs.selector).toBe(0x1b);
     expect(state.gpr[4]).toBe(0n);
   });
@@ -115,7 +116,7 @@ describe("far returns: lockstep regressions", () => {
     const s = stateFromMachine(m);
     const dpl0 = { ...s.ss, selector: 3, base: 0x1234n };
     const es = { ...unusableHidden(s.es), selector: 3 };
-    const { state } = runAll({ ...s, ds: dpl0, es }, 1); // against spec/: lockstep, once spec/ has issue 9
+    const { state } = runAllWithSpec({ ...s, ds: dpl0, es }, 1);
     expect(state.ds).toMatchObject({ selector: 0, unusable: 1, base: 0x1234n });
     expect(state.es.selector).toBe(3);
   });
@@ -125,10 +126,10 @@ describe("far returns: lockstep regressions", () => {
       [0x200000n, 0x2bn, 0x202n, 0x210000n, 0x23n]);
     const s = stateFromMachine(m);
     const es = { ...unusableHidden(s.es), selector: 3, base: 0x5678n };
-    const { state } = runAll({ ...s, es }, 1); // against spec/: lockstep, once spec/ has issue 9
+    const { state } = runAllWithSpec({ ...s, es }, 1);
     expect(state.es).toEqual({ ...es, selector: 0 });
     // The same NULL selector over a usable DPL 0 hidden part: nulled by the DPL rule instead.
     const dpl0 = { ...s.ss, selector: 3, base: 0x5678n };
-    expect(runAll({ ...s, es: dpl0 }, 1).state.es).toMatchObject({ selector: 0, unusable: 1, base: 0x5678n });
+    expect(runAllWithSpec({ ...s, es: dpl0 }, 1).state.es).toMatchObject({ selector: 0, unusable: 1, base: 0x5678n });
   });
 });
