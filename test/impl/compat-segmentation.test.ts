@@ -1,10 +1,11 @@
 // Compatibility-mode segmentation on impl/ (docs/model-choices.md "Compatibility-mode
 // segmentation"): the usable and type checks that come before the limit check, in every impl/
-// configuration. A CPL 3 program in a 32-bit code segment (selector 0x1b) reads through a segment
+// configuration and on spec/. A CPL 3 program in a 32-bit code segment (selector 0x1b) reads through a segment
 // register whose hidden part the test sets; a fault goes through the layout's IDT stubs.
 import { describe, expect, it } from "vitest";
 import type { ArchState, Segment } from "../../contract/state.ts";
-import { baseMemory, layoutState, runAll } from "./helpers.ts";
+import { baseMemory, layoutState } from "./helpers.ts";
+import { runAllWithSpec as runAll } from "./against-spec.ts";
 
 /** The handler RIP after vector v's `hlt` (the shared layout's stubs). */
 const handled = (v: number) => 0xb000n + 16n * BigInt(v) + 1n;
