@@ -128,8 +128,9 @@ export function execLldt(m: Machine, i: Insn): number {
   sg[b + BASE_LO] = (dlo >>> 16) | ((dhi & 0xff) << 16) | (dhi & 0xff000000);
   sg[b + BASE_HI] = baseHi;
   sg[b + LIMIT] = g === 1 ? (rawLimit << 12) | 0xfff : rawLimit;
-  // Type, S, DPL, P, AVL, G from the descriptor (a system descriptor's L and D/B are not loaded).
-  sg[b + ATTR] = ((dhi >>> 8) & 0xf0ff) & ~(A_L | A_DB);
+  // The attributes as the descriptor holds them (SDM LLDT: "LDTR(Attributes) := descriptor"; as
+  // LTR loads TR): type, S, DPL, P, AVL, L, D/B, G.
+  sg[b + ATTR] = (dhi >>> 8) & 0xf0ff;
   invalidateSystemTables(m);
   return ST_END;
 }

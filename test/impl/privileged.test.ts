@@ -69,9 +69,10 @@ describe("LLDT, LMSW, VERR, VERW", () => {
   it("LLDT loads the 16-byte descriptor (RPL kept); a NULL selector makes LDTR unusable", () => {
     const out = run(k([0x0f, 0x00, 0xd0], { gdtr }, { 0: 0x63n }, (m) => ldtDescriptor(m)));
     expect(out.ldtr).toMatchObject({ selector: 0x63, base: 0xffff_8000_0004_0000n, limit: 0x17, type: 2, s: 0, present: 1, unusable: 0 });
-    // AVL, L and D/B set in the descriptor: AVL is loaded, L and D/B are not (row "LLDT").
+    // AVL, L and D/B set in the descriptor: the hidden part holds the descriptor's attributes as
+    // they are (SDM LLDT "LDTR(Attributes) := descriptor", as LTR loads TR).
     const flags = run(k([0x0f, 0x00, 0xd0], { gdtr }, { 0: 0x60n }, (m) => { ldtDescriptor(m); m.write(0x8066n, [0x70]); }));
-    expect(flags.ldtr).toMatchObject({ avl: 1, l: 0, db: 0, g: 0 });
+    expect(flags.ldtr).toMatchObject({ avl: 1, l: 1, db: 1, g: 0 });
     const nul = run(k([0x0f, 0x00, 0xd0], { gdtr }, { 0: 0x3n }));
     expect(nul.ldtr).toMatchObject({ selector: 3, base: 0n, limit: 0, type: 0, present: 0, unusable: 1 });
   });
