@@ -1,6 +1,6 @@
 // `ringspec rules`: the rule registry and rule coverage (digest §2–§22 rules implemented, named by a
 // test, or declared out of scope), and optionally which rules a set of vectors exercises.
-import { parseArgs } from "./args.ts";
+import { HELP_OPTION, parseArgs } from "./args.ts";
 import { expandPaths, loadDocument } from "./input.ts";
 import type { Io } from "./io.ts";
 import { ruleCoverage, rulesHitBy, type CoverageRun } from "../conformance/rule-coverage.ts";
@@ -21,12 +21,12 @@ Options:
   -h, --help    this help`;
 
 export function rulesCommand(argv: readonly string[], io: Io): number {
-  const args = parseArgs(argv, [{ name: "list", value: false }, { name: "json", value: false }, { name: "hit", value: true }], "rules");
+  const args = parseArgs(argv, [HELP_OPTION, { name: "list", value: false }, { name: "json", value: false }, { name: "hit", value: true, repeatable: true }], "rules");
   if (args.flags.has("help")) {
     io.out(RULES_HELP + "\n");
     return 0;
   }
-  const hitPaths = [...(args.values.get("hit") === undefined ? [] : [args.values.get("hit")!]), ...args.positionals];
+  const hitPaths = [...(args.lists.get("hit") ?? []), ...args.positionals];
   const coverage = ruleCoverage();
   const rules = allRules();
   let hit: Set<string> | undefined;

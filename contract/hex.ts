@@ -7,15 +7,52 @@ export function hex(value: bigint | number): string {
   return "0x" + value.toString(16);
 }
 
-/** Bytes as a plain lowercase hex string, two digits a byte (the `memory[].bytes` form). */
+/** Two ASCII hex digits per byte value, as one little-endian 16-bit unit (first digit low). */
+const DIGIT_PAIRS: Uint16Array = (() => {
+  const digits = "0123456789abcdef";
+  const table = new Uint16Array(256);
+  for (let b = 0; b < 256; b++) table[b] = digits.charCodeAt(b >> 4) | (digits.charCodeAt(b & 15) << 8);
+  return table;
+})();
+const LATIN1 = new TextDecoder("latin1");
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Bytes as a plain lowercase hex string, two digits a byte (the `memory[].bytes` form). Whole
+ *  guest pages go through here (states on the engine protocol): digit pairs from a table,
+ *  decoded in one go. */
 export function bytesToHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
+  if (!LITTLE_ENDIAN) {
+    let out = "";
+    for (const b of bytes) out += b.toString(16).padStart(2, "0");
+    return out;
+  }
+  const pairs = new Uint16Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) pairs[i] = DIGIT_PAIRS[bytes[i]!]!;
+  return LATIN1.decode(pairs);
+}
+
+/** The value of one hex digit's character code (the text is validated before it gets here). */
+function nibble(c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
 }
 
 export function hexToBytes(text: string): Uint8Array {
   const out = new Uint8Array(text.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < out.length; i++) out[i] = (nibble(text.charCodeAt(2 * i)) << 4) | nibble(text.charCodeAt(2 * i + 1));
   return out;
+}
+
+/** Hex digit character codes (0-9, a-f, A-F) → 1. */
+const HEX_DIGIT = new Uint8Array(128);
+for (const c of "0123456789abcdefABCDEF") HEX_DIGIT[c.charCodeAt(0)] = 1;
+
+/** Whether `text` is an even number of hex digits (a `memory[].bytes` string): one linear pass,
+ *  no regular expression (a repeated group overflows the stack on a few MiB of digits). */
+export function isHexBytes(text: string): boolean {
+  if ((text.length & 1) !== 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || HEX_DIGIT[c] === 0) return false;
+  }
+  return true;
 }

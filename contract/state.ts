@@ -2,6 +2,7 @@
 // spec/ keeps it immutable with persistent memory; impl/ copies it into typed arrays.
 import { DEBUG_REGISTER_RESET, GPR_NAMES, MSR_POWER_UP, type StateParsed, type StateJsonIn } from "./schema.ts";
 import { bytesToHex, hex, hexToBytes } from "./hex.ts";
+import { WRITE_REGION_BYTES } from "./limits.ts";
 
 /** A segment register: the visible selector and the hidden (cached descriptor) part. */
 export interface Segment {
@@ -174,37 +175,64 @@ export function pagesFromRegions(regions: readonly { gpa: bigint; bytes: string 
   const pages = new Map<number, Uint8Array>();
   for (const region of regions) {
     const bytes = hexToBytes(region.bytes);
-    for (let i = 0; i < bytes.length; i++) {
-      const address = region.gpa + BigInt(i);
+    // Page by page (whole guest memories come through here: engine-protocol states).
+    let address = region.gpa;
+    let done = 0;
+    while (done < bytes.length) {
       const pageNumber = Number(address >> 12n);
+      const offset = Number(address & 0xfffn);
+      const count = Math.min(PAGE_SIZE - offset, bytes.length - done);
       let page = pages.get(pageNumber);
       if (page === undefined) pages.set(pageNumber, (page = new Uint8Array(PAGE_SIZE)));
-      page[Number(address & 0xfffn)] = bytes[i]!;
+      page.set(bytes.subarray(done, done + count), offset);
+      done += count;
+      address += BigInt(count);
     }
   }
   return pages;
 }
 
-/** Non-zero pages as regions, contiguous pages merged, in address order. */
-export function regionsFromPages(pages: ReadonlyMap<number, Uint8Array>): { gpa: string; bytes: string }[] {
-  const numbers = [...pages.keys()].filter((n) => pages.get(n)!.some((b) => b !== 0)).sort((a, b) => a - b);
-  const out: { gpa: string; bytes: string }[] = [];
-  let start = -1;
-  let run: Uint8Array[] = [];
-  const flush = () => {
-    if (run.length === 0) return;
-    const joined = new Uint8Array(run.length * PAGE_SIZE);
-    run.forEach((p, i) => joined.set(p, i * PAGE_SIZE));
-    out.push({ gpa: hex(BigInt(start) * 4096n), bytes: bytesToHex(joined) });
-    run = [];
-  };
-  for (const n of numbers) {
-    if (run.length > 0 && n !== start + run.length) flush();
-    if (run.length === 0) start = n;
-    run.push(pages.get(n)!);
+/**
+ * Memory as the entries a state file writes, in address order: each run of contiguous non-zero
+ * pages within one WRITE_REGION_BYTES-aligned window, without the zero bytes before its first and
+ * after its last non-zero byte. So there is at most one entry per non-zero page (the entry cap
+ * holds whatever the memory), no entry is longer than WRITE_REGION_BYTES, and a guest that
+ * writes one byte to each of many pages gets one-byte entries. One entry at a time (a generator),
+ * so a writer holds one entry's hex digits, never the whole memory's.
+ */
+export function* memoryRegions(pages: ReadonlyMap<number, Uint8Array>): Generator<{ gpa: bigint; bytes: Uint8Array }> {
+  const numbers = [...pages.keys()].filter((n) => !isZeroPage(pages.get(n)!)).sort((a, b) => a - b);
+  const pagesPerWindow = WRITE_REGION_BYTES / PAGE_SIZE;
+  let i = 0;
+  while (i < numbers.length) {
+    const start = numbers[i]!;
+    const window = Math.floor(start / pagesPerWindow);
+    let count = 1;
+    while (i + count < numbers.length && numbers[i + count] === start + count && Math.floor((start + count) / pagesPerWindow) === window) count++;
+    const joined = new Uint8Array(count * PAGE_SIZE);
+    for (let k = 0; k < count; k++) joined.set(pages.get(start + k)!, k * PAGE_SIZE);
+    let from = 0;
+    while (joined[from] === 0) from++;
+    let to = joined.length;
+    while (joined[to - 1] === 0) to--;
+    yield { gpa: BigInt(start) * BigInt(PAGE_SIZE) + BigInt(from), bytes: joined.subarray(from, to) };
+    i += count;
   }
-  flush();
-  return out;
+}
+
+function isZeroPage(page: Uint8Array): boolean {
+  if (page.byteOffset % 4 === 0 && page.length % 4 === 0) {
+    const words = new Int32Array(page.buffer, page.byteOffset, page.length >> 2);
+    for (let k = 0; k < words.length; k++) if (words[k] !== 0) return false;
+    return true;
+  }
+  for (let k = 0; k < page.length; k++) if (page[k] !== 0) return false;
+  return true;
+}
+
+/** memoryRegions as the `memory` array of the JSON form (hex strings). */
+export function regionsFromPages(pages: ReadonlyMap<number, Uint8Array>): { gpa: string; bytes: string }[] {
+  return Array.from(memoryRegions(pages), (r) => ({ gpa: hex(r.gpa), bytes: bytesToHex(r.bytes) }));
 }
 
 /** From a validated `initial` block to an ArchState. */
@@ -278,6 +306,11 @@ export function devicesToJson(d: DeviceState) {
 /** To the JSON `initial` shape (with the `cpu` and `devices` blocks, so a mid-run state reloads
  *  exactly). */
 export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<StateJsonIn["cpu"]>; devices: NonNullable<StateJsonIn["devices"]> } {
+  return stateJsonWith(s, regionsFromPages(s.memory));
+}
+
+/** The JSON form with `memory` given (contract/write-state.ts streams the memory itself). */
+export function stateJsonWith<M>(s: ArchState, memory: M) {
   const regs = Object.fromEntries(GPR_NAMES.map((name, i) => [name, hex(s.gpr[i]!)])) as Record<
     (typeof GPR_NAMES)[number],
     string
@@ -300,7 +333,7 @@ export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<Stat
       SYSENTER_CS: hex(s.sysenterCs), SYSENTER_ESP: hex(s.sysenterEsp), SYSENTER_EIP: hex(s.sysenterEip),
       APIC_BASE: hex(s.apicBase),
     },
-    memory: regionsFromPages(s.memory),
+    memory,
     cpu: {
       pending_irq: s.cpu.pendingIrq,
       pending_nmi: s.cpu.pendingNmi,
