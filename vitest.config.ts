@@ -8,5 +8,7 @@ export default defineConfig({
     // The machine has 2 cores; more workers only add start-up cost.
     maxWorkers: 2,
     testTimeout: 60_000,
+    // Compile failures in impl's block compiler fail the test that hit them (test/setup.ts).
+    setupFiles: ["test/setup.ts"],
   },
 });

@@ -195,6 +195,12 @@ export class Machine {
   readonly iretCache = newIretCache();
   /** blocks/block-cache.ts: decoded blocks per pool slot; undefined when none. */
   blocksBySlot: (Map<number, Block> | undefined)[] = [];
+  /** blocks/block-cache.ts: the slots that hold blocks, blocks held, compiled blocks held (the
+   *  cache's budget), and how often it was emptied for being full. */
+  readonly codeSlots = new Set<number>();
+  cachedBlocks = 0;
+  compiledBlocks = 0;
+  blockCacheFlushes = 0;
 
   /** See MachineOptions.uncached. */
   readonly uncached: boolean;

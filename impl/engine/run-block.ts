@@ -7,7 +7,7 @@
 // condition), so a block needs no per-instruction trap or shadow bookkeeping inside.
 // Not a cache (the block cache and the compiled functions are: blocks/, compile/).
 import * as constsModule from "../consts.ts";
-import type { Block } from "../blocks/block-cache.ts";
+import { type Block, flushBlockCache, mayCompile } from "../blocks/block-cache.ts";
 import { compileBlock, COMPILE_AFTER } from "../compile/compile.ts";
 import { resetAdJournal } from "../memory/ad-journal.ts";
 import type { StepContext } from "./context.ts";
@@ -27,8 +27,14 @@ export function runBlock(ctx: StepContext, b: Block, budget: number): number {
   const m = ctx.m;
   ctx.blockOutcome = R_RETIRED;
   if (b.compiled === null && ctx.compileBlocks && !b.compileDeclined && ++b.runs >= COMPILE_AFTER) {
-    b.compiled = compileBlock(b);
-    if (b.compiled === null) b.compileDeclined = true;
+    // The compiled cap reached: the cache is emptied (this block with it: it runs interpreted
+    // this once and is decoded afresh next time).
+    if (!mayCompile(m)) flushBlockCache(m);
+    else {
+      b.compiled = compileBlock(b);
+      if (b.compiled === null) b.compileDeclined = true;
+      else m.compiledBlocks++;
+    }
   }
   const insns = b.insns;
   if (b.compiled !== null && budget >= insns.length) {

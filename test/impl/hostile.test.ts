@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
 import { ImplEngine } from "../../impl/engine.ts";
-import { CONFIGS, baseMemory, layoutState, runOn, u64 } from "./helpers.ts";
+import { CONFIGS, baseMemory, expectSpecAgrees, layoutState, runOn, u64 } from "./helpers.ts";
 import { programArb, programState } from "./gen.ts";
 
 function placed(code: readonly number[] | Uint8Array, user: boolean): ArchState {
@@ -14,7 +14,8 @@ function placed(code: readonly number[] | Uint8Array, user: boolean): ArchState 
   return layoutState(m, { user });
 }
 
-/** Runs every configuration; they must agree and respect the budget. */
+/** Runs every configuration and spec/; they must agree (impl with itself and with the reference)
+ *  and respect the budget. */
 function agree(state: ArchState, steps: number, maxMemoryBytes = 32 << 20): void {
   const outs = CONFIGS.map((c) => runOn(state, steps, { ...c.opts, maxMemoryBytes }));
   for (const o of outs) expect(o.stop.steps).toBeLessThanOrEqual(steps);
@@ -23,6 +24,7 @@ function agree(state: ArchState, steps: number, maxMemoryBytes = 32 << 20): void
     expect(o.stop.steps).toBe(outs[0]!.stop.steps);
     expect(o.text).toBe(outs[0]!.text);
   }
+  expectSpecAgrees(state, steps, outs[0]!);
 }
 
 const FILL = [0x48, 0x05, 0x11, 0x22, 0x33, 0x44, 0x0f, 0x01, 0xf8, 0xcd, 0x80, 0x66, 0x90, 0xc3, 0xf4];
