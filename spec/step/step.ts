@@ -19,6 +19,7 @@ import type { Environment, PortIo, SoftwareInterrupt } from "../transaction/sema
 import { Transaction } from "../transaction/transaction.ts";
 import type { RunResult, StepEvent, StepResult } from "./events.ts";
 import { fetchAndDecode } from "./fetch.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 
 export interface StepOptions {
   readonly profile?: Profile;
@@ -63,6 +64,7 @@ function boundaryOrInstruction(state: Machine, ctx: Context): StepResult {
   if (pending !== null) return deliveredResult(takeBoundaryEvent(state, pending, ctx.profile, ctx.coverage), state.rip, undefined);
   if (state.cpu.halted) {
     ctx.coverage?.add("HLT-04");
+    recordExecuted("HLT-04");
     return { state, event: { kind: "halted", rip: state.rip } };
   }
   return executeInstruction(state, ctx);

@@ -14,6 +14,7 @@ import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize } from "../decode/instruction.ts";
 import { canonical, cpl, in64BitMode, MASK64, sizeMask } from "../machine/registers.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 
 export class Transaction {
   /**
@@ -68,6 +69,7 @@ export class Transaction {
   /** Records that `rule` was exercised (a check passed, a value was read or computed by it). */
   hit(rule: RuleId): void {
     this.coverage?.add(rule);
+    recordExecuted(rule);
   }
 
   /** Applies an update tagged with its rule. */
