@@ -193,31 +193,57 @@ export function pagesFromRegions(regions: readonly { gpa: bigint; bytes: string 
 }
 
 /**
- * Memory as the entries a state file writes, in address order: each run of contiguous non-zero
- * pages within one WRITE_REGION_BYTES-aligned window, without the zero bytes before its first and
- * after its last non-zero byte. So there is at most one entry per non-zero page (the entry cap
- * holds whatever the memory), no entry is longer than WRITE_REGION_BYTES, and a guest that
- * writes one byte to each of many pages gets one-byte entries. One entry at a time (a generator),
- * so a writer holds one entry's hex digits, never the whole memory's.
+ * Memory as the entries a state file writes, in address order: runs of contiguous non-zero pages
+ * within one WRITE_REGION_BYTES-aligned window, without the zero bytes before a run's first and
+ * after its last non-zero byte, and split where two neighbouring pages meet in at least
+ * SPLIT_ZEROS zero bytes. So there is at most one entry per non-zero page (the entry cap holds
+ * whatever the memory), no entry is longer than WRITE_REGION_BYTES, and the text stays
+ * proportional to what is not zero: a guest that writes one byte to each of many pages gets
+ * one-byte entries. One entry at a time (a generator): a writer holds one entry's hex digits,
+ * never the whole memory's.
  */
 export function* memoryRegions(pages: ReadonlyMap<number, Uint8Array>): Generator<{ gpa: bigint; bytes: Uint8Array }> {
   const numbers = [...pages.keys()].filter((n) => !isZeroPage(pages.get(n)!)).sort((a, b) => a - b);
   const pagesPerWindow = WRITE_REGION_BYTES / PAGE_SIZE;
   let i = 0;
   while (i < numbers.length) {
+    // One entry: pages i .. i+count-1.
     const start = numbers[i]!;
     const window = Math.floor(start / pagesPerWindow);
     let count = 1;
-    while (i + count < numbers.length && numbers[i + count] === start + count && Math.floor((start + count) / pagesPerWindow) === window) count++;
-    const joined = new Uint8Array(count * PAGE_SIZE);
-    for (let k = 0; k < count; k++) joined.set(pages.get(start + k)!, k * PAGE_SIZE);
-    let from = 0;
-    while (joined[from] === 0) from++;
-    let to = joined.length;
-    while (joined[to - 1] === 0) to--;
-    yield { gpa: BigInt(start) * BigInt(PAGE_SIZE) + BigInt(from), bytes: joined.subarray(from, to) };
+    for (;;) {
+      const next = start + count;
+      if (i + count >= numbers.length || numbers[i + count] !== next || Math.floor(next / pagesPerWindow) !== window) break;
+      const gap = PAGE_SIZE - 1 - lastNonZero(pages.get(next - 1)!) + firstNonZero(pages.get(next)!);
+      if (gap >= SPLIT_ZEROS) break;
+      count++;
+    }
+    const from = firstNonZero(pages.get(start)!);
+    const to = (count - 1) * PAGE_SIZE + lastNonZero(pages.get(start + count - 1)!) + 1;
+    const joined = new Uint8Array(to - from);
+    for (let k = 0; k < count; k++) {
+      const page = pages.get(start + k)!;
+      const at = k * PAGE_SIZE - from;
+      joined.set(page.subarray(Math.max(0, -at), Math.min(PAGE_SIZE, to - k * PAGE_SIZE)), Math.max(0, at));
+    }
+    yield { gpa: BigInt(start) * BigInt(PAGE_SIZE) + BigInt(from), bytes: joined };
     i += count;
   }
+}
+
+/** Zero bytes where two neighbouring pages meet from which the writer starts a new entry. */
+const SPLIT_ZEROS = 64;
+
+function firstNonZero(page: Uint8Array): number {
+  let k = 0;
+  while (page[k] === 0) k++;
+  return k;
+}
+
+function lastNonZero(page: Uint8Array): number {
+  let k = page.length - 1;
+  while (page[k] === 0) k--;
+  return k;
 }
 
 function isZeroPage(page: Uint8Array): boolean {

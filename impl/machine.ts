@@ -20,6 +20,7 @@ import { INTEL, type Profile } from "../contract/profile.ts";
 import { RESET_DEVICES, type DeviceState } from "../contract/state.ts";
 import type { Insn } from "./insn.ts";
 import type { Block } from "./blocks/block-cache.ts";
+import { newBlockBudget } from "./blocks/block-budget.ts";
 import { newTlb } from "./memory/tlb.ts";
 import { newNotPresentCache } from "./memory/not-present.ts";
 import { newAdJournal } from "./memory/ad-journal.ts";
@@ -195,15 +196,11 @@ export class Machine {
   readonly iretCache = newIretCache();
   /** blocks/block-cache.ts: decoded blocks per pool slot; undefined when none. */
   blocksBySlot: (Map<number, Block> | undefined)[] = [];
-  /** blocks/block-cache.ts: the slots that hold blocks, blocks held, compiled blocks held (the
-   *  cache's budget), and how often it was emptied for being full. */
-  readonly codeSlots = new Set<number>();
-  cachedBlocks = 0;
-  compiledBlocks = 0;
-  blockCacheFlushes = 0;
 
   /** See MachineOptions.uncached. */
   readonly uncached: boolean;
+  /** blocks/block-cache.ts: its budget's bookkeeping (last: off the hot fields' layout). */
+  readonly blockBudget = newBlockBudget();
 
   constructor(opts: MachineOptions) {
     this.uncached = opts.uncached ?? false;

@@ -20,7 +20,7 @@
 // hot enough to compile), so the cache holds at most MAX_CACHED_BLOCKS blocks, of which at most
 // MAX_COMPILED_BLOCKS compiled. Decoding a block beyond the first cap, or compiling one beyond the
 // second, first empties the whole cache (flushBlockCache: every block dropped as by a write to its
-// frame, Machine.blockCacheFlushes counts it) — the eviction QEMU uses for its translation cache:
+// frame, Machine.blockBudget.flushes counts it) — the eviction QEMU uses for its translation cache:
 // no bookkeeping on the hot path, and a guest whose code fits runs as before. Being a cache, a
 // flush changes nothing the guest can see.
 import type { Machine } from "../machine.ts";
@@ -108,39 +108,39 @@ export function blockAt(m: Machine, poolPage: number, off: number, mode: number,
   }
   if (insns.length === 0) return null;
   const b = new Block(key, ripLo, ripHi, insns, endEip, poolPage, mode);
-  if (m.cachedBlocks >= MAX_CACHED_BLOCKS) flushBlockCache(m);
+  if (m.blockBudget.blocks >= MAX_CACHED_BLOCKS) flushBlockCache(m);
   markCode(m, slot);
   map = m.blocksBySlot[slot];
   if (map === undefined) {
     map = new Map<number, Block>();
     m.blocksBySlot[slot] = map;
-    m.codeSlots.add(slot);
+    m.blockBudget.slots.add(slot);
   }
   const replaced = map.get(key);
   if (replaced !== undefined) dropBlock(m, replaced);
   map.set(key, b);
-  m.cachedBlocks++;
+  m.blockBudget.blocks++;
   return b;
 }
 
 /** Counts a block just compiled; false when the compiled cap is reached (the caller flushes). */
 export function mayCompile(m: Machine): boolean {
-  return m.compiledBlocks < MAX_COMPILED_BLOCKS;
+  return m.blockBudget.compiled < MAX_COMPILED_BLOCKS;
 }
 
 /** Empties the block cache (it is full): every block is dropped as a write to its frame would. */
 export function flushBlockCache(m: Machine): void {
-  for (const slot of [...m.codeSlots]) invalidateCode(m, slot);
-  m.cachedBlocks = 0;
-  m.compiledBlocks = 0;
-  m.blockCacheFlushes++;
+  for (const slot of [...m.blockBudget.slots]) invalidateCode(m, slot);
+  m.blockBudget.blocks = 0;
+  m.blockBudget.compiled = 0;
+  m.blockBudget.flushes++;
 }
 
 function dropBlock(m: Machine, b: Block): void {
   b.valid = false;
   b.successor = null;
-  m.cachedBlocks--;
-  if (b.compiled !== null) m.compiledBlocks--;
+  m.blockBudget.blocks--;
+  if (b.compiled !== null) m.blockBudget.compiled--;
 }
 
 /** Marks a slot as holding decoded code: writes to it must take the slow path from now on. */
@@ -157,7 +157,7 @@ export function invalidateCode(m: Machine, slot: number): void {
   const map = m.blocksBySlot[slot];
   if (map !== undefined) {
     for (const b of map.values()) dropBlock(m, b);
-    m.codeSlots.delete(slot);
+    m.blockBudget.slots.delete(slot);
   }
   m.blocksBySlot[slot] = undefined;
   m.slotFlags[slot] = m.slotFlags[slot]! & ~F_CODE;

@@ -33,7 +33,7 @@ export function runBlock(ctx: StepContext, b: Block, budget: number): number {
     else {
       b.compiled = compileBlock(b);
       if (b.compiled === null) b.compileDeclined = true;
-      else m.compiledBlocks++;
+      else m.blockBudget.compiled++;
     }
   }
   const insns = b.insns;

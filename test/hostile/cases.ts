@@ -82,10 +82,10 @@ export function manyEntries(entries: number): string {
 }
 
 /** A state document with entries that each straddle a page boundary: `entries` two-byte entries
- *  span twice as many pages (beyond the page budget with 32,769 of them). */
+ *  on pairs of pages of their own span twice as many pages (beyond the page budget with 32,769). */
 export function straddlingEntries(entries: number): string {
   const base = stateToJson(kernelAt(layoutMemory(DEFAULT_LAYOUT), [0xf4]));
-  const extra = Array.from({ length: entries }, (_, i) => ({ gpa: `0x${(0x1000000 + (i + 1) * 4096 - 1).toString(16)}`, bytes: "5a5a" }));
+  const extra = Array.from({ length: entries }, (_, i) => ({ gpa: `0x${(0x1000000 + i * 8192 + 4095).toString(16)}`, bytes: "5a5a" }));
   return JSON.stringify({ format: "ringspec-state/1", ...base, memory: [...base.memory, ...extra] });
 }
 

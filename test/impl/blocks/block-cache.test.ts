@@ -71,8 +71,8 @@ describe("decoded-block cache: bounded", () => {
     const e = new ImplEngine();
     e.load(s, "intel");
     e.run(steps);
-    expect(e.machine.blockCacheFlushes).toBeGreaterThan(0);
-    expect(e.machine.cachedBlocks).toBeLessThanOrEqual(MAX_CACHED_BLOCKS);
+    expect(e.machine.blockBudget.flushes).toBeGreaterThan(0);
+    expect(e.machine.blockBudget.blocks).toBeLessThanOrEqual(MAX_CACHED_BLOCKS);
   });
 
   it("more hot blocks than may stay compiled: the compiled cap empties the cache, results unchanged", () => {
@@ -85,7 +85,7 @@ describe("decoded-block cache: bounded", () => {
     const e = new ImplEngine();
     e.load(s, "intel");
     e.run(steps);
-    expect(e.machine.blockCacheFlushes).toBeGreaterThan(0);
-    expect(e.machine.compiledBlocks).toBeLessThanOrEqual(MAX_COMPILED_BLOCKS);
+    expect(e.machine.blockBudget.flushes).toBeGreaterThan(0);
+    expect(e.machine.blockBudget.compiled).toBeLessThanOrEqual(MAX_COMPILED_BLOCKS);
   });
 });
