@@ -89,12 +89,14 @@ export interface RuleCoverage {
   readonly unnamed: readonly string[] | undefined;
 }
 
-export function ruleCoverage(): RuleCoverage {
+/** `testDir`: where the tests are for the secondary title listing (null: none, as in an installed
+ *  package, which ships no test/). */
+export function ruleCoverage(options: { readonly testDir?: string | null } = {}): RuleCoverage {
   const digest = digestRuleIds(readFileSync(join(ROOT, "docs/reference/x86-64-transitions.md"), "utf8"));
   const registered = new Set(allRules().map((r) => r.id));
   const exercised = new Set(readRuleCoverage() ?? []);
-  const testDir = join(ROOT, "test");
-  const named = existsSync(testDir) ? testedRuleIds(testDir) : undefined;
+  const testDir = options.testDir === undefined ? join(ROOT, "test") : options.testDir;
+  const named = testDir !== null && existsSync(testDir) ? testedRuleIds(testDir) : undefined;
   const implemented = digest.filter((id) => registered.has(id));
   return {
     digest,
