@@ -112,6 +112,7 @@ export function engineHelp(): string {
     `  --qemu-cpu MODEL      QEMU's -cpu (default max, vendor from the profile)`,
     `  --bochs PATH          the Bochs program for --engine bochs (default bochs)`,
     `  --gdb HOST:PORT       the GDB stub for --engine gdb (or a unix socket path)`,
+    `  --cmd "COMMAND"       the command of --engine process (JSON-lines protocol, docs/protocol.md)`,
   );
   return lines.join("\n");
 }
@@ -133,6 +134,8 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "qemu-cpu", value: true },
   { name: "bochs", value: true },
   { name: "gdb", value: true },
+  // The command of the process engine.
+  { name: "cmd", value: true },
 ];
 
 export interface RunSettings {
@@ -144,6 +147,8 @@ export interface RunSettings {
   readonly engine: string;
   /** --qemu, --qemu-cpu, --bochs, --gdb (for the emulator engines). */
   readonly emulator: EmulatorOptions;
+  /** --cmd (for the process engine). */
+  readonly command: string | undefined;
 }
 
 /** The emulator options, each only with the engine that uses it. */
@@ -165,6 +170,13 @@ function emulatorOptions(args: ParsedArgs, engine: string): EmulatorOptions {
   return out;
 }
 
+function processCommand(args: ParsedArgs, engine: string): string | undefined {
+  const command = args.values.get("cmd");
+  if (command !== undefined && engine !== "process") throw new UsageError("--cmd goes with --engine process");
+  if (engine === "process" && (command === undefined || command.trim() === "")) throw new UsageError('--engine process needs --cmd "COMMAND"');
+  return command;
+}
+
 export function runSettings(args: ParsedArgs): RunSettings {
   const profile = args.values.get("profile");
   const maxSteps = args.values.get("max-steps");
@@ -176,5 +188,6 @@ export function runSettings(args: ParsedArgs): RunSettings {
     timeoutMs: timeout === undefined ? DEFAULT_TIMEOUT_SECONDS * 1000 : parseTimeout(timeout),
     engine,
     emulator: emulatorOptions(args, engine),
+    command: processCommand(args, engine),
   };
 }

@@ -3,5 +3,6 @@
 import { register } from "tsx/esm/api";
 
 register();
-const { main } = await import("./main.ts");
+// `serve` is started once per engine process by campaigns: it loads only what it serves.
+const { main } = process.argv[2] === "serve" ? await import("./serve-main.ts") : await import("./main.ts");
 process.exitCode = await main(process.argv.slice(2));

@@ -10,6 +10,8 @@ import { schemaCommand } from "./schema.ts";
 import { rulesCommand } from "./rules.ts";
 import { kernelCommand } from "./kernel.ts";
 import { traceCommand } from "./trace.ts";
+import { serveCommand } from "./serve.ts";
+import { conformCommand } from "./conform.ts";
 
 export const MAIN_HELP = `Usage: ringspec COMMAND [options]
 
@@ -17,6 +19,10 @@ Commands:
   run FILE              run a state or vector file; print the final state and the stop reason
   trace FILE            draw every user/kernel transition of a run as one HTML page (or JSON)
   vectors check PATH... run test vectors and compare them with their expected results
+  vectors generate      write vectors from the spec's generated cases (see vectors --help)
+  conform               lockstep campaigns between two engines: divergences shrunk, grouped by
+                        rule, replayable (see conform --help)
+  serve                 serve an engine over the JSON-lines engine protocol (see serve --help)
   rules                 rule registry and rule coverage (see rules --help)
   schema                print the JSON Schema of the vector and state file formats
   bench                 run the benchmarks (bench/index.ts)
@@ -65,6 +71,10 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         return await traceCommand(rest, io);
       case "kernel":
         return kernelCommand(rest, io);
+      case "conform":
+        return await conformCommand(rest, io);
+      case "serve":
+        return await serveCommand(rest, io);
       default:
         io.err(`ringspec: unknown command ${JSON.stringify(command)} (see ringspec --help)`);
         return 2;

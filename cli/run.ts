@@ -71,7 +71,7 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
 
   const buffered = new BufferedOut(io);
   const render = json ? traceJsonLine : traceLine;
-  const engine = await engineEntry(settings.engine)!.open({ rules: trace, emulator: settings.emulator });
+  const engine = await engineEntry(settings.engine)!.open({ rules: trace, emulator: settings.emulator, ...(settings.command === undefined ? {} : { command: settings.command }) });
   let result: RunResult;
   try {
     await engine.load(doc.state, profile);

@@ -1,13 +1,14 @@
-// `ringspec schema [files|trace|divergence]`: the JSON Schema of the file formats
-// (contract/json-schema.ts), of a trace line (trace/json.ts), or of a divergence document
-// (trace/model/divergence.ts).
+// `ringspec schema [files|trace|divergence|protocol]`: the JSON Schema of the file formats
+// (contract/json-schema.ts), of a trace line (trace/json.ts), of a divergence document
+// (trace/model/divergence.ts), or of the JSON-lines engine protocol (engines/process/protocol.ts).
 import { parseArgs, HELP_OPTION, UsageError } from "./args.ts";
 import type { Io } from "./io.ts";
 import { jsonSchemaText } from "../contract/json-schema.ts";
 import { traceJsonSchemaText } from "../trace/json.ts";
 import { divergenceJsonSchemaText } from "../trace/model/divergence.ts";
+import { protocolJsonSchemaText } from "../engines/process/protocol.ts";
 
-export const SCHEMA_HELP = `Usage: ringspec schema [files|trace|divergence]
+export const SCHEMA_HELP = `Usage: ringspec schema [files|trace|divergence|protocol] (or --protocol)
 
 Prints a JSON Schema (draft 2020-12), generated from the zod schemas that validate the format:
   files (default)  ringspec-vector/1 and ringspec-state/1 files (contract/schema.ts); the
@@ -22,20 +23,29 @@ Prints a JSON Schema (draft 2020-12), generated from the zod schemas that valida
   divergence       a ringspec-divergence/1 document, what \`ringspec trace DOC --html OUT\` draws
                    (trace/model/divergence.ts); the committed copy is
                    trace/divergence.schema.json:
-                     node cli/bin.js schema divergence > trace/divergence.schema.json`;
+                     node cli/bin.js schema divergence > trace/divergence.schema.json
+  protocol         the JSON-lines engine protocol (engines/process/protocol.ts, docs/protocol.md):
+                   requests and answers; the committed copy is engines/process/protocol.schema.json:
+                     node cli/bin.js schema --protocol > engines/process/protocol.schema.json`;
 
-const SCHEMAS: Readonly<Record<string, () => string>> = { files: jsonSchemaText, trace: traceJsonSchemaText, divergence: divergenceJsonSchemaText };
+const SCHEMAS: Readonly<Record<string, () => string>> = {
+  files: jsonSchemaText,
+  trace: traceJsonSchemaText,
+  divergence: divergenceJsonSchemaText,
+  protocol: protocolJsonSchemaText,
+};
 
 export function schemaCommand(argv: readonly string[], io: Io): number {
-  const args = parseArgs(argv, [HELP_OPTION], "schema");
+  const args = parseArgs(argv, [HELP_OPTION, { name: "protocol", value: false }], "schema");
   if (args.flags.has("help")) {
     io.out(SCHEMA_HELP + "\n");
     return 0;
   }
-  if (args.positionals.length > 1) throw new UsageError(`schema: expected at most one of files, trace, divergence (got ${args.positionals.length} arguments)`);
-  const which = args.positionals[0] ?? "files";
+  if (args.positionals.length > 1 || (args.flags.has("protocol") && args.positionals.length > 0))
+    throw new UsageError(`schema: expected at most one of files, trace, divergence, protocol (got ${args.positionals.length + (args.flags.has("protocol") ? 1 : 0)} arguments)`);
+  const which = args.flags.has("protocol") ? "protocol" : (args.positionals[0] ?? "files");
   const schema = SCHEMAS[which];
-  if (schema === undefined) throw new UsageError(`schema: expected files, trace or divergence, got ${JSON.stringify(which)}`);
+  if (schema === undefined) throw new UsageError(`schema: expected files, trace, divergence or protocol, got ${JSON.stringify(which)}`);
   io.out(schema());
   return 0;
 }

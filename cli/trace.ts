@@ -14,7 +14,7 @@ import type { ProfileName } from "../contract/profile.ts";
 import { createEngine, engineEntry } from "../engines/registry.ts";
 import { runAsyncEngine, runEngine, type RunResult } from "../engines/runner.ts";
 import { lockstep } from "../conformance/lockstep.ts";
-import { ExternalDevices } from "../kernel/devices/external.ts";
+import { createEngine as createKernelEngine, KERNEL_ENGINE_NAMES, type KernelEngineName } from "../kernel/engines.ts";
 import { isElf } from "../kernel/loader/index.ts";
 import { ruleById } from "../spec/index.ts";
 import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
@@ -233,7 +233,8 @@ export async function traceCommand(argv: readonly string[], io: Io): Promise<num
     const profile = settings.profile ?? target.profile;
     const maxSteps = settings.maxSteps ?? description.limits?.max_steps ?? DEFAULT_MAX_STEPS;
     const timeoutMs = args.values.has("timeout") ? settings.timeoutMs : Math.round((description.limits?.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000);
-    const engine = new ExternalDevices(createEngine(settings.engine, { rules: true }));
+    if (!(KERNEL_ENGINE_NAMES as readonly string[]).includes(settings.engine)) throw new UsageError(`trace: a kernel runs on ${KERNEL_ENGINE_NAMES.join(" or ")}, not ${settings.engine}`);
+    const engine = createKernelEngine(settings.engine as KernelEngineName, { rules: true });
     engine.load(target.state, profile);
     const layout = frameLayout(args.values.get("frame"), true);
     const builder = new TraceModelBuilder(target.state, {
@@ -244,15 +245,9 @@ export async function traceCommand(argv: readonly string[], io: Io): Promise<num
       ...(layout === undefined ? {} : { frameLayout: layout }),
       ...(maxRecords === undefined ? {} : { maxRecords }),
     });
-    const result = runEngine(engine, {
-      maxSteps, timeoutMs,
-      onStep: (view) => {
-        builder.add(view);
-        if (engine.exited) return "stop";
-      },
-    });
-    const exited = engine.exited;
-    const reason = exited ? `exit ${engine.devices.exitValue}` : result.stop.reason;
+    const result = runEngine(engine, { maxSteps, timeoutMs, onStep: (view) => void builder.add(view) });
+    const exited = result.stop.reason === "exit";
+    const reason = exited ? `exit ${result.stop.exitValue}` : result.stop.reason;
     const model = builder.finish({ reason, steps: result.stop.steps, ...(result.stop.detail === undefined ? {} : { detail: result.stop.detail }), at: describeInstructionAt(result.state, pageReader(result.state.memory)) });
     write({ kind: "trace", model }, model);
     report(io, html, model);

@@ -7,8 +7,10 @@ import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
 import { checkVector, type VectorResult } from "../conformance/vector-check.ts";
 import type { LoadedVector } from "../contract/load.ts";
 import { engineEntry } from "../engines/registry.ts";
+import { generateCommand } from "./vectors-generate.ts";
 
 export const VECTORS_HELP = `Usage: ringspec vectors check PATH... [options]
+       ringspec vectors generate --count N --seed S --out DIR (see vectors generate --help)
 
 Runs each ringspec-vector/1 file from its initial state and compares every field present in its
 expected section (exit, registers, segment registers, control registers, MSRs, memory bytes). A
@@ -69,7 +71,8 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
     io.out(VECTORS_HELP + "\n");
     return 0;
   }
-  if (sub !== "check") throw new UsageError(`vectors: unknown subcommand ${JSON.stringify(sub)} (expected check)`);
+  if (sub === "generate") return generateCommand(argv.slice(1), io);
+  if (sub !== "check") throw new UsageError(`vectors: unknown subcommand ${JSON.stringify(sub)} (expected check or generate)`);
   const args = parseArgs(argv.slice(1), [...RUN_OPTIONS, { name: "json", value: false }, { name: "workers", value: true }], "vectors check");
   if (args.flags.has("help")) {
     io.out(VECTORS_HELP + "\n");
@@ -81,7 +84,7 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
   const workers = parseWorkers(args.values.get("workers"));
   if (workers > 1 && settings.engine === "gdb") throw new UsageError("--workers: the gdb engine drives one stub, one case at a time");
   const entry = engineEntry(settings.engine)!;
-  const openEngine = () => entry.open({ emulator: settings.emulator });
+  const openEngine = () => entry.open({ emulator: settings.emulator, ...(settings.command === undefined ? {} : { command: settings.command }) });
 
   const out = new BufferedOut(io);
   const unusableFiles: { file: string; error: string }[] = [];

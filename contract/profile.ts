@@ -26,6 +26,10 @@ export interface Profile {
   readonly nullSelectorClearsBase: boolean;
   /** SHADOW-04: whether an STI shadow also holds back NMI (implementation-specific). */
   readonly stiShadowBlocksNmi: boolean;
+  /** SYSENTER and SYSEXIT in IA-32e mode (64-bit and compatibility mode): valid (Intel: SDM
+   *  SYSENTER/SYSEXIT, "64-Bit Mode: Valid") or #UD before anything else (AMD APM Vol. 3: invalid in
+   *  long mode). docs/model-choices.md rows "SYSENTER", "SYSEXIT". */
+  readonly sysenterInIa32eMode: "valid" | "ud";
   /** CPUID: the leaves the modelled CPU reports under this vendor (contract/cpuid.ts). */
   readonly cpuid: CpuidTable;
 }
@@ -39,6 +43,7 @@ export const INTEL: Profile = {
   cstarCanonicalOnWrite: false,
   nullSelectorClearsBase: true,
   stiShadowBlocksNmi: false,
+  sysenterInIa32eMode: "valid",
   cpuid: INTEL_CPUID,
 };
 
@@ -51,6 +56,7 @@ export const AMD: Profile = {
   cstarCanonicalOnWrite: true,
   nullSelectorClearsBase: false,
   stiShadowBlocksNmi: false,
+  sysenterInIa32eMode: "ud",
   cpuid: AMD_CPUID,
 };
 

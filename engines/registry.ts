@@ -9,12 +9,16 @@ import { PROFILE_NAMES } from "../contract/profile.ts";
 import { ImplEngine } from "../impl/engine.ts";
 import { SpecEngine } from "../spec/engine.ts";
 import { EMULATOR_ENGINES, type EmulatorOptions } from "./emulators.ts";
+import { ProcessEngine } from "./process/engine.ts";
+import { EngineError } from "./host/errors.ts";
 
 export interface EngineOptions {
   /** Ask for each step's rule IDs (only engines whose capabilities say `rules` give them). */
   readonly rules?: boolean;
   /** Where the emulator engines find their emulator (`--qemu`, `--qemu-cpu`, `--bochs`, `--gdb`). */
   readonly emulator?: EmulatorOptions;
+  /** The command of the `process` engine (`--cmd`): anything that speaks the JSON-lines protocol. */
+  readonly command?: string;
 }
 
 export interface EngineEntry {
@@ -43,15 +47,28 @@ const FULL_VIEW = { profiles: PROFILE_NAMES, singleStep: true, raise: true, touc
 
 /** The in-process engines (both forms). */
 export const ENGINES: readonly EngineEntry[] = [
-  inProcess("the reference model (spec/): readable, every rule tagged", { name: "spec", ...FULL_VIEW, rules: true }, (o) => new SpecEngine({ rules: o.rules === true })),
+  inProcess("the reference model (spec/): readable, every rule tagged", { name: "spec", ...FULL_VIEW, rules: true, devices: true }, (o) => new SpecEngine({ rules: o.rules === true })),
   inProcess("the optimized emulator (impl/)", { name: "impl", ...FULL_VIEW }, () => new ImplEngine()),
 ];
 
 export const ENGINE_NAMES: readonly string[] = ENGINES.map((e) => e.name);
 
-/** Every engine `--engine` can name: the in-process ones, then the emulators in other processes
- *  (engines/emulators.ts: QEMU, Bochs, a GDB stub), which come only as AsyncEngines. */
-export const ALL_ENGINES: readonly EngineEntry[] = [...ENGINES, ...EMULATOR_ENGINES];
+/** An engine in another process behind the JSON-lines protocol (engines/process/): its
+ *  capabilities come from its `hello`. */
+const PROCESS_ENGINE: EngineEntry = {
+  name: "process",
+  description: 'any engine that speaks the JSON-lines protocol (--cmd "COMMAND"; docs/protocol.md)',
+  capabilities: { name: "process", profiles: PROFILE_NAMES, singleStep: true, raise: true, touched: true, unobservable: [] },
+  open: async (options = {}) => {
+    if (options.command === undefined || options.command.trim() === "") throw new EngineError("usage", '--engine process needs --cmd "COMMAND"');
+    return ProcessEngine.start({ command: options.command });
+  },
+};
+
+/** Every engine `--engine` can name: the in-process ones, then the engines in other processes
+ *  (engines/emulators.ts: QEMU, Bochs, a GDB stub; the JSON-lines process engine), which come only
+ *  as AsyncEngines. */
+export const ALL_ENGINES: readonly EngineEntry[] = [...ENGINES, ...EMULATOR_ENGINES, PROCESS_ENGINE];
 export const ALL_ENGINE_NAMES: readonly string[] = ALL_ENGINES.map((e) => e.name);
 
 /** The engine called `name` (in-process or not), or undefined. */

@@ -7,11 +7,13 @@
 // The loop is written once, as a generator that asks for engine calls (`EngineCall`), and driven
 // two ways: `runEngine` answers the calls synchronously (an in-process Engine), `runAsyncEngine`
 // awaits them (an AsyncEngine, e.g. an emulator in a child process), racing each against the
-// timeout. Without `onStep` the loop makes one `run(n)` call per chunk of steps, the chunk growing
+// timeout. Without a hook the loop makes one `run(n)` call per chunk of steps, the chunk growing
 // while calls return quickly, so a fast engine runs in long calls (no per-step cost) and a slow one
 // still sees its timeout within a fraction of a second. With `onStep` it steps one at a time and
 // hands every step (state before, event, state after) to the hook: traces and lockstep are built
-// on that.
+// on that. With `onEvent` it steps one at a time too but hands over only the event, never asking
+// the engine for its state (which costs a copy of the machine on some engines): for consumers
+// that look at a state now and then (kernel runs: console, checkers, lockstep checkpoints).
 import { bytesToHex } from "../contract/hex.ts";
 import type { ArchState } from "../contract/state.ts";
 import type { AsyncEngine, Engine, EngineEvent, EngineStop, StepView } from "../contract/engine.ts";
@@ -30,10 +32,15 @@ export interface RunLimits {
 
 export interface RunOptions extends RunLimits {
   readonly onStep?: (step: StepView) => StepVerdict;
+  /** Per step, the step's number (1-based) and event only; not together with `onStep`. An
+   *  unsupported or memory-limit attempt is handed over too, numbered as the step it would have
+   *  been. */
+  readonly onEvent?: (step: number, event: EngineEvent) => StepVerdict;
 }
 
 export interface AsyncRunOptions extends RunLimits {
   readonly onStep?: (step: StepView) => StepVerdict | Promise<StepVerdict>;
+  readonly onEvent?: (step: number, event: EngineEvent) => StepVerdict | Promise<StepVerdict>;
 }
 
 export interface RunResult {
@@ -51,12 +58,21 @@ const MAX_CHUNK = 1 << 26;
 const CHUNK_FAST_MS = 10;
 const CHUNK_SLOW_MS = 50;
 
+/** The size of the next `run(n)` call after one of `chunk` steps took `tookMs`: the timeout is
+ *  checked between calls, so a call should take a few milliseconds whatever the engine's speed. */
+export function nextChunk(chunk: number, tookMs: number): number {
+  if (tookMs < CHUNK_FAST_MS && chunk < MAX_CHUNK) return chunk * 2;
+  if (tookMs > CHUNK_SLOW_MS && chunk > 1) return Math.max(1, chunk >> 1);
+  return chunk;
+}
+
 /** The engine calls the loop makes; the drivers answer them. */
 type EngineCall =
   | { readonly call: "run"; readonly steps: number }
   | { readonly call: "step" }
   | { readonly call: "state" }
-  | { readonly call: "onStep"; readonly view: StepView };
+  | { readonly call: "onStep"; readonly view: StepView }
+  | { readonly call: "onEvent"; readonly step: number; readonly event: EngineEvent };
 
 type Loop = Generator<EngineCall, RunResult, unknown>;
 
@@ -72,6 +88,9 @@ function* stateCall(): Generator<EngineCall, ArchState, unknown> {
 }
 function* onStepCall(view: StepView): Generator<EngineCall, StepVerdict, unknown> {
   return (yield { call: "onStep", view }) as StepVerdict;
+}
+function* onEventCall(step: number, event: EngineEvent): Generator<EngineCall, StepVerdict, unknown> {
+  return (yield { call: "onEvent", step, event }) as StepVerdict;
 }
 
 /** One line on why a run could not finish. */
@@ -95,7 +114,8 @@ function withDetail(stop: EngineStop, timeoutMs: number): EngineStop {
   return detail === undefined ? stop : { ...stop, detail };
 }
 
-function checkLimits(limits: RunLimits): void {
+function checkLimits(limits: RunLimits & { readonly onStep?: unknown; readonly onEvent?: unknown }): void {
+  if (limits.onStep !== undefined && limits.onEvent !== undefined) throw new RangeError("onStep and onEvent: give one of them");
   if (!Number.isSafeInteger(limits.maxSteps) || limits.maxSteps < 0) throw new RangeError(`maxSteps: expected a whole number >= 0, got ${limits.maxSteps}`);
   if (!(limits.timeoutMs > 0)) throw new RangeError(`timeoutMs: expected a number above 0, got ${limits.timeoutMs}`);
 }
@@ -107,10 +127,26 @@ interface Progress {
 }
 
 /** The loop. `deadline` is shared with the async driver, which enforces it on each call too. */
-function* loop(options: RunLimits & { readonly traced: boolean }, deadline: number, progress: Progress): Loop {
+function* loop(options: RunLimits & { readonly hook: "none" | "step" | "event" }, deadline: number, progress: Progress): Loop {
   const { maxSteps, timeoutMs } = options;
   let steps = 0;
-  if (!options.traced) {
+  if (options.hook === "event") {
+    for (;;) {
+      // run(0) steps nothing: it says whether the machine can step (exit, hlt and shutdown come
+      // before the limit), without a state.
+      const idle = yield* runCall(0);
+      if (idle.reason !== "limit") return { stop: withDetail({ ...idle, steps }, timeoutMs), state: yield* stateCall() };
+      if (steps >= maxSteps) return { stop: { reason: "limit", steps }, state: yield* stateCall() };
+      if ((steps & 255) === 0 && Date.now() > deadline) return { stop: withDetail({ reason: "timeout", steps }, timeoutMs), state: yield* stateCall() };
+      const event = yield* stepCall();
+      const verdict = yield* onEventCall(steps + 1, event);
+      if (event.kind === "unsupported" || event.kind === "memory-limit")
+        return { stop: withDetail({ reason: event.kind, steps, event }, timeoutMs), state: yield* stateCall() };
+      progress.steps = ++steps;
+      if (verdict === "stop") return { stop: { reason: "stopped", steps }, state: yield* stateCall() };
+    }
+  }
+  if (options.hook === "none") {
     let chunk = FIRST_CHUNK;
     for (;;) {
       const started = Date.now();
@@ -121,9 +157,7 @@ function* loop(options: RunLimits & { readonly traced: boolean }, deadline: numb
       if (steps >= maxSteps || stop.steps === 0) return { stop: { reason: "limit", steps }, state: yield* stateCall() };
       const now = Date.now();
       if (now > deadline) return { stop: withDetail({ reason: "timeout", steps }, timeoutMs), state: yield* stateCall() };
-      const took = now - started;
-      if (took < CHUNK_FAST_MS && chunk < MAX_CHUNK) chunk *= 2;
-      else if (took > CHUNK_SLOW_MS && chunk > 1) chunk = Math.max(1, chunk >> 1);
+      chunk = nextChunk(chunk, now - started);
     }
   }
   let before = (progress.state = yield* stateCall());
@@ -153,8 +187,9 @@ function* loop(options: RunLimits & { readonly traced: boolean }, deadline: numb
 /** Runs a loaded in-process engine. */
 export function runEngine(engine: Engine, options: RunOptions): RunResult {
   checkLimits(options);
-  const onStep = options.onStep;
-  const it = loop({ ...options, traced: onStep !== undefined }, Date.now() + options.timeoutMs, { steps: 0, state: undefined });
+  const { onStep, onEvent } = options;
+  const hook = onStep !== undefined ? "step" : onEvent !== undefined ? "event" : "none";
+  const it = loop({ ...options, hook }, Date.now() + options.timeoutMs, { steps: 0, state: undefined });
   let answer: unknown;
   for (;;) {
     const next = it.next(answer);
@@ -173,6 +208,9 @@ export function runEngine(engine: Engine, options: RunOptions): RunResult {
       case "onStep":
         answer = onStep!(request.view);
         break;
+      case "onEvent":
+        answer = onEvent!(request.step, request.event);
+        break;
     }
   }
 }
@@ -183,14 +221,15 @@ class Timeout {}
  *  with `timeout` (the caller should then close it). */
 export async function runAsyncEngine(engine: AsyncEngine, options: AsyncRunOptions): Promise<RunResult> {
   checkLimits(options);
-  const onStep = options.onStep;
+  const { onStep, onEvent } = options;
+  const hook = onStep !== undefined ? "step" : onEvent !== undefined ? "event" : "none";
   const deadline = Date.now() + options.timeoutMs;
   const call = async <T>(pending: Promise<T>): Promise<T | Timeout> => beforeDeadline(pending, deadline);
   // The state at the start: what a timeout reports if the engine never answers again.
   const initial = await call(engine.state());
   if (initial instanceof Timeout) throw new Error(`${engine.capabilities.name}: no answer within ${options.timeoutMs / 1000} s`);
   const progress: Progress = { steps: 0, state: initial };
-  const it = loop({ ...options, traced: onStep !== undefined }, deadline, progress);
+  const it = loop({ ...options, hook }, deadline, progress);
   let answer: unknown;
   for (;;) {
     const next = it.next(answer);
@@ -208,6 +247,9 @@ export async function runAsyncEngine(engine: AsyncEngine, options: AsyncRunOptio
         break;
       case "onStep":
         answer = await onStep!(request.view);
+        break;
+      case "onEvent":
+        answer = await onEvent!(request.step, request.event);
         break;
     }
     if (answer instanceof Timeout) {

@@ -1,13 +1,14 @@
 // Running a kernel: boot state in, console out, until the kernel writes the exit port or a limit
 // stops it. Each run has a step limit, a wall-clock timeout and a console cap (untrusted kernels).
-// The devices come from kernel/devices (docs/devices.md) around the engine. With `lockstep`,
-// spec and impl run side by side and must agree at every step.
-import type { EngineEvent, StepView } from "../contract/engine.ts";
+// The devices (docs/devices.md) are the engine's own where it has them, else kernel/devices' model
+// around it (kernel/engines.ts). With `lockstep`, spec and impl run side by side and must agree at
+// every step.
+import type { EngineEvent, StepView, StopReason } from "../contract/engine.ts";
 import type { ArchState } from "../contract/state.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import { hex } from "../contract/hex.ts";
-import { ExternalDevices } from "./devices/external.ts";
 import { boundaryInstruction } from "../spec/context/index.ts";
+import { runEngine, type StepVerdict } from "../engines/runner.ts";
 import { compareStates, createEngine, describeEvent, unionRanges, type FieldDifference, type KernelEngineName } from "./engines.ts";
 
 export type KernelStopReason =
@@ -77,114 +78,144 @@ export interface KernelRunResult {
   readonly divergence?: KernelDivergence;
 }
 
-function stopOf(engine: ExternalDevices): "hlt" | "shutdown" | undefined {
-  const idle = engine.run(0);
-  return idle.reason === "hlt" || idle.reason === "shutdown" ? idle.reason : undefined;
+/** A step that completed an instruction: what the timer counts (docs/devices.md, What counts). */
+function completedInstruction(event: EngineEvent): boolean {
+  return event.kind === "retired" || event.kind === "io" || (event.kind === "halted" && event.instruction !== undefined);
 }
 
+/** One line on an instruction an engine does not model. */
+function unsupportedDetail(event: Extract<EngineEvent, { kind: "unsupported" }>): string {
+  return `${event.reason}${/\bbytes\b/.test(event.reason) ? "" : ` (bytes ${bytesHex(event.bytes)})`} at ${hex(event.rip)}`;
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Runs a kernel through the one run loop (engines/runner.ts), one step at a time with its events
+ * (`onEvent`, no state per step): the console is taken after each I/O step, the observer and the
+ * trace window ask for states when they need them, and with `lockstep` the other engine takes the
+ * same step and must agree. The run ends at the kernel's exit write, an idle CPU, a shutdown, the
+ * step limit, the timeout, an instruction an engine does not model, the console cap, or a
+ * divergence.
+ */
 export function runKernel(initial: ArchState, options: KernelRunOptions): KernelRunResult {
   const started = Date.now();
-  const deadline = started + options.timeoutMs;
-  const main = new ExternalDevices(createEngine(options.engine));
+  const otherName: KernelEngineName = options.engine === "spec" ? "impl" : "spec";
+  const main = createEngine(options.engine);
   main.load(initial, options.profile);
-  const other = options.lockstep === true ? new ExternalDevices(createEngine(options.engine === "spec" ? "impl" : "spec")) : undefined;
+  const other = options.lockstep === true ? createEngine(otherName) : undefined;
   other?.load(initial, options.profile);
 
   const chunks: Uint8Array[] = [];
   let consoleBytes = 0;
-  let steps = 0;
   let instructions = 0;
-  let mayIdle = initial.cpu.halted || initial.cpu.shutdown;
   let lastCpl = initial.cs.selector & 3;
   let comparedStates = 0;
   const every = Math.max(1, options.lockstepEvery ?? 1);
-  const finish = (stop: KernelStopReason, extra: Partial<KernelRunResult> = {}): KernelRunResult => {
-    const state = main.state();
-    const result: KernelRunResult = {
-      stop, steps, instructions, console: concat(chunks), state, elapsedMs: Date.now() - started,
-      ...(other !== undefined ? { compared: steps, comparedStates: comparedStates + 1 } : {}),
-      ...(main.devices.exitValue !== null ? { exitValue: main.devices.exitValue } : {}),
-      ...extra,
-    };
-    if (other === undefined || stop === "diverged") return result;
-    // The end of a lockstep run: everything, memory included, and the devices.
-    const differences = compareStates(state, other.state(), unionRanges(main.touched(), other.touched()));
-    if (main.devices.exitValue !== other.devices.exitValue)
-      differences.push({ field: "devices.exit_value", a: String(main.devices.exitValue), b: String(other.devices.exitValue) });
-    if (differences.length === 0) return result;
-    return { ...result, stop: "diverged", detail: `spec and impl disagree at the end of the run (step ${steps})`,
-      divergence: { step: steps, rip: state.rip, spec: "final state", impl: "final state", differences } };
-  };
+  /** Why `onEvent` stopped the run, when it did. */
+  let ended: Partial<KernelRunResult> & { stop: KernelStopReason } | undefined;
+  const trace = options.trace;
+  /** The state before the next step, kept while the next step is in the trace window. */
+  let before: ArchState | undefined = trace !== undefined && trace.from <= 1 ? initial : undefined;
+  const sides = (mine: string, theirs: string) => (options.engine === "spec" ? { spec: mine, impl: theirs } : { spec: theirs, impl: mine });
 
-  for (;;) {
-    if (main.exited) return finish("exit");
-    if (mayIdle) {
-      const idle = stopOf(main);
-      if (idle !== undefined) return finish(idle);
-    }
-    if (steps >= options.maxSteps) return finish("limit");
-    if ((steps & 1023) === 0 && Date.now() > deadline) return finish("timeout", { detail: `no stop within ${options.timeoutMs / 1000} s` });
-
-    const traced = options.trace !== undefined && steps + 1 >= options.trace.from && steps + 1 <= options.trace.to;
-    const before = traced ? main.state() : undefined;
-    const event = main.step();
-    if (event.kind === "unsupported")
-      return finish("unsupported", { event, detail: `${event.reason}${/\bbytes\b/.test(event.reason) ? "" : ` (bytes ${bytesHex(event.bytes)})`} at ${hex(event.rip)}` });
-    if (event.kind === "memory-limit") return finish("memory-limit", { event, detail: event.reason });
-    steps++;
-    if (event.kind === "retired" || event.kind === "io" || event.kind === "halted") instructions++;
-    mayIdle = event.kind === "halted" || event.kind === "shutdown";
+  const onEvent = (step: number, event: EngineEvent): StepVerdict => {
+    if (event.kind === "unsupported" || event.kind === "memory-limit") return undefined; // the runner ends the run
+    if (completedInstruction(event)) instructions++;
 
     let after: ArchState | undefined;
+    const bytes = main.takeConsole();
     if (other !== undefined) {
       const otherEvent = other.step();
+      const otherBytes = other.takeConsole();
+      if (otherEvent.kind === "unsupported") {
+        // The other engine does not model this instruction: lockstep cannot go on (not a divergence).
+        ended = { stop: "unsupported", event: otherEvent, detail: `${otherName}: ${unsupportedDetail(otherEvent)}` };
+        return "stop";
+      }
       const mine = describeEvent(event);
       const theirs = describeEvent(otherEvent);
-      const bytes = event.instruction?.bytes;
-      const checkpoint = steps % every === 0 || event.kind === "delivered" || event.kind === "io" || bytes === undefined || boundaryInstruction(bytes) !== "other";
+      const instruction = event.instruction?.bytes;
+      const checkpoint = step % every === 0 || event.kind === "delivered" || event.kind === "io" || instruction === undefined || boundaryInstruction(instruction) !== "other";
       let differences: FieldDifference[] = [];
       if (checkpoint) {
         after = main.state();
         const otherState = other.state();
         // Memory (all of it either engine wrote) at deliveries and privilege changes, where a
-        // kernel's bugs surface; registers, segments and CPU state at every checkpoint.
+        // kernel's bugs surface; registers, segments, CPU and device state at every checkpoint.
         const cpl = after.cs.selector & 3;
         const full = event.kind === "delivered" || cpl !== lastCpl;
         lastCpl = cpl;
         differences = compareStates(after, otherState, full ? unionRanges(main.touched(), other.touched()) : []);
         comparedStates++;
       }
+      if (!sameBytes(bytes, otherBytes)) differences.push({ field: "console", a: bytesHex(bytes), b: bytesHex(otherBytes) });
       if (mine !== theirs || differences.length > 0) {
-        const [spec, impl] = options.engine === "spec" ? [mine, theirs] : [theirs, mine];
-        return finish("diverged", { divergence: { step: steps, rip: event.rip, spec, impl, differences }, detail: `spec and impl disagree at step ${steps}` });
+        ended = { stop: "diverged", divergence: { step, rip: event.rip, ...sides(mine, theirs), differences }, detail: `spec and impl disagree at step ${step}` };
+        return "stop";
       }
     }
 
-    if (event.kind === "io") {
-      const bytes = main.takeConsole();
-      if (other !== undefined) other.takeConsole();
-      if (bytes.length > 0) {
-        const room = options.consoleLimit - consoleBytes;
-        const kept = bytes.length > room ? bytes.subarray(0, Math.max(0, room)) : bytes;
-        if (kept.length > 0) {
-          chunks.push(kept);
-          consoleBytes += kept.length;
-          options.onConsole?.(kept);
-        }
-        if (bytes.length > room) return finish("console-limit", { detail: `the kernel wrote more than ${options.consoleLimit} console bytes` });
+    if (bytes.length > 0) {
+      const room = options.consoleLimit - consoleBytes;
+      const kept = bytes.length > room ? bytes.subarray(0, Math.max(0, room)) : bytes;
+      if (kept.length > 0) {
+        chunks.push(kept);
+        consoleBytes += kept.length;
+        options.onConsole?.(kept);
+      }
+      if (bytes.length > room) {
+        ended = { stop: "console-limit", detail: `the kernel wrote more than ${options.consoleLimit} console bytes` };
+        return "stop";
       }
     }
 
-    if (before !== undefined) {
-      after ??= main.state();
-      options.trace!.onStep({ step: steps, before, event, after });
+    if (trace !== undefined) {
+      if (before !== undefined && step >= trace.from && step <= trace.to) {
+        after ??= main.state();
+        trace.onStep({ step, before, event, after });
+      }
+      before = step + 1 >= trace.from && step + 1 <= trace.to ? (after ?? main.state()) : undefined;
     }
 
     const observer = options.observer;
     if (observer !== undefined) {
       if (after === undefined && observer.wantsState(event)) after = main.state();
-      observer.observe(steps, event, after);
+      observer.observe(step, event, after);
     }
+    return undefined;
+  };
+
+  const run = runEngine(main, { maxSteps: options.maxSteps, timeoutMs: options.timeoutMs, onEvent });
+  const stop = run.stop;
+  const state = run.state;
+  const steps = stop.steps;
+  const base = {
+    steps, instructions, console: concat(chunks), state, elapsedMs: Date.now() - started,
+    ...(other !== undefined ? { compared: steps, comparedStates: comparedStates + 1 } : {}),
+    ...(state.devices.exitValue !== null ? { exitValue: state.devices.exitValue } : {}),
+  };
+  if (ended !== undefined) return { ...base, ...ended };
+  const result: KernelRunResult =
+    stop.reason === "unsupported" && stop.event?.kind === "unsupported"
+      ? { ...base, stop: "unsupported", event: stop.event, detail: unsupportedDetail(stop.event) }
+      : stop.reason === "memory-limit" && stop.event !== undefined
+        ? { ...base, stop: "memory-limit", event: stop.event, detail: stop.event.reason }
+        : { ...base, stop: kernelStop(stop.reason), ...(stop.reason === "timeout" && stop.detail !== undefined ? { detail: stop.detail } : {}) };
+  if (other === undefined) return result;
+  // The end of a lockstep run: everything, memory and devices included.
+  const differences = compareStates(state, other.state(), unionRanges(main.touched(), other.touched()));
+  if (differences.length === 0) return result;
+  return { ...result, stop: "diverged", detail: `spec and impl disagree at the end of the run (step ${steps})`,
+    divergence: { step: steps, rip: state.rip, spec: "final state", impl: "final state", differences } };
+}
+
+function kernelStop(reason: StopReason): KernelStopReason {
+  switch (reason) {
+    case "exit": case "hlt": case "shutdown": case "limit": case "timeout": case "unsupported": case "memory-limit":
+      return reason;
+    case "stopped":
+      throw new Error("runKernel: the run stopped without a reason");
   }
 }
 

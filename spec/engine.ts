@@ -51,6 +51,8 @@ function engineEvent(e: StepEvent, instructionStep: boolean): EngineEvent {
       };
     case "unsupported":
       return { kind: "unsupported", rip: e.rip, bytes: e.bytes, reason: e.reason, instruction: { bytes: e.bytes, length: e.bytes.length } };
+    case "exited":
+      return { kind: "exited", rip: e.rip, value: e.value };
     case "fault":
       // Only with delivery "stop", which the engine never asks for.
       throw new Error("spec engine: undelivered fault");
@@ -79,6 +81,11 @@ export class SpecEngine implements Engine {
   private machine: Machine | null = null;
   private loaded: Machine | null = null;
   private profile: Profile = INTEL;
+  /** Console bytes not yet taken (DEV-CON-01). */
+  private console: number[] = [];
+  private readonly keepConsole = (byte: number): void => {
+    this.console.push(byte);
+  };
 
   constructor(private readonly options: SpecEngineOptions = {}) {}
 
@@ -88,6 +95,7 @@ export class SpecEngine implements Engine {
     if (violation !== null) throw new RangeError(`state outside the model: ${violation}`);
     this.machine = this.loaded = machineFromState(state);
     this.profile = profileByName(profile);
+    this.console = [];
   }
 
   private current(): Machine {
@@ -101,9 +109,11 @@ export class SpecEngine implements Engine {
     const coverage = stepRules ?? this.options.coverage;
     const result = step(before, { profile: this.profile, ...(coverage === undefined ? {} : { coverage }) });
     this.machine = result.state;
+    if (result.event.kind === "io" && result.event.console !== undefined) this.console.push(result.event.console);
     if (stepRules !== undefined) for (const id of stepRules) this.options.coverage?.add(id);
-    // The step order of spec/step/step.ts: shutdown, a boundary event, an idle HLT, an instruction.
-    const instructionStep = !before.cpu.shutdown && pendingBoundaryEvent(before, this.profile) === null && !before.cpu.halted;
+    // The step order of spec/step/step.ts: exited, shutdown, a boundary event, an idle HLT, an
+    // instruction.
+    const instructionStep = before.devices.exitValue === null && !before.cpu.shutdown && pendingBoundaryEvent(before, this.profile) === null && !before.cpu.halted;
     const event = engineEvent(result.event, instructionStep);
     if (stepRules === undefined) return event;
     const faults = result.event.kind === "delivered" || result.event.kind === "shutdown" ? stepFaults(result.event.faults) : [];
@@ -112,17 +122,25 @@ export class SpecEngine implements Engine {
 
   run(maxSteps: number): EngineStop {
     const coverage = this.options.coverage;
-    const result = run(this.current(), { profile: this.profile, maxSteps, ...(coverage === undefined ? {} : { coverage }) });
+    const result = run(this.current(), { profile: this.profile, maxSteps, onConsole: this.keepConsole, ...(coverage === undefined ? {} : { coverage }) });
     this.machine = result.state;
     const last = result.last;
     if (result.reason === "unsupported" && last?.kind === "unsupported")
       return { reason: "unsupported", steps: result.steps, event: engineEvent(last, true) as Extract<EngineEvent, { kind: "unsupported" }> };
+    if (result.reason === "exit") return { reason: "exit", steps: result.steps, exitValue: result.state.devices.exitValue! };
     if (result.reason === "hlt" || result.reason === "shutdown" || result.reason === "limit") return { reason: result.reason, steps: result.steps };
     throw new Error(`spec engine: unexpected stop ${result.reason}`);
   }
 
   state(): ArchState {
     return stateFromMachine(this.current());
+  }
+
+  /** DEV-CON-01: the console bytes written since load() or the last call. */
+  takeConsole(): Uint8Array {
+    const bytes = Uint8Array.from(this.console);
+    this.console = [];
+    return bytes;
   }
 
   raise(event: RaiseRequest): void {

@@ -3,6 +3,7 @@
 import type { Rule, RuleId } from "./rules/rule.ts";
 import { CONTEXT_RULE_LIST } from "./context/rules.ts";
 import { DECODE_RULES } from "./decode/rules.ts";
+import { DEVICE_RULES } from "./devices/devices.ts";
 import { INSTRUCTION_RULES } from "./instructions/rules.ts";
 import { PAGING_RULES } from "./paging/rules.ts";
 import { BOUNDARY_RULES } from "./transitions/boundary.ts";
@@ -26,13 +27,13 @@ import { SYSCALL_RULES } from "./transitions/syscall.ts";
 import { SYSRET_RULES } from "./transitions/sysret.ts";
 
 /** The families, in reading order: the transitions, then the general instructions, paging, the
- *  decoder, and the context-switch rules a kernel obeys (spec/context/). */
+ *  decoder, the devices, and the context-switch rules a kernel obeys (spec/context/). */
 const FAMILIES: readonly (readonly Rule[])[] = [
   SYSCALL_RULES, SYSRET_RULES, SWAPGS_RULES, DELIVER_RULES, DOUBLE_FAULT_RULES, EXCEPTION_CLASS_RULES,
   IRET_RULES, SOFTWARE_INTERRUPT_RULES, BOUNDARY_RULES, INTERRUPT_FLAG_RULES, HALT_RULES, MSR_RULES,
   CONTROL_REGISTER_RULES, DESCRIPTOR_TABLE_RULES, SEGMENT_LOAD_RULES, FAR_RETURN_RULES, FAR_JUMP_RULES,
   SMAP_FLAG_RULES, PRIVILEGED_RULES,
-  INSTRUCTION_RULES, PAGING_RULES, DECODE_RULES, CONTEXT_RULE_LIST,
+  INSTRUCTION_RULES, PAGING_RULES, DECODE_RULES, DEVICE_RULES, CONTEXT_RULE_LIST,
 ];
 
 const byId = new Map<RuleId, Rule>();

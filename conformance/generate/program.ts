@@ -1,7 +1,7 @@
 // Random programs for lockstep testing, as plain data (so fast-check can shrink them) and encoded
 // with the guest kit's assembler over iced-x86 (never hand-assembled). Each instruction comes from
 // a template over the modelled subset; registers, immediates and data addresses are parameters.
-import { Program, ahead, iced } from "../../guest/index.ts";
+import { Program, ahead, iced, type Section } from "../../guest/index.ts";
 
 type Code = number;
 type Register = number;
@@ -22,7 +22,20 @@ export interface ProgramLayout {
   readonly data: bigint;
   /** Whether the program runs at CPL 0 (system templates are included). */
   readonly kernel: boolean;
+  /** Whether IN/OUT may address the device registers of docs/devices.md (0xE0 0xE4 0xE9 0xEC
+   *  0xF4): only when both engines compared implement the devices (EngineCapabilities.devices).
+   *  Otherwise those ports are moved to 0x80 (nothing answers there on any engine). */
+  readonly devices?: boolean;
 }
+
+/** The device registers' ports (docs/devices.md). */
+const DEVICE_PORTS: ReadonlySet<number> = new Set([0xe0, 0xe4, 0xe9, 0xec, 0xf4]);
+
+/** An imm8 port for IN/OUT from the spec's immediate. */
+const port = (s: InstructionSpec, l: ProgramLayout): number => {
+  const p = s.imm & 0xff;
+  return DEVICE_PORTS.has(p) && l.devices !== true ? 0x80 : p;
+};
 
 const GPR64 = [R.RAX, R.RCX, R.RDX, R.RBX, R.RBP, R.RSI, R.RDI, R.R8, R.R9, R.R10, R.R11, R.R12, R.R13, R.R14, R.R15];
 const GPR32 = [R.EAX, R.ECX, R.EDX, R.EBX, R.EBP, R.ESI, R.EDI, R.R8D, R.R9D, R.R10D, R.R11D, R.R12D, R.R13D, R.R14D, R.R15D];
@@ -92,8 +105,8 @@ const GENERAL: readonly Build[] = [
   (s, l) => iced.Instruction.createBranch(code(`${["Jo", "Jb", "Je", "Jbe", "Js", "Jp", "Jl", "Jle", "Jne", "Jae"][s.a % 10]}_rel8_64`), 0n),
   (s) => iced.Instruction.createU32(C.Int_imm8, 0x80 + (s.imm & 1)),
   bare(C.Int3), bare(C.Ud2),
-  (s) => iced.Instruction.createRegU32(C.In_AL_imm8, R.AL, s.imm & 0xff),
-  (s) => iced.Instruction.createU32Reg(C.Out_imm8_AL, s.imm & 0xff, R.AL),
+  (s, l) => iced.Instruction.createRegU32(C.In_AL_imm8, R.AL, port(s, l)),
+  (s, l) => iced.Instruction.createU32Reg(C.Out_imm8_AL, port(s, l), R.AL),
   bare(C.Cli), bare(C.Sti), bare(C.Swapgs), bare(C.Syscall), bare(C.Hlt),
 ];
 
@@ -109,18 +122,24 @@ export function templateCount(kernel: boolean): number {
   return GENERAL.length + (kernel ? SYSTEM.length : 0);
 }
 
-/** Encodes the program at `layout.rip`, ending with HLT. Branch specs jump 0–7 bytes forward. */
-export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout): Uint8Array {
+/** Appends the instructions of `specs` to `section` (placed at `layout.rip` or wherever the
+ *  section is). Branch specs jump 0–7 bytes forward. */
+export function emitInstructions(section: Section, specs: readonly InstructionSpec[], layout: ProgramLayout): void {
   const templates = layout.kernel ? [...GENERAL, ...SYSTEM] : GENERAL;
-  const p = new Program(layout.rip);
   for (const spec of specs) {
     const insn = templates[spec.template % templates.length]!(spec, layout);
     if (insn.isJccShortOrNear) {
       const code = insn.code;
       insn.free();
-      p.emit(code, ahead(spec.imm & 7));
-    } else p.add(insn);
+      section.emit(code, ahead(spec.imm & 7));
+    } else section.add(insn);
   }
+}
+
+/** Encodes the program at `layout.rip`, ending with HLT. Branch specs jump 0–7 bytes forward. */
+export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout): Uint8Array {
+  const p = new Program(layout.rip);
+  emitInstructions(p, specs, layout);
   p.emit(C.Hlt);
   return p.encode();
 }

@@ -117,6 +117,23 @@ export const OPS: Readonly<Record<string, Build>> = {
   jmpRbx: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Jmp_rm64 : C.Jmp_rm32, bx(bits)),
   stac: bare(C.Stac),
   clac: bare(C.Clac),
+  // System instructions (privileged, or outside what the model can run: those end the case).
+  rdtsc: bare(C.Rdtsc),
+  sysexit: by(C.Sysexitq, C.Sysexitd),
+  wbinvd: bare(C.Wbinvd),
+  invd: bare(C.Invd),
+  clts: bare(C.Clts),
+  invlpg: () => iced.Instruction.createMem(C.Invlpg_m, at(R.RBX)),
+  lgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lgdt_m1664 : C.Lgdt_m1632, at(bx(bits))),
+  lidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lidt_m1664 : C.Lidt_m1632, at(bx(bits))),
+  sgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sgdt_m1664 : C.Sgdt_m1632, at(bx(bits))),
+  sidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sidt_m1664 : C.Sidt_m1632, at(bx(bits))),
+  ltr: () => iced.Instruction.createReg(C.Ltr_r32m16, R.EAX),
+  /** MOV to CR1/CR9 (reserved: #UD). */
+  movToBadCr: (i) => iced.Instruction.createRegReg(C.Mov_cr_r64, (i.imm ?? 0) % 2 === 0 ? R.CR1 : R.CR9, R.RAX),
+  /** Far JMP through memory at [RBX] (m16:64 in 64-bit code, m16:32 in compatibility mode). */
+  jmpFar: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Jmp_m1664 : C.Jmp_m1632, at(bx(bits))),
+  into: bare(C.Into),
 };
 
 /** Encodes `code` then HLT. An instruction iced cannot encode for 32-bit code (IRETQ, SWAPGS,
@@ -125,6 +142,11 @@ export const OPS: Readonly<Record<string, Build>> = {
 export function encode(code: readonly Insn[], rip: bigint, bits: 32 | 64): Uint8Array {
   const out: number[] = [];
   for (const insn of [...code, { op: "hlt" }]) {
+    // INTO (CE) is invalid in 64-bit mode and iced will not encode it there: its byte, for the #UD.
+    if (insn.op === "into" && bits === 64) {
+      out.push(0xce);
+      continue;
+    }
     let bytes: Uint8Array | undefined;
     for (const b of bits === 64 ? [64 as const] : [32 as const, 64 as const]) {
       const i = OPS[insn.op]!(insn, b);
@@ -184,6 +206,19 @@ export interface GateFields {
 // Building the machine
 // ------------------------------------------------------------------------------------------------
 
+/** A store into guest memory: in place within a page (the paging family stores 1,000 entries). */
+function poke(memory: GuestMemory, p: Poke): void {
+  const offset = Number(p.address & 0xfffn);
+  if (offset + p.size > 4096) return memory.writeValue(p.address, p.size, p.value);
+  const page = memory.page(Number(p.address >> 12n));
+  const view = new DataView(page.buffer, page.byteOffset, 4096);
+  const v = BigInt.asUintN(p.size * 8, p.value);
+  if (p.size === 8) view.setBigUint64(offset, v, true);
+  else if (p.size === 4) view.setUint32(offset, Number(v), true);
+  else if (p.size === 2) view.setUint16(offset, Number(v), true);
+  else view.setUint8(offset, Number(v));
+}
+
 /** The machine a scenario describes: the layout's start state for its ring and mode, with the
  *  scenario's registers, memory stores, segments, MSRs and run-time state applied. */
 export function buildScenario(s: Scenario, layout: GuestLayout = DEFAULT_LAYOUT): ArchState {
@@ -193,7 +228,7 @@ export function buildScenario(s: Scenario, layout: GuestLayout = DEFAULT_LAYOUT)
   // Landing pads: a HLT at user code and one spare kernel HLT.
   memory.write(layout.code.user, HALT_LOOP);
   memory.write(layout.code.kernel + 0x800n, HALT_LOOP);
-  for (const p of s.pokes) memory.writeValue(p.address, p.size, p.value);
+  for (const p of s.pokes) poke(memory, p);
   memory.write(base.rip, encode(s.code, base.rip, s.compat ? 32 : 64));
   const gpr = [...base.gpr];
   for (const [n, v] of s.regs) if (n !== 4) gpr[n] = BigInt.asUintN(64, v);
@@ -313,14 +348,21 @@ export const iretScenario: fc.Arbitrary<Scenario> = fc
     rip: addressArb, cs: selectorArb, flags: flagsImageArb, rsp: stackArb, ss: selectorArb,
     rflags: startFlagsArb, at: fc.oneof({ weight: 5, arbitrary: fc.constant<bigint | null>(null) }, { weight: 1, arbitrary: stackArb }),
     gdt: fc.array(gdtPatchArb, { maxLength: 2 }), segs: dataSegsArb, nmiBlocked: fc.boolean(),
+    // A frame IRET accepts (to the same level or to user mode), in a good share of the cases:
+    // random selectors alone almost always fault before the return completes.
+    valid: sometimes(fc.record({ user: fc.boolean(), nullSs: fc.boolean() }), 40),
   })
   .map((x) => {
     const rsp = x.at ?? defaultRsp(x.ring);
     const size = x.op === "iretq" ? 8 : x.op === "iretd" ? 4 : 2;
+    const toUser = x.valid !== null && (x.valid.user || x.ring === 3);
+    const cs = x.valid === null ? x.cs : toUser ? 0x2b : 0x08;
+    const ss = x.valid === null ? x.ss : toUser ? 0x23 : x.valid.nullSs ? 0 : 0x10;
+    const rip = x.valid === null ? x.rip : toUser ? 0x200000n : 0x10800n;
     return {
       family: "iret", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp, regs: [],
       code: [{ op: x.op }],
-      pokes: [...stackPokes(rsp, [x.rip, BigInt(x.cs), x.flags, x.rsp, BigInt(x.ss)], size), ...gdtPokes(x.compat ? [] : x.gdt)],
+      pokes: [...stackPokes(rsp, [rip, BigInt(cs), x.flags, x.rsp, BigInt(ss)], size), ...gdtPokes(x.compat ? [] : x.gdt)],
       segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: { nmiBlocked: x.nmiBlocked },
     };
   });
@@ -419,12 +461,15 @@ export const syscallScenario: fc.Arbitrary<Scenario> = fc
     };
   });
 
-// Family 4: segment loads and far returns ---------------------------------------------------------
+// Family 4: segment loads, far returns and far jumps -----------------------------------------------
+
+/** Where far JMP finds its pointer (kernel data; the user data page for CPL 3 would do as well). */
+const FAR_POINTER = 0x220100n;
 
 export const segmentScenario: fc.Arbitrary<Scenario> = fc
   .record({
     profile, ring: ringArb(2), compat: compatArb,
-    op: fc.constantFrom("movSreg", "movSreg", "popFs", "popGs", "lretq", "lretq", "lretd", "lretw", "lretqImm"),
+    op: fc.constantFrom("movSreg", "movSreg", "popFs", "popGs", "lretq", "lretq", "lretd", "lretw", "lretqImm", "jmpFar", "jmpFar"),
     sreg: fc.nat(4), selector: selectorArb, imm: fc.constantFrom(0, 8, 0x10, 0xfff8),
     rip: addressArb, cs: selectorArb, rsp: stackArb, ss: selectorArb,
     gdt: fc.array(gdtPatchArb, { maxLength: 2 }), segs: dataSegsArb, rflags: startFlagsArb, follow: fc.boolean(),
@@ -437,10 +482,15 @@ export const segmentScenario: fc.Arbitrary<Scenario> = fc
     // lret imm16 reads SS:RSP after the immediate: place them there too.
     const pokes = [...stackPokes(rsp, slots, size), ...gdtPokes(x.compat ? [] : x.gdt)];
     if (x.op === "lretqImm") pokes.push(...stackPokes(rsp + 16n + BigInt(x.imm), [x.rsp, BigInt(x.ss)], 8));
+    // far JMP [RBX]: the offset (8 bytes in 64-bit code, 4 in compatibility mode), then the selector.
+    if (x.op === "jmpFar") {
+      const width = x.compat ? 4 : 8;
+      pokes.push({ address: FAR_POINTER, size: width, value: BigInt.asUintN(width * 8, x.rip) }, { address: FAR_POINTER + BigInt(width), size: 2, value: BigInt(x.cs) });
+    }
     const code: Insn[] = [{ op: x.op, imm: x.op === "movSreg" ? x.sreg : x.imm }, ...(x.follow ? [{ op: "pushRax" }, { op: "popRcx" }] : [])];
     return {
       family: "segment", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp,
-      regs: [[0, BigInt(x.selector)]], code, pokes, segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: {},
+      regs: [[0, BigInt(x.selector)], [3, FAR_POINTER]], code, pokes, segments: x.compat ? [] : dataSegments(x.segs), set: {}, cpu: {},
     };
   });
 
@@ -519,13 +569,20 @@ const valueArb = fc.oneof(
 export const msrCrScenario: fc.Arbitrary<Scenario> = fc
   .record({
     profile, ring: ringArb(6), compat: compatArb,
-    ops: fc.array(fc.record({ op: fc.constantFrom("rdmsr", "wrmsr", "wrmsr", "movToCr", "movToCr", "movFromCr", "syscall", "swapgs"), cr: fc.nat(4) }), { minLength: 1, maxLength: 3 }),
+    ops: fc.array(fc.record({
+      op: fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom("rdmsr", "wrmsr", "wrmsr", "movToCr", "movToCr", "movFromCr", "syscall", "swapgs") },
+        { weight: 2, arbitrary: fc.constantFrom("rdtsc", "sysexit", "wbinvd", "invd", "clts", "invlpg", "lgdt", "lidt", "sgdt", "sidt", "ltr", "movToBadCr", "into", "stac", "clac") },
+      ),
+      cr: fc.nat(4),
+    }), { minLength: 1, maxLength: 3 }),
     msr: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...MSRS) }, { weight: 1, arbitrary: fc.nat(0xffffffff) }),
     value: valueArb,
   })
   .map((x) => ({
     family: "msrcr", profile: x.profile, ring: x.ring, compat: x.compat, rflags: 0x2n, rsp: defaultRsp(x.ring),
-    regs: [[0, x.value], [1, BigInt(x.msr)], [2, x.value >> 32n]] as const,
+    // RBX: the memory operand of LGDT/LIDT/SGDT/SIDT/INVLPG/far JMP (the user data page).
+    regs: [[0, x.value], [1, BigInt(x.msr)], [2, x.value >> 32n], [3, 0x220040n]] as const,
     code: x.ops.map((o) => ({ op: o.op, imm: o.cr })), pokes: [], segments: [], set: {}, cpu: {},
   }));
 

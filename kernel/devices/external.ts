@@ -75,7 +75,7 @@ export class ExternalDevices implements Engine {
     const timer = this.current.timer;
     if (!isCounting(timer)) return false;
     const s = this.inner.state();
-    if (!tickCouldBeTaken(timer, s.rflags, s.cr8)) return false;
+    if (s.cpu.shadow !== "none" || !tickCouldBeTaken(timer, s.rflags, s.cr8)) return false;
     this.current = { ...this.current, timer: tick(timer) };
     this.inner.raise({ irq: timer.vector });
     return true;
@@ -91,7 +91,7 @@ export class ExternalDevices implements Engine {
     const timer = this.current.timer;
     if (!isCounting(timer)) return "hlt";
     const s = this.inner.state();
-    return tickCouldBeTaken(timer, s.rflags, s.cr8) ? undefined : "hlt";
+    return s.cpu.shadow === "none" && tickCouldBeTaken(timer, s.rflags, s.cr8) ? undefined : "hlt";
   }
 
   run(maxSteps: number): EngineStop {

@@ -6,6 +6,7 @@ import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 import { iopl, MASK64, RAX, RDX, sizeMask } from "../machine/registers.ts";
 import { operand } from "./operands.ts";
+import { deviceIn } from "../devices/devices.ts";
 
 /** TSS offset of the 16-bit I/O map base (digest DT-03). */
 export const IO_MAP_BASE_OFFSET = 0x66;
@@ -48,19 +49,21 @@ function dataSize(insn: Instruction, op: Operand): 1 | 2 | 4 {
   return op.size;
 }
 
-/** IN: AL/AX/EAX ← env.portIn(port, size) (EAX zero-extends into RAX). */
+/** IN: AL/AX/EAX ← the device register at the port (devices.ts), or env.portIn(port, size) where
+ *  there is none (EAX zero-extends into RAX). */
 export const execIn: Semantics = (t, insn, env) => {
   const size = dataSize(insn, operand(insn, 0));
   const port = portOf(t, operand(insn, 1));
   const denied = ioPermitted(t, port, size);
   if (isFault(denied)) return denied;
-  const value = env.portIn(port, size) & sizeMask(size);
+  const value = (deviceIn(t, port, size) ?? env.portIn(port, size)) & sizeMask(size);
   t.writeReg(RAX, size, value);
   t.hit("IO-05");
   return { kind: "io", direction: "in", port, size, value };
 };
 
-/** OUT: the port receives AL/AX/EAX. */
+/** OUT: the port receives AL/AX/EAX. A device register takes the value once the instruction has
+ *  completed and been counted (step/step.ts, devices.ts deviceOut). */
 export const execOut: Semantics = (t, insn) => {
   const port = portOf(t, operand(insn, 0));
   const size = dataSize(insn, operand(insn, 1));

@@ -26,7 +26,7 @@ export type StepEvent =
   /** Triple fault: the CPU entered the shutdown state (`instruction`: the one whose fault or
    *  INT n escalated, if it was an instruction's). */
   | { readonly kind: "shutdown"; readonly rip: bigint; readonly instruction?: Instruction; readonly faults?: RaisedFaults }
-  /** IN/OUT completed. */
+  /** IN/OUT completed. `console`: the byte an OUT to the debug console appended (devices.ts). */
   | {
       readonly kind: "io";
       readonly rip: bigint;
@@ -35,7 +35,10 @@ export type StepEvent =
       readonly size: 1 | 2 | 4;
       readonly value: bigint;
       readonly instruction: Instruction;
+      readonly console?: number;
     }
+  /** The machine stopped at a write to the exit port: no step (DEV-EXIT-02). */
+  | { readonly kind: "exited"; readonly rip: bigint; readonly value: number }
   /** Bytes outside the modelled subset: the machine is unchanged and the run cannot go on. */
   | { readonly kind: "unsupported"; readonly rip: bigint; readonly bytes: Uint8Array; readonly reason: string }
   /** A fault that was not delivered (delivery turned off): the machine is at the faulting
@@ -56,7 +59,7 @@ export interface StepResult {
 
 /** The project's stop reasons (contract/engine.ts) that `run` can give, and `fault`: a fault not
  *  delivered, with `delivery: "stop"` (unit tests only). */
-export type StopReason = Extract<ContractStopReason, "hlt" | "shutdown" | "limit" | "unsupported" | "timeout"> | "fault";
+export type StopReason = Extract<ContractStopReason, "hlt" | "shutdown" | "limit" | "exit" | "unsupported" | "timeout"> | "fault";
 
 export interface RunResult {
   readonly state: Machine;

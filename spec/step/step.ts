@@ -12,6 +12,7 @@ import { recordImpliedRules } from "../rule-catalogue.ts";
 import type { RuleId } from "../rules/rule.ts";
 import { SEMANTICS } from "../semantics-table.ts";
 import { canWake as canWakeAt, loadsSs, pendingBoundaryEvent, takeBoundaryEvent } from "../transitions/boundary.ts";
+import { countCompletedInstruction, deviceOut, jumpToTick, timerWouldWake } from "../devices/devices.ts";
 import { deliverWithNesting, type DeliveryOutcome } from "../transitions/double-fault.ts";
 import { exceptionEvent, pushesErrorCode, type EventSource } from "../transitions/exception-classes.ts";
 import { deliverSoftwareInterrupt } from "../transitions/software-interrupt.ts";
@@ -57,8 +58,16 @@ export function step(state: Machine, options: StepOptions = {}): StepResult {
   return result;
 }
 
-function boundaryOrInstruction(state: Machine, ctx: Context): StepResult {
-  if (state.cpu.shutdown) return { state, event: { kind: "shutdown", rip: state.rip } };
+function boundaryOrInstruction(start: Machine, ctx: Context): StepResult {
+  // DEV-EXIT-02: nothing runs after the write to the exit port.
+  const exitValue = start.devices.exitValue;
+  if (exitValue !== null) {
+    ctx.coverage?.add("DEV-EXIT-02");
+    return { state: start, event: { kind: "exited", rip: start.rip, value: exitValue } };
+  }
+  if (start.cpu.shutdown) return { state: start, event: { kind: "shutdown", rip: start.rip } };
+  // DEV-TMR-06: a halted CPU that nothing can wake jumps to the timer's tick when it could be taken.
+  const state = start.cpu.halted && !canWakeAt(start, ctx.profile) ? jumpToTick(start, ctx.coverage) : start;
   // PRIO-01: an event pending at this boundary comes before the next instruction (and wakes HLT).
   const pending = pendingBoundaryEvent(state, ctx.profile);
   if (pending !== null) return deliveredResult(takeBoundaryEvent(state, pending, ctx.profile, ctx.coverage), state.rip, undefined);
@@ -127,11 +136,17 @@ function completed(state: Machine, t: Transaction, insn: Instruction, tfBefore: 
   const ownTrap = t.singleStepTrap ?? tfBefore;
   if (ownTrap) t.hit(loadsSs(insn) ? "SHADOW-05" : "TF-01");
   const trap = heldTrap || ownTrap;
+  // The devices (docs/devices.md): the completed instruction counts (DEV-TMR-04), then an OUT's
+  // write reaches its device.
+  countCompletedInstruction(t);
+  const output = io !== undefined && io.direction === "out" ? deviceOut(t, io) : undefined;
   const m = t.m;
   const after = m.cpu.pendingDebugTrap === trap ? m : patchMachine(m, { cpu: { ...m.cpu, pendingDebugTrap: trap } });
   const rip = state.rip;
-  if (io !== undefined)
-    return { state: after, event: { kind: "io", rip, direction: io.direction, port: io.port, size: io.size, value: io.value, instruction: insn } };
+  if (io !== undefined) {
+    const event = { kind: "io", rip, direction: io.direction, port: io.port, size: io.size, value: io.value, instruction: insn } as const;
+    return { state: after, event: output === undefined ? event : { ...event, console: output } };
+  }
   // HLT-02: HLT completed into the HALT state.
   if (after.cpu.halted) return { state: after, event: { kind: "halted", rip, instruction: insn } };
   return { state: after, event: { kind: "retired", rip, instruction: insn } };
@@ -188,6 +203,8 @@ export interface RunOptions extends StepOptions {
   readonly timeoutMs?: number;
   /** Called after every step (traces). */
   readonly onStep?: (before: Machine, result: StepResult) => void;
+  /** Called with each byte an OUT appends to the debug console (DEV-CON-01). */
+  readonly onConsole?: (byte: number) => void;
 }
 
 const STOPPING: Partial<Record<StepEvent["kind"], RunResult["reason"]>> = {
@@ -196,29 +213,31 @@ const STOPPING: Partial<Record<StepEvent["kind"], RunResult["reason"]>> = {
   fault: "fault",
 };
 
-/** Steps until the CPU halts with nothing to wake it, shuts down, or a limit is reached
- *  (vector README, "Running a vector" 4). */
+/** Steps until the kernel writes the exit port, the CPU halts with nothing to wake it, shuts down,
+ *  or a limit is reached (vector README, "Running a vector" 4). */
 export function run(state: Machine, options: RunOptions): RunResult {
   const profile = options.profile ?? INTEL;
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   let m = state;
   let last: StepEvent | undefined;
   for (let steps = 0; ; steps++) {
+    if (m.devices.exitValue !== null) return { state: m, reason: "exit", steps, last };
     if (m.cpu.shutdown) return { state: m, reason: "shutdown", steps, last };
-    if (m.cpu.halted && !canWakeAt(m, profile)) return { state: m, reason: "hlt", steps, last };
+    if (m.cpu.halted && !canWake(m, profile)) return { state: m, reason: "hlt", steps, last };
     if (steps >= options.maxSteps) return { state: m, reason: "limit", steps, last };
     if ((steps & 1023) === 1023 && Date.now() > deadline) return { state: m, reason: "timeout", steps, last };
     const result = step(m, options);
     options.onStep?.(m, result);
     last = result.event;
+    if (last.kind === "io" && last.console !== undefined) options.onConsole?.(last.console);
     const stop = STOPPING[result.event.kind];
     m = result.state;
     if (stop !== undefined) return { state: m, reason: stop, steps: steps + (stop === "unsupported" ? 0 : 1), last };
   }
 }
 
-/** HLT-03: whether something pending wakes a halted CPU (an unblocked NMI, or a maskable interrupt
- *  that IF, the shadow and CR8 let through). */
+/** HLT-03: whether something wakes a halted CPU: an unblocked NMI, a maskable interrupt that IF,
+ *  the shadow and CR8 let through, or the timer's tick that time jumps to (DEV-TMR-06). */
 export function canWake(m: Machine, profile: Profile = INTEL): boolean {
-  return canWakeAt(m, profile);
+  return canWakeAt(m, profile) || timerWouldWake(m);
 }

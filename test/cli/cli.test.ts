@@ -307,7 +307,7 @@ describe("arguments", () => {
     [["vectors", "list"], "unknown subcommand"],
     [["vectors", "check"], "at least one PATH"],
     [["vectors", "check", VECTORS, "--json=1"], "--json takes no value"],
-    [["schema", "extra"], "expected files, trace or divergence"],
+    [["schema", "extra"], "expected files, trace, divergence or protocol"],
     [["schema", "trace", "files"], "at most one"],
     [["run", SYSCALL_BASIC_FILE, "--json"], "--json goes with --trace"],
     [["frob"], 'unknown command "frob"'],

@@ -138,6 +138,7 @@ describe("ringspec trace", () => {
     writeFileSync(layout, JSON.stringify({ name: "regs", fields: ["a", "b<script>"], rip: "a" }));
     expect(await run(["trace", file, "--json", "--frame", layout])).toMatchObject({ code: 2, stderr: expect.stringContaining("fields: expected 1 to 64 field names") });
     expect(await run(["trace", "demo", "--lockstep", "--json"])).toMatchObject({ code: 2 });
+    expect(await run(["trace", "demo", "--engine", "qemu", "--json"])).toMatchObject({ code: 2, stderr: expect.stringContaining("a kernel runs on spec or impl, not qemu") });
     expect(await run(["trace", file, "--html", join(TMP, "no/such/dir/x.html")])).toMatchObject({ code: 2, stderr: expect.stringMatching(/^ringspec: --html .*no\/such\/dir\/x\.html: /) });
   });
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { encodeProgram, templateCount, type InstructionSpec } from "../../conformance/generate/program.ts";
 import { lockstep } from "../../conformance/lockstep.ts";
+import { engineEntry } from "../../engines/registry.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { stateFromMachine, type Machine } from "../../spec/machine/machine.ts";
@@ -17,6 +18,8 @@ import { kernelMachine, userMachine, withBytes } from "../helpers/fixture.ts";
 import { envInteger, envReplayPath } from "../helpers/env.ts";
 
 const RUNS = envInteger("RINGSPEC_LOCKSTEP_RUNS", 150, 1);
+/** IN/OUT reach the device registers once both engines implement the devices (docs/devices.md). */
+const DEVICES = engineEntry("spec")?.capabilities.devices === true && engineEntry("impl")?.capabilities.devices === true;
 const SEED = envInteger("RINGSPEC_SEED", 20261122, -(2 ** 31), 2 ** 31 - 1);
 
 const spec = fc.record({ template: fc.nat(), a: fc.nat(15), b: fc.nat(63), imm: fc.integer() });
@@ -45,7 +48,7 @@ const caseArb = fc.record({
 function initial(c: Case): Machine {
   const base = c.kernel ? kernelMachine() : userMachine();
   const data = c.kernel ? 0x30000n : 0x220000n;
-  const code = encodeProgram(c.specs, { rip: base.rip, data, kernel: c.kernel });
+  const code = encodeProgram(c.specs, { rip: base.rip, data, kernel: c.kernel, devices: DEVICES });
   let m = withBytes(base, base.rip, code);
   m = { ...m, gpr: c.regs.map((v, i) => (i === 4 ? m.gpr[4]! : v)), rflags: c.kernel ? c.rflags : c.rflags & ~0x3000n };
   const [ds, es, ss, fs, gs, kernelGs] = c.bases as [bigint, bigint, bigint, bigint, bigint, bigint];
@@ -91,6 +94,24 @@ describe("lockstep: spec and impl agree after every step", () => {
         expect(engine.step().kind, `template ${template}`).not.toBe("unsupported");
       }
     }
+  });
+});
+
+describe("the program generator and the devices", () => {
+  it("IN/OUT reach the device registers (0xE9 here) only when asked; otherwise they go to port 0x80", () => {
+    const has = (code: Uint8Array, a: number, b: number) => code.some((x, i) => x === a && code[i + 1] === b);
+    let out = false;
+    for (let template = 0; template < templateCount(false); template++) {
+      const specs = [{ template, a: 1, b: 2, imm: 0xe9 }];
+      const plain = encodeProgram(specs, { rip: 0x200000n, data: 0x220000n, kernel: false });
+      const devices = encodeProgram(specs, { rip: 0x200000n, data: 0x220000n, kernel: false, devices: true });
+      expect(has(plain, 0xe6, 0xe9) || has(plain, 0xe4, 0xe9)).toBe(false);
+      if (has(devices, 0xe6, 0xe9)) {
+        out = true;
+        expect(has(plain, 0xe6, 0x80)).toBe(true);
+      }
+    }
+    expect(out).toBe(true);
   });
 });
 

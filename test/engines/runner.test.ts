@@ -7,7 +7,7 @@ import { parseDocument } from "../../contract/load.ts";
 import type { ArchState } from "../../contract/state.ts";
 import type { AsyncEngine, Engine, EngineEvent, EngineStop, PhysicalRange, StepView } from "../../contract/engine.ts";
 import { asAsync } from "../../contract/async.ts";
-import { runAsyncEngine, runEngine } from "../../engines/runner.ts";
+import { nextChunk, runAsyncEngine, runEngine } from "../../engines/runner.ts";
 import { createEngine, ENGINE_NAMES, engineEntry, ENGINES } from "../../engines/registry.ts";
 
 const VECTOR = (name: string) => fileURLToPath(new URL(`../../conformance/vectors/${name}.json`, import.meta.url));
@@ -19,6 +19,7 @@ const state: ArchState = parseDocument(readFileSync(VECTOR("syscall-basic"), "ut
 class CountingEngine implements Engine {
   steps = 0;
   runs: number[] = [];
+  stateCalls = 0;
   private loaded: ArchState = state;
   constructor(private readonly behaviour: { haltAfter?: number; unsupportedAfter?: number; memoryLimitAfter?: number; exitAfter?: number } = {}) {}
   load(s: ArchState): void {
@@ -40,6 +41,8 @@ class CountingEngine implements Engine {
     for (let n = 0; ; n++) {
       if (exitAfter !== undefined && this.steps >= exitAfter) return { reason: "exit", steps: n, exitValue: 7 };
       if (haltAfter !== undefined && this.steps >= haltAfter) return { reason: "hlt", steps: n };
+      // run(0) steps nothing: an unsupported instruction or the memory cap shows only on a step.
+      if (maxSteps === 0) return { reason: "limit", steps: 0 };
       if (unsupportedAfter !== undefined && this.steps >= unsupportedAfter)
         return { reason: "unsupported", steps: n, event: { kind: "unsupported", rip: 5n, bytes: Uint8Array.of(0x0f, 0x0b), reason: "no semantics" } };
       if (memoryLimitAfter !== undefined && this.steps >= memoryLimitAfter)
@@ -49,6 +52,7 @@ class CountingEngine implements Engine {
     }
   }
   state(): ArchState {
+    this.stateCalls++;
     const halted = this.behaviour.haltAfter !== undefined && this.steps >= this.behaviour.haltAfter;
     const exited = this.behaviour.exitAfter !== undefined && this.steps >= this.behaviour.exitAfter;
     return {
@@ -84,15 +88,58 @@ describe("the exit port (docs/devices.md): a run ends with `exit` and the value"
   });
 });
 
+describe("runEngine with onEvent: one step at a time, events only", () => {
+  it("hands every event over without asking for a state per step; exit, hlt and limit stop it as run(n) does", () => {
+    const e = new CountingEngine({ exitAfter: 1000 });
+    const seen: number[] = [];
+    const r = runEngine(e, { ...LIMITS, onEvent: (step, event) => void seen.push(step, event.kind === "retired" ? 1 : 0) });
+    expect(r.stop).toEqual({ reason: "exit", steps: 1000, exitValue: 7, detail: "exit value 7" });
+    expect(seen.length).toBe(2000);
+    expect(seen.slice(0, 4)).toEqual([1, 1, 2, 1]);
+    expect(e.stateCalls).toBe(1); // the final state only
+    expect(runEngine(new CountingEngine({ haltAfter: 10 }), { ...LIMITS, onEvent: () => undefined }).stop).toEqual({ reason: "hlt", steps: 10 });
+    expect(runEngine(new CountingEngine(), { maxSteps: 5, timeoutMs: 60_000, onEvent: () => undefined }).stop).toEqual({ reason: "limit", steps: 5 });
+  });
+
+  it("\"stop\" ends the run after that step; an unsupported attempt is handed over and ends the run", () => {
+    expect(runEngine(new CountingEngine(), { ...LIMITS, onEvent: (step) => (step === 3 ? "stop" : undefined) }).stop).toEqual({ reason: "stopped", steps: 3 });
+    const kinds: string[] = [];
+    const r = runEngine(new CountingEngine({ unsupportedAfter: 2 }), { ...LIMITS, onEvent: (_s, event) => void kinds.push(event.kind) });
+    expect(r.stop).toMatchObject({ reason: "unsupported", steps: 2, detail: "no semantics (bytes 0f0b)" });
+    expect(kinds).toEqual(["retired", "retired", "unsupported"]);
+    expect(() => runEngine(new CountingEngine(), { ...LIMITS, onEvent: () => undefined, onStep: () => undefined })).toThrow(/onStep and onEvent/);
+  });
+
+  it("runAsyncEngine drives onEvent the same way", async () => {
+    const caps = { name: "counting", profiles: ["intel"] as const, singleStep: true, raise: false, touched: false, unobservable: [] };
+    let n = 0;
+    const r = await runAsyncEngine(asAsync(new CountingEngine({ haltAfter: 7 }), caps), { ...LIMITS, onEvent: async () => void n++ });
+    expect(r.stop).toEqual({ reason: "hlt", steps: 7 });
+    expect(n).toBe(7);
+  });
+});
+
 describe("runEngine without onStep: whole chunks through run(n)", () => {
-  it("runs to the step limit in run(n) calls whose size grows, never past the limit", () => {
+  // The chunk sizes follow the wall clock (nextChunk), so this test checks only what holds on a
+  // loaded machine too; the sizing policy itself is tested on its own below.
+  it("runs to the step limit in run(n) calls of at most the remaining steps, never past the limit", () => {
     const e = new CountingEngine();
     const r = runEngine(e, { maxSteps: 150_000, timeoutMs: 60_000 });
     expect(r.stop).toEqual({ reason: "limit", steps: 150_000 });
     expect(r.state.gpr[0]).toBe(150_000n);
     expect(e.runs[0]).toBe(1024);
     expect(e.runs.reduce((x, y) => x + y, 0)).toBe(150_000);
-    for (let i = 1; i < e.runs.length - 1; i++) expect(e.runs[i]).toBeGreaterThanOrEqual(e.runs[i - 1]!);
+    expect(e.runs.every((n) => n >= 1)).toBe(true);
+  });
+
+  it("chunk sizing: doubles while calls are fast, halves when slow, keeps between, bounded", () => {
+    expect(nextChunk(1024, 0)).toBe(2048);
+    expect(nextChunk(1024, 9)).toBe(2048);
+    expect(nextChunk(1024, 10)).toBe(1024);
+    expect(nextChunk(1024, 50)).toBe(1024);
+    expect(nextChunk(1024, 51)).toBe(512);
+    expect(nextChunk(1, 1000)).toBe(1);
+    expect(nextChunk(1 << 26, 0)).toBe(1 << 26);
   });
 
   it("hlt, and 0 steps: a limit with nothing run", () => {

@@ -1,0 +1,46 @@
+// The engines of a campaign, by name, as sources that open a fresh engine (after a crash the
+// campaign opens another). `spec` records the rules its steps exercise into the campaign's rule
+// coverage; `process` starts a command that speaks the JSON-lines protocol; the emulators come
+// from the registry.
+import { asAsync } from "../../contract/async.ts";
+import type { AsyncEngine } from "../../contract/engine.ts";
+import { engineEntry, ALL_ENGINE_NAMES, ENGINE_NAMES } from "../../engines/registry.ts";
+import type { EmulatorOptions } from "../../engines/emulators.ts";
+import { ProcessEngine } from "../../engines/process/engine.ts";
+import { SpecEngine } from "../../spec/engine.ts";
+import type { EngineSource } from "./run.ts";
+
+export const CAMPAIGN_ENGINE_NAMES: readonly string[] = [...ALL_ENGINE_NAMES, "process"];
+
+/** How to reach an engine (plain data: it crosses to worker threads). */
+export interface EngineChoice {
+  readonly name: string;
+  /** For `process`: the command line. */
+  readonly command?: string;
+  /** For `process`: seconds one request may take before the engine counts as hung. */
+  readonly requestTimeoutMs?: number;
+  readonly emulator?: EmulatorOptions;
+}
+
+/** Whether an engine is one of this project's two (lockstep compares them exactly). */
+export function inProcess(choice: EngineChoice): boolean {
+  return ENGINE_NAMES.includes(choice.name);
+}
+
+/** A source for `choice`; `coverage` collects the rules a spec engine exercises. */
+export function engineSource(choice: EngineChoice, coverage?: Set<string>): EngineSource {
+  if (choice.name === "process") {
+    const command = choice.command;
+    if (command === undefined || command.trim() === "") throw new Error("the process engine needs a command (--cmd)");
+    return {
+      name: `process (${command})`,
+      open: () => ProcessEngine.start({ command, ...(choice.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: choice.requestTimeoutMs }) }),
+    };
+  }
+  const entry = engineEntry(choice.name);
+  if (entry === undefined) throw new Error(`no engine called ${JSON.stringify(choice.name)}`);
+  if (choice.name === "spec" && coverage !== undefined) {
+    return { name: "spec", open: async (): Promise<AsyncEngine> => asAsync(new SpecEngine({ coverage }), entry.capabilities) };
+  }
+  return { name: entry.name, open: () => entry.open(choice.emulator === undefined ? {} : { emulator: choice.emulator }) };
+}

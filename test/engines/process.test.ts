@@ -1,0 +1,160 @@
+// The JSON-lines engine protocol: the reference server (in-process over streams, and as a child),
+// the client's validation, and its robustness against engines that crash, hang, print garbage,
+// answer out of order or stop mid-answer.
+import { PassThrough } from "node:stream";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { ProcessEngine, liveProcessEngines } from "../../engines/process/engine.ts";
+import { serveEngine, servedCapabilities } from "../../engines/process/server.ts";
+import { EventJson, RequestJson, eventFromJson, eventToJson, protocolJsonSchemaText, stateToProtocol } from "../../engines/process/protocol.ts";
+import { EngineError } from "../../engines/host/errors.ts";
+import { ImplEngine } from "../../impl/engine.ts";
+import { SpecEngine } from "../../spec/engine.ts";
+import { compareStates } from "../../contract/compare.ts";
+import type { EngineEvent } from "../../contract/engine.ts";
+import { runAsyncEngine } from "../../engines/runner.ts";
+import { kernelState, userState } from "../helpers/fixture.ts";
+import { parseDocument } from "../../contract/load.ts";
+import { vectorPath } from "../helpers/fixture.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const FIXTURE = fileURLToPath(new URL("./fixtures/misbehaving-engine.mjs", import.meta.url));
+const misbehaving = (mode: string) => `node ${FIXTURE} ${mode}`;
+
+/** A server on streams, and a way to send it one request and read the answer. */
+function inProcessServer() {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const served = serveEngine(new ImplEngine(), servedCapabilities("impl", false), input, output);
+  const lines = createInterface({ input: output })[Symbol.asyncIterator]();
+  const ask = async (request: unknown): Promise<Record<string, unknown>> => {
+    input.write((typeof request === "string" ? request : JSON.stringify(request)) + "\n");
+    const next = await lines.next();
+    return JSON.parse(next.value as string) as Record<string, unknown>;
+  };
+  return { ask, close: async () => (input.end(), await served) };
+}
+
+afterAll(() => {
+  expect(liveProcessEngines()).toBe(0);
+});
+
+describe("the engine protocol's messages", () => {
+  it("events convert to JSON and back unchanged (every kind)", () => {
+    const events: EngineEvent[] = [
+      { kind: "retired", rip: 0x200000n, instruction: { bytes: Uint8Array.of(0x0f, 0x05), length: 2 } },
+      { kind: "delivered", rip: 0x10n, vector: 14, errorCode: 6, source: "exception", instruction: { bytes: Uint8Array.of(), length: 0 } },
+      { kind: "delivered", rip: 0x10n, vector: 32, errorCode: undefined, source: "external" },
+      { kind: "halted", rip: 0x11n },
+      { kind: "shutdown", rip: 0x12n },
+      { kind: "io", rip: 0x13n, direction: "out", port: 0xe9, size: 1, value: 0x41n, instruction: { bytes: Uint8Array.of(0xe6, 0xe9), length: 2 } },
+      { kind: "unsupported", rip: 0x14n, bytes: Uint8Array.of(0x0f, 0xa2), reason: "CPUID" },
+      { kind: "memory-limit", rip: 0x15n, reason: "too many pages" },
+    ];
+    for (const e of events) {
+      const json = JSON.parse(JSON.stringify(eventToJson(e)));
+      expect(EventJson.parse(json)).toEqual(json);
+      expect(eventFromJson(EventJson.parse(json))).toEqual(e);
+    }
+  });
+
+  it("requests are validated field by field", () => {
+    expect(RequestJson.safeParse({ id: 1, method: "steps", params: { n: 0 } }).success).toBe(false);
+    expect(RequestJson.safeParse({ id: 1, method: "fly" }).success).toBe(false);
+    expect(RequestJson.safeParse({ id: 1, method: "raise", params: { irq: 300 } }).success).toBe(false);
+    expect(RequestJson.safeParse({ id: 1, method: "load", params: { state: stateToProtocol(kernelState()), profile: "intel" } }).success).toBe(true);
+  });
+
+  it("the committed engines/process/protocol.schema.json equals the generated one (regenerate: node cli/bin.js schema --protocol > engines/process/protocol.schema.json)", () => {
+    expect(readFileSync(`${ROOT}engines/process/protocol.schema.json`, "utf8")).toBe(protocolJsonSchemaText());
+  });
+});
+
+describe("the reference server", () => {
+  it("answers hello with its capabilities and runs a state like the engine itself", async () => {
+    const s = inProcessServer();
+    const hello = await s.ask({ id: 1, method: "hello", params: { protocol: "ringspec-engine/1" } });
+    expect(hello).toMatchObject({ id: 1, result: { protocol: "ringspec-engine/1", name: "impl", single_step: true, touched: true } });
+    const doc = parseDocument(readFileSync(vectorPath("syscall-sysret-roundtrip"), "utf8"));
+    expect(await s.ask({ id: 2, method: "load", params: { state: stateToProtocol(doc.state), profile: "intel" } })).toEqual({ id: 2, result: {} });
+    const step = await s.ask({ id: 3, method: "step" });
+    expect(step).toMatchObject({ id: 3, result: { event: { kind: "retired", rip: "0x200000", instruction: { bytes: "0f05", length: 2 } } } });
+    const steps = (await s.ask({ id: 4, method: "steps", params: { n: 3 } })) as { result: { events: unknown[] } };
+    expect(steps.result.events).toHaveLength(3);
+    expect(await s.ask({ id: 5, method: "run", params: { max_steps: 10 } })).toEqual({ id: 5, result: { stop: { reason: "limit", steps: 10 } } });
+    const touched = (await s.ask({ id: 6, method: "touched" })) as { result: { ranges: unknown[] } };
+    expect(touched.result.ranges.length).toBeGreaterThan(0);
+    await s.close();
+  });
+
+  it("refuses bad requests with an error naming the field, and goes on", async () => {
+    const s = inProcessServer();
+    expect(await s.ask("{not json")).toMatchObject({ id: 0, error: { message: expect.stringContaining("not valid JSON") } });
+    expect(await s.ask({ id: 7, method: "step" })).toMatchObject({ id: 7, error: { message: "step: load a state first" } });
+    const state = stateToProtocol(userState()) as { regs: Record<string, string> };
+    state.regs.rax = "0xnope";
+    expect(await s.ask({ id: 8, method: "load", params: { state, profile: "intel" } })).toMatchObject({ id: 8, error: { message: expect.stringMatching(/^params\.state\.regs\.rax: /) } });
+    expect(await s.ask({ id: 9, method: "hello", params: { protocol: "ringspec-engine/9" } })).toMatchObject({ id: 9, error: { message: expect.stringContaining("ringspec-engine/1") } });
+    expect(await s.ask({ id: 10, method: "hello", params: { protocol: "ringspec-engine/1" } })).toMatchObject({ id: 10, result: { name: "impl" } });
+    await s.close();
+  });
+
+  it("as a child process (ringspec serve --engine spec) it agrees with the spec in process", async () => {
+    const engine = await ProcessEngine.start({ command: `node ${ROOT}cli/bin.js serve --engine spec`, cwd: ROOT });
+    try {
+      expect(engine.capabilities).toMatchObject({ name: "spec", singleStep: true, raise: true, touched: true });
+      const doc = parseDocument(readFileSync(vectorPath("syscall-sysret-roundtrip"), "utf8"));
+      await engine.load(doc.state, "intel");
+      const remote = await runAsyncEngine(engine, { maxSteps: 50, timeoutMs: 20_000 });
+      const local = new SpecEngine();
+      local.load(doc.state, "intel");
+      const stop = local.run(50);
+      expect(remote.stop).toMatchObject({ reason: stop.reason, steps: stop.steps });
+      expect(compareStates(local.state(), remote.state, { rule: "exact", memory: "all" }).differences).toEqual([]);
+    } finally {
+      await engine.close();
+    }
+  }, 30_000);
+});
+
+describe("the client survives a misbehaving engine", () => {
+  const cases: [string, EngineError["kind"], RegExp][] = [
+    ["crash", "crash", /exited with status 3/],
+    ["kill", "crash", /killed by SIGKILL/],
+    ["garbage", "protocol", /not a JSON answer: "segmentation fault/],
+    ["out-of-order", "protocol", /out of order: expected id \d+ \(step\), got id \d+/],
+    ["truncate", "crash", /in the middle of an answer/],
+    ["hang", "timeout", /step: no answer within 0\.3 s/],
+  ];
+  for (const [mode, kind, message] of cases) {
+    it(`${mode}: step fails with ${kind} (${message.source}), then every call fails at once`, async () => {
+      const engine = await ProcessEngine.start({ command: misbehaving(mode), requestTimeoutMs: 300 });
+      await engine.load(kernelState(), "intel");
+      const failure = await engine.step().then(() => null, (e: unknown) => e);
+      expect(failure).toBeInstanceOf(EngineError);
+      expect((failure as EngineError).kind).toBe(kind);
+      expect((failure as EngineError).message).toMatch(message);
+      await expect(engine.state()).rejects.toBeInstanceOf(EngineError);
+      await engine.close();
+    });
+  }
+
+  it("an error answer fails that call only", async () => {
+    const engine = await ProcessEngine.start({ command: misbehaving("refuse") });
+    await engine.load(kernelState(), "intel");
+    await expect(engine.step()).rejects.toThrow(/the engine answered an error: I do not know how to step/);
+    expect((await engine.state()).rip).toBe(kernelState().rip);
+    await engine.close();
+  });
+
+  it("a command that does not start, or does not say hello, is a start error", async () => {
+    const missing = await ProcessEngine.start({ command: "/no/such/emulator --flag" }).then(() => null, (e: unknown) => e);
+    expect(missing).toBeInstanceOf(EngineError);
+    expect((missing as EngineError).kind).toBe("start");
+    const rude = await ProcessEngine.start({ command: misbehaving("bad-start") }).then(() => null, (e: unknown) => e);
+    expect((rude as EngineError).kind).toBe("start");
+    expect((rude as EngineError).message).toMatch(/no usable hello: not a JSON answer: "Welcome to my emulator!"/);
+  });
+});
