@@ -80,10 +80,18 @@ export function blockAt(m: Machine, poolPage: number, off: number, mode: number,
   csLimit: number): Block | null {
   const slot = poolPage >> PAGE_SHIFT;
   const key = off * 4 + mode;
-  let map = m.blocksBySlot[slot];
-  const cached = map?.get(key);
+  const cached = m.blocksBySlot[slot]?.get(key);
   if (cached !== undefined && cached.valid && cached.ripLo === ripLo && cached.ripHi === ripHi &&
     (mode === MODE_64 || cached.endEip >>> 0 <= csLimit >>> 0)) return cached;
+  return decodeBlock(m, poolPage, off, mode, ripLo, ripHi, csLimit);
+}
+
+/** Decodes and caches the block at (pool page, page offset, mode, RIP): blockAt's miss path, a
+ *  function of its own so that the hit path stays small. */
+function decodeBlock(m: Machine, poolPage: number, off: number, mode: number, ripLo: number, ripHi: number,
+  csLimit: number): Block | null {
+  const slot = poolPage >> PAGE_SHIFT;
+  const key = off * 4 + mode;
   const insns: Insn[] = [];
   let o = off;
   let lo = ripLo, hi = ripHi;
@@ -110,7 +118,7 @@ export function blockAt(m: Machine, poolPage: number, off: number, mode: number,
   const b = new Block(key, ripLo, ripHi, insns, endEip, poolPage, mode);
   if (m.blockBudget.blocks >= MAX_CACHED_BLOCKS) flushBlockCache(m);
   markCode(m, slot);
-  map = m.blocksBySlot[slot];
+  let map = m.blocksBySlot[slot];
   if (map === undefined) {
     map = new Map<number, Block>();
     m.blocksBySlot[slot] = map;
