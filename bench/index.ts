@@ -6,6 +6,7 @@ import type { Engine } from "../contract/engine.ts";
 import { createEngine } from "../engines/registry.ts";
 import { runEngine } from "../engines/runner.ts";
 import { PROGRAMS, type BenchProgram } from "./programs.ts";
+import { measureKernels } from "./kernels.ts";
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -99,7 +100,9 @@ function show(p: BenchProgram, stepsPerSecond: number): string {
 /**
  * Every benchmark loop on impl/ and on spec/, through the Engine interface. Figures (JSON keys):
  * `impl.NAME` and `spec.NAME` in the loop's unit (MIPS, or round trips per second),
- * `spec.NAME.instructions_per_s`, `ratio.NAME` (impl/spec), and `host-reference`.
+ * `spec.NAME.instructions_per_s`, `ratio.NAME` (impl/spec), the kernels (bench/kernels.ts):
+ * `impl.kernel.K` and `spec.kernel.K` in MIPS (spec only when it runs K to its exit),
+ * `impl.kernel.K.syscalls_per_s`, `impl.kernel.K.context_switches_per_s`; and `host-reference`.
  */
 export async function runBenchmarks(opts: BenchOptions): Promise<Record<string, number>> {
   const runs = opts.runs ?? 7;
@@ -120,6 +123,22 @@ export async function runBenchmarks(opts: BenchOptions): Promise<Record<string, 
       `${p.name.padEnd(12)} ${show(p, impl.value).padStart(26)} ${show(p, spec.value).padStart(26)} ${`${(impl.value / spec.value).toFixed(0)}x`.padStart(10)}   ${(spec.value / 1e6).toFixed(3)} M`,
     );
   }
+  lines.push("");
+  lines.push(`${"kernel".padEnd(12)} ${"impl".padStart(14)} ${"spec".padStart(14)} ${"impl syscalls/s".padStart(17)} ${"impl switches/s".padStart(17)}   run (impl)`);
+  for (const k of measureKernels(runs, Math.min(runs, 3))) {
+    out[`impl.kernel.${k.name}`] = k.impl as number;
+    if (typeof k.spec === "number") out[`spec.kernel.${k.name}`] = k.spec;
+    out[`impl.kernel.${k.name}.syscalls_per_s`] = k.syscallsPerSecond!;
+    out[`impl.kernel.${k.name}.context_switches_per_s`] = k.contextSwitchesPerSecond!;
+    const c = k.counts;
+    lines.push(
+      `${k.name.padEnd(12)} ${`${(k.impl as number).toFixed(1)} MIPS`.padStart(14)} ${(typeof k.spec === "number" ? `${k.spec.toFixed(2)} MIPS` : "—").padStart(14)} ` +
+        `${`${(k.syscallsPerSecond! / 1e6).toFixed(3)} M`.padStart(17)} ${`${(k.contextSwitchesPerSecond! / 1e3).toFixed(1)} k`.padStart(17)}   ` +
+        `${c.instructions} instructions, ${c.syscalls} syscalls, ${c.contextSwitches} context switches to the exit`,
+    );
+    if (typeof k.spec === "string") lines.push(`${"".padEnd(12)} spec: ${k.spec}`);
+  }
+  lines.push("(kernels: boot to exit, medians of whole runs in process CPU time; MIPS = completed instructions per second)");
   out["host-reference"] = reference;
   lines.push(`(medians of ${runs} timed runs on impl, ${Math.min(runs, 5)} on spec, in process CPU time; steps per round trip: ${PROGRAMS.map((m) => { const p = m(); return `${p.name} ${p.stepsPerRound}`; }).join(", ")})`);
   lines.push(`host reference: ${reference.toFixed(0)} M plain-JS loop iterations/s (for comparing machines)`);

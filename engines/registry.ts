@@ -48,7 +48,7 @@ const FULL_VIEW = { profiles: PROFILE_NAMES, singleStep: true, raise: true, touc
 /** The in-process engines (both forms). */
 export const ENGINES: readonly EngineEntry[] = [
   inProcess("the reference model (spec/): readable, every rule tagged", { name: "spec", ...FULL_VIEW, rules: true, devices: true }, (o) => new SpecEngine({ rules: o.rules === true })),
-  inProcess("the optimized emulator (impl/)", { name: "impl", ...FULL_VIEW }, () => new ImplEngine()),
+  inProcess("the optimized emulator (impl/)", { name: "impl", ...FULL_VIEW, devices: true }, () => new ImplEngine()),
 ];
 
 export const ENGINE_NAMES: readonly string[] = ENGINES.map((e) => e.name);

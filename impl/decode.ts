@@ -11,6 +11,8 @@ import {
   OP_SWAPGS, OP_RDMSR, OP_WRMSR, OP_MOV_FROM_CR, OP_MOV_TO_CR, OP_LGDT, OP_LIDT, OP_SGDT, OP_SIDT, OP_LTR,
   OP_MOV_TO_SREG, OP_MOV_FROM_SREG, OP_PUSH_SREG, OP_POP_SREG, OP_STAC, OP_CLAC, OP_CLTS, OP_WBINVD,
   OP_INVD, OP_INVLPG, OP_RDTSC, OP_SYSEXIT, ALU_CMP, BASE_RIP, REG_AH, MODE_64, MODE_16,
+  OP_SETCC, OP_CMOVCC, OP_CMPXCHG, OP_XADD, OP_CMPXCHG_WIDE, OP_MOVS, OP_STOS, OP_LODS, OP_CMPS, OP_SCAS,
+  OP_LEAVE, OP_LOOP, OP_JRCXZ, OP_BSF, OP_BSR, OP_BSWAP, OP_CPUID,
 } from "./insn.ts";
 import { CS, DS, ES, FS, GS, SS } from "./consts.ts";
 
@@ -18,6 +20,9 @@ import { CS, DS, ES, FS, GS, SS } from "./consts.ts";
 export const MAX_INSN = 15;
 
 const SEG_PREFIX: Record<number, number> = { 0x26: ES, 0x2e: CS, 0x36: SS, 0x3e: DS, 0x64: FS, 0x65: GS };
+
+/** A4/A5 MOVS, A6/A7 CMPS, (A8/A9 TEST), AA/AB STOS, AC/AD LODS, AE/AF SCAS, by (opcode − A4) / 2. */
+const STRING_OPS = [OP_MOVS, OP_CMPS, -1, OP_STOS, OP_LODS, OP_SCAS];
 
 class NeedMore {
   static readonly it = new NeedMore();
@@ -83,7 +88,7 @@ export function decode(buf: Uint8Array, start: number, avail: number, mode: numb
     i.nextLo = (ripLo + i.len) | 0;
     i.nextHi = 0;
   }
-  if (i.op === OP_JMP || i.op === OP_JCC || i.op === OP_CALL) {
+  if (i.op === OP_JMP || i.op === OP_JCC || i.op === OP_CALL || i.op === OP_LOOP || i.op === OP_JRCXZ) {
     const rel = i.immLo;
     if (mode === MODE_64) {
       const lo = (i.nextLo + rel) | 0;
@@ -209,7 +214,7 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
   i.seg = seg >= 0 ? seg : DS;
   const op = b;
   if (op === 0x0f) {
-    decode0F(r, i, mode, modrm, imm, osz, stackSz, rexB, rexR);
+    decode0F(r, i, mode, modrm, imm, osz, stackSz, rexB, rexR, opsz16, regOf);
     finish(i, needs16);
     return;
   }
@@ -432,6 +437,17 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       i.op = op < 0xa2 ? OP_MOV_R_RM : OP_MOV_RM_R;
       break;
     }
+    case 0xa4: case 0xa5: case 0xa6: case 0xa7: case 0xaa: case 0xab: case 0xac: case 0xad: case 0xae: case 0xaf:
+      // String instructions: element size 1 or the operand size; DS:[rSI] (overridable) and
+      // ES:[rDI]; count rCX at the address size (docs/model-choices.md, "String instructions").
+      if (asz === 2) {
+        unsup(i, "string instructions with 16-bit addressing (67 prefix in compatibility mode) are not modelled");
+        break;
+      }
+      i.operandSize = (op & 1) === 0 ? 1 : osz;
+      i.seg = seg >= 0 ? seg : DS;
+      i.op = STRING_OPS[(op - 0xa4) >> 1]!;
+      break;
     case 0xa8:
       i.operandSize = 1;
       i.mod = 3;
@@ -494,6 +510,10 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       i.op = ext === 0 ? OP_MOV_RM_I : OP_UD;
       break;
     }
+    case 0xc9:
+      i.op = OP_LEAVE;
+      i.operandSize = stackSz;
+      break;
     case 0xca:
       i.immLo = r.u16();
       i.op = OP_RETF;
@@ -531,6 +551,13 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       i.operandSize = (op & 1) === 0 ? 1 : osz === 2 ? 2 : 4;
       i.operandForm = 1;
       i.op = op < 0xee ? OP_IN : OP_OUT;
+      break;
+    case 0xe0: case 0xe1: case 0xe2: case 0xe3:
+      // LOOPNE, LOOPE, LOOP, JrCXZ rel8: the count register has the address size.
+      imm(1);
+      i.op = op === 0xe3 ? OP_JRCXZ : OP_LOOP;
+      i.sub = op & 3;
+      i.operandSize = m64 ? 8 : osz;
       break;
     case 0xe8:
       imm(m64 || osz === 4 ? 4 : 2);
@@ -652,9 +679,29 @@ function finish(i: Insn, needs16: boolean): void {
 }
 
 function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => void, imm: (size: number) => void,
-  osz: number, stackSz: number, rexB: number, rexR: number): void {
+  osz: number, stackSz: number, rexB: number, rexR: number, opsz16: boolean, regOf: (n: number, size: number) => number): void {
   const m64 = mode === MODE_64;
   const op = r.u8();
+  if (op >= 0x40 && op <= 0x4f) {
+    modrm(osz);
+    i.op = OP_CMOVCC;
+    i.sub = op & 15;
+    return;
+  }
+  if (op >= 0x90 && op <= 0x9f) {
+    // SETcc r/m8: ModRM.reg is ignored.
+    i.operandSize = 1;
+    modrm(1);
+    i.op = OP_SETCC;
+    i.sub = op & 15;
+    return;
+  }
+  if (op >= 0xc8 && op <= 0xcf) {
+    i.op = OP_BSWAP;
+    i.mod = 3;
+    i.rm = (op & 7) | rexB;
+    return;
+  }
   // F2/F3 are ignored on the modelled 0F opcodes, except where they select another instruction
   // (WBNOINVD, LKGS, the prefixed 0F 01 register forms: below). Unmodelled 0F opcodes are
   // unsupported with or without them.
@@ -717,6 +764,18 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
     case 0x0b:
       i.op = OP_UD;
       return;
+    case 0x18:
+      // PREFETCHh m8 (/0–/3): a hint; no access, never a fault.
+      modrm(osz);
+      if (i.mod !== 3 && (i.reg & 7) <= 3) i.op = OP_NOP;
+      else unsup(i, "0F 18 register forms and /4–/7 (hint NOPs) are not modelled");
+      return;
+    case 0x1e:
+      // ENDBR64 / ENDBR32 (F3 0F 1E FA / FB): NOPs while CET is off (always, in the model).
+      modrm(osz);
+      if (i.rep === 0xf3 && i.mod === 3 && (i.reg & 7) === 7 && ((i.rm & 7) === 2 || (i.rm & 7) === 3)) i.op = OP_NOP;
+      else unsup(i, "0F 1E forms other than ENDBR64/ENDBR32 (hint NOPs, RDSSP) are not modelled");
+      return;
     case 0x1f:
       modrm(osz);
       if ((i.reg & 7) === 0) i.op = OP_NOP;
@@ -754,6 +813,41 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
       i.op = OP_POP_SREG;
       i.reg = op === 0xa1 ? FS : GS;
       i.operandSize = stackSz;
+      return;
+    case 0xa2:
+      i.op = OP_CPUID;
+      return;
+    case 0xae:
+      // LFENCE / MFENCE / SFENCE (NP 0F AE /5 /6 /7, register forms): no effect with one CPU.
+      modrm(osz);
+      if (i.mod === 3 && (i.reg & 7) >= 5 && !opsz16 && i.rep === 0) i.op = OP_NOP;
+      else unsup(i, "0F AE forms other than LFENCE/MFENCE/SFENCE (FXSAVE, LDMXCSR, CLFLUSH, ...) are not modelled");
+      return;
+    case 0xb0: case 0xb1: case 0xc0: case 0xc1: {
+      const size = (op & 1) === 0 ? 1 : osz;
+      i.operandSize = size;
+      modrm(size);
+      i.reg = regOf(i.reg, size);
+      i.op = op < 0xc0 ? OP_CMPXCHG : OP_XADD;
+      return;
+    }
+    case 0xc7:
+      modrm(osz);
+      if ((i.reg & 7) !== 1) {
+        unsup(i, "0F C7 forms other than CMPXCHG8B/16B (RDRAND, RDSEED, VMPTRLD, ...) are not modelled");
+        return;
+      }
+      if (i.mod === 3) {
+        i.op = OP_UD; // CMPXCHG8B/16B need a memory operand
+        return;
+      }
+      i.op = OP_CMPXCHG_WIDE;
+      i.operandSize = i.rexW ? 16 : 8;
+      return;
+    case 0xbc: case 0xbd:
+      // F3 0F BC/BD (TZCNT/LZCNT) execute as BSF/BSR: the modelled CPU has neither BMI1 nor LZCNT.
+      modrm(osz);
+      i.op = op === 0xbc ? OP_BSF : OP_BSR;
       return;
     case 0xa3: case 0xab: case 0xb3: case 0xbb:
       modrm(osz);
@@ -798,7 +892,8 @@ function finishLock(i: Insn): void {
     case OP_ALU_RM_R: case OP_ALU_RM_I:
       ok = i.sub !== ALU_CMP;
       break;
-    case OP_INC: case OP_DEC: case OP_NEG: case OP_NOT: case OP_XCHG:
+    case OP_INC: case OP_DEC: case OP_NEG: case OP_NOT: case OP_XCHG: case OP_CMPXCHG: case OP_XADD:
+    case OP_CMPXCHG_WIDE:
       ok = true;
       break;
     case OP_BT:

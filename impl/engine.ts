@@ -29,6 +29,7 @@ import { fetch } from "./engine/fetch.ts";
 import { deliverFetchFault, executeInstruction, instructionStep } from "./engine/execute.ts";
 import { runBlock } from "./engine/run-block.ts";
 import { chainedSuccessor, linkSuccessor } from "./engine/chain.ts";
+import { jumpToTick, takeConsole, tickCouldWake } from "./devices.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { PAGE_BYTES, RIP_HI, RIP_LO, SHADOW_NONE, TF, VEC_MEMLIMIT } = constsModule;
@@ -92,6 +93,10 @@ export class ImplEngine implements Engine {
     return touchedRanges(this.ctx.m);
   }
 
+  takeConsole(): Uint8Array {
+    return takeConsole(this.ctx.m);
+  }
+
   // =============================================================================================
   // step
   // =============================================================================================
@@ -100,8 +105,11 @@ export class ImplEngine implements Engine {
     const ctx = this.ctx;
     const m = ctx.m;
     const rip = () => big(m.regs[RIP_LO]!, m.regs[RIP_HI]!);
+    if (m.exitValue >= 0) return { kind: "exited", rip: rip(), value: m.exitValue };
     if (m.shutdown) return { kind: "shutdown", rip: rip() };
-    const ev = boundaryEvent(m);
+    let ev = boundaryEvent(m);
+    // Halted with nothing to deliver: virtual time may jump to the timer's tick (devices.ts).
+    if (ev === BOUNDARY_HALTED && jumpToTick(m)) ev = boundaryEvent(m);
     if (ev === BOUNDARY_HALTED) return { kind: "halted", rip: rip() };
     if (ev !== BOUNDARY_NONE) return this.describe(deliverBoundary(ctx, ev));
     const event = this.describe(instructionStep(ctx));
@@ -152,12 +160,20 @@ export class ImplEngine implements Engine {
     /** The block that ran last (its successor link is tried before a full fetch). */
     let prev: Block | null = null;
     for (;;) {
-      // 1. Shutdown.
+      // 1. Shutdown, or the exit port written.
       if (m.shutdown) return { reason: "shutdown", steps };
-      // 2. An event deliverable at this boundary (engine/boundary.ts), or HLT with none.
+      if (m.exitValue >= 0) return { reason: "exit", steps, exitValue: m.exitValue };
+      // 2. An event deliverable at this boundary (engine/boundary.ts), or HLT with none — unless
+      //    virtual time can jump to a timer tick that wakes the CPU (devices.ts).
       if (m.pendingDebugTrap || m.pendingNmi || m.pendingIrq >= 0 || m.halted) {
-        const ev = boundaryEvent(m);
-        if (ev === BOUNDARY_HALTED) return { reason: "hlt", steps };
+        let ev = boundaryEvent(m);
+        if (ev === BOUNDARY_HALTED) {
+          if (!tickCouldWake(m)) return { reason: "hlt", steps };
+          if (steps >= limit) return { reason: "limit", steps };
+          jumpToTick(m);
+          ev = boundaryEvent(m);
+          if (ev === BOUNDARY_HALTED) return { reason: "hlt", steps };
+        }
         if (ev !== BOUNDARY_NONE) {
           if (steps >= limit) return { reason: "limit", steps };
           const r = deliverBoundary(ctx, ev);
@@ -166,8 +182,10 @@ export class ImplEngine implements Engine {
           continue;
         }
       }
-      // 3. The step budget.
+      // 3. The step budget; no run past the timer's tick either (engine/run-block.ts).
       if (steps >= limit) return { reason: "limit", steps };
+      let budget = limit - steps;
+      if (m.timerCounting && m.timerCountdown < budget) budget = m.timerCountdown;
       // 4. A block: chained or fetched (blocks run only where no per-instruction event bookkeeping
       //    is needed); else the one instruction crossing a page end, or the fetch fault.
       if ((m.flags & TF) === 0 && m.shadow === SHADOW_NONE) {
@@ -177,7 +195,7 @@ export class ImplEngine implements Engine {
           if (b !== null && prev !== null) linkSuccessor(prev, b);
         }
         if (b !== null) {
-          steps += runBlock(ctx, b, limit - steps);
+          steps += runBlock(ctx, b, budget);
           const r = ctx.blockOutcome;
           if (r === R_UNSUP) return this.unsupportedStop(steps);
           if (r === R_MEMLIMIT) return this.memoryLimitStop(steps);
@@ -186,6 +204,8 @@ export class ImplEngine implements Engine {
         }
         prev = null;
         let r: number;
+        // An instruction crossing a page end is never cached, so its frames are not F_CODE and a
+        // string iteration writing over it would not be noticed: one iteration per call.
         if (ctx.crossingInsn !== null) r = executeInstruction(ctx, ctx.crossingInsn);
         else {
           // fetch fault

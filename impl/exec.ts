@@ -20,7 +20,7 @@ const {
   ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, BASE_RIP, REG_AH,
 } = insnModule;
 const {
-  CF, CS, ATTR, A_DB, DE, DF, GP, LIMIT, OF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SS, ST_FAULT, ST_OK, ARITH,
+  CF, CS, ATTR, A_DB, DE, DF, GP, LIMIT, OF, RIP_HI, RIP_LO, RSP, RBP, SEG_STRIDE, SS, ST_FAULT, ST_OK, ARITH,
   SS_VEC, RAX, RDX, PF, ZF, SF, AF, PAGE_BYTES, PAGE_OFFSET_MASK,
 } = constsModule;
 
@@ -145,7 +145,7 @@ export function writeRM(m: Machine, i: Insn, size: number, lo: number, hi: numbe
 }
 
 /** Prepares a read-modify-write of the memory operand (write intent) and returns its value. */
-function rmwRead(m: Machine, i: Insn, size: number): number {
+export function rmwRead(m: Machine, i: Insn, size: number): number {
   effectiveAddress(m, i);
   if (!toLinear(m, i.seg, eaLo, eaHi, size, true)) return 0;
   if (!prepareWrite(m, m.linearLo, m.linearHi, size, m.writeClass)) return 0;
@@ -274,11 +274,11 @@ export function jumpTo(m: Machine, lo: number, hi: number): boolean {
 // ============================================================================================
 
 /** High half of the last alu() result. */
-let aluResultHi = 0;
+export let aluResultHi = 0;
 
 /** Computes a two-operand ALU operation (ADD..CMP) at `size` and records the flags. Operands for
  *  sizes below 8 are masked; the result is masked. Returns the low half (high in aluResultHi). */
-function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: number, bh: number): number {
+export function alu(m: Machine, sub: number, size: number, al: number, ah: number, bl: number, bh: number): number {
   if (size !== 8) {
     const mask = maskOf(size);
     al &= mask;
@@ -628,6 +628,25 @@ export function execPopRm(m: Machine, i: Insn): number {
     m.regs[2 * RSP + 1] = oldHi;
     return ST_FAULT;
   }
+  return ST_OK;
+}
+
+/** LEAVE: RSP ← RBP (at the stack width), then pop RBP (BP with 66); a faulting pop changes
+ *  nothing. */
+export function execLeave(m: Machine, i: Insn): number {
+  const size = i.operandSize;
+  const r = m.regs;
+  const oldLo = r[2 * RSP]!, oldHi = r[2 * RSP + 1]!;
+  setStackPointer(m, r[2 * RBP]!, r[2 * RBP + 1]!);
+  const lo = peek(m, 0, size);
+  if (m.faultVector >= 0) {
+    r[2 * RSP] = oldLo;
+    r[2 * RSP + 1] = oldHi;
+    return ST_FAULT;
+  }
+  const hi = m.valueHi;
+  adjustStack(m, size);
+  setReg(m, RBP, size, lo, hi);
   return ST_OK;
 }
 

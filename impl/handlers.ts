@@ -6,7 +6,7 @@ import {
   execAluRmI, execAluRmR, execAluRRm, execBt, execCall, execCallRm, execCbw, execCwd, execDiv, execFlagOp,
   execImul, execIncDec, execJcc, execJmp, execJmpRm, execLea, execMovRI, execMovRmI, execMovRmR, execMovRRm,
   execMovzxsx, execMul1, execNegNot, execPopR, execPopRm, execPushI, execPushR, execPushRm, execRet, execShift,
-  execTestRmI, execTestRmR, execXchg,
+  execTestRmI, execTestRmR, execXchg, execLeave,
 } from "./exec.ts";
 import {
   execCacheOp, execCli, execClts, execHlt, execInOut, execInt1, execInt3, execIntN, execInto, execInvlpg, execIret,
@@ -15,6 +15,11 @@ import {
   execSwapgs, execSyscall, execSysexit, execSysret, execWrmsr,
 } from "./system.ts";
 import { GP, ST_FAULT, ST_OK, ST_UNSUP, UD } from "./consts.ts";
+import { execCmovcc, execJrcxz, execLoop, execSetcc } from "./conditional.ts";
+import { execCmpxchg, execCmpxchgWide, execXadd } from "./atomic.ts";
+import { execBitScan, execBswap } from "./bit-scan.ts";
+import { execString } from "./strings.ts";
+import { execCpuid } from "./cpuid.ts";
 
 export type Handler = (m: Machine, i: Insn) => number;
 
@@ -119,3 +124,20 @@ set(I.OP_INVD, execCacheOp);
 set(I.OP_INVLPG, execInvlpg);
 set(I.OP_RDTSC, execRdtsc);
 set(I.OP_SYSEXIT, execSysexit);
+set(I.OP_SETCC, execSetcc);
+set(I.OP_CMOVCC, execCmovcc);
+set(I.OP_CMPXCHG, execCmpxchg);
+set(I.OP_XADD, execXadd);
+set(I.OP_CMPXCHG_WIDE, execCmpxchgWide);
+set(I.OP_MOVS, execString);
+set(I.OP_STOS, execString);
+set(I.OP_LODS, execString);
+set(I.OP_CMPS, execString);
+set(I.OP_SCAS, execString);
+set(I.OP_LEAVE, execLeave);
+set(I.OP_LOOP, execLoop);
+set(I.OP_JRCXZ, execJrcxz);
+set(I.OP_BSF, (m, i) => execBitScan(m, i, false));
+set(I.OP_BSR, (m, i) => execBitScan(m, i, true));
+set(I.OP_BSWAP, execBswap);
+set(I.OP_CPUID, execCpuid);

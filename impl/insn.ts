@@ -19,7 +19,11 @@ export const OP_UNSUP = 0, OP_UD = 1, OP_GP0 = 2,
   OP_LTR = 72, OP_MOV_TO_SREG = 73, OP_MOV_FROM_SREG = 74, OP_PUSH_SREG = 75, OP_POP_SREG = 76,
   OP_STAC = 77, OP_CLAC = 78, OP_CLTS = 79, OP_WBINVD = 80, OP_INVD = 81, OP_INVLPG = 82,
   OP_RDTSC = 83, OP_SYSEXIT = 84;
-export const OP_COUNT = 85;
+// The general kernel subset (issue 11): numbered from 100 so that other families can grow below.
+export const OP_SETCC = 100, OP_CMOVCC = 101, OP_CMPXCHG = 102, OP_XADD = 103, OP_CMPXCHG_WIDE = 104,
+  OP_MOVS = 105, OP_STOS = 106, OP_LODS = 107, OP_CMPS = 108, OP_SCAS = 109, OP_LEAVE = 110, OP_LOOP = 111,
+  OP_JRCXZ = 112, OP_BSF = 113, OP_BSR = 114, OP_BSWAP = 115, OP_CPUID = 116;
+export const OP_COUNT = 117;
 
 /** ALU sub-operations (the /digit of 80–83 and the opcode row of 00–3D). */
 export const ALU_ADD = 0, ALU_OR = 1, ALU_ADC = 2, ALU_SBB = 3, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6,
@@ -58,9 +62,12 @@ export class Insn {
   immLo = 0;
   immHi = 0;
   /** Which operand form an op with several takes: OP_SHIFT count 0 = imm8, 1 = one, 2 = CL;
-   *  OP_BT 1 = bit index in imm8; OP_IN/OP_OUT 1 = port in DX (else imm8). */
+   *  OP_BT 1 = bit index in imm8; OP_IN/OP_OUT 1 = port in DX (else imm8). OP_CMPXCHG_WIDE: the
+   *  operand size is 8 (CMPXCHG8B) or 16 (CMPXCHG16B). */
   operandForm = 0;
-  /** Sub-operation (ALU op, shift op, BT op) or condition code. */
+  /** Sub-operation (ALU op, shift op, BT op), condition code (Jcc, SETcc, CMOVcc), or the LOOP
+   *  kind (0 LOOPNE, 1 LOOPE, 2 LOOP). String instructions: `rep` says whether they repeat,
+   *  `addressSize` which count and index registers they use, `seg` their source segment. */
   sub = 0;
   /** Source operand size for MOVZX/MOVSX/MOVSXD. */
   sourceSize = 0;

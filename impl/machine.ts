@@ -17,7 +17,6 @@
 //   blocks/block-cache.ts   decoded blocks; compile/ the block compiler
 import * as constsModule from "./consts.ts";
 import { INTEL, type Profile } from "../contract/profile.ts";
-import { RESET_DEVICES, type DeviceState } from "../contract/state.ts";
 import type { Insn } from "./insn.ts";
 import type { Block } from "./blocks/block-cache.ts";
 import { newBlockBudget } from "./blocks/block-budget.ts";
@@ -92,10 +91,18 @@ export class Machine {
   halted = false;
   shutdown = false;
   pendingDebugTrap = false;
-  /** The contract's `devices` block (docs/devices.md), carried from load() to state() unchanged:
-   *  impl does not run the devices yet (its capabilities say `devices: false`). */
-  devices: DeviceState = RESET_DEVICES;
   profile: Profile = INTEL;
+  // The devices (docs/devices.md; impl/devices.ts): the timer's registers, whether it is counting
+  // (period ≠ 0 and no tick waiting for its EOI: the one test the run loop makes), the exit value
+  // (-1 until the exit port is written), and the console bytes not yet taken.
+  timerPeriod = 0;
+  timerVector = 0x20;
+  timerCountdown = 0;
+  timerWaitingEoi = false;
+  timerCounting = false;
+  exitValue = -1;
+  console = new Uint8Array(256);
+  consoleLength = 0;
 
   // ---------------- derived mode (updateMode) ----------------
   cpl = 0;
@@ -142,6 +149,10 @@ export class Machine {
    *  (ST_STOP: left to the engine). */
   blockExit = 0;
   blockStopInsn: Insn | null = null;
+  /** String instructions (strings.ts): iterations a REP instruction may run in this call (the
+   *  engine's batching; 1 outside it), and the iterations it ran beyond the first (each a step). */
+  repBudget = 1;
+  repExtra = 0;
   /** Why the current instruction is unsupported (ST_UNSUP). */
   unsupportedReason = "";
   /** The descriptor readDescriptor() read: its two dwords and its linear address. */

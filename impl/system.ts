@@ -23,6 +23,7 @@ import {
   setStackPointer, spHi, spLo, stackOffset, stackSlots, writeRM,
 } from "./exec.ts";
 import { nullSegment } from "./deliver.ts";
+import { deviceRead } from "./devices.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
@@ -933,8 +934,8 @@ export function execInOut(m: Machine, i: Insn, out: boolean): number {
     const v = m.regs[2 * RAX]!;
     m.ioValue = size === 1 ? v & 0xff : size === 2 ? v & 0xffff : v >>> 0;
   } else {
-    // Nothing answers on the bus: all ones (docs/model-choices.md "IN").
-    const v = size === 1 ? 0xff : size === 2 ? 0xffff : -1;
+    // A device register answers (devices.ts); elsewhere nothing does: all ones (docs/model-choices.md "IN").
+    const v = deviceRead(m, port, size);
     setReg(m, RAX, size, v, 0);
     m.ioValue = v >>> 0;
   }

@@ -185,6 +185,9 @@ export function endsBlock(op: number): boolean {
     case I.OP_SIDT: case I.OP_LTR: case I.OP_MOV_TO_SREG: case I.OP_POP_SREG: case I.OP_STAC:
     case I.OP_CLAC: case I.OP_CLTS: case I.OP_WBINVD: case I.OP_INVD: case I.OP_INVLPG: case I.OP_RDTSC:
     case I.OP_SYSEXIT:
+    // LOOP/JrCXZ branch; a string instruction may repeat (one iteration per step: RIP stays).
+    case I.OP_LOOP: case I.OP_JRCXZ:
+    case I.OP_MOVS: case I.OP_STOS: case I.OP_LODS: case I.OP_CMPS: case I.OP_SCAS:
       return true;
     default:
       return false;

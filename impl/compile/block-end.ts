@@ -6,7 +6,7 @@
 import * as I from "../insn.ts";
 import * as constsModule from "../consts.ts";
 import {
-  type BlockWriter, ST_STOP, exitAfter, flagStore, gpFaultExit, lit, regHi, regLo, stopBefore,
+  type BlockWriter, ST_SOFT_DELIVERED, ST_STOP, exitAfter, flagStore, gpFaultExit, lit, regHi, regLo, stopBefore,
 } from "./writer.ts";
 import { cond, flagsLiveAtHead } from "./flags.ts";
 import { RELOAD, load, readRm, store } from "./memory-operands.ts";
@@ -110,7 +110,7 @@ export function softInt(w: BlockWriter, k: number): void {
   const pre = `@WB@ ${flagStore(w)}`;
   w.flag = null;
   w.out.push(`${pre} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)};` +
-    ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { m.blockExit = ${ST_END}; return n + ${k + 1}; }` +
+    ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { m.blockExit = ${ST_SOFT_DELIVERED}; return n + ${k + 1}; }` +
     ` m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k};`);
 }
 

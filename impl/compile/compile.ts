@@ -39,8 +39,11 @@ export const COMPILE_AFTER = 2;
 
 /** Block enders translated natively (near branches). */
 const NATIVE_ENDERS = new Set([I.OP_JMP, I.OP_JCC, I.OP_CALL, I.OP_RET, I.OP_JMP_RM, I.OP_CALL_RM]);
-/** Block enders that raise events or stop the run: the engine executes them (ST_STOP). */
-const ENGINE_ENDERS = new Set([I.OP_INT, I.OP_INT3, I.OP_INT1, I.OP_INTO, I.OP_UD, I.OP_GP0, I.OP_UNSUP]);
+/** Block enders that raise events or stop the run, string instructions (which may run several
+ *  iterations, each a step) and port I/O (the devices act after the step is counted): the engine
+ *  executes them (ST_STOP). */
+const ENGINE_ENDERS = new Set([I.OP_INT, I.OP_INT3, I.OP_INT1, I.OP_INTO, I.OP_UD, I.OP_GP0, I.OP_UNSUP,
+  I.OP_MOVS, I.OP_STOS, I.OP_LODS, I.OP_CMPS, I.OP_SCAS, I.OP_IN, I.OP_OUT]);
 
 /** What the generated code may call, as the factory's parameters (in this order). */
 const FACTORY_PARAMS = ["H", "I", "P", "C", "CF", "DS", "LD", "ST", "RMW", "COMMIT"] as const;
@@ -74,6 +77,17 @@ export function setCompileFailureHandler(handler: CompileFailureHandler): Compil
   return previous;
 }
 
+/**
+ * Factories by their source text, shared by every Machine of the process: the source is a pure
+ * function of the block's decoded instructions, and a factory's code depends on nothing else (the
+ * instructions themselves are its argument), so an entry can never be stale. Reusing the factory
+ * reuses V8's parsed and optimized code when the same guest code is compiled again (another
+ * load() of the same kernel, the same user program mapped in several frames). Bounded: emptied
+ * when full.
+ */
+const factories = new Map<string, Factory>();
+const MAX_FACTORIES = 4096;
+
 /** Compiles a block, or returns null when it is not worth it / not supported (then interpreted). */
 export function compileBlock(b: Block): BlockFn | null {
   const first = b.insns[0]!;
@@ -82,7 +96,13 @@ export function compileBlock(b: Block): BlockFn | null {
   const src = blockSource(b);
   let factory: Factory;
   try {
-    factory = new Function(...FACTORY_PARAMS, src) as Factory;
+    let cached = process.env.NOFACT ? undefined : factories.get(src);
+    if (cached === undefined) {
+      cached = new Function(...FACTORY_PARAMS, src) as Factory;
+      if (factories.size >= MAX_FACTORIES) factories.clear();
+      factories.set(src, cached);
+    }
+    factory = cached;
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     if (compileFailures.count++ === 0) compileFailures.first = `${error.name}: ${error.message}`;

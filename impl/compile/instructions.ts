@@ -1,12 +1,12 @@
 // Native translations of the instructions a hot block is mostly made of: moves, LEA, ALU and TEST,
-// INC/DEC/NEG/NOT, 64-bit PUSH/POP, SWAPGS — registers and flags in locals, memory operands through
+// INC/DEC/NEG/NOT, SETcc, CMOVcc, 64-bit PUSH/POP, SWAPGS — registers and flags in locals, memory operands through
 // the block page cache. Anything else in the middle of a block is run by its interpreter handler
 // (block-end.ts fallback).
 import * as I from "../insn.ts";
 import * as constsModule from "../consts.ts";
 import { LAZY_DEC, LAZY_INC } from "../flags.ts";
 import { type BlockWriter, exitAfter, gpFaultExit, lit, readReg, regHi, regLo, writeReg } from "./writer.ts";
-import { alu, cfExpr } from "./flags.ts";
+import { alu, cfExpr, cond } from "./flags.ts";
 import { effectiveAddress, readRm, rmwCommit, rmwRead, store, load } from "./memory-operands.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
@@ -144,6 +144,24 @@ export function emitInstruction(w: BlockWriter, k: number): boolean {
       o.push(`{ ${load(w, SS, 8, sl, sh, k)}` +
         ` const nl = (${sl} + 8) | 0; ${sh} = (${sh} + ((nl >>> 0) < (${sl} >>> 0) ? 1 : 0)) | 0; ${sl} = nl;` +
         ` ${writeReg(w, i.reg, 8, "vl", "vh")} if (blockEnd) ${exitAfter(w, k, lit(i.nextLo), lit(i.nextHi), ST_END)} }`);
+      return true;
+    }
+    case I.OP_SETCC: {
+      const [pre, c] = cond(w, i.sub);
+      if (!mem) {
+        o.push(`${pre} ${writeReg(w, i.rm, 1, `(${c} ? 1 : 0)`, "0")}`);
+        return true;
+      }
+      o.push(`${pre} { const vl = ${c} ? 1 : 0; ${effectiveAddress(w, i)} ${store(w, i.seg, 1, "el", "eh", "vl", "0", k)} ${endCheck()} }`);
+      return true;
+    }
+    case I.OP_CMOVCC: {
+      // The source is read whatever the condition (a memory source may fault).
+      const rd = readRm(w, i, k, size);
+      const [pre, c] = cond(w, i.sub);
+      const otherwise = size === 4 ? ` else { ${regHi(w, i.reg)} = 0; }` : "";
+      w.written.add(i.reg);
+      o.push(`{ ${rd} ${pre} if (${c}) { ${writeReg(w, i.reg, size, "vl", "vh")} }${otherwise} ${endCheck()} }`);
       return true;
     }
     case I.OP_SWAPGS: {

@@ -22,6 +22,9 @@ const { GP, RIP_HI, RIP_LO, ST_FAULT, ST_OK } = constsModule;
 
 /** Exit status: stopped before Machine.blockStopInsn, which the engine executes next. */
 export const ST_STOP = 7;
+/** Exit status: the block's last instruction, INT n / INT3, was delivered by the block (a step,
+ *  but not a completed instruction for the timer). */
+export const ST_SOFT_DELIVERED = 8;
 
 /** The operation whose flags the producer locals (pa_*, pb_*, pr_*, pc) describe. */
 export interface FlagProducer {

@@ -17,6 +17,7 @@ import { type StepContext, memoryLimitReason } from "./context.ts";
 import * as outcomesModule from "./outcomes.ts";
 import { deliveryOutcome } from "./boundary.ts";
 import { fetch } from "./fetch.ts";
+import { countCompleted, deviceWrite } from "../devices.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
@@ -25,9 +26,14 @@ const {
 const { OP_SYSCALL, OP_SYSRET } = insnModule;
 const { R_HALTED, R_IO, R_MEMLIMIT, R_RETIRED, R_SHUTDOWN, R_UNSUP } = outcomesModule;
 
-/** Executes one decoded instruction with the bookkeeping above. Returns an R_* outcome. */
-export function executeInstruction(ctx: StepContext, i: Insn): number {
+/** Executes one decoded instruction with the bookkeeping above. Returns an R_* outcome. A REP
+ *  string instruction may run up to `budget` iterations (strings.ts, batching): the steps beyond
+ *  the first are left in Machine.repExtra (0 for every other instruction). A completed step is
+ *  counted by the timer, and an OUT then reaches its device (devices.ts). */
+export function executeInstruction(ctx: StepContext, i: Insn, budget = 1): number {
   const m = ctx.m;
+  m.repBudget = budget;
+  m.repExtra = 0;
   const startLo = m.regs[RIP_LO]!, startHi = m.regs[RIP_HI]!;
   ctx.ripLo = startLo;
   ctx.ripHi = startHi;
@@ -48,11 +54,16 @@ export function executeInstruction(ctx: StepContext, i: Insn): number {
         // SYSCALL-10 / SYSRET-09: the TF after the instruction decides.
         if ((m.flags & TF) !== 0) m.pendingDebugTrap = true;
       } else if (tf) m.pendingDebugTrap = true;
+      if (m.timerCounting) countCompleted(m, 1 + m.repExtra);
       if (st === ST_HALT) {
         m.halted = true;
         return R_HALTED;
       }
-      return st === ST_IO ? R_IO : R_RETIRED;
+      if (st === ST_IO) {
+        if (m.ioDirection === 1) deviceWrite(m);
+        return R_IO;
+      }
+      return R_RETIRED;
     }
     case ST_SWINT: {
       const v = m.faultVector, src = m.softIntSource;

@@ -1,6 +1,7 @@
 // Running one cached block: compile it once it is hot (compile/, after COMPILE_AFTER runs), then
 // run it compiled when the step budget covers the whole block, else interpreted instruction by
-// instruction with the full bookkeeping (engine/execute.ts). A compiled block that stops on a
+// instruction with the full bookkeeping (engine/execute.ts). The budget is also the timer's
+// countdown when that is smaller (engine.ts), so no block runs past the instruction that ticks. A compiled block that stops on a
 // fault, HLT, I/O, an event-raising or unsupported instruction (Machine.blockExit) leaves it to
 // finishCompiled: the fault is delivered, the instruction it stopped before (blockStopInsn) runs
 // interpreted. Blocks run only while TF = 0 and no interrupt shadow is active (the run loop's
@@ -13,6 +14,8 @@ import { resetAdJournal } from "../memory/ad-journal.ts";
 import type { StepContext } from "./context.ts";
 import * as outcomesModule from "./outcomes.ts";
 import { deliverFault, executeInstruction } from "./execute.ts";
+import { countCompleted } from "../devices.ts";
+import { ST_SOFT_DELIVERED } from "../compile/writer.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_FAULT, ST_OK, TF } = constsModule;
@@ -36,8 +39,10 @@ export function runBlock(ctx: StepContext, b: Block, budget: number): number {
     m.faultVector = -1;
     const n = b.compiled(m, budget);
     const st = m.blockExit;
-    if (st === ST_OK || st === ST_END) return n;
-    const extra = finishCompiled(ctx, st);
+    // The timer counts the completed instructions (an INT n the block delivered is not one).
+    if (m.timerCounting) countCompleted(m, st === ST_SOFT_DELIVERED ? n - 1 : n);
+    if (st === ST_OK || st === ST_END || st === ST_SOFT_DELIVERED) return n;
+    const extra = finishCompiled(ctx, st, budget - n);
     // Nothing ran (the first instruction stopped the run): RF is as it was.
     if (n === 0 && (extra === 0 || m.shutdown)) m.flags |= entryRf;
     return n + extra;
@@ -48,12 +53,12 @@ export function runBlock(ctx: StepContext, b: Block, budget: number): number {
   for (let k = 0; k < insns.length && n < budget; k++) {
     const i = insns[k]!;
     if (k > 0) resetAdJournal(m);
-    const r = executeInstruction(ctx, i);
+    const r = executeInstruction(ctx, i, budget - n);
     if (r === R_UNSUP || r === R_MEMLIMIT) {
       ctx.blockOutcome = r;
       return n;
     }
-    n++;
+    n += 1 + m.repExtra;
     if (r !== R_RETIRED || m.blockEnd) return n;
     // A block's later instructions assume RIP flowed to them.
     const nx = insns[k + 1];
@@ -76,9 +81,10 @@ function compileHot(m: StepContext["m"], b: Block): void {
   else m.blockBudget.compiled++;
 }
 
-/** A compiled block stopped on a fault, software interrupt, HLT, I/O or unsupported instruction
- *  (status `st`; RIP at that instruction's start). Returns the extra step. */
-function finishCompiled(ctx: StepContext, st: number): number {
+/** A compiled block stopped on a fault, software interrupt, HLT, I/O, string or unsupported
+ *  instruction (status `st`; RIP at that instruction's start). Returns the extra steps (a string
+ *  instruction may run up to `budget` iterations). */
+function finishCompiled(ctx: StepContext, st: number, budget: number): number {
   const m = ctx.m;
   const lo = m.regs[RIP_LO]!, hi = m.regs[RIP_HI]!;
   ctx.ripLo = lo;
@@ -96,10 +102,10 @@ function finishCompiled(ctx: StepContext, st: number): number {
   m.blockStopInsn = null;
   if (i === null) return 0;
   resetAdJournal(m);
-  const r = executeInstruction(ctx, i);
+  const r = executeInstruction(ctx, i, budget);
   if (r === R_UNSUP || r === R_MEMLIMIT) {
     ctx.blockOutcome = r;
     return 0;
   }
-  return 1;
+  return 1 + m.repExtra;
 }

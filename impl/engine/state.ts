@@ -4,6 +4,7 @@
 // cap, and builds a fresh Machine — so every cache starts empty —
 // and state reads one back. Also the touched-page list (Engine.touched). Not a cache.
 import type { ArchState, Segment, CpuRunState, InterruptShadow } from "../../contract/state.ts";
+import { timerCounting } from "../../contract/state.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import { profileByName } from "../../contract/profile.ts";
 import type { PhysicalRange } from "../../contract/engine.ts";
@@ -101,7 +102,13 @@ export function loadState(state: ArchState, profile: ProfileName, maxPages: numb
   m.halted = cpu.halted;
   m.shutdown = cpu.shutdown;
   m.pendingDebugTrap = cpu.pendingDebugTrap;
-  m.devices = state.devices;
+  const timer = state.devices.timer;
+  m.timerPeriod = timer.period;
+  m.timerVector = timer.vector;
+  m.timerCountdown = timer.countdown;
+  m.timerWaitingEoi = timer.waitingEoi;
+  m.timerCounting = timerCounting(timer);
+  m.exitValue = state.devices.exitValue ?? -1;
   m.updateMode();
   return m;
 }
@@ -181,7 +188,10 @@ export function machineState(m: Machine): ArchState {
     ...Object.fromEntries(DEBUG_FIELDS.map(([field, slot]) => [field, big(m.debug[slot]!, m.debug[slot + 1]!)])) as Record<(typeof DEBUG_FIELDS)[number][0], bigint>,
     memory,
     cpu,
-    devices: m.devices,
+    devices: {
+      timer: { period: m.timerPeriod, vector: m.timerVector, countdown: m.timerCountdown, waitingEoi: m.timerWaitingEoi },
+      exitValue: m.exitValue < 0 ? null : m.exitValue,
+    },
   };
 }
 

@@ -21,11 +21,11 @@ describe("decoding", () => {
     const long = runAll(k([...new Array<number>(15).fill(0x66), 0x90]), 3);
     expect(long.state.rip).toBe(0xb0d1n);
     const e = new ImplEngine();
-    e.load(k([0x90, 0x0f, 0xa2]), "intel"); // nop; cpuid
+    e.load(k([0x90, 0x0f, 0xa4, 0xc0, 0x01]), "intel"); // nop; shld eax, eax, 1 (outside the model)
     const stop = e.run(10);
     expect(stop.reason).toBe("unsupported");
     expect(stop.steps).toBe(1);
     expect(stop.event?.rip).toBe(0x10001n);
-    expect(Array.from(stop.event?.kind === "unsupported" ? stop.event.bytes : [])).toEqual([0x0f, 0xa2]);
+    expect(Array.from(stop.event?.kind === "unsupported" ? stop.event.bytes : [])).toEqual([0x0f, 0xa4]);
   });
 });

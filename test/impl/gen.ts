@@ -181,6 +181,53 @@ export const TEMPLATES: Template[] = [
   },
   // near CALL to a tiny routine on the second code page (inc rbx; ret) and RET
   (a) => [0xe8, ...u64(BigInt(0x11000 - 0x10000)).slice(0, 4), ...((a & 1) === 1 ? [0x90] : [])],
+  // SETcc r8 / [base+disp8]; CMOVcc r, r / r, [base+disp8] in 16/32/64 bits
+  (a, b, c) => {
+    const cc = c & 15;
+    if ((a & 0x100) === 0) {
+      if ((b & 1) === 0) return [rex(false, 0, pick(DST, a)), 0x0f, 0x90 + cc, modrmReg(0, pick(DST, a))];
+      const base = pick(BASES, b);
+      return [rex(false, 0, base), 0x0f, 0x90 + cc, ...memDisp8(0, base, b >>> 8)];
+    }
+    const sz = pick(SIZES.slice(0, 3), c >>> 4);
+    const dst = pick(DST, a);
+    if ((b & 1) === 0) return [...sz.prefix, rex(sz.w, dst, pick(SRC, b)), 0x0f, 0x40 + cc, modrmReg(dst, pick(SRC, b))];
+    const base = pick(BASES, b);
+    return [...sz.prefix, rex(sz.w, dst, base), 0x0f, 0x40 + cc, ...memDisp8(dst, base, b >>> 8)];
+  },
+  // XADD / CMPXCHG r, r and [base+disp8], r (with or without LOCK), every size; CMPXCHG8B/16B
+  (a, b, c) => {
+    const sz = pick(SIZES, c);
+    const r = pick(DST, a);
+    const op = ((a >>> 8) & 1) === 0 ? 0xb0 : 0xc0;
+    const kind = (b >>> 1) & 3;
+    if (kind === 0) return [...sz.prefix, rex(sz.w, r, pick(DST, b >>> 4)), 0x0f, op + (sz.byte ? 0 : 1), modrmReg(r, pick(DST, b >>> 4))];
+    const base = pick(BASES, b);
+    if (kind === 3) return [rex((c & 1) === 1, 0, base), 0x0f, 0xc7, ...memDisp8(1, base, (b >>> 8) & 0xf0)];
+    return [...(kind === 1 ? [0xf0] : []), ...sz.prefix, rex(sz.w, r, base), 0x0f, op + (sz.byte ? 0 : 1), ...memDisp8(r, base, b >>> 8)];
+  },
+  // BSF / BSR (also F3: TZCNT/LZCNT encodings) / BSWAP / CPUID / fences
+  (a, b, c) => {
+    const sz = pick(SIZES.slice(0, 3), c);
+    const dst = pick(DST, a), src = pick(SRC, b);
+    switch ((a >>> 8) % 5) {
+      case 0: return [...((b & 0x100) !== 0 ? [0xf3] : []), ...sz.prefix, rex(sz.w, dst, src), 0x0f, 0xbc + (b & 1), modrmReg(dst, src)];
+      case 1: return [rex(sz.w, 0, dst), 0x0f, 0xc8 + (dst & 7)];
+      case 2: return [0x0f, 0xa2];
+      case 3: return [0x0f, 0xae, 0xe8 + 8 * (c % 3)];
+      default: return [...sz.prefix, rex(sz.w, dst, 14), 0x0f, 0xbd, ...memDisp8(dst, 14, b >>> 8)];
+    }
+  },
+  // a string instruction over kernel data: mov esi/edi/ecx, then MOVS/STOS/LODS/CMPS/SCAS with or
+  // without REP/REPE/REPNE, in every size, either direction
+  (a, b, c) => {
+    const si = 0x30000 + ((a >>> 4) & 0x7ff), di = 0x30000 + ((b >>> 4) & 0xfff), n = c % 70;
+    const prefix = pick([[], [0xf3], [0xf2], [0xf3]], a >>> 16);
+    const size = pick([[], [0x66], [0x48], []], b >>> 16);
+    const op = pick([0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf], c >>> 8);
+    return [0xbe, ...u64(BigInt(si)).slice(0, 4), 0xbf, ...u64(BigInt(di)).slice(0, 4), 0xb9, ...u64(BigInt(n)).slice(0, 4),
+      ...((c & 0x10000) !== 0 ? [0xfd] : [0xfc]), ...prefix, ...size, op, 0xfc];
+  },
 ];
 
 /** Fixed RIPs the templates assume: body at 0x10000, routine at 0x11000. */
