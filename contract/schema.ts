@@ -95,6 +95,9 @@ export const MsrsJson = z.strictObject({
 /** Memory bytes as two hex digits a byte, checked in one linear pass (a regular expression with a
  *  repeated group overflows the stack on a few MiB of digits). */
 export const HexBytes = z.string().refine(isHexBytes, { message: "expected an even number of hex digits" });
+/** The same rule as a JSON Schema pattern, for the generated schemas (their users' validators). */
+export const HEX_BYTES_PATTERN = "^([0-9a-fA-F]{2})*$";
+z.globalRegistry.add(HexBytes, { pattern: HEX_BYTES_PATTERN });
 
 /** Bytes at a physical address; they must lie below 2^MAXPHYADDR (the machine has no memory
  *  above; this also keeps an entry from wrapping past 2^64). */

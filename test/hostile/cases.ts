@@ -100,8 +100,7 @@ export function editedState(edit: (s: ReturnType<typeof stateToJson> & Record<st
  *  now the contract refuses each, naming the field. [name, document, the field the message names]. */
 export function formerlyImplOnly(): [string, string, RegExp][] {
   return [
-    ["RFLAGS bit 40", editedState((s) => (s.regs.rflags = "0x10000000002")), /rflags: reserved bits/],
-    ["RFLAGS bit 1 clear", editedState((s) => (s.regs.rflags = "0x0")), /rflags: bit 1/],
+    ["RFLAGS bit 40", editedState((s) => (s.regs.rflags = "0x10000000002")), /rflags: reserved bits 63:32 set/],
     ["CR0 bit 33", editedState((s) => (s.sregs.cr0 = `0x${(0x200000000n | 0x80000011n).toString(16)}`)), /cr0: bits 63:32/],
     ["CR3 above MAXPHYADDR", editedState((s) => (s.sregs.cr3 = "0x800000001000")), /cr3: bits 63:46/],
     ["CR8 bit 4", editedState((s) => (s.sregs.cr8 = "0x10")), /cr8: only bits 3:0/],

@@ -170,13 +170,22 @@ export function runAll(state: ArchState, steps: number, profile: "intel" | "amd"
 }
 
 /** spec/ run on `state` must end as impl's outcome did (stop reason and steps; the exact state
- *  comparison over every page either engine wrote). */
+ *  comparison over every page either engine wrote). Where spec stops on an instruction it does not
+ *  model yet and impl runs on (impl models issue 11's general subset — SETcc, CMOVcc, string
+ *  instructions, ... — ahead of spec), the two are compared on the common prefix: impl rerun for
+ *  exactly the steps spec took must end in spec's state. */
 export function expectSpecAgrees(state: ArchState, steps: number, impl: Outcome, profile: "intel" | "amd" = "intel"): void {
   const spec = new SpecEngine();
   spec.load(state, profile);
   const stop = spec.run(steps);
-  expect({ engine: "spec", reason: stop.reason, steps: stop.steps }).toEqual({ engine: "spec", reason: impl.stop.reason, steps: impl.stop.steps });
-  const differences = compareStates(spec.state(), impl.state, { rule: "exact", memory: unionRanges(spec.touched(), impl.touched) }).differences;
+  let other = impl;
+  if (stop.reason === "unsupported" && (impl.stop.reason !== "unsupported" ? stop.steps <= impl.stop.steps : stop.steps < impl.stop.steps)) {
+    other = runOn(state, stop.steps, CONFIGS[0]!.opts, profile);
+    expect({ engine: "impl, spec's prefix", steps: other.stop.steps }).toEqual({ engine: "impl, spec's prefix", steps: stop.steps });
+  } else {
+    expect({ engine: "spec", reason: stop.reason, steps: stop.steps }).toEqual({ engine: "spec", reason: impl.stop.reason, steps: impl.stop.steps });
+  }
+  const differences = compareStates(spec.state(), other.state, { rule: "exact", memory: unionRanges(spec.touched(), other.touched) }).differences;
   expect(differences.map((d) => `${d.field}: spec ${d.a}, impl ${d.b}`)).toEqual([]);
 }
 
