@@ -5,7 +5,8 @@
 // asserts the architectural outcome.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Reg, icedAbs as abs } from "../../../guest/index.ts";
-import { HLT, RAX, RBX, RCX, asm, kernel, runAll } from "../helpers.ts";
+import { HLT, RAX, RBX, RCX, asm, kernel } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 import { ImplEngine } from "../../../impl/engine.ts";
 import { MAX_CACHED_BLOCKS, MAX_COMPILED_BLOCKS } from "../../../impl/blocks/block-cache.ts";
 import { blockBomb } from "../../hostile/cases.ts";
