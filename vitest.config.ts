@@ -1,4 +1,10 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { configDefaults, defineConfig } from "vitest/config";
+
+// Where each test file leaves the rules it exercised (test/setup.ts) for the rule-coverage
+// reporter (test/reporters/rule-coverage.ts); the worker processes inherit it.
+process.env.RINGSPEC_RULES_DIR = join(tmpdir(), `ringspec-rules-${process.pid}`);
 
 export default defineConfig({
   test: {
@@ -14,5 +20,10 @@ export default defineConfig({
     // invisible by design, each with its invisibility test.
     isolate: false,
     testTimeout: 60_000,
+    // Compile failures in impl's block compiler fail the test that hit them; the rules each file
+    // exercises are recorded (test/setup.ts).
+    setupFiles: ["test/setup.ts"],
+    // A complete passing run refreshes conformance/rule-coverage.json (and fails if it changed).
+    reporters: ["default", "./test/reporters/rule-coverage.ts"],
   },
 });
