@@ -41,10 +41,15 @@ function installHooks(): void {
   process.on("exit", killAllNow);
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     // Only when nobody else handles the signal: end the children, then die of the same signal.
-    process.once(signal, () => {
+    // A program with its own handler (conform's Ctrl-C: finish the cases in flight, write what
+    // was found) keeps its children; they are killed when it exits.
+    const hook = () => {
+      if (process.listenerCount(signal) > 1) return;
+      process.off(signal, hook);
       killAllNow();
       process.kill(process.pid, signal);
-    });
+    };
+    process.on(signal, hook);
   }
 }
 

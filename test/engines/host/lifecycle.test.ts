@@ -104,6 +104,37 @@ describe("emulator processes", () => {
     expect(leftovers("qemu").length).toBe(before);
   });
 
+  it("a program with its own Ctrl-C handler keeps its emulators until it exits (conform writes what it found)", async () => {
+    // A bug this catches: the emulator hooks killed every child and re-raised SIGINT even when
+    // the program handled SIGINT itself, so `conform` died at the first Ctrl-C with no output.
+    const host = fileURLToPath(new URL("../../../engines/host/process.ts", import.meta.url));
+    const main = join(scratch, "handles-sigint.mts");
+    writeFileSync(main, [
+      `import { Child } from ${JSON.stringify(host)};`,
+      `const child = await Child.start("sleep", ["30"]);`,
+      `process.on("SIGINT", () => {`,
+      `  // Still running after the signal: the handler decides what happens next.`,
+      `  setTimeout(() => { console.log(child.exitStatus === undefined ? "alive" : "killed"); process.exit(0); }, 300);`,
+      `});`,
+      `console.log(child.pid);`,
+    ].join("\n"));
+    const cli = spawn(process.execPath, ["--import", "tsx", main], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!out.includes("\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const pid = Number(out.split("\n")[0]);
+    expect(alive(pid)).toBe(true);
+    const exited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
+    cli.kill("SIGINT");
+    expect(await exited).toBe(0);
+    expect(out.split("\n")[1]).toBe("alive");
+    // Killed when the program exits.
+    const gone = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(pid)).toBe(false);
+  });
+
   it("using an engine before load is a usage error, not a crash", async () => {
     const engine = new QemuEngine();
     await expect(engine.step()).rejects.toThrow(/load\(\) a state first/);
