@@ -4,6 +4,7 @@
 // covers; reports list how often it was seen. They are never applied unless named.
 import type { ArchState } from "../../contract/state.ts";
 import type { EngineEvent } from "../../contract/engine.ts";
+import type { FieldDifference } from "../../contract/compare.ts";
 
 export interface GapContext {
   readonly before: ArchState;
@@ -11,6 +12,7 @@ export interface GapContext {
   readonly stateB: ArchState;
   readonly eventA: EngineEvent | undefined;
   readonly eventB: EngineEvent | undefined;
+  readonly differences: readonly FieldDifference[];
 }
 
 export interface Gap {
@@ -21,6 +23,12 @@ export interface Gap {
 
 export const GAPS: readonly Gap[] = [
   {
+    name: "faulting-walk-accessed",
+    description:
+      "the accessed flags of a page walk that faults: spec/ sets none (docs/model-choices.md), an emulator may set A in the entries it read before the fault (SDM Vol. 3A §4.8 sets A in entries \"used as part of linear-address translation\", and a walk that faults yields no translation); a divergence only in bit 5 of paging-structure entries engine B set",
+    applies: (c) => c.differences.length > 0 && onlyAccessedBitsSet(c),
+  },
+  {
     name: "compat-segmentation",
     description:
       "spec/ does not model segmentation in compatibility mode (limit, type and unusable checks, the stack width of SS.B; docs/model-choices.md); impl/ does: a divergence at a step that runs in, or enters, compatibility mode",
@@ -30,4 +38,48 @@ export const GAPS: readonly Gap[] = [
 
 export function gapByName(name: string): Gap | undefined {
   return GAPS.find((g) => g.name === name);
+}
+
+/** Every memory difference is bit 5 (A) of byte 0 of an 8-byte entry in a paging-structure page
+ *  reachable from CR3 before the step, set by engine B and clear in engine A. */
+function onlyAccessedBitsSet(c: GapContext): boolean {
+  const tables = pagingStructurePages(c.before);
+  for (const d of c.differences) {
+    const m = /^memory@(0x[0-9a-f]+)$/.exec(d.field);
+    if (m === null || typeof d.a !== "string" || typeof d.b !== "string" || d.a.length !== d.b.length) return false;
+    const address = Number(m[1]);
+    for (let i = 0; i < d.a.length / 2; i++) {
+      const a = parseInt(d.a.slice(2 * i, 2 * i + 2), 16);
+      const b = parseInt(d.b.slice(2 * i, 2 * i + 2), 16);
+      if (a === b) continue;
+      const at = address + i;
+      if ((a ^ b) !== 0x20 || (b & 0x20) === 0 || at % 8 !== 0 || !tables.has(Math.floor(at / 4096))) return false;
+    }
+  }
+  return true;
+}
+
+/** The page numbers of the PML4, PDPTs, PDs and PTs reachable from CR3 (bounded by the pages the
+ *  state holds). */
+function pagingStructurePages(s: ArchState): Set<number> {
+  const pages = new Set<number>();
+  let level = [Number((s.cr3 >> 12n) & 0xfffffffffn)];
+  for (let depth = 0; depth < 4 && level.length > 0; depth++) {
+    const next: number[] = [];
+    for (const n of level) {
+      const page = s.memory.get(n);
+      if (page === undefined || pages.has(n)) continue;
+      pages.add(n);
+      if (depth === 3) continue;
+      const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+      for (let i = 0; i < 512; i++) {
+        const entry = view.getBigUint64(8 * i, true);
+        // Present, and not a large page (PS, below the PML4).
+        if ((entry & 1n) === 0n || (depth > 0 && (entry & 0x80n) !== 0n)) continue;
+        next.push(Number((entry >> 12n) & 0xfffffffffn));
+      }
+    }
+    level = next;
+  }
+  return pages;
 }

@@ -1,0 +1,96 @@
+// Attribution of the divergences the emulators show (docs/deviations/): each is grouped under the
+// rule whose effect explains engine B's value, not under a rule that merely names "frame" or
+// "memory" — and the accessed flags of a faulting walk, which the SDM leaves open, are a named gap.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parseDocument } from "../../contract/load.ts";
+import type { ArchState } from "../../contract/state.ts";
+import type { EngineEvent } from "../../contract/engine.ts";
+import { compareStates } from "../../contract/compare.ts";
+import { SpecEngine } from "../../spec/engine.ts";
+import { attribute } from "../../conformance/campaign/attribution.ts";
+import { gapByName } from "../../conformance/campaign/gaps.ts";
+import { vectorPath } from "../helpers/fixture.ts";
+
+function vectorState(name: string): ArchState {
+  const doc = parseDocument(readFileSync(vectorPath(name), "utf8"));
+  if (doc.kind !== "vector") throw new Error(name);
+  return doc.state;
+}
+
+/** The spec's first step from `state` that delivers an event: the state before it, the event and
+ *  the state after it. */
+function firstDelivery(state: ArchState): { before: ArchState; event: EngineEvent; after: ArchState } {
+  const spec = new SpecEngine();
+  spec.load(state, "intel");
+  for (let i = 0; i < 50; i++) {
+    const before = spec.state();
+    const event = spec.step();
+    if (event.kind === "delivered") return { before, event, after: spec.state() };
+  }
+  throw new Error("no delivery");
+}
+
+/** `s` with the byte at physical `address` changed by `f`. */
+function poke(s: ArchState, address: number, f: (byte: number) => number): ArchState {
+  const memory = new Map(s.memory);
+  const page = new Uint8Array(memory.get(Math.floor(address / 4096))!);
+  page[address % 4096] = f(page[address % 4096]!);
+  memory.set(Math.floor(address / 4096), page);
+  return { ...s, memory };
+}
+
+function divergence(before: ArchState, eventA: EngineEvent, stateA: ArchState, stateB: ArchState) {
+  const differences = compareStates(stateA, stateB, { rule: "architectural", memory: "all" }).differences;
+  return { before, eventA, eventB: undefined, stateA, stateB, differences };
+}
+
+describe("attribution of emulator deviations", () => {
+  it("a fault frame without RF in its RFLAGS image is RF-03, not the frame's RSP rule", () => {
+    // gp-noncanonical-load: #GP(0) with an error code; the pushed RFLAGS is at RSP + 24.
+    const { before, event, after } = firstDelivery(vectorState("gp-noncanonical-load"));
+    expect(event.kind === "delivered" && event.errorCode).toBe(0);
+    const rfByte = Number(after.gpr[4]!) + 24 + 2;
+    expect(after.memory.get(Math.floor(rfByte / 4096))![rfByte % 4096]! & 1).toBe(1);
+    const withoutRf = poke(after, rfByte, (b) => b & ~1);
+    const at = attribute(divergence(before, event, after, withoutRf), "intel");
+    expect(at.rule).toBe("RF-03");
+    expect(at.why).toMatch(/RF = 0 in the RFLAGS image pushed for vector 13, not 1/);
+    // Another byte of the frame wrong as well: not RF-03 alone.
+    expect(attribute(divergence(before, event, after, poke(withoutRf, rfByte + 8, (b) => b ^ 0x10)), "intel").rule).not.toBe("RF-03");
+  });
+
+  it("NMIs left blocked by an IRET that faults are IRETQ-00", () => {
+    const base = vectorState("iretq-ring3-to-ring0-gp");
+    const { before, event, after } = firstDelivery({ ...base, cpu: { ...base.cpu, nmiBlocked: true } });
+    expect(before.cpu.nmiBlocked).toBe(true);
+    expect(after.cpu.nmiBlocked).toBe(false);
+    const at = attribute(divergence(before, event, after, { ...after, cpu: { ...after.cpu, nmiBlocked: true } }), "intel");
+    expect(at.rule).toBe("IRETQ-00");
+    expect(at.why).toMatch(/NMIs stay blocked after an IRET that faults \(vector 13\)/);
+  });
+});
+
+describe("the faulting-walk-accessed gap", () => {
+  const gap = gapByName("faulting-walk-accessed")!;
+  const { before, event, after } = firstDelivery(vectorState("pf-user-read-notpresent"));
+  const pml4 = Number(before.cr3 & ~0xfffn);
+  const context = (stateB: ArchState) => ({ ...divergence(before, event, after, stateB), eventB: undefined });
+
+  it("covers A set by engine B in a paging-structure entry the spec left clear", () => {
+    const clear = poke(after, pml4, (b) => b & ~0x20);
+    const withA = poke(clear, pml4, (b) => b | 0x20);
+    expect(gap.applies({ ...context(withA), stateA: clear, differences: compareStates(clear, withA, { rule: "architectural", memory: "all" }).differences })).toBe(true);
+  });
+
+  it("does not cover other bits, other memory, or A cleared by engine B", () => {
+    const clear = poke(after, pml4, (b) => b & ~0x20);
+    const diff = (b: ArchState) => ({ ...context(b), stateA: clear, differences: compareStates(clear, b, { rule: "architectural", memory: "all" }).differences });
+    expect(gap.applies(diff(poke(clear, pml4, (b) => b | 0x40)))).toBe(false);
+    const stack = Number(after.gpr[4]!);
+    expect(gap.applies(diff(poke(clear, stack, (b) => b ^ 0x20)))).toBe(false);
+    const set = poke(after, pml4, (b) => b | 0x20);
+    expect(gap.applies({ ...context(clear), stateA: set, differences: compareStates(set, clear, { rule: "architectural", memory: "all" }).differences })).toBe(false);
+    expect(gap.applies({ ...diff(poke(clear, pml4, (b) => b | 0x20)), differences: [...diff(poke(clear, pml4, (b) => b | 0x20)).differences, { field: "regs.rax", a: "0x0", b: "0x1" }] })).toBe(false);
+  });
+});
