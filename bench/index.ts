@@ -1,27 +1,50 @@
-// Benchmarks of impl/ and spec/ on the same loops (npm run bench → node cli/bin.js bench → main). Speed is measured
-// here, never asserted in tests. Each figure is the median of several timed runs after a warm-up.
-// Time is this process's CPU time (process.cpuUsage), not wall-clock time, so that other work on a
-// shared machine does not distort the figures; the guest runs on one thread.
+// Benchmarks of impl/, spec/ and (on request) the installed QEMU and Bochs on the same four loops
+// (npm run bench → node cli/bin.js bench → cli/bench.ts → runBenchmarks). Speed is measured here,
+// never asserted in tests.
+//
+// Method, so that figures taken on a shared, noisy machine compare like with like:
+// - rounds are interleaved: each round runs every loop once on every engine, so a burst of load
+//   from elsewhere hits all engines alike; each figure is the median over rounds, with its range;
+// - time is CPU time: this process's (process.cpuUsage) for impl and spec, which run on this
+//   thread; the emulator process's (all its threads, /proc/PID/stat) for QEMU and Bochs;
+// - impl and spec run through the runner (engines/runner.ts) after a warm-up that compiles the
+//   hot blocks and sizes a run to about `seconds`;
+// - QEMU and Bochs boot the same generated state through their engines (engines/qemu,
+//   engines/bochs, without their per-event logs), then run free to the loop's end
+//   (`runFreeTo`); a one-iteration run of the same loop is subtracted, so start-up, translation
+//   and the debugger's round trip are not counted.
+import { loadavg } from "node:os";
 import type { Engine } from "../contract/engine.ts";
 import { createEngine } from "../engines/registry.ts";
 import { runEngine } from "../engines/runner.ts";
+import { QemuEngine } from "../engines/qemu/engine.ts";
+import { BochsEngine } from "../engines/bochs/engine.ts";
+import type { FreeRunCost } from "../engines/host/process.ts";
 import { PROGRAMS, type BenchProgram } from "./programs.ts";
 import { measureKernels } from "./kernels.ts";
+import type { BenchEngineName, BenchReport, EmulatorName, EngineSamples, KernelRow, LoopFigures } from "./report.ts";
+
+export type { BenchReport } from "./report.ts";
 
 export interface BenchOptions {
-  readonly json: boolean;
-  /** Timed runs per benchmark (median reported); default 7. */
-  readonly runs?: number;
-  /** Target seconds per timed run; default 0.25. */
+  /** Interleaved rounds (one sample per engine and loop each); default 7. */
+  readonly rounds?: number;
+  /** Target CPU seconds of one timed run of impl or spec; default 0.25 (emulators: at least 0.5). */
   readonly seconds?: number;
+  /** Emulators to run the loops on as well. */
+  readonly against?: readonly EmulatorName[];
+  /** Emulator programs (default qemu-system-x86_64 and bochs on PATH). */
+  readonly programs?: { readonly qemu?: string; readonly bochs?: string };
+  /** Only these loops (names as in bench/programs.ts); default all four. */
+  readonly loops?: readonly string[];
+  /** The kernel benchmarks (bench/kernels.ts); default true. */
+  readonly kernels?: boolean;
+  /** Where progress lines go (stderr in the CLI). */
+  readonly progress?: (line: string) => void;
 }
 
-interface Measured {
-  readonly name: string;
-  readonly unit: string;
-  readonly value: number;
-  readonly samples: number[];
-}
+/** The loops' names, in table order. */
+export const LOOP_NAMES: readonly string[] = PROGRAMS.map((make) => make().name);
 
 /** CPU seconds used by this process so far. */
 function cpuSeconds(): number {
@@ -29,7 +52,7 @@ function cpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
-function median(xs: number[]): number {
+function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
@@ -37,15 +60,23 @@ function median(xs: number[]): number {
 
 /** A timed run's limit: far beyond any run's length (CPU time is what is measured). */
 const BENCH_TIMEOUT_MS = 3_600_000;
+/** An emulator's free run, wall clock (a loaded machine can stretch a 0.5 s run many times). */
+const FREE_RUN_TIMEOUT_MS = 300_000;
 
-/** Runs through the runner (engines/runner.ts), as every other consumer does: without onStep it
- *  calls the engine's run(n) once per chunk of steps, so it adds no per-step cost. */
+/** Runs through the runner, as every other consumer does: without onStep it calls the engine's
+ *  run(n) once per chunk of steps, so it adds no per-step cost. */
 function run(engine: Engine, steps: number) {
   return runEngine(engine, { maxSteps: steps, timeoutMs: BENCH_TIMEOUT_MS }).stop;
 }
 
-/** Steps per CPU second of `engine` on `p` (median of `runs` timed runs after a warm-up). */
-function measure(p: BenchProgram, engine: Engine, runs: number, seconds: number): Measured {
+/** impl or spec loaded on a loop, warmed up, with the steps of one timed run. */
+interface Prepared {
+  readonly engine: Engine;
+  readonly steps: number;
+}
+
+function prepare(p: BenchProgram, name: "impl" | "spec", seconds: number): Prepared {
+  const engine = createEngine(name);
   engine.load(p.state, "intel");
   // Warm up (compiles the hot blocks, lets V8 optimise) and size the timed runs.
   let steps = 1_000;
@@ -53,30 +84,80 @@ function measure(p: BenchProgram, engine: Engine, runs: number, seconds: number)
     const t0 = cpuSeconds();
     const stop = run(engine, steps);
     const dt = cpuSeconds() - t0;
-    if (stop.reason !== "limit") throw new Error(`${p.name}: stopped with ${stop.reason} after ${stop.steps} steps`);
-    if (dt > seconds / 4 || steps > 1e9) {
-      steps = Math.max(1_000, Math.round((steps / dt) * seconds));
-      break;
-    }
+    if (stop.reason !== "limit") throw new Error(`${p.name} on ${name}: stopped with ${stop.reason} after ${stop.steps} steps`);
+    if (dt > seconds / 4 || steps > 1e9) return { engine, steps: Math.max(1_000, Math.round((steps / dt) * seconds)) };
     steps *= 4;
   }
-  const samples: number[] = [];
-  for (let k = 0; k < runs; k++) {
-    const t0 = cpuSeconds();
-    const stop = run(engine, steps);
-    const dt = cpuSeconds() - t0;
-    if (stop.reason !== "limit") throw new Error(`${p.name}: stopped with ${stop.reason}`);
-    samples.push(stop.steps / dt);
-  }
-  return { name: p.name, unit: p.unit, value: median(samples), samples };
 }
 
-/**
- * Host reference: millions of iterations per CPU second of a fixed plain-JavaScript loop (an
- * Int32Array read-modify-write with a data-dependent index), so figures from different machines
- * can be compared. Not part of the emulator.
- */
+/** One timed run: steps per CPU second. */
+function timedRun(p: BenchProgram, name: string, prepared: Prepared): number {
+  const t0 = cpuSeconds();
+  const stop = run(prepared.engine, prepared.steps);
+  const dt = cpuSeconds() - t0;
+  if (stop.reason !== "limit") throw new Error(`${p.name} on ${name}: stopped with ${stop.reason}`);
+  return stop.steps / dt;
+}
+
+interface FreeRunner {
+  load(state: BenchProgram["state"], profile: "intel"): Promise<void>;
+  runFreeTo(address: bigint, timeoutMs: number): Promise<FreeRunCost>;
+  close(): Promise<void>;
+}
+
+function openEmulator(name: EmulatorName, programs: BenchOptions["programs"]): FreeRunner {
+  const program = programs?.[name];
+  return name === "qemu"
+    ? new QemuEngine({ interruptLog: false, ...(program === undefined ? {} : { program }) })
+    : new BochsEngine({ cpuDebugLog: false, ...(program === undefined ? {} : { program }) });
+}
+
+/** Boots `p` on the emulator and runs it free to its end: the CPU seconds (wall without /proc). */
+async function freeRun(name: EmulatorName, p: BenchProgram, programs: BenchOptions["programs"]): Promise<number> {
+  const engine = openEmulator(name, programs);
+  try {
+    await engine.load(p.state, "intel");
+    const cost = await engine.runFreeTo(p.end, FREE_RUN_TIMEOUT_MS);
+    return cost.cpuSeconds ?? cost.wallSeconds;
+  } finally {
+    await engine.close();
+  }
+}
+
+/** One emulator sample: steps per second over `iterations` − 1 iterations (a run of `iterations`
+ *  minus a run of one). NaN when the difference is not positive (clock resolution). */
+async function emulatorSample(name: EmulatorName, make: (n: bigint) => BenchProgram, iterations: bigint, programs: BenchOptions["programs"]): Promise<number> {
+  const full = await freeRun(name, make(iterations), programs);
+  const one = await freeRun(name, make(1n), programs);
+  const p = make(1n);
+  const dt = full - one;
+  return dt > 0 ? (Number(iterations - 1n) * p.stepsPerIteration) / dt : Number.NaN;
+}
+
+/** Iterations for an emulator run of about `seconds` CPU seconds (grows from a short run). */
+async function calibrate(name: EmulatorName, make: (n: bigint) => BenchProgram, seconds: number, programs: BenchOptions["programs"]): Promise<bigint> {
+  let iterations = 20_000n;
+  for (;;) {
+    const dt = await freeRun(name, make(iterations), programs);
+    if (dt >= seconds / 2 || iterations >= 1n << 40n) {
+      return dt <= 0 ? iterations : BigInt(Math.max(2, Math.round((Number(iterations) * seconds) / dt)));
+    }
+    // Grow at most 16× per try: the clock's 10 ms ticks make a short run's time coarse.
+    const factor = dt <= 0 ? 16 : Math.min(16, Math.max(2, Math.ceil(seconds / dt)));
+    iterations *= BigInt(factor);
+  }
+}
+
+/** One line for an emulator that could not be measured ("qemu: not measured — ..."). */
+function missingLine(name: EmulatorName, e: unknown): string {
+  const message = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+  const install = name === "qemu" ? "apt-get install -y qemu-system-x86" : "apt-get install -y bochs bochsbios vgabios";
+  return `${name}: not measured — ${message} (${install})`;
+}
+
 function hostReference(seconds: number): number {
+  // Millions of iterations per CPU second of a fixed plain-JavaScript loop (an Int32Array
+  // read-modify-write with a data-dependent index), so figures from different machines compare.
   const a = new Int32Array(4096);
   let x = 1;
   let iterations = 0;
@@ -91,86 +172,92 @@ function hostReference(seconds: number): number {
   return iterations / (cpuSeconds() - t0) / 1e6 + (a[0]! & 0) + (x & 0);
 }
 
-/** "950.0 MIPS" or "2.50 M round trips/s" for a rate in steps per second. */
-function show(p: BenchProgram, stepsPerSecond: number): string {
-  const perRound = stepsPerSecond / p.stepsPerRound;
-  return p.unit === "MIPS" ? `${(perRound / 1e6).toFixed(1)} MIPS` : `${(perRound / 1e6).toFixed(3)} M ${p.unit}`;
-}
-
-/**
- * Every benchmark loop on impl/ and on spec/, through the Engine interface. Figures (JSON keys):
- * `impl.NAME` and `spec.NAME` in the loop's unit (MIPS, or round trips per second),
- * `spec.NAME.instructions_per_s`, `ratio.NAME` (impl/spec), the kernels (bench/kernels.ts):
- * `impl.kernel.K` and `spec.kernel.K` in MIPS (spec only when it runs K to its exit),
- * `impl.kernel.K.syscalls_per_s`, `impl.kernel.K.context_switches_per_s`; and `host-reference`.
- */
-export async function runBenchmarks(opts: BenchOptions): Promise<Record<string, number>> {
-  const runs = opts.runs ?? 7;
+/** Every loop on every engine asked for, in interleaved rounds; then the kernels. */
+export async function runBenchmarks(opts: BenchOptions = {}): Promise<BenchReport> {
+  const rounds = opts.rounds ?? 7;
   const seconds = opts.seconds ?? 0.25;
-  const out: Record<string, number> = {};
-  const lines: string[] = [`${"loop".padEnd(12)} ${"impl".padStart(26)} ${"spec".padStart(26)} ${"impl/spec".padStart(10)}   spec instructions/s`];
+  const emulatorSeconds = Math.max(0.5, seconds);
+  const against = opts.against ?? [];
+  const progress = opts.progress ?? (() => undefined);
+  const loadStart = loadavg()[0]!;
   const reference = median([hostReference(0.1), hostReference(0.1), hostReference(0.1)]);
-  for (const make of PROGRAMS) {
-    const p = make();
-    const impl = measure(p, createEngine("impl"), runs, seconds);
-    const spec = measure(p, createEngine("spec"), Math.min(runs, 5), seconds);
-    const unitRate = (m: Measured) => (p.unit === "MIPS" ? m.value / p.stepsPerRound / 1e6 : m.value / p.stepsPerRound);
-    out[`impl.${p.name}`] = unitRate(impl);
-    out[`spec.${p.name}`] = unitRate(spec);
-    out[`spec.${p.name}.instructions_per_s`] = spec.value;
-    out[`ratio.${p.name}`] = impl.value / spec.value;
-    lines.push(
-      `${p.name.padEnd(12)} ${show(p, impl.value).padStart(26)} ${show(p, spec.value).padStart(26)} ${`${(impl.value / spec.value).toFixed(0)}x`.padStart(10)}   ${(spec.value / 1e6).toFixed(3)} M`,
-    );
-  }
-  lines.push("");
-  lines.push(`${"kernel".padEnd(12)} ${"impl".padStart(14)} ${"spec".padStart(14)} ${"impl syscalls/s".padStart(17)} ${"impl switches/s".padStart(17)}   run (impl)`);
-  for (const k of measureKernels(runs, Math.min(runs, 3))) {
-    out[`impl.kernel.${k.name}`] = k.impl as number;
-    if (typeof k.spec === "number") out[`spec.kernel.${k.name}`] = k.spec;
-    out[`impl.kernel.${k.name}.syscalls_per_s`] = k.syscallsPerSecond!;
-    out[`impl.kernel.${k.name}.context_switches_per_s`] = k.contextSwitchesPerSecond!;
-    const c = k.counts;
-    lines.push(
-      `${k.name.padEnd(12)} ${`${(k.impl as number).toFixed(1)} MIPS`.padStart(14)} ${(typeof k.spec === "number" ? `${k.spec.toFixed(2)} MIPS` : "—").padStart(14)} ` +
-        `${`${(k.syscallsPerSecond! / 1e6).toFixed(3)} M`.padStart(17)} ${`${(k.contextSwitchesPerSecond! / 1e3).toFixed(1)} k`.padStart(17)}   ` +
-        `${c.instructions} instructions, ${c.syscalls} syscalls, ${c.contextSwitches} context switches to the exit`,
-    );
-    if (typeof k.spec === "string") lines.push(`${"".padEnd(12)} spec: ${k.spec}`);
-  }
-  lines.push("(kernels: boot to exit, medians of whole runs in process CPU time; MIPS = completed instructions per second)");
-  out["host-reference"] = reference;
-  lines.push(`(medians of ${runs} timed runs on impl, ${Math.min(runs, 5)} on spec, in process CPU time; steps per round trip: ${PROGRAMS.map((m) => { const p = m(); return `${p.name} ${p.stepsPerRound}`; }).join(", ")})`);
-  lines.push(`host reference: ${reference.toFixed(0)} M plain-JS loop iterations/s (for comparing machines)`);
-  if (opts.json) console.log(JSON.stringify(out));
-  else for (const l of lines) console.log(l);
-  return out;
-}
+  const makers = PROGRAMS.filter((make) => opts.loops === undefined || opts.loops.includes(make().name));
 
-/** `ringspec bench [--json] [--runs N] [--seconds S]` (cli/bench.ts calls this). */
-export async function main(argv: readonly string[]): Promise<number> {
-  const value = (name: string): number | undefined => {
-    const i = argv.indexOf(name);
-    if (i < 0) return undefined;
-    const n = Number(argv[i + 1]);
-    if (!(n > 0)) throw new Error(`${name}: expected a positive number, got ${JSON.stringify(argv[i + 1] ?? "")}`);
-    return n;
-  };
-  const known = new Set(["--json", "--runs", "--seconds"]);
-  const unknown = argv.find((a, i) => a.startsWith("-") && !known.has(a) && !(i > 0 && (argv[i - 1] === "--runs" || argv[i - 1] === "--seconds")));
-  if (unknown !== undefined) {
-    console.error(`ringspec: bench: unknown option ${JSON.stringify(unknown)} (expected --json, --runs N, --seconds S)`);
-    return 2;
+  const missing: string[] = [];
+  interface LoopRun {
+    readonly make: (n?: bigint) => BenchProgram;
+    readonly program: BenchProgram;
+    readonly prepared: Partial<Record<"impl" | "spec", Prepared>>;
+    readonly iterations: Partial<Record<EmulatorName, bigint>>;
+    readonly samples: Partial<Record<BenchEngineName, number[]>>;
+    readonly missing: Partial<Record<BenchEngineName, string>>;
   }
-  let runs: number | undefined;
-  let seconds: number | undefined;
-  try {
-    runs = value("--runs");
-    seconds = value("--seconds");
-  } catch (e) {
-    console.error(`ringspec: bench: ${(e as Error).message}`);
-    return 2;
+  const loops: LoopRun[] = [];
+  const available = new Set<EmulatorName>(against);
+  for (const make of makers) {
+    const program = make();
+    progress(`preparing ${program.name}`);
+    const loop: LoopRun = { make, program, prepared: {}, iterations: {}, samples: { impl: [], spec: [] }, missing: {} };
+    loop.prepared.impl = prepare(program, "impl", seconds);
+    loop.prepared.spec = prepare(program, "spec", seconds);
+    for (const name of against) {
+      if (!available.has(name)) continue;
+      try {
+        loop.iterations[name] = await calibrate(name, (n) => make(n), emulatorSeconds, opts.programs);
+        loop.samples[name] = [];
+      } catch (e) {
+        // A missing program stops the emulator for every loop; anything else only for this loop.
+        const line = missingLine(name, e);
+        if (/not found|no VGA BIOS/.test(line)) {
+          available.delete(name);
+          missing.push(line);
+        } else loop.missing[name] = line.replace(/^\w+: not measured — /, "");
+      }
+    }
+    loops.push(loop);
   }
-  await runBenchmarks({ json: argv.includes("--json"), ...(runs === undefined ? {} : { runs: Math.round(runs) }), ...(seconds === undefined ? {} : { seconds }) });
-  return 0;
+
+  for (let r = 0; r < rounds; r++) {
+    progress(`round ${r + 1}/${rounds}`);
+    for (const loop of loops) {
+      for (const name of ["impl", "spec"] as const) loop.samples[name]!.push(timedRun(loop.program, name, loop.prepared[name]!));
+      for (const name of against) {
+        const iterations = loop.iterations[name];
+        if (iterations === undefined || loop.missing[name] !== undefined) continue;
+        try {
+          const sample = await emulatorSample(name, (n) => loop.make(n), iterations, opts.programs);
+          // NaN (no measurable difference) is kept, so that samples stay paired by round.
+          loop.samples[name]!.push(sample);
+        } catch (e) {
+          loop.missing[name] = missingLine(name, e).replace(/^\w+: not measured — /, "");
+        }
+      }
+    }
+  }
+
+  const figures: LoopFigures[] = loops.map((loop) => {
+    const engines: Record<string, EngineSamples | { readonly missing: string }> = {};
+    for (const name of ["impl", "spec", ...against] as const) {
+      const why = loop.missing[name];
+      const samples = loop.samples[name];
+      if (why !== undefined) engines[name] = { missing: why };
+      else if (samples !== undefined && samples.length > 0) engines[name] = { samples };
+    }
+    const p = loop.program;
+    return { name: p.name, unit: p.unit === "MIPS" ? "MIPS" : "round trips/s", stepsPerRound: p.stepsPerRound, engines };
+  });
+
+  let kernels: KernelRow[] | undefined;
+  if (opts.kernels !== false) {
+    progress("kernels");
+    kernels = measureKernels(rounds, Math.min(rounds, 3)).map((k) => ({
+      name: k.name,
+      impl: k.impl as number,
+      spec: k.spec,
+      syscallsPerSecond: k.syscallsPerSecond!,
+      contextSwitchesPerSecond: k.contextSwitchesPerSecond!,
+      counts: k.counts,
+    }));
+  }
+  return { rounds, against, loops: figures, missing, kernels, hostReference: reference, load: [loadStart, loadavg()[0]!] };
 }

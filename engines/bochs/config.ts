@@ -11,6 +11,8 @@ export interface BochsConfig {
   readonly cpuModel: string;
   readonly log: string;
   readonly vgaRom: string;
+  /** The CPU's debug messages in the log (default true; the engine's steps read events from them). */
+  readonly cpuDebugLog?: boolean;
 }
 
 /** Bochs CPU model per vendor profile. */
@@ -34,7 +36,7 @@ export function bochsConfig(c: BochsConfig): string {
     `display_library: rfb, options="timeout=0"`,
     `clock: sync=none, time0=1`,
     `log: ${quoted(c.log)}`,
-    `debug: action=ignore, cpu0=report`,
+    c.cpuDebugLog === false ? `debug: action=ignore` : `debug: action=ignore, cpu0=report`,
     `info: action=report`,
     `error: action=report`,
     `panic: action=report`,

@@ -24,7 +24,7 @@ import { readFileSync, statSync, openSync, readSync, closeSync, writeFileSync, e
 import type { AsyncEngine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import { DEFAULT_CPU, PAGE_SIZE, type ArchState } from "../../contract/state.ts";
-import { Child } from "../host/process.ts";
+import { Child, measureFreeRun, type FreeRunCost } from "../host/process.ts";
 import { EngineError, oneLineMessage } from "../host/errors.ts";
 import { WorkDir, fastTempBase, createFifo } from "../host/workdir.ts";
 import { ByteStream } from "../host/stream.ts";
@@ -45,6 +45,12 @@ export interface BochsEngineOptions {
   readonly stepTimeoutMs?: number;
   readonly haltWaitMs?: number;
   readonly runTimeoutMs?: number;
+  /**
+   * Report the CPU's debug messages to the log (default true). step() reads delivered events from
+   * them; without them the engine only runs free (`runFreeTo`), as benchmarks do: a log line per
+   * interrupt or fault would otherwise dominate what is measured.
+   */
+  readonly cpuDebugLog?: boolean;
 }
 
 /** Fields the Bochs engine can neither set nor read. */
@@ -89,6 +95,7 @@ export class BochsEngine implements AsyncEngine {
       stepTimeoutMs: options.stepTimeoutMs ?? 5_000,
       haltWaitMs: options.haltWaitMs ?? 40,
       runTimeoutMs: options.runTimeoutMs ?? 60_000,
+      cpuDebugLog: options.cpuDebugLog ?? true,
     };
   }
 
@@ -137,6 +144,7 @@ export class BochsEngine implements AsyncEngine {
           cpuModel: BOCHS_CPU_MODELS[profile],
           log: dir.file("bochs.log"),
           vgaRom: this.options.vgaRom,
+          cpuDebugLog: this.options.cpuDebugLog,
         }),
       );
       // Stop where the final SMI is pending, step through the SMM handler (SMI entry and its
@@ -228,8 +236,40 @@ export class BochsEngine implements AsyncEngine {
     }
   }
 
+  /**
+   * Runs the CPU unobserved (the debugger's `c`) until it reaches `address`, and says what that
+   * cost: the benchmarks' way of timing a loop inside Bochs. Any other stop is an error.
+   */
+  async runFreeTo(address: bigint, timeoutMs: number): Promise<FreeRunCost> {
+    const s = this.current();
+    s.cached = undefined;
+    if (s.shutdown !== undefined || s.halted || s.buffered !== undefined) throw new EngineError("usage", "bochs: a free run needs a running CPU");
+    await s.debuggerClient.command(`lb 0x${address.toString(16)}`);
+    let output = "";
+    const cost = await measureFreeRun(s.child.pid, async () => {
+      try {
+        output = await s.debuggerClient.command("c", timeoutMs);
+      } catch (e) {
+        if (!(e instanceof EngineError && e.kind === "timeout")) throw e;
+        s.child.signal("SIGINT");
+        await s.debuggerClient.afterInterrupt(this.options.stepTimeoutMs);
+        throw new EngineError("timeout", `bochs: the free run did not reach 0x${address.toString(16)} within ${timeoutMs} ms`);
+      }
+    });
+    this.newLog(s);
+    const next = parseNext(output);
+    if ("unavailable" in next || next.rip !== address) {
+      throw new EngineError("protocol", `bochs: the free run stopped elsewhere than 0x${address.toString(16)}: ${lastLine(output)}`);
+    }
+    s.next = next;
+    const breakpoint = /Breakpoint (\d+),/.exec(output);
+    if (breakpoint !== null) await s.debuggerClient.command(`d ${breakpoint[1]}`);
+    return cost;
+  }
+
   async step(): Promise<EngineEvent> {
     const s = this.current();
+    if (!this.options.cpuDebugLog) throw new EngineError("usage", "bochs engine: opened without its CPU debug log (cpuDebugLog: false), it only runs free");
     s.cached = undefined;
     const rip = s.next.rip;
     if (s.shutdown !== undefined) return { kind: "shutdown", rip };

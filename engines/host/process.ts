@@ -1,6 +1,7 @@
 // Child processes of the emulator engines: spawned, tracked, and always ended — on close, on a
 // watchdog, and when this process exits or is interrupted, so that no emulator outlives a run.
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { EngineError } from "./errors.ts";
 
@@ -171,4 +172,43 @@ export class Child {
 /** Number of emulator processes alive (tests check that none is left behind). */
 export function liveChildren(): number {
   return live.size;
+}
+
+/**
+ * CPU seconds (user + system, all threads) a live process has used, from /proc/PID/stat; undefined
+ * where /proc is not available. Resolution: the kernel's clock tick (10 ms).
+ */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return undefined;
+  }
+  // Fields after the command name (which may hold spaces) start at the last ")".
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return Number.isFinite(utime) && Number.isFinite(stime) ? (utime + stime) / CLOCK_TICKS_PER_SECOND : undefined;
+}
+
+/** Linux's USER_HZ, the unit of /proc/PID/stat times (100 on every architecture Linux ships). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** What a free run (an emulator running unobserved to a breakpoint) cost. */
+export interface FreeRunCost {
+  readonly wallSeconds: number;
+  /** The emulator process's CPU seconds over the run; undefined without /proc. */
+  readonly cpuSeconds: number | undefined;
+}
+
+/** Runs `work` and measures the wall time and `pid`'s CPU time it took. */
+export async function measureFreeRun(pid: number | undefined, work: () => Promise<void>): Promise<FreeRunCost> {
+  const cpu0 = processCpuSeconds(pid);
+  const t0 = performance.now();
+  await work();
+  const wallSeconds = (performance.now() - t0) / 1000;
+  const cpu1 = processCpuSeconds(pid);
+  return { wallSeconds, cpuSeconds: cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0 };
 }

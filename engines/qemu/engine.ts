@@ -21,7 +21,7 @@ import { createServer } from "node:net";
 import type { AsyncEngine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepInstruction } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import { PAGE_SIZE, type ArchState } from "../../contract/state.ts";
-import { Child } from "../host/process.ts";
+import { Child, measureFreeRun, type FreeRunCost } from "../host/process.ts";
 import { EngineError } from "../host/errors.ts";
 import { WorkDir, fastTempBase } from "../host/workdir.ts";
 import { RspClient, SIGNAL, type StopReply } from "../gdb/rsp.ts";
@@ -48,6 +48,12 @@ export interface QemuEngineOptions {
   readonly haltWaitMs?: number;
   /** A whole `run` (default 60 s). */
   readonly runTimeoutMs?: number;
+  /**
+   * Log every delivered event with `-d int` (default true). step() reads its events from that log;
+   * without it the engine only runs free (`runFreeTo`), as benchmarks do: QEMU's logging would
+   * otherwise dominate the cost of an interrupt or fault.
+   */
+  readonly interruptLog?: boolean;
 }
 
 /** Fields the QEMU engine can neither set nor read (reported as not compared). */
@@ -111,6 +117,7 @@ export class QemuEngine implements AsyncEngine {
       stepTimeoutMs: options.stepTimeoutMs ?? 5_000,
       haltWaitMs: options.haltWaitMs ?? 40,
       runTimeoutMs: options.runTimeoutMs ?? 60_000,
+      interruptLog: options.interruptLog ?? true,
     };
   }
 
@@ -158,7 +165,7 @@ export class QemuEngine implements AsyncEngine {
         ramSize,
         qmpSocket: dir.file("qmp.sock"),
         gdbSocket: dir.file("gdb.sock"),
-        logFile: dir.file("int.log"),
+        ...(this.options.interruptLog ? { logFile: dir.file("int.log") } : {}),
         chunks: writeMemoryChunks(state, (i) => dir.file(`memory-${i}.bin`)),
       });
       child = await Child.start(this.options.program, args, { cwd: dir.path });
@@ -286,8 +293,36 @@ export class QemuEngine implements AsyncEngine {
     await s.gdb.waitStop(this.options.stepTimeoutMs);
   }
 
+  /**
+   * Runs the CPU unobserved (gdbstub `c`) until it reaches `address`, and says what that cost:
+   * the benchmarks' way of timing a loop inside QEMU. Any other stop is an error.
+   */
+  async runFreeTo(address: bigint, timeoutMs: number): Promise<FreeRunCost> {
+    const s = this.current();
+    s.cached = undefined;
+    s.cpuRead = undefined;
+    await s.gdb.setBreakpoint(address);
+    let stop: StopReply | undefined;
+    const cost = await measureFreeRun(s.child.pid, async () => {
+      stop = await s.gdb.resume("c", timeoutMs).catch(async (e: unknown) => {
+        if (e instanceof EngineError && e.kind === "timeout") {
+          await this.interruptStep(s).catch(() => undefined);
+          throw new EngineError("timeout", `qemu: the free run did not reach 0x${address.toString(16)} within ${timeoutMs} ms`);
+        }
+        throw e;
+      });
+    });
+    await s.gdb.clearBreakpoint(address);
+    s.regs = await this.readRegisters(s);
+    if (stop?.kind !== "signal" || stop.signal !== SIGNAL.TRAP || s.regs.rip !== address) {
+      throw new EngineError("protocol", `qemu: the free run stopped at 0x${s.regs.rip.toString(16)} (${describeStop(stop ?? null)}), not at 0x${address.toString(16)}`);
+    }
+    return cost;
+  }
+
   async step(): Promise<EngineEvent> {
     const s = this.current();
+    if (!this.options.interruptLog) throw new EngineError("usage", "qemu engine: opened without its interrupt log (interruptLog: false), it only runs free");
     const rip = s.regs.rip;
     s.cached = undefined;
     s.cpuRead = undefined;
@@ -574,7 +609,8 @@ export interface QemuArguments {
   readonly ramSize: number;
   readonly qmpSocket: string;
   readonly gdbSocket: string;
-  readonly logFile: string;
+  /** `-d int` goes to this file; no interrupt log without it. */
+  readonly logFile?: string;
   readonly chunks: readonly MemoryChunk[];
 }
 
@@ -591,7 +627,7 @@ export function qemuArguments(a: QemuArguments): string[] {
     "-S",
     "-qmp", `unix:${a.qmpSocket},server=on,wait=off`,
     "-gdb", `unix:${a.gdbSocket},server=on,wait=off`,
-    "-d", "int", "-D", a.logFile,
+    ...(a.logFile === undefined ? [] : ["-d", "int", "-D", a.logFile]),
     ...a.chunks.flatMap((c) => ["-device", `loader,file=${c.file},addr=0x${c.address.toString(16)},force-raw=on`]),
   ];
 }

@@ -137,6 +137,10 @@ describe("what the Bochs engine installs", () => {
     expect(text).toContain("romimage: file=/w/rom.bin, address=0xfffe0000");
     expect(text).toContain("reset_on_triple_fault=1");
     expect(text).toContain("debug: action=ignore, cpu0=report");
+    // Free runs (benchmarks) leave the CPU's debug messages out.
+    const quiet = bochsConfig({ rom: "/w/rom.bin", romAddress: 0xfffe0000n, megs: 32, cpuModel: "corei7_icelake_u", log: "/w/log", vgaRom: "/v.bin", cpuDebugLog: false });
+    expect(quiet).toContain("debug: action=ignore\n");
+    expect(quiet).not.toContain("cpu0=report");
     expect(() => bochsConfig({ rom: "/w/a,b", romAddress: 0n, megs: 32, cpuModel: "x", log: "/l", vgaRom: "/v" })).toThrow(/comma/);
   });
 });

@@ -128,5 +128,12 @@ describe("what the QEMU engine installs", () => {
     expect(joined).toContain("-bios /w/fw.bin");
     expect(joined).toContain("-device loader,file=/w/m0,addr=0x1000,force-raw=on");
     expect(joined).toContain("-action reboot=shutdown,shutdown=pause");
+    expect(joined).toContain("-d int -D /w/log");
+  });
+
+  it("leaves the interrupt log out for free runs (benchmarks)", () => {
+    const args = qemuArguments({ cpu: "max", firmware: "/w/fw.bin", ramFile: "/w/ram", ramSize: 32 << 20, qmpSocket: "/w/qmp", gdbSocket: "/w/gdb", chunks: [] });
+    expect(args).not.toContain("-d");
+    expect(args).not.toContain("-D");
   });
 });
