@@ -308,9 +308,13 @@ export function attribute(
     }
   }
 
-  // 1. A fault engine B did not take the same way.
+  // 1. A fault engine B did not take the same way. An engine that is not single-stepped (an
+  //    emulator, compared by whole runs) reports no event: that it did not deliver the spec's
+  //    exception shows in its RIP, which is not at the handler the spec entered.
   const eventFields = [...fields].some((f) => f === "event.kind" || f === "event.vector" || f === "event.source" || f === "run.stop");
-  const fault = eventFields ? faultRule(faults, divergence.eventB) : undefined;
+  const missedFault =
+    divergence.eventB === undefined && divergence.eventA?.kind === "delivered" && divergence.eventA.source === "exception" && divergence.stateB.rip !== divergence.stateA.rip;
+  const fault = eventFields || missedFault ? faultRule(faults, divergence.eventB) : undefined;
   if (fault !== undefined) return done(fault.rule, `${ruleById(fault.rule)?.description ?? fault.rule} (the spec raises vector ${fault.vector} here)`);
 
   // 2. A diagnosis that explains engine B's value.
