@@ -11,6 +11,7 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { attribute } from "../../conformance/campaign/attribution.ts";
 import { gapByName } from "../../conformance/campaign/gaps.ts";
 import { vectorPath } from "../helpers/fixture.ts";
+import { translate } from "../../guest/paging.ts";
 
 function vectorState(name: string): ArchState {
   const doc = parseDocument(readFileSync(vectorPath(name), "utf8"));
@@ -92,5 +93,46 @@ describe("the faulting-walk-accessed gap", () => {
     const set = poke(after, pml4, (b) => b | 0x20);
     expect(gap.applies({ ...context(clear), stateA: set, differences: compareStates(set, clear, { rule: "architectural", memory: "all" }).differences })).toBe(false);
     expect(gap.applies({ ...diff(poke(clear, pml4, (b) => b | 0x20)), differences: [...diff(poke(clear, pml4, (b) => b | 0x20)).differences, { field: "regs.rax", a: "0x0", b: "0x1" }] })).toBe(false);
+  });
+});
+
+describe("the undefined-flags and shutdown-state gaps", () => {
+  const base = vectorState("sysret64-basic");
+  /** `s` with `bytes` at its RIP (through its page tables). */
+  function withCode(s: ArchState, bytes: readonly number[]): ArchState {
+    const read64 = (a: bigint) => {
+      let v = 0n;
+      for (let i = 7n; i >= 0n; i--) v = (v << 8n) | BigInt(s.memory.get(Number((a + i) >> 12n))?.[Number((a + i) & 0xfffn)] ?? 0);
+      return v;
+    };
+    let out = s;
+    bytes.forEach((b, i) => {
+      const p = translate(read64, s.cr3, s.rip + BigInt(i)).physical!;
+      out = poke(out, Number(p), () => b);
+    });
+    return out;
+  }
+  const flagsContext = (code: readonly number[], a: bigint, b: bigint) => {
+    const before = withCode(base, code);
+    const stateA = { ...before, rflags: a };
+    const stateB = { ...before, rflags: b };
+    return { before, stateA, stateB, eventA: undefined, eventB: undefined, differences: compareStates(stateA, stateB, { rule: "architectural", memory: "all" }).differences };
+  };
+  const undefinedFlags = gapByName("undefined-flags")!;
+  const shutdown = gapByName("shutdown-state")!;
+
+  it("undefined-flags covers OF after a multi-bit RCR, not CF, and not OF after ADD", () => {
+    const rcr = [0xc0, 0xd8, 0x05]; // rcr al, 5
+    expect(undefinedFlags.applies(flagsContext(rcr, 0x2n, 0x802n))).toBe(true);
+    expect(undefinedFlags.applies(flagsContext(rcr, 0x2n, 0x3n))).toBe(false);
+    expect(undefinedFlags.applies(flagsContext([0x48, 0x01, 0xc0], 0x2n, 0x802n))).toBe(false); // add rax, rax
+  });
+
+  it("shutdown-state covers RF alone with both engines shut down", () => {
+    const down = { ...base, cpu: { ...base.cpu, shutdown: true } };
+    const ctx = (a: ArchState, b: ArchState) => ({ before: base, stateA: a, stateB: b, eventA: undefined, eventB: undefined, differences: compareStates(a, b, { rule: "architectural", memory: "all" }).differences });
+    expect(shutdown.applies(ctx(down, { ...down, rflags: down.rflags | 0x10000n }))).toBe(true);
+    expect(shutdown.applies(ctx(down, { ...down, rflags: down.rflags ^ 0x200n }))).toBe(false);
+    expect(shutdown.applies(ctx(down, { ...base, rflags: down.rflags | 0x10000n }))).toBe(false);
   });
 });
