@@ -3,6 +3,7 @@
 // the child is gone afterwards and the engine can be used again.
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,6 +134,37 @@ describe("emulator processes", () => {
     const gone = Date.now() + 10_000;
     while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
     expect(alive(pid)).toBe(false);
+  });
+
+  it("emulators started in a worker thread (conform --workers) end, and their scratch directories go, when the process is killed", async () => {
+    const host = fileURLToPath(new URL("../../../engines/host/", import.meta.url));
+    const tsxApi = createRequire(import.meta.url).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs");
+    writeFileSync(join(scratch, "worker.mts"), [
+      `import { parentPort } from "node:worker_threads";`,
+      `import { Child } from ${JSON.stringify(host + "process.ts")};`,
+      `import { WorkDir } from ${JSON.stringify(host + "workdir.ts")};`,
+      `const dir = WorkDir.create("lifecycle-worker");`,
+      `const child = await Child.start("sleep", ["30"]);`,
+      `parentPort!.postMessage({ pid: child.pid, dir: dir.path });`,
+    ].join("\n"));
+    writeFileSync(join(scratch, "worker.mjs"), `import { register } from ${JSON.stringify(tsxApi)};\nregister();\nawait import("./worker.mts");\n`);
+    writeFileSync(join(scratch, "main.mts"), [
+      `import { Worker } from "node:worker_threads";`,
+      `import ${JSON.stringify(host + "process.ts")};`,
+      `const worker = new Worker(new URL("./worker.mjs", import.meta.url));`,
+      // Killed while the worker's emulator runs: no exit hook runs in the worker thread.
+      `worker.on("message", (m) => { console.log(JSON.stringify(m)); setTimeout(() => process.kill(process.pid, "SIGTERM"), 200); });`,
+    ].join("\n"));
+    const cli = spawn(process.execPath, ["--import", "tsx", join(scratch, "main.mts")], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const status = await new Promise<NodeJS.Signals | null>((r) => cli.once("exit", (_code, signal) => r(signal)));
+    expect(status).toBe("SIGTERM");
+    const { pid, dir } = JSON.parse(out.trim()) as { pid: number; dir: string };
+    const gone = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(pid)).toBe(false);
+    expect(existsSync(dir)).toBe(false);
   });
 
   it("using an engine before load is a usage error, not a crash", async () => {
