@@ -135,6 +135,12 @@ const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
     if (!c.fields.has("cpu.nmi_blocked") || !c.before.cpu.nmiBlocked || c.stateA.cpu.nmiBlocked || !c.stateB.cpu.nmiBlocked) return null;
     return c.eventA?.kind === "delivered" ? `NMIs stay blocked after an IRET that faults (vector ${c.eventA.vector})` : "NMIs stay blocked after IRET";
   },
+  // amd: SYSRET to a non-canonical RCX completes and the fetch faults at CPL 3; an engine that
+  // faults at CPL 0 instead does what Intel does.
+  "SYSRET-V1": (c) => {
+    if (c.eventA?.kind !== "retired" || c.stateA.cs.dpl !== 3 || c.stateB.cs.dpl !== 0 || !c.rules.includes("SYSRET-V1")) return null;
+    return `a non-canonical RCX (${hex(c.before.gpr[1]!)}) faults at CPL 0, the Intel way, instead of being loaded to fault at CPL 3`;
+  },
   "PF-02": (c) => {
     if (c.eventA?.kind !== "delivered" || c.eventA.vector !== 14 || c.eventB?.kind !== "delivered" || c.eventB.vector !== 14) return null;
     const a = c.eventA.errorCode ?? 0;

@@ -7,15 +7,20 @@
 # the command that replays it.
 #   RINGSPEC_DEVIATIONS_TIME   seconds per emulator (default 600)
 #   RINGSPEC_DEVIATIONS_SEED   the campaign's seed (default 2026)
+#   arguments                  which tables to make: qemu, bochs (default both)
 # Needs qemu-system-x86, bochs, bochsbios and vgabios (README, "Real emulators").
 set -u
 cd "$(dirname "$0")/../.."
 TIME=${RINGSPEC_DEVIATIONS_TIME:-600}
 SEED=${RINGSPEC_DEVIATIONS_SEED:-2026}
 status=0
-for pair in "qemu qemu-7.2" "bochs bochs-2.7"; do
-  engine=${pair% *}
-  name=${pair#* }
+[ $# -gt 0 ] || set -- qemu bochs
+for engine in "$@"; do
+  case $engine in
+    qemu) name=qemu-7.2 ;;
+    bochs) name=bochs-2.7 ;;
+    *) echo "deviations: expected qemu or bochs, got $engine" >&2; exit 2 ;;
+  esac
   rm -rf "docs/deviations/$name.md.divergences"
   # Exit status 1 means divergences were found: that is the table, not a failure.
   node cli/bin.js conform --b "$engine" --time "$TIME" --seed "$SEED" --workers 2 --shrink-per-rule 1 \

@@ -136,3 +136,49 @@ describe("the undefined-flags and shutdown-state gaps", () => {
     expect(shutdown.applies(ctx(down, { ...base, rflags: down.rflags | 0x10000n }))).toBe(false);
   });
 });
+
+describe("the port-devices, access-order and shutdown-state (memory) gaps", () => {
+  const base = vectorState("sysret64-basic");
+  const ctx = (before: ArchState, a: ArchState, b: ArchState) => ({ before, stateA: a, stateB: b, eventA: undefined, eventB: undefined, differences: compareStates(a, b, { rule: "architectural", memory: "all" }).differences });
+
+  it("port-devices covers RAX after IN only", () => {
+    const gap = gapByName("port-devices")!;
+    const rip = Number(base.rip); // identity-mapped in the vectors' layout
+    const atIn = poke(base, rip, () => 0xe4); // in al, imm8
+    const a = { ...atIn, gpr: atIn.gpr.map((v, i) => (i === 0 ? 0xffn : v)) };
+    const b = { ...atIn, gpr: atIn.gpr.map((v, i) => (i === 0 ? 0n : v)) };
+    expect(gap.applies(ctx(atIn, a, b))).toBe(true);
+    const atMov = poke(base, rip, () => 0x90);
+    expect(gap.applies(ctx(atMov, { ...a, memory: atMov.memory }, { ...b, memory: atMov.memory }))).toBe(false);
+  });
+
+  it("access-order covers CR2 a few bytes apart on one page, not addresses on other pages", () => {
+    const gap = gapByName("access-order")!;
+    expect(gap.applies(ctx(base, { ...base, cr2: 0x20000n }, { ...base, cr2: 0x20010n }))).toBe(true);
+    expect(gap.applies(ctx(base, { ...base, cr2: 0x7ffffffffff8n }, { ...base, cr2: 0xfffffff8n }))).toBe(false);
+  });
+
+  it("shutdown-state covers the frame bytes a delivery that shut down left", () => {
+    const gap = gapByName("shutdown-state")!;
+    const down = { ...base, cpu: { ...base.cpu, shutdown: true } };
+    expect(gap.applies(ctx(base, down, poke(down, Number(base.rip) + 0x100, (x) => x ^ 0x24)))).toBe(true);
+    expect(gap.applies(ctx(base, base, poke(base, Number(base.rip) + 0x100, (x) => x ^ 0x24)))).toBe(false);
+  });
+});
+
+describe("SYSRET-V1", () => {
+  it("an amd SYSRET to a non-canonical RCX that faults at CPL 0 is grouped under SYSRET-V1", () => {
+    const s = vectorState("sysret64-basic");
+    const before = { ...s, gpr: s.gpr.map((v, i) => (i === 1 ? 0x0ab6_45c2_c059_4c10n : v)) };
+    const spec = new SpecEngine();
+    spec.load(before, "amd");
+    const event = spec.step();
+    const after = spec.state();
+    expect(after.cs.dpl).toBe(3);
+    // Engine B: #GP(0) at CPL 0, as Intel does (the state of the vector's #GP handler entry is
+    // not needed: CPL 0 and another RIP are what the diagnosis reads).
+    const b = { ...after, cs: { ...after.cs, dpl: 0, selector: 0x8 }, rip: 0xb0d0n };
+    const at = attribute({ before, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences }, "amd");
+    expect(at.rule).toBe("SYSRET-V1");
+  });
+});
