@@ -8,13 +8,14 @@ import {
   OP_NOT, OP_SHIFT, OP_MUL, OP_IMUL1, OP_DIV, OP_IDIV, OP_IMUL2, OP_IMUL3, OP_BT, OP_JMP, OP_JCC, OP_CALL,
   OP_CALL_RM, OP_JMP_RM, OP_RET, OP_RETF, OP_JMPF, OP_NOP, OP_CLC, OP_STC, OP_CMC, OP_CLD, OP_STD, OP_CLI,
   OP_STI, OP_HLT, OP_IN, OP_OUT, OP_INT, OP_INT3, OP_INT1, OP_INTO, OP_IRET, OP_SYSCALL, OP_SYSRET,
-  OP_SWAPGS, OP_RDMSR, OP_WRMSR, OP_MOV_FROM_CR, OP_MOV_TO_CR, OP_LGDT, OP_LIDT, OP_SGDT, OP_SIDT, OP_LTR,
-  OP_MOV_TO_SREG, OP_MOV_FROM_SREG, OP_PUSH_SREG, OP_POP_SREG, OP_STAC, OP_CLAC, OP_CLTS, OP_WBINVD,
-  OP_INVD, OP_INVLPG, OP_RDTSC, OP_SYSEXIT, ALU_CMP, BASE_RIP, REG_AH, MODE_64, MODE_16,
+  OP_RDMSR, OP_WRMSR, OP_MOV_FROM_CR, OP_MOV_TO_CR,
+  OP_MOV_TO_SREG, OP_MOV_FROM_SREG, OP_PUSH_SREG, OP_POP_SREG, OP_CLTS,
+  OP_INVD, OP_RDTSC, ALU_CMP, BASE_RIP, REG_AH, MODE_64, MODE_16,
   OP_SETCC, OP_CMOVCC, OP_CMPXCHG, OP_XADD, OP_CMPXCHG_WIDE, OP_MOVS, OP_STOS, OP_LODS, OP_CMPS, OP_SCAS,
   OP_LEAVE, OP_LOOP, OP_JRCXZ, OP_BSF, OP_BSR, OP_BSWAP, OP_CPUID,
 } from "./insn.ts";
 import { CS, DS, ES, FS, GS, SS } from "./consts.ts";
+import { decodeSystem0F } from "./decode-system.ts";
 
 /** Longest legal instruction (SDM Vol. 2 §2.3.11); a longer one is #GP(0). */
 export const MAX_INSN = 15;
@@ -682,6 +683,8 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
   osz: number, stackSz: number, rexB: number, rexR: number, opsz16: boolean, regOf: (n: number, size: number) => number): void {
   const m64 = mode === MODE_64;
   const op = r.u8();
+  // System opcodes (0F 00, 0F 01, MOV DR, SYSENTER, FSGSBASE, INVPCID, absent features).
+  if (decodeSystem0F(r, i, mode, op, modrm, osz, rexB, rexR, opsz16)) return;
   if (op >= 0x40 && op <= 0x4f) {
     modrm(osz);
     i.op = OP_CMOVCC;
@@ -713,38 +716,6 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
     return;
   }
   switch (op) {
-    case 0x00:
-      modrm(2);
-      if (i.rep !== 0 && (i.reg & 7) >= 6) unsup(i, "LKGS and prefixed 0F 00 /6–/7 are not modelled");
-      else if ((i.reg & 7) === 3) {
-        i.op = OP_LTR;
-        i.operandSize = 2;
-      } else if ((i.reg & 7) >= 6) i.op = OP_UD;
-      else unsup(i, "SLDT/STR/LLDT/VERR/VERW are not modelled");
-      return;
-    case 0x01: {
-      modrm(osz);
-      const ext = i.reg & 7;
-      if (i.mod === 3) {
-        const rm = i.rm & 7;
-        if (i.rep !== 0) unsup(i, "F2/F3-prefixed 0F 01 register forms (ERETU, ERETS, ...) are not modelled");
-        else if (ext === 7 && rm === 0) i.op = m64 ? OP_SWAPGS : OP_UD;
-        else if (ext === 1 && rm === 2) i.op = OP_CLAC;
-        else if (ext === 1 && rm === 3) i.op = OP_STAC;
-        else if (ext === 2 && (rm === 2 || rm === 3)) i.op = OP_UD; // 0F 01 D2/D3 reserved
-        else unsup(i, "0F 01 register form not modelled");
-        return;
-      }
-      switch (ext) {
-        case 0: i.op = OP_SGDT; break;
-        case 1: i.op = OP_SIDT; break;
-        case 2: i.op = OP_LGDT; break;
-        case 3: i.op = OP_LIDT; break;
-        case 7: i.op = OP_INVLPG; break;
-        default: unsup(i, "0F 01 memory form not modelled (SMSW/LMSW/...)");
-      }
-      return;
-    }
     case 0x05:
       i.op = OP_SYSCALL;
       return;
@@ -756,10 +727,6 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
       return;
     case 0x08:
       i.op = OP_INVD;
-      return;
-    case 0x09:
-      if (i.rep === 0xf3) unsup(i, "WBNOINVD is not modelled");
-      else i.op = OP_WBINVD;
       return;
     case 0x0b:
       i.op = OP_UD;
@@ -800,9 +767,6 @@ function decode0F(r: Reader, i: Insn, mode: number, modrm: (size: number) => voi
       return;
     case 0x32:
       i.op = OP_RDMSR;
-      return;
-    case 0x35:
-      i.op = OP_SYSEXIT;
       return;
     case 0xa0: case 0xa8:
       i.op = OP_PUSH_SREG;

@@ -251,6 +251,11 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
   const cls = newCpl === 3 ? C_UW : (m.flags & AC) !== 0 ? C_SWA : C_SW;
   /** Pool offset of the first slot when the frame lies in one page (else frameOff holds them). */
   let top = -1;
+  // A frame slot in a frame that holds paging entries: a push may change the translation of the
+  // slots below it (every access walks: docs/model-choices.md "TLB"), so push in order, walking
+  // each slot after the pushes above it (pushInOrder). Otherwise no push can change another
+  // slot's walk (every frame those walks read is F_PT), and the translations just made stand.
+  let inOrder = false;
   const topLo = (alignedLo - 8) | 0;
   const topHi = (topLo >>> 0) > (alignedLo >>> 0) ? (rspHi - 1) | 0 : rspHi;
   if ((topLo & PAGE_OFFSET_MASK) >= 8 * (slots - 1) && topHi >> 15 === topHi >> 31) {
@@ -259,15 +264,13 @@ function tryDeliver(m: Machine, v: number, source: number, err: number, retLo: n
     const base = translate(m, topLo, topHi, cls);
     if (base < 0) return false;
     top = base + (topLo & PAGE_OFFSET_MASK);
-  } else if (!translateFrame(m, alignedLo, rspHi, slots, cls, ext)) return false;
+    if ((m.slotFlags[base >> PAGE_SHIFT]! & F_PT) !== 0) inOrder = true;
+  } else {
+    if (!translateFrame(m, alignedLo, rspHi, slots, cls, ext)) return false;
+    inOrder = ((m.slotFlags[frameOff[0]! >> PAGE_SHIFT]! | m.slotFlags[frameOff[slots - 1]! >> PAGE_SHIFT]!) & F_PT) !== 0;
+  }
   const flagsNow = getFlags(m);
   const pushedFlags = source === EV_FAULT ? flagsNow | RF : flagsNow;
-  // A frame slot in a frame that holds paging entries: a push may change the translation of the
-  // slots below it (every access walks: docs/model-choices.md "TLB"), so push in order, walking
-  // each slot after the pushes above it (pushInOrder). Otherwise no push can change another
-  // slot's walk (every frame those walks read is F_PT), and the translations just made stand.
-  const inOrder = (m.slotFlags[(top >= 0 ? top : frameOff[0]!) >> PAGE_SHIFT]! & F_PT) !== 0 ||
-    (top < 0 && (m.slotFlags[frameOff[slots - 1]! >> PAGE_SHIFT]! & F_PT) !== 0);
   if (inOrder && !pushInOrder(m, alignedLo, rspHi, slots, cls, pushedFlags, retLo, retHi, err)) return false;
   // The accessed bit of the code descriptor (implicit supervisor write) must be writable too.
   if ((dhi & 0x100) === 0) {

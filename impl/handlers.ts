@@ -11,9 +11,13 @@ import {
 import {
   execCacheOp, execCli, execClts, execHlt, execInOut, execInt1, execInt3, execIntN, execInto, execInvlpg, execIret,
   execJmpFar, execLoadTable, execLtr, execMovFromCr, execMovFromSreg, execMovToCr, execMovToSreg, execPopf,
-  execPopSreg, execPushf, execPushSreg, execRdmsr, execRdtsc, execRetf, execStacClac, execSti, execStoreTable,
-  execSwapgs, execSyscall, execSysexit, execSysret, execWrmsr,
+  execPopSreg, execPushf, execPushSreg, execRdmsr, execRetf, execStacClac, execSti, execStoreTable,
+  execSwapgs, execSyscall, execSysenter, execSysexit, execSysret, execWrmsr,
 } from "./system.ts";
+import {
+  execInvpcid, execLldt, execLmsw, execMovFromDr, execMovToDr, execRdFsGsBase, execRdpmc, execRdtsc, execSldtStr, execSmsw,
+  execVerrVerw, execWrFsGsBase, execXgetbv, execXsetbv,
+} from "./privileged.ts";
 import { GP, ST_FAULT, ST_OK, ST_UNSUP, UD } from "./consts.ts";
 import { execCmovcc, execJrcxz, execLoop, execSetcc } from "./conditional.ts";
 import { execCmpxchg, execCmpxchgWide, execXadd } from "./atomic.ts";
@@ -122,8 +126,23 @@ set(I.OP_CLTS, execClts);
 set(I.OP_WBINVD, execCacheOp);
 set(I.OP_INVD, execCacheOp);
 set(I.OP_INVLPG, execInvlpg);
-set(I.OP_RDTSC, execRdtsc);
+set(I.OP_RDTSC, (m, i) => execRdtsc(m, i, false));
 set(I.OP_SYSEXIT, execSysexit);
+set(I.OP_SLDT_STR, execSldtStr);
+set(I.OP_LLDT, execLldt);
+set(I.OP_VERR_VERW, execVerrVerw);
+set(I.OP_SMSW, execSmsw);
+set(I.OP_LMSW, execLmsw);
+set(I.OP_MOV_FROM_DR, execMovFromDr);
+set(I.OP_MOV_TO_DR, execMovToDr);
+set(I.OP_SYSENTER, execSysenter);
+set(I.OP_RDTSCP, (m, i) => execRdtsc(m, i, true));
+set(I.OP_RDPMC, execRdpmc);
+set(I.OP_XGETBV, execXgetbv);
+set(I.OP_XSETBV, execXsetbv);
+set(I.OP_RDFSGSBASE, execRdFsGsBase);
+set(I.OP_WRFSGSBASE, execWrFsGsBase);
+set(I.OP_INVPCID, execInvpcid);
 set(I.OP_SETCC, execSetcc);
 set(I.OP_CMOVCC, execCmovcc);
 set(I.OP_CMPXCHG, execCmpxchg);

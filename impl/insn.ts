@@ -19,6 +19,12 @@ export const OP_UNSUP = 0, OP_UD = 1, OP_GP0 = 2,
   OP_LTR = 72, OP_MOV_TO_SREG = 73, OP_MOV_FROM_SREG = 74, OP_PUSH_SREG = 75, OP_POP_SREG = 76,
   OP_STAC = 77, OP_CLAC = 78, OP_CLTS = 79, OP_WBINVD = 80, OP_INVD = 81, OP_INVLPG = 82,
   OP_RDTSC = 83, OP_SYSEXIT = 84;
+// Privileged and system instructions of issue 9 (85–99; impl/privileged.ts, impl/system.ts).
+// OP_SLDT_STR and OP_VERR_VERW: `sub` 0 = SLDT / VERR, 1 = STR / VERW. OP_RDFSGSBASE and
+// OP_WRFSGSBASE: `reg` is the segment (FS or GS), `rm` the register.
+export const OP_SLDT_STR = 85, OP_LLDT = 86, OP_VERR_VERW = 87, OP_SMSW = 88, OP_LMSW = 89, OP_MOV_FROM_DR = 90,
+  OP_MOV_TO_DR = 91, OP_SYSENTER = 92, OP_RDTSCP = 93, OP_RDPMC = 94, OP_XGETBV = 95, OP_XSETBV = 96,
+  OP_RDFSGSBASE = 97, OP_WRFSGSBASE = 98, OP_INVPCID = 99;
 // The general kernel subset (issue 11): numbered from 100 so that other families can grow below.
 export const OP_SETCC = 100, OP_CMOVCC = 101, OP_CMPXCHG = 102, OP_XADD = 103, OP_CMPXCHG_WIDE = 104,
   OP_MOVS = 105, OP_STOS = 106, OP_LODS = 107, OP_CMPS = 108, OP_SCAS = 109, OP_LEAVE = 110, OP_LOOP = 111,

@@ -17,6 +17,8 @@ import { iretThroughCache, storeIretReturn } from "./tables/iret-cache.ts";
 import { CR4_MODELLED } from "../contract/scope.ts";
 
 const CR4_MODELLED_LO = Number(CR4_MODELLED);
+/** CR4.PCIDE (bit 17). */
+const CR4_PCIDE = 1 << 17;
 import { getFlags, materialize, setFlags } from "./flags.ts";
 import {
   adjustStack, eaHi, eaLo, effectiveAddress, getReg, jumpTo, peek, push, readRM, readStackSlots, setReg,
@@ -160,18 +162,6 @@ export function execStacClac(m: Machine, set: boolean): number {
   return ST_END;
 }
 
-export function execRdtsc(m: Machine): number {
-  if ((m.cr4 & CR4_TSD) !== 0 && m.cpl !== 0) return gp(m, 0);
-  m.unsupportedReason = "RDTSC: the time-stamp counter is not modelled";
-  return ST_UNSUP;
-}
-
-export function execSysexit(m: Machine): number {
-  if (m.cpl !== 0) return gp(m, 0);
-  m.unsupportedReason = "SYSEXIT at CPL 0 is not modelled (no SYSENTER MSRs)";
-  return ST_UNSUP;
-}
-
 // ============================================================================================
 // SYSCALL / SYSRET / SWAPGS (§2, §3, §4)
 // ============================================================================================
@@ -272,25 +262,74 @@ export function execSwapgs(m: Machine): number {
 }
 
 // ============================================================================================
+// SYSENTER / SYSEXIT (SDM Vol. 2B; docs/model-choices.md rows "SYSENTER", "SYSEXIT")
+// ============================================================================================
+
+const { SYSENTER_CS_LO, SYSENTER_ESP_LO, SYSENTER_EIP_LO } = constsModule;
+
+/** Any CPL, 64-bit or compatibility mode: to CPL 0 in 64-bit mode through the SYSENTER MSRs. */
+export function execSysenter(m: Machine): number {
+  if (m.profile.sysenterInIa32eMode === "ud") return ud(m);
+  const msr = m.msr;
+  const csSel = msr[SYSENTER_CS_LO]! & 0xffff;
+  if ((csSel & 0xfffc) === 0) return gp(m, 0);
+  // ---- no fault past this line ----
+  materialize(m);
+  m.flags &= ~(VM | IF);
+  m.regs[2 * RSP] = msr[SYSENTER_ESP_LO]!;
+  m.regs[2 * RSP + 1] = msr[SYSENTER_ESP_LO + 1]!;
+  m.setRip(msr[SYSENTER_EIP_LO]!, msr[SYSENTER_EIP_LO + 1]!);
+  const sg = m.segments;
+  flat(sg, CS * SEG_STRIDE, csSel & 0xfffc, FLAT_CODE64_DPL0);
+  flat(sg, SS * SEG_STRIDE, ((csSel & 0xfffc) + 8) & 0xffff, FLAT_DATA_DPL0);
+  m.updateMode();
+  return ST_END;
+}
+
+/** CPL 0 to CPL 3: REX.W to 64-bit mode (RIP ← RDX, RSP ← RCX), else to compatibility mode
+ *  (EDX, ECX zero-extended). RFLAGS unchanged. */
+export function execSysexit(m: Machine, i: Insn): number {
+  if (m.profile.sysenterInIa32eMode === "ud") return ud(m);
+  const base = m.msr[SYSENTER_CS_LO]! & 0xffff;
+  if ((base & 0xfffc) === 0) return gp(m, 0);
+  if (m.cpl !== 0) return gp(m, 0);
+  const r = m.regs;
+  const to64 = i.rexW;
+  if (to64 && (!canonical(r[2 * RCX + 1]!) || !canonical(r[2 * RDX + 1]!))) return gp(m, 0);
+  // ---- no fault past this line ----
+  const sg = m.segments;
+  const csSel = ((base + (to64 ? 32 : 16)) | 3) & 0xffff;
+  if (to64) {
+    r[2 * RSP] = r[2 * RCX]!;
+    r[2 * RSP + 1] = r[2 * RCX + 1]!;
+    m.setRip(r[2 * RDX]!, r[2 * RDX + 1]!);
+    flat(sg, CS * SEG_STRIDE, csSel, FLAT_CODE64_DPL3);
+  } else {
+    r[2 * RSP] = r[2 * RCX]!;
+    r[2 * RSP + 1] = 0;
+    m.setRip(r[2 * RDX]!, 0);
+    flat(sg, CS * SEG_STRIDE, csSel, FLAT_CODE32_DPL3);
+  }
+  flat(sg, SS * SEG_STRIDE, (csSel + 8) & 0xffff, FLAT_DATA_DPL3);
+  m.updateMode();
+  return ST_END;
+}
+
+// ============================================================================================
 // RDMSR / WRMSR (§16)
 // ============================================================================================
 
-/** MSRs that exist but whose state the model does not hold (docs/model-choices.md "MSRs"):
- *  TSC, APIC_BASE, SYSENTER_CS/ESP/EIP, PAT. */
-function msrNotModelled(index: number): boolean {
-  return index === 0x10 || index === 0x1b || (index >= 0x174 && index <= 0x176) || index === 0x277;
-}
+const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176,
+  MSR_PAT = 0x277, MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
+  MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_KGS_BASE = 0xc0000102,
+  MSR_TSC_AUX = 0xc0000103;
 
-const MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
-  MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_KGS_BASE = 0xc0000102;
+const { APIC_BASE_LO } = constsModule;
 
+/** docs/model-choices.md "MSRs": order CPL → index → value. */
 export function execRdmsr(m: Machine): number {
   if (m.cpl !== 0) return gp(m, 0);
   const index = m.regs[2 * RCX]! >>> 0;
-  if (msrNotModelled(index)) {
-    m.unsupportedReason = `RDMSR ${index.toString(16)}: MSR not modelled`;
-    return ST_UNSUP;
-  }
   let lo: number, hi: number;
   const msr = m.msr;
   switch (index) {
@@ -302,6 +341,15 @@ export function execRdmsr(m: Machine): number {
     case MSR_FS_BASE: lo = m.segments[FS * SEG_STRIDE + BASE_LO]!; hi = m.segments[FS * SEG_STRIDE + BASE_HI]!; break;
     case MSR_GS_BASE: lo = m.segments[GS * SEG_STRIDE + BASE_LO]!; hi = m.segments[GS * SEG_STRIDE + BASE_HI]!; break;
     case MSR_KGS_BASE: lo = msr[KERNEL_GS_BASE_LO]!; hi = msr[KERNEL_GS_BASE_HI]!; break;
+    case MSR_SYSENTER_CS: lo = msr[SYSENTER_CS_LO]!; hi = 0; break;
+    case MSR_SYSENTER_ESP: lo = msr[SYSENTER_ESP_LO]!; hi = msr[SYSENTER_ESP_LO + 1]!; break;
+    case MSR_SYSENTER_EIP: lo = msr[SYSENTER_EIP_LO]!; hi = msr[SYSENTER_EIP_LO + 1]!; break;
+    case MSR_APIC_BASE: lo = msr[APIC_BASE_LO]!; hi = msr[APIC_BASE_LO + 1]!; break;
+    // The TSC and IA32_TSC_AUX read 0 (row "RDTSC, RDTSCP, RDPMC").
+    case MSR_TSC: case MSR_TSC_AUX: lo = 0; hi = 0; break;
+    case MSR_PAT:
+      m.unsupportedReason = "RDMSR 277 (IA32_PAT): MSR not modelled";
+      return ST_UNSUP;
     default:
       return gp(m, 0);
   }
@@ -313,10 +361,6 @@ export function execRdmsr(m: Machine): number {
 export function execWrmsr(m: Machine): number {
   if (m.cpl !== 0) return gp(m, 0);
   const index = m.regs[2 * RCX]! >>> 0;
-  if (msrNotModelled(index)) {
-    m.unsupportedReason = `WRMSR ${index.toString(16)}: MSR not modelled`;
-    return ST_UNSUP;
-  }
   const lo = m.regs[2 * RAX]!;
   const hi = m.regs[2 * RDX]!;
   const msr = m.msr;
@@ -343,21 +387,33 @@ export function execWrmsr(m: Machine): number {
       msr[FMASK_LO] = lo;
       msr[FMASK_HI] = 0;
       return ST_OK;
-    case MSR_LSTAR: case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KGS_BASE:
+    case MSR_SYSENTER_CS:
+      // Bits 31:0 (bits 63:32 are not part of it: ignored, read back as 0).
+      msr[SYSENTER_CS_LO] = lo;
+      msr[SYSENTER_CS_LO + 1] = 0;
+      return ST_OK;
+    case MSR_LSTAR: case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KGS_BASE: case MSR_SYSENTER_ESP:
+    case MSR_SYSENTER_EIP: {
       // MSR-05: canonical (48-bit: the modelled CPU has no LA57).
       if (!canonical(hi)) return gp(m, 0);
-      if (index === MSR_LSTAR) {
-        msr[LSTAR_LO] = lo;
-        msr[LSTAR_HI] = hi;
-      } else if (index === MSR_KGS_BASE) {
-        msr[KERNEL_GS_BASE_LO] = lo;
-        msr[KERNEL_GS_BASE_HI] = hi;
-      } else {
+      let slot: number;
+      if (index === MSR_LSTAR) slot = LSTAR_LO;
+      else if (index === MSR_KGS_BASE) slot = KERNEL_GS_BASE_LO;
+      else if (index === MSR_SYSENTER_ESP) slot = SYSENTER_ESP_LO;
+      else if (index === MSR_SYSENTER_EIP) slot = SYSENTER_EIP_LO;
+      else {
         const b = (index === MSR_FS_BASE ? FS : GS) * SEG_STRIDE;
         m.segments[b + BASE_LO] = lo;
         m.segments[b + BASE_HI] = hi;
+        return ST_OK;
       }
+      msr[slot] = lo;
+      msr[slot + 1] = hi;
       return ST_OK;
+    }
+    case MSR_APIC_BASE: case MSR_TSC: case MSR_TSC_AUX: case MSR_PAT:
+      m.unsupportedReason = `WRMSR ${index.toString(16)}: writing this MSR is not modelled`;
+      return ST_UNSUP;
     default:
       return gp(m, 0);
   }
@@ -392,7 +448,8 @@ export function execMovToCr(m: Machine, i: Insn): number {
       if ((lo & CR0_PG) !== 0 && (lo & CR0_PE) === 0) return gp(m, 0);
       if ((lo & CR0_NW) !== 0 && (lo & CR0_CD) === 0) return gp(m, 0);
       if ((lo & CR0_PG) === 0) {
-        if (m.mode64) return gp(m, 0);
+        // Clearing PG: #GP(0) in 64-bit mode and, with CR4.PCIDE = 1, in compatibility mode too.
+        if (m.mode64 || (m.cr4 & CR4_PCIDE) !== 0) return gp(m, 0);
         m.unsupportedReason = "MOV CR0 clearing PG leaves IA-32e mode (outside the model)";
         return ST_UNSUP;
       }
@@ -406,17 +463,23 @@ export function execMovToCr(m: Machine, i: Insn): number {
       m.cr2Lo = lo;
       m.cr2Hi = hi;
       return ST_OK;
-    case 3:
-      // MOVCR-04: bits at or above MAXPHYADDR (46).
-      if ((hi & ~0x3fff) !== 0) return gp(m, 0);
+    case 3: {
+      // MOVCR-04: bits at or above MAXPHYADDR (46). With CR4.PCIDE = 1, bit 63 asks not to flush
+      // the PCID's translations: it is not stored, and the architecture keeps no TLB the model
+      // could show — impl's TLB is flushed all the same (it only mirrors the tables).
+      const value = (m.cr4 & CR4_PCIDE) !== 0 ? hi & 0x7fffffff : hi;
+      if ((value & ~0x3fff) !== 0) return gp(m, 0);
       m.cr3Lo = lo;
-      m.cr3Hi = hi;
+      m.cr3Hi = value;
       flushTlb(m);
       return ST_END;
+    }
     case 4: {
-      // MOVCR-05: bits the modelled CPU lacks are reserved; PAE cannot be cleared in IA-32e mode.
+      // MOVCR-05: bits the modelled CPU lacks are reserved; PAE cannot be cleared in IA-32e mode;
+      // PCIDE may be set (0 → 1) only while CR3[11:0] = 0.
       if (hi !== 0 || (lo & ~CR4_MODELLED_LO) !== 0) return gp(m, 0);
       if ((lo & CR4_PAE) === 0) return gp(m, 0);
+      if ((lo & ~m.cr4 & CR4_PCIDE) !== 0 && (m.cr3Lo & 0xfff) !== 0) return gp(m, 0);
       m.cr4 = lo;
       flushTlb(m);
       m.updateMode();
@@ -666,29 +729,41 @@ function checkReturnSs(m: Machine, ss: number, csRpl: number, target64: boolean)
   return true;
 }
 
-/** IRETQ-16: on a return to an outer level, data segments the new CPL may not use become NULL. */
+/**
+ * IRETQ-16 / far RET: on a return to an outer level, DS, ES, FS, GS are judged by their hidden part
+ * (the cached descriptor), whatever the selector says: S = 1, data or non-conforming code, DPL <
+ * the new CPL → selector 0, hidden part unusable, base kept. IRET (`iret`) also turns a NULL
+ * selector with RPL ≠ 0 into 0, hidden part untouched (the SDM IRET page's NULL clause; the far RET
+ * page has none). docs/model-choices.md "Return to an outer level: DS, ES, FS, GS".
+ */
 const DATA_SEGMENTS = [ES, DS, FS, GS] as const;
 
-export function nullInaccessibleSegments(m: Machine, newCpl: number): void {
+export function nullInaccessibleSegments(m: Machine, newCpl: number, iret: boolean): void {
+  const sg = m.segments;
   for (const s of DATA_SEGMENTS) {
     const b = s * SEG_STRIDE;
-    if ((m.segments[b + SEL]! & 0xfffc) === 0) continue;
-    const a = m.segments[b + ATTR]!;
-    const type = a & A_TYPE;
-    const dataOrNonConforming = (type & 8) === 0 || (type & 4) === 0;
-    if (dataOrNonConforming && attrDpl(a) < newCpl) nullSegment(m, s, 0, true);
+    const a = sg[b + ATTR]!;
+    if ((a & A_S) !== 0) {
+      const type = a & A_TYPE;
+      if (((type & 8) === 0 || (type & 4) === 0) && attrDpl(a) < newCpl) {
+        nullSegment(m, s, 0, true);
+        continue;
+      }
+    }
+    const sel = sg[b + SEL]!;
+    if (iret && sel !== 0 && (sel & 0xfffc) === 0) sg[b + SEL] = 0;
   }
 }
 
-/** Target RIP check of a far return/jump (IRETQ-12): 64-bit target canonical, compatibility
- *  target within the new CS limit (descriptor in dlo/dhi). */
+/** Target check of a far return/jump (IRETQ-12): a 64-bit target (descriptor in dlo/dhi, L = 1)
+ *  must be canonical; a compatibility-mode target's EIP (bits 31:0: the upper half is no part of
+ *  a 32-bit target) must lie within the new CS limit. */
 function farTargetOk(m: Machine, lo: number, hi: number, dlo: number, dhi: number): boolean {
   if (((dhi >>> 21) & 1) === 1) return canonical(hi);
   const g = (dhi >>> 23) & 1;
   const raw = (dlo & 0xffff) | (dhi & 0x000f0000);
   const limit = g === 1 ? ((raw << 12) | 0xfff) >>> 0 : raw;
-  // The whole popped/loaded value is compared: a 64-bit RIP with bits 63:32 set is beyond any limit.
-  return hi === 0 && lo >>> 0 <= limit;
+  return lo >>> 0 <= limit;
 }
 
 /** IRETQ-13: RFLAGS from the popped value `fl` under the privilege rules (operand size `os`). */
@@ -763,10 +838,12 @@ export function execIret(m: Machine, i: Insn): number {
   // ---- commit (IRETQ-13..16) ----
   iretFlags(m, cpl, os, fl);
   loadHiddenPart(m, CS, cs, cdlo, cdhi | 0x100, 0);
+  // A compatibility-mode target: EIP and ESP, zero-extended (model-choices "Transfers into
+  // compatibility mode").
   m.setRip(ripLo, target64 ? ripHi : 0);
-  if (readSs) loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
+  if (readSs) loadReturnStack(m, ss, sdlo, sdhi, rspLo, target64 ? rspHi : 0);
   else adjustStack(m, 3 * os);
-  if (rpl > cpl) nullInaccessibleSegments(m, rpl);
+  if (rpl > cpl) nullInaccessibleSegments(m, rpl, true);
   m.updateMode();
   // Fill the IRET return cache (tables/iret-cache.ts) when nothing was written and both
   // descriptors are held by the descriptor cache in the current generation.
@@ -834,10 +911,11 @@ export function execRetf(m: Machine, i: Insn): number {
   loadHiddenPart(m, CS, cs, cdlo, cdhi | 0x100, 0);
   m.setRip(ripLo, target64 ? ripHi : 0);
   if (outer) {
-    loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
+    // A compatibility-mode target: ESP (bits 31:0) zero-extended, then imm16 at the new SS.B width.
+    loadReturnStack(m, ss, sdlo, sdhi, rspLo, target64 ? rspHi : 0);
     m.updateMode();
     adjustStack(m, release);
-    nullInaccessibleSegments(m, rpl);
+    nullInaccessibleSegments(m, rpl, false);
   } else {
     adjustStack(m, 2 * os + release);
   }

@@ -24,6 +24,8 @@ export interface Gap {
   readonly applies: (c: GapContext) => boolean;
 }
 
+// compat-segmentation (spec/ without segmentation in compatibility mode) is gone: spec/ models it
+// since issue 9, and the two engines agree there.
 export const GAPS: readonly Gap[] = [
   {
     name: "shutdown-state",
@@ -58,14 +60,6 @@ export const GAPS: readonly Gap[] = [
     description:
       "the accessed flags of a page walk that faults: spec/ sets none (docs/model-choices.md), an emulator may set A in the entries it read before the fault (SDM Vol. 3A §4.8 sets A in entries \"used as part of linear-address translation\", and a walk that faults yields no translation); a divergence only in bit 5 of paging-structure entries engine B set",
     applies: (c) => c.differences.length > 0 && onlyAccessedBitsSet(c),
-  },
-  {
-    name: "compat-segmentation",
-    description:
-      "spec/ does not model segmentation in compatibility mode (limit, type and unusable checks, the stack width of SS.B; docs/model-choices.md); impl/ does: a divergence at a step that runs in, or enters, compatibility mode",
-    // Where the reference runs in, or enters, compatibility mode; not where only engine B does
-    // (a 32-bit IRET that QEMU takes into virtual-8086 mode from 64-bit code is B's own way).
-    applies: (c) => c.before.cs.l === 0 || c.stateA.cs.l === 0,
   },
   {
     name: "devices",

@@ -122,7 +122,8 @@ export function invalidateCode(m: Machine, slot: number): void {
 }
 
 /** Operations after which a block must end: they change control flow, privilege, mode,
- *  RFLAGS.TF/IF/AC, interrupt shadows, caches (TLB, CR3/CR4), raise events or halt. A block may
+ *  RFLAGS.TF/IF/AC, interrupt shadows, caches (TLB, CR3/CR4, LDTR), raise events or halt, or may
+ *  stop `unsupported` (MOV DR7, XSETBV, WRMSR: a mid-block interpreter call cannot). A block may
  *  hold them only last. */
 export function endsBlock(op: number): boolean {
   switch (op) {
@@ -134,6 +135,8 @@ export function endsBlock(op: number): boolean {
     case I.OP_MOV_FROM_CR: case I.OP_MOV_TO_CR: case I.OP_LGDT: case I.OP_LIDT: case I.OP_SGDT:
     case I.OP_SIDT: case I.OP_LTR: case I.OP_MOV_TO_SREG: case I.OP_POP_SREG: case I.OP_STAC:
     case I.OP_CLAC: case I.OP_CLTS: case I.OP_WBINVD: case I.OP_INVD: case I.OP_INVLPG: case I.OP_RDTSC:
+    case I.OP_SYSEXIT: case I.OP_SYSENTER: case I.OP_LLDT: case I.OP_LMSW: case I.OP_MOV_TO_DR: case I.OP_MOV_FROM_DR:
+    case I.OP_RDTSCP: case I.OP_XSETBV:
     case I.OP_SYSEXIT:
     // LOOP/JrCXZ branch; a string instruction may repeat (one iteration per step: RIP stays).
     case I.OP_LOOP: case I.OP_JRCXZ:

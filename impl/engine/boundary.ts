@@ -12,8 +12,10 @@ import * as outcomesModule from "./outcomes.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
-  DB_VEC, EV_EXTERNAL, EV_NMI, EV_TRAP, IF, NMI_VEC, RIP_HI, RIP_LO, SHADOW_MOVSS, SHADOW_NONE, SHADOW_STI,
+  DB_VEC, EV_EXTERNAL, EV_NMI, EV_TRAP, IF, NMI_VEC, RIP_HI, RIP_LO, SHADOW_MOVSS, SHADOW_NONE, SHADOW_STI, DR6_LO,
 } = constsModule;
+/** DR6.BS: the single-step trap's status bit. */
+const DR6_BS = 1 << 14;
 const {
   BOUNDARY_DEBUG_TRAP, BOUNDARY_HALTED, BOUNDARY_IRQ, BOUNDARY_NMI, BOUNDARY_NONE, R_DELIVERED, R_MEMLIMIT, R_SHUTDOWN,
 } = outcomesModule;
@@ -44,6 +46,8 @@ export function deliverBoundary(ctx: StepContext, ev: number): number {
   let vector: number, source: number;
   if (ev === BOUNDARY_DEBUG_TRAP) {
     m.pendingDebugTrap = false;
+    // The single-step trap sets DR6.BS (bit 14) before its #DB is delivered.
+    m.debug[DR6_LO] = m.debug[DR6_LO]! | DR6_BS;
     vector = DB_VEC;
     source = EV_TRAP;
   } else if (ev === BOUNDARY_NMI) {

@@ -11,7 +11,7 @@ import { readLinear, writeLinear } from "./linear.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
-  AC_VEC, A_DB, A_TYPE, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, CS, FS, GP, GS, LIMIT, SEG_STRIDE, SS, SS_VEC,
+  AC_VEC, A_DB, A_S, A_TYPE, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, FS, GP, GS, LIMIT, SEG_STRIDE, SS, SS_VEC,
 } = constsModule;
 
 /**
@@ -46,7 +46,9 @@ export function toLinear(m: Machine, s: number, lo: number, hi: number, size: nu
   // Compatibility mode.
   const fault = s === SS ? SS_VEC : GP;
   const attr = segments[b + ATTR]!;
-  if ((attr & A_UNUSABLE) !== 0) {
+  // Unusable, or a system descriptor in the hidden part (only a state file can put one there):
+  // no access (docs/model-choices.md "Compatibility-mode segmentation").
+  if ((attr & A_UNUSABLE) !== 0 || (attr & A_S) === 0) {
     m.raise(fault, 0);
     return false;
   }
@@ -56,7 +58,9 @@ export function toLinear(m: Machine, s: number, lo: number, hi: number, size: nu
     m.raise(fault, 0);
     return false;
   }
-  if (!write && code && (type & 2) === 0 && s !== CS) {
+  // Reads need data or readable code — through any segment register, CS included (instruction
+  // fetches do not come here).
+  if (!write && code && (type & 2) === 0) {
     m.raise(fault, 0);
     return false;
   }

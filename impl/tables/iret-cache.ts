@@ -83,7 +83,7 @@ export function iretThroughCache(m: Machine): number {
   segments[b + ATTR] = c[ce + R_SS_ATTR]!;
   r[2 * RSP] = mem[w + 6]!;
   r[2 * RSP + 1] = mem[w + 7]!;
-  if ((cs & 3) > cpl) nullInaccessibleSegments(m, cs & 3);
+  if ((cs & 3) > cpl) nullInaccessibleSegments(m, cs & 3, true);
   m.updateMode();
   return ST_END;
 }

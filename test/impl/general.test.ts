@@ -332,10 +332,16 @@ describe("fences, PREFETCHh, ENDBR64", () => {
   });
 
   it("neighbouring encodings stay unsupported (CLFLUSH, 66-prefixed fences, other 0F 1E and 0F 18 forms)", () => {
-    for (const bytes of [[0x0f, 0xae, 0x3f], [0x66, 0x0f, 0xae, 0xf0], [0xf3, 0x0f, 0x1e, 0xc8], [0x0f, 0x18, 0xc0], [0x0f, 0x18, 0x27], [0x0f, 0xc7, 0x37]]) {
+    for (const bytes of [[0x0f, 0xae, 0x3f], [0x66, 0x0f, 0xae, 0xf0], [0xf3, 0x0f, 0x1e, 0xc8], [0x0f, 0x18, 0xc0], [0x0f, 0x18, 0x27]]) {
       const e = new ImplEngine();
       e.load(kernel([...bytes, 0xf4]), "intel");
       expect(e.step().kind, bytes.join(" ")).toBe("unsupported");
     }
+  });
+
+  it("0F C7 /6 memory (VMPTRLD: VMX is absent) is #UD, not unsupported (model-choices \"CPU features\")", () => {
+    const e = new ImplEngine();
+    e.load(kernel([0x0f, 0xc7, 0x37, 0xf4]), "intel");
+    expect(e.step()).toMatchObject({ kind: "delivered", vector: 6 });
   });
 });

@@ -5,7 +5,9 @@ import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
 import { baseMemory, kernel, layoutState, read64, runAll, type Memory } from "./helpers.ts";
 import { firstStep, withQwords } from "./lockstep.ts";
+import { runAllWithSpec } from "./against-spec.ts";
 import { kernelMachine, withBytes, withRegs } from "../helpers/fixture.ts";
+import { stateFromMachine } from "../../spec/machine/machine.ts";
 
 /** A kernel-mode state: `code` at 0x10000, memory `setup`, state fields `patch`, registers `regs`. */
 function k(code: number[], setup?: (m: Memory) => void, patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}): ArchState {
@@ -37,15 +39,26 @@ describe("system instructions", () => {
     expect(read64(out.state, 0x20000n - 40n)).toBe(0x200002n);
   });
 
-  it("MSRs the model does not hold stop the run as unsupported; unknown ones are #GP(0)", () => {
-    const tsc = runAll(k([0xb9, 0x10, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
-    expect(tsc.stop.reason).toBe("unsupported");
-    expect(tsc.state.rip).toBe(0x10005n);
+  it("MSRs: PAT stops as unsupported; the TSC reads 0; APIC_BASE reads its power-up value; unknown ones are #GP(0)", () => {
+    const pat = runAll(k([0xb9, 0x77, 0x02, 0, 0, 0x0f, 0x32, 0xf4]), 5);
+    expect(pat.stop.reason).toBe("unsupported");
+    expect(pat.state.rip).toBe(0x10005n);
+    const tsc = runAll(k([0xb9, 0x10, 0, 0, 0, 0x0f, 0x32, 0xf4], undefined, {}, { 0: -1n & 0xffff_ffff_ffff_ffffn, 2: 5n }), 5);
+    expect(tsc.state.gpr[0]).toBe(0n);
+    expect(tsc.state.gpr[2]).toBe(0n);
+    const apic = runAll(k([0xb9, 0x1b, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
+    expect(apic.state.gpr[0]).toBe(0xfee00900n);
+    expect(apic.state.gpr[2]).toBe(0n);
     const unknown = runAll(k([0xb9, 0x11, 0, 0, 0, 0x0f, 0x32, 0xf4]), 5);
     expect(unknown.state.rip).toBe(0xb0d1n);
   });
 });
 
+/** A segment register's hidden part as a NULL selector load leaves it (model-choices "NULL segment
+ *  hidden parts"): unusable, limit and attributes 0. */
+function unusableHidden(seg: ArchState["es"]): ArchState["es"] {
+  return { ...seg, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 };
+}
 
 describe("far returns: lockstep regressions", () => {
   it("IRETQ-03/IRETQ-10: a NULL return CS gives #GP(0) before the SS:RSP slots are read (they lie on an unmapped page)", () => {
@@ -67,18 +80,56 @@ describe("far returns: lockstep regressions", () => {
     }
   });
 
-  it("RETF-08: LRETQ to a compatibility-mode CS with a return RIP above 4 GiB is beyond the CS limit: #GP(0)", () => {
-    // impl compared only RIP[31:0] with the limit and loaded 0xfffffff0.
+  it("RETF-08: LRETQ to a compatibility-mode CS checks EIP (bits 31:0), not the whole popped RIP, against the limit", () => {
+    // docs/model-choices.md "Transfers into compatibility mode": 0x7fff_ffff_fff0 → EIP 0xfffffff0,
+    // within the 4 GiB limit of kernel CS32 (0x40): RIP = 0xfffffff0 (then a fetch fault).
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1ff00n }), 0x1ff00n, [0x7fff_ffff_fff0n, 0x40n]);
-    for (const { event, engine } of firstStep(m)) {
-      expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
-      expect(engine.state().cs.selector).toBe(0x08);
-    }
+    const { state } = runAllWithSpec(stateFromMachine(m), 1);
+    expect(state.cs.selector).toBe(0x40);
+    expect(state.rip).toBe(0xfffffff0n);
+    expect(state.gpr[4]).toBe(0x1ff10n);
   });
 
-  it("IRETQ-12: IRETQ to a compatibility-mode CS with a return RIP above 4 GiB: #GP(0)", () => {
-    const frame = [0x1_0000_0800n, 0x40n, 0x2n, 0x1ff00n, 0x10n];
+  it("IRETQ-12: IRETQ to a compatibility-mode CS checks EIP and loads it zero-extended (and RSP's bits 31:0)", () => {
+    const frame = [0x1_0000_0800n, 0x40n, 0x2n, 0x1_0001_ff00n, 0x10n];
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: 0x1fe00n }), 0x1fe00n, frame);
-    for (const { event } of firstStep(m)) expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
+    const { state } = runAllWithSpec(stateFromMachine(m), 1);
+    expect(state.cs.selector).toBe(0x40);
+    expect(state.rip).toBe(0x800n);
+    expect(state.gpr[4]).toBe(0x1ff00n);
+  });
+
+  it("issue 8, divergence B: LRETQ to 32-bit ring 3 with a popped RSP of 0x100000000 loads ESP: RSP = 0", () => {
+    // RIP, CS = user CS32 (0x1b), RSP = 2^32, SS = user data (0x23).
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1fe00n }), 0x1fe00n,
+      [0x200000n, 0x1bn, 0x1_0000_0000n, 0x23n]);
+    const { state } = runAllWithSpec(stateFromMachine(m), 1);
+    expect(state.cs.selector).toBe(0x1b);
+    expect(state.gpr[4]).toBe(0n);
+  });
+
+  it("far RET to an outer level nulls DS/ES/FS/GS by their hidden part (DPL < new CPL), whatever the selector", () => {
+    // DS holds NULL selector 3 over a DPL 0 data hidden part: nulled (selector 0, unusable, base
+    // kept); ES a NULL selector with RPL 3 and an unusable hidden part: left alone by far RET.
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1fe00n }), 0x1fe00n,
+      [0x200000n, 0x2bn, 0x210000n, 0x23n]);
+    const s = stateFromMachine(m);
+    const dpl0 = { ...s.ss, selector: 3, base: 0x1234n };
+    const es = { ...unusableHidden(s.es), selector: 3 };
+    const { state } = runAllWithSpec({ ...s, ds: dpl0, es }, 1);
+    expect(state.ds).toMatchObject({ selector: 0, unusable: 1, base: 0x1234n });
+    expect(state.es.selector).toBe(3);
+  });
+
+  it("IRETQ to an outer level also turns a NULL selector with RPL ≠ 0 into 0 (hidden part kept)", () => {
+    const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcf]), { rsp: 0x1fe00n }), 0x1fe00n,
+      [0x200000n, 0x2bn, 0x202n, 0x210000n, 0x23n]);
+    const s = stateFromMachine(m);
+    const es = { ...unusableHidden(s.es), selector: 3, base: 0x5678n };
+    const { state } = runAllWithSpec({ ...s, es }, 1);
+    expect(state.es).toEqual({ ...es, selector: 0 });
+    // The same NULL selector over a usable DPL 0 hidden part: nulled by the DPL rule instead.
+    const dpl0 = { ...s.ss, selector: 3, base: 0x5678n };
+    expect(runAllWithSpec({ ...s, es: dpl0 }, 1).state.es).toMatchObject({ selector: 0, unusable: 1, base: 0x5678n });
   });
 });
