@@ -5,13 +5,14 @@
 # by time (the emulators run about 1 case/s here), so the number of cases depends on the machine;
 # the seed fixes which cases they are (case i is always the same case), and every example carries
 # the command that replays it.
-#   RINGSPEC_DEVIATIONS_TIME   seconds per emulator (default 600)
+#   RINGSPEC_DEVIATIONS_TIME   seconds of cases per emulator (default 420; then one shrink of at
+#                              most 15 s per rule group)
 #   RINGSPEC_DEVIATIONS_SEED   the campaign's seed (default 2026)
 #   arguments                  which tables to make: qemu, bochs (default both)
 # Needs qemu-system-x86, bochs, bochsbios and vgabios (README, "Real emulators").
 set -u
 cd "$(dirname "$0")/../.."
-TIME=${RINGSPEC_DEVIATIONS_TIME:-600}
+TIME=${RINGSPEC_DEVIATIONS_TIME:-420}
 SEED=${RINGSPEC_DEVIATIONS_SEED:-2026}
 status=0
 [ $# -gt 0 ] || set -- qemu bochs
@@ -23,7 +24,7 @@ for engine in "$@"; do
   esac
   rm -rf "docs/deviations/$name.md.divergences"
   # Exit status 1 means divergences were found: that is the table, not a failure.
-  node cli/bin.js conform --b "$engine" --time "$TIME" --seed "$SEED" --workers 2 --shrink-per-rule 1 \
+  node cli/bin.js conform --b "$engine" --time "$TIME" --seed "$SEED" --workers 2 --shrink-per-rule 1 --shrink-time 15 \
     --expectations docs/deviations/expectations.json --report "docs/deviations/$name.md" --json \
     > "docs/deviations/$name.run.tmp"
   code=$?
