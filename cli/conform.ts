@@ -1,11 +1,11 @@
 // `ringspec conform`: a lockstep campaign between two engines (conformance/campaign/), with a
 // progress bar, a summary, reports and exit codes; `ringspec conform merge FILE...` combines shard
 // results. Parsing and printing only: the work lives in conformance/campaign/.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import cliProgress from "cli-progress";
 import { parseArgs, HELP_OPTION, UsageError, parseProfile } from "./args.ts";
-import { InputError, oneLine } from "./input.ts";
+import { InputError, oneLine, readText } from "./input.ts";
 import { processIo, BufferedOut, type Io } from "./io.ts";
 import { shellQuote } from "./trace.ts";
 import { runCampaign, type CampaignPlan, type CampaignProgress } from "../conformance/campaign/campaign.ts";
@@ -54,6 +54,7 @@ Cases:
   --timeout SECONDS     wall-clock limit per case (default 30)
   --no-shrink           report failures as found
   --shrink-per-rule N   failures shrunk per rule, the first ones by case index (default 3)
+  --shrink-time S       wall-clock budget of one shrink (default 60; emulators take ~1 s a run)
 
 Scale:
   --workers N           run cases in N worker threads (same results as one thread)
@@ -83,7 +84,7 @@ const OPTIONS = [
   { name: "qemu", value: true }, { name: "qemu-cpu", value: true }, { name: "bochs", value: true }, { name: "gdb", value: true },
   { name: "runs", value: true }, { name: "time", value: true }, { name: "seed", value: true }, { name: "families", value: true },
   { name: "profile", value: true }, { name: "case", value: true }, { name: "every", value: true }, { name: "timeout", value: true },
-  { name: "no-shrink", value: false }, { name: "shrink-per-rule", value: true },
+  { name: "no-shrink", value: false }, { name: "shrink-per-rule", value: true }, { name: "shrink-time", value: true },
   { name: "workers", value: true }, { name: "shard", value: true },
   { name: "expectations", value: true },
   { name: "json", value: false }, { name: "junit", value: true }, { name: "report", value: true }, { name: "save-cases", value: true },
@@ -203,12 +204,8 @@ function parse(argv: readonly string[]): Parsed | "help" {
   }
   const expectFile = args.values.get("expectations");
   if (expectFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(expectFile, "utf8");
-    } catch (e) {
-      throw new InputError(`${expectFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    // cli/input.ts: regular files only, size-capped (a FIFO or a device is refused, never read).
+    const text = readText(expectFile);
     try {
       expectations.push(...parseExpectations(text, expectFile));
     } catch (e) {
@@ -229,7 +226,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     gaps: [...new Set(expectations.filter((e) => gapByName(e.rule) !== undefined).map((e) => e.rule))],
     shrinkPerRule: !shrink ? 0 : caseIndex !== undefined ? 1 : wholeNumber("shrink-per-rule", args.values.get("shrink-per-rule") ?? "3", 0, 1_000_000),
     shrinkRuns: 400,
-    shrinkMs: 60_000,
+    shrinkMs: args.values.has("shrink-time") ? seconds("shrink-time", args.values.get("shrink-time")!) : 60_000,
     ...(caseIndex === undefined ? {} : { only: [caseIndex] }),
   };
   const replayBase = ["--a", a.name, "--b", b.name];
@@ -512,12 +509,7 @@ async function mergeCommand(argv: readonly string[], io: Io): Promise<number> {
   }
   if (args.positionals.length === 0) throw new UsageError("conform merge: expected the --json result files of the shards");
   const parts = args.positionals.map((file) => {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (e) {
-      throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const text = readText(file);
     let value: unknown;
     try {
       value = JSON.parse(text.trim().split("\n").at(-1) ?? "");
