@@ -130,7 +130,8 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
       const otherBytes = other.takeConsole();
       if (otherEvent.kind === "unsupported") {
         // The other engine does not model this instruction: lockstep cannot go on (not a divergence).
-        ended = { stop: "unsupported", event: otherEvent, detail: `${otherName}: ${unsupportedDetail(otherEvent)}` };
+        // The steps both engines took: the other's attempt is no step.
+        ended = { stop: "unsupported", steps: step - 1, event: otherEvent, detail: `${otherName}: ${unsupportedDetail(otherEvent)}` };
         return "stop";
       }
       const mine = describeEvent(event);

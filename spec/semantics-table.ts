@@ -8,14 +8,19 @@ import type { Semantics } from "./transaction/semantics.ts";
 // The general instructions (instructions/): one function per mnemonic, named after it.
 import { adc, add, and, cmp, dec, inc, neg, not, or, sbb, sub, test, xor } from "./instructions/alu.ts";
 import { bt, btc, btr, bts } from "./instructions/bit-test.ts";
-import { call, jcc, jmp, ret } from "./instructions/control-flow.ts";
+import { bsf, bsr, bswap } from "./instructions/bit-scan.ts";
+import { cmpxchg, cmpxchg8b, cmpxchg16b, xadd } from "./instructions/compare-exchange.ts";
+import { cmovcc, setcc } from "./instructions/conditional.ts";
+import { call, jcc, jmp, jrcxz, loop, loope, loopne, ret } from "./instructions/control-flow.ts";
+import { cpuid } from "./instructions/cpuid.ts";
 import { cbw, cwd, lea, mov, movsx, movsxd, movzx, xchg } from "./instructions/data-movement.ts";
 import { clc, cld, cmc, stc, std } from "./instructions/flag-control.ts";
-import { nop, pause, ud2 } from "./instructions/misc.ts";
+import { endbr, fence, nop, pause, prefetch, ud2 } from "./instructions/misc.ts";
 import { div, idiv, imul, mul } from "./instructions/multiply-divide.ts";
 import { execIn, execOut } from "./instructions/port-io.ts";
 import { rcl, rcr, rol, ror, sar, shl, shr } from "./instructions/shift.ts";
-import { pop, popf, push, pushf } from "./instructions/stack.ts";
+import { leave, pop, popf, push, pushf } from "./instructions/stack.ts";
+import { cmps, lods, movs, scas, stos } from "./instructions/string.ts";
 // The privilege transitions and system instructions (transitions/): one file per SDM page or family.
 import { execClts, execMovFromCr, execMovToCr } from "./transitions/control-registers.ts";
 import { execLgdt, execLidt, execLtr, execSgdt, execSidt } from "./transitions/descriptor-tables.ts";
@@ -35,20 +40,27 @@ import { execSysret } from "./transitions/sysret.ts";
 
 export const SEMANTICS: { readonly [M in Mnemonic]: Semantics } = {
   // ---- data movement: instructions/data-movement.ts, stack.ts ----
-  mov, movzx, movsx, movsxd, lea, xchg, cbw, cwd,
-  push, pop, pushf, popf,
-  // ---- arithmetic and logic: alu.ts, shift.ts, multiply-divide.ts, bit-test.ts ----
+  mov, movzx, movsx, movsxd, lea, xchg, cbw, cwd, bswap,
+  push, pop, pushf, popf, leave,
+  // ---- conditional moves and sets: conditional.ts; atomics: compare-exchange.ts ----
+  setcc, cmovcc,
+  cmpxchg, xadd, cmpxchg8b, cmpxchg16b,
+  // ---- strings, one iteration a step: string.ts ----
+  movs, stos, lods, cmps, scas,
+  // ---- arithmetic and logic: alu.ts, shift.ts, multiply-divide.ts, bit-test.ts, bit-scan.ts ----
   add, adc, sub, sbb, and, or, xor, cmp, test, inc, dec, neg, not,
   rol, ror, rcl, rcr, shl, shr, sar,
   mul, imul, div, idiv,
-  bt, bts, btr, btc,
+  bt, bts, btr, btc, bsf, bsr,
   // ---- near control flow: control-flow.ts ----
-  jmp, jcc, call, ret,
-  // ---- flags, port I/O, the rest: flag-control.ts, port-io.ts, misc.ts ----
+  jmp, jcc, call, ret, loop, loope, loopne, jrcxz,
+  // ---- flags, port I/O, CPUID, the rest: flag-control.ts, port-io.ts, cpuid.ts, misc.ts ----
   cld, std, clc, stc, cmc,
   in: execIn,
   out: execOut,
-  nop, pause, ud2,
+  cpuid,
+  nop, pause, ud2, prefetch, endbr,
+  lfence: fence, mfence: fence, sfence: fence,
 
   // ---- privilege transitions: transitions/ ----
   syscall: execSyscall, //        syscall.ts

@@ -26,6 +26,12 @@ export const GAPS: readonly Gap[] = [
       "spec/ does not model segmentation in compatibility mode (limit, type and unusable checks, the stack width of SS.B; docs/model-choices.md); impl/ does: a divergence at a step that runs in, or enters, compatibility mode",
     applies: (c) => c.before.cs.l === 0 || c.stateA.cs.l === 0 || c.stateB.cs.l === 0,
   },
+  {
+    name: "b-unmodelled",
+    description:
+      "engine B stops `unsupported` at an instruction engine A models (e.g. an external engine that implements less than spec/): a divergence at a step where B's event is `unsupported` and A's is not",
+    applies: (c) => c.eventB?.kind === "unsupported" && c.eventA !== undefined && c.eventA.kind !== "unsupported",
+  },
 ];
 
 export function gapByName(name: string): Gap | undefined {

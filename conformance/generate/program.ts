@@ -48,7 +48,9 @@ const reg = (size: number, n: number): Register => {
   return list[n % list.length]!;
 };
 
-type Build = (spec: InstructionSpec, layout: ProgramLayout) => InstanceType<typeof iced.Instruction>;
+type IcedInstruction = InstanceType<typeof iced.Instruction>;
+/** A template: one instruction, or a few (a string instruction with the registers it needs). */
+type Build = (spec: InstructionSpec, layout: ProgramLayout) => IcedInstruction | readonly IcedInstruction[];
 
 const memory = (layout: ProgramLayout, n: number) =>
   new iced.MemoryOperand(R.None, R.None, 1, layout.data + BigInt((n * 8) & 0xff8), 4, false, R.None);
@@ -110,6 +112,56 @@ const GENERAL: readonly Build[] = [
   bare(C.Cli), bare(C.Sti), bare(C.Swapgs), bare(C.Syscall), bare(C.Hlt),
 ];
 
+const CONDITIONS = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"] as const;
+const movImm = (r: Register, v: bigint) => iced.Instruction.createRegU64(C.Mov_r64_imm64, r, BigInt.asUintN(64, v));
+/** An address in the data page, `bytes`-aligned. */
+const dataAt = (l: ProgramLayout, n: number, align = 1) => l.data + BigInt(((n * 8) & 0xf80) & ~(align - 1));
+const STRING_SIZES = [8, 16, 32, 64] as const;
+const CPUID_LEAVES = [0n, 1n, 2n, 7n, 8n, 0x4000_0000n, 0x8000_0000n, 0x8000_0001n, 0x8000_0002n, 0x8000_0008n, 0x8000_0009n];
+
+/**
+ * Issue 11's general kernel subset (docs/model-choices.md): SETcc, CMOVcc, CMPXCHG, XADD (with and
+ * without LOCK), CMPXCHG8B/16B, BSF/BSR (and F3 0F BC), BSWAP, the string instructions with and
+ * without REP/REPE/REPNE (after setting RSI/RDI into the data page and a small RCX), LEAVE,
+ * LOOPcc/JRCXZ, CPUID, fences, PREFETCHh, ENDBR64.
+ */
+const KERNEL_SUBSET: readonly Build[] = [
+  (s) => iced.Instruction.createReg(code(`Set${CONDITIONS[s.a]!}_rm8`), reg(1, s.b)),
+  (s, l) => iced.Instruction.createMem(code(`Set${CONDITIONS[s.a]!}_rm8`), memory(l, s.b)),
+  (s) => iced.Instruction.createRegReg(code(`Cmov${CONDITIONS[s.a]!}_r64_rm64`), reg(8, s.b), reg(8, s.imm & 15)),
+  (s) => iced.Instruction.createRegReg(code(`Cmov${CONDITIONS[s.a]!}_r32_rm32`), reg(4, s.b), reg(4, s.imm & 15)),
+  (s) => iced.Instruction.createRegReg(code(`Cmov${CONDITIONS[s.a]!}_r16_rm16`), reg(2, s.b), reg(2, s.imm & 15)),
+  (s, l) => iced.Instruction.createRegMem(code(`Cmov${CONDITIONS[s.a]!}_r32_rm32`), reg(4, s.b), memory(l, s.imm)),
+  memReg(C.Cmpxchg_rm32_r32, 4), memReg(C.Cmpxchg_rm64_r64, 8), memReg(C.Cmpxchg_rm8_r8, 1), regReg(C.Cmpxchg_rm32_r32, 4), regReg(C.Cmpxchg_rm16_r16, 2),
+  (s, l) => { const i = iced.Instruction.createMemReg(C.Cmpxchg_rm32_r32, memory(l, s.b), reg(4, s.a)); i.hasLockPrefix = true; return i; },
+  memReg(C.Xadd_rm64_r64, 8), memReg(C.Xadd_rm16_r16, 2), regReg(C.Xadd_rm32_r32, 4), regReg(C.Xadd_rm8_r8, 1),
+  (s, l) => { const i = iced.Instruction.createMemReg(C.Xadd_rm64_r64, memory(l, s.b), reg(8, s.a)); i.hasLockPrefix = true; return i; },
+  (s, l) => iced.Instruction.createMem(C.Cmpxchg8b_m64, new iced.MemoryOperand(R.None, R.None, 1, dataAt(l, s.b, 8), 4, false, R.None)),
+  // CMPXCHG16B: aligned, or (odd imm) 8 bytes off: #GP(0).
+  (s, l) => iced.Instruction.createMem(C.Cmpxchg16b_m128, new iced.MemoryOperand(R.None, R.None, 1, dataAt(l, s.b, 16) + BigInt((s.imm & 1) * 8), 4, false, R.None)),
+  regReg(C.Bsf_r64_rm64, 8), regReg(C.Bsr_r32_rm32, 4), regReg(C.Tzcnt_r32_rm32, 4), regReg(C.Lzcnt_r64_rm64, 8),
+  (s) => iced.Instruction.createReg(C.Bswap_r32, reg(4, s.a)), (s) => iced.Instruction.createReg(C.Bswap_r64, reg(8, s.a)),
+  // Strings: RSI, RDI into the data page, RCX small (0 included), DF from the spec, then the instruction.
+  ...(["Movs", "Stos", "Lods", "Cmps", "Scas"] as const).map((name): Build => (s, l) => {
+    const size = STRING_SIZES[s.a & 3]!;
+    const suffix = { 8: "b", 16: "w", 32: "d", 64: "q" }[size];
+    const rep = (s.imm >> 4) & 3; // 0 none, 1 REP/REPE, 2 REPNE
+    const kind = rep === 0 ? iced.RepPrefixKind.None : rep === 1 ? iced.RepPrefixKind.Repe : iced.RepPrefixKind.Repne;
+    const create = iced.Instruction[`create${name}${suffix}` as "createMovsb"] as (addressSize: number, segment: Register, repKind: number) => IcedInstruction;
+    const string = name === "Stos" || name === "Scas" ? (iced.Instruction[`create${name}${suffix}` as "createStosb"] as (addressSize: number, repKind: number) => IcedInstruction)(64, kind) : create(64, R.None, kind);
+    return [
+      movImm(R.RSI, dataAt(l, s.b)), movImm(R.RDI, dataAt(l, s.b + 64)), movImm(R.RCX, BigInt(s.imm & 7)),
+      iced.Instruction.create((s.imm & 0x40) !== 0 ? C.Std : C.Cld), string,
+    ];
+  }),
+  () => [iced.Instruction.createRegReg(C.Mov_rm64_r64, R.RBP, R.RSP), iced.Instruction.create(C.Leaveq)],
+  (s) => [movImm(R.RAX, CPUID_LEAVES[s.a % CPUID_LEAVES.length]!), movImm(R.RCX, BigInt(s.b & 1)), iced.Instruction.create(C.Cpuid)],
+  bare(C.Lfence), bare(C.Mfence), bare(C.Sfence), bare(C.Endbr64),
+  (s, l) => iced.Instruction.createMem(C.Prefetcht0_m8, memory(l, s.b)),
+  // LOOP/LOOPE/LOOPNE/JRCXZ: short forward branches (0–7 bytes), like the Jcc template.
+  (s) => iced.Instruction.createBranch([C.Loopne_rel8_64_RCX, C.Loope_rel8_64_RCX, C.Loop_rel8_64_RCX, C.Jrcxz_rel8_64][s.a & 3]!, 0n),
+];
+
 /** Templates for kernel programs only (they mostly #GP at CPL 3 anyway). */
 const SYSTEM: readonly Build[] = [
   bare(C.Rdmsr), bare(C.Wrmsr), bare(C.Stac), bare(C.Clac), bare(C.Clts),
@@ -118,28 +170,50 @@ const SYSTEM: readonly Build[] = [
   (s) => iced.Instruction.createRegReg(C.Mov_cr_r64, R.CR8, reg(8, s.a)),
 ];
 
+/** The templates of a user or kernel program, in index order: the general ones, the kernel subset
+ *  of issue 11, then (kernel programs) the system ones. */
+function templatesFor(kernel: boolean): readonly Build[] {
+  return kernel ? [...GENERAL, ...KERNEL_SUBSET, ...SYSTEM] : [...GENERAL, ...KERNEL_SUBSET];
+}
+
 export function templateCount(kernel: boolean): number {
-  return GENERAL.length + (kernel ? SYSTEM.length : 0);
+  return templatesFor(kernel).length;
+}
+
+/** Whether template `index` is one of issue 11's kernel subset (an engine outside this project,
+ *  e.g. a student's emulator over the process protocol, may not model it). */
+export function isKernelSubsetTemplate(index: number): boolean {
+  return index >= GENERAL.length && index < GENERAL.length + KERNEL_SUBSET.length;
+}
+
+/** The template indexes used when none are given: all of them (spec and impl both model issue
+ *  11's kernel subset). */
+export function defaultTemplates(kernel: boolean): number[] {
+  return templatesFor(kernel).map((_, i) => i);
 }
 
 /** Appends the instructions of `specs` to `section` (placed at `layout.rip` or wherever the
- *  section is). Branch specs jump 0–7 bytes forward. */
-export function emitInstructions(section: Section, specs: readonly InstructionSpec[], layout: ProgramLayout): void {
-  const templates = layout.kernel ? [...GENERAL, ...SYSTEM] : GENERAL;
+ *  section is). Branch specs jump 0–7 bytes forward. `templates`: the template indexes to draw
+ *  from (a spec's `template` picks one modulo their number); default `defaultTemplates`. */
+export function emitInstructions(section: Section, specs: readonly InstructionSpec[], layout: ProgramLayout, templates?: readonly number[]): void {
+  const all = templatesFor(layout.kernel);
+  const usable = templates ?? defaultTemplates(layout.kernel);
   for (const spec of specs) {
-    const insn = templates[spec.template % templates.length]!(spec, layout);
-    if (insn.isJccShortOrNear) {
-      const code = insn.code;
-      insn.free();
-      section.emit(code, ahead(spec.imm & 7));
-    } else section.add(insn);
+    const built = all[usable[spec.template % usable.length]!]!(spec, layout);
+    for (const insn of Array.isArray(built) ? built : [built as IcedInstruction]) {
+      if (insn.isJccShortOrNear || insn.isLoop || insn.isLoopcc || insn.isJcxShort) {
+        const code = insn.code;
+        insn.free();
+        section.emit(code, ahead(spec.imm & 7));
+      } else section.add(insn);
+    }
   }
 }
 
-/** Encodes the program at `layout.rip`, ending with HLT. Branch specs jump 0–7 bytes forward. */
-export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout): Uint8Array {
+/** Encodes the program at `layout.rip`, ending with HLT (see emitInstructions). */
+export function encodeProgram(specs: readonly InstructionSpec[], layout: ProgramLayout, templates?: readonly number[]): Uint8Array {
   const p = new Program(layout.rip);
-  emitInstructions(p, specs, layout);
+  emitInstructions(p, specs, layout, templates);
   p.emit(C.Hlt);
   return p.encode();
 }

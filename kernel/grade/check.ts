@@ -49,6 +49,9 @@ export interface CheckOptions {
   readonly consoleLimit: number;
   readonly command: string;
   readonly onConsole?: (bytes: Uint8Array) => void;
+  /** Runs the other engine in lockstep, comparing whole states every this many steps (and at
+   *  every delivery, I/O and privilege change): the checked run is then also a lockstep run. */
+  readonly lockstepEvery?: number;
 }
 
 /** Watches a run with the context checker. */
@@ -93,6 +96,7 @@ export function checkKernel(target: KernelTarget, options: CheckOptions): CheckR
   const run = runKernel(target.state, {
     engine: options.engine, profile: target.profile, maxSteps: options.maxSteps, timeoutMs: options.timeoutMs,
     consoleLimit: options.consoleLimit, observer, ...(options.onConsole !== undefined ? { onConsole: options.onConsole } : {}),
+    ...(options.lockstepEvery !== undefined ? { lockstep: true, lockstepEvery: options.lockstepEvery } : {}),
   });
   return {
     image: target.name, engine: options.engine, run, consoleText: new TextDecoder().decode(run.console),

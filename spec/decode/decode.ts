@@ -15,10 +15,10 @@ import { decodeTwoByte } from "./two-byte.ts";
 
 export type { FetchByte } from "./reader.ts";
 
-/** SDM Vol. 2A §2.1.1 "LOCK": the instructions LOCK may prefix — and only with a memory destination.
- *  (CMPXCHG, CMPXCHG8B/16B and XADD are lockable too but outside the model.) */
+/** SDM Vol. 2A §2.1.1 "LOCK": the instructions LOCK may prefix — and only with a memory destination. */
 const LOCKABLE: ReadonlySet<Mnemonic> = new Set<Mnemonic>([
-  "add", "adc", "and", "btc", "btr", "bts", "dec", "inc", "neg", "not", "or", "sbb", "sub", "xor", "xchg",
+  "add", "adc", "and", "btc", "btr", "bts", "cmpxchg", "cmpxchg8b", "cmpxchg16b", "dec", "inc", "neg", "not", "or",
+  "sbb", "sub", "xadd", "xor", "xchg",
 ]);
 
 /** Decodes one instruction. `mode64`: 64-bit mode; otherwise compatibility mode with a 32-bit

@@ -44,11 +44,16 @@ export type Mnemonic =
   // arithmetic and logic
   | "add" | "adc" | "sub" | "sbb" | "and" | "or" | "xor" | "cmp" | "test"
   | "inc" | "dec" | "neg" | "not" | "rol" | "ror" | "rcl" | "rcr" | "shl" | "shr" | "sar"
-  | "mul" | "imul" | "div" | "idiv" | "bt" | "bts" | "btr" | "btc"
+  | "mul" | "imul" | "div" | "idiv" | "bt" | "bts" | "btr" | "btc" | "bsf" | "bsr"
+  // conditional moves and sets, atomics (SETcc/CMOVcc use `condition`)
+  | "setcc" | "cmovcc" | "cmpxchg" | "xadd" | "cmpxchg8b" | "cmpxchg16b" | "bswap"
+  // string instructions (element size = operand size; REP/REPE/REPNE in `rep`)
+  | "movs" | "stos" | "lods" | "cmps" | "scas"
   // control flow
-  | "jmp" | "jcc" | "call" | "ret" | "jmp_far" | "retf"
+  | "jmp" | "jcc" | "call" | "ret" | "jmp_far" | "retf" | "leave" | "loop" | "loope" | "loopne" | "jrcxz"
   // flags and misc
   | "nop" | "pause" | "cld" | "std" | "clc" | "stc" | "cmc" | "in" | "out" | "ud2"
+  | "cpuid" | "lfence" | "mfence" | "sfence" | "prefetch" | "endbr"
   // system
   | "syscall" | "sysret" | "sysexit" | "swapgs" | "iret" | "int" | "int3" | "int1" | "into"
   | "cli" | "sti" | "hlt" | "rdmsr" | "wrmsr" | "rdtsc" | "mov_from_cr" | "mov_to_cr"
@@ -70,7 +75,7 @@ export interface Instruction {
   readonly lock: boolean;
   readonly rep: "rep" | "repne" | null;
   readonly rexW: boolean;
-  /** Condition code 0–15 (SDM "tttn") for Jcc. */
+  /** Condition code 0–15 (SDM "tttn") for Jcc, SETcc and CMOVcc. */
   readonly condition: number;
 }
 

@@ -79,6 +79,21 @@ export function moffsOperand(ctx: DecodeContext, size: number): MemOperand | Sto
   return memory(ctx, size, null, null, 1, BigInt.asIntN(8 * ctx.addressSize, raw), false);
 }
 
+/**
+ * The implicit operands of the string instructions (SDM Vol. 1 §7.3.9.1): the source DS:[RSI]
+ * (the segment may be overridden) or the destination ES:[RDI] (never overridden), `size` bytes, at
+ * the instruction's address size. No ModRM, no displacement.
+ */
+export function stringOperand(ctx: DecodeContext, which: "source" | "destination", size: number): MemOperand | Stop {
+  if (ctx.addressSize === 2) return ctx.unsupported("16-bit addressing");
+  const base = which === "source" ? 6 : 7; // RSI, RDI
+  const segment: SregName = which === "source" ? (ctx.p.segment ?? "ds") : "es";
+  return {
+    kind: "mem", size, segment, stackSegment: segment === "ss", base, index: null, scale: 1, disp: 0n, ripRelative: false,
+    addressSize: ctx.addressSize === 8 ? 8 : 4,
+  };
+}
+
 function memory(
   ctx: DecodeContext, size: number, base: number | null, index: number | null,
   scale: MemOperand["scale"], disp: bigint, ripRelative: boolean,

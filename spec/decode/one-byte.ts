@@ -3,7 +3,7 @@
 import type { Fault } from "../fault.ts";
 import type { Mnemonic, Operand, OperandSize } from "./instruction.ts";
 import { isStop, type DecodeContext, type Result } from "./context.ts";
-import { memoryOperand, moffsOperand, readModRM, regOperand, rmOperand } from "./modrm.ts";
+import { memoryOperand, moffsOperand, readModRM, regOperand, rmOperand, stringOperand } from "./modrm.ts";
 
 /** Opcode rows 00–3F and groups 80–83 /n: the eight ALU operations, in encoding order. */
 const ALU_OPERATIONS: readonly Mnemonic[] = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
@@ -80,6 +80,11 @@ export function decodeOneByte(ctx: DecodeContext, op: number): Result {
     case 0x9d: return ctx.decoded("popf", ctx.stackOperandSize(), []);
 
     case 0xa0: case 0xa1: case 0xa2: case 0xa3: return movMoffs(ctx, op);
+    case 0xa4: case 0xa5: return stringInstruction(ctx, "movs", op, ["destination", "source"]);
+    case 0xa6: case 0xa7: return stringInstruction(ctx, "cmps", op, ["source", "destination"]);
+    case 0xaa: case 0xab: return stringInstruction(ctx, "stos", op, ["destination"]);
+    case 0xac: case 0xad: return stringInstruction(ctx, "lods", op, ["source"]);
+    case 0xae: case 0xaf: return stringInstruction(ctx, "scas", op, ["destination"]);
     case 0xa8: return withImm(ctx, "test", 1, ctx.gpr(0, 1), ctx.signedImm(1, 1));
     case 0xa9: {
       const size = ctx.operandSize();
@@ -90,6 +95,8 @@ export function decodeOneByte(ctx: DecodeContext, op: number): Result {
     case 0xc2: return withImm(ctx, "ret", ctx.branchOperandSize(), undefined, ctx.unsignedImm(2));
     case 0xc3: return ctx.decoded("ret", ctx.branchOperandSize(), []);
     case 0xc6: case 0xc7: return group11(ctx, op);
+    case 0xc8: return ctx.unsupported("ENTER");
+    case 0xc9: return ctx.decoded("leave", ctx.stackOperandSize(), []);
     case 0xca: return withImm(ctx, "retf", farOperandSize(ctx), undefined, ctx.unsignedImm(2));
     case 0xcb: return ctx.decoded("retf", farOperandSize(ctx), []);
     case 0xcc: return ctx.decoded("int3", ctx.operandSize(), []);
@@ -97,6 +104,7 @@ export function decodeOneByte(ctx: DecodeContext, op: number): Result {
     // IRET / IRETD / IRETQ (digest §9): the operand size is the size of each popped slot.
     case 0xcf: return ctx.decoded("iret", farOperandSize(ctx), []);
 
+    case 0xe0: case 0xe1: case 0xe2: case 0xe3: return loop(ctx, op);
     case 0xe4: case 0xe5: case 0xe6: case 0xe7: case 0xec: case 0xed: case 0xee: case 0xef: return inOut(ctx, op);
     case 0xe8: return branch(ctx, "call", ctx.branchOperandSize() === 2 ? 2 : 4);
     case 0xe9: return branch(ctx, "jmp", ctx.branchOperandSize() === 2 ? 2 : 4);
@@ -355,6 +363,28 @@ function inOut(ctx: DecodeContext, op: number): Result {
   const acc = ctx.gpr(0, size);
   const isIn = (op & 2) === 0;
   return ctx.decoded(isIn ? "in" : "out", size, isIn ? [acc, port] : [port, acc]);
+}
+
+/** A4–AF: MOVS CMPS STOS LODS SCAS. Even opcodes move bytes, odd ones the operand size (66: 2,
+ *  REX.W: 8). The operands are the implicit DS:[RSI] / ES:[RDI] in Intel order; F3/F2 (`rep`)
+ *  repeat them (instructions/string.ts). */
+function stringInstruction(ctx: DecodeContext, mnemonic: Mnemonic, op: number, operands: readonly ("source" | "destination")[]): Result {
+  const size: OperandSize = (op & 1) === 0 ? 1 : ctx.operandSize();
+  const decoded: Operand[] = [];
+  for (const which of operands) {
+    const m = stringOperand(ctx, which, size);
+    if (isStop(m)) return m;
+    decoded.push(m);
+  }
+  return ctx.decoded(mnemonic, size, decoded);
+}
+
+/** E0 LOOPNE, E1 LOOPE, E2 LOOP, E3 JRCXZ (JECXZ with 67), rel8. The count register is RCX or
+ *  ECX by the address size; CX (16-bit addressing in compatibility mode) is not modelled. */
+function loop(ctx: DecodeContext, op: number): Result {
+  if (ctx.addressSize === 2) return ctx.unsupported("LOOP/JCXZ with a 16-bit address size");
+  const mnemonic = (["loopne", "loope", "loop", "jrcxz"] as const)[op - 0xe0] ?? "loop";
+  return branch(ctx, mnemonic, 1);
 }
 
 /** Relative JMP/CALL/Jcc: displacement of `bytes` bytes. */

@@ -15,6 +15,9 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
   const op = ctx.r.u8();
   if (isStop(op)) return op;
   if (op >= 0x80 && op <= 0x8f) return branch(ctx, "jcc", ctx.branchOperandSize() === 2 ? 2 : 4, op & 0xf);
+  if (op >= 0x40 && op <= 0x4f) return conditional(ctx, "cmovcc", op & 0xf);
+  if (op >= 0x90 && op <= 0x9f) return conditional(ctx, "setcc", op & 0xf);
+  if (op >= 0xc8 && op <= 0xcf) return bswap(ctx, op);
   const size = ctx.operandSize();
   switch (op) {
     case 0x00: return group6(ctx);
@@ -28,12 +31,15 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
     case 0x09: return ctx.p.rep === "rep" ? ctx.unsupported("WBNOINVD") : ctx.decoded("wbinvd", size, []);
     // UD2 decodes; its semantics raise #UD (so traces show the instruction).
     case 0x0b: return ctx.decoded("ud2", size, []);
+    case 0x18: return prefetch(ctx);
+    case 0x1e: return endbr(ctx);
     case 0x1f: return reservedNop(ctx);
     case 0x20: case 0x22: return movCr(ctx, op === 0x22);
     case 0x30: return ctx.decoded("wrmsr", size, []);
     case 0x31: return ctx.decoded("rdtsc", size, []);
     case 0x32: return ctx.decoded("rdmsr", size, []);
     case 0x35: return ctx.decoded("sysexit", ctx.rexW ? 8 : 4, []);
+    case 0xa2: return ctx.decoded("cpuid", size, []);
     case 0xa0: return stackSreg(ctx, "push_sreg", "fs");
     case 0xa1: return stackSreg(ctx, "pop_sreg", "fs");
     case 0xa8: return stackSreg(ctx, "push_sreg", "gs");
@@ -42,7 +48,17 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
     case 0xab: return modrmForm(ctx, "bts", size, "rm,reg");
     case 0xb3: return modrmForm(ctx, "btr", size, "rm,reg");
     case 0xbb: return modrmForm(ctx, "btc", size, "rm,reg");
+    case 0xae: return group15(ctx);
     case 0xaf: return modrmForm(ctx, "imul", size, "reg,rm");
+    case 0xb0: return modrmForm(ctx, "cmpxchg", 1, "rm,reg");
+    case 0xb1: return modrmForm(ctx, "cmpxchg", size, "rm,reg");
+    case 0xc0: return modrmForm(ctx, "xadd", 1, "rm,reg");
+    case 0xc1: return modrmForm(ctx, "xadd", size, "rm,reg");
+    case 0xc7: return group9(ctx);
+    // F3 0F BC / F3 0F BD are TZCNT / LZCNT on CPUs with BMI1 / LZCNT; the modelled CPU has
+    // neither (CPUID), and there they execute as BSF / BSR (SDM TZCNT, LZCNT).
+    case 0xbc: return modrmForm(ctx, "bsf", size, "reg,rm");
+    case 0xbd: return modrmForm(ctx, "bsr", size, "reg,rm");
     case 0xb6: return extend(ctx, "movzx", 1);
     case 0xb7: return extend(ctx, "movzx", 2);
     case 0xba: return group8(ctx);
@@ -134,6 +150,73 @@ function extend(ctx: DecodeContext, mnemonic: "movzx" | "movsx", from: 1 | 2): R
   const src = rmOperand(ctx, m, from);
   if (isStop(src)) return src;
   return ctx.decoded(mnemonic, size, [regOperand(ctx, m, size), src]);
+}
+
+/** 0F 40–4F CMOVcc Gv, Ev (tttn in the low nibble); 0F 90–9F SETcc Eb (ModRM.reg is ignored). */
+function conditional(ctx: DecodeContext, mnemonic: "cmovcc" | "setcc", condition: number): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  if (mnemonic === "setcc") {
+    const dst = rmOperand(ctx, m, 1);
+    if (isStop(dst)) return dst;
+    return ctx.decoded("setcc", 1, [dst], condition);
+  }
+  const size = ctx.operandSize();
+  const src = rmOperand(ctx, m, size);
+  if (isStop(src)) return src;
+  return ctx.decoded("cmovcc", size, [regOperand(ctx, m, size), src], condition);
+}
+
+/** 0F C8+r: BSWAP r32 (REX.W r64; 66: r16, whose result the SDM leaves undefined). */
+function bswap(ctx: DecodeContext, op: number): Result {
+  const size = ctx.operandSize();
+  return ctx.decoded("bswap", size, [ctx.gpr((op & 7) | ctx.rexB, size)]);
+}
+
+/** 0F C7: /1 with a memory operand is CMPXCHG8B (CMPXCHG16B with REX.W); its register form is
+ *  #UD. The other forms (RDRAND, RDSEED, RDPID, VMPTRLD, XRSTORS, XSAVEC, ...) are not modelled. */
+function group9(ctx: DecodeContext): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  if (m.reg !== 1) return ctx.unsupported("0F C7 /0, /2–/7 (RDRAND, RDSEED, RDPID, XSAVES, VMX, ...)");
+  if (m.mod === 3) return ctx.ud("DECODE-MEMORY-ONLY");
+  const size = ctx.rexW ? 8 : 4;
+  const target = memoryOperand(ctx, m, 2 * size);
+  if (isStop(target)) return target;
+  return ctx.decoded(ctx.rexW ? "cmpxchg16b" : "cmpxchg8b", size, [target]);
+}
+
+/** 0F AE: the register forms /5 /6 /7 without a prefix are LFENCE, MFENCE, SFENCE (any rm). The
+ *  memory forms (FXSAVE, LDMXCSR, XSAVE, CLFLUSH, ...) and the prefixed register forms
+ *  (RDFSBASE, ..., INCSSP, UMONITOR) are not modelled here. */
+function group15(ctx: DecodeContext): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  const prefixed = ctx.p.operandSizeOverride || ctx.p.rep !== null;
+  if (m.mod === 3 && !prefixed && m.reg >= 5) return ctx.decoded((["lfence", "mfence", "sfence"] as const)[m.reg - 5] ?? "mfence", ctx.operandSize(), []);
+  if (m.mod === 3 && ctx.p.rep === "rep" && m.reg <= 3) return ctx.unsupported("RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE");
+  return ctx.unsupported(m.mod === 3 ? "0F AE register form" : "0F AE memory form (FXSAVE, LDMXCSR, XSAVE, CLFLUSH, ...)");
+}
+
+/** 0F 18 /0–/3 with a memory operand: PREFETCHNTA/T0/T1/T2, hints that never access memory or
+ *  fault. The other 0F 18 encodings are reserved-NOP hints, not modelled. */
+function prefetch(ctx: DecodeContext): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  if (m.mod === 3 || m.reg > 3) return ctx.unsupported("reserved NOP 0F 18");
+  const target = memoryOperand(ctx, m, 1);
+  if (isStop(target)) return target;
+  return ctx.decoded("prefetch", ctx.operandSize(), [target]);
+}
+
+/** F3 0F 1E FA / FB: ENDBR64 / ENDBR32, NOPs while CET is not enabled (CR4.CET is outside the
+ *  model). The rest of 0F 1E is reserved-NOP space (RDSSP, ...), not modelled. */
+function endbr(ctx: DecodeContext): Result {
+  const m = readModRM(ctx);
+  if (isStop(m)) return m;
+  const byte = 0xc0 | (m.reg << 3) | m.rm;
+  if (ctx.p.rep === "rep" && !ctx.p.operandSizeOverride && (byte === 0xfa || byte === 0xfb)) return ctx.decoded("endbr", ctx.operandSize(), []);
+  return ctx.unsupported("reserved NOP 0F 1E");
 }
 
 /** 0F BA /4–/7: BT BTS BTR BTC Ev, Ib; /0–/3 are reserved. */

@@ -1,11 +1,12 @@
-// Near JMP, Jcc, CALL, RET — SDM Vol. 2A/2B instruction pages; digest §21 (CANON). A target that is
+// Near JMP, Jcc, CALL, RET, LOOP/LOOPE/LOOPNE, JRCXZ — SDM Vol. 2A/2B instruction pages; digest
+// §21 (CANON). A target that is
 // not canonical faults #GP(0) at the branch itself (RIP unchanged). A 16-bit operand size
 // truncates the target to 16 bits (32-bit in compatibility mode).
 import { isFault, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { canonical, MASK64, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
+import { canonical, MASK64, RCX, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
 import { flag } from "./flags.ts";
 import { operand } from "./operands.ts";
 
@@ -73,3 +74,29 @@ export const ret: Semantics = (t, insn) => {
   return undefined;
 };
 
+
+/**
+ * LOOP / LOOPE / LOOPNE: the count register (RCX, or ECX with a 32-bit address size) counts down
+ * without touching a flag, then the branch is taken while it is not 0 (and ZF = 1 for LOOPE, ZF = 0
+ * for LOOPNE). A target that faults leaves the count unchanged (the step's transaction).
+ */
+function loopWhile(zf: boolean | undefined): Semantics {
+  return (t, insn) => {
+    const size = insn.addressSize;
+    const count = (t.readReg(RCX, size) - 1n) & sizeMask(size);
+    t.writeReg(RCX, size, count);
+    t.hit("LOOP-01");
+    const taken = count !== 0n && (zf === undefined || ((t.m.rflags & RFLAGS.ZF) !== 0n) === zf);
+    return taken ? jumpTo(t, insn) : undefined;
+  };
+}
+
+export const loop = loopWhile(undefined);
+export const loope = loopWhile(true);
+export const loopne = loopWhile(false);
+
+/** JRCXZ (JECXZ with a 32-bit address size): the branch is taken when the count register is 0. */
+export const jrcxz: Semantics = (t, insn) => {
+  t.hit("JRCXZ-01");
+  return t.readReg(RCX, insn.addressSize) === 0n ? jumpTo(t, insn) : undefined;
+};

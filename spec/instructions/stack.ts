@@ -3,7 +3,7 @@
 // Sizes: 64-bit by default in 64-bit mode, 16-bit with 66 (the decoder fixes insn.operandSize).
 import { isFault } from "../fault.ts";
 import type { Semantics } from "../transaction/semantics.ts";
-import { iopl, RFLAGS, RFLAGS_DEFINED, sizeMask } from "../machine/registers.ts";
+import { iopl, RBP, RFLAGS, RFLAGS_DEFINED, RSP, sizeMask } from "../machine/registers.ts";
 import { operand } from "./operands.ts";
 
 /** PUSH: the value is read before RSP moves, so PUSH RSP pushes the old RSP and PUSH [RSP+d]
@@ -49,3 +49,14 @@ export const popf: Semantics = (t, insn) => {
 };
 
 
+
+/** LEAVE: RSP ← RBP, then RBP ← POP (8 bytes; 2 into BP with 66). The pop reads at the new RSP;
+ *  if it faults, nothing has changed. */
+export const leave: Semantics = (t, insn) => {
+  t.setGpr(RSP, t.gpr(RBP));
+  const value = t.pop(insn.operandSize);
+  if (isFault(value)) return value;
+  t.writeReg(RBP, insn.operandSize, value);
+  t.hit("LEAVE-01");
+  return undefined;
+};

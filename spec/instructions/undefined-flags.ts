@@ -32,6 +32,8 @@ export const UNDEFINED_FLAGS: Readonly<Partial<Record<Mnemonic, UndefinedFlagsEn
   imul: { mask: SF | ZF | AF | PF, produced: "SF, ZF, PF from the low half of the product (the destination or AL/AX/EAX/RAX); AF = 0" },
   div: { mask: CF | PF | AF | ZF | SF | OF, produced: "all six unchanged" },
   idiv: { mask: CF | PF | AF | ZF | SF | OF, produced: "all six unchanged" },
+  bsf: { mask: CF | OF | SF | AF | PF, produced: "source ≠ 0: CF = OF = AF = 0, SF and PF from the bit index; source = 0: unchanged" },
+  bsr: { mask: CF | OF | SF | AF | PF, produced: "source ≠ 0: CF = OF = AF = 0, SF and PF from the bit index; source = 0: unchanged" },
   bt: { mask: OF | SF | AF | PF, produced: "unchanged" },
   bts: { mask: OF | SF | AF | PF, produced: "unchanged" },
   btr: { mask: OF | SF | AF | PF, produced: "unchanged" },

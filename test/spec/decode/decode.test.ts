@@ -567,6 +567,14 @@ describe("invalid encodings", () => {
     expect(insn("F0 F6 10")).toMatchObject({ mnemonic: "not", lock: true });
     expect(insn("F0 0F B3 08")).toMatchObject({ mnemonic: "btr", lock: true });
     expect(insn("F0 83 08 01")).toMatchObject({ mnemonic: "or", lock: true });
+    expect(insn("F0 0F B1 17")).toMatchObject({ mnemonic: "cmpxchg", lock: true });
+    expect(insn("F0 4C 0F C1 2D F1 8B 00 00")).toMatchObject({ mnemonic: "xadd", lock: true, operandSize: 8 });
+    expect(insn("F0 0F C7 0E")).toMatchObject({ mnemonic: "cmpxchg8b", lock: true });
+    expect(insn("F0 48 0F C7 0E")).toMatchObject({ mnemonic: "cmpxchg16b", lock: true });
+    for (const hex of [
+      // Lockable ones with a register destination; string instructions, SETcc, CMOVcc, BSF.
+      "F0 0F B1 C2", "F0 0F C1 C2", "F0 A4", "F0 F3 AB", "F0 0F 94 00", "F0 0F 44 00", "F0 0F BC 00",
+    ]) expectUd(hex, "DECODE-LOCK");
     for (const hex of [
       "F0 01 C0", "F0 03 00", "F0 39 00", "F0 85 00", "F0 87 C0", "F0 90", "F0 91", "F0 88 00", "F0 8B 00",
       "F0 0F BA 20 01", "F0 0F A3 00", "F0 F7 00 00 00 00 00", "F0 FF C0", "F0 FF 10", "F0 8D 00",
@@ -574,6 +582,80 @@ describe("invalid encodings", () => {
       // AMD's LOCK MOV CR0 = MOV CR8: #UD on Intel.
       "F0 0F 22 C0", "F0 0F 20 C0",
     ]) expectUd(hex, "DECODE-LOCK");
+  });
+});
+
+describe("issue 11's kernel subset: strings, SETcc/CMOVcc, atomics, bit scans, LOOP, LEAVE, CPUID, hints", () => {
+  const RSI = 6, RDI = 7;
+  const source = (size: number, fields: Partial<MemOperand> = {}) => mem(size, { base: RSI, segment: "ds", ...fields });
+  const destination = (size: number, fields: Partial<MemOperand> = {}) => mem(size, { base: RDI, segment: "es", ...fields });
+
+  it("MOVS/STOS/LODS/CMPS/SCAS: element size by opcode and prefixes; implicit DS:[RSI] / ES:[RDI]; REP/REPNE kept; FS/GS override the source only", () => {
+    expect(expectDecodes("F3 A4", "movs", 1, [destination(1), source(1)])).toMatchObject({ rep: "rep" });
+    expect(expectDecodes("F3 48 A5", "movs", 8, [destination(8), source(8)])).toMatchObject({ rep: "rep" });
+    expect(expectDecodes("66 A5", "movs", 2, [destination(2), source(2)])).toMatchObject({ rep: null });
+    expect(expectDecodes("F3 AA", "stos", 1, [destination(1)])).toMatchObject({ rep: "rep" });
+    expectDecodes("48 AB", "stos", 8, [destination(8)]);
+    expectDecodes("AC", "lods", 1, [source(1)]);
+    expectDecodes("64 AD", "lods", 4, [source(4, { segment: "fs" })]);
+    expect(expectDecodes("F3 A6", "cmps", 1, [source(1), destination(1)])).toMatchObject({ rep: "rep" });
+    expect(expectDecodes("F2 AE", "scas", 1, [destination(1)])).toMatchObject({ rep: "repne" });
+    // 67: ESI/EDI and ECX; 64 overrides MOVS's source, never ES:[RDI].
+    expectDecodes("67 65 A4", "movs", 1, [destination(1, { addressSize: 4 }), source(1, { addressSize: 4, segment: "gs" })]);
+    // Compatibility mode: the last segment override wins, SS makes the source a stack reference.
+    expectDecodes("36 A4", "movs", 1, [destination(1, { addressSize: 4 }), source(1, { addressSize: 4, segment: "ss", stackSegment: true })], false);
+    expectUnsupported("67 A4", false); // 16-bit addressing
+  });
+
+  it("SETcc Eb (ModRM.reg ignored), CMOVcc Gv,Ev with the condition in tttn", () => {
+    expect(expectDecodes("0F 94 C0", "setcc", 1, [reg(RAX, 1)])).toMatchObject({ condition: 4 });
+    expect(expectDecodes("40 0F 95 C6", "setcc", 1, [reg(RSI, 1)])).toMatchObject({ condition: 5 });
+    expect(expectDecodes("0F 96 FA", "setcc", 1, [reg(RDX, 1)])).toMatchObject({ condition: 6 }); // reg field 7
+    expect(expectDecodes("48 0F 47 D0", "cmovcc", 8, [reg(RDX, 8), reg(RAX, 8)])).toMatchObject({ condition: 7 });
+    expectDecodes("66 0F 4C 03", "cmovcc", 2, [reg(RAX, 2), mem(2, { base: 3 })]);
+  });
+
+  it("CMPXCHG, XADD (byte and full forms), CMPXCHG8B/16B (memory only: the register form is #UD), BSWAP", () => {
+    expectDecodes("0F B0 0F", "cmpxchg", 1, [mem(1, { base: RDI }), reg(RCX, 1)]);
+    expectDecodes("0F B1 17", "cmpxchg", 4, [mem(4, { base: RDI }), reg(RDX, 4)]);
+    expectDecodes("48 0F C1 D8", "xadd", 8, [reg(RAX, 8), reg(3, 8)]);
+    expectDecodes("0F C7 0E", "cmpxchg8b", 4, [mem(8, { base: RSI })]);
+    expectDecodes("48 0F C7 0E", "cmpxchg16b", 8, [mem(16, { base: RSI })]);
+    expectUd("0F C7 C8", "DECODE-MEMORY-ONLY");
+    expectDecodes("0F C9", "bswap", 4, [reg(RCX, 4)]);
+    expectDecodes("49 0F C8", "bswap", 8, [reg(8, 8)]);
+    expectDecodes("66 0F CB", "bswap", 2, [reg(3, 2)]);
+  });
+
+  it("BSF/BSR, and F3 0F BC/BD as BSF/BSR (no BMI1/LZCNT)", () => {
+    expectDecodes("0F BC C1", "bsf", 4, [reg(RAX, 4), reg(RCX, 4)]);
+    expectDecodes("F3 48 0F BC C1", "bsf", 8, [reg(RAX, 8), reg(RCX, 8)]);
+    expectDecodes("F3 0F BD 00", "bsr", 4, [reg(RAX, 4), mem(4, { base: RAX })]);
+  });
+
+  it("LOOP/LOOPE/LOOPNE/JRCXZ (rel8; the address size picks the count register), LEAVE (stack operand size), CPUID", () => {
+    expect(expectDecodes("E2 FE", "loop", 8, [rel(-2n)])).toMatchObject({ addressSize: 8 });
+    expectDecodes("E1 00", "loope", 8, [rel(0n)]);
+    expectDecodes("E0 10", "loopne", 8, [rel(16n)]);
+    expect(expectDecodes("67 E3 05", "jrcxz", 8, [rel(5n)])).toMatchObject({ addressSize: 4 });
+    expectDecodes("C9", "leave", 8, []);
+    expectDecodes("66 C9", "leave", 2, []);
+    expectDecodes("C9", "leave", 4, [], false);
+    expectDecodes("0F A2", "cpuid", 4, []);
+  });
+
+  it("LFENCE/MFENCE/SFENCE (any rm), PREFETCHh m8 (/0–/3), ENDBR64/32; other encodings nearby are not modelled", () => {
+    expectDecodes("0F AE E8", "lfence", 4, []);
+    expectDecodes("0F AE F0", "mfence", 4, []);
+    expectDecodes("0F AE F7", "mfence", 4, []);
+    expectDecodes("0F AE F8", "sfence", 4, []);
+    expectDecodes("0F 18 08", "prefetch", 4, [mem(1, { base: RAX })]);
+    expectDecodes("F3 0F 1E FA", "endbr", 4, []);
+    expectDecodes("F3 0F 1E FB", "endbr", 4, []);
+    expectUnsupported("F3 0F AE C0"); // RDFSBASE
+    expectUnsupported("66 0F AE F0"); // TPAUSE
+    expectUnsupported("0F 18 20"); // reserved NOP
+    expectUnsupported("0F 1E FA"); // without F3: a reserved NOP
   });
 });
 
@@ -614,13 +696,16 @@ describe("instruction length and fetching", () => {
   });
 
   it("unsupported bytes are named: the bytes fetched up to the opcode", () => {
-    const cpuid = run("0F A2").result;
-    expect(cpuid).toMatchObject({ kind: "unsupported", bytes: Uint8Array.of(0x0f, 0xa2) });
-    expect(cpuid.kind === "unsupported" && cpuid.reason).toContain("0f a2");
-    expect(run("F3 A4").result).toMatchObject({ kind: "unsupported", bytes: Uint8Array.of(0xf3, 0xa4) });
+    const popcnt = run("F3 0F B8 C0").result;
+    expect(popcnt).toMatchObject({ kind: "unsupported", bytes: Uint8Array.of(0xf3, 0x0f, 0xb8) });
+    expect(popcnt.kind === "unsupported" && popcnt.reason).toContain("0f b8");
+    expect(run("F3 6C").result).toMatchObject({ kind: "unsupported", bytes: Uint8Array.of(0xf3, 0x6c) }); // REP INSB
     expectUnsupported("D9 E8"); // x87
     expectUnsupported("0F 0F 00 00"); // 3DNow!
-    expectUnsupported("F0 0F B1 08"); // CMPXCHG
+    expectUnsupported("C8 10 00 00"); // ENTER
+    expectUnsupported("0F C7 F0"); // RDRAND
+    expectUnsupported("0F AE 38"); // CLFLUSH
+    expectUnsupported("0F A4 C0 01"); // SHLD
   });
 });
 

@@ -65,6 +65,13 @@ function icedOperand(ins: Iced.Instruction, i: number, mode64: boolean): string 
       const disp = (ins.memoryDisplacementU64 & mask(bits)).toString(16);
       return `m${bits}[${segmentText(ins.memorySegment, baseReg, mode64)}:${baseReg ?? "-"}+${index}+${disp}]:${size}`;
     }
+    // The string instructions' implicit operands: DS:[RSI] (segment overridable) and ES:[RDI].
+    case K.MemorySegSI: case K.MemorySegESI: case K.MemorySegRSI: case K.MemoryESDI: case K.MemoryESEDI: case K.MemoryESRDI: {
+      const source = kind === K.MemorySegSI || kind === K.MemorySegESI || kind === K.MemorySegRSI;
+      const bits = kind === K.MemorySegRSI || kind === K.MemoryESRDI ? 64 : kind === K.MemorySegESI || kind === K.MemoryESEDI ? 32 : 16;
+      const seg = source ? segmentText(ins.memorySegment, null, mode64) : "es";
+      return `m${bits}[${seg}:${source ? 6 : 7}+-+0]:${iced.MemorySizeExt.size(ins.memorySize)}`;
+    }
     default: return `?kind${K[kind]}`;
   }
 }
@@ -100,8 +107,25 @@ function specOperand(op: Operand, insn: Instruction, mode64: boolean): string {
 
 // ---- mnemonics ----------------------------------------------------------------------------------
 
+/** The condition codes (tttn) in encoding order, as iced-x86 spells them in SETcc/CMOVcc. */
+const CONDITIONS = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
+/** String instructions: iced names the element size (movsb, stosq, ...); the spec has the size. */
+const STRINGS = /^(movs|stos|lods|cmps|scas)[bwdq]$/;
+
 function icedMnemonic(ins: Iced.Instruction): string {
   const name = iced.Mnemonic[ins.mnemonic].toLowerCase();
+  for (const family of ["cmov", "set"]) {
+    const condition = name.startsWith(family) ? CONDITIONS.indexOf(name.slice(family.length)) : -1;
+    if (condition >= 0) return `${family === "set" ? "setcc" : "cmovcc"}.${condition}`;
+  }
+  const string = STRINGS.exec(name);
+  if (string !== null) return string[1]!;
+  if (name === "jecxz") return "jrcxz";
+  if (name.startsWith("prefetcht") || name === "prefetchnta") return "prefetch";
+  if (name === "endbr64" || name === "endbr32") return "endbr";
+  // docs/model-choices.md: without BMI1/LZCNT, F3 0F BC/BD execute as BSF/BSR.
+  if (name === "tzcnt") return "bsf";
+  if (name === "lzcnt") return "bsr";
   const ops = Array.from({ length: ins.opCount }, (_, i) => (ins.opKind(i) === iced.OpKind.Register ? icedRegister(ins.opRegister(i)) : ""));
   if (ins.isJccShortOrNear) return "jcc";
   if (ins.isJmpFarIndirect) return "jmp_far";
@@ -122,7 +146,7 @@ function icedMnemonic(ins: Iced.Instruction): string {
 /** Operand sizes iced names in the code (Iretq, Pushfw, Retnd, Cdqe, ...), where operands don't show them. */
 function icedOperandSize(ins: Iced.Instruction): number | undefined {
   const code = iced.Code[ins.code];
-  const suffix = /^(?:Iret|Retf|Retn|Pushf|Popf|Sysret|Sysexit)([wdq])|^(?:Push|Pop)([wdq])_[EFG]S$/.exec(code);
+  const suffix = /^(?:Iret|Retf|Retn|Pushf|Popf|Sysret|Sysexit|Leave)([wdq])|^(?:Push|Pop)([wdq])_[EFG]S$/.exec(code);
   const letter = suffix?.[1] ?? suffix?.[2];
   if (letter !== undefined) return { w: 2, d: 4, q: 8 }[letter];
   return ({ Cbw: 2, Cwde: 4, Cdqe: 8, Cwd: 2, Cdq: 4, Cqo: 8 } as Record<string, number>)[code];
@@ -132,6 +156,8 @@ function icedOperandSize(ins: Iced.Instruction): number | undefined {
 const NOP_90 = new Set(["Nopw", "Nopd", "Nopq"]);
 
 // ---- the comparison -----------------------------------------------------------------------------
+
+const STRING_MNEMONICS: ReadonlySet<string> = new Set(["movs", "stos", "lods", "cmps", "scas"]);
 
 interface Tally { compared: number; ud: number; unsupported: number; }
 
@@ -164,10 +190,17 @@ function check(bytes: Uint8Array, mode64: boolean, tally: Tally): void {
     // iced names the full register of MOV Sreg,r32/m16 and LTR r32/m16; only its low 16 bits are
     // read, and the spec says so with a 16-bit register operand.
     if (spec.mnemonic === "mov_to_sreg" || spec.mnemonic === "ltr") icedOps = icedOps.map((o) => o.replace(/^(r\d+):[48]$/, "$1:2"));
+    // STOS/LODS/SCAS: iced lists the accumulator too; the spec's operands are the memory ones.
+    if (spec.mnemonic === "stos" || spec.mnemonic === "lods" || spec.mnemonic === "scas") icedOps = icedOps.filter((o) => o.startsWith("m"));
     const icedText = text(icedMnemonic(ins), icedSize, icedOps).replace(/\(len \d+\)/, `(len ${ins.length})`);
-    const specText = text(spec.mnemonic, icedSize === undefined ? undefined : spec.operandSize, spec.operands.map((o) => specOperand(o, spec, mode64)));
+    const mnemonic = spec.mnemonic === "setcc" || spec.mnemonic === "cmovcc" ? `${spec.mnemonic}.${spec.condition}` : spec.mnemonic;
+    const specText = text(mnemonic, icedSize === undefined ? undefined : spec.operandSize, spec.operands.map((o) => specOperand(o, spec, mode64)));
     expect(specText, `${label}: iced ${ins.toString()}`).toBe(icedText);
     expect(spec.lock, label).toBe(ins.hasLockPrefix);
+    if (STRING_MNEMONICS.has(spec.mnemonic)) {
+      // The repeat prefix the string instruction runs with: F3 ("rep", REPE for CMPS/SCAS) or F2.
+      expect(spec.rep, label).toBe(ins.hasRepPrefix || ins.hasRepePrefix ? "rep" : ins.hasRepnePrefix ? "repne" : null);
+    }
   } finally {
     ins.free();
     decoder.free();
@@ -183,6 +216,18 @@ const opcode = fc.oneof(
   { weight: 4, arbitrary: fc.integer({ min: 0, max: 255 }).map((b) => [b]) },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 255 }).map((b) => [0x0f, b]) },
   { weight: 1, arbitrary: fc.constantFrom([0x0f, 0x01, 0xf8], [0x0f, 0x01, 0xca], [0x0f, 0x01, 0xcb], [0x0f, 0x01, 0xd2], [0x0f, 0x01, 0xd3], [0xf3, 0x90], [0x0f, 0x20], [0x0f, 0x22], [0x8c], [0x8e], [0x0f, 0xba], [0x0f, 0x00]) },
+  // The kernel subset of issue 11: strings with REP/REPNE, CMPXCHG/XADD (LOCK), CMPXCHG8B/16B,
+  // SETcc/CMOVcc, BSF/BSR (and F3 0F BC/BD), BSWAP, fences, PREFETCHh, ENDBR, LOOP/JRCXZ, LEAVE, CPUID.
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      [0xf3, 0xa4], [0xf3, 0xa5], [0xf3, 0xaa], [0xf3, 0xab], [0xf2, 0xae], [0xf3, 0xa6], [0xf3, 0xac], [0xf2, 0xa5],
+      [0xf0, 0x0f, 0xb1], [0xf0, 0x0f, 0xb0], [0xf0, 0x0f, 0xc1], [0xf0, 0x0f, 0xc0], [0x0f, 0xc7], [0xf0, 0x0f, 0xc7],
+      [0x0f, 0x44], [0x0f, 0x4f], [0x0f, 0x94], [0x0f, 0x9e], [0x0f, 0xbc], [0xf3, 0x0f, 0xbc], [0xf3, 0x0f, 0xbd], [0x0f, 0xc8],
+      [0x0f, 0xae, 0xf0], [0x0f, 0xae, 0xe8], [0x0f, 0xae, 0xf8], [0x0f, 0x18], [0xf3, 0x0f, 0x1e, 0xfa], [0xf3, 0x0f, 0x1e, 0xfb],
+      [0xe2], [0xe3], [0x67, 0xe3], [0xc9], [0x66, 0xc9], [0x0f, 0xa2],
+    ),
+  },
 );
 
 function biased(mode64: boolean) {
