@@ -5,8 +5,7 @@
 // asserts the architectural outcome.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Reg, icedAbs as abs } from "../../../guest/index.ts";
-import { HLT, RAX, RBX, RCX, asm, kernel } from "../helpers.ts";
-import { runAllWithSpec as runAll } from "../against-spec.ts";
+import { HLT, RAX, RBX, RCX, asm, kernel, runAll } from "../helpers.ts";
 
 describe("decoded-block cache and compiled blocks: self-modifying code", () => {
   it("a store into the same block changes the instruction executed next (every iteration)", () => {
