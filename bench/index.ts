@@ -180,7 +180,8 @@ export async function runBenchmarks(opts: BenchOptions = {}): Promise<BenchRepor
   const against = opts.against ?? [];
   const progress = opts.progress ?? (() => undefined);
   const loadStart = loadavg()[0]!;
-  const reference = median([hostReference(0.1), hostReference(0.1), hostReference(0.1)]);
+  const referenceSeconds = Math.min(0.1, seconds);
+  const reference = median([hostReference(referenceSeconds), hostReference(referenceSeconds), hostReference(referenceSeconds)]);
   const makers = PROGRAMS.filter((make) => opts.loops === undefined || opts.loops.includes(make().name));
 
   const missing: string[] = [];

@@ -3,15 +3,8 @@
 import { UsageError, engineHelp } from "./args.ts";
 import { InputError, oneLine } from "./input.ts";
 import { processIo, type Io } from "./io.ts";
-import { runCommand } from "./run.ts";
-import { vectorsCommand } from "./vectors.ts";
-import { benchCommand } from "./bench.ts";
-import { schemaCommand } from "./schema.ts";
-import { rulesCommand } from "./rules.ts";
-import { kernelCommand } from "./kernel.ts";
-import { traceCommand } from "./trace.ts";
-import { serveCommand } from "./serve.ts";
-import { conformCommand } from "./conform.ts";
+// Commands are loaded when they run: a process loads only what its command needs (start-up is
+// most of a short command's time, and tests and campaigns start many).
 
 export const MAIN_HELP = `Usage: ringspec COMMAND [options]
 
@@ -58,23 +51,23 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         io.out(MAIN_HELP + "\n");
         return 0;
       case "run":
-        return await runCommand(rest, io);
+        return await (await import("./run.ts")).runCommand(rest, io);
       case "vectors":
-        return await vectorsCommand(rest, io);
+        return await (await import("./vectors.ts")).vectorsCommand(rest, io);
       case "rules":
-        return rulesCommand(rest, io);
+        return await (await import("./rules.ts")).rulesCommand(rest, io);
       case "schema":
-        return schemaCommand(rest, io);
+        return await (await import("./schema.ts")).schemaCommand(rest, io);
       case "bench":
-        return await benchCommand(rest, io);
+        return await (await import("./bench.ts")).benchCommand(rest, io);
       case "trace":
-        return await traceCommand(rest, io);
+        return await (await import("./trace.ts")).traceCommand(rest, io);
       case "kernel":
-        return kernelCommand(rest, io);
+        return await (await import("./kernel.ts")).kernelCommand(rest, io);
       case "conform":
-        return await conformCommand(rest, io);
+        return await (await import("./conform.ts")).conformCommand(rest, io);
       case "serve":
-        return await serveCommand(rest, io);
+        return await (await import("./serve.ts")).serveCommand(rest, io);
       default:
         io.err(`ringspec: unknown command ${JSON.stringify(command)} (see ringspec --help)`);
         return 2;

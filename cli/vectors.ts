@@ -6,7 +6,6 @@ import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
 import { checkVector, type VectorResult } from "../conformance/vector-check.ts";
 import type { LoadedVector } from "../contract/load.ts";
 import { engineEntry } from "../engines/registry.ts";
-import { generateCommand } from "./vectors-generate.ts";
 
 export const VECTORS_HELP = `Usage: ringspec vectors check PATH... [options]
        ringspec vectors generate --count N --seed S --out DIR (see vectors generate --help)
@@ -70,7 +69,8 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
     io.out(VECTORS_HELP + "\n");
     return 0;
   }
-  if (sub === "generate") return generateCommand(argv.slice(1), io);
+  // Loaded when asked for: the generators (and fast-check) are not needed to check vectors.
+  if (sub === "generate") return (await import("./vectors-generate.ts")).generateCommand(argv.slice(1), io);
   if (sub !== "check") throw new UsageError(`vectors: unknown subcommand ${JSON.stringify(sub)} (expected check or generate)`);
   const args = parseArgs(argv.slice(1), [...RUN_OPTIONS, { name: "json", value: false }, { name: "workers", value: true }], "vectors check");
   if (args.flags.has("help")) {

@@ -53,16 +53,20 @@ function brandLeaves(): CpuidLeaf[] {
 
 const bit = (n: number) => (1 << n) >>> 0;
 
-/** Leaf 1 EDX: PSE(3) MSR(5) PAE(6) CX8(8) PGE(13) CMOV(15). No FPU, TSC, APIC, SEP, MTRR, PAT,
- *  CLFSH, MMX, FXSR, SSE: the model has none of them. */
-const LEAF1_EDX = bit(3) | bit(5) | bit(6) | bit(8) | bit(13) | bit(15);
-/** Leaf 1 ECX: CX16(13); OSXSAVE(27) is copied from CR4 when read. */
-const LEAF1_ECX = bit(13);
-/** Leaf 7 subleaf 0 EBX: SMEP(7) SMAP(20); ECX: UMIP(2). */
-const LEAF7_EBX = bit(7) | bit(20);
+/** Leaf 1 EDX: DE(2) PSE(3) TSC(4; RDTSC reads 0) MSR(5) PAE(6) CX8(8) SEP(11; SYSENTER/SYSEXIT,
+ *  #UD in IA-32e mode under amd as on AMD parts that report it) PGE(13) CMOV(15). No FPU, APIC,
+ *  MTRR, PAT, CLFSH, MMX, FXSR, SSE: the model has none of them. */
+const LEAF1_EDX = bit(2) | bit(3) | bit(4) | bit(5) | bit(6) | bit(8) | bit(11) | bit(13) | bit(15);
+/** Leaf 1 ECX: CX16(13) PCID(17) XSAVE(26; XGETBV/XSETBV with XCR0 = 1); OSXSAVE(27) is copied from
+ *  CR4 when read. */
+const LEAF1_ECX = bit(13) | bit(17) | bit(26);
+/** Leaf 7 subleaf 0 EBX: FSGSBASE(0) SMEP(7) INVPCID(10) SMAP(20); ECX: UMIP(2). */
+const LEAF7_EBX = bit(0) | bit(7) | bit(10) | bit(20);
 const LEAF7_ECX = bit(2);
-/** Leaf 0x80000001 EDX: SYSCALL(11) NX(20) Page1GB(26) LM(29). */
-const EXT1_EDX = bit(11) | bit(20) | bit(26) | bit(29);
+/** Leaf 0x80000001 EDX: SYSCALL(11) NX(20) Page1GB(26) RDTSCP(27) LM(29). */
+const EXT1_EDX = bit(11) | bit(20) | bit(26) | bit(27) | bit(29);
+/** Leaf 0x80000008 EBX: WBNOINVD(9). */
+const EXT8_EBX = bit(9);
 /** Leaf 0x80000008 EAX: physical address bits 46 (MAXPHYADDR, contract/scope.ts), linear 48. */
 const ADDRESS_SIZES = 46 | (48 << 8);
 
@@ -80,7 +84,7 @@ function table(vendor: string, signature: number, amd: boolean): CpuidTable {
     { eax: amd ? signature : 0, ebx: 0, ecx: 0, edx: (EXT1_EDX | (amd ? LEAF1_EDX : 0)) >>> 0 },
     ...brandLeaves(),
     ZERO, ZERO, ZERO,
-    { eax: ADDRESS_SIZES, ebx: 0, ecx: 0, edx: 0 },
+    { eax: ADDRESS_SIZES, ebx: EXT8_EBX, ecx: 0, edx: 0 },
   ];
   return { basic, extended, beyondHighest: amd ? "zero" : "highest-basic" };
 }

@@ -1,7 +1,7 @@
 // The architectural state both engines load and report, independent of how either stores it.
 // spec/ keeps it immutable with persistent memory; impl/ copies it into typed arrays.
 import { DEBUG_REGISTER_RESET, GPR_NAMES, MSR_POWER_UP, type StateParsed, type StateJsonIn } from "./schema.ts";
-import { bytesToHex, hex, hexToBytes } from "./hex.ts";
+import { bytesToHex, hex, hexBytesToRead } from "./hex.ts";
 
 /** A segment register: the visible selector and the hidden (cached descriptor) part. */
 export interface Segment {
@@ -169,23 +169,22 @@ export function segmentToJson(s: Segment) {
   };
 }
 
-/** Applies `memory` regions in order onto zeroed 4 KiB pages. */
+/** Applies `memory` regions in order onto zeroed 4 KiB pages. Whole guest memories come through
+ *  here (engine-protocol states, every vector): one native hex decode per region, page numbers
+ *  counted as Numbers (below 2^53: a 64-bit address has 52 bits of page). */
 export function pagesFromRegions(regions: readonly { gpa: bigint; bytes: string }[]): Map<number, Uint8Array> {
   const pages = new Map<number, Uint8Array>();
   for (const region of regions) {
-    const bytes = hexToBytes(region.bytes);
-    // Page by page (whole guest memories come through here: engine-protocol states).
-    let address = region.gpa;
-    let done = 0;
-    while (done < bytes.length) {
-      const pageNumber = Number(address >> 12n);
-      const offset = Number(address & 0xfffn);
-      const count = Math.min(PAGE_SIZE - offset, bytes.length - done);
+    const bytes = hexBytesToRead(region.bytes);
+    const length = bytes.length;
+    let pageNumber = Number(region.gpa >> 12n);
+    let offset = Number(region.gpa & 0xfffn);
+    for (let done = 0; done < length; pageNumber++, offset = 0) {
+      const count = Math.min(PAGE_SIZE - offset, length - done);
       let page = pages.get(pageNumber);
       if (page === undefined) pages.set(pageNumber, (page = new Uint8Array(PAGE_SIZE)));
       page.set(bytes.subarray(done, done + count), offset);
       done += count;
-      address += BigInt(count);
     }
   }
   return pages;

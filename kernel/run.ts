@@ -47,7 +47,16 @@ export interface KernelRunOptions {
   /** Hands every step in [from, to] (1-based, inclusive) with its states before and after to
    *  `onStep` (the trace records of trace/ are built from these). */
   readonly trace?: { readonly from: number; readonly to: number; readonly onStep: (view: StepView) => void };
+  /** Guest memory the kernel may write, in bytes (default KERNEL_MEMORY_LIMIT): checked every
+   *  MEMORY_CHECK_EVERY steps, so a kernel that writes page after page (the engines model the whole
+   *  physical address space, not just the loader's memory_size) stops with `memory-limit`. */
+  readonly memoryLimitBytes?: number;
 }
+
+/** impl's own page budget (256 MiB), for every engine: spec has none of its own. */
+export const KERNEL_MEMORY_LIMIT = 256 * 1024 * 1024;
+/** How often a run counts the memory its kernel has written (a count costs a walk of its pages). */
+export const MEMORY_CHECK_EVERY = 16_384;
 
 export interface KernelDivergence {
   readonly step: number;
@@ -128,6 +137,10 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
     if (other !== undefined) {
       const otherEvent = other.step();
       const otherBytes = other.takeConsole();
+      if (otherEvent.kind === "memory-limit") {
+        ended = { stop: "memory-limit", steps: step - 1, event: otherEvent, detail: `${otherName}: ${otherEvent.reason}` };
+        return "stop";
+      }
       if (otherEvent.kind === "unsupported") {
         // The other engine does not model this instruction: lockstep cannot go on (not a divergence).
         // The steps both engines took: the other's attempt is no step.
@@ -177,6 +190,15 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
         trace.onStep({ step, before, event, after });
       }
       before = step + 1 >= trace.from && step + 1 <= trace.to ? (after ?? main.state()) : undefined;
+    }
+
+    if (step % MEMORY_CHECK_EVERY === 0) {
+      const limit = options.memoryLimitBytes ?? KERNEL_MEMORY_LIMIT;
+      const written = main.touched().reduce((n, r) => n + Number(r.end - r.start), 0);
+      if (written > limit) {
+        ended = { stop: "memory-limit", detail: `the kernel wrote to ${written / 1024} KiB of guest memory, more than its ${limit / 1024} KiB` };
+        return "stop";
+      }
     }
 
     const observer = options.observer;

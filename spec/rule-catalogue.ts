@@ -8,6 +8,12 @@ import { INSTRUCTION_RULES } from "./instructions/rules.ts";
 import { PAGING_RULES } from "./paging/rules.ts";
 import { BOUNDARY_RULES } from "./transitions/boundary.ts";
 import { CONTROL_REGISTER_RULES } from "./transitions/control-registers.ts";
+import { DEBUG_REGISTER_RULES } from "./transitions/debug-registers.ts";
+import { FSGSBASE_RULES } from "./transitions/fsgsbase.ts";
+import { INVPCID_RULES } from "./transitions/invpcid.ts";
+import { SEGMENT_VERIFY_RULES } from "./transitions/segment-verify.ts";
+import { SYSENTER_RULES } from "./transitions/sysenter.ts";
+import { SEGMENT_CHECK_RULES } from "./transaction/segment-checks.ts";
 import { DELIVER_RULES } from "./transitions/deliver.ts";
 import { DESCRIPTOR_TABLE_RULES } from "./transitions/descriptor-tables.ts";
 import { DOUBLE_FAULT_RULES } from "./transitions/double-fault.ts";
@@ -32,7 +38,8 @@ const FAMILIES: readonly (readonly Rule[])[] = [
   SYSCALL_RULES, SYSRET_RULES, SWAPGS_RULES, DELIVER_RULES, DOUBLE_FAULT_RULES, EXCEPTION_CLASS_RULES,
   IRET_RULES, SOFTWARE_INTERRUPT_RULES, BOUNDARY_RULES, INTERRUPT_FLAG_RULES, HALT_RULES, MSR_RULES,
   CONTROL_REGISTER_RULES, DESCRIPTOR_TABLE_RULES, SEGMENT_LOAD_RULES, FAR_RETURN_RULES, FAR_JUMP_RULES,
-  SMAP_FLAG_RULES, PRIVILEGED_RULES,
+  SMAP_FLAG_RULES, PRIVILEGED_RULES, SYSENTER_RULES, DEBUG_REGISTER_RULES, SEGMENT_VERIFY_RULES, FSGSBASE_RULES,
+  INVPCID_RULES, SEGMENT_CHECK_RULES,
   INSTRUCTION_RULES, PAGING_RULES, DECODE_RULES, DEVICE_RULES, CONTEXT_RULE_LIST,
 ];
 

@@ -22,19 +22,24 @@ import { rcl, rcr, rol, ror, sar, shl, shr } from "./instructions/shift.ts";
 import { leave, pop, popf, push, pushf } from "./instructions/stack.ts";
 import { cmps, lods, movs, scas, stos } from "./instructions/string.ts";
 // The privilege transitions and system instructions (transitions/): one file per SDM page or family.
-import { execClts, execMovFromCr, execMovToCr } from "./transitions/control-registers.ts";
-import { execLgdt, execLidt, execLtr, execSgdt, execSidt } from "./transitions/descriptor-tables.ts";
+import { execClts, execLmsw, execMovFromCr, execMovToCr, execSmsw } from "./transitions/control-registers.ts";
+import { execMovFromDr, execMovToDr } from "./transitions/debug-registers.ts";
+import { execLgdt, execLidt, execLldt, execLtr, execSgdt, execSidt, execSldt, execStr } from "./transitions/descriptor-tables.ts";
 import { execJmpFar } from "./transitions/far-jump.ts";
 import { execRetf } from "./transitions/far-return.ts";
 import { execHlt } from "./transitions/halt.ts";
 import { execCli, execSti } from "./transitions/interrupt-flag.ts";
 import { execIret } from "./transitions/iret.ts";
 import { execRdmsr, execWrmsr } from "./transitions/msr.ts";
-import { execCache, execInvlpg, execRdtsc, execSysexit } from "./transitions/privileged.ts";
+import { execRdfsbase, execRdgsbase, execWrfsbase, execWrgsbase } from "./transitions/fsgsbase.ts";
+import { execInvpcid } from "./transitions/invpcid.ts";
+import { execCache, execInvlpg, execRdpmc, execRdtsc, execRdtscp, execXgetbv, execXsetbv } from "./transitions/privileged.ts";
 import { execMovFromSreg, execMovToSreg, execPopSreg, execPushSreg } from "./transitions/segment-load.ts";
 import { execClac, execStac } from "./transitions/smap-flags.ts";
 import { execInt, execInt1, execInt3, execInto } from "./transitions/software-interrupt.ts";
+import { execVerr, execVerw } from "./transitions/segment-verify.ts";
 import { execSwapgs } from "./transitions/swapgs.ts";
+import { execSysenter, execSysexit } from "./transitions/sysenter.ts";
 import { execSyscall } from "./transitions/syscall.ts";
 import { execSysret } from "./transitions/sysret.ts";
 
@@ -65,7 +70,8 @@ export const SEMANTICS: { readonly [M in Mnemonic]: Semantics } = {
   // ---- privilege transitions: transitions/ ----
   syscall: execSyscall, //        syscall.ts
   sysret: execSysret, //          sysret.ts
-  sysexit: execSysexit, //        privileged.ts (faults only; the SYSENTER MSRs are not modelled)
+  sysenter: execSysenter, //      sysenter.ts
+  sysexit: execSysexit,
   swapgs: execSwapgs, //          swapgs.ts
   iret: execIret, //              iret.ts
   int: execInt, //                software-interrupt.ts; delivery is deliver.ts, via the step
@@ -80,15 +86,32 @@ export const SEMANTICS: { readonly [M in Mnemonic]: Semantics } = {
   hlt: execHlt, //                halt.ts
   rdmsr: execRdmsr, //            msr.ts
   wrmsr: execWrmsr,
-  rdtsc: execRdtsc, //            privileged.ts
+  rdtsc: execRdtsc, //            privileged.ts: the TSC reads 0, no counters, XCR0 = 1
+  rdtscp: execRdtscp,
+  rdpmc: execRdpmc,
+  xgetbv: execXgetbv,
+  xsetbv: execXsetbv,
   mov_from_cr: execMovFromCr, //  control-registers.ts
   mov_to_cr: execMovToCr,
   clts: execClts,
+  smsw: execSmsw,
+  lmsw: execLmsw,
+  mov_from_dr: execMovFromDr, //  debug-registers.ts
+  mov_to_dr: execMovToDr,
   lgdt: execLgdt, //              descriptor-tables.ts
   lidt: execLidt,
   sgdt: execSgdt,
   sidt: execSidt,
   ltr: execLtr,
+  lldt: execLldt,
+  sldt: execSldt,
+  str: execStr,
+  verr: execVerr, //              segment-verify.ts
+  verw: execVerw,
+  rdfsbase: execRdfsbase, //      fsgsbase.ts
+  rdgsbase: execRdgsbase,
+  wrfsbase: execWrfsbase,
+  wrgsbase: execWrgsbase,
   mov_to_sreg: execMovToSreg, //  segment-load.ts
   mov_from_sreg: execMovFromSreg,
   push_sreg: execPushSreg,
@@ -96,6 +119,8 @@ export const SEMANTICS: { readonly [M in Mnemonic]: Semantics } = {
   stac: execStac, //              smap-flags.ts
   clac: execClac,
   wbinvd: execCache, //           privileged.ts: no caches, TLB or TSC are modelled
+  wbnoinvd: execCache,
   invd: execCache,
   invlpg: execInvlpg,
+  invpcid: execInvpcid, //        invpcid.ts
 };

@@ -4,7 +4,7 @@
 //
 //   { "format": "ringspec-expectations/1",
 //     "expectations": [ { "rule": "HLT-06", "reason": "..." },
-//                       { "gap": "compat-segmentation", "reason": "spec/ does not model ..." } ] }
+//                       { "gap": "NAME", "reason": "..." } ] }  (NAME: a known gap of gaps.ts)
 import { z } from "zod";
 import { ruleById } from "../../spec/index.ts";
 import { UNATTRIBUTED } from "./attribution.ts";

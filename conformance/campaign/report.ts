@@ -5,6 +5,7 @@
 // document that `ringspec trace FILE --html OUT` draws (trace/model/divergence.ts).
 import { ruleById } from "../../spec/index.ts";
 import { gapByName } from "./gaps.ts";
+import { TRANSITION_RULE_IDS } from "./coverage.ts";
 import { DIVERGENCE_FORMAT, type DivergenceDocumentIn } from "../../trace/model/divergence.ts";
 import type { CampaignResult } from "./result.ts";
 
@@ -189,7 +190,22 @@ export function reportMarkdown(report: Report, links: ReadonlyMap<string, string
   if (r.not_compared.length > 0) lines.push(`Not compared (an engine cannot observe them): ${r.not_compared.join(", ")}.`, "");
   if (r.coverage !== null) {
     const cov = r.coverage;
-    lines.push(`Rule coverage: ${cov.hit.length} of ${cov.rules} rules; transition rules ${cov.transition_hit} of ${cov.transition_rules}${cov.transition_missed.length > 0 ? ` (not reached: ${cov.transition_missed.join(", ")})` : ""}.`, "");
+    const pct = (x: number, y: number) => (y === 0 ? "0" : ((100 * x) / y).toFixed(1));
+    lines.push("## Rule coverage", "");
+    lines.push(`${cov.hit.length} of ${cov.rules} rules exercised (${pct(cov.hit.length, cov.rules)}%); transition rules ${cov.transition_hit} of ${cov.transition_rules} (${pct(cov.transition_hit, cov.transition_rules)}%).`, "");
+    const hit = new Set(cov.hit);
+    const families = new Map<string, { total: number; hit: number; missed: string[] }>();
+    for (const id of TRANSITION_RULE_IDS) {
+      const family = id.split("-")[0]!;
+      const f = families.get(family) ?? { total: 0, hit: 0, missed: [] };
+      f.total++;
+      if (hit.has(id)) f.hit++;
+      else f.missed.push(id);
+      families.set(family, f);
+    }
+    lines.push("| rule family | exercised | not reached |", "|---|---|---|");
+    for (const [family, f] of families) lines.push(`| ${family} | ${f.hit} of ${f.total} (${pct(f.hit, f.total)}%) | ${f.missed.join(", ")} |`);
+    lines.push("");
   }
   return lines.join("\n");
 }

@@ -10,6 +10,8 @@
 //   rewrite a page-table entry   a system call that stores a PTE of the scratch region (6–8 MiB)
 //   INVLPG                   a system call that invalidates a scratch page
 //   access a scratch page    a user load or store there (it may fault)
+//   sleep until woken        a system call that halts in the kernel until an NMI (IF = 0) or an
+//                            IRQ (`sti; hlt`, raised in the STI shadow or once halted) wakes it
 //
 // Every command starts by storing the address of the next one in a user "resume" slot; the
 // exception handlers resume a faulting user command there, so a sequence always makes progress
@@ -70,8 +72,11 @@ function kernel(asm: Assembler): void {
     .emit(Code.Add_rm64_imm8, Register.RSP, 16)
     .emit(Code.Iretq)
     .label("from_kernel")
-    // NMIs (and nothing else) may arrive in the kernel: return; anything else is a kernel bug.
-    .emit(Code.Cmp_rm64_imm8, mem(Register.RSP), 2).emit(Code.Jne_rel32_64, "kernel_fault")
+    // NMIs, and IRQs while the kernel sleeps with IF = 1, may arrive in the kernel: return;
+    // an exception there is a kernel bug.
+    .emit(Code.Cmp_rm64_imm8, mem(Register.RSP), 2).emit(Code.Je_rel32_64, "kernel_return")
+    .emit(Code.Cmp_rm64_imm8, mem(Register.RSP), 32).emit(Code.Jb_rel32_64, "kernel_fault")
+    .label("kernel_return")
     .emit(Code.Add_rm64_imm8, Register.RSP, 16)
     .emit(Code.Iretq)
     .label("kernel_fault")
@@ -84,6 +89,8 @@ function kernel(asm: Assembler): void {
     .emit(Code.Cmp_rm32_imm8, Register.EAX, 1).emit(Code.Je_rel32_64, "sys_pte")
     .emit(Code.Cmp_rm32_imm8, Register.EAX, 2).emit(Code.Je_rel32_64, "sys_invlpg")
     .emit(Code.Cmp_rm32_imm8, Register.EAX, 3).emit(Code.Je_rel32_64, "sys_halt")
+    .emit(Code.Cmp_rm32_imm8, Register.EAX, 4).emit(Code.Je_rel32_64, "sys_sleep")
+    .emit(Code.Cmp_rm32_imm8, Register.EAX, 5).emit(Code.Je_rel32_64, "sys_sleep_irq")
     .label("sys_return")
     .emit(Code.Mov_r64_rm64, Register.RSP, abs(percpuOffset(LAYOUT, "userRsp"), Register.GS))
     .emit(Code.Swapgs)
@@ -96,7 +103,19 @@ function kernel(asm: Assembler): void {
     .emit(Code.Invlpg_m, mem(Register.RDI))
     .emit(Code.Jmp_rel32_64, "sys_return")
     .label("sys_halt")
-    .emit(Code.Hlt).emit(Code.Jmp_rel32_64, "sys_halt");
+    .emit(Code.Hlt).emit(Code.Jmp_rel32_64, "sys_halt")
+    // Sleep with IF = 0 until an NMI wakes HLT; or `sti; hlt` until an interrupt does.
+    .label("sys_sleep")
+    .emit(Code.Hlt)
+    .label("sys_sleep_woken")
+    .emit(Code.Jmp_rel32_64, "sys_return")
+    .label("sys_sleep_irq")
+    .emit(Code.Sti)
+    .label("sys_sleep_irq_hlt")
+    .emit(Code.Hlt)
+    .label("sys_sleep_irq_woken")
+    .emit(Code.Cli)
+    .emit(Code.Jmp_rel32_64, "sys_return");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -230,6 +249,28 @@ export class Invlpg extends ModelCommand {
   }
 }
 
+/** A system call that sleeps in the kernel (HLT) until an event wakes it: an NMI with IF = 0, or
+ *  an IRQ after `sti; hlt` (raised in the STI shadow, or once halted). */
+export class SleepUntilWoken extends ModelCommand {
+  constructor(readonly wake: "nmi" | "irq-in-shadow" | "irq-halted", readonly vector: number) {
+    super();
+  }
+  override run(m: ModelState, r: ModelReal): void {
+    super.run(m, r);
+    const label = this.wake === "nmi" ? "sys_sleep_woken" : this.wake === "irq-in-shadow" ? "sys_sleep_irq_hlt" : "sys_sleep_irq_woken";
+    r.raises.push({ label, event: this.wake === "nmi" ? { nmi: true } : { irq: this.vector } });
+  }
+  protected code(_m: ModelState, s: Section): void {
+    s.emit(Code.Mov_r32_imm32, Register.EAX, this.wake === "nmi" ? 4 : 5).emit(Code.Syscall);
+  }
+  toString(): string {
+    return `sleep(${this.wake}${this.wake === "nmi" ? "" : ` ${this.vector}`})`;
+  }
+  get instructions(): number {
+    return 2;
+  }
+}
+
 export class AccessScratch extends ModelCommand {
   constructor(readonly page: number, readonly write: boolean) {
     super();
@@ -271,6 +312,7 @@ const COMMANDS: fc.Arbitrary<ModelCommand>[] = [
     new RewritePte(p, f | x.p | (x.rw ? 2n : 0n) | (x.us ? 4n : 0n) | (x.a ? 0x20n : 0n) | (x.d ? 0x40n : 0n) | (x.xd ? 1n << 63n : 0n) | x.rsvd)),
   page.map((p) => new Invlpg(p)),
   fc.tuple(page, fc.boolean()).map(([p, w]) => new AccessScratch(p, w)),
+  fc.tuple(fc.constantFrom<"nmi" | "irq-in-shadow" | "irq-halted">("nmi", "irq-in-shadow", "irq-halted"), fc.integer({ min: 32, max: 255 })).map(([w, v]) => new SleepUntilWoken(w, v)),
 ];
 
 export interface ModelCase {
@@ -328,7 +370,7 @@ export function buildModel(c: ModelCase, profile?: ProfileName): BuiltCase {
   const image = asm.assemble();
   const kernel = kernelCode();
   const guest = buildGuest(caseLayout(kernel), { code: [kernel, image], start: { ring: 3 } });
-  const raises: ScheduledRaise[] = real.raises.map((r) => ({ rip: image.symbols.get(r.label)!, event: r.event }));
+  const raises: ScheduledRaise[] = real.raises.map((r) => ({ rip: image.symbols.get(r.label) ?? kernel.symbols.get(r.label)!, event: r.event }));
   return { state: guest.state, profile: profile ?? c.profile, maxSteps: 600, raises };
 }
 

@@ -31,7 +31,7 @@ export interface Poke {
   readonly value: bigint;
 }
 
-export type SegName = "ds" | "es" | "fs" | "gs" | "ss";
+export type SegName = "ds" | "es" | "fs" | "gs" | "ss" | "cs";
 
 export interface Scenario {
   readonly family: string;
@@ -62,6 +62,12 @@ export interface Scenario {
     readonly kernelGsBase?: bigint;
     readonly trLimit?: number;
     readonly idtrLimit?: number;
+    readonly cr3Low?: bigint;
+    readonly sysenterCs?: bigint;
+    readonly sysenterEsp?: bigint;
+    readonly sysenterEip?: bigint;
+    readonly dr6?: bigint;
+    readonly dr7?: bigint;
   };
   readonly cpu: Partial<Pick<CpuRunState, "pendingIrq" | "pendingNmi" | "nmiBlocked" | "shadow">>;
 }
@@ -71,6 +77,8 @@ export interface Scenario {
 // ------------------------------------------------------------------------------------------------
 
 type Build = (insn: Insn, bits: 32 | 64) => InstanceType<typeof iced.Instruction>;
+/** MOV DR operands by `imm` % 8: DR4 and DR5 last (aliases with CR4.DE = 0, #UD with DE = 1). */
+const DEBUG_REGISTERS = [R.DR0, R.DR1, R.DR2, R.DR3, R.DR6, R.DR7, R.DR4, R.DR5];
 const ax = (bits: 32 | 64) => (bits === 64 ? R.RAX : R.EAX);
 const bx = (bits: 32 | 64) => (bits === 64 ? R.RBX : R.EBX);
 const at = (base: number) => new iced.MemoryOperand(base, R.None, 1, 0n, 0, false, R.None);
@@ -117,22 +125,53 @@ export const OPS: Readonly<Record<string, Build>> = {
   jmpRbx: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Jmp_rm64 : C.Jmp_rm32, bx(bits)),
   stac: bare(C.Stac),
   clac: bare(C.Clac),
-  // System instructions (privileged, or outside what the model can run: those end the case).
-  rdtsc: bare(C.Rdtsc),
-  sysexit: by(C.Sysexitq, C.Sysexitd),
-  wbinvd: bare(C.Wbinvd),
-  invd: bare(C.Invd),
-  clts: bare(C.Clts),
-  invlpg: () => iced.Instruction.createMem(C.Invlpg_m, at(R.RBX)),
-  lgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lgdt_m1664 : C.Lgdt_m1632, at(bx(bits))),
-  lidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lidt_m1664 : C.Lidt_m1632, at(bx(bits))),
-  sgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sgdt_m1664 : C.Sgdt_m1632, at(bx(bits))),
-  sidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sidt_m1664 : C.Sidt_m1632, at(bx(bits))),
+  // ---- issue 9: the system instructions (register operand RAX, memory operand [RBX]) ----
+  sldt: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Sldt_r64m16 : C.Sldt_r32m16, ax(bits)),
+  sldtMem: (_, bits) => iced.Instruction.createMem(C.Sldt_r32m16, at(bx(bits))),
+  str: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Str_r64m16 : C.Str_r32m16, ax(bits)),
+  strMem: (_, bits) => iced.Instruction.createMem(C.Str_r32m16, at(bx(bits))),
+  lldt: () => iced.Instruction.createReg(C.Lldt_r32m16, R.EAX),
   ltr: () => iced.Instruction.createReg(C.Ltr_r32m16, R.EAX),
+  verr: () => iced.Instruction.createReg(C.Verr_r32m16, R.EAX),
+  verwMem: (_, bits) => iced.Instruction.createMem(C.Verw_r32m16, at(bx(bits))),
+  smsw: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Smsw_r64m16 : C.Smsw_r32m16, ax(bits)),
+  smswMem: (_, bits) => iced.Instruction.createMem(C.Smsw_r32m16, at(bx(bits))),
+  lmsw: () => iced.Instruction.createReg(C.Lmsw_r32m16, R.EAX),
+  movToDr: (i, bits) => iced.Instruction.createRegReg(bits === 64 ? C.Mov_dr_r64 : C.Mov_dr_r32, DEBUG_REGISTERS[(i.imm ?? 0) % 8]!, ax(bits)),
+  movFromDr: (i, bits) => iced.Instruction.createRegReg(bits === 64 ? C.Mov_r64_dr : C.Mov_r32_dr, ax(bits), DEBUG_REGISTERS[(i.imm ?? 0) % 8]!),
+  rdpmc: bare(C.Rdpmc),
+  rdtsc: bare(C.Rdtsc),
+  rdtscp: bare(C.Rdtscp),
+  xgetbv: bare(C.Xgetbv),
+  xsetbv: bare(C.Xsetbv),
+  invd: bare(C.Invd),
+  wbinvd: bare(C.Wbinvd),
+  wbnoinvd: bare(C.Wbnoinvd),
+  clts: bare(C.Clts),
+  invlpg: (_, bits) => iced.Instruction.createMem(C.Invlpg_m, at(bx(bits))),
+  invpcid: (_, bits) => iced.Instruction.createRegMem(bits === 64 ? C.Invpcid_r64_m128 : C.Invpcid_r32_m128, ax(bits), at(bx(bits))),
+  rdfsbase: () => iced.Instruction.createReg(C.Rdfsbase_r64, R.RAX),
+  rdgsbase: () => iced.Instruction.createReg(C.Rdgsbase_r32, R.EAX),
+  wrfsbase: () => iced.Instruction.createReg(C.Wrfsbase_r64, R.RAX),
+  wrgsbase: () => iced.Instruction.createReg(C.Wrgsbase_r64, R.RAX),
+  sysenter: bare(C.Sysenter),
+  sysexitq: bare(C.Sysexitq),
+  sysexitd: bare(C.Sysexitd),
+  lgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lgdt_m1664 : C.Lgdt_m1632, at(bx(bits))),
+  sgdt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sgdt_m1664 : C.Sgdt_m1632, at(bx(bits))),
+  jmpFar: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Jmp_m1664 : C.Jmp_m1632, at(bx(bits))),
+  pushRbx: (_, bits) => iced.Instruction.createReg(bits === 64 ? C.Push_r64 : C.Push_r32, bx(bits)),
+  ret: (_, bits) => iced.Instruction.create(bits === 64 ? C.Retnq : C.Retnd),
+  loadEbp: (_, bits) => iced.Instruction.createRegMem(bits === 64 ? C.Mov_r64_rm64 : C.Mov_r32_rm32, ax(bits), new iced.MemoryOperand(bits === 64 ? R.RBP : R.EBP, R.None, 1, 0n, 1, false, R.None)),
+  loadEs: (_, bits) => iced.Instruction.createRegMem(bits === 64 ? C.Mov_r64_rm64 : C.Mov_r32_rm32, ax(bits), new iced.MemoryOperand(bx(bits), R.None, 1, 0n, 0, false, R.ES)),
+  storeFs: (_, bits) => iced.Instruction.createMemReg(bits === 64 ? C.Mov_rm64_r64 : C.Mov_rm32_r32, new iced.MemoryOperand(bx(bits), R.None, 1, 0n, 0, false, R.FS), ax(bits)),
+  loadCs: (_, bits) => iced.Instruction.createRegMem(bits === 64 ? C.Mov_r64_rm64 : C.Mov_r32_rm32, ax(bits), new iced.MemoryOperand(bx(bits), R.None, 1, 0n, 0, false, R.CS)),
+  // From main (conform's generator reach): system instructions that end a case or fault.
+  sysexit: by(C.Sysexitq, C.Sysexitd),
+  lidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Lidt_m1664 : C.Lidt_m1632, at(bx(bits))),
+  sidt: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Sidt_m1664 : C.Sidt_m1632, at(bx(bits))),
   /** MOV to CR1/CR9 (reserved: #UD). */
   movToBadCr: (i) => iced.Instruction.createRegReg(C.Mov_cr_r64, (i.imm ?? 0) % 2 === 0 ? R.CR1 : R.CR9, R.RAX),
-  /** Far JMP through memory at [RBX] (m16:64 in 64-bit code, m16:32 in compatibility mode). */
-  jmpFar: (_, bits) => iced.Instruction.createMem(bits === 64 ? C.Jmp_m1664 : C.Jmp_m1632, at(bx(bits))),
   into: bare(C.Into),
 };
 
@@ -244,6 +283,12 @@ export function buildScenario(s: Scenario, layout: GuestLayout = DEFAULT_LAYOUT)
     cstar: s.set.cstar ?? base.cstar,
     fmask: s.set.fmask ?? base.fmask,
     kernelGsBase: s.set.kernelGsBase ?? base.kernelGsBase,
+    cr3: base.cr3 | (s.set.cr3Low ?? 0n),
+    sysenterCs: s.set.sysenterCs ?? base.sysenterCs,
+    sysenterEsp: s.set.sysenterEsp ?? base.sysenterEsp,
+    sysenterEip: s.set.sysenterEip ?? base.sysenterEip,
+    dr6: s.set.dr6 ?? base.dr6,
+    dr7: s.set.dr7 ?? base.dr7,
     tr: s.set.trLimit === undefined ? base.tr : { ...base.tr, limit: s.set.trLimit },
     idtr: s.set.idtrLimit === undefined ? base.idtr : { ...base.idtr, limit: s.set.idtrLimit },
     cpu: { ...base.cpu, ...s.cpu },
@@ -586,6 +631,132 @@ export const msrCrScenario: fc.Arbitrary<Scenario> = fc
     code: x.ops.map((o) => ({ op: o.op, imm: o.cr })), pokes: [], segments: [], set: {}, cpu: {},
   }));
 
+// Family 7: privileged and system instructions at CPL 3 and CPL 0 (issue 9) ---------------------
+
+/** CR4 bits the system families turn on at random (the layout's CR4 has none of them). */
+const SYSTEM_CR4 = { tsd: 1n << 2n, de: 1n << 3n, pce: 1n << 8n, umip: 1n << 11n, fsgsbase: 1n << 16n, pcide: 1n << 17n, osxsave: 1n << 18n } as const;
+const cr4BitsArb = fc.subarray(Object.keys(SYSTEM_CR4) as (keyof typeof SYSTEM_CR4)[]).map((names) => names.reduce((v, n) => v | SYSTEM_CR4[n], 0n));
+/** DR7 without armed breakpoints or GD (states with them are outside the model). */
+const dr7Arb = fc.nat(0xffffffff).map((v) => (BigInt(v) & ~0x20ffn) | 0x400n);
+const SYSTEM_OPS = [
+  "sldt", "sldtMem", "str", "strMem", "lldt", "ltr", "verr", "verwMem", "smsw", "smswMem", "lmsw", "movToDr", "movFromDr",
+  "rdpmc", "rdtsc", "rdtscp", "xgetbv", "xsetbv", "invd", "wbinvd", "wbnoinvd", "clts", "invlpg", "invpcid", "rdfsbase",
+  "rdgsbase", "wrfsbase", "wrgsbase", "sysenter", "sysexitq", "sysexitd", "lgdt", "sgdt", "rdmsr", "wrmsr", "movToCr", "movFromCr",
+  "swapgs", "hlt", "cli", "sti",
+] as const;
+/** RAX: selectors (for LLDT/LTR/VERR), values (for MOV CR/DR, LMSW, WR*BASE, INVPCID types). */
+const raxArb = fc.oneof(
+  { weight: 2, arbitrary: selectorArb.map(BigInt) },
+  { weight: 1, arbitrary: fc.constantFrom(0x30n, 0x33n, 0x60n, 0n, 1n, 2n, 3n, 4n) },
+  { weight: 3, arbitrary: valueArb },
+);
+/** Addresses for [RBX]: user and kernel data, unmapped, non-canonical. */
+const rbxArb = fc.constantFrom(0x220000n, 0x220ff8n, 0x30000n, 0x600000n, 0x8000_0000_0000n, 0x21fffen);
+
+export const privilegedScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(1), compat: compatArb,
+    ops: fc.array(fc.record({ op: fc.constantFrom(...SYSTEM_OPS), imm: fc.nat(7) }), { minLength: 1, maxLength: 3 }),
+    cr4: cr4BitsArb, sce: fc.boolean(), nxe: fc.boolean(), cr3Low: fc.constantFrom(0n, 0n, 0x8n, 0x18n, 0x5n, 0xfffn),
+    rax: raxArb, rbx: rbxArb, rcx: fc.constantFrom(0n, 1n, 0x10n, 0x1bn, 0x174n, 0x175n, 0x176n, 0xc0000103n, 0x40000000n, 2n),
+    rdx: fc.constantFrom(0n, 0x8000n, 0xffffffffn, 0x7fffn), dr6: fc.nat(0xffffffff).map(BigInt), dr7: dr7Arb,
+    sysenterCs: fc.constantFrom(0n, 0x10n, 0x8n, 0x13n, 0xfff8n),
+    descriptor: fc.record({ type: fc.nat(3), pcid: fc.constantFrom(0n, 5n, 0x1000n), address: addressArb }),
+  })
+  .map((x) => ({
+    family: "privileged", profile: x.profile, ring: x.ring, compat: x.compat, rflags: 0x2n, rsp: defaultRsp(x.ring),
+    regs: [[0, x.rax], [3, x.rbx], [1, x.rcx], [2, x.rdx]] as const,
+    code: x.ops.map((o) => ({ op: o.op, imm: o.op === "movToCr" || o.op === "movFromCr" ? [0, 3, 4, 3, 4][o.imm % 5]! : o.imm })),
+    // An INVPCID descriptor (and a selector word) where [RBX] points in kernel and user data.
+    pokes: [0x30000n, 0x220000n].flatMap((at) => [{ address: at, size: 8 as const, value: x.descriptor.pcid }, { address: at + 8n, size: 8 as const, value: x.descriptor.address }]),
+    segments: [],
+    set: {
+      cr4: 0x620n | x.cr4, efer: 0x500n | (x.sce ? 1n : 0n) | (x.nxe ? 0x800n : 0n), cr3Low: x.cr3Low,
+      dr6: x.dr6, dr7: x.dr7, sysenterCs: x.sysenterCs, sysenterEsp: 0x1ff00n, sysenterEip: 0x10800n,
+    },
+    cpu: {},
+  }));
+
+// Family 8: SYSENTER / SYSEXIT with random MSRs, modes and profiles --------------------------------
+
+export const sysenterScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(1), compat: compatArb,
+    ops: fc.array(fc.constantFrom("sysenter", "sysenter", "sysexitq", "sysexitd", "pushRax", "nop", "pushf"), { minLength: 1, maxLength: 3 }),
+    sysenterCs: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0x08n, 0x10n, 0x0bn, 0x13n) }, { weight: 1, arbitrary: fc.constantFrom(0n, 3n, 0x10000n, 0xfff8n) }, { weight: 1, arbitrary: fc.nat(0xffffffff).map(BigInt) }),
+    esp: stackArb, eip: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(0x10800n, 0x11000n, 0x200000n) }, { weight: 1, arbitrary: addressArb }),
+    rcx: stackArb, rdx: fc.oneof({ weight: 2, arbitrary: fc.constantFrom(0x200000n, 0x10800n) }, { weight: 1, arbitrary: addressArb }),
+    rflags: startFlagsArb, irq: sometimes(fc.constantFrom(32, 0x80), 20),
+  })
+  .map((x) => ({
+    family: "sysenter", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.rflags, rsp: defaultRsp(x.ring),
+    regs: [[1, x.rcx], [2, x.rdx]] as const, code: x.ops.map((op) => ({ op })), pokes: [], segments: [],
+    set: { sysenterCs: x.sysenterCs, sysenterEsp: x.esp, sysenterEip: x.eip },
+    cpu: { pendingIrq: x.irq },
+  }));
+
+// Family 9: compatibility-mode segmentation: limits, types, expand-down, SS.B -----------------------
+
+const compatDataArb = fc.record({
+  type: fc.oneof({ weight: 4, arbitrary: fc.nat(7) }, { weight: 1, arbitrary: fc.integer({ min: 8, max: 15 }) }),
+  s: fc.oneof({ weight: 9, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(0) }),
+  base: fc.constantFrom(0n, 0n, 0x1000n, 0x200000n, 0xffff_f000n, 0x1_0000_0000n),
+  limit: fc.constantFrom(0xffff_ffff, 0xffff_ffff, 0xfff, 0xffff, 0x21_000f, 0x22_0003, 0x20_fff0, 0x1f_ffff),
+  db: fc.nat(1), unusable: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }),
+});
+const compatCodeLimitArb = fc.constantFrom(0xffff_ffff, 0xffff_ffff, 0x20_0000, 0x20_0003, 0x20_0010, 0x1f_ffff);
+
+export const compatScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(1),
+    ops: fc.array(fc.constantFrom("load", "store", "inc", "pushRax", "popRcx", "callRbx", "jmpRbx", "ret", "loadEbp", "loadEs", "storeFs", "loadCs", "pushf", "popf", "iretd", "lretd", "int"), { minLength: 1, maxLength: 3 }),
+    segs: fc.array(fc.record({ reg: fc.constantFrom<SegName>("ds", "es", "fs", "gs", "ss", "ss"), d: compatDataArb }), { maxLength: 3 }),
+    codeLimit: compatCodeLimitArb, codeType: fc.constantFrom(0xb, 0xb, 0x9, 0xf, 0xa),
+    rbx: fc.constantFrom(0x22_0000n, 0x22_0001n, 0xffcn, 0xffdn, 0x21_000cn, 0x21_000dn, 0x20_0008n, 0xffff_fffcn, 0x1_0022_0000n, 0x1000n),
+    rsp: fc.constantFrom(0x21_0000n, 0x20_fff4n, 0x21_0010n, 0x1000n, 0x2n, 0x1_0021_0000n, 0xffff_0000_0021_0000n),
+    rbp: fc.constantFrom(0x21_0000n, 0x20_fff0n, 0x1_0000n),
+  })
+  .map((x) => {
+    const ring = x.ring;
+    const segments: [SegName, Segment][] = x.segs.map(({ reg, d }) => [reg, {
+      selector: reg === "ss" ? (ring === 3 ? 0x23 : 0x10) : 0x23, base: d.base, limit: d.limit, type: d.type, s: d.s, dpl: ring, present: 1,
+      db: d.db, l: 0, g: d.limit > 0xfffff ? 1 : 0, avl: 0, unusable: d.unusable,
+    }]);
+    const cs = ring === 3 ? 0x1b : 0x40;
+    segments.push(["cs", { selector: cs, base: 0n, limit: x.codeLimit, type: x.codeType, s: 1, dpl: ring, present: 1, db: 1, l: 0, g: 1, avl: 0, unusable: 0 }]);
+    return {
+      family: "compat", profile: x.profile, ring, compat: true, rflags: 0x202n, rsp: x.rsp,
+      regs: [[3, x.rbx], [5, x.rbp], [0, 0x1122_3344n]] as const,
+      code: x.ops.map((op) => ({ op, imm: 0x80 })),
+      // A far-return / IRET frame of dwords at the stack, to the user code.
+      pokes: stackPokes(x.rsp, [0x20_0000n, 0x1bn, 0x202n, 0x21_0000n, 0x23n], 4),
+      segments, set: {}, cpu: {},
+    };
+  });
+
+// Family 10: PCID (CR4.PCIDE, CR3, INVPCID) and FSGSBASE -----------------------------------------
+
+export const pcidScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(4), compat: fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    ops: fc.array(fc.record({ op: fc.constantFrom("movToCr", "movToCr", "movFromCr", "invpcid", "invpcid", "rdfsbase", "wrfsbase", "rdgsbase", "wrgsbase", "swapgs", "load"), cr: fc.constantFrom(1, 3) }), { minLength: 1, maxLength: 3 }),
+    cr4: fc.subarray(["pcide", "fsgsbase"] as const).map((names) => names.reduce((v, n) => v | SYSTEM_CR4[n], 0n)),
+    cr3Low: fc.constantFrom(0n, 0n, 0x1n, 0x18n, 0xfffn),
+    rax: fc.oneof(
+      { weight: 2, arbitrary: fc.record({ noFlush: fc.boolean(), pcid: fc.constantFrom(0n, 1n, 0x18n, 0xfffn), high: fc.constantFrom(0n, 0n, 1n << 46n, 1n << 62n) }).map((v) => (v.noFlush ? 1n << 63n : 0n) | v.high | v.pcid | 0x1000n) },
+      { weight: 2, arbitrary: fc.constantFrom(0x620n | SYSTEM_CR4.pcide, 0x620n | SYSTEM_CR4.pcide | SYSTEM_CR4.fsgsbase, 0x620n, 0x620n | SYSTEM_CR4.fsgsbase, 0n, 1n, 2n, 3n, 4n) },
+      { weight: 1, arbitrary: addressArb },
+    ),
+    descriptor: fc.record({ low: fc.constantFrom(0n, 1n, 0xfffn, 0x1000n), address: addressArb }),
+  })
+  .map((x) => ({
+    family: "pcid", profile: x.profile, ring: x.ring, compat: x.compat, rflags: 0x2n, rsp: defaultRsp(x.ring),
+    regs: [[0, x.rax], [3, 0x30000n]] as const,
+    code: x.ops.map((o) => ({ op: o.op, imm: o.cr === 1 ? 4 : 2 })),
+    pokes: [{ address: 0x30000n, size: 8 as const, value: x.descriptor.low }, { address: 0x30008n, size: 8 as const, value: x.descriptor.address }],
+    segments: [], set: { cr4: 0x620n | x.cr4, cr3Low: x.cr3Low }, cpu: {},
+  }));
+
 export const FAMILIES: Readonly<Record<string, fc.Arbitrary<Scenario>>> = {
   iret: iretScenario,
   delivery: deliveryScenario,
@@ -593,4 +764,8 @@ export const FAMILIES: Readonly<Record<string, fc.Arbitrary<Scenario>>> = {
   segment: segmentScenario,
   paging: pagingScenario,
   msrcr: msrCrScenario,
+  privileged: privilegedScenario,
+  sysenter: sysenterScenario,
+  compat: compatScenario,
+  pcid: pcidScenario,
 };

@@ -72,8 +72,18 @@ export class Child {
     this.exited = new Promise((resolve) => {
       process.once("exit", (code, signal) => {
         live.delete(process);
-        this.status = { code, signal };
-        resolve(this.status);
+        const status = { code, signal };
+        // "exit" can come before the last of stderr has been read: wait for the pipe to end
+        // (bounded, since a grandchild may hold it open) so describeExit() has the message.
+        const done = () => {
+          clearTimeout(timer);
+          if (this.status !== undefined) return;
+          this.status = status;
+          resolve(status);
+        };
+        const timer = setTimeout(done, 250);
+        if (process.stderr === null || process.stderr.readableEnded) done();
+        else process.stderr.once("end", done).once("close", done);
       });
     });
     process.stderr?.on("data", (chunk: Buffer) => {

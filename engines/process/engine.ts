@@ -9,6 +9,7 @@
 // fails at once: the caller reports the case and opens a new engine.
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
+import type { Readable } from "node:stream";
 import type { z } from "zod";
 import type { AsyncEngine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
@@ -86,10 +87,14 @@ export class ProcessEngine implements AsyncEngine {
       child.once("exit", (code, signal) => {
         this.exited = true;
         live.delete(child);
-        const how = signal !== null ? `was killed by ${signal}` : killedThroughShell(code) ?? `exited with status ${code}`;
-        const half = this.buffer.length > 0 ? " in the middle of an answer" : "";
-        this.fail(new EngineError("crash", `the engine ${how}${half}${this.stderrText()}`));
-        resolve();
+        // "exit" can come before the child's last output has been read: let stdout (a last
+        // answer) and stderr (the reason) drain first, bounded, since a grandchild may hold them.
+        void drained([child.stdout, child.stderr], 250).then(() => {
+          const how = signal !== null ? `was killed by ${signal}` : killedThroughShell(code) ?? `exited with status ${code}`;
+          const half = this.buffer.length > 0 ? " in the middle of an answer" : "";
+          this.fail(new EngineError("crash", `the engine ${how}${half}${this.stderrText()}`));
+          resolve();
+        });
       });
     });
     child.stdout!.setEncoding("utf8");
@@ -272,6 +277,31 @@ export class ProcessEngine implements AsyncEngine {
     // Whatever the group still holds (a grandchild that ignored the end of its input).
     killGroup(this.child);
   }
+}
+
+/** Resolves when every stream has ended (or closed), or after `ms`. */
+function drained(streams: readonly (Readable | null)[], ms: number): Promise<void> {
+  const open = streams.filter((s): s is Readable => s !== null && !s.readableEnded && !s.destroyed);
+  if (open.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    let left = open.length;
+    const timer = setTimeout(resolve, ms);
+    const one = () => {
+      if (--left === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    for (const s of open) {
+      let seen = false;
+      const once = () => {
+        if (seen) return;
+        seen = true;
+        one();
+      };
+      s.once("end", once).once("close", once);
+    }
+  });
 }
 
 /** `sh -c` reports a command killed by signal N as status 128 + N. */

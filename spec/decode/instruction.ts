@@ -32,6 +32,7 @@ export type Operand =
   | { readonly kind: "rel"; readonly disp: bigint }
   | { readonly kind: "sreg"; readonly sreg: SregName }
   | { readonly kind: "cr"; readonly cr: number }
+  | { readonly kind: "dr"; readonly dr: number }
   /** A fixed port number (IN/OUT imm8) or DX (`port: "dx"`). */
   | { readonly kind: "port"; readonly port: number | "dx" };
 
@@ -58,7 +59,11 @@ export type Mnemonic =
   | "syscall" | "sysret" | "sysexit" | "swapgs" | "iret" | "int" | "int3" | "int1" | "into"
   | "cli" | "sti" | "hlt" | "rdmsr" | "wrmsr" | "rdtsc" | "mov_from_cr" | "mov_to_cr"
   | "lgdt" | "lidt" | "sgdt" | "sidt" | "ltr" | "mov_to_sreg" | "mov_from_sreg"
-  | "push_sreg" | "pop_sreg" | "stac" | "clac" | "clts" | "wbinvd" | "invd" | "invlpg";
+  | "push_sreg" | "pop_sreg" | "stac" | "clac" | "clts" | "wbinvd" | "invd" | "invlpg"
+  // system, issue 9
+  | "sldt" | "str" | "lldt" | "verr" | "verw" | "smsw" | "lmsw" | "mov_from_dr" | "mov_to_dr"
+  | "sysenter" | "rdpmc" | "rdtscp" | "xgetbv" | "xsetbv" | "wbnoinvd"
+  | "rdfsbase" | "rdgsbase" | "wrfsbase" | "wrgsbase" | "invpcid";
 
 export interface Instruction {
   readonly kind: "instruction";

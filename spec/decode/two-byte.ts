@@ -5,6 +5,7 @@ import type { Mnemonic, OperandSize, SregName } from "./instruction.ts";
 import { isStop, type DecodeContext, type Result } from "./context.ts";
 import { memoryOperand, readModRM, regOperand, rmOperand } from "./modrm.ts";
 import { branch, modrmForm } from "./one-byte.ts";
+import { getsec, group15, group6, group7, group9, movDr, threeByte38, vmreadVmwrite } from "./system-groups.ts";
 
 /** Control registers that exist (digest MOVCR-02); the others are #UD. */
 const VALID_CR: ReadonlySet<number> = new Set([0, 2, 3, 4, 8]);
@@ -28,17 +29,23 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
     case 0x07: return ctx.decoded("sysret", ctx.rexW ? 8 : 4, []);
     case 0x08: return ctx.decoded("invd", size, []);
     // F3 0F 09 is WBNOINVD.
-    case 0x09: return ctx.p.rep === "rep" ? ctx.unsupported("WBNOINVD") : ctx.decoded("wbinvd", size, []);
+    case 0x09: return ctx.decoded(ctx.p.rep === "rep" ? "wbnoinvd" : "wbinvd", size, []);
     // UD2 decodes; its semantics raise #UD (so traces show the instruction).
     case 0x0b: return ctx.decoded("ud2", size, []);
     case 0x18: return prefetch(ctx);
     case 0x1e: return endbr(ctx);
     case 0x1f: return reservedNop(ctx);
     case 0x20: case 0x22: return movCr(ctx, op === 0x22);
+    case 0x21: case 0x23: return movDr(ctx, op === 0x23);
     case 0x30: return ctx.decoded("wrmsr", size, []);
     case 0x31: return ctx.decoded("rdtsc", size, []);
     case 0x32: return ctx.decoded("rdmsr", size, []);
+    case 0x33: return ctx.decoded("rdpmc", size, []);
+    case 0x34: return ctx.decoded("sysenter", size, []);
     case 0x35: return ctx.decoded("sysexit", ctx.rexW ? 8 : 4, []);
+    case 0x37: return getsec(ctx);
+    case 0x38: return threeByte38(ctx);
+    case 0x78: case 0x79: return vmreadVmwrite(ctx);
     case 0xa2: return ctx.decoded("cpuid", size, []);
     case 0xa0: return stackSreg(ctx, "push_sreg", "fs");
     case 0xa1: return stackSreg(ctx, "pop_sreg", "fs");
@@ -65,51 +72,6 @@ export function decodeTwoByte(ctx: DecodeContext): Result {
     case 0xbe: return extend(ctx, "movsx", 1);
     case 0xbf: return extend(ctx, "movsx", 2);
     default: return ctx.unsupported(`opcode 0f ${op.toString(16).padStart(2, "0")}`);
-  }
-}
-
-/** 0F 00: /3 LTR r/m16 (digest DT-02); /6 /7 reserved (unprefixed); SLDT STR LLDT VERR VERW not modelled. */
-function group6(ctx: DecodeContext): Result {
-  const m = readModRM(ctx);
-  if (isStop(m)) return m;
-  if (m.reg !== 3 && m.reg < 6) return ctx.unsupported("SLDT/STR/LLDT/VERR/VERW");
-  // F2 0F 00 /6 is LKGS (FRED); prefixed /6 /7 are left to newer instructions.
-  if (m.reg >= 6 && (ctx.p.operandSizeOverride || ctx.p.rep !== null)) return ctx.unsupported("prefixed 0F 00 /6–/7");
-  const src = rmOperand(ctx, m, 2);
-  if (isStop(src)) return src;
-  return m.reg === 3 ? ctx.decoded("ltr", 2, [src]) : ctx.ud("DECODE-RESERVED");
-}
-
-/** 0F 01: memory forms SGDT SIDT LGDT LIDT INVLPG; register forms (ModRM C0–FF) are separate
- *  instructions, of which CLAC STAC SWAPGS are modelled and D2, D3 are reserved. */
-function group7(ctx: DecodeContext): Result {
-  const m = readModRM(ctx);
-  if (isStop(m)) return m;
-  if (m.mod !== 3) {
-    switch (m.reg) {
-      case 0: case 1: case 2: case 3: {
-        // Digest DT-01: 2-byte limit then an 8-byte base in 64-bit mode (4-byte base elsewhere).
-        const table = memoryOperand(ctx, m, ctx.mode64 ? 10 : 6);
-        if (isStop(table)) return table;
-        const mnemonic = (["sgdt", "sidt", "lgdt", "lidt"] as const)[m.reg] ?? "sgdt";
-        return ctx.decoded(mnemonic, ctx.mode64 ? 8 : ctx.operandSize(), [table]);
-      }
-      case 7: {
-        const page = memoryOperand(ctx, m, 0);
-        if (isStop(page)) return page;
-        return ctx.decoded("invlpg", ctx.operandSize(), [page]);
-      }
-      default: return ctx.unsupported("SMSW/LMSW/RSTORSSP");
-    }
-  }
-  // With 66/F2/F3 several of these bytes are other (newer) instructions: not guessed.
-  if (ctx.p.operandSizeOverride || ctx.p.rep !== null) return ctx.unsupported("prefixed 0F 01 register form");
-  switch (0xc0 | (m.reg << 3) | m.rm) {
-    case 0xca: return ctx.decoded("clac", ctx.operandSize(), []);
-    case 0xcb: return ctx.decoded("stac", ctx.operandSize(), []);
-    case 0xf8: return ctx.mode64 ? ctx.decoded("swapgs", ctx.operandSize(), []) : ctx.ud("DECODE-MODE");
-    case 0xd2: case 0xd3: return ctx.ud("DECODE-RESERVED");
-    default: return ctx.unsupported("0F 01 register-form instruction");
   }
 }
 
@@ -171,31 +133,6 @@ function conditional(ctx: DecodeContext, mnemonic: "cmovcc" | "setcc", condition
 function bswap(ctx: DecodeContext, op: number): Result {
   const size = ctx.operandSize();
   return ctx.decoded("bswap", size, [ctx.gpr((op & 7) | ctx.rexB, size)]);
-}
-
-/** 0F C7: /1 with a memory operand is CMPXCHG8B (CMPXCHG16B with REX.W); its register form is
- *  #UD. The other forms (RDRAND, RDSEED, RDPID, VMPTRLD, XRSTORS, XSAVEC, ...) are not modelled. */
-function group9(ctx: DecodeContext): Result {
-  const m = readModRM(ctx);
-  if (isStop(m)) return m;
-  if (m.reg !== 1) return ctx.unsupported("0F C7 /0, /2–/7 (RDRAND, RDSEED, RDPID, XSAVES, VMX, ...)");
-  if (m.mod === 3) return ctx.ud("DECODE-MEMORY-ONLY");
-  const size = ctx.rexW ? 8 : 4;
-  const target = memoryOperand(ctx, m, 2 * size);
-  if (isStop(target)) return target;
-  return ctx.decoded(ctx.rexW ? "cmpxchg16b" : "cmpxchg8b", size, [target]);
-}
-
-/** 0F AE: the register forms /5 /6 /7 without a prefix are LFENCE, MFENCE, SFENCE (any rm). The
- *  memory forms (FXSAVE, LDMXCSR, XSAVE, CLFLUSH, ...) and the prefixed register forms
- *  (RDFSBASE, ..., INCSSP, UMONITOR) are not modelled here. */
-function group15(ctx: DecodeContext): Result {
-  const m = readModRM(ctx);
-  if (isStop(m)) return m;
-  const prefixed = ctx.p.operandSizeOverride || ctx.p.rep !== null;
-  if (m.mod === 3 && !prefixed && m.reg >= 5) return ctx.decoded((["lfence", "mfence", "sfence"] as const)[m.reg - 5] ?? "mfence", ctx.operandSize(), []);
-  if (m.mod === 3 && ctx.p.rep === "rep" && m.reg <= 3) return ctx.unsupported("RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE");
-  return ctx.unsupported(m.mod === 3 ? "0F AE register form" : "0F AE memory form (FXSAVE, LDMXCSR, XSAVE, CLFLUSH, ...)");
 }
 
 /** 0F 18 /0–/3 with a memory operand: PREFETCHNTA/T0/T1/T2, hints that never access memory or

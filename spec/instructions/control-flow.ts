@@ -6,15 +6,17 @@ import { isFault, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { canonical, MASK64, RCX, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
+import { canonical, in64BitMode, MASK64, RCX, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
 import { flag } from "./flags.ts";
 import { operand } from "./operands.ts";
 
-/** The branch target at the operand size, or #GP(0) if it is not canonical (BRANCH-01). */
+/** The branch target at the operand size, or #GP(0) if it is not canonical (BRANCH-01) or, in
+ *  compatibility mode, beyond the CS limit (BRANCH-04). */
 function target(t: Transaction, insn: Instruction, raw: bigint): bigint | Fault {
   const rip = raw & sizeMask(insn.operandSize);
   if (insn.operandSize !== 8) t.hit("BRANCH-02");
   if (!canonical(rip)) return t.fault("BRANCH-01", 13, 0);
+  if (!in64BitMode(t.m) && rip > BigInt(t.m.cs.limit)) return t.fault("BRANCH-04", 13, 0);
   return rip;
 }
 
@@ -69,7 +71,7 @@ export const ret: Semantics = (t, insn) => {
   const rip = target(t, insn, raw);
   if (isFault(rip)) return rip;
   const release = insn.operands[0];
-  if (release !== undefined && release.kind === "imm") t.setGpr(RSP, t.gpr(RSP) + release.value);
+  if (release !== undefined && release.kind === "imm") t.moveStackPointer("RET-01", release.value);
   t.update("RET-01", { rip });
   return undefined;
 };

@@ -62,6 +62,7 @@ export const INSTRUCTION_RULES = defineRules([
   { id: "FLAGS-03", description: "POPF setting TF: the single-step trap follows the next instruction (decided by the step loop from TF at instruction start)", source: "SDM Vol. 3B §18.3.1.4; digest §14" },
   { id: "BRANCH-01", description: "Near JMP/Jcc/CALL/RET: non-canonical target → #GP(0) at the branch", source: "SDM Vol. 2A JMP, Jcc, CALL; Vol. 2B RET; digest §21" },
   { id: "BRANCH-02", description: "Near branch with a 16-bit (32-bit) operand size truncates the target", source: "SDM Vol. 2A JMP, Jcc, CALL; Vol. 2B RET" },
+  { id: "BRANCH-04", description: "Near JMP/Jcc/CALL/RET in compatibility mode: a target EIP beyond the CS limit → #GP(0) at the branch (nothing pushed or popped)", source: "SDM Vol. 2A JMP, Jcc, CALL; Vol. 2B RET (\"IF tempEIP is not within code segment limit\")" },
   { id: "BRANCH-03", description: "JMP/taken Jcc: RIP ← target", source: "SDM Vol. 2A JMP, Jcc" },
   { id: "JCC-01", description: "Jcc: condition tttn evaluated on CF, ZF, SF, OF, PF", source: "SDM Vol. 2A Jcc; Vol. 1 Appendix B" },
   { id: "CALL-01", description: "Near CALL: target checked, next RIP pushed, RIP ← target", source: "SDM Vol. 2A CALL" },

@@ -29,7 +29,10 @@ export const RFLAGS = {
 export const RFLAGS_DEFINED = 0x3f7fd5n;
 
 export const CR0 = { PE: 1n << 0n, MP: 1n << 1n, EM: 1n << 2n, TS: 1n << 3n, ET: 1n << 4n, NE: 1n << 5n, WP: 1n << 16n, AM: 1n << 18n, NW: 1n << 29n, CD: 1n << 30n, PG: 1n << 31n } as const;
-export const CR4 = { TSD: 1n << 2n, PSE: 1n << 4n, PAE: 1n << 5n, PGE: 1n << 7n, UMIP: 1n << 11n, LA57: 1n << 12n, FSGSBASE: 1n << 16n, PCIDE: 1n << 17n, SMEP: 1n << 20n, SMAP: 1n << 21n } as const;
+export const CR4 = { TSD: 1n << 2n, DE: 1n << 3n, PSE: 1n << 4n, PAE: 1n << 5n, PGE: 1n << 7n, PCE: 1n << 8n, UMIP: 1n << 11n, LA57: 1n << 12n, FSGSBASE: 1n << 16n, PCIDE: 1n << 17n, OSXSAVE: 1n << 18n, SMEP: 1n << 20n, SMAP: 1n << 21n } as const;
+/** DR6.BS: the #DB was the single-step trap (SDM Vol. 3A §19.2.3). */
+export const DR6_BS = 1n << 14n;
+
 export const EFER = { SCE: 1n << 0n, LME: 1n << 8n, LMA: 1n << 10n, NXE: 1n << 11n } as const;
 
 export const MSR = {
@@ -41,6 +44,13 @@ export const MSR = {
   FS_BASE: 0xc000_0100,
   GS_BASE: 0xc000_0101,
   KERNEL_GS_BASE: 0xc000_0102,
+  TSC: 0x10,
+  APIC_BASE: 0x1b,
+  SYSENTER_CS: 0x174,
+  SYSENTER_ESP: 0x175,
+  SYSENTER_EIP: 0x176,
+  PAT: 0x277,
+  TSC_AUX: 0xc000_0103,
 } as const;
 
 export const MASK64 = (1n << 64n) - 1n;

@@ -23,6 +23,9 @@ function fetchAddress(m: Machine, offset: number): bigint {
  */
 class InstructionBytes {
   private readonly mode: AccessMode;
+  /** SEG-CHECK-FETCH: in compatibility mode, bytes 0..limitEnd−1 lie within the CS limit (EIP + i
+   *  ≤ CS.limit); in 64-bit mode there is no limit. */
+  readonly limitEnd: number;
   /** Bytes first..end−1 are in physical page `page`, byte i at offset `i + shift`. */
   private first = 0;
   private end = 0;
@@ -31,9 +34,11 @@ class InstructionBytes {
 
   constructor(private readonly t: Transaction, private readonly m: Machine) {
     this.mode = cpl(m) === 3 ? "user" : "supervisor";
+    this.limitEnd = in64BitMode(m) ? Infinity : m.cs.limit - Number(m.rip & 0xffff_ffffn) + 1;
   }
 
   byte(i: number): number | Fault {
+    if (i >= this.limitEnd) return this.t.fault("SEG-CHECK-FETCH", GP, 0);
     if (i < this.first || i >= this.end) {
       const address = fetchAddress(this.m, i);
       if (!canonical(address)) return this.t.fault("CANON-FETCH", GP, 0);
@@ -60,7 +65,8 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
   if (isFault(byte0)) return byte0;
   const fixed = t.fixedPage(bytes.page);
   const known = fixed === undefined ? undefined : rememberedInstruction(fixed, bytes.shift, mode64);
-  if (known !== undefined) return known;
+  // A remembered instruction lies in byte 0's page, so only the CS limit can stop its later bytes.
+  if (known !== undefined) return known.length <= bytes.limitEnd ? known : t.fault("SEG-CHECK-FETCH", GP, 0);
   const decoded = decode((i) => bytes.byte(i), mode64);
   if (fixed !== undefined && decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
   return decoded;

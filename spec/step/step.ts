@@ -67,13 +67,15 @@ function boundaryOrInstruction(start: Machine, ctx: Context): StepResult {
   if (start.cpu.shutdown) return { state: start, event: { kind: "shutdown", rip: start.rip } };
   // DEV-TMR-06: a halted CPU that nothing can wake jumps to the timer's tick when it could be taken.
   const state = start.cpu.halted && !canWakeAt(start, ctx.profile) ? jumpToTick(start, ctx.coverage) : start;
-  // PRIO-01: an event pending at this boundary comes before the next instruction (and wakes HLT).
-  const pending = pendingBoundaryEvent(state, ctx.profile);
-  if (pending !== null) return deliveredResult(takeBoundaryEvent(state, pending, ctx.profile, ctx.coverage), state.rip, undefined);
-  if (state.cpu.halted) {
+  // HLT-06: a single-step trap left by HLT waits until something wakes the CPU; a halted CPU that
+  // nothing wakes takes no step (the trap stays pending).
+  if (state.cpu.halted && !canWakeAt(state, ctx.profile)) {
     ctx.coverage?.add("HLT-04");
     return { state, event: { kind: "halted", rip: state.rip } };
   }
+  // PRIO-01: an event pending at this boundary comes before the next instruction (and wakes HLT).
+  const pending = pendingBoundaryEvent(state, ctx.profile);
+  if (pending !== null) return deliveredResult(takeBoundaryEvent(state, pending, ctx.profile, ctx.coverage), state.rip, undefined);
   return executeInstruction(state, ctx);
 }
 

@@ -12,8 +12,9 @@ import { translate } from "../paging/translate.ts";
 import { walkRemembered } from "../paging/walk-memo.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/rule.ts";
-import type { MemOperand, Operand, OperandSize } from "../decode/instruction.ts";
-import { canonical, cpl, in64BitMode, MASK64, sizeMask } from "../machine/registers.ts";
+import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instruction.ts";
+import { canonical, cpl, in64BitMode, MASK64, RSP, sizeMask } from "../machine/registers.ts";
+import { compatibilityLinear, segmentCheckFailure, stackWidthMask, withStackPointer } from "./segment-checks.ts";
 
 export class Transaction {
   /**
@@ -320,12 +321,37 @@ export class Transaction {
     return op.addressSize === 4 ? ea & 0xffff_ffffn : ea & MASK64;
   }
 
-  /** GLOBAL-03: in 64-bit mode only FS and GS contribute a base; the others count as 0. */
+  /**
+   * The linear address of a memory operand, without any access check (INVLPG names an address and
+   * accesses nothing). GLOBAL-03: in 64-bit mode only FS and GS contribute a base; in compatibility
+   * mode every segment does, modulo 2^32 (SEG-CHECK-LINEAR).
+   */
   linearAddress(op: MemOperand, nextRip: bigint): bigint {
     const ea = this.effectiveAddress(op, nextRip);
     const segment = this.current[op.segment];
-    const useBase = !in64BitMode(this.current) || op.segment === "fs" || op.segment === "gs";
-    return useBase ? (segment.base + ea) & MASK64 : ea;
+    if (!in64BitMode(this.current)) return compatibilityLinear(segment, ea);
+    return op.segment === "fs" || op.segment === "gs" ? (segment.base + ea) & MASK64 : ea;
+  }
+
+  /**
+   * The linear address of an access of `size` bytes to a memory operand (`kind`: a read-modify-write
+   * asks for "write"), after the segment checks compatibility mode makes (SEG-CHECK-*: #GP(0), or
+   * #SS(0) through SS), or the fault. In 64-bit mode there are none (GLOBAL-03).
+   */
+  memoryLinear(op: MemOperand, nextRip: bigint, kind: AccessKind, size: number = op.size): bigint | Fault {
+    const ea = this.effectiveAddress(op, nextRip);
+    const m = this.current;
+    if (in64BitMode(m)) return op.segment === "fs" || op.segment === "gs" ? (m[op.segment].base + ea) & MASK64 : ea;
+    return this.compatibilityAccess(op.segment, ea, size, kind, op.stackSegment);
+  }
+
+  /** SEG-CHECK-*: one compatibility-mode access of `size` bytes at offset `ea` in `sreg`. */
+  private compatibilityAccess(sreg: SregName, ea: bigint, size: number, kind: AccessKind, stack: boolean): bigint | Fault {
+    const segment = this.current[sreg];
+    const failed = segmentCheckFailure(segment, ea, size, kind);
+    if (failed !== null) return stack ? this.fault(failed, SS, 0) : this.fault(failed, GP, 0);
+    this.hit("SEG-CHECK-LINEAR");
+    return compatibilityLinear(segment, ea);
   }
 
   /** Reads a register, memory or immediate operand at its own size. */
@@ -335,8 +361,11 @@ export class Transaction {
         return this.readReg(op.reg, op.size, op.high8);
       case "imm":
         return op.value;
-      case "mem":
-        return this.readLinear(this.linearAddress(op, nextRip), op.size, this.dataMode(), { kind, stack: op.stackSegment });
+      case "mem": {
+        const linear = this.memoryLinear(op, nextRip, kind);
+        if (typeof linear !== "bigint") return linear;
+        return this.readLinear(linear, op.size, this.dataMode(), { kind, stack: op.stackSegment });
+      }
       default:
         throw new Error(`read: operand kind ${op.kind} is not a value operand`);
     }
@@ -351,7 +380,9 @@ export class Transaction {
         if (rule !== undefined) this.hit(rule);
         return undefined;
       case "mem": {
-        const f = this.writeLinear(this.linearAddress(op, nextRip), op.size, value & sizeMask(op.size as OperandSize), this.dataMode(), { stack: op.stackSegment });
+        const linear = this.memoryLinear(op, nextRip, "write");
+        if (typeof linear !== "bigint") return linear;
+        const f = this.writeLinear(linear, op.size, value & sizeMask(op.size as OperandSize), this.dataMode(), { stack: op.stackSegment });
         if (f === undefined && rule !== undefined) this.hit(rule);
         return f;
       }
@@ -362,24 +393,86 @@ export class Transaction {
 
   // ---- stack -------------------------------------------------------------------------------
 
-  /** PUSH of `size` bytes at the current privilege (stack reference: #SS on non-canonical);
-   *  `rule`, when given, tags the push (recorded once it is done). */
+  /** PUSH of `size` bytes at the current privilege (stack reference: #SS on non-canonical, and
+   *  through SS's checks in compatibility mode); `rule`, when given, tags the push (recorded once
+   *  it is done). */
   push(value: bigint, size: OperandSize = 8, rule?: RuleId): undefined | Fault {
-    const rsp = (this.gpr(4) - BigInt(size)) & MASK64;
+    if (!in64BitMode(this.current)) return this.pushCompatibility(value, size, rule);
+    const rsp = (this.gpr(RSP) - BigInt(size)) & MASK64;
     const f = this.writeLinear(rsp, size, value & sizeMask(size), this.dataMode(), { stack: true });
     if (isFault(f)) return f;
-    this.setGpr(4, rsp);
+    this.setGpr(RSP, rsp);
     if (rule !== undefined) this.hit(rule);
     return undefined;
   }
 
   /** POP of `size` bytes; RSP moves only if the read succeeds. */
   pop(size: OperandSize = 8): bigint | Fault {
-    const rsp = this.gpr(4);
+    if (!in64BitMode(this.current)) return this.popCompatibility(size);
+    const rsp = this.gpr(RSP);
     const value = this.readLinear(rsp, size, this.dataMode(), { stack: true });
     if (isFault(value)) return value;
-    this.setGpr(4, (rsp + BigInt(size)) & MASK64);
+    this.setGpr(RSP, (rsp + BigInt(size)) & MASK64);
     return value;
+  }
+
+  /** SEG-CHECK-STACK: PUSH in compatibility mode, SS:ESP or SS:SP by SS.B. */
+  private pushCompatibility(value: bigint, size: OperandSize, rule?: RuleId): undefined | Fault {
+    const width = stackWidthMask(this.current.ss);
+    const rsp = this.gpr(RSP);
+    const sp = (rsp - BigInt(size)) & width;
+    const linear = this.compatibilityAccess("ss", sp, size, "write", true);
+    if (typeof linear !== "bigint") return linear;
+    const f = this.writeLinear(linear, size, value & sizeMask(size), this.dataMode(), { stack: true });
+    if (isFault(f)) return f;
+    this.writeGpr("SEG-CHECK-STACK", RSP, withStackPointer(rsp, sp, width));
+    if (rule !== undefined) this.hit(rule);
+    return undefined;
+  }
+
+  /** SEG-CHECK-STACK: POP in compatibility mode. */
+  private popCompatibility(size: OperandSize): bigint | Fault {
+    const width = stackWidthMask(this.current.ss);
+    const rsp = this.gpr(RSP);
+    const sp = rsp & width;
+    const linear = this.compatibilityAccess("ss", sp, size, "read", true);
+    if (typeof linear !== "bigint") return linear;
+    const value = this.readLinear(linear, size, this.dataMode(), { stack: true });
+    if (isFault(value)) return value;
+    this.writeGpr("SEG-CHECK-STACK", RSP, withStackPointer(rsp, sp + BigInt(size), width));
+    return value;
+  }
+
+  /**
+   * The linear address of the `size`-byte stack slot `offset` bytes above the stack pointer, for
+   * instructions that read their frame before moving the stack pointer (IRET, far RET): RSP + offset
+   * in 64-bit mode; SS:(SP + offset) at the SS.B width in compatibility mode, after SS's checks.
+   */
+  stackSlot(offset: bigint, size: number, kind: AccessKind = "read"): bigint | Fault {
+    const rsp = this.gpr(RSP);
+    if (in64BitMode(this.current)) return (rsp + offset) & MASK64;
+    const width = stackWidthMask(this.current.ss);
+    return this.compatibilityAccess("ss", (rsp + offset) & width, size, kind, true);
+  }
+
+  /** Reads the stack slot `offset` bytes above the stack pointer (`stackSlot`) at the current privilege. */
+  readStack(offset: bigint, size: number): bigint | Fault {
+    const linear = this.stackSlot(offset, size);
+    if (typeof linear !== "bigint") return linear;
+    return this.readLinear(linear, size, this.dataMode(), { stack: true });
+  }
+
+  /** The stack pointer moved by `delta` bytes at the stack's width (64 bits in 64-bit mode,
+   *  SS.B's in compatibility mode, SEG-CHECK-STACK), under `rule`. */
+  moveStackPointer(rule: RuleId, delta: bigint): void {
+    const rsp = this.gpr(RSP);
+    if (in64BitMode(this.current)) {
+      this.writeGpr(rule, RSP, (rsp + delta) & MASK64);
+      return;
+    }
+    const width = stackWidthMask(this.current.ss);
+    this.hit("SEG-CHECK-STACK");
+    this.writeGpr(rule, RSP, withStackPointer(rsp, rsp + delta, width));
   }
 }
 

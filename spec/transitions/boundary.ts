@@ -4,7 +4,7 @@
 import { match } from "ts-pattern";
 import type { Instruction } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
-import { RFLAGS } from "../machine/registers.ts";
+import { DR6_BS, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
 import { Transaction } from "../transaction/transaction.ts";
@@ -27,7 +27,8 @@ export const BOUNDARY_RULES = defineRules([
   { id: "SHADOW-09", description: "Faults of the shadowed instruction itself are not held back", source: "SDM Vol. 3A §6.8.3" },
   { id: "RF-01", description: "RF is cleared when an instruction completes (IRET may load it again)", source: "SDM Vol. 3A §18.3.1.1" },
   { id: "TF-01", description: "A completed instruction that started with TF = 1 leaves a single-step trap (SYSCALL/SYSRET: TF after; not INT n)", source: "SDM Vol. 3A §18.3.1.4" },
-  { id: "TF-02", description: "The single-step #DB is a trap: saved RIP = the next instruction (DR6 not modelled)", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "TF-02", description: "The single-step #DB is a trap: saved RIP = the next instruction", source: "SDM Vol. 3A §18.3.1.4" },
+  { id: "TF-03", description: "Taking the single-step trap sets DR6.BS (bit 14) before the #DB is delivered; the other DR6 bits and DR7 are unchanged", source: "SDM Vol. 3A §19.2.3 (BS), §19.3.1.4" },
   { id: "HLT-03", description: "A halted CPU wakes on an unblocked NMI or a maskable interrupt it would take; saved RIP after HLT", source: "SDM Vol. 2A HLT" },
   { id: "HLT-04", description: "Halted with IF = 0 and no NMI: nothing wakes it (the run stops \"hlt\")", source: "SDM Vol. 2A HLT" },
   { id: "HLT-05", description: "sti; hlt: the shadow covers HLT, the interrupt wakes it after", source: "SDM Vol. 2A STI" },
@@ -106,7 +107,10 @@ export function takeBoundaryEvent(m: Machine, pending: BoundaryEvent, profile: P
   if (m.cpu.halted) t.hit(pending.kind === "single-step" ? "HLT-06" : "HLT-03");
   const cpu = m.cpu;
   match(pending)
-    .with({ kind: "single-step" }, () => t.update("TF-02", { cpu: { ...cpu, pendingDebugTrap: false } }))
+    .with({ kind: "single-step" }, () => {
+      t.update("TF-02", { cpu: { ...cpu, pendingDebugTrap: false } });
+      t.update("TF-03", { dr6: m.dr6 | DR6_BS });
+    })
     // NMI-01 / NMI-02: blocking starts with the delivery, even if the delivery itself faults.
     .with({ kind: "nmi" }, () => {
       t.hit("NMI-01");

@@ -1,5 +1,6 @@
-// MOV to/from CR0, CR2, CR3, CR4, CR8 (0F 20 /r, 0F 22 /r) and CLTS (0F 06) — SDM Vol. 2B "MOV—Move
-// to/from Control Registers", "CLTS"; Vol. 3A §2.5. Rule IDs from the digest §17.
+// MOV to/from CR0, CR2, CR3, CR4, CR8 (0F 20 /r, 0F 22 /r), CLTS (0F 06), SMSW and LMSW (0F 01 /4,
+// /6) — SDM Vol. 2B "MOV—Move to/from Control Registers", "CLTS", "SMSW", Vol. 2A "LMSW"; Vol. 3A
+// §2.5, §4.10.1 (PCIDs). Rule IDs from the digest §17; MOVCR-11 on and MSW- are the model's.
 import { match } from "ts-pattern";
 import { GP, isFault, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand } from "../decode/instruction.ts";
@@ -23,6 +24,13 @@ export const CONTROL_REGISTER_RULES = defineRules([
   { id: "MOVCR-08", description: "MOV CR leaves the arithmetic flags unchanged (architecturally undefined)", source: "SDM Vol. 2B MOV CR", recordedWith: ["MOVCR-03", "MOVCR-04", "MOVCR-05", "MOVCR-06", "MOVCR-07", "MOVCR-09"] },
   { id: "MOVCR-09", description: "MOV from CR0/CR2/CR3/CR4/CR8 copies the register to the destination (32 bits outside 64-bit mode)", source: "SDM Vol. 2B MOV CR" },
   { id: "MOVCR-10", description: "clearing CR0.PG in compatibility mode would leave IA-32e mode: outside the model, the step stops as unsupported", source: "SDM Vol. 3A §10.8.5" },
+  { id: "MOVCR-11", description: "write CR3 with CR4.PCIDE = 1: bit 63 is the no-flush bit (no TLB: no effect) and is not stored; bits 62:46 set: #GP(0); bits 11:0 (the PCID) stored", source: "SDM Vol. 2B MOV CR (\"does not modify bit 63 of CR3\"); Vol. 3A §4.10.4.1" },
+  { id: "MOVCR-12", description: "write CR4 setting PCIDE (0 -> 1) while CR3[11:0] != 0: #GP(0); clearing PCIDE is allowed", source: "SDM Vol. 2B MOV CR, 64-Bit Mode Exceptions" },
+  { id: "MOVCR-13", description: "write CR0 clearing PG in compatibility mode while CR4.PCIDE = 1: #GP(0)", source: "SDM Vol. 2B MOV CR, Compatibility Mode Exceptions" },
+  { id: "MSW-01", description: "SMSW with CR4.UMIP = 1 at CPL > 0: #GP(0), before the store", source: "SDM Vol. 2B SMSW; Vol. 3A §2.5 (UMIP)" },
+  { id: "MSW-02", description: "SMSW: to memory CR0[15:0] (16 bits); to a register CR0 at the operand size (16: bits 15:0 merged; 32: CR0[31:0] zero-extended, compatibility mode too; 64: CR0)", source: "SDM Vol. 2B SMSW" },
+  { id: "MSW-03", description: "LMSW at CPL != 0: #GP(0), before the operand is read", source: "SDM Vol. 2A LMSW" },
+  { id: "MSW-04", description: "LMSW: CR0[3:0] (PE MP EM TS) <- source[3:0], except that PE cannot be cleared; no other bit changes", source: "SDM Vol. 2A LMSW" },
   { id: "CLTS-01", description: "CLTS at CPL != 0: #GP(0)", source: "SDM Vol. 2A CLTS" },
   { id: "CLTS-02", description: "CLTS clears CR0.TS", source: "SDM Vol. 2A CLTS" },
 ]);
@@ -64,6 +72,7 @@ function writeCr0(t: Transaction, value: bigint): Fault | UnsupportedOutcome | u
   if ((value & CR0.NW) !== 0n && (value & CR0.CD) === 0n) return t.fault("MOVCR-03", GP, 0);
   if ((value & CR0.PG) === 0n) {
     if (in64BitMode(t.m)) return t.fault("MOVCR-03", GP, 0);
+    if ((t.m.cr4 & CR4.PCIDE) !== 0n) return t.fault("MOVCR-13", GP, 0);
     return t.unsupported("MOVCR-10", "MOV CR0 clearing PG in compatibility mode leaves IA-32e mode (outside the model)");
   }
   t.update("MOVCR-03", { cr0: (value & CR0_DEFINED) | CR0.ET });
@@ -75,7 +84,15 @@ function writeCr2(t: Transaction, value: bigint): undefined {
   return undefined;
 }
 
+/** CR3 bit 63: with CR4.PCIDE = 1, MOV to CR3's "do not flush" bit, never stored. */
+const CR3_NO_FLUSH = 1n << 63n;
+
 function writeCr3(t: Transaction, value: bigint): Fault | undefined {
+  if ((t.m.cr4 & CR4.PCIDE) !== 0n) {
+    if ((value & CR3_RESERVED & ~CR3_NO_FLUSH) !== 0n) return t.fault("MOVCR-11", GP, 0);
+    t.update("MOVCR-11", { cr3: value & ~CR3_NO_FLUSH });
+    return undefined;
+  }
   if ((value & CR3_RESERVED) !== 0n) return t.fault("MOVCR-04", GP, 0);
   t.update("MOVCR-04", { cr3: value });
   return undefined;
@@ -84,6 +101,7 @@ function writeCr3(t: Transaction, value: bigint): Fault | undefined {
 function writeCr4(t: Transaction, value: bigint): Fault | undefined {
   if ((value & ~CR4_MODELLED) !== 0n) return t.fault("MOVCR-05", GP, 0);
   if ((value & CR4.PAE) === 0n && (t.m.efer & EFER.LMA) !== 0n) return t.fault("MOVCR-05", GP, 0);
+  if ((value & ~t.m.cr4 & CR4.PCIDE) !== 0n && (t.m.cr3 & 0xfffn) !== 0n) return t.fault("MOVCR-12", GP, 0);
   t.update("MOVCR-05", { cr4: value });
   return undefined;
 }
@@ -115,6 +133,32 @@ export function execMovFromCr(t: Transaction, insn: Instruction): Fault | undefi
   if (!isControlRegister(cr)) return t.fault("MOVCR-02", UD);
   if (t.cpl() !== 0) return t.fault("MOVCR-01", GP, 0);
   return t.write(other, readCr(t.m, cr), t.m.rip, cr === 2 ? "MOVCR-07" : "MOVCR-09");
+}
+
+/** SMSW (0F 01 /4): the UMIP check, then CR0 stored (MSW-02). */
+export function execSmsw(t: Transaction, insn: Instruction): Fault | undefined {
+  const op = insn.operands[0];
+  if (op === undefined) throw new Error("smsw: decoder gave no operand");
+  if ((t.m.cr4 & CR4.UMIP) !== 0n && t.cpl() > 0) return t.fault("MSW-01", GP, 0);
+  // To memory the machine status word, 16 bits; to a register CR0 at the operand size (t.write:
+  // 16 bits merge, 32 and 64 zero-extend).
+  return t.write(op, op.kind === "mem" ? t.m.cr0 & 0xffffn : t.m.cr0, t.m.rip, "MSW-02");
+}
+
+/** CR0 bits LMSW loads. */
+const MSW_BITS = CR0.PE | CR0.MP | CR0.EM | CR0.TS;
+
+/** LMSW (0F 01 /6). */
+export function execLmsw(t: Transaction, insn: Instruction): Fault | undefined {
+  const op = insn.operands[0];
+  if (op === undefined) throw new Error("lmsw: decoder gave no operand");
+  if (t.cpl() !== 0) return t.fault("MSW-03", GP, 0);
+  const source = t.read(op, t.m.rip);
+  if (isFault(source)) return source;
+  const cr0 = t.m.cr0;
+  // PE can be set but not cleared (it is always set in IA-32e mode).
+  t.update("MSW-04", { cr0: (cr0 & ~MSW_BITS) | (source & MSW_BITS) | (cr0 & CR0.PE) });
+  return undefined;
 }
 
 export function execClts(t: Transaction): Fault | undefined {

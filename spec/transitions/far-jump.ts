@@ -12,7 +12,7 @@ import {
 } from "../segmentation/descriptor.ts";
 import type { UnsupportedOutcome } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
+import { checkTargetRip, invalidLongCode, targetRip } from "./code-segment.ts";
 import { setAccessed } from "./segment-load.ts";
 
 export const FAR_JUMP_RULES = defineRules([
@@ -23,8 +23,8 @@ export const FAR_JUMP_RULES = defineRules([
   { id: "JMPF-05", description: "far JMP: code segment with L = 1 and D = 1: #GP(sel)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-06", description: "far JMP: conforming with DPL > CPL, or non-conforming with RPL > CPL or DPL != CPL: #GP(sel)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-07", description: "far JMP: code segment not present: #NP(sel)", source: "SDM Vol. 2A JMP" },
-  { id: "JMPF-08", description: "far JMP: target RIP not canonical (64-bit target) or beyond the CS limit (compatibility target): #GP(0)", source: "SDM Vol. 2A JMP" },
-  { id: "JMPF-09", description: "far JMP: CS <- selector with RPL <- CPL, hidden part from the descriptor; RIP <- offset; CPL unchanged", source: "SDM Vol. 2A JMP" },
+  { id: "JMPF-08", description: "far JMP: target RIP not canonical (64-bit target), or its EIP (bits 31:0) beyond the CS limit (compatibility target): #GP(0)", source: "SDM Vol. 2A JMP" },
+  { id: "JMPF-09", description: "far JMP: CS <- selector with RPL <- CPL, hidden part from the descriptor; RIP <- offset (a compatibility-mode target: EIP, zero-extended); CPL unchanged", source: "SDM Vol. 2A JMP" },
 ]);
 
 const CALL_GATE_64 = 12;
@@ -34,10 +34,11 @@ export function execJmpFar(t: Transaction, insn: Instruction): Fault | Unsupport
   if (op?.kind !== "mem") throw new Error("jmp_far: decoder gave no memory operand");
   const cpl = t.cpl();
   const size = insn.operandSize;
-  const raw = t.readLinear(t.linearAddress(op, t.m.rip), size + 2, t.dataMode(), { stack: op.stackSegment });
+  const linear = t.memoryLinear(op, t.m.rip, "read", size + 2);
+  if (isFault(linear)) return linear;
+  const raw = t.readLinear(linear, size + 2, t.dataMode(), { stack: op.stackSegment });
   if (isFault(raw)) return raw;
   t.hit("JMPF-01");
-  const offset = raw & sizeMask(size);
   const selector = Number((raw >> BigInt(8 * size)) & 0xffffn);
   const code = selector & 0xfffc;
   if (isNullSelector(selector)) return t.fault("JMPF-02", GP, 0);
@@ -50,6 +51,8 @@ export function execJmpFar(t: Transaction, insn: Instruction): Fault | Unsupport
   if (invalidLongCode(d)) return t.fault("JMPF-05", GP, code);
   if (isConformingCode(d) ? d.dpl > cpl : selectorRpl(selector) > cpl || d.dpl !== cpl) return t.fault("JMPF-06", GP, code);
   if (d.present === 0) return t.fault("JMPF-07", NP, code);
+  // A compatibility-mode target: EIP (offset bits 31:0) is checked and loaded.
+  const offset = targetRip(d, raw & sizeMask(size));
   const f = checkTargetRip(t, d, offset, "JMPF-08");
   if (isFault(f)) return f;
   const loaded = setAccessed(t, d);

@@ -3,7 +3,7 @@
 import { GP, isFault, NP, SS, type Fault } from "../fault.ts";
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Machine } from "../machine/machine.ts";
-import { MASK64, RSP, sizeMask } from "../machine/registers.ts";
+import { RSP, sizeMask } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
@@ -12,7 +12,7 @@ import {
 } from "../segmentation/descriptor.ts";
 import { runInstructionAlone } from "../transaction/alone.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
+import { checkTargetRip, invalidLongCode, targetRip } from "./code-segment.ts";
 import { nullInaccessibleDataSegments, setAccessed } from "./segment-load.ts";
 
 export const FAR_RETURN_RULES = defineRules([
@@ -23,25 +23,25 @@ export const FAR_RETURN_RULES = defineRules([
   { id: "RETF-05", description: "far RET: return CS.RPL < CPL: #GP(sel)", source: "SDM Vol. 2B RET" },
   { id: "RETF-06", description: "far RET: conforming with DPL > RPL, or non-conforming with DPL != RPL: #GP(sel)", source: "SDM Vol. 2B RET" },
   { id: "RETF-07", description: "far RET: return CS not present: #NP(sel)", source: "SDM Vol. 2B RET" },
-  { id: "RETF-08", description: "far RET to the same privilege: RIP canonical (64-bit target) or within the CS limit, else #GP(0); CS, RIP loaded; RSP += 2 slots + imm16", source: "SDM Vol. 2B RET" },
+  { id: "RETF-08", description: "far RET to the same privilege: RIP canonical (64-bit target) or EIP within the CS limit (compatibility target: RIP <- EIP), else #GP(0); CS, RIP loaded; RSP += 2 slots + imm16 at the stack width", source: "SDM Vol. 2B RET" },
   { id: "RETF-09", description: "far RET to an outer privilege: SS:RSP read after imm16 bytes; NULL SS only for a 64-bit target with SS.RPL != 3, else #GP(0); beyond the limit, SS.RPL != CS.RPL, not writable data or DPL != CS.RPL: #GP(sel); not present: #SS(sel)", source: "SDM Vol. 2B RET" },
-  { id: "RETF-10", description: "far RET to an outer privilege: RIP checked as RETF-08; CPL <- CS.RPL; CS, RIP, SS loaded; RSP <- popped RSP + imm16", source: "SDM Vol. 2B RET" },
-  { id: "RETF-11", description: "far RET to an outer privilege: DS/ES/FS/GS with data or non-conforming code DPL < new CPL become NULL (base kept)", source: "SDM Vol. 2B RET" },
+  { id: "RETF-10", description: "far RET to an outer privilege: RIP checked as RETF-08; CPL <- CS.RPL; CS, RIP, SS loaded; RSP <- popped RSP + imm16 (a compatibility-mode target: popped bits 31:0, imm16 at the new SS.B width)", source: "SDM Vol. 2B RET (\"ESP := tempESP\"); SDM Vol. 1 §3.4.1.1" },
+  { id: "RETF-11", description: "far RET to an outer privilege: DS/ES/FS/GS whose hidden part is data or non-conforming code with DPL < new CPL become NULL (base kept); NULL selectors are left alone", source: "SDM Vol. 2B RET, IA-32e outer return (\"DPL in hidden part of segment register\")" },
 ]);
 
 /** Far RET with `size`-byte slots, releasing `release` bytes (the imm16) on each stack. */
 export function farReturnOn(t: Transaction, size: OperandSize, release: bigint): Fault | undefined {
   const cpl = t.cpl();
-  const rsp = t.gpr(RSP);
-  const mode = t.dataMode();
-  const readSlot = (at: bigint) => t.readLinear(at & MASK64, size, mode, { stack: true });
+  // Slots are read at offsets above the stack pointer without moving it (compatibility mode:
+  // through SS, with its checks).
+  const readSlot = (offset: bigint) => t.readStack(offset, size);
   // ---- RETF-01: return address, read without moving RSP ----
-  const ripRaw = readSlot(rsp);
+  const ripRaw = readSlot(0n);
   if (isFault(ripRaw)) return ripRaw;
-  const csRaw = readSlot(rsp + BigInt(size));
+  const csRaw = readSlot(BigInt(size));
   if (isFault(csRaw)) return csRaw;
   t.hit("RETF-01");
-  const rip = ripRaw & sizeMask(size);
+  const popped = ripRaw & sizeMask(size);
   const csSelector = Number(csRaw & 0xffffn);
   const csCode = csSelector & 0xfffc;
   const rpl = selectorRpl(csSelector);
@@ -55,7 +55,9 @@ export function farReturnOn(t: Transaction, size: OperandSize, release: bigint):
   if (rpl < cpl) return t.fault("RETF-05", GP, csCode);
   if (isConformingCode(cs) ? cs.dpl > rpl : cs.dpl !== rpl) return t.fault("RETF-06", GP, csCode);
   if (cs.present === 0) return t.fault("RETF-07", NP, csCode);
-  const afterReturn = (rsp + 2n * BigInt(size) + release) & MASK64;
+  // A compatibility-mode target: EIP is what is checked and loaded (code-segment.ts).
+  const rip = targetRip(cs, popped);
+  const released = 2n * BigInt(size) + release;
 
   if (rpl === cpl) {
     // ---- same privilege ----
@@ -63,15 +65,16 @@ export function farReturnOn(t: Transaction, size: OperandSize, release: bigint):
     if (isFault(f)) return f;
     const csLoaded = setAccessed(t, cs);
     if (isFault(csLoaded)) return csLoaded;
-    t.writeGpr("RETF-08", RSP, afterReturn);
+    // The stack pointer moves at the width of the stack RET read its slots from.
+    t.moveStackPointer("RETF-08", released);
     t.update("RETF-08", { cs: segmentFromDescriptor(csSelector, csLoaded), rip });
     return undefined;
   }
 
   // ---- outer privilege: the caller's SS:RSP follow the released parameters ----
-  const rspRaw = readSlot(afterReturn);
+  const rspRaw = readSlot(released);
   if (isFault(rspRaw)) return rspRaw;
-  const ssRaw = readSlot(afterReturn + BigInt(size));
+  const ssRaw = readSlot(released + BigInt(size));
   if (isFault(ssRaw)) return ssRaw;
   const ssSelector = Number(ssRaw & 0xffffn);
   const ssCode = ssSelector & 0xfffc;
@@ -95,9 +98,13 @@ export function farReturnOn(t: Transaction, size: OperandSize, release: bigint):
   const csLoaded = setAccessed(t, cs);
   if (isFault(csLoaded)) return csLoaded;
   // ---- commit ----
-  t.writeGpr("RETF-10", RSP, ((rspRaw & sizeMask(size)) + release) & MASK64);
   t.update("RETF-10", { cs: segmentFromDescriptor(csSelector, csLoaded), rip, ss });
-  nullInaccessibleDataSegments(t, rpl, "RETF-11");
+  // The caller's stack pointer, then the parameters released on it. A compatibility-mode target:
+  // the popped value's bits 31:0, the release at the new SS.B width (docs/model-choices.md,
+  // "Transfers into compatibility mode"; RET pseudo-code "ESP := tempESP").
+  t.writeGpr("RETF-10", RSP, cs.l === 1 ? rspRaw & sizeMask(size) : rspRaw & sizeMask(size) & 0xffff_ffffn);
+  t.moveStackPointer("RETF-10", release);
+  nullInaccessibleDataSegments(t, rpl, "RETF-11", "leave-null-selectors");
   return undefined;
 }
 

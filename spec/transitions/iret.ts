@@ -29,12 +29,12 @@ export const IRET_RULES = defineRules([
   { id: "IRETQ-09", description: "Return CS not present → #NP(CS)", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "IRETQ-10", description: "SS:RSP popped on a return to an outer level and always when IRET began in 64-bit mode (any operand size)", source: "SDM Vol. 2A IRET pseudo-code, IA-32e-MODE" },
   { id: "IRETQ-11", description: "Popped SS: NULL only for a 64-bit target at RPL < 3 with SS.RPL = CS.RPL (else #GP(0)); otherwise limit, RPL, type, DPL → #GP(SS), not present → #SS(SS)", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
-  { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target) or beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code" },
+  { id: "IRETQ-12", description: "Return RIP non-canonical (64-bit target), or its EIP (bits 31:0) beyond the CS limit (compatibility target) → #GP(0) at the old CPL", source: "SDM Vol. 2A IRET pseudo-code (\"IF EIP is not within CS limit\")" },
   { id: "IRETQ-13", description: "RFLAGS from the image: IF only if old CPL ≤ old IOPL, IOPL only at old CPL 0, VIF/VIP at CPL 0 with OS ≥ 32, RF/AC/ID with OS ≥ 32, VM never", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "RF-02", description: "IRET with a 32/64-bit operand size is the instruction that loads RF from memory (16-bit IRET does not)", source: "SDM Vol. 3A §18.3.1.1; Vol. 2A IRET" },
-  { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits)", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked); compatibility-mode same-level IRET only moves RSP past the frame", source: "SDM Vol. 2A IRET pseudo-code" },
-  { id: "IRETQ-16", description: "Return to an outer level: non-NULL DS/ES/FS/GS with data or non-conforming DPL < new CPL → NULL selector, base kept", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL" },
+  { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits; a compatibility-mode target: EIP, zero-extended)", source: "SDM Vol. 2A IRET pseudo-code; docs/model-choices.md \"Transfers into compatibility mode\"" },
+  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked; a compatibility-mode target: bits 31:0); compatibility-mode same-level IRET only moves the stack pointer past the frame (SS.B width)", source: "SDM Vol. 2A IRET pseudo-code; SDM Vol. 1 §3.4.1.1" },
+  { id: "IRETQ-16", description: "Return to an outer level: DS/ES/FS/GS whose hidden part is data or non-conforming code with DPL < new CPL → NULL selector, unusable, base kept; a NULL selector with RPL != 0 → selector 0", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL (descriptor cache; SegmentSelector == NULL clause)" },
   { id: "IRETQ-17", description: "No interrupt shadow after IRET; a TF set by IRET traps after the next instruction", source: "SDM Vol. 3A §18.3.1.4", recordedWith: "IRETQ-14" },
 ]);
 
@@ -60,14 +60,10 @@ export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCp
   return ((current & ~writable) | (image & writable)) | RFLAGS.FIXED1;
 }
 
-/** The linear address of stack slot `n` of `size` bytes above RSP (compatibility mode: SS.base +
- *  ESP or SP). */
-function stackSlot(m: Machine, n: number, size: IretSize): bigint {
-  const offset = n * size;
-  const rsp = m.gpr[RSP]!;
-  if (in64BitMode(m)) return (rsp + BigInt(offset)) & MASK64;
-  const mask = m.ss.db === 1 ? 0xffff_ffffn : 0xffffn;
-  return (m.ss.base + ((rsp + BigInt(offset)) & mask)) & 0xffff_ffffn;
+/** Stack slot `n` of `size` bytes above the stack pointer (compatibility mode: through SS, at
+ *  SS.B's width, with its checks: Transaction.readStack). */
+function readSlot(t: Transaction, n: number, size: IretSize): bigint | Fault {
+  return t.readStack(BigInt(n * size), size);
 }
 
 /** IRET with operand size `size` on a transaction whose machine is the one IRET starts on. */
@@ -78,18 +74,17 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   const oldCpl = cpl(m);
   const began64 = in64BitMode(m);
   // SMAP-03: the pops are explicit accesses at the current CPL (SMAP honours RFLAGS.AC at CPL < 3).
-  const mode = t.dataMode();
   t.hit("SMAP-03");
   const mask = size === 8 ? MASK64 : size === 4 ? 0xffff_ffffn : 0xffffn;
 
   if ((m.rflags & RFLAGS.NT) !== 0n) return t.fault("IRETQ-01", GP, 0);
 
   // IRETQ-02: RIP, CS, RFLAGS, read without moving RSP.
-  const tempRip = t.readLinear(stackSlot(m, 0, size), size, mode, { stack: true });
+  const tempRip = readSlot(t, 0, size);
   if (isFault(tempRip)) return tempRip;
-  const csWord = t.readLinear(stackSlot(m, 1, size), size, mode, { stack: true });
+  const csWord = readSlot(t, 1, size);
   if (isFault(csWord)) return csWord;
-  const tempRflags = t.readLinear(stackSlot(m, 2, size), size, mode, { stack: true });
+  const tempRflags = readSlot(t, 2, size);
   if (isFault(tempRflags)) return tempRflags;
   t.hit("IRETQ-02");
   const csSel = Number(csWord & 0xffffn);
@@ -114,12 +109,14 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   let newSs: { readonly selector: number; readonly descriptor: Descriptor | null } | null = null;
   let tempRsp = 0n;
   if (outer || began64) {
-    const rspWord = t.readLinear(stackSlot(m, 3, size), size, mode, { stack: true });
+    const rspWord = readSlot(t, 3, size);
     if (isFault(rspWord)) return rspWord;
-    const ssWord = t.readLinear(stackSlot(m, 4, size), size, mode, { stack: true });
+    const ssWord = readSlot(t, 4, size);
     if (isFault(ssWord)) return ssWord;
     t.hit("IRETQ-10");
-    tempRsp = rspWord & mask;
+    // A compatibility-mode target gets the popped RSP's bits 31:0 (docs/model-choices.md,
+    // "Transfers into compatibility mode").
+    tempRsp = rspWord & mask & (target64 ? MASK64 : 0xffff_ffffn);
     const ssSel = Number(ssWord & 0xffffn);
     if (isNullSelector(ssSel)) {
       // IRETQ-11: a NULL SS only for a 64-bit target below ring 3 with SS.RPL = CS.RPL.
@@ -136,8 +133,10 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
     }
   }
 
-  // IRETQ-12: the return RIP, checked at the old CPL before anything commits.
-  const newRip = tempRip & mask;
+  // IRETQ-12: the return RIP, checked at the old CPL before anything commits: canonical for a
+  // 64-bit target; for a compatibility-mode target the SDM checks EIP against the CS limit, and
+  // EIP (zero-extended) is what RIP becomes.
+  const newRip = target64 ? tempRip & mask : tempRip & mask & 0xffff_ffffn;
   if (target64 ? !canonical(newRip) : newRip > BigInt(code.limit)) return t.fault("IRETQ-12", GP, 0);
 
   // SEG-06: loading CS (and SS from a descriptor) sets the descriptors' accessed bits — implicit
@@ -164,12 +163,10 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
     t.writeGpr("IRETQ-15", RSP, tempRsp);
     t.update("IRETQ-15", { ss: ssLoaded });
   } else {
-    // Compatibility mode, same privilege: RSP moves past the three slots (stack width per SS.B).
-    const width = m.ss.db === 1 ? 0xffff_ffffn : 0xffffn;
-    const rsp = m.gpr[RSP]!;
-    t.writeGpr("IRETQ-15", RSP, (rsp & ~width) | ((rsp + BigInt(3 * size)) & width));
+    // Compatibility mode, same privilege: the stack pointer moves past the three slots (SS.B width).
+    t.moveStackPointer("IRETQ-15", BigInt(3 * size));
   }
-  if (outer) nullInaccessibleDataSegments(t, rpl, "IRETQ-16");
+  if (outer) nullInaccessibleDataSegments(t, rpl, "IRETQ-16", "null-selectors-too");
   return undefined;
 }
 

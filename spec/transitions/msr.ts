@@ -14,28 +14,35 @@ export const MSR_RULES = defineRules([
   { id: "MSR-02", description: "ECX names an MSR this CPU does not implement: #GP(0)", source: "SDM Vol. 2B RDMSR, WRMSR" },
   { id: "MSR-03", description: "RDMSR: EDX:EAX <- MSR[ECX]; bits 63:32 of RAX and RDX cleared", source: "SDM Vol. 2B RDMSR" },
   { id: "MSR-04", description: "WRMSR: MSR[ECX] <- EDX:EAX (bits 63:32 of RAX and RDX ignored)", source: "SDM Vol. 2B WRMSR" },
-  { id: "MSR-05", description: "WRMSR of a non-canonical (48-bit) value to FS_BASE, GS_BASE, KERNEL_GS_BASE or LSTAR: #GP(0)", source: "SDM Vol. 2B WRMSR" },
+  { id: "MSR-05", description: "WRMSR of a non-canonical (48-bit) value to FS_BASE, GS_BASE, KERNEL_GS_BASE, LSTAR, SYSENTER_ESP or SYSENTER_EIP: #GP(0)", source: "SDM Vol. 2B WRMSR" },
   { id: "MSR-06", description: "WRMSR EFER: bits other than SCE, LME, LMA, NXE set: #GP(0); LME changed while CR0.PG = 1: #GP(0); LMA is read-only (written value ignored)", source: "SDM Vol. 2B WRMSR; Vol. 3A §2.2.1" },
   { id: "MSR-07", description: "WRMSR STAR takes any value; FMASK bits 63:32 set: #GP(0); CSTAR non-canonical: #GP(0) or stored, per profile", source: "SDM Vol. 3A §5.8.8 Figure 5-14; AMD APM Vol. 2 §6.1.1" },
   { id: "MSR-08", description: "WRMSR FS_BASE / GS_BASE changes the live segment base at once; KERNEL_GS_BASE only matters to the next SWAPGS", source: "SDM Vol. 3A §3.4.4.1" },
-  { id: "MSR-10", description: "an architectural MSR outside the modelled state (TSC, APIC_BASE, SYSENTER_*, PAT): the step stops as unsupported", source: "SDM Vol. 4 Table 2-2" },
+  { id: "MSR-10", description: "an architectural MSR outside the modelled state (PAT; WRMSR to TSC, TSC_AUX, APIC_BASE): the step stops as unsupported", source: "SDM Vol. 4 Table 2-2" },
+  { id: "MSR-11", description: "IA32_SYSENTER_CS holds 32 bits: WRMSR stores EAX (EDX ignored), RDMSR returns them with EDX = 0; SYSENTER_ESP / SYSENTER_EIP are 64-bit (canonical on WRMSR, MSR-05)", source: "SDM Vol. 4 Table 2-2; Vol. 2B SYSENTER" },
+  { id: "MSR-12", description: "RDMSR IA32_APIC_BASE returns the state's value (power-up FEE00900H); the model has no local APIC to reprogram, so WRMSR to it is unsupported (MSR-10)", source: "SDM Vol. 3A §11.4.4 (IA32_APIC_BASE)" },
+  { id: "MSR-13", description: "RDMSR IA32_TIME_STAMP_COUNTER and IA32_TSC_AUX return 0 (the model has no time: the TSC reads 0 and never advances); WRMSR to them is unsupported (MSR-10)", source: "SDM Vol. 4 Table 2-2; docs/model-choices.md \"RDTSC, RDTSCP, RDPMC\"" },
 ]);
 
-/** MSRs every x86-64 CPU implements but the model does not hold: not "unknown" (no #GP). */
+/** MSRs every x86-64 CPU implements but the model cannot write (or, PAT, read): not "unknown"
+ *  (no #GP); the step stops as unsupported. */
 const UNMODELLED_MSRS: ReadonlyMap<number, string> = new Map([
-  [0x10, "IA32_TIME_STAMP_COUNTER"],
-  [0x1b, "IA32_APIC_BASE"],
-  [0x174, "IA32_SYSENTER_CS"],
-  [0x175, "IA32_SYSENTER_ESP"],
-  [0x176, "IA32_SYSENTER_EIP"],
-  [0x277, "IA32_PAT"],
+  [MSR.TSC, "IA32_TIME_STAMP_COUNTER"],
+  [MSR.APIC_BASE, "IA32_APIC_BASE"],
+  [MSR.PAT, "IA32_PAT"],
+  [MSR.TSC_AUX, "IA32_TSC_AUX"],
 ]);
 
 const EFER_WRITABLE = EFER.SCE | EFER.LME | EFER.NXE;
 
-/** The value of a modelled MSR, or undefined for any other index. */
+/** The value of a modelled MSR, or undefined for any other index, with the rule that reads it. */
 function readMsr(m: Machine, index: number): bigint | undefined {
   switch (index) {
+    case MSR.SYSENTER_CS: return m.sysenterCs;
+    case MSR.SYSENTER_ESP: return m.sysenterEsp;
+    case MSR.SYSENTER_EIP: return m.sysenterEip;
+    case MSR.APIC_BASE: return m.apicBase;
+    case MSR.TSC: case MSR.TSC_AUX: return 0n;
     case MSR.EFER: return m.efer;
     case MSR.STAR: return m.star;
     case MSR.LSTAR: return m.lstar;
@@ -60,6 +67,9 @@ export function execRdmsr(t: Transaction): Fault | UnsupportedOutcome | undefine
   const index = Number(t.gpr(RCX) & 0xffff_ffffn);
   const value = readMsr(t.m, index);
   if (value === undefined) return notModelled(t, index);
+  if (index === MSR.APIC_BASE) t.hit("MSR-12");
+  else if (index === MSR.TSC || index === MSR.TSC_AUX) t.hit("MSR-13");
+  else if (index === MSR.SYSENTER_CS) t.hit("MSR-11");
   t.writeGpr("MSR-03", RAX, value & 0xffff_ffffn);
   t.writeGpr("MSR-03", RDX, value >> 32n);
   return undefined;
@@ -104,6 +114,17 @@ export function execWrmsr(t: Transaction): Fault | UnsupportedOutcome | undefine
     case MSR.KERNEL_GS_BASE:
       if (!canonical(value)) return t.fault("MSR-05", GP, 0);
       t.update("MSR-08", { kernelGsBase: value });
+      return undefined;
+    case MSR.SYSENTER_CS:
+      t.update("MSR-11", { sysenterCs: value & 0xffff_ffffn });
+      return undefined;
+    case MSR.SYSENTER_ESP:
+      if (!canonical(value)) return t.fault("MSR-05", GP, 0);
+      t.update("MSR-11", { sysenterEsp: value });
+      return undefined;
+    case MSR.SYSENTER_EIP:
+      if (!canonical(value)) return t.fault("MSR-05", GP, 0);
+      t.update("MSR-11", { sysenterEip: value });
       return undefined;
     default:
       return notModelled(t, index);

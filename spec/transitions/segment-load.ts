@@ -154,18 +154,20 @@ export function execPopSreg(t: Transaction, insn: Instruction): Fault | undefine
 }
 
 /**
- * On a return to an outer privilege level (far RET, IRET): DS, ES, FS and GS holding a non-NULL
- * selector for data or non-conforming code with DPL < the new CPL become NULL (selector 0, hidden
- * part limit 0, attributes 0, unusable; the base kept: docs/model-choices.md "NULL segment hidden
- * parts"). NULL selectors are left alone.
+ * On a return to an outer privilege level (far RET, IRET), DS, ES, FS and GS are judged by their
+ * hidden part — the cached descriptor, whatever the selector says: one holding data or
+ * non-conforming code with DPL < the new CPL becomes NULL (selector 0, hidden part limit 0,
+ * attributes 0, unusable; the base kept: docs/model-choices.md "NULL segment hidden parts").
+ * IRET's pseudo-code also sets a NULL selector (any RPL) to 0, its hidden part as it was
+ * (`null-selectors-too`); far RET's IA-32e loop has no such clause and leaves NULL selectors alone.
  */
-export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rule: RuleId): void {
+export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rule: RuleId, nullSelectors: "null-selectors-too" | "leave-null-selectors"): void {
   const patch: { -readonly [K in "es" | "ds" | "fs" | "gs"]?: Segment } = {};
   for (const sreg of ["es", "ds", "fs", "gs"] as const) {
     const seg = t.m[sreg];
-    if (isNullSelector(seg.selector)) continue;
     const dataOrNonConforming = seg.s === 1 && (seg.type & 0xc) !== 0xc;
     if (dataOrNonConforming && seg.dpl < newCpl) patch[sreg] = nullSegment(0, seg.base);
+    else if (nullSelectors === "null-selectors-too" && isNullSelector(seg.selector) && seg.selector !== 0) patch[sreg] = { ...seg, selector: 0 };
   }
   t.update(rule, patch);
 }

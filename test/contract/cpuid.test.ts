@@ -17,14 +17,15 @@ describe("CPUID tables", () => {
     expect(AMD.cpuid).toBe(AMD_CPUID);
   });
 
-  it("reports only modelled features: CX8 CMOV PAE PSE PGE MSR CX16, SMEP SMAP UMIP, SYSCALL NX 1 GiB pages LM; no FPU, TSC, SSE, BMI1, LZCNT, POPCNT", () => {
+  it("reports only modelled features: DE TSC SEP CX8 CMOV PAE PSE PGE MSR CX16 PCID XSAVE, FSGSBASE SMEP INVPCID SMAP UMIP, SYSCALL NX 1 GiB pages RDTSCP LM, WBNOINVD; no FPU, SSE, BMI1, LZCNT, POPCNT", () => {
     for (const t of [INTEL_CPUID, AMD_CPUID]) {
       const leaf1 = t.basic[1]!;
-      expect(leaf1.edx).toBe((1 << 3) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15));
-      expect(leaf1.ecx).toBe(1 << 13);
-      expect(t.basic[7]).toEqual({ eax: 0, ebx: (1 << 7) | (1 << 20), ecx: 1 << 2, edx: 0 });
+      expect(leaf1.edx).toBe((1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15));
+      expect(leaf1.ecx).toBe((1 << 13) | (1 << 17) | (1 << 26));
+      expect(t.basic[7]).toEqual({ eax: 0, ebx: 1 | (1 << 7) | (1 << 10) | (1 << 20), ecx: 1 << 2, edx: 0 });
       const ext1 = t.extended[1]!;
-      for (const b of [11, 20, 26, 29]) expect((ext1.edx >>> b) & 1).toBe(1);
+      for (const b of [11, 20, 26, 27, 29]) expect((ext1.edx >>> b) & 1).toBe(1);
+      expect(t.extended[8]!.ebx).toBe(1 << 9);
       expect(ext1.ecx).toBe(0); // no LAHF/SAHF, no LZCNT (ABM)
       expect(t.extended[8]!.eax).toBe(0x302e); // 46 physical, 48 linear address bits
       expect(t.extended[0]!.eax).toBe(0x8000_0008);

@@ -141,6 +141,16 @@ describe("the client survives a misbehaving engine", () => {
     });
   }
 
+  it("an answer and a reason written just before exiting are both read, not lost to the exit", async () => {
+    for (let round = 0; round < 5; round++) {
+      const engine = await ProcessEngine.start({ command: misbehaving("last-words") });
+      await engine.load(kernelState(), "intel");
+      expect((await engine.step()).kind).toBe("unsupported");
+      await expect(engine.state()).rejects.toThrow(/exited with status 3 \(stderr: emulator: out of guest memory\)/);
+      await engine.close();
+    }
+  });
+
   it("an error answer fails that call only", async () => {
     const engine = await ProcessEngine.start({ command: misbehaving("refuse") });
     await engine.load(kernelState(), "intel");

@@ -1,7 +1,7 @@
 // Emulator engines when the emulator misbehaves, without needing QEMU or Bochs: a missing
 // program, one that exits at once, one that hangs. Each is a one-line EngineError for that case,
 // the child is gone afterwards and the engine can be used again.
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
@@ -20,12 +20,6 @@ import { vectorPath } from "../../helpers/fixture.ts";
 const scratch = mkdtempSync(join(tmpdir(), "ringspec-lifecycle-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function script(name: string, body: string): string {
-  const path = join(scratch, name);
-  writeFileSync(path, `#!/bin/sh\n${body}\n`);
-  chmodSync(path, 0o755);
-  return path;
-}
 
 const loaded = parseDocument(readFileSync(vectorPath("sysret64-basic"), "utf8"));
 if (loaded.kind !== "vector") throw new Error("vector");
@@ -40,9 +34,21 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Work directories the engines leave in the temp base. */
-function leftovers(prefix: string): string[] {
-  return readdirSync(fastTempBase()).filter((n) => n.startsWith(`ringspec-${prefix}-`));
+/**
+ * The engine's scratch directory, as recorded by the script (it runs there): checked by name,
+ * since other ringspec runs on the machine create and remove their own in the same temp base.
+ */
+function scratchOf(name: string): string {
+  const dir = readFileSync(join(scratch, `${name}.cwd`), "utf8").trim();
+  expect(dir.startsWith(fastTempBase())).toBe(true);
+  return dir;
+}
+
+function script(name: string, body: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, `#!/bin/sh\npwd > ${join(scratch, `${name}.cwd`)}\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
 }
 
 describe("emulator processes", () => {
@@ -55,19 +61,17 @@ describe("emulator processes", () => {
     ["bochs", (program: string) => new BochsEngine({ program, startTimeoutMs: 800 })],
   ] as const) {
     it(`${name}: an emulator that exits at once is a start error with its status and stderr`, async () => {
-      const before = leftovers(name).length;
       const engine = make(script(`${name}-exits`, "echo 'no such machine' >&2; exit 3"));
       const error = await engine.load(loaded.state, "intel").then(() => undefined, (e: unknown) => e);
       expect(error).toBeInstanceOf(EngineError);
       expect((error as EngineError).kind).toBe("start");
       expect((error as EngineError).message).toMatch(/exited with status 3: no such machine|could not connect|did not reach/);
       expect(liveChildren()).toBe(0);
-      expect(leftovers(name).length).toBe(before);
+      expect(existsSync(scratchOf(`${name}-exits`))).toBe(false);
       await engine.close();
     });
 
     it(`${name}: an emulator that hangs is stopped by the watchdog, and the check goes on`, async () => {
-      const before = leftovers(name).length;
       const engine = make(script(`${name}-hangs`, "exec sleep 30"));
       // The detail names the 800 ms start watchdog, not the 5 s case timeout: that is what shows
       // the watchdog stopped it (an elapsed-time bound would fail on a loaded machine).
@@ -76,7 +80,7 @@ describe("emulator processes", () => {
       expect(result.exit).toBe("error");
       expect(result.detail).toMatch(/within 800 ms/);
       expect(liveChildren()).toBe(0);
-      expect(leftovers(name).length).toBe(before);
+      expect(existsSync(scratchOf(`${name}-hangs`))).toBe(false);
       // The same engine takes the next case (and fails it the same way, not worse).
       const again = await checkVector(loaded, engine, { timeoutMs: 5000 });
       expect(again.exit).toBe("error");
@@ -88,7 +92,6 @@ describe("emulator processes", () => {
   it("ringspec interrupted mid-case leaves no emulator process and no scratch directory", async () => {
     const pidFile = join(scratch, "emulator.pid");
     const program = script("qemu-records-pid", `echo $$ > ${pidFile}\nexec sleep 30`);
-    const before = leftovers("qemu").length;
     const cli = spawn(process.execPath, [fileURLToPath(new URL("../../../cli/bin.js", import.meta.url)), "vectors", "check", vectorPath("sysret64-basic"), "--engine", "qemu", "--qemu", program, "--timeout", "60"], { stdio: "ignore" });
     const deadline = Date.now() + 20_000;
     while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -101,7 +104,7 @@ describe("emulator processes", () => {
     const gone = Date.now() + 10_000;
     while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
     expect(alive(pid)).toBe(false);
-    expect(leftovers("qemu").length).toBe(before);
+    expect(existsSync(scratchOf("qemu-records-pid"))).toBe(false);
   });
 
   it("using an engine before load is a usage error, not a crash", async () => {

@@ -496,7 +496,36 @@ describe("instruction families", () => {
     expect(insn("48 0F 35")).toMatchObject({ mnemonic: "sysexit", rexW: true, operandSize: 8 });
     // UD2 decodes; its semantics raise #UD.
     expectDecodes("0F 0B", "ud2", 4, []);
-    expectUnsupported("F3 0F 09"); // WBNOINVD
+    expectDecodes("F3 0F 09", "wbnoinvd", 4, []);
+    expectDecodes("F2 0F 09", "wbinvd", 4, []);
+    expectDecodes("0F 33", "rdpmc", 4, []);
+    expectDecodes("0F 34", "sysenter", 4, []);
+    expectDecodes("48 0F 34", "sysenter", 8, []);
+    expect(insn("66 0F 35")).toMatchObject({ mnemonic: "sysexit", operandSize: 4 });
+  });
+
+  it("DECODE-FEATURE: encodings of features the modelled CPU lacks are #UD once fetched", () => {
+    expectUd("0F 37", "DECODE-FEATURE"); // GETSEC
+    expectUd("0F 78 C0", "DECODE-FEATURE"); // VMREAD
+    expectUd("0F 79 00", "DECODE-FEATURE"); // VMWRITE
+    expectUd("66 0F 38 80 00", "DECODE-FEATURE"); // INVEPT
+    expectUd("66 0F 38 81 00", "DECODE-FEATURE"); // INVVPID
+    expectUd("0F C7 18", "DECODE-FEATURE"); // XRSTORS
+    expectUd("0F C7 28", "DECODE-FEATURE"); // XSAVES
+    expectUd("0F C7 30", "DECODE-FEATURE"); // VMPTRLD
+    expectUd("66 0F C7 30", "DECODE-FEATURE"); // VMCLEAR
+    expectUd("F3 0F C7 30", "DECODE-FEATURE"); // VMXON
+    expectUd("0F C7 38", "DECODE-FEATURE"); // VMPTRST
+    expectUd("F3 0F AE E0", "DECODE-FEATURE"); // PTWRITE
+    expectUd("F3 0F AE F8", "DECODE-RESERVED");
+    expectUd("F2 0F 00 F0", "DECODE-FEATURE"); // LKGS (64-bit mode only)
+    expectUd("F2 0F 00 F0", "DECODE-RESERVED", false);
+    expectUd("F3 0F 01 28", "DECODE-FEATURE"); // RSTORSSP
+    expectUd("0F 01 28", "DECODE-RESERVED");
+    // A #UD decided by ModRM waits for the whole instruction (its displacement here).
+    expectUd("0F C7 98 00 10 00 00", "DECODE-FEATURE");
+    expectUnsupported("0F C7 F0"); // RDRAND: present on hardware, not modelled
+    expectUnsupported("66 0F 78 C0 00 00"); // EXTRQ
   });
 
   it("LGDT LIDT SGDT SIDT: 10-byte operand in 64-bit mode, 6 in compatibility mode", () => {
@@ -507,24 +536,79 @@ describe("instruction families", () => {
     expectDecodes("0F 01 18", "lidt", 4, [mem(6, { base: RAX, addressSize: 4 })], false);
   });
 
-  it("0F 01 register forms: SWAPGS, CLAC, STAC; D2/D3 are #UD; others and prefixed forms unsupported", () => {
+  it("0F 01 register forms: SMSW, LMSW, SWAPGS, RDTSCP whatever 66/F2/F3; CLAC, STAC, XGETBV, XSETBV only unprefixed; the rest #UD (DECODE-RESERVED, DECODE-FEATURE)", () => {
     expectDecodes("41 0F 01 F8", "swapgs", 4, []);
+    expectDecodes("F3 0F 01 F8", "swapgs", 4, []);
+    expectUd("0F 01 F8", "DECODE-MODE", false);
+    expectDecodes("0F 01 F9", "rdtscp", 4, []);
+    expectDecodes("66 0F 01 F9", "rdtscp", 2, []);
+    expectDecodes("0F 01 CA", "clac", 4, []);
+    expectDecodes("0F 01 D0", "xgetbv", 4, []);
+    expectDecodes("0F 01 D1", "xsetbv", 4, []);
+    expectDecodes("0F 01 E0", "smsw", 4, [reg(RAX, 4)]);
+    expectDecodes("66 0F 01 E1", "smsw", 2, [reg(RCX, 2)]);
+    expectDecodes("49 0F 01 E4", "smsw", 8, [reg(R12, 8)]);
+    expectDecodes("F3 0F 01 F2", "lmsw", 2, [reg(RDX, 2)]);
     expectUd("0F 01 D2", "DECODE-RESERVED");
     expectUd("0F 01 D3", "DECODE-RESERVED");
-    expectUnsupported("0F 01 D0"); // XGETBV
-    expectUnsupported("0F 01 D8"); // VMRUN (AMD)
-    expectUnsupported("0F 01 F9"); // RDTSCP
-    expectUnsupported("F3 0F 01 CA"); // ERETU
-    expectUnsupported("0F 01 20"); // SMSW
+    expectUd("66 0F 01 CA", "DECODE-RESERVED"); // NP: CLAC with 66
+    expectUd("66 0F 01 D0", "DECODE-RESERVED"); // NP: XGETBV with 66
+    expectUd("F3 0F 01 CA", "DECODE-FEATURE"); // ERETU (FRED)
+    expectUd("F3 0F 01 CA", "DECODE-RESERVED", false);
+    expectUd("0F 01 D8", "DECODE-FEATURE"); // VMRUN (SVM)
+    expectUd("0F 01 C1", "DECODE-FEATURE"); // VMCALL (VMX)
+    expectUd("0F 01 C8", "DECODE-FEATURE"); // MONITOR
+    expectUd("0F 01 EE", "DECODE-FEATURE"); // RDPKRU
+    expectUd("0F 01 E9", "DECODE-RESERVED");
   });
 
-  it("LTR r/m16", () => {
+  it("0F 01 memory forms: SMSW m16 and LMSW m16; /5 reserved", () => {
+    expectDecodes("0F 01 20", "smsw", 4, [mem(2, { base: RAX })]);
+    expectDecodes("48 0F 01 23", "smsw", 8, [mem(2, { base: RBX })]);
+    expectDecodes("0F 01 31", "lmsw", 2, [mem(2, { base: RCX })]);
+    expectUd("0F 01 68 08", "DECODE-RESERVED");
+  });
+
+  it("0F 00: SLDT STR (r/m16, a register at the operand size), LLDT LTR VERR VERW (r/m16); /6 /7 #UD", () => {
     expectDecodes("0F 00 18", "ltr", 2, [mem(2, { base: RAX })]);
     expectDecodes("41 0F 00 DC", "ltr", 2, [reg(R12, 2)]);
+    expectDecodes("0F 00 C0", "sldt", 4, [reg(RAX, 4)]);
+    expectDecodes("66 0F 00 C8", "str", 2, [reg(RAX, 2)]);
+    expectDecodes("48 0F 00 CB", "str", 8, [reg(RBX, 8)]);
+    expectDecodes("0F 00 03", "sldt", 4, [mem(2, { base: RBX })]);
+    expectDecodes("0F 00 D0", "lldt", 2, [reg(RAX, 2)]);
+    expectDecodes("0F 00 20", "verr", 2, [mem(2, { base: RAX })]);
+    expectDecodes("0F 00 E9", "verw", 2, [reg(RCX, 2)]);
     expectUd("0F 00 30", "DECODE-RESERVED");
     expectUd("0F 00 F8", "DECODE-RESERVED");
-    expectUnsupported("0F 00 C0"); // SLDT
-    expectUnsupported("F2 0F 00 F0"); // LKGS
+    expectUd("66 0F 00 F0", "DECODE-RESERVED");
+  });
+
+  it("DECODE-DR: MOV DR: mod ignored, 64-bit in 64-bit mode, 32-bit in compatibility mode; REX.R is #UD", () => {
+    expectDecodes("0F 21 C0", "mov_from_dr", 8, [reg(RAX, 8), { kind: "dr", dr: 0 }]);
+    expectDecodes("0F 21 3B", "mov_from_dr", 8, [reg(RBX, 8), { kind: "dr", dr: 7 }]);
+    expectDecodes("66 41 0F 23 F4", "mov_to_dr", 8, [{ kind: "dr", dr: 6 }, reg(R12, 8)]);
+    expectDecodes("0F 23 E1", "mov_to_dr", 4, [{ kind: "dr", dr: 4 }, reg(RCX, 4)], false);
+    expectUd("44 0F 21 C0", "DECODE-DR");
+    expectUd("44 0F 23 C0", "DECODE-DR");
+  });
+
+  it("FSGSBASE (F3 0F AE /0–/3, register forms): 64-bit mode only, REX.W for 64 bits", () => {
+    expectDecodes("F3 0F AE C0", "rdfsbase", 4, [reg(RAX, 4)]);
+    expectDecodes("F3 48 0F AE C9", "rdgsbase", 8, [reg(RCX, 8)]);
+    expectDecodes("F3 49 0F AE D4", "wrfsbase", 8, [reg(R12, 8)]);
+    expectDecodes("66 F3 0F AE DB", "wrgsbase", 4, [reg(RBX, 4)]);
+    expectUd("F3 0F AE C0", "DECODE-MODE", false);
+    expectUnsupported("F3 0F AE 00");
+    expectUnsupported("0F AE 00"); // FXSAVE
+  });
+
+  it("INVPCID (66 0F 38 82): a 64-bit register (32-bit in compatibility mode) and m128; register form #UD", () => {
+    expectDecodes("66 0F 38 82 08", "invpcid", 8, [reg(RCX, 8), mem(16, { base: RAX })]);
+    expectDecodes("66 0F 38 82 0B", "invpcid", 4, [reg(RCX, 4), mem(16, { base: RBX, addressSize: 4 })], false);
+    expectUd("66 0F 38 82 C8", "DECODE-MEMORY-ONLY");
+    expectUd("0F 38 82 08", "DECODE-RESERVED");
+    expectUnsupported("66 0F 38 00 C0"); // PSHUFB
   });
 });
 
@@ -652,7 +736,7 @@ describe("issue 11's kernel subset: strings, SETcc/CMOVcc, atomics, bit scans, L
     expectDecodes("0F 18 08", "prefetch", 4, [mem(1, { base: RAX })]);
     expectDecodes("F3 0F 1E FA", "endbr", 4, []);
     expectDecodes("F3 0F 1E FB", "endbr", 4, []);
-    expectUnsupported("F3 0F AE C0"); // RDFSBASE
+    expectUnsupported("F2 0F AE E8"); // a prefixed register form
     expectUnsupported("66 0F AE F0"); // TPAUSE
     expectUnsupported("0F 18 20"); // reserved NOP
     expectUnsupported("0F 1E FA"); // without F3: a reserved NOP

@@ -259,6 +259,12 @@ describe("HLT-03..06 / NMI-04: halting and waking", () => {
     expect(savedRip(a.state)).toBe(0x10001n);
     expect(a.state.cpu.pendingIrq).toBe(0x20);
   });
+  it("HLT-06: a step of a halted CPU with only the single-step trap pending takes nothing: the trap waits (lockstep found step() delivering it)", () => {
+    const halted = stepOnce(k([HLT], 0x302n)).state;
+    const idle = stepOnce(halted);
+    expect(idle.event).toMatchObject({ kind: "halted" });
+    expect(idle.state).toEqual(halted);
+  });
 });
 
 describe("NMI-01..03: NMI delivery and blocking", () => {

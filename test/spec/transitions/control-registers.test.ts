@@ -107,3 +107,69 @@ describe("CLTS", () => {
     expect("cr0" in alone && alone.cr0).toBe(CR0_NOW);
   });
 });
+
+// ---- issue 9: PCID, SMSW, LMSW --------------------------------------------------------------------
+
+describe("PCID: CR4.PCIDE and CR3", () => {
+  const pcide = (m: Machine): Machine => ({ ...m, cr4: m.cr4 | CR4.PCIDE });
+  it("MOVCR-11: with CR4.PCIDE = 1, MOV CR3 does not store bit 63 (no flush) and keeps the PCID in bits 11:0", () => {
+    const m = retired(stepBytes(withRegs(pcide(kernelMachine()), { rax: (1n << 63n) | 0x3000n | 0x5an }), TO_CR3));
+    expect(m.cr3).toBe(0x305an);
+  });
+  it("MOVCR-11: with CR4.PCIDE = 1, bits 62:46 still raise #GP(0); with PCIDE = 0 bit 63 is reserved (MOVCR-04)", () => {
+    const m = withRegs(pcide(kernelMachine()), { rax: (1n << 62n) | 0x3000n });
+    expectFault(stepBytes(m, TO_CR3), m, GP, 0, "MOVCR-11");
+    const plain = withRegs(kernelMachine(), { rax: (1n << 63n) | 0x3000n });
+    expectFault(stepBytes(plain, TO_CR3), plain, GP, 0, "MOVCR-04");
+  });
+  it("MOVCR-12: setting CR4.PCIDE while CR3[11:0] != 0 raises #GP(0); with CR3[11:0] = 0 it is set; clearing is allowed", () => {
+    const dirty = withRegs({ ...kernelMachine(), cr3: kernelMachine().cr3 | 0x8n }, { rax: kernelMachine().cr4 | CR4.PCIDE });
+    expectFault(stepBytes(dirty, TO_CR4), dirty, GP, 0, "MOVCR-12");
+    const clean = withRegs(kernelMachine(), { rax: kernelMachine().cr4 | CR4.PCIDE });
+    expect(retired(stepBytes(clean, TO_CR4)).cr4 & CR4.PCIDE).toBe(CR4.PCIDE);
+    // Already set: CR3[11:0] may be a PCID, and a write keeping PCIDE is allowed; clearing too.
+    const withPcid = withRegs({ ...pcide(kernelMachine()), cr3: kernelMachine().cr3 | 0x7n }, { rax: kernelMachine().cr4 | CR4.PCIDE | CR4.SMEP });
+    expect(retired(stepBytes(withPcid, TO_CR4)).cr4).toBe(kernelMachine().cr4 | CR4.PCIDE | CR4.SMEP);
+    expect(retired(stepBytes(withRegs(withPcid, { rax: kernelMachine().cr4 }), TO_CR4)).cr4).toBe(kernelMachine().cr4);
+  });
+  it("MOVCR-13: clearing CR0.PG in compatibility mode with CR4.PCIDE = 1 raises #GP(0) (without PCIDE it stops unsupported, MOVCR-10)", () => {
+    const compat = { ...kernelMachine(), cs: { ...kernelMachine().cs, l: 0, db: 1 } };
+    const m = withRegs(pcide(compat), { rax: kernelMachine().cr0 & ~CR0.PG });
+    expectFault(stepBytes(m, TO_CR0), m, GP, 0, "MOVCR-13");
+    expect(stepBytes(withRegs(compat, { rax: kernelMachine().cr0 & ~CR0.PG }), TO_CR0).event).toMatchObject({ kind: "unsupported" });
+  });
+});
+
+describe("SMSW / LMSW", () => {
+  const SMSW_EAX = [0x0f, 0x01, 0xe0];
+  it("MSW-01: with CR4.UMIP = 1, SMSW at CPL 3 raises #GP(0) before storing", () => {
+    const m = withRegs({ ...userMachine(), cr4: userMachine().cr4 | CR4.UMIP }, { rax: 0x220000n });
+    expectFault(stepBytes(m, SMSW_EAX), m, GP, 0, "MSW-01");
+    expectFault(stepBytes(m, [0x0f, 0x01, 0x20]), m, GP, 0, "MSW-01");
+  });
+  it("MSW-02: without UMIP at CPL 3: r32 gets CR0[31:0] zero-extended, r64 CR0, r16 CR0[15:0] merged, memory CR0[15:0] (16 bits)", () => {
+    const u = withRegs(userMachine(), { rax: 0xffff_ffff_ffff_ffffn, rbx: 0x220000n });
+    const cr0 = u.cr0;
+    expect(retired(stepBytes(u, SMSW_EAX)).gpr[RAX]).toBe(cr0 & 0xffff_ffffn);
+    expect(retired(stepBytes(u, [0x48, 0x0f, 0x01, 0xe0])).gpr[RAX]).toBe(cr0);
+    expect(retired(stepBytes(u, [0x66, 0x0f, 0x01, 0xe0])).gpr[RAX]).toBe(0xffff_ffff_ffff_0000n | (cr0 & 0xffffn));
+    const mem = retired(stepBytes({ ...u, memory: u.memory.write(0x220000n, 4, 0xaabbccddn) }, [0x0f, 0x01, 0x23]));
+    expect(mem.memory.read(0x220000n, 4)).toBe(0xaabb0000n | (cr0 & 0xffffn));
+  });
+  it("MSW-02: in compatibility mode a 32-bit register gets CR0[31:0] too", () => {
+    const compat = withRegs({ ...userMachine(), cs: { ...userMachine().cs, l: 0, db: 1 } }, { rax: 0n });
+    expect(retired(stepBytes(compat, SMSW_EAX)).gpr[RAX]).toBe(compat.cr0 & 0xffff_ffffn);
+  });
+  it("MSW-03: LMSW at CPL 3 raises #GP(0)", () => {
+    const m = withRegs(userMachine(), { rax: 0xfn });
+    expectFault(stepBytes(m, [0x0f, 0x01, 0xf0]), m, GP, 0, "MSW-03");
+  });
+  it("MSW-04: LMSW loads MP, EM, TS from bits 3:1 and cannot clear PE; other CR0 bits unchanged", () => {
+    const k = kernelMachine();
+    const set = retired(stepBytes(withRegs(k, { rax: 0xffeen }), [0x0f, 0x01, 0xf0]));
+    expect(set.cr0).toBe((k.cr0 & ~0xen) | 0xen);
+    const cleared = retired(stepBytes(withRegs({ ...k, cr0: k.cr0 | 0xen }, { rax: 0n }), [0x0f, 0x01, 0xf0]));
+    expect(cleared.cr0).toBe(k.cr0 & ~0xen);
+    expect(cleared.cr0 & CR0.PE).toBe(CR0.PE);
+  });
+});

@@ -85,3 +85,65 @@ describe("LTR", () => {
     expect(Number((m.memory.read(0x8000n + BigInt(SPARE), 8) >> 40n) & 0xfn)).toBe(11);
   });
 });
+
+// ---- issue 9: SLDT, STR, LLDT --------------------------------------------------------------------
+
+const SLDT_EAX = [0x0f, 0x00, 0xc0];
+const STR_RBX = [0x48, 0x0f, 0x00, 0xcb];
+const STR_AX = [0x66, 0x0f, 0x00, 0xc8];
+const SLDT_MEM_RAX = [0x0f, 0x00, 0x00];
+const LLDT_AX = [0x0f, 0x00, 0xd0];
+const LLDT_MEM_RBX = [0x0f, 0x00, 0x13];
+/** An LDT descriptor (S = 0, type 2) at `base`, 16 bytes in IA-32e mode. */
+const ldtLow = (base: bigint, present = 1) => descriptor({ type: 2, s: 0, base, limit: 0xfff, g: 0, present });
+
+describe("SLDT / STR", () => {
+  it("DT-07: with CR4.UMIP = 1, SLDT and STR at CPL 3 raise #GP(0) before storing", () => {
+    const m = withRegs({ ...userMachine(), cr4: userMachine().cr4 | CR4.UMIP }, { rax: USER_DATA });
+    expectFault(stepBytes(m, SLDT_MEM_RAX), m, GP, 0, "DT-07");
+    expectFault(stepBytes(m, [0x0f, 0x00, 0xc8]), m, GP, 0, "DT-07");
+  });
+  it("DT-08: without UMIP, SLDT and STR execute at CPL 3: TR selector zero-extended into a 32/64-bit register, low word of a 16-bit one", () => {
+    const u = withRegs(userMachine(), { rax: 0xffff_ffff_ffff_ffffn, rbx: 0xffff_ffff_ffff_ffffn });
+    expect(retired(stepBytes(u, STR_RBX)).gpr[3]).toBe(BigInt(u.tr.selector));
+    expect(retired(stepBytes(u, [0x0f, 0x00, 0xc8])).gpr[0]).toBe(BigInt(u.tr.selector));
+    expect(retired(stepBytes(u, STR_AX)).gpr[0]).toBe(0xffff_ffff_ffff_0000n | BigInt(u.tr.selector));
+    expect(retired(stepBytes({ ...u, ldtr: { ...u.ldtr, selector: 0x60 } }, SLDT_EAX)).gpr[0]).toBe(0x60n);
+  });
+  it("DT-08: to memory, a 16-bit store at the current CPL, whatever the operand size", () => {
+    const m0 = withBytes(withRegs(userMachine(), { rax: USER_DATA }), USER_DATA, [0xaa, 0xbb, 0xcc, 0xdd]);
+    const m = retired(stepBytes({ ...m0, ldtr: { ...m0.ldtr, selector: 0x1234 } }, [0x48, ...SLDT_MEM_RAX]));
+    expect(m.memory.read(USER_DATA, 4)).toBe(0xddcc1234n);
+  });
+});
+
+describe("LLDT", () => {
+  it("DT-09: LLDT at CPL 3 raises #GP(0) before reading its operand", () => {
+    const m = withRegs(userMachine(), { rbx: 0x8000_0000_0000n });
+    expectFault(stepBytes(m, LLDT_MEM_RBX), m, GP, 0, "DT-09");
+  });
+  it("DT-10: a NULL selector (any RPL) marks LDTR unusable, keeping the selector; no descriptor is read", () => {
+    const m = retired(stepBytes(withRegs({ ...kernelMachine(), gdtr: { base: 0x7000_0000n, limit: 0 } }, { rax: 3n }), LLDT_AX));
+    expect(m.ldtr).toEqual({ selector: 3, base: 0n, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 });
+  });
+  it("DT-11: TI = 1, beyond the GDT limit (16 bytes), not an LDT, upper type bits, not present", () => {
+    const sel = SPARE;
+    const base = withGdtEntry(kernelMachine(), sel, ldtLow(0x5000n), 0xffff_ffffn);
+    const cases: [Machine, number, number][] = [
+      [withRegs(base, { rax: BigInt(sel | 4) }), GP, sel | 4],
+      [withRegs({ ...base, gdtr: { ...base.gdtr, limit: sel + 14 } }, { rax: BigInt(sel) }), GP, sel],
+      [withRegs(withGdtEntry(base, sel, descriptor({ type: 9, s: 0 }), 0n), { rax: BigInt(sel) }), GP, sel],
+      [withRegs(withGdtEntry(base, sel, descriptor({ type: 2, s: 1 }), 0n), { rax: BigInt(sel) }), GP, sel],
+      [withRegs(withGdtEntry(base, sel, ldtLow(0x5000n), 0x0000_0100_0000_0000n), { rax: BigInt(sel) }), GP, sel],
+      [withRegs(withGdtEntry(base, sel, ldtLow(0x5000n, 0), 0n), { rax: BigInt(sel | 3) }), NP, sel],
+    ];
+    for (const [m, vector, code] of cases) expectFault(stepBytes(m, LLDT_AX), m, vector, code & 0xfffc, "DT-11");
+  });
+  it("DT-12: LDTR gets the selector (RPL kept) and the 16-byte descriptor's 64-bit base; the GDT is not written", () => {
+    const sel = SPARE;
+    const m0 = withRegs(withGdtEntry(kernelMachine(), sel, ldtLow(0x5000n), 0xffff_8000n), { rax: BigInt(sel | 2) });
+    const m = retired(stepBytes(m0, LLDT_AX));
+    expect(m.ldtr).toEqual({ selector: sel | 2, base: 0xffff_8000_0000_5000n, limit: 0xfff, type: 2, s: 0, dpl: 0, present: 1, db: 0, l: 0, g: 0, avl: 0, unusable: 0 });
+    expect(m.memory.read(m0.gdtr.base + BigInt(sel), 8)).toBe(ldtLow(0x5000n));
+  });
+});

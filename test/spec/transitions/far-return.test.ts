@@ -74,6 +74,14 @@ describe("far RET to an outer privilege", () => {
     expect({ rsp: m.gpr[RSP], ss: m.ss.selector }).toEqual({ rsp: 0x210010n, ss: 0x23 });
     fails(kernel([NON_CANONICAL, 0x2bn, 0x210000n, 0x23n]), LRETQ, GP, 0, "RETF-10");
   });
+  it("RETF-10: a compatibility-mode target loads popped RSP bits 31:0 zero-extended (issue 8, divergence B: 0x100000000 gives RSP = 0); RIP <- EIP", () => {
+    // The SDM leaves bits 63:32 of general registers undefined after a switch to a 32-bit mode
+    // (Vol. 1 §3.4.1.1); docs/model-choices.md row "Transfers into compatibility mode" makes them 0.
+    const m = retired(stepBytes(kernel([0x200000n, 0x1bn, 0x1_0000_0000n, 0x23n]), LRETQ));
+    expect({ rip: m.rip, rsp: m.gpr[RSP], cs: m.cs.selector, l: m.cs.l, ss: m.ss.selector }).toEqual({ rip: 0x200000n, rsp: 0n, cs: 0x1b, l: 0, ss: 0x23 });
+    const high = retired(stepBytes(kernel([0xffff_ffff_0020_0000n, 0x1bn, 0xffff_ffff_0021_0000n, 0x23n]), LRETQ));
+    expect({ rip: high.rip, rsp: high.gpr[RSP] }).toEqual({ rip: 0x200000n, rsp: 0x210000n });
+  });
   it("RETF-09: NULL SS to ring 3, SS.RPL != CS.RPL, non-writable SS or SS.DPL != RPL raise #GP; not present #SS(sel)", () => {
     fails(kernel([0x200000n, 0x2bn, 0x210000n, 0x3n]), LRETQ, GP, 0, "RETF-09");
     fails(kernel([0x200000n, 0x2bn, 0x210000n, 0x22n]), LRETQ, GP, 0x20, "RETF-09");
@@ -89,13 +97,22 @@ describe("far RET to an outer privilege", () => {
     expect({ cpl: m.cs.selector & 3, ss: m.ss.selector, unusable: m.ss.unusable }).toEqual({ cpl: 1, ss: 1, unusable: 1 });
     fails(ring1(2n), LRETQ, GP, 0, "RETF-09");
   });
-  it("RETF-11: data segments with DPL < the new CPL become NULL (base kept); NULL and DPL-3 ones stay", () => {
-    const m0 = { ...kernel([0x200000n, 0x2bn, 0x210000n, 0x23n]), ds: KERNEL_SS, es: { ...USER_SS, selector: 0x23 }, fs: { ...kernelMachine().fs, selector: 0, base: 0x7000n }, gs: { ...KERNEL_SS, selector: 0x50, base: 0x9000n } };
+  it("RETF-11: data segments whose hidden part has DPL < the new CPL become NULL (base kept); DPL-3 ones stay", () => {
+    const m0 = { ...kernel([0x200000n, 0x2bn, 0x210000n, 0x23n]), ds: KERNEL_SS, es: { ...USER_SS, selector: 0x23 }, gs: { ...KERNEL_SS, selector: 0x50, base: 0x9000n } };
     const m = retired(stepBytes(m0, LRETQ));
     expect(m.ds).toMatchObject({ selector: 0, unusable: 1 });
     expect(m.es).toEqual(m0.es);
-    expect(m.fs).toEqual(m0.fs);
     expect(m.gs).toMatchObject({ selector: 0, unusable: 1, base: 0x9000n });
+  });
+  it("RETF-11: the hidden part decides, whatever the selector: a NULL selector over a usable DPL-0 data cache is nulled; a NULL one over a DPL-3 cache, or an unusable one, is left as it is (the RET page has no NULL clause)", () => {
+    const flatDpl0 = { ...kernelMachine().fs, selector: 0, base: 0x7000n };
+    const nullRpl3Dpl3 = { ...USER_SS, selector: 3 };
+    const unusable = { selector: 2, base: 0x1234n, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 };
+    const m0 = { ...kernel([0x200000n, 0x2bn, 0x210000n, 0x23n]), fs: flatDpl0, es: nullRpl3Dpl3, ds: unusable };
+    const m = retired(stepBytes(m0, LRETQ));
+    expect(m.fs).toEqual({ selector: 0, base: 0x7000n, limit: 0, type: 0, s: 0, dpl: 0, present: 0, db: 0, l: 0, g: 0, avl: 0, unusable: 1 });
+    expect(m.es).toEqual(nullRpl3Dpl3);
+    expect(m.ds).toEqual(unusable);
   });
   it("RETF-11: a nulled data segment gets the NULL hidden part of IRETQ-16 (limit 0, attributes 0, base kept)", () => {
     // Lockstep found spec kept the old limit and attributes here while its IRET (and impl) cleared them.

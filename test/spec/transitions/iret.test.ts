@@ -184,6 +184,16 @@ describe("IRETQ-14 / IRETQ-16: segments on the way out", () => {
     expect(m.gs.selector).toBe(0);
     expect(m.gs.base).toBe(0x1234n);
   });
+  it("IRETQ-16: the hidden part decides, whatever the selector; a NULL selector with RPL != 0 becomes 0, its hidden part as it was (the IRET page's NULL clause)", () => {
+    const nullRpl3 = { ...nullSegment(3, 0x5000n) };
+    const nullOverDpl0Data = { ...KERNEL_SS, selector: 0, base: 0x6000n };
+    const nullRpl2OverDpl3Data = { ...USER_SS, selector: 2 };
+    const base = { ...toUser(), ds: nullRpl3, es: nullOverDpl0Data, fs: nullRpl2OverDpl3Data };
+    const m = run(base);
+    expect(m.ds).toEqual({ ...nullRpl3, selector: 0 });
+    expect(m.es).toEqual(nullSegment(0, 0x6000n));
+    expect(m.fs).toEqual({ ...nullRpl2OverDpl3Data, selector: 0 });
+  });
   it("a same-level return leaves data segments alone", () => {
     const dpl0 = { ...KERNEL_SS, selector: 0x10 };
     expect(run({ ...framed([0x10100n, 0x08n, 2n, 0x1f800n, 0x10n]), ds: dpl0 }).ds).toEqual(dpl0);

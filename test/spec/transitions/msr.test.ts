@@ -1,4 +1,4 @@
-// RDMSR / WRMSR (digest §16): MSR-01..08 and MSR-10.
+// RDMSR / WRMSR (digest §16): MSR-01..08, MSR-10, and the MSRs of issue 9 (MSR-11..13).
 import { describe, expect, it } from "vitest";
 import { GP } from "../../../spec/fault.ts";
 import type { Machine } from "../../../spec/machine/machine.ts";
@@ -33,12 +33,45 @@ describe("RDMSR / WRMSR checks", () => {
     const { start, r } = wr(0x1234_5678, 0n);
     expectFault(r, start, GP, 0, "MSR-02");
   });
-  it("MSR-10: an architectural MSR outside the modelled state (TSC, SYSENTER_EIP) stops as unsupported, machine unchanged", () => {
-    const m = withRegs(kernelMachine(), { rcx: 0x10n });
+  it("MSR-10: PAT, and WRMSR to TSC, TSC_AUX or APIC_BASE, stop as unsupported, machine unchanged", () => {
+    const m = withRegs(kernelMachine(), { rcx: BigInt(MSR.PAT) });
     const r = stepBytes(m, RDMSR);
     expect(r.event).toMatchObject({ kind: "unsupported" });
     expect(r.state.rip).toBe(m.rip);
-    expect(wrmsr(write(0x176, 0x1000n), INTEL)).toMatchObject({ kind: "unsupported" });
+    for (const index of [MSR.TSC, MSR.TSC_AUX, MSR.APIC_BASE, MSR.PAT]) expect(wrmsr(write(index, 0x1000n), INTEL)).toMatchObject({ kind: "unsupported" });
+  });
+});
+
+describe("SYSENTER MSRs, APIC_BASE, TSC (issue 9)", () => {
+  it("MSR-11: SYSENTER_CS keeps bits 31:0 (EDX ignored) and reads back with EDX = 0; SYSENTER_ESP/EIP take 64 bits", () => {
+    const cs = wr(MSR.SYSENTER_CS, 0x1234_0000_0010n);
+    const m = retired(cs.r);
+    expect(m.sysenterCs).toBe(0x10n);
+    const back = retired(stepBytes(withRegs(m, { rcx: BigInt(MSR.SYSENTER_CS), rax: 0n, rdx: 7n }), RDMSR));
+    expect([back.gpr[RAX], back.gpr[RDX]]).toEqual([0x10n, 0n]);
+    expect(retired(wr(MSR.SYSENTER_ESP, 0xffff_8000_0000_2000n).r).sysenterEsp).toBe(0xffff_8000_0000_2000n);
+    const eip = retired(wr(MSR.SYSENTER_EIP, 0x7fff_ffff_f000n).r);
+    expect(eip.sysenterEip).toBe(0x7fff_ffff_f000n);
+    const read = retired(stepBytes(withRegs(eip, { rcx: BigInt(MSR.SYSENTER_EIP) }), RDMSR));
+    expect([read.gpr[RAX], read.gpr[RDX]]).toEqual([0xffff_f000n, 0x7fffn]);
+  });
+  it("MSR-05: WRMSR of a non-canonical SYSENTER_ESP or SYSENTER_EIP raises #GP(0)", () => {
+    for (const index of [MSR.SYSENTER_ESP, MSR.SYSENTER_EIP]) {
+      const { start, r } = wr(index, NON_CANONICAL);
+      expectFault(r, start, GP, 0, "MSR-05");
+    }
+  });
+  it("MSR-12: RDMSR APIC_BASE reads the state's value (power-up 0xFEE00900)", () => {
+    const m = retired(stepBytes(withRegs(kernelMachine(), { rcx: BigInt(MSR.APIC_BASE) }), RDMSR));
+    expect([m.gpr[RAX], m.gpr[RDX]]).toEqual([0xfee0_0900n, 0n]);
+    const other = retired(stepBytes({ ...withRegs(kernelMachine(), { rcx: BigInt(MSR.APIC_BASE) }), apicBase: 0x1_fee0_0800n }, RDMSR));
+    expect([other.gpr[RAX], other.gpr[RDX]]).toEqual([0xfee0_0800n, 1n]);
+  });
+  it("MSR-13: RDMSR of the TSC and of TSC_AUX read 0", () => {
+    for (const index of [MSR.TSC, MSR.TSC_AUX]) {
+      const m = retired(stepBytes(withRegs(kernelMachine(), { rcx: BigInt(index), rax: 5n, rdx: 6n }), RDMSR));
+      expect([m.gpr[RAX], m.gpr[RDX]]).toEqual([0n, 0n]);
+    }
   });
 });
 
