@@ -258,6 +258,8 @@ export async function runBenchmarks(opts: BenchOptions = {}): Promise<BenchRepor
       syscallsPerSecond: k.syscallsPerSecond!,
       contextSwitchesPerSecond: k.contextSwitchesPerSecond!,
       counts: k.counts,
+      ...(k.implRange !== undefined ? { implRange: k.implRange } : {}),
+      ...(k.specRange !== undefined ? { specRange: k.specRange } : {}),
     }));
   }
   return { rounds, against, loops: figures, missing, kernels, hostReference: reference, load: [loadStart, loadavg()[0]!] };

@@ -115,6 +115,14 @@ export interface KernelFigures {
   readonly spec: number | string;
   readonly syscallsPerSecond?: number;
   readonly contextSwitchesPerSecond?: number;
+  /** The MIPS of the slowest and the fastest timed run (the spread around the median). */
+  readonly implRange?: readonly [number, number];
+  readonly specRange?: readonly [number, number];
+}
+
+/** Millions of instructions per second of the slowest and fastest run. */
+function mipsRange(instructions: number, seconds: readonly number[]): readonly [number, number] {
+  return [instructions / Math.max(...seconds) / 1e6, instructions / Math.min(...seconds) / 1e6];
 }
 
 function median(xs: readonly number[]): number {
@@ -138,6 +146,8 @@ export function measureKernels(runs: number, specRuns: number): KernelFigures[] 
       spec: typeof specTimes === "string" ? specTimes : counts.instructions / median(specTimes) / 1e6,
       syscallsPerSecond: counts.syscalls / seconds,
       contextSwitchesPerSecond: counts.contextSwitches / seconds,
+      implRange: mipsRange(counts.instructions, implTimes),
+      ...(typeof specTimes === "string" ? {} : { specRange: mipsRange(counts.instructions, specTimes) }),
     };
   });
 }

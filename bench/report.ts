@@ -30,6 +30,9 @@ export interface KernelRow {
   readonly syscallsPerSecond: number;
   readonly contextSwitchesPerSecond: number;
   readonly counts: { readonly instructions: number; readonly syscalls: number; readonly contextSwitches: number };
+  /** MIPS of the slowest and the fastest timed run. */
+  readonly implRange?: readonly [number, number];
+  readonly specRange?: readonly [number, number];
 }
 
 export interface BenchReport {

@@ -13,11 +13,15 @@ export interface OptionSpec {
   readonly name: string;
   /** true: `--name VALUE`; false: a flag. */
   readonly value: boolean;
+  /** May be given more than once (ParsedArgs.lists holds every value, in order). */
+  readonly repeatable?: boolean;
 }
 
 export interface ParsedArgs {
   readonly positionals: readonly string[];
   readonly values: ReadonlyMap<string, string>;
+  /** Every value of each repeatable option, in order. */
+  readonly lists: ReadonlyMap<string, readonly string[]>;
   readonly flags: ReadonlySet<string>;
 }
 
@@ -27,6 +31,7 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
   const byName = new Map(specs.map((s) => [s.name, s]));
   const positionals: string[] = [];
   const values = new Map<string, string>();
+  const lists = new Map<string, string[]>();
   const flags = new Set<string>();
   let onlyPositionals = false;
   for (let i = 0; i < argv.length; i++) {
@@ -47,7 +52,7 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
     const name = arg.startsWith("--") ? arg.slice(2, eq === -1 ? undefined : eq) : "";
     const spec = byName.get(name);
     if (spec === undefined) throw new UsageError(`${command}: unknown option ${JSON.stringify(eq === -1 ? arg : arg.slice(0, eq))} (see ${command} --help)`);
-    if (values.has(name) || flags.has(name)) throw new UsageError(`${command}: --${name} given more than once`);
+    if ((values.has(name) && spec.repeatable !== true) || flags.has(name)) throw new UsageError(`${command}: --${name} given more than once`);
     if (!spec.value) {
       if (eq !== -1) throw new UsageError(`${command}: --${name} takes no value`);
       flags.add(name);
@@ -62,8 +67,9 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
       i++;
     }
     values.set(name, value);
+    if (spec.repeatable === true) lists.set(name, [...(lists.get(name) ?? []), value]);
   }
-  return { positionals, values, flags };
+  return { positionals, values, lists, flags };
 }
 
 export function parseProfile(text: string): ProfileName {
@@ -81,11 +87,18 @@ export function parseMaxSteps(text: string): number {
   return n;
 }
 
-/** Seconds (decimals allowed) → milliseconds. */
+/** The longest --timeout: one day (as a kernel loader description's limits.timeout_seconds). */
+export const MAX_TIMEOUT_SECONDS = 86_400;
+
+/** Seconds (decimals and exponents allowed: 90, 2.5, 1e3) → milliseconds; above 0, at most
+ *  MAX_TIMEOUT_SECONDS. */
 export function parseTimeout(text: string): number {
-  const seconds = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : NaN;
-  if (!(seconds > 0) || seconds > 86_400 * 365) throw new UsageError(`--timeout: expected a number of seconds above 0, got ${JSON.stringify(text)}`);
-  return Math.max(1, Math.round(seconds * 1000));
+  const seconds = /^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(seconds)) throw new UsageError(`--timeout: expected a number of seconds, got ${JSON.stringify(text)}`);
+  if (seconds > MAX_TIMEOUT_SECONDS) throw new UsageError(`--timeout: at most ${MAX_TIMEOUT_SECONDS} seconds (one day), got ${JSON.stringify(text)}`);
+  const ms = Math.round(seconds * 1000);
+  if (ms < 1) throw new UsageError(`--timeout: expected at least 0.001 seconds, got ${JSON.stringify(text)}`);
+  return ms;
 }
 
 /** The --engine lines of the help texts, from the engine registry. */

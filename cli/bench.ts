@@ -194,17 +194,19 @@ export function renderBenchReport(report: BenchReport, command: string): string[
   out.push(`Command: ${command}`);
   if (report.kernels !== undefined) {
     out.push("");
-    out.push(`${"kernel".padEnd(8)} ${"impl".padStart(14)} ${"spec".padStart(14)} ${"impl syscalls/s".padStart(17)} ${"impl switches/s".padStart(17)}   run (impl)`);
+    const mips = (median: number, range: readonly [number, number] | undefined) =>
+      `${figure(median)} MIPS${range !== undefined && range[0] !== range[1] ? ` (${figure(range[0])}–${figure(range[1])})` : ""}`;
+    out.push(`${"kernel".padEnd(8)}  ${"impl".padStart(24)}  ${"spec".padStart(24)}  ${"impl syscalls/s".padStart(16)}  ${"impl switches/s".padStart(16)}   run (impl)`);
     for (const k of report.kernels) {
       const c = k.counts;
       out.push(
-        `${k.name.padEnd(8)} ${`${k.impl.toFixed(1)} MIPS`.padStart(14)} ${(typeof k.spec === "number" ? `${k.spec.toFixed(2)} MIPS` : "—").padStart(14)} ` +
-          `${`${(k.syscallsPerSecond / 1e6).toFixed(3)} M`.padStart(17)} ${`${(k.contextSwitchesPerSecond / 1e3).toFixed(1)} k`.padStart(17)}   ` +
+        `${k.name.padEnd(8)}  ${mips(k.impl, k.implRange).padStart(24)}  ${(typeof k.spec === "number" ? mips(k.spec, k.specRange) : "—").padStart(24)}  ` +
+          `${figure(k.syscallsPerSecond).padStart(16)}  ${figure(k.contextSwitchesPerSecond).padStart(16)}   ` +
           `${c.instructions} instructions, ${c.syscalls} syscalls, ${c.contextSwitches} context switches to the exit`,
       );
       if (typeof k.spec === "string") out.push(`${"".padEnd(8)} spec: ${k.spec}`);
     }
-    out.push("(kernels: boot to exit, medians of whole runs in process CPU time; MIPS = completed instructions per second)");
+    out.push("(kernels: boot to exit, medians of whole runs in process CPU time, range in parentheses; MIPS = millions of completed instructions per second; syscalls/s and switches/s: per second of impl's median run)");
   }
   return out;
 }
@@ -239,6 +241,8 @@ export function benchJson(report: BenchReport): Record<string, number> {
   for (const k of report.kernels ?? []) {
     out[`impl.kernel.${k.name}`] = k.impl;
     if (typeof k.spec === "number") out[`spec.kernel.${k.name}`] = k.spec;
+    for (const [engine, range] of [["impl", k.implRange], ["spec", k.specRange]] as const)
+      if (range !== undefined) [out[`${engine}.kernel.${k.name}.low`], out[`${engine}.kernel.${k.name}.high`]] = range;
     out[`impl.kernel.${k.name}.syscalls_per_s`] = k.syscallsPerSecond;
     out[`impl.kernel.${k.name}.context_switches_per_s`] = k.contextSwitchesPerSecond;
   }

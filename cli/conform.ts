@@ -1,11 +1,11 @@
 // `ringspec conform`: a lockstep campaign between two engines (conformance/campaign/), with a
 // progress bar, a summary, reports and exit codes; `ringspec conform merge FILE...` combines shard
 // results. Parsing and printing only: the work lives in conformance/campaign/.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import cliProgress from "cli-progress";
 import { parseArgs, HELP_OPTION, UsageError, parseProfile } from "./args.ts";
-import { InputError, oneLine } from "./input.ts";
+import { InputError, oneLine, readText } from "./input.ts";
 import { processIo, BufferedOut, type Io } from "./io.ts";
 import { shellQuote } from "./trace.ts";
 import { runCampaign, type CampaignPlan, type CampaignProgress } from "../conformance/campaign/campaign.ts";
@@ -203,12 +203,8 @@ function parse(argv: readonly string[]): Parsed | "help" {
   }
   const expectFile = args.values.get("expectations");
   if (expectFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(expectFile, "utf8");
-    } catch (e) {
-      throw new InputError(`${expectFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    // cli/input.ts: regular files only, size-capped (a FIFO or a device is refused, never read).
+    const text = readText(expectFile);
     try {
       expectations.push(...parseExpectations(text, expectFile));
     } catch (e) {
@@ -512,12 +508,7 @@ async function mergeCommand(argv: readonly string[], io: Io): Promise<number> {
   }
   if (args.positionals.length === 0) throw new UsageError("conform merge: expected the --json result files of the shards");
   const parts = args.positionals.map((file) => {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (e) {
-      throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const text = readText(file);
     let value: unknown;
     try {
       value = JSON.parse(text.trim().split("\n").at(-1) ?? "");

@@ -1,16 +1,31 @@
-// Reading state and vector files: every problem becomes one InputError line naming the file and,
-// for a bad document, the JSON path of the bad field (contract/load.ts).
-import { readFileSync, readdirSync, statSync } from "node:fs";
+// Reading input files: the one place the command line opens a file it was given. Every problem
+// becomes one InputError line naming the file (escaped: contract/text.ts) and, for a bad
+// document, the JSON path of the bad field (contract/load.ts).
+//
+// Only regular files are read, and only up to a cap checked before reading: a FIFO or a device
+// named *.json (/dev/zero, /dev/stdin) is refused at once — opened without blocking, so a FIFO
+// with no writer cannot hang the command — and a file larger than its cap is refused by its size.
+// Directories are listed, not followed into: `vectors check DIR` reads DIR's *.json files;
+// walkFiles descends into subdirectories once each (by device and inode), so a symbolic link
+// loop ends.
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { FormatError, parseDocument, type LoadedFile } from "../contract/load.ts";
+import { MAX_JSON_FILE_BYTES, MAX_STATE_FILE_BYTES } from "../contract/limits.ts";
+import { displayText } from "../contract/text.ts";
 
 export class InputError extends Error {
   override name = "InputError";
 }
 
-/** One line, whatever the source message looked like. */
+/** One line, whatever the source message looked like, with nothing a terminal would act on. */
 export function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " ").trim();
+  return displayText(text.replace(/\s*\n\s*/g, " ").trim());
+}
+
+/** A path as messages show it. */
+export function shownPath(path: string): string {
+  return displayText(path);
 }
 
 function ioMessage(e: unknown): string {
@@ -18,24 +33,86 @@ function ioMessage(e: unknown): string {
   if (code === "ENOENT") return "no such file";
   if (code === "EISDIR") return "is a directory, not a file";
   if (code === "EACCES") return "permission denied";
+  if (code === "ELOOP") return "too many levels of symbolic links";
+  if (code === "ENXIO") return "not a regular file (a device or socket with nothing behind it)";
   return oneLine(e instanceof Error ? e.message : String(e));
 }
 
-export function readText(path: string): string {
+function kindOf(s: Stats): string {
+  if (s.isDirectory()) return "a directory";
+  if (s.isFIFO()) return "a FIFO";
+  if (s.isCharacterDevice()) return "a character device";
+  if (s.isBlockDevice()) return "a block device";
+  if (s.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+/** "512 MiB", "64 KiB", "900 bytes". */
+export function byteSize(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n.toLocaleString("en-US")} bytes`;
+}
+
+export interface ReadLimits {
+  /** Most bytes the file may have. */
+  readonly maxBytes: number;
+  /** What the file is, for the size message ("a state or vector file"). */
+  readonly what: string;
+}
+
+/** The bytes of a regular file of at most `maxBytes`; InputError otherwise. Never blocks on a
+ *  FIFO and never reads past the cap (a file that grows while read is refused). */
+export function readInputBytes(path: string, limits: ReadLimits): Uint8Array {
+  let fd: number;
   try {
-    return readFileSync(path, "utf8");
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0));
   } catch (e) {
-    throw new InputError(`${path}: ${ioMessage(e)}`);
+    throw new InputError(`${shownPath(path)}: ${ioMessage(e)}`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (stats.isDirectory()) throw new InputError(`${shownPath(path)}: is a directory, not a file`);
+    if (!stats.isFile()) throw new InputError(`${shownPath(path)}: ${kindOf(stats)}, not a regular file`);
+    const tooBig = () => new InputError(`${shownPath(path)}: larger than ${byteSize(limits.maxBytes)}, the cap on ${limits.what}`);
+    if (stats.size > limits.maxBytes) throw tooBig();
+    // One byte more than the size, to see a file that grew.
+    const buffer = new Uint8Array(stats.size + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length === buffer.length) throw tooBig();
+    }
+    return buffer.subarray(0, length);
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${shownPath(path)}: ${ioMessage(e)}`);
+  } finally {
+    closeSync(fd);
   }
 }
 
+/** A text file (UTF-8) read as readInputBytes reads it; by default capped as the JSON inputs. */
+export function readText(path: string, limits: ReadLimits = { maxBytes: MAX_JSON_FILE_BYTES, what: "JSON input files" }): string {
+  const bytes = readInputBytes(path, limits);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new InputError(`${shownPath(path)}: not UTF-8 text`);
+  }
+}
+
+export const STATE_FILE_LIMITS: ReadLimits = { maxBytes: MAX_STATE_FILE_BYTES, what: "state and vector files" };
+
 /** A vector or state file, validated and inside the model's scope. */
 export function loadDocument(path: string): LoadedFile {
-  const text = readText(path);
+  const bytes = readInputBytes(path, STATE_FILE_LIMITS);
   try {
-    return parseDocument(text);
+    return parseDocument(bytes);
   } catch (e) {
-    if (e instanceof FormatError) throw new InputError(`${path}: ${oneLine(e.message)}`);
+    if (e instanceof FormatError) throw new InputError(`${shownPath(path)}: ${oneLine(e.message)}`);
     throw e;
   }
 }
@@ -43,15 +120,16 @@ export function loadDocument(path: string): LoadedFile {
 export type PathEntry = { readonly file: string; readonly error?: undefined } | { readonly file: string; readonly error: string };
 
 /** PATH arguments → files, in argument order: a directory stands for its `*.json` files (not
- *  recursive), sorted by name; a path that cannot be read is an entry with an `error` line. */
-export function expandPaths(paths: readonly string[]): PathEntry[] {
+ *  recursive), sorted by name; a path that cannot be read is an entry with an `error` line. What
+ *  each entry is (a regular file or not) is checked when it is read. */
+export function expandPaths(paths: readonly string[], suffix = ".json"): PathEntry[] {
   const entries: PathEntry[] = [];
   for (const path of paths) {
     let isDirectory: boolean;
     try {
       isDirectory = statSync(path).isDirectory();
     } catch (e) {
-      entries.push({ file: path, error: `${path}: ${ioMessage(e)}` });
+      entries.push({ file: path, error: `${shownPath(path)}: ${ioMessage(e)}` });
       continue;
     }
     if (!isDirectory) {
@@ -59,11 +137,53 @@ export function expandPaths(paths: readonly string[]): PathEntry[] {
       continue;
     }
     try {
-      const names = readdirSync(path).filter((n) => n.endsWith(".json")).sort();
+      const names = readdirSync(path).filter((n) => n.endsWith(suffix)).sort();
       for (const name of names) entries.push({ file: join(path, name) });
     } catch (e) {
-      entries.push({ file: path, error: `${path}: ${ioMessage(e)}` });
+      entries.push({ file: path, error: `${shownPath(path)}: ${ioMessage(e)}` });
     }
   }
   return entries;
+}
+
+/** Every file under `dir` whose name ends in `suffix`, in name order, subdirectories included:
+ *  each directory is entered once (by device and inode), so a symbolic link that points back up
+ *  the tree ends the walk instead of looping; at most `maxFiles` files (then InputError). */
+export function walkFiles(dir: string, suffix: string, maxFiles = 100_000): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  const visit = (path: string) => {
+    let s: Stats;
+    try {
+      s = statSync(path);
+    } catch (e) {
+      throw new InputError(`${shownPath(path)}: ${ioMessage(e)}`);
+    }
+    const id = `${s.dev}:${s.ino}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    let names: string[];
+    try {
+      names = readdirSync(path).sort();
+    } catch (e) {
+      throw new InputError(`${shownPath(path)}: ${ioMessage(e)}`);
+    }
+    for (const name of names) {
+      const child = join(path, name);
+      let entry: Stats;
+      try {
+        entry = lstatSync(child);
+        if (entry.isSymbolicLink()) entry = statSync(child);
+      } catch {
+        continue; // a dangling link
+      }
+      if (entry.isDirectory()) visit(child);
+      else if (name.endsWith(suffix)) {
+        out.push(child);
+        if (out.length > maxFiles) throw new InputError(`${shownPath(dir)}: more than ${maxFiles.toLocaleString("en-US")} ${suffix} files`);
+      }
+    }
+  };
+  visit(dir);
+  return out;
 }

@@ -1,4 +1,6 @@
 // Where commands write. The process uses stdout/stderr; tests pass collectors.
+import { displayText } from "../contract/text.ts";
+
 export interface Io {
   /** Text to stdout, written as given (include the newline). */
   readonly out: (text: string) => void;
@@ -6,12 +8,15 @@ export interface Io {
   readonly err: (line: string) => void;
 }
 
+/** The process's streams. Commands escape what came from input where they print it
+ *  (contract/text.ts displayText); this is the backstop: nothing that reaches the terminal carries
+ *  a control character but the line breaks and tabs of stdout, and an stderr line stays one line. */
 export const processIo: Io = {
   out: (text) => {
-    process.stdout.write(text);
+    process.stdout.write(displayText(text, { lines: true }));
   },
   err: (line) => {
-    process.stderr.write(line + "\n");
+    process.stderr.write(displayText(line) + "\n");
   },
 };
 

@@ -1,9 +1,10 @@
 // `ringspec kernel [IMAGE]` boots a kernel and streams its console; `ringspec kernel check IMAGE`
 // checks the context-switch invariants of its run and grades it. Parsing and printing only: the
 // work is in kernel/.
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { parseArgs, parseMaxSteps, parseProfile, parseTimeout, UsageError, HELP_OPTION, DEFAULT_TIMEOUT_SECONDS } from "./args.ts";
-import { InputError, oneLine, readText } from "./input.ts";
+import { InputError, oneLine, readInputBytes, readText, shownPath } from "./input.ts";
+import { displayText } from "../contract/text.ts";
 import type { Io } from "./io.ts";
 import {
   DEFAULT_DESCRIPTION, LoaderError, MAX_IMAGE_BYTES, loadKernel, parseLoaderDescriptionText,
@@ -77,18 +78,7 @@ function engineOf(text: string | undefined, fallback: KernelEngineName): KernelE
 }
 
 function readImage(path: string): Uint8Array {
-  let size: number;
-  try {
-    size = statSync(path).size;
-  } catch {
-    throw new InputError(`${path}: no such file`);
-  }
-  if (size > MAX_IMAGE_BYTES) throw new InputError(`${path}: ${size} bytes; a kernel image has at most ${MAX_IMAGE_BYTES}`);
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (e) {
-    throw new InputError(`${path}: ${oneLine((e as Error).message)}`);
-  }
+  return readInputBytes(path, { maxBytes: MAX_IMAGE_BYTES, what: "kernel images" });
 }
 
 /** `what` failed on a bad file: one line naming the file, then the field. */
@@ -96,7 +86,7 @@ function withFile<T>(file: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof LoaderError) throw new InputError(`${file}: ${oneLine(e.message)}`);
+    if (e instanceof LoaderError) throw new InputError(`${shownPath(file)}: ${oneLine(e.message)}`);
     throw e;
   }
 }
@@ -116,7 +106,7 @@ export function targetOf(image: string, description: LoaderDescription, loaderFi
     try {
       builtIn = builtInTarget(image);
     } catch (e) {
-      throw new UsageError(`${image}: ${oneLine((e as Error).message)}`);
+      throw new UsageError(`${shownPath(image)}: ${oneLine((e as Error).message)}`);
     }
     if (builtIn !== undefined) {
       if (loaderFile !== undefined) throw new UsageError(`--loader: the built-in ${image} needs no loader description`);
@@ -172,9 +162,9 @@ export function kernelCommand(argv: readonly string[], io: Io): number {
   const trace = traceRange === undefined ? undefined : traceOptions(traceRange, p.target, args.flags.has("json"), io);
   const r = runKernel(p.target.state, {
     engine, profile: p.target.profile, maxSteps: p.maxSteps, timeoutMs: p.timeoutMs, consoleLimit: p.consoleLimit, lockstep,
-    ...(trace !== undefined ? { trace } : { onConsole: (bytes: Uint8Array) => io.out(decoder.decode(bytes, { stream: true })) }),
+    ...(trace !== undefined ? { trace } : { onConsole: (bytes: Uint8Array) => io.out(displayText(decoder.decode(bytes, { stream: true }), { lines: true })) }),
   });
-  if (trace === undefined) io.out(decoder.decode());
+  if (trace === undefined) io.out(displayText(decoder.decode(), { lines: true }));
   io.err(`stop: ${runSummary(r)} (engine ${engine})`);
   if (lockstep) {
     if (r.divergence === undefined) io.err(`lockstep: spec and impl agreed at every step (${r.compared ?? 0} steps: events, registers, segments, CPU state and console; memory at every privilege change, delivery and the end)`);
@@ -226,7 +216,7 @@ function check(positionals: readonly string[], values: ReadonlyMap<string, strin
     try {
       writeFileSync(file, text);
     } catch (e) {
-      throw new InputError(`${file}: ${oneLine((e as Error).message)}`);
+      throw new InputError(`${shownPath(file)}: ${oneLine((e as Error).message)}`);
     }
   };
   if (gradescope !== undefined) write(gradescope, JSON.stringify(results, null, 2) + "\n");

@@ -25,7 +25,7 @@ Commands:
 Options shared by run and vectors check:
   --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
   --max-steps N         step limit (default: a vector's limits.max_steps, else 1,000,000)
-  --timeout SECONDS     wall-clock limit per run (default 60)
+  --timeout SECONDS     wall-clock limit per run (default 60, at most 86400)
 ${engineHelp()}
 
 \`ringspec COMMAND --help\` describes each command. Exit status: 0 success, 1 a run or vector

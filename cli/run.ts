@@ -1,9 +1,9 @@
 // `ringspec run FILE`: run a state or vector file and report the final state and the stop reason.
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { parseArgs, runSettings, engineHelp, RUN_OPTIONS, DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
-import { loadDocument, InputError, oneLine } from "./input.ts";
+import { loadDocument, InputError, oneLine, shownPath } from "./input.ts";
 import { BufferedOut, type Io } from "./io.ts";
-import { stateDocument, stopLine } from "./format.ts";
+import { writeStateDocument, stopLine } from "./format.ts";
 import { FINISHED_STOPS, type StepView } from "../contract/engine.ts";
 import type { ArchState } from "../contract/state.ts";
 import { engineEntry } from "../engines/registry.ts";
@@ -30,7 +30,7 @@ Options:
   --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
   --max-steps N         step limit (default: a vector's limits.max_steps, else ${DEFAULT_MAX_STEPS.toLocaleString("en-US")};
                         given explicitly, it overrides the vector's limit)
-  --timeout SECONDS     wall-clock limit for the run (default ${DEFAULT_TIMEOUT_SECONDS})
+  --timeout SECONDS     wall-clock limit for the run (default ${DEFAULT_TIMEOUT_SECONDS}, at most 86400)
 ${engineHelp()}
   --trace               print every step on stdout instead of the final state: step number,
                         address, disassembly (AT&T syntax), what the step did, and the registers,
@@ -86,14 +86,21 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   }
 
   const { stop, state } = result;
-  const document = stateDocument(state, profile);
+  // The document is written in chunks, and only where it goes (never built with --trace alone).
   if (outFile !== undefined) {
+    let fd: number | undefined;
     try {
-      writeFileSync(outFile, document);
+      fd = openSync(outFile, "w");
+      const target = fd;
+      writeStateDocument(state, profile, (chunk) => {
+        writeSync(target, chunk);
+      });
     } catch (e) {
-      throw new InputError(`--out ${outFile}: ${oneLine((e as Error).message)}`);
+      throw new InputError(`--out ${shownPath(outFile)}: ${oneLine((e as Error).message)}`);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
-  } else if (!trace) io.out(document);
+  } else if (!trace) writeStateDocument(state, profile, io.out);
   const at = describeInstructionAt(state, pageReader(state.memory));
   io.err(stopLine(stop.reason, stop.steps, at, stop.detail));
   return FINISHED_STOPS.includes(stop.reason) ? 0 : 1;

@@ -2,9 +2,10 @@
 // its model as JSON), from a state or vector file, a kernel image or built-in kernel, or a
 // divergence document; `--lockstep` runs spec and impl side by side and draws their first
 // divergence. Parsing, running and printing only: the model is trace/model, the page trace/html.
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { parseArgs, parseMaxSteps, runSettings, engineHelp, RUN_OPTIONS, DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
-import { InputError, loadDocument, oneLine, readText } from "./input.ts";
+import { InputError, STATE_FILE_LIMITS, loadDocument, oneLine, readInputBytes, readText, shownPath } from "./input.ts";
+import { parseJsonDocument } from "../contract/load.ts";
 import type { Io } from "./io.ts";
 import { loaderDescription, targetOf } from "./kernel.ts";
 import { FINISHED_STOPS, type Engine, type StepView } from "../contract/engine.ts";
@@ -54,7 +55,7 @@ Options:
   --profile intel|amd   vendor behaviour (default: the file's profile, else intel)
   --max-steps N         step limit (default: a vector's limits.max_steps, a kernel's loader
                         limit, else ${DEFAULT_MAX_STEPS.toLocaleString("en-US")})
-  --timeout SECONDS     wall-clock limit for the run (default ${DEFAULT_TIMEOUT_SECONDS})
+  --timeout SECONDS     wall-clock limit for the run (default ${DEFAULT_TIMEOUT_SECONDS}, at most 86400)
 ${engineHelp()}
   -h, --help            this help
 
@@ -93,15 +94,15 @@ const FrameLayoutJson = {
       value = JSON.parse(readText(path));
     } catch (e) {
       if (e instanceof InputError) throw e;
-      throw new InputError(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
+      throw new InputError(`${shownPath(path)}: not valid JSON (${oneLine((e as Error).message)})`);
     }
     const v = value as { name?: unknown; fields?: unknown; rip?: unknown };
     const name = typeof v?.name === "string" && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(v.name) ? v.name : null;
-    if (name === null) throw new InputError(`${path}: $.name: expected a C identifier`);
+    if (name === null) throw new InputError(`${shownPath(path)}: $.name: expected a C identifier`);
     if (!Array.isArray(v.fields) || v.fields.length === 0 || v.fields.length > 64 || !v.fields.every((f) => typeof f === "string" && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(f)))
-      throw new InputError(`${path}: $.fields: expected 1 to 64 field names (C identifiers), lowest address first`);
+      throw new InputError(`${shownPath(path)}: $.fields: expected 1 to 64 field names (C identifiers), lowest address first`);
     const fields = v.fields as string[];
-    if (typeof v.rip !== "string" || !fields.includes(v.rip)) throw new InputError(`${path}: $.rip: expected the name of the field that holds the saved RIP`);
+    if (typeof v.rip !== "string" || !fields.includes(v.rip)) throw new InputError(`${shownPath(path)}: $.rip: expected the name of the field that holds the saved RIP`);
     return { name, fields, rip: v.rip };
   },
 };
@@ -114,9 +115,9 @@ const SYMBOL_NAME = /^[A-Za-z_.$][A-Za-z0-9_.$@]{0,255}$/;
 export function parseSymbols(path: string, text: string): Map<string, bigint> {
   const symbols = new Map<string, bigint>();
   const add = (name: string, address: string, where: string) => {
-    if (!SYMBOL_NAME.test(name)) throw new InputError(`${path}: ${where}: ${JSON.stringify(name.slice(0, 40))} is not a symbol name`);
-    if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(address)) throw new InputError(`${path}: ${where}: ${JSON.stringify(address.slice(0, 40))} is not a 64-bit hex address`);
-    if (symbols.size >= MAX_SYMBOLS) throw new InputError(`${path}: more than ${MAX_SYMBOLS} symbols`);
+    if (!SYMBOL_NAME.test(name)) throw new InputError(`${shownPath(path)}: ${where}: ${JSON.stringify(name.slice(0, 40))} is not a symbol name`);
+    if (!/^(0x)?[0-9a-fA-F]{1,16}$/.test(address)) throw new InputError(`${shownPath(path)}: ${where}: ${JSON.stringify(address.slice(0, 40))} is not a 64-bit hex address`);
+    if (symbols.size >= MAX_SYMBOLS) throw new InputError(`${shownPath(path)}: more than ${MAX_SYMBOLS} symbols`);
     symbols.set(name, BigInt(address.startsWith("0x") ? address : "0x" + address));
   };
   if (text.trimStart().startsWith("{")) {
@@ -124,11 +125,11 @@ export function parseSymbols(path: string, text: string): Map<string, bigint> {
     try {
       value = JSON.parse(text);
     } catch (e) {
-      throw new InputError(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
+      throw new InputError(`${shownPath(path)}: not valid JSON (${oneLine((e as Error).message)})`);
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError(`${path}: expected an object of symbol names to "0x" addresses`);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError(`${shownPath(path)}: expected an object of symbol names to "0x" addresses`);
     for (const [name, address] of Object.entries(value)) {
-      if (typeof address !== "string") throw new InputError(`${path}: ${name}: expected a "0x" address string`);
+      if (typeof address !== "string") throw new InputError(`${shownPath(path)}: ${name}: expected a "0x" address string`);
       add(name, address, name);
     }
     return symbols;
@@ -138,7 +139,7 @@ export function parseSymbols(path: string, text: string): Map<string, bigint> {
     if (fields.length === 1 && fields[0] === "") return;
     // nm: "ADDRESS TYPE NAME"; undefined symbols ("U NAME") have no address.
     if (fields.length === 2 && /^[Uvw]$/.test(fields[0]!)) return;
-    if (fields.length !== 3) throw new InputError(`${path}: line ${i + 1}: expected "ADDRESS TYPE NAME" (nm output)`);
+    if (fields.length !== 3) throw new InputError(`${shownPath(path)}: line ${i + 1}: expected "ADDRESS TYPE NAME" (nm output)`);
     add(fields[2]!, fields[0]!, `line ${i + 1}`);
   });
   return symbols;
@@ -163,18 +164,13 @@ function classify(file: string, loaderFile: string | undefined): Input {
   } catch {
     isFile = false;
   }
+  // Not a regular file: the kernel path reports what it is (or the built-in demo kernel).
   if (!isFile || loaderFile !== undefined) return { kind: "kernel", file };
-  let head: Uint8Array;
-  try {
-    head = new Uint8Array(readFileSync(file).subarray(0, 4));
-  } catch (e) {
-    throw new InputError(`${file}: ${oneLine((e as Error).message)}`);
-  }
-  if (isElf(head)) return { kind: "kernel", file };
-  const text = readText(file);
+  const bytes = readInputBytes(file, STATE_FILE_LIMITS);
+  if (isElf(bytes.subarray(0, 4))) return { kind: "kernel", file };
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonDocument(bytes);
   } catch {
     return { kind: "document", file }; // loadDocument reports the JSON error
   }

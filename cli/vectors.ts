@@ -1,6 +1,7 @@
 // `ringspec vectors check PATH...`: run vectors and compare them with their `expected` sections.
 import { parseArgs, runSettings, engineHelp, RUN_OPTIONS, DEFAULT_TIMEOUT_SECONDS, UsageError } from "./args.ts";
-import { expandPaths, loadDocument, InputError, oneLine } from "./input.ts";
+import { expandPaths, loadDocument, InputError, oneLine, shownPath } from "./input.ts";
+import { displayJson, displayText } from "../contract/text.ts";
 import { BufferedOut, type Io } from "./io.ts";
 import { describeInstructionAt, pageReader } from "../trace/disassemble.ts";
 import { checkVector, type VectorResult } from "../conformance/vector-check.ts";
@@ -34,7 +35,7 @@ Options:
                         strings, attribute numbers, hex bytes for memory)
   --profile intel|amd   vendor behaviour for every vector (default: each vector's profile, else intel)
   --max-steps N         step limit for every vector (default: each vector's limits.max_steps)
-  --timeout SECONDS     wall-clock limit per vector (default ${DEFAULT_TIMEOUT_SECONDS})
+  --timeout SECONDS     wall-clock limit per vector (default ${DEFAULT_TIMEOUT_SECONDS}, at most 86400)
   --workers N           check N vectors at once, each on its own engine (default 1; worth it
                         with the emulator engines, whose runs wait on other processes)
 ${engineHelp()}
@@ -92,7 +93,7 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
     try {
       if (error !== undefined) throw new InputError(error);
       const doc = loadDocument(file);
-      if (doc.kind !== "vector") throw new InputError(`${file}: format: this is a ringspec-state/1 file, not a vector`);
+      if (doc.kind !== "vector") throw new InputError(`${shownPath(file)}: format: this is a ringspec-state/1 file, not a vector`);
       vectors.push({ file, doc });
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
@@ -109,7 +110,7 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
     for (; nextToPrint < results.length && results[nextToPrint] !== undefined; nextToPrint++) {
       const { file, result, stop } = results[nextToPrint]!;
       if (!json && !result.passed) for (const line of failureLines(file, result, stop)) out.line(line);
-      else if (!json && result.notCompared.length > 0) out.line(`PARTIAL ${result.name} (${file}): passed, but not compared: ${result.notCompared.join(" ")}`);
+      else if (!json && result.notCompared.length > 0) out.line(`PARTIAL ${displayText(result.name)} (${shownPath(file)}): passed, but not compared: ${displayText(result.notCompared.join(" "))}`);
     }
   };
   const worker = async () => {
@@ -146,7 +147,7 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
   const failed = checked.length - passed;
   const partial = checked.filter((c) => c.result.passed && c.result.notCompared.length > 0).length;
   if (json) {
-    out.line(
+    out.line(displayJson(
       JSON.stringify({
         passed,
         failed,
@@ -167,7 +168,7 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
           mismatches: r.mismatches,
           not_compared: r.notCompared,
         })),
-      }),
+      })),
     );
   } else out.line(`${passed} passed, ${failed} failed${partial === 0 ? "" : ` (${partial} passed with fields not compared)`}`);
   out.flush();
@@ -175,12 +176,14 @@ export async function vectorsCommand(argv: readonly string[], io: Io): Promise<n
 }
 
 function failureLines(file: string, r: VectorResult, stop: string): string[] {
-  const lines = [`FAIL ${r.name} (${file})`];
+  // The name, the file and the engine's detail come from outside: escaped, so that none of them
+  // can start a line of its own (a forged "N passed, 0 failed") or act on the terminal.
+  const lines = [`FAIL ${displayText(r.name)} (${shownPath(file)})`];
   const steps = r.steps === undefined ? "" : ` after ${r.steps} step${r.steps === 1 ? "" : "s"}`;
   if (r.detail !== undefined) lines.push(`  stopped: ${r.exit}${steps}: ${oneLine(r.detail)} (expected exit ${r.expectedExit})`);
-  for (const m of r.mismatches.slice(0, MAX_SHOWN)) lines.push(`  ${m.field}: expected ${String(m.expected)}, got ${String(m.got)}`);
-  if (r.notCompared.length > 0) lines.push(`  not compared (the engine cannot observe them): ${r.notCompared.join(" ")}`);
+  for (const m of r.mismatches.slice(0, MAX_SHOWN)) lines.push(displayText(`  ${m.field}: expected ${String(m.expected)}, got ${String(m.got)}`));
+  if (r.notCompared.length > 0) lines.push(displayText(`  not compared (the engine cannot observe them): ${r.notCompared.join(" ")}`));
   if (r.mismatches.length > MAX_SHOWN) lines.push(`  … ${r.mismatches.length - MAX_SHOWN} more differences (use --json for all)`);
-  lines.push(`  at the stop${r.detail === undefined ? steps : ""}: ${stop}`);
+  lines.push(`  at the stop${r.detail === undefined ? steps : ""}: ${displayText(stop)}`);
   return lines;
 }

@@ -65,3 +65,18 @@ export function hexToBytes(text: string): Uint8Array {
   hexInto(text, 0, out.length, out, 0);
   return out;
 }
+
+/** Hex digit character codes (0-9, a-f, A-F) → 1. */
+const HEX_DIGIT = new Uint8Array(128);
+for (const c of "0123456789abcdefABCDEF") HEX_DIGIT[c.charCodeAt(0)] = 1;
+
+/** Whether `text` is an even number of hex digits (a `memory[].bytes` string): one linear pass,
+ *  no regular expression (a repeated group overflows the stack on a few MiB of digits). */
+export function isHexBytes(text: string): boolean {
+  if ((text.length & 1) !== 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || HEX_DIGIT[c] === 0) return false;
+  }
+  return true;
+}

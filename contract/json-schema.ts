@@ -5,7 +5,7 @@
 // checks that the two agree. Regenerate with: node cli/bin.js schema > spec/format/schema.json
 import { z } from "zod";
 import {
-  CpuJson, DevicesJson, ExpectedJson, Hex64, InjectJson, MemoryRegionJson, MsrsJson, ProvenanceJson, RegsJson,
+  CpuJson, DevicesJson, ExpectedJson, HEX_BYTES_PATTERN, Hex64, HexBytes, InjectJson, MemoryRegionJson, MsrsJson, ProvenanceJson, RegsJson,
   SegmentJson, SregsJson, StateFileJson, StateJson, TableRegisterJson, TimerJson, VectorJson,
 } from "./schema.ts";
 
@@ -33,6 +33,7 @@ function registry() {
   r.add(RegsJson, { id: "regs" });
   r.add(SregsJson, { id: "sregs" });
   r.add(MsrsJson, { id: "msrs", description: "FS_BASE and GS_BASE must equal sregs.fs.base and sregs.gs.base" });
+  r.add(HexBytes, { pattern: HEX_BYTES_PATTERN });
   r.add(MemoryRegionJson, { id: "memoryRegion", description: "Bytes at a physical address, as two hex digits a byte" });
   r.add(CpuJson, { id: "cpu", description: "Run-time CPU state between instruction boundaries" });
   r.add(TimerJson, { id: "timer", description: "The deterministic timer of docs/devices.md" });

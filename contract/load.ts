@@ -1,14 +1,17 @@
 // Reading external files: JSON text → validated vector or state, or a one-line error that names
-// the JSON path of the first bad field.
+// the JSON path of the first bad field. This is the one input domain of the engines: every cap
+// (contract/limits.ts) and every refusal of a state outside the model (contract/scope.ts) is
+// decided here, so spec/ and impl/ are handed exactly the same states.
 import type { z } from "zod";
 import { StateFileJson, VectorJson, type VectorParsed } from "./schema.ts";
-import { stateFromJson, type ArchState } from "./state.ts";
+import { PAGE_SIZE, stateFromJson, type ArchState } from "./state.ts";
 import { modelScopeViolation } from "./scope.ts";
 import type { ProfileName } from "./profile.ts";
+import { FormatError } from "./errors.ts";
+import { parseJsonBytes } from "./json-bytes.ts";
+import { PAGE_BUDGET } from "./limits.ts";
 
-export class FormatError extends Error {
-  override name = "FormatError";
-}
+export { FormatError } from "./errors.ts";
 
 /** `initial.regs.rax`, `initial.memory[3].gpa`; the document root is `$`. */
 export function jsonPath(path: readonly PropertyKey[]): string {
@@ -25,11 +28,28 @@ function firstIssue(error: z.ZodError): string {
   return `${jsonPath(issue.path)}: ${issue.message}`;
 }
 
-function parseJsonText(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(`not valid JSON (${(e as Error).message})`);
+const ENCODER = new TextEncoder();
+
+/** JSON text or its UTF-8 bytes → a value (contract/json-bytes.ts: capped, no whole-text string). */
+export function parseJsonDocument(text: string | Uint8Array): unknown {
+  return parseJsonBytes(typeof text === "string" ? ENCODER.encode(text) : text);
+}
+
+/** Refuses memory entries that together span more pages than the page budget, before a page is
+ *  allocated for them. */
+function checkPageBudget(regions: readonly { gpa: bigint; bytes: string }[], where: string): void {
+  const pages = new Set<number>();
+  for (const r of regions) {
+    const length = r.bytes.length >> 1;
+    if (length === 0) continue;
+    const first = Number(r.gpa / BigInt(PAGE_SIZE));
+    const last = Number((r.gpa + BigInt(length - 1)) / BigInt(PAGE_SIZE));
+    for (let p = first; p <= last; p++) {
+      pages.add(p);
+      if (pages.size > PAGE_BUDGET) {
+        throw new FormatError(`${where}.memory: more than ${PAGE_BUDGET.toLocaleString("en-US")} pages (the page budget, ${PAGE_BUDGET / 256} MiB)`);
+      }
+    }
   }
 }
 
@@ -60,6 +80,7 @@ export function parseVector(value: unknown): LoadedVector {
   if (!result.success) throw new FormatError(firstIssue(result.error));
   const vector = result.data;
   checkBases(vector.initial, "initial");
+  checkPageBudget(vector.initial.memory, "initial");
   const base = stateFromJson(vector.initial);
   const inject = vector.inject;
   // vector README, "Running a vector" 2: injected events are pending from the start.
@@ -83,6 +104,7 @@ export function parseStateFile(value: unknown): LoadedStateFile {
   const result = StateFileJson.safeParse(value);
   if (!result.success) throw new FormatError(firstIssue(result.error));
   checkBases(result.data, "$");
+  checkPageBudget(result.data.memory, "$");
   const state = stateFromJson(result.data);
   checkScope(state, "$");
   return { state, profile: result.data.profile };
@@ -90,9 +112,9 @@ export function parseStateFile(value: unknown): LoadedStateFile {
 
 export type LoadedFile = ({ kind: "vector" } & LoadedVector) | ({ kind: "state" } & LoadedStateFile);
 
-/** A vector or a state file, told apart by its `format` field. */
-export function parseDocument(text: string): LoadedFile {
-  const value = parseJsonText(text);
+/** A vector or a state file (JSON text or its UTF-8 bytes), told apart by its `format` field. */
+export function parseDocument(text: string | Uint8Array): LoadedFile {
+  const value = parseJsonDocument(text);
   const format = typeof value === "object" && value !== null ? (value as { format?: unknown }).format : undefined;
   if (format === "ringspec-vector/1") return { kind: "vector", ...parseVector(value) };
   if (format === "ringspec-state/1") return { kind: "state", ...parseStateFile(value) };

@@ -1,7 +1,9 @@
 // zod schemas for the JSON forms: test vectors (`ringspec-vector/1`, ../../conformance/vectors/README.md)
 // and saved states (`ringspec-state/1`, same `initial` shape). Every external file goes through these.
 import { z } from "zod";
-import { MASK64 } from "./hex.ts";
+import { MASK64, isHexBytes } from "./hex.ts";
+import { MAX_MEMORY_ENTRIES } from "./limits.ts";
+import { MAXPHYADDR } from "./scope.ts";
 
 /** 64-bit value: "0x" + 1..16 hex digits. Upper-case digits and leading zeros are accepted on input. */
 export const Hex64 = z
@@ -90,10 +92,24 @@ export const MsrsJson = z.strictObject({
   APIC_BASE: hexDefault(Hex64, MSR_POWER_UP.APIC_BASE),
 });
 
-export const MemoryRegionJson = z.strictObject({
-  gpa: Hex64,
-  bytes: z.string().regex(/^([0-9a-fA-F]{2})*$/, { message: "expected an even number of hex digits" }),
-});
+/** Memory bytes as two hex digits a byte, checked in one linear pass (a regular expression with a
+ *  repeated group overflows the stack on a few MiB of digits). */
+export const HexBytes = z.string().refine(isHexBytes, { message: "expected an even number of hex digits" });
+/** The same rule as a JSON Schema pattern, for the generated schemas (their users' validators). */
+export const HEX_BYTES_PATTERN = "^([0-9a-fA-F]{2})*$";
+z.globalRegistry.add(HexBytes, { pattern: HEX_BYTES_PATTERN });
+
+/** Bytes at a physical address; they must lie below 2^MAXPHYADDR (the machine has no memory
+ *  above; this also keeps an entry from wrapping past 2^64). */
+export const MemoryRegionJson = z
+  .strictObject({ gpa: Hex64, bytes: HexBytes })
+  .refine((r) => r.gpa + BigInt(r.bytes.length >> 1) <= 1n << BigInt(MAXPHYADDR), {
+    path: ["gpa"],
+    message: `the bytes run past the physical address width (MAXPHYADDR ${MAXPHYADDR}: addresses below 0x${(1n << BigInt(MAXPHYADDR)).toString(16)})`,
+  });
+
+/** A `memory` array: at most MAX_MEMORY_ENTRIES entries (contract/limits.ts). */
+const MemoryJson = z.array(MemoryRegionJson).max(MAX_MEMORY_ENTRIES, { message: `more than ${MAX_MEMORY_ENTRIES.toLocaleString("en-US")} entries (the cap on memory entries)` });
 
 const Vector = z.number().int().min(0).max(255);
 
@@ -136,7 +152,7 @@ export const StateJson = z.strictObject({
   regs: RegsJson,
   sregs: SregsJson,
   msrs: MsrsJson,
-  memory: z.array(MemoryRegionJson),
+  memory: MemoryJson,
   cpu: CpuJson.optional(),
   devices: DevicesJson.optional(),
 });
@@ -165,7 +181,7 @@ export const ExpectedJson = z.strictObject({
     .optional(),
   // The shapes without defaults: a field absent from `expected` stays absent (not compared).
   msrs: z.strictObject(MSRS_SHAPE).partial().optional(),
-  memory: z.array(MemoryRegionJson).optional(),
+  memory: MemoryJson.optional(),
   /** Any subset of the devices (no defaults: an absent field is not compared). */
   devices: z
     .strictObject({

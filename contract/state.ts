@@ -2,6 +2,7 @@
 // spec/ keeps it immutable with persistent memory; impl/ copies it into typed arrays.
 import { DEBUG_REGISTER_RESET, GPR_NAMES, MSR_POWER_UP, type StateParsed, type StateJsonIn } from "./schema.ts";
 import { bytesToHex, hex, hexBytesToRead } from "./hex.ts";
+import { WRITE_REGION_BYTES } from "./limits.ts";
 
 /** A segment register: the visible selector and the hidden (cached descriptor) part. */
 export interface Segment {
@@ -190,26 +191,73 @@ export function pagesFromRegions(regions: readonly { gpa: bigint; bytes: string 
   return pages;
 }
 
-/** Non-zero pages as regions, contiguous pages merged, in address order. */
-export function regionsFromPages(pages: ReadonlyMap<number, Uint8Array>): { gpa: string; bytes: string }[] {
-  const numbers = [...pages.keys()].filter((n) => pages.get(n)!.some((b) => b !== 0)).sort((a, b) => a - b);
-  const out: { gpa: string; bytes: string }[] = [];
-  let start = -1;
-  let run: Uint8Array[] = [];
-  const flush = () => {
-    if (run.length === 0) return;
-    const joined = new Uint8Array(run.length * PAGE_SIZE);
-    run.forEach((p, i) => joined.set(p, i * PAGE_SIZE));
-    out.push({ gpa: hex(BigInt(start) * 4096n), bytes: bytesToHex(joined) });
-    run = [];
-  };
-  for (const n of numbers) {
-    if (run.length > 0 && n !== start + run.length) flush();
-    if (run.length === 0) start = n;
-    run.push(pages.get(n)!);
+/**
+ * Memory as the entries a state file writes, in address order: runs of contiguous non-zero pages
+ * within one WRITE_REGION_BYTES-aligned window, without the zero bytes before a run's first and
+ * after its last non-zero byte, and split where two neighbouring pages meet in at least
+ * SPLIT_ZEROS zero bytes. So there is at most one entry per non-zero page (the entry cap holds
+ * whatever the memory), no entry is longer than WRITE_REGION_BYTES, and the text stays
+ * proportional to what is not zero: a guest that writes one byte to each of many pages gets
+ * one-byte entries. One entry at a time (a generator): a writer holds one entry's hex digits,
+ * never the whole memory's.
+ */
+export function* memoryRegions(pages: ReadonlyMap<number, Uint8Array>): Generator<{ gpa: bigint; bytes: Uint8Array }> {
+  const numbers = [...pages.keys()].filter((n) => !isZeroPage(pages.get(n)!)).sort((a, b) => a - b);
+  const pagesPerWindow = WRITE_REGION_BYTES / PAGE_SIZE;
+  let i = 0;
+  while (i < numbers.length) {
+    // One entry: pages i .. i+count-1.
+    const start = numbers[i]!;
+    const window = Math.floor(start / pagesPerWindow);
+    let count = 1;
+    for (;;) {
+      const next = start + count;
+      if (i + count >= numbers.length || numbers[i + count] !== next || Math.floor(next / pagesPerWindow) !== window) break;
+      const gap = PAGE_SIZE - 1 - lastNonZero(pages.get(next - 1)!) + firstNonZero(pages.get(next)!);
+      if (gap >= SPLIT_ZEROS) break;
+      count++;
+    }
+    const from = firstNonZero(pages.get(start)!);
+    const to = (count - 1) * PAGE_SIZE + lastNonZero(pages.get(start + count - 1)!) + 1;
+    const joined = new Uint8Array(to - from);
+    for (let k = 0; k < count; k++) {
+      const page = pages.get(start + k)!;
+      const at = k * PAGE_SIZE - from;
+      joined.set(page.subarray(Math.max(0, -at), Math.min(PAGE_SIZE, to - k * PAGE_SIZE)), Math.max(0, at));
+    }
+    yield { gpa: BigInt(start) * BigInt(PAGE_SIZE) + BigInt(from), bytes: joined };
+    i += count;
   }
-  flush();
-  return out;
+}
+
+/** Zero bytes where two neighbouring pages meet from which the writer starts a new entry. */
+const SPLIT_ZEROS = 64;
+
+function firstNonZero(page: Uint8Array): number {
+  let k = 0;
+  while (page[k] === 0) k++;
+  return k;
+}
+
+function lastNonZero(page: Uint8Array): number {
+  let k = page.length - 1;
+  while (page[k] === 0) k--;
+  return k;
+}
+
+function isZeroPage(page: Uint8Array): boolean {
+  if (page.byteOffset % 4 === 0 && page.length % 4 === 0) {
+    const words = new Int32Array(page.buffer, page.byteOffset, page.length >> 2);
+    for (let k = 0; k < words.length; k++) if (words[k] !== 0) return false;
+    return true;
+  }
+  for (let k = 0; k < page.length; k++) if (page[k] !== 0) return false;
+  return true;
+}
+
+/** memoryRegions as the `memory` array of the JSON form (hex strings). */
+export function regionsFromPages(pages: ReadonlyMap<number, Uint8Array>): { gpa: string; bytes: string }[] {
+  return Array.from(memoryRegions(pages), (r) => ({ gpa: hex(r.gpa), bytes: bytesToHex(r.bytes) }));
 }
 
 /** From a validated `initial` block to an ArchState. */
@@ -283,6 +331,11 @@ export function devicesToJson(d: DeviceState) {
 /** To the JSON `initial` shape (with the `cpu` and `devices` blocks, so a mid-run state reloads
  *  exactly). */
 export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<StateJsonIn["cpu"]>; devices: NonNullable<StateJsonIn["devices"]> } {
+  return stateJsonWith(s, regionsFromPages(s.memory));
+}
+
+/** The JSON form with `memory` given (contract/write-state.ts streams the memory itself). */
+export function stateJsonWith<M>(s: ArchState, memory: M) {
   const regs = Object.fromEntries(GPR_NAMES.map((name, i) => [name, hex(s.gpr[i]!)])) as Record<
     (typeof GPR_NAMES)[number],
     string
@@ -305,7 +358,7 @@ export function stateToJson(s: ArchState): StateJsonIn & { cpu: NonNullable<Stat
       SYSENTER_CS: hex(s.sysenterCs), SYSENTER_ESP: hex(s.sysenterEsp), SYSENTER_EIP: hex(s.sysenterEip),
       APIC_BASE: hex(s.apicBase),
     },
-    memory: regionsFromPages(s.memory),
+    memory,
     cpu: {
       pending_irq: s.cpu.pendingIrq,
       pending_nmi: s.cpu.pendingNmi,

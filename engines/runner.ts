@@ -264,7 +264,8 @@ export async function runAsyncEngine(engine: AsyncEngine, options: AsyncRunOptio
 async function beforeDeadline<T>(pending: Promise<T>, deadline: number): Promise<T | Timeout> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<Timeout>((resolve) => {
-    timer = setTimeout(() => resolve(new Timeout()), Math.max(0, deadline - Date.now()));
+    // A Node timer waits at most 2^31 - 1 ms (24.8 days); a longer wait would fire at once.
+    timer = setTimeout(() => resolve(new Timeout()), Math.min(0x7fffffff, Math.max(0, deadline - Date.now())));
   });
   try {
     return await Promise.race([pending, expired]);

@@ -13,6 +13,7 @@
 //   5. with TF = 1 or a shadow active: one instruction with its bookkeeping (engine/execute.ts).
 // step() runs the same machinery for exactly one step and describes it as an EngineEvent.
 import type { ArchState } from "../contract/state.ts";
+import { PAGE_BUDGET } from "../contract/limits.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type {
   Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, DeliverySource,
@@ -37,7 +38,8 @@ const {
 } = outcomesModule;
 
 export interface ImplEngineOptions {
-  /** Cap on guest physical memory in bytes (rounded to 4 KiB pages); default 256 MiB. */
+  /** Cap on guest physical memory in bytes (rounded to 4 KiB pages); default the contract's page
+   *  budget (contract/limits.ts PAGE_BUDGET: 256 MiB). */
   readonly maxMemoryBytes?: number;
   /** Compile hot blocks to JavaScript (default true). Off: interpret every instruction. */
   readonly compile?: boolean;
@@ -54,7 +56,7 @@ export class ImplEngine implements Engine {
   private readonly ctx: StepContext;
 
   constructor(opts: ImplEngineOptions = {}) {
-    const bytes = opts.maxMemoryBytes ?? 256 * 1024 * 1024;
+    const bytes = opts.maxMemoryBytes ?? PAGE_BUDGET * PAGE_BYTES;
     if (!Number.isFinite(bytes) || bytes < PAGE_BYTES) throw new RangeError("maxMemoryBytes: must be at least 4096");
     const maxPages = Math.floor(bytes / PAGE_BYTES);
     const uncached = opts.uncached ?? false;

@@ -19,6 +19,7 @@ import * as constsModule from "./consts.ts";
 import { INTEL, type Profile } from "../contract/profile.ts";
 import type { Insn } from "./insn.ts";
 import type { Block } from "./blocks/block-cache.ts";
+import { newBlockBudget } from "./blocks/block-budget.ts";
 import { newTlb } from "./memory/tlb.ts";
 import { newNotPresentCache } from "./memory/not-present.ts";
 import { newAdJournal } from "./memory/ad-journal.ts";
@@ -209,6 +210,8 @@ export class Machine {
 
   /** See MachineOptions.uncached. */
   readonly uncached: boolean;
+  /** blocks/block-cache.ts: its budget's bookkeeping (last: off the hot fields' layout). */
+  readonly blockBudget = newBlockBudget();
 
   constructor(opts: MachineOptions) {
     this.uncached = opts.uncached ?? false;

@@ -5,6 +5,7 @@
 import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepFault, StepInstruction } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
+import { modelScopeViolation } from "../contract/scope.ts";
 import { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { Instruction } from "./decode/instruction.ts";
@@ -89,6 +90,9 @@ export class SpecEngine implements Engine {
   constructor(private readonly options: SpecEngineOptions = {}) {}
 
   load(state: ArchState, profile: ProfileName): void {
+    // The contract's one input domain: the same refusal as the loader's and impl's.
+    const violation = modelScopeViolation(state);
+    if (violation !== null) throw new RangeError(`state outside the model: ${violation}`);
     this.machine = this.loaded = machineFromState(state);
     this.profile = profileByName(profile);
     this.console = [];

@@ -6,7 +6,7 @@
 // Schema generated from these schemas (committed as engines/process/protocol.schema.json), and
 // docs/protocol.md describes it for emulator authors.
 import { z } from "zod";
-import { StateJson, ProfileNameSchema, SegmentJson, TableRegisterJson, RegsJson, SregsJson, MsrsJson, MemoryRegionJson, CpuJson } from "../../contract/schema.ts";
+import { StateJson, ProfileNameSchema, SegmentJson, TableRegisterJson, RegsJson, SregsJson, MsrsJson, MemoryRegionJson, CpuJson, HexBytes as MemoryBytes, HEX_BYTES_PATTERN } from "../../contract/schema.ts";
 import { bytesToHex, hex, hexToBytes } from "../../contract/hex.ts";
 import { stateFromJson, stateToJson, type ArchState } from "../../contract/state.ts";
 import type { EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepInstruction } from "../../contract/engine.ts";
@@ -273,12 +273,13 @@ export function firstIssue(error: z.ZodError): string {
 // The JSON Schema (draft 2020-12) of the protocol's messages
 
 export function protocolJsonSchema(): Record<string, unknown> {
-  const metadata = z.registry<{ id?: string; title?: string; description?: string }>();
+  const metadata = z.registry<{ id?: string; title?: string; description?: string; pattern?: string }>();
   metadata.add(SegmentJson, { id: "segment", description: "A segment register: selector and hidden part" });
   metadata.add(TableRegisterJson, { id: "tableRegister" });
   metadata.add(RegsJson, { id: "regs" });
   metadata.add(SregsJson, { id: "sregs" });
   metadata.add(MsrsJson, { id: "msrs", description: "FS_BASE and GS_BASE must equal sregs.fs.base and sregs.gs.base" });
+  metadata.add(MemoryBytes, { pattern: HEX_BYTES_PATTERN });
   metadata.add(MemoryRegionJson, { id: "memoryRegion", description: "Bytes at a physical address, two hex digits a byte" });
   metadata.add(CpuJson, { id: "cpu", description: "Run-time CPU state between instruction boundaries" });
   metadata.add(StateJson, { id: "state", description: "A machine state, as in a ringspec-state/1 file (without format and profile)" });

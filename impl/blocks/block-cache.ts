@@ -15,6 +15,14 @@
 // Allocating a frame drops the zero page's blocks (they were decoded from zeros). A dropped block
 // is marked invalid, so links to it are not followed. RIP → frame is translated through the TLB
 // at every block entry, so CR3 and paging changes need nothing here; load() starts a new Machine.
+//
+// Bounded: an untrusted guest can make a block of every two bytes of its memory (and each of them
+// hot enough to compile), so the cache holds at most MAX_CACHED_BLOCKS blocks, of which at most
+// MAX_COMPILED_BLOCKS compiled. Decoding a block beyond the first cap, or compiling one beyond the
+// second, first empties the whole cache (flushBlockCache: every block dropped as by a write to its
+// frame, Machine.blockBudget.flushes counts it) — the eviction QEMU uses for its translation cache:
+// no bookkeeping on the hot path, and a guest whose code fits runs as before. Being a cache, a
+// flush changes nothing the guest can see.
 import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
 import { decode } from "../decode.ts";
@@ -28,6 +36,12 @@ const { MODE_64, OP_JMP } = I;
 
 /** Most instructions in one block. */
 export const MAX_BLOCK = 64;
+
+/** Most blocks held at once (all frames). About 16 MiB of decoded instructions at worst. */
+export const MAX_CACHED_BLOCKS = 16_384;
+/** Most compiled blocks held at once: a compiled block (its source, bytecode and optimized code)
+ *  costs kilobytes, so this is the cap that bounds the host memory a guest can make impl use. */
+export const MAX_COMPILED_BLOCKS = 2_048;
 
 /** A compiled block body (compile/compile.ts): runs at most `budget` instructions; returns the
  *  number retired and leaves the exit status in Machine.blockExit. */
@@ -66,10 +80,18 @@ export function blockAt(m: Machine, poolPage: number, off: number, mode: number,
   csLimit: number): Block | null {
   const slot = poolPage >> PAGE_SHIFT;
   const key = off * 4 + mode;
-  let map = m.blocksBySlot[slot];
-  const cached = map?.get(key);
+  const cached = m.blocksBySlot[slot]?.get(key);
   if (cached !== undefined && cached.valid && cached.ripLo === ripLo && cached.ripHi === ripHi &&
     (mode === MODE_64 || cached.endEip >>> 0 <= csLimit >>> 0)) return cached;
+  return decodeBlock(m, poolPage, off, mode, ripLo, ripHi, csLimit);
+}
+
+/** Decodes and caches the block at (pool page, page offset, mode, RIP): blockAt's miss path, a
+ *  function of its own so that the hit path stays small. */
+function decodeBlock(m: Machine, poolPage: number, off: number, mode: number, ripLo: number, ripHi: number,
+  csLimit: number): Block | null {
+  const slot = poolPage >> PAGE_SHIFT;
+  const key = off * 4 + mode;
   const insns: Insn[] = [];
   let o = off;
   let lo = ripLo, hi = ripHi;
@@ -94,14 +116,39 @@ export function blockAt(m: Machine, poolPage: number, off: number, mode: number,
   }
   if (insns.length === 0) return null;
   const b = new Block(key, ripLo, ripHi, insns, endEip, poolPage, mode);
+  if (m.blockBudget.blocks >= MAX_CACHED_BLOCKS) flushBlockCache(m);
   markCode(m, slot);
-  map = m.blocksBySlot[slot];
+  let map = m.blocksBySlot[slot];
   if (map === undefined) {
     map = new Map<number, Block>();
     m.blocksBySlot[slot] = map;
+    m.blockBudget.slots.add(slot);
   }
+  const replaced = map.get(key);
+  if (replaced !== undefined) dropBlock(m, replaced);
   map.set(key, b);
+  m.blockBudget.blocks++;
   return b;
+}
+
+/** Counts a block just compiled; false when the compiled cap is reached (the caller flushes). */
+export function mayCompile(m: Machine): boolean {
+  return m.blockBudget.compiled < MAX_COMPILED_BLOCKS;
+}
+
+/** Empties the block cache (it is full): every block is dropped as a write to its frame would. */
+export function flushBlockCache(m: Machine): void {
+  for (const slot of [...m.blockBudget.slots]) invalidateCode(m, slot);
+  m.blockBudget.blocks = 0;
+  m.blockBudget.compiled = 0;
+  m.blockBudget.flushes++;
+}
+
+function dropBlock(m: Machine, b: Block): void {
+  b.valid = false;
+  b.successor = null;
+  m.blockBudget.blocks--;
+  if (b.compiled !== null) m.blockBudget.compiled--;
 }
 
 /** Marks a slot as holding decoded code: writes to it must take the slow path from now on. */
@@ -116,7 +163,10 @@ export function markCode(m: Machine, slot: number): void {
 /** Drops the decoded blocks of a slot (a write reached it). */
 export function invalidateCode(m: Machine, slot: number): void {
   const map = m.blocksBySlot[slot];
-  if (map !== undefined) for (const b of map.values()) b.valid = false;
+  if (map !== undefined) {
+    for (const b of map.values()) dropBlock(m, b);
+    m.blockBudget.slots.delete(slot);
+  }
   m.blocksBySlot[slot] = undefined;
   m.slotFlags[slot] = m.slotFlags[slot]! & ~F_CODE;
 }

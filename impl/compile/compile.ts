@@ -53,6 +53,30 @@ type Factory = (
   rmwRead: typeof compiledRmwRead, rmwCommit: typeof compiledRmwCommit,
 ) => BlockFn;
 
+/** What happens when generated source fails to compile (a template bug, never the guest's doing:
+ *  the source holds only decoder-produced numbers). The block then runs interpreted, which is
+ *  correct but slow, so the failure must not pass unseen: production counts it and warns once
+ *  (process warning); the test suite installs a handler that throws (test/setup.ts), so any
+ *  compile failure fails the test that caused it. */
+export type CompileFailureHandler = (error: Error, source: string) => void;
+
+/** Compile failures since the process started, and the first one's message. */
+export const compileFailures = { count: 0, first: "" };
+
+const warnOnce: CompileFailureHandler = (error) => {
+  if (compileFailures.count > 1) return;
+  const warn = (globalThis as { process?: { emitWarning?: (message: string) => void } }).process?.emitWarning;
+  warn?.(`ringspec impl: a block failed to compile and runs interpreted (${error.name}: ${error.message}); please report it`);
+};
+let onCompileFailure: CompileFailureHandler = warnOnce;
+
+/** Replaces the compile-failure handler (returns the previous one). */
+export function setCompileFailureHandler(handler: CompileFailureHandler): CompileFailureHandler {
+  const previous = onCompileFailure;
+  onCompileFailure = handler;
+  return previous;
+}
+
 /**
  * Factories by their source text, shared by every Machine of the process: the source is a pure
  * function of the block's decoded instructions, and a factory's code depends on nothing else (the
@@ -70,18 +94,23 @@ export function compileBlock(b: Block): BlockFn | null {
   if (first.mode !== I.MODE_64) return null;
   if (endsBlock(first.op) && !NATIVE_ENDERS.has(first.op)) return null;
   const src = blockSource(b);
+  let factory: Factory;
   try {
-    let factory = process.env.NOFACT ? undefined : factories.get(src);
-    if (factory === undefined) {
-      factory = new Function(...FACTORY_PARAMS, src) as Factory;
+    let cached = process.env.NOFACT ? undefined : factories.get(src);
+    if (cached === undefined) {
+      cached = new Function(...FACTORY_PARAMS, src) as Factory;
       if (factories.size >= MAX_FACTORIES) factories.clear();
-      factories.set(src, factory);
+      factories.set(src, cached);
     }
-    return factory(HANDLERS, b.insns, PARITY, condition, carry, deliverSoft, compiledLoad, compiledStore,
-      compiledRmwRead, compiledRmwCommit);
-  } catch {
+    factory = cached;
+  } catch (e) {
+    const error = e instanceof Error ? e : new Error(String(e));
+    if (compileFailures.count++ === 0) compileFailures.first = `${error.name}: ${error.message}`;
+    onCompileFailure(error, src);
     return null;
   }
+  return factory(HANDLERS, b.insns, PARITY, condition, carry, deliverSoft, compiledLoad, compiledStore,
+    compiledRmwRead, compiledRmwCommit);
 }
 
 /** The JavaScript source compileBlock builds (also for diagnostics and tests). */

@@ -8,7 +8,7 @@
 // condition), so a block needs no per-instruction trap or shadow bookkeeping inside.
 // Not a cache (the block cache and the compiled functions are: blocks/, compile/).
 import * as constsModule from "../consts.ts";
-import type { Block } from "../blocks/block-cache.ts";
+import { type Block, flushBlockCache, mayCompile } from "../blocks/block-cache.ts";
 import { compileBlock, COMPILE_AFTER } from "../compile/compile.ts";
 import { resetAdJournal } from "../memory/ad-journal.ts";
 import type { StepContext } from "./context.ts";
@@ -29,10 +29,7 @@ const { R_MEMLIMIT, R_RETIRED, R_UNSUP } = outcomesModule;
 export function runBlock(ctx: StepContext, b: Block, budget: number): number {
   const m = ctx.m;
   ctx.blockOutcome = R_RETIRED;
-  if (b.compiled === null && ctx.compileBlocks && !b.compileDeclined && ++b.runs >= COMPILE_AFTER) {
-    b.compiled = compileBlock(b);
-    if (b.compiled === null) b.compileDeclined = true;
-  }
+  if (b.compiled === null && ctx.compileBlocks && !b.compileDeclined && ++b.runs >= COMPILE_AFTER) compileHot(m, b);
   const insns = b.insns;
   if (b.compiled !== null && budget >= insns.length) {
     // Compiled: RF is cleared by the first instruction; the body keeps the rest exact.
@@ -69,6 +66,19 @@ export function runBlock(ctx: StepContext, b: Block, budget: number): number {
     if ((m.flags & TF) !== 0 || m.shadow !== SHADOW_NONE) return n;
   }
   return n;
+}
+
+/** Compiles a block that became hot (kept out of runBlock, which stays small enough to inline).
+ *  At the compiled cap the cache is emptied instead (this block with it: it runs interpreted this
+ *  once and is decoded afresh next time). */
+function compileHot(m: StepContext["m"], b: Block): void {
+  if (!mayCompile(m)) {
+    flushBlockCache(m);
+    return;
+  }
+  b.compiled = compileBlock(b);
+  if (b.compiled === null) b.compileDeclined = true;
+  else m.blockBudget.compiled++;
 }
 
 /** A compiled block stopped on a fault, software interrupt, HLT, I/O, string or unsupported

@@ -8,10 +8,11 @@ import type { EngineEvent } from "../../contract/engine.ts";
 import type { ArchState } from "../../contract/state.ts";
 import { hex } from "../../contract/hex.ts";
 import { GPR_NAMES } from "../../contract/schema.ts";
-import { CONTEXT_RULES, type ContextRuleId } from "./rules.ts";
+import { CONTEXT_RULES, INVARIANTS, type ContextRuleId } from "./rules.ts";
 import { readLinear, tablePages, translate, userMappings } from "./memory.ts";
 import type { Invariant } from "./rules.ts";
 import type { ContextConfig, ContextModel, EntryKind, KernelRange, Suspended, TaskRecord, UserContext, Violation } from "./types.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 
 const RF = 1n << 16n;
 const IF = 1n << 9n;
@@ -55,7 +56,10 @@ export function initialContextModel(config: ContextConfig, initial: ArchState): 
 
 function counted(m: ContextModel, ...invariants: Invariant[]): ContextModel {
   const checks = { ...m.checks };
-  for (const i of invariants) checks[i]++;
+  for (const i of invariants) {
+    checks[i]++;
+    for (const rule of INVARIANTS[i].rules) recordExecuted(rule);
+  }
   return { ...m, checks };
 }
 

@@ -20,6 +20,7 @@ import type { Environment, PortIo, SoftwareInterrupt } from "../transaction/sema
 import { Transaction } from "../transaction/transaction.ts";
 import type { RunResult, StepEvent, StepResult } from "./events.ts";
 import { fetchAndDecode } from "./fetch.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 
 export interface StepOptions {
   readonly profile?: Profile;
@@ -71,6 +72,7 @@ function boundaryOrInstruction(start: Machine, ctx: Context): StepResult {
   // nothing wakes takes no step (the trap stays pending).
   if (state.cpu.halted && !canWakeAt(state, ctx.profile)) {
     ctx.coverage?.add("HLT-04");
+    recordExecuted("HLT-04");
     return { state, event: { kind: "halted", rip: state.rip } };
   }
   // PRIO-01: an event pending at this boundary comes before the next instruction (and wakes HLT).

@@ -15,6 +15,7 @@ import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instruction.ts";
 import { canonical, cpl, in64BitMode, MASK64, RSP, sizeMask } from "../machine/registers.ts";
 import { compatibilityLinear, segmentCheckFailure, stackWidthMask, withStackPointer } from "./segment-checks.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 
 export class Transaction {
   /**
@@ -69,6 +70,7 @@ export class Transaction {
   /** Records that `rule` was exercised (a check passed, a value was read or computed by it). */
   hit(rule: RuleId): void {
     this.coverage?.add(rule);
+    recordExecuted(rule);
   }
 
   /** Applies an update tagged with its rule. */

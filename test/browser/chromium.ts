@@ -6,7 +6,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 
-export const CHROMIUM = process.env.RINGSPEC_CHROMIUM ?? "/usr/bin/chromium";
+/** RINGSPEC_CHROMIUM: another Chromium program (it must exist). */
+export const CHROMIUM = ((): string => {
+  const given = process.env.RINGSPEC_CHROMIUM;
+  if (given === undefined || given === "") return "/usr/bin/chromium";
+  if (!existsSync(given)) throw new Error(`RINGSPEC_CHROMIUM: expected the path of a Chromium program, got ${JSON.stringify(given)} (no such file)`);
+  return given;
+})();
 
 export const CHROMIUM_ARGS = [
   "--no-sandbox",

@@ -108,6 +108,19 @@ describe("ringspec bench figures", () => {
     expect(lines).toContain("qemu: not measured — qemu-system-x86_64: not found");
   });
 
+  it("prints each kernel's MIPS on impl and spec with their range, and impl's syscalls and switches per second", () => {
+    const kernels = [
+      { name: "c", impl: 3.5, spec: 0.25, implRange: [3.1, 3.9] as const, specRange: [0.24, 0.26] as const, syscallsPerSecond: 490.4, contextSwitchesPerSecond: 192.7, counts: { instructions: 631973, syscalls: 89, contextSwitches: 35 } },
+      { name: "demo", impl: 0.4, spec: "stops unsupported at 10000 (no)", syscallsPerSecond: 927, contextSwitchesPerSecond: 454.5, counts: { instructions: 22055, syscalls: 51, contextSwitches: 25 } },
+    ];
+    const lines = renderBenchReport({ ...report, kernels }, "ringspec bench");
+    const at = lines.findIndex((l) => l.startsWith("kernel "));
+    expect(lines[at]!.split(/ {2,}/)).toEqual(["kernel", "impl", "spec", "impl syscalls/s", "impl switches/s", "run (impl)"]);
+    expect(lines[at + 1]!.split(/ {2,}/)).toEqual(["c", "3.50 MIPS (3.10–3.90)", "0.250 MIPS (0.240–0.260)", "490", "193", "631973 instructions, 89 syscalls, 35 context switches to the exit"]);
+    expect(lines[at + 2]!.split(/ {2,}/)).toEqual(["demo", "0.400 MIPS", "—", "927", "455", "22055 instructions, 51 syscalls, 25 context switches to the exit"]);
+    expect(lines[at + 3]!.trim()).toBe("spec: stops unsupported at 10000 (no)");
+  });
+
   it("names every figure in JSON, in the loop's unit", () => {
     const json = benchJson(report);
     expect(json["impl.int-loop"]).toBeCloseTo(1250);

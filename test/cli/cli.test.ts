@@ -10,6 +10,7 @@ import { main } from "../../cli/main.ts";
 import { parseDocument } from "../../contract/load.ts";
 import { stateToJson } from "../../contract/state.ts";
 import { TraceRecordJson } from "../../trace/json.ts";
+import { ruleCoverage } from "../../conformance/rule-coverage.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "cli/bin.js");
@@ -250,6 +251,28 @@ describe("ringspec run", () => {
 });
 
 describe("ringspec rules", () => {
+  it("--help prints the help (exit 0)", async () => {
+    const r = await runMain(["rules", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: ringspec rules/);
+  });
+
+  it("--hit is repeatable, as its help says; reports execution coverage", async () => {
+    const r = await runMain(["rules", "--hit", SYSCALL_BASIC_FILE, "--hit", join(VECTORS, "sysret-noncanonical-rcx.json"), "--json"]);
+    expect(r.stderr).toBe("");
+    const report = JSON.parse(r.stdout) as { hit_by_vectors: string[]; implemented_and_exercised: number; missing: string[] };
+    expect(report.hit_by_vectors).toEqual(expect.arrayContaining(["SYSCALL-03", "SYSRET-03"]));
+    // Execution coverage: the digest rules the suite never records (conformance/rule-coverage.ts).
+    expect(report.missing).toEqual(ruleCoverage().missing);
+    expect(r.code).toBe(report.missing.length === 0 ? 0 : 1);
+    expect(report.implemented_and_exercised).toBeGreaterThan(100);
+  });
+
+  it("--timeout takes exponents within the cap", async () => {
+    const r = await runMain(["run", SYSCALL_BASIC_FILE, "--timeout", "1e3", "--max-steps", "3"]);
+    expect(r.code).toBe(0);
+  });
+
   it("--hit runs the vectors on the spec and lists the rules they exercised", async () => {
     const r = await runMain(["rules", "--hit", SYSCALL_BASIC_FILE, "--json"]);
     expect(r.stderr).toBe("");
@@ -271,6 +294,8 @@ describe("arguments", () => {
     [["run", SYSCALL_BASIC_FILE, "--max-steps", "-1"], "--max-steps"],
     [["run", SYSCALL_BASIC_FILE, "--max-steps", "1e3"], "--max-steps"],
     [["run", SYSCALL_BASIC_FILE, "--timeout", "0"], "--timeout"],
+    [["run", SYSCALL_BASIC_FILE, "--timeout", "1e9"], "--timeout: at most 86400 seconds (one day)"],
+    [["run", SYSCALL_BASIC_FILE, "--timeout", "NaN"], "--timeout: expected a number of seconds"],
     [["run", SYSCALL_BASIC_FILE, "--timeout", "soon"], "--timeout"],
     [["run", SYSCALL_BASIC_FILE, "--timeout"], "--timeout needs a value"],
     [["run", SYSCALL_BASIC_FILE, "--engine", "nosuch"], "--engine"],

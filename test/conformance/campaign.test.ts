@@ -20,6 +20,7 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { runEngine } from "../../engines/runner.ts";
 import { parseDivergence } from "../../trace/model/divergence.ts";
 import { bytesToHex } from "../../contract/hex.ts";
+import { envInteger } from "../helpers/env.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const EXPECTATIONS = parseExpectations(readFileSync(`${ROOT}conformance/expectations/spec-impl.json`, "utf8"), "spec-impl.json");
@@ -27,8 +28,8 @@ const EXPECTED = EXPECTATIONS.filter((e) => e.gap !== true).map((e) => e.rule);
 /** Known gaps (conformance/campaign/gaps.ts) the expectations name. */
 const GAPS = EXPECTATIONS.filter((e) => e.gap === true).map((e) => e.rule);
 /** 18 cases per family by default, so that every family gets as many cases whatever their number. */
-const RUNS = Number(process.env.RINGSPEC_CONFORM_RUNS ?? 18 * FAMILY_NAMES.length);
-const SEED = Number(process.env.RINGSPEC_SEED ?? 20261206);
+const RUNS = envInteger("RINGSPEC_CONFORM_RUNS", 18 * FAMILY_NAMES.length, 1);
+const SEED = envInteger("RINGSPEC_SEED", 20261206, -(2 ** 31), 2 ** 31 - 1);
 
 function plan(over: Partial<CampaignPlan> = {}): CampaignPlan {
   return {

@@ -8,9 +8,10 @@ import { DEVICE_OPERATION_COUNT, deviceProgramState, type DeviceProgram } from "
 import { lockstep } from "../../conformance/lockstep.ts";
 import { createEngine, hasOwnDevices, type KernelEngine } from "../../kernel/engines.ts";
 import { stateToJson } from "../../contract/state.ts";
+import { envInteger, envReplayPath } from "../helpers/env.ts";
 
-const RUNS = Number(process.env.RINGSPEC_LOCKSTEP_RUNS ?? 25);
-const SEED = Number(process.env.RINGSPEC_SEED ?? 20261123);
+const RUNS = envInteger("RINGSPEC_LOCKSTEP_RUNS", 25, 1);
+const SEED = envInteger("RINGSPEC_SEED", 20261123, -(2 ** 31), 2 ** 31 - 1);
 /** IN from a device register only where both engines answer it themselves. */
 const READS = hasOwnDevices("spec") && hasOwnDevices("impl");
 
@@ -61,7 +62,7 @@ describe("lockstep on device programs (docs/devices.md)", () => {
       if (result.stop.reason === "exit") exits++;
       return true;
     });
-    const out = fc.check(property, { seed: SEED, numRuns: RUNS, path: process.env.RINGSPEC_PATH });
+    const out = fc.check(property, { seed: SEED, numRuns: RUNS, path: envReplayPath() });
     if (out.failed) {
       const message = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
       expect.fail(`${message}\nreplay: RINGSPEC_SEED=${out.seed} RINGSPEC_PATH=${out.counterexamplePath} npx vitest run test/conformance/lockstep-devices.test.ts`);

@@ -15,10 +15,11 @@ import { lockstep } from "../../conformance/lockstep.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { stateToJson, type ArchState } from "../../contract/state.ts";
+import { envChoice, envInteger, envReplayPath } from "../helpers/env.ts";
 
-const RUNS = Number(process.env.RINGSPEC_LOCKSTEP_RUNS ?? 60);
-const SEED = Number(process.env.RINGSPEC_SEED ?? 20261123);
-const ONLY = process.env.RINGSPEC_FAMILY;
+const RUNS = envInteger("RINGSPEC_LOCKSTEP_RUNS", 60, 1);
+const SEED = envInteger("RINGSPEC_SEED", 20261123, -(2 ** 31), 2 ** 31 - 1);
+const ONLY = envChoice("RINGSPEC_FAMILY", Object.keys(FAMILIES));
 const STEPS = 40;
 
 
@@ -43,7 +44,7 @@ describe("lockstep on transition scenarios: spec and impl agree after every step
   for (const [name, arb] of Object.entries(FAMILIES)) {
     if (ONLY !== undefined && ONLY !== name) continue;
     it(`${name}: ${RUNS} scenarios (intel and amd; seed ${SEED})`, () => {
-      const out = fc.check(fc.property(arb, (s) => checkScenario(s, name)), { seed: SEED, numRuns: RUNS, path: process.env.RINGSPEC_PATH });
+      const out = fc.check(fc.property(arb, (s) => checkScenario(s, name)), { seed: SEED, numRuns: RUNS, path: envReplayPath() });
       if (out.failed) {
         const message = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
         expect.fail(

@@ -15,11 +15,12 @@ import { stateFromMachine, type Machine } from "../../spec/machine/machine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import { stateToJson } from "../../contract/state.ts";
 import { kernelMachine, userMachine, withBytes } from "../helpers/fixture.ts";
+import { envInteger, envReplayPath } from "../helpers/env.ts";
 
-const RUNS = Number(process.env.RINGSPEC_LOCKSTEP_RUNS ?? 150);
+const RUNS = envInteger("RINGSPEC_LOCKSTEP_RUNS", 150, 1);
 /** IN/OUT reach the device registers once both engines implement the devices (docs/devices.md). */
 const DEVICES = engineEntry("spec")?.capabilities.devices === true && engineEntry("impl")?.capabilities.devices === true;
-const SEED = Number(process.env.RINGSPEC_SEED ?? 20261122);
+const SEED = envInteger("RINGSPEC_SEED", 20261122, -(2 ** 31), 2 ** 31 - 1);
 
 const spec = fc.record({ template: fc.nat(), a: fc.nat(15), b: fc.nat(63), imm: fc.integer() });
 
@@ -91,7 +92,7 @@ describe("lockstep: spec and impl agree after every step", () => {
           `\nstate: ${file} (npx ringspec run ${file} --trace --max-steps ${d.step} --engine spec|impl)`,
       );
     });
-    const out = fc.check(property, { seed: SEED, numRuns: RUNS, path: process.env.RINGSPEC_PATH });
+    const out = fc.check(property, { seed: SEED, numRuns: RUNS, path: envReplayPath() });
     if (out.failed) {
       const message = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
       expect.fail(`${message}\nreplay: RINGSPEC_SEED=${out.seed} RINGSPEC_PATH=${out.counterexamplePath} npx vitest run test/conformance/lockstep.test.ts`);

@@ -7,7 +7,7 @@
 import { expect } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
 import type { ProfileName } from "../../contract/profile.ts";
-import type { EngineStop, PhysicalRange } from "../../contract/engine.ts";
+import type { EngineStop } from "../../contract/engine.ts";
 import { compareStates, unionRanges } from "../../contract/compare.ts";
 import { lockstep } from "../../conformance/lockstep.ts";
 import { SpecEngine } from "../../spec/engine.ts";
@@ -34,8 +34,6 @@ export interface AgainstSpecResult {
   readonly state: ArchState;
   readonly reason: string;
   readonly stop: EngineStop;
-  /** The pages spec/ wrote (Engine.touched). */
-  readonly touched: readonly PhysicalRange[];
   /** False when the comparison ended at an instruction spec/ does not model (upToUnsupported). */
   readonly whole: boolean;
 }
@@ -65,12 +63,12 @@ export function expectAgreesWithSpec(state: ArchState, steps: number, profile: P
     const diff = compareStates(specState, impl.state(), { rule: "exact", memory: unionRanges(spec.touched(), impl.touched()) }).differences;
     expect(diff.map((x) => `${c.name}: ${x.field}: spec ${x.a}, impl ${x.b}`)).toEqual([]);
   }
-  return { state: specState, reason: specStop.reason, stop: specStop, touched: spec.touched(), whole: !cut };
+  return { state: specState, reason: specStop.reason, stop: specStop, whole: !cut };
 }
 
 /** helpers.runAll with spec/ as the judge: every impl/ configuration and spec/ agree (lockstep
  *  included); the outcome is spec's. */
 export function runAllWithSpec(state: ArchState, steps: number, profile: ProfileName = "intel"): Outcome {
   const out = expectAgreesWithSpec(state, steps, profile);
-  return { stop: out.stop, state: out.state, text: stateText(out.state), touched: out.touched };
+  return { stop: out.stop, state: out.state, text: stateText(out.state) };
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { CONFIGS, baseMemory, layoutState, runOn, u64 } from "./helpers.ts";
+import { expectAgreesWithSpec } from "./against-spec.ts";
 import { programArb, programState } from "./gen.ts";
 
 function placed(code: readonly number[] | Uint8Array, user: boolean): ArchState {
@@ -14,7 +15,8 @@ function placed(code: readonly number[] | Uint8Array, user: boolean): ArchState 
   return layoutState(m, { user });
 }
 
-/** Runs every configuration; they must agree and respect the budget. */
+/** Runs every configuration and spec/; they must agree (impl with itself and with the reference)
+ *  and respect the budget. */
 function agree(state: ArchState, steps: number, maxMemoryBytes = 32 << 20): void {
   const outs = CONFIGS.map((c) => runOn(state, steps, { ...c.opts, maxMemoryBytes }));
   for (const o of outs) expect(o.stop.steps).toBeLessThanOrEqual(steps);
@@ -23,6 +25,9 @@ function agree(state: ArchState, steps: number, maxMemoryBytes = 32 << 20): void
     expect(o.stop.steps).toBe(outs[0]!.stop.steps);
     expect(o.text).toBe(outs[0]!.text);
   }
+  // spec/ is the judge too; where it stops on an instruction it does not model yet (issue 11's
+  // general subset runs ahead on impl), the comparison ends there.
+  expectAgreesWithSpec(state, steps, "intel", { lockstep: false, upToUnsupported: true, impl: { maxMemoryBytes } });
 }
 
 const FILL = [0x48, 0x05, 0x11, 0x22, 0x33, 0x44, 0x0f, 0x01, 0xf8, 0xcd, 0x80, 0x66, 0x90, 0xc3, 0xf4];

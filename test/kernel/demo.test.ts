@@ -8,8 +8,9 @@ import { runKernel } from "../../kernel/run.ts";
 import { checkKernel, gradescopeResults, DEFAULT_RUBRIC, parseRubric } from "../../kernel/grade/index.ts";
 import type { KernelTarget } from "../../kernel/target.ts";
 import { KERNEL_ENGINE_NAMES } from "../../kernel/engines.ts";
+import { envFlag } from "../helpers/env.ts";
 
-const FULL = process.env.RINGSPEC_KERNEL_FULL === "1";
+const FULL = envFlag("RINGSPEC_KERNEL_FULL");
 const short = !FULL;
 
 function target(variant?: VariantName): KernelTarget {

@@ -2,7 +2,8 @@
 // page-table page inside a hot compiled loop remap the page the same loop reads.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Program, Reg, icedAbs as abs, icedMem as mem } from "../../../guest/index.ts";
-import { RBX, RCX, baseMemory, layoutState, runAll } from "../helpers.ts";
+import { RBX, RCX, baseMemory, layoutState } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("compiled blocks: the one-entry page cache", () => {
   it("stores to a page-table page inside a hot loop remap the page the loop reads", () => {

@@ -2,7 +2,8 @@
 // full fetch would find the same block, so code reached through a remapped page is the new page's.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Program, Reg, icedAbs as abs } from "../../../guest/index.ts";
-import { RBX, RCX, asm, kernel, runAll, type Memory } from "../helpers.ts";
+import { RBX, RCX, asm, kernel, type Memory } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("block chaining", () => {
   it("a jump into a page remapped between iterations runs the newly mapped code", () => {

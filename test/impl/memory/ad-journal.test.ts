@@ -1,7 +1,8 @@
 // The A/D journal (impl/memory/ad-journal.ts): a step that ends `unsupported` leaves the machine as
 // it was, including the accessed bits its instruction fetch's page walk set.
 import { describe, expect, it } from "vitest";
-import { kernel, runAll, stateText } from "../helpers.ts";
+import { kernel, stateText } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("A/D journal", () => {
   it("an unsupported instruction on a page whose PTE has A = 0 leaves A clear", () => {

@@ -3,7 +3,8 @@
 // page's walk, as the SDM's order of events gives.
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../../contract/state.ts";
-import { RDX, kernel, read64, runAll, type Memory } from "../helpers.ts";
+import { RDX, kernel, read64, type Memory } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 /** A kernel-mode state: `code` at 0x10000, memory `setup`, state fields `patch`, registers `regs`. */
 function k(code: number[], setup?: (m: Memory) => void, patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}): ArchState {

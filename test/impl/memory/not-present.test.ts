@@ -2,7 +2,8 @@
 // (after the cache has recorded it not present, in a hot loop) is read by the next access.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Program, Reg, gate, icedAbs as abs, icedMem as mem } from "../../../guest/index.ts";
-import { RBX, baseMemory, handler, layoutState, runAll } from "../helpers.ts";
+import { RBX, baseMemory, handler, layoutState } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("not-present cache", () => {
   it("a page made present by the #PF handler is read by the next access", () => {

@@ -3,7 +3,8 @@
 // toggles all take effect on the next access, as on a machine that walks every time.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Reg, icedAbs as abs } from "../../../guest/index.ts";
-import { HLT, RAX, RBX, RCX, asm, kernel, read64, runAll, type Memory } from "../helpers.ts";
+import { HLT, RAX, RBX, RCX, asm, kernel, read64, type Memory } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("TLB: page-table edits, A/D bits, CR3, INVLPG", () => {
   const PTE = 0x4000n; // page table for 0x600000–0x7fffff

@@ -2,7 +2,8 @@
 // between two uses — a delivery's target code segment, a data-segment load — is read again.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Reg, gate, icedAbs as abs } from "../../../guest/index.ts";
-import { HLT, RBX, asm, gdtByte, kernel, read64, runAll, type Memory } from "../helpers.ts";
+import { HLT, RBX, asm, gdtByte, kernel, read64, type Memory } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("GDT rewrites between uses", () => {
   // Handler at 0x13000: inc rbx; iretq. Handler at 0x13100: add rbx, 0x10; iretq.

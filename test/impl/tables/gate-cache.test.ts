@@ -4,8 +4,9 @@
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, Program, Reg, gate, icedAbs as abs } from "../../../guest/index.ts";
 import {
-  HLT, RBX, RCX, asm, baseMemory, handler, intLoop, kernel, layoutState, read64, runAll, type Memory,
+  HLT, RBX, RCX, asm, baseMemory, handler, intLoop, kernel, layoutState, read64, type Memory,
 } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("IDT, TSS and IDTR rewrites between deliveries", () => {
   // Handler at 0x13000: inc rbx; iretq. Handler at 0x13100: add rbx, 0x10; iretq.

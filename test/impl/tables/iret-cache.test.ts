@@ -2,7 +2,8 @@
 // changed by the kernel between IRETs of a hot INT/IRET loop is checked again by the next IRET.
 import { describe, expect, it } from "vitest";
 import { Code, Instruction as I, icedAbs as abs } from "../../../guest/index.ts";
-import { RBX, baseMemory, gdtByte, handler, intLoop, layoutState, read64, runAll } from "../helpers.ts";
+import { RBX, baseMemory, gdtByte, handler, intLoop, layoutState, read64 } from "../helpers.ts";
+import { runAllWithSpec as runAll } from "../against-spec.ts";
 
 describe("IRET return cache", () => {
   it("the user SS descriptor made not present between IRETs raises #SS(selector)", () => {

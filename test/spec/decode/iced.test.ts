@@ -11,10 +11,11 @@ import type * as Iced from "iced-x86";
 import { decode } from "../../../spec/decode/decode.ts";
 import type { Instruction, Operand } from "../../../spec/decode/instruction.ts";
 import { describeFault } from "../../../spec/fault.ts";
+import { envInteger } from "../../helpers/env.ts";
 
 const iced = createRequire(import.meta.url)("iced-x86") as typeof Iced;
-const RUNS = Number(process.env.RINGSPEC_FUZZ_RUNS ?? 3000);
-const SEED = Number(process.env.RINGSPEC_FUZZ_SEED ?? 42);
+const RUNS = envInteger("RINGSPEC_FUZZ_RUNS", 3000, 1);
+const SEED = envInteger("RINGSPEC_FUZZ_SEED", 42, -(2 ** 31), 2 ** 31 - 1);
 const IP = 0x1000n;
 
 const hex = (bytes: ArrayLike<number>) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");

@@ -1,0 +1,268 @@
+// JSON text (UTF-8 bytes) → plain values, for documents from outside: RFC 8259 with caps on
+// nesting depth, number of values and string length, checked while parsing (a file cannot make
+// the parser build more than the caps allow), and without one string of the whole text — a state
+// holding the whole page budget is more hex digits than V8's longest string (2^29 - 24), so
+// JSON.parse could not read what ringspec writes. Iterative (no recursion on nesting). Errors are
+// FormatError lines naming the JSON path where parsing stopped, or the line and column.
+import { FormatError } from "./errors.ts";
+import { MAX_JSON_DEPTH, MAX_JSON_STRING_BYTES, MAX_JSON_VALUES } from "./limits.ts";
+
+export interface JsonLimits {
+  readonly maxDepth: number;
+  readonly maxValues: number;
+  readonly maxStringBytes: number;
+}
+
+export const DEFAULT_JSON_LIMITS: JsonLimits = {
+  maxDepth: MAX_JSON_DEPTH,
+  maxValues: MAX_JSON_VALUES,
+  maxStringBytes: MAX_JSON_STRING_BYTES,
+};
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Byte classes: 1 = a byte that ends a plain string run (`"`, `\`, a control character). */
+const STRING_STOP = new Uint8Array(256);
+STRING_STOP[0x22] = 1;
+STRING_STOP[0x5c] = 1;
+for (let c = 0; c < 0x20; c++) STRING_STOP[c] = 1;
+
+interface Frame {
+  readonly container: unknown[] | Record<string, unknown>;
+  readonly isArray: boolean;
+  /** The key being filled (objects), for paths. */
+  key: string;
+}
+
+/** `memory[3].bytes`, from the open containers. */
+function pathOf(stack: readonly Frame[]): string {
+  let out = "";
+  for (const f of stack) {
+    if (f.isArray) out += `[${(f.container as unknown[]).length}]`;
+    else if (f.key !== "") out += out === "" ? f.key : `.${f.key}`;
+  }
+  return out === "" ? "$" : out;
+}
+
+function lineColumn(bytes: Uint8Array, at: number): string {
+  let line = 1, column = 1;
+  for (let i = 0; i < at && i < bytes.length; i++) {
+    if (bytes[i] === 0x0a) {
+      line++;
+      column = 1;
+    } else column++;
+  }
+  return `line ${line} column ${column}`;
+}
+
+function describeByte(b: number | undefined): string {
+  if (b === undefined) return "end of file";
+  if (b >= 0x21 && b < 0x7f) return JSON.stringify(String.fromCharCode(b));
+  return `byte 0x${b.toString(16).padStart(2, "0")}`;
+}
+
+/** Parses a JSON document. Throws FormatError (one line). */
+export function parseJsonBytes(bytes: Uint8Array, limits: JsonLimits = DEFAULT_JSON_LIMITS): unknown {
+  let pos = 0;
+  const n = bytes.length;
+  let values = 0;
+  const stack: Frame[] = [];
+
+  const fail = (what: string, at = pos): never => {
+    const where = stack.length === 0 ? lineColumn(bytes, at) : `${pathOf(stack)} (${lineColumn(bytes, at)})`;
+    throw new FormatError(`not valid JSON (${what} at ${where})`);
+  };
+  const skipSpace = () => {
+    while (pos < n) {
+      const c = bytes[pos]!;
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) pos++;
+      else break;
+    }
+  };
+  const count = () => {
+    if (++values > limits.maxValues) {
+      throw new FormatError(`${pathOf(stack)}: more than ${limits.maxValues.toLocaleString("en-US")} JSON values in one document`);
+    }
+  };
+
+  const parseString = (): string => {
+    // bytes[pos] is the opening quote.
+    const start = ++pos;
+    let parts: string[] | null = null;
+    let runStart = start;
+    for (;;) {
+      while (pos < n && STRING_STOP[bytes[pos]!] === 0) pos++;
+      if (pos - start > limits.maxStringBytes) {
+        throw new FormatError(`${pathOf(stack)}: a string longer than ${limits.maxStringBytes.toLocaleString("en-US")} bytes`);
+      }
+      if (pos >= n) fail("unterminated string", start - 1);
+      const c = bytes[pos]!;
+      if (c === 0x22) break;
+      if (c < 0x20) fail("a control character in a string");
+      // A backslash escape.
+      (parts ??= []).push(decode(runStart, pos));
+      const e = bytes[pos + 1];
+      pos += 2;
+      switch (e) {
+        case 0x22: parts.push('"'); break;
+        case 0x5c: parts.push("\\"); break;
+        case 0x2f: parts.push("/"); break;
+        case 0x62: parts.push("\b"); break;
+        case 0x66: parts.push("\f"); break;
+        case 0x6e: parts.push("\n"); break;
+        case 0x72: parts.push("\r"); break;
+        case 0x74: parts.push("\t"); break;
+        case 0x75: {
+          let code = 0;
+          for (let k = 0; k < 4; k++) {
+            const h = hexValue(bytes[pos + k]);
+            if (h < 0) fail("a bad \\u escape", pos - 2);
+            code = code * 16 + h;
+          }
+          pos += 4;
+          parts.push(String.fromCharCode(code));
+          break;
+        }
+        default:
+          fail("a bad escape", pos - 2);
+      }
+      runStart = pos;
+    }
+    const last = decode(runStart, pos);
+    pos++; // the closing quote
+    if (parts === null) return last;
+    parts.push(last);
+    return parts.join("");
+  };
+
+  const decode = (from: number, to: number): string => {
+    if (from === to) return "";
+    // Plain ASCII (hex digits, field names) is the common case: no decoder round trip needed for short runs.
+    if (to - from <= 32) {
+      let ascii = true;
+      for (let i = from; i < to; i++) if (bytes[i]! >= 0x80) ascii = false;
+      if (ascii) return String.fromCharCode.apply(null, bytes.subarray(from, to) as unknown as number[]);
+    }
+    try {
+      return UTF8.decode(bytes.subarray(from, to));
+    } catch {
+      return fail("bytes that are not UTF-8", from);
+    }
+  };
+
+  const parseNumber = (): number => {
+    const start = pos;
+    if (bytes[pos] === 0x2d) pos++;
+    if (bytes[pos] === 0x30) pos++;
+    else if (isDigit(bytes[pos])) while (isDigit(bytes[pos])) pos++;
+    else fail("a bad number", start);
+    if (bytes[pos] === 0x2e) {
+      pos++;
+      if (!isDigit(bytes[pos])) fail("a bad number", start);
+      while (isDigit(bytes[pos])) pos++;
+    }
+    if (bytes[pos] === 0x65 || bytes[pos] === 0x45) {
+      pos++;
+      if (bytes[pos] === 0x2b || bytes[pos] === 0x2d) pos++;
+      if (!isDigit(bytes[pos])) fail("a bad number", start);
+      while (isDigit(bytes[pos])) pos++;
+    }
+    if (pos - start > 400) fail("a number too long", start);
+    return Number(String.fromCharCode.apply(null, bytes.subarray(start, pos) as unknown as number[]));
+  };
+
+  const literal = (text: string, value: unknown): unknown => {
+    for (let k = 0; k < text.length; k++) if (bytes[pos + k] !== text.charCodeAt(k)) fail(`unexpected ${describeByte(bytes[pos])}`);
+    pos += text.length;
+    return value;
+  };
+
+  /** Puts a finished value into the innermost container (or returns it as the document). */
+  let result: unknown;
+  let done = false;
+  const place = (value: unknown) => {
+    const top = stack[stack.length - 1];
+    if (top === undefined) {
+      result = value;
+      done = true;
+    } else if (top.isArray) (top.container as unknown[]).push(value);
+    else if (top.key === "__proto__") Object.defineProperty(top.container, top.key, { value, writable: true, enumerable: true, configurable: true });
+    else (top.container as Record<string, unknown>)[top.key] = value;
+  };
+
+  // A value is expected at each turn of this loop; containers are opened and closed in place.
+  for (;;) {
+    skipSpace();
+    if (pos >= n) fail("unexpected end of file");
+    const c = bytes[pos]!;
+    count();
+    if (c === 0x7b || c === 0x5b) {
+      if (stack.length >= limits.maxDepth) throw new FormatError(`${pathOf(stack)}: nested more than ${limits.maxDepth} levels deep`);
+      const isArray = c === 0x5b;
+      const frame: Frame = { container: isArray ? [] : {}, isArray, key: "" };
+      pos++;
+      skipSpace();
+      const close = isArray ? 0x5d : 0x7d;
+      if (bytes[pos] === close) {
+        pos++;
+        place(frame.container);
+      } else {
+        stack.push(frame);
+        if (!isArray) {
+          if (bytes[pos] !== 0x22) fail(`expected a field name, found ${describeByte(bytes[pos])}`);
+          frame.key = parseString();
+          skipSpace();
+          if (bytes[pos] !== 0x3a) fail(`expected ":", found ${describeByte(bytes[pos])}`);
+          pos++;
+        }
+        continue;
+      }
+    } else if (c === 0x22) place(parseString());
+    else if (c === 0x2d || isDigit(c)) place(parseNumber());
+    else if (c === 0x74) place(literal("true", true));
+    else if (c === 0x66) place(literal("false", false));
+    else if (c === 0x6e) place(literal("null", null));
+    else fail(`unexpected ${describeByte(c)}`);
+    // After a value: a comma (next element or field), or closing brackets.
+    for (;;) {
+      if (done) {
+        skipSpace();
+        if (pos < n) fail(`unexpected ${describeByte(bytes[pos])} after the document`);
+        return result;
+      }
+      skipSpace();
+      const top = stack[stack.length - 1]!;
+      const b = bytes[pos];
+      if (b === 0x2c) {
+        pos++;
+        if (!top.isArray) {
+          skipSpace();
+          if (bytes[pos] !== 0x22) fail(`expected a field name, found ${describeByte(bytes[pos])}`);
+          top.key = parseString();
+          skipSpace();
+          if (bytes[pos] !== 0x3a) fail(`expected ":", found ${describeByte(bytes[pos])}`);
+          pos++;
+        }
+        break;
+      }
+      if (b === (top.isArray ? 0x5d : 0x7d)) {
+        pos++;
+        stack.pop();
+        place(top.container);
+        continue;
+      }
+      fail(`expected "," or "${top.isArray ? "]" : "}"}", found ${describeByte(b)}`);
+    }
+  }
+}
+
+function isDigit(b: number | undefined): boolean {
+  return b !== undefined && b >= 0x30 && b <= 0x39;
+}
+
+function hexValue(b: number | undefined): number {
+  if (b === undefined) return -1;
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  const l = b | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x57 : -1;
+}
