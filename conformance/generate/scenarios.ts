@@ -518,15 +518,21 @@ export const segmentScenario: fc.Arbitrary<Scenario> = fc
     sreg: fc.nat(4), selector: selectorArb, imm: fc.constantFrom(0, 8, 0x10, 0xfff8),
     rip: addressArb, cs: selectorArb, rsp: stackArb, ss: selectorArb,
     gdt: fc.array(gdtPatchArb, { maxLength: 2 }), segs: dataSegsArb, rflags: startFlagsArb, follow: fc.boolean(),
+    // A far-return frame the CPU accepts (to user mode, or to the same level), in a share of the
+    // cases: random selectors almost never form one, and the outer return's own rules (RSP and SS
+    // loaded, data segments made NULL) are reached only through one.
+    valid: sometimes(fc.record({ user: fc.boolean(), rsp: fc.constantFrom(0x210000n, 0x20fff0n, 0x20fff3n) }), 25),
   })
   .map((x) => {
     const rsp = defaultRsp(x.ring);
     const lret = x.op.startsWith("lret");
     const size = x.op === "lretd" ? 4 : x.op === "lretw" ? 2 : 8;
-    const slots = lret ? [x.rip, BigInt(x.cs), ...(x.op === "lretqImm" ? [] : []), x.rsp, BigInt(x.ss)] : [BigInt(x.selector)];
+    const toUser = x.valid !== null && (x.valid.user || x.ring === 3);
+    const frame = x.valid === null ? { rip: x.rip, cs: x.cs, rsp: x.rsp, ss: x.ss } : toUser ? { rip: 0x200000n, cs: 0x2b, rsp: x.valid.rsp, ss: 0x23 } : { rip: 0x10800n, cs: 0x08, rsp: x.rsp, ss: x.ss };
+    const slots = lret ? [frame.rip, BigInt(frame.cs), frame.rsp, BigInt(frame.ss)] : [BigInt(x.selector)];
     // lret imm16 reads SS:RSP after the immediate: place them there too.
     const pokes = [...stackPokes(rsp, slots, size), ...gdtPokes(x.compat ? [] : x.gdt)];
-    if (x.op === "lretqImm") pokes.push(...stackPokes(rsp + 16n + BigInt(x.imm), [x.rsp, BigInt(x.ss)], 8));
+    if (x.op === "lretqImm") pokes.push(...stackPokes(rsp + 16n + BigInt(x.imm), [frame.rsp, BigInt(frame.ss)], 8));
     // far JMP [RBX]: the offset (8 bytes in 64-bit code, 4 in compatibility mode), then the selector.
     if (x.op === "jmpFar") {
       const width = x.compat ? 4 : 8;
