@@ -179,10 +179,11 @@ const SCENARIO_DESCRIPTIONS: Readonly<Record<string, string>> = {
   segment: "segment loads (MOV/POP Sreg), far returns and far JMP through memory with random selectors and descriptors, and frames the CPU accepts",
   paging: "loads, stores, pushes, calls and jumps through page-table entries with random flags under WP/SMEP/SMAP/AC/NXE",
   msrcr: "RDMSR/WRMSR and MOV to/from CR with random indices and values",
-  privileged: "every privileged and system instruction at CPL 3 and CPL 0 under random CR4 (UMIP, TSD, PCE, DE, OSXSAVE, FSGSBASE, PCIDE), selectors and operands",
-  sysenter: "SYSENTER/SYSEXIT with random SYSENTER_CS/ESP/EIP, RCX/RDX, modes, flags and a pending IRQ",
-  compat: "compatibility-mode segmentation: limits, types, expand-down data, SS.B stack width, far returns and IRET",
-  pcid: "MOV to CR3/CR4 with PCIDE and PCIDs, INVPCID, RD/WRFSBASE and RD/WRGSBASE, SWAPGS",
+  privileged: "every privileged and system instruction at CPL 3 and CPL 0 with random CR4, EFER, DR6/DR7, SYSENTER_CS and TSS/LDT descriptors",
+  sysenter: "SYSENTER/SYSEXIT (both forms) with random SYSENTER MSRs, modes and profiles",
+  compat: "compatibility-mode segmentation: limits, types, expand-down, SS.B, unusable segments, CS limits",
+  pcid: "CR4.PCIDE, CR3 with PCIDs and the no-flush bit, INVPCID, FSGSBASE",
+  farxfer: "IRET, far RET and far JMP into 32-bit code segments with random limits, EIPs and popped RSPs, and outer returns' data segments",
 };
 
 // ------------------------------------------------------------------------------------------------
