@@ -54,6 +54,7 @@ Cases:
   --timeout SECONDS     wall-clock limit per case (default 30)
   --no-shrink           report failures as found
   --shrink-per-rule N   failures shrunk per rule, the first ones by case index (default 3)
+  --shrink-time S       wall-clock budget of one shrink (default 60; emulators take ~1 s a run)
 
 Scale:
   --workers N           run cases in N worker threads (same results as one thread)
@@ -83,7 +84,7 @@ const OPTIONS = [
   { name: "qemu", value: true }, { name: "qemu-cpu", value: true }, { name: "bochs", value: true }, { name: "gdb", value: true },
   { name: "runs", value: true }, { name: "time", value: true }, { name: "seed", value: true }, { name: "families", value: true },
   { name: "profile", value: true }, { name: "case", value: true }, { name: "every", value: true }, { name: "timeout", value: true },
-  { name: "no-shrink", value: false }, { name: "shrink-per-rule", value: true },
+  { name: "no-shrink", value: false }, { name: "shrink-per-rule", value: true }, { name: "shrink-time", value: true },
   { name: "workers", value: true }, { name: "shard", value: true },
   { name: "expectations", value: true },
   { name: "json", value: false }, { name: "junit", value: true }, { name: "report", value: true }, { name: "save-cases", value: true },
@@ -225,7 +226,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     gaps: [...new Set(expectations.filter((e) => gapByName(e.rule) !== undefined).map((e) => e.rule))],
     shrinkPerRule: !shrink ? 0 : caseIndex !== undefined ? 1 : wholeNumber("shrink-per-rule", args.values.get("shrink-per-rule") ?? "3", 0, 1_000_000),
     shrinkRuns: 400,
-    shrinkMs: 60_000,
+    shrinkMs: args.values.has("shrink-time") ? seconds("shrink-time", args.values.get("shrink-time")!) : 60_000,
     ...(caseIndex === undefined ? {} : { only: [caseIndex] }),
   };
   const replayBase = ["--a", a.name, "--b", b.name];

@@ -47,15 +47,17 @@ interface Context {
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 const differs = (c: Context, prefix: string) => [...c.fields].some((f) => f.startsWith(prefix));
 
+function readPhysical64(s: ArchState, a: bigint): bigint {
+  let v = 0n;
+  for (let i = 7; i >= 0; i--) {
+    const x = a + BigInt(i);
+    v = (v << 8n) | BigInt(s.memory.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
+  }
+  return v;
+}
+
 function read64(s: ArchState, linear: bigint): bigint | null {
-  const readPhys = (a: bigint): bigint => {
-    let v = 0n;
-    for (let i = 7; i >= 0; i--) {
-      const x = a + BigInt(i);
-      v = (v << 8n) | BigInt(s.memory.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
-    }
-    return v;
-  };
+  const readPhys = (a: bigint) => readPhysical64(s, a);
   const p = translate(readPhys, s.cr3, linear).physical;
   return p === null ? null : readPhys(p);
 }
@@ -75,6 +77,18 @@ function stackSources(before: ArchState): { name: string; value: bigint }[] {
 }
 
 const PF_BITS = ["P", "W/R", "U/S", "RSVD", "I/D"];
+
+/** The memory differences as bytes: physical address → [A's byte, B's byte] (null: a field that
+ *  is not memory, or not valued as hex bytes). */
+function memoryBytes(differences: readonly FieldDifference[]): Map<bigint, [number, number]> | null {
+  const out = new Map<bigint, [number, number]>();
+  for (const d of differences) {
+    const m = /^memory@(0x[0-9a-f]+)$/.exec(d.field);
+    if (m === null || typeof d.a !== "string" || typeof d.b !== "string" || d.a.length !== d.b.length || !/^([0-9a-f]{2})+$/.test(d.a + d.b)) return null;
+    for (let i = 0; i < d.a.length / 2; i++) out.set(BigInt(m[1]!) + BigInt(i), [parseInt(d.a.slice(2 * i, 2 * i + 2), 16), parseInt(d.b.slice(2 * i, 2 * i + 2), 16)]);
+  }
+  return out;
+}
 
 /** Value-level tests of one rule's effect: a line explaining engine B's value, or null. */
 const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
@@ -105,6 +119,27 @@ const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
         return `SS:RSP are not popped: RSP only moves past RIP, CS and RFLAGS (${hex(c.stateB.gpr[4]!)}, not the popped ${hex(c.stateA.gpr[4]!)})`;
     }
     return null;
+  },
+  // The frame is right but for RF in the pushed RFLAGS image (bit 16: byte 2, bit 0).
+  "RF-03": (c) => {
+    if (c.eventA?.kind !== "delivered") return null;
+    const bytes = memoryBytes(c.differences);
+    if (bytes === null || bytes.size !== 1) return null;
+    const linear = c.stateA.gpr[4]! + (c.eventA.errorCode === undefined ? 16n : 24n) + 2n;
+    const p = translate((a) => readPhysical64(c.stateA, a), c.stateA.cr3, linear).physical;
+    const [a, b] = bytes.get(p ?? -1n) ?? [0, 0];
+    if ((a ^ b) !== 1) return null;
+    return `RF = ${b & 1} in the RFLAGS image pushed for vector ${c.eventA.vector}, not ${a & 1}`;
+  },
+  "IRETQ-00": (c) => {
+    if (!c.fields.has("cpu.nmi_blocked") || !c.before.cpu.nmiBlocked || c.stateA.cpu.nmiBlocked || !c.stateB.cpu.nmiBlocked) return null;
+    return c.eventA?.kind === "delivered" ? `NMIs stay blocked after an IRET that faults (vector ${c.eventA.vector})` : "NMIs stay blocked after IRET";
+  },
+  // amd: SYSRET to a non-canonical RCX completes and the fetch faults at CPL 3; an engine that
+  // faults at CPL 0 instead does what Intel does.
+  "SYSRET-V1": (c) => {
+    if (c.eventA?.kind !== "retired" || c.stateA.cs.dpl !== 3 || c.stateB.cs.dpl !== 0 || !c.rules.includes("SYSRET-V1")) return null;
+    return `a non-canonical RCX (${hex(c.before.gpr[1]!)}) faults at CPL 0, the Intel way, instead of being loaded to fault at CPL 3`;
   },
   "PF-02": (c) => {
     if (c.eventA?.kind !== "delivered" || c.eventA.vector !== 14 || c.eventB?.kind !== "delivered" || c.eventB.vector !== 14) return null;
@@ -279,9 +314,13 @@ export function attribute(
     }
   }
 
-  // 1. A fault engine B did not take the same way.
+  // 1. A fault engine B did not take the same way. An engine that is not single-stepped (an
+  //    emulator, compared by whole runs) reports no event: that it did not deliver the spec's
+  //    exception shows in its RIP, which is not at the handler the spec entered.
   const eventFields = [...fields].some((f) => f === "event.kind" || f === "event.vector" || f === "event.source" || f === "run.stop");
-  const fault = eventFields ? faultRule(faults, divergence.eventB) : undefined;
+  const missedFault =
+    divergence.eventB === undefined && divergence.eventA?.kind === "delivered" && divergence.eventA.source === "exception" && divergence.stateB.rip !== divergence.stateA.rip;
+  const fault = eventFields || missedFault ? faultRule(faults, divergence.eventB) : undefined;
   if (fault !== undefined) return done(fault.rule, `${ruleById(fault.rule)?.description ?? fault.rule} (the spec raises vector ${fault.vector} here)`);
 
   // 2. A diagnosis that explains engine B's value.

@@ -249,6 +249,9 @@ export async function runCampaign(plan: CampaignPlan, control: CampaignControl =
   outcomes.sort((x, y) => x.index - y.index);
   const interrupted = stopped?.value === true;
 
+  // Coverage is that of the campaign's cases: shrinking's runs (which differ from shard to shard,
+  // each shrinking its own first failures) must not change it.
+  const casesCoverage = new Set(coverage);
   // Triage: the first failures of each rule, by case index, shrunk in this thread.
   if (!interrupted && plan.shrinkPerRule > 0) {
     const chosen: number[] = [];
@@ -271,10 +274,10 @@ export async function runCampaign(plan: CampaignPlan, control: CampaignControl =
   restarts.b += main.b.restarts;
   await main.a.close();
   await main.b.close();
-  if (usesSpec(plan)) recordImpliedRules(coverage);
+  if (usesSpec(plan)) recordImpliedRules(casesCoverage);
   return {
     outcomes,
-    coverage: usesSpec(plan) ? [...coverage].sort() : null,
+    coverage: usesSpec(plan) ? [...casesCoverage].sort() : null,
     elapsedMs: Date.now() - started,
     casesMs,
     interrupted: stopped?.value === true,

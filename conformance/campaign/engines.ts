@@ -10,7 +10,8 @@ import { ProcessEngine } from "../../engines/process/engine.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import type { EngineSource } from "./run.ts";
 
-export const CAMPAIGN_ENGINE_NAMES: readonly string[] = [...ALL_ENGINE_NAMES, "process"];
+// The registry names every engine, `process` included.
+export const CAMPAIGN_ENGINE_NAMES: readonly string[] = ALL_ENGINE_NAMES;
 
 /** How to reach an engine (plain data: it crosses to worker threads). */
 export interface EngineChoice {

@@ -386,7 +386,9 @@ export async function failureDetail(a: EngineHolder, b: EngineHolder, settings: 
     ...outcome,
     rule: judged.rule!,
     why: judged.why!,
-    signature: judged.signature!,
+    // The signature stays the case's as found: which failures get shrunk depends on threads and
+    // shards, and counts of distinct signatures must not.
+    signature: outcome.signature ?? judged.signature!,
     step: d.step,
     size: id.family.size(value),
     detail,

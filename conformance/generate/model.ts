@@ -374,8 +374,14 @@ export function buildModel(c: ModelCase, profile?: ProfileName): BuiltCase {
   return { state: guest.state, profile: profile ?? c.profile, maxSteps: 600, raises };
 }
 
+/** The commands of a case as this file's classes: fc.commands yields each wrapped in its own
+ *  CommandWrapper (`cmd`), which has none of their fields; domain shrinking builds plain lists. */
+export function commandsOf(c: ModelCase): ModelCommand[] {
+  return [...c.commands].map((x) => (x instanceof ModelCommand ? x : (x as unknown as { readonly cmd: ModelCommand }).cmd));
+}
+
 function shrinkModel(c: ModelCase): ModelCase[] {
-  const list = [...c.commands];
+  const list = commandsOf(c);
   const out: ModelCase[] = [];
   for (let i = list.length - 1; i >= 0; i--) out.push({ ...c, commands: [...list.slice(0, i), ...list.slice(i + 1)] });
   list.forEach((cmd, i) => {
@@ -395,11 +401,11 @@ export const MODEL_FAMILY: Family<ModelCase> = {
   arbitrary: modelArb,
   build: buildModel,
   shrink: shrinkModel,
-  size: (c) => [...c.commands].reduce((n, cmd) => n + cmd.instructions, 0),
+  size: (c) => commandsOf(c).reduce((n, cmd) => n + cmd.instructions, 0),
   unit: "instructions",
 };
 
 /** The commands of a case, one line (reports). */
 export function describeModelCase(c: ModelCase): string {
-  return [...c.commands].map((x) => x.toString()).join("; ");
+  return commandsOf(c).map((x) => x.toString()).join("; ");
 }

@@ -1,13 +1,45 @@
 // Child processes of the emulator engines: spawned, tracked, and always ended — on close, on a
 // watchdog, and when this process exits or is interrupted, so that no emulator outlives a run.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
+import { BroadcastChannel, isMainThread } from "node:worker_threads";
 import { EngineError } from "./errors.ts";
 
 const live = new Set<ChildProcess>();
 const cleanups = new Set<() => void>();
 let hooksInstalled = false;
+
+// Emulators started in worker threads (`conform --workers N`) are told to the main thread, which
+// ends them and removes their scratch directories when the process exits or is interrupted: a
+// worker thread runs no exit hook of its own when the process ends under it.
+type Remote = { readonly add?: number; readonly remove?: number; readonly addDir?: string; readonly removeDir?: string };
+const CHANNEL = "ringspec-emulator-processes";
+const remotePids = new Set<number>();
+const remoteDirs = new Set<string>();
+let toMain: BroadcastChannel | undefined;
+if (isMainThread) {
+  const fromWorkers = new BroadcastChannel(CHANNEL);
+  fromWorkers.unref();
+  fromWorkers.onmessage = (event: unknown) => {
+    const m = (event as { readonly data: Remote }).data;
+    if (m.add !== undefined) remotePids.add(m.add);
+    if (m.remove !== undefined) remotePids.delete(m.remove);
+    if (m.addDir !== undefined) {
+      remoteDirs.add(m.addDir);
+      installHooks();
+    }
+    if (m.removeDir !== undefined) remoteDirs.delete(m.removeDir);
+  };
+}
+function tellMain(m: Remote): void {
+  if (isMainThread) return;
+  if (toMain === undefined) {
+    toMain = new BroadcastChannel(CHANNEL);
+    toMain.unref();
+  }
+  toMain.postMessage(m);
+}
 
 function killAllNow(): void {
   for (const child of live) {
@@ -18,6 +50,16 @@ function killAllNow(): void {
     }
   }
   live.clear();
+  for (const pid of remotePids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  remotePids.clear();
+  for (const dir of remoteDirs) rmSync(dir, { recursive: true, force: true });
+  remoteDirs.clear();
   for (const cleanup of cleanups) {
     try {
       cleanup();
@@ -36,16 +78,34 @@ export function onExitCleanup(cleanup: () => void): { readonly release: () => vo
   return { release: () => cleanups.delete(cleanup) };
 }
 
+/** Removes directory `path` if this process exits or is interrupted before `release()` is called
+ *  (from a worker thread too). */
+export function onExitRemove(path: string): { readonly release: () => void } {
+  const guard = onExitCleanup(() => rmSync(path, { recursive: true, force: true }));
+  tellMain({ addDir: path });
+  return {
+    release: () => {
+      guard.release();
+      tellMain({ removeDir: path });
+    },
+  };
+}
+
 function installHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
   process.on("exit", killAllNow);
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     // Only when nobody else handles the signal: end the children, then die of the same signal.
-    process.once(signal, () => {
+    // A program with its own handler (conform's Ctrl-C: finish the cases in flight, write what
+    // was found) keeps its children; they are killed when it exits.
+    const hook = () => {
+      if (process.listenerCount(signal) > 1) return;
+      process.off(signal, hook);
       killAllNow();
       process.kill(process.pid, signal);
-    });
+    };
+    process.on(signal, hook);
   }
 }
 
@@ -69,9 +129,11 @@ export class Child {
     private readonly stdoutLimit: number,
     interactive: boolean,
   ) {
+    const pid = process.pid;
     this.exited = new Promise((resolve) => {
       process.once("exit", (code, signal) => {
         live.delete(process);
+        if (pid !== undefined) tellMain({ remove: pid });
         const status = { code, signal };
         // "exit" can come before the last of stderr has been read: wait for the pipe to end
         // (bounded, since a grandchild may hold it open) so describeExit() has the message.
@@ -125,6 +187,7 @@ export class Child {
     const stdin = options.stdin ?? (options.interactive === true ? "pipe" : "ignore");
     const proc = spawn(program, [...args], { cwd: options.cwd, stdio: [stdin, "pipe", "pipe"] });
     live.add(proc);
+    if (proc.pid !== undefined) tellMain({ add: proc.pid });
     const child = new Child(program, proc, options.stdoutLimit ?? 1 << 20, options.interactive === true);
     await new Promise<void>((resolve, reject) => {
       proc.once("spawn", () => resolve());

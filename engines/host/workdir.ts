@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, existsSync, openSync, closeSync, createWriteStream } from "node:fs";
 import { spawnSync } from "node:child_process";
 import type { Writable } from "node:stream";
-import { onExitCleanup } from "./process.ts";
+import { onExitRemove } from "./process.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -11,7 +11,7 @@ export class WorkDir {
   private readonly guard: { readonly release: () => void };
   private constructor(readonly path: string) {
     // Removed on close, or when ringspec exits or is interrupted first.
-    this.guard = onExitCleanup(() => rmSync(path, { recursive: true, force: true }));
+    this.guard = onExitRemove(path);
   }
 
   /** A fresh directory under the system temp dir (or `base`). Socket paths stay short. */

@@ -106,6 +106,13 @@ describe("far returns: lockstep regressions", () => {
     const { state } = runAllWithSpec(stateFromMachine(m), 1);
     expect(state.cs.selector).toBe(0x1b);
     expect(state.gpr[4]).toBe(0n);
+    // LRETQ imm16 (0x10): SS:RSP are read after the imm16 bytes; bits 31:0 of the popped RSP, then
+    // + imm16 at the new SS.B width (32 bits: wraps).
+    const imm = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xca, 0x10, 0x00]), { rsp: 0x1fe00n }), 0x1fe00n,
+      [0x200000n, 0x1bn, 0n, 0n, 0x1_ffff_fff8n, 0x23n]);
+    const out = runAllWithSpec(stateFromMachine(imm), 1).state;
+    expect(out.cs.selector).toBe(0x1b);
+    expect(out.gpr[4]).toBe(0x8n);
   });
 
   it("far RET to an outer level nulls DS/ES/FS/GS by their hidden part (DPL < new CPL), whatever the selector", () => {
