@@ -38,6 +38,8 @@ Options:
                         memory size, symbols, limits, what the checker needs to know)
   --engine spec|impl    the engine (kernel: impl; kernel check: spec, the reference model)
   --lockstep            kernel: run spec and impl side by side and compare every step
+  --compare-every N     kernel --lockstep: compare whole states every N steps (default 1) and
+                        at every delivery, I/O and privilege change; events still every step
   --trace FROM:TO       kernel: print steps FROM to TO (1-based) as trace lines on stdout
                         (with --json: trace records as JSON lines) instead of the console
   --profile intel|amd   vendor behaviour (default: the loader's profile, else intel)
@@ -60,6 +62,7 @@ const OPTIONS = [
   { name: "loader", value: true },
   { name: "engine", value: true },
   { name: "lockstep", value: false },
+  { name: "compare-every", value: true },
   { name: "trace", value: true },
   { name: "profile", value: true },
   { name: "max-steps", value: true },
@@ -158,16 +161,22 @@ export function kernelCommand(argv: readonly string[], io: Io): number {
   const p = prepare(first ?? "demo", args.values);
   const engine = engineOf(args.values.get("engine"), "impl");
   const lockstep = args.flags.has("lockstep");
+  const everyText = args.values.get("compare-every");
+  if (everyText !== undefined && !lockstep) throw new UsageError("kernel: --compare-every needs --lockstep");
+  const every = everyText === undefined ? 1 : parseCompareEvery(everyText);
   const decoder = new TextDecoder();
   const trace = traceRange === undefined ? undefined : traceOptions(traceRange, p.target, args.flags.has("json"), io);
   const r = runKernel(p.target.state, {
-    engine, profile: p.target.profile, maxSteps: p.maxSteps, timeoutMs: p.timeoutMs, consoleLimit: p.consoleLimit, lockstep,
+    engine, profile: p.target.profile, maxSteps: p.maxSteps, timeoutMs: p.timeoutMs, consoleLimit: p.consoleLimit, lockstep, lockstepEvery: every,
     ...(trace !== undefined ? { trace } : { onConsole: (bytes: Uint8Array) => io.out(displayText(decoder.decode(bytes, { stream: true }), { lines: true })) }),
   });
   if (trace === undefined) io.out(displayText(decoder.decode(), { lines: true }));
   io.err(`stop: ${runSummary(r)} (engine ${engine})`);
   if (lockstep) {
-    if (r.divergence === undefined) io.err(`lockstep: spec and impl agreed at every step (${r.compared ?? 0} steps: events, registers, segments, CPU state and console; memory at every privilege change, delivery and the end)`);
+    if (r.divergence === undefined) {
+      const states = every === 1 ? "registers, segments, CPU state" : `whole states every ${every} steps and at every delivery, I/O and privilege change`;
+      io.err(`lockstep: spec and impl agreed at every step (${r.compared ?? 0} steps: events, ${states} and console; memory at every privilege change, delivery and the end)`);
+    }
     else {
       const d = r.divergence;
       io.err(`lockstep: spec and impl disagree at step ${d.step} (${hex(d.rip)}): spec ${d.spec}; impl ${d.impl}`);
@@ -175,6 +184,12 @@ export function kernelCommand(argv: readonly string[], io: Io): number {
     }
   }
   return r.stop === "exit" && r.exitValue === 0 && r.divergence === undefined ? 0 : 1;
+}
+
+function parseCompareEvery(text: string): number {
+  const n = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--compare-every: expected a positive whole number of steps, got ${JSON.stringify(text)}`);
+  return n;
 }
 
 /** `--trace FROM:TO`: trace lines (or JSON records) for those steps, addresses with symbols. */

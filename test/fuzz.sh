@@ -14,11 +14,11 @@ for seed in $seeds; do
   case "$seed" in ''|*[!0-9]*) echo "RINGSPEC_FUZZ_SEEDS: expected whole numbers, got \"$seed\"" >&2; exit 2;; esac
 done
 started=$(date +%s)
+echo "fuzz: hostile inputs at full size"
+RINGSPEC_HOSTILE=full npx vitest run --reporter=verbose test/hostile/cli-hostile.test.ts
 for seed in $seeds; do
   echo "fuzz: lockstep, seed $seed, $runs cases per family"
   RINGSPEC_SEED=$seed RINGSPEC_LOCKSTEP_RUNS=$runs npx vitest run --reporter=dot \
-    test/conformance/lockstep.test.ts test/conformance/lockstep-transitions.test.ts
+    test/conformance/lockstep.test.ts test/conformance/lockstep-transitions.test.ts test/conformance/lockstep-devices.test.ts
 done
-echo "fuzz: hostile inputs at full size"
-RINGSPEC_HOSTILE=full npx vitest run --reporter=verbose test/hostile/cli-hostile.test.ts
 echo "fuzz: done in $(( $(date +%s) - started )) s"

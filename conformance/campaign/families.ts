@@ -179,6 +179,11 @@ const SCENARIO_DESCRIPTIONS: Readonly<Record<string, string>> = {
   segment: "segment loads (MOV/POP Sreg) and far returns with random selectors and descriptors",
   paging: "loads, stores, pushes, calls and jumps through page-table entries with random flags under WP/SMEP/SMAP/AC/NXE",
   msrcr: "RDMSR/WRMSR and MOV to/from CR with random indices and values",
+  privileged: "every privileged and system instruction at CPL 3 and CPL 0 with random CR4, EFER, DR6/DR7, SYSENTER_CS and TSS/LDT descriptors",
+  sysenter: "SYSENTER/SYSEXIT (both forms) with random SYSENTER MSRs, modes and profiles",
+  compat: "compatibility-mode segmentation: limits, types, expand-down, SS.B, unusable segments, CS limits",
+  pcid: "CR4.PCIDE, CR3 with PCIDs and the no-flush bit, INVPCID, FSGSBASE",
+  farxfer: "IRET, far RET and far JMP into 32-bit code segments with random limits, EIPs and popped RSPs, and outer returns' data segments",
 };
 
 // ------------------------------------------------------------------------------------------------

@@ -637,6 +637,26 @@ export const msrCrScenario: fc.Arbitrary<Scenario> = fc
     code: x.ops.map((o) => ({ op: o.op, imm: o.cr })), pokes: [], segments: [], set: {}, cpu: {},
   }));
 
+/** A 16-byte system descriptor (TSS or LDT) written over GDT slots 9–10 (selector 0x48), for
+ *  LTR and LLDT to load: available TSS (type 9), busy TSS (11), LDT (2), sometimes not present,
+ *  with bits set in the upper quadword's type field (bits 44:40 must be 0) or a non-canonical base. */
+const systemDescriptorArb = fc.record({
+  type: fc.constantFrom(9, 9, 2, 2, 11, 3),
+  present: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(0) }),
+  dpl: fc.nat(3), g: fc.nat(1), avl: fc.nat(1),
+  limit: fc.constantFrom(0x67, 0xfff, 0xfffff),
+  base: fc.constantFrom(0x9000n, 0x7000_0000n, 0xffff_8000_0001_0000n, 0x8000_0000_0000n),
+  upperJunk: fc.oneof({ weight: 6, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: fc.constantFrom(1n << 40n, 0x1fn << 40n, 1n << 63n) }),
+});
+function systemDescriptorPokes(d: { type: number; present: number; dpl: number; g: number; avl: number; limit: number; base: bigint; upperJunk: bigint } | null): Poke[] {
+  if (d === null) return [];
+  const base = BigInt.asUintN(64, d.base);
+  const low = BigInt(d.limit & 0xffff) | ((base & 0xff_ffffn) << 16n) | (BigInt(d.type) << 40n) | (BigInt(d.dpl) << 45n) | (BigInt(d.present) << 47n) |
+    (BigInt((d.limit >> 16) & 0xf) << 48n) | (BigInt(d.avl) << 52n) | (BigInt(d.g) << 55n) | (((base >> 24n) & 0xffn) << 56n);
+  const high = (base >> 32n) | d.upperJunk;
+  return [{ address: GDT_BASE + 0x48n, size: 8, value: low }, { address: GDT_BASE + 0x50n, size: 8, value: high }];
+}
+
 // Family 7: privileged and system instructions at CPL 3 and CPL 0 (issue 9) ---------------------
 
 /** CR4 bits the system families turn on at random (the layout's CR4 has none of them). */
@@ -650,10 +670,13 @@ const SYSTEM_OPS = [
   "rdgsbase", "wrfsbase", "wrgsbase", "sysenter", "sysexitq", "sysexitd", "lgdt", "sgdt", "rdmsr", "wrmsr", "movToCr", "movFromCr",
   "swapgs", "hlt", "cli", "sti",
 ] as const;
-/** RAX: selectors (for LLDT/LTR/VERR), values (for MOV CR/DR, LMSW, WR*BASE, INVPCID types). */
+/** RAX: selectors (for LLDT/LTR/VERR; 0x48 is where systemDescriptorPokes put a TSS or LDT
+ *  descriptor), values (for MOV CR/DR, LMSW, WR*BASE, INVPCID types; CR0 images with and without
+ *  PG, CR4 images with PCIDE). */
 const raxArb = fc.oneof(
   { weight: 2, arbitrary: selectorArb.map(BigInt) },
-  { weight: 1, arbitrary: fc.constantFrom(0x30n, 0x33n, 0x60n, 0n, 1n, 2n, 3n, 4n) },
+  { weight: 1, arbitrary: fc.constantFrom(0x30n, 0x33n, 0x60n, 0n, 1n, 2n, 3n, 4n, 0x48n, 0x48n, 0x4bn, 0x4cn) },
+  { weight: 1, arbitrary: fc.constantFrom(0x8005_0033n, 0x8000_0011n, 0x5_0033n, 0x11n, 0x620n | SYSTEM_CR4.pcide, 0x620n | SYSTEM_CR4.pcide | SYSTEM_CR4.osxsave) },
   { weight: 3, arbitrary: valueArb },
 );
 /** Addresses for [RBX]: user and kernel data, unmapped, non-canonical. */
@@ -664,24 +687,38 @@ export const privilegedScenario: fc.Arbitrary<Scenario> = fc
     profile, ring: ringArb(1), compat: compatArb,
     ops: fc.array(fc.record({ op: fc.constantFrom(...SYSTEM_OPS), imm: fc.nat(7) }), { minLength: 1, maxLength: 3 }),
     cr4: cr4BitsArb, sce: fc.boolean(), nxe: fc.boolean(), cr3Low: fc.constantFrom(0n, 0n, 0x8n, 0x18n, 0x5n, 0xfffn),
-    rax: raxArb, rbx: rbxArb, rcx: fc.constantFrom(0n, 1n, 0x10n, 0x1bn, 0x174n, 0x175n, 0x176n, 0xc0000103n, 0x40000000n, 2n),
+    rax: raxArb, rbx: rbxArb, rcx: fc.constantFrom(0n, 0n, 0n, 1n, 0x10n, 0x1bn, 0x174n, 0x175n, 0x176n, 0xc0000103n, 0x40000000n, 2n),
     rdx: fc.constantFrom(0n, 0x8000n, 0xffffffffn, 0x7fffn), dr6: fc.nat(0xffffffff).map(BigInt), dr7: dr7Arb,
     sysenterCs: fc.constantFrom(0n, 0x10n, 0x8n, 0x13n, 0xfff8n),
     descriptor: fc.record({ type: fc.nat(3), pcid: fc.constantFrom(0n, 5n, 0x1000n), address: addressArb }),
+    system: sometimes(systemDescriptorArb, 50),
+    // A first instruction aimed at what random operands rarely reach: LTR / LLDT of the system
+    // descriptor at 0x48 (RPL random), and MOV CR0 without PG (MOVCR-13 in compatibility mode).
+    focus: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom("ltr", "lldt", "cr0"), rpl: fc.constantFrom(0, 0, 3) }) }),
   })
-  .map((x) => ({
+  .map((x) => {
+    const focus = x.focus;
+    const system = focus === null || focus.kind === "cr0" ? x.system : { ...(x.system ?? { present: 1, dpl: 0, g: 0, avl: 0, limit: 0x67, base: 0x9000n, upperJunk: 0n }), type: focus.kind === "ltr" ? 9 : 2 };
+    const rax = focus === null ? x.rax : focus.kind === "cr0" ? (focus.rpl === 3 ? 0x8005_0033n : 0x5_0033n) : BigInt(0x48 | focus.rpl);
+    const first = focus === null ? [] : [{ op: focus.kind === "cr0" ? "movToCr" : focus.kind, imm: 0 }];
+    return {
     family: "privileged", profile: x.profile, ring: x.ring, compat: x.compat, rflags: 0x2n, rsp: defaultRsp(x.ring),
-    regs: [[0, x.rax], [3, x.rbx], [1, x.rcx], [2, x.rdx]] as const,
-    code: x.ops.map((o) => ({ op: o.op, imm: o.op === "movToCr" || o.op === "movFromCr" ? [0, 3, 4, 3, 4][o.imm % 5]! : o.imm })),
+    regs: [[0, rax], [3, x.rbx], [1, x.rcx], [2, x.rdx]] as const,
+    // MOV CR: CR0, CR3, CR4 (index into movToCr's [CR0, CR2, CR3, CR4, CR8]; CR8 is msrcr's).
+    code: [...first, ...x.ops.map((o) => ({ op: o.op, imm: o.op === "movToCr" || o.op === "movFromCr" ? [0, 2, 3, 2, 3][o.imm % 5]! : o.imm }))],
     // An INVPCID descriptor (and a selector word) where [RBX] points in kernel and user data.
-    pokes: [0x30000n, 0x220000n].flatMap((at) => [{ address: at, size: 8 as const, value: x.descriptor.pcid }, { address: at + 8n, size: 8 as const, value: x.descriptor.address }]),
+    pokes: [
+      ...[0x30000n, 0x220000n].flatMap((at) => [{ address: at, size: 8 as const, value: x.descriptor.pcid }, { address: at + 8n, size: 8 as const, value: x.descriptor.address }]),
+      ...systemDescriptorPokes(system),
+    ],
     segments: [],
     set: {
       cr4: 0x620n | x.cr4, efer: 0x500n | (x.sce ? 1n : 0n) | (x.nxe ? 0x800n : 0n), cr3Low: x.cr3Low,
       dr6: x.dr6, dr7: x.dr7, sysenterCs: x.sysenterCs, sysenterEsp: 0x1ff00n, sysenterEip: 0x10800n,
     },
     cpu: {},
-  }));
+  };
+  });
 
 // Family 8: SYSENTER / SYSEXIT with random MSRs, modes and profiles --------------------------------
 
@@ -758,10 +795,57 @@ export const pcidScenario: fc.Arbitrary<Scenario> = fc
   .map((x) => ({
     family: "pcid", profile: x.profile, ring: x.ring, compat: x.compat, rflags: 0x2n, rsp: defaultRsp(x.ring),
     regs: [[0, x.rax], [3, 0x30000n]] as const,
-    code: x.ops.map((o) => ({ op: o.op, imm: o.cr === 1 ? 4 : 2 })),
+    // movToCr/movFromCr index [CR0, CR2, CR3, CR4, CR8]: 3 is CR4, 2 is CR3.
+    code: x.ops.map((o) => ({ op: o.op, imm: o.cr === 1 ? 3 : 2 })),
     pokes: [{ address: 0x30000n, size: 8 as const, value: x.descriptor.low }, { address: 0x30008n, size: 8 as const, value: x.descriptor.address }],
     segments: [], set: { cr4: 0x620n | x.cr4, cr3Low: x.cr3Low }, cpu: {},
   }));
+
+// Family 11: far transfers into compatibility mode (issue 9; issue 8 divergence B) ---------------
+
+/** A 32-bit (or 16-bit) code segment at GDT slot 9 (selector 0x48) with a random limit, and a data
+ *  segment at slot 10 (0x50) for the outer return's SS (B = 0 or 1). */
+const compatTargetArb = fc.record({
+  limit: fc.constantFrom(0xfff, 0xffff, 0xfffff, 0x1ff, 0x200), g: fc.nat(1),
+  db: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(0) }),
+  conforming: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+  present: fc.oneof({ weight: 9, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(0) }),
+  ssB: fc.nat(1), ssLimit: fc.constantFrom(0xfffff, 0xffff, 0xfff), ownSs: fc.boolean(),
+});
+
+export const farTransferScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    profile, ring: ringArb(3), compat: compatArb,
+    op: fc.constantFrom("iretq", "iretq", "iretd", "lretq", "lretq", "lretd", "lretqImm", "jmpFar", "jmpFar"),
+    outer: fc.boolean(), target: compatTargetArb,
+    eip: fc.constantFrom(0x200000n, 0x200000n, 0xffen, 0x1000n, 0xfff_fff0n, 0xffff_fff0n, 0x1_0020_0000n, 0xffff_ffff_0020_0000n, 0x7fff_ffff_fff0n, 0x8000_0000_0000n),
+    rsp: fc.constantFrom(0x210000n, 0x1_0000_0000n, 0x1_0021_0000n, 0xffff_fff8n, 0xffff_8000_0021_0000n, 0x1_ffff_fff8n, 0xfff0n),
+    imm: fc.constantFrom(8, 0x10, 0xfff8), rflags: fc.constantFrom(0x202n, 0x2n, 0x302n, 0x40202n),
+    segs: dataSegsArb,
+  })
+  .map((x) => {
+    const rsp = defaultRsp(x.ring);
+    const targetRing = x.op !== "jmpFar" && x.outer ? 3 : x.ring;
+    const t = x.target;
+    const cs = 0x48 | targetRing;
+    const code = { type: t.conforming ? 15 : 11, s: 1, dpl: t.conforming ? 0 : targetRing, p: t.present, avl: 0, l: 0, db: t.db, g: t.g, limit: t.limit, base: 0 };
+    const ssData = { type: 3, s: 1, dpl: targetRing, p: 1, avl: 0, l: 0, db: t.ssB, g: t.ssLimit === 0xfffff ? 1 : 0, limit: t.ssLimit, base: 0 };
+    const ss = t.ownSs ? 0x50 | targetRing : targetRing === 3 ? 0x23 : 0x10;
+    const pokes: Poke[] = [{ address: GDT_BASE + 0x48n, size: 8, value: descriptor(code) }, { address: GDT_BASE + 0x50n, size: 8, value: descriptor(ssData) }];
+    const size = x.op === "iretd" || x.op === "lretd" ? 4 : 8;
+    if (x.op.startsWith("iret")) pokes.push(...stackPokes(rsp, [x.eip, BigInt(cs), x.rflags, x.rsp, BigInt(ss)], size));
+    else if (x.op === "lretqImm") pokes.push(...stackPokes(rsp, [x.eip, BigInt(cs)], 8), ...stackPokes(rsp + 16n + BigInt(x.imm), [x.rsp, BigInt(ss)], 8));
+    else if (x.op.startsWith("lret")) pokes.push(...stackPokes(rsp, [x.eip, BigInt(cs), x.rsp, BigInt(ss)], size));
+    else {
+      const width = x.compat ? 4 : 8;
+      pokes.push({ address: FAR_POINTER, size: width, value: BigInt.asUintN(width * 8, x.eip) }, { address: FAR_POINTER + BigInt(width), size: 2, value: BigInt(cs) });
+    }
+    return {
+      family: "farxfer", profile: x.profile, ring: x.ring, compat: x.compat, rflags: x.ring === 3 ? 0x202n : 0x2n, rsp,
+      regs: [[3, FAR_POINTER]] as const, code: [{ op: x.op, imm: x.imm }],
+      pokes, segments: dataSegments(x.segs), set: {}, cpu: {},
+    };
+  });
 
 export const FAMILIES: Readonly<Record<string, fc.Arbitrary<Scenario>>> = {
   iret: iretScenario,
@@ -774,4 +858,5 @@ export const FAMILIES: Readonly<Record<string, fc.Arbitrary<Scenario>>> = {
   sysenter: sysenterScenario,
   compat: compatScenario,
   pcid: pcidScenario,
+  farxfer: farTransferScenario,
 };

@@ -33,6 +33,8 @@ describe("ringspec kernel: bad input is one line and exit 2", () => {
     [["kernel", C_KERNEL, "--rubric", "r.json"], "ringspec: kernel: --rubric belongs to kernel check"],
     [["kernel", "check"], "ringspec: kernel check: expected one IMAGE, got 0 (see kernel --help)"],
     [["kernel", "check", C_KERNEL, "--lockstep"], "ringspec: kernel check: --lockstep belongs to kernel (a check runs one engine)"],
+    [["kernel", C_KERNEL, "--compare-every", "4"], "ringspec: kernel: --compare-every needs --lockstep"],
+    [["kernel", C_KERNEL, "--lockstep", "--compare-every", "0"], 'ringspec: --compare-every: expected a positive whole number of steps, got "0"'],
   ])("%j", async (args, line) => {
     const r = await run(args);
     expect(r.code).toBe(2);
@@ -62,6 +64,15 @@ describe("ringspec kernel: bad input is one line and exit 2", () => {
     expect(r.stderr[0]).toMatch(/^stop: exit 0 after 4 steps \(4 instructions\) in [0-9.]+ s, [0-9.]+ MIPS \(engine impl\)$/);
     expect(r.stderr[1]).toMatch(/^lockstep: spec and impl agreed at every step \(4 steps/);
     expect(r.code).toBe(0);
+  });
+});
+
+describe("ringspec kernel --lockstep --compare-every N", () => {
+  it("compares events at every step and whole states every N steps, and says so", async () => {
+    const r = await run(["kernel", "demo", "--lockstep", "--compare-every", "64", "--max-steps", "3000"]);
+    expect(r.code).toBe(1); // the step limit, not an exit
+    expect(r.stderr[0]).toMatch(/^stop: limit after 3000 steps /);
+    expect(r.stderr[1]).toBe("lockstep: spec and impl agreed at every step (3000 steps: events, whole states every 64 steps and at every delivery, I/O and privilege change and console; memory at every privilege change, delivery and the end)");
   });
 });
 

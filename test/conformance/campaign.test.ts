@@ -58,7 +58,12 @@ describe("a short campaign, spec against impl", () => {
     expect(r.cases).toBe(RUNS);
     expect(r.steps_compared).toBeGreaterThan(RUNS);
     // Every family took part, and the campaign measured its rule coverage.
-    expect(r.coverage!.hit).toEqual(expect.arrayContaining(["SYSCALL-03", "SYSRET-05", "SWAPGS-03", "DELIVER-15", "IRETQ-14", "PF-02", "MSR-01", "SEG-01"]));
+    // (msrcr and segment: rules their typical case reaches — MSR-01 needs CPL 3 and SEG-01 a load of
+    // SS, which 18 cases of those families do not always draw.)
+    expect(r.coverage!.hit).toEqual(expect.arrayContaining([
+      "SYSCALL-03", "SYSRET-05", "SWAPGS-03", "DELIVER-15", "IRETQ-14", "PF-02", "MSR-02", "SEG-02",
+      "DT-06", "SYSENTER-03", "SEG-CHECK-STACK", "FSGSBASE-01", "IRETQ-12",
+    ]));
     expect(ResultJson.parse(JSON.parse(JSON.stringify(r)))).toBeTruthy();
   }, 120_000);
 
