@@ -66,17 +66,11 @@ export function hexToBytes(text: string): Uint8Array {
   return out;
 }
 
-/** Hex digit character codes (0-9, a-f, A-F) → 1. */
-const HEX_DIGIT = new Uint8Array(128);
-for (const c of "0123456789abcdefABCDEF") HEX_DIGIT[c.charCodeAt(0)] = 1;
-
-/** Whether `text` is an even number of hex digits (a `memory[].bytes` string): one linear pass,
- *  no regular expression (a repeated group overflows the stack on a few MiB of digits). */
+/** Whether `text` is an even number of hex digits (a `memory[].bytes` string). A character class
+ *  repeated, not a repeated group: V8 runs it as one native loop, with no backtracking stack (a
+ *  repeated group overflows the stack on a few MiB of digits), several times faster than a loop
+ *  over charCodeAt here (every vector's memory goes through it). */
 export function isHexBytes(text: string): boolean {
-  if ((text.length & 1) !== 0) return false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 128 || HEX_DIGIT[c] === 0) return false;
-  }
-  return true;
+  return (text.length & 1) === 0 && HEX_DIGITS_ONLY.test(text);
 }
+const HEX_DIGITS_ONLY = /^[0-9a-fA-F]*$/;

@@ -955,12 +955,14 @@ export function execJmpFar(m: Machine, i: Insn): number {
     return gp(m, ec);
   }
   if ((type & 8) === 0) return gp(m, ec);
+  // SDM JMP (CONFORMING-/NONCONFORMING-CODE-SEGMENT): L = D = 1, then the privilege checks, then
+  // not present (#NP) — a not-present descriptor with L = D = 1 is #GP(sel).
+  if (((dhi >>> 21) & 1) === 1 && ((dhi >>> 22) & 1) === 1) return gp(m, ec);
   if ((type & 4) !== 0 ? dpl > cpl : (sel & 3) > cpl || dpl !== cpl) return gp(m, ec);
   if (((dhi >>> 15) & 1) === 0) {
     m.raise(NP, ec);
     return ST_FAULT;
   }
-  if (((dhi >>> 21) & 1) === 1 && ((dhi >>> 22) & 1) === 1) return gp(m, ec);
   if (!farTargetOk(m, offLo, offHi, dlo, dhi)) return gp(m, 0);
   if (!setAccessedBit(m, m.descriptorAddrLo, m.descriptorAddrHi, dhi)) return ST_FAULT;
   loadHiddenPart(m, CS, (sel & 0xfffc) | cpl, dlo, dhi | 0x100, 0);

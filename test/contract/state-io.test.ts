@@ -5,7 +5,7 @@
 // escaping function for text from outside.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseJsonBytes } from "../../contract/json-bytes.ts";
+import { parseBytes, parseJsonBytes, DEFAULT_JSON_LIMITS } from "../../contract/json-bytes.ts";
 import { FormatError, parseDocument } from "../../contract/load.ts";
 import { isHexBytes, bytesToHex } from "../../contract/hex.ts";
 import { memoryRegions, pagesFromRegions, stateToJson, type ArchState } from "../../contract/state.ts";
@@ -37,9 +37,23 @@ describe("the JSON reader (contract/json-bytes.ts)", () => {
         expect(parseJsonBytes(bytes(text))).toEqual(JSON.parse(text));
         const pretty = JSON.stringify(value, null, 2);
         expect(parseJsonBytes(bytes(pretty))).toEqual(JSON.parse(pretty));
+        // The byte parser (huge documents, errors, caps) reads the same as the native path.
+        expect(parseBytes(bytes(pretty), DEFAULT_JSON_LIMITS)).toEqual(JSON.parse(pretty));
       }),
       { seed: 8, numRuns: 400 },
     );
+  });
+
+  it("the native path keeps the caps and the byte parser's errors: a BOM, one value or level too many, a long string", () => {
+    expect(jsonError("\ufeff{}")).toMatch(/^not valid JSON \(unexpected byte 0xef at line 1 column 1\)$/);
+    const limits = { maxDepth: 3, maxValues: 5, maxStringBytes: 12 };
+    expect(parseJsonBytes(bytes("[[[1]]]"), limits)).toEqual([[[1]]]);
+    expect(jsonError("[[[[1]]]]", limits)).toMatch(/nested more than 3 levels deep/);
+    expect(parseJsonBytes(bytes("[1,2,3,4]"), limits)).toEqual([1, 2, 3, 4]);
+    expect(jsonError("[1,2,3,4,5]", limits)).toMatch(/more than 5 JSON values/);
+    expect(parseJsonBytes(bytes('["ab"]'), limits)).toEqual(["ab"]);
+    expect(jsonError('["abcdefghijklm"]', limits)).toMatch(/a string longer than 12 bytes/);
+    expect(jsonError('{"abcdefghijklm":1}', limits)).toMatch(/a string longer than 12 bytes/);
   });
 
   it("escapes, non-ASCII text, surrogate pairs and a __proto__ key are read as JSON.parse reads them", () => {

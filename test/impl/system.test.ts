@@ -140,3 +140,24 @@ describe("far returns: lockstep regressions", () => {
     expect(runAllWithSpec({ ...s, es: dpl0 }, 1).state.es).toMatchObject({ selector: 0, unusable: 1, base: 0x5678n });
   });
 });
+
+describe("far JMP: check order", () => {
+  it("JMPF-05 before #NP: a not-present code descriptor with L = D = 1 is #GP(sel) (SDM JMP: L/D, privilege, then present)", () => {
+    // rex.w ljmp *(%rbx) with RBX → m16:64 {0x12345, selector 0x20}; GDT entry 4 rewritten.
+    const run = (descriptor: bigint) => {
+      const s = k([0x48, 0xff, 0x2b, 0xf4], (m) => {
+        m.write64(0x30000n, 0x12345n);
+        m.write(0x30008n, [0x20, 0x00]);
+        m.write64(0x8020n, descriptor);
+      }, {}, { 3: 0x30000n });
+      const out = runAllWithSpec(s, 2).state;
+      return { rip: out.rip, errorCode: read64(out, 0x20000n - 48n) };
+    };
+    const handled = (v: number) => 0xb000n + 16n * BigInt(v) + 1n;
+    // DPL 0 code, P = 0, L = 1, D = 1 (conforming and non-conforming): #GP(0x20).
+    expect(run(0x006f_1800_0000_0000n)).toEqual({ rip: handled(13), errorCode: 0x20n });
+    expect(run(0x006f_1c00_0000_0000n)).toEqual({ rip: handled(13), errorCode: 0x20n });
+    // P = 0 with L = 1, D = 0: #NP(0x20).
+    expect(run(0x002f_1800_0000_0000n)).toEqual({ rip: handled(11), errorCode: 0x20n });
+  });
+});
