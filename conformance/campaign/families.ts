@@ -176,7 +176,7 @@ const SCENARIO_DESCRIPTIONS: Readonly<Record<string, string>> = {
   iret: "IRET frames with random selectors, RPLs, RFLAGS images and stacks",
   delivery: "event delivery through perturbed IDT gates, TSS stacks and limits (incl. #DF and triple faults)",
   syscall: "SYSCALL/SYSRET with random STAR/LSTAR/CSTAR/FMASK/RCX/R11 and SWAPGS",
-  segment: "segment loads (MOV/POP Sreg) and far returns with random selectors and descriptors",
+  segment: "segment loads (MOV/POP Sreg), far returns and far JMP through memory with random selectors and descriptors, and frames the CPU accepts",
   paging: "loads, stores, pushes, calls and jumps through page-table entries with random flags under WP/SMEP/SMAP/AC/NXE",
   msrcr: "RDMSR/WRMSR and MOV to/from CR with random indices and values",
   privileged: "every privileged and system instruction at CPL 3 and CPL 0 with random CR4, EFER, DR6/DR7, SYSENTER_CS and TSS/LDT descriptors",

@@ -522,21 +522,28 @@ export const segmentScenario: fc.Arbitrary<Scenario> = fc
     // cases: random selectors almost never form one, and the outer return's own rules (RSP and SS
     // loaded, data segments made NULL) are reached only through one.
     valid: sometimes(fc.record({ user: fc.boolean(), rsp: fc.constantFrom(0x210000n, 0x20fff0n, 0x20fff3n) }), 25),
+    // Otherwise, sometimes the target CS is the first patched descriptor, made a code segment of
+    // the current level: its present, L/D and conforming checks (random selectors rarely name it).
+    aim: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   })
   .map((x) => {
     const rsp = defaultRsp(x.ring);
     const lret = x.op.startsWith("lret");
     const size = x.op === "lretd" ? 4 : x.op === "lretw" ? 2 : 8;
+    const first = x.gdt[0];
+    const aimed = x.aim && first !== undefined && !x.compat;
+    const gdt = aimed ? [{ index: first.index, d: { ...first.d, s: 1, type: 8 | (first.d.type & 7), dpl: x.ring } }, ...x.gdt.slice(1)] : x.gdt;
+    const cs = aimed ? (first.index << 3) | x.ring : x.cs;
     const toUser = x.valid !== null && (x.valid.user || x.ring === 3);
-    const frame = x.valid === null ? { rip: x.rip, cs: x.cs, rsp: x.rsp, ss: x.ss } : toUser ? { rip: 0x200000n, cs: 0x2b, rsp: x.valid.rsp, ss: 0x23 } : { rip: 0x10800n, cs: 0x08, rsp: x.rsp, ss: x.ss };
+    const frame = x.valid === null ? { rip: x.rip, cs, rsp: x.rsp, ss: x.ss } : toUser ? { rip: 0x200000n, cs: 0x2b, rsp: x.valid.rsp, ss: 0x23 } : { rip: 0x10800n, cs: 0x08, rsp: x.rsp, ss: x.ss };
     const slots = lret ? [frame.rip, BigInt(frame.cs), frame.rsp, BigInt(frame.ss)] : [BigInt(x.selector)];
     // lret imm16 reads SS:RSP after the immediate: place them there too.
-    const pokes = [...stackPokes(rsp, slots, size), ...gdtPokes(x.compat ? [] : x.gdt)];
+    const pokes = [...stackPokes(rsp, slots, size), ...gdtPokes(x.compat ? [] : gdt)];
     if (x.op === "lretqImm") pokes.push(...stackPokes(rsp + 16n + BigInt(x.imm), [frame.rsp, BigInt(frame.ss)], 8));
     // far JMP [RBX]: the offset (8 bytes in 64-bit code, 4 in compatibility mode), then the selector.
     if (x.op === "jmpFar") {
       const width = x.compat ? 4 : 8;
-      pokes.push({ address: FAR_POINTER, size: width, value: BigInt.asUintN(width * 8, x.rip) }, { address: FAR_POINTER + BigInt(width), size: 2, value: BigInt(x.cs) });
+      pokes.push({ address: FAR_POINTER, size: width, value: BigInt.asUintN(width * 8, x.rip) }, { address: FAR_POINTER + BigInt(width), size: 2, value: BigInt(cs) });
     }
     const code: Insn[] = [{ op: x.op, imm: x.op === "movSreg" ? x.sreg : x.imm }, ...(x.follow ? [{ op: "pushRax" }, { op: "popRcx" }] : [])];
     return {

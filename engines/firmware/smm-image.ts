@@ -43,7 +43,10 @@ const ICR_SELF_SMI = (1 << 14) | (2 << 8);
 const ICR_SELF_NMI = (1 << 14) | (4 << 8);
 
 const MSR_EFER = 0xc0000080;
-const MSRS = { STAR: 0xc0000081, LSTAR: 0xc0000082, CSTAR: 0xc0000083, FMASK: 0xc0000084, KERNEL_GS_BASE: 0xc0000102 } as const;
+const MSRS = {
+  STAR: 0xc0000081, LSTAR: 0xc0000082, CSTAR: 0xc0000083, FMASK: 0xc0000084, KERNEL_GS_BASE: 0xc0000102,
+  SYSENTER_CS: 0x174, SYSENTER_ESP: 0x175, SYSENTER_EIP: 0x176,
+} as const;
 
 // Image layout (offsets).
 const SMM_HANDLER = 0x0000;
@@ -185,6 +188,9 @@ export function buildFirmware(state: ArchState, options: FirmwareOptions): Firmw
   const msrValues: readonly (readonly [number, bigint])[] = [
     [MSRS.STAR, state.star], [MSRS.LSTAR, state.lstar], [MSRS.CSTAR, state.cstar],
     [MSRS.FMASK, state.fmask], [MSRS.KERNEL_GS_BASE, state.kernelGsBase],
+    // SYSENTER/SYSEXIT read these (a case that left them out of the install ran SYSENTER with
+    // SYSENTER_CS = 0: #GP(0), which the deviation tables showed as QEMU's).
+    [MSRS.SYSENTER_CS, state.sysenterCs], [MSRS.SYSENTER_ESP, state.sysenterEsp], [MSRS.SYSENTER_EIP, state.sysenterEip],
   ];
   for (const [msr, value] of msrValues) wrmsr32(c32, msr, value);
   // CR8 is the APIC's task priority.

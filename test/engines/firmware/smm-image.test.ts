@@ -103,14 +103,19 @@ describe("the SMM/RSM boot image", () => {
     expect(text[text.length - 1]).toBe("rsm");
   });
 
-  it("writes the SYSCALL MSRs with the state's values, and CR8 into the APIC's TPR", () => {
+  it("writes the SYSCALL and SYSENTER MSRs with the state's values, and CR8 into the APIC's TPR", () => {
     const code = blockOf(fw, "code32");
     expect(wrmsrs(code)).toEqual(
       new Map([
         [0xc0000081, state.star], [0xc0000082, state.lstar], [0xc0000083, state.cstar],
-        [0xc0000084, state.fmask], [0xc0000102, state.kernelGsBase], [0xc0000080, 0x100n],
+        [0xc0000084, state.fmask], [0xc0000102, state.kernelGsBase],
+        [0x174, state.sysenterCs], [0x175, state.sysenterEsp], [0x176, state.sysenterEip], [0xc0000080, 0x100n],
       ]),
     );
+    // Values that reach every byte of EDX:EAX.
+    const sysenter = buildFirmware({ ...state, sysenterCs: 0x10n, sysenterEsp: 0xffff_8000_0002_0000n, sysenterEip: 0xffff_ffff_8100_0000n }, { pendingIrq: null, pendingNmi: false, nmiBlocked: false, memory: "loaded" });
+    const written = wrmsrs(blockOf(sysenter, "code32"));
+    expect([written.get(0x174), written.get(0x175), written.get(0x176)]).toEqual([0x10n, 0xffff_8000_0002_0000n, 0xffff_ffff_8100_0000n]);
     expect(code.some((d) => /mov dword ptr \[0FEE00080h\],0$/i.test(d.text))).toBe(true);
   });
 
