@@ -502,7 +502,9 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
       i.operandSize = size;
       modrm(size);
       const ext = i.reg & 7;
-      if (ext === 7 && i.mod === 3 && (i.rm & 7) === 0) {
+      // XABORT is C6 F8 / XBEGIN C7 F8: r/m = 0 (AL/EAX; with REX.B R8). A byte register number
+      // from modrm() is AH..BH (REG_AH + n) without REX: C6 FC names AH, not XABORT (#UD below).
+      if (ext === 7 && i.mod === 3 && (i.rm & 7) === 0 && i.rm < REG_AH) {
         unsup(i, "XBEGIN/XABORT are not modelled");
         break;
       }

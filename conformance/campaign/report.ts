@@ -8,6 +8,7 @@ import { gapByName } from "./gaps.ts";
 import { TRANSITION_RULE_IDS } from "./coverage.ts";
 import { DIVERGENCE_FORMAT, type DivergenceDocumentIn } from "../../trace/model/divergence.ts";
 import type { CampaignResult } from "./result.ts";
+import { displayText } from "../../contract/text.ts";
 
 type Outcome = CampaignResult["outcomes"][number];
 
@@ -207,5 +208,7 @@ export function reportMarkdown(report: Report, links: ReadonlyMap<string, string
     for (const [family, f] of families) lines.push(`| ${family} | ${f.hit} of ${f.total} (${pct(f.hit, f.total)}%) | ${f.missed.join(", ")} |`);
     lines.push("");
   }
-  return lines.join("\n");
+  // Engine names, reasons and messages come from the engines (another process, an emulator): no
+  // control character, ANSI escape or bidirectional override reaches a terminal showing the report.
+  return displayText(lines.join("\n"), { lines: true });
 }

@@ -85,7 +85,12 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
   const rip = state.rip;
   const t = new Transaction(state, ctx.profile, ctx.coverage);
   const decoded = fetchAndDecode(t);
-  if (isFault(decoded)) return faulted(state, t, decoded, undefined, ctx);
+  if (isFault(decoded)) {
+    // The decoder raises its faults (#UD for reserved or absent encodings, #GP past 15 bytes) as
+    // data, outside the transaction: record the rule that decided here.
+    t.hit(decoded.rule);
+    return faulted(state, t, decoded, undefined, ctx);
+  }
   if (decoded.kind === "unsupported") return { state, event: { kind: "unsupported", rip, bytes: decoded.bytes, reason: decoded.reason } };
   const insn = decoded;
 

@@ -168,6 +168,10 @@ describe("the reports of a failing campaign", () => {
     expect(group, reportMarkdown(report)).toBeDefined();
     expect(group!.count).toBe(r.outcomes.filter((o) => o.rule === "SWAPGS-03").length);
     expect(reportMarkdown(report)).toContain("| SWAPGS-03 | ");
+    // What engines say is escaped in the report (issue 8: output spoofing).
+    const hostile = reportMarkdown(buildReport({ ...r, engines: { ...r.engines, b: "evil\u001b[2J\u202e" } }));
+    expect(hostile).toContain("evil\\x1b[2J\\u202e");
+    expect(hostile).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
     const xml = junitXml(r);
     expect(xml.match(/<testcase /g)!.length).toBe(r.cases);
     expect(xml.match(/<failure /g)!.length).toBe(r.divergences);
