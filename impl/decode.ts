@@ -141,8 +141,9 @@ function decodeInto(r: Reader, i: Insn, mode: number): void {
   i.rexW = rexW;
   const osz = m64 ? (rexW ? 8 : opsz16 ? 2 : 4) : mode === MODE_16 ? (opsz16 ? 4 : 2) : opsz16 ? 2 : 4;
   const asz = m64 ? (adsz ? 4 : 8) : mode === MODE_16 ? (adsz ? 4 : 2) : adsz ? 2 : 4;
-  /** Near branches and stack operations: 64 bits in 64-bit mode (16 with 66h for push/pop). */
-  const stackSz = m64 ? (opsz16 ? 2 : 8) : osz;
+  /** Stack operations: 64 bits in 64-bit mode, 16 with 66h unless REX.W (REX.W wins over 66h, SDM
+   *  Vol. 2A §2.2.1.2). */
+  const stackSz = m64 ? (opsz16 && !rexW ? 2 : 8) : osz;
   i.operandSize = osz;
   i.addressSize = asz;
 

@@ -535,6 +535,11 @@ export function execStoreTable(m: Machine, i: Insn, idt: boolean): number {
   const size = m.mode64 ? 10 : 6;
   if (!toLinear(m, i.seg, eaLo, eaHi, size, true)) return ST_FAULT;
   const lLo = m.linearLo, lHi = m.linearHi;
+  // #AC: "GDTR, IDTR, LDTR, or task register contents" need 4-byte alignment (SDM Table 6-7).
+  if (m.alignmentCheck && (lLo & 3) !== 0) {
+    m.raise(AC_VEC, 0);
+    return ST_FAULT;
+  }
   if (!prepareWrite(m, lLo, lHi, size, m.writeClass)) return ST_FAULT;
   const limit = idt ? m.idtrLimit : m.gdtrLimit;
   const bLo = idt ? m.idtrLo : m.gdtrLo;

@@ -2,7 +2,8 @@
 // segmented reads and writes built on it: 64-bit mode adds the FS/GS bases and checks that the
 // first and last byte are canonical; compatibility mode applies 32-bit offsets, the base, the
 // limit (expand-down included) and the type checks. Alignment checking (#AC(0)) is applied here
-// too, on the linear address. Faults: #SS(0) for SS, else #GP(0).
+// too, on the linear address, for 2-, 4- and 8-byte accesses (their natural alignment, SDM Table 6-7);
+// callers with other data types (SGDT/SIDT images) check their own. Faults: #SS(0) for SS, else #GP(0).
 //
 // Not a cache.
 import type { Machine } from "../machine.ts";
@@ -37,7 +38,7 @@ export function toLinear(m: Machine, s: number, lo: number, hi: number, size: nu
     }
     m.linearLo = lo;
     m.linearHi = hi;
-    if (m.alignmentCheck && size > 1 && size <= 8 && (lo & (size - 1)) !== 0) {
+    if (m.alignmentCheck && (size === 2 || size === 4 || size === 8) && (lo & (size - 1)) !== 0) {
       m.raise(AC_VEC, 0);
       return false;
     }
@@ -80,7 +81,7 @@ export function toLinear(m: Machine, s: number, lo: number, hi: number, size: nu
   }
   m.linearLo = (off + (segments[b + BASE_LO]! >>> 0)) | 0;
   m.linearHi = 0;
-  if (m.alignmentCheck && size > 1 && size <= 8 && (m.linearLo & (size - 1)) !== 0) {
+  if (m.alignmentCheck && (size === 2 || size === 4 || size === 8) && (m.linearLo & (size - 1)) !== 0) {
     m.raise(AC_VEC, 0);
     return false;
   }

@@ -66,7 +66,8 @@ function storeTable(t: Transaction, insn: Instruction, table: "gdtr" | "idtr"): 
   t.hit("DT-05");
   const linear = t.memoryLinear(op, t.m.rip, "write", size);
   if (isFault(linear)) return linear;
-  return t.writeLinear(linear, size, ((base & baseMask) << 16n) | BigInt(limit & 0xffff), t.dataMode(), { stack: op.stackSegment });
+  // #AC (SMAP-06): "GDTR, IDTR, LDTR, or task register contents" need 4-byte alignment (SDM Table 6-7).
+  return t.writeLinear(linear, size, ((base & baseMask) << 16n) | BigInt(limit & 0xffff), t.dataMode(), { stack: op.stackSegment, alignment: 4 });
 }
 
 export function execLtr(t: Transaction, insn: Instruction): Fault | undefined {

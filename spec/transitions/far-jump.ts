@@ -36,7 +36,9 @@ export function execJmpFar(t: Transaction, insn: Instruction): Fault | Unsupport
   const size = insn.operandSize;
   const linear = t.memoryLinear(op, t.m.rip, "read", size + 2);
   if (isFault(linear)) return linear;
-  const raw = t.readLinear(linear, size + 2, t.dataMode(), { stack: op.stackSegment });
+  // #AC (SMAP-06) by the far pointer's alignment, SDM Table 6-7: m16:16 2, m16:32 4; m16:64 8 (a
+  // model choice: the table has no 80-bit pointer).
+  const raw = t.readLinear(linear, size + 2, t.dataMode(), { stack: op.stackSegment, alignment: size });
   if (isFault(raw)) return raw;
   t.hit("JMPF-01");
   const selector = Number((raw >> BigInt(8 * size)) & 0xffffn);

@@ -2,7 +2,8 @@
 // of 0, 64-bit multiply and divide on int32 halves.
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
-import { RAX, RCX, RDX, kernel, runAll, u64, type Memory } from "./helpers.ts";
+import { RAX, RCX, RDX, RSP, kernel, runAll, u64, type Memory } from "./helpers.ts";
+import { expectAgreesWithSpec } from "./against-spec.ts";
 
 /** A kernel-mode state: `code` at 0x10000, memory `setup`, state fields `patch`, registers `regs`. */
 function k(code: number[], setup?: (m: Memory) => void, patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}): ArchState {
@@ -34,5 +35,17 @@ describe("general instructions", () => {
     const de = runAll(k([0x48, 0xb8, ...u64(1n << 63n), 0x48, 0x99, 0x48, 0xc7, 0xc1, 0xff, 0xff, 0xff, 0xff, 0x48, 0xf7, 0xf9, 0xf4]), 10);
     expect(de.state.rip).toBe(0xb001n);
     expect(de.state.gpr[RCX]).toBe(0xffffffffffffffffn);
+  });
+});
+
+describe("stack operand size in 64-bit mode", () => {
+  // STACK-01 in conformance/expectations/spec-impl.json until this fix: impl let 66h win over REX.W.
+  it("REX.W wins over 66h: 66 48 50 pushes 8 bytes, 66 50 pushes 2 (and spec agrees)", () => {
+    const rsp = (code: number[]): bigint => expectAgreesWithSpec(k([...code, 0xf4]), 5).state.gpr[RSP] ?? -1n;
+    const start = rsp([]);
+    expect(start - rsp([0x66, 0x48, 0x50])).toBe(8n); // push rax, REX.W after 66h
+    expect(start - rsp([0x66, 0x50])).toBe(2n); // push ax
+    expect(start - rsp([0x66, 0x48, 0x9c])).toBe(8n); // pushfq
+    expect(rsp([0x66, 0x48, 0x58]) - start).toBe(8n); // pop rax
   });
 });

@@ -302,3 +302,40 @@ describe("PCID, INVPCID", () => {
     expect(run(u(invpcid, {}, { 3: 0x600000n })).rip).toBe(handled(13));
   });
 });
+
+describe("#AC for far pointers and descriptor-table images (SMAP-06, SDM Vol. 3A Table 6-7)", () => {
+  // Until this fix spec/ checked neither (only 2/4/8-byte accesses) and impl/ checked a 6-byte
+  // operand against mask 5: the campaigns' SMAP-06 expectation. Table 6-7: m16:16 → 2, m16:32 → 4,
+  // GDTR/IDTR contents → 4; m16:64 → 8 (docs/model-choices.md row "#AC").
+  const AM = 1n << 18n, AC = 1n << 18n;
+  const AC_HANDLED = handled(17);
+  const checked = (code: number[]) => {
+    const s = u(code);
+    return { ...s, cr0: s.cr0 | AM, rflags: s.rflags | AC };
+  };
+  const at = (a: number) => [a & 0xff, (a >> 8) & 0xff, (a >> 16) & 0xff, a >>> 24];
+  const sgdt = (a: number) => [0x0f, 0x01, 0x04, 0x25, ...at(a)];
+  const sidt = (a: number) => [0x0f, 0x01, 0x0c, 0x25, ...at(a)];
+  const jmpFar = (a: number, prefix: number[] = []) => [...prefix, 0xff, 0x2c, 0x25, ...at(a)];
+
+  it("SGDT/SIDT at CPL 3: a 10-byte image needs 4-byte alignment, not 8 and not none", () => {
+    expect(run(checked(sgdt(0x220002))).rip).toBe(AC_HANDLED);
+    expect(run(checked(sidt(0x220001))).rip).toBe(AC_HANDLED);
+    const stored = run(checked(sgdt(0x220004)), 1);
+    expect(stored.rip).toBe(0x200008n); // stored; at the `jmp .` after it
+  });
+
+  it("far JMP: m16:32 needs 4, m16:16 needs 2, m16:64 needs 8", () => {
+    expect(run(checked(jmpFar(0x220002))).rip).toBe(AC_HANDLED);
+    expect(run(checked(jmpFar(0x220004))).rip).toBe(GP); // aligned: NULL selector → #GP(0)
+    expect(run(checked(jmpFar(0x220001, [0x66]))).rip).toBe(AC_HANDLED);
+    expect(run(checked(jmpFar(0x220002, [0x66]))).rip).toBe(GP);
+    expect(run(checked(jmpFar(0x220004, [0x48]))).rip).toBe(AC_HANDLED);
+    expect(run(checked(jmpFar(0x220008, [0x48]))).rip).toBe(GP);
+  });
+
+  it("with AC = 0 nothing is checked", () => {
+    const s = u(sgdt(0x220003));
+    expect(run({ ...s, cr0: s.cr0 | AM }, 1).rip).toBe(0x200008n);
+  });
+});
