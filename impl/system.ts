@@ -5,7 +5,7 @@
 import type { Machine } from "./machine.ts";
 import type { Insn } from "./insn.ts";
 import * as constsModule from "./consts.ts";
-import { readSegmented, toLinear } from "./memory/segmented.ts";
+import { checkOperandRange, readSegmented, toLinear } from "./memory/segmented.ts";
 import { finishPrepared, prepareWrite, storePrepared, writeLinear } from "./memory/linear.ts";
 import { flushTlb } from "./memory/tlb.ts";
 import { invalidateSystemTables, readSystemTable } from "./tables/system-tables.ts";
@@ -928,6 +928,7 @@ export function execJmpFar(m: Machine, i: Insn): number {
   const os = i.operandSize;
   effectiveAddress(m, i);
   const aLo = eaLo, aHi = eaHi;
+  if (!checkOperandRange(m, i.seg, aLo, aHi, os + 2)) return ST_FAULT;
   const offLo = readSegmented(m, i.seg, aLo, aHi, os, m.readClass) & (os === 2 ? 0xffff : -1);
   if (m.faultVector >= 0) return ST_FAULT;
   const offHi = os === 8 ? m.valueHi : 0;

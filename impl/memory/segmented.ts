@@ -87,6 +87,21 @@ export function toLinear(m: Machine, s: number, lo: number, hi: number, size: nu
   return true;
 }
 
+/**
+ * The segment checks (compatibility mode: usable, type, limit; 64-bit mode: canonical) of a whole
+ * multi-part operand of `size` bytes — a far pointer m16:16/32/64 — before any part of it is read,
+ * so that a part beyond the limit faults before the paging of the parts before it (the operand is
+ * one access of 4, 6 or 10 bytes, as SGDT/SIDT's is). No alignment check here: each part's read
+ * applies its own. Returns false on a fault.
+ */
+export function checkOperandRange(m: Machine, s: number, lo: number, hi: number, size: number): boolean {
+  const ac = m.alignmentCheck;
+  m.alignmentCheck = false;
+  const ok = toLinear(m, s, lo, hi, size, false);
+  m.alignmentCheck = ac;
+  return ok;
+}
+
 /** Reads `size` bytes at offset (lo, hi) of segment `s` (toLinear, then readLinear). */
 export function readSegmented(m: Machine, s: number, lo: number, hi: number, size: number, cls: number): number {
   if (!toLinear(m, s, lo, hi, size, false)) return 0;

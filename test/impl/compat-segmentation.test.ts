@@ -46,4 +46,14 @@ describe("compatibility mode: usable and type checks before the limit", () => {
     expect(runAll({ ...s, ds: flat(s.ds, { type: 0x8 }) }, 2).state.rip).toBe(GP);
     expect(runAll({ ...s, ds: flat(s.ds, { type: 0xa }) }, 1).state.rip).toBe(0x200002n);
   });
+
+  it("a far pointer (m16:32) is checked against the limit as one 6-byte operand before its offset is paged", () => {
+    // ljmp *(%ebx) with EBX = 0xfffffffb: the offset's bytes lie within the 4 GiB limit (on an
+    // unmapped page), the selector's do not → #GP(0), not #PF (conform --seed 4242, case 29742).
+    const s = compat([0xff, 0x2b, 0x90], {});
+    const state = { ...s, ds: flat(s.ds, {}), gpr: s.gpr.map((v, i) => (i === 3 ? 0xfffffffbn : v)) };
+    const out = runAll(state, 2).state;
+    expect(out.rip).toBe(GP);
+    expect(out.cr2).toBe(s.cr2);
+  });
 });
