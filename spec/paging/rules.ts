@@ -16,7 +16,7 @@ export const PAGING_RULES = defineRules([
   { id: "PF-01", description: "A #PF carries the faulting linear address (all 64 bits) for CR2; a page-crossing access reports the first byte on the faulting page", source: "SDM Vol. 3A §4.7, §6.15 interrupt 14" },
   { id: "PF-02", description: "#PF error code: P (0 = not present), W/R (write), U/S (user-mode access), RSVD, I/D (fetch, only with EFER.NXE = 1 or CR4.SMEP = 1)", source: "SDM Vol. 3A §4.7 Figure 4-12" },
   { id: "PF-03", description: "U/S in the error code reflects the access: implicit supervisor accesses report 0 even at CPL 3", source: "SDM Vol. 3A §4.6, §4.7" },
-  { id: "PF-04", description: "Access rights combine over all levels: R/W and U/S ANDed, XD ORed", source: RIGHTS },
+  { id: "PF-04", description: "Access rights combine over all levels: R/W and U/S ANDed, XD ORed", source: RIGHTS, recordedWith: ["PF-04-US", "PF-04-RW", "PF-04-WP", "PF-04-NX"] },
   { id: "PF-05", description: "A non-canonical address never reaches paging (#GP/#SS, not #PF)", source: "SDM Vol. 1 §3.3.7.1; digest §21" },
   { id: "PF-NP", description: "A not-present entry (P = 0) at any level ends the walk: #PF with P = 0", source: "SDM Vol. 3A §4.5.4, §4.7" },
   { id: "PF-RSVD-PHYS", description: "Bits 51:MAXPHYADDR set in a present entry: #PF with P = 1, RSVD = 1", source: PAGING },

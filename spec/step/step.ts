@@ -104,7 +104,11 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
   t.update("RF-01", { rip: nextRip, rflags: t.m.rflags & ~RFLAGS.RF });
   // SHADOW-02: the shadow in force covered the boundary before this instruction and ends as it
   // starts (t.startShadow keeps it for STI / MOV SS, SHADOW-07); the semantics may open a new one.
-  if (state.cpu.shadow !== "none") t.update("SHADOW-02", { cpu: { ...t.m.cpu, shadow: "none" } });
+  if (state.cpu.shadow !== "none") {
+    // SHADOW-04: an NMI the profile held back in an STI shadow (Profile.stiShadowBlocksNmi).
+    if (state.cpu.shadow === "sti" && state.cpu.pendingNmi && !state.cpu.nmiBlocked) t.hit("SHADOW-04");
+    t.update("SHADOW-02", { cpu: { ...t.m.cpu, shadow: "none" } });
+  }
 
   const outcome = SEMANTICS[insn.mnemonic](t, insn, ctx.env);
   if (outcome === undefined) return completed(state, t, insn, tfBefore, heldTrap, undefined);

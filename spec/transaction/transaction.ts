@@ -185,6 +185,9 @@ export class Transaction {
   private translateOrFault(linear: bigint, access: Access): bigint | Fault {
     const w = walkRemembered(this.current, this.memory, linear, access);
     if ("kind" in w) {
+      // PF-03: U/S follows the access, not the CPL — an implicit access or a delivery push made at
+      // CPL 3 reports U/S = 0.
+      if (access.mode !== "user" && this.cpl() === 3) this.hit("PF-03");
       this.hit(w.rule);
       this.hit("PF-01");
       this.hit("PF-02");
@@ -210,6 +213,7 @@ export class Transaction {
   private checkLinear(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): Fault | undefined {
     const last = (linear + BigInt(size - 1)) & MASK64;
     if (!canonical(linear) || !canonical(last)) {
+      this.hit("CANON-01");
       this.hit("PF-05");
       if (access.kind === "execute") return this.fault("CANON-FETCH", GP, 0);
       return stack ? this.fault("CANON-SS", SS, 0) : this.fault("CANON-GP", GP, 0);

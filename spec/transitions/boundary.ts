@@ -23,7 +23,7 @@ export const BOUNDARY_RULES = defineRules([
   { id: "SHADOW-05", description: "MOV SS / POP SS hold back interrupts, NMI and single-step traps until after the next instruction", source: "SDM Vol. 3A §6.8.3" },
   { id: "SHADOW-06", description: "A trap held by MOV SS survives the next instruction's transfer (INT n, SYSCALL, a fault) and is taken at the handler", source: "SDM Vol. 3A §6.8.3; CVE-2018-8897" },
   { id: "SHADOW-07", description: "A MOV SS in a MOV SS shadow does not open a new shadow", source: "SDM Vol. 3A §6.8.3" },
-  { id: "SHADOW-08", description: "IRET and SYSRET open no shadow", source: "SDM Vol. 2A IRET, SYSRET" },
+  { id: "SHADOW-08", description: "IRET and SYSRET open no shadow", source: "SDM Vol. 2A IRET, SYSRET", recordedWith: ["IRETQ-14", "SYSRET-06", "SYSRET-V3"] },
   { id: "SHADOW-09", description: "Faults of the shadowed instruction itself are not held back", source: "SDM Vol. 3A §6.8.3" },
   { id: "RF-01", description: "RF is cleared when an instruction completes (IRET may load it again)", source: "SDM Vol. 3A §18.3.1.1" },
   { id: "TF-01", description: "A completed instruction that started with TF = 1 leaves a single-step trap (SYSCALL/SYSRET: TF after; not INT n)", source: "SDM Vol. 3A §18.3.1.4" },
@@ -36,9 +36,9 @@ export const BOUNDARY_RULES = defineRules([
   { id: "PRIO-TPR", description: "A maskable interrupt waits while its priority class (vector >> 4) is not above CR8[3:0]; CR8 = 0 holds back none", source: "SDM Vol. 3A §11.8.6; AMD APM Vol. 2 §16.6.4" },
   { id: "NMI-01", description: "NMI: vector 2, not masked by IF, EXT = 1, no error code, no DPL check", source: "SDM Vol. 3A §6.7" },
   { id: "NMI-02", description: "NMI delivery blocks further NMIs; one more stays latched", source: "SDM Vol. 3A §6.7.1" },
-  { id: "NMI-03", description: "The next IRET (even one that faults) ends NMI blocking", source: "SDM Vol. 3A §6.7.1" },
+  { id: "NMI-03", description: "The next IRET (even one that faults) ends NMI blocking", source: "SDM Vol. 3A §6.7.1", recordedWith: "IRETQ-00" },
   { id: "NMI-04", description: "An NMI wakes HLT even with IF = 0", source: "SDM Vol. 2A HLT" },
-  { id: "NMI-05", description: "NMI blocking persists across SYSCALL and SYSRET", source: "SDM Vol. 3A §6.7.1" },
+  { id: "NMI-05", description: "NMI blocking persists across SYSCALL and SYSRET", source: "SDM Vol. 3A §6.7.1", recordedWith: ["SYSCALL-06", "SYSRET-06", "SYSRET-V3"] },
 ]);
 
 
@@ -119,5 +119,15 @@ export function takeBoundaryEvent(m: Machine, pending: BoundaryEvent, profile: P
     // PRIO-02 / vector README: an external interrupt is delivered once.
     .with({ kind: "external" }, () => t.update("PRIO-02", { cpu: { ...cpu, pendingIrq: null } }))
     .exhaustive();
+  // Recorded after the rules the trace lays out as the event's own (trace/model/templates.ts EVENT).
+  // PRIO-03: the single-step #DB goes before an interrupt pending at the same boundary.
+  if (pending.kind === "single-step" && cpu.pendingIrq !== null) t.hit("PRIO-03");
+  if (cpu.halted && pending.kind !== "single-step") {
+    t.hit("PRIO-04");
+    // NMI-04: an NMI wakes HLT whatever IF says.
+    if (pending.kind === "nmi") t.hit("NMI-04");
+  }
+  // SHADOW-04: the profile let this NMI through an STI shadow (Profile.stiShadowBlocksNmi).
+  if (pending.kind === "nmi" && cpu.shadow === "sti") t.hit("SHADOW-04");
   return deliverWithNesting(t.m, t.m, pending.event, profile, coverage);
 }

@@ -122,6 +122,7 @@ function crOperand(insn: Instruction): { cr: number; other: Operand } {
 export function execMovToCr(t: Transaction, insn: Instruction): Fault | UnsupportedOutcome | undefined {
   const { cr, other } = crOperand(insn);
   if (!isControlRegister(cr)) return t.fault("MOVCR-02", UD);
+  t.hit("MOVCR-02");
   if (t.cpl() !== 0) return t.fault("MOVCR-01", GP, 0);
   const value = t.read(other, t.m.rip);
   if (isFault(value)) return value;
@@ -131,6 +132,7 @@ export function execMovToCr(t: Transaction, insn: Instruction): Fault | Unsuppor
 export function execMovFromCr(t: Transaction, insn: Instruction): Fault | undefined {
   const { cr, other } = crOperand(insn);
   if (!isControlRegister(cr)) return t.fault("MOVCR-02", UD);
+  t.hit("MOVCR-02");
   if (t.cpl() !== 0) return t.fault("MOVCR-01", GP, 0);
   return t.write(other, readCr(t.m, cr), t.m.rip, cr === 2 ? "MOVCR-07" : "MOVCR-09");
 }

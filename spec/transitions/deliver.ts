@@ -83,35 +83,36 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   if (event.vector === PF && event.source === "exception" && address !== undefined) t.updateKeptOnFault("PF-01", () => ({ cr2: address }));
   const m = t.m;
   const v = event.vector;
-  const ext = extBit(event); // EXC-05
+  const ext = extBit(event);
+  t.hit("EXC-05");
   const oldCpl = cpl(m);
 
   // ---- the IDT gate -------------------------------------------------------------------------
-  if (v * 16 + 15 > m.idtr.limit) return t.fault("DELIVER-01", GP, idtErrorCode(v, ext));
+  if (v * 16 + 15 > m.idtr.limit) return t.fault("DELIVER-01", GP, idtErrorCode(t, v, ext));
   const gateAddress = (m.idtr.base + BigInt(v * 16)) & MASK64;
-  if (!canonical(gateAddress) || !canonical((gateAddress + 15n) & MASK64)) return t.fault("DELIVER-02", GP, idtErrorCode(v, ext));
+  if (!canonical(gateAddress) || !canonical((gateAddress + 15n) & MASK64)) return t.fault("DELIVER-02", GP, idtErrorCode(t, v, ext));
   const low = t.readLinear(gateAddress, 8, "implicit");
   if (isFault(low)) return low;
   const high = t.readLinear(gateAddress + 8n, 8, "implicit");
   if (isFault(high)) return high;
   t.hit("DELIVER-02");
   const gate = parseGate(low, high);
-  if (gate.s !== 0 || (gate.type !== INTERRUPT_GATE && gate.type !== TRAP_GATE)) return t.fault("DELIVER-03", GP, idtErrorCode(v, ext));
-  if (event.source === "software" && gate.dpl < oldCpl) return t.fault("DELIVER-04", GP, idtErrorCode(v, 0));
-  if (gate.present === 0) return t.fault("DELIVER-05", NP, idtErrorCode(v, ext));
+  if (gate.s !== 0 || (gate.type !== INTERRUPT_GATE && gate.type !== TRAP_GATE)) return t.fault("DELIVER-03", GP, idtErrorCode(t, v, ext));
+  if (event.source === "software" && gate.dpl < oldCpl) return t.fault("DELIVER-04", GP, idtErrorCode(t, v, 0));
+  if (gate.present === 0) return t.fault("DELIVER-05", NP, idtErrorCode(t, v, ext));
 
   // ---- the target code segment --------------------------------------------------------------
   if (isNullSelector(gate.selector)) return t.fault("DELIVER-06", GP, ext);
   const location = descriptorLocation(t, gate.selector);
   if (!location.inside || !canonical(location.address) || !canonical((location.address + 7n) & MASK64))
-    return t.fault("DELIVER-07", GP, selectorErrorCode(gate.selector, ext));
+    return t.fault("DELIVER-07", GP, selectorErrorCode(t, gate.selector, ext));
   const code = readDescriptor(t, location.address);
   if (isFault(code)) return code;
-  if (!isCode(code) || code.dpl > oldCpl) return t.fault("DELIVER-08", GP, selectorErrorCode(gate.selector, ext));
-  if (code.present === 0) return t.fault("DELIVER-09", NP, selectorErrorCode(gate.selector, ext));
+  if (!isCode(code) || code.dpl > oldCpl) return t.fault("DELIVER-08", GP, selectorErrorCode(t, gate.selector, ext));
+  if (code.present === 0) return t.fault("DELIVER-09", NP, selectorErrorCode(t, gate.selector, ext));
   // DELIVER-10 [ambiguous in the digest]: the SDM INT n page lists "doesn't have the L-bit set, or has
   // both the L-bit and D-bit set" under #GP(selector); QEMU and Bochs agree. Chosen: #GP(sel | EXT).
-  if (code.l !== 1 || code.db !== 0) return t.fault("DELIVER-10", GP, selectorErrorCode(gate.selector, ext));
+  if (code.l !== 1 || code.db !== 0) return t.fault("DELIVER-10", GP, selectorErrorCode(t, gate.selector, ext));
 
   // DELIVER-11: a non-conforming segment with DPL < CPL raises the privilege; conforming keeps CPL.
   const newCpl = isConformingCode(code) ? oldCpl : code.dpl;
@@ -125,7 +126,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
     // DT-03: the field's offset in the 64-bit TSS. DT-04: located through TR's cached base and
     // limit (not the GDT), read from memory as it is now.
     t.hit("DT-03");
-    if (tssOffset + 7 > m.tr.limit) return t.fault("DELIVER-12", TS, selectorErrorCode(m.tr.selector, ext));
+    if (tssOffset + 7 > m.tr.limit) return t.fault("DELIVER-12", TS, selectorErrorCode(t, m.tr.selector, ext));
     const fromTss = t.readLinear((m.tr.base + BigInt(tssOffset)) & MASK64, 8, "implicit");
     if (isFault(fromTss)) return fromTss;
     t.hit("DT-04");
@@ -139,8 +140,11 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
 
   // DELIVER-16: SS, RSP, RFLAGS, CS, RIP (, error code), 8 bytes each, from the top down, with the
   // privilege of the new CPL.
+  // RF-03 by the event's class (EXC-01: fault or trap); EXC-03: the saved RIP is the machine's.
   const rflagsImage = pushesRfSet(event) ? m.rflags | RFLAGS.RF : m.rflags;
+  t.hit("EXC-01");
   t.hit("RF-03");
+  t.hit("EXC-03");
   const frame = [BigInt(m.ss.selector), m.gpr[RSP]!, rflagsImage, BigInt(m.cs.selector), m.rip];
   if (pushesErrorCode(event)) {
     frame.push(BigInt(event.errorCode ?? 0));

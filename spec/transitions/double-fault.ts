@@ -85,6 +85,8 @@ export function deliverWithNesting(
       t.hit("DF-05");
       return { state: patchMachine(base, { cpu: { ...base.cpu, shutdown: true, halted: false } }), delivered: null, nested };
     }
+    // DF-01: both events classed (benign, contributory, page fault; EXC-01's table) for DF-03.
+    t.hit("DF-01");
     const next = afterNestedFault(current, f);
     t.hit("DF-03");
     t.hit(next === DOUBLE_FAULT_EVENT ? "DF-04" : "DF-07");

@@ -3,6 +3,7 @@
 import { match, P } from "ts-pattern";
 import { DB, DE, DF, GP, HAS_ERROR_CODE, NP, PF, SS, TS, type Fault } from "../fault.ts";
 import { defineRules } from "../rules/rule.ts";
+import type { Transaction } from "../transaction/transaction.ts";
 
 export const EXCEPTION_CLASS_RULES = defineRules([
   { id: "EXC-01", description: "Exception vectors are fault, trap or abort class; benign, contributory or page-fault class for #DF", source: "SDM Vol. 3A §6.15, Table 6-1, Table 6-4" },
@@ -62,12 +63,14 @@ export function extBit(event: InterruptEvent): 0 | 1 {
 }
 
 /** EXC-04: an error code naming an IDT entry: index = vector, IDT bit set, EXT. */
-export function idtErrorCode(vector: number, ext: 0 | 1): number {
+export function idtErrorCode(t: Transaction, vector: number, ext: 0 | 1): number {
+  t.hit("EXC-04");
   return (vector << 3) | 2 | ext;
 }
 
 /** EXC-04: an error code naming a GDT/LDT selector: TI and index kept, RPL bits replaced by EXT. */
-export function selectorErrorCode(selector: number, ext: 0 | 1): number {
+export function selectorErrorCode(t: Transaction, selector: number, ext: 0 | 1): number {
+  t.hit("EXC-04");
   return (selector & 0xfffc) | ext;
 }
 

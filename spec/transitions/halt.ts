@@ -15,6 +15,12 @@ export const HALT_RULES = defineRules([
 export function execHlt(t: Transaction): Fault | undefined {
   if (t.cpl() !== 0) return t.fault("HLT-01", GP, 0);
   t.update("HLT-02", { cpu: { ...t.m.cpu, halted: true } });
+  // HLT-05 / SHADOW-03: `sti; hlt` — the STI shadow covered the boundary before HLT and ends with
+  // it, so an interrupt is recognised at the boundary after HLT and wakes it.
+  if (t.startShadow === "sti") {
+    t.hit("HLT-05");
+    t.hit("SHADOW-03");
+  }
   return undefined;
 }
 

@@ -24,6 +24,8 @@ function iplFault(t: Transaction, rule: "CLI-02" | "STI-02"): Fault {
 export function execCli(t: Transaction): Fault | undefined {
   if (t.cpl() > iopl(t.m)) return iplFault(t, "CLI-02");
   t.update("CLI-02", { rflags: t.m.rflags & ~RFLAGS.IF });
+  // SHADOW-03: `sti; cli` — the STI shadow covered the boundary before CLI: no window opened.
+  if (t.startShadow === "sti") t.hit("SHADOW-03");
   return undefined;
 }
 

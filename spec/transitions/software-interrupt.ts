@@ -14,7 +14,7 @@ import { softwareEvent } from "./exception-classes.ts";
 
 export const SOFTWARE_INTERRUPT_RULES = defineRules([
   { id: "SWINT-01", description: "INT imm8: vector imm8, EXT = 0, gate DPL checked, no error code even for 8/10–14/17, saved RIP = next instruction", source: "SDM Vol. 2A INT n" },
-  { id: "SWINT-02", description: "INT n at CPL 3 to a DPL-0 gate → #GP(n·8 + 2), the handler for n is not entered", source: "SDM Vol. 2A INT n; Vol. 3A §6.12.1.1" },
+  { id: "SWINT-02", description: "INT n at CPL 3 to a DPL-0 gate → #GP(n·8 + 2), the handler for n is not entered", source: "SDM Vol. 2A INT n; Vol. 3A §6.12.1.1", recordedWith: "DELIVER-04" },
   { id: "SWINT-03", description: "INT3 (CC) and CD 03: vector 3 with INT n rules, saved RIP after the instruction", source: "SDM Vol. 2A INT3" },
   { id: "SWINT-04", description: "INT1 (F1): vector 1 like a hardware exception — no DPL check, EXT = 1, trap (saved RIP after F1)", source: "SDM Vol. 2A INT1" },
   { id: "SWINT-05", description: "INTO: #UD in 64-bit mode; in compatibility mode vector 4 as INT n when OF = 1", source: "SDM Vol. 2A INTO" },

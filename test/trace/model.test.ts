@@ -25,7 +25,7 @@ describe("trace model: a SYSCALL/SYSRET round trip", () => {
   it("lays out SYSCALL's sequence in the spec's order, its silent checks first", () => {
     expect(ruleLines(syscall!)).toEqual([[
       "SYSCALL-01 passed", "SYSCALL-02 passed", "SYSCALL-03 reported", "SYSCALL-04 reported", "SYSCALL-05 reported",
-      "SYSCALL-11 reported", "SYSCALL-06 reported", "SYSCALL-09 reported", "SYSCALL-07 reported", "SYSCALL-V2 reported",
+      "SYSCALL-11 reported", "SYSCALL-06 reported", "SYSCALL-09 reported", "NMI-05 reported", "SYSCALL-07 reported", "SYSCALL-V2 reported",
       "SYSCALL-08 reported", "SYSCALL-10 reported",
     ]]);
     expect(lineOf(syscall!, "SYSCALL-03")).toBe("RCX ← 0x200002, the RIP of the next instruction");

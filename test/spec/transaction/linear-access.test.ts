@@ -95,10 +95,10 @@ describe("canonical checks (CANON table, PF-05)", () => {
     expectFault(tx(empty).readLinear(0xffff_8000_0000_0000n, 8, "supervisor"), 14, 0, "PF-NP");
   });
 
-  it("PF-05: the coverage set records the CANON rule and PF-05", () => {
+  it("PF-05: the coverage set records CANON-01, the CANON rule and PF-05", () => {
     const coverage = new Set<string>();
     tx(kernelMachine(), coverage).readLinear(0x0000_8000_0000_0000n, 8, "supervisor");
-    expect([...coverage].sort()).toEqual(["CANON-GP", "PF-05"]);
+    expect([...coverage].sort()).toEqual(["CANON-01", "CANON-GP", "PF-05"]);
   });
 });
 
