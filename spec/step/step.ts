@@ -109,6 +109,9 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
     if (state.cpu.shadow === "sti" && state.cpu.pendingNmi && !state.cpu.nmiBlocked) t.hit("SHADOW-04");
     t.update("SHADOW-02", { cpu: { ...t.m.cpu, shadow: "none" } });
   }
+  // PRIO-TPR: a maskable interrupt that IF and the shadow let through still waits (no event was
+  // taken at this boundary): CR8 holds its priority class back.
+  if (state.cpu.pendingIrq !== null && state.cpu.shadow === "none" && (state.rflags & RFLAGS.IF) !== 0n) t.hit("PRIO-TPR");
 
   const outcome = SEMANTICS[insn.mnemonic](t, insn, ctx.env);
   if (outcome === undefined) return completed(state, t, insn, tfBefore, heldTrap, undefined);

@@ -129,5 +129,7 @@ export function takeBoundaryEvent(m: Machine, pending: BoundaryEvent, profile: P
   }
   // SHADOW-04: the profile let this NMI through an STI shadow (Profile.stiShadowBlocksNmi).
   if (pending.kind === "nmi" && cpu.shadow === "sti") t.hit("SHADOW-04");
+  // PRIO-TPR: the interrupt's priority class was above a non-zero CR8.
+  if (pending.kind === "external" && (m.cr8 & 0xfn) !== 0n) t.hit("PRIO-TPR");
   return deliverWithNesting(t.m, t.m, pending.event, profile, coverage);
 }
