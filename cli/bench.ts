@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Io } from "./io.ts";
 import type { BenchEngineName, BenchReport, EmulatorName, LoopFigures } from "../bench/report.ts";
+import type { runBenchmarks } from "../bench/index.ts";
 
 export const BENCH_HELP = `Usage: ringspec bench [options]
 
@@ -258,15 +259,8 @@ interface BenchModule {
   readonly runBenchmarks?: unknown;
 }
 
-type RunBenchmarks = (options: {
-  readonly rounds?: number;
-  readonly seconds?: number;
-  readonly against?: readonly EmulatorName[];
-  readonly programs?: { readonly qemu?: string; readonly bochs?: string };
-  readonly loops?: readonly string[];
-  readonly kernels?: boolean;
-  readonly progress?: (line: string) => void;
-}) => Promise<BenchReport>;
+// The type only: bench/index.ts itself is loaded when the command runs.
+type RunBenchmarks = typeof runBenchmarks;
 
 export async function benchCommand(argv: readonly string[], io: Io): Promise<number> {
   if (argv[0] === "--help" || argv[0] === "-h") {

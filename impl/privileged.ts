@@ -15,6 +15,7 @@ import { effectiveAddress, eaHi, eaLo, getReg, readRM, setReg, writeRM } from ".
 import { toLinear } from "./memory/segmented.ts";
 import { readLinear } from "./memory/linear.ts";
 import { invalidateSystemTables, readSystemTable } from "./tables/system-tables.ts";
+import { canonical, gp, ud } from "./system.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const {
@@ -26,19 +27,6 @@ const {
 const CR4_DE = 1 << 3, CR4_PCE = 1 << 8, CR4_UMIP = 1 << 11, CR4_FSGSBASE = 1 << 16, CR4_PCIDE = 1 << 17,
   CR4_OSXSAVE = 1 << 18, CR4_TSD = 1 << 2;
 
-function gp(m: Machine, code: number): number {
-  m.raise(GP, code);
-  return ST_FAULT;
-}
-
-function ud(m: Machine): number {
-  m.raise(UD, -1);
-  return ST_FAULT;
-}
-
-function canonical(hi: number): boolean {
-  return hi >> 15 === hi >> 31;
-}
 
 /** UMIP: SGDT, SIDT, SLDT, STR, SMSW at CPL > 0 with CR4.UMIP = 1 → #GP(0) (SDM Vol. 3A §2.5). */
 export function umipBlocks(m: Machine): boolean {

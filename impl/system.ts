@@ -37,17 +37,17 @@ const {
   PAGE_OFFSET_MASK,
 } = constsModule;
 
-function gp(m: Machine, code: number): number {
+export function gp(m: Machine, code: number): number {
   m.raise(GP, code);
   return ST_FAULT;
 }
 
-function ud(m: Machine): number {
+export function ud(m: Machine): number {
   m.raise(UD, -1);
   return ST_FAULT;
 }
 
-function canonical(hi: number): boolean {
+export function canonical(hi: number): boolean {
   return hi >> 15 === hi >> 31;
 }
 
