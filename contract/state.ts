@@ -72,6 +72,15 @@ export interface DeviceState {
   readonly exitValue: number | null;
 }
 
+/** The devices' I/O ports (docs/devices.md, Port map): both engines and kernel/devices use these. */
+export const DEVICE_PORT = {
+  timerPeriod: 0xe0,
+  timerVector: 0xe4,
+  debugcon: 0xe9,
+  timerEoi: 0xec,
+  debugExit: 0xf4,
+} as const;
+
 export const RESET_TIMER: TimerState = { period: 0, vector: 0x20, countdown: 0, waitingEoi: false };
 export const RESET_DEVICES: DeviceState = { timer: RESET_TIMER, exitValue: null };
 

@@ -10,12 +10,14 @@
 // caps their step budget at the countdown. Not a cache.
 import type { Machine } from "./machine.ts";
 import * as constsModule from "./consts.ts";
+import { DEVICE_PORT } from "../contract/state.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { IF } = constsModule;
 
-export const PORT_TIMER_PERIOD = 0xe0, PORT_TIMER_VECTOR = 0xe4, PORT_DEBUGCON = 0xe9, PORT_TIMER_EOI = 0xec,
-  PORT_DEBUG_EXIT = 0xf4;
+// Module-local copies of the contract's port numbers (why: consts.ts, "Using these constants").
+export const PORT_TIMER_PERIOD = DEVICE_PORT.timerPeriod, PORT_TIMER_VECTOR = DEVICE_PORT.timerVector,
+  PORT_DEBUGCON = DEVICE_PORT.debugcon, PORT_TIMER_EOI = DEVICE_PORT.timerEoi, PORT_DEBUG_EXIT = DEVICE_PORT.debugExit;
 
 /** Counts `n` completed instructions on a counting timer (Machine.timerCounting); the last one may
  *  tick: the vector becomes pending (cpu.pending_irq, the latest wins) and the timer waits for its

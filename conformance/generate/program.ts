@@ -2,6 +2,7 @@
 // with the guest kit's assembler over iced-x86 (never hand-assembled). Each instruction comes from
 // a template over the modelled subset; registers, immediates and data addresses are parameters.
 import { Program, ahead, iced, type Section } from "../../guest/index.ts";
+import { DEVICE_PORT } from "../../contract/state.ts";
 
 type Code = number;
 type Register = number;
@@ -29,7 +30,7 @@ export interface ProgramLayout {
 }
 
 /** The device registers' ports (docs/devices.md). */
-const DEVICE_PORTS: ReadonlySet<number> = new Set([0xe0, 0xe4, 0xe9, 0xec, 0xf4]);
+const DEVICE_PORTS: ReadonlySet<number> = new Set(Object.values(DEVICE_PORT));
 
 /** An imm8 port for IN/OUT from the spec's immediate. */
 const port = (s: InstructionSpec, l: ProgramLayout): number => {

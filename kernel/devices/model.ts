@@ -2,18 +2,12 @@
 // the deterministic timer (0xE0 period, 0xE4 vector, 0xEC EOI). Engines will implement the same
 // page independently; this model is what kernel/ drives them with until they do.
 
-import { timerCounting, type DeviceState, type TimerState } from "../../contract/state.ts";
+import { DEVICE_PORT as PORT, timerCounting, type DeviceState, type TimerState } from "../../contract/state.ts";
 
 // The device state is the contract's (ArchState.devices).
 export { RESET_DEVICES, RESET_TIMER, type DeviceState, type TimerState } from "../../contract/state.ts";
 
-export const PORT = {
-  timerPeriod: 0xe0,
-  timerVector: 0xe4,
-  debugcon: 0xe9,
-  timerEoi: 0xec,
-  debugExit: 0xf4,
-} as const;
+export { PORT };
 
 export function isCounting(timer: TimerState): boolean {
   return timerCounting(timer);

@@ -10,7 +10,7 @@ import { RFLAGS } from "../machine/registers.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 import type { PortIo } from "../transaction/semantics.ts";
-import { timerCounting, type DeviceState, type TimerState } from "../../contract/state.ts";
+import { DEVICE_PORT, timerCounting, type DeviceState, type TimerState } from "../../contract/state.ts";
 
 export const DEVICE_RULES = defineRules([
   { id: "DEV-PORT", description: "A port access belongs to the device whose register is at its first port, whatever its width (port+1..+3 are not decoded); other ports: OUT has no effect, IN reads all ones", source: "docs/devices.md, Port map" },
@@ -26,14 +26,6 @@ export const DEVICE_RULES = defineRules([
   { id: "DEV-TMR-06", description: "A halted CPU with nothing deliverable: time jumps to the tick when the timer is counting and its tick could be taken (IF = 1, CR8 lets the vector through)", source: "docs/devices.md, A halted CPU" },
 ]);
 
-/** The device registers' ports (docs/devices.md, Port map). */
-export const DEVICE_PORT = {
-  timerPeriod: 0xe0,
-  timerVector: 0xe4,
-  debugcon: 0xe9,
-  timerEoi: 0xec,
-  debugExit: 0xf4,
-} as const;
 
 const MASK32 = 0xffff_ffffn;
 
