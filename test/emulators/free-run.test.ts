@@ -8,7 +8,8 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { QemuEngine } from "../../engines/qemu/engine.ts";
 import { BochsEngine } from "../../engines/bochs/engine.ts";
 import { liveChildren } from "../../engines/host/process.ts";
-import { Assembler, Code, Register as R, abs, buildGuest, defineLayout, percpuOffset } from "../../guest/index.ts";
+import { Assembler, Code, Register as R, buildGuest, defineLayout } from "../../guest/index.ts";
+import { emitSyscallEntry } from "../helpers/syscall-entry.ts";
 
 const ROUND_TRIPS = 500n;
 
@@ -25,16 +26,7 @@ function syscallLoop(): { state: ArchState; end: bigint } {
     .emit(Code.Jne_rel8_64, "loop")
     .emit(Code.Jmp_rel32_64, "end");
   a.section(l.code.user + 0x1000n, { name: "end" }).label("end").emit(Code.Jmp_rel8_64, "end");
-  const userRsp = abs(percpuOffset(l, "userRsp"), R.GS);
-  a.section(l.msrs.lstar, { name: "entry" })
-    .emit(Code.Swapgs)
-    .emit(Code.Mov_rm64_r64, userRsp, R.RSP)
-    .emit(Code.Mov_r64_rm64, R.RSP, abs(percpuOffset(l, "kernelStack"), R.GS))
-    .emit(Code.Push_r64, R.RCX)
-    .emit(Code.Pop_r64, R.RCX)
-    .emit(Code.Mov_r64_rm64, R.RSP, userRsp)
-    .emit(Code.Swapgs)
-    .emit(Code.Sysretq);
+  emitSyscallEntry(a, l, "entry");
   const image = a.assemble();
   const { state } = buildGuest(l, { code: image, start: { ring: 3, regs: { r15: ROUND_TRIPS } } });
   return { state, end: image.symbol("end") };

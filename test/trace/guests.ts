@@ -2,7 +2,8 @@
 // gate, each round trip with SWAPGS on the way in and out (entry_64.S style), built with the guest
 // kit so that their symbols name the entry points.
 import type { ArchState } from "../../contract/state.ts";
-import { Assembler, Code, Register as R, abs, buildGuest, defineLayout, percpuOffset } from "../../guest/index.ts";
+import { Assembler, Code, Register as R, buildGuest, defineLayout } from "../../guest/index.ts";
+import { emitSyscallEntry } from "../helpers/syscall-entry.ts";
 
 export interface TestGuest {
   readonly state: ArchState;
@@ -20,17 +21,7 @@ export function syscallLoop(): TestGuest {
     .emit(Code.Syscall)
     .emit(Code.Inc_rm64, R.R12)
     .emit(Code.Jmp_rel8_64, "loop");
-  const userRsp = abs(percpuOffset(l, "userRsp"), R.GS);
-  a.section(l.msrs.lstar, { name: "entry_SYSCALL_64" })
-    .label("entry_SYSCALL_64")
-    .emit(Code.Swapgs)
-    .emit(Code.Mov_rm64_r64, userRsp, R.RSP)
-    .emit(Code.Mov_r64_rm64, R.RSP, abs(percpuOffset(l, "kernelStack"), R.GS))
-    .emit(Code.Push_r64, R.RCX)
-    .emit(Code.Pop_r64, R.RCX)
-    .emit(Code.Mov_r64_rm64, R.RSP, userRsp)
-    .emit(Code.Swapgs)
-    .emit(Code.Sysretq);
+  emitSyscallEntry(a, l, "entry_SYSCALL_64");
   const { state, symbols } = buildGuest(l, { code: a.assemble(), start: { ring: 3 } });
   return { state, symbols, stepsPerTrip: 11 };
 }
