@@ -16,6 +16,7 @@ import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
 import type { EngineEvent, StepFault } from "../../contract/engine.ts";
 import type { FieldDifference } from "../../contract/compare.ts";
+import type { CaseDivergence } from "./lockstep-case.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { allRules, ruleById } from "../../spec/index.ts";
 import { TSS_OFFSETS } from "../../guest/index.ts";
@@ -33,13 +34,11 @@ export interface Attribution {
 
 export const UNATTRIBUTED = "unattributed";
 
-interface Context {
-  readonly before: ArchState;
-  readonly eventA: EngineEvent | undefined;
-  readonly eventB: EngineEvent | undefined;
-  readonly stateA: ArchState;
-  readonly stateB: ArchState;
-  readonly differences: readonly FieldDifference[];
+/** The parts of a divergence that attribution reads. */
+type DivergenceView = Pick<CaseDivergence, "before" | "eventA" | "eventB" | "stateA" | "stateB" | "differences">;
+
+/** What a diagnosis reads: the divergence, the names of its differing fields and the spec's rules. */
+interface Context extends DivergenceView {
   readonly fields: ReadonlySet<string>;
   readonly rules: readonly string[];
 }
@@ -271,7 +270,7 @@ function faultRule(faults: readonly StepFault[], eventB: EngineEvent | undefined
 
 /** The rule at which engines A and B part ways at a diverging step. */
 export function attribute(
-  divergence: { before: ArchState; eventA: EngineEvent | undefined; eventB: EngineEvent | undefined; stateA: ArchState; stateB: ArchState; differences: readonly FieldDifference[] },
+  divergence: DivergenceView,
   profile: ProfileName,
 ): Attribution {
   let rules: string[] = [];
