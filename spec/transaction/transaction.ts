@@ -3,7 +3,7 @@
 // successful page walks survive (hardware does not undo them), and the few updates the SDM says a
 // fault does not undo (`updateKeptOnFault`); everything else is dropped.
 import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
-import { patchMachine, type Machine } from "../machine/machine.ts";
+import { assignMachine, copyMachine, patchMachine, type Machine, type MutableMachine } from "../machine/machine.ts";
 import type { InterruptShadow } from "../../contract/state.ts";
 import type { MemoryDraft, PhysicalMemory } from "../machine/physical-memory.ts";
 import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
@@ -25,7 +25,11 @@ export class Transaction {
    * copies into the machine it hands out; after that they count as shared and are copied again
    * before the next write, so a Machine handed out never changes.
    */
-  private current: Machine;
+  private current: MutableMachine;
+  /** Whether `current` is this step's own copy, not handed out by `m` since it was made: then an
+   *  update writes its fields in place. Otherwise the next update copies it first (one copy, not
+   *  one per update: a Machine handed out never changes). */
+  private owned = false;
   private registers: bigint[];
   /** Whether `registers` may be referenced by a Machine handed out (copy before writing). */
   private registersShared = true;
@@ -48,7 +52,7 @@ export class Transaction {
     /** When not null, every rule hit is recorded here (coverage reports). */
     readonly coverage: Set<RuleId> | null,
   ) {
-    this.current = start;
+    this.current = start as MutableMachine;
     this.registers = start.gpr as bigint[];
     this.memory = start.memory.draft();
     this.accessedOnly = start.memory;
@@ -58,9 +62,21 @@ export class Transaction {
   /** The machine as updated so far in this step. */
   get m(): Machine {
     if (this.stale) {
-      this.current = patchMachine(this.current, { gpr: this.registers, memory: this.memory.snapshot() });
+      const m = this.own();
+      m.gpr = this.registers;
+      m.memory = this.memory.snapshot();
       this.registersShared = true;
       this.stale = false;
+    }
+    this.owned = false;
+    return this.current;
+  }
+
+  /** `current`, copied first unless this step owns it (it may be written in place then). */
+  private own(): MutableMachine {
+    if (!this.owned) {
+      this.current = copyMachine(this.current);
+      this.owned = true;
     }
     return this.current;
   }
@@ -76,7 +92,7 @@ export class Transaction {
   /** Applies an update tagged with its rule. */
   update(rule: RuleId, patch: Partial<Machine>): void {
     this.hit(rule);
-    this.current = patchMachine(this.current, patch);
+    assignMachine(this.own(), patch);
     if (patch.gpr !== undefined) {
       this.registers = patch.gpr as bigint[];
       this.registersShared = true;
