@@ -57,7 +57,13 @@ export const MASK64 = (1n << 64n) - 1n;
 
 /** The bits of a `size`-byte value (8 and more: all 64). */
 export function sizeMask(size: number): bigint {
-  return size >= 8 ? MASK64 : (1n << BigInt(8 * size)) - 1n;
+  // The four operand sizes are constants (this runs on every register access); others computed.
+  switch (size) {
+    case 1: return 0xffn;
+    case 2: return 0xffffn;
+    case 4: return 0xffff_ffffn;
+    default: return size >= 8 ? MASK64 : (1n << BigInt(8 * size)) - 1n;
+  }
 }
 
 /** GLOBAL-01: CPL is CS.RPL. */
