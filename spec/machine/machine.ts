@@ -140,7 +140,8 @@ function tableRegister(t: TableRegister): TableRegister {
   return { base: t.base, limit: t.limit };
 }
 
-function cpuRunState(c: CpuRunState): CpuRunState {
+/** The run state with the one CpuRunState shape. */
+export function cpuRunState(c: CpuRunState): CpuRunState {
   return {
     pendingIrq: c.pendingIrq, pendingNmi: c.pendingNmi, nmiBlocked: c.nmiBlocked, shadow: c.shadow,
     halted: c.halted, shutdown: c.shutdown, pendingDebugTrap: c.pendingDebugTrap,
