@@ -4,13 +4,13 @@ import { decode } from "../decode/decode.ts";
 import type { Instruction, Unsupported } from "../decode/instruction.ts";
 import { rememberedInstruction, rememberInstruction } from "../decode/memo.ts";
 import { GP, isFault, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
+import type { MachineRegisters } from "../machine/machine.ts";
 import { canonical, cpl, in64BitMode, MASK64 } from "../machine/registers.ts";
 import type { AccessMode } from "../paging/access.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 
 /** Linear address of the instruction pointer: CS.base applies outside 64-bit mode. */
-function fetchAddress(m: Machine, offset: number): bigint {
+function fetchAddress(m: MachineRegisters, offset: number): bigint {
   return in64BitMode(m) ? (m.rip + BigInt(offset)) & MASK64 : (m.cs.base + ((m.rip + BigInt(offset)) & 0xffff_ffffn)) & 0xffff_ffffn;
 }
 
@@ -32,7 +32,7 @@ class InstructionBytes {
   page = 0;
   shift = 0;
 
-  constructor(private readonly t: Transaction, private readonly m: Machine) {
+  constructor(private readonly t: Transaction, private readonly m: MachineRegisters) {
     this.mode = cpl(m) === 3 ? "user" : "supervisor";
     this.limitEnd = in64BitMode(m) ? Infinity : m.cs.limit - Number(m.rip & 0xffff_ffffn) + 1;
   }
@@ -64,10 +64,10 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
   const byte0 = bytes.byte(0);
   if (isFault(byte0)) return byte0;
   const fixed = t.fixedPage(bytes.page);
-  const known = fixed === undefined ? undefined : rememberedInstruction(fixed, bytes.shift, mode64);
+  const known = rememberedInstruction(fixed, bytes.shift, mode64);
   // A remembered instruction lies in byte 0's page, so only the CS limit can stop its later bytes.
   if (known !== undefined) return known.length <= bytes.limitEnd ? known : t.fault("SEG-CHECK-FETCH", GP, 0);
   const decoded = decode((i) => bytes.byte(i), mode64);
-  if (fixed !== undefined && decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
+  if (decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
   return decoded;
 }
