@@ -6,7 +6,7 @@ import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, Step
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
 import { modelScopeViolation } from "../contract/scope.ts";
-import { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
+import { machineFromState, patchMachine, stateFromMachine, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { Instruction } from "./decode/instruction.ts";
 import type { RuleId } from "./rules/rule.ts";
@@ -146,7 +146,7 @@ export class SpecEngine implements Engine {
   raise(event: RaiseRequest): void {
     const m = this.current();
     const cpu = "irq" in event ? { ...m.cpu, pendingIrq: event.irq } : { ...m.cpu, pendingNmi: true };
-    this.machine = { ...m, cpu };
+    this.machine = patchMachine(m, { cpu });
   }
 
   /** Whole pages whose contents object changed since `load` (persistent memory copies a page on

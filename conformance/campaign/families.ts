@@ -91,11 +91,19 @@ const programArb: fc.Arbitrary<ProgramCase> = fc.record({
 
 const withBase = (s: Segment, base: bigint): Segment => ({ ...s, base });
 
-export function buildProgram(c: ProgramCase, profile?: ProfileName): BuiltCase {
+/** What a caller may vary beyond the case (the lockstep test does; campaigns use neither, so a
+ *  seed keeps its cases): IN/OUT aimed at the device ports (generate/program.ts ProgramLayout),
+ *  and the templates instructions are drawn from (default: every template of the program's kind). */
+export interface ProgramOptions {
+  readonly devices?: boolean;
+  readonly templates?: readonly number[];
+}
+
+export function buildProgram(c: ProgramCase, profile?: ProfileName, options: ProgramOptions = {}): BuiltCase {
   const guest = buildGuest(DEFAULT_LAYOUT, { start: { ring: c.kernel ? 0 : 3 } });
   const base = guest.state;
   const data = c.kernel ? DEFAULT_LAYOUT.data.kernel : DEFAULT_LAYOUT.data.user;
-  guest.memory.write(base.rip, encodeProgram(c.specs, { rip: base.rip, data, kernel: c.kernel }));
+  guest.memory.write(base.rip, encodeProgram(c.specs, { rip: base.rip, data, kernel: c.kernel, devices: options.devices === true }, options.templates));
   // A recognisable data page for the memory operands.
   guest.memory.write(data, Array.from({ length: 256 }, (_, i) => (i * 37 + 11) & 0xff));
   const [ds, es, ss, fs, gs, kernelGs] = c.bases as [bigint, bigint, bigint, bigint, bigint, bigint];

@@ -7,26 +7,28 @@ import type { Transaction } from "../transaction/transaction.ts";
 import { RFLAGS, sizeMask } from "../machine/registers.ts";
 import { isFault, type Fault } from "../fault.ts";
 import type { RuleId } from "../rules/rule.ts";
-import { addWithCarry, flag, logicFlags, subWithBorrow, type ArithResult } from "./flags.ts";
-import { operand, readDestination, setStatus, sizeOf } from "./operands.ts";
+import { addWithCarry, flag, logicFlags, subWithBorrow, withStatus, type ArithResult } from "./flags.ts";
+import { operand, readDestination, sizeOf } from "./operands.ts";
 
 type Binary = (a: bigint, b: bigint, cf: boolean, insn: Instruction) => ArithResult;
 
 /** dest ← dest op src, with all six status flags; `writeBack` false for CMP and TEST. */
 function binary(rule: RuleId, compute: Binary, writeBack: boolean): Semantics {
   return (t: Transaction, insn: Instruction): Fault | undefined => {
-    const next = t.m.rip;
+    // RIP (already the next instruction's) and RFLAGS as the instruction starts: it writes neither
+    // before its status flags.
+    const { rip: next, rflags } = t.m;
     const dst = operand(insn, 0);
     const a = writeBack ? readDestination(t, dst, next) : t.read(dst, next);
     if (isFault(a)) return a;
     const b = t.read(operand(insn, 1), next);
     if (isFault(b)) return b;
-    const { result, flags } = compute(a, b, flag(t.m.rflags, RFLAGS.CF), insn);
+    const { result, flags } = compute(a, b, flag(rflags, RFLAGS.CF), insn);
     if (writeBack) {
       const f = t.write(dst, result, next);
       if (isFault(f)) return f;
     }
-    setStatus(t, rule, flags);
+    t.update(rule, { rflags: withStatus(rflags, flags) });
     return undefined;
   };
 }
@@ -42,7 +44,7 @@ const logic = (op: (a: bigint, b: bigint) => bigint): Binary => (a, b, _cf, insn
 /** INC/DEC: as ADD/SUB of 1 but CF is not affected (SDM INC, DEC "Flags Affected"). */
 function incDec(rule: RuleId, decrement: boolean): Semantics {
   return (t, insn) => {
-    const next = t.m.rip;
+    const { rip: next, rflags } = t.m;
     const dst = operand(insn, 0);
     const a = readDestination(t, dst, next);
     if (isFault(a)) return a;
@@ -50,22 +52,22 @@ function incDec(rule: RuleId, decrement: boolean): Semantics {
     const { result, flags } = decrement ? subWithBorrow(a, 1n, false, s) : addWithCarry(a, 1n, false, s);
     const f = t.write(dst, result, next);
     if (isFault(f)) return f;
-    const { cf: _unaffected, ...rest } = flags;
-    setStatus(t, rule, rest);
+    const { pf, af, zf, sf, of } = flags;
+    t.update(rule, { rflags: withStatus(rflags, { pf, af, zf, sf, of }) });
     return undefined;
   };
 }
 
 /** NEG: 0 − dest; CF = (dest ≠ 0), which the subtraction's borrow already is. */
 export const neg: Semantics = (t, insn) => {
-  const next = t.m.rip;
+  const { rip: next, rflags } = t.m;
   const dst = operand(insn, 0);
   const a = readDestination(t, dst, next);
   if (isFault(a)) return a;
   const { result, flags } = subWithBorrow(0n, a, false, sizeOf(dst, insn));
   const f = t.write(dst, result, next);
   if (isFault(f)) return f;
-  setStatus(t, "ALU-06", flags);
+  t.update("ALU-06", { rflags: withStatus(rflags, flags) });
   return undefined;
 };
 

@@ -3,7 +3,7 @@
 import { isFault } from "../fault.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import { RFLAGS } from "../machine/registers.ts";
-import { logicFlags } from "./flags.ts";
+import { negative, parity } from "./flags.ts";
 import { operand, setStatus, sizeOf } from "./operands.ts";
 
 /**
@@ -28,7 +28,8 @@ function bitScan(reverse: boolean): Semantics {
     const index = BigInt(reverse ? source.toString(2).length - 1 : (source & -source).toString(2).length - 1);
     const f = t.write(dst, index, next);
     if (isFault(f)) return f;
-    setStatus(t, "BSF-01", { ...logicFlags(index, size), zf: false });
+    // ZF = 0 even for index 0 (bit 0 set): ZF says whether the source was 0, not the index.
+    setStatus(t, "BSF-01", { cf: false, pf: parity(index), af: false, zf: false, sf: negative(index, size), of: false });
     return undefined;
   };
 }

@@ -6,13 +6,13 @@ import { isFault } from "../fault.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 import { RAX, RDX, sizeMask } from "../machine/registers.ts";
-import { bits, parity, msb, type StatusFlags } from "./flags.ts";
+import { bits, resultFlags, type StatusFlags } from "./flags.ts";
 import { operand, setStatus, sizeOf } from "./operands.ts";
 
 /** CF = OF = `overflow`; SF, ZF, PF (undefined) follow the low half of the product — the result
  *  written to the destination or rAX — and AF (undefined) is cleared (undefined-flags.ts). */
 function multiplyFlags(low: bigint, size: OperandSize, overflow: boolean): StatusFlags {
-  return { cf: overflow, of: overflow, sf: msb(low, size), zf: low === 0n, pf: parity(low), af: false };
+  return resultFlags(low, size, { cf: overflow, af: false, of: overflow });
 }
 
 /** Writes a double-width value to AX (8-bit) or rDX:rAX. */

@@ -32,18 +32,18 @@ export function shift(mnemonic: ShiftMnemonic, dest: bigint, count: bigint, cf: 
       const result = full & mask;
       // CF = last bit shifted out (0 once the count reaches past the operand).
       const carry = bit(full, n);
-      return { result, flags: { cf: carry, of: msb(result, size) !== carry, af: false, ...resultFlags(result, size) } };
+      return { result, flags: resultFlags(result, size, { cf: carry, af: false, of: msb(result, size) !== carry }) };
     }
     case "shr": {
       const result = dest >> count;
       // OF = MSB(result) XOR bit width−2 of result: the original MSB for a count of 1, 0 beyond.
       const of = msb(result, size) !== bit(result, n - 2n);
-      return { result, flags: { cf: bit(dest, count - 1n), of, af: false, ...resultFlags(result, size) } };
+      return { result, flags: resultFlags(result, size, { cf: bit(dest, count - 1n), af: false, of }) };
     }
     case "sar": {
       const signed = BigInt.asIntN(Number(n), dest);
       const result = (signed >> count) & mask;
-      return { result, flags: { cf: ((signed >> (count - 1n)) & 1n) === 1n, of: false, af: false, ...resultFlags(result, size) } };
+      return { result, flags: resultFlags(result, size, { cf: ((signed >> (count - 1n)) & 1n) === 1n, af: false, of: false }) };
     }
     case "rol": {
       const r = count % n;

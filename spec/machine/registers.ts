@@ -57,7 +57,13 @@ export const MASK64 = (1n << 64n) - 1n;
 
 /** The bits of a `size`-byte value (8 and more: all 64). */
 export function sizeMask(size: number): bigint {
-  return size >= 8 ? MASK64 : (1n << BigInt(8 * size)) - 1n;
+  // The four operand sizes are constants (this runs on every register access); others computed.
+  switch (size) {
+    case 1: return 0xffn;
+    case 2: return 0xffffn;
+    case 4: return 0xffff_ffffn;
+    default: return size >= 8 ? MASK64 : (1n << BigInt(8 * size)) - 1n;
+  }
 }
 
 /** GLOBAL-01: CPL is CS.RPL. */
@@ -76,8 +82,8 @@ export function iopl(m: { readonly rflags: bigint }): number {
 
 /** CANON-01: with 4-level paging, bits 63:47 all equal. */
 export function canonical(address: bigint): boolean {
-  const top = address >> 47n;
-  return top === 0n || top === 0x1ffffn;
+  // Compared, not shifted: a shift makes a new BigInt, and this runs on every access.
+  return (address >= 0n && address < 0x8000_0000_0000n) || (address >= 0xffff_8000_0000_0000n && address <= MASK64);
 }
 
 /** Sign-extends the low `bits` bits of `value` to 64 bits (as an unsigned 64-bit bigint). */

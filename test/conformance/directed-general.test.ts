@@ -322,6 +322,8 @@ describe("BSF-01 BSF-02 BSWAP-01: BSF, BSR (and F3 0F BC/BD), BSWAP", () => {
       for (const [code, src, index] of [
         [[0x48, 0x0f, 0xbc, 0xc1], 0x8000_0000_0000_0000n, 63n], [[0x48, 0x0f, 0xbd, 0xc1], 0x0000_0000_0001_0010n, 16n],
         [[0x0f, 0xbc, 0xc1], 0x0000_0000_0000_0600n, 9n], [[0xf3, 0x0f, 0xbc, 0xc1], 0x0000_0000_0000_0600n, 9n], [[0xf3, 0x0f, 0xbd, 0xc1], 0x0000_0000_0000_0600n, 10n],
+        // Index 0 (bit 0 set): ZF = 0 all the same (ZF says the source was 0, not the index).
+        [[0x48, 0x0f, 0xbc, 0xc1], 0x0000_0000_0000_0001n, 0n], [[0x0f, 0xbd, 0xc1], 0x0000_0000_0000_0001n, 0n],
       ] as const) {
         const r = run(name, stateOf(code, { regs: { rcx: src, rax: M64 }, rflags: 0x2n | STATUS }), 1);
         expect(gpr(r.state, "rax")).toBe(index);

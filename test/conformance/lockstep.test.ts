@@ -6,15 +6,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { encodeProgram, isKernelSubsetTemplate, templateCount, type InstructionSpec } from "../../conformance/generate/program.ts";
+import { encodeProgram, isKernelSubsetTemplate, templateCount } from "../../conformance/generate/program.ts";
+import { PROGRAM_FAMILY, buildProgram, type ProgramCase } from "../../conformance/campaign/families.ts";
 import { lockstep } from "../../conformance/lockstep.ts";
 import { engineEntry } from "../../engines/registry.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
-import { stateFromMachine, type Machine } from "../../spec/machine/machine.ts";
-import type { ProfileName } from "../../contract/profile.ts";
+import type { ArchState } from "../../contract/state.ts";
 import { stateToJson } from "../../contract/state.ts";
-import { kernelMachine, userMachine, withBytes } from "../helpers/fixture.ts";
+import { stateFromMachine } from "../../spec/machine/machine.ts";
+import { kernelState, userMachine, withBytes } from "../helpers/fixture.ts";
 import { envInteger, envReplayPath } from "../helpers/env.ts";
 
 const RUNS = envInteger("RINGSPEC_LOCKSTEP_RUNS", 150, 1);
@@ -22,36 +23,18 @@ const RUNS = envInteger("RINGSPEC_LOCKSTEP_RUNS", 150, 1);
 const DEVICES = engineEntry("spec")?.capabilities.devices === true && engineEntry("impl")?.capabilities.devices === true;
 const SEED = envInteger("RINGSPEC_SEED", 20261122, -(2 ** 31), 2 ** 31 - 1);
 
-const spec = fc.record({ template: fc.nat(), a: fc.nat(15), b: fc.nat(63), imm: fc.integer() });
-
-interface Case {
-  readonly kernel: boolean;
-  readonly profile: ProfileName;
-  readonly specs: readonly InstructionSpec[];
-  readonly regs: readonly bigint[];
-  readonly rflags: bigint;
-  /** Hidden bases of the data segment registers and KERNEL_GS_BASE: 64-bit mode ignores most of
-   *  them, but both engines must carry them exactly (e.g. through a NULL SS load). */
-  readonly bases: readonly bigint[];
-}
-
-const caseArb = fc.record({
-  kernel: fc.boolean(),
-  profile: fc.constantFrom<ProfileName>("intel", "amd"),
-  specs: fc.array(spec, { minLength: 1, maxLength: 24 }),
-  regs: fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 16, maxLength: 16 }),
-  rflags: fc.constantFrom(0x2n, 0x202n, 0x246n, 0x3202n, 0x40a93n),
-  bases: fc.array(fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: (1n << 47n) - 1n }), fc.bigInt({ min: 0xffff_8000_0000_0000n, max: (1n << 64n) - 1n })), { minLength: 6, maxLength: 6 }),
-});
+/** The campaign's program family is the one generator of random programs: the same cases
+ *  (conformance/campaign/families.ts), built with the device ports reachable here. */
+const caseArb = PROGRAM_FAMILY.arbitrary;
 
 /** Whether each engine's first step of template `template` is not `unsupported` (a template is
  *  all instructions the engines model, or its first one shows it). */
 function modelledBy(template: number, engines: readonly (() => SpecEngine | ImplEngine)[]): boolean {
   return engines.every((make) => {
     const all = Array.from({ length: templateCount(true) }, (_, i) => i);
-    const m = initial({ kernel: true, profile: "intel", specs: [{ template, a: 1, b: 2, imm: 3 }], regs: kernelMachine().gpr, rflags: 2n, bases: [0n, 0n, 0n, 0n, 0n, 0n] }, all);
+    const state = initial({ kernel: true, profile: "intel", specs: [{ template, a: 1, b: 2, imm: 3 }], regs: kernelState().gpr, rflags: 2n, bases: [0n, 0n, 0n, 0n, 0n, 0n] }, all);
     const e = make();
-    e.load(stateFromMachine(m), "intel");
+    e.load(state, "intel");
     // A multi-instruction template (string instructions) sets registers first: run to its last.
     for (let i = 0; i < 8; i++) if (e.step().kind === "unsupported") return false;
     return true;
@@ -60,26 +43,14 @@ function modelledBy(template: number, engines: readonly (() => SpecEngine | Impl
 
 /** The program placed at RIP, a data page it addresses, RSP kept on a mapped stack; the
  *  instructions drawn from `templates` (default: every template of the kind of program). */
-function initial(c: Case, templates?: readonly number[]): Machine {
-  const base = c.kernel ? kernelMachine() : userMachine();
-  const data = c.kernel ? 0x30000n : 0x220000n;
-  const code = encodeProgram(c.specs, { rip: base.rip, data, kernel: c.kernel, devices: DEVICES }, templates);
-  let m = withBytes(base, base.rip, code);
-  m = { ...m, gpr: c.regs.map((v, i) => (i === 4 ? m.gpr[4]! : v)), rflags: c.kernel ? c.rflags : c.rflags & ~0x3000n };
-  const [ds, es, ss, fs, gs, kernelGs] = c.bases as [bigint, bigint, bigint, bigint, bigint, bigint];
-  m = {
-    ...m,
-    ds: { ...m.ds, base: ds }, es: { ...m.es, base: es }, ss: { ...m.ss, base: ss },
-    fs: { ...m.fs, base: fs }, gs: { ...m.gs, base: gs }, kernelGsBase: kernelGs,
-  };
-  // A recognisable data page for the memory operands.
-  return withBytes(m, data, Array.from({ length: 256 }, (_, i) => (i * 37 + 11) & 0xff));
+function initial(c: ProgramCase, templates?: readonly number[]): ArchState {
+  return buildProgram(c, undefined, { devices: DEVICES, ...(templates === undefined ? {} : { templates }) }).state;
 }
 
 describe("lockstep: spec and impl agree after every step", () => {
   it(`on ${RUNS} generated programs (kernel and user, intel and amd; seed ${SEED})`, () => {
     const property = fc.property(caseArb, (c) => {
-      const state = stateFromMachine(initial(c));
+      const state = initial(c);
       const result = lockstep(new SpecEngine(), new ImplEngine(), state, c.profile, 200);
       if (result.divergence === null) return true;
       const d = result.divergence;
@@ -116,7 +87,7 @@ describe("the kernel-subset templates (SETcc, CMOVcc, CMPXCHG/XADD, strings with
     expect(subset.length).toBeGreaterThan(20);
     fc.assert(
       fc.property(caseArb, (c) => {
-        const state = stateFromMachine(initial(c, subset));
+        const state = initial(c, subset);
         const runs = [new SpecEngine(), new SpecEngine()].map((e) => {
           e.load(state, c.profile);
           const kinds: string[] = [];
