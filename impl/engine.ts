@@ -43,6 +43,9 @@ export interface ImplEngineOptions {
   readonly maxMemoryBytes?: number;
   /** Compile hot blocks to JavaScript (default true). Off: interpret every instruction. */
   readonly compile?: boolean;
+  /** Run chains of hot compiled blocks as one function (engine/trace.ts; default true with
+   *  `compile`). Off: each block returns to the run loop (the tests compare both). */
+  readonly traces?: boolean;
   /** Reference mode for testing the caches: no TLB, no not-present cache, no decoded-block
    *  cache, no system-table caches, no compiler — every access walks the page tables and every
    *  instruction is decoded when executed. Default false. */
@@ -61,7 +64,7 @@ export class ImplEngine implements Engine {
     const maxPages = Math.floor(bytes / PAGE_BYTES);
     const uncached = opts.uncached ?? false;
     const compileBlocks = (opts.compile ?? true) && !uncached;
-    this.ctx = new StepContext(new Machine({ maxPages, uncached }), maxPages, compileBlocks, uncached);
+    this.ctx = new StepContext(new Machine({ maxPages, uncached }), maxPages, compileBlocks, uncached, opts.traces ?? true);
   }
 
   /** The machine (tests and benchmarks only). */
@@ -199,7 +202,7 @@ export class ImplEngine implements Engine {
           const r = ctx.blockOutcome;
           if (r === R_UNSUP) return this.unsupportedStop(steps);
           if (r === R_MEMLIMIT) return this.memoryLimitStop(steps);
-          prev = b;
+          prev = ctx.lastBlock;
           continue;
         }
         prev = null;

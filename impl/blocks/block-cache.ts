@@ -29,6 +29,7 @@ import { decode } from "../decode.ts";
 import * as I from "../insn.ts";
 import type { Insn } from "../insn.ts";
 import { flushTlb } from "../memory/tlb.ts";
+import type { Trace } from "../engine/trace.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { PAGE_BYTES, PAGE_SHIFT, PAGE_OFFSET_MASK, F_CODE } = constsModule;
@@ -57,6 +58,12 @@ export class Block {
   compiled: BlockFn | null = null;
   /** True when the compiler declined this block (it stays interpreted). */
   compileDeclined = false;
+  /** Runs while compiled (a trace is tried after engine/trace.ts TRACE_AFTER). */
+  compiledRuns = 0;
+  /** The trace headed by this block (engine/trace.ts), run in place of `compiled`. */
+  trace: Trace | null = null;
+  /** A trace was tried (at most once). */
+  traceTried = false;
   constructor(
     /** Key within its slot's map: page offset · 4 + decode mode. */
     readonly key: number,
@@ -149,6 +156,8 @@ function dropBlock(m: Machine, b: Block): void {
   b.successor = null;
   m.blockBudget.blocks--;
   if (b.compiled !== null) m.blockBudget.compiled--;
+  if (b.trace !== null) m.blockBudget.compiled--;
+  b.trace = null;
 }
 
 /** Marks a slot as holding decoded code: writes to it must take the slow path from now on. */

@@ -119,11 +119,22 @@ export function compileBlock(b: Block): BlockFn | null {
 /** The JavaScript source compileBlock builds (also for diagnostics and tests). */
 export function blockSource(b: Block): string {
   const w = new BlockWriter(b);
-  const insns = b.insns;
-  const N = w.n;
-  for (let k = 0; k < N; k++) {
+  emitInstructions(w, 0, w.n);
+  return assembleSource(w);
+}
+
+/**
+ * Emits instructions [from, to) of the writer's block: a block-ending last instruction as its
+ * kind of end (unless `terminal` emits it: engine/trace.ts chains transitions), a block cut at the
+ * page end or MAX_BLOCK as an exit after its last instruction.
+ */
+export function emitInstructions(w: BlockWriter, from: number, to: number,
+  terminal: ((w: BlockWriter, k: number) => boolean) | null = null): void {
+  const insns = w.b.insns;
+  for (let k = from; k < to; k++) {
     const i = insns[k]!;
-    if (k === N - 1 && endsBlock(i.op)) {
+    if (k === to - 1 && endsBlock(i.op)) {
+      if (terminal !== null && terminal(w, k)) break;
       if (NATIVE_ENDERS.has(i.op)) emitBranch(w, k);
       else if (i.op === I.OP_INT || i.op === I.OP_INT3) softInt(w, k);
       else if (ENGINE_ENDERS.has(i.op)) w.out.push(stopBefore(w, k));
@@ -135,11 +146,16 @@ export function blockSource(b: Block): string {
       continue;
     }
     if (!emitInstruction(w, k)) fallback(w, k);
-    if (k === N - 1) {
+    if (k === to - 1) {
       // Block cut at the page end or MAX_BLOCK.
       w.out.push(exitAfter(w, k, lit(i.nextLo), lit(i.nextHi)));
     }
   }
+}
+
+/** The whole function source around the writer's statements: register locals loaded at entry,
+ *  written back and reloaded where the placeholders stand. `prologue` goes before the loop. */
+export function assembleSource(w: BlockWriter, prologue = ""): string {
   const used = [...w.used].sort((a, b) => a - b);
   const written = [...w.written].sort((a, b) => a - b);
   const load = used.map((n) => `let r${n}l = r[${2 * n}], r${n}h = r[${2 * n + 1}];`).join(" ");
@@ -153,9 +169,28 @@ let M = m.pool32, M8 = m.pool8;
 let pageTag = -1, pageTagHi = 0, pageClasses = 0, pageBase = 0, blockEnd = false;
 let pa_l = 0, pa_h = 0, pb_l = 0, pb_h = 0, pr_l = 0, pr_h = 0, pc = 0;
 ${load}
+${prologue}
 let n = 0;
 for (;;) {
 ${body}
 }
 };`;
+}
+
+/**
+ * Instantiates generated source with the standard factory arguments for `insns` plus the caller's
+ * own (`extra`: name → value, engine/trace.ts). Not cached (the extra values belong to one
+ * Machine). Null when the source fails to compile (counted and reported as compileBlock does).
+ */
+export function instantiate(src: string, insns: readonly Insn[], extra: ReadonlyMap<string, unknown>): BlockFn | null {
+  try {
+    const make = new Function(...FACTORY_PARAMS, ...extra.keys(), src) as (...args: unknown[]) => BlockFn;
+    return make(HANDLERS, insns, PARITY, condition, carry, deliverSoft, compiledLoad, compiledStore, compiledRmwRead,
+      compiledRmwCommit, ...extra.values());
+  } catch (e) {
+    const error = e instanceof Error ? e : new Error(String(e));
+    if (compileFailures.count++ === 0) compileFailures.first = `${error.name}: ${error.message}`;
+    onCompileFailure(error, src);
+    return null;
+  }
 }

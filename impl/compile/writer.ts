@@ -49,8 +49,12 @@ export class BlockWriter {
   readonly out: string[] = [];
   /** Instructions in the block. */
   readonly n: number;
-  /** The block's last instruction jumps back to its first: the body may loop in place. */
-  readonly loop: boolean;
+  /** The block's last instruction jumps back to its first: the body may loop in place (a trace
+   *  turns this off: engine/trace.ts). */
+  loop: boolean;
+  /** Set by a trace (engine/trace.ts): statements to put before the exit after instruction k to
+   *  (lo, hi) — the trace continues into its next block from there when its guards pass. */
+  chainExit: ((k: number, lo: string, hi: string) => string) | null = null;
 
   constructor(readonly b: Block) {
     const insns = b.insns;
@@ -132,7 +136,8 @@ export function gpFaultExit(w: BlockWriter, k: number): string {
 
 /** Exit after instruction k completed, continuing at (lo, hi) (expressions). */
 export function exitAfter(w: BlockWriter, k: number, lo: string, hi: string, st = ST_OK): string {
-  return `{ @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lo}; r[${RIP_HI}] = ${hi}; m.blockExit = ${st}; return n + ${k + 1}; }`;
+  const chain = st === ST_OK && w.chainExit !== null ? w.chainExit(k, lo, hi) : "";
+  return `{ ${chain} @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lo}; r[${RIP_HI}] = ${hi}; m.blockExit = ${st}; return n + ${k + 1}; }`;
 }
 
 /** Exit leaving instruction k to the engine (ST_STOP). */

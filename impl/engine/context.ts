@@ -3,6 +3,7 @@
 // of one shape. Not a cache.
 import type { Machine } from "../machine.ts";
 import type { Insn } from "../insn.ts";
+import type { Block } from "../blocks/block-cache.ts";
 import { MAX_INSN } from "../decode.ts";
 import * as outcomesModule from "./outcomes.ts";
 
@@ -20,6 +21,8 @@ export class StepContext {
   readonly compileBlocks: boolean;
   /** Reference mode: no decoded-block cache either (see ImplEngineOptions.uncached). */
   readonly uncached: boolean;
+  /** Form traces of hot blocks (engine/trace.ts); off: every block returns to the run loop. */
+  readonly traces: boolean;
 
   // ---- the last step, for its event ----
   /** RIP at the start of the step. */
@@ -39,11 +42,14 @@ export class StepContext {
   crossingInsn: Insn | null = null;
   /** Outcome of the last runBlock (R_RETIRED unless it stopped on something else). */
   blockOutcome = R_RETIRED;
+  /** The block the last runBlock ended in (its trace may have run several: engine/trace.ts). */
+  lastBlock: Block | null = null;
   /** Bytes of an instruction fetched across a page end. */
   readonly crossBuf = new Uint8Array(MAX_INSN);
 
-  constructor(m: Machine, maxPages: number, compileBlocks: boolean, uncached: boolean) {
+  constructor(m: Machine, maxPages: number, compileBlocks: boolean, uncached: boolean, traces = compileBlocks) {
     this.m = m;
+    this.traces = traces && compileBlocks;
     this.maxPages = maxPages;
     this.compileBlocks = compileBlocks;
     this.uncached = uncached;

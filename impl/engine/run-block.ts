@@ -16,6 +16,7 @@ import * as outcomesModule from "./outcomes.ts";
 import { deliverFault, executeInstruction } from "./execute.ts";
 import { countCompleted } from "../devices.ts";
 import { ST_SOFT_DELIVERED } from "../compile/writer.ts";
+import { TRACE_AFTER, formTrace, traceExitBlock } from "./trace.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_FAULT, ST_OK, TF } = constsModule;
@@ -24,20 +25,30 @@ const { R_MEMLIMIT, R_RETIRED, R_UNSUP } = outcomesModule;
 /**
  * Runs a block for at most `budget` steps (≥ 1). Returns the steps taken: instructions retired,
  * plus one if the block ended in a fault or software interrupt that was delivered. The outcome
- * is left in ctx.blockOutcome (R_RETIRED unless it stopped the run: R_UNSUP, R_MEMLIMIT).
+ * is left in ctx.blockOutcome (R_RETIRED unless it stopped the run: R_UNSUP, R_MEMLIMIT), and the
+ * block it ended in (b, or a later block of b's trace: engine/trace.ts) in ctx.lastBlock.
  */
 export function runBlock(ctx: StepContext, b: Block, budget: number): number {
   const m = ctx.m;
   ctx.blockOutcome = R_RETIRED;
   if (b.compiled === null && ctx.compileBlocks && !b.compileDeclined && ++b.runs >= COMPILE_AFTER) compileHot(m, b);
   const insns = b.insns;
+  ctx.lastBlock = b;
   if (b.compiled !== null && budget >= insns.length) {
     // Compiled: RF is cleared by the first instruction; the body keeps the rest exact.
     const entryRf = m.flags & RF;
     m.flags &= ~RF;
     m.blockEnd = false;
     m.faultVector = -1;
-    const n = b.compiled(m, budget);
+    const t = b.trace;
+    let n: number;
+    if (t !== null) {
+      n = t.fn(m, budget);
+      ctx.lastBlock = traceExitBlock(t, n, m.blockExit);
+    } else {
+      if (!b.traceTried && ctx.traces && ++b.compiledRuns >= TRACE_AFTER) formTrace(m, b);
+      n = b.compiled(m, budget);
+    }
     const st = m.blockExit;
     // The timer counts the completed instructions (an INT n the block delivered is not one).
     if (m.timerCounting) countCompleted(m, st === ST_SOFT_DELIVERED ? n - 1 : n);

@@ -1,0 +1,260 @@
+// Traces (impl/engine/trace.ts) are invisible: a hot SYSCALL/SYSRET or INT/IRETQ round trip runs as
+// one compiled function, and every change the transitions depend on — LSTAR, STAR, FMASK, EFER,
+// the IDT, a GDT descriptor, the TSS's RSP0 and IST, CR3, the code itself — made by the kernel
+// between two round trips once the trace is hot, is seen by the next round trip exactly as spec/
+// and the uncached reference see it. So are a step limit anywhere inside the trace, TF set by
+// SYSRET, an IRQ or NMI raised while the kernel runs with IF = 0, and faults on the way.
+import { describe, expect, it } from "vitest";
+import type { ArchState } from "../../../contract/state.ts";
+import { ImplEngine, type ImplEngineOptions } from "../../../impl/engine.ts";
+import {
+  Assembler, Code, Register as R, abs, mem, buildGuest, defineLayout, DEFAULT_MAPPINGS, identity, percpuOffset,
+  type GuestLayout, type LayoutOptions,
+} from "../../../guest/index.ts";
+import { expectAgreesWithSpec } from "../against-spec.ts";
+import { CONFIGS, stateText } from "../helpers.ts";
+
+/** Round trips before the kernel's hook runs (the trace is formed after 8). */
+const HOOK_AT = 12;
+/** Round trips in all. */
+const ROUNDS = 20;
+
+type Section = ReturnType<Assembler["section"]>;
+
+const IA32_EFER = 0xc0000080, IA32_STAR = 0xc0000081, IA32_LSTAR = 0xc0000082, IA32_FMASK = 0xc0000084;
+
+/** WRMSR msr ← value (clobbers RAX, RCX, RDX). */
+function wrmsr(s: Section, msr: number, value: bigint): Section {
+  return s.emit(Code.Mov_r32_imm32, R.ECX, msr)
+    .emit(Code.Mov_r32_imm32, R.EAX, Number(value & 0xffffffffn))
+    .emit(Code.Mov_r32_imm32, R.EDX, Number(value >> 32n))
+    .emit(Code.Wrmsr);
+}
+
+/** A store to a low (identity-mapped) address. */
+function poke(s: Section, address: bigint, value: number, size: 1 | 4 | 8 = 1): Section {
+  if (size === 1) return s.emit(Code.Mov_rm8_imm8, abs(address), value);
+  if (size === 4) return s.emit(Code.Mov_rm32_imm32, abs(address), value);
+  return s.emit(Code.Mov_rm64_imm32, abs(address), value);
+}
+
+const ALT_LSTAR = 0x15000n;
+/** A second address space: user code (2–4 MiB) maps to physical 4–6 MiB, where ALT_USER is. */
+const ALT_TABLES = [0x40000n, 0x41000n, 0x42000n, 0x43000n];
+const ALT_USER = 0x400000n;
+
+/**
+ * The SYSCALL round trip: user `syscall; inc r12; add rbx, r12; dec r15; jnz loop; hlt`; the entry
+ * saves the user RSP, pushes RCX/R11, adds RFLAGS to RBP (so FMASK shows), counts in R14 and runs
+ * `hook` on round trip HOOK_AT. Returns the state and the layout.
+ */
+function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: LayoutOptions = {}): ArchState {
+  const alt = { tables: ALT_TABLES, mappings: DEFAULT_MAPPINGS.map((m) => (m.linear === 0x200000n ? identity(0x200000n, 0x200000n, "2M", true, { physical: ALT_USER }) : m)) };
+  const l = defineLayout({ msrs: { fmask: 0x47700n }, addressSpaces: [alt], ...options });
+  const a = new Assembler();
+  const user = (at: bigint, name: string, step: number) => {
+    a.section(at, { name })
+      .label(`${name}_loop`)
+      .emit(Code.Syscall)
+      .emit(Code.Add_rm64_imm8, R.R12, step)
+      .emit(Code.Add_rm64_r64, R.RBX, R.R12)
+      .emit(Code.Dec_rm64, R.R15)
+      .emit(Code.Jne_rel8_64, `${name}_loop`)
+      .label(`${name}_end`)
+      .emit(Code.Jmp_rel8_64, `${name}_end`);
+  };
+  user(l.code.user, "user", 1);
+  // The same loop as the second address space sees it, adding 3 instead of 1.
+  user(ALT_USER, "alt_user", 3);
+  const entry = (at: bigint, name: string, extra: number) => {
+    const userRsp = abs(percpuOffset(l, "userRsp"), R.GS);
+    const s = a.section(at, { name })
+      .emit(Code.Swapgs)
+      .emit(Code.Mov_rm64_r64, userRsp, R.RSP)
+      .emit(Code.Mov_r64_rm64, R.RSP, abs(percpuOffset(l, "kernelStack"), R.GS))
+      .emit(Code.Push_r64, R.RCX)
+      .emit(Code.Push_r64, R.R11)
+      .emit(Code.Pushfq)
+      .emit(Code.Pop_r64, R.RAX)
+      .emit(Code.Add_rm64_r64, R.RBP, R.RAX)
+      .emit(Code.Add_rm64_imm32, R.RBP, extra)
+      .emit(Code.Inc_rm64, R.R14)
+      .emit(Code.Cmp_rm64_imm8, R.R14, HOOK_AT)
+      .emit(Code.Jne_rel8_64, `${name}_skip`);
+    if (extra === 0) hook(s, l);
+    s.label(`${name}_skip`)
+      .emit(Code.Pop_r64, R.R11)
+      .emit(Code.Pop_r64, R.RCX)
+      .emit(Code.Mov_r64_rm64, R.RSP, userRsp)
+      .emit(Code.Swapgs)
+      .emit(Code.Sysretq);
+  };
+  entry(l.msrs.lstar, "entry", 0);
+  entry(ALT_LSTAR, "alt_entry", 0x1000);
+  return buildGuest(l, { code: a.assemble(), start: { ring: 3, regs: { r15: BigInt(ROUNDS) } } }).state;
+}
+
+const HANDLER = 0x13000n, ALT_HANDLER = 0x14000n;
+const GDT = 0x8000n, TSS = 0xa000n, IDT = 0x9000n;
+
+/** The INT 0x80 round trip: user `int 0x80; add r12, rsp-derived; dec r15; jnz; hlt`; the handler
+ *  records its RSP in RBX (so RSP0 and IST show), counts in R14, runs `hook` on round trip HOOK_AT
+ *  and returns with IRETQ. */
+function interruptGuest(hook: (s: Section) => void, gate: { ist?: number } = {}): ArchState {
+  const l = defineLayout({
+    idt: { userVectors: [0x80], gates: { 0x80: { offset: HANDLER, ...(gate.ist === undefined ? {} : { ist: gate.ist }) } } },
+  });
+  const a = new Assembler();
+  a.section(l.code.user, { name: "user" })
+    .label("loop")
+    .emit(Code.Int_imm8, 0x80)
+    .emit(Code.Inc_rm64, R.R12)
+    .emit(Code.Dec_rm64, R.R15)
+    .emit(Code.Jne_rel8_64, "loop")
+    .emit(Code.Hlt);
+  const handler = (at: bigint, name: string, extra: number) => {
+    const s = a.section(at, { name })
+      .emit(Code.Push_r64, R.RAX)
+      .emit(Code.Mov_r64_rm64, R.RAX, R.RSP)
+      .emit(Code.Add_rm64_r64, R.RBX, R.RAX)
+      .emit(Code.Add_rm64_imm32, R.RBX, extra)
+      .emit(Code.Inc_rm64, R.R14)
+      .emit(Code.Cmp_rm64_imm8, R.R14, HOOK_AT)
+      .emit(Code.Jne_rel8_64, `${name}_skip`);
+    if (extra === 0) hook(s);
+    s.label(`${name}_skip`)
+      .emit(Code.Pop_r64, R.RAX)
+      .emit(Code.Iretq);
+  };
+  handler(HANDLER, "handler", 0);
+  handler(ALT_HANDLER, "alt_handler", 0x1000);
+  return buildGuest(l, { code: a.assemble(), start: { ring: 3, regs: { r15: BigInt(ROUNDS) } } }).state;
+}
+
+/** Whether impl formed a trace on `state` within the hook's round trip count. */
+function traceFormed(state: ArchState, steps: number): boolean {
+  const e = new ImplEngine();
+  e.load(state, "intel");
+  e.run(steps);
+  return e.machine.blocksBySlot.some((map) => map !== undefined && [...map.values()].some((b) => b.trace !== null));
+}
+
+/** Runs on every impl configuration and with traces off; all must agree (not against spec). */
+function expectConfigsAgree(state: ArchState, steps: number): string {
+  const configs: ImplEngineOptions[] = [...CONFIGS.map((c) => c.opts), { traces: false }];
+  const outs = configs.map((opts) => {
+    const e = new ImplEngine(opts);
+    e.load(state, "intel");
+    const stop = e.run(steps);
+    return JSON.stringify({ reason: stop.reason, steps: stop.steps }) + stateText(e.state());
+  });
+  for (const o of outs.slice(1)) expect(o).toBe(outs[0]);
+  return outs[0]!;
+}
+
+const STEPS = 2000;
+
+describe("traces across SYSCALL/SYSRET", () => {
+  const base = syscallGuest(() => {});
+
+  it("form on the round trip and run it as spec/ does", () => {
+    expect(traceFormed(base, 22 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(base, STEPS);
+    expect(out.reason).toBe("limit");
+    expect(out.state.gpr[12]).toBe(BigInt(ROUNDS));
+  });
+
+  const hooks: [string, (s: Section, l: GuestLayout) => void, (s: ArchState) => void][] = [
+    ["a write to LSTAR", (s) => wrmsr(s, IA32_LSTAR, ALT_LSTAR), (s) => expect(s.gpr[5]! >> 12n).toBe(BigInt(ROUNDS - HOOK_AT))],
+    ["a write to STAR (SYSRET's selectors)", (s, l) => wrmsr(s, IA32_STAR, (l.msrs.star & 0xffffffffffffn) | (0x38n << 48n)),
+      (s) => expect(s.ss.selector).toBe(0x43)],
+    ["a write to FMASK", (s) => wrmsr(s, IA32_FMASK, 0x100n), () => {}],
+    ["a write to EFER (SCE cleared: #UD)", (s, l) => wrmsr(s, IA32_EFER, l.msrs.efer & ~1n), (s) => expect(s.rip).toBe(0xb000n + 16n * 6n + 1n)],
+    ["TF set in R11 (a #DB trap after SYSRET)", (s) => s.emit(Code.Or_rm64_imm32, mem(R.RSP), 0x100), (s) => expect(s.rip).toBe(0xb000n + 16n * 1n + 1n)],
+    ["a non-canonical RCX (#GP at SYSRET)", (s) => s.emit(Code.Mov_r64_imm64, R.RAX, 0x0000800000000000n).emit(Code.Mov_rm64_r64, mem(R.RSP, 8n), R.RAX),
+      (s) => expect(s.rip).toBe(0xb000n + 16n * 13n + 1n)],
+    ["a write to CR3 (user code in other frames)", (s, l) => {
+      void l;
+      s.emit(Code.Mov_r64_imm64, R.RAX, ALT_TABLES[0]!).emit(Code.Mov_cr_r64, R.CR3, R.RAX);
+    }, (s) => expect(s.gpr[12]).toBe(BigInt(HOOK_AT - 1 + 3 * (ROUNDS - HOOK_AT + 1)))],
+    ["a write to the user code", (s) => poke(s, 0x200002n + 3n, 2), (s) => expect(s.gpr[12]).toBe(BigInt(HOOK_AT - 1 + 2 * (ROUNDS - HOOK_AT + 1)))],
+    // #PF pushing RCX, whose delivery faults on the same stack: #DF, then a triple fault.
+    ["the kernel stack moved to a not-present page (faults in the entry)", (s, l) => poke(s, l.percpu!.base + 8n, 0x600800, 8),
+      (s) => expect(s.cpu.shutdown).toBe(true)],
+  ];
+  for (const [name, hook, check] of hooks) {
+    it(`see ${name} made between two round trips`, () => {
+      const state = syscallGuest(hook);
+      expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+      const out = expectAgreesWithSpec(state, STEPS);
+      check(out.state);
+      // The hook changed the outcome (the test would see a stale trace).
+      expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
+    });
+  }
+
+  it("stop exactly where a step limit lands inside the trace", () => {
+    const state = syscallGuest((s) => wrmsr(s, IA32_LSTAR, ALT_LSTAR));
+    for (let steps = 180; steps <= 420; steps++) expectConfigsAgree(state, steps);
+  });
+
+  it("leave for an IRQ or NMI raised while the kernel runs with IF = 0 (taken after SYSRET)", () => {
+    const state = syscallGuest(() => {});
+    for (let first = 200; first < 260; first++) {
+      for (const raise of [{ irq: 0x30 }, { nmi: true as const }]) {
+        const outs = [...CONFIGS.map((c) => c.opts), { traces: false }].map((opts) => {
+          const e = new ImplEngine(opts);
+          e.load(state, "intel");
+          const a = e.run(first);
+          e.raise(raise);
+          const b = e.run(STEPS);
+          return JSON.stringify([a.steps, b.reason, b.steps]) + stateText(e.state());
+        });
+        for (const o of outs.slice(1)) expect(o).toBe(outs[0]);
+      }
+    }
+  });
+});
+
+describe("traces across INT n/IRETQ", () => {
+  const base = interruptGuest(() => {});
+
+  it("form on the round trip and run it as spec/ does", () => {
+    expect(traceFormed(base, 16 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(base, STEPS);
+    expect(out.reason).toBe("hlt");
+  });
+
+  const hooks: [string, (s: Section) => void, (s: ArchState) => void][] = [
+    ["a write to the IDT (the gate's offset)", (s) => poke(s, IDT + 16n * 0x80n + 1n, Number((ALT_HANDLER >> 8n) & 0xffn)),
+      (s) => expect(s.gpr[3]! >> 12n > 0n).toBe(true)],
+    ["a write to the TSS's RSP0", (s) => poke(s, TSS + 4n, 0x1f000, 4), () => {}],
+    ["a write to a GDT descriptor (user CS becomes DPL 0: #GP at IRETQ)", (s) => poke(s, GDT + 0x28n + 5n, 0x9b), (s) => expect(s.rip).toBe(0xb000n + 16n * 13n + 1n)],
+    ["LIDT (an IDT elsewhere without the gate: #GP)", (s) => {
+      s.emit(Code.Mov_rm16_imm16, abs(0x30100n), 0x7f).emit(Code.Mov_rm64_imm32, abs(0x30102n), 0x9000).emit(Code.Lidt_m1664, abs(0x30100n));
+    }, (s) => expect(s.idtr.limit).toBe(0x7f)],
+  ];
+  for (const [name, hook, check] of hooks) {
+    it(`see ${name} made between two round trips`, () => {
+      const state = interruptGuest(hook);
+      expect(traceFormed(state, 16 * HOOK_AT)).toBe(true);
+      const out = expectAgreesWithSpec(state, STEPS);
+      check(out.state);
+      expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
+    });
+  }
+
+  it("see a write to the TSS's IST1 when the gate uses IST1", () => {
+    const ist = interruptGuest((s) => poke(s, TSS + 0x24n, 0x1f000, 4), { ist: 1 });
+    const plain = interruptGuest(() => {}, { ist: 1 });
+    expect(traceFormed(ist, 16 * HOOK_AT)).toBe(true);
+    const a = expectAgreesWithSpec(ist, STEPS);
+    const b = expectAgreesWithSpec(plain, STEPS, "intel", { lockstep: false });
+    expect(a.state.gpr[3]).not.toBe(b.state.gpr[3]);
+  });
+
+  it("stop exactly where a step limit lands inside the trace", () => {
+    const state = interruptGuest(() => {});
+    for (let steps = 120; steps <= 300; steps++) expectConfigsAgree(state, steps);
+  });
+});
