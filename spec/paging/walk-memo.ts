@@ -69,3 +69,11 @@ function sameTables(r: Remembered, memory: MemoryDraft): boolean {
   r.checkedAt = memory.generation;
   return true;
 }
+
+/** Whether the walk for `linear` is remembered and still valid: then its table pages are frozen,
+ *  it sets no A/D bit, and while none of `m`'s walk registers and no page object of `memory`
+ *  changes (MemoryDraft.generation), the same walk gives the same translation. */
+export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): boolean {
+  const r = memo[access.kind][access.mode].get(Number(linear >> 12n));
+  return r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
+}
