@@ -206,14 +206,15 @@ export class Transaction {
       this.registers = [...this.registers];
       this.registersShared = false;
     }
-    this.registers[reg] = value & MASK64;
+    // asUintN(64, …), not `& MASK64`: V8 computes it without allocating an intermediate BigInt.
+    this.registers[reg] = BigInt.asUintN(64, value);
     this.stale = true;
   }
 
   /** Register read at an operand size (AH/CH/DH/BH with `high8`). */
   readReg(reg: number, size: OperandSize, high8 = false): bigint {
     if (high8) return (this.gpr(reg - 4) >> 8n) & 0xffn;
-    return this.gpr(reg) & sizeMask(size);
+    return size === 8 ? this.gpr(reg) : this.gpr(reg) & sizeMask(size);
   }
 
   /** Register write at an operand size: 32-bit writes zero-extend, 8/16-bit writes merge. */
@@ -221,8 +222,10 @@ export class Transaction {
     if (high8) {
       const full = this.gpr(reg - 4);
       this.setGpr(reg - 4, (full & ~0xff00n) | ((value & 0xffn) << 8n));
-    } else if (size === 8 || size === 4) {
-      this.setGpr(reg, value & sizeMask(size));
+    } else if (size === 8) {
+      this.setGpr(reg, value);
+    } else if (size === 4) {
+      this.setGpr(reg, value & 0xffff_ffffn);
     } else {
       const mask = sizeMask(size);
       this.setGpr(reg, (this.gpr(reg) & ~mask) | (value & mask));
