@@ -16,7 +16,7 @@ import * as outcomesModule from "./outcomes.ts";
 import { deliverFault, executeInstruction } from "./execute.ts";
 import { countCompleted } from "../devices.ts";
 import { ST_SOFT_DELIVERED } from "../compile/writer.ts";
-import { ST_TRACE_MEMLIMIT, TRACE_AFTER, formTrace, traceExitBlock, traceUsable } from "./trace.ts";
+import { ST_TRACE_MEMLIMIT, ST_TRACE_SHUTDOWN, TRACE_AFTER, formTrace, traceExitBlock, traceUsable } from "./trace.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_FAULT, ST_OK, TF } = constsModule;
@@ -51,11 +51,6 @@ export function runBlock(ctx: StepContext, b: Block, budget: number): number {
       b.exitFault = m.blockExit === ST_FAULT && n < insns.length ? n : -1;
     }
     const st = m.blockExit;
-    if (st === ST_TRACE_MEMLIMIT) {
-      // A trace's delivery of a fault would exceed the page budget (engine/trace.ts).
-      ctx.blockOutcome = R_MEMLIMIT;
-      return n;
-    }
     // The timer counts the completed instructions (an INT n the block delivered is not one).
     if (m.timerCounting) countCompleted(m, st === ST_SOFT_DELIVERED ? n - 1 : n);
     if (st === ST_OK || st === ST_END || st === ST_SOFT_DELIVERED) return n;
@@ -106,6 +101,12 @@ function finishCompiled(ctx: StepContext, st: number, budget: number): number {
   const lo = m.regs[RIP_LO]!, hi = m.regs[RIP_HI]!;
   ctx.ripLo = lo;
   ctx.ripHi = hi;
+  // A trace delivered the fault already (engine/trace.ts), with this outcome.
+  if (st === ST_TRACE_SHUTDOWN) return 1;
+  if (st === ST_TRACE_MEMLIMIT) {
+    ctx.blockOutcome = R_MEMLIMIT;
+    return 0;
+  }
   if (st === ST_FAULT) {
     const r = deliverFault(ctx, lo, hi, m.flags);
     if (r === R_MEMLIMIT) {

@@ -20,7 +20,9 @@
 //   * RIP is the next block's start, and the TLB maps RIP's page for a fetch at the current CPL to
 //     the next block's frame (so CR3, CR0, CR4, paging, SMEP and the CPL are all covered; skipped
 //     across a plain branch within one page);
-//   * after a transition: TF = RF = 0 (a single-step trap or RF must be seen by the run loop),
+//   * after a transition: TF = 0 (the single-step trap is the run loop's) and RF = 0 — unless the
+//     next block starts with an instruction that surely completes (completesSurely), which would
+//     clear it: then RF is cleared on entry (IRETQ from a fault's frame sets it);
 //     and, after anything that may write memory or change mode (IRETQ, a delivery, a handler),
 //     no write reached a code or paging frame, 64-bit mode, no interrupt shadow;
 //   * the step budget covers a whole further pass where the trace loops back to its head (it is
@@ -46,11 +48,13 @@ import { RELOAD } from "../compile/memory-operands.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { BP, PAGE_SHIFT, VEC_MEMLIMIT, R11, RCX, RF, RIP_HI, RIP_LO, RSP, SHADOW_NONE, ST_END, ST_FAULT, ST_HALT, ST_UNSUP, TF } = constsModule;
-const { R_DELIVERED, R_MEMLIMIT } = outcomesModule;
+const { R_DELIVERED, R_SHUTDOWN } = outcomesModule;
 const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
-/** Exit status: a trace's delivery of a fault would exceed the page budget (the run stops). */
-export const ST_TRACE_MEMLIMIT = 9;
+/** Exit statuses (before the faulting instruction): a trace's delivery of a fault shut the machine
+ *  down (a triple fault), or would exceed the page budget (the run stops) — run-block.ts then
+ *  finishes the step as for a fault the block left to it. */
+export const ST_TRACE_SHUTDOWN = 9, ST_TRACE_MEMLIMIT = 10;
 
 /** Runs of a compiled block before a trace is formed from it. */
 export const TRACE_AFTER = 8;
@@ -79,6 +83,26 @@ function transition(i: Insn): boolean {
  *  run (the trace continues through that fault's delivery). */
 function partOf(b: Block): number {
   return b.exitFault >= 0 ? b.exitFault + 1 : b.insns.length;
+}
+
+/**
+ * An instruction that cannot fault, stop or be left to the engine (register operands, natively
+ * compiled): when it starts a block a trace enters with RF = 1 (after an IRETQ from a fault's
+ * frame), RF can be cleared on entry — it is cleared when this instruction completes, and nothing
+ * observes it in between (impl models no instruction breakpoints: MOV DR7 arming one is
+ * unsupported).
+ */
+function completesSurely(i: Insn): boolean {
+  if (i.op === I.OP_LEA || i.op === I.OP_NOP || i.op === I.OP_MOV_R_I) return true;
+  if (i.mod !== 3) return false;
+  switch (i.op) {
+    case I.OP_ALU_RM_R: case I.OP_ALU_R_RM: case I.OP_ALU_RM_I: case I.OP_TEST_RM_R: case I.OP_TEST_RM_I:
+    case I.OP_MOV_RM_R: case I.OP_MOV_R_RM: case I.OP_MOV_RM_I: case I.OP_MOVZX: case I.OP_MOVSX:
+    case I.OP_INC: case I.OP_DEC: case I.OP_NOT: case I.OP_NEG:
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** Whether control may pass from block `b`'s end to the next block inside a trace. */
@@ -167,7 +191,7 @@ export function traceUsable(m: Machine, t: Trace, budget: number): boolean {
 export function traceExitBlock(t: Trace, count: number, st: number): Block {
   const total = t.starts[t.blocks.length]!;
   // Exits after instruction k return k + 1 (plus whole iterations); exits before it return k.
-  const before = st === ST_FAULT || st === ST_STOP;
+  const before = st === ST_FAULT || st === ST_STOP || st === ST_TRACE_SHUTDOWN || st === ST_TRACE_MEMLIMIT;
   const k = before ? count % total : (count - 1) % total;
   let j = t.blocks.length - 1;
   while (j > 0 && t.starts[j]! > k) j--;
@@ -210,22 +234,26 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const b = blocks[to]!;
     const rip = `r[${RIP_LO}] === ${lit(b.ripLo)} && r[${RIP_HI}] === ${lit(b.ripHi)}`;
     const more = light ? "" : ` && !m.blockEnd && m.mode64 && m.shadow === ${SHADOW_NONE}`;
-    return `${rip} && (m.flags & ${TF | RF}) === 0${more} && ${budgetOk(to)} && ${fetchOk(to)}`;
+    const flags = completesSurely(b.insns[0]!) ? TF : TF | RF;
+    return `${rip} && (m.flags & ${flags}) === 0${more} && ${budgetOk(to)} && ${fetchOk(to)}`;
   };
+  /** Entering block `to` after a transition: RF (an IRETQ may set it) is cleared, as its first
+   *  instruction will clear it (the guard let RF = 1 through only then). */
+  const clearRf = (to: number) => (completesSurely(blocks[to]!.insns[0]!) ? `m.flags &= ${~RF};` : "");
   let current = 0;
-  // A fault that ended a block's part: delivered here, as the run loop would deliver it, unless the
-  // timer counts (a delivery is a step but not a completed instruction) or the fault is the first
-  // step of the call (the run loop's RF bookkeeping: run-block.ts). A delivery that would exceed
-  // the page budget stops the run (ST_TRACE_MEMLIMIT).
+  // A fault that ended a block's part: delivered here, as the run loop would deliver it
+  // (run-block.ts finishCompiled), unless the timer counts (a delivery is a step but not a
+  // completed instruction). A shutdown or a delivery that would exceed the page budget leaves the
+  // step's end to run-block.ts (ST_TRACE_SHUTDOWN, ST_TRACE_MEMLIMIT).
   w.chainFault = (k) => {
     if (!faults[current]! || k !== starts[current + 1]! - 1) return "";
     const to = nextOf(current);
     if (to < 0) return "";
     const i = insns[k]!;
-    return `if (n + ${k} > 0 && !m.timerCounting && m.faultVector !== ${VEC_MEMLIMIT}) {` +
+    return `if (!m.timerCounting && m.faultVector !== ${VEC_MEMLIMIT}) {` +
       ` r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; const d = FD(${lit(i.ripLo)}, ${lit(i.ripHi)});` +
-      ` if (d === ${R_MEMLIMIT}) { m.blockExit = ${ST_TRACE_MEMLIMIT}; return n + ${k}; }` +
-      ` if (d === ${R_DELIVERED} && ${afterCall(to)}) { @RL@ ${RELOAD} ${enter(current, to, true)} }` +
+      ` if (d !== ${R_DELIVERED}) { m.blockExit = d === ${R_SHUTDOWN} ? ${ST_TRACE_SHUTDOWN} : ${ST_TRACE_MEMLIMIT}; return n + ${k}; }` +
+      ` if (${afterCall(to)}) { @RL@ ${RELOAD} ${clearRf(to)} ${enter(current, to, true)} }` +
       ` m.blockExit = ${ST_END}; return n + ${k + 1}; }`;
   };
   // Plain branches and cuts: the writer's exits after a block's last instruction.
@@ -257,7 +285,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const rsp = [regLo(tw, RSP), regHi(tw, RSP)];
     const rcx = [regLo(tw, RCX), regHi(tw, RCX)];
     const r11 = [regLo(tw, R11), regHi(tw, R11)];
-    const go = (reload: string, light = false) => `if (${afterCall(to, light)}) { ${reload} ${enter(current, to)} }`;
+    const go = (reload: string, light = false) => `if (${afterCall(to, light)}) { ${reload} ${light ? "" : clearRf(to)} ${enter(current, to)} }`;
     const done = (st: number) => `@WB@ m.blockExit = ${st}; return n + ${k + 1};`;
     // The handler, as compile/block-end.ts terminalCall runs it (flags stored; `sync` stores the
     // registers it reads, `reload` loads those it writes).
