@@ -5,7 +5,7 @@
 // privilege checks have passed (instructions/port-io.ts); the step (step/step.ts) counts the
 // instructions and applies an OUT's write after the count, in the page's order. The console is
 // output, not state: the byte an OUT appends leaves with the step's event.
-import { patchMachine, type Machine } from "../machine/machine.ts";
+import { patchRegisters, type MachineRegisters } from "../machine/machine.ts";
 import { RFLAGS } from "../machine/registers.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
 import type { Transaction } from "../transaction/transaction.ts";
@@ -106,14 +106,14 @@ export function deviceOut(t: Transaction, io: PortIo): number | undefined {
 
 /** Whether the timer's tick could be taken now: IF = 1, no interrupt shadow (a halted CPU has none
  *  unless a state file says so), and CR8 lets its priority class through (PRIO-TPR, boundary.ts). */
-function tickCouldBeTaken(m: Machine, devices: DeviceState): boolean {
+function tickCouldBeTaken(m: MachineRegisters, devices: DeviceState): boolean {
   if ((m.rflags & RFLAGS.IF) === 0n || m.cpu.shadow !== "none") return false;
   const tpr = Number(m.cr8 & 0xfn);
   return tpr === 0 || devices.timer.vector >> 4 > tpr;
 }
 
 /** DEV-TMR-06's condition, for a halted CPU that nothing else can wake: the jump would happen. */
-export function timerWouldWake(m: Machine): boolean {
+export function timerWouldWake(m: MachineRegisters): boolean {
   const devices = m.devices;
   return timerCounting(devices.timer) && tickCouldBeTaken(m, devices);
 }
@@ -123,9 +123,9 @@ export function timerWouldWake(m: Machine): boolean {
  * when idle), when the tick could be taken; the caller checks that nothing else can wake it. The
  * machine with the tick pending, or the machine itself.
  */
-export function jumpToTick(m: Machine, coverage: Set<RuleId> | null): Machine {
+export function jumpToTick(m: MachineRegisters, coverage: Set<RuleId> | null): MachineRegisters {
   if (!timerWouldWake(m)) return m;
   coverage?.add("DEV-TMR-06");
   const timer = m.devices.timer;
-  return patchMachine(m, { devices: { ...m.devices, timer: tick(timer) }, cpu: { ...m.cpu, pendingIrq: timer.vector } });
+  return patchRegisters(m, { devices: { ...m.devices, timer: tick(timer) }, cpu: { ...m.cpu, pendingIrq: timer.vector } });
 }

@@ -7,7 +7,6 @@ import type { Instruction } from "../decode/instruction.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 import { canonical, in64BitMode, MASK64, RCX, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
-import { flag } from "./flags.ts";
 import { operand } from "./operands.ts";
 
 /** The branch target at the operand size, or #GP(0) if it is not canonical (BRANCH-01) or, in
@@ -36,12 +35,26 @@ function jumpTo(t: Transaction, insn: Instruction): Fault | undefined {
   return undefined;
 }
 
+// The status flags as a number (they lie in RFLAGS[11:0]): a condition reads four of them.
+const CF = Number(RFLAGS.CF), PF = Number(RFLAGS.PF), ZF = Number(RFLAGS.ZF), SF = Number(RFLAGS.SF), OF = Number(RFLAGS.OF);
+
 /** Jcc condition codes (SDM Vol. 1 Appendix B, "tttn"): even codes test, odd codes negate. */
 export function conditionHolds(condition: number, rflags: bigint): boolean {
-  const cf = flag(rflags, RFLAGS.CF), zf = flag(rflags, RFLAGS.ZF), sf = flag(rflags, RFLAGS.SF);
-  const of = flag(rflags, RFLAGS.OF), pf = flag(rflags, RFLAGS.PF);
-  const base = [of, cf, zf, cf || zf, sf, pf, sf !== of, zf || sf !== of][condition >> 1];
-  if (base === undefined) throw new Error(`jcc: condition ${condition} out of range`);
+  const status = Number(BigInt.asUintN(12, rflags));
+  const cf = (status & CF) !== 0, pf = (status & PF) !== 0, zf = (status & ZF) !== 0;
+  const sf = (status & SF) !== 0, of = (status & OF) !== 0;
+  let base: boolean;
+  switch (condition >> 1) {
+    case 0: base = of; break; //             O
+    case 1: base = cf; break; //             B, C, NAE
+    case 2: base = zf; break; //             E, Z
+    case 3: base = cf || zf; break; //       BE, NA
+    case 4: base = sf; break; //             S
+    case 5: base = pf; break; //             P, PE
+    case 6: base = sf !== of; break; //      L, NGE
+    case 7: base = zf || sf !== of; break; // LE, NG
+    default: throw new Error(`jcc: condition ${condition} out of range`);
+  }
   return (condition & 1) === 0 ? base : !base;
 }
 

@@ -12,11 +12,19 @@ export interface Machine extends Omit<ArchState, "memory"> {
   readonly memory: PhysicalMemory;
 }
 
-/** A Machine's fields, written while a step owns the record (spec/transaction). */
-export type MutableMachine = { -readonly [K in keyof Machine]: Machine[K] };
+/**
+ * Every field of a Machine but its memory: registers, segment caches, MSRs, run state and devices.
+ * What a transition reads through its Transaction (`t.m`); while a step or a run works, memory is
+ * the Transaction's draft (spec/machine/physical-memory.ts), and a Machine with a PhysicalMemory
+ * is made only for the caller (`withMemory`).
+ */
+export type MachineRegisters = Omit<Machine, "memory">;
+
+/** A record of the Machine's fields that a step owns and writes in place (spec/transaction). */
+export type MutableRegisters = { -readonly [K in keyof MachineRegisters]: MachineRegisters[K] };
 
 export function machineFromState(s: ArchState): Machine {
-  return copyMachine({
+  return withMemory({
     ...s,
     cs: segment(s.cs), ds: segment(s.ds), es: segment(s.es), fs: segment(s.fs), gs: segment(s.gs), ss: segment(s.ss),
     tr: segment(s.tr), ldtr: segment(s.ldtr),
@@ -24,8 +32,7 @@ export function machineFromState(s: ArchState): Machine {
     cpu: cpuRunState(s.cpu),
     devices: { timer: timerState(s.devices.timer), exitValue: s.devices.exitValue },
     gpr: [...s.gpr],
-    memory: PhysicalMemory.fromPages(s.memory),
-  });
+  }, PhysicalMemory.fromPages(s.memory));
 }
 
 export function stateFromMachine(m: Machine): ArchState {
@@ -37,7 +44,25 @@ export function stateFromMachine(m: Machine): ArchState {
  * this 37-field object on a generic path, and a literal in a few tens of ns). The return type makes
  * the compiler reject this function if ArchState gains a field it does not copy.
  */
-export function copyMachine(m: Machine): MutableMachine {
+export function copyMachine(m: Machine): Machine {
+  return copyRecord(m, m.memory) as Machine;
+}
+
+/**
+ * The registers of `m` as a record the caller owns. It is the same literal as a Machine's, with
+ * `memory` undefined (the type hides the field), so the transitions' read sites see one object
+ * shape whether they are handed a Machine or a step's record.
+ */
+export function copyRegisters(m: MachineRegisters): MutableRegisters {
+  return copyRecord(m, undefined);
+}
+
+/** `registers` with `memory`: a Machine for the caller. */
+export function withMemory(registers: MachineRegisters, memory: PhysicalMemory): Machine {
+  return copyRecord(registers, memory) as Machine;
+}
+
+function copyRecord(m: MachineRegisters, memory: PhysicalMemory | undefined): MutableRegisters & { memory: PhysicalMemory | undefined } {
   return {
     gpr: m.gpr,
     rip: m.rip,
@@ -73,7 +98,7 @@ export function copyMachine(m: Machine): MutableMachine {
     dr3: m.dr3,
     dr6: m.dr6,
     dr7: m.dr7,
-    memory: m.memory,
+    memory,
     cpu: m.cpu,
     devices: m.devices,
   };
@@ -81,7 +106,7 @@ export function copyMachine(m: Machine): MutableMachine {
 
 /** Writes `patch`'s fields into `m` (a record the caller owns); absent and undefined fields are
  *  left alone. */
-export function assignMachine(m: MutableMachine, patch: Partial<Machine>): void {
+export function assignRegisters(m: MutableRegisters, patch: Partial<MachineRegisters>): void {
   const fields = m as Record<string, unknown>;
   for (const key in patch) {
     const value = (patch as Record<string, unknown>)[key];
@@ -91,8 +116,15 @@ export function assignMachine(m: MutableMachine, patch: Partial<Machine>): void 
 
 /** `{ ...m, ...patch }` with the Machine's one shape. */
 export function patchMachine(m: Machine, patch: Partial<Machine>): Machine {
-  const copy = copyMachine(m);
-  assignMachine(copy, patch);
+  const copy = copyRecord(m, patch.memory ?? m.memory);
+  assignRegisters(copy, patch);
+  return copy as Machine;
+}
+
+/** `{ ...m, ...patch }` for registers. */
+export function patchRegisters(m: MachineRegisters, patch: Partial<MachineRegisters>): MachineRegisters {
+  const copy = copyRegisters(m);
+  assignRegisters(copy, patch);
   return copy;
 }
 
@@ -108,7 +140,8 @@ function tableRegister(t: TableRegister): TableRegister {
   return { base: t.base, limit: t.limit };
 }
 
-function cpuRunState(c: CpuRunState): CpuRunState {
+/** The run state with the one CpuRunState shape. */
+export function cpuRunState(c: CpuRunState): CpuRunState {
   return {
     pendingIrq: c.pendingIrq, pendingNmi: c.pendingNmi, nmiBlocked: c.nmiBlocked, shadow: c.shadow,
     halted: c.halted, shutdown: c.shutdown, pendingDebugTrap: c.pendingDebugTrap,

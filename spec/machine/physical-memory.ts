@@ -88,13 +88,18 @@ export class PhysicalMemory implements PageSource {
 }
 
 /**
- * Memory being written by one step. The first write to a page copies it (and the index above it);
- * further writes to that page go into the copy in place, so a step that pushes a five-qword frame
- * copies its stack page once, not five times.
+ * Memory being written by one step or by a whole run (spec/step/step.ts `run`). The first write to
+ * a page copies it (and the index above it); further writes to that page go into the copy in place,
+ * so a run copies its stack page once, not once per push.
  *
  * Why writing in place is safe: a copy made here is reachable from nothing but this draft until
- * `snapshot()` puts it in a PhysicalMemory. `snapshot()` therefore gives up ownership of every copy
- * (the next write copies again), so no PhysicalMemory ever changes after it is handed out.
+ * `snapshot()` puts it in a PhysicalMemory, or `freeze` hands it to a memo that keys on its bytes.
+ * Both give up ownership of what they hand out (the next write copies again), so no PhysicalMemory
+ * and no frozen page ever changes after it is handed out.
+ *
+ * Every write is journalled (address, size, old value), so a step that faults can take its writes
+ * back (`rollBack`): the SDM's faults leave memory as it was, the accessed/dirty bits of successful
+ * walks aside, which the Transaction sets again after rolling back.
  */
 export class MemoryDraft implements PageSource {
   /** The index, shared with `published` until the first write after a snapshot. */
@@ -103,6 +108,19 @@ export class MemoryDraft implements PageSource {
   private ownedIndex = false;
   private ownedChunks: Set<Chunk> | null = null;
   private ownedPages: Set<Uint8Array> | null = null;
+  /** The journal, one entry per write: address, size in bytes and the value it overwrote. Entries
+   *  past `journalLength` are dead (kept to be overwritten, not to shrink the arrays each step). */
+  private readonly journalAddress: bigint[] = [];
+  private readonly journalSize: number[] = [];
+  private readonly journalOld: bigint[] = [];
+  private journalLength = 0;
+  /**
+   * Counts the times a page object in the index was replaced (a first write copying a page, or a
+   * write after a snapshot or a freeze). While it stands still, every page number maps to the same
+   * page object, so a memo keyed on page objects that checked them under this count need not check
+   * them again (spec/paging/walk-memo.ts).
+   */
+  generation = 0;
 
   constructor(
     /** The last memory handed out (the one this draft started from until the first write). */
@@ -120,12 +138,67 @@ export class MemoryDraft implements PageSource {
     return readLittleEndian(this, address, size);
   }
 
-  /** Little-endian write of the low `size` bytes of `value`. */
+  /** Little-endian write of the low `size` bytes of `value` (journalled). */
   write(address: bigint, size: number, value: bigint): void {
-    const offset = Number(address & 0xfffn);
+    const n = this.journalLength++;
+    this.journalAddress[n] = address;
+    this.journalSize[n] = size;
+    this.journalOld[n] = readLittleEndian(this, address, size);
+    this.store(address, size, value);
+  }
+
+  writeBytes(address: bigint, bytes: Uint8Array): void {
+    for (let i = 0; i < bytes.length; i++) this.write(address + BigInt(i), 1, BigInt(bytes[i]!));
+  }
+
+  /** Where the journal stands: `rollBack(mark)` undoes every write made after this call. */
+  mark(): number {
+    return this.journalLength;
+  }
+
+  /** Undoes the writes made since `mark`, newest first. */
+  rollBack(mark: number): void {
+    for (let i = this.journalLength - 1; i >= mark; i--) this.store(this.journalAddress[i]!, this.journalSize[i]!, this.journalOld[i]!);
+    this.journalLength = mark;
+  }
+
+  /** Drops the journal: the writes so far can no longer be rolled back (a run, after each step). */
+  forgetJournal(): void {
+    this.journalLength = 0;
+  }
+
+  /** Whether `page` is a copy this draft may still write in place (every other page is fixed). */
+  mayChange(page: Uint8Array): boolean {
+    return this.ownedPages?.has(page) ?? false;
+  }
+
+  /** Page `pageNumber`, whose bytes from now on never change: a later write to that page number
+   *  writes a new copy (for memos keyed by a page object, spec/paging/walk-memo.ts, spec/decode/memo.ts). */
+  frozenPage(pageNumber: number): Uint8Array {
+    const page = this.page(pageNumber);
+    this.ownedPages?.delete(page);
+    return page;
+  }
+
+  /** The memory as written so far. The draft keeps working on top of it. */
+  snapshot(): PhysicalMemory {
+    if (this.ownedIndex) {
+      this.published = new PhysicalMemory(this.chunks);
+      this.ownedIndex = false;
+      this.ownedChunks = null;
+      this.ownedPages = null;
+    }
+    return this.published;
+  }
+
+  /** The write itself, not journalled. */
+  private store(address: bigint, size: number, value: bigint): void {
+    // Physical addresses are below 2^52 (MAXPHYADDR): exact as Numbers.
+    const a = Number(address);
+    const offset = a % PAGE_SIZE;
     if (offset + size <= PAGE_SIZE && size <= 8) {
       // Within one page (the common case): one page lookup, bytes split off in plain numbers.
-      const page = this.writablePage(Number(address >> 12n));
+      const page = this.writablePage((a - offset) / PAGE_SIZE);
       let low = Number(value & 0xffff_ffffn);
       let high = size > 4 ? Number((value >> 32n) & 0xffff_ffffn) : 0;
       for (let i = 0; i < size; i++) {
@@ -141,29 +214,6 @@ export class MemoryDraft implements PageSource {
       this.writablePage(Number(a >> 12n))[Number(a & 0xfffn)] = Number(rest & 0xffn);
       rest >>= 8n;
     }
-  }
-
-  writeBytes(address: bigint, bytes: Uint8Array): void {
-    for (let i = 0; i < bytes.length; i++) {
-      const a = address + BigInt(i);
-      this.writablePage(Number(a >> 12n))[Number(a & 0xfffn)] = bytes[i]!;
-    }
-  }
-
-  /** Whether `page` is a copy this draft may still write in place (every other page is fixed). */
-  mayChange(page: Uint8Array): boolean {
-    return this.ownedPages?.has(page) ?? false;
-  }
-
-  /** The memory as written so far. The draft keeps working on top of it. */
-  snapshot(): PhysicalMemory {
-    if (this.ownedIndex) {
-      this.published = new PhysicalMemory(this.chunks);
-      this.ownedIndex = false;
-      this.ownedChunks = null;
-      this.ownedPages = null;
-    }
-    return this.published;
   }
 
   /** The page, copied into this draft's ownership first unless it already is. */
@@ -186,6 +236,7 @@ export class MemoryDraft implements PageSource {
     const copy = newPage();
     copy.set(page ?? ZERO_PAGE);
     (chunk as (Uint8Array | undefined)[])[slot] = copy;
+    this.generation++;
     (this.ownedPages ??= new Set()).add(copy);
     return copy;
   }
@@ -208,10 +259,12 @@ function newPage(): Uint8Array {
 }
 
 function readLittleEndian(memory: PageSource, address: bigint, size: number): bigint {
-  // Within one page (the common case): assembled in plain numbers, 32 bits at a time.
-  const offset = Number(address & 0xfffn);
+  // Within one page (the common case): assembled in plain numbers, 32 bits at a time (physical
+  // addresses are below 2^52, exact as Numbers).
+  const a = Number(address);
+  const offset = a % PAGE_SIZE;
   if (offset + size <= PAGE_SIZE && size <= 8) {
-    const page = memory.page(Number(address >> 12n));
+    const page = memory.page((a - offset) / PAGE_SIZE);
     let low = 0, high = 0;
     for (let i = Math.min(size, 4) - 1; i >= 0; i--) low = low * 256 + page[offset + i]!;
     for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;

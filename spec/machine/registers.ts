@@ -82,8 +82,8 @@ export function iopl(m: { readonly rflags: bigint }): number {
 
 /** CANON-01: with 4-level paging, bits 63:47 all equal. */
 export function canonical(address: bigint): boolean {
-  const top = address >> 47n;
-  return top === 0n || top === 0x1ffffn;
+  // Compared, not shifted: a shift makes a new BigInt, and this runs on every access.
+  return (address >= 0n && address < 0x8000_0000_0000n) || (address >= 0xffff_8000_0000_0000n && address <= MASK64);
 }
 
 /** Sign-extends the low `bits` bits of `value` to 64 bits (as an unsigned 64-bit bigint). */

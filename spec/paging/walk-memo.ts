@@ -1,10 +1,10 @@
 // A memo of successful page walks, so the step loop does not redo the same walk for every access.
 // It is exact — never a TLB: a walk (translate.ts) is a pure function of CR3, CR0, CR4, EFER,
 // RFLAGS.AC, the access and the bytes of the table pages it reads, and a remembered result is
-// used only while all of these are unchanged. Table pages are compared by identity: a page in a
-// PhysicalMemory is never written (a write makes a new page object), so the same object means the
-// same bytes. Only walks that set no A/D bit and read no page the step's MemoryDraft may still
-// change in place are remembered.
+// used only while all of these are unchanged. Table pages are compared by identity: the memo
+// remembers a walk only with its table pages frozen (MemoryDraft.frozenPage: a later write to one
+// makes a new page object), so the same object means the same bytes. Only walks that set no A/D
+// bit are remembered.
 import type { Fault } from "../fault.ts";
 import type { Machine } from "../machine/machine.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
@@ -12,7 +12,8 @@ import { RFLAGS } from "../machine/registers.ts";
 import type { Access } from "./access.ts";
 import { walk, type Walk } from "./translate.ts";
 
-type WalkState = Pick<Machine, "cr0" | "cr3" | "cr4" | "efer" | "rflags">;
+/** The registers a walk depends on. */
+export type WalkRegisters = Pick<Machine, "cr0" | "cr3" | "cr4" | "efer" | "rflags">;
 
 interface Remembered {
   readonly cr0: bigint;
@@ -26,6 +27,10 @@ interface Remembered {
   readonly tables: readonly Uint8Array[];
   /** The 4 KiB physical frame of the linear page. */
   readonly frame: bigint;
+  /** The draft and its generation under which `tables` were last found in place: while both
+   *  stand, no page object was replaced and the tables need no check. */
+  checkedIn: MemoryDraft | null;
+  checkedAt: number;
 }
 
 const LIMIT = 4096;
@@ -38,7 +43,7 @@ const memo: Record<Access["kind"], Record<Access["mode"], Map<number, Remembered
 };
 
 /** `walk`, answered from the memo when the same walk was made on the same tables before. */
-export function walkRemembered(m: WalkState, memory: MemoryDraft, linear: bigint, access: Access): Walk | Fault {
+export function walkRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): Walk | Fault {
   const byPage = memo[access.kind][access.mode];
   const pageNumber = Number(linear >> 12n);
   const ac = m.rflags & RFLAGS.AC;
@@ -48,14 +53,27 @@ export function walkRemembered(m: WalkState, memory: MemoryDraft, linear: bigint
   const w = walk(m, memory, linear, access);
   if ("kind" in w || w.accessedDirty.length > 0) return w; // a fault (see Transaction.translateOrFault)
   const tableNumbers = w.entryAddresses.map((a) => Number(a >> 12n));
-  const tables = tableNumbers.map((n) => memory.page(n));
-  if (tables.some((t) => memory.mayChange(t))) return w;
+  const tables = tableNumbers.map((n) => memory.frozenPage(n));
   if (byPage.size >= LIMIT) byPage.clear();
-  byPage.set(pageNumber, { cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses: w.entryAddresses, tableNumbers, tables, frame: w.physical & ~0xfffn });
+  byPage.set(pageNumber, {
+    cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses: w.entryAddresses, tableNumbers, tables,
+    frame: w.physical & ~0xfffn, checkedIn: memory, checkedAt: memory.generation,
+  });
   return w;
 }
 
 function sameTables(r: Remembered, memory: MemoryDraft): boolean {
+  if (r.checkedIn === memory && r.checkedAt === memory.generation) return true;
   for (let i = 0; i < r.tables.length; i++) if (memory.page(r.tableNumbers[i]!) !== r.tables[i]) return false;
+  r.checkedIn = memory;
+  r.checkedAt = memory.generation;
   return true;
+}
+
+/** Whether the walk for `linear` is remembered and still valid: then its table pages are frozen,
+ *  it sets no A/D bit, and while none of `m`'s walk registers and no page object of `memory`
+ *  changes (MemoryDraft.generation), the same walk gives the same translation. */
+export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): boolean {
+  const r = memo[access.kind][access.mode].get(Number(linear >> 12n));
+  return r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
 }

@@ -4,13 +4,15 @@ import { decode } from "../decode/decode.ts";
 import type { Instruction, Unsupported } from "../decode/instruction.ts";
 import { rememberedInstruction, rememberInstruction } from "../decode/memo.ts";
 import { GP, isFault, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
-import { canonical, cpl, in64BitMode, MASK64 } from "../machine/registers.ts";
+import type { MachineRegisters } from "../machine/machine.ts";
+import { canonical, cpl, in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
+import type { MemoryDraft } from "../machine/physical-memory.ts";
+import { walkIsRemembered } from "../paging/walk-memo.ts";
 import type { AccessMode } from "../paging/access.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 
 /** Linear address of the instruction pointer: CS.base applies outside 64-bit mode. */
-function fetchAddress(m: Machine, offset: number): bigint {
+function fetchAddress(m: MachineRegisters, offset: number): bigint {
   return in64BitMode(m) ? (m.rip + BigInt(offset)) & MASK64 : (m.cs.base + ((m.rip + BigInt(offset)) & 0xffff_ffffn)) & 0xffff_ffffn;
 }
 
@@ -32,7 +34,7 @@ class InstructionBytes {
   page = 0;
   shift = 0;
 
-  constructor(private readonly t: Transaction, private readonly m: Machine) {
+  constructor(private readonly t: Transaction, private readonly m: MachineRegisters) {
     this.mode = cpl(m) === 3 ? "user" : "supervisor";
     this.limitEnd = in64BitMode(m) ? Infinity : m.cs.limit - Number(m.rip & 0xffff_ffffn) + 1;
   }
@@ -54,20 +56,93 @@ class InstructionBytes {
   }
 }
 
+/**
+ * A code page fetched from in 64-bit mode, and under what it was: while the draft is the same and
+ * its generation stands (no page object replaced), and the registers a walk depends on and the
+ * fetch's privilege are the same, a fetch from the same linear page makes the walk it made then —
+ * one the walk memo remembers, so its table pages are frozen and it sets no A/D bit — and reads
+ * the same frozen page object. The instructions decoded there are kept with it. Exact, as the walk
+ * memo is (spec/paging/walk-memo.ts): it skips the work, not a check whose answer could differ.
+ */
+interface CodePage {
+  readonly memory: MemoryDraft;
+  readonly generation: number;
+  readonly cr0: bigint;
+  readonly cr3: bigint;
+  readonly cr4: bigint;
+  readonly efer: bigint;
+  readonly ac: bigint;
+  readonly mode: AccessMode;
+  /** The linear page number (addresses below 2^53 only: exact as Numbers). */
+  readonly linearPage: number;
+  /** Offset in the page → the instruction there (wholly inside the page). */
+  readonly decoded: Map<number, Instruction>;
+}
+
+/** Direct-mapped by linear page number: user and kernel code pages of a loop each keep theirs. */
+const CODE_PAGES = 16;
+const codePages: (CodePage | undefined)[] = new Array<CodePage | undefined>(CODE_PAGES).fill(undefined);
+const TWO_TO_53 = 1n << 53n;
+
+function sameCodePage(c: CodePage, m: MachineRegisters, memory: MemoryDraft, mode: AccessMode): boolean {
+  return c.memory === memory && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
+    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (m.rflags & RFLAGS.AC);
+}
+
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
 export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Fault {
   const m = t.m;
   const mode64 = in64BitMode(m);
+  // 64-bit mode, RIP below 2^53 (canonical): first the code pages fetched from before.
+  if (mode64 && m.rip < TWO_TO_53) {
+    const rip = Number(m.rip);
+    const offset = rip % 4096;
+    const linearPage = (rip - offset) / 4096;
+    const c = codePages[linearPage % CODE_PAGES];
+    const mode = cpl(m) === 3 ? "user" : "supervisor";
+    if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.workingMemory, mode)) {
+      const known = c.decoded.get(offset);
+      if (known !== undefined) {
+        // What the fetch's successful walk records (Transaction.translateOrFault).
+        t.hit("PF-ACCESSED");
+        return known;
+      }
+    }
+    const decoded = fetchAndDecodeWalking(t, m, mode64);
+    if (!isFault(decoded) && decoded.kind === "instruction" && offset + decoded.length <= 4096) rememberCodePage(t, m, linearPage, offset, mode, decoded);
+    return decoded;
+  }
+  return fetchAndDecodeWalking(t, m, mode64);
+}
+
+/** Keeps `insn` with its code page, if the page's walk is one the walk memo remembers. */
+function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: number, offset: number, mode: AccessMode, insn: Instruction): void {
+  const memory = t.workingMemory;
+  const slot = linearPage % CODE_PAGES;
+  const c = codePages[slot];
+  if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, memory, mode)) {
+    c.decoded.set(offset, insn);
+    return;
+  }
+  if (!walkIsRemembered(m, memory, m.rip, { kind: "execute", mode })) return;
+  codePages[slot] = {
+    memory, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
+    linearPage, decoded: new Map([[offset, insn]]),
+  };
+}
+
+/** The fetch itself: byte by byte through the walk, or the decode memo. */
+function fetchAndDecodeWalking(t: Transaction, m: MachineRegisters, mode64: boolean): Instruction | Unsupported | Fault {
   const bytes = new InstructionBytes(t, m);
   // The first byte's fetch (its checks and walk) always happens; the bytes from there may have
   // been decoded before (spec/decode/memo.ts).
   const byte0 = bytes.byte(0);
   if (isFault(byte0)) return byte0;
   const fixed = t.fixedPage(bytes.page);
-  const known = fixed === undefined ? undefined : rememberedInstruction(fixed, bytes.shift, mode64);
+  const known = rememberedInstruction(fixed, bytes.shift, mode64);
   // A remembered instruction lies in byte 0's page, so only the CS limit can stop its later bytes.
   if (known !== undefined) return known.length <= bytes.limitEnd ? known : t.fault("SEG-CHECK-FETCH", GP, 0);
   const decoded = decode((i) => bytes.byte(i), mode64);
-  if (fixed !== undefined && decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
+  if (decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
   return decoded;
 }

@@ -5,7 +5,8 @@
 // (spec/semantics-table.ts); delivery is spec/transitions/deliver.ts and double-fault.ts.
 import type { Instruction } from "../decode/instruction.ts";
 import { isFault, type Fault } from "../fault.ts";
-import { patchMachine, type Machine } from "../machine/machine.ts";
+import { patchRegisters, withMemory, type Machine, type MachineRegisters } from "../machine/machine.ts";
+import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
 import { INTEL, type Profile } from "../../contract/profile.ts";
 import { recordImpliedRules } from "../rule-catalogue.ts";
@@ -13,7 +14,7 @@ import type { RuleId } from "../rules/rule.ts";
 import { SEMANTICS } from "../semantics-table.ts";
 import { canWake as canWakeAt, loadsSs, pendingBoundaryEvent, takeBoundaryEvent } from "../transitions/boundary.ts";
 import { countCompletedInstruction, deviceOut, jumpToTick, timerWouldWake } from "../devices/devices.ts";
-import { deliverWithNesting, type DeliveryOutcome } from "../transitions/double-fault.ts";
+import { deliverWithNestingOn, type DeliveryOutcome } from "../transitions/double-fault.ts";
 import { exceptionEvent, pushesErrorCode, type EventSource } from "../transitions/exception-classes.ts";
 import { deliverSoftwareInterrupt } from "../transitions/software-interrupt.ts";
 import type { Environment, PortIo, SoftwareInterrupt } from "../transaction/semantics.ts";
@@ -46,19 +47,36 @@ interface Context {
   readonly env: Environment;
 }
 
-export function step(state: Machine, options: StepOptions = {}): StepResult {
-  const ctx: Context = {
+/** One step's result inside a step or run: the registers after it (its memory is the draft). */
+interface RegistersStep {
+  readonly state: MachineRegisters;
+  readonly event: StepEvent;
+}
+
+function context(options: StepOptions): Context {
+  return {
     profile: options.profile ?? INTEL,
     coverage: options.coverage ?? null,
     delivery: options.delivery ?? "idt",
     env: options.portIn === undefined ? DEFAULT_ENV : { portIn: options.portIn },
   };
-  const result = boundaryOrInstruction(state, ctx);
+}
+
+/** One step on `state`, which it leaves untouched: the machine after the step and its event. */
+export function step(state: Machine, options: StepOptions = {}): StepResult {
+  const memory = state.memory.draft();
+  const result = stepOn(state, memory, context(options));
+  return { state: withMemory(result.state, memory.snapshot()), event: result.event };
+}
+
+/** One step on `state`'s registers and `memory` (written in place). */
+function stepOn(state: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
+  const result = boundaryOrInstruction(state, memory, ctx);
   if (ctx.coverage !== null) recordImpliedRules(ctx.coverage);
   return result;
 }
 
-function boundaryOrInstruction(start: Machine, ctx: Context): StepResult {
+function boundaryOrInstruction(start: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
   // DEV-EXIT-02: nothing runs after the write to the exit port.
   const exitValue = start.devices.exitValue;
   if (exitValue !== null) {
@@ -77,13 +95,13 @@ function boundaryOrInstruction(start: Machine, ctx: Context): StepResult {
   }
   // PRIO-01: an event pending at this boundary comes before the next instruction (and wakes HLT).
   const pending = pendingBoundaryEvent(state, ctx.profile);
-  if (pending !== null) return deliveredResult(takeBoundaryEvent(state, pending, ctx.profile, ctx.coverage), state.rip, undefined);
-  return executeInstruction(state, ctx);
+  if (pending !== null) return deliveredResult(takeBoundaryEvent(state, memory, pending, ctx.profile, ctx.coverage), state.rip, undefined);
+  return executeInstruction(state, memory, ctx);
 }
 
-function executeInstruction(state: Machine, ctx: Context): StepResult {
+function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
   const rip = state.rip;
-  const t = new Transaction(state, ctx.profile, ctx.coverage);
+  const t = new Transaction(state, ctx.profile, ctx.coverage, memory);
   const decoded = fetchAndDecode(t);
   if (isFault(decoded)) {
     // The decoder raises its faults (#UD for reserved or absent encodings, #GP past 15 bytes) as
@@ -91,7 +109,10 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
     t.hit(decoded.rule);
     return faulted(state, t, decoded, undefined, ctx);
   }
-  if (decoded.kind === "unsupported") return { state, event: { kind: "unsupported", rip, bytes: decoded.bytes, reason: decoded.reason } };
+  if (decoded.kind === "unsupported") {
+    t.discardMemory();
+    return { state, event: { kind: "unsupported", rip, bytes: decoded.bytes, reason: decoded.reason } };
+  }
   const insn = decoded;
 
   const tfBefore = (state.rflags & RFLAGS.TF) !== 0n;
@@ -101,13 +122,13 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
   if (heldTrap) t.hit("SHADOW-06");
   // RF-01: RF is cleared by every instruction that completes; RIP moves on unless it branches.
   const nextRip = in64BitMode(state) ? (rip + BigInt(insn.length)) & MASK64 : (rip + BigInt(insn.length)) & 0xffff_ffffn;
-  t.update("RF-01", { rip: nextRip, rflags: t.m.rflags & ~RFLAGS.RF });
+  t.update("RF-01", { rip: nextRip, rflags: state.rflags & ~RFLAGS.RF });
   // SHADOW-02: the shadow in force covered the boundary before this instruction and ends as it
   // starts (t.startShadow keeps it for STI / MOV SS, SHADOW-07); the semantics may open a new one.
   if (state.cpu.shadow !== "none") {
     // SHADOW-04: an NMI the profile held back in an STI shadow (Profile.stiShadowBlocksNmi).
     if (state.cpu.shadow === "sti" && state.cpu.pendingNmi && !state.cpu.nmiBlocked) t.hit("SHADOW-04");
-    t.update("SHADOW-02", { cpu: { ...t.m.cpu, shadow: "none" } });
+    t.update("SHADOW-02", { cpu: { ...state.cpu, shadow: "none" } });
   }
   // PRIO-TPR: a maskable interrupt that IF and the shadow let through still waits (no event was
   // taken at this boundary): CR8 holds its priority class back.
@@ -123,6 +144,7 @@ function executeInstruction(state: Machine, ctx: Context): StepResult {
       if (state.cpu.shadow !== "none") t.hit("SHADOW-09");
       return faulted(state, t, outcome, insn, ctx);
     case "unsupported":
+      t.discardMemory();
       return { state, event: { kind: "unsupported", rip, bytes: insn.bytes, reason: outcome.reason } };
     case "software-interrupt":
       return softwareInterrupt(state, t, outcome, insn, heldTrap, ctx);
@@ -146,7 +168,7 @@ function unreachable(x: never): never {
  * holds it over the next instruction (SHADOW-05), where it merges with that one's own. INT n, INT3,
  * INT1 and INTO never get here: their delivery clears TF (SWINT-06, software-interrupt.ts).
  */
-function completed(state: Machine, t: Transaction, insn: Instruction, tfBefore: boolean, heldTrap: boolean, io: PortIo | undefined): StepResult {
+function completed(state: MachineRegisters, t: Transaction, insn: Instruction, tfBefore: boolean, heldTrap: boolean, io: PortIo | undefined): RegistersStep {
   const ownTrap = t.singleStepTrap ?? tfBefore;
   if (ownTrap) t.hit(loadsSs(insn) ? "SHADOW-05" : "TF-01");
   const trap = heldTrap || ownTrap;
@@ -155,7 +177,7 @@ function completed(state: Machine, t: Transaction, insn: Instruction, tfBefore: 
   countCompletedInstruction(t);
   const output = io !== undefined && io.direction === "out" ? deviceOut(t, io) : undefined;
   const m = t.m;
-  const after = m.cpu.pendingDebugTrap === trap ? m : patchMachine(m, { cpu: { ...m.cpu, pendingDebugTrap: trap } });
+  const after = m.cpu.pendingDebugTrap === trap ? m : patchRegisters(m, { cpu: { ...m.cpu, pendingDebugTrap: trap } });
   const rip = state.rip;
   if (io !== undefined) {
     const event = { kind: "io", rip, direction: io.direction, port: io.port, size: io.size, value: io.value, instruction: insn } as const;
@@ -167,9 +189,11 @@ function completed(state: Machine, t: Transaction, insn: Instruction, tfBefore: 
 }
 
 /** INT n / INT3 / INT1 / INTO: their event is delivered in the same step (software-interrupt.ts);
- *  with delivery "stop", a fault raised on the way ends the step at the INT instead. */
-function softwareInterrupt(start: Machine, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): StepResult {
-  const atInstruction = t.machineAfterFault(start);
+ *  with delivery "stop", a fault raised on the way ends the step at the INT instead. The INT
+ *  itself writes no memory: its transaction's memory stands, and a delivery attempt that faults
+ *  takes back its own writes. */
+function softwareInterrupt(start: MachineRegisters, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): RegistersStep {
+  const atInstruction = t.keptOnFaultFrom(start);
   const outcome = deliverSoftwareInterrupt(t, atInstruction, si, heldTrap);
   const first = outcome.nested[0];
   if (ctx.delivery === "stop" && first !== undefined)
@@ -179,10 +203,11 @@ function softwareInterrupt(start: Machine, t: Transaction, si: SoftwareInterrupt
 
 /** A faulting instruction: no effect but A/D bits and the updates a fault keeps (GLOBAL-05); its
  *  fault is delivered on the machine at the instruction (saved RIP = the faulting instruction, RF = 1). */
-function faulted(start: Machine, t: Transaction, f: Fault, insn: Instruction | undefined, ctx: Context): StepResult {
-  const atInstruction = t.machineAfterFault(start);
+function faulted(start: MachineRegisters, t: Transaction, f: Fault, insn: Instruction | undefined, ctx: Context): RegistersStep {
+  t.rollBackMemory();
+  const atInstruction = t.keptOnFaultFrom(start);
   if (ctx.delivery === "stop") return { state: atInstruction, event: { kind: "fault", rip: start.rip, fault: f, instruction: insn } };
-  const outcome = deliverWithNesting(atInstruction, atInstruction, exceptionEvent(f), ctx.profile, ctx.coverage);
+  const outcome = deliverWithNestingOn(atInstruction, atInstruction, t.workingMemory, exceptionEvent(f), ctx.profile, ctx.coverage);
   return deliveredResult(outcome, start.rip, insn, f);
 }
 
@@ -195,7 +220,7 @@ const STEP_SOURCE: Record<EventSource, "exception" | "software" | "external" | "
   nmi: "nmi",
 };
 
-function deliveredResult(outcome: DeliveryOutcome, rip: bigint, insn: Instruction | undefined, instructionFault?: Fault): StepResult {
+function deliveredResult(outcome: DeliveryOutcome<MachineRegisters>, rip: bigint, insn: Instruction | undefined, instructionFault?: Fault): RegistersStep {
   const delivered = outcome.delivered;
   const faults = instructionFault === undefined && outcome.nested.length === 0 ? {} : { faults: { instruction: instructionFault, delivery: outcome.nested } };
   if (delivered === null) return { state: outcome.state, event: insn === undefined ? { kind: "shutdown", rip, ...faults } : { kind: "shutdown", rip, instruction: insn, ...faults } };
@@ -227,31 +252,48 @@ const STOPPING: Partial<Record<StepEvent["kind"], RunResult["reason"]>> = {
   fault: "fault",
 };
 
-/** Steps until the kernel writes the exit port, the CPU halts with nothing to wake it, shuts down,
- *  or a limit is reached (vector README, "Running a vector" 4). */
+/**
+ * Steps until the kernel writes the exit port, the CPU halts with nothing to wake it, shuts down,
+ * or a limit is reached (vector README, "Running a vector" 4). The run owns its working state:
+ * one memory draft for all its steps (a page is copied once per run, not once per step that
+ * writes it), and Machines are made only for the caller — the result, and `onStep`'s before and
+ * after when it is given. `state` is left untouched.
+ */
 export function run(state: Machine, options: RunOptions): RunResult {
-  const profile = options.profile ?? INTEL;
+  const ctx = context(options);
+  const profile = ctx.profile;
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  let m = state;
+  const memory = state.memory.draft();
+  const onStep = options.onStep;
+  /** The machine before this step, for onStep. */
+  let before = state;
+  let m: MachineRegisters = state;
   let last: StepEvent | undefined;
+  const result = (reason: RunResult["reason"], steps: number): RunResult => ({ state: onStep !== undefined ? before : withMemory(m, memory.snapshot()), reason, steps, last });
   for (let steps = 0; ; steps++) {
-    if (m.devices.exitValue !== null) return { state: m, reason: "exit", steps, last };
-    if (m.cpu.shutdown) return { state: m, reason: "shutdown", steps, last };
-    if (m.cpu.halted && !canWake(m, profile)) return { state: m, reason: "hlt", steps, last };
-    if (steps >= options.maxSteps) return { state: m, reason: "limit", steps, last };
-    if ((steps & 1023) === 1023 && Date.now() > deadline) return { state: m, reason: "timeout", steps, last };
-    const result = step(m, options);
-    options.onStep?.(m, result);
-    last = result.event;
+    if (m.devices.exitValue !== null) return result("exit", steps);
+    if (m.cpu.shutdown) return result("shutdown", steps);
+    if (m.cpu.halted && !canWake(m, profile)) return result("hlt", steps);
+    if (steps >= options.maxSteps) return result("limit", steps);
+    if ((steps & 1023) === 1023 && Date.now() > deadline) return result("timeout", steps);
+    const r = stepOn(m, memory, ctx);
+    // The journal only serves a step that faults: past the step, nothing is rolled back.
+    memory.forgetJournal();
+    m = r.state;
+    last = r.event;
+    if (onStep !== undefined) {
+      const after = withMemory(m, memory.snapshot());
+      onStep(before, { state: after, event: last });
+      before = after;
+    }
     if (last.kind === "io" && last.console !== undefined) options.onConsole?.(last.console);
-    const stop = STOPPING[result.event.kind];
-    m = result.state;
-    if (stop !== undefined) return { state: m, reason: stop, steps: steps + (stop === "unsupported" ? 0 : 1), last };
+    const stop = STOPPING[last.kind];
+    if (stop !== undefined) return result(stop, steps + (stop === "unsupported" ? 0 : 1));
   }
 }
 
 /** HLT-03: whether something wakes a halted CPU: an unblocked NMI, a maskable interrupt that IF,
  *  the shadow and CR8 let through, or the timer's tick that time jumps to (DEV-TMR-06). */
-export function canWake(m: Machine, profile: Profile = INTEL): boolean {
+export function canWake(m: MachineRegisters, profile: Profile = INTEL): boolean {
   return canWakeAt(m, profile) || timerWouldWake(m);
 }

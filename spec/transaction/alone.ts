@@ -17,7 +17,7 @@ export function runAlone(
 ): Machine | Fault {
   const t = new Transaction(state, profile, coverage);
   const result = body(t);
-  return isFault(result) ? result : t.m;
+  return isFault(result) ? result : t.snapshot();
 }
 
 /**

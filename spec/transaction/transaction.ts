@@ -3,13 +3,13 @@
 // successful page walks survive (hardware does not undo them), and the few updates the SDM says a
 // fault does not undo (`updateKeptOnFault`); everything else is dropped.
 import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
-import { assignMachine, copyMachine, patchMachine, type Machine, type MutableMachine } from "../machine/machine.ts";
+import { assignRegisters, copyRegisters, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
 import type { InterruptShadow } from "../../contract/state.ts";
-import type { MemoryDraft, PhysicalMemory } from "../machine/physical-memory.ts";
+import type { MemoryDraft } from "../machine/physical-memory.ts";
 import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
-import { translate } from "../paging/translate.ts";
-import { walkRemembered } from "../paging/walk-memo.ts";
+import { walk } from "../paging/translate.ts";
+import { walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instruction.ts";
@@ -19,52 +19,60 @@ import { recordExecuted } from "../rules/execution-coverage.ts";
 
 export class Transaction {
   /**
-   * The machine as updated so far, except `gpr` and `memory`: the step keeps working copies of those
-   * (`registers`, `memory`) and writes them in place, so a register write or a memory write does not
-   * copy the whole Machine (nor a memory write the whole page more than once). `m` puts the working
-   * copies into the machine it hands out; after that they count as shared and are copied again
-   * before the next write, so a Machine handed out never changes.
+   * The machine's fields as updated so far, except `gpr`: the step keeps a working copy of the
+   * registers (`registers`) and writes it in place, so a register write does not copy the record.
+   * `m` puts the working copy into the record it hands out; after that both count as shared and
+   * are copied again before the next write, so a record handed out never changes.
    */
-  private current: MutableMachine;
+  private current: MutableRegisters;
   /** Whether `current` is this step's own copy, not handed out by `m` since it was made: then an
    *  update writes its fields in place. Otherwise the next update copies it first (one copy, not
-   *  one per update: a Machine handed out never changes). */
+   *  one per update). */
   private owned = false;
   private registers: bigint[];
-  /** Whether `registers` may be referenced by a Machine handed out (copy before writing). */
+  /** Whether `registers` may be referenced by a record handed out (copy before writing). */
   private registersShared = true;
-  private memory: MemoryDraft;
-  /** Whether `registers` or `memory` changed since `m` last built the machine. */
+  /** Whether `registers` changed since `m` last built the record. */
   private stale = false;
-  /** The step's starting memory plus A/D-bit updates only: what survives a fault. */
-  private accessedOnly: PhysicalMemory;
+  /** The memory this transaction reads and writes: its own draft, or the one of the step or run
+   *  it is part of (shared by the delivery attempts of a step). */
+  private readonly memory: MemoryDraft;
+  /** Where the draft's journal stood when this transaction began (`rollBackMemory`). */
+  private readonly memoryMark: number;
+  /** The walks that set accessed/dirty bits, with the registers they walked under: a fault keeps
+   *  their bits (`rollBackMemory` sets them again); null for none (the usual case). */
+  private accessedDirtyWalks: { readonly m: WalkRegisters; readonly linear: bigint; readonly access: Access }[] | null = null;
   /** Updates a fault does not undo (`updateKeptOnFault`), in order; null for none (the usual case). */
-  private keptOnFault: ((m: Machine) => Partial<Machine>)[] | null = null;
+  private keptOnFault: ((m: MachineRegisters) => Partial<MachineRegisters>)[] | null = null;
   /** The single-step trap the instruction decided to leave (`setSingleStepTrap`), if it did. */
   singleStepTrap: boolean | undefined = undefined;
   /** The interrupt shadow in force when this step began (the step clears it in `m`); a MOV SS
    *  right after a MOV SS must not re-arm it (SHADOW-07). */
   readonly startShadow: InterruptShadow;
 
+  /** A transaction on its own copy of `start` (its memory a draft of `start.memory`). */
+  constructor(start: Machine, profile: Profile, coverage: Set<RuleId> | null);
+  /** A transaction on `start`'s registers and `memory`, the draft of the step or run it is part of. */
+  constructor(start: MachineRegisters, profile: Profile, coverage: Set<RuleId> | null, memory: MemoryDraft);
   constructor(
-    start: Machine,
+    start: MachineRegisters,
     readonly profile: Profile,
     /** When not null, every rule hit is recorded here (coverage reports). */
     readonly coverage: Set<RuleId> | null,
+    memory?: MemoryDraft,
   ) {
-    this.current = start as MutableMachine;
+    this.current = start as MutableRegisters;
     this.registers = start.gpr as bigint[];
-    this.memory = start.memory.draft();
-    this.accessedOnly = start.memory;
+    this.memory = memory ?? (start as Machine).memory.draft();
+    this.memoryMark = this.memory.mark();
     this.startShadow = start.cpu.shadow;
   }
 
-  /** The machine as updated so far in this step. */
-  get m(): Machine {
+  /** The machine as updated so far in this step (every field but memory, which is read and
+   *  written through the transaction). */
+  get m(): MachineRegisters {
     if (this.stale) {
-      const m = this.own();
-      m.gpr = this.registers;
-      m.memory = this.memory.snapshot();
+      this.own().gpr = this.registers;
       this.registersShared = true;
       this.stale = false;
     }
@@ -72,10 +80,21 @@ export class Transaction {
     return this.current;
   }
 
+  /** The machine so far with a snapshot of its memory (for callers outside the step loop). */
+  snapshot(): Machine {
+    return withMemory(this.m, this.memory.snapshot());
+  }
+
+  /** The memory draft, for the machinery that runs further transactions on it in the same step
+   *  (delivery attempts, spec/transitions/double-fault.ts). */
+  get workingMemory(): MemoryDraft {
+    return this.memory;
+  }
+
   /** `current`, copied first unless this step owns it (it may be written in place then). */
-  private own(): MutableMachine {
+  private own(): MutableRegisters {
     if (!this.owned) {
-      this.current = copyMachine(this.current);
+      this.current = copyRegisters(this.current);
       this.owned = true;
     }
     return this.current;
@@ -90,14 +109,14 @@ export class Transaction {
   }
 
   /** Applies an update tagged with its rule. */
-  update(rule: RuleId, patch: Partial<Machine>): void {
+  update(rule: RuleId, patch: Partial<MachineRegisters>): void {
     this.hit(rule);
-    assignMachine(this.own(), patch);
+    assignRegisters(this.own(), patch);
     if (patch.gpr !== undefined) {
       this.registers = patch.gpr as bigint[];
       this.registersShared = true;
+      this.stale = false;
     }
-    if (patch.memory !== undefined) this.memory = patch.memory.draft();
   }
 
   /** Writes one general register (all 64 bits), tagged with its rule. */
@@ -109,9 +128,9 @@ export class Transaction {
   /**
    * An update that a fault later in the step does not undo (IRET's NMI unblocking, IRETQ-00; CR2
    * before #PF delivery, PF-01). `patch` is applied to the machine as it stands now and, if the step
-   * faults, to the machine the fault is delivered on (`machineAfterFault`).
+   * faults, to the machine the fault is delivered on (`keptOnFaultFrom`).
    */
-  updateKeptOnFault(rule: RuleId, patch: (m: Machine) => Partial<Machine>): void {
+  updateKeptOnFault(rule: RuleId, patch: (m: MachineRegisters) => Partial<MachineRegisters>): void {
     this.update(rule, patch(this.current));
     (this.keptOnFault ??= []).push(patch);
   }
@@ -139,12 +158,41 @@ export class Transaction {
     return fault(rule, vector, errorCode, address);
   }
 
-  /** The machine to keep when the step faults: `start` with the A/D bits the step's successful
-   *  walks set and the updates kept on a fault. */
-  machineAfterFault(start: Machine): Machine {
-    let m = patchMachine(start, { memory: this.accessedOnly });
-    if (this.keptOnFault !== null) for (const patch of this.keptOnFault) m = patchMachine(m, patch(m));
+  // ---- what a fault keeps (GLOBAL-05) ------------------------------------------------------
+
+  /**
+   * Takes back this transaction's memory writes, all but the accessed/dirty bits its successful
+   * walks set: those are set again, walk by walk, on the memory as it was (each walk under the
+   * registers it was made with; one that no longer succeeds there — the transaction had rewritten
+   * its page tables — sets nothing).
+   */
+  rollBackMemory(): void {
+    this.memory.rollBack(this.memoryMark);
+    if (this.accessedDirtyWalks === null) return;
+    for (const { m, linear, access } of this.accessedDirtyWalks) {
+      const w = walk(m, this.memory, linear, access);
+      if (!("kind" in w)) for (const { address, entry } of w.accessedDirty) this.memory.write(address, 8, entry);
+    }
+  }
+
+  /** Takes back every memory write of this transaction, accessed/dirty bits included (a step
+   *  that stops as `unsupported` leaves the machine exactly as it was). */
+  discardMemory(): void {
+    this.memory.rollBack(this.memoryMark);
+  }
+
+  /** The registers to keep when the step faults: `start` with the updates kept on a fault. */
+  keptOnFaultFrom(start: MachineRegisters): MachineRegisters {
+    let m = start;
+    if (this.keptOnFault !== null) for (const patch of this.keptOnFault) m = patchRegisters(m, patch(m));
     return m;
+  }
+
+  /** The machine to keep when the step faults, for callers outside the step loop: `start` with
+   *  the A/D bits the step's successful walks set and the updates kept on a fault. */
+  machineAfterFault(start: Machine): Machine {
+    this.rollBackMemory();
+    return withMemory(this.keptOnFaultFrom(start), this.memory.snapshot());
   }
 
   // ---- registers ---------------------------------------------------------------------------
@@ -213,11 +261,8 @@ export class Transaction {
     if (access.kind === "write") this.hit("PF-DIRTY");
     if (w.accessedDirty.length > 0) {
       for (const { address, entry } of w.accessedDirty) this.memory.write(address, 8, entry);
-      this.stale = true;
-      // Same walk on the copy: it sets the same bits there (it cannot fault unless this step has
-      // rewritten the page tables, and then the copy keeps what it has).
-      const ad = translate(this.current, this.accessedOnly, linear, access);
-      if (!("kind" in ad)) this.accessedOnly = ad.memory;
+      const m = this.current;
+      (this.accessedDirtyWalks ??= []).push({ m: { cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, rflags: m.rflags }, linear, access });
     }
     return w.physical;
   }
@@ -264,11 +309,10 @@ export class Transaction {
     return this.translateOrFault(linear, { kind: "execute", mode });
   }
 
-  /** Physical page `pageNumber` if its bytes can no longer change (it is not a copy this step may
-   *  still write in place), else undefined. */
-  fixedPage(pageNumber: number): Uint8Array | undefined {
-    const page = this.memory.page(pageNumber);
-    return this.memory.mayChange(page) ? undefined : page;
+  /** Physical page `pageNumber`, whose bytes never change from now on (a later write to that page
+   *  writes a new copy), so a memo may key on the page object (spec/decode/memo.ts). */
+  fixedPage(pageNumber: number): Uint8Array {
+    return this.memory.frozenPage(pageNumber);
   }
 
   /** The byte at `offset` in physical page `pageNumber`. */
@@ -282,7 +326,6 @@ export class Transaction {
 
   writePhysical(address: bigint, size: number, value: bigint): void {
     this.memory.write(address, size, value);
-    this.stale = true;
   }
 
   /**

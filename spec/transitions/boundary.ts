@@ -3,12 +3,13 @@
 // how a halted CPU wakes (HLT), and the rules of RF and TF across instructions (§18.3.1).
 import { match } from "ts-pattern";
 import type { Instruction } from "../decode/instruction.ts";
-import type { Machine } from "../machine/machine.ts";
+import { patchRegisters, type MachineRegisters } from "../machine/machine.ts";
+import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { DR6_BS, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
 import { Transaction } from "../transaction/transaction.ts";
-import { deliverWithNesting, type DeliveryOutcome } from "./double-fault.ts";
+import { deliverWithNestingOn, type DeliveryOutcome } from "./double-fault.ts";
 import { externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, type InterruptEvent } from "./exception-classes.ts";
 
 export const BOUNDARY_RULES = defineRules([
@@ -57,7 +58,7 @@ export type BoundaryEvent =
  * - Maskable interrupts need IF = 1, no shadow, and to pass CR8 (aboveTaskPriority).
  * PRIO-02: what is not taken stays pending.
  */
-export function pendingBoundaryEvent(m: Machine, profile: Profile): BoundaryEvent | null {
+export function pendingBoundaryEvent(m: MachineRegisters, profile: Profile): BoundaryEvent | null {
   const cpu = m.cpu;
   const movss = cpu.shadow === "movss";
   if (cpu.pendingDebugTrap && !movss) return { kind: "single-step", event: SINGLE_STEP_EVENT };
@@ -83,10 +84,10 @@ export function aboveTaskPriority(vector: number, cr8: bigint): boolean {
  * maskable interrupt that would be taken (IF = 1, above the TPR). A single-step trap left by the HLT
  * itself does not wake it; it is taken first once something does (HLT-06, PRIO-01).
  */
-export function canWake(m: Machine, profile: Profile): boolean {
+export function canWake(m: MachineRegisters, profile: Profile): boolean {
   const cpu = m.cpu;
   if (cpu.shutdown) return false;
-  const awake: Machine = { ...m, cpu: { ...cpu, pendingDebugTrap: false } };
+  const awake = patchRegisters(m, { cpu: { ...cpu, pendingDebugTrap: false } });
   return pendingBoundaryEvent(awake, profile) !== null;
 }
 
@@ -101,8 +102,8 @@ export function loadsSs(insn: Instruction): boolean {
  * PRIO-01: takes `pending` at this boundary: consumed from the pending state, then delivered
  * (RIP = the next instruction, or the one after HLT: PRIO-04).
  */
-export function takeBoundaryEvent(m: Machine, pending: BoundaryEvent, profile: Profile, coverage: Set<RuleId> | null): DeliveryOutcome {
-  const t = new Transaction(m, profile, coverage);
+export function takeBoundaryEvent(m: MachineRegisters, memory: MemoryDraft, pending: BoundaryEvent, profile: Profile, coverage: Set<RuleId> | null): DeliveryOutcome<MachineRegisters> {
+  const t = new Transaction(m, profile, coverage, memory);
   t.hit("PRIO-01");
   if (m.cpu.halted) t.hit(pending.kind === "single-step" ? "HLT-06" : "HLT-03");
   const cpu = m.cpu;
@@ -131,5 +132,5 @@ export function takeBoundaryEvent(m: Machine, pending: BoundaryEvent, profile: P
   if (pending.kind === "nmi" && cpu.shadow === "sti") t.hit("SHADOW-04");
   // PRIO-TPR: the interrupt's priority class was above a non-zero CR8.
   if (pending.kind === "external" && (m.cr8 & 0xfn) !== 0n) t.hit("PRIO-TPR");
-  return deliverWithNesting(t.m, t.m, pending.event, profile, coverage);
+  return deliverWithNestingOn(t.m, t.m, memory, pending.event, profile, coverage);
 }

@@ -5,7 +5,7 @@ import { match } from "ts-pattern";
 import { GP, isFault, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand } from "../decode/instruction.ts";
 import { CR4_MODELLED, MAXPHYADDR } from "../../contract/scope.ts";
-import type { Machine } from "../machine/machine.ts";
+import type { Machine, MachineRegisters } from "../machine/machine.ts";
 import { CR0, CR4, EFER, in64BitMode, MASK64 } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
@@ -45,7 +45,7 @@ function isControlRegister(cr: number): cr is ControlRegister {
   return cr === 0 || cr === 2 || cr === 3 || cr === 4 || cr === 8;
 }
 
-function readCr(m: Machine, cr: ControlRegister): bigint {
+function readCr(m: MachineRegisters, cr: ControlRegister): bigint {
   return match(cr)
     .with(0, () => m.cr0)
     .with(2, () => m.cr2)

@@ -6,7 +6,7 @@
 import { GP, isFault, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand } from "../decode/instruction.ts";
 import { DR7_ARMING } from "../../contract/scope.ts";
-import type { Machine } from "../machine/machine.ts";
+import type { Machine, MachineRegisters } from "../machine/machine.ts";
 import { CR4 } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import type { UnsupportedOutcome } from "../transaction/semantics.ts";
@@ -47,7 +47,7 @@ function checkedRegister(t: Transaction, dr: number): DebugRegister | Fault {
   return (alias ? dr + 2 : dr) as DebugRegister;
 }
 
-function readDr(m: Machine, dr: DebugRegister): bigint {
+function readDr(m: MachineRegisters, dr: DebugRegister): bigint {
   switch (dr) {
     case 0: return m.dr0;
     case 1: return m.dr1;

@@ -5,6 +5,7 @@
 // is double-fault.ts, which also exports `deliver`, delivery callable alone.
 import { GP, isFault, NP, PF, SS, TS, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
+import { cpuRunState } from "../machine/machine.ts";
 import { canonical, cpl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
@@ -176,6 +177,6 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   t.update("DELIVER-19", { cs, rip: gate.offset });
   const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
   t.update("DELIVER-20", { rflags: m.rflags & ~cleared });
-  t.update("DELIVER-21", { cpu: { ...t.m.cpu, halted: false, shadow: "none", nmiBlocked: t.m.cpu.nmiBlocked || event.source === "nmi" } });
+  t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked: m.cpu.nmiBlocked || event.source === "nmi" }) });
   return undefined;
 }

@@ -3,7 +3,8 @@
 // at delivery is deliver.ts; this file chains attempts, and `deliver` runs the chain alone.
 import { match, P } from "ts-pattern";
 import { DF, isFault, PF, type Fault } from "../fault.ts";
-import { patchMachine, type Machine } from "../machine/machine.ts";
+import { patchRegisters, withMemory, type Machine, type MachineRegisters } from "../machine/machine.ts";
+import type { MemoryDraft } from "../machine/physical-memory.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
 import { runAlone } from "../transaction/alone.ts";
@@ -21,9 +22,9 @@ export const DOUBLE_FAULT_RULES = defineRules([
   { id: "DF-07", description: "Benign first events (incl. INT n, NMI, external interrupts) and benign/page-fault seconds after contributory are delivered serially", source: "SDM Vol. 3A Table 6-5" },
 ]);
 
-export interface DeliveryOutcome {
+export interface DeliveryOutcome<M extends MachineRegisters = Machine> {
   /** The handler's entry state, or the shut-down machine. */
-  readonly state: Machine;
+  readonly state: M;
   /** The event whose handler was entered (the first one, a serial second one, or #DF); null after
    *  a triple fault. */
   readonly delivered: InterruptEvent | null;
@@ -65,12 +66,26 @@ export function deliverWithNesting(
   profile: Profile,
   coverage: Set<RuleId> | null,
 ): DeliveryOutcome {
+  const memory = state.memory.draft();
+  const outcome = deliverWithNestingOn(state, faultState, memory, event, profile, coverage);
+  return { ...outcome, state: withMemory(outcome.state, memory.snapshot()) };
+}
+
+/** `deliverWithNesting` inside a step: the machines' memory is `memory`, the step's draft. */
+export function deliverWithNestingOn(
+  state: MachineRegisters,
+  faultState: MachineRegisters,
+  memory: MemoryDraft,
+  event: InterruptEvent,
+  profile: Profile,
+  coverage: Set<RuleId> | null,
+): DeliveryOutcome<MachineRegisters> {
   const nested: Fault[] = [];
   let on = state;
   let base = faultState;
   let current = event;
   for (let attempt = 0; attempt < 8; attempt++) {
-    const t = new Transaction(on, profile, coverage);
+    const t = new Transaction(on, profile, coverage, memory);
     const f = deliverOnce(t, current);
     if (!isFault(f)) return { state: t.m, delivered: current, nested };
     // DF-02: a fault raised while delivering `current` is a second exception.
@@ -80,10 +95,11 @@ export function deliverWithNesting(
     if (f.vector === PF && address !== undefined) t.updateKeptOnFault("DF-06", () => ({ cr2: address }));
     // Only A/D bits and CR2 survive the failed attempt (GLOBAL-05); the next event is delivered on
     // the machine of the interrupted instruction.
-    base = t.machineAfterFault(base);
+    t.rollBackMemory();
+    base = t.keptOnFaultFrom(base);
     if (current.vector === DF && current.source === "exception") {
       t.hit("DF-05");
-      return { state: patchMachine(base, { cpu: { ...base.cpu, shutdown: true, halted: false } }), delivered: null, nested };
+      return { state: patchRegisters(base, { cpu: { ...base.cpu, shutdown: true, halted: false } }), delivered: null, nested };
     }
     // DF-01: both events classed (benign, contributory, page fault; EXC-01's table) for DF-03.
     t.hit("DF-01");

@@ -4,6 +4,7 @@
 // (DECODE-MODE) and for LOCK (DECODE-LOCK).
 import { GP, isFault, UD, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
+import { segment } from "../machine/machine.ts";
 import { canonical, CR4 } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import type { Transaction } from "../transaction/transaction.ts";
@@ -31,7 +32,7 @@ function writeBase(t: Transaction, insn: Instruction, sreg: "fs" | "gs"): Fault 
   const base = t.read(register(insn), t.m.rip);
   if (isFault(base)) return base;
   if (!canonical(base)) return t.fault("FSGSBASE-03", GP, 0);
-  t.update("FSGSBASE-04", sreg === "fs" ? { fs: { ...t.m.fs, base } } : { gs: { ...t.m.gs, base } });
+  t.update("FSGSBASE-04", sreg === "fs" ? { fs: segment({ ...t.m.fs, base }) } : { gs: segment({ ...t.m.gs, base }) });
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 // HLT (F4) — SDM Vol. 2A "HLT". Waking up (HLT-03..06) is taken at an instruction boundary
 // (boundary.ts).
 import { GP, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
+import { cpuRunState, type Machine } from "../machine/machine.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
 import { runInstructionAlone } from "../transaction/alone.ts";
@@ -14,7 +14,7 @@ export const HALT_RULES = defineRules([
 
 export function execHlt(t: Transaction): Fault | undefined {
   if (t.cpl() !== 0) return t.fault("HLT-01", GP, 0);
-  t.update("HLT-02", { cpu: { ...t.m.cpu, halted: true } });
+  t.update("HLT-02", { cpu: cpuRunState({ ...t.m.cpu, halted: true }) });
   // HLT-05 / SHADOW-03: `sti; hlt` — the STI shadow covered the boundary before HLT and ends with
   // it, so an interrupt is recognised at the boundary after HLT and wakes it.
   if (t.startShadow === "sti") {

@@ -1,7 +1,7 @@
 // CLI (FA) and STI (FB) in IA-32e mode — SDM Vol. 2A "CLI", Vol. 2B "STI". CR4.PVI is outside
 // the model (contract/scope.ts), so the VIF paths of CLI-02/STI-02 never apply.
 import { GP, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
+import { cpuRunState, type Machine } from "../machine/machine.ts";
 import { iopl, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
@@ -33,7 +33,7 @@ export function execSti(t: Transaction): Fault | undefined {
   const m = t.m;
   if (t.cpl() > iopl(m)) return iplFault(t, "STI-02");
   t.update("STI-02", { rflags: m.rflags | RFLAGS.IF });
-  if ((m.rflags & RFLAGS.IF) === 0n) t.update("SHADOW-01", { cpu: { ...t.m.cpu, shadow: "sti" } });
+  if ((m.rflags & RFLAGS.IF) === 0n) t.update("SHADOW-01", { cpu: cpuRunState({ ...m.cpu, shadow: "sti" }) });
   return undefined;
 }
 

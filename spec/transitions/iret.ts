@@ -4,7 +4,7 @@
 import { GP, isFault, NP, SS, type Fault } from "../fault.ts";
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Segment } from "../../contract/state.ts";
-import type { Machine } from "../machine/machine.ts";
+import { cpuRunState, type Machine } from "../machine/machine.ts";
 import { canonical, cpl, in64BitMode, iopl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
@@ -69,7 +69,7 @@ function readSlot(t: Transaction, n: number, size: IretSize): bigint | Fault {
 /** IRET with operand size `size` on a transaction whose machine is the one IRET starts on. */
 export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   // IRETQ-00 / NMI-03: IRET ends NMI blocking first, and a fault of the IRET does not undo it.
-  if (t.m.cpu.nmiBlocked) t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: { ...m.cpu, nmiBlocked: false } }));
+  if (t.m.cpu.nmiBlocked) t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: cpuRunState({ ...m.cpu, nmiBlocked: false }) }));
   const m = t.m;
   const oldCpl = cpl(m);
   const began64 = in64BitMode(m);

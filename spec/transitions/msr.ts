@@ -1,7 +1,7 @@
 // RDMSR (0F 32) and WRMSR (0F 30) for the MSRs in the modelled state — SDM Vol. 2B "RDMSR",
 // "WRMSR"; Vol. 4 for the MSR layouts. Rule IDs from the digest §16.
 import { GP, type Fault } from "../fault.ts";
-import type { Machine } from "../machine/machine.ts";
+import type { Machine, MachineRegisters } from "../machine/machine.ts";
 import { canonical, CR0, EFER, MSR, RAX, RCX, RDX } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
@@ -36,7 +36,7 @@ const UNMODELLED_MSRS: ReadonlyMap<number, string> = new Map([
 const EFER_WRITABLE = EFER.SCE | EFER.LME | EFER.NXE;
 
 /** The value of a modelled MSR, or undefined for any other index, with the rule that reads it. */
-function readMsr(m: Machine, index: number): bigint | undefined {
+function readMsr(m: MachineRegisters, index: number): bigint | undefined {
   switch (index) {
     case MSR.SYSENTER_CS: return m.sysenterCs;
     case MSR.SYSENTER_ESP: return m.sysenterEsp;

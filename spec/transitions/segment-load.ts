@@ -4,7 +4,7 @@
 import { GP, isFault, NP, SS, UD, type Fault } from "../fault.ts";
 import type { Instruction, Operand, SregName } from "../decode/instruction.ts";
 import type { Segment } from "../../contract/state.ts";
-import type { Machine } from "../machine/machine.ts";
+import { cpuRunState, segment, type Machine } from "../machine/machine.ts";
 import { in64BitMode } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
@@ -105,7 +105,7 @@ export function loadSegment(t: Transaction, sreg: LoadableSreg, selector: number
 /** SEG-05 / SHADOW-07: the MOV-SS shadow after a successful SS load. */
 function armMovSsShadow(t: Transaction): void {
   if (t.startShadow === "movss") t.hit("SHADOW-07");
-  else t.update("SEG-05", { cpu: { ...t.m.cpu, shadow: "movss" } });
+  else t.update("SEG-05", { cpu: cpuRunState({ ...t.m.cpu, shadow: "movss" }) });
 }
 
 function loadAndShadow(t: Transaction, sreg: SregName, selector: number): Fault | undefined {
@@ -167,7 +167,7 @@ export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rul
     const seg = t.m[sreg];
     const dataOrNonConforming = seg.s === 1 && (seg.type & 0xc) !== 0xc;
     if (dataOrNonConforming && seg.dpl < newCpl) patch[sreg] = nullSegment(0, seg.base);
-    else if (nullSelectors === "null-selectors-too" && isNullSelector(seg.selector) && seg.selector !== 0) patch[sreg] = { ...seg, selector: 0 };
+    else if (nullSelectors === "null-selectors-too" && isNullSelector(seg.selector) && seg.selector !== 0) patch[sreg] = segment({ ...seg, selector: 0 });
   }
   t.update(rule, patch);
 }

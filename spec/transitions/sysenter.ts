@@ -5,7 +5,7 @@
 import { GP, UD, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
 import type { Segment } from "../../contract/state.ts";
-import type { Machine } from "../machine/machine.ts";
+import type { Machine, MachineRegisters } from "../machine/machine.ts";
 import { canonical, RCX, RDX, RFLAGS, RSP } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
@@ -34,7 +34,7 @@ function flat(selector: number, type: number, dpl: number, l: number, db: number
 }
 
 /** IA32_SYSENTER_CS[15:2] = 0: the MSR names no code segment. */
-function sysenterCsNull(m: Machine): boolean {
+function sysenterCsNull(m: MachineRegisters): boolean {
   return (m.sysenterCs & 0xfffcn) === 0n;
 }
 

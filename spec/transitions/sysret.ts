@@ -2,7 +2,7 @@
 // "SYSRET"; AMD APM Vol. 3 "SYSRET" for the vendor differences. Rule IDs from the digest §3.
 import { GP, UD, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
-import type { Machine } from "../machine/machine.ts";
+import { segment, type Machine } from "../machine/machine.ts";
 import { canonical, EFER, in64BitMode, R11, RCX, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { Instruction } from "../decode/instruction.ts";
@@ -53,7 +53,7 @@ export function sysretSs(star: bigint): Segment {
 function loadSysretSs(t: Transaction): void {
   const m = t.m;
   if (t.profile.sysretSsAttributes === "reinitialise") t.update("SYSRET-07", { ss: sysretSs(m.star) });
-  else t.update("SYSRET-V2", { ss: { ...m.ss, selector: sysretSsSelector(m.star) } });
+  else t.update("SYSRET-V2", { ss: segment({ ...m.ss, selector: sysretSsSelector(m.star) }) });
 }
 
 /** SYSRET on a transaction whose RIP already points past the instruction. */

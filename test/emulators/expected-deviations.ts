@@ -18,9 +18,9 @@ export const EXPECTED: { readonly qemu: EmulatorExpectations; readonly bochs: Em
   qemu: {
     cannotRun: {},
     vectorOnly: {
-      "IRETQ-12": {
-        vector: "iretq-noncanonical-rip-to-ring3",
-        why: "IRETQ to a non-canonical RIP completes and the fetch faults at CPL 3 (recorded); the campaign's IRET frames rarely return to a non-canonical RIP at an outer level",
+      "RF-01": {
+        vector: "iretq-rflags-vm-rf-popped",
+        why: "after an IRETQ that loads RF = 1, the HLT that follows leaves RF set (SDM Vol. 3A §18.3.1.1: cleared when an instruction other than IRET completes); the campaign behind the table reached no such case",
       },
     },
   },

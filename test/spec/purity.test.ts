@@ -3,7 +3,7 @@
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { step } from "../../spec/index.ts";
+import { run, step } from "../../spec/index.ts";
 import type { Machine } from "../../spec/machine/machine.ts";
 import { AMD, INTEL } from "../../contract/profile.ts";
 import { kernelMachine, userMachine, vectorMachine, vectorPath, withCode } from "../helpers/fixture.ts";
@@ -32,6 +32,41 @@ function checkSteps(start: Machine, n: number, profile = INTEL): void {
   }
 }
 
+/** Steps `start` with `step` until `n` steps or a stop; the machine reached. */
+function stepped(start: Machine, n: number, profile = INTEL): Machine {
+  let m = start;
+  for (let i = 0; i < n; i++) {
+    const result = step(m, { profile });
+    if (result.event.kind === "unsupported") return m;
+    m = result.state;
+    if (result.event.kind === "shutdown" || m.devices.exitValue !== null || (m.cpu.halted && result.event.kind === "halted")) return m;
+  }
+  return m;
+}
+
+/**
+ * A run owns one memory draft and one working record across its steps (spec/step/step.ts): it
+ * leaves its input alone, every Machine it hands out (onStep's before and after, the result)
+ * stays as it was handed out, and it reaches exactly the machine that stepping one step at a
+ * time reaches.
+ */
+function checkRun(start: Machine, n: number, profile = INTEL): void {
+  const input = snapshot(start);
+  const handedOut: { machine: Machine; seen: string }[] = [];
+  const result = run(start, {
+    profile,
+    maxSteps: n,
+    onStep: (before, r) => {
+      handedOut.push({ machine: before, seen: snapshot(before) }, { machine: r.state, seen: snapshot(r.state) });
+    },
+  });
+  const plain = run(start, { profile, maxSteps: n });
+  expect(snapshot(start)).toBe(input);
+  for (const { machine, seen } of handedOut) expect(snapshot(machine)).toBe(seen);
+  expect(snapshot(plain.state)).toBe(snapshot(result.state));
+  expect(snapshot(plain.state)).toBe(snapshot(stepped(start, plain.steps, profile)));
+}
+
 describe("purity", () => {
   const vectors = readdirSync(vectorPath("").replace(/\.json$/, "")).filter((f) => f.endsWith(".json"));
 
@@ -49,6 +84,20 @@ describe("purity", () => {
         checkSteps(withCode(user ? userMachine() : kernelMachine(), code), 4);
       }),
       { seed: 20261122, numRuns: 300 },
+    );
+  });
+
+  it("a run never changes its input or a machine it handed out, and reaches what single steps reach", () => {
+    for (const file of vectors) {
+      const m = vectorMachine(file);
+      checkRun(m, 40, INTEL);
+      checkRun(m, 40, AMD);
+    }
+    fc.assert(
+      fc.property(fc.boolean(), fc.uint8Array({ minLength: 16, maxLength: 16 }), (user, code) => {
+        checkRun(withCode(user ? userMachine() : kernelMachine(), code), 6);
+      }),
+      { seed: 20261206, numRuns: 200 },
     );
   });
 });

@@ -69,18 +69,21 @@ describe("MemoryDraft", () => {
 });
 
 describe("Transaction working copies", () => {
-  it("a machine handed out by `m` never changes when the step goes on writing registers and memory", () => {
+  it("a machine handed out by `m` or `snapshot` never changes when the step goes on writing registers and memory", () => {
     const t = new Transaction(kernelMachine(), INTEL, null);
     t.setGpr(RAX, 1n);
     t.writePhysical(0x30000n, 8, 0x1111n);
     const early = t.m;
+    const earlySnapshot = t.snapshot();
     t.setGpr(RAX, 2n);
     t.writePhysical(0x30000n, 8, 0x2222n);
     t.update("RF-01", { rip: 0x10005n });
     expect(early.gpr[RAX]).toBe(1n);
-    expect(early.memory.read(0x30000n, 8)).toBe(0x1111n);
+    expect(early.rip).toBe(kernelMachine().rip);
+    expect(earlySnapshot.gpr[RAX]).toBe(1n);
+    expect(earlySnapshot.memory.read(0x30000n, 8)).toBe(0x1111n);
     expect(t.m.gpr[RAX]).toBe(2n);
-    expect(t.m.memory.read(0x30000n, 8)).toBe(0x2222n);
+    expect(t.snapshot().memory.read(0x30000n, 8)).toBe(0x2222n);
     expect(t.m.rip).toBe(0x10005n);
     expect(kernelMachine().gpr[RAX]).toBe(0n);
   });

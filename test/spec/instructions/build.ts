@@ -94,7 +94,7 @@ export function exec(m: Machine, i: Instruction, portIn?: (port: number, size: 1
   t.update("RF-01", { rip: m.rip + BigInt(i.length), rflags: m.rflags & ~RFLAGS.RF });
   const outcome = SEMANTICS[i.mnemonic](t, i, { portIn: portIn ?? ((_p, size) => (1n << BigInt(8 * size)) - 1n) });
   if (isFault(outcome)) return { m: t.machineAfterFault(m), fault: outcome, outcome: undefined, coverage };
-  return { m: t.m, fault: undefined, outcome, coverage };
+  return { m: t.snapshot(), fault: undefined, outcome, coverage };
 }
 
 /** Expects the instruction to complete and returns the new machine. */

@@ -42,7 +42,7 @@ describe("reads and writes through paging", () => {
     const m = kernelWith();
     const t = tx(m);
     expect(t.writeLinear(LINEAR, 4, 0xdead_beefn, "supervisor")).toBeUndefined();
-    expect(t.m.memory.read(FRAME | 0x123n, 4)).toBe(0xdead_beefn);
+    expect(t.snapshot().memory.read(FRAME | 0x123n, 4)).toBe(0xdead_beefn);
     expect(m.memory.read(FRAME | 0x123n, 4)).toBe(0n);
   });
 
@@ -169,8 +169,8 @@ describe("page-crossing accesses (PF-01)", () => {
   it("PF-01: a write across a page boundary splits between the frames", () => {
     const t = tx(twoPages(kernelWith(), ALL));
     expect(t.writeLinear(PAGE + 0xffen, 4, 0xaabb_ccddn, "supervisor")).toBeUndefined();
-    expect(t.m.memory.read(FRAME | 0xffen, 2)).toBe(0xccddn);
-    expect(t.m.memory.read(NEXT_FRAME, 2)).toBe(0xaabbn);
+    expect(t.snapshot().memory.read(FRAME | 0xffen, 2)).toBe(0xccddn);
+    expect(t.snapshot().memory.read(NEXT_FRAME, 2)).toBe(0xaabbn);
   });
 
   it("PF-01: a fault in the second page reports that page's first byte in CR2 and writes nothing", () => {
@@ -178,7 +178,7 @@ describe("page-crossing accesses (PF-01)", () => {
     const t = tx(m);
     const f = expectFault(t.writeLinear(PAGE + 0xffcn, 8, 0x1111_1111_1111_1111n, "supervisor"), 14, 0x2, "PF-NP");
     expect(f.address).toBe(NEXT_PAGE);
-    expect(t.m.memory.read(FRAME | 0xffcn, 4)).toBe(0n);
+    expect(t.snapshot().memory.read(FRAME | 0xffcn, 4)).toBe(0n);
   });
 
   it("PF-01: a fault in the first page reports the access's own address", () => {
@@ -197,7 +197,7 @@ describe("accessed/dirty bits across a step (docs/model-choices.md)", () => {
     const start = kernelWith();
     const t = tx(start);
     t.writeLinear(LINEAR, 1, 0x5an, "supervisor");
-    expect(entryAt(t.m.memory, ENTRY.PTE) & (A | D)).toBe(A | D);
+    expect(entryAt(t.snapshot().memory, ENTRY.PTE) & (A | D)).toBe(A | D);
     const after = t.machineAfterFault(start);
     expect(entryAt(after.memory, ENTRY.PTE) & (A | D)).toBe(A | D);
     expect(entryAt(after.memory, ENTRY.PML4E) & (A | D)).toBe(A);
@@ -218,7 +218,7 @@ describe("accessed/dirty bits across a step (docs/model-choices.md)", () => {
     const start = kernelWith({ PTE: US | RW });
     const t = tx(start);
     expectFault(t.readLinear(LINEAR, 8, "supervisor"), 14, 0);
-    expect(t.m.memory).toBe(start.memory);
+    expect(t.snapshot().memory).toBe(start.memory);
     expect(t.machineAfterFault(start).memory).toBe(start.memory);
   });
 
@@ -227,7 +227,7 @@ describe("accessed/dirty bits across a step (docs/model-choices.md)", () => {
     const start = kernelWith({ PML4E: flags, PDPTE: flags, PDE: flags, PTE: flags });
     const t = tx(start);
     t.readLinear(LINEAR, 8, "supervisor");
-    expect(t.m.memory).toBe(start.memory);
+    expect(t.snapshot().memory).toBe(start.memory);
   });
 
   it("PF-02: the coverage set records the fault's rule with PF-01 and PF-02; a success records PF-ACCESSED/PF-DIRTY", () => {
