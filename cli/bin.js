@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// The `ringspec` command: registers tsx so Node 20 can load the TypeScript sources, then runs the CLI.
-import { register } from "tsx/esm/api";
+// The `ringspec` command: loads the TypeScript sources (cli/launch.js: a cached bundle of them, or
+// tsx), then runs the CLI.
+import { launch } from "./launch.js";
 
-register();
 // `serve` is started once per engine process by campaigns: it loads only what it serves.
-const { main } = process.argv[2] === "serve" ? await import("./serve-main.ts") : await import("./main.ts");
+const { main } = await launch(new URL(process.argv[2] === "serve" ? "./serve-main.ts" : "./main.ts", import.meta.url));
 process.exitCode = await main(process.argv.slice(2));

@@ -129,8 +129,8 @@ function exitValueExpected(e: ExpectedParsed): Raw | undefined {
   return d === undefined || !("exit_value" in d) ? undefined : (d.exit_value ?? null);
 }
 
-function expectedSegment(e: ExpectedParsed, json: string): Partial<Record<string, bigint | number>> | undefined {
-  return e.sregs?.[json as keyof NonNullable<ExpectedParsed["sregs"]>] as Partial<Record<string, bigint | number>> | undefined;
+function expectedSegment(e: ExpectedParsed, json: string): Partial<Record<string, string | number>> | undefined {
+  return e.sregs?.[json as keyof NonNullable<ExpectedParsed["sregs"]>] as Partial<Record<string, string | number>> | undefined;
 }
 
 function buildFields(): FieldSpec[] {
@@ -192,8 +192,9 @@ export function fieldMatches(field: string, patterns: readonly string[]): boolea
 
 /** What the reference side says of a segment register, for the hidden-field rules. */
 interface SegmentReference {
-  readonly selector: bigint | number | undefined;
-  readonly unusable: bigint | number | undefined;
+  /** A number, or hex text (an `expected` section's). */
+  readonly selector: string | number | undefined;
+  readonly unusable: string | number | undefined;
 }
 
 /** The hidden-field rules (see ComparisonRule), in one place: whether a segment register's field
@@ -349,13 +350,14 @@ export function compareExpected(expected: ExpectedParsed, state: ArchState, opti
       notCompared.push(spec.field);
       continue;
     }
-    const x = value(want, spec.hexNumber);
+    // `expected` holds hex fields as their validated text (contract/schema.ts Hex64Text): by value.
+    const x = value(typeof want === "string" ? BigInt(want) : want, spec.hexNumber);
     const y = value(spec.read(state), spec.hexNumber);
     if (x !== y) differences.push({ field: spec.field, a: x, b: y });
   }
   const regions = expected.memory ?? [];
   if (regions.length > 0 && unobservable.length > 0 && fieldMatches(memoryField(0), unobservable)) notCompared.push(MEMORY);
-  else for (const region of regions) differences.push(...regionDifferences(region.gpa, hexToBytes(region.bytes), state.memory));
+  else for (const region of regions) differences.push(...regionDifferences(BigInt(region.gpa), hexToBytes(region.bytes), state.memory));
   return { differences, notCompared };
 }
 

@@ -5,7 +5,7 @@
 // checks that the two agree. Regenerate with: node cli/bin.js schema > spec/format/schema.json
 import { z } from "zod";
 import {
-  CpuJson, DevicesJson, ExpectedJson, HEX_BYTES_PATTERN, Hex64, HexBytes, InjectJson, MemoryRegionJson, MsrsJson, ProvenanceJson, RegsJson,
+  CpuJson, DevicesJson, ExpectedJson, HEX_BYTES_PATTERN, Hex64Text, HexBytes, InjectJson, MemoryRegionJson, MsrsJson, ProvenanceJson, RegsJson,
   SegmentJson, SregsJson, StateFileJson, StateJson, TableRegisterJson, TimerJson, VectorJson,
 } from "./schema.ts";
 
@@ -24,7 +24,7 @@ function hexPatternWithin(bits: 16 | 32): string {
 
 function registry() {
   const r = z.registry<Meta>();
-  r.add(Hex64, { id: "hex64", description: '64-bit value: "0x" and 1 to 16 hex digits (written lower case without leading zeros)' });
+  r.add(Hex64Text, { id: "hex64", description: '64-bit value: "0x" and 1 to 16 hex digits (written lower case without leading zeros)' });
   r.add(SegmentJson.shape.selector, { id: "hex16", description: "16-bit value as a hex string", pattern: hexPatternWithin(16) });
   r.add(SegmentJson.shape.limit, { id: "hex32", description: "32-bit value as a hex string", pattern: hexPatternWithin(32) });
   r.add(TableRegisterJson.shape.limit, { id: "tableLimit", description: "16-bit descriptor-table limit as a hex string", pattern: hexPatternWithin(16) });

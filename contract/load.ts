@@ -37,13 +37,14 @@ export function parseJsonDocument(text: string | Uint8Array): unknown {
 
 /** Refuses memory entries that together span more pages than the page budget, before a page is
  *  allocated for them. */
-function checkPageBudget(regions: readonly { gpa: bigint; bytes: string }[], where: string): void {
+function checkPageBudget(regions: readonly { gpa: string; bytes: string }[], where: string): void {
   const pages = new Set<number>();
   for (const r of regions) {
     const length = r.bytes.length >> 1;
     if (length === 0) continue;
-    const first = Number(r.gpa / BigInt(PAGE_SIZE));
-    const last = Number((r.gpa + BigInt(length - 1)) / BigInt(PAGE_SIZE));
+    const gpa = BigInt(r.gpa);
+    const first = Number(gpa / BigInt(PAGE_SIZE));
+    const last = Number((gpa + BigInt(length - 1)) / BigInt(PAGE_SIZE));
     for (let p = first; p <= last; p++) {
       pages.add(p);
       if (pages.size > PAGE_BUDGET) {
@@ -64,9 +65,11 @@ export interface LoadedStateFile {
   readonly profile: ProfileName | undefined;
 }
 
-function checkBases(j: { sregs: { fs: { base: bigint }; gs: { base: bigint } }; msrs: { FS_BASE: bigint; GS_BASE: bigint } }, where: string) {
-  if (j.msrs.FS_BASE !== j.sregs.fs.base) throw new FormatError(`${where}.msrs.FS_BASE: differs from ${where}.sregs.fs.base`);
-  if (j.msrs.GS_BASE !== j.sregs.gs.base) throw new FormatError(`${where}.msrs.GS_BASE: differs from ${where}.sregs.gs.base`);
+/** The MSR and the segment base are one register: their values must agree (the text may differ,
+ *  "0x10" and "0x0010"). */
+function checkBases(j: { sregs: { fs: { base: string }; gs: { base: string } }; msrs: { FS_BASE: string; GS_BASE: string } }, where: string) {
+  if (BigInt(j.msrs.FS_BASE) !== BigInt(j.sregs.fs.base)) throw new FormatError(`${where}.msrs.FS_BASE: differs from ${where}.sregs.fs.base`);
+  if (BigInt(j.msrs.GS_BASE) !== BigInt(j.sregs.gs.base)) throw new FormatError(`${where}.msrs.GS_BASE: differs from ${where}.sregs.gs.base`);
 }
 
 function checkScope(state: ArchState, where: string) {

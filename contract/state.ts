@@ -164,9 +164,12 @@ export const DEFAULT_CPU: CpuRunState = {
   pendingDebugTrap: false,
 };
 
+/** A validated hex field (contract/schema.ts Hex64Text) as a number: Number reads the "0x" form. */
+const hexNumber = (text: string): number => Number(text);
+
 function segmentFromJson(j: StateParsed["sregs"]["cs"]): Segment {
   return {
-    selector: Number(j.selector), base: j.base, limit: Number(j.limit), type: j.type, s: j.s,
+    selector: hexNumber(j.selector), base: BigInt(j.base), limit: hexNumber(j.limit), type: j.type, s: j.s,
     dpl: j.dpl, present: j.present, db: j.db, l: j.l, g: j.g, avl: j.avl, unusable: j.unusable,
   };
 }
@@ -182,13 +185,15 @@ export function segmentToJson(s: Segment) {
 /** Applies `memory` regions in order onto zeroed 4 KiB pages. Whole guest memories come through
  *  here (engine-protocol states, every vector): one native hex decode per region, page numbers
  *  counted as Numbers (below 2^53: a 64-bit address has 52 bits of page). */
-export function pagesFromRegions(regions: readonly { gpa: bigint; bytes: string }[]): Map<number, Uint8Array> {
+export function pagesFromRegions(regions: readonly { gpa: bigint | string; bytes: string }[]): Map<number, Uint8Array> {
   const pages = new Map<number, Uint8Array>();
   for (const region of regions) {
     const bytes = hexBytesToRead(region.bytes);
     const length = bytes.length;
-    let pageNumber = Number(region.gpa >> 12n);
-    let offset = Number(region.gpa & 0xfffn);
+    // A file's address is validated hex text (contract/schema.ts Hex64Text).
+    const gpa = typeof region.gpa === "bigint" ? region.gpa : BigInt(region.gpa);
+    let pageNumber = Number(gpa >> 12n);
+    let offset = Number(gpa & 0xfffn);
     for (let done = 0; done < length; pageNumber++, offset = 0) {
       const count = Math.min(PAGE_SIZE - offset, length - done);
       let page = pages.get(pageNumber);
@@ -269,45 +274,50 @@ export function regionsFromPages(pages: ReadonlyMap<number, Uint8Array>): { gpa:
   return Array.from(memoryRegions(pages), (r) => ({ gpa: hex(r.gpa), bytes: bytesToHex(r.bytes) }));
 }
 
-/** From a validated `initial` block to an ArchState. */
+/** From a validated `initial` block to an ArchState: the hex fields' text becomes numbers here. */
 export function stateFromJson(j: StateParsed): ArchState {
-  const gpr = GPR_NAMES.map((name) => j.regs[name]);
+  const r = j.regs;
+  const sr = j.sregs;
+  const m = j.msrs;
   const cpu = j.cpu;
   return {
-    gpr,
-    rip: j.regs.rip,
-    rflags: j.regs.rflags,
-    cs: segmentFromJson(j.sregs.cs),
-    ds: segmentFromJson(j.sregs.ds),
-    es: segmentFromJson(j.sregs.es),
-    fs: segmentFromJson(j.sregs.fs),
-    gs: segmentFromJson(j.sregs.gs),
-    ss: segmentFromJson(j.sregs.ss),
-    tr: segmentFromJson(j.sregs.tr),
-    ldtr: segmentFromJson(j.sregs.ldt),
-    gdtr: { base: j.sregs.gdt.base, limit: Number(j.sregs.gdt.limit) },
-    idtr: { base: j.sregs.idt.base, limit: Number(j.sregs.idt.limit) },
-    cr0: j.sregs.cr0,
-    cr2: j.sregs.cr2,
-    cr3: j.sregs.cr3,
-    cr4: j.sregs.cr4,
-    cr8: j.sregs.cr8,
-    efer: j.sregs.efer,
-    star: j.msrs.STAR,
-    lstar: j.msrs.LSTAR,
-    cstar: j.msrs.CSTAR,
-    fmask: j.msrs.SFMASK,
-    kernelGsBase: j.msrs.KERNEL_GS_BASE,
-    sysenterCs: j.msrs.SYSENTER_CS,
-    sysenterEsp: j.msrs.SYSENTER_ESP,
-    sysenterEip: j.msrs.SYSENTER_EIP,
-    apicBase: j.msrs.APIC_BASE,
-    dr0: j.sregs.dr0,
-    dr1: j.sregs.dr1,
-    dr2: j.sregs.dr2,
-    dr3: j.sregs.dr3,
-    dr6: j.sregs.dr6,
-    dr7: j.sregs.dr7,
+    gpr: [
+      BigInt(r.rax), BigInt(r.rcx), BigInt(r.rdx), BigInt(r.rbx), BigInt(r.rsp), BigInt(r.rbp), BigInt(r.rsi), BigInt(r.rdi),
+      BigInt(r.r8), BigInt(r.r9), BigInt(r.r10), BigInt(r.r11), BigInt(r.r12), BigInt(r.r13), BigInt(r.r14), BigInt(r.r15),
+    ],
+    rip: BigInt(r.rip),
+    rflags: BigInt(r.rflags),
+    cs: segmentFromJson(sr.cs),
+    ds: segmentFromJson(sr.ds),
+    es: segmentFromJson(sr.es),
+    fs: segmentFromJson(sr.fs),
+    gs: segmentFromJson(sr.gs),
+    ss: segmentFromJson(sr.ss),
+    tr: segmentFromJson(sr.tr),
+    ldtr: segmentFromJson(sr.ldt),
+    gdtr: { base: BigInt(sr.gdt.base), limit: hexNumber(sr.gdt.limit) },
+    idtr: { base: BigInt(sr.idt.base), limit: hexNumber(sr.idt.limit) },
+    cr0: BigInt(sr.cr0),
+    cr2: BigInt(sr.cr2),
+    cr3: BigInt(sr.cr3),
+    cr4: BigInt(sr.cr4),
+    cr8: BigInt(sr.cr8),
+    efer: BigInt(sr.efer),
+    star: BigInt(m.STAR),
+    lstar: BigInt(m.LSTAR),
+    cstar: BigInt(m.CSTAR),
+    fmask: BigInt(m.SFMASK),
+    kernelGsBase: BigInt(m.KERNEL_GS_BASE),
+    sysenterCs: BigInt(m.SYSENTER_CS),
+    sysenterEsp: BigInt(m.SYSENTER_ESP),
+    sysenterEip: BigInt(m.SYSENTER_EIP),
+    apicBase: BigInt(m.APIC_BASE),
+    dr0: BigInt(sr.dr0),
+    dr1: BigInt(sr.dr1),
+    dr2: BigInt(sr.dr2),
+    dr3: BigInt(sr.dr3),
+    dr6: BigInt(sr.dr6),
+    dr7: BigInt(sr.dr7),
     memory: pagesFromRegions(j.memory),
     cpu:
       cpu === undefined

@@ -796,11 +796,15 @@ export function nullInaccessibleSegments(m: Machine, newCpl: number, iret: boole
   }
 }
 
-/** Target check of a far return/jump (IRETQ-12): a 64-bit target (descriptor in dlo/dhi, L = 1)
- *  must be canonical; a compatibility-mode target's EIP (bits 31:0: the upper half is no part of
- *  a 32-bit target) must lie within the new CS limit. */
-function farTargetOk(m: Machine, lo: number, hi: number, dlo: number, dhi: number): boolean {
+/** Target check of IRET, far RET and far JMP (IRETQ-12, RETF-08, JMPF-08): a 64-bit target
+ *  (descriptor in dlo/dhi, L = 1) must be canonical; a compatibility-mode target must lie within
+ *  the new CS limit — for IRET its EIP (bits 31:0, the SDM's "IF EIP is not within CS limit"), for
+ *  far RET and JMP the whole value (`whole`: the SDM's "return instruction pointer" and
+ *  "tempEIP ← DEST(Offset)", so a value above 4 GiB is #GP(0)); docs/model-choices.md,
+ *  "Transfers into compatibility mode". */
+function farTargetOk(lo: number, hi: number, dlo: number, dhi: number, whole: boolean): boolean {
   if (((dhi >>> 21) & 1) === 1) return canonical(hi);
+  if (whole && hi !== 0) return false;
   const g = (dhi >>> 23) & 1;
   const raw = (dlo & 0xffff) | (dhi & 0x000f0000);
   const limit = g === 1 ? ((raw << 12) | 0xfff) >>> 0 : raw;
@@ -869,7 +873,7 @@ export function execIret(m: Machine, i: Insn): number {
     saLo = m.descriptorAddrLo;
     saHi = m.descriptorAddrHi;
   }
-  if (!farTargetOk(m, ripLo, ripHi, cdlo, cdhi)) return gp(m, 0);
+  if (!farTargetOk(ripLo, ripHi, cdlo, cdhi, false)) return gp(m, 0);
   const ca = prepareAccessedBit(m, caLo, caHi, cdhi);
   if (ca === -1) return ST_FAULT;
   const sa = readSs && (ss & 0xfffc) !== 0 ? prepareAccessedBit(m, saLo, saHi, sdhi) : ACCESSED_ALREADY_SET;
@@ -942,7 +946,7 @@ export function execRetf(m: Machine, i: Insn): number {
     saLo = m.descriptorAddrLo;
     saHi = m.descriptorAddrHi;
   }
-  if (!farTargetOk(m, ripLo, ripHi, cdlo, cdhi)) return gp(m, 0);
+  if (!farTargetOk(ripLo, ripHi, cdlo, cdhi, true)) return gp(m, 0);
   const ca = prepareAccessedBit(m, caLo, caHi, cdhi);
   if (ca === -1) return ST_FAULT;
   const sa = outer && (ss & 0xfffc) !== 0 ? prepareAccessedBit(m, saLo, saHi, sdhi) : ACCESSED_ALREADY_SET;
@@ -1005,7 +1009,7 @@ export function execJmpFar(m: Machine, i: Insn): number {
     m.raise(NP, ec);
     return ST_FAULT;
   }
-  if (!farTargetOk(m, offLo, offHi, dlo, dhi)) return gp(m, 0);
+  if (!farTargetOk(offLo, offHi, dlo, dhi, true)) return gp(m, 0);
   if (!setAccessedBit(m, m.descriptorAddrLo, m.descriptorAddrHi, dhi)) return ST_FAULT;
   loadHiddenPart(m, CS, (sel & 0xfffc) | cpl, dlo, dhi | 0x100, 0);
   m.setRip(offLo, ((dhi >>> 21) & 1) === 1 ? offHi : 0);

@@ -1,6 +1,5 @@
-// A campaign's worker thread. Plain JavaScript so that it starts under Node without a loader:
-// it registers tsx (as cli/bin.js does) and runs the TypeScript loop (worker.ts).
-import { register } from "tsx/esm/api";
+// A campaign's worker thread. Plain JavaScript so that it starts under Node without a loader: it
+// loads the TypeScript loop (worker.ts) as cli/bin.js loads the CLI (cli/launch.js).
+import { launch } from "../../cli/launch.js";
 
-register();
-await import("./worker.ts");
+await launch(new URL("./worker.ts", import.meta.url));

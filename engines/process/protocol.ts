@@ -225,8 +225,9 @@ export function stateToProtocol(s: ArchState) {
 
 /** A validated protocol state. FS_BASE/GS_BASE must agree with the segment bases. */
 export function stateFromProtocol(j: z.output<typeof StateJson>): ArchState {
-  if (j.msrs.FS_BASE !== j.sregs.fs.base) throw new Error("state.msrs.FS_BASE differs from state.sregs.fs.base");
-  if (j.msrs.GS_BASE !== j.sregs.gs.base) throw new Error("state.msrs.GS_BASE differs from state.sregs.gs.base");
+  // Compared by value: the fields are validated hex text (contract/schema.ts Hex64Text).
+  if (BigInt(j.msrs.FS_BASE) !== BigInt(j.sregs.fs.base)) throw new Error("state.msrs.FS_BASE differs from state.sregs.fs.base");
+  if (BigInt(j.msrs.GS_BASE) !== BigInt(j.sregs.gs.base)) throw new Error("state.msrs.GS_BASE differs from state.sregs.gs.base");
   return stateFromJson(j);
 }
 

@@ -62,9 +62,10 @@ export function bootState(memory: GuestMemory, description: LoaderDescription, e
     const gprs = [...state.gpr];
     GPR_NAMES.forEach((name, i) => {
       const v = regs[name];
-      if (v !== undefined) gprs[i] = v;
+      if (v !== undefined) gprs[i] = BigInt(v);
     });
-    state = { ...state, gpr: gprs, rip: regs.rip ?? state.rip, rflags: regs.rflags ?? state.rflags };
+    // The description's registers are validated hex text (contract/schema.ts RegsJson).
+    state = { ...state, gpr: gprs, rip: regs.rip === undefined ? state.rip : BigInt(regs.rip), rflags: regs.rflags === undefined ? state.rflags : BigInt(regs.rflags) };
   }
   return state;
 }

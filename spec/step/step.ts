@@ -36,6 +36,9 @@ export interface StepOptions {
   readonly portIn?: (port: number, size: 1 | 2 | 4) => bigint;
 }
 
+/** RFLAGS with RF cleared: the mask, made once. */
+const NOT_RF = ~RFLAGS.RF;
+
 const DEFAULT_PORT_IN = (_port: number, size: 1 | 2 | 4): bigint => (1n << BigInt(8 * size)) - 1n;
 /** The environment of a step without its own `portIn` (allocated once, not per step). */
 const DEFAULT_ENV: Environment = { portIn: DEFAULT_PORT_IN };
@@ -121,8 +124,9 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
   const heldTrap = state.cpu.pendingDebugTrap;
   if (heldTrap) t.hit("SHADOW-06");
   // RF-01: RF is cleared by every instruction that completes; RIP moves on unless it branches.
-  const nextRip = in64BitMode(state) ? (rip + BigInt(insn.length)) & MASK64 : (rip + BigInt(insn.length)) & 0xffff_ffffn;
-  t.update("RF-01", { rip: nextRip, rflags: state.rflags & ~RFLAGS.RF });
+  const end = rip + BigInt(insn.length);
+  const nextRip = in64BitMode(state) ? (end > MASK64 ? end & MASK64 : end) : end & 0xffff_ffffn;
+  t.update("RF-01", { rip: nextRip, rflags: state.rflags & NOT_RF });
   // SHADOW-02: the shadow in force covered the boundary before this instruction and ends as it
   // starts (t.startShadow keeps it for STI / MOV SS, SHADOW-07); the semantics may open a new one.
   if (state.cpu.shadow !== "none") {

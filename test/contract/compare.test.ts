@@ -124,7 +124,8 @@ describe("compareExpected: a vector's expected section", () => {
 
   it("a partial segment gets no defaults: an absent `unusable` is not compared", () => {
     const e = expected({ sregs: { ss: { selector: "0x0" } } });
-    expect(e.sregs?.ss).toEqual({ selector: 0n });
+    // The parsed section keeps hex fields as their checked text (contract/schema.ts Hex64Text).
+    expect(e.sregs?.ss).toEqual({ selector: "0x0" });
     expect(compareExpected(e, { ...state, ss: { ...state.ss, selector: 0, unusable: 1 } }).differences).toEqual([]);
   });
 
@@ -240,5 +241,15 @@ describe("unionRanges", () => {
       { start: 0x0n, end: 0x2000n },
       { start: 0x3000n, end: 0x5000n },
     ]);
+  });
+});
+
+describe("expected values are compared by value, not by their text", () => {
+  it("leading zeros and upper-case digits in expected hex fields match the state's values", () => {
+    const e = expected({ regs: { rax: "0x00000000000000AB" }, sregs: { ss: { selector: "0x0018", limit: "0x000FFFFF" } }, msrs: { STAR: "0x0" } });
+    const got = compareExpected(e, { ...state, gpr: state.gpr.map((v, i) => (i === 0 ? 0xabn : v)), ss: { ...state.ss, selector: 0x18, limit: 0xfffff }, star: 0n });
+    expect(got.differences).toEqual([]);
+    const wrong = compareExpected(e, { ...state, gpr: state.gpr.map((v, i) => (i === 0 ? 0xacn : v)), ss: { ...state.ss, selector: 0x18, limit: 0xfffff }, star: 0n });
+    expect(wrong.differences).toEqual([{ field: "regs.rax", a: "0xab", b: "0xac" }]);
   });
 });

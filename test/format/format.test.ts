@@ -172,6 +172,25 @@ describe("malformed files: one line naming the JSON path", () => {
     expect(errorOf(editedVector((v) => (v.initial.msrs.SYSENTER_CS = "0x100000000")))).toBe("initial.msrs.SYSENTER_CS: value does not fit in 32 bits");
   });
 
+  it("hex as written: leading zeros and upper-case digits load as their values; a width counts the digits after leading zeros; FS_BASE and fs.base agree by value", () => {
+    const loaded = parseDocument(
+      editedVector((v) => {
+        v.initial.regs.rax = "0x00000000000000FF";
+        v.initial.sregs.cs.selector = "0x0000000000000010";
+        v.initial.sregs.cs.limit = "0x00000000FFFFFFFF";
+        v.initial.sregs.fs.base = "0x0000";
+        v.initial.msrs.FS_BASE = "0x0";
+        v.initial.msrs.SYSENTER_CS = "0x00000000Fa";
+      }),
+    );
+    expect(loaded.state.gpr[0]).toBe(0xffn);
+    expect(loaded.state.cs).toMatchObject({ selector: 0x10, limit: 0xffffffff });
+    expect(loaded.state.fs.base).toBe(0n);
+    expect(loaded.state.sysenterCs).toBe(0xfan);
+    expect(errorOf(editedVector((v) => (v.initial.sregs.cs.limit = "0x0000100000000")))).toBe("initial.sregs.cs.limit: value does not fit in 32 bits");
+    expect(errorOf(editedVector((v) => (v.initial.msrs.FS_BASE = "0x1")))).toBe("initial.msrs.FS_BASE: differs from initial.sregs.fs.base");
+  });
+
   it("missing field", () => {
     expect(errorOf(editedVector((v) => delete v.initial.regs.rip))).toMatch(/^initial\.regs\.rip: /);
     expect(errorOf(editedVector((v) => delete v.limits))).toMatch(/^limits: /);

@@ -3,8 +3,8 @@
 // after another, and reports each one's exit status, output and cost (wall time, CPU time, peak
 // resident memory from process.resourceUsage()) as one JSON line on stdout.
 // Usage: node test/hostile/measure.mjs JOBS.json
-import { register } from "tsx/esm/api";
+import { launch } from "../../cli/launch.js";
 
-register();
-const { measureJobs } = await import("./measure-main.ts");
+// Loaded as cli/bin.js loads the CLI (cli/launch.js), so a measured command costs what it costs there.
+const { measureJobs } = await launch(new URL("./measure-main.ts", import.meta.url));
 await measureJobs(process.argv[2]);
