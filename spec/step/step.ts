@@ -6,7 +6,8 @@
 import type { Instruction } from "../decode/instruction.ts";
 import { isFault, type Fault } from "../fault.ts";
 import { patchRegisters, withMemory, type Machine, type MachineRegisters } from "../machine/machine.ts";
-import type { MemoryDraft } from "../machine/physical-memory.ts";
+import { MemoryLimit, type MemoryDraft } from "../machine/physical-memory.ts";
+import { PAGE_BUDGET } from "../../contract/limits.ts";
 import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
 import { INTEL, type Profile } from "../../contract/profile.ts";
 import { recordImpliedRules } from "../rule-catalogue.ts";
@@ -34,6 +35,9 @@ export interface StepOptions {
   readonly delivery?: "idt" | "stop";
   /** Value read by IN (default all ones: nothing answers on the bus). */
   readonly portIn?: (port: number, size: 1 | 2 | 4) => bigint;
+  /** The most pages of guest physical memory the machine may back (default the page budget,
+   *  contract/limits.ts): a step that needs one more is taken back and ends with `memory-limit`. */
+  readonly maxPages?: number;
 }
 
 /** RFLAGS with RF cleared: the mask, made once. */
@@ -67,14 +71,23 @@ function context(options: StepOptions): Context {
 
 /** One step on `state`, which it leaves untouched: the machine after the step and its event. */
 export function step(state: Machine, options: StepOptions = {}): StepResult {
-  const memory = state.memory.draft();
+  const memory = state.memory.draft(options.maxPages ?? PAGE_BUDGET);
   const result = stepOn(state, memory, context(options));
   return { state: withMemory(result.state, memory.snapshot()), event: result.event };
 }
 
 /** One step on `state`'s registers and `memory` (written in place). */
 function stepOn(state: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
-  const result = boundaryOrInstruction(state, memory, ctx);
+  const mark = memory.mark();
+  let result: RegistersStep;
+  try {
+    result = boundaryOrInstruction(state, memory, ctx);
+  } catch (e) {
+    if (!(e instanceof MemoryLimit)) throw e;
+    // The page budget: the step is taken back whole, as if it had not begun.
+    memory.rollBack(mark);
+    return { state, event: { kind: "memory-limit", rip: state.rip, reason: e.message } };
+  }
   if (ctx.coverage !== null) recordImpliedRules(ctx.coverage);
   return result;
 }
@@ -251,6 +264,7 @@ export interface RunOptions extends StepOptions {
 }
 
 const STOPPING: Partial<Record<StepEvent["kind"], RunResult["reason"]>> = {
+  "memory-limit": "memory-limit",
   shutdown: "shutdown",
   unsupported: "unsupported",
   fault: "fault",
@@ -267,7 +281,7 @@ export function run(state: Machine, options: RunOptions): RunResult {
   const ctx = context(options);
   const profile = ctx.profile;
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  const memory = state.memory.draft();
+  const memory = state.memory.draft(options.maxPages ?? PAGE_BUDGET);
   const onStep = options.onStep;
   /** The machine before this step, for onStep. */
   let before = state;
@@ -292,7 +306,8 @@ export function run(state: Machine, options: RunOptions): RunResult {
     }
     if (last.kind === "io" && last.console !== undefined) options.onConsole?.(last.console);
     const stop = STOPPING[last.kind];
-    if (stop !== undefined) return result(stop, steps + (stop === "unsupported" ? 0 : 1));
+    // An unsupported or memory-limit attempt is not a step (contract/engine.ts).
+    if (stop !== undefined) return result(stop, steps + (stop === "unsupported" || stop === "memory-limit" ? 0 : 1));
   }
 }
 
