@@ -28,7 +28,7 @@ import { HANDLERS } from "../handlers.ts";
 import { PARITY, carry, condition } from "../flags.ts";
 import { deliverSoft } from "../deliver.ts";
 import { compiledLoad, compiledRmwCommit, compiledRmwRead, compiledStore } from "../memory/compiled-access.ts";
-import { BlockWriter, exitAfter, lit, stopBefore } from "./writer.ts";
+import { BlockWriter, exitAfter, lit, loopCounter, stopBefore } from "./writer.ts";
 import { emitInstruction } from "./instructions.ts";
 import { emitBranch, fallback, softInt, terminalCall } from "./block-end.ts";
 
@@ -170,7 +170,7 @@ let pageTag = -1, pageTagHi = 0, pageClasses = 0, pageBase = 0, blockEnd = false
 let pa_l = 0, pa_h = 0, pb_l = 0, pb_h = 0, pr_l = 0, pr_h = 0, pc = 0;
 ${load}
 ${prologue}
-let n = 0;
+${w.loop ? loopCounter(w) : "let n = 0;"}
 for (;;) {
 ${body}
 }

@@ -74,8 +74,20 @@ export function cond(w: BlockWriter, cc: number): [string, string] {
   return [pre, `C(m, ${cc})`];
 }
 
+/** Whether a source operand is a literal (an immediate) rather than a register or memory value. */
+function isLiteral(v: string): boolean {
+  return /^-?[0-9]+$/.test(v);
+}
+
 /** Statements computing ALU operation `sub` (ADD..CMP) at `size` on DEST `a` and SRC `bv` into the
- *  producer locals; the result is in pr_l/pr_h. */
+ *  producer locals; the result is in pr_l/pr_h.
+ *
+ *  The carry between the halves of a 64-bit ADD/SUB: with a register or memory source it is
+ *  data-dependent, about as often 1 as 0, so it must not become a branch (mispredicted every other
+ *  time): `(compare) | 0` is the form V8 turns into a flag-to-register move (setcc), where
+ *  `compare ? 1 : 0` became a branch and the carry's bit formula cost six operations; with an
+ *  immediate a carry is rare, so a compare guarding an increment (a well-predicted branch) is
+ *  cheapest. */
 export function alu(w: BlockWriter, sub: number, size: number, a: [string, string], bv: [string, string]): string {
   const mask = size === 4 ? "| 0" : size === 2 ? "& 65535" : size === 1 ? "& 255" : "| 0";
   let s: string;
@@ -83,10 +95,14 @@ export function alu(w: BlockWriter, sub: number, size: number, a: [string, strin
     s = `pa_l = ${a[0]}; pa_h = ${a[1]}; pb_l = ${bv[0]}; pb_h = ${bv[1]};`;
     switch (sub) {
       case I.ALU_ADD:
-        s += " pr_l = (pa_l + pb_l) | 0; pr_h = (pa_h + pb_h + ((pr_l >>> 0) < (pa_l >>> 0) ? 1 : 0)) | 0;";
+        s += isLiteral(bv[0])
+          ? " pr_l = (pa_l + pb_l) | 0; pr_h = (pa_h + pb_h) | 0; if ((pr_l >>> 0) < (pa_l >>> 0)) pr_h = (pr_h + 1) | 0;"
+          : " pr_l = (pa_l + pb_l) | 0; pr_h = (pa_h + pb_h + (((pr_l >>> 0) < (pa_l >>> 0)) | 0)) | 0;";
         break;
       case I.ALU_SUB: case I.ALU_CMP:
-        s += " pr_l = (pa_l - pb_l) | 0; pr_h = (pa_h - pb_h - ((pa_l >>> 0) < (pb_l >>> 0) ? 1 : 0)) | 0;";
+        s += isLiteral(bv[0])
+          ? " pr_l = (pa_l - pb_l) | 0; pr_h = (pa_h - pb_h) | 0; if ((pa_l >>> 0) < (pb_l >>> 0)) pr_h = (pr_h - 1) | 0;"
+          : " pr_l = (pa_l - pb_l) | 0; pr_h = (pa_h - pb_h - (((pa_l >>> 0) < (pb_l >>> 0)) | 0)) | 0;";
         break;
       case I.ALU_AND:
         s += " pr_l = pa_l & pb_l; pr_h = pa_h & pb_h;";

@@ -72,7 +72,8 @@ export function emitInstruction(w: BlockWriter, k: number): boolean {
       const src: [string, string] = i.op === I.OP_ALU_RM_R ? readReg(w, i.reg, size) : [lit(i.immLo), lit(i.immHi)];
       if (!mem) {
         const a = readReg(w, i.rm, size);
-        const s = `{ const sl = ${src[0]}, sh = ${src[1]}; ${alu(w, sub, size, a, ["sl", "sh"])} }`;
+        // The source goes to alu as it is: an immediate stays a literal (alu picks its carry code by it).
+        const s = `{ ${alu(w, sub, size, a, src)} }`;
         const put = sub === I.ALU_CMP ? "" : writeReg(w, i.rm, size, "pr_l", size === 8 ? "pr_h" : "0");
         o.push(`${s} ${put}`);
         return true;
@@ -116,9 +117,10 @@ export function emitInstruction(w: BlockWriter, k: number): boolean {
       const cf = cfExpr(w);
       let s: string;
       if (size === 8) {
+        // The high half changes when the low one wraps: rare, so a branch (well predicted).
         s = dec
-          ? "pa_l = vl; pa_h = vh; pb_l = 1; pb_h = 0; pr_l = (vl - 1) | 0; pr_h = vl === 0 ? (vh - 1) | 0 : vh;"
-          : "pa_l = vl; pa_h = vh; pb_l = 1; pb_h = 0; pr_l = (vl + 1) | 0; pr_h = pr_l === 0 ? (vh + 1) | 0 : vh;";
+          ? "pa_l = vl; pa_h = vh; pb_l = 1; pb_h = 0; pr_l = (vl - 1) | 0; pr_h = vh; if (vl === 0) pr_h = (vh - 1) | 0;"
+          : "pa_l = vl; pa_h = vh; pb_l = 1; pb_h = 0; pr_l = (vl + 1) | 0; pr_h = vh; if (pr_l === 0) pr_h = (vh + 1) | 0;";
       } else {
         const mk = size === 4 ? "| 0" : size === 2 ? "& 65535" : "& 255";
         s = `pa_l = vl; pb_l = 1; pr_l = (vl ${dec ? "-" : "+"} 1) ${mk};`;

@@ -55,6 +55,9 @@ export class BlockWriter {
   /** Set by a trace (engine/trace.ts): statements to put before the exit after instruction k to
    *  (lo, hi) — the trace continues into its next block from there when its guards pass. */
   chainExit: ((k: number, lo: string, hi: string) => string) | null = null;
+  /** Set by a trace: statements to put in the exit on a fault at instruction k (registers and
+   *  flags stored, the fault raised) — the trace delivers it and continues into its handler. */
+  chainFault: ((k: number) => string) | null = null;
 
   constructor(readonly b: Block) {
     const insns = b.insns;
@@ -103,6 +106,25 @@ export function writeReg(w: BlockWriter, n: number, size: number, lo: string, hi
 }
 
 // ---------------------------------------------------------------------------------------------
+// the step count
+// ---------------------------------------------------------------------------------------------
+
+/** Further whole iterations a looping block may run after its first (`L0`), counted down in
+ *  `left`: an int32 counter, so the back edge costs one decrement and test (the budget itself may
+ *  exceed 2^31). At most 2^30 − 1: a longer run leaves the block and is re-entered by the engine. */
+export function loopCounter(w: BlockWriter): string {
+  const N = w.n;
+  return `const L0 = budget >= ${N * 0x40000000} ? ${0x3fffffff} : ((budget / ${N}) | 0) - 1; let left = L0;`;
+}
+
+/** Steps retired when the block leaves with instruction k as the next: k instructions of this
+ *  pass, plus the earlier iterations of a looping block (from its counter) or, in a trace
+ *  (engine/trace.ts), the steps of its earlier passes (`n`). */
+export function retired(w: BlockWriter, k: number): string {
+  return w.loop ? `(L0 - left) * ${w.n} + ${k}` : `n + ${k}`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // exits: registers written back, flags stored, RIP and Machine.blockExit set, steps returned
 // ---------------------------------------------------------------------------------------------
 
@@ -121,7 +143,8 @@ export function flagStore(w: BlockWriter): string {
 /** Exit before instruction k with status `st` (RIP = instruction k). */
 export function exitAt(w: BlockWriter, k: number, st: number, extra = ""): string {
   const i = w.b.insns[k]!;
-  return `{ @WB@ ${flagStore(w)} ${extra} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockExit = ${st}; return n + ${k}; }`;
+  const chain = st === ST_FAULT && w.chainFault !== null ? w.chainFault(k) : "";
+  return `{ @WB@ ${flagStore(w)} ${extra} ${chain} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockExit = ${st}; return ${retired(w, k)}; }`;
 }
 
 /** Exit on the fault a Machine call raised in instruction k. */
@@ -137,11 +160,11 @@ export function gpFaultExit(w: BlockWriter, k: number): string {
 /** Exit after instruction k completed, continuing at (lo, hi) (expressions). */
 export function exitAfter(w: BlockWriter, k: number, lo: string, hi: string, st = ST_OK): string {
   const chain = st === ST_OK && w.chainExit !== null ? w.chainExit(k, lo, hi) : "";
-  return `{ ${chain} @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lo}; r[${RIP_HI}] = ${hi}; m.blockExit = ${st}; return n + ${k + 1}; }`;
+  return `{ ${chain} @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lo}; r[${RIP_HI}] = ${hi}; m.blockExit = ${st}; return ${retired(w, k + 1)}; }`;
 }
 
 /** Exit leaving instruction k to the engine (ST_STOP). */
 export function stopBefore(w: BlockWriter, k: number): string {
   const i = w.b.insns[k]!;
-  return `{ @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k}; }`;
+  return `{ @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return ${retired(w, k)}; }`;
 }

@@ -4,10 +4,10 @@
 import type { Instruction } from "../decode/instruction.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { RFLAGS, sizeMask } from "../machine/registers.ts";
+import { RFLAGS } from "../machine/registers.ts";
 import { isFault, type Fault } from "../fault.ts";
 import type { RuleId } from "../rules/rule.ts";
-import { addWithCarry, flag, logicFlags, subWithBorrow, withStatus, type ArithResult } from "./flags.ts";
+import { addWithCarry, flag, logicFlags, subWithBorrow, truncate, withStatus, type ArithResult } from "./flags.ts";
 import { operand, readDestination, sizeOf } from "./operands.ts";
 
 type Binary = (a: bigint, b: bigint, cf: boolean, insn: Instruction) => ArithResult;
@@ -37,7 +37,7 @@ const size = (insn: Instruction) => sizeOf(operand(insn, 0), insn);
 
 const logic = (op: (a: bigint, b: bigint) => bigint): Binary => (a, b, _cf, insn) => {
   const s = size(insn);
-  const result = op(a, b) & sizeMask(s);
+  const result = truncate(op(a, b), s);
   return { result, flags: logicFlags(result, s) };
 };
 

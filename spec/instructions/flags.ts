@@ -6,7 +6,7 @@
 // no BigInt is built for them. Every flag record lists its fields in RFLAGS bit order (cf, pf, af,
 // zf, sf, of), so records of all six flags share one object shape.
 import type { OperandSize } from "../decode/instruction.ts";
-import { RFLAGS, sizeMask } from "../machine/registers.ts";
+import { RFLAGS } from "../machine/registers.ts";
 
 /** The six status flags as booleans; a field left out is not written (the instruction does not
  *  affect it, or the model leaves an undefined flag unchanged — see undefined-flags.ts). */
@@ -58,6 +58,17 @@ export function signBit(size: OperandSize): bigint {
   }
 }
 
+/** `value` modulo 2^(8·size): the low `size` bytes (BigInt.asUintN with a constant width, which V8
+ *  computes without allocating an intermediate BigInt, where `& mask` allocates). */
+export function truncate(value: bigint, size: OperandSize): bigint {
+  switch (size) {
+    case 1: return BigInt.asUintN(8, value);
+    case 2: return BigInt.asUintN(16, value);
+    case 4: return BigInt.asUintN(32, value);
+    case 8: return BigInt.asUintN(64, value);
+  }
+}
+
 /** Most significant bit of `value` at `size` (any bigint, read as two's complement). */
 export function msb(value: bigint, size: OperandSize): boolean {
   return (value & signBit(size)) !== 0n;
@@ -79,7 +90,7 @@ export function parity(value: bigint): boolean {
 
 /** AF: bit 4 of a ^ b ^ result — the carry into (or borrow from) bit 4 of an addition (subtraction). */
 function auxiliaryCarry(a: bigint, b: bigint, result: bigint): boolean {
-  return (Number(BigInt.asUintN(8, a ^ b ^ result)) & 0x10) !== 0;
+  return (BigInt.asUintN(8, a ^ b ^ result) & 0x10n) !== 0n;
 }
 
 export interface ArithResult {
@@ -90,14 +101,14 @@ export interface ArithResult {
 /** ADD/ADC (carryIn = CF) of two `size`-byte values: CF = unsigned carry out, OF = signed overflow,
  *  AF = carry out of bit 3. */
 export function addWithCarry(a: bigint, b: bigint, carryIn: boolean, size: OperandSize): ArithResult {
-  const mask = sizeMask(size);
   const full = carryIn ? a + b + 1n : a + b;
-  const result = full & mask;
+  const result = truncate(full, size);
   const signA = negative(a, size), signB = negative(b, size), signR = negative(result, size);
   return {
     result,
     flags: {
-      cf: full > mask,
+      // Carry: the full sum does not fit in `size` bytes.
+      cf: full !== result,
       pf: parity(result),
       af: auxiliaryCarry(a, b, result),
       zf: result === 0n,
@@ -112,7 +123,7 @@ export function addWithCarry(a: bigint, b: bigint, carryIn: boolean, size: Opera
  *  overflow, AF = borrow from bit 4. */
 export function subWithBorrow(a: bigint, b: bigint, borrowIn: boolean, size: OperandSize): ArithResult {
   const full = borrowIn ? a - b - 1n : a - b;
-  const result = full & sizeMask(size);
+  const result = truncate(full, size);
   const signA = negative(a, size), signB = negative(b, size), signR = negative(result, size);
   return {
     result,
