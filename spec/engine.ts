@@ -4,7 +4,8 @@
 // model around this class.
 import type { Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, StepFault, StepInstruction } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
-import type { ArchState } from "../contract/state.ts";
+import { PAGE_SIZE, type ArchState } from "../contract/state.ts";
+import { PAGE_BUDGET } from "../contract/limits.ts";
 import { modelScopeViolation } from "../contract/scope.ts";
 import { machineFromState, patchMachine, stateFromMachine, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
@@ -20,6 +21,10 @@ export interface SpecEngineOptions {
   readonly rules?: boolean;
   /** Every rule ID exercised by the engine's steps and runs is added here. */
   readonly coverage?: Set<RuleId>;
+  /** The most guest physical memory, in bytes (whole 4 KiB pages), a state may hold and a run
+   *  may grow to; default the page budget (contract/limits.ts, 256 MiB). A step that needs one
+   *  more page stops the run with `memory-limit`, the step taken back. */
+  readonly maxMemoryBytes?: number;
 }
 
 const NOT_FETCHED: StepInstruction = { bytes: new Uint8Array(0), length: 0 };
@@ -53,6 +58,8 @@ function engineEvent(e: StepEvent, instructionStep: boolean): EngineEvent {
       return { kind: "unsupported", rip: e.rip, bytes: e.bytes, reason: e.reason, instruction: { bytes: e.bytes, length: e.bytes.length } };
     case "exited":
       return { kind: "exited", rip: e.rip, value: e.value };
+    case "memory-limit":
+      return { kind: "memory-limit", rip: e.rip, reason: e.reason };
     case "fault":
       // Only with delivery "stop", which the engine never asks for.
       throw new Error("spec engine: undelivered fault");
@@ -87,12 +94,20 @@ export class SpecEngine implements Engine {
     this.console.push(byte);
   };
 
-  constructor(private readonly options: SpecEngineOptions = {}) {}
+  /** The page budget of this engine's runs (SpecEngineOptions.maxMemoryBytes). */
+  private readonly maxPages: number;
+
+  constructor(private readonly options: SpecEngineOptions = {}) {
+    const bytes = options.maxMemoryBytes ?? PAGE_BUDGET * PAGE_SIZE;
+    if (!(bytes >= PAGE_SIZE)) throw new RangeError("maxMemoryBytes: at least one 4 KiB page (4096)");
+    this.maxPages = Math.floor(bytes / PAGE_SIZE);
+  }
 
   load(state: ArchState, profile: ProfileName): void {
     // The contract's one input domain: the same refusal as the loader's and impl's.
     const violation = modelScopeViolation(state);
     if (violation !== null) throw new RangeError(`state outside the model: ${violation}`);
+    if (state.memory.size > this.maxPages) throw new RangeError(`memory: more than ${this.maxPages} pages`);
     this.machine = this.loaded = machineFromState(state);
     this.profile = profileByName(profile);
     this.console = [];
@@ -107,7 +122,7 @@ export class SpecEngine implements Engine {
     const before = this.current();
     const stepRules = this.options.rules === true ? new RuleLog() : undefined;
     const coverage = stepRules ?? this.options.coverage;
-    const result = step(before, { profile: this.profile, ...(coverage === undefined ? {} : { coverage }) });
+    const result = step(before, { profile: this.profile, maxPages: this.maxPages, ...(coverage === undefined ? {} : { coverage }) });
     this.machine = result.state;
     if (result.event.kind === "io" && result.event.console !== undefined) this.console.push(result.event.console);
     if (stepRules !== undefined) for (const id of stepRules) this.options.coverage?.add(id);
@@ -122,11 +137,13 @@ export class SpecEngine implements Engine {
 
   run(maxSteps: number): EngineStop {
     const coverage = this.options.coverage;
-    const result = run(this.current(), { profile: this.profile, maxSteps, onConsole: this.keepConsole, ...(coverage === undefined ? {} : { coverage }) });
+    const result = run(this.current(), { profile: this.profile, maxSteps, maxPages: this.maxPages, onConsole: this.keepConsole, ...(coverage === undefined ? {} : { coverage }) });
     this.machine = result.state;
     const last = result.last;
     if (result.reason === "unsupported" && last?.kind === "unsupported")
       return { reason: "unsupported", steps: result.steps, event: engineEvent(last, true) as Extract<EngineEvent, { kind: "unsupported" }> };
+    if (result.reason === "memory-limit" && last?.kind === "memory-limit")
+      return { reason: "memory-limit", steps: result.steps, event: { kind: "memory-limit", rip: last.rip, reason: last.reason } };
     if (result.reason === "exit") return { reason: "exit", steps: result.steps, exitValue: result.state.devices.exitValue! };
     if (result.reason === "hlt" || result.reason === "shutdown" || result.reason === "limit") return { reason: result.reason, steps: result.steps };
     throw new Error(`spec engine: unexpected stop ${result.reason}`);

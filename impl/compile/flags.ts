@@ -83,9 +83,11 @@ function isLiteral(v: string): boolean {
  *  producer locals; the result is in pr_l/pr_h.
  *
  *  The carry between the halves of a 64-bit ADD/SUB: with a register or memory source it is
- *  data-dependent, about as often 1 as 0, so it is computed without a branch from the operands'
- *  and the result's top bits (a branch would be mispredicted every other time); with an immediate
- *  a carry is rare, so a compare guarding an increment (a well-predicted branch) is cheaper. */
+ *  data-dependent, about as often 1 as 0, so it must not become a branch (mispredicted every other
+ *  time): `(compare) | 0` is the form V8 turns into a flag-to-register move (setcc), where
+ *  `compare ? 1 : 0` became a branch and the carry's bit formula cost six operations; with an
+ *  immediate a carry is rare, so a compare guarding an increment (a well-predicted branch) is
+ *  cheapest. */
 export function alu(w: BlockWriter, sub: number, size: number, a: [string, string], bv: [string, string]): string {
   const mask = size === 4 ? "| 0" : size === 2 ? "& 65535" : size === 1 ? "& 255" : "| 0";
   let s: string;
@@ -95,12 +97,12 @@ export function alu(w: BlockWriter, sub: number, size: number, a: [string, strin
       case I.ALU_ADD:
         s += isLiteral(bv[0])
           ? " pr_l = (pa_l + pb_l) | 0; pr_h = (pa_h + pb_h) | 0; if ((pr_l >>> 0) < (pa_l >>> 0)) pr_h = (pr_h + 1) | 0;"
-          : " pr_l = (pa_l + pb_l) | 0; pr_h = (pa_h + pb_h + (((pa_l & pb_l) | ((pa_l | pb_l) & ~pr_l)) >>> 31)) | 0;";
+          : " pr_l = (pa_l + pb_l) | 0; pr_h = (pa_h + pb_h + (((pr_l >>> 0) < (pa_l >>> 0)) | 0)) | 0;";
         break;
       case I.ALU_SUB: case I.ALU_CMP:
         s += isLiteral(bv[0])
           ? " pr_l = (pa_l - pb_l) | 0; pr_h = (pa_h - pb_h) | 0; if ((pa_l >>> 0) < (pb_l >>> 0)) pr_h = (pr_h - 1) | 0;"
-          : " pr_l = (pa_l - pb_l) | 0; pr_h = (pa_h - pb_h - (((~pa_l & pb_l) | ((~pa_l | pb_l) & pr_l)) >>> 31)) | 0;";
+          : " pr_l = (pa_l - pb_l) | 0; pr_h = (pa_h - pb_h - (((pa_l >>> 0) < (pb_l >>> 0)) | 0)) | 0;";
         break;
       case I.ALU_AND:
         s += " pr_l = pa_l & pb_l; pr_h = pa_h & pb_h;";

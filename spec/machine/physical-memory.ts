@@ -18,10 +18,14 @@ export interface PageSource {
 
 export class PhysicalMemory implements PageSource {
   /** Built only by `empty`, `fromPages` and MemoryDraft.snapshot; the chunks are never changed. */
-  constructor(private readonly chunks: ReadonlyMap<number, Chunk>) {}
+  constructor(
+    private readonly chunks: ReadonlyMap<number, Chunk>,
+    /** How many pages are backed. */
+    readonly pageCount: number,
+  ) {}
 
   static empty(): PhysicalMemory {
-    return new PhysicalMemory(new Map());
+    return new PhysicalMemory(new Map(), 0);
   }
 
   /** Takes copies of the given pages (page number → 4 KiB). */
@@ -33,7 +37,7 @@ export class PhysicalMemory implements PageSource {
       if (chunk === undefined) chunks.set(key, (chunk = new Array<Uint8Array | undefined>(CHUNK_PAGES).fill(undefined)));
       chunk[pageNumber % CHUNK_PAGES] = bytes.slice();
     }
-    return new PhysicalMemory(chunks);
+    return new PhysicalMemory(chunks, pages.size);
   }
 
   /** The page's bytes (shared: never write into them); unbacked pages read as zero. */
@@ -71,9 +75,10 @@ export class PhysicalMemory implements PageSource {
     return draft.snapshot();
   }
 
-  /** A writable successor of this memory (this one stays unchanged). */
-  draft(): MemoryDraft {
-    return new MemoryDraft(this, this.chunks);
+  /** A writable successor of this memory (this one stays unchanged); a write that would back
+   *  more than `maxPages` pages throws a MemoryLimit. */
+  draft(maxPages = Infinity): MemoryDraft {
+    return new MemoryDraft(this, this.chunks, maxPages);
   }
 
   /** Every backed page (page number → bytes), for export. */
@@ -122,12 +127,18 @@ export class MemoryDraft implements PageSource {
    */
   generation = 0;
 
+  /** How many pages are backed. */
+  private pageCount: number;
+
   constructor(
     /** The last memory handed out (the one this draft started from until the first write). */
     private published: PhysicalMemory,
     chunks: ReadonlyMap<number, Chunk>,
+    /** The most pages this draft may back: a write that needs one more throws a MemoryLimit. */
+    private readonly maxPages: number,
   ) {
     this.chunks = chunks;
+    this.pageCount = published.pageCount;
   }
 
   page(pageNumber: number): Uint8Array {
@@ -140,11 +151,13 @@ export class MemoryDraft implements PageSource {
 
   /** Little-endian write of the low `size` bytes of `value` (journalled). */
   write(address: bigint, size: number, value: bigint): void {
+    const old = readLittleEndian(this, address, size);
+    // Journalled once done: a store that throws (MemoryLimit) wrote nothing.
+    this.store(address, size, value);
     const n = this.journalLength++;
     this.journalAddress[n] = address;
     this.journalSize[n] = size;
-    this.journalOld[n] = readLittleEndian(this, address, size);
-    this.store(address, size, value);
+    this.journalOld[n] = old;
   }
 
   writeBytes(address: bigint, bytes: Uint8Array): void {
@@ -183,7 +196,7 @@ export class MemoryDraft implements PageSource {
   /** The memory as written so far. The draft keeps working on top of it. */
   snapshot(): PhysicalMemory {
     if (this.ownedIndex) {
-      this.published = new PhysicalMemory(this.chunks);
+      this.published = new PhysicalMemory(this.chunks, this.pageCount);
       this.ownedIndex = false;
       this.ownedChunks = null;
       this.ownedPages = null;
@@ -208,6 +221,8 @@ export class MemoryDraft implements PageSource {
       }
       return;
     }
+    // Across pages: every page made writable first, so a MemoryLimit leaves nothing half written.
+    for (let i = 0; i < size; i++) this.writablePage(Number((address + BigInt(i)) >> 12n));
     let rest = value;
     for (let i = 0; i < size; i++) {
       const a = address + BigInt(i);
@@ -223,6 +238,10 @@ export class MemoryDraft implements PageSource {
     let chunk = this.chunks.get(key);
     const page = chunk?.[slot];
     if (page !== undefined && this.ownedPages?.has(page)) return page;
+    if (page === undefined) {
+      if (this.pageCount >= this.maxPages) throw new MemoryLimit(this.maxPages);
+      this.pageCount++;
+    }
     if (!this.ownedIndex) {
       this.chunks = new Map(this.chunks);
       this.ownedIndex = true;
@@ -239,6 +258,14 @@ export class MemoryDraft implements PageSource {
     this.generation++;
     (this.ownedPages ??= new Set()).add(copy);
     return copy;
+  }
+}
+
+/** A write that would back more pages than the draft may (`draft(maxPages)`): the step that made it
+ *  is taken back and the run stops with `memory-limit` (spec/step/step.ts). */
+export class MemoryLimit extends Error {
+  constructor(readonly maxPages: number) {
+    super(`guest physical memory would exceed ${maxPages} pages`);
   }
 }
 

@@ -15,3 +15,15 @@ export interface Access {
   readonly kind: AccessKind;
   readonly mode: AccessMode;
 }
+
+/** One Access object per kind and mode, made once: accesses run on every memory operand and
+ *  stack slot, and need not allocate. */
+const ACCESSES: Readonly<Record<AccessKind, Readonly<Record<AccessMode, Access>>>> = {
+  read: { user: { kind: "read", mode: "user" }, supervisor: { kind: "read", mode: "supervisor" }, implicit: { kind: "read", mode: "implicit" } },
+  write: { user: { kind: "write", mode: "user" }, supervisor: { kind: "write", mode: "supervisor" }, implicit: { kind: "write", mode: "implicit" } },
+  execute: { user: { kind: "execute", mode: "user" }, supervisor: { kind: "execute", mode: "supervisor" }, implicit: { kind: "execute", mode: "implicit" } },
+};
+
+export function accessOf(kind: AccessKind, mode: AccessMode): Access {
+  return ACCESSES[kind][mode];
+}

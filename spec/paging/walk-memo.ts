@@ -77,3 +77,12 @@ export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: 
   const r = memo[access.kind][access.mode].get(Number(linear >> 12n));
   return r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
 }
+
+/** The physical address of `linear` when the memo remembers its walk and it is still valid (the
+ *  walk sets no A/D bit then), else undefined: `walkRemembered`'s hit, without building a Walk. */
+export function rememberedPhysical(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): bigint | undefined {
+  const r = memo[access.kind][access.mode].get(Number(linear >> 12n));
+  if (r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory))
+    return r.frame | (linear & 0xfffn);
+  return undefined;
+}

@@ -58,21 +58,27 @@ export function readDescriptor(t: Transaction, address: bigint, system16 = false
     if (isFault(h)) return h;
     high = h;
   }
-  const rawLimit = Number((low & 0xffffn) | (((low >> 48n) & 0xfn) << 16n));
-  const g = Number((low >> 55n) & 1n);
+  // The fields from the two 32-bit halves of the low quadword, in plain numbers (SDM Vol. 3A
+  // Figure 3-8: bytes 0–3 limit 15:0 and base 15:0; bytes 4–7 base 23:16, type, S, DPL, P,
+  // limit 19:16, AVL, L, D/B, G, base 31:24).
+  const word0 = Number(low & 0xffff_ffffn);
+  const word1 = Number(low >> 32n);
+  const rawLimit = (word0 & 0xffff) | (word1 & 0xf_0000);
+  const g = (word1 >>> 23) & 1;
+  const base32 = (word0 >>> 16) | ((word1 & 0xff) << 16) | ((word1 >>> 24) << 24);
   return {
     address,
     low,
     high,
-    base: ((low >> 16n) & 0xff_ffffn) | (((low >> 56n) & 0xffn) << 24n) | (system16 ? (high & 0xffff_ffffn) << 32n : 0n),
+    base: BigInt(base32 >>> 0) | (system16 ? (high & 0xffff_ffffn) << 32n : 0n),
     limit: g === 1 ? rawLimit * 4096 + 4095 : rawLimit,
-    type: Number((low >> 40n) & 0xfn),
-    s: Number((low >> 44n) & 1n),
-    dpl: Number((low >> 45n) & 3n),
-    present: Number((low >> 47n) & 1n),
-    avl: Number((low >> 52n) & 1n),
-    l: Number((low >> 53n) & 1n),
-    db: Number((low >> 54n) & 1n),
+    type: (word1 >>> 8) & 0xf,
+    s: (word1 >>> 12) & 1,
+    dpl: (word1 >>> 13) & 3,
+    present: (word1 >>> 15) & 1,
+    avl: (word1 >>> 20) & 1,
+    l: (word1 >>> 21) & 1,
+    db: (word1 >>> 22) & 1,
     g,
   };
 }

@@ -39,6 +39,9 @@ export type StepEvent =
     }
   /** The machine stopped at a write to the exit port: no step (DEV-EXIT-02). */
   | { readonly kind: "exited"; readonly rip: bigint; readonly value: number }
+  /** The step would back more pages of guest physical memory than a run may (the page budget,
+   *  contract/limits.ts): the step is taken back, the machine is unchanged and the run cannot go on. */
+  | { readonly kind: "memory-limit"; readonly rip: bigint; readonly reason: string }
   /** Bytes outside the modelled subset: the machine is unchanged and the run cannot go on. */
   | { readonly kind: "unsupported"; readonly rip: bigint; readonly bytes: Uint8Array; readonly reason: string }
   /** A fault that was not delivered (delivery turned off): the machine is at the faulting
@@ -59,7 +62,7 @@ export interface StepResult {
 
 /** The project's stop reasons (contract/engine.ts) that `run` can give, and `fault`: a fault not
  *  delivered, with `delivery: "stop"` (unit tests only). */
-export type StopReason = Extract<ContractStopReason, "hlt" | "shutdown" | "limit" | "exit" | "unsupported" | "timeout"> | "fault";
+export type StopReason = Extract<ContractStopReason, "hlt" | "shutdown" | "limit" | "exit" | "unsupported" | "memory-limit" | "timeout"> | "fault";
 
 export interface RunResult {
   readonly state: Machine;

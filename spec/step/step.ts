@@ -6,7 +6,8 @@
 import type { Instruction } from "../decode/instruction.ts";
 import { isFault, type Fault } from "../fault.ts";
 import { patchRegisters, withMemory, type Machine, type MachineRegisters } from "../machine/machine.ts";
-import type { MemoryDraft } from "../machine/physical-memory.ts";
+import { MemoryLimit, type MemoryDraft } from "../machine/physical-memory.ts";
+import { PAGE_BUDGET } from "../../contract/limits.ts";
 import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
 import { INTEL, type Profile } from "../../contract/profile.ts";
 import { recordImpliedRules } from "../rule-catalogue.ts";
@@ -34,7 +35,13 @@ export interface StepOptions {
   readonly delivery?: "idt" | "stop";
   /** Value read by IN (default all ones: nothing answers on the bus). */
   readonly portIn?: (port: number, size: 1 | 2 | 4) => bigint;
+  /** The most pages of guest physical memory the machine may back (default the page budget,
+   *  contract/limits.ts): a step that needs one more is taken back and ends with `memory-limit`. */
+  readonly maxPages?: number;
 }
+
+/** RFLAGS with RF cleared: the mask, made once. */
+const NOT_RF = ~RFLAGS.RF;
 
 const DEFAULT_PORT_IN = (_port: number, size: 1 | 2 | 4): bigint => (1n << BigInt(8 * size)) - 1n;
 /** The environment of a step without its own `portIn` (allocated once, not per step). */
@@ -64,14 +71,23 @@ function context(options: StepOptions): Context {
 
 /** One step on `state`, which it leaves untouched: the machine after the step and its event. */
 export function step(state: Machine, options: StepOptions = {}): StepResult {
-  const memory = state.memory.draft();
+  const memory = state.memory.draft(options.maxPages ?? PAGE_BUDGET);
   const result = stepOn(state, memory, context(options));
   return { state: withMemory(result.state, memory.snapshot()), event: result.event };
 }
 
 /** One step on `state`'s registers and `memory` (written in place). */
 function stepOn(state: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
-  const result = boundaryOrInstruction(state, memory, ctx);
+  const mark = memory.mark();
+  let result: RegistersStep;
+  try {
+    result = boundaryOrInstruction(state, memory, ctx);
+  } catch (e) {
+    if (!(e instanceof MemoryLimit)) throw e;
+    // The page budget: the step is taken back whole, as if it had not begun.
+    memory.rollBack(mark);
+    return { state, event: { kind: "memory-limit", rip: state.rip, reason: e.message } };
+  }
   if (ctx.coverage !== null) recordImpliedRules(ctx.coverage);
   return result;
 }
@@ -121,8 +137,9 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
   const heldTrap = state.cpu.pendingDebugTrap;
   if (heldTrap) t.hit("SHADOW-06");
   // RF-01: RF is cleared by every instruction that completes; RIP moves on unless it branches.
-  const nextRip = in64BitMode(state) ? (rip + BigInt(insn.length)) & MASK64 : (rip + BigInt(insn.length)) & 0xffff_ffffn;
-  t.update("RF-01", { rip: nextRip, rflags: state.rflags & ~RFLAGS.RF });
+  const end = rip + BigInt(insn.length);
+  const nextRip = in64BitMode(state) ? (end > MASK64 ? end & MASK64 : end) : end & 0xffff_ffffn;
+  t.update("RF-01", { rip: nextRip, rflags: state.rflags & NOT_RF });
   // SHADOW-02: the shadow in force covered the boundary before this instruction and ends as it
   // starts (t.startShadow keeps it for STI / MOV SS, SHADOW-07); the semantics may open a new one.
   if (state.cpu.shadow !== "none") {
@@ -247,6 +264,7 @@ export interface RunOptions extends StepOptions {
 }
 
 const STOPPING: Partial<Record<StepEvent["kind"], RunResult["reason"]>> = {
+  "memory-limit": "memory-limit",
   shutdown: "shutdown",
   unsupported: "unsupported",
   fault: "fault",
@@ -263,7 +281,7 @@ export function run(state: Machine, options: RunOptions): RunResult {
   const ctx = context(options);
   const profile = ctx.profile;
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  const memory = state.memory.draft();
+  const memory = state.memory.draft(options.maxPages ?? PAGE_BUDGET);
   const onStep = options.onStep;
   /** The machine before this step, for onStep. */
   let before = state;
@@ -288,7 +306,8 @@ export function run(state: Machine, options: RunOptions): RunResult {
     }
     if (last.kind === "io" && last.console !== undefined) options.onConsole?.(last.console);
     const stop = STOPPING[last.kind];
-    if (stop !== undefined) return result(stop, steps + (stop === "unsupported" ? 0 : 1));
+    // An unsupported or memory-limit attempt is not a step (contract/engine.ts).
+    if (stop !== undefined) return result(stop, steps + (stop === "unsupported" || stop === "memory-limit" ? 0 : 1));
   }
 }
 

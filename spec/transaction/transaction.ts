@@ -6,10 +6,10 @@ import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
 import { assignRegisters, copyRegisters, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
 import type { InterruptShadow } from "../../contract/state.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
-import type { Access, AccessKind, AccessMode } from "../paging/access.ts";
+import { accessOf, type Access, type AccessKind, type AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { walk } from "../paging/translate.ts";
-import { walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
+import { rememberedPhysical, walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instruction.ts";
@@ -267,6 +267,13 @@ export class Transaction {
    * every kind of object and is slow (about 2 % of the benchmark loops). The walk code does the same.
    */
   private translateOrFault(linear: bigint, access: Access): bigint | Fault {
+    // A walk the memo remembers: the same rules as below, nothing to set.
+    const remembered = rememberedPhysical(this.current, this.memory, linear, access);
+    if (remembered !== undefined) {
+      this.hit("PF-ACCESSED");
+      if (access.kind === "write") this.hit("PF-DIRTY");
+      return remembered;
+    }
     const w = walkRemembered(this.current, this.memory, linear, access);
     if ("kind" in w) {
       // PF-03: U/S follows the access, not the CPL — an implicit access or a delivery push made at
@@ -291,9 +298,10 @@ export class Transaction {
    * The checks every linear access makes before paging, in this order: canonical first and last
    * byte (CANON table; PF-05: never a #PF), then #AC at CPL 3 (SMAP-06).
    */
-  private checkLinear(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): Fault | undefined {
-    const last = (linear + BigInt(size - 1)) & MASK64;
-    if (!canonical(linear) || !canonical(last)) {
+  private checkLinear(linear: bigint, size: number, access: Access, stack: boolean, alignment: number, onePage: boolean): Fault | undefined {
+    // Within one page the last byte is canonical exactly when the first is: the canonical
+    // boundaries (2^47, 2^64 − 2^47) are page boundaries.
+    if (!canonical(linear) || (!onePage && !canonical((linear + BigInt(size - 1)) & MASK64))) {
       this.hit("CANON-01");
       this.hit("PF-05");
       if (access.kind === "execute") return this.fault("CANON-FETCH", GP, 0);
@@ -305,7 +313,7 @@ export class Transaction {
 
   /** Physical addresses of each byte's page piece; every page is translated before any access. */
   private translateRange(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): { physical: bigint; length: number }[] | Fault {
-    const f = this.checkLinear(linear, size, access, stack, alignment);
+    const f = this.checkLinear(linear, size, access, stack, alignment, false);
     if (isFault(f)) return f;
     const pieces: { physical: bigint; length: number }[] = [];
     let address = linear;
@@ -326,7 +334,7 @@ export class Transaction {
   /** The translation for an instruction fetch at a canonical linear address (the caller checks
    *  CANON-FETCH): the physical address, or the #PF. */
   translateFetch(linear: bigint, mode: AccessMode): bigint | Fault {
-    return this.translateOrFault(linear, { kind: "execute", mode });
+    return this.translateOrFault(linear, accessOf("execute", mode));
   }
 
   /** Physical page `pageNumber`, whose bytes never change from now on (a later write to that page
@@ -353,16 +361,18 @@ export class Transaction {
    * and 8 bytes, else none) is what #AC checks at CPL 3 (SDM Table 6-7).
    */
   readLinear(linear: bigint, size: number, mode: AccessMode, opts: { kind?: AccessKind; stack?: boolean; alignment?: number } = {}): bigint | Fault {
-    const access: Access = { kind: opts.kind ?? "read", mode };
-    const alignment = opts.alignment ?? naturalAlignment(size);
+    return this.readAt(linear, size, accessOf(opts.kind ?? "read", mode), opts.stack ?? false, opts.alignment ?? naturalAlignment(size));
+  }
+
+  private readAt(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): bigint | Fault {
     // Common case first: the access lies in one page.
     if (withinPage(linear, size)) {
-      const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
-      if (isFault(f)) return f;
+      const f = this.checkLinear(linear, size, access, stack, alignment, true);
+      if (f !== undefined) return f;
       const physical = this.translateOrFault(linear, access);
-      return isFault(physical) ? physical : this.memory.read(physical, size);
+      return typeof physical !== "bigint" ? physical : this.memory.read(physical, size);
     }
-    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
+    const pieces = this.translateRange(linear, size, access, stack, alignment);
     if (isFault(pieces)) return pieces;
     let value = 0n;
     let shift = 0n;
@@ -375,21 +385,23 @@ export class Transaction {
 
   /** Little-endian write; all pages are translated (and may fault) before any byte is written. */
   writeLinear(linear: bigint, size: number, value: bigint, mode: AccessMode, opts: { stack?: boolean; alignment?: number } = {}): undefined | Fault {
-    const access: Access = { kind: "write", mode };
-    const alignment = opts.alignment ?? naturalAlignment(size);
+    return this.writeAt(linear, size, value, accessOf("write", mode), opts.stack ?? false, opts.alignment ?? naturalAlignment(size));
+  }
+
+  private writeAt(linear: bigint, size: number, value: bigint, access: Access, stack: boolean, alignment: number): undefined | Fault {
     if (withinPage(linear, size)) {
-      const f = this.checkLinear(linear, size, access, opts.stack ?? false, alignment);
-      if (isFault(f)) return f;
+      const f = this.checkLinear(linear, size, access, stack, alignment, true);
+      if (f !== undefined) return f;
       const physical = this.translateOrFault(linear, access);
-      if (isFault(physical)) return physical;
-      this.writePhysical(physical, size, value);
+      if (typeof physical !== "bigint") return physical;
+      this.memory.write(physical, size, value);
       return undefined;
     }
-    const pieces = this.translateRange(linear, size, access, opts.stack ?? false, alignment);
+    const pieces = this.translateRange(linear, size, access, stack, alignment);
     if (isFault(pieces)) return pieces;
     let rest = value;
     for (const piece of pieces) {
-      this.writePhysical(piece.physical, piece.length, rest);
+      this.memory.write(piece.physical, piece.length, rest);
       rest >>= BigInt(8 * piece.length);
     }
     return undefined;
@@ -449,7 +461,7 @@ export class Transaction {
       case "mem": {
         const linear = this.memoryLinear(op, nextRip, kind);
         if (typeof linear !== "bigint") return linear;
-        return this.readLinear(linear, op.size, this.dataMode(), { kind, stack: op.stackSegment });
+        return this.readAt(linear, op.size, accessOf(kind, this.dataMode()), op.stackSegment, naturalAlignment(op.size));
       }
       default:
         throw new Error(`read: operand kind ${op.kind} is not a value operand`);
@@ -467,7 +479,7 @@ export class Transaction {
       case "mem": {
         const linear = this.memoryLinear(op, nextRip, "write");
         if (typeof linear !== "bigint") return linear;
-        const f = this.writeLinear(linear, op.size, value & sizeMask(op.size as OperandSize), this.dataMode(), { stack: op.stackSegment });
+        const f = this.writeAt(linear, op.size, value & sizeMask(op.size as OperandSize), accessOf("write", this.dataMode()), op.stackSegment, naturalAlignment(op.size));
         if (f === undefined && rule !== undefined) this.hit(rule);
         return f;
       }
@@ -484,7 +496,7 @@ export class Transaction {
   push(value: bigint, size: OperandSize = 8, rule?: RuleId): undefined | Fault {
     if (!in64BitMode(this.current)) return this.pushCompatibility(value, size, rule);
     const rsp = (this.gpr(RSP) - BigInt(size)) & MASK64;
-    const f = this.writeLinear(rsp, size, value & sizeMask(size), this.dataMode(), { stack: true });
+    const f = this.writeAt(rsp, size, value & sizeMask(size), accessOf("write", this.dataMode()), true, naturalAlignment(size));
     if (isFault(f)) return f;
     this.setGpr(RSP, rsp);
     if (rule !== undefined) this.hit(rule);
@@ -495,7 +507,7 @@ export class Transaction {
   pop(size: OperandSize = 8): bigint | Fault {
     if (!in64BitMode(this.current)) return this.popCompatibility(size);
     const rsp = this.gpr(RSP);
-    const value = this.readLinear(rsp, size, this.dataMode(), { stack: true });
+    const value = this.readAt(rsp, size, accessOf("read", this.dataMode()), true, naturalAlignment(size));
     if (isFault(value)) return value;
     this.setGpr(RSP, (rsp + BigInt(size)) & MASK64);
     return value;
@@ -544,7 +556,7 @@ export class Transaction {
   readStack(offset: bigint, size: number): bigint | Fault {
     const linear = this.stackSlot(offset, size);
     if (typeof linear !== "bigint") return linear;
-    return this.readLinear(linear, size, this.dataMode(), { stack: true });
+    return this.readAt(linear, size, accessOf("read", this.dataMode()), true, naturalAlignment(size));
   }
 
   /** The stack pointer moved by `delta` bytes at the stack's width (64 bits in 64-bit mode,

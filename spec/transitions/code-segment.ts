@@ -11,15 +11,11 @@ export function invalidLongCode(d: Descriptor): boolean {
   return d.l === 1 && d.db === 1;
 }
 
-/** The instruction pointer a transfer to `d` loads from `value` (already masked to the operand
- *  size): all of it for a 64-bit target (L = 1); for a compatibility-mode target, EIP — bits 31:0,
- *  zero-extended (docs/model-choices.md, "Transfers into compatibility mode"). */
-export function targetRip(d: Descriptor, value: bigint): bigint {
-  return d.l === 1 ? value : value & 0xffff_ffffn;
-}
-
-/** The target RIP (`targetRip`): canonical for a 64-bit target (L = 1), else EIP within the CS
- *  limit; #GP(0). */
+/** The target RIP (the offset or popped value, masked to the operand size, all of it): canonical
+ *  for a 64-bit target (L = 1), else within the CS limit — so a compatibility-mode target above
+ *  4 GiB is #GP(0), never cut to its bits 31:0 (SDM JMP: "tempEIP ← DEST(Offset) … tempEIP outside
+ *  code segment limit"; RET: "the return instruction pointer is not within the return code segment
+ *  limit"; docs/model-choices.md, "Transfers into compatibility mode"). */
 export function checkTargetRip(t: Transaction, d: Descriptor, rip: bigint, rule: RuleId): Fault | undefined {
   const ok = d.l === 1 ? canonical(rip) : rip <= BigInt(d.limit);
   return ok ? undefined : t.fault(rule, GP, 0);

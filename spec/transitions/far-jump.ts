@@ -12,7 +12,7 @@ import {
 } from "../segmentation/descriptor.ts";
 import type { UnsupportedOutcome } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { checkTargetRip, invalidLongCode, targetRip } from "./code-segment.ts";
+import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
 import { setAccessed } from "./segment-load.ts";
 
 export const FAR_JUMP_RULES = defineRules([
@@ -23,7 +23,7 @@ export const FAR_JUMP_RULES = defineRules([
   { id: "JMPF-05", description: "far JMP: code segment with L = 1 and D = 1: #GP(sel)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-06", description: "far JMP: conforming with DPL > CPL, or non-conforming with RPL > CPL or DPL != CPL: #GP(sel)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-07", description: "far JMP: code segment not present: #NP(sel)", source: "SDM Vol. 2A JMP" },
-  { id: "JMPF-08", description: "far JMP: target RIP not canonical (64-bit target), or its EIP (bits 31:0) beyond the CS limit (compatibility target): #GP(0)", source: "SDM Vol. 2A JMP" },
+  { id: "JMPF-08", description: "far JMP: target RIP not canonical (64-bit target), or beyond the CS limit (compatibility target: the whole offset, so one above 4 GiB too): #GP(0)", source: "SDM Vol. 2A JMP" },
   { id: "JMPF-09", description: "far JMP: CS <- selector with RPL <- CPL, hidden part from the descriptor; RIP <- offset (a compatibility-mode target: EIP, zero-extended); CPL unchanged", source: "SDM Vol. 2A JMP" },
 ]);
 
@@ -53,8 +53,8 @@ export function execJmpFar(t: Transaction, insn: Instruction): Fault | Unsupport
   if (invalidLongCode(d)) return t.fault("JMPF-05", GP, code);
   if (isConformingCode(d) ? d.dpl > cpl : selectorRpl(selector) > cpl || d.dpl !== cpl) return t.fault("JMPF-06", GP, code);
   if (d.present === 0) return t.fault("JMPF-07", NP, code);
-  // A compatibility-mode target: EIP (offset bits 31:0) is checked and loaded.
-  const offset = targetRip(d, raw & sizeMask(size));
+  // The whole offset is checked (a compatibility-mode target: against the limit) and loaded.
+  const offset = raw & sizeMask(size);
   const f = checkTargetRip(t, d, offset, "JMPF-08");
   if (isFault(f)) return f;
   const loaded = setAccessed(t, d);

@@ -12,7 +12,7 @@ import {
 } from "../segmentation/descriptor.ts";
 import { runInstructionAlone } from "../transaction/alone.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { checkTargetRip, invalidLongCode, targetRip } from "./code-segment.ts";
+import { checkTargetRip, invalidLongCode } from "./code-segment.ts";
 import { nullInaccessibleDataSegments, setAccessed } from "./segment-load.ts";
 
 export const FAR_RETURN_RULES = defineRules([
@@ -23,7 +23,7 @@ export const FAR_RETURN_RULES = defineRules([
   { id: "RETF-05", description: "far RET: return CS.RPL < CPL: #GP(sel)", source: "SDM Vol. 2B RET" },
   { id: "RETF-06", description: "far RET: conforming with DPL > RPL, or non-conforming with DPL != RPL: #GP(sel)", source: "SDM Vol. 2B RET" },
   { id: "RETF-07", description: "far RET: return CS not present: #NP(sel)", source: "SDM Vol. 2B RET" },
-  { id: "RETF-08", description: "far RET to the same privilege: RIP canonical (64-bit target) or EIP within the CS limit (compatibility target: RIP <- EIP), else #GP(0); CS, RIP loaded; RSP += 2 slots + imm16 at the stack width", source: "SDM Vol. 2B RET" },
+  { id: "RETF-08", description: "far RET to the same privilege: RIP canonical (64-bit target) or within the CS limit (compatibility target: the whole popped value, so one above 4 GiB too), else #GP(0); CS, RIP loaded; RSP += 2 slots + imm16 at the stack width", source: "SDM Vol. 2B RET" },
   { id: "RETF-09", description: "far RET to an outer privilege: SS:RSP read after imm16 bytes; NULL SS only for a 64-bit target with SS.RPL != 3, else #GP(0); beyond the limit, SS.RPL != CS.RPL, not writable data or DPL != CS.RPL: #GP(sel); not present: #SS(sel)", source: "SDM Vol. 2B RET" },
   { id: "RETF-10", description: "far RET to an outer privilege: RIP checked as RETF-08; CPL <- CS.RPL; CS, RIP, SS loaded; RSP <- popped RSP + imm16 (a compatibility-mode target: popped bits 31:0, imm16 at the new SS.B width)", source: "SDM Vol. 2B RET (\"ESP := tempESP\"); SDM Vol. 1 §3.4.1.1" },
   { id: "RETF-11", description: "far RET to an outer privilege: DS/ES/FS/GS whose hidden part is data or non-conforming code with DPL < new CPL become NULL (base kept); NULL selectors are left alone", source: "SDM Vol. 2B RET, IA-32e outer return (\"DPL in hidden part of segment register\")" },
@@ -55,8 +55,8 @@ export function farReturnOn(t: Transaction, size: OperandSize, release: bigint):
   if (rpl < cpl) return t.fault("RETF-05", GP, csCode);
   if (isConformingCode(cs) ? cs.dpl > rpl : cs.dpl !== rpl) return t.fault("RETF-06", GP, csCode);
   if (cs.present === 0) return t.fault("RETF-07", NP, csCode);
-  // A compatibility-mode target: EIP is what is checked and loaded (code-segment.ts).
-  const rip = targetRip(cs, popped);
+  // The whole popped value is checked (a compatibility-mode target: against the limit) and loaded.
+  const rip = popped;
   const released = 2n * BigInt(size) + release;
 
   if (rpl === cpl) {

@@ -7,7 +7,7 @@ import { baseMemory, kernel, layoutState, read64, runAll, type Memory } from "./
 import { firstStep, withQwords } from "./lockstep.ts";
 import { runAllWithSpec } from "./against-spec.ts";
 import { kernelMachine, withBytes, withRegs } from "../helpers/fixture.ts";
-import { stateFromMachine } from "../../spec/machine/machine.ts";
+import { stateFromMachine, type Machine } from "../../spec/machine/machine.ts";
 
 /** A kernel-mode state: `code` at 0x10000, memory `setup`, state fields `patch`, registers `regs`. */
 function k(code: number[], setup?: (m: Memory) => void, patch: Partial<ArchState> = {}, regs: Record<number, bigint> = {}): ArchState {
@@ -80,14 +80,32 @@ describe("far returns: lockstep regressions", () => {
     }
   });
 
-  it("RETF-08: LRETQ to a compatibility-mode CS checks EIP (bits 31:0), not the whole popped RIP, against the limit", () => {
-    // docs/model-choices.md "Transfers into compatibility mode": 0x7fff_ffff_fff0 → EIP 0xfffffff0,
-    // within the 4 GiB limit of kernel CS32 (0x40): RIP = 0xfffffff0 (then a fetch fault).
+  it("RETF-08: LRETQ to a compatibility-mode CS checks the whole popped RIP against the limit: above 4 GiB is #GP(0)", () => {
+    // docs/model-choices.md "Transfers into compatibility mode" (SDM RET: "the return instruction
+    // pointer is not within the return code segment limit"): 0x7fff_ffff_fff0 is beyond the 4 GiB
+    // limit of kernel CS32 (0x40), so #GP(0) at the LRETQ — its bits 31:0 (0xfffffff0) would fit.
     const m = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1ff00n }), 0x1ff00n, [0x7fff_ffff_fff0n, 0x40n]);
-    const { state } = runAllWithSpec(stateFromMachine(m), 1);
+    for (const { event, engine } of firstStep(m)) {
+      expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
+      expect(engine.state().cs.selector).toBe(0x08);
+    }
+    // The same return with the value below 4 GiB loads it.
+    const fits = withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xcb]), { rsp: 0x1ff00n }), 0x1ff00n, [0xffff_fff0n, 0x40n]);
+    const { state } = runAllWithSpec(stateFromMachine(fits), 1);
     expect(state.cs.selector).toBe(0x40);
     expect(state.rip).toBe(0xfffffff0n);
     expect(state.gpr[4]).toBe(0x1ff10n);
+  });
+
+  it("JMPF-08: JMP FAR m16:64 to a compatibility-mode CS checks the whole offset: 0xffffffff00200000 is #GP(0) (QEMU deviation table, JMPF-09)", () => {
+    const far = (offset: bigint): Machine => withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, [0x48, 0xff, 0x2b]), { rbx: 0x30000n }), 0x30000n, [offset, 0x40n]);
+    for (const { event, engine } of firstStep(far(0xffff_ffff_0020_0000n))) {
+      expect(event).toMatchObject({ kind: "delivered", vector: 13, errorCode: 0 });
+      expect(engine.state().cs.selector).toBe(0x08);
+    }
+    const { state } = runAllWithSpec(stateFromMachine(far(0x20_0000n)), 1);
+    expect(state.cs.selector).toBe(0x40);
+    expect(state.rip).toBe(0x20_0000n);
   });
 
   it("IRETQ-12: IRETQ to a compatibility-mode CS checks EIP and loads it zero-extended (and RSP's bits 31:0)", () => {

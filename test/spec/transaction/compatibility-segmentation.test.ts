@@ -1,7 +1,7 @@
 // Segmentation in compatibility mode (docs/model-choices.md, "Compatibility-mode segmentation"):
 // SEG-CHECK-UNUSABLE, -TYPE, -LIMIT, -LINEAR, -FETCH, -STACK and BRANCH-04, through real
-// instructions; and the transfers into compatibility mode (IRETQ-12/15, RETF-08/10, JMPF-08/09:
-// EIP against the CS limit, RIP and a popped RSP as bits 31:0).
+// instructions; and the transfers into compatibility mode (IRETQ-12/15: EIP against the CS limit;
+// RETF-08/10, JMPF-08/09: the whole target against it; a popped RSP as bits 31:0).
 import { describe, expect, it } from "vitest";
 import { GP, SS } from "../../../spec/fault.ts";
 import { machineFromState, type Machine } from "../../../spec/machine/machine.ts";
@@ -132,16 +132,20 @@ describe("transfers into compatibility mode", () => {
     const m = retired(stepBytes(start, [0x48, 0xca, 0x10, 0x00]));
     expect(m.gpr[RSP]).toBe(0x8n);
   });
-  it("RETF-08: a same-level far RET to a 32-bit CS checks EIP and loads RIP = EIP", () => {
-    const kernel32 = withSlots([0x5_0001_0800n, 0x40n]);
-    const m = retired(stepBytes(kernel32, [0x48, 0xcb]));
+  it("RETF-08: a same-level far RET to a 32-bit CS checks the whole popped RIP: above 4 GiB is #GP(0), not cut to EIP", () => {
+    const high = withSlots([0x5_0001_0800n, 0x40n]);
+    expectFault(stepBytes(high, [0x48, 0xcb]), high, GP, 0, "RETF-08");
+    const m = retired(stepBytes(withSlots([0x1_0800n, 0x40n]), [0x48, 0xcb]));
     expect(m.rip).toBe(0x1_0800n);
     expect(m.cs).toMatchObject({ selector: 0x40, l: 0, db: 1 });
   });
-  it("JMPF-08 / JMPF-09: a far JMP m16:64 to a 32-bit CS checks and loads EIP", () => {
+  it("JMPF-08 / JMPF-09: a far JMP m16:64 to a 32-bit CS checks the whole offset (above 4 GiB: #GP(0)) and loads it", () => {
     const m0 = kernelMachine();
-    const memory = m0.memory.write(0x30000n, 8, 0x7_0001_0800n).write(0x30008n, 2, 0x40n);
-    const m = retired(stepBytes(withRegs({ ...m0, memory }, { rbx: 0x30000n }), [0x48, 0xff, 0x2b]));
+    const far = (offset: bigint): Machine =>
+      withRegs({ ...m0, memory: m0.memory.write(0x30000n, 8, offset).write(0x30008n, 2, 0x40n) }, { rbx: 0x30000n });
+    const high = far(0x7_0001_0800n);
+    expectFault(stepBytes(high, [0x48, 0xff, 0x2b]), high, GP, 0, "JMPF-08");
+    const m = retired(stepBytes(far(0x1_0800n), [0x48, 0xff, 0x2b]));
     expect(m.rip).toBe(0x1_0800n);
     expect(m.cs.selector).toBe(0x40);
   });

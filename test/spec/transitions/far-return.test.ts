@@ -74,13 +74,16 @@ describe("far RET to an outer privilege", () => {
     expect({ rsp: m.gpr[RSP], ss: m.ss.selector }).toEqual({ rsp: 0x210010n, ss: 0x23 });
     fails(kernel([NON_CANONICAL, 0x2bn, 0x210000n, 0x23n]), LRETQ, GP, 0, "RETF-10");
   });
-  it("RETF-10: a compatibility-mode target loads popped RSP bits 31:0 zero-extended (issue 8, divergence B: 0x100000000 gives RSP = 0); RIP <- EIP", () => {
+  it("RETF-10: a compatibility-mode target loads popped RSP bits 31:0 zero-extended (issue 8, divergence B: 0x100000000 gives RSP = 0); a return RIP above 4 GiB is #GP(0)", () => {
     // The SDM leaves bits 63:32 of general registers undefined after a switch to a 32-bit mode
     // (Vol. 1 §3.4.1.1); docs/model-choices.md row "Transfers into compatibility mode" makes them 0.
     const m = retired(stepBytes(kernel([0x200000n, 0x1bn, 0x1_0000_0000n, 0x23n]), LRETQ));
     expect({ rip: m.rip, rsp: m.gpr[RSP], cs: m.cs.selector, l: m.cs.l, ss: m.ss.selector }).toEqual({ rip: 0x200000n, rsp: 0n, cs: 0x1b, l: 0, ss: 0x23 });
-    const high = retired(stepBytes(kernel([0xffff_ffff_0020_0000n, 0x1bn, 0xffff_ffff_0021_0000n, 0x23n]), LRETQ));
-    expect({ rip: high.rip, rsp: high.gpr[RSP] }).toEqual({ rip: 0x200000n, rsp: 0x210000n });
+    const highRsp = retired(stepBytes(kernel([0x200000n, 0x1bn, 0xffff_ffff_0021_0000n, 0x23n]), LRETQ));
+    expect({ rip: highRsp.rip, rsp: highRsp.gpr[RSP] }).toEqual({ rip: 0x200000n, rsp: 0x210000n });
+    // The return RIP is checked whole against the 32-bit CS's limit (SDM RET: "the return
+    // instruction pointer is not within the return code segment limit"), not cut to EIP.
+    fails(kernel([0xffff_ffff_0020_0000n, 0x1bn, 0x210000n, 0x23n]), LRETQ, GP, 0, "RETF-10");
   });
   it("RETF-09: NULL SS to ring 3, SS.RPL != CS.RPL, non-writable SS or SS.DPL != RPL raise #GP; not present #SS(sel)", () => {
     fails(kernel([0x200000n, 0x2bn, 0x210000n, 0x3n]), LRETQ, GP, 0, "RETF-09");
