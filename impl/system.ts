@@ -192,11 +192,29 @@ export function execSyscall(m: Machine): number {
   // SYSCALL-01 (Intel) / SYSCALL-V1 (AMD: compatibility mode goes through CSTAR).
   if (compat && m.profile.syscallInCompatibilityMode === "ud") return ud(m);
   if ((m.efer & EFER_SCE) === 0) return ud(m);
+  enterSyscall(m, m.regs[RIP_LO]!, m.regs[RIP_HI]!, compat);
+  return ST_END;
+}
+
+/**
+ * SYSCALL in 64-bit mode for compiled code (engine/trace.ts), with its bookkeeping (the TF trap
+ * after it, SYSCALL-10): the same checks and updates as execSyscall, the next instruction's RIP
+ * given. False, with nothing changed, when it would fault (the caller then runs the handler).
+ */
+export function syscall64(m: Machine, nextLo: number, nextHi: number): boolean {
+  if ((m.efer & EFER_SCE) === 0) return false;
+  enterSyscall(m, nextLo, nextHi, false);
+  if ((m.flags & TF) !== 0) m.pendingDebugTrap = true;
+  return true;
+}
+
+/** SYSCALL's updates (SYSCALL-03..08), the checks done. */
+function enterSyscall(m: Machine, nextLo: number, nextHi: number, compat: boolean): void {
   const r = m.regs;
   const msr = m.msr;
   // SYSCALL-03, 04 (RF was cleared when the instruction started).
-  r[2 * RCX] = r[RIP_LO]!;
-  r[2 * RCX + 1] = r[RIP_HI]!;
+  r[2 * RCX] = nextLo;
+  r[2 * RCX + 1] = nextHi;
   const fl = getFlags(m);
   r[2 * R11] = fl;
   r[2 * R11 + 1] = 0;
@@ -211,7 +229,6 @@ export function execSyscall(m: Machine): number {
   if (compat) m.setRip(msr[CSTAR_LO]!, msr[CSTAR_HI]!);
   else m.setRip(msr[LSTAR_LO]!, msr[LSTAR_HI]!);
   m.updateMode();
-  return ST_END;
 }
 
 export function execSysret(m: Machine, i: Insn): number {
@@ -222,8 +239,6 @@ export function execSysret(m: Machine, i: Insn): number {
   // SYSRET-02
   if (m.cpl !== 0) return gp(m, 0);
   const r = m.regs;
-  const msr = m.msr;
-  const base = (msr[STAR_HI]! >>> 16) & 0xffff;
   const to64 = i.rexW && !compat;
   // SYSRET-03
   if (to64 && !canonical(r[2 * RCX + 1]!) && m.profile.sysretNonCanonicalRcx === "gp-in-ring0") return gp(m, 0);
@@ -233,13 +248,35 @@ export function execSysret(m: Machine, i: Insn): number {
     m.setRip(r[2 * RCX]!, 0);
     materialize(m);
     m.flags |= IF;
-  } else {
-    // SYSRET-04, 05
-    if (to64) m.setRip(r[2 * RCX]!, r[2 * RCX + 1]!);
-    else m.setRip(r[2 * RCX]!, 0);
-    setFlags(m, (r[2 * R11]! & 0x3c7fd7) | 2);
-  }
-  // SYSRET-06, 07
+    leaveSysret(m, false);
+  } else returnSysret(m, r[2 * RCX]!, to64 ? r[2 * RCX + 1]! : 0, r[2 * R11]!, to64);
+  return ST_END;
+}
+
+/**
+ * SYSRETQ from 64-bit mode for compiled code (engine/trace.ts), RCX and R11 (low half) given,
+ * with its bookkeeping (the TF trap after it, SYSRET-09): the same checks and updates as
+ * execSysret. False, with nothing changed, when it would fault or return to a non-canonical RIP
+ * (the caller then runs the handler).
+ */
+export function sysret64(m: Machine, rcxLo: number, rcxHi: number, r11Lo: number): boolean {
+  if ((m.efer & EFER_SCE) === 0 || m.cpl !== 0 || !canonical(rcxHi)) return false;
+  returnSysret(m, rcxLo, rcxHi, r11Lo, true);
+  if ((m.flags & TF) !== 0) m.pendingDebugTrap = true;
+  return true;
+}
+
+/** SYSRET-04..07 from 64-bit mode, the checks done. */
+function returnSysret(m: Machine, ripLo: number, ripHi: number, r11Lo: number, to64: boolean): void {
+  // SYSRET-04, 05
+  m.setRip(ripLo, ripHi);
+  setFlags(m, (r11Lo & 0x3c7fd7) | 2);
+  leaveSysret(m, to64);
+}
+
+/** SYSRET-06, 07: CS and SS from STAR[63:48], CPL 3. */
+function leaveSysret(m: Machine, to64: boolean): void {
+  const base = (m.msr[STAR_HI]! >>> 16) & 0xffff;
   const sg = m.segments;
   if (to64) flat(sg, CS * SEG_STRIDE, ((base + 16) | 3) & 0xffff, FLAT_CODE64_DPL3);
   else flat(sg, CS * SEG_STRIDE, (base | 3) & 0xffff, FLAT_CODE32_DPL3);
@@ -247,7 +284,6 @@ export function execSysret(m: Machine, i: Insn): number {
   if (m.profile.sysretSsAttributes === "keep") sg[SS * SEG_STRIDE + SEL] = ssSel;
   else flat(sg, SS * SEG_STRIDE, ssSel, FLAT_DATA_DPL3);
   m.updateMode();
-  return ST_END;
 }
 
 export function execSwapgs(m: Machine): number {

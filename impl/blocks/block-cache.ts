@@ -64,6 +64,9 @@ export class Block {
   trace: Trace | null = null;
   /** A trace was tried (at most once). */
   traceTried = false;
+  /** The instruction whose fault ended the block's last compiled run, or -1 (engine/trace.ts
+   *  continues a trace through that fault's delivery). */
+  exitFault = -1;
   constructor(
     /** Key within its slot's map: page offset · 4 + decode mode. */
     readonly key: number,

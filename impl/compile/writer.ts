@@ -55,6 +55,9 @@ export class BlockWriter {
   /** Set by a trace (engine/trace.ts): statements to put before the exit after instruction k to
    *  (lo, hi) — the trace continues into its next block from there when its guards pass. */
   chainExit: ((k: number, lo: string, hi: string) => string) | null = null;
+  /** Set by a trace: statements to put in the exit on a fault at instruction k (registers and
+   *  flags stored, the fault raised) — the trace delivers it and continues into its handler. */
+  chainFault: ((k: number) => string) | null = null;
 
   constructor(readonly b: Block) {
     const insns = b.insns;
@@ -140,7 +143,8 @@ export function flagStore(w: BlockWriter): string {
 /** Exit before instruction k with status `st` (RIP = instruction k). */
 export function exitAt(w: BlockWriter, k: number, st: number, extra = ""): string {
   const i = w.b.insns[k]!;
-  return `{ @WB@ ${flagStore(w)} ${extra} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockExit = ${st}; return ${retired(w, k)}; }`;
+  const chain = st === ST_FAULT && w.chainFault !== null ? w.chainFault(k) : "";
+  return `{ @WB@ ${flagStore(w)} ${extra} ${chain} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockExit = ${st}; return ${retired(w, k)}; }`;
 }
 
 /** Exit on the fault a Machine call raised in instruction k. */

@@ -16,7 +16,7 @@ import * as outcomesModule from "./outcomes.ts";
 import { deliverFault, executeInstruction } from "./execute.ts";
 import { countCompleted } from "../devices.ts";
 import { ST_SOFT_DELIVERED } from "../compile/writer.ts";
-import { TRACE_AFTER, formTrace, traceExitBlock } from "./trace.ts";
+import { ST_TRACE_MEMLIMIT, ST_TRACE_SHUTDOWN, TRACE_AFTER, formTrace, traceExitBlock, traceUsable } from "./trace.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_FAULT, ST_OK, TF } = constsModule;
@@ -42,12 +42,13 @@ export function runBlock(ctx: StepContext, b: Block, budget: number): number {
     m.faultVector = -1;
     const t = b.trace;
     let n: number;
-    if (t !== null) {
+    if (t !== null && traceUsable(m, t, budget)) {
       n = t.fn(m, budget);
       ctx.lastBlock = traceExitBlock(t, n, m.blockExit);
     } else {
-      if (!b.traceTried && ctx.traces && ++b.compiledRuns >= TRACE_AFTER) formTrace(m, b);
+      if (!b.traceTried && ctx.traces && ++b.compiledRuns >= TRACE_AFTER) formTrace(ctx, b);
       n = b.compiled(m, budget);
+      b.exitFault = m.blockExit === ST_FAULT && n < insns.length ? n : -1;
     }
     const st = m.blockExit;
     // The timer counts the completed instructions (an INT n the block delivered is not one).
@@ -100,6 +101,12 @@ function finishCompiled(ctx: StepContext, st: number, budget: number): number {
   const lo = m.regs[RIP_LO]!, hi = m.regs[RIP_HI]!;
   ctx.ripLo = lo;
   ctx.ripHi = hi;
+  // A trace delivered the fault already (engine/trace.ts), with this outcome.
+  if (st === ST_TRACE_SHUTDOWN) return 1;
+  if (st === ST_TRACE_MEMLIMIT) {
+    ctx.blockOutcome = R_MEMLIMIT;
+    return 0;
+  }
   if (st === ST_FAULT) {
     const r = deliverFault(ctx, lo, hi, m.flags);
     if (r === R_MEMLIMIT) {

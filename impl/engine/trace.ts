@@ -13,33 +13,48 @@
 // A cache, so it must be invisible: where control passes from one block of the trace to the next,
 // the generated code continues only if everything the run loop would check then holds, checked
 // on the live machine at that moment — otherwise it leaves exactly as the block alone would (RIP at
-// the next instruction, registers and flags stored), and the run loop carries on. The guards:
-//   * the next block is still valid (its frame not written) and starts at RIP;
-//   * the step budget covers the whole next block (a step limit never lands inside a block);
-//   * after a Machine call (SYSCALL/SYSRET/IRETQ handlers, INT delivery): 64-bit mode, no write
-//     reached a code or paging frame (Machine.blockEnd), no single-step trap, NMI, IRQ, HLT,
-//     shutdown or exit pending, the timer not counting, TF = RF = 0, no interrupt shadow, and the
-//     TLB maps RIP's page for a fetch at the current CPL to the next block's frame (so CR3, CR0,
-//     CR4, paging, SMEP and the CPL are all covered);
-//   * across a plain branch into another page: the same TLB fetch check.
+// the next instruction, registers and flags stored), and the run loop carries on. The run loop
+// enters a trace only when every block of it is valid, no event is pending and the timer is not
+// counting (traceUsable); nothing inside a trace can change that except a write to a code frame,
+// which ends it there (Machine.blockEnd, as in a block). The guards:
+//   * RIP is the next block's start, and the TLB maps RIP's page for a fetch at the current CPL to
+//     the next block's frame (so CR3, CR0, CR4, paging, SMEP and the CPL are all covered; skipped
+//     across a plain branch within one page);
+//   * after a transition: TF = 0 (the single-step trap is the run loop's) and RF = 0 — unless the
+//     next block starts with an instruction that surely completes (completesSurely), which would
+//     clear it: then RF is cleared on entry (IRETQ from a fault's frame sets it);
+//     and, after anything that may write memory or change mode (IRETQ, a delivery, a handler),
+//     no write reached a code or paging frame, 64-bit mode, no interrupt shadow;
+//   * the step budget covers a whole further pass where the trace loops back to its head (it is
+//     entered only with a budget for a whole pass), so a step limit never lands inside a block.
 // Everything a transition depends on (STAR, LSTAR, FMASK, EFER, the IDT, GDT, TSS, ...) is read by
 // the transition's own code each time, and its outcome is checked against the next block's start,
 // so no register or table write can leave a trace stale. Invalidation: a trace dies with its head
 // (Block.valid); the other blocks are checked at each entry.
-import type { Machine } from "../machine.ts";
 import * as constsModule from "../consts.ts";
 import * as I from "../insn.ts";
 import type { Insn } from "../insn.ts";
 import * as tlbModule from "../memory/tlb.ts";
 import { Block, type BlockFn, endsBlock, mayCompile } from "../blocks/block-cache.ts";
 import { assembleSource, emitInstructions, instantiate } from "../compile/compile.ts";
-import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit } from "../compile/writer.ts";
+import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit, regHi, regLo } from "../compile/writer.ts";
+import { syscall64, sysret64 } from "../system.ts";
+import type { StepContext } from "./context.ts";
+import type { Machine } from "../machine.ts";
+import * as outcomesModule from "./outcomes.ts";
+import { deliverFault } from "./execute.ts";
 import { flagsLiveAtHead } from "../compile/flags.ts";
 import { RELOAD } from "../compile/memory-operands.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
-const { BP, PAGE_SHIFT, RF, RIP_HI, RIP_LO, SHADOW_NONE, ST_END, ST_FAULT, ST_HALT, ST_UNSUP, TF } = constsModule;
+const { BP, PAGE_SHIFT, VEC_MEMLIMIT, R11, RCX, RF, RIP_HI, RIP_LO, RSP, SHADOW_NONE, ST_END, ST_FAULT, ST_HALT, ST_UNSUP, TF } = constsModule;
+const { R_DELIVERED, R_SHUTDOWN } = outcomesModule;
 const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
+
+/** Exit statuses (before the faulting instruction): a trace's delivery of a fault shut the machine
+ *  down (a triple fault), or would exceed the page budget (the run stops) — run-block.ts then
+ *  finishes the step as for a fault the block left to it. */
+export const ST_TRACE_SHUTDOWN = 9, ST_TRACE_MEMLIMIT = 10;
 
 /** Runs of a compiled block before a trace is formed from it. */
 export const TRACE_AFTER = 8;
@@ -52,6 +67,8 @@ export const MAX_TRACE_INSNS = 256;
  *  (starts[blocks.length] = all instructions). */
 export interface Trace {
   readonly fn: BlockFn;
+  /** Instructions in one pass: the run loop enters the trace only with at least this budget. */
+  readonly total: number;
   readonly blocks: readonly Block[];
   readonly starts: readonly number[];
 }
@@ -62,8 +79,35 @@ function transition(i: Insn): boolean {
     i.op === I.OP_INT || i.op === I.OP_INT3;
 }
 
+/** The instructions of block `b` a trace runs: all, or up to the one whose fault ended its last
+ *  run (the trace continues through that fault's delivery). */
+function partOf(b: Block): number {
+  return b.exitFault >= 0 ? b.exitFault + 1 : b.insns.length;
+}
+
+/**
+ * An instruction that cannot fault, stop or be left to the engine (register operands, natively
+ * compiled): when it starts a block a trace enters with RF = 1 (after an IRETQ from a fault's
+ * frame), RF can be cleared on entry — it is cleared when this instruction completes, and nothing
+ * observes it in between (impl models no instruction breakpoints: MOV DR7 arming one is
+ * unsupported).
+ */
+function completesSurely(i: Insn): boolean {
+  if (i.op === I.OP_LEA || i.op === I.OP_NOP || i.op === I.OP_MOV_R_I) return true;
+  if (i.mod !== 3) return false;
+  switch (i.op) {
+    case I.OP_ALU_RM_R: case I.OP_ALU_R_RM: case I.OP_ALU_RM_I: case I.OP_TEST_RM_R: case I.OP_TEST_RM_I:
+    case I.OP_MOV_RM_R: case I.OP_MOV_R_RM: case I.OP_MOV_RM_I: case I.OP_MOVZX: case I.OP_MOVSX:
+    case I.OP_INC: case I.OP_DEC: case I.OP_NOT: case I.OP_NEG:
+      return true;
+    default:
+      return false;
+  }
+}
+
 /** Whether control may pass from block `b`'s end to the next block inside a trace. */
 function chainable(b: Block): boolean {
+  if (b.exitFault >= 0) return true;
   const last = b.insns[b.insns.length - 1]!;
   if (!endsBlock(last.op)) return true;
   if (transition(last)) return true;
@@ -80,14 +124,14 @@ function chainable(b: Block): boolean {
 /** The blocks a trace headed by `head` would run: the successor chain (null: fewer than two). */
 function traceBlocks(head: Block): Block[] | null {
   const blocks = [head];
-  let count = head.insns.length;
+  let count = partOf(head);
   let b = head;
   while (blocks.length < MAX_TRACE_BLOCKS && chainable(b)) {
     const s = b.successor;
     if (s === null || s === head || !s.valid || s.compiled === null || s.mode !== I.MODE_64 || blocks.includes(s)) break;
-    if (count + s.insns.length > MAX_TRACE_INSNS) break;
+    if (count + partOf(s) > MAX_TRACE_INSNS) break;
     blocks.push(s);
-    count += s.insns.length;
+    count += partOf(s);
     b = s;
   }
   return blocks.length >= 2 ? blocks : null;
@@ -95,29 +139,59 @@ function traceBlocks(head: Block): Block[] | null {
 
 /** Forms the trace headed by `head` (compiled, hot) if its successor links make one; at most once
  *  per block. Counted as a compiled block (the cache's cap bounds traces too). */
-export function formTrace(m: Machine, head: Block): void {
+export function formTrace(ctx: StepContext, head: Block): void {
+  const m = ctx.m;
   head.traceTried = true;
   const blocks = traceBlocks(head);
   if (blocks === null || !mayCompile(m)) return;
   const starts: number[] = [];
   const insns: Insn[] = [];
+  const faults: boolean[] = [];
   for (const b of blocks) {
     starts.push(insns.length);
-    insns.push(...b.insns);
+    insns.push(...b.insns.slice(0, partOf(b)));
+    faults.push(b.exitFault >= 0);
   }
   starts.push(insns.length);
-  const src = traceSource(blocks, starts, insns);
-  const fn = instantiate(src, insns, new Map<string, unknown>([["BL", blocks]]));
+  const src = traceSource(blocks, starts, insns, faults);
+  // A fault's delivery as the run loop makes it (engine/execute.ts deliverFault, with the
+  // flags as they stand: run-block.ts finishCompiled): an R_* outcome.
+  const deliverAt = (lo: number, hi: number) => deliverFault(ctx, lo, hi, ctx.m.flags);
+  const fn = instantiate(src, insns, new Map<string, unknown>([
+    ["BL", blocks], ["SC", syscall64], ["SR", sysret64], ["FD", deliverAt],
+  ]));
   if (fn === null) return;
-  head.trace = { fn, blocks, starts };
+  head.trace = { fn, blocks, starts, total: insns.length };
+  // The other blocks run inside this trace: they head none of their own.
+  for (const b of blocks) b.traceTried = true;
   m.blockBudget.compiled++;
+}
+
+/**
+ * Whether the run loop may run trace `t` now instead of its head's block: a budget for a whole
+ * pass, no event pending (an IRQ held by IF = 0 may become deliverable inside: the trace's guards
+ * do not look for events, which nothing inside a trace can raise), the timer not counting (it
+ * counts completed instructions; a trace's deliveries are steps but not that), and every block of
+ * the trace still valid — else the trace is dropped (a write reached one of its frames).
+ */
+export function traceUsable(m: Machine, t: Trace, budget: number): boolean {
+  if (budget < t.total || m.pendingIrq >= 0 || m.pendingNmi || m.pendingDebugTrap || m.timerCounting) return false;
+  const blocks = t.blocks;
+  for (let j = 1; j < blocks.length; j++) {
+    if (!blocks[j]!.valid) {
+      blocks[0]!.trace = null;
+      m.blockBudget.compiled--;
+      return false;
+    }
+  }
+  return true;
 }
 
 /** The block of trace `t` that an exit with status `st` returning `count` steps ended in. */
 export function traceExitBlock(t: Trace, count: number, st: number): Block {
   const total = t.starts[t.blocks.length]!;
   // Exits after instruction k return k + 1 (plus whole iterations); exits before it return k.
-  const before = st === ST_FAULT || st === ST_STOP;
+  const before = st === ST_FAULT || st === ST_STOP || st === ST_TRACE_SHUTDOWN || st === ST_TRACE_MEMLIMIT;
   const k = before ? count % total : (count - 1) % total;
   let j = t.blocks.length - 1;
   while (j > 0 && t.starts[j]! > k) j--;
@@ -125,7 +199,8 @@ export function traceExitBlock(t: Trace, count: number, st: number): Block {
 }
 
 /** The JavaScript source of the trace over `blocks` (instructions `insns`, block j from starts[j]). */
-export function traceSource(blocks: readonly Block[], starts: readonly number[], insns: readonly Insn[]): string {
+export function traceSource(blocks: readonly Block[], starts: readonly number[], insns: readonly Insn[],
+  faults: readonly boolean[]): string {
   const head = blocks[0]!;
   const total = insns.length;
   const virtual = new Block(-1, head.ripLo, head.ripHi, insns, 0, head.poolOffset, I.MODE_64);
@@ -137,12 +212,15 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
   /** The block after block j in the trace (j + 1, or the head when the trace loops), or -1. */
   const nextOf = (j: number) => (j < last ? j + 1 : closes ? 0 : -1);
   /** Statements entering block `to` from block `from`'s end (the guards have passed). */
-  const enter = (from: number, to: number) => {
+  const enter = (from: number, to: number, flagsStored = false) => {
     if (to !== 0) return `break b${from};`;
-    const store = flagsLiveAtHead(w) ? flagStore(w) : "";
+    const store = !flagsStored && flagsLiveAtHead(w) ? flagStore(w) : "";
     return `${store} n += ${total}; continue;`;
   };
-  const budgetOk = (to: number) => `n + ${(to === 0 ? total : starts[to]!) + blocks[to]!.insns.length} <= budget`;
+  // The run loop enters a trace only with a budget for a whole pass (Trace.total), so the budget
+  // is checked only where a pass begins again: one exit for every step limit, the same each time
+  // (an exit that never ran has no type feedback: V8 would deoptimize the whole trace there).
+  const budgetOk = (to: number) => (to === 0 ? `n + ${2 * total} <= budget` : "true");
   const fetchOk = (to: number) => {
     const b = blocks[to]!;
     const tag = b.ripLo >>> PAGE_SHIFT;
@@ -150,14 +228,34 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     return `T[${e + TLB_TAG}] === ${lit(tag)} && T[${e + TLB_TAG_HI}] === ${lit(b.ripHi)} && ` +
       `(T[${e + TLB_CLASSES}] & m.fetchClass) !== 0 && T[${e + TLB_POOL_OFFSET}] === ${lit(b.poolOffset)}`;
   };
-  /** The full guard after a Machine call (header comment). */
-  const afterCall = (to: number) => {
+  /** The guard after a transition (header comment); `light` after SYSCALL/SYSRET's own code, which
+   *  writes no memory, stays in 64-bit mode and leaves no shadow. */
+  const afterCall = (to: number, light = false) => {
     const b = blocks[to]!;
-    return `!m.blockEnd && BL[${to}].valid && m.mode64 && r[${RIP_LO}] === ${lit(b.ripLo)} && r[${RIP_HI}] === ${lit(b.ripHi)} && ` +
-      `!m.pendingDebugTrap && !m.pendingNmi && m.pendingIrq < 0 && !m.halted && !m.shutdown && m.exitValue < 0 && ` +
-      `!m.timerCounting && (m.flags & ${TF | RF}) === 0 && m.shadow === ${SHADOW_NONE} && ${budgetOk(to)} && ${fetchOk(to)}`;
+    const rip = `r[${RIP_LO}] === ${lit(b.ripLo)} && r[${RIP_HI}] === ${lit(b.ripHi)}`;
+    const more = light ? "" : ` && !m.blockEnd && m.mode64 && m.shadow === ${SHADOW_NONE}`;
+    const flags = completesSurely(b.insns[0]!) ? TF : TF | RF;
+    return `${rip} && (m.flags & ${flags}) === 0${more} && ${budgetOk(to)} && ${fetchOk(to)}`;
   };
+  /** Entering block `to` after a transition: RF (an IRETQ may set it) is cleared, as its first
+   *  instruction will clear it (the guard let RF = 1 through only then). */
+  const clearRf = (to: number) => (completesSurely(blocks[to]!.insns[0]!) ? `m.flags &= ${~RF};` : "");
   let current = 0;
+  // A fault that ended a block's part: delivered here, as the run loop would deliver it
+  // (run-block.ts finishCompiled), unless the timer counts (a delivery is a step but not a
+  // completed instruction). A shutdown or a delivery that would exceed the page budget leaves the
+  // step's end to run-block.ts (ST_TRACE_SHUTDOWN, ST_TRACE_MEMLIMIT).
+  w.chainFault = (k) => {
+    if (!faults[current]! || k !== starts[current + 1]! - 1) return "";
+    const to = nextOf(current);
+    if (to < 0) return "";
+    const i = insns[k]!;
+    return `if (!m.timerCounting && m.faultVector !== ${VEC_MEMLIMIT}) {` +
+      ` r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; const d = FD(${lit(i.ripLo)}, ${lit(i.ripHi)});` +
+      ` if (d !== ${R_DELIVERED}) { m.blockExit = d === ${R_SHUTDOWN} ? ${ST_TRACE_SHUTDOWN} : ${ST_TRACE_MEMLIMIT}; return n + ${k}; }` +
+      ` if (${afterCall(to)}) { @RL@ ${RELOAD} ${clearRf(to)} ${enter(current, to, true)} }` +
+      ` m.blockExit = ${ST_END}; return n + ${k + 1}; }`;
+  };
   // Plain branches and cuts: the writer's exits after a block's last instruction.
   w.chainExit = (k, lo, hi) => {
     if (k !== starts[current + 1]! - 1) return "";
@@ -172,33 +270,71 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const from = blocks[current]!;
     const samePage = from.poolOffset === b.poolOffset && from.ripHi === b.ripHi &&
       from.ripLo >>> PAGE_SHIFT === b.ripLo >>> PAGE_SHIFT;
-    return `if (${rip}!blockEnd && BL[${to}].valid && ${budgetOk(to)}${samePage ? "" : ` && ${fetchOk(to)}`}) { ${enter(current, to)} }`;
+    return `if (${rip}!blockEnd && ${budgetOk(to)}${samePage ? "" : ` && ${fetchOk(to)}`}) { ${enter(current, to)} }`;
   };
-  // Transitions: the handler or the delivery, then into the next block when the guards pass.
+  // Transitions: the transition's own code (system.ts syscall64/sysret64, the IRETQ handler,
+  // deliver.ts deliverSoft) with only the registers it reads stored and those it writes reloaded,
+  // then into the next block when the guards pass.
   const terminal = (tw: BlockWriter, k: number): boolean => {
     const i = insns[k]!;
     if (!transition(i)) return false;
     const to = nextOf(current);
     if (to < 0) return false;
-    const pre = `@WB@ ${flagStore(tw)}`;
+    const store = flagStore(tw);
     tw.flag = null;
-    const go = `if (${afterCall(to)}) { @RL@ ${RELOAD} ${enter(current, to)} }`;
-    if (i.op === I.OP_INT || i.op === I.OP_INT3) {
-      const vector = i.op === I.OP_INT3 ? BP : i.immLo & 0xff;
-      tw.out.push(`{ ${pre} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)};` +
-        ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${go} m.blockExit = ${ST_SOFT_DELIVERED}; return n + ${k + 1}; }` +
-        ` m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k}; }`);
-      return true;
+    const rsp = [regLo(tw, RSP), regHi(tw, RSP)];
+    const rcx = [regLo(tw, RCX), regHi(tw, RCX)];
+    const r11 = [regLo(tw, R11), regHi(tw, R11)];
+    const go = (reload: string, light = false) => `if (${afterCall(to, light)}) { ${reload} ${light ? "" : clearRf(to)} ${enter(current, to)} }`;
+    const done = (st: number) => `@WB@ m.blockExit = ${st}; return n + ${k + 1};`;
+    // The handler, as compile/block-end.ts terminalCall runs it (flags stored; `sync` stores the
+    // registers it reads, `reload` loads those it writes).
+    const handler = (sync: string, reload: string) => {
+      const trap = i.op === I.OP_SYSCALL || i.op === I.OP_SYSRET ? `if ((m.flags & ${TF}) !== 0) m.pendingDebugTrap = true;` : "";
+      return `${store} ${sync} r[${RIP_LO}] = ${lit(i.nextLo)}; r[${RIP_HI}] = ${lit(i.nextHi)}; m.nextShadow = ${SHADOW_NONE};` +
+        ` const s = H[${i.op}](m, I[${k}]);` +
+        ` if (s === ${ST_FAULT} || s === ${ST_UNSUP}) { @WB@ r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; if (s === ${ST_UNSUP}) m.blockStopInsn = I[${k}]; m.blockExit = s === ${ST_FAULT} ? ${ST_FAULT} : ${ST_STOP}; return n + ${k}; }` +
+        ` ${reload} m.shadow = m.nextShadow; ${trap} if (s === ${ST_HALT}) m.halted = true; ${go(RELOAD)} ${done(ST_END)}`;
+    };
+    const syncRsp = `r[${2 * RSP}] = ${rsp[0]}; r[${2 * RSP + 1}] = ${rsp[1]};`;
+    const reloadRsp = `${rsp[0]} = r[${2 * RSP}]; ${rsp[1]} = r[${2 * RSP + 1}];`;
+    tw.written.add(RSP);
+    let code: string;
+    switch (i.op) {
+      case I.OP_SYSCALL: {
+        const reload = `${rcx[0]} = r[${2 * RCX}]; ${rcx[1]} = r[${2 * RCX + 1}]; ${r11[0]} = r[${2 * R11}]; ${r11[1]} = r[${2 * R11 + 1}];`;
+        tw.written.add(RCX);
+        tw.written.add(R11);
+        code = `${store} if (SC(m, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${reload} ${go("", true)} ${done(ST_END)} }` +
+          ` ${handler("", reload)}`;
+        break;
+      }
+      case I.OP_SYSRET:
+        if (i.rexW) {
+          // SYSRETQ replaces every flag: the fast path needs none stored.
+          code = `if (SR(m, ${rcx[0]}, ${rcx[1]}, ${r11[0]})) { ${go("", true)} ${done(ST_END)} }` +
+            ` ${handler(`r[${2 * RCX}] = ${rcx[0]}; r[${2 * RCX + 1}] = ${rcx[1]}; r[${2 * R11}] = ${r11[0]}; r[${2 * R11 + 1}] = ${r11[1]};`, "")}`;
+        } else code = handler("@WB@", "@RL@");
+        break;
+      case I.OP_IRET:
+        code = handler(syncRsp, reloadRsp);
+        break;
+      default: {
+        // INT n / INT3: one delivery attempt; when it would raise an exception the machine is as
+        // it was (but A/D bits) and the engine runs the instruction (compile/block-end.ts softInt).
+        const vector = i.op === I.OP_INT3 ? BP : i.immLo & 0xff;
+        code = `${store} ${syncRsp} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)};` +
+          ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${reloadRsp} ${go(RELOAD)} ${done(ST_SOFT_DELIVERED)} }` +
+          ` @WB@ m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k};`;
+      }
     }
-    const trap = i.op === I.OP_SYSCALL || i.op === I.OP_SYSRET ? `if ((m.flags & ${TF}) !== 0) m.pendingDebugTrap = true;` : "";
-    tw.out.push(`{ ${pre} r[${RIP_LO}] = ${lit(i.nextLo)}; r[${RIP_HI}] = ${lit(i.nextHi)}; m.nextShadow = ${SHADOW_NONE};` +
-      ` const s = H[${i.op}](m, I[${k}]);` +
-      ` if (s === ${ST_FAULT} || s === ${ST_UNSUP}) { r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; if (s === ${ST_UNSUP}) m.blockStopInsn = I[${k}]; m.blockExit = s === ${ST_FAULT} ? ${ST_FAULT} : ${ST_STOP}; return n + ${k}; }` +
-      ` m.shadow = m.nextShadow; ${trap} if (s === ${ST_HALT}) m.halted = true; ${go} m.blockExit = ${ST_END}; return n + ${k + 1}; }`);
+    tw.out.push(`{ ${code} }`);
     return true;
   };
   for (let j = 0; j <= last; j++) {
     current = j;
+    // A block entered only through a fault's delivery finds the flags in the Machine.
+    if (j > 0 && faults[j - 1]!) w.flag = null;
     w.out.push(`b${j}: {`);
     emitInstructions(w, starts[j]!, starts[j + 1]!, terminal);
     w.out.push("}");

@@ -80,6 +80,18 @@ export class Transaction {
     return this.current;
   }
 
+  /** RIP as updated so far (the next instruction's during an instruction's semantics). Unlike
+   *  reading `t.m.rip`, this hands nothing out, so the next update writes the step's record in
+   *  place instead of copying it first. */
+  get rip(): bigint {
+    return this.current.rip;
+  }
+
+  /** RFLAGS as updated so far; like `rip`, read without handing the machine out. */
+  get rflags(): bigint {
+    return this.current.rflags;
+  }
+
   /** The machine so far with a snapshot of its memory (for callers outside the step loop). */
   snapshot(): Machine {
     return withMemory(this.m, this.memory.snapshot());
@@ -234,6 +246,11 @@ export class Transaction {
 
   cpl(): number {
     return cpl(this.current);
+  }
+
+  /** GLOBAL-02 on the machine as updated so far (read without handing it out, like `rip`). */
+  in64BitMode(): boolean {
+    return in64BitMode(this.current);
   }
 
   /** The mode of an explicit data access at the current CPL. */

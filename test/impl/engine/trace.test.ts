@@ -48,7 +48,8 @@ const ALT_USER = 0x400000n;
  * saves the user RSP, pushes RCX/R11, adds RFLAGS to RBP (so FMASK shows), counts in R14 and runs
  * `hook` on round trip HOOK_AT. Returns the state and the layout.
  */
-function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: LayoutOptions = {}): ArchState {
+function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: LayoutOptions = {}, r11From16 = 0,
+  rflags?: bigint): ArchState {
   const alt = { tables: ALT_TABLES, mappings: DEFAULT_MAPPINGS.map((m) => (m.linear === 0x200000n ? identity(0x200000n, 0x200000n, "2M", true, { physical: ALT_USER }) : m)) };
   const l = defineLayout({ msrs: { fmask: 0x47700n }, addressSpaces: [alt], ...options });
   const a = new Assembler();
@@ -78,8 +79,17 @@ function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: Layou
       .emit(Code.Pop_r64, R.RAX)
       .emit(Code.Add_rm64_r64, R.RBP, R.RAX)
       .emit(Code.Add_rm64_imm32, R.RBP, extra)
-      .emit(Code.Inc_rm64, R.R14)
-      .emit(Code.Cmp_rm64_imm8, R.R14, HOOK_AT)
+      .emit(Code.Inc_rm64, R.R14);
+    if (r11From16 !== 0) {
+      // Without a branch (the trace's path stays the same): from round trip 16 on, SYSRET loads
+      // RFLAGS with these bits set.
+      s.emit(Code.Mov_r64_rm64, R.RAX, R.R14)
+        .emit(Code.Shr_rm64_imm8, R.RAX, 4)
+        .emit(Code.And_rm64_imm8, R.RAX, 1)
+        .emit(Code.Imul_r64_rm64_imm32, R.RAX, R.RAX, r11From16)
+        .emit(Code.Or_rm64_r64, mem(R.RSP), R.RAX);
+    }
+    s.emit(Code.Cmp_rm64_imm8, R.R14, HOOK_AT)
       .emit(Code.Jne_rel8_64, `${name}_skip`);
     if (extra === 0) hook(s, l);
     s.label(`${name}_skip`)
@@ -91,7 +101,8 @@ function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: Layou
   };
   entry(l.msrs.lstar, "entry", 0);
   entry(ALT_LSTAR, "alt_entry", 0x1000);
-  return buildGuest(l, { code: a.assemble(), start: { ring: 3, regs: { r15: BigInt(ROUNDS) } } }).state;
+  const start = { ring: 3 as const, regs: { r15: BigInt(ROUNDS) }, ...(rflags === undefined ? {} : { rflags }) };
+  return buildGuest(l, { code: a.assemble(), start }).state;
 }
 
 const HANDLER = 0x13000n, ALT_HANDLER = 0x14000n;
@@ -131,12 +142,53 @@ function interruptGuest(hook: (s: Section) => void, gate: { ist?: number } = {})
   return buildGuest(l, { code: a.assemble(), start: { ring: 3, regs: { r15: BigInt(ROUNDS) } } }).state;
 }
 
-/** Whether impl formed a trace on `state` within the hook's round trip count. */
+const PF_HANDLER = 0x14000n, ALT_PF_HANDLER = 0x15000n;
+
+/** The #PF round trip: user `mov rax, [0x600000]` (not present) `; inc r12; dec r15; jnz; jmp $`;
+ *  the handler skips the load, adds `extra` to RBX, counts in R14 and runs `hook` on round trip
+ *  HOOK_AT; it returns with RF = 1 (the fault's frame), so the next user instruction runs with RF
+ *  set. */
+function pageFaultGuest(hook: (s: Section) => void): ArchState {
+  const l = defineLayout({ idt: { gates: { 14: { offset: PF_HANDLER } } } });
+  const a = new Assembler();
+  a.section(l.code.user, { name: "user" })
+    .label("loop")
+    .emit(Code.Mov_r64_rm64, R.RAX, abs(0x600000n))
+    .emit(Code.Inc_rm64, R.R12)
+    .emit(Code.Dec_rm64, R.R15)
+    .emit(Code.Jne_rel8_64, "loop")
+    .label("end")
+    .emit(Code.Jmp_rel8_64, "end");
+  const handler = (at: bigint, name: string, extra: number) => {
+    const s = a.section(at, { name })
+      .emit(Code.Push_r64, R.RAX)
+      .emit(Code.Mov_r64_rm64, R.RAX, mem(R.RSP, 16n))
+      .emit(Code.Add_rm64_imm8, R.RAX, 8)
+      .emit(Code.Mov_rm64_r64, mem(R.RSP, 16n), R.RAX)
+      .emit(Code.Pop_r64, R.RAX)
+      .emit(Code.Add_rm64_imm8, R.RSP, 8)
+      .emit(Code.Add_rm64_imm32, R.RBX, extra)
+      .emit(Code.Inc_rm64, R.R14)
+      .emit(Code.Cmp_rm64_imm8, R.R14, HOOK_AT)
+      .emit(Code.Jne_rel8_64, `${name}_skip`);
+    if (extra === 0) hook(s);
+    s.label(`${name}_skip`).emit(Code.Iretq);
+  };
+  handler(PF_HANDLER, "pf", 0);
+  handler(ALT_PF_HANDLER, "alt_pf", 0x1000);
+  return buildGuest(l, { code: a.assemble(), start: { ring: 3, kernelGsBase: 0n, regs: { r15: BigInt(ROUNDS) } } }).state;
+}
+
+/** Whether impl formed a trace on `state` within `steps` steps (looked for every few steps: a
+ *  trace dies with its blocks when the hook writes their code). */
 function traceFormed(state: ArchState, steps: number): boolean {
   const e = new ImplEngine();
   e.load(state, "intel");
-  e.run(steps);
-  return e.machine.blocksBySlot.some((map) => map !== undefined && [...map.values()].some((b) => b.trace !== null));
+  for (let done = 0; done < steps; done += 10) {
+    e.run(10);
+    if (e.machine.blocksBySlot.some((map) => map !== undefined && [...map.values()].some((b) => b.trace !== null))) return true;
+  }
+  return false;
 }
 
 /** Runs on every impl configuration and with traces off; all must agree (not against spec). */
@@ -192,6 +244,22 @@ describe("traces across SYSCALL/SYSRET", () => {
       expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
     });
   }
+
+  it("see TF set by SYSRET inside the trace (a #DB trap after it)", () => {
+    const state = syscallGuest(() => {}, {}, 0x100);
+    const out = expectAgreesWithSpec(state, STEPS);
+    // The #DB stub, after 16 round trips.
+    expect(out.state.rip).toBe(0xb000n + 16n * 1n + 1n);
+    expect(out.state.gpr[14]).toBe(16n);
+  });
+
+  it("see IF set by SYSRET inside the trace with an IRQ pending since the start", () => {
+    // The user loop runs with IF = 0 until SYSRET sets it on round trip 16.
+    const state = { ...syscallGuest(() => {}, {}, 0x200, 0x2n), cpu: { ...syscallGuest(() => {}).cpu, pendingIrq: 0x30 } };
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.rip).toBe(0xb000n + 16n * 0x30n + 1n);
+    expect(out.state.gpr[14]).toBe(16n);
+  });
 
   it("stop exactly where a step limit lands inside the trace", () => {
     const state = syscallGuest((s) => wrmsr(s, IA32_LSTAR, ALT_LSTAR));
@@ -255,6 +323,37 @@ describe("traces across INT n/IRETQ", () => {
 
   it("stop exactly where a step limit lands inside the trace", () => {
     const state = interruptGuest(() => {});
+    for (let steps = 120; steps <= 300; steps++) expectConfigsAgree(state, steps);
+  });
+});
+
+describe("traces through a #PF's delivery", () => {
+  const base = pageFaultGuest(() => {});
+
+  it("form on the round trip and run it as spec/ does", () => {
+    expect(traceFormed(base, 25 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(base, STEPS);
+    expect(out.state.gpr[14]).toBe(BigInt(ROUNDS));
+  });
+
+  const hooks: [string, (s: Section) => void, (s: ArchState) => void][] = [
+    // The PTE of 0x600000 (the 4 KiB table at 0x4000) made present: the loads stop faulting.
+    ["the faulting page made present", (s) => poke(s, 0x4000n, 0x600007, 8), (s) => expect(s.gpr[14]).toBe(BigInt(HOOK_AT))],
+    ["a write to the IDT (the #PF gate's offset)", (s) => poke(s, IDT + 16n * 14n + 1n, Number((ALT_PF_HANDLER >> 8n) & 0xffn)),
+      (s) => expect(s.gpr[3]! >> 12n).toBe(BigInt(ROUNDS - HOOK_AT))],
+  ];
+  for (const [name, hook, check] of hooks) {
+    it(`see ${name} between two round trips`, () => {
+      const state = pageFaultGuest(hook);
+      expect(traceFormed(state, 25 * HOOK_AT)).toBe(true);
+      const out = expectAgreesWithSpec(state, STEPS);
+      check(out.state);
+      expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
+    });
+  }
+
+  it("stop exactly where a step limit lands inside the trace", () => {
+    const state = pageFaultGuest(() => {});
     for (let steps = 120; steps <= 300; steps++) expectConfigsAgree(state, steps);
   });
 });
