@@ -9,7 +9,7 @@
 // naming each source file, so files read beside a module (the trace page's assets) are found.
 // Whenever the bundle cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { threadId } from "node:worker_threads";
@@ -61,7 +61,7 @@ async function currentBundle(entry) {
   const paths = cachePaths(entry);
   try {
     const manifest = JSON.parse(readFileSync(paths.manifest, "utf8"));
-    if (manifest.bundle === paths.bundle && fresh(manifest)) return paths.bundle;
+    if (manifest.bundle === paths.bundle && existsSync(paths.bundle) && fresh(manifest)) return paths.bundle;
   } catch {
     // No manifest yet, or an unreadable one: build.
   }

@@ -2,7 +2,7 @@
 import { afterAll } from "vitest";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setCompileFailureHandler } from "../impl/compile/compile.ts";
+import { setCompileAfter, setCompileFailureHandler } from "../impl/compile/compile.ts";
 import { collectExecutionCoverage } from "../spec/rules/execution-coverage.ts";
 
 // A block impl's compiler cannot compile runs interpreted in production (correct, slower, one
@@ -10,6 +10,11 @@ import { collectExecutionCoverage } from "../spec/rules/execution-coverage.ts";
 setCompileFailureHandler((error, source) => {
   throw new Error(`impl: generated block source did not compile (${error.name}: ${error.message}):\n${source}`);
 });
+
+// impl compiles a block once it has run COMPILE_AFTER times (1024 in production, where compiling
+// must pay for itself); the tests compile from the second run, so that their short programs run
+// compiled code (test/impl/compile/loops.test.ts also runs at the production threshold).
+setCompileAfter(2);
 
 // Rule coverage from execution: every rule the spec exercises while this file's tests run is
 // recorded and left for the rule-coverage reporter (test/reporters/rule-coverage.ts), which merges

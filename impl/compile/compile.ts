@@ -34,8 +34,25 @@ import { emitBranch, fallback, softInt, terminalCall } from "./block-end.ts";
 
 export { ST_STOP } from "./writer.ts";
 
-/** Executions of a block before it is compiled. */
-export const COMPILE_AFTER = 2;
+/**
+ * Executions of a block before it is compiled. Compiling costs about what a thousand interpreted
+ * runs of a block do (building the source, 30-50 µs; V8 parsing it and running the new function
+ * unoptimised until it is hot), so a block is compiled only once it has shown it will run often:
+ * a kernel run from a fresh load (bench/kernels.ts) compiled hundreds of blocks that then ran a
+ * few dozen times each, and ran several times slower than interpreted. Hot loops pass this in
+ * microseconds. Tests lower it (test/setup.ts: setCompileAfter) so that short test programs
+ * exercise compiled code; any value gives the same results, only sooner or later compiled.
+ */
+export const DEFAULT_COMPILE_AFTER = 1024;
+export let COMPILE_AFTER = DEFAULT_COMPILE_AFTER;
+
+/** Sets COMPILE_AFTER (≥ 1); returns the previous value. */
+export function setCompileAfter(runs: number): number {
+  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`compileAfter: expected a whole number >= 1, got ${runs}`);
+  const previous = COMPILE_AFTER;
+  COMPILE_AFTER = runs;
+  return previous;
+}
 
 /** Block enders translated natively (near branches). */
 const NATIVE_ENDERS = new Set([I.OP_JMP, I.OP_JCC, I.OP_CALL, I.OP_RET, I.OP_JMP_RM, I.OP_CALL_RM]);

@@ -17,7 +17,7 @@ function binary(rule: RuleId, compute: Binary, writeBack: boolean): Semantics {
   return (t: Transaction, insn: Instruction): Fault | undefined => {
     // RIP (already the next instruction's) and RFLAGS as the instruction starts: it writes neither
     // before its status flags.
-    const { rip: next, rflags } = t.m;
+    const next = t.rip, rflags = t.rflags;
     const dst = operand(insn, 0);
     const a = writeBack ? readDestination(t, dst, next) : t.read(dst, next);
     if (isFault(a)) return a;
@@ -44,7 +44,7 @@ const logic = (op: (a: bigint, b: bigint) => bigint): Binary => (a, b, _cf, insn
 /** INC/DEC: as ADD/SUB of 1 but CF is not affected (SDM INC, DEC "Flags Affected"). */
 function incDec(rule: RuleId, decrement: boolean): Semantics {
   return (t, insn) => {
-    const { rip: next, rflags } = t.m;
+    const next = t.rip, rflags = t.rflags;
     const dst = operand(insn, 0);
     const a = readDestination(t, dst, next);
     if (isFault(a)) return a;
@@ -60,7 +60,7 @@ function incDec(rule: RuleId, decrement: boolean): Semantics {
 
 /** NEG: 0 − dest; CF = (dest ≠ 0), which the subtraction's borrow already is. */
 export const neg: Semantics = (t, insn) => {
-  const { rip: next, rflags } = t.m;
+  const next = t.rip, rflags = t.rflags;
   const dst = operand(insn, 0);
   const a = readDestination(t, dst, next);
   if (isFault(a)) return a;
@@ -73,7 +73,7 @@ export const neg: Semantics = (t, insn) => {
 
 /** NOT: one's complement; no flags affected. */
 export const not: Semantics = (t, insn) => {
-  const next = t.m.rip;
+  const next = t.rip;
   const dst = operand(insn, 0);
   const a = readDestination(t, dst, next);
   if (isFault(a)) return a;

@@ -15,14 +15,14 @@ import { operand, setStatus, sizeOf } from "./operands.ts";
  */
 function bitScan(reverse: boolean): Semantics {
   return (t, insn) => {
-    const next = t.m.rip;
+    const next = t.rip;
     const dst = operand(insn, 0);
     const source = t.read(operand(insn, 1), next);
     if (isFault(source)) return source;
     const size = sizeOf(dst, insn);
     if (source === 0n) {
       if (dst.kind === "reg" && size === 4) t.writeGpr("BSF-02", dst.reg, t.readReg(dst.reg, 4));
-      t.update("BSF-02", { rflags: t.m.rflags | RFLAGS.ZF });
+      t.update("BSF-02", { rflags: t.rflags | RFLAGS.ZF });
       return undefined;
     }
     const index = BigInt(reverse ? source.toString(2).length - 1 : (source & -source).toString(2).length - 1);
@@ -46,5 +46,5 @@ export const bswap: Semantics = (t, insn) => {
   const value = t.readReg(dst.reg, size);
   let swapped = 0n;
   if (size !== 2) for (let i = 0n; i < BigInt(size); i++) swapped |= ((value >> (8n * i)) & 0xffn) << (8n * (BigInt(size) - 1n - i));
-  return t.write(dst, swapped, t.m.rip, "BSWAP-01");
+  return t.write(dst, swapped, t.rip, "BSWAP-01");
 };

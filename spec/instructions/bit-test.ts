@@ -9,7 +9,7 @@ type BitOp = "bt" | "bts" | "btr" | "btc";
 
 function semantics(op: BitOp): Semantics {
   return (t, insn: Instruction) => {
-    const next = t.m.rip;
+    const next = t.rip;
     const base = operand(insn, 0);
     const size = sizeOf(base, insn);
     const width = BigInt(8 * size);

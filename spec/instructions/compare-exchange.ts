@@ -16,7 +16,7 @@ import { operand, readDestination, setStatus, sizeOf } from "./operands.ts";
  * DEST is written back with TEMP, a register DEST is left alone (CMPXCHG-02).
  */
 export const cmpxchg: Semantics = (t, insn) => {
-  const next = t.m.rip;
+  const next = t.rip;
   const dst = operand(insn, 0);
   const size = sizeOf(dst, insn);
   const temp = readDestination(t, dst, next);
@@ -43,7 +43,7 @@ export const cmpxchg: Semantics = (t, insn) => {
 /** XADD r/m, r: TEMP ← SRC + DEST; SRC ← DEST; DEST ← TEMP (last, so `xadd %eax, %eax` leaves the
  *  sum); the flags of the addition. */
 export const xadd: Semantics = (t, insn) => {
-  const next = t.m.rip;
+  const next = t.rip;
   const dst = operand(insn, 0);
   const src = operand(insn, 1);
   const size = sizeOf(dst, insn);
@@ -73,7 +73,7 @@ export const xadd: Semantics = (t, insn) => {
  */
 function compareExchangeDouble(half: 4 | 8): Semantics {
   return (t, insn) => {
-    const next = t.m.rip;
+    const next = t.rip;
     const m = operand(insn, 0);
     if (m.kind !== "mem") throw new Error(`${insn.mnemonic}: expected a memory operand`);
     const linear = t.linearAddress(m, next);
@@ -92,7 +92,7 @@ function compareExchangeDouble(half: 4 | 8): Semantics {
       t.writeReg(RDX, half, temp >> bits);
       t.hit("CMPXCHG8B-02");
     }
-    t.update("CMPXCHG8B-01", { rflags: equal ? t.m.rflags | RFLAGS.ZF : t.m.rflags & ~RFLAGS.ZF });
+    t.update("CMPXCHG8B-01", { rflags: equal ? t.rflags | RFLAGS.ZF : t.rflags & ~RFLAGS.ZF });
     return undefined;
   };
 }

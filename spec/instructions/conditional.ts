@@ -7,8 +7,8 @@ import { conditionHolds } from "./control-flow.ts";
 
 /** SETcc r/m8: 1 when the condition holds, else 0. */
 export const setcc: Semantics = (t, insn) => {
-  const value = conditionHolds(insn.condition, t.m.rflags) ? 1n : 0n;
-  return t.write(operand(insn, 0), value, t.m.rip, "SETCC-01");
+  const value = conditionHolds(insn.condition, t.rflags) ? 1n : 0n;
+  return t.write(operand(insn, 0), value, t.rip, "SETCC-01");
 };
 
 /**
@@ -17,11 +17,11 @@ export const setcc: Semantics = (t, insn) => {
  * cleared (the SDM's "ELSE IF (OperandSize = 32 and IA-32e mode active) THEN DEST[63:32] := 0").
  */
 export const cmovcc: Semantics = (t, insn) => {
-  const next = t.m.rip;
+  const next = t.rip;
   const dst = operand(insn, 0);
   const temp = t.read(operand(insn, 1), next);
   if (isFault(temp)) return temp;
-  if (conditionHolds(insn.condition, t.m.rflags)) return t.write(dst, temp, next, "CMOV-01");
+  if (conditionHolds(insn.condition, t.rflags)) return t.write(dst, temp, next, "CMOV-01");
   // The destination is a register (Gv): written with its own low half, or left as it is.
   if (dst.kind === "reg" && sizeOf(dst, insn) === 4) t.writeGpr("CMOV-02", dst.reg, t.readReg(dst.reg, 4));
   else t.hit("CMOV-01");

@@ -6,7 +6,7 @@ import { isFault, type Fault } from "../fault.ts";
 import type { Instruction } from "../decode/instruction.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { canonical, in64BitMode, MASK64, RCX, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
+import { canonical, MASK64, RCX, RFLAGS, RSP, sizeMask } from "../machine/registers.ts";
 import { operand } from "./operands.ts";
 
 /** The branch target at the operand size, or #GP(0) if it is not canonical (BRANCH-01) or, in
@@ -15,15 +15,15 @@ function target(t: Transaction, insn: Instruction, raw: bigint): bigint | Fault 
   const rip = raw & sizeMask(insn.operandSize);
   if (insn.operandSize !== 8) t.hit("BRANCH-02");
   if (!canonical(rip)) return t.fault("BRANCH-01", 13, 0);
-  if (!in64BitMode(t.m) && rip > BigInt(t.m.cs.limit)) return t.fault("BRANCH-04", 13, 0);
+  if (!t.in64BitMode() && rip > BigInt(t.m.cs.limit)) return t.fault("BRANCH-04", 13, 0);
   return rip;
 }
 
 /** rel → next RIP + displacement; r/m → the operand's value. */
 function destination(t: Transaction, insn: Instruction): bigint | Fault {
   const op = operand(insn, 0);
-  if (op.kind === "rel") return (t.m.rip + op.disp) & MASK64;
-  return t.read(op, t.m.rip);
+  if (op.kind === "rel") return (t.rip + op.disp) & MASK64;
+  return t.read(op, t.rip);
 }
 
 function jumpTo(t: Transaction, insn: Instruction): Fault | undefined {
@@ -62,7 +62,7 @@ export const jmp: Semantics = (t, insn) => jumpTo(t, insn);
 
 export const jcc: Semantics = (t, insn) => {
   t.hit("JCC-01");
-  return conditionHolds(insn.condition, t.m.rflags) ? jumpTo(t, insn) : undefined;
+  return conditionHolds(insn.condition, t.rflags) ? jumpTo(t, insn) : undefined;
 };
 
 /** CALL: the target is checked before anything is pushed; then the next RIP is pushed. */
@@ -71,7 +71,7 @@ export const call: Semantics = (t, insn) => {
   if (isFault(raw)) return raw;
   const rip = target(t, insn, raw);
   if (isFault(rip)) return rip;
-  const f = t.push(t.m.rip, insn.operandSize);
+  const f = t.push(t.rip, insn.operandSize);
   if (isFault(f)) return f;
   t.update("CALL-01", { rip });
   return undefined;
@@ -101,7 +101,7 @@ function loopWhile(zf: boolean | undefined): Semantics {
     const count = (t.readReg(RCX, size) - 1n) & sizeMask(size);
     t.writeReg(RCX, size, count);
     t.hit("LOOP-01");
-    const taken = count !== 0n && (zf === undefined || ((t.m.rflags & RFLAGS.ZF) !== 0n) === zf);
+    const taken = count !== 0n && (zf === undefined || ((t.rflags & RFLAGS.ZF) !== 0n) === zf);
     return taken ? jumpTo(t, insn) : undefined;
   };
 }

@@ -8,7 +8,7 @@ import { operand, readDestination, sizeOf } from "./operands.ts";
 
 /** MOV: dest ← src. Immediates arrive already extended (C7 sign-extends imm32; B8+r REX.W imm64). */
 export const mov: Semantics = (t, insn) => {
-  const next = t.m.rip;
+  const next = t.rip;
   const value = t.read(operand(insn, 1), next);
   if (isFault(value)) return value;
   return t.write(operand(insn, 0), value, next, "MOV-01");
@@ -17,7 +17,7 @@ export const mov: Semantics = (t, insn) => {
 /** MOVZX / MOVSX / MOVSXD: the source, zero- or sign-extended from its own size to the destination's. */
 function extend(signed: boolean): Semantics {
   return (t, insn: Instruction) => {
-    const next = t.m.rip;
+    const next = t.rip;
     const dst = operand(insn, 0);
     const src = operand(insn, 1);
     const value = t.read(src, next);
@@ -33,13 +33,13 @@ export const lea: Semantics = (t, insn) => {
   const dst = operand(insn, 0);
   const src = operand(insn, 1);
   if (src.kind !== "mem") throw new Error("lea: source must be a memory operand");
-  return t.write(dst, t.effectiveAddress(src, t.m.rip) & sizeMask(sizeOf(dst, insn)), t.m.rip, "MOV-03");
+  return t.write(dst, t.effectiveAddress(src, t.rip) & sizeMask(sizeOf(dst, insn)), t.rip, "MOV-03");
 };
 
 /** XCHG: swaps the operands. With memory it is implicitly locked; the model has one CPU, so the
  *  lock changes nothing here, but the memory operand is translated as a write from the start. */
 export const xchg: Semantics = (t, insn) => {
-  const next = t.m.rip;
+  const next = t.rip;
   const a = operand(insn, 0);
   const b = operand(insn, 1);
   const va = readDestination(t, a, next);

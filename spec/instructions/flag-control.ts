@@ -5,8 +5,8 @@ import { RFLAGS } from "../machine/registers.ts";
 
 function writeFlag(bit: bigint, value: (old: boolean) => boolean): Semantics {
   return (t) => {
-    const set = value((t.m.rflags & bit) !== 0n);
-    t.update("FLAGCTL-01", { rflags: set ? t.m.rflags | bit : t.m.rflags & ~bit });
+    const set = value((t.rflags & bit) !== 0n);
+    t.update("FLAGCTL-01", { rflags: set ? t.rflags | bit : t.rflags & ~bit });
     return undefined;
   };
 }

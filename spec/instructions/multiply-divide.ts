@@ -28,7 +28,7 @@ function writeDouble(t: Transaction, size: OperandSize, high: bigint, low: bigin
 /** MUL r/m: unsigned rAX × src; CF = OF = upper half ≠ 0. */
 export const mul: Semantics = (t, insn) => {
   const src = operand(insn, 0);
-  const b = t.read(src, t.m.rip);
+  const b = t.read(src, t.rip);
   if (isFault(b)) return b;
   const size = sizeOf(src, insn);
   const product = t.readReg(RAX, size) * b;
@@ -44,7 +44,7 @@ const signed = (v: bigint, size: OperandSize) => BigInt.asIntN(8 * size, v);
 /** IMUL: signed product; CF = OF = the product does not fit the destination (sign-extended low half
  *  differs from the full product). */
 export const imul: Semantics = (t, insn: Instruction) => {
-  const next = t.m.rip;
+  const next = t.rip;
   if (insn.operands.length === 1) {
     const src = operand(insn, 0);
     const b = t.read(src, next);
@@ -80,7 +80,7 @@ export const imul: Semantics = (t, insn: Instruction) => {
 function divide(isSigned: boolean): Semantics {
   return (t, insn) => {
     const src = operand(insn, 0);
-    const raw = t.read(src, t.m.rip);
+    const raw = t.read(src, t.rip);
     if (isFault(raw)) return raw;
     const size = sizeOf(src, insn);
     const n = bits(size);

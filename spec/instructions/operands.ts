@@ -28,5 +28,5 @@ export function readDestination(t: Transaction, op: Operand, nextRip: bigint): b
 
 /** Writes status flags into RFLAGS under `rule`. */
 export function setStatus(t: Transaction, rule: RuleId, flags: Partial<StatusFlags>): void {
-  t.update(rule, { rflags: withStatus(t.m.rflags, flags) });
+  t.update(rule, { rflags: withStatus(t.rflags, flags) });
 }

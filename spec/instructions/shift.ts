@@ -78,7 +78,7 @@ export function shift(mnemonic: ShiftMnemonic, dest: bigint, count: bigint, cf: 
 
 function semantics(mnemonic: ShiftMnemonic): Semantics {
   return (t, insn: Instruction) => {
-    const next = t.m.rip;
+    const next = t.rip;
     const dst = operand(insn, 0);
     const a = readDestination(t, dst, next);
     if (isFault(a)) return a;
@@ -93,7 +93,7 @@ function semantics(mnemonic: ShiftMnemonic): Semantics {
       // destination is zero-extended, as every 32-bit operation is).
       return t.write(dst, a, next, "SHIFT-02");
     }
-    const { result, flags } = shift(mnemonic, a, count, flag(t.m.rflags, RFLAGS.CF), size);
+    const { result, flags } = shift(mnemonic, a, count, flag(t.rflags, RFLAGS.CF), size);
     const f = t.write(dst, result, next);
     if (isFault(f)) return f;
     setStatus(t, mnemonic.startsWith("r") ? "SHIFT-03" : "SHIFT-01", flags);

@@ -9,7 +9,7 @@ import { operand } from "./operands.ts";
 /** PUSH: the value is read before RSP moves, so PUSH RSP pushes the old RSP and PUSH [RSP+d]
  *  addresses with the old RSP (SDM PUSH). */
 export const push: Semantics = (t, insn) => {
-  const value = t.read(operand(insn, 0), t.m.rip);
+  const value = t.read(operand(insn, 0), t.rip);
   if (isFault(value)) return value;
   return t.push(value, insn.operandSize, "STACK-01");
 };
@@ -19,11 +19,11 @@ export const push: Semantics = (t, insn) => {
 export const pop: Semantics = (t, insn) => {
   const value = t.pop(insn.operandSize);
   if (isFault(value)) return value;
-  return t.write(operand(insn, 0), value, t.m.rip, "STACK-02");
+  return t.write(operand(insn, 0), value, t.rip, "STACK-02");
 };
 
 /** FLAGS-01: the pushed image has RF and VM as 0; no IOPL check outside virtual-8086 mode. */
-export const pushf: Semantics = (t, insn) => t.push(t.m.rflags & ~(RFLAGS.RF | RFLAGS.VM), insn.operandSize, "FLAGS-01");
+export const pushf: Semantics = (t, insn) => t.push(t.rflags & ~(RFLAGS.RF | RFLAGS.VM), insn.operandSize, "FLAGS-01");
 
 /** The RFLAGS bits POPF may load at the current privilege (FLAGS-02): never RF (cleared), VM,
  *  VIF or VIP; IOPL only at CPL 0; IF only when CPL ≤ IOPL — otherwise silently kept. */
@@ -40,10 +40,10 @@ export const popf: Semantics = (t, insn) => {
   if (isFault(image)) return image;
   const writable = popfWritable(t.cpl(), iopl(t.m), insn.operandSize);
   // Reserved bits are fixed (bit 1 reads 1, the others 0); RF was already cleared by the step.
-  const rflags = (((t.m.rflags & ~writable) | (image & writable)) & RFLAGS_DEFINED) | RFLAGS.FIXED1;
+  const rflags = (((t.rflags & ~writable) | (image & writable)) & RFLAGS_DEFINED) | RFLAGS.FIXED1;
   // FLAGS-03: a TF set here traps after the *next* instruction; the step loop decides that from TF
   // at the start of each instruction, so only the flag is written.
-  if ((rflags & ~t.m.rflags & RFLAGS.TF) !== 0n) t.hit("FLAGS-03");
+  if ((rflags & ~t.rflags & RFLAGS.TF) !== 0n) t.hit("FLAGS-03");
   t.update("FLAGS-02", { rflags: rflags & ~RFLAGS.RF });
   return undefined;
 };

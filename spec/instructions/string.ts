@@ -13,7 +13,7 @@ import { isFault, type Fault } from "../fault.ts";
 import type { Instruction, MemOperand } from "../decode/instruction.ts";
 import type { Semantics } from "../transaction/semantics.ts";
 import type { Transaction } from "../transaction/transaction.ts";
-import { in64BitMode, MASK64, RAX, RCX, RDI, RFLAGS, RSI, sizeMask } from "../machine/registers.ts";
+import { MASK64, RAX, RCX, RDI, RFLAGS, RSI, sizeMask } from "../machine/registers.ts";
 import { subWithBorrow } from "./flags.ts";
 import { operand, setStatus } from "./operands.ts";
 
@@ -66,13 +66,13 @@ const scanElement: Element = (t, insn, next) => {
 /** RSI and/or RDI, moved by the element size at the address size (32-bit writes zero-extend). */
 function advance(t: Transaction, insn: Instruction, registers: readonly number[]): void {
   const step = BigInt(insn.operandSize);
-  const delta = (t.m.rflags & RFLAGS.DF) !== 0n ? -step : step;
+  const delta = (t.rflags & RFLAGS.DF) !== 0n ? -step : step;
   for (const reg of registers) t.writeReg(reg, insn.addressSize, (t.readReg(reg, insn.addressSize) + delta) & sizeMask(insn.addressSize));
 }
 
 function stringInstruction(element: Element, registers: readonly number[], comparing: boolean): Semantics {
   return (t, insn) => {
-    const next = t.m.rip;
+    const next = t.rip;
     const repeated = insn.rep !== null;
     const count = repeated ? t.readReg(RCX, insn.addressSize) : 1n;
     if (count === 0n) {
@@ -89,13 +89,13 @@ function stringInstruction(element: Element, registers: readonly number[], compa
     if (left === 0n) return undefined;
     if (comparing) {
       // REPE (F3) goes on while ZF = 1, REPNE (F2) while ZF = 0.
-      const zf = (t.m.rflags & RFLAGS.ZF) !== 0n;
+      const zf = (t.rflags & RFLAGS.ZF) !== 0n;
       t.hit("REP-04");
       if (zf !== (insn.rep === "rep")) return undefined;
     }
     // More to do: RIP back to this instruction, RF = 1 for an event taken before the next iteration.
-    const rip = (next - BigInt(insn.length)) & (in64BitMode(t.m) ? MASK64 : 0xffff_ffffn);
-    t.update("REP-03", { rip, rflags: t.m.rflags | RFLAGS.RF });
+    const rip = (next - BigInt(insn.length)) & (t.in64BitMode() ? MASK64 : 0xffff_ffffn);
+    t.update("REP-03", { rip, rflags: t.rflags | RFLAGS.RF });
     return undefined;
   };
 }

@@ -113,11 +113,14 @@ export class MemoryDraft implements PageSource {
   private ownedIndex = false;
   private ownedChunks: Set<Chunk> | null = null;
   private ownedPages: Set<Uint8Array> | null = null;
-  /** The journal, one entry per write: address, size in bytes and the value it overwrote. Entries
-   *  past `journalLength` are dead (kept to be overwritten, not to shrink the arrays each step). */
-  private readonly journalAddress: bigint[] = [];
+  /** The journal, one entry per write within a page: page number, offset, size in bytes (1–8)
+   *  and the value it overwrote (low and high 32 bits). Entries past `journalLength` are dead
+   *  (kept to be overwritten, not to shrink the arrays each step). */
+  private readonly journalPage: number[] = [];
+  private readonly journalOffset: number[] = [];
   private readonly journalSize: number[] = [];
-  private readonly journalOld: bigint[] = [];
+  private readonly journalLow: number[] = [];
+  private readonly journalHigh: number[] = [];
   private journalLength = 0;
   /**
    * Counts the times a page object in the index was replaced (a first write copying a page, or a
@@ -149,15 +152,50 @@ export class MemoryDraft implements PageSource {
     return readLittleEndian(this, address, size);
   }
 
+  /** Little-endian read of `size` (at most 8) bytes at `offset` in page `pageNumber`, within
+   *  the page. */
+  readIn(pageNumber: number, offset: number, size: number): bigint {
+    return readInPage(this.page(pageNumber), offset, size);
+  }
+
   /** Little-endian write of the low `size` bytes of `value` (journalled). */
   write(address: bigint, size: number, value: bigint): void {
-    const old = readLittleEndian(this, address, size);
-    // Journalled once done: a store that throws (MemoryLimit) wrote nothing.
-    this.store(address, size, value);
+    // Physical addresses are below 2^52 (MAXPHYADDR): exact as Numbers.
+    const a = Number(address);
+    const offset = a % PAGE_SIZE;
+    const pageNumber = (a - offset) / PAGE_SIZE;
+    if (offset + size <= PAGE_SIZE) {
+      this.writeIn(pageNumber, offset, size, value);
+      return;
+    }
+    // Across pages: both made writable first, so a MemoryLimit leaves nothing half written.
+    const first = PAGE_SIZE - offset;
+    this.writablePage(pageNumber);
+    this.writablePage(pageNumber + 1);
+    this.writeIn(pageNumber, offset, first, value);
+    this.writeIn(pageNumber + 1, 0, size - first, value >> BigInt(8 * first));
+  }
+
+  /** Little-endian write of the low `size` bytes of `value` at `offset` in page `pageNumber`,
+   *  within the page (journalled). */
+  writeIn(pageNumber: number, offset: number, size: number, value: bigint): void {
+    if (size > 8) {
+      this.writeIn(pageNumber, offset, 8, value);
+      this.writeIn(pageNumber, offset + 8, size - 8, value >> 64n);
+      return;
+    }
+    // Made writable first (it may throw MemoryLimit), journalled before it changes.
+    const page = this.writablePage(pageNumber);
     const n = this.journalLength++;
-    this.journalAddress[n] = address;
+    this.journalPage[n] = pageNumber;
+    this.journalOffset[n] = offset;
     this.journalSize[n] = size;
-    this.journalOld[n] = old;
+    let low = 0, high = 0;
+    for (let i = Math.min(size, 4) - 1; i >= 0; i--) low = low * 256 + page[offset + i]!;
+    for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;
+    this.journalLow[n] = low;
+    this.journalHigh[n] = high;
+    putInPage(page, offset, size, Number(value & 0xffff_ffffn), size > 4 ? Number((value >> 32n) & 0xffff_ffffn) : 0);
   }
 
   writeBytes(address: bigint, bytes: Uint8Array): void {
@@ -171,7 +209,8 @@ export class MemoryDraft implements PageSource {
 
   /** Undoes the writes made since `mark`, newest first. */
   rollBack(mark: number): void {
-    for (let i = this.journalLength - 1; i >= mark; i--) this.store(this.journalAddress[i]!, this.journalSize[i]!, this.journalOld[i]!);
+    for (let i = this.journalLength - 1; i >= mark; i--)
+      putInPage(this.writablePage(this.journalPage[i]!), this.journalOffset[i]!, this.journalSize[i]!, this.journalLow[i]!, this.journalHigh[i]!);
     this.journalLength = mark;
   }
 
@@ -202,33 +241,6 @@ export class MemoryDraft implements PageSource {
       this.ownedPages = null;
     }
     return this.published;
-  }
-
-  /** The write itself, not journalled. */
-  private store(address: bigint, size: number, value: bigint): void {
-    // Physical addresses are below 2^52 (MAXPHYADDR): exact as Numbers.
-    const a = Number(address);
-    const offset = a % PAGE_SIZE;
-    if (offset + size <= PAGE_SIZE && size <= 8) {
-      // Within one page (the common case): one page lookup, bytes split off in plain numbers.
-      const page = this.writablePage((a - offset) / PAGE_SIZE);
-      let low = Number(value & 0xffff_ffffn);
-      let high = size > 4 ? Number((value >> 32n) & 0xffff_ffffn) : 0;
-      for (let i = 0; i < size; i++) {
-        page[offset + i] = (i < 4 ? low : high) & 0xff;
-        if (i < 4) low = Math.floor(low / 256);
-        else high = Math.floor(high / 256);
-      }
-      return;
-    }
-    // Across pages: every page made writable first, so a MemoryLimit leaves nothing half written.
-    for (let i = 0; i < size; i++) this.writablePage(Number((address + BigInt(i)) >> 12n));
-    let rest = value;
-    for (let i = 0; i < size; i++) {
-      const a = address + BigInt(i);
-      this.writablePage(Number(a >> 12n))[Number(a & 0xfffn)] = Number(rest & 0xffn);
-      rest >>= 8n;
-    }
   }
 
   /** The page, copied into this draft's ownership first unless it already is. */
@@ -285,17 +297,36 @@ function newPage(): Uint8Array {
   return new Uint8Array(slab, PAGE_SIZE * slabUsed++, PAGE_SIZE);
 }
 
+/** `size` (at most 8) bytes at `offset` in `page`, little-endian, assembled in plain numbers. */
+function readInPage(page: Uint8Array, offset: number, size: number): bigint {
+  let low = 0, high = 0;
+  for (let i = Math.min(size, 4) - 1; i >= 0; i--) low = low * 256 + page[offset + i]!;
+  if (size <= 4) return BigInt(low);
+  for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;
+  return (BigInt(high) << 32n) | BigInt(low);
+}
+
+/** Stores the low `size` (at most 8) bytes of the value `high`·2^32 + `low` at `offset` in `page`. */
+function putInPage(page: Uint8Array, offset: number, size: number, low: number, high: number): void {
+  let l = low, h = high;
+  for (let i = 0; i < size; i++) {
+    if (i < 4) {
+      page[offset + i] = l & 0xff;
+      l = Math.floor(l / 256);
+    } else {
+      page[offset + i] = h & 0xff;
+      h = Math.floor(h / 256);
+    }
+  }
+}
+
 function readLittleEndian(memory: PageSource, address: bigint, size: number): bigint {
   // Within one page (the common case): assembled in plain numbers, 32 bits at a time (physical
   // addresses are below 2^52, exact as Numbers).
   const a = Number(address);
   const offset = a % PAGE_SIZE;
   if (offset + size <= PAGE_SIZE && size <= 8) {
-    const page = memory.page((a - offset) / PAGE_SIZE);
-    let low = 0, high = 0;
-    for (let i = Math.min(size, 4) - 1; i >= 0; i--) low = low * 256 + page[offset + i]!;
-    for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;
-    return size > 4 ? (BigInt(high) << 32n) | BigInt(low) : BigInt(low);
+    return readInPage(memory.page((a - offset) / PAGE_SIZE), offset, size);
   }
   let value = 0n;
   for (let i = size - 1; i >= 0; i--) {

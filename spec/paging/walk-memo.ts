@@ -25,8 +25,9 @@ interface Remembered {
   /** The table pages read (page number and the page object). */
   readonly tableNumbers: readonly number[];
   readonly tables: readonly Uint8Array[];
-  /** The 4 KiB physical frame of the linear page. */
+  /** The 4 KiB physical frame of the linear page, and its number. */
   readonly frame: bigint;
+  readonly frameNumber: number;
   /** The draft and its generation under which `tables` were last found in place: while both
    *  stand, no page object was replaced and the tables need no check. */
   checkedIn: MemoryDraft | null;
@@ -57,7 +58,7 @@ export function walkRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bi
   if (byPage.size >= LIMIT) byPage.clear();
   byPage.set(pageNumber, {
     cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses: w.entryAddresses, tableNumbers, tables,
-    frame: w.physical & ~0xfffn, checkedIn: memory, checkedAt: memory.generation,
+    frame: w.physical & ~0xfffn, frameNumber: Number(w.physical >> 12n), checkedIn: memory, checkedAt: memory.generation,
   });
   return w;
 }
@@ -78,11 +79,11 @@ export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: 
   return r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
 }
 
-/** The physical address of `linear` when the memo remembers its walk and it is still valid (the
- *  walk sets no A/D bit then), else undefined: `walkRemembered`'s hit, without building a Walk. */
-export function rememberedPhysical(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): bigint | undefined {
+/** The physical page number of `linear` when the memo remembers its walk and it is still valid
+ *  (the walk sets no A/D bit then), else −1: `walkRemembered`'s hit, without building a Walk. */
+export function rememberedFrame(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): number {
   const r = memo[access.kind][access.mode].get(Number(linear >> 12n));
   if (r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory))
-    return r.frame | (linear & 0xfffn);
-  return undefined;
+    return r.frameNumber;
+  return -1;
 }

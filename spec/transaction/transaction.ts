@@ -9,7 +9,7 @@ import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { accessOf, type Access, type AccessKind, type AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { walk } from "../paging/translate.ts";
-import { rememberedPhysical, walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
+import { rememberedFrame, walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instruction.ts";
@@ -78,6 +78,18 @@ export class Transaction {
     }
     this.owned = false;
     return this.current;
+  }
+
+  /** RIP as updated so far (the next instruction's during an instruction's semantics). Unlike
+   *  reading `t.m.rip`, this hands nothing out, so the next update writes the step's record in
+   *  place instead of copying it first. */
+  get rip(): bigint {
+    return this.current.rip;
+  }
+
+  /** RFLAGS as updated so far; like `rip`, read without handing the machine out. */
+  get rflags(): bigint {
+    return this.current.rflags;
   }
 
   /** The machine so far with a snapshot of its memory (for callers outside the step loop). */
@@ -236,6 +248,11 @@ export class Transaction {
     return cpl(this.current);
   }
 
+  /** GLOBAL-02 on the machine as updated so far (read without handing it out, like `rip`). */
+  in64BitMode(): boolean {
+    return in64BitMode(this.current);
+  }
+
   /** The mode of an explicit data access at the current CPL. */
   dataMode(): AccessMode {
     return this.cpl() === 3 ? "user" : "supervisor";
@@ -250,13 +267,6 @@ export class Transaction {
    * every kind of object and is slow (about 2 % of the benchmark loops). The walk code does the same.
    */
   private translateOrFault(linear: bigint, access: Access): bigint | Fault {
-    // A walk the memo remembers: the same rules as below, nothing to set.
-    const remembered = rememberedPhysical(this.current, this.memory, linear, access);
-    if (remembered !== undefined) {
-      this.hit("PF-ACCESSED");
-      if (access.kind === "write") this.hit("PF-DIRTY");
-      return remembered;
-    }
     const w = walkRemembered(this.current, this.memory, linear, access);
     if ("kind" in w) {
       // PF-03: U/S follows the access, not the CPL — an implicit access or a delivery push made at
@@ -275,6 +285,19 @@ export class Transaction {
       (this.accessedDirtyWalks ??= []).push({ m: { cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, rflags: m.rflags }, linear, access });
     }
     return w.physical;
+  }
+
+  /** The physical page number of `linear` (`translateOrFault`), or the #PF. */
+  private frameOrFault(linear: bigint, access: Access): number | Fault {
+    // A walk the memo remembers: the rules translateOrFault records on success, nothing to set.
+    const frame = rememberedFrame(this.current, this.memory, linear, access);
+    if (frame >= 0) {
+      this.hit("PF-ACCESSED");
+      if (access.kind === "write") this.hit("PF-DIRTY");
+      return frame;
+    }
+    const physical = this.translateOrFault(linear, access);
+    return typeof physical === "bigint" ? Number(physical >> 12n) : physical;
   }
 
   /**
@@ -349,11 +372,12 @@ export class Transaction {
 
   private readAt(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): bigint | Fault {
     // Common case first: the access lies in one page.
-    if (withinPage(linear, size)) {
+    const offset = Number(linear & 0xfffn);
+    if (offset + size <= 4096 && size <= 8) {
       const f = this.checkLinear(linear, size, access, stack, alignment, true);
       if (f !== undefined) return f;
-      const physical = this.translateOrFault(linear, access);
-      return typeof physical !== "bigint" ? physical : this.memory.read(physical, size);
+      const frame = this.frameOrFault(linear, access);
+      return typeof frame !== "number" ? frame : this.memory.readIn(frame, offset, size);
     }
     const pieces = this.translateRange(linear, size, access, stack, alignment);
     if (isFault(pieces)) return pieces;
@@ -372,12 +396,13 @@ export class Transaction {
   }
 
   private writeAt(linear: bigint, size: number, value: bigint, access: Access, stack: boolean, alignment: number): undefined | Fault {
-    if (withinPage(linear, size)) {
+    const offset = Number(linear & 0xfffn);
+    if (offset + size <= 4096 && size <= 8) {
       const f = this.checkLinear(linear, size, access, stack, alignment, true);
       if (f !== undefined) return f;
-      const physical = this.translateOrFault(linear, access);
-      if (typeof physical !== "bigint") return physical;
-      this.memory.write(physical, size, value);
+      const frame = this.frameOrFault(linear, access);
+      if (typeof frame !== "number") return frame;
+      this.memory.writeIn(frame, offset, size, value);
       return undefined;
     }
     const pieces = this.translateRange(linear, size, access, stack, alignment);
@@ -554,9 +579,4 @@ export class Transaction {
     this.hit("SEG-CHECK-STACK");
     this.writeGpr(rule, RSP, withStackPointer(rsp, rsp + delta, width));
   }
-}
-
-/** Whether `size` bytes at `linear` lie in one 4 KiB page. */
-function withinPage(linear: bigint, size: number): boolean {
-  return Number(linear & 0xfffn) + size <= 0x1000;
 }

@@ -55,14 +55,18 @@ export interface IdtGate {
 }
 
 export function parseGate(low: bigint, high: bigint): IdtGate {
+  // The gate's doublewords as Figure 6-8 draws them (bits within a doubleword as plain numbers).
+  const dword0 = Number(BigInt.asUintN(32, low)); //  selector 31:16, offset 15:0
+  const dword1 = Number(low >> 32n); //                offset 31:16, P 15, DPL 14:13, 0 12, type 11:8, IST 2:0
+  const dword2 = BigInt.asUintN(32, high); //          offset 63:32
   return {
-    offset: (low & 0xffffn) | (((low >> 48n) & 0xffffn) << 16n) | ((high & 0xffff_ffffn) << 32n),
-    selector: Number((low >> 16n) & 0xffffn),
-    ist: Number((low >> 32n) & 7n),
-    type: Number((low >> 40n) & 0xfn),
-    s: Number((low >> 44n) & 1n),
-    dpl: Number((low >> 45n) & 3n),
-    present: Number((low >> 47n) & 1n),
+    offset: (dword2 << 32n) | BigInt(((dword1 & 0xffff_0000) | (dword0 & 0xffff)) >>> 0),
+    selector: dword0 >>> 16,
+    ist: dword1 & 7,
+    type: (dword1 >>> 8) & 0xf,
+    s: (dword1 >>> 12) & 1,
+    dpl: (dword1 >>> 13) & 3,
+    present: (dword1 >>> 15) & 1,
   };
 }
 

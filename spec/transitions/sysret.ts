@@ -2,7 +2,7 @@
 // "SYSRET"; AMD APM Vol. 3 "SYSRET" for the vendor differences. Rule IDs from the digest §3.
 import { GP, UD, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
-import { segment, type Machine } from "../machine/machine.ts";
+import { segment, type Machine, type MachineRegisters } from "../machine/machine.ts";
 import { canonical, EFER, in64BitMode, R11, RCX, RFLAGS } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { Instruction } from "../decode/instruction.ts";
@@ -49,9 +49,9 @@ export function sysretSs(star: bigint): Segment {
   return { selector: sysretSsSelector(star), base: 0n, limit: 0xffff_ffff, type: 3, s: 1, dpl: 3, present: 1, db: 1, l: 0, g: 1, avl: 0, unusable: 0 };
 }
 
-/** SS per the profile: reinitialised (SYSRET-07) or only the selector changed (SYSRET-V2). */
-function loadSysretSs(t: Transaction): void {
-  const m = t.m;
+/** SS per the profile: reinitialised (SYSRET-07) or only the selector changed (SYSRET-V2); `m` is
+ *  the machine SYSRET started on (its STAR and SS). */
+function loadSysretSs(t: Transaction, m: MachineRegisters): void {
   if (t.profile.sysretSsAttributes === "reinitialise") t.update("SYSRET-07", { ss: sysretSs(m.star) });
   else t.update("SYSRET-V2", { ss: segment({ ...m.ss, selector: sysretSsSelector(m.star) }) });
 }
@@ -75,7 +75,7 @@ export function sysretOn(t: Transaction, form: SysretForm): Fault | undefined {
   const rflags = (t.gpr(R11) & 0x3c_7fd7n) | RFLAGS.FIXED1;
   t.update("SYSRET-05", { rflags });
   t.update("SYSRET-06", { cs: sysretCs(m.star, form) });
-  loadSysretSs(t);
+  loadSysretSs(t, m);
   t.setSingleStepTrap("SYSRET-09", (rflags & RFLAGS.TF) !== 0n);
   return undefined;
 }
@@ -85,7 +85,7 @@ function legacySysret(t: Transaction): undefined {
   const m = t.m;
   const rflags = m.rflags | RFLAGS.IF;
   t.update("SYSRET-V3", { cs: sysretCs(m.star, "32"), rflags, rip: t.gpr(RCX) & 0xffff_ffffn });
-  loadSysretSs(t);
+  loadSysretSs(t, m);
   t.setSingleStepTrap("SYSRET-09", (rflags & RFLAGS.TF) !== 0n);
   return undefined;
 }

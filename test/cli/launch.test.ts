@@ -3,11 +3,11 @@
 // import.meta.url keeps naming the source file; the tsx path gives the same result. Run on a
 // scratch package (a copy of launch.js, its own cache), so the project's cache is not touched.
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -43,6 +43,8 @@ beforeAll(() => {
   writeDep("first");
 });
 
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
 describe("cli/launch.js", () => {
   it("builds a bundle on the first start, uses it while the sources are unchanged, and rebuilds when one changes", async () => {
     const dep = pathToFileURL(join(scratch, "src/dep.ts")).href;
@@ -55,6 +57,11 @@ describe("cli/launch.js", () => {
     const again = await run();
     expect(JSON.parse(again.stdout)).toEqual({ value: "first", here: dep });
     expect(statSync(BUNDLE()).mtimeMs).toBe(built);
+
+    // A bundle deleted behind its manifest's back is built again.
+    rmSync(BUNDLE());
+    expect(JSON.parse((await run()).stdout)).toEqual({ value: "first", here: dep });
+    expect(existsSync(BUNDLE())).toBe(true);
 
     writeDep("second, longer");
     const changed = await run();

@@ -11,6 +11,7 @@ import type { ArchState } from "../../../contract/state.ts";
 import { compareStates, unionRanges } from "../../../contract/compare.ts";
 import { SpecEngine } from "../../../spec/engine.ts";
 import { ImplEngine } from "../../../impl/engine.ts";
+import { DEFAULT_COMPILE_AFTER, setCompileAfter } from "../../../impl/compile/compile.ts";
 import { Assembler, Code, Register as R, buildGuest, defineLayout, mem, sym } from "../../../guest/index.ts";
 import { expectAgreesWithSpec } from "../against-spec.ts";
 
@@ -217,5 +218,26 @@ describe("a loop inside one compiled block", () => {
     const out = expectAgreesWithSpec(state, 200, "intel", { lockstep: false });
     expect(out.state.gpr[1]).toBe(9n); // the faulting (9th) iteration's INC is in
     for (const steps of [60, 64, 65, 66, 67]) expectAgreesWithSpec(state, steps);
+  });
+
+  it("at the production compile threshold: interpreted until then, compiled after, the same states throughout", () => {
+    // The tests compile from a block's second run (test/setup.ts); production waits for
+    // DEFAULT_COMPILE_AFTER runs. Chunks end before, across and after the switch.
+    const previous = setCompileAfter(DEFAULT_COMPILE_AFTER);
+    try {
+      const N = CARRY_LOOP_LENGTH;
+      const state = carryLoop(5000n);
+      const loopBlock = (e: ImplEngine) => [...e.machine.blocksBySlot].flatMap((map) => (map === undefined ? [] : [...map.values()]))
+        .find((b) => b.insns.length === N)!;
+      const impl = new ImplEngine();
+      impl.load(state, "intel");
+      impl.run(N * (DEFAULT_COMPILE_AFTER - 2));
+      expect(loopBlock(impl).compiled).toBeNull();
+      impl.run(N * 3);
+      expect(loopBlock(impl).compiled).not.toBeNull();
+      expectChunksAgree(state, [N * (DEFAULT_COMPILE_AFTER - 1) + 7, N, 3, N * 2 + 5, N * 500, N * 3000, 1]);
+    } finally {
+      setCompileAfter(previous);
+    }
   });
 });

@@ -6,6 +6,7 @@ import type { Machine } from "../../../spec/machine/machine.ts";
 import { CR4, RFLAGS, RSP } from "../../../spec/machine/registers.ts";
 import { INTEL } from "../../../contract/profile.ts";
 import { deliver } from "../../../spec/transitions/double-fault.ts";
+import { parseGate } from "../../../spec/transitions/deliver.ts";
 import {
   exceptionEvent, externalEvent, NMI_EVENT, SINGLE_STEP_EVENT, softwareEvent, type InterruptEvent,
 } from "../../../spec/transitions/exception-classes.ts";
@@ -35,6 +36,14 @@ describe("DELIVER-01: IDT limit", () => {
 });
 
 describe("DELIVER-02: reading the gate", () => {
+  it("every field of the 16-byte gate comes from its place in Figure 6-8 (offset in three pieces)", () => {
+    // offset 0xfedc_ba98_7654_3210, selector 0x1234, IST 5, type 0xE, S 0, DPL 3, P 1; reserved dword all ones.
+    const low = 0x7654_ee05_1234_3210n;
+    const high = 0xffff_ffff_fedc_ba98n;
+    expect(parseGate(low, high)).toEqual({ offset: 0xfedc_ba98_7654_3210n, selector: 0x1234, ist: 5, type: 0xe, s: 0, dpl: 3, present: 1 });
+    // S = 1, DPL 0, P 0, IST 0, type 0xF; offset bit 31 set (a number above 2^31 before it becomes a bigint).
+    expect(parseGate(0x8000_1f00_0008_0001n, 0n)).toEqual({ offset: 0x8000_0001n, selector: 8, ist: 0, type: 0xf, s: 1, dpl: 0, present: 0 });
+  });
   it("a gate in non-canonical space gives #GP(v·8 + 2 + EXT)", () => {
     const m = { ...kernelMachine(), idtr: { base: 0x0000_7fff_ffff_ffc0n, limit: 0xfff } };
     expect(fails(m, UD)).toMatchObject({ vector: 13, errorCode: 0x33, rule: "DELIVER-02" });
