@@ -117,13 +117,15 @@ export function emitInstruction(w: BlockWriter, k: number): boolean {
       const cf = cfExpr(w);
       let s: string;
       if (size === 8) {
-        // The high half changes when the low one wraps: rare, so a branch (well predicted).
+        // The high half changes when the low one wraps: rare, so a branch (well predicted). DEST
+        // is not kept: exits rebuild it from the result (writer.ts flagStore), so the loop
+        // counter's old value need not stay live to the exit.
         s = dec
-          ? "pa_l = vl; pa_h = vh; pb_l = 1; pb_h = 0; pr_l = (vl - 1) | 0; pr_h = vh; if (vl === 0) pr_h = (vh - 1) | 0;"
-          : "pa_l = vl; pa_h = vh; pb_l = 1; pb_h = 0; pr_l = (vl + 1) | 0; pr_h = vh; if (pr_l === 0) pr_h = (vh + 1) | 0;";
+          ? "pb_l = 1; pb_h = 0; pr_l = (vl - 1) | 0; pr_h = vh; if (vl === 0) pr_h = (vh - 1) | 0;"
+          : "pb_l = 1; pb_h = 0; pr_l = (vl + 1) | 0; pr_h = vh; if (pr_l === 0) pr_h = (vh + 1) | 0;";
       } else {
         const mk = size === 4 ? "| 0" : size === 2 ? "& 65535" : "& 255";
-        s = `pa_l = vl; pb_l = 1; pr_l = (vl ${dec ? "-" : "+"} 1) ${mk};`;
+        s = `pb_l = 1; pr_l = (vl ${dec ? "-" : "+"} 1) ${mk};`;
       }
       w.flag = { op: dec ? LAZY_DEC : LAZY_INC, size };
       o.push(`{ ${pre} const c0 = ${cf}; ${s} pc = c0; ${put("pr_l", size === 8 ? "pr_h" : "0")} }`);

@@ -15,7 +15,7 @@
 import type { Block } from "../blocks/block-cache.ts";
 import * as I from "../insn.ts";
 import * as constsModule from "../consts.ts";
-import { LAZY_LOGIC } from "../flags.ts";
+import { LAZY_DEC, LAZY_INC, LAZY_LOGIC } from "../flags.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
 const { GP, RIP_HI, RIP_LO, ST_FAULT, ST_OK } = constsModule;
@@ -136,6 +136,18 @@ export function flagStore(w: BlockWriter): string {
   const f = w.flag;
   if (f === null) return "";
   const wide = f.size === 8;
+  if (f.op === LAZY_INC || f.op === LAZY_DEC) {
+    // INC/DEC leave DEST out of the producer locals (compile/instructions.ts): it is the result
+    // ∓ 1, at the operation's size.
+    const back = f.op === LAZY_INC ? "-" : "+";
+    let lo: string, hi = "0";
+    if (wide) {
+      lo = `(pr_l ${back} 1) | 0`;
+      hi = f.op === LAZY_INC ? "(pr_l === 0 ? (pr_h - 1) | 0 : pr_h)" : "(pr_l === -1 ? (pr_h + 1) | 0 : pr_h)";
+    } else lo = `(pr_l ${back} 1) ${f.size === 4 ? "| 0" : f.size === 2 ? "& 65535" : "& 255"}`;
+    return `m.lazyOp = ${f.op}; m.lazySize = ${f.size}; m.lazyResultLo = pr_l; m.lazyResultHi = ${wide ? "pr_h" : "0"}; m.lazyDestLo = ${lo}; ` +
+      `m.lazyDestHi = ${hi}; m.lazySrcLo = 1; m.lazySrcHi = 0; m.lazyCarry = pc;`;
+  }
   if (f.op === LAZY_LOGIC) {
     return `m.lazyOp = ${f.op}; m.lazySize = ${f.size}; m.lazyResultLo = pr_l; m.lazyResultHi = ${wide ? "pr_h" : "0"}; m.lazyDestLo = 0; m.lazyDestHi = 0; m.lazySrcLo = 0; m.lazySrcHi = 0;`;
   }

@@ -109,8 +109,16 @@ function copyRecord(m: MachineRegisters, memory: PhysicalMemory | undefined): Mu
 export function assignRegisters(m: MutableRegisters, patch: Partial<MachineRegisters>): void {
   const fields = m as Record<string, unknown>;
   for (const key in patch) {
-    const value = (patch as Record<string, unknown>)[key];
-    if (value !== undefined) fields[key] = value;
+    // RIP and RFLAGS, which nearly every instruction updates (RF-01, status flags, branches), by
+    // name: a keyed load and store that sees every field name is a lookup, about 2x slower.
+    if (key === "rip") {
+      if (patch.rip !== undefined) m.rip = patch.rip;
+    } else if (key === "rflags") {
+      if (patch.rflags !== undefined) m.rflags = patch.rflags;
+    } else {
+      const value = (patch as Record<string, unknown>)[key];
+      if (value !== undefined) fields[key] = value;
+    }
   }
 }
 

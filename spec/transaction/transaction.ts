@@ -17,6 +17,10 @@ import { canonical, cpl, in64BitMode, MASK64, RSP, sizeMask } from "../machine/r
 import { compatibilityLinear, segmentCheckFailure, stackWidthMask, withStackPointer } from "./segment-checks.ts";
 import { recordExecuted } from "../rules/execution-coverage.ts";
 
+/** The explicit data reads and writes, user and supervisor (Transaction.dataAccess). */
+const DATA_READ = [accessOf("read", "user"), accessOf("read", "supervisor")] as const;
+const DATA_WRITE = [accessOf("write", "user"), accessOf("write", "supervisor")] as const;
+
 export class Transaction {
   /**
    * The machine's fields as updated so far, except `gpr`: the step keeps a working copy of the
@@ -253,6 +257,11 @@ export class Transaction {
     return in64BitMode(this.current);
   }
 
+  /** An explicit data access at the current CPL: `pair[0]` at CPL 3, else `pair[1]`. */
+  private dataAccess(pair: readonly [Access, Access]): Access {
+    return this.cpl() === 3 ? pair[0] : pair[1];
+  }
+
   /** The mode of an explicit data access at the current CPL. */
   dataMode(): AccessMode {
     return this.cpl() === 3 ? "user" : "supervisor";
@@ -487,7 +496,7 @@ export class Transaction {
       case "mem": {
         const linear = this.memoryLinear(op, nextRip, "write");
         if (typeof linear !== "bigint") return linear;
-        const f = this.writeAt(linear, op.size, value & sizeMask(op.size as OperandSize), accessOf("write", this.dataMode()), op.stackSegment, naturalAlignment(op.size));
+        const f = this.writeAt(linear, op.size, value & sizeMask(op.size as OperandSize), this.dataAccess(DATA_WRITE), op.stackSegment, naturalAlignment(op.size));
         if (f === undefined && rule !== undefined) this.hit(rule);
         return f;
       }
@@ -504,7 +513,7 @@ export class Transaction {
   push(value: bigint, size: OperandSize = 8, rule?: RuleId): undefined | Fault {
     if (!in64BitMode(this.current)) return this.pushCompatibility(value, size, rule);
     const rsp = (this.gpr(RSP) - BigInt(size)) & MASK64;
-    const f = this.writeAt(rsp, size, value & sizeMask(size), accessOf("write", this.dataMode()), true, naturalAlignment(size));
+    const f = this.writeAt(rsp, size, value & sizeMask(size), this.dataAccess(DATA_WRITE), true, naturalAlignment(size));
     if (isFault(f)) return f;
     this.setGpr(RSP, rsp);
     if (rule !== undefined) this.hit(rule);
@@ -515,7 +524,7 @@ export class Transaction {
   pop(size: OperandSize = 8): bigint | Fault {
     if (!in64BitMode(this.current)) return this.popCompatibility(size);
     const rsp = this.gpr(RSP);
-    const value = this.readAt(rsp, size, accessOf("read", this.dataMode()), true, naturalAlignment(size));
+    const value = this.readAt(rsp, size, this.dataAccess(DATA_READ), true, naturalAlignment(size));
     if (isFault(value)) return value;
     this.setGpr(RSP, (rsp + BigInt(size)) & MASK64);
     return value;
@@ -564,7 +573,7 @@ export class Transaction {
   readStack(offset: bigint, size: number): bigint | Fault {
     const linear = this.stackSlot(offset, size);
     if (typeof linear !== "bigint") return linear;
-    return this.readAt(linear, size, accessOf("read", this.dataMode()), true, naturalAlignment(size));
+    return this.readAt(linear, size, this.dataAccess(DATA_READ), true, naturalAlignment(size));
   }
 
   /** The stack pointer moved by `delta` bytes at the stack's width (64 bits in 64-bit mode,

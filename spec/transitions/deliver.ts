@@ -156,7 +156,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
     t.hit("EXC-02");
   }
   // Like the legacy "room on the new stack" check, the whole frame is checked before any push.
-  const slots = frame.map((_, i) => (aligned - 8n * BigInt(i + 1)) & MASK64);
+  const slots = frame.map((_, i) => BigInt.asUintN(64, aligned - BigInt(8 * (i + 1))));
   if (!slots.every(canonical)) return t.fault("DELIVER-16", SS, ext);
   const bottom = slots[slots.length - 1]!;
   // SMAP-03: the pushes are explicit accesses at the new CPL, not implicit ones: below CPL 3 they

@@ -163,13 +163,20 @@ export function execPopSreg(t: Transaction, insn: Instruction): Fault | undefine
  */
 export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rule: RuleId, nullSelectors: "null-selectors-too" | "leave-null-selectors"): void {
   const patch: { -readonly [K in "es" | "ds" | "fs" | "gs"]?: Segment } = {};
+  const m = t.m;
+  let changed = false;
   for (const sreg of ["es", "ds", "fs", "gs"] as const) {
-    const seg = t.m[sreg];
+    const seg = m[sreg];
     const dataOrNonConforming = seg.s === 1 && (seg.type & 0xc) !== 0xc;
     if (dataOrNonConforming && seg.dpl < newCpl) patch[sreg] = nullSegment(0, seg.base);
     else if (nullSelectors === "null-selectors-too" && isNullSelector(seg.selector) && seg.selector !== 0) patch[sreg] = segment({ ...seg, selector: 0 });
+    else continue;
+    changed = true;
   }
-  t.update(rule, patch);
+  // Nothing to null (the usual return to CPL 3 with flat DPL-3 data segments): the rule still
+  // applied, but the record is not copied for an empty update.
+  if (changed) t.update(rule, patch);
+  else t.hit(rule);
 }
 
 /** MOV Sreg, r16 alone (2 bytes): the checks, the load and the MOV-SS shadow. */
