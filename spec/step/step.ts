@@ -42,6 +42,8 @@ export interface StepOptions {
 
 /** RFLAGS with RF cleared: the mask, made once. */
 const NOT_RF = ~RFLAGS.RF;
+/** The least RFLAGS value with a bit at or above RF (bit 16) set. */
+const RF_AND_ABOVE = RFLAGS.RF;
 
 const DEFAULT_PORT_IN = (_port: number, size: 1 | 2 | 4): bigint => (1n << BigInt(8 * size)) - 1n;
 /** The environment of a step without its own `portIn` (allocated once, not per step). */
@@ -139,7 +141,9 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
   // RF-01: RF is cleared by every instruction that completes; RIP moves on unless it branches.
   const end = rip + BigInt(insn.length);
   const nextRip = in64BitMode(state) ? (end > MASK64 ? end & MASK64 : end) : end & 0xffff_ffffn;
-  t.update("RF-01", { rip: nextRip, rflags: state.rflags & NOT_RF });
+  // (RFLAGS below bit 16 has RF clear already: kept as it is, without a BigInt operation.)
+  const rflags = state.rflags;
+  t.update("RF-01", { rip: nextRip, rflags: rflags < RF_AND_ABOVE ? rflags : rflags & NOT_RF });
   // SHADOW-02: the shadow in force covered the boundary before this instruction and ends as it
   // starts (t.startShadow keeps it for STI / MOV SS, SHADOW-07); the semantics may open a new one.
   if (state.cpu.shadow !== "none") {
