@@ -203,8 +203,39 @@ export function execSyscall(m: Machine): number {
  */
 export function syscall64(m: Machine, nextLo: number, nextHi: number): boolean {
   if ((m.efer & EFER_SCE) === 0) return false;
-  enterSyscall(m, nextLo, nextHi, false);
-  if ((m.flags & TF) !== 0) m.pendingDebugTrap = true;
+  const r = m.regs;
+  const msr = m.msr;
+  // SYSCALL-03, 04 (RF is 0: compiled code runs with it cleared).
+  r[2 * RCX] = nextLo;
+  r[2 * RCX + 1] = nextHi;
+  const fl = getFlags(m);
+  r[2 * R11] = fl;
+  r[2 * R11 + 1] = 0;
+  // SYSCALL-05
+  const nf = (fl & ~msr[FMASK_LO]! & ~RF) | 2;
+  setFlags(m, nf);
+  // SYSCALL-06, 07
+  const csSel = msr[STAR_HI]! & 0xffff;
+  const sg = m.segments;
+  flat(sg, CS * SEG_STRIDE, csSel & 0xfffc, FLAT_CODE64_DPL0);
+  flat(sg, SS * SEG_STRIDE, (csSel + 8) & 0xffff, FLAT_DATA_DPL0);
+  // SYSCALL-08
+  r[RIP_LO] = msr[LSTAR_LO]!;
+  r[RIP_HI] = msr[LSTAR_HI]!;
+  // Machine.updateMode for what is known here: CPL 0, 64-bit mode (EFER.LMA is set — the caller
+  // runs 64-bit code — and CS.L = 1), the supervisor access classes by RFLAGS.AC.
+  m.cpl = 0;
+  m.mode64 = true;
+  m.alignmentCheck = false;
+  const ac = (nf & AC) !== 0;
+  const rc = ac ? C_SRA : C_SR, wc = ac ? C_SWA : C_SW;
+  m.readClass = rc;
+  m.writeClass = wc;
+  m.fetchClass = C_SX;
+  m.readFastClass = rc;
+  m.writeFastClass = wc;
+  // SYSCALL-10
+  if ((nf & TF) !== 0) m.pendingDebugTrap = true;
   return true;
 }
 
@@ -261,8 +292,32 @@ export function execSysret(m: Machine, i: Insn): number {
  */
 export function sysret64(m: Machine, rcxLo: number, rcxHi: number, r11Lo: number): boolean {
   if ((m.efer & EFER_SCE) === 0 || m.cpl !== 0 || !canonical(rcxHi)) return false;
-  returnSysret(m, rcxLo, rcxHi, r11Lo, true);
-  if ((m.flags & TF) !== 0) m.pendingDebugTrap = true;
+  // SYSRET-04, 05
+  const r = m.regs;
+  r[RIP_LO] = rcxLo;
+  r[RIP_HI] = rcxHi;
+  const nf = (r11Lo & 0x3c7fd7) | 2;
+  setFlags(m, nf);
+  // SYSRET-06, 07
+  const base = (m.msr[STAR_HI]! >>> 16) & 0xffff;
+  const sg = m.segments;
+  flat(sg, CS * SEG_STRIDE, ((base + 16) | 3) & 0xffff, FLAT_CODE64_DPL3);
+  const ssSel = ((base + 8) | 3) & 0xffff;
+  if (m.profile.sysretSsAttributes === "keep") sg[SS * SEG_STRIDE + SEL] = ssSel;
+  else flat(sg, SS * SEG_STRIDE, ssSel, FLAT_DATA_DPL3);
+  // Machine.updateMode for what is known here: CPL 3, 64-bit mode (EFER.LMA set, CS.L = 1), the
+  // user access classes, #AC checks when CR0.AM = RFLAGS.AC = 1.
+  m.cpl = 3;
+  m.mode64 = true;
+  const check = (nf & AC) !== 0 && (m.cr0 & CR0_AM) !== 0;
+  m.alignmentCheck = check;
+  m.readClass = C_UR;
+  m.writeClass = C_UW;
+  m.fetchClass = C_UX;
+  m.readFastClass = check ? 0 : C_UR;
+  m.writeFastClass = check ? 0 : C_UW;
+  // SYSRET-09
+  if ((nf & TF) !== 0) m.pendingDebugTrap = true;
   return true;
 }
 
@@ -302,6 +357,7 @@ export function execSwapgs(m: Machine): number {
 // ============================================================================================
 
 const { SYSENTER_CS_LO, SYSENTER_ESP_LO, SYSENTER_EIP_LO } = constsModule;
+const { C_SR, C_SRA, C_SX, C_SWA, C_UR, C_UW, C_UX, CR0_AM } = constsModule;
 
 /** Any CPL, 64-bit or compatibility mode: to CPL 0 in 64-bit mode through the SYSENTER MSRs. */
 export function execSysenter(m: Machine): number {

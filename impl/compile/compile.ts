@@ -179,6 +179,8 @@ export function assembleSource(w: BlockWriter, prologue = ""): string {
   const reload = used.map((n) => `r${n}l = r[${2 * n}]; r${n}h = r[${2 * n + 1}];`).join(" ");
   const writeBack = written.map((n) => `r[${2 * n}] = r${n}l; r[${2 * n + 1}] = r${n}h;`).join(" ");
   const body = w.out.join("\n").split("@WB@").join(writeBack).split("@RL@").join(reload);
+  // With shared exits (a trace), the loop is left by `break out` and the registers written back once.
+  const shared = w.sharedExit;
   return `"use strict";
 return function block(m, budget) {
 const r = m.regs, T = m.tlb;
@@ -187,10 +189,10 @@ let pageTag = -1, pageTagHi = 0, pageClasses = 0, pageBase = 0, blockEnd = false
 let pa_l = 0, pa_h = 0, pb_l = 0, pb_h = 0, pr_l = 0, pr_h = 0, pc = 0;
 ${load}
 ${prologue}
-${w.loop ? loopCounter(w) : "let n = 0;"}
-for (;;) {
+${w.loop ? loopCounter(w) : "let n = 0;"}${shared ? " let ret = 0;" : ""}
+${shared ? "out: " : ""}for (;;) {
 ${body}
-}
+}${shared ? `\n${writeBack}\nreturn ret;` : ""}
 };`;
 }
 

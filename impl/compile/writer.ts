@@ -58,6 +58,9 @@ export class BlockWriter {
   /** Set by a trace: statements to put in the exit on a fault at instruction k (registers and
    *  flags stored, the fault raised) — the trace delivers it and continues into its handler. */
   chainFault: ((k: number) => string) | null = null;
+  /** Set by a trace: the exits below leave through one epilogue that writes the registers back
+   *  (`ret`, `break out`), instead of each writing them back itself (a trace has many exits). */
+  sharedExit = false;
 
   constructor(readonly b: Block) {
     const insns = b.insns;
@@ -152,11 +155,18 @@ export function flagStore(w: BlockWriter): string {
     `m.lazyDestHi = ${wide ? "pa_h" : "0"}; m.lazySrcLo = pb_l; m.lazySrcHi = ${wide ? "pb_h" : "0"}; m.lazyCarry = pc;`;
 }
 
+/** Returns `count` steps: directly, or through the shared epilogue (BlockWriter.sharedExit). */
+function leave(w: BlockWriter, count: string, shared: boolean): string {
+  return shared ? `ret = ${count}; break out;` : `return ${count};`;
+}
+
 /** Exit before instruction k with status `st` (RIP = instruction k). */
 export function exitAt(w: BlockWriter, k: number, st: number, extra = ""): string {
   const i = w.b.insns[k]!;
   const chain = st === ST_FAULT && w.chainFault !== null ? w.chainFault(k) : "";
-  return `{ @WB@ ${flagStore(w)} ${extra} ${chain} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockExit = ${st}; return ${retired(w, k)}; }`;
+  // A chained fault's delivery needs the registers in the Machine: written back here.
+  const shared = w.sharedExit && chain === "";
+  return `{ ${shared ? "" : "@WB@"} ${flagStore(w)} ${extra} ${chain} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockExit = ${st}; ${leave(w, retired(w, k), shared)} }`;
 }
 
 /** Exit on the fault a Machine call raised in instruction k. */
@@ -172,11 +182,11 @@ export function gpFaultExit(w: BlockWriter, k: number): string {
 /** Exit after instruction k completed, continuing at (lo, hi) (expressions). */
 export function exitAfter(w: BlockWriter, k: number, lo: string, hi: string, st = ST_OK): string {
   const chain = st === ST_OK && w.chainExit !== null ? w.chainExit(k, lo, hi) : "";
-  return `{ ${chain} @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lo}; r[${RIP_HI}] = ${hi}; m.blockExit = ${st}; return ${retired(w, k + 1)}; }`;
+  return `{ ${chain} ${w.sharedExit ? "" : "@WB@"} ${flagStore(w)} r[${RIP_LO}] = ${lo}; r[${RIP_HI}] = ${hi}; m.blockExit = ${st}; ${leave(w, retired(w, k + 1), w.sharedExit)} }`;
 }
 
 /** Exit leaving instruction k to the engine (ST_STOP). */
 export function stopBefore(w: BlockWriter, k: number): string {
   const i = w.b.insns[k]!;
-  return `{ @WB@ ${flagStore(w)} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return ${retired(w, k)}; }`;
+  return `{ ${w.sharedExit ? "" : "@WB@"} ${flagStore(w)} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; ${leave(w, retired(w, k), w.sharedExit)} }`;
 }

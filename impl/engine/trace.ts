@@ -205,8 +205,10 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
   const total = insns.length;
   const virtual = new Block(-1, head.ripLo, head.ripHi, insns, 0, head.poolOffset, I.MODE_64);
   const w = new BlockWriter(virtual);
-  // Plain branches back to the head go through the guards below, not the block's own loop.
+  // Plain branches back to the head go through the guards below, not the block's own loop; the
+  // many exits share one epilogue that writes the registers back.
   w.loop = false;
+  w.sharedExit = true;
   const last = blocks.length - 1;
   const closes = blocks[last]!.successor === head;
   /** The block after block j in the trace (j + 1, or the head when the trace loops), or -1. */
