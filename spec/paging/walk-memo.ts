@@ -79,11 +79,14 @@ export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: 
   return r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
 }
 
-/** The physical page number of `linear` when the memo remembers its walk and it is still valid
- *  (the walk sets no A/D bit then), else −1: `walkRemembered`'s hit, without building a Walk. */
-export function rememberedFrame(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): number {
-  const r = memo[access.kind][access.mode].get(Number(linear >> 12n));
-  if (r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory))
-    return r.frameNumber;
-  return -1;
+/** The physical page number of linear page `linearPage` when the memo remembers its walk and it
+ *  is still valid (the walk sets no A/D bit then), else −1: `walkRemembered`'s hit, without
+ *  building a Walk. */
+export function rememberedFrame(m: WalkRegisters, memory: MemoryDraft, linearPage: number, access: Access): number {
+  const r = memo[access.kind][access.mode].get(linearPage);
+  if (r === undefined || r.cr3 !== m.cr3 || r.cr0 !== m.cr0 || r.cr4 !== m.cr4 || r.efer !== m.efer) return -1;
+  // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
+  const rflags = m.rflags;
+  const ac = rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC;
+  return r.ac === ac && sameTables(r, memory) ? r.frameNumber : -1;
 }

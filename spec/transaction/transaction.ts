@@ -296,10 +296,11 @@ export class Transaction {
     return w.physical;
   }
 
-  /** The physical page number of `linear` (`translateOrFault`), or the #PF. */
-  private frameOrFault(linear: bigint, access: Access): number | Fault {
+  /** The physical page number of `linear`, in linear page `linearPage` (`translateOrFault`), or
+   *  the #PF. */
+  private frameOrFault(linear: bigint, linearPage: number, access: Access): number | Fault {
     // A walk the memo remembers: the rules translateOrFault records on success, nothing to set.
-    const frame = rememberedFrame(this.current, this.memory, linear, access);
+    const frame = rememberedFrame(this.current, this.memory, linearPage, access);
     if (frame >= 0) {
       this.hit("PF-ACCESSED");
       if (access.kind === "write") this.hit("PF-DIRTY");
@@ -381,11 +382,11 @@ export class Transaction {
 
   private readAt(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): bigint | Fault {
     // Common case first: the access lies in one page.
-    const offset = Number(linear & 0xfffn);
+    const offset = pageOffset(linear);
     if (offset + size <= 4096 && size <= 8) {
       const f = this.checkLinear(linear, size, access, stack, alignment, true);
       if (f !== undefined) return f;
-      const frame = this.frameOrFault(linear, access);
+      const frame = this.frameOrFault(linear, linearPageNumber(linear, offset), access);
       return typeof frame !== "number" ? frame : this.memory.readIn(frame, offset, size);
     }
     const pieces = this.translateRange(linear, size, access, stack, alignment);
@@ -405,11 +406,11 @@ export class Transaction {
   }
 
   private writeAt(linear: bigint, size: number, value: bigint, access: Access, stack: boolean, alignment: number): undefined | Fault {
-    const offset = Number(linear & 0xfffn);
+    const offset = pageOffset(linear);
     if (offset + size <= 4096 && size <= 8) {
       const f = this.checkLinear(linear, size, access, stack, alignment, true);
       if (f !== undefined) return f;
-      const frame = this.frameOrFault(linear, access);
+      const frame = this.frameOrFault(linear, linearPageNumber(linear, offset), access);
       if (typeof frame !== "number") return frame;
       this.memory.writeIn(frame, offset, size, value);
       return undefined;
@@ -588,4 +589,17 @@ export class Transaction {
     this.hit("SEG-CHECK-STACK");
     this.writeGpr(rule, RSP, withStackPointer(rsp, rsp + delta, width));
   }
+}
+
+/** Linear addresses below 2^53 are exact as Numbers: their page arithmetic needs no BigInt. */
+const TWO_TO_53 = 1n << 53n;
+
+/** `linear`'s offset in its 4 KiB page. */
+function pageOffset(linear: bigint): number {
+  return linear < TWO_TO_53 ? Number(linear) % 4096 : Number(linear & 0xfffn);
+}
+
+/** `linear`'s page number (linear >> 12), given its offset in the page. */
+function linearPageNumber(linear: bigint, offset: number): number {
+  return linear < TWO_TO_53 ? (Number(linear) - offset) / 4096 : Number(linear >> 12n);
 }
