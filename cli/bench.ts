@@ -276,7 +276,7 @@ export async function benchCommand(argv: readonly string[], io: Io): Promise<num
     io.err(`ringspec: bench: no benchmarks (${fileURLToPath(BENCH_ENTRY)} is missing)`);
     return 2;
   }
-  // A literal specifier, so that the bundle cli/launch.js builds holds bench/ too.
+  // A literal specifier, so that cli/launch.js compiles bench/ too.
   const module = (await import("../bench/index.ts")) as BenchModule;
   if (typeof module.runBenchmarks !== "function") {
     io.err(`ringspec: bench: bench/index.ts does not export runBenchmarks(options)`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `ringspec` command: loads the TypeScript sources (cli/launch.js: a cached bundle of them, or
+// The `ringspec` command: loads the TypeScript sources (cli/launch.js: a cached compiled copy, or
 // tsx), then runs the CLI.
 import { launch } from "./launch.js";
 

@@ -1,11 +1,11 @@
-// cli/launch.js: how bin.js and the worker threads load the TypeScript sources. A bundle is built
-// once and used while its sources are unchanged; a changed source is seen at the next start;
+// cli/launch.js: how bin.js and the worker threads load the TypeScript sources. They are compiled
+// once, file by file, and used while they are unchanged; a changed source is seen at the next start;
 // import.meta.url keeps naming the source file; the tsx path gives the same result. Run on a
 // scratch package (a copy of launch.js, its own cache), so the project's cache is not touched.
 import { execFile } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -28,7 +28,10 @@ function writeDep(value: string): void {
   writeFileSync(join(scratch, "src/dep.ts"), `export const value: string = ${JSON.stringify(value)};\nexport const here: string = import.meta.url;\n`);
 }
 
-const BUNDLE = () => join(scratch, "node_modules/.cache/ringspec/src-entry-ts.mjs");
+const CACHE = () => join(scratch, "node_modules/.cache/ringspec");
+/** The compiled entry the manifest names, and the compiled dep.ts beside it. */
+const COMPILED = () => join(CACHE(), (JSON.parse(readFileSync(join(CACHE(), "src-entry-ts.json"), "utf8")) as { entry: string }).entry);
+const COMPILED_DEP = () => join(dirname(COMPILED()), "dep.mjs");
 
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "ringspec-launch-"));
@@ -39,43 +42,57 @@ beforeAll(() => {
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
   for (const name of ["esbuild", "tsx"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
-  writeFileSync(join(scratch, "src/entry.ts"), `import { value, here } from "./dep.ts";\nexport function report(): { value: string; here: string } {\n  return { value, here };\n}\n`);
+  // The entry imports one module statically and one lazily (as cli/main.ts loads its commands).
+  writeFileSync(join(scratch, "src/entry.ts"), `import { value, here } from "./dep.ts";\nconst { lazy } = await import("./lazy.ts");\nexport function report(): { value: string; here: string; lazy: number } {\n  return { value, here, lazy };\n}\n`);
+  writeFileSync(join(scratch, "src/lazy.ts"), "export const lazy: number = 42;\n");
   writeDep("first");
 });
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe("cli/launch.js", () => {
-  it("builds a bundle on the first start, uses it while the sources are unchanged, and rebuilds when one changes", async () => {
+  it("compiles on the first start, uses the copy while the sources are unchanged, and compiles again when one changes", async () => {
     const dep = pathToFileURL(join(scratch, "src/dep.ts")).href;
     const first = await run();
     expect(first.stderr).toBe("");
-    expect(JSON.parse(first.stdout)).toEqual({ value: "first", here: dep });
-    expect(existsSync(BUNDLE())).toBe(true);
-    const built = statSync(BUNDLE()).mtimeMs;
+    expect(JSON.parse(first.stdout)).toEqual({ value: "first", here: dep, lazy: 42 });
+    expect(existsSync(COMPILED())).toBe(true);
+    const built = statSync(COMPILED()).mtimeMs;
 
     const again = await run();
-    expect(JSON.parse(again.stdout)).toEqual({ value: "first", here: dep });
-    expect(statSync(BUNDLE()).mtimeMs).toBe(built);
+    expect(JSON.parse(again.stdout)).toEqual({ value: "first", here: dep, lazy: 42 });
+    expect(statSync(COMPILED()).mtimeMs).toBe(built);
 
-    // A bundle deleted behind its manifest's back is built again.
-    rmSync(BUNDLE());
-    expect(JSON.parse((await run()).stdout)).toEqual({ value: "first", here: dep });
-    expect(existsSync(BUNDLE())).toBe(true);
+    // A compiled entry deleted behind its manifest's back is compiled again.
+    rmSync(COMPILED());
+    expect(JSON.parse((await run()).stdout)).toEqual({ value: "first", here: dep, lazy: 42 });
+    expect(existsSync(COMPILED())).toBe(true);
 
     writeDep("second, longer");
     const changed = await run();
-    expect(JSON.parse(changed.stdout)).toEqual({ value: "second, longer", here: dep });
-    expect(readFileSync(BUNDLE(), "utf8")).toContain("second, longer");
+    expect(JSON.parse(changed.stdout)).toEqual({ value: "second, longer", here: dep, lazy: 42 });
+    expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
+  });
+
+  it("compiles each source to a module of its own that keeps its top-level const (no bundle: a bundle's vars are not folded by V8)", async () => {
+    writeDep("kept");
+    expect((await run()).code).toBe(0);
+    const dep = readFileSync(COMPILED_DEP(), "utf8");
+    expect(dep).toMatch(/^const value = "kept";/m);
+    expect(dep).not.toMatch(/\bvar\b/);
+    // The entry imports the compiled files, not the sources.
+    const entry = readFileSync(COMPILED(), "utf8");
+    expect(entry).toContain('from "./dep.mjs"');
+    expect(entry).toContain('import("./lazy.mjs")');
   });
 
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
     writeDep("third");
     const tsx = await run({ RINGSPEC_LAUNCH: "tsx" });
     expect(tsx.stderr).toBe("");
-    expect(JSON.parse(tsx.stdout)).toEqual({ value: "third", here: pathToFileURL(join(scratch, "src/dep.ts")).href });
-    // The tsx path leaves the bundle as it was.
-    expect(readFileSync(BUNDLE(), "utf8")).not.toContain('"third"');
+    expect(JSON.parse(tsx.stdout)).toEqual({ value: "third", here: pathToFileURL(join(scratch, "src/dep.ts")).href, lazy: 42 });
+    // The tsx path leaves the compiled copy as it was.
+    expect(readFileSync(COMPILED_DEP(), "utf8")).not.toContain('"third"');
   });
 
   it("a source that does not compile falls back to tsx, whose error the process reports", async () => {
