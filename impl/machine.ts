@@ -235,23 +235,32 @@ export class Machine {
     this.cpl = cpl;
     this.mode64 = (this.efer & EFER_LMA) !== 0 && (segments[CS * SEG_STRIDE + ATTR]! & A_L) !== 0;
     const ac = (this.flags & AC) !== 0;
-    if (cpl === 3) {
-      const check = ac && (this.cr0 & CR0_AM) !== 0;
-      this.alignmentCheck = check;
-      this.readClass = C_UR;
-      this.writeClass = C_UW;
-      this.fetchClass = C_UX;
-      this.readFastClass = check ? 0 : C_UR;
-      this.writeFastClass = check ? 0 : C_UW;
-    } else {
-      const rc = ac ? C_SRA : C_SR, wc = ac ? C_SWA : C_SW;
-      this.alignmentCheck = false;
-      this.readClass = rc;
-      this.writeClass = wc;
-      this.fetchClass = C_SX;
-      this.readFastClass = rc;
-      this.writeFastClass = wc;
-    }
+    if (cpl === 3) this.userAccess(ac);
+    else this.supervisorAccess(ac);
+  }
+
+  /** The access classes at CPL 3 (#AC checks when CR0.AM = RFLAGS.AC = 1): part of updateMode,
+   *  and all of it SYSRET's fast path needs (system.ts). */
+  userAccess(ac: boolean): void {
+    const check = ac && (this.cr0 & CR0_AM) !== 0;
+    this.alignmentCheck = check;
+    this.readClass = C_UR;
+    this.writeClass = C_UW;
+    this.fetchClass = C_UX;
+    this.readFastClass = check ? 0 : C_UR;
+    this.writeFastClass = check ? 0 : C_UW;
+  }
+
+  /** The access classes at CPL 0–2 (no alignment checks; SMAP's explicit-access override by
+   *  RFLAGS.AC): part of updateMode, and all of it SYSCALL's fast path needs (system.ts). */
+  supervisorAccess(ac: boolean): void {
+    const rc = ac ? C_SRA : C_SR, wc = ac ? C_SWA : C_SW;
+    this.alignmentCheck = false;
+    this.readClass = rc;
+    this.writeClass = wc;
+    this.fetchClass = C_SX;
+    this.readFastClass = rc;
+    this.writeFastClass = wc;
   }
 
   setRip(lo: number, hi: number): void {

@@ -203,9 +203,27 @@ export function execSyscall(m: Machine): number {
  */
 export function syscall64(m: Machine, nextLo: number, nextHi: number): boolean {
   if ((m.efer & EFER_SCE) === 0) return false;
+  // SYSCALL-03..07 (RF is 0: compiled code runs with it cleared).
+  const nf = saveAndLoadSyscallState(m, nextLo, nextHi);
+  // SYSCALL-08
+  m.regs[RIP_LO] = m.msr[LSTAR_LO]!;
+  m.regs[RIP_HI] = m.msr[LSTAR_HI]!;
+  // Machine.updateMode for what is known here: CPL 0, 64-bit mode (EFER.LMA is set — the caller
+  // runs 64-bit code — and CS.L = 1), the supervisor access classes by RFLAGS.AC.
+  m.cpl = 0;
+  m.mode64 = true;
+  m.supervisorAccess((nf & AC) !== 0);
+  // SYSCALL-10
+  if ((nf & TF) !== 0) m.pendingDebugTrap = true;
+  return true;
+}
+
+/** SYSCALL-03..07, the checks done: RCX and R11 saved, RFLAGS masked, CS and SS loaded flat;
+ *  returns the new RFLAGS. */
+function saveAndLoadSyscallState(m: Machine, nextLo: number, nextHi: number): number {
   const r = m.regs;
   const msr = m.msr;
-  // SYSCALL-03, 04 (RF is 0: compiled code runs with it cleared).
+  // SYSCALL-03, 04 (RF was cleared when the instruction started).
   r[2 * RCX] = nextLo;
   r[2 * RCX + 1] = nextHi;
   const fl = getFlags(m);
@@ -219,46 +237,15 @@ export function syscall64(m: Machine, nextLo: number, nextHi: number): boolean {
   const sg = m.segments;
   flat(sg, CS * SEG_STRIDE, csSel & 0xfffc, FLAT_CODE64_DPL0);
   flat(sg, SS * SEG_STRIDE, (csSel + 8) & 0xffff, FLAT_DATA_DPL0);
-  // SYSCALL-08
-  r[RIP_LO] = msr[LSTAR_LO]!;
-  r[RIP_HI] = msr[LSTAR_HI]!;
-  // Machine.updateMode for what is known here: CPL 0, 64-bit mode (EFER.LMA is set — the caller
-  // runs 64-bit code — and CS.L = 1), the supervisor access classes by RFLAGS.AC.
-  m.cpl = 0;
-  m.mode64 = true;
-  m.alignmentCheck = false;
-  const ac = (nf & AC) !== 0;
-  const rc = ac ? C_SRA : C_SR, wc = ac ? C_SWA : C_SW;
-  m.readClass = rc;
-  m.writeClass = wc;
-  m.fetchClass = C_SX;
-  m.readFastClass = rc;
-  m.writeFastClass = wc;
-  // SYSCALL-10
-  if ((nf & TF) !== 0) m.pendingDebugTrap = true;
-  return true;
+  return nf;
 }
 
 /** SYSCALL's updates (SYSCALL-03..08), the checks done. */
 function enterSyscall(m: Machine, nextLo: number, nextHi: number, compat: boolean): void {
-  const r = m.regs;
-  const msr = m.msr;
-  // SYSCALL-03, 04 (RF was cleared when the instruction started).
-  r[2 * RCX] = nextLo;
-  r[2 * RCX + 1] = nextHi;
-  const fl = getFlags(m);
-  r[2 * R11] = fl;
-  r[2 * R11 + 1] = 0;
-  // SYSCALL-05
-  setFlags(m, (fl & ~msr[FMASK_LO]! & ~RF) | 2);
-  // SYSCALL-06, 07
-  const csSel = (msr[STAR_HI]! >>> 0) & 0xffff;
-  const sg = m.segments;
-  flat(sg, CS * SEG_STRIDE, csSel & 0xfffc, FLAT_CODE64_DPL0);
-  flat(sg, SS * SEG_STRIDE, (csSel + 8) & 0xffff, FLAT_DATA_DPL0);
+  saveAndLoadSyscallState(m, nextLo, nextHi);
   // SYSCALL-08
-  if (compat) m.setRip(msr[CSTAR_LO]!, msr[CSTAR_HI]!);
-  else m.setRip(msr[LSTAR_LO]!, msr[LSTAR_HI]!);
+  if (compat) m.setRip(m.msr[CSTAR_LO]!, m.msr[CSTAR_HI]!);
+  else m.setRip(m.msr[LSTAR_LO]!, m.msr[LSTAR_HI]!);
   m.updateMode();
 }
 
@@ -309,13 +296,7 @@ export function sysret64(m: Machine, rcxLo: number, rcxHi: number, r11Lo: number
   // user access classes, #AC checks when CR0.AM = RFLAGS.AC = 1.
   m.cpl = 3;
   m.mode64 = true;
-  const check = (nf & AC) !== 0 && (m.cr0 & CR0_AM) !== 0;
-  m.alignmentCheck = check;
-  m.readClass = C_UR;
-  m.writeClass = C_UW;
-  m.fetchClass = C_UX;
-  m.readFastClass = check ? 0 : C_UR;
-  m.writeFastClass = check ? 0 : C_UW;
+  m.userAccess((nf & AC) !== 0);
   // SYSRET-09
   if ((nf & TF) !== 0) m.pendingDebugTrap = true;
   return true;
@@ -357,7 +338,6 @@ export function execSwapgs(m: Machine): number {
 // ============================================================================================
 
 const { SYSENTER_CS_LO, SYSENTER_ESP_LO, SYSENTER_EIP_LO } = constsModule;
-const { C_SR, C_SRA, C_SX, C_SWA, C_UR, C_UW, C_UX, CR0_AM } = constsModule;
 
 /** Any CPL, 64-bit or compatibility mode: to CPL 0 in 64-bit mode through the SYSENTER MSRs. */
 export function execSysenter(m: Machine): number {
