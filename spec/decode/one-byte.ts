@@ -335,7 +335,9 @@ function movToSreg(ctx: DecodeContext): Result {
   const src = rmOperand(ctx, m, 2);
   if (isStop(src)) return src;
   const sreg = SREG_BY_ENCODING[m.reg];
-  if (sreg === undefined || sreg === "cs") return ctx.ud("DECODE-SREG");
+  if (sreg === undefined) return ctx.ud("DECODE-SREG");
+  // Loading CS is the transition's rule (segment-load.ts), known here already from the encoding.
+  if (sreg === "cs") return ctx.ud("SEG-08");
   return ctx.decoded("mov_to_sreg", 2, [{ kind: "sreg", sreg }, src]);
 }
 

@@ -1,6 +1,7 @@
 // Instruction bytes, fetched one at a time and only when the decoder needs them, so a fetch fault
 // (#PF, #GP on a non-canonical RIP) is raised exactly for bytes that belong to the instruction.
 import { fault, GP, isFault, type Fault } from "../fault.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 
 /** Fetches instruction byte `i` (0-based from RIP), or the fault that fetching it raises. */
 export type FetchByte = (i: number) => number | Fault;
@@ -17,7 +18,11 @@ export class ByteReader {
   /** The next byte. The 16th byte is never fetched: needing it is #GP(0) (DECODE-LENGTH). */
   u8(): number | Fault {
     const i = this.bytes.length;
-    if (i >= MAX_INSTRUCTION_LENGTH) return fault("DECODE-LENGTH", GP, 0);
+    if (i >= MAX_INSTRUCTION_LENGTH) {
+      // Exercised here, whether a step records the decoder's fault or a test decodes directly.
+      recordExecuted("DECODE-LENGTH");
+      return fault("DECODE-LENGTH", GP, 0);
+    }
     const b = this.fetch(i);
     if (isFault(b)) return b;
     this.bytes.push(b);

@@ -8,6 +8,7 @@
 import { patchRegisters, type MachineRegisters } from "../machine/machine.ts";
 import { RFLAGS } from "../machine/registers.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 import type { PortIo } from "../transaction/semantics.ts";
 import { DEVICE_PORT, timerCounting, type DeviceState, type TimerState } from "../../contract/state.ts";
@@ -126,6 +127,7 @@ export function timerWouldWake(m: MachineRegisters): boolean {
 export function jumpToTick(m: MachineRegisters, coverage: Set<RuleId> | null): MachineRegisters {
   if (!timerWouldWake(m)) return m;
   coverage?.add("DEV-TMR-06");
+  recordExecuted("DEV-TMR-06");
   const timer = m.devices.timer;
   return patchRegisters(m, { devices: { ...m.devices, timer: tick(timer) }, cpu: { ...m.cpu, pendingIrq: timer.vector } });
 }

@@ -5,6 +5,7 @@ import type { Machine } from "../machine/machine.ts";
 import { CR4, EFER } from "../machine/registers.ts";
 import type { RuleId } from "../rules/rule.ts";
 import type { Access } from "./access.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 
 /** Error-code bits by their SDM names (PK, SS, HLAT and SGX are outside the model: always 0). */
 export const PFEC = {
@@ -36,5 +37,8 @@ export function pageFaultErrorCode(cause: PageFaultCause, access: Access, m: Pic
 
 /** A #PF for `linear`: the fault carries the full linear address for CR2 (PF-01). */
 export function pageFault(rule: RuleId, cause: PageFaultCause, linear: bigint, access: Access, m: Pick<Machine, "cr4" | "efer">): Fault {
+  // The walk's failing check is exercised here, whether a Transaction is there to record it or a
+  // test walks directly.
+  recordExecuted(rule);
   return fault(rule, PF, pageFaultErrorCode(cause, access, m), linear);
 }

@@ -99,6 +99,7 @@ function boundaryOrInstruction(start: MachineRegisters, memory: MemoryDraft, ctx
   const exitValue = start.devices.exitValue;
   if (exitValue !== null) {
     ctx.coverage?.add("DEV-EXIT-02");
+    recordExecuted("DEV-EXIT-02");
     return { state: start, event: { kind: "exited", rip: start.rip, value: exitValue } };
   }
   if (start.cpu.shutdown) return { state: start, event: { kind: "shutdown", rip: start.rip } };

@@ -420,7 +420,7 @@ describe("instruction families", () => {
     expectUnsupported("8F C8"); // 8F /1: XOP on AMD
   });
 
-  it("DECODE-SREG: MOV to/from segment registers: memory forms are 16-bit; Sreg 6–7 and MOV to CS are #UD", () => {
+  it("DECODE-SREG: MOV to/from segment registers: memory forms are 16-bit; Sreg 6–7 are #UD, and MOV to CS (SEG-08)", () => {
     expectDecodes("8C 18", "mov_from_sreg", 2, [mem(2, { base: RAX }), { kind: "sreg", sreg: "ds" }]);
     expectDecodes("48 8C E0", "mov_from_sreg", 8, [reg(RAX, 8), { kind: "sreg", sreg: "fs" }]);
     expectDecodes("66 8C E8", "mov_from_sreg", 2, [reg(RAX, 2), { kind: "sreg", sreg: "gs" }]);
@@ -429,8 +429,8 @@ describe("instruction families", () => {
     expectDecodes("48 8E E0", "mov_to_sreg", 2, [{ kind: "sreg", sreg: "fs" }, reg(RAX, 2)]);
     // REX.R does not extend the Sreg field.
     expectDecodes("44 8E D8", "mov_to_sreg", 2, [{ kind: "sreg", sreg: "ds" }, reg(RAX, 2)]);
-    expectUd("8E C8", "DECODE-SREG");
-    expectUd("8E 08", "DECODE-SREG");
+    expectUd("8E C8", "SEG-08");
+    expectUd("8E 08", "SEG-08");
     expectUd("8E F0", "DECODE-SREG");
     expectUd("8E F8", "DECODE-SREG");
     expectUd("8C F0", "DECODE-SREG");

@@ -128,6 +128,6 @@ describe("SEG-06..08", () => {
   });
   it("SEG-08: MOV CS, r/m is #UD", () => {
     const m = kernel(0x08);
-    expectFault(stepBytes(m, [0x8e, 0xc8]), m, UD, undefined);
+    expectFault(stepBytes(m, [0x8e, 0xc8]), m, UD, undefined, "SEG-08");
   });
 });
