@@ -245,6 +245,16 @@ export function parseBytes(bytes: Uint8Array, limits: JsonLimits): unknown {
     else (top.container as Record<string, unknown>)[top.key] = value;
   };
 
+  /** An object's next `"name":` (after `{` or a comma), into the frame's key. */
+  const readFieldName = (frame: Frame) => {
+    skipSpace();
+    if (bytes[pos] !== 0x22) fail(`expected a field name, found ${describeByte(bytes[pos])}`);
+    frame.key = parseString();
+    skipSpace();
+    if (bytes[pos] !== 0x3a) fail(`expected ":", found ${describeByte(bytes[pos])}`);
+    pos++;
+  };
+
   // A value is expected at each turn of this loop; containers are opened and closed in place.
   for (;;) {
     skipSpace();
@@ -263,13 +273,7 @@ export function parseBytes(bytes: Uint8Array, limits: JsonLimits): unknown {
         place(frame.container);
       } else {
         stack.push(frame);
-        if (!isArray) {
-          if (bytes[pos] !== 0x22) fail(`expected a field name, found ${describeByte(bytes[pos])}`);
-          frame.key = parseString();
-          skipSpace();
-          if (bytes[pos] !== 0x3a) fail(`expected ":", found ${describeByte(bytes[pos])}`);
-          pos++;
-        }
+        if (!isArray) readFieldName(frame);
         continue;
       }
     } else if (c === 0x22) place(parseString());
@@ -290,14 +294,7 @@ export function parseBytes(bytes: Uint8Array, limits: JsonLimits): unknown {
       const b = bytes[pos];
       if (b === 0x2c) {
         pos++;
-        if (!top.isArray) {
-          skipSpace();
-          if (bytes[pos] !== 0x22) fail(`expected a field name, found ${describeByte(bytes[pos])}`);
-          top.key = parseString();
-          skipSpace();
-          if (bytes[pos] !== 0x3a) fail(`expected ":", found ${describeByte(bytes[pos])}`);
-          pos++;
-        }
+        if (!top.isArray) readFieldName(top);
         break;
       }
       if (b === (top.isArray ? 0x5d : 0x7d)) {

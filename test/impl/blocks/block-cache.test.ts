@@ -8,6 +8,7 @@ import { Code, Instruction as I, Reg, icedAbs as abs } from "../../../guest/inde
 import { HLT, RAX, RBX, RCX, asm, kernel } from "../helpers.ts";
 import { runAllWithSpec as runAll } from "../against-spec.ts";
 import { ImplEngine } from "../../../impl/engine.ts";
+import type { ArchState } from "../../../contract/state.ts";
 import { MAX_CACHED_BLOCKS, MAX_COMPILED_BLOCKS } from "../../../impl/blocks/block-cache.ts";
 import { blockBomb } from "../../hostile/cases.ts";
 
@@ -62,31 +63,32 @@ describe("decoded-block cache and compiled blocks: self-modifying code", () => {
   });
 });
 
+/** Runs `s` for `steps` (impl agreeing with spec throughout, runAll) to the step limit, then again
+ *  on a fresh impl engine: that engine's block budget after the run. */
+function budgetAfterRunAsSpec(s: ArchState, steps: number): ImplEngine["machine"]["blockBudget"] {
+  const out = runAll(s, steps);
+  expect(out.stop).toEqual({ reason: "limit", steps });
+  const e = new ImplEngine();
+  e.load(s, "intel");
+  e.run(steps);
+  return e.machine.blockBudget;
+}
+
 describe("decoded-block cache: bounded", () => {
   it("a guest with more blocks than the cache holds (a block of every two bytes) empties it and runs exactly as spec", () => {
     // 20,000 two-byte blocks > MAX_CACHED_BLOCKS: the cache fills and is emptied while the loop runs.
     const s = blockBomb(MAX_CACHED_BLOCKS + 3_616);
-    const steps = 2 * (MAX_CACHED_BLOCKS + 3_616) + 10;
-    const out = runAll(s, steps);
-    expect(out.stop).toEqual({ reason: "limit", steps });
-    const e = new ImplEngine();
-    e.load(s, "intel");
-    e.run(steps);
-    expect(e.machine.blockBudget.flushes).toBeGreaterThan(0);
-    expect(e.machine.blockBudget.blocks).toBeLessThanOrEqual(MAX_CACHED_BLOCKS);
+    const budget = budgetAfterRunAsSpec(s, 2 * (MAX_CACHED_BLOCKS + 3_616) + 10);
+    expect(budget.flushes).toBeGreaterThan(0);
+    expect(budget.blocks).toBeLessThanOrEqual(MAX_CACHED_BLOCKS);
   });
 
   it("more hot blocks than may stay compiled: the compiled cap empties the cache, results unchanged", () => {
     // 2,500 blocks, each run at least three times: every one is hot enough to compile.
     const blocks = MAX_COMPILED_BLOCKS + 452;
     const s = blockBomb(blocks);
-    const steps = 3 * (blocks + 1) + 7;
-    const out = runAll(s, steps);
-    expect(out.stop).toEqual({ reason: "limit", steps });
-    const e = new ImplEngine();
-    e.load(s, "intel");
-    e.run(steps);
-    expect(e.machine.blockBudget.flushes).toBeGreaterThan(0);
-    expect(e.machine.blockBudget.compiled).toBeLessThanOrEqual(MAX_COMPILED_BLOCKS);
+    const budget = budgetAfterRunAsSpec(s, 3 * (blocks + 1) + 7);
+    expect(budget.flushes).toBeGreaterThan(0);
+    expect(budget.compiled).toBeLessThanOrEqual(MAX_COMPILED_BLOCKS);
   });
 });
