@@ -870,8 +870,14 @@ export function execIret(m: Machine, i: Insn): number {
   // A compatibility-mode target: EIP and ESP, zero-extended (model-choices "Transfers into
   // compatibility mode").
   m.setRip(ripLo, target64 ? ripHi : 0);
-  if (readSs) loadReturnStack(m, ss, sdlo, sdhi, rspLo, target64 ? rspHi : 0);
-  else adjustStack(m, 3 * os);
+  if (readSs) {
+    if (target64) loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
+    // A 16-bit stack (SS.B = 0) takes SP only: RSP bits 63:16 stay as IRET found them
+    // (model-choices "Transfers into compatibility mode"; SDM Vol. 3A §6.14.3, the stack size
+    // decides the width).
+    else if (((sdhi >>> 22) & 1) === 0) loadReturnStack(m, ss, sdlo, sdhi, (m.regs[2 * RSP]! & ~0xffff) | (rspLo & 0xffff), m.regs[2 * RSP + 1]!);
+    else loadReturnStack(m, ss, sdlo, sdhi, rspLo, 0);
+  } else adjustStack(m, 3 * os);
   if (rpl > cpl) nullInaccessibleSegments(m, rpl, true);
   m.updateMode();
   // Fill the IRET return cache (tables/iret-cache.ts) when nothing was written and both
