@@ -86,13 +86,16 @@ const codePages: (CodePage | undefined)[] = new Array<CodePage | undefined>(CODE
 const TWO_TO_53 = 1n << 53n;
 
 function sameCodePage(c: CodePage, m: MachineRegisters, memory: MemoryDraft, mode: AccessMode): boolean {
+  // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
+  const rflags = m.rflags;
   return c.memory === memory.serial && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
-    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (m.rflags & RFLAGS.AC);
+    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC);
 }
 
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
 export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Fault {
-  const m = t.m;
+  // Read, not handed out (`t.now`): nothing is updated while an instruction is fetched.
+  const m = t.now;
   const mode64 = in64BitMode(m);
   // 64-bit mode, RIP below 2^53 (canonical): first the code pages fetched from before.
   if (mode64 && m.rip < TWO_TO_53) {

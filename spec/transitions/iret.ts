@@ -70,8 +70,8 @@ function readSlot(t: Transaction, n: number, size: IretSize): bigint | Fault {
 /** IRET with operand size `size` on a transaction whose machine is the one IRET starts on. */
 export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   // IRETQ-00 / NMI-03: IRET ends NMI blocking first, and a fault of the IRET does not undo it.
-  if (t.m.cpu.nmiBlocked) t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: cpuRunState({ ...m.cpu, nmiBlocked: false }) }));
-  const m = t.m;
+  if (t.now.cpu.nmiBlocked) t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: cpuRunState({ ...m.cpu, nmiBlocked: false }) }));
+  const m = t.now;
   const oldCpl = cpl(m);
   const began64 = in64BitMode(m);
   // SMAP-03: the pops are explicit accesses at the current CPL (SMAP honours RFLAGS.AC at CPL < 3).
