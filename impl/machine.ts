@@ -240,7 +240,7 @@ export class Machine {
   }
 
   /** The access classes at CPL 3 (#AC checks when CR0.AM = RFLAGS.AC = 1): part of updateMode,
-   *  and all of it SYSRET's fast path needs (system.ts). */
+   *  and all of it SYSRETQ in a trace needs (engine/trace-transitions.ts). */
   userAccess(ac: boolean): void {
     const check = ac && (this.cr0 & CR0_AM) !== 0;
     this.alignmentCheck = check;
@@ -252,7 +252,7 @@ export class Machine {
   }
 
   /** The access classes at CPL 0–2 (no alignment checks; SMAP's explicit-access override by
-   *  RFLAGS.AC): part of updateMode, and all of it SYSCALL's fast path needs (system.ts). */
+   *  RFLAGS.AC): part of updateMode, and all of it SYSCALL in a trace needs (engine/trace-transitions.ts). */
   supervisorAccess(ac: boolean): void {
     const rc = ac ? C_SRA : C_SR, wc = ac ? C_SWA : C_SW;
     this.alignmentCheck = false;

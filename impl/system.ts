@@ -170,8 +170,9 @@ const {
   STAR_LO, STAR_HI, LSTAR_LO, LSTAR_HI, CSTAR_LO, CSTAR_HI, FMASK_LO, FMASK_HI, KERNEL_GS_BASE_LO, KERNEL_GS_BASE_HI,
 } = constsModule;
 
-/** Hidden parts SYSCALL/SYSRET load (base 0, limit 0xFFFFFFFF, S 1, P 1, G 1): the ATTR words. */
-const FLAT_CODE64_DPL0 = flatAttr(11, 0, 1, 0), FLAT_DATA_DPL0 = flatAttr(3, 0, 0, 1),
+/** Hidden parts SYSCALL/SYSRET load (base 0, limit 0xFFFFFFFF, S 1, P 1, G 1): the ATTR words
+ *  (also written into traces' generated code: engine/trace-transitions.ts). */
+export const FLAT_CODE64_DPL0 = flatAttr(11, 0, 1, 0), FLAT_DATA_DPL0 = flatAttr(3, 0, 0, 1),
   FLAT_CODE64_DPL3 = flatAttr(11, 3, 1, 0), FLAT_CODE32_DPL3 = flatAttr(11, 3, 0, 1), FLAT_DATA_DPL3 = flatAttr(3, 3, 0, 1);
 
 function flatAttr(type: number, dpl: number, l: number, db: number): number {
@@ -194,28 +195,6 @@ export function execSyscall(m: Machine): number {
   if ((m.efer & EFER_SCE) === 0) return ud(m);
   enterSyscall(m, m.regs[RIP_LO]!, m.regs[RIP_HI]!, compat);
   return ST_END;
-}
-
-/**
- * SYSCALL in 64-bit mode for compiled code (engine/trace.ts), with its bookkeeping (the TF trap
- * after it, SYSCALL-10): the same checks and updates as execSyscall, the next instruction's RIP
- * given. False, with nothing changed, when it would fault (the caller then runs the handler).
- */
-export function syscall64(m: Machine, nextLo: number, nextHi: number): boolean {
-  if ((m.efer & EFER_SCE) === 0) return false;
-  // SYSCALL-03..07 (RF is 0: compiled code runs with it cleared).
-  const nf = saveAndLoadSyscallState(m, nextLo, nextHi);
-  // SYSCALL-08
-  m.regs[RIP_LO] = m.msr[LSTAR_LO]!;
-  m.regs[RIP_HI] = m.msr[LSTAR_HI]!;
-  // Machine.updateMode for what is known here: CPL 0, 64-bit mode (EFER.LMA is set — the caller
-  // runs 64-bit code — and CS.L = 1), the supervisor access classes by RFLAGS.AC.
-  m.cpl = 0;
-  m.mode64 = true;
-  m.supervisorAccess((nf & AC) !== 0);
-  // SYSCALL-10
-  if ((nf & TF) !== 0) m.pendingDebugTrap = true;
-  return true;
 }
 
 /** SYSCALL-03..07, the checks done: RCX and R11 saved, RFLAGS masked, CS and SS loaded flat;
@@ -269,37 +248,6 @@ export function execSysret(m: Machine, i: Insn): number {
     leaveSysret(m, false);
   } else returnSysret(m, r[2 * RCX]!, to64 ? r[2 * RCX + 1]! : 0, r[2 * R11]!, to64);
   return ST_END;
-}
-
-/**
- * SYSRETQ from 64-bit mode for compiled code (engine/trace.ts), RCX and R11 (low half) given,
- * with its bookkeeping (the TF trap after it, SYSRET-09): the same checks and updates as
- * execSysret. False, with nothing changed, when it would fault or return to a non-canonical RIP
- * (the caller then runs the handler).
- */
-export function sysret64(m: Machine, rcxLo: number, rcxHi: number, r11Lo: number): boolean {
-  if ((m.efer & EFER_SCE) === 0 || m.cpl !== 0 || !canonical(rcxHi)) return false;
-  // SYSRET-04, 05
-  const r = m.regs;
-  r[RIP_LO] = rcxLo;
-  r[RIP_HI] = rcxHi;
-  const nf = (r11Lo & 0x3c7fd7) | 2;
-  setFlags(m, nf);
-  // SYSRET-06, 07
-  const base = (m.msr[STAR_HI]! >>> 16) & 0xffff;
-  const sg = m.segments;
-  flat(sg, CS * SEG_STRIDE, ((base + 16) | 3) & 0xffff, FLAT_CODE64_DPL3);
-  const ssSel = ((base + 8) | 3) & 0xffff;
-  if (m.profile.sysretSsAttributes === "keep") sg[SS * SEG_STRIDE + SEL] = ssSel;
-  else flat(sg, SS * SEG_STRIDE, ssSel, FLAT_DATA_DPL3);
-  // Machine.updateMode for what is known here: CPL 3, 64-bit mode (EFER.LMA set, CS.L = 1), the
-  // user access classes, #AC checks when CR0.AM = RFLAGS.AC = 1.
-  m.cpl = 3;
-  m.mode64 = true;
-  m.userAccess((nf & AC) !== 0);
-  // SYSRET-09
-  if ((nf & TF) !== 0) m.pendingDebugTrap = true;
-  return true;
 }
 
 /** SYSRET-04..07 from 64-bit mode, the checks done. */
@@ -922,8 +870,14 @@ export function execIret(m: Machine, i: Insn): number {
   // A compatibility-mode target: EIP and ESP, zero-extended (model-choices "Transfers into
   // compatibility mode").
   m.setRip(ripLo, target64 ? ripHi : 0);
-  if (readSs) loadReturnStack(m, ss, sdlo, sdhi, rspLo, target64 ? rspHi : 0);
-  else adjustStack(m, 3 * os);
+  if (readSs) {
+    if (target64) loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
+    // A 16-bit stack (SS.B = 0) takes SP only: RSP bits 63:16 stay as IRET found them
+    // (model-choices "Transfers into compatibility mode"; SDM Vol. 3A §6.14.3, the stack size
+    // decides the width).
+    else if (((sdhi >>> 22) & 1) === 0) loadReturnStack(m, ss, sdlo, sdhi, (m.regs[2 * RSP]! & ~0xffff) | (rspLo & 0xffff), m.regs[2 * RSP + 1]!);
+    else loadReturnStack(m, ss, sdlo, sdhi, rspLo, 0);
+  } else adjustStack(m, 3 * os);
   if (rpl > cpl) nullInaccessibleSegments(m, rpl, true);
   m.updateMode();
   // Fill the IRET return cache (tables/iret-cache.ts) when nothing was written and both

@@ -18,7 +18,7 @@ import * as constsModule from "../consts.ts";
 import { LAZY_DEC, LAZY_INC, LAZY_LOGIC } from "../flags.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
-const { GP, RIP_HI, RIP_LO, ST_FAULT, ST_OK } = constsModule;
+const { ARITH, GP, RIP_HI, RIP_LO, ST_FAULT, ST_OK } = constsModule;
 
 /** Exit status: stopped before Machine.blockStopInsn, which the engine executes next. */
 export const ST_STOP = 7;
@@ -131,11 +131,11 @@ export function retired(w: BlockWriter, k: number): string {
 // exits: registers written back, flags stored, RIP and Machine.blockExit set, steps returned
 // ---------------------------------------------------------------------------------------------
 
-/** Stores the current flag producer into the Machine (the lazy record); afterwards flags live there. */
-export function flagStore(w: BlockWriter): string {
-  const f = w.flag;
-  if (f === null) return "";
+/** The lazy record (impl/flags.ts) of the current flag producer as expressions over the producer
+ *  locals: [op, size, result lo, result hi, DEST lo, DEST hi, SRC lo, SRC hi, carry]. */
+function producerFields(f: FlagProducer): string[] {
   const wide = f.size === 8;
+  const rh = wide ? "pr_h" : "0";
   if (f.op === LAZY_INC || f.op === LAZY_DEC) {
     // INC/DEC leave DEST out of the producer locals (compile/instructions.ts): it is the result
     // ∓ 1, at the operation's size.
@@ -145,14 +145,30 @@ export function flagStore(w: BlockWriter): string {
       lo = `(pr_l ${back} 1) | 0`;
       hi = f.op === LAZY_INC ? "(pr_l === 0 ? (pr_h - 1) | 0 : pr_h)" : "(pr_l === -1 ? (pr_h + 1) | 0 : pr_h)";
     } else lo = `(pr_l ${back} 1) ${f.size === 4 ? "| 0" : f.size === 2 ? "& 65535" : "& 255"}`;
-    return `m.lazyOp = ${f.op}; m.lazySize = ${f.size}; m.lazyResultLo = pr_l; m.lazyResultHi = ${wide ? "pr_h" : "0"}; m.lazyDestLo = ${lo}; ` +
-      `m.lazyDestHi = ${hi}; m.lazySrcLo = 1; m.lazySrcHi = 0; m.lazyCarry = pc;`;
+    return [String(f.op), String(f.size), "pr_l", rh, lo, hi, "1", "0", "pc"];
   }
-  if (f.op === LAZY_LOGIC) {
-    return `m.lazyOp = ${f.op}; m.lazySize = ${f.size}; m.lazyResultLo = pr_l; m.lazyResultHi = ${wide ? "pr_h" : "0"}; m.lazyDestLo = 0; m.lazyDestHi = 0; m.lazySrcLo = 0; m.lazySrcHi = 0;`;
-  }
-  return `m.lazyOp = ${f.op}; m.lazySize = ${f.size}; m.lazyResultLo = pr_l; m.lazyResultHi = ${wide ? "pr_h" : "0"}; m.lazyDestLo = pa_l; ` +
-    `m.lazyDestHi = ${wide ? "pa_h" : "0"}; m.lazySrcLo = pb_l; m.lazySrcHi = ${wide ? "pb_h" : "0"}; m.lazyCarry = pc;`;
+  if (f.op === LAZY_LOGIC) return [String(f.op), String(f.size), "pr_l", rh, "0", "0", "0", "0", "0"];
+  return [String(f.op), String(f.size), "pr_l", rh, "pa_l", wide ? "pa_h" : "0", "pb_l", wide ? "pb_h" : "0", "pc"];
+}
+
+/** Stores the current flag producer into the Machine (the lazy record); afterwards flags live there. */
+export function flagStore(w: BlockWriter): string {
+  const f = w.flag;
+  if (f === null) return "";
+  const [op, size, rl, rh, al, ah, bl, bh, c] = producerFields(f);
+  // A logic operation's carry is not part of its record (never read).
+  const carry = f.op === LAZY_LOGIC ? "" : ` m.lazyCarry = ${c};`;
+  return `m.lazyOp = ${op}; m.lazySize = ${size}; m.lazyResultLo = ${rl}; m.lazyResultHi = ${rh}; m.lazyDestLo = ${al}; ` +
+    `m.lazyDestHi = ${ah}; m.lazySrcLo = ${bl}; m.lazySrcHi = ${bh};${carry}`;
+}
+
+/** Expression for the full RFLAGS (low 32 bits) with the arithmetic flags of the current producer
+ *  (flags.ts arithFlagsOf, a factory parameter named AFO) or, with none, of the Machine (GF:
+ *  flags.ts getFlags). Reads the producer locals without storing them. */
+export function flagsValue(w: BlockWriter): string {
+  const f = w.flag;
+  if (f === null) return `(m.lazyOp === 0 ? m.flags : GF(m))`;
+  return `((m.flags & ${~ARITH}) | AFO(${producerFields(f).join(", ")}))`;
 }
 
 /** Returns `count` steps: directly, or through the shared epilogue (BlockWriter.sharedExit). */

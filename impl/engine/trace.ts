@@ -28,8 +28,9 @@
 //   * the step budget covers a whole further pass where the trace loops back to its head (it is
 //     entered only with a budget for a whole pass), so a step limit never lands inside a block.
 // Everything a transition depends on (STAR, LSTAR, FMASK, EFER, the IDT, GDT, TSS, ...) is read by
-// the transition's own code each time, and its outcome is checked against the next block's start,
-// so no register or table write can leave a trace stale. Invalidation: a trace dies with its head
+// the transition's own code each time — SYSCALL and SYSRETQ written out in the trace
+// (trace-transitions.ts), the others through their handlers — and its outcome is checked against
+// the next block's start, so no register or table write can leave a trace stale. Invalidation: a trace dies with its head
 // (Block.valid); the other blocks are checked at each entry.
 import * as constsModule from "../consts.ts";
 import * as I from "../insn.ts";
@@ -37,8 +38,9 @@ import type { Insn } from "../insn.ts";
 import * as tlbModule from "../memory/tlb.ts";
 import { Block, type BlockFn, endsBlock, mayCompile } from "../blocks/block-cache.ts";
 import { assembleSource, emitInstructions, instantiate } from "../compile/compile.ts";
-import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit, regHi, regLo } from "../compile/writer.ts";
-import { syscall64, sysret64 } from "../system.ts";
+import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, flagsValue, lit, regHi, regLo } from "../compile/writer.ts";
+import { arithFlagsOf, getFlags } from "../flags.ts";
+import { syscallChecks, syscallUpdates, sysretChecks, sysretUpdates, trapAfter } from "./trace-transitions.ts";
 import type { StepContext } from "./context.ts";
 import type { Machine } from "../machine.ts";
 import * as outcomesModule from "./outcomes.ts";
@@ -47,7 +49,7 @@ import { flagsLiveAtHead } from "../compile/flags.ts";
 import { RELOAD } from "../compile/memory-operands.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
-const { BP, PAGE_SHIFT, VEC_MEMLIMIT, R11, RCX, RF, RIP_HI, RIP_LO, RSP, SHADOW_NONE, ST_END, ST_FAULT, ST_HALT, ST_UNSUP, TF } = constsModule;
+const { BP, C_SX, C_UX, PAGE_SHIFT, VEC_MEMLIMIT, R11, RCX, RF, RIP_HI, RIP_LO, RSP, SHADOW_NONE, ST_END, ST_FAULT, ST_HALT, ST_UNSUP, TF } = constsModule;
 const { R_DELIVERED, R_SHUTDOWN } = outcomesModule;
 const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
@@ -153,12 +155,12 @@ export function formTrace(ctx: StepContext, head: Block): void {
     faults.push(b.exitFault >= 0);
   }
   starts.push(insns.length);
-  const src = traceSource(blocks, starts, insns, faults);
+  const src = traceSource(blocks, starts, insns, faults, m.profile.sysretSsAttributes === "keep");
   // A fault's delivery as the run loop makes it (engine/execute.ts deliverFault, with the
   // flags as they stand: run-block.ts finishCompiled): an R_* outcome.
   const deliverAt = (lo: number, hi: number) => deliverFault(ctx, lo, hi, ctx.m.flags);
   const fn = instantiate(src, insns, new Map<string, unknown>([
-    ["BL", blocks], ["SC", syscall64], ["SR", sysret64], ["FD", deliverAt],
+    ["BL", blocks], ["GF", getFlags], ["AFO", arithFlagsOf], ["FD", deliverAt],
   ]));
   if (fn === null) return;
   head.trace = { fn, blocks, starts, total: insns.length };
@@ -200,7 +202,7 @@ export function traceExitBlock(t: Trace, count: number, st: number): Block {
 
 /** The JavaScript source of the trace over `blocks` (instructions `insns`, block j from starts[j]). */
 export function traceSource(blocks: readonly Block[], starts: readonly number[], insns: readonly Insn[],
-  faults: readonly boolean[]): string {
+  faults: readonly boolean[], keepSs: boolean): string {
   const head = blocks[0]!;
   const total = insns.length;
   const virtual = new Block(-1, head.ripLo, head.ripHi, insns, 0, head.poolOffset, I.MODE_64);
@@ -216,19 +218,27 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
   /** Statements entering block `to` from block `from`'s end (the guards have passed). */
   const enter = (from: number, to: number, flagsStored = false) => {
     if (to !== 0) return `break b${from};`;
-    const store = !flagsStored && flagsLiveAtHead(w) ? flagStore(w) : "";
+    let store = "";
+    if (!flagsStored && flagsLiveAtHead(w)) {
+      // A head that starts with SYSCALL reads the whole RFLAGS at once (R11): it finds them
+      // computed rather than a lazy record to evaluate.
+      store = headSyscall && w.flag !== null ? `m.flags = ${flagsValue(w)}; m.lazyOp = 0;` : flagStore(w);
+    }
     return `${store} n += ${total}; continue;`;
   };
+  const headSyscall = head.insns[0]!.op === I.OP_SYSCALL;
   // The run loop enters a trace only with a budget for a whole pass (Trace.total), so the budget
   // is checked only where a pass begins again: one exit for every step limit, the same each time
   // (an exit that never ran has no type feedback: V8 would deoptimize the whole trace there).
   const budgetOk = (to: number) => (to === 0 ? `n + ${2 * total} <= budget` : "true");
-  const fetchOk = (to: number) => {
+  /** The TLB maps block `to`'s page for a fetch at the current CPL (fetch class `fetch` when the
+   *  caller knows it) to its frame. */
+  const fetchOk = (to: number, fetch = 0) => {
     const b = blocks[to]!;
     const tag = b.ripLo >>> PAGE_SHIFT;
     const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
     return `T[${e + TLB_TAG}] === ${lit(tag)} && T[${e + TLB_TAG_HI}] === ${lit(b.ripHi)} && ` +
-      `(T[${e + TLB_CLASSES}] & m.fetchClass) !== 0 && T[${e + TLB_POOL_OFFSET}] === ${lit(b.poolOffset)}`;
+      `(T[${e + TLB_CLASSES}] & ${fetch === 0 ? "m.fetchClass" : fetch}) !== 0 && T[${e + TLB_POOL_OFFSET}] === ${lit(b.poolOffset)}`;
   };
   /** The guard after a transition (header comment); `light` after SYSCALL/SYSRET's own code, which
    *  writes no memory, stays in 64-bit mode and leaves no shadow. */
@@ -238,6 +248,13 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const more = light ? "" : ` && !m.blockEnd && m.mode64 && m.shadow === ${SHADOW_NONE}`;
     const flags = completesSurely(b.insns[0]!) ? TF : TF | RF;
     return `${rip} && (m.flags & ${flags}) === 0${more} && ${budgetOk(to)} && ${fetchOk(to)}`;
+  };
+  /** The guard after SYSCALL/SYSRETQ written out (engine/trace-transitions.ts): their own code
+   *  writes no memory, stays in 64-bit mode, leaves no shadow and sets the fetch class `fetch`; the
+   *  target RIP is (lo, hi), the new RFLAGS `nf` (RF = 0). */
+  const afterInline = (to: number, lo: string, hi: string, fetch: number) => {
+    const b = blocks[to]!;
+    return `${lo} === ${lit(b.ripLo)} && ${hi} === ${lit(b.ripHi)} && (nf & ${TF}) === 0 && ${budgetOk(to)} && ${fetchOk(to, fetch)}`;
   };
   /** Entering block `to` after a transition: RF (an IRETQ may set it) is cleared, as its first
    *  instruction will clear it (the guard let RF = 1 through only then). */
@@ -274,7 +291,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
       from.ripLo >>> PAGE_SHIFT === b.ripLo >>> PAGE_SHIFT;
     return `if (${rip}!blockEnd && ${budgetOk(to)}${samePage ? "" : ` && ${fetchOk(to)}`}) { ${enter(current, to)} }`;
   };
-  // Transitions: the transition's own code (system.ts syscall64/sysret64, the IRETQ handler,
+  // Transitions: the transition's own code (SYSCALL/SYSRETQ written out: trace-transitions.ts; the IRETQ handler,
   // deliver.ts deliverSoft) with only the registers it reads stored and those it writes reloaded,
   // then into the next block when the guards pass.
   const terminal = (tw: BlockWriter, k: number): boolean => {
@@ -282,11 +299,12 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     if (!transition(i)) return false;
     const to = nextOf(current);
     if (to < 0) return false;
+    const flags = flagsValue(tw);
     const store = flagStore(tw);
     tw.flag = null;
-    const rsp = [regLo(tw, RSP), regHi(tw, RSP)];
-    const rcx = [regLo(tw, RCX), regHi(tw, RCX)];
-    const r11 = [regLo(tw, R11), regHi(tw, R11)];
+    const rsp: [string, string] = [regLo(tw, RSP), regHi(tw, RSP)];
+    const rcx: [string, string] = [regLo(tw, RCX), regHi(tw, RCX)];
+    const r11: [string, string] = [regLo(tw, R11), regHi(tw, R11)];
     const go = (reload: string, light = false) => `if (${afterCall(to, light)}) { ${reload} ${light ? "" : clearRf(to)} ${enter(current, to)} }`;
     const done = (st: number) => `@WB@ m.blockExit = ${st}; return n + ${k + 1};`;
     // The handler, as compile/block-end.ts terminalCall runs it (flags stored; `sync` stores the
@@ -304,17 +322,21 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     let code: string;
     switch (i.op) {
       case I.OP_SYSCALL: {
+        // Written out (engine/trace-transitions.ts), RFLAGS taken from the producer locals.
         const reload = `${rcx[0]} = r[${2 * RCX}]; ${rcx[1]} = r[${2 * RCX + 1}]; ${r11[0]} = r[${2 * R11}]; ${r11[1]} = r[${2 * R11 + 1}];`;
         tw.written.add(RCX);
         tw.written.add(R11);
-        code = `${store} if (SC(m, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${reload} ${go("", true)} ${done(ST_END)} }` +
+        const fast = syscallUpdates(rcx, r11, flags, lit(i.nextLo), lit(i.nextHi));
+        code = `if (${syscallChecks()}) { ${fast} if (${afterInline(to, "tl", "th", C_SX)}) { ${enter(current, to)} }` +
+          ` r[${RIP_LO}] = tl; r[${RIP_HI}] = th; ${trapAfter()} ${done(ST_END)} }` +
           ` ${handler("", reload)}`;
         break;
       }
       case I.OP_SYSRET:
         if (i.rexW) {
-          // SYSRETQ replaces every flag: the fast path needs none stored.
-          code = `if (SR(m, ${rcx[0]}, ${rcx[1]}, ${r11[0]})) { ${go("", true)} ${done(ST_END)} }` +
+          // Written out (engine/trace-transitions.ts); SYSRETQ replaces every flag: none stored.
+          code = `if (${sysretChecks(rcx[1])}) { ${sysretUpdates(r11[0], keepSs)} if (${afterInline(to, rcx[0], rcx[1], C_UX)}) { ${enter(current, to)} }` +
+            ` r[${RIP_LO}] = ${rcx[0]}; r[${RIP_HI}] = ${rcx[1]}; ${trapAfter()} ${done(ST_END)} }` +
             ` ${handler(`r[${2 * RCX}] = ${rcx[0]}; r[${2 * RCX + 1}] = ${rcx[1]}; r[${2 * R11}] = ${r11[0]}; r[${2 * R11 + 1}] = ${r11[1]};`, "")}`;
         } else code = handler("@WB@", "@RL@");
         break;

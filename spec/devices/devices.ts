@@ -63,14 +63,14 @@ function tick(timer: TimerState): TimerState {
  * of the step. Nothing happens while the timer is off or waiting for its EOI.
  */
 export function countCompletedInstruction(t: Transaction): void {
-  const devices = t.m.devices;
+  const devices = t.now.devices;
   const timer = devices.timer;
   if (!timerCounting(timer)) return;
   if (timer.countdown > 1) {
     t.update("DEV-TMR-04", { devices: { ...devices, timer: { ...timer, countdown: timer.countdown - 1 } } });
     return;
   }
-  t.update("DEV-TMR-04", { devices: { ...devices, timer: tick(timer) }, cpu: { ...t.m.cpu, pendingIrq: timer.vector } });
+  t.update("DEV-TMR-04", { devices: { ...devices, timer: tick(timer) }, cpu: { ...t.now.cpu, pendingIrq: timer.vector } });
 }
 
 /**

@@ -57,6 +57,14 @@ export function copyRegisters(m: MachineRegisters): MutableRegisters {
   return copyRecord(m, undefined);
 }
 
+/** A copy of `m`'s registers with a register array of its own: a record a step or run may write
+ *  in place (spec/transaction/register-journal.ts) without changing `m`. */
+export function withOwnRegisters(m: MachineRegisters): MutableRegisters {
+  const copy = copyRecord(m, undefined);
+  copy.gpr = m.gpr.slice();
+  return copy;
+}
+
 /** `registers` with `memory`: a Machine for the caller. */
 export function withMemory(registers: MachineRegisters, memory: PhysicalMemory): Machine {
   return copyRecord(registers, memory) as Machine;

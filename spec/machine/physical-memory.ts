@@ -9,6 +9,8 @@ type Chunk = readonly (Uint8Array | undefined)[];
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
 const chunkKey = (pageNumber: number): number => Math.floor(pageNumber / CHUNK_PAGES);
+/** The next MemoryDraft.serial. */
+let nextDraftSerial = 1;
 
 /** What a page-table walk needs from memory: the bytes of a page. */
 export interface PageSource {
@@ -129,9 +131,19 @@ export class MemoryDraft implements PageSource {
    * them again (spec/paging/walk-memo.ts).
    */
   generation = 0;
+  /**
+   * This draft's number (drafts are numbered as they are made, never reused): what a module-level
+   * memo keeps to recognise the draft, so that it never holds the draft itself (and the memory
+   * behind it) alive after the run that made it (spec/paging/walk-memo.ts, spec/step/fetch.ts).
+   */
+  readonly serial = nextDraftSerial++;
 
   /** How many pages are backed. */
   private pageCount: number;
+  /** The page `writablePage` returned last and its number (−1 for none): a run writes the same
+   *  stack page again and again. Forgotten whenever this draft gives up owning pages. */
+  private lastWritableNumber = -1;
+  private lastWritable: Uint8Array = ZERO_PAGE;
 
   constructor(
     /** The last memory handed out (the one this draft started from until the first write). */
@@ -190,12 +202,16 @@ export class MemoryDraft implements PageSource {
     this.journalPage[n] = pageNumber;
     this.journalOffset[n] = offset;
     this.journalSize[n] = size;
-    let low = 0, high = 0;
-    for (let i = Math.min(size, 4) - 1; i >= 0; i--) low = low * 256 + page[offset + i]!;
-    for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;
-    this.journalLow[n] = low;
-    this.journalHigh[n] = high;
-    putInPage(page, offset, size, Number(value & 0xffff_ffffn), size > 4 ? Number((value >> 32n) & 0xffff_ffffn) : 0);
+    this.journalLow[n] = lowWord(page, offset, size);
+    this.journalHigh[n] = size > 4 ? highWord(page, offset, size) : 0;
+    // The value's two 32-bit halves: from one Number when the value is exact as one (below 2^53,
+    // as addresses and most stack slots are), which allocates no BigInt.
+    if (value >= 0n && value < TWO_TO_53) {
+      const v = Number(value);
+      putInPage(page, offset, size, v >>> 0, size > 4 ? Math.floor(v / TWO_TO_32) : 0);
+    } else {
+      putInPage(page, offset, size, Number(BigInt.asUintN(32, value)), size > 4 ? Number(BigInt.asUintN(32, value >> 32n)) : 0);
+    }
   }
 
   writeBytes(address: bigint, bytes: Uint8Array): void {
@@ -229,6 +245,7 @@ export class MemoryDraft implements PageSource {
   frozenPage(pageNumber: number): Uint8Array {
     const page = this.page(pageNumber);
     this.ownedPages?.delete(page);
+    if (pageNumber === this.lastWritableNumber) this.lastWritableNumber = -1;
     return page;
   }
 
@@ -239,17 +256,19 @@ export class MemoryDraft implements PageSource {
       this.ownedIndex = false;
       this.ownedChunks = null;
       this.ownedPages = null;
+      this.lastWritableNumber = -1;
     }
     return this.published;
   }
 
   /** The page, copied into this draft's ownership first unless it already is. */
   private writablePage(pageNumber: number): Uint8Array {
+    if (pageNumber === this.lastWritableNumber) return this.lastWritable;
     const key = chunkKey(pageNumber);
     const slot = pageNumber % CHUNK_PAGES;
     let chunk = this.chunks.get(key);
     const page = chunk?.[slot];
-    if (page !== undefined && this.ownedPages?.has(page)) return page;
+    if (page !== undefined && this.ownedPages?.has(page)) return this.rememberWritable(pageNumber, page);
     if (page === undefined) {
       if (this.pageCount >= this.maxPages) throw new MemoryLimit(this.maxPages);
       this.pageCount++;
@@ -269,7 +288,13 @@ export class MemoryDraft implements PageSource {
     (chunk as (Uint8Array | undefined)[])[slot] = copy;
     this.generation++;
     (this.ownedPages ??= new Set()).add(copy);
-    return copy;
+    return this.rememberWritable(pageNumber, copy);
+  }
+
+  private rememberWritable(pageNumber: number, page: Uint8Array): Uint8Array {
+    this.lastWritableNumber = pageNumber;
+    this.lastWritable = page;
+    return page;
   }
 }
 
@@ -297,27 +322,55 @@ function newPage(): Uint8Array {
   return new Uint8Array(slab, PAGE_SIZE * slabUsed++, PAGE_SIZE);
 }
 
-/** `size` (at most 8) bytes at `offset` in `page`, little-endian, assembled in plain numbers. */
-function readInPage(page: Uint8Array, offset: number, size: number): bigint {
-  let low = 0, high = 0;
-  for (let i = Math.min(size, 4) - 1; i >= 0; i--) low = low * 256 + page[offset + i]!;
-  if (size <= 4) return BigInt(low);
-  for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;
-  return (BigInt(high) << 32n) | BigInt(low);
+const TWO_TO_32 = 2 ** 32;
+const TWO_TO_53 = 1n << 53n;
+
+/** Bytes offset..offset+min(size,4)−1 of `page` as a little-endian number (the low 32-bit half
+ *  of a read of `size` bytes). */
+function lowWord(page: Uint8Array, offset: number, size: number): number {
+  switch (size) {
+    case 1: return page[offset]!;
+    case 2: return page[offset]! | (page[offset + 1]! << 8);
+    case 3: return page[offset]! | (page[offset + 1]! << 8) | (page[offset + 2]! << 16);
+    default: return (page[offset]! | (page[offset + 1]! << 8) | (page[offset + 2]! << 16) | (page[offset + 3]! << 24)) >>> 0;
+  }
 }
 
-/** Stores the low `size` (at most 8) bytes of the value `high`·2^32 + `low` at `offset` in `page`. */
+/** Bytes offset+4..offset+size−1 of `page` (size 5 to 8) as a little-endian number: the high half. */
+function highWord(page: Uint8Array, offset: number, size: number): number {
+  if (size === 8) return (page[offset + 4]! | (page[offset + 5]! << 8) | (page[offset + 6]! << 16) | (page[offset + 7]! << 24)) >>> 0;
+  let high = 0;
+  for (let i = size - 1; i >= 4; i--) high = high * 256 + page[offset + i]!;
+  return high;
+}
+
+/** `size` (at most 8) bytes at `offset` in `page`, little-endian, assembled in plain numbers: one
+ *  BigInt made from one Number when the value is below 2^53. */
+function readInPage(page: Uint8Array, offset: number, size: number): bigint {
+  const low = lowWord(page, offset, size);
+  if (size <= 4) return BigInt(low);
+  const high = highWord(page, offset, size);
+  return high < 0x20_0000 ? BigInt(high * TWO_TO_32 + low) : (BigInt(high) << 32n) | BigInt(low);
+}
+
+/** Stores the low `size` (at most 8) bytes of the value `high`·2^32 + `low` at `offset` in `page`
+ *  (a Uint8Array store keeps a number's low 8 bits). */
 function putInPage(page: Uint8Array, offset: number, size: number, low: number, high: number): void {
-  let l = low, h = high;
-  for (let i = 0; i < size; i++) {
-    if (i < 4) {
-      page[offset + i] = l & 0xff;
-      l = Math.floor(l / 256);
-    } else {
-      page[offset + i] = h & 0xff;
-      h = Math.floor(h / 256);
-    }
+  page[offset] = low;
+  if (size === 1) return;
+  page[offset + 1] = low >>> 8;
+  if (size === 2) return;
+  page[offset + 2] = low >>> 16;
+  if (size === 3) return;
+  page[offset + 3] = low >>> 24;
+  if (size === 8) {
+    page[offset + 4] = high;
+    page[offset + 5] = high >>> 8;
+    page[offset + 6] = high >>> 16;
+    page[offset + 7] = high >>> 24;
+    return;
   }
+  for (let i = 4, h = high; i < size; i++, h = Math.floor(h / 256)) page[offset + i] = h;
 }
 
 function readLittleEndian(memory: PageSource, address: bigint, size: number): bigint {

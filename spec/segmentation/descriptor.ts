@@ -43,7 +43,8 @@ export const isReadable = (d: { s: number; type: number }): boolean => d.s === 1
  * limit, and the descriptor's linear address. Callers raise their own fault (error codes differ).
  */
 export function descriptorLocation(t: Transaction, selector: number, bytes = 8): { address: bigint; inside: boolean } {
-  const table = selectorTi(selector) === 1 ? { base: t.m.ldtr.base, limit: t.m.ldtr.limit, usable: t.m.ldtr.unusable === 0 && !isNullSelector(t.m.ldtr.selector) } : { base: t.m.gdtr.base, limit: t.m.gdtr.limit, usable: true };
+  const m = t.now;
+  const table = selectorTi(selector) === 1 ? { base: m.ldtr.base, limit: m.ldtr.limit, usable: m.ldtr.unusable === 0 && !isNullSelector(m.ldtr.selector) } : { base: m.gdtr.base, limit: m.gdtr.limit, usable: true };
   const offset = selectorIndex(selector) * 8;
   return { address: table.base + BigInt(offset), inside: table.usable && offset + bytes - 1 <= table.limit };
 }

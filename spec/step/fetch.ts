@@ -65,7 +65,8 @@ class InstructionBytes {
  * memo is (spec/paging/walk-memo.ts): it skips the work, not a check whose answer could differ.
  */
 interface CodePage {
-  readonly memory: MemoryDraft;
+  /** The draft's serial (MemoryDraft.serial), not the draft: the cache outlives runs. */
+  readonly memory: number;
   readonly generation: number;
   readonly cr0: bigint;
   readonly cr3: bigint;
@@ -85,13 +86,16 @@ const codePages: (CodePage | undefined)[] = new Array<CodePage | undefined>(CODE
 const TWO_TO_53 = 1n << 53n;
 
 function sameCodePage(c: CodePage, m: MachineRegisters, memory: MemoryDraft, mode: AccessMode): boolean {
-  return c.memory === memory && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
-    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (m.rflags & RFLAGS.AC);
+  // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
+  const rflags = m.rflags;
+  return c.memory === memory.serial && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
+    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC);
 }
 
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
 export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Fault {
-  const m = t.m;
+  // Read, not handed out (`t.now`): nothing is updated while an instruction is fetched.
+  const m = t.now;
   const mode64 = in64BitMode(m);
   // 64-bit mode, RIP below 2^53 (canonical): first the code pages fetched from before.
   if (mode64 && m.rip < TWO_TO_53) {
@@ -126,7 +130,7 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
   }
   if (!walkIsRemembered(m, memory, m.rip, { kind: "execute", mode })) return;
   codePages[slot] = {
-    memory, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
+    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
     linearPage, decoded: new Map([[offset, insn]]),
   };
 }
@@ -145,4 +149,9 @@ function fetchAndDecodeWalking(t: Transaction, m: MachineRegisters, mode64: bool
   const decoded = decode((i) => bytes.byte(i), mode64);
   if (decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
   return decoded;
+}
+
+/** The code pages kept (for tests of what the cache holds on to between runs). */
+export function keptCodePages(): readonly object[] {
+  return codePages.filter((c): c is CodePage => c !== undefined);
 }

@@ -5,7 +5,7 @@
 // (spec/semantics-table.ts); delivery is spec/transitions/deliver.ts and double-fault.ts.
 import type { Instruction } from "../decode/instruction.ts";
 import { isFault, type Fault } from "../fault.ts";
-import { patchRegisters, withMemory, type Machine, type MachineRegisters } from "../machine/machine.ts";
+import { patchRegisters, withMemory, withOwnRegisters, type Machine, type MachineRegisters } from "../machine/machine.ts";
 import { MemoryLimit, type MemoryDraft } from "../machine/physical-memory.ts";
 import { PAGE_BUDGET } from "../../contract/limits.ts";
 import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
@@ -20,6 +20,7 @@ import { exceptionEvent, pushesErrorCode, type EventSource } from "../transition
 import { deliverSoftwareInterrupt } from "../transitions/software-interrupt.ts";
 import type { Environment, PortIo, SoftwareInterrupt } from "../transaction/semantics.ts";
 import { Transaction } from "../transaction/transaction.ts";
+import { RegisterJournal } from "../transaction/register-journal.ts";
 import type { RunResult, StepEvent, StepResult } from "./events.ts";
 import { fetchAndDecode } from "./fetch.ts";
 import { recordExecuted } from "../rules/execution-coverage.ts";
@@ -54,6 +55,9 @@ interface Context {
   readonly coverage: Set<RuleId> | null;
   readonly delivery: "idt" | "stop";
   readonly env: Environment;
+  /** The undo log of the step's in-place register writes: a step owns the record it starts on
+   *  (its caller's working record, written by no one else) and writes it in place. */
+  readonly journal: RegisterJournal;
 }
 
 /** One step's result inside a step or run: the registers after it (its memory is the draft). */
@@ -68,19 +72,23 @@ function context(options: StepOptions): Context {
     coverage: options.coverage ?? null,
     delivery: options.delivery ?? "idt",
     env: options.portIn === undefined ? DEFAULT_ENV : { portIn: options.portIn },
+    journal: new RegisterJournal(),
   };
 }
 
 /** One step on `state`, which it leaves untouched: the machine after the step and its event. */
 export function step(state: Machine, options: StepOptions = {}): StepResult {
   const memory = state.memory.draft(options.maxPages ?? PAGE_BUDGET);
-  const result = stepOn(state, memory, context(options));
+  // The step writes its start record in place: its own copy, not the caller's.
+  const result = stepOn(withOwnRegisters(state), memory, context(options));
   return { state: withMemory(result.state, memory.snapshot()), event: result.event };
 }
 
-/** One step on `state`'s registers and `memory` (written in place). */
+/** One step on `state`'s registers and `memory`, both owned by the caller and written in place
+ *  (a step that is taken back leaves both as they were). */
 function stepOn(state: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
   const mark = memory.mark();
+  const registersMark = ctx.journal.mark();
   let result: RegistersStep;
   try {
     result = boundaryOrInstruction(state, memory, ctx);
@@ -88,6 +96,7 @@ function stepOn(state: MachineRegisters, memory: MemoryDraft, ctx: Context): Reg
     if (!(e instanceof MemoryLimit)) throw e;
     // The page budget: the step is taken back whole, as if it had not begun.
     memory.rollBack(mark);
+    ctx.journal.rollBack(registersMark);
     return { state, event: { kind: "memory-limit", rip: state.rip, reason: e.message } };
   }
   if (ctx.coverage !== null) recordImpliedRules(ctx.coverage);
@@ -119,8 +128,12 @@ function boundaryOrInstruction(start: MachineRegisters, memory: MemoryDraft, ctx
 }
 
 function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
+  // What the step reads of the machine as it starts, read now: the transaction writes `state` in
+  // place (and takes the writes back if the instruction faults).
   const rip = state.rip;
-  const t = new Transaction(state, ctx.profile, ctx.coverage, memory);
+  const rflags = state.rflags;
+  const cpu = state.cpu;
+  const t = new Transaction(state, ctx.profile, ctx.coverage, memory, ctx.journal);
   const decoded = fetchAndDecode(t);
   if (isFault(decoded)) {
     // The decoder raises its faults (#UD for reserved or absent encodings, #GP past 15 bytes) as
@@ -130,48 +143,49 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
   }
   if (decoded.kind === "unsupported") {
     t.discardMemory();
+    t.rollBackRegisters();
     return { state, event: { kind: "unsupported", rip, bytes: decoded.bytes, reason: decoded.reason } };
   }
   const insn = decoded;
 
-  const tfBefore = (state.rflags & RFLAGS.TF) !== 0n;
+  const tfBefore = (rflags & RFLAGS.TF) !== 0n;
   // A single-step trap pending here was held by a MOV SS shadow (SHADOW-05): it stays pending
   // through this instruction, whatever it does (SHADOW-06).
-  const heldTrap = state.cpu.pendingDebugTrap;
+  const heldTrap = cpu.pendingDebugTrap;
   if (heldTrap) t.hit("SHADOW-06");
   // RF-01: RF is cleared by every instruction that completes; RIP moves on unless it branches.
   const end = rip + BigInt(insn.length);
   const nextRip = in64BitMode(state) ? (end > MASK64 ? end & MASK64 : end) : end & 0xffff_ffffn;
   // (RFLAGS below bit 16 has RF clear already: kept as it is, without a BigInt operation.)
-  const rflags = state.rflags;
   t.update("RF-01", { rip: nextRip, rflags: rflags < RF_AND_ABOVE ? rflags : rflags & NOT_RF });
   // SHADOW-02: the shadow in force covered the boundary before this instruction and ends as it
   // starts (t.startShadow keeps it for STI / MOV SS, SHADOW-07); the semantics may open a new one.
-  if (state.cpu.shadow !== "none") {
+  if (cpu.shadow !== "none") {
     // SHADOW-04: an NMI the profile held back in an STI shadow (Profile.stiShadowBlocksNmi).
-    if (state.cpu.shadow === "sti" && state.cpu.pendingNmi && !state.cpu.nmiBlocked) t.hit("SHADOW-04");
-    t.update("SHADOW-02", { cpu: { ...state.cpu, shadow: "none" } });
+    if (cpu.shadow === "sti" && cpu.pendingNmi && !cpu.nmiBlocked) t.hit("SHADOW-04");
+    t.update("SHADOW-02", { cpu: { ...cpu, shadow: "none" } });
   }
   // PRIO-TPR: a maskable interrupt that IF and the shadow let through still waits (no event was
   // taken at this boundary): CR8 holds its priority class back.
-  if (state.cpu.pendingIrq !== null && state.cpu.shadow === "none" && (state.rflags & RFLAGS.IF) !== 0n) t.hit("PRIO-TPR");
+  if (cpu.pendingIrq !== null && cpu.shadow === "none" && (rflags & RFLAGS.IF) !== 0n) t.hit("PRIO-TPR");
 
   const outcome = SEMANTICS[insn.mnemonic](t, insn, ctx.env);
-  if (outcome === undefined) return completed(state, t, insn, tfBefore, heldTrap, undefined);
+  if (outcome === undefined) return completed(rip, t, insn, tfBefore, heldTrap, undefined);
   // A switch, not a ts-pattern match: this runs for every instruction that faults, interrupts or
   // does I/O (a match costs a few per cent of the interrupt loop). `unreachable` keeps it exhaustive.
   switch (outcome.kind) {
     case "fault":
       // SHADOW-09: the shadow holds back events, not the instruction's own faults.
-      if (state.cpu.shadow !== "none") t.hit("SHADOW-09");
+      if (cpu.shadow !== "none") t.hit("SHADOW-09");
       return faulted(state, t, outcome, insn, ctx);
     case "unsupported":
       t.discardMemory();
+      t.rollBackRegisters();
       return { state, event: { kind: "unsupported", rip, bytes: insn.bytes, reason: outcome.reason } };
     case "software-interrupt":
-      return softwareInterrupt(state, t, outcome, insn, heldTrap, ctx);
+      return softwareInterrupt(rip, t, outcome, insn, heldTrap, ctx);
     case "io":
-      return completed(state, t, insn, tfBefore, heldTrap, outcome);
+      return completed(rip, t, insn, tfBefore, heldTrap, outcome);
     default:
       return unreachable(outcome);
   }
@@ -190,7 +204,7 @@ function unreachable(x: never): never {
  * holds it over the next instruction (SHADOW-05), where it merges with that one's own. INT n, INT3,
  * INT1 and INTO never get here: their delivery clears TF (SWINT-06, software-interrupt.ts).
  */
-function completed(state: MachineRegisters, t: Transaction, insn: Instruction, tfBefore: boolean, heldTrap: boolean, io: PortIo | undefined): RegistersStep {
+function completed(rip: bigint, t: Transaction, insn: Instruction, tfBefore: boolean, heldTrap: boolean, io: PortIo | undefined): RegistersStep {
   const ownTrap = t.singleStepTrap ?? tfBefore;
   if (ownTrap) t.hit(loadsSs(insn) ? "SHADOW-05" : "TF-01");
   const trap = heldTrap || ownTrap;
@@ -200,7 +214,6 @@ function completed(state: MachineRegisters, t: Transaction, insn: Instruction, t
   const output = io !== undefined && io.direction === "out" ? deviceOut(t, io) : undefined;
   const m = t.m;
   const after = m.cpu.pendingDebugTrap === trap ? m : patchRegisters(m, { cpu: { ...m.cpu, pendingDebugTrap: trap } });
-  const rip = state.rip;
   if (io !== undefined) {
     const event = { kind: "io", rip, direction: io.direction, port: io.port, size: io.size, value: io.value, instruction: insn } as const;
     return { state: after, event: output === undefined ? event : { ...event, console: output } };
@@ -214,23 +227,28 @@ function completed(state: MachineRegisters, t: Transaction, insn: Instruction, t
  *  with delivery "stop", a fault raised on the way ends the step at the INT instead. The INT
  *  itself writes no memory: its transaction's memory stands, and a delivery attempt that faults
  *  takes back its own writes. */
-function softwareInterrupt(start: MachineRegisters, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): RegistersStep {
-  const atInstruction = t.keptOnFaultFrom(start);
-  const outcome = deliverSoftwareInterrupt(t, atInstruction, si, heldTrap);
+function softwareInterrupt(rip: bigint, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): RegistersStep {
+  const atInstruction = t.keptOnFaultFrom(t.startMachine());
+  // A fault on the way is delivered on `atInstruction`, in place when delivery is through the
+  // IDT; with delivery "stop" the step ends on it as it is, so nothing writes it.
+  const outcome = deliverSoftwareInterrupt(t, atInstruction, si, heldTrap, ctx.delivery === "stop" ? undefined : ctx.journal);
   const first = outcome.nested[0];
   if (ctx.delivery === "stop" && first !== undefined)
-    return { state: atInstruction, event: { kind: "fault", rip: start.rip, fault: first, instruction: insn } };
-  return deliveredResult(outcome, start.rip, insn);
+    return { state: atInstruction, event: { kind: "fault", rip, fault: first, instruction: insn } };
+  return deliveredResult(outcome, rip, insn);
 }
 
 /** A faulting instruction: no effect but A/D bits and the updates a fault keeps (GLOBAL-05); its
  *  fault is delivered on the machine at the instruction (saved RIP = the faulting instruction, RF = 1). */
 function faulted(start: MachineRegisters, t: Transaction, f: Fault, insn: Instruction | undefined, ctx: Context): RegistersStep {
   t.rollBackMemory();
+  t.rollBackRegisters();
+  // Read before the delivery, which writes `start` in place.
+  const rip = start.rip;
   const atInstruction = t.keptOnFaultFrom(start);
-  if (ctx.delivery === "stop") return { state: atInstruction, event: { kind: "fault", rip: start.rip, fault: f, instruction: insn } };
-  const outcome = deliverWithNestingOn(atInstruction, atInstruction, t.workingMemory, exceptionEvent(f), ctx.profile, ctx.coverage);
-  return deliveredResult(outcome, start.rip, insn, f);
+  if (ctx.delivery === "stop") return { state: atInstruction, event: { kind: "fault", rip, fault: f, instruction: insn } };
+  const outcome = deliverWithNestingOn(atInstruction, atInstruction, t.workingMemory, exceptionEvent(f), ctx.profile, ctx.coverage, ctx.journal);
+  return deliveredResult(outcome, rip, insn, f);
 }
 
 const STEP_SOURCE: Record<EventSource, "exception" | "software" | "external" | "nmi"> = {
@@ -290,7 +308,10 @@ export function run(state: Machine, options: RunOptions): RunResult {
   const onStep = options.onStep;
   /** The machine before this step, for onStep. */
   let before = state;
-  let m: MachineRegisters = state;
+  /** The run's working record: its own copy of `state`'s registers, written in place by each
+   *  step (a step that faults takes its writes back: Transaction.rollBackRegisters). */
+  let m: MachineRegisters = withOwnRegisters(state);
+  const journal = ctx.journal;
   let last: StepEvent | undefined;
   const result = (reason: RunResult["reason"], steps: number): RunResult => ({ state: onStep !== undefined ? before : withMemory(m, memory.snapshot()), reason, steps, last });
   for (let steps = 0; ; steps++) {
@@ -300,15 +321,20 @@ export function run(state: Machine, options: RunOptions): RunResult {
     if (steps >= options.maxSteps) return result("limit", steps);
     if ((steps & 1023) === 1023 && Date.now() > deadline) return result("timeout", steps);
     const r = stepOn(m, memory, ctx);
-    // The journal only serves a step that faults: past the step, nothing is rolled back.
+    // The journals only serve a step that faults: past the step, nothing is rolled back.
     memory.forgetJournal();
+    journal.forget();
     m = r.state;
     last = r.event;
     if (onStep !== undefined) {
-      const after = withMemory(m, memory.snapshot());
+      // A Machine of its own: the next step writes the working record and its registers in place.
+      const after = withMemory(withOwnRegisters(m), memory.snapshot());
       onStep(before, { state: after, event: last });
       before = after;
     }
+    // (Retired and delivered, the usual events, tested first by name: the table's keyed lookup
+    // sees every kind.)
+    if (last.kind === "retired" || last.kind === "delivered") continue;
     if (last.kind === "io" && last.console !== undefined) options.onConsole?.(last.console);
     const stop = STOPPING[last.kind];
     // An unsupported or memory-limit attempt is not a step (contract/engine.ts).

@@ -16,6 +16,7 @@ import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instr
 import { canonical, cpl, in64BitMode, MASK64, RSP, sizeMask } from "../machine/registers.ts";
 import { compatibilityLinear, segmentCheckFailure, stackWidthMask, withStackPointer } from "./segment-checks.ts";
 import { recordExecuted } from "../rules/execution-coverage.ts";
+import type { RegisterJournal } from "./register-journal.ts";
 
 /** The explicit data reads and writes, user and supervisor (Transaction.dataAccess). */
 const DATA_READ = [accessOf("read", "user"), accessOf("read", "supervisor")] as const;
@@ -27,17 +28,30 @@ export class Transaction {
    * registers (`registers`) and writes it in place, so a register write does not copy the record.
    * `m` puts the working copy into the record it hands out; after that both count as shared and
    * are copied again before the next write, so a record handed out never changes.
+   *
+   * A transaction given a RegisterJournal owns its start record (the run's working record) and
+   * writes it and its register array in place, logging each write, instead of copying them
+   * first: `rollBackRegisters` takes the writes back when the step faults.
    */
   private current: MutableRegisters;
   /** Whether `current` is this step's own copy, not handed out by `m` since it was made: then an
    *  update writes its fields in place. Otherwise the next update copies it first (one copy, not
    *  one per update). */
-  private owned = false;
+  private owned: boolean;
+  /** Whether writes to `current` are logged: it is the start record, written in place. */
+  private logCurrent: boolean;
   private registers: bigint[];
   /** Whether `registers` may be referenced by a record handed out (copy before writing). */
-  private registersShared = true;
-  /** Whether `registers` changed since `m` last built the record. */
-  private stale = false;
+  private registersShared: boolean;
+  /** Whether writes to `registers` are logged: it is the start record's array, written in place. */
+  private logRegisters: boolean;
+  /** The record this transaction began on, and its register array then. */
+  private readonly start: MachineRegisters;
+  private readonly startRegisters: readonly bigint[];
+  /** The undo log of in-place writes (null: the start record is never written), and where it
+   *  stood when this transaction began. */
+  private readonly journal: RegisterJournal | null;
+  private readonly journalMark: number;
   /** The memory this transaction reads and writes: its own draft, or the one of the step or run
    *  it is part of (shared by the delivery attempts of a step). */
   private readonly memory: MemoryDraft;
@@ -56,31 +70,53 @@ export class Transaction {
 
   /** A transaction on its own copy of `start` (its memory a draft of `start.memory`). */
   constructor(start: Machine, profile: Profile, coverage: Set<RuleId> | null);
-  /** A transaction on `start`'s registers and `memory`, the draft of the step or run it is part of. */
-  constructor(start: MachineRegisters, profile: Profile, coverage: Set<RuleId> | null, memory: MemoryDraft);
+  /** A transaction on `start`'s registers and `memory`, the draft of the step or run it is part
+   *  of; with `journal`, `start` is owned by that run and written in place (logged in `journal`). */
+  constructor(start: MachineRegisters, profile: Profile, coverage: Set<RuleId> | null, memory: MemoryDraft, journal?: RegisterJournal);
   constructor(
     start: MachineRegisters,
     readonly profile: Profile,
     /** When not null, every rule hit is recorded here (coverage reports). */
     readonly coverage: Set<RuleId> | null,
     memory?: MemoryDraft,
+    journal?: RegisterJournal,
   ) {
+    const inPlace = journal !== undefined;
     this.current = start as MutableRegisters;
+    this.owned = inPlace;
+    this.logCurrent = inPlace;
     this.registers = start.gpr as bigint[];
+    this.registersShared = !inPlace;
+    this.logRegisters = inPlace;
+    this.start = start;
+    this.startRegisters = start.gpr;
+    this.journal = journal ?? null;
+    this.journalMark = inPlace ? journal.mark() : 0;
     this.memory = memory ?? (start as Machine).memory.draft();
     this.memoryMark = this.memory.mark();
     this.startShadow = start.cpu.shadow;
   }
 
   /** The machine as updated so far in this step (every field but memory, which is read and
-   *  written through the transaction). */
+   *  written through the transaction). Handed out: it never changes afterwards (the next update
+   *  copies it first). */
   get m(): MachineRegisters {
-    if (this.stale) {
-      this.own().gpr = this.registers;
-      this.registersShared = true;
-      this.stale = false;
-    }
+    const m = this.now;
     this.owned = false;
+    this.logCurrent = false;
+    this.registersShared = true;
+    this.logRegisters = false;
+    return m;
+  }
+
+  /**
+   * The machine as updated so far, not handed out: the transaction goes on writing it, so it
+   * changes with the next update. For reading fields at once (a body reads what it needs before
+   * its updates, as the checks-then-updates form does); a body that reads a field after updating
+   * it, or keeps the machine, uses `m`.
+   */
+  get now(): MachineRegisters {
+    if (this.current.gpr !== this.registers) this.assign("gpr", this.registers);
     return this.current;
   }
 
@@ -112,8 +148,16 @@ export class Transaction {
     if (!this.owned) {
       this.current = copyRegisters(this.current);
       this.owned = true;
+      this.logCurrent = false;
     }
     return this.current;
+  }
+
+  /** Writes one field of the record (logged when written in place on the start record). */
+  private assign<K extends keyof MutableRegisters>(key: K, value: MutableRegisters[K]): void {
+    const m = this.own();
+    if (this.logCurrent) this.journal!.log(m, key, m[key]);
+    m[key] = value;
   }
 
   // ---- rules: every check that fails and every update is tagged with its rule ---------------
@@ -127,11 +171,13 @@ export class Transaction {
   /** Applies an update tagged with its rule. */
   update(rule: RuleId, patch: Partial<MachineRegisters>): void {
     this.hit(rule);
-    assignRegisters(this.own(), patch);
+    const m = this.own();
+    if (this.logCurrent) assignLogged(m, patch, this.journal!);
+    else assignRegisters(m, patch);
     if (patch.gpr !== undefined) {
       this.registers = patch.gpr as bigint[];
       this.registersShared = true;
-      this.stale = false;
+      this.logRegisters = false;
     }
   }
 
@@ -197,6 +243,27 @@ export class Transaction {
     this.memory.rollBack(this.memoryMark);
   }
 
+  /** Takes back this transaction's in-place writes to its start record (and those of any
+   *  transaction begun after it): the start record is again as this one began. Nothing is
+   *  written through this transaction afterwards. */
+  rollBackRegisters(): void {
+    if (this.journal === null) return;
+    this.journal.rollBack(this.journalMark);
+    this.current = this.start as MutableRegisters;
+    this.owned = false;
+    this.logCurrent = false;
+    this.registers = this.start.gpr as bigint[];
+    this.registersShared = true;
+    this.logRegisters = false;
+  }
+
+  /** The machine as this transaction began, as a record nothing writes in place (its start
+   *  record, or a copy of it taken back to how it began when it is written in place). */
+  startMachine(): MachineRegisters {
+    if (this.journal === null) return this.start;
+    return this.journal.copyAsAt(this.journalMark, this.start, this.startRegisters);
+  }
+
   /** The registers to keep when the step faults: `start` with the updates kept on a fault. */
   keptOnFaultFrom(start: MachineRegisters): MachineRegisters {
     let m = start;
@@ -219,12 +286,14 @@ export class Transaction {
 
   setGpr(reg: number, value: bigint): void {
     if (this.registersShared) {
-      this.registers = [...this.registers];
+      this.registers = this.registers.slice();
       this.registersShared = false;
+      this.logRegisters = false;
     }
+    const registers = this.registers;
+    if (this.logRegisters) this.journal!.log(registers, reg, registers[reg]);
     // asUintN(64, …), not `& MASK64`: V8 computes it without allocating an intermediate BigInt.
-    this.registers[reg] = BigInt.asUintN(64, value);
-    this.stale = true;
+    registers[reg] = BigInt.asUintN(64, value);
   }
 
   /** Register read at an operand size (AH/CH/DH/BH with `high8`). */
@@ -588,6 +657,33 @@ export class Transaction {
     const width = stackWidthMask(this.current.ss);
     this.hit("SEG-CHECK-STACK");
     this.writeGpr(rule, RSP, withStackPointer(rsp, rsp + delta, width));
+  }
+}
+
+/** `assignRegisters`, logging in `journal` the value each write overwrites. */
+function assignLogged(m: MutableRegisters, patch: Partial<MachineRegisters>, journal: RegisterJournal): void {
+  const fields = m as Record<string, unknown>;
+  for (const key in patch) {
+    // RIP and RFLAGS by name, as assignRegisters does (a keyed load that sees every name is slower).
+    if (key === "rip") {
+      const rip = patch.rip;
+      if (rip !== undefined) {
+        journal.log(m, "rip", m.rip);
+        m.rip = rip;
+      }
+    } else if (key === "rflags") {
+      const rflags = patch.rflags;
+      if (rflags !== undefined) {
+        journal.log(m, "rflags", m.rflags);
+        m.rflags = rflags;
+      }
+    } else {
+      const value = (patch as Record<string, unknown>)[key];
+      if (value !== undefined) {
+        journal.log(m, key, fields[key]);
+        fields[key] = value;
+      }
+    }
   }
 }
 

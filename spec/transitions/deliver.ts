@@ -86,7 +86,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   // PF-01: a #PF writes CR2 before its delivery begins, and a fault of the delivery keeps it.
   const address = event.address;
   if (event.vector === PF && event.source === "exception" && address !== undefined) t.updateKeptOnFault("PF-01", () => ({ cr2: address }));
-  const m = t.m;
+  const m = t.now;
   const v = event.vector;
   const ext = extBit(event);
   t.hit("EXC-05");

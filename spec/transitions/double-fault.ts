@@ -9,6 +9,7 @@ import type { Profile } from "../../contract/profile.ts";
 import { defineRules, type RuleId } from "../rules/rule.ts";
 import { runAlone } from "../transaction/alone.ts";
 import { Transaction } from "../transaction/transaction.ts";
+import type { RegisterJournal } from "../transaction/register-journal.ts";
 import { deliverOnce } from "./deliver.ts";
 import { DOUBLE_FAULT_EVENT, doubleFaultClass, exceptionEvent, type InterruptEvent } from "./exception-classes.ts";
 
@@ -79,13 +80,16 @@ export function deliverWithNestingOn(
   event: InterruptEvent,
   profile: Profile,
   coverage: Set<RuleId> | null,
+  /** When given, `state` is owned by the caller's step and is written in place (logged here; an
+   *  attempt that faults takes its writes back). */
+  journal?: RegisterJournal,
 ): DeliveryOutcome<MachineRegisters> {
   const nested: Fault[] = [];
   let on = state;
   let base = faultState;
   let current = event;
   for (let attempt = 0; attempt < 8; attempt++) {
-    const t = new Transaction(on, profile, coverage, memory);
+    const t = new Transaction(on, profile, coverage, memory, journal);
     const f = deliverOnce(t, current);
     if (!isFault(f)) return { state: t.m, delivered: current, nested };
     // DF-02: a fault raised while delivering `current` is a second exception.
@@ -96,6 +100,7 @@ export function deliverWithNestingOn(
     // Only A/D bits and CR2 survive the failed attempt (GLOBAL-05); the next event is delivered on
     // the machine of the interrupted instruction.
     t.rollBackMemory();
+    t.rollBackRegisters();
     base = t.keptOnFaultFrom(base);
     if (current.vector === DF && current.source === "exception") {
       t.hit("DF-05");

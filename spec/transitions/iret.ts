@@ -13,6 +13,7 @@ import {
   segmentFromDescriptor, selectorRpl, type Descriptor,
 } from "../segmentation/descriptor.ts";
 import { runAlone } from "../transaction/alone.ts";
+import { stackWidthMask, withStackPointer } from "../transaction/segment-checks.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 import { nullInaccessibleDataSegments, setAccessed } from "./segment-load.ts";
 
@@ -33,7 +34,7 @@ export const IRET_RULES = defineRules([
   { id: "IRETQ-13", description: "RFLAGS from the image: IF only if old CPL ≤ old IOPL, IOPL only at old CPL 0, VIF/VIP at CPL 0 with OS ≥ 32, RF/AC/ID with OS ≥ 32, VM never", source: "SDM Vol. 2A IRET pseudo-code" },
   { id: "RF-02", description: "IRET with a 32/64-bit operand size is the instruction that loads RF from memory (16-bit IRET does not)", source: "SDM Vol. 3A §18.3.1.1; Vol. 2A IRET" },
   { id: "IRETQ-14", description: "CPL ← return CS.RPL; CS cache from the descriptor; RIP ← popped RIP (zero-extended below 64 bits; a compatibility-mode target: EIP, zero-extended)", source: "SDM Vol. 2A IRET pseudo-code; docs/model-choices.md \"Transfers into compatibility mode\"" },
-  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked; a compatibility-mode target: bits 31:0); compatibility-mode same-level IRET only moves the stack pointer past the frame (SS.B width)", source: "SDM Vol. 2A IRET pseudo-code; SDM Vol. 1 §3.4.1.1" },
+  { id: "IRETQ-15", description: "SS ← popped SS and RSP ← popped RSP (not canonical-checked; a compatibility-mode target: bits 31:0 with SS.B = 1, bits 15:0 into SP with SS.B = 0, RSP bits 63:16 kept); compatibility-mode same-level IRET only moves the stack pointer past the frame (SS.B width)", source: "SDM Vol. 2A IRET pseudo-code; SDM Vol. 3A §6.14.3 (\"The SS/ESP/RSP size adjustment is determined by the stack size\"); SDM Vol. 1 §3.4.1.1" },
   { id: "IRETQ-16", description: "Return to an outer level: DS/ES/FS/GS whose hidden part is data or non-conforming code with DPL < new CPL → NULL selector, unusable, base kept; a NULL selector with RPL != 0 → selector 0", source: "SDM Vol. 2A IRET pseudo-code, RETURN-TO-OUTER-PRIVILEGE-LEVEL (descriptor cache; SegmentSelector == NULL clause)" },
   { id: "IRETQ-17", description: "No interrupt shadow after IRET; a TF set by IRET traps after the next instruction", source: "SDM Vol. 3A §18.3.1.4", recordedWith: "IRETQ-14" },
 ]);
@@ -69,8 +70,8 @@ function readSlot(t: Transaction, n: number, size: IretSize): bigint | Fault {
 /** IRET with operand size `size` on a transaction whose machine is the one IRET starts on. */
 export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   // IRETQ-00 / NMI-03: IRET ends NMI blocking first, and a fault of the IRET does not undo it.
-  if (t.m.cpu.nmiBlocked) t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: cpuRunState({ ...m.cpu, nmiBlocked: false }) }));
-  const m = t.m;
+  if (t.now.cpu.nmiBlocked) t.updateKeptOnFault("IRETQ-00", (m) => ({ cpu: cpuRunState({ ...m.cpu, nmiBlocked: false }) }));
+  const m = t.now;
   const oldCpl = cpl(m);
   const began64 = in64BitMode(m);
   // SMAP-03: the pops are explicit accesses at the current CPL (SMAP honours RFLAGS.AC at CPL < 3).
@@ -160,7 +161,11 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   t.update("IRETQ-13", { rflags });
   t.update("IRETQ-14", { cs: segmentFromDescriptor(csSel, csLoaded), rip: newRip });
   if (ssLoaded !== null) {
-    t.writeGpr("IRETQ-15", RSP, tempRsp);
+    // A compatibility-mode target's stack pointer is written at the new SS's width (SDM Vol. 3A
+    // §6.14.3: "The SS/ESP/RSP size adjustment is determined by the stack size"): SS.B = 0 loads SP
+    // only and RSP bits 63:16 keep what they held when IRET began (docs/model-choices.md, row
+    // "Transfers into compatibility mode"; silicon's espfix leak).
+    t.writeGpr("IRETQ-15", RSP, target64 ? tempRsp : withStackPointer(t.gpr(RSP), tempRsp, stackWidthMask(ssLoaded)));
     t.update("IRETQ-15", { ss: ssLoaded });
   } else {
     // Compatibility mode, same privilege: the stack pointer moves past the three slots (SS.B width).

@@ -163,7 +163,7 @@ export function execPopSreg(t: Transaction, insn: Instruction): Fault | undefine
  */
 export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rule: RuleId, nullSelectors: "null-selectors-too" | "leave-null-selectors"): void {
   const patch: { -readonly [K in "es" | "ds" | "fs" | "gs"]?: Segment } = {};
-  const m = t.m;
+  const m = t.now;
   let changed = false;
   for (const sreg of ["es", "ds", "fs", "gs"] as const) {
     const seg = m[sreg];

@@ -14,7 +14,7 @@ export const SWAPGS_RULES = defineRules([
 ]);
 
 export function execSwapgs(t: Transaction): Fault | undefined {
-  const m = t.m;
+  const m = t.now;
   if (!in64BitMode(m)) return t.fault("SWAPGS-01", UD);
   if (t.cpl() !== 0) return t.fault("SWAPGS-02", GP, 0);
   t.update("SWAPGS-03", { gs: segment({ ...m.gs, base: m.kernelGsBase }), kernelGsBase: m.gs.base });

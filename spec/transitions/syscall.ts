@@ -41,7 +41,7 @@ export function syscallSs(star: bigint): Segment {
 
 /** SYSCALL on a transaction whose RIP already points past the instruction and whose RF is 0. */
 export function execSyscall(t: Transaction): Fault | undefined {
-  const m = t.m;
+  const m = t.now;
   const compatibility = !in64BitMode(m);
   // ---- checks ----
   if (compatibility && t.profile.syscallInCompatibilityMode === "ud") return t.fault("SYSCALL-01", UD);

@@ -58,7 +58,7 @@ function loadSysretSs(t: Transaction, m: MachineRegisters): void {
 
 /** SYSRET on a transaction whose RIP already points past the instruction. */
 export function sysretOn(t: Transaction, form: SysretForm): Fault | undefined {
-  const m = t.m;
+  const m = t.now;
   const compatibility = !in64BitMode(m);
   // ---- checks, in the SDM's order ----
   if (compatibility && t.profile.sysretInCompatibilityMode === "ud") return t.fault("SYSRET-01", UD);

@@ -133,6 +133,22 @@ describe("far returns: lockstep regressions", () => {
     expect(out.gpr[4]).toBe(0x8n);
   });
 
+  it("SEG-CHECK-STACK decision: IRET to a compatibility-mode target with a 16-bit SS (B = 0) loads SP only (RSP bits 63:16 kept); far RET loads ESP", () => {
+    // docs/model-choices.md "Transfers into compatibility mode": IRET writes the stack pointer at
+    // the new stack's size (SDM Vol. 3A §6.14.3, silicon's espfix leak); the RET page says
+    // "ESP ← tempESP". GDT 0x48 becomes a 16-bit DPL-3 data segment (limit 0xfffff, G = 1, B = 0).
+    const sixteen = (m: Machine) => withQwords(m, 0x8048n, [0x008f_f300_0000_ffffn]);
+    const at = (code: number[], slots: bigint[]) => sixteen(withQwords(withRegs(withBytes(kernelMachine(), 0x10000n, code), { rsp: 0x1fe00n }), 0x1fe00n, slots));
+    // IRETQ from RSP 0x1fe00 (bits 63:16 = 0x1), popped RSP 0xabcd1234: SP = 0x1234.
+    const iretq = runAllWithSpec(stateFromMachine(at([0x48, 0xcf], [0x200000n, 0x1bn, 0x2n, 0xabcd_1234n, 0x4bn])), 1).state;
+    expect({ cs: iretq.cs.selector, ss: iretq.ss.selector, db: iretq.ss.db, rsp: iretq.gpr[4] }).toEqual({ cs: 0x1b, ss: 0x4b, db: 0, rsp: 0x1_1234n });
+    // LRETQ to the same CS:SS: all of ESP; LRETQ imm16 0x10 then releases at SP's width.
+    const lretq = runAllWithSpec(stateFromMachine(at([0x48, 0xcb], [0x200000n, 0x1bn, 0xabcd_1234n, 0x4bn])), 1).state;
+    expect({ ss: lretq.ss.selector, rsp: lretq.gpr[4] }).toEqual({ ss: 0x4b, rsp: 0xabcd_1234n });
+    const released = runAllWithSpec(stateFromMachine(at([0x48, 0xca, 0x10, 0x00], [0x200000n, 0x1bn, 0n, 0n, 0xabcd_fff8n, 0x4bn])), 1).state;
+    expect(released.gpr[4]).toBe(0xabcd_0008n);
+  });
+
   it("far RET to an outer level nulls DS/ES/FS/GS by their hidden part (DPL < new CPL), whatever the selector", () => {
     // DS holds NULL selector 3 over a DPL 0 data hidden part: nulled (selector 0, unusable, base
     // kept); ES a NULL selector with RPL 3 and an unusable hidden part: left alone by far RET.

@@ -43,21 +43,30 @@ const ALT_LSTAR = 0x15000n;
 const ALT_TABLES = [0x40000n, 0x41000n, 0x42000n, 0x43000n];
 const ALT_USER = 0x400000n;
 
+/** Code added to the SYSCALL round trip: in the user loop before and after SYSCALL, in the
+ *  entry (after RFLAGS is added to RBP). */
+interface GuestExtras {
+  readonly beforeSyscall?: (s: Section) => void;
+  readonly afterSyscall?: (s: Section) => void;
+  readonly inEntry?: (s: Section) => void;
+}
+
 /**
  * The SYSCALL round trip: user `syscall; inc r12; add rbx, r12; dec r15; jnz loop; hlt`; the entry
  * saves the user RSP, pushes RCX/R11, adds RFLAGS to RBP (so FMASK shows), counts in R14 and runs
  * `hook` on round trip HOOK_AT. Returns the state and the layout.
  */
 function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: LayoutOptions = {}, r11From16 = 0,
-  rflags?: bigint): ArchState {
+  rflags?: bigint, extras: GuestExtras = {}): ArchState {
   const alt = { tables: ALT_TABLES, mappings: DEFAULT_MAPPINGS.map((m) => (m.linear === 0x200000n ? identity(0x200000n, 0x200000n, "2M", true, { physical: ALT_USER }) : m)) };
   const l = defineLayout({ msrs: { fmask: 0x47700n }, addressSpaces: [alt], ...options });
   const a = new Assembler();
   const user = (at: bigint, name: string, step: number) => {
-    a.section(at, { name })
-      .label(`${name}_loop`)
-      .emit(Code.Syscall)
-      .emit(Code.Add_rm64_imm8, R.R12, step)
+    const s = a.section(at, { name }).label(`${name}_loop`);
+    extras.beforeSyscall?.(s);
+    s.emit(Code.Syscall);
+    extras.afterSyscall?.(s);
+    s.emit(Code.Add_rm64_imm8, R.R12, step)
       .emit(Code.Add_rm64_r64, R.RBX, R.R12)
       .emit(Code.Dec_rm64, R.R15)
       .emit(Code.Jne_rel8_64, `${name}_loop`)
@@ -80,6 +89,7 @@ function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: Layou
       .emit(Code.Add_rm64_r64, R.RBP, R.RAX)
       .emit(Code.Add_rm64_imm32, R.RBP, extra)
       .emit(Code.Inc_rm64, R.R14);
+    extras.inEntry?.(s);
     if (r11From16 !== 0) {
       // Without a branch (the trace's path stays the same): from round trip 16 on, SYSRET loads
       // RFLAGS with these bits set.
@@ -282,6 +292,120 @@ describe("traces across SYSCALL/SYSRET", () => {
       }
     }
   });
+});
+
+/** The guest layout's user data page (read by the extras below). */
+const USER_DATA = 0x220000n;
+const AC = 0x40000n, CR4_SMAP = 1n << 21n;
+
+describe("SYSCALL and SYSRETQ written out in a trace (engine/trace-transitions.ts)", () => {
+  // SYSCALL's saved RFLAGS (R11) is computed from whichever operation set the flags last: the
+  // kernel adds the masked RFLAGS to RBP on every round trip, and R11 goes back through SYSRET, so
+  // a wrong flag on any round trip shows in the final state.
+  const producers: [string, (s: Section) => void][] = [
+    ["a 64-bit SUB with an immediate", (s) => s.emit(Code.Mov_r64_rm64, R.R8, R.R15).emit(Code.Sub_rm64_imm8, R.R8, 17)],
+    ["a 64-bit CMP of registers", (s) => s.emit(Code.Mov_r64_imm64, R.R9, 0x8000000000000005n).emit(Code.Cmp_rm64_r64, R.R15, R.R9)],
+    ["a 32-bit ADD that carries and overflows", (s) => s.emit(Code.Mov_r32_rm32, R.R8D, R.R15D).emit(Code.Add_rm32_imm32, R.R8D, 0x7ffffff0)],
+    ["a 16-bit TEST", (s) => s.emit(Code.Test_rm16_imm16, R.R15W, 0x8005)],
+    ["an 8-bit INC that overflows", (s) => s.emit(Code.Mov_r32_rm32, R.R8D, R.R15D).emit(Code.Add_rm8_imm8, R.R8L, 0x6c).emit(Code.Inc_rm8, R.R8L)],
+    ["a 64-bit DEC", (s) => s.emit(Code.Mov_r64_rm64, R.R8, R.R15).emit(Code.Dec_rm64, R.R8)],
+    ["ADC", (s) => s.emit(Code.Mov_r64_rm64, R.R8, R.R15).emit(Code.Cmp_rm64_imm8, R.R8, 9).emit(Code.Adc_rm64_r64, R.R8, R.R8)],
+    ["SBB", (s) => s.emit(Code.Mov_r64_rm64, R.R8, R.R15).emit(Code.Cmp_rm64_imm8, R.R8, 9).emit(Code.Sbb_rm32_imm8, R.R8D, 3)],
+    ["a 32-bit XOR to zero", (s) => s.emit(Code.Xor_r32_rm32, R.R8D, R.R8D)],
+    ["a shift", (s) => s.emit(Code.Mov_r64_rm64, R.R8, R.R15).emit(Code.Shl_rm64_imm8, R.R8, 62)],
+  ];
+  for (const [name, emit] of producers) {
+    it(`save RFLAGS after ${name}`, () => {
+      const state = syscallGuest(() => {}, {}, 0, undefined, { beforeSyscall: emit });
+      expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+      const out = expectAgreesWithSpec(state, 700);
+      expect(out.state.gpr[12]).toBe(BigInt(ROUNDS));
+    });
+  }
+
+  it("give the user access classes by RFLAGS.AC at SYSRET (#AC on a misaligned user load once AC is set)", () => {
+    // From round trip 16 on, SYSRET sets AC (CR0.AM = 1 in the layout): the user's misaligned load
+    // raises #AC(0) inside the trace.
+    const state = syscallGuest(() => {}, {}, Number(AC), undefined, {
+      afterSyscall: (s) => s.emit(Code.Mov_r64_rm64, R.R8, abs(USER_DATA + 1n)),
+    });
+    expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.rip).toBe(0xb000n + 16n * 17n + 1n);
+    expect(out.state.gpr[14]).toBe(16n);
+  });
+
+  it("give the kernel the access classes by RFLAGS.AC at SYSCALL (SMAP: AC kept by FMASK lets it read a user page)", () => {
+    const smap = { msrs: { fmask: 0x7700n }, control: { cr4: 0x620n | CR4_SMAP } };
+    const read = { inEntry: (s: Section) => s.emit(Code.Add_r64_rm64, R.RBP, abs(USER_DATA)) };
+    const state = syscallGuest(() => {}, smap, 0, 0x202n | AC, read);
+    expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.gpr[12]).toBe(BigInt(ROUNDS));
+    // Without AC the same read is a #PF (SMAP): the test can tell the two classes apart.
+    const faulting = expectAgreesWithSpec(syscallGuest(() => {}, smap, 0, 0x202n, read), STEPS, "intel", { lockstep: false });
+    expect(faulting.state.rip).toBe(0xb000n + 16n * 14n + 1n);
+  });
+
+  /** Entry code that from round trip 16 on (R14 bit 4) puts `bits` (shifted left by `shift`) into
+   *  RAX, without a branch (the trace's path stays the same); 0 before. */
+  const from16 = (s: Section, multiplier: number, shift = 0) => {
+    s.emit(Code.Mov_r64_rm64, R.RAX, R.R14).emit(Code.Shr_rm64_imm8, R.RAX, 4).emit(Code.And_rm64_imm8, R.RAX, 1)
+      .emit(Code.Imul_r64_rm64_imm32, R.RAX, R.RAX, multiplier);
+    if (shift !== 0) s.emit(Code.Shl_rm64_imm8, R.RAX, shift);
+    return s;
+  };
+
+  it("see EFER.SCE cleared before a SYSCALL inside the trace (#UD)", () => {
+    // Round trip HOOK_AT clears SCE and returns with IRETQ; the user loop's next SYSCALL, in the
+    // trace, raises #UD.
+    const state = syscallGuest((s, l) => {
+      const star = l.msrs.star >> 48n;
+      wrmsr(s, IA32_EFER, l.msrs.efer & ~1n)
+        .emit(Code.Pop_r64, R.R11).emit(Code.Pop_r64, R.RCX)
+        .emit(Code.Mov_r64_rm64, R.RAX, abs(percpuOffset(l, "userRsp"), R.GS))
+        .emit(Code.Swapgs)
+        .emit(Code.Pushq_imm32, Number((star + 8n) | 3n)).emit(Code.Push_r64, R.RAX).emit(Code.Push_r64, R.R11)
+        .emit(Code.Pushq_imm32, Number((star + 16n) | 3n)).emit(Code.Push_r64, R.RCX)
+        .emit(Code.Iretq);
+    });
+    expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.rip).toBe(0xb000n + 16n * 6n + 1n);
+    expect(out.state.gpr[14]).toBe(BigInt(HOOK_AT));
+  });
+
+  it("see a non-canonical RCX at a SYSRETQ inside the trace (#GP)", () => {
+    // From round trip 16 on, the entry sets bit 47 of the saved RCX.
+    const state = syscallGuest(() => {}, {}, 0, undefined, {
+      inEntry: (s) => from16(s, 1, 47).emit(Code.Or_rm64_r64, mem(R.RSP, 8n), R.RAX),
+    });
+    expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.rip).toBe(0xb000n + 16n * 13n + 1n);
+    expect(out.state.gpr[14]).toBe(16n);
+  });
+
+  it("see the user code remapped by a page-table write inside the trace (the guard after SYSRETQ)", () => {
+    // From round trip 16 on, the entry points the PDE of 2–4 MiB (PD at 0x3000, entry 1) at
+    // physical 4 MiB, where the loop adds 3 instead of 1; the write flushes the TLB.
+    const remap = { inEntry: (s: Section) => from16(s, 0x200000).emit(Code.Add_rm64_imm32, R.RAX, 0x200087).emit(Code.Mov_rm64_r64, abs(0x3008n), R.RAX) };
+    const state = syscallGuest(() => {}, {}, 0, undefined, remap);
+    expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.gpr[12]).toBe(15n + 3n * 5n);
+  });
+
+  it("load SS at SYSRET as the vendor profile says (AMD keeps its hidden part)", () => {
+    const amd = expectAgreesWithSpec(base(), STEPS, "amd");
+    const intel = expectAgreesWithSpec(base(), STEPS, "intel", { lockstep: false });
+    expect(amd.state.ss.selector).toBe(intel.state.ss.selector);
+    expect(amd.state.ss.dpl).not.toBe(intel.state.ss.dpl);
+  });
+
+  function base(): ArchState {
+    return syscallGuest(() => {});
+  }
 });
 
 describe("traces across INT n/IRETQ", () => {

@@ -85,6 +85,15 @@ describe("far RET to an outer privilege", () => {
     // instruction pointer is not within the return code segment limit"), not cut to EIP.
     fails(kernel([0xffff_ffff_0020_0000n, 0x1bn, 0x210000n, 0x23n]), LRETQ, GP, 0, "RETF-10");
   });
+  it("RETF-10: a 16-bit SS (B = 0) still gets the whole popped ESP (SDM RET: \"ESP ← tempESP\"); the imm16 is then released at SP's width (\"SP ← SP + SRC\")", () => {
+    // docs/model-choices.md row "Transfers into compatibility mode": unlike IRET (SDM Vol. 3A
+    // §6.14.3), the RET page loads ESP; QEMU 7.2 and Bochs 2.7 load SP only (docs/discrepancies.md).
+    const sixteen = (m: Machine) => withGdtEntry(m, SPARE, descriptor({ type: 3, dpl: 3, db: 0 }));
+    const m = retired(stepBytes(sixteen(kernel([0x200000n, 0x1bn, 0xabcd_1234n, BigInt(SPARE | 3)])), LRETQ));
+    expect({ rsp: m.gpr[RSP], ss: m.ss.selector, b: m.ss.db }).toEqual({ rsp: 0xabcd_1234n, ss: SPARE | 3, b: 0 });
+    const imm = retired(stepBytes(sixteen(kernel([0x200000n, 0x1bn, 0n, 0n, 0xabcd_fff8n, BigInt(SPARE | 3)])), LRETQ_16));
+    expect(imm.gpr[RSP]).toBe(0xabcd_0008n);
+  });
   it("RETF-09: NULL SS to ring 3, SS.RPL != CS.RPL, non-writable SS or SS.DPL != RPL raise #GP; not present #SS(sel)", () => {
     fails(kernel([0x200000n, 0x2bn, 0x210000n, 0x3n]), LRETQ, GP, 0, "RETF-09");
     fails(kernel([0x200000n, 0x2bn, 0x210000n, 0x22n]), LRETQ, GP, 0x20, "RETF-09");

@@ -101,6 +101,21 @@ describe("IRETQ-10 / IRETQ-15: SS:RSP", () => {
     expect(m.ss).toEqual(USER_SS);
     expect(m.gpr[RSP]).toBe(0x20fff0n);
   });
+  it("IRETQ-15: a compatibility-mode target with a 16-bit SS (B = 0) loads SP only, RSP bits 63:16 keep what they held when IRET began (SDM Vol. 3A §6.14.3; silicon's espfix leak)", () => {
+    // docs/model-choices.md row "Transfers into compatibility mode". The frame sits at 0x1f000, so
+    // the kept bits 63:16 are 0x1: popped 0xabcd1234 gives RSP 0x11234 (not ESP's 0xabcd1234).
+    const sixteen = (m: Machine) => withDescriptor(m, 0x48, descriptor({ type: 3, dpl: 3, db: 0 }));
+    const q = run(sixteen(toUser({ cs: 0x1bn, rsp: 0xabcd_1234n, ss: 0x4bn })));
+    expect({ rsp: q.gpr[RSP], ss: q.ss.selector, b: q.ss.db, cs: q.cs.selector }).toEqual({ rsp: 0x1_1234n, ss: 0x4b, b: 0, cs: 0x1b });
+    const d = run(sixteen(framed([0x200000n, 0x1bn, 0x202n, 0xabcd_1234n, 0x4bn], 4)), 4);
+    expect(d.gpr[RSP]).toBe(0x1_1234n);
+    // In the step loop too.
+    const stepped = stepOnce(withCode(sixteen(toUser({ cs: 0x1bn, rsp: 0xabcd_1234n, ss: 0x4bn })), [0x48, 0xcf]));
+    expect(stepped.state.gpr[RSP]).toBe(0x1_1234n);
+    // SS.B = 1: ESP, zero-extended; a 64-bit target: all 64 bits, whatever B says.
+    expect(run(toUser({ cs: 0x1bn, rsp: 0xffff_ffff_abcd_1234n })).gpr[RSP]).toBe(0xabcd_1234n);
+    expect(run(sixteen(toUser({ rsp: 0x1_abcd_1234n, ss: 0x4bn }))).gpr[RSP]).toBe(0x1_abcd_1234n);
+  });
 });
 
 describe("IRETQ-11: the popped SS", () => {
