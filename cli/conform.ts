@@ -277,10 +277,12 @@ function progress(io: Io, total: number | undefined, timeMs: number | undefined)
       },
     };
   }
-  let last = Date.now();
+  // A log gets the first line as soon as the first case is done (it shows the campaign runs and how
+  // fast), then one every 5 s.
+  let last: number | undefined;
   return {
     update(p) {
-      if (Date.now() - last < 5000) return;
+      if (last !== undefined && Date.now() - last < 5000) return;
       last = Date.now();
       io.err(p.phase === "shrinking" ? `conform: shrinking ${p.done} of ${p.total} failures` : `conform: ${p.done}${total === undefined ? "" : `/${total}`} cases, ${p.failed} failed, ${rate(p)} cases/s`);
     },

@@ -106,7 +106,7 @@ describe("conform is interrupted with Ctrl-C", () => {
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    // Interrupted once it is running cases (its first progress line, after about 5 s).
+    // Interrupted once it is running cases (its first progress line, after its first case).
     await new Promise<void>((resolve) => child.stderr.on("data", (d: Buffer) => d.toString().includes("conform: ") && resolve()));
     child.kill("SIGINT");
     expect(await exit).toBe(130);
