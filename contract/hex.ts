@@ -50,14 +50,21 @@ export function hexInto(text: string, from: number, count: number, target: Uint8
 }
 
 /** Node's Buffer where there is one (a global, no import: contract/ also runs in browsers). */
-const NATIVE = (globalThis as { Buffer?: { from(text: string, encoding: "hex"): Uint8Array } }).Buffer;
+interface NativeBuffer {
+  write(text: string, offset: number, length: number, encoding: "hex"): number;
+}
+const NATIVE = (globalThis as { Buffer?: { from(buffer: ArrayBufferLike, byteOffset: number, length: number): NativeBuffer } }).Buffer;
 
-/**
- * The bytes of a validated hex string, for reading only: where Node's native decoder exists the
- * result may be a view into its shared pool, so copy what you keep (pagesFromRegions does).
- */
-export function hexBytesToRead(text: string): Uint8Array {
-  return NATIVE !== undefined ? NATIVE.from(text, "hex") : hexToBytes(text);
+/** Decodes hex digits into `target`: `write(text, from, count, at)` puts bytes `from`..`from+count-1`
+ *  of the validated hex string `text` at `target[at]`. Node's native decoder writes straight into
+ *  `target` where there is one (no intermediate buffer to copy from); the digit table otherwise. */
+export function hexWriter(target: Uint8Array): (text: string, from: number, count: number, at: number) => void {
+  if (NATIVE === undefined) return (text, from, count, at) => hexInto(text, from, count, target, at);
+  const view = NATIVE.from(target.buffer, target.byteOffset, target.byteLength);
+  return (text, from, count, at) => {
+    // A substring of a flat string is a view (no copy); the whole text when it fits as it is.
+    view.write(from === 0 && count << 1 === text.length ? text : text.substring(from << 1, (from + count) << 1), at, count, "hex");
+  };
 }
 
 export function hexToBytes(text: string): Uint8Array {

@@ -88,27 +88,48 @@ function parseNatively(bytes: Uint8Array, limits: JsonLimits): unknown {
   } catch {
     return NOT_NATIVELY;
   }
+  return withinCaps(value, bytes.length, limits) ? value : NOT_NATIVELY;
+}
+
+/**
+ * Whether a parsed document of `textBytes` bytes stays within the caps. What the text's length
+ * already bounds is not checked again: a string has at most as many UTF-16 units as it has UTF-8
+ * bytes (an escape is longer than what it stands for), and each value but the first takes at least
+ * two bytes (itself, and the `[`, `,` or `:` before it), so a vector file needs only its depth
+ * checked. Containers wait on a stack with their depths (no object a value, no recursion); this
+ * walk runs over every value of every document loaded.
+ */
+function withinCaps(value: unknown, textBytes: number, limits: JsonLimits): boolean {
   const maxUnits = limits.maxStringBytes / 6;
-  let values = 0;
-  const pending: { readonly value: unknown; readonly depth: number }[] = [{ value, depth: 0 }];
-  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
-    if (++values > limits.maxValues) return NOT_NATIVELY;
-    const v = item.value;
-    if (typeof v === "string") {
-      if (v.length > maxUnits) return NOT_NATIVELY;
-    } else if (typeof v === "object" && v !== null) {
-      const depth = item.depth + 1;
-      if (depth > limits.maxDepth) return NOT_NATIVELY;
-      if (Array.isArray(v)) for (const e of v) pending.push({ value: e, depth });
-      else {
-        for (const key of Object.keys(v)) {
-          if (key.length > maxUnits) return NOT_NATIVELY;
-          pending.push({ value: (v as Record<string, unknown>)[key], depth });
-        }
+  const checkLengths = textBytes > maxUnits;
+  const countValues = (textBytes + 1) / 2 > limits.maxValues;
+  if (typeof value === "string") return !checkLengths || value.length <= maxUnits;
+  if (typeof value !== "object" || value === null) return true;
+  let values = 1;
+  const containers: object[] = [value];
+  const depths: number[] = [1];
+  for (let container = containers.pop(); container !== undefined; container = containers.pop()) {
+    const depth = depths.pop()!;
+    if (depth > limits.maxDepth) return false;
+    let items: unknown[];
+    if (Array.isArray(container)) items = container;
+    else {
+      if (checkLengths) for (const key of Object.keys(container)) if (key.length > maxUnits) return false;
+      items = Object.values(container);
+    }
+    values += items.length;
+    if (countValues && values > limits.maxValues) return false;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (typeof item === "string") {
+        if (checkLengths && item.length > maxUnits) return false;
+      } else if (typeof item === "object" && item !== null) {
+        containers.push(item);
+        depths.push(depth + 1);
       }
     }
   }
-  return value;
+  return true;
 }
 
 /** The byte parser: caps checked while parsing, errors worded with the JSON path (exported for

@@ -9,6 +9,8 @@ type Chunk = readonly (Uint8Array | undefined)[];
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
 const chunkKey = (pageNumber: number): number => Math.floor(pageNumber / CHUNK_PAGES);
+/** The next MemoryDraft.serial. */
+let nextDraftSerial = 1;
 
 /** What a page-table walk needs from memory: the bytes of a page. */
 export interface PageSource {
@@ -129,6 +131,12 @@ export class MemoryDraft implements PageSource {
    * them again (spec/paging/walk-memo.ts).
    */
   generation = 0;
+  /**
+   * This draft's number (drafts are numbered as they are made, never reused): what a module-level
+   * memo keeps to recognise the draft, so that it never holds the draft itself (and the memory
+   * behind it) alive after the run that made it (spec/paging/walk-memo.ts, spec/step/fetch.ts).
+   */
+  readonly serial = nextDraftSerial++;
 
   /** How many pages are backed. */
   private pageCount: number;

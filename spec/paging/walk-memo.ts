@@ -28,9 +28,10 @@ interface Remembered {
   /** The 4 KiB physical frame of the linear page, and its number. */
   readonly frame: bigint;
   readonly frameNumber: number;
-  /** The draft and its generation under which `tables` were last found in place: while both
-   *  stand, no page object was replaced and the tables need no check. */
-  checkedIn: MemoryDraft | null;
+  /** The draft (its serial: the memo outlives runs and must not keep their drafts alive) and its
+   *  generation under which `tables` were last found in place: while both stand, no page object
+   *  was replaced and the tables need no check. */
+  checkedIn: number;
   checkedAt: number;
 }
 
@@ -58,15 +59,15 @@ export function walkRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bi
   if (byPage.size >= LIMIT) byPage.clear();
   byPage.set(pageNumber, {
     cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses: w.entryAddresses, tableNumbers, tables,
-    frame: w.physical & ~0xfffn, frameNumber: Number(w.physical >> 12n), checkedIn: memory, checkedAt: memory.generation,
+    frame: w.physical & ~0xfffn, frameNumber: Number(w.physical >> 12n), checkedIn: memory.serial, checkedAt: memory.generation,
   });
   return w;
 }
 
 function sameTables(r: Remembered, memory: MemoryDraft): boolean {
-  if (r.checkedIn === memory && r.checkedAt === memory.generation) return true;
+  if (r.checkedIn === memory.serial && r.checkedAt === memory.generation) return true;
   for (let i = 0; i < r.tables.length; i++) if (memory.page(r.tableNumbers[i]!) !== r.tables[i]) return false;
-  r.checkedIn = memory;
+  r.checkedIn = memory.serial;
   r.checkedAt = memory.generation;
   return true;
 }
@@ -89,4 +90,11 @@ export function rememberedFrame(m: WalkRegisters, memory: MemoryDraft, linearPag
   const rflags = m.rflags;
   const ac = rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC;
   return r.ac === ac && sameTables(r, memory) ? r.frameNumber : -1;
+}
+
+/** What the memo keeps, entry by entry (for tests of what it holds on to between runs). */
+export function rememberedWalkEntries(): readonly object[] {
+  const entries: object[] = [];
+  for (const byMode of Object.values(memo)) for (const byPage of Object.values(byMode)) for (const r of byPage.values()) entries.push(r);
+  return entries;
 }

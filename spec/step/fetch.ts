@@ -65,7 +65,8 @@ class InstructionBytes {
  * memo is (spec/paging/walk-memo.ts): it skips the work, not a check whose answer could differ.
  */
 interface CodePage {
-  readonly memory: MemoryDraft;
+  /** The draft's serial (MemoryDraft.serial), not the draft: the cache outlives runs. */
+  readonly memory: number;
   readonly generation: number;
   readonly cr0: bigint;
   readonly cr3: bigint;
@@ -87,7 +88,7 @@ const TWO_TO_53 = 1n << 53n;
 function sameCodePage(c: CodePage, m: MachineRegisters, memory: MemoryDraft, mode: AccessMode): boolean {
   // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
   const rflags = m.rflags;
-  return c.memory === memory && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
+  return c.memory === memory.serial && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
     c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC);
 }
 
@@ -129,7 +130,7 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
   }
   if (!walkIsRemembered(m, memory, m.rip, { kind: "execute", mode })) return;
   codePages[slot] = {
-    memory, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
+    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
     linearPage, decoded: new Map([[offset, insn]]),
   };
 }
@@ -148,4 +149,9 @@ function fetchAndDecodeWalking(t: Transaction, m: MachineRegisters, mode64: bool
   const decoded = decode((i) => bytes.byte(i), mode64);
   if (decoded.kind === "instruction") rememberInstruction(fixed, bytes.shift, mode64, decoded);
   return decoded;
+}
+
+/** The code pages kept (for tests of what the cache holds on to between runs). */
+export function keptCodePages(): readonly object[] {
+  return codePages.filter((c): c is CodePage => c !== undefined);
 }

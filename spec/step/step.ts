@@ -229,7 +229,9 @@ function completed(rip: bigint, t: Transaction, insn: Instruction, tfBefore: boo
  *  takes back its own writes. */
 function softwareInterrupt(rip: bigint, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): RegistersStep {
   const atInstruction = t.keptOnFaultFrom(t.startMachine());
-  const outcome = deliverSoftwareInterrupt(t, atInstruction, si, heldTrap, ctx.journal);
+  // A fault on the way is delivered on `atInstruction`, in place when delivery is through the
+  // IDT; with delivery "stop" the step ends on it as it is, so nothing writes it.
+  const outcome = deliverSoftwareInterrupt(t, atInstruction, si, heldTrap, ctx.delivery === "stop" ? undefined : ctx.journal);
   const first = outcome.nested[0];
   if (ctx.delivery === "stop" && first !== undefined)
     return { state: atInstruction, event: { kind: "fault", rip, fault: first, instruction: insn } };

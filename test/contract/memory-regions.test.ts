@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { pagesFromRegions, PAGE_SIZE } from "../../contract/state.ts";
-import { bytesToHex, hexBytesToRead, hexToBytes } from "../../contract/hex.ts";
+import { bytesToHex, hexToBytes, hexWriter } from "../../contract/hex.ts";
 
 /** The reference: one byte at a time into a Map of zeroed pages. */
 function reference(regions: readonly { gpa: bigint; bytes: string }[]): Map<number, Uint8Array> {
@@ -39,26 +39,50 @@ describe("pagesFromRegions", () => {
     );
   });
 
-  it("gives every page its own array (no view into a shared decode buffer)", () => {
-    const pages = pagesFromRegions([{ gpa: 0x1ffen, bytes: "0102030405" }]);
-    expect([...pages.keys()]).toEqual([1, 2]);
+  it("gives every page PAGE_SIZE bytes of a buffer that holds only that state's pages, none shared", () => {
+    const pages = pagesFromRegions([
+      { gpa: 0x1ffen, bytes: "0102030405" },
+      { gpa: 0x9000n, bytes: "ff" },
+    ]);
+    expect([...pages.keys()]).toEqual([1, 2, 9]);
+    const buffer = pages.get(1)!.buffer;
+    const offsets = new Set<number>();
     for (const page of pages.values()) {
-      expect(page.byteOffset).toBe(0);
-      expect(page.buffer.byteLength).toBe(PAGE_SIZE);
+      expect(page.byteLength).toBe(PAGE_SIZE);
+      expect(page.buffer).toBe(buffer);
+      offsets.add(page.byteOffset);
     }
+    // One slot each, and nothing else in the buffer (no view into a shared decode pool).
+    expect([...offsets].sort((a, b) => a - b)).toEqual([0, PAGE_SIZE, 2 * PAGE_SIZE]);
+    expect(buffer.byteLength).toBe(3 * PAGE_SIZE);
     expect([...pages.get(1)!.subarray(4094)]).toEqual([1, 2]);
     expect([...pages.get(2)!.subarray(0, 4)]).toEqual([3, 4, 5, 0]);
+    // A write to one page shows in no other.
+    pages.get(2)!.fill(0xaa);
+    expect([...pages.get(1)!.subarray(4094)]).toEqual([1, 2]);
+    expect(pages.get(9)![0]).toBe(0xff);
+    expect(pages.get(9)!.subarray(1).every((b) => b === 0)).toBe(true);
+    // Another call's pages are another buffer.
+    expect(pagesFromRegions([{ gpa: 0x1000n, bytes: "01" }]).get(1)!.buffer).not.toBe(buffer);
   });
 });
 
 describe("hex decoding", () => {
-  it("hexToBytes and hexBytesToRead invert bytesToHex, in either case", () => {
+  it("hexToBytes and hexWriter invert bytesToHex, in either case, for any part of the text at any place", () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 3000 }), (bytes) => {
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.nat(), fc.nat(), fc.nat({ max: 16 }), (bytes, a, b, at) => {
         const text = bytesToHex(bytes);
         expect(hexToBytes(text)).toEqual(bytes);
         expect(hexToBytes(text.toUpperCase())).toEqual(bytes);
-        expect([...hexBytesToRead(text)]).toEqual([...bytes]);
+        const from = bytes.length === 0 ? 0 : a % bytes.length;
+        const count = b % (bytes.length - from + 1);
+        for (const digits of [text, text.toUpperCase()]) {
+          const target = new Uint8Array(bytes.length + 32).fill(0x5a);
+          hexWriter(target.subarray(8))(digits, from, count, at);
+          const want = new Uint8Array(target.length).fill(0x5a);
+          want.set(bytes.subarray(from, from + count), 8 + at);
+          expect(target).toEqual(want);
+        }
       }),
       { seed: 14, numRuns: 40 },
     );

@@ -56,6 +56,24 @@ describe("the JSON reader (contract/json-bytes.ts)", () => {
     expect(jsonError('{"abcdefghijklm":1}', limits)).toMatch(/a string longer than 12 bytes/);
   });
 
+  it("the native path decides every cap as the byte parser does, for any document and any caps (fixed seed)", () => {
+    const outcome = (read: () => unknown) => {
+      try {
+        return { value: read() };
+      } catch (e) {
+        return { error: (e as Error).message };
+      }
+    };
+    const limits = fc.record({ maxDepth: fc.integer({ min: 1, max: 6 }), maxValues: fc.integer({ min: 1, max: 40 }), maxStringBytes: fc.integer({ min: 1, max: 60 }) });
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), fc.boolean(), limits, (value, pretty, caps) => {
+        const text = bytes(pretty ? JSON.stringify(value, null, 1) : JSON.stringify(value));
+        expect(outcome(() => parseJsonBytes(text, caps))).toEqual(outcome(() => parseBytes(text, caps)));
+      }),
+      { seed: 14, numRuns: 1000 },
+    );
+  });
+
   it("escapes, non-ASCII text, surrogate pairs and a __proto__ key are read as JSON.parse reads them", () => {
     const text = String.raw`{"a\"b":"\\\/\b\f\n\r\t\u0041\u00e9\ud83d\ude00","é":"ünï ✓ 😀","__proto__":{"x":1},"n":[-0.5e-3,1E2,0]}`;
     const value = parseJsonBytes(bytes(text)) as Record<string, unknown>;

@@ -31,10 +31,6 @@ export const EXPECTED: { readonly qemu: EmulatorExpectations; readonly bochs: Em
       "irq-vector14-no-errcode": /cpu\.pending_irq = 14: Bochs's local APIC drops vectors below 16/,
     },
     vectorOnly: {
-      "IRETQ-10": {
-        vector: "iretd-no-rexw",
-        why: "a 32-bit IRET in 64-bit mode pops no SS:RSP (recorded); the campaign's IRET frames with a 16/32-bit operand size mostly fault first",
-      },
       "SYSCALL-10": {
         vector: "syscall-tf-masked",
         why: "a single-step #DB after a SYSCALL whose FMASK clears TF (recorded); the campaign's SYSCALL cases rarely start with TF = 1 and FMASK.TF = 1",
