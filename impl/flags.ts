@@ -40,20 +40,14 @@ function ult64(ah: number, al: number, bh: number, bl: number): boolean {
 export function arithFlags(m: Machine): number {
   const op = m.lazyOp;
   if (op === LAZY_NONE) return m.flags & ARITH;
-  return arithFlagsOf(op, m.lazySize, m.lazyResultLo, m.lazyResultHi, m.lazyDestLo, m.lazyDestHi, m.lazySrcLo,
-    m.lazySrcHi, m.lazyCarry);
-}
-
-/** The six arithmetic flag bits of lazy operation `op` (not LAZY_NONE) at size `sz` with result
- *  r, DEST a, SRC b and carry-in `carryIn` — the lazy record's fields as arguments, so generated
- *  code can compute them from its producer locals (engine/trace.ts: SYSCALL's saved RFLAGS). */
-export function arithFlagsOf(op: number, sz: number, rl: number, rh: number, al: number, ah: number, bl: number,
-  bh: number, carryIn: number): number {
+  const sz = m.lazySize;
+  const rl = m.lazyResultLo, al = m.lazyDestLo, bl = m.lazySrcLo;
   let out = PARITY[rl & 0xff]!;
   let cf = false;
   let of = false;
   let af = ((al ^ bl ^ rl) & 0x10) !== 0;
   if (sz === 8) {
+    const rh = m.lazyResultHi, ah = m.lazyDestHi, bh = m.lazySrcHi;
     if ((rl | rh) === 0) out |= ZF;
     if (rh < 0) out |= SF;
     switch (op) {
@@ -62,7 +56,7 @@ export function arithFlagsOf(op: number, sz: number, rl: number, rh: number, al:
         of = ((ah ^ rh) & (bh ^ rh)) < 0;
         break;
       case LAZY_ADC:
-        cf = carryIn !== 0 ? !ult64(ah, al, rh, rl) : ult64(rh, rl, ah, al);
+        cf = m.lazyCarry !== 0 ? !ult64(ah, al, rh, rl) : ult64(rh, rl, ah, al);
         of = ((ah ^ rh) & (bh ^ rh)) < 0;
         break;
       case LAZY_SUB:
@@ -70,18 +64,18 @@ export function arithFlagsOf(op: number, sz: number, rl: number, rh: number, al:
         of = ((ah ^ bh) & (ah ^ rh)) < 0;
         break;
       case LAZY_SBB:
-        cf = carryIn !== 0 ? !ult64(bh, bl, ah, al) : ult64(ah, al, bh, bl);
+        cf = m.lazyCarry !== 0 ? !ult64(bh, bl, ah, al) : ult64(ah, al, bh, bl);
         of = ((ah ^ bh) & (ah ^ rh)) < 0;
         break;
       case LAZY_LOGIC:
         af = false;
         break;
       case LAZY_INC:
-        cf = carryIn !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((ah ^ rh) & (bh ^ rh)) < 0;
         break;
       case LAZY_DEC:
-        cf = carryIn !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((ah ^ bh) & (ah ^ rh)) < 0;
         break;
     }
@@ -97,7 +91,7 @@ export function arithFlagsOf(op: number, sz: number, rl: number, rh: number, al:
         of = ((a ^ r) & (b ^ r)) < 0;
         break;
       case LAZY_ADC:
-        cf = carryIn !== 0 ? r <= a : r < a;
+        cf = m.lazyCarry !== 0 ? r <= a : r < a;
         of = ((a ^ r) & (b ^ r)) < 0;
         break;
       case LAZY_SUB:
@@ -105,18 +99,18 @@ export function arithFlagsOf(op: number, sz: number, rl: number, rh: number, al:
         of = ((a ^ b) & (a ^ r)) < 0;
         break;
       case LAZY_SBB:
-        cf = carryIn !== 0 ? a <= b : a < b;
+        cf = m.lazyCarry !== 0 ? a <= b : a < b;
         of = ((a ^ b) & (a ^ r)) < 0;
         break;
       case LAZY_LOGIC:
         af = false;
         break;
       case LAZY_INC:
-        cf = carryIn !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((a ^ r) & (b ^ r)) < 0;
         break;
       case LAZY_DEC:
-        cf = carryIn !== 0;
+        cf = m.lazyCarry !== 0;
         of = ((a ^ b) & (a ^ r)) < 0;
         break;
     }

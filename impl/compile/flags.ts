@@ -4,8 +4,12 @@
 // `pr_l === 0`), and only exits store them into the Machine (writer.ts flagStore). When the
 // producer is unknown (after an interpreter call, at block entry) they are read from the Machine.
 import * as I from "../insn.ts";
-import { LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_NONE, LAZY_SUB } from "../flags.ts";
-import { type BlockWriter, flagStore } from "./writer.ts";
+import * as constsModule from "../consts.ts";
+import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_NONE, LAZY_SBB, LAZY_SUB } from "../flags.ts";
+import { type BlockWriter, type FlagProducer, flagStore, producerFields } from "./writer.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const { AF, ARITH, CF, OF, SF, ZF } = constsModule;
 
 /** Expression for the current CF (0/1). */
 export function cfExpr(w: BlockWriter): string {
@@ -160,4 +164,61 @@ export function flagsLiveAtHead(w: BlockWriter): boolean {
     }
   }
   return true;
+}
+
+/**
+ * Expression for the six arithmetic flag bits of producer `f` from the producer locals: impl/flags.ts
+ * arithFlags written out for one operation and size (a call would not be inlined into a large
+ * trace), with the same formulas. test/impl/compile/flags-value.test.ts compares the two on every
+ * operation and size.
+ */
+export function arithFlagsExpr(f: FlagProducer): string {
+  // Each field parenthesised: INC/DEC's DEST is an expression.
+  const [, , rl, rh, al, ah, bl, bh, c] = producerFields(f).map((x) => (/^[\w-]+$/.test(x) ? x : `(${x})`)) as ReturnType<typeof producerFields>;
+  const op = f.op, sz = f.size;
+  const af = op === LAZY_LOGIC ? "0" : `((${al} ^ ${bl} ^ ${rl}) & ${AF})`;
+  let zf: string, sf: string, cf = "false", of = "false";
+  if (sz === 8) {
+    const ult = (xh: string, xl: string, yh: string, yl: string) =>
+      `((${xh} >>> 0) < (${yh} >>> 0) || (${xh} === ${yh} && (${xl} >>> 0) < (${yl} >>> 0)))`;
+    zf = `((${rl} | ${rh}) === 0 ? ${ZF} : 0)`;
+    sf = `(${rh} < 0 ? ${SF} : 0)`;
+    const ofAdd = `(((${ah} ^ ${rh}) & (${bh} ^ ${rh})) < 0)`, ofSub = `(((${ah} ^ ${bh}) & (${ah} ^ ${rh})) < 0)`;
+    switch (op) {
+      case LAZY_ADD: cf = ult(rh, rl, ah, al); of = ofAdd; break;
+      case LAZY_ADC: cf = `(${c} !== 0 ? !${ult(ah, al, rh, rl)} : ${ult(rh, rl, ah, al)})`; of = ofAdd; break;
+      case LAZY_SUB: cf = ult(ah, al, bh, bl); of = ofSub; break;
+      case LAZY_SBB: cf = `(${c} !== 0 ? !${ult(bh, bl, ah, al)} : ${ult(ah, al, bh, bl)})`; of = ofSub; break;
+      case LAZY_INC: cf = `(${c} !== 0)`; of = ofAdd; break;
+      case LAZY_DEC: cf = `(${c} !== 0)`; of = ofSub; break;
+      default: break;
+    }
+  } else {
+    // Values are kept masked to the operand size; the sign bit is shifted to bit 31.
+    const sh = 32 - 8 * sz;
+    const u = (v: string) => `((${v} << ${sh}) >>> 0)`;
+    const a = u(al), b = u(bl), r = u(rl);
+    zf = `(((${rl} << ${sh}) | 0) === 0 ? ${ZF} : 0)`;
+    sf = `((${rl} << ${sh}) < 0 ? ${SF} : 0)`;
+    const ofAdd = `(((${a} ^ ${r}) & (${b} ^ ${r})) < 0)`, ofSub = `(((${a} ^ ${b}) & (${a} ^ ${r})) < 0)`;
+    switch (op) {
+      case LAZY_ADD: cf = `(${r} < ${a})`; of = ofAdd; break;
+      case LAZY_ADC: cf = `(${c} !== 0 ? ${r} <= ${a} : ${r} < ${a})`; of = ofAdd; break;
+      case LAZY_SUB: cf = `(${a} < ${b})`; of = ofSub; break;
+      case LAZY_SBB: cf = `(${c} !== 0 ? ${a} <= ${b} : ${a} < ${b})`; of = ofSub; break;
+      case LAZY_INC: cf = `(${c} !== 0)`; of = ofAdd; break;
+      case LAZY_DEC: cf = `(${c} !== 0)`; of = ofSub; break;
+      default: break;
+    }
+  }
+  return `(P[${rl} & 255] | ${zf} | ${sf} | (${cf} ? ${CF} : 0) | (${of} ? ${OF} : 0) | ${af})`;
+}
+
+/** Expression for the full RFLAGS (low 32 bits) with the arithmetic flags of the current producer
+ *  (arithFlagsExpr) or, with none, of the Machine (GF: impl/flags.ts getFlags, a factory parameter
+ *  of traces). Reads the producer locals without storing them. */
+export function flagsValue(w: BlockWriter): string {
+  const f = w.flag;
+  if (f === null) return `(m.lazyOp === ${LAZY_NONE} ? m.flags : GF(m))`;
+  return `((m.flags & ${~ARITH}) | ${arithFlagsExpr(f)})`;
 }

@@ -18,7 +18,7 @@ import * as constsModule from "../consts.ts";
 import { LAZY_DEC, LAZY_INC, LAZY_LOGIC } from "../flags.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
-const { ARITH, GP, RIP_HI, RIP_LO, ST_FAULT, ST_OK } = constsModule;
+const { GP, RIP_HI, RIP_LO, ST_FAULT, ST_OK } = constsModule;
 
 /** Exit status: stopped before Machine.blockStopInsn, which the engine executes next. */
 export const ST_STOP = 7;
@@ -131,9 +131,11 @@ export function retired(w: BlockWriter, k: number): string {
 // exits: registers written back, flags stored, RIP and Machine.blockExit set, steps returned
 // ---------------------------------------------------------------------------------------------
 
+type ProducerFields = [string, string, string, string, string, string, string, string, string];
+
 /** The lazy record (impl/flags.ts) of the current flag producer as expressions over the producer
  *  locals: [op, size, result lo, result hi, DEST lo, DEST hi, SRC lo, SRC hi, carry]. */
-function producerFields(f: FlagProducer): string[] {
+export function producerFields(f: FlagProducer): ProducerFields {
   const wide = f.size === 8;
   const rh = wide ? "pr_h" : "0";
   if (f.op === LAZY_INC || f.op === LAZY_DEC) {
@@ -160,15 +162,6 @@ export function flagStore(w: BlockWriter): string {
   const carry = f.op === LAZY_LOGIC ? "" : ` m.lazyCarry = ${c};`;
   return `m.lazyOp = ${op}; m.lazySize = ${size}; m.lazyResultLo = ${rl}; m.lazyResultHi = ${rh}; m.lazyDestLo = ${al}; ` +
     `m.lazyDestHi = ${ah}; m.lazySrcLo = ${bl}; m.lazySrcHi = ${bh};${carry}`;
-}
-
-/** Expression for the full RFLAGS (low 32 bits) with the arithmetic flags of the current producer
- *  (flags.ts arithFlagsOf, a factory parameter named AFO) or, with none, of the Machine (GF:
- *  flags.ts getFlags). Reads the producer locals without storing them. */
-export function flagsValue(w: BlockWriter): string {
-  const f = w.flag;
-  if (f === null) return `(m.lazyOp === 0 ? m.flags : GF(m))`;
-  return `((m.flags & ${~ARITH}) | AFO(${producerFields(f).join(", ")}))`;
 }
 
 /** Returns `count` steps: directly, or through the shared epilogue (BlockWriter.sharedExit). */

@@ -38,14 +38,14 @@ import type { Insn } from "../insn.ts";
 import * as tlbModule from "../memory/tlb.ts";
 import { Block, type BlockFn, endsBlock, mayCompile } from "../blocks/block-cache.ts";
 import { assembleSource, emitInstructions, instantiate } from "../compile/compile.ts";
-import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, flagsValue, lit, regHi, regLo } from "../compile/writer.ts";
-import { arithFlagsOf, getFlags } from "../flags.ts";
+import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit, regHi, regLo } from "../compile/writer.ts";
+import { getFlags } from "../flags.ts";
 import { syscallChecks, syscallUpdates, sysretChecks, sysretUpdates, trapAfter } from "./trace-transitions.ts";
 import type { StepContext } from "./context.ts";
 import type { Machine } from "../machine.ts";
 import * as outcomesModule from "./outcomes.ts";
 import { deliverFault } from "./execute.ts";
-import { flagsLiveAtHead } from "../compile/flags.ts";
+import { flagsLiveAtHead, flagsValue } from "../compile/flags.ts";
 import { RELOAD } from "../compile/memory-operands.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
@@ -160,7 +160,7 @@ export function formTrace(ctx: StepContext, head: Block): void {
   // flags as they stand: run-block.ts finishCompiled): an R_* outcome.
   const deliverAt = (lo: number, hi: number) => deliverFault(ctx, lo, hi, ctx.m.flags);
   const fn = instantiate(src, insns, new Map<string, unknown>([
-    ["BL", blocks], ["GF", getFlags], ["AFO", arithFlagsOf], ["FD", deliverAt],
+    ["BL", blocks], ["GF", getFlags], ["FD", deliverAt],
   ]));
   if (fn === null) return;
   head.trace = { fn, blocks, starts, total: insns.length };

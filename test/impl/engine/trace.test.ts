@@ -49,6 +49,8 @@ interface GuestExtras {
   readonly beforeSyscall?: (s: Section) => void;
   readonly afterSyscall?: (s: Section) => void;
   readonly inEntry?: (s: Section) => void;
+  /** The hook in the second entry too (same code layout in both). */
+  readonly hookInBoth?: boolean;
 }
 
 /**
@@ -101,7 +103,7 @@ function syscallGuest(hook: (s: Section, l: GuestLayout) => void, options: Layou
     }
     s.emit(Code.Cmp_rm64_imm8, R.R14, HOOK_AT)
       .emit(Code.Jne_rel8_64, `${name}_skip`);
-    if (extra === 0) hook(s, l);
+    if (extra === 0 || extras.hookInBoth === true) hook(s, l);
     s.label(`${name}_skip`)
       .emit(Code.Pop_r64, R.R11)
       .emit(Code.Pop_r64, R.RCX)
@@ -394,6 +396,26 @@ describe("SYSCALL and SYSRETQ written out in a trace (engine/trace-transitions.t
     expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
     const out = expectAgreesWithSpec(state, STEPS);
     expect(out.state.gpr[12]).toBe(15n + 3n * 5n);
+  });
+
+  it("see the entry's page remapped (CR3 write) between two round trips (the guard after SYSCALL)", () => {
+    // A second address space maps LSTAR's page (0x11000) to the second entry (0x15000, which adds
+    // 0x1000 to RBP); the user code maps as before, so the trace is entered again, and the same
+    // LSTAR now leads to other code.
+    const MiB = 0x100000n;
+    const kernelAlt = {
+      tables: [0x44000n, 0x45000n, 0x46000n, 0x47000n, 0x48000n],
+      mappings: [
+        identity(0n, 0x11000n, "4K", false), identity(0x11000n, 0x1000n, "4K", false, { physical: ALT_LSTAR }),
+        identity(0x12000n, 2n * MiB - 0x12000n, "4K", false), ...DEFAULT_MAPPINGS.slice(1),
+      ],
+    };
+    const state = syscallGuest((s) => {
+      s.emit(Code.Mov_r64_imm64, R.RAX, 0x44000n).emit(Code.Mov_cr_r64, R.CR3, R.RAX);
+    }, { addressSpaces: [kernelAlt] }, 0, undefined, { hookInBoth: true });
+    expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.gpr[5]! >> 12n).toBe(BigInt(ROUNDS - HOOK_AT));
   });
 
   it("load SS at SYSRET as the vendor profile says (AMD keeps its hidden part)", () => {
