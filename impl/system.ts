@@ -873,7 +873,7 @@ export function execIret(m: Machine, i: Insn): number {
   if (readSs) {
     if (target64) loadReturnStack(m, ss, sdlo, sdhi, rspLo, rspHi);
     // A 16-bit stack (SS.B = 0) takes SP only: RSP bits 63:16 stay as IRET found them
-    // (model-choices "Transfers into compatibility mode"; SDM Vol. 3A §6.14.3, the stack size
+    // (model-choices "Return to a 16-bit stack (SS.B = 0)"; SDM Vol. 3A §6.14.3, the stack size
     // decides the width).
     else if (((sdhi >>> 22) & 1) === 0) loadReturnStack(m, ss, sdlo, sdhi, (m.regs[2 * RSP]! & ~0xffff) | (rspLo & 0xffff), m.regs[2 * RSP + 1]!);
     else loadReturnStack(m, ss, sdlo, sdhi, rspLo, 0);

@@ -164,7 +164,7 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
     // A compatibility-mode target's stack pointer is written at the new SS's width (SDM Vol. 3A
     // §6.14.3: "The SS/ESP/RSP size adjustment is determined by the stack size"): SS.B = 0 loads SP
     // only and RSP bits 63:16 keep what they held when IRET began (docs/model-choices.md, row
-    // "Transfers into compatibility mode"; silicon's espfix leak).
+    // "Return to a 16-bit stack (SS.B = 0)"; silicon's espfix leak).
     t.writeGpr("IRETQ-15", RSP, target64 ? tempRsp : withStackPointer(t.gpr(RSP), tempRsp, stackWidthMask(ssLoaded)));
     t.update("IRETQ-15", { ss: ssLoaded });
   } else {

@@ -134,7 +134,7 @@ describe("far returns: lockstep regressions", () => {
   });
 
   it("SEG-CHECK-STACK decision: IRET to a compatibility-mode target with a 16-bit SS (B = 0) loads SP only (RSP bits 63:16 kept); far RET loads ESP", () => {
-    // docs/model-choices.md "Transfers into compatibility mode": IRET writes the stack pointer at
+    // docs/model-choices.md "Return to a 16-bit stack (SS.B = 0)": IRET writes the stack pointer at
     // the new stack's size (SDM Vol. 3A §6.14.3, silicon's espfix leak); the RET page says
     // "ESP ← tempESP". GDT 0x48 becomes a 16-bit DPL-3 data segment (limit 0xfffff, G = 1, B = 0).
     const sixteen = (m: Machine) => withQwords(m, 0x8048n, [0x008f_f300_0000_ffffn]);

@@ -86,7 +86,7 @@ describe("far RET to an outer privilege", () => {
     fails(kernel([0xffff_ffff_0020_0000n, 0x1bn, 0x210000n, 0x23n]), LRETQ, GP, 0, "RETF-10");
   });
   it("RETF-10: a 16-bit SS (B = 0) still gets the whole popped ESP (SDM RET: \"ESP ← tempESP\"); the imm16 is then released at SP's width (\"SP ← SP + SRC\")", () => {
-    // docs/model-choices.md row "Transfers into compatibility mode": unlike IRET (SDM Vol. 3A
+    // docs/model-choices.md row "Return to a 16-bit stack (SS.B = 0)": unlike IRET (SDM Vol. 3A
     // §6.14.3), the RET page loads ESP; QEMU 7.2 and Bochs 2.7 load SP only (docs/discrepancies.md).
     const sixteen = (m: Machine) => withGdtEntry(m, SPARE, descriptor({ type: 3, dpl: 3, db: 0 }));
     const m = retired(stepBytes(sixteen(kernel([0x200000n, 0x1bn, 0xabcd_1234n, BigInt(SPARE | 3)])), LRETQ));

@@ -102,7 +102,7 @@ describe("IRETQ-10 / IRETQ-15: SS:RSP", () => {
     expect(m.gpr[RSP]).toBe(0x20fff0n);
   });
   it("IRETQ-15: a compatibility-mode target with a 16-bit SS (B = 0) loads SP only, RSP bits 63:16 keep what they held when IRET began (SDM Vol. 3A §6.14.3; silicon's espfix leak)", () => {
-    // docs/model-choices.md row "Transfers into compatibility mode". The frame sits at 0x1f000, so
+    // docs/model-choices.md row "Return to a 16-bit stack (SS.B = 0)". The frame sits at 0x1f000, so
     // the kept bits 63:16 are 0x1: popped 0xabcd1234 gives RSP 0x11234 (not ESP's 0xabcd1234).
     const sixteen = (m: Machine) => withDescriptor(m, 0x48, descriptor({ type: 3, dpl: 3, db: 0 }));
     const q = run(sixteen(toUser({ cs: 0x1bn, rsp: 0xabcd_1234n, ss: 0x4bn })));
