@@ -144,6 +144,14 @@ export function patchRegisters(m: MachineRegisters, patch: Partial<MachineRegist
   return copy;
 }
 
+/** `s` with another base (`segment({ ...s, base })` without the spread). */
+export function segmentWithBase(s: Segment, base: bigint): Segment {
+  return {
+    selector: s.selector, base, limit: s.limit, type: s.type, s: s.s, dpl: s.dpl, present: s.present,
+    db: s.db, l: s.l, g: s.g, avl: s.avl, unusable: s.unusable,
+  };
+}
+
 /** A segment register's visible and hidden parts, with the one Segment shape. */
 export function segment(s: Segment): Segment {
   return {

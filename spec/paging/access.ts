@@ -14,15 +14,21 @@ export type AccessMode = "user" | "supervisor" | "implicit";
 export interface Access {
   readonly kind: AccessKind;
   readonly mode: AccessMode;
+  /** On the objects `accessOf` returns: their number (0–8), under which the walk memo files their
+   *  walks (spec/paging/walk-memo.ts), found with one load instead of two keyed lookups. */
+  readonly slot?: number;
 }
 
 /** One Access object per kind and mode, made once: accesses run on every memory operand and
  *  stack slot, and need not allocate. */
 const ACCESSES: Readonly<Record<AccessKind, Readonly<Record<AccessMode, Access>>>> = {
-  read: { user: { kind: "read", mode: "user" }, supervisor: { kind: "read", mode: "supervisor" }, implicit: { kind: "read", mode: "implicit" } },
-  write: { user: { kind: "write", mode: "user" }, supervisor: { kind: "write", mode: "supervisor" }, implicit: { kind: "write", mode: "implicit" } },
-  execute: { user: { kind: "execute", mode: "user" }, supervisor: { kind: "execute", mode: "supervisor" }, implicit: { kind: "execute", mode: "implicit" } },
+  read: { user: { kind: "read", mode: "user", slot: 0 }, supervisor: { kind: "read", mode: "supervisor", slot: 1 }, implicit: { kind: "read", mode: "implicit", slot: 2 } },
+  write: { user: { kind: "write", mode: "user", slot: 3 }, supervisor: { kind: "write", mode: "supervisor", slot: 4 }, implicit: { kind: "write", mode: "implicit", slot: 5 } },
+  execute: { user: { kind: "execute", mode: "user", slot: 6 }, supervisor: { kind: "execute", mode: "supervisor", slot: 7 }, implicit: { kind: "execute", mode: "implicit", slot: 8 } },
 };
+
+/** How many slots `accessOf`'s objects number. */
+export const ACCESS_SLOTS = 9;
 
 export function accessOf(kind: AccessKind, mode: AccessMode): Access {
   return ACCESSES[kind][mode];

@@ -43,10 +43,19 @@ const memo: Record<Access["kind"], Record<Access["mode"], Map<number, Remembered
   write: { user: new Map(), supervisor: new Map(), implicit: new Map() },
   execute: { user: new Map(), supervisor: new Map(), implicit: new Map() },
 };
+/** The same maps by `Access.slot` (the accesses `accessOf` makes carry one). */
+const memoBySlot: Map<number, Remembered>[] = (Object.keys(memo) as Access["kind"][]).flatMap((kind) =>
+  (Object.keys(memo[kind]) as Access["mode"][]).map((mode) => memo[kind][mode]));
+
+/** The map `access`'s walks are remembered in. */
+function memoOf(access: Access): Map<number, Remembered> {
+  const slot = access.slot;
+  return slot !== undefined ? memoBySlot[slot]! : memo[access.kind][access.mode];
+}
 
 /** `walk`, answered from the memo when the same walk was made on the same tables before. */
 export function walkRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): Walk | Fault {
-  const byPage = memo[access.kind][access.mode];
+  const byPage = memoOf(access);
   const pageNumber = Number(linear >> 12n);
   const ac = m.rflags & RFLAGS.AC;
   const r = byPage.get(pageNumber);
@@ -76,7 +85,7 @@ function sameTables(r: Remembered, memory: MemoryDraft): boolean {
  *  it sets no A/D bit, and while none of `m`'s walk registers and no page object of `memory`
  *  changes (MemoryDraft.generation), the same walk gives the same translation. */
 export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): boolean {
-  const r = memo[access.kind][access.mode].get(Number(linear >> 12n));
+  const r = memoOf(access).get(Number(linear >> 12n));
   return r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
 }
 
@@ -84,7 +93,7 @@ export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: 
  *  is still valid (the walk sets no A/D bit then), else −1: `walkRemembered`'s hit, without
  *  building a Walk. */
 export function rememberedFrame(m: WalkRegisters, memory: MemoryDraft, linearPage: number, access: Access): number {
-  const r = memo[access.kind][access.mode].get(linearPage);
+  const r = memoOf(access).get(linearPage);
   if (r === undefined || r.cr3 !== m.cr3 || r.cr0 !== m.cr0 || r.cr4 !== m.cr4 || r.efer !== m.efer) return -1;
   // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
   const rflags = m.rflags;

@@ -44,9 +44,12 @@ export const isReadable = (d: { s: number; type: number }): boolean => d.s === 1
  */
 export function descriptorLocation(t: Transaction, selector: number, bytes = 8): { address: bigint; inside: boolean } {
   const m = t.now;
-  const table = selectorTi(selector) === 1 ? { base: m.ldtr.base, limit: m.ldtr.limit, usable: m.ldtr.unusable === 0 && !isNullSelector(m.ldtr.selector) } : { base: m.gdtr.base, limit: m.gdtr.limit, usable: true };
   const offset = selectorIndex(selector) * 8;
-  return { address: table.base + BigInt(offset), inside: table.usable && offset + bytes - 1 <= table.limit };
+  if (selectorTi(selector) === 1) {
+    const usable = m.ldtr.unusable === 0 && !isNullSelector(m.ldtr.selector);
+    return { address: m.ldtr.base + BigInt(offset), inside: usable && offset + bytes - 1 <= m.ldtr.limit };
+  }
+  return { address: m.gdtr.base + BigInt(offset), inside: offset + bytes - 1 <= m.gdtr.limit };
 }
 
 /** Reads and decodes a descriptor (16 bytes when `system16`). Reading may #PF (implicit access). */

@@ -8,7 +8,7 @@ import type { MachineRegisters } from "../machine/machine.ts";
 import { canonical, cpl, in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { walkIsRemembered } from "../paging/walk-memo.ts";
-import type { AccessMode } from "../paging/access.ts";
+import { accessOf, type AccessMode } from "../paging/access.ts";
 import type { Transaction } from "../transaction/transaction.ts";
 
 /** Linear address of the instruction pointer: CS.base applies outside 64-bit mode. */
@@ -128,7 +128,7 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
     c.decoded.set(offset, insn);
     return;
   }
-  if (!walkIsRemembered(m, memory, m.rip, { kind: "execute", mode })) return;
+  if (!walkIsRemembered(m, memory, m.rip, accessOf("execute", mode))) return;
   codePages[slot] = {
     memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
     linearPage, decoded: new Map([[offset, insn]]),

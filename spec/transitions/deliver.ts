@@ -70,6 +70,9 @@ export function parseGate(low: bigint, high: bigint): IdtGate {
   };
 }
 
+/** The options of a push of the frame: a stack access (#SS, not #GP). */
+const STACK = { stack: true } as const;
+
 export const INTERRUPT_GATE = 0xe;
 export const TRAP_GATE = 0xf;
 
@@ -155,16 +158,18 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
     frame.push(BigInt(event.errorCode ?? 0));
     t.hit("EXC-02");
   }
-  // Like the legacy "room on the new stack" check, the whole frame is checked before any push.
-  const slots = frame.map((_, i) => BigInt.asUintN(64, aligned - BigInt(8 * (i + 1))));
-  if (!slots.every(canonical)) return t.fault("DELIVER-16", SS, ext);
-  const bottom = slots[slots.length - 1]!;
+  // Like the legacy "room on the new stack" check, the whole frame is checked before any push. Its
+  // slots run down from `aligned` − 8 to `bottom`, and (the canonical ranges being contiguous) all
+  // are canonical exactly when those two are.
+  const slot = (i: number): bigint => BigInt.asUintN(64, aligned - BigInt(8 * (i + 1)));
+  const bottom = slot(frame.length - 1);
+  if (!canonical(slot(0)) || !canonical(bottom)) return t.fault("DELIVER-16", SS, ext);
   // SMAP-03: the pushes are explicit accesses at the new CPL, not implicit ones: below CPL 3 they
   // are "supervisor" accesses, which SMAP lets reach a user page only while RFLAGS.AC = 1.
   const mode = newCpl === 3 ? "user" : "supervisor";
   t.hit("SMAP-03");
   for (let i = 0; i < frame.length; i++) {
-    const f = t.writeLinear(slots[i]!, 8, frame[i]!, mode, { stack: true });
+    const f = t.writeLinear(slot(i), 8, frame[i]!, mode, STACK);
     if (isFault(f)) return f;
   }
   t.hit("DELIVER-16");

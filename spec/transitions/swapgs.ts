@@ -1,6 +1,6 @@
 // SWAPGS (0F 01 F8) — SDM Vol. 2B "SWAPGS". Rule IDs from the digest §4.
 import { GP, UD, type Fault } from "../fault.ts";
-import { segment, type Machine } from "../machine/machine.ts";
+import { segmentWithBase, type Machine } from "../machine/machine.ts";
 import { in64BitMode } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
@@ -17,7 +17,7 @@ export function execSwapgs(t: Transaction): Fault | undefined {
   const m = t.now;
   if (!in64BitMode(m)) return t.fault("SWAPGS-01", UD);
   if (t.cpl() !== 0) return t.fault("SWAPGS-02", GP, 0);
-  t.update("SWAPGS-03", { gs: segment({ ...m.gs, base: m.kernelGsBase }), kernelGsBase: m.gs.base });
+  t.update("SWAPGS-03", { gs: segmentWithBase(m.gs, m.kernelGsBase), kernelGsBase: m.gs.base });
   return undefined;
 }
 
