@@ -1,7 +1,8 @@
 // Two engines side by side from the same state: engine A runs through the runner
 // (engines/runner.ts), and after each of its steps engine B takes the same step; the events and
 // the full states (exact rule, memory either engine wrote) are compared with the one comparison
-// (contract/compare.ts). Returns the first divergence.
+// (contract/compare.ts). Returns the first divergence. B hands out its state with only the memory
+// compared (Engine.state's ranges): handing out every page after every step was most of a step.
 import type { Engine, EngineEvent, EngineStop } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
@@ -55,9 +56,11 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
   let divergence: Divergence | null = null;
   let last: EngineEvent | undefined;
   const compare = (step: number, eventA: EngineEvent, eventB: EngineEvent, stateA: ArchState): boolean => {
+    // B hands out only the memory the comparison reads: the pages either engine wrote.
+    const written = unionRanges(a.touched(), b.touched());
     const differences = [
       ...compareEvents(eventA, eventB),
-      ...compareStates(stateA, b.state(), { rule, memory: unionRanges(a.touched(), b.touched()) }).differences,
+      ...compareStates(stateA, b.state(written), { rule, memory: written }).differences,
     ];
     if (differences.length === 0) return true;
     divergence = { step, eventA: eventLine(eventA), eventB: eventLine(eventB), differences };

@@ -251,8 +251,8 @@ export class PlantedEngine implements Engine {
     }
   }
 
-  state(): ArchState {
-    return this.inner.state();
+  state(memory?: readonly PhysicalRange[]): ArchState {
+    return this.inner.state(memory);
   }
 
   raise(event: RaiseRequest): void {

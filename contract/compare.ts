@@ -225,10 +225,13 @@ export function compareStates(a: ArchState, b: ArchState, options: StateComparis
   const unobservable = options.unobservable ?? [];
   const differences: FieldDifference[] = [];
   const notCompared: string[] = [];
+  // The exact rule skips no segment field (segmentFieldSkipped): no reference to look up (a
+  // lockstep compares whole states after every step).
+  const exact = options.rule === "exact";
   for (const spec of FIELDS) {
-    if (spec.segment !== undefined && segmentFieldSkipped(options.rule, spec.segment, stateReference(a, spec.segment.name))) continue;
+    if (spec.segment !== undefined && !exact && segmentFieldSkipped(options.rule, spec.segment, stateReference(a, spec.segment.name))) continue;
     // The FS/GS base once: as a segment field, or as its MSR where the rules left the base out.
-    if (spec.aliasOf !== undefined && !segmentFieldSkipped(options.rule, BASE_FIELD[spec.aliasOf], stateReference(a, spec.aliasOf))) continue;
+    if (spec.aliasOf !== undefined && (exact || !segmentFieldSkipped(options.rule, BASE_FIELD[spec.aliasOf], stateReference(a, spec.aliasOf)))) continue;
     if (unobservable.length > 0 && fieldMatches(spec.field, unobservable)) {
       notCompared.push(spec.field);
       continue;

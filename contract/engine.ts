@@ -147,8 +147,10 @@ export interface Engine {
    *  `run(0)` steps nothing and tells whether the machine can step at all (`hlt`, `shutdown`,
    *  `exit`) or not (`limit`). */
   run(maxSteps: number): EngineStop;
-  /** The full architectural state, including the run-time `cpu` block. */
-  state(): ArchState;
+  /** The full architectural state, including the run-time `cpu` block. With `memory`, the state's
+   *  memory need hold only the pages those ranges reach (an engine may hand out more): for a
+   *  lockstep, which compares memory only where either engine wrote, after every step. */
+  state(memory?: readonly PhysicalRange[]): ArchState;
   /** Makes an event pending (takes effect at the next boundary). */
   raise(event: RaiseRequest): void;
   /** Physical ranges written since `load`, in address order, merged where adjacent. */

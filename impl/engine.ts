@@ -80,8 +80,8 @@ export class ImplEngine implements Engine {
     this.ctx.m = loadState(state, profile, this.ctx.maxPages, this.ctx.uncached);
   }
 
-  state(): ArchState {
-    return machineState(this.ctx.m);
+  state(memory?: readonly PhysicalRange[]): ArchState {
+    return machineState(this.ctx.m, memory);
   }
 
   raise(event: RaiseRequest): void {

@@ -154,13 +154,14 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
       let differences: FieldDifference[] = [];
       if (checkpoint) {
         after = main.state();
-        const otherState = other.state();
         // Memory (all of it either engine wrote) at deliveries and privilege changes, where a
         // kernel's bugs surface; registers, segments, CPU and device state at every checkpoint.
         const cpl = after.cs.selector & 3;
         const full = event.kind === "delivered" || cpl !== lastCpl;
         lastCpl = cpl;
-        differences = compareStates(after, otherState, full ? unionRanges(main.touched(), other.touched()) : []);
+        const ranges = full ? unionRanges(main.touched(), other.touched()) : [];
+        // The other engine hands out only the memory compared (Engine.state's ranges).
+        differences = compareStates(after, other.state(ranges), ranges);
         comparedStates++;
       }
       if (!sameBytes(bytes, otherBytes)) differences.push({ field: "console", a: bytesHex(bytes), b: bytesHex(otherBytes) });

@@ -144,12 +144,20 @@ function segment(m: Machine, s: number): Segment {
   };
 }
 
-/** The machine's state in the contract's terms. */
-export function machineState(m: Machine): ArchState {
+/** The frames (4 KiB) `ranges` reach, as [first, last] pairs. */
+function framesReached(ranges: readonly PhysicalRange[]): [number, number][] {
+  return ranges.filter((r) => r.end > r.start).map((r) => [Number(r.start >> 12n), Number((r.end - 1n) >> 12n)]);
+}
+
+/** The machine's state in the contract's terms; with `ranges`, memory only of the frames they
+ *  reach (Engine.state). */
+export function machineState(m: Machine, ranges?: readonly PhysicalRange[]): ArchState {
   const gpr: bigint[] = [];
   for (let n = 0; n < 16; n++) gpr.push(big(m.regs[2 * n]!, m.regs[2 * n + 1]!));
   const memory = new Map<number, Uint8Array>();
-  const frames = [...m.frameSlot.entries()].sort((a, b) => a[0] - b[0]);
+  const all = [...m.frameSlot.entries()];
+  const spans = ranges === undefined ? undefined : framesReached(ranges);
+  const frames = (spans === undefined ? all : all.filter(([frame]) => spans.some(([first, last]) => frame >= first && frame <= last))).sort((a, b) => a[0] - b[0]);
   for (const [frame, slot] of frames) memory.set(frame, m.pool8.slice(slot * PAGE_BYTES, (slot + 1) * PAGE_BYTES));
   const shadow: InterruptShadow = m.shadow === SHADOW_STI ? "sti" : m.shadow === SHADOW_MOVSS ? "movss" : "none";
   const cpu: CpuRunState = {

@@ -107,8 +107,8 @@ export class ExternalDevices implements Engine {
     }
   }
 
-  state(): ArchState {
-    return { ...this.inner.state(), devices: this.current };
+  state(memory?: readonly PhysicalRange[]): ArchState {
+    return { ...this.inner.state(memory), devices: this.current };
   }
 
   raise(event: RaiseRequest): void {

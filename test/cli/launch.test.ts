@@ -41,10 +41,12 @@ beforeAll(() => {
   copyFileSync(join(ROOT, "cli/launch.js"), join(scratch, "cli/launch.js"));
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
-  for (const name of ["esbuild", "tsx"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
-  // The entry imports one module statically and one lazily (as cli/main.ts loads its commands).
-  writeFileSync(join(scratch, "src/entry.ts"), `import { value, here } from "./dep.ts";\nconst { lazy } = await import("./lazy.ts");\nexport function report(): { value: string; here: string; lazy: number } {\n  return { value, here, lazy };\n}\n`);
+  for (const name of ["esbuild", "tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
+  // The entry imports one module statically and one lazily (as cli/main.ts loads its commands);
+  // progress.ts default-imports a CommonJS package (as cli/conform.ts does).
+  writeFileSync(join(scratch, "src/entry.ts"), `import { value, here } from "./dep.ts";\nimport { progress } from "./progress.ts";\nconst { lazy } = await import("./lazy.ts");\nexport function report(): { value: string; here: string; lazy: number; progress: string } {\n  return { value, here, lazy, progress };\n}\n`);
   writeFileSync(join(scratch, "src/lazy.ts"), "export const lazy: number = 42;\n");
+  writeFileSync(join(scratch, "src/progress.ts"), `import cliProgress from "cli-progress";\nexport const progress: string = typeof cliProgress.SingleBar;\n`);
   writeDep("first");
 });
 
@@ -55,22 +57,22 @@ describe("cli/launch.js", () => {
     const dep = pathToFileURL(join(scratch, "src/dep.ts")).href;
     const first = await run();
     expect(first.stderr).toBe("");
-    expect(JSON.parse(first.stdout)).toEqual({ value: "first", here: dep, lazy: 42 });
+    expect(JSON.parse(first.stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
     expect(existsSync(COMPILED())).toBe(true);
     const built = statSync(COMPILED()).mtimeMs;
 
     const again = await run();
-    expect(JSON.parse(again.stdout)).toEqual({ value: "first", here: dep, lazy: 42 });
+    expect(JSON.parse(again.stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
     expect(statSync(COMPILED()).mtimeMs).toBe(built);
 
     // A compiled entry deleted behind its manifest's back is compiled again.
     rmSync(COMPILED());
-    expect(JSON.parse((await run()).stdout)).toEqual({ value: "first", here: dep, lazy: 42 });
+    expect(JSON.parse((await run()).stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
     expect(existsSync(COMPILED())).toBe(true);
 
     writeDep("second, longer");
     const changed = await run();
-    expect(JSON.parse(changed.stdout)).toEqual({ value: "second, longer", here: dep, lazy: 42 });
+    expect(JSON.parse(changed.stdout)).toEqual({ value: "second, longer", here: dep, lazy: 42, progress: "function" });
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
   });
 
@@ -86,11 +88,20 @@ describe("cli/launch.js", () => {
     expect(entry).toContain('import("./lazy.mjs")');
   });
 
+  it("a default import of a CommonJS package becomes require() (module.exports, without Node scanning the package for export names)", async () => {
+    writeDep("cjs");
+    const r = await run();
+    expect(JSON.parse(r.stdout)).toMatchObject({ progress: "function" });
+    const progress = readFileSync(join(dirname(COMPILED()), "progress.mjs"), "utf8");
+    expect(progress).toContain('const cliProgress = __ringspecRequire("cli-progress");');
+    expect(progress).not.toMatch(/\bfrom "cli-progress"/);
+  });
+
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
     writeDep("third");
     const tsx = await run({ RINGSPEC_LAUNCH: "tsx" });
     expect(tsx.stderr).toBe("");
-    expect(JSON.parse(tsx.stdout)).toEqual({ value: "third", here: pathToFileURL(join(scratch, "src/dep.ts")).href, lazy: 42 });
+    expect(JSON.parse(tsx.stdout)).toEqual({ value: "third", here: pathToFileURL(join(scratch, "src/dep.ts")).href, lazy: 42, progress: "function" });
     // The tsx path leaves the compiled copy as it was.
     expect(readFileSync(COMPILED_DEP(), "utf8")).not.toContain('"third"');
   });

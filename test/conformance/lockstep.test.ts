@@ -14,8 +14,10 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import type { ArchState } from "../../contract/state.ts";
 import { stateToJson } from "../../contract/state.ts";
+import type { Engine, PhysicalRange } from "../../contract/engine.ts";
+import { compareStates } from "../../contract/compare.ts";
 import { stateFromMachine } from "../../spec/machine/machine.ts";
-import { kernelState, userMachine, withBytes } from "../helpers/fixture.ts";
+import { kernelMachine, kernelState, userMachine, withBytes, withCode } from "../helpers/fixture.ts";
 import { envInteger, envReplayPath } from "../helpers/env.ts";
 
 const RUNS = envInteger("RINGSPEC_LOCKSTEP_RUNS", 150, 1);
@@ -133,5 +135,65 @@ describe("lockstep regressions", () => {
       expect(engine.step()).toMatchObject({ kind: "delivered", vector: 6 });
       expect(engine.state().ss).toMatchObject({ selector: 0, base: 0n, unusable: 1 });
     }
+  });
+});
+
+describe("B hands out only the memory the lockstep compares (Engine.state's ranges)", () => {
+  /** push rax; push rbx; mov [0x30000], eax (not written by anything else); nop; hlt. */
+  const writer = () => stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0x90, 0xf4]));
+
+  it("state(ranges) holds every page the ranges reach as state() has it, and the same registers", () => {
+    for (const engine of [new SpecEngine(), new ImplEngine()]) {
+      engine.load(writer(), "intel");
+      for (let i = 0; i < 3; i++) engine.step();
+      const ranges = engine.touched();
+      expect(ranges.length).toBeGreaterThan(0);
+      const full = engine.state();
+      const part = engine.state(ranges);
+      expect(compareStates(full, part, { rule: "exact", memory: ranges }).differences).toEqual([]);
+      for (const r of ranges)
+        for (let page = Number(r.start >> 12n); page <= Number((r.end - 1n) >> 12n); page++) expect(part.memory.get(page), `page ${page}`).toEqual(full.memory.get(page));
+    }
+  });
+
+  it("a write only B makes, to a page A never writes, is a divergence at that step", () => {
+    /** impl, with one more byte written at its third step (at 0x40000, a page the program does not touch). */
+    class StrayWrite implements Engine {
+      private readonly inner = new ImplEngine();
+      private steps = 0;
+      private stray: PhysicalRange[] = [];
+      load(state: ArchState, profile: "intel" | "amd"): void {
+        this.inner.load(state, profile);
+        this.profile = profile;
+      }
+      private profile: "intel" | "amd" = "intel";
+      step() {
+        const event = this.inner.step();
+        if (++this.steps === 3) {
+          const s = this.inner.state();
+          const memory = new Map(s.memory);
+          const page = new Uint8Array(4096);
+          page[0x10] = 0x5a;
+          memory.set(0x40, page);
+          const written = this.inner.touched();
+          this.inner.load({ ...s, memory }, this.profile);
+          this.stray = [...written, { start: 0x40000n, end: 0x41000n }];
+        }
+        return event;
+      }
+      run(maxSteps: number) {
+        return this.inner.run(maxSteps);
+      }
+      state(memory?: readonly PhysicalRange[]) {
+        return this.inner.state(memory);
+      }
+      raise(): void {}
+      touched(): readonly PhysicalRange[] {
+        return [...this.stray, ...this.inner.touched()].sort((a, b) => (a.start < b.start ? -1 : 1));
+      }
+    }
+    const result = lockstep(new SpecEngine(), new StrayWrite(), writer(), "intel", 10);
+    expect(result.divergence?.step).toBe(3);
+    expect(result.divergence?.differences.map((d) => `${d.field}: ${d.a} / ${d.b}`)).toEqual(["memory@0x40010: 00 / 5a"]);
   });
 });

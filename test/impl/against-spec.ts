@@ -12,7 +12,7 @@ import { compareStates, unionRanges } from "../../contract/compare.ts";
 import { lockstep } from "../../conformance/lockstep.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine, type ImplEngineOptions } from "../../impl/engine.ts";
-import { CONFIGS, stateText, type Outcome } from "./helpers.ts";
+import { CONFIGS, outcome, type Outcome } from "./helpers.ts";
 
 function stopFacts(config: string, s: EngineStop): object {
   return { config, reason: s.reason, steps: s.steps, exitValue: s.exitValue, event: s.event?.kind, rip: s.event?.rip };
@@ -70,5 +70,5 @@ export function expectAgreesWithSpec(state: ArchState, steps: number, profile: P
  *  included); the outcome is spec's. */
 export function runAllWithSpec(state: ArchState, steps: number, profile: ProfileName = "intel"): Outcome {
   const out = expectAgreesWithSpec(state, steps, profile);
-  return { stop: out.stop, state: out.state, text: stateText(out.state) };
+  return outcome(out.stop, out.state);
 }

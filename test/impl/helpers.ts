@@ -38,15 +38,27 @@ export function stateText(s: ArchState): string {
 export interface Outcome {
   readonly stop: EngineStop;
   readonly state: ArchState;
+  /** stateText(state), made when first read (most callers read only the stop and the state). */
   readonly text: string;
+}
+
+/** An Outcome whose text is made when first read. */
+export function outcome(stop: EngineStop, state: ArchState): Outcome {
+  let text: string | undefined;
+  return {
+    stop,
+    state,
+    get text() {
+      return (text ??= stateText(state));
+    },
+  };
 }
 
 export function runOn(state: ArchState, steps: number, opts: ImplEngineOptions, profile: "intel" | "amd" = "intel"): Outcome {
   const e = new ImplEngine(opts);
   e.load(state, profile);
   const stop = e.run(steps);
-  const s = e.state();
-  return { stop, state: s, text: stateText(s) };
+  return outcome(stop, e.state());
 }
 
 /** Runs with step() until `steps` steps or a stop (the run() stop rules); returns the state. */
@@ -78,8 +90,7 @@ export function stepOn(state: ArchState, steps: number, opts: ImplEngineOptions 
     }
     n++;
   }
-  const s = e.state();
-  return { stop: { reason, steps: n }, state: s, text: stateText(s) };
+  return outcome({ reason, steps: n }, e.state());
 }
 
 /** 64-bit little-endian bytes. */
