@@ -30,6 +30,30 @@ function firstIssue(error: z.ZodError): string {
 
 const ENCODER = new TextEncoder();
 
+/**
+ * How zod runs. Its generated parsers (one compiled with `new Function` for each object schema the
+ * first time it is used: 21 for a vector, 130 kB of source) are the faster once warm, but
+ * compiling and warming them costs more than a few hundred documents take: the first vector
+ * loaded cost ~20 ms CPU with them and ~6 ms without. So the first JITLESS_DOCUMENTS documents of
+ * a process go through zod's one shared parse loop (`jitless`, warm after a few vectors), which is
+ * what one `vectors check` of a directory of vectors pays; only a process that loads more compiles
+ * the generated parsers. The same schemas, so the same checks and the same errors either way
+ * (test/contract/zod-modes.test.ts).
+ */
+export const JITLESS_DOCUMENTS = 256;
+let documentsValidated = 0;
+export type ZodMode = { readonly jitless: true } | { readonly jitless?: undefined };
+const JITLESS: ZodMode = { jitless: true };
+const GENERATED: ZodMode = {};
+const nextZodMode = (): ZodMode => (++documentsValidated <= JITLESS_DOCUMENTS ? JITLESS : GENERATED);
+
+/** `schema`'s output for `value`, or a FormatError naming the first bad field. */
+export function validated<S extends z.ZodType>(schema: S, value: unknown, mode: ZodMode = nextZodMode()): z.output<S> {
+  const result = schema.safeParse(value, mode);
+  if (!result.success) throw new FormatError(firstIssue(result.error));
+  return result.data;
+}
+
 /** JSON text or its UTF-8 bytes → a value (contract/json-bytes.ts: capped, no whole-text string). */
 export function parseJsonDocument(text: string | Uint8Array): unknown {
   return parseJsonBytes(typeof text === "string" ? ENCODER.encode(text) : text);
@@ -54,8 +78,12 @@ function checkPageBudget(regions: readonly { gpa: string; bytes: string }[], whe
   }
 }
 
+/** A vector document without its `initial` section: the loaded state is that section, converted
+ *  (so a `vectors check` of many vectors holds their pages, not their hex digits as well). */
+export type VectorDocument = Omit<VectorParsed, "initial">;
+
 export interface LoadedVector {
-  readonly vector: VectorParsed;
+  readonly vector: VectorDocument;
   readonly state: ArchState;
   readonly profile: ProfileName;
 }
@@ -79,12 +107,10 @@ function checkScope(state: ArchState, where: string) {
 
 /** Parses a `ringspec-vector/1` document. Throws FormatError with a one-line message. */
 export function parseVector(value: unknown): LoadedVector {
-  const result = VectorJson.safeParse(value);
-  if (!result.success) throw new FormatError(firstIssue(result.error));
-  const vector = result.data;
-  checkBases(vector.initial, "initial");
-  checkPageBudget(vector.initial.memory, "initial");
-  const base = stateFromJson(vector.initial);
+  const { initial, ...vector } = validated(VectorJson, value);
+  checkBases(initial, "initial");
+  checkPageBudget(initial.memory, "initial");
+  const base = stateFromJson(initial);
   const inject = vector.inject;
   // vector README, "Running a vector" 2: injected events are pending from the start.
   const state: ArchState =
@@ -104,13 +130,12 @@ export function parseVector(value: unknown): LoadedVector {
 
 /** Parses a `ringspec-state/1` document (a saved state). */
 export function parseStateFile(value: unknown): LoadedStateFile {
-  const result = StateFileJson.safeParse(value);
-  if (!result.success) throw new FormatError(firstIssue(result.error));
-  checkBases(result.data, "$");
-  checkPageBudget(result.data.memory, "$");
-  const state = stateFromJson(result.data);
+  const file = validated(StateFileJson, value);
+  checkBases(file, "$");
+  checkPageBudget(file.memory, "$");
+  const state = stateFromJson(file);
   checkScope(state, "$");
-  return { state, profile: result.data.profile };
+  return { state, profile: file.profile };
 }
 
 export type LoadedFile = ({ kind: "vector" } & LoadedVector) | ({ kind: "state" } & LoadedStateFile);
