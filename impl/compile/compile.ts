@@ -186,6 +186,7 @@ return function block(m, budget) {
 const r = m.regs, T = m.tlb;
 let M = m.pool32, M8 = m.pool8;
 let pageTag = -1, pageTagHi = 0, pageClasses = 0, pageBase = 0, blockEnd = false;
+let stackTag = -1, stackTagHi = 0, stackClasses = 0, stackBase = 0;
 let pa_l = 0, pa_h = 0, pb_l = 0, pb_h = 0, pr_l = 0, pr_h = 0, pc = 0;
 ${load}
 ${prologue}

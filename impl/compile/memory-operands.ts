@@ -1,13 +1,14 @@
 // Memory operands in generated code: effective addresses from the register locals, and data
 // reads/writes with their fast path inline.
 //
-// The block page cache (locals pageTag/pageTagHi: linear page, pageClasses: access classes,
-// pageBase: pool byte offset): a copy of the one TLB entry the block used last, so that a run of
-// accesses to one page costs one compare each. The fast path takes it when the entry grants the
+// The block page caches (locals pageTag/pageTagHi: linear page, pageClasses: access classes,
+// pageBase: pool byte offset; stackTag/... the same for accesses through SS): each a copy of the
+// TLB entry its accesses used last, so that a run of accesses to one page costs one compare each
+// — two, because kernel entry code alternates stack pushes and pops with per-CPU data. The fast path takes it when the entry grants the
 // current fast class (Machine.readFastClass / writeFastClass) and the access is aligned (so it
 // stays in the page); otherwise the access calls memory/compiled-access.ts (LD/ST/RMW/COMMIT).
 //
-// Invalidated (RELOAD: emptied) after every Machine call the block makes — slow-path accesses,
+// Both invalidated (RELOAD: emptied) after every Machine call the block makes — slow-path accesses,
 // interpreter handlers, read-modify-write commits — the only places the TLB (or the pool arrays,
 // or Machine.blockEnd) can change while a block runs. Between such calls the copy equals the TLB
 // entry, which memory/tlb.ts keeps invisible. It lives only as long as one block call.
@@ -19,12 +20,20 @@ import { STORE_FAULT } from "../memory/compiled-access.ts";
 import { type BlockWriter, faultExit, lit, readReg, regHi, regLo } from "./writer.ts";
 
 // Module-local copies of the imported constants (why: consts.ts, "Using these constants").
-const { BASE_HI, BASE_LO, FS, GS, SEG_STRIDE, PAGE_SHIFT, PAGE_OFFSET_MASK } = constsModule;
+const { BASE_HI, BASE_LO, FS, GS, SEG_STRIDE, SS, PAGE_SHIFT, PAGE_OFFSET_MASK } = constsModule;
 const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
 /** After any Machine call: the pool arrays again (the pool may have grown), an empty block page
  *  cache, and `blockEnd`, the local copy of Machine.blockEnd the generated code tests. */
-export const RELOAD = "M = m.pool32; M8 = m.pool8; pageTag = -1; pageClasses = 0; blockEnd = m.blockEnd;";
+export const RELOAD = "M = m.pool32; M8 = m.pool8; pageTag = -1; pageClasses = 0; stackTag = -1; stackClasses = 0; blockEnd = m.blockEnd;";
+
+/** The page cache's locals for accesses through segment `seg`: the stack's own (stack*) for SS —
+ *  pushes and pops alternate with other data accesses in kernel entry code, and one shared copy
+ *  would be refilled at each switch —, the block page cache (page*) for the others. */
+function cacheOf(seg: number): { tag: string; tagHi: string; classes: string; base: string } {
+  return seg === SS ? { tag: "stackTag", tagHi: "stackTagHi", classes: "stackClasses", base: "stackBase" }
+    : { tag: "pageTag", tagHi: "pageTagHi", classes: "pageClasses", base: "pageBase" };
+}
 
 /** `array[index + offset]` as source, without a `+ 0`. */
 function at(index: string, offset: number): string {
@@ -71,11 +80,12 @@ function linear(seg: number, lo: string, hi: string): string {
   return `const ll = (${lo} + m.segments[${b + BASE_LO}]) | 0, lh = (${hi} + m.segments[${b + BASE_HI}] + ((ll >>> 0) < ((${lo}) >>> 0) ? 1 : 0)) | 0;`;
 }
 
-/** Makes the block page cache hold the TLB entry of the page of ll/lh (pageClasses = 0 when the TLB
- *  has none): the probe memory/tlb.ts describes. */
-function probePage(): string {
-  return `const tg = ll >>> ${PAGE_SHIFT}; if (tg !== pageTag || lh !== pageTagHi) { const te = (tg & ${TLB_INDEX_MASK}) << ${TLB_STRIDE_SHIFT};` +
-    ` if (${at("te", TLB_TAG)} === tg && ${at("te", TLB_TAG_HI)} === lh) { pageTag = tg; pageTagHi = lh; pageClasses = ${at("te", TLB_CLASSES)}; pageBase = ${at("te", TLB_POOL_OFFSET)}; } else { pageTag = -1; pageClasses = 0; } }`;
+/** Makes the page cache of segment `seg` (cacheOf) hold the TLB entry of the page of ll/lh (classes 0
+ *  when the TLB has none): the probe memory/tlb.ts describes. */
+function probePage(seg: number): string {
+  const c = cacheOf(seg);
+  return `const tg = ll >>> ${PAGE_SHIFT}; if (tg !== ${c.tag} || lh !== ${c.tagHi}) { const te = (tg & ${TLB_INDEX_MASK}) << ${TLB_STRIDE_SHIFT};` +
+    ` if (${at("te", TLB_TAG)} === tg && ${at("te", TLB_TAG_HI)} === lh) { ${c.tag} = tg; ${c.tagHi} = lh; ${c.classes} = ${at("te", TLB_CLASSES)}; ${c.base} = ${at("te", TLB_POOL_OFFSET)}; } else { ${c.tag} = -1; ${c.classes} = 0; } }`;
 }
 
 /**
@@ -84,14 +94,15 @@ function probePage(): string {
  */
 export function load(w: BlockWriter, seg: number, size: number, lo: string, hi: string, k: number): string {
   const align = size - 1;
+  const pageBase = cacheOf(seg).base, pageClasses = cacheOf(seg).classes;
   const off = `(ll & ${PAGE_OFFSET_MASK})`;
   let fast: string;
-  if (size === 8) fast = `const o = (pageBase + ${off}) >> 2; vl = M[o]; vh = M[o + 1];`;
-  else if (size === 4) fast = `vl = M[(pageBase + ${off}) >> 2]; vh = 0;`;
-  else if (size === 2) fast = `const o = pageBase + ${off}; vl = M8[o] | (M8[o + 1] << 8); vh = 0;`;
-  else fast = `vl = M8[pageBase + ${off}]; vh = 0;`;
-  return `let vl = 0, vh = 0; { ${linear(seg, lo, hi)} ${probePage()}` +
-    ` if ((pageClasses & m.readFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+  if (size === 8) fast = `const o = (${pageBase} + ${off}) >> 2; vl = M[o]; vh = M[o + 1];`;
+  else if (size === 4) fast = `vl = M[(${pageBase} + ${off}) >> 2]; vh = 0;`;
+  else if (size === 2) fast = `const o = ${pageBase} + ${off}; vl = M8[o] | (M8[o + 1] << 8); vh = 0;`;
+  else fast = `vl = M8[${pageBase} + ${off}]; vh = 0;`;
+  return `let vl = 0, vh = 0; { ${linear(seg, lo, hi)} ${probePage(seg)}` +
+    ` if ((${pageClasses} & m.readFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
     ` else { vl = LD(m, ${seg}, ${lo}, ${hi}, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} vh = ${size === 8 ? "m.valueHi" : "0"}; ${RELOAD} } }`;
 }
 
@@ -99,14 +110,15 @@ export function load(w: BlockWriter, seg: number, size: number, lo: string, hi: 
 export function store(w: BlockWriter, seg: number, size: number, lo: string, hi: string, vlo: string, vhi: string,
   k: number): string {
   const align = size - 1;
+  const pageBase = cacheOf(seg).base, pageClasses = cacheOf(seg).classes;
   const off = `(ll & ${PAGE_OFFSET_MASK})`;
   let fast: string;
-  if (size === 8) fast = `const o = (pageBase + ${off}) >> 2; M[o] = ${vlo}; M[o + 1] = ${vhi};`;
-  else if (size === 4) fast = `M[(pageBase + ${off}) >> 2] = ${vlo};`;
-  else if (size === 2) fast = `const o = pageBase + ${off}; M8[o] = ${vlo}; M8[o + 1] = (${vlo}) >> 8;`;
-  else fast = `M8[pageBase + ${off}] = ${vlo};`;
-  return `{ ${linear(seg, lo, hi)} ${probePage()}` +
-    ` if ((pageClasses & m.writeFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+  if (size === 8) fast = `const o = (${pageBase} + ${off}) >> 2; M[o] = ${vlo}; M[o + 1] = ${vhi};`;
+  else if (size === 4) fast = `M[(${pageBase} + ${off}) >> 2] = ${vlo};`;
+  else if (size === 2) fast = `const o = ${pageBase} + ${off}; M8[o] = ${vlo}; M8[o + 1] = (${vlo}) >> 8;`;
+  else fast = `M8[${pageBase} + ${off}] = ${vlo};`;
+  return `{ ${linear(seg, lo, hi)} ${probePage(seg)}` +
+    ` if ((${pageClasses} & m.writeFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
     ` else { if (ST(m, ${seg}, ${lo}, ${hi}, ${size}, ${vlo}, ${vhi}) === ${STORE_FAULT}) ${faultExit(w, k)} ${RELOAD} } }`;
 }
 

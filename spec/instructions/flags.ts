@@ -26,6 +26,10 @@ const CF = Number(RFLAGS.CF), PF = Number(RFLAGS.PF), AF = Number(RFLAGS.AF);
 const ZF = Number(RFLAGS.ZF), SF = Number(RFLAGS.SF), OF = Number(RFLAGS.OF);
 const ALL_STATUS = CF | PF | AF | ZF | SF | OF;
 const NOT_STATUS = ~STATUS_MASK;
+/** Values below 2^31 (every RFLAGS the model makes: its defined bits end at bit 21) and 2^53
+ *  (exact as Numbers). */
+const TWO_TO_31 = 1n << 31n;
+const TWO_TO_53 = 1n << 53n;
 
 /** RFLAGS with the given status flags written and every other bit kept. */
 export function withStatus(rflags: bigint, flags: Partial<StatusFlags>): bigint {
@@ -36,6 +40,8 @@ export function withStatus(rflags: bigint, flags: Partial<StatusFlags>): bigint 
   if (flags.zf !== undefined) { written |= ZF; if (flags.zf) set |= ZF; }
   if (flags.sf !== undefined) { written |= SF; if (flags.sf) set |= SF; }
   if (flags.of !== undefined) { written |= OF; if (flags.of) set |= OF; }
+  // In 32-bit Numbers when RFLAGS fits (one BigInt made, for the result).
+  if (rflags < TWO_TO_31) return BigInt((Number(rflags) & ~written) | set);
   const kept = written === ALL_STATUS ? NOT_STATUS : ~BigInt(written);
   return (rflags & kept) | BigInt(set);
 }
@@ -79,9 +85,15 @@ export function negative(value: bigint, size: OperandSize): boolean {
   return value >= signBit(size);
 }
 
+/** The low byte of a non-negative value (from a Number when the value is exact as one, which
+ *  makes no BigInt). */
+function lowByte(value: bigint): number {
+  return value >= 0n && value < TWO_TO_53 ? Number(value) % 256 : Number(BigInt.asUintN(8, value));
+}
+
 /** PF: set when the low byte of the result has an even number of 1 bits. */
 export function parity(value: bigint): boolean {
-  let v = Number(BigInt.asUintN(8, value));
+  let v = lowByte(value);
   v ^= v >> 4;
   v ^= v >> 2;
   v ^= v >> 1;
@@ -90,7 +102,7 @@ export function parity(value: bigint): boolean {
 
 /** AF: bit 4 of a ^ b ^ result — the carry into (or borrow from) bit 4 of an addition (subtraction). */
 function auxiliaryCarry(a: bigint, b: bigint, result: bigint): boolean {
-  return (BigInt.asUintN(8, a ^ b ^ result) & 0x10n) !== 0n;
+  return ((lowByte(a) ^ lowByte(b) ^ lowByte(result)) & 0x10) !== 0;
 }
 
 export interface ArithResult {

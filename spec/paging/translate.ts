@@ -46,12 +46,15 @@ export function translate(
   return { physical: w.physical, memory: updated };
 }
 
-/** The walk itself: `memory` is only read; the A/D bits to set come back in the result. */
+/** The walk itself: `memory` is only read; the A/D bits to set come back in the result. With
+ *  `read`, the physical address of every entry the walk reads is added to it (a faulting walk's
+ *  too: spec/paging/walk-memo.ts remembers faults by the tables they read). */
 export function walk(
   m: Pick<Machine, "cr0" | "cr3" | "cr4" | "efer" | "rflags">,
   memory: PageSource,
   linear: bigint,
   access: Access,
+  read?: bigint[],
 ): Walk | Fault {
   const nxe = (m.efer & NXE) !== 0n;
   // §4.5.2 (use of CR3): bits MAXPHYADDR−1:12 locate the PML4 (PCIDE = 0; bits 4:3 are PWT/PCD).
@@ -67,6 +70,7 @@ export function walk(
     const { name, shift } = LEVELS[level]!;
     const address = table | (((linear >> shift) & 0x1ffn) << 3n);
     const entry = readEntry(memory, address);
+    read?.push(address);
     if ((entry & P) === 0n) return pageFault("PF-NP", "not-present", linear, access, m);
     const reserved = reservedBitRule(name, entry, nxe);
     if (reserved !== null) return pageFault(reserved, "reserved-bit", linear, access, m);

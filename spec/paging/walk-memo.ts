@@ -5,7 +5,8 @@
 // remembers a walk only with its table pages frozen (MemoryDraft.frozenPage: a later write to one
 // makes a new page object), so the same object means the same bytes. Only walks that set no A/D
 // bit are remembered.
-import type { Fault } from "../fault.ts";
+import { fault, PF, type Fault } from "../fault.ts";
+import { recordExecuted } from "../rules/execution-coverage.ts";
 import type { Machine } from "../machine/machine.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { RFLAGS } from "../machine/registers.ts";
@@ -25,9 +26,11 @@ interface Remembered {
   /** The table pages read (page number and the page object). */
   readonly tableNumbers: readonly number[];
   readonly tables: readonly Uint8Array[];
-  /** The 4 KiB physical frame of the linear page, and its number. */
+  /** The 4 KiB physical frame of the linear page, and its number (−1 for a fault). */
   readonly frame: bigint;
   readonly frameNumber: number;
+  /** A walk that faulted: the #PF's rule and error code (its address is the linear address). */
+  readonly fault: { readonly rule: Fault["rule"]; readonly errorCode: number } | null;
   /** The draft (its serial: the memo outlives runs and must not keep their drafts alive) and its
    *  generation under which `tables` were last found in place: while both stand, no page object
    *  was replaced and the tables need no check. */
@@ -53,24 +56,44 @@ function memoOf(access: Access): Map<number, Remembered> {
   return slot !== undefined ? memoBySlot[slot]! : memo[access.kind][access.mode];
 }
 
-/** `walk`, answered from the memo when the same walk was made on the same tables before. */
+/** `walk`, answered from the memo when the same walk was made on the same tables before. A #PF
+ *  is remembered too: a faulting walk sets no A/D bit, and its fault depends on the same inputs
+ *  (the tables it read up to the faulting entry) and, for CR2, on the linear address. */
 export function walkRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): Walk | Fault {
   const byPage = memoOf(access);
   const pageNumber = Number(linear >> 12n);
   const ac = m.rflags & RFLAGS.AC;
   const r = byPage.get(pageNumber);
-  if (r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === ac && sameTables(r, memory))
+  if (r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === ac && sameTables(r, memory)) {
+    if (r.fault !== null) {
+      // What the walk's pageFault records and returns (spec/paging/error-code.ts).
+      recordExecuted(r.fault.rule);
+      return fault(r.fault.rule, PF, r.fault.errorCode, linear);
+    }
     return { physical: r.frame | (linear & 0xfffn), entryAddresses: r.entryAddresses, accessedDirty: NONE };
-  const w = walk(m, memory, linear, access);
-  if ("kind" in w || w.accessedDirty.length > 0) return w; // a fault (see Transaction.translateOrFault)
-  const tableNumbers = w.entryAddresses.map((a) => Number(a >> 12n));
+  }
+  const read: bigint[] = [];
+  const w = walk(m, memory, linear, access, read);
+  if ("kind" in w) {
+    remember(byPage, pageNumber, m, ac, memory, read, -1n, { rule: w.rule, errorCode: w.errorCode ?? 0 });
+    return w;
+  }
+  if (w.accessedDirty.length > 0) return w; // (see Transaction.translateOrFault)
+  remember(byPage, pageNumber, m, ac, memory, w.entryAddresses, w.physical & ~0xfffn, null);
+  return w;
+}
+
+function remember(
+  byPage: Map<number, Remembered>, pageNumber: number, m: WalkRegisters, ac: bigint, memory: MemoryDraft,
+  entryAddresses: readonly bigint[], frame: bigint, pageFault: Remembered["fault"],
+): void {
+  const tableNumbers = entryAddresses.map((a) => Number(a >> 12n));
   const tables = tableNumbers.map((n) => memory.frozenPage(n));
   if (byPage.size >= LIMIT) byPage.clear();
   byPage.set(pageNumber, {
-    cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses: w.entryAddresses, tableNumbers, tables,
-    frame: w.physical & ~0xfffn, frameNumber: Number(w.physical >> 12n), checkedIn: memory.serial, checkedAt: memory.generation,
+    cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses, tableNumbers, tables,
+    frame, frameNumber: frame < 0n ? -1 : Number(frame >> 12n), fault: pageFault, checkedIn: memory.serial, checkedAt: memory.generation,
   });
-  return w;
 }
 
 function sameTables(r: Remembered, memory: MemoryDraft): boolean {
@@ -86,7 +109,7 @@ function sameTables(r: Remembered, memory: MemoryDraft): boolean {
  *  changes (MemoryDraft.generation), the same walk gives the same translation. */
 export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: bigint, access: Access): boolean {
   const r = memoOf(access).get(Number(linear >> 12n));
-  return r !== undefined && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
+  return r !== undefined && r.fault === null && r.cr3 === m.cr3 && r.cr0 === m.cr0 && r.cr4 === m.cr4 && r.efer === m.efer && r.ac === (m.rflags & RFLAGS.AC) && sameTables(r, memory);
 }
 
 /** The physical page number of linear page `linearPage` when the memo remembers its walk and it

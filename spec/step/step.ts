@@ -157,7 +157,7 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
   const end = rip + BigInt(insn.length);
   const nextRip = in64BitMode(state) ? (end > MASK64 ? end & MASK64 : end) : end & 0xffff_ffffn;
   // (RFLAGS below bit 16 has RF clear already: kept as it is, without a BigInt operation.)
-  t.update("RF-01", { rip: nextRip, rflags: rflags < RF_AND_ABOVE ? rflags : rflags & NOT_RF });
+  t.updateRipAndRflags("RF-01", nextRip, rflags < RF_AND_ABOVE ? rflags : rflags & NOT_RF);
   // SHADOW-02: the shadow in force covered the boundary before this instruction and ends as it
   // starts (t.startShadow keeps it for STI / MOV SS, SHADOW-07); the semantics may open a new one.
   if (cpu.shadow !== "none") {

@@ -181,6 +181,19 @@ export class Transaction {
     }
   }
 
+  /** `update(rule, { rip, rflags })` without building the patch: the step makes this update
+   *  (RF-01) before every instruction. */
+  updateRipAndRflags(rule: RuleId, rip: bigint, rflags: bigint): void {
+    this.hit(rule);
+    const m = this.own();
+    if (this.logCurrent) {
+      this.journal!.log(m, "rip", m.rip);
+      this.journal!.log(m, "rflags", m.rflags);
+    }
+    m.rip = rip;
+    m.rflags = rflags;
+  }
+
   /** Writes one general register (all 64 bits), tagged with its rule. */
   writeGpr(rule: RuleId, reg: number, value: bigint): void {
     this.hit(rule);

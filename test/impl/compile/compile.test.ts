@@ -10,6 +10,7 @@ describe("generated code", () => {
   it("generated code contains only decoder-produced numbers and fixed names", () => {
     const allowed = new Set([
       "use", "strict", "return", "function", "block", "const", "let", "for", "if", "else", "continue", "true", "L0", "left", "taken",
+      "stackTag", "stackTagHi", "stackClasses", "stackBase",
       "false", "m", "budget", "r", "T", "M", "M8", "n", "pa_l", "pa_h", "pb_l", "pb_h", "pr_l", "pr_h", "pc", "el",
       "eh", "xl", "t", "vl", "vh", "sl", "sh", "c0", "nl", "nh", "tl", "th", "ll", "lh", "tg", "te", "o", "s", "al",
       "ah", "bl", "bh", "a", "c", "sg", "ms", "H", "I", "P", "C", "CF", "DS", "LD", "ST", "RMW", "COMMIT",
