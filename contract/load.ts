@@ -2,7 +2,8 @@
 // the JSON path of the first bad field. This is the one input domain of the engines: every cap
 // (contract/limits.ts) and every refusal of a state outside the model (contract/scope.ts) is
 // decided here, so spec/ and impl/ are handed exactly the same states.
-import type { z } from "zod";
+import { z } from "zod";
+import { compileFn } from "zod/v4/core";
 import { StateFileJson, VectorJson, type VectorParsed } from "./schema.ts";
 import { PAGE_SIZE, stateFromJson, type ArchState } from "./state.ts";
 import { modelScopeViolation } from "./scope.ts";
@@ -31,27 +32,53 @@ function firstIssue(error: z.ZodError): string {
 const ENCODER = new TextEncoder();
 
 /**
- * How zod runs. Its generated parsers (one compiled with `new Function` for each object schema the
- * first time it is used: 21 for a vector, 130 kB of source) are the faster once warm, but
- * compiling and warming them costs more than a few hundred documents take: the first vector
- * loaded cost ~20 ms CPU with them and ~6 ms without. So the first JITLESS_DOCUMENTS documents of
- * a process go through zod's one shared parse loop (`jitless`, warm after a few vectors), which is
- * what one `vectors check` of a directory of vectors pays; only a process that loads more compiles
- * the generated parsers. The same schemas, so the same checks and the same errors either way
- * (test/contract/zod-modes.test.ts).
+ * How zod runs, by how many documents this process has validated. Each way is zod's own, from the
+ * same schemas, and a document the fast ways reject is parsed again by zod's runtime for its
+ * error, so outputs and errors are the same (test/contract/zod-modes.test.ts). CPU figures from
+ * loading the project's 70 vectors in a fresh process:
+ * - the first document (`ringspec run FILE` loads one): zod's one shared parse loop (`jitless`),
+ *   ~6 ms, against ~20 ms when zod first compiles its per-object parsers (21 for a vector, 130 kB
+ *   of source) and ~30 ms to compile the vector schema ahead;
+ * - vectors up to MANY_DOCUMENTS: the vector schema compiled ahead by zod into one function
+ *   (compileFn, ~30 ms once), about 0.2 ms a vector from the start where the parse loop takes
+ *   ~1 ms until warm: the 70 load in ~76 ms instead of ~90 (medians of 8; compiling after 8
+ *   documents instead of 1 lost the gain: the parse loop's first vectors are its dearest);
+ * - beyond: zod's per-object parsers, the fastest once warm. (The one-function parser is too large
+ *   for V8 to optimise: over 1,265 vectors, compiled throughout, the first pass cost a third more.)
+ * `compileFn` is the code generator behind zod's `z.compile` without the assert-only twin that
+ * `z.compile` also builds (~15 ms more), which nothing here uses; zod is pinned (4.6.7).
  */
-export const JITLESS_DOCUMENTS = 256;
+export const FEW_DOCUMENTS = 1;
+export const MANY_DOCUMENTS = 256;
 let documentsValidated = 0;
 export type ZodMode = { readonly jitless: true } | { readonly jitless?: undefined };
-const JITLESS: ZodMode = { jitless: true };
-const GENERATED: ZodMode = {};
-const nextZodMode = (): ZodMode => (++documentsValidated <= JITLESS_DOCUMENTS ? JITLESS : GENERATED);
+export const JITLESS: ZodMode = { jitless: true };
+export const GENERATED: ZodMode = {};
+
+let compiledVector: typeof VectorJson | undefined;
+/** VectorJson with zod's compiled parser in front of it. */
+export function compiledVectorJson(): typeof VectorJson {
+  return (compiledVector ??= z.withParser(VectorJson, compileFn(VectorJson)));
+}
 
 /** `schema`'s output for `value`, or a FormatError naming the first bad field. */
-export function validated<S extends z.ZodType>(schema: S, value: unknown, mode: ZodMode = nextZodMode()): z.output<S> {
+export function validated<S extends z.ZodType>(schema: S, value: unknown, mode: ZodMode): z.output<S> {
   const result = schema.safeParse(value, mode);
   if (!result.success) throw new FormatError(firstIssue(result.error));
   return result.data;
+}
+
+/** The next document as a vector, validated the way its place in the process calls for. */
+function validatedVector(value: unknown): VectorParsed {
+  const n = ++documentsValidated;
+  if (n <= FEW_DOCUMENTS) return validated(VectorJson, value, JITLESS);
+  if (n > MANY_DOCUMENTS) return validated(VectorJson, value, GENERATED);
+  return validated(compiledVectorJson(), value, JITLESS);
+}
+
+/** The next document as a state file (one a process, as a rule: no compiled parser). */
+function validatedStateFile(value: unknown): z.output<typeof StateFileJson> {
+  return validated(StateFileJson, value, ++documentsValidated <= MANY_DOCUMENTS ? JITLESS : GENERATED);
 }
 
 /** JSON text or its UTF-8 bytes → a value (contract/json-bytes.ts: capped, no whole-text string). */
@@ -107,7 +134,7 @@ function checkScope(state: ArchState, where: string) {
 
 /** Parses a `ringspec-vector/1` document. Throws FormatError with a one-line message. */
 export function parseVector(value: unknown): LoadedVector {
-  const { initial, ...vector } = validated(VectorJson, value);
+  const { initial, ...vector } = validatedVector(value);
   checkBases(initial, "initial");
   checkPageBudget(initial.memory, "initial");
   const base = stateFromJson(initial);
@@ -130,7 +157,7 @@ export function parseVector(value: unknown): LoadedVector {
 
 /** Parses a `ringspec-state/1` document (a saved state). */
 export function parseStateFile(value: unknown): LoadedStateFile {
-  const file = validated(StateFileJson, value);
+  const file = validatedStateFile(value);
   checkBases(file, "$");
   checkPageBudget(file.memory, "$");
   const state = stateFromJson(file);

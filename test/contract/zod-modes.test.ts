@@ -1,19 +1,18 @@
-// The loader validates a process's first documents with zod's shared parse loop (`jitless`) and
-// later ones with zod's generated parsers (contract/load.ts, JITLESS_DOCUMENTS): both ways must
-// give the same output for a good document and the same one-line error for a bad one.
+// The loader validates a process's documents with zod's shared parse loop (`jitless`), the vector
+// schema compiled ahead by zod, or zod's generated per-object parsers, by how many it has loaded
+// (contract/load.ts): every way must give the same output for a good document and the same
+// one-line error for a bad one.
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
+import { z } from "zod";
 import { describe, expect, it } from "vitest";
-import { validated, type ZodMode } from "../../contract/load.ts";
+import { compiledVectorJson, GENERATED, JITLESS, validated } from "../../contract/load.ts";
 import { StateFileJson, VectorJson } from "../../contract/schema.ts";
 import { stateToJson } from "../../contract/state.ts";
 import { kernelState } from "../helpers/fixture.ts";
 
 const VECTOR = JSON.parse(readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8")) as unknown;
 const STATE_FILE = JSON.parse(JSON.stringify({ format: "ringspec-state/1", ...stateToJson(kernelState()) })) as unknown;
-
-const JITLESS: ZodMode = { jitless: true };
-const GENERATED: ZodMode = {};
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Path = readonly (string | number)[];
@@ -43,7 +42,7 @@ function edited(doc: Json, path: Path, replacement: Json | undefined, addKey: bo
   return copy;
 }
 
-function outcome(schema: typeof VectorJson | typeof StateFileJson, value: unknown, mode: ZodMode): unknown {
+function outcome(schema: typeof VectorJson | typeof StateFileJson, value: unknown, mode: typeof JITLESS): unknown {
   try {
     return { data: validated(schema, value, mode) };
   } catch (e) {
@@ -51,7 +50,7 @@ function outcome(schema: typeof VectorJson | typeof StateFileJson, value: unknow
   }
 }
 
-describe("zod's two ways of running the loader's schemas (contract/load.ts)", () => {
+describe("zod's ways of running the loader's schemas (contract/load.ts)", () => {
   for (const [name, schema, doc] of [["a vector", VectorJson, VECTOR], ["a state file", StateFileJson, STATE_FILE]] as const) {
     it(`give the same output and the same first error for ${name} with any one field changed, removed or added (fixed seed)`, () => {
       const paths = pathsOf(doc as Json);
@@ -66,6 +65,7 @@ describe("zod's two ways of running the loader's schemas (contract/load.ts)", ()
           const input = edited(doc as Json, path, value, addKey);
           const jitless = outcome(schema, input, JITLESS);
           expect(outcome(schema, input, GENERATED)).toEqual(jitless);
+          if (schema === VectorJson) expect(outcome(compiledVectorJson(), input, JITLESS)).toEqual(jitless);
           if ("error" in (jitless as object)) errors++;
         }),
         { seed: 14, numRuns: 300 },
@@ -73,6 +73,13 @@ describe("zod's two ways of running the loader's schemas (contract/load.ts)", ()
       // Most edits are errors; the comparison covered them, not only good documents.
       expect(errors).toBeGreaterThan(150);
       expect(outcome(schema, doc, GENERATED)).toEqual(outcome(schema, doc, JITLESS));
+      if (schema === VectorJson) {
+        expect(outcome(compiledVectorJson(), doc, JITLESS)).toEqual(outcome(schema, doc, JITLESS));
+        // The compiled parser itself accepts a good vector (not only the runtime behind it).
+        const parser = (compiledVectorJson() as unknown as { _zod: { bag: { validator: (v: unknown) => unknown } } })._zod.bag.validator;
+        expect(parser(doc)).not.toBe(z.INVALID);
+        expect(parser(doc)).toEqual(validated(VectorJson, doc, JITLESS));
+      }
     });
   }
 });
