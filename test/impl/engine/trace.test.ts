@@ -458,6 +458,13 @@ describe("traces across INT n/IRETQ", () => {
     });
   }
 
+  it("push RFLAGS as computed at the trace's back edge (CF set from the start, kept by INC/DEC)", () => {
+    const state = { ...base, rflags: base.rflags | 1n };
+    expect(traceFormed(state, 16 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.rflags & 1n).toBe(1n);
+  });
+
   it("see a write to the TSS's IST1 when the gate uses IST1", () => {
     const ist = interruptGuest((s) => poke(s, TSS + 0x24n, 0x1f000, 4), { ist: 1 });
     const plain = interruptGuest(() => {}, { ist: 1 });
@@ -497,6 +504,13 @@ describe("traces through a #PF's delivery", () => {
       expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
     });
   }
+
+  it("push RFLAGS as computed at the trace's back edge (CF set from the start, kept by INC/DEC)", () => {
+    const state = { ...base, rflags: base.rflags | 1n };
+    expect(traceFormed(state, 25 * HOOK_AT)).toBe(true);
+    const out = expectAgreesWithSpec(state, STEPS);
+    expect(out.state.rflags & 1n).toBe(1n);
+  });
 
   it("stop exactly where a step limit lands inside the trace", () => {
     const state = pageFaultGuest(() => {});
