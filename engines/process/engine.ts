@@ -75,6 +75,11 @@ export class ProcessEngine implements AsyncEngine {
   private pending: Pending | null = null;
   private buffer = "";
   private broken: EngineError | null = null;
+  /** The last `touched` answer, kept until a request that may write (anything but `state` and
+   *  `touched`): a lockstep asks for it twice a step (its comparison, and state() here). */
+  private touchedAnswer: readonly PhysicalRange[] | undefined;
+  /** Requests that may write, so far (a `touched` answer is kept only if none came meanwhile). */
+  private writeRequests = 0;
   private stderrTail: string[] = [];
   private exited = false;
   private readonly exit: Promise<void>;
@@ -197,6 +202,10 @@ export class ProcessEngine implements AsyncEngine {
   private request(method: Method, params: unknown, timeoutMs = this.options.requestTimeoutMs ?? 10_000): Promise<unknown> {
     if (this.broken !== null) return Promise.reject(this.broken);
     if (this.pending !== null) return Promise.reject(new EngineError("usage", `${method} while ${this.pending.method} is pending`));
+    if (method !== "state" && method !== "touched") {
+      this.touchedAnswer = undefined;
+      this.writeRequests++;
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.fail(new EngineError("timeout", `${method}: no answer within ${timeoutMs / 1000} s${this.stderrText()}`)), timeoutMs);
@@ -255,8 +264,12 @@ export class ProcessEngine implements AsyncEngine {
   }
 
   async touched(): Promise<readonly PhysicalRange[]> {
+    if (this.touchedAnswer !== undefined && this.broken === null && this.pending === null) return this.touchedAnswer;
+    const before = this.writeRequests;
     const r = (await this.request("touched", undefined)) as z.output<typeof RESULTS.touched>;
-    return r.ranges.map(rangeFromJson);
+    const ranges = r.ranges.map(rangeFromJson);
+    if (this.writeRequests === before) this.touchedAnswer = ranges;
+    return ranges;
   }
 
   private protocolError(message: string): EngineError {

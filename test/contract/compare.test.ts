@@ -138,6 +138,34 @@ describe("compareExpected: a vector's expected section", () => {
 });
 
 describe("compareStates: two engines, or before and after a step", () => {
+  it("exact: states equal but for one value (each value of the state but its memory in turn) give what the field table gives", () => {
+    // compareStates skips its field table when every value but memory is the same; an unobservable
+    // pattern that matches nothing forces the table, the reference here.
+    const paths: (string | number)[][] = [];
+    const walk = (v: unknown, path: (string | number)[]) => {
+      if (v instanceof Map) return;
+      if (typeof v === "object" && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...path, Array.isArray(v) ? Number(k) : k]);
+      else paths.push(path);
+    };
+    walk(state, []);
+    expect(paths.length).toBeGreaterThan(100);
+    const changed = (v: unknown): unknown => (typeof v === "bigint" ? v + 1n : typeof v === "number" ? v + 1 : typeof v === "boolean" ? !v : v === null ? 1 : `${String(v)}x`);
+    const withChange = (v: unknown, path: (string | number)[]): unknown => {
+      if (path.length === 0) return changed(v);
+      const [head, ...rest] = path;
+      if (Array.isArray(v)) return v.map((x, i) => (i === head ? withChange(x, rest) : x));
+      return { ...(v as object), [head!]: withChange((v as Record<string, unknown>)[head!], rest) };
+    };
+    for (const path of paths) {
+      const b = withChange(state, path) as ArchState;
+      const table = compareStates(state, b, { rule: "exact", memory: "all", unobservable: ["no.such.field"] });
+      expect(table.notCompared).toEqual([]);
+      const quick = compareStates(state, b, { rule: "exact", memory: "all" });
+      expect(quick.differences, path.join(".")).toEqual(table.differences);
+      expect(quick.differences.length, path.join(".")).toBeGreaterThan(0);
+    }
+  });
+
   it("equal states: no differences", () => {
     expect(compareStates(state, state, { rule: "exact", memory: "all" })).toEqual({ differences: [], notCompared: [] });
   });

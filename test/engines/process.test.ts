@@ -4,7 +4,9 @@
 import { PassThrough } from "node:stream";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ProcessEngine, liveProcessEngines } from "../../engines/process/engine.ts";
 import { serveEngine, servedCapabilities } from "../../engines/process/server.ts";
@@ -15,7 +17,9 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { compareStates } from "../../contract/compare.ts";
 import type { EngineEvent } from "../../contract/engine.ts";
 import { runAsyncEngine } from "../../engines/runner.ts";
-import { kernelState, userState } from "../helpers/fixture.ts";
+import { kernelMachine, kernelState, userState, withCode } from "../helpers/fixture.ts";
+import { stateFromMachine } from "../../spec/machine/machine.ts";
+import { unionRanges } from "../../contract/compare.ts";
 import { parseDocument } from "../../contract/load.ts";
 import { vectorPath } from "../helpers/fixture.ts";
 
@@ -100,6 +104,34 @@ describe("the reference server", () => {
     expect(await s.ask({ id: 10, method: "hello", params: { protocol: "ringspec-engine/1" } })).toMatchObject({ id: 10, result: { name: "impl" } });
     await s.close();
   });
+
+  it("keeps a touched answer until a request that may write: never stale, and asked once a lockstep step", async () => {
+    // The requests the engine gets are logged by tee in front of it.
+    const dir = mkdtempSync(join(tmpdir(), "ringspec-touched-"));
+    const log = join(dir, "requests.jsonl");
+    const engine = await ProcessEngine.start({ command: `tee ${log} | node ${ROOT}cli/bin.js serve --engine impl`, cwd: ROOT });
+    try {
+      // push rax; push rbx; mov [0x30000], eax; hlt
+      const state = stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0xf4]));
+      const local = new ImplEngine();
+      local.load(state, "intel");
+      await engine.load(state, "intel");
+      for (let i = 0; i < 3; i++) {
+        local.step();
+        await engine.step();
+        // What a lockstep step asks: the state (touched inside), then touched for the comparison.
+        const remote = await engine.state();
+        const touched = await engine.touched();
+        expect(touched).toEqual(local.touched());
+        expect(compareStates(local.state(), remote, { rule: "exact", memory: unionRanges(touched, local.touched()) }).differences).toEqual([]);
+      }
+      const methods = readFileSync(log, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { method: string }).method);
+      expect(methods.slice(2)).toEqual(["step", "touched", "state", "step", "touched", "state", "step", "touched", "state"]);
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it("as a child process (ringspec serve --engine spec) it agrees with the spec in process", async () => {
     const engine = await ProcessEngine.start({ command: `node ${ROOT}cli/bin.js serve --engine spec`, cwd: ROOT });
