@@ -45,9 +45,12 @@ export class Transaction {
   private registersShared: boolean;
   /** Whether writes to `registers` are logged: it is the start record's array, written in place. */
   private logRegisters: boolean;
-  /** The record this transaction began on, and its register array then. */
+  /** The record this transaction began on, its register array, RIP and RFLAGS then. RIP and
+   *  RFLAGS, which every step writes, are taken back from here rather than logged. */
   private readonly start: MachineRegisters;
   private readonly startRegisters: readonly bigint[];
+  private readonly startRip: bigint;
+  private readonly startRflags: bigint;
   /** The undo log of in-place writes (null: the start record is never written), and where it
    *  stood when this transaction began. */
   private readonly journal: RegisterJournal | null;
@@ -90,6 +93,8 @@ export class Transaction {
     this.logRegisters = inPlace;
     this.start = start;
     this.startRegisters = start.gpr;
+    this.startRip = start.rip;
+    this.startRflags = start.rflags;
     this.journal = journal ?? null;
     this.journalMark = inPlace ? journal.mark() : 0;
     this.memory = memory ?? (start as Machine).memory.draft();
@@ -185,11 +190,8 @@ export class Transaction {
    *  (RF-01) before every instruction. */
   updateRipAndRflags(rule: RuleId, rip: bigint, rflags: bigint): void {
     this.hit(rule);
+    // Not logged: a roll-back takes RIP and RFLAGS back from startRip/startRflags.
     const m = this.own();
-    if (this.logCurrent) {
-      this.journal!.log(m, "rip", m.rip);
-      this.journal!.log(m, "rflags", m.rflags);
-    }
     m.rip = rip;
     m.rflags = rflags;
   }
@@ -262,7 +264,10 @@ export class Transaction {
   rollBackRegisters(): void {
     if (this.journal === null) return;
     this.journal.rollBack(this.journalMark);
-    this.current = this.start as MutableRegisters;
+    const start = this.start as MutableRegisters;
+    start.rip = this.startRip;
+    start.rflags = this.startRflags;
+    this.current = start;
     this.owned = false;
     this.logCurrent = false;
     this.registers = this.start.gpr as bigint[];
@@ -274,7 +279,10 @@ export class Transaction {
    *  record, or a copy of it taken back to how it began when it is written in place). */
   startMachine(): MachineRegisters {
     if (this.journal === null) return this.start;
-    return this.journal.copyAsAt(this.journalMark, this.start, this.startRegisters);
+    const copy = this.journal.copyAsAt(this.journalMark, this.start, this.startRegisters) as MutableRegisters;
+    copy.rip = this.startRip;
+    copy.rflags = this.startRflags;
+    return copy;
   }
 
   /** The registers to keep when the step faults: `start` with the updates kept on a fault. */
@@ -673,23 +681,18 @@ export class Transaction {
   }
 }
 
-/** `assignRegisters`, logging in `journal` the value each write overwrites. */
+/** `assignRegisters`, logging in `journal` the value each write overwrites — but RIP's and
+ *  RFLAGS', which the transaction takes back from the values it began with. */
 function assignLogged(m: MutableRegisters, patch: Partial<MachineRegisters>, journal: RegisterJournal): void {
   const fields = m as Record<string, unknown>;
   for (const key in patch) {
     // RIP and RFLAGS by name, as assignRegisters does (a keyed load that sees every name is slower).
     if (key === "rip") {
       const rip = patch.rip;
-      if (rip !== undefined) {
-        journal.log(m, "rip", m.rip);
-        m.rip = rip;
-      }
+      if (rip !== undefined) m.rip = rip;
     } else if (key === "rflags") {
       const rflags = patch.rflags;
-      if (rflags !== undefined) {
-        journal.log(m, "rflags", m.rflags);
-        m.rflags = rflags;
-      }
+      if (rflags !== undefined) m.rflags = rflags;
     } else {
       const value = (patch as Record<string, unknown>)[key];
       if (value !== undefined) {
