@@ -218,6 +218,25 @@ function expectConfigsAgree(state: ArchState, steps: number): string {
 
 const STEPS = 2000;
 
+/** A hook run between two round trips (`hooked`) must show as it does on spec/: impl formed its
+ *  trace before the hook (within `formedWithin` steps), agrees with spec/, passes `check`, and ends
+ *  elsewhere than the run without the hook (else the test would not see a stale trace). */
+function expectHookSeen(hooked: ArchState, base: ArchState, formedWithin: number, check: (s: ArchState) => void): void {
+  expect(traceFormed(hooked, formedWithin)).toBe(true);
+  const out = expectAgreesWithSpec(hooked, STEPS);
+  check(out.state);
+  expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
+}
+
+/** With CF set from the start (kept by the loop's INC/DEC), the RFLAGS a delivery inside the trace
+ *  pushes, computed at the trace's back edge, must carry it as on spec/. */
+function expectBackEdgeRflagsPushed(base: ArchState, formedWithin: number): void {
+  const state = { ...base, rflags: base.rflags | 1n };
+  expect(traceFormed(state, formedWithin)).toBe(true);
+  const out = expectAgreesWithSpec(state, STEPS);
+  expect(out.state.rflags & 1n).toBe(1n);
+}
+
 describe("traces across SYSCALL/SYSRET", () => {
   const base = syscallGuest(() => {});
 
@@ -247,14 +266,7 @@ describe("traces across SYSCALL/SYSRET", () => {
       (s) => expect(s.cpu.shutdown).toBe(true)],
   ];
   for (const [name, hook, check] of hooks) {
-    it(`see ${name} made between two round trips`, () => {
-      const state = syscallGuest(hook);
-      expect(traceFormed(state, 22 * HOOK_AT)).toBe(true);
-      const out = expectAgreesWithSpec(state, STEPS);
-      check(out.state);
-      // The hook changed the outcome (the test would see a stale trace).
-      expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
-    });
+    it(`see ${name} made between two round trips`, () => expectHookSeen(syscallGuest(hook), base, 22 * HOOK_AT, check));
   }
 
   it("see TF set by SYSRET inside the trace (a #DB trap after it)", () => {
@@ -449,21 +461,10 @@ describe("traces across INT n/IRETQ", () => {
     }, (s) => expect(s.idtr.limit).toBe(0x7f)],
   ];
   for (const [name, hook, check] of hooks) {
-    it(`see ${name} made between two round trips`, () => {
-      const state = interruptGuest(hook);
-      expect(traceFormed(state, 16 * HOOK_AT)).toBe(true);
-      const out = expectAgreesWithSpec(state, STEPS);
-      check(out.state);
-      expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
-    });
+    it(`see ${name} made between two round trips`, () => expectHookSeen(interruptGuest(hook), base, 16 * HOOK_AT, check));
   }
 
-  it("push RFLAGS as computed at the trace's back edge (CF set from the start, kept by INC/DEC)", () => {
-    const state = { ...base, rflags: base.rflags | 1n };
-    expect(traceFormed(state, 16 * HOOK_AT)).toBe(true);
-    const out = expectAgreesWithSpec(state, STEPS);
-    expect(out.state.rflags & 1n).toBe(1n);
-  });
+  it("push RFLAGS as computed at the trace's back edge (CF set from the start, kept by INC/DEC)", () => expectBackEdgeRflagsPushed(base, 16 * HOOK_AT));
 
   it("see a write to the TSS's IST1 when the gate uses IST1", () => {
     const ist = interruptGuest((s) => poke(s, TSS + 0x24n, 0x1f000, 4), { ist: 1 });
@@ -496,21 +497,10 @@ describe("traces through a #PF's delivery", () => {
       (s) => expect(s.gpr[3]! >> 12n).toBe(BigInt(ROUNDS - HOOK_AT))],
   ];
   for (const [name, hook, check] of hooks) {
-    it(`see ${name} between two round trips`, () => {
-      const state = pageFaultGuest(hook);
-      expect(traceFormed(state, 25 * HOOK_AT)).toBe(true);
-      const out = expectAgreesWithSpec(state, STEPS);
-      check(out.state);
-      expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
-    });
+    it(`see ${name} between two round trips`, () => expectHookSeen(pageFaultGuest(hook), base, 25 * HOOK_AT, check));
   }
 
-  it("push RFLAGS as computed at the trace's back edge (CF set from the start, kept by INC/DEC)", () => {
-    const state = { ...base, rflags: base.rflags | 1n };
-    expect(traceFormed(state, 25 * HOOK_AT)).toBe(true);
-    const out = expectAgreesWithSpec(state, STEPS);
-    expect(out.state.rflags & 1n).toBe(1n);
-  });
+  it("push RFLAGS as computed at the trace's back edge (CF set from the start, kept by INC/DEC)", () => expectBackEdgeRflagsPushed(base, 25 * HOOK_AT));
 
   it("stop exactly where a step limit lands inside the trace", () => {
     const state = pageFaultGuest(() => {});
