@@ -34,6 +34,8 @@ export const CF = 1 << 0, PF = 1 << 2, AF = 1 << 4, ZF = 1 << 6, SF = 1 << 7, TF
   DF = 1 << 10, OF = 1 << 11, IOPL = 3 << 12, NT = 1 << 14, RF = 1 << 16, VM = 1 << 17, AC = 1 << 18,
   VIF = 1 << 19, VIP = 1 << 20, ID = 1 << 21;
 export const ARITH = CF | PF | AF | ZF | SF | OF;
+/** The RFLAGS bits SYSRET loads from R11 in 64-bit mode (SDM SYSRET: RFLAGS ← (R11 & 3C7FD7H) | 2). */
+export const SYSRET_RFLAGS = 0x3c7fd7;
 
 // ---- control registers / EFER ----
 export const CR0_PE = 1, CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_ET = 16, CR0_NE = 32, CR0_WP = 1 << 16,

@@ -34,7 +34,7 @@ const {
   LIMIT, NP, NT, RAX, RCX, RDX, R11, RF, RIP_HI, RIP_LO, RSP, SEG_STRIDE, SEL, SHADOW_MOVSS, SHADOW_STI, SS,
   SS_VEC, ST_END, ST_FAULT, ST_HALT, ST_IO, ST_OK, ST_SWINT, ST_UNSUP, TF, TR, UD, VIF, VIP, VM, CF, PF, AF,
   ZF, SF, DF, OF, EV_SOFT, EV_ICEBP, BP, OF_VEC, DB_VEC, ATTR, A_TYPE, A_S, A_UNUSABLE, attrDpl, PAGE_BYTES,
-  PAGE_OFFSET_MASK,
+  PAGE_OFFSET_MASK, SYSRET_RFLAGS,
 } = constsModule;
 
 export function gp(m: Machine, code: number): number {
@@ -254,7 +254,7 @@ export function execSysret(m: Machine, i: Insn): number {
 function returnSysret(m: Machine, ripLo: number, ripHi: number, r11Lo: number, to64: boolean): void {
   // SYSRET-04, 05
   m.setRip(ripLo, ripHi);
-  setFlags(m, (r11Lo & 0x3c7fd7) | 2);
+  setFlags(m, (r11Lo & SYSRET_RFLAGS) | 2);
   leaveSysret(m, to64);
 }
 

@@ -14,7 +14,7 @@ import * as constsModule from "../consts.ts";
 import { FLAT_CODE64_DPL0, FLAT_CODE64_DPL3, FLAT_DATA_DPL0, FLAT_DATA_DPL3 } from "../system.ts";
 
 const {
-  AC, ATTR, BASE_HI, BASE_LO, CS, EFER_SCE, FMASK_LO, LIMIT, LSTAR_HI, LSTAR_LO, RF, SEG_STRIDE, SEL, SS, STAR_HI, TF,
+  AC, ATTR, BASE_HI, BASE_LO, CS, EFER_SCE, FMASK_LO, LIMIT, LSTAR_HI, LSTAR_LO, RF, SEG_STRIDE, SEL, SS, STAR_HI, SYSRET_RFLAGS, TF,
 } = constsModule;
 
 /** Statements loading a flat segment (base 0, limit 4 GiB) into segments `sg` at `seg`. */
@@ -68,7 +68,7 @@ export function sysretUpdates(r11Lo: string, keepSs: boolean): string {
   const ssSel = "((base + 8) | 3) & 65535";
   return `const sg = m.segments;` +
     // SYSRET-05
-    ` const nf = (${r11Lo} & ${0x3c7fd7}) | 2; m.flags = nf; m.lazyOp = 0;` +
+    ` const nf = (${r11Lo} & ${SYSRET_RFLAGS}) | 2; m.flags = nf; m.lazyOp = 0;` +
     // SYSRET-06, 07
     ` const base = (m.msr[${STAR_HI}] >>> 16) & 65535; ${flat(CS, "((base + 16) | 3) & 65535", FLAT_CODE64_DPL3)}` +
     ` ${keepSs ? `sg[${SS * SEG_STRIDE + SEL}] = ${ssSel};` : flat(SS, ssSel, FLAT_DATA_DPL3)}` +
