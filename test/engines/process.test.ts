@@ -76,7 +76,9 @@ describe("the engine protocol's messages", () => {
   });
 });
 
-describe("the reference server", () => {
+// The tests of the next two groups each start their own server or engine process and wait on it
+// (timeouts, exits, start-up): they run side by side.
+describe.concurrent("the reference server", () => {
   it("answers hello with its capabilities and runs a state like the engine itself", async () => {
     const s = inProcessServer();
     const hello = await s.ask({ id: 1, method: "hello", params: { protocol: "ringspec-engine/1" } });
@@ -151,7 +153,7 @@ describe("the reference server", () => {
   }, 30_000);
 });
 
-describe("the client survives a misbehaving engine", () => {
+describe.concurrent("the client survives a misbehaving engine", () => {
   const cases: [string, EngineError["kind"], RegExp][] = [
     ["crash", "crash", /exited with status 3/],
     ["kill", "crash", /killed by SIGKILL/],
