@@ -56,15 +56,29 @@ export interface ImplEngineOptions {
 const SOURCE_NAMES: DeliverySource[] = ["exception", "exception", "software", "external", "nmi", "exception"];
 
 export class ImplEngine implements Engine {
-  private readonly ctx: StepContext;
+  /** Made with the first machine: load()'s, or an empty one if the engine is used before load()
+   *  (a Machine allocates its page pool, and nearly every engine is loaded as soon as it is made). */
+  private context: StepContext | null = null;
+  private readonly maxPages: number;
+  private readonly uncached: boolean;
+  private readonly compileBlocks: boolean;
+  private readonly traces: boolean;
 
   constructor(opts: ImplEngineOptions = {}) {
     const bytes = opts.maxMemoryBytes ?? PAGE_BUDGET * PAGE_BYTES;
     if (!Number.isFinite(bytes) || bytes < PAGE_BYTES) throw new RangeError("maxMemoryBytes: must be at least 4096");
-    const maxPages = Math.floor(bytes / PAGE_BYTES);
-    const uncached = opts.uncached ?? false;
-    const compileBlocks = (opts.compile ?? true) && !uncached;
-    this.ctx = new StepContext(new Machine({ maxPages, uncached }), maxPages, compileBlocks, uncached, opts.traces ?? true);
+    this.maxPages = Math.floor(bytes / PAGE_BYTES);
+    this.uncached = opts.uncached ?? false;
+    this.compileBlocks = (opts.compile ?? true) && !this.uncached;
+    this.traces = opts.traces ?? true;
+  }
+
+  private withMachine(m: Machine): StepContext {
+    return new StepContext(m, this.maxPages, this.compileBlocks, this.uncached, this.traces);
+  }
+
+  private get ctx(): StepContext {
+    return (this.context ??= this.withMachine(new Machine({ maxPages: this.maxPages, uncached: this.uncached })));
   }
 
   /** The machine (tests and benchmarks only). */
@@ -77,7 +91,9 @@ export class ImplEngine implements Engine {
   // =============================================================================================
 
   load(state: ArchState, profile: ProfileName): void {
-    this.ctx.m = loadState(state, profile, this.ctx.maxPages, this.ctx.uncached);
+    const m = loadState(state, profile, this.maxPages, this.uncached);
+    if (this.context === null) this.context = this.withMachine(m);
+    else this.context.m = m;
   }
 
   state(memory?: readonly PhysicalRange[]): ArchState {
