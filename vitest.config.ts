@@ -1,10 +1,49 @@
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { configDefaults, defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 // Where each test file leaves the rules it exercised (test/setup.ts) for the rule-coverage
 // reporter (test/reporters/rule-coverage.ts); the worker processes inherit it.
 process.env.RINGSPEC_RULES_DIR = join(tmpdir(), `ringspec-rules-${process.pid}`);
+
+/**
+ * The files that take longest, longest first (seconds of one worker in a full run on 2 cores,
+ * session 6). Two workers take files from one queue; a long file taken last leaves the other worker
+ * idle until it ends. Vitest orders by the durations of the last run, and without them (a fresh
+ * clone, `npm ci`: its cache lives in node_modules) by file size, which puts these late.
+ */
+const HEAVY_FIRST = [
+  "test/conformance/planted.test.ts",
+  "test/impl/engine/trace.test.ts",
+  "test/impl/hostile.test.ts",
+  "test/conformance/campaign.test.ts",
+  "test/kernel/c-kernel.test.ts",
+  "test/impl/differential.test.ts",
+  "test/hostile/cli-hostile.test.ts",
+  "test/kernel/demo.test.ts",
+  "test/spec/purity.test.ts",
+  "test/impl/blocks/block-cache.test.ts",
+  "test/cli/conform.test.ts",
+  "test/cli/cli.test.ts",
+  "test/cli/launch.test.ts",
+  "test/engines/host/lifecycle.test.ts",
+];
+
+/** Vitest's order when it knows every file's last duration; else HEAVY_FIRST, then vitest's order. */
+class HeavyFilesFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const root = this.ctx.config.root;
+    const path = (f: TestSpecification) => relative(root, f.moduleId).split("\\").join("/");
+    if (sorted.every((f) => this.ctx.cache.getFileTestResults(`${f.project.name}:${path(f)}`) !== undefined)) return sorted;
+    const rank = (f: TestSpecification) => {
+      const i = HEAVY_FIRST.indexOf(path(f));
+      return i < 0 ? HEAVY_FIRST.length : i;
+    };
+    return sorted.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i).map(({ f }) => f);
+  }
+}
 
 export default defineConfig({
   test: {
@@ -27,6 +66,8 @@ export default defineConfig({
     // Compile failures in impl's block compiler fail the test that hit them; the rules each file
     // exercises are recorded (test/setup.ts).
     setupFiles: ["test/setup.ts"],
+    // The longest files first, also on a fresh clone (HEAVY_FIRST).
+    sequence: { sequencer: HeavyFilesFirst },
     // A complete passing run refreshes conformance/rule-coverage.json (and fails if it changed).
     reporters: ["default", "./test/reporters/rule-coverage.ts"],
     // Transformed modules are kept on disk between runs (node_modules/.experimental-vitest-cache,

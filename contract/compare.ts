@@ -305,9 +305,17 @@ function pageSpans(a: ReadonlyMap<number, Uint8Array>, b: ReadonlyMap<number, Ui
   return spans;
 }
 
-/** Whether bytes [from, to) of two pages are equal: 32 bits at a time where the views allow it
- *  (lockstep compares every page either engine wrote after every step; most are equal). */
+/** Node's Buffer.compare where there is one (a memcmp: lockstep compares every page either engine
+ *  wrote after every step, and a 4 KiB page is about 5x faster natively than in the loop below). */
+const NATIVE_COMPARE = (globalThis as { Buffer?: { compare(a: Uint8Array, b: Uint8Array): number } }).Buffer?.compare;
+
+/** Whether bytes [from, to) of two pages are equal (most are): natively, else 32 bits at a time
+ *  where the views allow it. */
 function spanEqual(x: Uint8Array, y: Uint8Array, from: number, to: number): boolean {
+  if (NATIVE_COMPARE !== undefined) {
+    const whole = from === 0 && to === x.length && to === y.length;
+    return NATIVE_COMPARE(whole ? x : x.subarray(from, to), whole ? y : y.subarray(from, to)) === 0;
+  }
   let i = from;
   if (((x.byteOffset | y.byteOffset | from) & 3) === 0) {
     const words = (to - from) >> 2;

@@ -3,7 +3,7 @@
 // (contract/limits.ts) and every refusal of a state outside the model (contract/scope.ts) is
 // decided here, so spec/ and impl/ are handed exactly the same states.
 import { z } from "zod";
-import { compileFn } from "zod/v4/core";
+import { compileFn, util as zodUtil } from "zod/v4/core";
 import { StateFileJson, VectorJson, type VectorParsed } from "./schema.ts";
 import { PAGE_SIZE, stateFromJson, type ArchState } from "./state.ts";
 import { modelScopeViolation } from "./scope.ts";
@@ -33,32 +33,88 @@ const ENCODER = new TextEncoder();
 
 /**
  * How zod runs, by how many documents this process has validated. Each way is zod's own, from the
- * same schemas, and a document the fast ways reject is parsed again by zod's runtime for its
- * error, so outputs and errors are the same (test/contract/zod-modes.test.ts). CPU figures from
- * loading the project's 70 vectors in a fresh process:
+ * same schemas, and a document a compiled parser rejects is parsed again by zod's runtime for its
+ * error, so outputs and errors are the same (test/contract/zod-modes.test.ts):
  * - the first document (`ringspec run FILE` loads one): zod's one shared parse loop (`jitless`),
- *   ~6 ms, against ~20 ms when zod first compiles its per-object parsers (21 for a vector, 130 kB
- *   of source) and ~30 ms to compile the vector schema ahead;
- * - vectors up to MANY_DOCUMENTS: the vector schema compiled ahead by zod into one function
- *   (compileFn, ~30 ms once), about 0.2 ms a vector from the start where the parse loop takes
- *   ~1 ms until warm: the 70 load in ~76 ms instead of ~90 (medians of 8; compiling after 8
- *   documents instead of 1 lost the gain: the parse loop's first vectors are its dearest);
- * - beyond: zod's per-object parsers, the fastest once warm. (The one-function parser is too large
- *   for V8 to optimise: over 1,265 vectors, compiled throughout, the first pass cost a third more.)
- * `compileFn` is the code generator behind zod's `z.compile` without the assert-only twin that
- * `z.compile` also builds (~15 ms more), which nothing here uses; zod is pinned (4.6.7).
+ *   nothing compiled (compiling costs more than it saves on one document);
+ * - later documents: the same schema with zod's compiled parser (compileFn, installed with
+ *   withParser as zod's `z.compile` does) at its bulky sections: each object of many plain fields
+ *   (a segment, the registers, the MSRs, and their partial forms in `expected`) and each array
+ *   (memory); zod's parse loop runs the rest. A segment's parser is generated once and called
+ *   sixteen times a vector, so V8 optimises it within the first vectors; the sections cost ~5 ms
+ *   to generate. Validating the project's 70 vectors in a fresh process (CPU ms, medians of 6):
+ *   the parse loop throughout 56, the whole vector compiled into one function 38 (20 of them
+ *   generating it), every plain-field object compiled 39, the bulky ones only 33; over the 1,265
+ *   bench vectors 361, 258 and 246 (V8 never optimises the one large function).
+ * zod is pinned (4.6.7): compileFn is the code generator behind its `z.compile`.
  */
 export const FEW_DOCUMENTS = 1;
-export const MANY_DOCUMENTS = 256;
 let documentsValidated = 0;
 export type ZodMode = { readonly jitless: true } | { readonly jitless?: undefined };
 export const JITLESS: ZodMode = { jitless: true };
 export const GENERATED: ZodMode = {};
 
-let compiledVector: typeof VectorJson | undefined;
-/** VectorJson with zod's compiled parser in front of it. */
-export function compiledVectorJson(): typeof VectorJson {
-  return (compiledVector ??= z.withParser(VectorJson, compileFn(VectorJson)));
+/** The fields of a zod definition that hold child schemas, by the definition's type. */
+type Def = { type: string; shape?: Record<string, z.ZodType>; innerType?: z.ZodType; element?: z.ZodType };
+const CHILD_FIELDS: Readonly<Record<string, readonly ("innerType" | "element")[]>> = {
+  optional: ["innerType"], nullable: ["innerType"], default: ["innerType"], prefault: ["innerType"], array: ["element"],
+};
+
+function childrenOf(schema: z.ZodType): z.ZodType[] {
+  const def = schema._zod.def as Def;
+  if (def.type === "object") return Object.values(def.shape ?? {});
+  return (CHILD_FIELDS[def.type] ?? []).map((field) => def[field]!);
+}
+
+/** Objects of at least this many plain fields are compiled; smaller ones (a table register, `cpu`,
+ *  the timer) cost more to generate than they save. */
+const SECTION_FIELDS = 8;
+
+/** An array, or an object of at least SECTION_FIELDS fields none of which holds an object
+ *  (through optional, default and nullable wrappers). */
+function isSection(schema: z.ZodType): boolean {
+  const def = schema._zod.def as Def;
+  if (def.type === "array") return true;
+  if (def.type !== "object" || Object.keys(def.shape ?? {}).length < SECTION_FIELDS) return false;
+  const holdsObject = (s: z.ZodType): boolean => childrenOf(s).some((c) => (c._zod.def as Def).type === "object" || holdsObject(c));
+  return !holdsObject(schema);
+}
+
+/** `schema` with each of its sections (isSection) replaced by a copy that runs zod's compiled
+ *  parser first; the objects and wrappers above them are copies with the new children (zod's
+ *  clone: same class, same checks, the definition's getters kept), the rest is shared. */
+function withCompiledSections<S extends z.ZodType>(schema: S, done = new Map<z.ZodType, z.ZodType>()): S {
+  const known = done.get(schema);
+  if (known !== undefined) return known as S;
+  let out: z.ZodType = schema;
+  if (isSection(schema)) out = z.withParser(schema, compileFn(schema));
+  else {
+    const def = schema._zod.def as Def;
+    const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(def)) as Def;
+    let changed = false;
+    const swap = (child: z.ZodType): z.ZodType => {
+      const next = withCompiledSections(child, done);
+      if (next !== child) changed = true;
+      return next;
+    };
+    if (def.type === "object") {
+      const shape: Record<string, z.ZodType> = {};
+      for (const [key, child] of Object.entries(def.shape ?? {})) shape[key] = swap(child);
+      Object.defineProperty(copy, "shape", { value: shape, enumerable: true });
+    } else for (const field of CHILD_FIELDS[def.type] ?? []) Object.defineProperty(copy, field, { value: swap(def[field]!), enumerable: true });
+    if (changed) out = zodUtil.clone(schema, copy as typeof schema._zod.def);
+  }
+  done.set(schema, out);
+  return out as S;
+}
+
+const sectionsCompiled = new Map<z.ZodType, z.ZodType>();
+/** `schema` (a document schema: VectorJson, StateFileJson) with zod's compiled parsers at its
+ *  sections, built on first use. */
+export function withSectionsCompiled<S extends z.ZodType>(schema: S): S {
+  let out = sectionsCompiled.get(schema);
+  if (out === undefined) sectionsCompiled.set(schema, (out = withCompiledSections(schema)));
+  return out as S;
 }
 
 /** `schema`'s output for `value`, or a FormatError naming the first bad field. */
@@ -70,15 +126,12 @@ export function validated<S extends z.ZodType>(schema: S, value: unknown, mode: 
 
 /** The next document as a vector, validated the way its place in the process calls for. */
 function validatedVector(value: unknown): VectorParsed {
-  const n = ++documentsValidated;
-  if (n <= FEW_DOCUMENTS) return validated(VectorJson, value, JITLESS);
-  if (n > MANY_DOCUMENTS) return validated(VectorJson, value, GENERATED);
-  return validated(compiledVectorJson(), value, JITLESS);
+  return validated(++documentsValidated <= FEW_DOCUMENTS ? VectorJson : withSectionsCompiled(VectorJson), value, JITLESS);
 }
 
-/** The next document as a state file (one a process, as a rule: no compiled parser). */
+/** The next document as a state file, the same way. */
 function validatedStateFile(value: unknown): z.output<typeof StateFileJson> {
-  return validated(StateFileJson, value, ++documentsValidated <= MANY_DOCUMENTS ? JITLESS : GENERATED);
+  return validated(++documentsValidated <= FEW_DOCUMENTS ? StateFileJson : withSectionsCompiled(StateFileJson), value, JITLESS);
 }
 
 /** JSON text or its UTF-8 bytes → a value (contract/json-bytes.ts: capped, no whole-text string). */
@@ -87,15 +140,17 @@ export function parseJsonDocument(text: string | Uint8Array): unknown {
 }
 
 /** Refuses memory entries that together span more pages than the page budget, before a page is
- *  allocated for them. */
+ *  allocated for them. Addresses as Numbers: the schema has held every entry below 2^MAXPHYADDR
+ *  (46 bits), well within a Number's exact integers (BigInt arithmetic here was ~2% of loading
+ *  the 1,265 bench vectors). */
 function checkPageBudget(regions: readonly { gpa: string; bytes: string }[], where: string): void {
   const pages = new Set<number>();
   for (const r of regions) {
     const length = r.bytes.length >> 1;
     if (length === 0) continue;
-    const gpa = BigInt(r.gpa);
-    const first = Number(gpa / BigInt(PAGE_SIZE));
-    const last = Number((gpa + BigInt(length - 1)) / BigInt(PAGE_SIZE));
+    const gpa = Number(r.gpa);
+    const first = Math.floor(gpa / PAGE_SIZE);
+    const last = Math.floor((gpa + length - 1) / PAGE_SIZE);
     for (let p = first; p <= last; p++) {
       pages.add(p);
       if (pages.size > PAGE_BUDGET) {

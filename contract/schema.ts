@@ -116,8 +116,12 @@ export const MemoryRegionJson = z
     message: `the bytes run past the physical address width (MAXPHYADDR ${MAXPHYADDR}: addresses below 0x${(1n << BigInt(MAXPHYADDR)).toString(16)})`,
   });
 
+/** "65,536". Not toLocaleString: its first call sets up ICU's number formatting, ~12 ms of CPU
+ *  in every process that imports the schemas (most of building them). */
+const withCommas = (n: number): string => String(n).replace(/\B(?=(\d{3})+$)/g, ",");
+
 /** A `memory` array: at most MAX_MEMORY_ENTRIES entries (contract/limits.ts). */
-const MemoryJson = z.array(MemoryRegionJson).max(MAX_MEMORY_ENTRIES, { message: `more than ${MAX_MEMORY_ENTRIES.toLocaleString("en-US")} entries (the cap on memory entries)` });
+const MemoryJson = z.array(MemoryRegionJson).max(MAX_MEMORY_ENTRIES, { message: `more than ${withCommas(MAX_MEMORY_ENTRIES)} entries (the cap on memory entries)` });
 
 const Vector = z.number().int().min(0).max(255);
 

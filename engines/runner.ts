@@ -76,21 +76,20 @@ type EngineCall =
 
 type Loop = Generator<EngineCall, RunResult, unknown>;
 
+const STEP_CALL: EngineCall = { call: "step" };
+
 /** Typed request helpers (each answer is what the call returns). */
 function* runCall(steps: number): Generator<EngineCall, EngineStop, unknown> {
   return (yield { call: "run", steps }) as EngineStop;
 }
 function* stepCall(): Generator<EngineCall, EngineEvent, unknown> {
-  return (yield { call: "step" }) as EngineEvent;
+  return (yield STEP_CALL) as EngineEvent;
 }
 function* stateCall(): Generator<EngineCall, ArchState, unknown> {
   return (yield { call: "state" }) as ArchState;
 }
 function* onStepCall(view: StepView): Generator<EngineCall, StepVerdict, unknown> {
   return (yield { call: "onStep", view }) as StepVerdict;
-}
-function* onEventCall(step: number, event: EngineEvent): Generator<EngineCall, StepVerdict, unknown> {
-  return (yield { call: "onEvent", step, event }) as StepVerdict;
 }
 
 /** One line on why a run could not finish. */
@@ -131,15 +130,23 @@ function* loop(options: RunLimits & { readonly hook: "none" | "step" | "event" }
   const { maxSteps, timeoutMs } = options;
   let steps = 0;
   if (options.hook === "event") {
+    // The calls of every step, yielded directly and made once (no helper generator and no call
+    // object per step: this loop runs once per step of a kernel lockstep run); the onEvent call is
+    // rewritten for each step, after its driver has answered the last one.
+    const idleCall: EngineCall = { call: "run", steps: 0 };
+    const eventCall: { call: "onEvent"; step: number; event: EngineEvent | undefined } = { call: "onEvent", step: 0, event: undefined };
     for (;;) {
       // run(0) steps nothing: it says whether the machine can step (exit, hlt and shutdown come
       // before the limit), without a state.
-      const idle = yield* runCall(0);
+      const idle = (yield idleCall) as EngineStop;
       if (idle.reason !== "limit") return { stop: withDetail({ ...idle, steps }, timeoutMs), state: yield* stateCall() };
       if (steps >= maxSteps) return { stop: { reason: "limit", steps }, state: yield* stateCall() };
       if ((steps & 255) === 0 && Date.now() > deadline) return { stop: withDetail({ reason: "timeout", steps }, timeoutMs), state: yield* stateCall() };
-      const event = yield* stepCall();
-      const verdict = yield* onEventCall(steps + 1, event);
+      const event = (yield STEP_CALL) as EngineEvent;
+      eventCall.step = steps + 1;
+      eventCall.event = event;
+      const verdict = (yield eventCall as EngineCall) as StepVerdict;
+      eventCall.event = undefined;
       if (event.kind === "unsupported" || event.kind === "memory-limit")
         return { stop: withDetail({ reason: event.kind, steps, event }, timeoutMs), state: yield* stateCall() };
       progress.steps = ++steps;

@@ -102,8 +102,12 @@ function appendConsole(m: Machine, byte: number): void {
   m.console[m.consoleLength++] = byte;
 }
 
+/** What takeConsole hands out when nothing was written (most steps): one frozen empty array. */
+const NO_CONSOLE = Object.freeze(new Uint8Array(0));
+
 /** The console bytes written since the last call (Engine.takeConsole), forgotten here. */
 export function takeConsole(m: Machine): Uint8Array {
+  if (m.consoleLength === 0) return NO_CONSOLE;
   const out = m.console.slice(0, m.consoleLength);
   m.consoleLength = 0;
   return out;

@@ -16,7 +16,7 @@ import type { ArchState } from "../contract/state.ts";
 import { PAGE_BUDGET } from "../contract/limits.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type {
-  Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, DeliverySource,
+  Engine, EngineEvent, EngineStop, PhysicalRange, RaiseRequest, DeliverySource, StepInstruction,
 } from "../contract/engine.ts";
 import { Machine } from "./machine.ts";
 import * as constsModule from "./consts.ts";
@@ -56,15 +56,29 @@ export interface ImplEngineOptions {
 const SOURCE_NAMES: DeliverySource[] = ["exception", "exception", "software", "external", "nmi", "exception"];
 
 export class ImplEngine implements Engine {
-  private readonly ctx: StepContext;
+  /** Made with the first machine: load()'s, or an empty one if the engine is used before load()
+   *  (a Machine allocates its page pool, and nearly every engine is loaded as soon as it is made). */
+  private context: StepContext | null = null;
+  private readonly maxPages: number;
+  private readonly uncached: boolean;
+  private readonly compileBlocks: boolean;
+  private readonly traces: boolean;
 
   constructor(opts: ImplEngineOptions = {}) {
     const bytes = opts.maxMemoryBytes ?? PAGE_BUDGET * PAGE_BYTES;
     if (!Number.isFinite(bytes) || bytes < PAGE_BYTES) throw new RangeError("maxMemoryBytes: must be at least 4096");
-    const maxPages = Math.floor(bytes / PAGE_BYTES);
-    const uncached = opts.uncached ?? false;
-    const compileBlocks = (opts.compile ?? true) && !uncached;
-    this.ctx = new StepContext(new Machine({ maxPages, uncached }), maxPages, compileBlocks, uncached, opts.traces ?? true);
+    this.maxPages = Math.floor(bytes / PAGE_BYTES);
+    this.uncached = opts.uncached ?? false;
+    this.compileBlocks = (opts.compile ?? true) && !this.uncached;
+    this.traces = opts.traces ?? true;
+  }
+
+  private withMachine(m: Machine): StepContext {
+    return new StepContext(m, this.maxPages, this.compileBlocks, this.uncached, this.traces);
+  }
+
+  private get ctx(): StepContext {
+    return (this.context ??= this.withMachine(new Machine({ maxPages: this.maxPages, uncached: this.uncached })));
   }
 
   /** The machine (tests and benchmarks only). */
@@ -77,7 +91,9 @@ export class ImplEngine implements Engine {
   // =============================================================================================
 
   load(state: ArchState, profile: ProfileName): void {
-    this.ctx.m = loadState(state, profile, this.ctx.maxPages, this.ctx.uncached);
+    const m = loadState(state, profile, this.maxPages, this.uncached);
+    if (this.context === null) this.context = this.withMachine(m);
+    else this.context.m = m;
   }
 
   state(memory?: readonly PhysicalRange[]): ArchState {
@@ -114,39 +130,52 @@ export class ImplEngine implements Engine {
     // Halted with nothing to deliver: virtual time may jump to the timer's tick (devices.ts).
     if (ev === BOUNDARY_HALTED && jumpToTick(m)) ev = boundaryEvent(m);
     if (ev === BOUNDARY_HALTED) return { kind: "halted", rip: rip() };
-    if (ev !== BOUNDARY_NONE) return this.describe(deliverBoundary(ctx, ev));
-    const event = this.describe(instructionStep(ctx));
-    // The instruction's bytes, for traces (contract: StepInstruction).
+    if (ev !== BOUNDARY_NONE) return this.describe(deliverBoundary(ctx, ev), undefined);
+    const r = instructionStep(ctx);
+    // The instruction's bytes, for traces (contract: StepInstruction): a copy of the decoder's.
     const i = ctx.stepInsn;
-    return { ...event, instruction: i === null ? { bytes: new Uint8Array(0), length: 0 } : { bytes: i.bytes.slice(), length: i.len } };
+    return this.describe(r, i === null ? { bytes: new Uint8Array(0), length: 0 } : { bytes: i.bytes.slice(), length: i.len });
   }
 
-  private describe(r: number): EngineEvent {
+  /** The step's event; with `instruction` (an instruction step) as its last field. Each kind is
+   *  one object literal (no spread of a finished event: a step is the hot path of lockstep). */
+  private describe(r: number, instruction: StepInstruction | undefined): EngineEvent {
     const ctx = this.ctx;
     const m = ctx.m;
     const rip = big(ctx.ripLo, ctx.ripHi);
     switch (r) {
       case R_RETIRED:
-        return { kind: "retired", rip };
-      case R_DELIVERED:
-        return {
-          kind: "delivered", rip, vector: m.deliveredVector,
-          errorCode: m.deliveredErrorCode < 0 ? undefined : m.deliveredErrorCode >>> 0,
-          source: SOURCE_NAMES[m.deliveredSource]!,
-        };
+        return instruction === undefined ? { kind: "retired", rip } : { kind: "retired", rip, instruction };
+      case R_DELIVERED: {
+        const vector = m.deliveredVector;
+        const errorCode = m.deliveredErrorCode < 0 ? undefined : m.deliveredErrorCode >>> 0;
+        const source = SOURCE_NAMES[m.deliveredSource]!;
+        return instruction === undefined
+          ? { kind: "delivered", rip, vector, errorCode, source }
+          : { kind: "delivered", rip, vector, errorCode, source, instruction };
+      }
       case R_HALTED:
-        return { kind: "halted", rip };
-      case R_IO:
-        return {
-          kind: "io", rip, direction: m.ioDirection === 1 ? "out" : "in", port: m.ioPort, size: m.ioSize as 1 | 2 | 4,
-          value: BigInt(m.ioValue >>> 0),
-        };
+        return instruction === undefined ? { kind: "halted", rip } : { kind: "halted", rip, instruction };
+      case R_IO: {
+        const direction = m.ioDirection === 1 ? "out" : "in";
+        const size = m.ioSize as 1 | 2 | 4;
+        const value = BigInt(m.ioValue >>> 0);
+        return instruction === undefined
+          ? { kind: "io", rip, direction, port: m.ioPort, size, value }
+          : { kind: "io", rip, direction, port: m.ioPort, size, value, instruction };
+      }
       case R_SHUTDOWN:
-        return { kind: "shutdown", rip };
-      case R_UNSUP:
-        return { kind: "unsupported", rip, bytes: ctx.unsupportedBytes.slice(), reason: ctx.reason };
+        return instruction === undefined ? { kind: "shutdown", rip } : { kind: "shutdown", rip, instruction };
+      case R_UNSUP: {
+        const bytes = ctx.unsupportedBytes.slice();
+        return instruction === undefined
+          ? { kind: "unsupported", rip, bytes, reason: ctx.reason }
+          : { kind: "unsupported", rip, bytes, reason: ctx.reason, instruction };
+      }
       default:
-        return { kind: "memory-limit", rip, reason: ctx.reason };
+        return instruction === undefined
+          ? { kind: "memory-limit", rip, reason: ctx.reason }
+          : { kind: "memory-limit", rip, reason: ctx.reason, instruction };
     }
   }
 

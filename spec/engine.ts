@@ -13,7 +13,7 @@ import type { Instruction } from "./decode/instruction.ts";
 import type { RuleId } from "./rules/rule.ts";
 import type { Fault } from "./fault.ts";
 import type { RaisedFaults, StepEvent } from "./step/events.ts";
-import { run, step } from "./step/step.ts";
+import { canWake, run, Stepper } from "./step/step.ts";
 import { pendingBoundaryEvent } from "./transitions/boundary.ts";
 
 export interface SpecEngineOptions {
@@ -26,6 +26,9 @@ export interface SpecEngineOptions {
    *  more page stops the run with `memory-limit`, the step taken back. */
   readonly maxMemoryBytes?: number;
 }
+
+/** What takeConsole hands out when nothing was written (most steps): one frozen empty array. */
+const NO_CONSOLE = Object.freeze(new Uint8Array(0));
 
 const NOT_FETCHED: StepInstruction = { bytes: new Uint8Array(0), length: 0 };
 
@@ -85,7 +88,9 @@ function stepFaults(raised: RaisedFaults | undefined): StepFault[] {
 }
 
 export class SpecEngine implements Engine {
-  private machine: Machine | null = null;
+  /** The machine, stepped in place one step at a time (spec/step/step.ts Stepper): single steps
+   *  copy a page they write once per state handed out, not once per step. */
+  private stepper: Stepper | null = null;
   private loaded: Machine | null = null;
   private profile: Profile = INTEL;
   /** Console bytes not yet taken (DEV-CON-01). */
@@ -108,37 +113,57 @@ export class SpecEngine implements Engine {
     const violation = modelScopeViolation(state);
     if (violation !== null) throw new RangeError(`state outside the model: ${violation}`);
     if (state.memory.size > this.maxPages) throw new RangeError(`memory: more than ${this.maxPages} pages`);
-    this.machine = this.loaded = machineFromState(state);
     this.profile = profileByName(profile);
+    this.loaded = machineFromState(state);
+    this.startFrom(this.loaded);
     this.console = [];
   }
 
+  /** Steps from here on start from `m`. */
+  private startFrom(m: Machine): void {
+    const coverage = this.options.coverage;
+    this.stepper = new Stepper(m, { profile: this.profile, maxPages: this.maxPages, ...(coverage === undefined ? {} : { coverage }) });
+  }
+
+  private steps(): Stepper {
+    if (this.stepper === null) throw new Error("spec engine: load() a state first");
+    return this.stepper;
+  }
+
   private current(): Machine {
-    if (this.machine === null) throw new Error("spec engine: load() a state first");
-    return this.machine;
+    return this.steps().machine();
   }
 
   step(): EngineEvent {
-    const before = this.current();
-    const stepRules = this.options.rules === true ? new RuleLog() : undefined;
-    const coverage = stepRules ?? this.options.coverage;
-    const result = step(before, { profile: this.profile, maxPages: this.maxPages, ...(coverage === undefined ? {} : { coverage }) });
-    this.machine = result.state;
-    if (result.event.kind === "io" && result.event.console !== undefined) this.console.push(result.event.console);
-    if (stepRules !== undefined) for (const id of stepRules) this.options.coverage?.add(id);
+    const stepper = this.steps();
     // The step order of spec/step/step.ts: exited, shutdown, a boundary event, an idle HLT, an
-    // instruction.
+    // instruction (read before the step writes the working record).
+    const before = stepper.registers;
     const instructionStep = before.devices.exitValue === null && !before.cpu.shutdown && pendingBoundaryEvent(before, this.profile) === null && !before.cpu.halted;
-    const event = engineEvent(result.event, instructionStep);
+    const stepRules = this.options.rules === true ? new RuleLog() : undefined;
+    const stepEvent = stepper.step(stepRules);
+    if (stepEvent.kind === "io" && stepEvent.console !== undefined) this.console.push(stepEvent.console);
+    if (stepRules !== undefined) for (const id of stepRules) this.options.coverage?.add(id);
+    const event = engineEvent(stepEvent, instructionStep);
     if (stepRules === undefined) return event;
-    const faults = result.event.kind === "delivered" || result.event.kind === "shutdown" ? stepFaults(result.event.faults) : [];
+    const faults = stepEvent.kind === "delivered" || stepEvent.kind === "shutdown" ? stepFaults(stepEvent.faults) : [];
     return { ...event, rules: stepRules.order, ...(faults.length === 0 ? {} : { faults }) };
   }
 
   run(maxSteps: number): EngineStop {
+    // run(0) steps nothing: it only says whether the machine could step (the runner asks before
+    // every step of an event-hooked run), with run()'s own tests in run()'s order, and without
+    // making a working copy of the machine to leave it as it was.
+    if (maxSteps === 0) {
+      const m = this.steps().registers;
+      if (m.devices.exitValue !== null) return { reason: "exit", steps: 0, exitValue: m.devices.exitValue };
+      if (m.cpu.shutdown) return { reason: "shutdown", steps: 0 };
+      if (m.cpu.halted && !canWake(m, this.profile)) return { reason: "hlt", steps: 0 };
+      return { reason: "limit", steps: 0 };
+    }
     const coverage = this.options.coverage;
     const result = run(this.current(), { profile: this.profile, maxSteps, maxPages: this.maxPages, onConsole: this.keepConsole, ...(coverage === undefined ? {} : { coverage }) });
-    this.machine = result.state;
+    this.startFrom(result.state);
     const last = result.last;
     if (result.reason === "unsupported" && last?.kind === "unsupported")
       return { reason: "unsupported", steps: result.steps, event: engineEvent(last, true) as Extract<EngineEvent, { kind: "unsupported" }> };
@@ -155,6 +180,7 @@ export class SpecEngine implements Engine {
 
   /** DEV-CON-01: the console bytes written since load() or the last call. */
   takeConsole(): Uint8Array {
+    if (this.console.length === 0) return NO_CONSOLE;
     const bytes = Uint8Array.from(this.console);
     this.console = [];
     return bytes;
@@ -163,7 +189,7 @@ export class SpecEngine implements Engine {
   raise(event: RaiseRequest): void {
     const m = this.current();
     const cpu = "irq" in event ? { ...m.cpu, pendingIrq: event.irq } : { ...m.cpu, pendingNmi: true };
-    this.machine = patchMachine(m, { cpu });
+    this.startFrom(patchMachine(m, { cpu }));
   }
 
   /** Whole pages whose contents object changed since `load` (persistent memory copies a page on

@@ -1,5 +1,5 @@
 // ringspec/spec: the executable reference model.
-export { step, run, canWake, type StepOptions, type RunOptions } from "./step/step.ts";
+export { step, run, canWake, Stepper, type StepOptions, type RunOptions } from "./step/step.ts";
 export type { StepEvent, StepResult, RunResult, StopReason } from "./step/events.ts";
 export { machineFromState, stateFromMachine, type Machine } from "./machine/machine.ts";
 export { PhysicalMemory } from "./machine/physical-memory.ts";

@@ -7,6 +7,10 @@
 // child that exits (with or without half a line written) or a write that fails each end the
 // engine with an EngineError saying why (`timeout`, `protocol`, `crash`). After that every call
 // fails at once: the caller reports the case and opens a new engine.
+//
+// Every caller reads the state after a step (the runner's loop, lockstep): with an engine that says
+// `step_state`, step() asks for the touched ranges and the state with the event, in one exchange,
+// and the touched() and state() that follow are answered from it (until a request that may write).
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
@@ -16,7 +20,7 @@ import type { ProfileName } from "../../contract/profile.ts";
 import { PAGE_SIZE, type ArchState } from "../../contract/state.ts";
 import { EngineError } from "../host/errors.ts";
 import {
-  PROTOCOL_VERSION, RESULTS, ResponseJson, capabilitiesFromJson, eventFromJson, firstIssue, raiseToJson, rangeFromJson, rangeToJson,
+  PROTOCOL_VERSION, RESULTS, ResponseJson, STEP_STATE_RESULT, capabilitiesFromJson, eventFromJson, firstIssue, raiseToJson, rangeFromJson, rangeToJson,
   stateFromProtocol, stateToProtocol, stopFromJson, type Method,
 } from "./protocol.ts";
 
@@ -65,6 +69,8 @@ export function liveProcessEngines(): number {
 interface Pending {
   readonly id: number;
   readonly method: Method;
+  /** What the result must be. */
+  readonly result: z.ZodType;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: EngineError) => void;
   readonly timer: NodeJS.Timeout;
@@ -78,8 +84,13 @@ export class ProcessEngine implements AsyncEngine {
   /** The last `touched` answer, kept until a request that may write (anything but `state` and
    *  `touched`): a lockstep asks for it twice a step (its comparison, and state() here). */
   private touchedAnswer: readonly PhysicalRange[] | undefined;
-  /** Requests that may write, so far (a `touched` answer is kept only if none came meanwhile). */
+  /** The state a `step` with `{"state": true}` answered, kept as the `touched` answer is. */
+  private stateAnswer: ArchState | undefined;
+  /** Requests that may write, so far (a `touched` or state answer is kept only if none came
+   *  meanwhile). */
   private writeRequests = 0;
+  /** The engine answers `step` with `{"state": true}` (its hello says `step_state` and `touched`). */
+  private stepState = false;
   private stderrTail: string[] = [];
   private exited = false;
   private readonly exit: Promise<void>;
@@ -130,6 +141,7 @@ export class ProcessEngine implements AsyncEngine {
     try {
       const hello = (await engine.request("hello", { protocol: PROTOCOL_VERSION, client: "ringspec" }, options.startTimeoutMs ?? 10_000)) as z.output<typeof RESULTS.hello>;
       engine.capabilitiesValue = capabilitiesFromJson(hello);
+      engine.stepState = hello.step_state && hello.touched;
     } catch (e) {
       await engine.close();
       const why = e instanceof EngineError ? e.message : String(e);
@@ -194,22 +206,29 @@ export class ProcessEngine implements AsyncEngine {
       p.reject(new EngineError("protocol", `${p.method}: the engine answered an error: ${envelope.data.error.message}`));
       return;
     }
-    const result = RESULTS[p.method].safeParse(envelope.data.result);
-    if (!result.success) return this.fail(new EngineError("protocol", `${p.method}: bad answer: result.${firstIssue(result.error)}`));
+    const result = p.result.safeParse(envelope.data.result);
+    if (!result.success) {
+      // No longer pending: fail() cannot reach this call, so it is rejected here (it used to wait
+      // for ever).
+      this.fail(new EngineError("protocol", `${p.method}: bad answer: result.${firstIssue(result.error)}`));
+      p.reject(this.broken!);
+      return;
+    }
     p.resolve(result.data);
   }
 
-  private request(method: Method, params: unknown, timeoutMs = this.options.requestTimeoutMs ?? 10_000): Promise<unknown> {
+  private request(method: Method, params: unknown, timeoutMs = this.options.requestTimeoutMs ?? 10_000, result: z.ZodType = RESULTS[method]): Promise<unknown> {
     if (this.broken !== null) return Promise.reject(this.broken);
     if (this.pending !== null) return Promise.reject(new EngineError("usage", `${method} while ${this.pending.method} is pending`));
     if (method !== "state" && method !== "touched") {
       this.touchedAnswer = undefined;
+      this.stateAnswer = undefined;
       this.writeRequests++;
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.fail(new EngineError("timeout", `${method}: no answer within ${timeoutMs / 1000} s${this.stderrText()}`)), timeoutMs);
-      this.pending = { id, method, resolve, reject, timer };
+      this.pending = { id, method, result, resolve, reject, timer };
       const message = params === undefined ? { id, method } : { id, method, params };
       this.child.stdin!.write(JSON.stringify(message) + "\n");
     });
@@ -221,8 +240,22 @@ export class ProcessEngine implements AsyncEngine {
   }
 
   async step(): Promise<EngineEvent> {
-    const r = (await this.request("step", undefined)) as z.output<typeof RESULTS.step>;
-    return eventFromJson(r.event);
+    if (!this.stepState) {
+      const r = (await this.request("step", undefined)) as z.output<typeof RESULTS.step>;
+      return eventFromJson(r.event);
+    }
+    const pending = this.request("step", { state: true }, undefined, STEP_STATE_RESULT);
+    const sent = this.writeRequests;
+    const r = (await pending) as z.output<typeof STEP_STATE_RESULT>;
+    const event = eventFromJson(r.event);
+    const ranges = r.touched.map(rangeFromJson);
+    // As state() would have it: the loaded memory with the pages the ranges reach read back.
+    const state = this.withTouchedPages(this.decodeState(r, "step"), wholePages(ranges));
+    if (this.writeRequests === sent) {
+      this.touchedAnswer = ranges;
+      this.stateAnswer = state;
+    }
+    return event;
   }
 
   async steps(n: number): Promise<readonly EngineEvent[]> {
@@ -241,21 +274,26 @@ export class ProcessEngine implements AsyncEngine {
   /** The state; memory is the loaded state's with every page the engine says it wrote read back
    *  (or, for an engine that does not report writes, all of its memory). */
   async state(): Promise<ArchState> {
+    if (this.stateAnswer !== undefined && this.broken === null && this.pending === null) return this.stateAnswer;
     if (!this.capabilitiesValue.touched) return this.decodeState(await this.request("state", undefined));
     const ranges = await this.touched();
     const pages = wholePages(ranges);
     const answer = await this.request("state", { memory: pages.map((n) => rangeToJson({ start: BigInt(n) * 4096n, end: BigInt(n + 1) * 4096n })) });
-    const got = this.decodeState(answer);
+    return this.withTouchedPages(this.decodeState(answer), pages);
+  }
+
+  /** `got` with the memory of the loaded state, but for `pages` (the pages written), read from `got`. */
+  private withTouchedPages(got: ArchState, pages: readonly number[]): ArchState {
     const memory = new Map(this.loadedPages);
     for (const n of pages) memory.set(n, got.memory.get(n) ?? new Uint8Array(PAGE_SIZE));
     return { ...got, memory };
   }
 
-  private decodeState(answer: unknown): ArchState {
+  private decodeState(answer: unknown, method: Method = "state"): ArchState {
     try {
       return stateFromProtocol((answer as z.output<typeof RESULTS.state>).state);
     } catch (e) {
-      throw this.protocolError(`state: bad answer: result.${(e as Error).message}`);
+      throw this.protocolError(`${method}: bad answer: result.${(e as Error).message}`);
     }
   }
 

@@ -1,7 +1,9 @@
 // The JSON-lines engine protocol (`ringspec-engine/1`): how ringspec drives an engine in another
 // process, written in any language. One request per line on the engine's stdin, one answer per
 // line on its stdout, in order; the engine logs to stderr. The requests mirror the AsyncEngine
-// interface (contract/engine.ts): hello, load, step, steps, run, state, raise, touched. Every
+// interface (contract/engine.ts): hello, load, step, steps, run, state, raise, touched. An engine
+// that says `step_state` in its hello also answers `step` with `{"state": true}`: the step, then
+// what `touched` and `state` would answer, in one exchange instead of three. Every
 // message, both ways, is validated here with zod; `ringspec schema --protocol` prints the JSON
 // Schema generated from these schemas (committed as engines/process/protocol.schema.json), and
 // docs/protocol.md describes it for emulator authors.
@@ -94,6 +96,10 @@ export const CapabilitiesJson = z.strictObject({
   unobservable: z.array(z.string().min(1).max(200)).max(1000).default([]),
   /** Events carry `rules`. */
   rules: z.boolean().default(false),
+  /** `step` with `{"state": true}` answers the touched ranges and the state after the step with
+   *  the event (STEP_STATE_RESULT): one exchange a lockstep step instead of step, touched, state.
+   *  Optional: ringspec asks only engines that say so (and that say `touched`). */
+  step_state: z.boolean().default(false),
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -106,7 +112,8 @@ const noParams = z.strictObject({}).optional();
 export const RequestJson = z.discriminatedUnion("method", [
   request("hello", z.strictObject({ protocol: z.string().max(100), client: z.string().max(200).optional() })),
   request("load", z.strictObject({ state: StateJson, profile: ProfileNameSchema })),
-  request("step", noParams),
+  /** `state: true` (engines with `step_state` only): STEP_STATE_RESULT instead of RESULTS.step. */
+  request("step", z.strictObject({ state: z.boolean().optional() }).optional()),
   request("steps", z.strictObject({ n: z.number().int().min(1).max(1_000_000) })),
   request("run", z.strictObject({ max_steps: Count })),
   /** `memory`: only these physical ranges (default: every non-zero page). */
@@ -130,6 +137,15 @@ export const RESULTS = {
   raise: z.strictObject({}),
   touched: z.strictObject({ ranges: z.array(RangeJson).max(1_000_000) }),
 } as const satisfies Record<Method, z.ZodType>;
+
+/** The answer to `step` with `{"state": true}`: the event, the physical ranges written since
+ *  `load` (as `touched` answers) and the state with the memory of the pages those ranges reach
+ *  (as `state` with those ranges answers). */
+export const STEP_STATE_RESULT = z.strictObject({
+  event: EventJson,
+  touched: z.array(RangeJson).max(1_000_000),
+  state: StateJson,
+});
 
 export const ErrorJson = z.strictObject({ message: z.string().max(10_000) });
 
@@ -243,7 +259,8 @@ export function capabilitiesFromJson(j: z.output<typeof CapabilitiesJson>): Engi
   };
 }
 
-export function capabilitiesToJson(c: EngineCapabilities): z.input<typeof CapabilitiesJson> {
+/** A hello answer; `stepState`: the engine answers `step` with `{"state": true}`. */
+export function capabilitiesToJson(c: EngineCapabilities, stepState = false): z.input<typeof CapabilitiesJson> {
   return {
     protocol: PROTOCOL_VERSION,
     name: c.name,
@@ -253,6 +270,7 @@ export function capabilitiesToJson(c: EngineCapabilities): z.input<typeof Capabi
     touched: c.touched,
     unobservable: [...c.unobservable],
     rules: c.rules === true,
+    ...(stepState ? { step_state: true } : {}),
   };
 }
 
@@ -293,6 +311,9 @@ export function protocolJsonSchema(): Record<string, unknown> {
     metadata.add(answer, { title: `answer to ${method}` });
     return answer;
   });
+  const stepState = z.strictObject({ id: Count, result: STEP_STATE_RESULT });
+  metadata.add(stepState, { title: 'answer to step with {"state": true}' });
+  answers.push(stepState);
   const error = z.strictObject({ id: Count, error: ErrorJson });
   metadata.add(error, { title: "error answer" });
   const root = z.strictObject({ request: RequestJson, answer: z.union([...answers, error]) });

@@ -1,7 +1,9 @@
 // The reference server of the engine protocol (protocol.ts): any in-process Engine behind JSON
 // lines on a pair of streams (`ringspec serve --engine impl|spec` on stdin/stdout). Requests are
 // answered one at a time, in order. A request that does not parse or validate gets an error answer
-// naming the field (with the request's id when it has one); the server goes on.
+// naming the field (with the request's id when it has one); the server goes on. It says
+// `step_state`: a `step` with `{"state": true}` answers the event, the touched ranges and the state
+// with those pages in one line.
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import type { Engine, EngineCapabilities } from "../../contract/engine.ts";
@@ -35,7 +37,7 @@ function answer(engine: Engine, capabilities: EngineCapabilities, request: Reque
   switch (request.method) {
     case "hello":
       if (request.params.protocol !== PROTOCOL_VERSION) throw new RequestError(`params.protocol: this server speaks ${PROTOCOL_VERSION}, not ${JSON.stringify(request.params.protocol)}`);
-      return capabilitiesToJson(capabilities);
+      return capabilitiesToJson(capabilities, true);
     case "load": {
       let state: ArchState;
       try {
@@ -47,8 +49,14 @@ function answer(engine: Engine, capabilities: EngineCapabilities, request: Reque
       engine.load(state, request.params.profile);
       return {};
     }
-    case "step":
-      return { event: eventToJson(engine.step()) };
+    case "step": {
+      const event = eventToJson(engine.step());
+      if (request.params?.state !== true) return { event };
+      // What `touched`, then `state` with the pages touched, would answer next. The ranges are the
+      // engine's own (merged, in order): it hands out only the pages they reach (Engine.state).
+      const touched = engine.touched();
+      return { event, touched: touched.map(rangeToJson), state: stateToProtocol(withMemoryRanges(engine.state(touched), touched)) };
+    }
     case "steps": {
       const events = [];
       for (let i = 0; i < request.params.n; i++) {

@@ -96,6 +96,15 @@ export function blockAt(m: Machine, poolPage: number, off: number, mode: number,
   return decodeBlock(m, poolPage, off, mode, ripLo, ripHi, csLimit);
 }
 
+/** blockAt's hit, or null: never decodes (a single step, engine/fetch.ts, decodes only the one
+ *  instruction it executes). */
+export function cachedBlockAt(m: Machine, poolPage: number, off: number, mode: number, ripLo: number, ripHi: number,
+  csLimit: number): Block | null {
+  const cached = m.blocksBySlot[poolPage >> PAGE_SHIFT]?.get(off * 4 + mode);
+  return cached !== undefined && cached.valid && cached.ripLo === ripLo && cached.ripHi === ripHi &&
+    (mode === MODE_64 || cached.endEip >>> 0 <= csLimit >>> 0) ? cached : null;
+}
+
 /** Decodes and caches the block at (pool page, page offset, mode, RIP): blockAt's miss path, a
  *  function of its own so that the hit path stays small. */
 function decodeBlock(m: Machine, poolPage: number, off: number, mode: number, ripLo: number, ripHi: number,

@@ -122,10 +122,11 @@ export function deliverFetchFault(ctx: StepContext, lo: number, hi: number): num
 }
 
 /** One instruction step (fetch + execute), uncompiled: step(), and run() while TF or a shadow
- *  needs per-instruction bookkeeping. */
+ *  needs per-instruction bookkeeping. A cached block at RIP gives its first instruction; else only
+ *  this instruction is decoded (engine/fetch.ts). */
 export function instructionStep(ctx: StepContext): number {
   const m = ctx.m;
-  const b = fetch(ctx);
+  const b = fetch(ctx, false);
   const insn = b !== null ? b.insns[0]! : ctx.crossingInsn;
   ctx.stepInsn = insn;
   if (insn !== null) return executeInstruction(ctx, insn);

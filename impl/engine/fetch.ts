@@ -6,7 +6,7 @@
 import * as constsModule from "../consts.ts";
 import * as insnModule from "../insn.ts";
 import { decode, MAX_INSN } from "../decode.ts";
-import { type Block, blockAt } from "../blocks/block-cache.ts";
+import { type Block, blockAt, cachedBlockAt } from "../blocks/block-cache.ts";
 import { translate } from "../memory/translate.ts";
 import { resetAdJournal } from "../memory/ad-journal.ts";
 import type { StepContext } from "./context.ts";
@@ -19,8 +19,12 @@ const { MODE_32, MODE_64 } = insnModule;
  * What to execute at RIP: a cached block (returned), or null with either a fault raised
  * (m.faultVector >= 0) or the single instruction in ctx.crossingInsn. Starts the step's A/D journal (the
  * walks of this fetch belong to the first instruction, undone if it is unsupported).
+ * `decodeBlocks` false (a single step): a block already cached at RIP is used, but a miss decodes
+ * only the instruction at RIP, as the uncached engine does, instead of a block of up to MAX_BLOCK
+ * instructions of which the step runs one (stepping through code decoded each block again from
+ * every instruction in it).
  */
-export function fetch(ctx: StepContext): Block | null {
+export function fetch(ctx: StepContext, decodeBlocks = true): Block | null {
   const m = ctx.m;
   const ripLo = m.regs[RIP_LO]!, ripHi = m.regs[RIP_HI]!;
   m.faultVector = -1;
@@ -52,7 +56,7 @@ export function fetch(ctx: StepContext): Block | null {
   if (base < 0) return null;
   const off = linLo & PAGE_OFFSET_MASK;
   if (!ctx.uncached) {
-    const block = blockAt(m, base, off, mode, ripLo, ripHi, csLimit);
+    const block = decodeBlocks ? blockAt(m, base, off, mode, ripLo, ripHi, csLimit) : cachedBlockAt(m, base, off, mode, ripLo, ripHi, csLimit);
     if (block !== null) return block;
   }
   // The first instruction crosses the page end or the CS limit: fetch its bytes one page at a

@@ -155,10 +155,23 @@ export function machineState(m: Machine, ranges?: readonly PhysicalRange[]): Arc
   const gpr: bigint[] = [];
   for (let n = 0; n < 16; n++) gpr.push(big(m.regs[2 * n]!, m.regs[2 * n + 1]!));
   const memory = new Map<number, Uint8Array>();
-  const all = [...m.frameSlot.entries()];
   const spans = ranges === undefined ? undefined : framesReached(ranges);
-  const frames = (spans === undefined ? all : all.filter(([frame]) => spans.some(([first, last]) => frame >= first && frame <= last))).sort((a, b) => a[0] - b[0]);
-  for (const [frame, slot] of frames) memory.set(frame, m.pool8.slice(slot * PAGE_BYTES, (slot + 1) * PAGE_BYTES));
+  // No range (a lockstep checkpoint that compares registers only): no frame is listed at all.
+  if (spans === undefined || spans.length > 0) {
+    const frames: [number, number][] = [];
+    for (const [frame, slot] of m.frameSlot) if (spans === undefined || spans.some(([first, last]) => frame >= first && frame <= last)) frames.push([frame, slot]);
+    frames.sort((a, b) => a[0] - b[0]);
+    // The copies in one buffer, each page a 4 KiB view of it: one allocation instead of one a page
+    // (a lockstep hands out the pages either engine wrote after every step; an ArrayBuffer costs
+    // about as much to make as 4 KiB to copy).
+    const copies = new Uint8Array(frames.length * PAGE_BYTES);
+    for (let i = 0; i < frames.length; i++) {
+      const slot = frames[i]![1];
+      const page = copies.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES);
+      page.set(m.pool8.subarray(slot * PAGE_BYTES, (slot + 1) * PAGE_BYTES));
+      memory.set(frames[i]![0], page);
+    }
+  }
   const shadow: InterruptShadow = m.shadow === SHADOW_STI ? "sti" : m.shadow === SHADOW_MOVSS ? "movss" : "none";
   const cpu: CpuRunState = {
     pendingIrq: m.pendingIrq < 0 ? null : m.pendingIrq,
@@ -170,6 +183,7 @@ export function machineState(m: Machine, ranges?: readonly PhysicalRange[]): Arc
     pendingDebugTrap: m.pendingDebugTrap,
   };
   const msr = (slot: number) => big(m.msr[slot]!, m.msr[slot + 1]!);
+  const debug = (slot: number) => big(m.debug[slot]!, m.debug[slot + 1]!);
   return {
     gpr,
     rip: big(m.regs[RIP_LO]!, m.regs[RIP_HI]!),
@@ -193,7 +207,8 @@ export function machineState(m: Machine, ranges?: readonly PhysicalRange[]): Arc
     sysenterEsp: msr(SYSENTER_ESP_LO),
     sysenterEip: msr(SYSENTER_EIP_LO),
     apicBase: msr(APIC_BASE_LO),
-    ...Object.fromEntries(DEBUG_FIELDS.map(([field, slot]) => [field, big(m.debug[slot]!, m.debug[slot + 1]!)])) as Record<(typeof DEBUG_FIELDS)[number][0], bigint>,
+    // By name, not a spread of DEBUG_FIELDS: a state is handed out at every lockstep checkpoint.
+    dr0: debug(DR0_LO), dr1: debug(DR1_LO), dr2: debug(DR2_LO), dr3: debug(DR3_LO), dr6: debug(DR6_LO), dr7: debug(DR7_LO),
     memory,
     cpu,
     devices: {

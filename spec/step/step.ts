@@ -348,6 +348,51 @@ export function run(state: Machine, options: RunOptions): RunResult {
   }
 }
 
+/**
+ * Single steps on a working copy that lasts from step to step (what the Engine interface's `step`
+ * drives): like `run`, it owns one memory draft and one working record across its steps, so a page
+ * a step writes is copied once per Machine handed out, not once per step. `start` is left
+ * untouched, and every Machine `machine()` hands out stays as it was handed out. The same steps
+ * as `step` (test/spec/purity.test.ts compares the two).
+ */
+export class Stepper {
+  /** The working record, written in place by each step. */
+  private m: MachineRegisters;
+  private readonly memory: MemoryDraft;
+  private readonly ctx: Context;
+  /** The Machine handed out since the last step, if any (made once between two steps). */
+  private handedOut: Machine | null;
+
+  constructor(start: Machine, options: StepOptions = {}) {
+    this.ctx = context(options);
+    this.memory = start.memory.draft(options.maxPages ?? PAGE_BUDGET);
+    this.m = withOwnRegisters(start);
+    this.handedOut = start;
+  }
+
+  /** What the next step starts from (read only: the next step writes it in place). */
+  get registers(): MachineRegisters {
+    return this.m;
+  }
+
+  /** One step; `coverage`, when given, collects this step's rules instead of the options'. */
+  step(coverage?: Set<RuleId>): StepEvent {
+    this.handedOut = null;
+    const ctx = coverage === undefined ? this.ctx : { ...this.ctx, coverage };
+    const r = stepOn(this.m, this.memory, ctx);
+    // The journals only serve a step that faults: past the step, nothing is rolled back.
+    this.memory.forgetJournal();
+    ctx.journal.forget();
+    this.m = r.state;
+    return r.event;
+  }
+
+  /** The machine after the last step, as a Machine of the caller's. */
+  machine(): Machine {
+    return (this.handedOut ??= withMemory(withOwnRegisters(this.m), this.memory.snapshot()));
+  }
+}
+
 /** HLT-03: whether something wakes a halted CPU: an unblocked NMI, a maskable interrupt that IF,
  *  the shadow and CR8 let through, or the timer's tick that time jumps to (DEV-TMR-06). */
 export function canWake(m: MachineRegisters, profile: Profile = INTEL): boolean {

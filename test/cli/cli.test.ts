@@ -1,5 +1,8 @@
 // The `ringspec` command line. Process-level behaviour (exit status, streams, no stack traces) is
-// checked by spawning `node cli/bin.js`; the many argument cases run `main` in-process.
+// checked by spawning `node cli/bin.js` once for each exit status a user sees (0: run; 1: run
+// --timeout; 2: vectors check on a malformed file); what a command prints runs `main` in-process,
+// with the same assertions on its exit status, stdout and stderr (bin.js sets the exit status to
+// what main returns and writes through the same Io).
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -86,8 +89,8 @@ beforeAll(() => {
   writeFileSync(outOfScopeFile, JSON.stringify({ format: "ringspec-state/1", ...initial, sregs: { ...initial.sregs, cr4: "0x1620" } }));
 });
 
-describe("ringspec vectors check (spawned)", () => {
-  it("a directory with a malformed file: exit 2, one stderr line naming file and JSON path, summary last", async () => {
+describe("ringspec vectors check", () => {
+  it("a directory with a malformed file: exit 2, one stderr line naming file and JSON path, summary last (spawned)", async () => {
     const r = await spawnCli(["vectors", "check", dir]);
     expect(r.code).toBe(2);
     expect(lines(r.stderr)).toEqual([`${badFile}: initial.regs.rax: expected "0x" followed by 1 to 16 hex digits`]);
@@ -99,7 +102,7 @@ describe("ringspec vectors check (spawned)", () => {
   });
 
   it("--json: one object with the counts, the unusable files and per-vector results", async () => {
-    const r = await spawnCli(["vectors", "check", goodFile, badFile, "--json", "--max-steps", "0"]);
+    const r = await runMain(["vectors", "check", goodFile, badFile, "--json", "--max-steps", "0"]);
     expect(r.code).toBe(2);
     expect(lines(r.stderr)).toHaveLength(1);
     const report = JSON.parse(r.stdout) as Record<string, any>;
@@ -116,7 +119,7 @@ describe("ringspec vectors check (spawned)", () => {
   });
 
   it("npm start's command: every project vector is usable and the summary is the last line", async () => {
-    const r = await spawnCli(["vectors", "check", "conformance/vectors", "--engine", "spec"]);
+    const r = await runMain(["vectors", "check", VECTORS, "--engine", "spec"]);
     expect(r.stderr).toBe("");
     expect([0, 1]).toContain(r.code);
     const out = lines(r.stdout);
@@ -184,8 +187,8 @@ describe("ringspec run", () => {
     expect(r2.stdout).toBe(r.stdout);
   });
 
-  it("--trace: one line per step with the address and iced-x86 disassembly (spawned)", async () => {
-    const r = await spawnCli(["run", SYSCALL_BASIC_FILE, "--trace", "--max-steps", "1"]);
+  it("--trace: one line per step with the address and iced-x86 disassembly", async () => {
+    const r = await runMain(["run", SYSCALL_BASIC_FILE, "--trace", "--max-steps", "1"]);
     const out = lines(r.stdout);
     expect(out.length).toBeGreaterThanOrEqual(1);
     expect(out[0]).toMatch(/^1 {2}0x200000 {2}syscall {2}\[/);
@@ -194,8 +197,8 @@ describe("ringspec run", () => {
     expect(r.stderr).toMatch(/^stop: /);
   });
 
-  it("--trace --json: one trace record per line, valid against the trace schema (spawned)", async () => {
-    const r = await spawnCli(["run", join(VECTORS, "syscall-sysret-roundtrip.json"), "--trace", "--json", "--max-steps", "4", "--engine", "impl"]);
+  it("--trace --json: one trace record per line, valid against the trace schema", async () => {
+    const r = await runMain(["run", join(VECTORS, "syscall-sysret-roundtrip.json"), "--trace", "--json", "--max-steps", "4", "--engine", "impl"]);
     expect(r.code).toBe(0);
     const records = lines(r.stdout).map((l) => TraceRecordJson.parse(JSON.parse(l)));
     expect(records.map((x) => x.step)).toEqual([1, 2, 3, 4]);
@@ -242,7 +245,7 @@ describe("ringspec run", () => {
   });
 
   it("a state outside the model is refused: exit 2, one line", async () => {
-    expectOneLineError(await spawnCli(["run", outOfScopeFile]), outOfScopeFile, "not covered by the model: cr4");
+    expectOneLineError(await runMain(["run", outOfScopeFile]), outOfScopeFile, "not covered by the model: cr4");
   });
 
   it("a malformed file: one line with the file and the JSON path", async () => {
@@ -285,8 +288,8 @@ describe("ringspec rules", () => {
 });
 
 describe("arguments", () => {
-  it("bad values and unknown options: one line, exit 2, no stack trace (spawned)", async () => {
-    expectOneLineError(await spawnCli(["run", SYSCALL_BASIC_FILE, "--max-steps", "abc"]), "--max-steps", '"abc"');
+  it("bad values and unknown options: one line, exit 2, no stack trace", async () => {
+    expectOneLineError(await runMain(["run", SYSCALL_BASIC_FILE, "--max-steps", "abc"]), "--max-steps", '"abc"');
   });
 
   it.each([

@@ -79,7 +79,11 @@ describe("conform: output and exit codes", () => {
   });
 });
 
-describe("conform survives a misbehaving engine under test", () => {
+// The next two groups wait on engine processes most of their time (start-up, exits, 0.3 s request
+// timeouts, the first case of a spawned campaign): their tests run side by side. Each campaign has
+// its own engine processes, counter file and collected output (main with its own Io installs no
+// process-wide handler).
+describe.concurrent("conform survives a misbehaving engine under test", () => {
   for (const [mode, kind] of [["crash", "crash"], ["hang", "timeout"], ["garbage", "protocol"], ["out-of-order", "protocol"], ["truncate", "crash"]] as const) {
     it(`${mode}: each such case is reported with the reason, the engine restarted, the campaign completed`, async () => {
       const counter = join(TMP, `counter-${mode}`);
@@ -99,7 +103,7 @@ describe("conform survives a misbehaving engine under test", () => {
   }
 });
 
-describe("conform is interrupted with Ctrl-C", () => {
+describe.concurrent("conform is interrupted with Ctrl-C", () => {
   it("writes well-formed --json and --junit with what was found, exit 130", async () => {
     const junit = join(TMP, "interrupted.xml");
     const child = spawn(process.execPath, ["cli/bin.js", "conform", "--time", "120", "--seed", "4", "--families", "syscall,msrcr", "--json", "--junit", junit], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });

@@ -1,12 +1,12 @@
-// The loader validates a process's documents with zod's shared parse loop (`jitless`), the vector
-// schema compiled ahead by zod, or zod's generated per-object parsers, by how many it has loaded
-// (contract/load.ts): every way must give the same output for a good document and the same
-// one-line error for a bad one.
+// The loader validates a process's first document with zod's shared parse loop (`jitless`) and
+// later ones with the same schema carrying zod's compiled parsers at its sections
+// (contract/load.ts); zod's generated per-object parsers are a third way. Every way must give the
+// same output for a good document and the same one-line error for a bad one.
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { z } from "zod";
 import { describe, expect, it } from "vitest";
-import { compiledVectorJson, GENERATED, JITLESS, validated } from "../../contract/load.ts";
+import { GENERATED, JITLESS, validated, withSectionsCompiled } from "../../contract/load.ts";
 import { StateFileJson, VectorJson } from "../../contract/schema.ts";
 import { stateToJson } from "../../contract/state.ts";
 import { kernelState } from "../helpers/fixture.ts";
@@ -42,7 +42,7 @@ function edited(doc: Json, path: Path, replacement: Json | undefined, addKey: bo
   return copy;
 }
 
-function outcome(schema: typeof VectorJson | typeof StateFileJson, value: unknown, mode: typeof JITLESS): unknown {
+function outcome(schema: z.ZodType, value: unknown, mode: typeof JITLESS): unknown {
   try {
     return { data: validated(schema, value, mode) };
   } catch (e) {
@@ -50,9 +50,34 @@ function outcome(schema: typeof VectorJson | typeof StateFileJson, value: unknow
   }
 }
 
+/** The compiled parsers of `schema` along `doc`: each one's path and what that parser itself (not
+ *  the runtime behind it) makes of the document's value there. */
+function compiledParsersAlong(schema: z.ZodType, doc: Json, at: Path = []): { path: Path; parsed: unknown }[] {
+  const internals = schema._zod as unknown as {
+    def: { type: string; shape?: Record<string, z.ZodType>; innerType?: z.ZodType; element?: z.ZodType; getter?: () => z.ZodType };
+    bag: { validator?: (v: unknown) => unknown };
+  };
+  const out: { path: Path; parsed: unknown }[] = [];
+  const parser = internals.bag.validator;
+  if (parser !== undefined) out.push({ path: at, parsed: parser(doc) });
+  const def = internals.def;
+  if (def.type === "lazy") out.push(...compiledParsersAlong(def.getter!(), doc, at));
+  else if (def.innerType !== undefined) out.push(...compiledParsersAlong(def.innerType, doc, at));
+  else if (def.type === "array" && Array.isArray(doc)) doc.forEach((item, i) => out.push(...compiledParsersAlong(def.element!, item, [...at, i])));
+  else if (def.type === "object" && doc !== null && typeof doc === "object" && !Array.isArray(doc)) {
+    for (const [key, child] of Object.entries(def.shape ?? {})) if (key in doc) out.push(...compiledParsersAlong(child, doc[key]!, [...at, key]));
+  }
+  return out;
+}
+
+function at(value: unknown, path: Path): unknown {
+  return path.reduce<unknown>((v, key) => (v as Record<string | number, unknown>)[key], value);
+}
+
 describe("zod's ways of running the loader's schemas (contract/load.ts)", () => {
   for (const [name, schema, doc] of [["a vector", VectorJson, VECTOR], ["a state file", StateFileJson, STATE_FILE]] as const) {
     it(`give the same output and the same first error for ${name} with any one field changed, removed or added (fixed seed)`, () => {
+      const compiled = withSectionsCompiled<z.ZodType>(schema);
       const paths = pathsOf(doc as Json);
       const replacement = fc.oneof(
         fc.constant(undefined),
@@ -65,20 +90,26 @@ describe("zod's ways of running the loader's schemas (contract/load.ts)", () => 
           const input = edited(doc as Json, path, value, addKey);
           const jitless = outcome(schema, input, JITLESS);
           expect(outcome(schema, input, GENERATED)).toEqual(jitless);
-          if (schema === VectorJson) expect(outcome(compiledVectorJson(), input, JITLESS)).toEqual(jitless);
+          expect(outcome(compiled, input, JITLESS)).toEqual(jitless);
           if ("error" in (jitless as object)) errors++;
         }),
         { seed: 14, numRuns: 300 },
       );
       // Most edits are errors; the comparison covered them, not only good documents.
       expect(errors).toBeGreaterThan(150);
-      expect(outcome(schema, doc, GENERATED)).toEqual(outcome(schema, doc, JITLESS));
-      if (schema === VectorJson) {
-        expect(outcome(compiledVectorJson(), doc, JITLESS)).toEqual(outcome(schema, doc, JITLESS));
-        // The compiled parser itself accepts a good vector (not only the runtime behind it).
-        const parser = (compiledVectorJson() as unknown as { _zod: { bag: { validator: (v: unknown) => unknown } } })._zod.bag.validator;
-        expect(parser(doc)).not.toBe(z.INVALID);
-        expect(parser(doc)).toEqual(validated(VectorJson, doc, JITLESS));
+      const runtime = outcome(schema, doc, JITLESS);
+      expect(outcome(schema, doc, GENERATED)).toEqual(runtime);
+      expect(outcome(compiled, doc, JITLESS)).toEqual(runtime);
+      // The compiled parsers themselves accept the good document's sections, with the runtime's
+      // output there (not only the runtime behind them).
+      const parsers = compiledParsersAlong(compiled, doc as Json);
+      const shown = parsers.map((s) => s.path.join("."));
+      const prefix = schema === VectorJson ? "initial." : "";
+      for (const expected of ["regs", "sregs.cs", "sregs.ldt", "msrs", "memory"]) expect(shown).toContain(prefix + expected);
+      if (schema === VectorJson) for (const expected of ["expected.regs", "expected.sregs.cs", "expected.msrs", "expected.memory"]) expect(shown).toContain(expected);
+      for (const { path, parsed } of parsers) {
+        expect(parsed, path.join(".")).not.toBe(z.INVALID);
+        expect(parsed, path.join(".")).toEqual(at((runtime as { data: unknown }).data, path));
       }
     });
   }

@@ -68,6 +68,9 @@ describe("the engine protocol's messages", () => {
     expect(RequestJson.safeParse({ id: 1, method: "steps", params: { n: 0 } }).success).toBe(false);
     expect(RequestJson.safeParse({ id: 1, method: "fly" }).success).toBe(false);
     expect(RequestJson.safeParse({ id: 1, method: "raise", params: { irq: 300 } }).success).toBe(false);
+    expect(RequestJson.safeParse({ id: 1, method: "step", params: { state: true } }).success).toBe(true);
+    expect(RequestJson.safeParse({ id: 1, method: "step", params: { state: "yes" } }).success).toBe(false);
+    expect(RequestJson.safeParse({ id: 1, method: "step", params: { state: true, memory: [] } }).success).toBe(false);
     expect(RequestJson.safeParse({ id: 1, method: "load", params: { state: stateToProtocol(kernelState()), profile: "intel" } }).success).toBe(true);
   });
 
@@ -76,7 +79,9 @@ describe("the engine protocol's messages", () => {
   });
 });
 
-describe("the reference server", () => {
+// The tests of the next two groups each start their own server or engine process and wait on it
+// (timeouts, exits, start-up): they run side by side.
+describe.concurrent("the reference server", () => {
   it("answers hello with its capabilities and runs a state like the engine itself", async () => {
     const s = inProcessServer();
     const hello = await s.ask({ id: 1, method: "hello", params: { protocol: "ringspec-engine/1" } });
@@ -105,11 +110,41 @@ describe("the reference server", () => {
     await s.close();
   });
 
-  it("keeps a touched answer until a request that may write: never stale, and asked once a lockstep step", async () => {
-    // The requests the engine gets are logged by tee in front of it.
+  it("answers step with {state: true}: the event, then what touched and state would answer, in one line", async () => {
+    const [one, three] = [inProcessServer(), inProcessServer()];
+    const hello = { method: "hello", params: { protocol: "ringspec-engine/1" } };
+    expect(await one.ask({ id: 1, ...hello })).toMatchObject({ result: { step_state: true, touched: true } });
+    await three.ask({ id: 1, ...hello });
+    // push rax; push rbx; mov [0x30000], eax; hlt: the steps write two pages.
+    const state = stateToProtocol(stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0xf4])));
+    for (const s of [one, three]) await s.ask({ id: 2, method: "load", params: { state, profile: "intel" } });
+    const pages = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const id = 3 + 3 * i;
+      const batched = (await one.ask({ id, method: "step", params: { state: true } })) as { id: number; result: { event: unknown; touched: { start: string; end: string }[]; state: { memory: { gpa: string }[] } } };
+      const step = (await three.ask({ id, method: "step" })) as { result: { event: unknown } };
+      const touched = (await three.ask({ id: id + 1, method: "touched" })) as { result: { ranges: { start: string; end: string }[] } };
+      const read = (await three.ask({ id: id + 2, method: "state", params: { memory: touched.result.ranges } })) as { result: { state: unknown } };
+      expect(batched.id).toBe(id);
+      expect(batched.result).toEqual({ event: step.result.event, touched: touched.result.ranges, state: read.result.state });
+      for (const r of batched.result.state.memory) pages.add(r.gpa);
+    }
+    // Only the pages written are in the state (the stack's and 0x30000's), not all of memory.
+    expect(pages.size).toBeGreaterThan(0);
+    expect(pages.size).toBeLessThan(state.memory.length);
+    await one.close();
+    await three.close();
+  });
+
+  it.each([
+    ["an engine with step_state: one exchange a step", "", ["step", "step", "step"]],
+    ["an engine without step_state: step, touched, state", ` | sed -u 's/,"step_state":true//'`, ["step", "touched", "state", "step", "touched", "state", "step", "touched", "state"]],
+  ])("keeps a touched answer until a request that may write: never stale, and asked once a lockstep step (%s)", async (_name, filter, expected) => {
+    // The requests the engine gets are logged by tee in front of it (and its hello edited by sed
+    // behind it, for an engine that does not answer a step with its state).
     const dir = mkdtempSync(join(tmpdir(), "ringspec-touched-"));
     const log = join(dir, "requests.jsonl");
-    const engine = await ProcessEngine.start({ command: `tee ${log} | node ${ROOT}cli/bin.js serve --engine impl`, cwd: ROOT });
+    const engine = await ProcessEngine.start({ command: `tee ${log} | node ${ROOT}cli/bin.js serve --engine impl${filter}`, cwd: ROOT });
     try {
       // push rax; push rbx; mov [0x30000], eax; hlt
       const state = stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0xf4]));
@@ -125,8 +160,9 @@ describe("the reference server", () => {
         expect(touched).toEqual(local.touched());
         expect(compareStates(local.state(), remote, { rule: "exact", memory: unionRanges(touched, local.touched()) }).differences).toEqual([]);
       }
-      const methods = readFileSync(log, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { method: string }).method);
-      expect(methods.slice(2)).toEqual(["step", "touched", "state", "step", "touched", "state", "step", "touched", "state"]);
+      const requests = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; params?: unknown });
+      expect(requests.slice(2).map((r) => r.method)).toEqual(expected);
+      for (const r of requests.filter((x) => x.method === "step")) expect(r.params).toEqual(expected.length === 3 ? { state: true } : undefined);
     } finally {
       await engine.close();
       rmSync(dir, { recursive: true, force: true });
@@ -151,7 +187,7 @@ describe("the reference server", () => {
   }, 30_000);
 });
 
-describe("the client survives a misbehaving engine", () => {
+describe.concurrent("the client survives a misbehaving engine", () => {
   const cases: [string, EngineError["kind"], RegExp][] = [
     ["crash", "crash", /exited with status 3/],
     ["kill", "crash", /killed by SIGKILL/],
@@ -159,6 +195,9 @@ describe("the client survives a misbehaving engine", () => {
     ["out-of-order", "protocol", /out of order: expected id \d+ \(step\), got id \d+/],
     ["truncate", "crash", /in the middle of an answer/],
     ["hang", "timeout", /step: no answer within 0\.3 s/],
+    ["bad-event", "protocol", /step: bad answer: result\.event\.kind: /],
+    ["step-state-missing", "protocol", /step: bad answer: result\.touched: /],
+    ["step-state-bases", "protocol", /step: bad answer: result\.state\.msrs\.FS_BASE differs from state\.sregs\.fs\.base/],
   ];
   for (const [mode, kind, message] of cases) {
     it(`${mode}: step fails with ${kind} (${message.source}), then every call fails at once`, async () => {

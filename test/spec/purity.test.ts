@@ -3,7 +3,7 @@
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { run, step } from "../../spec/index.ts";
+import { run, step, Stepper } from "../../spec/index.ts";
 import type { Machine } from "../../spec/machine/machine.ts";
 import { AMD, INTEL } from "../../contract/profile.ts";
 import { kernelMachine, userMachine, vectorMachine, vectorPath, withCode } from "../helpers/fixture.ts";
@@ -67,6 +67,32 @@ function checkRun(start: Machine, n: number, profile = INTEL): void {
   expect(snapshot(plain.state)).toBe(snapshot(stepped(start, plain.steps, profile)));
 }
 
+/**
+ * The engine's single steps (spec/step/step.ts Stepper: one working record and memory draft kept
+ * from step to step) leave their input alone, every Machine handed out between steps stays as it
+ * was handed out, and they take the steps `step` takes: the same events, the same machine at the end.
+ */
+function checkStepper(start: Machine, n: number, profile = INTEL): void {
+  const input = snapshot(start);
+  const stepper = new Stepper(start, { profile });
+  const handedOut: { machine: Machine; seen: string }[] = [];
+  let m = start;
+  for (let i = 0; i < n; i++) {
+    const before = stepper.machine();
+    handedOut.push({ machine: before, seen: snapshot(before) });
+    const expected = step(m, { profile });
+    const event = stepper.step();
+    expect(event).toEqual(expected.event);
+    if (event.kind === "unsupported") break;
+    m = expected.state;
+    if (event.kind === "shutdown" || m.devices.exitValue !== null || (m.cpu.halted && event.kind === "halted")) break;
+  }
+  const end = stepper.machine();
+  expect(snapshot(start)).toBe(input);
+  for (const { machine, seen } of handedOut) expect(snapshot(machine)).toBe(seen);
+  if (handedOut.length === n) expect(snapshot(end)).toBe(snapshot(m));
+}
+
 describe("purity", () => {
   const vectors = readdirSync(vectorPath("").replace(/\.json$/, "")).filter((f) => f.endsWith(".json"));
 
@@ -84,6 +110,16 @@ describe("purity", () => {
         checkSteps(withCode(user ? userMachine() : kernelMachine(), code), 4);
       }),
       { seed: 20261122, numRuns: 300 },
+    );
+  });
+
+  it("the engine's single steps never change their input or a machine they handed out, and take step's steps", () => {
+    for (const file of vectors) checkStepper(vectorMachine(file), 40, INTEL);
+    fc.assert(
+      fc.property(fc.boolean(), fc.uint8Array({ minLength: 16, maxLength: 16 }), (user, code) => {
+        checkStepper(withCode(user ? userMachine() : kernelMachine(), code), 6);
+      }),
+      { seed: 20261207, numRuns: 200 },
     );
   });
 

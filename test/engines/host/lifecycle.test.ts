@@ -52,127 +52,135 @@ function script(name: string, body: string): string {
   return path;
 }
 
-describe("emulator processes", () => {
-  it("a missing program is a start error naming it", async () => {
-    await expect(Child.start("/nonexistent/qemu", [])).rejects.toThrow(/\/nonexistent\/qemu: not found/);
-  });
-
-  for (const [name, make] of [
-    ["qemu", (program: string) => new QemuEngine({ program, startTimeoutMs: 800 })],
-    ["bochs", (program: string) => new BochsEngine({ program, startTimeoutMs: 800 })],
-  ] as const) {
-    it(`${name}: an emulator that exits at once is a start error with its status and stderr`, async () => {
-      const engine = make(script(`${name}-exits`, "echo 'no such machine' >&2; exit 3"));
-      const error = await engine.load(loaded.state, "intel").then(() => undefined, (e: unknown) => e);
-      expect(error).toBeInstanceOf(EngineError);
-      expect((error as EngineError).kind).toBe("start");
-      expect((error as EngineError).message).toMatch(/exited with status 3: no such machine|could not connect|did not reach/);
-      expect(liveChildren()).toBe(0);
-      expect(existsSync(scratchOf(`${name}-exits`))).toBe(false);
-      await engine.close();
+// Two groups run side by side (each waits on timers and child processes most of its time): the
+// engines driven in this process, one test after another (each checks that no Child of this
+// process is left, so they must not overlap), and the programs run as processes of their own
+// (their emulators are children of those processes, never counted here), all at once.
+describe.concurrent("emulator processes", () => {
+  describe.concurrent("driven in this process, one at a time", () => {
+    it.sequential("a missing program is a start error naming it", async () => {
+      await expect(Child.start("/nonexistent/qemu", [])).rejects.toThrow(/\/nonexistent\/qemu: not found/);
     });
 
-    it(`${name}: an emulator that hangs is stopped by the watchdog, and the check goes on`, async () => {
-      const engine = make(script(`${name}-hangs`, "exec sleep 30"));
-      // The detail names the 800 ms start watchdog, not the 5 s case timeout: that is what shows
-      // the watchdog stopped it (an elapsed-time bound would fail on a loaded machine).
-      const result = await checkVector(loaded, engine, { timeoutMs: 5000 });
-      expect(result.passed).toBe(false);
-      expect(result.exit).toBe("error");
-      expect(result.detail).toMatch(/within 800 ms/);
-      expect(liveChildren()).toBe(0);
-      expect(existsSync(scratchOf(`${name}-hangs`))).toBe(false);
-      // The same engine takes the next case (and fails it the same way, not worse).
-      const again = await checkVector(loaded, engine, { timeoutMs: 5000 });
-      expect(again.exit).toBe("error");
-      await engine.close();
-      expect(liveChildren()).toBe(0);
+    for (const [name, make] of [
+      ["qemu", (program: string) => new QemuEngine({ program, startTimeoutMs: 800 })],
+      ["bochs", (program: string) => new BochsEngine({ program, startTimeoutMs: 800 })],
+    ] as const) {
+      it.sequential(`${name}: an emulator that exits at once is a start error with its status and stderr`, async () => {
+        const engine = make(script(`${name}-exits`, "echo 'no such machine' >&2; exit 3"));
+        const error = await engine.load(loaded.state, "intel").then(() => undefined, (e: unknown) => e);
+        expect(error).toBeInstanceOf(EngineError);
+        expect((error as EngineError).kind).toBe("start");
+        expect((error as EngineError).message).toMatch(/exited with status 3: no such machine|could not connect|did not reach/);
+        expect(liveChildren()).toBe(0);
+        expect(existsSync(scratchOf(`${name}-exits`))).toBe(false);
+        await engine.close();
+      });
+
+      it.sequential(`${name}: an emulator that hangs is stopped by the watchdog, and the check goes on`, async () => {
+        const engine = make(script(`${name}-hangs`, "exec sleep 30"));
+        // The detail names the 800 ms start watchdog, not the 5 s case timeout: that is what shows
+        // the watchdog stopped it (an elapsed-time bound would fail on a loaded machine).
+        const result = await checkVector(loaded, engine, { timeoutMs: 5000 });
+        expect(result.passed).toBe(false);
+        expect(result.exit).toBe("error");
+        expect(result.detail).toMatch(/within 800 ms/);
+        expect(liveChildren()).toBe(0);
+        expect(existsSync(scratchOf(`${name}-hangs`))).toBe(false);
+        // The same engine takes the next case (and fails it the same way, not worse).
+        const again = await checkVector(loaded, engine, { timeoutMs: 5000 });
+        expect(again.exit).toBe("error");
+        await engine.close();
+        expect(liveChildren()).toBe(0);
+      });
+    }
+
+    it.sequential("using an engine before load is a usage error, not a crash", async () => {
+      const engine = new QemuEngine();
+      await expect(engine.step()).rejects.toThrow(/load\(\) a state first/);
+      await expect(new BochsEngine().state()).rejects.toThrow(/load\(\) a state first/);
     });
-  }
-
-  it("ringspec interrupted mid-case leaves no emulator process and no scratch directory", async () => {
-    const pidFile = join(scratch, "emulator.pid");
-    const program = script("qemu-records-pid", `echo $$ > ${pidFile}\nexec sleep 30`);
-    const cli = spawn(process.execPath, [fileURLToPath(new URL("../../../cli/bin.js", import.meta.url)), "vectors", "check", vectorPath("sysret64-basic"), "--engine", "qemu", "--qemu", program, "--timeout", "60"], { stdio: "ignore" });
-    const deadline = Date.now() + 20_000;
-    while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const pid = Number(readFileSync(pidFile, "utf8"));
-    expect(alive(pid)).toBe(true);
-    const exited = new Promise((r) => cli.once("exit", r));
-    cli.kill("SIGINT");
-    await exited;
-    // The child is reaped asynchronously: wait for it (bounded), rather than a fixed pause.
-    const gone = Date.now() + 10_000;
-    while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
-    expect(alive(pid)).toBe(false);
-    expect(existsSync(scratchOf("qemu-records-pid"))).toBe(false);
   });
 
-  it("a program with its own Ctrl-C handler keeps its emulators until it exits (conform writes what it found)", async () => {
-    // A bug this catches: the emulator hooks killed every child and re-raised SIGINT even when
-    // the program handled SIGINT itself, so `conform` died at the first Ctrl-C with no output.
-    const host = fileURLToPath(new URL("../../../engines/host/process.ts", import.meta.url));
-    const main = join(scratch, "handles-sigint.mts");
-    writeFileSync(main, [
-      `import { Child } from ${JSON.stringify(host)};`,
-      `const child = await Child.start("sleep", ["30"]);`,
-      `process.on("SIGINT", () => {`,
-      `  // Still running after the signal: the handler decides what happens next.`,
-      `  setTimeout(() => { console.log(child.exitStatus === undefined ? "alive" : "killed"); process.exit(0); }, 300);`,
-      `});`,
-      `console.log(child.pid);`,
-    ].join("\n"));
-    const cli = spawn(process.execPath, ["--import", "tsx", main], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    const deadline = Date.now() + 30_000;
-    while (!out.includes("\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const pid = Number(out.split("\n")[0]);
-    expect(alive(pid)).toBe(true);
-    const exited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
-    cli.kill("SIGINT");
-    expect(await exited).toBe(0);
-    expect(out.split("\n")[1]).toBe("alive");
-    // Killed when the program exits.
-    const gone = Date.now() + 10_000;
-    while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
-    expect(alive(pid)).toBe(false);
-  });
+  describe.concurrent("programs in processes of their own, side by side", () => {
+    it("ringspec interrupted mid-case leaves no emulator process and no scratch directory", async () => {
+      const pidFile = join(scratch, "emulator.pid");
+      const program = script("qemu-records-pid", `echo $$ > ${pidFile}\nexec sleep 30`);
+      const cli = spawn(process.execPath, [fileURLToPath(new URL("../../../cli/bin.js", import.meta.url)), "vectors", "check", vectorPath("sysret64-basic"), "--engine", "qemu", "--qemu", program, "--timeout", "60"], { stdio: "ignore" });
+      const deadline = Date.now() + 20_000;
+      while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const pid = Number(readFileSync(pidFile, "utf8"));
+      expect(alive(pid)).toBe(true);
+      const exited = new Promise((r) => cli.once("exit", r));
+      cli.kill("SIGINT");
+      await exited;
+      // The child is reaped asynchronously: wait for it (bounded), rather than a fixed pause.
+      const gone = Date.now() + 10_000;
+      while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+      expect(alive(pid)).toBe(false);
+      expect(existsSync(scratchOf("qemu-records-pid"))).toBe(false);
+    });
 
-  it("emulators started in a worker thread (conform --workers) end, and their scratch directories go, when the process is killed", async () => {
-    const host = fileURLToPath(new URL("../../../engines/host/", import.meta.url));
-    const tsxApi = createRequire(import.meta.url).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs");
-    writeFileSync(join(scratch, "worker.mts"), [
-      `import { parentPort } from "node:worker_threads";`,
-      `import { Child } from ${JSON.stringify(host + "process.ts")};`,
-      `import { WorkDir } from ${JSON.stringify(host + "workdir.ts")};`,
-      `const dir = WorkDir.create("lifecycle-worker");`,
-      `const child = await Child.start("sleep", ["30"]);`,
-      `parentPort!.postMessage({ pid: child.pid, dir: dir.path });`,
-    ].join("\n"));
-    writeFileSync(join(scratch, "worker.mjs"), `import { register } from ${JSON.stringify(tsxApi)};\nregister();\nawait import("./worker.mts");\n`);
-    writeFileSync(join(scratch, "main.mts"), [
-      `import { Worker } from "node:worker_threads";`,
-      `import ${JSON.stringify(host + "process.ts")};`,
-      `const worker = new Worker(new URL("./worker.mjs", import.meta.url));`,
-      // Killed while the worker's emulator runs: no exit hook runs in the worker thread.
-      `worker.on("message", (m) => { console.log(JSON.stringify(m)); setTimeout(() => process.kill(process.pid, "SIGTERM"), 200); });`,
-    ].join("\n"));
-    const cli = spawn(process.execPath, ["--import", "tsx", join(scratch, "main.mts")], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    const status = await new Promise<NodeJS.Signals | null>((r) => cli.once("exit", (_code, signal) => r(signal)));
-    expect(status).toBe("SIGTERM");
-    const { pid, dir } = JSON.parse(out.trim()) as { pid: number; dir: string };
-    const gone = Date.now() + 10_000;
-    while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
-    expect(alive(pid)).toBe(false);
-    expect(existsSync(dir)).toBe(false);
-  });
+    it("a program with its own Ctrl-C handler keeps its emulators until it exits (conform writes what it found)", async () => {
+      // A bug this catches: the emulator hooks killed every child and re-raised SIGINT even when
+      // the program handled SIGINT itself, so `conform` died at the first Ctrl-C with no output.
+      const host = fileURLToPath(new URL("../../../engines/host/process.ts", import.meta.url));
+      const main = join(scratch, "handles-sigint.mts");
+      writeFileSync(main, [
+        `import { Child } from ${JSON.stringify(host)};`,
+        `const child = await Child.start("sleep", ["30"]);`,
+        `process.on("SIGINT", () => {`,
+        `  // Still running after the signal: the handler decides what happens next.`,
+        `  setTimeout(() => { console.log(child.exitStatus === undefined ? "alive" : "killed"); process.exit(0); }, 300);`,
+        `});`,
+        `console.log(child.pid);`,
+      ].join("\n"));
+      const cli = spawn(process.execPath, ["--import", "tsx", main], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const deadline = Date.now() + 30_000;
+      while (!out.includes("\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const pid = Number(out.split("\n")[0]);
+      expect(alive(pid)).toBe(true);
+      const exited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
+      cli.kill("SIGINT");
+      expect(await exited).toBe(0);
+      expect(out.split("\n")[1]).toBe("alive");
+      // Killed when the program exits.
+      const gone = Date.now() + 10_000;
+      while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+      expect(alive(pid)).toBe(false);
+    });
 
-  it("using an engine before load is a usage error, not a crash", async () => {
-    const engine = new QemuEngine();
-    await expect(engine.step()).rejects.toThrow(/load\(\) a state first/);
-    await expect(new BochsEngine().state()).rejects.toThrow(/load\(\) a state first/);
+    it("emulators started in a worker thread (conform --workers) end, and their scratch directories go, when the process is killed", async () => {
+      const host = fileURLToPath(new URL("../../../engines/host/", import.meta.url));
+      const tsxApi = createRequire(import.meta.url).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs");
+      writeFileSync(join(scratch, "worker.mts"), [
+        `import { parentPort } from "node:worker_threads";`,
+        `import { Child } from ${JSON.stringify(host + "process.ts")};`,
+        `import { WorkDir } from ${JSON.stringify(host + "workdir.ts")};`,
+        `const dir = WorkDir.create("lifecycle-worker");`,
+        `const child = await Child.start("sleep", ["30"]);`,
+        `parentPort!.postMessage({ pid: child.pid, dir: dir.path });`,
+      ].join("\n"));
+      writeFileSync(join(scratch, "worker.mjs"), `import { register } from ${JSON.stringify(tsxApi)};\nregister();\nawait import("./worker.mts");\n`);
+      writeFileSync(join(scratch, "main.mts"), [
+        `import { Worker } from "node:worker_threads";`,
+        `import ${JSON.stringify(host + "process.ts")};`,
+        `const worker = new Worker(new URL("./worker.mjs", import.meta.url));`,
+        // Killed while the worker's emulator runs: no exit hook runs in the worker thread.
+        `worker.on("message", (m) => { console.log(JSON.stringify(m)); setTimeout(() => process.kill(process.pid, "SIGTERM"), 200); });`,
+      ].join("\n"));
+      const cli = spawn(process.execPath, ["--import", "tsx", join(scratch, "main.mts")], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const status = await new Promise<NodeJS.Signals | null>((r) => cli.once("exit", (_code, signal) => r(signal)));
+      expect(status).toBe("SIGTERM");
+      const { pid, dir } = JSON.parse(out.trim()) as { pid: number; dir: string };
+      const gone = Date.now() + 10_000;
+      while (alive(pid) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+      expect(alive(pid)).toBe(false);
+      expect(existsSync(dir)).toBe(false);
+    });
   });
 });
