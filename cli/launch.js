@@ -10,12 +10,15 @@
 // imported modules into initialiser functions), which V8 cannot fold into optimised code — impl's
 // INT→IRETQ loop ran at 2.8 M/s from a bundle against 5.5 M/s through tsx; compiled file by file it
 // runs as through tsx.
-// Packages stay outside (loaded from node_modules as usual); `import.meta.url` keeps
-// naming each source file, so files read beside a module (the trace page's assets) are found.
+// Packages stay outside (loaded from node_modules as usual), but for zod: an ES module package of
+// ~80 modules, which Node's loader took ~45 ms of CPU to load in every process (a quarter of a
+// `serve` engine's start-up); it is bundled once into the build, its entries sharing one copy.
+// `import.meta.url` keeps naming each source file, so files read beside a module (the trace page's
+// assets) are found.
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, extname, join } from "node:path";
+import { dirname, extname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { threadId } from "node:worker_threads";
 
@@ -23,7 +26,7 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
 /** Bumped when the way sources are compiled changes (older copies are then compiled again). */
-const BUILD_VERSION = 3;
+const BUILD_VERSION = 4;
 /** A build directory no manifest names any more is removed once it is this old (a process started
  *  from it may still import its lazily loaded chunks for a while). */
 const STALE_BUILD_MS = 3_600_000;
@@ -94,6 +97,13 @@ const RELATIVE_SOURCE_IMPORT = /((?:\bfrom|\bimport)\s*\(?\s*")(\.{1,2}\/[^"]*?)
  *  runs), against 35 ms to require() it. The default import is module.exports either way. */
 const CJS_DEFAULT_IMPORT = /^import (\w+) from "(iced-x86|cli-progress)";$/gm;
 
+/** ES module packages of many modules, loaded from a bundle in the build instead of module by
+ *  module (about half a millisecond of CPU a module in Node's loader). */
+const BUNDLED_PACKAGES = ["zod"];
+
+/** An import, export or import() of a bundled package or one of its subpaths in esbuild's output. */
+const PACKAGE_IMPORT = new RegExp(`((?:\\bfrom|\\bimport)\\s*\\(?\\s*")((?:${BUNDLED_PACKAGES.join("|")})(?:/[^"]*)?)(")`, "g");
+
 /** esbuild's output for one source, as it is written to the cache. */
 function compiledText(text) {
   const imports = text.replace(RELATIVE_SOURCE_IMPORT, "$1$2.mjs$3");
@@ -155,9 +165,14 @@ async function build(entry, paths) {
     logLevel: "silent",
     plugins: [{ name: "ringspec-meta-url", setup: (b) => b.onLoad({ filter: /.*/ }, (args) => ({ contents: withSourceUrl(args.path), loader: LOADERS[extname(args.path)] })) }],
   });
-  for (const file of compiled.outputFiles) {
-    mkdirSync(dirname(file.path), { recursive: true });
-    writeFileSync(file.path, compiledText(file.text));
+  const texts = compiled.outputFiles.map((file) => ({ path: file.path, text: compiledText(file.text) }));
+  const specifiers = new Set(texts.flatMap(({ text }) => [...text.matchAll(PACKAGE_IMPORT)].map((m) => m[2])));
+  // Without a bundle (esbuild failed, or import.meta.resolve is missing before Node 20.6) the
+  // packages load from node_modules as before.
+  const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers], join(outdir, "_packages"), inputs).catch(() => new Map());
+  for (const { path, text } of texts) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, bundled.size === 0 ? text : text.replace(PACKAGE_IMPORT, (all, before, specifier, after) => (bundled.has(specifier) ? before + bundled.get(specifier) + after : all)));
   }
   const stem = entry.slice(ROOT.length).replace(/\.[^./]*$/, "");
   const compiledEntry = join(outdir, `${stem}.mjs`);
@@ -167,6 +182,50 @@ async function build(entry, paths) {
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);
   return compiledEntry;
+}
+
+/**
+ * The package entries `specifiers` (`zod`, `zod/v4/core`) bundled into `dir`, split so that they
+ * share one copy of what they have in common; each package's package.json joins `inputs`, so an
+ * upgrade builds again. Resolves to the URL of each entry's bundle.
+ * @returns {Promise<Map<string, string>>}
+ */
+async function bundlePackages(esbuild, specifiers, dir, inputs) {
+  const entries = specifiers.map((specifier) => ({ specifier, path: fileURLToPath(import.meta.resolve(specifier)), out: specifier.replace(/[^A-Za-z0-9]+/g, "-") }));
+  const result = await esbuild.build({
+    entryPoints: entries.map(({ path, out }) => ({ in: path, out })),
+    bundle: true,
+    splitting: true,
+    write: false,
+    outdir: dir,
+    outExtension: { ".js": ".mjs" },
+    chunkNames: "chunk-[hash]",
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    logLevel: "silent",
+  });
+  mkdirSync(dir, { recursive: true });
+  for (const file of result.outputFiles) writeFileSync(file.path, file.text);
+  for (const name of new Set(specifiers.map((s) => s.split("/")[0]))) {
+    const manifest = packageManifest(fileURLToPath(import.meta.resolve(name)), name);
+    const s = statSync(manifest);
+    inputs.push([relative(ROOT, manifest), s.size, s.mtimeMs]);
+  }
+  return new Map(entries.map(({ specifier, out }) => [specifier, pathToFileURL(join(dir, `${out}.mjs`)).href]));
+}
+
+/** The package.json of package `name`, found above one of its files. */
+function packageManifest(file, name) {
+  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+    const manifest = join(dir, "package.json");
+    try {
+      if (JSON.parse(readFileSync(manifest, "utf8")).name === name) return manifest;
+    } catch {
+      // No package.json here, or not the package's own.
+    }
+  }
+  throw new Error(`no package.json of ${name} above ${file}`);
 }
 
 /** Removes the earlier build directories of `name` (not `current`) older than STALE_BUILD_MS. */

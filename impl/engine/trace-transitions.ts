@@ -11,10 +11,19 @@
 // a new Machine, and traces die with it). When a check fails, nothing has been changed and the
 // trace runs the instruction's handler instead (the fault path).
 import * as constsModule from "../consts.ts";
+import { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } from "../memory/tlb.ts";
+import {
+  G_CS, G_CS_HI, G_CS_LO, G_GENERATION, G_KEY, G_NEW_CPL, G_RSP_HI, G_RSP_LO, G_STACK_FROM_TSS, G_TARGET_HI, G_TARGET_LO, G_TYPE,
+} from "../tables/gate-cache.ts";
+import {
+  IRET_ENTRIES, IRET_STRIDE, R_CPL, R_CS, R_CS_ATTR, R_CS_BASE, R_CS_LIMIT, R_GENERATION, R_SS, R_SS_ATTR, R_SS_BASE, R_SS_LIMIT,
+} from "../tables/iret-cache.ts";
 import { FLAT_CODE64_DPL0, FLAT_CODE64_DPL3, FLAT_DATA_DPL0, FLAT_DATA_DPL3 } from "../system.ts";
 
 const {
-  AC, ATTR, BASE_HI, BASE_LO, CS, EFER_SCE, FMASK_LO, LIMIT, LSTAR_HI, LSTAR_LO, RF, SEG_STRIDE, SEL, SS, STAR_HI, SYSRET_RFLAGS, TF,
+  AC, AF, A_DPL_SHIFT, A_L, A_S, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, CF, CS, C_SW, C_SWA, C_UW, DF, EFER_SCE, DS, EFER_LMA, ES, EV_FAULT, EV_SOFT, FS, GS, F_TOUCHED, FMASK_LO,
+  ID, IF, IOPL, LIMIT, LSTAR_HI, LSTAR_LO, NT, OF, PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT, PF, RF, RIP_HI, RIP_LO, SEG_STRIDE, SEL,
+  SF, SHADOW_NONE, SS, STAR_HI, SYSRET_RFLAGS, TF, VIF, VIP, VM, ZF,
 } = constsModule;
 
 /** Statements loading a flat segment (base 0, limit 4 GiB) into segments `sg` at `seg`. */
@@ -78,4 +87,159 @@ export function sysretUpdates(r11Lo: string, keepSs: boolean): string {
 /** The TF trap after SYSCALL/SYSRET (SYSCALL-10, SYSRET-09) when leaving the trace. */
 export function trapAfter(): string {
   return `if ((nf & ${TF}) !== 0) m.pendingDebugTrap = true;`;
+}
+
+/**
+ * Machine.updateMode written out for a transition that knows the new CS: CPL `cpl`, CS attribute
+ * word `attr` (expressions), RFLAGS `flags` as just set; the access classes through the Machine's
+ * own userAccess/supervisorAccess.
+ */
+function modeUpdate(cpl: string, attr: string, flags: string): string {
+  return ` const mc = ${cpl}; m.cpl = mc; m.mode64 = (m.efer & ${EFER_LMA}) !== 0 && (${attr} & ${A_L}) !== 0;` +
+    ` if (mc === 3) m.userAccess((${flags} & ${AC}) !== 0); else m.supervisorAccess((${flags} & ${AC}) !== 0);`;
+}
+
+/** system.ts nullInaccessibleSegments(m, newCpl, true) written out (IRETQ-16: a return to an outer
+ *  level nulls the data segment registers the new CPL may not use; a NULL selector with RPL ≠ 0
+ *  becomes 0), over the segments array `sg`; deliver.ts nullSegment keeping the base. */
+function nullDataSegments(newCpl: string): string {
+  let out = "";
+  for (const seg of [ES, DS, FS, GS]) {
+    const b = seg * SEG_STRIDE;
+    out += ` { const a = sg[${b + ATTR}];` +
+      ` if ((a & ${A_S}) !== 0 && ((a & 8) === 0 || (a & 4) === 0) && ((a >> ${A_DPL_SHIFT}) & 3) < ${newCpl}) {` +
+      ` sg[${b + SEL}] = 0; sg[${b + LIMIT}] = 0; sg[${b + ATTR}] = ${A_UNUSABLE}; }` +
+      ` else { const sel = sg[${b + SEL}]; if (sel !== 0 && (sel & 65532) === 0) sg[${b + SEL}] = 0; } }`;
+  }
+  return out;
+}
+
+/** Where a delivery written out in a trace (gateDelivery) gets what it reads and writes. */
+export interface GateDeliveryCode {
+  /** The vector: a literal (INT n) or a local holding it (a fault's). */
+  readonly vector: string;
+  /** A software interrupt (INT n / INT3: the gate's DPL was checked for it) or a fault. */
+  readonly soft: boolean;
+  /** The error code (a local, -1 for none), or null: the event pushes none. */
+  readonly errorCode: string | null;
+  /** The RIP pushed. */
+  readonly retLo: string;
+  readonly retHi: string;
+  /** RFLAGS as they stand (an expression over the trace's locals or the Machine). */
+  readonly flags: string;
+  /** The RSP's halves (assignable: the new RSP is left in them). */
+  readonly rspLo: string;
+  readonly rspHi: string;
+  /** The statement leaving the written-out path before anything changed (a `break` out of it). */
+  readonly fail: string;
+}
+
+/**
+ * One delivery attempt through the IDT (deliver.ts tryDeliver: DELIVER-01..21) as statements, for
+ * the case the gate cache (tables/gate-cache.ts) answers: an entry of the current system-table
+ * generation for this vector, CPL and event class holds what DELIVER-01..14 concluded (gate, code
+ * descriptor with its accessed bit set, new CPL, the TSS's RSPn or IST stack). Then what remains
+ * is evaluated here on the live machine, as tryDeliver evaluates it: the RSP's canonical check
+ * when the stack does not switch (DELIVER-13), the frame in one page of the new stack
+ * (DELIVER-15), translated through a TLB entry granting the push's access class — so a frame that
+ * holds no page tables, code or system tables: the pushes can change no translation, cache or
+ * block, and noteWrite would only mark the frame written. Anything else (no entry, a TLB miss, a
+ * frame across a page end, a non-canonical RSP) runs
+ * `fail` with nothing changed, and the caller takes the general path, which decides it (and
+ * raises whatever fault it finds). The commit (DELIVER-16..21) is tryDeliver's, with the new
+ * hidden part of CS as descriptors.ts loadHiddenPart builds it. Leaves the Machine's mode updated
+ * (Machine.updateMode), RIP the handler's, RFLAGS materialised in the Machine.
+ */
+export function gateDelivery(d: GateDeliveryCode): string {
+  const { vector, fail } = d;
+  const errorCode = d.errorCode;
+  // Frame slots below the first (SS) one: 4, or 5 with an error code.
+  const below = errorCode === null ? "32" : `(${errorCode} >= 0 ? 40 : 32)`;
+  const slotsBytes = errorCode === null ? "40" : `(${errorCode} >= 0 ? 48 : 40)`;
+  const ss = SS * SEG_STRIDE, cs = CS * SEG_STRIDE;
+  const pushedFlags = d.soft ? "fl" : `(fl | ${RF})`;
+  const e = (f: number) => `gc[ge + ${f}]`;
+  return `const gc = m.gateCache, ge = ${vector} << 4, cpl = m.cpl;` +
+    // The gate cache's entry (tables/gate-cache.ts lookupGate; traces never run uncached).
+    ` if (${e(G_GENERATION)} !== m.systemTableGeneration || ${e(G_KEY)} !== (cpl | ${d.soft ? 4 : 0})) ${fail}` +
+    // DELIVER-12, 13: the new RSP.
+    ` let sl = ${d.rspLo}, sh = ${d.rspHi};` +
+    ` if (${e(G_STACK_FROM_TSS)} === 1) { sl = ${e(G_RSP_LO)}; sh = ${e(G_RSP_HI)}; } else if ((sh >> 15) !== (sh >> 31)) ${fail}` +
+    // DELIVER-15: the frame in the (canonical) page of its first slot, through the TLB.
+    ` const al = sl & -16, tl = (al - 8) | 0, th = (tl >>> 0) > (al >>> 0) ? (sh - 1) | 0 : sh;` +
+    ` const fl = ${d.flags}, nc = ${e(G_NEW_CPL)};` +
+    ` const cls = nc === 3 ? ${C_UW} : (fl & ${AC}) !== 0 ? ${C_SWA} : ${C_SW};` +
+    ` const tg = tl >>> ${PAGE_SHIFT}, te = (tg & ${TLB_INDEX_MASK}) << ${TLB_STRIDE_SHIFT};` +
+    // (A hit implies th is canonical: the TLB holds only pages translate() was given, canonical
+    // by its contract.)
+    ` if ((tl & ${PAGE_OFFSET_MASK}) < ${below} || T[te + ${TLB_TAG}] !== tg || T[te + ${TLB_TAG_HI}] !== th ||` +
+    ` (T[te + ${TLB_CLASSES}] & cls) === 0) ${fail}` +
+    // ---- commit (DELIVER-16..21) ----
+    // The write class means the frame holds no page tables, code or system tables (F_GUARDED
+    // frames get none: memory/tlb.ts), so noteWrite would only mark it written.
+    ` const fo = T[te + ${TLB_POOL_OFFSET}]; m.slotFlags[fo >> ${PAGE_SHIFT}] |= ${F_TOUCHED};` +
+    ` const PM = m.pool32, sg = m.segments, w = (fo + (tl & ${PAGE_OFFSET_MASK})) >> 2;` +
+    ` PM[w] = sg[${ss + SEL}]; PM[w + 1] = 0; PM[w - 2] = ${d.rspLo}; PM[w - 1] = ${d.rspHi};` +
+    ` PM[w - 4] = ${pushedFlags} & ${~VM}; PM[w - 3] = 0; PM[w - 6] = sg[${cs + SEL}]; PM[w - 5] = 0;` +
+    ` PM[w - 8] = ${d.retLo}; PM[w - 7] = ${d.retHi};` +
+    (errorCode === null ? "" : ` if (${errorCode} >= 0) { PM[w - 10] = ${errorCode}; PM[w - 9] = 0; }`) +
+    // DELIVER-17: a NULL SS at the new CPL (deliver.ts nullSegment).
+    ` if (nc !== cpl) { sg[${ss + SEL}] = nc; sg[${ss + BASE_LO}] = 0; sg[${ss + BASE_HI}] = 0; sg[${ss + LIMIT}] = 0; sg[${ss + ATTR}] = ${A_UNUSABLE}; }` +
+    ` const nl = (al - ${slotsBytes}) | 0; ${d.rspHi} = (nl >>> 0) > (al >>> 0) ? (sh - 1) | 0 : sh; ${d.rspLo} = nl;` +
+    // DELIVER-18: CS (descriptors.ts loadHiddenPart, the accessed bit set).
+    ` const dlo = ${e(G_CS_LO)}, dhi = ${e(G_CS_HI)} | 256, raw = (dlo & 65535) | (dhi & 983040);` +
+    ` sg[${cs + SEL}] = (${e(G_CS)} & 65532) | nc; sg[${cs + BASE_LO}] = (dlo >>> 16) | ((dhi & 255) << 16) | (dhi & -16777216);` +
+    ` sg[${cs + BASE_HI}] = 0; sg[${cs + LIMIT}] = ((dhi >>> 23) & 1) === 1 ? (raw << 12) | 4095 : raw; sg[${cs + ATTR}] = (dhi >>> 8) & 61695;` +
+    ` r[${RIP_LO}] = ${e(G_TARGET_LO)}; r[${RIP_HI}] = ${e(G_TARGET_HI)};` +
+    // DELIVER-19, 20: RFLAGS (IF cleared through an interrupt gate).
+    ` let nf = fl & ${~(TF | NT | RF | VM)}; if (${e(G_TYPE)} === 14) nf &= ${~IF}; m.flags = nf | 2; m.lazyOp = 0;` +
+    ` m.faultVector = -1; m.deliveredVector = ${vector}; m.deliveredErrorCode = ${errorCode ?? "-1"}; m.deliveredSource = ${d.soft ? EV_SOFT : EV_FAULT};` +
+    ` m.halted = false; m.shadow = ${SHADOW_NONE};` + modeUpdate("nc", "(dhi >>> 8)", "nf");
+}
+
+/** Where IRETQ written out in a trace (iretqFast) gets the RSP. */
+export interface IretqCode {
+  /** The RSP's halves (assignable: the popped RSP is left in them). */
+  readonly rspLo: string;
+  readonly rspHi: string;
+  /** The statement leaving the written-out path before anything changed. */
+  readonly fail: string;
+}
+
+/**
+ * IRETQ from 64-bit mode (system.ts execIret → tables/iret-cache.ts iretThroughCache) as
+ * statements, for the case the IRET return cache answers: NT = 0 (IRETQ-01), an 8-byte aligned RSP
+ * (so no #AC), the five slots in one page read through a TLB entry granting the read, an entry of the
+ * current system-table generation for the popped (CS, SS) at this CPL (IRETQ-03..11 as last
+ * concluded), a canonical return RIP (IRETQ-12). Else `fail` runs with nothing changed but
+ * IRETQ-00's NMI unblocking (which the general path does first too). The commit (IRETQ-13..16) is
+ * iretThroughCache's, with system.ts iretFlags written out (every arithmetic flag is replaced, so
+ * a lazy record is never read) and system.ts nullInaccessibleSegments written out. Leaves the Machine's mode updated, RIP
+ * the popped one, RFLAGS in the Machine.
+ */
+export function iretqFast(d: IretqCode): string {
+  const { fail } = d;
+  const cs = CS * SEG_STRIDE, ss = SS * SEG_STRIDE;
+  const c = (f: number) => `c[ce + ${f}]`;
+  const always = CF | PF | AF | ZF | SF | TF | DF | OF | NT | RF | AC | ID;
+  return `m.nmiBlocked = false; const sl = ${d.rspLo}, sh = ${d.rspHi}, cpl = m.cpl;` +
+    ` const tg = sl >>> ${PAGE_SHIFT}, te = (tg & ${TLB_INDEX_MASK}) << ${TLB_STRIDE_SHIFT};` +
+    // An 8-byte aligned RSP: the slots are whole dwords of the pool, and no #AC can apply.
+    ` if ((m.flags & ${NT}) !== 0 || (sl & 7) !== 0 || (sl & ${PAGE_OFFSET_MASK}) > ${PAGE_BYTES - 40} || T[te + ${TLB_TAG}] !== tg ||` +
+    ` T[te + ${TLB_TAG_HI}] !== sh || (T[te + ${TLB_CLASSES}] & m.readClass) === 0) ${fail}` +
+    ` const o = T[te + ${TLB_POOL_OFFSET}] + (sl & ${PAGE_OFFSET_MASK});` +
+    ` const PM = m.pool32, w = o >> 2, cs = PM[w + 2] & 65535, ss = PM[w + 8] & 65535, c = m.iretCache, ce = ((cs >> 3) & ${IRET_ENTRIES - 1}) * ${IRET_STRIDE};` +
+    ` if (${c(R_GENERATION)} !== m.systemTableGeneration || ${c(R_CS)} !== cs || ${c(R_SS)} !== ss || ${c(R_CPL)} !== cpl) ${fail}` +
+    ` const rl = PM[w], rh = PM[w + 1]; if ((rh >> 15) !== (rh >> 31)) ${fail}` +
+    // ---- commit (IRETQ-13..16) ----
+    // system.ts iretFlags for a 64-bit operand size.
+    ` const old = m.flags; let fmask = ${always}; if (cpl <= ((old >> 12) & 3)) fmask |= ${IF}; if (cpl === 0) fmask |= ${IOPL | VIF | VIP};` +
+    ` m.flags = (((old & ~fmask) | (PM[w + 4] & fmask)) & ${~VM}) | 2; m.lazyOp = 0;` +
+    ` const sg = m.segments;` +
+    ` sg[${cs + SEL}] = cs; sg[${cs + BASE_LO}] = ${c(R_CS_BASE)}; sg[${cs + BASE_HI}] = 0; sg[${cs + LIMIT}] = ${c(R_CS_LIMIT)}; sg[${cs + ATTR}] = ${c(R_CS_ATTR)};` +
+    ` r[${RIP_LO}] = rl; r[${RIP_HI}] = rh;` +
+    ` sg[${ss + SEL}] = ss; sg[${ss + BASE_LO}] = ${c(R_SS_BASE)}; sg[${ss + BASE_HI}] = 0; sg[${ss + LIMIT}] = ${c(R_SS_LIMIT)}; sg[${ss + ATTR}] = ${c(R_SS_ATTR)};` +
+    ` ${d.rspLo} = PM[w + 6]; ${d.rspHi} = PM[w + 7];` +
+    ` const rpl = cs & 3; if (rpl > cpl) {${nullDataSegments("rpl")} }` +
+    ` m.shadow = ${SHADOW_NONE};` + modeUpdate("rpl", `${c(R_CS_ATTR)}`, "m.flags");
 }

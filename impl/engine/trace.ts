@@ -40,7 +40,9 @@ import { Block, type BlockFn, endsBlock, mayCompile } from "../blocks/block-cach
 import { assembleSource, emitInstructions, instantiate } from "../compile/compile.ts";
 import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit, regHi, regLo } from "../compile/writer.ts";
 import { getFlags } from "../flags.ts";
-import { syscallChecks, syscallUpdates, sysretChecks, sysretUpdates, trapAfter } from "./trace-transitions.ts";
+import {
+  gateDelivery, iretqFast, syscallChecks, syscallUpdates, sysretChecks, sysretUpdates, trapAfter,
+} from "./trace-transitions.ts";
 import type { StepContext } from "./context.ts";
 import type { Machine } from "../machine.ts";
 import * as outcomesModule from "./outcomes.ts";
@@ -220,13 +222,14 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     if (to !== 0) return `break b${from};`;
     let store = "";
     if (!flagsStored && flagsLiveAtHead(w)) {
-      // A head that starts with SYSCALL reads the whole RFLAGS at once (R11): it finds them
+      // A head that starts with SYSCALL or INT n reads the whole RFLAGS at once (R11, the frame): it finds them
       // computed rather than a lazy record to evaluate.
-      store = headSyscall && w.flag !== null ? `m.flags = ${flagsValue(w)}; m.lazyOp = 0;` : flagStore(w);
+      store = headReadsFlags && w.flag !== null ? `m.flags = ${flagsValue(w)}; m.lazyOp = 0;` : flagStore(w);
     }
     return `${store} n += ${total}; continue;`;
   };
-  const headSyscall = head.insns[0]!.op === I.OP_SYSCALL;
+  const headOp = head.insns[0]!.op;
+  const headReadsFlags = headOp === I.OP_SYSCALL || headOp === I.OP_INT || headOp === I.OP_INT3;
   // The run loop enters a trace only with a budget for a whole pass (Trace.total), so the budget
   // is checked only where a pass begins again: one exit for every step limit, the same each time
   // (an exit that never ran has no type feedback: V8 would deoptimize the whole trace there).
@@ -256,6 +259,13 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const b = blocks[to]!;
     return `${lo} === ${lit(b.ripLo)} && ${hi} === ${lit(b.ripHi)} && (nf & ${TF}) === 0 && ${budgetOk(to)} && ${fetchOk(to, fetch)}`;
   };
+  /** The guard after a delivery written out (trace-transitions.ts gateDelivery): it cleared TF and
+   *  RF, left no shadow, wrote only a frame holding no code or paging entries and entered 64-bit
+   *  mode (DELIVER-10 admits only a 64-bit target CS); RIP is the gate's target. */
+  const afterDelivery = (to: number) => {
+    const b = blocks[to]!;
+    return `r[${RIP_LO}] === ${lit(b.ripLo)} && r[${RIP_HI}] === ${lit(b.ripHi)} && ${budgetOk(to)} && ${fetchOk(to)}`;
+  };
   /** Entering block `to` after a transition: RF (an IRETQ may set it) is cleared, as its first
    *  instruction will clear it (the guard let RF = 1 through only then). */
   const clearRf = (to: number) => (completesSurely(blocks[to]!.insns[0]!) ? `m.flags &= ${~RF};` : "");
@@ -269,7 +279,16 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const to = nextOf(current);
     if (to < 0) return "";
     const i = insns[k]!;
+    // Written out through the gate cache (trace-transitions.ts gateDelivery) when it answers; the
+    // registers are in the Machine here (the exit wrote them back), RFLAGS from the producer locals.
+    const rspLocals = `${regLo(w, RSP)} = r[${2 * RSP}]; ${regHi(w, RSP)} = r[${2 * RSP + 1}];`;
+    const fast = gateDelivery({
+      vector: "v", soft: false, errorCode: "ec", retLo: lit(i.ripLo), retHi: lit(i.ripHi), flags: flagsValue(w),
+      rspLo: `r[${2 * RSP}]`, rspHi: `r[${2 * RSP + 1}]`, fail: `break f${k};`,
+    });
     return `if (!m.timerCounting && m.faultVector !== ${VEC_MEMLIMIT}) {` +
+      ` f${k}: { const v = m.faultVector, ec = v === 8 || (v >= 10 && v <= 14) || v === 17 || v === 21 ? m.faultErrorCode : -1;` +
+      ` ${fast} if (${afterDelivery(to)}) { ${RELOAD} ${rspLocals} ${enter(current, to, true)} } m.blockExit = ${ST_END}; return n + ${k + 1}; }` +
       ` r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; const d = FD(${lit(i.ripLo)}, ${lit(i.ripHi)});` +
       ` if (d !== ${R_DELIVERED}) { m.blockExit = d === ${R_SHUTDOWN} ? ${ST_TRACE_SHUTDOWN} : ${ST_TRACE_MEMLIMIT}; return n + ${k}; }` +
       ` if (${afterCall(to)}) { @RL@ ${RELOAD} ${clearRf(to)} ${enter(current, to, true)} }` +
@@ -340,14 +359,29 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
             ` ${handler(`r[${2 * RCX}] = ${rcx[0]}; r[${2 * RCX + 1}] = ${rcx[1]}; r[${2 * R11}] = ${r11[0]}; r[${2 * R11 + 1}] = ${r11[1]};`, "")}`;
         } else code = handler("@WB@", "@RL@");
         break;
-      case I.OP_IRET:
-        code = handler(syncRsp, reloadRsp);
+      case I.OP_IRET: {
+        // IRETQ written out through the IRET return cache (trace-transitions.ts iretqFast), else
+        // its handler.
+        const fast = iretqFast({ rspLo: rsp[0], rspHi: rsp[1], fail: `break q${k};` });
+        const b = blocks[to]!;
+        const rf = completesSurely(b.insns[0]!) ? TF : TF | RF;
+        // (The IRET return cache holds only 64-bit targets: the mode is 64-bit.)
+        code = `q${k}: { ${fast} if (rl === ${lit(b.ripLo)} && rh === ${lit(b.ripHi)} && (m.flags & ${rf}) === 0 &&` +
+          ` ${budgetOk(to)} && ${fetchOk(to)}) { ${clearRf(to)} ${enter(current, to)} } ${done(ST_END)} }` +
+          ` ${handler(syncRsp, reloadRsp)}`;
         break;
+      }
       default: {
-        // INT n / INT3: one delivery attempt; when it would raise an exception the machine is as
+        // INT n / INT3: written out through the gate cache (trace-transitions.ts gateDelivery);
+        // else one delivery attempt; when it would raise an exception the machine is as
         // it was (but A/D bits) and the engine runs the instruction (compile/block-end.ts softInt).
         const vector = i.op === I.OP_INT3 ? BP : i.immLo & 0xff;
-        code = `${store} ${syncRsp} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)};` +
+        const fast = gateDelivery({
+          vector: String(vector), soft: true, errorCode: null, retLo: lit(i.nextLo), retHi: lit(i.nextHi), flags,
+          rspLo: rsp[0], rspHi: rsp[1], fail: `break g${k};`,
+        });
+        code = `g${k}: { ${fast} if (${afterDelivery(to)}) { ${enter(current, to)} } ${done(ST_SOFT_DELIVERED)} }` +
+          ` ${store} ${syncRsp} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)};` +
           ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${reloadRsp} ${go(RELOAD)} ${done(ST_SOFT_DELIVERED)} }` +
           ` @WB@ m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k};`;
       }

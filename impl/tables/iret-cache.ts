@@ -24,16 +24,17 @@ const {
 } = constsModule;
 const { TLB_CLASSES, TLB_INDEX_MASK, TLB_POOL_OFFSET, TLB_STRIDE_SHIFT, TLB_TAG, TLB_TAG_HI } = tlbModule;
 
-const IRET_ENTRIES = 8;
-const IRET_STRIDE = 10;
-/** Entry fields. */
-const R_GENERATION = 0, R_CS = 1, R_SS = 2, R_CPL = 3, R_CS_BASE = 4, R_CS_LIMIT = 5, R_CS_ATTR = 6,
+export const IRET_ENTRIES = 8;
+export const IRET_STRIDE = 10;
+/** Entry fields (engine/trace-transitions.ts reads them by these names). */
+export const R_GENERATION = 0, R_CS = 1, R_SS = 2, R_CPL = 3, R_CS_BASE = 4, R_CS_LIMIT = 5, R_CS_ATTR = 6,
   R_SS_BASE = 7, R_SS_LIMIT = 8, R_SS_ATTR = 9;
 
 export function newIretCache(): Int32Array {
   return new Int32Array(IRET_ENTRIES * IRET_STRIDE).fill(-1);
 }
 
+/** The entry of return CS selector `cs` (written out in engine/trace-transitions.ts too). */
 function entryOf(cs: number): number {
   return ((cs >> 3) & (IRET_ENTRIES - 1)) * IRET_STRIDE;
 }

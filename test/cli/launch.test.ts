@@ -1,9 +1,10 @@
 // cli/launch.js: how bin.js and the worker threads load the TypeScript sources. They are compiled
 // once, file by file, and used while they are unchanged; a changed source is seen at the next start;
-// import.meta.url keeps naming the source file; the tsx path gives the same result. Run on a
-// scratch package (a copy of launch.js, its own cache), so the project's cache is not touched.
+// import.meta.url keeps naming the source file; the tsx path gives the same result; zod comes from a
+// bundle in the build. Run on a scratch package (a copy of launch.js, its own cache), so the
+// project's cache is not touched.
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -13,9 +14,9 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 let scratch: string;
 
-function run(env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
-const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/entry.ts")).href)}));
+const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, entry)).href)}));
 console.log(JSON.stringify(m.report()));`;
   return new Promise((resolve) => {
     execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
@@ -42,6 +43,24 @@ beforeAll(() => {
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
   for (const name of ["esbuild", "tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
+  // zod with a package.json and entry files of its own (its folders linked): "upgraded" below.
+  const zod = join(ROOT, "node_modules/zod");
+  mkdirSync(join(scratch, "node_modules/zod"));
+  for (const e of readdirSync(zod, { withFileTypes: true })) {
+    if (e.isDirectory()) symlinkSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
+    else copyFileSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
+  }
+  // Both of zod's entries the sources use, as contract/load.ts does.
+  writeFileSync(join(scratch, "src/validate.ts"), [
+    `import { z } from "zod";`,
+    `import { compileFn, config } from "zod/v4/core";`,
+    `const Point = z.strictObject({ x: z.number().int(), y: z.number().int() });`,
+    `const compiled = z.withParser(Point, compileFn(Point));`,
+    `export function report(): { parsed: unknown; refused: string | undefined; oneCopy: boolean } {`,
+    `  const bad = compiled.safeParse({ x: 1, y: "2" });`,
+    `  return { parsed: compiled.parse({ x: 1, y: 2 }), refused: bad.success ? undefined : bad.error.issues[0]?.path.join("."), oneCopy: z.config === config };`,
+    `}`,
+  ].join("\n") + "\n");
   // The entry imports one module statically and one lazily (as cli/main.ts loads its commands);
   // progress.ts default-imports a CommonJS package (as cli/conform.ts does).
   writeFileSync(join(scratch, "src/entry.ts"), `import { value, here } from "./dep.ts";\nimport { progress } from "./progress.ts";\nconst { lazy } = await import("./lazy.ts");\nexport function report(): { value: string; here: string; lazy: number; progress: string } {\n  return { value, here, lazy, progress };\n}\n`);
@@ -95,6 +114,31 @@ describe("cli/launch.js", () => {
     const progress = readFileSync(join(dirname(COMPILED()), "progress.mjs"), "utf8");
     expect(progress).toContain('const cliProgress = __ringspecRequire("cli-progress");');
     expect(progress).not.toMatch(/\bfrom "cli-progress"/);
+  });
+
+  it("zod loads from a bundle in the build, its two entries sharing one copy; a new zod package builds again", async () => {
+    const expected = { parsed: { x: 1, y: 2 }, refused: "y", oneCopy: true };
+    const first = await run({}, "src/validate.ts");
+    expect(first.stderr).toBe("");
+    expect(JSON.parse(first.stdout)).toEqual(expected);
+    const manifest = join(CACHE(), "src-validate-ts.json");
+    const compiled = join(CACHE(), (JSON.parse(readFileSync(manifest, "utf8")) as { entry: string }).entry);
+    const text = readFileSync(compiled, "utf8");
+    // The package's ~80 modules are not imported one by one: the build's bundles are.
+    expect(text).not.toMatch(/from "zod/);
+    const bundles = [...text.matchAll(/from "(file:[^"]+\/_packages\/[^"]+)"/g)].map((m) => fileURLToPath(m[1]!));
+    expect(bundles.map((b) => b.split("/").at(-1))).toEqual(["zod.mjs", "zod-v4-core.mjs"]);
+    for (const b of bundles) expect(existsSync(b)).toBe(true);
+    // The same result through tsx, which loads zod from node_modules.
+    expect(JSON.parse((await run({ RINGSPEC_LAUNCH: "tsx" }, "src/validate.ts")).stdout)).toEqual(expected);
+    // zod's package.json is one of the build's inputs: another zod (here: the same file, touched)
+    // is bundled again.
+    expect(JSON.parse((await run({}, "src/validate.ts")).stdout)).toEqual(expected);
+    expect(readFileSync(manifest, "utf8")).toContain(compiled.slice(CACHE().length + 1));
+    const later = new Date(Date.now() + 5_000);
+    utimesSync(join(scratch, "node_modules/zod/package.json"), later, later);
+    expect(JSON.parse((await run({}, "src/validate.ts")).stdout)).toEqual(expected);
+    expect(readFileSync(manifest, "utf8")).not.toContain(compiled.slice(CACHE().length + 1));
   });
 
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
