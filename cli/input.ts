@@ -64,6 +64,27 @@ export interface ReadLimits {
 /** The bytes of a regular file of at most `maxBytes`; InputError otherwise. Never blocks on a
  *  FIFO and never reads past the cap (a file that grows while read is refused). */
 export function readInputBytes(path: string, limits: ReadLimits): Uint8Array {
+  return readInto(path, limits, (size) => new Uint8Array(size));
+}
+
+/** Files up to this size are read into one reused buffer by loadDocument, which parses them at
+ *  once and keeps nothing of the bytes; larger ones get a buffer of their own (so the reused one
+ *  never holds a huge state file's bytes for the rest of the process). */
+const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
+let scratch = new Uint8Array(0);
+
+/** A buffer of at least `size` bytes: the reused one while files are small. Allocating and
+ *  zeroing a fresh buffer a file was a tenth of reading the 1,265 bench vectors, and its garbage
+ *  (external memory) brought the collector round sooner. */
+function scratchBuffer(size: number): Uint8Array {
+  if (size > SCRATCH_MAX_BYTES) return new Uint8Array(size);
+  if (scratch.length < size) scratch = new Uint8Array(Math.min(SCRATCH_MAX_BYTES, Math.max(size, 2 * scratch.length, 64 * 1024)));
+  return scratch;
+}
+
+/** readInputBytes into a buffer from `allocate(size + 1)` (one byte more than the file's size, to
+ *  see a file that grew): the file's bytes are its first `length`. */
+function readInto(path: string, limits: ReadLimits, allocate: (size: number) => Uint8Array): Uint8Array {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0));
@@ -76,14 +97,14 @@ export function readInputBytes(path: string, limits: ReadLimits): Uint8Array {
     if (!stats.isFile()) throw new InputError(`${shownPath(path)}: ${kindOf(stats)}, not a regular file`);
     const tooBig = () => new InputError(`${shownPath(path)}: larger than ${byteSize(limits.maxBytes)}, the cap on ${limits.what}`);
     if (stats.size > limits.maxBytes) throw tooBig();
-    // One byte more than the size, to see a file that grew.
-    const buffer = new Uint8Array(stats.size + 1);
+    const buffer = allocate(stats.size + 1);
+    const end = stats.size + 1;
     let length = 0;
     for (;;) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      const n = readSync(fd, buffer, length, end - length, null);
       if (n === 0) break;
       length += n;
-      if (length === buffer.length) throw tooBig();
+      if (length === end) throw tooBig();
     }
     return buffer.subarray(0, length);
   } catch (e) {
@@ -108,7 +129,9 @@ export const STATE_FILE_LIMITS: ReadLimits = { maxBytes: MAX_STATE_FILE_BYTES, w
 
 /** A vector or state file, validated and inside the model's scope. */
 export function loadDocument(path: string): LoadedFile {
-  const bytes = readInputBytes(path, STATE_FILE_LIMITS);
+  // The reused buffer: parseDocument keeps nothing of the bytes (it decodes them to text, or the
+  // byte parser copies out what it reads).
+  const bytes = readInto(path, STATE_FILE_LIMITS, scratchBuffer);
   try {
     return parseDocument(bytes);
   } catch (e) {

@@ -105,6 +105,10 @@ function withinCaps(value: unknown, textBytes: number, limits: JsonLimits): bool
   const countValues = (textBytes + 1) / 2 > limits.maxValues;
   if (typeof value === "string") return !checkLengths || value.length <= maxUnits;
   if (typeof value !== "object" || value === null) return true;
+  // Only the depth to check (every vector file, every state file of a few MiB): a recursive walk
+  // of the containers, at most maxDepth calls deep, no array of values made per object (half the
+  // time of the general walk below).
+  if (!checkLengths && !countValues) return depthWithin(value, limits.maxDepth);
   let values = 1;
   const containers: object[] = [value];
   const depths: number[] = [1];
@@ -128,6 +132,25 @@ function withinCaps(value: unknown, textBytes: number, limits: JsonLimits): bool
         depths.push(depth + 1);
       }
     }
+  }
+  return true;
+}
+
+/** Whether no container is nested more than `levels` deep within `container` (itself level 1). */
+function depthWithin(container: object, levels: number): boolean {
+  if (levels === 0) return false;
+  if (Array.isArray(container)) {
+    for (let i = 0; i < container.length; i++) {
+      const item: unknown = container[i];
+      if (typeof item === "object" && item !== null && !depthWithin(item, levels - 1)) return false;
+    }
+    return true;
+  }
+  // for-in, not Object.keys: no array of keys made per object (JSON.parse's objects inherit no
+  // enumerable keys; an own `__proto__` is visited as its own).
+  for (const key in container) {
+    const item = (container as Record<string, unknown>)[key];
+    if (typeof item === "object" && item !== null && !depthWithin(item, levels - 1)) return false;
   }
   return true;
 }

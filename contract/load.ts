@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { compileFn, util as zodUtil } from "zod/v4/core";
 import { StateFileJson, VectorJson, type VectorParsed } from "./schema.ts";
-import { PAGE_SIZE, stateFromJson, type ArchState } from "./state.ts";
+import { PAGE_SIZE, pageSlab, stateFromJson, type ArchState } from "./state.ts";
 import { modelScopeViolation } from "./scope.ts";
 import type { ProfileName } from "./profile.ts";
 import { FormatError } from "./errors.ts";
@@ -160,6 +160,11 @@ function checkPageBudget(regions: readonly { gpa: string; bytes: string }[], whe
   }
 }
 
+/** The pages of every state this process loads, carved one after another out of 1 MiB buffers
+ *  (contract/state.ts pageSlab): a `vectors check` holds every vector's state until it has run
+ *  them, so their pages are allocated together. */
+const loadedPages = pageSlab(1024 * 1024);
+
 /** A vector document without its `initial` section: the loaded state is that section, converted
  *  (so a `vectors check` of many vectors holds their pages, not their hex digits as well). */
 export type VectorDocument = Omit<VectorParsed, "initial">;
@@ -178,9 +183,13 @@ export interface LoadedStateFile {
 /** The MSR and the segment base are one register: their values must agree (the text may differ,
  *  "0x10" and "0x0010"). */
 function checkBases(j: { sregs: { fs: { base: string }; gs: { base: string } }; msrs: { FS_BASE: string; GS_BASE: string } }, where: string) {
-  if (BigInt(j.msrs.FS_BASE) !== BigInt(j.sregs.fs.base)) throw new FormatError(`${where}.msrs.FS_BASE: differs from ${where}.sregs.fs.base`);
-  if (BigInt(j.msrs.GS_BASE) !== BigInt(j.sregs.gs.base)) throw new FormatError(`${where}.msrs.GS_BASE: differs from ${where}.sregs.gs.base`);
+  if (!sameHex(j.msrs.FS_BASE, j.sregs.fs.base)) throw new FormatError(`${where}.msrs.FS_BASE: differs from ${where}.sregs.fs.base`);
+  if (!sameHex(j.msrs.GS_BASE, j.sregs.gs.base)) throw new FormatError(`${where}.msrs.GS_BASE: differs from ${where}.sregs.gs.base`);
 }
+
+/** Two validated hex fields hold the same value: the same text (as writers write them), or else
+ *  the same number. */
+const sameHex = (a: string, b: string): boolean => a === b || BigInt(a) === BigInt(b);
 
 function checkScope(state: ArchState, where: string) {
   const violation = modelScopeViolation(state);
@@ -192,7 +201,7 @@ export function parseVector(value: unknown): LoadedVector {
   const { initial, ...vector } = validatedVector(value);
   checkBases(initial, "initial");
   checkPageBudget(initial.memory, "initial");
-  const base = stateFromJson(initial);
+  const base = stateFromJson(initial, loadedPages);
   const inject = vector.inject;
   // vector README, "Running a vector" 2: injected events are pending from the start.
   const state: ArchState =
@@ -215,7 +224,7 @@ export function parseStateFile(value: unknown): LoadedStateFile {
   const file = validatedStateFile(value);
   checkBases(file, "$");
   checkPageBudget(file.memory, "$");
-  const state = stateFromJson(file);
+  const state = stateFromJson(file, loadedPages);
   checkScope(state, "$");
   return { state, profile: file.profile };
 }

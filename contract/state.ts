@@ -182,39 +182,77 @@ export function segmentToJson(s: Segment) {
   };
 }
 
-/** Applies `memory` regions in order onto zeroed 4 KiB pages. Whole guest memories come through
- *  here (engine-protocol states, every vector). The pages of one call are views into one zeroed
- *  buffer of their own (one allocation a state instead of one a page: about a page in ten of a
- *  vector's load was the allocations), each PAGE_SIZE bytes, none overlapping; the hex digits are
- *  decoded straight into them (contract/hex.ts hexWriter). Page numbers are counted as Numbers
- *  (below 2^53: a 64-bit address has 52 bits of page). */
-export function pagesFromRegions(regions: readonly { gpa: bigint | string; bytes: string }[]): Map<number, Uint8Array> {
-  // The pages the regions touch, in the order they are first touched: their slots in the buffer.
-  const slots = new Map<number, number>();
-  const firstPage: number[] = [];
-  const firstOffset: number[] = [];
+/** Where pagesFromRegions takes each new page from: a zeroed PAGE_SIZE-byte view, never handed
+ *  out twice. */
+export type PageSource = () => Uint8Array;
+
+/** A PageSource that carves pages out of zeroed buffers of `slabBytes` (a multiple of PAGE_SIZE),
+ *  one after another, for states loaded one after another (contract/load.ts: every vector of a
+ *  `vectors check`): one allocation every slabBytes / PAGE_SIZE pages instead of one a state,
+ *  which was about half of building the states of the 1,265 bench vectors (a buffer of its own a
+ *  state is zeroed by the allocator and touched twice; a large one comes zeroed from the kernel).
+ *  A slab lives while any page cut from it is held: at most one slab's worth of pages is held
+ *  beyond the states alive. */
+export function pageSlab(slabBytes: number): PageSource {
+  let slab = new Uint8Array(0);
+  let used = 0;
+  return () => {
+    if (used === slab.length) {
+      slab = new Uint8Array(slabBytes);
+      used = 0;
+    }
+    return slab.subarray(used, (used += PAGE_SIZE));
+  };
+}
+
+/** The pages the regions touch, counted, from one zeroed buffer of exactly that many: pages of
+ *  one state are views into a buffer of their own (one allocation a state instead of one a page). */
+function oneBufferFor(regions: readonly { gpa: bigint | string; bytes: string }[]): PageSource {
+  const touched = new Set<number>();
   for (const region of regions) {
-    // A file's address is validated hex text (contract/schema.ts Hex64Text).
-    const gpa = typeof region.gpa === "bigint" ? region.gpa : BigInt(region.gpa);
-    const pageNumber = Number(gpa >> 12n);
-    const offset = Number(gpa & 0xfffn);
-    firstPage.push(pageNumber);
-    firstOffset.push(offset);
     const length = region.bytes.length >> 1;
-    const spanned = length === 0 ? 0 : Math.floor((offset + length - 1) / PAGE_SIZE) + 1;
-    for (let k = 0; k < spanned; k++) if (!slots.has(pageNumber + k)) slots.set(pageNumber + k, slots.size);
+    if (length === 0) continue;
+    const { page, offset } = pageAndOffset(region.gpa);
+    const spanned = Math.floor((offset + length - 1) / PAGE_SIZE) + 1;
+    for (let k = 0; k < spanned; k++) touched.add(page + k);
   }
-  const buffer = new Uint8Array(slots.size * PAGE_SIZE);
+  return pageSlab(Math.max(1, touched.size) * PAGE_SIZE);
+}
+
+/** A region's first page number and its offset there, as Numbers: page numbers are below 2^53 (a
+ *  64-bit address has 52 bits of page). Text of up to 13 hex digits (below 2^52) is read exactly
+ *  by Number; longer text (leading zeros, addresses above) by BigInt. */
+function pageAndOffset(gpa: bigint | string): { page: number; offset: number } {
+  if (typeof gpa === "string" && gpa.length <= 15) {
+    const address = Number(gpa);
+    const offset = address % PAGE_SIZE;
+    return { page: (address - offset) / PAGE_SIZE, offset };
+  }
+  const value = typeof gpa === "bigint" ? gpa : BigInt(gpa);
+  return { page: Number(value >> 12n), offset: Number(value & 0xfffn) };
+}
+
+/** Applies `memory` regions in order onto zeroed 4 KiB pages. Whole guest memories come through
+ *  here (engine-protocol states, every vector). Each page is taken from `takePage` when a region
+ *  first touches it (by default one buffer for the call's pages: oneBufferFor); the hex digits
+ *  are decoded straight into the pages (contract/hex.ts hexWriter). A file's address is
+ *  validated hex text (contract/schema.ts Hex64Text). */
+export function pagesFromRegions(
+  regions: readonly { gpa: bigint | string; bytes: string }[],
+  takePage: PageSource = oneBufferFor(regions),
+): Map<number, Uint8Array> {
   const pages = new Map<number, Uint8Array>();
-  for (const [pageNumber, slot] of slots) pages.set(pageNumber, buffer.subarray(slot * PAGE_SIZE, (slot + 1) * PAGE_SIZE));
-  const write = hexWriter(buffer);
   for (let i = 0; i < regions.length; i++) {
-    const text = regions[i]!.bytes;
+    const region = regions[i]!;
+    const text = region.bytes;
     const length = text.length >> 1;
-    let pageNumber = firstPage[i]!;
-    for (let done = 0, offset = firstOffset[i]!; done < length; pageNumber++, offset = 0) {
+    if (length === 0) continue;
+    let { page: pageNumber, offset } = pageAndOffset(region.gpa);
+    for (let done = 0; done < length; pageNumber++, offset = 0) {
+      let page = pages.get(pageNumber);
+      if (page === undefined) pages.set(pageNumber, (page = takePage()));
       const count = Math.min(PAGE_SIZE - offset, length - done);
-      write(text, done, count, slots.get(pageNumber)! * PAGE_SIZE + offset);
+      hexWriter(page)(text, done, count, offset);
       done += count;
     }
   }
@@ -290,8 +328,9 @@ export function regionsFromPages(pages: ReadonlyMap<number, Uint8Array>): { gpa:
   return Array.from(memoryRegions(pages), (r) => ({ gpa: hex(r.gpa), bytes: bytesToHex(r.bytes) }));
 }
 
-/** From a validated `initial` block to an ArchState: the hex fields' text becomes numbers here. */
-export function stateFromJson(j: StateParsed): ArchState {
+/** From a validated `initial` block to an ArchState: the hex fields' text becomes numbers here;
+ *  the pages are taken from `takePage` (pagesFromRegions). */
+export function stateFromJson(j: StateParsed, takePage?: PageSource): ArchState {
   const r = j.regs;
   const sr = j.sregs;
   const m = j.msrs;
@@ -334,7 +373,7 @@ export function stateFromJson(j: StateParsed): ArchState {
     dr3: BigInt(sr.dr3),
     dr6: BigInt(sr.dr6),
     dr7: BigInt(sr.dr7),
-    memory: pagesFromRegions(j.memory),
+    memory: pagesFromRegions(j.memory, takePage),
     cpu:
       cpu === undefined
         ? DEFAULT_CPU

@@ -6,12 +6,17 @@
 // at any CPL. Every 0F 00 and 0F 01 encoding decodes to an instruction or #UD — none is
 // `unsupported`. Called by decode.ts for the second opcode byte `op`; false when `op` is not one
 // of these (decode.ts goes on with its own map).
-import {
-  type Insn, OP_UD, OP_SLDT_STR, OP_LLDT, OP_LTR, OP_VERR_VERW, OP_SGDT, OP_SIDT, OP_LGDT, OP_LIDT, OP_SMSW, OP_LMSW,
-  OP_INVLPG, OP_SWAPGS, OP_RDTSCP, OP_CLAC, OP_STAC, OP_XGETBV, OP_XSETBV, OP_MOV_FROM_DR, OP_MOV_TO_DR, OP_WBINVD,
-  OP_RDPMC, OP_SYSENTER, OP_SYSEXIT, OP_RDFSGSBASE, OP_WRFSGSBASE, OP_INVPCID, MODE_64,
-} from "./insn.ts";
+import type { Insn } from "./insn.ts";
+import * as insnModule from "./insn.ts";
 import { FS, GS } from "./consts.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
+  OP_UD, OP_SLDT_STR, OP_LLDT, OP_LTR, OP_VERR_VERW, OP_SGDT, OP_SIDT, OP_LGDT, OP_LIDT,
+  OP_SMSW, OP_LMSW, OP_INVLPG, OP_SWAPGS, OP_RDTSCP, OP_CLAC, OP_STAC, OP_XGETBV, OP_XSETBV,
+  OP_MOV_FROM_DR, OP_MOV_TO_DR, OP_WBINVD, OP_RDPMC, OP_SYSENTER, OP_SYSEXIT, OP_RDFSGSBASE,
+  OP_WRFSGSBASE, OP_INVPCID, MODE_64,
+} = insnModule;
 
 /** The byte cursor of decode.ts (only what is used here). */
 export interface ByteCursor {

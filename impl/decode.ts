@@ -1,21 +1,24 @@
 // x86-64 decoder for the modelled subset (reference digest §26 plus the list), written
 // from the SDM opcode maps (Vol. 2 Appendix A). Bytes outside the subset decode to OP_UNSUP naming
 // the bytes; architecturally invalid encodings the model lists decode to OP_UD.
-import {
-  Insn, OP_UNSUP, OP_UD, OP_GP0, OP_ALU_RM_R, OP_ALU_R_RM, OP_ALU_RM_I, OP_TEST_RM_R, OP_TEST_RM_I,
-  OP_MOV_RM_R, OP_MOV_R_RM, OP_MOV_RM_I, OP_MOV_R_I, OP_MOVZX, OP_MOVSX, OP_LEA, OP_XCHG, OP_PUSH_R,
-  OP_PUSH_I, OP_PUSH_RM, OP_POP_R, OP_POP_RM, OP_PUSHF, OP_POPF, OP_CBW, OP_CWD, OP_INC, OP_DEC, OP_NEG,
-  OP_NOT, OP_SHIFT, OP_MUL, OP_IMUL1, OP_DIV, OP_IDIV, OP_IMUL2, OP_IMUL3, OP_BT, OP_JMP, OP_JCC, OP_CALL,
-  OP_CALL_RM, OP_JMP_RM, OP_RET, OP_RETF, OP_JMPF, OP_NOP, OP_CLC, OP_STC, OP_CMC, OP_CLD, OP_STD, OP_CLI,
-  OP_STI, OP_HLT, OP_IN, OP_OUT, OP_INT, OP_INT3, OP_INT1, OP_INTO, OP_IRET, OP_SYSCALL, OP_SYSRET,
-  OP_RDMSR, OP_WRMSR, OP_MOV_FROM_CR, OP_MOV_TO_CR,
-  OP_MOV_TO_SREG, OP_MOV_FROM_SREG, OP_PUSH_SREG, OP_POP_SREG, OP_CLTS,
-  OP_INVD, OP_RDTSC, ALU_CMP, BASE_RIP, REG_AH, MODE_64, MODE_16,
-  OP_SETCC, OP_CMOVCC, OP_CMPXCHG, OP_XADD, OP_CMPXCHG_WIDE, OP_MOVS, OP_STOS, OP_LODS, OP_CMPS, OP_SCAS,
-  OP_LEAVE, OP_LOOP, OP_JRCXZ, OP_BSF, OP_BSR, OP_BSWAP, OP_CPUID,
-} from "./insn.ts";
+import { Insn } from "./insn.ts";
+import * as insnModule from "./insn.ts";
 import { CS, DS, ES, FS, GS, SS } from "./consts.ts";
 import { decodeSystem0F } from "./decode-system.ts";
+
+// Module-local copies of the imported constants (why: consts.ts, "Using these constants").
+const {
+  OP_UNSUP, OP_UD, OP_GP0, OP_ALU_RM_R, OP_ALU_R_RM, OP_ALU_RM_I, OP_TEST_RM_R, OP_TEST_RM_I,
+  OP_MOV_RM_R, OP_MOV_R_RM, OP_MOV_RM_I, OP_MOV_R_I, OP_MOVZX, OP_MOVSX, OP_LEA, OP_XCHG, OP_PUSH_R,
+  OP_PUSH_I, OP_PUSH_RM, OP_POP_R, OP_POP_RM, OP_PUSHF, OP_POPF, OP_CBW, OP_CWD, OP_INC, OP_DEC,
+  OP_NEG, OP_NOT, OP_SHIFT, OP_MUL, OP_IMUL1, OP_DIV, OP_IDIV, OP_IMUL2, OP_IMUL3, OP_BT, OP_JMP,
+  OP_JCC, OP_CALL, OP_CALL_RM, OP_JMP_RM, OP_RET, OP_RETF, OP_JMPF, OP_NOP, OP_CLC, OP_STC, OP_CMC,
+  OP_CLD, OP_STD, OP_CLI, OP_STI, OP_HLT, OP_IN, OP_OUT, OP_INT, OP_INT3, OP_INT1, OP_INTO, OP_IRET,
+  OP_SYSCALL, OP_SYSRET, OP_RDMSR, OP_WRMSR, OP_MOV_FROM_CR, OP_MOV_TO_CR, OP_MOV_TO_SREG,
+  OP_MOV_FROM_SREG, OP_PUSH_SREG, OP_POP_SREG, OP_CLTS, OP_INVD, OP_RDTSC, ALU_CMP, BASE_RIP, REG_AH,
+  MODE_64, MODE_16, OP_SETCC, OP_CMOVCC, OP_CMPXCHG, OP_XADD, OP_CMPXCHG_WIDE, OP_MOVS, OP_STOS,
+  OP_LODS, OP_CMPS, OP_SCAS, OP_LEAVE, OP_LOOP, OP_JRCXZ, OP_BSF, OP_BSR, OP_BSWAP, OP_CPUID,
+} = insnModule;
 
 /** Longest legal instruction (SDM Vol. 2 §2.3.11); a longer one is #GP(0). */
 export const MAX_INSN = 15;

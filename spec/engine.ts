@@ -195,9 +195,7 @@ export class SpecEngine implements Engine {
   /** Whole pages whose contents object changed since `load` (persistent memory copies a page on
    *  every write, so an untouched page is still the very same object). */
   touched(): readonly PhysicalRange[] {
-    const now = this.current().memory;
-    const before = this.loaded!.memory;
-    const pages = [...new Set([...now.pages().keys()])].filter((n) => now.page(n) !== before.page(n)).sort((a, b) => a - b);
+    const pages = this.current().memory.changedPages(this.loaded!.memory);
     const ranges: PhysicalRange[] = [];
     for (const n of pages) {
       const start = BigInt(n) * 4096n;

@@ -192,11 +192,18 @@ export function invalidateCode(m: Machine, slot: number): void {
   m.slotFlags[slot] = m.slotFlags[slot]! & ~F_CODE;
 }
 
+/** Operations after which a block must end (endsBlockBySwitch, made into a table once). */
+export function endsBlock(op: number): boolean {
+  return ENDS_BLOCK[op] === 1;
+}
+
 /** Operations after which a block must end: they change control flow, privilege, mode,
  *  RFLAGS.TF/IF/AC, interrupt shadows, caches (TLB, CR3/CR4, LDTR), raise events or halt, or may
  *  stop `unsupported` (MOV DR7, XSETBV, WRMSR: a mid-block interpreter call cannot). A block may
- *  hold them only last. */
-export function endsBlock(op: number): boolean {
+ *  hold them only last. (Looked up in ENDS_BLOCK: each case reads a name of the insn.ts namespace,
+ *  which is a property load per case where an importer sees the module's bindings as an object's
+ *  properties, as under vitest.) */
+function endsBlockBySwitch(op: number): boolean {
   switch (op) {
     case I.OP_UNSUP: case I.OP_UD: case I.OP_GP0:
     case I.OP_JMP: case I.OP_JCC: case I.OP_CALL: case I.OP_CALL_RM: case I.OP_JMP_RM: case I.OP_RET:
@@ -217,3 +224,6 @@ export function endsBlock(op: number): boolean {
       return false;
   }
 }
+
+/** endsBlockBySwitch's answer for every operation (1: the block ends after it). */
+const ENDS_BLOCK = Uint8Array.from({ length: I.OP_COUNT }, (_, op) => (endsBlockBySwitch(op) ? 1 : 0));

@@ -83,6 +83,22 @@ export class PhysicalMemory implements PageSource {
     return new MemoryDraft(this, this.chunks, maxPages);
   }
 
+  /** The numbers of this memory's backed pages whose page object is not `other`'s (written since
+   *  `other`, or backed only here), in order. A chunk both still share holds the same pages: it is
+   *  skipped whole. */
+  changedPages(other: PhysicalMemory): number[] {
+    const out: number[] = [];
+    for (const [key, chunk] of this.chunks) {
+      const theirs = other.chunks.get(key);
+      if (theirs === chunk) continue;
+      for (let i = 0; i < CHUNK_PAGES; i++) {
+        const page = chunk[i];
+        if (page !== undefined && page !== theirs?.[i]) out.push(key * CHUNK_PAGES + i);
+      }
+    }
+    return out.sort((a, b) => a - b);
+  }
+
   /** Every backed page (page number → bytes), for export. */
   pages(): Map<number, Uint8Array> {
     const out = new Map<number, Uint8Array>();

@@ -1,7 +1,7 @@
 // The loader's output (contract/load.ts): what a loaded vector keeps.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseDocument } from "../../contract/load.ts";
+import { FormatError, parseDocument } from "../../contract/load.ts";
 
 describe("a loaded vector", () => {
   it("keeps its document without the initial section (the state is that section, converted), and the rest as validated", () => {
@@ -14,5 +14,34 @@ describe("a loaded vector", () => {
     expect(doc.vector.expected).toEqual(rest["expected"]);
     expect(doc.state.memory.size).toBeGreaterThan(0);
     expect(initial).toBeDefined();
+  });
+});
+
+describe("a memory entry's end", () => {
+  const text = readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8");
+  /** The vector with one more memory entry; its error line, or null when it loads. */
+  const withEntry = (gpa: string, bytes: string): string | null => {
+    const doc = JSON.parse(text) as { initial: { memory: { gpa: string; bytes: string }[] } };
+    doc.initial.memory.push({ gpa, bytes });
+    try {
+      parseDocument(JSON.stringify(doc));
+      return null;
+    } catch (e) {
+      if (e instanceof FormatError) return e.message;
+      throw e;
+    }
+  };
+  const past = /^initial\.memory\[\d+\]\.gpa: the bytes run past the physical address width/;
+
+  it("may reach 2^MAXPHYADDR (46 bits) but not pass it, however the address is written (checked in Numbers, exactly)", () => {
+    expect(withEntry("0x3ffffffffffc", "01020304")).toBeNull();
+    expect(withEntry("0x00003ffffffffffc", "01020304")).toBeNull();
+    expect(withEntry("0x3ffffffffffd", "01020304")).toMatch(past);
+    expect(withEntry("0x400000000000", "")).toBeNull();
+    expect(withEntry("0x400000000000", "01")).toMatch(past);
+    // Above 2^53, where a Number no longer holds every integer: still past, never wrapped or rounded in.
+    expect(withEntry("0x20000000000001", "01")).toMatch(past);
+    expect(withEntry("0xffffffffffffffff", "01")).toMatch(past);
+    expect(withEntry("0xFFFFFFFFFFFFF000", "00".repeat(4096))).toMatch(past);
   });
 });

@@ -3,7 +3,7 @@
 // at high addresses; and the hex decoders against bytesToHex.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { pagesFromRegions, PAGE_SIZE } from "../../contract/state.ts";
+import { pagesFromRegions, pageSlab, PAGE_SIZE } from "../../contract/state.ts";
 import { bytesToHex, hexToBytes, hexWriter } from "../../contract/hex.ts";
 
 /** The reference: one byte at a time into a Map of zeroed pages. */
@@ -64,6 +64,57 @@ describe("pagesFromRegions", () => {
     expect(pages.get(9)!.subarray(1).every((b) => b === 0)).toBe(true);
     // Another call's pages are another buffer.
     expect(pagesFromRegions([{ gpa: 0x1000n, bytes: "01" }]).get(1)!.buffer).not.toBe(buffer);
+  });
+
+  it("reads an address given as text (as files write it, with leading zeros or near 2^64) as the same address given as a bigint", () => {
+    fc.assert(
+      fc.property(fc.array(region, { maxLength: 4 }), fc.boolean(), (regions, padded) => {
+        const asText = regions.map((r) => ({ gpa: `0x${r.gpa.toString(16).padStart(padded ? 16 : 1, "0")}`, bytes: r.bytes }));
+        const got = pagesFromRegions(asText);
+        const want = reference(regions);
+        expect([...got.keys()]).toEqual([...pagesFromRegions(regions).keys()]);
+        for (const [n, page] of want) expect(got.get(n)).toEqual(page);
+      }),
+      { seed: 15, numRuns: 12 },
+    );
+  });
+
+  it("takes pages from a slab when given one: the same contents, zeroed pages, none shared between states or slabs", () => {
+    // Two slab pages a slab: the states below need five, so they span three slabs.
+    const takePage = pageSlab(2 * PAGE_SIZE);
+    const first = pagesFromRegions([{ gpa: "0x1ffe", bytes: "0102030405" }, { gpa: "0x9000", bytes: "ff" }], takePage);
+    const second = pagesFromRegions([{ gpa: "0x1000", bytes: "aa" }, { gpa: "0x3fff", bytes: "bbcc" }], takePage);
+    expect([...first.keys()]).toEqual([1, 2, 9]);
+    expect([...second.keys()]).toEqual([1, 3, 4]);
+    const all = [...first.values(), ...second.values()];
+    const places = new Set<string>();
+    const buffers = new Set<ArrayBufferLike>();
+    for (const page of all) {
+      expect(page.byteLength).toBe(PAGE_SIZE);
+      places.add(`${page.byteOffset}`);
+      buffers.add(page.buffer);
+    }
+    expect(buffers.size).toBe(3);
+    for (const buffer of buffers) expect(buffer.byteLength).toBe(2 * PAGE_SIZE);
+    const slots = all.map((p) => [p.buffer, p.byteOffset] as const);
+    for (let i = 0; i < slots.length; i++) for (let j = i + 1; j < slots.length; j++) expect(slots[i]![0] === slots[j]![0] && slots[i]![1] === slots[j]![1]).toBe(false);
+    expect(first).toEqual(reference([{ gpa: 0x1ffen, bytes: "0102030405" }, { gpa: 0x9000n, bytes: "ff" }]));
+    expect(second).toEqual(reference([{ gpa: 0x1000n, bytes: "aa" }, { gpa: 0x3fffn, bytes: "bbcc" }]));
+    // A write to one state's page shows in no other state.
+    second.get(1)!.fill(0x11);
+    expect(first.get(1)!.subarray(0, 4094).every((b) => b === 0)).toBe(true);
+    expect([...first.get(1)!.subarray(4094)]).toEqual([1, 2]);
+  });
+
+  it("with a slab, matches the byte-by-byte reference for any regions, state after state (fixed seed)", () => {
+    const takePage = pageSlab(3 * PAGE_SIZE);
+    fc.assert(
+      fc.property(fc.array(fc.array(region, { maxLength: 4 }), { maxLength: 4 }), (states) => {
+        const built = states.map((regions) => pagesFromRegions(regions, takePage));
+        states.forEach((regions, i) => expect(built[i]).toEqual(reference(regions)));
+      }),
+      { seed: 16, numRuns: 12 },
+    );
   });
 });
 

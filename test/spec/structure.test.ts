@@ -51,6 +51,18 @@ describe("MemoryDraft", () => {
     expect(after.page(1)).toBe(base.page(1));
     expect(after.page(2)).not.toBe(base.page(2));
   });
+  it("changedPages: the pages written since, or backed only in the newer memory, in order (what the engine's touched() answers)", () => {
+    // Pages 1, 2 and 100 (another chunk of 64 pages) backed, then 2 and 100 rewritten and 70 and 3 added.
+    const base = PhysicalMemory.empty().write(0x1000n, 1, 1n).write(0x2000n, 1, 2n).write(0x64000n, 1, 4n);
+    const after = base.write(0x64000n, 1, 5n).write(0x2000n, 1, 3n).write(0x46000n, 1, 6n).write(0x3000n, 1, 7n);
+    expect(after.changedPages(base)).toEqual([2, 3, 70, 100]);
+    expect(base.changedPages(base)).toEqual([]);
+    expect(base.changedPages(PhysicalMemory.empty())).toEqual([1, 2, 100]);
+    // Pages backed only in the older memory are not this memory's changes.
+    expect(PhysicalMemory.empty().changedPages(base)).toEqual([]);
+    // A page written with the bytes it held is still a new page object: written.
+    expect(base.write(0x1000n, 1, 1n).changedPages(base)).toEqual([1]);
+  });
   it("write/read round trips at every size and offset, across pages too, as byte-wise little-endian", () => {
     fc.assert(
       fc.property(fc.integer({ min: 0x0ff0, max: 0x1010 }), fc.integer({ min: 1, max: 8 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (offset, size, value) => {

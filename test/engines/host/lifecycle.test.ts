@@ -3,7 +3,6 @@
 // the child is gone afterwards and the engine can be used again.
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +18,9 @@ import { checkVector } from "../../../conformance/vector-check.ts";
 import { vectorPath } from "../../helpers/fixture.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "ringspec-lifecycle-"));
+/** Runs a program of fixtures/ (TypeScript) compiled by cli/launch.js, as bin.js runs the CLI and
+ *  a campaign its worker threads. */
+const FIXTURE_LAUNCH = fileURLToPath(new URL("./fixtures/launch.mjs", import.meta.url));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 
@@ -124,25 +126,15 @@ describe.concurrent("emulator processes", () => {
     it("a program with its own Ctrl-C handler keeps its emulators until it exits (conform writes what it found)", async () => {
       // A bug this catches: the emulator hooks killed every child and re-raised SIGINT even when
       // the program handled SIGINT itself, so `conform` died at the first Ctrl-C with no output.
-      const host = fileURLToPath(new URL("../../../engines/host/process.ts", import.meta.url));
-      const main = join(scratch, "handles-sigint.mts");
-      writeFileSync(main, [
-        `import { Child } from ${JSON.stringify(host)};`,
-        `const child = await Child.start("sleep", ["30"]);`,
-        `process.on("SIGINT", () => {`,
-        `  // Still running after the signal: the handler decides what happens next.`,
-        `  setTimeout(() => { console.log(child.exitStatus === undefined ? "alive" : "killed"); process.exit(0); }, 300);`,
-        `});`,
-        `console.log(child.pid);`,
-      ].join("\n"));
-      const cli = spawn(process.execPath, ["--import", "tsx", main], { stdio: ["ignore", "pipe", "inherit"] });
+      const cli = spawn(process.execPath, [FIXTURE_LAUNCH, "handles-sigint.ts"], { stdio: ["ignore", "pipe", "inherit"] });
       let out = "";
       cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      // "close", not "exit": the output written just before exiting may be read after "exit".
+      const exited = new Promise<number | null>((r) => cli.once("close", (code) => r(code)));
       const deadline = Date.now() + 30_000;
       while (!out.includes("\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const pid = Number(out.split("\n")[0]);
       expect(alive(pid)).toBe(true);
-      const exited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
       cli.kill("SIGINT");
       expect(await exited).toBe(0);
       expect(out.split("\n")[1]).toBe("alive");
@@ -153,28 +145,11 @@ describe.concurrent("emulator processes", () => {
     });
 
     it("emulators started in a worker thread (conform --workers) end, and their scratch directories go, when the process is killed", async () => {
-      const host = fileURLToPath(new URL("../../../engines/host/", import.meta.url));
-      const tsxApi = createRequire(import.meta.url).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs");
-      writeFileSync(join(scratch, "worker.mts"), [
-        `import { parentPort } from "node:worker_threads";`,
-        `import { Child } from ${JSON.stringify(host + "process.ts")};`,
-        `import { WorkDir } from ${JSON.stringify(host + "workdir.ts")};`,
-        `const dir = WorkDir.create("lifecycle-worker");`,
-        `const child = await Child.start("sleep", ["30"]);`,
-        `parentPort!.postMessage({ pid: child.pid, dir: dir.path });`,
-      ].join("\n"));
-      writeFileSync(join(scratch, "worker.mjs"), `import { register } from ${JSON.stringify(tsxApi)};\nregister();\nawait import("./worker.mts");\n`);
-      writeFileSync(join(scratch, "main.mts"), [
-        `import { Worker } from "node:worker_threads";`,
-        `import ${JSON.stringify(host + "process.ts")};`,
-        `const worker = new Worker(new URL("./worker.mjs", import.meta.url));`,
-        // Killed while the worker's emulator runs: no exit hook runs in the worker thread.
-        `worker.on("message", (m) => { console.log(JSON.stringify(m)); setTimeout(() => process.kill(process.pid, "SIGTERM"), 200); });`,
-      ].join("\n"));
-      const cli = spawn(process.execPath, ["--import", "tsx", join(scratch, "main.mts")], { stdio: ["ignore", "pipe", "inherit"] });
+      // Killed while the worker's emulator runs: no exit hook runs in the worker thread.
+      const cli = spawn(process.execPath, [FIXTURE_LAUNCH, "worker-main.ts"], { stdio: ["ignore", "pipe", "inherit"] });
       let out = "";
       cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
-      const status = await new Promise<NodeJS.Signals | null>((r) => cli.once("exit", (_code, signal) => r(signal)));
+      const status = await new Promise<NodeJS.Signals | null>((r) => cli.once("close", (_code, signal) => r(signal)));
       expect(status).toBe("SIGTERM");
       const { pid, dir } = JSON.parse(out.trim()) as { pid: number; dir: string };
       const gone = Date.now() + 10_000;
