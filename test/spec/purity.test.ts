@@ -15,7 +15,9 @@ function snapshot(m: Machine): string {
   let hash = 0x811c9dc5;
   for (const [pageNumber, bytes] of memory.pages()) {
     hash = Math.imul(hash ^ pageNumber, 0x01000193);
-    for (const word of new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2)) hash = Math.imul(hash ^ word, 0x01000193);
+    // An indexed loop: for-of over the typed array was most of this test's time (the same hash).
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2);
+    for (let i = 0; i < words.length; i++) hash = Math.imul(hash ^ words[i]!, 0x01000193);
   }
   return JSON.stringify(rest, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v)) + hash.toString(16);
 }
