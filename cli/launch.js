@@ -12,7 +12,8 @@
 // runs as through tsx.
 // Packages stay outside (loaded from node_modules as usual), but for zod: an ES module package of
 // ~80 modules, which Node's loader took ~45 ms of CPU to load in every process (a quarter of a
-// `serve` engine's start-up); it is bundled once into the build, its entries sharing one copy.
+// `serve` engine's start-up); it is bundled once (its entries sharing one copy) under
+// node_modules/.cache/ringspec/_packages/, for every build made from the same zod.
 // `import.meta.url` keeps naming each source file, so files read beside a module (the trace page's
 // assets) are found.
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
@@ -20,13 +21,14 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { createHash } from "node:crypto";
 import { threadId } from "node:worker_threads";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
 /** Bumped when the way sources are compiled changes (older copies are then compiled again). */
-const BUILD_VERSION = 4;
+const BUILD_VERSION = 5;
 /** A build directory no manifest names any more is removed once it is this old (a process started
  *  from it may still import its lazily loaded chunks for a while). */
 const STALE_BUILD_MS = 3_600_000;
@@ -169,7 +171,7 @@ async function build(entry, paths) {
   const specifiers = new Set(texts.flatMap(({ text }) => [...text.matchAll(PACKAGE_IMPORT)].map((m) => m[2])));
   // Without a bundle (esbuild failed, or import.meta.resolve is missing before Node 20.6) the
   // packages load from node_modules as before.
-  const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers], join(outdir, "_packages"), inputs).catch(() => new Map());
+  const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers].sort(), inputs).catch(() => new Map());
   for (const { path, text } of texts) {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, bundled.size === 0 ? text : text.replace(PACKAGE_IMPORT, (all, before, specifier, after) => (bundled.has(specifier) ? before + bundled.get(specifier) + after : all)));
@@ -185,19 +187,42 @@ async function build(entry, paths) {
 }
 
 /**
- * The package entries `specifiers` (`zod`, `zod/v4/core`) bundled into `dir`, split so that they
- * share one copy of what they have in common; each package's package.json joins `inputs`, so an
- * upgrade builds again. Resolves to the URL of each entry's bundle.
+ * The package entries `specifiers` (`zod`, `zod/v4/core`) bundled, split so that they share one
+ * copy of what they have in common; each package's package.json joins `inputs`, so an upgrade
+ * builds again. The bundles are shared by every build (entry points, worker threads) made from the
+ * same packages, in a folder named by the entries and each package.json's size and modification
+ * time. Resolves to the URL of each entry's bundle.
  * @returns {Promise<Map<string, string>>}
  */
-async function bundlePackages(esbuild, specifiers, dir, inputs) {
+async function bundlePackages(esbuild, specifiers, inputs) {
   const entries = specifiers.map((specifier) => ({ specifier, path: fileURLToPath(import.meta.resolve(specifier)), out: specifier.replace(/[^A-Za-z0-9]+/g, "-") }));
+  const manifests = [];
+  for (const name of new Set(specifiers.map((s) => s.split("/")[0]))) {
+    const manifest = packageManifest(fileURLToPath(import.meta.resolve(name)), name);
+    const s = statSync(manifest);
+    manifests.push([relative(ROOT, manifest), s.size, s.mtimeMs]);
+  }
+  const key = createHash("sha256").update(JSON.stringify([BUILD_VERSION, specifiers, manifests])).digest("hex").slice(0, 16);
+  const dir = join(CACHE, "_packages", key);
+  const urls = new Map(entries.map(({ specifier, out }) => [specifier, pathToFileURL(join(dir, `${out}.mjs`)).href]));
+  inputs.push(...manifests);
+  // The bundle's files are inputs too: a start whose bundle has gone builds again.
+  const bundleInputs = () => {
+    for (const file of readdirSync(dir)) {
+      const s = statSync(join(dir, file));
+      inputs.push([relative(ROOT, join(dir, file)), s.size, s.mtimeMs]);
+    }
+    return urls;
+  };
+  if (entries.every(({ out }) => existsSync(join(dir, `${out}.mjs`)))) return bundleInputs();
+  // Built beside, then renamed into place: other processes may build the same bundles at once.
+  const tmp = `${dir}.${process.pid}-${threadId}-${Date.now()}`;
   const result = await esbuild.build({
     entryPoints: entries.map(({ path, out }) => ({ in: path, out })),
     bundle: true,
     splitting: true,
     write: false,
-    outdir: dir,
+    outdir: tmp,
     outExtension: { ".js": ".mjs" },
     chunkNames: "chunk-[hash]",
     format: "esm",
@@ -205,14 +230,16 @@ async function bundlePackages(esbuild, specifiers, dir, inputs) {
     target: "node20",
     logLevel: "silent",
   });
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(tmp, { recursive: true });
   for (const file of result.outputFiles) writeFileSync(file.path, file.text);
-  for (const name of new Set(specifiers.map((s) => s.split("/")[0]))) {
-    const manifest = packageManifest(fileURLToPath(import.meta.resolve(name)), name);
-    const s = statSync(manifest);
-    inputs.push([relative(ROOT, manifest), s.size, s.mtimeMs]);
+  try {
+    renameSync(tmp, dir);
+  } catch {
+    // Another process put its copy in place first (the same bundles): use that one.
+    rmSync(tmp, { recursive: true, force: true });
+    if (!entries.every(({ out }) => existsSync(join(dir, `${out}.mjs`)))) throw new Error(`could not bundle ${specifiers.join(", ")}`);
   }
-  return new Map(entries.map(({ specifier, out }) => [specifier, pathToFileURL(join(dir, `${out}.mjs`)).href]));
+  return bundleInputs();
 }
 
 /** The package.json of package `name`, found above one of its files. */

@@ -45,3 +45,18 @@ describe("a memory entry's end", () => {
     expect(withEntry("0xFFFFFFFFFFFFF000", "00".repeat(4096))).toMatch(past);
   });
 });
+
+describe("the page budget at load", () => {
+  const text = readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8");
+  it("counts distinct pages: entries that together span more pages than the budget but cover few load; entries on more pages than the budget do not", () => {
+    const doc = JSON.parse(text) as { initial: { memory: { gpa: string; bytes: string }[] } };
+    // 32,769 entries, each over the same two pages: 65,538 page spans, 2 distinct pages (plus the vector's own).
+    const overlapping = { ...doc, initial: { ...doc.initial, memory: [...doc.initial.memory, ...Array.from({ length: 32_769 }, () => ({ gpa: "0x401fff", bytes: "5a5a" }))] } };
+    const loaded = parseDocument(JSON.stringify(overlapping));
+    expect(loaded.state.memory.get(0x401)![4095]).toBe(0x5a);
+    expect(loaded.state.memory.get(0x402)![0]).toBe(0x5a);
+    // 32,769 entries on pairs of pages of their own: 65,538 distinct pages.
+    const apart = { ...doc, initial: { ...doc.initial, memory: [...doc.initial.memory, ...Array.from({ length: 32_769 }, (_, i) => ({ gpa: `0x${(0x1000000 + i * 8192 + 4095).toString(16)}`, bytes: "5a5a" }))] } };
+    expect(() => parseDocument(JSON.stringify(apart))).toThrow(/^initial\.memory: more than 65,536 pages \(the page budget, 256 MiB\)$/);
+  });
+});
