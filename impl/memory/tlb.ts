@@ -3,10 +3,12 @@
 // 21:12, TLB_ENTRIES entries of TLB_STRIDE int32 fields in Machine.tlb.
 //
 // Why a hit is invisible: an entry is filled only by a walk that succeeded and set every A bit it
-// used (memory/translate.ts); write classes are granted only when the leaf's D bit is already set
-// and the frame is neither a page-table, code, system-table nor unallocated frame (F_GUARDED, slot
-// 0). So a hit does exactly what an uncached walk would do (which would find A/D set and change
-// nothing), and every write that matters to another cache still reaches noteWrite.
+// used (memory/translate.ts); write classes are granted only when the leaf's D bit is already set,
+// the frame is neither a page-table, code, system-table nor unallocated frame (F_GUARDED, slot 0),
+// and the frame is already marked written (F_TOUCHED, or the walk is for a write and marks it).
+// So a hit does exactly what an uncached walk would do (which would find A/D set and change
+// nothing), Engine.touched() sees every written frame, and every write that matters to another
+// cache still reaches noteWrite.
 //
 // Invalidated (flushTlb: every entry) by: MOV CR0 changing WP, MOV CR3, MOV CR4, WRMSR EFER
 // changing NXE, INVLPG (all entries, whatever the page), a write to a frame a walk read entries from (F_PT), a frame first becoming

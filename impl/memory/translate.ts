@@ -168,7 +168,10 @@ function walk(m: Machine, lo: number, hi: number, cls: number): number {
   }
   // Classes this entry grants from now on (the rights above, evaluated for every class).
   const sf = m.slotFlags[slot]!;
-  const writable = dirty && slot !== 0 && (sf & F_GUARDED) === 0;
+  // Write classes skip noteWrite, so they are granted only to a frame already marked written (or
+  // marked below, for this write): a read through a dirty entry must not let a later store reach
+  // the frame unmarked, or Engine.touched() would miss the page.
+  const writable = dirty && slot !== 0 && (sf & F_GUARDED) === 0 && (write || (sf & F_TOUCHED) !== 0);
   let classes = C_SRA;
   if (!(allUser && smap)) classes |= C_SR;
   if (allUser) classes |= C_UR;

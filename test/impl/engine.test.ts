@@ -72,6 +72,24 @@ describe("ImplEngine as an Engine", () => {
     expect(t.some(([s]) => s === 0x10000n)).toBe(false);
   });
 
+  it("touched() lists a page first read through an already dirty entry, then written (interpreted and compiled)", () => {
+    // The leaf for 0x30000 (the 2 MiB PDE at 0x3000) starts with A and D set, so the read's walk
+    // sets nothing; the write that follows must still be seen. Caught: TLB write classes granted
+    // by the read's walk let the store skip noteWrite, and the page was missing from touched().
+    // mov rax, [0x30000]; mov [0x30000], rbx; hlt
+    const s = kernel([0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0x48, 0x89, 0x1c, 0x25, 0x00, 0x00, 0x03, 0x00, 0xf4], (m) => {
+      const pde = m.read64(0x3000n);
+      expect(pde & 0x80n).toBe(0x80n);
+      m.write(0x3000n, u64(pde | 0x60n));
+    });
+    for (const opts of [{ compile: false }, {}]) {
+      const e = new ImplEngine(opts);
+      e.load(s, "intel");
+      expect(e.run(10)).toEqual({ reason: "hlt", steps: 3 });
+      expect(e.touched().map((r) => [r.start, r.end])).toContainEqual([0x30000n, 0x31000n]);
+    }
+  });
+
   it("load() refuses states outside the model and over the page budget", () => {
     const s = kernel([0xf4]);
     const e = new ImplEngine({ maxMemoryBytes: 64 * 4096 });
