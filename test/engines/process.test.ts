@@ -201,7 +201,10 @@ describe.concurrent("the client survives a misbehaving engine", () => {
   ];
   for (const [mode, kind, message] of cases) {
     it(`${mode}: step fails with ${kind} (${message.source}), then every call fails at once`, async () => {
-      const engine = await ProcessEngine.start({ command: misbehaving(mode), requestTimeoutMs: 300 });
+      // Only "hang" waits for the timeout; the others fail on what the engine writes, so they get
+      // a long one: with 0.3 s, a loaded machine (these cases run side by side) turned
+      // out-of-order's late answer into a timeout.
+      const engine = await ProcessEngine.start({ command: misbehaving(mode), requestTimeoutMs: mode === "hang" ? 300 : 10_000 });
       await engine.load(kernelState(), "intel");
       const failure = await engine.step().then(() => null, (e: unknown) => e);
       expect(failure).toBeInstanceOf(EngineError);
