@@ -11,7 +11,7 @@ import {
   Assembler, Code, Register as R, abs, mem, buildGuest, defineLayout, identity, DEFAULT_GDT, DEFAULT_MAPPINGS, FLAT_DESCRIPTORS, type LayoutOptions,
 } from "../../../guest/index.ts";
 import { expectAgreesWithSpec } from "../against-spec.ts";
-import { stateText } from "../helpers.ts";
+import { expectHookSeen, traceFormed } from "./trace-hooks.ts";
 
 /** Round trips before the hook runs (a trace forms after 8 runs of a compiled block). */
 const HOOK_AT = 12;
@@ -20,24 +20,9 @@ const STEPS = 1500;
 
 type Section = ReturnType<Assembler["section"]>;
 
-/** Whether impl formed a trace on `state` within `steps` steps. */
-function traceFormed(state: ArchState, steps: number): boolean {
-  const e = new ImplEngine();
-  e.load(state, "intel");
-  for (let done = 0; done < steps; done += 10) {
-    e.run(10);
-    if (e.machine.blocksBySlot.some((map) => map !== undefined && [...map.values()].some((b) => b.trace !== null))) return true;
-  }
-  return false;
-}
-
-/** The hooked run agrees with spec/ step by step (and in every impl configuration), its trace
- *  was formed before the hook, and it ends elsewhere than the run without the hook. */
+/** expectHookSeen (trace-hooks.ts) over this file's STEPS, the trace formed within 20 hooks' worth. */
 function expectSeen(hooked: ArchState, base: ArchState, check: (s: ArchState) => void, formedWithin = 20 * HOOK_AT): void {
-  expect(traceFormed(hooked, formedWithin)).toBe(true);
-  const out = expectAgreesWithSpec(hooked, STEPS);
-  check(out.state);
-  expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
+  expectHookSeen(hooked, base, formedWithin, STEPS, check);
 }
 
 const KERNEL_HANDLER = 0x13000n;

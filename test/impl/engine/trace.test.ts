@@ -13,7 +13,8 @@ import {
   type GuestLayout, type LayoutOptions,
 } from "../../../guest/index.ts";
 import { expectAgreesWithSpec } from "../against-spec.ts";
-import { CONFIGS, stateText } from "../helpers.ts";
+import { CONFIGS } from "../helpers.ts";
+import { expectHookSeen as expectHookSeenWithin, traceFormed } from "./trace-hooks.ts";
 
 /** Round trips before the kernel's hook runs (the trace is formed after 8). */
 const HOOK_AT = 12;
@@ -192,18 +193,6 @@ function pageFaultGuest(hook: (s: Section) => void): ArchState {
   return buildGuest(l, { code: a.assemble(), start: { ring: 3, kernelGsBase: 0n, regs: { r15: BigInt(ROUNDS) } } }).state;
 }
 
-/** Whether impl formed a trace on `state` within `steps` steps (looked for every few steps: a
- *  trace dies with its blocks when the hook writes their code). */
-function traceFormed(state: ArchState, steps: number): boolean {
-  const e = new ImplEngine();
-  e.load(state, "intel");
-  for (let done = 0; done < steps; done += 10) {
-    e.run(10);
-    if (e.machine.blocksBySlot.some((map) => map !== undefined && [...map.values()].some((b) => b.trace !== null))) return true;
-  }
-  return false;
-}
-
 /** Every configuration's end must be the first's: the same stop and the same state, every field and
  *  every byte of memory (contract/compare.ts, exact rule, all memory: what comparing the states'
  *  canonical JSON texts found, without writing the texts). */
@@ -227,14 +216,9 @@ function expectConfigsAgree(state: ArchState, steps: number): void {
 
 const STEPS = 2000;
 
-/** A hook run between two round trips (`hooked`) must show as it does on spec/: impl formed its
- *  trace before the hook (within `formedWithin` steps), agrees with spec/, passes `check`, and ends
- *  elsewhere than the run without the hook (else the test would not see a stale trace). */
+/** expectHookSeen (trace-hooks.ts) over this file's STEPS. */
 function expectHookSeen(hooked: ArchState, base: ArchState, formedWithin: number, check: (s: ArchState) => void): void {
-  expect(traceFormed(hooked, formedWithin)).toBe(true);
-  const out = expectAgreesWithSpec(hooked, STEPS);
-  check(out.state);
-  expect(stateText(out.state)).not.toBe(stateText(expectAgreesWithSpec(base, STEPS, "intel", { lockstep: false }).state));
+  expectHookSeenWithin(hooked, base, formedWithin, STEPS, check);
 }
 
 /** With CF set from the start (kept by the loop's INC/DEC), the RFLAGS a delivery inside the trace
