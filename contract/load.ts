@@ -124,14 +124,10 @@ export function validated<S extends z.ZodType>(schema: S, value: unknown, mode: 
   return result.data;
 }
 
-/** The next document as a vector, validated the way its place in the process calls for. */
-function validatedVector(value: unknown): VectorParsed {
-  return validated(++documentsValidated <= FEW_DOCUMENTS ? VectorJson : withSectionsCompiled(VectorJson), value, JITLESS);
-}
-
-/** The next document as a state file, the same way. */
-function validatedStateFile(value: unknown): z.output<typeof StateFileJson> {
-  return validated(++documentsValidated <= FEW_DOCUMENTS ? StateFileJson : withSectionsCompiled(StateFileJson), value, JITLESS);
+/** The next document (a vector or a state file), validated the way its place in the process
+ *  calls for. */
+function validatedDocument<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  return validated(++documentsValidated <= FEW_DOCUMENTS ? schema : withSectionsCompiled(schema), value, JITLESS);
 }
 
 /** JSON text or its UTF-8 bytes → a value (contract/json-bytes.ts: capped, no whole-text string). */
@@ -208,7 +204,7 @@ function checkScope(state: ArchState, where: string) {
 
 /** Parses a `ringspec-vector/1` document. Throws FormatError with a one-line message. */
 export function parseVector(value: unknown): LoadedVector {
-  const { initial, ...vector } = validatedVector(value);
+  const { initial, ...vector } = validatedDocument(VectorJson, value);
   checkBases(initial, "initial");
   checkPageBudget(initial.memory, "initial");
   const base = stateFromJson(initial, loadedPages);
@@ -231,7 +227,7 @@ export function parseVector(value: unknown): LoadedVector {
 
 /** Parses a `ringspec-state/1` document (a saved state). */
 export function parseStateFile(value: unknown): LoadedStateFile {
-  const file = validatedStateFile(value);
+  const file = validatedDocument(StateFileJson, value);
   checkBases(file, "$");
   checkPageBudget(file.memory, "$");
   const state = stateFromJson(file, loadedPages);

@@ -10,7 +10,7 @@ import { recordExecuted } from "../rules/execution-coverage.ts";
 import type { Machine } from "../machine/machine.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { RFLAGS } from "../machine/registers.ts";
-import type { Access } from "./access.ts";
+import { ACCESS_SLOTS, accessOf, type Access } from "./access.ts";
 import { walk, type Walk } from "./translate.ts";
 
 /** The registers a walk depends on. */
@@ -40,20 +40,13 @@ interface Remembered {
 
 const LIMIT = 4096;
 const NONE: Walk["accessedDirty"] = [];
-/** One map per access kind and mode, keyed by linear page number. */
-const memo: Record<Access["kind"], Record<Access["mode"], Map<number, Remembered>>> = {
-  read: { user: new Map(), supervisor: new Map(), implicit: new Map() },
-  write: { user: new Map(), supervisor: new Map(), implicit: new Map() },
-  execute: { user: new Map(), supervisor: new Map(), implicit: new Map() },
-};
-/** The same maps by `Access.slot` (the accesses `accessOf` makes carry one). */
-const memoBySlot: Map<number, Remembered>[] = (Object.keys(memo) as Access["kind"][]).flatMap((kind) =>
-  (Object.keys(memo[kind]) as Access["mode"][]).map((mode) => memo[kind][mode]));
+/** One map per access kind and mode, by `Access.slot`, keyed by linear page number. */
+const memo: Map<number, Remembered>[] = Array.from({ length: ACCESS_SLOTS }, () => new Map<number, Remembered>());
 
-/** The map `access`'s walks are remembered in. */
+/** The map `access`'s walks are remembered in (an Access built by hand, not by `accessOf`,
+ *  carries no slot: it is looked up). */
 function memoOf(access: Access): Map<number, Remembered> {
-  const slot = access.slot;
-  return slot !== undefined ? memoBySlot[slot]! : memo[access.kind][access.mode];
+  return memo[access.slot ?? accessOf(access.kind, access.mode).slot!]!;
 }
 
 /** `walk`, answered from the memo when the same walk was made on the same tables before. A #PF
@@ -127,6 +120,6 @@ export function rememberedFrame(m: WalkRegisters, memory: MemoryDraft, linearPag
 /** What the memo keeps, entry by entry (for tests of what it holds on to between runs). */
 export function rememberedWalkEntries(): readonly object[] {
   const entries: object[] = [];
-  for (const byMode of Object.values(memo)) for (const byPage of Object.values(byMode)) for (const r of byPage.values()) entries.push(r);
+  for (const byPage of memo) for (const r of byPage.values()) entries.push(r);
   return entries;
 }

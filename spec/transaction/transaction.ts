@@ -38,15 +38,14 @@ export class Transaction {
    *  update writes its fields in place. Otherwise the next update copies it first (one copy, not
    *  one per update). */
   private owned: boolean;
-  /** Whether writes to `current` are logged: it is the start record, written in place. */
-  private logCurrent: boolean;
   private registers: bigint[];
   /** Whether `registers` may be referenced by a record handed out (copy before writing). */
   private registersShared: boolean;
-  /** Whether writes to `registers` are logged: it is the start record's array, written in place. */
-  private logRegisters: boolean;
   /** The record this transaction began on, its register array, RIP and RFLAGS then. RIP and
-   *  RFLAGS, which every step writes, are taken back from here rather than logged. */
+   *  RFLAGS, which every step writes, are taken back from here rather than logged. A write is
+   *  logged exactly when it goes to `start` or `startRegisters` in place: only a transaction given
+   *  a journal ever owns them unshared (a transaction without one copies them before its first
+   *  write), and a copy is never the start record again. */
   private readonly start: MachineRegisters;
   private readonly startRegisters: readonly bigint[];
   private readonly startRip: bigint;
@@ -87,10 +86,8 @@ export class Transaction {
     const inPlace = journal !== undefined;
     this.current = start as MutableRegisters;
     this.owned = inPlace;
-    this.logCurrent = inPlace;
     this.registers = start.gpr as bigint[];
     this.registersShared = !inPlace;
-    this.logRegisters = inPlace;
     this.start = start;
     this.startRegisters = start.gpr;
     this.startRip = start.rip;
@@ -108,9 +105,7 @@ export class Transaction {
   get m(): MachineRegisters {
     const m = this.now;
     this.owned = false;
-    this.logCurrent = false;
     this.registersShared = true;
-    this.logRegisters = false;
     return m;
   }
 
@@ -153,7 +148,6 @@ export class Transaction {
     if (!this.owned) {
       this.current = copyRegisters(this.current);
       this.owned = true;
-      this.logCurrent = false;
     }
     return this.current;
   }
@@ -161,7 +155,7 @@ export class Transaction {
   /** Writes one field of the record (logged when written in place on the start record). */
   private assign<K extends keyof MutableRegisters>(key: K, value: MutableRegisters[K]): void {
     const m = this.own();
-    if (this.logCurrent) this.journal!.log(m, key, m[key]);
+    if (m === this.start) this.journal!.log(m, key, m[key]);
     m[key] = value;
   }
 
@@ -177,12 +171,11 @@ export class Transaction {
   update(rule: RuleId, patch: Partial<MachineRegisters>): void {
     this.hit(rule);
     const m = this.own();
-    if (this.logCurrent) assignLogged(m, patch, this.journal!);
+    if (m === this.start) assignLogged(m, patch, this.journal!);
     else assignRegisters(m, patch);
     if (patch.gpr !== undefined) {
       this.registers = patch.gpr as bigint[];
       this.registersShared = true;
-      this.logRegisters = false;
     }
   }
 
@@ -269,10 +262,8 @@ export class Transaction {
     start.rflags = this.startRflags;
     this.current = start;
     this.owned = false;
-    this.logCurrent = false;
     this.registers = this.start.gpr as bigint[];
     this.registersShared = true;
-    this.logRegisters = false;
   }
 
   /** The machine as this transaction began, as a record nothing writes in place (its start
@@ -309,10 +300,9 @@ export class Transaction {
     if (this.registersShared) {
       this.registers = this.registers.slice();
       this.registersShared = false;
-      this.logRegisters = false;
     }
     const registers = this.registers;
-    if (this.logRegisters) this.journal!.log(registers, reg, registers[reg]);
+    if (registers === this.startRegisters) this.journal!.log(registers, reg, registers[reg]);
     // asUintN(64, …), not `& MASK64`: V8 computes it without allocating an intermediate BigInt.
     registers[reg] = BigInt.asUintN(64, value);
   }

@@ -3,9 +3,11 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { FormatError, parseDocument } from "../../contract/load.ts";
 
+/** The vector every group below starts from. */
+const text = readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8");
+
 describe("a loaded vector", () => {
   it("keeps its document without the initial section (the state is that section, converted), and the rest as validated", () => {
-    const text = readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8");
     const doc = parseDocument(text);
     if (doc.kind !== "vector") throw new Error("expected a vector");
     expect("initial" in doc.vector).toBe(false);
@@ -18,7 +20,6 @@ describe("a loaded vector", () => {
 });
 
 describe("a memory entry's end", () => {
-  const text = readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8");
   /** The vector with one more memory entry; its error line, or null when it loads. */
   const withEntry = (gpa: string, bytes: string): string | null => {
     const doc = JSON.parse(text) as { initial: { memory: { gpa: string; bytes: string }[] } };
@@ -47,7 +48,6 @@ describe("a memory entry's end", () => {
 });
 
 describe("the page budget at load", () => {
-  const text = readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8");
   it("counts distinct pages: entries that together span more pages than the budget but cover few load; entries on more pages than the budget do not", () => {
     const doc = JSON.parse(text) as { initial: { memory: { gpa: string; bytes: string }[] } };
     // 32,769 entries, each over the same two pages: 65,538 page spans, 2 distinct pages (plus the vector's own).
