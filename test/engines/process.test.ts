@@ -79,6 +79,9 @@ describe("the engine protocol's messages", () => {
   });
 });
 
+/** A kernel state whose steps write two pages: push rax; push rbx; mov [0x30000], eax; hlt. */
+const twoPageWriter = () => stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0xf4]));
+
 // The tests of the next two groups each start their own server or engine process and wait on it
 // (timeouts, exits, start-up): they run side by side.
 describe.concurrent("the reference server", () => {
@@ -115,8 +118,7 @@ describe.concurrent("the reference server", () => {
     const hello = { method: "hello", params: { protocol: "ringspec-engine/1" } };
     expect(await one.ask({ id: 1, ...hello })).toMatchObject({ result: { step_state: true, touched: true } });
     await three.ask({ id: 1, ...hello });
-    // push rax; push rbx; mov [0x30000], eax; hlt: the steps write two pages.
-    const state = stateToProtocol(stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0xf4])));
+    const state = stateToProtocol(twoPageWriter());
     for (const s of [one, three]) await s.ask({ id: 2, method: "load", params: { state, profile: "intel" } });
     const pages = new Set<string>();
     for (let i = 0; i < 4; i++) {
@@ -146,8 +148,7 @@ describe.concurrent("the reference server", () => {
     const log = join(dir, "requests.jsonl");
     const engine = await ProcessEngine.start({ command: `tee ${log} | node ${ROOT}cli/bin.js serve --engine impl${filter}`, cwd: ROOT });
     try {
-      // push rax; push rbx; mov [0x30000], eax; hlt
-      const state = stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0xf4]));
+      const state = twoPageWriter();
       const local = new ImplEngine();
       local.load(state, "intel");
       await engine.load(state, "intel");
