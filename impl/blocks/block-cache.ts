@@ -88,12 +88,7 @@ export class Block {
  */
 export function blockAt(m: Machine, poolPage: number, off: number, mode: number, ripLo: number, ripHi: number,
   csLimit: number): Block | null {
-  const slot = poolPage >> PAGE_SHIFT;
-  const key = off * 4 + mode;
-  const cached = m.blocksBySlot[slot]?.get(key);
-  if (cached !== undefined && cached.valid && cached.ripLo === ripLo && cached.ripHi === ripHi &&
-    (mode === MODE_64 || cached.endEip >>> 0 <= csLimit >>> 0)) return cached;
-  return decodeBlock(m, poolPage, off, mode, ripLo, ripHi, csLimit);
+  return cachedBlockAt(m, poolPage, off, mode, ripLo, ripHi, csLimit) ?? decodeBlock(m, poolPage, off, mode, ripLo, ripHi, csLimit);
 }
 
 /** blockAt's hit, or null: never decodes (a single step, engine/fetch.ts, decodes only the one

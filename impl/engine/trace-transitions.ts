@@ -21,7 +21,7 @@ import {
 import { FLAT_CODE64_DPL0, FLAT_CODE64_DPL3, FLAT_DATA_DPL0, FLAT_DATA_DPL3 } from "../system.ts";
 
 const {
-  AC, AF, A_DPL_SHIFT, A_L, A_S, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, CF, CS, C_SW, C_SWA, C_UW, DF, EFER_SCE, DS, EFER_LMA, ES, EV_FAULT, EV_SOFT, FS, GS, F_TOUCHED, FMASK_LO,
+  AC, AF, A_DPL_SHIFT, A_L, A_S, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, CF, CS, C_SW, C_SWA, C_UW, DF, EFER_SCE, DS, EFER_LMA, ES, EV_FAULT, EV_SOFT, FS, GS, FMASK_LO,
   ID, IF, IOPL, LIMIT, LSTAR_HI, LSTAR_LO, NT, OF, PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT, PF, RF, RIP_HI, RIP_LO, SEG_STRIDE, SEL,
   SF, SHADOW_NONE, SS, STAR_HI, SYSRET_RFLAGS, TF, VIF, VIP, VM, ZF,
 } = constsModule;
@@ -143,7 +143,7 @@ export interface GateDeliveryCode {
  * when the stack does not switch (DELIVER-13), the frame in one page of the new stack
  * (DELIVER-15), translated through a TLB entry granting the push's access class — so a frame that
  * holds no page tables, code or system tables: the pushes can change no translation, cache or
- * block, and noteWrite would only mark the frame written. Anything else (no entry, a TLB miss, a
+ * block, and noteWrite would do nothing (the frame is already marked written). Anything else (no entry, a TLB miss, a
  * frame across a page end, a non-canonical RSP) runs
  * `fail` with nothing changed, and the caller takes the general path, which decides it (and
  * raises whatever fault it finds). The commit (DELIVER-16..21) is tryDeliver's, with the new
@@ -176,9 +176,9 @@ export function gateDelivery(d: GateDeliveryCode): string {
     ` (T[te + ${TLB_CLASSES}] & cls) === 0) ${fail}` +
     // ---- commit (DELIVER-16..21) ----
     // The write class means the frame holds no page tables, code or system tables (F_GUARDED
-    // frames get none: memory/tlb.ts), so noteWrite would only mark it written.
-    ` const fo = T[te + ${TLB_POOL_OFFSET}]; m.slotFlags[fo >> ${PAGE_SHIFT}] |= ${F_TOUCHED};` +
-    ` const PM = m.pool32, sg = m.segments, w = (fo + (tl & ${PAGE_OFFSET_MASK})) >> 2;` +
+    // frames get none) and is already marked written (F_TOUCHED: write classes go only to such
+    // frames, memory/tlb.ts), so noteWrite would do nothing.
+    ` const PM = m.pool32, sg = m.segments, w = (T[te + ${TLB_POOL_OFFSET}] + (tl & ${PAGE_OFFSET_MASK})) >> 2;` +
     ` PM[w] = sg[${ss + SEL}]; PM[w + 1] = 0; PM[w - 2] = ${d.rspLo}; PM[w - 1] = ${d.rspHi};` +
     ` PM[w - 4] = ${pushedFlags} & ${~VM}; PM[w - 3] = 0; PM[w - 6] = sg[${cs + SEL}]; PM[w - 5] = 0;` +
     ` PM[w - 8] = ${d.retLo}; PM[w - 7] = ${d.retHi};` +

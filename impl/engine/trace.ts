@@ -243,11 +243,12 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     return `T[${e + TLB_TAG}] === ${lit(tag)} && T[${e + TLB_TAG_HI}] === ${lit(b.ripHi)} && ` +
       `(T[${e + TLB_CLASSES}] & ${fetch === 0 ? "m.fetchClass" : fetch}) !== 0 && T[${e + TLB_POOL_OFFSET}] === ${lit(b.poolOffset)}`;
   };
-  /** The guard after a transition (header comment); `light` after SYSCALL/SYSRET's own code, which
-   *  writes no memory, stays in 64-bit mode and leaves no shadow. */
-  const afterCall = (to: number, light = false) => {
+  /** The guard after a transition (header comment), the new RIP (lo, hi); `light` after IRETQ written
+   *  out (trace-transitions.ts iretqFast), which writes no memory, returns only to 64-bit code and
+   *  leaves no shadow. */
+  const afterCall = (to: number, light = false, lo = `r[${RIP_LO}]`, hi = `r[${RIP_HI}]`) => {
     const b = blocks[to]!;
-    const rip = `r[${RIP_LO}] === ${lit(b.ripLo)} && r[${RIP_HI}] === ${lit(b.ripHi)}`;
+    const rip = `${lo} === ${lit(b.ripLo)} && ${hi} === ${lit(b.ripHi)}`;
     const more = light ? "" : ` && !m.blockEnd && m.mode64 && m.shadow === ${SHADOW_NONE}`;
     const flags = completesSurely(b.insns[0]!) ? TF : TF | RF;
     return `${rip} && (m.flags & ${flags}) === 0${more} && ${budgetOk(to)} && ${fetchOk(to)}`;
@@ -324,7 +325,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const rsp: [string, string] = [regLo(tw, RSP), regHi(tw, RSP)];
     const rcx: [string, string] = [regLo(tw, RCX), regHi(tw, RCX)];
     const r11: [string, string] = [regLo(tw, R11), regHi(tw, R11)];
-    const go = (reload: string, light = false) => `if (${afterCall(to, light)}) { ${reload} ${light ? "" : clearRf(to)} ${enter(current, to)} }`;
+    const go = (reload: string) => `if (${afterCall(to)}) { ${reload} ${clearRf(to)} ${enter(current, to)} }`;
     const done = (st: number) => `@WB@ m.blockExit = ${st}; return n + ${k + 1};`;
     // The handler, as compile/block-end.ts terminalCall runs it (flags stored; `sync` stores the
     // registers it reads, `reload` loads those it writes).
@@ -363,11 +364,8 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
         // IRETQ written out through the IRET return cache (trace-transitions.ts iretqFast), else
         // its handler.
         const fast = iretqFast({ rspLo: rsp[0], rspHi: rsp[1], fail: `break q${k};` });
-        const b = blocks[to]!;
-        const rf = completesSurely(b.insns[0]!) ? TF : TF | RF;
         // (The IRET return cache holds only 64-bit targets: the mode is 64-bit.)
-        code = `q${k}: { ${fast} if (rl === ${lit(b.ripLo)} && rh === ${lit(b.ripHi)} && (m.flags & ${rf}) === 0 &&` +
-          ` ${budgetOk(to)} && ${fetchOk(to)}) { ${clearRf(to)} ${enter(current, to)} } ${done(ST_END)} }` +
+        code = `q${k}: { ${fast} if (${afterCall(to, true, "rl", "rh")}) { ${clearRf(to)} ${enter(current, to)} } ${done(ST_END)} }` +
           ` ${handler(syncRsp, reloadRsp)}`;
         break;
       }

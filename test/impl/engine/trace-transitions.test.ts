@@ -231,7 +231,8 @@ describe("INT n delivered in a trace without a stack switch", () => {
 
   it("marks the frame it pushes onto written (Engine.touched), as the general path does", () => {
     // The per-CPU page (0x30000) is in the loaded state and never written; a read of it fills
-    // the TLB with write classes (the 2 MiB page is dirty). The saved RSP becomes 0x30810.
+    // the TLB with no write class though the 2 MiB page is dirty (memory/tlb.ts: only frames
+    // already marked written get one). The saved RSP becomes 0x30810.
     const percpu = kernelGuest((s) => s.emit(Code.Mov_r64_rm64, R.RDX, abs(0x30808n)).emit(Code.Mov_rm64_imm32, mem(R.RSP, 32n), 0x30810));
     expect(traceFormed(percpu, 20 * HOOK_AT)).toBe(true);
     expectAgreesWithSpec(percpu, STEPS);
