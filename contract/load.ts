@@ -52,7 +52,6 @@ export const FEW_DOCUMENTS = 1;
 let documentsValidated = 0;
 export type ZodMode = { readonly jitless: true } | { readonly jitless?: undefined };
 export const JITLESS: ZodMode = { jitless: true };
-export const GENERATED: ZodMode = {};
 
 /** The fields of a zod definition that hold child schemas, by the definition's type. */
 type Def = { type: string; shape?: Record<string, z.ZodType>; innerType?: z.ZodType; element?: z.ZodType };
