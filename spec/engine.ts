@@ -13,7 +13,7 @@ import type { Instruction } from "./decode/instruction.ts";
 import type { RuleId } from "./rules/rule.ts";
 import type { Fault } from "./fault.ts";
 import type { RaisedFaults, StepEvent } from "./step/events.ts";
-import { canWake, run, Stepper } from "./step/step.ts";
+import { run, Stepper, stopBeforeStep } from "./step/step.ts";
 import { pendingBoundaryEvent } from "./transitions/boundary.ts";
 
 export interface SpecEngineOptions {
@@ -156,10 +156,9 @@ export class SpecEngine implements Engine {
     // making a working copy of the machine to leave it as it was.
     if (maxSteps === 0) {
       const m = this.steps().registers;
-      if (m.devices.exitValue !== null) return { reason: "exit", steps: 0, exitValue: m.devices.exitValue };
-      if (m.cpu.shutdown) return { reason: "shutdown", steps: 0 };
-      if (m.cpu.halted && !canWake(m, this.profile)) return { reason: "hlt", steps: 0 };
-      return { reason: "limit", steps: 0 };
+      const reason = stopBeforeStep(m, this.profile);
+      if (reason === "exit") return { reason, steps: 0, exitValue: m.devices.exitValue! };
+      return { reason: reason ?? "limit", steps: 0 };
     }
     const coverage = this.options.coverage;
     const result = run(this.current(), { profile: this.profile, maxSteps, maxPages: this.maxPages, onConsole: this.keepConsole, ...(coverage === undefined ? {} : { coverage }) });

@@ -321,9 +321,8 @@ export function run(state: Machine, options: RunOptions): RunResult {
   let last: StepEvent | undefined;
   const result = (reason: RunResult["reason"], steps: number): RunResult => ({ state: onStep !== undefined ? before : withMemory(m, memory.snapshot()), reason, steps, last });
   for (let steps = 0; ; steps++) {
-    if (m.devices.exitValue !== null) return result("exit", steps);
-    if (m.cpu.shutdown) return result("shutdown", steps);
-    if (m.cpu.halted && !canWake(m, profile)) return result("hlt", steps);
+    const ended = stopBeforeStep(m, profile);
+    if (ended !== null) return result(ended, steps);
     if (steps >= options.maxSteps) return result("limit", steps);
     if ((steps & 1023) === 1023 && Date.now() > deadline) return result("timeout", steps);
     const r = stepOn(m, memory, ctx);
@@ -391,6 +390,15 @@ export class Stepper {
   machine(): Machine {
     return (this.handedOut ??= withMemory(withOwnRegisters(this.m), this.memory.snapshot()));
   }
+}
+
+/** Why a run stops before stepping `m`, in run's order (exited, shut down, halted with nothing to
+ *  wake it), or null when `m` would step. */
+export function stopBeforeStep(m: MachineRegisters, profile: Profile): "exit" | "shutdown" | "hlt" | null {
+  if (m.devices.exitValue !== null) return "exit";
+  if (m.cpu.shutdown) return "shutdown";
+  if (m.cpu.halted && !canWake(m, profile)) return "hlt";
+  return null;
 }
 
 /** HLT-03: whether something wakes a halted CPU: an unblocked NMI, a maskable interrupt that IF,
