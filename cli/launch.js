@@ -109,9 +109,8 @@ const PACKAGE_IMPORT = new RegExp(`((?:\\bfrom|\\bimport)\\s*\\(?\\s*")((?:${BUN
 /** esbuild's output for one source, as it is written to the cache. */
 function compiledText(text) {
   const imports = text.replace(RELATIVE_SOURCE_IMPORT, "$1$2.mjs$3");
-  if (!CJS_DEFAULT_IMPORT.test(imports)) return imports;
-  CJS_DEFAULT_IMPORT.lastIndex = 0;
   const required = imports.replace(CJS_DEFAULT_IMPORT, "const $1 = __ringspecRequire(\"$2\");");
+  if (required === imports) return imports;
   return `import { createRequire as __ringspecCreateRequire } from "node:module";\nconst __ringspecRequire = __ringspecCreateRequire(import.meta.url);\n${required}`;
 }
 

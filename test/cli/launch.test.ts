@@ -30,8 +30,10 @@ function writeDep(value: string): void {
 }
 
 const CACHE = () => join(scratch, "node_modules/.cache/ringspec");
-/** The compiled entry the manifest names, and the compiled dep.ts beside it. */
-const COMPILED = () => join(CACHE(), (JSON.parse(readFileSync(join(CACHE(), "src-entry-ts.json"), "utf8")) as { entry: string }).entry);
+/** The compiled entry a manifest of the cache names. */
+const compiledEntry = (manifest: string) => join(CACHE(), (JSON.parse(readFileSync(join(CACHE(), manifest), "utf8")) as { entry: string }).entry);
+/** The compiled entry of src/entry.ts, and the compiled dep.ts beside it. */
+const COMPILED = () => compiledEntry("src-entry-ts.json");
 const COMPILED_DEP = () => join(dirname(COMPILED()), "dep.mjs");
 
 beforeAll(() => {
@@ -122,11 +124,13 @@ describe("cli/launch.js", () => {
     expect(first.stderr).toBe("");
     expect(JSON.parse(first.stdout)).toEqual(expected);
     const manifest = join(CACHE(), "src-validate-ts.json");
-    const compiled = join(CACHE(), (JSON.parse(readFileSync(manifest, "utf8")) as { entry: string }).entry);
+    const compiled = compiledEntry("src-validate-ts.json");
     const text = readFileSync(compiled, "utf8");
     // The package's ~80 modules are not imported one by one: the build's bundles are.
     expect(text).not.toMatch(/from "zod/);
-    const bundles = [...text.matchAll(/from "(file:[^"]+\/_packages\/[^"]+)"/g)].map((m) => fileURLToPath(m[1]!));
+    /** The package bundles a compiled file imports. */
+    const bundlesIn = (compiledText: string) => [...compiledText.matchAll(/from "(file:[^"]+\/_packages\/[^"]+)"/g)].map((m) => fileURLToPath(m[1]!));
+    const bundles = bundlesIn(text);
     expect(bundles.map((b) => b.split("/").at(-1))).toEqual(["zod.mjs", "zod-v4-core.mjs"]);
     for (const b of bundles) expect(existsSync(b)).toBe(true);
     // zod's package.json is one of the build's inputs: another zod (here: the same file, touched)
@@ -137,8 +141,7 @@ describe("cli/launch.js", () => {
     utimesSync(join(scratch, "node_modules/zod/package.json"), later, later);
     expect(JSON.parse((await run({}, "src/validate.ts")).stdout)).toEqual(expected);
     expect(readFileSync(manifest, "utf8")).not.toContain(compiled.slice(CACHE().length + 1));
-    const rebuilt = readFileSync(join(CACHE(), (JSON.parse(readFileSync(manifest, "utf8")) as { entry: string }).entry), "utf8");
-    const again = [...rebuilt.matchAll(/from "(file:[^"]+\/_packages\/[^"]+)"/g)].map((m) => fileURLToPath(m[1]!));
+    const again = bundlesIn(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"));
     expect(again).toHaveLength(2);
     expect(dirname(again[0]!)).not.toBe(dirname(bundles[0]!));
   });
