@@ -94,7 +94,7 @@ function probePage(seg: number): string {
  */
 export function load(w: BlockWriter, seg: number, size: number, lo: string, hi: string, k: number): string {
   const align = size - 1;
-  const pageBase = cacheOf(seg).base, pageClasses = cacheOf(seg).classes;
+  const { base: pageBase, classes: pageClasses } = cacheOf(seg);
   const off = `(ll & ${PAGE_OFFSET_MASK})`;
   let fast: string;
   if (size === 8) fast = `const o = (${pageBase} + ${off}) >> 2; vl = M[o]; vh = M[o + 1];`;
@@ -110,7 +110,7 @@ export function load(w: BlockWriter, seg: number, size: number, lo: string, hi: 
 export function store(w: BlockWriter, seg: number, size: number, lo: string, hi: string, vlo: string, vhi: string,
   k: number): string {
   const align = size - 1;
-  const pageBase = cacheOf(seg).base, pageClasses = cacheOf(seg).classes;
+  const { base: pageBase, classes: pageClasses } = cacheOf(seg);
   const off = `(ll & ${PAGE_OFFSET_MASK})`;
   let fast: string;
   if (size === 8) fast = `const o = (${pageBase} + ${off}) >> 2; M[o] = ${vlo}; M[o + 1] = ${vhi};`;

@@ -287,6 +287,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
       vector: "v", soft: false, errorCode: "ec", retLo: lit(i.ripLo), retHi: lit(i.ripHi), flags: flagsValue(w),
       rspLo: `r[${2 * RSP}]`, rspHi: `r[${2 * RSP + 1}]`, fail: `break f${k};`,
     });
+    // (ec: deliver.ts hasErrorCode written out — the fault's error code, -1 for a vector that pushes none.)
     return `if (!m.timerCounting && m.faultVector !== ${VEC_MEMLIMIT}) {` +
       ` f${k}: { const v = m.faultVector, ec = v === 8 || (v >= 10 && v <= 14) || v === 17 || v === 21 ? m.faultErrorCode : -1;` +
       ` ${fast} if (${afterDelivery(to)}) { ${RELOAD} ${rspLocals} ${enter(current, to, true)} } m.blockExit = ${ST_END}; return n + ${k + 1}; }` +

@@ -5,7 +5,7 @@
 // (spec/semantics-table.ts); delivery is spec/transitions/deliver.ts and double-fault.ts.
 import type { Instruction } from "../decode/instruction.ts";
 import { isFault, type Fault } from "../fault.ts";
-import { patchRegisters, withMemory, withOwnRegisters, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
+import { patchRegisters, withMemory, withOwnRegisters, type Machine, type MachineRegisters } from "../machine/machine.ts";
 import { MemoryLimit, type MemoryDraft } from "../machine/physical-memory.ts";
 import { PAGE_BUDGET } from "../../contract/limits.ts";
 import { in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
@@ -89,7 +89,7 @@ export function step(state: Machine, options: StepOptions = {}): StepResult {
 function stepOn(state: MachineRegisters, memory: MemoryDraft, ctx: Context): RegistersStep {
   const mark = memory.mark();
   const registersMark = ctx.journal.mark();
-  // (RIP and RFLAGS are not in the register journal: Transaction takes them back itself.)
+  // (RIP and RFLAGS are not in the register journal: rollBackRecord sets them back from these.)
   const rip = state.rip;
   const rflags = state.rflags;
   let result: RegistersStep;
@@ -99,10 +99,7 @@ function stepOn(state: MachineRegisters, memory: MemoryDraft, ctx: Context): Reg
     if (!(e instanceof MemoryLimit)) throw e;
     // The page budget: the step is taken back whole, as if it had not begun.
     memory.rollBack(mark);
-    ctx.journal.rollBack(registersMark);
-    const taken = state as MutableRegisters;
-    taken.rip = rip;
-    taken.rflags = rflags;
+    ctx.journal.rollBackRecord(registersMark, state, rip, rflags);
     return { state, event: { kind: "memory-limit", rip, reason: e.message } };
   }
   if (ctx.coverage !== null) recordImpliedRules(ctx.coverage);

@@ -32,6 +32,16 @@ export class RegisterJournal {
     this.length = mark;
   }
 
+  /** `rollBack(mark)`, and `record`'s RIP and RFLAGS set back to `rip` and `rflags`: a step writes
+   *  those two in place unlogged (every step writes them), so whoever takes a step back on its
+   *  working record restores them from the values it began with. */
+  rollBackRecord(mark: number, record: MachineRegisters, rip: bigint, rflags: bigint): void {
+    this.rollBack(mark);
+    const m = record as MutableRegisters;
+    m.rip = rip;
+    m.rflags = rflags;
+  }
+
   /** Drops the log: the writes so far can no longer be taken back (a run, after each step). */
   forget(): void {
     this.length = 0;

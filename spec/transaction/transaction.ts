@@ -256,11 +256,8 @@ export class Transaction {
    *  written through this transaction afterwards. */
   rollBackRegisters(): void {
     if (this.journal === null) return;
-    this.journal.rollBack(this.journalMark);
-    const start = this.start as MutableRegisters;
-    start.rip = this.startRip;
-    start.rflags = this.startRflags;
-    this.current = start;
+    this.journal.rollBackRecord(this.journalMark, this.start, this.startRip, this.startRflags);
+    this.current = this.start as MutableRegisters;
     this.owned = false;
     this.registers = this.start.gpr as bigint[];
     this.registersShared = true;
