@@ -5,7 +5,7 @@
 // pageBase: pool byte offset; stackTag/... the same for accesses through SS): each a copy of the
 // TLB entry its accesses used last, so that a run of accesses to one page costs one compare each
 // — two, because kernel entry code alternates stack pushes and pops with per-CPU data. The fast path takes it when the entry grants the
-// current fast class (Machine.readFastClass / writeFastClass) and the access is aligned (so it
+// current fast class (Machine.readFastClass / writeFastClass, or a trace's copy: BlockWriter) and the access is aligned (so it
 // stays in the page); otherwise the access calls memory/compiled-access.ts (LD/ST/RMW/COMMIT).
 //
 // Both invalidated (RELOAD: emptied) after every Machine call the block makes — slow-path accesses,
@@ -102,8 +102,8 @@ export function load(w: BlockWriter, seg: number, size: number, lo: string, hi: 
   else if (size === 2) fast = `const o = ${pageBase} + ${off}; vl = M8[o] | (M8[o + 1] << 8); vh = 0;`;
   else fast = `vl = M8[${pageBase} + ${off}]; vh = 0;`;
   return `let vl = 0, vh = 0; { ${linear(seg, lo, hi)} ${probePage(seg)}` +
-    ` if ((${pageClasses} & m.readFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
-    ` else { vl = LD(m, ${seg}, ${lo}, ${hi}, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} vh = ${size === 8 ? "m.valueHi" : "0"}; ${RELOAD} } }`;
+    ` if ((${pageClasses} & ${w.readFast}) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+    ` else { ${w.beforeAccessCall} vl = LD(m, ${seg}, ${lo}, ${hi}, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} vh = ${size === 8 ? "m.valueHi" : "0"}; ${RELOAD} } }`;
 }
 
 /** A data write (see load); the caller checks `blockEnd` after the instruction. */
@@ -118,14 +118,14 @@ export function store(w: BlockWriter, seg: number, size: number, lo: string, hi:
   else if (size === 2) fast = `const o = ${pageBase} + ${off}; M8[o] = ${vlo}; M8[o + 1] = (${vlo}) >> 8;`;
   else fast = `M8[${pageBase} + ${off}] = ${vlo};`;
   return `{ ${linear(seg, lo, hi)} ${probePage(seg)}` +
-    ` if ((${pageClasses} & m.writeFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
-    ` else { if (ST(m, ${seg}, ${lo}, ${hi}, ${size}, ${vlo}, ${vhi}) === ${STORE_FAULT}) ${faultExit(w, k)} ${RELOAD} } }`;
+    ` if ((${pageClasses} & ${w.writeFast}) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+    ` else { ${w.beforeAccessCall} if (ST(m, ${seg}, ${lo}, ${hi}, ${size}, ${vlo}, ${vhi}) === ${STORE_FAULT}) ${faultExit(w, k)} ${RELOAD} } }`;
 }
 
 /** Statements starting a read-modify-write of instruction k's memory operand: vl/vh (declared
  *  here) hold the old value. */
 export function rmwRead(w: BlockWriter, i: Insn, k: number, size: number): string {
-  return `${effectiveAddress(w, i)} const vl = RMW(m, ${i.seg}, el, eh, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} const vh = ${size === 8 ? "m.valueHi" : "0"};`;
+  return `${effectiveAddress(w, i)} ${w.beforeAccessCall} const vl = RMW(m, ${i.seg}, el, eh, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} const vh = ${size === 8 ? "m.valueHi" : "0"};`;
 }
 
 /** Statements completing the read-modify-write with the value (lo, hi). */
