@@ -376,8 +376,8 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
         // its handler.
         const fast = iretqFast({ rspLo: rsp[0], rspHi: rsp[1], fail: `break q${k};` });
         // (The IRET return cache holds only 64-bit targets: the mode is 64-bit.)
-        // It reads the mode from the Machine and stores the new one there: synced before, reloaded after.
-        code = `q${k}: { ${syncMode} ${fast} ${MODE_RELOAD} if (${afterCall(to, true, "rl", "rh")}) { ${clearRf(to)} ${enter(current, to)} } ${done(ST_END)} }` +
+        // It stores the new mode into the Machine: the locals are loaded again after it.
+        code = `q${k}: { ${fast} ${MODE_RELOAD} if (${afterCall(to, true, "rl", "rh")}) { ${clearRf(to)} ${enter(current, to)} } ${done(ST_END)} }` +
           ` ${handler(syncRsp, reloadRsp)}`;
         break;
       }
@@ -390,14 +390,18 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
           vector: String(vector), soft: true, errorCode: null, retLo: lit(i.nextLo), retHi: lit(i.nextHi), flags,
           rspLo: rsp[0], rspHi: rsp[1], fail: `break g${k};`,
         });
-        // Both read the mode from the Machine and store the new one there: synced before, reloaded after.
-        code = `g${k}: { ${syncMode} ${fast} ${MODE_RELOAD} if (${afterDelivery(to)}) { ${enter(current, to)} } ${done(ST_SOFT_DELIVERED)} }` +
+        // Both store the new mode into the Machine: the locals are loaded again after them.
+        code = `g${k}: { ${fast} ${MODE_RELOAD} if (${afterDelivery(to)}) { ${enter(current, to)} } ${done(ST_SOFT_DELIVERED)} }` +
           ` ${store} ${syncRsp} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)};` +
           ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${reloadRsp} ${MODE_RELOAD} ${go(RELOAD)} ${done(ST_SOFT_DELIVERED)} }` +
           ` @WB@ m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k};`;
       }
     }
-    tw.out.push(`{ ${code} }`);
+    // IRETQ, INT n / INT3 and SYSRET from 32-bit code read the mode from the Machine, written out
+    // or through their handlers: it is stored first. (SYSCALL and SYSRETQ written out read only the
+    // locals; the handlers they fall back to store it themselves.)
+    const inline = i.op === I.OP_SYSCALL || (i.op === I.OP_SYSRET && i.rexW);
+    tw.out.push(`{ ${inline ? "" : syncMode} ${code} }`);
     return true;
   };
   for (let j = 0; j <= last; j++) {

@@ -1,15 +1,20 @@
 // A trace keeps the mode SYSCALL and SYSRETQ set (CPL, access classes, CS, SS) in locals and stores
 // it into the Machine only where something outside the generated code could look
-// (impl/engine/trace-transitions.ts, "The mode in the trace's locals"). Each test below runs a
-// round trip where the Machine would be seen stale, or the locals would be, if one of the places
-// that store or reload the mode were missing; each such place, removed once, makes one of these
-// tests (or the ones named in its comment) fail:
+// (impl/engine/trace-transitions.ts, "The mode in the trace's locals"). Each test below runs round
+// trips where the Machine would be seen stale, or the locals would be, if one of the places that
+// store or reload the mode were missing; each such place, removed once, makes the test named here
+// fail (mutation-tested):
 //   - the store before a slow-path access (BlockWriter.beforeAccessCall): "a slow-path access";
-//   - the store at every exit and before handler calls (BlockWriter.beforeWriteBack): trace.test.ts
-//     "form on the round trip and run it as spec/ does" and every test here;
-//   - the store before a handler SYSCALL/SYSRETQ falls back to: "a SYSRETQ left to its handler";
-//   - the store before INT n / IRETQ: "SYSCALL, INT n and IRETQ in one trace";
-//   - the reload after a delivery (INT n) and after IRETQ: "a user read after IRETQ".
+//   - the store at every exit and before handler calls (BlockWriter.beforeWriteBack): every test
+//     here, and trace.test.ts "form on the round trip and run it as spec/ does";
+//   - the store before the handler SYSCALL/SYSRETQ fall back to: "a SYSRETQ left to its handler";
+//   - the store before INT n, IRETQ and the other transitions: "INT 0x81 in the SYSCALL entry";
+//   - the reload after a delivery written out (INT n; a fault's): "INT 0x80 from user mode",
+//     "a #PF in user mode";
+//   - the reload after INT n's general path (deliver.ts deliverSoft): "a frame across a page end";
+//   - the reload after a fault's general delivery (@RL@, BlockWriter.afterReload): "a #PF in user
+//     mode ... across a page end";
+//   - the reload after IRETQ written out, and after its handler: "a user read after IRETQ".
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../../contract/state.ts";
 import type { ProfileName } from "../../../contract/profile.ts";
@@ -23,20 +28,31 @@ const ROUNDS = 20;
 const STEPS = 1200;
 /** The stub of `vector` in the shared layout (0xb000 + 16 · vector, one byte in). */
 const stub = (vector: number) => 0xb000n + 16n * BigInt(vector) + 1n;
-const USER_HANDLER = 0x13000n, KERNEL_HANDLER = 0x13800n;
+const USER_HANDLER = 0x13000n, KERNEL_HANDLER = 0x13800n, PF_HANDLER = 0x14000n;
 /** A kernel data page (supervisor only) the kernel reads every round trip (the per-CPU area). */
 const PERCPU = 0x30000n;
 const USER_DATA = 0x220000n;
+/** An RSP0 whose 40-byte frame crosses a page end (0x1ffe8–0x20010): deliveries take the
+ *  general path (trace-transitions.ts gateDelivery covers frames in one page). */
+const RSP0_ACROSS = 0x20010n;
 
 interface Extras {
+  /** The loop starts with SYSCALL (default true). */
+  readonly syscall?: boolean;
+  /** The loop runs INT 0x80 after SYSCALL (default true); its handler is `swapgs; swapgs; iretq`. */
+  readonly int80?: boolean;
+  /** In INT 0x80's handler before IRETQ. */
+  readonly beforeIret?: (s: Section) => void;
   /** In the SYSCALL entry, after RCX and R11 are pushed. */
   readonly inEntry?: (s: Section) => void;
+  /** In the SYSCALL entry, after RCX is popped (before SYSRETQ). */
+  readonly beforeSysret?: (s: Section) => void;
   /** The entry runs `int 0x81` (a kernel-mode delivery, the handler returning with IRETQ). */
   readonly kernelInt?: boolean;
-  /** In the user loop after `int 0x80` returned. */
+  /** In the user loop after INT 0x80 returned. */
   readonly afterInt?: (s: Section) => void;
-  /** The entry's second half (from `pop r11` on) on another page, reached by a plain `jmp`. */
-  readonly entryTail?: bigint;
+  /** The loop then loads from a not-present page (#PF; the handler runs SWAPGS twice and skips the load). */
+  readonly pageFault?: boolean;
   readonly options?: LayoutOptions;
 }
 
@@ -46,11 +62,19 @@ interface Extras {
  * returns with SYSRETQ; INT 0x80's handler is `swapgs; swapgs; iretq`, INT 0x81's `inc r14; iretq`.
  */
 function guest(x: Extras = {}): ArchState {
-  const l = defineLayout({ idt: { userVectors: [0x80], gates: { 0x80: { offset: USER_HANDLER }, 0x81: { offset: KERNEL_HANDLER } } }, ...x.options });
-  const a = new Assembler();
-  const u = a.section(l.code.user, { name: "user" }).label("loop").emit(Code.Syscall).emit(Code.Int_imm8, 0x80);
+  const l = defineLayout({
+    idt: { userVectors: [0x80], gates: { 0x80: { offset: USER_HANDLER }, 0x81: { offset: KERNEL_HANDLER }, ...(x.pageFault === true ? { 14: { offset: PF_HANDLER } } : {}) } },
+    ...x.options,
+  });
+  const user = new Assembler();
+  const u = user.section(l.code.user, { name: "user" }).label("loop");
+  if (x.syscall !== false) u.emit(Code.Syscall);
+  if (x.int80 !== false) u.emit(Code.Int_imm8, 0x80);
   x.afterInt?.(u);
+  if (x.pageFault === true) u.label("load").emit(Code.Mov_r64_rm64, R.RAX, abs(0x600000n)).label("after_load");
   u.emit(Code.Inc_rm64, R.R12).emit(Code.Dec_rm64, R.R15).emit(Code.Jne_rel8_64, "loop").emit(Code.Hlt);
+  const userImage = user.assemble();
+  const a = new Assembler();
   const userRsp = abs(percpuOffset(l, "userRsp"), R.GS);
   const e = a.section(l.msrs.lstar, { name: "entry" })
     .emit(Code.Swapgs)
@@ -60,15 +84,20 @@ function guest(x: Extras = {}): ArchState {
     .emit(Code.Push_r64, R.R11);
   x.inEntry?.(e);
   if (x.kernelInt === true) e.emit(Code.Int_imm8, 0x81);
-  let tail = e;
-  if (x.entryTail !== undefined) {
-    e.emit(Code.Jmp_rel32_64, "tail");
-    tail = a.section(x.entryTail, { name: "tail" }).label("tail");
-  }
-  tail.emit(Code.Pop_r64, R.R11).emit(Code.Pop_r64, R.RCX).emit(Code.Mov_r64_rm64, R.RSP, userRsp).emit(Code.Swapgs).emit(Code.Sysretq);
-  a.section(USER_HANDLER, { name: "int80" }).emit(Code.Swapgs).emit(Code.Swapgs).emit(Code.Iretq);
+  e.emit(Code.Pop_r64, R.R11).emit(Code.Pop_r64, R.RCX);
+  x.beforeSysret?.(e);
+  e.emit(Code.Mov_r64_rm64, R.RSP, userRsp).emit(Code.Swapgs).emit(Code.Sysretq);
+  const h = a.section(USER_HANDLER, { name: "int80" }).emit(Code.Swapgs).emit(Code.Swapgs);
+  x.beforeIret?.(h);
+  h.emit(Code.Iretq);
   a.section(KERNEL_HANDLER, { name: "int81" }).emit(Code.Inc_rm64, R.R14).emit(Code.Iretq);
-  return buildGuest(l, { code: a.assemble(), start: { ring: 3, regs: { r15: BigInt(ROUNDS), r13: 0x100000n } } }).state;
+  if (x.pageFault === true) {
+    const length = userImage.symbol("after_load") - userImage.symbol("load");
+    a.section(PF_HANDLER, { name: "pf" }).emit(Code.Swapgs).emit(Code.Swapgs)
+      .emit(Code.Add_rm64_imm8, mem(R.RSP, 8n), Number(length)).emit(Code.Add_rm64_imm8, R.RSP, 8).emit(Code.Iretq);
+  }
+  const start = { ring: 3 as const, regs: { r15: BigInt(ROUNDS), r13: 0x100000n } };
+  return buildGuest(l, { code: [userImage, a.assemble()], start }).state;
 }
 
 /** RAX ← `multiplier` from round trip 16 on (R12 bit 4), 0 before — without a branch. */
@@ -77,14 +106,19 @@ function from16(s: Section, multiplier: number): Section {
     .emit(Code.Imul_r64_rm64_imm32, R.RAX, R.RAX, multiplier);
 }
 
-function expectRuns(state: ArchState, profile: ProfileName = "intel") {
+/** Forms the trace, then runs against spec/ (lockstep, then every configuration). */
+function expectRuns(state: ArchState, profile: ProfileName = "intel"): ArchState {
   expect(traceFormed(state, 12 * 30)).toBe(true);
   return expectAgreesWithSpec(state, STEPS, profile).state;
 }
 
+/** From round trip 16 on the user reads the per-CPU page (supervisor only, its TLB entry filled by
+ *  the kernel's reads): #PF. */
+const readPercpu = (u: Section) => from16(u, Number(PERCPU - USER_DATA)).emit(Code.Mov_r64_rm64, R.RDX, mem(R.RAX, USER_DATA));
+
 describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
-  it("is stored before INT n and IRETQ (SYSCALL, INT n and IRETQ in one trace)", () => {
-    const s = expectRuns(guest({ kernelInt: true }));
+  it("is stored before INT 0x81 in the SYSCALL entry (and IRETQ back to it)", () => {
+    const s = expectRuns(guest({ kernelInt: true, int80: false }));
     expect(s.gpr[12]).toBe(BigInt(ROUNDS));
     expect(s.gpr[14]).toBe(BigInt(ROUNDS));
   });
@@ -96,21 +130,46 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
     expect(s.gpr[13]).toBe(0x100000n + 0x1000n * BigInt(ROUNDS));
   });
 
+  it("is stored before a SYSRETQ left to its handler (AMD: a non-canonical RCX faults at the target, in user mode)", () => {
+    // From round trip 16 on, the entry sets bit 47 of RCX (registers only: no call into the Machine before SYSRETQ).
+    const bit47 = (e: Section) => from16(e, 1).emit(Code.Shl_rm64_imm8, R.RAX, 47).emit(Code.Or_rm64_r64, R.RCX, R.RAX);
+    for (const profile of ["amd", "intel"] as const) {
+      const s = expectRuns(guest({ beforeSysret: bit47, int80: false }), profile);
+      expect(s.rip).toBe(stub(13));
+      expect(s.gpr[12]).toBe(16n);
+    }
+  });
+
+  it("is loaded again after INT 0x80 from user mode (its handler's SWAPGS at CPL 0)", () => {
+    expect(expectRuns(guest()).gpr[12]).toBe(BigInt(ROUNDS));
+  });
+
+  it("is loaded again after INT 0x80 from user mode through a frame across a page end (deliverSoft)", () => {
+    expect(expectRuns(guest({ options: { tss: { rsp0: RSP0_ACROSS } } })).gpr[12]).toBe(BigInt(ROUNDS));
+  });
+
+  for (const [name, rsp0] of [["", undefined], [" across a page end (the general delivery)", RSP0_ACROSS]] as const) {
+    it(`is loaded again after a #PF in user mode delivered${name} (its handler's SWAPGS at CPL 0)`, () => {
+      const options = rsp0 === undefined ? {} : { tss: { rsp0 } };
+      expect(expectRuns(guest({ int80: false, pageFault: true, options })).gpr[12]).toBe(BigInt(ROUNDS));
+    });
+  }
+
   it("is loaded again after IRETQ to user mode (a user read after IRETQ of a supervisor page: #PF from round trip 16)", () => {
-    // The kernel reads the per-CPU page every round trip (its TLB entry grants supervisor reads).
-    const read = (u: Section) => from16(u, Number(PERCPU - USER_DATA)).emit(Code.Mov_r64_rm64, R.RDX, mem(R.RAX, USER_DATA));
-    const s = expectRuns(guest({ afterInt: read, kernelInt: true }));
+    const s = expectRuns(guest({ afterInt: readPercpu }));
     expect(s.rip).toBe(stub(14));
     expect(s.gpr[12]).toBe(16n);
   });
 
-  it("is stored before a SYSRETQ left to its handler (AMD: a non-canonical RCX faults at the target, in user mode)", () => {
-    // From round trip 16 on, the entry sets bit 47 of the saved RCX.
-    const bit47 = (e: Section) => from16(e, 1).emit(Code.Shl_rm64_imm8, R.RAX, 47).emit(Code.Or_rm64_r64, mem(R.RSP, 8n), R.RAX);
-    for (const profile of ["amd", "intel"] as const) {
-      const s = expectRuns(guest({ inEntry: bit47 }), profile);
-      expect(s.rip).toBe(stub(13));
-      expect(s.gpr[12]).toBe(16n);
-    }
+  it("is loaded again after IRETQ to user mode through its handler (a frame at an RSP that is not 8-byte aligned)", () => {
+    // The handler moves the frame 4 bytes down (lowest qword first: the copies do not overlap
+    // what is still to be read) and RSP with it.
+    const misalign = (h: Section) => {
+      for (let k = 0; k < 5; k++) h.emit(Code.Mov_r64_rm64, R.RDX, mem(R.RSP, BigInt(8 * k))).emit(Code.Mov_rm64_r64, mem(R.RSP, BigInt(8 * k - 4)), R.RDX);
+      h.emit(Code.Sub_rm64_imm8, R.RSP, 4);
+    };
+    const s = expectRuns(guest({ afterInt: readPercpu, beforeIret: misalign }));
+    expect(s.rip).toBe(stub(14));
+    expect(s.gpr[12]).toBe(16n);
   });
 });
