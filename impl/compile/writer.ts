@@ -72,6 +72,10 @@ export class BlockWriter {
   beforeAccessCall = "";
   beforeWriteBack = "";
   afterReload = "";
+  /** Set by a trace that keeps GS's base and KERNEL_GS_BASE in locals: the expressions of GS's
+   *  base (lo, hi) the generated code reads, and the statements SWAPGS runs (after its CPL check). */
+  gsBase: readonly [string, string] | null = null;
+  swapgs: string | null = null;
 
   constructor(readonly b: Block) {
     const insns = b.insns;

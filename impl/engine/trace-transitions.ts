@@ -25,7 +25,7 @@ import type { Machine } from "../machine.ts";
 
 const {
   AC, AF, A_DPL_SHIFT, A_L, A_S, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, CF, CR0_AM, CS, C_SR, C_SRA, C_SW, C_SWA, C_SX, C_UR, C_UW, C_UX, DF, EFER_SCE, DS, EFER_LMA, ES, EV_FAULT, EV_SOFT, FS, GS, FMASK_LO,
-  ID, IF, IOPL, LIMIT, LSTAR_HI, LSTAR_LO, NT, OF, PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT, PF, RF, RIP_HI, RIP_LO, SEG_STRIDE, SEL,
+  ID, IF, IOPL, KERNEL_GS_BASE_HI, KERNEL_GS_BASE_LO, LIMIT, LSTAR_HI, LSTAR_LO, NT, OF, PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT, PF, RF, RIP_HI, RIP_LO, SEG_STRIDE, SEL,
   SF, SHADOW_NONE, SS, STAR_HI, SYSRET_RFLAGS, TF, VIF, VIP, VM, ZF,
 } = constsModule;
 
@@ -43,17 +43,27 @@ function flat(seg: number, selector: string, attr: number): string {
 // (modeSync, through BlockWriter's hooks), so the Machine is never seen stale. The generated code
 // itself reads the locals (the CPL, the fast access classes, the fetch class), which equal what the
 // Machine holds or will hold once synced; after every call that may change the mode the locals
-// are loaded again from the Machine (MODE_RELOAD). Written out in the order the pieces are used:
+// are loaded again from the Machine (MODE_RELOAD). SWAPGS, the round trip's other Machine writes,
+// works on locals the same way. The locals:
 //   modeCpl, modeRead, modeWrite, modeFetch   the CPL and Machine.readFastClass/writeFastClass/fetchClass
 //   modeDirty                                 the Machine lacks the last SYSCALL/SYSRETQ's mode and CS (and SS)
 //   modeAc, modeCs, modeSs                    what modeSync stores then: RFLAGS.AC at it, the selectors
+//   gsLo, gsHi, kgLo, kgHi, gsDirty           GS's base and KERNEL_GS_BASE; the Machine lacks them
 
 /** The trace's mode locals, loaded from the Machine at entry (a statement for the prologue). */
 export const MODE_LOCALS = "let modeCpl = m.cpl, modeRead = m.readFastClass, modeWrite = m.writeFastClass, modeFetch = m.fetchClass," +
-  " modeDirty = false, modeAc = false, modeCs = 0, modeSs = 0;";
+  " modeDirty = false, modeAc = false, modeCs = 0, modeSs = 0;" +
+  ` let gsLo = m.segments[${GS * SEG_STRIDE + BASE_LO}], gsHi = m.segments[${GS * SEG_STRIDE + BASE_HI}],` +
+  ` kgLo = m.msr[${KERNEL_GS_BASE_LO}], kgHi = m.msr[${KERNEL_GS_BASE_HI}], gsDirty = false;`;
+
+/** GS's base as the generated code reads it (BlockWriter.gsBase), and SWAPGS (BlockWriter.swapgs;
+ *  SWAPGS-02: GS.base ⇄ IA32_KERNEL_GS_BASE). */
+export const GS_BASE: readonly [string, string] = ["gsLo", "gsHi"];
+export const SWAPGS_LOCALS = "const a = gsLo, c = gsHi; gsLo = kgLo; gsHi = kgHi; kgLo = a; kgHi = c; gsDirty = true;";
 
 /** After a call that may have changed the mode (the Machine is current: modeSync ran before it). */
-export const MODE_RELOAD = "modeCpl = m.cpl; modeRead = m.readFastClass; modeWrite = m.writeFastClass; modeFetch = m.fetchClass;";
+export const MODE_RELOAD = "modeCpl = m.cpl; modeRead = m.readFastClass; modeWrite = m.writeFastClass; modeFetch = m.fetchClass;" +
+  ` gsLo = m.segments[${GS * SEG_STRIDE + BASE_LO}]; gsHi = m.segments[${GS * SEG_STRIDE + BASE_HI}]; kgLo = m.msr[${KERNEL_GS_BASE_LO}]; kgHi = m.msr[${KERNEL_GS_BASE_HI}];`;
 
 /**
  * Stores what the last SYSCALL/SYSRETQ left in a trace's mode locals into the Machine: the CPL,
@@ -81,9 +91,20 @@ function storeFlat(sg: Int32Array, seg: number, selector: number, attr: number):
   sg[b + ATTR] = attr;
 }
 
-/** The statement storing the mode locals into the Machine if it lacks them (storeMode, as `MS`). */
+/** Stores GS's base and KERNEL_GS_BASE as a trace's SWAPGS left them (the trace calls it as `MG`). */
+export function storeGs(m: Machine, gsLo: number, gsHi: number, kgLo: number, kgHi: number): void {
+  const b = GS * SEG_STRIDE;
+  m.segments[b + BASE_LO] = gsLo;
+  m.segments[b + BASE_HI] = gsHi;
+  m.msr[KERNEL_GS_BASE_LO] = kgLo;
+  m.msr[KERNEL_GS_BASE_HI] = kgHi;
+}
+
+/** The statements storing the mode locals and the GS locals into the Machine where it lacks them
+ *  (storeMode as `MS`, storeGs as `MG`). */
 export function modeSync(keepSs: boolean): string {
-  return `if (modeDirty) { MS(m, modeCpl, modeAc, modeCs, modeSs, ${keepSs}); modeDirty = false; }`;
+  return `if (modeDirty) { MS(m, modeCpl, modeAc, modeCs, modeSs, ${keepSs}); modeDirty = false; }` +
+    ` if (gsDirty) { MG(m, gsLo, gsHi, kgLo, kgHi); gsDirty = false; }`;
 }
 
 /** SYSCALL's checks in 64-bit mode (SYSCALL-01: EFER.SCE = 1), as a condition. */

@@ -41,7 +41,7 @@ import { assembleSource, emitInstructions, instantiate } from "../compile/compil
 import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit, regHi, regLo } from "../compile/writer.ts";
 import { getFlags } from "../flags.ts";
 import {
-  MODE_LOCALS, MODE_RELOAD, gateDelivery, iretqFast, modeSync, storeMode, syscallChecks, syscallUpdates, sysretChecks, sysretUpdates,
+  GS_BASE, MODE_LOCALS, MODE_RELOAD, SWAPGS_LOCALS, gateDelivery, iretqFast, modeSync, storeGs, storeMode, syscallChecks, syscallUpdates, sysretChecks, sysretUpdates,
   trapAfter,
 } from "./trace-transitions.ts";
 import type { StepContext } from "./context.ts";
@@ -163,7 +163,7 @@ export function formTrace(ctx: StepContext, head: Block): void {
   // flags as they stand: run-block.ts finishCompiled): an R_* outcome.
   const deliverAt = (lo: number, hi: number) => deliverFault(ctx, lo, hi, ctx.m.flags);
   const fn = instantiate(src, insns, new Map<string, unknown>([
-    ["BL", blocks], ["GF", getFlags], ["FD", deliverAt], ["MS", storeMode],
+    ["BL", blocks], ["GF", getFlags], ["FD", deliverAt], ["MS", storeMode], ["MG", storeGs],
   ]));
   if (fn === null) return;
   head.trace = { fn, blocks, starts, total: insns.length };
@@ -223,6 +223,8 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
   w.beforeAccessCall = syncMode;
   w.beforeWriteBack = `${syncMode} `;
   w.afterReload = ` ${MODE_RELOAD}`;
+  w.gsBase = GS_BASE;
+  w.swapgs = SWAPGS_LOCALS;
   const last = blocks.length - 1;
   const closes = blocks[last]!.successor === head;
   /** The block after block j in the trace (j + 1, or the head when the trace loops), or -1. */

@@ -62,10 +62,9 @@ interface Extras {
  * returns with SYSRETQ; INT 0x80's handler is `swapgs; swapgs; iretq`, INT 0x81's `inc r14; iretq`.
  */
 function guest(x: Extras = {}): ArchState {
-  const l = defineLayout({
-    idt: { userVectors: [0x80], gates: { 0x80: { offset: USER_HANDLER }, 0x81: { offset: KERNEL_HANDLER }, ...(x.pageFault === true ? { 14: { offset: PF_HANDLER } } : {}) } },
-    ...x.options,
-  });
+  const gates: Record<number, { offset: bigint }> = { 0x80: { offset: USER_HANDLER }, 0x81: { offset: KERNEL_HANDLER } };
+  if (x.pageFault === true) gates[14] = { offset: PF_HANDLER };
+  const l = defineLayout({ idt: { userVectors: [0x80], gates }, ...x.options });
   const user = new Assembler();
   const u = user.section(l.code.user, { name: "user" }).label("loop");
   if (x.syscall !== false) u.emit(Code.Syscall);
@@ -100,10 +99,11 @@ function guest(x: Extras = {}): ArchState {
   return buildGuest(l, { code: [userImage, a.assemble()], start }).state;
 }
 
-/** RAX ← `multiplier` from round trip 16 on (R12 bit 4), 0 before — without a branch. */
-function from16(s: Section, multiplier: number): Section {
+/** RAX ← `value` (an imm32, sign-extended) from round trip 16 on (R12 bit 4), 0 before — without
+ *  a branch, and natively compiled (no call into the Machine, which would store the mode). */
+function from16(s: Section, value: number): Section {
   return s.emit(Code.Mov_r64_rm64, R.RAX, R.R12).emit(Code.Shr_rm64_imm8, R.RAX, 4).emit(Code.And_rm64_imm8, R.RAX, 1)
-    .emit(Code.Imul_r64_rm64_imm32, R.RAX, R.RAX, multiplier);
+    .emit(Code.Neg_rm64, R.RAX).emit(Code.And_rm64_imm32, R.RAX, value);
 }
 
 /** Forms the trace, then runs against spec/ (lockstep, then every configuration). */
@@ -133,11 +133,22 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
   it("is stored before a SYSRETQ left to its handler (AMD: a non-canonical RCX faults at the target, in user mode)", () => {
     // From round trip 16 on, the entry sets bit 47 of RCX (registers only: no call into the Machine before SYSRETQ).
     const bit47 = (e: Section) => from16(e, 1).emit(Code.Shl_rm64_imm8, R.RAX, 47).emit(Code.Or_rm64_r64, R.RCX, R.RAX);
+    // (The trace runs it through its handler from round trip 16 on; the Machine lacks the mode SYSCALL set until then.)
     for (const profile of ["amd", "intel"] as const) {
       const s = expectRuns(guest({ beforeSysret: bit47, int80: false }), profile);
       expect(s.rip).toBe(stub(13));
       expect(s.gpr[12]).toBe(16n);
     }
+  });
+
+  it("keeps GS's base in locals that WRGSBASE in the entry (a call into the Machine) updates", () => {
+    // The entry points GS 0x800 higher (WRGSBASE: an interpreter call inside the block), reads
+    // gs:[8] there into RBX's sum, and points it back.
+    const moved = (e: Section) => e.emit(Code.Mov_rm64_imm32, abs(PERCPU + 0x808n), 0x1234).emit(Code.Mov_r64_imm64, R.RDX, PERCPU + 0x800n)
+      .emit(Code.Wrgsbase_r64, R.RDX).emit(Code.Add_r64_rm64, R.RBX, abs(8n, R.GS)).emit(Code.Mov_r64_imm64, R.RDX, PERCPU)
+      .emit(Code.Wrgsbase_r64, R.RDX);
+    const s = expectRuns(guest({ inEntry: moved, int80: false, options: { control: { cr4: 0x620n | (1n << 16n) } } }));
+    expect(s.gpr[3]).toBe(0x1234n * BigInt(ROUNDS));
   });
 
   it("is loaded again after INT 0x80 from user mode (its handler's SWAPGS at CPL 0)", () => {
