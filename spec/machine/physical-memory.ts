@@ -2,7 +2,7 @@
 // so every Machine can keep its own memory without copying the rest (structural sharing). A step
 // writes through a MemoryDraft, which copies each page it writes at most once.
 import { PAGE_SIZE } from "../../contract/state.ts";
-import { split64, splitHigh, splitLow } from "./registers.ts";
+import { joinHalves, split64, splitHigh, splitLow } from "./registers.ts";
 
 /** Pages are grouped in chunks of 64 (256 KiB) under one small map. */
 const CHUNK_PAGES = 64;
@@ -352,7 +352,6 @@ function newPage(): Uint8Array {
   return new Uint8Array(slab, PAGE_SIZE * slabUsed++, PAGE_SIZE);
 }
 
-const TWO_TO_32 = 2 ** 32;
 
 /** Bytes offset..offset+min(size,4)−1 of `page` as a little-endian number (the low 32-bit half
  *  of a read of `size` bytes). */
@@ -373,13 +372,13 @@ function highWord(page: Uint8Array, offset: number, size: number): number {
   return high;
 }
 
-/** `size` (at most 8) bytes at `offset` in `page`, little-endian, assembled in plain numbers: one
- *  BigInt made from one Number when the value is below 2^53. */
+/** `size` (at most 8) bytes at `offset` in `page`, little-endian, assembled in plain numbers and
+ *  made a BigInt once (from a 32-bit Number, or from both halves through the scratch cell). */
 function readInPage(page: Uint8Array, offset: number, size: number): bigint {
   const low = lowWord(page, offset, size);
   if (size <= 4) return BigInt(low);
   const high = highWord(page, offset, size);
-  return high < 0x20_0000 ? BigInt(high * TWO_TO_32 + low) : (BigInt(high) << 32n) | BigInt(low);
+  return high === 0 ? BigInt(low) : joinHalves(low, high);
 }
 
 /** Stores the low `size` (at most 8) bytes of the value `high`·2^32 + `low` at `offset` in `page`

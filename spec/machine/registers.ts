@@ -96,6 +96,13 @@ export function splitLow(): number {
 export function splitHigh(): number {
   return HALVES[HIGH_HALF]!;
 }
+/** high·2^32 + low (both 32-bit) as a BigInt, through the same cell: `BigInt(number)` above 2^32
+ *  is a runtime call as well. */
+export function joinHalves(low: number, high: number): bigint {
+  HALVES[LOW_HALF] = low;
+  HALVES[HIGH_HALF] = high;
+  return CELL[0]!;
+}
 
 /** The bits of a `size`-byte value (8 and more: all 64). */
 export function sizeMask(size: number): bigint {

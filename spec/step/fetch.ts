@@ -76,8 +76,8 @@ interface CodePage {
   readonly mode: AccessMode;
   /** The linear page number (addresses below 2^53 only: exact as Numbers). */
   readonly linearPage: number;
-  /** Offset in the page → the instruction there (wholly inside the page). */
-  readonly decoded: Map<number, Instruction>;
+  /** By offset in the page: the instruction there (wholly inside the page). */
+  readonly decoded: (Instruction | undefined)[];
 }
 
 /** Direct-mapped by linear page number: user and kernel code pages of a loop each keep theirs. */
@@ -105,7 +105,7 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
     const c = codePages[linearPage % CODE_PAGES];
     const mode = cpl(m) === 3 ? "user" : "supervisor";
     if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.workingMemory, mode)) {
-      const known = c.decoded.get(offset);
+      const known = c.decoded[offset];
       if (known !== undefined) {
         // What the fetch's successful walk records (Transaction.translateOrFault).
         t.hit("PF-ACCESSED");
@@ -125,13 +125,16 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
   const slot = linearPage % CODE_PAGES;
   const c = codePages[slot];
   if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, memory, mode)) {
-    c.decoded.set(offset, insn);
+    c.decoded[offset] = insn;
     return;
   }
   if (!walkIsRemembered(m, memory, m.rip, accessOf("execute", mode))) return;
+  // Indexed by offset (an array, not a Map: one load on every instruction fetched).
+  const decoded = new Array<Instruction | undefined>(4096).fill(undefined);
+  decoded[offset] = insn;
   codePages[slot] = {
     memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
-    linearPage, decoded: new Map([[offset, insn]]),
+    linearPage, decoded,
   };
 }
 

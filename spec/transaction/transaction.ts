@@ -3,7 +3,7 @@
 // successful page walks survive (hardware does not undo them), and the few updates the SDM says a
 // fault does not undo (`updateKeptOnFault`); everything else is dropped.
 import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
-import { assignRegisters, copyRegisters, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
+import { assignRegisters, copyRegisters, exchangeField, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
 import type { InterruptShadow } from "../../contract/state.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { accessOf, type Access, type AccessKind, type AccessMode } from "../paging/access.ts";
@@ -676,23 +676,11 @@ export class Transaction {
 /** `assignRegisters`, logging in `journal` the value each write overwrites — but RIP's and
  *  RFLAGS', which the transaction takes back from the values it began with. */
 function assignLogged(m: MutableRegisters, patch: Partial<MachineRegisters>, journal: RegisterJournal): void {
-  const fields = m as Record<string, unknown>;
   for (const key in patch) {
-    // RIP and RFLAGS by name, as assignRegisters does (a keyed load that sees every name is slower).
-    if (key === "rip") {
-      const rip = patch.rip;
-      if (rip !== undefined) m.rip = rip;
-    } else if (key === "rflags") {
-      const rflags = patch.rflags;
-      if (rflags !== undefined) m.rflags = rflags;
-    } else {
-      const value = (patch as Record<string, unknown>)[key];
-      if (value !== undefined) {
-        journal.log(m, key, fields[key]);
-        fields[key] = value;
-      }
-    }
+    const field = key as keyof MachineRegisters;
+    const value = patch[field];
+    if (value === undefined) continue;
+    const old = exchangeField(m, field, value);
+    if (field !== "rip" && field !== "rflags") journal.log(m, field, old);
   }
 }
-
-
