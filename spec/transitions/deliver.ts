@@ -189,6 +189,9 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   t.update("DELIVER-19", { cs, rip: gate.offset });
   const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
   t.update("DELIVER-20", { rflags: m.rflags & ~cleared });
-  t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked: m.cpu.nmiBlocked || event.source === "nmi" }) });
+  // (No update when the run state already says so: the usual delivery, not halted, no shadow.)
+  const nmiBlocked = m.cpu.nmiBlocked || event.source === "nmi";
+  if (!m.cpu.halted && m.cpu.shadow === "none" && m.cpu.nmiBlocked === nmiBlocked) t.hit("DELIVER-21");
+  else t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked }) });
   return undefined;
 }
