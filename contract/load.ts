@@ -9,8 +9,8 @@ import { PAGE_SIZE, pageSlab, stateFromJson, type ArchState } from "./state.ts";
 import { modelScopeViolation } from "./scope.ts";
 import type { ProfileName } from "./profile.ts";
 import { FormatError } from "./errors.ts";
-import { parseJsonBytes } from "./json-bytes.ts";
-import { PAGE_BUDGET } from "./limits.ts";
+import { nestingWithin, parseJsonBytes, parseJsonBytesDeferringDepth } from "./json-bytes.ts";
+import { MAX_JSON_DEPTH, PAGE_BUDGET } from "./limits.ts";
 
 export { FormatError } from "./errors.ts";
 
@@ -236,11 +236,93 @@ export function parseStateFile(value: unknown): LoadedStateFile {
 
 export type LoadedFile = ({ kind: "vector" } & LoadedVector) | ({ kind: "state" } & LoadedStateFile);
 
-/** A vector or a state file (JSON text or its UTF-8 bytes), told apart by its `format` field. */
-export function parseDocument(text: string | Uint8Array): LoadedFile {
-  const value = parseJsonDocument(text);
+/** A step of an UnwalkedPath: an object's key, or every item of an array. */
+const EVERY_ITEM = Symbol("every item");
+type UnwalkedPath = readonly (string | typeof EVERY_ITEM)[];
+type SchemaDef = { type: string; shape?: Record<string, z.ZodType>; catchall?: z.ZodType; innerType?: z.ZodType; element?: z.ZodType };
+
+/**
+ * Where in a document `schema` accepts there may be values zod did not look at: the objects whose
+ * unknown keys it passes over (a non-strict z.object, such as a vector's `provenance`), and any
+ * part of a kind not known here to be walked whole. Everything else of an accepted document has
+ * the schema's shape, so it is no deeper than the schema (checked below the depth cap). A path
+ * to such a part names keys, and EVERY_ITEM for an array's items.
+ */
+function unwalkedPaths(schema: z.ZodType): UnwalkedPath[] {
+  const out: UnwalkedPath[] = [];
+  const visit = (s: z.ZodType, path: UnwalkedPath): void => {
+    if (path.length >= MAX_JSON_DEPTH) throw new Error("a document schema as deep as the JSON depth cap");
+    const def = s._zod.def as SchemaDef;
+    switch (def.type) {
+      case "object":
+        if (def.catchall === undefined || (def.catchall._zod.def as SchemaDef).type !== "never") out.push(path);
+        else for (const [key, child] of Object.entries(def.shape ?? {})) visit(child, [...path, key]);
+        return;
+      case "array":
+        return visit(def.element!, [...path, EVERY_ITEM]);
+      case "optional": case "nullable": case "default": case "prefault":
+        return visit(def.innerType!, path);
+      case "string": case "number": case "boolean": case "literal": case "enum": case "null":
+        return; // a leaf: accepts no container
+      default:
+        out.push(path);
+    }
+  };
+  visit(schema, []);
+  return out;
+}
+
+/** Whether the parts at `path` below `value` (a container at nesting level `level`) are within
+ *  the depth cap. */
+function unwalkedWithin(value: unknown, path: UnwalkedPath, level: number): boolean {
+  if (path.length === 0) return nestingWithin(value, level);
+  if (typeof value !== "object" || value === null) return true;
+  const [step, ...rest] = path;
+  if (step === EVERY_ITEM) return !Array.isArray(value) || value.every((item) => unwalkedWithin(item, rest, level + 1));
+  return !Object.hasOwn(value, step!) || unwalkedWithin((value as Record<string, unknown>)[step!], rest, level + 1);
+}
+
+const unwalkedByFormat = new Map<string, UnwalkedPath[]>();
+/** The unwalked parts of a document of `format` (a known format), computed on first use. */
+function unwalkedOf(format: string): UnwalkedPath[] {
+  let paths = unwalkedByFormat.get(format);
+  if (paths === undefined) unwalkedByFormat.set(format, (paths = unwalkedPaths(format === "ringspec-vector/1" ? VectorJson : StateFileJson)));
+  return paths;
+}
+
+const FORMATS: readonly unknown[] = ["ringspec-vector/1", "ringspec-state/1"];
+
+/** A vector or a state file, from its parsed JSON value. */
+function documentFrom(value: unknown): LoadedFile {
   const format = typeof value === "object" && value !== null ? (value as { format?: unknown }).format : undefined;
   if (format === "ringspec-vector/1") return { kind: "vector", ...parseVector(value) };
   if (format === "ringspec-state/1") return { kind: "state", ...parseStateFile(value) };
   throw new FormatError(`format: expected "ringspec-vector/1" or "ringspec-state/1"`);
+}
+
+/**
+ * A vector or a state file (JSON text or its UTF-8 bytes), told apart by its `format` field. The
+ * JSON depth cap is decided after validation (contract/json-bytes.ts parseJsonBytesDeferringDepth)
+ * with the same outcome as before it: the parts zod does not look at are walked before the
+ * document is used, and a refused document is walked whole, so one nested too deep is refused
+ * for that first, with the JSON reader's line.
+ */
+export function parseDocument(text: string | Uint8Array): LoadedFile {
+  const bytes = typeof text === "string" ? ENCODER.encode(text) : text;
+  const { value, depthChecked } = parseJsonBytesDeferringDepth(bytes);
+  if (depthChecked) return documentFrom(value);
+  const format = (value as { format?: unknown }).format;
+  try {
+    if (FORMATS.includes(format) && !unwalkedOf(format as string).every((path) => unwalkedWithin(value, path, 1))) refuseTooDeep(bytes);
+    return documentFrom(value);
+  } catch (e) {
+    if (!nestingWithin(value)) refuseTooDeep(bytes);
+    throw e;
+  }
+}
+
+/** Throws the JSON reader's error for a document nested more than the depth cap allows. */
+function refuseTooDeep(bytes: Uint8Array): never {
+  parseJsonBytes(bytes);
+  throw new Error("internal: a document the depth walk refused was read within the caps");
 }
