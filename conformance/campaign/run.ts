@@ -2,6 +2,7 @@
 // engines part ways, the case shrunk (fast-check's shrinking, then the family's own moves) to a
 // minimal one that still fails at that rule, and everything a report, a saved vector and the
 // divergence page need. Results are plain JSON (they cross worker threads and shard files).
+import { createHash } from "node:crypto";
 import fc from "fast-check";
 import type { AsyncEngine, EngineEvent } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
@@ -228,10 +229,22 @@ async function stillFails(a: EngineHolder, b: EngineHolder, family: Family, valu
   } catch {
     return null;
   }
+  return stillFailsBuilt(a, b, built, settings, target);
+}
+
+async function stillFailsBuilt(a: EngineHolder, b: EngineHolder, built: BuiltCase, settings: CaseSettings, target: Target): Promise<Judged | null> {
   const j = await judge(a, b, built, settings);
   if (j.verdict.kind !== "diverge") return null;
   if (target.rule === UNATTRIBUTED ? j.signature !== target.signature : j.rule !== target.rule) return null;
   return j;
+}
+
+/** What a lockstep run of `built` depends on (its machine, vendor, step limit and raises), as one
+ *  string: shrink candidates with the same key have the same verdict. */
+export function builtCaseKey(built: BuiltCase, settings: CaseSettings): string {
+  const raises = built.raises.map((r) => [hex(r.rip), "irq" in r.event ? r.event.irq : "nmi"]);
+  const text = JSON.stringify([profileOf(settings, built), built.maxSteps, raises, stateToJson(built.state)]);
+  return createHash("sha256").update(text).digest("base64");
 }
 
 export interface ShrinkResult {
@@ -241,23 +254,41 @@ export interface ShrinkResult {
   readonly built: BuiltCase;
 }
 
-/** fast-check's shrinking from the case's seed, then the family's domain moves, greedily. */
+/** fast-check's shrinking from the case's seed, then the family's domain moves, greedily. A
+ *  candidate that builds the same case as one already judged in this shrink (fast-check starts
+ *  from the case itself; both shrinkers propose values they tried before, and values that differ
+ *  only where the case does not look) takes that verdict instead of another lockstep run: the
+ *  shrink takes the same path with fewer runs (`runs` counts lockstep runs). */
 export async function shrinkCase(a: EngineHolder, b: EngineHolder, settings: CaseSettings, id: CaseId, target: Target): Promise<ShrinkResult | null> {
   const deadline = Date.now() + settings.shrinkMs;
   let runs = 0;
   const budgetLeft = () => runs < settings.shrinkRuns && Date.now() < deadline;
+  const verdicts = new Map<string, boolean>();
+  /** Whether `value` still fails as the target did: a lockstep run, unless judged before. */
+  const fails = async (value: unknown): Promise<boolean> => {
+    let built: BuiltCase;
+    try {
+      built = build(id.family, value, settings);
+    } catch {
+      return false;
+    }
+    const key = builtCaseKey(built, settings);
+    const known = verdicts.get(key);
+    if (known !== undefined) return known;
+    runs++;
+    const failed = (await stillFailsBuilt(a, b, built, settings, target)) !== null;
+    verdicts.set(key, failed);
+    return failed;
+  };
   const original = caseValue(id);
   let current = original;
-  let judged = await stillFails(a, b, id.family, current, settings, target);
-  runs++;
-  if (judged === null) return null;
+  if (!(await fails(current))) return null;
 
   // 1. fast-check: its own shrinker over the generated structure (same seed: same first value).
   const out = await fc.check(
     fc.asyncProperty(id.family.arbitrary, async (v) => {
       if (!budgetLeft()) return true;
-      runs++;
-      return (await stillFails(a, b, id.family, v, settings, target)) === null;
+      return !(await fails(v));
     }),
     { seed: id.seed, numRuns: 1 },
   );
@@ -269,15 +300,16 @@ export async function shrinkCase(a: EngineHolder, b: EngineHolder, settings: Cas
     improved = false;
     for (const candidate of id.family.shrink(current)) {
       if (!budgetLeft()) break;
-      runs++;
-      if ((await stillFails(a, b, id.family, candidate, settings, target)) !== null) {
+      if (await fails(candidate)) {
         current = candidate;
         improved = true;
         break;
       }
     }
   }
-  judged = await stillFails(a, b, id.family, current, settings, target);
+  // Run again, never from the verdicts: the details come from this run, and it shows the engines
+  // fail the same way on the same case.
+  let judged = await stillFails(a, b, id.family, current, settings, target);
   if (judged === null) {
     // The engines are not deterministic on this case: keep the original.
     current = original;
