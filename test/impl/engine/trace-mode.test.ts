@@ -53,6 +53,8 @@ interface Extras {
   readonly afterInt?: (s: Section) => void;
   /** The loop then loads from a not-present page (#PF; the handler runs SWAPGS twice and skips the load). */
   readonly pageFault?: boolean;
+  /** GS's base in user mode (default 0; KERNEL_GS_BASE is the per-CPU area's). */
+  readonly gsBase?: bigint;
   readonly options?: LayoutOptions;
 }
 
@@ -95,15 +97,16 @@ function guest(x: Extras = {}): ArchState {
     a.section(PF_HANDLER, { name: "pf" }).emit(Code.Swapgs).emit(Code.Swapgs)
       .emit(Code.Add_rm64_imm8, mem(R.RSP, 8n), Number(length)).emit(Code.Add_rm64_imm8, R.RSP, 8).emit(Code.Iretq);
   }
-  const start = { ring: 3 as const, regs: { r15: BigInt(ROUNDS), r13: 0x100000n } };
+  const start = { ring: 3 as const, regs: { r15: BigInt(ROUNDS), r13: 0x100000n }, ...(x.gsBase === undefined ? {} : { gsBase: x.gsBase }) };
   return buildGuest(l, { code: [userImage, a.assemble()], start }).state;
 }
 
-/** RAX ← `value` (an imm32, sign-extended) from round trip 16 on (R12 bit 4), 0 before — without
- *  a branch, and natively compiled (no call into the Machine, which would store the mode). */
+/** RAX ← `value` (an imm32, sign-extended, its low 4 bits 0) from round trip 16 on (R12 bit 4), 0
+ *  before — without a branch, and in instructions compiled natively: an interpreter call (a shift,
+ *  IMUL) would store the mode into the Machine and load it again, hiding what these tests look for. */
 function from16(s: Section, value: number): Section {
-  return s.emit(Code.Mov_r64_rm64, R.RAX, R.R12).emit(Code.Shr_rm64_imm8, R.RAX, 4).emit(Code.And_rm64_imm8, R.RAX, 1)
-    .emit(Code.Neg_rm64, R.RAX).emit(Code.And_rm64_imm32, R.RAX, value);
+  return s.emit(Code.Mov_r64_rm64, R.RAX, R.R12).emit(Code.And_rm64_imm8, R.RAX, 16).emit(Code.Neg_rm64, R.RAX)
+    .emit(Code.And_rm64_imm32, R.RAX, value);
 }
 
 /** Forms the trace, then runs against spec/ (lockstep, then every configuration). */
@@ -132,7 +135,8 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
 
   it("is stored before a SYSRETQ left to its handler (AMD: a non-canonical RCX faults at the target, in user mode)", () => {
     // From round trip 16 on, the entry sets bit 47 of RCX (registers only: no call into the Machine before SYSRETQ).
-    const bit47 = (e: Section) => from16(e, 1).emit(Code.Shl_rm64_imm8, R.RAX, 47).emit(Code.Or_rm64_r64, R.RCX, R.RAX);
+    const bit47 = (e: Section) => from16(e, -16).emit(Code.Mov_r64_imm64, R.RDX, 1n << 47n).emit(Code.And_rm64_r64, R.RDX, R.RAX)
+      .emit(Code.Or_rm64_r64, R.RCX, R.RDX);
     // (The trace runs it through its handler from round trip 16 on; the Machine lacks the mode SYSCALL set until then.)
     for (const profile of ["amd", "intel"] as const) {
       const s = expectRuns(guest({ beforeSysret: bit47, int80: false }), profile);
@@ -149,6 +153,15 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
       .emit(Code.Wrgsbase_r64, R.RDX);
     const s = expectRuns(guest({ inEntry: moved, int80: false, options: { control: { cr4: 0x620n | (1n << 16n) } } }));
     expect(s.gpr[3]).toBe(0x1234n * BigInt(ROUNDS));
+  });
+
+  it("keeps GS's base in locals that user-mode GS accesses read after SYSRETQ and kernel ones after SWAPGS", () => {
+    // User GS is the user data page, where the user stores 0x55 at 8 and adds gs:[8] to RBX; the
+    // kernel reads a page the TLB lacks every round trip (a call into the Machine: the mode and GS
+    // are stored in kernel mode), and its gs:[8] is the kernel stack pointer.
+    const user = (u: Section) => u.emit(Code.Mov_rm64_imm32, abs(USER_DATA + 8n), 0x55).emit(Code.Add_r64_rm64, R.RBX, abs(8n, R.GS));
+    const s = expectRuns(guest({ int80: false, gsBase: USER_DATA, afterInt: user, inEntry: (e) => e.emit(Code.Mov_r64_rm64, R.RAX, mem(R.R13)).emit(Code.Add_rm64_imm32, R.R13, 0x1000) }));
+    expect(s.gpr[3]).toBe(0x55n * BigInt(ROUNDS));
   });
 
   it("is loaded again after INT 0x80 from user mode (its handler's SWAPGS at CPL 0)", () => {
