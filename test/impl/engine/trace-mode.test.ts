@@ -223,17 +223,20 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
 
   it("gives the fetch guard across pages the trace's fetch class (a user jump to a page made supervisor-only: #PF)", () => {
     // User: `syscall; jmp P` with P (6 MiB, its own 4 KiB user page) `inc r12; dec r15; jnz loop`.
-    // On round trip 16 the entry clears P's U bit, reads P (its TLB entry now grants the kernel's
-    // fetches, not the user's) and returns elsewhere (so the user's next jump to P is inside the
+    // On round trip 16 the entry clears P's U bit, calls a RET on P (its TLB entry now grants the
+    // kernel's fetches, not the user's) and returns elsewhere (so the user's next jump to P is inside the
     // trace, after SYSRETQ); every round trip it also reads a page the TLB lacks (the mode is stored
     // in kernel mode: the Machine's fetch class is the kernel's while the trace runs in user mode).
-    const P = 0x600000n;
+    const P = 0x601000n;
     const mappings = [...DEFAULT_MAPPINGS.slice(0, 3), identity(P, 0x1000n, "4K", true)];
     const l = defineLayout({ paging: { mappings } });
     const userCode = (a: Assembler) => {
       a.section(l.code.user, { name: "user" }).label("loop").emit(Code.Syscall).emit(Code.Jmp_rel32_64, "p")
-        .label("alt").emit(Code.Inc_rm64, R.R12).emit(Code.Jmp_rel32_64, "loop");
-      a.section(P, { name: "p" }).label("p").emit(Code.Inc_rm64, R.R12).emit(Code.Dec_rm64, R.R15).emit(Code.Jne_rel32_64, "loop").emit(Code.Hlt);
+        // (An indirect jump back: a direct one would be followed into the block, SYSCALL with it,
+        // and the trace, headed by the SYSCALL's own block, not entered again.)
+        .label("alt").emit(Code.Inc_rm64, R.R12).emit(Code.Mov_r64_imm64, R.RAX, l.code.user).emit(Code.Jmp_rm64, R.RAX);
+      a.section(P, { name: "p" }).label("p").emit(Code.Inc_rm64, R.R12).emit(Code.Dec_rm64, R.R15).emit(Code.Jne_rel32_64, "loop").emit(Code.Hlt)
+        .label("p_ret").emit(Code.Retnq);
       return a;
     };
     const probe = buildGuest(l, { code: userCode(new Assembler()).assemble(), start: { ring: 3 } });
@@ -248,7 +251,7 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
       .emit(Code.Cmp_rm64_imm8, R.R12, 16).emit(Code.Je_rel32_64, "modify")
       .label("back").emit(Code.Pop_r64, R.R11).emit(Code.Pop_r64, R.RCX).emit(Code.Mov_r64_rm64, R.RSP, userRsp).emit(Code.Swapgs).emit(Code.Sysretq)
       // U cleared, P read by the kernel, the saved RCX pointed at `alt`.
-      .label("modify").emit(Code.And_rm64_imm8, abs(pte), -5).emit(Code.Mov_r64_rm64, R.RDX, abs(P))
+      .label("modify").emit(Code.And_rm64_imm8, abs(pte), -5).emit(Code.Call_rel32_64, "p_ret")
       .emit(Code.Mov_r64_imm64, R.RAX, alt).emit(Code.Mov_rm64_r64, mem(R.RSP, 8n), R.RAX).emit(Code.Jmp_rel32_64, "back");
     const state = buildGuest(l, { code: a.assemble(), start: { ring: 3, regs: { r15: BigInt(ROUNDS), r13: 0x100000n } } }).state;
     const s = expectRuns(state);
