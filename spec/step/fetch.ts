@@ -73,6 +73,9 @@ interface CodePage {
   readonly cr4: bigint;
   readonly efer: bigint;
   readonly ac: bigint;
+  /** A walk epoch of these registers (spec/paging/walk-memo.ts `walkEpoch`): a machine of that
+   *  epoch has them all, and is not compared with them one by one. */
+  epoch: number;
   readonly mode: AccessMode;
   /** The linear page number (addresses below 2^53 only: exact as Numbers). */
   readonly linearPage: number;
@@ -84,11 +87,15 @@ interface CodePage {
 const CODE_PAGES = 16;
 const codePages: (CodePage | undefined)[] = new Array<CodePage | undefined>(CODE_PAGES).fill(undefined);
 
-function sameCodePage(c: CodePage, m: MachineRegisters, memory: MemoryDraft, mode: AccessMode): boolean {
+/** Whether a fetch on `m` (walk epoch `epoch`) at privilege `mode` may use `c`. */
+function sameCodePage(c: CodePage, m: MachineRegisters, epoch: number, memory: MemoryDraft, mode: AccessMode): boolean {
+  if (c.memory !== memory.serial || c.generation !== memory.generation || c.mode !== mode) return false;
+  if (c.epoch === epoch) return true;
   // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
   const rflags = m.rflags;
-  return c.memory === memory.serial && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
-    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC);
+  if (c.cr3 !== m.cr3 || c.cr0 !== m.cr0 || c.cr4 !== m.cr4 || c.efer !== m.efer || c.ac !== (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC)) return false;
+  c.epoch = epoch;
+  return true;
 }
 
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
@@ -104,7 +111,7 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
     const linearPage = splitHigh() * 0x10_0000 + (splitLow() >>> 12);
     const c = codePages[linearPage % CODE_PAGES];
     const mode = cpl(m) === 3 ? "user" : "supervisor";
-    if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.workingMemory, mode)) {
+    if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.walkEpoch(), t.workingMemory, mode)) {
       const known = c.decoded[offset];
       if (known !== undefined) {
         // What the fetch's successful walk records (Transaction.translateOrFault).
@@ -124,7 +131,7 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
   const memory = t.workingMemory;
   const slot = linearPage % CODE_PAGES;
   const c = codePages[slot];
-  if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, memory, mode)) {
+  if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.walkEpoch(), memory, mode)) {
     c.decoded[offset] = insn;
     return;
   }
@@ -133,7 +140,7 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
   const decoded = new Array<Instruction | undefined>(4096).fill(undefined);
   decoded[offset] = insn;
   codePages[slot] = {
-    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
+    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, epoch: t.walkEpoch(), mode,
     linearPage, decoded,
   };
 }

@@ -236,13 +236,16 @@ function completed(rip: bigint, t: Transaction, insn: Instruction, tfBefore: boo
  *  itself writes no memory: its transaction's memory stands, and a delivery attempt that faults
  *  takes back its own writes. */
 function softwareInterrupt(rip: bigint, t: Transaction, si: SoftwareInterrupt, insn: Instruction, heldTrap: boolean, ctx: Context): RegistersStep {
-  const atInstruction = t.keptOnFaultFrom(t.startMachine());
-  // A fault on the way is delivered on `atInstruction`, in place when delivery is through the
-  // IDT; with delivery "stop" the step ends on it as it is, so nothing writes it.
+  // The machine at the INT, made only if a fault is raised on the way (the INT's transaction can
+  // still take its own writes back then: a failed delivery attempt takes back only its own).
+  // Such a fault is delivered on it, in place when delivery is through the IDT; with delivery
+  // "stop" the step ends on it as it is, so nothing writes it.
+  let made: MachineRegisters | undefined;
+  const atInstruction = (): MachineRegisters => (made ??= t.keptOnFaultFrom(t.startMachine()));
   const outcome = deliverSoftwareInterrupt(t, atInstruction, si, heldTrap, ctx.delivery === "stop" ? undefined : ctx.journal);
   const first = outcome.nested[0];
   if (ctx.delivery === "stop" && first !== undefined)
-    return { state: atInstruction, event: { kind: "fault", rip, fault: first, instruction: insn } };
+    return { state: atInstruction(), event: { kind: "fault", rip, fault: first, instruction: insn } };
   return deliveredResult(outcome, rip, insn);
 }
 
@@ -272,15 +275,13 @@ function deliveredResult(outcome: DeliveryOutcome<MachineRegisters>, rip: bigint
   const delivered = outcome.delivered;
   const faults = instructionFault === undefined && outcome.nested.length === 0 ? {} : { faults: { instruction: instructionFault, delivery: outcome.nested } };
   if (delivered === null) return { state: outcome.state, event: insn === undefined ? { kind: "shutdown", rip, ...faults } : { kind: "shutdown", rip, instruction: insn, ...faults } };
-  const event: StepEvent = {
-    kind: "delivered",
-    rip,
-    vector: delivered.vector,
-    errorCode: pushesErrorCode(delivered) ? (delivered.errorCode ?? 0) : undefined,
-    source: STEP_SOURCE[delivered.source],
-    instruction: insn,
-    ...faults,
-  };
+  const errorCode = pushesErrorCode(delivered) ? (delivered.errorCode ?? 0) : undefined;
+  const source = STEP_SOURCE[delivered.source];
+  // (Built without a spread when no fault was raised: INT n and boundary events, every step of
+  // the interrupt loop's delivery.)
+  const event: StepEvent = "faults" in faults
+    ? { kind: "delivered", rip, vector: delivered.vector, errorCode, source, instruction: insn, faults: faults.faults }
+    : { kind: "delivered", rip, vector: delivered.vector, errorCode, source, instruction: insn };
   return { state: outcome.state, event };
 }
 
