@@ -8,7 +8,7 @@ import { isFault, type Fault } from "../fault.ts";
 import { patchRegisters, withMemory, withOwnRegisters, type Machine, type MachineRegisters } from "../machine/machine.ts";
 import { MemoryLimit, type MemoryDraft } from "../machine/physical-memory.ts";
 import { PAGE_BUDGET } from "../../contract/limits.ts";
-import { in64BitMode, MASK64, RFLAGS, smallBigInt } from "../machine/registers.ts";
+import { in64BitMode, MASK64, RFLAGS, smallBigInt, split64, splitLow } from "../machine/registers.ts";
 import { INTEL, type Profile } from "../../contract/profile.ts";
 import { recordImpliedRules } from "../rule-catalogue.ts";
 import type { RuleId } from "../rules/rule.ts";
@@ -150,7 +150,9 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
   }
   const insn = decoded.instruction;
 
-  const tfBefore = (rflags & RFLAGS.TF) !== 0n;
+  // (TF is bit 8: read from the low half of RFLAGS, split without allocating a BigInt.)
+  split64(rflags);
+  const tfBefore = (splitLow() & 0x100) !== 0;
   // A single-step trap pending here was held by a MOV SS shadow (SHADOW-05): it stays pending
   // through this instruction, whatever it does (SHADOW-06).
   const heldTrap = cpu.pendingDebugTrap;
