@@ -3,14 +3,15 @@
 // (contract/limits.ts) and every refusal of a state outside the model (contract/scope.ts) is
 // decided here, so spec/ and impl/ are handed exactly the same states.
 import { z } from "zod";
-import { compileFn, util as zodUtil } from "zod/v4/core";
 import { StateFileJson, VectorJson, type VectorParsed } from "./schema.ts";
+import { generatedFor, withCompiledSections } from "./load-sections.ts";
+import { GENERATED_SECTIONS } from "./load-sections.generated.ts";
 import { PAGE_SIZE, pageSlab, stateFromJson, type ArchState } from "./state.ts";
 import { modelScopeViolation } from "./scope.ts";
 import type { ProfileName } from "./profile.ts";
 import { FormatError } from "./errors.ts";
-import { parseJsonBytes } from "./json-bytes.ts";
-import { PAGE_BUDGET } from "./limits.ts";
+import { nestingWithin, parseJsonBytes, parseJsonBytesDeferringDepth } from "./json-bytes.ts";
+import { MAX_JSON_DEPTH, PAGE_BUDGET } from "./limits.ts";
 
 export { FormatError } from "./errors.ts";
 
@@ -37,12 +38,14 @@ const ENCODER = new TextEncoder();
  * error, so outputs and errors are the same (test/contract/zod-modes.test.ts):
  * - the first document (`ringspec run FILE` loads one): zod's one shared parse loop (`jitless`),
  *   nothing compiled (compiling costs more than it saves on one document);
- * - later documents: the same schema with zod's compiled parser (compileFn, installed with
+ * - later documents: the same schema with zod's compiled parser (compileFn's, installed with
  *   withParser as zod's `z.compile` does) at its bulky sections: each object of many plain fields
  *   (a segment, the registers, the MSRs, and their partial forms in `expected`) and each array
- *   (memory); zod's parse loop runs the rest. A segment's parser is generated once and called
- *   sixteen times a vector, so V8 optimises it within the first vectors; the sections cost ~5 ms
- *   to generate. Validating the project's 70 vectors in a fresh process (CPU ms, medians of 6):
+ *   (memory); zod's parse loop runs the rest (contract/load-sections.ts). A segment's parser is
+ *   called sixteen times a vector, so V8 optimises it within the first vectors. The parsers are
+ *   generated ahead (contract/load-sections.generated.ts, checked against compileFn by a test):
+ *   generating them in the process took ~6 ms, installing them takes ~3.
+ *   Validating the project's 70 vectors in a fresh process (CPU ms, medians of 6):
  *   the parse loop throughout 56, the whole vector compiled into one function 38 (20 of them
  *   generating it), every plain-field object compiled 39, the bulky ones only 33; over the 1,265
  *   bench vectors 361, 258 and 246 (V8 never optimises the one large function).
@@ -53,66 +56,17 @@ let documentsValidated = 0;
 export type ZodMode = { readonly jitless: true } | { readonly jitless?: undefined };
 export const JITLESS: ZodMode = { jitless: true };
 
-/** The fields of a zod definition that hold child schemas, by the definition's type. */
-type Def = { type: string; shape?: Record<string, z.ZodType>; innerType?: z.ZodType; element?: z.ZodType };
-const CHILD_FIELDS: Readonly<Record<string, readonly ("innerType" | "element")[]>> = {
-  optional: ["innerType"], nullable: ["innerType"], default: ["innerType"], prefault: ["innerType"], array: ["element"],
-};
-
-function childrenOf(schema: z.ZodType): z.ZodType[] {
-  const def = schema._zod.def as Def;
-  if (def.type === "object") return Object.values(def.shape ?? {});
-  return (CHILD_FIELDS[def.type] ?? []).map((field) => def[field]!);
-}
-
-/** Objects of at least this many plain fields are compiled; smaller ones (a table register, `cpu`,
- *  the timer) cost more to generate than they save. */
-const SECTION_FIELDS = 8;
-
-/** An array, or an object of at least SECTION_FIELDS fields none of which holds an object
- *  (through optional, default and nullable wrappers). */
-function isSection(schema: z.ZodType): boolean {
-  const def = schema._zod.def as Def;
-  if (def.type === "array") return true;
-  if (def.type !== "object" || Object.keys(def.shape ?? {}).length < SECTION_FIELDS) return false;
-  const holdsObject = (s: z.ZodType): boolean => childrenOf(s).some((c) => (c._zod.def as Def).type === "object" || holdsObject(c));
-  return !holdsObject(schema);
-}
-
-/** `schema` with each of its sections (isSection) replaced by a copy that runs zod's compiled
- *  parser first; the objects and wrappers above them are copies with the new children (zod's
- *  clone: same class, same checks, the definition's getters kept), the rest is shared. */
-function withCompiledSections<S extends z.ZodType>(schema: S, done = new Map<z.ZodType, z.ZodType>()): S {
-  const known = done.get(schema);
-  if (known !== undefined) return known as S;
-  let out: z.ZodType = schema;
-  if (isSection(schema)) out = z.withParser(schema, compileFn(schema));
-  else {
-    const def = schema._zod.def as Def;
-    const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(def)) as Def;
-    let changed = false;
-    const swap = (child: z.ZodType): z.ZodType => {
-      const next = withCompiledSections(child, done);
-      if (next !== child) changed = true;
-      return next;
-    };
-    if (def.type === "object") {
-      const shape: Record<string, z.ZodType> = {};
-      for (const [key, child] of Object.entries(def.shape ?? {})) shape[key] = swap(child);
-      Object.defineProperty(copy, "shape", { value: shape, enumerable: true });
-    } else for (const field of CHILD_FIELDS[def.type] ?? []) Object.defineProperty(copy, field, { value: swap(def[field]!), enumerable: true });
-    if (changed) out = zodUtil.clone(schema, copy as typeof schema._zod.def);
-  }
-  done.set(schema, out);
-  return out as S;
-}
-
 const sectionsCompiled = new Map<z.ZodType, z.ZodType>();
 /** `schema` (a document schema: VectorJson, StateFileJson) with zod's compiled parsers at its
- *  sections, built on first use. */
+ *  sections (contract/load-sections.ts: generated ahead, contract/load-sections.generated.ts),
+ *  built on first use. */
 export function withSectionsCompiled<S extends z.ZodType>(schema: S): S {
   let out = sectionsCompiled.get(schema);
-  if (out === undefined) sectionsCompiled.set(schema, (out = withCompiledSections(schema)));
+  if (out === undefined) {
+    const document: z.ZodType = schema;
+    const format = document === VectorJson ? "ringspec-vector/1" : document === StateFileJson ? "ringspec-state/1" : "";
+    sectionsCompiled.set(schema, (out = withCompiledSections(schema, generatedFor(GENERATED_SECTIONS, format))));
+  }
   return out as S;
 }
 
@@ -236,11 +190,93 @@ export function parseStateFile(value: unknown): LoadedStateFile {
 
 export type LoadedFile = ({ kind: "vector" } & LoadedVector) | ({ kind: "state" } & LoadedStateFile);
 
-/** A vector or a state file (JSON text or its UTF-8 bytes), told apart by its `format` field. */
-export function parseDocument(text: string | Uint8Array): LoadedFile {
-  const value = parseJsonDocument(text);
+/** A step of an UnwalkedPath: an object's key, or every item of an array. */
+const EVERY_ITEM = Symbol("every item");
+type UnwalkedPath = readonly (string | typeof EVERY_ITEM)[];
+type SchemaDef = { type: string; shape?: Record<string, z.ZodType>; catchall?: z.ZodType; innerType?: z.ZodType; element?: z.ZodType };
+
+/**
+ * Where in a document `schema` accepts there may be values zod did not look at: the objects whose
+ * unknown keys it passes over (a non-strict z.object, such as a vector's `provenance`), and any
+ * part of a kind not known here to be walked whole. Everything else of an accepted document has
+ * the schema's shape, so it is no deeper than the schema (checked below the depth cap). A path
+ * to such a part names keys, and EVERY_ITEM for an array's items.
+ */
+function unwalkedPaths(schema: z.ZodType): UnwalkedPath[] {
+  const out: UnwalkedPath[] = [];
+  const visit = (s: z.ZodType, path: UnwalkedPath): void => {
+    if (path.length >= MAX_JSON_DEPTH) throw new Error("a document schema as deep as the JSON depth cap");
+    const def = s._zod.def as SchemaDef;
+    switch (def.type) {
+      case "object":
+        if (def.catchall === undefined || (def.catchall._zod.def as SchemaDef).type !== "never") out.push(path);
+        else for (const [key, child] of Object.entries(def.shape ?? {})) visit(child, [...path, key]);
+        return;
+      case "array":
+        return visit(def.element!, [...path, EVERY_ITEM]);
+      case "optional": case "nullable": case "default": case "prefault":
+        return visit(def.innerType!, path);
+      case "string": case "number": case "boolean": case "literal": case "enum": case "null":
+        return; // a leaf: accepts no container
+      default:
+        out.push(path);
+    }
+  };
+  visit(schema, []);
+  return out;
+}
+
+/** Whether the parts at `path` below `value` (a container at nesting level `level`) are within
+ *  the depth cap. */
+function unwalkedWithin(value: unknown, path: UnwalkedPath, level: number): boolean {
+  if (path.length === 0) return nestingWithin(value, level);
+  if (typeof value !== "object" || value === null) return true;
+  const [step, ...rest] = path;
+  if (step === EVERY_ITEM) return !Array.isArray(value) || value.every((item) => unwalkedWithin(item, rest, level + 1));
+  return !Object.hasOwn(value, step!) || unwalkedWithin((value as Record<string, unknown>)[step!], rest, level + 1);
+}
+
+const unwalkedByFormat = new Map<string, UnwalkedPath[]>();
+/** The unwalked parts of a document of `format` (a known format), computed on first use. */
+function unwalkedOf(format: string): UnwalkedPath[] {
+  let paths = unwalkedByFormat.get(format);
+  if (paths === undefined) unwalkedByFormat.set(format, (paths = unwalkedPaths(format === "ringspec-vector/1" ? VectorJson : StateFileJson)));
+  return paths;
+}
+
+const FORMATS: readonly unknown[] = ["ringspec-vector/1", "ringspec-state/1"];
+
+/** A vector or a state file, from its parsed JSON value. */
+function documentFrom(value: unknown): LoadedFile {
   const format = typeof value === "object" && value !== null ? (value as { format?: unknown }).format : undefined;
   if (format === "ringspec-vector/1") return { kind: "vector", ...parseVector(value) };
   if (format === "ringspec-state/1") return { kind: "state", ...parseStateFile(value) };
   throw new FormatError(`format: expected "ringspec-vector/1" or "ringspec-state/1"`);
+}
+
+/**
+ * A vector or a state file (JSON text or its UTF-8 bytes), told apart by its `format` field. The
+ * JSON depth cap is decided after validation (contract/json-bytes.ts parseJsonBytesDeferringDepth)
+ * with the same outcome as before it: the parts zod does not look at are walked before the
+ * document is used, and a refused document is walked whole, so one nested too deep is refused
+ * for that first, with the JSON reader's line.
+ */
+export function parseDocument(text: string | Uint8Array): LoadedFile {
+  const bytes = typeof text === "string" ? ENCODER.encode(text) : text;
+  const { value, depthChecked } = parseJsonBytesDeferringDepth(bytes);
+  if (depthChecked) return documentFrom(value);
+  const format = (value as { format?: unknown }).format;
+  try {
+    if (FORMATS.includes(format) && !unwalkedOf(format as string).every((path) => unwalkedWithin(value, path, 1))) refuseTooDeep(bytes);
+    return documentFrom(value);
+  } catch (e) {
+    if (!nestingWithin(value)) refuseTooDeep(bytes);
+    throw e;
+  }
+}
+
+/** Throws the JSON reader's error for a document nested more than the depth cap allows. */
+function refuseTooDeep(bytes: Uint8Array): never {
+  parseJsonBytes(bytes);
+  throw new Error("internal: a document the depth walk refused was read within the caps");
 }

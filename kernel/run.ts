@@ -41,6 +41,9 @@ export interface KernelRunOptions {
   readonly observer?: StepObserver;
   /** Run spec and impl side by side (`engine` is then the one whose state is reported). */
   readonly lockstep?: boolean;
+  /** Lockstep: watches the other engine's steps (its own events, and its own whole state when it
+   *  asks), as `observer` watches `engine`'s; the result's `other` is then that engine's own run. */
+  readonly otherObserver?: StepObserver;
   /** Lockstep: compare whole states every N steps (1, the default: every step), and always at
    *  deliveries, I/O, boundary instructions and the end; events are compared at every step. */
   readonly lockstepEvery?: number;
@@ -85,6 +88,10 @@ export interface KernelRunResult {
   readonly compared?: number;
   readonly comparedStates?: number;
   readonly divergence?: KernelDivergence;
+  /** Lockstep with `otherObserver`: the other engine's own run, from its own events, console and
+   *  state (the stop is the lockstep's: at its end the other engine was asked whether it stops
+   *  there too). */
+  readonly other?: Pick<KernelRunResult, "stop" | "exitValue" | "steps" | "instructions" | "console" | "state" | "elapsedMs">;
 }
 
 /** A step that completed an instruction: what the timer counts (docs/devices.md, What counts). */
@@ -118,6 +125,9 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
   const chunks: Uint8Array[] = [];
   let consoleBytes = 0;
   let instructions = 0;
+  const otherObserver = other !== undefined ? options.otherObserver : undefined;
+  const otherChunks: Uint8Array[] = [];
+  let otherInstructions = 0;
   let lastCpl = initial.cs.selector & 3;
   let comparedStates = 0;
   const every = Math.max(1, options.lockstepEvery ?? 1);
@@ -169,6 +179,13 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
       if (!sameEvent || differences.length > 0) {
         ended = { stop: "diverged", divergence: { step, rip: event.rip, ...sides(describeEvent(event), describeEvent(otherEvent)), differences }, detail: `spec and impl disagree at step ${step}` };
         return "stop";
+      }
+      if (otherObserver !== undefined) {
+        // The other engine's run as its own: its events, its console, its whole state when its
+        // checker asks for it (the checker reads page tables, so not the checkpoint's ranges).
+        if (completedInstruction(otherEvent)) otherInstructions++;
+        if (otherBytes.length > 0) otherChunks.push(otherBytes);
+        otherObserver.observe(step, otherEvent, otherObserver.wantsState(otherEvent) ? other.state() : undefined);
       }
     }
 
@@ -229,8 +246,21 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
         : { ...base, stop: kernelStop(stop.reason), ...(stop.reason === "timeout" && stop.detail !== undefined ? { detail: stop.detail } : {}) };
   if (other === undefined) return result;
   // The end of a lockstep run: everything, memory and devices included.
-  const differences = compareStates(state, other.state(), unionRanges(main.touched(), other.touched()));
-  if (differences.length === 0) return result;
+  const otherState = other.state();
+  const differences = compareStates(state, otherState, unionRanges(main.touched(), other.touched()));
+  // A run that ended idle (exit, hlt, shutdown): the other engine, asked as the runner asks,
+  // must stop there too (run(0) steps nothing).
+  if (stop.reason === "exit" || stop.reason === "hlt" || stop.reason === "shutdown") {
+    const otherStop = other.run(0).reason;
+    if (otherStop !== stop.reason) differences.push({ field: "run.stop", a: stop.reason, b: otherStop });
+  }
+  if (differences.length === 0) {
+    if (otherObserver === undefined) return result;
+    return { ...result, other: {
+      stop: result.stop, steps, instructions: otherInstructions, console: concat(otherChunks), state: otherState, elapsedMs: result.elapsedMs,
+      ...(otherState.devices.exitValue !== null ? { exitValue: otherState.devices.exitValue } : {}),
+    } };
+  }
   return { ...result, stop: "diverged", detail: `spec and impl disagree at the end of the run (step ${steps})`,
     divergence: { step: steps, rip: state.rip, spec: "final state", impl: "final state", differences } };
 }

@@ -31,6 +31,7 @@ import { compiledLoad, compiledRmwCommit, compiledRmwRead, compiledStore } from 
 import { BlockWriter, exitAfter, lit, loopCounter, stopBefore } from "./writer.ts";
 import { emitInstruction } from "./instructions.ts";
 import { emitBranch, fallback, softInt, terminalCall } from "./block-end.ts";
+import { wasmLoop } from "./wasm-loop.ts";
 
 export { ST_STOP } from "./writer.ts";
 
@@ -129,8 +130,18 @@ export function compileBlock(b: Block): BlockFn | null {
     onCompileFailure(error, src);
     return null;
   }
-  return factory(HANDLERS, b.insns, PARITY, condition, carry, deliverSoft, compiledLoad, compiledStore,
+  const js = factory(HANDLERS, b.insns, PARITY, condition, carry, deliverSoft, compiledLoad, compiledStore,
     compiledRmwRead, compiledRmwCommit);
+  // A register-only loop runs its iterations as WebAssembly (compile/wasm-loop.ts), `js` below
+  // WASM_MIN_ITERATIONS whole iterations.
+  try {
+    return wasmLoop(b, js) ?? js;
+  } catch (e) {
+    const error = e instanceof Error ? e : new Error(String(e));
+    if (compileFailures.count++ === 0) compileFailures.first = `${error.name}: ${error.message}`;
+    onCompileFailure(error, `WebAssembly loop of the block at ${b.ripHi.toString(16)}:${(b.ripLo >>> 0).toString(16)}`);
+    return js;
+  }
 }
 
 /** The JavaScript source compileBlock builds (also for diagnostics and tests). */

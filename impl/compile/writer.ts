@@ -116,7 +116,11 @@ export function writeReg(w: BlockWriter, n: number, size: number, lo: string, hi
  *  `left`: an int32 counter, so the back edge costs one decrement and test (the budget itself may
  *  exceed 2^31). At most 2^30 − 1: a longer run leaves the block and is re-entered by the engine. */
 export function loopCounter(w: BlockWriter): string {
-  const N = w.n;
+  return loopCounterOf(w.n);
+}
+
+/** loopCounter for a block of N instructions (compile/wasm-loop.ts counts the same way). */
+export function loopCounterOf(N: number): string {
   return `const L0 = budget >= ${N * 0x40000000} ? ${0x3fffffff} : ((budget / ${N}) | 0) - 1; let left = L0;`;
 }
 
@@ -156,7 +160,11 @@ export function producerFields(f: FlagProducer): ProducerFields {
 /** Stores the current flag producer into the Machine (the lazy record); afterwards flags live there. */
 export function flagStore(w: BlockWriter): string {
   const f = w.flag;
-  if (f === null) return "";
+  return f === null ? "" : producerStore(f);
+}
+
+/** Stores producer `f`'s lazy record from the producer locals (flagStore; compile/wasm-loop.ts). */
+export function producerStore(f: FlagProducer): string {
   const [op, size, rl, rh, al, ah, bl, bh, c] = producerFields(f);
   // A logic operation's carry is not part of its record (never read).
   const carry = f.op === LAZY_LOGIC ? "" : ` m.lazyCarry = ${c};`;

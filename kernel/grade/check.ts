@@ -40,6 +40,8 @@ export interface CheckReport {
   readonly invariants: readonly InvariantResult[];
   /** The command that reproduces this check. */
   readonly command: string;
+  /** With `checkOther`: the other engine's own run in the lockstep, checked by its own checker. */
+  readonly other?: CheckReport;
 }
 
 export interface CheckOptions {
@@ -52,6 +54,9 @@ export interface CheckOptions {
   /** Runs the other engine in lockstep, comparing whole states every this many steps (and at
    *  every delivery, I/O and privilege change): the checked run is then also a lockstep run. */
   readonly lockstepEvery?: number;
+  /** With `lockstepEvery`: a second checker watches the other engine's own events and states, and
+   *  the report's `other` is that engine's check (one lockstep run checks both engines). */
+  readonly checkOther?: { readonly command: string };
 }
 
 /** Watches a run with the context checker. */
@@ -93,14 +98,22 @@ export class ContextObserver implements StepObserver {
 
 export function checkKernel(target: KernelTarget, options: CheckOptions): CheckReport {
   const observer = new ContextObserver(target.context, target.state);
+  const lockstep = options.lockstepEvery !== undefined;
+  const otherObserver = lockstep && options.checkOther !== undefined ? new ContextObserver(target.context, target.state) : undefined;
   const run = runKernel(target.state, {
     engine: options.engine, profile: target.profile, maxSteps: options.maxSteps, timeoutMs: options.timeoutMs,
     consoleLimit: options.consoleLimit, observer, ...(options.onConsole !== undefined ? { onConsole: options.onConsole } : {}),
-    ...(options.lockstepEvery !== undefined ? { lockstep: true, lockstepEvery: options.lockstepEvery } : {}),
+    ...(lockstep ? { lockstep: true, lockstepEvery: options.lockstepEvery } : {}),
+    ...(otherObserver !== undefined ? { otherObserver } : {}),
   });
+  const otherRun = run.other;
   return {
     image: target.name, engine: options.engine, run, consoleText: new TextDecoder().decode(run.console),
     invariants: observer.results(), command: options.command,
+    ...(otherObserver !== undefined && otherRun !== undefined && options.checkOther !== undefined ? { other: {
+      image: target.name, engine: options.engine === "spec" ? "impl" : "spec", run: otherRun, consoleText: new TextDecoder().decode(otherRun.console),
+      invariants: otherObserver.results(), command: options.checkOther.command,
+    } } : {}),
   };
 }
 

@@ -6,7 +6,7 @@
 // no BigInt is built for them. Every flag record lists its fields in RFLAGS bit order (cf, pf, af,
 // zf, sf, of), so records of all six flags share one object shape.
 import type { OperandSize } from "../decode/instruction.ts";
-import { RFLAGS } from "../machine/registers.ts";
+import { RFLAGS, split64, splitHigh, splitLow } from "../machine/registers.ts";
 
 /** The six status flags as booleans; a field left out is not written (the instruction does not
  *  affect it, or the model leaves an undefined flag unchanged — see undefined-flags.ts). */
@@ -26,10 +26,6 @@ const CF = Number(RFLAGS.CF), PF = Number(RFLAGS.PF), AF = Number(RFLAGS.AF);
 const ZF = Number(RFLAGS.ZF), SF = Number(RFLAGS.SF), OF = Number(RFLAGS.OF);
 const ALL_STATUS = CF | PF | AF | ZF | SF | OF;
 const NOT_STATUS = ~STATUS_MASK;
-/** Values below 2^31 (every RFLAGS the model makes: its defined bits end at bit 21) and 2^53
- *  (exact as Numbers). */
-const TWO_TO_31 = 1n << 31n;
-const TWO_TO_53 = 1n << 53n;
 
 /** RFLAGS with the given status flags written and every other bit kept. */
 export function withStatus(rflags: bigint, flags: Partial<StatusFlags>): bigint {
@@ -40,8 +36,10 @@ export function withStatus(rflags: bigint, flags: Partial<StatusFlags>): bigint 
   if (flags.zf !== undefined) { written |= ZF; if (flags.zf) set |= ZF; }
   if (flags.sf !== undefined) { written |= SF; if (flags.sf) set |= SF; }
   if (flags.of !== undefined) { written |= OF; if (flags.of) set |= OF; }
-  // In 32-bit Numbers when RFLAGS fits (one BigInt made, for the result).
-  if (rflags < TWO_TO_31) return BigInt((Number(rflags) & ~written) | set);
+  // In 32-bit Numbers when RFLAGS fits (every RFLAGS the model makes: its defined bits end at
+  // bit 21): split without a BigInt-to-Number conversion, one BigInt made, for the result.
+  split64(rflags);
+  if (rflags >= 0n && splitHigh() === 0) return BigInt(((splitLow() & ~written) | set) >>> 0);
   const kept = written === ALL_STATUS ? NOT_STATUS : ~BigInt(written);
   return (rflags & kept) | BigInt(set);
 }
@@ -85,10 +83,11 @@ export function negative(value: bigint, size: OperandSize): boolean {
   return value >= signBit(size);
 }
 
-/** The low byte of a non-negative value (from a Number when the value is exact as one, which
- *  makes no BigInt). */
+/** The low byte of a value (two's complement for a negative one), split from it without a
+ *  BigInt-to-Number conversion (registers.ts `split64`). */
 function lowByte(value: bigint): number {
-  return value >= 0n && value < TWO_TO_53 ? Number(value) % 256 : Number(BigInt.asUintN(8, value));
+  split64(value);
+  return splitLow() & 0xff;
 }
 
 /** PF: set when the low byte of the result has an even number of 1 bits. */

@@ -112,21 +112,64 @@ function copyRecord(m: MachineRegisters, memory: PhysicalMemory | undefined): Mu
   };
 }
 
+/**
+ * Writes `value` into field `key` of `m` (a record the caller owns) and returns what the field held.
+ * One named store per field, the most written first: a keyed store `m[key] = value` that sees every
+ * field name is V8's slow megamorphic path (a few per cent of the interrupt loop, where every
+ * delivery, IRET and SWAPGS updates segments and the run state). The `never` makes a field added
+ * to the machine without a case here a compile error.
+ */
+export function exchangeField(m: MutableRegisters, key: keyof MutableRegisters, value: unknown): unknown {
+  switch (key) {
+    case "cpu": { const old = m.cpu; m.cpu = value as MutableRegisters["cpu"]; return old; }
+    case "gs": { const old = m.gs; m.gs = value as MutableRegisters["gs"]; return old; }
+    case "kernelGsBase": { const old = m.kernelGsBase; m.kernelGsBase = value as MutableRegisters["kernelGsBase"]; return old; }
+    case "cs": { const old = m.cs; m.cs = value as MutableRegisters["cs"]; return old; }
+    case "ss": { const old = m.ss; m.ss = value as MutableRegisters["ss"]; return old; }
+    case "rip": { const old = m.rip; m.rip = value as MutableRegisters["rip"]; return old; }
+    case "rflags": { const old = m.rflags; m.rflags = value as MutableRegisters["rflags"]; return old; }
+    case "gpr": { const old = m.gpr; m.gpr = value as MutableRegisters["gpr"]; return old; }
+    case "devices": { const old = m.devices; m.devices = value as MutableRegisters["devices"]; return old; }
+    case "cr2": { const old = m.cr2; m.cr2 = value as MutableRegisters["cr2"]; return old; }
+    case "ds": { const old = m.ds; m.ds = value as MutableRegisters["ds"]; return old; }
+    case "es": { const old = m.es; m.es = value as MutableRegisters["es"]; return old; }
+    case "fs": { const old = m.fs; m.fs = value as MutableRegisters["fs"]; return old; }
+    case "tr": { const old = m.tr; m.tr = value as MutableRegisters["tr"]; return old; }
+    case "ldtr": { const old = m.ldtr; m.ldtr = value as MutableRegisters["ldtr"]; return old; }
+    case "gdtr": { const old = m.gdtr; m.gdtr = value as MutableRegisters["gdtr"]; return old; }
+    case "idtr": { const old = m.idtr; m.idtr = value as MutableRegisters["idtr"]; return old; }
+    case "cr0": { const old = m.cr0; m.cr0 = value as MutableRegisters["cr0"]; return old; }
+    case "cr3": { const old = m.cr3; m.cr3 = value as MutableRegisters["cr3"]; return old; }
+    case "cr4": { const old = m.cr4; m.cr4 = value as MutableRegisters["cr4"]; return old; }
+    case "cr8": { const old = m.cr8; m.cr8 = value as MutableRegisters["cr8"]; return old; }
+    case "efer": { const old = m.efer; m.efer = value as MutableRegisters["efer"]; return old; }
+    case "star": { const old = m.star; m.star = value as MutableRegisters["star"]; return old; }
+    case "lstar": { const old = m.lstar; m.lstar = value as MutableRegisters["lstar"]; return old; }
+    case "cstar": { const old = m.cstar; m.cstar = value as MutableRegisters["cstar"]; return old; }
+    case "fmask": { const old = m.fmask; m.fmask = value as MutableRegisters["fmask"]; return old; }
+    case "sysenterCs": { const old = m.sysenterCs; m.sysenterCs = value as MutableRegisters["sysenterCs"]; return old; }
+    case "sysenterEsp": { const old = m.sysenterEsp; m.sysenterEsp = value as MutableRegisters["sysenterEsp"]; return old; }
+    case "sysenterEip": { const old = m.sysenterEip; m.sysenterEip = value as MutableRegisters["sysenterEip"]; return old; }
+    case "apicBase": { const old = m.apicBase; m.apicBase = value as MutableRegisters["apicBase"]; return old; }
+    case "dr0": { const old = m.dr0; m.dr0 = value as MutableRegisters["dr0"]; return old; }
+    case "dr1": { const old = m.dr1; m.dr1 = value as MutableRegisters["dr1"]; return old; }
+    case "dr2": { const old = m.dr2; m.dr2 = value as MutableRegisters["dr2"]; return old; }
+    case "dr3": { const old = m.dr3; m.dr3 = value as MutableRegisters["dr3"]; return old; }
+    case "dr6": { const old = m.dr6; m.dr6 = value as MutableRegisters["dr6"]; return old; }
+    case "dr7": { const old = m.dr7; m.dr7 = value as MutableRegisters["dr7"]; return old; }
+    default: {
+      const missing: never = key;
+      throw new Error(`exchangeField: unknown field ${String(missing)}`);
+    }
+  }
+}
+
 /** Writes `patch`'s fields into `m` (a record the caller owns); absent and undefined fields are
  *  left alone. */
 export function assignRegisters(m: MutableRegisters, patch: Partial<MachineRegisters>): void {
-  const fields = m as Record<string, unknown>;
   for (const key in patch) {
-    // RIP and RFLAGS, which nearly every instruction updates (RF-01, status flags, branches), by
-    // name: a keyed load and store that sees every field name is a lookup, about 2x slower.
-    if (key === "rip") {
-      if (patch.rip !== undefined) m.rip = patch.rip;
-    } else if (key === "rflags") {
-      if (patch.rflags !== undefined) m.rflags = patch.rflags;
-    } else {
-      const value = (patch as Record<string, unknown>)[key];
-      if (value !== undefined) fields[key] = value;
-    }
+    const value = patch[key as keyof MachineRegisters];
+    if (value !== undefined) exchangeField(m, key as keyof MachineRegisters, value);
   }
 }
 

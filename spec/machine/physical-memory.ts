@@ -2,6 +2,7 @@
 // so every Machine can keep its own memory without copying the rest (structural sharing). A step
 // writes through a MemoryDraft, which copies each page it writes at most once.
 import { PAGE_SIZE } from "../../contract/state.ts";
+import { joinHalves, split64, splitHigh, splitLow } from "./registers.ts";
 
 /** Pages are grouped in chunks of 64 (256 KiB) under one small map. */
 const CHUNK_PAGES = 64;
@@ -9,6 +10,8 @@ type Chunk = readonly (Uint8Array | undefined)[];
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
 const chunkKey = (pageNumber: number): number => Math.floor(pageNumber / CHUNK_PAGES);
+/** How many of a draft's page lookups it keeps (MemoryDraft.page; a power of 2). */
+const FRONT_PAGES = 16;
 /** The next MemoryDraft.serial. */
 let nextDraftSerial = 1;
 
@@ -160,6 +163,10 @@ export class MemoryDraft implements PageSource {
    *  stack page again and again. Forgotten whenever this draft gives up owning pages. */
   private lastWritableNumber = -1;
   private lastWritable: Uint8Array = ZERO_PAGE;
+  /** `page`'s last lookups (slot: page number & (FRONT_PAGES − 1)), valid under `frontGeneration`. */
+  private readonly frontNumbers = new Float64Array(FRONT_PAGES).fill(-1);
+  private readonly frontPages: Uint8Array[] = new Array<Uint8Array>(FRONT_PAGES).fill(ZERO_PAGE);
+  private frontGeneration = -1;
 
   constructor(
     /** The last memory handed out (the one this draft started from until the first write). */
@@ -173,7 +180,19 @@ export class MemoryDraft implements PageSource {
   }
 
   page(pageNumber: number): Uint8Array {
-    return this.chunks.get(chunkKey(pageNumber))?.[pageNumber % CHUNK_PAGES] ?? ZERO_PAGE;
+    // The pages looked up since the generation last moved, direct-mapped by page number: while it
+    // stands, every page number maps to the same page object (see `generation`).
+    const i = pageNumber & (FRONT_PAGES - 1);
+    if (this.frontGeneration === this.generation) {
+      if (this.frontNumbers[i] === pageNumber) return this.frontPages[i]!;
+    } else {
+      this.frontNumbers.fill(-1);
+      this.frontGeneration = this.generation;
+    }
+    const page = this.chunks.get(chunkKey(pageNumber))?.[pageNumber % CHUNK_PAGES] ?? ZERO_PAGE;
+    this.frontNumbers[i] = pageNumber;
+    this.frontPages[i] = page;
+    return page;
   }
 
   read(address: bigint, size: number): bigint {
@@ -220,14 +239,9 @@ export class MemoryDraft implements PageSource {
     this.journalSize[n] = size;
     this.journalLow[n] = lowWord(page, offset, size);
     this.journalHigh[n] = size > 4 ? highWord(page, offset, size) : 0;
-    // The value's two 32-bit halves: from one Number when the value is exact as one (below 2^53,
-    // as addresses and most stack slots are), which allocates no BigInt.
-    if (value >= 0n && value < TWO_TO_53) {
-      const v = Number(value);
-      putInPage(page, offset, size, v >>> 0, size > 4 ? Math.floor(v / TWO_TO_32) : 0);
-    } else {
-      putInPage(page, offset, size, Number(BigInt.asUintN(32, value)), size > 4 ? Number(BigInt.asUintN(32, value >> 32n)) : 0);
-    }
+    // The value's two 32-bit halves (modulo 2^64), split without a BigInt-to-Number conversion.
+    split64(value);
+    putInPage(page, offset, size, splitLow(), size > 4 ? splitHigh() : 0);
   }
 
   writeBytes(address: bigint, bytes: Uint8Array): void {
@@ -338,8 +352,6 @@ function newPage(): Uint8Array {
   return new Uint8Array(slab, PAGE_SIZE * slabUsed++, PAGE_SIZE);
 }
 
-const TWO_TO_32 = 2 ** 32;
-const TWO_TO_53 = 1n << 53n;
 
 /** Bytes offset..offset+min(size,4)−1 of `page` as a little-endian number (the low 32-bit half
  *  of a read of `size` bytes). */
@@ -360,13 +372,13 @@ function highWord(page: Uint8Array, offset: number, size: number): number {
   return high;
 }
 
-/** `size` (at most 8) bytes at `offset` in `page`, little-endian, assembled in plain numbers: one
- *  BigInt made from one Number when the value is below 2^53. */
+/** `size` (at most 8) bytes at `offset` in `page`, little-endian, assembled in plain numbers and
+ *  made a BigInt once (from a 32-bit Number, or from both halves through the scratch cell). */
 function readInPage(page: Uint8Array, offset: number, size: number): bigint {
   const low = lowWord(page, offset, size);
   if (size <= 4) return BigInt(low);
   const high = highWord(page, offset, size);
-  return high < 0x20_0000 ? BigInt(high * TWO_TO_32 + low) : (BigInt(high) << 32n) | BigInt(low);
+  return high === 0 ? BigInt(low) : joinHalves(low, high);
 }
 
 /** Stores the low `size` (at most 8) bytes of the value `high`·2^32 + `low` at `offset` in `page`

@@ -55,6 +55,55 @@ export const MSR = {
 
 export const MASK64 = (1n << 64n) - 1n;
 
+/** `value & sizeMask(size)` for the operand sizes, as BigInt.asUintN, which V8 computes without
+ *  allocating the intermediate BigInts a `&` makes (several times faster on the hot paths). */
+export function truncate(value: bigint, size: number): bigint {
+  switch (size) {
+    case 8: return BigInt.asUintN(64, value);
+    case 4: return BigInt.asUintN(32, value);
+    case 2: return BigInt.asUintN(16, value);
+    case 1: return BigInt.asUintN(8, value);
+    default: return value & sizeMask(size);
+  }
+}
+
+/** `BigInt(n)` for 0 ≤ n ≤ 16 (operand sizes, instruction lengths) from a table: converting a
+ *  Number to a BigInt allocates. */
+const SMALL: readonly bigint[] = Array.from({ length: 17 }, (_, i) => BigInt(i));
+export function smallBigInt(n: number): bigint {
+  return SMALL[n] ?? BigInt(n);
+}
+
+/**
+ * A scratch 64-bit cell seen as two 32-bit halves: a BigInt stored there (modulo 2^64, as
+ * BigInt.asUintN(64)) is split into exact Numbers without V8's BigInt-to-Number conversion, a
+ * runtime call that costs several times more (every memory access and fetch splits an address).
+ * `split64(x)`, then `splitLow()` / `splitHigh()`, before anything else splits.
+ */
+const CELL = new BigUint64Array(1);
+const HALVES = new Uint32Array(CELL.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const LOW_HALF = LITTLE_ENDIAN ? 0 : 1;
+const HIGH_HALF = LITTLE_ENDIAN ? 1 : 0;
+export function split64(x: bigint): void {
+  CELL[0] = x;
+}
+/** Bits 31:0 of the last `split64` value. */
+export function splitLow(): number {
+  return HALVES[LOW_HALF]!;
+}
+/** Bits 63:32 of the last `split64` value. */
+export function splitHigh(): number {
+  return HALVES[HIGH_HALF]!;
+}
+/** high·2^32 + low (both 32-bit) as a BigInt, through the same cell: `BigInt(number)` above 2^32
+ *  is a runtime call as well. */
+export function joinHalves(low: number, high: number): bigint {
+  HALVES[LOW_HALF] = low;
+  HALVES[HIGH_HALF] = high;
+  return CELL[0]!;
+}
+
 /** The bits of a `size`-byte value (8 and more: all 64). */
 export function sizeMask(size: number): bigint {
   // The four operand sizes are constants (this runs on every register access); others computed.
@@ -77,7 +126,9 @@ export function in64BitMode(m: { readonly efer: bigint; readonly cs: { readonly 
 }
 
 export function iopl(m: { readonly rflags: bigint }): number {
-  return Number((m.rflags >> 12n) & 3n);
+  // RFLAGS[13:12], split from the BigInt without a BigInt-to-Number conversion.
+  split64(m.rflags);
+  return (splitLow() >>> 12) & 3;
 }
 
 /** CANON-01: with 4-level paging, bits 63:47 all equal. */

@@ -30,6 +30,13 @@ const ACCESSES: Readonly<Record<AccessKind, Readonly<Record<AccessMode, Access>>
 /** How many slots `accessOf`'s objects number. */
 export const ACCESS_SLOTS = 9;
 
+/** The same objects by slot (kind·3 + mode, in ACCESSES' order). */
+const BY_SLOT: readonly Access[] = [ACCESSES.read.user, ACCESSES.read.supervisor, ACCESSES.read.implicit, ACCESSES.write.user, ACCESSES.write.supervisor, ACCESSES.write.implicit, ACCESSES.execute.user, ACCESSES.execute.supervisor, ACCESSES.execute.implicit];
+
 export function accessOf(kind: AccessKind, mode: AccessMode): Access {
-  return ACCESSES[kind][mode];
+  // Compared, not looked up by name: a keyed load whose keys vary is V8's slow megamorphic path,
+  // and this runs on every descriptor, IDT and TSS read.
+  const k = kind === "read" ? 0 : kind === "write" ? 3 : 6;
+  const m = mode === "user" ? 0 : mode === "supervisor" ? 1 : 2;
+  return BY_SLOT[k + m]!;
 }

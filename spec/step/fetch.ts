@@ -5,7 +5,7 @@ import type { Instruction, Unsupported } from "../decode/instruction.ts";
 import { rememberedInstruction, rememberInstruction } from "../decode/memo.ts";
 import { GP, isFault, type Fault } from "../fault.ts";
 import type { MachineRegisters } from "../machine/machine.ts";
-import { canonical, cpl, in64BitMode, MASK64, RFLAGS } from "../machine/registers.ts";
+import { canonical, cpl, in64BitMode, RFLAGS, smallBigInt, split64, splitHigh, splitLow } from "../machine/registers.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { walkIsRemembered } from "../paging/walk-memo.ts";
 import { accessOf, type AccessMode } from "../paging/access.ts";
@@ -13,7 +13,7 @@ import type { Transaction } from "../transaction/transaction.ts";
 
 /** Linear address of the instruction pointer: CS.base applies outside 64-bit mode. */
 function fetchAddress(m: MachineRegisters, offset: number): bigint {
-  return in64BitMode(m) ? (m.rip + BigInt(offset)) & MASK64 : (m.cs.base + ((m.rip + BigInt(offset)) & 0xffff_ffffn)) & 0xffff_ffffn;
+  return in64BitMode(m) ? BigInt.asUintN(64, m.rip + smallBigInt(offset)) : BigInt.asUintN(32, m.cs.base + BigInt.asUintN(32, m.rip + smallBigInt(offset)));
 }
 
 /**
@@ -73,23 +73,29 @@ interface CodePage {
   readonly cr4: bigint;
   readonly efer: bigint;
   readonly ac: bigint;
+  /** A walk epoch of these registers (spec/paging/walk-memo.ts `walkEpoch`): a machine of that
+   *  epoch has them all, and is not compared with them one by one. */
+  epoch: number;
   readonly mode: AccessMode;
   /** The linear page number (addresses below 2^53 only: exact as Numbers). */
   readonly linearPage: number;
-  /** Offset in the page → the instruction there (wholly inside the page). */
-  readonly decoded: Map<number, Instruction>;
+  /** By offset in the page: the instruction there (wholly inside the page). */
+  readonly decoded: (Instruction | undefined)[];
 }
 
 /** Direct-mapped by linear page number: user and kernel code pages of a loop each keep theirs. */
 const CODE_PAGES = 16;
 const codePages: (CodePage | undefined)[] = new Array<CodePage | undefined>(CODE_PAGES).fill(undefined);
-const TWO_TO_53 = 1n << 53n;
 
-function sameCodePage(c: CodePage, m: MachineRegisters, memory: MemoryDraft, mode: AccessMode): boolean {
+/** Whether a fetch on `m` (walk epoch `epoch`) at privilege `mode` may use `c`. */
+function sameCodePage(c: CodePage, m: MachineRegisters, epoch: number, memory: MemoryDraft, mode: AccessMode): boolean {
+  if (c.memory !== memory.serial || c.generation !== memory.generation || c.mode !== mode) return false;
+  if (c.epoch === epoch) return true;
   // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
   const rflags = m.rflags;
-  return c.memory === memory.serial && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
-    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC);
+  if (c.cr3 !== m.cr3 || c.cr0 !== m.cr0 || c.cr4 !== m.cr4 || c.efer !== m.efer || c.ac !== (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC)) return false;
+  c.epoch = epoch;
+  return true;
 }
 
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
@@ -97,15 +103,16 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
   // Read, not handed out (`t.now`): nothing is updated while an instruction is fetched.
   const m = t.now;
   const mode64 = in64BitMode(m);
-  // 64-bit mode, RIP below 2^53 (canonical): first the code pages fetched from before.
-  if (mode64 && m.rip < TWO_TO_53) {
-    const rip = Number(m.rip);
-    const offset = rip % 4096;
-    const linearPage = (rip - offset) / 4096;
+  // 64-bit mode, RIP below 2^53 (canonical): first the code pages fetched from before. (RIP split
+  // into exact Numbers, its page number and offset.)
+  split64(m.rip);
+  if (mode64 && splitHigh() < 0x20_0000) {
+    const offset = splitLow() & 0xfff;
+    const linearPage = splitHigh() * 0x10_0000 + (splitLow() >>> 12);
     const c = codePages[linearPage % CODE_PAGES];
     const mode = cpl(m) === 3 ? "user" : "supervisor";
-    if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.workingMemory, mode)) {
-      const known = c.decoded.get(offset);
+    if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.walkEpoch(), t.workingMemory, mode)) {
+      const known = c.decoded[offset];
       if (known !== undefined) {
         // What the fetch's successful walk records (Transaction.translateOrFault).
         t.hit("PF-ACCESSED");
@@ -124,14 +131,17 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
   const memory = t.workingMemory;
   const slot = linearPage % CODE_PAGES;
   const c = codePages[slot];
-  if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, memory, mode)) {
-    c.decoded.set(offset, insn);
+  if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.walkEpoch(), memory, mode)) {
+    c.decoded[offset] = insn;
     return;
   }
   if (!walkIsRemembered(m, memory, m.rip, accessOf("execute", mode))) return;
+  // Indexed by offset (an array, not a Map: one load on every instruction fetched).
+  const decoded = new Array<Instruction | undefined>(4096).fill(undefined);
+  decoded[offset] = insn;
   codePages[slot] = {
-    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
-    linearPage, decoded: new Map([[offset, insn]]),
+    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, epoch: t.walkEpoch(), mode,
+    linearPage, decoded,
   };
 }
 

@@ -3,17 +3,17 @@
 // successful page walks survive (hardware does not undo them), and the few updates the SDM says a
 // fault does not undo (`updateKeptOnFault`); everything else is dropped.
 import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
-import { assignRegisters, copyRegisters, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
+import { assignRegisters, copyRegisters, exchangeField, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
 import type { InterruptShadow } from "../../contract/state.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { accessOf, type Access, type AccessKind, type AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { walk } from "../paging/translate.ts";
-import { rememberedFrame, walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
+import { rememberedFrame, walkEpoch, walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instruction.ts";
-import { canonical, cpl, in64BitMode, MASK64, RSP, sizeMask } from "../machine/registers.ts";
+import { canonical, cpl, in64BitMode, MASK64, RFLAGS, RSP, sizeMask, smallBigInt, split64, splitHigh, splitLow, truncate } from "../machine/registers.ts";
 import { compatibilityLinear, segmentCheckFailure, stackWidthMask, withStackPointer } from "./segment-checks.ts";
 import { recordExecuted } from "../rules/execution-coverage.ts";
 import type { RegisterJournal } from "./register-journal.ts";
@@ -64,6 +64,9 @@ export class Transaction {
   private accessedDirtyWalks: { readonly m: WalkRegisters; readonly linear: bigint; readonly access: Access }[] | null = null;
   /** Updates a fault does not undo (`updateKeptOnFault`), in order; null for none (the usual case). */
   private keptOnFault: ((m: MachineRegisters) => Partial<MachineRegisters>)[] | null = null;
+  /** The walk epoch of `current` (spec/paging/walk-memo.ts `walkEpoch`), or −1 when not known:
+   *  computed when first needed, forgotten by every update that may change a walk register. */
+  private epoch = -1;
   /** The single-step trap the instruction decided to leave (`setSingleStepTrap`), if it did. */
   singleStepTrap: boolean | undefined = undefined;
   /** The interrupt shadow in force when this step began (the step clears it in `m`); a MOV SS
@@ -154,6 +157,7 @@ export class Transaction {
 
   /** Writes one field of the record (logged when written in place on the start record). */
   private assign<K extends keyof MutableRegisters>(key: K, value: MutableRegisters[K]): void {
+    if (key !== "gpr") this.epoch = -1;
     const m = this.own();
     if (m === this.start) this.journal!.log(m, key, m[key]);
     m[key] = value;
@@ -170,6 +174,7 @@ export class Transaction {
   /** Applies an update tagged with its rule. */
   update(rule: RuleId, patch: Partial<MachineRegisters>): void {
     this.hit(rule);
+    this.epoch = -1;
     const m = this.own();
     if (m === this.start) assignLogged(m, patch, this.journal!);
     else assignRegisters(m, patch);
@@ -185,6 +190,8 @@ export class Transaction {
     this.hit(rule);
     // Not logged: a roll-back takes RIP and RFLAGS back from startRip/startRflags.
     const m = this.own();
+    // The walk epoch stands when RFLAGS.AC stays 0 (both values below bit 18).
+    if (rflags >= RFLAGS.AC || m.rflags >= RFLAGS.AC) this.epoch = -1;
     m.rip = rip;
     m.rflags = rflags;
   }
@@ -257,6 +264,7 @@ export class Transaction {
   rollBackRegisters(): void {
     if (this.journal === null) return;
     this.journal.rollBackRecord(this.journalMark, this.start, this.startRip, this.startRflags);
+    this.epoch = -1;
     this.current = this.start as MutableRegisters;
     this.owned = false;
     this.registers = this.start.gpr as bigint[];
@@ -307,7 +315,7 @@ export class Transaction {
   /** Register read at an operand size (AH/CH/DH/BH with `high8`). */
   readReg(reg: number, size: OperandSize, high8 = false): bigint {
     if (high8) return (this.gpr(reg - 4) >> 8n) & 0xffn;
-    return size === 8 ? this.gpr(reg) : this.gpr(reg) & sizeMask(size);
+    return size === 8 ? this.gpr(reg) : truncate(this.gpr(reg), size);
   }
 
   /** Register write at an operand size: 32-bit writes zero-extend, 8/16-bit writes merge. */
@@ -318,11 +326,17 @@ export class Transaction {
     } else if (size === 8) {
       this.setGpr(reg, value);
     } else if (size === 4) {
-      this.setGpr(reg, value & 0xffff_ffffn);
+      this.setGpr(reg, BigInt.asUintN(32, value));
     } else {
       const mask = sizeMask(size);
       this.setGpr(reg, (this.gpr(reg) & ~mask) | (value & mask));
     }
+  }
+
+  /** The walk epoch of the machine as updated so far (spec/paging/walk-memo.ts). */
+  walkEpoch(): number {
+    const epoch = this.epoch;
+    return epoch >= 0 ? epoch : (this.epoch = walkEpoch(this.current));
   }
 
   cpl(): number {
@@ -377,7 +391,7 @@ export class Transaction {
    *  the #PF. */
   private frameOrFault(linear: bigint, linearPage: number, access: Access): number | Fault {
     // A walk the memo remembers: the rules translateOrFault records on success, nothing to set.
-    const frame = rememberedFrame(this.current, this.memory, linearPage, access);
+    const frame = rememberedFrame(this.current, this.walkEpoch(), this.memory, linearPage, access);
     if (frame >= 0) {
       this.hit("PF-ACCESSED");
       if (access.kind === "write") this.hit("PF-DIRTY");
@@ -458,12 +472,15 @@ export class Transaction {
   }
 
   private readAt(linear: bigint, size: number, access: Access, stack: boolean, alignment: number): bigint | Fault {
-    // Common case first: the access lies in one page.
-    const offset = pageOffset(linear);
+    // Common case first: the access lies in one page. (The address is split into exact Numbers
+    // once: its offset and page number.)
+    split64(linear);
+    const offset = splitLow() & 0xfff;
     if (offset + size <= 4096 && size <= 8) {
+      const linearPage = splitHigh() * 0x10_0000 + (splitLow() >>> 12);
       const f = this.checkLinear(linear, size, access, stack, alignment, true);
       if (f !== undefined) return f;
-      const frame = this.frameOrFault(linear, linearPageNumber(linear, offset), access);
+      const frame = this.frameOrFault(linear, linearPage, access);
       return typeof frame !== "number" ? frame : this.memory.readIn(frame, offset, size);
     }
     const pieces = this.translateRange(linear, size, access, stack, alignment);
@@ -483,11 +500,13 @@ export class Transaction {
   }
 
   private writeAt(linear: bigint, size: number, value: bigint, access: Access, stack: boolean, alignment: number): undefined | Fault {
-    const offset = pageOffset(linear);
+    split64(linear);
+    const offset = splitLow() & 0xfff;
     if (offset + size <= 4096 && size <= 8) {
+      const linearPage = splitHigh() * 0x10_0000 + (splitLow() >>> 12);
       const f = this.checkLinear(linear, size, access, stack, alignment, true);
       if (f !== undefined) return f;
-      const frame = this.frameOrFault(linear, linearPageNumber(linear, offset), access);
+      const frame = this.frameOrFault(linear, linearPage, access);
       if (typeof frame !== "number") return frame;
       this.memory.writeIn(frame, offset, size, value);
       return undefined;
@@ -508,9 +527,9 @@ export class Transaction {
   effectiveAddress(op: MemOperand, nextRip: bigint): bigint {
     let ea = op.ripRelative ? nextRip : 0n;
     if (op.base !== null) ea += this.gpr(op.base);
-    if (op.index !== null) ea += this.gpr(op.index) * BigInt(op.scale);
+    if (op.index !== null) ea += this.gpr(op.index) * smallBigInt(op.scale);
     ea += op.disp;
-    return op.addressSize === 4 ? ea & 0xffff_ffffn : ea & MASK64;
+    return op.addressSize === 4 ? BigInt.asUintN(32, ea) : BigInt.asUintN(64, ea);
   }
 
   /**
@@ -522,7 +541,7 @@ export class Transaction {
     const ea = this.effectiveAddress(op, nextRip);
     const segment = this.current[op.segment];
     if (!in64BitMode(this.current)) return compatibilityLinear(segment, ea);
-    return op.segment === "fs" || op.segment === "gs" ? (segment.base + ea) & MASK64 : ea;
+    return op.segment === "fs" || op.segment === "gs" ? BigInt.asUintN(64, segment.base + ea) : ea;
   }
 
   /**
@@ -533,7 +552,7 @@ export class Transaction {
   memoryLinear(op: MemOperand, nextRip: bigint, kind: AccessKind, size: number = op.size): bigint | Fault {
     const ea = this.effectiveAddress(op, nextRip);
     const m = this.current;
-    if (in64BitMode(m)) return op.segment === "fs" || op.segment === "gs" ? (m[op.segment].base + ea) & MASK64 : ea;
+    if (in64BitMode(m)) return op.segment === "fs" || op.segment === "gs" ? BigInt.asUintN(64, m[op.segment].base + ea) : ea;
     return this.compatibilityAccess(op.segment, ea, size, kind, op.stackSegment);
   }
 
@@ -574,7 +593,7 @@ export class Transaction {
       case "mem": {
         const linear = this.memoryLinear(op, nextRip, "write");
         if (typeof linear !== "bigint") return linear;
-        const f = this.writeAt(linear, op.size, value & sizeMask(op.size as OperandSize), this.dataAccess(DATA_WRITE), op.stackSegment, naturalAlignment(op.size));
+        const f = this.writeAt(linear, op.size, truncate(value, op.size), this.dataAccess(DATA_WRITE), op.stackSegment, naturalAlignment(op.size));
         if (f === undefined && rule !== undefined) this.hit(rule);
         return f;
       }
@@ -590,8 +609,8 @@ export class Transaction {
    *  it is done). */
   push(value: bigint, size: OperandSize = 8, rule?: RuleId): undefined | Fault {
     if (!in64BitMode(this.current)) return this.pushCompatibility(value, size, rule);
-    const rsp = (this.gpr(RSP) - BigInt(size)) & MASK64;
-    const f = this.writeAt(rsp, size, value & sizeMask(size), this.dataAccess(DATA_WRITE), true, naturalAlignment(size));
+    const rsp = BigInt.asUintN(64, this.gpr(RSP) - smallBigInt(size));
+    const f = this.writeAt(rsp, size, truncate(value, size), this.dataAccess(DATA_WRITE), true, naturalAlignment(size));
     if (isFault(f)) return f;
     this.setGpr(RSP, rsp);
     if (rule !== undefined) this.hit(rule);
@@ -604,7 +623,7 @@ export class Transaction {
     const rsp = this.gpr(RSP);
     const value = this.readAt(rsp, size, this.dataAccess(DATA_READ), true, naturalAlignment(size));
     if (isFault(value)) return value;
-    this.setGpr(RSP, (rsp + BigInt(size)) & MASK64);
+    this.setGpr(RSP, BigInt.asUintN(64, rsp + smallBigInt(size)));
     return value;
   }
 
@@ -642,7 +661,7 @@ export class Transaction {
    */
   stackSlot(offset: bigint, size: number, kind: AccessKind = "read"): bigint | Fault {
     const rsp = this.gpr(RSP);
-    if (in64BitMode(this.current)) return (rsp + offset) & MASK64;
+    if (in64BitMode(this.current)) return BigInt.asUintN(64, rsp + offset);
     const width = stackWidthMask(this.current.ss);
     return this.compatibilityAccess("ss", (rsp + offset) & width, size, kind, true);
   }
@@ -659,7 +678,7 @@ export class Transaction {
   moveStackPointer(rule: RuleId, delta: bigint): void {
     const rsp = this.gpr(RSP);
     if (in64BitMode(this.current)) {
-      this.writeGpr(rule, RSP, (rsp + delta) & MASK64);
+      this.writeGpr(rule, RSP, BigInt.asUintN(64, rsp + delta));
       return;
     }
     const width = stackWidthMask(this.current.ss);
@@ -671,34 +690,11 @@ export class Transaction {
 /** `assignRegisters`, logging in `journal` the value each write overwrites — but RIP's and
  *  RFLAGS', which the transaction takes back from the values it began with. */
 function assignLogged(m: MutableRegisters, patch: Partial<MachineRegisters>, journal: RegisterJournal): void {
-  const fields = m as Record<string, unknown>;
   for (const key in patch) {
-    // RIP and RFLAGS by name, as assignRegisters does (a keyed load that sees every name is slower).
-    if (key === "rip") {
-      const rip = patch.rip;
-      if (rip !== undefined) m.rip = rip;
-    } else if (key === "rflags") {
-      const rflags = patch.rflags;
-      if (rflags !== undefined) m.rflags = rflags;
-    } else {
-      const value = (patch as Record<string, unknown>)[key];
-      if (value !== undefined) {
-        journal.log(m, key, fields[key]);
-        fields[key] = value;
-      }
-    }
+    const field = key as keyof MachineRegisters;
+    const value = patch[field];
+    if (value === undefined) continue;
+    const old = exchangeField(m, field, value);
+    if (field !== "rip" && field !== "rflags") journal.log(m, field, old);
   }
-}
-
-/** Linear addresses below 2^53 are exact as Numbers: their page arithmetic needs no BigInt. */
-const TWO_TO_53 = 1n << 53n;
-
-/** `linear`'s offset in its 4 KiB page. */
-function pageOffset(linear: bigint): number {
-  return linear < TWO_TO_53 ? Number(linear) % 4096 : Number(linear & 0xfffn);
-}
-
-/** `linear`'s page number (linear >> 12), given its offset in the page. */
-function linearPageNumber(linear: bigint, offset: number): number {
-  return linear < TWO_TO_53 ? (Number(linear) - offset) / 4096 : Number(linear >> 12n);
 }

@@ -6,7 +6,7 @@
 import { GP, isFault, NP, PF, SS, TS, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
 import { cpuRunState } from "../machine/machine.ts";
-import { canonical, cpl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
+import { canonical, cpl, joinHalves, RFLAGS, RSP, split64, splitHigh, splitLow } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, nullSegment, readDescriptor, segmentFromDescriptor,
@@ -55,12 +55,15 @@ export interface IdtGate {
 }
 
 export function parseGate(low: bigint, high: bigint): IdtGate {
-  // The gate's doublewords as Figure 6-8 draws them (bits within a doubleword as plain numbers).
-  const dword0 = Number(BigInt.asUintN(32, low)); //  selector 31:16, offset 15:0
-  const dword1 = Number(low >> 32n); //                offset 31:16, P 15, DPL 14:13, 0 12, type 11:8, IST 2:0
-  const dword2 = BigInt.asUintN(32, high); //          offset 63:32
+  // The gate's doublewords as Figure 6-8 draws them (bits within a doubleword as plain numbers,
+  // split from the quadwords without a BigInt-to-Number conversion: registers.ts split64).
+  split64(low);
+  const dword0 = splitLow(); //   selector 31:16, offset 15:0
+  const dword1 = splitHigh(); //  offset 31:16, P 15, DPL 14:13, 0 12, type 11:8, IST 2:0
+  split64(high);
+  const dword2 = splitLow(); //   offset 63:32
   return {
-    offset: (dword2 << 32n) | BigInt(((dword1 & 0xffff_0000) | (dword0 & 0xffff)) >>> 0),
+    offset: joinHalves(((dword1 & 0xffff_0000) | (dword0 & 0xffff)) >>> 0, dword2),
     selector: dword0 >>> 16,
     ist: dword1 & 7,
     type: (dword1 >>> 8) & 0xf,
@@ -97,8 +100,8 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
 
   // ---- the IDT gate -------------------------------------------------------------------------
   if (v * 16 + 15 > m.idtr.limit) return t.fault("DELIVER-01", GP, idtErrorCode(t, v, ext));
-  const gateAddress = (m.idtr.base + BigInt(v * 16)) & MASK64;
-  if (!canonical(gateAddress) || !canonical((gateAddress + 15n) & MASK64)) return t.fault("DELIVER-02", GP, idtErrorCode(t, v, ext));
+  const gateAddress = BigInt.asUintN(64, m.idtr.base + BigInt(v * 16));
+  if (!canonical(gateAddress) || !canonical(BigInt.asUintN(64, gateAddress + 15n))) return t.fault("DELIVER-02", GP, idtErrorCode(t, v, ext));
   const low = t.readLinear(gateAddress, 8, "implicit");
   if (isFault(low)) return low;
   const high = t.readLinear(gateAddress + 8n, 8, "implicit");
@@ -112,7 +115,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   // ---- the target code segment --------------------------------------------------------------
   if (isNullSelector(gate.selector)) return t.fault("DELIVER-06", GP, ext);
   const location = descriptorLocation(t, gate.selector);
-  if (!location.inside || !canonical(location.address) || !canonical((location.address + 7n) & MASK64))
+  if (!location.inside || !canonical(location.address) || !canonical(BigInt.asUintN(64, location.address + 7n)))
     return t.fault("DELIVER-07", GP, selectorErrorCode(t, gate.selector, ext));
   const code = readDescriptor(t, location.address);
   if (isFault(code)) return code;
@@ -135,7 +138,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
     // limit (not the GDT), read from memory as it is now.
     t.hit("DT-03");
     if (tssOffset + 7 > m.tr.limit) return t.fault("DELIVER-12", TS, selectorErrorCode(t, m.tr.selector, ext));
-    const fromTss = t.readLinear((m.tr.base + BigInt(tssOffset)) & MASK64, 8, "implicit");
+    const fromTss = t.readLinear(BigInt.asUintN(64, m.tr.base + BigInt(tssOffset)), 8, "implicit");
     if (isFault(fromTss)) return fromTss;
     t.hit("DT-04");
     newRsp = fromTss;
@@ -186,6 +189,9 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   t.update("DELIVER-19", { cs, rip: gate.offset });
   const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
   t.update("DELIVER-20", { rflags: m.rflags & ~cleared });
-  t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked: m.cpu.nmiBlocked || event.source === "nmi" }) });
+  // (No update when the run state already says so: the usual delivery, not halted, no shadow.)
+  const nmiBlocked = m.cpu.nmiBlocked || event.source === "nmi";
+  if (!m.cpu.halted && m.cpu.shadow === "none" && m.cpu.nmiBlocked === nmiBlocked) t.hit("DELIVER-21");
+  else t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked }) });
   return undefined;
 }

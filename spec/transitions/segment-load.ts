@@ -162,21 +162,24 @@ export function execPopSreg(t: Transaction, insn: Instruction): Fault | undefine
  * (`null-selectors-too`); far RET's IA-32e loop has no such clause and leaves NULL selectors alone.
  */
 export function nullInaccessibleDataSegments(t: Transaction, newCpl: number, rule: RuleId, nullSelectors: "null-selectors-too" | "leave-null-selectors"): void {
-  const patch: { -readonly [K in "es" | "ds" | "fs" | "gs"]?: Segment } = {};
   const m = t.now;
-  let changed = false;
-  for (const sreg of ["es", "ds", "fs", "gs"] as const) {
-    const seg = m[sreg];
-    const dataOrNonConforming = seg.s === 1 && (seg.type & 0xc) !== 0xc;
-    if (dataOrNonConforming && seg.dpl < newCpl) patch[sreg] = nullSegment(0, seg.base);
-    else if (nullSelectors === "null-selectors-too" && isNullSelector(seg.selector) && seg.selector !== 0) patch[sreg] = segment({ ...seg, selector: 0 });
-    else continue;
-    changed = true;
-  }
+  const es = afterReturn(m.es, newCpl, nullSelectors);
+  const ds = afterReturn(m.ds, newCpl, nullSelectors);
+  const fs = afterReturn(m.fs, newCpl, nullSelectors);
+  const gs = afterReturn(m.gs, newCpl, nullSelectors);
   // Nothing to null (the usual return to CPL 3 with flat DPL-3 data segments): the rule still
   // applied, but the record is not copied for an empty update.
-  if (changed) t.update(rule, patch);
-  else t.hit(rule);
+  if (es === m.es && ds === m.ds && fs === m.fs && gs === m.gs) t.hit(rule);
+  else t.update(rule, { es, ds, fs, gs });
+}
+
+/** One data segment register after a return to `newCpl` (nullInaccessibleDataSegments): NULL,
+ *  its selector made 0, or unchanged (the same object). */
+function afterReturn(seg: Segment, newCpl: number, nullSelectors: "null-selectors-too" | "leave-null-selectors"): Segment {
+  const dataOrNonConforming = seg.s === 1 && (seg.type & 0xc) !== 0xc;
+  if (dataOrNonConforming && seg.dpl < newCpl) return nullSegment(0, seg.base);
+  if (nullSelectors === "null-selectors-too" && isNullSelector(seg.selector) && seg.selector !== 0) return segment({ ...seg, selector: 0 });
+  return seg;
 }
 
 /** MOV Sreg, r16 alone (2 bytes): the checks, the load and the MOV-SS shadow. */

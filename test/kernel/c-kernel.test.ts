@@ -50,7 +50,10 @@ describe("the C kernel", () => {
     ]) expect(lines).toContain(line);
   }, 600_000);
 
-  it("impl's run on its own ends like spec's: the same steps, console and final state (all guest memory), every invariant holding", () => {
+  // impl's side of the same lockstep run (kernel/c/instructions.ts cKernelCheck), judged on its own:
+  // its own event count, console, final state and checker (watching impl's own events and states),
+  // and at the end impl itself says it has exited.
+  it("impl's run ends like spec's: the same steps, console and final state (all guest memory), every invariant holding on impl's own events and states", () => {
     const spec = cKernelCheck("spec");
     const impl = cKernelCheck("impl");
     expect(impl.run.stop).toBe("exit");
