@@ -208,6 +208,11 @@ export interface AsyncEngine {
   touched(): Promise<readonly PhysicalRange[]>;
   /** As Engine.takeConsole; absent on an engine without devices. */
   takeConsole?(): Promise<Uint8Array>;
+  /** A promise from the caller: until the next load(), it calls step() at most `n` more times,
+   *  with only state() and touched() in between (a lockstep without raises). The engine may run
+   *  those steps ahead, at once (a process engine: one exchange for several steps); it may then
+   *  refuse any other call until load(). Optional. */
+  expectSteps?(n: number): void;
   /** Releases the engine (ends a child process). Idempotent. */
   close(): Promise<void>;
 }

@@ -136,6 +136,9 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
   let before = start;
   let steps = first - 1;
   const last = first - 1 + limit;
+  // Without raises, only steps and reads of engine B come until the next load: it may run them
+  // ahead (a process engine: one exchange for several steps; AsyncEngine.expectSteps).
+  if (p.c.raises.length === 0) p.b.expectSteps?.(limit + 1);
   for (;;) {
     p.checkDeadline();
     before = await p.raisesAt(before);

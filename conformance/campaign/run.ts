@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import type { AsyncEngine, EngineEvent } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
-import { stateToJson, type ArchState } from "../../contract/state.ts";
+import { stateJsonWith, stateToJson, type ArchState } from "../../contract/state.ts";
 import type { ComparisonRule, FieldDifference } from "../../contract/compare.ts";
 import { hex } from "../../contract/hex.ts";
 import { runAsyncEngine } from "../../engines/runner.ts";
@@ -239,12 +239,18 @@ async function stillFailsBuilt(a: EngineHolder, b: EngineHolder, built: BuiltCas
   return j;
 }
 
-/** What a lockstep run of `built` depends on (its machine, vendor, step limit and raises), as one
- *  string: shrink candidates with the same key have the same verdict. */
+/** What a lockstep run of `built` depends on (its machine, vendor, step limit and raises), hashed:
+ *  shrink candidates with the same key have the same verdict. Memory goes in as each page's number
+ *  and bytes (a zero page counts, though no engine could tell it from a missing one). */
 export function builtCaseKey(built: BuiltCase, settings: CaseSettings): string {
   const raises = built.raises.map((r) => [hex(r.rip), "irq" in r.event ? r.event.irq : "nmi"]);
-  const text = JSON.stringify([profileOf(settings, built), built.maxSteps, raises, stateToJson(built.state)]);
-  return createHash("sha256").update(text).digest("base64");
+  const hash = createHash("sha256").update(JSON.stringify([profileOf(settings, built), built.maxSteps, raises, stateJsonWith(built.state, null)]));
+  const pageNumber = new Uint8Array(8);
+  for (const n of [...built.state.memory.keys()].sort((x, y) => x - y)) {
+    new DataView(pageNumber.buffer).setFloat64(0, n);
+    hash.update(pageNumber).update(built.state.memory.get(n)!);
+  }
+  return hash.digest("base64");
 }
 
 export interface ShrinkResult {

@@ -11,6 +11,8 @@
 // Every caller reads the state after a step (the runner's loop, lockstep): with an engine that says
 // `step_state`, step() asks for the touched ranges and the state with the event, in one exchange,
 // and the touched() and state() that follow are answered from it (until a request that may write).
+// A caller that promises nothing but steps until the next load (expectSteps: a lockstep without
+// raises) gets them from one `steps` exchange with an engine that says `steps_state`.
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
@@ -20,7 +22,7 @@ import type { ProfileName } from "../../contract/profile.ts";
 import { PAGE_SIZE, type ArchState } from "../../contract/state.ts";
 import { EngineError } from "../host/errors.ts";
 import {
-  PROTOCOL_VERSION, RESULTS, ResponseJson, STEP_STATE_RESULT, capabilitiesFromJson, eventFromJson, firstIssue, raiseToJson, rangeFromJson, rangeToJson,
+  PROTOCOL_VERSION, RESULTS, ResponseJson, STEP_STATE_RESULT, STEPS_STATE_RESULT, capabilitiesFromJson, eventFromJson, firstIssue, raiseToJson, rangeFromJson, rangeToJson,
   stateFromProtocol, stateToProtocol, stopFromJson, type Method,
 } from "./protocol.ts";
 
@@ -36,6 +38,10 @@ export interface ProcessEngineOptions {
 
 /** Longest answer line accepted (a whole guest memory in hex fits). */
 const MAX_LINE = 512 << 20;
+
+/** Most steps asked for in one `steps` exchange ahead of the caller: a case usually ends within a
+ *  few steps, and the steps the caller does not take (after a divergence) are wasted. */
+const MAX_AHEAD = 16;
 
 const live = new Set<ChildProcess>();
 let hooked = false;
@@ -91,6 +97,13 @@ export class ProcessEngine implements AsyncEngine {
   private writeRequests = 0;
   /** The engine answers `step` with `{"state": true}` (its hello says `step_state` and `touched`). */
   private stepState = false;
+  /** It answers `steps` with `{"n": N, "state": true}` too (its hello also says `steps_state`). */
+  private stepsState = false;
+  /** Steps more the caller may take before the next load (expectSteps). */
+  private lookahead = 0;
+  /** Steps the engine ran ahead of the caller (a `steps` answer), and how many step() handed out. */
+  private ahead: readonly z.output<typeof STEP_STATE_RESULT>[] = [];
+  private aheadTaken = 0;
   private stderrTail: string[] = [];
   private exited = false;
   private readonly exit: Promise<void>;
@@ -142,6 +155,7 @@ export class ProcessEngine implements AsyncEngine {
       const hello = (await engine.request("hello", { protocol: PROTOCOL_VERSION, client: "ringspec" }, options.startTimeoutMs ?? 10_000)) as z.output<typeof RESULTS.hello>;
       engine.capabilitiesValue = capabilitiesFromJson(hello);
       engine.stepState = hello.step_state && hello.touched;
+      engine.stepsState = engine.stepState && hello.steps_state;
     } catch (e) {
       await engine.close();
       const why = e instanceof EngineError ? e.message : String(e);
@@ -220,6 +234,8 @@ export class ProcessEngine implements AsyncEngine {
   private request(method: Method, params: unknown, timeoutMs = this.options.requestTimeoutMs ?? 10_000, result: z.ZodType = RESULTS[method]): Promise<unknown> {
     if (this.broken !== null) return Promise.reject(this.broken);
     if (this.pending !== null) return Promise.reject(new EngineError("usage", `${method} while ${this.pending.method} is pending`));
+    // The engine is where the last step it ran ahead left it, not where the caller is.
+    if (this.aheadTaken < this.ahead.length && method !== "load") return Promise.reject(new EngineError("usage", `${method} while ${this.ahead.length - this.aheadTaken} steps run ahead (expectSteps) are not taken`));
     if (method !== "state" && method !== "touched") {
       this.touchedAnswer = undefined;
       this.stateAnswer = undefined;
@@ -235,26 +251,56 @@ export class ProcessEngine implements AsyncEngine {
   }
 
   async load(state: ArchState, profile: ProfileName): Promise<void> {
+    this.lookahead = 0;
+    this.ahead = [];
+    this.aheadTaken = 0;
     this.loadedPages = state.memory;
     await this.request("load", { state: stateToProtocol(state), profile });
   }
 
+  expectSteps(n: number): void {
+    this.lookahead = n;
+  }
+
   async step(): Promise<EngineEvent> {
+    this.lookahead = Math.max(0, this.lookahead - 1);
+    if (this.aheadTaken < this.ahead.length) return this.stepTaken(this.ahead[this.aheadTaken++]!, "steps");
     if (!this.stepState) {
       const r = (await this.request("step", undefined)) as z.output<typeof RESULTS.step>;
       return eventFromJson(r.event);
     }
+    if (this.stepsState && this.lookahead > 0) {
+      // This step and the ones promised after it, in one exchange.
+      const n = Math.min(this.lookahead + 1, MAX_AHEAD);
+      const pending = this.request("steps", { n, state: true }, undefined, STEPS_STATE_RESULT);
+      const sent = this.writeRequests;
+      const r = (await pending) as z.output<typeof STEPS_STATE_RESULT>;
+      if (r.steps.length > n) throw this.protocolError(`steps: ${r.steps.length} steps for n = ${n}`);
+      if (this.writeRequests !== sent) throw new EngineError("usage", "steps: another request came in between");
+      this.ahead = r.steps;
+      this.aheadTaken = 1;
+      return this.stepTaken(r.steps[0]!, "steps");
+    }
     const pending = this.request("step", { state: true }, undefined, STEP_STATE_RESULT);
     const sent = this.writeRequests;
     const r = (await pending) as z.output<typeof STEP_STATE_RESULT>;
+    const event = this.stepTaken(r, "step");
+    if (this.writeRequests !== sent) {
+      // Another request came in meanwhile: what this step answered may be stale.
+      this.touchedAnswer = undefined;
+      this.stateAnswer = undefined;
+    }
+    return event;
+  }
+
+  /** The event of a step answered with its state; its touched ranges and state are kept for the
+   *  touched() and state() that follow. */
+  private stepTaken(r: z.output<typeof STEP_STATE_RESULT>, method: Method): EngineEvent {
     const event = eventFromJson(r.event);
     const ranges = r.touched.map(rangeFromJson);
     // As state() would have it: the loaded memory with the pages the ranges reach read back.
-    const state = this.withTouchedPages(this.decodeState(r, "step"), wholePages(ranges));
-    if (this.writeRequests === sent) {
-      this.touchedAnswer = ranges;
-      this.stateAnswer = state;
-    }
+    this.stateAnswer = this.withTouchedPages(this.decodeState(r, method), wholePages(ranges));
+    this.touchedAnswer = ranges;
     return event;
   }
 

@@ -3,7 +3,9 @@
 // line on its stdout, in order; the engine logs to stderr. The requests mirror the AsyncEngine
 // interface (contract/engine.ts): hello, load, step, steps, run, state, raise, touched. An engine
 // that says `step_state` in its hello also answers `step` with `{"state": true}`: the step, then
-// what `touched` and `state` would answer, in one exchange instead of three. Every
+// what `touched` and `state` would answer, in one exchange instead of three; one that also says
+// `steps_state` answers `steps` with `{"n": N, "state": true}`: that for each of up to N steps (a
+// lockstep without raises asks for its steps in one exchange). Every
 // message, both ways, is validated here with zod; `ringspec schema --protocol` prints the JSON
 // Schema generated from these schemas (committed as engines/process/protocol.schema.json), and
 // docs/protocol.md describes it for emulator authors.
@@ -100,6 +102,10 @@ export const CapabilitiesJson = z.strictObject({
    *  the event (STEP_STATE_RESULT): one exchange a lockstep step instead of step, touched, state.
    *  Optional: ringspec asks only engines that say so (and that say `touched`). */
   step_state: z.boolean().default(false),
+  /** `steps` with `{"n": N, "state": true}` answers each step as `step` with `{"state": true}`
+   *  does (STEPS_STATE_RESULT): one exchange for up to N lockstep steps. Optional: ringspec asks
+   *  only engines that say so (and that say `step_state`). */
+  steps_state: z.boolean().default(false),
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -114,7 +120,8 @@ export const RequestJson = z.discriminatedUnion("method", [
   request("load", z.strictObject({ state: StateJson, profile: ProfileNameSchema })),
   /** `state: true` (engines with `step_state` only): STEP_STATE_RESULT instead of RESULTS.step. */
   request("step", z.strictObject({ state: z.boolean().optional() }).optional()),
-  request("steps", z.strictObject({ n: z.number().int().min(1).max(1_000_000) })),
+  /** `state: true` (engines with `steps_state` only): STEPS_STATE_RESULT instead of RESULTS.steps. */
+  request("steps", z.strictObject({ n: z.number().int().min(1).max(1_000_000), state: z.boolean().optional() })),
   request("run", z.strictObject({ max_steps: Count })),
   /** `memory`: only these physical ranges (default: every non-zero page). */
   request("state", z.strictObject({ memory: z.array(RangeJson).max(100_000).optional() }).optional()),
@@ -145,6 +152,14 @@ export const STEP_STATE_RESULT = z.strictObject({
   event: EventJson,
   touched: z.array(RangeJson).max(1_000_000),
   state: StateJson,
+});
+
+/** The answer to `steps` with `{"n": N, "state": true}`: for each step taken, in order, what `step`
+ *  with `{"state": true}` would have answered. At least one step and at most N; the engine may
+ *  stop early (`ringspec serve` stops after an event that ends a run, and after a step taken with
+ *  the CPU halted and nothing to wake it). */
+export const STEPS_STATE_RESULT = z.strictObject({
+  steps: z.array(STEP_STATE_RESULT).min(1).max(1_000_000),
 });
 
 export const ErrorJson = z.strictObject({ message: z.string().max(10_000) });
@@ -259,7 +274,8 @@ export function capabilitiesFromJson(j: z.output<typeof CapabilitiesJson>): Engi
   };
 }
 
-/** A hello answer; `stepState`: the engine answers `step` with `{"state": true}`. */
+/** A hello answer; `stepState`: the engine answers `step` and `steps` with `{"state": true}`
+ *  (`step_state` and `steps_state`). */
 export function capabilitiesToJson(c: EngineCapabilities, stepState = false): z.input<typeof CapabilitiesJson> {
   return {
     protocol: PROTOCOL_VERSION,
@@ -270,7 +286,7 @@ export function capabilitiesToJson(c: EngineCapabilities, stepState = false): z.
     touched: c.touched,
     unobservable: [...c.unobservable],
     rules: c.rules === true,
-    ...(stepState ? { step_state: true } : {}),
+    ...(stepState ? { step_state: true, steps_state: true } : {}),
   };
 }
 
@@ -314,6 +330,9 @@ export function protocolJsonSchema(): Record<string, unknown> {
   const stepState = z.strictObject({ id: Count, result: STEP_STATE_RESULT });
   metadata.add(stepState, { title: 'answer to step with {"state": true}' });
   answers.push(stepState);
+  const stepsState = z.strictObject({ id: Count, result: STEPS_STATE_RESULT });
+  metadata.add(stepsState, { title: 'answer to steps with {"n": N, "state": true}' });
+  answers.push(stepsState);
   const error = z.strictObject({ id: Count, error: ErrorJson });
   metadata.add(error, { title: "error answer" });
   const root = z.strictObject({ request: RequestJson, answer: z.union([...answers, error]) });

@@ -3,7 +3,8 @@
 // answered one at a time, in order. A request that does not parse or validate gets an error answer
 // naming the field (with the request's id when it has one); the server goes on. It says
 // `step_state`: a `step` with `{"state": true}` answers the event, the touched ranges and the state
-// with those pages in one line.
+// with those pages in one line; and `steps_state`: a `steps` with `{"n": N, "state": true}` answers
+// that for each of up to N steps.
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import type { Engine, EngineCapabilities } from "../../contract/engine.ts";
@@ -33,6 +34,17 @@ function withMemoryRanges(s: ArchState, ranges: readonly { start: bigint; end: b
   return { ...s, memory };
 }
 
+/** Events after which a run cannot go on (`steps` stops after them). */
+const ENDS: ReadonlySet<string> = new Set(["shutdown", "unsupported", "memory-limit", "exited"]);
+
+/** One step, then what `touched`, then `state` with the pages touched, would answer next. The
+ *  ranges are the engine's own (merged, in order): it hands out only the pages they reach. */
+function stepWithState(engine: Engine) {
+  const event = eventToJson(engine.step());
+  const touched = engine.touched();
+  return { event, touched: touched.map(rangeToJson), state: stateToProtocol(withMemoryRanges(engine.state(touched), touched)) };
+}
+
 function answer(engine: Engine, capabilities: EngineCapabilities, request: Request): unknown {
   switch (request.method) {
     case "hello":
@@ -49,20 +61,26 @@ function answer(engine: Engine, capabilities: EngineCapabilities, request: Reque
       engine.load(state, request.params.profile);
       return {};
     }
-    case "step": {
-      const event = eventToJson(engine.step());
-      if (request.params?.state !== true) return { event };
-      // What `touched`, then `state` with the pages touched, would answer next. The ranges are the
-      // engine's own (merged, in order): it hands out only the pages they reach (Engine.state).
-      const touched = engine.touched();
-      return { event, touched: touched.map(rangeToJson), state: stateToProtocol(withMemoryRanges(engine.state(touched), touched)) };
-    }
+    case "step":
+      return request.params?.state === true ? stepWithState(engine) : { event: eventToJson(engine.step()) };
     case "steps": {
+      if (request.params.state === true) {
+        // Each step as `step` with `{"state": true}` answers it. A lockstep steps a halted CPU once
+        // more (its idle step shows that the engine does not step either): that step is the last.
+        const steps = [];
+        for (let i = 0; i < request.params.n; i++) {
+          const idle = engine.run(0).reason !== "limit";
+          const step = stepWithState(engine);
+          steps.push(step);
+          if (idle || ENDS.has(step.event.kind)) break;
+        }
+        return { steps };
+      }
       const events = [];
       for (let i = 0; i < request.params.n; i++) {
         const event = engine.step();
         events.push(eventToJson(event));
-        if (event.kind === "shutdown" || event.kind === "unsupported" || event.kind === "memory-limit" || event.kind === "exited") break;
+        if (ENDS.has(event.kind)) break;
         if (engine.run(0).reason !== "limit") break;
       }
       return { events };

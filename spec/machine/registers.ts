@@ -126,7 +126,9 @@ export function in64BitMode(m: { readonly efer: bigint; readonly cs: { readonly 
 }
 
 export function iopl(m: { readonly rflags: bigint }): number {
-  return Number((m.rflags >> 12n) & 3n);
+  // RFLAGS[13:12], split from the BigInt without a BigInt-to-Number conversion.
+  split64(m.rflags);
+  return (splitLow() >>> 12) & 3;
 }
 
 /** CANON-01: with 4-level paging, bits 63:47 all equal. */

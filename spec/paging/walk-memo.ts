@@ -19,6 +19,9 @@ export type WalkRegisters = Pick<Machine, "cr0" | "cr3" | "cr4" | "efer" | "rfla
 interface Remembered {
   /** The linear page number it is remembered under. */
   readonly pageNumber: number;
+  /** A walk epoch (`walkEpoch`) whose registers are this entry's: then the entry holds for a
+   *  machine of that epoch without comparing its registers one by one. */
+  epoch: number;
   readonly cr0: bigint;
   readonly cr3: bigint;
   readonly cr4: bigint;
@@ -38,6 +41,40 @@ interface Remembered {
    *  was replaced and the tables need no check. */
   checkedIn: number;
   checkedAt: number;
+}
+
+/**
+ * Walk epochs: a number for each set of values of the registers a walk depends on (CR0, CR3,
+ * CR4, EFER, RFLAGS.AC), a new one whenever `walkEpoch` sees values other than the last it saw,
+ * never reused. Two machines of the same epoch have the same walk registers, so a remembered walk
+ * found valid under an epoch is valid for every machine of that epoch: the step computes the
+ * epoch once (spec/transaction/transaction.ts), and each memory access compares one number where
+ * it compared five BigInts.
+ */
+let seenCr0 = -1n;
+let seenCr3 = -1n;
+let seenCr4 = -1n;
+let seenEfer = -1n;
+let seenAc = -1n;
+let seenEpoch = 0;
+
+/** RFLAGS.AC (bit 18) of `rflags`: clear in any RFLAGS below 2^18, without a BigInt operation. */
+function acOf(rflags: bigint): bigint {
+  return rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC;
+}
+
+/** The walk epoch of `m`'s walk registers. */
+export function walkEpoch(m: WalkRegisters): number {
+  const ac = acOf(m.rflags);
+  if (m.cr3 !== seenCr3 || m.cr0 !== seenCr0 || m.cr4 !== seenCr4 || m.efer !== seenEfer || ac !== seenAc) {
+    seenCr0 = m.cr0;
+    seenCr3 = m.cr3;
+    seenCr4 = m.cr4;
+    seenEfer = m.efer;
+    seenAc = ac;
+    seenEpoch++;
+  }
+  return seenEpoch;
 }
 
 const LIMIT = 4096;
@@ -106,7 +143,7 @@ function remember(
     front[slot]!.fill(undefined);
   }
   const r: Remembered = {
-    pageNumber, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses, tableNumbers, tables,
+    pageNumber, epoch: walkEpoch(m), cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac, entryAddresses, tableNumbers, tables,
     frame, frameNumber: frame < 0n ? -1 : Number(frame >> 12n), fault: pageFault, checkedIn: memory.serial, checkedAt: memory.generation,
   };
   byPage.set(pageNumber, r);
@@ -131,14 +168,15 @@ export function walkIsRemembered(m: WalkRegisters, memory: MemoryDraft, linear: 
 
 /** The physical page number of linear page `linearPage` when the memo remembers its walk and it
  *  is still valid (the walk sets no A/D bit then), else −1: `walkRemembered`'s hit, without
- *  building a Walk. */
-export function rememberedFrame(m: WalkRegisters, memory: MemoryDraft, linearPage: number, access: Access): number {
+ *  building a Walk. `epoch` is `walkEpoch(m)`. */
+export function rememberedFrame(m: WalkRegisters, epoch: number, memory: MemoryDraft, linearPage: number, access: Access): number {
   const r = lookUp(slotOf(access), linearPage);
-  if (r === undefined || r.cr3 !== m.cr3 || r.cr0 !== m.cr0 || r.cr4 !== m.cr4 || r.efer !== m.efer) return -1;
-  // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
-  const rflags = m.rflags;
-  const ac = rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC;
-  return r.ac === ac && sameTables(r, memory) ? r.frameNumber : -1;
+  if (r === undefined) return -1;
+  if (r.epoch !== epoch) {
+    if (r.cr3 !== m.cr3 || r.cr0 !== m.cr0 || r.cr4 !== m.cr4 || r.efer !== m.efer || r.ac !== acOf(m.rflags)) return -1;
+    r.epoch = epoch;
+  }
+  return sameTables(r, memory) ? r.frameNumber : -1;
 }
 
 /** What the memo keeps, entry by entry (for tests of what it holds on to between runs). */

@@ -3,6 +3,7 @@
 import { isFault, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
 import type { Transaction } from "../transaction/transaction.ts";
+import { split64, splitHigh, splitLow } from "../machine/registers.ts";
 
 export interface Descriptor {
   /** Linear address of the descriptor (for busy/accessed-bit writes). */
@@ -64,9 +65,10 @@ export function readDescriptor(t: Transaction, address: bigint, system16 = false
   }
   // The fields from the two 32-bit halves of the low quadword, in plain numbers (SDM Vol. 3A
   // Figure 3-8: bytes 0–3 limit 15:0 and base 15:0; bytes 4–7 base 23:16, type, S, DPL, P,
-  // limit 19:16, AVL, L, D/B, G, base 31:24).
-  const word0 = Number(low & 0xffff_ffffn);
-  const word1 = Number(low >> 32n);
+  // limit 19:16, AVL, L, D/B, G, base 31:24), split without a BigInt-to-Number conversion.
+  split64(low);
+  const word0 = splitLow();
+  const word1 = splitHigh();
   const rawLimit = (word0 & 0xffff) | (word1 & 0xf_0000);
   const g = (word1 >>> 23) & 1;
   const base32 = (word0 >>> 16) | ((word1 & 0xff) << 16) | ((word1 >>> 24) << 24);
@@ -74,7 +76,7 @@ export function readDescriptor(t: Transaction, address: bigint, system16 = false
     address,
     low,
     high,
-    base: BigInt(base32 >>> 0) | (system16 ? (high & 0xffff_ffffn) << 32n : 0n),
+    base: system16 ? BigInt(base32 >>> 0) | ((high & 0xffff_ffffn) << 32n) : BigInt(base32 >>> 0),
     limit: g === 1 ? rawLimit * 4096 + 4095 : rawLimit,
     type: (word1 >>> 8) & 0xf,
     s: (word1 >>> 12) & 1,

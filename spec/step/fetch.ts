@@ -1,7 +1,9 @@
 // The instruction fetch: the bytes at RIP, fetched for the decoder one at a time, with the fetch
 // faults (CANON-FETCH, #PF) of exactly the bytes the instruction needs.
 import { decode } from "../decode/decode.ts";
-import type { Instruction, Unsupported } from "../decode/instruction.ts";
+import type { Instruction, Mnemonic, Unsupported } from "../decode/instruction.ts";
+import { SEMANTICS } from "../semantics-table.ts";
+import type { Semantics } from "../transaction/semantics.ts";
 import { rememberedInstruction, rememberInstruction } from "../decode/memo.ts";
 import { GP, isFault, type Fault } from "../fault.ts";
 import type { MachineRegisters } from "../machine/machine.ts";
@@ -73,26 +75,49 @@ interface CodePage {
   readonly cr4: bigint;
   readonly efer: bigint;
   readonly ac: bigint;
+  /** A walk epoch of these registers (spec/paging/walk-memo.ts `walkEpoch`): a machine of that
+   *  epoch has them all, and is not compared with them one by one. */
+  epoch: number;
   readonly mode: AccessMode;
   /** The linear page number (addresses below 2^53 only: exact as Numbers). */
   readonly linearPage: number;
-  /** By offset in the page: the instruction there (wholly inside the page). */
-  readonly decoded: (Instruction | undefined)[];
+  /** By offset in the page: the instruction there (wholly inside the page), with its semantics. */
+  readonly decoded: (Fetched | undefined)[];
 }
 
 /** Direct-mapped by linear page number: user and kernel code pages of a loop each keep theirs. */
 const CODE_PAGES = 16;
 const codePages: (CodePage | undefined)[] = new Array<CodePage | undefined>(CODE_PAGES).fill(undefined);
 
-function sameCodePage(c: CodePage, m: MachineRegisters, memory: MemoryDraft, mode: AccessMode): boolean {
+/** Whether a fetch on `m` (walk epoch `epoch`) at privilege `mode` may use `c`. */
+function sameCodePage(c: CodePage, m: MachineRegisters, epoch: number, memory: MemoryDraft, mode: AccessMode): boolean {
+  if (c.memory !== memory.serial || c.generation !== memory.generation || c.mode !== mode) return false;
+  if (c.epoch === epoch) return true;
   // RFLAGS.AC (bit 18): clear in any RFLAGS below 2^18, without a BigInt operation.
   const rflags = m.rflags;
-  return c.memory === memory.serial && c.generation === memory.generation && c.mode === mode && c.cr3 === m.cr3 && c.cr0 === m.cr0 &&
-    c.cr4 === m.cr4 && c.efer === m.efer && c.ac === (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC);
+  if (c.cr3 !== m.cr3 || c.cr0 !== m.cr0 || c.cr4 !== m.cr4 || c.efer !== m.efer || c.ac !== (rflags < RFLAGS.AC ? 0n : rflags & RFLAGS.AC)) return false;
+  c.epoch = epoch;
+  return true;
+}
+
+/** An instruction fetched and decoded, with its semantics from the table. */
+export interface Fetched {
+  readonly kind: "fetched";
+  readonly instruction: Instruction;
+  readonly semantics: Semantics;
+}
+
+/** The semantics table as a Map, built once: a Map finds a mnemonic by its string's cached hash,
+ *  where a keyed load from the ~130-property table object takes V8's slow megamorphic path. The
+ *  code pages keep each instruction with its semantics, so the usual step looks up neither. */
+const SEMANTICS_BY_MNEMONIC: ReadonlyMap<Mnemonic, Semantics> = new Map(Object.entries(SEMANTICS) as [Mnemonic, Semantics][]);
+
+function fetched(instruction: Instruction): Fetched {
+  return { kind: "fetched", instruction, semantics: SEMANTICS_BY_MNEMONIC.get(instruction.mnemonic)! };
 }
 
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
-export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Fault {
+export function fetchAndDecode(t: Transaction): Fetched | Unsupported | Fault {
   // Read, not handed out (`t.now`): nothing is updated while an instruction is fetched.
   const m = t.now;
   const mode64 = in64BitMode(m);
@@ -104,7 +129,7 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
     const linearPage = splitHigh() * 0x10_0000 + (splitLow() >>> 12);
     const c = codePages[linearPage % CODE_PAGES];
     const mode = cpl(m) === 3 ? "user" : "supervisor";
-    if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.workingMemory, mode)) {
+    if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.walkEpoch(), t.workingMemory, mode)) {
       const known = c.decoded[offset];
       if (known !== undefined) {
         // What the fetch's successful walk records (Transaction.translateOrFault).
@@ -113,27 +138,30 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
       }
     }
     const decoded = fetchAndDecodeWalking(t, m, mode64);
-    if (!isFault(decoded) && decoded.kind === "instruction" && offset + decoded.length <= 4096) rememberCodePage(t, m, linearPage, offset, mode, decoded);
-    return decoded;
+    if (isFault(decoded) || decoded.kind !== "instruction") return decoded;
+    const f = fetched(decoded);
+    if (offset + decoded.length <= 4096) rememberCodePage(t, m, linearPage, offset, mode, f);
+    return f;
   }
-  return fetchAndDecodeWalking(t, m, mode64);
+  const decoded = fetchAndDecodeWalking(t, m, mode64);
+  return isFault(decoded) || decoded.kind !== "instruction" ? decoded : fetched(decoded);
 }
 
 /** Keeps `insn` with its code page, if the page's walk is one the walk memo remembers. */
-function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: number, offset: number, mode: AccessMode, insn: Instruction): void {
+function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: number, offset: number, mode: AccessMode, insn: Fetched): void {
   const memory = t.workingMemory;
   const slot = linearPage % CODE_PAGES;
   const c = codePages[slot];
-  if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, memory, mode)) {
+  if (c !== undefined && c.linearPage === linearPage && sameCodePage(c, m, t.walkEpoch(), memory, mode)) {
     c.decoded[offset] = insn;
     return;
   }
   if (!walkIsRemembered(m, memory, m.rip, accessOf("execute", mode))) return;
   // Indexed by offset (an array, not a Map: one load on every instruction fetched).
-  const decoded = new Array<Instruction | undefined>(4096).fill(undefined);
+  const decoded = new Array<Fetched | undefined>(4096).fill(undefined);
   decoded[offset] = insn;
   codePages[slot] = {
-    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, mode,
+    memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, epoch: t.walkEpoch(), mode,
     linearPage, decoded,
   };
 }

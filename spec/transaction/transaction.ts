@@ -9,11 +9,11 @@ import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { accessOf, type Access, type AccessKind, type AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
 import { walk } from "../paging/translate.ts";
-import { rememberedFrame, walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
+import { rememberedFrame, walkEpoch, walkRemembered, type WalkRegisters } from "../paging/walk-memo.ts";
 import type { Profile } from "../../contract/profile.ts";
 import type { RuleId } from "../rules/rule.ts";
 import type { MemOperand, Operand, OperandSize, SregName } from "../decode/instruction.ts";
-import { canonical, cpl, in64BitMode, MASK64, RSP, sizeMask, smallBigInt, split64, splitHigh, splitLow, truncate } from "../machine/registers.ts";
+import { canonical, cpl, in64BitMode, MASK64, RFLAGS, RSP, sizeMask, smallBigInt, split64, splitHigh, splitLow, truncate } from "../machine/registers.ts";
 import { compatibilityLinear, segmentCheckFailure, stackWidthMask, withStackPointer } from "./segment-checks.ts";
 import { recordExecuted } from "../rules/execution-coverage.ts";
 import type { RegisterJournal } from "./register-journal.ts";
@@ -64,6 +64,9 @@ export class Transaction {
   private accessedDirtyWalks: { readonly m: WalkRegisters; readonly linear: bigint; readonly access: Access }[] | null = null;
   /** Updates a fault does not undo (`updateKeptOnFault`), in order; null for none (the usual case). */
   private keptOnFault: ((m: MachineRegisters) => Partial<MachineRegisters>)[] | null = null;
+  /** The walk epoch of `current` (spec/paging/walk-memo.ts `walkEpoch`), or −1 when not known:
+   *  computed when first needed, forgotten by every update that may change a walk register. */
+  private epoch = -1;
   /** The single-step trap the instruction decided to leave (`setSingleStepTrap`), if it did. */
   singleStepTrap: boolean | undefined = undefined;
   /** The interrupt shadow in force when this step began (the step clears it in `m`); a MOV SS
@@ -154,6 +157,7 @@ export class Transaction {
 
   /** Writes one field of the record (logged when written in place on the start record). */
   private assign<K extends keyof MutableRegisters>(key: K, value: MutableRegisters[K]): void {
+    if (key !== "gpr") this.epoch = -1;
     const m = this.own();
     if (m === this.start) this.journal!.log(m, key, m[key]);
     m[key] = value;
@@ -170,6 +174,7 @@ export class Transaction {
   /** Applies an update tagged with its rule. */
   update(rule: RuleId, patch: Partial<MachineRegisters>): void {
     this.hit(rule);
+    this.epoch = -1;
     const m = this.own();
     if (m === this.start) assignLogged(m, patch, this.journal!);
     else assignRegisters(m, patch);
@@ -185,6 +190,8 @@ export class Transaction {
     this.hit(rule);
     // Not logged: a roll-back takes RIP and RFLAGS back from startRip/startRflags.
     const m = this.own();
+    // The walk epoch stands when RFLAGS.AC stays 0 (both values below bit 18).
+    if (rflags >= RFLAGS.AC || m.rflags >= RFLAGS.AC) this.epoch = -1;
     m.rip = rip;
     m.rflags = rflags;
   }
@@ -257,6 +264,7 @@ export class Transaction {
   rollBackRegisters(): void {
     if (this.journal === null) return;
     this.journal.rollBackRecord(this.journalMark, this.start, this.startRip, this.startRflags);
+    this.epoch = -1;
     this.current = this.start as MutableRegisters;
     this.owned = false;
     this.registers = this.start.gpr as bigint[];
@@ -325,6 +333,12 @@ export class Transaction {
     }
   }
 
+  /** The walk epoch of the machine as updated so far (spec/paging/walk-memo.ts). */
+  walkEpoch(): number {
+    const epoch = this.epoch;
+    return epoch >= 0 ? epoch : (this.epoch = walkEpoch(this.current));
+  }
+
   cpl(): number {
     return cpl(this.current);
   }
@@ -377,7 +391,7 @@ export class Transaction {
    *  the #PF. */
   private frameOrFault(linear: bigint, linearPage: number, access: Access): number | Fault {
     // A walk the memo remembers: the rules translateOrFault records on success, nothing to set.
-    const frame = rememberedFrame(this.current, this.memory, linearPage, access);
+    const frame = rememberedFrame(this.current, this.walkEpoch(), this.memory, linearPage, access);
     if (frame >= 0) {
       this.hit("PF-ACCESSED");
       if (access.kind === "write") this.hit("PF-DIRTY");

@@ -6,7 +6,7 @@
 import { GP, isFault, NP, PF, SS, TS, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
 import { cpuRunState } from "../machine/machine.ts";
-import { canonical, cpl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
+import { canonical, cpl, joinHalves, RFLAGS, RSP, split64, splitHigh, splitLow } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, nullSegment, readDescriptor, segmentFromDescriptor,
@@ -55,12 +55,15 @@ export interface IdtGate {
 }
 
 export function parseGate(low: bigint, high: bigint): IdtGate {
-  // The gate's doublewords as Figure 6-8 draws them (bits within a doubleword as plain numbers).
-  const dword0 = Number(BigInt.asUintN(32, low)); //  selector 31:16, offset 15:0
-  const dword1 = Number(low >> 32n); //                offset 31:16, P 15, DPL 14:13, 0 12, type 11:8, IST 2:0
-  const dword2 = BigInt.asUintN(32, high); //          offset 63:32
+  // The gate's doublewords as Figure 6-8 draws them (bits within a doubleword as plain numbers,
+  // split from the quadwords without a BigInt-to-Number conversion: registers.ts split64).
+  split64(low);
+  const dword0 = splitLow(); //   selector 31:16, offset 15:0
+  const dword1 = splitHigh(); //  offset 31:16, P 15, DPL 14:13, 0 12, type 11:8, IST 2:0
+  split64(high);
+  const dword2 = splitLow(); //   offset 63:32
   return {
-    offset: (dword2 << 32n) | BigInt(((dword1 & 0xffff_0000) | (dword0 & 0xffff)) >>> 0),
+    offset: joinHalves(((dword1 & 0xffff_0000) | (dword0 & 0xffff)) >>> 0, dword2),
     selector: dword0 >>> 16,
     ist: dword1 & 7,
     type: (dword1 >>> 8) & 0xf,
@@ -69,6 +72,13 @@ export function parseGate(low: bigint, high: bigint): IdtGate {
     present: (dword1 >>> 15) & 1,
   };
 }
+
+/** DELIVER-20: the RFLAGS bits a delivery keeps — all but TF, NT, RF and VM, and IF through an
+ *  interrupt gate (masks made once: a BigInt expression allocates each time it is evaluated). */
+const KEPT_BY_TRAP_GATE = ~(RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM);
+const KEPT_BY_INTERRUPT_GATE = ~(RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | RFLAGS.IF);
+/** DELIVER-15: clears bits 3:0 (RSP aligned down to 16). */
+const ALIGN_16 = ~0xfn;
 
 /** The options of a push of the frame: a stack access (#SS, not #GP). */
 const STACK = { stack: true } as const;
@@ -97,8 +107,8 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
 
   // ---- the IDT gate -------------------------------------------------------------------------
   if (v * 16 + 15 > m.idtr.limit) return t.fault("DELIVER-01", GP, idtErrorCode(t, v, ext));
-  const gateAddress = (m.idtr.base + BigInt(v * 16)) & MASK64;
-  if (!canonical(gateAddress) || !canonical((gateAddress + 15n) & MASK64)) return t.fault("DELIVER-02", GP, idtErrorCode(t, v, ext));
+  const gateAddress = BigInt.asUintN(64, m.idtr.base + BigInt(v * 16));
+  if (!canonical(gateAddress) || !canonical(BigInt.asUintN(64, gateAddress + 15n))) return t.fault("DELIVER-02", GP, idtErrorCode(t, v, ext));
   const low = t.readLinear(gateAddress, 8, "implicit");
   if (isFault(low)) return low;
   const high = t.readLinear(gateAddress + 8n, 8, "implicit");
@@ -112,7 +122,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   // ---- the target code segment --------------------------------------------------------------
   if (isNullSelector(gate.selector)) return t.fault("DELIVER-06", GP, ext);
   const location = descriptorLocation(t, gate.selector);
-  if (!location.inside || !canonical(location.address) || !canonical((location.address + 7n) & MASK64))
+  if (!location.inside || !canonical(location.address) || !canonical(BigInt.asUintN(64, location.address + 7n)))
     return t.fault("DELIVER-07", GP, selectorErrorCode(t, gate.selector, ext));
   const code = readDescriptor(t, location.address);
   if (isFault(code)) return code;
@@ -135,7 +145,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
     // limit (not the GDT), read from memory as it is now.
     t.hit("DT-03");
     if (tssOffset + 7 > m.tr.limit) return t.fault("DELIVER-12", TS, selectorErrorCode(t, m.tr.selector, ext));
-    const fromTss = t.readLinear((m.tr.base + BigInt(tssOffset)) & MASK64, 8, "implicit");
+    const fromTss = t.readLinear(BigInt.asUintN(64, m.tr.base + BigInt(tssOffset)), 8, "implicit");
     if (isFault(fromTss)) return fromTss;
     t.hit("DT-04");
     newRsp = fromTss;
@@ -143,7 +153,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   }
   if (!canonical(newRsp)) return t.fault("DELIVER-13", SS, ext);
   if (!canonical(gate.offset)) return t.fault("DELIVER-14", GP, ext);
-  const aligned = newRsp & ~0xfn;
+  const aligned = newRsp & ALIGN_16;
   t.hit("DELIVER-15");
 
   // DELIVER-16: SS, RSP, RFLAGS, CS, RIP (, error code), 8 bytes each, from the top down, with the
@@ -184,8 +194,10 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   t.writeGpr("DELIVER-18", RSP, bottom);
   const cs: Segment = segmentFromDescriptor((gate.selector & 0xfffc) | newCpl, accessed);
   t.update("DELIVER-19", { cs, rip: gate.offset });
-  const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
-  t.update("DELIVER-20", { rflags: m.rflags & ~cleared });
-  t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked: m.cpu.nmiBlocked || event.source === "nmi" }) });
+  t.update("DELIVER-20", { rflags: m.rflags & (gate.type === INTERRUPT_GATE ? KEPT_BY_INTERRUPT_GATE : KEPT_BY_TRAP_GATE) });
+  // (No update when the run state already says so: the usual delivery, not halted, no shadow.)
+  const nmiBlocked = m.cpu.nmiBlocked || event.source === "nmi";
+  if (!m.cpu.halted && m.cpu.shadow === "none" && m.cpu.nmiBlocked === nmiBlocked) t.hit("DELIVER-21");
+  else t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked }) });
   return undefined;
 }

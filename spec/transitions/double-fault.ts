@@ -23,6 +23,9 @@ export const DOUBLE_FAULT_RULES = defineRules([
   { id: "DF-07", description: "Benign first events (incl. INT n, NMI, external interrupts) and benign/page-fault seconds after contributory are delivered serially", source: "SDM Vol. 3A Table 6-5" },
 ]);
 
+/** The `nested` of a delivery that raised no fault (most): one frozen empty array. */
+const NO_FAULTS: readonly Fault[] = Object.freeze([]);
+
 export interface DeliveryOutcome<M extends MachineRegisters = Machine> {
   /** The handler's entry state, or the shut-down machine. */
   readonly state: M;
@@ -75,7 +78,9 @@ export function deliverWithNesting(
 /** `deliverWithNesting` inside a step: the machines' memory is `memory`, the step's draft. */
 export function deliverWithNestingOn(
   state: MachineRegisters,
-  faultState: MachineRegisters,
+  /** Or a function that makes it, called only if a fault is raised (INT n: a copy of the machine
+   *  at the INT, which a delivery that succeeds never needs). */
+  faultState: MachineRegisters | (() => MachineRegisters),
   memory: MemoryDraft,
   event: InterruptEvent,
   profile: Profile,
@@ -84,24 +89,24 @@ export function deliverWithNestingOn(
    *  attempt that faults takes its writes back). */
   journal?: RegisterJournal,
 ): DeliveryOutcome<MachineRegisters> {
-  const nested: Fault[] = [];
+  let nested: Fault[] | null = null;
   let on = state;
   let base = faultState;
   let current = event;
   for (let attempt = 0; attempt < 8; attempt++) {
     const t = new Transaction(on, profile, coverage, memory, journal);
     const f = deliverOnce(t, current);
-    if (!isFault(f)) return { state: t.m, delivered: current, nested };
+    if (!isFault(f)) return { state: t.m, delivered: current, nested: nested ?? NO_FAULTS };
     // DF-02: a fault raised while delivering `current` is a second exception.
     t.hit("DF-02");
-    nested.push(f);
+    (nested ??= []).push(f);
     const address = f.address;
     if (f.vector === PF && address !== undefined) t.updateKeptOnFault("DF-06", () => ({ cr2: address }));
     // Only A/D bits and CR2 survive the failed attempt (GLOBAL-05); the next event is delivered on
     // the machine of the interrupted instruction.
     t.rollBackMemory();
     t.rollBackRegisters();
-    base = t.keptOnFaultFrom(base);
+    base = t.keptOnFaultFrom(typeof base === "function" ? base() : base);
     if (current.vector === DF && current.source === "exception") {
       t.hit("DF-05");
       return { state: patchRegisters(base, { cpu: { ...base.cpu, shutdown: true, halted: false } }), delivered: null, nested };

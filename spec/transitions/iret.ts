@@ -5,7 +5,7 @@ import { GP, isFault, NP, SS, type Fault } from "../fault.ts";
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Segment } from "../../contract/state.ts";
 import { cpuRunState, type Machine } from "../machine/machine.ts";
-import { canonical, cpl, in64BitMode, iopl, MASK64, RFLAGS, RSP } from "../machine/registers.ts";
+import { canonical, cpl, in64BitMode, iopl, RFLAGS, RSP, split64, splitLow, truncate } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
@@ -51,6 +51,16 @@ const WIDE = RFLAGS.RF | RFLAGS.AC | RFLAGS.ID;
  * VM is never loaded in IA-32e mode; reserved bits keep their fixed values (bit 1 = 1).
  */
 export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCpl: number, oldIopl: number): bigint {
+  const writable = iretWritable(size, oldCpl, oldIopl);
+  return ((current & writable.not) | (image & writable.mask)) | RFLAGS.FIXED1;
+}
+
+/** The RFLAGS bits IRET loads from the image (IRETQ-13), and their complement. */
+function iretWritable(size: IretSize, oldCpl: number, oldIopl: number): { readonly mask: bigint; readonly not: bigint } {
+  // The mask depends on three facts only: made once for each of their 8 combinations.
+  const key = (size >= 4 ? 4 : 0) | (oldCpl <= oldIopl ? 2 : 0) | (oldCpl === 0 ? 1 : 0);
+  const known = IRET_WRITABLE[key];
+  if (known !== undefined) return known;
   let writable = ALWAYS;
   if (size >= 4) writable |= WIDE; // RF-02
   if (oldCpl <= oldIopl) writable |= RFLAGS.IF;
@@ -58,8 +68,9 @@ export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCp
     writable |= RFLAGS.IOPL;
     if (size >= 4) writable |= RFLAGS.VIF | RFLAGS.VIP;
   }
-  return ((current & ~writable) | (image & writable)) | RFLAGS.FIXED1;
+  return (IRET_WRITABLE[key] = { mask: writable, not: ~writable });
 }
+const IRET_WRITABLE: ({ readonly mask: bigint; readonly not: bigint } | undefined)[] = new Array(8).fill(undefined);
 
 /** Stack slot `n` of `size` bytes above the stack pointer (compatibility mode: through SS, at
  *  SS.B's width, with its checks: Transaction.readStack). */
@@ -76,7 +87,6 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   const began64 = in64BitMode(m);
   // SMAP-03: the pops are explicit accesses at the current CPL (SMAP honours RFLAGS.AC at CPL < 3).
   t.hit("SMAP-03");
-  const mask = size === 8 ? MASK64 : size === 4 ? 0xffff_ffffn : 0xffffn;
 
   if ((m.rflags & RFLAGS.NT) !== 0n) return t.fault("IRETQ-01", GP, 0);
 
@@ -88,7 +98,8 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   const tempRflags = readSlot(t, 2, size);
   if (isFault(tempRflags)) return tempRflags;
   t.hit("IRETQ-02");
-  const csSel = Number(csWord & 0xffffn);
+  split64(csWord);
+  const csSel = splitLow() & 0xffff;
 
   // ---- return code segment --------------------------------------------------------------
   if (isNullSelector(csSel)) return t.fault("IRETQ-03", GP, 0);
@@ -117,8 +128,9 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
     t.hit("IRETQ-10");
     // A compatibility-mode target gets the popped RSP's bits 31:0 (docs/model-choices.md,
     // "Transfers into compatibility mode").
-    tempRsp = rspWord & mask & (target64 ? MASK64 : 0xffff_ffffn);
-    const ssSel = Number(ssWord & 0xffffn);
+    tempRsp = target64 ? truncate(rspWord, size) : BigInt.asUintN(32, truncate(rspWord, size));
+    split64(ssWord);
+    const ssSel = splitLow() & 0xffff;
     if (isNullSelector(ssSel)) {
       // IRETQ-11: a NULL SS only for a 64-bit target below ring 3 with SS.RPL = CS.RPL.
       if (!target64 || rpl === 3 || selectorRpl(ssSel) !== rpl) return t.fault("IRETQ-11", GP, 0);
@@ -137,7 +149,7 @@ export function iretOn(t: Transaction, size: IretSize): Fault | undefined {
   // IRETQ-12: the return RIP, checked at the old CPL before anything commits: canonical for a
   // 64-bit target; for a compatibility-mode target the SDM checks EIP against the CS limit, and
   // EIP (zero-extended) is what RIP becomes.
-  const newRip = target64 ? tempRip & mask : tempRip & mask & 0xffff_ffffn;
+  const newRip = target64 ? truncate(tempRip, size) : BigInt.asUintN(32, truncate(tempRip, size));
   if (target64 ? !canonical(newRip) : newRip > BigInt(code.limit)) return t.fault("IRETQ-12", GP, 0);
 
   // SEG-06: loading CS (and SS from a descriptor) sets the descriptors' accessed bits — implicit

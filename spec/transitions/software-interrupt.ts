@@ -52,12 +52,16 @@ export function execInto(t: Transaction): Fault | SoftwareInterrupt | undefined 
 
 /**
  * The event of a completed INT n / INT3 / INT1 / INTO, delivered on the machine after the
- * instruction; a fault raised on the way is delivered on `atInstruction`, as a fault of the INT.
+ * instruction; a fault raised on the way is delivered on `atInstruction` (or the machine a
+ * function given there makes, only then), as a fault of the INT.
  */
-export function deliverSoftwareInterrupt(t: Transaction, atInstruction: MachineRegisters, si: SoftwareInterrupt, heldTrap: boolean, journal?: RegisterJournal): DeliveryOutcome<MachineRegisters> {
+export function deliverSoftwareInterrupt(t: Transaction, atInstruction: MachineRegisters | (() => MachineRegisters), si: SoftwareInterrupt, heldTrap: boolean, journal?: RegisterJournal): DeliveryOutcome<MachineRegisters> {
   // SWINT-06: delivery clears TF, so the INT leaves no single-step trap of its own; one held by a
-  // MOV SS shadow stays pending and is taken at the handler (SHADOW-06).
-  t.update("SWINT-06", { cpu: { ...t.now.cpu, pendingDebugTrap: heldTrap } });
+  // MOV SS shadow stays pending and is taken at the handler (SHADOW-06). (No update when the run
+  // state already says so.)
+  const cpu = t.now.cpu;
+  if (cpu.pendingDebugTrap === heldTrap) t.hit("SWINT-06");
+  else t.update("SWINT-06", { cpu: { ...cpu, pendingDebugTrap: heldTrap } });
   // SWINT-04: INT1 is delivered like a hardware exception (EXT = 1, no DPL check).
   const event = softwareEvent(si.vector, si.source === "int1" ? "int1" : "software");
   return deliverWithNestingOn(t.m, atInstruction, t.workingMemory, event, t.profile, t.coverage, journal);

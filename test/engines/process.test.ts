@@ -17,6 +17,8 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { compareStates } from "../../contract/compare.ts";
 import type { EngineEvent } from "../../contract/engine.ts";
 import { runAsyncEngine } from "../../engines/runner.ts";
+import { asAsync } from "../../contract/async.ts";
+import { lockstepCase } from "../../conformance/campaign/lockstep-case.ts";
 import { kernelMachine, kernelState, userState, withCode } from "../helpers/fixture.ts";
 import { stateFromMachine } from "../../spec/machine/machine.ts";
 import { unionRanges } from "../../contract/compare.ts";
@@ -138,6 +140,26 @@ describe.concurrent("the reference server", () => {
     await three.close();
   });
 
+  it("answers steps with {n, state: true}: each step as step with {state: true} answers it, the last the idle step after HLT", async () => {
+    const [batched, single] = [inProcessServer(), inProcessServer()];
+    const hello = { method: "hello", params: { protocol: "ringspec-engine/1" } };
+    expect(await batched.ask({ id: 1, ...hello })).toMatchObject({ result: { step_state: true, steps_state: true } });
+    await single.ask({ id: 1, ...hello });
+    const state = stateToProtocol(twoPageWriter());
+    for (const s of [batched, single]) await s.ask({ id: 2, method: "load", params: { state, profile: "intel" } });
+    // push, push, mov, hlt, then the halted CPU's idle step: the lockstep's last (it shows that the
+    // engine does not step either); no more after it.
+    const answer = (await batched.ask({ id: 3, method: "steps", params: { n: 10, state: true } })) as { id: number; result: { steps: { event: { kind: string } }[] } };
+    expect(answer.id).toBe(3);
+    expect(answer.result.steps.map((s) => s.event.kind)).toEqual(["retired", "retired", "retired", "halted", "halted"]);
+    for (const [i, step] of answer.result.steps.entries()) expect((await single.ask({ id: 3 + i, method: "step", params: { state: true } })).result).toEqual(step);
+    // At most n.
+    await batched.ask({ id: 4, method: "load", params: { state, profile: "intel" } });
+    expect(((await batched.ask({ id: 5, method: "steps", params: { n: 2, state: true } })) as { result: { steps: unknown[] } }).result.steps).toHaveLength(2);
+    await batched.close();
+    await single.close();
+  });
+
   it.each([
     ["an engine with step_state: one exchange a step", "", ["step", "step", "step"]],
     ["an engine without step_state: step, touched, state", ` | sed -u 's/,"step_state":true//'`, ["step", "touched", "state", "step", "touched", "state", "step", "touched", "state"]],
@@ -164,6 +186,39 @@ describe.concurrent("the reference server", () => {
       const requests = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; params?: unknown });
       expect(requests.slice(2).map((r) => r.method)).toEqual(expected);
       for (const r of requests.filter((x) => x.method === "step")) expect(r.params).toEqual(expected.length === 3 ? { state: true } : undefined);
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it("a lockstep without raises gets its steps from one exchange, and the engine refuses other requests until they are taken", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ringspec-ahead-"));
+    const log = join(dir, "requests.jsonl");
+    const engine = await ProcessEngine.start({ command: `tee ${log} | node ${ROOT}cli/bin.js serve --engine impl`, cwd: ROOT });
+    const requests = () => readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; params?: unknown });
+    try {
+      // Compared with the spec after every step (states, touched pages, events): they agree.
+      const built = { state: twoPageWriter(), profile: "intel" as const, maxSteps: 20, raises: [] };
+      const spec = asAsync(new SpecEngine(), servedCapabilities("spec", false));
+      const verdict = await lockstepCase(spec, engine, built, { every: 1, rule: "exact", timeoutMs: 20_000 });
+      expect(verdict).toMatchObject({ kind: "agree", steps: 4, stop: "hlt" });
+      expect(requests().slice(1)).toEqual([
+        { id: 2, method: "load", params: expect.anything() },
+        { id: 3, method: "steps", params: { n: 16, state: true } },
+      ]);
+      // Steps run ahead and not taken: the engine is past them, so anything but load is refused.
+      await engine.load(built.state, "intel");
+      engine.expectSteps(10);
+      expect((await engine.step()).kind).toBe("retired");
+      await expect(engine.raise({ nmi: true })).rejects.toThrow(/raise while 4 steps run ahead \(expectSteps\) are not taken/);
+      await expect(engine.steps(1)).rejects.toThrow(/steps while 4 steps run ahead/);
+      expect((await engine.state()).rip).toBe(built.state.rip + 1n);
+      await engine.load(built.state, "intel");
+      expect((await engine.step()).kind).toBe("retired");
+      expect(requests().slice(3).map((r) => [r.method, r.params])).toEqual([
+        ["load", expect.anything()], ["steps", { n: 10, state: true }], ["load", expect.anything()], ["step", { state: true }],
+      ]);
     } finally {
       await engine.close();
       rmSync(dir, { recursive: true, force: true });
@@ -224,6 +279,15 @@ describe.concurrent("the client survives a misbehaving engine", () => {
       await expect(engine.state()).rejects.toThrow(/exited with status 3 \(stderr: emulator: out of guest memory\)/);
       await engine.close();
     }
+  });
+
+  it("a steps answer with more steps than asked for is a protocol error", async () => {
+    const engine = await ProcessEngine.start({ command: misbehaving("steps-state-too-many") });
+    await engine.load(kernelState(), "intel");
+    engine.expectSteps(2);
+    await expect(engine.step()).rejects.toThrow(/steps: 3 steps for n = 2/);
+    await expect(engine.state()).rejects.toBeInstanceOf(EngineError);
+    await engine.close();
   });
 
   it("an error answer fails that call only", async () => {

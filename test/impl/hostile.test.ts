@@ -20,15 +20,17 @@ function placed(code: readonly number[] | Uint8Array, user: boolean): ArchState 
  *  (issue 11's general subset runs ahead on impl), the comparison with spec ends there, and the
  *  configurations are still compared with each other over the whole run. */
 function agree(state: ArchState, steps: number, maxMemoryBytes = 32 << 20): void {
+  // (expect only when a check fails: this runs some 1,300 times, and vitest's expect costs more
+  // than the comparisons; the same assertions.)
   const judged = expectAgreesWithSpec(state, steps, "intel", { lockstep: false, upToUnsupported: true, impl: { maxMemoryBytes } });
-  expect(judged.stop.steps).toBeLessThanOrEqual(steps);
+  if (!(judged.stop.steps <= steps)) expect(judged.stop.steps).toBeLessThanOrEqual(steps);
   if (judged.whole) return;
   const outs = CONFIGS.map((c) => runOn(state, steps, { ...c.opts, maxMemoryBytes }));
-  for (const o of outs) expect(o.stop.steps).toBeLessThanOrEqual(steps);
+  for (const o of outs) if (!(o.stop.steps <= steps)) expect(o.stop.steps).toBeLessThanOrEqual(steps);
   for (const o of outs.slice(1)) {
-    expect(o.stop.reason).toBe(outs[0]!.stop.reason);
-    expect(o.stop.steps).toBe(outs[0]!.stop.steps);
-    expect(o.text).toBe(outs[0]!.text);
+    if (o.stop.reason !== outs[0]!.stop.reason) expect(o.stop.reason).toBe(outs[0]!.stop.reason);
+    if (o.stop.steps !== outs[0]!.stop.steps) expect(o.stop.steps).toBe(outs[0]!.stop.steps);
+    if (o.text !== outs[0]!.text) expect(o.text).toBe(outs[0]!.text);
   }
 }
 

@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { accessOf } from "../../../spec/paging/access.ts";
 import { walk } from "../../../spec/paging/translate.ts";
-import { walkRemembered } from "../../../spec/paging/walk-memo.ts";
+import { rememberedFrame, walkEpoch, walkRemembered } from "../../../spec/paging/walk-memo.ts";
+import { patchMachine } from "../../../spec/machine/machine.ts";
 import { kernelMachine } from "../../helpers/fixture.ts";
 
 describe("remembered page faults", () => {
@@ -29,5 +30,39 @@ describe("remembered page faults", () => {
     expect(denied).toEqual(walk(m, draft, 0x60_0123n, write));
     expect(denied).toMatchObject({ kind: "fault", vector: 14, address: 0x60_0123n });
     expect(denied).not.toMatchObject({ rule: "PF-NP" });
+  });
+});
+
+describe("walk epochs (a remembered walk checked by one number)", () => {
+  it("an epoch names one set of walk registers: a walk remembered under CR3 = A is not used under another CR3 or AC, and is again under A", () => {
+    const a = kernelMachine();
+    const draft = a.memory.draft();
+    const read = accessOf("read", "supervisor");
+    const linear = 0x1_0010n; // kernel code: mapped by the layout
+    const first = walk(a, draft, linear, read);
+    if ("kind" in first) throw new Error("kernel code unmapped");
+    // The walk's accessed bits set (as a step sets them): only a walk that sets none is remembered.
+    for (const { address, entry } of first.accessedDirty) draft.write(address, 8, entry);
+    const frame = Number(first.physical >> 12n);
+    expect(walkRemembered(a, draft, linear, read)).toMatchObject({ physical: BigInt(frame) * 4096n + 0x10n });
+    const epochA = walkEpoch(a);
+    expect(rememberedFrame(a, epochA, draft, 0x10, read)).toBe(frame);
+    // Another CR3 (a page of zeros: nothing present there): another epoch, and the walk
+    // remembered under A does not answer for it.
+    const b = patchMachine(a, { cr3: a.cr3 + 0x10_0000n });
+    const epochB = walkEpoch(b);
+    expect(epochB).not.toBe(epochA);
+    expect(rememberedFrame(b, epochB, draft, 0x10, read)).toBe(-1);
+    // RFLAGS.AC set: another epoch too (SMAP reads it), the remembered walk not used.
+    const ac = patchMachine(a, { rflags: a.rflags | (1n << 18n) });
+    const epochAc = walkEpoch(ac);
+    expect(epochAc).not.toBe(epochA);
+    expect(rememberedFrame(ac, epochAc, draft, 0x10, read)).toBe(-1);
+    // Back to A's values: a new epoch number (never reused), and the walk is used again.
+    const epochA2 = walkEpoch(a);
+    expect(epochA2).not.toBe(epochA);
+    expect(rememberedFrame(a, epochA2, draft, 0x10, read)).toBe(frame);
+    // Same values, same epoch, as long as nothing else was seen in between.
+    expect(walkEpoch(patchMachine(a, { rip: a.rip + 1n }))).toBe(epochA2);
   });
 });

@@ -239,3 +239,19 @@ describe("accessed/dirty bits across a step (docs/model-choices.md)", () => {
     expect([...ok].sort()).toEqual(["PF-ACCESSED", "PF-DIRTY"]);
   });
 });
+
+describe("the transaction's walk epoch (spec/paging/walk-memo.ts walkEpoch)", () => {
+  it("an update of CR3 or RFLAGS.AC within a step is seen by the step's next access", () => {
+    const m = kernelWith();
+    const t = tx({ ...m, memory: m.memory.write(FRAME | 0x123n, 8, 0x55n) });
+    // Twice: the second read is answered by the walk memo, under the transaction's epoch.
+    expect(t.readLinear(LINEAR, 8, "supervisor")).toBe(0x55n);
+    expect(t.readLinear(LINEAR, 8, "supervisor")).toBe(0x55n);
+    // CR3 now names a page of zeros (nothing present): the same access faults.
+    t.update("MOVCR-04", { cr3: m.cr3 + 0x10_0000n });
+    expectFault(t.readLinear(LINEAR, 8, "supervisor"), 14, 0);
+    // Back to the tables: the read succeeds again.
+    t.update("MOVCR-04", { cr3: m.cr3 });
+    expect(t.readLinear(LINEAR, 8, "supervisor")).toBe(0x55n);
+  });
+});
