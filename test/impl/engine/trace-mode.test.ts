@@ -1,24 +1,28 @@
-// A trace keeps the mode SYSCALL and SYSRETQ set (CPL, access classes, CS, SS) in locals and stores
-// it into the Machine only where something outside the generated code could look
-// (impl/engine/trace-transitions.ts, "The mode in the trace's locals"). Each test below runs round
-// trips where the Machine would be seen stale, or the locals would be, if one of the places that
-// store or reload the mode were missing; each such place, removed once, makes the test named here
-// fail (mutation-tested):
+// A trace keeps the mode SYSCALL and SYSRETQ set (CPL, access classes, CS, SS) and the GS base /
+// KERNEL_GS_BASE SWAPGS swaps in locals, and stores them into the Machine only where something
+// outside the generated code could look (impl/engine/trace-transitions.ts, "The mode in the trace's
+// locals"). Each test below runs round trips where the Machine would be seen stale, or the locals
+// would be, if one of the places that store, reload or read them were wrong. Mutation-tested: each
+// place, removed once (or made to read the Machine instead of the local), makes these tests fail:
 //   - the store before a slow-path access (BlockWriter.beforeAccessCall): "a slow-path access";
-//   - the store at every exit and before handler calls (BlockWriter.beforeWriteBack): every test
-//     here, and trace.test.ts "form on the round trip and run it as spec/ does";
-//   - the store before the handler SYSCALL/SYSRETQ fall back to: "a SYSRETQ left to its handler";
-//   - the store before INT n, IRETQ and the other transitions: "INT 0x81 in the SYSCALL entry";
-//   - the reload after a delivery written out (INT n; a fault's): "INT 0x80 from user mode",
-//     "a #PF in user mode";
+//   - the store at every exit and before handler calls (BlockWriter.beforeWriteBack), and the mode
+//     and GS stores themselves (modeSync): most tests here, and trace.test.ts "form on the round
+//     trip and run it as spec/ does";
+//   - the store before the handler SYSCALL/SYSRETQ fall back to: "a SYSRETQ left to its handler",
+//     "SYSRETQ in user mode";
+//   - the store before INT n, IRETQ and the other transitions: "a slow-path access" (its round
+//     trip's INT 0x80 from user mode);
+//   - the reload after a delivery written out: INT n, "INT 0x80 from user mode"; a fault's, "a #PF
+//     in user mode delivered";
 //   - the reload after INT n's general path (deliver.ts deliverSoft): "a frame across a page end";
-//   - the reload after a fault's general delivery (@RL@, BlockWriter.afterReload): "a #PF in user
-//     mode ... across a page end";
-//   - the reload after IRETQ written out, and after its handler: "a user read after IRETQ";
-//   - the fetch guard across pages reading the trace's fetch class: "a page made supervisor-only";
-//   - SYSRETQ's CPL check reading the trace's CPL: "SYSRETQ in user mode";
-//   - SWAPGS and GS-relative accesses on the GS locals (BlockWriter.swapgs, gsBase), the GS store
-//     and reload: "GS accesses in user and kernel mode", "WRGSBASE".
+//   - the reload after calls (@RL@, BlockWriter.afterReload): "a #PF in user mode delivered across
+//     a page end", "WRGSBASE" (its GS part);
+//   - the reload after IRETQ written out: "a user read after IRETQ"; after its handler: "... through
+//     its handler";
+//   - the CPL local in SWAPGS (BlockWriter.cpl): most tests; in SYSRETQ's check: "SYSRETQ in user mode";
+//   - the fetch-class local in the fetch guard across pages: "a page made supervisor-only";
+//   - SWAPGS and GS-relative accesses on the GS locals (BlockWriter.swapgs, gsBase): "GS accesses in
+//     user and kernel mode".
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../../contract/state.ts";
 import type { ProfileName } from "../../../contract/profile.ts";
