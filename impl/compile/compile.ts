@@ -187,8 +187,8 @@ export function assembleSource(w: BlockWriter, prologue = ""): string {
   const used = [...w.used].sort((a, b) => a - b);
   const written = [...w.written].sort((a, b) => a - b);
   const load = used.map((n) => `let r${n}l = r[${2 * n}], r${n}h = r[${2 * n + 1}];`).join(" ");
-  const reload = used.map((n) => `r${n}l = r[${2 * n}]; r${n}h = r[${2 * n + 1}];`).join(" ");
-  const writeBack = written.map((n) => `r[${2 * n}] = r${n}l; r[${2 * n + 1}] = r${n}h;`).join(" ");
+  const reload = used.map((n) => `r${n}l = r[${2 * n}]; r${n}h = r[${2 * n + 1}];`).join(" ") + w.afterReload;
+  const writeBack = w.beforeWriteBack + written.map((n) => `r[${2 * n}] = r${n}l; r[${2 * n + 1}] = r${n}h;`).join(" ");
   const body = w.out.join("\n").split("@WB@").join(writeBack).split("@RL@").join(reload);
   // With shared exits (a trace), the loop is left by `break out` and the registers written back once.
   const shared = w.sharedExit;

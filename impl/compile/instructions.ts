@@ -170,8 +170,8 @@ export function emitInstruction(w: BlockWriter, k: number): boolean {
     }
     case I.OP_SWAPGS: {
       const b = GS * SEG_STRIDE;
-      o.push(`if (m.cpl !== 0) ${gpFaultExit(w, k)} { const sg = m.segments, ms = m.msr, a = sg[${b + BASE_LO}], c = sg[${b + BASE_HI}];` +
-        ` sg[${b + BASE_LO}] = ms[${KERNEL_GS_BASE_LO}]; sg[${b + BASE_HI}] = ms[${KERNEL_GS_BASE_HI}]; ms[${KERNEL_GS_BASE_LO}] = a; ms[${KERNEL_GS_BASE_HI}] = c; }`);
+      o.push(`if (${w.cpl} !== 0) ${gpFaultExit(w, k)} { ${w.swapgs ?? `const sg = m.segments, ms = m.msr, a = sg[${b + BASE_LO}], c = sg[${b + BASE_HI}];` +
+        ` sg[${b + BASE_LO}] = ms[${KERNEL_GS_BASE_LO}]; sg[${b + BASE_HI}] = ms[${KERNEL_GS_BASE_HI}]; ms[${KERNEL_GS_BASE_LO}] = a; ms[${KERNEL_GS_BASE_HI}] = c;`} }`);
       return true;
     }
     default:

@@ -5,7 +5,7 @@
 // pageBase: pool byte offset; stackTag/... the same for accesses through SS): each a copy of the
 // TLB entry its accesses used last, so that a run of accesses to one page costs one compare each
 // — two, because kernel entry code alternates stack pushes and pops with per-CPU data. The fast path takes it when the entry grants the
-// current fast class (Machine.readFastClass / writeFastClass) and the access is aligned (so it
+// current fast class (Machine.readFastClass / writeFastClass, or a trace's copy: BlockWriter) and the access is aligned (so it
 // stays in the page); otherwise the access calls memory/compiled-access.ts (LD/ST/RMW/COMMIT).
 //
 // Both invalidated (RELOAD: emptied) after every Machine call the block makes — slow-path accesses,
@@ -73,11 +73,13 @@ export function readRm(w: BlockWriter, i: Insn, k: number, size: number): string
   return `${effectiveAddress(w, i)} ${load(w, i.seg, size, "el", "eh", k)}`;
 }
 
-/** Linear address of offset (lo, hi) in segment `seg` into ll/lh (64-bit mode: FS/GS base). */
-function linear(seg: number, lo: string, hi: string): string {
+/** Linear address of offset (lo, hi) in segment `seg` into ll/lh (64-bit mode: FS/GS base; a
+ *  trace's copy of GS's: BlockWriter.gsBase). */
+function linear(w: BlockWriter, seg: number, lo: string, hi: string): string {
   if (seg !== FS && seg !== GS) return `const ll = ${lo}, lh = ${hi};`;
   const b = seg * SEG_STRIDE;
-  return `const ll = (${lo} + m.segments[${b + BASE_LO}]) | 0, lh = (${hi} + m.segments[${b + BASE_HI}] + ((ll >>> 0) < ((${lo}) >>> 0) ? 1 : 0)) | 0;`;
+  const [bl, bh] = seg === GS && w.gsBase !== null ? w.gsBase : [`m.segments[${b + BASE_LO}]`, `m.segments[${b + BASE_HI}]`];
+  return `const ll = (${lo} + ${bl}) | 0, lh = (${hi} + ${bh} + ((ll >>> 0) < ((${lo}) >>> 0) ? 1 : 0)) | 0;`;
 }
 
 /** Makes the page cache of segment `seg` (cacheOf) hold the TLB entry of the page of ll/lh (classes 0
@@ -101,9 +103,9 @@ export function load(w: BlockWriter, seg: number, size: number, lo: string, hi: 
   else if (size === 4) fast = `vl = M[(${pageBase} + ${off}) >> 2]; vh = 0;`;
   else if (size === 2) fast = `const o = ${pageBase} + ${off}; vl = M8[o] | (M8[o + 1] << 8); vh = 0;`;
   else fast = `vl = M8[${pageBase} + ${off}]; vh = 0;`;
-  return `let vl = 0, vh = 0; { ${linear(seg, lo, hi)} ${probePage(seg)}` +
-    ` if ((${pageClasses} & m.readFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
-    ` else { vl = LD(m, ${seg}, ${lo}, ${hi}, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} vh = ${size === 8 ? "m.valueHi" : "0"}; ${RELOAD} } }`;
+  return `let vl = 0, vh = 0; { ${linear(w, seg, lo, hi)} ${probePage(seg)}` +
+    ` if ((${pageClasses} & ${w.readFast}) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+    ` else { ${w.beforeAccessCall} vl = LD(m, ${seg}, ${lo}, ${hi}, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} vh = ${size === 8 ? "m.valueHi" : "0"}; ${RELOAD} } }`;
 }
 
 /** A data write (see load); the caller checks `blockEnd` after the instruction. */
@@ -117,15 +119,15 @@ export function store(w: BlockWriter, seg: number, size: number, lo: string, hi:
   else if (size === 4) fast = `M[(${pageBase} + ${off}) >> 2] = ${vlo};`;
   else if (size === 2) fast = `const o = ${pageBase} + ${off}; M8[o] = ${vlo}; M8[o + 1] = (${vlo}) >> 8;`;
   else fast = `M8[${pageBase} + ${off}] = ${vlo};`;
-  return `{ ${linear(seg, lo, hi)} ${probePage(seg)}` +
-    ` if ((${pageClasses} & m.writeFastClass) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
-    ` else { if (ST(m, ${seg}, ${lo}, ${hi}, ${size}, ${vlo}, ${vhi}) === ${STORE_FAULT}) ${faultExit(w, k)} ${RELOAD} } }`;
+  return `{ ${linear(w, seg, lo, hi)} ${probePage(seg)}` +
+    ` if ((${pageClasses} & ${w.writeFast}) !== 0${align ? ` && (ll & ${align}) === 0` : ""}) { ${fast} }` +
+    ` else { ${w.beforeAccessCall} if (ST(m, ${seg}, ${lo}, ${hi}, ${size}, ${vlo}, ${vhi}) === ${STORE_FAULT}) ${faultExit(w, k)} ${RELOAD} } }`;
 }
 
 /** Statements starting a read-modify-write of instruction k's memory operand: vl/vh (declared
  *  here) hold the old value. */
 export function rmwRead(w: BlockWriter, i: Insn, k: number, size: number): string {
-  return `${effectiveAddress(w, i)} const vl = RMW(m, ${i.seg}, el, eh, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} const vh = ${size === 8 ? "m.valueHi" : "0"};`;
+  return `${effectiveAddress(w, i)} ${w.beforeAccessCall} const vl = RMW(m, ${i.seg}, el, eh, ${size}); if (m.faultVector >= 0) ${faultExit(w, k)} const vh = ${size === 8 ? "m.valueHi" : "0"};`;
 }
 
 /** Statements completing the read-modify-write with the value (lo, hi). */

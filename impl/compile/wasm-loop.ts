@@ -69,6 +69,8 @@ const PA = 32, PB = 34, PR = 36, PC = 38, TAKEN = 39;
 const L_COUNT = 0, L_CIN = 1, L_LEFT = 2, L_TAKEN = 3, L_PC = 4, L_PA = 5, L_PB = 6, L_PR = 7, L_T = 8, L_REG0 = 9;
 
 const SIGN = { 4: 0x80000000n, 8: -(1n << 63n) } as const;
+/** JNE's condition code (tttn). */
+const JNE = 5;
 const MASK32 = 0xffffffffn;
 
 class WasmWriter {
@@ -279,6 +281,13 @@ interface WasmLoop {
   readonly flag: FlagProducer;
   /** The function takes CF as the loop starts (its second parameter). */
   readonly carryIn: boolean;
+  /** A counted loop: the DEC of this register (32/64-bit, touched by nothing else in the loop)
+   *  is the last flag-setting instruction and JNE closes the loop, so the iterations to its exit
+   *  are the register's value: the wrapper computes them, the function runs exactly that many
+   *  without the DEC or the test, and the wrapper writes the register and the DEC's record
+   *  (its CF, from the producer before it, is computed after the loop). -1: not counted. */
+  readonly counter: number;
+  readonly counterSize: number;
 }
 
 /** The WebAssembly translation of a self-looping block, or null when it has something declined. */
@@ -287,29 +296,68 @@ export function translateLoop(b: Block): WasmLoop | null {
   const n = insns.length;
   const last = insns[n - 1]!;
   if (!(last.op === I.OP_JMP || last.op === I.OP_JCC) || last.targetLo !== b.ripLo || last.targetHi !== b.ripHi) return null;
+  // The counted form's candidate: JNE after a register DEC.
+  let dec = -1;
+  if (last.op === I.OP_JCC && last.sub === JNE) {
+    for (let k = n - 2; k >= 0; k--) {
+      const i = insns[k]!;
+      if (i.op === I.OP_DEC && i.mod === 3 && (i.operandSize === 8 || i.operandSize === 4)) {
+        dec = k;
+        break;
+      }
+    }
+  }
+  return (dec >= 0 ? translate(b, dec) : null) ?? translate(b, -1);
+}
+
+/** translateLoop with instruction `dec` (≥ 0) as the counted form's DEC, or the general form. */
+function translate(b: Block, dec: number): WasmLoop | null {
+  const insns = b.insns;
+  const n = insns.length;
+  const last = insns[n - 1]!;
   const w = new WasmWriter();
   const body = w.code;
   // left = count
   w.get(L_COUNT);
   w.set(L_LEFT);
   w.op(W.loop, 0x40);
-  for (let k = 0; k < n - 1; k++) if (!emit(w, insns[k]!)) return null;
-  // A loop that sets no flags: its JCC reads, and its exits leave, the flags from before it.
-  const flag = w.flag;
-  if (flag === null) return null;
-  if (last.op === I.OP_JCC) w.condition(flag, last.sub);
-  else w.op(W.i32Const, 1);
-  w.set(L_TAKEN);
-  // L_CIN stays CF as the loop started: CF as a later iteration starts (the last producer's) would
-  // differ only for an INC/DEC whose record no exit can see — another flag-setting instruction
-  // follows it in the iteration, or every producer is an INC/DEC, which keep CF as it was.
-  // left -= 1; again while taken && left !== 0
-  w.get(L_LEFT);
-  w.op(W.i32Const, 1, W.i32Sub);
-  w.op(W.localTee, ...uleb(L_LEFT));
-  w.op(W.i32Const, 0, W.i32Ne);
-  w.get(L_TAKEN);
-  w.op(W.i32And, W.brIf, 0, W.end);
+  let beforeDec: FlagProducer | null = null;
+  for (let k = 0; k < n - 1; k++) {
+    if (k === dec) {
+      beforeDec = w.flag;
+      continue;
+    }
+    if (!emit(w, insns[k]!)) return null;
+  }
+  const counter = dec >= 0 ? insns[dec]!.rm : -1;
+  if (dec >= 0) {
+    // Nothing else touches the counter; no flag-setting instruction follows the DEC.
+    if (w.regLocals.has(counter) || w.flag !== beforeDec) return null;
+    w.get(L_LEFT);
+    w.op(W.i32Const, 1, W.i32Sub);
+    w.op(W.localTee, ...uleb(L_LEFT));
+    w.op(W.brIf, 0, W.end);
+    // The DEC's record: CF as the DEC found it (from the producer before it, in the last iteration).
+    w.carry();
+    w.set(L_PC);
+  } else {
+    // A loop that sets no flags: its JCC reads, and its exits leave, the flags from before it.
+    const flag = w.flag;
+    if (flag === null) return null;
+    if (last.op === I.OP_JCC) w.condition(flag, last.sub);
+    else w.op(W.i32Const, 1);
+    w.set(L_TAKEN);
+    // L_CIN stays CF as the loop started: CF as a later iteration starts (the last producer's) would
+    // differ only for an INC/DEC whose record no exit can see — another flag-setting instruction
+    // follows it in the iteration, or every producer is an INC/DEC, which keep CF as it was.
+    // left -= 1; again while taken && left !== 0
+    w.get(L_LEFT);
+    w.op(W.i32Const, 1, W.i32Sub);
+    w.op(W.localTee, ...uleb(L_LEFT));
+    w.op(W.i32Const, 0, W.i32Ne);
+    w.get(L_TAKEN);
+    w.op(W.i32And, W.brIf, 0, W.end);
+  }
   // Registers, the producer's operands and the branch out to the shared memory.
   const store64 = (local: number, index: number) => {
     w.op(W.i32Const, 0);
@@ -337,7 +385,12 @@ export function translateLoop(b: Block): WasmLoop | null {
   const prologue: number[] = [];
   for (const r of loads) prologue.push(W.i32Const, 0, W.i64Load, 3, ...uleb(8 * r), W.localSet, ...uleb(w.regLocals.get(r)!));
   const locals = [I32, I32, I32, I64, I64, I64, I64, ...loads.map(() => I64)];
-  return { bytes: moduleBytes([I32, I32], [I32], locals, [...prologue, ...body]), loads, stores, flag, carryIn: w.carryIn };
+  // (The general form returned above when the loop sets no flags.)
+  const flag: FlagProducer = dec >= 0 ? { op: LAZY_DEC, size: insns[dec]!.operandSize } : w.flag!;
+  return {
+    bytes: moduleBytes([I32, I32], [I32], locals, [...prologue, ...body]), loads, stores, flag, carryIn: w.carryIn,
+    counter, counterSize: dec >= 0 ? insns[dec]!.operandSize : 0,
+  };
 }
 
 /** The JavaScript around the WebAssembly function `F`: registers in, the call, registers, flags
@@ -348,17 +401,34 @@ export function wrapperSource(b: Block, t: WasmLoop): string {
   const ins = t.loads.map((r) => `X[${2 * r}] = r[${2 * r}]; X[${2 * r + 1}] = r[${2 * r + 1}];`).join(" ");
   const outs = t.stores.map((r) => `r[${2 * r}] = X[${2 * r}]; r[${2 * r + 1}] = X[${2 * r + 1}];`).join(" ");
   const counter = loopCounterOf(n);
+  const carryIn = t.carryIn ? `(m.lazyOp === ${LAZY_NONE} ? m.flags & 1 : CF(m))` : "0";
+  let run: string, result: string, taken: string;
+  if (t.counter >= 0) {
+    // Iterations to the DEC's zero: the counter's value (unsigned at its size; 0 wraps, 2^size).
+    const c = t.counter;
+    const wide = t.counterSize === 8;
+    run = `const cl = r[${2 * c}]${wide ? `, ch = r[${2 * c + 1}]` : ""}; let cnt = L0 + 1;` +
+      ` if (${wide ? "ch === 0 && " : ""}cl !== 0 && (cl >>> 0) < cnt) cnt = cl >>> 0;` +
+      ` const it = F(cnt, ${carryIn});`;
+    result = `const pr_l = (cl - it) | 0, pr_h = ${wide ? "(ch - (((cl >>> 0) < it) | 0)) | 0" : "0"}; r[${2 * c}] = pr_l; r[${2 * c + 1}] = pr_h;` +
+      ` const pc = X[${PC}];`;
+    taken = "(pr_l | pr_h) !== 0";
+  } else {
+    run = `const it = F(L0 + 1, ${carryIn});`;
+    result = `const pa_l = X[${PA}], pa_h = X[${PA + 1}], pb_l = X[${PB}], pb_h = X[${PB + 1}], pr_l = X[${PR}], pr_h = X[${PR + 1}], pc = X[${PC}];`;
+    taken = `X[${TAKEN}] !== 0`;
+  }
   return `"use strict";
 return function wasmLoop(m, budget) {
 if (budget < ${n * WASM_MIN_ITERATIONS}) return J(m, budget);
 const r = m.regs;
 ${ins}
 ${counter}
-const it = F(L0 + 1, ${t.carryIn ? `(m.lazyOp === ${LAZY_NONE} ? m.flags & 1 : CF(m))` : "0"});
+${run}
 ${outs}
-const pa_l = X[${PA}], pa_h = X[${PA + 1}], pb_l = X[${PB}], pb_h = X[${PB + 1}], pr_l = X[${PR}], pr_h = X[${PR + 1}], pc = X[${PC}];
+${result}
 ${producerStore(t.flag)}
-if (X[${TAKEN}] !== 0) { r[${RIP_LO}] = ${lit(last.targetLo)}; r[${RIP_HI}] = ${lit(last.targetHi)}; } else { r[${RIP_LO}] = ${lit(last.nextLo)}; r[${RIP_HI}] = ${lit(last.nextHi)}; }
+if (${taken}) { r[${RIP_LO}] = ${lit(last.targetLo)}; r[${RIP_HI}] = ${lit(last.targetHi)}; } else { r[${RIP_LO}] = ${lit(last.nextLo)}; r[${RIP_HI}] = ${lit(last.nextHi)}; }
 m.blockExit = ${ST_OK};
 return it * ${n};
 };`;

@@ -61,6 +61,21 @@ export class BlockWriter {
   /** Set by a trace: the exits below leave through one epilogue that writes the registers back
    *  (`ret`, `break out`), instead of each writing them back itself (a trace has many exits). */
   sharedExit = false;
+  /** Set by a trace (engine/trace.ts), which keeps the mode in locals across its blocks: the
+   *  expressions the generated code reads the CPL and the fast access classes from, and statements
+   *  run before every slow-path access call (LD/ST/RMW read the mode in the Machine), before every
+   *  register write-back (@WB@: at exits and before handler calls) and after every register reload
+   *  (@RL@: after handler calls). A block alone reads the Machine and needs none. */
+  cpl = "m.cpl";
+  readFast = "m.readFastClass";
+  writeFast = "m.writeFastClass";
+  beforeAccessCall = "";
+  beforeWriteBack = "";
+  afterReload = "";
+  /** Set by a trace that keeps GS's base and KERNEL_GS_BASE in locals: the expressions of GS's
+   *  base (lo, hi) the generated code reads, and the statements SWAPGS runs (after its CPL check). */
+  gsBase: readonly [string, string] | null = null;
+  swapgs: string | null = null;
 
   constructor(readonly b: Block) {
     const insns = b.insns;

@@ -1,12 +1,14 @@
 // SYSCALL and SYSRETQ written out in a trace's generated code (engine/trace.ts), so that a
 // syscall round trip stays in one optimised function: the registers they read and write are the
-// trace's locals, the saved RFLAGS is computed from the flag producer's locals, and nothing is
-// stored into the Machine that the run loop would not see anyway.
+// trace's locals, the saved RFLAGS is computed from the flag producer's locals, and the mode they
+// set (CPL, access classes, CS, SS) stays in the trace's locals until something outside the
+// generated code could look (modeSync below).
 //
 // The same checks and updates as system.ts execSyscall/execSysret for 64-bit mode (the trace runs
 // only 64-bit blocks), with the same rule IDs. Every value they depend on — EFER.SCE, STAR, LSTAR,
-// FMASK, CR0.AM, the CPL — is read from the live Machine each time, never copied into the source,
-// so an MSR or control-register write can never leave a trace stale. The one choice fixed in the
+// FMASK, CR0.AM — is read from the live Machine each time, never copied into the source, so an MSR
+// or control-register write can never leave a trace stale; the CPL is the trace's local (equal to
+// the Machine's, or to what modeSync will store). The one choice fixed in the
 // source is the vendor profile's SYSRET SS handling, which a Machine keeps for life (load() builds
 // a new Machine, and traces die with it). When a check fails, nothing has been changed and the
 // trace runs the instruction's handler instead (the fault path).
@@ -19,10 +21,11 @@ import {
   IRET_ENTRIES, IRET_STRIDE, R_CPL, R_CS, R_CS_ATTR, R_CS_BASE, R_CS_LIMIT, R_GENERATION, R_SS, R_SS_ATTR, R_SS_BASE, R_SS_LIMIT,
 } from "../tables/iret-cache.ts";
 import { FLAT_CODE64_DPL0, FLAT_CODE64_DPL3, FLAT_DATA_DPL0, FLAT_DATA_DPL3 } from "../system.ts";
+import type { Machine } from "../machine.ts";
 
 const {
-  AC, AF, A_DPL_SHIFT, A_L, A_S, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, CF, CS, C_SW, C_SWA, C_UW, DF, EFER_SCE, DS, EFER_LMA, ES, EV_FAULT, EV_SOFT, FS, GS, FMASK_LO,
-  ID, IF, IOPL, LIMIT, LSTAR_HI, LSTAR_LO, NT, OF, PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT, PF, RF, RIP_HI, RIP_LO, SEG_STRIDE, SEL,
+  AC, AF, A_DPL_SHIFT, A_L, A_S, A_UNUSABLE, ATTR, BASE_HI, BASE_LO, CF, CR0_AM, CS, C_SR, C_SRA, C_SW, C_SWA, C_SX, C_UR, C_UW, C_UX, DF, EFER_SCE, DS, EFER_LMA, ES, EV_FAULT, EV_SOFT, FS, GS, FMASK_LO,
+  ID, IF, IOPL, KERNEL_GS_BASE_HI, KERNEL_GS_BASE_LO, LIMIT, LSTAR_HI, LSTAR_LO, NT, OF, PAGE_BYTES, PAGE_OFFSET_MASK, PAGE_SHIFT, PF, RF, RIP_HI, RIP_LO, SEG_STRIDE, SEL,
   SF, SHADOW_NONE, SS, STAR_HI, SYSRET_RFLAGS, TF, VIF, VIP, VM, ZF,
 } = constsModule;
 
@@ -30,6 +33,78 @@ const {
 function flat(seg: number, selector: string, attr: number): string {
   const b = seg * SEG_STRIDE;
   return `sg[${b + SEL}] = ${selector}; sg[${b + BASE_LO}] = 0; sg[${b + BASE_HI}] = 0; sg[${b + LIMIT}] = -1; sg[${b + ATTR}] = ${attr};`;
+}
+
+// ---- The mode in the trace's locals ----
+// SYSCALL and SYSRETQ change the CPL, the access classes (Machine.updateMode) and CS/SS on every
+// round trip; a trace keeps them in locals (MODE_LOCALS) and stores them into the Machine only where
+// something outside the generated code could look: before every call into the Machine (handlers,
+// slow-path accesses, deliveries, getFlags excepted: it reads only the lazy flags) and at every exit
+// (modeSync, through BlockWriter's hooks), so the Machine is never seen stale. The generated code
+// itself reads the locals (the CPL, the fast access classes, the fetch class), which equal what the
+// Machine holds or will hold once synced; after every call that may change the mode the locals
+// are loaded again from the Machine (MODE_RELOAD). SWAPGS, the round trip's other Machine writes,
+// works on locals the same way. The locals:
+//   modeCpl, modeRead, modeWrite, modeFetch   the CPL and Machine.readFastClass/writeFastClass/fetchClass
+//   modeDirty                                 the Machine lacks the last SYSCALL/SYSRETQ's mode and CS (and SS)
+//   modeAc, modeCs, modeSs                    what modeSync stores then: RFLAGS.AC at it, the selectors
+//   gsLo, gsHi, kgLo, kgHi, gsDirty           GS's base and KERNEL_GS_BASE; the Machine lacks them
+
+/** The trace's mode locals, loaded from the Machine at entry (a statement for the prologue). */
+export const MODE_LOCALS = "let modeCpl = m.cpl, modeRead = m.readFastClass, modeWrite = m.writeFastClass, modeFetch = m.fetchClass," +
+  " modeDirty = false, modeAc = false, modeCs = 0, modeSs = 0;" +
+  ` let gsLo = m.segments[${GS * SEG_STRIDE + BASE_LO}], gsHi = m.segments[${GS * SEG_STRIDE + BASE_HI}],` +
+  ` kgLo = m.msr[${KERNEL_GS_BASE_LO}], kgHi = m.msr[${KERNEL_GS_BASE_HI}], gsDirty = false;`;
+
+/** GS's base as the generated code reads it (BlockWriter.gsBase), and SWAPGS (BlockWriter.swapgs;
+ *  SWAPGS-02: GS.base ⇄ IA32_KERNEL_GS_BASE). */
+export const GS_BASE: readonly [string, string] = ["gsLo", "gsHi"];
+export const SWAPGS_LOCALS = "const a = gsLo, c = gsHi; gsLo = kgLo; gsHi = kgHi; kgLo = a; kgHi = c; gsDirty = true;";
+
+/** After a call that may have changed the mode (the Machine is current: modeSync ran before it). */
+export const MODE_RELOAD = "modeCpl = m.cpl; modeRead = m.readFastClass; modeWrite = m.writeFastClass; modeFetch = m.fetchClass;" +
+  ` gsLo = m.segments[${GS * SEG_STRIDE + BASE_LO}]; gsHi = m.segments[${GS * SEG_STRIDE + BASE_HI}]; kgLo = m.msr[${KERNEL_GS_BASE_LO}]; kgHi = m.msr[${KERNEL_GS_BASE_HI}];`;
+
+/**
+ * Stores what the last SYSCALL/SYSRETQ left in a trace's mode locals into the Machine: the CPL,
+ * 64-bit mode and the access classes (Machine.userAccess/supervisorAccess by RFLAGS.AC `ac` as it
+ * was then — CR0.AM cannot have changed since: MOV CR0 is a handler call, synced before), CS and —
+ * unless the profile keeps SS's hidden part at SYSRET (`keepSs`: then SS is stored at once, never
+ * left to this) — SS, flat, with the attributes of the CPL's segments. The trace calls it as `MS`.
+ */
+export function storeMode(m: Machine, cpl: number, ac: boolean, cs: number, ss: number, keepSs: boolean): void {
+  const sg = m.segments;
+  m.cpl = cpl;
+  m.mode64 = true;
+  if (cpl === 3) m.userAccess(ac);
+  else m.supervisorAccess(ac);
+  storeFlat(sg, CS, cs, cpl === 3 ? FLAT_CODE64_DPL3 : FLAT_CODE64_DPL0);
+  if (!keepSs) storeFlat(sg, SS, ss, cpl === 3 ? FLAT_DATA_DPL3 : FLAT_DATA_DPL0);
+}
+
+function storeFlat(sg: Int32Array, seg: number, selector: number, attr: number): void {
+  const b = seg * SEG_STRIDE;
+  sg[b + SEL] = selector;
+  sg[b + BASE_LO] = 0;
+  sg[b + BASE_HI] = 0;
+  sg[b + LIMIT] = -1;
+  sg[b + ATTR] = attr;
+}
+
+/** Stores GS's base and KERNEL_GS_BASE as a trace's SWAPGS left them (the trace calls it as `MG`). */
+export function storeGs(m: Machine, gsLo: number, gsHi: number, kgLo: number, kgHi: number): void {
+  const b = GS * SEG_STRIDE;
+  m.segments[b + BASE_LO] = gsLo;
+  m.segments[b + BASE_HI] = gsHi;
+  m.msr[KERNEL_GS_BASE_LO] = kgLo;
+  m.msr[KERNEL_GS_BASE_HI] = kgHi;
+}
+
+/** The statements storing the mode locals and the GS locals into the Machine where it lacks them
+ *  (storeMode as `MS`, storeGs as `MG`). */
+export function modeSync(keepSs: boolean): string {
+  return `if (modeDirty) { MS(m, modeCpl, modeAc, modeCs, modeSs, ${keepSs}); modeDirty = false; }` +
+    ` if (gsDirty) { MG(m, gsLo, gsHi, kgLo, kgHi); gsDirty = false; }`;
 }
 
 /** SYSCALL's checks in 64-bit mode (SYSCALL-01: EFER.SCE = 1), as a condition. */
@@ -41,47 +116,50 @@ export function syscallChecks(): string {
  * SYSCALL's updates (SYSCALL-03..08) as statements: RCX and R11 are the locals `rcx`/`r11`
  * ([lo, hi]), `flags` the expression of RFLAGS as it stands (RF is 0: compiled code runs with it
  * cleared), (nextLo, nextHi) the next instruction. Leaves the new RFLAGS in `nf` and the target RIP
- * in `tl`/`th`; the Machine's mode is CPL 0, 64-bit (Machine.updateMode for what is known here:
- * EFER.LMA is set, CS.L = 1; Machine.supervisorAccess). The TF trap after it (SYSCALL-10) is the caller's: its guard leaves
- * the trace when TF = 1.
+ * in `tl`/`th`; the mode (CPL 0, 64-bit — EFER.LMA is set, CS.L = 1 —, the access classes by
+ * RFLAGS.AC: Machine.supervisorAccess) and CS/SS in the mode locals, for modeSync (SS stored at once
+ * with `keepSs`). The TF trap after it (SYSCALL-10) is the caller's: its guard leaves the trace
+ * when TF = 1.
  */
 export function syscallUpdates(rcx: readonly [string, string], r11: readonly [string, string], flags: string,
-  nextLo: string, nextHi: string): string {
-  return `const fl = ${flags}; const ms = m.msr, sg = m.segments;` +
+  nextLo: string, nextHi: string, keepSs: boolean): string {
+  return `const fl = ${flags}; const ms = m.msr;` +
     // SYSCALL-03, 04
     ` ${rcx[0]} = ${nextLo}; ${rcx[1]} = ${nextHi}; ${r11[0]} = fl; ${r11[1]} = 0;` +
     // SYSCALL-05 (bits 63:32 of RFLAGS are 0: FMASK's high half masks nothing)
     ` const nf = (fl & ~ms[${FMASK_LO}] & ${~RF}) | 2; m.flags = nf; m.lazyOp = 0;` +
     // SYSCALL-06, 07
-    ` const cs = ms[${STAR_HI}] & 65535; ${flat(CS, "cs & 65532", FLAT_CODE64_DPL0)} ${flat(SS, "(cs + 8) & 65535", FLAT_DATA_DPL0)}` +
+    ` const cs = ms[${STAR_HI}] & 65535; modeCs = cs & 65532;` +
+    (keepSs ? ` { const sg = m.segments; ${flat(SS, "(cs + 8) & 65535", FLAT_DATA_DPL0)} }` : " modeSs = (cs + 8) & 65535;") +
     // SYSCALL-08
     ` const tl = ms[${LSTAR_LO}], th = ms[${LSTAR_HI}];` +
-    // The access classes by RFLAGS.AC (SMAP's override of explicit accesses).
-    ` m.cpl = 0; m.mode64 = true; m.supervisorAccess((nf & ${AC}) !== 0);`;
+    // The access classes by RFLAGS.AC (SMAP's override of explicit accesses: supervisorAccess).
+    ` modeCpl = 0; modeAc = (nf & ${AC}) !== 0; modeRead = modeAc ? ${C_SRA} : ${C_SR}; modeWrite = modeAc ? ${C_SWA} : ${C_SW};` +
+    ` modeFetch = ${C_SX}; modeDirty = true;`;
 }
 
 /** SYSRETQ's checks from 64-bit mode (SYSRET-01 EFER.SCE, SYSRET-02 CPL 0, SYSRET-03 RCX
  *  canonical — the non-canonical case is the handler's: its outcome is the profile's), as a
  *  condition over RCX's high half `rcxHi`. */
 export function sysretChecks(rcxHi: string): string {
-  return `(m.efer & ${EFER_SCE}) !== 0 && m.cpl === 0 && (${rcxHi} >> 15) === (${rcxHi} >> 31)`;
+  return `(m.efer & ${EFER_SCE}) !== 0 && modeCpl === 0 && (${rcxHi} >> 15) === (${rcxHi} >> 31)`;
 }
 
 /**
  * SYSRETQ's updates (SYSRET-04..07) as statements, RCX being the locals `rcx` and R11's low half
- * `r11Lo`: RIP is left to the caller (it is RCX), the new RFLAGS in `nf`; the Machine's mode is
- * CPL 3, 64-bit (Machine.userAccess: #AC checks when CR0.AM = RFLAGS.AC = 1). `keepSs`: the
- * profile keeps SS's hidden part (contract/profile.ts sysretSsAttributes).
+ * `r11Lo`: RIP is left to the caller (it is RCX), the new RFLAGS in `nf`; the mode (CPL 3, 64-bit,
+ * the access classes: Machine.userAccess — #AC checks when CR0.AM = RFLAGS.AC = 1) and CS/SS in the
+ * mode locals, for modeSync. `keepSs`: the profile keeps SS's hidden part (contract/profile.ts
+ * sysretSsAttributes): its selector is stored at once.
  */
 export function sysretUpdates(r11Lo: string, keepSs: boolean): string {
   const ssSel = "((base + 8) | 3) & 65535";
-  return `const sg = m.segments;` +
-    // SYSRET-05
-    ` const nf = (${r11Lo} & ${SYSRET_RFLAGS}) | 2; m.flags = nf; m.lazyOp = 0;` +
+  return `const nf = (${r11Lo} & ${SYSRET_RFLAGS}) | 2; m.flags = nf; m.lazyOp = 0;` +
     // SYSRET-06, 07
-    ` const base = (m.msr[${STAR_HI}] >>> 16) & 65535; ${flat(CS, "((base + 16) | 3) & 65535", FLAT_CODE64_DPL3)}` +
-    ` ${keepSs ? `sg[${SS * SEG_STRIDE + SEL}] = ${ssSel};` : flat(SS, ssSel, FLAT_DATA_DPL3)}` +
-    ` m.cpl = 3; m.mode64 = true; m.userAccess((nf & ${AC}) !== 0);`;
+    ` const base = (m.msr[${STAR_HI}] >>> 16) & 65535; modeCs = ((base + 16) | 3) & 65535;` +
+    ` ${keepSs ? `m.segments[${SS * SEG_STRIDE + SEL}] = ${ssSel};` : `modeSs = ${ssSel};`}` +
+    ` modeCpl = 3; modeAc = (nf & ${AC}) !== 0; const check = modeAc && (m.cr0 & ${CR0_AM}) !== 0;` +
+    ` modeRead = check ? 0 : ${C_UR}; modeWrite = check ? 0 : ${C_UW}; modeFetch = ${C_UX}; modeDirty = true;`;
 }
 
 /** The TF trap after SYSCALL/SYSRET (SYSCALL-10, SYSRET-09) when leaving the trace. */

@@ -41,7 +41,8 @@ import { assembleSource, emitInstructions, instantiate } from "../compile/compil
 import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit, regHi, regLo } from "../compile/writer.ts";
 import { getFlags } from "../flags.ts";
 import {
-  gateDelivery, iretqFast, syscallChecks, syscallUpdates, sysretChecks, sysretUpdates, trapAfter,
+  GS_BASE, MODE_LOCALS, MODE_RELOAD, SWAPGS_LOCALS, gateDelivery, iretqFast, modeSync, storeGs, storeMode, syscallChecks, syscallUpdates, sysretChecks, sysretUpdates,
+  trapAfter,
 } from "./trace-transitions.ts";
 import type { StepContext } from "./context.ts";
 import type { Machine } from "../machine.ts";
@@ -162,7 +163,7 @@ export function formTrace(ctx: StepContext, head: Block): void {
   // flags as they stand: run-block.ts finishCompiled): an R_* outcome.
   const deliverAt = (lo: number, hi: number) => deliverFault(ctx, lo, hi, ctx.m.flags);
   const fn = instantiate(src, insns, new Map<string, unknown>([
-    ["BL", blocks], ["GF", getFlags], ["FD", deliverAt],
+    ["BL", blocks], ["GF", getFlags], ["FD", deliverAt], ["MS", storeMode], ["MG", storeGs],
   ]));
   if (fn === null) return;
   head.trace = { fn, blocks, starts, total: insns.length };
@@ -213,6 +214,17 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
   // many exits share one epilogue that writes the registers back.
   w.loop = false;
   w.sharedExit = true;
+  // The mode in locals (trace-transitions.ts, "The mode in the trace's locals"): read from them,
+  // stored into the Machine before every call into it and at every exit, loaded again after calls.
+  const syncMode = modeSync(keepSs);
+  w.cpl = "modeCpl";
+  w.readFast = "modeRead";
+  w.writeFast = "modeWrite";
+  w.beforeAccessCall = syncMode;
+  w.beforeWriteBack = `${syncMode} `;
+  w.afterReload = ` ${MODE_RELOAD}`;
+  w.gsBase = GS_BASE;
+  w.swapgs = SWAPGS_LOCALS;
   const last = blocks.length - 1;
   const closes = blocks[last]!.successor === head;
   /** The block after block j in the trace (j + 1, or the head when the trace loops), or -1. */
@@ -234,14 +246,14 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
   // is checked only where a pass begins again: one exit for every step limit, the same each time
   // (an exit that never ran has no type feedback: V8 would deoptimize the whole trace there).
   const budgetOk = (to: number) => (to === 0 ? `n + ${2 * total} <= budget` : "true");
-  /** The TLB maps block `to`'s page for a fetch at the current CPL (fetch class `fetch` when the
-   *  caller knows it) to its frame. */
-  const fetchOk = (to: number, fetch = 0) => {
+  /** The TLB maps block `to`'s page for a fetch at the current CPL (fetch class `fetch`: the
+   *  Machine's, current after a call into it, or the trace's local) to its frame. */
+  const fetchOk = (to: number, fetch: number | string = "m.fetchClass") => {
     const b = blocks[to]!;
     const tag = b.ripLo >>> PAGE_SHIFT;
     const e = (tag & TLB_INDEX_MASK) << TLB_STRIDE_SHIFT;
     return `T[${e + TLB_TAG}] === ${lit(tag)} && T[${e + TLB_TAG_HI}] === ${lit(b.ripHi)} && ` +
-      `(T[${e + TLB_CLASSES}] & ${fetch === 0 ? "m.fetchClass" : fetch}) !== 0 && T[${e + TLB_POOL_OFFSET}] === ${lit(b.poolOffset)}`;
+      `(T[${e + TLB_CLASSES}] & ${fetch}) !== 0 && T[${e + TLB_POOL_OFFSET}] === ${lit(b.poolOffset)}`;
   };
   /** The guard after a transition (header comment), the new RIP (lo, hi); `light` after IRETQ written
    *  out (trace-transitions.ts iretqFast), which writes no memory, returns only to 64-bit code and
@@ -290,7 +302,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     // (ec: deliver.ts hasErrorCode written out — the fault's error code, -1 for a vector that pushes none.)
     return `if (!m.timerCounting && m.faultVector !== ${VEC_MEMLIMIT}) {` +
       ` f${k}: { const v = m.faultVector, ec = v === 8 || (v >= 10 && v <= 14) || v === 17 || v === 21 ? m.faultErrorCode : -1;` +
-      ` ${fast} if (${afterDelivery(to)}) { ${RELOAD} ${rspLocals} ${enter(current, to, true)} } m.blockExit = ${ST_END}; return n + ${k + 1}; }` +
+      ` ${fast} ${MODE_RELOAD} if (${afterDelivery(to)}) { ${RELOAD} ${rspLocals} ${enter(current, to, true)} } m.blockExit = ${ST_END}; return n + ${k + 1}; }` +
       ` r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; const d = FD(${lit(i.ripLo)}, ${lit(i.ripHi)});` +
       ` if (d !== ${R_DELIVERED}) { m.blockExit = d === ${R_SHUTDOWN} ? ${ST_TRACE_SHUTDOWN} : ${ST_TRACE_MEMLIMIT}; return n + ${k}; }` +
       ` if (${afterCall(to)}) { @RL@ ${RELOAD} ${clearRf(to)} ${enter(current, to, true)} }` +
@@ -310,7 +322,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     const from = blocks[current]!;
     const samePage = from.poolOffset === b.poolOffset && from.ripHi === b.ripHi &&
       from.ripLo >>> PAGE_SHIFT === b.ripLo >>> PAGE_SHIFT;
-    return `if (${rip}!blockEnd && ${budgetOk(to)}${samePage ? "" : ` && ${fetchOk(to)}`}) { ${enter(current, to)} }`;
+    return `if (${rip}!blockEnd && ${budgetOk(to)}${samePage ? "" : ` && ${fetchOk(to, "modeFetch")}`}) { ${enter(current, to)} }`;
   };
   // Transitions: the transition's own code (SYSCALL/SYSRETQ written out: trace-transitions.ts; the IRETQ handler,
   // deliver.ts deliverSoft) with only the registers it reads stored and those it writes reloaded,
@@ -332,10 +344,10 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     // registers it reads, `reload` loads those it writes).
     const handler = (sync: string, reload: string) => {
       const trap = i.op === I.OP_SYSCALL || i.op === I.OP_SYSRET ? `if ((m.flags & ${TF}) !== 0) m.pendingDebugTrap = true;` : "";
-      return `${store} ${sync} r[${RIP_LO}] = ${lit(i.nextLo)}; r[${RIP_HI}] = ${lit(i.nextHi)}; m.nextShadow = ${SHADOW_NONE};` +
+      return `${store} ${sync} ${syncMode} r[${RIP_LO}] = ${lit(i.nextLo)}; r[${RIP_HI}] = ${lit(i.nextHi)}; m.nextShadow = ${SHADOW_NONE};` +
         ` const s = H[${i.op}](m, I[${k}]);` +
         ` if (s === ${ST_FAULT} || s === ${ST_UNSUP}) { @WB@ r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)}; if (s === ${ST_UNSUP}) m.blockStopInsn = I[${k}]; m.blockExit = s === ${ST_FAULT} ? ${ST_FAULT} : ${ST_STOP}; return n + ${k}; }` +
-        ` ${reload} m.shadow = m.nextShadow; ${trap} if (s === ${ST_HALT}) m.halted = true; ${go(RELOAD)} ${done(ST_END)}`;
+        ` ${reload} ${MODE_RELOAD} m.shadow = m.nextShadow; ${trap} if (s === ${ST_HALT}) m.halted = true; ${go(RELOAD)} ${done(ST_END)}`;
     };
     const syncRsp = `r[${2 * RSP}] = ${rsp[0]}; r[${2 * RSP + 1}] = ${rsp[1]};`;
     const reloadRsp = `${rsp[0]} = r[${2 * RSP}]; ${rsp[1]} = r[${2 * RSP + 1}];`;
@@ -347,7 +359,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
         const reload = `${rcx[0]} = r[${2 * RCX}]; ${rcx[1]} = r[${2 * RCX + 1}]; ${r11[0]} = r[${2 * R11}]; ${r11[1]} = r[${2 * R11 + 1}];`;
         tw.written.add(RCX);
         tw.written.add(R11);
-        const fast = syscallUpdates(rcx, r11, flags, lit(i.nextLo), lit(i.nextHi));
+        const fast = syscallUpdates(rcx, r11, flags, lit(i.nextLo), lit(i.nextHi), keepSs);
         code = `if (${syscallChecks()}) { ${fast} if (${afterInline(to, "tl", "th", C_SX)}) { ${enter(current, to)} }` +
           ` r[${RIP_LO}] = tl; r[${RIP_HI}] = th; ${trapAfter()} ${done(ST_END)} }` +
           ` ${handler("", reload)}`;
@@ -366,7 +378,8 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
         // its handler.
         const fast = iretqFast({ rspLo: rsp[0], rspHi: rsp[1], fail: `break q${k};` });
         // (The IRET return cache holds only 64-bit targets: the mode is 64-bit.)
-        code = `q${k}: { ${fast} if (${afterCall(to, true, "rl", "rh")}) { ${clearRf(to)} ${enter(current, to)} } ${done(ST_END)} }` +
+        // It stores the new mode into the Machine: the locals are loaded again after it.
+        code = `q${k}: { ${fast} ${MODE_RELOAD} if (${afterCall(to, true, "rl", "rh")}) { ${clearRf(to)} ${enter(current, to)} } ${done(ST_END)} }` +
           ` ${handler(syncRsp, reloadRsp)}`;
         break;
       }
@@ -379,13 +392,18 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
           vector: String(vector), soft: true, errorCode: null, retLo: lit(i.nextLo), retHi: lit(i.nextHi), flags,
           rspLo: rsp[0], rspHi: rsp[1], fail: `break g${k};`,
         });
-        code = `g${k}: { ${fast} if (${afterDelivery(to)}) { ${enter(current, to)} } ${done(ST_SOFT_DELIVERED)} }` +
+        // Both store the new mode into the Machine: the locals are loaded again after them.
+        code = `g${k}: { ${fast} ${MODE_RELOAD} if (${afterDelivery(to)}) { ${enter(current, to)} } ${done(ST_SOFT_DELIVERED)} }` +
           ` ${store} ${syncRsp} r[${RIP_LO}] = ${lit(i.ripLo)}; r[${RIP_HI}] = ${lit(i.ripHi)};` +
-          ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${reloadRsp} ${go(RELOAD)} ${done(ST_SOFT_DELIVERED)} }` +
+          ` if (DS(m, ${vector}, ${lit(i.nextLo)}, ${lit(i.nextHi)})) { ${reloadRsp} ${MODE_RELOAD} ${go(RELOAD)} ${done(ST_SOFT_DELIVERED)} }` +
           ` @WB@ m.blockStopInsn = I[${k}]; m.blockExit = ${ST_STOP}; return n + ${k};`;
       }
     }
-    tw.out.push(`{ ${code} }`);
+    // IRETQ, INT n / INT3 and SYSRET from 32-bit code read the mode from the Machine, written out
+    // or through their handlers: it is stored first. (SYSCALL and SYSRETQ written out read only the
+    // locals; the handlers they fall back to store it themselves.)
+    const inline = i.op === I.OP_SYSCALL || (i.op === I.OP_SYSRET && i.rexW);
+    tw.out.push(`{ ${inline ? "" : syncMode} ${code} }`);
     return true;
   };
   for (let j = 0; j <= last; j++) {
@@ -397,5 +415,5 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
     w.out.push("}");
   }
   // Falling out of the last block cannot happen (every path through it exits or continues).
-  return assembleSource(w);
+  return assembleSource(w, MODE_LOCALS);
 }

@@ -64,12 +64,15 @@ describe.concurrent("emulator processes", () => {
       await expect(Child.start("/nonexistent/qemu", [])).rejects.toThrow(/\/nonexistent\/qemu: not found/);
     });
 
+    // An emulator that exits must be seen exiting before the start watchdog fires (800 ms: a loaded
+    // machine); one that hangs is stopped by it, whatever the load (300 ms: it is waited for four
+    // times, one after another).
     for (const [name, make] of [
-      ["qemu", (program: string) => new QemuEngine({ program, startTimeoutMs: 800 })],
-      ["bochs", (program: string) => new BochsEngine({ program, startTimeoutMs: 800 })],
+      ["qemu", (program: string, startTimeoutMs: number) => new QemuEngine({ program, startTimeoutMs })],
+      ["bochs", (program: string, startTimeoutMs: number) => new BochsEngine({ program, startTimeoutMs })],
     ] as const) {
       it.sequential(`${name}: an emulator that exits at once is a start error with its status and stderr`, async () => {
-        const engine = make(script(`${name}-exits`, "echo 'no such machine' >&2; exit 3"));
+        const engine = make(script(`${name}-exits`, "echo 'no such machine' >&2; exit 3"), 800);
         const error = await engine.load(loaded.state, "intel").then(() => undefined, (e: unknown) => e);
         expect(error).toBeInstanceOf(EngineError);
         expect((error as EngineError).kind).toBe("start");
@@ -80,13 +83,13 @@ describe.concurrent("emulator processes", () => {
       });
 
       it.sequential(`${name}: an emulator that hangs is stopped by the watchdog, and the check goes on`, async () => {
-        const engine = make(script(`${name}-hangs`, "exec sleep 30"));
-        // The detail names the 800 ms start watchdog, not the 5 s case timeout: that is what shows
+        const engine = make(script(`${name}-hangs`, "exec sleep 30"), 300);
+        // The detail names the 300 ms start watchdog, not the 5 s case timeout: that is what shows
         // the watchdog stopped it (an elapsed-time bound would fail on a loaded machine).
         const result = await checkVector(loaded, engine, { timeoutMs: 5000 });
         expect(result.passed).toBe(false);
         expect(result.exit).toBe("error");
-        expect(result.detail).toMatch(/within 800 ms/);
+        expect(result.detail).toMatch(/within 300 ms/);
         expect(liveChildren()).toBe(0);
         expect(existsSync(scratchOf(`${name}-hangs`))).toBe(false);
         // The same engine takes the next case (and fails it the same way, not worse).

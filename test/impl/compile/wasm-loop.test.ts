@@ -11,8 +11,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ArchState } from "../../../contract/state.ts";
 import { compareStates, unionRanges } from "../../../contract/compare.ts";
 import { ImplEngine } from "../../../impl/engine.ts";
-import { WASM_MIN_ITERATIONS, setWasmLoops } from "../../../impl/compile/wasm-loop.ts";
-import { Assembler, Code, Register as R, buildGuest, defineLayout, mem } from "../../../guest/index.ts";
+import { WASM_MIN_ITERATIONS, setWasmLoops, translateLoop } from "../../../impl/compile/wasm-loop.ts";
+import { Assembler, Code, Register as R, buildGuest, defineLayout, mem, sym } from "../../../guest/index.ts";
 import type { Block } from "../../../impl/blocks/block-cache.ts";
 import { expectAgreesWithSpec } from "../against-spec.ts";
 
@@ -284,6 +284,59 @@ describe("register-only loops as WebAssembly", () => {
     for (const steps of [7 * 16 + 3, 7 * 100, 7 * 2000 - 1, 7 * 2000, 7 * 2000 + 1, 20_000]) expectAgreesWithSpec(state, steps, "intel", { lockstep: false });
     const impl = expectChunksAgree(state, [50, 7 * 16, 7 * 16 - 1, 1000, 7 * 1500, 3, 10_000]);
     expect(usedWasm(impl)).toBe(true);
+  });
+
+  it("counted loops (DEC of a register nothing else touches, then JNE): every count, every budget, and the forms that are not", () => {
+    // The counted form runs as many iterations as the counter holds (0: 2^size) without the DEC;
+    // each variant below either is one (plain; a non-flag instruction after the DEC; 32-bit with
+    // a high half to clear; a DEC and an INC before the counter's DEC whose CF its record keeps)
+    // or must not be taken for one (the counter read or written elsewhere; a flag-setting
+    // instruction after the DEC; JNS instead of JNE; SUB 1 instead of DEC).
+    type Insn = [CodeValue, ...(number | string)[]];
+    const counted = ["plain", "movAfter", "dec32", "carries", "incFirst"];
+    const variants: Record<string, Insn[]> = {
+      plain: [[Code.Add_rm64_r64, R.RAX, R.RBX], [Code.Dec_rm64, R.RSI], [Code.Jne_rel8_64, "loop"]],
+      movAfter: [[Code.Add_rm64_r64, R.RAX, R.RBX], [Code.Dec_rm64, R.RSI], [Code.Mov_r64_rm64, R.RDI, R.RAX], [Code.Jne_rel8_64, "loop"]],
+      dec32: [[Code.Xor_rm64_r64, R.RAX, R.RBX], [Code.Dec_rm32, R.ESI], [Code.Jne_rel8_64, "loop"]],
+      carries: [[Code.Sub_rm64_r64, R.RAX, R.RBX], [Code.Dec_rm64, R.RDI], [Code.Inc_rm32, R.ECX], [Code.Dec_rm64, R.RSI], [Code.Jne_rel8_64, "loop"]],
+      incFirst: [[Code.Inc_rm64, R.RCX], [Code.Dec_rm64, R.RSI], [Code.Jne_rel8_64, "loop"]],
+      counterRead: [[Code.Add_rm64_r64, R.RAX, R.RSI], [Code.Dec_rm64, R.RSI], [Code.Jne_rel8_64, "loop"]],
+      counterWritten: [[Code.Dec_rm64, R.RSI], [Code.Xor_rm32_r32, R.ESI, R.EBX], [Code.Dec_rm64, R.RSI], [Code.Jne_rel8_64, "loop"]],
+      flagsAfter: [[Code.Dec_rm64, R.RSI], [Code.Add_rm64_r64, R.RAX, R.RBX], [Code.Jne_rel8_64, "loop"]],
+      jns: [[Code.Add_rm64_r64, R.RAX, R.RBX], [Code.Dec_rm64, R.RSI], [Code.Jns_rel8_64, "loop"]],
+      sub1: [[Code.Add_rm64_r64, R.RAX, R.RBX], [Code.Sub_rm64_imm8, R.RSI, 1], [Code.Jne_rel8_64, "loop"]],
+    };
+    const counts = [1n, 2n, 17n, 100n, 1n << 32n, (1n << 32n) + 3n, 0n, (1n << 64n) - 1n, 0xdead_0000_0013n];
+    // The loop is entered through an indirect jump (so that its own block starts each pass, with
+    // RSI = RDX: any count), again and again by an outer loop that halves RDX each pass — so the
+    // compiled loop is also entered with RSI = 0 (2^64 iterations to the DEC's zero).
+    for (const [name, body] of Object.entries(variants)) {
+      const l = defineLayout();
+      const a = new Assembler();
+      const s = a.section(l.code.kernel)
+        .emit(Code.Stc)
+        .emit(Code.Mov_r64_imm64, R.R9, sym("loop"))
+        .label("outer")
+        .emit(Code.Mov_r64_rm64, R.RSI, R.RDX)
+        .emit(Code.Shr_rm64_1, R.RDX, 1)
+        .emit(Code.Jmp_rm64, R.R9)
+        .label("loop");
+      for (const [code, ...operands] of body) s.emit(code, ...operands);
+      s.emit(Code.Inc_rm64, R.R10).emit(Code.Jmp_rel8_64, "outer");
+      const base = buildGuest(l, { code: a.assemble(), start: { regs: { rax: 0xffffffff_00000005n, rbx: 0x80000000_00000001n, rcx: 0xfffffffen, rdi: 3n } } }).state;
+      const n = body.length;
+      for (const count of counts) {
+        const state: ArchState = { ...base, gpr: base.gpr.map((v, k) => (k === 2 ? count : v)) };
+        const m = WASM_MIN_ITERATIONS * n;
+        const impl = expectChunksAgree(state, [3 * n, m - 1, m + 1, 2, n * 90, 7, 3000]);
+        const loop = blocks(impl).find((x) => x.insns.length === n && x.compiled !== null);
+        const isCounted = loop !== undefined && translateLoop(loop)?.counter === 6;
+        if (count === 100n) expect({ name, counted: isCounted }).toEqual({ name, counted: counted.includes(name) });
+      }
+      for (const count of [17n, 0xdead_0000_0013n, 0n]) {
+        expectAgreesWithSpec({ ...base, gpr: base.gpr.map((v, k) => (k === 2 ? count : v)) }, 1500, "intel", { lockstep: false });
+      }
+    }
   });
 
   it("INC/DEC first in the iteration: the CF its record keeps, from the machine on entry", () => {
