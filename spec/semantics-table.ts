@@ -1,8 +1,9 @@
 // THE table from instruction to semantics: every mnemonic the decoder can produce
 // (spec/decode/instruction.ts, `Mnemonic`) names the function that executes it. The type makes a
-// missing or misspelt entry a compile error; the step loop looks the instruction up here and nowhere
-// else (spec/step/step.ts). Each function is checks, then updates, on the step's transaction
-// (spec/transaction/). A new instruction is a decoder case, a line here, and its file.
+// missing or misspelt entry a compile error; the fetch looks the instruction up here and nowhere
+// else (spec/step/fetch.ts, once per instruction it keeps), and the step runs what it found.
+// Each function is checks, then updates, on the step's transaction (spec/transaction/). A new
+// instruction is a decoder case, a line here, and its file.
 import type { Mnemonic } from "./decode/instruction.ts";
 import type { Semantics } from "./transaction/semantics.ts";
 // The general instructions (instructions/): one function per mnemonic, named after it.

@@ -1,7 +1,9 @@
 // The instruction fetch: the bytes at RIP, fetched for the decoder one at a time, with the fetch
 // faults (CANON-FETCH, #PF) of exactly the bytes the instruction needs.
 import { decode } from "../decode/decode.ts";
-import type { Instruction, Unsupported } from "../decode/instruction.ts";
+import type { Instruction, Mnemonic, Unsupported } from "../decode/instruction.ts";
+import { SEMANTICS } from "../semantics-table.ts";
+import type { Semantics } from "../transaction/semantics.ts";
 import { rememberedInstruction, rememberInstruction } from "../decode/memo.ts";
 import { GP, isFault, type Fault } from "../fault.ts";
 import type { MachineRegisters } from "../machine/machine.ts";
@@ -79,8 +81,8 @@ interface CodePage {
   readonly mode: AccessMode;
   /** The linear page number (addresses below 2^53 only: exact as Numbers). */
   readonly linearPage: number;
-  /** By offset in the page: the instruction there (wholly inside the page). */
-  readonly decoded: (Instruction | undefined)[];
+  /** By offset in the page: the instruction there (wholly inside the page), with its semantics. */
+  readonly decoded: (Fetched | undefined)[];
 }
 
 /** Direct-mapped by linear page number: user and kernel code pages of a loop each keep theirs. */
@@ -98,8 +100,24 @@ function sameCodePage(c: CodePage, m: MachineRegisters, epoch: number, memory: M
   return true;
 }
 
+/** An instruction fetched and decoded, with its semantics from the table. */
+export interface Fetched {
+  readonly kind: "fetched";
+  readonly instruction: Instruction;
+  readonly semantics: Semantics;
+}
+
+/** The semantics table as a Map, built once: a Map finds a mnemonic by its string's cached hash,
+ *  where a keyed load from the ~130-property table object takes V8's slow megamorphic path. The
+ *  code pages keep each instruction with its semantics, so the usual step looks up neither. */
+const SEMANTICS_BY_MNEMONIC: ReadonlyMap<Mnemonic, Semantics> = new Map(Object.entries(SEMANTICS) as [Mnemonic, Semantics][]);
+
+function fetched(instruction: Instruction): Fetched {
+  return { kind: "fetched", instruction, semantics: SEMANTICS_BY_MNEMONIC.get(instruction.mnemonic)! };
+}
+
 /** Decodes at RIP; fetch faults (#PF, #GP for non-canonical RIP) come back as faults. */
-export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Fault {
+export function fetchAndDecode(t: Transaction): Fetched | Unsupported | Fault {
   // Read, not handed out (`t.now`): nothing is updated while an instruction is fetched.
   const m = t.now;
   const mode64 = in64BitMode(m);
@@ -120,14 +138,17 @@ export function fetchAndDecode(t: Transaction): Instruction | Unsupported | Faul
       }
     }
     const decoded = fetchAndDecodeWalking(t, m, mode64);
-    if (!isFault(decoded) && decoded.kind === "instruction" && offset + decoded.length <= 4096) rememberCodePage(t, m, linearPage, offset, mode, decoded);
-    return decoded;
+    if (isFault(decoded) || decoded.kind !== "instruction") return decoded;
+    const f = fetched(decoded);
+    if (offset + decoded.length <= 4096) rememberCodePage(t, m, linearPage, offset, mode, f);
+    return f;
   }
-  return fetchAndDecodeWalking(t, m, mode64);
+  const decoded = fetchAndDecodeWalking(t, m, mode64);
+  return isFault(decoded) || decoded.kind !== "instruction" ? decoded : fetched(decoded);
 }
 
 /** Keeps `insn` with its code page, if the page's walk is one the walk memo remembers. */
-function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: number, offset: number, mode: AccessMode, insn: Instruction): void {
+function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: number, offset: number, mode: AccessMode, insn: Fetched): void {
   const memory = t.workingMemory;
   const slot = linearPage % CODE_PAGES;
   const c = codePages[slot];
@@ -137,7 +158,7 @@ function rememberCodePage(t: Transaction, m: MachineRegisters, linearPage: numbe
   }
   if (!walkIsRemembered(m, memory, m.rip, accessOf("execute", mode))) return;
   // Indexed by offset (an array, not a Map: one load on every instruction fetched).
-  const decoded = new Array<Instruction | undefined>(4096).fill(undefined);
+  const decoded = new Array<Fetched | undefined>(4096).fill(undefined);
   decoded[offset] = insn;
   codePages[slot] = {
     memory: memory.serial, generation: memory.generation, cr0: m.cr0, cr3: m.cr3, cr4: m.cr4, efer: m.efer, ac: m.rflags & RFLAGS.AC, epoch: t.walkEpoch(), mode,

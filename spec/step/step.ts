@@ -3,22 +3,21 @@
 // to) in the same step. `run` repeats it. What happens at a boundary (which event, shadows, HLT, RF
 // and TF) is spec/transitions/boundary.ts; an instruction's semantics come from the table
 // (spec/semantics-table.ts); delivery is spec/transitions/deliver.ts and double-fault.ts.
-import type { Instruction, Mnemonic } from "../decode/instruction.ts";
+import type { Instruction } from "../decode/instruction.ts";
 import { isFault, type Fault } from "../fault.ts";
 import { patchRegisters, withMemory, withOwnRegisters, type Machine, type MachineRegisters } from "../machine/machine.ts";
 import { MemoryLimit, type MemoryDraft } from "../machine/physical-memory.ts";
 import { PAGE_BUDGET } from "../../contract/limits.ts";
-import { in64BitMode, MASK64, RFLAGS, smallBigInt } from "../machine/registers.ts";
+import { in64BitMode, MASK64, RFLAGS, smallBigInt, split64, splitLow } from "../machine/registers.ts";
 import { INTEL, type Profile } from "../../contract/profile.ts";
 import { recordImpliedRules } from "../rule-catalogue.ts";
 import type { RuleId } from "../rules/rule.ts";
-import { SEMANTICS } from "../semantics-table.ts";
 import { canWake as canWakeAt, loadsSs, pendingBoundaryEvent, takeBoundaryEvent } from "../transitions/boundary.ts";
 import { countCompletedInstruction, deviceOut, jumpToTick, timerWouldWake } from "../devices/devices.ts";
 import { deliverWithNestingOn, type DeliveryOutcome } from "../transitions/double-fault.ts";
 import { exceptionEvent, pushesErrorCode, type EventSource } from "../transitions/exception-classes.ts";
 import { deliverSoftwareInterrupt } from "../transitions/software-interrupt.ts";
-import type { Environment, PortIo, Semantics, SoftwareInterrupt } from "../transaction/semantics.ts";
+import type { Environment, PortIo, SoftwareInterrupt } from "../transaction/semantics.ts";
 import { Transaction } from "../transaction/transaction.ts";
 import { RegisterJournal } from "../transaction/register-journal.ts";
 import type { RunResult, StepEvent, StepResult } from "./events.ts";
@@ -45,11 +44,6 @@ export interface StepOptions {
 const NOT_RF = ~RFLAGS.RF;
 /** The least RFLAGS value with a bit at or above RF (bit 16) set. */
 const RF_AND_ABOVE = RFLAGS.RF;
-
-/** The semantics table as a Map, built once: looked up on every instruction, and a Map finds a
- *  mnemonic by its string's cached hash, where a keyed load from the ~130-property table object
- *  takes V8's slow megamorphic path (about 4 % of the interrupt loop). */
-const SEMANTICS_BY_MNEMONIC: ReadonlyMap<Mnemonic, Semantics> = new Map(Object.entries(SEMANTICS) as [Mnemonic, Semantics][]);
 
 const DEFAULT_PORT_IN = (_port: number, size: 1 | 2 | 4): bigint => (1n << BigInt(8 * size)) - 1n;
 /** The environment of a step without its own `portIn` (allocated once, not per step). */
@@ -154,9 +148,11 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
     t.rollBackRegisters();
     return { state, event: { kind: "unsupported", rip, bytes: decoded.bytes, reason: decoded.reason } };
   }
-  const insn = decoded;
+  const insn = decoded.instruction;
 
-  const tfBefore = (rflags & RFLAGS.TF) !== 0n;
+  // (TF is bit 8: read from the low half of RFLAGS, split without allocating a BigInt.)
+  split64(rflags);
+  const tfBefore = (splitLow() & 0x100) !== 0;
   // A single-step trap pending here was held by a MOV SS shadow (SHADOW-05): it stays pending
   // through this instruction, whatever it does (SHADOW-06).
   const heldTrap = cpu.pendingDebugTrap;
@@ -177,7 +173,8 @@ function executeInstruction(state: MachineRegisters, memory: MemoryDraft, ctx: C
   // taken at this boundary): CR8 holds its priority class back.
   if (cpu.pendingIrq !== null && cpu.shadow === "none" && (rflags & RFLAGS.IF) !== 0n) t.hit("PRIO-TPR");
 
-  const outcome = SEMANTICS_BY_MNEMONIC.get(insn.mnemonic)!(t, insn, ctx.env);
+  // The instruction's semantics from the table (spec/semantics-table.ts), found by the fetch.
+  const outcome = decoded.semantics(t, insn, ctx.env);
   if (outcome === undefined) return completed(rip, t, insn, tfBefore, heldTrap, undefined);
   // A switch, not a ts-pattern match: this runs for every instruction that faults, interrupts or
   // does I/O (a match costs a few per cent of the interrupt loop). `unreachable` keeps it exhaustive.

@@ -73,6 +73,13 @@ export function parseGate(low: bigint, high: bigint): IdtGate {
   };
 }
 
+/** DELIVER-20: the RFLAGS bits a delivery keeps — all but TF, NT, RF and VM, and IF through an
+ *  interrupt gate (masks made once: a BigInt expression allocates each time it is evaluated). */
+const KEPT_BY_TRAP_GATE = ~(RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM);
+const KEPT_BY_INTERRUPT_GATE = ~(RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | RFLAGS.IF);
+/** DELIVER-15: clears bits 3:0 (RSP aligned down to 16). */
+const ALIGN_16 = ~0xfn;
+
 /** The options of a push of the frame: a stack access (#SS, not #GP). */
 const STACK = { stack: true } as const;
 
@@ -146,7 +153,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   }
   if (!canonical(newRsp)) return t.fault("DELIVER-13", SS, ext);
   if (!canonical(gate.offset)) return t.fault("DELIVER-14", GP, ext);
-  const aligned = newRsp & ~0xfn;
+  const aligned = newRsp & ALIGN_16;
   t.hit("DELIVER-15");
 
   // DELIVER-16: SS, RSP, RFLAGS, CS, RIP (, error code), 8 bytes each, from the top down, with the
@@ -187,8 +194,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   t.writeGpr("DELIVER-18", RSP, bottom);
   const cs: Segment = segmentFromDescriptor((gate.selector & 0xfffc) | newCpl, accessed);
   t.update("DELIVER-19", { cs, rip: gate.offset });
-  const cleared = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM | (gate.type === INTERRUPT_GATE ? RFLAGS.IF : 0n);
-  t.update("DELIVER-20", { rflags: m.rflags & ~cleared });
+  t.update("DELIVER-20", { rflags: m.rflags & (gate.type === INTERRUPT_GATE ? KEPT_BY_INTERRUPT_GATE : KEPT_BY_TRAP_GATE) });
   // (No update when the run state already says so: the usual delivery, not halted, no shadow.)
   const nmiBlocked = m.cpu.nmiBlocked || event.source === "nmi";
   if (!m.cpu.halted && m.cpu.shadow === "none" && m.cpu.nmiBlocked === nmiBlocked) t.hit("DELIVER-21");

@@ -51,6 +51,16 @@ const WIDE = RFLAGS.RF | RFLAGS.AC | RFLAGS.ID;
  * VM is never loaded in IA-32e mode; reserved bits keep their fixed values (bit 1 = 1).
  */
 export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCpl: number, oldIopl: number): bigint {
+  const writable = iretWritable(size, oldCpl, oldIopl);
+  return ((current & writable.not) | (image & writable.mask)) | RFLAGS.FIXED1;
+}
+
+/** The RFLAGS bits IRET loads from the image (IRETQ-13), and their complement. */
+function iretWritable(size: IretSize, oldCpl: number, oldIopl: number): { readonly mask: bigint; readonly not: bigint } {
+  // The mask depends on three facts only: made once for each of their 8 combinations.
+  const key = (size >= 4 ? 4 : 0) | (oldCpl <= oldIopl ? 2 : 0) | (oldCpl === 0 ? 1 : 0);
+  const known = IRET_WRITABLE[key];
+  if (known !== undefined) return known;
   let writable = ALWAYS;
   if (size >= 4) writable |= WIDE; // RF-02
   if (oldCpl <= oldIopl) writable |= RFLAGS.IF;
@@ -58,8 +68,9 @@ export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCp
     writable |= RFLAGS.IOPL;
     if (size >= 4) writable |= RFLAGS.VIF | RFLAGS.VIP;
   }
-  return ((current & ~writable) | (image & writable)) | RFLAGS.FIXED1;
+  return (IRET_WRITABLE[key] = { mask: writable, not: ~writable });
 }
+const IRET_WRITABLE: ({ readonly mask: bigint; readonly not: bigint } | undefined)[] = new Array(8).fill(undefined);
 
 /** Stack slot `n` of `size` bytes above the stack pointer (compatibility mode: through SS, at
  *  SS.B's width, with its checks: Transaction.readStack). */
