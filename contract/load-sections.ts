@@ -131,27 +131,39 @@ const key = (at: readonly Step[]): string => JSON.stringify(at);
 /**
  * `schema` with each of its sections (isSection) replaced by a copy that runs zod's compiled
  * parser first (installed with withParser, as z.compile installs it): the generated one for that
- * place when `generated` has it, else compileFn's. The objects and wrappers above the sections are
- * copies with the new children (zod's clone: same class, same checks, the definition's getters
- * kept); the rest is shared.
+ * place when `generated` has it, else compileFn's; a partial section with a whole form
+ * (wholeFormOf) runs the whole form's parser on an object that has every field (everyFieldFirst).
+ * The objects and wrappers above the sections are copies with the new children (zod's clone:
+ * same class, same checks, the definition's getters kept); the rest is shared.
  */
 export function withCompiledSections<S extends z.ZodType>(
   schema: S,
   generated: readonly GeneratedSection[] = [],
-  report?: (at: readonly Step[], source: "generated" | "compileFn") => void,
+  report?: (at: readonly Step[], source: "generated" | "compileFn" | "whole form first") => void,
 ): S {
   const byPlace = new Map(generated.map((g) => [key(g.at), g]));
+  const sections = sectionsOf(schema);
+  const parsers = new Map<z.ZodType, Parser>();
+  for (const { at, node } of sections) {
+    const ahead = byPlace.get(key(at));
+    const parser = ahead === undefined ? undefined : parserFrom(node, ahead);
+    report?.(at, parser === undefined ? "compileFn" : "generated");
+    parsers.set(node, parser ?? (compileFn(node) as Parser));
+  }
+  for (const { at, node } of sections) {
+    const whole = wholeFormOf(node, parsers.keys());
+    if (whole === undefined) continue;
+    report?.(at, "whole form first");
+    parsers.set(node, everyFieldFirst(node, parsers.get(whole)!, parsers.get(node)!));
+  }
   const done = new Map<z.ZodType, z.ZodType>();
   const visit = (node: z.ZodType, at: readonly Step[]): z.ZodType => {
     const known = done.get(node);
     if (known !== undefined) return known;
     let out: z.ZodType = node;
-    if (isSection(node)) {
-      const ahead = byPlace.get(key(at));
-      const parser = ahead === undefined ? undefined : parserFrom(node, ahead);
-      report?.(at, parser === undefined ? "compileFn" : "generated");
-      out = z.withParser(node, parser ?? compileFn(node));
-    } else {
+    const parser = parsers.get(node);
+    if (parser !== undefined) out = z.withParser(node, parser);
+    else {
       const def = node._zod.def as Def;
       const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(def)) as Def;
       let changed = false;
@@ -171,6 +183,59 @@ export function withCompiledSections<S extends z.ZodType>(
     return out;
   };
   return visit(schema, []) as S;
+}
+
+type ObjectDef = Def & { catchall?: z.ZodType };
+
+/** A strict object without checks of its own: what it accepts and makes is its fields'. */
+function plainStrictObject(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+  const def = schema._zod.def as ObjectDef;
+  if (def.type !== "object" || (def.checks?.length ?? 0) > 0 || (def.catchall?._zod.def as Def | undefined)?.type !== "never") return undefined;
+  return def.shape;
+}
+
+/**
+ * The whole form of a partial section among `candidates`: for a strict object every field of which
+ * is optional (`expected`'s registers, segments, MSRs: `.partial()`), a strict object with the same
+ * keys whose field for each is that optional's inner schema itself, or a default or prefault of it
+ * (the initial state's forms). On an object that has every field, defined, each field runs the same
+ * schema in both (optional, default and prefault only act on an absent value), neither has an
+ * unknown key, and neither object checks anything more: the whole form's output and acceptance
+ * are the partial's. A partial's parser is called once a vector and its optional fields make it
+ * long (compileFn runs each in a closure of its own); the whole form is already called, and V8
+ * optimises one parser instead of two.
+ */
+function wholeFormOf(partial: z.ZodType, candidates: Iterable<z.ZodType>): z.ZodType | undefined {
+  const fields = plainStrictObject(partial);
+  if (fields === undefined) return undefined;
+  const keys = Object.keys(fields);
+  const inner = (s: z.ZodType | undefined): z.ZodType | undefined => (s?._zod.def as Def | undefined)?.innerType;
+  if (keys.length === 0 || !keys.every((k) => (fields[k]!._zod.def as Def).type === "optional")) return undefined;
+  for (const whole of candidates) {
+    const wholeFields = whole === partial ? undefined : plainStrictObject(whole);
+    if (wholeFields === undefined || Object.keys(wholeFields).length !== keys.length) continue;
+    const same = keys.every((k) => {
+      const w = wholeFields[k];
+      if (w === undefined) return false;
+      const type = (w._zod.def as Def).type;
+      return w === inner(fields[k]) || ((type === "default" || type === "prefault") && inner(w) === inner(fields[k]));
+    });
+    if (same) return whole;
+  }
+  return undefined;
+}
+
+/** `partial`'s parser, running `whole`'s instead on an object with every one of `partial`'s fields
+ *  defined (one with another key as well is refused by either, being strict, and the runtime
+ *  behind the parser words the refusal). */
+function everyFieldFirst(partial: z.ZodType, whole: Parser, own: Parser): Parser {
+  const keys = Object.keys(plainStrictObject(partial)!);
+  return (input) => {
+    if (typeof input !== "object" || input === null) return own(input);
+    const fields = input as Record<string, unknown>;
+    for (let i = 0; i < keys.length; i++) if (fields[keys[i]!] === undefined) return own(input);
+    return whole(input);
+  };
 }
 
 /** The generated parsers of the document `format` in `sections`; none when they were generated

@@ -4,16 +4,21 @@
 // parser and falls back to compileFn where one is missing or does not fit. That the parsers give
 // the runtime's output and errors is test/contract/zod-modes.test.ts's.
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { readFileSync } from "node:fs";
+import { JITLESS, validated } from "../../contract/load.ts";
 import { StateFileJson, VectorJson } from "../../contract/schema.ts";
 import { generatedFor, generatedSectionsText, withCompiledSections, type GeneratedSections } from "../../contract/load-sections.ts";
 import { GENERATED_SECTIONS } from "../../contract/load-sections.generated.ts";
 
 const DOCUMENTS = { "ringspec-vector/1": VectorJson, "ringspec-state/1": StateFileJson };
 
-/** How withCompiledSections made each section's parser, by place. */
+/** How withCompiledSections made each section's parser (generated or compileFn), by place. */
 function howEachSection(schema: typeof VectorJson | typeof StateFileJson, sections: GeneratedSections, format: string): Record<string, string> {
   const how: Record<string, string> = {};
-  withCompiledSections(schema, generatedFor(sections, format), (at, source) => (how[at.join(".")] = source));
+  withCompiledSections(schema, generatedFor(sections, format), (at, source) => {
+    if (source !== "whole form first") how[at.join(".")] = source;
+  });
   return how;
 }
 
@@ -46,5 +51,52 @@ describe("the generated section parsers (contract/load-sections.generated.ts)", 
     const hasPlaced = mine.map((g) => g.constants.some((c) => "at" in c));
     const howMoved = howEachSection(VectorJson, { zod: GENERATED_SECTIONS.zod, documents: { [format]: moved } }, format);
     mine.forEach((g, i) => expect(howMoved[g.at.join(".")], g.at.join(".")).toBe(hasPlaced[i] ? "compileFn" : "generated"));
+  });
+});
+
+describe("a partial section (expected's registers, segments, MSRs)", () => {
+  const VECTOR = JSON.parse(readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8")) as {
+    expected: { sregs: { cs: Record<string, unknown> }; regs: Record<string, unknown>; msrs: Record<string, unknown> };
+  };
+  const compiled = withCompiledSections(VectorJson, generatedFor(GENERATED_SECTIONS, "ringspec-vector/1"));
+  const outcome = (schema: z.ZodType, value: unknown) => {
+    try {
+      return { data: validated(schema, value, JITLESS) };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  };
+
+  it("runs its whole form's parser first: expected's regs, segments and MSRs have one", () => {
+    const wholeFirst: string[] = [];
+    withCompiledSections(VectorJson, generatedFor(GENERATED_SECTIONS, "ringspec-vector/1"), (at, source) => {
+      if (source === "whole form first") wholeFirst.push(at.join("."));
+    });
+    expect(wholeFirst.sort()).toEqual(["expected.msrs.innerType", "expected.regs.innerType", "expected.sregs.innerType.cs.innerType"]);
+  });
+
+  it("gives what zod's runtime gives with every field, a field left out (no default filled in), one undefined, or one more", () => {
+    const cases: ((doc: typeof VECTOR) => void)[] = [
+      () => {},
+      (d) => delete d.expected.sregs.cs["unusable"],
+      (d) => delete d.expected.msrs["SYSENTER_CS"],
+      (d) => delete d.expected.regs["rax"],
+      (d) => (d.expected.sregs.cs["unusable"] = undefined),
+      (d) => (d.expected.sregs.cs["surplus"] = 0),
+      (d) => (d.expected.regs["rax"] = "0xzz"),
+      (d) => (d.expected.sregs.cs["dpl"] = 4),
+    ];
+    for (const edit of cases) {
+      const doc = structuredClone(VECTOR);
+      doc.expected.sregs.cs["unusable"] ??= 0;
+      for (const k of ["SYSENTER_CS", "SYSENTER_ESP", "SYSENTER_EIP", "APIC_BASE"]) doc.expected.msrs[k] ??= "0x0";
+      edit(doc);
+      const runtime = outcome(VectorJson, doc);
+      expect(outcome(compiled, doc), edit.toString()).toEqual(runtime);
+    }
+    const left = structuredClone(VECTOR);
+    delete left.expected.sregs.cs["unusable"];
+    const loaded = outcome(compiled, left) as { data: { expected: { sregs: { cs: Record<string, unknown> } } } };
+    expect("unusable" in loaded.data.expected.sregs.cs).toBe(false);
   });
 });
