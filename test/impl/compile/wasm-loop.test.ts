@@ -198,15 +198,15 @@ describe("register-only loops as WebAssembly", () => {
       fc.property(loopArb(takenOp), (c) => {
         const state = loopState(c);
         const n = c.body.length + (c.jcc < 0 ? 2 : 1);
-        expectAgreesWithSpec(state, 2500, "intel", { lockstep: false });
+        expectAgreesWithSpec(state, 1500, "intel", { lockstep: false });
         const m = WASM_MIN_ITERATIONS * n;
-        const impl = expectChunksAgree(state, [3 * n, m - 1, m, m + 1, 1, n - 1, 5 * m + 2, 2, 20_000]);
+        const impl = expectChunksAgree(state, [3 * n, m - 1, m, m + 1, 1, n - 1, 5 * m + 2, 2, 5000]);
         if (usedWasm(impl)) translated++;
       }),
-      { seed: 1407, numRuns: 40 },
+      { seed: 1407, numRuns: 32 },
     );
     // The loops that ran long enough went through the tier (not a test of the JavaScript body).
-    expect(translated).toBeGreaterThan(20);
+    expect(translated).toBeGreaterThan(16);
   });
 
   it("loops with one instruction it must decline end in spec's state (and do not run as WebAssembly)", () => {
@@ -215,11 +215,11 @@ describe("register-only loops as WebAssembly", () => {
         const body = [...c.body];
         body.splice(at % (body.length + 1), 0, bad);
         const state = loopState({ ...c, body, jcc: -1, count: 300n });
-        expectAgreesWithSpec(state, 3000, "intel", { lockstep: false });
-        const impl = expectChunksAgree(state, [2000, 1, 50_000]);
+        expectAgreesWithSpec(state, 1500, "intel", { lockstep: false });
+        const impl = expectChunksAgree(state, [1500, 1, 5000]);
         expect(usedWasm(impl)).toBe(false);
       }),
-      { seed: 1408, numRuns: 25 },
+      { seed: 1408, numRuns: 20 },
     );
   });
 
@@ -306,7 +306,7 @@ describe("register-only loops as WebAssembly", () => {
       jns: [[Code.Add_rm64_r64, R.RAX, R.RBX], [Code.Dec_rm64, R.RSI], [Code.Jns_rel8_64, "loop"]],
       sub1: [[Code.Add_rm64_r64, R.RAX, R.RBX], [Code.Sub_rm64_imm8, R.RSI, 1], [Code.Jne_rel8_64, "loop"]],
     };
-    const counts = [1n, 2n, 17n, 100n, 1n << 32n, (1n << 32n) + 3n, 0n, (1n << 64n) - 1n, 0xdead_0000_0013n];
+    const counts = [1n, 100n, (1n << 32n) + 3n, 0n, (1n << 64n) - 1n, 0xdead_0000_0013n];
     // The loop is entered through an indirect jump (so that its own block starts each pass, with
     // RSI = RDX: any count), again and again by an outer loop that halves RDX each pass — so the
     // compiled loop is also entered with RSI = 0 (2^64 iterations to the DEC's zero).
@@ -333,7 +333,7 @@ describe("register-only loops as WebAssembly", () => {
         const isCounted = loop !== undefined && translateLoop(loop)?.counter === 6;
         if (count === 100n) expect({ name, counted: isCounted }).toEqual({ name, counted: counted.includes(name) });
       }
-      for (const count of [17n, 0xdead_0000_0013n, 0n]) {
+      for (const count of [17n, 0n]) {
         expectAgreesWithSpec({ ...base, gpr: base.gpr.map((v, k) => (k === 2 ? count : v)) }, 1500, "intel", { lockstep: false });
       }
     }

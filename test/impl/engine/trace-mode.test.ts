@@ -14,11 +14,17 @@
 //   - the reload after INT n's general path (deliver.ts deliverSoft): "a frame across a page end";
 //   - the reload after a fault's general delivery (@RL@, BlockWriter.afterReload): "a #PF in user
 //     mode ... across a page end";
-//   - the reload after IRETQ written out, and after its handler: "a user read after IRETQ".
+//   - the reload after IRETQ written out, and after its handler: "a user read after IRETQ";
+//   - the fetch guard across pages reading the trace's fetch class: "a page made supervisor-only";
+//   - SYSRETQ's CPL check reading the trace's CPL: "SYSRETQ in user mode";
+//   - SWAPGS and GS-relative accesses on the GS locals (BlockWriter.swapgs, gsBase), the GS store
+//     and reload: "GS accesses in user and kernel mode", "WRGSBASE".
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../../contract/state.ts";
 import type { ProfileName } from "../../../contract/profile.ts";
-import { Assembler, Code, Register as R, abs, mem, buildGuest, defineLayout, percpuOffset, type LayoutOptions } from "../../../guest/index.ts";
+import {
+  Assembler, Code, Register as R, abs, mem, buildGuest, defineLayout, identity, percpuOffset, DEFAULT_MAPPINGS, type LayoutOptions,
+} from "../../../guest/index.ts";
 import { expectAgreesWithSpec } from "../against-spec.ts";
 import { traceFormed } from "./trace-hooks.ts";
 
@@ -28,7 +34,7 @@ const ROUNDS = 20;
 const STEPS = 1200;
 /** The stub of `vector` in the shared layout (0xb000 + 16 · vector, one byte in). */
 const stub = (vector: number) => 0xb000n + 16n * BigInt(vector) + 1n;
-const USER_HANDLER = 0x13000n, KERNEL_HANDLER = 0x13800n, PF_HANDLER = 0x14000n;
+const USER_HANDLER = 0x13000n, KERNEL_HANDLER = 0x13800n, PF_HANDLER = 0x14000n, GP_HANDLER = 0x14800n;
 /** A kernel data page (supervisor only) the kernel reads every round trip (the per-CPU area). */
 const PERCPU = 0x30000n;
 const USER_DATA = 0x220000n;
@@ -53,6 +59,10 @@ interface Extras {
   readonly afterInt?: (s: Section) => void;
   /** The loop then loads from a not-present page (#PF; the handler runs SWAPGS twice and skips the load). */
   readonly pageFault?: boolean;
+  /** A #GP handler that skips this many bytes of the faulting instruction. */
+  readonly gpSkip?: number;
+  /** GS's base in user mode (default 0; KERNEL_GS_BASE is the per-CPU area's). */
+  readonly gsBase?: bigint;
   readonly options?: LayoutOptions;
 }
 
@@ -64,6 +74,7 @@ interface Extras {
 function guest(x: Extras = {}): ArchState {
   const gates: Record<number, { offset: bigint }> = { 0x80: { offset: USER_HANDLER }, 0x81: { offset: KERNEL_HANDLER } };
   if (x.pageFault === true) gates[14] = { offset: PF_HANDLER };
+  if (x.gpSkip !== undefined) gates[13] = { offset: GP_HANDLER };
   const l = defineLayout({ idt: { userVectors: [0x80], gates }, ...x.options });
   const user = new Assembler();
   const u = user.section(l.code.user, { name: "user" }).label("loop");
@@ -95,15 +106,20 @@ function guest(x: Extras = {}): ArchState {
     a.section(PF_HANDLER, { name: "pf" }).emit(Code.Swapgs).emit(Code.Swapgs)
       .emit(Code.Add_rm64_imm8, mem(R.RSP, 8n), Number(length)).emit(Code.Add_rm64_imm8, R.RSP, 8).emit(Code.Iretq);
   }
-  const start = { ring: 3 as const, regs: { r15: BigInt(ROUNDS), r13: 0x100000n } };
+  if (x.gpSkip !== undefined) {
+    a.section(GP_HANDLER, { name: "gp" }).emit(Code.Add_rm64_imm8, mem(R.RSP, 8n), x.gpSkip).emit(Code.Add_rm64_imm8, R.RSP, 8)
+      .emit(Code.Inc_rm64, R.R14).emit(Code.Iretq);
+  }
+  const start = { ring: 3 as const, regs: { r15: BigInt(ROUNDS), r13: 0x100000n }, ...(x.gsBase === undefined ? {} : { gsBase: x.gsBase }) };
   return buildGuest(l, { code: [userImage, a.assemble()], start }).state;
 }
 
-/** RAX ← `value` (an imm32, sign-extended) from round trip 16 on (R12 bit 4), 0 before — without
- *  a branch, and natively compiled (no call into the Machine, which would store the mode). */
+/** RAX ← `value` (an imm32, sign-extended, its low 4 bits 0) from round trip 16 on (R12 bit 4), 0
+ *  before — without a branch, and in instructions compiled natively: an interpreter call (a shift,
+ *  IMUL) would store the mode into the Machine and load it again, hiding what these tests look for. */
 function from16(s: Section, value: number): Section {
-  return s.emit(Code.Mov_r64_rm64, R.RAX, R.R12).emit(Code.Shr_rm64_imm8, R.RAX, 4).emit(Code.And_rm64_imm8, R.RAX, 1)
-    .emit(Code.Neg_rm64, R.RAX).emit(Code.And_rm64_imm32, R.RAX, value);
+  return s.emit(Code.Mov_r64_rm64, R.RAX, R.R12).emit(Code.And_rm64_imm8, R.RAX, 16).emit(Code.Neg_rm64, R.RAX)
+    .emit(Code.And_rm64_imm32, R.RAX, value);
 }
 
 /** Forms the trace, then runs against spec/ (lockstep, then every configuration). */
@@ -132,7 +148,8 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
 
   it("is stored before a SYSRETQ left to its handler (AMD: a non-canonical RCX faults at the target, in user mode)", () => {
     // From round trip 16 on, the entry sets bit 47 of RCX (registers only: no call into the Machine before SYSRETQ).
-    const bit47 = (e: Section) => from16(e, 1).emit(Code.Shl_rm64_imm8, R.RAX, 47).emit(Code.Or_rm64_r64, R.RCX, R.RAX);
+    const bit47 = (e: Section) => from16(e, -16).emit(Code.Mov_r64_imm64, R.RDX, 1n << 47n).emit(Code.And_rm64_r64, R.RDX, R.RAX)
+      .emit(Code.Or_rm64_r64, R.RCX, R.RDX);
     // (The trace runs it through its handler from round trip 16 on; the Machine lacks the mode SYSCALL set until then.)
     for (const profile of ["amd", "intel"] as const) {
       const s = expectRuns(guest({ beforeSysret: bit47, int80: false }), profile);
@@ -149,6 +166,26 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
       .emit(Code.Wrgsbase_r64, R.RDX);
     const s = expectRuns(guest({ inEntry: moved, int80: false, options: { control: { cr4: 0x620n | (1n << 16n) } } }));
     expect(s.gpr[3]).toBe(0x1234n * BigInt(ROUNDS));
+  });
+
+  it("keeps GS's base in locals that user-mode GS accesses read after SYSRETQ and kernel ones after SWAPGS", () => {
+    // User GS is the user data page, where the user stores 0x55 at 8 and adds gs:[8] to RBX; the
+    // kernel reads a page the TLB lacks every round trip (a call into the Machine: the mode and GS
+    // are stored in kernel mode), and its gs:[8] is the kernel stack pointer.
+    const user = (u: Section) => u.emit(Code.Mov_rm64_imm32, abs(USER_DATA + 8n), 0x55).emit(Code.Add_r64_rm64, R.RBX, abs(8n, R.GS));
+    const s = expectRuns(guest({ int80: false, gsBase: USER_DATA, afterInt: user, inEntry: (e) => e.emit(Code.Mov_r64_rm64, R.RAX, mem(R.R13)).emit(Code.Add_rm64_imm32, R.R13, 0x1000) }));
+    expect(s.gpr[3]).toBe(0x55n * BigInt(ROUNDS));
+  });
+
+  it("gives SYSRETQ's CPL check the trace's CPL (SYSRETQ in user mode after SYSRETQ: #GP every round trip)", () => {
+    // The kernel reads a page the TLB lacks every round trip: the mode is stored in kernel mode.
+    const s = expectRuns(guest({
+      int80: false, gpSkip: 3, afterInt: (u) => u.emit(Code.Sysretq),
+      inEntry: (e) => e.emit(Code.Mov_r64_rm64, R.RAX, mem(R.R13)).emit(Code.Add_rm64_imm32, R.R13, 0x1000),
+    }));
+    expect(s.gpr[12]).toBe(BigInt(ROUNDS));
+    // (One #GP more: the loop's final HLT, at CPL 3.)
+    expect(s.gpr[14]).toBe(BigInt(ROUNDS + 1));
   });
 
   it("is loaded again after INT 0x80 from user mode (its handler's SWAPGS at CPL 0)", () => {
@@ -183,4 +220,55 @@ describe("the mode SYSCALL/SYSRETQ leave in a trace's locals", () => {
     expect(s.rip).toBe(stub(14));
     expect(s.gpr[12]).toBe(16n);
   });
+
+  it("gives the fetch guard across pages the trace's fetch class (a user jump to a page made supervisor-only: #PF)", () => {
+    // User: `syscall; jmp P` with P (6 MiB, its own 4 KiB user page) `inc r12; dec r15; jnz loop`.
+    // On round trip 16 the entry clears P's U bit, calls a RET on P (its TLB entry now grants the
+    // kernel's fetches, not the user's) and returns elsewhere (so the user's next jump to P is inside the
+    // trace, after SYSRETQ); every round trip it also reads a page the TLB lacks (the mode is stored
+    // in kernel mode: the Machine's fetch class is the kernel's while the trace runs in user mode).
+    const P = 0x601000n;
+    const mappings = [...DEFAULT_MAPPINGS.slice(0, 3), identity(P, 0x1000n, "4K", true)];
+    const l = defineLayout({ paging: { mappings } });
+    const userCode = (a: Assembler) => {
+      a.section(l.code.user, { name: "user" }).label("loop").emit(Code.Syscall).emit(Code.Jmp_rel32_64, "p")
+        // (An indirect jump back: a direct one would be followed into the block, SYSCALL with it,
+        // and the trace, headed by the SYSCALL's own block, not entered again.)
+        .label("alt").emit(Code.Inc_rm64, R.R12).emit(Code.Mov_r64_imm64, R.RAX, l.code.user).emit(Code.Jmp_rm64, R.RAX);
+      a.section(P, { name: "p" }).label("p").emit(Code.Inc_rm64, R.R12).emit(Code.Dec_rm64, R.R15).emit(Code.Jne_rel32_64, "loop").emit(Code.Hlt)
+        .label("p_ret").emit(Code.Retnq);
+      return a;
+    };
+    const probe = buildGuest(l, { code: userCode(new Assembler()).assemble(), start: { ring: 3 } });
+    const pte = entryAddress(probe.state, P);
+    const alt = probe.symbols.get("alt")!;
+    const a = userCode(new Assembler());
+    const userRsp = abs(percpuOffset(l, "userRsp"), R.GS);
+    a.section(l.msrs.lstar, { name: "entry" })
+      .emit(Code.Swapgs).emit(Code.Mov_rm64_r64, userRsp, R.RSP).emit(Code.Mov_r64_rm64, R.RSP, abs(percpuOffset(l, "kernelStack"), R.GS))
+      .emit(Code.Push_r64, R.RCX).emit(Code.Push_r64, R.R11)
+      .emit(Code.Mov_r64_rm64, R.RAX, mem(R.R13)).emit(Code.Add_rm64_imm32, R.R13, 0x1000)
+      .emit(Code.Cmp_rm64_imm8, R.R12, 16).emit(Code.Je_rel32_64, "modify")
+      .label("back").emit(Code.Pop_r64, R.R11).emit(Code.Pop_r64, R.RCX).emit(Code.Mov_r64_rm64, R.RSP, userRsp).emit(Code.Swapgs).emit(Code.Sysretq)
+      // U cleared, P read by the kernel, the saved RCX pointed at `alt`.
+      .label("modify").emit(Code.And_rm64_imm8, abs(pte), -5).emit(Code.Call_rel32_64, "p_ret")
+      .emit(Code.Mov_r64_imm64, R.RAX, alt).emit(Code.Mov_rm64_r64, mem(R.RSP, 8n), R.RAX).emit(Code.Jmp_rel32_64, "back");
+    const state = buildGuest(l, { code: a.assemble(), start: { ring: 3, regs: { r15: BigInt(ROUNDS), r13: 0x100000n } } }).state;
+    const s = expectRuns(state);
+    expect(s.rip).toBe(stub(14));
+    expect(s.gpr[12]).toBe(17n);
+  });
 });
+
+/** The physical address of the page-table entry mapping `linear` (4 KiB) in `state`'s paging. */
+function entryAddress(state: ArchState, linear: bigint): bigint {
+  const qword = (address: bigint) => {
+    const page = state.memory.get(Number(address >> 12n));
+    let v = 0n;
+    for (let k = 7; k >= 0; k--) v = (v << 8n) | BigInt(page?.[Number(address & 0xfffn) + k] ?? 0);
+    return v;
+  };
+  let table = state.cr3 & ~0xfffn;
+  for (const shift of [39n, 30n, 21n]) table = qword(table + ((linear >> shift) & 511n) * 8n) & 0x000ffffffffff000n;
+  return table + ((linear >> 12n) & 511n) * 8n;
+}
