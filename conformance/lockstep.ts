@@ -2,7 +2,8 @@
 // (engines/runner.ts), and after each of its steps engine B takes the same step; the events and
 // the full states (exact rule, memory either engine wrote) are compared with the one comparison
 // (contract/compare.ts). Returns the first divergence. B hands out its state with only the memory
-// compared (Engine.state's ranges): handing out every page after every step was most of a step.
+// compared (Engine.state's ranges): handing out every page after every step was most of a step;
+// and without copying those pages where it can (Engine.peekState), as the state is dropped at once.
 import type { Engine, EngineEvent, EngineStop } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
@@ -60,7 +61,7 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
     const written = unionRanges(a.touched(), b.touched());
     const differences = [
       ...compareEvents(eventA, eventB),
-      ...compareStates(stateA, b.state(written), { rule, memory: written }).differences,
+      ...compareStates(stateA, b.peekState?.(written) ?? b.state(written), { rule, memory: written }).differences,
     ];
     if (differences.length === 0) return true;
     divergence = { step, eventA: eventLine(eventA), eventB: eventLine(eventB), differences };

@@ -193,25 +193,34 @@ export type LoadedFile = ({ kind: "vector" } & LoadedVector) | ({ kind: "state" 
 /** A step of an UnwalkedPath: an object's key, or every item of an array. */
 const EVERY_ITEM = Symbol("every item");
 type UnwalkedPath = readonly (string | typeof EVERY_ITEM)[];
+/** A part of a document zod may not look at: the value at `path`, or, where `known` is given (an
+ *  object whose unknown keys zod passes over), the values of that object's other keys. */
+interface Unwalked {
+  readonly path: UnwalkedPath;
+  readonly known?: ReadonlySet<string>;
+}
 type SchemaDef = { type: string; shape?: Record<string, z.ZodType>; catchall?: z.ZodType; innerType?: z.ZodType; element?: z.ZodType };
 
 /**
- * Where in a document `schema` accepts there may be values zod did not look at: the objects whose
- * unknown keys it passes over (a non-strict z.object, such as a vector's `provenance`), and any
- * part of a kind not known here to be walked whole. Everything else of an accepted document has
+ * Where in a document `schema` accepts there may be values zod did not look at: the values of
+ * unknown keys of an object that passes over them (a non-strict z.object, such as a vector's
+ * `provenance`), and any part of a kind not known here to be walked whole. Everything else of an accepted document has
  * the schema's shape, so it is no deeper than the schema (checked below the depth cap). A path
  * to such a part names keys, and EVERY_ITEM for an array's items.
  */
-function unwalkedPaths(schema: z.ZodType): UnwalkedPath[] {
-  const out: UnwalkedPath[] = [];
+function unwalkedParts(schema: z.ZodType): Unwalked[] {
+  const out: Unwalked[] = [];
   const visit = (s: z.ZodType, path: UnwalkedPath): void => {
     if (path.length >= MAX_JSON_DEPTH) throw new Error("a document schema as deep as the JSON depth cap");
     const def = s._zod.def as SchemaDef;
     switch (def.type) {
-      case "object":
-        if (def.catchall === undefined || (def.catchall._zod.def as SchemaDef).type !== "never") out.push(path);
-        else for (const [key, child] of Object.entries(def.shape ?? {})) visit(child, [...path, key]);
+      case "object": {
+        const catchall = def.catchall === undefined ? "strip" : (def.catchall._zod.def as SchemaDef).type;
+        if (catchall === "strip" || catchall === "unknown" || catchall === "any") out.push({ path, known: new Set(Object.keys(def.shape ?? {})) });
+        else if (catchall !== "never") return void out.push({ path });
+        for (const [key, child] of Object.entries(def.shape ?? {})) visit(child, [...path, key]);
         return;
+      }
       case "array":
         return visit(def.element!, [...path, EVERY_ITEM]);
       case "optional": case "nullable": case "default": case "prefault":
@@ -219,29 +228,33 @@ function unwalkedPaths(schema: z.ZodType): UnwalkedPath[] {
       case "string": case "number": case "boolean": case "literal": case "enum": case "null":
         return; // a leaf: accepts no container
       default:
-        out.push(path);
+        out.push({ path });
     }
   };
   visit(schema, []);
   return out;
 }
 
-/** Whether the parts at `path` below `value` (a container at nesting level `level`) are within
- *  the depth cap. */
-function unwalkedWithin(value: unknown, path: UnwalkedPath, level: number): boolean {
-  if (path.length === 0) return nestingWithin(value, level);
+/** Whether the part `at` (from `path` on) below `value` (a value at nesting level `level`) is
+ *  within the depth cap. */
+function unwalkedWithin(value: unknown, at: Unwalked, path: UnwalkedPath, level: number): boolean {
   if (typeof value !== "object" || value === null) return true;
+  if (path.length === 0) {
+    if (at.known === undefined) return nestingWithin(value, level);
+    for (const key in value) if (!at.known.has(key) && !nestingWithin((value as Record<string, unknown>)[key], level + 1)) return false;
+    return true;
+  }
   const [step, ...rest] = path;
-  if (step === EVERY_ITEM) return !Array.isArray(value) || value.every((item) => unwalkedWithin(item, rest, level + 1));
-  return !Object.hasOwn(value, step!) || unwalkedWithin((value as Record<string, unknown>)[step!], rest, level + 1);
+  if (step === EVERY_ITEM) return !Array.isArray(value) || value.every((item) => unwalkedWithin(item, at, rest, level + 1));
+  return !Object.hasOwn(value, step!) || unwalkedWithin((value as Record<string, unknown>)[step!], at, rest, level + 1);
 }
 
-const unwalkedByFormat = new Map<string, UnwalkedPath[]>();
+const unwalkedByFormat = new Map<string, Unwalked[]>();
 /** The unwalked parts of a document of `format` (a known format), computed on first use. */
-function unwalkedOf(format: string): UnwalkedPath[] {
-  let paths = unwalkedByFormat.get(format);
-  if (paths === undefined) unwalkedByFormat.set(format, (paths = unwalkedPaths(format === "ringspec-vector/1" ? VectorJson : StateFileJson)));
-  return paths;
+function unwalkedOf(format: string): Unwalked[] {
+  let parts = unwalkedByFormat.get(format);
+  if (parts === undefined) unwalkedByFormat.set(format, (parts = unwalkedParts(format === "ringspec-vector/1" ? VectorJson : StateFileJson)));
+  return parts;
 }
 
 const FORMATS: readonly unknown[] = ["ringspec-vector/1", "ringspec-state/1"];
@@ -267,7 +280,7 @@ export function parseDocument(text: string | Uint8Array): LoadedFile {
   if (depthChecked) return documentFrom(value);
   const format = (value as { format?: unknown }).format;
   try {
-    if (FORMATS.includes(format) && !unwalkedOf(format as string).every((path) => unwalkedWithin(value, path, 1))) refuseTooDeep(bytes);
+    if (FORMATS.includes(format) && !unwalkedOf(format as string).every((part) => unwalkedWithin(value, part, part.path, 1))) refuseTooDeep(bytes);
     return documentFrom(value);
   } catch (e) {
     if (!nestingWithin(value)) refuseTooDeep(bytes);

@@ -100,6 +100,10 @@ export class ImplEngine implements Engine {
     return machineState(this.ctx.m, memory);
   }
 
+  peekState(memory: readonly PhysicalRange[]): ArchState {
+    return machineState(this.ctx.m, memory, true);
+  }
+
   raise(event: RaiseRequest): void {
     if ("irq" in event) {
       const v = event.irq;

@@ -172,7 +172,7 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
         lastCpl = cpl;
         const ranges = full ? unionRanges(main.touched(), other.touched()) : [];
         // The other engine hands out only the memory compared (Engine.state's ranges).
-        differences = compareStates(after, other.state(ranges), ranges);
+        differences = compareStates(after, other.peekState?.(ranges) ?? other.state(ranges), ranges);
         comparedStates++;
       }
       if (!sameBytes(bytes, otherBytes)) differences.push({ field: "console", a: bytesHex(bytes), b: bytesHex(otherBytes) });

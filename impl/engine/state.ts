@@ -150,8 +150,8 @@ function framesReached(ranges: readonly PhysicalRange[]): [number, number][] {
 }
 
 /** The machine's state in the contract's terms; with `ranges`, memory only of the frames they
- *  reach (Engine.state). */
-export function machineState(m: Machine, ranges?: readonly PhysicalRange[]): ArchState {
+ *  reach (Engine.state). `peek`: the pages are views of the pool, not copies (Engine.peekState). */
+export function machineState(m: Machine, ranges?: readonly PhysicalRange[], peek = false): ArchState {
   const gpr: bigint[] = [];
   for (let n = 0; n < 16; n++) gpr.push(big(m.regs[2 * n]!, m.regs[2 * n + 1]!));
   const memory = new Map<number, Uint8Array>();
@@ -161,15 +161,19 @@ export function machineState(m: Machine, ranges?: readonly PhysicalRange[]): Arc
     const frames: [number, number][] = [];
     for (const [frame, slot] of m.frameSlot) if (spans === undefined || spans.some(([first, last]) => frame >= first && frame <= last)) frames.push([frame, slot]);
     frames.sort((a, b) => a[0] - b[0]);
-    // The copies in one buffer, each page a 4 KiB view of it: one allocation instead of one a page
-    // (a lockstep hands out the pages either engine wrote after every step; an ArrayBuffer costs
-    // about as much to make as 4 KiB to copy).
-    const copies = new Uint8Array(frames.length * PAGE_BYTES);
-    for (let i = 0; i < frames.length; i++) {
-      const slot = frames[i]![1];
-      const page = copies.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES);
-      page.set(m.pool8.subarray(slot * PAGE_BYTES, (slot + 1) * PAGE_BYTES));
-      memory.set(frames[i]![0], page);
+    if (peek) {
+      for (const [frame, slot] of frames) memory.set(frame, m.pool8.subarray(slot * PAGE_BYTES, (slot + 1) * PAGE_BYTES));
+    } else {
+      // The copies in one buffer, each page a 4 KiB view of it: one allocation instead of one a
+      // page (a lockstep hands out the pages either engine wrote after every step; an ArrayBuffer
+      // costs about as much to make as 4 KiB to copy).
+      const copies = new Uint8Array(frames.length * PAGE_BYTES);
+      for (let i = 0; i < frames.length; i++) {
+        const slot = frames[i]![1];
+        const page = copies.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES);
+        page.set(m.pool8.subarray(slot * PAGE_BYTES, (slot + 1) * PAGE_BYTES));
+        memory.set(frames[i]![0], page);
+      }
     }
   }
   const shadow: InterruptShadow = m.shadow === SHADOW_STI ? "sti" : m.shadow === SHADOW_MOVSS ? "movss" : "none";

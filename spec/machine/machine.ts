@@ -114,20 +114,20 @@ function copyRecord(m: MachineRegisters, memory: PhysicalMemory | undefined): Mu
 
 /**
  * Writes `value` into field `key` of `m` (a record the caller owns) and returns what the field held.
- * One named store per field, the most written first: a keyed store `m[key] = value` that sees every
+ * One named store per field, the most written first (RFLAGS: every arithmetic instruction): a keyed store `m[key] = value` that sees every
  * field name is V8's slow megamorphic path (a few per cent of the interrupt loop, where every
  * delivery, IRET and SWAPGS updates segments and the run state). The `never` makes a field added
  * to the machine without a case here a compile error.
  */
 export function exchangeField(m: MutableRegisters, key: keyof MutableRegisters, value: unknown): unknown {
   switch (key) {
+    case "rflags": { const old = m.rflags; m.rflags = value as MutableRegisters["rflags"]; return old; }
+    case "rip": { const old = m.rip; m.rip = value as MutableRegisters["rip"]; return old; }
     case "cpu": { const old = m.cpu; m.cpu = value as MutableRegisters["cpu"]; return old; }
     case "gs": { const old = m.gs; m.gs = value as MutableRegisters["gs"]; return old; }
     case "kernelGsBase": { const old = m.kernelGsBase; m.kernelGsBase = value as MutableRegisters["kernelGsBase"]; return old; }
     case "cs": { const old = m.cs; m.cs = value as MutableRegisters["cs"]; return old; }
     case "ss": { const old = m.ss; m.ss = value as MutableRegisters["ss"]; return old; }
-    case "rip": { const old = m.rip; m.rip = value as MutableRegisters["rip"]; return old; }
-    case "rflags": { const old = m.rflags; m.rflags = value as MutableRegisters["rflags"]; return old; }
     case "gpr": { const old = m.gpr; m.gpr = value as MutableRegisters["gpr"]; return old; }
     case "devices": { const old = m.devices; m.devices = value as MutableRegisters["devices"]; return old; }
     case "cr2": { const old = m.cr2; m.cr2 = value as MutableRegisters["cr2"]; return old; }

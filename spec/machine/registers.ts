@@ -67,9 +67,9 @@ export function truncate(value: bigint, size: number): bigint {
   }
 }
 
-/** `BigInt(n)` for 0 ≤ n ≤ 16 (operand sizes, instruction lengths) from a table: converting a
- *  Number to a BigInt allocates. */
-const SMALL: readonly bigint[] = Array.from({ length: 17 }, (_, i) => BigInt(i));
+/** `BigInt(n)` for 0 ≤ n ≤ 64 (operand sizes, instruction lengths, stack-frame offsets) from a
+ *  table: converting a Number to a BigInt is a runtime call. */
+const SMALL: readonly bigint[] = Array.from({ length: 65 }, (_, i) => BigInt(i));
 export function smallBigInt(n: number): bigint {
   return SMALL[n] ?? BigInt(n);
 }

@@ -6,7 +6,7 @@
 import { GP, isFault, NP, PF, SS, TS, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
 import { cpuRunState } from "../machine/machine.ts";
-import { canonical, cpl, joinHalves, RFLAGS, RSP, split64, splitHigh, splitLow } from "../machine/registers.ts";
+import { canonical, cpl, joinHalves, RFLAGS, RSP, smallBigInt, split64, splitHigh, splitLow } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
   descriptorLocation, isCode, isConformingCode, isNullSelector, nullSegment, readDescriptor, segmentFromDescriptor,
@@ -171,7 +171,7 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   // Like the legacy "room on the new stack" check, the whole frame is checked before any push. Its
   // slots run down from `aligned` − 8 to `bottom`, and (the canonical ranges being contiguous) all
   // are canonical exactly when those two are.
-  const slot = (i: number): bigint => BigInt.asUintN(64, aligned - BigInt(8 * (i + 1)));
+  const slot = (i: number): bigint => BigInt.asUintN(64, aligned - smallBigInt(8 * (i + 1)));
   const bottom = slot(frame.length - 1);
   if (!canonical(slot(0)) || !canonical(bottom)) return t.fault("DELIVER-16", SS, ext);
   // SMAP-03: the pushes are explicit accesses at the new CPL, not implicit ones: below CPL 3 they

@@ -5,7 +5,7 @@ import { GP, isFault, NP, SS, type Fault } from "../fault.ts";
 import type { Instruction, OperandSize } from "../decode/instruction.ts";
 import type { Segment } from "../../contract/state.ts";
 import { cpuRunState, type Machine } from "../machine/machine.ts";
-import { canonical, cpl, in64BitMode, iopl, RFLAGS, RSP, split64, splitLow, truncate } from "../machine/registers.ts";
+import { canonical, cpl, in64BitMode, iopl, RFLAGS, RSP, smallBigInt, split64, splitLow, truncate } from "../machine/registers.ts";
 import type { Profile } from "../../contract/profile.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
@@ -75,7 +75,7 @@ const IRET_WRITABLE: ({ readonly mask: bigint; readonly not: bigint } | undefine
 /** Stack slot `n` of `size` bytes above the stack pointer (compatibility mode: through SS, at
  *  SS.B's width, with its checks: Transaction.readStack). */
 function readSlot(t: Transaction, n: number, size: IretSize): bigint | Fault {
-  return t.readStack(BigInt(n * size), size);
+  return t.readStack(smallBigInt(n * size), size);
 }
 
 /** IRET with operand size `size` on a transaction whose machine is the one IRET starts on. */

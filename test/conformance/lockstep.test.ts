@@ -143,23 +143,26 @@ describe("B hands out only the memory the lockstep compares (Engine.state's rang
   const writer = () => stateFromMachine(withCode(kernelMachine(), [0x50, 0x53, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0x90, 0xf4]));
 
   it("state(ranges) holds every page the ranges reach as state() has it, and the same registers", () => {
-    for (const engine of [new SpecEngine(), new ImplEngine()]) {
+    for (const engine of [new SpecEngine(), new ImplEngine()] as Engine[]) {
       engine.load(writer(), "intel");
       for (let i = 0; i < 3; i++) engine.step();
       const ranges = engine.touched();
       expect(ranges.length).toBeGreaterThan(0);
       const full = engine.state();
-      const part = engine.state(ranges);
-      expect(compareStates(full, part, { rule: "exact", memory: ranges }).differences).toEqual([]);
-      for (const r of ranges)
-        for (let page = Number(r.start >> 12n); page <= Number((r.end - 1n) >> 12n); page++) expect(part.memory.get(page), `page ${page}`).toEqual(full.memory.get(page));
+      // state(ranges), and peekState(ranges) where the engine has it (impl: its pages are views).
+      for (const part of [engine.state(ranges), ...(engine.peekState === undefined ? [] : [engine.peekState(ranges)])]) {
+        expect(compareStates(full, part, { rule: "exact", memory: ranges }).differences).toEqual([]);
+        for (const r of ranges)
+          for (let page = Number(r.start >> 12n); page <= Number((r.end - 1n) >> 12n); page++) expect(part.memory.get(page), `page ${page}`).toEqual(full.memory.get(page));
+      }
     }
+    expect(new ImplEngine().peekState).toBeDefined();
   });
 
   it("a write only B makes, to a page A never writes, is a divergence at that step", () => {
     /** impl, with one more byte written at its third step (at 0x40000, a page the program does not touch). */
     class StrayWrite implements Engine {
-      private readonly inner = new ImplEngine();
+      protected readonly inner = new ImplEngine();
       private steps = 0;
       private stray: PhysicalRange[] = [];
       load(state: ArchState, profile: "intel" | "amd"): void {
@@ -192,8 +195,16 @@ describe("B hands out only the memory the lockstep compares (Engine.state's rang
         return [...this.stray, ...this.inner.touched()].sort((a, b) => (a.start < b.start ? -1 : 1));
       }
     }
-    const result = lockstep(new SpecEngine(), new StrayWrite(), writer(), "intel", 10);
-    expect(result.divergence?.step).toBe(3);
-    expect(result.divergence?.differences.map((d) => `${d.field}: ${d.a} / ${d.b}`)).toEqual(["memory@0x40010: 00 / 5a"]);
+    /** The same, handing out its pages as impl's views (Engine.peekState): what lockstep asks of impl. */
+    class PeekingStrayWrite extends StrayWrite {
+      peekState(memory: readonly PhysicalRange[]) {
+        return this.inner.peekState(memory);
+      }
+    }
+    for (const b of [new StrayWrite(), new PeekingStrayWrite()]) {
+      const result = lockstep(new SpecEngine(), b, writer(), "intel", 10);
+      expect(result.divergence?.step).toBe(3);
+      expect(result.divergence?.differences.map((d) => `${d.field}: ${d.a} / ${d.b}`)).toEqual(["memory@0x40010: 00 / 5a"]);
+    }
   });
 });
