@@ -62,8 +62,12 @@ export const GS_BASE: readonly [string, string] = ["gsLo", "gsHi"];
 export const SWAPGS_LOCALS = "const a = gsLo, c = gsHi; gsLo = kgLo; gsHi = kgHi; kgLo = a; kgHi = c; gsDirty = true;";
 
 /** After a call that may have changed the mode (the Machine is current: modeSync ran before it). */
-export const MODE_RELOAD = "modeCpl = m.cpl; modeRead = m.readFastClass; modeWrite = m.writeFastClass; modeFetch = m.fetchClass;" +
-  ` gsLo = m.segments[${GS * SEG_STRIDE + BASE_LO}]; gsHi = m.segments[${GS * SEG_STRIDE + BASE_HI}]; kgLo = m.msr[${KERNEL_GS_BASE_LO}]; kgHi = m.msr[${KERNEL_GS_BASE_HI}];`;
+export const MODE_RELOAD = "modeCpl = m.cpl; modeRead = m.readFastClass; modeWrite = m.writeFastClass; modeFetch = m.fetchClass;";
+
+/** After an interpreter call inside a block (WRGSBASE is one), also GS's base and KERNEL_GS_BASE.
+ *  (Deliveries, IRETQ and the handlers a trace ends a block with leave both as they were.) */
+export const MODE_GS_RELOAD = `${MODE_RELOAD} gsLo = m.segments[${GS * SEG_STRIDE + BASE_LO}]; gsHi = m.segments[${GS * SEG_STRIDE + BASE_HI}];` +
+  ` kgLo = m.msr[${KERNEL_GS_BASE_LO}]; kgHi = m.msr[${KERNEL_GS_BASE_HI}];`;
 
 /**
  * Stores what the last SYSCALL/SYSRETQ left in a trace's mode locals into the Machine: the CPL,

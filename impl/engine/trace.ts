@@ -41,7 +41,7 @@ import { assembleSource, emitInstructions, instantiate } from "../compile/compil
 import { BlockWriter, ST_SOFT_DELIVERED, ST_STOP, flagStore, lit, regHi, regLo } from "../compile/writer.ts";
 import { getFlags } from "../flags.ts";
 import {
-  GS_BASE, MODE_LOCALS, MODE_RELOAD, SWAPGS_LOCALS, gateDelivery, iretqFast, modeSync, storeGs, storeMode, syscallChecks, syscallUpdates, sysretChecks, sysretUpdates,
+  GS_BASE, MODE_GS_RELOAD, MODE_LOCALS, MODE_RELOAD, SWAPGS_LOCALS, gateDelivery, iretqFast, modeSync, storeGs, storeMode, syscallChecks, syscallUpdates, sysretChecks, sysretUpdates,
   trapAfter,
 } from "./trace-transitions.ts";
 import type { StepContext } from "./context.ts";
@@ -222,7 +222,7 @@ export function traceSource(blocks: readonly Block[], starts: readonly number[],
   w.writeFast = "modeWrite";
   w.beforeAccessCall = syncMode;
   w.beforeWriteBack = `${syncMode} `;
-  w.afterReload = ` ${MODE_RELOAD}`;
+  w.afterReload = ` ${MODE_GS_RELOAD}`;
   w.gsBase = GS_BASE;
   w.swapgs = SWAPGS_LOCALS;
   const last = blocks.length - 1;
