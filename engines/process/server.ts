@@ -45,7 +45,38 @@ function stepWithState(engine: Engine) {
   return { event, touched: touched.map(rangeToJson), state: stateToProtocol(withMemoryRanges(engine.state(touched), touched)) };
 }
 
-function answer(engine: Engine, capabilities: EngineCapabilities, request: Request): unknown {
+/** What one connection remembers between requests: a step's failure inside a batch, kept for the
+ *  next step request so the steps answered before it are not lost with it. */
+interface Session {
+  failedStep?: { readonly error: unknown };
+}
+
+/** The steps of a batch up to the first that fails; a failure after the first is kept in
+ *  `session` and thrown at the next `step` or `steps` (the first fails the request itself). */
+function batch<T>(session: Session, n: number, step: () => { readonly value: T; readonly last: boolean }): T[] {
+  const taken: T[] = [];
+  for (let i = 0; i < n; i++) {
+    let next: { readonly value: T; readonly last: boolean };
+    try {
+      next = step();
+    } catch (error) {
+      if (taken.length === 0) throw error;
+      session.failedStep = { error };
+      break;
+    }
+    taken.push(next.value);
+    if (next.last) break;
+  }
+  return taken;
+}
+
+function answer(engine: Engine, capabilities: EngineCapabilities, request: Request, session: Session): unknown {
+  if (request.method === "load") session.failedStep = undefined;
+  if ((request.method === "step" || request.method === "steps") && session.failedStep !== undefined) {
+    const { error } = session.failedStep;
+    session.failedStep = undefined;
+    throw error;
+  }
   switch (request.method) {
     case "hello":
       if (request.params.protocol !== PROTOCOL_VERSION) throw new RequestError(`params.protocol: this server speaks ${PROTOCOL_VERSION}, not ${JSON.stringify(request.params.protocol)}`);
@@ -67,23 +98,20 @@ function answer(engine: Engine, capabilities: EngineCapabilities, request: Reque
       if (request.params.state === true) {
         // Each step as `step` with `{"state": true}` answers it. A lockstep steps a halted CPU once
         // more (its idle step shows that the engine does not step either): that step is the last.
-        const steps = [];
-        for (let i = 0; i < request.params.n; i++) {
-          const idle = engine.run(0).reason !== "limit";
-          const step = stepWithState(engine);
-          steps.push(step);
-          if (idle || ENDS.has(step.event.kind)) break;
-        }
-        return { steps };
+        return {
+          steps: batch(session, request.params.n, () => {
+            const idle = engine.run(0).reason !== "limit";
+            const step = stepWithState(engine);
+            return { value: step, last: idle || ENDS.has(step.event.kind) };
+          }),
+        };
       }
-      const events = [];
-      for (let i = 0; i < request.params.n; i++) {
-        const event = engine.step();
-        events.push(eventToJson(event));
-        if (ENDS.has(event.kind)) break;
-        if (engine.run(0).reason !== "limit") break;
-      }
-      return { events };
+      return {
+        events: batch(session, request.params.n, () => {
+          const event = engine.step();
+          return { value: eventToJson(event), last: ENDS.has(event.kind) || engine.run(0).reason !== "limit" };
+        }),
+      };
     }
     case "run":
       return { stop: stopToJson(engine.run(request.params.max_steps)) };
@@ -115,6 +143,7 @@ export async function serveEngine(engine: Engine, capabilities: EngineCapabiliti
       else resolve();
     });
   let loaded = false;
+  const session: Session = {};
   for await (const line of lines) {
     if (line.trim() === "") continue;
     let value: unknown;
@@ -129,7 +158,7 @@ export async function serveEngine(engine: Engine, capabilities: EngineCapabiliti
       if (!parsed.success) throw new RequestError(firstIssue(parsed.error));
       const request = parsed.data;
       if (request.method !== "hello" && request.method !== "load" && !loaded) throw new RequestError(`${request.method}: load a state first`);
-      const result = answer(engine, capabilities, request);
+      const result = answer(engine, capabilities, request, session);
       if (request.method === "load") loaded = true;
       await write({ id: request.id, result });
     } catch (e) {

@@ -30,10 +30,10 @@ const FIXTURE = fileURLToPath(new URL("./fixtures/misbehaving-engine.mjs", impor
 const misbehaving = (mode: string) => `node ${FIXTURE} ${mode}`;
 
 /** A server on streams, and a way to send it one request and read the answer. */
-function inProcessServer() {
+function inProcessServer(engine: ImplEngine = new ImplEngine()) {
   const input = new PassThrough();
   const output = new PassThrough();
-  const served = serveEngine(new ImplEngine(), servedCapabilities("impl", false), input, output);
+  const served = serveEngine(engine, servedCapabilities("impl", false), input, output);
   const lines = createInterface({ input: output })[Symbol.asyncIterator]();
   const ask = async (request: unknown): Promise<Record<string, unknown>> => {
     input.write((typeof request === "string" ? request : JSON.stringify(request)) + "\n");
@@ -158,6 +158,38 @@ describe.concurrent("the reference server", () => {
     expect(((await batched.ask({ id: 5, method: "steps", params: { n: 2, state: true } })) as { result: { steps: unknown[] } }).result.steps).toHaveLength(2);
     await batched.close();
     await single.close();
+  });
+
+  it.each([{ state: true }, {}])("a step that fails inside a batch (steps %o) does not take the steps before it with it: they are answered, the failure answers the next step request, a load clears it", async (params) => {
+    /** impl, failing at its third step after a load. */
+    class FailingThirdStep extends ImplEngine {
+      taken = 0;
+      override load(...args: Parameters<ImplEngine["load"]>): void {
+        this.taken = 0;
+        super.load(...args);
+      }
+      override step(): EngineEvent {
+        if (++this.taken === 3) throw new Error("the third step broke");
+        return super.step();
+      }
+    }
+    const server = inProcessServer(new FailingThirdStep());
+    await server.ask({ id: 1, method: "hello", params: { protocol: "ringspec-engine/1" } });
+    const state = stateToProtocol(twoPageWriter());
+    await server.ask({ id: 2, method: "load", params: { state, profile: "intel" } });
+    const answer = (await server.ask({ id: 3, method: "steps", params: { n: 10, ...params } })) as { id: number; result: Record<string, unknown[]> };
+    expect(answer.id).toBe(3);
+    expect(answer.result[params.state === true ? "steps" : "events"]).toHaveLength(2);
+    expect(await server.ask({ id: 4, method: "step" })).toEqual({ id: 4, error: { message: "internal error: the third step broke" } });
+    // Answered once: the engine is asked again after it.
+    expect(await server.ask({ id: 5, method: "step" })).toMatchObject({ id: 5, result: { event: { kind: "retired" } } });
+    // A failure kept from a batch goes with a load; one at a batch's first step fails that request.
+    await server.ask({ id: 6, method: "load", params: { state, profile: "intel" } });
+    await server.ask({ id: 7, method: "steps", params: { n: 2, ...params } });
+    expect(await server.ask({ id: 8, method: "steps", params: { n: 2, ...params } })).toEqual({ id: 8, error: { message: "internal error: the third step broke" } });
+    await server.ask({ id: 9, method: "load", params: { state, profile: "intel" } });
+    expect(await server.ask({ id: 10, method: "steps", params: { n: 2, ...params } })).toMatchObject({ id: 10, result: {} });
+    await server.close();
   });
 
   it.each([
