@@ -175,8 +175,10 @@ export function assignRegisters(m: MutableRegisters, patch: Partial<MachineRegis
 
 /** `{ ...m, ...patch }` with the Machine's one shape. */
 export function patchMachine(m: Machine, patch: Partial<Machine>): Machine {
-  const copy = copyRecord(m, patch.memory ?? m.memory);
-  assignRegisters(copy, patch);
+  // Memory is the record's, not a register field: exchangeField knows register fields only.
+  const { memory, ...registers } = patch;
+  const copy = copyRecord(m, memory ?? m.memory);
+  assignRegisters(copy, registers);
   return copy as Machine;
 }
 
