@@ -55,22 +55,29 @@ export function iretRflags(current: bigint, image: bigint, size: IretSize, oldCp
   return ((current & writable.not) | (image & writable.mask)) | RFLAGS.FIXED1;
 }
 
+/** IRETQ-13: the RFLAGS bits IRET loads from the image, by the three facts they depend on. */
+function iretWritableBits(wideOperand: boolean, cplWithinIopl: boolean, ring0: boolean): bigint {
+  let writable = ALWAYS;
+  if (wideOperand) writable |= WIDE; // RF-02
+  if (cplWithinIopl) writable |= RFLAGS.IF;
+  if (ring0) {
+    writable |= RFLAGS.IOPL;
+    if (wideOperand) writable |= RFLAGS.VIF | RFLAGS.VIP;
+  }
+  return writable;
+}
+
+/** iretWritableBits for each of the 8 combinations of its facts (bit 2: wide operand, 1: CPL ≤
+ *  IOPL, 0: ring 0), and the complement, made once: a BigInt expression allocates each time. */
+const IRET_WRITABLE = Array.from({ length: 8 }, (_, k) => {
+  const mask = iretWritableBits((k & 4) !== 0, (k & 2) !== 0, (k & 1) !== 0);
+  return { mask, not: ~mask };
+});
+
 /** The RFLAGS bits IRET loads from the image (IRETQ-13), and their complement. */
 function iretWritable(size: IretSize, oldCpl: number, oldIopl: number): { readonly mask: bigint; readonly not: bigint } {
-  // The mask depends on three facts only: made once for each of their 8 combinations.
-  const key = (size >= 4 ? 4 : 0) | (oldCpl <= oldIopl ? 2 : 0) | (oldCpl === 0 ? 1 : 0);
-  const known = IRET_WRITABLE[key];
-  if (known !== undefined) return known;
-  let writable = ALWAYS;
-  if (size >= 4) writable |= WIDE; // RF-02
-  if (oldCpl <= oldIopl) writable |= RFLAGS.IF;
-  if (oldCpl === 0) {
-    writable |= RFLAGS.IOPL;
-    if (size >= 4) writable |= RFLAGS.VIF | RFLAGS.VIP;
-  }
-  return (IRET_WRITABLE[key] = { mask: writable, not: ~writable });
+  return IRET_WRITABLE[(size >= 4 ? 4 : 0) | (oldCpl <= oldIopl ? 2 : 0) | (oldCpl === 0 ? 1 : 0)]!;
 }
-const IRET_WRITABLE: ({ readonly mask: bigint; readonly not: bigint } | undefined)[] = new Array(8).fill(undefined);
 
 /** Stack slot `n` of `size` bytes above the stack pointer (compatibility mode: through SS, at
  *  SS.B's width, with its checks: Transaction.readStack). */
