@@ -70,6 +70,9 @@ function batch<T>(session: Session, n: number, step: () => { readonly value: T; 
   return taken;
 }
 
+/** The most steps one `steps` with `{"state": true}` answers (each carries a state). */
+export const MAX_STEPS_WITH_STATE = 64;
+
 function answer(engine: Engine, capabilities: EngineCapabilities, request: Request, session: Session): unknown {
   if (request.method === "load") session.failedStep = undefined;
   if ((request.method === "step" || request.method === "steps") && session.failedStep !== undefined) {
@@ -96,6 +99,8 @@ function answer(engine: Engine, capabilities: EngineCapabilities, request: Reque
       return request.params?.state === true ? stepWithState(engine) : { event: eventToJson(engine.step()) };
     case "steps": {
       if (request.params.state === true) {
+        // Every state is held until the answer is written: the batch is bounded.
+        if (request.params.n > MAX_STEPS_WITH_STATE) throw new RequestError(`params.n: at most ${MAX_STEPS_WITH_STATE} steps with state: true, not ${request.params.n}`);
         // Each step as `step` with `{"state": true}` answers it. A lockstep steps a halted CPU once
         // more (its idle step shows that the engine does not step either): that step is the last.
         return {

@@ -153,7 +153,8 @@ describe.concurrent("the reference server", () => {
     expect(answer.id).toBe(3);
     expect(answer.result.steps.map((s) => s.event.kind)).toEqual(["retired", "retired", "retired", "halted", "halted"]);
     for (const [i, step] of answer.result.steps.entries()) expect((await single.ask({ id: 3 + i, method: "step", params: { state: true } })).result).toEqual(step);
-    // At most n.
+    // At most 64 with state (each state is held until the answer is written), and at most n.
+    expect(await batched.ask({ id: 4, method: "steps", params: { n: 65, state: true } })).toEqual({ id: 4, error: { message: "params.n: at most 64 steps with state: true, not 65" } });
     await batched.ask({ id: 4, method: "load", params: { state, profile: "intel" } });
     expect(((await batched.ask({ id: 5, method: "steps", params: { n: 2, state: true } })) as { result: { steps: unknown[] } }).result.steps).toHaveLength(2);
     await batched.close();
