@@ -9,9 +9,10 @@
 // paging structures), change TF, IF, the interrupt shadow or any cache, and it exits only after a
 // whole iteration, at its branch — exactly where the JavaScript body exits. The step budget
 // decides the iteration count exactly as there (writer.ts loopCounter: the budget already holds the
-// timer's countdown, engine/run-block.ts; a budget under WASM_MIN_ITERATIONS whole iterations, or
-// one that ends mid-iteration, runs the JavaScript body, which takes the partial iteration's
-// instructions one by one... through the engine after it returns). On exit the registers the loop
+// timer's countdown, engine/run-block.ts): a budget under WASM_MIN_ITERATIONS whole iterations
+// runs the JavaScript body; otherwise WebAssembly runs the budget's whole iterations and the rest
+// of the budget (fewer steps than one iteration) is left to the engine, as the JavaScript body
+// leaves it. On exit the registers the loop
 // writes, RIP and the lazy flag record are stored as the JavaScript body's exit stores them
 // (flagStore, the same text). Blocks run only while TF = 0 and no shadow is active (the run loop).
 // test/impl/compile/wasm-loop.test.ts runs random register-only loops compiled here, compiled to
@@ -57,12 +58,19 @@ interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> };
 }
-const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+const Wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 // The shared memory, as int32s: register n at [2n, 2n + 1] (the Machine's layout), then the flag
-// producer's operands (i64 each), its carry and whether the branch was taken.
-const memory = new Wasm.Memory({ initial: 1 });
-const X = new Int32Array(memory.buffer);
+// producer's operands (i64 each), its carry and whether the branch was taken. Made at the first
+// loop translated: a host without WebAssembly (node --jitless) runs every block as JavaScript.
+let shared: { readonly memory: { readonly buffer: ArrayBuffer }; readonly X: Int32Array } | undefined;
+function sharedMemory(api: WasmApi): { readonly memory: { readonly buffer: ArrayBuffer }; readonly X: Int32Array } {
+  if (shared === undefined) {
+    const memory = new api.Memory({ initial: 1 });
+    shared = { memory, X: new Int32Array(memory.buffer) };
+  }
+  return shared;
+}
 const PA = 32, PB = 34, PR = 36, PC = 38, TAKEN = 39;
 
 // Locals of the generated function.
@@ -446,9 +454,10 @@ const MAX_ENTRIES = 1024;
  * wrapper fails to compile (a bug here: compile/compile.ts reports it as a compile failure).
  */
 export function wasmLoop(b: Block, js: BlockFn): BlockFn | null {
-  if (!enabled) return null;
+  if (!enabled || Wasm === undefined) return null;
   const t = translateLoop(b);
   if (t === null) return null;
+  const { memory, X } = sharedMemory(Wasm);
   const key = String.fromCharCode(...t.bytes);
   let f = functions.get(key);
   if (f === undefined) {

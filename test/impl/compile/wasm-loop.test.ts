@@ -6,6 +6,9 @@
 // block whose branch does not go back to its start) — each of
 // which it would get wrong if it took them. Each program also runs chunked, with budgets on both
 // sides of the tier's minimum, against impl interpreted.
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ArchState } from "../../../contract/state.ts";
@@ -15,6 +18,7 @@ import { WASM_MIN_ITERATIONS, setWasmLoops, translateLoop } from "../../../impl/
 import { Assembler, Code, Register as R, buildGuest, defineLayout, mem, sym } from "../../../guest/index.ts";
 import type { Block } from "../../../impl/blocks/block-cache.ts";
 import { expectAgreesWithSpec } from "../against-spec.ts";
+import { parseDocument } from "../../../contract/load.ts";
 
 type CodeValue = (typeof Code)[keyof typeof Code];
 
@@ -406,5 +410,27 @@ describe("register-only loops as WebAssembly", () => {
       }),
       { seed: 1409, numRuns: 20 },
     );
+  });
+});
+
+describe("a host without WebAssembly", () => {
+  it("loads impl and runs it as JavaScript (node --jitless has no WebAssembly): the same stop and state as here", () => {
+    const root = fileURLToPath(new URL("../../../", import.meta.url));
+    const vector = "conformance/vectors/syscall-sysret-roundtrip.json";
+    const script = [
+      `import { readFileSync } from "node:fs";`,
+      `import { parseDocument } from "./contract/load.ts";`,
+      `import { ImplEngine } from "./impl/engine.ts";`,
+      `const e = new ImplEngine();`,
+      `e.load(parseDocument(readFileSync(${JSON.stringify(vector)})).state, "intel");`,
+      `const stop = e.run(1000);`,
+      `console.log(JSON.stringify({ wasm: typeof WebAssembly, reason: stop.reason, steps: stop.steps, rip: e.state().rip.toString(16) }));`,
+    ].join("\n");
+    const child = spawnSync(process.execPath, ["--jitless", "--import", "tsx", "--input-type=module", "-e", script], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    expect(child.stderr.replace(/.*expose_wasm.*\n?/g, "")).toBe("");
+    const here = new ImplEngine();
+    here.load(parseDocument(readFileSync(root + vector)).state, "intel");
+    const stop = here.run(1000);
+    expect(JSON.parse(child.stdout)).toEqual({ wasm: "undefined", reason: stop.reason, steps: stop.steps, rip: here.state().rip.toString(16) });
   });
 });
