@@ -244,11 +244,16 @@ async function stillFailsBuilt(a: EngineHolder, b: EngineHolder, built: BuiltCas
  *  and bytes (a zero page counts, though no engine could tell it from a missing one). */
 export function builtCaseKey(built: BuiltCase, settings: CaseSettings): string {
   const raises = built.raises.map((r) => [hex(r.rip), "irq" in r.event ? r.event.irq : "nmi"]);
-  const hash = createHash("sha256").update(JSON.stringify([profileOf(settings, built), built.maxSteps, raises, stateJsonWith(built.state, null)]));
-  const pageNumber = new Uint8Array(8);
+  // The profile the lockstep runs (built.profile) and the one attribution reads (profileOf).
+  const hash = createHash("sha256").update(JSON.stringify([built.profile, profileOf(settings, built), built.maxSteps, raises, stateJsonWith(built.state, null)]));
+  const pageHead = new Uint8Array(16);
+  const head = new DataView(pageHead.buffer);
   for (const n of [...built.state.memory.keys()].sort((x, y) => x - y)) {
-    new DataView(pageNumber.buffer).setFloat64(0, n);
-    hash.update(pageNumber).update(built.state.memory.get(n)!);
+    const bytes = built.state.memory.get(n)!;
+    // Each page's number and length before its bytes: no two memories hash the same bytes.
+    head.setFloat64(0, n);
+    head.setFloat64(8, bytes.length);
+    hash.update(pageHead).update(bytes);
   }
   return hash.digest("base64");
 }

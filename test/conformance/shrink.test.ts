@@ -74,5 +74,8 @@ describe("shrinking", () => {
     expect(new Set(keys).size).toBe(keys.length);
     // A campaign's vendor override is what the engines run.
     expect(builtCaseKey(built, { ...settings, profile: "amd" })).not.toBe(builtCaseKey(built, { ...settings, profile: "intel" }));
+    // The profile the lockstep runs is the built case's, even where the campaign names one.
+    const other = built.profile === "intel" ? ("amd" as const) : ("intel" as const);
+    expect(builtCaseKey({ ...built, profile: other }, { ...settings, profile: "intel" })).not.toBe(builtCaseKey(built, { ...settings, profile: "intel" }));
   });
 });
