@@ -83,7 +83,7 @@ const takenOp: fc.Arbitrary<Op> = fc.oneof(
     operands: [(wide ? REGS64 : REGS32)[a]!],
     declined: false,
   })),
-  fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 4 }), regIndex, regIndex, valueArb, imm32).map(([wide, k, a, b, v, i32]): Op => {
+  fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 7 }), regIndex, regIndex, valueArb, imm32).map(([wide, k, a, b, v, i32]): Op => {
     const regs = wide ? REGS64 : REGS32;
     switch (k) {
       case 0: return { code: wide ? Code.Mov_rm64_r64 : Code.Mov_rm32_r32, operands: [regs[a]!, regs[b]!], declined: false };
@@ -91,8 +91,12 @@ const takenOp: fc.Arbitrary<Op> = fc.oneof(
       case 2: return wide ? { code: Code.Mov_r64_imm64, operands: [regs[a]!, v], declined: false }
         : { code: Code.Mov_r32_imm32, operands: [regs[a]!, Number(v & 0xffffffffn)], declined: false };
       case 3: return { code: wide ? Code.Test_rm64_r64 : Code.Test_rm32_r32, operands: [regs[a]!, regs[b]!], declined: false };
-      default: return wide ? { code: Code.Xchg_rm64_r64, operands: [regs[a]!, regs[b]!], declined: false }
-        : { code: Code.Test_rm32_imm32, operands: [regs[a]!, i32], declined: false };
+      case 4: return { code: wide ? Code.Xchg_rm64_r64 : Code.Xchg_rm32_r32, operands: [regs[a]!, regs[b]!], declined: false };
+      case 5: return { code: wide ? Code.Test_rm64_imm32 : Code.Test_rm32_imm32, operands: [regs[a]!, i32], declined: false };
+      // The forms where the tier clears a 32-bit destination's upper half itself: XCHG with
+      // EAX/RAX (90+r) and MOV r/m, imm32 (C7).
+      case 6: return { code: wide ? Code.Xchg_r64_RAX : Code.Xchg_r32_EAX, operands: [regs[a]!, wide ? R.RAX : R.EAX], declined: false };
+      default: return { code: wide ? Code.Mov_rm64_imm32 : Code.Mov_rm32_imm32, operands: [regs[a]!, i32], declined: false };
     }
   }),
   fc.constant<Op>({ code: Code.Mov_rm64_imm32, operands: [R.R14, -5], declined: false }),
