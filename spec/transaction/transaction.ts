@@ -3,8 +3,8 @@
 // successful page walks survive (hardware does not undo them), and the few updates the SDM says a
 // fault does not undo (`updateKeptOnFault`); everything else is dropped.
 import { AC, fault, GP, isFault, SS, type Fault } from "../fault.ts";
-import { assignRegisters, copyRegisters, exchangeField, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
-import type { InterruptShadow } from "../../contract/state.ts";
+import { assignRegisters, copyRegisters, cpuRunState, exchangeField, patchRegisters, withMemory, type Machine, type MachineRegisters, type MutableRegisters } from "../machine/machine.ts";
+import type { CpuRunState, InterruptShadow } from "../../contract/state.ts";
 import type { MemoryDraft } from "../machine/physical-memory.ts";
 import { accessOf, type Access, type AccessKind, type AccessMode } from "../paging/access.ts";
 import { alignmentCheckFails, naturalAlignment } from "../paging/alignment.ts";
@@ -182,6 +182,20 @@ export class Transaction {
       this.registers = patch.gpr as bigint[];
       this.registersShared = true;
     }
+  }
+
+  /** `update(rule, { cpu: { ...cpu, ...changes } })`; when the run state already holds every
+   *  change (the usual delivery: not halted, no shadow) the rule is recorded and nothing copied. */
+  updateCpu(rule: RuleId, changes: Partial<CpuRunState>): void {
+    const cpu = this.now.cpu;
+    let key: keyof CpuRunState;
+    for (key in changes) {
+      if (changes[key] !== cpu[key]) {
+        this.update(rule, { cpu: cpuRunState({ ...cpu, ...changes }) });
+        return;
+      }
+    }
+    this.hit(rule);
   }
 
   /** `update(rule, { rip, rflags })` without building the patch: the step makes this update

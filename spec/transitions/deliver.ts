@@ -5,7 +5,6 @@
 // is double-fault.ts, which also exports `deliver`, delivery callable alone.
 import { GP, isFault, NP, PF, SS, TS, type Fault } from "../fault.ts";
 import type { Segment } from "../../contract/state.ts";
-import { cpuRunState } from "../machine/machine.ts";
 import { canonical, cpl, joinHalves, RFLAGS, RSP, smallBigInt, split64, splitHigh, splitLow } from "../machine/registers.ts";
 import { defineRules } from "../rules/rule.ts";
 import {
@@ -195,9 +194,6 @@ export function deliverOnce(t: Transaction, event: InterruptEvent): Fault | unde
   const cs: Segment = segmentFromDescriptor((gate.selector & 0xfffc) | newCpl, accessed);
   t.update("DELIVER-19", { cs, rip: gate.offset });
   t.update("DELIVER-20", { rflags: m.rflags & (gate.type === INTERRUPT_GATE ? KEPT_BY_INTERRUPT_GATE : KEPT_BY_TRAP_GATE) });
-  // (No update when the run state already says so: the usual delivery, not halted, no shadow.)
-  const nmiBlocked = m.cpu.nmiBlocked || event.source === "nmi";
-  if (!m.cpu.halted && m.cpu.shadow === "none" && m.cpu.nmiBlocked === nmiBlocked) t.hit("DELIVER-21");
-  else t.update("DELIVER-21", { cpu: cpuRunState({ ...m.cpu, halted: false, shadow: "none", nmiBlocked }) });
+  t.updateCpu("DELIVER-21", { halted: false, shadow: "none", nmiBlocked: m.cpu.nmiBlocked || event.source === "nmi" });
   return undefined;
 }

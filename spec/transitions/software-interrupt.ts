@@ -57,11 +57,8 @@ export function execInto(t: Transaction): Fault | SoftwareInterrupt | undefined 
  */
 export function deliverSoftwareInterrupt(t: Transaction, atInstruction: MachineRegisters | (() => MachineRegisters), si: SoftwareInterrupt, heldTrap: boolean, journal?: RegisterJournal): DeliveryOutcome<MachineRegisters> {
   // SWINT-06: delivery clears TF, so the INT leaves no single-step trap of its own; one held by a
-  // MOV SS shadow stays pending and is taken at the handler (SHADOW-06). (No update when the run
-  // state already says so.)
-  const cpu = t.now.cpu;
-  if (cpu.pendingDebugTrap === heldTrap) t.hit("SWINT-06");
-  else t.update("SWINT-06", { cpu: { ...cpu, pendingDebugTrap: heldTrap } });
+  // MOV SS shadow stays pending and is taken at the handler (SHADOW-06).
+  t.updateCpu("SWINT-06", { pendingDebugTrap: heldTrap });
   // SWINT-04: INT1 is delivered like a hardware exception (EXT = 1, no DPL check).
   const event = softwareEvent(si.vector, si.source === "int1" ? "int1" : "software");
   return deliverWithNestingOn(t.m, atInstruction, t.workingMemory, event, t.profile, t.coverage, journal);
