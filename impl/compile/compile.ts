@@ -117,7 +117,7 @@ export function compileBlock(b: Block): BlockFn | null {
   const src = blockSource(b);
   let factory: Factory;
   try {
-    let cached = process.env.NOFACT ? undefined : factories.get(src);
+    let cached = factories.get(src);
     if (cached === undefined) {
       cached = new Function(...FACTORY_PARAMS, src) as Factory;
       if (factories.size >= MAX_FACTORIES) factories.clear();
