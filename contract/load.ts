@@ -279,8 +279,8 @@ export function parseDocument(text: string | Uint8Array): LoadedFile {
   const { value, depthChecked } = parseJsonBytesDeferringDepth(bytes);
   if (depthChecked) return documentFrom(value);
   const format = (value as { format?: unknown }).format;
+  if (FORMATS.includes(format) && !unwalkedOf(format as string).every((part) => unwalkedWithin(value, part, part.path, 1))) refuseTooDeep(bytes);
   try {
-    if (FORMATS.includes(format) && !unwalkedOf(format as string).every((part) => unwalkedWithin(value, part, part.path, 1))) refuseTooDeep(bytes);
     return documentFrom(value);
   } catch (e) {
     if (!nestingWithin(value)) refuseTooDeep(bytes);
