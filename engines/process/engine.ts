@@ -264,7 +264,10 @@ export class ProcessEngine implements AsyncEngine {
 
   async step(): Promise<EngineEvent> {
     this.lookahead = Math.max(0, this.lookahead - 1);
-    if (this.aheadTaken < this.ahead.length) return this.stepTaken(this.ahead[this.aheadTaken++]!, "steps");
+    if (this.aheadTaken < this.ahead.length) {
+      const i = this.aheadTaken++;
+      return this.stepTaken(this.ahead[i]!, "steps", `result.steps[${i}]`);
+    }
     if (!this.stepState) {
       const r = (await this.request("step", undefined)) as z.output<typeof RESULTS.step>;
       return eventFromJson(r.event);
@@ -279,12 +282,12 @@ export class ProcessEngine implements AsyncEngine {
       if (this.writeRequests !== sent) throw new EngineError("usage", "steps: another request came in between");
       this.ahead = r.steps;
       this.aheadTaken = 1;
-      return this.stepTaken(r.steps[0]!, "steps");
+      return this.stepTaken(r.steps[0]!, "steps", "result.steps[0]");
     }
     const pending = this.request("step", { state: true }, undefined, STEP_STATE_RESULT);
     const sent = this.writeRequests;
     const r = (await pending) as z.output<typeof STEP_STATE_RESULT>;
-    const event = this.stepTaken(r, "step");
+    const event = this.stepTaken(r, "step", "result");
     if (this.writeRequests !== sent) {
       // Another request came in meanwhile: what this step answered may be stale.
       this.touchedAnswer = undefined;
@@ -295,11 +298,11 @@ export class ProcessEngine implements AsyncEngine {
 
   /** The event of a step answered with its state; its touched ranges and state are kept for the
    *  touched() and state() that follow. */
-  private stepTaken(r: z.output<typeof STEP_STATE_RESULT>, method: Method): EngineEvent {
+  private stepTaken(r: z.output<typeof STEP_STATE_RESULT>, method: Method, path: string): EngineEvent {
     const event = eventFromJson(r.event);
     const ranges = r.touched.map(rangeFromJson);
     // As state() would have it: the loaded memory with the pages the ranges reach read back.
-    this.stateAnswer = this.withTouchedPages(this.decodeState(r, method), wholePages(ranges));
+    this.stateAnswer = this.withTouchedPages(this.decodeState(r, method, path), wholePages(ranges));
     this.touchedAnswer = ranges;
     return event;
   }
@@ -335,11 +338,12 @@ export class ProcessEngine implements AsyncEngine {
     return { ...got, memory };
   }
 
-  private decodeState(answer: unknown, method: Method = "state"): ArchState {
+  /** The state of an answer; `path` names where it stands in the answer, for the error. */
+  private decodeState(answer: unknown, method: Method = "state", path = "result"): ArchState {
     try {
       return stateFromProtocol((answer as z.output<typeof RESULTS.state>).state);
     } catch (e) {
-      throw this.protocolError(`${method}: bad answer: result.${(e as Error).message}`);
+      throw this.protocolError(`${method}: bad answer: ${path}.${(e as Error).message}`);
     }
   }
 

@@ -323,6 +323,15 @@ describe.concurrent("the client survives a misbehaving engine", () => {
     await engine.close();
   });
 
+  it("a bad state in a steps answer is named where it stands (result.steps[i])", async () => {
+    const engine = await ProcessEngine.start({ command: misbehaving("steps-state-bases") });
+    await engine.load(kernelState(), "intel");
+    engine.expectSteps(2);
+    await engine.step();
+    await expect(engine.step()).rejects.toThrow(/steps: bad answer: result\.steps\[1\]\.state\.msrs\.FS_BASE differs from state\.sregs\.fs\.base/);
+    await engine.close();
+  });
+
   it("an error answer fails that call only", async () => {
     const engine = await ProcessEngine.start({ command: misbehaving("refuse") });
     await engine.load(kernelState(), "intel");
