@@ -57,12 +57,13 @@ export interface Guest {
  * Writes `bytes` at linear address `linear` through the page tables at `cr3` (the layout's
  * addresses are linear: a kernel in the upper half has its tables written where they map to).
  */
-export function writeLinear(memory: GuestMemory, cr3: bigint, linear: bigint, bytes: Uint8Array | readonly number[], what = "data"): void {
+export function writeLinear(memory: GuestMemory, cr3: bigint, linear: bigint, bytes: Uint8Array | readonly number[], what = "data",
+  walk: (at: bigint) => bigint | null = (at) => translate((a) => memory.read64(a), cr3, at).physical): void {
   const data = bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
   let done = 0;
   while (done < data.length) {
     const at = linear + BigInt(done);
-    const physical = translate((a) => memory.read64(a), cr3, at).physical;
+    const physical = walk(at);
     if (physical === null) throw new Error(`${what} at 0x${at.toString(16)}: the linear address is not mapped`);
     const n = Math.min(4096 - Number(at & 0xfffn), data.length - done);
     memory.write(physical, data.subarray(done, done + n));
@@ -84,7 +85,26 @@ function writeLayout(layout: GuestLayout): GuestMemory {
   const memory = new GuestMemory();
   for (const space of [layout.paging, ...layout.addressSpaces]) buildAddressSpace(memory, space);
   const cr3 = cr3Of(layout.paging);
-  const put = (linear: bigint, bytes: Uint8Array | readonly number[], what: string) => writeLinear(memory, cr3, linear, bytes, what);
+  // The walks remembered per linear page (a layout writes ~600 pieces, 256 stubs among them, into
+  // a few pages; a walk is four quadword reads): valid while no table changes, so all are
+  // forgotten after a write lands in a table frame (none does in a sane layout).
+  const tableFrames = new Set([layout.paging, ...layout.addressSpaces].flatMap((space) => space.tables.map((t) => t >> 12n)));
+  const walked = new Map<bigint, bigint | null>();
+  let stale = false;
+  const walk = (at: bigint): bigint | null => {
+    if (stale) {
+      walked.clear();
+      stale = false;
+    }
+    const page = at >> 12n;
+    let physical = walked.get(page);
+    if (physical === undefined) walked.set(page, (physical = translate((a) => memory.read64(a), cr3, page << 12n).physical));
+    if (physical === null) return null;
+    // The caller writes this frame next.
+    if (tableFrames.has(physical >> 12n)) stale = true;
+    return physical | (at & 0xfffn);
+  };
+  const put = (linear: bigint, bytes: Uint8Array | readonly number[], what: string) => writeLinear(memory, cr3, linear, bytes, what, walk);
   const q = (v: bigint) => littleEndian(v, 8);
   const { gdt, idt, tss } = layout;
   for (const e of gdt.entries) put(gdt.base + BigInt(e.selector & ~7), q(encodeDescriptor(e.descriptor)), `GDT entry ${e.name}`);

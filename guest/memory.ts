@@ -5,6 +5,13 @@ import { PAGE_SIZE } from "../contract/state.ts";
 /** `value` as `size` little-endian bytes. */
 export function littleEndian(value: bigint, size: number): Uint8Array {
   const v = BigInt.asUintN(size * 8, value);
+  if (size <= 8) {
+    // One native store (a layout writes hundreds of descriptors and gates): v fits in `size`
+    // bytes, so its low `size` bytes of the quadword are the whole value.
+    const out = new Uint8Array(8);
+    new DataView(out.buffer).setBigUint64(0, v, true);
+    return size === 8 ? out : out.slice(0, size);
+  }
   return Uint8Array.from({ length: size }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
 }
 
@@ -43,7 +50,11 @@ export class GuestMemory {
   }
 
   write64(address: bigint, value: bigint): void {
-    this.writeValue(address, 8, value);
+    const offset = Number(address & 0xfffn);
+    if (offset > PAGE_SIZE - 8) return this.writeValue(address, 8, value);
+    // Within one page (every aligned table entry): one native store.
+    const p = this.page(Number(address >> 12n));
+    new DataView(p.buffer, p.byteOffset, p.byteLength).setBigUint64(offset, BigInt.asUintN(64, value), true);
   }
 
   read(address: bigint, length: number): Uint8Array {
@@ -56,6 +67,12 @@ export class GuestMemory {
   }
 
   read64(address: bigint): bigint {
+    // Within one page (every aligned entry of a table): one native load, absent pages as zero.
+    const offset = Number(address & 0xfffn);
+    if (offset <= PAGE_SIZE - 8) {
+      const p = this.pages.get(Number(address >> 12n));
+      return p === undefined ? 0n : new DataView(p.buffer, p.byteOffset, p.byteLength).getBigUint64(offset, true);
+    }
     const b = this.read(address, 8);
     let v = 0n;
     for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
