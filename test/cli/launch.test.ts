@@ -107,7 +107,12 @@ beforeAll(() => {
   // The entry imports one module statically and one lazily (as cli/main.ts loads its commands);
   // progress.ts default-imports a CommonJS package (as cli/conform.ts does).
   writeFileSync(join(scratch, "src/entry.ts"), `import { value, here } from "./dep.ts";\nimport { progress } from "./progress.ts";\nconst { lazy } = await import("./lazy.ts");\nexport function report(): { value: string; here: string; lazy: number; progress: string } {\n  return { value, here, lazy, progress };\n}\n`);
-  writeFileSync(join(scratch, "src/lazy.ts"), "export const lazy: number = 42;\n");
+  // The lazy module reaches two more, one of them in a folder of its own importing back up: the
+  // sources a build finds are the compiled code's imports, followed to the end.
+  writeFileSync(join(scratch, "src/lazy.ts"), `import { two } from "./deep/two.ts";\nexport const lazy: number = 40 + two;\n`);
+  mkdirSync(join(scratch, "src/deep"));
+  writeFileSync(join(scratch, "src/deep/two.ts"), `import { one } from "../one.ts";\nexport const two: number = one * 2;\n`);
+  writeFileSync(join(scratch, "src/one.ts"), "export const one: number = 1;\n");
   writeFileSync(join(scratch, "src/progress.ts"), `import cliProgress from "cli-progress";\nexport const progress: string = typeof cliProgress.SingleBar;\n`);
   writeDep("first");
 });
