@@ -11,6 +11,8 @@ import { shellQuote } from "./trace.ts";
 import { runCampaign, type CampaignPlan, type CampaignProgress } from "../conformance/campaign/campaign.ts";
 import { CAMPAIGN_ENGINE_NAMES, engineSource, inProcess, type EngineChoice } from "../conformance/campaign/engines.ts";
 import { FAMILY_NAMES } from "../conformance/campaign/families.ts";
+import { PLANTED_BUG_NAMES } from "../conformance/planted.ts";
+import { ENGINE_NAMES } from "../engines/registry.ts";
 import { campaignResult, mergeResults, ResultJson, MergeError, type CampaignResult } from "../conformance/campaign/result.ts";
 import { buildReport, divergenceDocument, reportMarkdown } from "../conformance/campaign/report.ts";
 import { junitXml } from "../conformance/campaign/junit.ts";
@@ -40,6 +42,9 @@ Engines:
   --request-timeout S   a process engine that does not answer a request within S seconds
                         counts as hung (default 10): the case is reported, the engine restarted
   --qemu PATH, --qemu-cpu MODEL, --bochs PATH, --gdb HOST:PORT   as for vectors check
+  --plant BUG           with --b spec|impl: that engine with a known bug planted on top, in this
+                        process (as \`ringspec serve --plant BUG\` serves it), to see what a
+                        campaign reports: ${PLANTED_BUG_NAMES.join(", ")}
 
 Cases:
   --runs N              cases in the campaign (default 1000); or
@@ -81,7 +86,7 @@ that could not be started, 130 interrupted (Ctrl-C) with nothing failed; reports
 const OPTIONS = [
   HELP_OPTION,
   { name: "a", value: true }, { name: "b", value: true }, { name: "cmd", value: true }, { name: "request-timeout", value: true },
-  { name: "qemu", value: true }, { name: "qemu-cpu", value: true }, { name: "bochs", value: true }, { name: "gdb", value: true },
+  { name: "plant", value: true }, { name: "qemu", value: true }, { name: "qemu-cpu", value: true }, { name: "bochs", value: true }, { name: "gdb", value: true },
   { name: "runs", value: true }, { name: "time", value: true }, { name: "seed", value: true }, { name: "families", value: true },
   { name: "profile", value: true }, { name: "case", value: true }, { name: "every", value: true }, { name: "timeout", value: true },
   { name: "no-shrink", value: false }, { name: "shrink-per-rule", value: true }, { name: "shrink-time", value: true },
@@ -139,6 +144,12 @@ function engineChoice(which: "a" | "b", name: string, args: ReturnType<typeof pa
     if (v !== undefined && name === owner) emulator[key] = v;
   }
   if (Object.keys(emulator).length > 0) out.emulator = emulator;
+  const plant = args.values.get("plant");
+  if (plant !== undefined && which === "b") {
+    if (!ENGINE_NAMES.includes(name)) throw new UsageError(`--plant goes with --b ${ENGINE_NAMES.join(" or ")} (a process engine plants with \`serve --plant\`), not --b ${name}`);
+    if (!PLANTED_BUG_NAMES.includes(plant)) throw new UsageError(`--plant: expected one of ${PLANTED_BUG_NAMES.join(", ")}, got ${JSON.stringify(plant)}`);
+    out.plant = plant;
+  }
   return out;
 }
 
@@ -230,6 +241,7 @@ function parse(argv: readonly string[]): Parsed | "help" {
     ...(caseIndex === undefined ? {} : { only: [caseIndex] }),
   };
   const replayBase = ["--a", a.name, "--b", b.name];
+  if (b.plant !== undefined) replayBase.push("--plant", b.plant);
   if (a.command !== undefined || b.command !== undefined) replayBase.push("--cmd", (a.command ?? b.command)!);
   for (const option of ["qemu", "qemu-cpu", "bochs", "gdb", "request-timeout"]) {
     const v = args.values.get(option);

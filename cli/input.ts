@@ -101,10 +101,15 @@ function readInto(path: string, limits: ReadLimits, allocate: (size: number) => 
     const end = stats.size + 1;
     let length = 0;
     for (;;) {
-      const n = readSync(fd, buffer, length, end - length, null);
+      const wanted = end - length;
+      const n = readSync(fd, buffer, length, wanted, null);
       if (n === 0) break;
       length += n;
       if (length === end) throw tooBig();
+      // A read that stopped short at the size fstat gave met the end of the file: had the file
+      // grown before it, it would have read on, to the byte past the size (refused above). So the
+      // read of nothing that would confirm it (a system call a file) is not needed.
+      if (n < wanted && length === stats.size) break;
     }
     return buffer.subarray(0, length);
   } catch (e) {

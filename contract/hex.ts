@@ -53,18 +53,38 @@ export function hexInto(text: string, from: number, count: number, target: Uint8
 interface NativeBuffer {
   write(text: string, offset: number, length: number, encoding: "hex"): number;
 }
-const NATIVE = (globalThis as { Buffer?: { from(buffer: ArrayBufferLike, byteOffset: number, length: number): NativeBuffer } }).Buffer;
+const NATIVE = (globalThis as { Buffer?: { from(buffer: ArrayBufferLike, byteOffset?: number, length?: number): NativeBuffer } }).Buffer;
 
-/** Decodes hex digits into `target`: `write(text, from, count, at)` puts bytes `from`..`from+count-1`
- *  of the validated hex string `text` at `target[at]`. Node's native decoder writes straight into
- *  `target` where there is one (no intermediate buffer to copy from); the digit table otherwise. */
-export function hexWriter(target: Uint8Array): (text: string, from: number, count: number, at: number) => void {
-  if (NATIVE === undefined) return (text, from, count, at) => hexInto(text, from, count, target, at);
-  const view = NATIVE.from(target.buffer, target.byteOffset, target.byteLength);
-  return (text, from, count, at) => {
+/** Decodes hex digits: `decode(text, from, count, target, at)` puts bytes `from`..`from+count-1` of
+ *  the validated hex string `text` at `target[at]`. */
+export type HexDecoder = (text: string, from: number, count: number, target: Uint8Array, at: number) => void;
+
+/**
+ * A HexDecoder for one batch of writes (contract/state.ts: one state's pages). Node's native
+ * decoder writes straight into the target where there is one (no intermediate buffer to copy
+ * from), through one Buffer over the target's whole ArrayBuffer, made again only when the
+ * ArrayBuffer changes: pages cut from one slab share it, so a state's pages need one or two Buffers
+ * instead of one per page written (making a Buffer costs about as much as decoding a small region).
+ * The decoder holds the last ArrayBuffer only while the batch's caller holds the decoder. Without
+ * Node, the digit table (hexInto).
+ */
+export function hexDecoder(): HexDecoder {
+  if (NATIVE === undefined) return hexInto;
+  let buffer: ArrayBufferLike | undefined;
+  let view: NativeBuffer | undefined;
+  return (text, from, count, target, at) => {
+    if (target.buffer !== buffer) view = NATIVE.from((buffer = target.buffer));
     // A substring of a flat string is a view (no copy); the whole text when it fits as it is.
-    view.write(from === 0 && count << 1 === text.length ? text : text.substring(from << 1, (from + count) << 1), at, count, "hex");
+    // At most to the target's end, as a Buffer over the target alone would write.
+    const n = Math.min(count, target.length - at);
+    view!.write(from === 0 && n << 1 === text.length ? text : text.substring(from << 1, (from + n) << 1), target.byteOffset + at, n, "hex");
   };
+}
+
+/** hexDecoder for one target: `write(text, from, count, at)`. */
+export function hexWriter(target: Uint8Array): (text: string, from: number, count: number, at: number) => void {
+  const decode = hexDecoder();
+  return (text, from, count, at) => decode(text, from, count, target, at);
 }
 
 export function hexToBytes(text: string): Uint8Array {

@@ -1,7 +1,7 @@
 // The architectural state both engines load and report, independent of how either stores it.
 // spec/ keeps it immutable with persistent memory; impl/ copies it into typed arrays.
 import { DEBUG_REGISTER_RESET, GPR_NAMES, MSR_POWER_UP, type StateParsed, type StateJsonIn } from "./schema.ts";
-import { bytesToHex, hex, hexWriter } from "./hex.ts";
+import { bytesToHex, hex, hexDecoder } from "./hex.ts";
 import { WRITE_REGION_BYTES } from "./limits.ts";
 
 /** A segment register: the visible selector and the hidden (cached descriptor) part. */
@@ -235,13 +235,14 @@ function pageAndOffset(gpa: bigint | string): { page: number; offset: number } {
 /** Applies `memory` regions in order onto zeroed 4 KiB pages. Whole guest memories come through
  *  here (engine-protocol states, every vector). Each page is taken from `takePage` when a region
  *  first touches it (by default one buffer for the call's pages: oneBufferFor); the hex digits
- *  are decoded straight into the pages (contract/hex.ts hexWriter). A file's address is
+ *  are decoded straight into the pages (contract/hex.ts hexDecoder: one for the call). A file's address is
  *  validated hex text (contract/schema.ts Hex64Text). */
 export function pagesFromRegions(
   regions: readonly { gpa: bigint | string; bytes: string }[],
   takePage: PageSource = oneBufferFor(regions),
 ): Map<number, Uint8Array> {
   const pages = new Map<number, Uint8Array>();
+  const decode = hexDecoder();
   for (let i = 0; i < regions.length; i++) {
     const region = regions[i]!;
     const text = region.bytes;
@@ -252,7 +253,7 @@ export function pagesFromRegions(
       let page = pages.get(pageNumber);
       if (page === undefined) pages.set(pageNumber, (page = takePage()));
       const count = Math.min(PAGE_SIZE - offset, length - done);
-      hexWriter(page)(text, done, count, offset);
+      decode(text, done, count, page, offset);
       done += count;
     }
   }

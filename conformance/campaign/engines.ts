@@ -7,7 +7,9 @@ import type { AsyncEngine } from "../../contract/engine.ts";
 import { engineEntry, ALL_ENGINE_NAMES, ENGINE_NAMES } from "../../engines/registry.ts";
 import type { EmulatorOptions } from "../../engines/emulators.ts";
 import { ProcessEngine } from "../../engines/process/engine.ts";
+import { servedCapabilities } from "../../engines/process/server.ts";
 import { SpecEngine } from "../../spec/engine.ts";
+import { PlantedEngine, plantedBug } from "../planted.ts";
 import type { EngineSource } from "./run.ts";
 
 // The registry names every engine, `process` included.
@@ -21,6 +23,9 @@ export interface EngineChoice {
   /** For `process`: seconds one request may take before the engine counts as hung. */
   readonly requestTimeoutMs?: number;
   readonly emulator?: EmulatorOptions;
+  /** For `spec` and `impl`: the name of a bug planted on top (conformance/planted.ts, `--plant`),
+   *  the same broken engine `ringspec serve --plant` serves, in this process. */
+  readonly plant?: string;
 }
 
 /** Whether an engine is one of this project's two (lockstep compares them exactly). */
@@ -40,8 +45,15 @@ export function engineSource(choice: EngineChoice, coverage?: Set<string>): Engi
   }
   const entry = engineEntry(choice.name);
   if (entry === undefined) throw new Error(`no engine called ${JSON.stringify(choice.name)}`);
-  if (choice.name === "spec" && coverage !== undefined) {
-    return { name: "spec", open: async (): Promise<AsyncEngine> => asAsync(new SpecEngine({ coverage }), entry.capabilities) };
+  const spec = choice.name === "spec" && coverage !== undefined ? () => new SpecEngine({ coverage }) : undefined;
+  if (choice.plant !== undefined) {
+    const bug = plantedBug(choice.plant);
+    const create = spec ?? entry.create;
+    if (bug === undefined || create === undefined) throw new Error(`no bug ${JSON.stringify(choice.plant)} to plant on ${choice.name}`);
+    // What `serve --engine NAME --plant BUG` says of itself in its hello.
+    const capabilities = servedCapabilities(`${entry.name} with ${bug.name}`, false);
+    return { name: capabilities.name, open: async (): Promise<AsyncEngine> => asAsync(new PlantedEngine(create(), bug), capabilities) };
   }
+  if (spec !== undefined) return { name: "spec", open: async (): Promise<AsyncEngine> => asAsync(spec(), entry.capabilities) };
   return { name: entry.name, open: () => entry.open(choice.emulator === undefined ? {} : { emulator: choice.emulator }) };
 }

@@ -58,6 +58,8 @@ describe("conform: output and exit codes", () => {
       [["--expect-deviation", "NOT-A-RULE"], /"NOT-A-RULE" is not a rule ID/],
       [["--workers", "0"], /--workers: expected a whole number from 1 to 64/],
       [["--profile", "via"], /--profile: expected intel or amd/],
+      [["--plant", "no-such-bug"], /--plant: expected one of sysret-no-r11-mask, .*, got "no-such-bug"/],
+      [["--b", "process", "--cmd", "x", "--plant", "swapgs-noop"], /--plant goes with --b spec or impl .*, not --b process/],
     ];
     for (const [args, message] of bad) {
       const r = await cli(["conform", ...args]);

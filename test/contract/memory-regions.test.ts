@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { pagesFromRegions, pageSlab, PAGE_SIZE } from "../../contract/state.ts";
-import { bytesToHex, hexToBytes, hexWriter } from "../../contract/hex.ts";
+import { bytesToHex, hexDecoder, hexToBytes, hexWriter } from "../../contract/hex.ts";
 
 /** The reference: one byte at a time into a Map of zeroed pages. */
 function reference(regions: readonly { gpa: bigint; bytes: string }[]): Map<number, Uint8Array> {
@@ -134,6 +134,26 @@ describe("hex decoding", () => {
         }
       }),
       { seed: 14, numRuns: 40 },
+    );
+  });
+
+  it("one hexDecoder writes each batch where it is told, views of different buffers in any order, never past a view's end", () => {
+    const write = fc.record({ buffer: fc.nat({ max: 2 }), start: fc.nat({ max: 40 }), length: fc.nat({ max: 24 }), bytes: fc.uint8Array({ maxLength: 32 }), at: fc.nat({ max: 30 }) });
+    fc.assert(
+      fc.property(fc.array(write, { maxLength: 12 }), (writes) => {
+        const buffers = [new Uint8Array(64), new Uint8Array(64), new Uint8Array(64)];
+        const want = buffers.map((b) => b.slice());
+        const decode = hexDecoder();
+        for (const w of writes) {
+          const target = buffers[w.buffer]!.subarray(w.start, w.start + w.length);
+          const at = Math.min(w.at, target.length);
+          decode(bytesToHex(w.bytes), 0, w.bytes.length, target, at);
+          // What a write bounded by the view makes: the bytes that fit from `at` to its end.
+          want[w.buffer]!.set(w.bytes.subarray(0, Math.max(0, target.length - at)), w.start + at);
+        }
+        buffers.forEach((b, i) => expect(b).toEqual(want[i]));
+      }),
+      { seed: 15, numRuns: 200 },
     );
   });
 });

@@ -76,81 +76,96 @@ afterAll(() => {
 });
 
 /**
- * The cases of the first and the 5 MiB test, measured in one process (its start-up costs more than
- * their jobs; peak resident memory only grows within a process, so each case's bound holds for a
- * figure at least its own): their files and jobs, built and run once, on first use.
+ * The cases of the first and the 5 MiB test (their files and jobs; built on first use).
  */
-let quick: Promise<{ ms: Measured[]; outside: ReturnType<typeof formerlyImplOnly> }> | undefined;
-function quickCases(): Promise<{ ms: Measured[]; outside: ReturnType<typeof formerlyImplOnly> }> {
-  quick ??= (async () => {
-    // A FIFO named *.json (nothing ever writes to it) and the same FIFO in a directory of vectors.
-    mkdirSync(file("vectors"));
-    execFileSync("mkfifo", [file("vectors/fifo.json")]);
-    writeFileSync(file("vectors/good.json"), readFileSync(SYSCALL_BASIC));
-    // A file above the size cap: sparse, so it costs no disk (refused by its size, never read).
-    const huge = file("huge.json");
-    closeSync(openSync(huge, "w"));
-    truncateSync(huge, 600 * 1024 * 1024);
-    writeFileSync(file("entries-cap.json"), manyEntries(MAX_MEMORY_ENTRIES + 1));
-    writeFileSync(file("pages-cap.json"), straddlingEntries(PAGE_BUDGET / 2 + 1));
-    writeFileSync(file("deep.json"), "[".repeat(200_000));
-    writeFileSync(file("values.json"), `[${"0,".repeat(1_100_000)}0]`);
-    const outside = formerlyImplOnly();
-    outside.forEach(([, text], i) => writeFileSync(file(`outside-${i}.json`), text));
-    writeFileSync(file("big.json"), stateFile(bigMemory(SIZES.bigBytes)));
-    const jobs: Job[] = [
-      { name: "FIFO", argv: ["run", file("vectors/fifo.json")] },
-      { name: "FIFO in a directory", argv: ["vectors", "check", file("vectors")] },
-      { name: "/dev/zero", argv: ["run", "/dev/zero"] },
-      { name: "/dev/zero as a vector", argv: ["vectors", "check", "/dev/zero"] },
-      { name: "above the file-size cap", argv: ["run", huge] },
-      { name: "more memory entries than the cap", argv: ["run", file("entries-cap.json")] },
-      { name: "more pages than the page budget", argv: ["run", file("pages-cap.json")] },
-      { name: "nested too deep", argv: ["run", file("deep.json")] },
-      { name: "too many JSON values", argv: ["run", file("values.json")] },
-      ...outside.flatMap(([name], i) => [
-        { name: `${name} (impl)`, argv: ["run", file(`outside-${i}.json`), "--engine", "impl"] },
-        { name: `${name} (spec)`, argv: ["run", file(`outside-${i}.json`), "--engine", "spec"] },
-        { name: `${name} (vectors check)`, argv: ["vectors", "check", file(`outside-${i}.json`), "--engine", "impl"] },
-      ]),
-      { name: "5 MiB of memory saved", argv: ["run", file("big.json"), "--engine", "impl", "--out", file("big-saved.json")] },
-      { name: "5 MiB saved state reloaded", argv: ["run", file("big-saved.json"), "--engine", "spec", "--out", file("big-again.json")] },
-    ];
-    return { ms: await measure(jobs), outside };
-  })();
-  return quick;
+function quickJobs(): { jobs: Job[]; outside: ReturnType<typeof formerlyImplOnly> } {
+  // A FIFO named *.json (nothing ever writes to it) and the same FIFO in a directory of vectors.
+  mkdirSync(file("vectors"));
+  execFileSync("mkfifo", [file("vectors/fifo.json")]);
+  writeFileSync(file("vectors/good.json"), readFileSync(SYSCALL_BASIC));
+  // A file above the size cap: sparse, so it costs no disk (refused by its size, never read).
+  const huge = file("huge.json");
+  closeSync(openSync(huge, "w"));
+  truncateSync(huge, 600 * 1024 * 1024);
+  writeFileSync(file("entries-cap.json"), manyEntries(MAX_MEMORY_ENTRIES + 1));
+  writeFileSync(file("pages-cap.json"), straddlingEntries(PAGE_BUDGET / 2 + 1));
+  writeFileSync(file("deep.json"), "[".repeat(200_000));
+  writeFileSync(file("values.json"), `[${"0,".repeat(1_100_000)}0]`);
+  const outside = formerlyImplOnly();
+  outside.forEach(([, text], i) => writeFileSync(file(`outside-${i}.json`), text));
+  writeFileSync(file("big.json"), stateFile(bigMemory(SIZES.bigBytes)));
+  const jobs: Job[] = [
+    { name: "FIFO", argv: ["run", file("vectors/fifo.json")] },
+    { name: "FIFO in a directory", argv: ["vectors", "check", file("vectors")] },
+    { name: "/dev/zero", argv: ["run", "/dev/zero"] },
+    { name: "/dev/zero as a vector", argv: ["vectors", "check", "/dev/zero"] },
+    { name: "above the file-size cap", argv: ["run", huge] },
+    { name: "more memory entries than the cap", argv: ["run", file("entries-cap.json")] },
+    { name: "more pages than the page budget", argv: ["run", file("pages-cap.json")] },
+    { name: "nested too deep", argv: ["run", file("deep.json")] },
+    { name: "too many JSON values", argv: ["run", file("values.json")] },
+    ...outside.flatMap(([name], i) => [
+      { name: `${name} (impl)`, argv: ["run", file(`outside-${i}.json`), "--engine", "impl"] },
+      { name: `${name} (spec)`, argv: ["run", file(`outside-${i}.json`), "--engine", "spec"] },
+      { name: `${name} (vectors check)`, argv: ["vectors", "check", file(`outside-${i}.json`), "--engine", "impl"] },
+    ]),
+    { name: "5 MiB of memory saved", argv: ["run", file("big.json"), "--engine", "impl", "--out", file("big-saved.json")] },
+    { name: "5 MiB saved state reloaded", argv: ["run", file("big-saved.json"), "--engine", "spec", "--out", file("big-again.json")] },
+  ];
+  return { jobs, outside };
+}
+
+/** The page hog's, many entries' and the block bomb's jobs for one engine (their files built once). */
+function perEngineJobs(): { hog: (engine: string) => Job[]; bomb: (engine: string) => Job[] } {
+  writeFileSync(file("hog.json"), stateFile(pageHog(SIZES.hogPages)));
+  writeFileSync(file("entries.json"), manyEntries(SIZES.entries));
+  writeFileSync(file("bomb.json"), stateFile(blockBomb(SIZES.bombBlocks)));
+  const hog = (engine: string): Job[] => [
+    { name: `page hog (${engine})`, argv: ["run", file("hog.json"), "--engine", engine, "--out", file(`hog-${engine}.json`)] },
+    { name: `page hog saved state reloaded (${engine})`, argv: ["run", file(`hog-${engine}.json`), "--engine", engine, "--max-steps", "0", "--out", file(`hog-${engine}-again.json`)] },
+    { name: `many memory entries (${engine})`, argv: ["run", file("entries.json"), "--engine", engine, "--out", file(`entries-${engine}.json`)] },
+    // A traced run prints steps and never builds the final document. (impl's state() copies
+    // guest memory at every traced step: a few hundred steps.)
+    { name: `page hog traced (${engine})`, argv: ["run", file("hog.json"), "--engine", engine, "--trace", "--json", "--max-steps", engine === "spec" ? "2000" : "200"] },
+  ];
+  const bomb = (engine: string): Job[] => [
+    { name: `block bomb (${engine})`, argv: ["run", file("bomb.json"), "--engine", engine, "--max-steps", String(SIZES.bombSteps), "--out", file(`bomb-${engine}.json`)] },
+  ];
+  return { hog, bomb };
 }
 
 /**
- * The page hog's, many entries' and the block bomb's jobs: one process per engine, side by side
- * (the bomb after the others: peak resident memory only grows within a process, so its bound holds
- * for a figure at least its own). With RINGSPEC_HOSTILE=full the bomb runs in a process of its
- * own, so that the figures printed for the README are its alone. Built and run once, on first use.
+ * Every measured case, run once on first use: by default in one process (a process's start-up,
+ * loading the CLI and both engines, costs more than most of its jobs), the quick cases first,
+ * then each engine's page hog, then each engine's bomb (peak resident memory only grows within a
+ * process, so each case's bound holds for a figure at least its own).
+ * With RINGSPEC_HOSTILE=full the quick cases, each engine's hog and each engine's bomb run in
+ * processes of their own, so that the figures printed for the README are theirs alone.
  */
-let perEngine: Promise<{ hog: Measured[]; bomb: Measured[] }> | undefined;
-function perEngineCases(): Promise<{ hog: Measured[]; bomb: Measured[] }> {
-  perEngine ??= (async () => {
-    writeFileSync(file("hog.json"), stateFile(pageHog(SIZES.hogPages)));
-    writeFileSync(file("entries.json"), manyEntries(SIZES.entries));
-    writeFileSync(file("bomb.json"), stateFile(blockBomb(SIZES.bombBlocks)));
-    const hog = (engine: string): Job[] => [
-      { name: `page hog (${engine})`, argv: ["run", file("hog.json"), "--engine", engine, "--out", file(`hog-${engine}.json`)] },
-      { name: `page hog saved state reloaded (${engine})`, argv: ["run", file(`hog-${engine}.json`), "--engine", engine, "--max-steps", "0", "--out", file(`hog-${engine}-again.json`)] },
-      { name: `many memory entries (${engine})`, argv: ["run", file("entries.json"), "--engine", engine, "--out", file(`entries-${engine}.json`)] },
-      // A traced run prints steps and never builds the final document. (impl's state() copies
-      // guest memory at every traced step: a few hundred steps.)
-      { name: `page hog traced (${engine})`, argv: ["run", file("hog.json"), "--engine", engine, "--trace", "--json", "--max-steps", engine === "spec" ? "2000" : "200"] },
-    ];
-    const bomb = (engine: string): Job[] => [
-      { name: `block bomb (${engine})`, argv: ["run", file("bomb.json"), "--engine", engine, "--max-steps", String(SIZES.bombSteps), "--out", file(`bomb-${engine}.json`)] },
-    ];
+let measured: Promise<{ quick: Measured[]; outside: ReturnType<typeof formerlyImplOnly>; hog: Measured[]; bomb: Measured[] }> | undefined;
+function allCases(): NonNullable<typeof measured> {
+  measured ??= (async () => {
+    const quick = quickJobs();
+    const { hog, bomb } = perEngineJobs();
     const engines = ["impl", "spec"];
-    const ms = (FULL ? await Promise.all([...engines.map((e) => measure(hog(e))), ...engines.map((e) => measure(bomb(e)))]) : await Promise.all(engines.map((e) => measure([...hog(e), ...bomb(e)])))).flat();
+    const batches = FULL ? [quick.jobs, ...engines.map(hog), ...engines.map(bomb)] : [[...quick.jobs, ...engines.flatMap(hog), ...engines.flatMap(bomb)]];
+    const ms = (await Promise.all(batches.map((jobs) => measure(jobs)))).flat();
+    const quickNames = new Set(quick.jobs.map((j) => j.name));
     const isBomb = (m: Measured) => m.name.startsWith("block bomb");
-    return { hog: ms.filter((m) => !isBomb(m)), bomb: ms.filter(isBomb) };
+    return {
+      quick: ms.filter((m) => quickNames.has(m.name)),
+      outside: quick.outside,
+      hog: ms.filter((m) => !quickNames.has(m.name) && !isBomb(m)),
+      bomb: ms.filter(isBomb),
+    };
   })();
-  return perEngine;
+  return measured;
 }
+const quickCases = async () => {
+  const { quick, outside } = await allCases();
+  return { ms: quick, outside };
+};
+const perEngineCases = allCases;
 
 describe("hostile input files (measured in child processes)", { timeout: LIMITS.seconds * 4 * 1000 }, () => {
   it("special files, caps and states outside the model: one line each, exit 2, at once", async () => {
