@@ -126,6 +126,16 @@ function compiledText(text) {
 
 async function build(entry, paths) {
   const esbuild = await import("esbuild");
+  try {
+    return await compileAll(esbuild, entry, paths);
+  } finally {
+    // esbuild's service is a child process: stopped once the build is done. Left running, it
+    // outlives a worker thread that built (campaign workers, tests) as an unreaped zombie.
+    await esbuild.stop();
+  }
+}
+
+async function compileAll(esbuild, entry, paths) {
   /** Each source file as read: its size and modification time from before it was read, so a file
    *  changed during the build makes the next start build again. */
   const inputs = [];
