@@ -48,6 +48,16 @@ export async function launch(entry) {
   return import(entry.href);
 }
 
+/**
+ * Compiles each of `entries` (URLs of .ts files) that has no current compiled copy, without running
+ * it: `npm ci` does this for the command's own entry points (cli/compile-ahead.js), so that the
+ * first commands of a fresh clone, the test suite's among them, start from a compiled copy.
+ * @param {URL[]} entries
+ */
+export async function compileAhead(entries) {
+  for (const entry of entries) await currentCompiled(fileURLToPath(entry));
+}
+
 /** The name of `entry`'s builds and the path of their manifest. */
 function cachePaths(entry) {
   const name = entry.slice(ROOT.length).replace(/[^A-Za-z0-9]+/g, "-");
@@ -116,6 +126,16 @@ function compiledText(text) {
 
 async function build(entry, paths) {
   const esbuild = await import("esbuild");
+  try {
+    return await compileAll(esbuild, entry, paths);
+  } finally {
+    // esbuild's service is a child process: stopped once the build is done. Left running, it
+    // outlives a worker thread that built (campaign workers, tests) as an unreaped zombie.
+    await esbuild.stop();
+  }
+}
+
+async function compileAll(esbuild, entry, paths) {
   /** Each source file as read: its size and modification time from before it was read, so a file
    *  changed during the build makes the next start build again. */
   const inputs = [];

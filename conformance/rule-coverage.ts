@@ -11,31 +11,12 @@ import { NOT_MODELLED } from "../spec/rules/not-modelled.ts";
 import type { ArchState } from "../contract/state.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import { runEngine } from "../engines/runner.ts";
+import { readRuleCoverage } from "./rule-coverage-file.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** The rules the test suite exercised, one ID a line (refreshed by every complete `npm test`). */
-export const RULE_COVERAGE_FILE = join(ROOT, "conformance/rule-coverage.json");
-const COVERAGE_FORMAT = "ringspec-rule-coverage/1";
+export { RULE_COVERAGE_FILE, readRuleCoverage, ruleCoverageText } from "./rule-coverage-file.ts";
 
-/** The committed file's text for these rule IDs (sorted). */
-export function ruleCoverageText(hit: readonly string[]): string {
-  return JSON.stringify({
-    format: COVERAGE_FORMAT,
-    about: "Rule IDs the spec exercised while the test suite ran (npm test refreshes this file; ringspec rules reports it)",
-    exercised: [...hit].sort(),
-  }, null, 2) + "\n";
-}
-
-/** The committed rule IDs the suite exercised; undefined when the file is missing. */
-export function readRuleCoverage(file = RULE_COVERAGE_FILE): string[] | undefined {
-  if (!existsSync(file)) return undefined;
-  const value = JSON.parse(readFileSync(file, "utf8")) as { format?: unknown; exercised?: unknown };
-  if (value.format !== COVERAGE_FORMAT || !Array.isArray(value.exercised) || !value.exercised.every((x) => typeof x === "string")) {
-    throw new Error(`${file}: not a ${COVERAGE_FORMAT} document`);
-  }
-  return value.exercised as string[];
-}
 /**
  * Digest rules the spec implements (each named by tests that check its behaviour) but never
  * records while the suite runs: the check is made without its ID (a helper such as canonical(), a

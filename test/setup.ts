@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setCompileAfter, setCompileFailureHandler } from "../impl/compile/compile.ts";
 import { collectExecutionCoverage } from "../spec/rules/execution-coverage.ts";
+import { recordImpliedRules } from "../spec/rule-catalogue.ts";
 
 // A block impl's compiler cannot compile runs interpreted in production (correct, slower, one
 // warning); in the tests it is a bug in a template and fails the test that hit it.
@@ -18,13 +19,16 @@ setCompileAfter(2);
 
 // Rule coverage from execution: every rule the spec exercises while this file's tests run is
 // recorded and left for the rule-coverage reporter (test/reporters/rule-coverage.ts), which merges
-// the files' sets into conformance/rule-coverage.json.
+// the files' sets into conformance/rule-coverage.json. The rules recorded with those hit
+// (Rule.recordedWith) are added here, file by file (the same union as adding them to the merged
+// set), so that the reporter, in vitest's main process, need not load the spec.
 const rulesDir = process.env.RINGSPEC_RULES_DIR;
 if (rulesDir !== undefined && rulesDir !== "") {
   const hit = new Set<string>();
   collectExecutionCoverage(hit);
   afterAll(() => {
     collectExecutionCoverage(null);
+    recordImpliedRules(hit);
     mkdirSync(rulesDir, { recursive: true });
     writeFileSync(join(rulesDir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.json`), JSON.stringify([...hit]));
   });

@@ -2,8 +2,11 @@
 // once, file by file, and used while they are unchanged; a changed source is seen at the next start;
 // import.meta.url keeps naming the source file; the tsx path gives the same result; zod comes from a
 // bundle in the build. Run on a scratch package (a copy of launch.js, its own cache), so the
-// project's cache is not touched.
+// project's cache is not touched. Each start is a module graph of its own: a worker thread, as a
+// campaign's workers start (a process costs more to start), or a process where tsx loads the
+// sources (tsx registers its module hooks for the whole process).
 import { execFile } from "node:child_process";
+import { Worker } from "node:worker_threads";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -25,6 +28,38 @@ console.log(JSON.stringify(m.report()));`;
   });
 }
 
+/** What run() gives for a start in a worker thread of this process: launch.js loads `entry`, whose
+ *  report() is printed on the thread's stdout. */
+function runInThread(entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
+  const worker = new Worker(join(scratch, "cli/run-in-thread.mjs"), {
+    workerData: { launch: pathToFileURL(join(scratch, "cli/launch.js")).href, entry: pathToFileURL(join(scratch, entry)).href },
+    stdout: true,
+    stderr: true,
+  });
+  const collect = (stream: NodeJS.ReadableStream) => new Promise<string>((resolve) => {
+    let text = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (d: string) => (text += d));
+    stream.on("end", () => resolve(text));
+  });
+  let error = "";
+  worker.on("error", (e) => (error = `${e.name}: ${e.message}\n`));
+  const code = new Promise<number>((resolve) => worker.on("exit", resolve));
+  return Promise.all([code, collect(worker.stdout), collect(worker.stderr)]).then(([c, stdout, stderr]) => ({ code: c, stdout, stderr: stderr + error }));
+}
+
+/** The esbuild processes among this process's children, zombies included (Linux's /proc). */
+function esbuildChildren(): string[] {
+  const pids = readdirSync("/proc/self/task").flatMap((t) => readFileSync(`/proc/self/task/${t}/children`, "utf8").split(" ")).filter((p) => p.trim() !== "");
+  return pids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "esbuild";
+    } catch {
+      return false;
+    }
+  });
+}
+
 function writeDep(value: string): void {
   writeFileSync(join(scratch, "src/dep.ts"), `export const value: string = ${JSON.stringify(value)};\nexport const here: string = import.meta.url;\n`);
 }
@@ -42,6 +77,12 @@ beforeAll(() => {
   mkdirSync(join(scratch, "src"));
   mkdirSync(join(scratch, "node_modules"));
   copyFileSync(join(ROOT, "cli/launch.js"), join(scratch, "cli/launch.js"));
+  writeFileSync(join(scratch, "cli/run-in-thread.mjs"), [
+    `import { workerData } from "node:worker_threads";`,
+    `const { launch } = await import(workerData.launch);`,
+    `const m = await launch(new URL(workerData.entry));`,
+    `console.log(JSON.stringify(m.report()));`,
+  ].join("\n") + "\n");
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
   for (const name of ["esbuild", "tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
@@ -76,30 +117,38 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 describe("cli/launch.js", () => {
   it("compiles on the first start, uses the copy while the sources are unchanged, and compiles again when one changes", async () => {
     const dep = pathToFileURL(join(scratch, "src/dep.ts")).href;
-    const first = await run();
+    const esbuildBefore = esbuildChildren();
+    const first = await runInThread();
     expect(first.stderr).toBe("");
     expect(JSON.parse(first.stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
     expect(existsSync(COMPILED())).toBe(true);
     const built = statSync(COMPILED()).mtimeMs;
 
-    const again = await run();
+    const again = await runInThread();
     expect(JSON.parse(again.stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
     expect(statSync(COMPILED()).mtimeMs).toBe(built);
 
     // A compiled entry deleted behind its manifest's back is compiled again.
     rmSync(COMPILED());
-    expect(JSON.parse((await run()).stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
+    expect(JSON.parse((await runInThread()).stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
     expect(existsSync(COMPILED())).toBe(true);
 
     writeDep("second, longer");
-    const changed = await run();
+    const changed = await runInThread();
     expect(JSON.parse(changed.stdout)).toEqual({ value: "second, longer", here: dep, lazy: 42, progress: "function" });
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
+
+    // The threads that built left no esbuild service behind (not even a zombie: a thread cannot
+    // reap a child once it has ended). Stopping takes a moment: waited for, bounded.
+    const left = () => esbuildChildren().filter((pid) => !esbuildBefore.includes(pid));
+    const deadline = Date.now() + 5_000;
+    while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(left()).toEqual([]);
   });
 
   it("compiles each source to a module of its own that keeps its top-level const (no bundle: a bundle's vars are not folded by V8)", async () => {
     writeDep("kept");
-    expect((await run()).code).toBe(0);
+    expect((await runInThread()).code).toBe(0);
     const dep = readFileSync(COMPILED_DEP(), "utf8");
     expect(dep).toMatch(/^const value = "kept";/m);
     expect(dep).not.toMatch(/\bvar\b/);
@@ -111,7 +160,7 @@ describe("cli/launch.js", () => {
 
   it("a default import of a CommonJS package becomes require() (module.exports, without Node scanning the package for export names)", async () => {
     writeDep("cjs");
-    const r = await run();
+    const r = await runInThread();
     expect(JSON.parse(r.stdout)).toMatchObject({ progress: "function" });
     const progress = readFileSync(join(dirname(COMPILED()), "progress.mjs"), "utf8");
     expect(progress).toContain('const cliProgress = __ringspecRequire("cli-progress");');
@@ -120,7 +169,7 @@ describe("cli/launch.js", () => {
 
   it("zod loads from a bundle in the build, its two entries sharing one copy; a new zod package builds again", async () => {
     const expected = { parsed: { x: 1, y: 2 }, refused: "y", oneCopy: true };
-    const first = await run({}, "src/validate.ts");
+    const first = await runInThread("src/validate.ts");
     expect(first.stderr).toBe("");
     expect(JSON.parse(first.stdout)).toEqual(expected);
     const manifest = join(CACHE(), "src-validate-ts.json");
@@ -135,11 +184,11 @@ describe("cli/launch.js", () => {
     for (const b of bundles) expect(existsSync(b)).toBe(true);
     // zod's package.json is one of the build's inputs: another zod (here: the same file, touched)
     // is bundled again, into a folder of its own.
-    expect(JSON.parse((await run({}, "src/validate.ts")).stdout)).toEqual(expected);
+    expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toEqual(expected);
     expect(readFileSync(manifest, "utf8")).toContain(compiled.slice(CACHE().length + 1));
     const later = new Date(Date.now() + 5_000);
     utimesSync(join(scratch, "node_modules/zod/package.json"), later, later);
-    expect(JSON.parse((await run({}, "src/validate.ts")).stdout)).toEqual(expected);
+    expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toEqual(expected);
     expect(readFileSync(manifest, "utf8")).not.toContain(compiled.slice(CACHE().length + 1));
     const again = bundlesIn(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"));
     expect(again).toHaveLength(2);
@@ -153,6 +202,25 @@ describe("cli/launch.js", () => {
     expect(JSON.parse(tsx.stdout)).toEqual({ value: "third", here: pathToFileURL(join(scratch, "src/dep.ts")).href, lazy: 42, progress: "function" });
     // The tsx path leaves the compiled copy as it was.
     expect(readFileSync(COMPILED_DEP(), "utf8")).not.toContain('"third"');
+  });
+
+  it("compileAhead (npm ci: cli/compile-ahead.js) compiles an entry without running it; its first start uses that copy", async () => {
+    const marker = join(scratch, "ahead-ran");
+    writeFileSync(join(scratch, "src/ahead.ts"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran");\nexport function report(): string {\n  return "ahead";\n}\n`);
+    const script = `const { compileAhead } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
+await compileAhead([new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/ahead.ts")).href)})]);`;
+    const ahead = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, timeout: 60_000 }, (error, _stdout, stderr) => (error === null ? resolve(stderr) : reject(error)));
+    });
+    expect(ahead).toBe("");
+    expect(existsSync(marker)).toBe(false);
+    const compiled = compiledEntry("src-ahead-ts.json");
+    const built = statSync(compiled).mtimeMs;
+    const first = await run({}, "src/ahead.ts");
+    expect(JSON.parse(first.stdout)).toBe("ahead");
+    expect(existsSync(marker)).toBe(true);
+    expect(compiledEntry("src-ahead-ts.json")).toBe(compiled);
+    expect(statSync(compiled).mtimeMs).toBe(built);
   });
 
   it("a source that does not compile falls back to tsx, whose error the process reports", async () => {

@@ -76,8 +76,7 @@ afterAll(() => {
 });
 
 /**
- * The cases of the first and the 5 MiB test (their files and jobs; built on first use). Their
- * start-up would cost more than their jobs: they run first in impl's process of the page hog.
+ * The cases of the first and the 5 MiB test (their files and jobs; built on first use).
  */
 function quickJobs(): { jobs: Job[]; outside: ReturnType<typeof formerlyImplOnly> } {
   // A FIFO named *.json (nothing ever writes to it) and the same FIFO in a directory of vectors.
@@ -136,9 +135,10 @@ function perEngineJobs(): { hog: (engine: string) => Job[]; bomb: (engine: strin
 }
 
 /**
- * Every measured case, run once on first use: by default in two processes side by side, one per
- * engine, impl's running the quick cases first, then the page hog's, the bomb last (peak resident
- * memory only grows within a process, so each case's bound holds for a figure at least its own).
+ * Every measured case, run once on first use: by default in one process (a process's start-up,
+ * loading the CLI and both engines, costs more than most of its jobs), the quick cases first,
+ * then each engine's page hog, then each engine's bomb (peak resident memory only grows within a
+ * process, so each case's bound holds for a figure at least its own).
  * With RINGSPEC_HOSTILE=full the quick cases, each engine's hog and each engine's bomb run in
  * processes of their own, so that the figures printed for the README are theirs alone.
  */
@@ -148,7 +148,7 @@ function allCases(): NonNullable<typeof measured> {
     const quick = quickJobs();
     const { hog, bomb } = perEngineJobs();
     const engines = ["impl", "spec"];
-    const batches = FULL ? [quick.jobs, ...engines.map(hog), ...engines.map(bomb)] : [[...quick.jobs, ...hog("impl"), ...bomb("impl")], [...hog("spec"), ...bomb("spec")]];
+    const batches = FULL ? [quick.jobs, ...engines.map(hog), ...engines.map(bomb)] : [[...quick.jobs, ...engines.flatMap(hog), ...engines.flatMap(bomb)]];
     const ms = (await Promise.all(batches.map((jobs) => measure(jobs)))).flat();
     const quickNames = new Set(quick.jobs.map((j) => j.name));
     const isBomb = (m: Measured) => m.name.startsWith("block bomb");
