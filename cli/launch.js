@@ -48,6 +48,16 @@ export async function launch(entry) {
   return import(entry.href);
 }
 
+/**
+ * Compiles each of `entries` (URLs of .ts files) that has no current compiled copy, without running
+ * it: `npm ci` does this for the command's own entry points (cli/compile-ahead.js), so that the
+ * first commands of a fresh clone, the test suite's among them, start from a compiled copy.
+ * @param {URL[]} entries
+ */
+export async function compileAhead(entries) {
+  for (const entry of entries) await currentCompiled(fileURLToPath(entry));
+}
+
 /** The name of `entry`'s builds and the path of their manifest. */
 function cachePaths(entry) {
   const name = entry.slice(ROOT.length).replace(/[^A-Za-z0-9]+/g, "-");

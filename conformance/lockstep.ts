@@ -30,6 +30,8 @@ export interface LockstepResult {
   readonly last: EngineEvent | undefined;
   /** How engine A's run ended (`stopped`: a divergence or `stopAt`). */
   readonly stop: EngineStop;
+  /** Engine A's state where its run ended (at `stop`). */
+  readonly state: ArchState;
 }
 
 export interface LockstepOptions {
@@ -53,7 +55,7 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
   const rule = options.rule ?? "exact";
   a.load(state, profile);
   b.load(state, profile);
-  if (options.stopAt?.(state) === true) return { steps: 0, divergence: null, last: undefined, stop: { reason: "stopped", steps: 0 } };
+  if (options.stopAt?.(state) === true) return { steps: 0, divergence: null, last: undefined, stop: { reason: "stopped", steps: 0 }, state: a.state() };
   let divergence: Divergence | null = null;
   let last: EngineEvent | undefined;
   const compare = (step: number, eventA: EngineEvent, eventB: EngineEvent, stateA: ArchState): boolean => {
@@ -83,5 +85,5 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
     compare(run.stop.steps + 1, idleA, b.step(), a.state());
   }
   const steps = divergence === null ? run.stop.steps : (divergence as Divergence).step;
-  return { steps, divergence, last, stop: run.stop };
+  return { steps, divergence, last, stop: run.stop, state: run.state };
 }

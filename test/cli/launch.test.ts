@@ -209,6 +209,25 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).not.toContain('"third"');
   });
 
+  it("compileAhead (npm ci: cli/compile-ahead.js) compiles an entry without running it; its first start uses that copy", async () => {
+    const marker = join(scratch, "ahead-ran");
+    writeFileSync(join(scratch, "src/ahead.ts"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran");\nexport function report(): string {\n  return "ahead";\n}\n`);
+    const script = `const { compileAhead } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
+await compileAhead([new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/ahead.ts")).href)})]);`;
+    const ahead = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, timeout: 60_000 }, (error, _stdout, stderr) => (error === null ? resolve(stderr) : reject(error)));
+    });
+    expect(ahead).toBe("");
+    expect(existsSync(marker)).toBe(false);
+    const compiled = compiledEntry("src-ahead-ts.json");
+    const built = statSync(compiled).mtimeMs;
+    const first = await run({}, "src/ahead.ts");
+    expect(JSON.parse(first.stdout)).toBe("ahead");
+    expect(existsSync(marker)).toBe(true);
+    expect(compiledEntry("src-ahead-ts.json")).toBe(compiled);
+    expect(statSync(compiled).mtimeMs).toBe(built);
+  });
+
   it("a source that does not compile falls back to tsx, whose error the process reports", async () => {
     writeFileSync(join(scratch, "src/dep.ts"), "export const value: string = ;\n");
     const broken = await run();
