@@ -132,8 +132,10 @@ async function build(entry, paths) {
   try {
     return await compileAll(esbuild, entry, paths);
   } finally {
-    // esbuild's service is a child process: stopped once the build is done. Left running, it
-    // outlives a worker thread that built (campaign workers, tests) as an unreaped zombie.
+    // esbuild's service is a child process: stopped once the build is done, so the process or
+    // thread that built (a campaign's worker thread running its cases) reaps it at once. Left
+    // running, it stayed idle until the thread ended, then became a zombie nothing reaps (a thread
+    // that ends right after its build may still leave one: esbuild gives no way to wait for it).
     await esbuild.stop();
   }
 }
