@@ -4,6 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
+import { compareStates } from "../../contract/compare.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { CONFIGS, baseMemory, layoutState, runOn, u64 } from "./helpers.ts";
 import { expectAgreesWithSpec } from "./against-spec.ts";
@@ -30,7 +31,10 @@ function agree(state: ArchState, steps: number, maxMemoryBytes = 32 << 20): void
   for (const o of outs.slice(1)) {
     if (o.stop.reason !== outs[0]!.stop.reason) expect(o.stop.reason).toBe(outs[0]!.stop.reason);
     if (o.stop.steps !== outs[0]!.stop.steps) expect(o.stop.steps).toBe(outs[0]!.stop.steps);
-    if (o.text !== outs[0]!.text) expect(o.text).toBe(outs[0]!.text);
+    // Every field and every byte of memory (exact rule, all memory: what comparing the states'
+    // canonical JSON texts found, without writing the texts).
+    const diff = compareStates(outs[0]!.state, o.state, { rule: "exact", memory: "all" }).differences;
+    if (diff.length > 0) expect(diff.map((x) => `${x.field}: ${x.a} / ${x.b}`)).toEqual([]);
   }
 }
 
