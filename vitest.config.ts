@@ -8,29 +8,35 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 process.env.RINGSPEC_RULES_DIR = join(tmpdir(), `ringspec-rules-${process.pid}`);
 
 /**
- * The files that take longest, longest first (medians of three full runs on 2 cores, 926dab7,
- * session 6). Two workers take files from one queue; a long file taken last leaves the other worker
- * idle until it ends. Vitest orders by the durations of the last run, and without them (a fresh
- * clone, `npm ci`: its cache lives in node_modules) by file size, which puts these late.
+ * The files that take longest, longest first (medians of full runs on 2 cores, session 8: the
+ * lead's quiet warm figures, 060de97, then the order of two runs at load 12-16). Two workers take
+ * files from one queue; a long file taken last leaves the other worker idle until it ends. Vitest
+ * orders by the durations of the last run, and without them (a fresh clone, `npm ci`: its cache
+ * lives in node_modules) by file size, which puts these late.
  */
 const HEAVY_FIRST = [
   "test/conformance/planted.test.ts",
   "test/kernel/c-kernel.test.ts",
+  "test/impl/engine/trace.test.ts",
   "test/conformance/campaign.test.ts",
   "test/hostile/cli-hostile.test.ts",
-  "test/impl/engine/trace.test.ts",
-  "test/cli/launch.test.ts",
   "test/impl/hostile.test.ts",
-  "test/spec/purity.test.ts",
-  "test/impl/blocks/block-cache.test.ts",
-  "test/impl/differential.test.ts",
+  "test/impl/compile/wasm-loop.test.ts",
   "test/cli/conform.test.ts",
+  "test/cli/launch.test.ts",
   "test/cli/cli.test.ts",
+  "test/impl/differential.test.ts",
   "test/engines/host/lifecycle.test.ts",
-  "test/kernel/demo.test.ts",
+  "test/spec/purity.test.ts",
   "test/engines/process.test.ts",
+  "test/kernel/demo.test.ts",
+  "test/contract/memory-regions.test.ts",
+  "test/conformance/lockstep.test.ts",
   "test/impl/compile/loops.test.ts",
+  "test/impl/blocks/block-cache.test.ts",
+  "test/engines/gdb/bridge.test.ts",
   "test/impl/engine/trace-transitions.test.ts",
+  "test/kernel/untrusted.test.ts",
 ];
 
 /** Vitest's order when it knows every file's last duration; else HEAVY_FIRST, then vitest's order. */

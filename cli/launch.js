@@ -19,7 +19,7 @@
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, extname, join, relative } from "node:path";
+import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createHash } from "node:crypto";
 import { threadId } from "node:worker_threads";
@@ -103,6 +103,9 @@ function withSourceUrl(path) {
  *  (which writes every specifier in double quotes). */
 const RELATIVE_SOURCE_IMPORT = /((?:\bfrom|\bimport)\s*\(?\s*")(\.{1,2}\/[^"]*?)\.(?:m?ts|m?js)(")/g;
 
+/** The same, the whole specifier (the source it names, relative to the importing source). */
+const RELATIVE_SOURCE_SPECIFIER = /(?:\bfrom|\bimport)\s*\(?\s*"(\.{1,2}\/[^"]*?\.(?:m?ts|m?js))"/g;
+
 /** A default import of a CommonJS package in esbuild's output. Importing CommonJS from an ES
  *  module makes Node scan the whole file for its export names (cjs-module-lexer): for iced-x86's
  *  900 KB of wasm glue that was about 90 ms of CPU in every process started (serve engines, CLI
@@ -129,8 +132,10 @@ async function build(entry, paths) {
   try {
     return await compileAll(esbuild, entry, paths);
   } finally {
-    // esbuild's service is a child process: stopped once the build is done. Left running, it
-    // outlives a worker thread that built (campaign workers, tests) as an unreaped zombie.
+    // esbuild's service is a child process: stopped once the build is done, so the process or
+    // thread that built (a campaign's worker thread running its cases) reaps it at once. Left
+    // running, it stayed idle until the thread ended, then became a zombie nothing reaps (a thread
+    // that ends right after its build may still leave one: esbuild gives no way to wait for it).
     await esbuild.stop();
   }
 }
@@ -156,37 +161,41 @@ async function compileAll(esbuild, entry, paths) {
   // start together and may build the same entry), named by the manifest once complete.
   const outdir = join(CACHE, `${paths.name}.${process.pid}-${threadId}-${Date.now()}`);
   mkdirSync(CACHE, { recursive: true });
-  // First the module graph: which sources the entry reaches (the plugin records them).
-  await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    write: false,
-    outfile: join(outdir, "graph.mjs"),
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    packages: "external",
-    tsconfig: join(ROOT, "tsconfig.json"),
-    logLevel: "silent",
-    plugins: [sources],
-  });
-  // Then each source compiled on its own into the same place under outdir, its relative imports
-  // renamed to the compiled files.
-  const compiled = await esbuild.build({
-    entryPoints: inputs.map(([file]) => join(ROOT, file)),
-    bundle: false,
-    write: false,
-    outdir,
-    outbase: ROOT,
-    outExtension: { ".js": ".mjs" },
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    tsconfig: join(ROOT, "tsconfig.json"),
-    logLevel: "silent",
-    plugins: [{ name: "ringspec-meta-url", setup: (b) => b.onLoad({ filter: /.*/ }, (args) => ({ contents: withSourceUrl(args.path), loader: LOADERS[extname(args.path)] })) }],
-  });
-  const texts = compiled.outputFiles.map((file) => ({ path: file.path, text: compiledText(file.text) }));
+  // Each source compiled on its own into the same place under outdir, wave by wave: the entry,
+  // then the sources its compiled code imports, then theirs. (Not a bundling pass to find the
+  // module graph first: it cost esbuild about as much again as compiling, and the compiled code's
+  // own imports are exactly the modules a start loads.)
+  const outputs = [];
+  const reached = new Set([entry]);
+  for (let wave = [entry]; wave.length > 0; ) {
+    const compiled = await esbuild.build({
+      entryPoints: wave,
+      bundle: false,
+      write: false,
+      outdir,
+      outbase: ROOT,
+      outExtension: { ".js": ".mjs" },
+      format: "esm",
+      platform: "node",
+      target: "node20",
+      tsconfig: join(ROOT, "tsconfig.json"),
+      logLevel: "silent",
+      plugins: [sources],
+    });
+    wave = [];
+    for (const file of compiled.outputFiles) {
+      outputs.push(file);
+      const from = join(ROOT, dirname(relative(outdir, file.path)));
+      for (const m of file.text.matchAll(RELATIVE_SOURCE_SPECIFIER)) {
+        const source = resolve(from, m[1]);
+        if (!reached.has(source)) {
+          reached.add(source);
+          wave.push(source);
+        }
+      }
+    }
+  }
+  const texts = outputs.map((file) => ({ path: file.path, text: compiledText(file.text) }));
   const specifiers = new Set(texts.flatMap(({ text }) => [...text.matchAll(PACKAGE_IMPORT)].map((m) => m[2])));
   // Without a bundle (esbuild failed, or import.meta.resolve is missing before Node 20.6) the
   // packages load from node_modules as before.

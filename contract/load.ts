@@ -125,13 +125,8 @@ function checkPageBudget(regions: readonly { gpa: string; bytes: string }[], whe
 const loadedPages = pageSlab(1024 * 1024);
 
 /** A vector document without its `initial` section: the loaded state is that section, converted
- *  (so a `vectors check` of many vectors holds their pages, not their hex digits as well); and
- *  without its `provenance` (validated like the rest): who recorded the vector and how, for people
- *  reading the file. Nothing reads it once the vector is loaded, and it is most of what a loaded
- *  vector document holds (a generated vector's notes, with the command that regenerates it, are
- *  about 5 KB: over half the heap a `vectors check` of the 1,265 bench vectors keeps, which the
- *  collector walks again at each full collection while they load). */
-export type VectorDocument = Omit<VectorParsed, "initial" | "provenance">;
+ *  (so a `vectors check` of many vectors holds their pages, not their hex digits as well). */
+export type VectorDocument = Omit<VectorParsed, "initial">;
 
 export interface LoadedVector {
   readonly vector: VectorDocument;
@@ -162,7 +157,7 @@ function checkScope(state: ArchState, where: string) {
 
 /** Parses a `ringspec-vector/1` document. Throws FormatError with a one-line message. */
 export function parseVector(value: unknown): LoadedVector {
-  const { initial, provenance: _provenance, ...vector } = validatedDocument(VectorJson, value);
+  const { initial, ...vector } = validatedDocument(VectorJson, value);
   checkBases(initial, "initial");
   checkPageBudget(initial.memory, "initial");
   const base = stateFromJson(initial, loadedPages);

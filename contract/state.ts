@@ -167,30 +167,9 @@ export const DEFAULT_CPU: CpuRunState = {
 /** A validated hex field (contract/schema.ts Hex64Text) as a number: Number reads the "0x" form. */
 const hexNumber = (text: string): number => Number(text);
 
-/** The bigints of the short hex texts read so far ("0x0", "0x8", "0xffffffff": most of a state's
- *  51 hex fields, the same from state to state), at most SHORT_HEX_KEPT of them: states loaded one
- *  after another (a `vectors check`) share them instead of each holding its own (a bigint is
- *  immutable), and a lookup costs less than reading the text. */
-const shortHex = new Map<string, bigint>();
-const SHORT_HEX_KEPT = 4096;
-/** Texts of up to this many characters are looked up (JSON.parse internalises strings this short,
- *  so their hash is at hand); longer ones, rarely repeated, are read each time. */
-const SHORT_HEX_LENGTH = 10;
-
-/** A validated hex field (contract/schema.ts Hex64Text) as a bigint. */
-function hexBigint(text: string): bigint {
-  if (text.length > SHORT_HEX_LENGTH) return BigInt(text);
-  let value = shortHex.get(text);
-  if (value === undefined) {
-    value = BigInt(text);
-    if (shortHex.size < SHORT_HEX_KEPT) shortHex.set(text, value);
-  }
-  return value;
-}
-
 function segmentFromJson(j: StateParsed["sregs"]["cs"]): Segment {
   return {
-    selector: hexNumber(j.selector), base: hexBigint(j.base), limit: hexNumber(j.limit), type: j.type, s: j.s,
+    selector: hexNumber(j.selector), base: BigInt(j.base), limit: hexNumber(j.limit), type: j.type, s: j.s,
     dpl: j.dpl, present: j.present, db: j.db, l: j.l, g: j.g, avl: j.avl, unusable: j.unusable,
   };
 }
@@ -359,11 +338,11 @@ export function stateFromJson(j: StateParsed, takePage?: PageSource): ArchState 
   const cpu = j.cpu;
   return {
     gpr: [
-      hexBigint(r.rax), hexBigint(r.rcx), hexBigint(r.rdx), hexBigint(r.rbx), hexBigint(r.rsp), hexBigint(r.rbp), hexBigint(r.rsi), hexBigint(r.rdi),
-      hexBigint(r.r8), hexBigint(r.r9), hexBigint(r.r10), hexBigint(r.r11), hexBigint(r.r12), hexBigint(r.r13), hexBigint(r.r14), hexBigint(r.r15),
+      BigInt(r.rax), BigInt(r.rcx), BigInt(r.rdx), BigInt(r.rbx), BigInt(r.rsp), BigInt(r.rbp), BigInt(r.rsi), BigInt(r.rdi),
+      BigInt(r.r8), BigInt(r.r9), BigInt(r.r10), BigInt(r.r11), BigInt(r.r12), BigInt(r.r13), BigInt(r.r14), BigInt(r.r15),
     ],
-    rip: hexBigint(r.rip),
-    rflags: hexBigint(r.rflags),
+    rip: BigInt(r.rip),
+    rflags: BigInt(r.rflags),
     cs: segmentFromJson(sr.cs),
     ds: segmentFromJson(sr.ds),
     es: segmentFromJson(sr.es),
@@ -372,29 +351,29 @@ export function stateFromJson(j: StateParsed, takePage?: PageSource): ArchState 
     ss: segmentFromJson(sr.ss),
     tr: segmentFromJson(sr.tr),
     ldtr: segmentFromJson(sr.ldt),
-    gdtr: { base: hexBigint(sr.gdt.base), limit: hexNumber(sr.gdt.limit) },
-    idtr: { base: hexBigint(sr.idt.base), limit: hexNumber(sr.idt.limit) },
-    cr0: hexBigint(sr.cr0),
-    cr2: hexBigint(sr.cr2),
-    cr3: hexBigint(sr.cr3),
-    cr4: hexBigint(sr.cr4),
-    cr8: hexBigint(sr.cr8),
-    efer: hexBigint(sr.efer),
-    star: hexBigint(m.STAR),
-    lstar: hexBigint(m.LSTAR),
-    cstar: hexBigint(m.CSTAR),
-    fmask: hexBigint(m.SFMASK),
-    kernelGsBase: hexBigint(m.KERNEL_GS_BASE),
-    sysenterCs: hexBigint(m.SYSENTER_CS),
-    sysenterEsp: hexBigint(m.SYSENTER_ESP),
-    sysenterEip: hexBigint(m.SYSENTER_EIP),
-    apicBase: hexBigint(m.APIC_BASE),
-    dr0: hexBigint(sr.dr0),
-    dr1: hexBigint(sr.dr1),
-    dr2: hexBigint(sr.dr2),
-    dr3: hexBigint(sr.dr3),
-    dr6: hexBigint(sr.dr6),
-    dr7: hexBigint(sr.dr7),
+    gdtr: { base: BigInt(sr.gdt.base), limit: hexNumber(sr.gdt.limit) },
+    idtr: { base: BigInt(sr.idt.base), limit: hexNumber(sr.idt.limit) },
+    cr0: BigInt(sr.cr0),
+    cr2: BigInt(sr.cr2),
+    cr3: BigInt(sr.cr3),
+    cr4: BigInt(sr.cr4),
+    cr8: BigInt(sr.cr8),
+    efer: BigInt(sr.efer),
+    star: BigInt(m.STAR),
+    lstar: BigInt(m.LSTAR),
+    cstar: BigInt(m.CSTAR),
+    fmask: BigInt(m.SFMASK),
+    kernelGsBase: BigInt(m.KERNEL_GS_BASE),
+    sysenterCs: BigInt(m.SYSENTER_CS),
+    sysenterEsp: BigInt(m.SYSENTER_ESP),
+    sysenterEip: BigInt(m.SYSENTER_EIP),
+    apicBase: BigInt(m.APIC_BASE),
+    dr0: BigInt(sr.dr0),
+    dr1: BigInt(sr.dr1),
+    dr2: BigInt(sr.dr2),
+    dr3: BigInt(sr.dr3),
+    dr6: BigInt(sr.dr6),
+    dr7: BigInt(sr.dr7),
     memory: pagesFromRegions(j.memory, takePage),
     cpu:
       cpu === undefined

@@ -15,28 +15,24 @@ const GPR_NUMBER: Record<string, number> = {
 const text = readFileSync(new URL("../../conformance/vectors/syscall-basic.json", import.meta.url), "utf8");
 
 describe("a loaded vector", () => {
-  it("keeps its document without the initial section (the state is that section, converted) and the provenance, and the rest as validated", () => {
+  it("keeps its document without the initial section (the state is that section, converted), and the rest as validated", () => {
     const doc = parseDocument(text);
     if (doc.kind !== "vector") throw new Error("expected a vector");
     expect("initial" in doc.vector).toBe(false);
-    expect("provenance" in doc.vector).toBe(false);
-    const { initial, provenance, ...rest } = JSON.parse(text) as Record<string, unknown>;
+    const { initial, ...rest } = JSON.parse(text) as Record<string, unknown>;
     expect(Object.keys(doc.vector).sort()).toEqual(Object.keys(rest).sort());
     expect(doc.vector.expected).toEqual(rest["expected"]);
     expect(doc.state.memory.size).toBeGreaterThan(0);
     expect(initial).toBeDefined();
-    expect(provenance).toBeDefined();
   });
 
-  it("still has its provenance validated", () => {
+  it("has its provenance validated", () => {
     const doc = JSON.parse(text) as { provenance: Record<string, unknown> };
     doc.provenance["agrees_with_sdm"] = "yes";
     expect(() => parseDocument(JSON.stringify(doc))).toThrow(/^provenance\.agrees_with_sdm: /);
   });
 
-  it("holds each register's value as BigInt reads its text, however written, after any number of texts read before (fixed seed)", () => {
-    // Short texts' values are kept and shared between states (contract/state.ts hexBigint), up to
-    // a bound: more distinct texts than the bound go through here, in either case, with leading zeros.
+  it("holds each register's value as BigInt reads its text, in either case, with leading zeros (fixed seed)", () => {
     const hexText = fc
       .tuple(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.nat({ max: 15 }), fc.boolean())
       .map(([value, zeros, upper]) => {
@@ -45,16 +41,6 @@ describe("a loaded vector", () => {
       });
     const small = fc.nat({ max: 0xffffff }).map((n) => `0x${n.toString(16)}`);
     const doc = JSON.parse(text) as { initial: { regs: Record<string, string> } };
-    // More distinct short texts than the bound, in order, each checked.
-    for (let k = 0; k < 330; k++) {
-      const texts = GPR_NAMES.map((_, i) => {
-        const digits = "0".repeat(i % 4) + (0x10000 + k * 16 + i).toString(16);
-        return `0x${i % 3 === 0 ? digits.toUpperCase() : digits}`;
-      });
-      GPR_NAMES.forEach((name, i) => (doc.initial.regs[name] = texts[i]!));
-      const loaded = parseDocument(JSON.stringify(doc));
-      GPR_NAMES.forEach((name, i) => expect(loaded.state.gpr[GPR_NUMBER[name]!]).toBe(BigInt(texts[i]!)));
-    }
     fc.assert(
       fc.property(fc.array(fc.oneof({ arbitrary: hexText, weight: 1 }, { arbitrary: small, weight: 3 }), { minLength: 16, maxLength: 16 }), (texts) => {
         GPR_NAMES.forEach((name, i) => (doc.initial.regs[name] = texts[i]!));

@@ -1,7 +1,9 @@
 // The work of measure.mjs: each job is a ringspec command line, run through the CLI's main() with
-// a collecting Io (what it would print), timed and measured.
+// a collecting Io (what it would print), timed and measured. The CLI's main() comes from
+// measure.mjs, loaded as cli/bin.js loads it (this module imports only its type: its compiled
+// copy is this file alone, and the CLI's is the one bin.js uses).
 import { readFileSync } from "node:fs";
-import { main } from "../../cli/main.ts";
+import type { main as cliMain } from "../../cli/main.ts";
 
 export interface Job {
   readonly name: string;
@@ -23,7 +25,7 @@ export interface Measured {
   readonly maxRssMiB: number;
 }
 
-export async function measureJobs(jobsFile: string): Promise<void> {
+export async function measureJobs(jobsFile: string, main: typeof cliMain): Promise<void> {
   const jobs = JSON.parse(readFileSync(jobsFile, "utf8")) as Job[];
   for (const job of jobs) {
     const out: string[] = [];

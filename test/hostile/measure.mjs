@@ -5,6 +5,8 @@
 // Usage: node test/hostile/measure.mjs JOBS.json
 import { launch } from "../../cli/launch.js";
 
-// Loaded as cli/bin.js loads the CLI (cli/launch.js), so a measured command costs what it costs there.
+// The CLI loaded as cli/bin.js loads it (cli/launch.js, the same compiled copy), so a measured
+// command costs what it costs there.
+const { main } = await launch(new URL("../../cli/main.ts", import.meta.url));
 const { measureJobs } = await launch(new URL("./measure-main.ts", import.meta.url));
-await measureJobs(process.argv[2]);
+await measureJobs(process.argv[2], main);
