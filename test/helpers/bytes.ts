@@ -20,3 +20,11 @@ export function expectSamePages<K>(got: ReadonlyMap<K, Uint8Array>, want: Readon
   if (same) for (const [k, page] of want) if (!sameBytes(got.get(k), page)) { same = false; break; }
   if (!same) expect(got).toEqual(want);
 }
+
+let zeros = Buffer.alloc(4096);
+
+/** bytes.some((b) => b !== 0), without a call per byte (a 4 KiB page: ~0.3 ms that way). */
+export function hasNonZeroByte(bytes: Uint8Array): boolean {
+  if (zeros.length < bytes.length) zeros = Buffer.alloc(bytes.length);
+  return !Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(zeros.subarray(0, bytes.length));
+}
