@@ -7,7 +7,7 @@ import type { ProfileName } from "../contract/profile.ts";
 import { PAGE_SIZE, type ArchState } from "../contract/state.ts";
 import { PAGE_BUDGET } from "../contract/limits.ts";
 import { modelScopeViolation } from "../contract/scope.ts";
-import { machineFromState, patchMachine, stateFromMachine, type Machine } from "./machine/machine.ts";
+import { machineFromState, patchMachine, stateFromMachine, withOwnRegisters, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { Instruction } from "./decode/instruction.ts";
 import type { RuleId } from "./rules/rule.ts";
@@ -177,6 +177,16 @@ export class SpecEngine implements Engine {
     return stateFromMachine(this.current());
   }
 
+  /** Engine.peekState: the state now, its pages those of the working copy (valid until the next
+   *  step), every backed page whatever `memory` says. Unlike state(), it leaves the working copy
+   *  its pages: after a state() the next write to each page copies it again (persistent memory),
+   *  and the fetch's code-page memo starts again, which costs the next step more than the state. */
+  peekState(memory: readonly PhysicalRange[]): ArchState {
+    void memory;
+    const stepper = this.steps();
+    return { ...withOwnRegisters(stepper.registers), memory: stepper.peekMemory().pages() };
+  }
+
   /** DEV-CON-01: the console bytes written since load() or the last call. */
   takeConsole(): Uint8Array {
     if (this.console.length === 0) return NO_CONSOLE;
@@ -194,7 +204,8 @@ export class SpecEngine implements Engine {
   /** Whole pages whose contents object changed since `load` (persistent memory copies a page on
    *  every write, so an untouched page is still the very same object). */
   touched(): readonly PhysicalRange[] {
-    const pages = this.current().memory.changedPages(this.loaded!.memory);
+    // Read from the working copy as it is (no state handed out: see peekState).
+    const pages = this.steps().peekMemory().changedPages(this.loaded!.memory);
     const ranges: PhysicalRange[] = [];
     for (const n of pages) {
       const start = BigInt(n) * 4096n;
