@@ -25,6 +25,22 @@ import type { CaseOutcome } from "../conformance/campaign/run.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { AsyncEngine } from "../contract/engine.ts";
 
+/** `names` joined with ", ", in lines of at most `width` columns indented by `indent`. */
+function wrapList(names: readonly string[], indent: number, width: number): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const [i, name] of names.entries()) {
+    const word = i < names.length - 1 ? `${name},` : name;
+    if (line !== "" && indent + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = "";
+    }
+    line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") lines.push(line);
+  return lines.map((l) => " ".repeat(indent) + l).join("\n");
+}
+
 export const CONFORM_HELP = `Usage: ringspec conform [options]
        ringspec conform merge FILE... [--json] [--report FILE] [--junit FILE]
 
@@ -44,7 +60,8 @@ Engines:
   --qemu PATH, --qemu-cpu MODEL, --bochs PATH, --gdb HOST:PORT   as for vectors check
   --plant BUG           with --b spec|impl: that engine with a known bug planted on top, in this
                         process (as \`ringspec serve --plant BUG\` serves it), to see what a
-                        campaign reports: ${PLANTED_BUG_NAMES.join(", ")}
+                        campaign reports; BUG is one of
+${wrapList(PLANTED_BUG_NAMES, 24, 100)}
 
 Cases:
   --runs N              cases in the campaign (default 1000); or

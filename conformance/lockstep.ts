@@ -4,7 +4,7 @@
 // (contract/compare.ts). Returns the first divergence. B hands out its state with only the memory
 // compared (Engine.state's ranges): handing out every page after every step was most of a step;
 // and without copying those pages where it can (Engine.peekState), as the state is dropped at once.
-import type { Engine, EngineEvent, EngineStop } from "../contract/engine.ts";
+import type { Engine, EngineEvent, EngineStop, PhysicalRange } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
 import { compareEvents, compareStates, unionRanges, type ComparisonRule, type FieldDifference } from "../contract/compare.ts";
@@ -45,6 +45,9 @@ export interface LockstepOptions {
   readonly timeoutMs?: number;
 }
 
+/** Every physical address (MAXPHYADDR 52 at most): peekState's ranges for a whole state. */
+const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
+
 /** One line for an event, with its address. */
 export function eventLine(e: EngineEvent): string {
   return `${describeEvent(traceEvent(e))} at ${hex(e.rip)}`;
@@ -69,13 +72,20 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
     divergence = { step, eventA: eventLine(eventA), eventB: eventLine(eventB), differences };
     return false;
   };
+  // A's state after each step is read within the step and kept by nothing: its own pages where it
+  // can hand them out without a copy (Engine.peekState, all memory; for spec this also leaves its
+  // working copy its pages, where a state() after every step made the next step copy them again
+  // and start its code-page memo over: most of a lockstep step's cost). So the runner's event hook,
+  // not its state hook (which hands over copies of the states before and after every step).
+  const after = (): ArchState => a.peekState?.(ALL_MEMORY) ?? a.state();
   const run = runEngine(a, {
     maxSteps,
     timeoutMs: options.timeoutMs ?? 60_000,
-    onStep: ({ step, event, after }) => {
-      if (!compare(step, event, b.step(), after)) return "stop";
+    onEvent: (step, event) => {
+      const stateA = after();
+      if (!compare(step, event, b.step(), stateA)) return "stop";
       last = event;
-      if (options.stopAt?.(after) === true) return "stop";
+      if (options.stopAt?.(stateA) === true) return "stop";
     },
   });
   // A ended idle (halted with nothing to wake it, shut down, or exited): B must be idle too. Asking both

@@ -3,7 +3,7 @@
 // The devices (docs/devices.md) are the engine's own where it has them, else kernel/devices' model
 // around it (kernel/engines.ts). With `lockstep`, spec and impl run side by side and must agree at
 // every step.
-import type { EngineEvent, StepView, StopReason } from "../contract/engine.ts";
+import type { EngineEvent, PhysicalRange, StepView, StopReason } from "../contract/engine.ts";
 import type { ArchState } from "../contract/state.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import { hex } from "../contract/hex.ts";
@@ -55,6 +55,9 @@ export interface KernelRunOptions {
    *  physical address space, not just the loader's memory_size) stops with `memory-limit`. */
   readonly memoryLimitBytes?: number;
 }
+
+/** Every physical address (MAXPHYADDR 52 at most): peekState's ranges for a whole state. */
+const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
 
 /** impl's own page budget (256 MiB), for every engine: spec has none of its own. */
 export const KERNEL_MEMORY_LIMIT = 256 * 1024 * 1024;
@@ -137,6 +140,14 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
   /** The state before the next step, kept while the next step is in the trace window. */
   let before: ArchState | undefined = trace !== undefined && trace.from <= 1 ? initial : undefined;
   const sides = (mine: string, theirs: string) => (options.engine === "spec" ? { spec: mine, impl: theirs } : { spec: theirs, impl: mine });
+  // The states compared and observed at a step are read within that step and kept by nothing (the
+  // checker keeps values, not states): the engine's own pages where it can hand them out without
+  // a copy (Engine.peekState, all memory). For spec this also leaves its working copy its pages:
+  // after a state(), the next write to each page copies it again and the code-page memo starts
+  // over, which cost more than the state itself (every 16 steps of the C kernel's lockstep). A
+  // trace window keeps states past their step: there, real states.
+  const peek = trace === undefined ? main.peekState?.bind(main) : undefined;
+  const stateNow = (): ArchState => peek?.(ALL_MEMORY) ?? main.state();
 
   const onEvent = (step: number, event: EngineEvent): StepVerdict => {
     if (event.kind === "unsupported" || event.kind === "memory-limit") return undefined; // the runner ends the run
@@ -164,7 +175,7 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
       const checkpoint = step % every === 0 || event.kind === "delivered" || event.kind === "io" || instruction === undefined || boundaryInstruction(instruction) !== "other";
       let differences: FieldDifference[] = [];
       if (checkpoint) {
-        after = main.state();
+        after = stateNow();
         // Memory (all of it either engine wrote) at deliveries and privilege changes, where a
         // kernel's bugs surface; registers, segments, CPU and device state at every checkpoint.
         const cpl = after.cs.selector & 3;
@@ -222,7 +233,7 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
 
     const observer = options.observer;
     if (observer !== undefined) {
-      if (after === undefined && observer.wantsState(event)) after = main.state();
+      if (after === undefined && observer.wantsState(event)) after = stateNow();
       observer.observe(step, event, after);
     }
     return undefined;

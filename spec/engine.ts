@@ -7,7 +7,7 @@ import type { ProfileName } from "../contract/profile.ts";
 import { PAGE_SIZE, type ArchState } from "../contract/state.ts";
 import { PAGE_BUDGET } from "../contract/limits.ts";
 import { modelScopeViolation } from "../contract/scope.ts";
-import { machineFromState, patchMachine, stateFromMachine, type Machine } from "./machine/machine.ts";
+import { machineFromState, patchMachine, stateFromMachine, withOwnRegisters, type Machine } from "./machine/machine.ts";
 import { INTEL, profileByName, type Profile } from "../contract/profile.ts";
 import type { Instruction } from "./decode/instruction.ts";
 import type { RuleId } from "./rules/rule.ts";
@@ -92,6 +92,8 @@ export class SpecEngine implements Engine {
    *  copy a page they write once per state handed out, not once per step. */
   private stepper: Stepper | null = null;
   private loaded: Machine | null = null;
+  /** touched()'s last answer, for the working copy and generation it was read at. */
+  private touchedMemo: { readonly stepper: Stepper; readonly generation: number; readonly ranges: readonly PhysicalRange[] } | null = null;
   private profile: Profile = INTEL;
   /** Console bytes not yet taken (DEV-CON-01). */
   private console: number[] = [];
@@ -177,6 +179,16 @@ export class SpecEngine implements Engine {
     return stateFromMachine(this.current());
   }
 
+  /** Engine.peekState: the state now, its pages those of the working copy (valid until the next
+   *  step), every backed page whatever `memory` says. Unlike state(), it leaves the working copy
+   *  its pages: after a state() the next write to each page copies it again (persistent memory),
+   *  and the fetch's code-page memo starts again, which costs the next step more than the state. */
+  peekState(memory: readonly PhysicalRange[]): ArchState {
+    void memory;
+    const stepper = this.steps();
+    return { ...withOwnRegisters(stepper.registers), memory: stepper.peekMemory().pages() };
+  }
+
   /** DEV-CON-01: the console bytes written since load() or the last call. */
   takeConsole(): Uint8Array {
     if (this.console.length === 0) return NO_CONSOLE;
@@ -194,7 +206,14 @@ export class SpecEngine implements Engine {
   /** Whole pages whose contents object changed since `load` (persistent memory copies a page on
    *  every write, so an untouched page is still the very same object). */
   touched(): readonly PhysicalRange[] {
-    const pages = this.current().memory.changedPages(this.loaded!.memory);
+    const stepper = this.steps();
+    // The page objects change only where the working copy's generation moves (MemoryDraft): the
+    // answer stands until then (a lockstep asks after every step, most of which write no new page).
+    const generation = stepper.memoryGeneration();
+    const known = this.touchedMemo;
+    if (known !== null && known.stepper === stepper && known.generation === generation) return known.ranges;
+    // Read from the working copy as it is (no state handed out: see peekState).
+    const pages = stepper.peekMemory().changedPages(this.loaded!.memory);
     const ranges: PhysicalRange[] = [];
     for (const n of pages) {
       const start = BigInt(n) * 4096n;
@@ -202,6 +221,7 @@ export class SpecEngine implements Engine {
       if (last !== undefined && last.end === start) ranges[ranges.length - 1] = { start: last.start, end: start + 4096n };
       else ranges.push({ start, end: start + 4096n });
     }
+    this.touchedMemo = { stepper, generation, ranges };
     return ranges;
   }
 }

@@ -279,6 +279,13 @@ export class MemoryDraft implements PageSource {
     return page;
   }
 
+  /** This draft's memory as it is now, for reading at once (Engine.peekState, touched): not handed
+   *  over, so the draft keeps owning its pages (and writing them in place); the caller must not
+   *  keep it past the draft's next write. */
+  peek(): PhysicalMemory {
+    return this.ownedIndex ? new PhysicalMemory(this.chunks, this.pageCount) : this.published;
+  }
+
   /** The memory as written so far. The draft keeps working on top of it. */
   snapshot(): PhysicalMemory {
     if (this.ownedIndex) {

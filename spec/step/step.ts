@@ -6,7 +6,7 @@
 import type { Instruction } from "../decode/instruction.ts";
 import { isFault, type Fault } from "../fault.ts";
 import { patchRegisters, withMemory, withOwnRegisters, type Machine, type MachineRegisters } from "../machine/machine.ts";
-import { MemoryLimit, type MemoryDraft } from "../machine/physical-memory.ts";
+import { MemoryLimit, type MemoryDraft, type PhysicalMemory } from "../machine/physical-memory.ts";
 import { PAGE_BUDGET } from "../../contract/limits.ts";
 import { in64BitMode, MASK64, RFLAGS, smallBigInt, split64, splitLow } from "../machine/registers.ts";
 import { INTEL, type Profile } from "../../contract/profile.ts";
@@ -384,6 +384,18 @@ export class Stepper {
     ctx.journal.forget();
     this.m = r.state;
     return r.event;
+  }
+
+  /** The memory after the last step, to read at once (MemoryDraft.peek): unlike machine(), the
+   *  working copy keeps its pages, so the next write to a page does not copy it again. */
+  peekMemory(): PhysicalMemory {
+    return this.memory.peek();
+  }
+
+  /** The working copy's generation (MemoryDraft.generation): it moves whenever a page object in
+   *  its index is replaced. */
+  memoryGeneration(): number {
+    return this.memory.generation;
   }
 
   /** The machine after the last step, as a Machine of the caller's. */

@@ -82,52 +82,55 @@ describe("conform: output and exit codes", () => {
 });
 
 // The next two groups wait on engine processes most of their time (start-up, exits, 1 s request
-// timeouts, the first case of a spawned campaign): their tests run side by side. Each campaign has
-// its own engine processes, counter file and collected output (main with its own Io installs no
-// process-wide handler).
-describe.concurrent("conform survives a misbehaving engine under test", () => {
-  for (const [mode, kind] of [["crash", "crash"], ["hang", "timeout"], ["garbage", "protocol"], ["out-of-order", "protocol"], ["truncate", "crash"]] as const) {
-    it(`${mode}: each such case is reported with the reason, the engine restarted, the campaign completed`, async () => {
-      const counter = join(TMP, `counter-${mode}`);
-      // Only "hang" waits for the request timeout (twice); the others fail on what the engine
-      // writes and get the default. With 0.3 s for every mode, a loaded machine (load 13–17) turned
-      // a slow answer into a timeout: truncate's crash, or a working load's divergence.
-      const timeout = mode === "hang" ? ["--request-timeout", "1"] : [];
-      const r = await cli(["conform", "--b", "process", "--cmd", `node ${FIXTURE} ${mode} ${counter}`, ...timeout, "--families", "iret", "--runs", "4", "--seed", "1", "--no-shrink", "--json"]);
-      expect(r.code).toBe(1);
-      const result = JSON.parse(r.stdout) as { cases: number; errors: number; divergences: number; restarts: { b: number }; outcomes: { index: number; status: string; error_kind?: string; reason?: string }[] };
-      // Every case is there; every other load misbehaved (errors), the others got a working engine
-      // that does not model the instruction (a divergence, not an error).
-      expect(result.cases).toBe(4);
-      expect(result.outcomes.map((o) => o.status)).toEqual(["error", "fail", "error", "fail"]);
-      for (const o of result.outcomes.filter((x) => x.status === "error")) {
-        expect(o.error_kind).toBe(kind);
-        expect(o.reason).not.toBe("");
-      }
-      expect(result.restarts.b).toBe(2);
-    }, 60_000);
-  }
-});
+// timeouts, the first case of a spawned campaign): their tests run side by side, the two groups
+// too (the interrupted campaign's process runs while the hanging engine is waited for). Each
+// campaign has its own engine processes, counter file and collected output (main with its own Io
+// installs no process-wide handler).
+describe.concurrent("engines in other processes, side by side", () => {
+  describe.concurrent("conform survives a misbehaving engine under test", () => {
+    for (const [mode, kind] of [["crash", "crash"], ["hang", "timeout"], ["garbage", "protocol"], ["out-of-order", "protocol"], ["truncate", "crash"]] as const) {
+      it(`${mode}: each such case is reported with the reason, the engine restarted, the campaign completed`, async () => {
+        const counter = join(TMP, `counter-${mode}`);
+        // Only "hang" waits for the request timeout (twice); the others fail on what the engine
+        // writes and get the default. With 0.3 s for every mode, a loaded machine (load 13–17) turned
+        // a slow answer into a timeout: truncate's crash, or a working load's divergence.
+        const timeout = mode === "hang" ? ["--request-timeout", "1"] : [];
+        const r = await cli(["conform", "--b", "process", "--cmd", `node ${FIXTURE} ${mode} ${counter}`, ...timeout, "--families", "iret", "--runs", "4", "--seed", "1", "--no-shrink", "--json"]);
+        expect(r.code).toBe(1);
+        const result = JSON.parse(r.stdout) as { cases: number; errors: number; divergences: number; restarts: { b: number }; outcomes: { index: number; status: string; error_kind?: string; reason?: string }[] };
+        // Every case is there; every other load misbehaved (errors), the others got a working engine
+        // that does not model the instruction (a divergence, not an error).
+        expect(result.cases).toBe(4);
+        expect(result.outcomes.map((o) => o.status)).toEqual(["error", "fail", "error", "fail"]);
+        for (const o of result.outcomes.filter((x) => x.status === "error")) {
+          expect(o.error_kind).toBe(kind);
+          expect(o.reason).not.toBe("");
+        }
+        expect(result.restarts.b).toBe(2);
+      }, 60_000);
+    }
+  });
 
-describe.concurrent("conform is interrupted with Ctrl-C", () => {
-  it("writes well-formed --json and --junit with what was found, exit 130", async () => {
-    const junit = join(TMP, "interrupted.xml");
-    const child = spawn(process.execPath, ["cli/bin.js", "conform", "--time", "120", "--seed", "4", "--families", "syscall,msrcr", "--json", "--junit", junit], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    // Interrupted once it is running cases (its first progress line, after its first case).
-    await new Promise<void>((resolve) => child.stderr.on("data", (d: Buffer) => d.toString().includes("conform: ") && resolve()));
-    child.kill("SIGINT");
-    expect(await exit).toBe(130);
-    const result = JSON.parse(stdout) as { interrupted: boolean; cases: number };
-    expect(result.interrupted).toBe(true);
-    expect(result.cases).toBeGreaterThan(0);
-    const xml = readFileSync(junit, "utf8");
-    expect(xml.match(/<testcase /g)?.length).toBe(result.cases);
-    expect(xml.trimEnd().endsWith("</testsuites>")).toBe(true);
-    expect(xml).toContain('<property name="interrupted" value="true"/>');
-  }, 60_000);
+  describe.concurrent("conform is interrupted with Ctrl-C", () => {
+    it("writes well-formed --json and --junit with what was found, exit 130", async () => {
+      const junit = join(TMP, "interrupted.xml");
+      const child = spawn(process.execPath, ["cli/bin.js", "conform", "--time", "120", "--seed", "4", "--families", "syscall,msrcr", "--json", "--junit", junit], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      // Interrupted once it is running cases (its first progress line, after its first case).
+      await new Promise<void>((resolve) => child.stderr.on("data", (d: Buffer) => d.toString().includes("conform: ") && resolve()));
+      child.kill("SIGINT");
+      expect(await exit).toBe(130);
+      const result = JSON.parse(stdout) as { interrupted: boolean; cases: number };
+      expect(result.interrupted).toBe(true);
+      expect(result.cases).toBeGreaterThan(0);
+      const xml = readFileSync(junit, "utf8");
+      expect(xml.match(/<testcase /g)?.length).toBe(result.cases);
+      expect(xml.trimEnd().endsWith("</testsuites>")).toBe(true);
+      expect(xml).toContain('<property name="interrupted" value="true"/>');
+    }, 60_000);
+  });
 });
 
 describe("conform merge", () => {

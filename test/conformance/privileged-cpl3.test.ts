@@ -14,8 +14,17 @@ import { cpl3Instances, type Cpl3Instance } from "./privileged-cpl3.ts";
 const USER_DATA = 0x220000n;
 const instances = cpl3Instances();
 
+/** The CPL-3 states of the shared layout, built once per mode (engines copy what they load:
+ *  spec's purity test, impl's load). */
+const bases = new Map<boolean, ArchState>();
+function baseFor(compat: boolean): ArchState {
+  let base = bases.get(compat);
+  if (base === undefined) bases.set(compat, (base = guestState({ ring: 3, compat })));
+  return base;
+}
+
 function stateFor(c: Cpl3Instance): ArchState {
-  const base = guestState({ ring: 3, compat: c.mode === "compat" });
+  const base = baseFor(c.mode === "compat");
   const memory = new Map(base.memory);
   const page = Number(base.rip >> 12n);
   const bytes = new Uint8Array(memory.get(page) ?? new Uint8Array(4096));
@@ -32,14 +41,19 @@ function check(engine: Engine, c: Cpl3Instance, rules: boolean): void {
   const label = `${c.form} [${c.bytes.map((b) => b.toString(16).padStart(2, "0")).join(" ")}] ${c.mode} ${c.profile} cr4+0x${c.cr4.toString(16)}`;
   engine.load(stateFor(c), c.profile);
   const e = engine.step();
-  expect(e.kind, `${label}: ${describeOutcome(e)}`).not.toBe("unsupported");
+  // Here and below, expect only when the check fails (over 800 cases; vitest's expect costs more
+  // than the check): the same assertions.
+  if (e.kind === "unsupported") expect(e.kind, `${label}: ${describeOutcome(e)}`).not.toBe("unsupported");
   if (c.outcome === "retired") {
-    expect(e.kind, `${label}: ${describeOutcome(e)}`).toBe("retired");
+    if (e.kind !== "retired") expect(e.kind, `${label}: ${describeOutcome(e)}`).toBe("retired");
     return;
   }
-  expect(e.kind === "delivered" ? { vector: e.vector, errorCode: e.errorCode, source: e.source } : describeOutcome(e), label)
-    .toEqual({ vector: c.outcome.vector, errorCode: c.outcome.vector === 13 ? 0 : undefined, source: "exception" });
-  if (rules && c.rule !== undefined) expect(e.faults?.[0]?.rule, label).toBe(c.rule);
+  const errorCode = c.outcome.vector === 13 ? 0 : undefined;
+  if (e.kind !== "delivered" || !Object.is(e.vector, c.outcome.vector) || !Object.is(e.errorCode, errorCode) || e.source !== "exception") {
+    expect(e.kind === "delivered" ? { vector: e.vector, errorCode: e.errorCode, source: e.source } : describeOutcome(e), label)
+      .toEqual({ vector: c.outcome.vector, errorCode, source: "exception" });
+  }
+  if (rules && c.rule !== undefined && e.faults?.[0]?.rule !== c.rule) expect(e.faults?.[0]?.rule, label).toBe(c.rule);
 }
 
 describe("privileged and UMIP-guarded instructions at CPL 3: the one table, on every engine", () => {

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { pagesFromRegions, pageSlab, PAGE_SIZE } from "../../contract/state.ts";
 import { bytesToHex, hexDecoder, hexToBytes, hexWriter } from "../../contract/hex.ts";
+import { expectSameBytes, expectSamePages } from "../helpers/bytes.ts";
 
 /** The reference: one byte at a time into a Map of zeroed pages. */
 function reference(regions: readonly { gpa: bigint; bytes: string }[]): Map<number, Uint8Array> {
@@ -33,7 +34,7 @@ describe("pagesFromRegions", () => {
         const got = pagesFromRegions(regions);
         const want = reference(regions);
         expect([...got.keys()].sort((a, b) => a - b)).toEqual([...want.keys()].sort((a, b) => a - b));
-        for (const [n, page] of want) expect(got.get(n)).toEqual(page);
+        for (const [n, page] of want) expectSameBytes(got.get(n), page);
       }),
       { seed: 14, numRuns: 25 },
     );
@@ -73,7 +74,7 @@ describe("pagesFromRegions", () => {
         const got = pagesFromRegions(asText);
         const want = reference(regions);
         expect([...got.keys()]).toEqual([...pagesFromRegions(regions).keys()]);
-        for (const [n, page] of want) expect(got.get(n)).toEqual(page);
+        for (const [n, page] of want) expectSameBytes(got.get(n), page);
       }),
       { seed: 15, numRuns: 12 },
     );
@@ -96,8 +97,8 @@ describe("pagesFromRegions", () => {
     for (const buffer of buffers) expect(buffer.byteLength).toBe(2 * PAGE_SIZE);
     const slots = all.map((p) => [p.buffer, p.byteOffset] as const);
     for (let i = 0; i < slots.length; i++) for (let j = i + 1; j < slots.length; j++) expect(slots[i]![0] === slots[j]![0] && slots[i]![1] === slots[j]![1]).toBe(false);
-    expect(first).toEqual(reference([{ gpa: 0x1ffen, bytes: "0102030405" }, { gpa: 0x9000n, bytes: "ff" }]));
-    expect(second).toEqual(reference([{ gpa: 0x1000n, bytes: "aa" }, { gpa: 0x3fffn, bytes: "bbcc" }]));
+    expectSamePages(first, reference([{ gpa: 0x1ffen, bytes: "0102030405" }, { gpa: 0x9000n, bytes: "ff" }]));
+    expectSamePages(second, reference([{ gpa: 0x1000n, bytes: "aa" }, { gpa: 0x3fffn, bytes: "bbcc" }]));
     // A write to one state's page shows in no other state.
     second.get(1)!.fill(0x11);
     expect(first.get(1)!.subarray(0, 4094).every((b) => b === 0)).toBe(true);
@@ -109,7 +110,7 @@ describe("pagesFromRegions", () => {
     fc.assert(
       fc.property(fc.array(fc.array(region, { maxLength: 4 }), { maxLength: 4 }), (states) => {
         const built = states.map((regions) => pagesFromRegions(regions, takePage));
-        states.forEach((regions, i) => expect(built[i]).toEqual(reference(regions)));
+        states.forEach((regions, i) => expectSamePages(built[i]!, reference(regions)));
       }),
       { seed: 16, numRuns: 12 },
     );
@@ -121,8 +122,8 @@ describe("hex decoding", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 3000 }), fc.nat(), fc.nat(), fc.nat({ max: 16 }), (bytes, a, b, at) => {
         const text = bytesToHex(bytes);
-        expect(hexToBytes(text)).toEqual(bytes);
-        expect(hexToBytes(text.toUpperCase())).toEqual(bytes);
+        expectSameBytes(hexToBytes(text), bytes);
+        expectSameBytes(hexToBytes(text.toUpperCase()), bytes);
         const from = bytes.length === 0 ? 0 : a % bytes.length;
         const count = b % (bytes.length - from + 1);
         for (const digits of [text, text.toUpperCase()]) {
@@ -130,7 +131,7 @@ describe("hex decoding", () => {
           hexWriter(target.subarray(8))(digits, from, count, at);
           const want = new Uint8Array(target.length).fill(0x5a);
           want.set(bytes.subarray(from, from + count), 8 + at);
-          expect(target).toEqual(want);
+          expectSameBytes(target, want);
         }
       }),
       { seed: 14, numRuns: 40 },
@@ -151,7 +152,7 @@ describe("hex decoding", () => {
           // What a write bounded by the view makes: the bytes that fit from `at` to its end.
           want[w.buffer]!.set(w.bytes.subarray(0, Math.max(0, target.length - at)), w.start + at);
         }
-        buffers.forEach((b, i) => expect(b).toEqual(want[i]));
+        buffers.forEach((b, i) => expectSameBytes(b, want[i]!));
       }),
       { seed: 15, numRuns: 200 },
     );

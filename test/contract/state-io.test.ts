@@ -16,6 +16,7 @@ import { PAGE_BUDGET } from "../../contract/limits.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { kernelState } from "../helpers/fixture.ts";
+import { hasNonZeroByte } from "../helpers/bytes.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -102,7 +103,7 @@ describe("the JSON reader (contract/json-bytes.ts)", () => {
 
 /** Non-zero pages as [page, hex] (a quick, exact comparison of memories). */
 function hexPages(pages: ReadonlyMap<number, Uint8Array>): [number, string][] {
-  return [...pages].filter(([, p]) => p.some((b) => b !== 0)).map(([n, p]) => [n, bytesToHex(p)] as [number, string]).sort((a, b) => a[0] - b[0]);
+  return [...pages].filter(([, p]) => hasNonZeroByte(p)).map(([n, p]) => [n, bytesToHex(p)] as [number, string]).sort((a, b) => a[0] - b[0]);
 }
 
 describe("hex digits and memory entries", () => {
@@ -132,7 +133,7 @@ describe("hex digits and memory entries", () => {
     fc.assert(
       fc.property(pagesArb, (pages) => {
         const regions = [...memoryRegions(pages)];
-        const nonZero = [...pages].filter(([, p]) => p.some((b) => b !== 0));
+        const nonZero = [...pages].filter(([, p]) => hasNonZeroByte(p));
         expect(regions.length).toBeLessThanOrEqual(nonZero.length);
         for (const r of regions) {
           expect(r.bytes.length).toBeLessThanOrEqual(1 << 20);

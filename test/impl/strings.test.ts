@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { Code, Program, Register as R } from "../../guest/index.ts";
 import { ImplEngine } from "../../impl/engine.ts";
-import { RAX, RCX, RDI, RSI, RSP, kernel, read64, runAll, runOn, stepOn, u64, type Memory } from "./helpers.ts";
+import { RAX, RCX, RDI, RSI, RSP, expectSameState, kernel, read64, runAll, runOn, stepOn, u64, type Memory } from "./helpers.ts";
 
 const CODE = 0x10000n;
 const DATA = 0x30000n;
@@ -35,7 +35,7 @@ function bytesAt(s: { memory: ReadonlyMap<number, Uint8Array> }, address: bigint
 function check(state: ReturnType<typeof kernel>, steps = 400) {
   const out = runAll(state, steps);
   const stepped = stepOn(state, steps);
-  expect(stepped.text).toBe(out.text);
+  expectSameState(out.state, stepped.state, "step() against run(): ");
   expect(stepped.stop.steps).toBe(out.stop.steps);
   return out;
 }
