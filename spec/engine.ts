@@ -92,6 +92,8 @@ export class SpecEngine implements Engine {
    *  copy a page they write once per state handed out, not once per step. */
   private stepper: Stepper | null = null;
   private loaded: Machine | null = null;
+  /** touched()'s last answer, for the working copy and generation it was read at. */
+  private touchedMemo: { readonly stepper: Stepper; readonly generation: number; readonly ranges: readonly PhysicalRange[] } | null = null;
   private profile: Profile = INTEL;
   /** Console bytes not yet taken (DEV-CON-01). */
   private console: number[] = [];
@@ -204,8 +206,14 @@ export class SpecEngine implements Engine {
   /** Whole pages whose contents object changed since `load` (persistent memory copies a page on
    *  every write, so an untouched page is still the very same object). */
   touched(): readonly PhysicalRange[] {
+    const stepper = this.steps();
+    // The page objects change only where the working copy's generation moves (MemoryDraft): the
+    // answer stands until then (a lockstep asks after every step, most of which write no new page).
+    const generation = stepper.memoryGeneration();
+    const known = this.touchedMemo;
+    if (known !== null && known.stepper === stepper && known.generation === generation) return known.ranges;
     // Read from the working copy as it is (no state handed out: see peekState).
-    const pages = this.steps().peekMemory().changedPages(this.loaded!.memory);
+    const pages = stepper.peekMemory().changedPages(this.loaded!.memory);
     const ranges: PhysicalRange[] = [];
     for (const n of pages) {
       const start = BigInt(n) * 4096n;
@@ -213,6 +221,7 @@ export class SpecEngine implements Engine {
       if (last !== undefined && last.end === start) ranges[ranges.length - 1] = { start: last.start, end: start + 4096n };
       else ranges.push({ start, end: start + 4096n });
     }
+    this.touchedMemo = { stepper, generation, ranges };
     return ranges;
   }
 }

@@ -279,7 +279,6 @@ export class MemoryDraft implements PageSource {
     return page;
   }
 
-  /** The memory as written so far. The draft keeps working on top of it. */
   /** This draft's memory as it is now, for reading at once (Engine.peekState, touched): not handed
    *  over, so the draft keeps owning its pages (and writing them in place); the caller must not
    *  keep it past the draft's next write. */
@@ -287,6 +286,7 @@ export class MemoryDraft implements PageSource {
     return this.ownedIndex ? new PhysicalMemory(this.chunks, this.pageCount) : this.published;
   }
 
+  /** The memory as written so far. The draft keeps working on top of it. */
   snapshot(): PhysicalMemory {
     if (this.ownedIndex) {
       this.published = new PhysicalMemory(this.chunks, this.pageCount);

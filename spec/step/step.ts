@@ -392,6 +392,12 @@ export class Stepper {
     return this.memory.peek();
   }
 
+  /** The working copy's generation (MemoryDraft.generation): it moves whenever a page object in
+   *  its index is replaced. */
+  memoryGeneration(): number {
+    return this.memory.generation;
+  }
+
   /** The machine after the last step, as a Machine of the caller's. */
   machine(): Machine {
     return (this.handedOut ??= withMemory(withOwnRegisters(this.m), this.memory.snapshot()));

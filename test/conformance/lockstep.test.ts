@@ -207,4 +207,50 @@ describe("B hands out only the memory the lockstep compares (Engine.state's rang
       expect(result.divergence?.differences.map((d) => `${d.field}: ${d.a} / ${d.b}`)).toEqual(["memory@0x40010: 00 / 5a"]);
     }
   });
+
+  it("a write only A makes, to a page B never writes, is a divergence at that step (A's touched() is asked after every step)", () => {
+    /** impl, without the third step's store (mov [0x30000], eax): that page as before the step,
+     *  and not among the pages it says it wrote. */
+    class DroppedWrite implements Engine {
+      private readonly inner = new ImplEngine();
+      private steps = 0;
+      private kept: PhysicalRange[] = [];
+      private profile: "intel" | "amd" = "intel";
+      load(state: ArchState, profile: "intel" | "amd"): void {
+        this.inner.load(state, profile);
+        this.profile = profile;
+      }
+      step() {
+        const before = this.steps === 2 ? this.inner.state() : undefined;
+        const event = this.inner.step();
+        if (++this.steps === 3) {
+          const s = this.inner.state();
+          const memory = new Map(s.memory);
+          const was = before!.memory.get(0x30);
+          if (was === undefined) memory.delete(0x30);
+          else memory.set(0x30, was);
+          this.kept = this.inner.touched().filter((r) => !(r.start <= 0x30000n && 0x30000n < r.end));
+          this.inner.load({ ...s, memory }, this.profile);
+        }
+        return event;
+      }
+      run(maxSteps: number) {
+        return this.inner.run(maxSteps);
+      }
+      state(memory?: readonly PhysicalRange[]) {
+        return this.inner.state(memory);
+      }
+      peekState(memory: readonly PhysicalRange[]) {
+        return this.inner.peekState(memory);
+      }
+      raise(): void {}
+      touched(): readonly PhysicalRange[] {
+        return [...this.kept, ...this.inner.touched()].sort((a, b) => (a.start < b.start ? -1 : 1));
+      }
+    }
+    const start = writer();
+    const result = lockstep(new SpecEngine(), new DroppedWrite(), { ...start, gpr: start.gpr.map((v, i) => (i === 0 ? 0x11223344n : v)) }, "intel", 10);
+    expect(result.divergence?.step).toBe(3);
+    expect(result.divergence?.differences.map((d) => d.field)).toEqual(["memory@0x30000"]);
+  });
 });
