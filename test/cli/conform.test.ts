@@ -12,7 +12,7 @@ import type { Io } from "../../cli/io.ts";
 import { liveProcessEngines } from "../../engines/process/engine.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const FIXTURE = fileURLToPath(new URL("../engines/fixtures/misbehaving-engine.mjs", import.meta.url));
+const FIXTURE = fileURLToPath(new URL("../engines/fixtures/misbehaving-engine.sh", import.meta.url));
 const TMP = mkdtempSync(join(tmpdir(), "ringspec-conform-cli-"));
 
 afterAll(() => {
@@ -95,7 +95,7 @@ describe.concurrent("engines in other processes, side by side", () => {
         // writes and get the default. With 0.3 s for every mode, a loaded machine (load 13–17) turned
         // a slow answer into a timeout: truncate's crash, or a working load's divergence.
         const timeout = mode === "hang" ? ["--request-timeout", "1"] : [];
-        const r = await cli(["conform", "--b", "process", "--cmd", `node ${FIXTURE} ${mode} ${counter}`, ...timeout, "--families", "iret", "--runs", "4", "--seed", "1", "--no-shrink", "--json"]);
+        const r = await cli(["conform", "--b", "process", "--cmd", `bash ${FIXTURE} ${mode} ${counter}`, ...timeout, "--families", "iret", "--runs", "4", "--seed", "1", "--no-shrink", "--json"]);
         expect(r.code).toBe(1);
         const result = JSON.parse(r.stdout) as { cases: number; errors: number; divergences: number; restarts: { b: number }; outcomes: { index: number; status: string; error_kind?: string; reason?: string }[] };
         // Every case is there; every other load misbehaved (errors), the others got a working engine

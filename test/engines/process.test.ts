@@ -26,8 +26,8 @@ import { parseDocument } from "../../contract/load.ts";
 import { vectorPath } from "../helpers/fixture.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const FIXTURE = fileURLToPath(new URL("./fixtures/misbehaving-engine.mjs", import.meta.url));
-const misbehaving = (mode: string) => `node ${FIXTURE} ${mode}`;
+const FIXTURE = fileURLToPath(new URL("./fixtures/misbehaving-engine.sh", import.meta.url));
+const misbehaving = (mode: string) => `bash ${FIXTURE} ${mode}`;
 
 /** A server on streams, and a way to send it one request and read the answer. */
 function inProcessServer(engine: ImplEngine = new ImplEngine()) {

@@ -3,7 +3,7 @@ import { expect } from "vitest";
 // several engine configurations, and comparing whole architectural states.
 import type { ArchState } from "../../contract/state.ts";
 import { stateToJson } from "../../contract/state.ts";
-import { compareStates } from "../../contract/compare.ts";
+import { compareStates, type FieldDifference } from "../../contract/compare.ts";
 import { isDeepStrictEqual } from "node:util";
 import { ImplEngine, type ImplEngineOptions } from "../../impl/engine.ts";
 import type { EngineStop } from "../../contract/engine.ts";
@@ -177,8 +177,13 @@ export function runAll(state: ArchState, steps: number, profile: "intel" | "amd"
  *  included; memory with absent pages as zero), through the one comparison (contract/compare.ts,
  *  the exact rule over all memory) instead of two JSON texts with every page in hex. */
 export function expectSameState(a: ArchState, b: ArchState, label = ""): void {
-  const d = compareStates(a, b, { rule: "exact", memory: "all" }).differences;
+  const d = stateDifferences(a, b);
   if (d.length > 0) expect(d.map((x) => `${label}${x.field}: ${String(x.a)} / ${String(x.b)}`)).toEqual([]);
+}
+
+/** Where `b` differs from `a` (what unequal stateText texts say), by the one comparison. */
+export function stateDifferences(a: ArchState, b: ArchState): readonly FieldDifference[] {
+  return compareStates(a, b, { rule: "exact", memory: "all" }).differences;
 }
 
 /** The little-endian qword at a physical address of a state (absent pages read as zero). */
