@@ -3,9 +3,11 @@
 // model-based family's raises, and the reports a failing campaign writes.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { runCampaign, type CampaignPlan } from "../../conformance/campaign/campaign.ts";
+import { runCampaign, type CampaignControl, type CampaignPlan } from "../../conformance/campaign/campaign.ts";
+import { ProcessEngine } from "../../engines/process/engine.ts";
+import type { AsyncEngine } from "../../contract/engine.ts";
 import { campaignResult, mergeResults, ResultJson, type CampaignResult } from "../../conformance/campaign/result.ts";
 import { FAMILY_NAMES, familyByName } from "../../conformance/campaign/families.ts";
 import { parseExpectations } from "../../conformance/campaign/expectations.ts";
@@ -40,8 +42,31 @@ function plan(over: Partial<CampaignPlan> = {}): CampaignPlan {
   };
 }
 
-const result = async (p: CampaignPlan): Promise<CampaignResult> =>
-  campaignResult(p, await runCampaign(p), { expectedReasons: new Map(), notCompared: [], replay: (o) => `replay ${o.index}` });
+const result = async (p: CampaignPlan, control: CampaignControl = {}): Promise<CampaignResult> =>
+  campaignResult(p, await runCampaign(p, control), { expectedReasons: new Map(), notCompared: [], replay: (o) => `replay ${o.index}` });
+
+/** impl with a planted bug (SWAPGS does nothing), over the JSON-lines protocol. */
+const PLANTED = "node cli/bin.js serve --engine impl --plant swapgs-noop";
+let planted: ProcessEngine | undefined;
+/** One planted process engine for the campaigns below that run one at a time (handed over as an
+ *  engine already open, as the CLI hands over the one its start-up check opened), instead of a
+ *  child process started for each: every case loads its state, so what one campaign did with it
+ *  does not reach the next. A campaign closes its engines when it ends; this one is closed after
+ *  the file. Campaigns that run at the same time (shards) each start their own. */
+async function sharedPlanted(): Promise<CampaignControl> {
+  const engine = (planted ??= await ProcessEngine.start({ command: PLANTED }));
+  const kept = new Proxy(engine, {
+    get(target, key) {
+      if (key === "close") return async () => {};
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { engines: { b: kept as AsyncEngine } };
+}
+afterAll(async () => {
+  await planted?.close();
+});
 
 /** What must not depend on threads or shards. */
 const essence = (r: CampaignResult) => ({
@@ -90,15 +115,16 @@ describe("scaling does not change results", () => {
 
   it("with failures too: shards shrink their own first failures, but counts, rules, signatures and coverage are one thread's", async () => {
     // impl with a planted bug (SWAPGS does nothing) over the protocol: failures in several shards.
-    const b = { name: "process", command: "node cli/bin.js serve --engine impl --plant swapgs-noop" };
+    const b = { name: "process", command: PLANTED };
     const failing = { runs: 30, families: ["syscall"], seed: 5, expected: [] as string[], b };
     // One thread that shrinks nothing is the reference, so that one comparison also shows that
     // shrinking's own runs are not the campaign's coverage (one campaign fewer than a thread
     // that shrinks and a second one that does not).
-    const one = await result(plan({ ...failing, shrinkPerRule: 0 }));
+    const one = await result(plan({ ...failing, shrinkPerRule: 0 }), await sharedPlanted());
     const failed = one.outcomes.filter((o) => o.status === "fail").map((o) => o.index);
     expect(new Set(failed.map((i) => i % 3)).size, String(failed)).toBeGreaterThan(1);
-    const shards = await Promise.all([1, 2, 3].map((index) => result(plan({ ...failing, shard: { index, count: 3 } }))));
+    // The shards run at the same time: the first has the shared engine, the others their own.
+    const shards = await Promise.all([1, 2, 3].map(async (index) => result(plan({ ...failing, shard: { index, count: 3 } }), index === 1 ? await sharedPlanted() : {})));
     // Every shard with a failure shrank its first one (shrinking ran in more than one shard).
     const shrunk = shards.map((r) => r.outcomes.filter((o) => o.detail !== undefined).length);
     expect(shrunk.filter((n) => n > 0).length, String(shrunk)).toBeGreaterThan(1);
@@ -164,9 +190,9 @@ describe("the reports of a failing campaign", () => {
   it("groups by rule, writes a well-formed JUnit file, divergence documents and vectors that replay", async () => {
     // impl with a planted bug (SWAPGS does nothing) over the protocol: real divergences. (The
     // HLT-06 spec/impl divergence this test used is fixed.)
-    const b = { name: "process", command: "node cli/bin.js serve --engine impl --plant swapgs-noop" };
+    const b = { name: "process", command: PLANTED };
     const p = plan({ runs: 4, families: ["syscall"], seed: 3, expected: [], b });
-    const r = await result(p);
+    const r = await result(p, await sharedPlanted());
     const report = buildReport(r);
     const group = report.groups.find((g) => g.rule === "SWAPGS-03");
     expect(group, reportMarkdown(report)).toBeDefined();
