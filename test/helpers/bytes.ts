@@ -9,9 +9,9 @@ function sameBytes(got: unknown, want: Uint8Array): boolean {
   return Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength));
 }
 
-/** expect(got).toEqual(want) for a byte array. */
-export function expectSameBytes(got: unknown, want: Uint8Array): void {
-  if (!sameBytes(got, want)) expect(got).toEqual(want);
+/** expect(got, message).toEqual(want) for a byte array. */
+export function expectSameBytes(got: unknown, want: Uint8Array, message?: string): void {
+  if (!sameBytes(got, want)) expect(got, message).toEqual(want);
 }
 
 /** expect(got).toEqual(want) for a Map of pages (or any byte arrays) by key. */
