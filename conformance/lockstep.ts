@@ -36,7 +36,9 @@ export interface LockstepResult {
 
 export interface LockstepOptions {
   /** Ends the run (without a divergence) at a boundary whose state it accepts: for states outside
-   *  what both engines model alike (a known gap), not to hide a divergence. */
+   *  what both engines model alike (a known gap), not to hide a divergence. The state it is given
+   *  after a step is engine A's peeked view (Engine.peekState: its pages may be the engine's own),
+   *  to be read during the call and not kept past it. */
   readonly stopAt?: (state: ArchState) => boolean;
   /** Default `exact` (two engines of this project share the model choices); `architectural` for
    *  an outside engine. */
