@@ -138,6 +138,10 @@ export interface PhysicalRange {
   readonly end: bigint;
 }
 
+/** Every physical address (MAXPHYADDR 52 at most): the ranges of a whole state (e.g. for
+ *  peekState when all memory is compared). */
+export const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
+
 export interface Engine {
   /** Replaces the whole machine (registers, memory, the run-time `cpu` block) and the profile. */
   load(state: ArchState, profile: ProfileName): void;
