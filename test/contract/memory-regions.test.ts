@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { pagesFromRegions, pageSlab, PAGE_SIZE } from "../../contract/state.ts";
-import { bytesToHex, hexDecoder, hexToBytes, hexWriter } from "../../contract/hex.ts";
+import { bytesToHex, hexDecoder, hexInto, hexToBytes, hexWriter } from "../../contract/hex.ts";
 import { expectSameBytes, expectSamePages } from "../helpers/bytes.ts";
 
 /** The reference: one byte at a time into a Map of zeroed pages. */
@@ -136,6 +136,16 @@ describe("hex decoding", () => {
       }),
       { seed: 14, numRuns: 40 },
     );
+  });
+
+  it("hexDecoder writes nothing when `at` is past the target's end (inside or past its ArrayBuffer), as hexInto", () => {
+    const text = bytesToHex(Uint8Array.from([1, 2, 3, 4]));
+    for (const decode of [hexDecoder(), hexInto]) {
+      const slab = new Uint8Array(64).fill(0x5a);
+      const target = slab.subarray(16, 32);
+      for (const [from, at] of [[0, 17], [2, 20], [1, 40], [0, 100]] as const) decode(text, from, 2, target, at);
+      expectSameBytes(slab, new Uint8Array(64).fill(0x5a));
+    }
   });
 
   it("one hexDecoder writes each batch where it is told, views of different buffers in any order, never past a view's end", () => {
