@@ -84,12 +84,6 @@ export function hexDecoder(): HexDecoder {
   };
 }
 
-/** hexDecoder for one target: `write(text, from, count, at)`. */
-export function hexWriter(target: Uint8Array): (text: string, from: number, count: number, at: number) => void {
-  const decode = hexDecoder();
-  return (text, from, count, at) => decode(text, from, count, target, at);
-}
-
 export function hexToBytes(text: string): Uint8Array {
   const out = new Uint8Array(text.length >> 1);
   hexInto(text, 0, out.length, out, 0);
