@@ -56,6 +56,10 @@ export interface Guest {
 /**
  * Writes `bytes` at linear address `linear` through the page tables at `cr3` (the layout's
  * addresses are linear: a kernel in the upper half has its tables written where they map to).
+ * `walk` translates each page's linear address to a physical one (null: not mapped); the default
+ * walks the tables afresh every time. A walk that remembers its answers must forget them all once
+ * a write lands in a page-table frame (writeLayout's does), or later writes go where the old
+ * tables said.
  */
 export function writeLinear(memory: GuestMemory, cr3: bigint, linear: bigint, bytes: Uint8Array | readonly number[], what = "data",
   walk: (at: bigint) => bigint | null = (at) => translate((a) => memory.read64(a), cr3, at).physical): void {

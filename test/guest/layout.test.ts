@@ -11,7 +11,7 @@ import type { Engine } from "../../contract/engine.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import {
-  Assembler, Code, DEFAULT_LAYOUT, GuestMemory, HALT_LOOP, PTE, Register as R, TSS_OFFSETS, abs, buildGuest, cr3Of, decodeDescriptor, decodeGate,
+  Assembler, Code, DEFAULT_LAYOUT, DEFAULT_MAPPINGS, GuestMemory, HALT_LOOP, PTE, Register as R, TSS_OFFSETS, abs, buildGuest, cr3Of, decodeDescriptor, decodeGate,
   defineLayout, encodeDescriptor, encodeGate, identity, layoutMemory, percpuOffset, selector, starFor, translate, type GuestLayout,
 } from "../../guest/index.ts";
 import { vectorPath } from "../helpers/fixture.ts";
@@ -199,6 +199,29 @@ describe("page tables translate as the mappings say", () => {
       }),
       { numRuns: 60, seed: 5 },
     );
+  });
+
+  it("a layout write into a page-table frame remaps what later writes go through (no remembered walk outlives it)", () => {
+    // 6–8 MiB through the 4 KiB table at 0x4000, present. The per-CPU fields (base 0, written in
+    // order) write at 6 MiB, then replace the PTE of 6 MiB (at 0x4000, identity-mapped) to point
+    // at 0x50000, then write at 6 MiB + 8: a fresh walk sends that last write to 0x50008.
+    const remapped = 0x50000n | PTE.P | PTE.RW;
+    const layout = defineLayout({
+      paging: { mappings: [...DEFAULT_MAPPINGS.slice(0, 3), identity(6n * MiB, 2n * MiB, "4K", false)] },
+      percpu: {
+        base: 0n,
+        fields: [
+          { name: "before", offset: 0x60_0000, value: 0x1111n },
+          { name: "pte", offset: 0x4000, value: remapped },
+          { name: "after", offset: 0x60_0008, value: 0x2222n },
+        ],
+      },
+    });
+    const memory = layoutMemory(layout);
+    const cr3 = cr3Of(layout.paging);
+    expect(memory.read64(0x4000n)).toBe(remapped);
+    expect(translate(read64(memory), cr3, 6n * MiB + 8n).physical).toBe(0x50008n);
+    expect([memory.read64(6n * MiB), memory.read64(0x50008n), memory.read64(6n * MiB + 8n)]).toEqual([0x1111n, 0x2222n, 0n]);
   });
 
   it("refuses overlapping or misaligned mappings and an exhausted table pool", () => {
