@@ -149,9 +149,12 @@ describe("B hands out only the memory the lockstep compares (Engine.state's rang
       for (let i = 0; i < 3; i++) engine.step();
       const ranges = engine.touched();
       expect(ranges.length).toBeGreaterThan(0);
+      // peekState(ranges) where the engine has it (its pages are views), read first: before a
+      // state() (spec: which hands its working copy's pages over) its pages are the working copy's
+      // own (spec's MemoryDraft.peek, owned index). Then state() and state(ranges).
+      const peeked = engine.peekState === undefined ? [] : [engine.peekState(ranges)];
       const full = engine.state();
-      // state(ranges), and peekState(ranges) where the engine has it (impl: its pages are views).
-      for (const part of [engine.state(ranges), ...(engine.peekState === undefined ? [] : [engine.peekState(ranges)])]) {
+      for (const part of [...peeked, engine.state(ranges)]) {
         expect(compareStates(full, part, { rule: "exact", memory: ranges }).differences).toEqual([]);
         for (const r of ranges)
           for (let page = Number(r.start >> 12n); page <= Number((r.end - 1n) >> 12n); page++) {
@@ -163,6 +166,35 @@ describe("B hands out only the memory the lockstep compares (Engine.state's rang
       }
     }
     expect(new ImplEngine().peekState).toBeDefined();
+  });
+
+  it("spec's peekState and touched() after every step leave its run as it is (events, final state)", () => {
+    // Writes on several pages (stack, 0x30000, 0x31000, 0x32000), two of them to a page already
+    // written (owned by the working copy): mov [0x30000], eax; push rax; mov [0x31000], ebx;
+    // mov [0x30008], ebx; push rbx; mov [0x32000], eax; mov [0x31010], eax; nop; hlt.
+    const code = [0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0x50, 0x89, 0x1c, 0x25, 0x00, 0x10, 0x03, 0x00, 0x89, 0x1c, 0x25, 0x08, 0x00, 0x03, 0x00, 0x53,
+      0x89, 0x04, 0x25, 0x00, 0x20, 0x03, 0x00, 0x89, 0x04, 0x25, 0x10, 0x10, 0x03, 0x00, 0x90, 0xf4];
+    const start = stateFromMachine(withCode(kernelMachine(), code));
+    // `peeking` is read with peekState and touched() after every step, `plain` only stepped, and
+    // `copied` read with state() after every step (what the peeked view must equal).
+    const peeking = new SpecEngine(), plain = new SpecEngine(), copied = new SpecEngine();
+    for (const e of [peeking, plain, copied]) e.load(start, "intel");
+    const all = [{ start: 0n, end: 1n << 52n }];
+    const pages = new Set<number>();
+    const kinds: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const event = peeking.step();
+      const peeked = peeking.peekState(all);
+      for (const r of peeking.touched()) for (let p = r.start >> 12n; p < r.end >> 12n; p++) pages.add(Number(p));
+      kinds.push(event.kind);
+      expect(event).toEqual(plain.step());
+      expect(event).toEqual(copied.step());
+      expect(compareStates(copied.state(), peeked, { rule: "exact", memory: "all" }).differences).toEqual([]);
+    }
+    expect(kinds.slice(0, 9)).toEqual([...Array<string>(8).fill("retired"), "halted"]);
+    expect(pages.size).toBeGreaterThanOrEqual(4);
+    expect(compareStates(plain.state(), peeking.state(), { rule: "exact", memory: "all" }).differences).toEqual([]);
+    expect(peeking.touched()).toEqual(plain.touched());
   });
 
   it("a write only B makes, to a page A never writes, is a divergence at that step", () => {
