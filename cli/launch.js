@@ -136,6 +136,8 @@ async function build(entry, paths) {
     // thread that built (a campaign's worker thread running its cases) reaps it at once. Left
     // running, it stayed idle until the thread ended, then became a zombie nothing reaps (a thread
     // that ends right after its build may still leave one: esbuild gives no way to wait for it).
+    // stop() ends the one service of this thread: it would also end a second build running
+    // concurrently in the same thread (none does today: each thread builds one entry at a time).
     await esbuild.stop();
   }
 }

@@ -208,6 +208,33 @@ await compileAhead([new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/ah
     expect(statSync(compiled).mtimeMs).toBe(built);
   });
 
+  it("a build stops esbuild's service: the child process esbuild spawned is killed, its pipes closed", async () => {
+    // Seen on the ChildProcess esbuild spawns (child_process.spawn wrapped before esbuild loads),
+    // whose flags kill() and destroy() set at once: no waiting. (process.getActiveResourcesInfo()
+    // lists nothing either way, for esbuild unrefs its idle service.) Left running, the service of a
+    // worker thread that built became a zombie once the thread ended.
+    writeFileSync(join(scratch, "src/stopped.ts"), "export const stopped: number = 1;\n");
+    const script = `import childProcess from "node:child_process";
+const spawned = [];
+const spawn = childProcess.spawn;
+childProcess.spawn = (...args) => {
+  const child = spawn(...args);
+  spawned.push(child);
+  return child;
+};
+const { compileAhead } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
+await compileAhead([new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/stopped.ts")).href)})]);
+console.log(JSON.stringify(spawned.map((c) => ({ file: c.spawnfile, killed: c.killed, stdin: c.stdin.destroyed, stdout: c.stdout.destroyed }))));`;
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, timeout: 60_000 }, (error, out) => (error === null ? resolve(out) : reject(error)));
+    });
+    const children = JSON.parse(stdout) as { file: string; killed: boolean; stdin: boolean; stdout: boolean }[];
+    expect(children).toHaveLength(1);
+    expect(children[0]!.file).toMatch(/esbuild$/);
+    expect(children[0]).toMatchObject({ killed: true, stdin: true, stdout: true });
+    expect(existsSync(compiledEntry("src-stopped-ts.json"))).toBe(true);
+  });
+
   it("a source that does not compile falls back to tsx, whose error the process reports", async () => {
     writeFileSync(join(scratch, "src/dep.ts"), "export const value: string = ;\n");
     const broken = await run();

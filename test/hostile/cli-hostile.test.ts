@@ -5,7 +5,7 @@
 // stack trace, in bounded time and memory — measured in child processes (test/hostile/measure.mjs,
 // from process.resourceUsage()), several cases a process to keep `npm test` quick. The issue's full
 // sizes run with RINGSPEC_HOSTILE=full (`npm run fuzz`).
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, openSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,19 +32,33 @@ const LIMITS = FULL ? { seconds: 300, rssMiB: 2_500 } : { seconds: 90, rssMiB: 1
 let dir = "";
 const file = (name: string) => join(dir, name);
 
-/** Runs the jobs in one child process; their measurements in order. */
-function measure(jobs: Job[]): Promise<Measured[]> {
+/** Runs the jobs in one child process; each job's measurement as soon as the child reports it
+ *  (one line per job, in order), so that a test waits only for the jobs it checks. */
+function measure(jobs: Job[]): Promise<Measured>[] {
   const jobsFile = file(`jobs-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(jobsFile, JSON.stringify(jobs));
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [MEASURE, jobsFile], { cwd: ROOT, timeout: LIMITS.seconds * 1000 * jobs.length, maxBuffer: 256 << 20 }, (error, stdout, stderr) => {
-      if (error !== null) {
-        reject(new Error(`measure.mjs failed (${error.message}): ${stderr.slice(0, 2000)}`));
-        return;
-      }
-      resolve(stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Measured));
-    });
+  const settle = jobs.map(() => ({ resolve: (_: Measured) => {}, reject: (_: Error) => {} }));
+  const results = settle.map((s) => new Promise<Measured>((resolve, reject) => Object.assign(s, { resolve, reject })));
+  // A job nobody awaits yet must not count as an unhandled rejection when the child fails.
+  for (const r of results) r.catch(() => {});
+  const child = spawn(process.execPath, [MEASURE, jobsFile], { cwd: ROOT, timeout: LIMITS.seconds * 1000 * jobs.length, stdio: ["ignore", "pipe", "pipe"] });
+  let pending = "";
+  let stderr = "";
+  let next = 0;
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    pending += chunk;
+    for (let at = pending.indexOf("\n"); at >= 0; at = pending.indexOf("\n")) {
+      const line = pending.slice(0, at);
+      pending = pending.slice(at + 1);
+      if (line !== "" && next < settle.length) settle[next++]!.resolve(JSON.parse(line) as Measured);
+    }
   });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  child.on("close", (code, signal) => {
+    const error = new Error(`measure.mjs failed (exit ${code}, signal ${signal}, ${next} of ${jobs.length} jobs reported): ${stderr.slice(0, 2000)}`);
+    while (next < settle.length) settle[next++]!.reject(error);
+  });
+  return results;
 }
 
 /** What every case must do: its exit status, no stack trace, within the bounds; a refusal is one
@@ -141,31 +155,39 @@ function perEngineJobs(): { hog: (engine: string) => Job[]; bomb: (engine: strin
  * process, so each case's bound holds for a figure at least its own).
  * With RINGSPEC_HOSTILE=full the quick cases, each engine's hog and each engine's bomb run in
  * processes of their own, so that the figures printed for the README are theirs alone.
+ * Each job's figures arrive as the child reports them, so each test waits (under its own timeout)
+ * only for its part: the first test for the quick cases, not for the hogs and bombs after them.
  */
-let measured: Promise<{ quick: Measured[]; outside: ReturnType<typeof formerlyImplOnly>; hog: Measured[]; bomb: Measured[] }> | undefined;
-function allCases(): NonNullable<typeof measured> {
-  measured ??= (async () => {
+type Cases = { quick: Promise<Measured[]>; outside: ReturnType<typeof formerlyImplOnly>; hog: Promise<Measured[]>; bomb: Promise<Measured[]> };
+let measured: Cases | undefined;
+function allCases(): Cases {
+  measured ??= (() => {
     const quick = quickJobs();
     const { hog, bomb } = perEngineJobs();
     const engines = ["impl", "spec"];
-    const batches = FULL ? [quick.jobs, ...engines.map(hog), ...engines.map(bomb)] : [[...quick.jobs, ...engines.flatMap(hog), ...engines.flatMap(bomb)]];
-    const ms = (await Promise.all(batches.map((jobs) => measure(jobs)))).flat();
-    const quickNames = new Set(quick.jobs.map((j) => j.name));
-    const isBomb = (m: Measured) => m.name.startsWith("block bomb");
+    const hogJobs = engines.flatMap(hog);
+    const bombJobs = engines.flatMap(bomb);
+    const batches = FULL ? [quick.jobs, ...engines.map(hog), ...engines.map(bomb)] : [[...quick.jobs, ...hogJobs, ...bombJobs]];
+    const ms = batches.flatMap((jobs) => measure(jobs));
+    const part = (from: number, count: number) => {
+      const p = Promise.all(ms.slice(from, from + count));
+      p.catch(() => {});
+      return p;
+    };
     return {
-      quick: ms.filter((m) => quickNames.has(m.name)),
+      quick: part(0, quick.jobs.length),
       outside: quick.outside,
-      hog: ms.filter((m) => !quickNames.has(m.name) && !isBomb(m)),
-      bomb: ms.filter(isBomb),
+      hog: part(quick.jobs.length, hogJobs.length),
+      bomb: part(quick.jobs.length + hogJobs.length, bombJobs.length),
     };
   })();
   return measured;
 }
+/** The quick cases only: they run first in the process, so their test need not wait for the rest. */
 const quickCases = async () => {
-  const { quick, outside } = await allCases();
-  return { ms: quick, outside };
+  const { quick, outside } = allCases();
+  return { ms: await quick, outside };
 };
-const perEngineCases = allCases;
 
 describe("hostile input files (measured in child processes)", { timeout: LIMITS.seconds * 4 * 1000 }, () => {
   it("special files, caps and states outside the model: one line each, exit 2, at once", async () => {
@@ -194,7 +216,7 @@ describe("hostile input files (measured in child processes)", { timeout: LIMITS.
   });
 
   it("the page hog and many memory entries run on both engines, and their saved states reload", async () => {
-    const ms = (await perEngineCases()).hog;
+    const ms = await allCases().hog;
     expect(ms).toHaveLength(8);
     report(ms);
     for (const m of ms) expectCase(m, 0);
@@ -219,7 +241,7 @@ describe("hostile input files (measured in child processes)", { timeout: LIMITS.
   });
 
   it("the block bomb runs on impl in bounded memory and ends exactly as on spec", async () => {
-    const ms = (await perEngineCases()).bomb;
+    const ms = await allCases().bomb;
     expect(ms.map((m) => m.name)).toEqual(["block bomb (impl)", "block bomb (spec)"]);
     const [impl, spec] = ms;
     report([impl!, spec!]);
