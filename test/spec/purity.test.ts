@@ -30,17 +30,31 @@ function fields(m: Machine): unknown[] {
   return out;
 }
 
+/** Markers no field holds (unique symbols): each array and each object starts with its marker
+ *  and its length, so `{x: []}` and `{x: 0}`, or `[[1], 2]` and `[[1, 2]]`, flatten differently. */
+const ARRAY = Symbol("array");
+const OBJECT = Symbol("object");
+
 function flatten(v: unknown, out: unknown[]): void {
   if (typeof v !== "object" || v === null) out.push(v);
   else if (Array.isArray(v)) {
-    out.push(v.length);
+    out.push(ARRAY, v.length);
     for (const x of v) flatten(x, out);
   } else {
-    for (const k of Object.keys(v)) {
+    const keys = Object.keys(v);
+    out.push(OBJECT, keys.length);
+    for (const k of keys) {
       out.push(k);
       flatten((v as Record<string, unknown>)[k], out);
     }
   }
+}
+
+/** flatten's list for `v` (the check below). */
+function flat(v: unknown): unknown[] {
+  const out: unknown[] = [];
+  flatten(v, out);
+  return out;
 }
 
 function sameFields(a: readonly unknown[], b: readonly unknown[]): boolean {
@@ -158,6 +172,16 @@ function checkStepper(start: Machine, n: number, profile = INTEL): void {
 }
 
 describe("purity", () => {
+  it("the field lists tell an empty array or object from a primitive, and nesting from a longer array", () => {
+    const differ = (a: unknown, b: unknown) => expect(sameFields(flat(a), flat(b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(false);
+    differ({ x: [] }, { x: 0 });
+    differ({ x: {} }, { x: 0 });
+    differ({ x: [] }, { x: {} });
+    differ([[1], 2], [[1, 2]]);
+    differ({ x: { y: 1 }, z: 2 }, { x: { y: 1, z: 2 } });
+    expect(sameFields(flat({ x: [1, { y: 2n }] }), flat({ x: [1, { y: 2n }] }))).toBe(true);
+  });
+
   const vectors = readdirSync(vectorPath("").replace(/\.json$/, "")).filter((f) => f.endsWith(".json"));
 
   it("stepping any vector's initial state never changes that state (intel and amd)", () => {
