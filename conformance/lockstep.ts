@@ -4,7 +4,7 @@
 // (contract/compare.ts). Returns the first divergence. B hands out its state with only the memory
 // compared (Engine.state's ranges): handing out every page after every step was most of a step;
 // and without copying those pages where it can (Engine.peekState), as the state is dropped at once.
-import type { Engine, EngineEvent, EngineStop, PhysicalRange } from "../contract/engine.ts";
+import { ALL_MEMORY, type Engine, type EngineEvent, type EngineStop } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
 import { compareEvents, compareStates, unionRanges, type ComparisonRule, type FieldDifference } from "../contract/compare.ts";
@@ -36,7 +36,9 @@ export interface LockstepResult {
 
 export interface LockstepOptions {
   /** Ends the run (without a divergence) at a boundary whose state it accepts: for states outside
-   *  what both engines model alike (a known gap), not to hide a divergence. */
+   *  what both engines model alike (a known gap), not to hide a divergence. The state it is given
+   *  after a step is engine A's peeked view (Engine.peekState: its pages may be the engine's own),
+   *  to be read during the call and not kept past it. */
   readonly stopAt?: (state: ArchState) => boolean;
   /** Default `exact` (two engines of this project share the model choices); `architectural` for
    *  an outside engine. */
@@ -44,9 +46,6 @@ export interface LockstepOptions {
   /** Default 60 s. */
   readonly timeoutMs?: number;
 }
-
-/** Every physical address (MAXPHYADDR 52 at most): peekState's ranges for a whole state. */
-const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
 
 /** One line for an event, with its address. */
 export function eventLine(e: EngineEvent): string {

@@ -138,6 +138,10 @@ export interface PhysicalRange {
   readonly end: bigint;
 }
 
+/** Every physical address (MAXPHYADDR 52 at most): the ranges of a whole state (e.g. for
+ *  peekState when all memory is compared). */
+export const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
+
 export interface Engine {
   /** Replaces the whole machine (registers, memory, the run-time `cpu` block) and the profile. */
   load(state: ArchState, profile: ProfileName): void;
@@ -152,8 +156,10 @@ export interface Engine {
    *  lockstep, which compares memory only where either engine wrote, after every step. */
   state(memory?: readonly PhysicalRange[]): ArchState;
   /** As `state(memory)`, for a comparison made at once: the pages may be views of the engine's own
-   *  memory instead of copies, valid only until the engine's next call (a lockstep compares B's
-   *  state after every step and keeps none of it). Optional: callers fall back to `state`. */
+   *  memory instead of copies, valid only until the engine's next load/step/run/raise (calls that
+   *  only read, touched() or state(), leave them valid: a lockstep compares B's state after every
+   *  step, asking touched() while it holds it, and keeps none of it). Optional: callers fall
+   *  back to `state`. */
   peekState?(memory: readonly PhysicalRange[]): ArchState;
   /** Makes an event pending (takes effect at the next boundary). */
   raise(event: RaiseRequest): void;

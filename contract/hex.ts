@@ -75,16 +75,13 @@ export function hexDecoder(): HexDecoder {
   return (text, from, count, target, at) => {
     if (target.buffer !== buffer) view = NATIVE.from((buffer = target.buffer));
     // A substring of a flat string is a view (no copy); the whole text when it fits as it is.
-    // At most to the target's end, as a Buffer over the target alone would write.
-    const n = Math.min(count, target.length - at);
+    // At most to the target's end, as a Buffer over the target alone would write; nothing at or
+    // past it (a negative count would swap substring's bounds; an offset past the ArrayBuffer
+    // throws), as hexInto writes nothing there.
+    const n = Math.max(0, Math.min(count, target.length - at));
+    if (n === 0) return;
     view!.write(from === 0 && n << 1 === text.length ? text : text.substring(from << 1, (from + n) << 1), target.byteOffset + at, n, "hex");
   };
-}
-
-/** hexDecoder for one target: `write(text, from, count, at)`. */
-export function hexWriter(target: Uint8Array): (text: string, from: number, count: number, at: number) => void {
-  const decode = hexDecoder();
-  return (text, from, count, at) => decode(text, from, count, target, at);
 }
 
 export function hexToBytes(text: string): Uint8Array {

@@ -3,7 +3,7 @@
 // The devices (docs/devices.md) are the engine's own where it has them, else kernel/devices' model
 // around it (kernel/engines.ts). With `lockstep`, spec and impl run side by side and must agree at
 // every step.
-import type { EngineEvent, PhysicalRange, StepView, StopReason } from "../contract/engine.ts";
+import { ALL_MEMORY, type EngineEvent, type StepView, type StopReason } from "../contract/engine.ts";
 import type { ArchState } from "../contract/state.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import { hex } from "../contract/hex.ts";
@@ -55,9 +55,6 @@ export interface KernelRunOptions {
    *  physical address space, not just the loader's memory_size) stops with `memory-limit`. */
   readonly memoryLimitBytes?: number;
 }
-
-/** Every physical address (MAXPHYADDR 52 at most): peekState's ranges for a whole state. */
-const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
 
 /** impl's own page budget (256 MiB), for every engine: spec has none of its own. */
 export const KERNEL_MEMORY_LIMIT = 256 * 1024 * 1024;

@@ -123,6 +123,8 @@ export class SpecEngine implements Engine {
 
   /** Steps from here on start from `m`. */
   private startFrom(m: Machine): void {
+    // touched()'s memo holds the old working copy (its draft and pages): let it go with it.
+    this.touchedMemo = null;
     const coverage = this.options.coverage;
     this.stepper = new Stepper(m, { profile: this.profile, maxPages: this.maxPages, ...(coverage === undefined ? {} : { coverage }) });
   }
@@ -180,11 +182,10 @@ export class SpecEngine implements Engine {
   }
 
   /** Engine.peekState: the state now, its pages those of the working copy (valid until the next
-   *  step), every backed page whatever `memory` says. Unlike state(), it leaves the working copy
+   *  load/step/run/raise), every backed page whatever `memory` says. Unlike state(), it leaves the working copy
    *  its pages: after a state() the next write to each page copies it again (persistent memory),
    *  and the fetch's code-page memo starts again, which costs the next step more than the state. */
-  peekState(memory: readonly PhysicalRange[]): ArchState {
-    void memory;
+  peekState(_memory: readonly PhysicalRange[]): ArchState {
     const stepper = this.steps();
     return { ...withOwnRegisters(stepper.registers), memory: stepper.peekMemory().pages() };
   }

@@ -9,7 +9,7 @@ import type { EmulatorOptions } from "../../engines/emulators.ts";
 import { ProcessEngine } from "../../engines/process/engine.ts";
 import { servedCapabilities } from "../../engines/process/server.ts";
 import { SpecEngine } from "../../spec/engine.ts";
-import { PlantedEngine, plantedBug } from "../planted.ts";
+import { PLANTED_BUG_NAMES, PlantedEngine, plantedBug } from "../planted.ts";
 import type { EngineSource } from "./run.ts";
 
 // The registry names every engine, `process` included.
@@ -36,6 +36,7 @@ export function inProcess(choice: EngineChoice): boolean {
 /** A source for `choice`; `coverage` collects the rules a spec engine exercises. */
 export function engineSource(choice: EngineChoice, coverage?: Set<string>): EngineSource {
   if (choice.name === "process") {
+    if (choice.plant !== undefined) throw new Error(cannotPlant(choice.name));
     const command = choice.command;
     if (command === undefined || command.trim() === "") throw new Error("the process engine needs a command (--cmd)");
     return {
@@ -45,15 +46,21 @@ export function engineSource(choice: EngineChoice, coverage?: Set<string>): Engi
   }
   const entry = engineEntry(choice.name);
   if (entry === undefined) throw new Error(`no engine called ${JSON.stringify(choice.name)}`);
-  const spec = choice.name === "spec" && coverage !== undefined ? () => new SpecEngine({ coverage }) : undefined;
+  const specWithCoverage = choice.name === "spec" && coverage !== undefined ? () => new SpecEngine({ coverage }) : undefined;
   if (choice.plant !== undefined) {
+    const create = specWithCoverage ?? entry.create;
+    if (create === undefined) throw new Error(cannotPlant(choice.name));
     const bug = plantedBug(choice.plant);
-    const create = spec ?? entry.create;
-    if (bug === undefined || create === undefined) throw new Error(`no bug ${JSON.stringify(choice.plant)} to plant on ${choice.name}`);
+    if (bug === undefined) throw new Error(`plant: expected one of ${PLANTED_BUG_NAMES.join(", ")}, got ${JSON.stringify(choice.plant)}`);
     // What `serve --engine NAME --plant BUG` says of itself in its hello.
     const capabilities = servedCapabilities(`${entry.name} with ${bug.name}`, false);
     return { name: capabilities.name, open: async (): Promise<AsyncEngine> => asAsync(new PlantedEngine(create(), bug), capabilities) };
   }
-  if (spec !== undefined) return { name: "spec", open: async (): Promise<AsyncEngine> => asAsync(spec(), entry.capabilities) };
+  if (specWithCoverage !== undefined) return { name: "spec", open: async (): Promise<AsyncEngine> => asAsync(specWithCoverage(), entry.capabilities) };
   return { name: entry.name, open: () => entry.open(choice.emulator === undefined ? {} : { emulator: choice.emulator }) };
+}
+
+/** Bugs are planted on an engine made in this process (`create`); others plant their own. */
+function cannotPlant(name: string): string {
+  return `plant: a bug is planted on ${ENGINE_NAMES.join(" or ")} (a process engine plants with \`serve --plant\`), not on ${name}`;
 }

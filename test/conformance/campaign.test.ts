@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { runCampaign, type CampaignControl, type CampaignPlan } from "../../conformance/campaign/campaign.ts";
+import { engineSource } from "../../conformance/campaign/engines.ts";
 import { ProcessEngine } from "../../engines/process/engine.ts";
 import type { AsyncEngine } from "../../contract/engine.ts";
 import { campaignResult, mergeResults, ResultJson, type CampaignResult } from "../../conformance/campaign/result.ts";
@@ -98,6 +99,18 @@ describe("a short campaign, spec against impl", () => {
       JSON.stringify(caseValue(caseId(families, 7, 12)), (_, x) => (typeof x === "bigint" ? x.toString() : x)),
     );
     expect(new Set(Array.from({ length: 1000 }, (_, i) => caseSeed(7, i))).size).toBe(1000);
+  });
+});
+
+describe("a campaign's engine choices (the API; the CLI refuses these before, test/cli/conform)", () => {
+  it("an unknown bug to plant: one line naming the field and the bugs there are", () => {
+    for (const name of ["spec", "impl"]) expect(() => engineSource({ name, plant: "no-such-bug" })).toThrow(/^plant: expected one of sysret-no-r11-mask, .*, got "no-such-bug"$/);
+  });
+
+  it("a bug planted on an engine that is not made in this process: one line naming the field and the engine", () => {
+    for (const name of ["qemu", "process"]) {
+      expect(() => engineSource({ name, command: "x", plant: "swapgs-noop" })).toThrow(new RegExp(`^plant: a bug is planted on spec or impl \\(.*\\), not on ${name}$`));
+    }
   });
 });
 

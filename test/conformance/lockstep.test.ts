@@ -14,7 +14,7 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import type { ArchState } from "../../contract/state.ts";
 import { stateToJson } from "../../contract/state.ts";
-import type { Engine, PhysicalRange } from "../../contract/engine.ts";
+import { ALL_MEMORY, type Engine, type PhysicalRange } from "../../contract/engine.ts";
 import { compareStates } from "../../contract/compare.ts";
 import { stateFromMachine } from "../../spec/machine/machine.ts";
 import { kernelMachine, kernelState, userMachine, withBytes, withCode } from "../helpers/fixture.ts";
@@ -179,12 +179,11 @@ describe("B hands out only the memory the lockstep compares (Engine.state's rang
     // `copied` read with state() after every step (what the peeked view must equal).
     const peeking = new SpecEngine(), plain = new SpecEngine(), copied = new SpecEngine();
     for (const e of [peeking, plain, copied]) e.load(start, "intel");
-    const all = [{ start: 0n, end: 1n << 52n }];
     const pages = new Set<number>();
     const kinds: string[] = [];
     for (let i = 0; i < 10; i++) {
       const event = peeking.step();
-      const peeked = peeking.peekState(all);
+      const peeked = peeking.peekState(ALL_MEMORY);
       for (const r of peeking.touched()) for (let p = r.start >> 12n; p < r.end >> 12n; p++) pages.add(Number(p));
       kinds.push(event.kind);
       expect(event).toEqual(plain.step());

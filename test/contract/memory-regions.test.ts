@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { pagesFromRegions, pageSlab, PAGE_SIZE } from "../../contract/state.ts";
-import { bytesToHex, hexDecoder, hexToBytes, hexWriter } from "../../contract/hex.ts";
+import { bytesToHex, hexDecoder, hexInto, hexToBytes } from "../../contract/hex.ts";
 import { expectSameBytes, expectSamePages } from "../helpers/bytes.ts";
 
 /** The reference: one byte at a time into a Map of zeroed pages. */
@@ -118,7 +118,7 @@ describe("pagesFromRegions", () => {
 });
 
 describe("hex decoding", () => {
-  it("hexToBytes and hexWriter invert bytesToHex, in either case, for any part of the text at any place", () => {
+  it("hexToBytes and hexDecoder invert bytesToHex, in either case, for any part of the text at any place", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 3000 }), fc.nat(), fc.nat(), fc.nat({ max: 16 }), (bytes, a, b, at) => {
         const text = bytesToHex(bytes);
@@ -128,7 +128,7 @@ describe("hex decoding", () => {
         const count = b % (bytes.length - from + 1);
         for (const digits of [text, text.toUpperCase()]) {
           const target = new Uint8Array(bytes.length + 32).fill(0x5a);
-          hexWriter(target.subarray(8))(digits, from, count, at);
+          hexDecoder()(digits, from, count, target.subarray(8), at);
           const want = new Uint8Array(target.length).fill(0x5a);
           want.set(bytes.subarray(from, from + count), 8 + at);
           expectSameBytes(target, want);
@@ -136,6 +136,16 @@ describe("hex decoding", () => {
       }),
       { seed: 14, numRuns: 40 },
     );
+  });
+
+  it("hexDecoder writes nothing when `at` is past the target's end (inside or past its ArrayBuffer), as hexInto", () => {
+    const text = bytesToHex(Uint8Array.from([1, 2, 3, 4]));
+    for (const decode of [hexDecoder(), hexInto]) {
+      const slab = new Uint8Array(64).fill(0x5a);
+      const target = slab.subarray(16, 32);
+      for (const [from, at] of [[0, 17], [2, 20], [1, 40], [0, 100]] as const) decode(text, from, 2, target, at);
+      expectSameBytes(slab, new Uint8Array(64).fill(0x5a));
+    }
   });
 
   it("one hexDecoder writes each batch where it is told, views of different buffers in any order, never past a view's end", () => {

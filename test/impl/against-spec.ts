@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from "node:util";
 import { expect } from "vitest";
 import type { ArchState } from "../../contract/state.ts";
 import type { ProfileName } from "../../contract/profile.ts";
-import type { EngineStop, PhysicalRange } from "../../contract/engine.ts";
+import { ALL_MEMORY, type EngineStop, type PhysicalRange } from "../../contract/engine.ts";
 import { compareStates, unionRanges } from "../../contract/compare.ts";
 import { lockstep } from "../../conformance/lockstep.ts";
 import { SpecEngine } from "../../spec/engine.ts";
@@ -53,9 +53,6 @@ export function implRun(state: ArchState, steps: number, opts: ImplEngineOptions
   // their states are only compared.
   return { stop, state: impl.peekState(ALL_MEMORY), touched };
 }
-
-/** Every physical address: the ranges of a whole state. */
-const ALL_MEMORY = [{ start: 0n, end: 1n << 52n }];
 
 export interface AgainstSpecResult {
   readonly state: ArchState;

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import type { ArchState } from "../../../contract/state.ts";
 import { compareStates } from "../../../contract/compare.ts";
+import { ALL_MEMORY } from "../../../contract/engine.ts";
 import { ImplEngine, type ImplEngineOptions } from "../../../impl/engine.ts";
 import {
   Assembler, Code, Register as R, abs, mem, buildGuest, defineLayout, DEFAULT_MAPPINGS, identity, percpuOffset,
@@ -193,10 +194,9 @@ function pageFaultGuest(hook: (s: Section) => void): ArchState {
   return buildGuest(l, { code: a.assemble(), start: { ring: 3, kernelGsBase: 0n, regs: { r15: BigInt(ROUNDS) } } }).state;
 }
 
-/** Every physical address: the ranges of a whole state. The ends below are the engines' own pages
- *  (Engine.peekState: views, not copies, valid until the engine's next call; no engine is called
- *  again), compared as the copies state() made were: hundreds of runs each copied every page. */
-const ALL_MEMORY = [{ start: 0n, end: 1n << 52n }];
+// The ends below are the engines' own pages (Engine.peekState over ALL_MEMORY: views, not copies,
+// valid until the engine's next load/step/run/raise; no engine is called again), compared as the
+// copies state() made were: hundreds of runs each copied every page.
 
 /** Every configuration's end must be the first's: the same stop and the same state, every field and
  *  every byte of memory (contract/compare.ts, exact rule, all memory: what comparing the states'
