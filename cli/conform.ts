@@ -68,7 +68,8 @@ Cases:
   --time SECONDS        run cases until the time is up
   --seed S              the campaign's seed (default: random, printed); case i is always the
                         same case for the same seed and families
-  --families LIST       comma-separated, default all: ${FAMILY_NAMES.join(",")}
+  --families LIST       comma-separated (no spaces), default all of
+${wrapList(FAMILY_NAMES, 24, 100)}
   --profile intel|amd|both   vendor behaviour (default both: each case's own)
   --case I              run only case I (a replay: it is shrunk and printed in full)
   --every N             compare the states every N steps (events every step); a difference

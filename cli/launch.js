@@ -100,7 +100,9 @@ function withSourceUrl(path) {
 }
 
 /** A relative module specifier of a source in an import, export or import() of esbuild's output
- *  (which writes every specifier in double quotes). */
+ *  (which writes every specifier in double quotes). This and the regexes below also match such
+ *  text inside a string literal (contract/load-sections.ts's generated header): harmless, as the
+ *  string is only used by its test, which vitest runs from the sources, never this copy. */
 const RELATIVE_SOURCE_IMPORT = /((?:\bfrom|\bimport)\s*\(?\s*")(\.{1,2}\/[^"]*?)\.(?:m?ts|m?js)(")/g;
 
 /** The same, the whole specifier (the source it names, relative to the importing source). */

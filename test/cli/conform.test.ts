@@ -10,6 +10,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.ts";
 import type { Io } from "../../cli/io.ts";
 import { liveProcessEngines } from "../../engines/process/engine.ts";
+import { FAMILY_NAMES } from "../../conformance/campaign/families.ts";
+import { PLANTED_BUG_NAMES } from "../../conformance/planted.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FIXTURE = fileURLToPath(new URL("../engines/fixtures/misbehaving-engine.sh", import.meta.url));
@@ -45,6 +47,16 @@ describe("conform: output and exit codes", () => {
     expect(result).toMatchObject({ format: "ringspec-conform/1", cases: 6, passed: 6, failed: 0, engines: { a: "spec", b: "impl" }, campaign: { seed: 3, families: ["msrcr"] } });
     expect(result.cases_per_s).toBeGreaterThan(0);
     expect(result.steps_per_s).toBeGreaterThan(0);
+  });
+
+  it("--help fits in 100 columns and names every family --families takes and every bug --plant takes", async () => {
+    const r = await cli(["conform", "--help"]);
+    expect(r.code).toBe(0);
+    const wide = r.stdout.split("\n").filter((line) => line.length > 100);
+    expect(wide).toEqual([]);
+    const listed = (from: string, to: string) => r.stdout.slice(r.stdout.indexOf(from), r.stdout.indexOf(to)).split(/[\s,]+/);
+    for (const family of FAMILY_NAMES) expect(listed("--families LIST", "--profile")).toContain(family);
+    for (const bug of PLANTED_BUG_NAMES) expect(listed("--plant BUG", "Cases:")).toContain(bug);
   });
 
   it("bad arguments: one line, exit 2", async () => {
