@@ -4,7 +4,7 @@
 // (contract/compare.ts). Returns the first divergence. B hands out its state with only the memory
 // compared (Engine.state's ranges): handing out every page after every step was most of a step;
 // and without copying those pages where it can (Engine.peekState), as the state is dropped at once.
-import { ALL_MEMORY, type Engine, type EngineEvent, type EngineStop } from "../contract/engine.ts";
+import { ALL_MEMORY, peekedState, type Engine, type EngineEvent, type EngineStop } from "../contract/engine.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import type { ArchState } from "../contract/state.ts";
 import { compareEvents, compareStates, unionRanges, type ComparisonRule, type FieldDifference } from "../contract/compare.ts";
@@ -65,7 +65,7 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
     const written = unionRanges(a.touched(), b.touched());
     const differences = [
       ...compareEvents(eventA, eventB),
-      ...compareStates(stateA, b.peekState?.(written) ?? b.state(written), { rule, memory: written }).differences,
+      ...compareStates(stateA, peekedState(b, written), { rule, memory: written }).differences,
     ];
     if (differences.length === 0) return true;
     divergence = { step, eventA: eventLine(eventA), eventB: eventLine(eventB), differences };
@@ -76,7 +76,7 @@ export function lockstep(a: Engine, b: Engine, state: ArchState, profile: Profil
   // working copy its pages, where a state() after every step made the next step copy them again
   // and start its code-page memo over: most of a lockstep step's cost). So the runner's event hook,
   // not its state hook (which hands over copies of the states before and after every step).
-  const after = (): ArchState => a.peekState?.(ALL_MEMORY) ?? a.state();
+  const after = (): ArchState => peekedState(a, ALL_MEMORY);
   const run = runEngine(a, {
     maxSteps,
     timeoutMs: options.timeoutMs ?? 60_000,

@@ -171,6 +171,12 @@ export interface Engine {
   takeConsole?(): Uint8Array;
 }
 
+/** `engine.peekState(memory)` where the engine has it, else `engine.state(memory)`: a state to read
+ *  at once and not keep (see Engine.peekState). */
+export function peekedState(engine: Engine, memory: readonly PhysicalRange[]): ArchState {
+  return engine.peekState?.(memory) ?? engine.state(memory);
+}
+
 // ------------------------------------------------------------------------------------------------
 // The asynchronous boundary. An engine in another process (an emulator behind the JSON-lines
 // protocol, QEMU, Bochs, a GDB stub) cannot answer synchronously; every consumer that may drive

@@ -3,7 +3,7 @@
 // The devices (docs/devices.md) are the engine's own where it has them, else kernel/devices' model
 // around it (kernel/engines.ts). With `lockstep`, spec and impl run side by side and must agree at
 // every step.
-import { ALL_MEMORY, type EngineEvent, type StepView, type StopReason } from "../contract/engine.ts";
+import { ALL_MEMORY, peekedState, type EngineEvent, type StepView, type StopReason } from "../contract/engine.ts";
 import type { ArchState } from "../contract/state.ts";
 import type { ProfileName } from "../contract/profile.ts";
 import { hex } from "../contract/hex.ts";
@@ -143,8 +143,7 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
   // after a state(), the next write to each page copies it again and the code-page memo starts
   // over, which cost more than the state itself (every 16 steps of the C kernel's lockstep). A
   // trace window keeps states past their step: there, real states.
-  const peek = trace === undefined ? main.peekState?.bind(main) : undefined;
-  const stateNow = (): ArchState => peek?.(ALL_MEMORY) ?? main.state();
+  const stateNow = (): ArchState => (trace === undefined ? peekedState(main, ALL_MEMORY) : main.state());
 
   const onEvent = (step: number, event: EngineEvent): StepVerdict => {
     if (event.kind === "unsupported" || event.kind === "memory-limit") return undefined; // the runner ends the run
@@ -180,7 +179,7 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
         lastCpl = cpl;
         const ranges = full ? unionRanges(main.touched(), other.touched()) : [];
         // The other engine hands out only the memory compared (Engine.state's ranges).
-        differences = compareStates(after, other.peekState?.(ranges) ?? other.state(ranges), ranges);
+        differences = compareStates(after, peekedState(other, ranges), ranges);
         comparedStates++;
       }
       if (!sameBytes(bytes, otherBytes)) differences.push({ field: "console", a: bytesHex(bytes), b: bytesHex(otherBytes) });
