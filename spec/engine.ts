@@ -182,9 +182,10 @@ export class SpecEngine implements Engine {
   }
 
   /** Engine.peekState: the state now, its pages those of the working copy (valid until the next
-   *  load/step/run/raise), every backed page whatever `memory` says. Unlike state(), it leaves the working copy
-   *  its pages: after a state() the next write to each page copies it again (persistent memory),
-   *  and the fetch's code-page memo starts again, which costs the next step more than the state. */
+   *  load/step/run/raise), every backed page whatever `memory` says. Unlike state(), it leaves the
+   *  working copy its pages: after a state() the next write to each page copies it again
+   *  (persistent memory), and the fetch's code-page memo starts again, which costs the next step
+   *  more than the state. */
   peekState(_memory: readonly PhysicalRange[]): ArchState {
     const stepper = this.steps();
     return { ...withOwnRegisters(stepper.registers), memory: stepper.peekMemory().pages() };

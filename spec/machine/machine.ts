@@ -114,8 +114,8 @@ function copyRecord(m: MachineRegisters, memory: PhysicalMemory | undefined): Mu
 
 /**
  * Writes `value` into field `key` of `m` (a record the caller owns) and returns what the field held.
- * One named store per field, the most written first (RFLAGS: every arithmetic instruction): a keyed store `m[key] = value` that sees every
- * field name is V8's slow megamorphic path (a few per cent of the interrupt loop, where every
+ * One named store per field, the most written first (RFLAGS: every arithmetic instruction): a
+ * keyed store `m[key] = value` that sees every field name is V8's slow megamorphic path (a few per cent of the interrupt loop, where every
  * delivery, IRET and SWAPGS updates segments and the run state). The `never` makes a field added
  * to the machine without a case here a compile error.
  */
