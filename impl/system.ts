@@ -180,7 +180,7 @@ function flatAttr(type: number, dpl: number, l: number, db: number): number {
 }
 
 /** Loads a flat segment (fields at segments[b..]: base 0, limit 4 GiB) with a precomputed ATTR. */
-function flat(sg: Int32Array, b: number, selector: number, attr: number): void {
+export function flat(sg: Int32Array, b: number, selector: number, attr: number): void {
   sg[b + SEL] = selector;
   sg[b + BASE_LO] = 0;
   sg[b + BASE_HI] = 0;

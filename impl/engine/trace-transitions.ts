@@ -20,7 +20,7 @@ import {
 import {
   IRET_ENTRIES, IRET_STRIDE, R_CPL, R_CS, R_CS_ATTR, R_CS_BASE, R_CS_LIMIT, R_GENERATION, R_SS, R_SS_ATTR, R_SS_BASE, R_SS_LIMIT,
 } from "../tables/iret-cache.ts";
-import { FLAT_CODE64_DPL0, FLAT_CODE64_DPL3, FLAT_DATA_DPL0, FLAT_DATA_DPL3 } from "../system.ts";
+import { flat as loadFlat, FLAT_CODE64_DPL0, FLAT_CODE64_DPL3, FLAT_DATA_DPL0, FLAT_DATA_DPL3 } from "../system.ts";
 import type { Machine } from "../machine.ts";
 
 const {
@@ -82,17 +82,8 @@ export function storeMode(m: Machine, cpl: number, ac: boolean, cs: number, ss: 
   m.mode64 = true;
   if (cpl === 3) m.userAccess(ac);
   else m.supervisorAccess(ac);
-  storeFlat(sg, CS, cs, cpl === 3 ? FLAT_CODE64_DPL3 : FLAT_CODE64_DPL0);
-  if (!keepSs) storeFlat(sg, SS, ss, cpl === 3 ? FLAT_DATA_DPL3 : FLAT_DATA_DPL0);
-}
-
-function storeFlat(sg: Int32Array, seg: number, selector: number, attr: number): void {
-  const b = seg * SEG_STRIDE;
-  sg[b + SEL] = selector;
-  sg[b + BASE_LO] = 0;
-  sg[b + BASE_HI] = 0;
-  sg[b + LIMIT] = -1;
-  sg[b + ATTR] = attr;
+  loadFlat(sg, CS * SEG_STRIDE, cs, cpl === 3 ? FLAT_CODE64_DPL3 : FLAT_CODE64_DPL0);
+  if (!keepSs) loadFlat(sg, SS * SEG_STRIDE, ss, cpl === 3 ? FLAT_DATA_DPL3 : FLAT_DATA_DPL0);
 }
 
 /** Stores GS's base and KERNEL_GS_BASE as a trace's SWAPGS left them (the trace calls it as `MG`). */
@@ -158,6 +149,7 @@ export function sysretChecks(rcxHi: string): string {
  */
 export function sysretUpdates(r11Lo: string, keepSs: boolean): string {
   const ssSel = "((base + 8) | 3) & 65535";
+  // SYSRET-05
   return `const nf = (${r11Lo} & ${SYSRET_RFLAGS}) | 2; m.flags = nf; m.lazyOp = 0;` +
     // SYSRET-06, 07
     ` const base = (m.msr[${STAR_HI}] >>> 16) & 65535; modeCs = ((base + 16) | 3) & 65535;` +
