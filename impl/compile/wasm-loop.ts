@@ -293,9 +293,9 @@ interface WasmLoop {
    *  is the last flag-setting instruction and JNE closes the loop, so the iterations to its exit
    *  are the register's value: the wrapper computes them, the function runs exactly that many
    *  without the DEC or the test, and the wrapper writes the register and the DEC's record
-   *  (its CF, from the producer before it, is computed after the loop). -1: not counted. */
+   *  (its CF, from the producer before it, is computed after the loop); the DEC's size is then
+   *  `flag.size`. -1: not counted. */
   readonly counter: number;
-  readonly counterSize: number;
 }
 
 /** The WebAssembly translation of a self-looping block, or null when it has something declined. */
@@ -397,7 +397,7 @@ function translate(b: Block, dec: number): WasmLoop | null {
   const flag: FlagProducer = dec >= 0 ? { op: LAZY_DEC, size: insns[dec]!.operandSize } : w.flag!;
   return {
     bytes: moduleBytes([I32, I32], [I32], locals, [...prologue, ...body]), loads, stores, flag, carryIn: w.carryIn,
-    counter, counterSize: dec >= 0 ? insns[dec]!.operandSize : 0,
+    counter,
   };
 }
 
@@ -414,7 +414,7 @@ export function wrapperSource(b: Block, t: WasmLoop): string {
   if (t.counter >= 0) {
     // Iterations to the DEC's zero: the counter's value (unsigned at its size; 0 wraps, 2^size).
     const c = t.counter;
-    const wide = t.counterSize === 8;
+    const wide = t.flag.size === 8;
     run = `const cl = r[${2 * c}]${wide ? `, ch = r[${2 * c + 1}]` : ""}; let cnt = L0 + 1;` +
       ` if (${wide ? "ch === 0 && " : ""}cl !== 0 && (cl >>> 0) < cnt) cnt = cl >>> 0;` +
       ` const it = F(cnt, ${carryIn});`;
