@@ -3,10 +3,7 @@
 // not per step.
 import type { ArchState } from "./state.ts";
 import type { ProfileName } from "./profile.ts";
-import type { AsyncEngine, Engine, EngineCapabilities, EngineEvent, EngineStop, PhysicalRange, RaiseRequest } from "./engine.ts";
-
-/** Events after which `steps(n)` stops: the run cannot go on. */
-const ENDS: ReadonlySet<EngineEvent["kind"]> = new Set(["shutdown", "unsupported", "memory-limit", "exited"]);
+import { RUN_ENDING_EVENTS, type AsyncEngine, type Engine, type EngineCapabilities, type EngineEvent, type EngineStop, type PhysicalRange, type RaiseRequest } from "./engine.ts";
 
 class InProcess implements AsyncEngine {
   private closed = false;
@@ -29,7 +26,7 @@ class InProcess implements AsyncEngine {
     for (let i = 0; i < n; i++) {
       const event = engine.step();
       events.push(event);
-      if (ENDS.has(event.kind)) break;
+      if (RUN_ENDING_EVENTS.has(event.kind)) break;
       // run(0) steps nothing: `hlt` when the CPU is halted with nothing to wake it, `exit` once
       // the kernel has written the exit port.
       if (engine.run(0).reason !== "limit") break;

@@ -98,6 +98,9 @@ export type EngineEventKind = EngineEvent["kind"];
  * `exit`, `hlt` and `shutdown` are checked at every boundary before the step limit, so a run whose
  * last allowed step executes HLT with nothing to wake it stops with `hlt`.
  */
+/** Events after which a run cannot go on: `steps(n)` and a batched step answer stop after them. */
+export const RUN_ENDING_EVENTS: ReadonlySet<EngineEvent["kind"]> = new Set(["shutdown", "unsupported", "memory-limit", "exited"]);
+
 export type StopReason = "hlt" | "shutdown" | "limit" | "exit" | "unsupported" | "memory-limit" | "timeout" | "stopped";
 
 /** The reasons an engine's own `run` gives. */

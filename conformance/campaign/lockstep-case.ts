@@ -11,7 +11,7 @@
 //     located by bisection over the step limit (re-running both for k steps).
 // Raises scheduled by the case (model-based sequences) are made pending on both engines before
 // the first step that starts at their address.
-import type { AsyncEngine, EngineEvent, EngineStop, RaiseRequest, StepView } from "../../contract/engine.ts";
+import { RUN_ENDING_EVENTS, type AsyncEngine, type EngineEvent, type EngineStop, type RaiseRequest, type StepView } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
 import { compareEvents, compareStates, unionRanges, type ComparisonRule, type FieldDifference } from "../../contract/compare.ts";
@@ -71,8 +71,6 @@ function errorKind(e: unknown): string {
   const kind = typeof e === "object" && e !== null ? (e as { kind?: unknown }).kind : undefined;
   return typeof kind === "string" ? kind : "threw";
 }
-
-const ENDS = new Set<EngineEvent["kind"]>(["shutdown", "unsupported", "memory-limit", "exited"]);
 
 class Pair {
   readonly memoryFromTouched: boolean;
@@ -212,7 +210,7 @@ async function checkpoints(p: Pair, start: ArchState, profile: ProfileName): Pro
         divergence: { step: steps + n, before: checkpoint, eventA: eventsA.at(-1), eventB: eventsB.at(-1), stateA, stateB, differences, history: [...p.history], located: "run" },
       };
     }
-    const ended = eventsA.some((e) => ENDS.has(e.kind)) || eventsA.length < n;
+    const ended = eventsA.some((e) => RUN_ENDING_EVENTS.has(e.kind)) || eventsA.length < n;
     steps += eventsA.filter((e) => e.kind !== "unsupported" && e.kind !== "memory-limit").length;
     if (ended) return { kind: "agree", steps, stop: eventsA.at(-1)?.kind === "unsupported" ? "unsupported" : stateA.cpu.shutdown ? "shutdown" : "hlt" };
     checkpoint = stateA;

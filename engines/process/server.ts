@@ -7,7 +7,7 @@
 // that for each of up to N steps.
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import type { Engine, EngineCapabilities } from "../../contract/engine.ts";
+import { RUN_ENDING_EVENTS, type Engine, type EngineCapabilities } from "../../contract/engine.ts";
 import { PROFILE_NAMES } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
 import {
@@ -33,9 +33,6 @@ function withMemoryRanges(s: ArchState, ranges: readonly { start: bigint; end: b
   }
   return { ...s, memory };
 }
-
-/** Events after which a run cannot go on (`steps` stops after them). */
-const ENDS: ReadonlySet<string> = new Set(["shutdown", "unsupported", "memory-limit", "exited"]);
 
 /** One step, then what `touched`, then `state` with the pages touched, would answer next. The
  *  ranges are the engine's own (merged, in order): it hands out only the pages they reach. */
@@ -71,7 +68,7 @@ function batch<T>(session: Session, n: number, step: () => { readonly value: T; 
 }
 
 /** The most steps one `steps` with `{"state": true}` answers (each carries a state). */
-export const MAX_STEPS_WITH_STATE = 64;
+const MAX_STEPS_WITH_STATE = 64;
 
 function answer(engine: Engine, capabilities: EngineCapabilities, request: Request, session: Session): unknown {
   if (request.method === "load") session.failedStep = undefined;
@@ -107,14 +104,14 @@ function answer(engine: Engine, capabilities: EngineCapabilities, request: Reque
           steps: batch(session, request.params.n, () => {
             const idle = engine.run(0).reason !== "limit";
             const step = stepWithState(engine);
-            return { value: step, last: idle || ENDS.has(step.event.kind) };
+            return { value: step, last: idle || RUN_ENDING_EVENTS.has(step.event.kind) };
           }),
         };
       }
       return {
         events: batch(session, request.params.n, () => {
           const event = engine.step();
-          return { value: eventToJson(event), last: ENDS.has(event.kind) || engine.run(0).reason !== "limit" };
+          return { value: eventToJson(event), last: RUN_ENDING_EVENTS.has(event.kind) || engine.run(0).reason !== "limit" };
         }),
       };
     }
