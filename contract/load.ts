@@ -56,6 +56,12 @@ let documentsValidated = 0;
 export type ZodMode = { readonly jitless: true } | { readonly jitless?: undefined };
 export const JITLESS: ZodMode = { jitless: true };
 
+/** Each document format and its schema: the one table the loader's per-format choices read. */
+export const DOCUMENT_SCHEMAS = {
+  "ringspec-vector/1": VectorJson,
+  "ringspec-state/1": StateFileJson,
+} as const;
+
 const sectionsCompiled = new Map<z.ZodType, z.ZodType>();
 /** `schema` (a document schema: VectorJson, StateFileJson) with zod's compiled parsers at its
  *  sections (contract/load-sections.ts: generated ahead, contract/load-sections.generated.ts),
@@ -63,8 +69,7 @@ const sectionsCompiled = new Map<z.ZodType, z.ZodType>();
 export function withSectionsCompiled<S extends z.ZodType>(schema: S): S {
   let out = sectionsCompiled.get(schema);
   if (out === undefined) {
-    const document: z.ZodType = schema;
-    const format = document === VectorJson ? "ringspec-vector/1" : document === StateFileJson ? "ringspec-state/1" : "";
+    const format = Object.entries(DOCUMENT_SCHEMAS).find(([, document]) => (document as z.ZodType) === schema)?.[0] ?? "";
     sectionsCompiled.set(schema, (out = withCompiledSections(schema, generatedFor(GENERATED_SECTIONS, format))));
   }
   return out as S;
@@ -253,11 +258,11 @@ const unwalkedByFormat = new Map<string, Unwalked[]>();
 /** The unwalked parts of a document of `format` (a known format), computed on first use. */
 function unwalkedOf(format: string): Unwalked[] {
   let parts = unwalkedByFormat.get(format);
-  if (parts === undefined) unwalkedByFormat.set(format, (parts = unwalkedParts(format === "ringspec-vector/1" ? VectorJson : StateFileJson)));
+  if (parts === undefined) unwalkedByFormat.set(format, (parts = unwalkedParts(DOCUMENT_SCHEMAS[format as keyof typeof DOCUMENT_SCHEMAS])));
   return parts;
 }
 
-const FORMATS: readonly unknown[] = ["ringspec-vector/1", "ringspec-state/1"];
+const FORMATS: readonly unknown[] = Object.keys(DOCUMENT_SCHEMAS);
 
 /** A vector or a state file, from its parsed JSON value. */
 function documentFrom(value: unknown): LoadedFile {

@@ -6,12 +6,12 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { readFileSync } from "node:fs";
-import { JITLESS, validated } from "../../contract/load.ts";
+import { DOCUMENT_SCHEMAS, JITLESS, validated } from "../../contract/load.ts";
 import { StateFileJson, VectorJson } from "../../contract/schema.ts";
 import { generatedFor, generatedSectionsText, withCompiledSections, type GeneratedSections } from "../../contract/load-sections.ts";
 import { GENERATED_SECTIONS } from "../../contract/load-sections.generated.ts";
 
-const DOCUMENTS = { "ringspec-vector/1": VectorJson, "ringspec-state/1": StateFileJson };
+const DOCUMENTS = DOCUMENT_SCHEMAS;
 
 /** How withCompiledSections made each section's parser (generated or compileFn), by place. */
 function howEachSection(schema: typeof VectorJson | typeof StateFileJson, sections: GeneratedSections, format: string): Record<string, string> {
