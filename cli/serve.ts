@@ -5,7 +5,7 @@ import type { Io } from "./io.ts";
 import type { Engine } from "../contract/engine.ts";
 import { serveEngine, servedCapabilities } from "../engines/process/server.ts";
 import { PROTOCOL_VERSION } from "../engines/process/protocol.ts";
-import { PLANTED_BUGS, PlantedEngine, plantedBug } from "../conformance/planted.ts";
+import { PLANTED_BUGS, PlantedEngine, plantedBug, plantedEngineName } from "../conformance/planted.ts";
 
 export const SERVE_HELP = `Usage: ringspec serve [--engine spec|impl] [--plant BUG] [--rules]
 
@@ -64,7 +64,7 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
   if (plant !== undefined && bug === undefined) return usage(io, `--plant: expected one of ${PLANTED_BUGS.map((b) => b.name).join(", ")}, got ${JSON.stringify(plant)}`);
   const inner = await SERVED[name]!(rules);
   const engine = bug === undefined ? inner : new PlantedEngine(inner, bug);
-  const label = bug === undefined ? name : `${name} with ${bug.name}`;
+  const label = bug === undefined ? name : plantedEngineName(name, bug);
   await serveEngine(engine, servedCapabilities(label, rules), process.stdin, process.stdout);
   return 0;
 }

@@ -211,6 +211,11 @@ export function plantedBug(name: string): PlantedBug | undefined {
   return PLANTED_BUGS.find((b) => b.name === name);
 }
 
+/** The name a broken engine goes by (its hello's name; campaigns and reports print it). */
+export function plantedEngineName(engine: string, bug: PlantedBug): string {
+  return `${engine} with ${bug.name}`;
+}
+
 // ------------------------------------------------------------------------------------------------
 // The broken engine
 

@@ -9,7 +9,7 @@ import type { EmulatorOptions } from "../../engines/emulators.ts";
 import { ProcessEngine } from "../../engines/process/engine.ts";
 import { servedCapabilities } from "../../engines/process/server.ts";
 import { SpecEngine } from "../../spec/engine.ts";
-import { PLANTED_BUG_NAMES, PlantedEngine, plantedBug } from "../planted.ts";
+import { PLANTED_BUG_NAMES, PlantedEngine, plantedBug, plantedEngineName } from "../planted.ts";
 import type { EngineSource } from "./run.ts";
 
 // The registry names every engine, `process` included.
@@ -53,7 +53,7 @@ export function engineSource(choice: EngineChoice, coverage?: Set<string>): Engi
     const bug = plantedBug(choice.plant);
     if (bug === undefined) throw new Error(`plant: expected one of ${PLANTED_BUG_NAMES.join(", ")}, got ${JSON.stringify(choice.plant)}`);
     // What `serve --engine NAME --plant BUG` says of itself in its hello.
-    const capabilities = servedCapabilities(`${entry.name} with ${bug.name}`, false);
+    const capabilities = servedCapabilities(plantedEngineName(entry.name, bug), false);
     return { name: capabilities.name, open: async (): Promise<AsyncEngine> => asAsync(new PlantedEngine(create(), bug), capabilities) };
   }
   if (specWithCoverage !== undefined) return { name: "spec", open: async (): Promise<AsyncEngine> => asAsync(specWithCoverage(), entry.capabilities) };
