@@ -108,7 +108,7 @@ function readInto(path: string, limits: ReadLimits, allocate: (size: number) => 
       if (length === end) throw tooBig();
       // A read that stopped short at the size fstat gave met the end of the file: had the file
       // grown before it, it would have read on, to the byte past the size (refused above). So the
-      // read of nothing that would confirm it (a system call a file) is not needed.
+      // extra read that would return 0 bytes (one system call per file) is skipped.
       if (n < wanted && length === stats.size) break;
     }
     return buffer.subarray(0, length);

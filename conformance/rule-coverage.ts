@@ -15,8 +15,6 @@ import { readRuleCoverage } from "./rule-coverage-file.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-export { RULE_COVERAGE_FILE, readRuleCoverage, ruleCoverageText } from "./rule-coverage-file.ts";
-
 /**
  * Digest rules the spec implements (each named by tests that check its behaviour) but never
  * records while the suite runs: the check is made without its ID (a helper such as canonical(), a

@@ -2,7 +2,8 @@
 // spec exercised while the whole suite ran (test/setup.ts records them, the rule-coverage reporter
 // merges and refreshes the file, failing a run that changed it). This file checks what it says.
 import { describe, expect, it } from "vitest";
-import { KNOWN_UNRECORDED, readRuleCoverage, ruleCoverage } from "../../conformance/rule-coverage.ts";
+import { KNOWN_UNRECORDED, ruleCoverage } from "../../conformance/rule-coverage.ts";
+import { readRuleCoverage } from "../../conformance/rule-coverage-file.ts";
 import { allRules } from "../../spec/index.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { collectExecutionCoverage } from "../../spec/rules/execution-coverage.ts";
