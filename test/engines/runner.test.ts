@@ -186,7 +186,7 @@ describe("runEngine without onStep: whole chunks through run(n)", () => {
 describe("runEngine with onStep: one step at a time", () => {
   it("hands every step over with the state before and after, numbered from 1", () => {
     const seen: StepView[] = [];
-    const r = runEngine(new CountingEngine(), { maxSteps: 3, timeoutMs: 1000, onStep: (v) => void seen.push(v) });
+    const r = runEngine(new CountingEngine(), { maxSteps: 3, timeoutMs: 60_000, onStep: (v) => void seen.push(v) });
     expect(r.stop).toEqual({ reason: "limit", steps: 3 });
     expect(seen.map((v) => [v.step, v.before.gpr[0], v.after.gpr[0], v.event.kind])).toEqual([[1, 0n, 1n, "retired"], [2, 1n, 2n, "retired"], [3, 2n, 3n, "retired"]]);
     // The state after one step is the state before the next (read once).
@@ -195,7 +195,7 @@ describe("runEngine with onStep: one step at a time", () => {
 
   it("an HLT step with nothing to wake the CPU ends the run at hlt, even at the step limit", () => {
     const seen: string[] = [];
-    const r = runEngine(new CountingEngine({ haltAfter: 2 }), { maxSteps: 2, timeoutMs: 1000, onStep: (v) => void seen.push(v.event.kind) });
+    const r = runEngine(new CountingEngine({ haltAfter: 2 }), { maxSteps: 2, timeoutMs: 60_000, onStep: (v) => void seen.push(v.event.kind) });
     expect(r.stop).toEqual({ reason: "hlt", steps: 2 });
     expect(seen).toEqual(["retired", "halted"]);
   });
@@ -226,8 +226,8 @@ describe("runAsyncEngine", () => {
     const caps = { name: "counting", profiles: ["intel"] as const, singleStep: true, raise: false, touched: false, unobservable: [] };
     for (const make of [() => new CountingEngine(), () => new CountingEngine({ haltAfter: 7 }), () => new CountingEngine({ unsupportedAfter: 4 })]) {
       for (const onStep of [undefined, () => undefined]) {
-        const sync = runEngine(make(), { maxSteps: 100, timeoutMs: 1000, ...(onStep ? { onStep } : {}) });
-        const async = await runAsyncEngine(asAsync(make(), caps), { maxSteps: 100, timeoutMs: 1000, ...(onStep ? { onStep } : {}) });
+        const sync = runEngine(make(), { maxSteps: 100, timeoutMs: 60_000, ...(onStep ? { onStep } : {}) });
+        const async = await runAsyncEngine(asAsync(make(), caps), { maxSteps: 100, timeoutMs: 60_000, ...(onStep ? { onStep } : {}) });
         expect(async.stop).toEqual(sync.stop);
         expect(async.state.gpr[0]).toBe(sync.state.gpr[0]);
       }
