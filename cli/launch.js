@@ -100,13 +100,13 @@ function withSourceUrl(path) {
 }
 
 /** A relative module specifier of a source in an import, export or import() of esbuild's output
- *  (which writes every specifier in double quotes). This and the regexes below also match such
- *  text inside a string literal (contract/load-sections.ts's generated header): harmless, as the
- *  string is only used by its test, which vitest runs from the sources, never this copy. */
-const RELATIVE_SOURCE_IMPORT = /((?:\bfrom|\bimport)\s*\(?\s*")(\.{1,2}\/[^"]*?)\.(?:m?ts|m?js)(")/g;
-
-/** The same, the whole specifier (the source it names, relative to the importing source). */
-const RELATIVE_SOURCE_SPECIFIER = /(?:\bfrom|\bimport)\s*\(?\s*"(\.{1,2}\/[^"]*?\.(?:m?ts|m?js))"/g;
+ *  (which writes every specifier in double quotes): `head` up to the opening quote, the source's
+ *  path relative to the importing source as `stem` and `extension`. It finds the sources a build
+ *  compiles next, then points the imports at their compiled copies. This and the regexes below
+ *  also match such text inside a string literal (contract/load-sections.ts's generated header):
+ *  harmless, as the string is only used by its test, which vitest runs from the sources, never
+ *  this copy. */
+const RELATIVE_SOURCE_IMPORT = /(?<head>(?:\bfrom|\bimport)\s*\(?\s*")(?<stem>\.{1,2}\/[^"]*?)(?<extension>\.(?:m?ts|m?js))"/g;
 
 /** A default import of a CommonJS package in esbuild's output. Importing CommonJS from an ES
  *  module makes Node scan the whole file for its export names (cjs-module-lexer): for iced-x86's
@@ -123,7 +123,7 @@ const PACKAGE_IMPORT = new RegExp(`((?:\\bfrom|\\bimport)\\s*\\(?\\s*")((?:${BUN
 
 /** esbuild's output for one source, as it is written to the cache. */
 function compiledText(text) {
-  const imports = text.replace(RELATIVE_SOURCE_IMPORT, "$1$2.mjs$3");
+  const imports = text.replace(RELATIVE_SOURCE_IMPORT, '$<head>$<stem>.mjs"');
   const required = imports.replace(CJS_DEFAULT_IMPORT, "const $1 = __ringspecRequire(\"$2\");");
   if (required === imports) return imports;
   return `import { createRequire as __ringspecCreateRequire } from "node:module";\nconst __ringspecRequire = __ringspecCreateRequire(import.meta.url);\n${required}`;
@@ -190,8 +190,8 @@ async function compileAll(esbuild, entry, paths) {
     for (const file of compiled.outputFiles) {
       outputs.push(file);
       const from = join(ROOT, dirname(relative(outdir, file.path)));
-      for (const m of file.text.matchAll(RELATIVE_SOURCE_SPECIFIER)) {
-        const source = resolve(from, m[1]);
+      for (const { groups } of file.text.matchAll(RELATIVE_SOURCE_IMPORT)) {
+        const source = resolve(from, groups.stem + groups.extension);
         if (!reached.has(source)) {
           reached.add(source);
           wave.push(source);
