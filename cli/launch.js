@@ -417,14 +417,15 @@ function packageManifest(file, name) {
   throw new Error(`no package.json of ${name} above ${file}`);
 }
 
-/** Removes the earlier build directories of `name` (not `current`) older than STALE_BUILD_MS. */
+/** Removes what earlier builds of `name` left (not `current`) once older than STALE_BUILD_MS: their
+ *  directories, and the unfinished manifests of builders killed before renaming theirs. */
 function removeStaleBuilds(name, current) {
   for (const entry of readdirSync(CACHE, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !entry.name.startsWith(name + ".")) continue;
-    const dir = join(CACHE, entry.name);
-    if (dir === current) continue;
+    const leftover = entry.isDirectory() ? entry.name.startsWith(name + ".") : entry.name.startsWith(name + ".json.") && entry.name.endsWith(".tmp");
+    const path = join(CACHE, entry.name);
+    if (!leftover || path === current) continue;
     try {
-      if (Date.now() - statSync(dir).mtimeMs > STALE_BUILD_MS) rmSync(dir, { recursive: true, force: true });
+      if (Date.now() - statSync(path).mtimeMs > STALE_BUILD_MS) rmSync(path, { recursive: true, force: true });
     } catch {
       // Removed by another process meanwhile.
     }

@@ -288,6 +288,17 @@ describe("cli/launch.js", () => {
     expect(next.stderr).not.toContain("waiting");
     expect(COMPILED().startsWith(join(CACHE(), halfWritten[0]!))).toBe(false);
     expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(false);
+
+    // What it left is removed by a later build once an hour old (here: made to look so), with the
+    // unfinished manifest of a builder killed just before renaming its own.
+    const unfinished = join(CACHE(), "src-entry-ts.json.999999-0.tmp");
+    writeFileSync(unfinished, "{");
+    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    for (const path of [join(CACHE(), halfWritten[0]!), unfinished]) utimesSync(path, hoursAgo, hoursAgo);
+    writeDep("killed, cleaned up");
+    expect(JSON.parse((await run()).stdout)).toMatchObject({ value: "killed, cleaned up" });
+    expect(existsSync(join(CACHE(), halfWritten[0]!))).toBe(false);
+    expect(existsSync(unfinished)).toBe(false);
   });
 
   it("a lock older than the longest wait is taken over, even when its process still runs (or its text was never written)", async () => {
