@@ -74,7 +74,7 @@ function runInThread(entry = "src/entry.ts"): Promise<{ code: number; stdout: st
   return startInThread(entry).done;
 }
 
-/** A start in a process of its own that stops in its build (see holding()); `child` to kill it. */
+/** A start in a process of its own that stops in its build (see holding()); `kill()` kills it. */
 function startHeldProcess(hold: Record<string, string>): Start & { pid: number; kill: () => void } {
   const script = `await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/hold-build.mjs")).href)});
 const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
@@ -253,10 +253,16 @@ describe("cli/launch.js", () => {
     // The first stops once it has begun its build; the second starts while it is stopped there,
     // and the first goes on once the second waits (or, wrongly, has begun a build of its own).
     const first = startInThread("src/entry.ts", holding(mark, release));
-    await waitFor("the first start's build", () => marksOf(mark).length === 1);
-    const second = startInThread("src/entry.ts", holding(mark, release));
-    await waitFor("the second start to wait or build", () => second.stderr().includes("waiting for the build of src-entry-ts") || marksOf(mark).length > 1);
-    writeFileSync(release, "");
+    let second: Start | undefined;
+    try {
+      await waitFor("the first start's build", () => marksOf(mark).length === 1);
+      second = startInThread("src/entry.ts", holding(mark, release));
+      const started = second;
+      await waitFor("the second start to wait or build", () => started.stderr().includes("waiting for the build of src-entry-ts") || marksOf(mark).length > 1);
+    } finally {
+      // Released also when a wait above failed: no thread is left stopped.
+      writeFileSync(release, "");
+    }
     const [a, b] = await Promise.all([first.done, second.done]);
     expect(JSON.parse(a.stdout)).toMatchObject({ value: "shared after" });
     expect(JSON.parse(b.stdout)).toMatchObject({ value: "shared after" });
@@ -273,9 +279,12 @@ describe("cli/launch.js", () => {
     const builds = entryBuilds();
     const mark = join(scratch, "killed-mark");
     const builder = startHeldProcess(holding(mark, join(scratch, "never-released"), 2));
-    await waitFor("the builder to write its second module", () => marksOf(mark).length === 1);
-    builder.kill();
-    await builder.done;
+    try {
+      await waitFor("the builder to write its second module", () => marksOf(mark).length === 1);
+    } finally {
+      builder.kill();
+      await builder.done;
+    }
     // Its directory holds two compiled modules and no manifest names it.
     const halfWritten = entryBuilds().filter((d) => !builds.includes(d));
     expect(halfWritten).toHaveLength(1);
