@@ -2,8 +2,8 @@
 // points — the CLI, `serve` (one per engine process of a campaign) and a campaign's worker thread —
 // into the cached copy cli/launch.js keeps under node_modules/.cache/ringspec/, which their first
 // start would otherwise build (1–2 s each, and a campaign's worker threads each built their own).
-// The copy stays keyed on its sources (each file's size and modification time): an edited source
-// compiles again at the next start. A failure here only warns: the first start then compiles.
+// The copy stays keyed on its sources (their content): an edited source compiles again at the next
+// start. A failure here only warns: the first start then compiles.
 import { compileAhead } from "./launch.js";
 
 try {

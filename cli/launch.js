@@ -4,8 +4,15 @@
 // many processes (`serve` engines, worker threads). So the sources an entry point reaches are
 // compiled once with esbuild (the compiler tsx itself uses), each to a plain ES module of its own
 // under node_modules/.cache/ringspec/ (relative imports renamed to the compiled files), with a
-// manifest of the source files (size and modification time each); later starts import the
-// compiled entry while every one of those files is unchanged, and compile again otherwise.
+// manifest of the source files (their sizes and one SHA-256 of their bytes); later starts import
+// the compiled entry while every one of those files holds the bytes it was compiled from, and
+// compile again otherwise. Keyed on content, not on modification times: a checkout, `touch -r`,
+// `cp -p` or a clock step can change a file and keep its size and time (reading the ~2 MB of
+// sources costs a start about 4 ms of CPU more than a stat of each). Starts that find the copy
+// out of date at once (a campaign's worker threads, `serve` engines) share one build: one builds
+// holding a lock file, the others wait for it (a bounded wait; a lock whose holder is gone is
+// taken over), and a build becomes visible only when complete (the manifest, renamed into place,
+// names a directory no other build writes).
 // Not one bundle: bundling makes esbuild turn every top-level `const` into a `var` (and lazily
 // imported modules into initialiser functions), which V8 cannot fold into optimised code — impl's
 // INT→IRETQ loop ran at 2.8 M/s from a bundle against 5.5 M/s through tsx; compiled file by file it
@@ -18,7 +25,7 @@
 // assets) are found.
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createHash } from "node:crypto";
@@ -28,10 +35,19 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
 /** Bumped when the way sources are compiled changes (older copies are then compiled again). */
-const BUILD_VERSION = 5;
+const BUILD_VERSION = 6;
 /** A build directory no manifest names any more is removed once it is this old (a process started
  *  from it may still import its lazily loaded chunks for a while). */
 const STALE_BUILD_MS = 3_600_000;
+/** How long a start waits for another's build of the same entry before building on its own (a
+ *  build takes 1–3 s; a holder that is no longer running is seen at once). A lock older than this
+ *  is taken over. Only a bound against a stuck or vanished builder: waiting is never needed for a
+ *  correct result, only to build once. */
+const LOCK_WAIT_MS = 30_000;
+/** How often a waiting start looks at the lock. */
+const LOCK_POLL_MS = 20;
+/** RINGSPEC_LAUNCH_DEBUG=1: one line on stderr for each build, wait and lock taken over. */
+const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
 
 /**
  * The module at `entry` (a URL of a .ts file), loaded from a current compiled copy where possible.
@@ -58,55 +74,168 @@ export async function compileAhead(entries) {
   for (const entry of entries) await currentCompiled(fileURLToPath(entry));
 }
 
-/** The name of `entry`'s builds and the path of their manifest. */
+/** The name of `entry`'s builds, the path of their manifest and of the lock held while one builds. */
 function cachePaths(entry) {
   const name = entry.slice(ROOT.length).replace(/[^A-Za-z0-9]+/g, "-");
-  return { name, manifest: join(CACHE, `${name}.json`) };
+  return { name, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
-/** Whether every file the manifest lists still has the size and modification time it had. */
+/** Whether every source the manifest lists still holds the bytes it was compiled from (its size,
+ *  then one SHA-256 of all of them in order), and the package bundles it imports are still there. */
 function fresh(manifest) {
-  if (manifest.version !== BUILD_VERSION) return false;
-  for (const [file, size, mtimeMs] of manifest.inputs) {
-    let s;
+  if (manifest.version !== BUILD_VERSION || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
+  for (const [file, size] of manifest.bundles) {
+    if (statSync(join(ROOT, file), { throwIfNoEntry: false })?.size !== size) return false;
+  }
+  let largest = 0;
+  for (const [, size] of manifest.sources) largest = Math.max(largest, size);
+  // One buffer for every file, read one byte past its size: a file that grew reads longer.
+  const buffer = Buffer.allocUnsafe(largest + 1);
+  const hash = createHash("sha256");
+  for (const [file, size] of manifest.sources) {
+    let fd;
     try {
-      s = statSync(join(ROOT, file));
+      fd = openSync(join(ROOT, file), "r");
     } catch {
       return false;
     }
-    if (s.size !== size || s.mtimeMs !== mtimeMs) return false;
+    try {
+      if (readSync(fd, buffer, 0, size + 1, 0) !== size) return false;
+    } finally {
+      closeSync(fd);
+    }
+    hash.update(buffer.subarray(0, size));
   }
-  return true;
+  return hash.digest("hex") === manifest.digest;
 }
 
-/** The path of `entry` compiled from today's sources (compiled now if there is no such copy). */
-async function currentCompiled(entry) {
-  const paths = cachePaths(entry);
+/** The compiled entry the manifest of `paths` names, if it is current; else undefined. */
+function currentCopy(paths) {
   try {
     const manifest = JSON.parse(readFileSync(paths.manifest, "utf8"));
     const compiled = typeof manifest.entry === "string" ? join(CACHE, manifest.entry) : "";
     if (compiled.startsWith(join(CACHE, paths.name + ".")) && existsSync(compiled) && fresh(manifest)) return compiled;
   } catch {
-    // No manifest yet, or an unreadable one: build.
+    // No manifest yet, or an unreadable one: not current.
   }
-  return build(entry, paths);
+  return undefined;
 }
 
-/** The text of the source at `path`, with import.meta.url naming the source file (not its
- *  compiled copy), so files read beside a module (the trace page's assets) are found. */
-function withSourceUrl(path) {
-  const text = readFileSync(path, "utf8");
+/** The path of `entry` compiled from today's sources (compiled now if there is no such copy). */
+async function currentCompiled(entry) {
+  const paths = cachePaths(entry);
+  return currentCopy(paths) ?? buildOnce(entry, paths);
+}
+
+/**
+ * Builds `entry` unless another start is building it: then waits for that build (at most
+ * LOCK_WAIT_MS) and uses it. The lock is a file created exclusively, naming its holder; its holder
+ * removes it when done, even after a failed build. A lock whose holder process has ended (killed
+ * mid-build) or that is older than LOCK_WAIT_MS is removed and taken over. Two starts taking over
+ * the same lock at once may both build: that costs time, never correctness, since each build
+ * writes a directory of its own and its manifest is renamed into place only when it is complete.
+ */
+async function buildOnce(entry, paths) {
+  mkdirSync(CACHE, { recursive: true });
+  const deadline = performance.now() + LOCK_WAIT_MS;
+  for (let waitingFor = ""; ; ) {
+    const token = JSON.stringify({ pid: process.pid, thread: threadId, time: Date.now() });
+    let fd;
+    try {
+      fd = openSync(paths.lock, "wx");
+    } catch (error) {
+      if (error?.code !== "EEXIST") return build(entry, paths);
+    }
+    if (fd !== undefined) {
+      try {
+        writeFileSync(fd, token);
+      } finally {
+        closeSync(fd);
+      }
+      try {
+        // Built by another start between this one's look and its lock: nothing to do.
+        return currentCopy(paths) ?? (await build(entry, paths));
+      } finally {
+        removeLock(paths.lock, token);
+      }
+    }
+    if (performance.now() >= deadline) {
+      debug(`waited ${LOCK_WAIT_MS} ms for ${waitingFor}: building ${paths.name} alone`);
+      return build(entry, paths);
+    }
+    const holder = readLock(paths.lock);
+    if (holder === undefined) {
+      // Released meanwhile: its build (if it succeeded) is in place.
+      const copy = currentCopy(paths);
+      if (copy !== undefined) return copy;
+      continue;
+    }
+    const gone = abandoned(holder);
+    if (gone !== undefined) {
+      debug(`the lock of ${paths.name} (${holder.text}) is taken over: ${gone}`);
+      removeLock(paths.lock, holder.text);
+      continue;
+    }
+    if (waitingFor !== holder.text) debug(`waiting for the build of ${paths.name} by ${(waitingFor = holder.text)}`);
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
+
+/** The lock at `path` (its text, and its holder: process id and time taken), or undefined when
+ *  there is none. */
+function readLock(path) {
+  try {
+    const text = readFileSync(path, "utf8");
+    try {
+      const { pid, thread, time } = JSON.parse(text);
+      if (typeof time === "number") return { text, pid, thread, time };
+    } catch {
+      // Created, not yet written (or its holder was killed at that moment): its age decides.
+    }
+    return { text, pid: 0, thread: -1, time: statSync(path).mtimeMs };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why the lock's holder will not finish its build, or undefined while it may. */
+function abandoned(holder) {
+  if (Date.now() - holder.time > LOCK_WAIT_MS) return `older than ${LOCK_WAIT_MS} ms`;
+  // Not taken by this thread, which is not building: left by an ended process of the same id.
+  if (holder.pid === process.pid && holder.thread === threadId) return "left by an earlier process of this id";
+  if (Number.isInteger(holder.pid) && holder.pid > 0 && holder.pid !== process.pid) {
+    try {
+      process.kill(holder.pid, 0);
+    } catch (error) {
+      if (error?.code === "ESRCH") return `process ${holder.pid} is not running`;
+    }
+  }
+  return undefined;
+}
+
+/** Removes the lock at `path` if it still holds `text` (not a lock another start took since). */
+function removeLock(path, text) {
+  try {
+    if (readFileSync(path, "utf8") === text) unlinkSync(path);
+  } catch {
+    // Already removed.
+  }
+}
+
+/** `text`, the source at `path`, with import.meta.url naming the source file (not its compiled
+ *  copy), so files read beside a module (the trace page's assets) are found. */
+function withSourceUrl(path, text) {
   return text.includes("import.meta.url") ? text.replaceAll("import.meta.url", JSON.stringify(pathToFileURL(path).href)) : text;
 }
 
 /** A relative module specifier of a source in an import, export or import() of esbuild's output
- *  (which writes every specifier in double quotes). This and the regexes below also match such
- *  text inside a string literal (contract/load-sections.ts's generated header): harmless, as the
- *  string is only used by its test, which vitest runs from the sources, never this copy. */
-const RELATIVE_SOURCE_IMPORT = /((?:\bfrom|\bimport)\s*\(?\s*")(\.{1,2}\/[^"]*?)\.(?:m?ts|m?js)(")/g;
-
-/** The same, the whole specifier (the source it names, relative to the importing source). */
-const RELATIVE_SOURCE_SPECIFIER = /(?:\bfrom|\bimport)\s*\(?\s*"(\.{1,2}\/[^"]*?\.(?:m?ts|m?js))"/g;
+ *  (which writes every specifier in double quotes): `head` up to the opening quote, the source's
+ *  path relative to the importing source as `stem` and `extension`. It finds the sources a build
+ *  compiles next, then points the imports at their compiled copies. This and the regexes below
+ *  also match such text inside a string literal (contract/load-sections.ts's generated header):
+ *  harmless, as the string is only used by its test, which vitest runs from the sources, never
+ *  this copy. */
+const RELATIVE_SOURCE_IMPORT = /(?<head>(?:\bfrom|\bimport)\s*\(?\s*")(?<stem>\.{1,2}\/[^"]*?)(?<extension>\.(?:m?ts|m?js))"/g;
 
 /** A default import of a CommonJS package in esbuild's output. Importing CommonJS from an ES
  *  module makes Node scan the whole file for its export names (cjs-module-lexer): for iced-x86's
@@ -123,13 +252,14 @@ const PACKAGE_IMPORT = new RegExp(`((?:\\bfrom|\\bimport)\\s*\\(?\\s*")((?:${BUN
 
 /** esbuild's output for one source, as it is written to the cache. */
 function compiledText(text) {
-  const imports = text.replace(RELATIVE_SOURCE_IMPORT, "$1$2.mjs$3");
+  const imports = text.replace(RELATIVE_SOURCE_IMPORT, '$<head>$<stem>.mjs"');
   const required = imports.replace(CJS_DEFAULT_IMPORT, "const $1 = __ringspecRequire(\"$2\");");
   if (required === imports) return imports;
   return `import { createRequire as __ringspecCreateRequire } from "node:module";\nconst __ringspecRequire = __ringspecCreateRequire(import.meta.url);\n${required}`;
 }
 
 async function build(entry, paths) {
+  debug(`building ${paths.name}`);
   const esbuild = await import("esbuild");
   try {
     return await compileAll(esbuild, entry, paths);
@@ -145,8 +275,8 @@ async function build(entry, paths) {
 }
 
 async function compileAll(esbuild, entry, paths) {
-  /** Each source file as read: its size and modification time from before it was read, so a file
-   *  changed during the build makes the next start build again. */
+  /** Each source file as read and compiled (its path and bytes): a file changed during the build
+   *  makes the next start build again. */
   const inputs = [];
   const sources = {
     name: "ringspec-sources",
@@ -155,9 +285,9 @@ async function compileAll(esbuild, entry, paths) {
         const loader = LOADERS[extname(args.path)];
         // Only the package's own sources of known kinds are tracked (packages stay outside).
         if (!args.path.startsWith(ROOT) || loader === undefined) throw new Error(`not a tracked source: ${args.path}`);
-        const s = statSync(args.path);
-        inputs.push([args.path.slice(ROOT.length), s.size, s.mtimeMs]);
-        return { contents: withSourceUrl(args.path), loader };
+        const bytes = readFileSync(args.path);
+        inputs.push([args.path.slice(ROOT.length), bytes]);
+        return { contents: withSourceUrl(args.path, bytes.toString("utf8")), loader };
       });
     },
   };
@@ -190,8 +320,8 @@ async function compileAll(esbuild, entry, paths) {
     for (const file of compiled.outputFiles) {
       outputs.push(file);
       const from = join(ROOT, dirname(relative(outdir, file.path)));
-      for (const m of file.text.matchAll(RELATIVE_SOURCE_SPECIFIER)) {
-        const source = resolve(from, m[1]);
+      for (const { groups } of file.text.matchAll(RELATIVE_SOURCE_IMPORT)) {
+        const source = resolve(from, groups.stem + groups.extension);
         if (!reached.has(source)) {
           reached.add(source);
           wave.push(source);
@@ -203,7 +333,10 @@ async function compileAll(esbuild, entry, paths) {
   const specifiers = new Set(texts.flatMap(({ text }) => [...text.matchAll(PACKAGE_IMPORT)].map((m) => m[2])));
   // Without a bundle (esbuild failed, or import.meta.resolve is missing before Node 20.6) the
   // packages load from node_modules as before.
-  const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers].sort(), inputs).catch(() => new Map());
+  /** The package bundles the build imports (their paths and sizes): a start whose bundle has gone
+   *  builds again. */
+  const bundles = [];
+  const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers].sort(), inputs, bundles).catch(() => new Map());
   for (const { path, text } of texts) {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, bundled.size === 0 ? text : text.replace(PACKAGE_IMPORT, (all, before, specifier, after) => (bundled.has(specifier) ? before + bundled.get(specifier) + after : all)));
@@ -211,7 +344,9 @@ async function compileAll(esbuild, entry, paths) {
   const stem = entry.slice(ROOT.length).replace(/\.[^./]*$/, "");
   const compiledEntry = join(outdir, `${stem}.mjs`);
   const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, entry: compiledEntry.slice(CACHE.length + 1), inputs }));
+  const digest = createHash("sha256");
+  for (const [, bytes] of inputs) digest.update(bytes);
+  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);
@@ -220,30 +355,25 @@ async function compileAll(esbuild, entry, paths) {
 
 /**
  * The package entries `specifiers` (`zod`, `zod/v4/core`) bundled, split so that they share one
- * copy of what they have in common; each package's package.json joins `inputs`, so an upgrade
- * builds again. The bundles are shared by every build (entry points, worker threads) made from the
- * same packages, in a folder named by the entries and each package.json's size and modification
- * time. Resolves to the URL of each entry's bundle.
+ * copy of what they have in common; each package's package.json joins `inputs` (the sources), so
+ * an upgrade builds again, and the bundle files join `bundles`. The bundles are shared by every
+ * build (entry points, worker threads) made from the same packages, in a folder named by the
+ * entries and each package.json's content. Resolves to the URL of each entry's bundle.
  * @returns {Promise<Map<string, string>>}
  */
-async function bundlePackages(esbuild, specifiers, inputs) {
+async function bundlePackages(esbuild, specifiers, inputs, bundles) {
   const entries = specifiers.map((specifier) => ({ specifier, path: fileURLToPath(import.meta.resolve(specifier)), out: specifier.replace(/[^A-Za-z0-9]+/g, "-") }));
   const manifests = [];
   for (const name of new Set(specifiers.map((s) => s.split("/")[0]))) {
     const manifest = packageManifest(fileURLToPath(import.meta.resolve(name)), name);
-    const s = statSync(manifest);
-    manifests.push([relative(ROOT, manifest), s.size, s.mtimeMs]);
+    manifests.push([relative(ROOT, manifest), readFileSync(manifest)]);
   }
-  const key = createHash("sha256").update(JSON.stringify([BUILD_VERSION, specifiers, manifests])).digest("hex").slice(0, 16);
+  const key = createHash("sha256").update(JSON.stringify([BUILD_VERSION, specifiers, manifests.map(([file, bytes]) => [file, createHash("sha256").update(bytes).digest("hex")])])).digest("hex").slice(0, 16);
   const dir = join(CACHE, "_packages", key);
   const urls = new Map(entries.map(({ specifier, out }) => [specifier, pathToFileURL(join(dir, `${out}.mjs`)).href]));
   inputs.push(...manifests);
-  // The bundle's files are inputs too: a start whose bundle has gone builds again.
   const bundleInputs = () => {
-    for (const file of readdirSync(dir)) {
-      const s = statSync(join(dir, file));
-      inputs.push([relative(ROOT, join(dir, file)), s.size, s.mtimeMs]);
-    }
+    for (const file of readdirSync(dir)) bundles.push([relative(ROOT, join(dir, file)), statSync(join(dir, file)).size]);
     return urls;
   };
   if (entries.every(({ out }) => existsSync(join(dir, `${out}.mjs`)))) return bundleInputs();
@@ -287,14 +417,15 @@ function packageManifest(file, name) {
   throw new Error(`no package.json of ${name} above ${file}`);
 }
 
-/** Removes the earlier build directories of `name` (not `current`) older than STALE_BUILD_MS. */
+/** Removes what earlier builds of `name` left (not `current`) once older than STALE_BUILD_MS: their
+ *  directories, and the unfinished manifests of builders killed before renaming theirs. */
 function removeStaleBuilds(name, current) {
   for (const entry of readdirSync(CACHE, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !entry.name.startsWith(name + ".")) continue;
-    const dir = join(CACHE, entry.name);
-    if (dir === current) continue;
+    const leftover = entry.isDirectory() ? entry.name.startsWith(name + ".") : entry.name.startsWith(name + ".json.") && entry.name.endsWith(".tmp");
+    const path = join(CACHE, entry.name);
+    if (!leftover || path === current) continue;
     try {
-      if (Date.now() - statSync(dir).mtimeMs > STALE_BUILD_MS) rmSync(dir, { recursive: true, force: true });
+      if (Date.now() - statSync(path).mtimeMs > STALE_BUILD_MS) rmSync(path, { recursive: true, force: true });
     } catch {
       // Removed by another process meanwhile.
     }

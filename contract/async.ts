@@ -3,7 +3,7 @@
 // not per step.
 import type { ArchState } from "./state.ts";
 import type { ProfileName } from "./profile.ts";
-import { RUN_ENDING_EVENTS, type AsyncEngine, type Engine, type EngineCapabilities, type EngineEvent, type EngineStop, type PhysicalRange, type RaiseRequest } from "./engine.ts";
+import { peekedState, RUN_ENDING_EVENTS, type AsyncEngine, type Engine, type EngineCapabilities, type EngineEvent, type EngineStop, type PhysicalRange, type RaiseRequest } from "./engine.ts";
 
 class InProcess implements AsyncEngine {
   private closed = false;
@@ -38,6 +38,9 @@ class InProcess implements AsyncEngine {
   }
   async state(): Promise<ArchState> {
     return this.open().state();
+  }
+  async peekState(memory: readonly PhysicalRange[]): Promise<ArchState> {
+    return peekedState(this.open(), memory);
   }
   async raise(event: RaiseRequest): Promise<void> {
     this.open().raise(event);

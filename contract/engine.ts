@@ -223,6 +223,10 @@ export interface AsyncEngine {
   steps(n: number): Promise<readonly EngineEvent[]>;
   run(maxSteps: number): Promise<EngineStop>;
   state(): Promise<ArchState>;
+  /** As Engine.peekState (a state to read at once, valid until the next load/step/run/raise):
+   *  present on an engine in this process (asAsync), whose runs a campaign may repeat from the
+   *  same state to rebuild what it did not keep. Optional: callers fall back to `state`. */
+  peekState?(memory: readonly PhysicalRange[]): Promise<ArchState>;
   raise(event: RaiseRequest): Promise<void>;
   touched(): Promise<readonly PhysicalRange[]>;
   /** As Engine.takeConsole; absent on an engine without devices. */

@@ -11,10 +11,19 @@
 //     located by bisection over the step limit (re-running both for k steps).
 // Raises scheduled by the case (model-based sequences) are made pending on both engines before
 // the first step that starts at their address.
-import { RUN_ENDING_EVENTS, type AsyncEngine, type EngineEvent, type EngineStop, type RaiseRequest, type StepView } from "../../contract/engine.ts";
+//
+// Compared every step, the states are read as views (AsyncEngine.peekState, B's with only the
+// memory compared), not copied: a copy of spec's state after every step made its next step copy
+// the pages it writes again and start its code-page memo over, which cost more than the step. A
+// divergence's report still shows engine A's full states before and after its last steps: they are
+// rebuilt by running A again from where this comparison started, with the same raises before the
+// same steps (an engine in this process repeats its run; the replay checks that it did). An engine
+// A without peekState (another process) is copied after every step as before.
+import { ALL_MEMORY, RUN_ENDING_EVENTS, type AsyncEngine, type EngineEvent, type EngineStop, type PhysicalRange, type RaiseRequest, type StepView } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
 import { compareEvents, compareStates, unionRanges, type ComparisonRule, type FieldDifference } from "../../contract/compare.ts";
+import { eventLine } from "../lockstep.ts";
 import type { BuiltCase } from "./families.ts";
 
 export interface LockstepSettings {
@@ -72,9 +81,37 @@ function errorKind(e: unknown): string {
   return typeof kind === "string" ? kind : "threw";
 }
 
+/** What a step left to compare: both states as views to read at once (AsyncEngine.peekState), or
+ *  copies where an engine cannot hand out a view, and the differences. */
+interface AfterStep {
+  readonly viewA: ArchState;
+  /** Copies made already (an engine without peekState). */
+  readonly fullA: ArchState | undefined;
+  readonly fullB: ArchState | undefined;
+  readonly differences: FieldDifference[];
+}
+
+/** A step of engine A since the replay's start, as a divergence report needs it again. */
+interface StepRecord {
+  readonly step: number;
+  readonly event: EngineEvent;
+}
+
 class Pair {
   readonly memoryFromTouched: boolean;
+  /** Engine A's runs can be repeated (an engine in this process): steps keep only their events,
+   *  and a report's states are rebuilt by a replay (`replay`). Else every step keeps A's copies. */
+  readonly replays: boolean;
+  /** Without replays: engine A's last steps, with its states (at most HISTORY). */
   readonly history: StepView[] = [];
+  /** With replays: the last steps' events (at most HISTORY), where the replay starts, and the
+   *  raises made before each step since then. */
+  private records: StepRecord[] = [];
+  private replayFrom: { readonly state: ArchState; readonly first: number } | null = null;
+  private readonly raisedBefore = new Map<number, RaiseRequest[]>();
+  /** The last step remembered (an error verdict's step count). */
+  lastStep = 0;
+  private profile: ProfileName;
   private fired = new Set<number>();
 
   constructor(
@@ -85,6 +122,8 @@ class Pair {
     readonly deadline: number,
   ) {
     this.memoryFromTouched = a.capabilities.touched && b.capabilities.touched;
+    this.replays = a.peekState !== undefined;
+    this.profile = c.profile;
   }
 
   get unobservable(): readonly string[] {
@@ -92,25 +131,52 @@ class Pair {
   }
 
   async load(state: ArchState, profile: ProfileName): Promise<void> {
+    this.profile = profile;
     await on("a", this.a.load(state, profile));
     await on("b", this.b.load(state, profile));
   }
 
+  private async ranges(): Promise<readonly PhysicalRange[] | "all"> {
+    return this.memoryFromTouched ? unionRanges(await on("a", this.a.touched()), await on("b", this.b.touched())) : "all";
+  }
+
   async compare(stateA: ArchState, stateB: ArchState): Promise<FieldDifference[]> {
-    const memory = this.memoryFromTouched ? unionRanges(await on("a", this.a.touched()), await on("b", this.b.touched())) : "all";
+    const memory = await this.ranges();
     return [...compareStates(stateA, stateB, { rule: this.settings.rule, memory, unobservable: this.unobservable }).differences];
   }
 
-  /** Raises due at `state`'s boundary, made pending on both; the state after them (or `state`). */
-  async raisesAt(state: ArchState): Promise<ArchState> {
+  /** Both engines after a step: the events and the states compared (memory where either wrote). */
+  async afterStep(eventA: EngineEvent, eventB: EngineEvent): Promise<AfterStep> {
+    // An engine without a view is copied first, as before views (the same calls in the same order).
+    const fullA = this.a.peekState === undefined ? await on("a", this.a.state()) : undefined;
+    const fullB = this.b.peekState === undefined ? await on("b", this.b.state()) : undefined;
+    const memory = await this.ranges();
+    const reach = memory === "all" ? ALL_MEMORY : memory;
+    const viewA = fullA ?? (await on("a", this.a.peekState!(reach)));
+    // B's view is read here and dropped: a divergence copies B's state (`diverged`).
+    const viewB = fullB ?? (await on("b", this.b.peekState!(reach)));
+    const differences = [...compareEvents(eventA, eventB), ...compareStates(viewA, viewB, { rule: this.settings.rule, memory, unobservable: this.unobservable }).differences];
+    return { viewA, fullA, fullB, differences };
+  }
+
+  /** Raises due at `state`'s boundary (before step `step`), made pending on both; the state after
+   *  them (or `state`): a view when A replays. */
+  async raisesAt(state: ArchState, step: number): Promise<ArchState> {
     let raised = false;
+    const rip = state.rip;
     for (const [i, r] of this.c.raises.entries()) {
-      if (this.fired.has(i) || r.rip !== state.rip) continue;
+      if (this.fired.has(i) || r.rip !== rip) continue;
       this.fired.add(i);
       await this.raise(r.event);
+      if (this.replays) {
+        const before = this.raisedBefore.get(step);
+        if (before === undefined) this.raisedBefore.set(step, [r.event]);
+        else before.push(r.event);
+      }
       raised = true;
     }
-    return raised ? on("a", this.a.state()) : state;
+    if (!raised) return state;
+    return this.replays ? on("a", this.a.peekState!(ALL_MEMORY)) : on("a", this.a.state());
   }
 
   private async raise(event: RaiseRequest): Promise<void> {
@@ -118,9 +184,69 @@ class Pair {
     await on("b", this.b.raise(event));
   }
 
+  /** Step-by-step comparison starts at `state` (engine A loaded with it) with step `first`: where
+   *  a replay starts. */
+  startSteps(state: ArchState, first: number): void {
+    this.replayFrom = { state, first };
+    this.records = [];
+    this.raisedBefore.clear();
+  }
+
   remember(view: StepView): void {
+    this.lastStep = view.step;
     this.history.push(view);
     if (this.history.length > HISTORY) this.history.shift();
+  }
+
+  /** Engine A's step `step` (from `before`, to `after`): with replays only its event is kept. */
+  record(step: number, before: ArchState, event: EngineEvent, after: ArchState): void {
+    if (!this.replays) {
+      this.remember({ step, before, event, after });
+      return;
+    }
+    this.lastStep = step;
+    this.records.push({ step, event });
+    if (this.records.length > HISTORY) this.records.shift();
+  }
+
+  /** The divergence at step `step` (both engines just after it): both states copied, and engine A's
+   *  state before it and its last steps, kept or rebuilt by a replay. */
+  async diverged(step: number, before: ArchState, eventA: EngineEvent, eventB: EngineEvent, after: AfterStep, located: CaseDivergence["located"]): Promise<CaseVerdict> {
+    const stateA = after.fullA ?? (await on("a", this.a.state()));
+    const stateB = after.fullB ?? (await on("b", this.b.state()));
+    const differences = after.differences;
+    if (!this.replays) return { kind: "diverge", steps: step, divergence: { step, before, eventA, eventB, stateA, stateB, differences, history: [...this.history], located } };
+    const history = await this.replay(step, stateA);
+    return { kind: "diverge", steps: step, divergence: { step, before: history.at(-1)!.before, eventA, eventB, stateA, stateB, differences, history, located } };
+  }
+
+  /** Engine A run again from the replay's start up to step `step`, with the same raises before
+   *  the same steps: its last steps (at most HISTORY) with its states before and after each. The
+   *  events and the state reached must be those of the first run (`stateA`), else the replay is
+   *  an error of engine A's. */
+  private async replay(step: number, stateA: ArchState): Promise<StepView[]> {
+    const from = this.replayFrom!;
+    await on("a", this.a.load(from.state, this.profile));
+    const views: StepView[] = [];
+    for (let k = from.first; k <= step; k++) {
+      const raises = this.raisedBefore.get(k) ?? [];
+      for (const r of raises) await on("a", this.a.raise(r));
+      const recorded = this.records.find((r) => r.step === k);
+      // The first step starts from the state loaded (the one the comparison started from).
+      const before = recorded === undefined ? undefined : k === from.first && raises.length === 0 ? from.state : await on("a", this.a.state());
+      const event = await on("a", this.a.step());
+      if (recorded === undefined) continue;
+      if (compareEvents(recorded.event, event).length > 0) throw this.notRepeated(`step ${k}'s event was ${eventLine(event)}, not ${eventLine(recorded.event)}`);
+      views.push({ step: k, before: before!, event: recorded.event, after: k === step ? stateA : await on("a", this.a.state()) });
+    }
+    const again = await on("a", this.a.state());
+    const changed = compareStates(stateA, again, { rule: "exact", memory: "all" }).differences;
+    if (changed.length > 0) throw this.notRepeated(`after step ${step}, ${changed[0]!.field} was ${String(changed[0]!.b)}, not ${String(changed[0]!.a)}`);
+    return views;
+  }
+
+  private notRepeated(what: string): SideError {
+    return new SideError("a", Object.assign(new Error(`${this.a.capabilities.name} did not repeat its run from the same state (replayed for the report): ${what}`), { kind: "replay" }));
   }
 
   checkDeadline(): void {
@@ -131,15 +257,17 @@ class Pair {
 /** Both engines step from `start` (already loaded) for up to `limit` steps, compared each step.
  *  `first` numbers the first step. */
 async function stepByStep(p: Pair, start: ArchState, first: number, limit: number, located: CaseDivergence["located"]): Promise<CaseVerdict> {
+  /** Engine A's state at this boundary: a view when A replays (read before the next step). */
   let before = start;
   let steps = first - 1;
   const last = first - 1 + limit;
+  p.startSteps(start, first);
   // Without raises, only steps and reads of engine B come until the next load: it may run them
   // ahead (a process engine: one exchange for several steps; AsyncEngine.expectSteps).
   if (p.c.raises.length === 0) p.b.expectSteps?.(limit + 1);
   for (;;) {
     p.checkDeadline();
-    before = await p.raisesAt(before);
+    before = await p.raisesAt(before, steps + 1);
     // The runner's order (engines/runner.ts): shutdown and an idle HLT end a run before the limit.
     let idle: EngineStop["reason"] | null = before.cpu.shutdown ? "shutdown" : null;
     if (idle === null && before.cpu.halted) {
@@ -152,12 +280,10 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
       if (idle !== null) {
         const eventA = await on("a", p.a.step());
         const eventB = await on("b", p.b.step());
-        const stateA = await on("a", p.a.state());
-        const stateB = await on("b", p.b.state());
-        const differences = [...compareEvents(eventA, eventB), ...(await p.compare(stateA, stateB))];
-        if (differences.length > 0) {
-          p.remember({ step: steps + 1, before, event: eventA, after: stateA });
-          return { kind: "diverge", steps: steps + 1, divergence: { step: steps + 1, before, eventA, eventB, stateA, stateB, differences, history: [...p.history], located } };
+        const after = await p.afterStep(eventA, eventB);
+        if (after.differences.length > 0) {
+          p.record(steps + 1, before, eventA, after.viewA);
+          return p.diverged(steps + 1, before, eventA, eventB, after, located);
         }
       }
       return { kind: "agree", steps, stop: idle ?? "limit" };
@@ -167,15 +293,12 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
     // (what engine B does with it is outside what the reference can judge).
     if (eventA.kind === "unsupported") return { kind: "agree", steps, stop: "unsupported" };
     const eventB = await on("b", p.b.step());
-    const stateA = await on("a", p.a.state());
-    const stateB = await on("b", p.b.state());
+    const after = await p.afterStep(eventA, eventB);
     steps++;
-    p.remember({ step: steps, before, event: eventA, after: stateA });
-    const differences = [...compareEvents(eventA, eventB), ...(await p.compare(stateA, stateB))];
-    if (differences.length > 0)
-      return { kind: "diverge", steps, divergence: { step: steps, before, eventA, eventB, stateA, stateB, differences, history: [...p.history], located } };
+    p.record(steps, before, eventA, after.viewA);
+    if (after.differences.length > 0) return p.diverged(steps, before, eventA, eventB, after, located);
     if (eventA.kind === "memory-limit") return { kind: "agree", steps: steps - 1, stop: eventA.kind };
-    before = stateA;
+    before = after.viewA;
   }
 }
 
@@ -285,6 +408,6 @@ export async function lockstepCase(a: AsyncEngine, b: AsyncEngine, c: BuiltCase,
     const side = e instanceof SideError ? e.side : "b";
     const cause = e instanceof SideError ? e.cause : e;
     const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, " ");
-    return { kind: "error", steps: p.history.at(-1)?.step ?? 0, side, reason: message, errorKind: errorKind(cause) };
+    return { kind: "error", steps: p.lastStep, side, reason: message, errorKind: errorKind(cause) };
   }
 }

@@ -158,7 +158,9 @@ describe("the trace page in Chromium", () => {
     const before = Number(await svg.getAttribute("data-visible-transitions"));
     await page.mouse.move(box.x + box.width / 2, box.y + 60);
     await page.mouse.wheel(0, -600);
-    await expect.poll(async () => Number(await svg.getAttribute("data-visible-transitions"))).toBeLessThan(before);
+    // The wheel redraws on the next animation frame: wait for it (polling ends as soon as it has
+    // come; expect.poll's default of 1 s is a deadline a busy machine's Chromium can miss).
+    await expect.poll(async () => Number(await svg.getAttribute("data-visible-transitions")), { timeout: 30_000 }).toBeLessThan(before);
     await page.locator("[data-testid=fit]").click();
     await expect(svg.getAttribute("data-visible-transitions")).resolves.toBe(String(before));
     // Compressing long runs redraws the same transitions on another axis.

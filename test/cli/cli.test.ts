@@ -230,10 +230,10 @@ describe("ringspec run", () => {
         cpu: { halted: true, pending_irq: 32 },
       }),
     );
-    const started = Date.now();
-    // A short limit: the run spins (CPU) until it, whatever its length.
+    // A short limit: the run spins (CPU) until it, whatever its length. No wall-clock bound on the
+    // process (a loaded machine starts node slowly): one that ignored --timeout or did not exit
+    // after it is killed by spawnCli's 60 s guard and fails on its status and stderr.
     const r = await spawnCli(["run", file, "--timeout", "0.1", "--max-steps", "1000000000000"]);
-    expect(Date.now() - started).toBeLessThan(20_000);
     expect(r.code).toBe(1);
     expect(lines(r.stderr)).toEqual([expect.stringMatching(/^stop: timeout after [0-9]+ steps: no stop within 0\.1 s; at 0xb200: jmp 0xb200$/)]);
     expect(parseDocument(r.stdout).kind).toBe("state");

@@ -1,11 +1,13 @@
 // cli/launch.js: how bin.js and the worker threads load the TypeScript sources. They are compiled
 // once, file by file, and used while they are unchanged; a changed source is seen at the next start;
 // import.meta.url keeps naming the source file; the tsx path gives the same result; zod comes from a
-// bundle in the build. Run on a scratch package (a copy of launch.js, its own cache), so the
+// bundle in the build; the copy is keyed on the sources' content, not their times; starts that find
+// it out of date together build once, and a builder killed mid-build leaves nothing that stops the
+// next start. Run on a scratch package (a copy of launch.js, its own cache), so the
 // project's cache is not touched. Each start is a module graph of its own: a worker thread, as a
 // campaign's workers start (a process costs more to start), or a process where tsx loads the
 // sources (tsx registers its module hooks for the whole process).
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,25 +30,77 @@ console.log(JSON.stringify(m.report()));`;
   });
 }
 
-/** What run() gives for a start in a worker thread of this process: launch.js loads `entry`, whose
- *  report() is printed on the thread's stdout. */
-function runInThread(entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
+/** A start under way: its stderr so far (read while it runs), and its end. */
+interface Start {
+  stderr: () => string;
+  done: Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+/** Collects a stream's text; `text()` is what arrived so far, `end` all of it. */
+function collect(stream: NodeJS.ReadableStream): { text: () => string; end: Promise<string> } {
+  let text = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (d: string) => (text += d));
+  return { text: () => text, end: new Promise((resolve) => stream.on("end", () => resolve(text))) };
+}
+
+/** The environment of a start that stops at the beginning of its build (cli/hold-build.mjs): it
+ *  writes `${mark}.<pid>-<thread>` when esbuild is started (or the build writes its `writes`-th
+ *  compiled file), then waits until `release` exists (for at most a minute). */
+function holding(mark: string, release: string, writes = 0): Record<string, string> {
+  return { HOLD_MARK: mark, HOLD_RELEASE: release, HOLD_WRITES: String(writes), RINGSPEC_LAUNCH_DEBUG: "1" };
+}
+
+/** A start in a worker thread of this process, as a campaign's workers start: launch.js loads
+ *  `entry`, whose report() is printed on the thread's stdout. `hold` (see holding()) makes it stop
+ *  in its build. */
+function startInThread(entry = "src/entry.ts", hold?: Record<string, string>): Start {
   const worker = new Worker(join(scratch, "cli/run-in-thread.mjs"), {
-    workerData: { launch: pathToFileURL(join(scratch, "cli/launch.js")).href, entry: pathToFileURL(join(scratch, entry)).href },
+    workerData: { launch: pathToFileURL(join(scratch, "cli/launch.js")).href, entry: pathToFileURL(join(scratch, entry)).href, hold: hold !== undefined },
+    env: { ...process.env, ...hold },
     stdout: true,
     stderr: true,
   });
-  const collect = (stream: NodeJS.ReadableStream) => new Promise<string>((resolve) => {
-    let text = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (d: string) => (text += d));
-    stream.on("end", () => resolve(text));
-  });
+  const stdout = collect(worker.stdout);
+  const stderr = collect(worker.stderr);
   let error = "";
   worker.on("error", (e) => (error = `${e.name}: ${e.message}\n`));
   const code = new Promise<number>((resolve) => worker.on("exit", resolve));
-  return Promise.all([code, collect(worker.stdout), collect(worker.stderr)]).then(([c, stdout, stderr]) => ({ code: c, stdout, stderr: stderr + error }));
+  return { stderr: stderr.text, done: Promise.all([code, stdout.end, stderr.end]).then(([c, out, err]) => ({ code: c, stdout: out, stderr: err + error })) };
 }
+
+/** What run() gives for a start in a worker thread of this process. */
+function runInThread(entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
+  return startInThread(entry).done;
+}
+
+/** A start in a process of its own that stops in its build (see holding()); `kill()` kills it. */
+function startHeldProcess(hold: Record<string, string>): Start & { pid: number; kill: () => void } {
+  const script = `await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/hold-build.mjs")).href)});
+const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
+const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/entry.ts")).href)}));
+console.log(JSON.stringify(m.report()));`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, env: { ...process.env, ...hold }, stdio: ["ignore", "pipe", "pipe"] });
+  const stdout = collect(child.stdout);
+  const stderr = collect(child.stderr);
+  const code = new Promise<number>((resolve) => child.on("exit", (c, signal) => resolve(c ?? (signal === null ? -1 : -2))));
+  return { pid: child.pid ?? 0, kill: () => child.kill("SIGKILL"), stderr: stderr.text, done: Promise.all([code, stdout.end, stderr.end]).then(([c, out, err]) => ({ code: c, stdout: out, stderr: err })) };
+}
+
+/** Waits until `ready()` (checked every 20 ms); the bound only guards against a hang. */
+async function waitFor(what: string, ready: () => boolean): Promise<void> {
+  const until = Date.now() + 30_000;
+  while (!ready()) {
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The marks held starts left (see holding()): one per start that began a build. */
+const marksOf = (mark: string) => readdirSync(dirname(mark)).filter((f) => f.startsWith(`${mark.split("/").at(-1)!}.`));
+
+/** The build directories of src/entry.ts in the cache. */
+const entryBuilds = () => readdirSync(CACHE()).filter((f) => f.startsWith("src-entry-ts.") && statSync(join(CACHE(), f)).isDirectory());
 
 function writeDep(value: string): void {
   writeFileSync(join(scratch, "src/dep.ts"), `export const value: string = ${JSON.stringify(value)};\nexport const here: string = import.meta.url;\n`);
@@ -67,9 +121,42 @@ beforeAll(() => {
   copyFileSync(join(ROOT, "cli/launch.js"), join(scratch, "cli/launch.js"));
   writeFileSync(join(scratch, "cli/run-in-thread.mjs"), [
     `import { workerData } from "node:worker_threads";`,
+    `if (workerData.hold) await import("./hold-build.mjs");`,
     `const { launch } = await import(workerData.launch);`,
     `const m = await launch(new URL(workerData.entry));`,
     `console.log(JSON.stringify(m.report()));`,
+  ].join("\n") + "\n");
+  // Makes a start stop in its build, where the test chooses (see holding()): when it starts
+  // esbuild's service (each thread has its own child_process module), or when it has written
+  // HOLD_WRITES compiled files (node:fs's named exports follow the patched function).
+  writeFileSync(join(scratch, "cli/hold-build.mjs"), [
+    `import childProcess from "node:child_process";`,
+    `import fs from "node:fs";`,
+    `import { syncBuiltinESMExports } from "node:module";`,
+    `import { threadId } from "node:worker_threads";`,
+    `const { HOLD_MARK, HOLD_RELEASE, HOLD_WRITES } = process.env;`,
+    `const hold = () => {`,
+    `  fs.writeFileSync(\`\${HOLD_MARK}.\${process.pid}-\${threadId}\`, "");`,
+    `  const cell = new Int32Array(new SharedArrayBuffer(4));`,
+    `  const until = Date.now() + 60_000;`,
+    `  while (!fs.existsSync(HOLD_RELEASE) && Date.now() < until) Atomics.wait(cell, 0, 0, 20);`,
+    `};`,
+    `const writes = Number(HOLD_WRITES);`,
+    `if (writes === 0) {`,
+    `  const spawn = childProcess.spawn;`,
+    `  childProcess.spawn = (...args) => {`,
+    `    if (/esbuild/.test(String(args[0]))) hold();`,
+    `    return spawn(...args);`,
+    `  };`,
+    `} else {`,
+    `  const writeFileSync = fs.writeFileSync;`,
+    `  let written = 0;`,
+    `  fs.writeFileSync = (path, ...rest) => {`,
+    `    writeFileSync(path, ...rest);`,
+    `    if (typeof path === "string" && /\\/src-entry-ts\\.[^/]*\\/.*\\.mjs$/.test(path) && ++written === writes) hold();`,
+    `  };`,
+    `  syncBuiltinESMExports();`,
+    `}`,
   ].join("\n") + "\n");
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
@@ -131,6 +218,110 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
   });
 
+  it("is keyed on the sources' content: an edit that keeps a file's size and modification time is seen; a touch alone compiles nothing", async () => {
+    // As after a checkout that keeps times, `touch -r`, `cp -p` or a clock step: the same size and
+    // time, other bytes. (Whole seconds: a time set to the nanosecond cannot be restored exactly.)
+    const dep = join(scratch, "src/dep.ts");
+    const then = 1_700_000_000;
+    writeDep("alpha");
+    utimesSync(dep, then, then);
+    expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "alpha" });
+    const before = statSync(dep);
+    writeDep("omega");
+    utimesSync(dep, then, then);
+    const after = statSync(dep);
+    expect([after.size, after.mtimeMs]).toEqual([before.size, before.mtimeMs]);
+    expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "omega" });
+    expect(readFileSync(COMPILED_DEP(), "utf8")).toContain('"omega"');
+
+    // Touched, the same bytes: the copy is current.
+    const compiled = COMPILED();
+    const built = statSync(compiled).mtimeMs;
+    utimesSync(dep, then + 60, then + 60);
+    expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "omega" });
+    expect(COMPILED()).toBe(compiled);
+    expect(statSync(compiled).mtimeMs).toBe(built);
+  });
+
+  it("two starts that find the copy out of date at once (a campaign's worker threads) build once, the second waiting for the first; both run the new code", async () => {
+    writeDep("shared after");
+    const builds = entryBuilds();
+    const mark = join(scratch, "shared-mark");
+    const release = join(scratch, "shared-release");
+    // The first stops once it has begun its build; the second starts while it is stopped there,
+    // and the first goes on once the second waits (or, wrongly, has begun a build of its own).
+    const first = startInThread("src/entry.ts", holding(mark, release));
+    let second: Start | undefined;
+    try {
+      await waitFor("the first start's build", () => marksOf(mark).length === 1);
+      second = startInThread("src/entry.ts", holding(mark, release));
+      const started = second;
+      await waitFor("the second start to wait or build", () => started.stderr().includes("waiting for the build of src-entry-ts") || marksOf(mark).length > 1);
+    } finally {
+      // Released also when a wait above failed: no thread is left stopped.
+      writeFileSync(release, "");
+    }
+    const [a, b] = await Promise.all([first.done, second.done]);
+    expect(JSON.parse(a.stdout)).toMatchObject({ value: "shared after" });
+    expect(JSON.parse(b.stdout)).toMatchObject({ value: "shared after" });
+    expect(marksOf(mark)).toHaveLength(1);
+    expect(b.stderr).not.toContain("building");
+    expect(entryBuilds().filter((d) => !builds.includes(d))).toHaveLength(1);
+    expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(false);
+  });
+
+  it("a builder killed mid-build (some of its modules written) holds up no one: the next start takes its lock over at once, builds, and never uses the half-written copy", async () => {
+    writeDep("killed after");
+    const builds = entryBuilds();
+    const mark = join(scratch, "killed-mark");
+    const builder = startHeldProcess(holding(mark, join(scratch, "never-released"), 2));
+    try {
+      await waitFor("the builder to write its second module", () => marksOf(mark).length === 1);
+    } finally {
+      builder.kill();
+      await builder.done;
+    }
+    // Its directory holds two compiled modules and no manifest names it.
+    const halfWritten = entryBuilds().filter((d) => !builds.includes(d));
+    expect(halfWritten).toHaveLength(1);
+    expect(readFileSync(join(CACHE(), "src-entry-ts.json"), "utf8")).not.toContain(halfWritten[0]!);
+    expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(true);
+    // What it left is removed by a later build once an hour old (here: made to look so), with the
+    // unfinished manifest of a builder killed just before renaming its own.
+    const unfinished = join(CACHE(), "src-entry-ts.json.999999-0.tmp");
+    writeFileSync(unfinished, "{");
+    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    for (const path of [join(CACHE(), halfWritten[0]!), unfinished]) utimesSync(path, hoursAgo, hoursAgo);
+
+    const next = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
+    expect(JSON.parse(next.stdout)).toMatchObject({ value: "killed after" });
+    expect(next.stderr).toContain(`is taken over: process ${builder.pid} is not running`);
+    expect(next.stderr).not.toContain("waiting");
+    expect(COMPILED().startsWith(join(CACHE(), halfWritten[0]!))).toBe(false);
+    expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(false);
+    expect(existsSync(join(CACHE(), halfWritten[0]!))).toBe(false);
+    expect(existsSync(unfinished)).toBe(false);
+  });
+
+  it("a lock older than the longest wait is taken over, even when its process still runs (or its text was never written)", async () => {
+    const lock = join(CACHE(), "src-entry-ts.lock");
+    writeDep("old lock, held by this test's process");
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, thread: 99, time: Date.now() - 600_000 }));
+    const held = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
+    expect(JSON.parse(held.stdout)).toMatchObject({ value: "old lock, held by this test's process" });
+    expect(held.stderr).toContain("is taken over: older than");
+    expect(existsSync(lock)).toBe(false);
+
+    writeDep("old lock, empty");
+    writeFileSync(lock, "");
+    const old = new Date(Date.now() - 600_000);
+    utimesSync(lock, old, old);
+    const empty = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
+    expect(JSON.parse(empty.stdout)).toMatchObject({ value: "old lock, empty" });
+    expect(empty.stderr).toContain("is taken over: older than");
+    expect(existsSync(lock)).toBe(false);
+  });
+
   it("compiles each source to a module of its own that keeps its top-level const (no bundle: a bundle's vars are not folded by V8)", async () => {
     writeDep("kept");
     expect((await runInThread()).code).toBe(0);
@@ -167,12 +358,17 @@ describe("cli/launch.js", () => {
     const bundles = bundlesIn(text);
     expect(bundles.map((b) => b.split("/").at(-1))).toEqual(["zod.mjs", "zod-v4-core.mjs"]);
     for (const b of bundles) expect(existsSync(b)).toBe(true);
-    // zod's package.json is one of the build's inputs: another zod (here: the same file, touched)
-    // is bundled again, into a folder of its own.
+    // zod's package.json is one of the build's inputs: the same file touched builds nothing;
+    // another zod (here: the same one, its package.json changed) is bundled again, into a folder
+    // of its own.
     expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toEqual(expected);
     expect(readFileSync(manifest, "utf8")).toContain(compiled.slice(CACHE().length + 1));
+    const packageJson = join(scratch, "node_modules/zod/package.json");
     const later = new Date(Date.now() + 5_000);
-    utimesSync(join(scratch, "node_modules/zod/package.json"), later, later);
+    utimesSync(packageJson, later, later);
+    expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toEqual(expected);
+    expect(readFileSync(manifest, "utf8")).toContain(compiled.slice(CACHE().length + 1));
+    writeFileSync(packageJson, readFileSync(packageJson, "utf8").replace(/"version": "([^"]+)"/, '"version": "$1-other"'));
     expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toEqual(expected);
     expect(readFileSync(manifest, "utf8")).not.toContain(compiled.slice(CACHE().length + 1));
     const again = bundlesIn(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"));
@@ -240,5 +436,11 @@ console.log(JSON.stringify(spawned.map((c) => ({ file: c.spawnfile, killed: c.ki
     const broken = await run();
     expect(broken.code).not.toBe(0);
     expect(broken.stderr).toContain("dep.ts");
+    // The failed build released its lock: the next start, the source mended, builds at once.
+    expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(false);
+    writeDep("mended");
+    const mended = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
+    expect(JSON.parse(mended.stdout)).toMatchObject({ value: "mended" });
+    expect(mended.stderr).not.toContain("waiting");
   });
 });

@@ -9,7 +9,7 @@ import { lockstepCase, type CaseVerdict } from "../../conformance/campaign/locks
 import { MODEL_FAMILY } from "../../conformance/generate/model.ts";
 import { PlantedEngine, plantedBug } from "../../conformance/planted.ts";
 import { asAsync } from "../../contract/async.ts";
-import type { AsyncEngine } from "../../contract/engine.ts";
+import type { AsyncEngine, Engine } from "../../contract/engine.ts";
 import { engineEntry } from "../../engines/registry.ts";
 import { ImplEngine } from "../../impl/engine.ts";
 import { SpecEngine } from "../../spec/engine.ts";
@@ -64,5 +64,91 @@ describe("a case compared every step, every N steps, and on whole runs", () => {
       const v = await lockstepCase(asAsync(new SpecEngine(), SPEC), asAsync(new ImplEngine(), IMPL), { ...c, raises: [] }, { every, rule: "exact", timeoutMs: 60_000 });
       expect(v.kind).toBe("agree");
     }
+  });
+});
+
+// Engine A in this process hands out views after each step and keeps only its events; a
+// divergence's states (A before the step, its last 8 steps) are rebuilt by running A again
+// (lockstep-case.ts `replay`). Engine A without peekState is copied after every step instead.
+// Both must give the same verdict, state for state.
+
+/** `e` without peekState: the lockstep copies its state after every step (the way it treats an
+ *  engine in another process). */
+function copying(e: AsyncEngine): AsyncEngine {
+  return {
+    capabilities: e.capabilities,
+    load: (s, p) => e.load(s, p),
+    step: () => e.step(),
+    steps: (n) => e.steps(n),
+    run: (n) => e.run(n),
+    state: () => e.state(),
+    raise: (r) => e.raise(r),
+    touched: () => e.touched(),
+    close: () => e.close(),
+  };
+}
+
+/** A verdict written out whole, pages as hex (vitest's deep equality over every byte of every
+ *  page of 18 states is too slow here). */
+function written(v: CaseVerdict): string {
+  return JSON.stringify(v, (_, x: unknown) =>
+    typeof x === "bigint" ? `${x}n` : x instanceof Map ? [...x.entries()] : x instanceof Uint8Array ? Buffer.from(x).toString("hex") : x,
+  );
+}
+
+describe("a divergence's states rebuilt by a replay of engine A", () => {
+  const broken = (bug: string): AsyncEngine => asAsync(new PlantedEngine(new ImplEngine(), plantedBug(bug)!), { ...IMPL, name: `impl with ${bug}` });
+
+  it("are those kept by copying A's state after every step (steps, windows, raises, 8 steps of history)", async () => {
+    const values = fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 12 });
+    const seen = { raises: 0, fullHistory: 0, laterWindow: 0, cases: 0 };
+    for (const bug of ["iretq-same-level-keeps-ss-rsp", "swapgs-noop"]) {
+      for (const value of values) {
+        const c = MODEL_FAMILY.build(value);
+        for (const every of [1, 4]) {
+          const settings = { every, rule: "exact", timeoutMs: 60_000 } as const;
+          const replayed = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken(bug), c, settings);
+          const copied = await lockstepCase(copying(asAsync(new SpecEngine(), SPEC)), broken(bug), c, settings);
+          expect(written(replayed)).toBe(written(copied));
+          if (replayed.kind !== "diverge") continue;
+          const d = replayed.divergence;
+          seen.cases++;
+          // The history ends with the diverging step, from the state the divergence starts from.
+          expect(d.history.at(-1)!.step).toBe(d.step);
+          expect(d.history.at(-1)!.before).toBe(d.before);
+          expect(d.history.at(-1)!.after).toBe(d.stateA);
+          if (c.raises.length > 0) seen.raises++;
+          if (d.history.length === 8) seen.fullHistory++;
+          if (d.located === "window" && d.step > every) seen.laterWindow++;
+        }
+      }
+    }
+    // The cases reached what the replay must rebuild: raises made before steps, a history of 8
+    // steps, a window re-run from a later checkpoint.
+    expect(seen.raises).toBeGreaterThan(0);
+    expect(seen.fullHistory).toBeGreaterThan(0);
+    expect(seen.laterWindow).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("an engine A that does not repeat its run is an error of A's, not a report", async () => {
+    // Spec, but from its second load on (the replay's) with CSTAR one higher (no case writes it).
+    let loads = 0;
+    const spec = new SpecEngine();
+    const drifting: Engine = {
+      load: (s, p) => spec.load(++loads < 2 ? s : { ...s, cstar: s.cstar + 1n }, p),
+      step: () => spec.step(),
+      run: (n) => spec.run(n),
+      state: () => spec.state(),
+      peekState: (m) => spec.peekState(m),
+      raise: (r) => spec.raise(r),
+      touched: () => spec.touched(),
+    };
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
+    expect(honest.kind).toBe("diverge");
+    const v = await lockstepCase(asAsync(drifting, SPEC), broken("swapgs-noop"), c, settings);
+    expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+    if (v.kind === "error") expect(v.reason).toMatch(/did not repeat its run .*msrs\.CSTAR/);
   });
 });

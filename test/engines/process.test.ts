@@ -29,6 +29,20 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const FIXTURE = fileURLToPath(new URL("./fixtures/misbehaving-engine.sh", import.meta.url));
 const misbehaving = (mode: string) => `bash ${FIXTURE} ${mode}`;
 
+/**
+ * The requests `tee` logged in front of an engine, once it has logged `count` whole lines. tee
+ * passes a request on before it writes its log, so the engine's answer can come back before the
+ * log has the request (on a busy core the woken engine runs first): wait for the log, not on it.
+ */
+async function loggedRequests(log: string, count: number): Promise<{ method: string; params?: unknown }[]> {
+  const lines = () => {
+    const text = readFileSync(log, "utf8");
+    return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "");
+  };
+  for (const deadline = Date.now() + 20_000; lines().length < count && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  return lines().map((l) => JSON.parse(l) as { method: string; params?: unknown });
+}
+
 /** A server on streams, and a way to send it one request and read the answer. */
 function inProcessServer(engine: ImplEngine = new ImplEngine()) {
   const input = new PassThrough();
@@ -216,7 +230,7 @@ describe.concurrent("the reference server", () => {
         expect(touched).toEqual(local.touched());
         expect(compareStates(local.state(), remote, { rule: "exact", memory: unionRanges(touched, local.touched()) }).differences).toEqual([]);
       }
-      const requests = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; params?: unknown });
+      const requests = await loggedRequests(log, 2 + expected.length);
       expect(requests.slice(2).map((r) => r.method)).toEqual(expected);
       for (const r of requests.filter((x) => x.method === "step")) expect(r.params).toEqual(expected.length === 3 ? { state: true } : undefined);
     } finally {
@@ -229,14 +243,13 @@ describe.concurrent("the reference server", () => {
     const dir = mkdtempSync(join(tmpdir(), "ringspec-ahead-"));
     const log = join(dir, "requests.jsonl");
     const engine = await ProcessEngine.start({ command: `tee ${log} | node ${ROOT}cli/bin.js serve --engine impl`, cwd: ROOT });
-    const requests = () => readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; params?: unknown });
     try {
       // Compared with the spec after every step (states, touched pages, events): they agree.
       const built = { state: twoPageWriter(), profile: "intel" as const, maxSteps: 20, raises: [] };
       const spec = asAsync(new SpecEngine(), servedCapabilities("spec", false));
       const verdict = await lockstepCase(spec, engine, built, { every: 1, rule: "exact", timeoutMs: 20_000 });
       expect(verdict).toMatchObject({ kind: "agree", steps: 4, stop: "hlt" });
-      expect(requests().slice(1)).toEqual([
+      expect((await loggedRequests(log, 3)).slice(1)).toEqual([
         { id: 2, method: "load", params: expect.anything() },
         { id: 3, method: "steps", params: { n: 16, state: true } },
       ]);
@@ -249,7 +262,7 @@ describe.concurrent("the reference server", () => {
       expect((await engine.state()).rip).toBe(built.state.rip + 1n);
       await engine.load(built.state, "intel");
       expect((await engine.step()).kind).toBe("retired");
-      expect(requests().slice(3).map((r) => [r.method, r.params])).toEqual([
+      expect((await loggedRequests(log, 7)).slice(3).map((r) => [r.method, r.params])).toEqual([
         ["load", expect.anything()], ["steps", { n: 10, state: true }], ["load", expect.anything()], ["step", { state: true }],
       ]);
     } finally {

@@ -2,7 +2,7 @@
 // stop is exercised whatever the model implements, then by the real engines.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseDocument } from "../../contract/load.ts";
 import type { ArchState } from "../../contract/state.ts";
 import type { AsyncEngine, Engine, EngineEvent, EngineStop, PhysicalRange, StepView } from "../../contract/engine.ts";
@@ -149,12 +149,27 @@ describe("runEngine without onStep: whole chunks through run(n)", () => {
     expect(e.runs).toEqual([0]);
   });
 
-  it("stops at the timeout between chunks", () => {
-    const started = Date.now();
-    const r = runEngine(new CountingEngine(), { maxSteps: Number.MAX_SAFE_INTEGER, timeoutMs: 50 });
-    expect(r.stop.reason).toBe("timeout");
-    expect(r.stop.detail).toBe("no stop within 0.05 s");
-    expect(Date.now() - started).toBeLessThan(10_000);
+  it("stops at the timeout between chunks: after the first chunk that ends past it", () => {
+    // On a clock of the test's own, each run(n) call taking 20 ms of it: whatever the machine's
+    // speed, the third chunk ends past the 50 ms deadline, and the run must end right there (a
+    // wall-clock bound on the run would fail on a loaded machine).
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const e = new CountingEngine();
+      const run = e.run.bind(e);
+      e.run = (maxSteps) => {
+        // A runner that missed its deadline would loop for ever: fail instead.
+        if (e.runs.length >= 100) throw new Error("the run went on long past its deadline");
+        vi.advanceTimersByTime(20);
+        return run(maxSteps);
+      };
+      const r = runEngine(e, { maxSteps: Number.MAX_SAFE_INTEGER, timeoutMs: 50 });
+      expect(r.stop).toEqual({ reason: "timeout", steps: 3 * 1024, detail: "no stop within 0.05 s" });
+      // 20 ms a chunk is neither fast nor slow (nextChunk): the size stays.
+      expect(e.runs).toEqual([1024, 1024, 1024]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("unsupported and memory-limit stops carry their reason as one line", () => {
@@ -171,7 +186,7 @@ describe("runEngine without onStep: whole chunks through run(n)", () => {
 describe("runEngine with onStep: one step at a time", () => {
   it("hands every step over with the state before and after, numbered from 1", () => {
     const seen: StepView[] = [];
-    const r = runEngine(new CountingEngine(), { maxSteps: 3, timeoutMs: 1000, onStep: (v) => void seen.push(v) });
+    const r = runEngine(new CountingEngine(), { maxSteps: 3, timeoutMs: 60_000, onStep: (v) => void seen.push(v) });
     expect(r.stop).toEqual({ reason: "limit", steps: 3 });
     expect(seen.map((v) => [v.step, v.before.gpr[0], v.after.gpr[0], v.event.kind])).toEqual([[1, 0n, 1n, "retired"], [2, 1n, 2n, "retired"], [3, 2n, 3n, "retired"]]);
     // The state after one step is the state before the next (read once).
@@ -180,7 +195,7 @@ describe("runEngine with onStep: one step at a time", () => {
 
   it("an HLT step with nothing to wake the CPU ends the run at hlt, even at the step limit", () => {
     const seen: string[] = [];
-    const r = runEngine(new CountingEngine({ haltAfter: 2 }), { maxSteps: 2, timeoutMs: 1000, onStep: (v) => void seen.push(v.event.kind) });
+    const r = runEngine(new CountingEngine({ haltAfter: 2 }), { maxSteps: 2, timeoutMs: 60_000, onStep: (v) => void seen.push(v.event.kind) });
     expect(r.stop).toEqual({ reason: "hlt", steps: 2 });
     expect(seen).toEqual(["retired", "halted"]);
   });
@@ -211,8 +226,8 @@ describe("runAsyncEngine", () => {
     const caps = { name: "counting", profiles: ["intel"] as const, singleStep: true, raise: false, touched: false, unobservable: [] };
     for (const make of [() => new CountingEngine(), () => new CountingEngine({ haltAfter: 7 }), () => new CountingEngine({ unsupportedAfter: 4 })]) {
       for (const onStep of [undefined, () => undefined]) {
-        const sync = runEngine(make(), { maxSteps: 100, timeoutMs: 1000, ...(onStep ? { onStep } : {}) });
-        const async = await runAsyncEngine(asAsync(make(), caps), { maxSteps: 100, timeoutMs: 1000, ...(onStep ? { onStep } : {}) });
+        const sync = runEngine(make(), { maxSteps: 100, timeoutMs: 60_000, ...(onStep ? { onStep } : {}) });
+        const async = await runAsyncEngine(asAsync(make(), caps), { maxSteps: 100, timeoutMs: 60_000, ...(onStep ? { onStep } : {}) });
         expect(async.stop).toEqual(sync.stop);
         expect(async.state.gpr[0]).toBe(sync.state.gpr[0]);
       }
@@ -227,11 +242,23 @@ describe("runAsyncEngine", () => {
       state: async () => inner.state(),
       step: () => (inner.steps >= 3 ? new Promise<EngineEvent>(() => {}) : Promise.resolve(inner.step())),
     };
-    const started = Date.now();
-    const r = await runAsyncEngine(hung, { maxSteps: 100, timeoutMs: 100, onStep: () => undefined });
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(r.stop).toEqual({ reason: "timeout", steps: 3, detail: "hung did not answer within 0.1 s" });
-    expect(r.state.gpr[0]).toBe(3n);
+    // On a clock of the test's own: the three steps before the hang take none of the 100 ms,
+    // however slow the machine (on the wall clock, a pause of 100 ms before them ended the run
+    // early, with another stop), and the run ends when exactly 100 ms have passed on it.
+    vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+    try {
+      let ended = false;
+      const running = runAsyncEngine(hung, { maxSteps: 100, timeoutMs: 100, onStep: () => undefined }).finally(() => (ended = true));
+      await vi.advanceTimersByTimeAsync(99);
+      expect(ended).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(ended).toBe(true);
+      const r = await running;
+      expect(r.stop).toEqual({ reason: "timeout", steps: 3, detail: "hung did not answer within 0.1 s" });
+      expect(r.state.gpr[0]).toBe(3n);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
