@@ -99,8 +99,8 @@ async function waitFor(what: string, ready: () => boolean): Promise<void> {
 /** The marks held starts left (see holding()): one per start that began a build. */
 const marksOf = (mark: string) => readdirSync(dirname(mark)).filter((f) => f.startsWith(`${mark.split("/").at(-1)!}.`));
 
-/** The build directories of src/entry.ts in the cache. */
-const entryBuilds = () => readdirSync(CACHE()).filter((f) => f.startsWith("src-entry-ts.") && statSync(join(CACHE(), f)).isDirectory());
+/** The build directories of src/entry.ts in the cache (none before the cache's first build). */
+const entryBuilds = () => (existsSync(CACHE()) ? readdirSync(CACHE()) : []).filter((f) => f.startsWith("src-entry-ts.") && statSync(join(CACHE(), f)).isDirectory());
 
 function writeDep(value: string): void {
   writeFileSync(join(scratch, "src/dep.ts"), `export const value: string = ${JSON.stringify(value)};\nexport const here: string = import.meta.url;\n`);
@@ -112,6 +112,11 @@ const compiledEntry = (manifest: string) => join(CACHE(), (JSON.parse(readFileSy
 /** The compiled entry of src/entry.ts, and the compiled dep.ts beside it. */
 const COMPILED = () => compiledEntry("src-entry-ts.json");
 const COMPILED_DEP = () => join(dirname(COMPILED()), "dep.mjs");
+/** The text of a manifest of the cache, "" while there is none. */
+const manifestText = (manifest: string) => (existsSync(join(CACHE(), manifest)) ? readFileSync(join(CACHE(), manifest), "utf8") : "");
+
+// Each test sets up what it relies on (dep.ts's value, a compiled copy or none, the cache folder):
+// they share one scratch package and its cache, and run in any order (--sequence.shuffle).
 
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "ringspec-launch-"));
@@ -197,6 +202,8 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 describe("cli/launch.js", () => {
   it("compiles on the first start, uses the copy while the sources are unchanged, and compiles again when one changes", async () => {
     const dep = pathToFileURL(join(scratch, "src/dep.ts")).href;
+    writeDep("first");
+    rmSync(join(CACHE(), "src-entry-ts.json"), { force: true });
     const first = await runInThread();
     expect(first.stderr).toBe("");
     expect(JSON.parse(first.stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
@@ -284,7 +291,7 @@ describe("cli/launch.js", () => {
     // Its directory holds two compiled modules and no manifest names it.
     const halfWritten = entryBuilds().filter((d) => !builds.includes(d));
     expect(halfWritten).toHaveLength(1);
-    expect(readFileSync(join(CACHE(), "src-entry-ts.json"), "utf8")).not.toContain(halfWritten[0]!);
+    expect(manifestText("src-entry-ts.json")).not.toContain(halfWritten[0]!);
     expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(true);
     // What it left is removed by a later build once an hour old (here: made to look so), with the
     // unfinished manifest of a builder killed just before renaming its own.
@@ -305,6 +312,7 @@ describe("cli/launch.js", () => {
 
   it("a lock older than the longest wait is taken over, even when its process still runs (or its text was never written)", async () => {
     const lock = join(CACHE(), "src-entry-ts.lock");
+    mkdirSync(CACHE(), { recursive: true });
     writeDep("old lock, held by this test's process");
     writeFileSync(lock, JSON.stringify({ pid: process.pid, thread: 99, time: Date.now() - 600_000 }));
     const held = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
@@ -377,12 +385,16 @@ describe("cli/launch.js", () => {
   });
 
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
+    writeDep("before tsx");
+    expect((await runInThread()).code).toBe(0);
+    const manifest = manifestText("src-entry-ts.json");
     writeDep("third");
     const tsx = await run({ RINGSPEC_LAUNCH: "tsx" });
     expect(tsx.stderr).toBe("");
     expect(JSON.parse(tsx.stdout)).toEqual({ value: "third", here: pathToFileURL(join(scratch, "src/dep.ts")).href, lazy: 42, progress: "function" });
     // The tsx path leaves the compiled copy as it was.
-    expect(readFileSync(COMPILED_DEP(), "utf8")).not.toContain('"third"');
+    expect(manifestText("src-entry-ts.json")).toBe(manifest);
+    expect(readFileSync(COMPILED_DEP(), "utf8")).toContain('"before tsx"');
   });
 
   it("compileAhead (npm ci: cli/compile-ahead.js) compiles an entry without running it; its first start uses that copy", async () => {
