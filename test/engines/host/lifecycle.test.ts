@@ -115,9 +115,11 @@ describe.concurrent("emulator processes", () => {
       const pidFile = join(scratch, "emulator.pid");
       const program = script("qemu-records-pid", `echo $$ > ${pidFile}\nexec sleep 30`);
       const cli = spawn(process.execPath, [fileURLToPath(new URL("../../../cli/bin.js", import.meta.url)), "vectors", "check", vectorPath("sysret64-basic"), "--engine", "qemu", "--qemu", program, "--timeout", "60"], { stdio: "ignore" });
+      // The whole line: the shell creates the file before it writes the pid into it.
+      const pidLine = () => (existsSync(pidFile) ? readFileSync(pidFile, "utf8") : "");
       const deadline = Date.now() + 20_000;
-      while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      const pid = Number(readFileSync(pidFile, "utf8"));
+      while (!pidLine().endsWith("\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const pid = Number(pidLine());
       expect(alive(pid)).toBe(true);
       const exited = new Promise((r) => cli.once("exit", r));
       cli.kill("SIGINT");
