@@ -39,12 +39,49 @@ const HEAVY_FIRST = [
   "test/kernel/untrusted.test.ts",
 ];
 
-/** Vitest's order when it knows every file's last duration; else HEAVY_FIRST, then vitest's order. */
+/**
+ * The seed of a random file order (`npm run test:busy`, test/busy.sh): RINGSPEC_SHUFFLE_SEED, or
+ * vitest's own seed with --sequence.shuffle (which, this sequencer being set, would otherwise shuffle
+ * only the tests within each file). Files share their worker's modules (isolate: false): a random
+ * order shows a file that depends on what another left behind.
+ */
+function fileShuffleSeed(sequence: { shuffle?: unknown; seed?: number }): number | undefined {
+  const given = process.env.RINGSPEC_SHUFFLE_SEED;
+  if (given !== undefined && given !== "") {
+    if (!/^[0-9]+$/.test(given)) throw new Error(`RINGSPEC_SHUFFLE_SEED: expected a whole number, got ${JSON.stringify(given)}`);
+    return Number(given);
+  }
+  return sequence.shuffle === true ? sequence.seed : undefined;
+}
+
+/** `items` in a random order drawn from `seed` (Fisher–Yates on mulberry32): the same seed, the same order. */
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  let a = seed >>> 0;
+  const random = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** Vitest's order when it knows every file's last duration; else HEAVY_FIRST, then vitest's order;
+ *  a random one with a shuffle seed (fileShuffleSeed). */
 class HeavyFilesFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
-    const sorted = await super.sort(files);
     const root = this.ctx.config.root;
     const path = (f: TestSpecification) => relative(root, f.moduleId).split("\\").join("/");
+    const seed = fileShuffleSeed(this.ctx.config.sequence);
+    // From the files by name, so that a seed gives the same order whatever order they came in.
+    if (seed !== undefined) return shuffled([...files].sort((x, y) => path(x).localeCompare(path(y), "en")), seed);
+    const sorted = await super.sort(files);
     if (sorted.every((f) => this.ctx.cache.getFileTestResults(`${f.project.name}:${path(f)}`) !== undefined)) return sorted;
     const rank = (f: TestSpecification) => {
       const i = HEAVY_FIRST.indexOf(path(f));

@@ -1,6 +1,6 @@
 // The cost of loading vectors as `ringspec vectors check` loads them (cli/input.ts loadDocument:
 // read, parse, validate, build the state), for one or more checkouts side by side:
-//   npx tsx bench/load-vectors.ts [--rounds N] [--passes N] [--cli] CHECKOUT... -- DIR...
+//   npx tsx bench/load-vectors.ts [--rounds N] [--passes N] [--cli] [--curve] CHECKOUT... -- DIR...
 // Each round runs every checkout once, in turn, each in a fresh process, so a burst of load from
 // elsewhere hits all alike; figures are CPU ms (the process's, all its threads: JIT compilation and
 // garbage collection on other threads count), medians over the rounds with their ranges.
@@ -14,6 +14,11 @@
 //   stands for the folders), keeping what it loaded until it ends, as `vectors check` keeps every
 //   vector until it has run them: what one `vectors check` pays;
 // - import+first, and warm: the median of the later passes.
+// With --curve (default mode), also the first pass's warm-up: its CPU for each hundred files in
+// turn, and (Linux) the CPU of import + first pass split between the main thread (parsing,
+// validating, building) and the process's other threads (V8's optimising compiler and garbage
+// collector helpers), medians over the rounds (/proc counts each thread in 10 ms ticks: a thread
+// that ran less may count 0).
 // With --cli, each checkout's own `ringspec vectors check DIR... --engine spec` runs instead (its
 // own start-up: a compiled copy or tsx), stopped once every vector is loaded (an empty sentinel
 // file named after the DIRs marks the end): CPU from process start to the first vector file
@@ -30,6 +35,9 @@ interface Sample {
   /** Default mode: importing the loader, then each pass. */
   readonly import?: number;
   readonly times?: number[];
+  /** --curve: the first pass's CPU for each hundred files; import + first pass by thread (Linux). */
+  readonly hundreds?: number[];
+  readonly split?: { readonly main: number; readonly others: number } | null;
   /** --cli: process start to the first vector file opened, and from there to all loaded. */
   readonly startup?: number;
   readonly load?: number;
@@ -37,31 +45,50 @@ interface Sample {
 
 /** The child of the default mode (plain JavaScript: no tsx in the measured process). */
 const CHILD = String.raw`
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-const [compiled, passes, ...dirs] = process.argv.slice(2);
+const [compiled, passes, curve, ...dirs] = process.argv.slice(2);
+// CPU ms of the main thread and of all the others, from /proc (Linux; null elsewhere).
+const threads = () => {
+  try {
+    let main = 0, others = 0;
+    for (const tid of readdirSync("/proc/self/task")) {
+      const stat = readFileSync("/proc/self/task/" + tid + "/stat", "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+      if (Number(tid) === process.pid) main += ms; else others += ms;
+    }
+    return { main, others };
+  } catch { return null; }
+};
 const files = [];
 for (const dir of dirs) for (const name of readdirSync(dir).sort()) {
   const path = join(dir, name);
   if (name.endsWith(".json")) files.push(path);
   else if (statSync(path).isDirectory()) for (const inner of readdirSync(path).sort()) if (inner.endsWith(".json")) files.push(join(path, inner));
 }
+const threadsBefore = curve === "curve" ? threads() : null;
 const before = cpu();
 const { loadDocument } = await import(join(compiled, "cli/input.mjs"));
 const imported = cpu() - before;
 const times = [];
 let unusable = 0;
+const hundreds = [];
+let split = null;
 for (let p = 0; p < Number(passes); p++) {
   const kept = [];
   const start = cpu();
-  for (const file of files) {
-    try { kept.push(loadDocument(file)); } catch { if (p === 0) unusable++; }
+  let mark = start;
+  for (let i = 0; i < files.length; i++) {
+    try { kept.push(loadDocument(files[i])); } catch { if (p === 0) unusable++; }
+    if (p === 0 && curve === "curve" && ((i + 1) % 100 === 0 || i + 1 === files.length)) { const now = cpu(); hundreds.push(now - mark); mark = now; }
   }
   times.push(cpu() - start);
+  if (p === 0 && threadsBefore !== null) { const t = threads(); if (t !== null) split = { main: t.main - threadsBefore.main, others: t.others - threadsBefore.others }; }
   kept.length = 0;
 }
-process.stdout.write(JSON.stringify({ files: files.length, unusable, import: imported, times }) + "\n");
+process.stdout.write(JSON.stringify({ files: files.length, unusable, import: imported, times, hundreds, split }) + "\n");
 `;
 
 /** Preloaded into --cli children: marks the first vector file opened and the sentinel, then exits
@@ -143,6 +170,7 @@ async function main(argv: readonly string[]): Promise<void> {
   let rounds = 5;
   let passes = 5;
   let cli = false;
+  let curve = false;
   const roots: string[] = [];
   const dirs: string[] = [];
   let seenSeparator = false;
@@ -151,11 +179,12 @@ async function main(argv: readonly string[]): Promise<void> {
     if (a === "--rounds") rounds = Number(argv[++i]);
     else if (a === "--passes") passes = Number(argv[++i]);
     else if (a === "--cli") cli = true;
+    else if (a === "--curve") curve = true;
     else if (a === "--") seenSeparator = true;
     else (seenSeparator ? dirs : roots).push(resolve(a));
   }
   if (roots.length === 0 || dirs.length === 0 || !(rounds >= 1) || !(passes >= 1)) {
-    process.stderr.write("usage: npx tsx bench/load-vectors.ts [--rounds N] [--passes N] [--cli] CHECKOUT... -- DIR...\n");
+    process.stderr.write("usage: npx tsx bench/load-vectors.ts [--rounds N] [--passes N] [--cli] [--curve] CHECKOUT... -- DIR...\n");
     process.exitCode = 2;
     return;
   }
@@ -195,7 +224,7 @@ async function main(argv: readonly string[]): Promise<void> {
           });
           out = String(run.output[3] ?? "");
         } else {
-          out = execFileSync(process.execPath, [child, compiledDirs.get(root)!, String(passes), ...dirs], { encoding: "utf8", maxBuffer: 1 << 20 });
+          out = execFileSync(process.execPath, [child, compiledDirs.get(root)!, String(passes), curve ? "curve" : "-", ...dirs], { encoding: "utf8", maxBuffer: 1 << 20 });
         }
         results.get(root)!.push(JSON.parse(out.trim().split("\n").at(-1)!) as Sample);
       }
@@ -214,6 +243,12 @@ async function main(argv: readonly string[]): Promise<void> {
         process.stdout.write(
           `${root}: ${files} files (${unusable} unusable); import ${figure(imported)}, first pass ${figure(first)}, import + first pass ${figure(runs.map((r) => r.import! + r.times![0]!))}, later passes ${passes > 1 ? figure(warm) : "-"}\n`,
         );
+        if (curve) {
+          const hundreds = runs[0]!.hundreds!.map((_, k) => Math.round(median(runs.map((r) => r.hundreds![k]!))));
+          const splits = runs.flatMap((r) => (r.split ? [r.split] : []));
+          const byThread = splits.length === 0 ? "" : `; import + first pass by thread: main ${figure(splits.map((t) => t.main))}, others ${figure(splits.map((t) => t.others))}`;
+          process.stdout.write(`  first pass by hundred files: ${hundreds.join(" ")}${byThread}\n`);
+        }
       }
     }
   } finally {

@@ -82,6 +82,7 @@ export interface KernelRunResult {
   readonly event?: EngineEvent;
   /** One line on why the run could not finish. */
   readonly detail?: string;
+  /** Wall-clock milliseconds the run took (fractional: a quick run is not rounded to 0). */
   readonly elapsedMs: number;
   /** Lockstep: the steps whose events were compared, the steps whose whole states were, and the
    *  first disagreement. */
@@ -115,7 +116,7 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.e
  * divergence.
  */
 export function runKernel(initial: ArchState, options: KernelRunOptions): KernelRunResult {
-  const started = Date.now();
+  const started = performance.now();
   const otherName: KernelEngineName = options.engine === "spec" ? "impl" : "spec";
   const main = createEngine(options.engine);
   main.load(initial, options.profile);
@@ -240,7 +241,7 @@ export function runKernel(initial: ArchState, options: KernelRunOptions): Kernel
   const state = run.state;
   const steps = stop.steps;
   const base = {
-    steps, instructions, console: concat(chunks), state, elapsedMs: Date.now() - started,
+    steps, instructions, console: concat(chunks), state, elapsedMs: performance.now() - started,
     ...(other !== undefined ? { compared: steps, comparedStates: comparedStates + 1 } : {}),
     ...(state.devices.exitValue !== null ? { exitValue: state.devices.exitValue } : {}),
   };

@@ -146,7 +146,7 @@ export function campaignResult(plan: CampaignPlan, run: CampaignRun, meta: Resul
     cases: run.outcomes.length,
     ...counts(run.outcomes, run.outcomes.filter((o) => o.status === "pass").length),
     steps_compared: stepsCompared,
-    elapsed_s: run.elapsedMs / 1000,
+    elapsed_s: Math.round(run.elapsedMs * 1000) / 1e6,
     cases_per_s: seconds > 0 ? Math.round((run.outcomes.length / seconds) * 10) / 10 : 0,
     steps_per_s: seconds > 0 ? Math.round(stepsCompared / seconds) : 0,
     interrupted: run.interrupted,

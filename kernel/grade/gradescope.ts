@@ -54,7 +54,9 @@ export function gradescopeResults(report: CheckReport, rubric: Rubric): Gradesco
   const max = tests.reduce((sum, t) => sum + t.max_score, 0);
   return {
     score,
-    execution_time: Math.round(report.run.elapsedMs) / 1000,
+    // Seconds to the microsecond: a run that ends at once (a kernel that faults early) takes well
+    // under a millisecond on a fast machine, which milliseconds round to 0.
+    execution_time: Math.round(report.run.elapsedMs * 1000) / 1e6,
     output: `ringspec kernel check on ${report.engine}: ${runSummary(report.run)}. Score ${score} / ${max}.\nReproduce locally: ${report.command}`,
     tests,
   };

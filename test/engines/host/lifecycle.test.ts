@@ -85,17 +85,19 @@ describe.concurrent("emulator processes", () => {
 
       it.sequential(`${name}: an emulator that hangs is stopped by the watchdog, and the check goes on`, async () => {
         const engine = make(script(`${name}-hangs`, "exec sleep 30"), 300);
-        // The detail names the 300 ms start watchdog, not the 5 s case timeout: that is what shows
-        // the watchdog stopped it (an elapsed-time bound would fail on a loaded machine).
-        const result = await checkVector(loaded, engine, { timeoutMs: 5000 });
+        // The detail names the 300 ms start watchdog, not the case timeout: that is what shows the
+        // watchdog stopped it (an elapsed-time bound would fail on a loaded machine). The case
+        // timeout is far away (20 s), so that a slow start cannot reach it first.
+        const result = await checkVector(loaded, engine, { timeoutMs: 20_000 });
         expect(result.passed).toBe(false);
         expect(result.exit).toBe("error");
         expect(result.detail).toMatch(/within 300 ms/);
         expect(liveChildren()).toBe(0);
         expect(existsSync(scratchOf(`${name}-hangs`))).toBe(false);
         // The same engine takes the next case (and fails it the same way, not worse).
-        const again = await checkVector(loaded, engine, { timeoutMs: 5000 });
+        const again = await checkVector(loaded, engine, { timeoutMs: 20_000 });
         expect(again.exit).toBe("error");
+        expect(again.detail).toMatch(/within 300 ms/);
         await engine.close();
         expect(liveChildren()).toBe(0);
       });
@@ -113,9 +115,11 @@ describe.concurrent("emulator processes", () => {
       const pidFile = join(scratch, "emulator.pid");
       const program = script("qemu-records-pid", `echo $$ > ${pidFile}\nexec sleep 30`);
       const cli = spawn(process.execPath, [fileURLToPath(new URL("../../../cli/bin.js", import.meta.url)), "vectors", "check", vectorPath("sysret64-basic"), "--engine", "qemu", "--qemu", program, "--timeout", "60"], { stdio: "ignore" });
+      // The whole line: the shell creates the file before it writes the pid into it.
+      const pidLine = () => (existsSync(pidFile) ? readFileSync(pidFile, "utf8") : "");
       const deadline = Date.now() + 20_000;
-      while (!existsSync(pidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      const pid = Number(readFileSync(pidFile, "utf8"));
+      while (!pidLine().endsWith("\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const pid = Number(pidLine());
       expect(alive(pid)).toBe(true);
       const exited = new Promise((r) => cli.once("exit", r));
       cli.kill("SIGINT");

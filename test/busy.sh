@@ -1,0 +1,13 @@
+#!/bin/sh
+# `npm run test:busy`: the suite as a slower, busier machine (CI: 2 slow, shared cores) sees it —
+# both workers on one core, the test files in a random order. The seed is printed;
+# RINGSPEC_SHUFFLE_SEED=N npm run test:busy runs that order again. Arguments go to vitest.
+set -e
+seed="${RINGSPEC_SHUFFLE_SEED:-$(date +%s)}"
+case "$seed" in ''|*[!0-9]*) echo "RINGSPEC_SHUFFLE_SEED: expected a whole number, got \"$seed\"" >&2; exit 2;; esac
+echo "test:busy: one core, test files in a random order (replay: RINGSPEC_SHUFFLE_SEED=$seed npm run test:busy)"
+if command -v taskset >/dev/null 2>&1; then
+  RINGSPEC_SHUFFLE_SEED=$seed exec taskset -c 0 npx vitest run "$@"
+fi
+echo "test:busy: taskset (util-linux) not found: running on every core" >&2
+RINGSPEC_SHUFFLE_SEED=$seed exec npx vitest run "$@"
