@@ -104,7 +104,7 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     const seen = { raises: 0, fullHistory: 0, laterWindow: 0, firstStep: 0 };
     const runs: [string, Family][] = [["iretq-same-level-keeps-ss-rsp", MODEL_FAMILY], ["swapgs-noop", MODEL_FAMILY], ["pf-error-code-no-us", familyByName("paging")!]];
     for (const [bug, family] of runs) {
-      for (const value of fc.sample(family.arbitrary, { seed: 7, numRuns: 12 })) {
+      for (const value of fc.sample(family.arbitrary, { seed: 7, numRuns: 8 })) {
         const c = family.build(value);
         for (const every of [1, 4]) {
           const settings = { every, rule: "exact", timeoutMs: 60_000 } as const;
