@@ -12,14 +12,18 @@
 //      run in order, so the last writer of a field decides its value);
 //   4. nothing fits (no rule at that step, or none names a differing field): the step's first
 //      rule, or "unattributed" when the spec reports none.
+// Before the diagnoses, one case of step granularity: engine B's step went on into an event's
+// handler (an emulator's step may include the single-step #DB trap that follows an instruction):
+// B's frame holds the RIP and CS at which engine A's step ended. When the spec's own next step
+// delivers the same vector, what still differs after it decides the rule and the line.
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
 import type { EngineEvent, StepFault } from "../../contract/engine.ts";
-import type { FieldDifference } from "../../contract/compare.ts";
+import { compareStates, type FieldDifference } from "../../contract/compare.ts";
 import type { CaseDivergence } from "./lockstep-case.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { allRules, ruleById } from "../../spec/index.ts";
-import { TSS_OFFSETS } from "../../guest/index.ts";
+import { TSS_OFFSETS, decodeGate } from "../../guest/index.ts";
 import { translate } from "../../guest/paging.ts";
 
 export interface Attribution {
@@ -76,6 +80,44 @@ function stackSources(before: ArchState): { name: string; value: bigint }[] {
 }
 
 const PF_BITS = ["P", "W/R", "U/S", "RSVD", "I/D"];
+
+/** The vectors whose IDT gate (in `before`) is present and points at `rip`. */
+function vectorsAt(before: ArchState, rip: bigint): number[] {
+  const out: number[] = [];
+  const count = Math.min(256, Math.floor((before.idtr.limit + 1) / 16));
+  for (let v = 0; v < count; v++) {
+    const low = read64(before, before.idtr.base + BigInt(16 * v));
+    const high = read64(before, before.idtr.base + BigInt(16 * v + 8));
+    if (low === null || high === null) continue;
+    const gate = decodeGate(low, high);
+    if (gate.p === 1 && gate.offset === rip) out.push(v);
+  }
+  return out;
+}
+
+/** The vector whose handler engine B's step ended in: B's own event when it reports one, else the
+ *  vector whose gate (in the IDT before the step) points at B's RIP. */
+function vectorEntered(c: DivergenceView): number | undefined {
+  if (c.eventB !== undefined) return c.eventB.kind === "delivered" ? c.eventB.vector : undefined;
+  const vectors = vectorsAt(c.before, c.stateB.rip);
+  // A pending single-step trap names #DB among handlers that share an entry point.
+  return c.stateA.cpu.pendingDebugTrap && vectors.includes(1) ? 1 : vectors[0];
+}
+
+/** Whether engine B's stack holds a frame interrupted at `rip` in `cs` (with or without an error
+ *  code below it). */
+function frameHolds(c: DivergenceView, rip: bigint, cs: number): boolean {
+  const rsp = c.stateB.gpr[4]!;
+  return [0n, 8n].some((skip) => read64(c.stateB, rsp + skip) === rip && ((read64(c.stateB, rsp + skip + 8n) ?? -1n) & 0xffffn) === BigInt(cs));
+}
+
+/** Engine B's step went on past where engine A's ended into an event's handler: A's step retired
+ *  an instruction, and B's frame holds the RIP and CS at which A's step ended. The vector, or
+ *  undefined. */
+function wentOn(c: DivergenceView): number | undefined {
+  if (c.eventA?.kind !== "retired" || c.stateB.rip === c.stateA.rip || !frameHolds(c, c.stateA.rip, c.stateA.cs.selector)) return undefined;
+  return vectorEntered(c);
+}
 
 /** The memory differences as bytes: physical address → [A's byte, B's byte] (null: a field that
  *  is not memory, or not valued as hex bytes). */
@@ -135,10 +177,13 @@ const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
     return c.eventA?.kind === "delivered" ? `NMIs stay blocked after an IRET that faults (vector ${c.eventA.vector})` : "NMIs stay blocked after IRET";
   },
   // amd: SYSRET to a non-canonical RCX completes and the fetch faults at CPL 3; an engine that
-  // faults at CPL 0 instead does what Intel does.
+  // faults at CPL 0 instead does what Intel does. Engine B must show that #GP: its step ended in
+  // vector 13's handler at CPL 0, and not with a frame of the SYSRET completed (a step that went
+  // on into a trap's handler, e.g. the single-step #DB, also ends at CPL 0).
   "SYSRET-V1": (c) => {
     if (c.eventA?.kind !== "retired" || c.stateA.cs.dpl !== 3 || c.stateB.cs.dpl !== 0 || !c.rules.includes("SYSRET-V1")) return null;
-    return `a non-canonical RCX (${hex(c.before.gpr[1]!)}) faults at CPL 0, the Intel way, instead of being loaded to fault at CPL 3`;
+    if (vectorEntered(c) !== 13 || wentOn(c) !== undefined) return null;
+    return `a non-canonical RCX (${hex(c.before.gpr[1]!)}) faults at CPL 0 (#GP), the Intel way, instead of being loaded to fault at CPL 3`;
   },
   "PF-02": (c) => {
     if (c.eventA?.kind !== "delivered" || c.eventA.vector !== 14 || c.eventB?.kind !== "delivered" || c.eventB.vector !== 14) return null;
@@ -322,6 +367,11 @@ export function attribute(
   const fault = eventFields || missedFault ? faultRule(faults, divergence.eventB) : undefined;
   if (fault !== undefined) return done(fault.rule, `${ruleById(fault.rule)?.description ?? fault.rule} (the spec raises vector ${fault.vector} here)`);
 
+  // 1b. Engine B's step went on past where the spec's ended into an event's handler.
+  const entered = wentOn(divergence);
+  const wentOnAt = entered === undefined ? null : wentOnAttribution(divergence, profile, entered, rules, faults);
+  if (wentOnAt !== null) return wentOnAt;
+
   // 2. A diagnosis that explains engine B's value.
   for (const rule of rules) {
     const why = DIAGNOSES[rule]?.(c) ?? null;
@@ -341,4 +391,37 @@ export function attribute(
   // 4. Nothing fits.
   const first = rules[0];
   return first === undefined ? done(UNATTRIBUTED, "the spec reports no rule at this step") : done(first, ruleById(first)?.description ?? first);
+}
+
+/** Engine B's step went on past where the spec's ended into the handler of `vector`: the
+ *  spec takes its next step from where its own ended; if that delivers the same vector, the fields
+ *  that still differ (of those that differed) pick the rule among the step's, and the line says
+ *  what B's step did and what still differs. Nothing is claimed about a fault. Else null (the
+ *  usual order goes on). */
+function wentOnAttribution(d: DivergenceView, profile: ProfileName, vector: number, rules: readonly string[], faults: readonly StepFault[]): Attribution | null {
+  const name = EXCEPTION_NAMES[vector];
+  const went = `engine B's step goes on into the handler of vector ${vector}${name === undefined ? "" : ` (${name})`}: its frame holds RIP ${hex(d.stateA.rip)}, CS ${hex(d.stateA.cs.selector)}, where the spec's step ends`;
+  const fields = new Set(d.differences.map((x) => x.field));
+  let next: { event: EngineEvent; state: ArchState } | null = null;
+  try {
+    const spec = new SpecEngine();
+    spec.load(d.stateA, profile);
+    const event = spec.step();
+    next = { event, state: spec.state() };
+  } catch {
+    // A state the spec cannot step: nothing to compare with.
+  }
+  if (next === null || next.event.kind !== "delivered" || next.event.vector !== vector) return null;
+  // Compared where the step's comparison looked: its fields, and memory at its differing bytes.
+  const bytesBefore = memoryBytes(d.differences.filter((x) => x.field.startsWith("memory@"))) ?? new Map<bigint, [number, number]>();
+  const still = compareStates(next.state, d.stateB, { rule: "architectural", memory: "all" }).differences.filter((x) => {
+    if (!x.field.startsWith("memory@")) return fields.has(x.field);
+    const bytes = memoryBytes([x]);
+    return bytes !== null && [...bytes.keys()].some((a) => bytesBefore.has(a));
+  });
+  if (still.length === 0) return { rule: bestByFields(rules, fields) ?? rules[0] ?? UNATTRIBUTED, why: `${went}; after the spec's own delivery of it the states agree (a difference of step granularity only)`, rules, faults };
+  const stillFields = new Set(still.map((x) => x.field));
+  const rule = bestByFields(rules, stillFields) ?? rules[0] ?? UNATTRIBUTED;
+  const shown = still.slice(0, 4).map((x) => `${x.field} ${String(x.a)} vs ${String(x.b)}`);
+  return { rule, why: `${went}; after the spec's own delivery of it they still differ (spec vs engine B) in ${shown.join(", ")}${still.length > 4 ? ", ..." : ""}`, rules, faults };
 }

@@ -226,6 +226,8 @@ class Pair {
    *  an error of engine A's. */
   private async replay(step: number, stateA: ArchState): Promise<StepView[]> {
     const from = this.replayFrom!;
+    // The first step, without raises before it: nothing to rebuild (a shrunk case often parts there).
+    if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: this.records.at(-1)!.event, after: stateA }];
     await on("a", this.a.load(from.state, this.profile));
     const views: StepView[] = [];
     for (let k = from.first; k <= step; k++) {

@@ -1,7 +1,8 @@
 // Running one case of a campaign, and turning a failure into a report entry: the rule where the
 // engines part ways, the case shrunk (fast-check's shrinking, then the family's own moves) to a
-// minimal one that still fails at that rule, and everything a report, a saved vector and the
-// divergence page need. Results are plain JSON (they cross worker threads and shard files).
+// minimal one that still fails at that rule, unexplained by any gap the campaign expects, and
+// everything a report, a saved vector and the divergence page need. Results are plain JSON (they
+// cross worker threads and shard files).
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import type { AsyncEngine, EngineEvent } from "../../contract/engine.ts";
@@ -178,6 +179,12 @@ async function judge(a: EngineHolder, b: EngineHolder, built: BuiltCase, setting
   return { verdict, rule: at.rule, why: at.why, rules: at.rules, signature: signatureOf(at.rule, verdict.divergence.differences), ...(gap === undefined ? {} : { gap }) };
 }
 
+/** How a divergence is classified: expected when a known gap the campaign expects explains it or
+ *  its rule is expected, else a failure. The one classification, for cases and shrink candidates. */
+function divergenceStatus(j: Judged, settings: CaseSettings): "fail" | "expected" {
+  return settings.expected.has(j.rule!) || j.gap !== undefined ? "expected" : "fail";
+}
+
 /** Runs case `index` of the campaign (no shrinking). */
 export async function runCase(a: EngineHolder, b: EngineHolder, settings: CaseSettings, index: number): Promise<CaseOutcome> {
   const id = caseId(settings.families, settings.seed, index);
@@ -202,7 +209,7 @@ export async function runCase(a: EngineHolder, b: EngineHolder, settings: CaseSe
     case "diverge":
       return {
         ...base,
-        status: settings.expected.has(j.rule!) || j.gap !== undefined ? "expected" : "fail",
+        status: divergenceStatus(j, settings),
         ...(j.gap === undefined ? {} : { gap: j.gap }),
         steps: v.steps,
         rule: j.rule!,
@@ -221,7 +228,9 @@ interface Target {
   readonly signature: string;
 }
 
-/** Whether `value` still fails the way `target` did (same rule; same signature when unattributed). */
+/** Whether `value` still fails the way `target` did: a divergence classified as a failure (no gap
+ *  the campaign expects explains it, its rule is not expected: what made the target a failure),
+ *  under the same rule (the same signature when unattributed). */
 async function stillFails(a: EngineHolder, b: EngineHolder, family: Family, value: unknown, settings: CaseSettings, target: Target): Promise<Judged | null> {
   let built: BuiltCase;
   try {
@@ -235,6 +244,8 @@ async function stillFails(a: EngineHolder, b: EngineHolder, family: Family, valu
 async function stillFailsBuilt(a: EngineHolder, b: EngineHolder, built: BuiltCase, settings: CaseSettings, target: Target): Promise<Judged | null> {
   const j = await judge(a, b, built, settings);
   if (j.verdict.kind !== "diverge") return null;
+  // A smaller case that diverges only where an expected gap explains it is not the deviation.
+  if (divergenceStatus(j, settings) !== "fail") return null;
   if (target.rule === UNATTRIBUTED ? j.signature !== target.signature : j.rule !== target.rule) return null;
   return j;
 }

@@ -182,3 +182,61 @@ describe("SYSRET-V1", () => {
     expect(at.rule).toBe("SYSRET-V1");
   });
 });
+
+describe("an emulator's step that goes on into a trap's handler", () => {
+  // QEMU's SYSRET-V1 row (docs/deviations/): an amd SYSRET to a non-canonical RCX with R11.TF = 1.
+  // The spec's step ends after SYSRET (CPL 3, RIP = RCX, the #DB trap pending); QEMU's step also
+  // delivers that #DB, and it takes RF and VM from R11 and drops VIP. Engine B here: the spec's
+  // own next step (the #DB delivery), with QEMU's RFLAGS in the pushed image and in the handler.
+  const r11 = 0x374703n;
+  const s = vectorState("sysret64-basic");
+  const before = { ...s, gpr: s.gpr.map((v, i) => (i === 1 ? 0xcb3b_2f8a_45b3_63d1n : i === 11 ? r11 : v)) };
+  const spec = new SpecEngine();
+  spec.load(before, "amd");
+  const eventA = spec.step();
+  const stateA = spec.state();
+  const trap = spec.step();
+  const delivered = spec.state();
+  const imageB = (r11 & 0x2f7fd7n) | 2n; // RF and VM from R11, VIP dropped: 0x274703, as QEMU pushed
+  const handlerB = imageB & ~(0x100n | 0x200n | 0x4000n | 0x10000n | 0x20000n); // TF, IF, NT, RF, VM cleared by the delivery
+  const rflagsSlot = translate((a) => read64Physical(delivered, a), delivered.cr3, delivered.gpr[4]! + 16n).physical!;
+  let stateB: ArchState = { ...delivered, rflags: handlerB };
+  for (let i = 0; i < 8; i++) stateB = poke(stateB, Number(rflagsSlot) + i, () => Number((imageB >> BigInt(8 * i)) & 0xffn));
+
+  it("is recognised from engine B's frame, and no fault is claimed", () => {
+    expect(eventA.kind).toBe("retired");
+    expect(imageB).toBe(0x274703n);
+    expect(handlerB).toBe(0x240403n);
+    expect(stateA.cs.dpl).toBe(3);
+    expect(stateA.cpu.pendingDebugTrap).toBe(true);
+    expect(trap.kind === "delivered" && trap.vector).toBe(1);
+    const at = attribute(divergence(before, eventA, stateA, stateB), "amd");
+    expect(at.why).not.toMatch(/fault|Intel|#GP/);
+    expect(at.why.startsWith(`engine B's step goes on into the handler of vector 1 (#DB): its frame holds RIP 0xcb3b2f8a45b363d1, CS 0x${stateA.cs.selector.toString(16)}, where the spec's step ends;`)).toBe(true);
+    // What still differs after the spec's own delivery: RFLAGS in the handler and in the frame.
+    expect(at.why).toContain(`regs.rflags 0x${(delivered.rflags).toString(16)} vs 0x${handlerB.toString(16)}`);
+    expect(at.why).toMatch(/memory@0x[0-9a-f]+ 34 vs 27/); // the image's byte 2: VIP (bit 20) against RF, VM (bits 16, 17)
+    expect(at.rule).not.toBe("SYSRET-V1");
+    expect(at.rule).toBe("SYSRET-05");
+  });
+
+  it("an engine B in vector 13's handler at CPL 0 is still the Intel way", () => {
+    // The spec's intel profile on the same SYSRET: #GP(0) at CPL 0.
+    const intel = new SpecEngine();
+    intel.load(before, "intel");
+    const gp = intel.step();
+    expect(gp.kind === "delivered" && gp.vector).toBe(13);
+    const at = attribute(divergence(before, eventA, stateA, intel.state()), "amd");
+    expect(at.rule).toBe("SYSRET-V1");
+    expect(at.why).toContain("faults at CPL 0 (#GP), the Intel way");
+  });
+});
+
+function read64Physical(s: ArchState, a: bigint): bigint {
+  let v = 0n;
+  for (let i = 7; i >= 0; i--) {
+    const x = a + BigInt(i);
+    v = (v << 8n) | BigInt(s.memory.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
+  }
+  return v;
+}

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { lockstepCase, type CaseVerdict } from "../../conformance/campaign/lockstep-case.ts";
 import { MODEL_FAMILY } from "../../conformance/generate/model.ts";
+import { familyByName, type Family } from "../../conformance/campaign/families.ts";
 import { PlantedEngine, plantedBug } from "../../conformance/planted.ts";
 import { asAsync } from "../../contract/async.ts";
 import type { AsyncEngine, Engine } from "../../contract/engine.ts";
@@ -99,12 +100,12 @@ function written(v: CaseVerdict): string {
 describe("a divergence's states rebuilt by a replay of engine A", () => {
   const broken = (bug: string): AsyncEngine => asAsync(new PlantedEngine(new ImplEngine(), plantedBug(bug)!), { ...IMPL, name: `impl with ${bug}` });
 
-  it("are those kept by copying A's state after every step (steps, windows, raises, 8 steps of history)", async () => {
-    const values = fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 12 });
-    const seen = { raises: 0, fullHistory: 0, laterWindow: 0, cases: 0 };
-    for (const bug of ["iretq-same-level-keeps-ss-rsp", "swapgs-noop"]) {
-      for (const value of values) {
-        const c = MODEL_FAMILY.build(value);
+  it("are those kept by copying A's state after every step (steps, windows, raises, 8 steps of history, the first step)", async () => {
+    const seen = { raises: 0, fullHistory: 0, laterWindow: 0, firstStep: 0 };
+    const runs: [string, Family][] = [["iretq-same-level-keeps-ss-rsp", MODEL_FAMILY], ["swapgs-noop", MODEL_FAMILY], ["pf-error-code-no-us", familyByName("paging")!]];
+    for (const [bug, family] of runs) {
+      for (const value of fc.sample(family.arbitrary, { seed: 7, numRuns: 8 })) {
+        const c = family.build(value);
         for (const every of [1, 4]) {
           const settings = { every, rule: "exact", timeoutMs: 60_000 } as const;
           const replayed = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken(bug), c, settings);
@@ -112,7 +113,6 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
           expect(written(replayed)).toBe(written(copied));
           if (replayed.kind !== "diverge") continue;
           const d = replayed.divergence;
-          seen.cases++;
           // The history ends with the diverging step, from the state the divergence starts from.
           expect(d.history.at(-1)!.step).toBe(d.step);
           expect(d.history.at(-1)!.before).toBe(d.before);
@@ -120,11 +120,14 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
           if (c.raises.length > 0) seen.raises++;
           if (d.history.length === 8) seen.fullHistory++;
           if (d.located === "window" && d.step > every) seen.laterWindow++;
+          if (d.step === 1) seen.firstStep++;
         }
       }
     }
     // The cases reached what the replay must rebuild: raises made before steps, a history of 8
-    // steps, a window re-run from a later checkpoint.
+    // steps, a window re-run from a later checkpoint; and a divergence at the first step (kept
+    // without a replay).
+    expect(seen.firstStep).toBeGreaterThan(0);
     expect(seen.raises).toBeGreaterThan(0);
     expect(seen.fullHistory).toBeGreaterThan(0);
     expect(seen.laterWindow).toBeGreaterThan(0);
