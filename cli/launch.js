@@ -80,10 +80,13 @@ function cachePaths(entry) {
   return { name, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
-/** Whether every source the manifest lists still holds the bytes it was compiled from (its size,
- *  then one SHA-256 of all of them in order), and the package bundles it imports are still there. */
+/** Whether the build was made in this very folder (compiled code names the absolute paths of its
+ *  sources and of the package bundles: a checkout copied or moved with its node_modules, times
+ *  kept, must not run the original's files), every source the manifest lists still holds the
+ *  bytes it was compiled from (its size, then one SHA-256 of all of them in order), and the
+ *  package bundles it imports are still there. */
 function fresh(manifest) {
-  if (manifest.version !== BUILD_VERSION || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
+  if (manifest.version !== BUILD_VERSION || manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
   for (const [file, size] of manifest.bundles) {
     if (statSync(join(ROOT, file), { throwIfNoEntry: false })?.size !== size) return false;
   }
@@ -346,7 +349,7 @@ async function compileAll(esbuild, entry, paths) {
   const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
-  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, root: ROOT, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);

@@ -9,7 +9,7 @@
 // sources (tsx registers its module hooks for the whole process).
 import { execFile, spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -19,12 +19,13 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 let scratch: string;
 
-function run(env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
-  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
-const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, entry)).href)}));
+/** A start in a process of its own, of the scratch package at `root`. */
+function run(env: Record<string, string> = {}, entry = "src/entry.ts", root = scratch): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(root, "cli/launch.js")).href)});
+const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(root, entry)).href)}));
 console.log(JSON.stringify(m.report()));`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr });
     });
   });
@@ -328,6 +329,24 @@ describe("cli/launch.js", () => {
     expect(JSON.parse(empty.stdout)).toMatchObject({ value: "old lock, empty" });
     expect(empty.stderr).toContain("is taken over: older than");
     expect(existsSync(lock)).toBe(false);
+  });
+
+  it("a copy of the package elsewhere (its cache copied with it, times kept) compiles its own copy: nothing it runs names the original's files", async () => {
+    writeDep("copied");
+    expect((await runInThread()).code).toBe(0);
+    const copy = mkdtempSync(join(tmpdir(), "ringspec-launch-copy-"));
+    try {
+      cpSync(scratch, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      const started = await run({}, "src/entry.ts", copy);
+      expect(JSON.parse(started.stdout)).toMatchObject({ value: "copied", here: pathToFileURL(join(copy, "src/dep.ts")).href });
+      const manifest = JSON.parse(readFileSync(join(copy, "node_modules/.cache/ringspec/src-entry-ts.json"), "utf8")) as { entry: string };
+      const build = join(copy, "node_modules/.cache/ringspec", manifest.entry.split("/")[0]!);
+      for (const file of readdirSync(build, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+        expect(readFileSync(join(file.parentPath, file.name), "utf8")).not.toContain(scratch);
+      }
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it("compiles each source to a module of its own that keeps its top-level const (no bundle: a bundle's vars are not folded by V8)", async () => {
