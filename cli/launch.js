@@ -25,7 +25,7 @@
 // assets) are found.
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createHash } from "node:crypto";
@@ -36,8 +36,8 @@ const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
 /** Bumped when the way sources are compiled changes (older copies are then compiled again). */
 const BUILD_VERSION = 6;
-/** A build directory no manifest names any more is removed once it is this old (a process started
- *  from it may still import its lazily loaded chunks for a while). */
+/** A build directory no manifest names any more is removed this long after it was replaced (a
+ *  process started from it may still import its lazily loaded modules for a while). */
 const STALE_BUILD_MS = 3_600_000;
 /** How long a start waits for another's build of the same entry before building on its own (a
  *  build takes 1–3 s; a holder that is no longer running is seen at once). A lock older than this
@@ -350,6 +350,7 @@ async function compileAll(esbuild, entry, paths) {
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
   writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, root: ROOT, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  retire(paths);
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);
@@ -418,6 +419,23 @@ function packageManifest(file, name) {
     }
   }
   throw new Error(`no package.json of ${name} above ${file}`);
+}
+
+/** Marks the build the manifest of `paths` names as replaced now: processes started from it a
+ *  moment ago may still import its lazily loaded modules, so its time before removal
+ *  (STALE_BUILD_MS, from its folder's modification time) counts from its replacement, not from
+ *  when it was built. */
+function retire(paths) {
+  try {
+    const { entry } = JSON.parse(readFileSync(paths.manifest, "utf8"));
+    const folder = join(CACHE, String(entry).split("/")[0]);
+    if (folder.startsWith(join(CACHE, paths.name + "."))) {
+      const now = new Date();
+      utimesSync(folder, now, now);
+    }
+  } catch {
+    // No manifest yet, or its build already removed.
+  }
 }
 
 /** Removes what earlier builds of `name` left (not `current`) once older than STALE_BUILD_MS: their

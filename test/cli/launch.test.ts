@@ -311,6 +311,19 @@ describe("cli/launch.js", () => {
     expect(existsSync(unfinished)).toBe(false);
   });
 
+  it("a build replaced by a newer one is kept for an hour from its replacement, not from when it was built (processes started from it may still import its lazily loaded modules)", async () => {
+    writeDep("in use");
+    expect((await runInThread()).code).toBe(0);
+    // Built two hours ago, and a process started from it a moment ago: the sources change now.
+    const replaced = dirname(COMPILED());
+    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    utimesSync(join(CACHE(), entryBuilds().find((d) => replaced.startsWith(join(CACHE(), d)))!), hoursAgo, hoursAgo);
+    writeDep("replacing it");
+    expect(JSON.parse((await run()).stdout)).toMatchObject({ value: "replacing it" });
+    expect(dirname(COMPILED())).not.toBe(replaced);
+    expect(existsSync(join(replaced, "lazy.mjs"))).toBe(true);
+  });
+
   it("a lock older than the longest wait is taken over, even when its process still runs (or its text was never written)", async () => {
     const lock = join(CACHE(), "src-entry-ts.lock");
     mkdirSync(CACHE(), { recursive: true });
