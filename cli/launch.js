@@ -4,7 +4,8 @@
 // many processes (`serve` engines, worker threads). So the sources an entry point reaches are
 // compiled once with esbuild (the compiler tsx itself uses), each to a plain ES module of its own
 // under node_modules/.cache/ringspec/ (relative imports renamed to the compiled files), with a
-// manifest of the source files (their sizes and one SHA-256 of their bytes); later starts import
+// manifest of the source files (their sizes and one SHA-256 of their bytes, with tsconfig.json,
+// esbuild's package.json and this file, which shape the output too); later starts import
 // the compiled entry while every one of those files holds the bytes it was compiled from, and
 // compile again otherwise. Keyed on content, not on modification times: a checkout, `touch -r`,
 // `cp -p` or a clock step can change a file and keep its size and time (reading the ~2 MB of
@@ -34,7 +35,8 @@ import { threadId } from "node:worker_threads";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
-/** Bumped when the way sources are compiled changes (older copies are then compiled again). */
+/** Bumped when the manifest's meaning changes (older copies are then compiled again). An edit of
+ *  this file needs no bump: the file is one of every build's inputs (buildInputs()). */
 const BUILD_VERSION = 6;
 /** A build directory no manifest names any more is removed this long after it was replaced (a
  *  process started from it may still import its lazily loaded modules for a while). */
@@ -280,7 +282,7 @@ async function build(entry, paths) {
 async function compileAll(esbuild, entry, paths) {
   /** Each source file as read and compiled (its path and bytes): a file changed during the build
    *  makes the next start build again. */
-  const inputs = [];
+  const inputs = buildInputs();
   const sources = {
     name: "ringspec-sources",
     setup(b) {
@@ -355,6 +357,25 @@ async function compileAll(esbuild, entry, paths) {
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);
   return compiledEntry;
+}
+
+/** What shapes the compiled code besides the sources (their paths relative to ROOT and bytes),
+ *  so that a change to any of them builds again: the compiler options (tsconfig.json), the
+ *  compiler (esbuild's package.json: its version), and this file (its rewriting of esbuild's
+ *  output; BUILD_VERSION need not be remembered). */
+function buildInputs() {
+  const files = [join(ROOT, "tsconfig.json"), installedPackage("esbuild"), fileURLToPath(import.meta.url)];
+  return files.map((file) => [relative(ROOT, file), readFileSync(file)]);
+}
+
+/** The package.json of package `name` as `import(name)` from ROOT finds it (the nearest
+ *  node_modules above ROOT holding it; not its real path, so a linked install is seen as linked). */
+function installedPackage(name) {
+  for (let dir = ROOT; ; dir = dirname(dir)) {
+    const manifest = join(dir, "node_modules", name, "package.json");
+    if (existsSync(manifest)) return manifest;
+    if (dir === dirname(dir)) throw new Error(`no ${name} installed above ${ROOT}`);
+  }
 }
 
 /**

@@ -166,13 +166,16 @@ beforeAll(() => {
   ].join("\n") + "\n");
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
-  for (const name of ["esbuild", "tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
-  // zod with a package.json and entry files of its own (its folders linked): "upgraded" below.
-  const zod = join(ROOT, "node_modules/zod");
-  mkdirSync(join(scratch, "node_modules/zod"));
-  for (const e of readdirSync(zod, { withFileTypes: true })) {
-    if (e.isDirectory()) symlinkSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
-    else copyFileSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
+  for (const name of ["tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
+  // zod and esbuild with a package.json and files of their own (their folders linked): "upgraded"
+  // below.
+  for (const name of ["zod", "esbuild"]) {
+    const installed = join(ROOT, "node_modules", name);
+    mkdirSync(join(scratch, "node_modules", name));
+    for (const e of readdirSync(installed, { withFileTypes: true })) {
+      if (e.isDirectory()) symlinkSync(join(installed, e.name), join(scratch, "node_modules", name, e.name));
+      else copyFileSync(join(installed, e.name), join(scratch, "node_modules", name, e.name));
+    }
   }
   // Both of zod's entries the sources use, as contract/load.ts does.
   writeFileSync(join(scratch, "src/validate.ts"), [
@@ -359,6 +362,32 @@ describe("cli/launch.js", () => {
       }
     } finally {
       rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  it("compiles again when what shapes the compiled code besides the sources changes: tsconfig.json, esbuild's package, launch.js itself", async () => {
+    writeFileSync(join(scratch, "src/fields.ts"), "class Point {\n  x?: number;\n}\nexport function report(): string[] {\n  return Object.keys(new Point());\n}\n");
+    const tsconfig = join(scratch, "tsconfig.json");
+    const esbuildPackage = join(scratch, "node_modules/esbuild/package.json");
+    const launchJs = join(scratch, "cli/launch.js");
+    const originals = new Map([tsconfig, esbuildPackage, launchJs].map((file) => [file, readFileSync(file, "utf8")]));
+    const start = async () => JSON.parse((await runInThread("src/fields.ts")).stdout) as string[];
+    try {
+      expect(await start()).toEqual(["x"]);
+      // Class fields as assignments: a declared field no longer defines a property.
+      const options = JSON.parse(originals.get(tsconfig)!) as { compilerOptions: Record<string, unknown> };
+      writeFileSync(tsconfig, JSON.stringify({ ...options, compilerOptions: { ...options.compilerOptions, useDefineForClassFields: false } }));
+      expect(await start()).toEqual([]);
+      // Another esbuild, and launch.js changed (its rewriting of esbuild's output may have): each
+      // builds a new copy.
+      for (const [file, edit] of [[esbuildPackage, (t: string) => t.replace(/"version": "([^"]+)"/, '"version": "$1-other"')], [launchJs, (t: string) => `${t}// edited\n`]] as const) {
+        const before = compiledEntry("src-fields-ts.json");
+        writeFileSync(file, edit(originals.get(file)!));
+        expect(await start()).toEqual([]);
+        expect(compiledEntry("src-fields-ts.json")).not.toBe(before);
+      }
+    } finally {
+      for (const [file, text] of originals) writeFileSync(file, text);
     }
   });
 
