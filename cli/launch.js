@@ -4,7 +4,8 @@
 // many processes (`serve` engines, worker threads). So the sources an entry point reaches are
 // compiled once with esbuild (the compiler tsx itself uses), each to a plain ES module of its own
 // under node_modules/.cache/ringspec/ (relative imports renamed to the compiled files), with a
-// manifest of the source files (their sizes and one SHA-256 of their bytes); later starts import
+// manifest of the source files (their sizes and one SHA-256 of their bytes, with tsconfig.json,
+// esbuild's package.json and this file, which shape the output too); later starts import
 // the compiled entry while every one of those files holds the bytes it was compiled from, and
 // compile again otherwise. Keyed on content, not on modification times: a checkout, `touch -r`,
 // `cp -p` or a clock step can change a file and keep its size and time (reading the ~2 MB of
@@ -25,7 +26,7 @@
 // assets) are found.
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createHash } from "node:crypto";
@@ -34,10 +35,11 @@ import { threadId } from "node:worker_threads";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
-/** Bumped when the way sources are compiled changes (older copies are then compiled again). */
+/** Bumped when the manifest's meaning changes (older copies are then compiled again). An edit of
+ *  this file needs no bump: the file is one of every build's inputs (buildInputs()). */
 const BUILD_VERSION = 6;
-/** A build directory no manifest names any more is removed once it is this old (a process started
- *  from it may still import its lazily loaded chunks for a while). */
+/** A build directory no manifest names any more is removed this long after it was replaced (a
+ *  process started from it may still import its lazily loaded modules for a while). */
 const STALE_BUILD_MS = 3_600_000;
 /** How long a start waits for another's build of the same entry before building on its own (a
  *  build takes 1–3 s; a holder that is no longer running is seen at once). A lock older than this
@@ -80,10 +82,13 @@ function cachePaths(entry) {
   return { name, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
-/** Whether every source the manifest lists still holds the bytes it was compiled from (its size,
- *  then one SHA-256 of all of them in order), and the package bundles it imports are still there. */
+/** Whether the build was made in this very folder (compiled code names the absolute paths of its
+ *  sources and of the package bundles: a checkout copied or moved with its node_modules, times
+ *  kept, must not run the original's files), every source the manifest lists still holds the
+ *  bytes it was compiled from (its size, then one SHA-256 of all of them in order), and the
+ *  package bundles it imports are still there. */
 function fresh(manifest) {
-  if (manifest.version !== BUILD_VERSION || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
+  if (manifest.version !== BUILD_VERSION || manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
   for (const [file, size] of manifest.bundles) {
     if (statSync(join(ROOT, file), { throwIfNoEntry: false })?.size !== size) return false;
   }
@@ -277,7 +282,7 @@ async function build(entry, paths) {
 async function compileAll(esbuild, entry, paths) {
   /** Each source file as read and compiled (its path and bytes): a file changed during the build
    *  makes the next start build again. */
-  const inputs = [];
+  const inputs = buildInputs();
   const sources = {
     name: "ringspec-sources",
     setup(b) {
@@ -346,11 +351,31 @@ async function compileAll(esbuild, entry, paths) {
   const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
-  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, root: ROOT, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  retire(paths);
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);
   return compiledEntry;
+}
+
+/** What shapes the compiled code besides the sources (their paths relative to ROOT and bytes),
+ *  so that a change to any of them builds again: the compiler options (tsconfig.json), the
+ *  compiler (esbuild's package.json: its version), and this file (its rewriting of esbuild's
+ *  output; BUILD_VERSION need not be remembered). */
+function buildInputs() {
+  const files = [join(ROOT, "tsconfig.json"), installedPackage("esbuild"), fileURLToPath(import.meta.url)];
+  return files.map((file) => [relative(ROOT, file), readFileSync(file)]);
+}
+
+/** The package.json of package `name` as `import(name)` from ROOT finds it (the nearest
+ *  node_modules above ROOT holding it; not its real path, so a linked install is seen as linked). */
+function installedPackage(name) {
+  for (let dir = ROOT; ; dir = dirname(dir)) {
+    const manifest = join(dir, "node_modules", name, "package.json");
+    if (existsSync(manifest)) return manifest;
+    if (dir === dirname(dir)) throw new Error(`no ${name} installed above ${ROOT}`);
+  }
 }
 
 /**
@@ -415,6 +440,23 @@ function packageManifest(file, name) {
     }
   }
   throw new Error(`no package.json of ${name} above ${file}`);
+}
+
+/** Marks the build the manifest of `paths` names as replaced now: processes started from it a
+ *  moment ago may still import its lazily loaded modules, so its time before removal
+ *  (STALE_BUILD_MS, from its folder's modification time) counts from its replacement, not from
+ *  when it was built. */
+function retire(paths) {
+  try {
+    const { entry } = JSON.parse(readFileSync(paths.manifest, "utf8"));
+    const folder = join(CACHE, String(entry).split("/")[0]);
+    if (folder.startsWith(join(CACHE, paths.name + "."))) {
+      const now = new Date();
+      utimesSync(folder, now, now);
+    }
+  } catch {
+    // No manifest yet, or its build already removed.
+  }
 }
 
 /** Removes what earlier builds of `name` left (not `current`) once older than STALE_BUILD_MS: their

@@ -9,7 +9,7 @@
 // sources (tsx registers its module hooks for the whole process).
 import { execFile, spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -19,12 +19,13 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 let scratch: string;
 
-function run(env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
-  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
-const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, entry)).href)}));
+/** A start in a process of its own, of the scratch package at `root`. */
+function run(env: Record<string, string> = {}, entry = "src/entry.ts", root = scratch): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(root, "cli/launch.js")).href)});
+const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(root, entry)).href)}));
 console.log(JSON.stringify(m.report()));`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr });
     });
   });
@@ -165,13 +166,16 @@ beforeAll(() => {
   ].join("\n") + "\n");
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
-  for (const name of ["esbuild", "tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
-  // zod with a package.json and entry files of its own (its folders linked): "upgraded" below.
-  const zod = join(ROOT, "node_modules/zod");
-  mkdirSync(join(scratch, "node_modules/zod"));
-  for (const e of readdirSync(zod, { withFileTypes: true })) {
-    if (e.isDirectory()) symlinkSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
-    else copyFileSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
+  for (const name of ["tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
+  // zod and esbuild with a package.json and files of their own (their folders linked): "upgraded"
+  // below.
+  for (const name of ["zod", "esbuild"]) {
+    const installed = join(ROOT, "node_modules", name);
+    mkdirSync(join(scratch, "node_modules", name));
+    for (const e of readdirSync(installed, { withFileTypes: true })) {
+      if (e.isDirectory()) symlinkSync(join(installed, e.name), join(scratch, "node_modules", name, e.name));
+      else copyFileSync(join(installed, e.name), join(scratch, "node_modules", name, e.name));
+    }
   }
   // Both of zod's entries the sources use, as contract/load.ts does.
   writeFileSync(join(scratch, "src/validate.ts"), [
@@ -310,6 +314,19 @@ describe("cli/launch.js", () => {
     expect(existsSync(unfinished)).toBe(false);
   });
 
+  it("a build replaced by a newer one is kept for an hour from its replacement, not from when it was built (processes started from it may still import its lazily loaded modules)", async () => {
+    writeDep("in use");
+    expect((await runInThread()).code).toBe(0);
+    // Built two hours ago, and a process started from it a moment ago: the sources change now.
+    const replaced = dirname(COMPILED());
+    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    utimesSync(join(CACHE(), entryBuilds().find((d) => replaced.startsWith(join(CACHE(), d)))!), hoursAgo, hoursAgo);
+    writeDep("replacing it");
+    expect(JSON.parse((await run()).stdout)).toMatchObject({ value: "replacing it" });
+    expect(dirname(COMPILED())).not.toBe(replaced);
+    expect(existsSync(join(replaced, "lazy.mjs"))).toBe(true);
+  });
+
   it("a lock older than the longest wait is taken over, even when its process still runs (or its text was never written)", async () => {
     const lock = join(CACHE(), "src-entry-ts.lock");
     mkdirSync(CACHE(), { recursive: true });
@@ -328,6 +345,50 @@ describe("cli/launch.js", () => {
     expect(JSON.parse(empty.stdout)).toMatchObject({ value: "old lock, empty" });
     expect(empty.stderr).toContain("is taken over: older than");
     expect(existsSync(lock)).toBe(false);
+  });
+
+  it("a copy of the package elsewhere (its cache copied with it, times kept) compiles its own copy: nothing it runs names the original's files", async () => {
+    writeDep("copied");
+    expect((await runInThread()).code).toBe(0);
+    const copy = mkdtempSync(join(tmpdir(), "ringspec-launch-copy-"));
+    try {
+      cpSync(scratch, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      const started = await run({}, "src/entry.ts", copy);
+      expect(JSON.parse(started.stdout)).toMatchObject({ value: "copied", here: pathToFileURL(join(copy, "src/dep.ts")).href });
+      const manifest = JSON.parse(readFileSync(join(copy, "node_modules/.cache/ringspec/src-entry-ts.json"), "utf8")) as { entry: string };
+      const build = join(copy, "node_modules/.cache/ringspec", manifest.entry.split("/")[0]!);
+      for (const file of readdirSync(build, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+        expect(readFileSync(join(file.parentPath, file.name), "utf8")).not.toContain(scratch);
+      }
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  it("compiles again when what shapes the compiled code besides the sources changes: tsconfig.json, esbuild's package, launch.js itself", async () => {
+    writeFileSync(join(scratch, "src/fields.ts"), "class Point {\n  x?: number;\n}\nexport function report(): string[] {\n  return Object.keys(new Point());\n}\n");
+    const tsconfig = join(scratch, "tsconfig.json");
+    const esbuildPackage = join(scratch, "node_modules/esbuild/package.json");
+    const launchJs = join(scratch, "cli/launch.js");
+    const originals = new Map([tsconfig, esbuildPackage, launchJs].map((file) => [file, readFileSync(file, "utf8")]));
+    const start = async () => JSON.parse((await runInThread("src/fields.ts")).stdout) as string[];
+    try {
+      expect(await start()).toEqual(["x"]);
+      // Class fields as assignments: a declared field no longer defines a property.
+      const options = JSON.parse(originals.get(tsconfig)!) as { compilerOptions: Record<string, unknown> };
+      writeFileSync(tsconfig, JSON.stringify({ ...options, compilerOptions: { ...options.compilerOptions, useDefineForClassFields: false } }));
+      expect(await start()).toEqual([]);
+      // Another esbuild, and launch.js changed (its rewriting of esbuild's output may have): each
+      // builds a new copy.
+      for (const [file, edit] of [[esbuildPackage, (t: string) => t.replace(/"version": "([^"]+)"/, '"version": "$1-other"')], [launchJs, (t: string) => `${t}// edited\n`]] as const) {
+        const before = compiledEntry("src-fields-ts.json");
+        writeFileSync(file, edit(originals.get(file)!));
+        expect(await start()).toEqual([]);
+        expect(compiledEntry("src-fields-ts.json")).not.toBe(before);
+      }
+    } finally {
+      for (const [file, text] of originals) writeFileSync(file, text);
+    }
   });
 
   it("compiles each source to a module of its own that keeps its top-level const (no bundle: a bundle's vars are not folded by V8)", async () => {
