@@ -229,6 +229,22 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
   });
 
+  it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
+    writeDep("deleted");
+    expect((await runInThread()).code).toBe(0);
+    const one = join(scratch, "src/one.ts");
+    const text = readFileSync(one, "utf8");
+    rmSync(one);
+    try {
+      const gone = await run();
+      expect(gone.code).not.toBe(0);
+      expect(gone.stderr).toContain("one.ts");
+    } finally {
+      writeFileSync(one, text);
+    }
+    expect(JSON.parse((await run()).stdout)).toMatchObject({ value: "deleted", lazy: 42 });
+  });
+
   it("is keyed on the sources' content: an edit that keeps a file's size and modification time is seen; a touch alone compiles nothing", async () => {
     // As after a checkout that keeps times, `touch -r`, `cp -p` or a clock step: the same size and
     // time, other bytes. (Whole seconds: a time set to the nanosecond cannot be restored exactly.)
