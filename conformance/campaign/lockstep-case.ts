@@ -234,6 +234,19 @@ class Pair {
    *  events and the state reached must be those of the first run (`stateA`), else the replay is
    *  an error of engine A's. */
   private async replay(step: number, stateA: ArchState): Promise<StepView[]> {
+    try {
+      return await this.replayed(step, stateA);
+    } catch (e) {
+      // A that fails while replayed is an error of the replay's, not of the case's first run: the
+      // reason keeps the divergence it was replayed for.
+      const cause = e instanceof SideError ? e.cause : e;
+      if (errorKind(cause) === "replay") throw e;
+      const message = cause instanceof Error ? cause.message : String(cause);
+      throw new SideError("a", Object.assign(new Error(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`), { kind: "replay" }));
+    }
+  }
+
+  private async replayed(step: number, stateA: ArchState): Promise<StepView[]> {
     const from = this.replayFrom!;
     // The first step, without raises before it: nothing to rebuild (a shrunk case often parts there).
     if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: this.records.at(-1)!.event, after: stateA }];

@@ -207,4 +207,30 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
     if (v.kind === "error") expect(v.reason).toMatch(/did not repeat its run .*msrs\.CSTAR/);
   });
+
+  it("an engine A that throws while replayed is an error of the replay's, naming the divergence", async () => {
+    // Spec, but from its second load on (the replay's) its steps throw.
+    let loads = 0;
+    const spec = new SpecEngine();
+    const failing: Engine = {
+      load: (s, p) => (++loads, spec.load(s, p)),
+      step: () => {
+        if (loads >= 2) throw new Error("the replay's step failed");
+        return spec.step();
+      },
+      run: (n) => spec.run(n),
+      state: () => spec.state(),
+      peekState: (m) => spec.peekState(m),
+      raise: (r) => spec.raise(r),
+      touched: () => spec.touched(),
+    };
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
+    expect(honest.kind).toBe("diverge");
+    const v = await lockstepCase(asAsync(failing, SPEC), broken("swapgs-noop"), c, settings);
+    expect(loads).toBe(2);
+    expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+    if (v.kind === "error") expect(v.reason).toBe(`spec threw while replayed for the report of a divergence at step ${honest.steps}: the replay's step failed`);
+  });
 });
