@@ -17,8 +17,9 @@
 // the pages it writes again and start its code-page memo over, which cost more than the step. A
 // divergence's report still shows engine A's full states before and after its last steps: they are
 // rebuilt by running A again from where this comparison started, with the same raises before the
-// same steps (an engine in this process repeats its run; the replay checks that it did). An engine
-// A without peekState (another process) is copied after every step as before.
+// same steps (an engine in this process repeats its run, AsyncEngine.repeatable; the replay checks
+// that it did). An engine A that is not `repeatable` (another process, even one with peekState) is
+// copied after every step as before.
 import { ALL_MEMORY, RUN_ENDING_EVENTS, type AsyncEngine, type EngineEvent, type EngineStop, type PhysicalRange, type RaiseRequest, type StepView } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
@@ -99,7 +100,7 @@ interface StepRecord {
 
 class Pair {
   readonly memoryFromTouched: boolean;
-  /** Engine A's runs can be repeated (an engine in this process): steps keep only their events,
+  /** Engine A's runs can be repeated (AsyncEngine.repeatable, with views): steps keep only their events,
    *  and a report's states are rebuilt by a replay (`replay`). Else every step keeps A's copies. */
   readonly replays: boolean;
   /** Without replays: engine A's last steps, with its states (at most HISTORY). */
@@ -122,7 +123,9 @@ class Pair {
     readonly deadline: number,
   ) {
     this.memoryFromTouched = a.capabilities.touched && b.capabilities.touched;
-    this.replays = a.peekState !== undefined;
+    // A replay reads A's views (peekState) between its steps: an engine that repeats its runs
+    // without views is copied.
+    this.replays = a.repeatable === true && a.peekState !== undefined;
     this.profile = c.profile;
   }
 
@@ -147,8 +150,9 @@ class Pair {
 
   /** Both engines after a step: the events and the states compared (memory where either wrote). */
   async afterStep(eventA: EngineEvent, eventB: EngineEvent): Promise<AfterStep> {
-    // An engine without a view is copied first, as before views (the same calls in the same order).
-    const fullA = this.a.peekState === undefined ? await on("a", this.a.state()) : undefined;
+    // An engine without a view is copied first, as before views (the same calls in the same order);
+    // so is an A that is not replayed, whose states are kept past its next step.
+    const fullA = !this.replays ? await on("a", this.a.state()) : undefined;
     const fullB = this.b.peekState === undefined ? await on("b", this.b.state()) : undefined;
     const memory = await this.ranges();
     const reach = memory === "all" ? ALL_MEMORY : memory;

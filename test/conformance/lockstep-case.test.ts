@@ -72,11 +72,12 @@ describe("a case compared every step, every N steps, and on whole runs", () => {
 
 // Engine A in this process hands out views after each step and keeps only its events; a
 // divergence's states (A before the step, its last 8 steps) are rebuilt by running A again
-// (lockstep-case.ts `replay`). Engine A without peekState is copied after every step instead.
+// (lockstep-case.ts `replay`). Engine A that is not `repeatable` (another process) is copied after
+// every step instead.
 // Both must give the same verdict, state for state.
 
-/** `e` without peekState: the lockstep copies its state after every step (the way it treats an
- *  engine in another process). */
+/** `e` neither repeatable nor with views: the lockstep copies its state after every step (the way
+ *  it treats an engine in another process). */
 function copying(e: AsyncEngine): AsyncEngine {
   return {
     capabilities: e.capabilities,
@@ -206,6 +207,23 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     const v = await lockstepCase(asAsync(drifting, SPEC), broken("swapgs-noop"), c, settings);
     expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
     if (v.kind === "error") expect(v.reason).toMatch(/did not repeat its run .*msrs\.CSTAR/);
+  });
+
+  it("an engine A with views that does not say it repeats its runs is copied, never replayed", async () => {
+    // impl behind the process-like interface with peekState (views of its own pages, which its
+    // next step overwrites), but not `repeatable`: were it replayed, its second load would be
+    // seen; were its views kept for the report, its states would be wrong.
+    let loads = 0;
+    const inner = asAsync(new ImplEngine(), IMPL);
+    const viewing: AsyncEngine = { ...copying(inner), load: (s, p) => (++loads, inner.load(s, p)), peekState: (m) => inner.peekState!(m) };
+    expect(viewing.repeatable).toBeUndefined();
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const copied = await lockstepCase(copying(asAsync(new ImplEngine(), IMPL)), broken("swapgs-noop"), c, settings);
+    expect(copied.kind === "diverge" && copied.divergence.step).toBeGreaterThan(1);
+    const v = await lockstepCase(viewing, broken("swapgs-noop"), c, settings);
+    expect(loads).toBe(1);
+    expect(written(v)).toBe(written(copied));
   });
 
   it("an engine A that throws while replayed is an error of the replay's, naming the divergence", async () => {
