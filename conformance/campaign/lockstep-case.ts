@@ -92,10 +92,30 @@ interface AfterStep {
   readonly differences: FieldDifference[];
 }
 
-/** A step of engine A since the replay's start, as a divergence report needs it again. */
+/** A step of engine A since the replay's start, as its replay must repeat it: its event, and a
+ *  few registers of the state after it (cheap to read from a view, and what a run that went
+ *  another way and came back would show). */
 interface StepRecord {
   readonly step: number;
   readonly event: EngineEvent;
+  readonly mark: StepMark;
+}
+
+interface StepMark {
+  readonly rip: bigint;
+  readonly rsp: bigint;
+  readonly rflags: bigint;
+  readonly cpl: number;
+}
+
+function markOf(s: ArchState): StepMark {
+  return { rip: s.rip, rsp: s.gpr[4]!, rflags: s.rflags, cpl: s.cs.selector & 3 };
+}
+
+/** The first field where `b` does not show mark `a`, as "field was B, not A". */
+function markDifference(a: StepMark, b: StepMark): string | undefined {
+  for (const field of ["rip", "rsp", "rflags", "cpl"] as const) if (a[field] !== b[field]) return `${field} was ${b[field].toString(16)}, not ${a[field].toString(16)}`;
+  return undefined;
 }
 
 class Pair {
@@ -105,8 +125,8 @@ class Pair {
   readonly replays: boolean;
   /** Without replays: engine A's last steps, with its states (at most HISTORY). */
   readonly history: StepView[] = [];
-  /** With replays: the last steps' events (at most HISTORY), where the replay starts, and the
-   *  raises made before each step since then. */
+  /** With replays: every step's event and mark since the replay's start (at most the case's
+   *  maxSteps), where the replay starts, and the raises made before each step since then. */
   private records: StepRecord[] = [];
   private replayFrom: { readonly state: ArchState; readonly first: number } | null = null;
   private readonly raisedBefore = new Map<number, RaiseRequest[]>();
@@ -209,8 +229,7 @@ class Pair {
       return;
     }
     this.lastStep = step;
-    this.records.push({ step, event });
-    if (this.records.length > HISTORY) this.records.shift();
+    this.records.push({ step, event, mark: markOf(after) });
   }
 
   /** The divergence at step `step` (both engines just after it): both states copied, and engine A's
@@ -234,9 +253,9 @@ class Pair {
   }
 
   /** Engine A run again from the replay's start up to step `step`, with the same raises before
-   *  the same steps: its last steps (at most HISTORY) with its states before and after each. The
-   *  events and the state reached must be those of the first run (`stateA`), else the replay is
-   *  an error of engine A's. */
+   *  the same steps: its last steps (at most HISTORY) with its states before and after each. Every
+   *  step's event, the RIP, RSP, RFLAGS and CPL after every step, and the whole state reached must
+   *  be those of the first run (`stateA`), else the replay is an error of engine A's. */
   private async replay(step: number, stateA: ArchState): Promise<StepView[]> {
     try {
       return await this.replayed(step, stateA);
@@ -256,16 +275,20 @@ class Pair {
     if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: this.records.at(-1)!.event, after: stateA }];
     await on("a", this.a.load(from.state, this.profile));
     const views: StepView[] = [];
+    const kept = Math.max(from.first, step - HISTORY + 1);
     for (let k = from.first; k <= step; k++) {
       const raises = this.raisedBefore.get(k) ?? [];
       for (const r of raises) await on("a", this.a.raise(r));
-      const recorded = this.records.find((r) => r.step === k);
+      const recorded = this.records[k - from.first]!;
       // The first step starts from the state loaded (the one the comparison started from).
-      const before = recorded === undefined ? undefined : k === from.first && raises.length === 0 ? from.state : await on("a", this.a.state());
+      const before = k < kept ? undefined : k === from.first && raises.length === 0 ? from.state : await on("a", this.a.state());
       const event = await on("a", this.a.step());
-      if (recorded === undefined) continue;
       if (compareEvents(recorded.event, event).length > 0) throw this.notRepeated(`step ${k}'s event was ${eventLine(event)}, not ${eventLine(recorded.event)}`);
-      views.push({ step: k, before: before!, event: recorded.event, after: k === step ? stateA : await on("a", this.a.state()) });
+      // A step not kept is checked on a view with no memory (registers only: cheap).
+      const after = k < kept ? await on("a", this.a.peekState!([])) : k === step ? stateA : await on("a", this.a.state());
+      const moved = markDifference(recorded.mark, markOf(after));
+      if (moved !== undefined) throw this.notRepeated(`after step ${k}, ${moved}`);
+      if (k >= kept) views.push({ step: k, before: before!, event: recorded.event, after });
     }
     const again = await on("a", this.a.state());
     const changed = compareStates(stateA, again, { rule: "exact", memory: "all" }).differences;

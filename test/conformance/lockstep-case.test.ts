@@ -10,7 +10,7 @@ import { MODEL_FAMILY } from "../../conformance/generate/model.ts";
 import { familyByName, type BuiltCase, type Family } from "../../conformance/campaign/families.ts";
 import { PlantedEngine, plantedBug } from "../../conformance/planted.ts";
 import { asAsync } from "../../contract/async.ts";
-import type { AsyncEngine, Engine } from "../../contract/engine.ts";
+import type { AsyncEngine, Engine, EngineEvent } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
 import { engineEntry } from "../../engines/registry.ts";
@@ -207,6 +207,46 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     const v = await lockstepCase(asAsync(drifting, SPEC), broken("swapgs-noop"), c, settings);
     expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
     if (v.kind === "error") expect(v.reason).toMatch(/did not repeat its run .*msrs\.CSTAR/);
+  });
+
+  /** Spec whose replay (its run from its second load on) differs at step `at` only as `drift`
+   *  says: its event, or its state after that step (as read until its next step). */
+  function replayDrifting(at: number, drift: { event?: (e: EngineEvent) => EngineEvent; state?: (s: ArchState) => ArchState }): Engine {
+    let loads = 0;
+    let steps = 0;
+    const spec = new SpecEngine();
+    const seen = (s: ArchState): ArchState => (loads >= 2 && steps === at && drift.state !== undefined ? drift.state(s) : s);
+    return {
+      load: (s, p) => {
+        loads++;
+        steps = 0;
+        spec.load(s, p);
+      },
+      step: () => {
+        const e = spec.step();
+        return loads >= 2 && ++steps === at && drift.event !== undefined ? drift.event(e) : e;
+      },
+      run: (n) => spec.run(n),
+      state: () => seen(spec.state()),
+      peekState: (m) => seen(spec.peekState(m)),
+      raise: (r) => spec.raise(r),
+      touched: () => spec.touched(),
+    };
+  }
+
+  it("the replay checks every step's event and registers, not only the state it reaches", async () => {
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
+    expect(honest.kind === "diverge" && honest.divergence.step).toBeGreaterThan(2);
+    // Only step 2's event differs (its RIP as reported), not any state.
+    const byEvent = await lockstepCase(asAsync(replayDrifting(2, { event: (e) => ({ ...e, rip: e.rip + 1n }) }), SPEC), broken("swapgs-noop"), c, settings);
+    expect(byEvent).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+    if (byEvent.kind === "error") expect(byEvent.reason).toMatch(/did not repeat its run .*: step 2's event was /);
+    // Only the state after step 2 differs (RFLAGS.CF, until step 3), not the state reached.
+    const byState = await lockstepCase(asAsync(replayDrifting(2, { state: (s) => ({ ...s, rflags: s.rflags ^ 1n }) }), SPEC), broken("swapgs-noop"), c, settings);
+    expect(byState).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+    if (byState.kind === "error") expect(byState.reason).toMatch(/did not repeat its run .*: after step 2, rflags was /);
   });
 
   it("an engine A with views that does not say it repeats its runs is copied, never replayed", async () => {
