@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { ProcessEngine, liveProcessEngines } from "../../engines/process/engine.ts";
 import { serveEngine, servedCapabilities } from "../../engines/process/server.ts";
 import { EventJson, RequestJson, eventFromJson, eventToJson, protocolJsonSchemaText, stateToProtocol } from "../../engines/process/protocol.ts";
@@ -296,18 +296,16 @@ describe.concurrent("the client survives a misbehaving engine", () => {
     ["garbage", "protocol", /not a JSON answer: "segmentation fault/],
     ["out-of-order", "protocol", /out of order: expected id \d+ \(step\), got id \d+/],
     ["truncate", "crash", /in the middle of an answer/],
-    ["hang", "timeout", /step: no answer within 1 s/],
     ["bad-event", "protocol", /step: bad answer: result\.event\.kind: /],
     ["step-state-missing", "protocol", /step: bad answer: result\.touched: /],
     ["step-state-bases", "protocol", /step: bad answer: result\.state\.msrs\.FS_BASE differs from state\.sregs\.fs\.base/],
   ];
   for (const [mode, kind, message] of cases) {
     it(`${mode}: step fails with ${kind} (${message.source}), then every call fails at once`, async () => {
-      // Only "hang" waits for the timeout; the others fail on what the engine writes, so they get
-      // a long one: with 0.3 s, a loaded machine (these cases run side by side) turned
-      // out-of-order's late answer into a timeout. "hang" answers load, which the timeout covers
-      // too: 1 s, since at load 13 its load took longer than 0.3 s.
-      const engine = await ProcessEngine.start({ command: misbehaving(mode), requestTimeoutMs: mode === "hang" ? 1_000 : 10_000 });
+      // They fail on what the engine writes, not on a timeout: the default 10 s only bounds a hang
+      // (with 0.3 s, a loaded machine — these cases run side by side — turned out-of-order's late
+      // answer into a timeout). "hang" is tested on its own below, on a clock of its own.
+      const engine = await ProcessEngine.start({ command: misbehaving(mode) });
       await engine.load(kernelState(), "intel");
       const failure = await engine.step().then(() => null, (e: unknown) => e);
       expect(failure).toBeInstanceOf(EngineError);
@@ -361,5 +359,32 @@ describe.concurrent("the client survives a misbehaving engine", () => {
     const rude = await ProcessEngine.start({ command: misbehaving("bad-start") }).then(() => null, (e: unknown) => e);
     expect((rude as EngineError).kind).toBe("start");
     expect((rude as EngineError).message).toMatch(/no usable hello: not a JSON answer: "Welcome to my emulator!"/);
+  });
+});
+
+// Not concurrent: it fakes the timers of the whole file while it runs.
+describe("the client survives an engine that never answers", () => {
+  it("hang: step fails with timeout (step: no answer within 10 s), then every call fails at once", async () => {
+    // The engine (bash) starts and answers load in real time, bounded by the generous default
+    // 10 s (at load 13 its load once took more than 0.3 s); only the step's timeout is tested,
+    // on fake timers, so how busy the machine is cannot move it either way.
+    const engine = await ProcessEngine.start({ command: misbehaving("hang") });
+    try {
+      await engine.load(kernelState(), "intel");
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+      let failure: unknown = null;
+      const step = engine.step().then(() => "answered", (e: unknown) => (failure = e));
+      await vi.advanceTimersByTimeAsync(9_999);
+      expect(failure).toBeNull();
+      await vi.advanceTimersByTimeAsync(1);
+      await step;
+      expect(failure).toBeInstanceOf(EngineError);
+      expect((failure as EngineError).kind).toBe("timeout");
+      expect((failure as EngineError).message).toMatch(/^step: no answer within 10 s/);
+      await expect(engine.state()).rejects.toBe(failure);
+    } finally {
+      vi.useRealTimers();
+      await engine.close();
+    }
   });
 });
