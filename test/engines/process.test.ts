@@ -30,17 +30,25 @@ const FIXTURE = fileURLToPath(new URL("./fixtures/misbehaving-engine.sh", import
 const misbehaving = (mode: string) => `bash ${FIXTURE} ${mode}`;
 
 /**
- * The requests `tee` logged in front of an engine, once it has logged `count` whole lines. tee
- * passes a request on before it writes its log, so the engine's answer can come back before the
- * log has the request (on a busy core the woken engine runs first): wait for the log, not on it.
+ * The requests `tee` logged in front of an engine, up to and including the first one `isSentinel`
+ * picks. tee passes a request on before it writes its log, so the engine's answer can come back
+ * before the log has the request (on a busy core the woken engine runs first): wait for the log,
+ * not on it. A test sends a sentinel request after the ones it checks and asserts where the
+ * sentinel stands: tee logs in order, so every request sent before it is in the log by then, and a
+ * request too many is there to be seen however late tee wrote it.
  */
-async function loggedRequests(log: string, count: number): Promise<{ method: string; params?: unknown }[]> {
-  const lines = () => {
+async function loggedRequestsThrough(log: string, isSentinel: (r: { method: string }, index: number) => boolean): Promise<{ method: string; params?: unknown }[]> {
+  const requests = () => {
     const text = readFileSync(log, "utf8");
-    return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "");
+    return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { method: string; params?: unknown });
   };
-  for (const deadline = Date.now() + 20_000; lines().length < count && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
-  return lines().map((l) => JSON.parse(l) as { method: string; params?: unknown });
+  const through = () => {
+    const all = requests();
+    const i = all.findIndex(isSentinel);
+    return i < 0 ? undefined : all.slice(0, i + 1);
+  };
+  for (const deadline = Date.now() + 20_000; through() === undefined && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  return through() ?? requests();
 }
 
 /** A server on streams, and a way to send it one request and read the answer. */
@@ -230,8 +238,10 @@ describe.concurrent("the reference server", () => {
         expect(touched).toEqual(local.touched());
         expect(compareStates(local.state(), remote, { rule: "exact", memory: unionRanges(touched, local.touched()) }).differences).toEqual([]);
       }
-      const requests = await loggedRequests(log, 2 + expected.length);
-      expect(requests.slice(2).map((r) => r.method)).toEqual(expected);
+      // The sentinel: a second load, which must come right after the checked requests.
+      await engine.load(state, "intel");
+      const requests = await loggedRequestsThrough(log, (r, i) => i >= 2 && r.method === "load");
+      expect(requests.slice(2).map((r) => r.method)).toEqual([...expected, "load"]);
       for (const r of requests.filter((x) => x.method === "step")) expect(r.params).toEqual(expected.length === 3 ? { state: true } : undefined);
     } finally {
       await engine.close();
@@ -249,12 +259,14 @@ describe.concurrent("the reference server", () => {
       const spec = asAsync(new SpecEngine(), servedCapabilities("spec", false));
       const verdict = await lockstepCase(spec, engine, built, { every: 1, rule: "exact", timeoutMs: 20_000 });
       expect(verdict).toMatchObject({ kind: "agree", steps: 4, stop: "hlt" });
-      expect((await loggedRequests(log, 3)).slice(1)).toEqual([
+      // Steps run ahead and not taken: the engine is past them, so anything but load is refused.
+      // This load is also the sentinel after the lockstep's requests.
+      await engine.load(built.state, "intel");
+      expect((await loggedRequestsThrough(log, (r, i) => i >= 3 && r.method === "load")).slice(1)).toEqual([
         { id: 2, method: "load", params: expect.anything() },
         { id: 3, method: "steps", params: { n: 16, state: true } },
+        { id: 4, method: "load", params: expect.anything() },
       ]);
-      // Steps run ahead and not taken: the engine is past them, so anything but load is refused.
-      await engine.load(built.state, "intel");
       engine.expectSteps(10);
       expect((await engine.step()).kind).toBe("retired");
       await expect(engine.raise({ nmi: true })).rejects.toThrow(/raise while 4 steps run ahead \(expectSteps\) are not taken/);
@@ -262,8 +274,9 @@ describe.concurrent("the reference server", () => {
       expect((await engine.state()).rip).toBe(built.state.rip + 1n);
       await engine.load(built.state, "intel");
       expect((await engine.step()).kind).toBe("retired");
-      expect((await loggedRequests(log, 7)).slice(3).map((r) => [r.method, r.params])).toEqual([
-        ["load", expect.anything()], ["steps", { n: 10, state: true }], ["load", expect.anything()], ["step", { state: true }],
+      await engine.load(built.state, "intel"); // the sentinel
+      expect((await loggedRequestsThrough(log, (r, i) => i >= 7 && r.method === "load")).slice(3).map((r) => [r.method, r.params])).toEqual([
+        ["load", expect.anything()], ["steps", { n: 10, state: true }], ["load", expect.anything()], ["step", { state: true }], ["load", expect.anything()],
       ]);
     } finally {
       await engine.close();
