@@ -1,10 +1,10 @@
-// cli/launch.js: how bin.js and the worker threads load the TypeScript sources. They are compiled
-// once, file by file, and used while they are unchanged; a changed source is seen at the next start;
-// import.meta.url keeps naming the source file; the tsx path gives the same result; zod comes from a
-// bundle in the build; the copy is keyed on the sources' content, not their times; starts that find
-// it out of date together build once, and a builder killed mid-build leaves nothing that stops the
-// next start. Run on a scratch package (a copy of launch.js, its own cache), so the
-// project's cache is not touched. Each start is a module graph of its own: a worker thread, as a
+// cli/launch.js (with cli/build-lock.js, its one build at a time): how bin.js and the worker
+// threads load the TypeScript sources. They are compiled once, file by file, and used while they
+// are unchanged; a changed source is seen at the next start; import.meta.url keeps naming the
+// source file; the tsx path gives the same result; zod comes from a bundle in the build; the copy
+// is keyed on the sources' content, not their times; starts that find it out of date together
+// build once, and a builder killed mid-build leaves nothing that stops the next start. Run on a
+// scratch package (a copy of both files, its own cache), so the project's cache is not touched. Each start is a module graph of its own: a worker thread, as a
 // campaign's workers start (a process costs more to start), or a process where tsx loads the
 // sources (tsx registers its module hooks for the whole process).
 import { execFile, spawn } from "node:child_process";
@@ -124,7 +124,7 @@ beforeAll(() => {
   mkdirSync(join(scratch, "cli"));
   mkdirSync(join(scratch, "src"));
   mkdirSync(join(scratch, "node_modules"));
-  copyFileSync(join(ROOT, "cli/launch.js"), join(scratch, "cli/launch.js"));
+  for (const file of ["cli/launch.js", "cli/build-lock.js"]) copyFileSync(join(ROOT, file), join(scratch, file));
   writeFileSync(join(scratch, "cli/run-in-thread.mjs"), [
     `import { workerData } from "node:worker_threads";`,
     `if (workerData.hold) await import("./hold-build.mjs");`,
