@@ -426,6 +426,7 @@ describe("cli/launch.js", () => {
       const started = await runProcessIn(copy, { RINGSPEC_LAUNCH_DEBUG: "1" });
       expect(JSON.parse(started.stdout)).toMatchObject({ value: "read-only", here: pathToFileURL(join(copy, "src/dep.ts")).href });
       expect(started.stderr).not.toContain("building");
+      expect(started.stderr).toMatch(/loading the sources through tsx: .*(EACCES|EROFS)/);
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }
