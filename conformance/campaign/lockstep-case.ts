@@ -265,7 +265,7 @@ class Pair {
       const cause = e instanceof SideError ? e.cause : e;
       if (errorKind(cause) === "replay") throw e;
       const message = cause instanceof Error ? cause.message : String(cause);
-      throw new SideError("a", Object.assign(new Error(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`), { kind: "replay" }));
+      throw this.replayError(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`);
     }
   }
 
@@ -277,6 +277,8 @@ class Pair {
     const views: StepView[] = [];
     const kept = Math.max(from.first, step - HISTORY + 1);
     for (let k = from.first; k <= step; k++) {
+      // The replay is bounded by the steps run first (at most maxSteps), and by the case's time.
+      if (Date.now() > this.deadline) throw this.replayError(`the case took longer than ${this.settings.timeoutMs / 1000} s while ${this.a.capabilities.name} was replayed for the report of a divergence at step ${step} (at step ${k})`);
       const raises = this.raisedBefore.get(k) ?? [];
       for (const r of raises) await on("a", this.a.raise(r));
       const recorded = this.records[k - from.first]!;
@@ -297,7 +299,11 @@ class Pair {
   }
 
   private notRepeated(what: string): SideError {
-    return new SideError("a", Object.assign(new Error(`${this.a.capabilities.name} did not repeat its run from the same state (replayed for the report): ${what}`), { kind: "replay" }));
+    return this.replayError(`${this.a.capabilities.name} did not repeat its run from the same state (replayed for the report): ${what}`);
+  }
+
+  private replayError(message: string): SideError {
+    return new SideError("a", Object.assign(new Error(message), { kind: "replay" }));
   }
 
   checkDeadline(): void {
