@@ -4,15 +4,15 @@
 // many processes (`serve` engines, worker threads). So the sources an entry point reaches are
 // compiled once with esbuild (the compiler tsx itself uses), each to a plain ES module of its own
 // under node_modules/.cache/ringspec/ (relative imports renamed to the compiled files), with a
-// manifest of the source files (their sizes and one SHA-256 of their bytes); later starts import
+// manifest of the source files (their sizes and one SHA-256 of their bytes, with tsconfig.json,
+// esbuild's package.json and this file, which shape the output too); later starts import
 // the compiled entry while every one of those files holds the bytes it was compiled from, and
 // compile again otherwise. Keyed on content, not on modification times: a checkout, `touch -r`,
 // `cp -p` or a clock step can change a file and keep its size and time (reading the ~2 MB of
 // sources costs a start about 4 ms of CPU more than a stat of each). Starts that find the copy
-// out of date at once (a campaign's worker threads, `serve` engines) share one build: one builds
-// holding a lock file, the others wait for it (a bounded wait; a lock whose holder is gone is
-// taken over), and a build becomes visible only when complete (the manifest, renamed into place,
-// names a directory no other build writes).
+// out of date at once (a campaign's worker threads, `serve` engines) share one build
+// (cli/build-lock.js), and a build becomes visible only when complete (the manifest, renamed into
+// place, names a directory no other build writes).
 // Not one bundle: bundling makes esbuild turn every top-level `const` into a `var` (and lazily
 // imported modules into initialiser functions), which V8 cannot fold into optimised code — impl's
 // INT→IRETQ loop ran at 2.8 M/s from a bundle against 5.5 M/s through tsx; compiled file by file it
@@ -25,27 +25,22 @@
 // assets) are found.
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createHash } from "node:crypto";
 import { threadId } from "node:worker_threads";
+import { buildOnce } from "./build-lock.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
-/** Bumped when the way sources are compiled changes (older copies are then compiled again). */
+/** Bumped when the manifest's meaning changes (older copies are then compiled again). An edit of
+ *  this file needs no bump: the file is one of every build's inputs (buildInputs()). */
 const BUILD_VERSION = 6;
-/** A build directory no manifest names any more is removed once it is this old (a process started
- *  from it may still import its lazily loaded chunks for a while). */
+/** A build directory no manifest names any more is removed this long after it was replaced (a
+ *  process started from it may still import its lazily loaded modules for a while). */
 const STALE_BUILD_MS = 3_600_000;
-/** How long a start waits for another's build of the same entry before building on its own (a
- *  build takes 1–3 s; a holder that is no longer running is seen at once). A lock older than this
- *  is taken over. Only a bound against a stuck or vanished builder: waiting is never needed for a
- *  correct result, only to build once. */
-const LOCK_WAIT_MS = 30_000;
-/** How often a waiting start looks at the lock. */
-const LOCK_POLL_MS = 20;
 /** RINGSPEC_LAUNCH_DEBUG=1: one line on stderr for each build, wait and lock taken over. */
 const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
 
@@ -80,10 +75,13 @@ function cachePaths(entry) {
   return { name, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
-/** Whether every source the manifest lists still holds the bytes it was compiled from (its size,
- *  then one SHA-256 of all of them in order), and the package bundles it imports are still there. */
+/** Whether the build was made in this very folder (compiled code names the absolute paths of its
+ *  sources and of the package bundles: a checkout copied or moved with its node_modules, times
+ *  kept, must not run the original's files), every source the manifest lists still holds the
+ *  bytes it was compiled from (its size, then one SHA-256 of all of them in order), and the
+ *  package bundles it imports are still there. */
 function fresh(manifest) {
-  if (manifest.version !== BUILD_VERSION || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
+  if (manifest.version !== BUILD_VERSION || manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
   for (const [file, size] of manifest.bundles) {
     if (statSync(join(ROOT, file), { throwIfNoEntry: false })?.size !== size) return false;
   }
@@ -121,105 +119,14 @@ function currentCopy(paths) {
   return undefined;
 }
 
-/** The path of `entry` compiled from today's sources (compiled now if there is no such copy). */
+/** The path of `entry` compiled from today's sources (compiled now, or by another start building
+ *  it at the same time, if there is no such copy). */
 async function currentCompiled(entry) {
   const paths = cachePaths(entry);
-  return currentCopy(paths) ?? buildOnce(entry, paths);
-}
-
-/**
- * Builds `entry` unless another start is building it: then waits for that build (at most
- * LOCK_WAIT_MS) and uses it. The lock is a file created exclusively, naming its holder; its holder
- * removes it when done, even after a failed build. A lock whose holder process has ended (killed
- * mid-build) or that is older than LOCK_WAIT_MS is removed and taken over. Two starts taking over
- * the same lock at once may both build: that costs time, never correctness, since each build
- * writes a directory of its own and its manifest is renamed into place only when it is complete.
- */
-async function buildOnce(entry, paths) {
+  const current = currentCopy(paths);
+  if (current !== undefined) return current;
   mkdirSync(CACHE, { recursive: true });
-  const deadline = performance.now() + LOCK_WAIT_MS;
-  for (let waitingFor = ""; ; ) {
-    const token = JSON.stringify({ pid: process.pid, thread: threadId, time: Date.now() });
-    let fd;
-    try {
-      fd = openSync(paths.lock, "wx");
-    } catch (error) {
-      if (error?.code !== "EEXIST") return build(entry, paths);
-    }
-    if (fd !== undefined) {
-      try {
-        writeFileSync(fd, token);
-      } finally {
-        closeSync(fd);
-      }
-      try {
-        // Built by another start between this one's look and its lock: nothing to do.
-        return currentCopy(paths) ?? (await build(entry, paths));
-      } finally {
-        removeLock(paths.lock, token);
-      }
-    }
-    if (performance.now() >= deadline) {
-      debug(`waited ${LOCK_WAIT_MS} ms for ${waitingFor}: building ${paths.name} alone`);
-      return build(entry, paths);
-    }
-    const holder = readLock(paths.lock);
-    if (holder === undefined) {
-      // Released meanwhile: its build (if it succeeded) is in place.
-      const copy = currentCopy(paths);
-      if (copy !== undefined) return copy;
-      continue;
-    }
-    const gone = abandoned(holder);
-    if (gone !== undefined) {
-      debug(`the lock of ${paths.name} (${holder.text}) is taken over: ${gone}`);
-      removeLock(paths.lock, holder.text);
-      continue;
-    }
-    if (waitingFor !== holder.text) debug(`waiting for the build of ${paths.name} by ${(waitingFor = holder.text)}`);
-    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-  }
-}
-
-/** The lock at `path` (its text, and its holder: process id and time taken), or undefined when
- *  there is none. */
-function readLock(path) {
-  try {
-    const text = readFileSync(path, "utf8");
-    try {
-      const { pid, thread, time } = JSON.parse(text);
-      if (typeof time === "number") return { text, pid, thread, time };
-    } catch {
-      // Created, not yet written (or its holder was killed at that moment): its age decides.
-    }
-    return { text, pid: 0, thread: -1, time: statSync(path).mtimeMs };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Why the lock's holder will not finish its build, or undefined while it may. */
-function abandoned(holder) {
-  if (Date.now() - holder.time > LOCK_WAIT_MS) return `older than ${LOCK_WAIT_MS} ms`;
-  // Not taken by this thread, which is not building: left by an ended process of the same id.
-  if (holder.pid === process.pid && holder.thread === threadId) return "left by an earlier process of this id";
-  if (Number.isInteger(holder.pid) && holder.pid > 0 && holder.pid !== process.pid) {
-    try {
-      process.kill(holder.pid, 0);
-    } catch (error) {
-      if (error?.code === "ESRCH") return `process ${holder.pid} is not running`;
-    }
-  }
-  return undefined;
-}
-
-/** Removes the lock at `path` if it still holds `text` (not a lock another start took since). */
-function removeLock(path, text) {
-  try {
-    if (readFileSync(path, "utf8") === text) unlinkSync(path);
-  } catch {
-    // Already removed.
-  }
+  return buildOnce({ lock: paths.lock, name: paths.name, built: () => currentCopy(paths), build: () => build(entry, paths), log: debug });
 }
 
 /** `text`, the source at `path`, with import.meta.url naming the source file (not its compiled
@@ -277,7 +184,7 @@ async function build(entry, paths) {
 async function compileAll(esbuild, entry, paths) {
   /** Each source file as read and compiled (its path and bytes): a file changed during the build
    *  makes the next start build again. */
-  const inputs = [];
+  const inputs = buildInputs();
   const sources = {
     name: "ringspec-sources",
     setup(b) {
@@ -346,11 +253,31 @@ async function compileAll(esbuild, entry, paths) {
   const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
-  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, root: ROOT, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  retire(paths);
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);
   return compiledEntry;
+}
+
+/** What shapes the compiled code besides the sources (their paths relative to ROOT and bytes),
+ *  so that a change to any of them builds again: the compiler options (tsconfig.json), the
+ *  compiler (esbuild's package.json: its version), and this file (its rewriting of esbuild's
+ *  output; BUILD_VERSION need not be remembered). */
+function buildInputs() {
+  const files = [join(ROOT, "tsconfig.json"), installedPackage("esbuild"), fileURLToPath(import.meta.url)];
+  return files.map((file) => [relative(ROOT, file), readFileSync(file)]);
+}
+
+/** The package.json of package `name` as `import(name)` from ROOT finds it (the nearest
+ *  node_modules above ROOT holding it; not its real path, so a linked install is seen as linked). */
+function installedPackage(name) {
+  for (let dir = ROOT; ; dir = dirname(dir)) {
+    const manifest = join(dir, "node_modules", name, "package.json");
+    if (existsSync(manifest)) return manifest;
+    if (dir === dirname(dir)) throw new Error(`no ${name} installed above ${ROOT}`);
+  }
 }
 
 /**
@@ -415,6 +342,23 @@ function packageManifest(file, name) {
     }
   }
   throw new Error(`no package.json of ${name} above ${file}`);
+}
+
+/** Marks the build the manifest of `paths` names as replaced now: processes started from it a
+ *  moment ago may still import its lazily loaded modules, so its time before removal
+ *  (STALE_BUILD_MS, from its folder's modification time) counts from its replacement, not from
+ *  when it was built. */
+function retire(paths) {
+  try {
+    const { entry } = JSON.parse(readFileSync(paths.manifest, "utf8"));
+    const folder = join(CACHE, String(entry).split("/")[0]);
+    if (folder.startsWith(join(CACHE, paths.name + "."))) {
+      const now = new Date();
+      utimesSync(folder, now, now);
+    }
+  } catch {
+    // No manifest yet, or its build already removed.
+  }
 }
 
 /** Removes what earlier builds of `name` left (not `current`) once older than STALE_BUILD_MS: their

@@ -220,6 +220,15 @@ class Pair {
     return { kind: "diverge", steps: step, divergence: { step, before: history.at(-1)!.before, eventA, eventB, stateA, stateB, differences, history, located } };
   }
 
+  /** Engine A's steps kept since the step-by-step comparison started (at most HISTORY), with its
+   *  states: kept, or rebuilt by a replay up to the last step recorded (A's state now is the one
+   *  after it). For a report made after that comparison agreed (an `--every` window). */
+  async keptHistory(): Promise<StepView[]> {
+    if (!this.replays) return [...this.history];
+    if (this.records.length === 0) return [];
+    return this.replay(this.records.at(-1)!.step, await on("a", this.a.state()));
+  }
+
   /** Engine A run again from the replay's start up to step `step`, with the same raises before
    *  the same steps: its last steps (at most HISTORY) with its states before and after each. The
    *  events and the state reached must be those of the first run (`stateA`), else the replay is
@@ -329,10 +338,13 @@ async function checkpoints(p: Pair, start: ArchState, profile: ProfileName): Pro
       await p.load(checkpoint, profile);
       const window = await stepByStep(p, checkpoint, steps + 1, n, "window");
       if (window.kind !== "agree") return window;
+      // Step by step they agree, in batches they do not (e.g. B's steps(n) is wrong): the report
+      // shows the window's steps (engine A's, as it stepped them one by one).
+      const history = await p.keptHistory();
       return {
         kind: "diverge",
         steps: steps + n,
-        divergence: { step: steps + n, before: checkpoint, eventA: eventsA.at(-1), eventB: eventsB.at(-1), stateA, stateB, differences, history: [...p.history], located: "run" },
+        divergence: { step: steps + n, before: checkpoint, eventA: eventsA.at(-1), eventB: eventsB.at(-1), stateA, stateB, differences, history, located: "run" },
       };
     }
     const ended = eventsA.some((e) => RUN_ENDING_EVENTS.has(e.kind)) || eventsA.length < n;

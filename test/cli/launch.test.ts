@@ -1,15 +1,15 @@
-// cli/launch.js: how bin.js and the worker threads load the TypeScript sources. They are compiled
-// once, file by file, and used while they are unchanged; a changed source is seen at the next start;
-// import.meta.url keeps naming the source file; the tsx path gives the same result; zod comes from a
-// bundle in the build; the copy is keyed on the sources' content, not their times; starts that find
-// it out of date together build once, and a builder killed mid-build leaves nothing that stops the
-// next start. Run on a scratch package (a copy of launch.js, its own cache), so the
-// project's cache is not touched. Each start is a module graph of its own: a worker thread, as a
+// cli/launch.js (with cli/build-lock.js, its one build at a time): how bin.js and the worker
+// threads load the TypeScript sources. They are compiled once, file by file, and used while they
+// are unchanged; a changed source is seen at the next start; import.meta.url keeps naming the
+// source file; the tsx path gives the same result; zod comes from a bundle in the build; the copy
+// is keyed on the sources' content, not their times; starts that find it out of date together
+// build once, and a builder killed mid-build leaves nothing that stops the next start. Run on a
+// scratch package (a copy of both files, its own cache), so the project's cache is not touched. Each start is a module graph of its own: a worker thread, as a
 // campaign's workers start (a process costs more to start), or a process where tsx loads the
 // sources (tsx registers its module hooks for the whole process).
 import { execFile, spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -19,12 +19,13 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 let scratch: string;
 
-function run(env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
-  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
-const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, entry)).href)}));
+/** A start in a process of its own, of the scratch package at `root`. */
+function run(env: Record<string, string> = {}, entry = "src/entry.ts", root = scratch): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(root, "cli/launch.js")).href)});
+const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(root, entry)).href)}));
 console.log(JSON.stringify(m.report()));`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr });
     });
   });
@@ -99,8 +100,8 @@ async function waitFor(what: string, ready: () => boolean): Promise<void> {
 /** The marks held starts left (see holding()): one per start that began a build. */
 const marksOf = (mark: string) => readdirSync(dirname(mark)).filter((f) => f.startsWith(`${mark.split("/").at(-1)!}.`));
 
-/** The build directories of src/entry.ts in the cache. */
-const entryBuilds = () => readdirSync(CACHE()).filter((f) => f.startsWith("src-entry-ts.") && statSync(join(CACHE(), f)).isDirectory());
+/** The build directories of src/entry.ts in the cache (none before the cache's first build). */
+const entryBuilds = () => (existsSync(CACHE()) ? readdirSync(CACHE()) : []).filter((f) => f.startsWith("src-entry-ts.") && statSync(join(CACHE(), f)).isDirectory());
 
 function writeDep(value: string): void {
   writeFileSync(join(scratch, "src/dep.ts"), `export const value: string = ${JSON.stringify(value)};\nexport const here: string = import.meta.url;\n`);
@@ -112,13 +113,18 @@ const compiledEntry = (manifest: string) => join(CACHE(), (JSON.parse(readFileSy
 /** The compiled entry of src/entry.ts, and the compiled dep.ts beside it. */
 const COMPILED = () => compiledEntry("src-entry-ts.json");
 const COMPILED_DEP = () => join(dirname(COMPILED()), "dep.mjs");
+/** The text of a manifest of the cache, "" while there is none. */
+const manifestText = (manifest: string) => (existsSync(join(CACHE(), manifest)) ? readFileSync(join(CACHE(), manifest), "utf8") : "");
+
+// Each test sets up what it relies on (dep.ts's value, a compiled copy or none, the cache folder):
+// they share one scratch package and its cache, and run in any order (--sequence.shuffle).
 
 beforeAll(() => {
   scratch = mkdtempSync(join(tmpdir(), "ringspec-launch-"));
   mkdirSync(join(scratch, "cli"));
   mkdirSync(join(scratch, "src"));
   mkdirSync(join(scratch, "node_modules"));
-  copyFileSync(join(ROOT, "cli/launch.js"), join(scratch, "cli/launch.js"));
+  for (const file of ["cli/launch.js", "cli/build-lock.js"]) copyFileSync(join(ROOT, file), join(scratch, file));
   writeFileSync(join(scratch, "cli/run-in-thread.mjs"), [
     `import { workerData } from "node:worker_threads";`,
     `if (workerData.hold) await import("./hold-build.mjs");`,
@@ -160,13 +166,16 @@ beforeAll(() => {
   ].join("\n") + "\n");
   copyFileSync(join(ROOT, "tsconfig.json"), join(scratch, "tsconfig.json"));
   writeFileSync(join(scratch, "package.json"), JSON.stringify({ type: "module" }));
-  for (const name of ["esbuild", "tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
-  // zod with a package.json and entry files of its own (its folders linked): "upgraded" below.
-  const zod = join(ROOT, "node_modules/zod");
-  mkdirSync(join(scratch, "node_modules/zod"));
-  for (const e of readdirSync(zod, { withFileTypes: true })) {
-    if (e.isDirectory()) symlinkSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
-    else copyFileSync(join(zod, e.name), join(scratch, "node_modules/zod", e.name));
+  for (const name of ["tsx", "cli-progress"]) symlinkSync(join(ROOT, "node_modules", name), join(scratch, "node_modules", name));
+  // zod and esbuild with a package.json and files of their own (their folders linked): "upgraded"
+  // below.
+  for (const name of ["zod", "esbuild"]) {
+    const installed = join(ROOT, "node_modules", name);
+    mkdirSync(join(scratch, "node_modules", name));
+    for (const e of readdirSync(installed, { withFileTypes: true })) {
+      if (e.isDirectory()) symlinkSync(join(installed, e.name), join(scratch, "node_modules", name, e.name));
+      else copyFileSync(join(installed, e.name), join(scratch, "node_modules", name, e.name));
+    }
   }
   // Both of zod's entries the sources use, as contract/load.ts does.
   writeFileSync(join(scratch, "src/validate.ts"), [
@@ -197,6 +206,8 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 describe("cli/launch.js", () => {
   it("compiles on the first start, uses the copy while the sources are unchanged, and compiles again when one changes", async () => {
     const dep = pathToFileURL(join(scratch, "src/dep.ts")).href;
+    writeDep("first");
+    rmSync(join(CACHE(), "src-entry-ts.json"), { force: true });
     const first = await runInThread();
     expect(first.stderr).toBe("");
     expect(JSON.parse(first.stdout)).toEqual({ value: "first", here: dep, lazy: 42, progress: "function" });
@@ -284,7 +295,7 @@ describe("cli/launch.js", () => {
     // Its directory holds two compiled modules and no manifest names it.
     const halfWritten = entryBuilds().filter((d) => !builds.includes(d));
     expect(halfWritten).toHaveLength(1);
-    expect(readFileSync(join(CACHE(), "src-entry-ts.json"), "utf8")).not.toContain(halfWritten[0]!);
+    expect(manifestText("src-entry-ts.json")).not.toContain(halfWritten[0]!);
     expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(true);
     // What it left is removed by a later build once an hour old (here: made to look so), with the
     // unfinished manifest of a builder killed just before renaming its own.
@@ -303,8 +314,22 @@ describe("cli/launch.js", () => {
     expect(existsSync(unfinished)).toBe(false);
   });
 
+  it("a build replaced by a newer one is kept for an hour from its replacement, not from when it was built (processes started from it may still import its lazily loaded modules)", async () => {
+    writeDep("in use");
+    expect((await runInThread()).code).toBe(0);
+    // Built two hours ago, and a process started from it a moment ago: the sources change now.
+    const replaced = dirname(COMPILED());
+    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    utimesSync(join(CACHE(), entryBuilds().find((d) => replaced.startsWith(join(CACHE(), d)))!), hoursAgo, hoursAgo);
+    writeDep("replacing it");
+    expect(JSON.parse((await run()).stdout)).toMatchObject({ value: "replacing it" });
+    expect(dirname(COMPILED())).not.toBe(replaced);
+    expect(existsSync(join(replaced, "lazy.mjs"))).toBe(true);
+  });
+
   it("a lock older than the longest wait is taken over, even when its process still runs (or its text was never written)", async () => {
     const lock = join(CACHE(), "src-entry-ts.lock");
+    mkdirSync(CACHE(), { recursive: true });
     writeDep("old lock, held by this test's process");
     writeFileSync(lock, JSON.stringify({ pid: process.pid, thread: 99, time: Date.now() - 600_000 }));
     const held = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
@@ -320,6 +345,50 @@ describe("cli/launch.js", () => {
     expect(JSON.parse(empty.stdout)).toMatchObject({ value: "old lock, empty" });
     expect(empty.stderr).toContain("is taken over: older than");
     expect(existsSync(lock)).toBe(false);
+  });
+
+  it("a copy of the package elsewhere (its cache copied with it, times kept) compiles its own copy: nothing it runs names the original's files", async () => {
+    writeDep("copied");
+    expect((await runInThread()).code).toBe(0);
+    const copy = mkdtempSync(join(tmpdir(), "ringspec-launch-copy-"));
+    try {
+      cpSync(scratch, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      const started = await run({}, "src/entry.ts", copy);
+      expect(JSON.parse(started.stdout)).toMatchObject({ value: "copied", here: pathToFileURL(join(copy, "src/dep.ts")).href });
+      const manifest = JSON.parse(readFileSync(join(copy, "node_modules/.cache/ringspec/src-entry-ts.json"), "utf8")) as { entry: string };
+      const build = join(copy, "node_modules/.cache/ringspec", manifest.entry.split("/")[0]!);
+      for (const file of readdirSync(build, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+        expect(readFileSync(join(file.parentPath, file.name), "utf8")).not.toContain(scratch);
+      }
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  it("compiles again when what shapes the compiled code besides the sources changes: tsconfig.json, esbuild's package, launch.js itself", async () => {
+    writeFileSync(join(scratch, "src/fields.ts"), "class Point {\n  x?: number;\n}\nexport function report(): string[] {\n  return Object.keys(new Point());\n}\n");
+    const tsconfig = join(scratch, "tsconfig.json");
+    const esbuildPackage = join(scratch, "node_modules/esbuild/package.json");
+    const launchJs = join(scratch, "cli/launch.js");
+    const originals = new Map([tsconfig, esbuildPackage, launchJs].map((file) => [file, readFileSync(file, "utf8")]));
+    const start = async () => JSON.parse((await runInThread("src/fields.ts")).stdout) as string[];
+    try {
+      expect(await start()).toEqual(["x"]);
+      // Class fields as assignments: a declared field no longer defines a property.
+      const options = JSON.parse(originals.get(tsconfig)!) as { compilerOptions: Record<string, unknown> };
+      writeFileSync(tsconfig, JSON.stringify({ ...options, compilerOptions: { ...options.compilerOptions, useDefineForClassFields: false } }));
+      expect(await start()).toEqual([]);
+      // Another esbuild, and launch.js changed (its rewriting of esbuild's output may have): each
+      // builds a new copy.
+      for (const [file, edit] of [[esbuildPackage, (t: string) => t.replace(/"version": "([^"]+)"/, '"version": "$1-other"')], [launchJs, (t: string) => `${t}// edited\n`]] as const) {
+        const before = compiledEntry("src-fields-ts.json");
+        writeFileSync(file, edit(originals.get(file)!));
+        expect(await start()).toEqual([]);
+        expect(compiledEntry("src-fields-ts.json")).not.toBe(before);
+      }
+    } finally {
+      for (const [file, text] of originals) writeFileSync(file, text);
+    }
   });
 
   it("compiles each source to a module of its own that keeps its top-level const (no bundle: a bundle's vars are not folded by V8)", async () => {
@@ -377,12 +446,16 @@ describe("cli/launch.js", () => {
   });
 
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
+    writeDep("before tsx");
+    expect((await runInThread()).code).toBe(0);
+    const manifest = manifestText("src-entry-ts.json");
     writeDep("third");
     const tsx = await run({ RINGSPEC_LAUNCH: "tsx" });
     expect(tsx.stderr).toBe("");
     expect(JSON.parse(tsx.stdout)).toEqual({ value: "third", here: pathToFileURL(join(scratch, "src/dep.ts")).href, lazy: 42, progress: "function" });
     // The tsx path leaves the compiled copy as it was.
-    expect(readFileSync(COMPILED_DEP(), "utf8")).not.toContain('"third"');
+    expect(manifestText("src-entry-ts.json")).toBe(manifest);
+    expect(readFileSync(COMPILED_DEP(), "utf8")).toContain('"before tsx"');
   });
 
   it("compileAhead (npm ci: cli/compile-ahead.js) compiles an entry without running it; its first start uses that copy", async () => {

@@ -1,0 +1,114 @@
+// One build at a time: starts that find the compiled copy out of date at once (a campaign's worker
+// threads, `serve` engines) share one build (cli/launch.js). The lock is a file created exclusively,
+// naming its holder (process, thread, time); the holder removes it when done, also after a failed
+// build. Waiting only saves work, it is never needed for a correct result (each build writes a
+// folder of its own, made visible when complete), so every wait is bounded: a lock whose process
+// has ended (a builder killed mid-build) or that is older than LOCK_WAIT_MS is taken over, and a
+// start that has waited LOCK_WAIT_MS builds on its own. Two starts taking over the same lock at
+// once may both build: that costs time, never correctness.
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { threadId } from "node:worker_threads";
+
+/** How long a start waits for another's build before building on its own, and the age at which a
+ *  lock is taken over even though its process still runs (a build takes 1–3 s). */
+const LOCK_WAIT_MS = 30_000;
+/** How often a waiting start looks at the lock. */
+const LOCK_POLL_MS = 20;
+
+/**
+ * What `build()` returns, built by this start holding the lock at `lock`, or by the start holding
+ * it: once that start releases it, `built()` gives what it built (undefined if its build failed:
+ * this start then takes the lock and builds). `built()` is also asked right after taking the lock,
+ * as another start may have built between this one's look and its lock. `log` receives one line
+ * for each wait and lock taken over (`name` says what is built).
+ * @template T
+ * @param {{ lock: string, name: string, built: () => T | undefined, build: () => Promise<T>, log: (message: string) => void }} how
+ * @returns {Promise<T>}
+ */
+export async function buildOnce({ lock, name, built, build, log }) {
+  const deadline = performance.now() + LOCK_WAIT_MS;
+  let waitingFor = "";
+  for (;;) {
+    const token = JSON.stringify({ pid: process.pid, thread: threadId, time: Date.now() });
+    let fd;
+    try {
+      fd = openSync(lock, "wx");
+    } catch (error) {
+      // Not EEXIST: no lock can be made here (the build then fails too, and the caller falls back).
+      if (error?.code !== "EEXIST") return build();
+    }
+    if (fd !== undefined) {
+      try {
+        writeFileSync(fd, token);
+      } finally {
+        closeSync(fd);
+      }
+      try {
+        return built() ?? (await build());
+      } finally {
+        removeLock(lock, token);
+      }
+    }
+    if (performance.now() >= deadline) {
+      log(`waited ${LOCK_WAIT_MS} ms for ${waitingFor}: building ${name} alone`);
+      return build();
+    }
+    const holder = readLock(lock);
+    if (holder === undefined) {
+      // Released meanwhile: its build (if it succeeded) is in place.
+      const copy = built();
+      if (copy !== undefined) return copy;
+      continue;
+    }
+    const reason = whyAbandoned(holder);
+    if (reason !== undefined) {
+      log(`the lock of ${name} (${holder.text}) is taken over: ${reason}`);
+      removeLock(lock, holder.text);
+      continue;
+    }
+    if (waitingFor !== holder.text) log(`waiting for the build of ${name} by ${(waitingFor = holder.text)}`);
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
+
+/** The lock at `path` (its text, and its holder: process, thread, time taken), or undefined when
+ *  there is none. */
+function readLock(path) {
+  try {
+    const text = readFileSync(path, "utf8");
+    try {
+      const { pid, thread, time } = JSON.parse(text);
+      if (typeof time === "number") return { text, pid, thread, time };
+    } catch {
+      // Created, not yet written (or its holder was killed at that moment): its age decides.
+    }
+    return { text, pid: undefined, thread: undefined, time: statSync(path).mtimeMs };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why the lock's holder will not finish its build, or undefined while it may. */
+function whyAbandoned(holder) {
+  if (Date.now() - holder.time > LOCK_WAIT_MS) return `older than ${LOCK_WAIT_MS} ms`;
+  // This thread is not building: the lock was left by an ended process that had the same id.
+  if (holder.pid === process.pid && holder.thread === threadId) return "left by an earlier process of this id";
+  if (Number.isInteger(holder.pid) && holder.pid > 0 && holder.pid !== process.pid) {
+    try {
+      process.kill(holder.pid, 0);
+    } catch (error) {
+      // EPERM (another user's process) means it runs.
+      if (error?.code === "ESRCH") return `process ${holder.pid} is not running`;
+    }
+  }
+  return undefined;
+}
+
+/** Removes the lock at `path` if it still holds `text` (not a lock another start took since). */
+function removeLock(path, text) {
+  try {
+    if (readFileSync(path, "utf8") === text) unlinkSync(path);
+  } catch {
+    // Already removed.
+  }
+}
