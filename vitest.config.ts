@@ -41,8 +41,10 @@ const HEAVY_FIRST = [
 
 /**
  * The seed of a random file order (`npm run test:busy`, test/busy.sh): RINGSPEC_SHUFFLE_SEED, or
- * vitest's own seed with --sequence.shuffle (which, this sequencer being set, would otherwise shuffle
- * only the tests within each file). Files share their worker's modules (isolate: false): a random
+ * vitest's own seed with `--sequence.shuffle` (which also shuffles the tests within each file).
+ * Only these two shuffle files: the object form `--sequence.shuffle.files` does not, under this
+ * sequencer (vitest then keeps the sequencer set here and turns `shuffle` into the `tests` flag,
+ * so `shuffle` is not `true` here). Files share their worker's modules (isolate: false): a random
  * order shows a file that depends on what another left behind.
  */
 function fileShuffleSeed(sequence: { shuffle?: unknown; seed?: number }): number | undefined {

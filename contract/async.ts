@@ -6,6 +6,8 @@ import type { ProfileName } from "./profile.ts";
 import { peekedState, RUN_ENDING_EVENTS, type AsyncEngine, type Engine, type EngineCapabilities, type EngineEvent, type EngineStop, type PhysicalRange, type RaiseRequest } from "./engine.ts";
 
 class InProcess implements AsyncEngine {
+  /** Engine's promise: the same load and raises give the same run (nothing else steers it). */
+  readonly repeatable = true;
   private closed = false;
   constructor(private readonly engine: Engine, readonly capabilities: EngineCapabilities) {}
 

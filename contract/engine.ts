@@ -145,6 +145,10 @@ export interface PhysicalRange {
  *  peekState when all memory is compared). */
 export const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
 
+/** An engine in this process repeats its runs: the same load, then the same raises before the same
+ *  steps, gives the same events and the same states (nothing outside the loaded state, such as the
+ *  time of day, steers it). A campaign relies on it to rebuild engine A's states by running A again
+ *  (AsyncEngine.repeatable, set by asAsync); it checks that A did. */
 export interface Engine {
   /** Replaces the whole machine (registers, memory, the run-time `cpu` block) and the profile. */
   load(state: ArchState, profile: ProfileName): void;
@@ -223,10 +227,15 @@ export interface AsyncEngine {
   steps(n: number): Promise<readonly EngineEvent[]>;
   run(maxSteps: number): Promise<EngineStop>;
   state(): Promise<ArchState>;
-  /** As Engine.peekState (a state to read at once, valid until the next load/step/run/raise):
-   *  present on an engine in this process (asAsync), whose runs a campaign may repeat from the
-   *  same state to rebuild what it did not keep. Optional: callers fall back to `state`. */
+  /** As Engine.peekState: a state to read at once, valid until the next load/step/steps/run/raise.
+   *  Optional: callers fall back to `state`. Having it says nothing of `repeatable`. */
   peekState?(memory: readonly PhysicalRange[]): Promise<ArchState>;
+  /** True: the engine repeats its runs as Engine promises (the same load, the same raises before
+   *  the same steps: the same events and states), so a campaign may keep only engine A's events and
+   *  rebuild its states, when a report needs them, by running it again (it checks that it did).
+   *  asAsync sets it (an engine in this process); an engine in another process does not, and is
+   *  copied after every step instead. Absent: false. */
+  readonly repeatable?: boolean;
   raise(event: RaiseRequest): Promise<void>;
   touched(): Promise<readonly PhysicalRange[]>;
   /** As Engine.takeConsole; absent on an engine without devices. */

@@ -17,8 +17,9 @@
 // the pages it writes again and start its code-page memo over, which cost more than the step. A
 // divergence's report still shows engine A's full states before and after its last steps: they are
 // rebuilt by running A again from where this comparison started, with the same raises before the
-// same steps (an engine in this process repeats its run; the replay checks that it did). An engine
-// A without peekState (another process) is copied after every step as before.
+// same steps (an engine in this process repeats its run, AsyncEngine.repeatable; the replay checks
+// that it did). An engine A that is not `repeatable` (another process, even one with peekState) is
+// copied after every step as before.
 import { ALL_MEMORY, RUN_ENDING_EVENTS, type AsyncEngine, type EngineEvent, type EngineStop, type PhysicalRange, type RaiseRequest, type StepView } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
@@ -91,21 +92,41 @@ interface AfterStep {
   readonly differences: FieldDifference[];
 }
 
-/** A step of engine A since the replay's start, as a divergence report needs it again. */
+/** A step of engine A since the replay's start, as its replay must repeat it: its event, and a
+ *  few registers of the state after it (cheap to read from a view, and what a run that went
+ *  another way and came back would show). */
 interface StepRecord {
   readonly step: number;
   readonly event: EngineEvent;
+  readonly mark: StepMark;
+}
+
+interface StepMark {
+  readonly rip: bigint;
+  readonly rsp: bigint;
+  readonly rflags: bigint;
+  readonly cpl: number;
+}
+
+function markOf(s: ArchState): StepMark {
+  return { rip: s.rip, rsp: s.gpr[4]!, rflags: s.rflags, cpl: s.cs.selector & 3 };
+}
+
+/** The first field where `b` does not show mark `a`, as "field was B, not A". */
+function markDifference(a: StepMark, b: StepMark): string | undefined {
+  for (const field of ["rip", "rsp", "rflags", "cpl"] as const) if (a[field] !== b[field]) return `${field} was ${b[field].toString(16)}, not ${a[field].toString(16)}`;
+  return undefined;
 }
 
 class Pair {
   readonly memoryFromTouched: boolean;
-  /** Engine A's runs can be repeated (an engine in this process): steps keep only their events,
+  /** Engine A's runs can be repeated (AsyncEngine.repeatable, with views): steps keep only their events,
    *  and a report's states are rebuilt by a replay (`replay`). Else every step keeps A's copies. */
   readonly replays: boolean;
   /** Without replays: engine A's last steps, with its states (at most HISTORY). */
   readonly history: StepView[] = [];
-  /** With replays: the last steps' events (at most HISTORY), where the replay starts, and the
-   *  raises made before each step since then. */
+  /** With replays: every step's event and mark since the replay's start (at most the case's
+   *  maxSteps), where the replay starts, and the raises made before each step since then. */
   private records: StepRecord[] = [];
   private replayFrom: { readonly state: ArchState; readonly first: number } | null = null;
   private readonly raisedBefore = new Map<number, RaiseRequest[]>();
@@ -122,7 +143,9 @@ class Pair {
     readonly deadline: number,
   ) {
     this.memoryFromTouched = a.capabilities.touched && b.capabilities.touched;
-    this.replays = a.peekState !== undefined;
+    // A replay reads A's views (peekState) between its steps: an engine that repeats its runs
+    // without views is copied.
+    this.replays = a.repeatable === true && a.peekState !== undefined;
     this.profile = c.profile;
   }
 
@@ -147,8 +170,9 @@ class Pair {
 
   /** Both engines after a step: the events and the states compared (memory where either wrote). */
   async afterStep(eventA: EngineEvent, eventB: EngineEvent): Promise<AfterStep> {
-    // An engine without a view is copied first, as before views (the same calls in the same order).
-    const fullA = this.a.peekState === undefined ? await on("a", this.a.state()) : undefined;
+    // An engine without a view is copied first, as before views (the same calls in the same order);
+    // so is an A that is not replayed, whose states are kept past its next step.
+    const fullA = !this.replays ? await on("a", this.a.state()) : undefined;
     const fullB = this.b.peekState === undefined ? await on("b", this.b.state()) : undefined;
     const memory = await this.ranges();
     const reach = memory === "all" ? ALL_MEMORY : memory;
@@ -205,8 +229,7 @@ class Pair {
       return;
     }
     this.lastStep = step;
-    this.records.push({ step, event });
-    if (this.records.length > HISTORY) this.records.shift();
+    this.records.push({ step, event, mark: markOf(after) });
   }
 
   /** The divergence at step `step` (both engines just after it): both states copied, and engine A's
@@ -230,25 +253,42 @@ class Pair {
   }
 
   /** Engine A run again from the replay's start up to step `step`, with the same raises before
-   *  the same steps: its last steps (at most HISTORY) with its states before and after each. The
-   *  events and the state reached must be those of the first run (`stateA`), else the replay is
-   *  an error of engine A's. */
+   *  the same steps: its last steps (at most HISTORY) with its states before and after each. Every
+   *  step's event, the RIP, RSP, RFLAGS and CPL after every step, and the whole state reached must
+   *  be those of the first run (`stateA`), else the replay is an error of engine A's. */
   private async replay(step: number, stateA: ArchState): Promise<StepView[]> {
+    try {
+      return await this.replayed(step, stateA);
+    } catch (e) {
+      // A that fails while replayed is an error of the replay's, not of the case's first run: the
+      // reason keeps the divergence it was replayed for.
+      const cause = e instanceof SideError ? e.cause : e;
+      if (errorKind(cause) === "replay") throw e;
+      const message = cause instanceof Error ? cause.message : String(cause);
+      throw new SideError("a", Object.assign(new Error(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`), { kind: "replay" }));
+    }
+  }
+
+  private async replayed(step: number, stateA: ArchState): Promise<StepView[]> {
     const from = this.replayFrom!;
     // The first step, without raises before it: nothing to rebuild (a shrunk case often parts there).
     if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: this.records.at(-1)!.event, after: stateA }];
     await on("a", this.a.load(from.state, this.profile));
     const views: StepView[] = [];
+    const kept = Math.max(from.first, step - HISTORY + 1);
     for (let k = from.first; k <= step; k++) {
       const raises = this.raisedBefore.get(k) ?? [];
       for (const r of raises) await on("a", this.a.raise(r));
-      const recorded = this.records.find((r) => r.step === k);
+      const recorded = this.records[k - from.first]!;
       // The first step starts from the state loaded (the one the comparison started from).
-      const before = recorded === undefined ? undefined : k === from.first && raises.length === 0 ? from.state : await on("a", this.a.state());
+      const before = k < kept ? undefined : k === from.first && raises.length === 0 ? from.state : await on("a", this.a.state());
       const event = await on("a", this.a.step());
-      if (recorded === undefined) continue;
       if (compareEvents(recorded.event, event).length > 0) throw this.notRepeated(`step ${k}'s event was ${eventLine(event)}, not ${eventLine(recorded.event)}`);
-      views.push({ step: k, before: before!, event: recorded.event, after: k === step ? stateA : await on("a", this.a.state()) });
+      // A step not kept is checked on a view with no memory (registers only: cheap).
+      const after = k < kept ? await on("a", this.a.peekState!([])) : k === step ? stateA : await on("a", this.a.state());
+      const moved = markDifference(recorded.mark, markOf(after));
+      if (moved !== undefined) throw this.notRepeated(`after step ${k}, ${moved}`);
+      if (k >= kept) views.push({ step: k, before: before!, event: recorded.event, after });
     }
     const again = await on("a", this.a.state());
     const changed = compareStates(stateA, again, { rule: "exact", memory: "all" }).differences;

@@ -19,13 +19,12 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 let scratch: string;
 
-/** A start in a process of its own, of the scratch package at `root`. */
-function run(env: Record<string, string> = {}, entry = "src/entry.ts", root = scratch): Promise<{ code: number; stdout: string; stderr: string }> {
-  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(root, "cli/launch.js")).href)});
-const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(root, entry)).href)}));
+function run(env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
+const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, entry)).href)}));
 console.log(JSON.stringify(m.report()));`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr });
     });
   });
@@ -55,9 +54,9 @@ function holding(mark: string, release: string, writes = 0): Record<string, stri
 /** A start in a worker thread of this process, as a campaign's workers start: launch.js loads
  *  `entry`, whose report() is printed on the thread's stdout. `hold` (see holding()) makes it stop
  *  in its build. */
-function startInThread(entry = "src/entry.ts", hold?: Record<string, string>): Start {
-  const worker = new Worker(join(scratch, "cli/run-in-thread.mjs"), {
-    workerData: { launch: pathToFileURL(join(scratch, "cli/launch.js")).href, entry: pathToFileURL(join(scratch, entry)).href, hold: hold !== undefined },
+function startInThread(entry = "src/entry.ts", hold?: Record<string, string>, root = scratch): Start {
+  const worker = new Worker(join(root, "cli/run-in-thread.mjs"), {
+    workerData: { launch: pathToFileURL(join(root, "cli/launch.js")).href, entry: pathToFileURL(join(root, entry)).href, hold: hold !== undefined },
     env: { ...process.env, ...hold },
     stdout: true,
     stderr: true,
@@ -70,9 +69,10 @@ function startInThread(entry = "src/entry.ts", hold?: Record<string, string>): S
   return { stderr: stderr.text, done: Promise.all([code, stdout.end, stderr.end]).then(([c, out, err]) => ({ code: c, stdout: out, stderr: err + error })) };
 }
 
-/** What run() gives for a start in a worker thread of this process. */
-function runInThread(entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
-  return startInThread(entry).done;
+/** What run() gives for a start in a worker thread of this process (of the scratch package at
+ *  `root`). */
+function runInThread(entry = "src/entry.ts", root = scratch): Promise<{ code: number; stdout: string; stderr: string }> {
+  return startInThread(entry, undefined, root).done;
 }
 
 /** A start in a process of its own that stops in its build (see holding()); `kill()` kills it. */
@@ -229,6 +229,22 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
   });
 
+  it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
+    writeDep("deleted");
+    expect((await runInThread()).code).toBe(0);
+    const one = join(scratch, "src/one.ts");
+    const text = readFileSync(one, "utf8");
+    rmSync(one);
+    try {
+      const gone = await run();
+      expect(gone.code).not.toBe(0);
+      expect(gone.stderr).toContain("one.ts");
+    } finally {
+      writeFileSync(one, text);
+    }
+    expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "deleted", lazy: 42 });
+  });
+
   it("is keyed on the sources' content: an edit that keeps a file's size and modification time is seen; a touch alone compiles nothing", async () => {
     // As after a checkout that keeps times, `touch -r`, `cp -p` or a clock step: the same size and
     // time, other bytes. (Whole seconds: a time set to the nanosecond cannot be restored exactly.)
@@ -322,7 +338,7 @@ describe("cli/launch.js", () => {
     const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
     utimesSync(join(CACHE(), entryBuilds().find((d) => replaced.startsWith(join(CACHE(), d)))!), hoursAgo, hoursAgo);
     writeDep("replacing it");
-    expect(JSON.parse((await run()).stdout)).toMatchObject({ value: "replacing it" });
+    expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "replacing it" });
     expect(dirname(COMPILED())).not.toBe(replaced);
     expect(existsSync(join(replaced, "lazy.mjs"))).toBe(true);
   });
@@ -353,7 +369,7 @@ describe("cli/launch.js", () => {
     const copy = mkdtempSync(join(tmpdir(), "ringspec-launch-copy-"));
     try {
       cpSync(scratch, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-      const started = await run({}, "src/entry.ts", copy);
+      const started = await runInThread("src/entry.ts", copy);
       expect(JSON.parse(started.stdout)).toMatchObject({ value: "copied", here: pathToFileURL(join(copy, "src/dep.ts")).href });
       const manifest = JSON.parse(readFileSync(join(copy, "node_modules/.cache/ringspec/src-entry-ts.json"), "utf8")) as { entry: string };
       const build = join(copy, "node_modules/.cache/ringspec", manifest.entry.split("/")[0]!);

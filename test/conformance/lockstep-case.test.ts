@@ -10,7 +10,7 @@ import { MODEL_FAMILY } from "../../conformance/generate/model.ts";
 import { familyByName, type BuiltCase, type Family } from "../../conformance/campaign/families.ts";
 import { PlantedEngine, plantedBug } from "../../conformance/planted.ts";
 import { asAsync } from "../../contract/async.ts";
-import type { AsyncEngine, Engine } from "../../contract/engine.ts";
+import type { AsyncEngine, Engine, EngineEvent } from "../../contract/engine.ts";
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
 import { engineEntry } from "../../engines/registry.ts";
@@ -72,11 +72,12 @@ describe("a case compared every step, every N steps, and on whole runs", () => {
 
 // Engine A in this process hands out views after each step and keeps only its events; a
 // divergence's states (A before the step, its last 8 steps) are rebuilt by running A again
-// (lockstep-case.ts `replay`). Engine A without peekState is copied after every step instead.
+// (lockstep-case.ts `replay`). Engine A that is not `repeatable` (another process) is copied after
+// every step instead.
 // Both must give the same verdict, state for state.
 
-/** `e` without peekState: the lockstep copies its state after every step (the way it treats an
- *  engine in another process). */
+/** `e` neither repeatable nor with views: the lockstep copies its state after every step (the way
+ *  it treats an engine in another process). */
 function copying(e: AsyncEngine): AsyncEngine {
   return {
     capabilities: e.capabilities,
@@ -206,5 +207,88 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     const v = await lockstepCase(asAsync(drifting, SPEC), broken("swapgs-noop"), c, settings);
     expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
     if (v.kind === "error") expect(v.reason).toMatch(/did not repeat its run .*msrs\.CSTAR/);
+  });
+
+  /** Spec whose replay (its run from its second load on) differs at step `at` only as `drift`
+   *  says: its event, or its state after that step (as read until its next step). */
+  function replayDrifting(at: number, drift: { event?: (e: EngineEvent) => EngineEvent; state?: (s: ArchState) => ArchState }): Engine {
+    let loads = 0;
+    let steps = 0;
+    const spec = new SpecEngine();
+    const seen = (s: ArchState): ArchState => (loads >= 2 && steps === at && drift.state !== undefined ? drift.state(s) : s);
+    return {
+      load: (s, p) => {
+        loads++;
+        steps = 0;
+        spec.load(s, p);
+      },
+      step: () => {
+        const e = spec.step();
+        return loads >= 2 && ++steps === at && drift.event !== undefined ? drift.event(e) : e;
+      },
+      run: (n) => spec.run(n),
+      state: () => seen(spec.state()),
+      peekState: (m) => seen(spec.peekState(m)),
+      raise: (r) => spec.raise(r),
+      touched: () => spec.touched(),
+    };
+  }
+
+  it("the replay checks every step's event and registers, not only the state it reaches", async () => {
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
+    expect(honest.kind === "diverge" && honest.divergence.step).toBeGreaterThan(2);
+    // Only step 2's event differs (its RIP as reported), not any state.
+    const byEvent = await lockstepCase(asAsync(replayDrifting(2, { event: (e) => ({ ...e, rip: e.rip + 1n }) }), SPEC), broken("swapgs-noop"), c, settings);
+    expect(byEvent).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+    if (byEvent.kind === "error") expect(byEvent.reason).toMatch(/did not repeat its run .*: step 2's event was /);
+    // Only the state after step 2 differs (RFLAGS.CF, until step 3), not the state reached.
+    const byState = await lockstepCase(asAsync(replayDrifting(2, { state: (s) => ({ ...s, rflags: s.rflags ^ 1n }) }), SPEC), broken("swapgs-noop"), c, settings);
+    expect(byState).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+    if (byState.kind === "error") expect(byState.reason).toMatch(/did not repeat its run .*: after step 2, rflags was /);
+  });
+
+  it("an engine A with views that does not say it repeats its runs is copied, never replayed", async () => {
+    // impl behind the process-like interface with peekState (views of its own pages, which its
+    // next step overwrites), but not `repeatable`: were it replayed, its second load would be
+    // seen; were its views kept for the report, its states would be wrong.
+    let loads = 0;
+    const inner = asAsync(new ImplEngine(), IMPL);
+    const viewing: AsyncEngine = { ...copying(inner), load: (s, p) => (++loads, inner.load(s, p)), peekState: (m) => inner.peekState!(m) };
+    expect(viewing.repeatable).toBeUndefined();
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const copied = await lockstepCase(copying(asAsync(new ImplEngine(), IMPL)), broken("swapgs-noop"), c, settings);
+    expect(copied.kind === "diverge" && copied.divergence.step).toBeGreaterThan(1);
+    const v = await lockstepCase(viewing, broken("swapgs-noop"), c, settings);
+    expect(loads).toBe(1);
+    expect(written(v)).toBe(written(copied));
+  });
+
+  it("an engine A that throws while replayed is an error of the replay's, naming the divergence", async () => {
+    // Spec, but from its second load on (the replay's) its steps throw.
+    let loads = 0;
+    const spec = new SpecEngine();
+    const failing: Engine = {
+      load: (s, p) => (++loads, spec.load(s, p)),
+      step: () => {
+        if (loads >= 2) throw new Error("the replay's step failed");
+        return spec.step();
+      },
+      run: (n) => spec.run(n),
+      state: () => spec.state(),
+      peekState: (m) => spec.peekState(m),
+      raise: (r) => spec.raise(r),
+      touched: () => spec.touched(),
+    };
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
+    expect(honest.kind).toBe("diverge");
+    const v = await lockstepCase(asAsync(failing, SPEC), broken("swapgs-noop"), c, settings);
+    expect(loads).toBe(2);
+    expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+    if (v.kind === "error") expect(v.reason).toBe(`spec threw while replayed for the report of a divergence at step ${honest.steps}: the replay's step failed`);
   });
 });

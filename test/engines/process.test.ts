@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { ProcessEngine, liveProcessEngines } from "../../engines/process/engine.ts";
 import { serveEngine, servedCapabilities } from "../../engines/process/server.ts";
 import { EventJson, RequestJson, eventFromJson, eventToJson, protocolJsonSchemaText, stateToProtocol } from "../../engines/process/protocol.ts";
@@ -30,17 +30,25 @@ const FIXTURE = fileURLToPath(new URL("./fixtures/misbehaving-engine.sh", import
 const misbehaving = (mode: string) => `bash ${FIXTURE} ${mode}`;
 
 /**
- * The requests `tee` logged in front of an engine, once it has logged `count` whole lines. tee
- * passes a request on before it writes its log, so the engine's answer can come back before the
- * log has the request (on a busy core the woken engine runs first): wait for the log, not on it.
+ * The requests `tee` logged in front of an engine, up to and including the first one `isSentinel`
+ * picks. tee passes a request on before it writes its log, so the engine's answer can come back
+ * before the log has the request (on a busy core the woken engine runs first): wait for the log,
+ * not on it. A test sends a sentinel request after the ones it checks and asserts where the
+ * sentinel stands: tee logs in order, so every request sent before it is in the log by then, and a
+ * request too many is there to be seen however late tee wrote it.
  */
-async function loggedRequests(log: string, count: number): Promise<{ method: string; params?: unknown }[]> {
-  const lines = () => {
+async function loggedRequestsThrough(log: string, isSentinel: (r: { method: string }, index: number) => boolean): Promise<{ method: string; params?: unknown }[]> {
+  const requests = () => {
     const text = readFileSync(log, "utf8");
-    return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "");
+    return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { method: string; params?: unknown });
   };
-  for (const deadline = Date.now() + 20_000; lines().length < count && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
-  return lines().map((l) => JSON.parse(l) as { method: string; params?: unknown });
+  const through = () => {
+    const all = requests();
+    const i = all.findIndex(isSentinel);
+    return i < 0 ? undefined : all.slice(0, i + 1);
+  };
+  for (const deadline = Date.now() + 20_000; through() === undefined && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  return through() ?? requests();
 }
 
 /** A server on streams, and a way to send it one request and read the answer. */
@@ -230,8 +238,10 @@ describe.concurrent("the reference server", () => {
         expect(touched).toEqual(local.touched());
         expect(compareStates(local.state(), remote, { rule: "exact", memory: unionRanges(touched, local.touched()) }).differences).toEqual([]);
       }
-      const requests = await loggedRequests(log, 2 + expected.length);
-      expect(requests.slice(2).map((r) => r.method)).toEqual(expected);
+      // The sentinel: a second load, which must come right after the checked requests.
+      await engine.load(state, "intel");
+      const requests = await loggedRequestsThrough(log, (r, i) => i >= 2 && r.method === "load");
+      expect(requests.slice(2).map((r) => r.method)).toEqual([...expected, "load"]);
       for (const r of requests.filter((x) => x.method === "step")) expect(r.params).toEqual(expected.length === 3 ? { state: true } : undefined);
     } finally {
       await engine.close();
@@ -249,12 +259,14 @@ describe.concurrent("the reference server", () => {
       const spec = asAsync(new SpecEngine(), servedCapabilities("spec", false));
       const verdict = await lockstepCase(spec, engine, built, { every: 1, rule: "exact", timeoutMs: 20_000 });
       expect(verdict).toMatchObject({ kind: "agree", steps: 4, stop: "hlt" });
-      expect((await loggedRequests(log, 3)).slice(1)).toEqual([
+      // Steps run ahead and not taken: the engine is past them, so anything but load is refused.
+      // This load is also the sentinel after the lockstep's requests.
+      await engine.load(built.state, "intel");
+      expect((await loggedRequestsThrough(log, (r, i) => i >= 3 && r.method === "load")).slice(1)).toEqual([
         { id: 2, method: "load", params: expect.anything() },
         { id: 3, method: "steps", params: { n: 16, state: true } },
+        { id: 4, method: "load", params: expect.anything() },
       ]);
-      // Steps run ahead and not taken: the engine is past them, so anything but load is refused.
-      await engine.load(built.state, "intel");
       engine.expectSteps(10);
       expect((await engine.step()).kind).toBe("retired");
       await expect(engine.raise({ nmi: true })).rejects.toThrow(/raise while 4 steps run ahead \(expectSteps\) are not taken/);
@@ -262,8 +274,9 @@ describe.concurrent("the reference server", () => {
       expect((await engine.state()).rip).toBe(built.state.rip + 1n);
       await engine.load(built.state, "intel");
       expect((await engine.step()).kind).toBe("retired");
-      expect((await loggedRequests(log, 7)).slice(3).map((r) => [r.method, r.params])).toEqual([
-        ["load", expect.anything()], ["steps", { n: 10, state: true }], ["load", expect.anything()], ["step", { state: true }],
+      await engine.load(built.state, "intel"); // the sentinel
+      expect((await loggedRequestsThrough(log, (r, i) => i >= 7 && r.method === "load")).slice(3).map((r) => [r.method, r.params])).toEqual([
+        ["load", expect.anything()], ["steps", { n: 10, state: true }], ["load", expect.anything()], ["step", { state: true }], ["load", expect.anything()],
       ]);
     } finally {
       await engine.close();
@@ -296,18 +309,16 @@ describe.concurrent("the client survives a misbehaving engine", () => {
     ["garbage", "protocol", /not a JSON answer: "segmentation fault/],
     ["out-of-order", "protocol", /out of order: expected id \d+ \(step\), got id \d+/],
     ["truncate", "crash", /in the middle of an answer/],
-    ["hang", "timeout", /step: no answer within 1 s/],
     ["bad-event", "protocol", /step: bad answer: result\.event\.kind: /],
     ["step-state-missing", "protocol", /step: bad answer: result\.touched: /],
     ["step-state-bases", "protocol", /step: bad answer: result\.state\.msrs\.FS_BASE differs from state\.sregs\.fs\.base/],
   ];
   for (const [mode, kind, message] of cases) {
     it(`${mode}: step fails with ${kind} (${message.source}), then every call fails at once`, async () => {
-      // Only "hang" waits for the timeout; the others fail on what the engine writes, so they get
-      // a long one: with 0.3 s, a loaded machine (these cases run side by side) turned
-      // out-of-order's late answer into a timeout. "hang" answers load, which the timeout covers
-      // too: 1 s, since at load 13 its load took longer than 0.3 s.
-      const engine = await ProcessEngine.start({ command: misbehaving(mode), requestTimeoutMs: mode === "hang" ? 1_000 : 10_000 });
+      // They fail on what the engine writes, not on a timeout: the default 10 s only bounds a hang
+      // (with 0.3 s, a loaded machine — these cases run side by side — turned out-of-order's late
+      // answer into a timeout). "hang" is tested on its own below, on a clock of its own.
+      const engine = await ProcessEngine.start({ command: misbehaving(mode) });
       await engine.load(kernelState(), "intel");
       const failure = await engine.step().then(() => null, (e: unknown) => e);
       expect(failure).toBeInstanceOf(EngineError);
@@ -361,5 +372,32 @@ describe.concurrent("the client survives a misbehaving engine", () => {
     const rude = await ProcessEngine.start({ command: misbehaving("bad-start") }).then(() => null, (e: unknown) => e);
     expect((rude as EngineError).kind).toBe("start");
     expect((rude as EngineError).message).toMatch(/no usable hello: not a JSON answer: "Welcome to my emulator!"/);
+  });
+});
+
+// Not concurrent: it fakes the timers of the whole file while it runs.
+describe("the client survives an engine that never answers", () => {
+  it("hang: step fails with timeout (step: no answer within 10 s), then every call fails at once", async () => {
+    // The engine (bash) starts and answers load in real time, bounded by the generous default
+    // 10 s (at load 13 its load once took more than 0.3 s); only the step's timeout is tested,
+    // on fake timers, so how busy the machine is cannot move it either way.
+    const engine = await ProcessEngine.start({ command: misbehaving("hang") });
+    try {
+      await engine.load(kernelState(), "intel");
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+      let failure: unknown = null;
+      const step = engine.step().then(() => "answered", (e: unknown) => (failure = e));
+      await vi.advanceTimersByTimeAsync(9_999);
+      expect(failure).toBeNull();
+      await vi.advanceTimersByTimeAsync(1);
+      await step;
+      expect(failure).toBeInstanceOf(EngineError);
+      expect((failure as EngineError).kind).toBe("timeout");
+      expect((failure as EngineError).message).toMatch(/^step: no answer within 10 s/);
+      await expect(engine.state()).rejects.toBe(failure);
+    } finally {
+      vi.useRealTimers();
+      await engine.close();
+    }
   });
 });
