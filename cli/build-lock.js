@@ -20,7 +20,8 @@ const LOCK_POLL_MS = 20;
  * it: once that start releases it, `built()` gives what it built (undefined if its build failed:
  * this start then takes the lock and builds). `built()` is also asked right after taking the lock,
  * as another start may have built between this one's look and its lock. `log` receives one line
- * for each wait and lock taken over (`name` says what is built).
+ * for each wait and lock taken over (`name` says what is built). Throws, building nothing, when
+ * no lock file can be made (a read-only cache).
  * @template T
  * @param {{ lock: string, name: string, built: () => T | undefined, build: () => Promise<T>, log: (message: string) => void }} how
  * @returns {Promise<T>}
@@ -34,8 +35,9 @@ export async function buildOnce({ lock, name, built, build, log }) {
     try {
       fd = openSync(lock, "wx");
     } catch (error) {
-      // Not EEXIST: no lock can be made here (the build then fails too, and the caller falls back).
-      if (error?.code !== "EEXIST") return build();
+      // Not EEXIST: no file can be made here (read-only, not ours), so no build could be written
+      // either: the caller falls back at once instead of compiling in vain.
+      if (error?.code !== "EEXIST") throw error;
     }
     if (fd !== undefined) {
       try {

@@ -41,7 +41,8 @@ const BUILD_VERSION = 6;
 /** A build directory no manifest names any more is removed this long after it was replaced (a
  *  process started from it may still import its lazily loaded modules for a while). */
 const STALE_BUILD_MS = 3_600_000;
-/** RINGSPEC_LAUNCH_DEBUG=1: one line on stderr for each build, wait and lock taken over. */
+/** RINGSPEC_LAUNCH_DEBUG=1: one line on stderr for each build, wait and lock taken over, and why
+ *  the sources load through tsx when the compiled copy cannot be used. */
 const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
 
 /**
@@ -51,7 +52,10 @@ const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.wr
  */
 export async function launch(entry) {
   if (process.env.RINGSPEC_LAUNCH !== "tsx") {
-    const compiled = await currentCompiled(fileURLToPath(entry)).catch(() => undefined);
+    const compiled = await currentCompiled(fileURLToPath(entry)).catch((error) => {
+      debug(`loading the sources through tsx: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    });
     if (compiled !== undefined) return import(pathToFileURL(compiled).href);
   }
   const { register } = await import("tsx/esm/api");
@@ -75,11 +79,13 @@ function cachePaths(entry) {
   return { name, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
-/** Whether the build was made in this very folder (compiled code names the absolute paths of its
- *  sources and of the package bundles: a checkout copied or moved with its node_modules, times
- *  kept, must not run the original's files), every source the manifest lists still holds the
- *  bytes it was compiled from (its size, then one SHA-256 of all of them in order), and the
- *  package bundles it imports are still there. */
+/** Whether the build the manifest describes may be run:
+ *  - it was made in this very folder (compiled code names the absolute paths of its sources and
+ *    of the package bundles: a checkout copied or moved with its node_modules must not run the
+ *    original's files);
+ *  - every source it lists still holds the bytes it was compiled from (its size, then one SHA-256
+ *    of all of them in order);
+ *  - the package bundles it imports are still there. */
 function fresh(manifest) {
   if (manifest.version !== BUILD_VERSION || manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
   for (const [file, size] of manifest.bundles) {

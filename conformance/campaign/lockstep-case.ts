@@ -222,24 +222,25 @@ class Pair {
     if (this.history.length > HISTORY) this.history.shift();
   }
 
-  /** Engine A's step `step` (from `before`, to `after`): with replays only its event is kept. */
-  record(step: number, before: ArchState, event: EngineEvent, after: ArchState): void {
+  /** Engine A's step `step`, to `after` (a view with replays, read now): with replays only its
+   *  event and mark are kept; without, the step whole, from `copyBefore` (A's state before the
+   *  step, a copy; with replays the boundary's view, stale once A stepped, is not passed). */
+  record(step: number, event: EngineEvent, after: ArchState, copyBefore: ArchState | undefined): void {
     if (!this.replays) {
-      this.remember({ step, before, event, after });
+      this.remember({ step, before: copyBefore!, event, after });
       return;
     }
     this.lastStep = step;
     this.records.push({ step, event, mark: markOf(after) });
   }
 
-  /** The divergence at step `step` (both engines just after it): both states copied, and engine A's
-   *  state before it and its last steps, kept or rebuilt by a replay. */
-  async diverged(step: number, before: ArchState, eventA: EngineEvent, eventB: EngineEvent, after: AfterStep, located: CaseDivergence["located"]): Promise<CaseVerdict> {
+  /** The divergence at step `step` (both engines just after it, the step recorded): both states
+   *  copied, and engine A's state before it and its last steps, kept or rebuilt by a replay. */
+  async diverged(step: number, eventA: EngineEvent, eventB: EngineEvent, after: AfterStep, located: CaseDivergence["located"]): Promise<CaseVerdict> {
     const stateA = after.fullA ?? (await on("a", this.a.state()));
     const stateB = after.fullB ?? (await on("b", this.b.state()));
     const differences = after.differences;
-    if (!this.replays) return { kind: "diverge", steps: step, divergence: { step, before, eventA, eventB, stateA, stateB, differences, history: [...this.history], located } };
-    const history = await this.replay(step, stateA);
+    const history = this.replays ? await this.replay(step, stateA, eventA) : [...this.history];
     return { kind: "diverge", steps: step, divergence: { step, before: history.at(-1)!.before, eventA, eventB, stateA, stateB, differences, history, located } };
   }
 
@@ -249,34 +250,37 @@ class Pair {
   async keptHistory(): Promise<StepView[]> {
     if (!this.replays) return [...this.history];
     if (this.records.length === 0) return [];
-    return this.replay(this.records.at(-1)!.step, await on("a", this.a.state()));
+    const last = this.records.at(-1)!;
+    return this.replay(last.step, await on("a", this.a.state()), last.event);
   }
 
   /** Engine A run again from the replay's start up to step `step`, with the same raises before
    *  the same steps: its last steps (at most HISTORY) with its states before and after each. Every
    *  step's event, the RIP, RSP, RFLAGS and CPL after every step, and the whole state reached must
    *  be those of the first run (`stateA`), else the replay is an error of engine A's. */
-  private async replay(step: number, stateA: ArchState): Promise<StepView[]> {
+  private async replay(step: number, stateA: ArchState, eventA: EngineEvent): Promise<StepView[]> {
     try {
-      return await this.replayed(step, stateA);
+      return await this.replayed(step, stateA, eventA);
     } catch (e) {
       // A that fails while replayed is an error of the replay's, not of the case's first run: the
       // reason keeps the divergence it was replayed for.
       const cause = e instanceof SideError ? e.cause : e;
       if (errorKind(cause) === "replay") throw e;
       const message = cause instanceof Error ? cause.message : String(cause);
-      throw new SideError("a", Object.assign(new Error(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`), { kind: "replay" }));
+      throw this.replayError(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`);
     }
   }
 
-  private async replayed(step: number, stateA: ArchState): Promise<StepView[]> {
+  private async replayed(step: number, stateA: ArchState, eventA: EngineEvent): Promise<StepView[]> {
     const from = this.replayFrom!;
     // The first step, without raises before it: nothing to rebuild (a shrunk case often parts there).
-    if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: this.records.at(-1)!.event, after: stateA }];
+    if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: eventA, after: stateA }];
     await on("a", this.a.load(from.state, this.profile));
     const views: StepView[] = [];
     const kept = Math.max(from.first, step - HISTORY + 1);
     for (let k = from.first; k <= step; k++) {
+      // The replay is bounded by the steps run first (at most maxSteps), and by the case's time.
+      if (Date.now() > this.deadline) throw this.replayError(`the case took longer than ${this.settings.timeoutMs / 1000} s while ${this.a.capabilities.name} was replayed for the report of a divergence at step ${step} (at step ${k})`);
       const raises = this.raisedBefore.get(k) ?? [];
       for (const r of raises) await on("a", this.a.raise(r));
       const recorded = this.records[k - from.first]!;
@@ -297,7 +301,11 @@ class Pair {
   }
 
   private notRepeated(what: string): SideError {
-    return new SideError("a", Object.assign(new Error(`${this.a.capabilities.name} did not repeat its run from the same state (replayed for the report): ${what}`), { kind: "replay" }));
+    return this.replayError(`${this.a.capabilities.name} did not repeat its run from the same state (replayed for the report): ${what}`);
+  }
+
+  private replayError(message: string): SideError {
+    return new SideError("a", Object.assign(new Error(message), { kind: "replay" }));
   }
 
   checkDeadline(): void {
@@ -308,8 +316,9 @@ class Pair {
 /** Both engines step from `start` (already loaded) for up to `limit` steps, compared each step.
  *  `first` numbers the first step. */
 async function stepByStep(p: Pair, start: ArchState, first: number, limit: number, located: CaseDivergence["located"]): Promise<CaseVerdict> {
-  /** Engine A's state at this boundary: a view when A replays (read before the next step). */
-  let before = start;
+  /** Engine A's state at this step boundary, for the checks before the next step: a view when A
+   *  replays (stale once A steps: never kept), else a copy (kept as the step's state before). */
+  let boundary = start;
   let steps = first - 1;
   const last = first - 1 + limit;
   p.startSteps(start, first);
@@ -318,10 +327,11 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
   if (p.c.raises.length === 0) p.b.expectSteps?.(limit + 1);
   for (;;) {
     p.checkDeadline();
-    before = await p.raisesAt(before, steps + 1);
+    boundary = await p.raisesAt(boundary, steps + 1);
+    const copyBefore = p.replays ? undefined : boundary;
     // The runner's order (engines/runner.ts): shutdown and an idle HLT end a run before the limit.
-    let idle: EngineStop["reason"] | null = before.cpu.shutdown ? "shutdown" : null;
-    if (idle === null && before.cpu.halted) {
+    let idle: EngineStop["reason"] | null = boundary.cpu.shutdown ? "shutdown" : null;
+    if (idle === null && boundary.cpu.halted) {
       const r = await on("a", p.a.run(0));
       if (r.reason !== "limit") idle = r.reason;
     }
@@ -333,8 +343,8 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
         const eventB = await on("b", p.b.step());
         const after = await p.afterStep(eventA, eventB);
         if (after.differences.length > 0) {
-          p.record(steps + 1, before, eventA, after.viewA);
-          return p.diverged(steps + 1, before, eventA, eventB, after, located);
+          p.record(steps + 1, eventA, after.viewA, copyBefore);
+          return p.diverged(steps + 1, eventA, eventB, after, located);
         }
       }
       return { kind: "agree", steps, stop: idle ?? "limit" };
@@ -346,10 +356,10 @@ async function stepByStep(p: Pair, start: ArchState, first: number, limit: numbe
     const eventB = await on("b", p.b.step());
     const after = await p.afterStep(eventA, eventB);
     steps++;
-    p.record(steps, before, eventA, after.viewA);
-    if (after.differences.length > 0) return p.diverged(steps, before, eventA, eventB, after, located);
+    p.record(steps, eventA, after.viewA, copyBefore);
+    if (after.differences.length > 0) return p.diverged(steps, eventA, eventB, after, located);
     if (eventA.kind === "memory-limit") return { kind: "agree", steps: steps - 1, stop: eventA.kind };
-    before = after.viewA;
+    boundary = after.viewA;
   }
 }
 

@@ -118,6 +118,13 @@ export function checkKernel(target: KernelTarget, options: CheckOptions): CheckR
 }
 
 /** One line on how the run ended. */
+/** A run's elapsed time in seconds as the reports give it (JSON `seconds`, Gradescope's
+ *  execution_time): to the microsecond, so that a run that ends at once (well under a millisecond
+ *  on a fast machine) is not 0. */
+export function reportSeconds(elapsedMs: number): number {
+  return Math.round(elapsedMs * 1000) / 1e6;
+}
+
 export function runSummary(run: KernelRunResult): string {
   const seconds = run.elapsedMs / 1000;
   const mips = seconds > 0 ? run.instructions / seconds / 1e6 : 0;
@@ -157,7 +164,7 @@ export function jsonReport(report: CheckReport): string {
   return JSON.stringify({
     image: report.image,
     engine: report.engine,
-    run: { stop: run.stop, exit_value: run.exitValue ?? null, steps: run.steps, instructions: run.instructions, seconds: run.elapsedMs / 1000, detail: run.detail ?? null },
+    run: { stop: run.stop, exit_value: run.exitValue ?? null, steps: run.steps, instructions: run.instructions, seconds: reportSeconds(run.elapsedMs), detail: run.detail ?? null },
     console: report.consoleText,
     invariants: report.invariants.map((r) => ({
       invariant: r.invariant, title: r.title, rules: r.rules, passed: r.passed, checks: r.checks, violations: r.count,

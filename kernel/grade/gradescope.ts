@@ -1,7 +1,7 @@
 // Gradescope's results.json (score, execution_time, output, tests[]: name, score, max_score,
 // status, output, visibility) and JUnit XML, scored from a rubric (rubric.ts) over a check report.
 import type { CheckReport } from "./check.ts";
-import { runSummary, violationLines } from "./check.ts";
+import { reportSeconds, runSummary, violationLines } from "./check.ts";
 import type { Rubric, RubricTest } from "./rubric.ts";
 
 export interface GradedTest {
@@ -54,9 +54,7 @@ export function gradescopeResults(report: CheckReport, rubric: Rubric): Gradesco
   const max = tests.reduce((sum, t) => sum + t.max_score, 0);
   return {
     score,
-    // Seconds to the microsecond: a run that ends at once (a kernel that faults early) takes well
-    // under a millisecond on a fast machine, which milliseconds round to 0.
-    execution_time: Math.round(report.run.elapsedMs * 1000) / 1e6,
+    execution_time: reportSeconds(report.run.elapsedMs),
     output: `ringspec kernel check on ${report.engine}: ${runSummary(report.run)}. Score ${score} / ${max}.\nReproduce locally: ${report.command}`,
     tests,
   };

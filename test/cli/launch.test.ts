@@ -9,7 +9,7 @@
 // sources (tsx registers its module hooks for the whole process).
 import { execFile, spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -20,11 +20,16 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 let scratch: string;
 
 function run(env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
-  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
-const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, entry)).href)}));
+  return runProcessIn(scratch, env, entry);
+}
+
+/** A start in a process of its own, of the scratch package at `root`. */
+function runProcessIn(root: string, env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = `const { launch } = await import(${JSON.stringify(pathToFileURL(join(root, "cli/launch.js")).href)});
+const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(root, entry)).href)}));
 console.log(JSON.stringify(m.report()));`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: scratch, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr });
     });
   });
@@ -404,6 +409,26 @@ describe("cli/launch.js", () => {
       }
     } finally {
       for (const [file, text] of originals) writeFileSync(file, text);
+    }
+  });
+
+  it("a cache folder where nothing can be written (read-only) loads the sources through tsx at once, without compiling in vain", async () => {
+    // The package copied without its cache, whose folder is one of sysfs's, where even root can
+    // create no file (EACCES; EROFS where /sys is mounted read-only).
+    const unwritable = "/sys/kernel";
+    expect(() => openSync(join(unwritable, "ringspec-probe.lock"), "wx")).toThrow(/EACCES|EROFS/);
+    const copy = mkdtempSync(join(tmpdir(), "ringspec-launch-readonly-"));
+    try {
+      cpSync(scratch, copy, { recursive: true, verbatimSymlinks: true, filter: (source) => !source.startsWith(CACHE()) });
+      mkdirSync(join(copy, "node_modules/.cache"), { recursive: true });
+      symlinkSync(unwritable, join(copy, "node_modules/.cache/ringspec"));
+      writeFileSync(join(copy, "src/dep.ts"), `export const value: string = "read-only";\nexport const here: string = import.meta.url;\n`);
+      const started = await runProcessIn(copy, { RINGSPEC_LAUNCH_DEBUG: "1" });
+      expect(JSON.parse(started.stdout)).toMatchObject({ value: "read-only", here: pathToFileURL(join(copy, "src/dep.ts")).href });
+      expect(started.stderr).not.toContain("building");
+      expect(started.stderr).toMatch(/loading the sources through tsx: .*(EACCES|EROFS)/);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
     }
   });
 

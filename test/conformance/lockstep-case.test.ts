@@ -3,7 +3,7 @@
 // located by bisection (an engine that cannot single-step). All three must find the same step and
 // the same differing fields. The engines: spec against impl with SWAPGS broken (a planted bug),
 // on model-based sequences whose kernel entry runs SWAPGS several steps in.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import { lockstepCase, type CaseVerdict } from "../../conformance/campaign/lockstep-case.ts";
 import { MODEL_FAMILY } from "../../conformance/generate/model.ts";
@@ -247,6 +247,34 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     const byState = await lockstepCase(asAsync(replayDrifting(2, { state: (s) => ({ ...s, rflags: s.rflags ^ 1n }) }), SPEC), broken("swapgs-noop"), c, settings);
     expect(byState).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
     if (byState.kind === "error") expect(byState.reason).toMatch(/did not repeat its run .*: after step 2, rflags was /);
+  });
+
+  it("a replay past the case's time limit is an error of the replay's", async () => {
+    // The clock jumps an hour once the replay has loaded A (no wait, no timing).
+    const now = Date.now.bind(Date);
+    let loads = 0;
+    const spec = new SpecEngine();
+    const slow: Engine = {
+      load: (s, p) => {
+        if (++loads === 2) vi.spyOn(Date, "now").mockImplementation(() => now() + 3_600_000);
+        spec.load(s, p);
+      },
+      step: () => spec.step(),
+      run: (n) => spec.run(n),
+      state: () => spec.state(),
+      peekState: (m) => spec.peekState(m),
+      raise: (r) => spec.raise(r),
+      touched: () => spec.touched(),
+    };
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    try {
+      const v = await lockstepCase(asAsync(slow, SPEC), broken("swapgs-noop"), c, { every: 1, rule: "exact", timeoutMs: 60_000 });
+      expect(loads).toBe(2);
+      expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay" });
+      if (v.kind === "error") expect(v.reason).toMatch(/^the case took longer than 60 s while spec was replayed for the report of a divergence at step \d+ \(at step 1\)$/);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it("an engine A with views that does not say it repeats its runs is copied, never replayed", async () => {

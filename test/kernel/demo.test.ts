@@ -4,7 +4,7 @@
 // the full one, with lockstep comparing whole states at every step.
 import { describe, expect, it } from "vitest";
 import { buildDemoKernel, VARIANTS, VARIANT_NAMES, type VariantName } from "../../kernel/demo/index.ts";
-import { checkKernel, gradescopeResults, DEFAULT_RUBRIC, parseRubric, type CheckReport } from "../../kernel/grade/index.ts";
+import { checkKernel, gradescopeResults, jsonReport, DEFAULT_RUBRIC, parseRubric, type CheckReport } from "../../kernel/grade/index.ts";
 import type { KernelTarget } from "../../kernel/target.ts";
 import { KERNEL_ENGINE_NAMES } from "../../kernel/engines.ts";
 import { envFlag } from "../helpers/env.ts";
@@ -117,5 +117,10 @@ describe.each(VARIANT_NAMES)("the broken variant %s", (variant) => {
     expect(results.score).toBeLessThan(14);
     expect(results.execution_time).toBeGreaterThan(0);
     expect(results.output).toContain(`Score ${results.score} / 14`);
+    // The JSON report's seconds and Gradescope's execution_time: the same figure, to the
+    // microsecond (an elapsed time with more digits than that, set here, not measured).
+    const timed = { ...report, run: { ...report.run, elapsedMs: 1234.5678901 } };
+    expect((JSON.parse(jsonReport(timed)) as { run: { seconds: number } }).run.seconds).toBe(1.234568);
+    expect(gradescopeResults(timed, rubric).execution_time).toBe(1.234568);
   });
 });
