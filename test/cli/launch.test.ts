@@ -341,7 +341,7 @@ describe("cli/launch.js", () => {
     // Built two hours ago, and a process started from it a moment ago: the sources change now.
     const replaced = dirname(COMPILED());
     const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
-    utimesSync(join(CACHE(), entryBuilds().find((d) => replaced.startsWith(join(CACHE(), d)))!), hoursAgo, hoursAgo);
+    utimesSync(join(CACHE(), entryBuilds().find((d) => replaced.startsWith(`${join(CACHE(), d)}/`))!), hoursAgo, hoursAgo);
     writeDep("replacing it");
     expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "replacing it" });
     expect(dirname(COMPILED())).not.toBe(replaced);
