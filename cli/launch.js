@@ -73,13 +73,20 @@ export async function compileAhead(entries) {
   for (const entry of entries) await currentCompiled(fileURLToPath(entry));
 }
 
-/** The name of `entry`'s builds, the path of their manifest and of the lock held while one builds. */
+/** The name of `entry`'s builds, the path of their manifest and of the lock held while one builds,
+ *  and `source`, the entry's path relative to ROOT, which its manifest records. The name is the
+ *  path with its separators as '-' (src/entry.ts: src-entry-ts); a path with any other character
+ *  but letters, digits, '/' and its extension's dot (src/a-b.ts, which would be named as
+ *  src/a/b.ts) is named with a hash of the path appended, one name per entry. */
 function cachePaths(entry) {
-  const name = entry.slice(ROOT.length).replace(/[^A-Za-z0-9]+/g, "-");
-  return { name, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
+  const source = entry.slice(ROOT.length);
+  const plain = /^[A-Za-z0-9/]*[A-Za-z0-9]\.[A-Za-z0-9]+$/.test(source) && !source.includes("//");
+  const name = source.replace(/[^A-Za-z0-9]+/g, "-") + (plain ? "" : `-${createHash("sha256").update(source).digest("hex").slice(0, 12)}`);
+  return { name, source, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
-/** Whether the build the manifest describes may be run:
+/** Whether the build the manifest describes may be run (it is the build of its entry, `source`:
+ *  checked by currentCopy()):
  *  - it was made in this very folder (compiled code names the absolute paths of its sources and
  *    of the package bundles: a checkout copied or moved with its node_modules must not run the
  *    original's files);
@@ -118,7 +125,7 @@ function currentCopy(paths) {
   try {
     const manifest = JSON.parse(readFileSync(paths.manifest, "utf8"));
     const compiled = typeof manifest.entry === "string" ? join(CACHE, manifest.entry) : "";
-    if (compiled.startsWith(join(CACHE, paths.name + ".")) && existsSync(compiled) && fresh(manifest)) return compiled;
+    if (manifest.source === paths.source && compiled.startsWith(join(CACHE, paths.name + ".")) && existsSync(compiled) && fresh(manifest)) return compiled;
   } catch {
     // No manifest yet, or an unreadable one: not current.
   }
@@ -259,7 +266,7 @@ async function compileAll(esbuild, entry, paths) {
   const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
-  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, root: ROOT, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, root: ROOT, source: paths.source, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
   retire(paths);
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);

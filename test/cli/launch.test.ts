@@ -234,6 +234,24 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
   });
 
+  it("entries whose paths differ only in their separators (src/a-b.ts, src/a/b.ts) each run their own build, built once each", async () => {
+    writeFileSync(join(scratch, "src/a-b.ts"), `export function report(): string {\n  return "a-b";\n}\n`);
+    mkdirSync(join(scratch, "src/a"), { recursive: true });
+    writeFileSync(join(scratch, "src/a/b.ts"), `export function report(): string {\n  return "a/b";\n}\n`);
+    const manifests = () => readdirSync(CACHE()).filter((f) => /^src-a-b-ts.*\.json$/.test(f)).sort();
+    const rounds: string[][] = [];
+    for (let round = 0; round < 2; round++) {
+      expect(JSON.parse((await runInThread("src/a-b.ts")).stdout)).toBe("a-b");
+      expect(JSON.parse((await runInThread("src/a/b.ts")).stdout)).toBe("a/b");
+      rounds.push(manifests().map(manifestText));
+    }
+    // One manifest each, which the second round found current (it built nothing).
+    expect(manifests()).toHaveLength(2);
+    expect(rounds[1]).toEqual(rounds[0]);
+    const sources = manifests().map((m) => (JSON.parse(manifestText(m)) as { source: string }).source).sort();
+    expect(sources).toEqual(["src/a-b.ts", "src/a/b.ts"]);
+  });
+
   it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
     writeDep("deleted");
     expect((await runInThread()).code).toBe(0);
