@@ -504,6 +504,30 @@ describe("cli/launch.js", () => {
     expect(dirname(again[0]!)).not.toBe(dirname(bundles[0]!));
   });
 
+  it("the zod bundles are keyed on the build's inputs too: launch.js's bundle options changed bundle zod again", async () => {
+    const launchJs = join(scratch, "cli/launch.js");
+    const original = readFileSync(launchJs, "utf8");
+    /** The zod bundle a start of src/validate.ts imports, and its text. */
+    const zodBundle = () => {
+      const bundle = fileURLToPath(/from "(file:[^"]+\/_packages\/[^"]+\/zod\.mjs)"/.exec(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"))![1]!);
+      return { bundle, text: readFileSync(bundle, "utf8") };
+    };
+    try {
+      expect((await runInThread("src/validate.ts")).code).toBe(0);
+      const before = zodBundle();
+      expect(before.text).not.toContain("// bundled with a banner");
+      const withBanner = original.replace(/(splitting: true,\n)/, '$1    banner: { js: "// bundled with a banner" },\n');
+      expect(withBanner).not.toBe(original);
+      writeFileSync(launchJs, withBanner);
+      expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toMatchObject({ oneCopy: true });
+      const after = zodBundle();
+      expect(after.text).toContain("// bundled with a banner");
+      expect(dirname(after.bundle)).not.toBe(dirname(before.bundle));
+    } finally {
+      writeFileSync(launchJs, original);
+    }
+  });
+
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
     writeDep("before tsx");
     expect((await runInThread()).code).toBe(0);
