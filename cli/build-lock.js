@@ -21,13 +21,14 @@ const LOCK_POLL_MS = 20;
  * this start then takes the lock and builds). `built()` is also asked right after taking the lock,
  * as another start may have built between this one's look and its lock. `log` receives one line
  * for each wait and lock taken over (`name` says what is built). Throws, building nothing, when
- * no lock file can be made (a read-only cache).
+ * no lock file can be made (a read-only cache). `waitMs` and `pollMs` (LOCK_WAIT_MS and
+ * LOCK_POLL_MS unless given) are the longest wait and the time between looks at the lock.
  * @template T
- * @param {{ lock: string, name: string, built: () => T | undefined, build: () => Promise<T>, log: (message: string) => void }} how
+ * @param {{ lock: string, name: string, built: () => T | undefined, build: () => Promise<T>, log: (message: string) => void, waitMs?: number, pollMs?: number }} how
  * @returns {Promise<T>}
  */
-export async function buildOnce({ lock, name, built, build, log }) {
-  const deadline = performance.now() + LOCK_WAIT_MS;
+export async function buildOnce({ lock, name, built, build, log, waitMs = LOCK_WAIT_MS, pollMs = LOCK_POLL_MS }) {
+  const deadline = performance.now() + waitMs;
   let waitingFor = "";
   for (;;) {
     const token = JSON.stringify({ pid: process.pid, thread: threadId, time: Date.now() });
@@ -52,7 +53,7 @@ export async function buildOnce({ lock, name, built, build, log }) {
       }
     }
     if (performance.now() >= deadline) {
-      log(`waited ${LOCK_WAIT_MS} ms for ${waitingFor}: building ${name} alone`);
+      log(`waited ${waitMs} ms for ${waitingFor}: building ${name} alone`);
       return build();
     }
     const holder = readLock(lock);
@@ -62,14 +63,14 @@ export async function buildOnce({ lock, name, built, build, log }) {
       if (copy !== undefined) return copy;
       continue;
     }
-    const reason = whyAbandoned(holder);
+    const reason = whyAbandoned(holder, waitMs);
     if (reason !== undefined) {
       log(`the lock of ${name} (${holder.text}) is taken over: ${reason}`);
       removeLock(lock, holder.text);
       continue;
     }
     if (waitingFor !== holder.text) log(`waiting for the build of ${name} by ${(waitingFor = holder.text)}`);
-    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
 
@@ -91,8 +92,8 @@ function readLock(path) {
 }
 
 /** Why the lock's holder will not finish its build, or undefined while it may. */
-function whyAbandoned(holder) {
-  if (Date.now() - holder.time > LOCK_WAIT_MS) return `older than ${LOCK_WAIT_MS} ms`;
+function whyAbandoned(holder, waitMs) {
+  if (Date.now() - holder.time > waitMs) return `older than ${waitMs} ms`;
   // This thread is not building: the lock was left by an ended process that had the same id.
   if (holder.pid === process.pid && holder.thread === threadId) return "left by an earlier process of this id";
   if (Number.isInteger(holder.pid) && holder.pid > 0 && holder.pid !== process.pid) {
