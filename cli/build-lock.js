@@ -6,7 +6,7 @@
 // has ended (a builder killed mid-build) or that is older than LOCK_WAIT_MS is taken over, and a
 // start that has waited LOCK_WAIT_MS builds on its own. Two starts taking over the same lock at
 // once may both build: that costs time, never correctness.
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { threadId } from "node:worker_threads";
 
 /** How long a start waits for another's build before building on its own, and the age at which a
@@ -58,37 +58,49 @@ export async function buildOnce({ lock, name, built, build, log, waitMs = LOCK_W
     }
     const holder = readLock(lock);
     if (holder === undefined) {
-      // Released meanwhile: its build (if it succeeded) is in place.
+      // Released meanwhile: its build (if it succeeded) is in place; else the next look takes
+      // the lock.
       const copy = built();
       if (copy !== undefined) return copy;
-      continue;
+    } else {
+      const reason = whyAbandoned(holder, waitMs);
+      if (reason !== undefined) {
+        log(`the lock of ${name} (${holder.who}) is taken over: ${reason}`);
+        removeLock(lock, holder.text);
+        const after = readLock(lock);
+        // Gone: taken at once. Still the same (an unreadable lock cannot be removed): built alone.
+        if (after === undefined) continue;
+        if (after.text === holder.text && after.time === holder.time) {
+          log(`the lock of ${name} (${holder.who}) cannot be removed: building ${name} alone`);
+          return await build();
+        }
+      } else if (waitingFor !== holder.who) log(`waiting for the build of ${name} by ${(waitingFor = holder.who)}`);
     }
-    const reason = whyAbandoned(holder, waitMs);
-    if (reason !== undefined) {
-      log(`the lock of ${name} (${holder.text}) is taken over: ${reason}`);
-      removeLock(lock, holder.text);
-      continue;
-    }
-    if (waitingFor !== holder.text) log(`waiting for the build of ${name} by ${(waitingFor = holder.text)}`);
+    // Every look that did not take the lock sleeps before the next.
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
 
-/** The lock at `path` (its text, and its holder: process, thread, time taken), or undefined when
- *  there is none. */
+/** The lock at `path` (its text, its holder: process, thread, time taken, and `who` for messages),
+ *  or undefined when there is none (ENOENT). A lock that cannot be read (EISDIR, EACCES) is held
+ *  by an unknown start: its age (lstat's modification time) decides. */
 function readLock(path) {
+  let text;
   try {
-    const text = readFileSync(path, "utf8");
-    try {
-      const { pid, thread, time } = JSON.parse(text);
-      if (typeof time === "number") return { text, pid, thread, time };
-    } catch {
-      // Created, not yet written (or its holder was killed at that moment): its age decides.
-    }
-    return { text, pid: undefined, thread: undefined, time: statSync(path).mtimeMs };
-  } catch {
-    return undefined;
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (error?.code === "ENOENT") return undefined;
+    const time = lstatSync(path, { throwIfNoEntry: false })?.mtimeMs;
+    return time === undefined ? undefined : { text: undefined, who: "an unreadable lock", pid: undefined, thread: undefined, time };
   }
+  try {
+    const { pid, thread, time } = JSON.parse(text);
+    if (typeof time === "number") return { text, who: text, pid, thread, time };
+  } catch {
+    // Created, not yet written (or its holder was killed at that moment): its age decides.
+  }
+  const time = lstatSync(path, { throwIfNoEntry: false })?.mtimeMs;
+  return time === undefined ? undefined : { text, who: text === "" ? "a lock not yet written" : text, pid: undefined, thread: undefined, time };
 }
 
 /** Why the lock's holder will not finish its build, or undefined while it may. */

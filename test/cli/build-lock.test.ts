@@ -1,7 +1,7 @@
 // cli/build-lock.js on its own, with fake built/build callbacks (no esbuild): what a start does
 // with each kind of lock it finds. Short waits (waitMs, pollMs) keep each test brief; assertions are
 // on log lines and call counts, never on time.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
@@ -86,5 +86,25 @@ describe("cli/build-lock.js buildOnce", () => {
     expect(s.log[0]).toMatch(/^the lock of entry \(.*\) is taken over: left by an earlier process of this id$/);
     expect(s.calls).toEqual({ built: 1, build: 1 });
     expect(existsSync(lock)).toBe(false);
+  });
+
+  it("a lock that cannot be read (a directory: EISDIR) is held, not released: the start waits, sleeping between looks, then builds alone", async () => {
+    mkdirSync(lock);
+    const s = start({ waitMs: 200, pollMs: 20 });
+    expect(await s.result).toBe("new");
+    expect(s.log).toEqual(["waiting for the build of entry by an unreadable lock", "waited 200 ms for an unreadable lock: building entry alone"]);
+    // Not asked again and again while it waits (each look at a released lock asks built()).
+    expect(s.calls.built).toBeLessThanOrEqual(1);
+    expect(s.calls.build).toBe(1);
+  });
+
+  it("an unreadable lock older than waitMs is taken over; as it cannot be removed, the start builds alone at once", async () => {
+    mkdirSync(lock);
+    const old = new Date(Date.now() - 600_000);
+    utimesSync(lock, old, old);
+    const s = start({ waitMs: 200, pollMs: 20 });
+    expect(await s.result).toBe("new");
+    expect(s.log).toEqual(["the lock of entry (an unreadable lock) is taken over: older than 200 ms", "the lock of entry (an unreadable lock) cannot be removed: building entry alone"]);
+    expect(s.calls.build).toBe(1);
   });
 });
