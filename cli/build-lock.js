@@ -43,9 +43,13 @@ export async function buildOnce({ lock, name, built, build, log, waitMs = LOCK_W
     if (fd !== undefined) {
       try {
         writeFileSync(fd, token);
-      } finally {
+      } catch (error) {
+        // A full disk (ENOSPC): an empty lock left here would hold others up until it is old.
         closeSync(fd);
+        unlinkSync(lock);
+        throw error;
       }
+      closeSync(fd);
       try {
         return built() ?? (await build());
       } finally {

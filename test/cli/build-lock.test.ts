@@ -107,4 +107,13 @@ describe("cli/build-lock.js buildOnce", () => {
     expect(s.log).toEqual(["the lock of entry (an unreadable lock) is taken over: older than 200 ms", "the lock of entry (an unreadable lock) cannot be removed: building entry alone"]);
     expect(s.calls.build).toBe(1);
   });
+
+  it("a failed write of the lock's token (a full disk) leaves no lock behind, and the error is thrown", async () => {
+    failures.tokenWrite = true;
+    const s = start();
+    await expect(s.result).rejects.toThrow(/ENOSPC/);
+    expect(failures.tokenWrite).toBe(false);
+    expect(s.calls).toEqual({ built: 0, build: 0 });
+    expect(existsSync(lock)).toBe(false);
+  });
 });
