@@ -57,8 +57,10 @@ export async function buildOnce({ lock, name, built, build, log, waitMs = LOCK_W
       }
     }
     if (performance.now() >= deadline) {
-      log(`waited ${waitMs} ms for ${waitingFor}: building ${name} alone`);
-      return build();
+      // The holder's build may be in place by now (its lock not yet removed).
+      const copy = built();
+      log(`waited ${waitMs} ms for ${waitingFor}: ${copy === undefined ? `building ${name} alone` : `${name} was built meanwhile`}`);
+      return copy ?? (await build());
     }
     const holder = readLock(lock);
     if (holder === undefined) {

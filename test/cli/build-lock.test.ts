@@ -36,11 +36,12 @@ beforeEach(() => {
   rmSync(lock, { recursive: true, force: true });
 });
 
-/** buildOnce with counting fakes: `built()` finds nothing until build() ran; build() gives "new". */
-function start(options: { waitMs?: number; pollMs?: number } = {}) {
+/** buildOnce with counting fakes: `built()` finds `existing` (nothing unless given) until build()
+ *  ran; build() gives "new". */
+function start(options: { waitMs?: number; pollMs?: number } = {}, existing?: string) {
   const calls = { built: 0, build: 0 };
   const log: string[] = [];
-  let made: string | undefined;
+  let made: string | undefined = existing;
   const result = buildOnce({
     lock,
     name: "entry",
@@ -76,6 +77,15 @@ describe("cli/build-lock.js buildOnce", () => {
     expect(s.calls.build).toBe(1);
     // The holder's lock is not this start's to remove.
     expect(existsSync(lock)).toBe(true);
+  });
+
+  it("a start that waited waitMs uses the holder's build when it is in place by then (its lock not yet removed), building nothing", async () => {
+    const holder = JSON.stringify({ pid: process.pid, thread: threadId + 1, time: Date.now() + 3_600_000 });
+    writeFileSync(lock, holder);
+    const s = start({ waitMs: 200, pollMs: 20 }, "theirs");
+    expect(await s.result).toBe("theirs");
+    expect(s.log.at(-1)).toBe(`waited 200 ms for ${holder}: entry was built meanwhile`);
+    expect(s.calls).toEqual({ built: 1, build: 0 });
   });
 
   it("a lock naming this process and thread (which is not building: left by an ended process of the same id) is taken over without waiting", async () => {
