@@ -4,8 +4,10 @@
 // build. Waiting only saves work, it is never needed for a correct result (each build writes a
 // folder of its own, made visible when complete), so every wait is bounded: a lock whose process
 // has ended (a builder killed mid-build) or that is older than LOCK_WAIT_MS is taken over, and a
-// start that has waited LOCK_WAIT_MS builds on its own. Two starts taking over the same lock at
-// once may both build: that costs time, never correctness.
+// start that has waited LOCK_WAIT_MS builds on its own. A worker thread ended by terminate()
+// mid-build leaves a lock naming a process that still runs: the others wait for it up to
+// LOCK_WAIT_MS. Two starts taking over the same lock at once may both build: that costs time,
+// never correctness.
 import { closeSync, lstatSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { threadId } from "node:worker_threads";
 
