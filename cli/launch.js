@@ -89,11 +89,16 @@ function cachePaths(entry) {
  *    original's files);
  *  - every source it lists still holds the bytes it was compiled from (its size, then one SHA-256
  *    of all of them in order);
- *  - the package bundles it imports are still there. */
+ *  - the package bundles it imports and every module it compiled are still there, whole (a cache
+ *    cleaner or a partial deletion must not make a start fail on a missing module). */
 function fresh(manifest) {
-  if (manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
+  if (manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles) || !Array.isArray(manifest.outputs)) return false;
   for (const [file, size] of manifest.bundles) {
     if (statSync(join(ROOT, file), { throwIfNoEntry: false })?.size !== size) return false;
+  }
+  const folder = join(CACHE, String(manifest.entry).split("/")[0]);
+  for (const [file, size] of manifest.outputs) {
+    if (statSync(join(folder, file), { throwIfNoEntry: false })?.size !== size) return false;
   }
   let largest = 0;
   for (const [, size] of manifest.sources) largest = Math.max(largest, size);
@@ -256,16 +261,20 @@ async function compileAll(esbuild, entry, paths) {
    *  builds again. */
   const bundles = [];
   const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers].sort(), inputs, bundles, shaping).catch(() => new Map());
+  /** Each compiled module (its path in outdir, size in bytes). */
+  const written = [];
   for (const { path, text } of texts) {
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, bundled.size === 0 ? text : text.replace(PACKAGE_IMPORT, (all, before, specifier, after) => (bundled.has(specifier) ? before + bundled.get(specifier) + after : all)));
+    const final = bundled.size === 0 ? text : text.replace(PACKAGE_IMPORT, (all, before, specifier, after) => (bundled.has(specifier) ? before + bundled.get(specifier) + after : all));
+    writeFileSync(path, final);
+    written.push([relative(outdir, path), Buffer.byteLength(final)]);
   }
   const stem = entry.slice(ROOT.length).replace(/\.[^./]*$/, "");
   const compiledEntry = join(outdir, `${stem}.mjs`);
   const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
-  writeFileSync(tmp, JSON.stringify({ root: ROOT, source: paths.source, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  writeFileSync(tmp, JSON.stringify({ root: ROOT, source: paths.source, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles, outputs: written }));
   retire(paths);
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);

@@ -252,6 +252,20 @@ describe("cli/launch.js", () => {
     expect(sources).toEqual(["src/a-b.ts", "src/a/b.ts"]);
   });
 
+  it("a build missing a compiled module (a cache cleaner, a partial deletion) is not run: the start compiles again, statically or lazily imported alike", async () => {
+    for (const module of ["dep.mjs", "lazy.mjs"]) {
+      writeDep(`without ${module}`);
+      expect((await runInThread()).code).toBe(0);
+      const build = dirname(COMPILED());
+      rmSync(join(build, module));
+      const started = await runInThread();
+      expect(started.stderr).toBe("");
+      expect(JSON.parse(started.stdout)).toMatchObject({ value: `without ${module}`, lazy: 42 });
+      expect(dirname(COMPILED())).not.toBe(build);
+      expect(existsSync(join(dirname(COMPILED()), module))).toBe(true);
+    }
+  });
+
   it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
     writeDep("deleted");
     expect((await runInThread()).code).toBe(0);
