@@ -50,7 +50,7 @@ const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.wr
 export async function launch(entry) {
   if (process.env.RINGSPEC_LAUNCH !== "tsx") {
     const compiled = await currentCompiled(fileURLToPath(entry)).catch((error) => {
-      debug(`loading the sources through tsx: ${error instanceof Error ? error.message : String(error)}`);
+      debug(`loading the sources through tsx: ${errorLine(error)}`);
       return undefined;
     });
     if (compiled !== undefined) return import(pathToFileURL(compiled).href);
@@ -58,6 +58,22 @@ export async function launch(entry) {
   const { register } = await import("tsx/esm/api");
   register();
   return import(entry.href);
+}
+
+/**
+ * `error` on one line: esbuild's first error as file:line:col: text (its message spans lines), or
+ * the message's lines joined.
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function errorLine(error) {
+  const errors = /** @type {{ errors?: { text?: unknown, location?: { file: string, line: number, column: number } | null }[] }} */ (error ?? {}).errors;
+  const first = Array.isArray(errors) ? errors[0] : undefined;
+  if (typeof first?.text === "string") {
+    const at = first.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : "";
+    return `${at}${first.text}${errors.length > 1 ? ` (and ${errors.length - 1} more errors)` : ""}`.replace(/\s*\n\s*/g, " ");
+  }
+  return (error instanceof Error ? error.message : String(error)).trim().replace(/\s*\n\s*/g, " ");
 }
 
 /**

@@ -603,9 +603,11 @@ console.log(JSON.stringify(spawned.map((c) => ({ file: c.spawnfile, killed: c.ki
 
   it("a source that does not compile falls back to tsx, whose error the process reports", async () => {
     writeFileSync(join(scratch, "src/dep.ts"), "export const value: string = ;\n");
-    const broken = await run();
+    const broken = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
     expect(broken.code).not.toBe(0);
     expect(broken.stderr).toContain("dep.ts");
+    // Why it fell back, on one line (esbuild's message spans several): the first error's place.
+    expect(broken.stderr).toMatch(/^ringspec launch \[[^\]]+\]: loading the sources through tsx: src\/dep\.ts:1:\d+: \S.*$/m);
     // The failed build released its lock: the next start, the source mended, builds at once.
     expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(false);
     writeDep("mended");
