@@ -38,9 +38,12 @@ const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json":
 /** A build directory no manifest names any more is removed this long after it was replaced (a
  *  process started from it may still import its lazily loaded modules for a while). */
 const STALE_BUILD_MS = 3_600_000;
-/** RINGSPEC_LAUNCH_DEBUG=1: one line on stderr for each build, wait and lock taken over, and why
+/** RINGSPEC_LAUNCH_DEBUG=1 (only "1"): one line on stderr for each build, wait and lock taken over, and why
  *  the sources load through tsx when the compiled copy cannot be used. */
-const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
+const debug = process.env.RINGSPEC_LAUNCH_DEBUG === "1" ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
+
+/** Whether an unrecognised RINGSPEC_LAUNCH was reported (once a thread). */
+let warnedOfMode = false;
 
 /**
  * The module at `entry` (a URL of a .ts file), loaded from a current compiled copy where possible.
@@ -48,7 +51,12 @@ const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.wr
  * @returns {Promise<any>}
  */
 export async function launch(entry) {
-  if (process.env.RINGSPEC_LAUNCH !== "tsx") {
+  const mode = process.env.RINGSPEC_LAUNCH;
+  if (mode !== undefined && mode !== "" && mode !== "tsx" && !warnedOfMode) {
+    warnedOfMode = true;
+    process.stderr.write(`ringspec: RINGSPEC_LAUNCH=${JSON.stringify(mode)} is not recognised (only "tsx" is): the compiled copy is used\n`);
+  }
+  if (mode !== "tsx") {
     const compiled = await currentCompiled(fileURLToPath(entry)).catch((error) => {
       debug(`loading the sources through tsx: ${errorLine(error)}`);
       return undefined;

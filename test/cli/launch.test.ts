@@ -555,6 +555,15 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain('"before tsx"');
   });
 
+  it("RINGSPEC_LAUNCH set to what it does not know says so on one line; RINGSPEC_LAUNCH_DEBUG other than 1 prints nothing", async () => {
+    writeDep("unknown mode");
+    const started = await run({ RINGSPEC_LAUNCH: "tsc", RINGSPEC_LAUNCH_DEBUG: "0" });
+    expect(JSON.parse(started.stdout)).toMatchObject({ value: "unknown mode" });
+    // One line, though the start built (which RINGSPEC_LAUNCH_DEBUG=1 would report).
+    expect(started.stderr).toBe('ringspec: RINGSPEC_LAUNCH="tsc" is not recognised (only "tsx" is): the compiled copy is used\n');
+    expect(readFileSync(COMPILED_DEP(), "utf8")).toContain('"unknown mode"');
+  });
+
   it("compileAhead (npm ci: cli/compile-ahead.js) compiles an entry without running it; its first start uses that copy", async () => {
     const marker = join(scratch, "ahead-ran");
     writeFileSync(join(scratch, "src/ahead.ts"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran");\nexport function report(): string {\n  return "ahead";\n}\n`);
