@@ -18,8 +18,8 @@
 // delivers the same vector, what still differs after it decides the rule and the line.
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
-import type { EngineEvent, StepFault } from "../../contract/engine.ts";
-import { compareStates, type FieldDifference } from "../../contract/compare.ts";
+import type { EngineEvent, PhysicalRange, StepFault } from "../../contract/engine.ts";
+import { compareEvents, compareStates, unionRanges, type FieldDifference } from "../../contract/compare.ts";
 import type { CaseDivergence } from "./lockstep-case.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { allRules, ruleById } from "../../spec/index.ts";
@@ -39,7 +39,7 @@ export interface Attribution {
 export const UNATTRIBUTED = "unattributed";
 
 /** The parts of a divergence that attribution reads. */
-type DivergenceView = Pick<CaseDivergence, "before" | "eventA" | "eventB" | "stateA" | "stateB" | "differences">;
+type DivergenceView = Pick<CaseDivergence, "before" | "eventA" | "eventB" | "stateA" | "stateB" | "differences" | "compared">;
 
 /** What a diagnosis reads: the divergence, the names of its differing fields and the spec's rules. */
 interface Context extends DivergenceView {
@@ -394,32 +394,35 @@ export function attribute(
 }
 
 /** Engine B's step went on past where the spec's ended into the handler of `vector`: the
- *  spec takes its next step from where its own ended; if that delivers the same vector, the fields
- *  that still differ (of those that differed) pick the rule among the step's, and the line says
- *  what B's step did and what still differs. Nothing is claimed about a fault. Else null (the
- *  usual order goes on). */
+ *  spec takes its next step from where its own ended; if that delivers the same vector, its state
+ *  is compared with B's as the divergence was (its rule and unobservable fields; every field, and
+ *  memory where the divergence showed a difference or the spec's next step wrote). What still
+ *  differs picks the rule among the step's, and the line says what B's step did and what still
+ *  differs. Nothing is claimed about a fault. Else null (the usual order goes on). */
 function wentOnAttribution(d: DivergenceView, profile: ProfileName, vector: number, rules: readonly string[], faults: readonly StepFault[]): Attribution | null {
   const name = EXCEPTION_NAMES[vector];
   const went = `engine B's step goes on into the handler of vector ${vector}${name === undefined ? "" : ` (${name})`}: its frame holds RIP ${hex(d.stateA.rip)}, CS ${hex(d.stateA.cs.selector)}, where the spec's step ends`;
-  const fields = new Set(d.differences.map((x) => x.field));
-  let next: { event: EngineEvent; state: ArchState } | null = null;
+  let next: { event: EngineEvent; state: ArchState; wrote: readonly PhysicalRange[] } | null = null;
   try {
     const spec = new SpecEngine();
     spec.load(d.stateA, profile);
     const event = spec.step();
-    next = { event, state: spec.state() };
+    next = { event, state: spec.state(), wrote: spec.touched() };
   } catch {
     // A state the spec cannot step: nothing to compare with.
   }
   if (next === null || next.event.kind !== "delivered" || next.event.vector !== vector) return null;
-  // Compared where the step's comparison looked: its fields, and memory at its differing bytes.
-  const bytesBefore = memoryBytes(d.differences.filter((x) => x.field.startsWith("memory@"))) ?? new Map<bigint, [number, number]>();
-  const still = compareStates(next.state, d.stateB, { rule: "architectural", memory: "all" }).differences.filter((x) => {
-    if (!x.field.startsWith("memory@")) return fields.has(x.field);
-    const bytes = memoryBytes([x]);
-    return bytes !== null && [...bytes.keys()].some((a) => bytesBefore.has(a));
+  // The memory B's step wrote differs from A's state where it differs from the spec's after the
+  // delivery too, unless the delivery wrote it (then it is among what the spec wrote).
+  const differedBefore = d.differences.flatMap((x) => {
+    const m = /^memory@(0x[0-9a-f]+)$/.exec(x.field);
+    return m === null || typeof x.a !== "string" ? [] : [{ start: BigInt(m[1]!), end: BigInt(m[1]!) + BigInt(x.a.length / 2) }];
   });
-  if (still.length === 0) return { rule: bestByFields(rules, fields) ?? rules[0] ?? UNATTRIBUTED, why: `${went}; after the spec's own delivery of it the states agree (a difference of step granularity only)`, rules, faults };
+  const memory = unionRanges(differedBefore, next.wrote);
+  // B's event (one step for two of the spec's) is compared where it names the delivery.
+  const eventStill = d.eventB === undefined ? [] : compareEvents(next.event, d.eventB).filter((x) => ["event.vector", "event.error_code", "event.source"].includes(x.field));
+  const still = [...eventStill, ...compareStates(next.state, d.stateB, { rule: d.compared.rule, memory, unobservable: d.compared.unobservable }).differences];
+  if (still.length === 0) return { rule: bestByFields(rules, new Set(d.differences.map((x) => x.field))) ?? rules[0] ?? UNATTRIBUTED, why: `${went}; after the spec's own delivery of it the states agree (a difference of step granularity only)`, rules, faults };
   const stillFields = new Set(still.map((x) => x.field));
   const rule = bestByFields(rules, stillFields) ?? rules[0] ?? UNATTRIBUTED;
   const shown = still.slice(0, 4).map((x) => `${x.field} ${String(x.a)} vs ${String(x.b)}`);

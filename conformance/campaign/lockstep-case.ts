@@ -50,6 +50,14 @@ export interface CaseDivergence {
   readonly history: readonly StepView[];
   /** How the difference was found: compared every step, in a re-run window, or by bisection. */
   readonly located: "step" | "window" | "bisection" | "run";
+  /** How the states were compared (the settings' rule, the fields either engine cannot observe):
+   *  attribution compares further states the same way. */
+  readonly compared: DivergenceComparison;
+}
+
+export interface DivergenceComparison {
+  readonly rule: ComparisonRule;
+  readonly unobservable: readonly string[];
 }
 
 export type CaseVerdict =
@@ -153,6 +161,10 @@ class Pair {
     return [...this.a.capabilities.unobservable, ...this.b.capabilities.unobservable];
   }
 
+  get compared(): DivergenceComparison {
+    return { rule: this.settings.rule, unobservable: this.unobservable };
+  }
+
   async load(state: ArchState, profile: ProfileName): Promise<void> {
     this.profile = profile;
     await on("a", this.a.load(state, profile));
@@ -241,7 +253,7 @@ class Pair {
     const stateB = after.fullB ?? (await on("b", this.b.state()));
     const differences = after.differences;
     const history = this.replays ? await this.replay(step, stateA, eventA) : [...this.history];
-    return { kind: "diverge", steps: step, divergence: { step, before: history.at(-1)!.before, eventA, eventB, stateA, stateB, differences, history, located } };
+    return { kind: "diverge", steps: step, divergence: { step, before: history.at(-1)!.before, eventA, eventB, stateA, stateB, differences, history, located, compared: this.compared } };
   }
 
   /** Engine A's steps kept since the step-by-step comparison started (at most HISTORY), with its
@@ -394,7 +406,7 @@ async function checkpoints(p: Pair, start: ArchState, profile: ProfileName): Pro
       return {
         kind: "diverge",
         steps: steps + n,
-        divergence: { step: steps + n, before: checkpoint, eventA: eventsA.at(-1), eventB: eventsB.at(-1), stateA, stateB, differences, history, located: "run" },
+        divergence: { step: steps + n, before: checkpoint, eventA: eventsA.at(-1), eventB: eventsB.at(-1), stateA, stateB, differences, history, located: "run", compared: p.compared },
       };
     }
     const ended = eventsA.some((e) => RUN_ENDING_EVENTS.has(e.kind)) || eventsA.length < n;
@@ -450,10 +462,10 @@ async function wholeRuns(p: Pair, start: ArchState, profile: ProfileName): Promi
     return {
       kind: "diverge",
       steps: high,
-      divergence: { step: high, before, eventA, eventB: undefined, stateA: atA, stateB: atB, differences: found.length > 0 ? found : differences, history: [...p.history], located: "bisection" },
+      divergence: { step: high, before, eventA, eventB: undefined, stateA: atA, stateB: atB, differences: found.length > 0 ? found : differences, history: [...p.history], located: "bisection", compared: p.compared },
     };
   }
-  return { kind: "diverge", steps: stopA.steps, divergence: { step: stopA.steps, before: start, eventA: undefined, eventB: undefined, stateA, stateB, differences, history: [], located: "run" } };
+  return { kind: "diverge", steps: stopA.steps, divergence: { step: stopA.steps, before: start, eventA: undefined, eventB: undefined, stateA, stateB, differences, history: [], located: "run", compared: p.compared } };
 }
 
 /** Runs `c` on both engines in lockstep. Engine failures come back as an `error` verdict (never

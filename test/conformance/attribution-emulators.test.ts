@@ -41,9 +41,12 @@ function poke(s: ArchState, address: number, f: (byte: number) => number): ArchS
   return { ...s, memory };
 }
 
+/** How the divergences below are compared (as an emulator campaign compares). */
+const ARCHITECTURAL = { rule: "architectural", unobservable: [] } as const;
+
 function divergence(before: ArchState, eventA: EngineEvent, stateA: ArchState, stateB: ArchState) {
   const differences = compareStates(stateA, stateB, { rule: "architectural", memory: "all" }).differences;
-  return { before, eventA, eventB: undefined, stateA, stateB, differences };
+  return { before, eventA, eventB: undefined, stateA, stateB, differences, compared: ARCHITECTURAL };
 }
 
 describe("attribution of emulator deviations", () => {
@@ -178,7 +181,7 @@ describe("SYSRET-V1", () => {
     // Engine B: #GP(0) at CPL 0, as Intel does (the state of the vector's #GP handler entry is
     // not needed: CPL 0 and another RIP are what the diagnosis reads).
     const b = { ...after, cs: { ...after.cs, dpl: 0, selector: 0x8 }, rip: 0xb0d0n };
-    const at = attribute({ before, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences }, "amd");
+    const at = attribute({ before, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences, compared: ARCHITECTURAL }, "amd");
     expect(at.rule).toBe("SYSRET-V1");
   });
 });
@@ -218,6 +221,29 @@ describe("an emulator's step that goes on into a trap's handler", () => {
     expect(at.why).toMatch(/memory@0x[0-9a-f]+ 34 vs 27/); // the image's byte 2: VIP (bit 20) against RF, VM (bits 16, 17)
     expect(at.rule).not.toBe("SYSRET-V1");
     expect(at.rule).toBe("SYSRET-05");
+  });
+
+  it("is only step granularity when engine B's state is the spec's after its own delivery", () => {
+    const at = attribute(divergence(before, eventA, stateA, delivered), "amd");
+    expect(at.why).toMatch(/; after the spec's own delivery of it the states agree \(a difference of step granularity only\)$/);
+  });
+
+  it("is not step granularity when engine B differs in a field that did not differ before (DR6)", () => {
+    // DR6.BS (the single-step trap's status) as before the step: DR6 was no difference then.
+    expect(delivered.dr6).not.toBe(stateA.dr6);
+    const noBs = attribute(divergence(before, eventA, stateA, { ...delivered, dr6: stateA.dr6 }), "amd");
+    expect(noBs.why).toContain(`they still differ (spec vs engine B) in sregs.dr6 0x${delivered.dr6.toString(16)} vs 0x${stateA.dr6.toString(16)}`);
+  });
+
+  it("is not step granularity when engine B left bytes the spec's delivery wrote (the frame's SS slot)", () => {
+    // The frame's SS slot (RSP + 32) left at its bytes before the delivery: those bytes were no
+    // difference either (B did not write them), but the spec's delivery wrote them.
+    const ssSlot = Number(translate((a) => read64Physical(delivered, a), delivered.cr3, delivered.gpr[4]! + 32n).physical!);
+    let oldSs: ArchState = delivered;
+    for (let i = 0; i < 8; i++) oldSs = poke(oldSs, ssSlot + i, () => stateA.memory.get(Math.floor((ssSlot + i) / 4096))?.[(ssSlot + i) % 4096] ?? 0);
+    expect(read64Physical(oldSs, BigInt(ssSlot))).not.toBe(read64Physical(delivered, BigInt(ssSlot)));
+    const atSs = attribute(divergence(before, eventA, stateA, oldSs), "amd");
+    expect(atSs.why).toMatch(new RegExp(`they still differ \\(spec vs engine B\\) in memory@0x${ssSlot.toString(16)} `));
   });
 
   it("an engine B in vector 13's handler at CPL 0 is still the Intel way", () => {
