@@ -24,7 +24,7 @@ import type { CaseDivergence } from "./lockstep-case.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { allRules, ruleById } from "../../spec/index.ts";
 import { TSS_OFFSETS, decodeGate } from "../../guest/index.ts";
-import { translate } from "../../guest/paging.ts";
+import { readPhysical64, translate } from "../../guest/paging.ts";
 
 export interface Attribution {
   /** The rule ID, or "unattributed". */
@@ -50,17 +50,8 @@ interface Context extends DivergenceView {
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 const differs = (c: Context, prefix: string) => [...c.fields].some((f) => f.startsWith(prefix));
 
-function readPhysical64(s: ArchState, a: bigint): bigint {
-  let v = 0n;
-  for (let i = 7; i >= 0; i--) {
-    const x = a + BigInt(i);
-    v = (v << 8n) | BigInt(s.memory.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
-  }
-  return v;
-}
-
 function read64(s: ArchState, linear: bigint): bigint | null {
-  const readPhys = (a: bigint) => readPhysical64(s, a);
+  const readPhys = (a: bigint) => readPhysical64(s.memory, a);
   const p = translate(readPhys, s.cr3, linear).physical;
   return p === null ? null : readPhys(p);
 }
@@ -167,7 +158,7 @@ const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
     const bytes = memoryBytes(c.differences);
     if (bytes === null || bytes.size !== 1) return null;
     const linear = c.stateA.gpr[4]! + (c.eventA.errorCode === undefined ? 16n : 24n) + 2n;
-    const p = translate((a) => readPhysical64(c.stateA, a), c.stateA.cr3, linear).physical;
+    const p = translate((a) => readPhysical64(c.stateA.memory, a), c.stateA.cr3, linear).physical;
     const [a, b] = bytes.get(p ?? -1n) ?? [0, 0];
     if ((a ^ b) !== 1) return null;
     return `RF = ${b & 1} in the RFLAGS image pushed for vector ${c.eventA.vector}, not ${a & 1}`;

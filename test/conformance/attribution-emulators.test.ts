@@ -11,7 +11,7 @@ import { SpecEngine } from "../../spec/engine.ts";
 import { attribute } from "../../conformance/campaign/attribution.ts";
 import { gapByName } from "../../conformance/campaign/gaps.ts";
 import { vectorPath } from "../helpers/fixture.ts";
-import { translate } from "../../guest/paging.ts";
+import { readPhysical64, translate } from "../../guest/paging.ts";
 
 function vectorState(name: string): ArchState {
   const doc = parseDocument(readFileSync(vectorPath(name), "utf8"));
@@ -103,11 +103,7 @@ describe("the undefined-flags and shutdown-state gaps", () => {
   const base = vectorState("sysret64-basic");
   /** `s` with `bytes` at its RIP (through its page tables). */
   function withCode(s: ArchState, bytes: readonly number[]): ArchState {
-    const read64 = (a: bigint) => {
-      let v = 0n;
-      for (let i = 7n; i >= 0n; i--) v = (v << 8n) | BigInt(s.memory.get(Number((a + i) >> 12n))?.[Number((a + i) & 0xfffn)] ?? 0);
-      return v;
-    };
+    const read64 = (a: bigint) => readPhysical64(s.memory, a);
     let out = s;
     bytes.forEach((b, i) => {
       const p = translate(read64, s.cr3, s.rip + BigInt(i)).physical!;
@@ -202,7 +198,7 @@ describe("an emulator's step that goes on into a trap's handler", () => {
   const delivered = spec.state();
   const imageB = (r11 & 0x2f7fd7n) | 2n; // RF and VM from R11, VIP dropped: 0x274703, as QEMU pushed
   const handlerB = imageB & ~(0x100n | 0x200n | 0x4000n | 0x10000n | 0x20000n); // TF, IF, NT, RF, VM cleared by the delivery
-  const rflagsSlot = translate((a) => read64Physical(delivered, a), delivered.cr3, delivered.gpr[4]! + 16n).physical!;
+  const rflagsSlot = translate((a) => readPhysical64(delivered.memory, a), delivered.cr3, delivered.gpr[4]! + 16n).physical!;
   let stateB: ArchState = { ...delivered, rflags: handlerB };
   for (let i = 0; i < 8; i++) stateB = poke(stateB, Number(rflagsSlot) + i, () => Number((imageB >> BigInt(8 * i)) & 0xffn));
 
@@ -238,10 +234,10 @@ describe("an emulator's step that goes on into a trap's handler", () => {
   it("is not step granularity when engine B left bytes the spec's delivery wrote (the frame's SS slot)", () => {
     // The frame's SS slot (RSP + 32) left at its bytes before the delivery: those bytes were no
     // difference either (B did not write them), but the spec's delivery wrote them.
-    const ssSlot = Number(translate((a) => read64Physical(delivered, a), delivered.cr3, delivered.gpr[4]! + 32n).physical!);
+    const ssSlot = Number(translate((a) => readPhysical64(delivered.memory, a), delivered.cr3, delivered.gpr[4]! + 32n).physical!);
     let oldSs: ArchState = delivered;
     for (let i = 0; i < 8; i++) oldSs = poke(oldSs, ssSlot + i, () => stateA.memory.get(Math.floor((ssSlot + i) / 4096))?.[(ssSlot + i) % 4096] ?? 0);
-    expect(read64Physical(oldSs, BigInt(ssSlot))).not.toBe(read64Physical(delivered, BigInt(ssSlot)));
+    expect(readPhysical64(oldSs.memory, BigInt(ssSlot))).not.toBe(readPhysical64(delivered.memory, BigInt(ssSlot)));
     const atSs = attribute(divergence(before, eventA, stateA, oldSs), "amd");
     expect(atSs.why).toMatch(new RegExp(`they still differ \\(spec vs engine B\\) in memory@0x${ssSlot.toString(16)} `));
   });
@@ -257,12 +253,3 @@ describe("an emulator's step that goes on into a trap's handler", () => {
     expect(at.why).toContain("faults at CPL 0 (#GP), the Intel way");
   });
 });
-
-function read64Physical(s: ArchState, a: bigint): bigint {
-  let v = 0n;
-  for (let i = 7; i >= 0; i--) {
-    const x = a + BigInt(i);
-    v = (v << 8n) | BigInt(s.memory.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
-  }
-  return v;
-}

@@ -100,6 +100,22 @@ function written(v: CaseVerdict): string {
   );
 }
 
+/** Spec behind the Engine interface with some of its calls replaced: `overrides` gets the spec
+ *  instance the other calls go to. */
+function specWith(overrides: (spec: SpecEngine) => Partial<Engine>): Engine {
+  const spec = new SpecEngine();
+  return {
+    load: (s, p) => spec.load(s, p),
+    step: () => spec.step(),
+    run: (n) => spec.run(n),
+    state: () => spec.state(),
+    peekState: (m) => spec.peekState(m),
+    raise: (r) => spec.raise(r),
+    touched: () => spec.touched(),
+    ...overrides(spec),
+  };
+}
+
 describe("a divergence's states rebuilt by a replay of engine A", () => {
   const broken = (bug: string): AsyncEngine => asAsync(new PlantedEngine(new ImplEngine(), plantedBug(bug)!), { ...IMPL, name: `impl with ${bug}` });
   /** impl whose batched `steps(n)` leaves R15 one higher (a batching bug): step by step it agrees,
@@ -190,16 +206,7 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
   it("an engine A that does not repeat its run is an error of A's, not a report", async () => {
     // Spec, but from its second load on (the replay's) with CSTAR one higher (no case writes it).
     let loads = 0;
-    const spec = new SpecEngine();
-    const drifting: Engine = {
-      load: (s, p) => spec.load(++loads < 2 ? s : { ...s, cstar: s.cstar + 1n }, p),
-      step: () => spec.step(),
-      run: (n) => spec.run(n),
-      state: () => spec.state(),
-      peekState: (m) => spec.peekState(m),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
+    const drifting = specWith((spec) => ({ load: (s, p) => spec.load(++loads < 2 ? s : { ...s, cstar: s.cstar + 1n }, p) }));
     const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
     const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
     const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
@@ -214,9 +221,8 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
   function replayDrifting(at: number, drift: { event?: (e: EngineEvent) => EngineEvent; state?: (s: ArchState) => ArchState }): Engine {
     let loads = 0;
     let steps = 0;
-    const spec = new SpecEngine();
     const seen = (s: ArchState): ArchState => (loads >= 2 && steps === at && drift.state !== undefined ? drift.state(s) : s);
-    return {
+    return specWith((spec) => ({
       load: (s, p) => {
         loads++;
         steps = 0;
@@ -226,12 +232,9 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
         const e = spec.step();
         return loads >= 2 && ++steps === at && drift.event !== undefined ? drift.event(e) : e;
       },
-      run: (n) => spec.run(n),
       state: () => seen(spec.state()),
       peekState: (m) => seen(spec.peekState(m)),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
+    }));
   }
 
   it("the replay checks every step's event and registers, not only the state it reaches", async () => {
@@ -253,19 +256,12 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     // The clock jumps an hour once the replay has loaded A (no wait, no timing).
     const now = Date.now.bind(Date);
     let loads = 0;
-    const spec = new SpecEngine();
-    const slow: Engine = {
+    const slow = specWith((spec) => ({
       load: (s, p) => {
         if (++loads === 2) vi.spyOn(Date, "now").mockImplementation(() => now() + 3_600_000);
         spec.load(s, p);
       },
-      step: () => spec.step(),
-      run: (n) => spec.run(n),
-      state: () => spec.state(),
-      peekState: (m) => spec.peekState(m),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
+    }));
     const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
     try {
       const v = await lockstepCase(asAsync(slow, SPEC), broken("swapgs-noop"), c, { every: 1, rule: "exact", timeoutMs: 60_000 });
@@ -297,19 +293,13 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
   it("an engine A that throws while replayed is an error of the replay's, naming the divergence", async () => {
     // Spec, but from its second load on (the replay's) its steps throw.
     let loads = 0;
-    const spec = new SpecEngine();
-    const failing: Engine = {
+    const failing = specWith((spec) => ({
       load: (s, p) => (++loads, spec.load(s, p)),
       step: () => {
         if (loads >= 2) throw new Error("the replay's step failed");
         return spec.step();
       },
-      run: (n) => spec.run(n),
-      state: () => spec.state(),
-      peekState: (m) => spec.peekState(m),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
+    }));
     const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
     const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
     const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
