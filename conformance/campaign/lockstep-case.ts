@@ -287,12 +287,14 @@ class Pair {
     const from = this.replayFrom!;
     // The first step, without raises before it: nothing to rebuild (a shrunk case often parts there).
     if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: eventA, after: stateA }];
+    // A time limit of its own (the case's, again, from here): a divergence found near the case's
+    // limit is still reported. The replay is bounded by the steps run first (at most maxSteps) too.
+    const deadline = Date.now() + this.settings.timeoutMs;
     await on("a", this.a.load(from.state, this.profile));
     const views: StepView[] = [];
     const kept = Math.max(from.first, step - HISTORY + 1);
     for (let k = from.first; k <= step; k++) {
-      // The replay is bounded by the steps run first (at most maxSteps), and by the case's time.
-      if (Date.now() > this.deadline) throw this.replayError(`the case took longer than ${this.settings.timeoutMs / 1000} s while ${this.a.capabilities.name} was replayed for the report of a divergence at step ${step} (at step ${k})`);
+      if (Date.now() > deadline) throw this.replayError(`${this.a.capabilities.name}'s replay for the report of a divergence at step ${step} took longer than ${this.settings.timeoutMs / 1000} s (at step ${k})`);
       const raises = this.raisedBefore.get(k) ?? [];
       for (const r of raises) await on("a", this.a.raise(r));
       const recorded = this.records[k - from.first]!;

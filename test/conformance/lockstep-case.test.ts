@@ -252,22 +252,41 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     if (byState.kind === "error") expect(byState.reason).toMatch(/did not repeat its run .*: after step 2, rflags was /);
   });
 
-  it("a replay past the case's time limit is an error of the replay's", async () => {
-    // The clock jumps an hour once the replay has loaded A (no wait, no timing).
+  it("a replay has a time limit of its own: a divergence found near the case's limit is still reported, a replay that runs too long is stopped", async () => {
+    // The clock jumps (no wait, no timing): past the case's limit at the diverging step of the
+    // first run; an hour once the replay has loaded A.
     const now = Date.now.bind(Date);
-    let loads = 0;
-    const slow = specWith((spec) => ({
-      load: (s, p) => {
-        if (++loads === 2) vi.spyOn(Date, "now").mockImplementation(() => now() + 3_600_000);
-        spec.load(s, p);
-      },
-    }));
     const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
+    expect(honest.kind === "diverge" && honest.divergence.step).toBeGreaterThan(1);
+    let loads = 0;
+    let steps = 0;
+    const jumping = (jumpAtStep: boolean, jumpAtReplay: boolean) =>
+      specWith((spec) => ({
+        load: (s, p) => {
+          if (++loads === 2 && jumpAtReplay) vi.spyOn(Date, "now").mockImplementation(() => now() + 3_600_000);
+          spec.load(s, p);
+        },
+        step: () => {
+          if (loads === 1 && ++steps === honest.steps && jumpAtStep) vi.spyOn(Date, "now").mockImplementation(() => now() + 61_000);
+          return spec.step();
+        },
+      }));
     try {
-      const v = await lockstepCase(asAsync(slow, SPEC), broken("swapgs-noop"), c, { every: 1, rule: "exact", timeoutMs: 60_000 });
+      const late = await lockstepCase(asAsync(jumping(true, false), SPEC), broken("swapgs-noop"), c, settings);
       expect(loads).toBe(2);
-      expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay" });
-      if (v.kind === "error") expect(v.reason).toMatch(/^the case took longer than 60 s while spec was replayed for the report of a divergence at step \d+ \(at step 1\)$/);
+      expect(Date.now()).toBeGreaterThan(now() + 60_000);
+      expect(written(late)).toBe(written(honest));
+    } finally {
+      vi.restoreAllMocks();
+    }
+    loads = 0;
+    try {
+      const v = await lockstepCase(asAsync(jumping(false, true), SPEC), broken("swapgs-noop"), c, settings);
+      expect(loads).toBe(2);
+      expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+      if (v.kind === "error") expect(v.reason).toBe(`spec's replay for the report of a divergence at step ${honest.steps} took longer than 60 s (at step 1)`);
     } finally {
       vi.restoreAllMocks();
     }
