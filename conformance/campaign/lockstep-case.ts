@@ -274,11 +274,11 @@ class Pair {
     try {
       return await this.replayed(step, stateA, eventA);
     } catch (e) {
-      // A that fails while replayed is an error of the replay's, not of the case's first run: the
-      // reason keeps the divergence it was replayed for.
-      const cause = e instanceof SideError ? e.cause : e;
-      if (errorKind(cause) === "replay") throw e;
-      const message = cause instanceof Error ? cause.message : String(cause);
+      // A that fails while replayed (a call to engine A: SideError "a") is an error of the
+      // replay's, not of the case's first run: the reason keeps the divergence it was replayed
+      // for. Anything else (a bug of ours) goes on as it is.
+      if (!(e instanceof SideError) || e.side !== "a" || errorKind(e.cause) === "replay") throw e;
+      const message = e.cause instanceof Error ? e.cause.message : String(e.cause);
       throw this.replayError(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`);
     }
   }

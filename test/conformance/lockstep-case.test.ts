@@ -292,6 +292,24 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     }
   });
 
+  it("a failure of the lockstep's own code while replaying is not called engine A's", async () => {
+    // From the replay's load on, A's state() hands out registers the lockstep's reading of a step
+    // (its mark) cannot read: a TypeError in our code, after A's call returned.
+    let loads = 0;
+    const odd = specWith((spec) => ({
+      load: (s, p) => (++loads, spec.load(s, p)),
+      state: () => (loads >= 2 ? { ...spec.state(), gpr: undefined as unknown as bigint[] } : spec.state()),
+    }));
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const v = await lockstepCase(asAsync(odd, SPEC), broken("swapgs-noop"), c, { every: 1, rule: "exact", timeoutMs: 60_000 });
+    expect(loads).toBe(2);
+    expect(v).toMatchObject({ kind: "error", errorKind: "threw" });
+    if (v.kind === "error") {
+      expect(v.reason).toMatch(/^Cannot read properties of undefined/);
+      expect(v.reason).not.toMatch(/replayed/);
+    }
+  });
+
   it("an engine A with views that does not say it repeats its runs is copied, never replayed", async () => {
     // impl behind the process-like interface with peekState (views of its own pages, which its
     // next step overwrites), but not `repeatable`: were it replayed, its second load would be
