@@ -91,10 +91,13 @@ function errorKind(e: unknown): string {
 }
 
 /** What a step left to compare: both states as views to read at once (AsyncEngine.peekState), or
- *  copies where an engine cannot hand out a view, and the differences. */
+ *  copies where a view would not do (an A that is not replayed, a B without peekState), and the
+ *  differences. */
 interface AfterStep {
+  /** A's state: `fullA`, else a view. */
   readonly viewA: ArchState;
-  /** Copies made already (an engine without peekState). */
+  /** Copies made already: an A that is not replayed (its states are kept past its next step, even
+   *  with peekState), a B without peekState. */
   readonly fullA: ArchState | undefined;
   readonly fullB: ArchState | undefined;
   readonly differences: FieldDifference[];
