@@ -50,10 +50,19 @@ interface Context extends DivergenceView {
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 const differs = (c: Context, prefix: string) => [...c.fields].some((f) => f.startsWith(prefix));
 
+/** The quadword at linear `linear` (wrapping at 64 bits) through `s`'s page tables, each page it
+ *  reaches translated on its own (a quadword may cross a page); null where a page is not mapped. */
 function read64(s: ArchState, linear: bigint): bigint | null {
   const readPhys = (a: bigint) => readPhysical64(s.memory, a);
-  const p = translate(readPhys, s.cr3, linear).physical;
-  return p === null ? null : readPhys(p);
+  const start = BigInt.asUintN(64, linear);
+  const first = translate(readPhys, s.cr3, start).physical;
+  if (first === null) return null;
+  const onFirst = 0x1000n - (start & 0xfffn);
+  if (onFirst >= 8n) return readPhys(first);
+  const second = translate(readPhys, s.cr3, BigInt.asUintN(64, start + onFirst)).physical;
+  if (second === null) return null;
+  const mask = (1n << (8n * onFirst)) - 1n;
+  return (readPhys(first) & mask) | (readPhys(second) << (8n * onFirst));
 }
 
 /** The stack pointers a delivery could start from: the old RSP and every TSS slot. */
@@ -72,16 +81,19 @@ function stackSources(before: ArchState): { name: string; value: bigint }[] {
 
 const PF_BITS = ["P", "W/R", "U/S", "RSVD", "I/D"];
 
-/** The vectors whose IDT gate (in `before`) is present and points at `rip`. */
-function vectorsAt(before: ArchState, rip: bigint): number[] {
+/** The vectors, in order, whose IDT gate (in `before`) is a present 64-bit interrupt or trap gate
+ *  (type 0xE or 0xF, a system descriptor: what a delivery in long mode can go through) pointing
+ *  at `rip`. Exported for its tests. */
+export function vectorsAt(before: ArchState, rip: bigint): number[] {
   const out: number[] = [];
   const count = Math.min(256, Math.floor((before.idtr.limit + 1) / 16));
   for (let v = 0; v < count; v++) {
-    const low = read64(before, before.idtr.base + BigInt(16 * v));
-    const high = read64(before, before.idtr.base + BigInt(16 * v + 8));
+    const at = before.idtr.base + BigInt(16 * v);
+    const low = read64(before, at);
+    const high = read64(before, at + 8n);
     if (low === null || high === null) continue;
     const gate = decodeGate(low, high);
-    if (gate.p === 1 && gate.offset === rip) out.push(v);
+    if (gate.p === 1 && gate.s === 0 && (gate.type === 0xe || gate.type === 0xf) && gate.offset === rip) out.push(v);
   }
   return out;
 }

@@ -8,10 +8,11 @@ import type { ArchState } from "../../contract/state.ts";
 import type { EngineEvent } from "../../contract/engine.ts";
 import { compareStates } from "../../contract/compare.ts";
 import { SpecEngine } from "../../spec/engine.ts";
-import { attribute } from "../../conformance/campaign/attribution.ts";
+import { attribute, vectorsAt } from "../../conformance/campaign/attribution.ts";
 import { gapByName } from "../../conformance/campaign/gaps.ts";
 import { vectorPath } from "../helpers/fixture.ts";
 import { readPhysical64, translate } from "../../guest/paging.ts";
+import { encodeGate, interruptGate } from "../../guest/descriptors.ts";
 
 function vectorState(name: string): ArchState {
   const doc = parseDocument(readFileSync(vectorPath(name), "utf8"));
@@ -251,5 +252,51 @@ describe("an emulator's step that goes on into a trap's handler", () => {
     const at = attribute(divergence(before, eventA, stateA, intel.state()), "amd");
     expect(at.rule).toBe("SYSRET-V1");
     expect(at.why).toContain("faults at CPL 0 (#GP), the Intel way");
+  });
+});
+
+describe("the IDT gates that point at engine B's RIP (vectorsAt)", () => {
+  // sysret64-basic maps its first 2 MiB with one large page. Here: 4 KiB pages instead, linear
+  // page 9 on physical frame 0x50 (not 9), and an IDT of 16 gates at 0x8ffc, so gate 0's low
+  // quadword crosses from page 8 into page 9. Gate v points at 0xc000 + 16v.
+  const base = vectorState("sysret64-basic");
+  const memory = new Map(base.memory);
+  const write = (address: number, value: bigint, bytes = 8) => {
+    for (let i = 0; i < bytes; i++) {
+      const a = address + i;
+      const page = new Uint8Array(memory.get(Math.floor(a / 4096)) ?? new Uint8Array(4096));
+      page[a % 4096] = Number((value >> BigInt(8 * i)) & 0xffn);
+      memory.set(Math.floor(a / 4096), page);
+    }
+  };
+  const pde = Number(translate((a) => readPhysical64(base.memory, a), base.cr3, 0n).entries.at(-1)!.address);
+  expect(Number(readPhysical64(base.memory, BigInt(pde)) & 0x80n)).toBe(0x80); // a 2 MiB page
+  write(pde, 0x40000n | 7n);
+  for (let i = 0; i < 512; i++) write(0x40000 + 8 * i, BigInt(i === 9 ? 0x50000 : i * 4096) | 3n);
+  const idt = 0x8ffc;
+  const linearToPhysical = (a: number) => (a >= 0x9000 && a < 0xa000 ? 0x50000 + (a - 0x9000) : a);
+  const gates: Record<number, Partial<ReturnType<typeof interruptGate>>> = {
+    3: { type: 0xc }, // a call gate: no delivery goes through it in long mode
+    5: { s: 1 }, // not a system descriptor
+    7: { type: 0xf }, // a trap gate
+    9: { p: 0 },
+  };
+  for (let v = 0; v < 16; v++) {
+    const [low, high] = encodeGate({ ...interruptGate(0xc000n + 16n * BigInt(v), 8), ...gates[v] });
+    for (const [k, q] of [low, high].entries()) for (let i = 0; i < 8; i++) write(linearToPhysical(idt + 16 * v + 8 * k + i), q >> BigInt(8 * i), 1);
+  }
+  const s: ArchState = { ...base, memory, idtr: { base: BigInt(idt), limit: 16 * 16 - 1 } };
+
+  it("reads a gate whose quadword crosses a page from both pages", () => {
+    expect(translate((a) => readPhysical64(memory, a), s.cr3, 0x9000n).physical).toBe(0x50000n);
+    expect(vectorsAt(s, 0xc000n)).toEqual([0]);
+    expect(vectorsAt(s, 0xc010n)).toEqual([1]);
+  });
+
+  it("counts only present interrupt and trap gates", () => {
+    expect(vectorsAt(s, 0xc070n)).toEqual([7]);
+    expect(vectorsAt(s, 0xc030n)).toEqual([]);
+    expect(vectorsAt(s, 0xc050n)).toEqual([]);
+    expect(vectorsAt(s, 0xc090n)).toEqual([]);
   });
 });
