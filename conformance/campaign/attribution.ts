@@ -98,12 +98,18 @@ export function vectorsAt(before: ArchState, rip: bigint): number[] {
   return out;
 }
 
-/** The vector whose handler engine B's step ended in: B's own event when it reports one, else the
- *  vector whose gate (in the IDT before the step) points at B's RIP. */
+/** The vectors whose handler engine B's step may have ended in: B's own event's when it reports
+ *  one, else every vector whose gate (in the IDT before the step) points at B's RIP (gates may
+ *  share a handler). */
+function vectorsEntered(c: DivergenceView): number[] {
+  if (c.eventB !== undefined) return c.eventB.kind === "delivered" ? [c.eventB.vector] : [];
+  return vectorsAt(c.before, c.stateB.rip);
+}
+
+/** One of them: a pending single-step trap names #DB among handlers that share an entry point,
+ *  else the lowest. */
 function vectorEntered(c: DivergenceView): number | undefined {
-  if (c.eventB !== undefined) return c.eventB.kind === "delivered" ? c.eventB.vector : undefined;
-  const vectors = vectorsAt(c.before, c.stateB.rip);
-  // A pending single-step trap names #DB among handlers that share an entry point.
+  const vectors = vectorsEntered(c);
   return c.stateA.cpu.pendingDebugTrap && vectors.includes(1) ? 1 : vectors[0];
 }
 
@@ -185,7 +191,7 @@ const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
   // on into a trap's handler, e.g. the single-step #DB, also ends at CPL 0).
   "SYSRET-V1": (c) => {
     if (c.eventA?.kind !== "retired" || c.stateA.cs.dpl !== 3 || c.stateB.cs.dpl !== 0 || !c.rules.includes("SYSRET-V1")) return null;
-    if (vectorEntered(c) !== 13 || wentOn(c) !== undefined) return null;
+    if (!vectorsEntered(c).includes(13) || wentOn(c) !== undefined) return null;
     return `a non-canonical RCX (${hex(c.before.gpr[1]!)}) faults at CPL 0 (#GP), the Intel way, instead of being loaded to fault at CPL 3`;
   },
   "PF-02": (c) => {

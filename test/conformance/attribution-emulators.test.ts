@@ -180,6 +180,13 @@ describe("SYSRET-V1", () => {
     const b = { ...after, cs: { ...after.cs, dpl: 0, selector: 0x8 }, rip: 0xb0d0n };
     const at = attribute({ before, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences, compared: ARCHITECTURAL }, "amd");
     expect(at.rule).toBe("SYSRET-V1");
+    // The same with #UD's gate (vector 6, lower) sharing vector 13's handler: still #GP's.
+    const gate6 = Number(before.idtr.base) + 16 * 6; // identity-mapped in the vectors' layout
+    expect(readPhysical64(before.memory, BigInt(gate6)) & 0xffffn).toBe(0xb060n);
+    const shared = poke(before, gate6, () => 0xd0);
+    expect(vectorsAt(shared, 0xb0d0n)).toEqual([6, 13]);
+    const sharedAt = attribute({ before: shared, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences, compared: ARCHITECTURAL }, "amd");
+    expect(sharedAt.rule).toBe("SYSRET-V1");
   });
 });
 
