@@ -234,6 +234,24 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
   });
 
+  it("entries whose paths differ only in their separators (src/a-b.ts, src/a/b.ts) each run their own build, built once each", async () => {
+    writeFileSync(join(scratch, "src/a-b.ts"), `export function report(): string {\n  return "a-b";\n}\n`);
+    mkdirSync(join(scratch, "src/a"), { recursive: true });
+    writeFileSync(join(scratch, "src/a/b.ts"), `export function report(): string {\n  return "a/b";\n}\n`);
+    const manifests = () => readdirSync(CACHE()).filter((f) => /^src-a-b-ts.*\.json$/.test(f)).sort();
+    const rounds: string[][] = [];
+    for (let round = 0; round < 2; round++) {
+      expect(JSON.parse((await runInThread("src/a-b.ts")).stdout)).toBe("a-b");
+      expect(JSON.parse((await runInThread("src/a/b.ts")).stdout)).toBe("a/b");
+      rounds.push(manifests().map(manifestText));
+    }
+    // One manifest each, which the second round found current (it built nothing).
+    expect(manifests()).toHaveLength(2);
+    expect(rounds[1]).toEqual(rounds[0]);
+    const sources = manifests().map((m) => (JSON.parse(manifestText(m)) as { source: string }).source).sort();
+    expect(sources).toEqual(["src/a-b.ts", "src/a/b.ts"]);
+  });
+
   it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
     writeDep("deleted");
     expect((await runInThread()).code).toBe(0);
@@ -484,6 +502,30 @@ describe("cli/launch.js", () => {
     const again = bundlesIn(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"));
     expect(again).toHaveLength(2);
     expect(dirname(again[0]!)).not.toBe(dirname(bundles[0]!));
+  });
+
+  it("the zod bundles are keyed on the build's inputs too: launch.js's bundle options changed bundle zod again", async () => {
+    const launchJs = join(scratch, "cli/launch.js");
+    const original = readFileSync(launchJs, "utf8");
+    /** The zod bundle a start of src/validate.ts imports, and its text. */
+    const zodBundle = () => {
+      const bundle = fileURLToPath(/from "(file:[^"]+\/_packages\/[^"]+\/zod\.mjs)"/.exec(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"))![1]!);
+      return { bundle, text: readFileSync(bundle, "utf8") };
+    };
+    try {
+      expect((await runInThread("src/validate.ts")).code).toBe(0);
+      const before = zodBundle();
+      expect(before.text).not.toContain("// bundled with a banner");
+      const withBanner = original.replace(/(splitting: true,\n)/, '$1    banner: { js: "// bundled with a banner" },\n');
+      expect(withBanner).not.toBe(original);
+      writeFileSync(launchJs, withBanner);
+      expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toMatchObject({ oneCopy: true });
+      const after = zodBundle();
+      expect(after.text).toContain("// bundled with a banner");
+      expect(dirname(after.bundle)).not.toBe(dirname(before.bundle));
+    } finally {
+      writeFileSync(launchJs, original);
+    }
   });
 
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
