@@ -34,13 +34,16 @@ import { buildOnce } from "./build-lock.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
-const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
+/** The sources a build compiles: TypeScript only (the sources import each other by .ts paths). */
+const LOADERS = { ".ts": "ts", ".mts": "ts" };
+/** This process and thread, in the names of what it writes and in its debug lines. */
+const SELF = `${process.pid}-${threadId}`;
 /** A build directory no manifest names any more is removed this long after it was replaced (a
  *  process started from it may still import its lazily loaded modules for a while). */
 const STALE_BUILD_MS = 3_600_000;
 /** RINGSPEC_LAUNCH_DEBUG=1 (only "1"): one line on stderr for each build, wait and lock taken over, and why
  *  the sources load through tsx when the compiled copy cannot be used. */
-const debug = process.env.RINGSPEC_LAUNCH_DEBUG === "1" ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
+const debug = process.env.RINGSPEC_LAUNCH_DEBUG === "1" ? (message) => process.stderr.write(`ringspec launch [${SELF}]: ${message}\n`) : () => {};
 
 /** Whether an unrecognised RINGSPEC_LAUNCH was reported (once a thread). */
 let warnedOfMode = false;
@@ -241,8 +244,7 @@ async function compileAll(esbuild, entry, paths) {
   };
   // Each build in a directory of its own (per process, thread and time: campaign worker threads
   // start together and may build the same entry), named by the manifest once complete.
-  const outdir = join(CACHE, `${paths.name}.${process.pid}-${threadId}-${Date.now()}`);
-  mkdirSync(CACHE, { recursive: true });
+  const outdir = join(CACHE, `${paths.name}.${SELF}-${Date.now()}`);
   // Each source compiled on its own into the same place under outdir, wave by wave: the entry,
   // then the sources its compiled code imports, then theirs. (Not a bundling pass to find the
   // module graph first: it cost esbuild about as much again as compiling, and the compiled code's
@@ -295,7 +297,7 @@ async function compileAll(esbuild, entry, paths) {
   }
   const stem = entry.slice(ROOT.length).replace(/\.[^./]*$/, "");
   const compiledEntry = join(outdir, `${stem}.mjs`);
-  const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
+  const tmp = `${paths.manifest}.${SELF}.tmp`;
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
   writeFileSync(tmp, JSON.stringify({ root: ROOT, source: paths.source, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles, outputs: written }));
@@ -338,7 +340,7 @@ async function bundlePackages(esbuild, specifiers, inputs, bundles, shaping) {
   const entries = specifiers.map((specifier) => ({ specifier, path: fileURLToPath(import.meta.resolve(specifier)), out: specifier.replace(/[^A-Za-z0-9]+/g, "-") }));
   const manifests = [];
   for (const name of new Set(specifiers.map((s) => s.split("/")[0]))) {
-    const manifest = packageManifest(fileURLToPath(import.meta.resolve(name)), name);
+    const manifest = installedPackage(name);
     manifests.push([relative(ROOT, manifest), readFileSync(manifest)]);
   }
   const key = createHash("sha256").update(JSON.stringify([shaping, specifiers, manifests.map(([file, bytes]) => [file, createHash("sha256").update(bytes).digest("hex")])])).digest("hex").slice(0, 16);
@@ -351,7 +353,7 @@ async function bundlePackages(esbuild, specifiers, inputs, bundles, shaping) {
   };
   if (entries.every(({ out }) => existsSync(join(dir, `${out}.mjs`)))) return bundleInputs();
   // Built beside, then renamed into place: other processes may build the same bundles at once.
-  const tmp = `${dir}.${process.pid}-${threadId}-${Date.now()}`;
+  const tmp = `${dir}.${SELF}-${Date.now()}`;
   const result = await esbuild.build({
     entryPoints: entries.map(({ path, out }) => ({ in: path, out })),
     bundle: true,
@@ -375,19 +377,6 @@ async function bundlePackages(esbuild, specifiers, inputs, bundles, shaping) {
     if (!entries.every(({ out }) => existsSync(join(dir, `${out}.mjs`)))) throw new Error(`could not bundle ${specifiers.join(", ")}`);
   }
   return bundleInputs();
-}
-
-/** The package.json of package `name`, found above one of its files. */
-function packageManifest(file, name) {
-  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
-    const manifest = join(dir, "package.json");
-    try {
-      if (JSON.parse(readFileSync(manifest, "utf8")).name === name) return manifest;
-    } catch {
-      // No package.json here, or not the package's own.
-    }
-  }
-  throw new Error(`no package.json of ${name} above ${file}`);
 }
 
 /** Marks the build the manifest of `paths` names as replaced now: processes started from it a
