@@ -1,7 +1,7 @@
 // Run by `npm ci` / `npm install` (package.json "prepare", after tsc): compiles the command's entry
 // points — the CLI, `serve` (one per engine process of a campaign) and a campaign's worker thread —
 // into the cached copy cli/launch.js keeps under node_modules/.cache/ringspec/, which their first
-// start would otherwise build (1–2 s each, and a campaign's worker threads each built their own).
+// start would otherwise build (1–2 s each, the first test run's among them).
 // The copy stays keyed on its sources (their content): an edited source compiles again at the next
 // start. A failure here only warns: the first start then compiles.
 import { compileAhead, errorLine } from "./launch.js";

@@ -1,30 +1,17 @@
-// Starting the TypeScript sources quickly under Node 20. Loading them through tsx's module hooks
-// costs about 0.7 CPU s a process (every one of ~300 modules is resolved and loaded through the
-// hooks thread, source maps kept): most of a short command's time, and tests and campaigns start
-// many processes (`serve` engines, worker threads). So the sources an entry point reaches are
-// compiled once with esbuild (the compiler tsx itself uses), each to a plain ES module of its own
-// under node_modules/.cache/ringspec/ (relative imports renamed to the compiled files), with a
-// manifest of the source files (their sizes and one SHA-256 of their bytes, with tsconfig.json,
-// esbuild's package.json and this file, which shape the output too); later starts import
-// the compiled entry while every one of those files holds the bytes it was compiled from, and
-// compile again otherwise. Keyed on content, not on modification times: a checkout, `touch -r`,
-// `cp -p` or a clock step can change a file and keep its size and time (reading the ~2 MB of
-// sources costs a start about 4 ms of CPU more than a stat of each). Starts that find the copy
-// out of date at once (a campaign's worker threads, `serve` engines) share one build
-// (cli/build-lock.js), and a build becomes visible only when complete (the manifest, renamed into
-// place, names a directory no other build writes).
-// Not one bundle: bundling makes esbuild turn every top-level `const` into a `var` (and lazily
-// imported modules into initialiser functions), which V8 cannot fold into optimised code — impl's
-// INT→IRETQ loop ran at 2.8 M/s from a bundle against 5.5 M/s through tsx; compiled file by file it
-// runs as through tsx.
-// Packages stay outside (loaded from node_modules as usual), but for zod: an ES module package of
-// ~80 modules, which Node's loader took ~45 ms of CPU to load in every process (a quarter of a
-// `serve` engine's start-up); it is bundled once (its entries sharing one copy) under
-// node_modules/.cache/ringspec/_packages/, for every build made from the same zod.
-// `import.meta.url` keeps naming each source file, so files read beside a module (the trace page's
-// assets) are found.
+// Loads the TypeScript sources quickly under Node 20. Loading them through tsx's module hooks costs
+// most of a short command's CPU time, and tests and campaigns start many processes and threads. So
+// the sources an entry point reaches are compiled once with esbuild, each to a plain ES module of
+// its own under node_modules/.cache/ringspec/, and reused while every input holds the bytes it was
+// compiled from (the sources, tsconfig.json, esbuild's package.json and this file; their content,
+// not their times, which a checkout or `cp -p` can keep). Starts that find the copy out of date at
+// once share one build (cli/build-lock.js); a build becomes visible only when complete (its
+// manifest, renamed into place, names a folder no other build writes).
+// Not one bundle: esbuild turns a bundle's top-level `const`s into `var`s, which V8 optimises worse.
+// Packages load from node_modules, but for zod (~80 modules, slow through Node's loader): it is
+// bundled once under _packages/ for every build made from the same zod and build inputs.
+// `import.meta.url` keeps naming each source file, so files read beside a module are found.
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
-// RINGSPEC_LAUNCH=tsx) the sources load through tsx, as before.
+// RINGSPEC_LAUNCH=tsx) the sources load through tsx. README.md gives the figures.
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -50,6 +37,8 @@ let warnedOfMode = false;
 
 /**
  * The module at `entry` (a URL of a .ts file), loaded from a current compiled copy where possible.
+ * Each entry has a build of its own: two launch() calls in one process whose entries import the
+ * same modules load two copies of them (two module instances, their state not shared).
  * @param {URL} entry
  * @returns {Promise<any>}
  */
@@ -213,12 +202,9 @@ async function build(entry, paths) {
   try {
     return await compileAll(esbuild, entry, paths);
   } finally {
-    // esbuild's service is a child process: stopped once the build is done, so the process or
-    // thread that built (a campaign's worker thread running its cases) reaps it at once. Left
-    // running, it stayed idle until the thread ended, then became a zombie nothing reaps (a thread
-    // that ends right after its build may still leave one: esbuild gives no way to wait for it).
-    // stop() ends the one service of this thread: it would also end a second build running
-    // concurrently in the same thread (none does today: each thread builds one entry at a time).
+    // esbuild's service is a child process: stopped at once, so the process or thread that built
+    // reaps it (left running, it became a zombie when its worker thread ended). stop() would also
+    // end a second build running in the same thread: none does (one entry at a time).
     await esbuild.stop();
   }
 }

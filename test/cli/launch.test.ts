@@ -4,9 +4,10 @@
 // source file; the tsx path gives the same result; zod comes from a bundle in the build; the copy
 // is keyed on the sources' content, not their times; starts that find it out of date together
 // build once, and a builder killed mid-build leaves nothing that stops the next start. Run on a
-// scratch package (a copy of both files, its own cache), so the project's cache is not touched. Each start is a module graph of its own: a worker thread, as a
-// campaign's workers start (a process costs more to start), or a process where tsx loads the
-// sources (tsx registers its module hooks for the whole process).
+// scratch package (a copy of both files, its own cache), so the project's cache is not touched.
+// Each start is a module graph of its own: a worker thread, as a campaign's workers start (a
+// process costs more to start), or a process where tsx loads the sources (tsx registers its module
+// hooks for the whole process).
 import { execFile, spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
