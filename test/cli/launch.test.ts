@@ -10,7 +10,7 @@
 // hooks for the whole process).
 import { execFile, spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -265,6 +265,16 @@ describe("cli/launch.js", () => {
       expect(dirname(COMPILED())).not.toBe(build);
       expect(existsSync(join(dirname(COMPILED()), module))).toBe(true);
     }
+  });
+
+  it("a line appended to a source (its old bytes kept, the file longer) compiles again", async () => {
+    writeDep("appended to");
+    expect((await runInThread()).code).toBe(0);
+    const compiled = COMPILED();
+    appendFileSync(join(scratch, "src/dep.ts"), "export const appended: number = 1;\n");
+    expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "appended to" });
+    expect(COMPILED()).not.toBe(compiled);
+    expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("appended = 1");
   });
 
   it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
