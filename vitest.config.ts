@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { configDefaults, defineConfig } from "vitest/config";
@@ -56,22 +57,9 @@ function fileShuffleSeed(sequence: { shuffle?: unknown; seed?: number }): number
   return sequence.shuffle === true ? sequence.seed : undefined;
 }
 
-/** `items` in a random order drawn from `seed` (Fisher–Yates on mulberry32): the same seed, the same order. */
+/** `items` in a random order drawn from `seed` (fast-check's shuffle): the same seed, the same order. */
 function shuffled<T>(items: readonly T[], seed: number): T[] {
-  let a = seed >>> 0;
-  const random = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
+  return fc.sample(fc.shuffledSubarray([...items], { minLength: items.length }), { seed, numRuns: 1 })[0]!;
 }
 
 /** Vitest's order when it knows every file's last duration; else HEAVY_FIRST, then vitest's order;

@@ -4,9 +4,11 @@
 // build. Waiting only saves work, it is never needed for a correct result (each build writes a
 // folder of its own, made visible when complete), so every wait is bounded: a lock whose process
 // has ended (a builder killed mid-build) or that is older than LOCK_WAIT_MS is taken over, and a
-// start that has waited LOCK_WAIT_MS builds on its own. Two starts taking over the same lock at
-// once may both build: that costs time, never correctness.
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+// start that has waited LOCK_WAIT_MS builds on its own. A worker thread ended by terminate()
+// mid-build leaves a lock naming a process that still runs: the others wait for it up to
+// LOCK_WAIT_MS. Two starts taking over the same lock at once may both build: that costs time,
+// never correctness.
+import { closeSync, lstatSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { threadId } from "node:worker_threads";
 
 /** How long a start waits for another's build before building on its own, and the age at which a
@@ -21,13 +23,14 @@ const LOCK_POLL_MS = 20;
  * this start then takes the lock and builds). `built()` is also asked right after taking the lock,
  * as another start may have built between this one's look and its lock. `log` receives one line
  * for each wait and lock taken over (`name` says what is built). Throws, building nothing, when
- * no lock file can be made (a read-only cache).
+ * no lock file can be made (a read-only cache). `waitMs` and `pollMs` (LOCK_WAIT_MS and
+ * LOCK_POLL_MS unless given) are the longest wait and the time between looks at the lock.
  * @template T
- * @param {{ lock: string, name: string, built: () => T | undefined, build: () => Promise<T>, log: (message: string) => void }} how
+ * @param {{ lock: string, name: string, built: () => T | undefined, build: () => Promise<T>, log: (message: string) => void, waitMs?: number, pollMs?: number }} how
  * @returns {Promise<T>}
  */
-export async function buildOnce({ lock, name, built, build, log }) {
-  const deadline = performance.now() + LOCK_WAIT_MS;
+export async function buildOnce({ lock, name, built, build, log, waitMs = LOCK_WAIT_MS, pollMs = LOCK_POLL_MS }) {
+  const deadline = performance.now() + waitMs;
   let waitingFor = "";
   for (;;) {
     const token = JSON.stringify({ pid: process.pid, thread: threadId, time: Date.now() });
@@ -42,9 +45,13 @@ export async function buildOnce({ lock, name, built, build, log }) {
     if (fd !== undefined) {
       try {
         writeFileSync(fd, token);
-      } finally {
+      } catch (error) {
+        // A full disk (ENOSPC): an empty lock left here would hold others up until it is old.
         closeSync(fd);
+        unlinkSync(lock);
+        throw error;
       }
+      closeSync(fd);
       try {
         return built() ?? (await build());
       } finally {
@@ -52,47 +59,61 @@ export async function buildOnce({ lock, name, built, build, log }) {
       }
     }
     if (performance.now() >= deadline) {
-      log(`waited ${LOCK_WAIT_MS} ms for ${waitingFor}: building ${name} alone`);
-      return build();
+      // The holder's build may be in place by now (its lock not yet removed).
+      const copy = built();
+      log(`waited ${waitMs} ms for ${waitingFor}: ${copy === undefined ? `building ${name} alone` : `${name} was built meanwhile`}`);
+      return copy ?? (await build());
     }
     const holder = readLock(lock);
     if (holder === undefined) {
-      // Released meanwhile: its build (if it succeeded) is in place.
+      // Released meanwhile: its build (if it succeeded) is in place; else the next look takes
+      // the lock.
       const copy = built();
       if (copy !== undefined) return copy;
-      continue;
+    } else {
+      const reason = whyAbandoned(holder, waitMs);
+      if (reason !== undefined) {
+        log(`the lock of ${name} (${holder.who}) is taken over: ${reason}`);
+        removeLock(lock, holder.text);
+        const after = readLock(lock);
+        // Gone: taken at once. Still the same (an unreadable lock cannot be removed): built alone.
+        if (after === undefined) continue;
+        if (after.text === holder.text && after.time === holder.time) {
+          log(`the lock of ${name} (${holder.who}) cannot be removed: building ${name} alone`);
+          return await build();
+        }
+      } else if (waitingFor !== holder.who) log(`waiting for the build of ${name} by ${(waitingFor = holder.who)}`);
     }
-    const reason = whyAbandoned(holder);
-    if (reason !== undefined) {
-      log(`the lock of ${name} (${holder.text}) is taken over: ${reason}`);
-      removeLock(lock, holder.text);
-      continue;
-    }
-    if (waitingFor !== holder.text) log(`waiting for the build of ${name} by ${(waitingFor = holder.text)}`);
-    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+    // Every look that did not take the lock sleeps before the next.
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
 
-/** The lock at `path` (its text, and its holder: process, thread, time taken), or undefined when
- *  there is none. */
+/** The lock at `path` (its text, its holder: process, thread, time taken, and `who` for messages),
+ *  or undefined when there is none (ENOENT). A lock that cannot be read (EISDIR, EACCES) is held
+ *  by an unknown start: its age (lstat's modification time) decides. */
 function readLock(path) {
+  let text;
   try {
-    const text = readFileSync(path, "utf8");
-    try {
-      const { pid, thread, time } = JSON.parse(text);
-      if (typeof time === "number") return { text, pid, thread, time };
-    } catch {
-      // Created, not yet written (or its holder was killed at that moment): its age decides.
-    }
-    return { text, pid: undefined, thread: undefined, time: statSync(path).mtimeMs };
-  } catch {
-    return undefined;
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (error?.code === "ENOENT") return undefined;
+    const time = lstatSync(path, { throwIfNoEntry: false })?.mtimeMs;
+    return time === undefined ? undefined : { text: undefined, who: "an unreadable lock", pid: undefined, thread: undefined, time };
   }
+  try {
+    const { pid, thread, time } = JSON.parse(text);
+    if (typeof time === "number") return { text, who: text, pid, thread, time };
+  } catch {
+    // Created, not yet written (or its holder was killed at that moment): its age decides.
+  }
+  const time = lstatSync(path, { throwIfNoEntry: false })?.mtimeMs;
+  return time === undefined ? undefined : { text, who: text === "" ? "a lock not yet written" : text, pid: undefined, thread: undefined, time };
 }
 
 /** Why the lock's holder will not finish its build, or undefined while it may. */
-function whyAbandoned(holder) {
-  if (Date.now() - holder.time > LOCK_WAIT_MS) return `older than ${LOCK_WAIT_MS} ms`;
+function whyAbandoned(holder, waitMs) {
+  if (Date.now() - holder.time > waitMs) return `older than ${waitMs} ms`;
   // This thread is not building: the lock was left by an ended process that had the same id.
   if (holder.pid === process.pid && holder.thread === threadId) return "left by an earlier process of this id";
   if (Number.isInteger(holder.pid) && holder.pid > 0 && holder.pid !== process.pid) {

@@ -4,7 +4,7 @@
 // start would otherwise build (1–2 s each, and a campaign's worker threads each built their own).
 // The copy stays keyed on its sources (their content): an edited source compiles again at the next
 // start. A failure here only warns: the first start then compiles.
-import { compileAhead } from "./launch.js";
+import { compileAhead, errorLine } from "./launch.js";
 
 try {
   await compileAhead([
@@ -13,5 +13,5 @@ try {
     new URL("../conformance/campaign/worker.ts", import.meta.url),
   ]);
 } catch (error) {
-  console.warn(`ringspec: the command was not compiled ahead (${error instanceof Error ? error.message : String(error)}); it compiles at its first start`);
+  console.warn(`ringspec: the command was not compiled ahead (${errorLine(error)}); it compiles at its first start`);
 }

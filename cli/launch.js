@@ -35,15 +35,15 @@ import { buildOnce } from "./build-lock.js";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
-/** Bumped when the manifest's meaning changes (older copies are then compiled again). An edit of
- *  this file needs no bump: the file is one of every build's inputs (buildInputs()). */
-const BUILD_VERSION = 6;
 /** A build directory no manifest names any more is removed this long after it was replaced (a
  *  process started from it may still import its lazily loaded modules for a while). */
 const STALE_BUILD_MS = 3_600_000;
-/** RINGSPEC_LAUNCH_DEBUG=1: one line on stderr for each build, wait and lock taken over, and why
+/** RINGSPEC_LAUNCH_DEBUG=1 (only "1"): one line on stderr for each build, wait and lock taken over, and why
  *  the sources load through tsx when the compiled copy cannot be used. */
-const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
+const debug = process.env.RINGSPEC_LAUNCH_DEBUG === "1" ? (message) => process.stderr.write(`ringspec launch [${process.pid}-${threadId}]: ${message}\n`) : () => {};
+
+/** Whether an unrecognised RINGSPEC_LAUNCH was reported (once a thread). */
+let warnedOfMode = false;
 
 /**
  * The module at `entry` (a URL of a .ts file), loaded from a current compiled copy where possible.
@@ -51,9 +51,14 @@ const debug = process.env.RINGSPEC_LAUNCH_DEBUG ? (message) => process.stderr.wr
  * @returns {Promise<any>}
  */
 export async function launch(entry) {
-  if (process.env.RINGSPEC_LAUNCH !== "tsx") {
+  const mode = process.env.RINGSPEC_LAUNCH;
+  if (mode !== undefined && mode !== "" && mode !== "tsx" && !warnedOfMode) {
+    warnedOfMode = true;
+    process.stderr.write(`ringspec: RINGSPEC_LAUNCH=${JSON.stringify(mode)} is not recognised (only "tsx" is): the compiled copy is used\n`);
+  }
+  if (mode !== "tsx") {
     const compiled = await currentCompiled(fileURLToPath(entry)).catch((error) => {
-      debug(`loading the sources through tsx: ${error instanceof Error ? error.message : String(error)}`);
+      debug(`loading the sources through tsx: ${errorLine(error)}`);
       return undefined;
     });
     if (compiled !== undefined) return import(pathToFileURL(compiled).href);
@@ -61,6 +66,22 @@ export async function launch(entry) {
   const { register } = await import("tsx/esm/api");
   register();
   return import(entry.href);
+}
+
+/**
+ * `error` on one line: esbuild's first error as file:line:col: text (its message spans lines), or
+ * the message's lines joined.
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function errorLine(error) {
+  const errors = /** @type {{ errors?: { text?: unknown, location?: { file: string, line: number, column: number } | null }[] }} */ (error ?? {}).errors;
+  const first = Array.isArray(errors) ? errors[0] : undefined;
+  if (typeof first?.text === "string") {
+    const at = first.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : "";
+    return `${at}${first.text}${errors.length > 1 ? ` (and ${errors.length - 1} more errors)` : ""}`.replace(/\s*\n\s*/g, " ");
+  }
+  return (error instanceof Error ? error.message : String(error)).trim().replace(/\s*\n\s*/g, " ");
 }
 
 /**
@@ -73,23 +94,35 @@ export async function compileAhead(entries) {
   for (const entry of entries) await currentCompiled(fileURLToPath(entry));
 }
 
-/** The name of `entry`'s builds, the path of their manifest and of the lock held while one builds. */
+/** The name of `entry`'s builds, the path of their manifest and of the lock held while one builds,
+ *  and `source`, the entry's path relative to ROOT, which its manifest records. The name is the
+ *  path with its separators as '-' (src/entry.ts: src-entry-ts); a path with any other character
+ *  but letters, digits, '/' and its extension's dot (src/a-b.ts, which would be named as
+ *  src/a/b.ts) is named with a hash of the path appended, one name per entry. */
 function cachePaths(entry) {
-  const name = entry.slice(ROOT.length).replace(/[^A-Za-z0-9]+/g, "-");
-  return { name, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
+  const source = entry.slice(ROOT.length);
+  const plain = /^[A-Za-z0-9/]*[A-Za-z0-9]\.[A-Za-z0-9]+$/.test(source) && !source.includes("//");
+  const name = source.replace(/[^A-Za-z0-9]+/g, "-") + (plain ? "" : `-${createHash("sha256").update(source).digest("hex").slice(0, 12)}`);
+  return { name, source, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
-/** Whether the build the manifest describes may be run:
+/** Whether the build the manifest describes may be run (it is the build of its entry, `source`:
+ *  checked by currentCopy()):
  *  - it was made in this very folder (compiled code names the absolute paths of its sources and
  *    of the package bundles: a checkout copied or moved with its node_modules must not run the
  *    original's files);
  *  - every source it lists still holds the bytes it was compiled from (its size, then one SHA-256
  *    of all of them in order);
- *  - the package bundles it imports are still there. */
+ *  - the package bundles it imports and every module it compiled are still there, whole (a cache
+ *    cleaner or a partial deletion must not make a start fail on a missing module). */
 function fresh(manifest) {
-  if (manifest.version !== BUILD_VERSION || manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles)) return false;
+  if (manifest.root !== ROOT || !Array.isArray(manifest.sources) || !Array.isArray(manifest.bundles) || !Array.isArray(manifest.outputs)) return false;
   for (const [file, size] of manifest.bundles) {
     if (statSync(join(ROOT, file), { throwIfNoEntry: false })?.size !== size) return false;
+  }
+  const folder = join(CACHE, String(manifest.entry).split("/")[0]);
+  for (const [file, size] of manifest.outputs) {
+    if (statSync(join(folder, file), { throwIfNoEntry: false })?.size !== size) return false;
   }
   let largest = 0;
   for (const [, size] of manifest.sources) largest = Math.max(largest, size);
@@ -118,7 +151,7 @@ function currentCopy(paths) {
   try {
     const manifest = JSON.parse(readFileSync(paths.manifest, "utf8"));
     const compiled = typeof manifest.entry === "string" ? join(CACHE, manifest.entry) : "";
-    if (compiled.startsWith(join(CACHE, paths.name + ".")) && existsSync(compiled) && fresh(manifest)) return compiled;
+    if (manifest.source === paths.source && compiled.startsWith(join(CACHE, paths.name + ".")) && existsSync(compiled) && fresh(manifest)) return compiled;
   } catch {
     // No manifest yet, or an unreadable one: not current.
   }
@@ -191,6 +224,8 @@ async function compileAll(esbuild, entry, paths) {
   /** Each source file as read and compiled (its path and bytes): a file changed during the build
    *  makes the next start build again. */
   const inputs = buildInputs();
+  /** What shapes the package bundles too (compiler, options, this file): one digest. */
+  const shaping = inputs.reduce((hash, [, bytes]) => hash.update(bytes), createHash("sha256")).digest("hex");
   const sources = {
     name: "ringspec-sources",
     setup(b) {
@@ -249,17 +284,21 @@ async function compileAll(esbuild, entry, paths) {
   /** The package bundles the build imports (their paths and sizes): a start whose bundle has gone
    *  builds again. */
   const bundles = [];
-  const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers].sort(), inputs, bundles).catch(() => new Map());
+  const bundled = specifiers.size === 0 ? new Map() : await bundlePackages(esbuild, [...specifiers].sort(), inputs, bundles, shaping).catch(() => new Map());
+  /** Each compiled module (its path in outdir, size in bytes). */
+  const written = [];
   for (const { path, text } of texts) {
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, bundled.size === 0 ? text : text.replace(PACKAGE_IMPORT, (all, before, specifier, after) => (bundled.has(specifier) ? before + bundled.get(specifier) + after : all)));
+    const final = bundled.size === 0 ? text : text.replace(PACKAGE_IMPORT, (all, before, specifier, after) => (bundled.has(specifier) ? before + bundled.get(specifier) + after : all));
+    writeFileSync(path, final);
+    written.push([relative(outdir, path), Buffer.byteLength(final)]);
   }
   const stem = entry.slice(ROOT.length).replace(/\.[^./]*$/, "");
   const compiledEntry = join(outdir, `${stem}.mjs`);
   const tmp = `${paths.manifest}.${process.pid}-${threadId}.tmp`;
   const digest = createHash("sha256");
   for (const [, bytes] of inputs) digest.update(bytes);
-  writeFileSync(tmp, JSON.stringify({ version: BUILD_VERSION, root: ROOT, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles }));
+  writeFileSync(tmp, JSON.stringify({ root: ROOT, source: paths.source, entry: compiledEntry.slice(CACHE.length + 1), sources: inputs.map(([file, bytes]) => [file, bytes.length]), digest: digest.digest("hex"), bundles, outputs: written }));
   retire(paths);
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);
@@ -267,10 +306,10 @@ async function compileAll(esbuild, entry, paths) {
   return compiledEntry;
 }
 
-/** What shapes the compiled code besides the sources (their paths relative to ROOT and bytes),
- *  so that a change to any of them builds again: the compiler options (tsconfig.json), the
- *  compiler (esbuild's package.json: its version), and this file (its rewriting of esbuild's
- *  output; BUILD_VERSION need not be remembered). */
+/** What shapes the compiled code and the package bundles besides the sources (their paths
+ *  relative to ROOT and bytes), so that a change to any of them builds again: the compiler options
+ *  (tsconfig.json), the compiler (esbuild's package.json: its version), and this file (its options
+ *  to esbuild, its rewriting of esbuild's output, the manifest's meaning). */
 function buildInputs() {
   const files = [join(ROOT, "tsconfig.json"), installedPackage("esbuild"), fileURLToPath(import.meta.url)];
   return files.map((file) => [relative(ROOT, file), readFileSync(file)]);
@@ -290,18 +329,19 @@ function installedPackage(name) {
  * The package entries `specifiers` (`zod`, `zod/v4/core`) bundled, split so that they share one
  * copy of what they have in common; each package's package.json joins `inputs` (the sources), so
  * an upgrade builds again, and the bundle files join `bundles`. The bundles are shared by every
- * build (entry points, worker threads) made from the same packages, in a folder named by the
- * entries and each package.json's content. Resolves to the URL of each entry's bundle.
+ * build (entry points, worker threads) made from the same packages by the same build inputs, in a
+ * folder named by the entries, each package.json's content and `shaping` (the digest of
+ * buildInputs()). Resolves to the URL of each entry's bundle.
  * @returns {Promise<Map<string, string>>}
  */
-async function bundlePackages(esbuild, specifiers, inputs, bundles) {
+async function bundlePackages(esbuild, specifiers, inputs, bundles, shaping) {
   const entries = specifiers.map((specifier) => ({ specifier, path: fileURLToPath(import.meta.resolve(specifier)), out: specifier.replace(/[^A-Za-z0-9]+/g, "-") }));
   const manifests = [];
   for (const name of new Set(specifiers.map((s) => s.split("/")[0]))) {
     const manifest = packageManifest(fileURLToPath(import.meta.resolve(name)), name);
     manifests.push([relative(ROOT, manifest), readFileSync(manifest)]);
   }
-  const key = createHash("sha256").update(JSON.stringify([BUILD_VERSION, specifiers, manifests.map(([file, bytes]) => [file, createHash("sha256").update(bytes).digest("hex")])])).digest("hex").slice(0, 16);
+  const key = createHash("sha256").update(JSON.stringify([shaping, specifiers, manifests.map(([file, bytes]) => [file, createHash("sha256").update(bytes).digest("hex")])])).digest("hex").slice(0, 16);
   const dir = join(CACHE, "_packages", key);
   const urls = new Map(entries.map(({ specifier, out }) => [specifier, pathToFileURL(join(dir, `${out}.mjs`)).href]));
   inputs.push(...manifests);

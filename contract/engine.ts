@@ -145,10 +145,13 @@ export interface PhysicalRange {
  *  peekState when all memory is compared). */
 export const ALL_MEMORY: readonly PhysicalRange[] = [{ start: 0n, end: 1n << 52n }];
 
-/** An engine in this process repeats its runs: the same load, then the same raises before the same
- *  steps, gives the same events and the same states (nothing outside the loaded state, such as the
- *  time of day, steers it). A campaign relies on it to rebuild engine A's states by running A again
- *  (AsyncEngine.repeatable, set by asAsync); it checks that A did. */
+/** An engine in this process, driven synchronously: load a state, step or run it, read its state
+ *  back (spec/ and impl/ are Engines; AsyncEngine is the asynchronous form, for other processes too).
+ *
+ *  An engine in this process repeats its runs: the same load, then the same raises before the
+ *  same steps, gives the same events and the same states (nothing outside the loaded state, such
+ *  as the time of day, steers it). A campaign relies on it to rebuild engine A's states by running
+ *  A again (AsyncEngine.repeatable, set by asAsync); it checks that A did. */
 export interface Engine {
   /** Replaces the whole machine (registers, memory, the run-time `cpu` block) and the profile. */
   load(state: ArchState, profile: ProfileName): void;

@@ -112,6 +112,17 @@ export interface Translation {
 
 const LEVELS: readonly Level[] = ["PML4E", "PDPTE", "PDE", "PTE"];
 
+/** The little-endian quadword at physical `address` of a state's pages (absent pages read as
+ *  zero): a `read64` for translate over an ArchState's memory. */
+export function readPhysical64(pages: ReadonlyMap<number, Uint8Array>, address: bigint): bigint {
+  let v = 0n;
+  for (let i = 7; i >= 0; i--) {
+    const x = address + BigInt(i);
+    v = (v << 8n) | BigInt(pages.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
+  }
+  return v;
+}
+
 /** Walks the tables at `cr3` for `linear`, reading quadwords with `read64`. */
 export function translate(read64: (address: bigint) => bigint, cr3: bigint, linear: bigint): Translation {
   const entries: { level: Level; address: bigint; value: bigint }[] = [];

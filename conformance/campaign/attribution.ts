@@ -18,13 +18,13 @@
 // delivers the same vector, what still differs after it decides the rule and the line.
 import type { ProfileName } from "../../contract/profile.ts";
 import type { ArchState } from "../../contract/state.ts";
-import type { EngineEvent, StepFault } from "../../contract/engine.ts";
-import { compareStates, type FieldDifference } from "../../contract/compare.ts";
+import type { EngineEvent, PhysicalRange, StepFault } from "../../contract/engine.ts";
+import { compareEvents, compareStates, unionRanges, type FieldDifference } from "../../contract/compare.ts";
 import type { CaseDivergence } from "./lockstep-case.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { allRules, ruleById } from "../../spec/index.ts";
 import { TSS_OFFSETS, decodeGate } from "../../guest/index.ts";
-import { translate } from "../../guest/paging.ts";
+import { readPhysical64, translate } from "../../guest/paging.ts";
 
 export interface Attribution {
   /** The rule ID, or "unattributed". */
@@ -39,7 +39,7 @@ export interface Attribution {
 export const UNATTRIBUTED = "unattributed";
 
 /** The parts of a divergence that attribution reads. */
-type DivergenceView = Pick<CaseDivergence, "before" | "eventA" | "eventB" | "stateA" | "stateB" | "differences">;
+type DivergenceView = Pick<CaseDivergence, "before" | "eventA" | "eventB" | "stateA" | "stateB" | "differences" | "compared">;
 
 /** What a diagnosis reads: the divergence, the names of its differing fields and the spec's rules. */
 interface Context extends DivergenceView {
@@ -50,19 +50,19 @@ interface Context extends DivergenceView {
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 const differs = (c: Context, prefix: string) => [...c.fields].some((f) => f.startsWith(prefix));
 
-function readPhysical64(s: ArchState, a: bigint): bigint {
-  let v = 0n;
-  for (let i = 7; i >= 0; i--) {
-    const x = a + BigInt(i);
-    v = (v << 8n) | BigInt(s.memory.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
-  }
-  return v;
-}
-
+/** The quadword at linear `linear` (wrapping at 64 bits) through `s`'s page tables, each page it
+ *  reaches translated on its own (a quadword may cross a page); null where a page is not mapped. */
 function read64(s: ArchState, linear: bigint): bigint | null {
-  const readPhys = (a: bigint) => readPhysical64(s, a);
-  const p = translate(readPhys, s.cr3, linear).physical;
-  return p === null ? null : readPhys(p);
+  const readPhys = (a: bigint) => readPhysical64(s.memory, a);
+  const start = BigInt.asUintN(64, linear);
+  const first = translate(readPhys, s.cr3, start).physical;
+  if (first === null) return null;
+  const onFirst = 0x1000n - (start & 0xfffn);
+  if (onFirst >= 8n) return readPhys(first);
+  const second = translate(readPhys, s.cr3, BigInt.asUintN(64, start + onFirst)).physical;
+  if (second === null) return null;
+  const mask = (1n << (8n * onFirst)) - 1n;
+  return (readPhys(first) & mask) | (readPhys(second) << (8n * onFirst));
 }
 
 /** The stack pointers a delivery could start from: the old RSP and every TSS slot. */
@@ -81,26 +81,35 @@ function stackSources(before: ArchState): { name: string; value: bigint }[] {
 
 const PF_BITS = ["P", "W/R", "U/S", "RSVD", "I/D"];
 
-/** The vectors whose IDT gate (in `before`) is present and points at `rip`. */
-function vectorsAt(before: ArchState, rip: bigint): number[] {
+/** The vectors, in order, whose IDT gate (in `before`) is a present 64-bit interrupt or trap gate
+ *  (type 0xE or 0xF, a system descriptor: what a delivery in long mode can go through) pointing
+ *  at `rip`. Exported for its tests. */
+export function vectorsAt(before: ArchState, rip: bigint): number[] {
   const out: number[] = [];
   const count = Math.min(256, Math.floor((before.idtr.limit + 1) / 16));
   for (let v = 0; v < count; v++) {
-    const low = read64(before, before.idtr.base + BigInt(16 * v));
-    const high = read64(before, before.idtr.base + BigInt(16 * v + 8));
+    const at = before.idtr.base + BigInt(16 * v);
+    const low = read64(before, at);
+    const high = read64(before, at + 8n);
     if (low === null || high === null) continue;
     const gate = decodeGate(low, high);
-    if (gate.p === 1 && gate.offset === rip) out.push(v);
+    if (gate.p === 1 && gate.s === 0 && (gate.type === 0xe || gate.type === 0xf) && gate.offset === rip) out.push(v);
   }
   return out;
 }
 
-/** The vector whose handler engine B's step ended in: B's own event when it reports one, else the
- *  vector whose gate (in the IDT before the step) points at B's RIP. */
+/** The vectors whose handler engine B's step may have ended in: B's own event's when it reports
+ *  one, else every vector whose gate (in the IDT before the step) points at B's RIP (gates may
+ *  share a handler). */
+function vectorsEntered(c: DivergenceView): number[] {
+  if (c.eventB !== undefined) return c.eventB.kind === "delivered" ? [c.eventB.vector] : [];
+  return vectorsAt(c.before, c.stateB.rip);
+}
+
+/** One of them: a pending single-step trap names #DB among handlers that share an entry point,
+ *  else the lowest. */
 function vectorEntered(c: DivergenceView): number | undefined {
-  if (c.eventB !== undefined) return c.eventB.kind === "delivered" ? c.eventB.vector : undefined;
-  const vectors = vectorsAt(c.before, c.stateB.rip);
-  // A pending single-step trap names #DB among handlers that share an entry point.
+  const vectors = vectorsEntered(c);
   return c.stateA.cpu.pendingDebugTrap && vectors.includes(1) ? 1 : vectors[0];
 }
 
@@ -167,7 +176,7 @@ const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
     const bytes = memoryBytes(c.differences);
     if (bytes === null || bytes.size !== 1) return null;
     const linear = c.stateA.gpr[4]! + (c.eventA.errorCode === undefined ? 16n : 24n) + 2n;
-    const p = translate((a) => readPhysical64(c.stateA, a), c.stateA.cr3, linear).physical;
+    const p = translate((a) => readPhysical64(c.stateA.memory, a), c.stateA.cr3, linear).physical;
     const [a, b] = bytes.get(p ?? -1n) ?? [0, 0];
     if ((a ^ b) !== 1) return null;
     return `RF = ${b & 1} in the RFLAGS image pushed for vector ${c.eventA.vector}, not ${a & 1}`;
@@ -182,7 +191,7 @@ const DIAGNOSES: Readonly<Record<string, (c: Context) => string | null>> = {
   // on into a trap's handler, e.g. the single-step #DB, also ends at CPL 0).
   "SYSRET-V1": (c) => {
     if (c.eventA?.kind !== "retired" || c.stateA.cs.dpl !== 3 || c.stateB.cs.dpl !== 0 || !c.rules.includes("SYSRET-V1")) return null;
-    if (vectorEntered(c) !== 13 || wentOn(c) !== undefined) return null;
+    if (!vectorsEntered(c).includes(13) || wentOn(c) !== undefined) return null;
     return `a non-canonical RCX (${hex(c.before.gpr[1]!)}) faults at CPL 0 (#GP), the Intel way, instead of being loaded to fault at CPL 3`;
   },
   "PF-02": (c) => {
@@ -394,32 +403,35 @@ export function attribute(
 }
 
 /** Engine B's step went on past where the spec's ended into the handler of `vector`: the
- *  spec takes its next step from where its own ended; if that delivers the same vector, the fields
- *  that still differ (of those that differed) pick the rule among the step's, and the line says
- *  what B's step did and what still differs. Nothing is claimed about a fault. Else null (the
- *  usual order goes on). */
+ *  spec takes its next step from where its own ended; if that delivers the same vector, its state
+ *  is compared with B's as the divergence was (its rule and unobservable fields; every field, and
+ *  memory where the divergence showed a difference or the spec's next step wrote). What still
+ *  differs picks the rule among the step's, and the line says what B's step did and what still
+ *  differs. Nothing is claimed about a fault. Else null (the usual order goes on). */
 function wentOnAttribution(d: DivergenceView, profile: ProfileName, vector: number, rules: readonly string[], faults: readonly StepFault[]): Attribution | null {
   const name = EXCEPTION_NAMES[vector];
   const went = `engine B's step goes on into the handler of vector ${vector}${name === undefined ? "" : ` (${name})`}: its frame holds RIP ${hex(d.stateA.rip)}, CS ${hex(d.stateA.cs.selector)}, where the spec's step ends`;
-  const fields = new Set(d.differences.map((x) => x.field));
-  let next: { event: EngineEvent; state: ArchState } | null = null;
+  let next: { event: EngineEvent; state: ArchState; wrote: readonly PhysicalRange[] } | null = null;
   try {
     const spec = new SpecEngine();
     spec.load(d.stateA, profile);
     const event = spec.step();
-    next = { event, state: spec.state() };
+    next = { event, state: spec.state(), wrote: spec.touched() };
   } catch {
     // A state the spec cannot step: nothing to compare with.
   }
   if (next === null || next.event.kind !== "delivered" || next.event.vector !== vector) return null;
-  // Compared where the step's comparison looked: its fields, and memory at its differing bytes.
-  const bytesBefore = memoryBytes(d.differences.filter((x) => x.field.startsWith("memory@"))) ?? new Map<bigint, [number, number]>();
-  const still = compareStates(next.state, d.stateB, { rule: "architectural", memory: "all" }).differences.filter((x) => {
-    if (!x.field.startsWith("memory@")) return fields.has(x.field);
-    const bytes = memoryBytes([x]);
-    return bytes !== null && [...bytes.keys()].some((a) => bytesBefore.has(a));
+  // The memory B's step wrote differs from A's state where it differs from the spec's after the
+  // delivery too, unless the delivery wrote it (then it is among what the spec wrote).
+  const differedBefore = d.differences.flatMap((x) => {
+    const m = /^memory@(0x[0-9a-f]+)$/.exec(x.field);
+    return m === null || typeof x.a !== "string" ? [] : [{ start: BigInt(m[1]!), end: BigInt(m[1]!) + BigInt(x.a.length / 2) }];
   });
-  if (still.length === 0) return { rule: bestByFields(rules, fields) ?? rules[0] ?? UNATTRIBUTED, why: `${went}; after the spec's own delivery of it the states agree (a difference of step granularity only)`, rules, faults };
+  const memory = unionRanges(differedBefore, next.wrote);
+  // B's event (one step for two of the spec's) is compared where it names the delivery.
+  const eventStill = d.eventB === undefined ? [] : compareEvents(next.event, d.eventB).filter((x) => ["event.vector", "event.error_code", "event.source"].includes(x.field));
+  const still = [...eventStill, ...compareStates(next.state, d.stateB, { rule: d.compared.rule, memory, unobservable: d.compared.unobservable }).differences];
+  if (still.length === 0) return { rule: bestByFields(rules, new Set(d.differences.map((x) => x.field))) ?? rules[0] ?? UNATTRIBUTED, why: `${went}; after the spec's own delivery of it the states agree (a difference of step granularity only)`, rules, faults };
   const stillFields = new Set(still.map((x) => x.field));
   const rule = bestByFields(rules, stillFields) ?? rules[0] ?? UNATTRIBUTED;
   const shown = still.slice(0, 4).map((x) => `${x.field} ${String(x.a)} vs ${String(x.b)}`);

@@ -50,6 +50,14 @@ export interface CaseDivergence {
   readonly history: readonly StepView[];
   /** How the difference was found: compared every step, in a re-run window, or by bisection. */
   readonly located: "step" | "window" | "bisection" | "run";
+  /** How the states were compared (the settings' rule, the fields either engine cannot observe):
+   *  attribution compares further states the same way. */
+  readonly compared: DivergenceComparison;
+}
+
+export interface DivergenceComparison {
+  readonly rule: ComparisonRule;
+  readonly unobservable: readonly string[];
 }
 
 export type CaseVerdict =
@@ -83,10 +91,13 @@ function errorKind(e: unknown): string {
 }
 
 /** What a step left to compare: both states as views to read at once (AsyncEngine.peekState), or
- *  copies where an engine cannot hand out a view, and the differences. */
+ *  copies where a view would not do (an A that is not replayed, a B without peekState), and the
+ *  differences. */
 interface AfterStep {
+  /** A's state: `fullA`, else a view. */
   readonly viewA: ArchState;
-  /** Copies made already (an engine without peekState). */
+  /** Copies made already: an A that is not replayed (its states are kept past its next step, even
+   *  with peekState), a B without peekState. */
   readonly fullA: ArchState | undefined;
   readonly fullB: ArchState | undefined;
   readonly differences: FieldDifference[];
@@ -151,6 +162,10 @@ class Pair {
 
   get unobservable(): readonly string[] {
     return [...this.a.capabilities.unobservable, ...this.b.capabilities.unobservable];
+  }
+
+  get compared(): DivergenceComparison {
+    return { rule: this.settings.rule, unobservable: this.unobservable };
   }
 
   async load(state: ArchState, profile: ProfileName): Promise<void> {
@@ -241,7 +256,7 @@ class Pair {
     const stateB = after.fullB ?? (await on("b", this.b.state()));
     const differences = after.differences;
     const history = this.replays ? await this.replay(step, stateA, eventA) : [...this.history];
-    return { kind: "diverge", steps: step, divergence: { step, before: history.at(-1)!.before, eventA, eventB, stateA, stateB, differences, history, located } };
+    return { kind: "diverge", steps: step, divergence: { step, before: history.at(-1)!.before, eventA, eventB, stateA, stateB, differences, history, located, compared: this.compared } };
   }
 
   /** Engine A's steps kept since the step-by-step comparison started (at most HISTORY), with its
@@ -262,11 +277,11 @@ class Pair {
     try {
       return await this.replayed(step, stateA, eventA);
     } catch (e) {
-      // A that fails while replayed is an error of the replay's, not of the case's first run: the
-      // reason keeps the divergence it was replayed for.
-      const cause = e instanceof SideError ? e.cause : e;
-      if (errorKind(cause) === "replay") throw e;
-      const message = cause instanceof Error ? cause.message : String(cause);
+      // A that fails while replayed (a call to engine A: SideError "a") is an error of the
+      // replay's, not of the case's first run: the reason keeps the divergence it was replayed
+      // for. Anything else (a bug of ours) goes on as it is.
+      if (!(e instanceof SideError) || e.side !== "a" || errorKind(e.cause) === "replay") throw e;
+      const message = e.cause instanceof Error ? e.cause.message : String(e.cause);
       throw this.replayError(`${this.a.capabilities.name} threw while replayed for the report of a divergence at step ${step}: ${message}`);
     }
   }
@@ -275,12 +290,14 @@ class Pair {
     const from = this.replayFrom!;
     // The first step, without raises before it: nothing to rebuild (a shrunk case often parts there).
     if (step === from.first && !this.raisedBefore.has(step)) return [{ step, before: from.state, event: eventA, after: stateA }];
+    // A time limit of its own (the case's, again, from here): a divergence found near the case's
+    // limit is still reported. The replay is bounded by the steps run first (at most maxSteps) too.
+    const deadline = Date.now() + this.settings.timeoutMs;
     await on("a", this.a.load(from.state, this.profile));
     const views: StepView[] = [];
     const kept = Math.max(from.first, step - HISTORY + 1);
     for (let k = from.first; k <= step; k++) {
-      // The replay is bounded by the steps run first (at most maxSteps), and by the case's time.
-      if (Date.now() > this.deadline) throw this.replayError(`the case took longer than ${this.settings.timeoutMs / 1000} s while ${this.a.capabilities.name} was replayed for the report of a divergence at step ${step} (at step ${k})`);
+      if (Date.now() > deadline) throw this.replayError(`${this.a.capabilities.name}'s replay for the report of a divergence at step ${step} took longer than ${this.settings.timeoutMs / 1000} s (at step ${k})`);
       const raises = this.raisedBefore.get(k) ?? [];
       for (const r of raises) await on("a", this.a.raise(r));
       const recorded = this.records[k - from.first]!;
@@ -394,7 +411,7 @@ async function checkpoints(p: Pair, start: ArchState, profile: ProfileName): Pro
       return {
         kind: "diverge",
         steps: steps + n,
-        divergence: { step: steps + n, before: checkpoint, eventA: eventsA.at(-1), eventB: eventsB.at(-1), stateA, stateB, differences, history, located: "run" },
+        divergence: { step: steps + n, before: checkpoint, eventA: eventsA.at(-1), eventB: eventsB.at(-1), stateA, stateB, differences, history, located: "run", compared: p.compared },
       };
     }
     const ended = eventsA.some((e) => RUN_ENDING_EVENTS.has(e.kind)) || eventsA.length < n;
@@ -450,10 +467,10 @@ async function wholeRuns(p: Pair, start: ArchState, profile: ProfileName): Promi
     return {
       kind: "diverge",
       steps: high,
-      divergence: { step: high, before, eventA, eventB: undefined, stateA: atA, stateB: atB, differences: found.length > 0 ? found : differences, history: [...p.history], located: "bisection" },
+      divergence: { step: high, before, eventA, eventB: undefined, stateA: atA, stateB: atB, differences: found.length > 0 ? found : differences, history: [...p.history], located: "bisection", compared: p.compared },
     };
   }
-  return { kind: "diverge", steps: stopA.steps, divergence: { step: stopA.steps, before: start, eventA: undefined, eventB: undefined, stateA, stateB, differences, history: [], located: "run" } };
+  return { kind: "diverge", steps: stopA.steps, divergence: { step: stopA.steps, before: start, eventA: undefined, eventB: undefined, stateA, stateB, differences, history: [], located: "run", compared: p.compared } };
 }
 
 /** Runs `c` on both engines in lockstep. Engine failures come back as an `error` verdict (never

@@ -117,7 +117,6 @@ export function checkKernel(target: KernelTarget, options: CheckOptions): CheckR
   };
 }
 
-/** One line on how the run ended. */
 /** A run's elapsed time in seconds as the reports give it (JSON `seconds`, Gradescope's
  *  execution_time): to the microsecond, so that a run that ends at once (well under a millisecond
  *  on a fast machine) is not 0. */
@@ -125,6 +124,7 @@ export function reportSeconds(elapsedMs: number): number {
   return Math.round(elapsedMs * 1000) / 1e6;
 }
 
+/** One line on how the run ended. */
 export function runSummary(run: KernelRunResult): string {
   const seconds = run.elapsedMs / 1000;
   const mips = seconds > 0 ? run.instructions / seconds / 1e6 : 0;

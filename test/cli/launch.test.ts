@@ -234,6 +234,38 @@ describe("cli/launch.js", () => {
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain("second, longer");
   });
 
+  it("entries whose paths differ only in their separators (src/a-b.ts, src/a/b.ts) each run their own build, built once each", async () => {
+    writeFileSync(join(scratch, "src/a-b.ts"), `export function report(): string {\n  return "a-b";\n}\n`);
+    mkdirSync(join(scratch, "src/a"), { recursive: true });
+    writeFileSync(join(scratch, "src/a/b.ts"), `export function report(): string {\n  return "a/b";\n}\n`);
+    const manifests = () => readdirSync(CACHE()).filter((f) => /^src-a-b-ts.*\.json$/.test(f)).sort();
+    const rounds: string[][] = [];
+    for (let round = 0; round < 2; round++) {
+      expect(JSON.parse((await runInThread("src/a-b.ts")).stdout)).toBe("a-b");
+      expect(JSON.parse((await runInThread("src/a/b.ts")).stdout)).toBe("a/b");
+      rounds.push(manifests().map(manifestText));
+    }
+    // One manifest each, which the second round found current (it built nothing).
+    expect(manifests()).toHaveLength(2);
+    expect(rounds[1]).toEqual(rounds[0]);
+    const sources = manifests().map((m) => (JSON.parse(manifestText(m)) as { source: string }).source).sort();
+    expect(sources).toEqual(["src/a-b.ts", "src/a/b.ts"]);
+  });
+
+  it("a build missing a compiled module (a cache cleaner, a partial deletion) is not run: the start compiles again, statically or lazily imported alike", async () => {
+    for (const module of ["dep.mjs", "lazy.mjs"]) {
+      writeDep(`without ${module}`);
+      expect((await runInThread()).code).toBe(0);
+      const build = dirname(COMPILED());
+      rmSync(join(build, module));
+      const started = await runInThread();
+      expect(started.stderr).toBe("");
+      expect(JSON.parse(started.stdout)).toMatchObject({ value: `without ${module}`, lazy: 42 });
+      expect(dirname(COMPILED())).not.toBe(build);
+      expect(existsSync(join(dirname(COMPILED()), module))).toBe(true);
+    }
+  });
+
   it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
     writeDep("deleted");
     expect((await runInThread()).code).toBe(0);
@@ -486,6 +518,30 @@ describe("cli/launch.js", () => {
     expect(dirname(again[0]!)).not.toBe(dirname(bundles[0]!));
   });
 
+  it("the zod bundles are keyed on the build's inputs too: launch.js's bundle options changed bundle zod again", async () => {
+    const launchJs = join(scratch, "cli/launch.js");
+    const original = readFileSync(launchJs, "utf8");
+    /** The zod bundle a start of src/validate.ts imports, and its text. */
+    const zodBundle = () => {
+      const bundle = fileURLToPath(/from "(file:[^"]+\/_packages\/[^"]+\/zod\.mjs)"/.exec(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"))![1]!);
+      return { bundle, text: readFileSync(bundle, "utf8") };
+    };
+    try {
+      expect((await runInThread("src/validate.ts")).code).toBe(0);
+      const before = zodBundle();
+      expect(before.text).not.toContain("// bundled with a banner");
+      const withBanner = original.replace(/(splitting: true,\n)/, '$1    banner: { js: "// bundled with a banner" },\n');
+      expect(withBanner).not.toBe(original);
+      writeFileSync(launchJs, withBanner);
+      expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toMatchObject({ oneCopy: true });
+      const after = zodBundle();
+      expect(after.text).toContain("// bundled with a banner");
+      expect(dirname(after.bundle)).not.toBe(dirname(before.bundle));
+    } finally {
+      writeFileSync(launchJs, original);
+    }
+  });
+
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
     writeDep("before tsx");
     expect((await runInThread()).code).toBe(0);
@@ -497,6 +553,15 @@ describe("cli/launch.js", () => {
     // The tsx path leaves the compiled copy as it was.
     expect(manifestText("src-entry-ts.json")).toBe(manifest);
     expect(readFileSync(COMPILED_DEP(), "utf8")).toContain('"before tsx"');
+  });
+
+  it("RINGSPEC_LAUNCH set to what it does not know says so on one line; RINGSPEC_LAUNCH_DEBUG other than 1 prints nothing", async () => {
+    writeDep("unknown mode");
+    const started = await run({ RINGSPEC_LAUNCH: "tsc", RINGSPEC_LAUNCH_DEBUG: "0" });
+    expect(JSON.parse(started.stdout)).toMatchObject({ value: "unknown mode" });
+    // One line, though the start built (which RINGSPEC_LAUNCH_DEBUG=1 would report).
+    expect(started.stderr).toBe('ringspec: RINGSPEC_LAUNCH="tsc" is not recognised (only "tsx" is): the compiled copy is used\n');
+    expect(readFileSync(COMPILED_DEP(), "utf8")).toContain('"unknown mode"');
   });
 
   it("compileAhead (npm ci: cli/compile-ahead.js) compiles an entry without running it; its first start uses that copy", async () => {
@@ -547,9 +612,11 @@ console.log(JSON.stringify(spawned.map((c) => ({ file: c.spawnfile, killed: c.ki
 
   it("a source that does not compile falls back to tsx, whose error the process reports", async () => {
     writeFileSync(join(scratch, "src/dep.ts"), "export const value: string = ;\n");
-    const broken = await run();
+    const broken = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
     expect(broken.code).not.toBe(0);
     expect(broken.stderr).toContain("dep.ts");
+    // Why it fell back, on one line (esbuild's message spans several): the first error's place.
+    expect(broken.stderr).toMatch(/^ringspec launch \[[^\]]+\]: loading the sources through tsx: src\/dep\.ts:1:\d+: \S.*$/m);
     // The failed build released its lock: the next start, the source mended, builds at once.
     expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(false);
     writeDep("mended");

@@ -8,10 +8,11 @@ import type { ArchState } from "../../contract/state.ts";
 import type { EngineEvent } from "../../contract/engine.ts";
 import { compareStates } from "../../contract/compare.ts";
 import { SpecEngine } from "../../spec/engine.ts";
-import { attribute } from "../../conformance/campaign/attribution.ts";
+import { attribute, vectorsAt } from "../../conformance/campaign/attribution.ts";
 import { gapByName } from "../../conformance/campaign/gaps.ts";
 import { vectorPath } from "../helpers/fixture.ts";
-import { translate } from "../../guest/paging.ts";
+import { readPhysical64, translate } from "../../guest/paging.ts";
+import { encodeGate, interruptGate } from "../../guest/descriptors.ts";
 
 function vectorState(name: string): ArchState {
   const doc = parseDocument(readFileSync(vectorPath(name), "utf8"));
@@ -41,9 +42,12 @@ function poke(s: ArchState, address: number, f: (byte: number) => number): ArchS
   return { ...s, memory };
 }
 
+/** How the divergences below are compared (as an emulator campaign compares). */
+const ARCHITECTURAL = { rule: "architectural", unobservable: [] } as const;
+
 function divergence(before: ArchState, eventA: EngineEvent, stateA: ArchState, stateB: ArchState) {
   const differences = compareStates(stateA, stateB, { rule: "architectural", memory: "all" }).differences;
-  return { before, eventA, eventB: undefined, stateA, stateB, differences };
+  return { before, eventA, eventB: undefined, stateA, stateB, differences, compared: ARCHITECTURAL };
 }
 
 describe("attribution of emulator deviations", () => {
@@ -100,11 +104,7 @@ describe("the undefined-flags and shutdown-state gaps", () => {
   const base = vectorState("sysret64-basic");
   /** `s` with `bytes` at its RIP (through its page tables). */
   function withCode(s: ArchState, bytes: readonly number[]): ArchState {
-    const read64 = (a: bigint) => {
-      let v = 0n;
-      for (let i = 7n; i >= 0n; i--) v = (v << 8n) | BigInt(s.memory.get(Number((a + i) >> 12n))?.[Number((a + i) & 0xfffn)] ?? 0);
-      return v;
-    };
+    const read64 = (a: bigint) => readPhysical64(s.memory, a);
     let out = s;
     bytes.forEach((b, i) => {
       const p = translate(read64, s.cr3, s.rip + BigInt(i)).physical!;
@@ -178,8 +178,15 @@ describe("SYSRET-V1", () => {
     // Engine B: #GP(0) at CPL 0, as Intel does (the state of the vector's #GP handler entry is
     // not needed: CPL 0 and another RIP are what the diagnosis reads).
     const b = { ...after, cs: { ...after.cs, dpl: 0, selector: 0x8 }, rip: 0xb0d0n };
-    const at = attribute({ before, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences }, "amd");
+    const at = attribute({ before, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences, compared: ARCHITECTURAL }, "amd");
     expect(at.rule).toBe("SYSRET-V1");
+    // The same with #UD's gate (vector 6, lower) sharing vector 13's handler: still #GP's.
+    const gate6 = Number(before.idtr.base) + 16 * 6; // identity-mapped in the vectors' layout
+    expect(readPhysical64(before.memory, BigInt(gate6)) & 0xffffn).toBe(0xb060n);
+    const shared = poke(before, gate6, () => 0xd0);
+    expect(vectorsAt(shared, 0xb0d0n)).toEqual([6, 13]);
+    const sharedAt = attribute({ before: shared, eventA: event, eventB: undefined, stateA: after, stateB: b, differences: compareStates(after, b, { rule: "architectural", memory: "all" }).differences, compared: ARCHITECTURAL }, "amd");
+    expect(sharedAt.rule).toBe("SYSRET-V1");
   });
 });
 
@@ -199,7 +206,7 @@ describe("an emulator's step that goes on into a trap's handler", () => {
   const delivered = spec.state();
   const imageB = (r11 & 0x2f7fd7n) | 2n; // RF and VM from R11, VIP dropped: 0x274703, as QEMU pushed
   const handlerB = imageB & ~(0x100n | 0x200n | 0x4000n | 0x10000n | 0x20000n); // TF, IF, NT, RF, VM cleared by the delivery
-  const rflagsSlot = translate((a) => read64Physical(delivered, a), delivered.cr3, delivered.gpr[4]! + 16n).physical!;
+  const rflagsSlot = translate((a) => readPhysical64(delivered.memory, a), delivered.cr3, delivered.gpr[4]! + 16n).physical!;
   let stateB: ArchState = { ...delivered, rflags: handlerB };
   for (let i = 0; i < 8; i++) stateB = poke(stateB, Number(rflagsSlot) + i, () => Number((imageB >> BigInt(8 * i)) & 0xffn));
 
@@ -220,6 +227,29 @@ describe("an emulator's step that goes on into a trap's handler", () => {
     expect(at.rule).toBe("SYSRET-05");
   });
 
+  it("is only step granularity when engine B's state is the spec's after its own delivery", () => {
+    const at = attribute(divergence(before, eventA, stateA, delivered), "amd");
+    expect(at.why).toMatch(/; after the spec's own delivery of it the states agree \(a difference of step granularity only\)$/);
+  });
+
+  it("is not step granularity when engine B differs in a field that did not differ before (DR6)", () => {
+    // DR6.BS (the single-step trap's status) as before the step: DR6 was no difference then.
+    expect(delivered.dr6).not.toBe(stateA.dr6);
+    const noBs = attribute(divergence(before, eventA, stateA, { ...delivered, dr6: stateA.dr6 }), "amd");
+    expect(noBs.why).toContain(`they still differ (spec vs engine B) in sregs.dr6 0x${delivered.dr6.toString(16)} vs 0x${stateA.dr6.toString(16)}`);
+  });
+
+  it("is not step granularity when engine B left bytes the spec's delivery wrote (the frame's SS slot)", () => {
+    // The frame's SS slot (RSP + 32) left at its bytes before the delivery: those bytes were no
+    // difference either (B did not write them), but the spec's delivery wrote them.
+    const ssSlot = Number(translate((a) => readPhysical64(delivered.memory, a), delivered.cr3, delivered.gpr[4]! + 32n).physical!);
+    let oldSs: ArchState = delivered;
+    for (let i = 0; i < 8; i++) oldSs = poke(oldSs, ssSlot + i, () => stateA.memory.get(Math.floor((ssSlot + i) / 4096))?.[(ssSlot + i) % 4096] ?? 0);
+    expect(readPhysical64(oldSs.memory, BigInt(ssSlot))).not.toBe(readPhysical64(delivered.memory, BigInt(ssSlot)));
+    const atSs = attribute(divergence(before, eventA, stateA, oldSs), "amd");
+    expect(atSs.why).toMatch(new RegExp(`they still differ \\(spec vs engine B\\) in memory@0x${ssSlot.toString(16)} `));
+  });
+
   it("an engine B in vector 13's handler at CPL 0 is still the Intel way", () => {
     // The spec's intel profile on the same SYSRET: #GP(0) at CPL 0.
     const intel = new SpecEngine();
@@ -232,11 +262,48 @@ describe("an emulator's step that goes on into a trap's handler", () => {
   });
 });
 
-function read64Physical(s: ArchState, a: bigint): bigint {
-  let v = 0n;
-  for (let i = 7; i >= 0; i--) {
-    const x = a + BigInt(i);
-    v = (v << 8n) | BigInt(s.memory.get(Number(x >> 12n))?.[Number(x & 0xfffn)] ?? 0);
+describe("the IDT gates that point at engine B's RIP (vectorsAt)", () => {
+  // sysret64-basic maps its first 2 MiB with one large page. Here: 4 KiB pages instead, linear
+  // page 9 on physical frame 0x50 (not 9), and an IDT of 16 gates at 0x8ffc, so gate 0's low
+  // quadword crosses from page 8 into page 9. Gate v points at 0xc000 + 16v.
+  const base = vectorState("sysret64-basic");
+  const memory = new Map(base.memory);
+  const write = (address: number, value: bigint, bytes = 8) => {
+    for (let i = 0; i < bytes; i++) {
+      const a = address + i;
+      const page = new Uint8Array(memory.get(Math.floor(a / 4096)) ?? new Uint8Array(4096));
+      page[a % 4096] = Number((value >> BigInt(8 * i)) & 0xffn);
+      memory.set(Math.floor(a / 4096), page);
+    }
+  };
+  const pde = Number(translate((a) => readPhysical64(base.memory, a), base.cr3, 0n).entries.at(-1)!.address);
+  expect(Number(readPhysical64(base.memory, BigInt(pde)) & 0x80n)).toBe(0x80); // a 2 MiB page
+  write(pde, 0x40000n | 7n);
+  for (let i = 0; i < 512; i++) write(0x40000 + 8 * i, BigInt(i === 9 ? 0x50000 : i * 4096) | 3n);
+  const idt = 0x8ffc;
+  const linearToPhysical = (a: number) => (a >= 0x9000 && a < 0xa000 ? 0x50000 + (a - 0x9000) : a);
+  const gates: Record<number, Partial<ReturnType<typeof interruptGate>>> = {
+    3: { type: 0xc }, // a call gate: no delivery goes through it in long mode
+    5: { s: 1 }, // not a system descriptor
+    7: { type: 0xf }, // a trap gate
+    9: { p: 0 },
+  };
+  for (let v = 0; v < 16; v++) {
+    const [low, high] = encodeGate({ ...interruptGate(0xc000n + 16n * BigInt(v), 8), ...gates[v] });
+    for (const [k, q] of [low, high].entries()) for (let i = 0; i < 8; i++) write(linearToPhysical(idt + 16 * v + 8 * k + i), q >> BigInt(8 * i), 1);
   }
-  return v;
-}
+  const s: ArchState = { ...base, memory, idtr: { base: BigInt(idt), limit: 16 * 16 - 1 } };
+
+  it("reads a gate whose quadword crosses a page from both pages", () => {
+    expect(translate((a) => readPhysical64(memory, a), s.cr3, 0x9000n).physical).toBe(0x50000n);
+    expect(vectorsAt(s, 0xc000n)).toEqual([0]);
+    expect(vectorsAt(s, 0xc010n)).toEqual([1]);
+  });
+
+  it("counts only present interrupt and trap gates", () => {
+    expect(vectorsAt(s, 0xc070n)).toEqual([7]);
+    expect(vectorsAt(s, 0xc030n)).toEqual([]);
+    expect(vectorsAt(s, 0xc050n)).toEqual([]);
+    expect(vectorsAt(s, 0xc090n)).toEqual([]);
+  });
+});

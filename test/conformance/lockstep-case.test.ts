@@ -100,6 +100,22 @@ function written(v: CaseVerdict): string {
   );
 }
 
+/** Spec behind the Engine interface with some of its calls replaced: `overrides` gets the spec
+ *  instance the other calls go to. */
+function specWith(overrides: (spec: SpecEngine) => Partial<Engine>): Engine {
+  const spec = new SpecEngine();
+  return {
+    load: (s, p) => spec.load(s, p),
+    step: () => spec.step(),
+    run: (n) => spec.run(n),
+    state: () => spec.state(),
+    peekState: (m) => spec.peekState(m),
+    raise: (r) => spec.raise(r),
+    touched: () => spec.touched(),
+    ...overrides(spec),
+  };
+}
+
 describe("a divergence's states rebuilt by a replay of engine A", () => {
   const broken = (bug: string): AsyncEngine => asAsync(new PlantedEngine(new ImplEngine(), plantedBug(bug)!), { ...IMPL, name: `impl with ${bug}` });
   /** impl whose batched `steps(n)` leaves R15 one higher (a batching bug): step by step it agrees,
@@ -190,16 +206,7 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
   it("an engine A that does not repeat its run is an error of A's, not a report", async () => {
     // Spec, but from its second load on (the replay's) with CSTAR one higher (no case writes it).
     let loads = 0;
-    const spec = new SpecEngine();
-    const drifting: Engine = {
-      load: (s, p) => spec.load(++loads < 2 ? s : { ...s, cstar: s.cstar + 1n }, p),
-      step: () => spec.step(),
-      run: (n) => spec.run(n),
-      state: () => spec.state(),
-      peekState: (m) => spec.peekState(m),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
+    const drifting = specWith((spec) => ({ load: (s, p) => spec.load(++loads < 2 ? s : { ...s, cstar: s.cstar + 1n }, p) }));
     const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
     const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
     const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
@@ -214,9 +221,8 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
   function replayDrifting(at: number, drift: { event?: (e: EngineEvent) => EngineEvent; state?: (s: ArchState) => ArchState }): Engine {
     let loads = 0;
     let steps = 0;
-    const spec = new SpecEngine();
     const seen = (s: ArchState): ArchState => (loads >= 2 && steps === at && drift.state !== undefined ? drift.state(s) : s);
-    return {
+    return specWith((spec) => ({
       load: (s, p) => {
         loads++;
         steps = 0;
@@ -226,12 +232,9 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
         const e = spec.step();
         return loads >= 2 && ++steps === at && drift.event !== undefined ? drift.event(e) : e;
       },
-      run: (n) => spec.run(n),
       state: () => seen(spec.state()),
       peekState: (m) => seen(spec.peekState(m)),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
+    }));
   }
 
   it("the replay checks every step's event and registers, not only the state it reaches", async () => {
@@ -249,31 +252,61 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
     if (byState.kind === "error") expect(byState.reason).toMatch(/did not repeat its run .*: after step 2, rflags was /);
   });
 
-  it("a replay past the case's time limit is an error of the replay's", async () => {
-    // The clock jumps an hour once the replay has loaded A (no wait, no timing).
+  it("a replay has a time limit of its own: a divergence found near the case's limit is still reported, a replay that runs too long is stopped", async () => {
+    // The clock jumps (no wait, no timing): past the case's limit at the diverging step of the
+    // first run; an hour once the replay has loaded A.
     const now = Date.now.bind(Date);
-    let loads = 0;
-    const spec = new SpecEngine();
-    const slow: Engine = {
-      load: (s, p) => {
-        if (++loads === 2) vi.spyOn(Date, "now").mockImplementation(() => now() + 3_600_000);
-        spec.load(s, p);
-      },
-      step: () => spec.step(),
-      run: (n) => spec.run(n),
-      state: () => spec.state(),
-      peekState: (m) => spec.peekState(m),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
     const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
+    const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
+    expect(honest.kind === "diverge" && honest.divergence.step).toBeGreaterThan(1);
+    let loads = 0;
+    let steps = 0;
+    const jumping = (jumpAtStep: boolean, jumpAtReplay: boolean) =>
+      specWith((spec) => ({
+        load: (s, p) => {
+          if (++loads === 2 && jumpAtReplay) vi.spyOn(Date, "now").mockImplementation(() => now() + 3_600_000);
+          spec.load(s, p);
+        },
+        step: () => {
+          if (loads === 1 && ++steps === honest.steps && jumpAtStep) vi.spyOn(Date, "now").mockImplementation(() => now() + 61_000);
+          return spec.step();
+        },
+      }));
     try {
-      const v = await lockstepCase(asAsync(slow, SPEC), broken("swapgs-noop"), c, { every: 1, rule: "exact", timeoutMs: 60_000 });
+      const late = await lockstepCase(asAsync(jumping(true, false), SPEC), broken("swapgs-noop"), c, settings);
       expect(loads).toBe(2);
-      expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay" });
-      if (v.kind === "error") expect(v.reason).toMatch(/^the case took longer than 60 s while spec was replayed for the report of a divergence at step \d+ \(at step 1\)$/);
+      expect(Date.now()).toBeGreaterThan(now() + 60_000);
+      expect(written(late)).toBe(written(honest));
     } finally {
       vi.restoreAllMocks();
+    }
+    loads = 0;
+    try {
+      const v = await lockstepCase(asAsync(jumping(false, true), SPEC), broken("swapgs-noop"), c, settings);
+      expect(loads).toBe(2);
+      expect(v).toMatchObject({ kind: "error", side: "a", errorKind: "replay", steps: honest.steps });
+      if (v.kind === "error") expect(v.reason).toBe(`spec's replay for the report of a divergence at step ${honest.steps} took longer than 60 s (at step 1)`);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("a failure of the lockstep's own code while replaying is not called engine A's", async () => {
+    // From the replay's load on, A's state() hands out registers the lockstep's reading of a step
+    // (its mark) cannot read: a TypeError in our code, after A's call returned.
+    let loads = 0;
+    const odd = specWith((spec) => ({
+      load: (s, p) => (++loads, spec.load(s, p)),
+      state: () => (loads >= 2 ? { ...spec.state(), gpr: undefined as unknown as bigint[] } : spec.state()),
+    }));
+    const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
+    const v = await lockstepCase(asAsync(odd, SPEC), broken("swapgs-noop"), c, { every: 1, rule: "exact", timeoutMs: 60_000 });
+    expect(loads).toBe(2);
+    expect(v).toMatchObject({ kind: "error", errorKind: "threw" });
+    if (v.kind === "error") {
+      expect(v.reason).toMatch(/^Cannot read properties of undefined/);
+      expect(v.reason).not.toMatch(/replayed/);
     }
   });
 
@@ -297,19 +330,13 @@ describe("a divergence's states rebuilt by a replay of engine A", () => {
   it("an engine A that throws while replayed is an error of the replay's, naming the divergence", async () => {
     // Spec, but from its second load on (the replay's) its steps throw.
     let loads = 0;
-    const spec = new SpecEngine();
-    const failing: Engine = {
+    const failing = specWith((spec) => ({
       load: (s, p) => (++loads, spec.load(s, p)),
       step: () => {
         if (loads >= 2) throw new Error("the replay's step failed");
         return spec.step();
       },
-      run: (n) => spec.run(n),
-      state: () => spec.state(),
-      peekState: (m) => spec.peekState(m),
-      raise: (r) => spec.raise(r),
-      touched: () => spec.touched(),
-    };
+    }));
     const c = MODEL_FAMILY.build(fc.sample(MODEL_FAMILY.arbitrary, { seed: 7, numRuns: 40 }).find((v) => MODEL_FAMILY.build(v).raises.length === 0)!);
     const settings = { every: 1, rule: "exact", timeoutMs: 60_000 } as const;
     const honest = await lockstepCase(asAsync(new SpecEngine(), SPEC), broken("swapgs-noop"), c, settings);
