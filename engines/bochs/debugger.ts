@@ -13,22 +13,38 @@ function takeUntilPrompt(bytes: Buffer): { value: string; used: number } | undef
   return { value: text.slice(0, m.index), used: m.index + m[0].length };
 }
 
+/** What to report when the debugger's connection ends: Bochs exited, its log may say why. */
+export type ExplainClose = (closed: EngineError) => Promise<EngineError>;
+
 export class BochsDebugger {
   constructor(
     private readonly stream: ByteStream,
     private readonly timeoutMs: number,
+    private readonly explainClose: ExplainClose = async (closed) => closed,
   ) {}
+
+  /** `work`, with a closed connection (kind "crash") replaced by what `explainClose` makes of it. */
+  private async explained<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof EngineError && e.kind === "crash") throw await this.explainClose(e);
+      throw e;
+    }
+  }
 
   /** Output up to the first prompt (the command file's output). */
   async ready(timeoutMs: number): Promise<string> {
-    return this.stream.take(takeUntilPrompt, timeoutMs, "the debugger prompt");
+    return this.explained(() => this.stream.take(takeUntilPrompt, timeoutMs, "the debugger prompt"));
   }
 
   /** Runs one command and returns its output (without the echoed command line). */
   async command(line: string, timeoutMs = this.timeoutMs): Promise<string> {
     if (/[\n\r]/.test(line)) throw new EngineError("usage", "bochs: a debugger command is one line");
-    this.stream.write(line + "\n");
-    const out = await this.stream.take(takeUntilPrompt, timeoutMs, `the output of "${line}"`);
+    const out = await this.explained(async () => {
+      this.stream.write(line + "\n");
+      return this.stream.take(takeUntilPrompt, timeoutMs, `the output of "${line}"`);
+    });
     // The debugger echoes the line it read.
     const nl = out.indexOf("\n");
     const first = nl === -1 ? out : out.slice(0, nl);
@@ -42,13 +58,15 @@ export class BochsDebugger {
    */
   async afterInterrupt(timeoutMs: number): Promise<string> {
     const marker = `show "cpu0.icount"`;
-    let text = await this.stream.take(takeUntilPrompt, timeoutMs, "the prompt after an interrupt");
-    this.stream.write(marker + "\n");
-    for (;;) {
-      const out = await this.stream.take(takeUntilPrompt, timeoutMs, "the prompt after an interrupt");
-      if (out.includes("show param name: <cpu0.icount>")) return text;
-      text += out;
-    }
+    return this.explained(async () => {
+      let text = await this.stream.take(takeUntilPrompt, timeoutMs, "the prompt after an interrupt");
+      this.stream.write(marker + "\n");
+      for (;;) {
+        const out = await this.stream.take(takeUntilPrompt, timeoutMs, "the prompt after an interrupt");
+        if (out.includes("show param name: <cpu0.icount>")) return text;
+        text += out;
+      }
+    });
   }
 
   close(): void {

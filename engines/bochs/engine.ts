@@ -30,11 +30,12 @@ import { WorkDir, fastTempBase, createFifo } from "../host/workdir.ts";
 import { ByteStream } from "../host/stream.ts";
 import { buildFirmware, MAX_IMAGE_SIZE } from "../firmware/smm-image.ts";
 import { bochsConfig, BOCHS_CPU_MODELS, DEFAULT_VGA_ROM } from "./config.ts";
-import { BochsDebugger, parseNext, type NextInstruction } from "./debugger.ts";
-import { parseBochsLog, parseShutdownDump, summarizeBochsStep } from "./log.ts";
+import { BochsDebugger, parseNext, type ExplainClose, type NextInstruction } from "./debugger.ts";
+import { firstPanic, parseBochsLog, parseShutdownDump, summarizeBochsStep } from "./log.ts";
 import { cpuFromDumps, STATE_PARAMS, type BochsCpu } from "./cpu-state.ts";
 import { parseXpGiant, ramRuns, walkPageTables } from "./memory.ts";
 import { compareInstalled, UNINSTALLED_REGISTERS } from "../host/verify.ts";
+import { bochsRsmRefusal, bochsStackSegmentProblem, isStackSegmentAssertion } from "./segment-limits.ts";
 
 export interface BochsEngineOptions {
   /** The Bochs program (default `bochs` on PATH, Debian's wrapper around bochs-bin). */
@@ -165,7 +166,14 @@ export class BochsEngine implements AsyncEngine {
         stdin: fifo.childFd,
       });
       const started = child;
-      const debuggerClient = new BochsDebugger(new ByteStream({ input: child.stdoutStream, output: fifo.writer }, "bochs"), this.options.stepTimeoutMs);
+      const logFile = dir.file("bochs.log");
+      let logReadUpTo = () => 0;
+      const explainClose: ExplainClose = async (closed) => {
+        // Bochs has exited or is exiting: let it finish writing its log (bounded), then read why.
+        await Promise.race([started.exited, new Promise((r) => setTimeout(r, EXIT_WAIT_MS))]);
+        return bochsExitError(closed, readLogPanic(logFile, logReadUpTo()), state);
+      };
+      const debuggerClient = new BochsDebugger(new ByteStream({ input: child.stdoutStream, output: fifo.writer }, "bochs"), this.options.stepTimeoutMs, explainClose);
       // The command file's output ends at the first prompt.
       let bootOutput: string;
       try {
@@ -182,10 +190,11 @@ export class BochsEngine implements AsyncEngine {
       const next = parseNext("Next at t=" + reports[reports.length - 1]!);
       if ("unavailable" in next) throw new EngineError("start", "bochs: the case's first instruction is not readable");
       const session: Session = {
-        dir, child, debuggerClient, closeInput: fifo.close, logFile: dir.file("bochs.log"), initial: state, profile, megs,
+        dir, child, debuggerClient, closeInput: fifo.close, logFile, initial: state, profile, megs,
         logOffset: 0, next, steps: replaySteps, halted: false, shutdown: undefined, buffered: undefined, cached: undefined,
       };
       session.logOffset = fileSize(session.logFile);
+      logReadUpTo = () => session.logOffset;
       if (replaySteps === 0) {
         const cpu = await this.readCpu(session);
         if (cpu.inSmm) throw new EngineError("start", "bochs: still in SMM at the case's first instruction");
@@ -538,6 +547,52 @@ function lastLine(text: string): string {
   return (lines[lines.length - 1] ?? "").slice(0, 120);
 }
 
+/** How long a closed connection waits for Bochs to exit (and finish its log) before reading it. */
+const EXIT_WAIT_MS = 500;
+/** How much of the log's end is read for the reason Bochs exited. */
+const LOG_TAIL_BYTES = 64 * 1024;
+/** The longest panic line a reason quotes. */
+const PANIC_CHARS = 240;
+
+/** The first panic line Bochs logged after `from` (the engine's last read), within the log's last 64 KiB. */
+export function readLogPanic(logFile: string, from: number): string | undefined {
+  const size = fileSize(logFile);
+  const start = Math.max(from, size - LOG_TAIL_BYTES);
+  if (size <= start) return undefined;
+  let text: string;
+  try {
+    const fd = openSync(logFile, "r");
+    try {
+      const buffer = Buffer.alloc(size - start);
+      const n = readSync(fd, buffer, 0, buffer.length, start);
+      text = buffer.subarray(0, n).toString("latin1");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  // A read that starts inside a line drops that partial line.
+  if (start > from) text = text.slice(text.indexOf("\n") + 1);
+  return firstPanic(text);
+}
+
+/**
+ * What to report when Bochs's debugger connection closed mid-case (`closed`), given the first
+ * panic line of its log (if any) and the loaded state: Bochs's failed SS assertion in its stack
+ * path is a state Bochs cannot hold (unsupported state, naming sregs.ss, segment-limits.ts); any
+ * other panic is quoted in the crash reason.
+ */
+export function bochsExitError(closed: EngineError, panic: string | undefined, state: ArchState): EngineError {
+  if (panic === undefined) return closed;
+  const quoted = panic.length > PANIC_CHARS ? panic.slice(0, PANIC_CHARS) + "…" : panic;
+  if (isStackSegmentAssertion(panic)) {
+    const problem = bochsStackSegmentProblem(state) ?? "sregs.ss (as the run left it)";
+    return new EngineError("unsupported-state", `bochs: ${problem}: Bochs cannot hold an SS that is not a writable data segment; at a stack access it exited (its log: ${quoted})`);
+  }
+  return new EngineError("crash", `${closed.message}; Bochs's log: ${quoted}`);
+}
+
 /** RAM for the case: 32 MiB or more, in 32 MiB steps, up to 2 GiB. */
 function ramMegs(state: ArchState): number {
   let top = 0;
@@ -557,6 +612,8 @@ export function bochsCannotInstall(state: ArchState): string | null {
   for (const [name, value] of [["cr0", state.cr0], ["cr4", state.cr4], ["rflags", state.rflags]] as const) {
     if (value >> 32n !== 0n) return `${name} has bits above 31: the save area holds 32 bits`;
   }
+  const segments = bochsRsmRefusal(state);
+  if (segments !== null) return segments;
   let nonZero = 0;
   for (const [page, bytes] of state.memory) {
     if (!bytes.some((b) => b !== 0)) continue;

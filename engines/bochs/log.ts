@@ -35,6 +35,12 @@ export function parseBochsLog(text: string): BochsLogEntry[] {
   return out;
 }
 
+/** The first panic message in `text` other than a triple fault's (why Bochs stopped), or undefined. */
+export function firstPanic(text: string): string | undefined {
+  for (const e of parseBochsLog(text)) if (e.kind === "panic" && !/3rd \(\d+\) exception with no resolution/.test(e.message)) return e.message;
+  return undefined;
+}
+
 /** Bochs's event types (TYPE = in its interrupt() message). */
 const SOURCE_BY_TYPE: Readonly<Record<number, DeliverySource>> = {
   0: "external",

@@ -12,6 +12,15 @@ import { BochsEngine } from "../../engines/bochs/engine.ts";
 import { compareInstalled } from "../../engines/host/verify.ts";
 import { liveChildren } from "../../engines/host/process.ts";
 import { vectorPath } from "../helpers/fixture.ts";
+import { familyByName, type BuiltCase } from "../../conformance/campaign/families.ts";
+import { caseId, caseValue } from "../../conformance/campaign/cases.ts";
+
+/** Case `index` of the session-9 deviation tables' campaign (seed 2026, all families). */
+function campaignCase(index: number): BuiltCase {
+  const names = "program,iret,delivery,syscall,segment,paging,msrcr,privileged,sysenter,compat,pcid,farxfer,model,fuzz".split(",");
+  const id = caseId(names.map((n) => familyByName(n)!), 2026, index);
+  return id.family.build(caseValue(id));
+}
 
 function vectorState(name: string): ArchState {
   const doc = parseDocument(readFileSync(vectorPath(name), "utf8"));
@@ -92,6 +101,31 @@ describe("states installed exactly", () => {
     const engine = new BochsEngine();
     await expect(engine.load({ ...base, cpu: { ...base.cpu, nmiBlocked: true } }, "intel")).rejects.toThrow(/nmi_blocked: Bochs's RSM unblocks NMIs/);
     await engine.close();
+    expect(liveChildren()).toBe(0);
+  });
+
+  it("Bochs: an SS that is not a writable data segment, named as unsupported when a stack access makes Bochs exit, run when the case faults first", async () => {
+    // Case 9 (compat, ring 0, SS type 0): `mov eax, [ebp]` reaches Bochs's failed SS assertion.
+    const exiting = campaignCase(9);
+    expect(exiting.state.ss).toMatchObject({ type: 0, s: 1, unusable: 0 });
+    const engine = new BochsEngine();
+    try {
+      await engine.load(exiting.state, exiting.profile);
+      await expect(engine.step()).rejects.toMatchObject({
+        kind: "unsupported-state",
+        message: expect.stringMatching(/^bochs: sregs\.ss: type 0 .*Bochs cannot hold an SS that is not a writable data segment.*failed assertion "IS_DATA_SEGMENT_WRITEABLE\(.*SS.*\)" at stack\.cc/),
+      });
+      // Case 1045 (compat, ring 3, SS type 0): its first load faults, Bochs delivers it; the spec agrees.
+      const faulting = campaignCase(1045);
+      expect(faulting.state.ss).toMatchObject({ type: 0, s: 1, unusable: 0 });
+      await engine.load(faulting.state, faulting.profile);
+      const spec = new SpecEngine();
+      spec.load(faulting.state, faulting.profile);
+      for (let i = 0; i < 2; i++) expect(await engine.step()).toMatchObject({ kind: spec.step().kind });
+      expect((await engine.state()).rip).toBe(spec.state().rip);
+    } finally {
+      await engine.close();
+    }
     expect(liveChildren()).toBe(0);
   });
 });
