@@ -13,7 +13,7 @@
 // Whenever the compiled copy cannot be used (no esbuild, a read-only install, a build error, or
 // RINGSPEC_LAUNCH=tsx) the sources load through tsx. README.md gives the figures.
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { dirname, extname, join, relative, resolve } from "node:path";
+import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createHash } from "node:crypto";
 import { threadId } from "node:worker_threads";
@@ -21,6 +21,8 @@ import { buildOnce } from "./build-lock.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CACHE = join(ROOT, "node_modules", ".cache", "ringspec");
+/** The package bundles' folders, one for each set of packages and build inputs. */
+const PACKAGES = join(CACHE, "_packages");
 /** The sources a build compiles: TypeScript only (the sources import each other by .ts paths). */
 const LOADERS = { ".ts": "ts", ".mts": "ts" };
 /** This process and thread, in the names of what it writes and in its debug lines. */
@@ -291,6 +293,7 @@ async function compileAll(esbuild, entry, paths) {
   // Renamed into place: another process may be reading the manifest at the same time.
   renameSync(tmp, paths.manifest);
   removeStaleBuilds(paths.name, outdir);
+  removeStalePackages();
   return compiledEntry;
 }
 
@@ -330,14 +333,19 @@ async function bundlePackages(esbuild, specifiers, inputs, bundles, shaping) {
     manifests.push([relative(ROOT, manifest), readFileSync(manifest)]);
   }
   const key = createHash("sha256").update(JSON.stringify([shaping, specifiers, manifests.map(([file, bytes]) => [file, createHash("sha256").update(bytes).digest("hex")])])).digest("hex").slice(0, 16);
-  const dir = join(CACHE, "_packages", key);
+  const dir = join(PACKAGES, key);
   const urls = new Map(entries.map(({ specifier, out }) => [specifier, pathToFileURL(join(dir, `${out}.mjs`)).href]));
   inputs.push(...manifests);
   const bundleInputs = () => {
     for (const file of readdirSync(dir)) bundles.push([relative(ROOT, join(dir, file)), statSync(join(dir, file)).size]);
     return urls;
   };
-  if (entries.every(({ out }) => existsSync(join(dir, `${out}.mjs`)))) return bundleInputs();
+  if (entries.every(({ out }) => existsSync(join(dir, `${out}.mjs`)))) {
+    // Used again: young for removeStalePackages() until this build's manifest names it.
+    const now = new Date();
+    utimesSync(dir, now, now);
+    return bundleInputs();
+  }
   // Built beside, then renamed into place: other processes may build the same bundles at once.
   const tmp = `${dir}.${SELF}-${Date.now()}`;
   const result = await esbuild.build({
@@ -370,15 +378,23 @@ async function bundlePackages(esbuild, specifiers, inputs, bundles, shaping) {
  *  (STALE_BUILD_MS, from its folder's modification time) counts from its replacement, not from
  *  when it was built. */
 function retire(paths) {
+  let manifest;
   try {
-    const { entry } = JSON.parse(readFileSync(paths.manifest, "utf8"));
-    const folder = join(CACHE, String(entry).split("/")[0]);
-    if (folder.startsWith(join(CACHE, paths.name + "."))) {
-      const now = new Date();
-      utimesSync(folder, now, now);
-    }
+    manifest = JSON.parse(readFileSync(paths.manifest, "utf8"));
   } catch {
-    // No manifest yet, or its build already removed.
+    return; // No manifest yet.
+  }
+  const now = new Date();
+  const folder = join(CACHE, String(manifest.entry).split("/")[0]);
+  // The package bundles it imports too: another build may no longer name them.
+  const folders = Array.isArray(manifest.bundles) ? manifest.bundles.map(([file]) => dirname(join(ROOT, String(file)))) : [];
+  for (const path of [folder, ...new Set(folders)]) {
+    if (!path.startsWith(join(CACHE, paths.name + ".")) && !path.startsWith(PACKAGES + sep)) continue;
+    try {
+      utimesSync(path, now, now);
+    } catch {
+      // Already removed.
+    }
   }
 }
 
@@ -389,6 +405,36 @@ function removeStaleBuilds(name, current) {
     const leftover = entry.isDirectory() ? entry.name.startsWith(name + ".") : entry.name.startsWith(name + ".json.") && entry.name.endsWith(".tmp");
     const path = join(CACHE, entry.name);
     if (!leftover || path === current) continue;
+    try {
+      if (Date.now() - statSync(path).mtimeMs > STALE_BUILD_MS) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // Removed by another process meanwhile.
+    }
+  }
+}
+
+/** Removes the package bundle folders no manifest names once older than STALE_BUILD_MS (from when
+ *  they were made, last reused, or the build using them was replaced: retire()), with the
+ *  unfinished folders of bundlers killed before renaming theirs. */
+function removeStalePackages() {
+  const named = new Set();
+  for (const file of readdirSync(CACHE)) {
+    if (!file.endsWith(".json")) continue;
+    try {
+      for (const [path] of JSON.parse(readFileSync(join(CACHE, file), "utf8")).bundles) named.add(dirname(join(ROOT, String(path))));
+    } catch {
+      // Removed meanwhile, or no bundles listed.
+    }
+  }
+  let folders = [];
+  try {
+    folders = readdirSync(PACKAGES);
+  } catch {
+    return; // No bundles made yet.
+  }
+  for (const folder of folders) {
+    const path = join(PACKAGES, folder);
+    if (named.has(path)) continue;
     try {
       if (Date.now() - statSync(path).mtimeMs > STALE_BUILD_MS) rmSync(path, { recursive: true, force: true });
     } catch {

@@ -553,6 +553,39 @@ describe("cli/launch.js", () => {
     }
   });
 
+  it("package bundle folders no manifest names are removed by a later build once an hour old; a named one is kept, however old", async () => {
+    expect((await runInThread("src/validate.ts")).code).toBe(0);
+    const packages = join(CACHE(), "_packages");
+    const named = dirname(fileURLToPath(/from "(file:[^"]+\/_packages\/[^"]+\.mjs)"/.exec(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"))![1]!));
+    const unnamedOld = join(packages, "0000000000000000");
+    const unnamedNew = join(packages, "1111111111111111");
+    for (const folder of [unnamedOld, unnamedNew]) {
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(join(folder, "zod.mjs"), "export {};\n");
+    }
+    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    for (const folder of [unnamedOld, named]) utimesSync(folder, hoursAgo, hoursAgo);
+    writeDep("packages aged");
+    expect(JSON.parse((await runInThread()).stdout)).toMatchObject({ value: "packages aged" });
+    expect(existsSync(unnamedOld)).toBe(false);
+    expect(existsSync(unnamedNew)).toBe(true);
+    expect(existsSync(named)).toBe(true);
+    rmSync(unnamedNew, { recursive: true });
+
+    // Replaced (another zod), the old bundles are kept an hour from their replacement, as a build is.
+    utimesSync(named, hoursAgo, hoursAgo);
+    const packageJson = join(scratch, "node_modules/zod/package.json");
+    const original = readFileSync(packageJson, "utf8");
+    try {
+      writeFileSync(packageJson, original.replace(/"version": "([^"]+)"/, '"version": "$1-aged"'));
+      expect(JSON.parse((await runInThread("src/validate.ts")).stdout)).toMatchObject({ oneCopy: true });
+      expect(readFileSync(compiledEntry("src-validate-ts.json"), "utf8")).not.toContain(pathToFileURL(named).href);
+      expect(existsSync(named)).toBe(true);
+    } finally {
+      writeFileSync(packageJson, original);
+    }
+  });
+
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
     writeDep("before tsx");
     expect((await runInThread()).code).toBe(0);
