@@ -4,7 +4,8 @@
 // source file; the tsx path gives the same result; zod comes from a bundle in the build; the copy
 // is keyed on the sources' content, not their times; starts that find it out of date together
 // build once, and a builder killed mid-build leaves nothing that stops the next start. Run on a
-// scratch package (a copy of both files, its own cache), so the project's cache is not touched.
+// scratch package (a copy of the launcher's files, its own cache), so the project's cache is not
+// touched.
 // Each start is a module graph of its own: a worker thread, as a campaign's workers start (a
 // process costs more to start), or a process where tsx loads the sources (tsx registers its module
 // hooks for the whole process).
@@ -130,7 +131,7 @@ beforeAll(() => {
   mkdirSync(join(scratch, "cli"));
   mkdirSync(join(scratch, "src"));
   mkdirSync(join(scratch, "node_modules"));
-  for (const file of ["cli/launch.js", "cli/build-lock.js"]) copyFileSync(join(ROOT, file), join(scratch, file));
+  for (const file of ["cli/launch.js", "cli/launch-cache.js", "cli/launch-compile.js", "cli/launch-publish.js", "cli/build-lock.js"]) copyFileSync(join(ROOT, file), join(scratch, file));
   writeFileSync(join(scratch, "cli/run-in-thread.mjs"), [
     `import { workerData } from "node:worker_threads";`,
     `if (workerData.hold) await import("./hold-build.mjs");`,
@@ -529,8 +530,8 @@ describe("cli/launch.js", () => {
     expect(dirname(again[0]!)).not.toBe(dirname(bundles[0]!));
   });
 
-  it("the zod bundles are keyed on the build's inputs too: launch.js's bundle options changed bundle zod again", async () => {
-    const launchJs = join(scratch, "cli/launch.js");
+  it("the zod bundles are keyed on the build's inputs too: the launcher's bundle options changed bundle zod again", async () => {
+    const launchJs = join(scratch, "cli/launch-compile.js");
     const original = readFileSync(launchJs, "utf8");
     /** The zod bundle a start of src/validate.ts imports, and its text. */
     const zodBundle = () => {
