@@ -100,6 +100,10 @@ describe("cli/build-lock.js buildOnce", () => {
 
   it("a lock that cannot be read (a directory: EISDIR) is held, not released: the start waits, sleeping between looks, then builds alone", async () => {
     mkdirSync(lock);
+    // Its time in the future, as a live holder's: aged from now, it would reach waitMs just as the
+    // wait does, and which of the two ends the wait would depend on the machine's speed.
+    const fresh = new Date(Date.now() + 3_600_000);
+    utimesSync(lock, fresh, fresh);
     const s = start({ waitMs: 200, pollMs: 20 });
     expect(await s.result).toBe("new");
     expect(s.log).toEqual(["waiting for the build of entry by an unreadable lock", "waited 200 ms for an unreadable lock: building entry alone"]);
