@@ -15,7 +15,7 @@ import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { afterAll, describe, expect, test } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -219,28 +219,6 @@ function scratchPackage() {
 afterAll(() => {
   for (const scratch of scratches) rmSync(scratch, { recursive: true, force: true });
 });
-
-/** Runs `body` once fewer than two others do: two tests at a time end the file as soon as
- *  vitest's five did (its maxConcurrency) with less CPU spent on their contention (2 cores;
- *  the file alone, alternated: 6.5 s wall either way, ~11.0 and ~11.6 CPU s). */
-const twoAtATime = (() => {
-  let free = 2;
-  const waiting: (() => void)[] = [];
-  return async (body: () => Promise<void>): Promise<void> => {
-    if (free > 0) free--;
-    else await new Promise<void>((resolve) => waiting.push(resolve));
-    try {
-      await body();
-    } finally {
-      const next = waiting.shift();
-      if (next === undefined) free++;
-      else next();
-    }
-  };
-})();
-
-/** A test of this file: concurrent with the others (describe.concurrent), two at a time. */
-const it = (name: string, body: () => Promise<void>) => test(name, () => twoAtATime(body));
 
 describe.concurrent("cli/launch.js", () => {
   it("compiles on the first start, uses the copy while the sources are unchanged, and compiles again when one changes", async () => {
