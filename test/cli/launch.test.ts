@@ -15,9 +15,15 @@ import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+let scratch: string;
+
+function run(env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runProcessIn(scratch, env, entry);
+}
 
 /** A start in a process of its own, of the scratch package at `root`. */
 function runProcessIn(root: string, env: Record<string, string> = {}, entry = "src/entry.ts"): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -55,10 +61,10 @@ function holding(mark: string, release: string, writes = 0): Record<string, stri
 /** A start in a worker thread of this process, as a campaign's workers start: launch.js loads
  *  `entry`, whose report() is printed on the thread's stdout. `hold` (see holding()) makes it stop
  *  in its build. */
-function startInThreadOf(root: string, entry: string, hold?: Record<string, string>, env: Record<string, string> = {}): Start {
+function startInThread(entry = "src/entry.ts", hold?: Record<string, string>, root = scratch): Start {
   const worker = new Worker(join(root, "cli/run-in-thread.mjs"), {
     workerData: { launch: pathToFileURL(join(root, "cli/launch.js")).href, entry: pathToFileURL(join(root, entry)).href, hold: hold !== undefined },
-    env: { ...process.env, ...env, ...hold },
+    env: { ...process.env, ...hold },
     stdout: true,
     stderr: true,
   });
@@ -72,12 +78,12 @@ function startInThreadOf(root: string, entry: string, hold?: Record<string, stri
 
 /** What run() gives for a start in a worker thread of this process (of the scratch package at
  *  `root`). */
-function runInThreadOf(root: string, entry: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return startInThreadOf(root, entry, undefined, env).done;
+function runInThread(entry = "src/entry.ts", root = scratch): Promise<{ code: number; stdout: string; stderr: string }> {
+  return startInThread(entry, undefined, root).done;
 }
 
 /** A start in a process of its own that stops in its build (see holding()); `kill()` kills it. */
-function startHeldProcessOf(scratch: string, hold: Record<string, string>): Start & { pid: number; kill: () => void } {
+function startHeldProcess(hold: Record<string, string>): Start & { pid: number; kill: () => void } {
   const script = `await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/hold-build.mjs")).href)});
 const { launch } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
 const m = await launch(new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/entry.ts")).href)}));
@@ -101,18 +107,27 @@ async function waitFor(what: string, ready: () => boolean): Promise<void> {
 /** The marks held starts left (see holding()): one per start that began a build. */
 const marksOf = (mark: string) => readdirSync(dirname(mark)).filter((f) => f.startsWith(`${mark.split("/").at(-1)!}.`));
 
-// Each test has a scratch package of its own (scratchPackage()), made in a few milliseconds of
-// file copies and links: the tests run concurrently (describe.concurrent), each waiting on its
-// own starts, and in any order (--sequence.shuffle).
+/** The build directories of src/entry.ts in the cache (none before the cache's first build). */
+const entryBuilds = () => (existsSync(CACHE()) ? readdirSync(CACHE()) : []).filter((f) => f.startsWith("src-entry-ts.") && statSync(join(CACHE(), f)).isDirectory());
 
-/** Every scratch package made, removed after the file. */
-const scratches: string[] = [];
+function writeDep(value: string): void {
+  writeFileSync(join(scratch, "src/dep.ts"), `export const value: string = ${JSON.stringify(value)};\nexport const here: string = import.meta.url;\n`);
+}
 
-/** A new scratch package (a copy of the launcher's files, its own cache, dep.ts's value "first",
- *  nothing compiled), and the helpers that start it and look into its cache. */
-function scratchPackage() {
-  const scratch = mkdtempSync(join(tmpdir(), "ringspec-launch-"));
-  scratches.push(scratch);
+const CACHE = () => join(scratch, "node_modules/.cache/ringspec");
+/** The compiled entry a manifest of the cache names. */
+const compiledEntry = (manifest: string) => join(CACHE(), (JSON.parse(readFileSync(join(CACHE(), manifest), "utf8")) as { entry: string }).entry);
+/** The compiled entry of src/entry.ts, and the compiled dep.ts beside it. */
+const COMPILED = () => compiledEntry("src-entry-ts.json");
+const COMPILED_DEP = () => join(dirname(COMPILED()), "dep.mjs");
+/** The text of a manifest of the cache, "" while there is none. */
+const manifestText = (manifest: string) => (existsSync(join(CACHE(), manifest)) ? readFileSync(join(CACHE(), manifest), "utf8") : "");
+
+// Each test sets up what it relies on (dep.ts's value, a compiled copy or none, the cache folder):
+// they share one scratch package and its cache, and run in any order (--sequence.shuffle).
+
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), "ringspec-launch-"));
   mkdirSync(join(scratch, "cli"));
   mkdirSync(join(scratch, "src"));
   mkdirSync(join(scratch, "node_modules"));
@@ -191,38 +206,12 @@ function scratchPackage() {
   writeFileSync(join(scratch, "src/one.ts"), "export const one: number = 1;\n");
   writeFileSync(join(scratch, "src/progress.ts"), `import cliProgress from "cli-progress";\nexport const progress: string = typeof cliProgress.SingleBar;\n`);
   writeDep("first");
-
-  const run = (env: Record<string, string> = {}, entry = "src/entry.ts") => runProcessIn(scratch, env, entry);
-  const startInThread = (entry = "src/entry.ts", hold?: Record<string, string>, root = scratch) => startInThreadOf(root, entry, hold);
-  const runInThread = (entry = "src/entry.ts", root = scratch) => runInThreadOf(root, entry);
-  /** run() in a worker thread (where the start needs no process of its own: tsx is not involved). */
-  const runThreadWith = (env: Record<string, string>, entry = "src/entry.ts") => runInThreadOf(scratch, entry, env);
-  const startHeldProcess = (hold: Record<string, string>) => startHeldProcessOf(scratch, hold);
-  /** The build directories of src/entry.ts in the cache (none before the cache's first build). */
-  const entryBuilds = () => (existsSync(CACHE()) ? readdirSync(CACHE()) : []).filter((f) => f.startsWith("src-entry-ts.") && statSync(join(CACHE(), f)).isDirectory());
-
-  function writeDep(value: string): void {
-    writeFileSync(join(scratch, "src/dep.ts"), `export const value: string = ${JSON.stringify(value)};\nexport const here: string = import.meta.url;\n`);
-  }
-
-  const CACHE = () => join(scratch, "node_modules/.cache/ringspec");
-  /** The compiled entry a manifest of the cache names. */
-  const compiledEntry = (manifest: string) => join(CACHE(), (JSON.parse(readFileSync(join(CACHE(), manifest), "utf8")) as { entry: string }).entry);
-  /** The compiled entry of src/entry.ts, and the compiled dep.ts beside it. */
-  const COMPILED = () => compiledEntry("src-entry-ts.json");
-  const COMPILED_DEP = () => join(dirname(COMPILED()), "dep.mjs");
-  /** The text of a manifest of the cache, "" while there is none. */
-  const manifestText = (manifest: string) => (existsSync(join(CACHE(), manifest)) ? readFileSync(join(CACHE(), manifest), "utf8") : "");
-  return { scratch, run, startInThread, runInThread, runThreadWith, startHeldProcess, entryBuilds, writeDep, CACHE, compiledEntry, COMPILED, COMPILED_DEP, manifestText };
-}
-
-afterAll(() => {
-  for (const scratch of scratches) rmSync(scratch, { recursive: true, force: true });
 });
 
-describe.concurrent("cli/launch.js", () => {
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe("cli/launch.js", () => {
   it("compiles on the first start, uses the copy while the sources are unchanged, and compiles again when one changes", async () => {
-    const { scratch, runInThread, writeDep, CACHE, COMPILED, COMPILED_DEP } = scratchPackage();
     const dep = pathToFileURL(join(scratch, "src/dep.ts")).href;
     writeDep("first");
     rmSync(join(CACHE(), "src-entry-ts.json"), { force: true });
@@ -248,7 +237,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("entries whose paths differ only in their separators (src/a-b.ts, src/a/b.ts) each run their own build, built once each", async () => {
-    const { scratch, runInThread, CACHE, manifestText } = scratchPackage();
     writeFileSync(join(scratch, "src/a-b.ts"), `export function report(): string {\n  return "a-b";\n}\n`);
     mkdirSync(join(scratch, "src/a"), { recursive: true });
     writeFileSync(join(scratch, "src/a/b.ts"), `export function report(): string {\n  return "a/b";\n}\n`);
@@ -267,7 +255,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a build missing a compiled module (a cache cleaner, a partial deletion) is not run: the start compiles again, statically or lazily imported alike", async () => {
-    const { runInThread, writeDep, COMPILED } = scratchPackage();
     for (const module of ["dep.mjs", "lazy.mjs"]) {
       writeDep(`without ${module}`);
       expect((await runInThread()).code).toBe(0);
@@ -282,7 +269,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a line appended to a source (its old bytes kept, the file longer) compiles again", async () => {
-    const { scratch, runInThread, writeDep, COMPILED, COMPILED_DEP } = scratchPackage();
     writeDep("appended to");
     expect((await runInThread()).code).toBe(0);
     const compiled = COMPILED();
@@ -293,7 +279,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a source deleted since the build is not run from the copy: the start fails as through tsx, and runs again once the file is back", async () => {
-    const { scratch, run, runInThread, writeDep } = scratchPackage();
     writeDep("deleted");
     expect((await runInThread()).code).toBe(0);
     const one = join(scratch, "src/one.ts");
@@ -310,7 +295,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("is keyed on the sources' content: an edit that keeps a file's size and modification time is seen; a touch alone compiles nothing", async () => {
-    const { scratch, runInThread, writeDep, COMPILED, COMPILED_DEP } = scratchPackage();
     // As after a checkout that keeps times, `touch -r`, `cp -p` or a clock step: the same size and
     // time, other bytes. (Whole seconds: a time set to the nanosecond cannot be restored exactly.)
     const dep = join(scratch, "src/dep.ts");
@@ -336,7 +320,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("two starts that find the copy out of date at once (a campaign's worker threads) build once, the second waiting for the first; both run the new code", async () => {
-    const { scratch, startInThread, entryBuilds, writeDep, CACHE } = scratchPackage();
     writeDep("shared after");
     const builds = entryBuilds();
     const mark = join(scratch, "shared-mark");
@@ -364,7 +347,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a builder killed mid-build (some of its modules written) holds up no one: the next start takes its lock over at once, builds, and never uses the half-written copy", async () => {
-    const { scratch, runThreadWith, startHeldProcess, entryBuilds, writeDep, CACHE, COMPILED, manifestText } = scratchPackage();
     writeDep("killed after");
     const builds = entryBuilds();
     const mark = join(scratch, "killed-mark");
@@ -387,7 +369,7 @@ describe.concurrent("cli/launch.js", () => {
     const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
     for (const path of [join(CACHE(), halfWritten[0]!), unfinished]) utimesSync(path, hoursAgo, hoursAgo);
 
-    const next = await runThreadWith({ RINGSPEC_LAUNCH_DEBUG: "1" });
+    const next = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
     expect(JSON.parse(next.stdout)).toMatchObject({ value: "killed after" });
     expect(next.stderr).toContain(`is taken over: process ${builder.pid} is not running`);
     expect(next.stderr).not.toContain("waiting");
@@ -398,7 +380,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a build replaced by a newer one is kept for an hour from its replacement, not from when it was built (processes started from it may still import its lazily loaded modules)", async () => {
-    const { runInThread, entryBuilds, writeDep, CACHE, COMPILED } = scratchPackage();
     writeDep("in use");
     expect((await runInThread()).code).toBe(0);
     // Built two hours ago, and a process started from it a moment ago: the sources change now.
@@ -412,7 +393,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a lock older than the longest wait is taken over, even when its process still runs (or its text was never written)", async () => {
-    const { run, writeDep, CACHE } = scratchPackage();
     const lock = join(CACHE(), "src-entry-ts.lock");
     mkdirSync(CACHE(), { recursive: true });
     writeDep("old lock, held by this test's process");
@@ -433,7 +413,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a copy of the package elsewhere (its cache copied with it, times kept) compiles its own copy: nothing it runs names the original's files", async () => {
-    const { scratch, runInThread, writeDep } = scratchPackage();
     writeDep("copied");
     expect((await runInThread()).code).toBe(0);
     const copy = mkdtempSync(join(tmpdir(), "ringspec-launch-copy-"));
@@ -452,7 +431,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("compiles again when what shapes the compiled code besides the sources changes: tsconfig.json, esbuild's package, launch.js itself", async () => {
-    const { scratch, runInThread, compiledEntry } = scratchPackage();
     writeFileSync(join(scratch, "src/fields.ts"), "class Point {\n  x?: number;\n}\nexport function report(): string[] {\n  return Object.keys(new Point());\n}\n");
     const tsconfig = join(scratch, "tsconfig.json");
     const esbuildPackage = join(scratch, "node_modules/esbuild/package.json");
@@ -479,7 +457,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a cache folder where nothing can be written (read-only) loads the sources through tsx at once, without compiling in vain", async () => {
-    const { scratch, CACHE } = scratchPackage();
     // The package copied without its cache, whose folder is one of sysfs's, where even root can
     // create no file (EACCES; EROFS where /sys is mounted read-only).
     const unwritable = "/sys/kernel";
@@ -500,7 +477,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("compiles each source to a module of its own that keeps its top-level const (no bundle: a bundle's vars are not folded by V8)", async () => {
-    const { runInThread, writeDep, COMPILED, COMPILED_DEP } = scratchPackage();
     writeDep("kept");
     expect((await runInThread()).code).toBe(0);
     const dep = readFileSync(COMPILED_DEP(), "utf8");
@@ -513,7 +489,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("a default import of a CommonJS package becomes require() (module.exports, without Node scanning the package for export names)", async () => {
-    const { runInThread, writeDep, COMPILED } = scratchPackage();
     writeDep("cjs");
     const r = await runInThread();
     expect(JSON.parse(r.stdout)).toMatchObject({ progress: "function" });
@@ -523,7 +498,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("zod loads from a bundle in the build, its two entries sharing one copy; a new zod package builds again", async () => {
-    const { scratch, runInThread, CACHE, compiledEntry } = scratchPackage();
     const expected = { parsed: { x: 1, y: 2 }, refused: "y", oneCopy: true };
     const first = await runInThread("src/validate.ts");
     expect(first.stderr).toBe("");
@@ -557,7 +531,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("the zod bundles are keyed on the build's inputs too: the launcher's bundle options changed bundle zod again", async () => {
-    const { scratch, runInThread, compiledEntry } = scratchPackage();
     const launchJs = join(scratch, "cli/launch-compile.js");
     const original = readFileSync(launchJs, "utf8");
     /** The zod bundle a start of src/validate.ts imports, and its text. */
@@ -582,7 +555,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("package bundle folders no manifest names are removed by a later build once an hour old; a named one is kept, however old", async () => {
-    const { scratch, runInThread, writeDep, CACHE, compiledEntry } = scratchPackage();
     expect((await runInThread("src/validate.ts")).code).toBe(0);
     const packages = join(CACHE(), "_packages");
     const named = dirname(fileURLToPath(/from "(file:[^"]+\/_packages\/[^"]+\.mjs)"/.exec(readFileSync(compiledEntry("src-validate-ts.json"), "utf8"))![1]!));
@@ -616,7 +588,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("RINGSPEC_LAUNCH=tsx loads the sources through tsx, with the same result", async () => {
-    const { scratch, run, runInThread, writeDep, COMPILED_DEP, manifestText } = scratchPackage();
     writeDep("before tsx");
     expect((await runInThread()).code).toBe(0);
     const manifest = manifestText("src-entry-ts.json");
@@ -630,9 +601,8 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("RINGSPEC_LAUNCH set to what it does not know says so on one line; RINGSPEC_LAUNCH_DEBUG other than 1 prints nothing", async () => {
-    const { runThreadWith, writeDep, COMPILED_DEP } = scratchPackage();
     writeDep("unknown mode");
-    const started = await runThreadWith({ RINGSPEC_LAUNCH: "tsc", RINGSPEC_LAUNCH_DEBUG: "0" });
+    const started = await run({ RINGSPEC_LAUNCH: "tsc", RINGSPEC_LAUNCH_DEBUG: "0" });
     expect(JSON.parse(started.stdout)).toMatchObject({ value: "unknown mode" });
     // One line, though the start built (which RINGSPEC_LAUNCH_DEBUG=1 would report).
     expect(started.stderr).toBe('ringspec: RINGSPEC_LAUNCH="tsc" is not recognised (only "tsx" is): the compiled copy is used\n');
@@ -640,7 +610,6 @@ describe.concurrent("cli/launch.js", () => {
   });
 
   it("compileAhead (npm ci: cli/compile-ahead.js) compiles an entry without running it; its first start uses that copy", async () => {
-    const { scratch, runThreadWith, compiledEntry } = scratchPackage();
     const marker = join(scratch, "ahead-ran");
     writeFileSync(join(scratch, "src/ahead.ts"), `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran");\nexport function report(): string {\n  return "ahead";\n}\n`);
     const script = `const { compileAhead } = await import(${JSON.stringify(pathToFileURL(join(scratch, "cli/launch.js")).href)});
@@ -652,7 +621,7 @@ await compileAhead([new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/ah
     expect(existsSync(marker)).toBe(false);
     const compiled = compiledEntry("src-ahead-ts.json");
     const built = statSync(compiled).mtimeMs;
-    const first = await runThreadWith({}, "src/ahead.ts");
+    const first = await run({}, "src/ahead.ts");
     expect(JSON.parse(first.stdout)).toBe("ahead");
     expect(existsSync(marker)).toBe(true);
     expect(compiledEntry("src-ahead-ts.json")).toBe(compiled);
@@ -660,7 +629,6 @@ await compileAhead([new URL(${JSON.stringify(pathToFileURL(join(scratch, "src/ah
   });
 
   it("a build stops esbuild's service: the child process esbuild spawned is killed, its pipes closed", async () => {
-    const { scratch, compiledEntry } = scratchPackage();
     // Seen on the ChildProcess esbuild spawns (child_process.spawn wrapped before esbuild loads),
     // whose flags kill() and destroy() set at once: no waiting. (process.getActiveResourcesInfo()
     // lists nothing either way, for esbuild unrefs its idle service.) Left running, the service of a
@@ -688,7 +656,6 @@ console.log(JSON.stringify(spawned.map((c) => ({ file: c.spawnfile, killed: c.ki
   });
 
   it("a source that does not compile falls back to tsx, whose error the process reports", async () => {
-    const { scratch, run, runThreadWith, writeDep, CACHE } = scratchPackage();
     writeFileSync(join(scratch, "src/dep.ts"), "export const value: string = ;\n");
     const broken = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
     expect(broken.code).not.toBe(0);
@@ -698,7 +665,7 @@ console.log(JSON.stringify(spawned.map((c) => ({ file: c.spawnfile, killed: c.ki
     // The failed build released its lock: the next start, the source mended, builds at once.
     expect(existsSync(join(CACHE(), "src-entry-ts.lock"))).toBe(false);
     writeDep("mended");
-    const mended = await runThreadWith({ RINGSPEC_LAUNCH_DEBUG: "1" });
+    const mended = await run({ RINGSPEC_LAUNCH_DEBUG: "1" });
     expect(JSON.parse(mended.stdout)).toMatchObject({ value: "mended" });
     expect(mended.stderr).not.toContain("waiting");
   });
