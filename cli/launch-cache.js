@@ -1,7 +1,7 @@
 // What is current in the launcher's cache (node_modules/.cache/ringspec/, see cli/launch.js): the
 // names of an entry's builds, manifest and lock, and whether the build a manifest names may run.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import { threadId } from "node:worker_threads";
@@ -25,6 +25,16 @@ export function cachePaths(entry) {
   return { name, source, manifest: join(CACHE, `${name}.json`), lock: join(CACHE, `${name}.lock`) };
 }
 
+/** The folder of the build a manifest names. */
+export function buildFolder(manifest) {
+  return join(CACHE, String(manifest.entry).split("/")[0]);
+}
+
+/** The package bundles' folders a manifest names (none when it lists none). */
+export function bundleFolders(manifest) {
+  return Array.isArray(manifest?.bundles) ? manifest.bundles.map(([file]) => dirname(join(ROOT, String(file)))) : [];
+}
+
 /** Whether the build the manifest describes may be run (it is the build of its entry, `source`:
  *  checked by currentCopy()):
  *  - it was made in this very folder (compiled code names the absolute paths of its sources and
@@ -39,7 +49,7 @@ function fresh(manifest) {
   for (const [file, size] of manifest.bundles) {
     if (statSync(join(ROOT, file), { throwIfNoEntry: false })?.size !== size) return false;
   }
-  const folder = join(CACHE, String(manifest.entry).split("/")[0]);
+  const folder = buildFolder(manifest);
   for (const [file, size] of manifest.outputs) {
     if (statSync(join(folder, file), { throwIfNoEntry: false })?.size !== size) return false;
   }

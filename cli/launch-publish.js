@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join, sep } from "node:path";
 import { createHash } from "node:crypto";
-import { CACHE, PACKAGES, ROOT, SELF } from "./launch-cache.js";
+import { CACHE, PACKAGES, ROOT, SELF, buildFolder, bundleFolders } from "./launch-cache.js";
 
 /** A build directory no manifest names any more is removed this long after it was replaced (a
  *  process started from it may still import its lazily loaded modules for a while). */
@@ -39,10 +39,8 @@ function retire(paths) {
     return; // No manifest yet.
   }
   const now = new Date();
-  const folder = join(CACHE, String(manifest.entry).split("/")[0]);
   // The package bundles it imports too: another build may no longer name them.
-  const folders = Array.isArray(manifest.bundles) ? manifest.bundles.map(([file]) => dirname(join(ROOT, String(file)))) : [];
-  for (const path of [folder, ...new Set(folders)]) {
+  for (const path of [buildFolder(manifest), ...new Set(bundleFolders(manifest))]) {
     if (!path.startsWith(join(CACHE, paths.name + ".")) && !path.startsWith(PACKAGES + sep)) continue;
     try {
       utimesSync(path, now, now);
@@ -59,11 +57,7 @@ function removeStaleBuilds(name, current) {
     const leftover = entry.isDirectory() ? entry.name.startsWith(name + ".") : entry.name.startsWith(name + ".json.") && entry.name.endsWith(".tmp");
     const path = join(CACHE, entry.name);
     if (!leftover || path === current) continue;
-    try {
-      if (Date.now() - statSync(path).mtimeMs > STALE_BUILD_MS) rmSync(path, { recursive: true, force: true });
-    } catch {
-      // Removed by another process meanwhile.
-    }
+    removeIfStale(path);
   }
 }
 
@@ -75,7 +69,7 @@ function removeStalePackages() {
   for (const file of readdirSync(CACHE)) {
     if (!file.endsWith(".json")) continue;
     try {
-      for (const [path] of JSON.parse(readFileSync(join(CACHE, file), "utf8")).bundles) named.add(dirname(join(ROOT, String(path))));
+      for (const folder of bundleFolders(JSON.parse(readFileSync(join(CACHE, file), "utf8")))) named.add(folder);
     } catch {
       // Removed meanwhile, or no bundles listed.
     }
@@ -88,11 +82,16 @@ function removeStalePackages() {
   }
   for (const folder of folders) {
     const path = join(PACKAGES, folder);
-    if (named.has(path)) continue;
-    try {
-      if (Date.now() - statSync(path).mtimeMs > STALE_BUILD_MS) rmSync(path, { recursive: true, force: true });
-    } catch {
-      // Removed by another process meanwhile.
-    }
+    if (!named.has(path)) removeIfStale(path);
+  }
+}
+
+/** Removes `path` (a build or bundle folder, or an unfinished manifest) once older than
+ *  STALE_BUILD_MS. */
+function removeIfStale(path) {
+  try {
+    if (Date.now() - statSync(path).mtimeMs > STALE_BUILD_MS) rmSync(path, { recursive: true, force: true });
+  } catch {
+    // Removed by another process meanwhile.
   }
 }

@@ -2,7 +2,8 @@
 // most of a short command's CPU time, and tests and campaigns start many processes and threads. So
 // the sources an entry point reaches are compiled once with esbuild, each to a plain ES module of
 // its own under node_modules/.cache/ringspec/, and reused while every input holds the bytes it was
-// compiled from (the sources, tsconfig.json, esbuild's package.json and the launcher's files; their
+// compiled from (the sources, tsconfig.json, esbuild's package.json, the bundled packages'
+// package.json and the launcher's files; their
 // content, not their times, which a checkout or `cp -p` can keep): cli/launch-cache.js says what
 // is current, cli/launch-compile.js compiles, cli/launch-publish.js makes a build current and
 // removes what earlier builds left. Starts that find the copy out of date at once share one build
