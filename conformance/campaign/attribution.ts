@@ -23,7 +23,8 @@ import { compareEvents, compareStates, unionRanges, type FieldDifference } from 
 import type { CaseDivergence } from "./lockstep-case.ts";
 import { SpecEngine } from "../../spec/engine.ts";
 import { allRules, ruleById } from "../../spec/index.ts";
-import { TSS_OFFSETS, decodeGate } from "../../guest/index.ts";
+import { TSS_OFFSETS } from "../../guest/index.ts";
+import { gateOf, readLinear64 } from "../../trace/model/machine.ts";
 import { readPhysical64, translate } from "../../guest/paging.ts";
 
 export interface Attribution {
@@ -50,30 +51,15 @@ interface Context extends DivergenceView {
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 const differs = (c: Context, prefix: string) => [...c.fields].some((f) => f.startsWith(prefix));
 
-/** The quadword at linear `linear` (wrapping at 64 bits) through `s`'s page tables, each page it
- *  reaches translated on its own (a quadword may cross a page); null where a page is not mapped. */
-function read64(s: ArchState, linear: bigint): bigint | null {
-  const readPhys = (a: bigint) => readPhysical64(s.memory, a);
-  const start = BigInt.asUintN(64, linear);
-  const first = translate(readPhys, s.cr3, start).physical;
-  if (first === null) return null;
-  const onFirst = 0x1000n - (start & 0xfffn);
-  if (onFirst >= 8n) return readPhys(first);
-  const second = translate(readPhys, s.cr3, BigInt.asUintN(64, start + onFirst)).physical;
-  if (second === null) return null;
-  const mask = (1n << (8n * onFirst)) - 1n;
-  return (readPhys(first) & mask) | (readPhys(second) << (8n * onFirst));
-}
-
 /** The stack pointers a delivery could start from: the old RSP and every TSS slot. */
 function stackSources(before: ArchState): { name: string; value: bigint }[] {
   const out = [{ name: "the interrupted RSP", value: before.gpr[4]! }];
   for (let n = 0; n < 3; n++) {
-    const v = read64(before, before.tr.base + BigInt(TSS_OFFSETS.rsp(n)));
+    const v = readLinear64(before, before.tr.base + BigInt(TSS_OFFSETS.rsp(n)));
     if (v !== null) out.push({ name: `TSS.RSP${n}`, value: v });
   }
   for (let n = 1; n <= 7; n++) {
-    const v = read64(before, before.tr.base + BigInt(TSS_OFFSETS.ist(n)));
+    const v = readLinear64(before, before.tr.base + BigInt(TSS_OFFSETS.ist(n)));
     if (v !== null) out.push({ name: `TSS.IST${n}`, value: v });
   }
   return out;
@@ -86,14 +72,10 @@ const PF_BITS = ["P", "W/R", "U/S", "RSVD", "I/D"];
  *  at `rip`. Exported for its tests. */
 export function vectorsAt(before: ArchState, rip: bigint): number[] {
   const out: number[] = [];
-  const count = Math.min(256, Math.floor((before.idtr.limit + 1) / 16));
-  for (let v = 0; v < count; v++) {
-    const at = before.idtr.base + BigInt(16 * v);
-    const low = read64(before, at);
-    const high = read64(before, at + 8n);
-    if (low === null || high === null) continue;
-    const gate = decodeGate(low, high);
-    if (gate.p === 1 && gate.s === 0 && (gate.type === 0xe || gate.type === 0xf) && gate.offset === rip) out.push(v);
+  for (let v = 0; v < 256; v++) {
+    const gate = gateOf(before, v);
+    if (gate === null || !gate.withinLimit) continue;
+    if (gate.present === 1 && gate.s === 0 && (gate.type === 0xe || gate.type === 0xf) && gate.offset === rip) out.push(v);
   }
   return out;
 }
@@ -117,7 +99,7 @@ function vectorEntered(c: DivergenceView): number | undefined {
  *  code below it). */
 function frameHolds(c: DivergenceView, rip: bigint, cs: number): boolean {
   const rsp = c.stateB.gpr[4]!;
-  return [0n, 8n].some((skip) => read64(c.stateB, rsp + skip) === rip && ((read64(c.stateB, rsp + skip + 8n) ?? -1n) & 0xffffn) === BigInt(cs));
+  return [0n, 8n].some((skip) => readLinear64(c.stateB, rsp + skip) === rip && ((readLinear64(c.stateB, rsp + skip + 8n) ?? -1n) & 0xffffn) === BigInt(cs));
 }
 
 /** Engine B's step went on past where engine A's ended into an event's handler: A's step retired
@@ -431,9 +413,9 @@ function wentOnAttribution(d: DivergenceView, profile: ProfileName, vector: numb
   // B's event (one step for two of the spec's) is compared where it names the delivery.
   const eventStill = d.eventB === undefined ? [] : compareEvents(next.event, d.eventB).filter((x) => ["event.vector", "event.error_code", "event.source"].includes(x.field));
   const still = [...eventStill, ...compareStates(next.state, d.stateB, { rule: d.compared.rule, memory, unobservable: d.compared.unobservable }).differences];
-  if (still.length === 0) return { rule: bestByFields(rules, new Set(d.differences.map((x) => x.field))) ?? rules[0] ?? UNATTRIBUTED, why: `${went}; after the spec's own delivery of it the states agree (a difference of step granularity only)`, rules, faults };
-  const stillFields = new Set(still.map((x) => x.field));
-  const rule = bestByFields(rules, stillFields) ?? rules[0] ?? UNATTRIBUTED;
+  // The rule: by the fields that still differ, or (none do) by those that differed.
+  const rule = bestByFields(rules, new Set((still.length === 0 ? d.differences : still).map((x) => x.field))) ?? rules[0] ?? UNATTRIBUTED;
   const shown = still.slice(0, 4).map((x) => `${x.field} ${String(x.a)} vs ${String(x.b)}`);
-  return { rule, why: `${went}; after the spec's own delivery of it they still differ (spec vs engine B) in ${shown.join(", ")}${still.length > 4 ? ", ..." : ""}`, rules, faults };
+  const after = still.length === 0 ? "the states agree (a difference of step granularity only)" : `they still differ (spec vs engine B) in ${shown.join(", ")}${still.length > 4 ? ", ..." : ""}`;
+  return { rule, why: `${went}; after the spec's own delivery of it ${after}`, rules, faults };
 }

@@ -178,8 +178,9 @@ class Pair {
     return this.memoryFromTouched ? unionRanges(await on("a", this.a.touched()), await on("b", this.b.touched())) : "all";
   }
 
-  async compare(stateA: ArchState, stateB: ArchState): Promise<FieldDifference[]> {
-    const memory = await this.ranges();
+  /** The states' differences, over `memory` (default: where either engine wrote). */
+  async compare(stateA: ArchState, stateB: ArchState, memory?: readonly PhysicalRange[] | "all"): Promise<FieldDifference[]> {
+    memory ??= await this.ranges();
     return [...compareStates(stateA, stateB, { rule: this.settings.rule, memory, unobservable: this.unobservable }).differences];
   }
 
@@ -194,7 +195,7 @@ class Pair {
     const viewA = fullA ?? (await on("a", this.a.peekState!(reach)));
     // B's view is read here and dropped: a divergence copies B's state (`diverged`).
     const viewB = fullB ?? (await on("b", this.b.peekState!(reach)));
-    const differences = [...compareEvents(eventA, eventB), ...compareStates(viewA, viewB, { rule: this.settings.rule, memory, unobservable: this.unobservable }).differences];
+    const differences = [...compareEvents(eventA, eventB), ...(await this.compare(viewA, viewB, memory))];
     return { viewA, fullA, fullB, differences };
   }
 

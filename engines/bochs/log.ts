@@ -37,8 +37,7 @@ export function parseBochsLog(text: string): BochsLogEntry[] {
 
 /** The first panic message in `text` other than a triple fault's (why Bochs stopped), or undefined. */
 export function firstPanic(text: string): string | undefined {
-  for (const e of parseBochsLog(text)) if (e.kind === "panic" && !/3rd \(\d+\) exception with no resolution/.test(e.message)) return e.message;
-  return undefined;
+  return summarizeBochsStep(parseBochsLog(text)).panics[0];
 }
 
 /** Bochs's event types (TYPE = in its interrupt() message). */
